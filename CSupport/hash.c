@@ -1,0 +1,30 @@
+// XXH3 wrappers and the block-hashing hot loops.
+// Optimized builds inline xxhash (XXH_INLINE_ALL) so the per-block call vanishes; unoptimized (debug) builds
+// call Debian's optimized libxxhash instead of compiling XXH3 at -O0, which would run ~10x slower.
+#define _GNU_SOURCE
+#include "CSupport.h"
+
+#if defined(__OPTIMIZE__)
+#define XXH_INLINE_ALL
+#endif
+#include <xxhash.h>
+
+uint64_t CSupport_xxh3_64(const void *data, size_t length) {
+    return XXH3_64bits(data, length);
+}
+
+void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uint64_t *out) {
+    const unsigned char *p = base;
+    for (size_t i = 0; i < count; i++) out[i] = XXH3_64bits(p + i * block_size, block_size);
+}
+
+size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size, size_t count, uint64_t *hashes) {
+    const unsigned char *p = base;
+    size_t changed = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t h = XXH3_64bits(p + i * block_size, block_size);
+        changed += h != hashes[i];
+        hashes[i] = h;
+    }
+    return changed;
+}

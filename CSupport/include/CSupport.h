@@ -1,0 +1,181 @@
+// CSupport: FGBI's thin C shim.
+//
+// What lives here and nothing more: kernel ABI the distribution's headers lack (PAGEMAP_SCAN, newer
+// userfaultfd feature bits), one-line wrappers for ioctls and macros Swift cannot call, wrappers for the
+// static-inline parts of xxhash and liburing, and the few hot loops. Every policy decision is in Swift.
+//
+// Return convention, stated once for the whole shim: a function returning `int` or `long` returns a
+// non-negative value on success and `-errno` on failure (as liburing does); it never reads or leaves `errno`
+// for the caller to inspect.
+#ifndef CSUPPORT_H
+#define CSUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __linux__
+#include <linux/userfaultfd.h>
+
+// MARK: - Kernel ABI backports
+
+// userfaultfd feature bits newer than Debian 12's 6.1 headers.
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+// PAGEMAP_SCAN (Linux 6.7), a backported copy of include/uapi/linux/fs.h for older headers.
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WPALLOWED (1 << 0)
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_FILE (1 << 2)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGE_IS_HUGE (1 << 6)
+#define PAGE_IS_SOFT_DIRTY (1 << 7)
+
+struct page_region {
+    uint64_t start;
+    uint64_t end;
+    uint64_t categories;
+};
+
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+
+struct pm_scan_arg {
+    uint64_t size;
+    uint64_t flags;
+    uint64_t start;
+    uint64_t end;
+    uint64_t walk_end;
+    uint64_t vec;
+    uint64_t vec_len;
+    uint64_t max_pages;
+    uint64_t category_inverted;
+    uint64_t category_mask;
+    uint64_t category_anyof_mask;
+    uint64_t return_mask;
+};
+
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
+_Static_assert(sizeof(struct page_region) == 24, "page_region layout must match the kernel's");
+_Static_assert(sizeof(struct pm_scan_arg) == 96, "pm_scan_arg layout must match the kernel's");
+
+/// One run of pages PAGEMAP_SCAN reported, as the kernel returns it: [start, end) in bytes.
+typedef struct page_region CSupport_page_region;
+
+// Constants Swift cannot import from function-like or late-defined macros.
+static const uint64_t CSupport_UFFD_API = UFFD_API;
+static const uint64_t CSupport_UFFD_FEATURE_THREAD_ID = UFFD_FEATURE_THREAD_ID;
+static const uint64_t CSupport_UFFD_FEATURE_WP_HUGETLBFS_SHMEM = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+static const uint64_t CSupport_UFFD_FEATURE_WP_UNPOPULATED = UFFD_FEATURE_WP_UNPOPULATED;
+static const uint64_t CSupport_UFFD_FEATURE_WP_ASYNC = UFFD_FEATURE_WP_ASYNC;
+static const uint64_t CSupport_UFFD_FEATURE_PAGEFAULT_FLAG_WP = UFFD_FEATURE_PAGEFAULT_FLAG_WP;
+static const uint64_t CSupport_UFFDIO_REGISTER_MODE_WP = UFFDIO_REGISTER_MODE_WP;
+static const uint64_t CSupport_UFFD_PAGEFAULT_FLAG_WP = UFFD_PAGEFAULT_FLAG_WP;
+static const uint64_t CSupport_PAGE_IS_WRITTEN = PAGE_IS_WRITTEN;
+static const uint64_t CSupport_PM_SCAN_WP_MATCHING = PM_SCAN_WP_MATCHING;
+static const uint64_t CSupport_PM_SCAN_CHECK_WPASYNC = PM_SCAN_CHECK_WPASYNC;
+
+// MARK: - userfaultfd
+
+/// Creates a userfaultfd through the userfaultfd(2) system call. Returns the descriptor or -errno.
+int CSupport_userfaultfd_syscall(int flags);
+
+/// Creates a userfaultfd through /dev/userfaultfd (Linux 6.1+), the route for users granted that device
+/// without CAP_SYS_PTRACE. Returns the descriptor or -errno.
+int CSupport_userfaultfd_device(int flags);
+
+/// UFFDIO_API handshake asking for `requested` features. Returns 0 with the kernel's granted features and
+/// supported ioctls filled in, or -errno (EINVAL when a requested feature is unknown to this kernel).
+int CSupport_uffdio_api(int fd, uint64_t requested, uint64_t *features, uint64_t *ioctls);
+
+/// UFFDIO_REGISTER of [start, start+len) with `mode`. Returns 0 with the range's ioctls filled in, or -errno.
+int CSupport_uffdio_register(int fd, uint64_t start, uint64_t len, uint64_t mode, uint64_t *ioctls);
+
+/// UFFDIO_UNREGISTER of [start, start+len). Returns 0 or -errno.
+int CSupport_uffdio_unregister(int fd, uint64_t start, uint64_t len);
+
+/// UFFDIO_WRITEPROTECT: protects (`protect` != 0) or unprotects [start, start+len); unprotecting also wakes
+/// threads blocked on the range unless `dont_wake`. Returns 0 or -errno.
+int CSupport_uffdio_writeprotect(int fd, uint64_t start, uint64_t len, int protect, int dont_wake);
+
+/// Reads one userfaultfd message. Returns 1 with a page fault's address, flags and thread id filled in,
+/// 2 for a message that is not a page fault, 0 when none is pending (EAGAIN), or -errno.
+int CSupport_uffd_read_fault(int fd, uint64_t *address, uint64_t *flags, uint32_t *thread_id);
+
+// MARK: - PAGEMAP_SCAN
+
+/// One PAGEMAP_SCAN ioctl on `pagemap_fd` (an open /proc/self/pagemap) over [start, end), filling at most
+/// `vec_len` regions into `vec`. Returns the number of regions filled, with `*walk_end` set to where the
+/// kernel stopped walking, or -errno.
+long CSupport_pagemap_scan(int pagemap_fd, uint64_t start, uint64_t end, uint64_t flags,
+                           uint64_t category_mask, uint64_t return_mask,
+                           CSupport_page_region *vec, uint64_t vec_len, uint64_t max_pages,
+                           uint64_t *walk_end);
+
+// MARK: - Memory
+
+/// memfd_create(2). Returns the descriptor or -errno.
+int CSupport_memfd_create(const char *name, unsigned int flags);
+
+/// The MFD_CLOEXEC flag for CSupport_memfd_create.
+static const unsigned int CSupport_MFD_CLOEXEC = 0x0001U;
+
+/// madvise(2) with MADV_POPULATE_WRITE (Linux 5.14): faults in every page of the range writable without
+/// writing it. Returns 0 or -errno (EINVAL on kernels without it).
+int CSupport_madvise_populate_write(void *address, size_t length);
+
+/// madvise(2) with MADV_NOHUGEPAGE, so dirtiness stays at 4 KiB granularity. Returns 0 or -errno.
+int CSupport_madvise_nohugepage(void *address, size_t length);
+
+/// Writes back the first byte of every `page_size` page in [base, base+length) through a volatile access:
+/// each page becomes present and writable, its content unchanged. The fallback for MADV_POPULATE_WRITE.
+void CSupport_touch_pages_write(void *base, size_t length, size_t page_size);
+
+/// Names the calling thread (at most 15 bytes are kept), as `top -H` and debuggers show it.
+void CSupport_set_thread_name(const char *name);
+
+/// The calling thread's kernel thread id (gettid(2)).
+uint32_t CSupport_gettid(void);
+
+// MARK: - io_uring (liburing wrappers)
+
+/// The io_uring opcodes FGBI probes for.
+static const int CSupport_IORING_OP_SEND = 26;
+static const int CSupport_IORING_OP_SEND_ZC = 47;
+static const int CSupport_IORING_OP_SENDMSG_ZC = 48;
+
+/// Asks the kernel (io_uring_get_probe) whether `opcode` is supported. Returns 1 if it is, 0 if not, or
+/// -errno when no io_uring can be set up at all (ENOSYS, or EPERM under io_uring_disabled).
+int CSupport_io_uring_opcode_supported(int opcode);
+
+#endif // __linux__
+
+// MARK: - Hashing
+
+/// XXH3 64-bit of `length` bytes (seed 0). Inlined in optimized builds of the shim.
+uint64_t CSupport_xxh3_64(const void *data, size_t length);
+
+/// The hot loop: hashes `count` consecutive blocks of `block_size` bytes starting at `base` into `out[0..count)`.
+void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uint64_t *out);
+
+/// Hashes `count` consecutive blocks of `block_size` bytes, compares each with `hashes[i]`, stores the new
+/// hash there, and returns how many differed.
+size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size, size_t count, uint64_t *hashes);
+
+// MARK: - Errors
+
+/// The symbolic name of an errno value ("EPERM"), or NULL for an unknown value.
+const char *CSupport_errno_name(int error);
+
+#endif // CSUPPORT_H

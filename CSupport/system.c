@@ -1,0 +1,47 @@
+// System calls Swift cannot reach through Glibc's module: memfd_create, newer madvise advice, thread ids
+// and names, errno names.
+#define _GNU_SOURCE
+#include "CSupport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+_Static_assert(CSupport_MFD_CLOEXEC == MFD_CLOEXEC, "MFD_CLOEXEC mirror is wrong");
+
+int CSupport_memfd_create(const char *name, unsigned int flags) {
+    int fd = memfd_create(name, flags);
+    return fd < 0 ? -errno : fd;
+}
+
+int CSupport_madvise_populate_write(void *address, size_t length) {
+    return madvise(address, length, MADV_POPULATE_WRITE) != 0 ? -errno : 0;
+}
+
+int CSupport_madvise_nohugepage(void *address, size_t length) {
+    return madvise(address, length, MADV_NOHUGEPAGE) != 0 ? -errno : 0;
+}
+
+void CSupport_touch_pages_write(void *base, size_t length, size_t page_size) {
+    volatile unsigned char *p = base;
+    for (size_t off = 0; off < length; off += page_size) p[off] = p[off];
+}
+
+void CSupport_set_thread_name(const char *name) {
+    pthread_setname_np(pthread_self(), name);
+}
+
+uint32_t CSupport_gettid(void) {
+    return (uint32_t)syscall(SYS_gettid);
+}
+
+const char *CSupport_errno_name(int error) {
+    return strerrorname_np(error);
+}

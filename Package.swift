@@ -1,0 +1,48 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "FGBI",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "FGBI", targets: ["FGBI"]),
+        .executable(name: "fgbi", targets: ["fgbi"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The thin C shim: kernel ABI backports, wrappers for static-inline liburing and xxhash, hot loops.
+        .target(
+            name: "CSupport",
+            path: "CSupport",
+            linkerSettings: [
+                .linkedLibrary("xxhash"),
+                .linkedLibrary("uring"),
+            ]
+        ),
+        // The replicator library: memory, tracking and everything above it.
+        .target(
+            name: "FGBI",
+            dependencies: ["CSupport"]
+        ),
+        // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
+        .target(
+            name: "FGBIBench",
+            dependencies: ["FGBI", "CSupport"]
+        ),
+        .executableTarget(
+            name: "fgbi",
+            dependencies: [
+                "FGBI",
+                "FGBIBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "FGBITests",
+            dependencies: ["FGBI", "FGBIBench", "CSupport", "fgbi"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,138 @@
+import CSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A page-aligned region of memory to replicate.
+///
+/// Three kinds: private anonymous memory FGBI maps, a memfd FGBI creates and maps shared (so a backup, a
+/// KVM guest or another process can map the same pages), or a mapping the caller already owns and lends
+/// to FGBI (a database's mmap). Owned mappings are unmapped on deinit; adopted ones are left alone.
+///
+/// Fresh memory is slow to touch the first time (the kernel allocates each page): call ``prefault()`` during
+/// set-up, before tracking starts, never inside a timed section.
+public final class GuestMemory: @unchecked Sendable {
+    /// How the region's memory came to be.
+    public enum Kind: Sendable, Equatable, CustomStringConvertible {
+        /// Private anonymous memory mapped by FGBI.
+        case anonymous
+        /// A memfd created by FGBI and mapped shared; ``GuestMemory/fileDescriptor`` maps it elsewhere.
+        case memfd(name: String)
+        /// A mapping owned by the caller.
+        case adopted
+
+        public var description: String {
+            switch self {
+            case .anonymous: return "anonymous"
+            case .memfd: return "memfd"
+            case .adopted: return "adopted"
+            }
+        }
+    }
+
+    /// The page size FGBI tracks in (the system's base page size).
+    public static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// The kind of region.
+    public let kind: Kind
+    /// The first byte of the region.
+    public let base: UnsafeMutableRawPointer
+    /// The length in bytes, a multiple of ``pageSize``.
+    public let length: Int
+    /// For a memfd region, its descriptor (valid while this object lives); else nil.
+    public let fileDescriptor: Int32?
+
+    private init(kind: Kind, base: UnsafeMutableRawPointer, length: Int, fileDescriptor: Int32?) {
+        self.kind = kind
+        self.base = base
+        self.length = length
+        self.fileDescriptor = fileDescriptor
+        // Exact per-page dirtiness needs base pages: a transparent huge page would be written, protected and
+        // reported as 512 pages at once. Best effort: the advice can fail on exotic mappings, which is harmless.
+        _ = CSupport_madvise_nohugepage(base, length)
+    }
+
+    deinit {
+        guard kind != .adopted else { return }
+        munmap(base, length)
+        if let fd = fileDescriptor { close(fd) }
+    }
+
+    static func validate(length: Int) throws(FGBIError) {
+        guard length > 0, length % pageSize == 0 else {
+            throw .invalidArgument("region length \(length) must be a positive multiple of the page size \(pageSize)")
+        }
+    }
+
+    private static func mapHint(_ code: Int32) -> String {
+        code == ENOMEM ? "not enough memory or address space; use a smaller region or check `ulimit -v` and vm.overcommit_memory" : ""
+    }
+
+    /// Maps `length` bytes of private anonymous memory (zero-filled, not yet faulted in).
+    public static func anonymous(length: Int) throws -> GuestMemory {
+        try validate(length: length)
+        let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let address, address != MAP_FAILED else {
+            throw SystemError(operation: "mmap(anonymous, \(length) bytes)", errno: errno, hint: mapHint(errno))
+        }
+        return GuestMemory(kind: .anonymous, base: address, length: length, fileDescriptor: nil)
+    }
+
+    /// Creates a memfd named `name` of `length` bytes and maps it shared (zero-filled, not yet faulted in).
+    public static func memfd(length: Int, name: String = "fgbi-guest") throws -> GuestMemory {
+        try validate(length: length)
+        let fd = try Syscall.shim("memfd_create(\(name))") { CSupport_memfd_create(name, CSupport_MFD_CLOEXEC) }
+        do {
+            try Syscall.libc("ftruncate(memfd, \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "shmem is full or limited" : "" }) {
+                ftruncate(fd, off_t(length))
+            }
+            let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            guard let address, address != MAP_FAILED else {
+                throw SystemError(operation: "mmap(memfd, \(length) bytes)", errno: errno, hint: mapHint(errno))
+            }
+            return GuestMemory(kind: .memfd(name: name), base: address, length: length, fileDescriptor: fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Adopts an existing mapping the caller owns, such as a database's mmap. The caller keeps it mapped
+    /// for this object's lifetime and unmaps it afterwards.
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` when the address or length is not page aligned.
+    public static func adopting(address: UnsafeMutableRawPointer, length: Int) throws -> GuestMemory {
+        try validate(length: length)
+        guard UInt(bitPattern: address) % UInt(pageSize) == 0 else {
+            throw FGBIError.invalidArgument("adopted address \(address) must be aligned to the page size \(pageSize)")
+        }
+        return GuestMemory(kind: .adopted, base: address, length: length, fileDescriptor: nil)
+    }
+
+    /// The number of pages.
+    public var pageCount: Int { length / Self.pageSize }
+
+    /// The region's first byte as an integer address, as the kernel interfaces take it.
+    public var address: UInt64 { UInt64(UInt(bitPattern: base)) }
+
+    /// The region's bytes.
+    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: length) }
+
+    /// The first byte of page `index`.
+    @inline(__always)
+    public func page(_ index: Int) -> UnsafeMutableRawPointer { base + index * Self.pageSize }
+
+    /// Faults every page in, writable, without changing its content (MADV_POPULATE_WRITE, or a read-and-
+    /// write-back touch on kernels older than 5.14). Call before tracking starts: under write-protection
+    /// this would mark every page written.
+    public func prefault() throws {
+        let rc = CSupport_madvise_populate_write(base, length)
+        if rc == 0 { return }
+        guard -rc == EINVAL else {
+            throw SystemError(operation: "madvise(MADV_POPULATE_WRITE)", errno: -rc,
+                              hint: -rc == ENOMEM ? "not enough memory to populate the region" : "")
+        }
+        CSupport_touch_pages_write(base, length, Self.pageSize)
+    }
+}

@@ -1,0 +1,21 @@
+/// Learns which pages of a ``GuestMemory`` region were written during an epoch.
+///
+/// The life of a tracker: ``start()`` arms it (every later write is recorded); each ``collect(into:)``
+/// returns the pages written since the previous collection (or since start) and re-arms them, so a write
+/// that races a collection is reported either in this epoch or the next, never lost; ``stop()`` disarms it.
+/// In the replication pipeline the guest is paused while ``collect(into:)`` runs.
+///
+/// Backends (``TrackerKind``): async userfaultfd write-protect with PAGEMAP_SCAN, classic userfaultfd with a
+/// fault thread, and a rehash-everything scan that needs no kernel help.
+public protocol DirtyTracker: AnyObject, Sendable {
+    /// Which backend this is.
+    var kind: TrackerKind { get }
+    /// The region tracked.
+    var memory: GuestMemory { get }
+    /// Arms tracking. Writes made before this call are not reported.
+    func start() throws
+    /// Replaces `set` with the pages written since the last collection (or ``start()``) and re-arms them.
+    func collect(into set: inout DirtyPageSet) throws
+    /// Disarms tracking and releases kernel resources. Idempotent; also done on deinit.
+    func stop() throws
+}

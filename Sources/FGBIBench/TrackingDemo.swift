@@ -1,0 +1,78 @@
+import FGBI
+import Foundation
+
+/// What `fgbi demo` runs until replication exists: a region written by several threads in epochs, the chosen
+/// tracker collecting each epoch's written pages, checked against the writers' own record and against the
+/// `scan` backend watching the same memory.
+public struct TrackingDemo: Sendable {
+    public var regionMiB = 64
+    public var tracker: TrackerKind = .uffdAsync
+    public var epochs = 10
+    public var writerThreads = 2
+    public var writesPerThread = 2000
+    public var seed: UInt64 = 42
+
+    public init() {}
+
+    /// One epoch's outcome.
+    public struct Epoch: Sendable {
+        public var number: Int
+        public var pagesWritten: Int
+        public var pagesReported: Int
+        public var collectMicroseconds: Double
+        public var matchesWriters: Bool
+        public var matchesScan: Bool
+    }
+
+    /// Runs the epochs, handing each to `report` as it completes.
+    public func run(report: (Epoch) -> Void) throws {
+        let memory = try GuestMemory.anonymous(length: regionMiB << 20)
+        try memory.prefault()
+        let tracked = try tracker.makeTracker(for: memory)
+        let reference = ScanTracker(memory: memory)
+        try reference.start()
+        try tracked.start()
+        defer { try? tracked.stop() }
+        var reported = DirtyPageSet()
+        var scanned = DirtyPageSet()
+        let pageCount = memory.pageCount
+        // A hot set of a sixteenth of the region takes most writes, as a server's memory would.
+        let hotPages = max(pageCount / 16, 1)
+        for epoch in 1...epochs {
+            let written = Self.writeConcurrently(
+                memory, threads: writerThreads, writesPerThread: writesPerThread,
+                seed: seed &+ UInt64(epoch), hotPages: hotPages)
+            let start = DispatchTime.now().uptimeNanoseconds
+            try tracked.collect(into: &reported)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3
+            try reference.collect(into: &scanned)
+            let truth = DirtyPageSet(pages: written)
+            report(Epoch(number: epoch, pagesWritten: truth.pageCount, pagesReported: reported.pageCount,
+                         collectMicroseconds: elapsed, matchesWriters: reported == truth, matchesScan: reported == scanned))
+        }
+    }
+
+    /// Lets `threads` threads each store `writesPerThread` unique 8-byte values at random aligned offsets,
+    /// mostly within the first `hotPages` pages, and returns every page written.
+    public static func writeConcurrently(_ memory: GuestMemory, threads: Int, writesPerThread: Int, seed: UInt64, hotPages: Int) -> [Int] {
+        let pageCount = memory.pageCount
+        let slotsPerPage = GuestMemory.pageSize / 8
+        // Each thread fills its own slice, so the unsynchronized buffer is safe.
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads * writesPerThread)
+        defer { results.deallocate() }
+        let base = UInt(bitPattern: memory.base)
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            var random = SeededRandom(seed: seed &* 31 &+ UInt64(thread))
+            let region = UnsafeMutablePointer<UInt64>(bitPattern: base)!
+            for write in 0..<writesPerThread {
+                let hot = random.next() % 10 < 9
+                let page = Int(random.next() % UInt64(hot ? hotPages : pageCount))
+                let slot = Int(random.next() % UInt64(slotsPerPage))
+                // Unique per (seed, thread, write), so the page's content surely changes.
+                region[page * slotsPerPage + slot] = (seed << 40) ^ (UInt64(thread) << 32) ^ UInt64(write + 1)
+                results[thread * writesPerThread + write] = page
+            }
+        }
+        return Array(results)
+    }
+}

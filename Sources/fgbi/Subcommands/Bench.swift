@@ -1,0 +1,11 @@
+import ArgumentParser
+
+extension FGBICommand {
+    /// `fgbi bench`: the benchmark programs. Each prints a table, or JSON with `--json`.
+    struct Bench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a benchmark; each prints a table, or JSON with --json. Use a release build.",
+            subcommands: [BenchTracker.self]
+        )
+    }
+}
