@@ -1,0 +1,86 @@
+import FGBI
+import Foundation
+import Testing
+
+@Suite("fgbi command line", .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+struct CommandLineTests {
+    @Test func probeJSONDescribesEveryTracker() throws {
+        let outcome = try CommandRunner.run(["probe", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        #expect(object["kernel_release"] as? String == KernelCapabilities.current.kernelRelease)
+        let trackers = try #require(object["trackers"] as? [[String: Any]])
+        #expect(trackers.count == TrackerKind.allCases.count * 2)
+        #expect(trackers.contains { $0["name"] as? String == "scan (anonymous)" && $0["available"] as? Bool == true })
+    }
+
+    @Test func trackerBenchmarkRunsAndReportsExactCases() throws {
+        let trackers = Kernel.availableTrackers.map(\.rawValue).joined(separator: ",")
+        let outcome = try CommandRunner.run(["bench", "tracker", "--region-mib", "16", "--pages", "64,all",
+                                             "--repetitions", "2", "--trackers", trackers, "--no-floor", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let cases = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        #expect(cases.count == Kernel.availableTrackers.count * 2)
+        for item in cases {
+            #expect(item["exact"] as? Bool == true, "\(item)")
+            #expect((item["collect_ms_median"] as? Double ?? -1) >= 0)
+            #expect(item["written_pages"] as? Int == 64 || item["written_pages"] as? Int == 4096)
+        }
+    }
+
+    @Test(arguments: [
+        (["bench", "tracker", "--trackers", "soft-dirty"], "unknown tracker 'soft-dirty'"),
+        (["bench", "tracker", "--pages", "12,zero"], "'zero' is neither a positive count nor 'all'"),
+        (["bench", "tracker", "--region-mib", "0"], "--region-mib must be between"),
+        (["demo", "--epochs", "0"], "--epochs must be at least 1"),
+        (["frobnicate"], "Unexpected argument 'frobnicate'"),
+    ])
+    func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
+        let outcome = try CommandRunner.run(arguments)
+        #expect(outcome.status != 0)
+        #expect(outcome.stderr.contains(message), "stderr was: \(outcome.stderr)")
+    }
+
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
+    func demoTracksEveryEpochExactly() throws {
+        let outcome = try CommandRunner.run(["demo", "--epochs", "3", "--region-mib", "8"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("every epoch reported exactly the pages written"))
+    }
+}
+
+/// Running a userfaultfd tracker as an unprivileged user, where vm.unprivileged_userfaultfd=0 denies it:
+/// a typed error with errno and hint, a non-zero exit, and no crash.
+@Suite("Denied userfaultfd")
+struct DeniedUserfaultfdTests {
+    /// Conditions for the test: root to drop privileges from, setpriv, and the sysctl denying unprivileged use.
+    static let canDropPrivileges: Bool = {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return false }
+        let sysctl = try? String(contentsOfFile: "/proc/sys/vm/unprivileged_userfaultfd", encoding: .utf8)
+        return sysctl?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+    }()
+
+    @Test(.enabled(if: canDropPrivileges && CommandRunner.executable != nil,
+                   "needs root, /usr/bin/setpriv and vm.unprivileged_userfaultfd=0"),
+          arguments: ["uffd-async", "uffd-sync"])
+    func unprivilegedUserGetsATypedError(tracker: String) throws {
+        // A copy any user can execute: the build directory may sit under a home only root can enter.
+        let directory = URL(fileURLWithPath: "/tmp/fgbi-denied-\(getpid())-\(tracker)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("fgbi")
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: CommandRunner.executable!, to: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+
+        let outcome = try CommandRunner.run(
+            ["demo", "--tracker", tracker, "--region-mib", "1", "--epochs", "1"],
+            prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"],
+            executable: copy)
+        #expect(outcome.status != 0)
+        #expect(outcome.status < 128, "exited by a signal rather than an error (status \(outcome.status))")
+        #expect(outcome.stderr.contains("userfaultfd: EPERM"), "stderr was: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("vm.unprivileged_userfaultfd=1"), "stderr was: \(outcome.stderr)")
+    }
+}
