@@ -18,7 +18,7 @@ public struct TrackerBenchmark: Sendable {
     /// One (tracker, written pages) case.
     public struct Case: Codable, Sendable {
         public var tracker: String
-        public var regionMiB: Int
+        public var regionMib: Int
         public var writtenPages: Int
         public var repetitions: Int
         /// Collect + re-protect time per epoch, milliseconds.
@@ -100,7 +100,7 @@ public struct TrackerBenchmark: Sendable {
         let collectStats = Summary(collect)
         let floorCollect = floor?.metrics["scan_reprotect_\(written)_of_\(pageCount)_pages_ms"]
         return Case(
-            tracker: kind.rawValue, regionMiB: configuration.regionMiB, writtenPages: written,
+            tracker: kind.rawValue, regionMib: configuration.regionMiB, writtenPages: written,
             repetitions: configuration.repetitions,
             collectMsMedian: collectStats.median, collectMsMin: collectStats.min, collectMsMax: collectStats.max,
             firstWriteUsPerPage: Summary(firstWrite).median, untrackedWriteUsPerPage: Summary(untracked).median,
