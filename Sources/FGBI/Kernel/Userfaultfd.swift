@@ -132,6 +132,18 @@ public final class Userfaultfd: @unchecked Sendable {
         }
     }
 
+    /// Registers [address, address+length) for write-protect and protects all of it, so every later write
+    /// is seen; on failure the range is left unregistered.
+    public func registerAndProtect(address: UInt64, length: UInt64) throws(SystemError) {
+        try registerWriteProtect(address: address, length: length)
+        do {
+            try writeProtect(address: address, length: length)
+        } catch {
+            try? unregister(address: address, length: length)
+            throw error
+        }
+    }
+
     /// Unregisters [address, address+length).
     public func unregister(address: UInt64, length: UInt64) throws(SystemError) {
         try Syscall.shim("UFFDIO_UNREGISTER") { CSupport_uffdio_unregister(fileDescriptor, address, length) }

@@ -38,13 +38,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public func start() throws {
         try state.withLock { state in
             guard state == .idle else { throw FGBIError.invalidState("uffd-async tracker already started or stopped") }
-            try uffd.registerWriteProtect(address: memory.address, length: UInt64(memory.length))
-            do {
-                try uffd.writeProtect(address: memory.address, length: UInt64(memory.length))
-            } catch {
-                try? uffd.unregister(address: memory.address, length: UInt64(memory.length))
-                throw error
-            }
+            try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
             state = .running
         }
     }

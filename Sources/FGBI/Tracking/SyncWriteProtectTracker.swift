@@ -75,13 +75,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public func start() throws {
         try shared.withLock { shared in
             guard !shared.running else { throw FGBIError.invalidState("uffd-sync tracker already started") }
-            try uffd.registerWriteProtect(address: memory.address, length: UInt64(memory.length))
-            do {
-                try uffd.writeProtect(address: memory.address, length: UInt64(memory.length))
-            } catch {
-                try? uffd.unregister(address: memory.address, length: UInt64(memory.length))
-                throw error
-            }
+            try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
             shared.running = true
         }
         let handler = try JoinableThread(name: "fgbi-uffd-fault") { [self] in faultLoop() }
