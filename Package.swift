@@ -19,6 +19,8 @@ let package = Package(
             linkerSettings: [
                 .linkedLibrary("xxhash"),
                 .linkedLibrary("uring"),
+                .linkedLibrary("lz4"),
+                .linkedLibrary("zstd"),
             ]
         ),
         // The replicator library: memory, tracking and everything above it.

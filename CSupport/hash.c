@@ -28,3 +28,15 @@ size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size,
     }
     return changed;
 }
+
+uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous) {
+    const unsigned char *p = page;
+    uint64_t changed = 0;
+    for (size_t i = 0; i < blocks; i++) {
+        uint64_t h = XXH3_64bits(p + i * block_size, block_size);
+        previous[i] = hashes[i];
+        changed |= (uint64_t)(h != hashes[i]) << i;
+        hashes[i] = h;
+    }
+    return changed;
+}

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// General-purpose compressors, called directly from Swift (their APIs are plain functions).
+#include <lz4.h>
+#include <zstd.h>
+
 #ifdef __linux__
 #include <linux/userfaultfd.h>
 
@@ -172,6 +176,29 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
 /// Hashes `count` consecutive blocks of `block_size` bytes, compares each with `hashes[i]`, stores the new
 /// hash there, and returns how many differed.
 size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size, size_t count, uint64_t *hashes);
+
+/// Rehashes the `blocks` (at most 64) blocks of `block_size` bytes of one page against `hashes`: copies the
+/// old hashes to `previous[0..blocks)`, stores the new ones in `hashes`, and returns a mask with bit i set
+/// when block i's hash changed.
+uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
+
+/// Whether `length` bytes at `data` are all zero.
+int CSupport_is_zero(const void *data, size_t length);
+
+// MARK: - Run-length difference encoding (XBZRLE's format)
+//
+// The encoding QEMU's XBZRLE uses: a sequence of (unchanged-run length, changed-run length, changed bytes),
+// lengths as ULEB128, describing `new` against `old` of the same length. A trailing unchanged run is
+// implied. FGBI uses it for whole pages (the `xbzrle` mode) and for single blocks (the `fgbi` mode).
+
+/// Encodes `new` against `old` (both `length` bytes) into `out`. Returns the encoded length, or -1 when it
+/// would exceed `capacity` (the caller then sends the bytes as they are).
+long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity);
+
+/// Applies an encoding made by CSupport_diff_encode to `target` (`length` bytes holding the old content).
+/// Returns 0, or -1 when the encoding is malformed or reaches past `length`; `target` may then be partly
+/// written, so decode into a staging copy.
+long CSupport_diff_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);
 
 // MARK: - Errors
 

@@ -143,9 +143,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
                 while let fault = try uffd.readFault() {
                     guard fault.isWriteProtect, fault.address >= base, fault.address < base + UInt64(memory.length) else { continue }
                     let page = Int((fault.address - base) / pageSize)
-                    var now = timespec()
-                    clock_gettime(CLOCK_MONOTONIC, &now)
-                    let stamp = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+                    let stamp = MonotonicClock.nanoseconds()
                     try shared.withLock { shared in
                         let (word, bit) = (page >> 6, UInt64(1) << UInt64(page & 63))
                         if shared.writtenBits[word] & bit == 0 {

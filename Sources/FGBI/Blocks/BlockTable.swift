@@ -1,0 +1,41 @@
+import CSupport
+
+/// One 64-bit XXH3 hash per block of a region: the hash of the content the backup holds there.
+///
+/// Starts with every block hashed as zeros, since a backup's replica starts zero-filled; each epoch the
+/// pages the tracker reports are rehashed in place and the changed blocks found (``rehash(page:in:previous:)``).
+public final class BlockTable: @unchecked Sendable {
+    public let geometry: BlockGeometry
+    /// Blocks in the region.
+    public let blockCount: Int
+    private let hashes: UnsafeMutablePointer<UInt64>
+
+    /// The hash of a block of zeros at this geometry's block size.
+    public let zeroHash: UInt64
+
+    public init(regionLength: Int, geometry: BlockGeometry) {
+        self.geometry = geometry
+        blockCount = regionLength / geometry.blockSize
+        let zeros = [UInt8](repeating: 0, count: geometry.blockSize)
+        zeroHash = zeros.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
+        hashes = .allocate(capacity: blockCount)
+        hashes.initialize(repeating: zeroHash, count: blockCount)
+    }
+
+    deinit { hashes.deallocate() }
+
+    /// The recorded hash of `block`.
+    @inline(__always)
+    public subscript(block: Int) -> UInt64 { hashes[block] }
+
+    /// Rehashes the blocks of page `page` read from `pageBytes`, storing the new hashes; the old ones are
+    /// written to `previous[0..<blocksPerPage]`. Returns a mask with bit i set when block i changed.
+    @inline(__always)
+    public func rehash(page: Int, in pageBytes: UnsafeRawPointer, previous: UnsafeMutablePointer<UInt64>) -> UInt64 {
+        let blocks = geometry.blocksPerPage
+        return CSupport_rehash_page(pageBytes, geometry.blockSize, blocks, hashes + page * blocks, previous)
+    }
+
+    /// Bytes of metadata this table holds.
+    public var metadataBytes: Int { blockCount * MemoryLayout<UInt64>.stride }
+}

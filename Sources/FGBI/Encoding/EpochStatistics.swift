@@ -1,0 +1,53 @@
+/// What one epoch cost and produced, per stage.
+public struct EpochStatistics: Sendable, Equatable, Codable {
+    public var epoch: UInt64 = 0
+    public var mode = ReplicationMode.fgbi.rawValue
+    /// Pages the tracker reported written.
+    public var pagesWritten = 0
+    /// Blocks rehashed to find changes (`fgbi`).
+    public var blocksRehashed = 0
+    /// Blocks whose content changed (`fgbi`), or pages sent (page modes).
+    public var blocksDirty = 0
+    /// Changed blocks sent as a reference to content the backup holds (earlier this epoch or before).
+    public var sharedHits = 0
+    /// Index hits whose bytes differed: hash (or key) collisions, never shared.
+    public var collisions = 0
+    /// Changed blocks (or pages) that became all zeros, sent as a one-byte operation.
+    public var zeroBlocks = 0
+    /// Blocks (or pages) sent as a run-length difference against their previous version.
+    public var diffBlocks = 0
+    /// Blocks (or pages) sent as their bytes.
+    public var literalBlocks = 0
+    /// Bytes of content sent as is (literals and raw pages).
+    public var literalBytes = 0
+    /// The encoded body before the general compressor.
+    public var bodyBytes = 0
+    /// What goes on the wire: header, compressed body, checksum.
+    public var wireBytes = 0
+    /// Time the guest must be paused for: collecting is the tracker's; capturing is this.
+    public var captureNanoseconds: UInt64 = 0
+    /// Index lookups, sharing and encoding (while the guest runs).
+    public var encodeNanoseconds: UInt64 = 0
+    /// The general compressor.
+    public var compressNanoseconds: UInt64 = 0
+
+    public init() {}
+
+    /// Adds another epoch's counts and times to these.
+    public mutating func accumulate(_ other: EpochStatistics) {
+        pagesWritten += other.pagesWritten
+        blocksRehashed += other.blocksRehashed
+        blocksDirty += other.blocksDirty
+        sharedHits += other.sharedHits
+        collisions += other.collisions
+        zeroBlocks += other.zeroBlocks
+        diffBlocks += other.diffBlocks
+        literalBlocks += other.literalBlocks
+        literalBytes += other.literalBytes
+        bodyBytes += other.bodyBytes
+        wireBytes += other.wireBytes
+        captureNanoseconds += other.captureNanoseconds
+        encodeNanoseconds += other.encodeNanoseconds
+        compressNanoseconds += other.compressNanoseconds
+    }
+}

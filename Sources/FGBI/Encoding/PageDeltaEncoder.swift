@@ -1,0 +1,77 @@
+import CSupport
+
+/// The baseline modes' encoder, one page per record:
+/// - `page` and `page-lz4`: every written page whole (Remus; the compressor makes the difference);
+/// - `xbzrle`: a page of zeros as a one-byte record; a page whose previous version is in the page cache as
+///   a run-length difference against it, when that is smaller than the page; otherwise the page whole
+///   (QEMU's XBZRLE, with its zero-page check). The cache is updated with every page sent.
+final class PageDeltaEncoder {
+    private let mode: ReplicationMode
+    private let pageSize: Int
+    /// The xbzrle page cache: previous versions of recently sent pages, by location.
+    private let cache: CopyStore?
+    private let diff: UnsafeMutablePointer<UInt8>
+    private var positions = RecordPositionWriter()
+
+    init(mode: ReplicationMode, pageSize: Int, cacheBudgetBytes: Int) {
+        self.mode = mode
+        self.pageSize = pageSize
+        cache = mode == .xbzrle ? CopyStore(slotSize: pageSize, budgetBytes: cacheBudgetBytes) : nil
+        diff = .allocate(capacity: pageSize + 16)
+    }
+
+    deinit { diff.deallocate() }
+
+    var metadataBytes: Int { (cache?.totalBytes ?? 0) + pageSize }
+
+    /// Cache keys: locations multiplied by an odd constant, a bijection that spreads them over the table.
+    @inline(__always)
+    private func cacheKey(_ location: BlockLocation) -> UInt64 { location.packed &* 0x9E37_79B9_7F4A_7C15 }
+
+    /// Encodes `capture` (whole pages) into `body`; returns the record count and fills `stats`.
+    func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+        positions.reset()
+        for item in 0..<capture.count {
+            let location = capture.locations[item]
+            let bytes = UnsafeRawPointer(capture.item(item))
+            positions.write(region: location.region, page: location.block, to: &body)
+            if let cache {
+                encodeXBZRLE(location, bytes, cache: cache, into: &body, stats: &stats)
+            } else {
+                body.byte(DeltaFormat.RecordKind.pageRaw.rawValue)
+                body.raw(bytes, count: pageSize)
+                stats.literalBlocks += 1
+                stats.literalBytes += pageSize
+            }
+        }
+        stats.blocksDirty = capture.count
+        return capture.count
+    }
+
+    @inline(__always)
+    private func encodeXBZRLE(_ location: BlockLocation, _ bytes: UnsafeRawPointer, cache: CopyStore,
+                              into body: inout ByteWriter, stats: inout EpochStatistics) {
+        let key = cacheKey(location)
+        defer { cache.store(key, tag: location.packed, from: bytes) }
+        if CSupport_is_zero(bytes, pageSize) != 0 {
+            body.byte(DeltaFormat.RecordKind.pageZero.rawValue)
+            stats.zeroBlocks += 1
+            return
+        }
+        if let slot = cache.find(key), cache.tag(slot) == location.packed {
+            let length = CSupport_diff_encode(cache.bytes(slot).assumingMemoryBound(to: UInt8.self),
+                                              bytes.assumingMemoryBound(to: UInt8.self), pageSize, diff, pageSize + 16)
+            if length >= 0, length + 4 < pageSize {
+                body.byte(DeltaFormat.RecordKind.pageDiff.rawValue)
+                body.uleb(length)
+                body.raw(diff, count: length)
+                stats.diffBlocks += 1
+                return
+            }
+        }
+        body.byte(DeltaFormat.RecordKind.pageRaw.rawValue)
+        body.raw(bytes, count: pageSize)
+        stats.literalBlocks += 1
+        stats.literalBytes += pageSize
+    }
+}

@@ -1,0 +1,25 @@
+/// How a ``PrimaryEngine`` encodes epochs.
+public struct EngineConfiguration: Sendable, Equatable {
+    /// What to send: FGBI's blocks or one of the page baselines.
+    public var mode: ReplicationMode = .fgbi
+    /// Block size for the `fgbi` mode (64 bytes by default, as in the FGBI paper).
+    public var blockSize = 64
+    /// The general compressor over each epoch's body; nil takes the mode's default.
+    public var compression: Compression?
+    /// Memory for the content index's stored copies (`fgbi`): sharing and differences reach only content
+    /// held here. 64 MiB by default, like QEMU's XBZRLE cache.
+    public var contentBudgetBytes = 64 << 20
+    /// Memory for the `xbzrle` mode's page cache.
+    public var pageCacheBudgetBytes = 64 << 20
+    /// How the content index keys hashes; tests force collisions with `.lowBits`.
+    public var indexKeying = IndexKeying.fullHash
+
+    public init(mode: ReplicationMode = .fgbi, blockSize: Int = 64, compression: Compression? = nil) {
+        self.mode = mode
+        self.blockSize = blockSize
+        self.compression = compression
+    }
+
+    /// The compressor in force.
+    public var effectiveCompression: Compression { compression ?? mode.defaultCompression }
+}

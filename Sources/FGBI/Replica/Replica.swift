@@ -1,0 +1,242 @@
+import CSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The backup's copy of the primary's regions, brought forward one epoch delta at a time.
+///
+/// ``apply(_:)`` is atomic: it checks the checksum and every field, decodes every record into a staging
+/// area (reading references and differences against the replica as it was before this epoch), and only
+/// when the whole epoch decoded cleanly copies the staged bytes into the regions. A corrupted, truncated,
+/// out-of-order or hostile delta throws ``DeltaError`` and leaves the replica exactly as it was.
+public final class Replica: @unchecked Sendable {
+    public let regions: [GuestMemory]
+    public let geometry: BlockGeometry
+    /// The last epoch applied, or nil before the first.
+    public private(set) var lastEpoch: UInt64?
+
+    private struct Staged {
+        var region: Int
+        var offset: Int
+        var length: Int
+        var stagingOffset: Int
+    }
+
+    private var staged: [Staged] = []
+    private var staging = ByteWriter()
+    /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
+    private var blockOrdinals: [Int] = []
+    private var body = ByteWriter()
+    /// Largest body a delta for these regions can need: every page, with per-block overhead.
+    private let maximumBodyLength: Int
+
+    /// A replica of regions with these lengths and geometry; the regions start as they are (zero-filled
+    /// memory for a new backup) and must match the primary's.
+    public init(regions: [GuestMemory], geometry: BlockGeometry) {
+        self.regions = regions
+        self.geometry = geometry
+        let pages = regions.reduce(0) { $0 + $1.pageCount }
+        maximumBodyLength = pages * (geometry.pageSize + geometry.blocksPerPage * 24 + 32) + 64
+    }
+
+    /// What one applied epoch changed.
+    public struct Applied: Sendable, Equatable {
+        public var epoch: UInt64
+        public var records: Int
+        /// Bytes written into the regions.
+        public var bytesWritten: Int
+    }
+
+    /// Applies one epoch delta, whole or not at all.
+    @discardableResult
+    public func apply(_ delta: [UInt8]) throws(DeltaError) -> Applied {
+        let result = delta.withUnsafeBytes { buffer in
+            Result { () throws(DeltaError) -> Applied in try apply(buffer) }
+        }
+        return try result.get()
+    }
+
+    /// Applies one epoch delta, whole or not at all.
+    @discardableResult
+    public func apply(_ delta: UnsafeRawBufferPointer) throws(DeltaError) -> Applied {
+        let header = try DeltaHeader.read(delta)
+        guard header.blockSize == geometry.blockSize, header.pageSize == geometry.pageSize else {
+            throw .geometryMismatch("delta has \(header.blockSize)-byte blocks in \(header.pageSize)-byte pages, replica \(geometry)")
+        }
+        guard header.regionCount == regions.count else {
+            throw .geometryMismatch("delta covers \(header.regionCount) regions, replica has \(regions.count)")
+        }
+        let expected = lastEpoch.map { $0 + 1 } ?? 0
+        guard header.epoch == expected else { throw .epochOutOfOrder(expected: expected, got: header.epoch) }
+        guard header.bodyLength <= maximumBodyLength else {
+            throw .malformed("body of \(header.bodyLength) bytes exceeds the \(maximumBodyLength) these regions can need")
+        }
+        let stored = UnsafeRawBufferPointer(rebasing: delta[DeltaFormat.headerLength..<(DeltaFormat.headerLength + header.storedLength)])
+        try decompress(stored, header: header)
+        staged.removeAll(keepingCapacity: true)
+        staging.removeAll()
+        blockOrdinals.removeAll(keepingCapacity: true)
+        let decoded = body.bytes.withUnsafeBytes { bodyBytes in
+            Result { () throws(DeltaError) in
+                var reader = ByteReader(bodyBytes)
+                try stageRecords(&reader, count: header.recordCount)
+                guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
+            }
+        }
+        try decoded.get()
+        // Commit: nothing above wrote to the regions.
+        var written = 0
+        staging.bytes.withUnsafeBytes { source in
+            for entry in staged {
+                (regions[entry.region].base + entry.offset).copyMemory(from: source.baseAddress! + entry.stagingOffset, byteCount: entry.length)
+                written += entry.length
+            }
+        }
+        lastEpoch = header.epoch
+        return Applied(epoch: header.epoch, records: header.recordCount, bytesWritten: written)
+    }
+
+    private func decompress(_ stored: UnsafeRawBufferPointer, header: DeltaHeader) throws(DeltaError) {
+        body.removeAll()
+        var ok = true
+        body.reserveAndFill(header.bodyLength) { destination in
+            switch header.compressionCode {
+            case 0:
+                ok = stored.count == header.bodyLength
+                if ok { destination.copyMemory(from: stored.baseAddress!, byteCount: stored.count) }
+            case 1:
+                let n = LZ4_decompress_safe(stored.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                            destination.assumingMemoryBound(to: CChar.self),
+                                            Int32(clamping: stored.count), Int32(clamping: header.bodyLength))
+                ok = Int(n) == header.bodyLength
+            default:
+                let n = ZSTD_decompress(destination, header.bodyLength, stored.baseAddress, stored.count)
+                ok = ZSTD_isError(n) == 0 && n == header.bodyLength
+            }
+            return header.bodyLength
+        }
+        guard ok else { throw .malformed("the body does not decompress to the \(header.bodyLength) bytes announced") }
+    }
+
+    private func stageRecords(_ reader: inout ByteReader, count: Int) throws(DeltaError) {
+        let pageSize = geometry.pageSize
+        var region = 0
+        var page = -1
+        for record in 0..<count {
+            let regionStep = try reader.uleb("record \(record) region")
+            let pageField = try reader.uleb("record \(record) page")
+            guard regionStep < UInt64(regions.count - region) else { throw .malformed("record \(record): region out of range") }
+            if regionStep > 0 {
+                region += Int(regionStep)
+                guard pageField < UInt64(regions[region].pageCount) else { throw .malformed("record \(record): page \(pageField) past region \(region)") }
+                page = Int(pageField)
+            } else {
+                guard pageField < UInt64(regions[region].pageCount - page - 1) else {
+                    throw .malformed("record \(record): page past region \(region)")
+                }
+                page += Int(pageField) + 1
+            }
+            let kindCode = try reader.byte("record \(record) kind")
+            guard let kind = DeltaFormat.RecordKind(rawValue: kindCode) else { throw .malformed("record \(record): kind \(kindCode)") }
+            let pageOffset = page * pageSize
+            switch kind {
+            case .pageRaw:
+                let bytes = try reader.bytes(pageSize, "record \(record) page bytes")
+                stage(region: region, offset: pageOffset, length: pageSize) { destination, _ in destination.copyMemory(from: bytes, byteCount: pageSize) }
+            case .pageZero:
+                stage(region: region, offset: pageOffset, length: pageSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize) }
+            case .pageDiff:
+                try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: "record \(record)")
+            case .blocks:
+                try stageBlocks(&reader, region: region, page: page, record: record)
+            }
+        }
+    }
+
+    private func stageBlocks(_ reader: inout ByteReader, region: Int, page: Int, record: Int) throws(DeltaError) {
+        let blockSize = geometry.blockSize
+        let blocksPerPage = geometry.blocksPerPage
+        let maskBytes = (blocksPerPage + 7) / 8
+        let count = Int(try reader.byte("record \(record) block count"))
+        guard count >= 1, count <= blocksPerPage else { throw .malformed("record \(record): \(count) blocks in a page of \(blocksPerPage)") }
+        var mask: UInt64 = 0
+        if count < maskBytes {
+            var previous = -1
+            for _ in 0..<count {
+                let index = Int(try reader.byte("record \(record) block index"))
+                guard index > previous, index < blocksPerPage else { throw .malformed("record \(record): block list out of order or range") }
+                mask |= 1 << UInt64(index)
+                previous = index
+            }
+        } else {
+            for byte in 0..<maskBytes { mask |= UInt64(try reader.byte("record \(record) block mask")) << UInt64(8 * byte) }
+            guard mask.nonzeroBitCount == count, blocksPerPage == 64 || mask >> UInt64(blocksPerPage) == 0 else {
+                throw .malformed("record \(record): block mask does not match its count")
+            }
+        }
+        while mask != 0 {
+            let index = mask.trailingZeroBitCount
+            mask &= mask - 1
+            let offset = page * geometry.pageSize + index * blockSize
+            let what = "record \(record) block \(index)"
+            let opCode = try reader.byte("\(what) operation")
+            guard let op = DeltaFormat.BlockOp(rawValue: opCode) else { throw .malformed("\(what): operation \(opCode)") }
+            blockOrdinals.append(staging.count)
+            switch op {
+            case .literal:
+                let bytes = try reader.bytes(blockSize, what)
+                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.copyMemory(from: bytes, byteCount: blockSize) }
+            case .zero:
+                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize) }
+            case .diff:
+                try stageDiff(&reader, region: region, offset: offset, length: blockSize, what: what)
+            case .copy:
+                let sourceRegion = try reader.uleb("\(what) source region")
+                let sourceBlock = try reader.uleb("\(what) source block")
+                guard sourceRegion < UInt64(regions.count),
+                      sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize) else {
+                    throw .malformed("\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
+                }
+                let source = regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize
+                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.copyMemory(from: source, byteCount: blockSize) }
+            case .copyEpoch:
+                let ordinal = try reader.uleb("\(what) earlier block")
+                guard ordinal < UInt64(blockOrdinals.count - 1) else {
+                    throw .malformed("\(what): copy of block \(ordinal) of this epoch, which comes later or does not exist")
+                }
+                let from = blockOrdinals[Int(ordinal)]
+                stage(region: region, offset: offset, length: blockSize) { destination, stagingStart in
+                    destination.copyMemory(from: stagingStart + from, byteCount: blockSize)
+                }
+            }
+        }
+    }
+
+    /// Stages the replica's current bytes at (region, offset) with a run-length difference applied.
+    private func stageDiff(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: String) throws(DeltaError) {
+        let encodedLength = try reader.uleb("\(what) difference length")
+        guard encodedLength <= UInt64(reader.remaining) else { throw .truncated("\(what) difference") }
+        let encoded = try reader.bytes(Int(encodedLength), "\(what) difference")
+        let current = regions[region].base + offset
+        var ok = true
+        stage(region: region, offset: offset, length: length) { destination, _ in
+            destination.copyMemory(from: current, byteCount: length)
+            ok = CSupport_diff_decode(encoded.assumingMemoryBound(to: UInt8.self), Int(encodedLength),
+                                      destination.assumingMemoryBound(to: UInt8.self), length) == 0
+        }
+        guard ok else { throw .malformed("\(what): difference runs past the end or is malformed") }
+    }
+
+    /// Appends `length` staged bytes for (region, offset), filled by `fill`, which also gets the start of the
+    /// staging area (staged bytes move as the area grows: never keep a pointer into it).
+    @inline(__always)
+    private func stage(region: Int, offset: Int, length: Int, _ fill: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void) {
+        let stagingOffset = staging.count
+        staging.reserveAndFill(length) { destination in
+            fill(destination, UnsafeRawPointer(destination - stagingOffset))
+            return length
+        }
+        staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))
+    }
+}
