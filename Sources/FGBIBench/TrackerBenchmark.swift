@@ -141,4 +141,12 @@ struct Summary {
         min = sorted.first ?? .nan
         max = sorted.last ?? .nan
     }
+
+    /// The `fraction` percentile (nearest rank) of `values`.
+    static func percentile(_ values: [Double], _ fraction: Double) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+        return sorted[Swift.min(Swift.max(rank, 0), sorted.count - 1)]
+    }
 }

@@ -37,26 +37,22 @@ final class BlockDeltaEncoder {
 
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
     func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
-        let blockSize = geometry.blockSize
-        let blocksPerPage = geometry.blocksPerPage
-        let maskBytes = (blocksPerPage + 7) / 8
-        let keying = index.keying
+        let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
+        let maskBytes = (geometry.blocksPerPage + 7) / 8
+        let locations = capture.locations
         positions.reset()
         var records = 0
         var i = 0
         let count = capture.count
         while i < count {
-            let first = capture.locations[i]
-            let page = first.block / blocksPerPage
+            let first = locations[i]
+            let page = first.block >> blocksPerPageShift
             var end = i + 1
-            while end < count, capture.locations[end].region == first.region,
-                  capture.locations[end].block / blocksPerPage == page { end += 1 }
+            while end < count, locations[end].region == first.region, locations[end].block >> blocksPerPageShift == page { end += 1 }
             positions.write(region: first.region, page: page, to: &body)
             body.byte(DeltaFormat.RecordKind.blocks.rawValue)
-            writeBlockList(capture, from: i, to: end, maskBytes: maskBytes, into: &body)
-            for item in i..<end {
-                encodeBlock(item, capture, keying: keying, blockSize: blockSize, into: &body, stats: &stats)
-            }
+            writeBlockList(locations, from: i, to: end, maskBytes: maskBytes, into: &body)
+            for item in i..<end { encodeBlock(item, capture, into: &body, stats: &stats) }
             records += 1
             i = end
         }
@@ -67,22 +63,23 @@ final class BlockDeltaEncoder {
 
     /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
     @inline(__always)
-    private func writeBlockList(_ capture: EpochCapture, from start: Int, to end: Int, maskBytes: Int, into body: inout ByteWriter) {
-        let blocksPerPage = geometry.blocksPerPage
+    private func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, maskBytes: Int,
+                                into body: inout ByteWriter) {
+        let indexMask = geometry.blocksPerPage - 1
         let count = end - start
         body.byte(UInt8(count))
         if count < maskBytes {
-            for item in start..<end { body.byte(UInt8(capture.locations[item].block % blocksPerPage)) }
+            for item in start..<end { body.byte(UInt8(locations[item].block & indexMask)) }
         } else {
             var mask: UInt64 = 0
-            for item in start..<end { mask |= 1 << UInt64(capture.locations[item].block % blocksPerPage) }
+            for item in start..<end { mask |= 1 << UInt64(locations[item].block & indexMask) }
             for byte in 0..<maskBytes { body.byte(UInt8(truncatingIfNeeded: mask >> UInt64(8 * byte))) }
         }
     }
 
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture, keying: IndexKeying, blockSize: Int,
-                             into body: inout ByteWriter, stats: inout EpochStatistics) {
+    private func encodeBlock(_ item: Int, _ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) {
+        let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
         if CSupport_is_zero(bytes, blockSize) != 0 {
             body.byte(DeltaFormat.BlockOp.zero.rawValue)
@@ -90,13 +87,7 @@ final class BlockDeltaEncoder {
             return
         }
         let hash = capture.newHashes[item]
-        let key = keying.key(hash)
-        defer {
-            if epochKeys.count < epochCapacity, epochBlocks.find(key) == nil {
-                epochBlocks.set(key, UInt32(item))
-                epochKeys.append(key)
-            }
-        }
+        let key = index.keying.key(hash)
         if let earlier = epochBlocks.find(key) {
             if memcmp(capture.item(Int(earlier)), bytes, blockSize) == 0 {
                 body.byte(DeltaFormat.BlockOp.copyEpoch.rawValue)
@@ -105,6 +96,9 @@ final class BlockDeltaEncoder {
                 return
             }
             stats.collisions += 1
+        } else if epochKeys.count < epochCapacity {
+            epochBlocks.set(key, UInt32(item))
+            epochKeys.append(key)
         }
         if let candidate = index.candidate(for: hash) {
             if memcmp(candidate.bytes, bytes, blockSize) == 0 {
@@ -116,11 +110,10 @@ final class BlockDeltaEncoder {
             }
             stats.collisions += 1
         }
-        let location = capture.locations[item]
-        if let previous = index.content(at: location, hash: capture.oldHashes[item]) {
-            let length = CSupport_diff_encode(previous.assumingMemoryBound(to: UInt8.self),
-                                              bytes.assumingMemoryBound(to: UInt8.self), blockSize, diff, blockSize + 16)
-            if length >= 0, length + 2 < blockSize {
+        if let previous = index.content(at: capture.locations[item], hash: capture.oldHashes[item]) {
+            let length = CSupport_diff_encode(previous.assumingMemoryBound(to: UInt8.self), bytes.assumingMemoryBound(to: UInt8.self),
+                                              blockSize, diff, blockSize - 4)
+            if length >= 0 {
                 body.byte(DeltaFormat.BlockOp.diff.rawValue)
                 body.uleb(length)
                 body.raw(diff, count: length)
@@ -137,12 +130,13 @@ final class BlockDeltaEncoder {
     /// After the epoch: retire index entries for content the backup no longer holds, then add the new
     /// content, and forget this epoch's duplicate table.
     private func learn(_ capture: EpochCapture) {
+        let (locations, oldHashes, newHashes) = (capture.locations, capture.oldHashes, capture.newHashes)
         for item in 0..<capture.count {
-            index.retire(hash: capture.oldHashes[item], at: capture.locations[item])
+            index.retire(hash: oldHashes[item], at: locations[item])
         }
         let blockSize = geometry.blockSize
         for item in 0..<capture.count where CSupport_is_zero(capture.item(item), blockSize) == 0 {
-            index.add(hash: capture.newHashes[item], at: capture.locations[item], bytes: capture.item(item))
+            index.add(hash: newHashes[item], at: locations[item], bytes: capture.item(item))
         }
         for key in epochKeys { epochBlocks.remove(key) }
         epochKeys.removeAll(keepingCapacity: true)

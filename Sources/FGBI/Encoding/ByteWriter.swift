@@ -1,55 +1,94 @@
-/// An append-only byte buffer for building epoch deltas; keeps its storage across epochs.
-struct ByteWriter {
-    private(set) var bytes: [UInt8] = []
+/// An append-only byte buffer for building epoch deltas, backed by memory it owns and keeps across epochs
+/// (no per-append allocation, no bounds checks beyond the capacity test).
+struct ByteWriter: ~Copyable {
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    private(set) var count = 0
 
-    init(reservingCapacity capacity: Int = 0) {
-        bytes.reserveCapacity(capacity)
+    init(reservingCapacity capacity: Int = 4096) {
+        self.capacity = max(capacity, 64)
+        storage = .allocate(byteCount: self.capacity, alignment: 16)
     }
 
-    var count: Int { bytes.count }
+    deinit { storage.deallocate() }
 
-    mutating func removeAll() { bytes.removeAll(keepingCapacity: true) }
+    /// The bytes written so far; valid until the next mutation.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: storage, count: count) }
+
+    /// A copy of the bytes written, as an array.
+    var array: [UInt8] { Array(bytes) }
+
+    mutating func removeAll() { count = 0 }
 
     @inline(__always)
-    mutating func byte(_ value: UInt8) { bytes.append(value) }
+    private mutating func ensure(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    private mutating func grow(_ needed: Int) {
+        var newCapacity = capacity * 2
+        while newCapacity < needed { newCapacity *= 2 }
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        bigger.copyMemory(from: storage, byteCount: count)
+        storage.deallocate()
+        storage = bigger
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func byte(_ value: UInt8) {
+        ensure(1)
+        storage.storeBytes(of: value, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
 
     /// Unsigned LEB128.
     @inline(__always)
     mutating func uleb(_ value: UInt64) {
+        ensure(10)
         var rest = value
         while rest >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            storage.storeBytes(of: UInt8(truncatingIfNeeded: rest) | 0x80, toByteOffset: count, as: UInt8.self)
+            count += 1
             rest >>= 7
         }
-        bytes.append(UInt8(rest))
+        storage.storeBytes(of: UInt8(rest), toByteOffset: count, as: UInt8.self)
+        count += 1
     }
 
     @inline(__always)
     mutating func uleb(_ value: Int) { uleb(UInt64(value)) }
 
     mutating func littleEndian<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+        ensure(MemoryLayout<T>.size)
+        storage.storeBytes(of: value.littleEndian, toByteOffset: count, as: T.self)
+        count += MemoryLayout<T>.size
     }
 
     @inline(__always)
-    mutating func raw(_ source: UnsafeRawPointer, count: Int) {
-        bytes.append(contentsOf: UnsafeRawBufferPointer(start: source, count: count))
+    mutating func raw(_ source: UnsafeRawPointer, count length: Int) {
+        ensure(length)
+        (storage + count).copyMemory(from: source, byteCount: length)
+        count += length
     }
 
-    mutating func raw(_ source: [UInt8]) { bytes.append(contentsOf: source) }
+    mutating func raw(_ source: [UInt8]) {
+        source.withUnsafeBytes { raw($0.baseAddress!, count: $0.count) }
+    }
 
-    /// Grows the buffer by `count` bytes, lets `body` fill them and return how many it used, and keeps those.
-    mutating func reserveAndFill(_ count: Int, _ body: (UnsafeMutableRawPointer) throws -> Int) rethrows {
-        let start = bytes.count
-        bytes.append(contentsOf: repeatElement(0, count: count))
-        let used = try bytes.withUnsafeMutableBytes { try body($0.baseAddress! + start) }
-        bytes.removeLast(count - used)
+    /// Lets `body` fill up to `length` bytes at the end and return how many it used, and keeps those.
+    /// `body` also gets the start of the buffer (which moves as it grows: keep offsets, not pointers).
+    @inline(__always)
+    mutating func append(upTo length: Int, _ body: (UnsafeMutableRawPointer, UnsafeRawPointer) throws -> Int) rethrows {
+        ensure(length)
+        let used = try body(storage + count, UnsafeRawPointer(storage))
+        precondition(used >= 0 && used <= length, "filled more than reserved")
+        count += used
     }
 
     /// Overwrites a little-endian integer at `offset`.
     mutating func patch<T: FixedWidthInteger>(_ value: T, at offset: Int) {
-        withUnsafeBytes(of: value.littleEndian) { source in
-            for (i, byte) in source.enumerated() { bytes[offset + i] = byte }
-        }
+        precondition(offset + MemoryLayout<T>.size <= count)
+        storage.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self)
     }
 }

@@ -8,7 +8,7 @@ struct DeltaAssembler {
     let regionCount: Int
 
     /// Writes the delta for `body` into `output` (replacing its content); returns nanoseconds spent compressing.
-    func assemble(epoch: UInt64, records: Int, body: [UInt8], into output: inout ByteWriter) throws -> UInt64 {
+    func assemble(epoch: UInt64, records: Int, body: UnsafeRawBufferPointer, into output: inout ByteWriter) throws -> UInt64 {
         output.removeAll()
         output.raw(DeltaFormat.magic)
         output.littleEndian(DeltaFormat.version)
@@ -25,15 +25,13 @@ struct DeltaAssembler {
         let start = MonotonicClock.nanoseconds()
         var stored = 0
         let capacity = compression.bound(body.count)
-        try body.withUnsafeBytes { source in
-            try output.reserveAndFill(capacity) { destination in
-                stored = try compression.compress(source, into: destination, capacity: capacity)
-                return stored
-            }
+        try output.append(upTo: capacity) { destination, _ in
+            stored = try compression.compress(body, into: destination, capacity: capacity)
+            return stored
         }
         let elapsed = MonotonicClock.nanoseconds() - start
         output.patch(UInt64(stored), at: storedLengthOffset)
-        let checksum = output.bytes.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
+        let checksum = CSupport_xxh3_64(output.bytes.baseAddress, output.count)
         output.littleEndian(checksum)
         return elapsed
     }

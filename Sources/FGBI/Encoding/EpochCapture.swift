@@ -10,57 +10,80 @@ public final class EpochCapture: @unchecked Sendable {
     public internal(set) var blocksRehashed = 0
     /// Nanoseconds the capture took: the part of the epoch that needs the guest paused.
     public internal(set) var captureNanoseconds: UInt64 = 0
+    /// The number of captured items (blocks or pages).
+    public private(set) var count = 0
 
-    /// Changed blocks (`fgbi`) or written pages (page modes), in increasing location order.
-    var locations: [BlockLocation] = []
-    /// For each changed block, its hash before and after this epoch (`fgbi` mode).
-    var oldHashes: [UInt64] = []
-    var newHashes: [UInt64] = []
-    /// The captured bytes: item i at `i * itemSize`.
+    /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
+    /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.
+    private(set) var locations: UnsafeMutablePointer<BlockLocation>
+    private(set) var oldHashes: UnsafeMutablePointer<UInt64>
+    private(set) var newHashes: UnsafeMutablePointer<UInt64>
     private(set) var arena: UnsafeMutableRawPointer
+    private(set) var itemSize = 64
+    private var capacity: Int
     private var arenaCapacity: Int
-    private(set) var itemSize = 0
 
     public init() {
-        arenaCapacity = 1 << 16
+        capacity = 1024
+        arenaCapacity = 1 << 20
+        locations = .allocate(capacity: capacity)
+        oldHashes = .allocate(capacity: capacity)
+        newHashes = .allocate(capacity: capacity)
         arena = .allocate(byteCount: arenaCapacity, alignment: 64)
     }
 
-    deinit { arena.deallocate() }
-
-    /// The number of captured items (blocks or pages).
-    public var count: Int { locations.count }
+    deinit {
+        locations.deallocate()
+        oldHashes.deallocate()
+        newHashes.deallocate()
+        arena.deallocate()
+    }
 
     func reset(epoch: UInt64, itemSize: Int) {
+        precondition(itemSize > 0 && itemSize <= 4096)
         self.epoch = epoch
         self.itemSize = itemSize
         pagesWritten = 0
         blocksRehashed = 0
-        locations.removeAll(keepingCapacity: true)
-        oldHashes.removeAll(keepingCapacity: true)
-        newHashes.removeAll(keepingCapacity: true)
+        count = 0
     }
 
     /// Bytes of item `index`.
     @inline(__always)
     func item(_ index: Int) -> UnsafeMutableRawPointer { arena + index * itemSize }
 
-    /// Appends an item copied from `source`.
+    /// Appends an item copied from `source`, with its hashes (zero for the page modes).
     @inline(__always)
-    func append(_ location: BlockLocation, from source: UnsafeRawPointer) {
-        let needed = (locations.count + 1) * itemSize
-        if needed > arenaCapacity { grow(to: needed) }
-        (arena + locations.count * itemSize).copyMemory(from: source, byteCount: itemSize)
-        locations.append(location)
+    func append(_ location: BlockLocation, from source: UnsafeRawPointer, oldHash: UInt64 = 0, newHash: UInt64 = 0) {
+        if count == capacity { growIndex() }
+        if (count + 1) * itemSize > arenaCapacity { growArena() }
+        locations[count] = location
+        oldHashes[count] = oldHash
+        newHashes[count] = newHash
+        (arena + count * itemSize).copyMemory(from: source, byteCount: itemSize)
+        count += 1
     }
 
-    private func grow(to needed: Int) {
-        var capacity = arenaCapacity
-        while capacity < needed { capacity *= 2 }
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        bigger.copyMemory(from: arena, byteCount: locations.count * itemSize)
+    private func growIndex() {
+        let bigger = capacity * 2
+        func move<T>(_ old: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
+            let new = UnsafeMutablePointer<T>.allocate(capacity: bigger)
+            new.moveInitialize(from: old, count: count)
+            old.deallocate()
+            return new
+        }
+        locations = move(locations)
+        oldHashes = move(oldHashes)
+        newHashes = move(newHashes)
+        capacity = bigger
+    }
+
+    private func growArena() {
+        let bigger = arenaCapacity * 2
+        let biggerArena = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 64)
+        biggerArena.copyMemory(from: arena, byteCount: count * itemSize)
         arena.deallocate()
-        arena = bigger
-        arenaCapacity = capacity
+        arena = biggerArena
+        arenaCapacity = bigger
     }
 }

@@ -116,9 +116,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             let offset = changed.trailingZeroBitCount
             changed &= changed - 1
             let block = page * blocksPerPage + offset
-            capture.append(BlockLocation(region: regionIndex, block: block), from: pageBytes + offset * blockSize)
-            capture.oldHashes.append(previousHashes[offset])
-            capture.newHashes.append(table[block])
+            capture.append(BlockLocation(region: regionIndex, block: block), from: pageBytes + offset * blockSize,
+                           oldHash: previousHashes[offset], newHash: table[block])
         }
     }
 
@@ -143,6 +142,6 @@ public final class PrimaryEngine: @unchecked Sendable {
         stats.compressNanoseconds = try assembler.assemble(epoch: capture.epoch, records: records, body: body.bytes, into: &output)
         stats.wireBytes = output.count
         stats.encodeNanoseconds = MonotonicClock.nanoseconds() - start - stats.compressNanoseconds
-        return (output.bytes, stats)
+        return (output.array, stats)
     }
 }

@@ -77,21 +77,15 @@ public final class Replica: @unchecked Sendable {
         staged.removeAll(keepingCapacity: true)
         staging.removeAll()
         blockOrdinals.removeAll(keepingCapacity: true)
-        let decoded = body.bytes.withUnsafeBytes { bodyBytes in
-            Result { () throws(DeltaError) in
-                var reader = ByteReader(bodyBytes)
-                try stageRecords(&reader, count: header.recordCount)
-                guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
-            }
-        }
-        try decoded.get()
+        var reader = ByteReader(body.bytes)
+        try stageRecords(&reader, count: header.recordCount)
+        guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
         // Commit: nothing above wrote to the regions.
         var written = 0
-        staging.bytes.withUnsafeBytes { source in
-            for entry in staged {
-                (regions[entry.region].base + entry.offset).copyMemory(from: source.baseAddress! + entry.stagingOffset, byteCount: entry.length)
-                written += entry.length
-            }
+        let source = staging.bytes.baseAddress!
+        for entry in staged {
+            (regions[entry.region].base + entry.offset).copyMemory(from: source + entry.stagingOffset, byteCount: entry.length)
+            written += entry.length
         }
         lastEpoch = header.epoch
         return Applied(epoch: header.epoch, records: header.recordCount, bytesWritten: written)
@@ -100,7 +94,7 @@ public final class Replica: @unchecked Sendable {
     private func decompress(_ stored: UnsafeRawBufferPointer, header: DeltaHeader) throws(DeltaError) {
         body.removeAll()
         var ok = true
-        body.reserveAndFill(header.bodyLength) { destination in
+        body.append(upTo: header.bodyLength) { destination, _ in
             switch header.compressionCode {
             case 0:
                 ok = stored.count == header.bodyLength
@@ -147,7 +141,7 @@ public final class Replica: @unchecked Sendable {
             case .pageZero:
                 stage(region: region, offset: pageOffset, length: pageSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize) }
             case .pageDiff:
-                try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: "record \(record)")
+                try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: Place(record: record, block: nil))
             case .blocks:
                 try stageBlocks(&reader, region: region, page: page, record: record)
             }
@@ -179,13 +173,13 @@ public final class Replica: @unchecked Sendable {
             let index = mask.trailingZeroBitCount
             mask &= mask - 1
             let offset = page * geometry.pageSize + index * blockSize
-            let what = "record \(record) block \(index)"
+            let what = Place(record: record, block: index)
             let opCode = try reader.byte("\(what) operation")
             guard let op = DeltaFormat.BlockOp(rawValue: opCode) else { throw .malformed("\(what): operation \(opCode)") }
             blockOrdinals.append(staging.count)
             switch op {
             case .literal:
-                let bytes = try reader.bytes(blockSize, what)
+                let bytes = try reader.bytes(blockSize, "\(what)")
                 stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.copyMemory(from: bytes, byteCount: blockSize) }
             case .zero:
                 stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize) }
@@ -213,8 +207,15 @@ public final class Replica: @unchecked Sendable {
         }
     }
 
+    /// Where in a delta a problem is, for error messages; formatted only when an error is thrown.
+    private struct Place: CustomStringConvertible {
+        var record: Int
+        var block: Int?
+        var description: String { block.map { "record \(record) block \($0)" } ?? "record \(record)" }
+    }
+
     /// Stages the replica's current bytes at (region, offset) with a run-length difference applied.
-    private func stageDiff(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: String) throws(DeltaError) {
+    private func stageDiff(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: Place) throws(DeltaError) {
         let encodedLength = try reader.uleb("\(what) difference length")
         guard encodedLength <= UInt64(reader.remaining) else { throw .truncated("\(what) difference") }
         let encoded = try reader.bytes(Int(encodedLength), "\(what) difference")
@@ -233,8 +234,8 @@ public final class Replica: @unchecked Sendable {
     @inline(__always)
     private func stage(region: Int, offset: Int, length: Int, _ fill: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void) {
         let stagingOffset = staging.count
-        staging.reserveAndFill(length) { destination in
-            fill(destination, UnsafeRawPointer(destination - stagingOffset))
+        staging.append(upTo: length) { destination, start in
+            fill(destination, start)
             return length
         }
         staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))

@@ -72,15 +72,7 @@ extension FGBICommand {
             configuration.writtenPages = try parsedPages()
             configuration.repetitions = repetitions
 
-            var baseline: FloorBaseline?
-            if !noFloor {
-                if let source = FloorBaseline.locateSource(floor) {
-                    Progress.note("floor: building and running \(source) for \(regionMiB) MiB")
-                    baseline = try FloorBaseline.measure(source: source, regionMiB: regionMiB)
-                } else {
-                    Progress.note("floor: floor.c not found (\(floor ?? FloorBaseline.defaultSourceCandidates.joined(separator: ", "))); ratios omitted")
-                }
-            }
+            let baseline = try FloorRun.measure(enabled: !noFloor, path: floor, regionMiB: regionMiB)
             let cases = try TrackerBenchmark(configuration).run(floor: baseline, progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(cases))

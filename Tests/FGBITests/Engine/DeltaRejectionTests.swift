@@ -91,18 +91,18 @@ struct DeltaRejectionTests {
         let records = name.hasPrefix("second record") ? 2 : 1
         let assembler = DeltaAssembler(mode: .fgbi, compression: .lz4, geometry: harness.engine.geometry, regionCount: 2)
         var output = ByteWriter()
-        _ = try assembler.assemble(epoch: 1, records: records, body: body, into: &output)
-        expectRejected(harness, output.bytes, before: before, "\(name)")
+        _ = try body.withUnsafeBytes { try assembler.assemble(epoch: 1, records: records, body: $0, into: &output) }
+        expectRejected(harness, output.array, before: before, "\(name)")
     }
 
     @Test func oversizedBodyLengthIsRejectedBeforeAllocating() throws {
         let (harness, _, before) = try prepared()
         let assembler = DeltaAssembler(mode: .fgbi, compression: .none, geometry: harness.engine.geometry, regionCount: 2)
         var output = ByteWriter()
-        _ = try assembler.assemble(epoch: 1, records: 1, body: [0, 0, 2], into: &output)
+        _ = try [UInt8]([0, 0, 2]).withUnsafeBytes { try assembler.assemble(epoch: 1, records: 1, body: $0, into: &output) }
         output.patch(UInt64(1) << 40, at: 32)
         // Recompute the checksum so only the length lies.
-        var bytes = Array(output.bytes.dropLast(8))
+        var bytes = Array(output.array.dropLast(8))
         let checksum = bytes.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
         withUnsafeBytes(of: checksum.littleEndian) { bytes.append(contentsOf: $0) }
         expectRejected(harness, bytes, before: before, "body length 2^40")

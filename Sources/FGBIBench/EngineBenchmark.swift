@@ -1,0 +1,187 @@
+import FGBI
+
+/// `fgbi bench engine`: how fast FGBI finds changed blocks, and what each mode sends and costs for the same
+/// epochs of a synthetic workload, through the real pipeline: uffd-async tracker, capture, encode, replica
+/// apply, and a bitwise check that the replica equals the primary.
+public struct EngineBenchmark: Sendable {
+    public struct Configuration: Sendable {
+        public var regionMiB = 1024
+        public var workloads: [SyntheticWorkload] = [.sparse, .dense, .duplicate]
+        public var modes = ReplicationMode.allCases
+        public var blockSize = 64
+        /// nil: each mode's default compressor.
+        public var compression: Compression?
+        public var epochs = 10
+        public var pagesPerEpoch = 16384
+        public var tracker = TrackerKind.uffdAsync
+        public var seed: UInt64 = 2011
+        public init() {}
+    }
+
+    /// Change detection alone: rehash and compare every block of the region.
+    public struct ChangeDetection: Codable, Sendable {
+        public var blockSize: Int
+        public var regionMib: Int
+        /// GB/s of memory scanned (median of three passes).
+        public var gbps: Double
+        public var floorXxh3Gbps: Double?
+        public var floorMemcpyGbps: Double?
+        /// gbps / floor's XXH3 on 64-byte blocks.
+        public var ratioToFloorXxh3: Double?
+    }
+
+    /// One (workload, mode) run.
+    public struct ModeRun: Codable, Sendable {
+        public var workload: String
+        public var mode: String
+        public var compression: String
+        public var blockSize: Int
+        public var epochs: Int
+        public var pagesPerEpoch: Int
+        /// Bytes sent over the measured epochs (the initial full copy excluded).
+        public var wireBytes: Int
+        public var wireBytesPerEpoch: Int
+        /// wireBytes / the `page` mode's, for the same workload.
+        public var ratioToPage: Double?
+        public var initialSyncBytes: Int
+        public var blocksDirty: Int
+        public var sharedHits: Int
+        public var collisions: Int
+        public var zeroBlocks: Int
+        public var diffBlocks: Int
+        public var literalBlocks: Int
+        /// Guest pause per epoch: tracker collect plus capture.
+        public var pauseMsP50: Double
+        public var pauseMsP99: Double
+        /// Encoding and compression per epoch, while the guest runs.
+        public var encodeMsP50: Double
+        /// Of which the general compressor.
+        public var compressMsP50: Double
+        /// Replica apply per epoch.
+        public var applyMsP50: Double
+        /// Dirty pages processed per second of collect + capture + encode, on one core.
+        public var dirtyGbps: Double
+        /// Engine metadata per GiB of guest memory.
+        public var metadataBytesPerGib: Int
+        /// The replica equalled the primary after every epoch.
+        public var verified: Bool
+    }
+
+    public let configuration: Configuration
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// Measures change detection: the rehash loop over the whole region, steady state (nothing changed).
+    public func measureChangeDetection(floor: FloorBaseline?) throws -> ChangeDetection {
+        let memory = try GuestMemory.anonymous(length: configuration.regionMiB << 20)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
+        let geometry = try BlockGeometry(blockSize: configuration.blockSize)
+        let table = BlockTable(regionLength: memory.length, geometry: geometry)
+        let previous = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+        defer { previous.deallocate() }
+        var times: [Double] = []
+        for pass in 0..<4 {
+            let start = MonotonicClock.nanoseconds()
+            var changed: UInt64 = 0
+            for page in 0..<memory.pageCount {
+                changed |= table.rehash(page: page, in: memory.page(page), previous: previous)
+            }
+            let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
+            if pass > 0 { times.append(seconds) }  // the first pass finds every block changed
+            if pass > 0 && changed != 0 { throw BenchmarkError("memory changed under the change-detection pass") }
+        }
+        let gbps = Double(memory.length) / Summary(times).median / 1e9
+        let xxh3 = floor?.metrics["xxh3_64B_blocks_GBps"]
+        return ChangeDetection(blockSize: configuration.blockSize, regionMib: configuration.regionMiB, gbps: gbps,
+                               floorXxh3Gbps: xxh3, floorMemcpyGbps: floor?.metrics["memcpy_GBps"],
+                               ratioToFloorXxh3: xxh3.map { gbps / $0 })
+    }
+
+    /// Runs every (workload, mode) pair; `progress` gets a line before each.
+    public func run(progress: (String) -> Void) throws -> [ModeRun] {
+        var runs: [ModeRun] = []
+        for workload in configuration.workloads {
+            for mode in configuration.modes {
+                progress("engine: \(workload) workload, \(mode) mode")
+                runs.append(try run(workload: workload, mode: mode))
+            }
+            if let page = runs.last(where: { $0.workload == workload.rawValue && $0.mode == ReplicationMode.page.rawValue }) {
+                for index in runs.indices where runs[index].workload == workload.rawValue {
+                    runs[index].ratioToPage = Double(runs[index].wireBytes) / Double(max(page.wireBytes, 1))
+                }
+            }
+        }
+        return runs
+    }
+
+    private func run(workload: SyntheticWorkload, mode: ReplicationMode) throws -> ModeRun {
+        let length = configuration.regionMiB << 20
+        let memory = try GuestMemory.anonymous(length: length)
+        let backup = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        try backup.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
+        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
+        engineConfiguration.compression = configuration.compression
+        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
+        let replica = Replica(regions: [backup], geometry: engine.geometry)
+        let tracker = try configuration.tracker.makeTracker(for: memory)
+        let capture = EpochCapture()
+        var dirty = DirtyPageSet()
+
+        try tracker.start()
+        defer { try? tracker.stop() }
+        // Epoch 0: the full copy a new backup needs.
+        try engine.capture([], into: capture)
+        let initial = try engine.encode(capture)
+        try replica.apply(initial.delta)
+
+        var random = SeededRandom(seed: configuration.seed &+ 1)
+        var totals = EpochStatistics()
+        var pauses: [Double] = []
+        var encodes: [Double] = []
+        var compresses: [Double] = []
+        var applies: [Double] = []
+        var processingSeconds = 0.0
+        var verified = memcmp(memory.base, backup.base, length) == 0
+        for _ in 0..<configuration.epochs {
+            workload.writeEpoch(memory, pages: configuration.pagesPerEpoch, random: &random)
+            let start = MonotonicClock.nanoseconds()
+            try tracker.collect(into: &dirty)
+            try engine.capture([dirty], into: capture)
+            let paused = MonotonicClock.nanoseconds()
+            let (delta, statistics) = try engine.encode(capture)
+            let encoded = MonotonicClock.nanoseconds()
+            try replica.apply(delta)
+            let applied = MonotonicClock.nanoseconds()
+            pauses.append(Double(paused - start) / 1e6)
+            encodes.append(Double(encoded - paused) / 1e6)
+            compresses.append(Double(statistics.compressNanoseconds) / 1e6)
+            applies.append(Double(applied - encoded) / 1e6)
+            processingSeconds += Double(encoded - start) / 1e9
+            totals.accumulate(statistics)
+            verified = verified && memcmp(memory.base, backup.base, length) == 0
+        }
+        let pauseSummary = Summary(pauses)
+        return ModeRun(
+            workload: workload.rawValue, mode: mode.rawValue,
+            compression: engine.configuration.effectiveCompression.description, blockSize: configuration.blockSize,
+            epochs: configuration.epochs, pagesPerEpoch: configuration.pagesPerEpoch,
+            wireBytes: totals.wireBytes, wireBytesPerEpoch: totals.wireBytes / max(configuration.epochs, 1),
+            ratioToPage: nil, initialSyncBytes: initial.statistics.wireBytes,
+            blocksDirty: totals.blocksDirty, sharedHits: totals.sharedHits, collisions: totals.collisions,
+            zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
+            pauseMsP50: pauseSummary.median, pauseMsP99: Summary.percentile(pauses, 0.99),
+            encodeMsP50: Summary(encodes).median, compressMsP50: Summary(compresses).median, applyMsP50: Summary(applies).median,
+            dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / processingSeconds / 1e9,
+            metadataBytesPerGib: Int(Double(engine.metadataBytes) * Double(1 << 30) / Double(length)),
+            verified: verified)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,66 @@
+import FGBI
+
+/// Synthetic guest-memory writers for benchmarks: each epoch writes a fixed number of distinct random pages
+/// in one of several patterns, reproducibly from a seed.
+public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
+    /// One random 8-byte store per written page (counters, pointers, flags): FGBI's best case.
+    case sparse
+    /// Written pages rewritten whole with new, moderately compressible words (a buffer refill).
+    case dense
+    /// Written pages overwritten with a copy of another page of the region (page-cache copies, forks).
+    case duplicate
+    /// Written pages cleared to zeros (freed memory).
+    case zero
+
+    /// Parses a CLI name.
+    public static func parse(_ name: String) throws(FGBIError) -> SyntheticWorkload {
+        guard let workload = SyntheticWorkload(rawValue: name) else {
+            throw .invalidArgument("unknown workload '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return workload
+    }
+
+    /// Fills a region with initial content like a running guest's: a quarter of the pages zero, the rest
+    /// words with small values (compressible about 2x, as heap memory often is).
+    public static func fillInitial(_ memory: GuestMemory, seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let wordsPerPage = GuestMemory.pageSize / 8
+        for page in 0..<memory.pageCount where random.next() % 4 != 0 {
+            let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
+            for word in 0..<wordsPerPage { words[word] = random.next() >> 28 }
+        }
+    }
+
+    /// Writes `pages` distinct random pages of `memory` in this pattern.
+    public func writeEpoch(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
+        let pageCount = memory.pageCount
+        let wordsPerPage = GuestMemory.pageSize / 8
+        let count = min(pages, pageCount)
+        // A random stride walk visits `count` distinct pages.
+        let stride = Self.coprimeStride(pageCount, &random)
+        var page = Int(random.next() % UInt64(pageCount))
+        for _ in 0..<count {
+            page = (page + stride) % pageCount
+            let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
+            switch self {
+            case .sparse:
+                words[Int(random.next() % UInt64(wordsPerPage))] = random.next()
+            case .dense:
+                for word in 0..<wordsPerPage { words[word] = random.next() >> 28 }
+            case .duplicate:
+                var source = Int(random.next() % UInt64(pageCount))
+                if source == page { source = (source + 1) % pageCount }
+                memory.page(page).copyMemory(from: memory.page(source), byteCount: GuestMemory.pageSize)
+            case .zero:
+                memory.page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
+            }
+        }
+    }
+
+    private static func coprimeStride(_ n: Int, _ random: inout SeededRandom) -> Int {
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        var stride = Int(random.next() % UInt64(n)) | 1
+        while gcd(stride, n) != 1 { stride += 2 }
+        return stride % n == 0 ? 1 : stride
+    }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import FGBI
+import FGBIBench
+
+extension FGBICommand {
+    /// `fgbi bench engine`: change detection vs the floor, and each mode's bytes and costs per workload.
+    struct BenchEngine: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "engine",
+            abstract: "Change-detection speed vs the machine's floor, and wire bytes and costs of each mode per workload.",
+            discussion: """
+                First times FGBI's change detection (rehash and compare every block of the region) beside
+                floor.c's XXH3 and memcpy figures from the same run. Then, for each workload and mode, runs the
+                real pipeline: uffd-async tracker, capture, encode, replica apply, with a bitwise check of the
+                replica after every epoch. The first (full) epoch is reported apart. Use a release build.
+                Examples:
+                  fgbi bench engine
+                  fgbi bench engine --workloads sparse --modes fgbi,xbzrle --compression zstd:1 --json
+                """)
+
+        @Option(name: .customLong("region-mib"), help: "Region size in MiB.")
+        var regionMiB = 1024
+
+        @Option(help: "Comma-separated workloads: sparse, dense, duplicate, zero.")
+        var workloads = "sparse,dense,duplicate"
+
+        @Option(help: "Comma-separated modes: fgbi, page, page-lz4, xbzrle.")
+        var modes = "fgbi,page,page-lz4,xbzrle"
+
+        @Option(name: .customLong("block-size"), help: "Block size in bytes (64, 128, 256, 512, 1024, 4096).")
+        var blockSize = 64
+
+        @Option(help: "Compressor for every mode: none, lz4, zstd, zstd:LEVEL (default: each mode's own).")
+        var compression: String?
+
+        @Option(help: "Measured epochs per run.")
+        var epochs = 10
+
+        @Option(name: .customLong("pages-per-epoch"), help: "Pages written per epoch.")
+        var pagesPerEpoch = 16384
+
+        @Option(help: "Path to floor.c (default: ../shared/baselines/floor.c).")
+        var floor: String?
+
+        @Flag(help: "Skip the floor baseline.")
+        var noFloor = false
+
+        @Flag(help: "Print JSON: {change_detection, runs: [one object per (workload, mode)]}.")
+        var json = false
+
+        func validate() throws {
+            guard regionMiB > 0, regionMiB <= 1 << 20 else { throw ValidationError("--region-mib must be between 1 and 1048576") }
+            guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
+            guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
+            _ = try makeConfiguration()
+        }
+
+        func makeConfiguration() throws -> EngineBenchmark.Configuration {
+            var configuration = EngineBenchmark.Configuration()
+            do {
+                configuration.workloads = try workloads.split(separator: ",").map { try SyntheticWorkload.parse(String($0)) }
+                configuration.modes = try modes.split(separator: ",").map { try ReplicationMode.parse(String($0)) }
+                configuration.compression = try compression.map { try Compression.parse($0) }
+                _ = try BlockGeometry(blockSize: blockSize)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            configuration.regionMiB = regionMiB
+            configuration.blockSize = blockSize
+            configuration.epochs = epochs
+            configuration.pagesPerEpoch = pagesPerEpoch
+            return configuration
+        }
+
+        struct Report: Encodable {
+            var changeDetection: EngineBenchmark.ChangeDetection
+            var runs: [EngineBenchmark.ModeRun]
+        }
+
+        func run() throws {
+            let benchmark = EngineBenchmark(try makeConfiguration())
+            let baseline = try FloorRun.measure(enabled: !noFloor, path: floor, regionMiB: regionMiB)
+            Progress.note("engine: change detection over \(regionMiB) MiB")
+            let detection = try benchmark.measureChangeDetection(floor: baseline)
+            let runs = try benchmark.run(progress: Progress.note)
+            if json {
+                print(try JSONOutput.encode(Report(changeDetection: detection, runs: runs)))
+                return
+            }
+            print("change detection, \(blockSize)-byte blocks over \(regionMiB) MiB: \(formatted(detection.gbps)) GB/s"
+                  + (detection.floorXxh3Gbps.map { "; floor XXH3 64 B \(formatted($0)) GB/s (\(formatted(detection.ratioToFloorXxh3)) x)" } ?? "")
+                  + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
+            print("")
+            var table = TextTable(["workload", "mode", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
+                                   "pause p50 ms", "p99", "encode ms", "compress ms", "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified"])
+            for run in runs {
+                table.add([run.workload, run.mode, run.compression, String(run.wireBytesPerEpoch), formatted(run.ratioToPage, 4),
+                           String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
+                           formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50), formatted(run.compressMsP50), formatted(run.applyMsP50),
+                           formatted(run.dirtyGbps), String(run.metadataBytesPerGib), formatted(Double(run.initialSyncBytes) / 1e6, 1),
+                           run.verified ? "yes" : "NO"])
+            }
+            print("\(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte blocks")
+            print(table.rendered)
+            if runs.contains(where: { !$0.verified }) { throw ExitCode(2) }
+        }
+    }
+}
