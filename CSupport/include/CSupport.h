@@ -185,6 +185,12 @@ uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks
 /// Whether `length` bytes at `data` are all zero.
 int CSupport_is_zero(const void *data, size_t length);
 
+/// Asks the CPU to start loading the cache line at `address`: hash-table probes issue it a few blocks
+/// ahead, so the memory latency of one lookup overlaps the work on the blocks before it.
+static inline void CSupport_prefetch(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
 // MARK: - Run-length difference encoding (XBZRLE's format)
 //
 // The encoding QEMU's XBZRLE uses: a sequence of (unchanged-run length, changed-run length, changed bytes),

@@ -11,39 +11,38 @@ import Glibc
 /// 3. copy: identical (bitwise) to content the backup holds, found through the ``ContentIndex``;
 /// 4. diff: a run-length difference against the block's previous content, when the index still holds it;
 /// 5. literal: the bytes.
-/// Then the index learns the epoch's new content. Runs after the guest resumes: it reads only the capture
-/// and the index's own copies, never guest memory.
+/// The index learns each block's new content as it goes. Runs after the guest resumes: it reads only the
+/// capture and the index's own copies, never guest memory.
 final class BlockDeltaEncoder {
+    /// Blocks ahead whose index lines are prefetched.
+    private static let prefetchDistance = 8
+
     private let geometry: BlockGeometry
     private let index: ContentIndex
-    /// This epoch's blocks by content key, for duplicates within the epoch; cleared after each epoch.
-    private let epochBlocks: SlotTable
-    private let epochCapacity: Int
-    private var epochKeys: [UInt64] = []
     private var diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
 
-    init(geometry: BlockGeometry, index: ContentIndex, epochDuplicateCapacity: Int = 1 << 18) {
+    init(geometry: BlockGeometry, index: ContentIndex) {
         self.geometry = geometry
         self.index = index
-        epochCapacity = epochDuplicateCapacity
-        epochBlocks = SlotTable(maximumCount: epochDuplicateCapacity)
         diff = .allocate(capacity: geometry.blockSize + 16)
     }
 
     deinit { diff.deallocate() }
 
-    var metadataBytes: Int { epochBlocks.metadataBytes + geometry.blockSize }
+    var metadataBytes: Int { geometry.blockSize + 16 }
 
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
     func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
         let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
         let maskBytes = (geometry.blocksPerPage + 7) / 8
         let locations = capture.locations
+        let count = capture.count
+        index.beginEpoch(capture.epoch)
+        for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         positions.reset()
         var records = 0
         var i = 0
-        let count = capture.count
         while i < count {
             let first = locations[i]
             let page = first.block >> blocksPerPageShift
@@ -52,13 +51,22 @@ final class BlockDeltaEncoder {
             positions.write(region: first.region, page: page, to: &body)
             body.byte(DeltaFormat.RecordKind.blocks.rawValue)
             writeBlockList(locations, from: i, to: end, maskBytes: maskBytes, into: &body)
-            for item in i..<end { encodeBlock(item, capture, into: &body, stats: &stats) }
+            for item in i..<end {
+                if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
+                encodeBlock(item, capture, into: &body, stats: &stats)
+            }
             records += 1
             i = end
         }
-        learn(capture)
         stats.blocksDirty = count
         return records
+    }
+
+    @inline(__always)
+    private func prefetch(_ item: Int, _ capture: EpochCapture) {
+        index.prefetch(hash: capture.newHashes[item])
+        index.prefetch(hash: capture.oldHashes[item])
+        index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
     /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
@@ -81,36 +89,39 @@ final class BlockDeltaEncoder {
     private func encodeBlock(_ item: Int, _ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
+        let location = capture.locations[item]
         if CSupport_is_zero(bytes, blockSize) != 0 {
+            _ = index.takePrevious(at: location, hash: capture.oldHashes[item])
             body.byte(DeltaFormat.BlockOp.zero.rawValue)
             stats.zeroBlocks += 1
             return
         }
         let hash = capture.newHashes[item]
-        let key = index.keying.key(hash)
-        if let earlier = epochBlocks.find(key) {
-            if memcmp(capture.item(Int(earlier)), bytes, blockSize) == 0 {
-                body.byte(DeltaFormat.BlockOp.copyEpoch.rawValue)
-                body.uleb(Int(earlier))
-                stats.sharedHits += 1
-                return
-            }
+        let match = index.match(hash: hash, bytes: bytes)
+        switch match {
+        case .copy(let source):
+            _ = index.takePrevious(at: location, hash: capture.oldHashes[item])
+            body.byte(DeltaFormat.BlockOp.copy.rawValue)
+            body.uleb(source.region)
+            body.uleb(source.block)
+            stats.sharedHits += 1
+            return
+        case .copyEpoch(let ordinal):
+            _ = index.takePrevious(at: location, hash: capture.oldHashes[item])
+            body.byte(DeltaFormat.BlockOp.copyEpoch.rawValue)
+            body.uleb(ordinal)
+            stats.sharedHits += 1
+            return
+        case .collision:
             stats.collisions += 1
-        } else if epochKeys.count < epochCapacity {
-            epochBlocks.set(key, UInt32(item))
-            epochKeys.append(key)
+        case .none:
+            break
         }
-        if let candidate = index.candidate(for: hash) {
-            if memcmp(candidate.bytes, bytes, blockSize) == 0 {
-                body.byte(DeltaFormat.BlockOp.copy.rawValue)
-                body.uleb(candidate.location.region)
-                body.uleb(candidate.location.block)
-                stats.sharedHits += 1
-                return
-            }
-            stats.collisions += 1
+        defer {
+            // After the difference is taken: adding may reuse the slot that held the previous content.
+            if match == .none { index.add(hash: hash, at: location, bytes: bytes, ordinal: item) }
         }
-        if let previous = index.content(at: capture.locations[item], hash: capture.oldHashes[item]) {
+        if let previous = index.takePrevious(at: location, hash: capture.oldHashes[item]) {
             let length = CSupport_diff_encode(previous.assumingMemoryBound(to: UInt8.self), bytes.assumingMemoryBound(to: UInt8.self),
                                               blockSize, diff, blockSize - 4)
             if length >= 0 {
@@ -125,20 +136,5 @@ final class BlockDeltaEncoder {
         body.raw(bytes, count: blockSize)
         stats.literalBlocks += 1
         stats.literalBytes += blockSize
-    }
-
-    /// After the epoch: retire index entries for content the backup no longer holds, then add the new
-    /// content, and forget this epoch's duplicate table.
-    private func learn(_ capture: EpochCapture) {
-        let (locations, oldHashes, newHashes) = (capture.locations, capture.oldHashes, capture.newHashes)
-        for item in 0..<capture.count {
-            index.retire(hash: oldHashes[item], at: locations[item])
-        }
-        let blockSize = geometry.blockSize
-        for item in 0..<capture.count where CSupport_is_zero(capture.item(item), blockSize) == 0 {
-            index.add(hash: newHashes[item], at: locations[item], bytes: capture.item(item))
-        }
-        for key in epochKeys { epochBlocks.remove(key) }
-        epochKeys.removeAll(keepingCapacity: true)
     }
 }

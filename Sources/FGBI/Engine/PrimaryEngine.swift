@@ -67,7 +67,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     /// Entries the content index holds now (`fgbi` mode).
-    public var indexEntries: Int { contentIndex?.entries ?? 0 }
+    public var indexEntries: Int { contentIndex?.entryCount ?? 0 }
 
     /// The paused stage: captures what the epoch changed into `capture`. `dirty` has one page set per
     /// region (ignored for the first epoch, which covers everything).

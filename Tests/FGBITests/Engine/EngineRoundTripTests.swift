@@ -54,7 +54,10 @@ struct EngineRoundTripTests {
             #expect(harness.totals.collisions > 0, "forced collisions must be detected by the bitwise comparison")
         }
         if testCase.mode == .fgbi {
-            #expect(harness.totals.sharedHits > 0, "duplicates must travel as references")
+            // With forced collisions the few keys are mostly held by other content, so sharing may not happen.
+            if testCase.keying == .fullHash {
+                #expect(harness.totals.sharedHits > 0, "duplicates must travel as references")
+            }
             #expect(harness.totals.zeroBlocks > 0)
         }
     }
