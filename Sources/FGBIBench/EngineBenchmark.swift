@@ -14,6 +14,8 @@ public struct EngineBenchmark: Sendable {
         public var epochs = 10
         public var pagesPerEpoch = 16384
         public var tracker = TrackerKind.uffdAsync
+        /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
+        public var cacheBudgetBytes = 64 << 20
         public var seed: UInt64 = 2011
         public init() {}
     }
@@ -125,7 +127,8 @@ public struct EngineBenchmark: Sendable {
         try backup.prefault()
         SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
         var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
-        engineConfiguration.compression = configuration.compression
+        engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
         let replica = Replica(regions: [backup], geometry: engine.geometry)
         let tracker = try configuration.tracker.makeTracker(for: memory)

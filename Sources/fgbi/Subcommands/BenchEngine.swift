@@ -33,6 +33,9 @@ extension FGBICommand {
         @Option(help: "Compressor for every mode: none, lz4, zstd, zstd:LEVEL (default: each mode's own).")
         var compression: String?
 
+        @Option(name: .customLong("cache-mib"), help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
+        var cacheMiB = 64
+
         @Option(help: "Measured epochs per run.")
         var epochs = 10
 
@@ -52,6 +55,7 @@ extension FGBICommand {
             guard regionMiB > 0, regionMiB <= 1 << 20 else { throw ValidationError("--region-mib must be between 1 and 1048576") }
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
+            guard cacheMiB > 0, cacheMiB <= 1 << 16 else { throw ValidationError("--cache-mib must be between 1 and 65536") }
             _ = try makeConfiguration()
         }
 
@@ -69,6 +73,7 @@ extension FGBICommand {
             configuration.blockSize = blockSize
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
+            configuration.cacheBudgetBytes = cacheMiB << 20
             return configuration
         }
 
@@ -100,7 +105,7 @@ extension FGBICommand {
                            formatted(run.dirtyGbps), String(run.metadataBytesPerGib), formatted(Double(run.initialSyncBytes) / 1e6, 1),
                            run.verified ? "yes" : "NO"])
             }
-            print("\(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte blocks")
+            print("\(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte blocks, \(cacheMiB) MiB cache")
             print(table.rendered)
             if runs.contains(where: { !$0.verified }) { throw ExitCode(2) }
         }
