@@ -1,12 +1,18 @@
 import FGBI
 import Foundation
 
-/// What `fgbi demo` runs until replication exists: a region written by several threads in epochs, the chosen
-/// tracker collecting each epoch's written pages, checked against the writers' own record and against the
-/// `scan` backend watching the same memory.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `fgbi demo` runs until the networked replicator exists: a region written by several threads in
+/// epochs; at each epoch boundary the chosen tracker collects the written pages (checked against the
+/// writers' own record and against the `scan` backend watching the same memory), the engine turns them into
+/// an epoch delta, and an in-process replica applies it and is compared with the primary bit for bit.
 public struct TrackingDemo: Sendable {
     public var regionMiB = 64
     public var tracker: TrackerKind = .uffdAsync
+    public var mode: ReplicationMode = .fgbi
     public var epochs = 10
     public var writerThreads = 2
     public var writesPerThread = 2000
@@ -22,17 +28,32 @@ public struct TrackingDemo: Sendable {
         public var collectMicroseconds: Double
         public var matchesWriters: Bool
         public var matchesScan: Bool
+        /// Blocks (pages, in the page modes) that changed and were sent.
+        public var blocksSent: Int
+        /// The epoch delta's size, and what sending the written pages whole would have cost.
+        public var deltaBytes: Int
+        public var pageBytes: Int
+        /// The replica equals the primary after applying the delta.
+        public var replicaIdentical: Bool
     }
 
     /// Runs the epochs, handing each to `report` as it completes.
     public func run(report: (Epoch) -> Void) throws {
         let memory = try GuestMemory.anonymous(length: regionMiB << 20)
+        let backup = try GuestMemory.anonymous(length: regionMiB << 20)
         try memory.prefault()
+        try backup.prefault()
+        let engine = try PrimaryEngine(regions: [memory], configuration: EngineConfiguration(mode: mode))
+        let replica = Replica(regions: [backup], geometry: engine.geometry)
+        let capture = EpochCapture()
         let tracked = try tracker.makeTracker(for: memory)
         let reference = ScanTracker(memory: memory)
         try reference.start()
         try tracked.start()
         defer { try? tracked.stop() }
+        // Epoch 0 copies the whole region to the replica.
+        try engine.capture([], into: capture)
+        try replica.apply(engine.encode(capture).delta)
         var reported = DirtyPageSet()
         var scanned = DirtyPageSet()
         let pageCount = memory.pageCount
@@ -46,9 +67,15 @@ public struct TrackingDemo: Sendable {
             try tracked.collect(into: &reported)
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3
             try reference.collect(into: &scanned)
+            try engine.capture([reported], into: capture)
+            let (delta, statistics) = try engine.encode(capture)
+            try replica.apply(delta)
             let truth = DirtyPageSet(pages: written)
             report(Epoch(number: epoch, pagesWritten: truth.pageCount, pagesReported: reported.pageCount,
-                         collectMicroseconds: elapsed, matchesWriters: reported == truth, matchesScan: reported == scanned))
+                         collectMicroseconds: elapsed, matchesWriters: reported == truth, matchesScan: reported == scanned,
+                         blocksSent: statistics.blocksDirty, deltaBytes: delta.count,
+                         pageBytes: reported.pageCount * GuestMemory.pageSize,
+                         replicaIdentical: memcmp(memory.base, backup.base, memory.length) == 0))
         }
     }
 

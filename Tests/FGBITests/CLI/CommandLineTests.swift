@@ -33,6 +33,9 @@ struct CommandLineTests {
         (["bench", "tracker", "--pages", "12,zero"], "'zero' is neither a positive count nor 'all'"),
         (["bench", "tracker", "--region-mib", "0"], "--region-mib must be between"),
         (["demo", "--epochs", "0"], "--epochs must be at least 1"),
+        (["demo", "--mode", "remus"], "unknown mode 'remus'"),
+        (["bench", "engine", "--block-size", "96"], "block size 96 is not one of"),
+        (["bench", "engine", "--compression", "zstd:99"], "unknown compression 'zstd:99'"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -41,11 +44,30 @@ struct CommandLineTests {
         #expect(outcome.stderr.contains(message), "stderr was: \(outcome.stderr)")
     }
 
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the engine benchmark tracks with uffd-async"))
+    func engineBenchmarkVerifiesEveryMode() throws {
+        let outcome = try CommandRunner.run(["bench", "engine", "--region-mib", "8", "--epochs", "2", "--pages-per-epoch", "64",
+                                             "--workloads", "sparse,duplicate", "--no-floor", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        #expect(runs.count == 2 * ReplicationMode.allCases.count)
+        for run in runs {
+            #expect(run["verified"] as? Bool == true, "\(run)")
+            #expect(run["workload"] is String && run["mode"] is String && run["wire_bytes"] is Int)
+        }
+        let sparse = runs.filter { $0["workload"] as? String == "sparse" }
+        let fgbi = try #require(sparse.first { $0["mode"] as? String == "fgbi" }?["wire_bytes"] as? Int)
+        let page = try #require(sparse.first { $0["mode"] as? String == "page" }?["wire_bytes"] as? Int)
+        #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
+    }
+
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
     func demoTracksEveryEpochExactly() throws {
         let outcome = try CommandRunner.run(["demo", "--epochs", "3", "--region-mib", "8"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("every epoch reported exactly the pages written"))
+        #expect(outcome.stdout.contains("the replica matched the primary after every epoch: yes"))
     }
 }
 
