@@ -32,13 +32,24 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
     size_t i = 0, n = 0;
     while (i < length) {
         size_t zero_start = i;
+        // Skip equal bytes a word at a time, then byte by byte.
+        while (i + 8 <= length) {
+            uint64_t a, b;
+            memcpy(&a, old + i, 8);
+            memcpy(&b, new_bytes + i, 8);
+            if (a != b) break;
+            i += 8;
+        }
         while (i < length && old[i] == new_bytes[i]) i++;
         if (i == length) break;  // trailing unchanged run is implied
         size_t zero_run = i - zero_start;
         size_t changed_start = i;
-        while (i < length && old[i] != new_bytes[i]) i++;
+        // A changed run ends at the first pair of equal bytes; give up as soon as the output cannot fit.
+        while (i < length && old[i] != new_bytes[i]) {
+            i++;
+            if (n + 10 + (i - changed_start) > capacity) return -1;
+        }
         size_t changed_run = i - changed_start;
-        if (n + 10 + changed_run > capacity) return -1;
         n += put_uleb128(out + n, zero_run);
         n += put_uleb128(out + n, changed_run);
         memcpy(out + n, new_bytes + changed_start, changed_run);
@@ -65,16 +76,3 @@ long CSupport_diff_decode(const uint8_t *encoded, size_t encoded_length, uint8_t
     return 0;
 }
 
-int CSupport_is_zero(const void *data, size_t length) {
-    const unsigned char *p = data;
-    // Word-at-a-time: the compiler vectorizes this loop at -O2.
-    size_t i = 0;
-    uint64_t acc = 0;
-    for (; i + 8 <= length; i += 8) {
-        uint64_t word;
-        memcpy(&word, p + i, 8);
-        acc |= word;
-    }
-    for (; i < length; i++) acc |= p[i];
-    return acc == 0;
-}

@@ -182,8 +182,19 @@ size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size,
 /// when block i's hash changed.
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
 
-/// Whether `length` bytes at `data` are all zero.
-int CSupport_is_zero(const void *data, size_t length);
+/// Whether `length` bytes at `data` are all zero. Inline: it runs once per changed block.
+static inline int CSupport_is_zero(const void *data, size_t length) {
+    const unsigned char *p = (const unsigned char *)data;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= length; i += 8) {
+        uint64_t word;
+        __builtin_memcpy(&word, p + i, 8);
+        acc |= word;
+    }
+    for (; i < length; i++) acc |= p[i];
+    return acc == 0;
+}
 
 /// Asks the CPU to start loading the cache line at `address`: hash-table probes issue it a few blocks
 /// ahead, so the memory latency of one lookup overlaps the work on the blocks before it.

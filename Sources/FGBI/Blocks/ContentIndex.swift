@@ -70,10 +70,17 @@ final class ContentIndex {
     private let slotOwner: UnsafeMutablePointer<UInt64>
     private let slotUsed: UnsafeMutablePointer<Bool>
     private let slotCount: Int
-    private var hand = 0
-    private var epoch: UInt64 = 0
-    private(set) var entryCount = 0
-    private(set) var evictions = 0
+    /// The mutable counters, behind a pointer: a class's `var`s cost an exclusivity check per access.
+    private struct Counters {
+        var hand = 0
+        var epoch: UInt64 = 0
+        var entries = 0
+        var evictions = 0
+    }
+    private let counters: UnsafeMutablePointer<Counters>
+
+    var entryCount: Int { counters.pointee.entries }
+    var evictions: Int { counters.pointee.evictions }
 
     init(blockSize: Int, budgetBytes: Int, keying: IndexKeying) {
         self.keying = keying
@@ -89,6 +96,8 @@ final class ContentIndex {
         slotOwner.initialize(repeating: 0, count: slotCount)
         slotUsed = .allocate(capacity: slotCount)
         slotUsed.initialize(repeating: false, count: slotCount)
+        counters = .allocate(capacity: 1)
+        counters.initialize(to: Counters())
     }
 
     deinit {
@@ -96,13 +105,14 @@ final class ContentIndex {
         storage.deallocate()
         slotOwner.deallocate()
         slotUsed.deallocate()
+        counters.deallocate()
     }
 
     /// Bytes held: stored copies, table and bookkeeping.
     var metadataBytes: Int { slotCount * (blockSize + 9) + (mask + 1) * MemoryLayout<Entry>.stride }
 
     /// Starts epoch `number`: entries added from now on are this epoch's.
-    func beginEpoch(_ number: UInt64) { epoch = number &+ 1 }  // entries store epoch + 1 so 0 never matches
+    func beginEpoch(_ number: UInt64) { counters.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
 
     @inline(__always)
     private func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key ^ (key >> 29)) & mask }
@@ -119,7 +129,7 @@ final class ContentIndex {
     /// Starts loading the table line of the entry that the `ahead`-th next addition will evict.
     @inline(__always)
     func prefetchEviction(ahead: Int) {
-        let slot = (hand + ahead) % slotCount
+        let slot = (counters.pointee.hand + ahead) % slotCount
         if slotUsed[slot] { CSupport_prefetch(entries + home(slotOwner[slot])) }
     }
 
@@ -140,7 +150,7 @@ final class ContentIndex {
         guard let index = position(of: keying.key(hash)) else { return .none }
         let entry = entries[index]
         guard memcmp(slotBytes(entry.slotPlusOne), bytes, blockSize) == 0 else { return .collision }
-        return entry.epoch == epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(BlockLocation(packed: entry.location))
+        return entry.epoch == counters.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(BlockLocation(packed: entry.location))
     }
 
     /// Retires the entry holding `location`'s content before this epoch (its recorded `hash`), if this
@@ -149,7 +159,7 @@ final class ContentIndex {
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
         guard let index = position(of: keying.key(hash)), entries[index].location == location.packed,
-              entries[index].epoch != epoch else { return nil }
+              entries[index].epoch != counters.pointee.epoch else { return nil }
         let slotPlusOne = entries[index].slotPlusOne
         slotUsed[Int(slotPlusOne) - 1] = false
         delete(at: index)
@@ -162,19 +172,20 @@ final class ContentIndex {
     func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
         let key = keying.key(hash)
         guard position(of: key) == nil else { return }
-        let slot = hand
-        hand = hand + 1 == slotCount ? 0 : hand + 1
+        let slot = counters.pointee.hand
+        counters.pointee.hand = slot + 1 == slotCount ? 0 : slot + 1
         if slotUsed[slot] {
             if let owner = position(of: slotOwner[slot]) { delete(at: owner) }
-            evictions += 1
+            counters.pointee.evictions += 1
         }
         slotUsed[slot] = true
         slotOwner[slot] = key
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
         var index = home(key)
         while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }
-        entries[index] = Entry(key: key, location: location.packed, epoch: epoch, slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))
-        entryCount += 1
+        entries[index] = Entry(key: key, location: location.packed, epoch: counters.pointee.epoch,
+                               slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))
+        counters.pointee.entries += 1
     }
 
     /// Backward-shift deletion: later entries of the probe run move up, so lookups need no tombstones.
@@ -190,6 +201,6 @@ final class ContentIndex {
             index = (index + 1) & mask
         }
         entries[hole].slotPlusOne = 0
-        entryCount -= 1
+        counters.pointee.entries -= 1
     }
 }

@@ -33,12 +33,14 @@ final class BlockDeltaEncoder {
     var metadataBytes: Int { geometry.blockSize + 16 }
 
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
-    func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+    func encode(_ epochCapture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+        let epoch = epochCapture.epoch
         let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
         let maskBytes = (geometry.blocksPerPage + 7) / 8
+        let capture = epochCapture.view
         let locations = capture.locations
         let count = capture.count
-        index.beginEpoch(capture.epoch)
+        index.beginEpoch(epoch)
         for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         positions.reset()
         var records = 0
@@ -63,7 +65,7 @@ final class BlockDeltaEncoder {
     }
 
     @inline(__always)
-    private func prefetch(_ item: Int, _ capture: EpochCapture) {
+    private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
         index.prefetch(hash: capture.newHashes[item])
         index.prefetch(hash: capture.oldHashes[item])
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
@@ -86,7 +88,7 @@ final class BlockDeltaEncoder {
     }
 
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) {
+    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, into body: inout ByteWriter, stats: inout EpochStatistics) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
         let location = capture.locations[item]

@@ -48,6 +48,24 @@ public final class EpochCapture: @unchecked Sendable {
         count = 0
     }
 
+    /// The capture's storage as plain values, for hot loops: reading a class's `var`s costs an exclusivity
+    /// check per access, a view's `let`s none. Valid until the capture next grows.
+    struct View {
+        let locations: UnsafeMutablePointer<BlockLocation>
+        let oldHashes: UnsafeMutablePointer<UInt64>
+        let newHashes: UnsafeMutablePointer<UInt64>
+        let arena: UnsafeMutableRawPointer
+        let itemSize: Int
+        let count: Int
+
+        @inline(__always)
+        func item(_ index: Int) -> UnsafeMutableRawPointer { arena + index * itemSize }
+    }
+
+    var view: View {
+        View(locations: locations, oldHashes: oldHashes, newHashes: newHashes, arena: arena, itemSize: itemSize, count: count)
+    }
+
     /// Bytes of item `index`.
     @inline(__always)
     func item(_ index: Int) -> UnsafeMutableRawPointer { arena + index * itemSize }
