@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // The thin C shim: kernel ABI backports, wrappers for static-inline liburing and xxhash, hot loops.
@@ -26,7 +27,10 @@ let package = Package(
         // The replicator library: memory, tracking and everything above it.
         .target(
             name: "FGBI",
-            dependencies: ["CSupport"]
+            dependencies: [
+                "CSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
         .target(

@@ -15,6 +15,6 @@ struct FGBICommand: ParsableCommand {
               fgbi demo --tracker uffd-sync
             """,
         version: FGBIVersion.current,
-        subcommands: [Probe.self, Demo.self, Bench.self]
+        subcommands: [Probe.self, Demo.self, PrimaryCommand.self, BackupCommand.self, Bench.self]
     )
 }

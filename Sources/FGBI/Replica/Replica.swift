@@ -31,6 +31,11 @@ public final class Replica: @unchecked Sendable {
     /// Largest body a delta for these regions can need: every page, with per-block overhead.
     private let maximumBodyLength: Int
 
+    /// Largest whole delta (header, stored body, checksum) these regions can need: what a connection accepts.
+    public var maximumDeltaLength: Int {
+        DeltaFormat.headerLength + max(maximumBodyLength, ZSTD_compressBound(maximumBodyLength)) + DeltaFormat.checksumLength + 64
+    }
+
     /// A replica of regions with these lengths and geometry; the regions start as they are (zero-filled
     /// memory for a new backup) and must match the primary's.
     public init(regions: [GuestMemory], geometry: BlockGeometry) {

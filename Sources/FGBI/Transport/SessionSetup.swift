@@ -1,0 +1,82 @@
+/// The handshake that opens a session (Docs/PROTOCOL.md, "Connection"): the primary says what it replicates
+/// and sends a nonce; the backup checks the layout and answers with a session id, its nonce, the epoch it
+/// expects and, with a key, its proof; the primary checks that proof and sends its own. Both then derive the
+/// session's frame key, and every later frame is sequence-numbered and, with a key, authenticated.
+enum SessionSetup {
+    static let backupProofLabel = "fgbi backup proof v1"
+    static let primaryProofLabel = "fgbi primary proof v1"
+    static let noProof = [UInt8](repeating: 0, count: 32)
+
+    /// The primary's side. Returns the backup's welcome.
+    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key: PresharedKey?) throws -> Welcome {
+        let helloBytes = hello.encoded
+        try connection.send(.hello, helloBytes)
+        let answer = try connection.receive()
+        if answer.type == .error { throw WireError.refused(String(decoding: answer.payload, as: UTF8.self)) }
+        guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
+        let welcome = try Welcome(decoding: answer.payload)
+        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce)
+        if let key {
+            guard key.verify(welcome.proof, label: backupProofLabel, transcript: transcript) else {
+                try? connection.send(.error, Array("the backup's proof of the key is wrong".utf8))
+                throw WireError.authenticationFailed("the backup does not hold the same key")
+            }
+            try connection.send(.auth, key.proof(label: primaryProofLabel, transcript: transcript))
+            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)))
+        } else {
+            try connection.send(.auth, noProof)
+            connection.startSession(key: nil)
+        }
+        return welcome
+    }
+
+    /// What the backup replicates into, to check the primary's hello against.
+    struct Layout {
+        var blockSize: Int
+        var pageSize: Int
+        var regionLengths: [Int]
+    }
+
+    /// The backup's side. Returns the primary's hello; refuses (telling the primary why) on any mismatch.
+    static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
+                             nextEpoch: UInt64) throws -> Hello {
+        func refuse(_ error: WireError) -> WireError {
+            try? connection.send(.error, Array(error.description.utf8))
+            return error
+        }
+        let opening = try connection.receive()
+        guard opening.type == .hello else { throw refuse(.unexpected("\(opening.type) instead of hello")) }
+        let helloBytes = opening.payload
+        let hello = try Hello(decoding: helloBytes)
+        if key == nil && !peerIsLoopback {
+            throw refuse(.keyRequired("the primary at \(connection.peer) is not on loopback"))
+        }
+        if key != nil && !hello.wantsAuthentication {
+            throw refuse(.authenticationFailed("this backup requires a pre-shared key and the primary offered none"))
+        }
+        if key == nil && hello.wantsAuthentication {
+            throw refuse(.authenticationFailed("the primary uses a key and this backup has none"))
+        }
+        guard hello.blockSize == layout.blockSize, hello.pageSize == layout.pageSize, hello.regionLengths == layout.regionLengths else {
+            throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "
+                                         + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
+        }
+        var welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch, proof: noProof)
+        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce)
+        if let key { welcome.proof = key.proof(label: backupProofLabel, transcript: transcript) }
+        try connection.send(.welcome, welcome.encoded)
+        let auth = try connection.receive()
+        if auth.type == .error { throw WireError.refused(String(decoding: auth.payload, as: UTF8.self)) }
+        guard auth.type == .auth else { throw refuse(.unexpected("\(auth.type) instead of auth")) }
+        if let key {
+            guard key.verify(auth.payload, label: primaryProofLabel, transcript: transcript) else {
+                throw refuse(.authenticationFailed("the primary's proof of the key is wrong"))
+            }
+            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)))
+        } else {
+            guard auth.payload == noProof else { throw refuse(.authenticationFailed("unexpected proof on a session without a key")) }
+            connection.startSession(key: nil)
+        }
+        return hello
+    }
+}

@@ -1,0 +1,193 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connected or listening TCP socket with the few operations the replicator needs: all-or-error sends
+/// that resume short writes, exact receives with a timeout, and no SIGPIPE. Closed on deinit.
+final class Socket: @unchecked Sendable {
+    let descriptor: Int32
+
+    private init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit { close(descriptor) }
+
+    private static func resolve(_ endpoint: Endpoint, passive: Bool) throws(SystemError) -> [(family: Int32, address: [UInt8])] {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        if passive { hints.ai_flags = AI_PASSIVE }
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &list)
+        guard rc == 0, let list else {
+            throw SystemError(operation: "getaddrinfo(\(endpoint.host))", errno: EINVAL,
+                              hint: String(cString: gai_strerror(rc)))
+        }
+        defer { freeaddrinfo(list) }
+        var results: [(Int32, [UInt8])] = []
+        var entry: UnsafeMutablePointer<addrinfo>? = list
+        while let current = entry {
+            let bytes = UnsafeRawBufferPointer(start: current.pointee.ai_addr, count: Int(current.pointee.ai_addrlen))
+            results.append((current.pointee.ai_family, Array(bytes)))
+            entry = current.pointee.ai_next
+        }
+        return results
+    }
+
+    private static func make(family: Int32) throws(SystemError) -> Socket {
+        let fd = try Syscall.libc("socket") { Glibc.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let socket = Socket(descriptor: fd)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        return socket
+    }
+
+    /// Connects to `endpoint`, trying each address it resolves to.
+    static func connect(to endpoint: Endpoint) throws(SystemError) -> Socket {
+        var lastError = SystemError(operation: "connect(\(endpoint))", errno: EHOSTUNREACH)
+        for (family, address) in try resolve(endpoint, passive: false) {
+            let socket = try make(family: family)
+            let rc = address.withUnsafeBytes { raw in
+                Glibc.connect(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            }
+            if rc == 0 { return socket }
+            let code = errno
+            lastError = SystemError(operation: "connect(\(endpoint))", errno: code, hint: code == ECONNREFUSED
+                                    ? "is the backup running and listening there? (fgbi backup --listen \(endpoint))" : "")
+        }
+        throw lastError
+    }
+
+    /// Listens on `endpoint` (port 0 picks a free port; see ``localPort``).
+    static func listen(on endpoint: Endpoint) throws(SystemError) -> Socket {
+        guard let (family, address) = try resolve(endpoint, passive: true).first else {
+            throw SystemError(operation: "getaddrinfo(\(endpoint.host))", errno: EADDRNOTAVAIL)
+        }
+        let socket = try make(family: family)
+        var one: Int32 = 1
+        setsockopt(socket.descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        try Syscall.libc("bind(\(endpoint))", hint: { code in
+            code == EADDRINUSE ? "another process listens on this port" : code == EADDRNOTAVAIL ? "this machine has no such address" : ""
+        }) {
+            address.withUnsafeBytes { raw in
+                bind(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            }
+        }
+        try Syscall.libc("listen(\(endpoint))") { Glibc.listen(socket.descriptor, 4) }
+        return socket
+    }
+
+    /// The local port (useful after listening on port 0).
+    var localPort: UInt16 {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        return withUnsafeBytes(of: &storage) { raw in
+            // sin_port and sin6_port sit at the same offset, in network order.
+            UInt16(raw[2]) << 8 | UInt16(raw[3])
+        }
+    }
+
+    /// Accepts a connection; returns it with the peer's address and whether that is loopback.
+    func accept() throws(SystemError) -> (socket: Socket, peer: String, peerIsLoopback: Bool) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = try Syscall.libc("accept") {
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.accept(descriptor, $0, &length) }
+            }
+        }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let socket = Socket(descriptor: fd)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let (peer, loopback) = withUnsafeBytes(of: &storage) { raw -> (String, Bool) in
+            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            let family = Int32(raw.load(as: sa_family_t.self))
+            if family == AF_INET {
+                let address = raw.baseAddress! + 4
+                inet_ntop(AF_INET, address, &text, socklen_t(text.count))
+                return (String(cString: text), raw[4] == 127)
+            }
+            let address = raw.baseAddress! + 8
+            inet_ntop(AF_INET6, address, &text, socklen_t(text.count))
+            let bytes = Array(raw[8..<24])
+            let isLoopback = bytes == [UInt8](repeating: 0, count: 15) + [1]
+                || (bytes[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && bytes[12] == 127)
+            return (String(cString: text), isLoopback)
+        }
+        return (socket, peer, loopback)
+    }
+
+    /// Sets how long a receive may wait (0: forever).
+    func setReceiveTimeout(milliseconds: Int) {
+        var time = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Sets the kernel send buffer size (tests use a small one to force short sends).
+    func setSendBuffer(bytes: Int) {
+        var size = Int32(clamping: bytes)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Sends every byte of `buffers`, in order, resuming after short sends; never raises SIGPIPE.
+    func sendAll(_ buffers: [UnsafeRawBufferPointer]) throws(SystemError) {
+        var vectors = buffers.filter { $0.count > 0 }.map {
+            iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
+        }
+        var first = 0
+        while first < vectors.count {
+            let sent = vectors.withUnsafeMutableBufferPointer { vectors -> Int in
+                var message = msghdr()
+                message.msg_iov = vectors.baseAddress! + first
+                message.msg_iovlen = vectors.count - first
+                return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
+            }
+            if sent < 0 {
+                if errno == EINTR { continue }
+                throw SystemError(operation: "send", errno: errno, hint: errno == EPIPE || errno == ECONNRESET ? "the peer closed the connection" : "")
+            }
+            // Consume what went out; a partly sent vector keeps its remainder.
+            var remaining = sent
+            while remaining > 0 {
+                let length = vectors[first].iov_len
+                if remaining >= length {
+                    remaining -= length
+                    first += 1
+                } else {
+                    vectors[first].iov_base += remaining
+                    vectors[first].iov_len -= remaining
+                    remaining = 0
+                }
+            }
+        }
+    }
+
+    /// Receives exactly `count` bytes into `buffer`.
+    func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int) throws(WireError) {
+        var received = 0
+        while received < count {
+            let n = recv(descriptor, buffer + received, count - received, 0)
+            if n > 0 {
+                received += n
+            } else if n == 0 {
+                throw .closed
+            } else if errno == EINTR {
+                continue
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                throw .timedOut(milliseconds: timeoutMilliseconds)
+            } else {
+                throw .refused("receive failed: \(SystemError(operation: "recv", errno: errno))")
+            }
+        }
+    }
+
+    /// Stops both directions, waking a thread blocked in a receive.
+    func shutdownBoth() {
+        Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+    }
+}

@@ -1,0 +1,127 @@
+import Crypto
+
+/// The primary's opening message: what it replicates and how, and a fresh nonce.
+struct Hello: Equatable {
+    var mode: ReplicationMode
+    var wantsAuthentication: Bool
+    var blockSize: Int
+    var pageSize: Int
+    var regionLengths: [Int]
+    var nonce: [UInt8]
+
+    static let maximumRegions = 4096
+
+    var encoded: [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.append(mode.wireCode)
+        bytes.append(wantsAuthentication ? 1 : 0)
+        appendLittleEndian(UInt32(blockSize), to: &bytes)
+        appendLittleEndian(UInt32(pageSize), to: &bytes)
+        appendLittleEndian(UInt32(regionLengths.count), to: &bytes)
+        for length in regionLengths { appendLittleEndian(UInt64(length), to: &bytes) }
+        bytes += nonce
+        return bytes
+    }
+
+    init(mode: ReplicationMode, wantsAuthentication: Bool, blockSize: Int, pageSize: Int, regionLengths: [Int], nonce: [UInt8]) {
+        self.mode = mode
+        self.wantsAuthentication = wantsAuthentication
+        self.blockSize = blockSize
+        self.pageSize = pageSize
+        self.regionLengths = regionLengths
+        self.nonce = nonce
+    }
+
+    init(decoding payload: [UInt8]) throws(WireError) {
+        var reader = PayloadReader(payload)
+        guard let mode = ReplicationMode(wireCode: try reader.byte()) else { throw .malformed("hello: unknown mode") }
+        self.mode = mode
+        wantsAuthentication = try reader.byte() != 0
+        blockSize = Int(try reader.u32())
+        pageSize = Int(try reader.u32())
+        let count = Int(try reader.u32())
+        guard count >= 1, count <= Self.maximumRegions else { throw .malformed("hello: \(count) regions") }
+        regionLengths = try (0..<count).map { _ throws(WireError) in
+            let length = try reader.u64()
+            guard length <= 1 << 50 else { throw .malformed("hello: region of \(length) bytes") }
+            return Int(length)
+        }
+        nonce = try reader.bytes(32)
+        try reader.finish("hello")
+    }
+}
+
+/// The backup's answer: a session id, its nonce, where it stands, and its proof of the key.
+struct Welcome: Equatable {
+    var sessionID: [UInt8]
+    var nonce: [UInt8]
+    /// The epoch the backup's replica expects next (0 for an empty replica).
+    var nextEpoch: UInt64
+    var proof: [UInt8]
+
+    var encoded: [UInt8] {
+        var bytes = sessionID + nonce
+        appendLittleEndian(nextEpoch, to: &bytes)
+        bytes += proof
+        return bytes
+    }
+
+    init(sessionID: [UInt8], nonce: [UInt8], nextEpoch: UInt64, proof: [UInt8]) {
+        self.sessionID = sessionID
+        self.nonce = nonce
+        self.nextEpoch = nextEpoch
+        self.proof = proof
+    }
+
+    init(decoding payload: [UInt8]) throws(WireError) {
+        var reader = PayloadReader(payload)
+        sessionID = try reader.bytes(16)
+        nonce = try reader.bytes(32)
+        nextEpoch = try reader.u64()
+        proof = try reader.bytes(32)
+        try reader.finish("welcome")
+    }
+}
+
+/// What both ends derive their proofs and session key from: the hello, the session id and both nonces.
+func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8]) -> [UInt8] {
+    Array(SHA256.hash(data: hello)) + welcome.sessionID + clientNonce + welcome.nonce
+}
+
+/// Fresh random bytes for nonces and session ids.
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+}
+
+/// A bounds-checked reader for small control payloads.
+struct PayloadReader {
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func byte() throws(WireError) -> UInt8 {
+        guard offset < bytes.count else { throw .malformed("payload too short") }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    mutating func bytes(_ count: Int) throws(WireError) -> [UInt8] {
+        guard bytes.count - offset >= count else { throw .malformed("payload too short") }
+        defer { offset += count }
+        return Array(bytes[offset..<(offset + count)])
+    }
+
+    mutating func u32() throws(WireError) -> UInt32 {
+        try bytes(4).enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << UInt32(8 * $1.offset) }
+    }
+
+    mutating func u64() throws(WireError) -> UInt64 {
+        try bytes(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << UInt64(8 * $1.offset) }
+    }
+
+    func finish(_ what: String) throws(WireError) {
+        guard offset == bytes.count else { throw .malformed("\(what): \(bytes.count - offset) trailing bytes") }
+    }
+}

@@ -1,0 +1,69 @@
+import Crypto
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The secret both ends share, from which each session's frame key is derived. At least 16 bytes; a key
+/// file holds it as is (trailing newline ignored), so `head -c 32 /dev/urandom > key` makes one.
+public struct PresharedKey: @unchecked Sendable {  // SymmetricKey is immutable once made
+    let key: SymmetricKey
+
+    /// A key from raw bytes.
+    public init(bytes: [UInt8]) throws(FGBIError) {
+        guard bytes.count >= 16 else {
+            throw .invalidArgument("a pre-shared key needs at least 16 bytes, got \(bytes.count)")
+        }
+        key = SymmetricKey(data: bytes)
+    }
+
+    /// Reads a key file.
+    ///
+    /// - Throws: ``SystemError`` naming the file when it cannot be read; ``FGBIError/invalidArgument(_:)``
+    ///   when it is too short.
+    public init(file path: String) throws {
+        let fd = try Syscall.libc("open(\(path))", hint: { code in
+            code == ENOENT ? "no such key file" : code == EACCES ? "the key file is not readable by this user" : ""
+        }) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 1 << 20 {
+            let n = try Syscall.libc("read(\(path))") { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
+        do {
+            try self.init(bytes: bytes)
+        } catch {
+            throw FGBIError.invalidArgument("key file \(path): \(error)")
+        }
+    }
+
+    /// The key named by the `FGBI_KEY_FILE` environment variable, if set.
+    public static func fromEnvironment() throws -> PresharedKey? {
+        guard let path = getenv("FGBI_KEY_FILE") else { return nil }
+        return try PresharedKey(file: String(cString: path))
+    }
+
+    /// A proof that the holder knows the key, bound to this session's handshake.
+    func proof(label: String, transcript: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(label.utf8) + transcript, using: key))
+    }
+
+    /// Whether `proof` is right for this key and transcript (constant time).
+    func verify(_ proof: [UInt8], label: String, transcript: [UInt8]) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(proof, authenticating: Array(label.utf8) + transcript, using: key)
+    }
+
+    /// The session's frame key: HKDF-SHA256 of the pre-shared key over the handshake transcript.
+    func sessionKey(transcript: [UInt8]) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: transcript, info: Array("fgbi frames v1".utf8), outputByteCount: 32)
+    }
+}
+
+/// A session's frame key, passed from the handshake to the connection.
+struct SymmetricKeyBox: @unchecked Sendable {
+    let key: SymmetricKey
+}

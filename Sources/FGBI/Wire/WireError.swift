@@ -1,0 +1,45 @@
+/// Why a connection between primary and backup was refused or ended. The replica is never changed by a
+/// frame that raised one of these.
+public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The peer closed the connection.
+    case closed
+    /// Nothing arrived within the allowed time (a missed heartbeat).
+    case timedOut(milliseconds: Int)
+    /// Not an FGBI frame.
+    case badMagic
+    /// A protocol version this build does not speak.
+    case unsupportedVersion(UInt16)
+    /// A frame longer than the connection allows.
+    case frameTooLarge(length: Int, limit: Int)
+    /// A frame's authentication code is wrong, missing, or present where none was negotiated.
+    case authenticationFailed(String)
+    /// A sequence number other than the next one: a replayed, dropped or reordered frame.
+    case outOfSequence(expected: UInt64, got: UInt64)
+    /// A frame of a type not allowed at this point of the conversation.
+    case unexpected(String)
+    /// A malformed payload.
+    case malformed(String)
+    /// The two ends describe different memory (block size, page size or regions).
+    case layoutMismatch(String)
+    /// A peer refused the connection and said why.
+    case refused(String)
+    /// Authentication is required because an end is not on loopback, and no key was given.
+    case keyRequired(String)
+
+    public var description: String {
+        switch self {
+        case .closed: return "connection closed by the peer"
+        case .timedOut(let ms): return "nothing received for \(ms) ms"
+        case .badMagic: return "not an FGBI frame (bad magic)"
+        case .unsupportedVersion(let version): return "peer speaks protocol version \(version); this build speaks \(WireFormat.version)"
+        case .frameTooLarge(let length, let limit): return "frame of \(length) bytes exceeds the limit of \(limit)"
+        case .authenticationFailed(let why): return "authentication failed: \(why)"
+        case .outOfSequence(let expected, let got): return "frame sequence \(got), expected \(expected): replayed or reordered frame refused"
+        case .unexpected(let what): return "unexpected frame: \(what)"
+        case .malformed(let what): return "malformed frame: \(what)"
+        case .layoutMismatch(let what): return "primary and backup memory differ: \(what)"
+        case .refused(let why): return "refused by the peer: \(why)"
+        case .keyRequired(let why): return "a pre-shared key is required (\(why)); pass --key-file or set FGBI_KEY_FILE"
+        }
+    }
+}

@@ -1,0 +1,55 @@
+/// The framing of the primary-backup connection (Docs/PROTOCOL.md, "Connection").
+///
+///     header (32 bytes, little-endian)
+///       0 magic "FGBW"   4 version (u16)   6 type (u8)   7 flags (u8)
+///       8 sequence (u64)  16 payload length (u64)  24 reserved (u64, zero)
+///     payload
+///     authentication code: HMAC-SHA256 (32 bytes), when flag bit 0 is set
+public enum WireFormat {
+    static let magic: [UInt8] = Array("FGBW".utf8)
+    /// The protocol version this build speaks.
+    public static let version: UInt16 = 1
+    static let headerLength = 32
+    static let macLength = 32
+    static let flagAuthenticated: UInt8 = 1
+
+    /// What a frame carries.
+    public enum FrameType: UInt8, Sendable, CustomStringConvertible {
+        /// Primary to backup, first: versions, memory layout, a nonce.
+        case hello = 1
+        /// Backup to primary: session id, its nonce, its proof of the key, the epoch it expects next.
+        case welcome = 2
+        /// Primary to backup: its proof of the key.
+        case auth = 3
+        /// Primary to backup: one epoch delta (Docs/PROTOCOL.md, "Epoch delta").
+        case epoch = 4
+        /// Backup to primary: an epoch is applied.
+        case ack = 5
+        /// Either way: still alive.
+        case heartbeat = 6
+        /// Either way, before closing: why (UTF-8).
+        case error = 7
+        /// Primary to backup: replication ends on purpose (not a failure).
+        case bye = 8
+
+        public var description: String {
+            switch self {
+            case .hello: return "hello"
+            case .welcome: return "welcome"
+            case .auth: return "auth"
+            case .epoch: return "epoch"
+            case .ack: return "ack"
+            case .heartbeat: return "heartbeat"
+            case .error: return "error"
+            case .bye: return "bye"
+            }
+        }
+    }
+}
+
+/// One received frame.
+public struct Frame: Sendable {
+    public var type: WireFormat.FrameType
+    public var sequence: UInt64
+    public var payload: [UInt8]
+}

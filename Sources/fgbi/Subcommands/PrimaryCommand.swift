@@ -1,0 +1,181 @@
+import ArgumentParser
+import FGBI
+import FGBIBench
+import Foundation
+
+extension FGBICommand {
+    /// `fgbi primary`: replicates a built-in workload's memory to a backup.
+    struct PrimaryCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "primary",
+            abstract: "Replicate a region written by a built-in workload to an `fgbi backup`.",
+            discussion: """
+                userfaultfd sees only the writes of the process that registered the memory, so `fgbi primary`
+                replicates memory it writes itself (a synthetic workload with writer threads, paused at each
+                epoch boundary); programs replicate their own memory through the library (Primary). Both ends
+                must be given the same region size and block size. A key is required unless both ends are on
+                loopback.
+                Examples:
+                  fgbi backup --listen 127.0.0.1:7070 --region-mib 256 &
+                  fgbi primary --backup 127.0.0.1:7070 --region-mib 256 --workload sparse --duration 10
+                  fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --epoch-ms 50
+                """)
+
+        @OptionGroup var memory: MemoryOptions
+
+        @Option(help: "The backup's address, HOST:PORT.")
+        var backup: String
+
+        @Option(help: "Workload: sparse, dense, duplicate, zero.")
+        var workload = "sparse"
+
+        @Option(name: .customLong("pages-per-second"), help: "Pages the workload writes per second.")
+        var pagesPerSecond = 200_000
+
+        @Option(help: "Writer threads.")
+        var threads = 2
+
+        @Option(help: "Replication mode: fgbi, page, page-lz4, xbzrle.")
+        var mode = "fgbi"
+
+        @Option(help: "Compressor: none, lz4, zstd, zstd:LEVEL (default: the mode's).")
+        var compression: String?
+
+        @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
+        var tracker = "uffd-async"
+
+        @Option(name: .customLong("epoch-ms"), help: "Epoch interval in milliseconds.")
+        var epochMilliseconds = 25
+
+        @Option(help: "Seconds to replicate before stopping (a last epoch is committed first).")
+        var duration = 10.0
+
+        @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
+        var keyFile: String?
+
+        func validate() throws {
+            guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
+            guard duration > 0 else { throw ValidationError("--duration must be positive") }
+            guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
+            guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
+            _ = try makeConfiguration()
+            _ = try memory.geometry()
+        }
+
+        func makeConfiguration() throws -> PrimaryConfiguration {
+            do {
+                var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup))
+                configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
+                                                           compression: try compression.map { try Compression.parse($0) })
+                configuration.tracker = try TrackerKind.parse(tracker)
+                configuration.epochInterval = .milliseconds(epochMilliseconds)
+                _ = try SyntheticWorkload.parse(workload)
+                return configuration
+            } catch let error as FGBIError {
+                throw ValidationError("\(error)")
+            }
+        }
+
+        func run() throws {
+            var configuration = try makeConfiguration()
+            configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
+            let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
+            try region.prefault()
+            SyntheticWorkload.fillInitial(region, seed: 1)
+            let driver = WorkloadDriver(memory: region, workload: try SyntheticWorkload.parse(workload),
+                                        threads: threads, pagesPerSecond: pagesPerSecond)
+            let primary = try Primary(regions: [region], configuration: configuration, hooks: driver.hooks)
+            Progress.note("primary: connecting to \(configuration.backup)")
+            try primary.start()
+            driver.start()
+            let started = Date()
+            var lastReport = started
+            while Date().timeIntervalSince(started) < duration, primary.isRunning {
+                Thread.sleep(forTimeInterval: 0.1)
+                if Date().timeIntervalSince(lastReport) >= 1 {
+                    lastReport = Date()
+                    let s = primary.statistics
+                    Progress.note("epoch \(s.epochsCaptured), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
+                                  + "lag \(s.lag), sent \(formatted(Double(s.bytesSent) / 1e6, 1)) MB, "
+                                  + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)")
+                }
+            }
+            driver.stop()  // the last epoch then holds everything the workload wrote
+            let last = try primary.stop()
+            let s = primary.statistics
+            print("primary: \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
+                  + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
+                  + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(driver.written) pages written")
+        }
+    }
+
+    /// `fgbi backup`: receives epochs into a replica and fails over when the primary goes silent.
+    struct BackupCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "backup",
+            abstract: "Receive a primary's epochs into a replica; fail over when it goes silent.",
+            discussion: """
+                Applies each epoch atomically and acknowledges it. When nothing arrives from the primary for
+                --timeout-ms, freezes the replica at the last applied epoch, writes it to --image (with a JSON
+                journal beside it), runs --on-failover with FGBI_EPOCH and FGBI_IMAGE set, and exits with 10.
+                A primary that ends on purpose makes it exit with 0.
+                Examples:
+                  fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image /var/lib/fgbi/replica.img
+                  fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
+                """)
+
+        @OptionGroup var memory: MemoryOptions
+
+        @Option(help: "Address to listen on, HOST:PORT.")
+        var listen = "127.0.0.1:7070"
+
+        @Option(name: .customLong("timeout-ms"), help: "Declare the primary dead after this long without a frame.")
+        var timeoutMilliseconds = 100
+
+        @Option(help: "Write the replica here on failover.")
+        var image: String?
+
+        @Option(name: .customLong("on-failover"), help: "Shell command to run after failing over.")
+        var onFailover: String?
+
+        @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
+        var keyFile: String?
+
+        func validate() throws {
+            do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
+            guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
+            _ = try memory.geometry()
+        }
+
+        func run() throws {
+            var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
+            configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
+            configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
+            configuration.imagePath = image
+            let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
+            try region.prefault()
+            let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
+                                    log: { Progress.note("backup: \($0)") })
+            Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
+            switch try backup.serve() {
+            case .primaryFinished(let epoch):
+                print("backup: primary finished; replica at epoch \(epoch.map(String.init) ?? "none")")
+            case .failedOver(let epoch, let reason):
+                print("backup: failed over at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
+                if let command = onFailover {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                    process.arguments = ["-c", command]
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["FGBI_EPOCH"] = epoch.map(String.init) ?? ""
+                    environment["FGBI_IMAGE"] = image ?? ""
+                    process.environment = environment
+                    try process.run()
+                    process.waitUntilExit()
+                    Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
+                }
+                throw ExitCode(10)
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import FGBI
+import FGBIBench
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A primary and a backup in one process over loopback, replicating a workload written by threads that the
+/// primary pauses at every epoch boundary.
+@Suite("Replication over loopback", .serialized,
+       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
+struct LoopbackReplicationTests {
+    /// Runs `serve()` on a thread of its own and hands back the outcome.
+    final class Served: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        private var result: Result<BackupOutcome, Error>?
+
+        init(_ backup: Backup) {
+            Thread.detachNewThread { [self] in
+                result = Result { try backup.serve() }
+                done.signal()
+            }
+        }
+
+        func outcome(timeout: Double = 30) throws -> BackupOutcome {
+            guard done.wait(timeout: .now() + timeout) == .success, let result else { throw WireError.timedOut(milliseconds: Int(timeout * 1000)) }
+            return try result.get()
+        }
+    }
+
+    static func key(_ byte: UInt8) throws -> PresharedKey { try PresharedKey(bytes: [UInt8](repeating: byte, count: 32)) }
+
+    func makeBackup(length: Int, key: PresharedKey? = nil, blockSize: Int = 64) throws -> (Backup, GuestMemory) {
+        let memory = try GuestMemory.anonymous(length: length)
+        var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        configuration.key = key
+        configuration.primaryTimeout = .seconds(5)
+        return (try Backup(regions: [memory], geometry: try BlockGeometry(blockSize: blockSize), configuration: configuration), memory)
+    }
+
+    @Test("backup equals primary at the last acknowledged epoch", arguments: [
+        (ReplicationMode.fgbi, SyntheticWorkload.sparse, true),
+        (.fgbi, .duplicate, false),
+        (.page, .dense, false),
+        (.xbzrle, .sparse, true),
+    ])
+    func replicatesExactly(mode: ReplicationMode, workload: SyntheticWorkload, authenticated: Bool) throws {
+        let length = 32 << 20
+        let key = authenticated ? try Self.key(1) : nil
+        let (backup, backupMemory) = try makeBackup(length: length, key: key)
+        let served = Served(backup)
+
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: 3)
+        let driver = WorkloadDriver(memory: memory, workload: workload, threads: 2, pagesPerSecond: 40_000)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.engine = EngineConfiguration(mode: mode)
+        configuration.key = key
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
+        try primary.start()
+        driver.start()
+        #expect(primary.waitForCommit(10, timeout: .seconds(20)), "ten epochs committed")
+        driver.stop()  // the guest stops; the final epoch captures everything it wrote
+        let last = try #require(try primary.stop())
+
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
+        #expect(backup.lastEpoch == last)
+        #expect(memcmp(memory.base, backupMemory.base, length) == 0, "backup differs from the primary at epoch \(last)")
+        let statistics = primary.statistics
+        #expect(statistics.epochsSent == last + 1)
+        #expect(driver.written > 1000)
+    }
+
+    @Test func committedEpochsArriveInOrderOnTheStream() async throws {
+        let (backup, _) = try makeBackup(length: 4 << 20)
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: 4 << 20)
+        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        let stream = primary.commits()
+        try primary.start()
+        var seen: [UInt64] = []
+        for await epoch in stream {
+            seen.append(epoch)
+            if seen.count == 5 { break }
+        }
+        try primary.stop()
+        _ = try served.outcome()
+        #expect(seen == Array(0..<5))
+    }
+
+    @Test func wrongKeyAndMissingKeyAreRefusedWithoutStateChange() throws {
+        let length = 4 << 20
+        let (backup, backupMemory) = try makeBackup(length: length, key: try Self.key(1))
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: length)
+        memory.base.storeBytes(of: 0xFEED, as: UInt64.self)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+
+        configuration.key = try Self.key(2)
+        let wrong = try Primary(regions: [memory], configuration: configuration)
+        #expect(throws: WireError.self) { try wrong.start() }
+
+        configuration.key = nil
+        let keyless = try Primary(regions: [memory], configuration: configuration)
+        #expect(throws: WireError.self) { try keyless.start() }
+
+        #expect(backup.lastEpoch == nil)
+        #expect(UnsafeRawBufferPointer(start: backupMemory.base, count: length).allSatisfy { $0 == 0 })
+
+        // The backup kept listening: the right key still gets through.
+        configuration.key = try Self.key(1)
+        let right = try Primary(regions: [memory], configuration: configuration)
+        try right.start()
+        let last = try #require(try right.stop())
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
+        #expect(backupMemory.base.load(as: UInt64.self) == 0xFEED)
+    }
+
+    @Test func layoutMismatchIsRefused() throws {
+        let (backup, _) = try makeBackup(length: 4 << 20)
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: 8 << 20)
+        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        #expect(throws: WireError.self) { try primary.start() }
+        backup.stop()
+        _ = try? served.outcome()
+        #expect(backup.lastEpoch == nil)
+    }
+
+    @Test func keyIsRequiredOffLoopback() throws {
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration(backup: Endpoint(host: "192.0.2.1", port: 7070)))
+        #expect(throws: WireError.self) { try primary.start() }
+    }
+}

@@ -1,0 +1,101 @@
+import Crypto
+@testable import FGBI
+import Testing
+
+/// Frames are sealed and opened with sequence numbers and HMACs: tampering, replay, reflection and
+/// mismatched authentication are all refused.
+@Suite("Frame codec")
+struct FrameCodecTests {
+    let key = SymmetricKey(data: [UInt8](repeating: 7, count: 32))
+
+    /// Seals `payload` from the primary side and returns the bytes that would travel.
+    func seal(_ sealer: inout FrameSealer, _ type: WireFormat.FrameType, _ payload: [UInt8]) -> ([UInt8], [UInt8], [UInt8]) {
+        let (header, mac) = payload.withUnsafeBytes { sealer.seal(type, payload: $0) }
+        return (header, payload, mac)
+    }
+
+    func open(_ opener: inout FrameOpener, _ frame: ([UInt8], [UInt8], [UInt8])) throws(WireError) -> Frame {
+        let header = try opener.parseHeader(frame.0)
+        return try opener.accept(header, payload: frame.1, mac: frame.2)
+    }
+
+    func pair(key: SymmetricKey?) -> (FrameSealer, FrameOpener) {
+        var sealer = FrameSealer(direction: 0)
+        var opener = FrameOpener(direction: 0, maximumPayload: 1 << 20)
+        sealer.startSession(key: key)
+        opener.startSession(key: key)
+        return (sealer, opener)
+    }
+
+    @Test func roundTripsInSequence() throws {
+        var (sealer, opener) = pair(key: key)
+        for i in 1...5 {
+            let frame = try open(&opener, seal(&sealer, .epoch, [UInt8](repeating: UInt8(i), count: i * 100)))
+            #expect(frame.sequence == UInt64(i) && frame.type == .epoch && frame.payload.count == i * 100)
+        }
+    }
+
+    @Test func tamperedPayloadIsRefused() {
+        var (sealer, opener) = pair(key: key)
+        var frame = seal(&sealer, .epoch, [1, 2, 3, 4])
+        frame.1[2] ^= 1
+        #expect(throws: WireError.self) { try open(&opener, frame) }
+    }
+
+    @Test func replayedFrameIsRefused() throws {
+        var (sealer, opener) = pair(key: key)
+        let first = seal(&sealer, .epoch, [1])
+        _ = try open(&opener, first)
+        #expect(throws: WireError.outOfSequence(expected: 2, got: 1)) { try open(&opener, first) }
+    }
+
+    @Test func reflectedFrameIsRefused() {
+        var sealer = FrameSealer(direction: 0)
+        var opener = FrameOpener(direction: 1, maximumPayload: 1 << 20)
+        sealer.startSession(key: key)
+        opener.startSession(key: key)
+        #expect(throws: WireError.self) { try open(&opener, seal(&sealer, .ack, [1, 0, 0, 0, 0, 0, 0, 0])) }
+    }
+
+    @Test func wrongKeyIsRefused() {
+        var sealer = FrameSealer(direction: 0)
+        var opener = FrameOpener(direction: 0, maximumPayload: 1 << 20)
+        sealer.startSession(key: SymmetricKey(data: [UInt8](repeating: 8, count: 32)))
+        opener.startSession(key: key)
+        #expect(throws: WireError.self) { try open(&opener, seal(&sealer, .epoch, [9])) }
+    }
+
+    @Test func authenticationMustMatchTheSession() {
+        var (plain, _) = pair(key: nil)
+        var (_, authenticated) = pair(key: key)
+        #expect(throws: WireError.self) { try open(&authenticated, seal(&plain, .epoch, [1])) }
+        var (signed, _) = pair(key: key)
+        var (_, unauthenticated) = pair(key: nil)
+        #expect(throws: WireError.self) { try open(&unauthenticated, seal(&signed, .epoch, [1])) }
+    }
+
+    @Test func oversizedAndForeignHeadersAreRefused() {
+        var (sealer, _) = pair(key: nil)
+        let small = FrameOpener(direction: 0, maximumPayload: 10)
+        let frame = seal(&sealer, .epoch, [UInt8](repeating: 0, count: 11))
+        #expect(throws: WireError.frameTooLarge(length: 11, limit: 10)) { try small.parseHeader(frame.0) }
+        var foreign = frame.0
+        foreign[0] = 0x47
+        #expect(throws: WireError.badMagic) { try small.parseHeader(foreign) }
+        var future = frame.0
+        future[4] = 9
+        #expect(throws: WireError.unsupportedVersion(9)) { try small.parseHeader(future) }
+    }
+
+    @Test func handshakeMessagesRoundTripAndRejectGarbage() throws {
+        let hello = Hello(mode: .xbzrle, wantsAuthentication: true, blockSize: 128, pageSize: 4096, regionLengths: [4096, 8192], nonce: randomBytes(32))
+        #expect(try Hello(decoding: hello.encoded) == hello)
+        let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: 42, proof: randomBytes(32))
+        #expect(try Welcome(decoding: welcome.encoded) == welcome)
+        #expect(throws: WireError.self) { try Hello(decoding: Array(hello.encoded.dropLast())) }
+        #expect(throws: WireError.self) { try Welcome(decoding: welcome.encoded + [0]) }
+        var hostile = hello.encoded
+        hostile[10] = 0xFF  // region count low byte: 255 regions claimed, not present
+        #expect(throws: WireError.self) { try Hello(decoding: hostile) }
+    }
+}
