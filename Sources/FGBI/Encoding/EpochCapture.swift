@@ -39,6 +39,19 @@ public final class EpochCapture: @unchecked Sendable {
         arena.deallocate()
     }
 
+    /// Grows the capture to hold `items` items of `itemSize` bytes without reallocating, and touches the
+    /// memory so the first epochs pay no page faults while the guest is paused. Call during set-up.
+    public func reserve(items: Int, itemSize: Int) {
+        while capacity < items { growIndex() }
+        while arenaCapacity < items * itemSize { growArena() }
+        arena.initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity)
+        for index in 0..<capacity {
+            locations[index] = BlockLocation(packed: 0)
+            oldHashes[index] = 0
+            newHashes[index] = 0
+        }
+    }
+
     func reset(epoch: UInt64, itemSize: Int) {
         precondition(itemSize > 0 && itemSize <= 4096)
         self.epoch = epoch
@@ -69,6 +82,37 @@ public final class EpochCapture: @unchecked Sendable {
     /// Bytes of item `index`.
     @inline(__always)
     func item(_ index: Int) -> UnsafeMutableRawPointer { arena + index * itemSize }
+
+    /// Makes the capture hold `total` items whose contents ``place(_:_:from:)`` fills (from several threads,
+    /// each its own indices).
+    func prepare(count total: Int) {
+        while capacity < total { growIndex() }
+        while arenaCapacity < total * itemSize { growArena() }
+        count = total
+    }
+
+    /// Fills item `index` of a prepared capture.
+    @inline(__always)
+    func place(_ index: Int, _ location: BlockLocation, from source: UnsafeRawPointer) {
+        locations[index] = location
+        oldHashes[index] = 0
+        newHashes[index] = 0
+        (arena + index * itemSize).copyMemory(from: source, byteCount: itemSize)
+    }
+
+    /// Appends every item of `other` (same item size), in order.
+    func append(contentsOf other: EpochCapture) {
+        let total = count + other.count
+        while capacity < total { growIndex() }
+        while arenaCapacity < total * itemSize { growArena() }
+        (locations + count).update(from: other.locations, count: other.count)
+        (oldHashes + count).update(from: other.oldHashes, count: other.count)
+        (newHashes + count).update(from: other.newHashes, count: other.count)
+        (arena + count * itemSize).copyMemory(from: other.arena, byteCount: other.count * itemSize)
+        count = total
+        pagesWritten += other.pagesWritten
+        blocksRehashed += other.blocksRehashed
+    }
 
     /// Appends an item copied from `source`, with its hashes (zero for the page modes).
     @inline(__always)

@@ -11,6 +11,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var contentBudgetBytes = 64 << 20
     /// Memory for the `xbzrle` mode's page cache.
     public var pageCacheBudgetBytes = 64 << 20
+    /// Threads that capture an epoch together while the guest is paused (its cores are idle then).
+    public var captureThreads = min(ProcessInfoLite.activeProcessorCount, 4)
+    /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).
+    public var parallelCaptureMinimumPages = 1024
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash
 

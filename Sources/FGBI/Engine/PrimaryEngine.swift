@@ -1,3 +1,5 @@
+import Dispatch
+
 /// The primary side of FGBI: turns each epoch's written pages into an epoch delta.
 ///
 /// An epoch has two stages, kept apart so a pipeline can let the guest run during the second:
@@ -21,7 +23,10 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let pageEncoder: PageDeltaEncoder?
     private let assembler: DeltaAssembler
     private var nextEpoch: UInt64 = 0
-    private let previousHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+    /// Per capture thread: the previous hashes of the page being rehashed.
+    private let scratch: [UnsafeMutablePointer<UInt64>]
+    /// Per capture thread beyond the first: where its share of changed blocks goes before joining.
+    private var segments: [EpochCapture] = []
     private var body = ByteWriter(reservingCapacity: 1 << 20)
     private var output = ByteWriter(reservingCapacity: 1 << 20)
 
@@ -32,6 +37,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             throw FGBIError.invalidArgument("an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
         }
         let geometry = try BlockGeometry(blockSize: configuration.blockSize)
+        guard configuration.captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
+        scratch = (0..<configuration.captureThreads).map { _ in .allocate(capacity: 64) }
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
@@ -55,7 +62,7 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     private let contentIndex: ContentIndex?
 
-    deinit { previousHashes.deallocate() }
+    deinit { for buffer in scratch { buffer.deallocate() } }
 
     /// The epoch the next capture will produce.
     public var upcomingEpoch: UInt64 { nextEpoch }
@@ -85,27 +92,106 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let start = MonotonicClock.nanoseconds()
-        let pageSize = geometry.pageSize
-        capture.reset(epoch: nextEpoch, itemSize: configuration.mode == .fgbi ? geometry.blockSize : pageSize)
+        capture.reset(epoch: nextEpoch, itemSize: configuration.mode == .fgbi ? geometry.blockSize : geometry.pageSize)
+        var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
-            let runs = full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs
-            for run in runs {
-                for page in run.start..<run.end {
-                    if tables.isEmpty {
-                        capture.append(BlockLocation(region: regionIndex, block: page), from: region.page(page))
-                    } else {
-                        captureBlocks(page: page, region: region, regionIndex: regionIndex, into: capture)
-                    }
-                }
-                capture.pagesWritten += run.count
+            for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {
+                work.append(Span(region: regionIndex, start: run.start, count: run.count))
             }
         }
+        let pages = work.reduce(0) { $0 + $1.count }
+        let threads = pages >= configuration.parallelCaptureMinimumPages ? min(configuration.captureThreads, pages) : 1
+        if threads <= 1 {
+            captureSpans(work[...], into: capture, scratch: scratch[0])
+        } else if tables.isEmpty {
+            capturePagesInParallel(Self.split(work, into: threads), total: pages, into: capture)
+        } else {
+            captureBlocksInParallel(Self.split(work, into: threads), into: capture)
+        }
+        capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
         nextEpoch += 1
     }
 
+    /// Consecutive written pages of one region: a unit of capture work.
+    struct Span {
+        var region: Int
+        var start: Int
+        var count: Int
+    }
+
+    /// Cuts `work` into `parts` pieces of nearly equal page counts, keeping the order.
+    static func split(_ work: [Span], into parts: Int) -> [[Span]] {
+        let total = work.reduce(0) { $0 + $1.count }
+        let share = (total + parts - 1) / parts
+        var pieces: [[Span]] = [[]]
+        var filled = 0
+        for var span in work {
+            while span.count > 0 {
+                if filled == share {
+                    pieces.append([])
+                    filled = 0
+                }
+                let taken = min(span.count, share - filled)
+                pieces[pieces.count - 1].append(Span(region: span.region, start: span.start, count: taken))
+                span.start += taken
+                span.count -= taken
+                filled += taken
+            }
+        }
+        return pieces
+    }
+
+    /// One thread's capture of `spans`, appended to `capture`.
+    private func captureSpans(_ spans: ArraySlice<Span>, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
+        for span in spans {
+            let region = regions[span.region]
+            for page in span.start..<(span.start + span.count) {
+                if tables.isEmpty {
+                    capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
+                } else {
+                    captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch)
+                }
+            }
+        }
+    }
+
+    /// Page modes: each thread copies its pages straight to their final places.
+    private func capturePagesInParallel(_ pieces: [[Span]], total: Int, into capture: EpochCapture) {
+        capture.prepare(count: total)
+        var starts: [Int] = []
+        var next = 0
+        for piece in pieces {
+            starts.append(next)
+            next += piece.reduce(0) { $0 + $1.count }
+        }
+        let firstIndex = starts
+        DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
+            var index = firstIndex[part]
+            for span in pieces[part] {
+                let region = regions[span.region]
+                for page in span.start..<(span.start + span.count) {
+                    capture.place(index, BlockLocation(region: span.region, block: page), from: region.page(page))
+                    index += 1
+                }
+            }
+        }
+    }
+
+    /// `fgbi`: each thread rehashes its pages into a capture of its own (how many blocks changed is not known
+    /// in advance); the pieces are then joined in order.
+    private func captureBlocksInParallel(_ pieces: [[Span]], into capture: EpochCapture) {
+        while segments.count < pieces.count { segments.append(EpochCapture()) }
+        for segment in segments.prefix(pieces.count) { segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize) }
+        DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
+            captureSpans(pieces[part][...], into: segments[part], scratch: scratch[part])
+        }
+        for segment in segments.prefix(pieces.count) { capture.append(contentsOf: segment) }
+    }
+
     @inline(__always)
-    private func captureBlocks(page: Int, region: GuestMemory, regionIndex: Int, into capture: EpochCapture) {
+    private func captureBlocks(page: Int, region: GuestMemory, regionIndex: Int, into capture: EpochCapture,
+                               previous previousHashes: UnsafeMutablePointer<UInt64>) {
         let table = tables[regionIndex]
         let blocksPerPage = geometry.blocksPerPage
         let blockSize = geometry.blockSize

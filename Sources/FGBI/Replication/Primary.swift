@@ -53,7 +53,11 @@ public final class Primary: @unchecked Sendable {
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
         queues = Mutex(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
         freeCount = DispatchSemaphore(value: configuration.captureBuffers)
-        dirty = Array(repeating: DirtyPageSet(), count: regions.count)
+        dirty = regions.map { region in
+            var set = DirtyPageSet()
+            set.reserveCapacity(runs: min(region.pageCount, 1 << 16))
+            return set
+        }
     }
 
     deinit {

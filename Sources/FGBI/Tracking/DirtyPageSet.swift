@@ -30,6 +30,11 @@ public struct DirtyPageSet: Sendable, Equatable {
         for page in pages.sorted() { append(page) }
     }
 
+    /// Makes room for `runs` runs, so collections up to that size allocate nothing (call during set-up).
+    public mutating func reserveCapacity(runs count: Int) {
+        runs.reserveCapacity(count)
+    }
+
     /// Empties the set, keeping its storage.
     public mutating func removeAll() {
         runs.removeAll(keepingCapacity: true)

@@ -1,4 +1,4 @@
-import FGBI
+@testable import FGBI
 import Testing
 
 /// Applying each epoch's delta to a replica gives memory bit-identical to the primary at that epoch, for
@@ -60,6 +60,38 @@ struct EngineRoundTripTests {
             }
             #expect(harness.totals.zeroBlocks > 0)
         }
+    }
+
+    @Test("parallel capture gives the same deltas as one thread", arguments: [ReplicationMode.fgbi, .page, .xbzrle], [2, 3])
+    func parallelCaptureMatchesSerial(mode: ReplicationMode, threads: Int) throws {
+        var serial = EngineConfiguration(mode: mode)
+        serial.captureThreads = 1
+        var parallel = serial
+        parallel.captureThreads = threads
+        parallel.parallelCaptureMinimumPages = 1
+        let one = try EngineHarness(configuration: serial)
+        let many = try EngineHarness(configuration: parallel)
+        var first = Mutator(regions: one.primary, blockSize: 64, seed: 11)
+        var second = Mutator(regions: many.primary, blockSize: 64, seed: 11)
+        for epoch in 0..<8 {
+            for _ in 0..<(epoch == 0 ? 300 : 80) {
+                first.act()
+                second.act()
+            }
+            let (a, _) = try one.step(first.takeDirty())
+            let (b, _) = try many.step(second.takeDirty())
+            #expect(a == b, "epoch \(epoch): the deltas differ")
+            #expect(many.identical, "epoch \(epoch): first difference at \(many.firstDifference)")
+        }
+    }
+
+    @Test func splitKeepsOrderAndBalance() {
+        let work = [PrimaryEngine.Span(region: 0, start: 0, count: 5), PrimaryEngine.Span(region: 1, start: 10, count: 6)]
+        let pieces = PrimaryEngine.split(work, into: 3)
+        #expect(pieces.map { $0.reduce(0) { $0 + $1.count } } == [4, 4, 3])
+        let flattened = pieces.flatMap { $0 }.flatMap { span in (span.start..<(span.start + span.count)).map { (span.region, $0) } }
+        #expect(flattened.map(\.0) == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+        #expect(flattened.map(\.1) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15])
     }
 
     @Test("a written page whose content did not change sends no block", arguments: [64, 4096])
