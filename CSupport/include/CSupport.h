@@ -159,6 +159,40 @@ static const int CSupport_IORING_OP_SEND = 26;
 static const int CSupport_IORING_OP_SEND_ZC = 47;
 static const int CSupport_IORING_OP_SENDMSG_ZC = 48;
 
+/// An io_uring instance (liburing's `struct io_uring`), opaque to Swift.
+struct io_uring;
+
+/// Completion flags and zero-copy reporting bits (newer than liburing 2.3's headers where noted).
+static const uint32_t CSupport_IORING_CQE_F_MORE = 1U << 1;
+static const uint32_t CSupport_IORING_CQE_F_NOTIF = 1U << 3;
+/// SEND_ZC flag asking the notification to report whether the kernel copied the data (Linux 6.2).
+static const uint16_t CSupport_IORING_SEND_ZC_REPORT_USAGE = 1U << 3;
+/// In a notification's result: the data was copied after all (loopback, veth, ...).
+static const uint32_t CSupport_IORING_NOTIF_USAGE_ZC_COPIED = 1U << 31;
+
+/// Creates a ring with `entries` submission slots. Returns it, or NULL with `*error` set to the errno.
+struct io_uring *CSupport_io_uring_new(unsigned entries, int *error);
+
+/// Tears a ring down and frees it.
+void CSupport_io_uring_delete(struct io_uring *ring);
+
+/// Queues a send (IORING_OP_SEND) of `length` bytes at `buffer` on `fd`, tagged `user_data`.
+/// Returns 0, or -EBUSY when the submission queue is full (submit first).
+int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags, uint64_t user_data);
+
+/// Queues a zero-copy send (IORING_OP_SEND_ZC). Its completion has IORING_CQE_F_MORE set and a later
+/// notification completion (IORING_CQE_F_NOTIF) says when `buffer` may be reused.
+/// Returns 0, or -EBUSY when the submission queue is full.
+int CSupport_io_uring_prep_send_zc(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags,
+                                   uint16_t zc_flags, uint64_t user_data);
+
+/// Submits queued entries (io_uring_submit). Returns how many, or -errno.
+int CSupport_io_uring_submit(struct io_uring *ring);
+
+/// Waits for one completion and consumes it (io_uring_wait_cqe + io_uring_cqe_seen).
+/// Returns 0 with its user data, result and flags filled in, or -errno.
+int CSupport_io_uring_wait_cqe(struct io_uring *ring, uint64_t *user_data, int32_t *result, uint32_t *flags);
+
 /// Asks the kernel (io_uring_get_probe) whether `opcode` is supported. Returns 1 if it is, 0 if not, or
 /// -errno when no io_uring can be set up at all (ENOSYS, or EPERM under io_uring_disabled).
 int CSupport_io_uring_opcode_supported(int opcode);
