@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -36,6 +37,12 @@ void CSupport_touch_pages_write(void *base, size_t length, size_t page_size) {
 
 void CSupport_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
+}
+
+_Static_assert(CSupport_CLONE_NEWNET == CLONE_NEWNET, "CLONE_NEWNET mirror is wrong");
+
+int CSupport_setns(int fd, int nstype) {
+    return setns(fd, nstype) != 0 ? -errno : 0;
 }
 
 uint32_t CSupport_gettid(void) {

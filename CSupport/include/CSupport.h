@@ -149,6 +149,12 @@ void CSupport_touch_pages_write(void *base, size_t length, size_t page_size);
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and debuggers show it.
 void CSupport_set_thread_name(const char *name);
 
+/// setns(2): moves the calling thread into the namespace `fd` refers to. Returns 0 or -errno.
+int CSupport_setns(int fd, int nstype);
+
+/// The network namespace type for CSupport_setns.
+static const int CSupport_CLONE_NEWNET = 0x40000000;
+
 /// The calling thread's kernel thread id (gettid(2)).
 uint32_t CSupport_gettid(void);
 

@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 /// `fgbi bench send`: throughput and sender CPU of each send path for epoch payloads of several sizes, side
-/// by side in one run, over loopback TCP; for SEND_ZC, the share of notifications in which the kernel
+/// by side in one run, over loopback TCP and over a veth link into a network namespace; for SEND_ZC, the share of notifications in which the kernel
 /// reports it copied the data after all.
 public struct SendBenchmark: Sendable {
     public struct Configuration: Sendable {
@@ -10,7 +10,8 @@ public struct SendBenchmark: Sendable {
         public var methods = SendMethod.allCases
         /// Bytes sent per case (at least 16 messages).
         public var bytesPerCase = 512 << 20
-        public var host = "127.0.0.1"
+        /// Where the bytes travel: `loopback`, and `veth` (to a network namespace of its own, made for the run).
+        public var paths = ["loopback", "veth"]
         public init() {}
     }
 
@@ -41,17 +42,33 @@ public struct SendBenchmark: Sendable {
         var random = SeededRandom(seed: 3)
         for offset in stride(from: 0, to: buffer.count, by: 8) { buffer.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self) }
         var cases: [Case] = []
-        for size in configuration.messageSizes {
-            for method in configuration.methods {
-                progress("send: \(method.rawValue), \(size) byte messages")
-                cases.append(try measure(method: method, messageSize: size, buffer: UnsafeRawBufferPointer(buffer)))
+        for path in configuration.paths {
+            let link: VethLink?
+            switch path {
+            case "loopback":
+                link = nil
+            case "veth":
+                guard VethLink.isAvailable else {
+                    progress("send: veth skipped: making network namespaces needs root and iproute2")
+                    continue
+                }
+                link = try VethLink()
+            default:
+                throw BenchmarkError("unknown path '\(path)'; choose loopback or veth")
+            }
+            for size in configuration.messageSizes {
+                for method in configuration.methods {
+                    progress("send: \(path), \(method.rawValue), \(size) byte messages")
+                    let pair = try link.map { try TCPConnectionPair(host: $0.peerAddress, receiverIn: $0.namespace) } ?? TCPConnectionPair()
+                    cases.append(try measure(path: path, pair: pair, method: method, messageSize: size, buffer: UnsafeRawBufferPointer(buffer)))
+                }
             }
         }
         return cases
     }
 
-    private func measure(method: SendMethod, messageSize: Int, buffer: UnsafeRawBufferPointer) throws -> Case {
-        let pair = try TCPConnectionPair(host: configuration.host)
+    private func measure(path: String, pair: TCPConnectionPair, method: SendMethod, messageSize: Int,
+                         buffer: UnsafeRawBufferPointer) throws -> Case {
         let sender = try StreamSender(descriptor: pair.senderDescriptor, method: method)
         let total = max(configuration.bytesPerCase, messageSize * 16)
         // Send whole messages from a buffer region that holds a multiple of the message size.
@@ -84,7 +101,7 @@ public struct SendBenchmark: Sendable {
         drained.wait()
         let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
         let cpu = threadCPUSeconds() - cpuStart
-        return Case(path: configuration.host == "127.0.0.1" ? "loopback" : configuration.host, method: method.rawValue,
+        return Case(path: path, method: method.rawValue,
                     messageBytes: messageSize, bytes: total, gbps: Double(total) / seconds / 1e9,
                     senderCpuSecondsPerGb: cpu / (Double(total) / 1e9), operations: report.operations,
                     zcNotifications: report.notifications,

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,8 +77,25 @@ public final class TCPConnectionPair: @unchecked Sendable {
     public var receiverDescriptor: Int32 { server.descriptor }
 
     /// Listens on `host` (port chosen by the kernel), connects, accepts.
-    public init(host: String = "127.0.0.1") throws {
-        listener = try Socket.listen(on: Endpoint(host: host, port: 0))
+    public convenience init(host: String = "127.0.0.1") throws {
+        try self.init(host: host, listenerSetup: nil)
+    }
+
+    /// Creates the listening socket on a thread of its own that first runs `listenerSetup` (entering a
+    /// network namespace, say), then connects from the calling thread and accepts.
+    init(host: String, listenerSetup: (@Sendable () throws -> Void)?) throws {
+        guard let listenerSetup else {
+            listener = try Socket.listen(on: Endpoint(host: host, port: 0))
+            client = try Socket.connect(to: Endpoint(host: host, port: listener.localPort))
+            server = try listener.accept().socket
+            return
+        }
+        let made = Mutex<Result<Socket, Error>?>(nil)
+        let thread = try JoinableThread(name: "fgbi-listener") {
+            made.withLock { $0 = Result { try listenerSetup(); return try Socket.listen(on: Endpoint(host: host, port: 0)) } }
+        }
+        thread.join()
+        listener = try made.withLock { $0! }.get()
         client = try Socket.connect(to: Endpoint(host: host, port: listener.localPort))
         server = try listener.accept().socket
     }

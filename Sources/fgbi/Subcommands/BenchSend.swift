@@ -7,11 +7,12 @@ extension FGBICommand {
     struct BenchSend: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "send",
-            abstract: "Throughput and CPU of send(), io_uring send and io_uring SEND_ZC per message size over loopback.",
+            abstract: "Throughput and CPU of send(), io_uring send and io_uring SEND_ZC per message size, over loopback and veth.",
             discussion: """
-                Sends --mib MiB per case over a loopback TCP connection in messages of each size, with each
-                method, one after another in one run. For SEND_ZC it reports the share of notifications in which
-                the kernel says it copied the data after all (it does on loopback). Use a release build.
+                Sends --mib MiB per case over a TCP connection in messages of each size, with each method, one
+                after another in one run: over loopback, and over a veth link into a network namespace made for
+                the run. For SEND_ZC it reports the share of notifications in which the kernel says it copied the
+                data after all (it does on loopback and veth). Use a release build.
                 Examples:
                   fgbi bench send
                   fgbi bench send --sizes 65536,1048576 --json
@@ -19,6 +20,9 @@ extension FGBICommand {
 
         @Option(help: "Comma-separated message sizes in bytes.")
         var sizes = "4096,65536,1048576,16777216"
+
+        @Option(help: "Comma-separated paths: loopback, veth (a namespace and veth link made for the run; needs root).")
+        var paths = "loopback,veth"
 
         @Option(help: "MiB sent per case.")
         var mib = 512
@@ -34,6 +38,10 @@ extension FGBICommand {
             }
             guard mib > 0 else { throw ValidationError("--mib must be positive") }
             configuration.bytesPerCase = mib << 20
+            configuration.paths = paths.split(separator: ",").map(String.init)
+            guard configuration.paths.allSatisfy({ $0 == "loopback" || $0 == "veth" }) else {
+                throw ValidationError("--paths: choose from loopback and veth")
+            }
             return configuration
         }
 
