@@ -123,20 +123,8 @@ final class BlockDeltaEncoder {
             // After the difference is taken: adding may reuse the slot that held the previous content.
             if match == .none { index.add(hash: hash, at: location, bytes: bytes, ordinal: item) }
         }
-        if let previous = index.takePrevious(at: location, hash: capture.oldHashes[item]) {
-            let length = CSupport_diff_encode(previous.assumingMemoryBound(to: UInt8.self), bytes.assumingMemoryBound(to: UInt8.self),
-                                              blockSize, diff, blockSize - 4)
-            if length >= 0 {
-                body.byte(DeltaFormat.BlockOp.diff.rawValue)
-                body.uleb(length)
-                body.raw(diff, count: length)
-                stats.diffBlocks += 1
-                return
-            }
-        }
-        body.byte(DeltaFormat.BlockOp.literal.rawValue)
-        body.raw(bytes, count: blockSize)
-        stats.literalBlocks += 1
-        stats.literalBytes += blockSize
+        writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+                                 scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
+                                 literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
     }
 }

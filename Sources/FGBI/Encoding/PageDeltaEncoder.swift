@@ -58,20 +58,9 @@ final class PageDeltaEncoder {
             stats.zeroBlocks += 1
             return
         }
-        if let slot = cache.find(key), cache.tag(slot) == location.packed {
-            let length = CSupport_diff_encode(cache.bytes(slot).assumingMemoryBound(to: UInt8.self),
-                                              bytes.assumingMemoryBound(to: UInt8.self), pageSize, diff, pageSize + 16)
-            if length >= 0, length + 4 < pageSize {
-                body.byte(DeltaFormat.RecordKind.pageDiff.rawValue)
-                body.uleb(length)
-                body.raw(diff, count: length)
-                stats.diffBlocks += 1
-                return
-            }
-        }
-        body.byte(DeltaFormat.RecordKind.pageRaw.rawValue)
-        body.raw(bytes, count: pageSize)
-        stats.literalBlocks += 1
-        stats.literalBytes += pageSize
+        let previous = cache.find(key).flatMap { cache.tag($0) == location.packed ? UnsafeRawPointer(cache.bytes($0)) : nil }
+        writeDifferenceOrLiteral(bytes, length: pageSize, base: previous, scratch: diff,
+                                 differenceCode: DeltaFormat.RecordKind.pageDiff.rawValue,
+                                 literalCode: DeltaFormat.RecordKind.pageRaw.rawValue, into: &body, stats: &stats)
     }
 }

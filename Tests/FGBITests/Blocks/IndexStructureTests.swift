@@ -33,7 +33,7 @@ struct IndexStructureTests {
         var bytes: UInt64 = 0
         for key in UInt64(1)...6 {
             bytes = key * 11
-            withUnsafeBytes(of: &bytes) { store.store(key << 33, tag: key, from: $0.baseAddress!) }
+            _ = withUnsafeBytes(of: &bytes) { store.store(key << 33, tag: key, from: $0.baseAddress!) }
         }
         #expect(store.count == 4 && store.evictions == 2)
         #expect(store.find(1 << 33) == nil && store.find(2 << 33) == nil)
