@@ -2,7 +2,7 @@ import CSupport
 import FGBI
 
 /// `fgbi bench pause`: the guest pause of an epoch (tracker collect plus capture) for a region with a given
-/// number of written pages, per mode, beside the floor for the same work measured alone in the same run:
+/// number of written pages, per mode (and for `fgbi` per capture strategy), beside the floor for the same work measured alone in the same run:
 /// the PAGEMAP_SCAN walk that finds and re-protects the written pages, plus the cheaper of copying those
 /// pages or hashing them (and copying the changed blocks).
 public struct PauseBenchmark: Sendable {
@@ -50,8 +50,12 @@ public struct PauseBenchmark: Sendable {
             for written in configuration.writtenPages where written <= memory.pageCount {
                 let floor = try measureFloor(memory, written: written)
                 for mode in configuration.modes {
-                    progress("pause: \(regionMiB) MiB, \(written) written pages, \(mode)")
-                    cases.append(try measure(memory, mode: mode, written: written, floor: floor, regionMiB: regionMiB))
+                    for strategy in mode == .fgbi ? [CaptureStrategy.rehash, .copyPages] : [.rehash] {
+                        let label = mode == .fgbi ? "\(mode)/\(strategy)" : mode.rawValue
+                        progress("pause: \(regionMiB) MiB, \(written) written pages, \(label)")
+                        cases.append(try measure(memory, mode: mode, strategy: strategy, label: label, written: written,
+                                                 floor: floor, regionMiB: regionMiB))
+                    }
                 }
             }
         }
@@ -68,18 +72,21 @@ public struct PauseBenchmark: Sendable {
         return pages.sorted()
     }
 
-    private func measure(_ memory: GuestMemory, mode: ReplicationMode, written: Int, floor: (scan: Double, copy: Double, hash: Double),
-                         regionMiB: Int) throws -> Case {
-        let engine = try PrimaryEngine(regions: [memory], configuration: EngineConfiguration(mode: mode, blockSize: configuration.blockSize))
+    private func measure(_ memory: GuestMemory, mode: ReplicationMode, strategy: CaptureStrategy, label: String, written: Int,
+                         floor: (scan: Double, copy: Double, hash: Double), regionMiB: Int) throws -> Case {
+        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize)
+        engineConfiguration.captureStrategy = strategy
+        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
         let tracker = try TrackerKind.uffdAsync.makeTracker(for: memory)
         let capture = EpochCapture()
         // Set-up, not timed: room for every page written (whole pages in the page modes) and no first-touch faults.
-        capture.reserve(items: written * (mode == .fgbi ? 2 : 1), itemSize: mode == .fgbi ? configuration.blockSize : GuestMemory.pageSize)
+        capture.reserve(items: written * 2, itemSize: mode == .fgbi && strategy == .rehash ? configuration.blockSize : GuestMemory.pageSize)
         var dirty = DirtyPageSet()
         dirty.reserveCapacity(runs: written)
         try tracker.start()
         defer { try? tracker.stop() }
         try engine.capture([dirty], into: capture)  // epoch 0, the full pass, not timed
+        _ = try engine.encode(capture)
         var random = SeededRandom(seed: configuration.seed)
         var pauses: [Double] = []
         var collects: [Double] = []
@@ -92,11 +99,12 @@ public struct PauseBenchmark: Sendable {
             let end = MonotonicClock.nanoseconds()
             pauses.append(Double(end - start) / 1e6)
             collects.append(Double(collected - start) / 1e6)
+            _ = try engine.encode(capture)  // after the pause, as the pipeline does; not timed
             guard dirty.pageCount == written else { throw BenchmarkError("tracker reported \(dirty.pageCount) of \(written) written pages") }
         }
         let floorTotal = floor.scan + min(floor.copy, floor.hash)
         let p99 = Summary.percentile(pauses, 0.99)
-        return Case(regionMib: regionMiB, mode: mode.rawValue, writtenPages: written, epochs: configuration.epochs,
+        return Case(regionMib: regionMiB, mode: label, writtenPages: written, epochs: configuration.epochs,
                     pauseMsP50: Summary(pauses).median, pauseMsP99: p99, collectMsP50: Summary(collects).median,
                     floorScanMs: floor.scan, floorCopyMs: floor.copy, floorHashMs: floor.hash, floorMs: floorTotal,
                     p99OverFloor: p99 / floorTotal)

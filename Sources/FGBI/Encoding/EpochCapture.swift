@@ -12,6 +12,9 @@ public final class EpochCapture: @unchecked Sendable {
     public internal(set) var captureNanoseconds: UInt64 = 0
     /// The number of captured items (blocks or pages).
     public private(set) var count = 0
+    /// For the `fgbi` mode: the items are whole written pages, to be rehashed after the guest resumes
+    /// (``CaptureStrategy/copyPages``), not changed blocks.
+    public internal(set) var holdsPages = false
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
     /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.
@@ -56,6 +59,7 @@ public final class EpochCapture: @unchecked Sendable {
         precondition(itemSize > 0 && itemSize <= 4096)
         self.epoch = epoch
         self.itemSize = itemSize
+        holdsPages = false
         pagesWritten = 0
         blocksRehashed = 0
         count = 0

@@ -2,6 +2,8 @@
 public struct EpochStatistics: Sendable, Equatable, Codable {
     public var epoch: UInt64 = 0
     public var mode = ReplicationMode.fgbi.rawValue
+    /// How the epoch was captured: `rehash` or `copy` (``CaptureStrategy``) in the `fgbi` mode, `pages` in the others.
+    public var captureStrategy = ""
     /// Pages the tracker reported written.
     public var pagesWritten = 0
     /// Blocks rehashed to find changes (`fgbi`).

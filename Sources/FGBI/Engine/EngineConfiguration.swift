@@ -11,6 +11,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var contentBudgetBytes = 64 << 20
     /// Memory for the `xbzrle` mode's page cache.
     public var pageCacheBudgetBytes = 64 << 20
+    /// How the `fgbi` mode captures while the guest is paused (the page modes always copy pages).
+    public var captureStrategy = CaptureStrategy.automatic
     /// Threads that capture an epoch together while the guest is paused (its cores are idle then).
     public var captureThreads = min(ProcessInfoLite.activeProcessorCount, 4)
     /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).

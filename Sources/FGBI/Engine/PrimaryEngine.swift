@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 
 /// The primary side of FGBI: turns each epoch's written pages into an epoch delta.
 ///
@@ -27,6 +28,10 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let scratch: [UnsafeMutablePointer<UInt64>]
     /// Per capture thread beyond the first: where its share of changed blocks goes before joining.
     private var segments: [EpochCapture] = []
+    /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
+    private let pendingPageCaptures = Atomic<Int>(0)
+    private let expanded = EpochCapture()
+    private let chooser = Mutex(CaptureStrategyChooser())
     private var body = ByteWriter(reservingCapacity: 1 << 20)
     private var output = ByteWriter(reservingCapacity: 1 << 20)
 
@@ -92,7 +97,10 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let start = MonotonicClock.nanoseconds()
-        capture.reset(epoch: nextEpoch, itemSize: configuration.mode == .fgbi ? geometry.blockSize : geometry.pageSize)
+        let strategy = tables.isEmpty || full ? CaptureStrategy.rehash : chooseStrategy()
+        let wholePages = tables.isEmpty || strategy == .copyPages
+        capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
+        capture.holdsPages = !tables.isEmpty && wholePages
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
             for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {
@@ -102,15 +110,57 @@ public final class PrimaryEngine: @unchecked Sendable {
         let pages = work.reduce(0) { $0 + $1.count }
         let threads = pages >= configuration.parallelCaptureMinimumPages ? min(configuration.captureThreads, pages) : 1
         if threads <= 1 {
-            captureSpans(work[...], into: capture, scratch: scratch[0])
-        } else if tables.isEmpty {
+            captureSpans(work[...], wholePages: wholePages, into: capture, scratch: scratch[0])
+        } else if wholePages {
             capturePagesInParallel(Self.split(work, into: threads), total: pages, into: capture)
         } else {
             captureBlocksInParallel(Self.split(work, into: threads), into: capture)
         }
         capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
+        if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
+        if !tables.isEmpty && !full { chooser.withLock { $0.record(strategy, nanoseconds: capture.captureNanoseconds, pages: pages) } }
         nextEpoch += 1
+    }
+
+    /// The `fgbi` capture strategy for this epoch: the configured one, or the chooser's. A rehash capture
+    /// writes the block table, so it waits for no copied epoch to be pending (the encoder rehashes those).
+    private func chooseStrategy() -> CaptureStrategy {
+        let rehashAllowed = pendingPageCaptures.load(ordering: .acquiring) == 0
+        switch configuration.captureStrategy {
+        case .copyPages: return .copyPages
+        case .rehash where rehashAllowed: return .rehash
+        case .rehash: return .copyPages
+        case .automatic: return chooser.withLock { $0.choose(rehashAllowed: rehashAllowed) }
+        }
+    }
+
+    /// Turns a capture of whole pages (``CaptureStrategy/copyPages``) into the changed blocks the encoder
+    /// takes, rehashing the staged copies: the guest runs meanwhile, so this costs no pause.
+    private func expandPages(_ pages: EpochCapture) -> EpochCapture {
+        defer { pendingPageCaptures.subtract(1, ordering: .releasing) }
+        let blocksPerPage = geometry.blocksPerPage
+        let blockSize = geometry.blockSize
+        let previous = scratch[0]
+        expanded.reset(epoch: pages.epoch, itemSize: blockSize)
+        let view = pages.view
+        for item in 0..<view.count {
+            let location = view.locations[item]
+            let table = tables[location.region]
+            let staged = UnsafeRawPointer(view.item(item))
+            var changed = table.rehash(page: location.block, in: staged, previous: previous)
+            while changed != 0 {
+                let offset = changed.trailingZeroBitCount
+                changed &= changed - 1
+                let block = location.block * blocksPerPage + offset
+                expanded.append(BlockLocation(region: location.region, block: block), from: staged + offset * blockSize,
+                                oldHash: previous[offset], newHash: table[block])
+            }
+        }
+        expanded.pagesWritten = pages.pagesWritten
+        expanded.blocksRehashed = view.count * blocksPerPage
+        expanded.captureNanoseconds = pages.captureNanoseconds
+        return expanded
     }
 
     /// Consecutive written pages of one region: a unit of capture work.
@@ -143,11 +193,11 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     /// One thread's capture of `spans`, appended to `capture`.
-    private func captureSpans(_ spans: ArraySlice<Span>, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
+    private func captureSpans(_ spans: ArraySlice<Span>, wholePages: Bool, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
         for span in spans {
             let region = regions[span.region]
             for page in span.start..<(span.start + span.count) {
-                if tables.isEmpty {
+                if wholePages {
                     capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
                 } else {
                     captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch)
@@ -184,7 +234,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         while segments.count < pieces.count { segments.append(EpochCapture()) }
         for segment in segments.prefix(pieces.count) { segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize) }
         DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
-            captureSpans(pieces[part][...], into: segments[part], scratch: scratch[part])
+            captureSpans(pieces[part][...], wholePages: false, into: segments[part], scratch: scratch[part])
         }
         for segment in segments.prefix(pieces.count) { capture.append(contentsOf: segment) }
     }
@@ -211,8 +261,11 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// to send) with its statistics. Captures must be encoded in the order they were made.
     public func encode(_ capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
         let start = MonotonicClock.nanoseconds()
+        let copied = capture.holdsPages
+        let capture = copied ? expandPages(capture) : capture
         var stats = EpochStatistics()
         stats.epoch = capture.epoch
+        stats.captureStrategy = tables.isEmpty ? "pages" : copied ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue
         stats.mode = configuration.mode.rawValue
         stats.pagesWritten = capture.pagesWritten
         stats.blocksRehashed = capture.blocksRehashed

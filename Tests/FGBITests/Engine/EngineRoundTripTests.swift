@@ -85,6 +85,29 @@ struct EngineRoundTripTests {
         }
     }
 
+    @Test("capture strategies replicate exactly", arguments: CaptureStrategy.allCases, [1, 2])
+    func captureStrategies(strategy: CaptureStrategy, threads: Int) throws {
+        var configuration = EngineConfiguration(mode: .fgbi)
+        configuration.captureStrategy = strategy
+        configuration.captureThreads = threads
+        configuration.parallelCaptureMinimumPages = 1
+        let harness = try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: 256)
+        var mutator = Mutator(regions: harness.primary, blockSize: 64, seed: 5)
+        var seen = Set<String>()
+        for epoch in 0..<40 {
+            for _ in 0..<(epoch == 0 ? 300 : 120) { mutator.act() }
+            let (_, statistics) = try harness.step(mutator.takeDirty())
+            if epoch > 0 { seen.insert(statistics.captureStrategy) }
+            #expect(harness.identical, "epoch \(epoch) (\(statistics.captureStrategy)): first difference at \(harness.firstDifference)")
+            if !harness.identical { break }
+        }
+        switch strategy {
+        case .rehash: #expect(seen == ["rehash"])
+        case .copyPages: #expect(seen == ["copy"])
+        case .automatic: #expect(seen == ["rehash", "copy"], "the chooser measures both strategies")
+        }
+    }
+
     @Test func splitKeepsOrderAndBalance() {
         let work = [PrimaryEngine.Span(region: 0, start: 0, count: 5), PrimaryEngine.Span(region: 1, start: 10, count: 6)]
         let pieces = PrimaryEngine.split(work, into: 3)

@@ -1,0 +1,57 @@
+/// How the `fgbi` mode captures an epoch while the guest is paused.
+public enum CaptureStrategy: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Rehash the written pages and copy only the blocks whose hash changed: least copying, hashing in
+    /// the pause.
+    case rehash
+    /// Copy the written pages whole, as Remus does, and rehash the copies after the guest resumes.
+    case copyPages = "copy"
+    /// Measure both and use the one with the shorter pause per page, trying the other again now and then.
+    case automatic = "auto"
+
+    public var description: String { rawValue }
+
+    /// Parses a CLI name.
+    public static func parse(_ name: String) throws(FGBIError) -> CaptureStrategy {
+        guard let strategy = CaptureStrategy(rawValue: name) else {
+            throw .invalidArgument("unknown capture strategy '\(name)'; choose rehash, copy or auto")
+        }
+        return strategy
+    }
+}
+
+/// Picks rehash or copy for each epoch from the measured pause per written page: an exponential average per
+/// strategy, the cheaper one used, the other re-measured every `exploreEvery` epochs so a change of
+/// workload is noticed.
+struct CaptureStrategyChooser {
+    static let exploreEvery = 32
+    /// Epochs with fewer pages say little about the cost per page.
+    static let minimumPages = 64
+
+    private var rehashCost: Double?
+    private var copyCost: Double?
+    private var epochs = 0
+
+    /// The strategy for the next epoch; `rehashAllowed` is false while a copied epoch still waits to be
+    /// rehashed (the two must not touch the block table at once).
+    mutating func choose(rehashAllowed: Bool) -> CaptureStrategy {
+        epochs += 1
+        guard rehashAllowed else { return .copyPages }
+        guard let rehashCost else { return .rehash }
+        guard let copyCost else { return .copyPages }
+        let best: CaptureStrategy = rehashCost <= copyCost ? .rehash : .copyPages
+        if epochs % Self.exploreEvery == 0 { return best == .rehash ? .copyPages : .rehash }
+        return best
+    }
+
+    /// Records what a capture cost.
+    mutating func record(_ strategy: CaptureStrategy, nanoseconds: UInt64, pages: Int) {
+        guard pages >= Self.minimumPages else { return }
+        let perPage = Double(nanoseconds) / Double(pages)
+        func blend(_ old: Double?) -> Double { old.map { 0.8 * $0 + 0.2 * perPage } ?? perPage }
+        switch strategy {
+        case .rehash: rehashCost = blend(rehashCost)
+        case .copyPages: copyCost = blend(copyCost)
+        case .automatic: break
+        }
+    }
+}
