@@ -1,10 +1,15 @@
 import CSupport
 import FGBI
+import Foundation
 
 /// `fgbi bench pause`: the guest pause of an epoch (tracker collect plus capture) for a region with a given
-/// number of written pages, per mode (and for `fgbi` per capture strategy), beside the floor for the same work measured alone in the same run:
-/// the PAGEMAP_SCAN walk that finds and re-protects the written pages, plus the cheaper of copying those
-/// pages or hashing them (and copying the changed blocks).
+/// number of written pages, per mode (and for `fgbi` per capture strategy), beside the floor for the same
+/// work measured alone: the PAGEMAP_SCAN walk that finds and re-protects the written pages, plus the cheaper
+/// of copying those pages or hashing them (and copying the changed blocks).
+///
+/// Variants are measured side by side: each has a region of its own, every epoch writes the same pages in
+/// all of them, and the variants are timed one after another within the epoch, in rotating order, so drift
+/// of the shared machine hits them alike.
 public struct PauseBenchmark: Sendable {
     public struct Configuration: Sendable {
         public var regionsMiB = [1024]
@@ -41,57 +46,33 @@ public struct PauseBenchmark: Sendable {
         self.configuration = configuration
     }
 
-    public func run(progress: (String) -> Void) throws -> [Case] {
-        var cases: [Case] = []
-        for regionMiB in configuration.regionsMiB {
-            let memory = try GuestMemory.anonymous(length: regionMiB << 20)
-            progress("pause: pre-faulting \(regionMiB) MiB")
-            try memory.prefault()
-            for written in configuration.writtenPages where written <= memory.pageCount {
-                let floor = try measureFloor(memory, written: written)
-                for mode in configuration.modes {
-                    for strategy in mode == .fgbi ? [CaptureStrategy.rehash, .copyPages] : [.rehash] {
-                        let label = mode == .fgbi ? "\(mode)/\(strategy)" : mode.rawValue
-                        progress("pause: \(regionMiB) MiB, \(written) written pages, \(label)")
-                        cases.append(try measure(memory, mode: mode, strategy: strategy, label: label, written: written,
-                                                 floor: floor, regionMiB: regionMiB))
-                    }
-                }
-            }
-        }
-        return cases
-    }
-
-    /// Writes one 8-byte word in each of `count` distinct random pages; returns the pages, sorted.
-    private func write(_ memory: GuestMemory, count: Int, random: inout SeededRandom) -> [Int] {
-        var pages = Set<Int>()
-        while pages.count < count { pages.insert(Int(random.next() % UInt64(memory.pageCount))) }
-        for page in pages {
-            memory.page(page).storeBytes(of: random.next() | 1, toByteOffset: Int(random.next() % 512) * 8, as: UInt64.self)
-        }
-        return pages.sorted()
-    }
-
-    private func measure(_ memory: GuestMemory, mode: ReplicationMode, strategy: CaptureStrategy, label: String, written: Int,
-                         floor: (scan: Double, copy: Double, hash: Double), regionMiB: Int) throws -> Case {
-        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize)
-        engineConfiguration.captureStrategy = strategy
-        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
-        let tracker = try TrackerKind.uffdAsync.makeTracker(for: memory)
+    /// One measured variant: its own region, tracker, engine and capture.
+    private final class Variant {
+        let label: String
+        let memory: GuestMemory
+        let tracker: any DirtyTracker
+        let engine: PrimaryEngine
         let capture = EpochCapture()
-        // Set-up, not timed: room for every page written (whole pages in the page modes) and no first-touch faults.
-        capture.reserve(items: written * 2, itemSize: mode == .fgbi && strategy == .rehash ? configuration.blockSize : GuestMemory.pageSize)
         var dirty = DirtyPageSet()
-        dirty.reserveCapacity(runs: written)
-        try tracker.start()
-        defer { try? tracker.stop() }
-        try engine.capture([dirty], into: capture)  // epoch 0, the full pass, not timed
-        _ = try engine.encode(capture)
-        var random = SeededRandom(seed: configuration.seed)
         var pauses: [Double] = []
         var collects: [Double] = []
-        for _ in 0..<configuration.epochs {
-            _ = write(memory, count: written, random: &random)
+
+        init(label: String, memory: GuestMemory, mode: ReplicationMode, strategy: CaptureStrategy, blockSize: Int, written: Int) throws {
+            self.label = label
+            self.memory = memory
+            var configuration = EngineConfiguration(mode: mode, blockSize: blockSize)
+            configuration.captureStrategy = strategy
+            engine = try PrimaryEngine(regions: [memory], configuration: configuration)
+            tracker = try TrackerKind.uffdAsync.makeTracker(for: memory)
+            // Set-up, not timed: room for every written page and no first-touch faults later.
+            capture.reserve(items: written * 2, itemSize: mode == .fgbi && strategy == .rehash ? blockSize : GuestMemory.pageSize)
+            dirty.reserveCapacity(runs: written)
+            try tracker.start()
+            try engine.capture([dirty], into: capture)  // epoch 0, the full pass
+            _ = try engine.encode(capture)
+        }
+
+        func epoch(expected: Int) throws {
             let start = MonotonicClock.nanoseconds()
             try tracker.collect(into: &dirty)
             let collected = MonotonicClock.nanoseconds()
@@ -99,56 +80,132 @@ public struct PauseBenchmark: Sendable {
             let end = MonotonicClock.nanoseconds()
             pauses.append(Double(end - start) / 1e6)
             collects.append(Double(collected - start) / 1e6)
+            guard dirty.pageCount == expected else { throw BenchmarkError("\(label): tracker reported \(dirty.pageCount) of \(expected) pages") }
             _ = try engine.encode(capture)  // after the pause, as the pipeline does; not timed
-            guard dirty.pageCount == written else { throw BenchmarkError("tracker reported \(dirty.pageCount) of \(written) written pages") }
         }
-        let floorTotal = floor.scan + min(floor.copy, floor.hash)
-        let p99 = Summary.percentile(pauses, 0.99)
-        return Case(regionMib: regionMiB, mode: label, writtenPages: written, epochs: configuration.epochs,
-                    pauseMsP50: Summary(pauses).median, pauseMsP99: p99, collectMsP50: Summary(collects).median,
-                    floorScanMs: floor.scan, floorCopyMs: floor.copy, floorHashMs: floor.hash, floorMs: floorTotal,
-                    p99OverFloor: p99 / floorTotal)
+
+        deinit { try? tracker.stop() }
     }
 
-    /// Each floor step alone, median over the epochs: a raw PAGEMAP_SCAN loop with re-protection (through
-    /// an async write-protect registration of its own), a memcpy of the written pages, and an XXH3 of their
-    /// blocks plus a copy of one block per page (what a sparse write changes).
-    private func measureFloor(_ memory: GuestMemory, written: Int) throws -> (scan: Double, copy: Double, hash: Double) {
-        let uffd = try Userfaultfd(required: [.wpAsync, .wpUnpopulated], purpose: "the pause floor")
-        try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
-        defer { try? uffd.unregister(address: memory.address, length: UInt64(memory.length)) }
-        let scanner = try PagemapScanner()
-        try scanner.collectWritten(start: memory.address, end: memory.address + UInt64(memory.length)) { _, _ in }
-        let staging = UnsafeMutableRawPointer.allocate(byteCount: written * GuestMemory.pageSize, alignment: 64)
-        defer { staging.deallocate() }
-        staging.initializeMemory(as: UInt8.self, repeating: 0, count: written * GuestMemory.pageSize)  // pre-fault
-        let blocksPerPage = GuestMemory.pageSize / configuration.blockSize
-        let hashes = UnsafeMutablePointer<UInt64>.allocate(capacity: written * blocksPerPage)
-        defer { hashes.deallocate() }
-        hashes.initialize(repeating: 0, count: written * blocksPerPage)
-        var random = SeededRandom(seed: configuration.seed &+ 99)
+    /// The floor steps on a region of their own.
+    private final class Floor {
+        let memory: GuestMemory
+        let uffd: Userfaultfd
+        let scanner: PagemapScanner
+        let staging: UnsafeMutableRawPointer
+        let hashes: UnsafeMutablePointer<UInt64>
+        let blockSize: Int
         var scans: [Double] = [], copies: [Double] = [], hashings: [Double] = []
-        for _ in 0..<max(configuration.epochs / 2, 3) {
-            let pages = write(memory, count: written, random: &random)
+
+        init(memory: GuestMemory, written: Int, blockSize: Int) throws {
+            self.memory = memory
+            self.blockSize = blockSize
+            uffd = try Userfaultfd(required: [.wpAsync, .wpUnpopulated], purpose: "the pause floor")
+            try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
+            scanner = try PagemapScanner()
+            staging = .allocate(byteCount: written * GuestMemory.pageSize, alignment: 64)
+            staging.initializeMemory(as: UInt8.self, repeating: 0, count: written * GuestMemory.pageSize)
+            let blocks = written * GuestMemory.pageSize / blockSize
+            hashes = .allocate(capacity: blocks)
+            hashes.initialize(repeating: 0, count: blocks)
+        }
+
+        deinit {
+            try? uffd.unregister(address: memory.address, length: UInt64(memory.length))
+            staging.deallocate()
+            hashes.deallocate()
+        }
+
+        func epoch(pages: [Int]) throws {
             var start = MonotonicClock.nanoseconds()
             var found = 0
             try scanner.collectWritten(start: memory.address, end: memory.address + UInt64(memory.length)) { _, length in
                 found += Int(length) / GuestMemory.pageSize
             }
             scans.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
+            guard found == pages.count else { throw BenchmarkError("floor scan found \(found) of \(pages.count) written pages") }
             start = MonotonicClock.nanoseconds()
             for (index, page) in pages.enumerated() {
                 (staging + index * GuestMemory.pageSize).copyMemory(from: memory.page(page), byteCount: GuestMemory.pageSize)
             }
             copies.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
+            let blocksPerPage = GuestMemory.pageSize / blockSize
             start = MonotonicClock.nanoseconds()
             for (index, page) in pages.enumerated() {
-                CSupport_hash_blocks(memory.page(page), configuration.blockSize, blocksPerPage, hashes + index * blocksPerPage)
-                (staging + index * configuration.blockSize).copyMemory(from: memory.page(page), byteCount: configuration.blockSize)
+                CSupport_hash_blocks(memory.page(page), blockSize, blocksPerPage, hashes + index * blocksPerPage)
+                (staging + index * blockSize).copyMemory(from: memory.page(page), byteCount: blockSize)
             }
             hashings.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
-            guard found == written else { throw BenchmarkError("floor scan found \(found) of \(written) written pages") }
         }
-        return (Summary(scans).median, Summary(copies).median, Summary(hashings).median)
+    }
+
+    /// Refuses, with a clear message, a run that would not fit in memory rather than be killed by the OOM killer.
+    static func checkMemory(needed: Int, what: String) throws {
+        guard let available = availableMemory(), needed > available * 9 / 10 else { return }
+        throw BenchmarkError("\(what) need about \(needed >> 30) GiB and \(available >> 30) GiB are available; "
+                             + "measure fewer modes (--modes fgbi) or a smaller --region-mib")
+    }
+
+    /// MemAvailable from /proc/meminfo, in bytes.
+    static func availableMemory() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return kib << 10
+    }
+
+    public func run(progress: (String) -> Void) throws -> [Case] {
+        var cases: [Case] = []
+        for regionMiB in configuration.regionsMiB {
+            for written in configuration.writtenPages where written <= (regionMiB << 20) / GuestMemory.pageSize {
+                // fgbi variants: the region and its block hashes; page modes also stage and encode the whole region
+                // for epoch 0 (capture, body, delta); the floor: a region.
+                let eighths = configuration.modes.reduce(8) { $0 + ($1 == .fgbi ? 2 * 9 : 4 * 8) }
+                try Self.checkMemory(needed: (regionMiB << 20) / 8 * eighths, what: "\(regionMiB) MiB regions for \(configuration.modes)")
+                progress("pause: \(regionMiB) MiB, \(written) written pages: setting up")
+                var variants: [Variant] = []
+                for mode in configuration.modes {
+                    for strategy in mode == .fgbi ? [CaptureStrategy.rehash, .copyPages] : [.rehash] {
+                        let memory = try GuestMemory.anonymous(length: regionMiB << 20)
+                        try memory.prefault()
+                        variants.append(try Variant(label: mode == .fgbi ? "\(mode)/\(strategy)" : mode.rawValue, memory: memory,
+                                                    mode: mode, strategy: strategy, blockSize: configuration.blockSize, written: written))
+                    }
+                }
+                let floorMemory = try GuestMemory.anonymous(length: regionMiB << 20)
+                try floorMemory.prefault()
+                let floor = try Floor(memory: floorMemory, written: written, blockSize: configuration.blockSize)
+                try floor.scanner.collectWritten(start: floorMemory.address, end: floorMemory.address + UInt64(floorMemory.length)) { _, _ in }
+                progress("pause: \(regionMiB) MiB, \(written) written pages: \(configuration.epochs) epochs of \(variants.map(\.label).joined(separator: ", ")), floor")
+                var random = SeededRandom(seed: configuration.seed)
+                for epoch in 0..<configuration.epochs {
+                    var chosen = Set<Int>()
+                    while chosen.count < written { chosen.insert(Int(random.next() % UInt64(floorMemory.pageCount))) }
+                    let pages = chosen.sorted()
+                    for page in pages {
+                        let value = random.next() | 1
+                        let offset = Int(random.next() % 512) * 8
+                        for memory in variants.map(\.memory) + [floorMemory] {
+                            memory.page(page).storeBytes(of: value, toByteOffset: offset, as: UInt64.self)
+                        }
+                    }
+                    // Rotate who goes first, so no variant always runs on a cold or warm cache.
+                    for index in 0..<variants.count {
+                        try variants[(index + epoch) % variants.count].epoch(expected: written)
+                    }
+                    try floor.epoch(pages: pages)
+                }
+                let scan = Summary(floor.scans).median, copy = Summary(floor.copies).median, hash = Summary(floor.hashings).median
+                let floorTotal = scan + min(copy, hash)
+                for variant in variants {
+                    let p99 = Summary.percentile(variant.pauses, 0.99)
+                    cases.append(Case(regionMib: regionMiB, mode: variant.label, writtenPages: written, epochs: configuration.epochs,
+                                      pauseMsP50: Summary(variant.pauses).median, pauseMsP99: p99,
+                                      collectMsP50: Summary(variant.collects).median, floorScanMs: scan, floorCopyMs: copy,
+                                      floorHashMs: hash, floorMs: floorTotal, p99OverFloor: p99 / floorTotal))
+                }
+            }
+        }
+        return cases
     }
 }
