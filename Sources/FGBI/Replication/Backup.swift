@@ -44,8 +44,10 @@ public final class Backup: @unchecked Sendable {
                 let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
                                                  regionLengths: replica.regions.map(\.length))
                 let hello = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
-                                                          peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0)
-                log("primary \(peer) connected (\(hello.mode) mode, \(configuration.key == nil ? "no key, loopback" : "authenticated"))")
+                                                          peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
+                                                          requireEncryption: configuration.requireEncryption)
+                let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
+                log("primary \(peer) connected (\(hello.mode) mode, \(security))")
             } catch {
                 log("refused \(peer): \(error)")
                 connection.close()

@@ -4,6 +4,8 @@ public struct BackupConfiguration: Sendable {
     public var listen: Endpoint
     /// The pre-shared key; required when the primary is not on loopback.
     public var key: PresharedKey?
+    /// Refuse primaries that do not encrypt their frames.
+    public var requireEncryption = false
     /// The primary is declared dead when nothing arrives for this long (it sends a heartbeat every 20 ms
     /// by default, so 100 ms is five missed heartbeats).
     public var primaryTimeout = Duration.milliseconds(100)

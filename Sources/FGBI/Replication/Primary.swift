@@ -73,13 +73,17 @@ public final class Primary: @unchecked Sendable {
         guard configuration.key != nil || configuration.backup.isLoopback else {
             throw WireError.keyRequired("the backup \(configuration.backup) is not on loopback")
         }
+        guard configuration.key != nil || !configuration.encrypt else {
+            throw WireError.keyRequired("encryption was asked for")
+        }
         let socket = try Socket.connect(to: configuration.backup)
         let connection = FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
                                          maximumPayload: 64 << 10)
         connection.setReceiveTimeout(milliseconds: Self.milliseconds(configuration.backupTimeout))
-        let hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
                           blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
                           regionLengths: regions.map(\.length), nonce: randomBytes(32))
+        hello.wantsEncryption = configuration.encrypt
         let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key)
         guard welcome.nextEpoch == 0 else {
             connection.close()

@@ -14,6 +14,8 @@ public struct PrimaryConfiguration: Sendable {
     public var backupTimeout = Duration.seconds(10)
     /// The pre-shared key; required unless the backup is on loopback.
     public var key: PresharedKey?
+    /// Encrypt every frame's payload (ChaCha20-Poly1305 with a per-session key); needs ``key``.
+    public var encrypt = false
     /// Captured epochs that may wait for encoding and sending; when all are in use the next epoch waits
     /// (and grows) instead of memory growing: backpressure.
     public var captureBuffers = 2

@@ -19,10 +19,11 @@ final class FrameConnection: @unchecked Sendable {
         opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: maximumPayload)
     }
 
-    /// Switches both directions to sequence-numbered frames, authenticated when `key` is given.
-    func startSession(key: SymmetricKeyBox?) {
-        sealer.withLock { $0.startSession(key: key?.key) }
-        opener.startSession(key: key?.key)
+    /// Switches both directions to sequence-numbered frames, authenticated when `key` is given and
+    /// encrypted when `encryptionKey` is.
+    func startSession(key: SymmetricKeyBox?, encryptionKey: SymmetricKeyBox? = nil) {
+        sealer.withLock { $0.startSession(key: key?.key, encryptionKey: encryptionKey?.key) }
+        opener.startSession(key: key?.key, encryptionKey: encryptionKey?.key)
     }
 
     /// How long ``receive()`` waits for a frame to start and complete (0: forever).
@@ -35,10 +36,14 @@ final class FrameConnection: @unchecked Sendable {
     /// Sends one frame; throws ``SystemError`` when the connection fails.
     func send(_ type: WireFormat.FrameType, _ payload: UnsafeRawBufferPointer) throws {
         try sealer.withLock { sealer in
-            let (header, mac) = sealer.seal(type, payload: payload)
+            let (header, encrypted, mac) = try sealer.seal(type, payload: payload)
             try header.withUnsafeBytes { header in
                 try mac.withUnsafeBytes { mac in
-                    try socket.sendAll([header, payload, mac])
+                    if let encrypted {
+                        try encrypted.withUnsafeBytes { try socket.sendAll([header, $0, mac]) }
+                    } else {
+                        try socket.sendAll([header, payload, mac])
+                    }
                 }
             }
         }

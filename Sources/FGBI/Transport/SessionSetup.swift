@@ -22,7 +22,8 @@ enum SessionSetup {
                 throw WireError.authenticationFailed("the backup does not hold the same key")
             }
             try connection.send(.auth, key.proof(label: primaryProofLabel, transcript: transcript))
-            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)))
+            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
+                                    encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
             try connection.send(.auth, noProof)
             connection.startSession(key: nil)
@@ -39,7 +40,7 @@ enum SessionSetup {
 
     /// The backup's side. Returns the primary's hello; refuses (telling the primary why) on any mismatch.
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
-                             nextEpoch: UInt64) throws -> Hello {
+                             nextEpoch: UInt64, requireEncryption: Bool = false) throws -> Hello {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
             return error
@@ -57,6 +58,12 @@ enum SessionSetup {
         if key == nil && hello.wantsAuthentication {
             throw refuse(.authenticationFailed("the primary uses a key and this backup has none"))
         }
+        if hello.wantsEncryption && !hello.wantsAuthentication {
+            throw refuse(.malformed("encryption needs a pre-shared key"))
+        }
+        if requireEncryption && !hello.wantsEncryption {
+            throw refuse(.authenticationFailed("this backup requires encryption (--encrypt on the primary)"))
+        }
         guard hello.blockSize == layout.blockSize, hello.pageSize == layout.pageSize, hello.regionLengths == layout.regionLengths else {
             throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "
                                          + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
@@ -72,7 +79,8 @@ enum SessionSetup {
             guard key.verify(auth.payload, label: primaryProofLabel, transcript: transcript) else {
                 throw refuse(.authenticationFailed("the primary's proof of the key is wrong"))
             }
-            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)))
+            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
+                                    encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
             guard auth.payload == noProof else { throw refuse(.authenticationFailed("unexpected proof on a session without a key")) }
             connection.startSession(key: nil)

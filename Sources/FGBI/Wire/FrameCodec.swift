@@ -3,9 +3,10 @@ import Foundation
 
 /// Seals outgoing frames: header, sequence number, and (with a session key) an HMAC-SHA256 over the
 /// direction, header and payload.
-struct FrameSealer: @unchecked Sendable {  // its SymmetricKey is immutable
+struct FrameSealer: @unchecked Sendable {  // its SymmetricKeys are immutable
     private(set) var nextSequence: UInt64 = 0
     private var key: SymmetricKey?
+    private var encryptionKey: SymmetricKey?
     private let direction: UInt8
 
     /// `direction` differs per side (0: primary to backup, 1: backup to primary), so a frame reflected back
@@ -14,30 +15,42 @@ struct FrameSealer: @unchecked Sendable {  // its SymmetricKey is immutable
         self.direction = direction
     }
 
-    /// From now on frames carry sequence numbers from 1 and, with a key, an authentication code.
-    mutating func startSession(key: SymmetricKey?) {
+    /// From now on frames carry sequence numbers from 1 and, with a key, an authentication code; with an
+    /// encryption key, their payloads are encrypted too.
+    mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
         self.key = key
+        self.encryptionKey = encryptionKey
         nextSequence = 1
     }
 
-    /// The header and the authentication code (empty without a key) to send around `payload`.
-    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) -> (header: [UInt8], mac: [UInt8]) {
+    /// The header, the payload to send in place of `payload` when encrypting (nil: send `payload`), and the
+    /// authentication code (empty without a key).
+    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]) {
+        let sequence = nextSequence
+        if nextSequence > 0 { nextSequence += 1 }
+        var flags: UInt8 = key == nil ? 0 : WireFormat.flagAuthenticated
+        if encryptionKey != nil { flags |= WireFormat.flagEncrypted }
         var header = [UInt8]()
         header.reserveCapacity(WireFormat.headerLength)
         header += WireFormat.magic
         appendLittleEndian(WireFormat.version, to: &header)
         header.append(type.rawValue)
-        header.append(key == nil ? 0 : WireFormat.flagAuthenticated)
-        appendLittleEndian(nextSequence, to: &header)
-        appendLittleEndian(UInt64(payload.count), to: &header)
+        header.append(flags)
+        appendLittleEndian(sequence, to: &header)
+        appendLittleEndian(UInt64(payload.count + (encryptionKey == nil ? 0 : WireFormat.aeadTagLength)), to: &header)
         appendLittleEndian(UInt64(0), to: &header)
-        if nextSequence > 0 { nextSequence += 1 }
-        guard let key else { return (header, []) }
+        var encrypted: [UInt8]?
+        if let encryptionKey {
+            let box = try ChaChaPoly.seal(payload, using: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
+                                          authenticating: header)
+            encrypted = Array(box.ciphertext) + Array(box.tag)
+        }
+        guard let key else { return (header, encrypted, []) }
         var mac = HMAC<SHA256>(key: key)
         mac.update(data: [direction])
         mac.update(data: header)
-        mac.update(data: payload)
-        return (header, Array(mac.finalize()))
+        if let encrypted { mac.update(data: encrypted) } else { mac.update(data: payload) }
+        return (header, encrypted, Array(mac.finalize()))
     }
 }
 
@@ -46,6 +59,7 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
     struct Header {
         var type: WireFormat.FrameType
         var authenticated: Bool
+        var encrypted: Bool
         var sequence: UInt64
         var length: Int
         var bytes: [UInt8]
@@ -53,6 +67,7 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
 
     private(set) var expectedSequence: UInt64 = 0
     private var key: SymmetricKey?
+    private var encryptionKey: SymmetricKey?
     private let direction: UInt8
     /// The longest payload accepted.
     let maximumPayload: Int
@@ -62,8 +77,9 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
         self.maximumPayload = maximumPayload
     }
 
-    mutating func startSession(key: SymmetricKey?) {
+    mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
         self.key = key
+        self.encryptionKey = encryptionKey
         expectedSequence = 1
     }
 
@@ -78,12 +94,13 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
         guard version == WireFormat.version else { throw .unsupportedVersion(version) }
         guard let type = WireFormat.FrameType(rawValue: bytes[6]) else { throw .malformed("unknown frame type \(bytes[6])") }
         let flags = bytes[7]
-        guard flags & ~WireFormat.flagAuthenticated == 0 else { throw .malformed("unknown flags \(flags)") }
+        guard flags & ~(WireFormat.flagAuthenticated | WireFormat.flagEncrypted) == 0 else { throw .malformed("unknown flags \(flags)") }
         let sequence = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << UInt64(8 * $1) }
         let length = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[16 + $1]) << UInt64(8 * $1) }
         guard length <= UInt64(maximumPayload) else { throw .frameTooLarge(length: Int(clamping: length), limit: maximumPayload) }
         guard bytes[24..<32].allSatisfy({ $0 == 0 }) else { throw .malformed("reserved header bytes are not zero") }
-        return Header(type: type, authenticated: flags & WireFormat.flagAuthenticated != 0, sequence: sequence,
+        return Header(type: type, authenticated: flags & WireFormat.flagAuthenticated != 0,
+                      encrypted: flags & WireFormat.flagEncrypted != 0, sequence: sequence,
                       length: Int(length), bytes: bytes)
     }
 
@@ -105,9 +122,31 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
             throw .authenticationFailed("authenticated frame on a session without a key")
         }
         guard header.sequence == expectedSequence else { throw .outOfSequence(expected: expectedSequence, got: header.sequence) }
+        guard header.encrypted == (encryptionKey != nil) else {
+            throw .authenticationFailed(header.encrypted ? "encrypted frame on a session without encryption" : "plain frame on an encrypted session")
+        }
+        var plain = payload
+        if let encryptionKey {
+            guard payload.count >= WireFormat.aeadTagLength else { throw .malformed("encrypted payload shorter than its tag") }
+            do {
+                let box = try ChaChaPoly.SealedBox(nonce: frameNonce(direction: direction, sequence: header.sequence),
+                                                   ciphertext: payload.dropLast(WireFormat.aeadTagLength),
+                                                   tag: payload.suffix(WireFormat.aeadTagLength))
+                plain = Array(try ChaChaPoly.open(box, using: encryptionKey, authenticating: header.bytes))
+            } catch {
+                throw .authenticationFailed("the payload does not decrypt (wrong key or tampered frame)")
+            }
+        }
         if expectedSequence > 0 { expectedSequence += 1 }
-        return Frame(type: header.type, sequence: header.sequence, payload: payload)
+        return Frame(type: header.type, sequence: header.sequence, payload: plain)
     }
+}
+
+/// The ChaCha20-Poly1305 nonce of a frame: the direction and the sequence number, unique per session key.
+func frameNonce(direction: UInt8, sequence: UInt64) throws -> ChaChaPoly.Nonce {
+    var bytes: [UInt8] = [direction, 0, 0, 0]
+    appendLittleEndian(sequence, to: &bytes)
+    return try ChaChaPoly.Nonce(data: bytes)
 }
 
 @inline(__always)

@@ -4,6 +4,7 @@ import Crypto
 struct Hello: Equatable {
     var mode: ReplicationMode
     var wantsAuthentication: Bool
+    var wantsEncryption = false
     var blockSize: Int
     var pageSize: Int
     var regionLengths: [Int]
@@ -14,7 +15,7 @@ struct Hello: Equatable {
     var encoded: [UInt8] {
         var bytes: [UInt8] = []
         bytes.append(mode.wireCode)
-        bytes.append(wantsAuthentication ? 1 : 0)
+        bytes.append((wantsAuthentication ? 1 : 0) | (wantsEncryption ? 2 : 0))
         appendLittleEndian(UInt32(blockSize), to: &bytes)
         appendLittleEndian(UInt32(pageSize), to: &bytes)
         appendLittleEndian(UInt32(regionLengths.count), to: &bytes)
@@ -36,7 +37,10 @@ struct Hello: Equatable {
         var reader = PayloadReader(payload)
         guard let mode = ReplicationMode(wireCode: try reader.byte()) else { throw .malformed("hello: unknown mode") }
         self.mode = mode
-        wantsAuthentication = try reader.byte() != 0
+        let flags = try reader.byte()
+        guard flags & ~3 == 0 else { throw .malformed("hello: unknown flags \(flags)") }
+        wantsAuthentication = flags & 1 != 0
+        wantsEncryption = flags & 2 != 0
         blockSize = Int(try reader.u32())
         pageSize = Int(try reader.u32())
         let count = Int(try reader.u32())

@@ -61,6 +61,11 @@ public struct PresharedKey: @unchecked Sendable {  // SymmetricKey is immutable 
     func sessionKey(transcript: [UInt8]) -> SymmetricKey {
         HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: transcript, info: Array("fgbi frames v1".utf8), outputByteCount: 32)
     }
+
+    /// The session's payload encryption key (ChaCha20-Poly1305), derived apart from the frame key.
+    func encryptionKey(transcript: [UInt8]) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: transcript, info: Array("fgbi encryption v1".utf8), outputByteCount: 32)
+    }
 }
 
 /// A session's frame key, passed from the handshake to the connection.

@@ -1,7 +1,7 @@
 /// The framing of the primary-backup connection (Docs/PROTOCOL.md, "Connection").
 ///
 ///     header (32 bytes, little-endian)
-///       0 magic "FGBW"   4 version (u16)   6 type (u8)   7 flags (u8)
+///       0 magic "FGBW"   4 version (u16)   6 type (u8)   7 flags (u8: 1 authenticated, 2 encrypted)
 ///       8 sequence (u64)  16 payload length (u64)  24 reserved (u64, zero)
 ///     payload
 ///     authentication code: HMAC-SHA256 (32 bytes), when flag bit 0 is set
@@ -12,6 +12,9 @@ public enum WireFormat {
     static let headerLength = 32
     static let macLength = 32
     static let flagAuthenticated: UInt8 = 1
+    /// The payload is ChaCha20-Poly1305 ciphertext followed by its 16-byte tag.
+    static let flagEncrypted: UInt8 = 2
+    static let aeadTagLength = 16
 
     /// What a frame carries.
     public enum FrameType: UInt8, Sendable, CustomStringConvertible {

@@ -53,6 +53,9 @@ extension FGBICommand {
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
         var keyFile: String?
 
+        @Flag(help: "Encrypt every frame (ChaCha20-Poly1305); needs a key.")
+        var encrypt = false
+
         func validate() throws {
             guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
             guard duration > 0 else { throw ValidationError("--duration must be positive") }
@@ -79,6 +82,8 @@ extension FGBICommand {
         func run() throws {
             var configuration = try makeConfiguration()
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
+            configuration.encrypt = encrypt
+            if encrypt && configuration.key == nil { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             SyntheticWorkload.fillInitial(region, seed: 1)
@@ -141,6 +146,9 @@ extension FGBICommand {
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
         var keyFile: String?
 
+        @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames.")
+        var requireEncryption = false
+
         func validate() throws {
             do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
             guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
@@ -151,6 +159,8 @@ extension FGBICommand {
             var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
+            configuration.requireEncryption = requireEncryption
+            if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
             configuration.imagePath = image
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()

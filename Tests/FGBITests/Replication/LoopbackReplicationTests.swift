@@ -42,6 +42,7 @@ struct LoopbackReplicationTests {
 
     @Test("backup equals primary at the last acknowledged epoch", arguments: [
         (ReplicationMode.fgbi, SyntheticWorkload.sparse, true),
+        (.pageLZ4, .duplicate, true),
         (.fgbi, .duplicate, false),
         (.page, .dense, false),
         (.xbzrle, .sparse, true),
@@ -59,6 +60,7 @@ struct LoopbackReplicationTests {
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.engine = EngineConfiguration(mode: mode)
         configuration.key = key
+        configuration.encrypt = authenticated && mode == .pageLZ4  // one case runs encrypted end to end
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
         driver.start()
@@ -117,6 +119,24 @@ struct LoopbackReplicationTests {
         let last = try #require(try right.stop())
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
         #expect(backupMemory.base.load(as: UInt64.self) == 0xFEED)
+    }
+
+    @Test func backupRequiringEncryptionRefusesPlainPrimaries() throws {
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.key = try Self.key(3)
+        backupConfiguration.requireEncryption = true
+        let backup = try Backup(regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(),
+                                configuration: backupConfiguration)
+        let served = Served(backup)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.key = try Self.key(3)
+        #expect(throws: WireError.self) { try Primary(regions: [memory], configuration: configuration).start() }
+        configuration.encrypt = true
+        let encrypted = try Primary(regions: [memory], configuration: configuration)
+        try encrypted.start()
+        let last = try #require(try encrypted.stop())
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
     }
 
     @Test func layoutMismatchIsRefused() throws {

@@ -10,8 +10,8 @@ struct FrameCodecTests {
 
     /// Seals `payload` from the primary side and returns the bytes that would travel.
     func seal(_ sealer: inout FrameSealer, _ type: WireFormat.FrameType, _ payload: [UInt8]) -> ([UInt8], [UInt8], [UInt8]) {
-        let (header, mac) = payload.withUnsafeBytes { sealer.seal(type, payload: $0) }
-        return (header, payload, mac)
+        let (header, encrypted, mac) = try! payload.withUnsafeBytes { try sealer.seal(type, payload: $0) }
+        return (header, encrypted ?? payload, mac)
     }
 
     func open(_ opener: inout FrameOpener, _ frame: ([UInt8], [UInt8], [UInt8])) throws(WireError) -> Frame {
@@ -19,12 +19,35 @@ struct FrameCodecTests {
         return try opener.accept(header, payload: frame.1, mac: frame.2)
     }
 
-    func pair(key: SymmetricKey?) -> (FrameSealer, FrameOpener) {
+    func pair(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) -> (FrameSealer, FrameOpener) {
         var sealer = FrameSealer(direction: 0)
         var opener = FrameOpener(direction: 0, maximumPayload: 1 << 20)
-        sealer.startSession(key: key)
-        opener.startSession(key: key)
+        sealer.startSession(key: key, encryptionKey: encryptionKey)
+        opener.startSession(key: key, encryptionKey: encryptionKey)
         return (sealer, opener)
+    }
+
+    @Test func encryptedFramesHideThePayloadAndRoundTrip() throws {
+        let secret = SymmetricKey(data: [UInt8](repeating: 9, count: 32))
+        var (sealer, opener) = pair(key: key, encryptionKey: secret)
+        let payload = Array("the guest's memory, which must not travel in the clear".utf8)
+        let frame = seal(&sealer, .epoch, payload)
+        #expect(frame.1.count == payload.count + 16)
+        #expect(!frame.1.starts(with: payload.prefix(16)), "the payload travels encrypted")
+        #expect(try open(&opener, frame).payload == payload)
+        var tampered = seal(&sealer, .epoch, payload)
+        tampered.1[3] ^= 0x40
+        #expect(throws: WireError.self) { try open(&opener, tampered) }
+    }
+
+    @Test func encryptionMustMatchTheSession() {
+        let secret = SymmetricKey(data: [UInt8](repeating: 9, count: 32))
+        var (encrypting, _) = pair(key: key, encryptionKey: secret)
+        var (_, plainOpener) = pair(key: key)
+        #expect(throws: WireError.self) { try open(&plainOpener, seal(&encrypting, .epoch, [1, 2, 3])) }
+        var (plain, _) = pair(key: key)
+        var (_, encryptedOpener) = pair(key: key, encryptionKey: secret)
+        #expect(throws: WireError.self) { try open(&encryptedOpener, seal(&plain, .epoch, [1, 2, 3])) }
     }
 
     @Test func roundTripsInSequence() throws {
