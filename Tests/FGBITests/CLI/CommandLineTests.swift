@@ -36,6 +36,13 @@ struct CommandLineTests {
         (["demo", "--mode", "remus"], "unknown mode 'remus'"),
         (["bench", "engine", "--block-size", "96"], "block size 96 is not one of"),
         (["bench", "engine", "--compression", "zstd:99"], "unknown compression 'zstd:99'"),
+        (["primary", "--backup", "nohost"], "'nohost' is not HOST:PORT"),
+        (["primary", "--backup", "127.0.0.1:1", "--mode", "remus"], "unknown mode 'remus'"),
+        (["primary", "--backup", "127.0.0.1:1", "--encrypt"], "--encrypt needs --key-file"),
+        (["backup", "--listen", "127.0.0.1:0", "--key-file", "/nonexistent/fgbi.key"], "open(/nonexistent/fgbi.key): ENOENT"),
+        (["backup", "--block-size", "96"], "block size 96 is not one of"),
+        (["bench", "pause", "--pages", "0"], "'0' is not a positive number"),
+        (["bench", "send", "--paths", "wifi"], "--paths: choose from loopback and veth"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -60,6 +67,31 @@ struct CommandLineTests {
         let fgbi = try #require(sparse.first { $0["mode"] as? String == "fgbi" }?["wire_bytes"] as? Int)
         let page = try #require(sparse.first { $0["mode"] as? String == "page" }?["wire_bytes"] as? Int)
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
+    }
+
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
+    func primaryAndBackupProcessesReplicateAndFinish() throws {
+        let backup = Process()
+        backup.executableURL = CommandRunner.executable
+        backup.arguments = ["backup", "--listen", "127.0.0.1:0", "--region-mib", "8"]
+        let backupOutput = Pipe()
+        let backupLog = Pipe()
+        backup.standardOutput = backupOutput
+        backup.standardError = backupLog
+        try backup.run()
+        // The backup names the port it got: "fgbi: backup: listening on 127.0.0.1:PORT".
+        var log = ""
+        while !log.contains("listening on"), backup.isRunning {
+            log += String(decoding: backupLog.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        let port = try #require(log.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.map(String.init))
+        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1"])
+        backup.waitUntilExit()
+        let said = String(decoding: backupOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(primary.status == 0, "\(primary.stderr)")
+        #expect(primary.stdout.contains("last committed epoch"))
+        #expect(backup.terminationStatus == 0)
+        #expect(said.contains("backup: primary finished; replica at epoch"), "backup said: \(said)")
     }
 
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
