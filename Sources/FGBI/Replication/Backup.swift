@@ -35,11 +35,20 @@ public final class Backup: @unchecked Sendable {
     /// untouched.
     public func serve() throws -> BackupOutcome {
         while true {
-            let (socket, peer, peerIsLoopback) = try listener.accept()
+            let accepted: (socket: Socket, peer: String, peerIsLoopback: Bool)
+            do {
+                accepted = try listener.accept()
+            } catch {
+                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
+                throw error
+            }
+            let (socket, peer, peerIsLoopback) = accepted
             if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
             let connection = FrameConnection(socket: socket, peer: peer, isPrimary: false,
                                              maximumPayload: replica.maximumDeltaLength)
+            self.connection.withLock { $0 = connection }
             connection.setReceiveTimeout(milliseconds: Primary.milliseconds(configuration.handshakeTimeout))
+            connection.setHandshakeDeadline(milliseconds: Primary.milliseconds(configuration.handshakeTimeout))
             do {
                 let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
                                                  regionLengths: replica.regions.map(\.length))
@@ -49,9 +58,14 @@ public final class Backup: @unchecked Sendable {
                 let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
                 log("primary \(peer) connected (\(hello.mode) mode, \(security))")
             } catch {
+                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
                 log("refused \(peer): \(error)")
                 connection.close()
                 continue
+            }
+            if stopping.load(ordering: .acquiring) {
+                connection.close()
+                return .primaryFinished(lastEpoch: lastEpoch)
             }
             if lastEpoch != nil {
                 let refusal = "this backup holds epoch \(lastEpoch!) of an earlier session; restart it to resynchronise"
@@ -60,7 +74,6 @@ public final class Backup: @unchecked Sendable {
                 connection.close()
                 continue
             }
-            self.connection.withLock { $0 = connection }
             return try replicate(connection)
         }
     }

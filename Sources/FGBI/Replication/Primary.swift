@@ -35,7 +35,10 @@ public final class Primary: @unchecked Sendable {
         var nextContinuation = 0
     }
     private let shared = Mutex(Shared())
+    /// The epoch loop runs (cleared by stop() and by a failure).
     private let running = Atomic<Bool>(false)
+    /// The connection is open and its threads serve it (cleared only when this side closes it on purpose).
+    private let connected = Atomic<Bool>(false)
     private let lastSendNanoseconds = Atomic<UInt64>(0)
     private let threads = Mutex<[String: JoinableThread]>([:])
     private var dirty: [DirtyPageSet]
@@ -61,7 +64,7 @@ public final class Primary: @unchecked Sendable {
     }
 
     deinit {
-        if running.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
+        if connected.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
     }
 
     /// Connects to the backup, authenticates, starts tracking and the epoch loop. Epoch 0, sent first, is
@@ -91,13 +94,21 @@ public final class Primary: @unchecked Sendable {
                                     + "resynchronising a backup that holds state is not supported yet: restart it empty")
         }
         self.connection = connection
-        for tracker in trackers { try tracker.start() }
-        running.store(true, ordering: .releasing)
-        lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
-        try spawn("fgbi-sender") { [self] in senderLoop() }
-        try spawn("fgbi-acks") { [self] in acknowledgementLoop() }
-        try spawn("fgbi-heartbeat") { [self] in heartbeatLoop() }
-        try spawn("fgbi-checkpoint") { [self] in checkpointLoop() }
+        do {
+            for tracker in trackers { try tracker.start() }
+            connected.store(true, ordering: .releasing)
+            running.store(true, ordering: .releasing)
+            lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+            try spawn("fgbi-sender") { [self] in senderLoop() }
+            try spawn("fgbi-acks") { [self] in acknowledgementLoop() }
+            try spawn("fgbi-heartbeat") { [self] in heartbeatLoop() }
+            try spawn("fgbi-checkpoint") { [self] in checkpointLoop() }
+        } catch {
+            // Undo what started: threads see the failure and end, trackers stop, the connection closes.
+            fail(error)
+            _ = try? stop(finalEpoch: false)
+            throw error
+        }
     }
 
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) throws {
@@ -125,7 +136,10 @@ public final class Primary: @unchecked Sendable {
     private func checkpoint() throws -> UInt64 {
         if freeCount.wait(timeout: .now()) == .timedOut {
             shared.withLock { $0.statistics.backpressureWaits += 1 }
-            freeCount.wait()
+            // Wait for the sender, but not past a failure (the sender may be gone).
+            while freeCount.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
+                if let failure = shared.withLock({ $0.failure }) { throw failure }
+            }
         }
         let capture = queues.withLock { $0.free.removeLast() }
         let start = MonotonicClock.nanoseconds()
@@ -184,7 +198,15 @@ public final class Primary: @unchecked Sendable {
                 continue
             }
             do {
-                let (delta, statistics) = try engine.encode(capture)
+                let encoded: (delta: [UInt8], statistics: EpochStatistics)
+                do {
+                    encoded = try engine.encode(capture)
+                } catch {
+                    queues.withLock { $0.free.append(capture) }
+                    freeCount.signal()
+                    throw error
+                }
+                let (delta, statistics) = encoded
                 queues.withLock { $0.free.append(capture) }
                 freeCount.signal()
                 try connection?.send(.epoch, delta)
@@ -225,7 +247,7 @@ public final class Primary: @unchecked Sendable {
                     throw WireError.unexpected("\(frame.type) from the backup")
                 }
             } catch {
-                if running.load(ordering: .acquiring) { fail(error) }
+                if connected.load(ordering: .acquiring) { fail(error) }
                 return
             }
         }
@@ -233,10 +255,11 @@ public final class Primary: @unchecked Sendable {
 
     private func heartbeatLoop() {
         let interval = Self.nanoseconds(configuration.heartbeatInterval)
-        while running.load(ordering: .acquiring) {
+        // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
+        while connected.load(ordering: .acquiring) {
             MonotonicClock.sleep(nanoseconds: interval / 2)
             let idle = MonotonicClock.nanoseconds() - lastSendNanoseconds.load(ordering: .relaxed)
-            guard idle >= interval, running.load(ordering: .acquiring) else { continue }
+            guard idle >= interval, connected.load(ordering: .acquiring) else { continue }
             var stamp: [UInt8] = []
             appendLittleEndian(MonotonicClock.nanoseconds(), to: &stamp)
             do {
@@ -329,12 +352,15 @@ public final class Primary: @unchecked Sendable {
                 finalError = error
             }
         }
+        // On failure the sender may be stuck in a send the backup no longer reads: closing frees it.
+        if finalError != nil { connection?.close() }
         queues.withLock { $0.senderShouldExit = true }
         readyCount.signal()
         join("fgbi-sender")
-        join("fgbi-heartbeat")
         if finalError == nil { try? connection?.send(.bye) }
+        connected.store(false, ordering: .releasing)  // from here the connection closes on purpose
         connection?.close()
+        join("fgbi-heartbeat")
         join("fgbi-acks")
         for tracker in trackers { try? tracker.stop() }
         finishCommits()

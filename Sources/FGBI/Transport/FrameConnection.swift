@@ -10,13 +10,25 @@ final class FrameConnection: @unchecked Sendable {
     private let sealer: Mutex<FrameSealer>
     private var opener: FrameOpener
     private var receiveTimeout = 0
+    /// While the handshake runs: the most a whole frame may take, and the payload limit then is small, so
+    /// a peer that has not proven anything can neither make us allocate much nor hold us up for long.
+    private var handshakeDeadline: Int?
+    private let sessionMaximumPayload: Int
+    static let handshakeMaximumPayload = 64 << 10
 
-    /// `isPrimary` fixes the direction label both ends authenticate with.
+    /// `isPrimary` fixes the direction label both ends authenticate with; `maximumPayload` applies once the
+    /// session has started (during the handshake the limit is 64 KiB).
     init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
         self.socket = socket
         self.peer = peer
+        sessionMaximumPayload = maximumPayload
         sealer = Mutex(FrameSealer(direction: isPrimary ? 0 : 1))
-        opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: maximumPayload)
+        opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: min(maximumPayload, Self.handshakeMaximumPayload))
+    }
+
+    /// Bounds the time a whole frame may take to arrive until the session starts.
+    func setHandshakeDeadline(milliseconds: Int) {
+        handshakeDeadline = milliseconds
     }
 
     /// Switches both directions to sequence-numbered frames, authenticated when `key` is given and
@@ -24,6 +36,8 @@ final class FrameConnection: @unchecked Sendable {
     func startSession(key: SymmetricKeyBox?, encryptionKey: SymmetricKeyBox? = nil) {
         sealer.withLock { $0.startSession(key: key?.key, encryptionKey: encryptionKey?.key) }
         opener.startSession(key: key?.key, encryptionKey: encryptionKey?.key)
+        opener.maximumPayload = sessionMaximumPayload
+        handshakeDeadline = nil
     }
 
     /// How long ``receive()`` waits for a frame to start and complete (0: forever).
@@ -55,22 +69,23 @@ final class FrameConnection: @unchecked Sendable {
 
     /// Receives and checks one frame; throws ``WireError``.
     func receive() throws -> Frame {
+        let deadline = handshakeDeadline.map { MonotonicClock.nanoseconds() + UInt64($0) * 1_000_000 }
         var header = [UInt8](repeating: 0, count: WireFormat.headerLength)
         try header.withUnsafeMutableBytes { buffer in
-            try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout)
+            try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
         }
         let parsed = try opener.parseHeader(header)
         var payload = [UInt8](repeating: 0, count: parsed.length)
         if parsed.length > 0 {
             try payload.withUnsafeMutableBytes { buffer in
-                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout)
+                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
             }
         }
         var mac: [UInt8] = []
         if parsed.authenticated {
             mac = [UInt8](repeating: 0, count: WireFormat.macLength)
             try mac.withUnsafeMutableBytes { buffer in
-                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout)
+                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
             }
         }
         return try opener.accept(parsed, payload: payload, mac: mac)

@@ -167,10 +167,12 @@ final class Socket: @unchecked Sendable {
         }
     }
 
-    /// Receives exactly `count` bytes into `buffer`.
-    func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int) throws(WireError) {
+    /// Receives exactly `count` bytes into `buffer`; each wait is bounded by the receive timeout, and the
+    /// whole by `deadline` (CLOCK_MONOTONIC nanoseconds) when given.
+    func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
         var received = 0
         while received < count {
+            if let deadline, MonotonicClock.nanoseconds() > deadline { throw .timedOut(milliseconds: timeoutMilliseconds) }
             let n = recv(descriptor, buffer + received, count - received, 0)
             if n > 0 {
                 received += n

@@ -70,7 +70,7 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
     private var encryptionKey: SymmetricKey?
     private let direction: UInt8
     /// The longest payload accepted.
-    let maximumPayload: Int
+    var maximumPayload: Int
 
     init(direction: UInt8, maximumPayload: Int) {
         self.direction = direction

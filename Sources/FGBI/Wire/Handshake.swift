@@ -87,9 +87,12 @@ struct Welcome: Equatable {
     }
 }
 
-/// What both ends derive their proofs and session key from: the hello, the session id and both nonces.
+/// What both ends derive their proofs and session key from: the hello, the session id, both nonces and the
+/// epoch the backup expects (so no one on the path can alter any of them unnoticed).
 func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8]) -> [UInt8] {
-    Array(SHA256.hash(data: hello)) + welcome.sessionID + clientNonce + welcome.nonce
+    var transcript = Array(SHA256.hash(data: hello)) + welcome.sessionID + clientNonce + welcome.nonce
+    appendLittleEndian(welcome.nextEpoch, to: &transcript)
+    return transcript
 }
 
 /// Fresh random bytes for nonces and session ids.

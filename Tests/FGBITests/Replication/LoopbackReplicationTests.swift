@@ -139,6 +139,72 @@ struct LoopbackReplicationTests {
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
     }
 
+    /// A raw TCP client, for peers that do not speak the protocol properly.
+    static func rawConnect(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw SystemError(operation: "connect", errno: errno) }
+        return fd
+    }
+
+    @Test func unauthenticatedPeersCannotExhaustOrStallTheBackup() throws {
+        let memory = try GuestMemory.anonymous(length: 4 << 20)
+        var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        configuration.handshakeTimeout = .milliseconds(500)
+        let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+        let served = Served(backup)
+
+        // A header announcing a 4 MiB hello (below what an epoch may carry, far above what a hello needs):
+        // refused at once, before any payload is read or allocated.
+        let greedy = try Self.rawConnect(port: backup.port)
+        var header = Array("FGBW".utf8) + [1, 0, 1, 0] + [UInt8](repeating: 0, count: 8)
+        appendLittleEndianForTest(UInt64(4) << 20, to: &header)
+        header += [UInt8](repeating: 0, count: 8)
+        let start = Date()
+        _ = header.withUnsafeBytes { send(greedy, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var byte: UInt8 = 0
+        let answered = recv(greedy, &byte, 1, 0)  // the close
+        #expect(answered == 0, "the backup closed the connection")
+        #expect(Date().timeIntervalSince(start) < 0.3, "refused without waiting for the announced payload")
+        close(greedy)
+
+        // A peer dribbling its header one byte every 150 ms is cut off at the 500 ms handshake deadline, though
+        // no single wait exceeds the receive timeout.
+        let slow = try Self.rawConnect(port: backup.port)
+        let slowStart = Date()
+        var closedAfter: Double?
+        for byte in header {
+            var value = byte
+            var poller = pollfd(fd: slow, events: Int16(POLLIN), revents: 0)
+            var peek: UInt8 = 0
+            if poll(&poller, 1, 150) > 0, recv(slow, &peek, 1, Int32(MSG_DONTWAIT)) <= 0 {
+                closedAfter = Date().timeIntervalSince(slowStart)
+                break
+            }
+            if send(slow, &value, 1, Int32(MSG_NOSIGNAL)) < 0 {
+                closedAfter = Date().timeIntervalSince(slowStart)
+                break
+            }
+        }
+        #expect(closedAfter != nil, "the slow peer was cut off before its header was complete")
+        #expect((closedAfter ?? 99) < 2)
+        close(slow)
+
+        // The backup still serves a real primary, its replica untouched so far.
+        #expect(backup.lastEpoch == nil)
+        let primaryMemory = try GuestMemory.anonymous(length: 4 << 20)
+        let primary = try Primary(regions: [primaryMemory], configuration: PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        try primary.start()
+        let last = try #require(try primary.stop())
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
+    }
+
     @Test func layoutMismatchIsRefused() throws {
         let (backup, _) = try makeBackup(length: 4 << 20)
         let served = Served(backup)
@@ -155,4 +221,8 @@ struct LoopbackReplicationTests {
         let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration(backup: Endpoint(host: "192.0.2.1", port: 7070)))
         #expect(throws: WireError.self) { try primary.start() }
     }
+}
+
+func appendLittleEndianForTest(_ value: UInt64, to bytes: inout [UInt8]) {
+    withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
 }
