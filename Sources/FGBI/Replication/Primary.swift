@@ -55,7 +55,10 @@ public final class Primary: @unchecked Sendable {
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
         queues = Mutex(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
-        freeCount = DispatchSemaphore(value: configuration.captureBuffers)
+        // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
+        // value, which happens when replication stops with captures still in flight.
+        freeCount = DispatchSemaphore(value: 0)
+        for _ in 0..<configuration.captureBuffers { freeCount.signal() }
         dirty = regions.map { region in
             var set = DirtyPageSet()
             set.reserveCapacity(runs: min(region.pageCount, 1 << 16))
