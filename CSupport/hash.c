@@ -18,17 +18,6 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
     for (size_t i = 0; i < count; i++) out[i] = XXH3_64bits(p + i * block_size, block_size);
 }
 
-size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size, size_t count, uint64_t *hashes) {
-    const unsigned char *p = base;
-    size_t changed = 0;
-    for (size_t i = 0; i < count; i++) {
-        uint64_t h = XXH3_64bits(p + i * block_size, block_size);
-        changed += h != hashes[i];
-        hashes[i] = h;
-    }
-    return changed;
-}
-
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous) {
     const unsigned char *p = page;
     uint64_t changed = 0;

@@ -213,10 +213,6 @@ uint64_t CSupport_xxh3_64(const void *data, size_t length);
 /// The hot loop: hashes `count` consecutive blocks of `block_size` bytes starting at `base` into `out[0..count)`.
 void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uint64_t *out);
 
-/// Hashes `count` consecutive blocks of `block_size` bytes, compares each with `hashes[i]`, stores the new
-/// hash there, and returns how many differed.
-size_t CSupport_rehash_blocks_count_changed(const void *base, size_t block_size, size_t count, uint64_t *hashes);
-
 /// Rehashes the `blocks` (at most 64) blocks of `block_size` bytes of one page against `hashes`: copies the
 /// old hashes to `previous[0..blocks)`, stores the new ones in `hashes`, and returns a mask with bit i set
 /// when block i's hash changed.

@@ -91,9 +91,9 @@ public struct TrackerBenchmark: Sendable {
         for _ in 0..<configuration.repetitions {
             choosePages(&pages, pageCount: pageCount, random: &random)
             firstWrite.append(timeWrites(memory, pages, &random) / Double(written) * 1e6)
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = MonotonicClock.nanoseconds()
             try tracker.collect(into: &dirty)
-            collect.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            collect.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
             exact = exact && dirty.pageCount == written && pages.allSatisfy { dirty.contains($0) }
         }
 
@@ -120,11 +120,11 @@ public struct TrackerBenchmark: Sendable {
     /// Flips one byte at a random offset of each page; returns the seconds taken.
     private func timeWrites(_ memory: GuestMemory, _ pages: [Int], _ random: inout SeededRandom) -> Double {
         let offsets = pages.map { _ in Int(random.next() % UInt64(GuestMemory.pageSize)) }
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.nanoseconds()
         for (page, offset) in zip(pages, offsets) {
             let byte = memory.page(page).advanced(by: offset).assumingMemoryBound(to: UInt8.self)
             byte.pointee ^= 1
         }
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return Double(MonotonicClock.nanoseconds() - start) / 1e9
     }
 }

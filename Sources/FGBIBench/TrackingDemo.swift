@@ -63,9 +63,9 @@ public struct TrackingDemo: Sendable {
             let written = Self.writeConcurrently(
                 memory, threads: writerThreads, writesPerThread: writesPerThread,
                 seed: seed &+ UInt64(epoch), hotPages: hotPages)
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = MonotonicClock.nanoseconds()
             try tracked.collect(into: &reported)
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3
+            let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e3
             try reference.collect(into: &scanned)
             try engine.capture([reported], into: capture)
             let (delta, statistics) = try engine.encode(capture)

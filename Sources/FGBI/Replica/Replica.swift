@@ -142,9 +142,9 @@ public final class Replica: @unchecked Sendable {
             switch kind {
             case .pageRaw:
                 let bytes = try reader.bytes(pageSize, "record \(record) page bytes")
-                stage(region: region, offset: pageOffset, length: pageSize) { destination, _ in destination.copyMemory(from: bytes, byteCount: pageSize) }
+                stageCopy(of: bytes, region: region, offset: pageOffset, length: pageSize)
             case .pageZero:
-                stage(region: region, offset: pageOffset, length: pageSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: pageSize) }
+                stageZeros(region: region, offset: pageOffset, length: pageSize)
             case .pageDiff:
                 try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: Place(record: record, block: nil))
             case .blocks:
@@ -185,9 +185,9 @@ public final class Replica: @unchecked Sendable {
             switch op {
             case .literal:
                 let bytes = try reader.bytes(blockSize, "\(what)")
-                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.copyMemory(from: bytes, byteCount: blockSize) }
+                stageCopy(of: bytes, region: region, offset: offset, length: blockSize)
             case .zero:
-                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.initializeMemory(as: UInt8.self, repeating: 0, count: blockSize) }
+                stageZeros(region: region, offset: offset, length: blockSize)
             case .diff:
                 try stageDiff(&reader, region: region, offset: offset, length: blockSize, what: what)
             case .copy:
@@ -197,8 +197,7 @@ public final class Replica: @unchecked Sendable {
                       sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize) else {
                     throw .malformed("\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
                 }
-                let source = regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize
-                stage(region: region, offset: offset, length: blockSize) { destination, _ in destination.copyMemory(from: source, byteCount: blockSize) }
+                stageCopy(of: regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize, region: region, offset: offset, length: blockSize)
             case .copyEpoch:
                 let ordinal = try reader.uleb("\(what) earlier block")
                 guard ordinal < UInt64(blockOrdinals.count - 1) else {
@@ -232,6 +231,20 @@ public final class Replica: @unchecked Sendable {
                                       destination.assumingMemoryBound(to: UInt8.self), length) == 0
         }
         guard ok else { throw .malformed("\(what): difference runs past the end or is malformed") }
+    }
+
+    /// Stages `length` bytes copied from `source` for (region, offset).
+    @inline(__always)
+    private func stageCopy(of source: UnsafeRawPointer, region: Int, offset: Int, length: Int) {
+        stage(region: region, offset: offset, length: length) { destination, _ in destination.copyMemory(from: source, byteCount: length) }
+    }
+
+    /// Stages `length` zero bytes for (region, offset).
+    @inline(__always)
+    private func stageZeros(region: Int, offset: Int, length: Int) {
+        stage(region: region, offset: offset, length: length) { destination, _ in
+            destination.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        }
     }
 
     /// Appends `length` staged bytes for (region, offset), filled by `fill`, which also gets the start of the

@@ -47,8 +47,8 @@ public final class Backup: @unchecked Sendable {
             let connection = FrameConnection(socket: socket, peer: peer, isPrimary: false,
                                              maximumPayload: replica.maximumDeltaLength)
             self.connection.withLock { $0 = connection }
-            connection.setReceiveTimeout(milliseconds: Primary.milliseconds(configuration.handshakeTimeout))
-            connection.setHandshakeDeadline(milliseconds: Primary.milliseconds(configuration.handshakeTimeout))
+            connection.setReceiveTimeout(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
+            connection.setHandshakeDeadline(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
             do {
                 let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
                                                  regionLengths: replica.regions.map(\.length))
@@ -79,7 +79,7 @@ public final class Backup: @unchecked Sendable {
     }
 
     private func replicate(_ connection: FrameConnection) throws -> BackupOutcome {
-        connection.setReceiveTimeout(milliseconds: Primary.milliseconds(configuration.primaryTimeout))
+        connection.setReceiveTimeout(milliseconds: configuration.primaryTimeout.wholeMilliseconds)
         while true {
             let frame: Frame
             do {

@@ -85,7 +85,7 @@ public final class Primary: @unchecked Sendable {
         let socket = try Socket.connect(to: configuration.backup)
         let connection = FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
                                          maximumPayload: 64 << 10)
-        connection.setReceiveTimeout(milliseconds: Self.milliseconds(configuration.backupTimeout))
+        connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
         var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
                           blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
                           regionLengths: regions.map(\.length), nonce: randomBytes(32))
@@ -124,14 +124,6 @@ public final class Primary: @unchecked Sendable {
         thread?.join()
     }
 
-    static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
-    }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000)
-    }
-
     // MARK: - Epochs
 
     /// One epoch boundary: pause, collect, capture, resume, queue. Returns the epoch captured.
@@ -167,7 +159,7 @@ public final class Primary: @unchecked Sendable {
     }
 
     private func checkpointLoop() {
-        let interval = Self.nanoseconds(configuration.epochInterval)
+        let interval = configuration.epochInterval.wholeNanoseconds
         var next = MonotonicClock.nanoseconds()
         while running.load(ordering: .acquiring) {
             do {
@@ -257,7 +249,7 @@ public final class Primary: @unchecked Sendable {
     }
 
     private func heartbeatLoop() {
-        let interval = Self.nanoseconds(configuration.heartbeatInterval)
+        let interval = configuration.heartbeatInterval.wholeNanoseconds
         // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
         while connected.load(ordering: .acquiring) {
             MonotonicClock.sleep(nanoseconds: interval / 2)
@@ -325,7 +317,7 @@ public final class Primary: @unchecked Sendable {
 
     /// Blocks until the backup has acknowledged `epoch` (or a later one); false on timeout or failure.
     public func waitForCommit(_ epoch: UInt64, timeout: Duration) -> Bool {
-        let deadline = MonotonicClock.nanoseconds() + Self.nanoseconds(timeout)
+        let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
         while MonotonicClock.nanoseconds() < deadline {
             let (committed, failed) = shared.withLock { ($0.statistics.lastCommittedEpoch, $0.failure != nil) }
             if let committed, committed >= epoch { return true }
@@ -349,7 +341,8 @@ public final class Primary: @unchecked Sendable {
             do {
                 let last = try checkpoint()
                 if !waitForCommit(last, timeout: configuration.backupTimeout) {
-                    finalError = shared.withLock { $0.failure } ?? WireError.timedOut(milliseconds: Self.milliseconds(configuration.backupTimeout))
+                    let failure: Error? = shared.withLock { $0.failure }
+                    finalError = failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
                 }
             } catch {
                 finalError = error

@@ -18,3 +18,15 @@ public enum MonotonicClock {
         while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }
+
+extension Duration {
+    /// The duration in whole milliseconds (rounded down), as socket timeouts take it.
+    var wholeMilliseconds: Int {
+        Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// The duration in whole nanoseconds, as ``MonotonicClock`` counts.
+    var wholeNanoseconds: UInt64 {
+        UInt64(components.seconds) * 1_000_000_000 + UInt64(components.attoseconds / 1_000_000_000)
+    }
+}

@@ -84,12 +84,31 @@ struct HashingTests {
                 #expect(hashes[i] == CSupport_xxh3_64(raw.baseAddress! + i * blockSize, blockSize))
             }
         }
-        var mutated = bytes
-        mutated[blockSize * 3 + 5] ^= 0xFF
-        mutated[blockSize * 30] ^= 0x01
-        let changed = mutated.withUnsafeBytes { raw in
-            hashes.withUnsafeMutableBufferPointer { CSupport_rehash_blocks_count_changed(raw.baseAddress, blockSize, count, $0.baseAddress) }
+    }
+
+    @Test(arguments: [64, 128, 4096])
+    func pageRehashReportsChangedBlocksAndOldHashes(blockSize: Int) {
+        var random = SeededRandom(seed: UInt64(blockSize) + 1)
+        let pageSize = 4096
+        let blocks = pageSize / blockSize
+        var page = (0..<pageSize).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        var hashes = [UInt64](repeating: 0, count: blocks)
+        page.withUnsafeBytes { raw in
+            hashes.withUnsafeMutableBufferPointer { CSupport_hash_blocks(raw.baseAddress, blockSize, blocks, $0.baseAddress) }
         }
-        #expect(changed == 2)
+        let before = hashes
+        page[5] ^= 0xFF
+        page[pageSize - 1] ^= 0x01
+        var previous = [UInt64](repeating: 0, count: 64)
+        let mask = page.withUnsafeBytes { raw in
+            hashes.withUnsafeMutableBufferPointer { current in
+                previous.withUnsafeMutableBufferPointer { CSupport_rehash_page(raw.baseAddress, blockSize, blocks, current.baseAddress, $0.baseAddress) }
+            }
+        }
+        #expect(mask == (UInt64(1) | UInt64(1) << UInt64(blocks - 1)))
+        #expect(Array(previous.prefix(blocks)) == before)
+        for i in 0..<blocks {
+            page.withUnsafeBytes { #expect(hashes[i] == CSupport_xxh3_64($0.baseAddress! + i * blockSize, blockSize)) }
+        }
     }
 }

@@ -1,4 +1,4 @@
-import FGBI
+@testable import FGBI
 import FGBIBench
 import Foundation
 import Testing
@@ -164,7 +164,7 @@ struct LoopbackReplicationTests {
         // refused at once, before any payload is read or allocated.
         let greedy = try Self.rawConnect(port: backup.port)
         var header = Array("FGBW".utf8) + [1, 0, 1, 0] + [UInt8](repeating: 0, count: 8)
-        appendLittleEndianForTest(UInt64(4) << 20, to: &header)
+        appendLittleEndian(UInt64(4) << 20, to: &header)
         header += [UInt8](repeating: 0, count: 8)
         let start = Date()
         _ = header.withUnsafeBytes { send(greedy, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -221,8 +221,4 @@ struct LoopbackReplicationTests {
         let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration(backup: Endpoint(host: "192.0.2.1", port: 7070)))
         #expect(throws: WireError.self) { try primary.start() }
     }
-}
-
-func appendLittleEndianForTest(_ value: UInt64, to bytes: inout [UInt8]) {
-    withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
 }
