@@ -110,16 +110,21 @@ final class Socket: @unchecked Sendable {
             if family == AF_INET {
                 let address = raw.baseAddress! + 4
                 inet_ntop(AF_INET, address, &text, socklen_t(text.count))
-                return (String(cString: text), raw[4] == 127)
+                return (Self.string(text), raw[4] == 127)
             }
             let address = raw.baseAddress! + 8
             inet_ntop(AF_INET6, address, &text, socklen_t(text.count))
             let bytes = Array(raw[8..<24])
             let isLoopback = bytes == [UInt8](repeating: 0, count: 15) + [1]
                 || (bytes[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && bytes[12] == 127)
-            return (String(cString: text), isLoopback)
+            return (Self.string(text), isLoopback)
         }
         return (socket, peer, loopback)
+    }
+
+    /// A NUL-terminated C string buffer as a String.
+    private static func string(_ characters: [CChar]) -> String {
+        String(decoding: characters.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Sets how long a receive may wait (0: forever).
