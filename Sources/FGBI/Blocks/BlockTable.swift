@@ -2,7 +2,8 @@ import CSupport
 
 /// One 64-bit XXH3 hash per block of a region: the hash of the content the backup holds there.
 ///
-/// Starts with every block hashed as zeros, since a backup's replica starts zero-filled; each epoch the
+/// Starts with every block hashed as zeros, since a new backup's replica starts zero-filled (or as unknown, for
+/// a backup that holds content of its own and is resynchronised); each epoch the
 /// pages the tracker reports are rehashed in place and the changed blocks found (``rehash(page:in:previous:)``).
 public final class BlockTable: @unchecked Sendable {
     public let geometry: BlockGeometry
@@ -13,13 +14,18 @@ public final class BlockTable: @unchecked Sendable {
     /// The hash of a block of zeros at this geometry's block size.
     public let zeroHash: UInt64
 
-    public init(regionLength: Int, geometry: BlockGeometry) {
+    /// A hash standing for "content unknown": a resynchronised backup's blocks start at it, so every block
+    /// of a page that differs from the backup's counts as changed and is sent.
+    public static let unknownHash: UInt64 = 0x9E37_79B9_7F4A_7C15
+
+    /// A table for a region whose backup holds zeros, or (`unknown`) content this table cannot know.
+    public init(regionLength: Int, geometry: BlockGeometry, unknown: Bool = false) {
         self.geometry = geometry
         blockCount = regionLength / geometry.blockSize
         let zeros = [UInt8](repeating: 0, count: geometry.blockSize)
         zeroHash = zeros.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
         hashes = .allocate(capacity: blockCount)
-        hashes.initialize(repeating: zeroHash, count: blockCount)
+        hashes.initialize(repeating: unknown ? Self.unknownHash : zeroHash, count: blockCount)
     }
 
     deinit { hashes.deallocate() }

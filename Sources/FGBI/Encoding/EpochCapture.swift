@@ -15,6 +15,12 @@ public final class EpochCapture: @unchecked Sendable {
     /// For the `fgbi` mode: the items are whole written pages, to be rehashed after the guest resumes
     /// (``CaptureStrategy/copyPages``), not changed blocks.
     public internal(set) var holdsPages = false
+    /// A step of a synchronisation (pre-copy round), taken while the guest ran: it brings the backup closer
+    /// but is no consistent epoch, so it goes out as a `precopy` frame and is never acknowledged.
+    public internal(set) var isPrecopy = false
+    /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
+    /// the backup's (``ReplicaSummary``) is already there and is not sent.
+    var comparesWithBaseline = false
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
     /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.
@@ -60,6 +66,8 @@ public final class EpochCapture: @unchecked Sendable {
         self.epoch = epoch
         self.itemSize = itemSize
         holdsPages = false
+        isPrecopy = false
+        comparesWithBaseline = false
         pagesWritten = 0
         blocksRehashed = 0
         count = 0
@@ -128,6 +136,12 @@ public final class EpochCapture: @unchecked Sendable {
         newHashes[count] = newHash
         (arena + count * itemSize).copyMemory(from: source, byteCount: itemSize)
         count += 1
+    }
+
+    /// Drops the last item appended.
+    func dropLast() {
+        precondition(count > 0)
+        count -= 1
     }
 
     private func growIndex() {

@@ -1,3 +1,4 @@
+import CSupport
 import Dispatch
 import Synchronization
 
@@ -9,8 +10,11 @@ import Synchronization
 ///   copies the written pages whole (what Remus does).
 /// - ``encode(_:)`` runs while the guest runs again: index lookups, sharing, differences, compression,
 ///   reading only the capture and the engine's own copies.
-/// The first capture covers every page (the backup starts zero-filled); later ones cover what the tracker
-/// reports. Several regions (guests) share one content index, so a block duplicated across them travels
+/// An engine serves one session with one backup. The session's first pass covers every page: either one
+/// full paused capture, or pre-copy captures taken while the guest runs (``capturePrecopy(_:firstPass:into:)``)
+/// followed by ``completeFirstPass()``. Later captures cover what the tracker reports. A new backup is
+/// zero-filled; a backup that holds content sends its page hashes (``ReplicaSummary``), and the first pass
+/// skips every page whose hash matches, so resynchronising costs what differs. Several regions (guests) share one content index, so a block duplicated across them travels
 /// as a reference.
 ///
 /// Change detection trusts the 64-bit XXH3 of each block, as FGBI does: a change that keeps the hash (odds
@@ -23,7 +27,11 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let blockEncoder: BlockDeltaEncoder?
     private let pageEncoder: PageDeltaEncoder?
     private let assembler: DeltaAssembler
-    private var nextEpoch: UInt64 = 0
+    private var nextEpoch: UInt64
+    /// The session's first pass (every page) is still to come.
+    private var firstPassPending = true
+    /// Per region, the XXH3-64 of each page the backup holds, when it holds content (resynchronisation).
+    private let baseline: [[UInt64]]?
     /// Per capture thread: the previous hashes of the page being rehashed.
     private let scratch: [UnsafeMutablePointer<UInt64>]
     /// Per capture thread beyond the first: where its share of changed blocks goes before joining.
@@ -35,20 +43,31 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var body = ByteWriter(reservingCapacity: 1 << 20)
     private var output = ByteWriter(reservingCapacity: 1 << 20)
 
-    /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions, or more than
-    ///   ``BlockLocation/maxRegions``.
-    public init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration()) throws {
+    /// An engine whose first capture is numbered `firstEpoch`, for a backup that is zero-filled (`backupHolds`
+    /// nil) or holds the pages `backupHolds` describes.
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions, more than
+    ///   ``BlockLocation/maxRegions``, or a summary of another layout.
+    public init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
+                firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary? = nil) throws {
         guard !regions.isEmpty, regions.count <= BlockLocation.maxRegions else {
             throw FGBIError.invalidArgument("an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
         }
         let geometry = try BlockGeometry(blockSize: configuration.blockSize)
         guard configuration.captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
+        if let summary {
+            guard summary.pageHashes.map(\.count) == regions.map(\.pageCount) else {
+                throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
+            }
+        }
+        baseline = summary?.pageHashes
+        nextEpoch = firstEpoch
         scratch = (0..<configuration.captureThreads).map { _ in .allocate(capacity: 64) }
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
         if configuration.mode == .fgbi {
-            tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry) }
+            tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
             let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
                                      keying: configuration.indexKeying)
             blockEncoder = BlockDeltaEncoder(geometry: geometry, index: index)
@@ -87,7 +106,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// - Throws: ``FGBIError/invalidArgument(_:)`` when `dirty` does not match the regions; nothing is
     ///   changed then.
     public func capture(_ dirty: [DirtyPageSet], into capture: EpochCapture) throws {
-        let full = nextEpoch == 0
+        let full = firstPassPending
         if !full {
             guard dirty.count == regions.count else {
                 throw FGBIError.invalidArgument("\(dirty.count) dirty page sets for \(regions.count) regions")
@@ -101,6 +120,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let wholePages = tables.isEmpty || strategy == .copyPages
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
+        capture.comparesWithBaseline = full && baseline != nil
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
             for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {
@@ -108,7 +128,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let pages = work.reduce(0) { $0 + $1.count }
-        let threads = pages >= configuration.parallelCaptureMinimumPages ? min(configuration.captureThreads, pages) : 1
+        var threads = pages >= configuration.parallelCaptureMinimumPages ? min(configuration.captureThreads, pages) : 1
+        if capture.comparesWithBaseline && tables.isEmpty { threads = 1 }  // pages that match are left out: no fixed places
         if threads <= 1 {
             captureSpans(work[...], wholePages: wholePages, into: capture, scratch: scratch[0])
         } else if wholePages {
@@ -120,7 +141,59 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
         if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
         if !tables.isEmpty && !full { chooser.withLock { $0.record(strategy, nanoseconds: capture.captureNanoseconds, pages: pages) } }
+        firstPassPending = false
         nextEpoch += 1
+    }
+
+    /// Consecutive pages of one region.
+    public struct PageSpan: Sendable, Equatable {
+        public var region: Int
+        public var start: Int
+        public var count: Int
+
+        public init(region: Int, start: Int, count: Int) {
+            self.region = region
+            self.start = start
+            self.count = count
+        }
+    }
+
+    /// A step of a synchronisation, taken while the guest runs: copies the pages of `spans` into `capture`
+    /// (a pre-copy capture: encoded and sent like an epoch, committed as none). Pages the guest writes
+    /// meanwhile may be copied torn; the tracker reports them, and a later round or the final paused
+    /// epoch sends them again. `firstPass` marks captures of the session's first pass, which skip pages
+    /// the backup already holds; call ``completeFirstPass()`` once they covered every page.
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for a span outside the regions.
+    public func capturePrecopy(_ spans: [PageSpan], firstPass: Bool, into capture: EpochCapture) throws {
+        for span in spans {
+            guard span.region >= 0, span.region < regions.count, span.start >= 0, span.count >= 0,
+                  span.start + span.count <= regions[span.region].pageCount else {
+                throw FGBIError.invalidArgument("pre-copy span \(span) is outside the regions")
+            }
+        }
+        let start = MonotonicClock.nanoseconds()
+        capture.reset(epoch: nextEpoch, itemSize: geometry.pageSize)
+        capture.isPrecopy = true
+        capture.holdsPages = !tables.isEmpty
+        capture.comparesWithBaseline = firstPass && baseline != nil
+        let work = spans.map { Span(region: $0.region, start: $0.start, count: $0.count) }
+        captureSpans(work[...], wholePages: true, into: capture, scratch: scratch[0])
+        capture.pagesWritten = spans.reduce(0) { $0 + $1.count }
+        capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
+        if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
+        nextEpoch += 1
+    }
+
+    /// The pre-copy captures of the first pass have covered every page: from now on captures cover only
+    /// the pages the tracker reports.
+    public func completeFirstPass() { firstPassPending = false }
+
+    /// Whether page `page` of region `region` (its bytes at `bytes`) is what the backup already holds.
+    @inline(__always)
+    private func backupHolds(region: Int, page: Int, bytes: UnsafeRawPointer) -> Bool {
+        guard let baseline else { return false }
+        return CSupport_xxh3_64(bytes, geometry.pageSize) == baseline[region][page]
     }
 
     /// The `fgbi` capture strategy for this epoch: the configured one, or the chooser's. A rehash capture
@@ -149,6 +222,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             let table = tables[location.region]
             let staged = UnsafeRawPointer(view.item(item))
             var changed = table.rehash(page: location.block, in: staged, previous: previous)
+            if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) { continue }
             while changed != 0 {
                 let offset = changed.trailingZeroBitCount
                 changed &= changed - 1
@@ -194,13 +268,21 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     /// One thread's capture of `spans`, appended to `capture`.
     private func captureSpans(_ spans: ArraySlice<Span>, wholePages: Bool, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
+        // The page modes leave out pages the backup holds here; `fgbi` when it rehashes the page (the table
+        // must learn the page's hashes either way), at once or after the copy (``expandPages(_:)``).
+        let skipHeldPages = capture.comparesWithBaseline && tables.isEmpty
+        let compareBlocks = capture.comparesWithBaseline && !wholePages
         for span in spans {
             let region = regions[span.region]
             for page in span.start..<(span.start + span.count) {
                 if wholePages {
                     capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
+                    if skipHeldPages && backupHolds(region: span.region, page: page, bytes: capture.item(capture.count - 1)) {
+                        capture.dropLast()
+                    }
                 } else {
-                    captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch)
+                    captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch,
+                                  compareWithBaseline: compareBlocks)
                 }
             }
         }
@@ -232,7 +314,10 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// in advance); the pieces are then joined in order.
     private func captureBlocksInParallel(_ pieces: [[Span]], into capture: EpochCapture) {
         while segments.count < pieces.count { segments.append(EpochCapture()) }
-        for segment in segments.prefix(pieces.count) { segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize) }
+        for segment in segments.prefix(pieces.count) {
+            segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize)
+            segment.comparesWithBaseline = capture.comparesWithBaseline
+        }
         DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
             captureSpans(pieces[part][...], wholePages: false, into: segments[part], scratch: scratch[part])
         }
@@ -241,13 +326,14 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     @inline(__always)
     private func captureBlocks(page: Int, region: GuestMemory, regionIndex: Int, into capture: EpochCapture,
-                               previous previousHashes: UnsafeMutablePointer<UInt64>) {
+                               previous previousHashes: UnsafeMutablePointer<UInt64>, compareWithBaseline: Bool = false) {
         let table = tables[regionIndex]
         let blocksPerPage = geometry.blocksPerPage
         let blockSize = geometry.blockSize
         let pageBytes = region.page(page)
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
+        if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) { return }
         while changed != 0 {
             let offset = changed.trailingZeroBitCount
             changed &= changed - 1

@@ -13,8 +13,14 @@ import Glibc
 public final class Replica: @unchecked Sendable {
     public let regions: [GuestMemory]
     public let geometry: BlockGeometry
-    /// The last epoch applied, or nil before the first.
+    /// The last epoch committed (applied whole), or nil before the first.
     public private(set) var lastEpoch: UInt64?
+    /// The epoch the next delta must carry.
+    private var expectedEpoch: UInt64 = 0
+    /// A session began and its first delta may skip ahead (``beginSession()``).
+    private var mayJump = false
+    /// Committed content of the pages pre-copy deltas overwrote since ``lastEpoch``.
+    private let undo: UndoLog
 
     private struct Staged {
         var region: Int
@@ -43,6 +49,43 @@ public final class Replica: @unchecked Sendable {
         self.geometry = geometry
         let pages = regions.reduce(0) { $0 + $1.pageCount }
         maximumBodyLength = pages * (geometry.pageSize + geometry.blocksPerPage * 24 + 32) + 64
+        undo = UndoLog(pageCounts: regions.map(\.pageCount), pageSize: geometry.pageSize)
+    }
+
+    /// Declares that the regions already hold committed epoch `epoch` (loaded from disk, say).
+    public func adopt(epoch: UInt64?) {
+        lastEpoch = epoch
+        expectedEpoch = epoch.map { $0 + 1 } ?? 0
+        undo.discard()
+    }
+
+    /// A new primary session starts: its first delta may carry any epoch after the last committed one (a
+    /// primary that resynchronises numbers on from its own epochs, which may be ahead of ours).
+    public func beginSession() {
+        rollBack()
+        mayJump = true
+    }
+
+    /// Pre-copy deltas were applied after ``lastEpoch``: the regions hold no consistent epoch until the next
+    /// committed one (or ``rollBack()``).
+    public var holdsUncommittedChanges: Bool { undo.pageCount > 0 }
+
+    /// Pages saved to take uncommitted pre-copy deltas back, and their bytes.
+    public var undoPages: Int { undo.pageCount }
+
+    /// Returns the regions to ``lastEpoch`` exactly, undoing every pre-copy delta applied since.
+    public func rollBack() {
+        undo.restore(into: regions)
+        expectedEpoch = lastEpoch.map { $0 + 1 } ?? 0
+    }
+
+    /// XXH3-64 of every page of region `region`, written to `hashes` (one per page): what a primary compares
+    /// its memory against to resynchronise without sending what the backup already holds.
+    public func pageHashes(region: Int, into hashes: inout [UInt64]) {
+        let memory = regions[region]
+        hashes.removeAll(keepingCapacity: true)
+        hashes.reserveCapacity(memory.pageCount)
+        for page in 0..<memory.pageCount { hashes.append(CSupport_xxh3_64(memory.page(page), geometry.pageSize)) }
     }
 
     /// What one applied epoch changed.
@@ -54,17 +97,21 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Applies one epoch delta, whole or not at all.
+    ///
+    /// With `precopy`, the delta is a step of a synchronisation: it is applied whole as well, but commits no
+    /// epoch (the regions are consistent only once the epoch the pre-copy leads to arrives), and the pages it
+    /// overwrites are saved so ``rollBack()`` can return to ``lastEpoch``.
     @discardableResult
-    public func apply(_ delta: [UInt8]) throws(DeltaError) -> Applied {
+    public func apply(_ delta: [UInt8], precopy: Bool = false) throws(DeltaError) -> Applied {
         let result = delta.withUnsafeBytes { buffer in
-            Result { () throws(DeltaError) -> Applied in try apply(buffer) }
+            Result { () throws(DeltaError) -> Applied in try apply(buffer, precopy: precopy) }
         }
         return try result.get()
     }
 
-    /// Applies one epoch delta, whole or not at all.
+    /// Applies one epoch delta, whole or not at all (see ``apply(_:precopy:)-([UInt8],_)``).
     @discardableResult
-    public func apply(_ delta: UnsafeRawBufferPointer) throws(DeltaError) -> Applied {
+    public func apply(_ delta: UnsafeRawBufferPointer, precopy: Bool = false) throws(DeltaError) -> Applied {
         let header = try DeltaHeader.read(delta)
         guard header.blockSize == geometry.blockSize, header.pageSize == geometry.pageSize else {
             throw .geometryMismatch("delta has \(header.blockSize)-byte blocks in \(header.pageSize)-byte pages, replica \(geometry)")
@@ -72,8 +119,10 @@ public final class Replica: @unchecked Sendable {
         guard header.regionCount == regions.count else {
             throw .geometryMismatch("delta covers \(header.regionCount) regions, replica has \(regions.count)")
         }
-        let expected = lastEpoch.map { $0 + 1 } ?? 0
-        guard header.epoch == expected else { throw .epochOutOfOrder(expected: expected, got: header.epoch) }
+        let expected = expectedEpoch
+        guard header.epoch == expected || (mayJump && header.epoch > expected) else {
+            throw .epochOutOfOrder(expected: expected, got: header.epoch)
+        }
         guard header.bodyLength <= maximumBodyLength else {
             throw .malformed("body of \(header.bodyLength) bytes exceeds the \(maximumBodyLength) these regions can need")
         }
@@ -89,10 +138,17 @@ public final class Replica: @unchecked Sendable {
         var written = 0
         let source = staging.bytes.baseAddress!
         for entry in staged {
+            if precopy { undo.save(region: entry.region, offset: entry.offset, length: entry.length, from: regions[entry.region],
+                                           knownZero: lastEpoch == nil) }
             (regions[entry.region].base + entry.offset).copyMemory(from: source + entry.stagingOffset, byteCount: entry.length)
             written += entry.length
         }
-        lastEpoch = header.epoch
+        mayJump = false
+        expectedEpoch = header.epoch + 1
+        if !precopy {
+            lastEpoch = header.epoch
+            undo.discard()
+        }
         return Applied(epoch: header.epoch, records: header.recordCount, bytesWritten: written)
     }
 

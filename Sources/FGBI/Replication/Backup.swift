@@ -3,10 +3,13 @@ import Synchronization
 /// The backup end of FGBI replication: listens for one primary, applies each epoch atomically to its
 /// replica, acknowledges it, and fails over when the primary goes silent.
 ///
-/// The acknowledgement for epoch N leaves only after N is applied in full, so a primary that releases output
-/// on ``Primary/commits()`` never releases output the backup could lose. On failover the replica stays at
-/// the last applied epoch, is written to ``BackupConfiguration/imagePath`` when set, and ``serve()`` returns
-/// ``BackupOutcome/failedOver(lastEpoch:reason:)``.
+/// The acknowledgement for epoch N leaves only after N is applied in full (and, with a state directory,
+/// journaled on disk), so a primary that releases output on ``Primary/commits()`` never releases output the
+/// backup could lose. A backup that holds an epoch (from an earlier session, or loaded from its state
+/// directory) sends the primary a ``ReplicaSummary`` and is resynchronised with only what differs; the
+/// pre-copy deltas of a synchronisation are taken back if the session ends before its epoch commits. On
+/// failover the replica stays at the last committed epoch, is written to ``BackupConfiguration/imagePath``
+/// when set, and ``serve()`` returns ``BackupOutcome/failedOver(lastEpoch:reason:)``.
 public final class Backup: @unchecked Sendable {
     public let replica: Replica
     public let configuration: BackupConfiguration
@@ -14,15 +17,33 @@ public final class Backup: @unchecked Sendable {
     private let connection = Mutex<FrameConnection?>(nil)
     private let stopping = Atomic<Bool>(false)
     private let log: @Sendable (String) -> Void
+    private let store: ReplicaStore?
+    private let counters = Mutex(BackupStatistics())
 
-    /// Binds the listening socket at once (so ``port`` is known before ``serve()``).
+    /// Loads the state directory when one is configured (so a restarted backup resumes at its last
+    /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
+    ///
+    /// - Throws: ``FGBIError/invalidState(_:)`` for a state directory of another layout or damaged;
+    ///   ``SystemError`` when the address cannot be bound.
     public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
                 log: @escaping @Sendable (String) -> Void = { _ in }) throws {
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
         self.log = log
+        if let directory = configuration.stateDirectory {
+            let store = try ReplicaStore(directory: directory, syncsEachEpoch: configuration.syncEachEpoch)
+            if let epoch = try store.load(into: replica) {
+                log("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
+            }
+            self.store = store
+        } else {
+            store = nil
+        }
         listener = try Socket.listen(on: configuration.listen)
     }
+
+    /// Counters of what this backup received and did.
+    public var statistics: BackupStatistics { counters.withLock { $0 } }
 
     /// The port the backup listens on.
     public var port: UInt16 { listener.localPort }
@@ -67,12 +88,16 @@ public final class Backup: @unchecked Sendable {
                 connection.close()
                 return .primaryFinished(lastEpoch: lastEpoch)
             }
-            if lastEpoch != nil {
-                let refusal = "this backup holds epoch \(lastEpoch!) of an earlier session; restart it to resynchronise"
-                log("refused \(peer): \(refusal)")
-                try? connection.send(.error, Array(refusal.utf8))
-                connection.close()
-                continue
+            replica.beginSession()
+            if let held = lastEpoch {
+                do {
+                    try sendSummary(on: connection)
+                    log("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
+                } catch {
+                    log("lost \(peer) while sending the summary: \(error)")
+                    connection.close()
+                    continue
+                }
             }
             return try replicate(connection)
         }
@@ -85,13 +110,35 @@ public final class Backup: @unchecked Sendable {
             do {
                 frame = try connection.receive()
             } catch {
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
+                if stopping.load(ordering: .acquiring) {
+                    replica.rollBack()
+                    return .primaryFinished(lastEpoch: lastEpoch)
+                }
                 return try failOver(reason: "\(error)")
             }
             switch frame.type {
-            case .epoch:
+            case .epoch, .precopy:
                 do {
-                    let applied = try replica.apply(frame.payload)
+                    let precopy = frame.type == .precopy
+                    let before = replica.lastEpoch
+                    let synchronised = replica.holdsUncommittedChanges
+                    let applied = try replica.apply(frame.payload, precopy: precopy)
+                    counters.withLock {
+                        if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
+                        $0.bytesReceived += frame.payload.count
+                    }
+                    if precopy { continue }
+                    // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
+                    // deltas before this epoch need a checkpoint.
+                    let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
+                    do {
+                        try persist(frame.payload, checkpoint: synchronised || !consecutive)
+                    } catch {
+                        log("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
+                        try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
+                        connection.close()
+                        throw error
+                    }
                     var ack: [UInt8] = []
                     appendLittleEndian(applied.epoch, to: &ack)
                     try connection.send(.ack, ack)
@@ -106,6 +153,7 @@ public final class Backup: @unchecked Sendable {
             case .heartbeat:
                 continue
             case .bye:
+                replica.rollBack()
                 log("primary finished after epoch \(lastEpoch.map(String.init) ?? "none")")
                 connection.close()
                 return .primaryFinished(lastEpoch: lastEpoch)
@@ -117,7 +165,36 @@ public final class Backup: @unchecked Sendable {
         }
     }
 
+    /// Sends the page hashes of the committed replica, as ``ReplicaSummary`` frames.
+    private func sendSummary(on connection: FrameConnection) throws {
+        var hashes: [UInt64] = []
+        var pageHashes: [[UInt64]] = []
+        for region in replica.regions.indices {
+            replica.pageHashes(region: region, into: &hashes)
+            pageHashes.append(hashes)
+        }
+        for payload in ReplicaSummary(pageHashes: pageHashes).framePayloads() { try connection.send(.summary, payload) }
+    }
+
+    /// Makes a committed epoch durable before it is acknowledged: appended to the journal, or written as a
+    /// checkpoint when the journal cannot describe it (`checkpoint`: it ends a synchronisation, whose
+    /// pre-copy deltas are not journaled) or has grown past its limit.
+    private func persist(_ delta: [UInt8], checkpoint: Bool) throws {
+        guard let store else { return }
+        let start = MonotonicClock.nanoseconds()
+        if checkpoint || store.needsCheckpoint {
+            try store.checkpoint(replica)
+            let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
+            counters.withLock { $0.checkpoints += 1 }
+            log("checkpoint of epoch \(lastEpoch!) written to \(store.directory) in \(Int(milliseconds)) ms")
+        } else {
+            try delta.withUnsafeBytes { try store.append($0) }
+            counters.withLock { $0.journalAppends += 1 }
+        }
+    }
+
     private func failOver(reason: String) throws -> BackupOutcome {
+        replica.rollBack()
         log("primary lost (\(reason)); failing over at epoch \(lastEpoch.map(String.init) ?? "none")")
         connection.withLock { $0?.close() }
         if let path = configuration.imagePath {

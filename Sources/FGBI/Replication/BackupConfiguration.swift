@@ -13,10 +13,30 @@ public struct BackupConfiguration: Sendable {
     public var handshakeTimeout = Duration.seconds(5)
     /// Where to write the replica (and its journal) on failover; nil writes nothing.
     public var imagePath: String?
+    /// A directory where every committed epoch is made durable before it is acknowledged (a checkpoint image
+    /// plus a journal of later epochs, ``ReplicaStore``); a backup restarted on it resumes at its last
+    /// committed epoch, and the primary resynchronises it with what differs. Nil keeps the replica in memory only.
+    public var stateDirectory: String?
+    /// With ``stateDirectory``: fdatasync the journal before each acknowledgement (on by default; off trades
+    /// durability against a machine crash for latency, keeping it against a process crash).
+    public var syncEachEpoch = true
 
     public init(listen: Endpoint) {
         self.listen = listen
     }
+}
+
+/// What a ``Backup`` received and did.
+public struct BackupStatistics: Sendable, Equatable {
+    /// Epochs applied and acknowledged.
+    public var epochsApplied = 0
+    /// Pre-copy deltas applied (synchronisation steps).
+    public var precopyFrames = 0
+    /// Delta bytes received (epochs and pre-copy).
+    public var bytesReceived = 0
+    /// Epochs appended to the journal, and checkpoints written.
+    public var journalAppends = 0
+    public var checkpoints = 0
 }
 
 /// How a backup's service ended.

@@ -11,13 +11,28 @@ import Synchronization
 /// - acknowledgements: reads the backup's acks and publishes each committed epoch (``commits()``,
 ///   ``waitForCommit(_:timeout:)``), the moment output of that epoch may be released;
 /// - heartbeat: sends a heartbeat whenever nothing else went out for `heartbeatInterval`.
+/// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to a backup.
+///
+/// Threads, each with one job:
+/// - checkpoint: runs each session: first synchronises the backup with pre-copy rounds while the guest
+///   runs (``PrecopyPolicy``), then every `epochInterval` pauses the guest (``PauseHooks``), collects the
+///   written pages, captures what changed, resumes the guest, and queues the capture. When every capture
+///   buffer is still being encoded or sent it waits before pausing, so the epoch grows instead of memory
+///   (backpressure). When the backup is lost it reconnects (within ``PrimaryConfiguration/reconnectWindow``)
+///   and synchronises the new session with what differs;
+/// - sender: encodes queued captures in order and sends them as epoch (or pre-copy) frames;
+/// - acknowledgements: reads the backup's acks and publishes each committed epoch (``commits()``,
+///   ``waitForCommit(_:timeout:)``), the moment output of that epoch may be released;
+/// - heartbeat: sends a heartbeat whenever nothing else went out for `heartbeatInterval`.
 public final class Primary: @unchecked Sendable {
     public let regions: [GuestMemory]
     public let configuration: PrimaryConfiguration
     private let hooks: PauseHooks
-    private let engine: PrimaryEngine
+    /// The session's engine; replaced (with the session threads stopped) when a new session starts.
+    private var engine: PrimaryEngine
     private let trackers: [any DirtyTracker]
-    private var connection: FrameConnection?
+    /// The session's connection; replaced only with the session threads stopped.
+    private let link = Mutex<FrameConnection?>(nil)
 
     private struct Queues {
         var free: [EpochCapture]
@@ -30,14 +45,17 @@ public final class Primary: @unchecked Sendable {
 
     private struct Shared {
         var statistics = ReplicationStatistics()
+        /// Why replication stopped for good.
         var failure: Error?
+        /// Why the current session ended (the connection failed); the checkpoint thread reconnects.
+        var sessionFailure: Error?
         var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
         var nextContinuation = 0
     }
     private let shared = Mutex(Shared())
     /// The epoch loop runs (cleared by stop() and by a failure).
     private let running = Atomic<Bool>(false)
-    /// The connection is open and its threads serve it (cleared only when this side closes it on purpose).
+    /// A session is open and its threads serve it (cleared when this side closes it).
     private let connected = Atomic<Bool>(false)
     private let lastSendNanoseconds = Atomic<UInt64>(0)
     private let threads = Mutex<[String: JoinableThread]>([:])
@@ -49,6 +67,9 @@ public final class Primary: @unchecked Sendable {
     ///   when the tracker cannot run here.
     public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none) throws {
         guard configuration.captureBuffers >= 1 else { throw FGBIError.invalidArgument("captureBuffers must be at least 1") }
+        guard configuration.precopy.chunkPages >= 1, configuration.precopy.maximumRounds >= 1 else {
+            throw FGBIError.invalidArgument("pre-copy needs chunks of at least 1 page and at least 1 round")
+        }
         self.regions = regions
         self.configuration = configuration
         self.hooks = hooks
@@ -67,11 +88,11 @@ public final class Primary: @unchecked Sendable {
     }
 
     deinit {
-        if connected.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
+        if running.load(ordering: .acquiring) || connected.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
     }
 
-    /// Connects to the backup, authenticates, starts tracking and the epoch loop. Epoch 0, sent first, is
-    /// the full copy a new backup needs.
+    /// Connects to the backup, authenticates, starts tracking and the epoch loop. The first session
+    /// synchronises the backup (pre-copy rounds, or one full epoch) before the regular epochs.
     ///
     /// - Throws: ``WireError`` when the backup refuses (layout, key) or the handshake fails; ``SystemError``
     ///   when it cannot be reached.
@@ -82,36 +103,208 @@ public final class Primary: @unchecked Sendable {
         guard configuration.key != nil || !configuration.encrypt else {
             throw WireError.keyRequired("encryption was asked for")
         }
-        let socket = try Socket.connect(to: configuration.backup)
-        let connection = FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
-                                         maximumPayload: 64 << 10)
-        connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
-        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                          blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
-                          regionLengths: regions.map(\.length), nonce: randomBytes(32))
-        hello.wantsEncryption = configuration.encrypt
-        let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key)
-        guard welcome.nextEpoch == 0 else {
-            connection.close()
-            throw WireError.refused("the backup holds epoch \(welcome.nextEpoch - 1) of an earlier session; "
-                                    + "resynchronising a backup that holds state is not supported yet: restart it empty")
-        }
-        self.connection = connection
+        try openSession()
         do {
             for tracker in trackers { try tracker.start() }
-            connected.store(true, ordering: .releasing)
             running.store(true, ordering: .releasing)
-            lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
-            try spawn("fgbi-sender") { [self] in senderLoop() }
-            try spawn("fgbi-acks") { [self] in acknowledgementLoop() }
-            try spawn("fgbi-heartbeat") { [self] in heartbeatLoop() }
-            try spawn("fgbi-checkpoint") { [self] in checkpointLoop() }
+            try spawn("fgbi-checkpoint") { [self] in sessionLoop() }
         } catch {
             // Undo what started: threads see the failure and end, trackers stop, the connection closes.
             fail(error)
             _ = try? stop(finalEpoch: false)
             throw error
         }
+    }
+
+    // MARK: - Sessions
+
+    /// Connects, shakes hands, reads the backup's summary when it holds content, makes the session's
+    /// engine and starts the session's sender, acknowledgement and heartbeat threads.
+    private func openSession() throws {
+        let socket = try Socket.connect(to: configuration.backup)
+        let connection = FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
+                                         maximumPayload: 64 << 10)
+        do {
+            connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
+            var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+                              blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
+                              regionLengths: regions.map(\.length), nonce: randomBytes(32))
+            hello.wantsEncryption = configuration.encrypt
+            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key)
+            var summary: ReplicaSummary?
+            if welcome.nextEpoch > 0 {
+                var assembler = ReplicaSummary.Assembler(pageCounts: regions.map(\.pageCount))
+                while !assembler.isComplete {
+                    let frame = try connection.receive()
+                    switch frame.type {
+                    case .summary: try assembler.add(frame.payload)
+                    case .heartbeat: continue
+                    case .error: throw WireError.refused(String(decoding: frame.payload, as: UTF8.self))
+                    default: throw WireError.unexpected("\(frame.type) while reading the backup's summary")
+                    }
+                }
+                summary = assembler.summary
+            }
+            // The session is open: heartbeats start now, so the backup hears from us while the engine is built.
+            shared.withLock { $0.sessionFailure = nil }
+            link.withLock { $0 = connection }
+            connected.store(true, ordering: .releasing)
+            lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+            try spawn("fgbi-heartbeat") { [self] in heartbeatLoop(connection) }
+            // Number on from both our epochs and the backup's, so committed epochs only ever grow.
+            let firstEpoch = max(engine.upcomingEpoch, welcome.nextEpoch)
+            if summary != nil || firstEpoch != engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
+                engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
+                                           backupHolds: summary)
+            }
+            shared.withLock {
+                $0.statistics.synchronisations += 1
+                $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
+            }
+            try spawn("fgbi-sender") { [self] in senderLoop(connection) }
+            try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
+        } catch {
+            connection.close()
+            closeSession()
+            throw error
+        }
+    }
+
+    /// Ends the session's threads and closes its connection; captures waiting to be sent go back to the
+    /// free list (a new session resynchronises what they held).
+    private func closeSession() {
+        connected.store(false, ordering: .releasing)
+        link.withLock { $0?.close() }
+        queues.withLock { $0.senderShouldExit = true }
+        readyCount.signal()
+        join("fgbi-sender")
+        join("fgbi-heartbeat")
+        join("fgbi-acks")
+        let dropped = queues.withLock { queues -> Int in
+            let count = queues.ready.count
+            queues.free.append(contentsOf: queues.ready)
+            queues.ready.removeAll()
+            queues.senderShouldExit = false
+            return count
+        }
+        for _ in 0..<dropped { freeCount.signal() }
+    }
+
+    /// The checkpoint thread: synchronise, run epochs; when the session fails, reconnect and go again.
+    private func sessionLoop() {
+        while running.load(ordering: .acquiring) {
+            do {
+                try synchronise()
+                try epochLoop()
+            } catch {
+                // A failed connection ends the session; anything else (the tracker, the engine) ends replication.
+                if shared.withLock({ $0.sessionFailure }) == nil {
+                    fail(error)
+                    return
+                }
+            }
+            guard running.load(ordering: .acquiring) else { return }
+            // The session failed: reconnect within the window, or stop for good.
+            let recorded: Error? = shared.withLock { $0.sessionFailure }
+            let reason: Error = recorded ?? WireError.unexpected("the session ended")
+            closeSession()
+            guard reconnect(after: reason) else { return }
+        }
+    }
+
+    /// Tries to open a new session until the reconnect window closes; false (replication failed) if not.
+    private func reconnect(after reason: Error) -> Bool {
+        let window = configuration.reconnectWindow.wholeNanoseconds
+        guard window > 0 else {
+            fail(reason)
+            return false
+        }
+        let deadline = MonotonicClock.nanoseconds() + window
+        var pause: UInt64 = 50_000_000
+        var lastError = reason
+        while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < deadline {
+            do {
+                try openSession()
+                shared.withLock { $0.statistics.reconnects += 1 }
+                return true
+            } catch {
+                lastError = error
+            }
+            let until = min(deadline, MonotonicClock.nanoseconds() + pause)
+            while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < until { MonotonicClock.sleep(nanoseconds: 5_000_000) }
+            pause = min(pause * 2, 1_000_000_000)
+        }
+        if running.load(ordering: .acquiring) { fail(lastError) }
+        return false
+    }
+
+    /// Pre-copy rounds while the guest runs: every page once (less what the backup already holds), then the
+    /// pages written meanwhile, until the written set is small or stops shrinking. The next paused epoch
+    /// takes the rest and, once acknowledged, is the session's first committed epoch.
+    private func synchronise() throws {
+        let policy = configuration.precopy
+        guard policy.enabled else { return }
+        let start = MonotonicClock.nanoseconds()
+        // Everything written before now is covered by the first pass: forget it.
+        for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
+        var rounds: [Int] = []
+        var all: [PrimaryEngine.PageSpan] = []
+        for (index, region) in regions.enumerated() { all.append(.init(region: index, start: 0, count: region.pageCount)) }
+        try precopy(all, firstPass: true)
+        guard running.load(ordering: .acquiring) else { return }  // stopped midway: the final epoch is a full one
+        engine.completeFirstPass()
+        rounds.append(regions.reduce(0) { $0 + $1.pageCount })
+        while rounds.count < policy.maximumRounds, running.load(ordering: .acquiring) {
+            var spans: [PrimaryEngine.PageSpan] = []
+            for (index, tracker) in trackers.enumerated() {
+                try tracker.collect(into: &dirty[index])
+                for run in dirty[index].runs { spans.append(.init(region: index, start: run.start, count: run.count)) }
+            }
+            let pages = spans.reduce(0) { $0 + $1.count }
+            rounds.append(pages)
+            try precopy(spans, firstPass: false)
+            if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink { break }
+        }
+        let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
+        shared.withLock {
+            $0.statistics.lastSynchronisation?.rounds = rounds.count
+            $0.statistics.lastSynchronisation?.pagesPerRound = rounds
+            $0.statistics.lastSynchronisation?.milliseconds = milliseconds
+            $0.statistics.lastSynchronisation?.epoch = engine.upcomingEpoch
+        }
+    }
+
+    /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.
+    private func precopy(_ spans: [PrimaryEngine.PageSpan], firstPass: Bool) throws {
+        let chunk = configuration.precopy.chunkPages
+        var pieces: [PrimaryEngine.PageSpan] = []
+        var filled = 0
+        func flush() throws {
+            guard !pieces.isEmpty else { return }
+            let capture = try acquireCapture()
+            do {
+                try engine.capturePrecopy(pieces, firstPass: firstPass, into: capture)
+            } catch {
+                release(capture)
+                throw error
+            }
+            queues.withLock { $0.ready.append(capture) }
+            readyCount.signal()
+            pieces.removeAll(keepingCapacity: true)
+            filled = 0
+        }
+        for var span in spans {
+            while span.count > 0 {
+                guard running.load(ordering: .acquiring) else { return }
+                let taken = min(span.count, chunk - filled)
+                pieces.append(.init(region: span.region, start: span.start, count: taken))
+                span.start += taken
+                span.count -= taken
+                filled += taken
+                if filled == chunk { try flush() }
+            }
+        }
+        try flush()
     }
 
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) throws {
@@ -126,17 +319,26 @@ public final class Primary: @unchecked Sendable {
 
     // MARK: - Epochs
 
+    /// A free capture buffer; waits (backpressure) while all are in use, but not past a failure.
+    private func acquireCapture() throws -> EpochCapture {
+        if freeCount.wait(timeout: .now()) == .timedOut {
+            shared.withLock { $0.statistics.backpressureWaits += 1 }
+            while freeCount.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
+                if let failure = shared.withLock({ $0.failure ?? $0.sessionFailure }) { throw failure }
+            }
+        }
+        return queues.withLock { $0.free.removeLast() }
+    }
+
+    private func release(_ capture: EpochCapture) {
+        queues.withLock { $0.free.append(capture) }
+        freeCount.signal()
+    }
+
     /// One epoch boundary: pause, collect, capture, resume, queue. Returns the epoch captured.
     @discardableResult
     private func checkpoint() throws -> UInt64 {
-        if freeCount.wait(timeout: .now()) == .timedOut {
-            shared.withLock { $0.statistics.backpressureWaits += 1 }
-            // Wait for the sender, but not past a failure (the sender may be gone).
-            while freeCount.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
-                if let failure = shared.withLock({ $0.failure }) { throw failure }
-            }
-        }
-        let capture = queues.withLock { $0.free.removeLast() }
+        let capture = try acquireCapture()
         let start = MonotonicClock.nanoseconds()
         hooks.pause()
         do {
@@ -144,13 +346,13 @@ public final class Primary: @unchecked Sendable {
             for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
             try engine.capture(dirty, into: capture)
         } catch {
-            queues.withLock { $0.free.append(capture) }
-            freeCount.signal()
+            release(capture)
             throw error
         }
         let paused = Double(MonotonicClock.nanoseconds() - start) / 1e6
         shared.withLock {
             $0.statistics.epochsCaptured += 1
+            $0.statistics.lastCapturedEpoch = capture.epoch
             $0.statistics.recordPause(milliseconds: paused)
         }
         queues.withLock { $0.ready.append(capture) }
@@ -158,16 +360,13 @@ public final class Primary: @unchecked Sendable {
         return capture.epoch
     }
 
-    private func checkpointLoop() {
+    /// Epochs every `epochInterval` until stop() or the session fails (which it throws).
+    private func epochLoop() throws {
         let interval = configuration.epochInterval.wholeNanoseconds
         var next = MonotonicClock.nanoseconds()
         while running.load(ordering: .acquiring) {
-            do {
-                try checkpoint()
-            } catch {
-                fail(error)
-                return
-            }
+            if let failure = shared.withLock({ $0.sessionFailure }) { throw failure }
+            try checkpoint()
             next += interval
             let now = MonotonicClock.nanoseconds()
             if next <= now {
@@ -182,7 +381,7 @@ public final class Primary: @unchecked Sendable {
         }
     }
 
-    private func senderLoop() {
+    private func senderLoop(_ connection: FrameConnection) {
         while true {
             readyCount.wait()
             let next = queues.withLock { queues -> EpochCapture? in
@@ -193,34 +392,37 @@ public final class Primary: @unchecked Sendable {
                 continue
             }
             do {
+                let precopy = capture.isPrecopy
                 let encoded: (delta: [UInt8], statistics: EpochStatistics)
                 do {
                     encoded = try engine.encode(capture)
                 } catch {
-                    queues.withLock { $0.free.append(capture) }
-                    freeCount.signal()
+                    release(capture)
                     throw error
                 }
                 let (delta, statistics) = encoded
-                queues.withLock { $0.free.append(capture) }
-                freeCount.signal()
-                try connection?.send(.epoch, delta)
+                release(capture)
+                try connection.send(precopy ? .precopy : .epoch, delta)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
                 shared.withLock {
-                    $0.statistics.epochsSent += 1
-                    $0.statistics.bytesSent += delta.count
+                    if precopy {
+                        $0.statistics.precopyFrames += 1
+                        $0.statistics.precopyBytes += delta.count
+                    } else {
+                        $0.statistics.epochsSent += 1
+                        $0.statistics.bytesSent += delta.count
+                    }
                     $0.statistics.blocksSent += statistics.blocksDirty
                     $0.statistics.sharedHits += statistics.sharedHits
                 }
             } catch {
-                fail(error)
+                sessionFailed(error)
                 return
             }
         }
     }
 
-    private func acknowledgementLoop() {
-        guard let connection else { return }
+    private func acknowledgementLoop(_ connection: FrameConnection) {
         while true {
             do {
                 let frame = try connection.receive()
@@ -242,13 +444,13 @@ public final class Primary: @unchecked Sendable {
                     throw WireError.unexpected("\(frame.type) from the backup")
                 }
             } catch {
-                if connected.load(ordering: .acquiring) { fail(error) }
+                if connected.load(ordering: .acquiring) { sessionFailed(error) }
                 return
             }
         }
     }
 
-    private func heartbeatLoop() {
+    private func heartbeatLoop(_ connection: FrameConnection) {
         let interval = configuration.heartbeatInterval.wholeNanoseconds
         // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
         while connected.load(ordering: .acquiring) {
@@ -258,23 +460,33 @@ public final class Primary: @unchecked Sendable {
             var stamp: [UInt8] = []
             appendLittleEndian(MonotonicClock.nanoseconds(), to: &stamp)
             do {
-                try connection?.send(.heartbeat, stamp)
+                try connection.send(.heartbeat, stamp)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
             } catch {
-                fail(error)
+                sessionFailed(error)
                 return
             }
         }
     }
 
-    private func fail(_ error: Error) {
+    /// The session's connection failed: record why and close it, which wakes every session thread. The
+    /// checkpoint thread then reconnects or gives up.
+    private func sessionFailed(_ error: Error) {
         let first = shared.withLock { shared -> Bool in
-            guard shared.failure == nil else { return false }
-            shared.failure = error
+            guard shared.sessionFailure == nil else { return false }
+            shared.sessionFailure = error
             return true
         }
+        if first { link.withLock { $0?.close() } }
+    }
+
+    /// Replication stops for good.
+    private func fail(_ error: Error) {
+        shared.withLock { shared in
+            if shared.failure == nil { shared.failure = error }
+        }
         running.store(false, ordering: .releasing)
-        if first { connection?.close() }
+        link.withLock { $0?.close() }
         finishCommits()
     }
 
@@ -331,34 +543,39 @@ public final class Primary: @unchecked Sendable {
     /// waits until the backup acknowledges it. Tells the backup replication ended on purpose, then releases
     /// the connection and the trackers. Returns the last committed epoch.
     ///
-    /// - Throws: the failure that stopped replication earlier, if any; or the final epoch's error.
+    /// - Throws: the failure that stopped replication earlier, if any (or the session's, when stop() finds
+    ///   the backup lost and not yet back); or the final epoch's error.
     @discardableResult
     public func stop(finalEpoch: Bool = true) throws -> UInt64? {
         let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
         join("fgbi-checkpoint")
-        var finalError: Error? = shared.withLock { $0.failure }
+        var finalError: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
+        if finalError == nil, !connected.load(ordering: .acquiring) {
+            finalError = WireError.unexpected("replication stopped while no backup was connected")
+        }
         if wasRunning, finalEpoch, finalError == nil {
             do {
                 let last = try checkpoint()
                 if !waitForCommit(last, timeout: configuration.backupTimeout) {
-                    let failure: Error? = shared.withLock { $0.failure }
+                    let failure: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
                     finalError = failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
                 }
             } catch {
                 finalError = error
             }
         }
+        let connection = link.withLock { $0 }
         // On failure the sender may be stuck in a send the backup no longer reads: closing frees it.
         if finalError != nil { connection?.close() }
         queues.withLock { $0.senderShouldExit = true }
         readyCount.signal()
         join("fgbi-sender")
         if finalError == nil { try? connection?.send(.bye) }
-        connected.store(false, ordering: .releasing)  // from here the connection closes on purpose
-        connection?.close()
-        join("fgbi-heartbeat")
-        join("fgbi-acks")
+        closeSession()
         for tracker in trackers { try? tracker.stop() }
+        if let finalError {
+            shared.withLock { if $0.failure == nil { $0.failure = finalError } }
+        }
         finishCommits()
         if let finalError { throw finalError }
         return committedEpoch

@@ -19,8 +19,32 @@ public struct PrimaryConfiguration: Sendable {
     /// Captured epochs that may wait for encoding and sending; when all are in use the next epoch waits
     /// (and grows) instead of memory growing: backpressure.
     public var captureBuffers = 2
+    /// How a session brings its backup up to date while the guest runs.
+    public var precopy = PrecopyPolicy()
+    /// How long a primary that lost its backup keeps trying to reach it again (a restarted backup is
+    /// resynchronised with what differs); the guest runs meanwhile but no epoch commits. Zero: losing the
+    /// backup stops replication at once.
+    public var reconnectWindow = Duration.seconds(30)
 
     public init(backup: Endpoint) {
         self.backup = backup
     }
+}
+
+/// Pre-copy rounds: how a session synchronises a backup while the guest runs (as live migration does),
+/// so the first paused epoch carries only what was written during the last round.
+public struct PrecopyPolicy: Sendable {
+    /// Off: the session's first epoch captures every page with the guest paused.
+    public var enabled = true
+    /// Pages per pre-copy capture (16 MiB with 4 KiB pages): bounds the memory a round stages at once.
+    public var chunkPages = 4096
+    /// Rounds at most, the first (every page) included.
+    public var maximumRounds = 6
+    /// Stop when a round had at most this many written pages: the paused epoch takes the rest.
+    public var convergedPages = 1024
+    /// Stop when a round's written pages did not fall below this fraction of the previous round's (the
+    /// guest writes as fast as rounds send: more rounds would not shrink the final pause).
+    public var minimumShrink = 0.8
+
+    public init() {}
 }

@@ -13,6 +13,14 @@ public struct ReplicationStatistics: Sendable {
     public var recentPausesMs: [Double] = []
     /// Times an epoch had to wait for a free capture buffer because encoding or sending fell behind.
     public var backpressureWaits = 0
+    /// Sessions opened after the first (the backup was lost and came back).
+    public var reconnects = 0
+    /// Synchronisations run (one per session), and the last one's figures.
+    public var synchronisations = 0
+    public var lastSynchronisation: SynchronisationReport?
+    /// Pre-copy frames and their bytes, over all synchronisations.
+    public var precopyFrames = 0
+    public var precopyBytes = 0
 
     /// The `fraction` percentile of recent pauses.
     public func pausePercentile(_ fraction: Double) -> Double {
@@ -22,10 +30,15 @@ public struct ReplicationStatistics: Sendable {
         return sorted[min(rank, sorted.count - 1)]
     }
 
-    /// Epochs captured but not yet acknowledged.
+    /// The last epoch captured (paused epochs only; pre-copy steps use epoch numbers too, so epoch numbers
+    /// are not a count).
+    public var lastCapturedEpoch: UInt64?
+
+    /// Epochs captured but not yet acknowledged (counting the numbers between, pre-copy steps included).
     public var lag: UInt64 {
-        guard epochsCaptured > 0 else { return 0 }
-        return epochsCaptured - (lastCommittedEpoch.map { $0 + 1 } ?? 0)
+        guard let captured = lastCapturedEpoch else { return 0 }
+        guard let committed = lastCommittedEpoch else { return captured + 1 }
+        return captured > committed ? captured - committed : 0
     }
 
     static let window = 1024
@@ -34,4 +47,19 @@ public struct ReplicationStatistics: Sendable {
         if recentPausesMs.count == Self.window { recentPausesMs.removeFirst(Self.window / 4) }
         recentPausesMs.append(milliseconds)
     }
+}
+
+/// How a session's synchronisation went: the pre-copy rounds that brought the backup up to date while the
+/// guest ran, before the first paused epoch of the session.
+public struct SynchronisationReport: Sendable, Equatable {
+    /// The backup held content and sent its page hashes (a resynchronisation), or started empty.
+    public var resynchronised = false
+    /// Pre-copy rounds (the first covers every page; later ones the pages written meanwhile).
+    public var rounds = 0
+    /// Pages captured in each round, in order (the dirty rate the rounds converged on).
+    public var pagesPerRound: [Int] = []
+    /// Wall time from the session's start to the end of the last round, milliseconds.
+    public var milliseconds = 0.0
+    /// The epoch whose commit ends the synchronisation.
+    public var epoch: UInt64 = 0
 }

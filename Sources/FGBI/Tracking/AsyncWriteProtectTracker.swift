@@ -50,7 +50,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             let base = memory.address
             let pageSize = UInt64(GuestMemory.pageSize)
             try scanner.collectWritten(start: base, end: base + UInt64(memory.length)) { address, length in
-                set.append(start: Int((address - base) / pageSize), count: Int(length / pageSize))
+                set.insert(start: Int((address - base) / pageSize), count: Int(length / pageSize))
             }
         }
     }

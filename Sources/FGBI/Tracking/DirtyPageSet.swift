@@ -46,7 +46,7 @@ public struct DirtyPageSet: Sendable, Equatable {
     public mutating func append(start: Int, count: Int) {
         precondition(count > 0, "a page run holds at least one page")
         if let last = runs.last {
-            precondition(start >= last.start, "page runs must be appended in increasing order")
+            precondition(start >= last.start, "page runs must be appended in increasing order: \(start) after \(last.start)")
             if start <= last.end {
                 let end = max(last.end, start + count)
                 pageCount += end - last.end
@@ -56,6 +56,19 @@ public struct DirtyPageSet: Sendable, Equatable {
         }
         runs.append(PageRun(start: start, count: count))
         pageCount += count
+    }
+
+    /// Adds `count` pages from `start` in any order: runs out of order are merged into place. PAGEMAP_SCAN
+    /// reports in address order while the memory is still, but a scan racing writes (a pre-copy round, with
+    /// the guest running) has been seen here to report an earlier run after a later one.
+    public mutating func insert(start: Int, count: Int) {
+        precondition(count > 0, "a page run holds at least one page")
+        guard let last = runs.last, start < last.start else { return append(start: start, count: count) }
+        var merged = runs
+        merged.append(PageRun(start: start, count: count))
+        merged.sort { $0.start < $1.start }
+        removeAll()
+        for run in merged { append(start: run.start, count: run.count) }
     }
 
     /// Adds one page; pages must be appended in increasing order.

@@ -34,6 +34,11 @@ public enum WireFormat {
         case error = 7
         /// Primary to backup: replication ends on purpose (not a failure).
         case bye = 8
+        /// Backup to primary, right after the handshake when it holds state: page hashes of its replica
+        /// (``ReplicaSummary``), so the primary resynchronises by sending only the pages that differ.
+        case summary = 9
+        /// Primary to backup: a delta of a synchronisation (pre-copy round) that commits no epoch.
+        case precopy = 10
 
         public var description: String {
             switch self {
@@ -45,6 +50,8 @@ public enum WireFormat {
             case .heartbeat: return "heartbeat"
             case .error: return "error"
             case .bye: return "bye"
+            case .summary: return "summary"
+            case .precopy: return "precopy"
             }
         }
     }

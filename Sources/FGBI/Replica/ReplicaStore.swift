@@ -1,0 +1,224 @@
+import CSupport
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A backup's committed replica on disk, so a backup that restarts loses nothing it acknowledged.
+///
+/// A state directory holds three kinds of file:
+/// - `image-<epoch>`: the regions' bytes back to back, as they were at a committed epoch (a checkpoint);
+/// - `journal-<epoch>`: every epoch delta committed after that checkpoint, appended (and synced) before
+///   the backup acknowledges it, each as `"FGBJ"`, length (u32), the delta (which carries its own checksum);
+/// - `state.json`: which image and journal are current, the layout, and each region's XXH3-64 in the image.
+///
+/// A checkpoint writes the new image and journal first and then renames `state.json` into place: the rename
+/// is the commit point, so a crash leaves the old state or the new one whole. Loading reads the image,
+/// checks its hashes, and replays the journal through ``Replica/apply(_:precopy:)``; a record cut short at
+/// the end of the journal (a crash while appending, before the ack went out) is dropped, and a damaged
+/// record before the end stops the load with an error rather than silently losing acknowledged epochs.
+public final class ReplicaStore: @unchecked Sendable {
+    public let directory: String
+    /// Whether each journal append is followed by fdatasync (the ack then means "on disk").
+    public let syncsEachEpoch: Bool
+    /// When the journal outgrows this many bytes, the next commit writes a checkpoint instead.
+    public let journalLimit: Int
+    private var journal: Int32 = -1
+    private var state: State?
+    /// Bytes in the current journal.
+    public private(set) var journalBytes = 0
+
+    struct State: Codable {
+        var epoch: UInt64
+        var image: String
+        var journal: String
+        var blockSize: Int
+        var pageSize: Int
+        var regionLengths: [Int]
+        var xxh3: [String]
+    }
+
+    /// Opens (creating if needed) the state directory; nothing is read until ``load(into:)``.
+    public init(directory: String, syncsEachEpoch: Bool = true, journalLimit: Int = 256 << 20) throws {
+        self.directory = directory
+        self.syncsEachEpoch = syncsEachEpoch
+        self.journalLimit = journalLimit
+        if mkdir(directory, 0o700) != 0, errno != EEXIST {
+            throw SystemError(operation: "mkdir(\(directory))", errno: errno, hint: "the state directory must be creatable")
+        }
+    }
+
+    deinit { if journal >= 0 { close(journal) } }
+
+    /// The epoch the store holds (after ``load(into:)`` or a checkpoint), or nil when it holds none.
+    public var epoch: UInt64? { state?.epoch }
+
+    /// Loads the stored replica into `replica` (whose layout must match) and returns its epoch, or nil when
+    /// the directory holds no state yet (the replica is left as it is then).
+    ///
+    /// - Throws: ``FGBIError/invalidState(_:)`` for a layout mismatch, an image whose hashes do not match,
+    ///   or a damaged journal record; ``SystemError`` for I/O.
+    @discardableResult
+    public func load(into replica: Replica) throws -> UInt64? {
+        let statePath = directory + "/state.json"
+        guard access(statePath, F_OK) == 0 else { return nil }
+        let data = try Data(contentsOf: URL(fileURLWithPath: statePath))
+        let state: State
+        do {
+            state = try JSONDecoder().decode(State.self, from: data)
+        } catch {
+            throw FGBIError.invalidState("\(statePath) is not a state file FGBI wrote: \(error)")
+        }
+        guard state.blockSize == replica.geometry.blockSize, state.pageSize == replica.geometry.pageSize,
+              state.regionLengths == replica.regions.map(\.length) else {
+            throw FGBIError.invalidState("\(statePath) holds \(state.regionLengths) bytes in \(state.blockSize)-byte blocks; "
+                                         + "this backup has \(replica.regions.map(\.length)) in \(replica.geometry.blockSize)-byte blocks")
+        }
+        try readImage(directory + "/" + state.image, into: replica.regions)
+        let hashes = replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) }
+        guard hashes == state.xxh3 else {
+            throw FGBIError.invalidState("\(directory)/\(state.image) does not match the hashes in state.json: the image is damaged")
+        }
+        replica.adopt(epoch: state.epoch)
+        self.state = state
+        try replay(directory + "/" + state.journal, into: replica)
+        return replica.lastEpoch
+    }
+
+    private func readImage(_ path: String, into regions: [GuestMemory]) throws {
+        let fd = try Syscall.libc("open(\(path))", hint: { $0 == ENOENT ? "state.json names an image that is missing" : "" }) {
+            open(path, O_RDONLY | O_CLOEXEC)
+        }
+        defer { close(fd) }
+        var fileOffset = 0
+        for region in regions {
+            var offset = 0
+            while offset < region.length {
+                let n = try Syscall.libc("pread(\(path))") {
+                    pread(fd, region.base + offset, min(region.length - offset, 1 << 30), off_t(fileOffset + offset))
+                }
+                guard n > 0 else { throw FGBIError.invalidState("\(path) is shorter than the regions it should hold") }
+                offset += n
+            }
+            fileOffset += region.length
+        }
+    }
+
+    /// Applies the journal's records in order; drops a torn last record by truncating the file there.
+    private func replay(_ path: String, into replica: Replica) throws {
+        journal = try Syscall.libc("open(\(path))") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        let contents = try Data(contentsOf: URL(fileURLWithPath: path))
+        var offset = 0
+        var damage: String?
+        contents.withUnsafeBytes { bytes in
+            while offset < bytes.count {
+                guard bytes.count - offset >= 8 else { return }  // torn header
+                let magic = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+                let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+                guard magic == Self.recordMagic else {
+                    damage = "no record marker at byte \(offset)"
+                    return
+                }
+                guard bytes.count - offset - 8 >= length else { return }  // torn body
+                do {
+                    try replica.apply(UnsafeRawBufferPointer(rebasing: bytes[(offset + 8)..<(offset + 8 + length)]))
+                } catch {
+                    // A complete record that does not apply is damage unless it is the last one (torn write).
+                    if offset + 8 + length < bytes.count { damage = "record at byte \(offset): \(error)" }
+                    return
+                }
+                offset += 8 + length
+            }
+        }
+        if let damage {
+            throw FGBIError.invalidState("\(path) is damaged (\(damage)); the epochs after \(replica.lastEpoch.map(String.init) ?? "none") "
+                                         + "cannot be recovered from it. Move the state directory aside to start empty.")
+        }
+        if offset < contents.count {
+            try Syscall.libc("ftruncate(\(path))") { ftruncate(journal, off_t(offset)) }
+        }
+        journalBytes = offset
+        _ = lseek(journal, off_t(offset), SEEK_SET)
+    }
+
+    private static let recordMagic: UInt32 = 0x4A42_4746  // "FGBJ" in little-endian order
+
+    /// Whether the next committed epoch must be written as a checkpoint rather than appended: the store
+    /// holds nothing yet, or the journal outgrew its limit.
+    public var needsCheckpoint: Bool { state == nil || journalBytes >= journalLimit }
+
+    /// Appends one committed epoch's delta to the journal (synced when ``syncsEachEpoch``).
+    public func append(_ delta: UnsafeRawBufferPointer) throws {
+        guard journal >= 0 else { throw FGBIError.invalidState("the replica store has no journal: write a checkpoint first") }
+        var header: [UInt8] = []
+        appendLittleEndian(Self.recordMagic, to: &header)
+        appendLittleEndian(UInt32(delta.count), to: &header)
+        try header.withUnsafeBytes { try writeAll(journal, $0, what: "journal") }
+        try writeAll(journal, delta, what: "journal")
+        if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: Self.diskHint) { fdatasync(journal) } }
+        journalBytes += 8 + delta.count
+    }
+
+    /// Writes the replica's committed state as a new checkpoint with an empty journal, then removes the old
+    /// files. The replica must hold a committed epoch and no uncommitted pre-copy.
+    public func checkpoint(_ replica: Replica) throws {
+        guard let epoch = replica.lastEpoch, !replica.holdsUncommittedChanges else {
+            throw FGBIError.invalidState("a checkpoint needs a committed epoch")
+        }
+        // A name no earlier checkpoint used, so the current files are never overwritten before the switch.
+        let stamp = "\(epoch)-\(MonotonicClock.nanoseconds())"
+        let image = "image-\(stamp)"
+        let journalName = "journal-\(stamp)"
+        try writeFile(directory + "/" + image) { fd in
+            for region in replica.regions {
+                try writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: image)
+            }
+        }
+        try writeFile(directory + "/" + journalName) { _ in }
+        let newState = State(epoch: epoch, image: image, journal: journalName, blockSize: replica.geometry.blockSize,
+                             pageSize: replica.geometry.pageSize, regionLengths: replica.regions.map(\.length),
+                             xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) })
+        let encoded = try JSONEncoder().encode(newState)
+        try writeFile(directory + "/state.json.tmp") { fd in
+            try encoded.withUnsafeBytes { try writeAll(fd, $0, what: "state.json") }
+        }
+        try Syscall.libc("rename(state.json)") { rename(directory + "/state.json.tmp", directory + "/state.json") }
+        try syncDirectory()
+        let old = state
+        state = newState
+        if journal >= 0 { close(journal) }
+        journal = try Syscall.libc("open(\(journalName))") { open(directory + "/" + journalName, O_WRONLY | O_APPEND | O_CLOEXEC) }
+        journalBytes = 0
+        if let old {
+            unlink(directory + "/" + old.image)
+            unlink(directory + "/" + old.journal)
+        }
+    }
+
+    private static func diskHint(_ code: Int32) -> String { code == ENOSPC ? "the disk holding the state directory is full" : "" }
+
+    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            offset += try Syscall.libc("write(\(what))", hint: Self.diskHint) {
+                write(fd, bytes.baseAddress! + offset, min(bytes.count - offset, 1 << 30))
+            }
+        }
+    }
+
+    private func writeFile(_ path: String, _ body: (Int32) throws -> Void) throws {
+        let fd = try Syscall.libc("open(\(path))", hint: { $0 == EACCES ? "no permission to write there" : "" }) {
+            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        }
+        defer { close(fd) }
+        try body(fd)
+        try Syscall.libc("fsync(\(path))", hint: Self.diskHint) { fsync(fd) }
+    }
+
+    private func syncDirectory() throws {
+        let fd = try Syscall.libc("open(\(directory))") { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(fd) }
+        try Syscall.libc("fsync(\(directory))") { fsync(fd) }
+    }
+}
