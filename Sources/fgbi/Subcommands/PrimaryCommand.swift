@@ -14,7 +14,9 @@ extension FGBICommand {
                 replicates memory it writes itself (a synthetic workload with writer threads, paused at each
                 epoch boundary); programs replicate their own memory through the library (Primary). Both ends
                 must be given the same region size and block size. A key is required unless both ends are on
-                loopback.
+                loopback. Each session first synchronises the backup while the workload runs (pre-copy rounds;
+                a backup that holds an epoch sends page hashes and receives only what differs); when the backup
+                is lost, the primary keeps trying to reach it for --reconnect-s seconds.
                 Examples:
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 256 &
                   fgbi primary --backup 127.0.0.1:7070 --region-mib 256 --workload sparse --duration 10
@@ -56,7 +58,18 @@ extension FGBICommand {
         @Flag(help: "Encrypt every frame (ChaCha20-Poly1305); needs a key.")
         var encrypt = false
 
+        @Flag(name: .customLong("no-precopy"), help: "Synchronise with one full epoch taken with the workload paused, not pre-copy rounds.")
+        var noPrecopy = false
+
+        @Option(name: .customLong("precopy-rounds"), help: "Pre-copy rounds at most (the first covers every page).")
+        var precopyRounds = 6
+
+        @Option(name: .customLong("reconnect-s"), help: "Seconds to keep trying to reach a lost backup (0: stop at once).")
+        var reconnectSeconds = 30.0
+
         func validate() throws {
+            guard (1...100).contains(precopyRounds) else { throw ValidationError("--precopy-rounds must be between 1 and 100") }
+            guard (0...86_400).contains(reconnectSeconds) else { throw ValidationError("--reconnect-s must be between 0 and 86400") }
             guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
             guard duration > 0 else { throw ValidationError("--duration must be positive") }
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
@@ -72,6 +85,9 @@ extension FGBICommand {
                                                            compression: try compression.map { try Compression.parse($0) })
                 configuration.tracker = try TrackerKind.parse(tracker)
                 configuration.epochInterval = .milliseconds(epochMilliseconds)
+                configuration.precopy.enabled = !noPrecopy
+                configuration.precopy.maximumRounds = precopyRounds
+                configuration.reconnectWindow = .milliseconds(Int64(reconnectSeconds * 1000))
                 _ = try SyntheticWorkload.parse(workload)
                 return configuration
             } catch let error as FGBIError {
@@ -100,14 +116,20 @@ extension FGBICommand {
                 if Date().timeIntervalSince(lastReport) >= 1 {
                     lastReport = Date()
                     let s = primary.statistics
-                    Progress.note("epoch \(s.epochsCaptured), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
-                                  + "lag \(s.lag), sent \(formatted(Double(s.bytesSent) / 1e6, 1)) MB, "
-                                  + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)")
+                    Progress.note("epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
+                                  + "lag \(s.lag), sent \(formatted(Double(s.bytesSent + s.precopyBytes) / 1e6, 1)) MB, "
+                                  + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)"
+                                  + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : ""))
                 }
             }
             driver.stop()  // the last epoch then holds everything the workload wrote
             let last = try primary.stop()
             let s = primary.statistics
+            if let sync = s.lastSynchronisation {
+                print("primary: \(sync.resynchronised ? "resynchronised" : "synchronised") in \(sync.rounds) pre-copy round(s) "
+                      + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
+                      + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy")
+            }
             print("primary: \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
                   + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
                   + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(driver.written) pages written")
@@ -123,10 +145,13 @@ extension FGBICommand {
                 Applies each epoch atomically and acknowledges it. When nothing arrives from the primary for
                 --timeout-ms, freezes the replica at the last applied epoch, writes it to --image (with a JSON
                 journal beside it), runs --on-failover with FGBI_EPOCH and FGBI_IMAGE set, and exits with 10.
-                A primary that ends on purpose makes it exit with 0.
+                A primary that ends on purpose makes it exit with 0. With --state-dir every epoch is journaled
+                (and synced) before it is acknowledged; a backup restarted on the same directory resumes at its
+                last committed epoch and the primary resynchronises it with the pages that differ.
                 Examples:
                   fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image /var/lib/fgbi/replica.img
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
+                  fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --state-dir /var/lib/fgbi/state
                 """)
 
         @OptionGroup var memory: MemoryOptions
@@ -149,6 +174,12 @@ extension FGBICommand {
         @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames.")
         var requireEncryption = false
 
+        @Option(name: .customLong("state-dir"), help: "Make every committed epoch durable here (checkpoint image + journal); resume from it on restart.")
+        var stateDirectory: String?
+
+        @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
+        var noFsync = false
+
         func validate() throws {
             do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
             guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
@@ -162,6 +193,8 @@ extension FGBICommand {
             configuration.requireEncryption = requireEncryption
             if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
             configuration.imagePath = image
+            configuration.stateDirectory = stateDirectory
+            configuration.syncEachEpoch = !noFsync
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
