@@ -21,6 +21,8 @@ public final class EpochCapture: @unchecked Sendable {
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
     /// the backup's (``ReplicaSummary``) is already there and is not sent.
     var comparesWithBaseline = false
+    /// Pages left out because the backup already holds them (``comparesWithBaseline``).
+    public internal(set) var pagesHeld = 0
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
     /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.
@@ -68,6 +70,7 @@ public final class EpochCapture: @unchecked Sendable {
         holdsPages = false
         isPrecopy = false
         comparesWithBaseline = false
+        pagesHeld = 0
         pagesWritten = 0
         blocksRehashed = 0
         count = 0
@@ -124,6 +127,7 @@ public final class EpochCapture: @unchecked Sendable {
         count = total
         pagesWritten += other.pagesWritten
         blocksRehashed += other.blocksRehashed
+        pagesHeld += other.pagesHeld
     }
 
     /// Appends an item copied from `source`, with its hashes (zero for the page modes).

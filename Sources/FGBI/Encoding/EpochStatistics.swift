@@ -6,6 +6,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var captureStrategy = ""
     /// Pages the tracker reported written.
     public var pagesWritten = 0
+    /// Of those, pages the backup already held (a resynchronisation's first pass), not sent.
+    public var pagesAlreadyHeld = 0
     /// Blocks rehashed to find changes (`fgbi`).
     public var blocksRehashed = 0
     /// Blocks whose content changed (`fgbi`), or pages sent (page modes).

@@ -222,7 +222,10 @@ public final class PrimaryEngine: @unchecked Sendable {
             let table = tables[location.region]
             let staged = UnsafeRawPointer(view.item(item))
             var changed = table.rehash(page: location.block, in: staged, previous: previous)
-            if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) { continue }
+            if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) {
+                expanded.pagesHeld += 1
+                continue
+            }
             while changed != 0 {
                 let offset = changed.trailingZeroBitCount
                 changed &= changed - 1
@@ -279,6 +282,7 @@ public final class PrimaryEngine: @unchecked Sendable {
                     capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
                     if skipHeldPages && backupHolds(region: span.region, page: page, bytes: capture.item(capture.count - 1)) {
                         capture.dropLast()
+                        capture.pagesHeld += 1
                     }
                 } else {
                     captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch,
@@ -333,7 +337,10 @@ public final class PrimaryEngine: @unchecked Sendable {
         let pageBytes = region.page(page)
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
-        if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) { return }
+        if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) {
+            capture.pagesHeld += 1
+            return
+        }
         while changed != 0 {
             let offset = changed.trailingZeroBitCount
             changed &= changed - 1
@@ -354,6 +361,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         stats.captureStrategy = tables.isEmpty ? "pages" : copied ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue
         stats.mode = configuration.mode.rawValue
         stats.pagesWritten = capture.pagesWritten
+        stats.pagesAlreadyHeld = capture.pagesHeld
         stats.blocksRehashed = capture.blocksRehashed
         stats.captureNanoseconds = capture.captureNanoseconds
         body.removeAll()

@@ -353,6 +353,7 @@ public final class Primary: @unchecked Sendable {
         shared.withLock {
             $0.statistics.epochsCaptured += 1
             $0.statistics.lastCapturedEpoch = capture.epoch
+            if $0.statistics.lastSynchronisation?.epoch == capture.epoch { $0.statistics.lastSynchronisation?.pauseMilliseconds = paused }
             $0.statistics.recordPause(milliseconds: paused)
         }
         queues.withLock { $0.ready.append(capture) }
@@ -405,6 +406,7 @@ public final class Primary: @unchecked Sendable {
                 try connection.send(precopy ? .precopy : .epoch, delta)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
                 shared.withLock {
+                    $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
                     if precopy {
                         $0.statistics.precopyFrames += 1
                         $0.statistics.precopyBytes += delta.count

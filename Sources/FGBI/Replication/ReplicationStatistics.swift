@@ -58,8 +58,11 @@ public struct SynchronisationReport: Sendable, Equatable {
     public var rounds = 0
     /// Pages captured in each round, in order (the dirty rate the rounds converged on).
     public var pagesPerRound: [Int] = []
+    /// Pages the first pass found the backup already holding (a resynchronisation), not sent.
+    public var pagesAlreadyHeld = 0
     /// Wall time from the session's start to the end of the last round, milliseconds.
     public var milliseconds = 0.0
-    /// The epoch whose commit ends the synchronisation.
+    /// The epoch whose commit ends the synchronisation, and its guest pause in milliseconds.
     public var epoch: UInt64 = 0
+    public var pauseMilliseconds: Double?
 }
