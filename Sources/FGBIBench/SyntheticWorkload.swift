@@ -11,6 +11,10 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
     case duplicate
     /// Written pages cleared to zeros (freed memory).
     case zero
+    /// A mix like a running server's: 80% of writes go to a hot set (a sixteenth of the region), the rest
+    /// anywhere; three quarters are a few 8-byte stores, a tenth copy another page, a twentieth clear a page,
+    /// the rest rewrite a page whole. The embedded demo's guest.
+    case guest
 
     /// Parses a CLI name.
     public static func parse(_ name: String) throws(FGBIError) -> SyntheticWorkload {
@@ -31,8 +35,27 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// Writes `pages` distinct random pages of `memory` in this pattern.
+    /// Fills a region like a guest that has run for a while: a quarter of the pages zero, a tenth copies of
+    /// earlier pages (shared libraries, page cache), the rest words with small values.
+    public static func fillGuest(_ memory: GuestMemory, seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let wordsPerPage = GuestMemory.pageSize / 8
+        for page in 0..<memory.pageCount {
+            let kind = random.next() % 20
+            if kind < 5 { continue }
+            if kind < 7 && page > 0 {
+                memory.page(page).copyMemory(from: memory.page(Int(random.next() % UInt64(page))), byteCount: GuestMemory.pageSize)
+                continue
+            }
+            let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
+            for word in 0..<wordsPerPage { words[word] = random.next() >> 28 }
+        }
+    }
+
+    /// Writes `pages` distinct random pages of `memory` in this pattern (for ``guest``, `pages` writes that
+    /// may repeat pages, as a hot set does).
     public func writeEpoch(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
+        if self == .guest { return Self.writeGuest(memory, writes: pages, random: &random) }
         let pageCount = memory.pageCount
         let wordsPerPage = GuestMemory.pageSize / 8
         let count = min(pages, pageCount)
@@ -53,6 +76,31 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
                 memory.page(page).copyMemory(from: memory.page(source), byteCount: GuestMemory.pageSize)
             case .zero:
                 memory.page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
+            case .guest:
+                break
+            }
+        }
+    }
+
+    private static func writeGuest(_ memory: GuestMemory, writes: Int, random: inout SeededRandom) {
+        let pageCount = memory.pageCount
+        let hotPages = max(pageCount / 16, 1)
+        let wordsPerPage = GuestMemory.pageSize / 8
+        for _ in 0..<writes {
+            let page = random.next() % 100 < 80 ? Int(random.next() % UInt64(hotPages)) : Int(random.next() % UInt64(pageCount))
+            let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
+            let action = random.next() % 100
+            switch action {
+            case 0..<75:
+                for _ in 0...(random.next() % 4) { words[Int(random.next() % UInt64(wordsPerPage))] = random.next() >> 20 }
+            case 75..<85:
+                var source = Int(random.next() % UInt64(pageCount))
+                if source == page { source = (source + 1) % pageCount }
+                memory.page(page).copyMemory(from: memory.page(source), byteCount: GuestMemory.pageSize)
+            case 85..<90:
+                memory.page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
+            default:
+                for word in 0..<wordsPerPage { words[word] = random.next() >> 28 }
             }
         }
     }

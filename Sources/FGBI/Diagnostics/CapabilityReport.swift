@@ -57,6 +57,17 @@ public struct CapabilityReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// The headline in one line: kernel, and which of the features FGBI leans on are here.
+    public var summaryLine: String {
+        func mark(_ item: Item) -> String { item.available ? "yes" : "no" }
+        let asyncWP = userfaultfdFeatures.first { $0.name == "UFFD_FEATURE_WP_ASYNC" }.map(mark) ?? "no"
+        let zeroCopy = ioUring.first { $0.name == "IORING_OP_SEND_ZC" }.map(mark) ?? "no"
+        let usable = trackers.filter(\.available).map(\.name).filter { $0.hasSuffix("(anonymous)") }
+            .map { $0.replacingOccurrences(of: " (anonymous)", with: "") }
+        return "kernel \(kernelRelease): userfaultfd \(mark(userfaultfd)), async write-protect \(asyncWP), PAGEMAP_SCAN "
+            + "\(mark(pagemapScan)), io_uring SEND_ZC \(zeroCopy); trackers here: \(usable.joined(separator: ", ")) (fgbi probe for more)"
+    }
+
     /// The report as aligned text, a section per subsystem.
     public var text: String {
         var lines = ["kernel            \(kernelRelease) (\(machine))"]

@@ -18,6 +18,8 @@ public final class EpochCapture: @unchecked Sendable {
     /// A step of a synchronisation (pre-copy round), taken while the guest ran: it brings the backup closer
     /// but is no consistent epoch, so it goes out as a `precopy` frame and is never acknowledged.
     public internal(set) var isPrecopy = false
+    /// The items are the changed blocks the `fgbi` rehash strategy found, not whole pages.
+    public internal(set) var holdsBlocks = false
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
     /// the backup's (``ReplicaSummary``) is already there and is not sent.
     var comparesWithBaseline = false
@@ -30,7 +32,8 @@ public final class EpochCapture: @unchecked Sendable {
     private(set) var oldHashes: UnsafeMutablePointer<UInt64>
     private(set) var newHashes: UnsafeMutablePointer<UInt64>
     private(set) var arena: UnsafeMutableRawPointer
-    private(set) var itemSize = 64
+    /// Bytes per item: a block, or a page when the items are whole pages.
+    public private(set) var itemSize = 64
     private var capacity: Int
     private var arenaCapacity: Int
 
@@ -69,6 +72,7 @@ public final class EpochCapture: @unchecked Sendable {
         self.itemSize = itemSize
         holdsPages = false
         isPrecopy = false
+        holdsBlocks = false
         comparesWithBaseline = false
         pagesHeld = 0
         pagesWritten = 0

@@ -120,6 +120,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let wholePages = tables.isEmpty || strategy == .copyPages
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
+        capture.holdsBlocks = !tables.isEmpty && !wholePages
         capture.comparesWithBaseline = full && baseline != nil
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
@@ -210,8 +211,8 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     /// Turns a capture of whole pages (``CaptureStrategy/copyPages``) into the changed blocks the encoder
     /// takes, rehashing the staged copies: the guest runs meanwhile, so this costs no pause.
-    private func expandPages(_ pages: EpochCapture) -> EpochCapture {
-        defer { pendingPageCaptures.subtract(1, ordering: .releasing) }
+    private func expandPages(_ pages: EpochCapture, pending: Bool = true) -> EpochCapture {
+        defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
         let blocksPerPage = geometry.blocksPerPage
         let blockSize = geometry.blockSize
         let previous = scratch[0]
@@ -353,9 +354,26 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// The stage that may run with the guest running: encodes a capture into an epoch delta (the bytes
     /// to send) with its statistics. Captures must be encoded in the order they were made.
     public func encode(_ capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
+        try encode(capture, shadow: false)
+    }
+
+    /// Encodes another engine's capture of whole pages (its pre-copy steps, its copy-strategy epochs, or any
+    /// capture of a page mode) as this engine's mode would have: what the demo and benchmarks use to show
+    /// what each mode would send for the very same epochs. A shadow engine must see every capture of the
+    /// session in order, and never captures itself.
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` when the capture holds blocks, not pages.
+    public func encodeShadow(of capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
+        guard capture.itemSize == geometry.pageSize, !capture.holdsBlocks else {
+            throw FGBIError.invalidArgument("a shadow encoder needs a capture of whole pages")
+        }
+        return try encode(capture, shadow: true)
+    }
+
+    private func encode(_ capture: EpochCapture, shadow: Bool) throws -> (delta: [UInt8], statistics: EpochStatistics) {
         let start = MonotonicClock.nanoseconds()
-        let copied = capture.holdsPages
-        let capture = copied ? expandPages(capture) : capture
+        let copied = shadow ? !tables.isEmpty : capture.holdsPages
+        let capture = copied ? expandPages(capture, pending: !shadow) : capture
         var stats = EpochStatistics()
         stats.epoch = capture.epoch
         stats.captureStrategy = tables.isEmpty ? "pages" : copied ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue

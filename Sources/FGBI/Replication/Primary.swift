@@ -25,9 +25,15 @@ import Synchronization
 ///   ``waitForCommit(_:timeout:)``), the moment output of that epoch may be released;
 /// - heartbeat: sends a heartbeat whenever nothing else went out for `heartbeatInterval`.
 public final class Primary: @unchecked Sendable {
+    /// Sees each capture on the sender thread right after it was encoded, with the epoch's statistics, before
+    /// the capture's buffer is reused: for tools that compare modes on the very same epochs
+    /// (``PrimaryEngine/encodeShadow(of:)``). It must not keep the capture, and it delays the sender.
+    public typealias CaptureObserver = @Sendable (EpochCapture, EpochStatistics) -> Void
+
     public let regions: [GuestMemory]
     public let configuration: PrimaryConfiguration
     private let hooks: PauseHooks
+    private let observer: CaptureObserver?
     /// The session's engine; replaced (with the session threads stopped) when a new session starts.
     private var engine: PrimaryEngine
     private let trackers: [any DirtyTracker]
@@ -65,7 +71,8 @@ public final class Primary: @unchecked Sendable {
     ///
     /// - Throws: ``FGBIError`` for a bad configuration, ``SystemError`` or ``FGBIError/unsupported(feature:neededBy:hint:)``
     ///   when the tracker cannot run here.
-    public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none) throws {
+    public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none,
+                observer: CaptureObserver? = nil) throws {
         guard configuration.captureBuffers >= 1 else { throw FGBIError.invalidArgument("captureBuffers must be at least 1") }
         guard configuration.precopy.chunkPages >= 1, configuration.precopy.maximumRounds >= 1 else {
             throw FGBIError.invalidArgument("pre-copy needs chunks of at least 1 page and at least 1 round")
@@ -73,6 +80,7 @@ public final class Primary: @unchecked Sendable {
         self.regions = regions
         self.configuration = configuration
         self.hooks = hooks
+        self.observer = observer
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
         queues = Mutex(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
@@ -402,6 +410,7 @@ public final class Primary: @unchecked Sendable {
                     throw error
                 }
                 let (delta, statistics) = encoded
+                observer?(capture, statistics)
                 release(capture)
                 try connection.send(precopy ? .precopy : .epoch, delta)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
@@ -413,6 +422,7 @@ public final class Primary: @unchecked Sendable {
                     } else {
                         $0.statistics.epochsSent += 1
                         $0.statistics.bytesSent += delta.count
+                        $0.statistics.pagesWritten += statistics.pagesWritten
                     }
                     $0.statistics.blocksSent += statistics.blocksDirty
                     $0.statistics.sharedHits += statistics.sharedHits

@@ -4,8 +4,10 @@ public struct ReplicationStatistics: Sendable {
     public var epochsCaptured: UInt64 = 0
     public var epochsSent: UInt64 = 0
     public var lastCommittedEpoch: UInt64?
-    /// Bytes sent in epoch frames.
+    /// Bytes sent in epoch frames, and the written pages those epochs covered (whole pages would have been
+    /// `pagesWritten` x 4 KiB).
     public var bytesSent = 0
+    public var pagesWritten = 0
     /// Blocks (pages in the page modes) sent, and of them shared references.
     public var blocksSent = 0
     public var sharedHits = 0

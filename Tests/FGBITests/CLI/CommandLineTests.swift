@@ -32,8 +32,10 @@ struct CommandLineTests {
         (["bench", "tracker", "--trackers", "soft-dirty"], "unknown tracker 'soft-dirty'"),
         (["bench", "tracker", "--pages", "12,zero"], "'zero' is neither a positive count nor 'all'"),
         (["bench", "tracker", "--region-mib", "0"], "--region-mib must be between"),
-        (["demo", "--epochs", "0"], "--epochs must be at least 1"),
+        (["demo", "tracking", "--epochs", "0"], "--epochs must be at least 1"),
         (["demo", "--mode", "remus"], "unknown mode 'remus'"),
+        (["demo", "--block-size", "100"], "--block-size"),
+        (["demo", "--seconds", "0"], "--seconds must be between"),
         (["bench", "engine", "--block-size", "96"], "block size 96 is not one of"),
         (["bench", "engine", "--compression", "zstd:99"], "unknown compression 'zstd:99'"),
         (["primary", "--backup", "nohost"], "'nohost' is not HOST:PORT"),
@@ -95,8 +97,21 @@ struct CommandLineTests {
     }
 
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
+    func demoReplicatesComparesAndVerifies() throws {
+        let outcome = try CommandRunner.run(["demo", "--seconds", "3", "--region-mib", "16"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("verified: the backup equals the primary at committed epoch"), "\(outcome.stdout)")
+        for mode in ["fgbi", "page", "page-lz4", "xbzrle"] {
+            #expect(outcome.stdout.split(separator: "\n").contains { $0.hasPrefix(mode + " ") }, "no summary row for \(mode)")
+        }
+        // Not a terminal here: progress degrades to plain lines, no carriage returns.
+        #expect(outcome.stdout.contains(" epochs/s | dirty "))
+        #expect(!outcome.stdout.contains("\r"))
+    }
+
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
     func demoTracksEveryEpochExactly() throws {
-        let outcome = try CommandRunner.run(["demo", "--epochs", "3", "--region-mib", "8"])
+        let outcome = try CommandRunner.run(["demo", "tracking", "--epochs", "3", "--region-mib", "8"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("every epoch reported exactly the pages written"))
         #expect(outcome.stdout.contains("the replica matched the primary after every epoch: yes"))
@@ -129,7 +144,7 @@ struct DeniedUserfaultfdTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
 
         let outcome = try CommandRunner.run(
-            ["demo", "--tracker", tracker, "--region-mib", "1", "--epochs", "1"],
+            ["demo", "tracking", "--tracker", tracker, "--region-mib", "1", "--epochs", "1"],
             prefix: ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"],
             executable: copy)
         #expect(outcome.status != 0)

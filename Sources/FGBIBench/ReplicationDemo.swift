@@ -1,0 +1,193 @@
+import FGBI
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `fgbi demo` runs: a primary and a backup in this process, over loopback, replicating a guest-like
+/// workload (``SyntheticWorkload/guest``: hot and cold pages, duplicates, zero pages, several writer threads)
+/// for a while; the backup is verified against the primary at the last committed epoch, and every capture
+/// is also encoded by shadow engines of the other modes, so the summary compares what each mode would have
+/// sent for the very same epochs.
+public struct ReplicationDemo: Sendable {
+    public var regionMiB = 256
+    public var seconds = 20.0
+    public var mode = ReplicationMode.fgbi
+    public var blockSize = 64
+    public var tracker = TrackerKind.uffdAsync
+    public var writerThreads = 2
+    public var pagesPerSecond = 20_000
+    public var epochMilliseconds = 25
+
+    public init() {}
+
+    /// A moment of the run, for the live progress line.
+    public struct Snapshot: Sendable {
+        public var seconds: Double
+        public var synchronising: Bool
+        public var epoch: UInt64?
+        public var committed: UInt64?
+        public var epochsPerSecond: Double
+        public var dirtyPagesPerSecond: Double
+        public var dirtyBlocksPerSecond: Double
+        public var wireMBPerSecond: Double
+        /// Bytes whole written pages would take, over bytes sent, for epochs so far.
+        public var compressionRatio: Double
+        public var sharedHits: Int
+        public var pauseP99Milliseconds: Double
+        public var lag: UInt64
+    }
+
+    /// What one mode sent (or, for a shadow, would have sent) over the whole run.
+    public struct ModeTotal: Sendable, Codable {
+        public var mode: String
+        /// Bytes of the synchronisation (pre-copy steps) and of the epochs after it.
+        public var synchronisationBytes: Int
+        public var epochBytes: Int
+        /// epochBytes over the `page` mode's.
+        public var ratioToPage: Double
+        /// Encoding time, milliseconds (the live mode's on the sender thread, shadows' likewise).
+        public var encodeMilliseconds: Double
+        /// This is the mode that was replicated live (the others are shadows).
+        public var live: Bool
+    }
+
+    public struct Summary: Sendable, Codable {
+        public var seconds: Double
+        public var epochsCommitted: Int
+        public var lastCommittedEpoch: UInt64?
+        public var pagesWritten: Int
+        public var pauseP50Milliseconds: Double
+        public var pauseP99Milliseconds: Double
+        public var synchronisationMilliseconds: Double
+        public var synchronisationRounds: [Int]
+        public var modes: [ModeTotal]
+        /// The backup's memory equals the primary's at the last committed epoch, byte for byte.
+        public var verified: Bool
+        /// The first differing byte offset, when not verified.
+        public var firstDifference: Int?
+    }
+
+    /// Shadow engines fed every capture the live primary makes.
+    final class Shadows: @unchecked Sendable {
+        struct Entry {
+            let engine: PrimaryEngine
+            var synchronisationBytes = 0
+            var epochBytes = 0
+            var nanoseconds: UInt64 = 0
+        }
+        private let entries: Mutex<[String: Entry]>
+        /// The live mode's encode and compress time.
+        let liveNanoseconds = Atomic<UInt64>(0)
+
+        init(regions: [GuestMemory], modes: [ReplicationMode], blockSize: Int) throws {
+            var made: [String: Entry] = [:]
+            for mode in modes {
+                made[mode.rawValue] = Entry(engine: try PrimaryEngine(regions: regions, configuration: EngineConfiguration(mode: mode, blockSize: blockSize)))
+            }
+            entries = Mutex(made)
+        }
+
+        func observe(_ capture: EpochCapture, _ statistics: EpochStatistics) {
+            liveNanoseconds.add(statistics.encodeNanoseconds + statistics.compressNanoseconds, ordering: .relaxed)
+            let names = entries.withLock { Array($0.keys) }
+            for name in names {
+                let engine = entries.withLock { $0[name]!.engine }
+                let start = MonotonicClock.nanoseconds()
+                guard let (delta, _) = try? engine.encodeShadow(of: capture) else { continue }
+                let elapsed = MonotonicClock.nanoseconds() - start
+                entries.withLock {
+                    if capture.isPrecopy { $0[name]!.synchronisationBytes += delta.count } else { $0[name]!.epochBytes += delta.count }
+                    $0[name]!.nanoseconds += elapsed
+                }
+            }
+        }
+
+        var totals: [String: Entry] { entries.withLock { $0 } }
+    }
+
+    /// Runs the demo; `progress` gets a snapshot about twice a second.
+    public func run(progress: (Snapshot) -> Void) throws -> Summary {
+        let length = regionMiB << 20
+        let memory = try GuestMemory.anonymous(length: length)
+        let backupMemory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        try backupMemory.prefault()
+        SyntheticWorkload.fillGuest(memory, seed: 42)
+
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.primaryTimeout = .seconds(5)
+        let backup = try Backup(regions: [backupMemory], geometry: try BlockGeometry(blockSize: blockSize), configuration: backupConfiguration)
+        let served = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<BackupOutcome, Error>?>(nil)
+        Thread.detachNewThread {
+            let result = Result { try backup.serve() }
+            outcome.withLock { $0 = result }
+            served.signal()
+        }
+
+        let shadows = try Shadows(regions: [memory], modes: ReplicationMode.allCases.filter { $0 != mode }, blockSize: blockSize)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        // Copying the written pages in the pause (what auto settles on here) lets the shadows see whole pages.
+        configuration.engine = EngineConfiguration(mode: mode, blockSize: blockSize)
+        configuration.engine.captureStrategy = .copyPages
+        configuration.tracker = tracker
+        configuration.epochInterval = .milliseconds(epochMilliseconds)
+        configuration.reconnectWindow = .zero
+        let driver = WorkloadDriver(memory: memory, workload: .guest, threads: writerThreads, pagesPerSecond: pagesPerSecond)
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks,
+                                  observer: { capture, statistics in shadows.observe(capture, statistics) })
+        let start = MonotonicClock.nanoseconds()
+        func elapsed() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
+        try primary.start()
+        driver.start()
+        var previous = (time: 0.0, statistics: primary.statistics)
+        while elapsed() < seconds, primary.isRunning {
+            MonotonicClock.sleep(nanoseconds: 500_000_000)
+            let now = elapsed()
+            let statistics = primary.statistics
+            let span = max(now - previous.time, 1e-3)
+            let synchronising = statistics.lastSynchronisation.map { sync in (statistics.lastCommittedEpoch ?? 0) < sync.epoch || statistics.lastCommittedEpoch == nil } ?? true
+            progress(Snapshot(
+                seconds: now, synchronising: synchronising, epoch: statistics.lastCapturedEpoch, committed: statistics.lastCommittedEpoch,
+                epochsPerSecond: Double(statistics.epochsSent - previous.statistics.epochsSent) / span,
+                dirtyPagesPerSecond: Double(statistics.pagesWritten - previous.statistics.pagesWritten) / span,
+                dirtyBlocksPerSecond: Double(statistics.blocksSent - previous.statistics.blocksSent) / span,
+                wireMBPerSecond: Double(statistics.bytesSent + statistics.precopyBytes - previous.statistics.bytesSent - previous.statistics.precopyBytes) / span / 1e6,
+                compressionRatio: statistics.bytesSent > 0 ? Double(statistics.pagesWritten * GuestMemory.pageSize) / Double(statistics.bytesSent) : 0,
+                sharedHits: statistics.sharedHits, pauseP99Milliseconds: statistics.pausePercentile(0.99), lag: statistics.lag))
+            previous = (now, statistics)
+        }
+        driver.stop()  // the guest stops; the final epoch holds everything it wrote
+        let last = try primary.stop()
+        served.wait()
+        _ = try outcome.withLock { $0 }?.get()
+
+        let statistics = primary.statistics
+        var difference: Int?
+        if memcmp(memory.base, backupMemory.base, length) != 0 {
+            let primaryBytes = memory.base.assumingMemoryBound(to: UInt8.self)
+            let backupBytes = backupMemory.base.assumingMemoryBound(to: UInt8.self)
+            difference = (0..<length).first { primaryBytes[$0] != backupBytes[$0] }
+        }
+        var modes: [ModeTotal] = [ModeTotal(mode: mode.rawValue, synchronisationBytes: statistics.precopyBytes, epochBytes: statistics.bytesSent,
+                                            ratioToPage: 0, encodeMilliseconds: Double(shadows.liveNanoseconds.load(ordering: .relaxed)) / 1e6,
+                                            live: true)]
+        for (name, entry) in shadows.totals {
+            modes.append(ModeTotal(mode: name, synchronisationBytes: entry.synchronisationBytes, epochBytes: entry.epochBytes,
+                                   ratioToPage: 0, encodeMilliseconds: Double(entry.nanoseconds) / 1e6, live: false))
+        }
+        let order = ReplicationMode.allCases.map(\.rawValue)
+        modes.sort { order.firstIndex(of: $0.mode)! < order.firstIndex(of: $1.mode)! }
+        let pageBytes = modes.first { $0.mode == ReplicationMode.page.rawValue }?.epochBytes ?? 0
+        for index in modes.indices { modes[index].ratioToPage = pageBytes > 0 ? Double(modes[index].epochBytes) / Double(pageBytes) : 0 }
+        return Summary(seconds: elapsed(), epochsCommitted: Int(statistics.epochsSent), lastCommittedEpoch: last,
+                       pagesWritten: statistics.pagesWritten, pauseP50Milliseconds: statistics.pausePercentile(0.5),
+                       pauseP99Milliseconds: statistics.pausePercentile(0.99),
+                       synchronisationMilliseconds: statistics.lastSynchronisation?.milliseconds ?? 0,
+                       synchronisationRounds: statistics.lastSynchronisation?.pagesPerRound ?? [],
+                       modes: modes, verified: difference == nil, firstDifference: difference)
+    }
+}
