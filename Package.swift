@@ -10,7 +10,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // The thin C shim: kernel ABI backports, wrappers for static-inline liburing and xxhash, hot loops.
@@ -22,6 +21,7 @@ let package = Package(
                 .linkedLibrary("uring"),
                 .linkedLibrary("lz4"),
                 .linkedLibrary("zstd"),
+                .linkedLibrary("crypto"),
             ]
         ),
         // The replicator library: memory, tracking and everything above it.
@@ -29,7 +29,6 @@ let package = Package(
             name: "FGBI",
             dependencies: [
                 "CSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.

@@ -258,4 +258,23 @@ long CSupport_diff_decode(const uint8_t *encoded, size_t encoded_length, uint8_t
 /// The symbolic name of an errno value ("EPERM"), or NULL for an unknown value.
 const char *CSupport_errno_name(int error);
 
+// MARK: - Cryptography (crypto.c, OpenSSL libcrypto): 0 on success, -1 on failure.
+
+/// HMAC-SHA256 with `key` over the concatenation of `count` parts.
+int CSupport_hmac_sha256(const void *key, size_t key_length, const void *const *parts, const size_t *lengths,
+                         size_t count, uint8_t out[32]);
+/// HKDF-SHA256 (RFC 5869), extract and expand, `out_length` bytes.
+int CSupport_hkdf_sha256(const void *key, size_t key_length, const void *salt, size_t salt_length, const void *info,
+                         size_t info_length, uint8_t *out, size_t out_length);
+int CSupport_sha256(const void *data, size_t length, uint8_t out[32]);
+/// ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce: `out` gets `length` bytes of ciphertext.
+int CSupport_chacha20_poly1305_seal(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
+                                    const void *in, size_t length, uint8_t *out, uint8_t tag[16]);
+/// Returns -1 when the tag does not authenticate the ciphertext and associated data.
+int CSupport_chacha20_poly1305_open(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
+                                    const void *in, size_t length, const uint8_t tag[16], uint8_t *out);
+/// 1 when the buffers are equal, compared in time independent of their contents.
+int CSupport_constant_time_equal(const void *a, const void *b, size_t length);
+int CSupport_random_bytes(void *out, size_t length);
+
 #endif // CSUPPORT_H

@@ -127,7 +127,11 @@ public final class Backup: @unchecked Sendable {
                         if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
                         $0.bytesReceived += frame.payload.count
                     }
-                    if precopy { continue }
+                    if precopy {
+                        // No ack for a pre-copy step; a heartbeat tells the primary this backup is alive.
+                        try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
+                        continue
+                    }
                     // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
                     // deltas before this epoch need a checkpoint.
                     let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
@@ -151,6 +155,13 @@ public final class Backup: @unchecked Sendable {
                     return try failOver(reason: "\(error)")
                 }
             case .heartbeat:
+                // Answered, so the primary hears from a live backup while no epoch is being acknowledged
+                // (during a long synchronisation, say).
+                do {
+                    try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
+                } catch {
+                    return try failOver(reason: "\(error)")
+                }
                 continue
             case .bye:
                 replica.rollBack()

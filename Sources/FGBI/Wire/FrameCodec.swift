@@ -1,9 +1,7 @@
-import Crypto
-import Foundation
 
 /// Seals outgoing frames: header, sequence number, and (with a session key) an HMAC-SHA256 over the
 /// direction, header and payload.
-struct FrameSealer: @unchecked Sendable {  // its SymmetricKeys are immutable
+struct FrameSealer: Sendable {
     private(set) var nextSequence: UInt64 = 0
     private var key: SymmetricKey?
     private var encryptionKey: SymmetricKey?
@@ -41,21 +39,25 @@ struct FrameSealer: @unchecked Sendable {  // its SymmetricKeys are immutable
         appendLittleEndian(UInt64(0), to: &header)
         var encrypted: [UInt8]?
         if let encryptionKey {
-            let box = try ChaChaPoly.seal(payload, using: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
-                                          authenticating: header)
-            encrypted = Array(box.ciphertext) + Array(box.tag)
+            encrypted = try Cryptography.seal(payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
+                                              authenticating: header)
         }
         guard let key else { return (header, encrypted, []) }
-        var mac = HMAC<SHA256>(key: key)
-        mac.update(data: [direction])
-        mac.update(data: header)
-        if let encrypted { mac.update(data: encrypted) } else { mac.update(data: payload) }
-        return (header, encrypted, Array(mac.finalize()))
+        let direction = [self.direction]
+        let mac = direction.withUnsafeBytes { directionBytes in
+            header.withUnsafeBytes { headerBytes in
+                if let encrypted {
+                    return encrypted.withUnsafeBytes { Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, $0]) }
+                }
+                return Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, payload])
+            }
+        }
+        return (header, encrypted, mac)
     }
 }
 
 /// Checks incoming frames: magic, version, length limit, sequence (replays refused) and authentication.
-struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
+struct FrameOpener: Sendable {
     struct Header {
         var type: WireFormat.FrameType
         var authenticated: Bool
@@ -110,12 +112,8 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
             guard header.authenticated, mac.count == WireFormat.macLength else {
                 throw .authenticationFailed("frame without an authentication code on an authenticated session")
             }
-            var expected = HMAC<SHA256>(key: key)
-            expected.update(data: [direction])
-            expected.update(data: header.bytes)
-            expected.update(data: payload)
-            // MessageAuthenticationCode's == with bytes compares in constant time.
-            guard expected.finalize() == mac else {
+            let expected = Cryptography.hmacSHA256(key: key, [direction], header.bytes, payload)
+            guard Cryptography.constantTimeEqual(expected, mac) else {
                 throw .authenticationFailed("wrong authentication code (wrong key or tampered frame)")
             }
         } else if header.authenticated {
@@ -128,14 +126,11 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
         var plain = payload
         if let encryptionKey {
             guard payload.count >= WireFormat.aeadTagLength else { throw .malformed("encrypted payload shorter than its tag") }
-            do {
-                let box = try ChaChaPoly.SealedBox(nonce: frameNonce(direction: direction, sequence: header.sequence),
-                                                   ciphertext: payload.dropLast(WireFormat.aeadTagLength),
-                                                   tag: payload.suffix(WireFormat.aeadTagLength))
-                plain = Array(try ChaChaPoly.open(box, using: encryptionKey, authenticating: header.bytes))
-            } catch {
+            guard let opened = Cryptography.open(payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: header.sequence),
+                                                 authenticating: header.bytes) else {
                 throw .authenticationFailed("the payload does not decrypt (wrong key or tampered frame)")
             }
+            plain = opened
         }
         if expectedSequence > 0 { expectedSequence += 1 }
         return Frame(type: header.type, sequence: header.sequence, payload: plain)
@@ -143,10 +138,10 @@ struct FrameOpener: @unchecked Sendable {  // its SymmetricKey is immutable
 }
 
 /// The ChaCha20-Poly1305 nonce of a frame: the direction and the sequence number, unique per session key.
-func frameNonce(direction: UInt8, sequence: UInt64) throws -> ChaChaPoly.Nonce {
+func frameNonce(direction: UInt8, sequence: UInt64) -> [UInt8] {
     var bytes: [UInt8] = [direction, 0, 0, 0]
     appendLittleEndian(sequence, to: &bytes)
-    return try ChaChaPoly.Nonce(data: bytes)
+    return bytes
 }
 
 @inline(__always)

@@ -1,4 +1,3 @@
-import Crypto
 
 /// The primary's opening message: what it replicates and how, and a fresh nonce.
 struct Hello: Equatable {
@@ -90,15 +89,14 @@ struct Welcome: Equatable {
 /// What both ends derive their proofs and session key from: the hello, the session id, both nonces and the
 /// epoch the backup expects (so no one on the path can alter any of them unnoticed).
 func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8]) -> [UInt8] {
-    var transcript = Array(SHA256.hash(data: hello)) + welcome.sessionID + clientNonce + welcome.nonce
+    var transcript = Cryptography.sha256(hello) + welcome.sessionID + clientNonce + welcome.nonce
     appendLittleEndian(welcome.nextEpoch, to: &transcript)
     return transcript
 }
 
 /// Fresh random bytes for nonces and session ids.
 func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    Cryptography.randomBytes(count)
 }
 
 /// A bounds-checked reader for small control payloads.

@@ -1,12 +1,10 @@
-import Crypto
-
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The secret both ends share, from which each session's frame key is derived. At least 16 bytes; a key
 /// file holds it as is (trailing newline ignored), so `head -c 32 /dev/urandom > key` makes one.
-public struct PresharedKey: @unchecked Sendable {  // SymmetricKey is immutable once made
+public struct PresharedKey: Sendable {
     let key: SymmetricKey
 
     /// A key from raw bytes.
@@ -49,26 +47,26 @@ public struct PresharedKey: @unchecked Sendable {  // SymmetricKey is immutable 
 
     /// A proof that the holder knows the key, bound to this session's handshake.
     func proof(label: String, transcript: [UInt8]) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(label.utf8) + transcript, using: key))
+        Cryptography.hmacSHA256(key: key, Array(label.utf8), transcript)
     }
 
     /// Whether `proof` is right for this key and transcript (constant time).
     func verify(_ proof: [UInt8], label: String, transcript: [UInt8]) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(proof, authenticating: Array(label.utf8) + transcript, using: key)
+        Cryptography.constantTimeEqual(proof, self.proof(label: label, transcript: transcript))
     }
 
     /// The session's frame key: HKDF-SHA256 of the pre-shared key over the handshake transcript.
     func sessionKey(transcript: [UInt8]) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: transcript, info: Array("fgbi frames v1".utf8), outputByteCount: 32)
+        Cryptography.hkdfSHA256(key: key, salt: transcript, info: Array("fgbi frames v1".utf8), count: 32)
     }
 
     /// The session's payload encryption key (ChaCha20-Poly1305), derived apart from the frame key.
     func encryptionKey(transcript: [UInt8]) -> SymmetricKey {
-        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: transcript, info: Array("fgbi encryption v1".utf8), outputByteCount: 32)
+        Cryptography.hkdfSHA256(key: key, salt: transcript, info: Array("fgbi encryption v1".utf8), count: 32)
     }
 }
 
 /// A session's frame key, passed from the handshake to the connection.
-struct SymmetricKeyBox: @unchecked Sendable {
+struct SymmetricKeyBox: Sendable {
     let key: SymmetricKey
 }

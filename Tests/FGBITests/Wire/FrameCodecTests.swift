@@ -1,4 +1,3 @@
-import Crypto
 @testable import FGBI
 import Testing
 
