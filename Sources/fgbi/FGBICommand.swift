@@ -17,4 +17,15 @@ struct FGBICommand: ParsableCommand {
         version: FGBIVersion.current,
         subcommands: [Probe.self, Demo.self, PrimaryCommand.self, BackupCommand.self, Bench.self]
     )
+
+    /// Parses the command line with `--config FILE` (or `FGBI_CONFIG`) spliced in (``ConfigFile``), then runs.
+    static func main() {
+        let arguments: [String]
+        do {
+            arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            exit(withError: ValidationError("\(error)"))
+        }
+        main(arguments)
+    }
 }

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// The backup end of FGBI replication: listens for one primary, applies each epoch atomically to its
@@ -16,7 +17,8 @@ public final class Backup: @unchecked Sendable {
     private let listener: Socket
     private let connection = Mutex<FrameConnection?>(nil)
     private let stopping = Atomic<Bool>(false)
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
+    private let metrics = BackupMetrics()
     private let store: ReplicaStore?
     private let counters = Mutex(BackupStatistics())
 
@@ -26,14 +28,14 @@ public final class Backup: @unchecked Sendable {
     /// - Throws: ``FGBIError/invalidState(_:)`` for a state directory of another layout or damaged;
     ///   ``SystemError`` when the address cannot be bound.
     public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
-                log: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                logger: Logger = Logger(label: "fgbi.backup")) throws {
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
-        self.log = log
+        self.logger = logger
         if let directory = configuration.stateDirectory {
             let store = try ReplicaStore(directory: directory, syncsEachEpoch: configuration.syncEachEpoch)
             if let epoch = try store.load(into: replica) {
-                log("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
+                logger.notice("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
             }
             self.store = store
         } else {
@@ -77,10 +79,11 @@ public final class Backup: @unchecked Sendable {
                                                           peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                           requireEncryption: configuration.requireEncryption)
                 let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-                log("primary \(peer) connected (\(hello.mode) mode, \(security))")
+                logger.info("primary \(peer) connected (\(hello.mode) mode, \(security))")
             } catch {
                 if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                log("refused \(peer): \(error)")
+                logger.warning("refused \(peer): \(error)")
+                metrics.refusedPeers.increment()
                 connection.close()
                 continue
             }
@@ -92,9 +95,9 @@ public final class Backup: @unchecked Sendable {
             if let held = lastEpoch {
                 do {
                     try sendSummary(on: connection)
-                    log("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
+                    logger.info("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
                 } catch {
-                    log("lost \(peer) while sending the summary: \(error)")
+                    logger.warning("lost \(peer) while sending the summary: \(error)")
                     connection.close()
                     continue
                 }
@@ -122,7 +125,11 @@ public final class Backup: @unchecked Sendable {
                     let precopy = frame.type == .precopy
                     let before = replica.lastEpoch
                     let synchronised = replica.holdsUncommittedChanges
+                    let applyStart = MonotonicClock.nanoseconds()
                     let applied = try replica.apply(frame.payload, precopy: precopy)
+                    metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
+                    metrics.bytesReceived.increment(by: Int64(frame.payload.count))
+                    if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }
                     counters.withLock {
                         if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
                         $0.bytesReceived += frame.payload.count
@@ -138,11 +145,12 @@ public final class Backup: @unchecked Sendable {
                     do {
                         try persist(frame.payload, checkpoint: synchronised || !consecutive)
                     } catch {
-                        log("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
+                        logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
                         try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
                         connection.close()
                         throw error
                     }
+                    metrics.lastEpoch.record(Int64(applied.epoch))
                     var ack: [UInt8] = []
                     appendLittleEndian(applied.epoch, to: &ack)
                     try connection.send(.ack, ack)
@@ -165,7 +173,7 @@ public final class Backup: @unchecked Sendable {
                 continue
             case .bye:
                 replica.rollBack()
-                log("primary finished after epoch \(lastEpoch.map(String.init) ?? "none")")
+                logger.info("primary finished after epoch \(lastEpoch.map(String.init) ?? "none")")
                 connection.close()
                 return .primaryFinished(lastEpoch: lastEpoch)
             case .error:
@@ -197,20 +205,23 @@ public final class Backup: @unchecked Sendable {
             try store.checkpoint(replica)
             let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
             counters.withLock { $0.checkpoints += 1 }
-            log("checkpoint of epoch \(lastEpoch!) written to \(store.directory) in \(Int(milliseconds)) ms")
+            metrics.checkpoints.increment()
+            logger.info("checkpoint of epoch \(lastEpoch!) written to \(store.directory) in \(Int(milliseconds)) ms")
         } else {
             try delta.withUnsafeBytes { try store.append($0) }
             counters.withLock { $0.journalAppends += 1 }
+            metrics.persist.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
         }
     }
 
     private func failOver(reason: String) throws -> BackupOutcome {
         replica.rollBack()
-        log("primary lost (\(reason)); failing over at epoch \(lastEpoch.map(String.init) ?? "none")")
+        metrics.failovers.increment()
+        logger.critical("primary lost (\(reason)); failing over at epoch \(lastEpoch.map(String.init) ?? "none")")
         connection.withLock { $0?.close() }
         if let path = configuration.imagePath {
             try ReplicaImage.write(replica.regions, geometry: replica.geometry, epoch: lastEpoch, to: path)
-            log("replica written to \(path) (journal \(path).json)")
+            logger.notice("replica written to \(path) (journal \(path).json)")
         }
         return .failedOver(lastEpoch: lastEpoch, reason: reason)
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import Logging
 import Synchronization
 
 /// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to a backup.
@@ -34,6 +35,8 @@ public final class Primary: @unchecked Sendable {
     public let configuration: PrimaryConfiguration
     private let hooks: PauseHooks
     private let observer: CaptureObserver?
+    private let logger: Logger
+    private let metrics = PrimaryMetrics()
     /// The session's engine; replaced (with the session threads stopped) when a new session starts.
     private var engine: PrimaryEngine
     private let trackers: [any DirtyTracker]
@@ -72,7 +75,7 @@ public final class Primary: @unchecked Sendable {
     /// - Throws: ``FGBIError`` for a bad configuration, ``SystemError`` or ``FGBIError/unsupported(feature:neededBy:hint:)``
     ///   when the tracker cannot run here.
     public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none,
-                observer: CaptureObserver? = nil) throws {
+                observer: CaptureObserver? = nil, logger: Logger = Logger(label: "fgbi.primary")) throws {
         guard configuration.captureBuffers >= 1 else { throw FGBIError.invalidArgument("captureBuffers must be at least 1") }
         guard configuration.precopy.chunkPages >= 1, configuration.precopy.maximumRounds >= 1 else {
             throw FGBIError.invalidArgument("pre-copy needs chunks of at least 1 page and at least 1 round")
@@ -81,6 +84,7 @@ public final class Primary: @unchecked Sendable {
         self.configuration = configuration
         self.hooks = hooks
         self.observer = observer
+        self.logger = logger
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
         queues = Mutex(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
@@ -169,6 +173,9 @@ public final class Primary: @unchecked Sendable {
                 $0.statistics.synchronisations += 1
                 $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
             }
+            metrics.connected.record(1)
+            logger.info("connected to the backup \(configuration.backup)",
+                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")"])
             try spawn("fgbi-sender") { [self] in senderLoop(connection) }
             try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
         } catch {
@@ -216,6 +223,8 @@ public final class Primary: @unchecked Sendable {
             let recorded: Error? = shared.withLock { $0.sessionFailure }
             let reason: Error = recorded ?? WireError.unexpected("the session ended")
             closeSession()
+            metrics.connected.record(0)
+            logger.warning("lost the backup: \(reason)", metadata: ["reconnect_window_ms": "\(configuration.reconnectWindow.wholeMilliseconds)"])
             guard reconnect(after: reason) else { return }
         }
     }
@@ -234,6 +243,7 @@ public final class Primary: @unchecked Sendable {
             do {
                 try openSession()
                 shared.withLock { $0.statistics.reconnects += 1 }
+                metrics.reconnects.increment()
                 return true
             } catch {
                 lastError = error
@@ -242,7 +252,10 @@ public final class Primary: @unchecked Sendable {
             while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < until { MonotonicClock.sleep(nanoseconds: 5_000_000) }
             pause = min(pause * 2, 1_000_000_000)
         }
-        if running.load(ordering: .acquiring) { fail(lastError) }
+        if running.load(ordering: .acquiring) {
+            logger.error("could not reach the backup again within the reconnect window: \(lastError)")
+            fail(lastError)
+        }
         return false
     }
 
@@ -280,6 +293,8 @@ public final class Primary: @unchecked Sendable {
             $0.statistics.lastSynchronisation?.milliseconds = milliseconds
             $0.statistics.lastSynchronisation?.epoch = engine.upcomingEpoch
         }
+        logger.info("pre-copy done; the next epoch ends the synchronisation",
+                    metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
     }
 
     /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.
@@ -331,6 +346,7 @@ public final class Primary: @unchecked Sendable {
     private func acquireCapture() throws -> EpochCapture {
         if freeCount.wait(timeout: .now()) == .timedOut {
             shared.withLock { $0.statistics.backpressureWaits += 1 }
+            metrics.backpressureWaits.increment()
             while freeCount.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
                 if let failure = shared.withLock({ $0.failure ?? $0.sessionFailure }) { throw failure }
             }
@@ -357,7 +373,10 @@ public final class Primary: @unchecked Sendable {
             release(capture)
             throw error
         }
-        let paused = Double(MonotonicClock.nanoseconds() - start) / 1e6
+        let pausedNanoseconds = MonotonicClock.nanoseconds() - start
+        let paused = Double(pausedNanoseconds) / 1e6
+        metrics.pause.recordNanoseconds(Int64(pausedNanoseconds))
+        metrics.epochsCaptured.increment()
         shared.withLock {
             $0.statistics.epochsCaptured += 1
             $0.statistics.lastCapturedEpoch = capture.epoch
@@ -410,10 +429,20 @@ public final class Primary: @unchecked Sendable {
                     throw error
                 }
                 let (delta, statistics) = encoded
+                metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
                 observer?(capture, statistics)
                 release(capture)
                 try connection.send(precopy ? .precopy : .epoch, delta)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+                if precopy {
+                    metrics.precopyBytes.increment(by: Int64(delta.count))
+                } else {
+                    metrics.epochsSent.increment()
+                    metrics.bytesSent.increment(by: Int64(delta.count))
+                    metrics.pagesWritten.increment(by: Int64(statistics.pagesWritten))
+                }
+                metrics.blocksSent.increment(by: Int64(statistics.blocksDirty))
+                metrics.sharedHits.increment(by: Int64(statistics.sharedHits))
                 shared.withLock {
                     $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
                     if precopy {
@@ -443,10 +472,13 @@ public final class Primary: @unchecked Sendable {
                     var reader = PayloadReader(frame.payload)
                     let epoch = try reader.u64()
                     try reader.finish("ack")
-                    let continuations = shared.withLock { shared -> [AsyncStream<UInt64>.Continuation] in
+                    let (continuations, lag) = shared.withLock { shared -> ([AsyncStream<UInt64>.Continuation], UInt64) in
                         shared.statistics.lastCommittedEpoch = epoch
-                        return Array(shared.continuations.values)
+                        return (Array(shared.continuations.values), shared.statistics.lag)
                     }
+                    metrics.epochsCommitted.increment()
+                    metrics.lastCommittedEpoch.record(Int64(epoch))
+                    metrics.lag.record(Int64(lag))
                     for continuation in continuations { continuation.yield(epoch) }
                 case .heartbeat:
                     continue
@@ -475,7 +507,7 @@ public final class Primary: @unchecked Sendable {
                 try connection.send(.heartbeat, stamp)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
             } catch {
-                sessionFailed(error)
+                if connected.load(ordering: .acquiring) { sessionFailed(error) }
                 return
             }
         }
@@ -582,7 +614,14 @@ public final class Primary: @unchecked Sendable {
         queues.withLock { $0.senderShouldExit = true }
         readyCount.signal()
         join("fgbi-sender")
-        if finalError == nil { try? connection?.send(.bye) }
+        if finalError == nil, let connection {
+            // Bye, then FIN, then read until the backup closes: closing with its heartbeats unread would
+            // reset the connection, and a reset can destroy the bye before the backup reads it.
+            try? connection.send(.bye)
+            connected.store(false, ordering: .releasing)
+            connection.finishSending()
+            join("fgbi-acks")
+        }
         closeSession()
         for tracker in trackers { try? tracker.stop() }
         if let finalError {

@@ -36,8 +36,9 @@ public struct PrimaryConfiguration: Sendable {
 public struct PrecopyPolicy: Sendable {
     /// Off: the session's first epoch captures every page with the guest paused.
     public var enabled = true
-    /// Pages per pre-copy capture (16 MiB with 4 KiB pages): bounds the memory a round stages at once.
-    public var chunkPages = 4096
+    /// Pages per pre-copy capture (4 MiB with 4 KiB pages): bounds the memory a round stages at once and keeps
+    /// frames short, so heartbeats and acknowledgements interleave with a long synchronisation.
+    public var chunkPages = 1024
     /// Rounds at most, the first (every page) included.
     public var maximumRounds = 6
     /// Stop when a round had at most this many written pages: the paused epoch takes the rest.

@@ -93,4 +93,9 @@ final class FrameConnection: @unchecked Sendable {
 
     /// Ends the connection, waking any blocked receive.
     func close() { socket.shutdownBoth() }
+
+    /// Ends the sending side only: the peer reads everything sent so far, then EOF. Receiving goes on, so
+    /// frames the peer still sends are read rather than answered with a reset (which could destroy the
+    /// frames we sent last before the peer read them).
+    func finishSending() { socket.shutdownWrite() }
 }

@@ -197,4 +197,9 @@ final class Socket: @unchecked Sendable {
     func shutdownBoth() {
         Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
     }
+
+    /// Sends FIN after what was written (the peer reads to the end and sees EOF); receiving goes on.
+    func shutdownWrite() {
+        Glibc.shutdown(descriptor, Int32(SHUT_WR))
+    }
 }

@@ -59,6 +59,8 @@ extension FGBICommand {
         @Flag(help: "Print the summary as JSON (progress still goes to the terminal).")
         var json = false
 
+        @OptionGroup var observability: ObservabilityOptions
+
         func validate() throws {
             guard seconds > 0, seconds <= 86_400 else { throw ValidationError("--seconds must be between 0 and 86400") }
             guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
@@ -71,6 +73,9 @@ extension FGBICommand {
         }
 
         func run() throws {
+            // Logs below warnings would break up the live line; --log-level info shows them on standard error.
+            let metricsEndpoint = try observability.bootstrap(defaultLevel: .warning)
+            defer { metricsEndpoint?.stop() }
             var demo = ReplicationDemo()
             demo.seconds = seconds
             demo.regionMiB = regionMiB

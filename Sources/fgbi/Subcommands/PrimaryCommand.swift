@@ -2,6 +2,7 @@ import ArgumentParser
 import FGBI
 import FGBIBench
 import Foundation
+import Logging
 
 extension FGBICommand {
     /// `fgbi primary`: replicates a built-in workload's memory to a backup.
@@ -13,7 +14,7 @@ extension FGBICommand {
                 userfaultfd sees only the writes of the process that registered the memory, so `fgbi primary`
                 replicates memory it writes itself (a synthetic workload with writer threads, paused at each
                 epoch boundary); programs replicate their own memory through the library (Primary). Both ends
-                must be given the same region size and block size. A key is required unless both ends are on
+                must be given the same region size and block size (or the same --config file). A key is required unless both ends are on
                 loopback. Each session first synchronises the backup while the workload runs (pre-copy rounds;
                 a backup that holds an epoch sends page hashes and receives only what differs); when the backup
                 is lost, the primary keeps trying to reach it for --reconnect-s seconds.
@@ -58,6 +59,8 @@ extension FGBICommand {
         @Flag(help: "Encrypt every frame (ChaCha20-Poly1305); needs a key.")
         var encrypt = false
 
+        @OptionGroup var observability: ObservabilityOptions
+
         @Flag(name: .customLong("no-precopy"), help: "Synchronise with one full epoch taken with the workload paused, not pre-copy rounds.")
         var noPrecopy = false
 
@@ -96,6 +99,8 @@ extension FGBICommand {
         }
 
         func run() throws {
+            let metricsEndpoint = try observability.bootstrap()
+            defer { metricsEndpoint?.stop() }
             var configuration = try makeConfiguration()
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.encrypt = encrypt
@@ -180,6 +185,8 @@ extension FGBICommand {
         @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
         var noFsync = false
 
+        @OptionGroup var observability: ObservabilityOptions
+
         func validate() throws {
             do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
             guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
@@ -187,6 +194,8 @@ extension FGBICommand {
         }
 
         func run() throws {
+            let metricsEndpoint = try observability.bootstrap()
+            defer { metricsEndpoint?.stop() }
             var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
@@ -198,7 +207,7 @@ extension FGBICommand {
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
-                                    log: { Progress.note("backup: \($0)") })
+                                    logger: Logger(label: "fgbi.backup"))
             Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
             switch try backup.serve() {
             case .primaryFinished(let epoch):

@@ -34,7 +34,7 @@ struct FailoverTests {
         primary.standardError = FileHandle.nullDevice
         try primary.run()
         // Let a few epochs through, then kill at a point that varies from round to round.
-        let deadline = Date().addingTimeInterval(30)
+        let deadline = Date().addingTimeInterval(60)
         while (backup.lastEpoch ?? 0) < UInt64(5 + round * 7), Date() < deadline { usleep(2000) }
         #expect(backup.lastEpoch != nil, "replication started")
         kill(primary.processIdentifier, SIGKILL)

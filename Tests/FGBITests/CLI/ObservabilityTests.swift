@@ -1,0 +1,120 @@
+import FGBI
+import Foundation
+import Testing
+
+/// Structured logs, the Prometheus endpoint, and the --config file, through the real executable.
+@Suite("Logs, metrics and configuration", .serialized,
+       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+struct ObservabilityTests {
+    /// A process whose standard error is read as it goes.
+    final class Running {
+        let process = Process()
+        private let errors = Pipe()
+        private(set) var stderr = ""
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = CommandRunner.executable
+            process.arguments = arguments
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+        }
+
+        /// Reads standard error until a line contains `text`; returns that line.
+        func waitFor(_ text: String, seconds: Double = 20) -> String? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let line = stderr.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
+                guard process.isRunning else { break }
+                stderr += String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
+            }
+            return stderr.split(separator: "\n").first { $0.contains(text) }.map(String.init)
+        }
+
+        func finish() -> Int32 {
+            process.waitUntilExit()
+            stderr += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            return process.terminationStatus
+        }
+    }
+
+    static func scrape(_ url: String) throws -> String {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sS", "--max-time", "5", url]
+        let output = Pipe()
+        curl.standardOutput = output
+        try curl.run()
+        let body = output.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        return String(decoding: body, as: UTF8.self)
+    }
+
+    static func metricsURL(_ line: String?) -> String? {
+        line?.split(separator: " ").first { $0.hasPrefix("http://") }.map(String.init)
+    }
+
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync) && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"),
+                   "needs uffd-async and curl"))
+    func bothEndsServePrometheusMetricsAndLogWithLevels() throws {
+        let backup = try Running(["backup", "--listen", "127.0.0.1:0", "--region-mib", "8", "--metrics-port", "0", "--log-level", "debug"])
+        defer { if backup.process.isRunning { backup.process.terminate() } }
+        let port = try #require(backup.waitFor("listening on")?.split(separator: ":").last.map(String.init))
+        let backupMetrics = try #require(Self.metricsURL(backup.waitFor("metrics at")))
+        let primary = try Running(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "5",
+                                   "--metrics-port", "0"])
+        defer { if primary.process.isRunning { primary.process.terminate() } }
+        let primaryMetrics = try #require(Self.metricsURL(primary.waitFor("metrics at")))
+        #expect(primary.waitFor("pre-copy done") != nil, "the primary logs its synchronisation: \(primary.stderr)")
+        // Scrape until the backup has applied an epoch (a loaded machine may take a while).
+        var fromBackup = ""
+        var applied = 0.0
+        let deadline = Date().addingTimeInterval(20)
+        while applied == 0, Date() < deadline, primary.process.isRunning {
+            fromBackup = try Self.scrape(backupMetrics)
+            applied = fromBackup.split(separator: "\n").first { $0.hasPrefix("fgbi_backup_epochs_applied ") }
+                .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
+            if applied == 0 { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        #expect(fromBackup.contains("# TYPE fgbi_backup_epochs_applied counter"), "\(fromBackup)")
+        #expect(applied > 0, "epochs applied")
+        #expect(fromBackup.contains("fgbi_backup_apply_seconds"))
+        let fromPrimary = try Self.scrape(primaryMetrics)
+        #expect(fromPrimary.contains("fgbi_primary_epochs_committed"), "\(fromPrimary)")
+        #expect(fromPrimary.contains("fgbi_primary_pause_seconds"))
+        #expect(try Self.scrape(primaryMetrics.replacingOccurrences(of: "/metrics", with: "/other")).isEmpty, "only /metrics is served")
+
+        #expect(primary.finish() == 0, "\(primary.stderr)")
+        #expect(backup.finish() == 0, "\(backup.stderr)")
+        // swift-log lines: time, level, label, message.
+        #expect(backup.stderr.contains(" info fgbi.backup: [FGBI] primary 127.0.0.1 connected"), "\(backup.stderr)")
+    }
+
+    @Test func configFileOptionsApplyAndTheCommandLineWins() throws {
+        let path = NSTemporaryDirectory() + "fgbi-config-\(getpid()).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(#"{"demo": {"seconds": 0, "region-mib": 8}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        let fromFile = try CommandRunner.run(["demo", "--config", path])
+        #expect(fromFile.status != 0)
+        #expect(fromFile.stderr.contains("--seconds must be between"), "the file's seconds = 0 was applied: \(fromFile.stderr)")
+        let overridden = try CommandRunner.run(["demo", "--config", path, "--seconds", "1", "--json"])
+        #expect(overridden.status == 0, "\(overridden.stderr)")
+        #expect(overridden.stdout.contains("\"verified\" : true"), "\(overridden.stdout)")
+    }
+
+    @Test(arguments: [
+        (#"{"demo": {"no-such-option": 1}}"#, "no-such-option"),
+        (#"["not", "sections"]"#, "expected {\"subcommand\""),
+        (#"{"demo": {"seconds": {"nested": 1}}}"#, "a value must be"),
+    ])
+    func badConfigFilesAreRefusedClearly(contents: String, message: String) throws {
+        let path = NSTemporaryDirectory() + "fgbi-bad-config-\(getpid())-\(abs(contents.hashValue)).json"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
+        let outcome = try CommandRunner.run(["demo", "--config", path])
+        #expect(outcome.status != 0 && outcome.status < 128)
+        #expect(outcome.stderr.contains(message), "\(outcome.stderr)")
+        let missing = try CommandRunner.run(["demo", "--config", path + ".missing"])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read it"), "\(missing.stderr)")
+    }
+}
