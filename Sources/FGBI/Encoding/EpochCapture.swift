@@ -23,7 +23,7 @@ public final class EpochCapture: @unchecked Sendable {
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
     /// the backup's (``ReplicaSummary``) is already there and is not sent.
     var comparesWithBaseline = false
-    /// Pages left out because the backup already holds them (``comparesWithBaseline``).
+    /// Pages left out because the backup already holds them (a resynchronisation's first pass).
     public internal(set) var pagesHeld = 0
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and

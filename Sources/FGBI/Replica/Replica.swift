@@ -6,7 +6,7 @@ import Glibc
 
 /// The backup's copy of the primary's regions, brought forward one epoch delta at a time.
 ///
-/// ``apply(_:)`` is atomic: it checks the checksum and every field, decodes every record into a staging
+/// `apply` is atomic: it checks the checksum and every field, decodes every record into a staging
 /// area (reading references and differences against the replica as it was before this epoch), and only
 /// when the whole epoch decoded cleanly copies the staged bytes into the regions. A corrupted, truncated,
 /// out-of-order or hostile delta throws ``DeltaError`` and leaves the replica exactly as it was.

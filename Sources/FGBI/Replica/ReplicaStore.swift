@@ -15,7 +15,7 @@ import Glibc
 ///
 /// A checkpoint writes the new image and journal first and then renames `state.json` into place: the rename
 /// is the commit point, so a crash leaves the old state or the new one whole. Loading reads the image,
-/// checks its hashes, and replays the journal through ``Replica/apply(_:precopy:)``; a record cut short at
+/// checks its hashes, and replays the journal through `Replica.apply`; a record cut short at
 /// the end of the journal (a crash while appending, before the ack went out) is dropped, and a damaged
 /// record before the end stops the load with an error rather than silently losing acknowledged epochs.
 public final class ReplicaStore: @unchecked Sendable {

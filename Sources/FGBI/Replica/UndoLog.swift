@@ -1,7 +1,7 @@
 /// The pages a synchronisation overwrote, as they were at the last committed epoch, so a synchronisation
 /// that never completes can be taken back.
 ///
-/// Pre-copy deltas (``Replica/apply(_:precopy:)``) write into the replica before the epoch they lead to is
+/// Pre-copy deltas (`Replica.apply(_:precopy: true)`) write into the replica before the epoch they lead to is
 /// consistent; until that epoch commits, the replica must still be able to return to the committed one
 /// (a failover then, or a restart, must find exactly that epoch). Each page is saved once, the first time
 /// a pre-copy touches it, so memory grows with the pages that differ, not with the region: a resync of a

@@ -571,6 +571,14 @@ public final class Primary: @unchecked Sendable {
         }
     }
 
+    /// The epoch whose commit covers every write the guest made before this call, for output commit: call it
+    /// after the writes an output depends on (with the guest's writers outside their pause gate), then
+    /// release the output once ``waitForCommit(_:timeout:)`` (or ``commits()``) reaches it. Conservative:
+    /// it may name one epoch more than needed, never one too few.
+    public var epochCoveringWritesSoFar: UInt64 {
+        shared.withLock { $0.statistics.lastCapturedEpoch.map { $0 + 1 } ?? 0 }
+    }
+
     /// Blocks until the backup has acknowledged `epoch` (or a later one); false on timeout or failure.
     public func waitForCommit(_ epoch: UInt64, timeout: Duration) -> Bool {
         let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
