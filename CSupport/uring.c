@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(IORING_OP_SENDMSG == 9, "IORING_OP_SENDMSG mirror is wrong");
 _Static_assert(IORING_OP_SEND == 26, "IORING_OP_SEND mirror is wrong");
 _Static_assert(IORING_OP_SEND_ZC == 47, "IORING_OP_SEND_ZC mirror is wrong");
 _Static_assert(IORING_OP_SENDMSG_ZC == 48, "IORING_OP_SENDMSG_ZC mirror is wrong");
@@ -69,6 +70,29 @@ int CSupport_io_uring_prep_send_zc(struct io_uring *ring, int fd, const void *bu
     io_uring_prep_send_zc(sqe, fd, buffer, length, flags, zc_flags);
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
+}
+
+int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL) return -EBUSY;
+    io_uring_prep_sendmsg(sqe, fd, message, (unsigned)flags);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int CSupport_io_uring_prep_sendmsg_zc(struct io_uring *ring, int fd, const struct msghdr *message, int flags,
+                                      uint16_t zc_flags, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe == NULL) return -EBUSY;
+    io_uring_prep_sendmsg_zc(sqe, fd, message, (unsigned)flags);
+    // liburing 2.3's helper takes no zero-copy flags; SEND_ZC and SENDMSG_ZC read them from the same field.
+    sqe->ioprio = zc_flags;
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+int CSupport_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr) {
+    return io_uring_submit_and_wait(ring, wait_nr);
 }
 
 int CSupport_io_uring_submit(struct io_uring *ring) {

@@ -160,7 +160,11 @@ uint32_t CSupport_gettid(void);
 
 // MARK: - io_uring (liburing wrappers)
 
+/// sendmsg(2)'s message (from <sys/socket.h>, which this header leaves out so Swift imports it from Glibc).
+struct msghdr;
+
 /// The io_uring opcodes FGBI probes for.
+static const int CSupport_IORING_OP_SENDMSG = 9;
 static const int CSupport_IORING_OP_SEND = 26;
 static const int CSupport_IORING_OP_SEND_ZC = 47;
 static const int CSupport_IORING_OP_SENDMSG_ZC = 48;
@@ -191,6 +195,22 @@ int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffe
 /// Returns 0, or -EBUSY when the submission queue is full.
 int CSupport_io_uring_prep_send_zc(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags,
                                    uint16_t zc_flags, uint64_t user_data);
+
+/// Queues a sendmsg (IORING_OP_SENDMSG) of `message` on `fd`, tagged `user_data`: every iovec of the message
+/// goes out in one operation. `message`, its iovec array and the bytes they point to must stay valid and
+/// unchanged until the operation's completion. Returns 0, or -EBUSY when the submission queue is full.
+int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags, uint64_t user_data);
+
+/// Queues a zero-copy sendmsg (IORING_OP_SENDMSG_ZC, Linux 6.1) with `zc_flags` (such as
+/// CSupport_IORING_SEND_ZC_REPORT_USAGE). As for CSupport_io_uring_prep_send_zc, a completion with
+/// IORING_CQE_F_MORE is followed by a notification (IORING_CQE_F_NOTIF); the bytes the iovecs point to may
+/// be reused only after it. Returns 0, or -EBUSY when the submission queue is full.
+int CSupport_io_uring_prep_sendmsg_zc(struct io_uring *ring, int fd, const struct msghdr *message, int flags,
+                                      uint16_t zc_flags, uint64_t user_data);
+
+/// Submits queued entries and waits until at least `wait_nr` completions are ready, in one system call
+/// (io_uring_submit_and_wait). Returns how many entries were submitted, or -errno.
+int CSupport_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr);
 
 /// Submits queued entries (io_uring_submit). Returns how many, or -errno.
 int CSupport_io_uring_submit(struct io_uring *ring);
