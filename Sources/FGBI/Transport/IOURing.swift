@@ -79,7 +79,25 @@ final class IOURing: @unchecked Sendable {
         return report
     }
 
-    private func waitCompletion() throws(SystemError) -> (userData: UInt64, result: Int32, flags: UInt32) {
+    /// Queues one sendmsg of `message` on `fd` (IORING_OP_SENDMSG, or IORING_OP_SENDMSG_ZC with
+    /// `zeroCopyFlags` when given), tagged `tag`. `message`, its iovecs and their bytes must stay unchanged
+    /// until the completion (and for zero copy the notification) arrives.
+    func queueSendmsg(_ message: UnsafePointer<msghdr>, on fd: Int32, flags: Int32, zeroCopyFlags: UInt16?, tag: UInt64) throws(SystemError) {
+        let queued = if let zeroCopyFlags {
+            CSupport_io_uring_prep_sendmsg_zc(ring, fd, message, flags, zeroCopyFlags, tag)
+        } else {
+            CSupport_io_uring_prep_sendmsg(ring, fd, message, flags, tag)
+        }
+        guard queued == 0 else { throw SystemError(operation: "io_uring_get_sqe", errno: -queued, hint: "the submission queue is full") }
+    }
+
+    /// Submits what is queued and waits until a completion is ready, in one system call.
+    func submitAndWait() throws(SystemError) {
+        try Syscall.shim("io_uring_submit_and_wait") { CSupport_io_uring_submit_and_wait(ring, 1) }
+    }
+
+    /// Waits for the next completion and consumes it.
+    func waitCompletion() throws(SystemError) -> (userData: UInt64, result: Int32, flags: UInt32) {
         var userData: UInt64 = 0
         var result: Int32 = 0
         var flags: UInt32 = 0

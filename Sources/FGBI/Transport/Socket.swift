@@ -202,4 +202,13 @@ final class Socket: @unchecked Sendable {
     func shutdownWrite() {
         Glibc.shutdown(descriptor, Int32(SHUT_WR))
     }
+
+    /// Drops the connection at once: connect(2) to AF_UNSPEC makes the kernel discard data still queued
+    /// (resetting the peer) and frees its buffers, which a zero-copy send's notification waits for. The
+    /// descriptor stays open and unconnected.
+    func disconnect() {
+        var address = sockaddr()
+        address.sa_family = sa_family_t(AF_UNSPEC)
+        _ = Glibc.connect(descriptor, &address, socklen_t(MemoryLayout<sockaddr>.size))
+    }
 }

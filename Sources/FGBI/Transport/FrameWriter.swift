@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes one frame's pieces to a connected stream socket: all of them, in order, before returning.
+///
+/// A writer is used by one thread at a time (``FrameConnection`` calls it under its send lock; that is why
+/// the implementations may be `@unchecked Sendable`) and keeps preallocated storage, so a frame costs no
+/// allocation here.
+protocol FrameWriter: AnyObject, Sendable {
+    /// The path this writer takes (never ``FrameSendPath/automatic``).
+    var path: FrameSendPath { get }
+
+    /// Sends `header`, `payload` and `mac` (any may be empty) as one stream of bytes, resuming after short
+    /// sends. Returns once the kernel has taken every byte and no longer reads the buffers (for zero copy:
+    /// after its notifications), so the caller may free or reuse them at once.
+    /// - Throws: ``SystemError`` naming the failed call; the connection is then unusable.
+    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError)
+}
+
+/// Picks and builds the writer for a ``FrameSendPath``.
+enum FrameWriters {
+    /// The writer for `path` on `socket`, counting into `counters`, and why `.automatic` fell back to the
+    /// socket path (nil when it did not, and for explicit paths).
+    ///
+    /// `.automatic` takes io_uring SENDMSG when `support` says this kernel has it and a ring can be set up,
+    /// else the socket path. `.uring` and `.uringZeroCopy` insist.
+    /// - Throws: ``SystemError`` when an explicitly requested io_uring path cannot run here.
+    static func make(for path: FrameSendPath, socket: Socket, counters: FrameSendCounters,
+                     support: Result<URingSendSupport, SystemError> = URingSendSupport.current)
+        throws(SystemError) -> (writer: any FrameWriter, fallback: SystemError?)
+    {
+        switch path {
+        case .socket:
+            return (SocketFrameWriter(socket: socket, counters: counters), nil)
+        case .automatic:
+            do throws(SystemError) {
+                return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
+            } catch {
+                return (SocketFrameWriter(socket: socket, counters: counters), error)
+            }
+        case .uring:
+            return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
+        case .uringZeroCopy(let minimum):
+            return (try uring(socket: socket, counters: counters, zeroCopyMinimum: max(minimum, 0), support: support), nil)
+        }
+    }
+
+    private static func uring(socket: Socket, counters: FrameSendCounters, zeroCopyMinimum: Int?,
+                              support: Result<URingSendSupport, SystemError>) throws(SystemError) -> URingFrameWriter {
+        let path: FrameSendPath = zeroCopyMinimum.map { .uringZeroCopy(minimumPayloadBytes: $0) } ?? .uring
+        if let reason = try support.get().unavailableReason(for: path) { throw reason }
+        return try URingFrameWriter(socket: socket, counters: counters, zeroCopyMinimumPayloadBytes: zeroCopyMinimum)
+    }
+}
+
+/// Operator advice for a failed send, shared by the writers.
+enum FrameWriterHints {
+    /// For an errno from a send.
+    static func send(_ code: Int32) -> String {
+        code == EPIPE || code == ECONNRESET ? "the peer closed the connection" : ""
+    }
+}
