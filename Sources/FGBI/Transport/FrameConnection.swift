@@ -1,13 +1,25 @@
 import Synchronization
 
-/// One side of a primary-backup connection: frames out through a ``FrameSealer``, frames in through a
-/// ``FrameOpener``, over a ``Socket``. Sends may come from any thread (they are serialised); receives
-/// from one thread at a time.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One side of a primary-backup connection: frames out through a ``FrameSealer`` and a ``FrameWriter``,
+/// frames in through a ``FrameOpener``, over a ``Socket``. Sends may come from any thread (they are
+/// serialised); receives from one thread at a time.
+///
+/// How frames are written is a ``FrameSendPath``: by default io_uring when the kernel offers it, else
+/// sendmsg(2); ``sendPath`` says which was taken and ``sendPathFallback`` why io_uring was not.
 final class FrameConnection: @unchecked Sendable {
     let socket: Socket
     /// The peer's address, for log lines.
     let peer: String
-    private let sealer: Mutex<FrameSealer>
+    /// The path frames are written on: never `.automatic`.
+    let sendPath: FrameSendPath
+    /// Why `.automatic` fell back to the socket path (io_uring disabled or absent, no ring), or nil.
+    let sendPathFallback: SystemError?
+    private let sending: Mutex<Sending>
+    private let sendCounters = FrameSendCounters()
     private var opener: FrameOpener
     private var receiveTimeout = 0
     /// While the handshake runs: the most a whole frame may take, and the payload limit then is small, so
@@ -16,15 +28,37 @@ final class FrameConnection: @unchecked Sendable {
     private let sessionMaximumPayload: Int
     static let handshakeMaximumPayload = 64 << 10
 
+    /// What a send uses, under one lock: the sealer numbers frames in the order the writer sends them.
+    private struct Sending {
+        var sealer: FrameSealer
+        let writer: any FrameWriter
+    }
+
     /// `isPrimary` fixes the direction label both ends authenticate with; `maximumPayload` applies once the
-    /// session has started (during the handshake the limit is 64 KiB).
-    init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
+    /// session has started (during the handshake the limit is 64 KiB). Frames go out on the
+    /// ``FrameSendPath/automatic`` path, which cannot fail.
+    convenience init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
+        // Automatic never throws: it falls back to the socket path instead.
+        try! self.init(socket: socket, peer: peer, isPrimary: isPrimary, maximumPayload: maximumPayload, sendPath: .automatic)
+    }
+
+    /// As the initializer without `sendPath`, writing frames on `sendPath`.
+    /// - Throws: ``SystemError`` when `sendPath` asks for io_uring (or its zero copy) and this kernel or
+    ///   process cannot have it; `.automatic` and `.socket` never throw.
+    init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath) throws(SystemError) {
         self.socket = socket
         self.peer = peer
         sessionMaximumPayload = maximumPayload
-        sealer = Mutex(FrameSealer(direction: isPrimary ? 0 : 1))
+        let (writer, fallback) = try FrameWriters.make(for: sendPath, socket: socket, counters: sendCounters)
+        self.sendPath = writer.path
+        sendPathFallback = fallback
+        sending = Mutex(Sending(sealer: FrameSealer(direction: isPrimary ? 0 : 1), writer: writer))
         opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: min(maximumPayload, Self.handshakeMaximumPayload))
     }
+
+    /// What this connection's sends did so far: frames per path, io_uring submissions, zero-copy
+    /// notifications. Does not wait for a send in progress.
+    var sendStatistics: FrameSendStatistics { sendCounters.snapshot() }
 
     /// Bounds the time a whole frame may take to arrive until the session starts.
     func setHandshakeDeadline(milliseconds: Int) {
@@ -34,7 +68,7 @@ final class FrameConnection: @unchecked Sendable {
     /// Switches both directions to sequence-numbered frames, authenticated when `key` is given and
     /// encrypted when `encryptionKey` is.
     func startSession(key: SymmetricKeyBox?, encryptionKey: SymmetricKeyBox? = nil) {
-        sealer.withLock { $0.startSession(key: key?.key, encryptionKey: encryptionKey?.key) }
+        sending.withLock { $0.sealer.startSession(key: key?.key, encryptionKey: encryptionKey?.key) }
         opener.startSession(key: key?.key, encryptionKey: encryptionKey?.key)
         opener.maximumPayload = sessionMaximumPayload
         handshakeDeadline = nil
@@ -46,23 +80,24 @@ final class FrameConnection: @unchecked Sendable {
         socket.setReceiveTimeout(milliseconds: milliseconds)
     }
 
-    /// Sends one frame.
-    /// Sends one frame; throws ``SystemError`` when the connection fails.
+    /// Sends one frame; throws ``SystemError`` when the connection fails. Returns when `payload` may be
+    /// reused.
     func send(_ type: WireFormat.FrameType, _ payload: UnsafeRawBufferPointer) throws {
-        try sealer.withLock { sealer in
-            let (header, encrypted, mac) = try sealer.seal(type, payload: payload)
+        try sending.withLock { sending in
+            let (header, encrypted, mac) = try sending.sealer.seal(type, payload: payload)
             try header.withUnsafeBytes { header in
                 try mac.withUnsafeBytes { mac in
                     if let encrypted {
-                        try encrypted.withUnsafeBytes { try socket.sendAll([header, $0, mac]) }
+                        try encrypted.withUnsafeBytes { try sending.writer.write(header: header, payload: $0, mac: mac) }
                     } else {
-                        try socket.sendAll([header, payload, mac])
+                        try sending.writer.write(header: header, payload: payload, mac: mac)
                     }
                 }
             }
         }
     }
 
+    /// Sends one frame with `payload` (none by default); throws ``SystemError`` when the connection fails.
     func send(_ type: WireFormat.FrameType, _ payload: [UInt8] = []) throws {
         try payload.withUnsafeBytes { try send(type, $0) }
     }
@@ -91,8 +126,28 @@ final class FrameConnection: @unchecked Sendable {
         return try opener.accept(parsed, payload: payload, mac: mac)
     }
 
-    /// Ends the connection, waking any blocked receive.
-    func close() { socket.shutdownBoth() }
+    /// Ends the connection, waking any blocked receive and send.
+    ///
+    /// On the zero-copy path a send also waits for the kernel to let go of its buffers, which for data
+    /// still queued behind a peer that stopped reading happens only when the connection is torn down: if a
+    /// send is still under way ``closeGracePeriodMilliseconds`` after the shutdown, the connection is
+    /// dropped (unsent data discarded, the peer reset). Otherwise, as on the other paths, what was sent
+    /// before still reaches a peer that reads.
+    func close() {
+        socket.shutdownBoth()
+        guard case .uringZeroCopy = sendPath else { return }
+        let deadline = MonotonicClock.nanoseconds() + UInt64(Self.closeGracePeriodMilliseconds) * 1_000_000
+        while sending.withLockIfAvailable({ _ in true }) == nil {
+            if MonotonicClock.nanoseconds() >= deadline {
+                socket.disconnect()
+                return
+            }
+            usleep(1000)
+        }
+    }
+
+    /// How long ``close()`` lets a zero-copy send under way finish before dropping the connection.
+    static let closeGracePeriodMilliseconds = 100
 
     /// Ends the sending side only: the peer reads everything sent so far, then EOF. Receiving goes on, so
     /// frames the peer still sends are read rather than answered with a reset (which could destroy the

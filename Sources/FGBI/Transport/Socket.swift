@@ -3,7 +3,8 @@ import Glibc
 #endif
 
 /// A connected or listening TCP socket with the few operations the replicator needs: all-or-error sends
-/// that resume short writes, exact receives with a timeout, and no SIGPIPE. Closed on deinit.
+/// that resume short writes, exact receives with a timeout, and no SIGPIPE. Frames go out through a
+/// ``FrameWriter`` on its descriptor instead. Closed on deinit.
 final class Socket: @unchecked Sendable {
     let descriptor: Int32
 
