@@ -67,8 +67,14 @@ public final class Backup: @unchecked Sendable {
             }
             let (socket, peer, peerIsLoopback) = accepted
             if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-            let connection = FrameConnection(socket: socket, peer: peer, isPrimary: false,
-                                             maximumPayload: replica.maximumDeltaLength)
+            let connection: FrameConnection
+            do {
+                connection = try FrameConnection(socket: socket, peer: peer, isPrimary: false,
+                                                 maximumPayload: replica.maximumDeltaLength, sendPath: configuration.sendPath)
+            } catch {
+                socket.shutdownBoth()
+                throw error
+            }
             self.connection.withLock { $0 = connection }
             connection.setReceiveTimeout(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
             connection.setHandshakeDeadline(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)

@@ -9,6 +9,8 @@ public struct BackupConfiguration: Sendable {
     /// The primary is declared dead when nothing arrives for this long (it sends a heartbeat every 20 ms
     /// by default, so 100 ms is five missed heartbeats).
     public var primaryTimeout = Duration.milliseconds(100)
+    /// How frames (acknowledgements, heartbeats, the summary) are written to the socket.
+    public var sendPath = FrameSendPath.automatic
     /// Time allowed for the handshake.
     public var handshakeTimeout = Duration.seconds(5)
     /// Where to write the replica (and its journal) on failover; nil writes nothing.

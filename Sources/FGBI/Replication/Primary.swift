@@ -134,8 +134,14 @@ public final class Primary: @unchecked Sendable {
     /// engine and starts the session's sender, acknowledgement and heartbeat threads.
     private func openSession() throws {
         let socket = try Socket.connect(to: configuration.backup)
-        let connection = FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
-                                         maximumPayload: 64 << 10)
+        let connection: FrameConnection
+        do {
+            connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
+                                             maximumPayload: 64 << 10, sendPath: configuration.sendPath)
+        } catch {
+            socket.shutdownBoth()
+            throw error
+        }
         do {
             connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
             var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
@@ -175,7 +181,10 @@ public final class Primary: @unchecked Sendable {
             }
             metrics.connected.record(1)
             logger.info("connected to the backup \(configuration.backup)",
-                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")"])
+                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")",
+                                   "send_path": "\(connection.sendPath)"])
+            if let fallback = connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
+            shared.withLock { $0.statistics.sendPath = connection.sendPath.description }
             try spawn("fgbi-sender") { [self] in senderLoop(connection) }
             try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
         } catch {

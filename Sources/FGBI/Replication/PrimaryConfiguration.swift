@@ -19,6 +19,9 @@ public struct PrimaryConfiguration: Sendable {
     /// Captured epochs that may wait for encoding and sending; when all are in use the next epoch waits
     /// (and grows) instead of memory growing: backpressure.
     public var captureBuffers = 2
+    /// How frames are written to the socket (sendmsg, io_uring, io_uring zero copy, or split by size, the
+    /// automatic default when io_uring is here).
+    public var sendPath = FrameSendPath.automatic
     /// How a session brings its backup up to date while the guest runs.
     public var precopy = PrecopyPolicy()
     /// How long a primary that lost its backup keeps trying to reach it again (a restarted backup is

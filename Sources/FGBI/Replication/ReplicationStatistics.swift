@@ -15,6 +15,8 @@ public struct ReplicationStatistics: Sendable {
     public var recentPausesMs: [Double] = []
     /// Times an epoch had to wait for a free capture buffer because encoding or sending fell behind.
     public var backpressureWaits = 0
+    /// The frame send path the current session's connection took (``FrameSendPath``).
+    public var sendPath = ""
     /// Sessions opened after the first (the backup was lost and came back).
     public var reconnects = 0
     /// Synchronisations run (one per session), and the last one's figures.

@@ -2,11 +2,14 @@
 ///
 /// Every path hands a frame's pieces (header, payload, authentication code) to the kernel together and
 /// returns only when all of it went out and the frame's buffers may be reused; they differ in the system
-/// interface. Measured on loopback and veth (`fgbi bench send`), plain sends are the fastest and zero copy
-/// the slowest there (the kernel copies anyway), so zero copy is only ever used when asked for.
+/// interface. Measured frame by frame on loopback (`fgbi bench send --frames`, Docs/BENCHMARKS.md), sendmsg(2)
+/// is faster than an io_uring submission for small frames (heartbeats, acknowledgements, small epochs) and
+/// the two are even for large ones, while zero copy is the slowest (the kernel copies anyway), so the default
+/// splits by size and zero copy is only ever used when asked for.
 public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, LosslessStringConvertible {
-    /// ``uring`` when this kernel offers io_uring with IORING_OP_SENDMSG and a ring can be set up for the
-    /// connection, else ``socket``; the connection records why it fell back. Never zero copy.
+    /// ``bySize(uringMinimumPayloadBytes:)`` at ``automaticURingMinimumPayloadBytes`` when this kernel offers
+    /// io_uring with IORING_OP_SENDMSG and a ring can be set up for the connection, else ``socket``; the
+    /// connection records why it fell back. Never zero copy.
     case automatic
     /// Blocking sendmsg(2) with all of a frame's pieces, resumed after short sends.
     case socket
@@ -18,6 +21,13 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
     /// the route allows, and the send returns only after the kernel's notification that it let go of
     /// them. On loopback and veth the kernel copies anyway and this path is the slowest.
     case uringZeroCopy(minimumPayloadBytes: Int)
+    /// sendmsg(2) for frames whose payload is smaller than `uringMinimumPayloadBytes`, io_uring SENDMSG for
+    /// the others (what ``automatic`` takes when io_uring is here).
+    case bySize(uringMinimumPayloadBytes: Int)
+
+    /// Where ``automatic`` switches from sendmsg(2) to io_uring: on loopback here sendmsg sent 8-byte to
+    /// 64 KiB frames 8-25% faster, io_uring 256 KiB to 16 MiB frames 5-20% faster (Docs/BENCHMARKS.md).
+    public static let automaticURingMinimumPayloadBytes = 256 << 10
 
     /// The zero-copy threshold used when none is given (`uring-zc` on a command line): below a few tens of
     /// kilobytes, pinning pages and waiting for the notification costs more than copying.
@@ -30,6 +40,7 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
         case .socket: "socket"
         case .uring: "uring"
         case .uringZeroCopy(let minimum): "uring-zc:\(minimum)"
+        case .bySize(let minimum): "by-size:\(minimum)"
         }
     }
 
@@ -41,19 +52,22 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
         case "socket": self = .socket
         case "uring": self = .uring
         case "uring-zc": self = .uringZeroCopy(minimumPayloadBytes: Self.defaultZeroCopyMinimumPayloadBytes)
+        case "by-size": self = .bySize(uringMinimumPayloadBytes: Self.automaticURingMinimumPayloadBytes)
         default:
-            let prefix = "uring-zc:"
-            guard description.hasPrefix(prefix), let minimum = Int(description.dropFirst(prefix.count)), minimum >= 0 else {
-                return nil
+            for (prefix, make) in [("uring-zc:", { FrameSendPath.uringZeroCopy(minimumPayloadBytes: $0) }),
+                                   ("by-size:", { FrameSendPath.bySize(uringMinimumPayloadBytes: $0) })] where description.hasPrefix(prefix) {
+                guard let minimum = Int(description.dropFirst(prefix.count)), minimum >= 0 else { return nil }
+                self = make(minimum)
+                return
             }
-            self = .uringZeroCopy(minimumPayloadBytes: minimum)
+            return nil
         }
     }
 
     /// Whether this path needs io_uring.
     public var usesUring: Bool {
         switch self {
-        case .uring, .uringZeroCopy: true
+        case .uring, .uringZeroCopy, .bySize: true
         case .automatic, .socket: false
         }
     }

@@ -23,8 +23,9 @@ enum FrameWriters {
     /// The writer for `path` on `socket`, counting into `counters`, and why `.automatic` fell back to the
     /// socket path (nil when it did not, and for explicit paths).
     ///
-    /// `.automatic` takes io_uring SENDMSG when `support` says this kernel has it and a ring can be set up,
-    /// else the socket path. `.uring` and `.uringZeroCopy` insist.
+    /// `.automatic` splits by size (sendmsg below 256 KiB, io_uring SENDMSG from there) when `support` says this
+    /// kernel has io_uring and a ring can be set up, else takes the socket path. `.uring`, `.uringZeroCopy`
+    /// and `.bySize` insist.
     /// - Throws: ``SystemError`` when an explicitly requested io_uring path cannot run here.
     static func make(for path: FrameSendPath, socket: Socket, counters: FrameSendCounters,
                      support: Result<URingSendSupport, SystemError> = URingSendSupport.current)
@@ -35,10 +36,16 @@ enum FrameWriters {
             return (SocketFrameWriter(socket: socket, counters: counters), nil)
         case .automatic:
             do throws(SystemError) {
-                return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
+                let large = try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support)
+                return (SizeSplitFrameWriter(small: SocketFrameWriter(socket: socket, counters: counters), large: large,
+                                             threshold: FrameSendPath.automaticURingMinimumPayloadBytes), nil)
             } catch {
                 return (SocketFrameWriter(socket: socket, counters: counters), error)
             }
+        case .bySize(let threshold):
+            let large = try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support)
+            return (SizeSplitFrameWriter(small: SocketFrameWriter(socket: socket, counters: counters), large: large,
+                                         threshold: max(threshold, 0)), nil)
         case .uring:
             return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
         case .uringZeroCopy(let minimum):

@@ -41,7 +41,7 @@ struct URingSendSupport: Sendable, Equatable {
         switch path {
         case .automatic, .socket:
             return nil
-        case .uring:
+        case .uring, .bySize:
             return sendmsg ? nil : SystemError(operation: "io_uring IORING_OP_SENDMSG", errno: EOPNOTSUPP,
                                                hint: "this kernel's io_uring cannot send messages (needs Linux 5.3)")
         case .uringZeroCopy:

@@ -13,9 +13,13 @@ extension FGBICommand {
                 after another in one run: over loopback, and over a veth link into a network namespace made for
                 the run. For SEND_ZC it reports the share of notifications in which the kernel says it copied the
                 data after all (it does on loopback and veth). Use a release build.
+                With --frames it times whole replication frames instead (header, payload and authentication code
+                through the connection's frame writer) on each frame send path over loopback, from 8-byte
+                payloads (heartbeats, acks) up: the measurement the automatic path's size split comes from.
                 Examples:
                   fgbi bench send
                   fgbi bench send --sizes 65536,1048576 --json
+                  fgbi bench send --frames
                 """)
 
         @Option(help: "Comma-separated message sizes in bytes.")
@@ -29,6 +33,12 @@ extension FGBICommand {
 
         @Flag(help: "Print JSON: an array with one object per (method, message size).")
         var json = false
+
+        @Flag(help: "Time replication frames per frame send path (socket, uring, uring-zc, automatic) instead.")
+        var frames = false
+
+        @Option(name: .customLong("frame-sizes"), help: "With --frames: comma-separated payload sizes in bytes.")
+        var frameSizes = "8,4096,65536,1048576,16777216"
 
         func makeConfiguration() throws -> SendBenchmark.Configuration {
             var configuration = SendBenchmark.Configuration()
@@ -47,7 +57,44 @@ extension FGBICommand {
 
         func validate() throws { _ = try makeConfiguration() }
 
+        func runFrames() throws {
+            let payloads = try frameSizes.split(separator: ",").map {
+                guard let size = Int($0), size >= 0, size <= 1 << 28 else { throw ValidationError("--frame-sizes: '\($0)' is not a size from 0 to 268435456") }
+                return size
+            }
+            let paths: [FrameSendPath] = [.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .automatic]
+            var results: [FrameSendMeasurement.Result] = []
+            for (sizeIndex, payload) in payloads.enumerated() {
+                // About mib MiB per case, at least 2,000 frames, at most 400,000.
+                let count = min(max((mib << 20) / max(payload, 1), 2000), 400_000)
+                // Rotate the order per size so drift of the shared machine hits every path alike.
+                for index in paths.indices {
+                    let path = paths[(index + sizeIndex) % paths.count]
+                    Progress.note("send: \(path) frames of \(payload) bytes x \(count)")
+                    do {
+                        results.append(try FrameSendMeasurement.measure(path: path, payloadBytes: payload, frames: count))
+                    } catch {
+                        Progress.note("send: \(path) skipped: \(error)")
+                    }
+                }
+            }
+            results.sort { ($0.payloadBytes, $0.path) < ($1.payloadBytes, $1.path) }
+            if json {
+                print(try JSONOutput.encode(results))
+                return
+            }
+            var table = TextTable(["payload bytes", "path", "frames/s", "GB/s", "sender CPU s/GB", "socket", "uring", "zero copy", "ZC copied"])
+            for r in results {
+                table.add([String(r.payloadBytes), r.path, formatted(r.framesPerSecond, 0), formatted(r.gigabytesPerSecond, 2),
+                           r.payloadBytes >= 4096 ? formatted(r.senderCPUSecondsPerGB, 3) : "-", String(r.socketFrames), String(r.uringFrames),
+                           String(r.zeroCopyFrames), String(r.copiedNotifications)])
+            }
+            print("replication frames over loopback, one connection; frame counts include a warm-up of a tenth")
+            print(table.rendered)
+        }
+
         func run() throws {
+            if frames { return try runFrames() }
             let cases = try SendBenchmark(try makeConfiguration()).run(progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(cases))

@@ -70,6 +70,10 @@ extension FGBICommand {
         @Option(name: .customLong("reconnect-s"), help: "Seconds to keep trying to reach a lost backup (0: stop at once).")
         var reconnectSeconds = 30.0
 
+        @Option(name: .customLong("send-path"),
+                help: "How frames are written: automatic (sendmsg below 256 KiB, io_uring above), socket, uring, uring-zc[:MIN], by-size:N.")
+        var sendPath = "automatic"
+
         func validate() throws {
             guard (1...100).contains(precopyRounds) else { throw ValidationError("--precopy-rounds must be between 1 and 100") }
             guard (0...86_400).contains(reconnectSeconds) else { throw ValidationError("--reconnect-s must be between 0 and 86400") }
@@ -91,6 +95,10 @@ extension FGBICommand {
                 configuration.precopy.enabled = !noPrecopy
                 configuration.precopy.maximumRounds = precopyRounds
                 configuration.reconnectWindow = .milliseconds(Int64(reconnectSeconds * 1000))
+                guard let path = FrameSendPath(sendPath) else {
+                    throw ValidationError("--send-path '\(sendPath)': choose automatic, socket, uring, uring-zc[:MIN] or by-size:N")
+                }
+                configuration.sendPath = path
                 _ = try SyntheticWorkload.parse(workload)
                 return configuration
             } catch let error as FGBIError {
@@ -135,7 +143,7 @@ extension FGBICommand {
                       + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
                       + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy")
             }
-            print("primary: \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
+            print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
                   + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
                   + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(driver.written) pages written")
         }

@@ -36,6 +36,7 @@ struct CommandLineTests {
         (["demo", "--mode", "remus"], "unknown mode 'remus'"),
         (["demo", "--block-size", "100"], "--block-size"),
         (["demo", "--seconds", "0"], "--seconds must be between"),
+        (["primary", "--backup", "127.0.0.1:1", "--send-path", "sendfile"], "--send-path 'sendfile'"),
         (["bench", "engine", "--block-size", "96"], "block size 96 is not one of"),
         (["bench", "engine", "--compression", "zstd:99"], "unknown compression 'zstd:99'"),
         (["primary", "--backup", "nohost"], "'nohost' is not HOST:PORT"),

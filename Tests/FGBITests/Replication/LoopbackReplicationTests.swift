@@ -80,6 +80,36 @@ struct LoopbackReplicationTests {
         #expect(driver.written > 1000)
     }
 
+    @Test("replication is exact on every frame send path", arguments: [
+        FrameSendPath.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .automatic,
+    ])
+    func replicatesOnEverySendPath(path: FrameSendPath) throws {
+        let support = try? URingSendSupport.current.get()
+        if path.usesUring, support == nil || support?.unavailableReason(for: path) != nil {
+            return  // this kernel lacks it; the transport tests report which
+        }
+        let length = 8 << 20
+        let (backup, backupMemory) = try makeBackup(length: length)
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: 9)
+        let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: 10_000)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.sendPath = path
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
+        try primary.start()
+        driver.start()
+        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch) + 10, timeout: .seconds(20)))
+        driver.stop()
+        let last = try #require(try primary.stop())
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
+        #expect(memcmp(memory.base, backupMemory.base, length) == 0, "backup differs on the \(path) path")
+        let split = FrameSendPath.bySize(uringMinimumPayloadBytes: FrameSendPath.automaticURingMinimumPayloadBytes)
+        let expected = path != .automatic ? path : support?.sendmsg == true ? split : .socket
+        #expect(primary.statistics.sendPath == expected.description)
+    }
+
     @Test func committedEpochsArriveInOrderOnTheStream() async throws {
         let (backup, _) = try makeBackup(length: 4 << 20)
         let served = Served(backup)

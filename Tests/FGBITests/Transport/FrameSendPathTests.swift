@@ -7,12 +7,14 @@ import Testing
 @Suite("Frame send paths: choice")
 struct FrameSendPathTests {
     @Test func pathsParseFromTheirDescriptions() {
-        for path in [FrameSendPath.automatic, .socket, .uring, .uringZeroCopy(minimumPayloadBytes: 4096)] {
+        for path in [FrameSendPath.automatic, .socket, .uring, .uringZeroCopy(minimumPayloadBytes: 4096), .bySize(uringMinimumPayloadBytes: 1000)] {
             #expect(FrameSendPath(path.description) == path)
         }
         #expect(FrameSendPath("auto") == .automatic)
         #expect(FrameSendPath("uring-zc") == .uringZeroCopy(minimumPayloadBytes: FrameSendPath.defaultZeroCopyMinimumPayloadBytes))
         #expect(FrameSendPath("uring-zc:-1") == nil)
+        #expect(FrameSendPath("by-size") == .bySize(uringMinimumPayloadBytes: FrameSendPath.automaticURingMinimumPayloadBytes))
+        #expect(FrameSendPath("by-size:x") == nil)
         #expect(FrameSendPath("sendfile") == nil)
     }
 
