@@ -8,8 +8,9 @@ import Glibc
 /// frames in through a ``FrameOpener``, over a ``Socket``. Sends may come from any thread (they are
 /// serialised); receives from one thread at a time.
 ///
-/// How frames are written is a ``FrameSendPath``: by default io_uring when the kernel offers it, else
-/// sendmsg(2); ``sendPath`` says which was taken and ``sendPathFallback`` why io_uring was not.
+/// How frames are written is a ``FrameSendPath``: by default sendmsg(2) for frames under 256 KiB and
+/// io_uring for larger ones when the kernel offers io_uring, else sendmsg(2) alone; ``sendPath`` says which
+/// was taken and ``sendPathFallback`` why io_uring was not.
 final class FrameConnection: @unchecked Sendable {
     let socket: Socket
     /// The peer's address, for log lines.
