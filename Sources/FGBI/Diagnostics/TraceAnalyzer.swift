@@ -131,7 +131,8 @@ public final class TraceAnalyzer: @unchecked Sendable {
         var histogram = [Int](repeating: 0, count: count + 1)
         for times in epochsWritten { histogram[min(Int(times), count)] += 1 }
         let workingSet = memory.pageCount - histogram[0]
-        let hot = histogram.indices.filter { $0 > 0 && 2 * $0 >= count }.reduce(0) { $0 + histogram[$1] }
+        let counts = epochsWritten.filter { $0 > 0 }.map { Int($0) }.sorted(by: >)
+        let busiest = counts.prefix(max(counts.count / 10, 1)).reduce(0, +)
         let mean = written == 0 ? 0 : Double(dirty) / Double(written)
         let costs = sweep.costs(regionLength: memory.length)
         func perSecond(_ value: Int) -> Double { elapsed > 0 ? Double(value) / elapsed : 0 }
@@ -143,7 +144,8 @@ public final class TraceAnalyzer: @unchecked Sendable {
             writtenPages: written, writtenPagesPerSecond: perSecond(written),
             dirtyBlocks: dirty, dirtyBlocksPerSecond: perSecond(dirty), unchangedWrittenPages: unchanged,
             meanDirtyBlocksPerWrittenPage: mean, changedFraction: mean / Double(geometry.blocksPerPage),
-            epochsWrittenHistogram: histogram, hotPages: hot,
+            epochsWrittenHistogram: histogram, medianEpochsWritten: counts.isEmpty ? 0 : counts[counts.count / 2],
+            maxEpochsWritten: counts.first ?? 0, busiestTenthShare: written == 0 ? 0 : Double(busiest) / Double(written),
             meanDuplicatePagesPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.duplicatePages }),
             meanDuplicateBlocksPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.duplicateBlocks }),
             meanZeroBlocksPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.zeroBlocks }),

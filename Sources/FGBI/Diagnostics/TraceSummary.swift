@@ -34,8 +34,12 @@ public struct TraceSummary: Codable, Sendable, Equatable {
     /// Element k: pages written in exactly k epochs (k from 0 to `epochs`; element 0 counts pages never
     /// written).
     public var epochsWrittenHistogram: [Int]
-    /// Pages written in at least half the epochs.
-    public var hotPages: Int
+    /// Epochs the median page of the working set was written in, and the busiest page.
+    public var medianEpochsWritten: Int
+    public var maxEpochsWritten: Int
+    /// The share of `writtenPages` that went to the most-written tenth of the working set (at least one
+    /// page): 0.1 for writes spread evenly, near 1 for a small hot set.
+    public var busiestTenthShare: Double
     /// Mean written pages per epoch that share their content with another written page of the epoch.
     public var meanDuplicatePagesPerEpoch: Double
     /// Mean changed blocks per epoch that share their new content with another changed block of the epoch.

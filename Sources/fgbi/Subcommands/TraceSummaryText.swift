@@ -13,7 +13,9 @@ struct TraceSummaryText {
             "trace: \(header.source), \(byteText(s.regionBytes)) region, \(header.tracker) tracker, \(s.blockSize)-byte blocks, "
                 + "\(s.epochs) epochs in \(formatted(s.elapsedSeconds, 2)) s",
             "working set:       \(s.workingSetPages) pages written at least once = \(formatted(s.workingSetMiB, 1)) MiB "
-                + "(\(percent(Double(s.workingSetBytes), Double(s.regionBytes))) of the region); \(s.hotPages) hot pages written in at least half the epochs",
+                + "(\(percent(Double(s.workingSetBytes), Double(s.regionBytes))) of the region)",
+            "write spread:      the most-written tenth of the working set took \(formatted(100 * s.busiestTenthShare, 1))% of the page writes; "
+                + "the median page was written in \(s.medianEpochsWritten) of \(s.epochs) epochs, the busiest in \(s.maxEpochsWritten)",
             "write rate:        \(formatted(s.writtenPagesPerSecond, 0)) written pages/s (a page counts once per epoch), "
                 + "\(formatted(s.dirtyBlocksPerSecond, 0)) changed blocks/s",
             "really changed:    \(formatted(s.meanDirtyBlocksPerWrittenPage, 2)) of \(s.blocksPerPage) blocks per written page "

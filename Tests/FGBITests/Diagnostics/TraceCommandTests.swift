@@ -20,7 +20,7 @@ struct TraceCommandTests {
                                              "--summary", "--svg", "\(directory)/h.svg", "--output", "\(directory)/r.csv"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let text = outcome.stdout
-        for fact in ["working set:", "pages written at least once", "MiB", "write rate:", "written pages/s",
+        for fact in ["working set:", "pages written at least once", "MiB", "write spread:", "most-written tenth", "write rate:", "written pages/s",
                      "really changed:", "blocks per written page", "% of each written page", "shared content:",
                      "bytes per block size", "cheapest block size:"] {
             #expect(text.contains(fact), "missing '\(fact)' in:\n\(text)")
