@@ -130,7 +130,6 @@ public struct TraceDirectory: Sendable {
     }
 
     static func reason(_ code: Int32) -> String {
-        let name = [ENOENT: "ENOENT", EACCES: "EACCES", EPERM: "EPERM", ENOTDIR: "ENOTDIR", ELOOP: "ELOOP", EIO: "EIO"][code] ?? "errno \(code)"
-        return "\(name) (\(String(cString: strerror(code))))"
+        "\(SystemError(operation: "", errno: code).errnoName) (\(String(cString: strerror(code))))"
     }
 }
