@@ -17,6 +17,9 @@ public struct EngineBenchmark: Sendable {
         /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
         public var cacheBudgetBytes = 64 << 20
         public var seed: UInt64 = 2011
+        /// Replay this recorded trace (Docs/TRACE.md) instead of the synthetic workloads: the region is one
+        /// image long and each epoch writes the next image (up to `epochs`, or as many as it has).
+        public var trace: TraceDirectory?
         public init() {}
     }
 
@@ -105,13 +108,14 @@ public struct EngineBenchmark: Sendable {
     /// Runs every (workload, mode) pair; `progress` gets a line before each.
     public func run(progress: (String) -> Void) throws -> [ModeRun] {
         var runs: [ModeRun] = []
-        for workload in configuration.workloads {
+        let sources: [Source] = configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
+        for source in sources {
             for mode in configuration.modes {
-                progress("engine: \(workload) workload, \(mode) mode")
-                runs.append(try run(workload: workload, mode: mode))
+                progress("engine: \(source.name) workload, \(mode) mode")
+                runs.append(try run(source: source, mode: mode))
             }
-            if let page = runs.last(where: { $0.workload == workload.rawValue && $0.mode == ReplicationMode.page.rawValue }) {
-                for index in runs.indices where runs[index].workload == workload.rawValue {
+            if let page = runs.last(where: { $0.workload == source.name && $0.mode == ReplicationMode.page.rawValue }) {
+                for index in runs.indices where runs[index].workload == source.name {
                     runs[index].ratioToPage = Double(runs[index].wireBytes) / Double(max(page.wireBytes, 1))
                 }
             }
@@ -119,13 +123,34 @@ public struct EngineBenchmark: Sendable {
         return runs
     }
 
-    private func run(workload: SyntheticWorkload, mode: ReplicationMode) throws -> ModeRun {
-        let length = configuration.regionMiB << 20
+    /// Where an epoch's writes come from.
+    private enum Source {
+        case workload(SyntheticWorkload)
+        case trace(TraceDirectory)
+
+        var name: String {
+            switch self {
+            case .workload(let workload): workload.rawValue
+            case .trace(let trace): "trace:" + (trace.path.split(separator: "/").last.map(String.init) ?? trace.path)
+            }
+        }
+    }
+
+    private func run(source: Source, mode: ReplicationMode) throws -> ModeRun {
+        let length: Int
+        if case .trace(let trace) = source { length = trace.imageSize } else { length = configuration.regionMiB << 20 }
         let memory = try GuestMemory.anonymous(length: length)
         let backup = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         try backup.prefault()
-        SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
+        var replayer: TraceReplayer?
+        switch source {
+        case .workload:
+            SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
+        case .trace(let trace):
+            replayer = try TraceReplayer(memory: memory, trace: trace)
+            try replayer!.prepare()
+        }
         var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
         engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
@@ -150,8 +175,14 @@ public struct EngineBenchmark: Sendable {
         var applies: [Double] = []
         var processingSeconds = 0.0
         var verified = memcmp(memory.base, backup.base, length) == 0
+        var epochs = 0
         for _ in 0..<configuration.epochs {
-            workload.writeEpoch(memory, pages: configuration.pagesPerEpoch, random: &random)
+            if let replayer {
+                guard try replayer.writeNext() else { break }  // the trace has no more images
+            } else if case .workload(let workload) = source {
+                workload.writeEpoch(memory, pages: configuration.pagesPerEpoch, random: &random)
+            }
+            epochs += 1
             let start = MonotonicClock.nanoseconds()
             try tracker.collect(into: &dirty)
             try engine.capture([dirty], into: capture)
@@ -170,10 +201,10 @@ public struct EngineBenchmark: Sendable {
         }
         let pauseSummary = Summary(pauses)
         return ModeRun(
-            workload: workload.rawValue, mode: mode.rawValue,
+            workload: source.name, mode: mode.rawValue,
             compression: engine.configuration.effectiveCompression.description, blockSize: configuration.blockSize,
-            epochs: configuration.epochs, pagesPerEpoch: configuration.pagesPerEpoch,
-            wireBytes: totals.wireBytes, wireBytesPerEpoch: totals.wireBytes / max(configuration.epochs, 1),
+            epochs: epochs, pagesPerEpoch: replayer == nil ? configuration.pagesPerEpoch : totals.pagesWritten / max(epochs, 1),
+            wireBytes: totals.wireBytes, wireBytesPerEpoch: totals.wireBytes / max(epochs, 1),
             ratioToPage: nil, initialSyncBytes: initial.statistics.wireBytes,
             blocksDirty: totals.blocksDirty, sharedHits: totals.sharedHits, collisions: totals.collisions,
             zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,

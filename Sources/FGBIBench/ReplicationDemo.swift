@@ -20,6 +20,9 @@ public struct ReplicationDemo: Sendable {
     public var writerThreads = 2
     public var pagesPerSecond = 20_000
     public var epochMilliseconds = 25
+    /// Replicate a recorded trace (one image per epoch interval, until it ends) instead of the workload;
+    /// the region is one image long.
+    public var trace: TraceDirectory?
 
     public init() {}
 
@@ -110,12 +113,18 @@ public struct ReplicationDemo: Sendable {
 
     /// Runs the demo; `progress` gets a snapshot about twice a second.
     public func run(progress: (Snapshot) -> Void) throws -> Summary {
-        let length = regionMiB << 20
+        let length = trace?.imageSize ?? regionMiB << 20
         let memory = try GuestMemory.anonymous(length: length)
         let backupMemory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         try backupMemory.prefault()
-        SyntheticWorkload.fillGuest(memory, seed: 42)
+        let guest: any DemoGuest
+        if let trace {
+            guest = try TraceGuest(memory: memory, trace: trace, intervalMilliseconds: trace.metadata.epochMs ?? Double(epochMilliseconds))
+        } else {
+            SyntheticWorkload.fillGuest(memory, seed: 42)
+            guest = WorkloadDriver(memory: memory, workload: .guest, threads: writerThreads, pagesPerSecond: pagesPerSecond)
+        }
 
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.primaryTimeout = .seconds(5)
@@ -136,15 +145,14 @@ public struct ReplicationDemo: Sendable {
         configuration.tracker = tracker
         configuration.epochInterval = .milliseconds(epochMilliseconds)
         configuration.reconnectWindow = .zero
-        let driver = WorkloadDriver(memory: memory, workload: .guest, threads: writerThreads, pagesPerSecond: pagesPerSecond)
-        let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks,
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: guest.hooks,
                                   observer: { capture, statistics in shadows.observe(capture, statistics) })
         let start = MonotonicClock.nanoseconds()
         func elapsed() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
         try primary.start()
-        driver.start()
+        guest.start()
         var previous = (time: 0.0, statistics: primary.statistics)
-        while elapsed() < seconds, primary.isRunning {
+        while elapsed() < seconds, primary.isRunning, !guest.isFinished {
             MonotonicClock.sleep(nanoseconds: 500_000_000)
             let now = elapsed()
             let statistics = primary.statistics
@@ -160,7 +168,7 @@ public struct ReplicationDemo: Sendable {
                 sharedHits: statistics.sharedHits, pauseP99Milliseconds: statistics.pausePercentile(0.99), lag: statistics.lag))
             previous = (now, statistics)
         }
-        driver.stop()  // the guest stops; the final epoch holds everything it wrote
+        try guest.stop()  // the guest stops; the final epoch holds everything it wrote
         let last = try primary.stop()
         served.wait()
         _ = try outcome.withLock { $0 }?.get()
@@ -191,3 +199,17 @@ public struct ReplicationDemo: Sendable {
                        modes: modes, verified: difference == nil, firstDifference: difference)
     }
 }
+
+/// What the demo replicates: the built-in workload's writer threads or a replayed trace.
+protocol DemoGuest: AnyObject {
+    var hooks: PauseHooks { get }
+    var isFinished: Bool { get }
+    func start()
+    func stop() throws
+}
+
+extension WorkloadDriver: DemoGuest {
+    var isFinished: Bool { false }
+}
+
+extension TraceGuest: DemoGuest {}

@@ -16,6 +16,7 @@ extension FGBICommand {
                 Examples:
                   fgbi bench engine
                   fgbi bench engine --workloads sparse --modes fgbi,xbzrle --compression zstd:1 --json
+                  fgbi bench engine --trace /tmp/guest-trace --epochs 100 --no-floor
                 """)
 
         @Option(name: .customLong("region-mib"), help: "Region size in MiB.")
@@ -48,6 +49,9 @@ extension FGBICommand {
         @Flag(help: "Skip the floor baseline.")
         var noFloor = false
 
+        @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
+        var trace: String?
+
         @Flag(help: "Print JSON: {change_detection, runs: [one object per (workload, mode)]}.")
         var json = false
 
@@ -74,6 +78,13 @@ extension FGBICommand {
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.cacheBudgetBytes = cacheMiB << 20
+            if let trace {
+                do {
+                    configuration.trace = try TraceDirectory.open(trace)
+                } catch {
+                    throw ValidationError("--trace: \(error)")
+                }
+            }
             return configuration
         }
 

@@ -30,6 +30,7 @@ extension FGBICommand {
                   fgbi demo
                   fgbi demo --seconds 60 --region-mib 1024 --block-size 128
                   fgbi demo --mode xbzrle --tracker scan --seconds 10
+                  fgbi demo --trace /tmp/guest-trace
                 """)
 
         @Option(help: "Seconds to replicate.")
@@ -59,6 +60,9 @@ extension FGBICommand {
         @Flag(help: "Print the summary as JSON (progress still goes to the terminal).")
         var json = false
 
+        @Option(help: "Replicate a recorded trace directory (Docs/TRACE.md; `fgbi trace record` makes one) instead of the workload: one image per epoch interval, until it ends.")
+        var trace: String?
+
         @OptionGroup var observability: ObservabilityOptions
 
         func validate() throws {
@@ -85,7 +89,19 @@ extension FGBICommand {
             demo.writerThreads = threads
             demo.pagesPerSecond = pagesPerSecond
             demo.epochMilliseconds = epochMilliseconds
-            if !json {
+            if let trace {
+                do {
+                    demo.trace = try TraceDirectory.open(trace)
+                } catch {
+                    throw ValidationError("--trace: \(error)")
+                }
+            }
+            if !json, let trace = demo.trace {
+                print(CapabilityReport().summaryLine)
+                print("replicating the trace \(trace.path) over loopback: \(trace.images.count) images of \(trace.imageSize >> 20) MiB, "
+                      + "one per \(formatted(trace.metadata.epochMs ?? Double(epochMilliseconds), 0)) ms; \(demo.mode) mode, "
+                      + "\(blockSize)-byte blocks, \(demo.tracker) tracker, \(epochMilliseconds) ms epochs")
+            } else if !json {
                 print(CapabilityReport().summaryLine)
                 print("replicating \(regionMiB) MiB of guest-like memory over loopback for \(formatted(seconds, 0)) s: "
                       + "\(demo.mode) mode, \(blockSize)-byte blocks, \(demo.tracker) tracker, \(threads) writer threads, "

@@ -46,6 +46,34 @@ struct TraceCommandTests {
         #expect(object["cheapest_block_size"] is Int)
     }
 
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the demo's primary tracks with uffd-async"))
+    func demoAndEngineBenchmarkReplayATrace() throws {
+        let directory = try TraceFixtures.temporaryDirectory()
+        defer { TraceFixtures.remove(directory) }
+        let trace = "\(directory)/trace"
+        let recorded = try CommandRunner.run(["trace", "record", "--output", trace, "--from-workload", "guest", "--region-mib", "4",
+                                              "--epochs", "8", "--epoch-ms", "20"])
+        #expect(recorded.status == 0, "\(recorded.stderr)")
+
+        let demo = try CommandRunner.run(["demo", "--trace", trace, "--seconds", "30"])
+        #expect(demo.status == 0, "\(demo.stderr)")
+        #expect(demo.stdout.contains("replicating the trace \(trace)"), "\(demo.stdout)")
+        #expect(demo.stdout.contains("verified: the backup equals the primary"), "\(demo.stdout)")
+
+        let bench = try CommandRunner.run(["bench", "engine", "--trace", trace, "--modes", "fgbi,page", "--no-floor", "--json"])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        #expect(runs.count == 2)
+        for run in runs {
+            #expect(run["verified"] as? Bool == true, "\(run)")
+            #expect(run["epochs"] as? Int == 8, "one epoch per image after the first")
+            #expect(run["workload"] as? String == "trace:trace")
+        }
+        let missing = try CommandRunner.run(["demo", "--trace", "\(directory)/none"])
+        #expect(missing.status != 0 && missing.stderr.contains("--trace"), "\(missing.stderr)")
+    }
+
     @Test func recordsAndReplaysATraceDirectory() throws {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
