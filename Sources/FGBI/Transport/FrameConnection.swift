@@ -8,16 +8,16 @@ import Glibc
 /// frames in through a ``FrameOpener``, over a ``Socket``. Sends may come from any thread (they are
 /// serialised); receives from one thread at a time.
 ///
-/// How frames are written is a ``FrameSendPath``: by default sendmsg(2) for frames under 256 KiB and
-/// io_uring for larger ones when the kernel offers io_uring, else sendmsg(2) alone; ``sendPath`` says which
-/// was taken and ``sendPathFallback`` why io_uring was not.
+/// How frames are written is a ``FrameSendPath``: by default sendmsg(2), measured fastest here; io_uring
+/// paths on request. ``sendPath`` says which was taken and ``sendPathFallback`` why a `by-size` path could
+/// not have io_uring.
 final class FrameConnection: @unchecked Sendable {
     let socket: Socket
     /// The peer's address, for log lines.
     let peer: String
     /// The path frames are written on: never `.automatic`.
     let sendPath: FrameSendPath
-    /// Why `.automatic` fell back to the socket path (io_uring disabled or absent, no ring), or nil.
+    /// Why `.bySize` fell back to the socket path (io_uring disabled or absent, no ring), or nil.
     let sendPathFallback: SystemError?
     private let sending: Mutex<Sending>
     private let sendCounters = FrameSendCounters()
@@ -45,7 +45,7 @@ final class FrameConnection: @unchecked Sendable {
 
     /// As the initializer without `sendPath`, writing frames on `sendPath`.
     /// - Throws: ``SystemError`` when `sendPath` asks for io_uring (or its zero copy) and this kernel or
-    ///   process cannot have it; `.automatic` and `.socket` never throw.
+    ///   process cannot have it; `.automatic`, `.socket` and `.bySize` never throw.
     init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath) throws(SystemError) {
         self.socket = socket
         self.peer = peer

@@ -2,14 +2,13 @@
 ///
 /// Every path hands a frame's pieces (header, payload, authentication code) to the kernel together and
 /// returns only when all of it went out and the frame's buffers may be reused; they differ in the system
-/// interface. Measured frame by frame on loopback (`fgbi bench send --frames`, Docs/BENCHMARKS.md), sendmsg(2)
-/// is faster than an io_uring submission for small frames (heartbeats, acknowledgements, small epochs) and
-/// the two are even for large ones, while zero copy is the slowest (the kernel copies anyway), so the default
-/// splits by size and zero copy is only ever used when asked for.
+/// interface. Measured frame by frame over loopback here (`fgbi bench send --frames`, Docs/BENCHMARKS.md),
+/// sendmsg(2) was as fast as an io_uring SENDMSG submission or faster at every size from 8 bytes to 16 MiB
+/// (our sender waits for each frame, so io_uring's asynchrony buys nothing), and zero copy was the slowest
+/// (the kernel copies anyway on loopback and veth); so ``automatic`` is sendmsg, and the io_uring paths are
+/// there to choose where they measure better (a NIC that transmits without copying).
 public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, LosslessStringConvertible {
-    /// ``bySize(uringMinimumPayloadBytes:)`` at ``automaticURingMinimumPayloadBytes`` when this kernel offers
-    /// io_uring with IORING_OP_SENDMSG and a ring can be set up for the connection, else ``socket``; the
-    /// connection records why it fell back. Never zero copy.
+    /// The path measured fastest on this kind of machine: ``socket``.
     case automatic
     /// Blocking sendmsg(2) with all of a frame's pieces, resumed after short sends.
     case socket
@@ -22,12 +21,11 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
     /// them. On loopback and veth the kernel copies anyway and this path is the slowest.
     case uringZeroCopy(minimumPayloadBytes: Int)
     /// sendmsg(2) for frames whose payload is smaller than `uringMinimumPayloadBytes`, io_uring SENDMSG for
-    /// the others (what ``automatic`` takes when io_uring is here).
+    /// the others; sendmsg(2) for all when io_uring is missing or disabled (the connection records why).
     case bySize(uringMinimumPayloadBytes: Int)
 
-    /// Where ``automatic`` switches from sendmsg(2) to io_uring: on loopback here sendmsg sent 8-byte to
-    /// 64 KiB frames 8-25% faster, io_uring 256 KiB to 16 MiB frames 5-20% faster (Docs/BENCHMARKS.md).
-    public static let automaticURingMinimumPayloadBytes = 256 << 10
+    /// The threshold `by-size` alone means on a command line.
+    public static let defaultSplitPayloadBytes = 256 << 10
 
     /// The zero-copy threshold used when none is given (`uring-zc` on a command line): below a few tens of
     /// kilobytes, pinning pages and waiting for the notification costs more than copying.
@@ -52,7 +50,7 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
         case "socket": self = .socket
         case "uring": self = .uring
         case "uring-zc": self = .uringZeroCopy(minimumPayloadBytes: Self.defaultZeroCopyMinimumPayloadBytes)
-        case "by-size": self = .bySize(uringMinimumPayloadBytes: Self.automaticURingMinimumPayloadBytes)
+        case "by-size": self = .bySize(uringMinimumPayloadBytes: Self.defaultSplitPayloadBytes)
         default:
             for (prefix, make) in [("uring-zc:", { FrameSendPath.uringZeroCopy(minimumPayloadBytes: $0) }),
                                    ("by-size:", { FrameSendPath.bySize(uringMinimumPayloadBytes: $0) })] where description.hasPrefix(prefix) {

@@ -23,9 +23,9 @@ enum FrameWriters {
     /// The writer for `path` on `socket`, counting into `counters`, and why `.automatic` fell back to the
     /// socket path (nil when it did not, and for explicit paths).
     ///
-    /// `.automatic` splits by size (sendmsg below 256 KiB, io_uring SENDMSG from there) when `support` says this
-    /// kernel has io_uring and a ring can be set up, else takes the socket path. `.uring`, `.uringZeroCopy`
-    /// and `.bySize` insist.
+    /// `.automatic` is the socket path, which measured fastest here at every frame size; `.bySize` falls
+    /// back to it (and says why) when io_uring is missing or disabled; `.uring` and `.uringZeroCopy` insist
+    /// and throw.
     /// - Throws: ``SystemError`` when an explicitly requested io_uring path cannot run here.
     static func make(for path: FrameSendPath, socket: Socket, counters: FrameSendCounters,
                      support: Result<URingSendSupport, SystemError> = URingSendSupport.current)
@@ -35,17 +35,18 @@ enum FrameWriters {
         case .socket:
             return (SocketFrameWriter(socket: socket, counters: counters), nil)
         case .automatic:
+            // Measured here (Docs/BENCHMARKS.md, "Replication frames per send path"): sendmsg(2) sent frames
+            // of every size as fast as io_uring or faster, so automatic is sendmsg. io_uring stays a choice.
+            return (SocketFrameWriter(socket: socket, counters: counters), nil)
+        case .bySize(let threshold):
+            // Large frames through io_uring when it is here; without it, everything through sendmsg(2).
+            let small = SocketFrameWriter(socket: socket, counters: counters)
             do throws(SystemError) {
                 let large = try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support)
-                return (SizeSplitFrameWriter(small: SocketFrameWriter(socket: socket, counters: counters), large: large,
-                                             threshold: FrameSendPath.automaticURingMinimumPayloadBytes), nil)
+                return (SizeSplitFrameWriter(small: small, large: large, threshold: max(threshold, 0)), nil)
             } catch {
-                return (SocketFrameWriter(socket: socket, counters: counters), error)
+                return (small, error)
             }
-        case .bySize(let threshold):
-            let large = try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support)
-            return (SizeSplitFrameWriter(small: SocketFrameWriter(socket: socket, counters: counters), large: large,
-                                         threshold: max(threshold, 0)), nil)
         case .uring:
             return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
         case .uringZeroCopy(let minimum):

@@ -61,13 +61,14 @@ extension FGBICommand {
                 return
             }
             var table = TextTable(["region MiB", "mode", "written pages", "pause p50 ms", "p99", "collect p50",
-                                   "floor scan", "floor copy", "floor hash", "floor ms", "p99 / floor"])
+                                   "floor scan", "floor copy", "floor hash", "floor ms", "p99 / floor", "floor p99", "p99 / floor p99"])
             for c in cases {
                 table.add([String(c.regionMib), c.mode, String(c.writtenPages), formatted(c.pauseMsP50, 3), formatted(c.pauseMsP99, 3),
                            formatted(c.collectMsP50, 3), formatted(c.floorScanMs, 3), formatted(c.floorCopyMs, 3),
-                           formatted(c.floorHashMs, 3), formatted(c.floorMs, 3), formatted(c.p99OverFloor)])
+                           formatted(c.floorHashMs, 3), formatted(c.floorMs, 3), formatted(c.p99OverFloor),
+                           formatted(c.floorMsP99, 3), formatted(c.p99OverFloorP99)])
             }
-            print("\(epochs) epochs per case; one 8-byte store per written page; floor = scan + min(copy, hash)")
+            print("\(epochs) epochs per case; one 8-byte store per written page; floor = scan + min(copy, hash) (medians; floor p99 from the steps' p99s)")
             print(table.rendered)
         }
     }

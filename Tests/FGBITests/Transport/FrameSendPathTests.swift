@@ -13,7 +13,7 @@ struct FrameSendPathTests {
         #expect(FrameSendPath("auto") == .automatic)
         #expect(FrameSendPath("uring-zc") == .uringZeroCopy(minimumPayloadBytes: FrameSendPath.defaultZeroCopyMinimumPayloadBytes))
         #expect(FrameSendPath("uring-zc:-1") == nil)
-        #expect(FrameSendPath("by-size") == .bySize(uringMinimumPayloadBytes: FrameSendPath.automaticURingMinimumPayloadBytes))
+        #expect(FrameSendPath("by-size") == .bySize(uringMinimumPayloadBytes: FrameSendPath.defaultSplitPayloadBytes))
         #expect(FrameSendPath("by-size:x") == nil)
         #expect(FrameSendPath("sendfile") == nil)
     }
@@ -25,17 +25,23 @@ struct FrameSendPathTests {
         return (client, try listener.accept().socket)
     }
 
-    @Test func automaticFallsBackToTheSocketAndRecordsWhy() throws {
+    @Test func automaticIsTheSocketPathAndBySizeFallsBackToItAndRecordsWhy() throws {
         let (socket, _) = try connectedSocket()
+        let present = URingSendSupport(sendmsg: true, sendmsgZeroCopy: true)
+        let (automatic, none) = try FrameWriters.make(for: .automatic, socket: socket, counters: FrameSendCounters(), support: .success(present))
+        #expect(automatic.path == .socket, "sendmsg measured fastest at every size here")
+        #expect(none == nil)
+
+        let split = FrameSendPath.bySize(uringMinimumPayloadBytes: 1 << 20)
         let disabled = SystemError(operation: "io_uring probe", errno: EPERM, hint: URingSendSupport.hint(EPERM))
-        let (writer, fallback) = try FrameWriters.make(for: .automatic, socket: socket, counters: FrameSendCounters(),
+        let (writer, fallback) = try FrameWriters.make(for: split, socket: socket, counters: FrameSendCounters(),
                                                        support: .failure(disabled))
         #expect(writer.path == .socket)
         #expect(fallback == disabled)
         #expect(fallback?.description.contains("kernel.io_uring_disabled") == true)
 
         let old = URingSendSupport(sendmsg: false, sendmsgZeroCopy: false)
-        let (oldWriter, oldFallback) = try FrameWriters.make(for: .automatic, socket: socket, counters: FrameSendCounters(),
+        let (oldWriter, oldFallback) = try FrameWriters.make(for: split, socket: socket, counters: FrameSendCounters(),
                                                              support: .success(old))
         #expect(oldWriter.path == .socket)
         #expect(oldFallback?.operation == "io_uring IORING_OP_SENDMSG" && oldFallback?.errno == EOPNOTSUPP)

@@ -86,24 +86,23 @@ struct FrameWriterTests {
         }
     }
 
-    /// `.automatic` takes io_uring wherever the probe says it works, and the socket path (recording why)
-    /// elsewhere; both the new and the existing initializer.
-    @Test func automaticSplitsBySizeWhenURingIsAvailable() throws {
-        let expected: FrameSendPath = URingSupport.sendmsg ? .bySize(uringMinimumPayloadBytes: FrameSendPath.automaticURingMinimumPayloadBytes) : .socket
-        let pair = try FrameConnectionPair(sendPath: .automatic)
-        #expect(pair.sender.sendPath == expected)
+    /// `.bySize` splits frames between sendmsg and the ring where io_uring works, and falls back to sendmsg
+    /// (recording why) elsewhere; the existing initializer takes `.automatic`, which is sendmsg.
+    @Test func bySizeSendsSmallFramesWithSendmsgAndLargeOnesThroughTheRing() throws {
+        let threshold = FrameSendPath.defaultSplitPayloadBytes
+        let pair = try FrameConnectionPair(sendPath: .bySize(uringMinimumPayloadBytes: threshold))
+        #expect((pair.sender.sendPath == .socket) == !URingSupport.sendmsg, "without io_uring it falls back to sendmsg")
         #expect((pair.sender.sendPathFallback == nil) == URingSupport.sendmsg, "a fallback, and only a fallback, records why")
-        let large = [UInt8](repeating: 7, count: FrameSendPath.automaticURingMinimumPayloadBytes)
+        let large = [UInt8](repeating: 7, count: threshold)
         let receive = pair.receiveConcurrently(2)
         try pair.sender.send(.epoch, [1, 2, 3])
         try pair.sender.send(.epoch, large)
         #expect(try receive.wait().map(\.payload) == [[1, 2, 3], large])
         let statistics = pair.sender.sendStatistics
-        // Small frames through sendmsg, large ones through io_uring (when it is here).
         #expect(URingSupport.sendmsg ? (statistics.socketFrames == 1 && statistics.uringFrames == 1) : statistics.socketFrames == 2)
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
         let socket = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
-        #expect(FrameConnection(socket: socket, peer: "backup", isPrimary: true, maximumPayload: 1 << 20).sendPath == expected)
+        #expect(FrameConnection(socket: socket, peer: "backup", isPrimary: true, maximumPayload: 1 << 20).sendPath == .socket)
     }
 
     // MARK: Zero copy
