@@ -16,7 +16,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Threads that capture an epoch together while the guest is paused (its cores are idle then).
     public var captureThreads = min(ProcessInfoLite.activeProcessorCount, 4)
     /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).
-    public var parallelCaptureMinimumPages = 1024
+    public var parallelCaptureMinimumPages = 256
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash
 
