@@ -11,6 +11,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <limits.h>
 #include <string.h>
 
 static EVP_MAC *hmac_algorithm;
@@ -36,6 +37,7 @@ int CSupport_hmac_sha256(const void *key, size_t key_length, const void *const *
 
 int CSupport_hkdf_sha256(const void *key, size_t key_length, const void *salt, size_t salt_length, const void *info,
                          size_t info_length, uint8_t *out, size_t out_length) {
+    if (salt_length > INT_MAX || key_length > INT_MAX || info_length > INT_MAX) return -1;
     EVP_PKEY_CTX *context = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
     if (context == NULL) return -1;
     size_t length = out_length;
@@ -56,6 +58,7 @@ int CSupport_sha256(const void *data, size_t length, uint8_t out[32]) {
 /// Encrypts `length` bytes of `in` to `out` (same length) and writes the 16-byte tag.
 int CSupport_chacha20_poly1305_seal(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
                                     const void *in, size_t length, uint8_t *out, uint8_t tag[16]) {
+    if (length > INT_MAX || aad_length > INT_MAX) return -1;  // EVP lengths are int
     EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
     if (context == NULL) return -1;
     int written = 0, final_written = 0;
@@ -73,6 +76,7 @@ int CSupport_chacha20_poly1305_seal(const uint8_t key[32], const uint8_t nonce[1
 /// Decrypts and authenticates; -1 when the tag does not match (nothing of `out` may be used then).
 int CSupport_chacha20_poly1305_open(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
                                     const void *in, size_t length, const uint8_t tag[16], uint8_t *out) {
+    if (length > INT_MAX || aad_length > INT_MAX) return -1;  // EVP lengths are int
     EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
     if (context == NULL) return -1;
     int written = 0, final_written = 0;
@@ -94,5 +98,6 @@ int CSupport_constant_time_equal(const void *a, const void *b, size_t length) {
 }
 
 int CSupport_random_bytes(void *out, size_t length) {
+    if (length > INT_MAX) return -1;
     return RAND_bytes(out, (int)length) == 1 ? 0 : -1;
 }

@@ -8,7 +8,7 @@ import Foundation
 ///     {"primary": {"backup": "10.0.0.2:7070", "region-mib": 1024, "key-file": "/etc/fgbi/key", "encrypt": true},
 ///      "backup":  {"listen": "0.0.0.0:7070", "region-mib": 1024, "state-dir": "/var/lib/fgbi"}}
 ///
-/// Strings and numbers become `--name value`, `true` becomes `--name` (false: nothing), arrays become a
+/// Strings and numbers become `--name=value`, `true` becomes `--name` (false: nothing), arrays become a
 /// comma-separated value. The file's options go right after the subcommand's name, so anything on the
 /// command line wins (the last occurrence of an option counts).
 enum ConfigFile {
@@ -76,9 +76,10 @@ enum ConfigFile {
         for key in options.keys.sorted() {
             let name = "--" + key
             switch options[key]! {
+            // --name=value, so a value that starts with "-" is not taken for an option.
             case .flag(let on): if on { inserted.append(name) }
-            case .text(let text): inserted += [name, text]
-            case .list(let items): inserted += [name, items.joined(separator: ",")]
+            case .text(let text): inserted.append("\(name)=\(text)")
+            case .list(let items): inserted.append("\(name)=\(items.joined(separator: ","))")
             }
         }
         arguments.insert(contentsOf: inserted, at: command.count)

@@ -41,8 +41,13 @@ public final class TextEndpoint: @unchecked Sendable {
 
     private func serve() {
         while !stopping.load(ordering: .acquiring) {
-            guard let (socket, peer, _) = try? listener.accept() else { continue }
+            guard let (socket, peer, _) = try? listener.accept() else {
+                // EMFILE and the like: back off rather than spin.
+                if !stopping.load(ordering: .acquiring) { MonotonicClock.sleep(nanoseconds: 50_000_000) }
+                continue
+            }
             socket.setReceiveTimeout(milliseconds: 2000)
+            socket.setSendTimeout(milliseconds: 2000)  // a client that never reads cannot hold the thread
             do {
                 let (method, target) = try readRequestLine(socket)
                 let status: String

@@ -30,6 +30,8 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var nextEpoch: UInt64
     /// The session's first pass (every page) is still to come.
     private var firstPassPending = true
+    /// A pre-copy capture was taken this session.
+    private var precopyTaken = false
     /// Per region, the XXH3-64 of each page the backup holds, when it holds content (resynchronisation).
     private let baseline: [[UInt64]]?
     /// Per capture thread: the previous hashes of the page being rehashed.
@@ -116,12 +118,16 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let start = MonotonicClock.nanoseconds()
-        let strategy = tables.isEmpty || full ? CaptureStrategy.rehash : chooseStrategy()
+        // A full capture after pre-copy steps (replication stopped during the first pass): those steps may
+        // still wait to be expanded against the block table, and they overwrote pages the backup's summary
+        // describes. So copy every page (expanded in order after them) and compare with nothing.
+        let afterPrecopy = full && precopyTaken
+        let strategy = tables.isEmpty ? CaptureStrategy.rehash : afterPrecopy ? .copyPages : full ? .rehash : chooseStrategy()
         let wholePages = tables.isEmpty || strategy == .copyPages
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
         capture.holdsBlocks = !tables.isEmpty && !wholePages
-        capture.comparesWithBaseline = full && baseline != nil
+        capture.comparesWithBaseline = full && baseline != nil && !afterPrecopy
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
             for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {
@@ -176,6 +182,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let start = MonotonicClock.nanoseconds()
         capture.reset(epoch: nextEpoch, itemSize: geometry.pageSize)
         capture.isPrecopy = true
+        precopyTaken = true
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline != nil
         let work = spans.map { Span(region: $0.region, start: $0.start, count: $0.count) }

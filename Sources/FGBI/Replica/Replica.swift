@@ -120,7 +120,7 @@ public final class Replica: @unchecked Sendable {
             throw .geometryMismatch("delta covers \(header.regionCount) regions, replica has \(regions.count)")
         }
         let expected = expectedEpoch
-        guard header.epoch == expected || (mayJump && header.epoch > expected) else {
+        guard header.epoch == expected || (mayJump && header.epoch > expected), header.epoch < .max else {
             throw .epochOutOfOrder(expected: expected, got: header.epoch)
         }
         guard header.bodyLength <= maximumBodyLength else {

@@ -107,7 +107,10 @@ public final class ReplicaStore: @unchecked Sendable {
 
     /// Applies the journal's records in order; drops a torn last record by truncating the file there.
     private func replay(_ path: String, into replica: Replica) throws {
-        journal = try Syscall.libc("open(\(path))") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) }
+        // No O_CREAT: a journal that state.json names and that is gone means acknowledged epochs are lost.
+        journal = try Syscall.libc("open(\(path))", hint: { $0 == ENOENT ? "state.json names a journal that is missing" : "" }) {
+            open(path, O_RDWR | O_CLOEXEC)
+        }
         let contents = try Data(contentsOf: URL(fileURLWithPath: path))
         var offset = 0
         var damage: String?
@@ -151,12 +154,20 @@ public final class ReplicaStore: @unchecked Sendable {
     /// Appends one committed epoch's delta to the journal (synced when ``syncsEachEpoch``).
     public func append(_ delta: UnsafeRawBufferPointer) throws {
         guard journal >= 0 else { throw FGBIError.invalidState("the replica store has no journal: write a checkpoint first") }
+        guard delta.count <= Int(UInt32.max) else { throw FGBIError.invalidArgument("a journal record holds at most 4 GiB") }
         var header: [UInt8] = []
         appendLittleEndian(Self.recordMagic, to: &header)
         appendLittleEndian(UInt32(delta.count), to: &header)
-        try header.withUnsafeBytes { try writeAll(journal, $0, what: "journal") }
-        try writeAll(journal, delta, what: "journal")
-        if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: Self.diskHint) { fdatasync(journal) } }
+        do {
+            try header.withUnsafeBytes { try writeAll(journal, $0, what: "journal") }
+            try writeAll(journal, delta, what: "journal")
+            if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: Self.diskHint) { fdatasync(journal) } }
+        } catch {
+            // Cut a partial record off, so a later append does not follow garbage.
+            _ = ftruncate(journal, off_t(journalBytes))
+            _ = lseek(journal, off_t(journalBytes), SEEK_SET)
+            throw error
+        }
         journalBytes += 8 + delta.count
     }
 
@@ -188,6 +199,7 @@ public final class ReplicaStore: @unchecked Sendable {
         let old = state
         state = newState
         if journal >= 0 { close(journal) }
+        journal = -1
         journal = try Syscall.libc("open(\(journalName))") { open(directory + "/" + journalName, O_WRONLY | O_APPEND | O_CLOEXEC) }
         journalBytes = 0
         if let old {

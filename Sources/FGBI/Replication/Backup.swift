@@ -149,17 +149,22 @@ public final class Backup: @unchecked Sendable {
                     // deltas before this epoch need a checkpoint.
                     let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
                     do {
-                        try persist(frame.payload, checkpoint: synchronised || !consecutive)
+                        try whileSendingHeartbeats(on: connection) {
+                            try persist(frame.payload, checkpoint: synchronised || !consecutive)
+                        }
                     } catch {
                         logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
                         try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
                         connection.close()
-                        throw error
+                        throw PersistFailure(epoch: applied.epoch, underlying: error)
                     }
                     metrics.lastEpoch.record(Int64(applied.epoch))
                     var ack: [UInt8] = []
                     appendLittleEndian(applied.epoch, to: &ack)
                     try connection.send(.ack, ack)
+                } catch let error as PersistFailure {
+                    // This backup's own failure, not the primary's: no failover, serve() throws it.
+                    throw error
                 } catch let error as DeltaError {
                     // An authenticated frame with a bad delta: the primary is broken; keep the last good epoch.
                     try? connection.send(.error, Array("epoch refused: \(error)".utf8))
@@ -188,6 +193,28 @@ public final class Backup: @unchecked Sendable {
                 return try failOver(reason: "unexpected \(frame.type) frame from the primary")
             }
         }
+    }
+
+    /// Runs `body` (a checkpoint can take seconds for a large replica) while a helper thread keeps heartbeats
+    /// going, so the primary does not take a busy backup for a dead one.
+    private func whileSendingHeartbeats(on connection: FrameConnection, _ body: () throws -> Void) throws {
+        let done = Atomic<Bool>(false)
+        let beat = try JoinableThread(name: "fgbi-backup-beat") {
+            var waited: UInt64 = 0
+            while !done.load(ordering: .acquiring) {
+                MonotonicClock.sleep(nanoseconds: 5_000_000)
+                waited += 5_000_000
+                if waited >= 50_000_000 {
+                    waited = 0
+                    try? connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
+                }
+            }
+        }
+        defer {
+            done.store(true, ordering: .releasing)
+            beat.join()
+        }
+        try body()
     }
 
     /// Sends the page hashes of the committed replica, as ``ReplicaSummary`` frames.

@@ -28,6 +28,14 @@ public struct BackupConfiguration: Sendable {
     }
 }
 
+/// The backup could not make an applied epoch durable (disk full, I/O error): it stops serving without
+/// acknowledging that epoch, and does not fail over (the primary is fine; this backup is not).
+public struct PersistFailure: Error, CustomStringConvertible {
+    public var epoch: UInt64
+    public var underlying: Error
+    public var description: String { "the backup cannot persist epoch \(epoch): \(underlying)" }
+}
+
 /// What a ``Backup`` received and did.
 public struct BackupStatistics: Sendable, Equatable {
     /// Epochs applied and acknowledged.

@@ -5,16 +5,6 @@ import Synchronization
 /// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to a backup.
 ///
 /// Threads, each with one job:
-/// - checkpoint: every `epochInterval`, pauses the guest (``PauseHooks``), collects the written pages,
-///   captures what changed, resumes the guest, and queues the capture. When every capture buffer is still
-///   being encoded or sent it waits before pausing, so the epoch grows instead of memory (backpressure);
-/// - sender: encodes queued captures in order and sends them as epoch frames;
-/// - acknowledgements: reads the backup's acks and publishes each committed epoch (``commits()``,
-///   ``waitForCommit(_:timeout:)``), the moment output of that epoch may be released;
-/// - heartbeat: sends a heartbeat whenever nothing else went out for `heartbeatInterval`.
-/// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to a backup.
-///
-/// Threads, each with one job:
 /// - checkpoint: runs each session: first synchronises the backup with pre-copy rounds while the guest
 ///   runs (``PrecopyPolicy``), then every `epochInterval` pauses the guest (``PauseHooks``), collects the
 ///   written pages, captures what changed, resumes the guest, and queues the capture. When every capture
@@ -274,6 +264,13 @@ public final class Primary: @unchecked Sendable {
     private func synchronise() throws {
         let policy = configuration.precopy
         guard policy.enabled else { return }
+        // The scan tracker reports pages whose content differs from its last look, not pages written since
+        // a copy: a page copied mid-change and changed back would never be reported. Without a write-based
+        // tracker the first paused epoch takes every page instead.
+        guard configuration.tracker != .scan else {
+            logger.notice("no pre-copy with the scan tracker: the first epoch captures every page with the guest paused")
+            return
+        }
         let start = MonotonicClock.nanoseconds()
         // Everything written before now is covered by the first pass: forget it.
         for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
@@ -327,7 +324,9 @@ public final class Primary: @unchecked Sendable {
         }
         for var span in spans {
             while span.count > 0 {
-                guard running.load(ordering: .acquiring) else { return }
+                // Only the first pass may be abandoned (the final epoch is then a full one); a later round
+                // holds pages its collect took from the tracker, which no later capture would see again.
+                guard running.load(ordering: .acquiring) || !firstPass else { return }
                 let taken = min(span.count, chunk - filled)
                 pieces.append(.init(region: span.region, start: span.start, count: taken))
                 span.start += taken
@@ -378,6 +377,9 @@ public final class Primary: @unchecked Sendable {
             defer { hooks.resume() }
             for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
             try engine.capture(dirty, into: capture)
+            // Published before the guest resumes: a write after the resume must see this epoch as captured
+            // (``epochCoveringWritesSoFar`` then names a later one).
+            shared.withLock { $0.statistics.lastCapturedEpoch = capture.epoch }
         } catch {
             release(capture)
             throw error
@@ -388,7 +390,6 @@ public final class Primary: @unchecked Sendable {
         metrics.epochsCaptured.increment()
         shared.withLock {
             $0.statistics.epochsCaptured += 1
-            $0.statistics.lastCapturedEpoch = capture.epoch
             if $0.statistics.lastSynchronisation?.epoch == capture.epoch { $0.statistics.lastSynchronisation?.pauseMilliseconds = paused }
             $0.statistics.recordPause(milliseconds: paused)
         }
@@ -434,8 +435,10 @@ public final class Primary: @unchecked Sendable {
                 do {
                     encoded = try engine.encode(capture)
                 } catch {
+                    // The engine's failure, not the connection's: reconnecting would not help.
                     release(capture)
-                    throw error
+                    fail(error)
+                    return
                 }
                 let (delta, statistics) = encoded
                 metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
@@ -590,9 +593,17 @@ public final class Primary: @unchecked Sendable {
 
     /// Blocks until the backup has acknowledged `epoch` (or a later one); false on timeout or failure.
     public func waitForCommit(_ epoch: UInt64, timeout: Duration) -> Bool {
+        waitForCommit(epoch, timeout: timeout, orSessionFailure: false)
+    }
+
+    /// As ``waitForCommit(_:timeout:)``; with `orSessionFailure`, also gives up when the session fails (stop()
+    /// does not reconnect, so its final epoch can no longer commit then).
+    private func waitForCommit(_ epoch: UInt64, timeout: Duration, orSessionFailure: Bool) -> Bool {
         let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
         while MonotonicClock.nanoseconds() < deadline {
-            let (committed, failed) = shared.withLock { ($0.statistics.lastCommittedEpoch, $0.failure != nil) }
+            let (committed, failed) = shared.withLock {
+                ($0.statistics.lastCommittedEpoch, $0.failure != nil || (orSessionFailure && $0.sessionFailure != nil))
+            }
             if let committed, committed >= epoch { return true }
             if failed { return false }
             MonotonicClock.sleep(nanoseconds: 200_000)
@@ -617,7 +628,7 @@ public final class Primary: @unchecked Sendable {
         if wasRunning, finalEpoch, finalError == nil {
             do {
                 let last = try checkpoint()
-                if !waitForCommit(last, timeout: configuration.backupTimeout) {
+                if !waitForCommit(last, timeout: configuration.backupTimeout, orSessionFailure: true) {
                     let failure: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
                     finalError = failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
                 }

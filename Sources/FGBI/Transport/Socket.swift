@@ -134,6 +134,12 @@ final class Socket: @unchecked Sendable {
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Sets how long a send may block (0: forever); a send that times out fails with EAGAIN.
+    func setSendTimeout(milliseconds: Int) {
+        var time = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Sets the kernel send buffer size (tests use a small one to force short sends).
     func setSendBuffer(bytes: Int) {
         var size = Int32(clamping: bytes)

@@ -1,4 +1,5 @@
 @testable import FGBI
+import CSupport
 import FGBIBench
 import Foundation
 import Testing
@@ -129,5 +130,47 @@ struct SynchronisationTests {
         #expect(throws: WireError.self) { try short.add(Array(payloads[0].prefix(20))) }
         var tooMany = ReplicaSummary.Assembler(pageCounts: [10, 3])
         #expect(throws: WireError.self) { try tooMany.add(payloads[0]) }
+    }
+}
+
+/// Replication stopped in the middle of a session's first pass: the final (full) epoch must still leave the
+/// backup exactly at the primary's memory, even where pre-copy already overwrote what the summary describes.
+@Suite("Synchronisation cut short")
+struct SynchronisationCutShortTests {
+    @Test("a full epoch after part of a first pass is exact", arguments: [ReplicationMode.fgbi, .page, .xbzrle])
+    func fullEpochAfterPartialFirstPass(mode: ReplicationMode) throws {
+        let pair = try SynchronisationTests.Pair(mode: mode)
+        try pair.synchronise(try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode)))
+        let held = Array(UnsafeRawBufferPointer(start: pair.primary.page(3), count: GuestMemory.pageSize))
+        // New session against a backup that holds content: half the first pass goes out as pre-copy...
+        for page in 0..<SynchronisationTests.pages { pair.primary.page(page).storeBytes(of: UInt64(page) &* 77 &+ 1, as: UInt64.self) }
+        let engine = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode), firstEpoch: 30,
+                                       backupHolds: pair.summary)
+        let capture = EpochCapture()
+        try engine.capturePrecopy([.init(region: 0, start: 0, count: SynchronisationTests.pages / 2)], firstPass: true, into: capture)
+        pair.replica.beginSession()
+        try pair.replica.apply(try engine.encode(capture).delta, precopy: true)
+        // ...then the guest puts page 3 back to what the backup's summary said, and zeroes a block of page 5
+        // that pre-copy sent non-zero; replication stops: the final epoch is a full one.
+        pair.primary.page(3).copyMemory(from: held, byteCount: GuestMemory.pageSize)
+        pair.primary.page(5).initializeMemory(as: UInt8.self, repeating: 0, count: 64)
+        try engine.capture([DirtyPageSet()], into: capture)
+        try pair.replica.apply(try engine.encode(capture).delta)
+        #expect(pair.identical, "the backup differs from the primary after the final epoch")
+    }
+
+    @Test func aDeltaAtTheLastEpochNumberIsRefusedNotATrap() throws {
+        let pair = try SynchronisationTests.Pair()
+        let engine = try PrimaryEngine(regions: [pair.primary])
+        let capture = EpochCapture()
+        try engine.capture([], into: capture)
+        var delta = try engine.encode(capture).delta
+        // Epoch field at offset 16, checksum (XXH3-64 of everything before it) in the last 8 bytes.
+        withUnsafeBytes(of: UInt64.max.littleEndian) { delta.replaceSubrange(16..<24, with: $0) }
+        let checksum = delta.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count - 8) }
+        withUnsafeBytes(of: checksum.littleEndian) { delta.replaceSubrange((delta.count - 8)..<delta.count, with: $0) }
+        pair.replica.beginSession()
+        #expect(throws: DeltaError.self) { try pair.replica.apply(delta) }
+        #expect(pair.replica.lastEpoch == nil)
     }
 }
