@@ -62,7 +62,11 @@ public final class TextEndpoint: @unchecked Sendable {
                 }
                 let payload = Array(text.utf8)
                 let head = Array("HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
-                try head.withUnsafeBytes { h in try payload.withUnsafeBytes { try socket.sendAll([h, $0]) } }
+                // The frame writer's sendmsg loop (short sends resumed, no SIGPIPE) serves for head and body.
+                let writer = SocketFrameWriter(socket: socket, counters: FrameSendCounters())
+                try head.withUnsafeBytes { h in
+                    try payload.withUnsafeBytes { try writer.write(header: h, payload: $0, mac: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                }
             } catch {
                 logger.debug("metrics request from \(peer) dropped: \(error)")
             }

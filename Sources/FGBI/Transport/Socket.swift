@@ -146,39 +146,6 @@ final class Socket: @unchecked Sendable {
         setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// Sends every byte of `buffers`, in order, resuming after short sends; never raises SIGPIPE.
-    func sendAll(_ buffers: [UnsafeRawBufferPointer]) throws(SystemError) {
-        var vectors = buffers.filter { $0.count > 0 }.map {
-            iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count)
-        }
-        var first = 0
-        while first < vectors.count {
-            let sent = vectors.withUnsafeMutableBufferPointer { vectors -> Int in
-                var message = msghdr()
-                message.msg_iov = vectors.baseAddress! + first
-                message.msg_iovlen = vectors.count - first
-                return sendmsg(descriptor, &message, Int32(MSG_NOSIGNAL))
-            }
-            if sent < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(operation: "send", errno: errno, hint: errno == EPIPE || errno == ECONNRESET ? "the peer closed the connection" : "")
-            }
-            // Consume what went out; a partly sent vector keeps its remainder.
-            var remaining = sent
-            while remaining > 0 {
-                let length = vectors[first].iov_len
-                if remaining >= length {
-                    remaining -= length
-                    first += 1
-                } else {
-                    vectors[first].iov_base += remaining
-                    vectors[first].iov_len -= remaining
-                    remaining = 0
-                }
-            }
-        }
-    }
-
     /// Receives exactly `count` bytes into `buffer`; each wait is bounded by the receive timeout, and the
     /// whole by `deadline` (CLOCK_MONOTONIC nanoseconds) when given.
     func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
