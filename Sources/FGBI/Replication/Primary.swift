@@ -123,7 +123,7 @@ public final class Primary: @unchecked Sendable {
     /// Connects, shakes hands, reads the backup's summary when it holds content, makes the session's
     /// engine and starts the session's sender, acknowledgement and heartbeat threads.
     private func openSession() throws {
-        let socket = try Socket.connect(to: configuration.backup)
+        let socket = try Socket.connect(to: configuration.backup, timeoutMilliseconds: min(configuration.backupTimeout.wholeMilliseconds, 3000))
         let connection: FrameConnection
         do {
             connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,

@@ -44,18 +44,27 @@ final class Socket: @unchecked Sendable {
         return socket
     }
 
-    /// Connects to `endpoint`, trying each address it resolves to.
-    static func connect(to endpoint: Endpoint) throws(SystemError) -> Socket {
+    /// Connects to `endpoint`, trying each address it resolves to, each attempt bounded by
+    /// `timeoutMilliseconds` (a host that drops the handshake would otherwise hold the caller for minutes).
+    static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int = 10_000) throws(SystemError) -> Socket {
         var lastError = SystemError(operation: "connect(\(endpoint))", errno: EHOSTUNREACH)
         for (family, address) in try resolve(endpoint, passive: false) {
             let socket = try make(family: family)
+            // On Linux a blocking connect gives up after SO_SNDTIMEO (EINPROGRESS); cleared again after.
+            socket.setSendTimeout(milliseconds: timeoutMilliseconds)
             let rc = address.withUnsafeBytes { raw in
                 Glibc.connect(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
             }
-            if rc == 0 { return socket }
             let code = errno
-            lastError = SystemError(operation: "connect(\(endpoint))", errno: code, hint: code == ECONNREFUSED
-                                    ? "is the backup running and listening there? (fgbi backup --listen \(endpoint))" : "")
+            socket.setSendTimeout(milliseconds: 0)
+            if rc == 0 { return socket }
+            let hint: String
+            switch code {
+            case ECONNREFUSED: hint = "is the backup running and listening there? (fgbi backup --listen \(endpoint))"
+            case EINPROGRESS, ETIMEDOUT, EAGAIN: hint = "no answer within \(timeoutMilliseconds) ms: a firewall, or the host is down"
+            default: hint = ""
+            }
+            lastError = SystemError(operation: "connect(\(endpoint))", errno: code, hint: hint)
         }
         throw lastError
     }
