@@ -19,7 +19,8 @@ final class FrameConnection: @unchecked Sendable {
     let sendPath: FrameSendPath
     /// Why `.bySize` fell back to the socket path (io_uring disabled or absent, no ring), or nil.
     let sendPathFallback: SystemError?
-    private let sending: Mutex<Sending>
+    /// A pthread lock rather than `Mutex`, so ThreadSanitizer sees the heartbeat and sender threads take turns.
+    private let sending: PthreadLock<Sending>
     private let sendCounters = FrameSendCounters()
     private var opener: FrameOpener
     private var receiveTimeout = 0
@@ -53,7 +54,7 @@ final class FrameConnection: @unchecked Sendable {
         let (writer, fallback) = try FrameWriters.make(for: sendPath, socket: socket, counters: sendCounters)
         self.sendPath = writer.path
         sendPathFallback = fallback
-        sending = Mutex(Sending(sealer: FrameSealer(direction: isPrimary ? 0 : 1), writer: writer))
+        sending = PthreadLock(Sending(sealer: FrameSealer(direction: isPrimary ? 0 : 1), writer: writer))
         opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: min(maximumPayload, Self.handshakeMaximumPayload))
     }
 
