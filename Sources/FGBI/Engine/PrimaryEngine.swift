@@ -41,7 +41,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
     private let expanded = EpochCapture()
-    private let chooser = Mutex(CaptureStrategyChooser())
+    private let chooser = PthreadLock(CaptureStrategyChooser())
     private var body = ByteWriter(reservingCapacity: 1 << 20)
     private var output = ByteWriter(reservingCapacity: 1 << 20)
 

@@ -15,12 +15,12 @@ public final class Backup: @unchecked Sendable {
     public let replica: Replica
     public let configuration: BackupConfiguration
     private let listener: Socket
-    private let connection = Mutex<FrameConnection?>(nil)
+    private let connection = PthreadLock<FrameConnection?>(nil)
     private let stopping = Atomic<Bool>(false)
     private let logger: Logger
     private let metrics = BackupMetrics()
     private let store: ReplicaStore?
-    private let counters = Mutex(BackupStatistics())
+    private let counters = PthreadLock(BackupStatistics())
 
     /// Loads the state directory when one is configured (so a restarted backup resumes at its last
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).

@@ -31,14 +31,14 @@ public final class Primary: @unchecked Sendable {
     private var engine: PrimaryEngine
     private let trackers: [any DirtyTracker]
     /// The session's connection; replaced only with the session threads stopped.
-    private let link = Mutex<FrameConnection?>(nil)
+    private let link = PthreadLock<FrameConnection?>(nil)
 
     private struct Queues {
         var free: [EpochCapture]
         var ready: [EpochCapture] = []
         var senderShouldExit = false
     }
-    private let queues: Mutex<Queues>
+    private let queues: PthreadLock<Queues>
     private let freeCount: DispatchSemaphore
     private let readyCount = DispatchSemaphore(value: 0)
 
@@ -51,13 +51,13 @@ public final class Primary: @unchecked Sendable {
         var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
         var nextContinuation = 0
     }
-    private let shared = Mutex(Shared())
+    private let shared = PthreadLock(Shared())
     /// The epoch loop runs (cleared by stop() and by a failure).
     private let running = Atomic<Bool>(false)
     /// A session is open and its threads serve it (cleared when this side closes it).
     private let connected = Atomic<Bool>(false)
     private let lastSendNanoseconds = Atomic<UInt64>(0)
-    private let threads = Mutex<[String: JoinableThread]>([:])
+    private let threads = PthreadLock<[String: JoinableThread]>([:])
     private var dirty: [DirtyPageSet]
 
     /// Prepares replication of `regions` (nothing is tracked or sent until ``start()``).
@@ -77,7 +77,7 @@ public final class Primary: @unchecked Sendable {
         self.logger = logger
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
-        queues = Mutex(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
+        queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
         // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
         // value, which happens when replication stops with captures still in flight.
         freeCount = DispatchSemaphore(value: 0)

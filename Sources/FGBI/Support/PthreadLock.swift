@@ -2,9 +2,10 @@
 import Glibc
 #endif
 
-/// A value guarded by a pthread mutex. `Synchronization.Mutex` does the same job elsewhere; this one is for
-/// state that ThreadSanitizer must see as locked: it models pthread mutexes, not the futex behind `Mutex`,
-/// and reports every access under a `Mutex` from two threads as a race (Docs/RELIABILITY.md).
+/// A value guarded by a pthread mutex: the library's lock for state shared between threads. It does what
+/// `Synchronization.Mutex` does, but ThreadSanitizer models pthread mutexes and not the futex behind `Mutex`,
+/// whose every guarded access from two threads it reports as a race (Docs/RELIABILITY.md); with this lock
+/// the sanitizer's reports mean something.
 final class PthreadLock<Value>: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private var value: Value

@@ -12,7 +12,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public let memory: GuestMemory
     private let uffd: Userfaultfd
     private let scanner: PagemapScanner
-    private let state = Mutex(State.idle)
+    private let state = PthreadLock(State.idle)
 
     private enum State { case idle, running, stopped }
 

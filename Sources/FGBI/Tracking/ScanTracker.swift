@@ -22,7 +22,7 @@ public final class ScanTracker: DirtyTracker, @unchecked Sendable {
         var chunkHashes: [UInt64] = []
     }
 
-    private let state = Mutex(State())
+    private let state = PthreadLock(State())
 
     public init(memory: GuestMemory) {
         self.memory = memory

@@ -41,10 +41,10 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     }
 
     private let uffd: Userfaultfd
-    private let shared: Mutex<Shared>
+    private let shared: PthreadLock<Shared>
     private let faultLogCapacity: Int
     private let stopPipe: (read: Int32, write: Int32)
-    private let thread = Mutex<JoinableThread?>(nil)
+    private let thread = PthreadLock<JoinableThread?>(nil)
 
     /// Features this backend cannot work without, for a region of `kind`.
     public static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
@@ -63,7 +63,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         var fds: [Int32] = [0, 0]
         try Syscall.libc("pipe") { pipe(&fds) }
         stopPipe = (fds[0], fds[1])
-        shared = Mutex(Shared(writtenBits: [UInt64](repeating: 0, count: (memory.pageCount + 63) / 64)))
+        shared = PthreadLock(Shared(writtenBits: [UInt64](repeating: 0, count: (memory.pageCount + 63) / 64)))
     }
 
     deinit {
