@@ -1,0 +1,211 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// The primary's epoch pipeline: capture buffers (backpressure), the paused checkpoint, and the sender,
+/// acknowledgement and heartbeat loops of a session.
+extension Primary {
+    /// A free capture buffer; waits (backpressure) while all are in use, but not past a failure.
+    func acquireCapture() throws -> EpochCapture {
+        if freeCount.wait(timeout: .now()) == .timedOut {
+            shared.withLock { $0.statistics.backpressureWaits += 1 }
+            metrics.backpressureWaits.increment()
+            while freeCount.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
+                if let failure = shared.withLock({ $0.failure ?? $0.sessionFailure }) { throw failure }
+            }
+        }
+        return queues.withLock { $0.free.removeLast() }
+    }
+
+    func release(_ capture: EpochCapture) {
+        queues.withLock { $0.free.append(capture) }
+        freeCount.signal()
+    }
+
+    /// One epoch boundary: pause, collect, capture, resume, queue. Returns the epoch captured.
+    @discardableResult
+    func checkpoint() throws -> UInt64 {
+        let capture = try acquireCapture()
+        let start = MonotonicClock.nanoseconds()
+        hooks.pause()
+        do {
+            defer { hooks.resume() }
+            for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
+            try engine.capture(dirty, into: capture)
+            // Published before the guest resumes: a write after the resume must see this epoch as captured
+            // (``epochCoveringWritesSoFar`` then names a later one).
+            shared.withLock { $0.statistics.lastCapturedEpoch = capture.epoch }
+        } catch {
+            release(capture)
+            throw error
+        }
+        let pausedNanoseconds = MonotonicClock.nanoseconds() - start
+        let paused = Double(pausedNanoseconds) / 1e6
+        metrics.pause.recordNanoseconds(Int64(pausedNanoseconds))
+        metrics.epochsCaptured.increment()
+        shared.withLock {
+            $0.statistics.epochsCaptured += 1
+            if $0.statistics.lastSynchronisation?.epoch == capture.epoch { $0.statistics.lastSynchronisation?.pauseMilliseconds = paused }
+            $0.statistics.recordPause(milliseconds: paused)
+        }
+        queues.withLock { $0.ready.append(capture) }
+        readyCount.signal()
+        return capture.epoch
+    }
+
+    /// Epochs every `epochInterval` until stop() or the session fails (which it throws).
+    func epochLoop() throws {
+        let interval = configuration.epochInterval.wholeNanoseconds
+        var next = MonotonicClock.nanoseconds()
+        while running.load(ordering: .acquiring) {
+            if let failure = shared.withLock({ $0.sessionFailure }) { throw failure }
+            try checkpoint()
+            next += interval
+            let now = MonotonicClock.nanoseconds()
+            if next <= now {
+                next = now  // fell behind: start the next epoch at once, do not burst to catch up
+                continue
+            }
+            // Sleep in short steps so stop() is prompt.
+            while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < next {
+                let left = next - MonotonicClock.nanoseconds()
+                MonotonicClock.sleep(nanoseconds: min(left, 5_000_000))
+            }
+        }
+    }
+
+    func senderLoop(_ connection: FrameConnection) {
+        while true {
+            readyCount.wait()
+            let next = queues.withLock { queues -> EpochCapture? in
+                queues.ready.isEmpty ? nil : queues.ready.removeFirst()
+            }
+            guard let capture = next else {
+                if queues.withLock({ $0.senderShouldExit }) { return }
+                continue
+            }
+            do {
+                let precopy = capture.isPrecopy
+                let encoded: (delta: [UInt8], statistics: EpochStatistics)
+                do {
+                    encoded = try engine.encode(capture)
+                } catch {
+                    // The engine's failure, not the connection's: reconnecting would not help.
+                    release(capture)
+                    fail(error)
+                    return
+                }
+                let (delta, statistics) = encoded
+                metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
+                observer?(capture, statistics)
+                release(capture)
+                try connection.send(precopy ? .precopy : .epoch, delta)
+                lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+                if precopy {
+                    metrics.precopyBytes.increment(by: Int64(delta.count))
+                } else {
+                    metrics.epochsSent.increment()
+                    metrics.bytesSent.increment(by: Int64(delta.count))
+                    metrics.pagesWritten.increment(by: Int64(statistics.pagesWritten))
+                }
+                metrics.blocksSent.increment(by: Int64(statistics.blocksDirty))
+                metrics.sharedHits.increment(by: Int64(statistics.sharedHits))
+                shared.withLock {
+                    $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
+                    if precopy {
+                        $0.statistics.precopyFrames += 1
+                        $0.statistics.precopyBytes += delta.count
+                    } else {
+                        $0.statistics.epochsSent += 1
+                        $0.statistics.bytesSent += delta.count
+                        $0.statistics.pagesWritten += statistics.pagesWritten
+                    }
+                    $0.statistics.blocksSent += statistics.blocksDirty
+                    $0.statistics.sharedHits += statistics.sharedHits
+                }
+            } catch {
+                sessionFailed(error)
+                return
+            }
+        }
+    }
+
+    func acknowledgementLoop(_ connection: FrameConnection) {
+        while true {
+            do {
+                let frame = try connection.receive()
+                switch frame.type {
+                case .ack:
+                    var reader = PayloadReader(frame.payload)
+                    let epoch = try reader.u64()
+                    try reader.finish("ack")
+                    let (continuations, lag) = shared.withLock { shared -> ([AsyncStream<UInt64>.Continuation], UInt64) in
+                        shared.statistics.lastCommittedEpoch = epoch
+                        return (Array(shared.continuations.values), shared.statistics.lag)
+                    }
+                    metrics.epochsCommitted.increment()
+                    metrics.lastCommittedEpoch.record(Int64(epoch))
+                    metrics.lag.record(Int64(lag))
+                    for continuation in continuations { continuation.yield(epoch) }
+                case .heartbeat:
+                    continue
+                case .error:
+                    throw WireError.refused(String(decoding: frame.payload, as: UTF8.self))
+                default:
+                    throw WireError.unexpected("\(frame.type) from the backup")
+                }
+            } catch {
+                if connected.load(ordering: .acquiring) { sessionFailed(error) }
+                return
+            }
+        }
+    }
+
+    func heartbeatLoop(_ connection: FrameConnection) {
+        let interval = configuration.heartbeatInterval.wholeNanoseconds
+        // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
+        while connected.load(ordering: .acquiring) {
+            MonotonicClock.sleep(nanoseconds: interval / 2)
+            let idle = MonotonicClock.nanoseconds() - lastSendNanoseconds.load(ordering: .relaxed)
+            guard idle >= interval, connected.load(ordering: .acquiring) else { continue }
+            var stamp: [UInt8] = []
+            appendLittleEndian(MonotonicClock.nanoseconds(), to: &stamp)
+            do {
+                try connection.send(.heartbeat, stamp)
+                lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+            } catch {
+                if connected.load(ordering: .acquiring) { sessionFailed(error) }
+                return
+            }
+        }
+    }
+
+    /// The session's connection failed: record why and close it, which wakes every session thread. The
+    /// checkpoint thread then reconnects or gives up.
+    func sessionFailed(_ error: Error) {
+        let first = shared.withLock { shared -> Bool in
+            guard shared.sessionFailure == nil else { return false }
+            shared.sessionFailure = error
+            return true
+        }
+        if first { link.withLock { $0?.close() } }
+    }
+
+    /// Replication stops for good.
+    func fail(_ error: Error) {
+        shared.withLock { shared in
+            if shared.failure == nil { shared.failure = error }
+        }
+        running.store(false, ordering: .releasing)
+        link.withLock { $0?.close() }
+        finishCommits()
+    }
+
+    func finishCommits() {
+        let continuations = shared.withLock { shared -> [AsyncStream<UInt64>.Continuation] in
+            defer { shared.continuations.removeAll() }
+            return Array(shared.continuations.values)
+        }
+        for continuation in continuations { continuation.finish() }
+    }
+}

@@ -1,0 +1,225 @@
+import Dispatch
+import Logging
+import Synchronization
+
+/// The primary's sessions: connecting and handshaking, the synchronisation that brings a backup up to date
+/// while the guest runs (pre-copy rounds), and reconnecting when the backup is lost.
+extension Primary {
+    /// Connects, shakes hands, reads the backup's summary when it holds content, makes the session's
+    /// engine and starts the session's sender, acknowledgement and heartbeat threads.
+    func openSession() throws {
+        let socket = try Socket.connect(to: configuration.backup, timeoutMilliseconds: min(configuration.backupTimeout.wholeMilliseconds, 3000))
+        let connection: FrameConnection
+        do {
+            connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
+                                             maximumPayload: 64 << 10, sendPath: configuration.sendPath)
+        } catch {
+            socket.shutdownBoth()
+            throw error
+        }
+        do {
+            connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
+            var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+                              blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
+                              regionLengths: regions.map(\.length), nonce: randomBytes(32))
+            hello.wantsEncryption = configuration.encrypt
+            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key)
+            var summary: ReplicaSummary?
+            if welcome.nextEpoch > 0 {
+                var assembler = ReplicaSummary.Assembler(pageCounts: regions.map(\.pageCount))
+                while !assembler.isComplete {
+                    let frame = try connection.receive()
+                    switch frame.type {
+                    case .summary: try assembler.add(frame.payload)
+                    case .heartbeat: continue
+                    case .error: throw WireError.refused(String(decoding: frame.payload, as: UTF8.self))
+                    default: throw WireError.unexpected("\(frame.type) while reading the backup's summary")
+                    }
+                }
+                summary = assembler.summary
+            }
+            // The session is open: heartbeats start now, so the backup hears from us while the engine is built.
+            shared.withLock { $0.sessionFailure = nil }
+            link.withLock { $0 = connection }
+            connected.store(true, ordering: .releasing)
+            lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+            try spawn("fgbi-heartbeat") { [self] in heartbeatLoop(connection) }
+            // Number on from both our epochs and the backup's, so committed epochs only ever grow.
+            let firstEpoch = max(engine.upcomingEpoch, welcome.nextEpoch)
+            if summary != nil || firstEpoch != engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
+                engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
+                                           backupHolds: summary)
+            }
+            shared.withLock {
+                $0.statistics.synchronisations += 1
+                $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
+            }
+            metrics.connected.record(1)
+            logger.info("connected to the backup \(configuration.backup)",
+                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")",
+                                   "send_path": "\(connection.sendPath)"])
+            if let fallback = connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
+            shared.withLock { $0.statistics.sendPath = connection.sendPath.description }
+            try spawn("fgbi-sender") { [self] in senderLoop(connection) }
+            try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
+        } catch {
+            connection.close()
+            closeSession()
+            throw error
+        }
+    }
+
+    /// Ends the session's threads and closes its connection; captures waiting to be sent go back to the
+    /// free list (a new session resynchronises what they held).
+    func closeSession() {
+        connected.store(false, ordering: .releasing)
+        link.withLock { $0?.close() }
+        queues.withLock { $0.senderShouldExit = true }
+        readyCount.signal()
+        join("fgbi-sender")
+        join("fgbi-heartbeat")
+        join("fgbi-acks")
+        let dropped = queues.withLock { queues -> Int in
+            let count = queues.ready.count
+            queues.free.append(contentsOf: queues.ready)
+            queues.ready.removeAll()
+            queues.senderShouldExit = false
+            return count
+        }
+        for _ in 0..<dropped { freeCount.signal() }
+    }
+
+    /// The checkpoint thread: synchronise, run epochs; when the session fails, reconnect and go again.
+    func sessionLoop() {
+        while running.load(ordering: .acquiring) {
+            do {
+                try synchronise()
+                try epochLoop()
+            } catch {
+                // A failed connection ends the session; anything else (the tracker, the engine) ends replication.
+                if shared.withLock({ $0.sessionFailure }) == nil {
+                    fail(error)
+                    return
+                }
+            }
+            guard running.load(ordering: .acquiring) else { return }
+            // The session failed: reconnect within the window, or stop for good.
+            let recorded: Error? = shared.withLock { $0.sessionFailure }
+            let reason: Error = recorded ?? WireError.unexpected("the session ended")
+            closeSession()
+            metrics.connected.record(0)
+            logger.warning("lost the backup: \(reason)", metadata: ["reconnect_window_ms": "\(configuration.reconnectWindow.wholeMilliseconds)"])
+            guard reconnect(after: reason) else { return }
+        }
+    }
+
+    /// Tries to open a new session until the reconnect window closes; false (replication failed) if not.
+    func reconnect(after reason: Error) -> Bool {
+        let window = configuration.reconnectWindow.wholeNanoseconds
+        guard window > 0 else {
+            fail(reason)
+            return false
+        }
+        let deadline = MonotonicClock.nanoseconds() + window
+        var pause: UInt64 = 50_000_000
+        var lastError = reason
+        while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < deadline {
+            do {
+                try openSession()
+                shared.withLock { $0.statistics.reconnects += 1 }
+                metrics.reconnects.increment()
+                return true
+            } catch {
+                lastError = error
+            }
+            let until = min(deadline, MonotonicClock.nanoseconds() + pause)
+            while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < until { MonotonicClock.sleep(nanoseconds: 5_000_000) }
+            pause = min(pause * 2, 1_000_000_000)
+        }
+        if running.load(ordering: .acquiring) {
+            logger.error("could not reach the backup again within the reconnect window: \(lastError)")
+            fail(lastError)
+        }
+        return false
+    }
+
+    /// Pre-copy rounds while the guest runs: every page once (less what the backup already holds), then the
+    /// pages written meanwhile, until the written set is small or stops shrinking. The next paused epoch
+    /// takes the rest and, once acknowledged, is the session's first committed epoch.
+    func synchronise() throws {
+        let policy = configuration.precopy
+        guard policy.enabled else { return }
+        // The scan tracker reports pages whose content differs from its last look, not pages written since
+        // a copy: a page copied mid-change and changed back would never be reported. Without a write-based
+        // tracker the first paused epoch takes every page instead.
+        guard configuration.tracker != .scan else {
+            logger.notice("no pre-copy with the scan tracker: the first epoch captures every page with the guest paused")
+            return
+        }
+        let start = MonotonicClock.nanoseconds()
+        // Everything written before now is covered by the first pass: forget it.
+        for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
+        var rounds: [Int] = []
+        var all: [PrimaryEngine.PageSpan] = []
+        for (index, region) in regions.enumerated() { all.append(.init(region: index, start: 0, count: region.pageCount)) }
+        try precopy(all, firstPass: true)
+        guard running.load(ordering: .acquiring) else { return }  // stopped midway: the final epoch is a full one
+        engine.completeFirstPass()
+        rounds.append(regions.reduce(0) { $0 + $1.pageCount })
+        while rounds.count < policy.maximumRounds, running.load(ordering: .acquiring) {
+            var spans: [PrimaryEngine.PageSpan] = []
+            for (index, tracker) in trackers.enumerated() {
+                try tracker.collect(into: &dirty[index])
+                for run in dirty[index].runs { spans.append(.init(region: index, start: run.start, count: run.count)) }
+            }
+            let pages = spans.reduce(0) { $0 + $1.count }
+            rounds.append(pages)
+            try precopy(spans, firstPass: false)
+            if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink { break }
+        }
+        let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
+        shared.withLock {
+            $0.statistics.lastSynchronisation?.rounds = rounds.count
+            $0.statistics.lastSynchronisation?.pagesPerRound = rounds
+            $0.statistics.lastSynchronisation?.milliseconds = milliseconds
+            $0.statistics.lastSynchronisation?.epoch = engine.upcomingEpoch
+        }
+        logger.info("pre-copy done; the next epoch ends the synchronisation",
+                    metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
+    }
+
+    /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.
+    func precopy(_ spans: [PrimaryEngine.PageSpan], firstPass: Bool) throws {
+        let chunk = configuration.precopy.chunkPages
+        var pieces: [PrimaryEngine.PageSpan] = []
+        var filled = 0
+        func flush() throws {
+            guard !pieces.isEmpty else { return }
+            let capture = try acquireCapture()
+            do {
+                try engine.capturePrecopy(pieces, firstPass: firstPass, into: capture)
+            } catch {
+                release(capture)
+                throw error
+            }
+            queues.withLock { $0.ready.append(capture) }
+            readyCount.signal()
+            pieces.removeAll(keepingCapacity: true)
+            filled = 0
+        }
+        for var span in spans {
+            while span.count > 0 {
+                // Only the first pass may be abandoned (the final epoch is then a full one); a later round
+                // holds pages its collect took from the tracker, which no later capture would see again.
+                guard running.load(ordering: .acquiring) || !firstPass else { return }
+                let taken = min(span.count, chunk - filled)
+                pieces.append(.init(region: span.region, start: span.start, count: taken))
+                span.start += taken
+                span.count -= taken
+                filled += taken
+                if filled == chunk { try flush() }
+            }
+        }
+        try flush()
+    }
+}
