@@ -64,7 +64,7 @@ struct LoopbackReplicationTests {
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
         driver.start()
-        #expect(primary.waitForCommit(10, timeout: .seconds(20)), "ten epochs committed")
+        #expect(primary.waitForCommit(10, timeout: .seconds(60)), "ten epochs committed")
         driver.stop()  // the guest stops; the final epoch captures everything it wrote
         let last = try #require(try primary.stop())
 
