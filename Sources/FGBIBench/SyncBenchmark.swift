@@ -14,6 +14,8 @@ public struct SyncBenchmark: Sendable {
         public var pagesPerSecond = 20_000
         public var mode = ReplicationMode.fgbi
         public var backupDownMilliseconds = 500
+        /// Pages per pre-copy frame (``PrecopyPolicy/chunkPages``).
+        public var precopyChunkPages = PrecopyPolicy().chunkPages
         public init() {}
     }
 
@@ -87,6 +89,7 @@ public struct SyncBenchmark: Sendable {
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: port))
         primaryConfiguration.engine = EngineConfiguration(mode: configuration.mode)
         primaryConfiguration.precopy.enabled = precopy
+        primaryConfiguration.precopy.chunkPages = configuration.precopyChunkPages
         primaryConfiguration.reconnectWindow = .seconds(60)
         primaryConfiguration.backupTimeout = .seconds(60)
         let primary = try Primary(regions: [memory], configuration: primaryConfiguration, hooks: driver.hooks)

@@ -29,12 +29,16 @@ extension FGBICommand {
         @Option(help: "Replication mode.")
         var mode = "fgbi"
 
+        @Option(name: .customLong("chunk-pages"), help: "Pages per pre-copy frame.")
+        var chunkPages = PrecopyPolicy().chunkPages
+
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
 
         func validate() throws {
             guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
+            guard (1...1 << 20).contains(chunkPages) else { throw ValidationError("--chunk-pages must be between 1 and 1048576") }
             do { _ = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
         }
 
@@ -43,6 +47,7 @@ extension FGBICommand {
             configuration.regionMiB = regionMiB
             configuration.pagesPerSecond = pagesPerSecond
             configuration.mode = try ReplicationMode.parse(mode)
+            configuration.precopyChunkPages = chunkPages
             let cases = try SyncBenchmark(configuration).run(progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(cases))
@@ -53,7 +58,7 @@ extension FGBICommand {
                 table.add([c.variant, String(c.regionMib), c.mode, formatted(c.msToCommit, 0), formatted(c.syncPauseMs, 2), String(c.rounds),
                            c.pagesPerRound.map(String.init).joined(separator: " "), String(c.pagesAlreadyHeld), formatted(Double(c.bytes) / 1e6, 1)])
             }
-            print("writer: \(pagesPerSecond) sparse pages/s throughout")
+            print("writer: \(pagesPerSecond) sparse pages/s throughout; pre-copy frames of \(chunkPages) pages")
             print(table.rendered)
         }
     }
