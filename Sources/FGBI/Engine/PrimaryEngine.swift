@@ -185,8 +185,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         precopyTaken = true
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline != nil
-        let work = spans.map { Span(region: $0.region, start: $0.start, count: $0.count) }
-        captureSpans(work[...], wholePages: true, into: capture, scratch: scratch[0])
+        captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
         capture.pagesWritten = spans.reduce(0) { $0 + $1.count }
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
         if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
@@ -249,11 +248,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     /// Consecutive written pages of one region: a unit of capture work.
-    struct Span {
-        var region: Int
-        var start: Int
-        var count: Int
-    }
+    typealias Span = PageSpan
 
     /// Cuts `work` into `parts` pieces of nearly equal page counts, keeping the order.
     static func split(_ work: [Span], into parts: Int) -> [[Span]] {
