@@ -87,7 +87,7 @@ public struct SendBenchmark: Sendable {
             drained.signal()
         }
         var report = StreamSender.Report()
-        let cpuStart = threadCPUSeconds()
+        let cpuStart = MonotonicClock.threadCPUSeconds()
         let start = MonotonicClock.nanoseconds()
         var sent = 0
         while sent < total {
@@ -100,17 +100,11 @@ public struct SendBenchmark: Sendable {
         }
         drained.wait()
         let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        let cpu = threadCPUSeconds() - cpuStart
+        let cpu = MonotonicClock.threadCPUSeconds() - cpuStart
         return Case(path: path, method: method.rawValue,
                     messageBytes: messageSize, bytes: total, gbps: Double(total) / seconds / 1e9,
                     senderCpuSecondsPerGb: cpu / (Double(total) / 1e9), operations: report.operations,
                     zcNotifications: report.notifications,
                     zcCopiedShare: report.notifications > 0 ? Double(report.copiedNotifications) / Double(report.notifications) : nil)
-    }
-
-    private func threadCPUSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

@@ -1,5 +1,9 @@
 import FGBI
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Synthetic guest-memory writers for benchmarks: each epoch writes a fixed number of distinct random pages
 /// in one of several patterns, reproducibly from a seed.
 public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
@@ -11,6 +15,12 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
     case duplicate
     /// Written pages cleared to zeros (freed memory).
     case zero
+    /// Sequential streaming writes: each epoch rewrites a contiguous run of pages whole with new
+    /// moderately compressible words, from a random start (a log or buffer being filled).
+    case streaming
+    /// A Zipf-distributed hot set: page ranks drawn with probability about 1/rank (scattered over the
+    /// region), each write a few 8-byte stores (counters and pointers of a key-value table).
+    case zipf
     /// A mix like a running server's: 80% of writes go to a hot set (a sixteenth of the region), the rest
     /// anywhere; three quarters are a few 8-byte stores, a tenth copy another page, a twentieth clear a page,
     /// the rest rewrite a page whole. The embedded demo's guest.
@@ -55,7 +65,12 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
     /// Writes `pages` distinct random pages of `memory` in this pattern (for ``guest``, `pages` writes that
     /// may repeat pages, as a hot set does).
     public func writeEpoch(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
-        if self == .guest { return Self.writeGuest(memory, writes: pages, random: &random) }
+        switch self {
+        case .guest: return Self.writeGuest(memory, writes: pages, random: &random)
+        case .zipf: return Self.writeZipf(memory, writes: pages, random: &random)
+        case .streaming: return Self.writeStreaming(memory, pages: pages, random: &random)
+        default: break
+        }
         let pageCount = memory.pageCount
         let wordsPerPage = GuestMemory.pageSize / 8
         let count = min(pages, pageCount)
@@ -76,7 +91,7 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
                 memory.page(page).copyMemory(from: memory.page(source), byteCount: GuestMemory.pageSize)
             case .zero:
                 memory.page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
-            case .guest:
+            case .guest, .zipf, .streaming:
                 break
             }
         }
@@ -105,8 +120,35 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    private static func writeStreaming(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
+        let pageCount = memory.pageCount
+        let wordsPerPage = GuestMemory.pageSize / 8
+        let start = Int(random.next() % UInt64(pageCount))
+        for step in 0..<min(pages, pageCount) {
+            let words = memory.page((start + step) % pageCount).assumingMemoryBound(to: UInt64.self)
+            for word in 0..<wordsPerPage { words[word] = random.next() >> 28 }
+        }
+    }
+
+    /// Ranks are log-uniform on 1...pageCount (density 1/rank: Zipf with exponent 1), spread over the region by
+    /// a fixed odd multiplier so the hot pages are not adjacent.
+    private static func writeZipf(_ memory: GuestMemory, writes: Int, random: inout SeededRandom) {
+        let pageCount = memory.pageCount
+        let wordsPerPage = GuestMemory.pageSize / 8
+        let logPages = log(Double(pageCount))
+        var spread = 0x9E37_79B1 % pageCount | 1
+        while gcd(spread, pageCount) != 1 { spread += 2 }
+        for _ in 0..<writes {
+            let unit = Double(random.next() >> 11) / Double(1 << 53)
+            let rank = min(Int(exp(unit * logPages)), pageCount) - 1
+            let words = memory.page(rank * spread % pageCount).assumingMemoryBound(to: UInt64.self)
+            for _ in 0...(random.next() % 4) { words[Int(random.next() % UInt64(wordsPerPage))] = random.next() >> 20 }
+        }
+    }
+
+    private static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+
     private static func coprimeStride(_ n: Int, _ random: inout SeededRandom) -> Int {
-        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
         var stride = Int(random.next() % UInt64(n)) | 1
         while gcd(stride, n) != 1 { stride += 2 }
         return stride % n == 0 ? 1 : stride

@@ -10,6 +10,10 @@ public final class EpochCapture: @unchecked Sendable {
     public internal(set) var blocksRehashed = 0
     /// Nanoseconds the capture took: the part of the epoch that needs the guest paused.
     public internal(set) var captureNanoseconds: UInt64 = 0
+    /// Nanoseconds the guest stayed paused for this epoch (pause hook called to resume hook returned), and
+    /// of them the time the pause hook took to stop the guest; set by ``Primary``, zero elsewhere.
+    public internal(set) var pauseNanoseconds: UInt64 = 0
+    public internal(set) var stopNanoseconds: UInt64 = 0
     /// The number of captured items (blocks or pages).
     public private(set) var count = 0
     /// For the `fgbi` mode: the items are whole written pages, to be rehashed after the guest resumes
@@ -77,6 +81,8 @@ public final class EpochCapture: @unchecked Sendable {
         pagesHeld = 0
         pagesWritten = 0
         blocksRehashed = 0
+        pauseNanoseconds = 0
+        stopNanoseconds = 0
         count = 0
     }
 

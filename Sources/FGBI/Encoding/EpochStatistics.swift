@@ -30,6 +30,10 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var wireBytes = 0
     /// Time the guest must be paused for: collecting is the tracker's; capturing is this.
     public var captureNanoseconds: UInt64 = 0
+    /// The guest's whole pause for this epoch (pause hook called to resume hook returned), and of it the
+    /// time the pause hook took to stop the guest; only a ``Primary`` pauses, so zero elsewhere.
+    public var pauseNanoseconds: UInt64 = 0
+    public var stopNanoseconds: UInt64 = 0
     /// Index lookups, sharing and encoding (while the guest runs).
     public var encodeNanoseconds: UInt64 = 0
     /// The general compressor.
@@ -51,6 +55,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         bodyBytes += other.bodyBytes
         wireBytes += other.wireBytes
         captureNanoseconds += other.captureNanoseconds
+        pauseNanoseconds += other.pauseNanoseconds
+        stopNanoseconds += other.stopNanoseconds
         encodeNanoseconds += other.encodeNanoseconds
         compressNanoseconds += other.compressNanoseconds
     }

@@ -244,6 +244,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         expanded.pagesWritten = pages.pagesWritten
         expanded.blocksRehashed = view.count * blocksPerPage
         expanded.captureNanoseconds = pages.captureNanoseconds
+        expanded.pauseNanoseconds = pages.pauseNanoseconds
+        expanded.stopNanoseconds = pages.stopNanoseconds
         return expanded
     }
 
@@ -384,6 +386,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         stats.pagesAlreadyHeld = capture.pagesHeld
         stats.blocksRehashed = capture.blocksRehashed
         stats.captureNanoseconds = capture.captureNanoseconds
+        stats.pauseNanoseconds = capture.pauseNanoseconds
+        stats.stopNanoseconds = capture.stopNanoseconds
         body.removeAll()
         let records: Int
         if let blockEncoder {

@@ -77,6 +77,8 @@ public final class Primary: @unchecked Sendable {
         self.logger = logger
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
+        let metadataBytes = engine.metadataBytes
+        shared.withLock { $0.statistics.metadataBytes = metadataBytes }
         queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
         // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
         // value, which happens when replication stops with captures still in flight.

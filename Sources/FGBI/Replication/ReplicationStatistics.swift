@@ -22,6 +22,8 @@ public struct ReplicationStatistics: Sendable {
     /// Synchronisations run (one per session), and the last one's figures.
     public var synchronisations = 0
     public var lastSynchronisation: SynchronisationReport?
+    /// The engine's metadata: block tables, content index with its stored copies, or page cache, bytes.
+    public var metadataBytes = 0
     /// Pre-copy frames and their bytes, over all synchronisations.
     public var precopyFrames = 0
     public var precopyBytes = 0

@@ -11,6 +11,16 @@ public enum MonotonicClock {
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
+    /// CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).
+    public static func threadCPUNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+
+    /// CPU time the calling thread has used, in seconds.
+    public static func threadCPUSeconds() -> Double { Double(threadCPUNanoseconds()) / 1e9 }
+
     /// Sleeps the calling thread for `nanoseconds`, resuming after signals.
     public static func sleep(nanoseconds: UInt64) {
         var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))

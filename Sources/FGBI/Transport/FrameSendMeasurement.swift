@@ -47,13 +47,13 @@ public enum FrameSendMeasurement {
         try payload.withUnsafeBytes { bytes in
             for _ in 0..<max(frames / 10, 1) { try connection.send(.epoch, bytes) }
         }
-        let cpuBefore = threadCPUSeconds()
+        let cpuBefore = MonotonicClock.threadCPUSeconds()
         let start = MonotonicClock.nanoseconds()
         try payload.withUnsafeBytes { bytes in
             for _ in 0..<frames { try connection.send(.epoch, bytes) }
         }
         let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        let cpu = threadCPUSeconds() - cpuBefore
+        let cpu = MonotonicClock.threadCPUSeconds() - cpuBefore
         client.shutdownWrite()
         receiver.join()
         let statistics = connection.sendStatistics
@@ -63,11 +63,5 @@ public enum FrameSendMeasurement {
                       senderCPUSecondsPerGB: gigabytes > 0 ? cpu / gigabytes : 0,
                       socketFrames: statistics.socketFrames, uringFrames: statistics.uringFrames,
                       zeroCopyFrames: statistics.zeroCopyFrames, copiedNotifications: statistics.copiedNotifications)
-    }
-
-    private static func threadCPUSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }

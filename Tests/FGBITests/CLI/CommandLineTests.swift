@@ -46,6 +46,11 @@ struct CommandLineTests {
         (["backup", "--block-size", "96"], "block size 96 is not one of"),
         (["bench", "pause", "--pages", "0"], "'0' is not a positive number"),
         (["bench", "send", "--paths", "wifi"], "--paths: choose from loopback and veth"),
+        (["bench", "replicate", "--block-size", "64,96"], "block size 96 is not one of"),
+        (["bench", "replicate", "--baselines", "gzip"], "unknown tool 'gzip'"),
+        (["bench", "replicate", "--workload", "sparse,,zero"], "--workload: expected a comma-separated list"),
+        (["bench", "replicate", "--workload", "random"], "unknown workload 'random'"),
+        (["bench", "replicate", "--trace", "/nonexistent/trace"], "--trace: "),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -70,6 +75,35 @@ struct CommandLineTests {
         let fgbi = try #require(sparse.first { $0["mode"] as? String == "fgbi" }?["wire_bytes"] as? Int)
         let page = try #require(sparse.first { $0["mode"] as? String == "page" }?["wire_bytes"] as? Int)
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
+    }
+
+    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the replication benchmark tracks with uffd-async"))
+    func replicationBenchmarkVerifiesEveryModeAndRunsTheDeltaTools() throws {
+        let zstdInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd")
+        let outcome = try CommandRunner.run(["bench", "replicate", "--workload", "sparse,zipf", "--modes", "fgbi,page,xbzrle",
+                                             "--block-size", "64,256", "--region-mib", "8", "--epochs", "3", "--pages-per-epoch", "128",
+                                             "--epoch-ms", "5", "--baselines", "zstd", "--baseline-epochs", "2", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
+        let runs = try #require(report["runs"] as? [[String: Any]])
+        #expect(runs.count == 2 * 4, "two workloads x (fgbi at two block sizes, page, xbzrle)")
+        for run in runs {
+            #expect(run["verified"] as? Bool == true, "\(run)")
+            #expect(run["mode"] is String && run["wire_bytes"] is Int && run["pause_ms_p99"] is Double)
+            #expect((run["per_epoch"] as? [Any])?.count == 3, "every written epoch is reported: \(run)")
+        }
+        let sparse = runs.filter { $0["workload"] as? String == "sparse" }
+        let fgbi = try #require(sparse.first { $0["mode"] as? String == "fgbi" && $0["block_size"] as? Int == 64 }?["wire_bytes"] as? Int)
+        let page = try #require(sparse.first { $0["mode"] as? String == "page" }?["wire_bytes"] as? Int)
+        #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
+        let baselines = try #require(report["baselines"] as? [[String: Any]])
+        if zstdInstalled {
+            #expect(baselines.count == 2)
+            for baseline in baselines {
+                #expect(baseline["tool"] as? String == "zstd" && baseline["pairs"] as? Int == 2)
+                #expect((baseline["bytes"] as? Int ?? 0) > 0, "\(baseline)")
+            }
+        }
     }
 
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))

@@ -1,0 +1,267 @@
+import FGBI
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fgbi bench replicate`: the whole pipeline per mode on the same memory history: a ``Primary`` (tracker,
+/// capture, encode, compress, send) and a ``Backup`` (receive, decode, apply, acknowledge) in this process
+/// over loopback. A ``LockstepGuest`` writes one epoch (a workload's or a trace's next image), the primary
+/// cuts it on its timer, the benchmark waits until the backup has acknowledged it and compares the whole
+/// backup with the primary before the next epoch is written. Every mode sees the same epochs, so their
+/// bytes and costs compare side by side.
+public struct ReplicateBenchmark: Sendable {
+    public struct Configuration: Sendable {
+        public var sources: [LockstepSource] = [.workload(.sparse)]
+        public var modes = ReplicationMode.allCases
+        /// Block sizes the `fgbi` mode runs at (a sweep when more than one); the page modes run once.
+        public var blockSizes = [64]
+        /// nil: each mode's default compressor.
+        public var compression: Compression?
+        /// Epochs with writes per run (a trace: at most its images after the first).
+        public var epochs = 50
+        public var pagesPerEpoch = 8192
+        public var regionMiB = 256
+        public var epochMilliseconds = 25
+        public var tracker = TrackerKind.uffdAsync
+        /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
+        public var cacheBudgetBytes = 64 << 20
+        public var seed: UInt64 = 2011
+        public init() {}
+    }
+
+    /// One epoch with writes, as the primary reported it.
+    public struct EpochRecord: Codable, Sendable {
+        public var epoch: UInt64
+        public var pagesWritten: Int
+        public var wireBytes: Int
+        /// Guest pause: collect and capture (the time the pause hook took to stop the guest excluded).
+        public var pauseMs: Double
+        /// Encode and compress, after the guest resumed.
+        public var encodeMs: Double
+    }
+
+    /// One (source, mode, block size) run.
+    public struct ModeRun: Codable, Sendable {
+        public var workload: String
+        public var mode: String
+        public var compression: String
+        public var blockSize: Int
+        /// Epochs with writes, each verified after its commit.
+        public var epochs: Int
+        public var pagesWritten: Int
+        /// Bytes of epoch deltas after the synchronisation, every epoch the primary cut counted (empty ones
+        /// between the written epochs and the final one too).
+        public var wireBytes: Int
+        /// Of which the epochs with writes, on average.
+        public var wireBytesPerEpoch: Int
+        /// wireBytes over the `page` mode's for the same source.
+        public var ratioToPage: Double?
+        /// Pre-copy and first paused epoch: the whole region once.
+        public var synchronisationBytes: Int
+        public var pauseMsP50: Double
+        public var pauseMsP99: Double
+        /// CPU of the primary's threads (collect, capture, encode, compress, send, acks, heartbeats) and of
+        /// the backup's (receive, verify, decode, apply, ack), per epoch with writes.
+        public var primaryCpuMsPerEpoch: Double
+        public var backupCpuMsPerEpoch: Double
+        /// Written pages' bytes per second of primary plus backup CPU.
+        public var dirtyGbps: Double
+        /// The primary engine's metadata per GiB of guest memory.
+        public var metadataBytesPerGib: Int
+        public var sharedHits: Int
+        public var zeroBlocks: Int
+        public var diffBlocks: Int
+        public var literalBlocks: Int
+        /// The backup equalled the primary, byte for byte, after every epoch's commit and after the final one.
+        public var verified: Bool
+        public var perEpoch: [EpochRecord]
+    }
+
+    public let configuration: Configuration
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// Runs every (source, mode, block size); `progress` gets a line per run and per tenth of its epochs.
+    public func run(progress: (String) -> Void) throws -> [ModeRun] {
+        var runs: [ModeRun] = []
+        for source in configuration.sources {
+            let first = runs.count
+            for mode in configuration.modes {
+                let sizes = mode == .fgbi ? configuration.blockSizes : [configuration.blockSizes[0]]
+                for blockSize in sizes {
+                    progress("replicate: \(source.name), \(mode) mode, \(blockSize)-byte blocks")
+                    runs.append(try run(source: source, mode: mode, blockSize: blockSize, progress: progress))
+                }
+            }
+            if let page = runs[first...].first(where: { $0.mode == ReplicationMode.page.rawValue }) {
+                for index in first..<runs.count {
+                    runs[index].ratioToPage = Double(runs[index].wireBytes) / Double(max(page.wireBytes, 1))
+                }
+            }
+        }
+        return runs
+    }
+
+    /// What the primary's observer collects, on the sender thread.
+    private final class Observations: @unchecked Sendable {
+        private let lock = NSLock()
+        private var records: [UInt64: EpochStatistics] = [:]
+
+        func record(_ capture: EpochCapture, _ statistics: EpochStatistics) {
+            guard !capture.isPrecopy else { return }
+            lock.withLock { records[capture.epoch] = statistics }
+        }
+
+        func statistics(after epoch: UInt64) -> [UInt64: EpochStatistics] {
+            lock.withLock { records.filter { $0.key > epoch } }
+        }
+
+        subscript(epoch: UInt64) -> EpochStatistics? { lock.withLock { records[epoch] } }
+    }
+
+    private func run(source: LockstepSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws -> ModeRun {
+        let length = source.regionBytes(default: configuration.regionMiB << 20)
+        let memory = try GuestMemory.anonymous(length: length)
+        let backupMemory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        try backupMemory.prefault()
+        let guest = try LockstepGuest(memory: memory, source: source.guestSource(pagesPerEpoch: configuration.pagesPerEpoch, seed: configuration.seed))
+        let epochs = try source.epochs(wanted: configuration.epochs)
+        let geometry = try BlockGeometry(blockSize: blockSize)
+
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.primaryTimeout = .seconds(10)
+        let backup = try Backup(regions: [backupMemory], geometry: geometry, configuration: backupConfiguration)
+        let backupThread = BackupThread(backup)
+
+        var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        primaryConfiguration.engine = EngineConfiguration(mode: mode, blockSize: blockSize, compression: configuration.compression)
+        primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.tracker = configuration.tracker
+        primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
+        primaryConfiguration.backupTimeout = .seconds(10)
+        primaryConfiguration.reconnectWindow = .zero
+        let observations = Observations()
+        let primary = try Primary(regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,
+                                  observer: { observations.record($0, $1) })
+        var stopped = false
+        defer {
+            if !stopped { _ = try? primary.stop(finalEpoch: false) }
+            backup.stop()
+            backupThread.join()
+        }
+        try primary.start()
+
+        // Synchronisation: the guest is idle until the backup holds the whole region.
+        let syncDeadline = MonotonicClock.nanoseconds() + 300_000_000_000
+        while primary.committedEpoch == nil {
+            if let failure = primary.failure { throw BenchmarkError("replication failed during synchronisation: \(failure)") }
+            guard MonotonicClock.nanoseconds() < syncDeadline else { throw BenchmarkError("the backup was not synchronised within 300 s") }
+            MonotonicClock.sleep(nanoseconds: 1_000_000)
+        }
+        let syncEpoch = primary.committedEpoch!
+        let synchronised = primary.statistics
+        let cpuAtSync = (process: ProcessCPU.nanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+
+        var verified = memcmp(memory.base, backupMemory.base, length) == 0
+        var writtenEpochs: [UInt64] = []
+        var pagesWritten = 0
+        for number in 1...epochs {
+            guard try guest.writeNext() else { break }
+            pagesWritten += guest.lastWritten
+            let epoch = primary.epochCoveringWritesSoFar
+            guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
+                throw BenchmarkError("epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
+            }
+            writtenEpochs.append(epoch)
+            // The guest is idle and the backup has applied the epoch: both must hold the same bytes.
+            verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
+            if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
+        }
+        let cpuAtEnd = (process: ProcessCPU.nanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+        stopped = true
+        _ = try primary.stop()
+        backupThread.join()
+        try backupThread.rethrow()
+        verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
+
+        let statistics = primary.statistics
+        let epochsAfterSync = observations.statistics(after: syncEpoch)
+        var totals = EpochStatistics()
+        for (_, epochStatistics) in epochsAfterSync { totals.accumulate(epochStatistics) }
+        let records = writtenEpochs.compactMap { epoch -> EpochRecord? in
+            guard let s = observations[epoch] else { return nil }
+            return EpochRecord(epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
+                               pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
+                               encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
+        }
+        let count = max(records.count, 1)
+        let backupCPU = Double(cpuAtEnd.backup - cpuAtSync.backup)
+        // Everything this process ran over the epochs, less the backup's thread and this (the guest's) thread.
+        let primaryCPU = max(Double(cpuAtEnd.process - cpuAtSync.process) - backupCPU - Double(cpuAtEnd.own - cpuAtSync.own), 0)
+        let pauses = records.map(\.pauseMs)
+        return ModeRun(
+            workload: source.name, mode: mode.rawValue,
+            compression: primaryConfiguration.engine.effectiveCompression.description, blockSize: blockSize,
+            epochs: records.count, pagesWritten: pagesWritten,
+            wireBytes: statistics.bytesSent - synchronised.bytesSent,
+            wireBytesPerEpoch: records.reduce(0) { $0 + $1.wireBytes } / count, ratioToPage: nil,
+            synchronisationBytes: synchronised.precopyBytes + synchronised.bytesSent,
+            pauseMsP50: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.5), pauseMsP99: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.99),
+            primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(count), backupCpuMsPerEpoch: backupCPU / 1e6 / Double(count),
+            dirtyGbps: primaryCPU + backupCPU > 0 ? Double(pagesWritten * GuestMemory.pageSize) / (primaryCPU + backupCPU) : 0,
+            metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
+            sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
+            literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count, perEpoch: records)
+    }
+}
+
+/// What a replication benchmark replays: a built-in workload or a recorded trace.
+public enum LockstepSource: Sendable {
+    case workload(SyntheticWorkload)
+    case trace(TraceDirectory)
+
+    /// The name tables print: the workload's, or `trace:` and the directory's last component.
+    public var name: String {
+        switch self {
+        case .workload(let workload): workload.rawValue
+        case .trace(let trace): "trace:" + (trace.path.split(separator: "/").last.map(String.init) ?? trace.path)
+        }
+    }
+
+    /// The region's size: one image for a trace.
+    public func regionBytes(default bytes: Int) -> Int {
+        if case .trace(let trace) = self { return trace.imageSize }
+        return bytes
+    }
+
+    /// Epochs a run can have: `wanted`, or fewer when a trace has fewer images.
+    public func epochs(wanted: Int) throws -> Int {
+        if case .trace(let trace) = self {
+            guard trace.epochCount >= 1 else { throw BenchmarkError("the trace \(trace.path) has one image: nothing to replicate") }
+            return min(wanted, trace.epochCount)
+        }
+        return wanted
+    }
+
+    func guestSource(pagesPerEpoch: Int, seed: UInt64) -> LockstepGuest.Source {
+        switch self {
+        case .workload(let workload): .workload(workload, pagesPerEpoch: pagesPerEpoch, seed: seed)
+        case .trace(let trace): .trace(trace)
+        }
+    }
+}
+
+/// The process's CPU time (user and system, every thread).
+enum ProcessCPU {
+    static func nanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
+        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+    }
+}
