@@ -69,9 +69,12 @@ extension Primary {
                 continue
             }
             // Sleep in short steps so stop() is prompt.
-            while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < next {
-                let left = next - MonotonicClock.nanoseconds()
-                MonotonicClock.sleep(nanoseconds: min(left, 5_000_000))
+            // One clock reading per step: reading it again after the comparison could pass `next` (a
+            // preempted thread) and underflow.
+            while running.load(ordering: .acquiring) {
+                let now = MonotonicClock.nanoseconds()
+                guard now < next else { break }
+                MonotonicClock.sleep(nanoseconds: min(next - now, 5_000_000))
             }
         }
     }
