@@ -1,5 +1,5 @@
 // System calls Swift cannot reach through Glibc's module: memfd_create, newer madvise advice, thread ids
-// and names, errno names.
+// and names, another process's memory (process_vm_readv), errno names.
 #define _GNU_SOURCE
 #include "CSupport.h"
 
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
@@ -47,6 +48,12 @@ int CSupport_setns(int fd, int nstype) {
 
 uint32_t CSupport_gettid(void) {
     return (uint32_t)syscall(SYS_gettid);
+}
+
+long CSupport_process_vm_readv(int32_t pid, const struct iovec *local, unsigned long local_count,
+                               const struct iovec *remote, unsigned long remote_count) {
+    ssize_t copied = process_vm_readv(pid, local, local_count, remote, remote_count, 0);
+    return copied < 0 ? -errno : (long)copied;
 }
 
 const char *CSupport_errno_name(int error) {

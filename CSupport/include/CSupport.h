@@ -158,6 +158,16 @@ static const int CSupport_CLONE_NEWNET = 0x40000000;
 /// The calling thread's kernel thread id (gettid(2)).
 uint32_t CSupport_gettid(void);
 
+/// A scatter-gather element (from <sys/uio.h>, left out so Swift imports it from Glibc).
+struct iovec;
+
+/// process_vm_readv(2): copies from process `pid`'s memory at the `remote_count` ranges of `remote` into the
+/// `local_count` buffers of `local`, in order, until the first range that cannot be read. Returns the bytes
+/// copied (short when a range failed part way) or -errno (ESRCH: no such process; EPERM: no ptrace access;
+/// EFAULT: the first range is not mapped).
+long CSupport_process_vm_readv(int32_t pid, const struct iovec *local, unsigned long local_count,
+                               const struct iovec *remote, unsigned long remote_count);
+
 // MARK: - io_uring (liburing wrappers)
 
 /// sendmsg(2)'s message (from <sys/socket.h>, which this header leaves out so Swift imports it from Glibc).

@@ -17,18 +17,59 @@ public struct TraceDirectory: Sendable {
     /// The optional metadata file's name.
     public static let metadataName = "trace.json"
 
-    /// What `trace.json` may hold; every field optional.
+    /// What `trace.json` may hold; every field optional. A trace captured from a running program
+    /// (`fgbi trace capture`) also records where each image's bytes came from and what was left out.
     public struct Metadata: Codable, Sendable, Equatable {
         /// Milliseconds between images, used as the epoch length when replaying.
         public var epochMs: Double?
-        /// Where the images came from (`workload:guest`, a program's name).
+        /// Where the images came from (`workload:guest`, `process:redis-server`).
         public var source: String?
+        /// The captured process's id.
+        public var pid: Int32?
+        /// The captured process's command line, as /proc/PID/cmdline gave it.
+        public var program: String?
+        /// The address ranges an image concatenates, in address order: image offset 0 is the first range's
+        /// start, and each next range follows the previous one's last byte.
+        public var regions: [Region]?
+        /// Writable private ranges left out of the layout (the size cap, or unreadable at the first snapshot).
+        public var skippedRegions: [Region]?
+        /// Snapshots asked for; more than the images when the process exited part way.
+        public var snapshotsPlanned: Int?
+        /// Stop-to-continue pause of each snapshot, in milliseconds (empty when the process was not stopped).
+        public var pausesMs: [Double]?
+        /// Bytes of the layout that could not be read and were written as zeros, summed over all images.
+        public var unreadBytes: Int?
+        /// The most bytes of writable private memory mapped outside the layout at any snapshot (mapped after
+        /// the first snapshot, or grown past a range's end): memory the images do not show.
+        public var bytesMappedOutsideLayout: Int?
+        /// The most bytes of the layout not mapped any more at any snapshot (they read as zeros).
+        public var layoutBytesUnmapped: Int?
+        /// True when the process exited before the planned snapshots were taken.
+        public var exitedEarly: Bool?
+
+        /// One address range of a captured process: `length` bytes from `start`, with the mapping's name
+        /// from /proc/PID/maps (a path, `[heap]`, `[stack]`, or empty for anonymous memory).
+        public struct Region: Codable, Sendable, Equatable {
+            public var start: UInt64
+            public var length: Int
+            public var name: String
+            /// Why a skipped range was left out (`size cap`, `unreadable`); nil for a captured one.
+            public var reason: String?
+
+            public init(start: UInt64, length: Int, name: String, reason: String? = nil) {
+                self.start = start
+                self.length = length
+                self.name = name
+                self.reason = reason
+            }
+        }
 
         public init(epochMs: Double? = nil, source: String? = nil) {
             self.epochMs = epochMs
             self.source = source
         }
     }
+
 
     /// The directory's path as given.
     public let path: String

@@ -7,7 +7,7 @@ extension FGBICommand {
     struct Trace: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Trace which pages and blocks a workload writes, epoch by epoch (default), or record a trace directory.",
-            subcommands: [TraceAnalyze.self, TraceRecord.self],
+            subcommands: [TraceAnalyze.self, TraceRecord.self, TraceCapture.self],
             defaultSubcommand: TraceAnalyze.self)
     }
 

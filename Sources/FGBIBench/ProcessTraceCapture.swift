@@ -1,0 +1,199 @@
+import FGBI
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Captures a running process's writable memory as a trace directory (what `fgbi trace capture` runs).
+///
+/// The first snapshot reads /proc/PID/maps and fixes the layout (``CaptureLayout``); every snapshot stops
+/// the process with SIGSTOP, waits until all its threads are stopped, copies the layout with
+/// process_vm_readv, continues it with SIGCONT, and only then writes the image, so the pause is the copy
+/// alone. Snapshots start `intervalMs` apart. SIGCONT is sent on every path out of a stopped snapshot.
+public struct ProcessTraceCapture: Sendable {
+    /// The process captured.
+    public var pid: Int32
+    /// Milliseconds from one snapshot's start to the next.
+    public var intervalMs = 100.0
+    /// Images to write: the trace has one epoch fewer.
+    public var snapshots = 51
+    /// The most bytes per image.
+    public var maxBytes = 1024 << 20
+    /// Stop the process for each snapshot (false: copy it while it runs, so an image can mix moments).
+    public var stopsProcess = true
+    /// The longest wait for every thread to stop; after it the snapshot is read anyway and counted.
+    public var stopTimeoutMs = 1000.0
+
+    public init(pid: Int32) {
+        self.pid = pid
+    }
+
+    /// What a capture did.
+    public struct Outcome: Sendable {
+        /// The trace directory written, opened.
+        public var trace: TraceDirectory
+        public var layout: CaptureLayout
+        /// Stop-to-continue time of each snapshot in milliseconds (empty when the process was not stopped).
+        public var pausesMs: [Double]
+        /// Time spent copying each snapshot, in milliseconds.
+        public var readsMs: [Double]
+        /// Bytes written as zeros because they could not be read, over all images.
+        public var unreadBytes: Int
+        /// Snapshots read although a thread had not stopped within ``ProcessTraceCapture/stopTimeoutMs``.
+        public var notFullyStopped: Int
+        /// Snapshots that started more than half an interval late (the previous write took too long).
+        public var lateSnapshots: Int
+        /// True when the process exited before every planned snapshot was taken.
+        public var exitedEarly: Bool
+        public var elapsedSeconds: Double
+
+        /// Median and largest stop-to-continue pause in milliseconds; without stops, of the copy time.
+        public var pauseMedianMs: Double { Summary(pausesMs.isEmpty ? readsMs : pausesMs).median }
+        public var pauseMaxMs: Double { Summary(pausesMs.isEmpty ? readsMs : pausesMs).max }
+    }
+
+    /// Captures into `path` (created if missing; it must not hold images already). `progress` gets one line
+    /// per snapshot.
+    public func capture(to path: String, progress: (String) -> Void = { _ in }) throws(CaptureError) -> Outcome {
+        guard snapshots >= 2 else { throw .system(pid: pid, SystemError(operation: "capture of \(snapshots) snapshots", errno: EINVAL, hint: "a trace needs at least 2 snapshots")) }
+        let target = TargetProcess(pid: pid)
+        try target.checkExists()
+        let program = target.commandLine()
+        let writer: TraceDirectoryWriter
+        do { writer = try TraceDirectoryWriter(path: path) } catch { throw .trace(error) }
+
+        var layout = CaptureLayout()
+        var reader: ProcessMemoryReader?
+        var image: UnsafeMutableRawBufferPointer?
+        defer { image?.deallocate() }
+        var pauses: [Double] = [], reads: [Double] = []
+        var unread = 0, notFullyStopped = 0, late = 0, outside = 0, unmapped = 0
+        var exitedEarly = false
+        let interval = UInt64(intervalMs * 1e6)
+        let start = MonotonicClock.nanoseconds()
+
+        for index in 0..<snapshots {
+            let due = start + UInt64(index) * interval
+            let now = MonotonicClock.nanoseconds()
+            if due > now { MonotonicClock.sleep(nanoseconds: due - now) } else if now - due > interval / 2 { late += 1 }
+            let snapshot: Snapshot
+            do throws(CaptureError) {
+                snapshot = try take(target) { () throws(CaptureError) -> Int in
+                    if reader == nil {
+                        // The first snapshot fixes the layout, with the process stopped so it is consistent.
+                        let mappings = try ProcessMemoryMap.read(pid: pid)
+                        var failure: CaptureError?
+                        layout = CaptureLayout.select(from: mappings, maxBytes: maxBytes) { mapping in
+                            do throws(CaptureError) { return try Self.probe(pid: pid, mapping) } catch {
+                                failure = failure ?? error
+                                return false
+                            }
+                        }
+                        if let failure { throw failure }
+                        guard layout.totalBytes > 0 else { throw .nothingToCapture(pid: pid) }
+                        reader = ProcessMemoryReader(pid: pid, layout: layout)
+                        image = .allocate(byteCount: layout.totalBytes, alignment: GuestMemory.pageSize)
+                    }
+                    return try reader!.read(into: image!)
+                }
+            } catch .noSuchProcess where index > 0 {
+                exitedEarly = true
+                progress("process \(pid) exited after \(index) snapshot\(index == 1 ? "" : "s"); keeping the images written so far")
+                break
+            }
+            if index == 0 { try checkSpace(path, imageBytes: layout.totalBytes) }
+            if stopsProcess { pauses.append(snapshot.pauseMs) }
+            reads.append(snapshot.readMs)
+            unread += snapshot.unread
+            if !snapshot.stopped { notFullyStopped += 1 }
+            let written = MonotonicClock.nanoseconds()
+            do { try writer.append(UnsafeRawBufferPointer(image!)) } catch { throw .trace(error) }
+            let writeMs = Double(MonotonicClock.nanoseconds() - written) / 1e6
+            if index > 0, let mappings = try? ProcessMemoryMap.read(pid: pid) {
+                outside = max(outside, layout.bytesOutside(mappings))
+                unmapped = max(unmapped, layout.bytesUnmapped(mappings))
+            }
+            var line = "snapshot \(index + 1)/\(snapshots): "
+            line += stopsProcess ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)" : "read \(formatted(snapshot.readMs, 2)) ms"
+            line += ", write \(formatted(writeMs, 1)) ms"
+            if snapshot.unread > 0 { line += ", \(snapshot.unread) bytes unreadable (zeroed)" }
+            if !snapshot.stopped { line += ", not every thread stopped within \(formatted(stopTimeoutMs, 0)) ms" }
+            progress(line)
+        }
+
+        guard writer.imageCount >= 2 else { throw .exitedTooEarly(pid: pid, images: writer.imageCount) }
+        var metadata = TraceDirectory.Metadata(epochMs: intervalMs, source: "process:\(target.commandName())")
+        metadata.pid = pid
+        metadata.program = program
+        metadata.regions = layout.regions
+        metadata.skippedRegions = layout.skipped
+        metadata.snapshotsPlanned = snapshots
+        metadata.pausesMs = pauses.map { ($0 * 1000).rounded() / 1000 }
+        metadata.unreadBytes = unread
+        metadata.bytesMappedOutsideLayout = outside
+        metadata.layoutBytesUnmapped = unmapped
+        metadata.exitedEarly = exitedEarly
+        do {
+            try writer.finish(metadata)
+            let trace = try TraceDirectory.open(path)
+            return Outcome(
+                trace: trace, layout: layout, pausesMs: pauses, readsMs: reads, unreadBytes: unread,
+                notFullyStopped: notFullyStopped, lateSnapshots: late, exitedEarly: exitedEarly,
+                elapsedSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        } catch {
+            throw .trace(error)
+        }
+    }
+
+    private struct Snapshot {
+        var pauseMs: Double
+        var readMs: Double
+        var unread: Int
+        var stopped: Bool
+    }
+
+    /// Stops the process (unless ``stopsProcess`` is false), waits for its threads, runs `read`, and sends
+    /// SIGCONT whatever happened.
+    private func take(_ target: TargetProcess, read: () throws(CaptureError) -> Int) throws(CaptureError) -> Snapshot {
+        let stopped = MonotonicClock.nanoseconds()
+        var allStopped = true
+        if stopsProcess {
+            try target.send(SIGSTOP, name: "SIGSTOP")
+        }
+        var continued = false
+        defer { if stopsProcess && !continued { try? target.send(SIGCONT, name: "SIGCONT") } }
+        if stopsProcess {
+            allStopped = try target.waitUntilStopped(timeoutNanoseconds: UInt64(stopTimeoutMs * 1e6))
+        }
+        let readStart = MonotonicClock.nanoseconds()
+        let unread = try read()
+        let end = MonotonicClock.nanoseconds()
+        if stopsProcess {
+            continued = true
+            try? target.send(SIGCONT, name: "SIGCONT")
+        }
+        let resumed = MonotonicClock.nanoseconds()
+        return Snapshot(
+            pauseMs: Double(resumed - stopped) / 1e6, readMs: Double(end - readStart) / 1e6,
+            unread: unread, stopped: allStopped)
+    }
+
+    /// True when the first page of `mapping` can be read: a region that cannot is left out of the layout.
+    /// Throws when the process is gone or may not be read at all.
+    private static func probe(pid: Int32, _ mapping: ProcessMapping) throws(CaptureError) -> Bool {
+        let layout = CaptureLayout.select(from: [mapping], maxBytes: GuestMemory.pageSize)
+        guard layout.totalBytes > 0 else { return false }
+        let page = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.totalBytes, alignment: GuestMemory.pageSize)
+        defer { page.deallocate() }
+        return try ProcessMemoryReader(pid: pid, layout: layout).read(into: page) == 0
+    }
+
+    /// Refuses to start writing when `snapshots` images of `imageBytes` would not fit next to `path`.
+    private func checkSpace(_ path: String, imageBytes: Int) throws(CaptureError) {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return }
+        let free = Int(info.f_bavail) * Int(info.f_frsize)
+        let needed = snapshots * imageBytes
+        if free < needed { throw .notEnoughSpace(path: path, needed: needed, free: free) }
+    }
+}
