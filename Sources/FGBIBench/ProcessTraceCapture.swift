@@ -23,6 +23,9 @@ public struct ProcessTraceCapture: Sendable {
     public var stopsProcess = true
     /// The longest wait for every thread to stop; after it the snapshot is read anyway and counted.
     public var stopTimeoutMs = 1000.0
+    /// Memory for images taken but not yet written (nil: half of MemAvailable). When it is full a snapshot
+    /// waits for the disk and starts late.
+    public var bufferBytes: Int?
 
     public init(pid: Int32) {
         self.pid = pid
@@ -37,11 +40,13 @@ public struct ProcessTraceCapture: Sendable {
         public var pausesMs: [Double]
         /// Time spent copying each snapshot, in milliseconds.
         public var readsMs: [Double]
+        /// Time the writer thread took to write each image, in milliseconds.
+        public var writesMs: [Double]
         /// Bytes written as zeros because they could not be read, over all images.
         public var unreadBytes: Int
         /// Snapshots read although a thread had not stopped within ``ProcessTraceCapture/stopTimeoutMs``.
         public var notFullyStopped: Int
-        /// Snapshots that started more than half an interval late (the previous write took too long).
+        /// Snapshots that started more than half an interval late (the disk could not keep up and the buffer was full, or a copy took longer than the interval).
         public var lateSnapshots: Int
         /// True when the process exited before every planned snapshot was taken.
         public var exitedEarly: Bool
@@ -50,12 +55,16 @@ public struct ProcessTraceCapture: Sendable {
         /// Median and largest stop-to-continue pause in milliseconds; without stops, of the copy time.
         public var pauseMedianMs: Double { Summary(pausesMs.isEmpty ? readsMs : pausesMs).median }
         public var pauseMaxMs: Double { Summary(pausesMs.isEmpty ? readsMs : pausesMs).max }
+        /// Median time the writer thread took per image, in milliseconds.
+        public var writeMedianMs: Double { Summary(writesMs).median }
     }
 
     /// Captures into `path` (created if missing; it must not hold images already). `progress` gets one line
     /// per snapshot.
     public func capture(to path: String, progress: (String) -> Void = { _ in }) throws(CaptureError) -> Outcome {
-        guard snapshots >= 2 else { throw .system(pid: pid, SystemError(operation: "capture of \(snapshots) snapshots", errno: EINVAL, hint: "a trace needs at least 2 snapshots")) }
+        guard snapshots >= 2 else {
+            throw .system(pid: pid, SystemError(operation: "capture of \(snapshots) snapshots", errno: EINVAL, hint: "a trace needs at least 2 snapshots"))
+        }
         let target = TargetProcess(pid: pid)
         try target.checkExists()
         let program = target.commandLine()
@@ -64,18 +73,23 @@ public struct ProcessTraceCapture: Sendable {
 
         var layout = CaptureLayout()
         var reader: ProcessMemoryReader?
-        var image: UnsafeMutableRawBufferPointer?
-        defer { image?.deallocate() }
-        var pauses: [Double] = [], reads: [Double] = []
+        var queue: ImageWriteQueue?
+        var pauses: [Double] = [], reads: [Double] = [], startsMs: [Double] = []
         var unread = 0, notFullyStopped = 0, late = 0, outside = 0, unmapped = 0
         var exitedEarly = false
         let interval = UInt64(intervalMs * 1e6)
         let start = MonotonicClock.nanoseconds()
+        // Stop the writer thread on every way out; its error, if any, is reported by the normal path.
+        defer { _ = try? queue?.finish() }
 
         for index in 0..<snapshots {
             let due = start + UInt64(index) * interval
+            // Wait for a buffer first: when the unwritten images fill the budget, this snapshot is late.
+            var image: UnsafeMutableRawBufferPointer?
+            do throws(TraceError) { image = try queue?.buffer() } catch { throw .trace(error) }
             let now = MonotonicClock.nanoseconds()
             if due > now { MonotonicClock.sleep(nanoseconds: due - now) } else if now - due > interval / 2 { late += 1 }
+            startsMs.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
             let snapshot: Snapshot
             do throws(CaptureError) {
                 snapshot = try take(target) { () throws(CaptureError) -> Int in
@@ -92,42 +106,52 @@ public struct ProcessTraceCapture: Sendable {
                         if let failure { throw failure }
                         guard layout.totalBytes > 0 else { throw .nothingToCapture(pid: pid) }
                         reader = ProcessMemoryReader(pid: pid, layout: layout)
-                        image = .allocate(byteCount: layout.totalBytes, alignment: GuestMemory.pageSize)
+                        let created = ImageWriteQueue(writer: writer, imageBytes: layout.totalBytes, budgetBytes: bufferBytes ?? Self.defaultBufferBytes())
+                        queue = created
+                        do throws(TraceError) { image = try created.buffer() } catch { throw .trace(error) }
                     }
                     return try reader!.read(into: image!)
                 }
             } catch .noSuchProcess where index > 0 {
                 exitedEarly = true
-                progress("process \(pid) exited after \(index) snapshot\(index == 1 ? "" : "s"); keeping the images written so far")
+                startsMs.removeLast()
+                if let image { queue?.giveBack(image) }
+                progress("process \(pid) exited after \(index) snapshot\(index == 1 ? "" : "s"); keeping the images taken so far")
                 break
             }
             if index == 0 { try checkSpace(path, imageBytes: layout.totalBytes) }
+            do throws(TraceError) { try queue!.submit(image!) } catch { throw .trace(error) }
             if stopsProcess { pauses.append(snapshot.pauseMs) }
             reads.append(snapshot.readMs)
             unread += snapshot.unread
             if !snapshot.stopped { notFullyStopped += 1 }
-            let written = MonotonicClock.nanoseconds()
-            do { try writer.append(UnsafeRawBufferPointer(image!)) } catch { throw .trace(error) }
-            let writeMs = Double(MonotonicClock.nanoseconds() - written) / 1e6
             if index > 0, let mappings = try? ProcessMemoryMap.read(pid: pid) {
                 outside = max(outside, layout.bytesOutside(mappings))
                 unmapped = max(unmapped, layout.bytesUnmapped(mappings))
             }
             var line = "snapshot \(index + 1)/\(snapshots): "
             line += stopsProcess ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)" : "read \(formatted(snapshot.readMs, 2)) ms"
-            line += ", write \(formatted(writeMs, 1)) ms"
+            line += ", \(queue!.backlog) image\(queue!.backlog == 1 ? "" : "s") waiting to be written"
             if snapshot.unread > 0 { line += ", \(snapshot.unread) bytes unreadable (zeroed)" }
             if !snapshot.stopped { line += ", not every thread stopped within \(formatted(stopTimeoutMs, 0)) ms" }
             progress(line)
         }
 
+        if let queue, queue.backlog > 0 { progress("writing the last \(queue.backlog) images") }
+        let writesMs: [Double]
+        do throws(TraceError) { writesMs = try queue?.finish() ?? [] } catch { throw .trace(error) }
+        queue = nil
         guard writer.imageCount >= 2 else { throw .exitedTooEarly(pid: pid, images: writer.imageCount) }
-        var metadata = TraceDirectory.Metadata(epochMs: intervalMs, source: "process:\(target.commandName())")
+        // The epoch is the interval the snapshots really had: longer than asked when they ran late.
+        let measuredMs = (startsMs.last! - startsMs.first!) / Double(startsMs.count - 1)
+        var metadata = TraceDirectory.Metadata(epochMs: (measuredMs * 1000).rounded() / 1000, source: "process:\(target.commandName())")
         metadata.pid = pid
         metadata.program = program
         metadata.regions = layout.regions
         metadata.skippedRegions = layout.skipped
         metadata.snapshotsPlanned = snapshots
+        metadata.intervalMs = intervalMs
+        metadata.snapshotStartsMs = startsMs.map { ($0 * 1000).rounded() / 1000 }
         metadata.pausesMs = pauses.map { ($0 * 1000).rounded() / 1000 }
         metadata.unreadBytes = unread
         metadata.bytesMappedOutsideLayout = outside
@@ -137,12 +161,23 @@ public struct ProcessTraceCapture: Sendable {
             try writer.finish(metadata)
             let trace = try TraceDirectory.open(path)
             return Outcome(
-                trace: trace, layout: layout, pausesMs: pauses, readsMs: reads, unreadBytes: unread,
+                trace: trace, layout: layout, pausesMs: pauses, readsMs: reads, writesMs: writesMs, unreadBytes: unread,
                 notFullyStopped: notFullyStopped, lateSnapshots: late, exitedEarly: exitedEarly,
                 elapsedSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
         } catch {
             throw .trace(error)
         }
+    }
+
+    /// Half of the memory the kernel reports available (MemAvailable), for images waiting to be written;
+    /// 1 GiB when /proc/meminfo cannot be read.
+    static func defaultBufferBytes() -> Int {
+        guard let bytes = try? TargetProcess.readFile("/proc/meminfo") else { return 1 << 30 }
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+            let fields = line.split(separator: " ")
+            if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 / 2 }
+        }
+        return 1 << 30
     }
 
     private struct Snapshot {

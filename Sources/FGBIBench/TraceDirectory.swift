@@ -35,6 +35,10 @@ public struct TraceDirectory: Sendable {
         public var skippedRegions: [Region]?
         /// Snapshots asked for; more than the images when the process exited part way.
         public var snapshotsPlanned: Int?
+        /// The interval asked for, in milliseconds; `epoch_ms` is the mean interval the snapshots really had.
+        public var intervalMs: Double?
+        /// When each snapshot started, in milliseconds from the first.
+        public var snapshotStartsMs: [Double]?
         /// Stop-to-continue pause of each snapshot, in milliseconds (empty when the process was not stopped).
         public var pausesMs: [Double]?
         /// Bytes of the layout that could not be read and were written as zeros, summed over all images.

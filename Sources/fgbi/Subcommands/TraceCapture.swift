@@ -37,6 +37,9 @@ extension FGBICommand {
         @Option(name: .customLong("max-mib"), help: "The most MiB per image; mappings past it are skipped (listed in trace.json).")
         var maxMiB = 1024
 
+        @Option(name: .customLong("buffer-mib"), help: "MiB of memory for images not yet written (default: half of MemAvailable); when full, snapshots wait for the disk.")
+        var bufferMiB: Int?
+
         @Flag(name: .customLong("no-stop"), help: "Copy the process while it runs instead of stopping it: no pause, but an image can mix moments.")
         var noStop = false
 
@@ -46,6 +49,7 @@ extension FGBICommand {
             guard intervalMs >= 1, intervalMs <= 60_000 else { throw ValidationError("--interval-ms must be between 1 and 60000") }
             guard (2...100_000).contains(snapshots) else { throw ValidationError("--snapshots must be between 2 and 100000") }
             guard (1...65_536).contains(maxMiB) else { throw ValidationError("--max-mib must be between 1 and 65536") }
+            if let bufferMiB, bufferMiB < 1 { throw ValidationError("--buffer-mib must be positive") }
             guard pid != getpid() else { throw ValidationError("--pid is fgbi itself; it cannot stop itself to read its memory") }
         }
 
@@ -55,6 +59,7 @@ extension FGBICommand {
             capture.snapshots = snapshots
             capture.maxBytes = maxMiB << 20
             capture.stopsProcess = !noStop
+            capture.bufferBytes = bufferMiB.map { $0 << 20 }
             if !noStop { InterruptContinuation.install(pid: pid) }
             Progress.note("capturing pid \(pid): \(snapshots) snapshots every \(formatted(intervalMs, 0)) ms into \(output)")
             let outcome = try capture.capture(to: output, progress: Progress.note)
@@ -72,13 +77,14 @@ extension FGBICommand {
                 lines.append("pause p50 \(formatted(outcome.pauseMedianMs, 2)) ms, max \(formatted(outcome.pauseMaxMs, 2)) ms, "
                     + "total \(formatted(outcome.pausesMs.reduce(0, +), 1)) ms")
             }
+            lines.append("images written in p50 \(formatted(outcome.writeMedianMs, 1)) ms, max \(formatted(outcome.writesMs.max() ?? 0, 1)) ms, on a thread of their own")
             if !outcome.layout.skipped.isEmpty {
                 let bytes = outcome.layout.skipped.reduce(0) { $0 + $1.length }
                 lines.append("skipped \(outcome.layout.skipped.count) writable regions (\(byteText(bytes))), listed in trace.json")
             }
             if outcome.unreadBytes > 0 { lines.append("\(byteText(outcome.unreadBytes)) could not be read and were written as zeros") }
             if outcome.notFullyStopped > 0 { lines.append("\(outcome.notFullyStopped) snapshots were read before every thread had stopped") }
-            if outcome.lateSnapshots > 0 { lines.append("\(outcome.lateSnapshots) snapshots started late (writing an image took longer than the interval)") }
+            if outcome.lateSnapshots > 0 { lines.append("\(outcome.lateSnapshots) snapshots started late (the disk or the copy could not keep up); epoch_ms in trace.json is the measured interval, \(formatted(trace.metadata.epochMs ?? 0, 1)) ms") }
             if outcome.exitedEarly { lines.append("the process exited: \(trace.images.count) of \(snapshots) snapshots taken") }
             lines.append("replay with: fgbi trace --trace \(trace.path) --summary")
             return lines.joined(separator: "\n")
