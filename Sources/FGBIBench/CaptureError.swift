@@ -39,6 +39,6 @@ public enum CaptureError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The advice for an EPERM from kill(2) or process_vm_readv(2) on another process.
-    static let permissionHint = "reading another process's memory needs ptrace access to it: "
+    public static let permissionHint = "reading another process's memory needs ptrace access to it: "
         + "run as root (or the process's user, with CAP_SYS_PTRACE) or set kernel.yama.ptrace_scope=0"
 }
