@@ -28,7 +28,7 @@ extension Primary {
         let capture = try acquireCapture()
         let start = MonotonicClock.nanoseconds()
         hooks.pause()
-        capture.stopNanoseconds = MonotonicClock.nanoseconds() - start
+        let stoppedNanoseconds = MonotonicClock.nanoseconds() - start
         do {
             defer { hooks.resume() }
             for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
@@ -41,7 +41,9 @@ extension Primary {
             throw error
         }
         let pausedNanoseconds = MonotonicClock.nanoseconds() - start
+        // After the capture, which resets them.
         capture.pauseNanoseconds = pausedNanoseconds
+        capture.stopNanoseconds = stoppedNanoseconds
         let paused = Double(pausedNanoseconds) / 1e6
         metrics.pause.recordNanoseconds(Int64(pausedNanoseconds))
         metrics.epochsCaptured.increment()

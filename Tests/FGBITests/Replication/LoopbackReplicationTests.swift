@@ -128,6 +128,32 @@ struct LoopbackReplicationTests {
         #expect(seen == Array(first..<(first + 5)))
     }
 
+    @Test func everyEpochReportsItsPauseAndTheTimeTakenToStopTheGuest() throws {
+        let length = 4 << 20
+        let (backup, _) = try makeBackup(length: length)
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.epochInterval = .milliseconds(5)
+        configuration.reconnectWindow = .zero
+        let seen = PthreadLock<[EpochStatistics]>([])
+        // A guest that takes 10 ms to stop: that time is part of the pause and reported as the stop time.
+        let hooks = PauseHooks(pause: { MonotonicClock.sleep(nanoseconds: 10_000_000) }, resume: {})
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: hooks,
+                                  observer: { capture, statistics in if !capture.isPrecopy { seen.withLock { $0.append(statistics) } } })
+        try primary.start()
+        MonotonicClock.sleep(nanoseconds: 100_000_000)
+        try primary.stop()
+        _ = try served.outcome()
+        let epochs = seen.withLock { $0 }
+        #expect(epochs.count >= 3)
+        for epoch in epochs {
+            #expect(epoch.stopNanoseconds >= 10_000_000, "epoch \(epoch.epoch): stop \(epoch.stopNanoseconds) ns")
+            #expect(epoch.pauseNanoseconds > epoch.stopNanoseconds, "epoch \(epoch.epoch): the pause covers the stop and the capture")
+        }
+    }
+
     @Test func wrongKeyAndMissingKeyAreRefusedWithoutStateChange() throws {
         let length = 4 << 20
         let (backup, backupMemory) = try makeBackup(length: length, key: try Self.key(1))
