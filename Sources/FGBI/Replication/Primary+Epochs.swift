@@ -173,7 +173,10 @@ extension Primary {
         // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
         while connected.load(ordering: .acquiring) {
             MonotonicClock.sleep(nanoseconds: interval / 2)
-            let idle = MonotonicClock.nanoseconds() - lastSendNanoseconds.load(ordering: .relaxed)
+            // The sender may stamp a send between the two readings: never subtract past zero.
+            let lastSend = lastSendNanoseconds.load(ordering: .relaxed)
+            let now = MonotonicClock.nanoseconds()
+            let idle = now > lastSend ? now - lastSend : 0
             guard idle >= interval, connected.load(ordering: .acquiring) else { continue }
             var stamp: [UInt8] = []
             appendLittleEndian(MonotonicClock.nanoseconds(), to: &stamp)
