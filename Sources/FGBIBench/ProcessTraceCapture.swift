@@ -46,7 +46,9 @@ public struct ProcessTraceCapture: Sendable {
         public var unreadBytes: Int
         /// Snapshots read although a thread had not stopped within ``ProcessTraceCapture/stopTimeoutMs``.
         public var notFullyStopped: Int
-        /// Snapshots that started more than half an interval late (the disk could not keep up and the buffer was full, or a copy took longer than the interval).
+        /// Snapshots that started more than half an interval after their nominal time (the disk could not keep up
+        /// and the buffer was full, or a copy took longer than the interval: the process always runs at least
+        /// half an interval between two snapshots).
         public var lateSnapshots: Int
         /// True when the process exited before every planned snapshot was taken.
         public var exitedEarly: Bool
@@ -82,13 +84,18 @@ public struct ProcessTraceCapture: Sendable {
         // Stop the writer thread on every way out; its error, if any, is reported by the normal path.
         defer { _ = try? queue?.finish() }
 
+        // When the previous snapshot ended; the process runs at least half an interval after each snapshot,
+        // so a late snapshot does not follow the previous one at once and record an epoch it did not run in.
+        var continued: UInt64 = 0
         for index in 0..<snapshots {
-            let due = start + UInt64(index) * interval
+            let nominal = start + UInt64(index) * interval
+            let due = max(nominal, continued + interval / 2)
             // Wait for a buffer first: when the unwritten images fill the budget, this snapshot is late.
             var image: UnsafeMutableRawBufferPointer?
             do throws(TraceError) { image = try queue?.buffer() } catch { throw .trace(error) }
             let now = MonotonicClock.nanoseconds()
-            if due > now { MonotonicClock.sleep(nanoseconds: due - now) } else if now - due > interval / 2 { late += 1 }
+            if due > now { MonotonicClock.sleep(nanoseconds: due - now) }
+            if max(now, due) - nominal > interval / 2 { late += 1 }
             startsMs.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
             let snapshot: Snapshot
             do throws(CaptureError) {
@@ -119,6 +126,7 @@ public struct ProcessTraceCapture: Sendable {
                 progress("process \(pid) exited after \(index) snapshot\(index == 1 ? "" : "s"); keeping the images taken so far")
                 break
             }
+            continued = MonotonicClock.nanoseconds()
             if index == 0 { try checkSpace(path, imageBytes: layout.totalBytes) }
             do throws(TraceError) { try queue!.submit(image!) } catch { throw .trace(error) }
             if stopsProcess { pauses.append(snapshot.pauseMs) }
