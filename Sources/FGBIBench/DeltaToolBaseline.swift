@@ -74,7 +74,7 @@ public struct DeltaToolBaseline: Sendable {
 
     /// Runs every available tool on the first ``epochs`` image pairs of `source`: a trace's own images, or
     /// a workload replayed (same seed, same writes as the replication runs) into images written here.
-    public func run(source: LockstepSource, progress: (String) -> Void) throws -> [ToolRun] {
+    public func run(source: BenchmarkSource, progress: (String) -> Void) throws -> [ToolRun] {
         let available = tools.filter { ChildProcess.isAvailable($0.rawValue) }
         guard !available.isEmpty else { return [] }
         let scratch = try makeScratchDirectory()
@@ -123,12 +123,12 @@ public struct DeltaToolBaseline: Sendable {
 /// one epoch at a time (the older image kept, the newer written beside it).
 private struct ImageSequence {
     let imageBytes: Int
-    private let source: LockstepSource
+    private let source: BenchmarkSource
     private let scratch: String
     private var guest: LockstepGuest?
     private var index = 0
 
-    init(source: LockstepSource, regionBytes: Int, pagesPerEpoch: Int, seed: UInt64, scratch: String) throws {
+    init(source: BenchmarkSource, regionBytes: Int, pagesPerEpoch: Int, seed: UInt64, scratch: String) throws {
         self.source = source
         self.scratch = scratch
         imageBytes = source.regionBytes(default: regionBytes)

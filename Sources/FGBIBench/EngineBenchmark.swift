@@ -108,7 +108,7 @@ public struct EngineBenchmark: Sendable {
     /// Runs every (workload, mode) pair; `progress` gets a line before each.
     public func run(progress: (String) -> Void) throws -> [ModeRun] {
         var runs: [ModeRun] = []
-        let sources: [Source] = configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
+        let sources: [BenchmarkSource] = configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
         for source in sources {
             for mode in configuration.modes {
                 progress("engine: \(source.name) workload, \(mode) mode")
@@ -123,22 +123,8 @@ public struct EngineBenchmark: Sendable {
         return runs
     }
 
-    /// Where an epoch's writes come from.
-    private enum Source {
-        case workload(SyntheticWorkload)
-        case trace(TraceDirectory)
-
-        var name: String {
-            switch self {
-            case .workload(let workload): workload.rawValue
-            case .trace(let trace): "trace:" + (trace.path.split(separator: "/").last.map(String.init) ?? trace.path)
-            }
-        }
-    }
-
-    private func run(source: Source, mode: ReplicationMode) throws -> ModeRun {
-        let length: Int
-        if case .trace(let trace) = source { length = trace.imageSize } else { length = configuration.regionMiB << 20 }
+    private func run(source: BenchmarkSource, mode: ReplicationMode) throws -> ModeRun {
+        let length = source.regionBytes(default: configuration.regionMiB << 20)
         let memory = try GuestMemory.anonymous(length: length)
         let backup = try GuestMemory.anonymous(length: length)
         try memory.prefault()

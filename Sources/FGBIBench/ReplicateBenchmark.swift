@@ -13,7 +13,7 @@ import Glibc
 /// bytes and costs compare side by side.
 public struct ReplicateBenchmark: Sendable {
     public struct Configuration: Sendable {
-        public var sources: [LockstepSource] = [.workload(.sparse)]
+        public var sources: [BenchmarkSource] = [.workload(.sparse)]
         public var modes = ReplicationMode.allCases
         /// Block sizes the `fgbi` mode runs at (a sweep when more than one); the page modes run once.
         public var blockSizes = [64]
@@ -123,7 +123,7 @@ public struct ReplicateBenchmark: Sendable {
         subscript(epoch: UInt64) -> EpochStatistics? { lock.withLock { records[epoch] } }
     }
 
-    private func run(source: LockstepSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws -> ModeRun {
+    private func run(source: BenchmarkSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws -> ModeRun {
         let length = source.regionBytes(default: configuration.regionMiB << 20)
         let memory = try GuestMemory.anonymous(length: length)
         let backupMemory = try GuestMemory.anonymous(length: length)
@@ -169,8 +169,11 @@ public struct ReplicateBenchmark: Sendable {
         let cpuAtSync = (process: ProcessCPU.nanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
 
         var verified = memcmp(memory.base, backupMemory.base, length) == 0
-        var writtenEpochs: [UInt64] = []
+        // Each write's epochs: from after the previous write's covering epoch to this one's. The writes are
+        // in exactly one of them, but not always the last: epochCoveringWritesSoFar may name one more.
+        var writtenEpochs: [ClosedRange<UInt64>] = []
         var pagesWritten = 0
+        var covered = syncEpoch
         for number in 1...epochs {
             guard try guest.writeNext() else { break }
             pagesWritten += guest.lastWritten
@@ -178,7 +181,8 @@ public struct ReplicateBenchmark: Sendable {
             guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
                 throw BenchmarkError("epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
             }
-            writtenEpochs.append(epoch)
+            writtenEpochs.append((covered + 1)...max(epoch, covered + 1))
+            covered = max(epoch, covered + 1)
             // The guest is idle and the backup has applied the epoch: both must hold the same bytes.
             verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
             if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
@@ -194,8 +198,10 @@ public struct ReplicateBenchmark: Sendable {
         let epochsAfterSync = observations.statistics(after: syncEpoch)
         var totals = EpochStatistics()
         for (_, epochStatistics) in epochsAfterSync { totals.accumulate(epochStatistics) }
-        let records = writtenEpochs.compactMap { epoch -> EpochRecord? in
-            guard let s = observations[epoch] else { return nil }
+        let records = writtenEpochs.compactMap { range -> EpochRecord? in
+            // The epoch of the range that holds the writes: the one with the most written pages.
+            let candidates = range.compactMap { epoch in observations[epoch].map { (epoch, $0) } }
+            guard let (epoch, s) = candidates.max(by: { $0.1.pagesWritten < $1.1.pagesWritten }) else { return nil }
             return EpochRecord(epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
                                pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
                                encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
@@ -218,42 +224,6 @@ public struct ReplicateBenchmark: Sendable {
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
             literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count, perEpoch: records)
-    }
-}
-
-/// What a replication benchmark replays: a built-in workload or a recorded trace.
-public enum LockstepSource: Sendable {
-    case workload(SyntheticWorkload)
-    case trace(TraceDirectory)
-
-    /// The name tables print: the workload's, or `trace:` and the directory's last component.
-    public var name: String {
-        switch self {
-        case .workload(let workload): workload.rawValue
-        case .trace(let trace): "trace:" + (trace.path.split(separator: "/").last.map(String.init) ?? trace.path)
-        }
-    }
-
-    /// The region's size: one image for a trace.
-    public func regionBytes(default bytes: Int) -> Int {
-        if case .trace(let trace) = self { return trace.imageSize }
-        return bytes
-    }
-
-    /// Epochs a run can have: `wanted`, or fewer when a trace has fewer images.
-    public func epochs(wanted: Int) throws -> Int {
-        if case .trace(let trace) = self {
-            guard trace.epochCount >= 1 else { throw BenchmarkError("the trace \(trace.path) has one image: nothing to replicate") }
-            return min(wanted, trace.epochCount)
-        }
-        return wanted
-    }
-
-    func guestSource(pagesPerEpoch: Int, seed: UInt64) -> LockstepGuest.Source {
-        switch self {
-        case .workload(let workload): .workload(workload, pagesPerEpoch: pagesPerEpoch, seed: seed)
-        case .trace(let trace): .trace(trace)
-        }
     }
 }
 

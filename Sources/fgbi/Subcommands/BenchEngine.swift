@@ -65,9 +65,9 @@ extension FGBICommand {
 
         func makeConfiguration() throws -> EngineBenchmark.Configuration {
             var configuration = EngineBenchmark.Configuration()
+            configuration.workloads = try CommaList.parse(workloads, option: "--workloads") { try SyntheticWorkload.parse($0) }
+            configuration.modes = try CommaList.parse(modes, option: "--modes") { try ReplicationMode.parse($0) }
             do {
-                configuration.workloads = try workloads.split(separator: ",").map { try SyntheticWorkload.parse(String($0)) }
-                configuration.modes = try modes.split(separator: ",").map { try ReplicationMode.parse(String($0)) }
                 configuration.compression = try compression.map { try Compression.parse($0) }
                 _ = try BlockGeometry(blockSize: blockSize)
             } catch {

@@ -39,16 +39,14 @@ extension FGBICommand {
         func makeConfiguration() throws -> PauseBenchmark.Configuration {
             var configuration = PauseBenchmark.Configuration()
             func integers(_ text: String, _ name: String) throws -> [Int] {
-                try text.split(separator: ",").map {
+                try CommaList.parse(text, option: name) {
                     guard let value = Int($0), value > 0 else { throw ValidationError("\(name): '\($0)' is not a positive number") }
                     return value
                 }
             }
             configuration.regionsMiB = try integers(regionMiB, "--region-mib")
             configuration.writtenPages = try integers(pages, "--pages")
-            do {
-                configuration.modes = try modes.split(separator: ",").map { try ReplicationMode.parse(String($0)) }
-            } catch { throw ValidationError("--modes: \(error)") }
+            configuration.modes = try CommaList.parse(modes, option: "--modes") { try ReplicationMode.parse($0) }
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             configuration.epochs = epochs
             return configuration

@@ -48,11 +48,7 @@ extension FGBICommand {
         }
 
         func parsedTrackers() throws -> [TrackerKind] {
-            do {
-                return try trackers.split(separator: ",").map { try TrackerKind.parse(String($0)) }
-            } catch {
-                throw ValidationError("--trackers: \(error)")
-            }
+            try CommaList.parse(trackers, option: "--trackers") { try TrackerKind.parse($0) }
         }
 
         func parsedPages() throws -> [Int] {

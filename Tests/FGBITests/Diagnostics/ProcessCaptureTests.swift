@@ -15,9 +15,9 @@ struct ProcessCaptureTests {
     static let hasPerl = FileManager.default.isExecutableFile(atPath: perl)
 
     /// Rewrites `FGBI-MARK-<8 digits>-END` in a 64 KiB string every 50 ms, for an hour (or about `seconds`).
-    static func markerScript(seconds: Double? = nil) -> String {
+    static func markerScript(seconds: Double? = nil, ballastMiB: Int = 0) -> String {
         """
-        $| = 1; my $s = "." x 65536; my $i = 0; my $rounds = \(Int((seconds ?? 3600) / 0.05));
+        $| = 1; my $s = "." x 65536; my $ballast = "b" x \(ballastMiB << 20); my $i = 0; my $rounds = \(Int((seconds ?? 3600) / 0.05));
         while ($i < $rounds) {
             $i++; substr($s, 1000, 23) = sprintf("FGBI-MARK-%08d-END", $i);
             print "ready\\n" if $i == 1;  # only once the first marker is in memory
@@ -130,6 +130,26 @@ struct ProcessCaptureTests {
         let outcome = try capture.capture(to: directory)
         #expect(outcome.pausesMs.isEmpty && outcome.readsMs.count == 3)
         #expect(try TraceDirectory.open(directory).metadata.pausesMs == [])
+    }
+
+    @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
+    func lateSnapshotsStillLetTheProcessRunHalfAnInterval() throws {
+        // 96 MiB of ballast: each stop and copy takes longer than the interval, so every snapshot runs late.
+        let child = try Child(script: Self.markerScript(ballastMiB: 96))
+        defer { child.stop() }
+        let directory = try TraceFixtures.temporaryDirectory("capture")
+        defer { TraceFixtures.remove(directory) }
+        var capture = ProcessTraceCapture(pid: child.pid)
+        capture.snapshots = 5
+        capture.intervalMs = 20
+        let outcome = try capture.capture(to: directory)
+        let starts = try #require(outcome.trace.metadata.snapshotStartsMs)
+        #expect(starts.count == 5 && outcome.pausesMs.count == 5)
+        for index in 1..<starts.count {
+            // The previous snapshot continued the process no earlier than its start plus its pause.
+            let ran = starts[index] - (starts[index - 1] + outcome.pausesMs[index - 1])
+            #expect(ran >= 9.5, "the process ran \(ran) ms between snapshots \(index) and \(index + 1), not half the interval")
+        }
     }
 
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
