@@ -117,56 +117,61 @@ struct ProcessCaptureTests {
         #expect(zip(values, values.dropFirst()).allSatisfy { $0 < $1 }, "markers \(values)")
     }
 
-    @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
-    func withoutStoppingTheProcess() throws {
-        let child = try Child(script: Self.markerScript())
+    /// Runs a perl child with `script`, captures it into a temporary trace directory with `configure`'s
+    /// settings, and hands the outcome and progress lines to `check` before cleaning up.
+    func capture(_ script: String, _ configure: (inout ProcessTraceCapture) -> Void,
+                 check: (ProcessTraceCapture.Outcome, [String]) throws -> Void) throws {
+        let child = try Child(script: script)
         defer { child.stop() }
         let directory = try TraceFixtures.temporaryDirectory("capture")
         defer { TraceFixtures.remove(directory) }
         var capture = ProcessTraceCapture(pid: child.pid)
-        capture.snapshots = 3
-        capture.intervalMs = 60
-        capture.stopsProcess = false
-        let outcome = try capture.capture(to: directory)
-        #expect(outcome.pausesMs.isEmpty && outcome.readsMs.count == 3)
-        #expect(try TraceDirectory.open(directory).metadata.pausesMs == [])
+        configure(&capture)
+        var lines: [String] = []
+        let outcome = try capture.capture(to: directory) { lines.append($0) }
+        try check(outcome, lines)
+    }
+
+    @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
+    func withoutStoppingTheProcess() throws {
+        try capture(Self.markerScript(), {
+            $0.snapshots = 3
+            $0.intervalMs = 60
+            $0.stopsProcess = false
+        }) { outcome, _ in
+            #expect(outcome.pausesMs.isEmpty && outcome.readsMs.count == 3)
+            #expect(outcome.trace.metadata.pausesMs == [])
+        }
     }
 
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
     func lateSnapshotsStillLetTheProcessRunHalfAnInterval() throws {
         // 96 MiB of ballast: each stop and copy takes longer than the interval, so every snapshot runs late.
-        let child = try Child(script: Self.markerScript(ballastMiB: 96))
-        defer { child.stop() }
-        let directory = try TraceFixtures.temporaryDirectory("capture")
-        defer { TraceFixtures.remove(directory) }
-        var capture = ProcessTraceCapture(pid: child.pid)
-        capture.snapshots = 5
-        capture.intervalMs = 20
-        let outcome = try capture.capture(to: directory)
-        let starts = try #require(outcome.trace.metadata.snapshotStartsMs)
-        #expect(starts.count == 5 && outcome.pausesMs.count == 5)
-        for index in 1..<starts.count {
-            // The previous snapshot continued the process no earlier than its start plus its pause.
-            let ran = starts[index] - (starts[index - 1] + outcome.pausesMs[index - 1])
-            #expect(ran >= 9.5, "the process ran \(ran) ms between snapshots \(index) and \(index + 1), not half the interval")
+        try capture(Self.markerScript(ballastMiB: 96), {
+            $0.snapshots = 5
+            $0.intervalMs = 20
+        }) { outcome, _ in
+            let starts = try #require(outcome.trace.metadata.snapshotStartsMs)
+            #expect(starts.count == 5 && outcome.pausesMs.count == 5)
+            for index in 1..<starts.count {
+                // The previous snapshot continued the process no earlier than its start plus its pause.
+                let ran = starts[index] - (starts[index - 1] + outcome.pausesMs[index - 1])
+                #expect(ran >= 9.5, "the process ran \(ran) ms between snapshots \(index) and \(index + 1), not half the interval")
+            }
         }
     }
 
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
     func aProcessThatExitsKeepsTheImagesTaken() throws {
-        let child = try Child(script: Self.markerScript(seconds: 0.4))
-        defer { child.stop() }
-        let directory = try TraceFixtures.temporaryDirectory("capture")
-        defer { TraceFixtures.remove(directory) }
-        var capture = ProcessTraceCapture(pid: child.pid)
-        capture.snapshots = 40
-        capture.intervalMs = 50
-        var lines: [String] = []
-        let outcome = try capture.capture(to: directory) { lines.append($0) }
-        #expect(outcome.exitedEarly)
-        #expect((2..<40).contains(outcome.trace.images.count))
-        #expect(outcome.trace.metadata.exitedEarly == true)
-        #expect(lines.last?.contains("exited after") == true)
+        try capture(Self.markerScript(seconds: 0.4), {
+            $0.snapshots = 40
+            $0.intervalMs = 50
+        }) { outcome, lines in
+            #expect(outcome.exitedEarly)
+            #expect((2..<40).contains(outcome.trace.images.count))
+            #expect(outcome.trace.metadata.exitedEarly == true)
+            #expect(lines.last?.contains("exited after") == true)
+        }
     }
 
     @Test func aMissingProcessIsAClearError() throws {
