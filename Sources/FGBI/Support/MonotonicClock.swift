@@ -5,18 +5,22 @@ import Glibc
 /// CLOCK_MONOTONIC in nanoseconds: for stage timings, cheap enough to call per stage.
 public enum MonotonicClock {
     @inline(__always)
-    public static func nanoseconds() -> UInt64 {
+    public static func nanoseconds() -> UInt64 { nanoseconds(of: CLOCK_MONOTONIC) }
+
+    /// The reading of `clock` in nanoseconds: any POSIX clock, such as another thread's CPU clock from
+    /// pthread_getcpuclockid.
+    @inline(__always)
+    public static func nanoseconds(of clock: clockid_t) -> UInt64 {
         var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
+        clock_gettime(clock, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 
     /// CPU time the calling thread has used, in nanoseconds (CLOCK_THREAD_CPUTIME_ID).
-    public static func threadCPUNanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-    }
+    public static func threadCPUNanoseconds() -> UInt64 { nanoseconds(of: CLOCK_THREAD_CPUTIME_ID) }
+
+    /// CPU time the whole process has used, every thread, in nanoseconds (CLOCK_PROCESS_CPUTIME_ID).
+    public static func processCPUNanoseconds() -> UInt64 { nanoseconds(of: CLOCK_PROCESS_CPUTIME_ID) }
 
     /// CPU time the calling thread has used, in seconds.
     public static func threadCPUSeconds() -> Double { Double(threadCPUNanoseconds()) / 1e9 }

@@ -40,7 +40,7 @@ final class BackupThread: @unchecked Sendable {
             guard let handle else { return finalCPU }
             var clock = clockid_t()
             guard pthread_getcpuclockid(handle, &clock) == 0 else { return finalCPU }
-            return readClock(clock)
+            return MonotonicClock.nanoseconds(of: clock)
         }
     }
 
@@ -54,11 +54,5 @@ final class BackupThread: @unchecked Sendable {
     /// Throws what `serve()` threw, once it has returned.
     func rethrow() throws {
         if case .failure(let error)? = lock.withLock({ outcome }) { throw error }
-    }
-
-    private func readClock(_ clock: clockid_t) -> UInt64 {
-        var now = timespec()
-        clock_gettime(clock, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }

@@ -166,7 +166,7 @@ public struct ReplicateBenchmark: Sendable {
         }
         let syncEpoch = primary.committedEpoch!
         let synchronised = primary.statistics
-        let cpuAtSync = (process: ProcessCPU.nanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+        let cpuAtSync = (process: MonotonicClock.processCPUNanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
 
         var verified = memcmp(memory.base, backupMemory.base, length) == 0
         // Each write's epochs: from after the previous write's covering epoch to this one's. The writes are
@@ -187,7 +187,7 @@ public struct ReplicateBenchmark: Sendable {
             verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
             if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
         }
-        let cpuAtEnd = (process: ProcessCPU.nanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+        let cpuAtEnd = (process: MonotonicClock.processCPUNanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
         stopped = true
         _ = try primary.stop()
         backupThread.join()
@@ -224,14 +224,5 @@ public struct ReplicateBenchmark: Sendable {
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
             literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count, perEpoch: records)
-    }
-}
-
-/// The process's CPU time (user and system, every thread).
-enum ProcessCPU {
-    static func nanoseconds() -> UInt64 {
-        var now = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now)
-        return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 }
