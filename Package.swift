@@ -42,11 +42,19 @@ let package = Package(
             name: "FGBIBench",
             dependencies: ["FGBI", "CSupport"]
         ),
+        // LMDB, for the in-process database example.
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+        // Real guests replicated end to end (`fgbi example`): an LMDB database in-process, a KVM guest.
+        .target(
+            name: "FGBIExamples",
+            dependencies: ["FGBI", "FGBIBench", "CSupport", "CLMDB"]
+        ),
         .executableTarget(
             name: "fgbi",
             dependencies: [
                 "FGBI",
                 "FGBIBench",
+                "FGBIExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -55,7 +63,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FGBITests",
-            dependencies: ["FGBI", "FGBIBench", "CSupport", "fgbi"]
+            dependencies: ["FGBI", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
         ),
     ],
     swiftLanguageModes: [.v6]
