@@ -7,7 +7,7 @@ import Glibc
 
 /// A ``Backup`` serving on a thread of its own, whose CPU time can be read while it runs (the thread's CPU
 /// clock), so a benchmark can charge the backup's work apart from the primary's in one process.
-final class BackupThread: @unchecked Sendable {
+public final class BackupThread: @unchecked Sendable {
     private let lock = NSLock()
     private var handle: pthread_t?
     private var outcome: Result<BackupOutcome, Error>?
@@ -16,7 +16,7 @@ final class BackupThread: @unchecked Sendable {
     private var joined = false
 
     /// Starts `backup.serve()` and returns once the thread runs.
-    init(_ backup: Backup) {
+    public init(_ backup: Backup) {
         Thread.detachNewThread { [self] in
             lock.withLock { handle = pthread_self() }
             started.signal()
@@ -35,7 +35,7 @@ final class BackupThread: @unchecked Sendable {
     private var finalCPU: UInt64 = 0
 
     /// CPU time the serving thread has used so far (all of it once it has finished).
-    func cpuNanoseconds() -> UInt64 {
+    public func cpuNanoseconds() -> UInt64 {
         lock.withLock {
             guard let handle else { return finalCPU }
             var clock = clockid_t()
@@ -45,14 +45,33 @@ final class BackupThread: @unchecked Sendable {
     }
 
     /// Waits until `serve()` has returned; later calls return at once.
-    func join() {
+    public func join() {
         guard !lock.withLock({ joined }) else { return }
         finished.wait()
         lock.withLock { joined = true }
     }
 
+    /// Waits until `serve()` has returned, up to `timeout`; false when it is still serving.
+    public func join(timeout: Duration) -> Bool {
+        guard !lock.withLock({ joined }) else { return true }
+        guard finished.wait(timeout: .now() + .nanoseconds(Int(timeout.components.seconds) * 1_000_000_000
+                                                            + Int(timeout.components.attoseconds / 1_000_000_000))) == .success else { return false }
+        lock.withLock { joined = true }
+        return true
+    }
+
+    /// What `serve()` returned, or its error; waits for it.
+    public func result() throws -> BackupOutcome {
+        join()
+        switch lock.withLock({ outcome }) {
+        case .success(let outcome)?: return outcome
+        case .failure(let error)?: throw error
+        case nil: preconditionFailure("serve() finished without an outcome")
+        }
+    }
+
     /// Throws what `serve()` threw, once it has returned.
-    func rethrow() throws {
+    public func rethrow() throws {
         if case .failure(let error)? = lock.withLock({ outcome }) { throw error }
     }
 }

@@ -1,0 +1,177 @@
+import FGBI
+import Foundation
+
+/// An LMDB database under a write-heavy key-value workload, its map replicated by a ``Primary``, with
+/// output commit: a transaction is acknowledged (``run(until:acknowledged:)``'s callback) only once the
+/// epoch holding it is committed on the backup, as a server would answer its client only then.
+///
+/// The database is a single file opened with MDB_WRITEMAP (so every change is a store into the shared map)
+/// and MDB_NOSYNC (the file lives on tmpfs and replication is the durability); its map is adopted as a
+/// ``GuestMemory`` region. One writer thread (the caller's) commits transactions through a
+/// ``TransactionGate``; an acknowledger thread releases acknowledgements as epochs commit.
+public final class ReplicatedKeyValueStore {
+    /// What a run measured.
+    public struct RunStatistics: Sendable {
+        /// Transactions committed to LMDB.
+        public var transactions: UInt64 = 0
+        /// Transactions acknowledged (their epoch committed; all of them without replication).
+        public var acknowledged: UInt64 = 0
+        public var seconds = 0.0
+        /// Commit to acknowledgement, per transaction, in milliseconds (empty without replication).
+        public var acknowledgementMilliseconds: [Double] = []
+        /// The primary's counters at the end (nil without replication).
+        public var replication: ReplicationStatistics?
+        public var transactionsPerSecond: Double { seconds > 0 ? Double(transactions) / seconds : 0 }
+    }
+
+    public let environment: LMDBEnvironment
+    public let history: KeyValueHistory
+    public let memory: GuestMemory
+    private let gate: TransactionGate
+    private let writer: KeyValueWriter
+    private let primary: Primary?
+
+    /// Creates a fresh database at `path` (any previous file and its lock file are removed) with a map of
+    /// `mapBytes`, faults its map in, and prepares replication with `configuration` (nil: no replication,
+    /// the baseline the overhead is measured against). Nothing is sent until ``run(until:acknowledged:)``.
+    ///
+    /// - Throws: ``LMDBError`` when LMDB cannot create the database; ``FGBIError`` or ``SystemError`` when
+    ///   the map cannot be tracked.
+    public init(path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?) throws {
+        unlink(path)
+        unlink(path + "-lock")
+        environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
+        guard let address = try environment.locateMap() else {
+            throw FGBIError.invalidArgument("no shared mapping of \(path) in /proc/self/maps: LMDB was not opened with MDB_WRITEMAP")
+        }
+        memory = try GuestMemory.adopting(address: address, length: environment.mapLength)
+        try memory.prefault()
+        self.history = history
+        let gate = TransactionGate()
+        self.gate = gate
+        writer = KeyValueWriter(environment: environment, history: history, gate: gate)
+        let memory = memory
+        primary = try configuration.map { try Primary(regions: [memory], configuration: $0, hooks: gate.hooks) }
+    }
+
+    /// The primary's counters (nil without replication).
+    public var replicationStatistics: ReplicationStatistics? { primary?.statistics }
+
+    /// Connects to the backup (synchronising it), then commits transactions on this thread until
+    /// `shouldStop` says so, calling `acknowledged` (on another thread, in order, with the highest
+    /// transaction number released so far) as epochs commit. Ends with a final epoch, so every committed
+    /// transaction is acknowledged when it returns normally.
+    ///
+    /// - Throws: the first LMDB or replication error; transactions committed but not acknowledged then
+    ///   were never released.
+    public func run(until shouldStop: (RunStatistics) -> Bool,
+                    acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> RunStatistics {
+        var statistics = RunStatistics()
+        let releaser = primary.map { AcknowledgementReleaser(primary: $0, acknowledged: acknowledged) }
+        if let primary { try primary.start() }
+        releaser?.start()
+        let started = MonotonicClock.nanoseconds()
+        var failure: Error?
+        do {
+            while !shouldStop(statistics) {
+                let number = try writer.commitNext()
+                statistics.transactions = number
+                if let primary, let releaser {
+                    releaser.committed(number, epoch: primary.epochCoveringWritesSoFar)
+                    if !primary.isRunning { throw primary.failure ?? FGBIError.invalidArgument("replication stopped") }
+                } else {
+                    statistics.acknowledged = number
+                }
+                statistics.seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
+            }
+        } catch {
+            failure = error
+        }
+        if let primary, let releaser {
+            do {
+                try primary.stop(finalEpoch: failure == nil)
+            } catch {
+                if failure == nil { failure = error }
+            }
+            let released = releaser.finish()
+            statistics.acknowledged = released.acknowledged
+            statistics.acknowledgementMilliseconds = released.milliseconds
+            statistics.replication = primary.statistics
+        }
+        statistics.seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
+        if let failure { throw failure }
+        return statistics
+    }
+}
+
+/// Holds each committed transaction until the epoch covering it is committed on the backup, then releases
+/// it: the output-commit half of ``ReplicatedKeyValueStore``.
+final class AcknowledgementReleaser: @unchecked Sendable {
+    private struct Pending {
+        var transaction: UInt64
+        var epoch: UInt64
+        var committedAt: UInt64
+    }
+    private let primary: Primary
+    private let acknowledged: @Sendable (UInt64) -> Void
+    private let lock = NSLock()
+    private var pending: [Pending] = []
+    private var head = 0
+    private var released: UInt64 = 0
+    private var latencies: [Double] = []
+    private var stopping = false
+    private let done = DispatchSemaphore(value: 0)
+
+    init(primary: Primary, acknowledged: @escaping @Sendable (UInt64) -> Void) {
+        self.primary = primary
+        self.acknowledged = acknowledged
+        pending.reserveCapacity(1 << 16)
+        latencies.reserveCapacity(1 << 16)
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            while true {
+                let last = lock.withLock { stopping }
+                release()
+                if last { break }
+                MonotonicClock.sleep(nanoseconds: 250_000)
+            }
+            done.signal()
+        }
+    }
+
+    /// Records that `transaction` committed and is covered by `epoch`.
+    func committed(_ transaction: UInt64, epoch: UInt64) {
+        let now = MonotonicClock.nanoseconds()
+        lock.withLock { pending.append(Pending(transaction: transaction, epoch: epoch, committedAt: now)) }
+    }
+
+    /// Releases every pending transaction whose epoch the backup has committed.
+    private func release() {
+        guard let epoch = primary.committedEpoch else { return }
+        let now = MonotonicClock.nanoseconds()
+        let highest: UInt64? = lock.withLock {
+            var highest: UInt64?
+            while head < pending.count, pending[head].epoch <= epoch {
+                highest = pending[head].transaction
+                latencies.append(Double(now - pending[head].committedAt) / 1e6)
+                head += 1
+            }
+            if head > 4096, head * 2 > pending.count {
+                pending.removeFirst(head)
+                head = 0
+            }
+            if let highest { released = highest }
+            return highest
+        }
+        if let highest { acknowledged(highest) }
+    }
+
+    /// Stops the thread after a last release; returns what was released.
+    func finish() -> (acknowledged: UInt64, milliseconds: [Double]) {
+        lock.withLock { stopping = true }
+        done.wait()
+        return lock.withLock { (released, latencies) }
+    }
+}
