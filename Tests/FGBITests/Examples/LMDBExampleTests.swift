@@ -1,0 +1,179 @@
+import CSupport
+import FGBI
+import FGBIBench
+import FGBIExamples
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The LMDB example: the history, the verifier (which must catch a lost or altered transaction), an
+/// in-process replication whose backup copy LMDB opens, and kill -9 of a real primary process at random
+/// moments, after which the backup's image must hold every acknowledged transaction.
+@Suite("LMDB example", .serialized)
+struct LMDBExampleTests {
+    static let directory = "/dev/shm"
+
+    /// A scratch directory on tmpfs, removed by the caller.
+    static func scratch(_ name: String) throws -> URL {
+        let url = URL(fileURLWithPath: directory).appendingPathComponent("fgbi-test-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func historyIsDeterministicAndItsValuesCheckThemselves() throws {
+        let a = try KeyValueHistory(seed: 7, keyCount: 1000)
+        let b = try KeyValueHistory(seed: 7, keyCount: 1000)
+        let c = try KeyValueHistory(seed: 8, keyCount: 1000)
+        func operations(_ history: KeyValueHistory, _ number: UInt64) -> [KeyValueHistory.Operation] {
+            var list: [KeyValueHistory.Operation] = []
+            history.forEachOperation(in: number) { list.append($0) }
+            return list
+        }
+        #expect(operations(a, 5) == operations(b, 5))
+        #expect(operations(a, 5) != operations(c, 5))
+        #expect(operations(a, 5) != operations(a, 6))
+        #expect(operations(a, 1).count == a.writesPerTransaction)
+        var deletes = 0
+        for number in 1...2000 as ClosedRange<UInt64> {
+            for operation in operations(a, number) {
+                switch operation {
+                case .put(let key, let version): #expect(key < 1000 && version == number)
+                case .delete(let key): deletes += 1; #expect(key < 1000)
+                }
+            }
+        }
+        #expect(deletes > 800 && deletes < 2400, "about one write in ten deletes (\(deletes) of 16000)")
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: KeyValueHistory.maximumValueLength, alignment: 8)
+        defer { buffer.deallocate() }
+        var lengths = Set<Int>()
+        for key in 0..<200 as Range<UInt64> {
+            let length = KeyValueHistory.writeValue(key: key, version: 3, into: buffer)
+            #expect((16...KeyValueHistory.maximumValueLength).contains(length))
+            #expect(buffer.load(fromByteOffset: 0, as: UInt64.self) == key)
+            lengths.insert(length)
+        }
+        #expect(lengths.count > 50, "value lengths vary")
+        #expect(throws: FGBIError.self) { _ = try KeyValueHistory(seed: 1, keyCount: 5) }
+    }
+
+    @Test func verifierAcceptsTheHistoryAndCatchesLossAndDamage() throws {
+        let scratch = try Self.scratch("verify")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let path = scratch.appendingPathComponent("data.mdb").path
+        let history = try KeyValueHistory(seed: 3, keyCount: 2000)
+        let mapBytes = 8 << 20
+        do {
+            let environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
+            let writer = KeyValueWriter(environment: environment, history: history, gate: nil)
+            for _ in 0..<500 { try writer.commitNext() }
+        }
+        let report = try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: history)
+        #expect(report.transactions == 500)
+        #expect(report.keys == history.state(after: 500).count)
+
+        // Acknowledged beyond what the database holds: a lost transaction.
+        #expect(throws: LMDBReplicaVerifier.Mismatch.self) {
+            _ = try LMDBReplicaVerifier.verify(path: path, mapBytes: mapBytes, history: history, acknowledged: 501)
+        }
+        // Another history (as if transactions were replayed wrongly): values and keys differ.
+        #expect(throws: LMDBReplicaVerifier.Mismatch.self) {
+            _ = try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: try KeyValueHistory(seed: 4, keyCount: 2000))
+        }
+        // One value byte changed in the file: found.
+        let damaged = scratch.appendingPathComponent("damaged.mdb").path
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: KeyValueHistory.maximumValueLength, alignment: 8)
+        defer { buffer.deallocate() }
+        let (key, version) = try #require(history.state(after: 500).first)
+        let length = KeyValueHistory.writeValue(key: key, version: version, into: buffer)
+        let value = Data(UnsafeRawBufferPointer(rebasing: buffer[0..<length]))
+        // Every copy (LMDB copies pages on write, so freed pages may hold an old copy too).
+        var copies = 0
+        var searchFrom = bytes.startIndex
+        while let at = bytes.range(of: value, in: searchFrom..<bytes.endIndex) {
+            bytes[at.lowerBound + length - 1] ^= 0x40
+            copies += 1
+            searchFrom = at.upperBound
+        }
+        #expect(copies >= 1, "the value is stored in the file as written")
+        try bytes.write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: LMDBReplicaVerifier.Mismatch.self) {
+            _ = try LMDBReplicaVerifier.compare(path: damaged, mapBytes: mapBytes, history: history)
+        }
+        // Taking over: a transaction commits on the verified copy.
+        let taken = try LMDBReplicaVerifier.verify(path: path, mapBytes: mapBytes, history: history, acknowledged: 500)
+        #expect(taken.transactions == 500)
+        #expect(try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: history).transactions == 501)
+    }
+
+    @Test(.enabled(if: Kernel.supportsAsyncWP, "needs async userfaultfd write-protect on shmem"))
+    func replicatedDatabaseOpensOnTheBackupWithEveryAcknowledgedTransaction() throws {
+        let scratch = try Self.scratch("replicate")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let history = try KeyValueHistory(seed: 11, keyCount: 5000)
+        let mapBytes = 16 << 20
+        let region = try GuestMemory.anonymous(length: mapBytes)
+        let backup = try Backup(regions: [region], geometry: try BlockGeometry(),
+                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let serving = BackupThread(backup)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.epochInterval = .milliseconds(20)
+        let store = try ReplicatedKeyValueStore(path: scratch.appendingPathComponent("data.mdb").path, mapBytes: mapBytes,
+                                                history: history, configuration: configuration)
+        let released = AtomicCounter()
+        let statistics = try store.run(until: { $0.seconds >= 0.6 }) { released.raise(to: $0) }
+        #expect(statistics.transactions > 100, "the writer ran (\(statistics.transactions) transactions)")
+        #expect(statistics.acknowledged == statistics.transactions, "the final epoch releases every transaction")
+        #expect(released.value == statistics.transactions)
+        #expect(!statistics.acknowledgementMilliseconds.isEmpty)
+        #expect((statistics.replication?.epochsSent ?? 0) >= 3)
+        #expect(try serving.result() == .primaryFinished(lastEpoch: backup.lastEpoch))
+        #expect(memcmp(region.base, store.memory.base, mapBytes) == 0, "the backup's map equals the primary's")
+
+        let image = scratch.appendingPathComponent("replica.mdb").path
+        try ReplicaImage.write([region], geometry: try BlockGeometry(), epoch: backup.lastEpoch, to: image)
+        let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: mapBytes, history: history, acknowledged: statistics.acknowledged)
+        #expect(report.transactions == statistics.transactions)
+    }
+
+    /// kill -9 of the primary process at a random moment (set-up, synchronisation, mid-epoch), 20 times.
+    @Test(.enabled(if: Kernel.supportsAsyncWP && CommandRunner.executable != nil, "needs async userfaultfd write-protect and the fgbi executable"))
+    func killedPrimaryLosesNoAcknowledgedTransaction() throws {
+        let rounds = ProcessInfo.processInfo.environment["FGBI_LMDB_KILLS"].flatMap(Int.init) ?? 20
+        let executable = try #require(CommandRunner.executable)
+        var random = SystemRandomNumberGenerator()
+        var withEpoch = 0
+        var acknowledged: UInt64 = 0
+        for round in 0..<rounds {
+            let seed = UInt64.random(in: 1...UInt64(UInt32.max), using: &random)
+            var settings = LMDBFailoverDrill.Settings(history: try KeyValueHistory(seed: seed, keyCount: 20_000))
+            settings.mapBytes = 32 << 20
+            settings.epochMilliseconds = 25
+            settings.primaryTimeout = .milliseconds(300)
+            // Mostly after the first epochs, sometimes during set-up or synchronisation.
+            let killAfter = round % 5 == 0 ? Int.random(in: 0...250, using: &random) : Int.random(in: 250...1500, using: &random)
+            settings.killAfter = .milliseconds(killAfter)
+            let outcome = try LMDBFailoverDrill(settings: settings, executable: executable).run()
+            if let replica = outcome.replica {
+                withEpoch += 1
+                acknowledged += outcome.acknowledged
+                #expect(replica.transactions >= outcome.acknowledged, "round \(round) seed \(seed) kill \(killAfter) ms")
+            } else {
+                #expect(outcome.acknowledged == 0, "round \(round) seed \(seed): acknowledged with no epoch on the backup")
+            }
+        }
+        #expect(withEpoch >= rounds / 2, "most kills came after replication started (\(withEpoch) of \(rounds))")
+        #expect(acknowledged > 0)
+    }
+}
+
+/// The highest value seen, from any thread.
+final class AtomicCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var highest: UInt64 = 0
+    func raise(to value: UInt64) { lock.withLock { highest = max(highest, value) } }
+    var value: UInt64 { lock.withLock { highest } }
+}
