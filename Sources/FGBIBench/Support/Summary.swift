@@ -1,10 +1,10 @@
 /// Median, minimum and maximum of a sample.
-struct Summary {
-    var median: Double
-    var min: Double
-    var max: Double
+public struct Summary: Sendable {
+    public var median: Double
+    public var min: Double
+    public var max: Double
 
-    init(_ values: [Double]) {
+    public init(_ values: [Double]) {
         let sorted = values.sorted()
         median = sorted.isEmpty ? .nan : sorted[sorted.count / 2]
         min = sorted.first ?? .nan
@@ -12,7 +12,7 @@ struct Summary {
     }
 
     /// The `fraction` percentile (nearest rank) of `values`.
-    static func percentile(_ values: [Double], _ fraction: Double) -> Double {
+    public static func percentile(_ values: [Double], _ fraction: Double) -> Double {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return .nan }
         let rank = Int((fraction * Double(sorted.count)).rounded(.up)) - 1

@@ -16,12 +16,15 @@ public final class ReplicatedKeyValueStore {
         public var transactions: UInt64 = 0
         /// Transactions acknowledged (their epoch committed; all of them without replication).
         public var acknowledged: UInt64 = 0
+        /// From the first transaction to now (to the final epoch's commit, once the run has ended).
         public var seconds = 0.0
+        /// From the first transaction to the last one's commit: the figure throughput is measured over.
+        public var writingSeconds = 0.0
         /// Commit to acknowledgement, per transaction, in milliseconds (empty without replication).
         public var acknowledgementMilliseconds: [Double] = []
         /// The primary's counters at the end (nil without replication).
         public var replication: ReplicationStatistics?
-        public var transactionsPerSecond: Double { seconds > 0 ? Double(transactions) / seconds : 0 }
+        public var transactionsPerSecond: Double { writingSeconds > 0 ? Double(transactions) / writingSeconds : 0 }
     }
 
     public let environment: LMDBEnvironment
@@ -87,6 +90,7 @@ public final class ReplicatedKeyValueStore {
         } catch {
             failure = error
         }
+        statistics.writingSeconds = statistics.seconds
         if let primary, let releaser {
             do {
                 try primary.stop(finalEpoch: failure == nil)

@@ -1,0 +1,97 @@
+import ArgumentParser
+import FGBI
+import FGBIBench
+import FGBIExamples
+
+extension FGBICommand {
+    /// `fgbi bench lmdb`: the LMDB example's throughput with and without replication.
+    struct BenchLMDB: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "lmdb",
+            abstract: "LMDB workload throughput unreplicated vs replicated (output commit on), side by side.",
+            discussion: """
+                Each round commits the same --transactions (the same history into a fresh MDB_WRITEMAP database
+                on tmpfs) once unreplicated and once per --epoch-ms replicated to a backup in this process over
+                loopback, alternating; throughput is transactions over the time to commit the last one. The
+                backup shares this machine's cores with the writer. Use a release build.
+                Examples:
+                  fgbi bench lmdb
+                  fgbi bench lmdb --epoch-ms 25,50,100 --rounds 5 --json
+                """)
+
+        @Option(help: "Transactions per run.")
+        var transactions = 100_000
+
+        @Option(help: "Rounds (each runs every variant once).")
+        var rounds = 3
+
+        @Option(name: .customLong("epoch-ms"), help: "Comma-separated epoch intervals to replicate at.")
+        var epochMilliseconds = "25"
+
+        @Option(help: "Key space.")
+        var keys = 50_000
+
+        @Option(name: .customLong("writes-per-transaction"), help: "Puts and deletes per transaction.")
+        var writesPerTransaction = 8
+
+        @Option(name: .customLong("map-mib"), help: "LMDB map size in MiB (the replicated region).")
+        var mapMiB = 256
+
+        @Option(help: "Replication mode: fgbi, page, page-lz4, xbzrle.")
+        var mode = "fgbi"
+
+        @Option(help: "History seed.")
+        var seed: UInt64 = 1
+
+        @Flag(help: "Print JSON: one object per variant.")
+        var json = false
+
+        func validate() throws { _ = try makeConfiguration() }
+
+        func makeConfiguration() throws -> LMDBOverheadBenchmark.Configuration {
+            let history: KeyValueHistory
+            do {
+                history = try KeyValueHistory(seed: seed, keyCount: keys, writesPerTransaction: writesPerTransaction)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            var configuration = LMDBOverheadBenchmark.Configuration(history: history)
+            guard transactions > 0 else { throw ValidationError("--transactions must be positive") }
+            guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 100") }
+            guard (1...65_536).contains(mapMiB) else { throw ValidationError("--map-mib must be between 1 and 65536") }
+            configuration.transactions = transactions
+            configuration.rounds = rounds
+            configuration.mapBytes = mapMiB << 20
+            configuration.epochMilliseconds = try CommaList.parse(epochMilliseconds, option: "--epoch-ms") {
+                guard let value = Int($0), (1...10_000).contains(value) else {
+                    throw ValidationError("--epoch-ms: '\($0)' is not a number of milliseconds between 1 and 10000")
+                }
+                return value
+            }
+            do { configuration.mode = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
+            return configuration
+        }
+
+        func run() throws {
+            let configuration = try makeConfiguration()
+            let variants = try LMDBOverheadBenchmark(configuration).run(progress: Progress.note)
+            if json {
+                print(try JSONOutput.encode(variants))
+                return
+            }
+            var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "ack p50 ms", "ack p99 ms", "epochs",
+                                   "pause p50 ms", "pause p99 ms", "pages/epoch", "wire KB/epoch", "verified"])
+            for v in variants {
+                table.add([v.name, formatted(v.medianTransactionsPerSecond, 0),
+                           v.transactionsPerSecond.map { formatted($0, 0) }.joined(separator: " "),
+                           formatted(v.relativeThroughput, 3), formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
+                           formatted(v.epochsPerRound, 0), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
+                           formatted(v.pagesWrittenPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
+                           v.verified.map { $0 ? "yes" : "NO" } ?? "-"])
+            }
+            print("\(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \(rounds) rounds, \(mapMiB) MiB map; "
+                  + "vs none = median throughput / unreplicated median")
+            print(table.rendered)
+        }
+    }
+}
