@@ -36,6 +36,15 @@ void CSupport_touch_pages_write(void *base, size_t length, size_t page_size) {
     for (size_t off = 0; off < length; off += page_size) p[off] = p[off];
 }
 
+int CSupport_set_thread_affinity(uint64_t mask) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu = 0; cpu < 64; cpu++) {
+        if (mask & (1ULL << cpu)) CPU_SET(cpu, &set);
+    }
+    return sched_setaffinity(0, sizeof set, &set) != 0 ? -errno : 0;
+}
+
 void CSupport_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
 }

@@ -149,6 +149,10 @@ void CSupport_touch_pages_write(void *base, size_t length, size_t page_size);
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and debuggers show it.
 void CSupport_set_thread_name(const char *name);
 
+/// Restricts the calling thread to the CPUs whose bits are set in `mask` (CPU 0 is bit 0; CPUs 0-63 only);
+/// threads it creates afterwards inherit the set. Returns 0 or -errno (EINVAL: no such CPU online).
+int CSupport_set_thread_affinity(uint64_t mask);
+
 /// setns(2): moves the calling thread into the namespace `fd` refers to. Returns 0 or -errno.
 int CSupport_setns(int fd, int nstype);
 

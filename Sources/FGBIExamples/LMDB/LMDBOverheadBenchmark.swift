@@ -21,6 +21,9 @@ public struct LMDBOverheadBenchmark {
         public var mode = ReplicationMode.fgbi
         /// Where the database files go (tmpfs).
         public var directory = "/dev/shm"
+        /// The writer's CPU, apart from replication's (every other CPU); nil: no pinning, all threads share
+        /// all CPUs.
+        public var writerCPU: Int? = 0
 
         public init(history: KeyValueHistory) { self.history = history }
     }
@@ -101,6 +104,13 @@ public struct LMDBOverheadBenchmark {
     }
 
     private func runOnce(epochMilliseconds: Int?) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool) {
+        let all = Array(0..<min(CPUPinning.onlineCount, 64))
+        if let writer = configuration.writerCPU {
+            // Everything created from here on (backup, primary threads, acknowledger) runs beside the writer.
+            let others = all.filter { $0 != writer }
+            try CPUPinning.pinCallingThread(to: others.isEmpty ? all : others)
+        }
+        defer { try? CPUPinning.pinCallingThread(to: all) }
         let path = URL(fileURLWithPath: configuration.directory)
             .appendingPathComponent("fgbi-bench-lmdb-\(getpid()).mdb").path
         defer {
@@ -130,7 +140,9 @@ public struct LMDBOverheadBenchmark {
         let target = UInt64(configuration.transactions)
         let statistics: ReplicatedKeyValueStore.RunStatistics
         do {
-            statistics = try store.run(until: { $0.transactions >= target })
+            statistics = try store.run(until: { $0.transactions >= target }, writerStarts: {
+                if let writer = configuration.writerCPU { try CPUPinning.pinCallingThread(to: [writer]) }
+            })
         } catch {
             backup?.stop()
             throw error

@@ -65,17 +65,25 @@ public final class ReplicatedKeyValueStore {
     /// transaction number released so far) as epochs commit. Ends with a final epoch, so every committed
     /// transaction is acknowledged when it returns normally.
     ///
+    /// `writerStarts` runs on this thread once replication's threads are running, just before the first
+    /// transaction (to pin the writer to a CPU of its own, say).
+    ///
     /// - Throws: the first LMDB or replication error; transactions committed but not acknowledged then
     ///   were never released.
-    public func run(until shouldStop: (RunStatistics) -> Bool,
+    public func run(until shouldStop: (RunStatistics) -> Bool, writerStarts: () throws -> Void = {},
                     acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> RunStatistics {
         var statistics = RunStatistics()
         let releaser = primary.map { AcknowledgementReleaser(primary: $0, acknowledged: acknowledged) }
         if let primary { try primary.start() }
         releaser?.start()
-        let started = MonotonicClock.nanoseconds()
         var failure: Error?
         do {
+            try writerStarts()
+        } catch {
+            failure = error
+        }
+        let started = MonotonicClock.nanoseconds()
+        if failure == nil { do {
             while !shouldStop(statistics) {
                 let number = try writer.commitNext()
                 statistics.transactions = number
@@ -89,7 +97,7 @@ public final class ReplicatedKeyValueStore {
             }
         } catch {
             failure = error
-        }
+        } }
         statistics.writingSeconds = statistics.seconds
         if let primary, let releaser {
             do {

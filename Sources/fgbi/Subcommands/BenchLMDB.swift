@@ -13,7 +13,9 @@ extension FGBICommand {
                 Each round commits the same --transactions (the same history into a fresh MDB_WRITEMAP database
                 on tmpfs) once unreplicated and once per --epoch-ms replicated to a backup in this process over
                 loopback, alternating; throughput is transactions over the time to commit the last one. The
-                backup shares this machine's cores with the writer. Use a release build.
+                writer runs on --writer-cpu and replication (the primary's threads and, here, the backup too) on
+                the other CPUs, as a guest's vCPU runs beside its replicator; --writer-cpu none lets every thread
+                share every CPU. Use a release build.
                 Examples:
                   fgbi bench lmdb
                   fgbi bench lmdb --epoch-ms 25,50,100 --rounds 5 --json
@@ -43,6 +45,9 @@ extension FGBICommand {
         @Option(help: "History seed.")
         var seed: UInt64 = 1
 
+        @Option(name: .customLong("writer-cpu"), help: "The writer's CPU; replication (primary threads, backup) runs on the others. 'none': no pinning.")
+        var writerCPU = "0"
+
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
 
@@ -69,6 +74,14 @@ extension FGBICommand {
                 return value
             }
             do { configuration.mode = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
+            if writerCPU == "none" {
+                configuration.writerCPU = nil
+            } else {
+                guard let cpu = Int(writerCPU), (0..<CPUPinning.onlineCount).contains(cpu) else {
+                    throw ValidationError("--writer-cpu: '\(writerCPU)' is not an online CPU (0 to \(CPUPinning.onlineCount - 1)) or 'none'")
+                }
+                configuration.writerCPU = cpu
+            }
             return configuration
         }
 
@@ -89,8 +102,9 @@ extension FGBICommand {
                            formatted(v.pagesWrittenPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
                            v.verified.map { $0 ? "yes" : "NO" } ?? "-"])
             }
-            print("\(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \(rounds) rounds, \(mapMiB) MiB map; "
-                  + "vs none = median throughput / unreplicated median")
+            print("\(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \(rounds) rounds, \(mapMiB) MiB map, "
+                  + (configuration.writerCPU.map { "writer on CPU \($0), replication on the others" } ?? "no CPU pinning")
+                  + "; vs none = median throughput / unreplicated median")
             print(table.rendered)
         }
     }

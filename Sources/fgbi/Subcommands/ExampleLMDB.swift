@@ -168,11 +168,11 @@ extension FGBICommand {
             let store = try ReplicatedKeyValueStore(path: database, mapBytes: mapMiB << 20, history: try history(),
                                                     configuration: configuration)
             let deadline = seconds
-            let statistics = try store.run(until: { progress in deadline.map { progress.seconds >= $0 } ?? false }) { transaction in
+            let statistics = try store.run(until: { progress in deadline.map { progress.seconds >= $0 } ?? false }, acknowledged: { transaction in
                 // One write per release, unbuffered: the drill reads the lines from a pipe and kills at any moment.
                 var line = "acknowledged \(transaction)\n"
                 line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-            }
+            })
             Progress.note("primary: \(statistics.transactions) transactions in \(String(format: "%.1f", statistics.seconds)) s, all acknowledged")
         }
 

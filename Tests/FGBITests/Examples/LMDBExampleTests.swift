@@ -124,7 +124,7 @@ struct LMDBExampleTests {
         let store = try ReplicatedKeyValueStore(path: scratch.appendingPathComponent("data.mdb").path, mapBytes: mapBytes,
                                                 history: history, configuration: configuration)
         let released = AtomicCounter()
-        let statistics = try store.run(until: { $0.seconds >= 0.6 }) { released.raise(to: $0) }
+        let statistics = try store.run(until: { $0.seconds >= 0.6 }, acknowledged: { released.raise(to: $0) })
         #expect(statistics.transactions > 100, "the writer ran (\(statistics.transactions) transactions)")
         #expect(statistics.acknowledged == statistics.transactions, "the final epoch releases every transaction")
         #expect(released.value == statistics.transactions)
