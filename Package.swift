@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "FGBI", targets: ["FGBI"]),
         .executable(name: "fgbi", targets: ["fgbi"]),
+        .executable(name: "fgbi-fuzz", targets: ["FGBIFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,6 +61,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
+        ),
+        // Fuzz targets for the decoders of untrusted bytes: libFuzzer with Scripts/fuzz, a corpus replay otherwise.
+        .executableTarget(
+            name: "FGBIFuzz",
+            dependencies: ["FGBI", "FGBIBench"]
         ),
         .testTarget(
             name: "FGBITests",

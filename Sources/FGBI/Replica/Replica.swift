@@ -43,7 +43,8 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// A replica of regions with these lengths and geometry; the regions start as they are (zero-filled
-    /// memory for a new backup) and must match the primary's.
+    /// memory for a new backup) and must match the primary's. Until an epoch commits (or ``adopt(epoch:)``
+    /// declares one), they hold no epoch, and ``rollBack()`` returns the pages a synchronisation wrote to zero.
     public init(regions: [GuestMemory], geometry: BlockGeometry) {
         self.regions = regions
         self.geometry = geometry
