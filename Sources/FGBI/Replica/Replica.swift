@@ -135,6 +135,7 @@ public final class Replica: @unchecked Sendable {
         var reader = ByteReader(body.bytes)
         try stageRecords(&reader, count: header.recordCount)
         guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
+        FaultPoints.reach(.backupApply)
         // Commit: nothing above wrote to the regions.
         var written = 0
         let source = staging.bytes.baseAddress!

@@ -160,7 +160,11 @@ public final class ReplicaStore: @unchecked Sendable {
         appendLittleEndian(UInt32(delta.count), to: &header)
         do {
             try header.withUnsafeBytes { try writeAll(journal, $0, what: "journal") }
-            try writeAll(journal, delta, what: "journal")
+            let half = delta.count / 2
+            try writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[..<half]), what: "journal")
+            FaultPoints.reach(.backupPersistAppend)
+            try writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[half...]), what: "journal")
+            FaultPoints.reach(.backupPersistSync)
             if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: Self.diskHint) { fdatasync(journal) } }
         } catch {
             // Cut a partial record off, so a later append does not follow garbage.

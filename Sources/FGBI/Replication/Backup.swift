@@ -159,6 +159,7 @@ public final class Backup: @unchecked Sendable {
                         throw PersistFailure(epoch: applied.epoch, underlying: error)
                     }
                     metrics.lastEpoch.record(Int64(applied.epoch))
+                    FaultPoints.reach(.backupAcknowledge)
                     var ack: [UInt8] = []
                     appendLittleEndian(applied.epoch, to: &ack)
                     try connection.send(.ack, ack)

@@ -32,6 +32,7 @@ extension Primary {
         do {
             defer { hooks.resume() }
             for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
+            FaultPoints.reach(.primaryPause)
             try engine.capture(dirty, into: capture)
             // Published before the guest resumes: a write after the resume must see this epoch as captured
             // (``epochCoveringWritesSoFar`` then names a later one).
@@ -106,6 +107,7 @@ extension Primary {
                 metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
                 observer?(capture, statistics)
                 release(capture)
+                if !precopy { FaultPoints.reach(.primarySend) }
                 try connection.send(precopy ? .precopy : .epoch, delta)
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
                 if precopy {

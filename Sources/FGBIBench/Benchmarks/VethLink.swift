@@ -10,6 +10,7 @@ public final class VethLink: @unchecked Sendable {
     public let hostAddress: String
     public let peerAddress: String
     private let hostInterface: String
+    private let peerInterface: String
 
     /// Whether links can be made here: root, iproute2, and network namespaces.
     public static let isAvailable: Bool = {
@@ -27,7 +28,7 @@ public final class VethLink: @unchecked Sendable {
         let tag = "\(getpid() % 100_000)x\(serial)"
         namespace = NetworkNamespace(name: "fgbi-\(tag)")
         hostInterface = "fgh\(tag)"
-        let peerInterface = "fgp\(tag)"
+        peerInterface = "fgp\(tag)"
         let subnet = (Int(getpid()) % 60) * 1000 + serial  // spreads concurrent runs over the /16
         let third = (subnet / 64) % 256
         let base = (subnet % 64) * 4
@@ -54,10 +55,72 @@ public final class VethLink: @unchecked Sendable {
         _ = try? Self.run(["link", "del", hostInterface])
     }
 
+    /// A way to make the link worse. This kernel has no netem (CONFIG_NET_SCH_NETEM is off), so losses,
+    /// duplicates and partitions are nftables rules on each side's egress hook, and a rate limit is a token
+    /// bucket (tbf) qdisc, whose queue delays packets under load.
+    public enum Impairment: Sendable, Equatable {
+        /// Each packet dropped with this probability (percent), both ways.
+        case loss(percent: Int)
+        /// Each packet sent twice with this probability (percent), both ways.
+        case duplicate(percent: Int)
+        /// Every packet dropped, both ways.
+        case partition
+        /// At most this many kilobits per second each way, with a queue of up to 300 ms.
+        case rateLimit(kilobits: Int)
+    }
+
+    /// Impairs the link in both directions, replacing any earlier impairment.
+    public func impair(_ impairment: Impairment) throws {
+        heal()
+        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)] as [(String, String?)] {
+            let prefix = namespace.map { ["-n", $0] } ?? []
+            switch impairment {
+            case .rateLimit(let kilobits):
+                try Self.run(prefix + ["qdisc", "replace", "dev", interface, "root", "tbf", "rate", "\(kilobits)kbit",
+                                       "burst", "16kb", "latency", "300ms"], tool: "tc")
+            case .loss, .duplicate, .partition:
+                let statement: String
+                switch impairment {
+                case .loss(let percent): statement = "numgen random mod 100 < \(percent) drop"
+                case .duplicate(let percent): statement = "numgen random mod 100 < \(percent) dup to \"\(interface)\""
+                default: statement = "drop"
+                }
+                let rules = "table netdev fgbi_impair {\n  chain egress {\n    type filter hook egress device \"\(interface)\" priority 0;\n    \(statement)\n  }\n}\n"
+                try Self.nft(namespace: namespace, file: rules)
+            }
+        }
+    }
+
+    /// Removes any impairment.
+    public func heal() {
+        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)] as [(String, String?)] {
+            let prefix = namespace.map { ["-n", $0] } ?? []
+            _ = try? Self.run(prefix + ["qdisc", "del", "dev", interface, "root"], tool: "tc")
+            _ = try? Self.nft(namespace: namespace, file: "delete table netdev fgbi_impair\n")
+        }
+    }
+
+    /// Whether impairments can be made here: `tc` and `nft` (Debian's iproute2 and nftables).
+    public static let canImpair: Bool = ["tc", "nft"].allSatisfy { tool in
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)") || FileManager.default.isExecutableFile(atPath: "/sbin/\(tool)")
+    }
+
+    /// Runs `rules` as an nft script (`nft -f`), in `namespace` when given.
+    private static func nft(namespace: String?, file rules: String) throws {
+        let path = NSTemporaryDirectory() + "fgbi-nft-\(getpid())-\(counter.next()).nft"
+        try rules.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        if let namespace {
+            try run(["netns", "exec", namespace, "nft", "-f", path])
+        } else {
+            try run(["-f", path], tool: "nft")
+        }
+    }
+
     @discardableResult
-    static func run(_ arguments: [String]) throws -> String {
+    static func run(_ arguments: [String], tool: String = "ip") throws -> String {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
+        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)") ? "/usr/sbin/\(tool)" : "/sbin/\(tool)")
         process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors
@@ -66,7 +129,7 @@ public final class VethLink: @unchecked Sendable {
         process.waitUntilExit()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw BenchmarkError("ip \(arguments.joined(separator: " ")) failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw BenchmarkError("\(tool) \(arguments.joined(separator: " ")) failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return message
     }

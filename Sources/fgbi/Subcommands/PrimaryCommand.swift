@@ -61,6 +61,10 @@ extension FGBICommand {
 
         @OptionGroup var observability: ObservabilityOptions
 
+        @Flag(name: .customLong("print-epoch-digests"),
+              help: "Print `epoch N digest H` on standard output as each epoch is captured (H: XXH3 of the region, taken in the pause), for fault-injection checks.")
+        var printEpochDigests = false
+
         @Flag(name: .customLong("no-precopy"), help: "Synchronise with one full epoch taken with the workload paused, not pre-copy rounds.")
         var noPrecopy = false
 
@@ -118,7 +122,14 @@ extension FGBICommand {
             SyntheticWorkload.fillInitial(region, seed: 1)
             let driver = WorkloadDriver(memory: region, workload: try SyntheticWorkload.parse(workload),
                                         threads: threads, pagesPerSecond: pagesPerSecond)
-            let primary = try Primary(regions: [region], configuration: configuration, hooks: driver.hooks)
+            let digests = printEpochDigests ? EpochDigests(regions: [region], onRecord: { epoch, digest in
+                // One unbuffered write per epoch, before the epoch can be sent: a kill never hides a committed one.
+                var line = "epoch \(epoch) digest \(String(digest, radix: 16))\n"
+                line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            }) : nil
+            let primary = try Primary(regions: [region], configuration: configuration,
+                                      hooks: digests.map { $0.hooks(wrapping: driver.hooks) } ?? driver.hooks)
+            digests?.attach(primary)
             Progress.note("primary: connecting to \(configuration.backup)")
             try primary.start()
             driver.start()

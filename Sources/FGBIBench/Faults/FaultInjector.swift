@@ -1,0 +1,335 @@
+import FGBI
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Injects faults into a running replication and checks, after each, what FGBI promises
+/// (Docs/RELIABILITY.md): the backup holds exactly some epoch the primary captured (its content equals that
+/// epoch's digest, never a torn mix), the primary never reported `committed` for an epoch the backup does
+/// not hold, and a restarted backup is resynchronised (replication goes on past what it held).
+///
+/// The primary runs here, tracking a region written by a ``WorkloadDriver``; its ``EpochDigests`` record the
+/// region's digest at every capture. The backup is an `fgbi backup` process with a state directory, in a
+/// network namespace behind a ``VethLink`` (so the link can be impaired), started again after each fault.
+/// Each episode ends with the backup killed, so its state directory can be read as a restart would.
+public final class FaultInjector {
+    public struct Configuration: Sendable {
+        public var executable: URL
+        public var regionMiB = 16
+        public var epochMilliseconds = 25
+        public var pagesPerSecond = 20_000
+        public var mode = ReplicationMode.fgbi
+        /// The faults, in order.
+        public var schedule: [FaultKind]
+        /// When set, after the schedule more faults drawn from it at random until this many seconds have
+        /// passed since the start (a soak).
+        public var repeatForSeconds: Double?
+        /// Seed for the random moments and fault-point counts.
+        public var seed: UInt64 = 1
+        /// Where the key, the state directory (a tmpfs when the schedule fills the disk) and the logs go.
+        public var workDirectory: String
+        /// How long to wait for replication to move on after a restart before calling it stuck.
+        public var resynchronisationTimeout = 30.0
+
+        public init(executable: URL, schedule: [FaultKind], workDirectory: String) {
+            self.executable = executable
+            self.schedule = schedule
+            self.workDirectory = workDirectory
+        }
+    }
+
+    /// One episode's result.
+    public struct Episode: Sendable, Codable {
+        public var kind: FaultKind
+        /// The epoch the backup's state directory held afterwards (nil: none).
+        public var backupEpoch: UInt64?
+        /// The primary's committed epoch afterwards.
+        public var committedEpoch: UInt64?
+        /// Why the check failed (nil: it held).
+        public var divergence: String?
+        /// How the backup ended: its exit status (137: SIGKILL, 10: failed over, 1: an error such as ENOSPC).
+        public var backupStatus: Int32?
+        /// Whether replication moved on after the backup was started again (nil: not checked, the next
+        /// episode killed it first).
+        public var resynchronised: Bool?
+        /// The primary process's resident memory after the episode.
+        public var residentBytes: Int
+    }
+
+    /// The whole run.
+    public struct Report: Sendable, Codable {
+        public var episodes: [Episode] = []
+        public var epochsCommitted: UInt64 = 0
+        public var reconnects = 0
+        public var seconds = 0.0
+        public var divergences: Int { episodes.filter { $0.divergence != nil }.count }
+        public var maximumResidentBytes: Int { episodes.map(\.residentBytes).max() ?? 0 }
+        /// Episodes per kind.
+        public var counts: [String: Int] {
+            Dictionary(grouping: episodes, by: { $0.kind.rawValue }).mapValues(\.count)
+        }
+    }
+
+    public let configuration: Configuration
+    private var random: SeededRandom
+    private let link: VethLink
+    private let stateDirectory: String
+    private let keyFile: String
+    private let logFile: String
+    private let port: UInt16
+    private var tmpfsMounted = false
+
+    /// Makes the link, the key and the state directory (mounting a tmpfs there when the schedule fills the
+    /// disk). Needs root, iproute2 and tc (``isAvailable``).
+    public init(_ configuration: Configuration) throws {
+        self.configuration = configuration
+        random = SeededRandom(seed: configuration.seed)
+        link = try VethLink()
+        try FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
+        stateDirectory = configuration.workDirectory + "/state"
+        keyFile = configuration.workDirectory + "/key"
+        logFile = configuration.workDirectory + "/backup.log"
+        port = UInt16(20_000 + Int(getpid() % 20_000))
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyFile))
+        if configuration.schedule.contains(.diskFull) {
+            try Self.mount(["-t", "tmpfs", "-o", "size=\(configuration.regionMiB * 8)m", "tmpfs", stateDirectory])
+            tmpfsMounted = true
+        }
+    }
+
+    deinit {
+        link.heal()
+        if tmpfsMounted { _ = try? Self.run("/bin/umount", [stateDirectory]) }
+    }
+
+    /// Root, network namespaces, tc, mount: what a run needs.
+    public static var isAvailable: Bool { VethLink.isAvailable && VethLink.canImpair }
+
+    /// Runs the schedule; `progress` gets a line per episode.
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        let started = Date()
+        var report = Report()
+        let length = configuration.regionMiB << 20
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
+        let check = try GuestMemory.anonymous(length: length)
+        try check.prefault()
+        let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
+                                    seed: configuration.seed)
+        let digests = EpochDigests(regions: [memory])
+        var settings = PrimaryConfiguration(backup: Endpoint(host: link.peerAddress, port: port))
+        settings.key = try PresharedKey(file: keyFile)
+        settings.engine = EngineConfiguration(mode: configuration.mode)
+        settings.epochInterval = .milliseconds(configuration.epochMilliseconds)
+        settings.reconnectWindow = .seconds(600)
+        settings.backupTimeout = .seconds(3)
+        let primary = try Primary(regions: [memory], configuration: settings, hooks: digests.hooks(wrapping: driver.hooks))
+        digests.attach(primary)
+
+        var backup = try startBackup(faultPoint: nil)
+        try startPrimary(primary)
+        driver.start()
+        defer { driver.stop() }
+        guard waitForProgress(primary, beyond: primary.statistics.lastSynchronisation?.epoch) else {
+            throw BenchmarkError("replication did not start; backup log: \(logFile)")
+        }
+
+        var index = 0
+        while true {
+            let kind: FaultKind
+            if index < configuration.schedule.count {
+                kind = configuration.schedule[index]
+            } else if let seconds = configuration.repeatForSeconds, Date().timeIntervalSince(started) < seconds, !configuration.schedule.isEmpty {
+                kind = configuration.schedule[Int(random.next() % UInt64(configuration.schedule.count))]
+            } else {
+                break
+            }
+            index += 1
+            var resynchronised: Bool?
+            if backup == nil || !(backup?.isRunning ?? false) {
+                let point = kind.faultPoint.map { "\($0.rawValue):\(3 + Int(random.next() % 8))" }
+                backup = try startBackup(faultPoint: point)
+                if point == nil {
+                    resynchronised = waitForProgress(primary, beyond: primary.committedEpoch)
+                }
+            }
+            guard let running = backup else { break }
+            let status = try inject(kind, into: running)
+            backup = nil
+            var episode = verify(kind: kind, primary: primary, digests: digests, check: check)
+            episode.backupStatus = status
+            if let resynchronised, let last = report.episodes.indices.last { report.episodes[last].resynchronised = resynchronised }
+            report.episodes.append(episode)
+            progress("fault \(index)\(configuration.repeatForSeconds == nil ? "/\(configuration.schedule.count)" : "") \(kind.rawValue): backup exit \(status.map(String.init) ?? "-"), "
+                     + "held epoch \(episode.backupEpoch.map(String.init) ?? "none"), committed \(episode.committedEpoch.map(String.init) ?? "none")"
+                     + (episode.divergence.map { ", DIVERGENCE: \($0)" } ?? ", consistent"))
+        }
+
+        // A last healthy backup: replication must reach it, and a final epoch must land in its state.
+        backup = try startBackup(faultPoint: nil)
+        let resumed = waitForProgress(primary, beyond: primary.committedEpoch)
+        if let last = report.episodes.indices.last { report.episodes[last].resynchronised = resumed }
+        driver.stop()
+        let final = try primary.stop()
+        _ = backup?.waitForExit(seconds: 10)
+        let closing = verify(kind: .killBackup, primary: primary, digests: digests, check: check)
+        if closing.backupEpoch != final {
+            report.episodes.append(Episode(kind: .killBackup, backupEpoch: closing.backupEpoch, committedEpoch: final,
+                                           divergence: "after the final epoch \(final.map(String.init) ?? "none") the backup holds \(closing.backupEpoch.map(String.init) ?? "none")",
+                                           residentBytes: closing.residentBytes))
+        } else if let divergence = closing.divergence {
+            report.episodes.append(Episode(kind: .killBackup, backupEpoch: closing.backupEpoch, committedEpoch: final,
+                                           divergence: "final state: " + divergence, residentBytes: closing.residentBytes))
+        }
+        report.epochsCommitted = final ?? 0
+        report.reconnects = primary.statistics.reconnects
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+
+    // MARK: - Episodes
+
+    private func startBackup(faultPoint: String?) throws -> BackupProcess? {
+        var settings = BackupProcess.Settings(executable: configuration.executable, namespace: link.namespace,
+                                              listen: "\(link.peerAddress):\(port)", regionMiB: configuration.regionMiB,
+                                              stateDirectory: stateDirectory, keyFile: keyFile, logFile: logFile)
+        settings.timeoutMilliseconds = 2_000
+        return try BackupProcess(settings, faultPoint: faultPoint)
+    }
+
+    private func startPrimary(_ primary: Primary) throws {
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            do {
+                try primary.start()
+                return
+            } catch {
+                guard Date() < deadline else { throw error }
+                usleep(50_000)  // the backup process is still starting
+            }
+        }
+    }
+
+    /// Waits until the primary's committed epoch passes `epoch` (or is set, for nil).
+    private func waitForProgress(_ primary: Primary, beyond epoch: UInt64?) -> Bool {
+        let deadline = Date().addingTimeInterval(configuration.resynchronisationTimeout)
+        while Date() < deadline {
+            if let committed = primary.committedEpoch, epoch.map({ committed > $0 }) ?? true { return true }
+            usleep(5_000)
+        }
+        return false
+    }
+
+    private func pause(_ low: Double, _ high: Double) {
+        let fraction = Double(random.next() % 1_000_000) / 1_000_000
+        usleep(useconds_t((low + (high - low) * fraction) * 1e6))
+    }
+
+    /// Injects `kind` and leaves the backup dead; returns its exit status.
+    private func inject(_ kind: FaultKind, into backup: BackupProcess) throws -> Int32? {
+        if kind.faultPoint != nil {
+            if let status = backup.waitForExit(seconds: 20) { return status }
+            backup.kill9()  // the point was not reached in time: a plain kill
+            return backup.waitForExit(seconds: 1)
+        }
+        switch kind {
+        case .killBackup:
+            pause(0, 0.3)
+        case .stallBackup:
+            backup.signal(SIGSTOP)
+            pause(0.3, 0.8)
+            backup.signal(SIGCONT)
+            pause(0.2, 0.4)
+        case .loss, .slowLink, .duplicate, .partition:
+            try link.impair(kind.impairment ?? .partition)
+            if kind == .partition { usleep(1_200_000) } else { pause(0.4, 0.8) }
+            link.heal()
+            pause(0.2, 0.4)
+        case .diskFull:
+            // Leave a little room: the next journal appends or checkpoint fail with ENOSPC.
+            try Self.mount(["-o", "remount,size=\(usedKilobytes() + 96)k", stateDirectory])
+            let status = backup.waitForExit(seconds: 10)
+            try Self.mount(["-o", "remount,size=\(configuration.regionMiB * 8)m", stateDirectory])
+            if let status { return status }
+        default:
+            break
+        }
+        backup.kill9()
+        return backup.waitForExit(seconds: 5)
+    }
+
+    /// Reads the state directory as a restarted backup would and checks the promises.
+    private func verify(kind: FaultKind, primary: Primary, digests: EpochDigests, check: GuestMemory) -> Episode {
+        var episode = Episode(kind: kind, residentBytes: Self.residentBytes())
+        let result = Self.check(stateDirectory: stateDirectory, into: check, digests: digests) { primary.committedEpoch }
+        episode.backupEpoch = result.held
+        episode.committedEpoch = result.committed
+        episode.divergence = result.divergence
+        return episode
+    }
+
+    /// The check after a fault: loads `stateDirectory` into `region` (as a restarted backup would), and
+    /// compares it with the primary's digest of the epoch it holds; then reads `committed` (the primary's
+    /// committed epoch, read after the load so any late acknowledgement is counted) and checks it is not past
+    /// that epoch. Returns the epochs and, when a promise is broken, why.
+    public static func check(stateDirectory: String, into region: GuestMemory, digests: EpochDigests,
+                             committed: () -> UInt64?) -> (held: UInt64?, committed: UInt64?, divergence: String?) {
+        let held: UInt64?
+        do {
+            let replica = Replica(regions: [region], geometry: try BlockGeometry())
+            held = try ReplicaStore(directory: stateDirectory).load(into: replica)
+        } catch {
+            return (nil, committed(), "the state directory does not load: \(error)")
+        }
+        let committedEpoch = committed()
+        if let held {
+            guard let expected = digests.digest(epoch: held) else {
+                return (held, committedEpoch, "the backup holds epoch \(held), which the primary never captured")
+            }
+            if EpochDigests.digest(of: [region]) != expected {
+                return (held, committedEpoch, "the backup's epoch \(held) differs from the primary's epoch \(held) (a torn or wrong epoch)")
+            }
+        }
+        if let committedEpoch, held.map({ committedEpoch > $0 }) ?? true {
+            return (held, committedEpoch, "the primary reported epoch \(committedEpoch) committed, the backup holds \(held.map(String.init) ?? "none")")
+        }
+        return (held, committedEpoch, nil)
+    }
+
+    /// Kilobytes the state directory's files take (the tmpfs holds nothing else).
+    private func usedKilobytes() -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
+        let bytes = names.reduce(0) { total, name in
+            let size = (try? FileManager.default.attributesOfItem(atPath: stateDirectory + "/" + name)[.size] as? Int) ?? 0
+            return total + ((size ?? 0) + 4095) / 4096 * 4096
+        }
+        return bytes / 1024
+    }
+
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * GuestMemory.pageSize : 0
+    }
+
+    static func mount(_ arguments: [String]) throws {
+        try run("/bin/mount", arguments)
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw BenchmarkError("\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        }
+    }
+}
