@@ -51,6 +51,15 @@ struct CommandLineTests {
         (["bench", "replicate", "--workload", "sparse,,zero"], "--workload: expected a comma-separated list"),
         (["bench", "replicate", "--workload", "random"], "unknown workload 'random'"),
         (["bench", "replicate", "--trace", "/nonexistent/trace"], "--trace: "),
+        (["bench", "soak", "--faults", "kill-backup,meteor"], "--faults: unknown kind 'meteor'"),
+        (["bench", "soak", "--minutes", "0"], "--minutes must be between"),
+        (["bench", "lmdb", "--epoch-ms", "25,0"], "--epoch-ms: '0' is not a number of milliseconds"),
+        (["bench", "lmdb", "--writer-cpu", "99"], "--writer-cpu: '99' is not an online CPU"),
+        (["bench", "lmdb", "--keys", "3"], "the key count must be between 10"),
+        (["example", "lmdb", "--role", "primary"], "--role primary needs --backup"),
+        (["example", "lmdb", "--role", "verify"], "--role verify needs --image"),
+        (["example", "lmdb", "--role", "verify", "--image", "/nonexistent/replica.mdb"], "mdb_env_open(/nonexistent/replica.mdb): No such file"),
+        (["example", "lmdb", "--rounds", "0"], "--rounds must be between"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
