@@ -5,7 +5,7 @@ extension FGBICommand {
     struct Example: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replicate a real guest end to end and fail over to it: an LMDB database, a KVM guest.",
-            subcommands: [ExampleLMDB.self]
+            subcommands: [ExampleLMDB.self, ExampleKVM.self]
         )
     }
 }
