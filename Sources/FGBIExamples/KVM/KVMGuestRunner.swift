@@ -37,6 +37,9 @@ public final class KVMGuestRunner: @unchecked Sendable {
     public let stateRegion: GuestMemory?
     /// Called on the vCPU thread at each progress report with the operations completed.
     public var onProgress: (@Sendable (UInt64) -> Void)?
+    /// Called on the vCPU thread when the dirty ring is full (harvest and reset it); without it a full ring
+    /// ends the run with an error.
+    public var onDirtyRingFull: (@Sendable () throws -> Void)?
 
     private let condition = NSCondition()
     private var pauseRequested = false
@@ -158,6 +161,10 @@ public final class KVMGuestRunner: @unchecked Sendable {
                 let rip = (try? vcpu.registers().rip).map { String($0, radix: 16) } ?? "?"
                 throw KVMGuestError(message: "the guest triple-faulted (KVM_EXIT_SHUTDOWN) at rip 0x\(rip)")
             case .dirtyRingFull:
+                if let onDirtyRingFull {
+                    try onDirtyRingFull()
+                    continue
+                }
                 throw KVMGuestError(message: "the dirty ring filled up (KVM_EXIT_DIRTY_RING_FULL); use a larger ring")
             case .output(let port, let value):
                 throw KVMGuestError(message: "the guest wrote \(value) to unknown port 0x\(String(port, radix: 16))")
