@@ -108,9 +108,13 @@ static void key_value(volatile struct guest_parameters *p) {
 
 static void page_walk(volatile struct guest_parameters *p) {
     u64 stride = p->stride_pages ? p->stride_pages : 1;
+    u64 passes = p->operations ? p->operations : 1;
     volatile unsigned char *data = (volatile unsigned char *)GUEST_DATA_ADDRESS;
-    for (u64 offset = 0; offset < p->data_length; offset += stride * 4096) data[offset] += 1;
-    p->completed = p->data_length / (stride * 4096);
+    for (u64 pass = 0; pass < passes; pass++) {
+        for (u64 offset = 0; offset < p->data_length; offset += stride * 4096) data[offset] += 1;
+        p->completed = pass + 1;
+        out32(GUEST_PORT_PROGRESS, (u32)(pass + 1));
+    }
 }
 
 __attribute__((section(".text.start"), noreturn)) void _start(void) {

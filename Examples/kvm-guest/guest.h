@@ -18,14 +18,15 @@
 #define GUEST_PORT_ERROR    0x12 /* OUT 32-bit: bad parameters (the code is the value) */
 
 #define GUEST_MODE_KEY_VALUE 0   /* hash table under random inserts and updates, plus an append-only log */
-#define GUEST_MODE_PAGE_WALK 1   /* writes one byte to every stride-th page of the data area, then stops */
+#define GUEST_MODE_PAGE_WALK 1   /* writes one byte to every stride-th page of the data area, `operations`
+                                    times (a progress OUT after each pass), then stops */
 
 /* Written by the VMM before the first run; the guest fills the results. 8-byte fields only. */
 struct guest_parameters {
     unsigned long long magic;
     unsigned long long mode;
     unsigned long long seed;
-    unsigned long long operations;     /* key-value: operations to run */
+    unsigned long long operations;     /* key-value: operations to run; page walk: passes */
     unsigned long long table_slots;    /* key-value: 64-byte records, a power of two */
     unsigned long long data_length;    /* bytes from GUEST_DATA_ADDRESS the guest may use and checksums */
     unsigned long long progress_every; /* operations between progress OUTs (0: never) */

@@ -34,7 +34,8 @@ public enum KVMGuestLayout {
 public enum KVMGuestMode: UInt64, Sendable {
     /// An open-addressing table of 64-byte records under random inserts and updates, plus an append-only log.
     case keyValue = 0
-    /// Writes one byte to every `stridePages`-th page of the data area, then stops (for tracker agreement).
+    /// Writes one byte to every `stridePages`-th page of the data area, `operations` times over (a progress
+    /// report after each pass), then stops: a known page set, for comparing trackers.
     case pageWalk = 1
 }
 
@@ -46,7 +47,7 @@ public struct KVMGuestParameters: Sendable, Equatable {
     public var mode = KVMGuestMode.keyValue
     /// Seeds the guest's xorshift generator; the same seed gives the same memory and checksum.
     public var seed: UInt64 = 1
-    /// Key-value operations to run.
+    /// Key-value operations to run; for a page walk, passes over the data area.
     public var operations: UInt64 = 1_000_000
     /// Table slots (64-byte records, a power of two).
     public var tableSlots: UInt64 = 1 << 16

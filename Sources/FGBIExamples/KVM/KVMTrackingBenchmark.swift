@@ -134,7 +134,7 @@ final class TrackedGuest: @unchecked Sendable {
 
     init(_ method: KVMTrackingMethod, image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int,
          ringEntries: Int) throws {
-        let memory = ProcessInfo.processInfo.environment["FGBI_KVM_ANON"] != nil ? try GuestMemory.anonymous(length: ramBytes) : try GuestMemory.memfd(length: ramBytes, name: "fgbi-kvm-tracking")
+        let memory = try GuestMemory.memfd(length: ramBytes, name: "fgbi-kvm-tracking")
         let logging: KVMDirtyLogging
         switch method {
         case .none, .uffdAsync: logging = .none

@@ -77,13 +77,14 @@ extension FGBICommand {
             if json {
                 print(try JSONOutput.encode(results))
             } else {
-                print("method       run s  slowdown  collections  pages/coll  first write us/page  collect us p50  p99   ring-full  checksum")
+                print("method        run s  slowdown  collections  pages/collection  first write us/page  collect us p50    p99  ring full  checksum")
                 for r in results {
-                    let firstWrite = r.firstWriteMicrosecondsPerPage.map { String(format: "%.2f", $0) } ?? "-"
-                    print(String(format: "%-11@ %6.2f  %7.2fx  %11d  %10.0f  %19@  %14.0f  %5.0f  %9d  %@",
-                                 r.method.rawValue as NSString, r.runSeconds, r.slowdown, r.collections, r.pagesPerCollection,
-                                 firstWrite as NSString, r.collectMicrosecondsP50, r.collectMicrosecondsP99, r.ringFullExits,
-                                 r.checksum as NSString))
+                    let firstWrite = r.firstWriteMicrosecondsPerPage.map { String(format: "%.1f", $0) } ?? "-"
+                    let name = r.method.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    print(name + String(format: "  %6.2f  %7.1fx  %11d  %16.0f", r.runSeconds, r.slowdown, r.collections, r.pagesPerCollection)
+                        + String(repeating: " ", count: max(0, 21 - firstWrite.count)) + firstWrite
+                        + String(format: "  %14.0f  %5.0f  %9d  ", r.collectMicrosecondsP50, r.collectMicrosecondsP99, r.ringFullExits)
+                        + r.checksum)
                 }
             }
             if Set(results.map(\.checksum)).count > 1 { throw ExitCode(1) }
