@@ -18,8 +18,8 @@
 #define GUEST_PORT_ERROR    0x12 /* OUT 32-bit: bad parameters (the code is the value) */
 
 #define GUEST_MODE_KEY_VALUE 0   /* hash table under random inserts and updates, plus an append-only log */
-#define GUEST_MODE_PAGE_WALK 1   /* writes one byte to every stride-th page of the data area, `operations`
-                                    times (a progress OUT after each pass), then stops */
+#define GUEST_MODE_PAGE_WALK 1   /* `operations` passes of: read every page of the data area, OUT progress,
+                                    write one byte to every stride-th page, OUT progress; then stops */
 
 /* Written by the VMM before the first run; the guest fills the results. 8-byte fields only. */
 struct guest_parameters {

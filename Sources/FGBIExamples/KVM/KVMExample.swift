@@ -24,8 +24,12 @@ public enum KVMExample {
         public var operations: UInt64 = 20_000_000
         public var ramMiB = 64
         public var epochInterval = Duration.milliseconds(25)
-        /// Milliseconds after the backup's first epoch at which the primary is killed.
+        /// Milliseconds after the guest started (once the backup held its first epoch) at which the
+        /// primary is killed.
         public var killAfterMilliseconds = 1000
+        /// Or kill it once the guest has done this many operations (as its progress reports, every
+        /// `progressEvery`): a kill point that does not depend on the machine's speed.
+        public var killAfterOperations: UInt64?
         public var imagePath: String
         public var progressEvery: UInt64 = 1_000_000
 
@@ -42,7 +46,8 @@ public enum KVMExample {
         public func childArguments(backupPort: UInt16) -> [String] {
             ["example", "kvm", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--seed", "\(seed)",
              "--operations", "\(operations)", "--ram-mib", "\(ramMiB)",
-             "--epoch-ms", "\(epochInterval.wholeMillisecondsForExample)", "--guest", imagePath]
+             "--epoch-ms", "\(epochInterval.wholeMillisecondsForExample)", "--progress-every", "\(progressEvery)",
+             "--guest", imagePath]
         }
     }
 
@@ -56,7 +61,8 @@ public enum KVMExample {
         public var referenceSeconds: Double
         /// Whether the primary died before the guest finished (false: the guest finished first).
         public var killedMidRun: Bool
-        public var killedAfterMilliseconds: Int
+        /// When the kill was due: "N ms" after the guest started, or "N operations".
+        public var killPoint: String
         public var primary: String
         public var backupOutcome: String
         public var epochsReplicated: Int
@@ -112,15 +118,25 @@ public enum KVMExample {
             let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
                                                     backup: Endpoint(host: "127.0.0.1", port: backup.port),
                                                     epochInterval: options.epochInterval)
+            let reached = DispatchSemaphore(value: 0)
+            if let threshold = options.killAfterOperations {
+                replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
+            }
             try replicated.start()
-            waitForFirstEpoch(backup)
             let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-            while MonotonicClock.nanoseconds() < deadline && !replicated.guest.runner.hasEnded { usleep(1000) }
-            if replicated.guest.runner.hasEnded {
-                _ = try replicated.finish()
+            while !replicated.guest.runner.hasEnded {
+                if options.killAfterOperations != nil {
+                    if reached.wait(timeout: .now() + .milliseconds(1)) == .success { break }
+                } else {
+                    if MonotonicClock.nanoseconds() >= deadline { break }
+                    usleep(1000)
+                }
+            }
+            killedMidRun = replicated.crash()
+            if killedMidRun {
+                progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
             } else {
-                killedMidRun = replicated.crash()
-                progress("primary stopped without a final epoch after \(options.killAfterMilliseconds) ms")
+                _ = try replicated.guest.runner.wait()
             }
         case .childProcess(let executable):
             let child = Process()
@@ -130,11 +146,19 @@ public enum KVMExample {
             try child.run()
             waitForFirstEpoch(backup, while: { child.isRunning })
             let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-            while MonotonicClock.nanoseconds() < deadline && child.isRunning { usleep(1000) }
+            while child.isRunning {
+                if let threshold = options.killAfterOperations {
+                    // The replica's progress counter, read only as a trigger (a torn read just delays it).
+                    if KVMGuestResults(memory: backupMemory).completed >= threshold { break }
+                } else if MonotonicClock.nanoseconds() >= deadline {
+                    break
+                }
+                usleep(1000)
+            }
             if child.isRunning {
                 kill(child.processIdentifier, SIGKILL)
                 killedMidRun = true
-                progress("primary (pid \(child.processIdentifier)) killed with SIGKILL after \(options.killAfterMilliseconds) ms")
+                progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
             }
             child.waitUntilExit()
             if !killedMidRun && child.terminationStatus != 0 {
@@ -159,7 +183,7 @@ public enum KVMExample {
         return Report(seed: options.seed, operations: options.operations, ramMiB: options.ramMiB,
                       epochMilliseconds: options.epochInterval.wholeMillisecondsForExample,
                       referenceChecksum: hex(reference.checksum), referenceSeconds: reference.seconds,
-                      killedMidRun: killedMidRun, killedAfterMilliseconds: options.killAfterMilliseconds,
+                      killedMidRun: killedMidRun, killPoint: options.killAfterOperations.map { "\($0) operations" } ?? "\(options.killAfterMilliseconds) ms",
                       primary: primaryDescription, backupOutcome: "\(outcome)", epochsReplicated: statistics.epochsApplied,
                       lastEpoch: lastEpoch, bytesReceived: statistics.bytesReceived, operationsAtFailover: atFailover,
                       resumedChecksum: hex(checksum), resumeSeconds: resumeSeconds,

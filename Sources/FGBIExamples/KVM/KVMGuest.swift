@@ -24,7 +24,8 @@ public final class KVMGuest: @unchecked Sendable {
     /// mode at the image's first byte, and (with a state region) saves the initial registers there.
     public static func fresh(image: KVMGuestImage, parameters: KVMGuestParameters, memory: GuestMemory,
                              stateRegion: GuestMemory? = nil, dirtyLogging: KVMDirtyLogging = .none) throws -> KVMGuest {
-        guard parameters.dataLength > 0, UInt64(KVMGuestLayout.dataAddress) + parameters.dataLength <= UInt64(memory.length) else {
+        let limit = memory.length - KVMGuestLayout.pageTableBytes(ramBytes: memory.length)
+        guard parameters.dataLength > 0, UInt64(KVMGuestLayout.dataAddress) + parameters.dataLength <= UInt64(limit) else {
             throw FGBIError.invalidArgument("the guest's data area (\(parameters.dataLength) bytes) does not fit its RAM (\(memory.length) bytes)")
         }
         KVMVirtualMachine.writeBootStructures(into: memory)

@@ -7,15 +7,23 @@ public enum KVMGuestLayout {
     public static let gdtAddress = 0x500
     /// The ``KVMGuestParameters`` block.
     public static let parametersAddress = 0x1000
-    /// PML4, PDPT and PD, one page each: the first GiB identity-mapped with 2 MiB pages.
+    /// PML4, PDPT and PD, one page each. RAM is identity-mapped with 4 KiB pages; the page tables (one per
+    /// 2 MiB of RAM) sit at the top of RAM, after the data area (``pageTableBytes(ramBytes:)``).
+    ///
+    /// 4 KiB rather than 2 MiB guest pages: under shadow paging KVM maps a page writable on a read when the
+    /// guest's PTE is already dirty, and marks it dirty in its logs; with 2 MiB guest pages one write makes
+    /// every later read in those 2 MiB a "dirty" page in KVM's dirty log and ring (measured here).
     public static let pageTablesAddress = 0x10000
+
+    /// Bytes of last-level page tables at the top of `ramBytes` of RAM.
+    public static func pageTableBytes(ramBytes: Int) -> Int { (ramBytes + (2 << 20) - 1) / (2 << 20) * 4096 }
     /// The initial stack pointer (the stack grows down from here).
     public static let stackTop = 0x80000
     /// Where the guest image is loaded; its first byte is the entry point.
     public static let codeAddress = 0x100000
     /// The largest image that fits below ``dataAddress``.
     public static let maximumImageBytes = dataAddress - codeAddress
-    /// The guest's data area (table and log) starts here and runs to the end of RAM.
+    /// The guest's data area (table and log) starts here and runs to the page tables at the top of RAM.
     public static let dataAddress = 0x200000
     /// The smallest guest RAM: code, data and one page of table.
     public static let minimumRAMBytes = 4 << 20
@@ -34,8 +42,8 @@ public enum KVMGuestLayout {
 public enum KVMGuestMode: UInt64, Sendable {
     /// An open-addressing table of 64-byte records under random inserts and updates, plus an append-only log.
     case keyValue = 0
-    /// Writes one byte to every `stridePages`-th page of the data area, `operations` times over (a progress
-    /// report after each pass), then stops: a known page set, for comparing trackers.
+    /// `operations` passes of: read every page of the data area, report progress, write one byte to every
+    /// `stridePages`-th page, report progress; then stops. Known page sets per phase, for comparing trackers.
     case pageWalk = 1
 }
 
@@ -60,13 +68,14 @@ public struct KVMGuestParameters: Sendable, Equatable {
 
     public init() {}
 
-    /// Parameters sized for `ramBytes` of guest RAM: the data area fills RAM after the code, and the table
+    /// Parameters sized for `ramBytes` of guest RAM: the data area fills RAM between the code and the page
+    /// tables, and the table
     /// takes about half of it (the largest power of two that fits), the log the rest.
     public init(mode: KVMGuestMode = .keyValue, seed: UInt64, operations: UInt64, ramBytes: Int) {
         self.mode = mode
         self.seed = seed
         self.operations = operations
-        dataLength = UInt64(max(0, ramBytes - KVMGuestLayout.dataAddress))
+        dataLength = UInt64(max(0, ramBytes - KVMGuestLayout.dataAddress - KVMGuestLayout.pageTableBytes(ramBytes: ramBytes)))
         var slots: UInt64 = 16
         while slots * 2 * 64 <= dataLength / 2 { slots *= 2 }
         tableSlots = slots

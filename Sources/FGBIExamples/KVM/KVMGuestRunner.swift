@@ -45,6 +45,8 @@ public final class KVMGuestRunner: @unchecked Sendable {
     private var pauseRequested = false
     private var abandonRequested = false
     private var parked = false
+    private var started = false
+    private var held = false
     private var ended = false
     private var result: Result<KVMGuestOutcome, Error>?
     private var thread: pthread_t?
@@ -79,9 +81,14 @@ public final class KVMGuestRunner: @unchecked Sendable {
 
     /// Starts the vCPU thread.
     public func start() {
+        condition.lock()
+        started = true
+        condition.unlock()
         Thread.detachNewThread { [self] in
             condition.lock()
             thread = pthread_self()
+            // A pause served before the start (it returned at once) holds the guest until its resume.
+            while (pauseRequested || held) && !abandonRequested { condition.wait() }
             condition.unlock()
             let outcome = Result { try loop() }
             condition.lock()
@@ -93,12 +100,13 @@ public final class KVMGuestRunner: @unchecked Sendable {
     }
 
     /// Stops the vCPU at its next instruction boundary and returns once it is parked (state saved), or at
-    /// once when the run has ended.
+    /// once when the run has ended or not started (the vCPU is not running then).
     public func pause() {
         condition.lock()
         defer { condition.unlock() }
         pauses += 1
         pauseRequested = true
+        if !started { return }
         vcpu.setImmediateExit(true)
         while !parked && !ended {
             if let thread { pthread_kill(thread, Self.kickSignal) }
@@ -116,12 +124,34 @@ public final class KVMGuestRunner: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Parks the vCPU (registers saved) until ``abandon()``; the hooks' ``resume()`` does not release it.
+    /// Epochs cut while it is held carry memory and registers that agree.
+    public func hold() {
+        condition.lock()
+        defer { condition.unlock() }
+        held = true
+        guard started else { return }
+        vcpu.setImmediateExit(true)
+        while !parked && !ended {
+            if let thread { pthread_kill(thread, Self.kickSignal) }
+            _ = condition.wait(until: Date().addingTimeInterval(0.001))
+        }
+    }
+
     /// Stops the vCPU for good wherever it is, as a crash would (nothing more is saved), and waits for it.
     public func abandon() {
         condition.lock()
+        if !started {
+            started = true
+            ended = true
+            result = .success(.abandoned)
+            condition.unlock()
+            return
+        }
         abandonRequested = true
         pauseRequested = false
         vcpu.setImmediateExit(true)
+        condition.broadcast()   // a parked vCPU thread wakes and ends
         while !ended {
             if let thread { pthread_kill(thread, Self.kickSignal) }
             _ = condition.wait(until: Date().addingTimeInterval(0.001))
@@ -133,6 +163,7 @@ public final class KVMGuestRunner: @unchecked Sendable {
     public func wait() throws -> KVMGuestOutcome {
         condition.lock()
         defer { condition.unlock() }
+        guard started else { throw KVMGuestError(message: "wait() on a guest that was never started") }
         while !ended { condition.wait() }
         return try result!.get()
     }
@@ -180,11 +211,11 @@ public final class KVMGuestRunner: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if abandonRequested { return true }
-        if pauseRequested {
+        if pauseRequested || held {
             try saveState()
             parked = true
             condition.broadcast()
-            while pauseRequested && !abandonRequested { condition.wait() }
+            while (pauseRequested || held) && !abandonRequested { condition.wait() }
             parked = false
             if abandonRequested { return true }
         }

@@ -1,6 +1,10 @@
 import FGBI
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The primary side of the example: a fresh guest whose RAM and vCPU state are two memfd regions that a
 /// ``Primary`` replicates, its vCPU paused around each epoch's capture by the runner's hooks.
 public final class KVMReplicatedGuest: @unchecked Sendable {
@@ -25,9 +29,19 @@ public final class KVMReplicatedGuest: @unchecked Sendable {
                               configuration: configuration, hooks: guest.runner.hooks)
     }
 
-    /// Synchronises the backup (the initial registers are already in the state region), then starts the vCPU.
-    public func start() throws {
+    /// Synchronises the backup (the initial registers are already in the state region), waits until it has
+    /// committed the first epoch, then starts the vCPU: from its first instruction on, the guest has a
+    /// replica to fail over to.
+    public func start(synchronisationTimeout: Duration = .seconds(30)) throws {
         try primary.start()
+        let deadline = ContinuousClock.now + synchronisationTimeout
+        while primary.committedEpoch == nil {
+            if let failure = primary.failure { throw failure }
+            guard ContinuousClock.now < deadline else {
+                throw KVMGuestError(message: "the backup committed no epoch within \(synchronisationTimeout)")
+            }
+            usleep(1000)
+        }
         guest.runner.start()
     }
 
@@ -38,13 +52,15 @@ public final class KVMReplicatedGuest: @unchecked Sendable {
         return outcome
     }
 
-    /// A crash in-process: replication stops without a final epoch (each epoch already sent was cut with
-    /// the vCPU paused, so the backup holds consistent memory and registers), then the vCPU stops wherever
-    /// it is. Returns whether the guest was still running.
+    /// A crash in-process: the vCPU is held (so the guest cannot finish meanwhile), replication stops
+    /// without a final epoch (every epoch sent was cut with the vCPU parked and its registers saved, so the
+    /// backup holds memory and registers that agree), then the vCPU is dropped. Returns whether the guest
+    /// was still running.
     @discardableResult
     public func crash() -> Bool {
-        _ = try? primary.stop(finalEpoch: false)
+        guest.runner.hold()
         let running = !guest.runner.hasEnded
+        _ = try? primary.stop(finalEpoch: false)
         guest.runner.abandon()
         return running
     }

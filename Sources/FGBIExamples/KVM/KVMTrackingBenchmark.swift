@@ -108,19 +108,34 @@ public struct KVMTrackingBenchmark: Sendable {
                                  ringFullExits: run.ringFullExits.value, checksum: KVMExample.hex(checksum))
     }
 
-    /// The pages each method reports for one guest run collected once at its end (after a collection
-    /// just before the guest starts): for a page walk, every `stridePages`-th page of the data area.
-    public func pagesWritten(by method: KVMTrackingMethod) throws -> DirtyPageSet {
+    /// The pages `method` reports for each phase of the guest's run: collected once just before the guest
+    /// starts (dropping what the VMM wrote while setting up), then at each of its progress reports (on the
+    /// vCPU thread, which is outside KVM_RUN then), then at its end. For a page walk, element 2k is pass k's
+    /// read phase and 2k+1 its write phase.
+    public func pagesByPhase(_ method: KVMTrackingMethod) throws -> [DirtyPageSet] {
         let run = try TrackedGuest(method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
         var set = DirtyPageSet()
-        try run.collect(into: &set)  // drop what the VMM wrote while setting up
+        try run.collect(into: &set)
+        let phases = PhaseSets()
+        run.guest.runner.onProgress = { _ in
+            var set = DirtyPageSet()
+            do { try run.collect(into: &set) } catch { phases.failure = error }
+            phases.sets.append(set)
+        }
         guard case .finished = try run.guest.runToCompletion() else {
             throw KVMGuestError(message: "the guest did not finish under \(method.rawValue)")
         }
+        if let failure = phases.failure { throw failure }
         try run.collect(into: &set)
         try run.stop()
-        return set
+        return phases.sets + [set]
     }
+}
+
+/// Sets collected on the vCPU thread, read after it ended.
+private final class PhaseSets: @unchecked Sendable {
+    var sets: [DirtyPageSet] = []
+    var failure: Error?
 }
 
 /// A fresh guest with one tracking method armed.

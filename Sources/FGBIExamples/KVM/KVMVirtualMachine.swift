@@ -92,8 +92,8 @@ public final class KVMVirtualMachine: @unchecked Sendable {
     }
 
     /// Writes what a fresh guest needs before its first instruction: the GDT and the page tables (an
-    /// identity map of the first GiB with 2 MiB pages, user-accessible). A resumed guest finds them in its
-    /// replicated RAM.
+    /// identity map of RAM with 4 KiB user-accessible pages, the last-level tables at the top of RAM). A
+    /// resumed guest finds them in its replicated RAM.
     public static func writeBootStructures(into memory: GuestMemory) {
         let base = memory.base
         let gdt: [UInt64] = [0, 0x00af_fb00_0000_ffff, 0x00cf_f300_0000_ffff]  // null, code (L, DPL3), data (DPL3)
@@ -101,11 +101,18 @@ public final class KVMVirtualMachine: @unchecked Sendable {
             base.storeBytes(of: entry, toByteOffset: KVMGuestLayout.gdtAddress + index * 8, as: UInt64.self)
         }
         let pml4 = KVMGuestLayout.pageTablesAddress, pdpt = pml4 + 0x1000, pd = pml4 + 0x2000
+        let tableBytes = KVMGuestLayout.pageTableBytes(ramBytes: memory.length)
+        let tables = memory.length - tableBytes
         memset(base + pml4, 0, 3 * 0x1000)
-        base.storeBytes(of: UInt64(pdpt) | 7, toByteOffset: pml4, as: UInt64.self)   // P | RW | US
-        base.storeBytes(of: UInt64(pd) | 7, toByteOffset: pdpt, as: UInt64.self)
-        for index in 0..<512 {
-            base.storeBytes(of: UInt64(index) << 21 | 0x87, toByteOffset: pd + index * 8, as: UInt64.self)  // + PS
+        memset(base + tables, 0, tableBytes)
+        let present: UInt64 = 7  // P | RW | US
+        base.storeBytes(of: UInt64(pdpt) | present, toByteOffset: pml4, as: UInt64.self)
+        base.storeBytes(of: UInt64(pd) | present, toByteOffset: pdpt, as: UInt64.self)
+        for index in 0..<(tableBytes / 4096) {
+            base.storeBytes(of: UInt64(tables + index * 4096) | present, toByteOffset: pd + index * 8, as: UInt64.self)
+        }
+        for page in 0..<(memory.length / 4096) {
+            base.storeBytes(of: UInt64(page) << 12 | present, toByteOffset: tables + page * 8, as: UInt64.self)
         }
     }
 }

@@ -14,7 +14,8 @@ extension FGBICommand {
                 open-addressing key-value table under random inserts and updates plus an append-only log, ending
                 with a checksum of its memory. It runs once unreplicated for the reference checksum; then as a child
                 `fgbi` process whose guest RAM and vCPU registers are replicated every --epoch-ms to a backup in this
-                process; the child is killed with SIGKILL --kill-after-ms after the first epoch; the backup builds a
+                process; the child is killed with SIGKILL --kill-after-ms after its guest started (the guest starts once
+                the backup holds the first epoch) or after --kill-after-operations; the backup builds a
                 new VM from its replica, resumes the vCPU and runs the guest to its end. Exits 1 when the checksums
                 differ.
                 Examples:
@@ -34,8 +35,14 @@ extension FGBICommand {
         @Option(name: .customLong("epoch-ms"), help: "Epoch interval in milliseconds.")
         var epochMilliseconds = 25
 
-        @Option(name: .customLong("kill-after-ms"), help: "Kill the primary this long after its first epoch.")
+        @Option(name: .customLong("kill-after-ms"), help: "Kill the primary this long after the guest started.")
         var killAfterMilliseconds = 1000
+
+        @Option(name: .customLong("kill-after-operations"), help: "Kill the primary once the guest has done this many operations (instead of --kill-after-ms).")
+        var killAfterOperations: UInt64?
+
+        @Option(name: .customLong("progress-every"), help: "Guest operations between progress reports (each is a VM exit).")
+        var progressEvery: UInt64 = 1_000_000
 
         @Option(help: "The guest image (default: .build/kvm-guest/guest.bin beside this executable).")
         var guest: String?
@@ -71,6 +78,8 @@ extension FGBICommand {
             options.ramMiB = ramMiB
             options.epochInterval = .milliseconds(epochMilliseconds)
             options.killAfterMilliseconds = killAfterMilliseconds
+            options.killAfterOperations = killAfterOperations
+            options.progressEvery = progressEvery
             return options
         }
 
@@ -93,7 +102,7 @@ extension FGBICommand {
                     guest          \(report.operations) operations, seed \(report.seed), \(report.ramMiB) MiB RAM
                     reference      checksum \(report.referenceChecksum)  (\(String(format: "%.2f", report.referenceSeconds)) s, unreplicated)
                     replicated     \(report.epochsReplicated) epochs of \(report.epochMilliseconds) ms, \(report.bytesReceived) bytes received by the backup
-                    primary        \(report.primary), \(report.killedMidRun ? "killed \(report.killedAfterMilliseconds) ms after its first epoch" : "finished before the kill")
+                    primary        \(report.primary), \(report.killedMidRun ? "killed at \(report.killPoint) (the guest starts once the backup holds an epoch)" : "finished before the kill")
                     backup         \(report.backupOutcome); resumed at operation \(report.operationsAtFailover)
                     resumed        checksum \(report.resumedChecksum)  (\(String(format: "%.2f", report.resumeSeconds)) s on the backup)
                     result         \(report.checksumsMatch ? "MATCH: the resumed guest finished with the reference checksum" : "MISMATCH")
