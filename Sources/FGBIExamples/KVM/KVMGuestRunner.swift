@@ -87,8 +87,6 @@ public final class KVMGuestRunner: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             condition.lock()
             thread = pthread_self()
-            // A pause served before the start (it returned at once) holds the guest until its resume.
-            while (pauseRequested || held) && !abandonRequested { condition.wait() }
             condition.unlock()
             let outcome = Result { try loop() }
             condition.lock()
@@ -176,6 +174,8 @@ public final class KVMGuestRunner: @unchecked Sendable {
     }
 
     private func loop() throws -> KVMGuestOutcome {
+        // A pause requested before this thread ran (or served before the start) holds the guest here.
+        if try park() { return .abandoned }
         while true {
             let exit = try vcpu.runOnce()
             switch exit {
