@@ -55,7 +55,7 @@ public enum KVMExample {
     public struct Report: Sendable, Codable {
         public var seed: UInt64
         public var operations: UInt64
-        public var ramMiB: Int
+        public var ramMebibytes: Int
         public var epochMilliseconds: Int
         public var referenceChecksum: String
         public var referenceSeconds: Double
@@ -180,7 +180,7 @@ public enum KVMExample {
             throw KVMGuestError(message: "the resumed guest did not finish")
         }
         let resumeSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        return Report(seed: options.seed, operations: options.operations, ramMiB: options.ramMiB,
+        return Report(seed: options.seed, operations: options.operations, ramMebibytes: options.ramMiB,
                       epochMilliseconds: options.epochInterval.wholeMillisecondsForExample,
                       referenceChecksum: hex(reference.checksum), referenceSeconds: reference.seconds,
                       killedMidRun: killedMidRun, killPoint: options.killAfterOperations.map { "\($0) operations" } ?? "\(options.killAfterMilliseconds) ms",

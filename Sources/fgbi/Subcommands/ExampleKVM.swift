@@ -99,7 +99,7 @@ extension FGBICommand {
                 print(try JSONOutput.encode(report))
             } else {
                 print("""
-                    guest          \(report.operations) operations, seed \(report.seed), \(report.ramMiB) MiB RAM
+                    guest          \(report.operations) operations, seed \(report.seed), \(report.ramMebibytes) MiB RAM
                     reference      checksum \(report.referenceChecksum)  (\(String(format: "%.2f", report.referenceSeconds)) s, unreplicated)
                     replicated     \(report.epochsReplicated) epochs of \(report.epochMilliseconds) ms, \(report.bytesReceived) bytes received by the backup
                     primary        \(report.primary), \(report.killedMidRun ? "killed at \(report.killPoint) (the guest starts once the backup holds an epoch)" : "finished before the kill")
