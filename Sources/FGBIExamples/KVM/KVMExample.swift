@@ -231,7 +231,7 @@ final class ServedBackup: @unchecked Sendable {
 }
 
 extension Duration {
-    var wholeMillisecondsForExample: Int {
+    fileprivate var wholeMillisecondsForExample: Int {
         let (seconds, attoseconds) = components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

@@ -50,8 +50,13 @@ public final class KVMGuestRunner: @unchecked Sendable {
     private var ended = false
     private var result: Result<KVMGuestOutcome, Error>?
     private var thread: pthread_t?
+    private var pauseCount = 0
     /// Pauses served (for reports and tests).
-    public private(set) var pauses = 0
+    public var pauses: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return pauseCount
+    }
 
     /// - Parameters:
     ///   - vcpu: a vCPU whose registers are set (a fresh entry or a restored state).
@@ -102,7 +107,7 @@ public final class KVMGuestRunner: @unchecked Sendable {
     public func pause() {
         condition.lock()
         defer { condition.unlock() }
-        pauses += 1
+        pauseCount += 1
         pauseRequested = true
         if !started { return }
         vcpu.setImmediateExit(true)
