@@ -112,59 +112,67 @@ public enum KVMExample {
 
         var killedMidRun = false
         var primaryDescription = ""
-        switch launch {
-        case .inProcess:
-            primaryDescription = "in-process"
-            let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
-                                                    backup: Endpoint(host: "127.0.0.1", port: backup.port),
-                                                    epochInterval: options.epochInterval)
-            let reached = DispatchSemaphore(value: 0)
-            if let threshold = options.killAfterOperations {
-                replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
-            }
-            try replicated.start()
-            let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-            while !replicated.guest.runner.hasEnded {
-                if options.killAfterOperations != nil {
-                    if reached.wait(timeout: .now() + .milliseconds(1)) == .success { break }
+        do {
+            switch launch {
+            case .inProcess:
+                primaryDescription = "in-process"
+                let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
+                                                        backup: Endpoint(host: "127.0.0.1", port: backup.port),
+                                                        epochInterval: options.epochInterval)
+                let reached = DispatchSemaphore(value: 0)
+                if let threshold = options.killAfterOperations {
+                    replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
+                }
+                try replicated.start()
+                let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
+                while !replicated.guest.runner.hasEnded {
+                    if options.killAfterOperations != nil {
+                        if reached.wait(timeout: .now() + .milliseconds(1)) == .success { break }
+                    } else {
+                        if MonotonicClock.nanoseconds() >= deadline { break }
+                        usleep(1000)
+                    }
+                }
+                if replicated.guest.runner.hasEnded {
+                    _ = try replicated.finish()   // the final epoch carries the final registers
                 } else {
-                    if MonotonicClock.nanoseconds() >= deadline { break }
+                    killedMidRun = replicated.crash()
+                    if killedMidRun {
+                        progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
+                    } else {
+                        _ = try replicated.guest.runner.wait()   // it ended meanwhile: surface its error, if any
+                    }
+                }
+            case .childProcess(let executable):
+                let child = Process()
+                child.executableURL = executable
+                child.arguments = options.childArguments(backupPort: backup.port)
+                primaryDescription = "child process"
+                try child.run()
+                waitForFirstEpoch(backup, while: { child.isRunning })
+                let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
+                while child.isRunning {
+                    if let threshold = options.killAfterOperations {
+                        // The replica's progress counter, read only as a trigger (a torn read just delays it).
+                        if KVMGuestResults(memory: backupMemory).completed >= threshold { break }
+                    } else if MonotonicClock.nanoseconds() >= deadline {
+                        break
+                    }
                     usleep(1000)
                 }
-            }
-            killedMidRun = replicated.crash()
-            if killedMidRun {
-                progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
-            } else {
-                _ = try replicated.guest.runner.wait()
-            }
-        case .childProcess(let executable):
-            let child = Process()
-            child.executableURL = executable
-            child.arguments = options.childArguments(backupPort: backup.port)
-            primaryDescription = "child process"
-            try child.run()
-            waitForFirstEpoch(backup, while: { child.isRunning })
-            let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-            while child.isRunning {
-                if let threshold = options.killAfterOperations {
-                    // The replica's progress counter, read only as a trigger (a torn read just delays it).
-                    if KVMGuestResults(memory: backupMemory).completed >= threshold { break }
-                } else if MonotonicClock.nanoseconds() >= deadline {
-                    break
+                if child.isRunning {
+                    kill(child.processIdentifier, SIGKILL)
+                    killedMidRun = true
+                    progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
                 }
-                usleep(1000)
+                child.waitUntilExit()
+                if !killedMidRun && child.terminationStatus != 0 {
+                    throw KVMGuestError(message: "the primary process failed (status \(child.terminationStatus))")
+                }
             }
-            if child.isRunning {
-                kill(child.processIdentifier, SIGKILL)
-                killedMidRun = true
-                progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
-            }
-            child.waitUntilExit()
-            if !killedMidRun && child.terminationStatus != 0 {
-                backup.stop()
-                throw KVMGuestError(message: "the primary process failed (status \(child.terminationStatus))")
-            }
+        } catch {
+            backup.stop()   // nothing will fail over: end the serving thread
+            throw error
         }
         let outcome = try served.outcome()
         let statistics = backup.statistics

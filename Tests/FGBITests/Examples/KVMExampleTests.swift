@@ -103,6 +103,23 @@ struct KVMExampleTests {
         #expect(report.checksumsMatch)
     }
 
+    /// No kill: the guest finishes on the primary, the final epoch carries its last registers and results,
+    /// and the guest "resumed" from the replica reports the same checksum at once.
+    @Test func aGuestThatFinishesIsReplicatedToItsEnd() throws {
+        var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
+        options.seed = 9
+        options.operations = 20_000
+        options.progressEvery = 5_000
+        options.ramMiB = KVMTestSupport.ramBytes >> 20
+        options.epochInterval = .milliseconds(10)
+        options.killAfterOperations = options.operations + 1   // never reached
+        let report = try KVMExample.run(options, launch: .inProcess)
+        #expect(!report.killedMidRun)
+        #expect(report.backupOutcome.hasPrefix("primaryFinished"))
+        #expect(report.operationsAtFailover == options.operations)
+        #expect(report.checksumsMatch)
+    }
+
     /// The convincing variant: the primary is a child `fgbi` killed with SIGKILL.
     @Test(.enabled(if: CommandRunner.executable != nil, "needs the fgbi executable"))
     func killedPrimaryProcessResumesOnTheBackup() throws {
