@@ -305,7 +305,7 @@ public final class FaultInjector {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
         let bytes = names.reduce(0) { total, name in
             let size = (try? FileManager.default.attributesOfItem(atPath: stateDirectory + "/" + name)[.size] as? Int) ?? 0
-            return total + ((size ?? 0) + 4095) / 4096 * 4096
+            return total + (size + 4095) / 4096 * 4096
         }
         return bytes / 1024
     }

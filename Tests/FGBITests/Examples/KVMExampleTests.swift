@@ -196,7 +196,7 @@ struct KVMExampleInputTests {
             #expect(error.hint.contains("Scripts/build-kvm-guest"))
         }
         let empty = FileManager.default.temporaryDirectory.appendingPathComponent("fgbi-empty-guest-\(getpid()).bin")
-        FileManager.default.createFile(atPath: empty.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: empty.path, contents: Data())
         defer { try? FileManager.default.removeItem(at: empty) }
         #expect(throws: FGBIError.self) { try KVMGuestImage(path: empty.path) }
     }
