@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -43,6 +44,15 @@ int CSupport_set_thread_affinity(uint64_t mask) {
         if (mask & (1ULL << cpu)) CPU_SET(cpu, &set);
     }
     return sched_setaffinity(0, sizeof set, &set) != 0 ? -errno : 0;
+}
+
+int CSupport_raise_thread_nice(int increment) {
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, tid);
+    if (current == -1 && errno != 0) return -errno;
+    int target = current + increment > 19 ? 19 : current + increment;
+    return setpriority(PRIO_PROCESS, tid, target) != 0 ? -errno : 0;
 }
 
 void CSupport_set_thread_name(const char *name) {

@@ -153,6 +153,10 @@ void CSupport_set_thread_name(const char *name);
 /// threads it creates afterwards inherit the set. Returns 0 or -errno (EINVAL: no such CPU online).
 int CSupport_set_thread_affinity(uint64_t mask);
 
+/// Raises the calling thread's nice value by `increment` (getpriority/setpriority(2) on its thread id; Linux
+/// keeps nice per thread), at most to 19. Returns 0 or -errno.
+int CSupport_raise_thread_nice(int increment);
+
 /// setns(2): moves the calling thread into the namespace `fd` refers to. Returns 0 or -errno.
 int CSupport_setns(int fd, int nstype);
 

@@ -1,3 +1,4 @@
+import CSupport
 import Dispatch
 import Logging
 import Synchronization
@@ -83,6 +84,12 @@ extension Primary {
     }
 
     func senderLoop(_ connection: FrameConnection) {
+        // Encoding is throughput work; the checkpoint thread's pause is on the guest's critical path. When
+        // they share a busy CPU, the sender yields (a higher nice value for this thread only).
+        if configuration.senderNiceIncrement > 0 {
+            // Best effort: a thread may always raise its own nice value; failing leaves it as it was.
+            _ = CSupport_raise_thread_nice(Int32(min(configuration.senderNiceIncrement, 19)))
+        }
         while true {
             readyCount.wait()
             let next = queues.withLock { queues -> EpochCapture? in

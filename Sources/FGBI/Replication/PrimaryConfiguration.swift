@@ -28,6 +28,9 @@ public struct PrimaryConfiguration: Sendable {
     /// resynchronised with what differs); the guest runs meanwhile but no epoch commits. Zero: losing the
     /// backup stops replication at once.
     public var reconnectWindow = Duration.seconds(30)
+    /// How much lower the sender thread's CPU priority is than the other threads' (a nice increment, 0-19):
+    /// on a busy CPU the epoch pause, which stops the guest, then does not wait behind encoding.
+    public var senderNiceIncrement = 5
 
     public init(backup: Endpoint) {
         self.backup = backup

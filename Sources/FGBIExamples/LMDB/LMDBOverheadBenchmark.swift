@@ -19,6 +19,8 @@ public struct LMDBOverheadBenchmark {
         public var epochMilliseconds = [25]
         public var rounds = 3
         public var mode = ReplicationMode.fgbi
+        /// How the `fgbi` mode captures in the pause (rehash, copy, or the engine's measured choice).
+        public var capture = CaptureStrategy.automatic
         /// Where the database files go (tmpfs).
         public var directory = "/dev/shm"
         /// The writer's CPU, apart from replication's (every other CPU); nil: no pinning, all threads share
@@ -128,6 +130,7 @@ public struct LMDBOverheadBenchmark {
                                     configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
             var settings = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: server.port))
             settings.engine = EngineConfiguration(mode: configuration.mode)
+            settings.engine.captureStrategy = configuration.capture
             settings.epochInterval = .milliseconds(epochMilliseconds)
             settings.reconnectWindow = .zero
             backup = server

@@ -42,6 +42,9 @@ extension FGBICommand {
         @Option(help: "Replication mode: fgbi, page, page-lz4, xbzrle.")
         var mode = "fgbi"
 
+        @Option(help: "fgbi mode's capture in the pause: rehash, copy or auto.")
+        var capture = "auto"
+
         @Option(help: "History seed.")
         var seed: UInt64 = 1
 
@@ -74,6 +77,7 @@ extension FGBICommand {
                 return value
             }
             do { configuration.mode = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
+            do { configuration.capture = try CaptureStrategy.parse(capture) } catch { throw ValidationError("--capture: \(error)") }
             if writerCPU == "none" {
                 configuration.writerCPU = nil
             } else {
