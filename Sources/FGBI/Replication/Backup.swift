@@ -38,6 +38,7 @@ public final class Backup: @unchecked Sendable {
                 logger.notice("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
             }
             self.store = store
+            publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
         } else {
             store = nil
         }
@@ -50,8 +51,19 @@ public final class Backup: @unchecked Sendable {
     /// The port the backup listens on.
     public var port: UInt16 { listener.localPort }
 
-    /// The last epoch applied.
-    public var lastEpoch: UInt64? { replica.lastEpoch }
+    /// The last epoch applied; safe to read from any thread while ``serve()`` runs.
+    public var lastEpoch: UInt64? {
+        let epoch = publishedEpoch.load(ordering: .acquiring)
+        return epoch == .max ? nil : epoch
+    }
+
+    /// ``lastEpoch`` for other threads: the replica's own is the serving thread's (UInt64.max: none; no
+    /// delta may carry that epoch).
+    private let publishedEpoch = Atomic<UInt64>(.max)
+
+    private func publishEpoch() {
+        publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
+    }
 
     /// Serves primaries until one finishes or fails. A peer that fails the handshake (no key, wrong key,
     /// other memory layout) is refused with a log line and the backup goes on listening, its replica
@@ -133,6 +145,7 @@ public final class Backup: @unchecked Sendable {
                     let synchronised = replica.holdsUncommittedChanges
                     let applyStart = MonotonicClock.nanoseconds()
                     let applied = try replica.apply(frame.payload, precopy: precopy)
+                    if !precopy { publishEpoch() }
                     metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
                     metrics.bytesReceived.increment(by: Int64(frame.payload.count))
                     if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }
