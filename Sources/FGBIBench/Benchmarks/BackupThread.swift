@@ -15,9 +15,11 @@ public final class BackupThread: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var joined = false
 
-    /// Starts `backup.serve()` and returns once the thread runs.
-    public init(_ backup: Backup) {
+    /// Starts `backup.serve()` and returns once the thread runs; `onStart` runs first on that thread (to set
+    /// its priority, say).
+    public init(_ backup: Backup, onStart: @escaping @Sendable () -> Void = {}) {
         Thread.detachNewThread { [self] in
+            onStart()
             lock.withLock { handle = pthread_self() }
             started.signal()
             let result = Result { try backup.serve() }

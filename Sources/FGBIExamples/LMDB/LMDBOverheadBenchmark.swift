@@ -1,3 +1,4 @@
+import CSupport
 import FGBI
 import FGBIBench
 import Foundation
@@ -26,6 +27,12 @@ public struct LMDBOverheadBenchmark {
         /// The writer's CPU, apart from replication's (every other CPU); nil: no pinning, all threads share
         /// all CPUs.
         public var writerCPU: Int? = 0
+        /// With a writer CPU: whether the primary's threads may also use the writer's CPU (they do its
+        /// capture there while the writer is paused), the in-process backup staying on the others at a lower
+        /// priority, as a backup on another host would; false keeps all of replication off the writer's CPU.
+        public var replicationOnAllCPUs = false
+        /// The primary's sender thread's nice increment (nil: the library's default).
+        public var senderNiceIncrement: Int?
 
         public init(history: KeyValueHistory) { self.history = history }
     }
@@ -133,10 +140,13 @@ public struct LMDBOverheadBenchmark {
             settings.engine.captureStrategy = configuration.capture
             settings.epochInterval = .milliseconds(epochMilliseconds)
             settings.reconnectWindow = .zero
+            if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
             backup = server
             replica = region
-            serving = BackupThread(server)
+            let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil
+            serving = BackupThread(server, onStart: { if remote { _ = CSupport_raise_thread_nice(10) } })
             primaryConfiguration = settings
+            if remote { try CPUPinning.pinCallingThread(to: all) }
         }
         let store = try ReplicatedKeyValueStore(path: path, mapBytes: configuration.mapBytes, history: configuration.history,
                                                 configuration: primaryConfiguration)

@@ -51,6 +51,13 @@ extension FGBICommand {
         @Option(name: .customLong("writer-cpu"), help: "The writer's CPU; replication (primary threads, backup) runs on the others. 'none': no pinning.")
         var writerCPU = "0"
 
+        @Flag(name: .customLong("replication-on-all-cpus"),
+              help: "Let the primary's threads use the writer's CPU too (the backup stays on the others, at nice 10).")
+        var replicationOnAllCPUs = false
+
+        @Option(name: .customLong("sender-nice"), help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
+        var senderNice: Int?
+
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
 
@@ -85,6 +92,11 @@ extension FGBICommand {
                     throw ValidationError("--writer-cpu: '\(writerCPU)' is not an online CPU (0 to \(CPUPinning.onlineCount - 1)) or 'none'")
                 }
                 configuration.writerCPU = cpu
+            }
+            configuration.replicationOnAllCPUs = replicationOnAllCPUs
+            if let senderNice {
+                guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
+                configuration.senderNiceIncrement = senderNice
             }
             return configuration
         }
