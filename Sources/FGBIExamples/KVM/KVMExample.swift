@@ -1,4 +1,5 @@
 import FGBI
+import FGBIBench
 import Foundation
 
 #if canImport(Glibc)
@@ -108,7 +109,7 @@ public enum KVMExample {
         configuration.primaryTimeout = .milliseconds(100)
         let backup = try Backup(regions: regions(memory: backupMemory, state: backupState),
                                 geometry: try BlockGeometry(), configuration: configuration)
-        let served = ServedBackup(backup)
+        let served = BackupThread(backup)
 
         var killedMidRun = false
         var primaryDescription = ""
@@ -174,7 +175,8 @@ public enum KVMExample {
             backup.stop()   // nothing will fail over: end the serving thread
             throw error
         }
-        let outcome = try served.outcome()
+        guard served.join(timeout: .seconds(60)) else { throw KVMGuestError(message: "the backup did not end within 60 s") }
+        let outcome = try served.result()
         let statistics = backup.statistics
         guard let lastEpoch = backup.lastEpoch else {
             throw KVMGuestError(message: "the backup committed no epoch before the primary died: \(outcome)")
@@ -215,26 +217,6 @@ public enum KVMExample {
     private static func waitForFirstEpoch(_ backup: Backup, while alive: () -> Bool = { true }) {
         let deadline = MonotonicClock.nanoseconds() + 30_000_000_000
         while backup.lastEpoch == nil, alive(), MonotonicClock.nanoseconds() < deadline { usleep(1000) }
-    }
-}
-
-/// A backup serving on its own thread, its outcome collected at the end.
-final class ServedBackup: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var result: Result<BackupOutcome, Error>?
-
-    init(_ backup: Backup) {
-        Thread.detachNewThread { [self] in
-            result = Result { try backup.serve() }
-            done.signal()
-        }
-    }
-
-    func outcome(timeout: Double = 60) throws -> BackupOutcome {
-        guard done.wait(timeout: .now() + timeout) == .success, let result else {
-            throw KVMGuestError(message: "the backup did not end within \(Int(timeout)) s")
-        }
-        return try result.get()
     }
 }
 
