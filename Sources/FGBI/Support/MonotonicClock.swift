@@ -34,13 +34,13 @@ public enum MonotonicClock {
 }
 
 extension Duration {
-    /// The duration in whole milliseconds (rounded down), as socket timeouts take it.
-    var wholeMilliseconds: Int {
+    /// The duration in whole milliseconds (rounded down), as socket timeouts and command lines take it.
+    public var wholeMilliseconds: Int {
         Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// The duration in whole nanoseconds, as ``MonotonicClock`` counts.
-    var wholeNanoseconds: UInt64 {
+    public var wholeNanoseconds: UInt64 {
         UInt64(components.seconds) * 1_000_000_000 + UInt64(components.attoseconds / 1_000_000_000)
     }
 }

@@ -56,8 +56,7 @@ public final class BackupThread: @unchecked Sendable {
     /// Waits until `serve()` has returned, up to `timeout`; false when it is still serving.
     public func join(timeout: Duration) -> Bool {
         guard !lock.withLock({ joined }) else { return true }
-        guard finished.wait(timeout: .now() + .nanoseconds(Int(timeout.components.seconds) * 1_000_000_000
-                                                            + Int(timeout.components.attoseconds / 1_000_000_000))) == .success else { return false }
+        guard finished.wait(timeout: .now() + .nanoseconds(Int(timeout.wholeNanoseconds))) == .success else { return false }
         lock.withLock { joined = true }
         return true
     }

@@ -47,7 +47,7 @@ public enum KVMExample {
         public func childArguments(backupPort: UInt16) -> [String] {
             ["example", "kvm", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--seed", "\(seed)",
              "--operations", "\(operations)", "--ram-mib", "\(ramMiB)",
-             "--epoch-ms", "\(epochInterval.wholeMillisecondsForExample)", "--progress-every", "\(progressEvery)",
+             "--epoch-ms", "\(epochInterval.wholeMilliseconds)", "--progress-every", "\(progressEvery)",
              "--guest", imagePath]
         }
     }
@@ -191,7 +191,7 @@ public enum KVMExample {
         }
         let resumeSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
         return Report(seed: options.seed, operations: options.operations, ramMebibytes: options.ramMiB,
-                      epochMilliseconds: options.epochInterval.wholeMillisecondsForExample,
+                      epochMilliseconds: options.epochInterval.wholeMilliseconds,
                       referenceChecksum: hex(reference.checksum), referenceSeconds: reference.seconds,
                       killedMidRun: killedMidRun, killPoint: options.killAfterOperations.map { "\($0) operations" } ?? "\(options.killAfterMilliseconds) ms",
                       primary: primaryDescription, backupOutcome: "\(outcome)", epochsReplicated: statistics.epochsApplied,
@@ -217,12 +217,5 @@ public enum KVMExample {
     private static func waitForFirstEpoch(_ backup: Backup, while alive: () -> Bool = { true }) {
         let deadline = MonotonicClock.nanoseconds() + 30_000_000_000
         while backup.lastEpoch == nil, alive(), MonotonicClock.nanoseconds() < deadline { usleep(1000) }
-    }
-}
-
-extension Duration {
-    fileprivate var wholeMillisecondsForExample: Int {
-        let (seconds, attoseconds) = components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -77,8 +77,7 @@ public struct KVMTrackingBenchmark: Sendable {
         var times: [Double] = []
         times.reserveCapacity(4096)
         var pages = 0
-        let intervalNanoseconds = UInt64(interval.components.seconds) * 1_000_000_000
-            + UInt64(interval.components.attoseconds / 1_000_000_000)
+        let intervalNanoseconds = interval.wholeNanoseconds
         let start = MonotonicClock.nanoseconds()
         run.guest.runner.start()
         var end = start

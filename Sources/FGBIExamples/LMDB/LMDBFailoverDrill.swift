@@ -97,8 +97,7 @@ public struct LMDBFailoverDrill: Sendable {
         try child.run()
         let started = Date()
 
-        let killAt = started.addingTimeInterval(Double(settings.killAfter.components.seconds)
-                                                + Double(settings.killAfter.components.attoseconds) / 1e18)
+        let killAt = started.addingTimeInterval(Double(settings.killAfter.wholeNanoseconds) / 1e9)
         var lastReport = started
         while Date() < killAt, child.isRunning {
             usleep(2_000)
