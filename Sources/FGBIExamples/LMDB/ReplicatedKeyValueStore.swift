@@ -77,13 +77,10 @@ public final class ReplicatedKeyValueStore {
         if let primary { try primary.start() }
         releaser?.start()
         var failure: Error?
+        var started = MonotonicClock.nanoseconds()
         do {
             try writerStarts()
-        } catch {
-            failure = error
-        }
-        let started = MonotonicClock.nanoseconds()
-        if failure == nil { do {
+            started = MonotonicClock.nanoseconds()
             while !shouldStop(statistics) {
                 let number = try writer.commitNext()
                 statistics.transactions = number
@@ -97,7 +94,7 @@ public final class ReplicatedKeyValueStore {
             }
         } catch {
             failure = error
-        } }
+        }
         statistics.writingSeconds = statistics.seconds
         if let primary, let releaser {
             do {
