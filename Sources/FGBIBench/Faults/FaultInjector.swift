@@ -150,6 +150,15 @@ public final class FaultInjector {
             }
             index += 1
             var resynchronised: Bool?
+            if kind.faultPoint != nil, let running = backup, running.isRunning {
+                // Only the first backup runs unarmed into a fault-point episode: end it as a plain kill,
+                // checked like any other, and start an armed one.
+                running.kill9()
+                var episode = verify(kind: .killBackup, primary: primary, digests: digests, check: check)
+                episode.backupStatus = running.waitForExit(seconds: 1)
+                report.episodes.append(episode)
+                backup = nil
+            }
             if backup == nil || !(backup?.isRunning ?? false) {
                 let point = kind.faultPoint.map { "\($0.rawValue):\(3 + Int(random.next() % 8))" }
                 backup = try startBackup(faultPoint: point)
@@ -158,13 +167,13 @@ public final class FaultInjector {
                 }
             }
             guard let running = backup else { break }
-            let status = try inject(kind, into: running)
+            let (status, injected) = try inject(kind, into: running)
             backup = nil
-            var episode = verify(kind: kind, primary: primary, digests: digests, check: check)
+            var episode = verify(kind: injected, primary: primary, digests: digests, check: check)
             episode.backupStatus = status
             if let resynchronised, let last = report.episodes.indices.last { report.episodes[last].resynchronised = resynchronised }
             report.episodes.append(episode)
-            progress("fault \(index)\(configuration.repeatForSeconds == nil ? "/\(configuration.schedule.count)" : "") \(kind.rawValue): backup exit \(status.map(String.init) ?? "-"), "
+            progress("fault \(index)\(configuration.repeatForSeconds == nil ? "/\(configuration.schedule.count)" : "") \(injected.rawValue): backup exit \(status.map(String.init) ?? "-"), "
                      + "held epoch \(episode.backupEpoch.map(String.init) ?? "none"), committed \(episode.committedEpoch.map(String.init) ?? "none")"
                      + (episode.divergence.map { ", DIVERGENCE: \($0)" } ?? ", consistent"))
         }
@@ -229,12 +238,13 @@ public final class FaultInjector {
         usleep(useconds_t((low + (high - low) * fraction) * 1e6))
     }
 
-    /// Injects `kind` and leaves the backup dead; returns its exit status.
-    private func inject(_ kind: FaultKind, into backup: BackupProcess) throws -> Int32? {
+    /// Injects `kind` and leaves the backup dead; returns its exit status and the fault that happened (a
+    /// fault point not reached in time ends as a plain kill, and is counted as one).
+    private func inject(_ kind: FaultKind, into backup: BackupProcess) throws -> (Int32?, FaultKind) {
         if kind.faultPoint != nil {
-            if let status = backup.waitForExit(seconds: 20) { return status }
-            backup.kill9()  // the point was not reached in time: a plain kill
-            return backup.waitForExit(seconds: 1)
+            if let status = backup.waitForExit(seconds: 20) { return (status, kind) }
+            backup.kill9()
+            return (backup.waitForExit(seconds: 1), .killBackup)
         }
         switch kind {
         case .killBackup:
@@ -254,12 +264,12 @@ public final class FaultInjector {
             try Self.mount(["-o", "remount,size=\(usedKilobytes() + 96)k", stateDirectory])
             let status = backup.waitForExit(seconds: 10)
             try Self.mount(["-o", "remount,size=\(configuration.regionMiB * 8)m", stateDirectory])
-            if let status { return status }
+            if let status { return (status, kind) }
         default:
             break
         }
         backup.kill9()
-        return backup.waitForExit(seconds: 5)
+        return (backup.waitForExit(seconds: 5), kind)
     }
 
     /// Reads the state directory as a restarted backup would and checks the promises.
