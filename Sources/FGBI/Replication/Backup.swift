@@ -66,10 +66,41 @@ public final class Backup: @unchecked Sendable {
     }
 
     /// Serves primaries until one finishes or fails. A peer that fails the handshake (no key, wrong key,
-    /// other memory layout) is refused with a log line and the backup goes on listening, its replica
-    /// untouched.
+    /// other memory layout, an older fencing term) is refused with a log line and the backup goes on
+    /// listening, its replica untouched.
+    ///
+    /// With an ``BackupConfiguration/arbiter`` a lost primary is not failed over at once: the backup asks the
+    /// arbiter every ``FailoverArbiter/pollInterval``, and meanwhile accepts the primary again if it returns
+    /// (a cut link healed) until the arbiter promotes this backup or tells it to stand down.
     public func serve() throws -> BackupOutcome {
+        if configuration.arbiter == nil {
+            logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); use --etcd in production")
+        }
+        /// Why the primary was lost, while waiting for the arbiter.
+        var lost: String?
+        var lastWait = ""
         while true {
+            if let reason = lost, let arbiter = configuration.arbiter {
+                switch arbiter.decide(lastEpoch: lastEpoch) {
+                case .promote(let term):
+                    return try failOver(reason: reason, term: term)
+                case .standDown(let why):
+                    logger.critical("standing down: \(why)")
+                    return .stoodDown(lastEpoch: lastEpoch, reason: why)
+                case .wait(let why):
+                    if why != lastWait { logger.warning("not taking over yet: \(why)") }
+                    lastWait = why
+                }
+                let ready: Bool
+                do {
+                    ready = try listener.waitReadable(timeoutMilliseconds: arbiter.pollInterval.wholeMilliseconds)
+                } catch {
+                    if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
+                    throw error
+                }
+                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
+                if !ready { continue }
+            }
             let accepted: (socket: Socket, peer: String, peerIsLoopback: Bool)
             do {
                 accepted = try listener.accept()
@@ -93,11 +124,12 @@ public final class Backup: @unchecked Sendable {
             do {
                 let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
                                                  regionLengths: replica.regions.map(\.length))
-                let hello = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
-                                                          peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
-                                                          requireEncryption: configuration.requireEncryption)
+                let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
+                                                                  peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
+                                                                  requireEncryption: configuration.requireEncryption,
+                                                                  minimumTerm: configuration.arbiter?.currentTerm() ?? 0)
                 let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-                logger.info("primary \(peer) connected (\(hello.mode) mode, \(security))")
+                logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
             } catch {
                 if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
                 logger.warning("refused \(peer): \(error)")
@@ -120,11 +152,30 @@ public final class Backup: @unchecked Sendable {
                     continue
                 }
             }
-            return try replicate(connection)
+            switch try replicate(connection) {
+            case .finished:
+                return .primaryFinished(lastEpoch: lastEpoch)
+            case .lost(let reason):
+                replica.rollBack()
+                connection.close()
+                guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
+                if lost == nil { metrics.primaryLosses.increment() }
+                logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
+                lost = reason
+                lastWait = ""
+            }
         }
     }
 
-    private func replicate(_ connection: FrameConnection) throws -> BackupOutcome {
+    /// How a primary's session ended.
+    private enum SessionEnd {
+        /// It said bye (or this backup was stopped): replication ended on purpose.
+        case finished
+        /// It went silent, the connection broke, or it sent something refused.
+        case lost(String)
+    }
+
+    private func replicate(_ connection: FrameConnection) throws -> SessionEnd {
         connection.setReceiveTimeout(milliseconds: configuration.primaryTimeout.wholeMilliseconds)
         while true {
             let frame: Frame
@@ -133,9 +184,9 @@ public final class Backup: @unchecked Sendable {
             } catch {
                 if stopping.load(ordering: .acquiring) {
                     replica.rollBack()
-                    return .primaryFinished(lastEpoch: lastEpoch)
+                    return .finished
                 }
-                return try failOver(reason: "\(error)")
+                return .lost("\(error)")
             }
             switch frame.type {
             case .epoch, .precopy:
@@ -183,9 +234,9 @@ public final class Backup: @unchecked Sendable {
                     // An authenticated frame with a bad delta: the primary is broken; keep the last good epoch.
                     try? connection.send(.error, Array("epoch refused: \(error)".utf8))
                     connection.close()
-                    return try failOver(reason: "the primary sent an epoch that was refused: \(error)")
+                    return .lost("the primary sent an epoch that was refused: \(error)")
                 } catch {
-                    return try failOver(reason: "\(error)")
+                    return .lost("\(error)")
                 }
             case .heartbeat:
                 // Answered, so the primary hears from a live backup while no epoch is being acknowledged
@@ -193,18 +244,18 @@ public final class Backup: @unchecked Sendable {
                 do {
                     try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
                 } catch {
-                    return try failOver(reason: "\(error)")
+                    return .lost("\(error)")
                 }
                 continue
             case .bye:
                 replica.rollBack()
                 logger.info("primary finished after epoch \(lastEpoch.map(String.init) ?? "none")")
                 connection.close()
-                return .primaryFinished(lastEpoch: lastEpoch)
+                return .finished
             case .error:
-                return try failOver(reason: "the primary reported: \(String(decoding: frame.payload, as: UTF8.self))")
+                return .lost("the primary reported: \(String(decoding: frame.payload, as: UTF8.self))")
             default:
-                return try failOver(reason: "unexpected \(frame.type) frame from the primary")
+                return .lost("unexpected \(frame.type) frame from the primary")
             }
         }
     }
@@ -261,15 +312,23 @@ public final class Backup: @unchecked Sendable {
         }
     }
 
-    private func failOver(reason: String) throws -> BackupOutcome {
+    /// Freezes the replica at the last committed epoch and writes the image: heartbeat-only (`term` nil) or
+    /// promoted by the arbiter with a new fencing term.
+    private func failOver(reason: String, term: UInt64?) throws -> BackupOutcome {
         replica.rollBack()
         metrics.failovers.increment()
-        logger.critical("primary lost (\(reason)); failing over at epoch \(lastEpoch.map(String.init) ?? "none")")
+        let at = lastEpoch.map(String.init) ?? "none"
+        if let term {
+            logger.critical("promoted to primary with term \(term) at epoch \(at) (the old primary: \(reason))")
+        } else {
+            logger.critical("primary lost (\(reason)); failing over at epoch \(at)")
+        }
         connection.withLock { $0?.close() }
         if let path = configuration.imagePath {
             try ReplicaImage.write(replica.regions, geometry: replica.geometry, epoch: lastEpoch, to: path)
             logger.notice("replica written to \(path) (journal \(path).json)")
         }
+        if let term { return .promoted(lastEpoch: lastEpoch, term: term, reason: reason) }
         return .failedOver(lastEpoch: lastEpoch, reason: reason)
     }
 

@@ -22,6 +22,10 @@ public struct BackupConfiguration: Sendable {
     /// With ``stateDirectory``: fdatasync the journal before each acknowledgement (on by default; off trades
     /// durability against a machine crash for latency, keeping it against a process crash).
     public var syncEachEpoch = true
+    /// Decides through a consensus store whether this backup may take over from a silent primary, and which
+    /// fencing term primaries must present. Nil: fail over as soon as the primary is silent for
+    /// ``primaryTimeout`` (heartbeat-only, not partition-safe).
+    public var arbiter: (any FailoverArbiter)?
 
     public init(listen: Endpoint) {
         self.listen = listen
@@ -55,4 +59,18 @@ public enum BackupOutcome: Sendable, Equatable {
     case primaryFinished(lastEpoch: UInt64?)
     /// The primary went silent or the connection broke: the replica is frozen at `lastEpoch`.
     case failedOver(lastEpoch: UInt64?, reason: String)
+    /// The primary was lost and the ``BackupConfiguration/arbiter`` promoted this backup with a new fencing
+    /// `term`: the replica is frozen at `lastEpoch`, the last committed epoch.
+    case promoted(lastEpoch: UInt64?, term: UInt64, reason: String)
+    /// The primary was lost but another node became primary: this backup stopped without taking over.
+    case stoodDown(lastEpoch: UInt64?, reason: String)
+}
+
+extension BackupOutcome {
+    /// The epoch the replica holds at the end of service, whatever the outcome.
+    public var lastEpoch: UInt64? {
+        switch self {
+        case .primaryFinished(let epoch), .failedOver(let epoch, _), .promoted(let epoch, _, _), .stoodDown(let epoch, _): return epoch
+        }
+    }
 }

@@ -155,6 +155,13 @@ extension Primary {
                     var reader = PayloadReader(frame.payload)
                     let epoch = try reader.u64()
                     try reader.finish("ack")
+                    // Confirmed only while primaryship surely holds: once it may have lapsed, a backup may be
+                    // promoted, and what it holds is the last word (the ack's term is the session's, checked
+                    // when the frame was read).
+                    if let authority = configuration.authority, MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds {
+                        losePrimaryship(authority)
+                        return
+                    }
                     let (continuations, lag) = shared.withLock { shared -> ([AsyncStream<UInt64>.Continuation], UInt64) in
                         shared.statistics.lastCommittedEpoch = epoch
                         return (Array(shared.continuations.values), shared.statistics.lag)
@@ -197,6 +204,34 @@ extension Primary {
                 return
             }
         }
+    }
+
+    /// Watches the ``PrimaryConfiguration/authority`` while replication runs: once it no longer surely
+    /// holds, replication halts (within one lease time to live of the last renewal).
+    func authorityLoop() {
+        guard let authority = configuration.authority else { return }
+        while running.load(ordering: .acquiring) {
+            let now = MonotonicClock.nanoseconds()
+            let until = authority.validUntilNanoseconds
+            if now >= until {
+                losePrimaryship(authority)
+                return
+            }
+            MonotonicClock.sleep(nanoseconds: min(until - now, 2_000_000))
+        }
+    }
+
+    /// Halts replication for good with ``LostPrimaryship``: no epoch is confirmed from now on, and the
+    /// connection closes without a bye, so the backup treats this primary as lost and asks its coordinator.
+    func losePrimaryship(_ authority: any PrimaryAuthority) {
+        let error = LostPrimaryship(term: authority.term, lastCommittedEpoch: committedEpoch, reason: authority.lossReason)
+        let first = shared.withLock { shared -> Bool in
+            guard shared.failure == nil else { return false }
+            shared.failure = error
+            return true
+        }
+        if first { logger.critical("\(error)") }
+        fail(error)
     }
 
     /// The session's connection failed: record why and close it, which wakes every session thread. The

@@ -23,7 +23,8 @@ extension Primary {
                               blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
                               regionLengths: regions.map(\.length), nonce: randomBytes(32))
             hello.wantsEncryption = configuration.encrypt
-            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key)
+            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
+                                                         term: configuration.authority?.term ?? 0)
             var summary: ReplicaSummary?
             if welcome.nextEpoch > 0 {
                 var assembler = ReplicaSummary.Assembler(pageCounts: regions.map(\.pageCount))

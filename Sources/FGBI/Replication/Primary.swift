@@ -107,11 +107,19 @@ public final class Primary: @unchecked Sendable {
         guard configuration.key != nil || !configuration.encrypt else {
             throw WireError.keyRequired("encryption was asked for")
         }
+        if let authority = configuration.authority {
+            guard MonotonicClock.nanoseconds() < authority.validUntilNanoseconds else {
+                throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "not held at start: \(authority.lossReason)")
+            }
+        } else {
+            logger.notice("no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); use --etcd in production")
+        }
         try openSession()
         do {
             for tracker in trackers { try tracker.start() }
             running.store(true, ordering: .releasing)
             try spawn("fgbi-checkpoint") { [self] in sessionLoop() }
+            if configuration.authority != nil { try spawn("fgbi-authority") { [self] in authorityLoop() } }
         } catch {
             // Undo what started: threads see the failure and end, trackers stop, the connection closes.
             fail(error)
@@ -198,6 +206,7 @@ public final class Primary: @unchecked Sendable {
     public func stop(finalEpoch: Bool = true) throws -> UInt64? {
         let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
         join("fgbi-checkpoint")
+        join("fgbi-authority")
         var finalError: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
         if finalError == nil, !connected.load(ordering: .acquiring) {
             finalError = WireError.unexpected("replication stopped while no backup was connected")

@@ -31,6 +31,10 @@ public struct PrimaryConfiguration: Sendable {
     /// How much lower the sender thread's CPU priority is than the other threads' (a nice increment, 0-19):
     /// on a busy CPU the epoch pause, which stops the guest, then does not wait behind encoding.
     public var senderNiceIncrement = 5
+    /// The right to act as primary, held in a consensus store (FGBICoordination's etcd lease): its term fences
+    /// every frame, epochs are confirmed only while it holds, and replication halts with
+    /// ``LostPrimaryship`` once it does not. Nil: heartbeats alone, which is not partition-safe.
+    public var authority: (any PrimaryAuthority)?
 
     public init(backup: Endpoint) {
         self.backup = backup

@@ -29,6 +29,8 @@ struct BackupMetrics {
     let refusedPeers = Counter(label: "fgbi_backup_refused_peers")
     let checkpoints = Counter(label: "fgbi_backup_checkpoints")
     let failovers = Counter(label: "fgbi_backup_failovers")
+    /// Primaries lost while a coordinator decides (each may end in a promotion or in the primary's return).
+    let primaryLosses = Counter(label: "fgbi_backup_primary_losses")
     let lastEpoch = Gauge(label: "fgbi_backup_last_epoch")
     let apply = Metrics.Timer(label: "fgbi_backup_apply_seconds")
     let persist = Metrics.Timer(label: "fgbi_backup_persist_seconds")

@@ -76,6 +76,14 @@ final class FrameConnection: @unchecked Sendable {
         handshakeDeadline = nil
     }
 
+    /// Fences the connection at `term`: every frame sent from now on carries it, and a frame received with
+    /// any other term is refused (``WireError/fenced(term:current:)``). Call before the first frame each way
+    /// that must be fenced (the primary before its hello, the backup after reading it).
+    func fence(term: UInt64) {
+        sending.withLock { $0.sealer.term = term }
+        opener.requiredTerm = term
+    }
+
     /// How long ``receive()`` waits for a frame to start and complete (0: forever).
     func setReceiveTimeout(milliseconds: Int) {
         receiveTimeout = milliseconds

@@ -8,14 +8,18 @@ enum SessionSetup {
     static let noProof = [UInt8](repeating: 0, count: 32)
 
     /// The primary's side. Returns the backup's welcome.
-    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key: PresharedKey?) throws -> Welcome {
+    ///
+    /// Every frame carries `term` (the primary's fencing term, 0 without a coordinator); the backup's must
+    /// carry it too.
+    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key: PresharedKey?, term: UInt64 = 0) throws -> Welcome {
+        connection.fence(term: term)
         let helloBytes = hello.encoded
         try connection.send(.hello, helloBytes)
         let answer = try connection.receive()
         if answer.type == .error { throw WireError.refused(String(decoding: answer.payload, as: UTF8.self)) }
         guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
         let welcome = try Welcome(decoding: answer.payload)
-        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce)
+        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: term)
         if let key {
             guard key.verify(welcome.proof, label: backupProofLabel, transcript: transcript) else {
                 try? connection.send(.error, Array("the backup's proof of the key is wrong".utf8))
@@ -38,15 +42,20 @@ enum SessionSetup {
         var regionLengths: [Int]
     }
 
-    /// The backup's side. Returns the primary's hello; refuses (telling the primary why) on any mismatch.
+    /// The backup's side. Returns the primary's hello and fencing term; refuses (telling the primary why) on
+    /// any mismatch, and a primary whose term is older than `minimumTerm` (one that lost primaryship).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
-                             nextEpoch: UInt64, requireEncryption: Bool = false) throws -> Hello {
+                             nextEpoch: UInt64, requireEncryption: Bool = false, minimumTerm: UInt64 = 0) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
             return error
         }
         let opening = try connection.receive()
+        // From here on both directions carry the primary's term (a refusal too, so the primary reads it);
+        // the handshake transcript binds it, so no one on the path can change it unnoticed.
+        connection.fence(term: opening.term)
         guard opening.type == .hello else { throw refuse(.unexpected("\(opening.type) instead of hello")) }
+        guard opening.term >= minimumTerm else { throw refuse(.fenced(term: opening.term, current: minimumTerm)) }
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
         if key == nil && !peerIsLoopback {
@@ -69,7 +78,7 @@ enum SessionSetup {
                                          + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
         }
         var welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch, proof: noProof)
-        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce)
+        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: opening.term)
         if let key { welcome.proof = key.proof(label: backupProofLabel, transcript: transcript) }
         try connection.send(.welcome, welcome.encoded)
         let auth = try connection.receive()
@@ -85,6 +94,6 @@ enum SessionSetup {
             guard auth.payload == noProof else { throw refuse(.authenticationFailed("unexpected proof on a session without a key")) }
             connection.startSession(key: nil)
         }
-        return hello
+        return (hello, opening.term)
     }
 }

@@ -3,6 +3,8 @@
 /// direction, header and payload.
 struct FrameSealer: Sendable {
     private(set) var nextSequence: UInt64 = 0
+    /// The fencing term stamped on every frame (0 without a coordinator).
+    var term: UInt64 = 0
     private var key: SymmetricKey?
     private var encryptionKey: SymmetricKey?
     private let direction: UInt8
@@ -36,7 +38,7 @@ struct FrameSealer: Sendable {
         header.append(flags)
         appendLittleEndian(sequence, to: &header)
         appendLittleEndian(UInt64(payload.count + (encryptionKey == nil ? 0 : WireFormat.aeadTagLength)), to: &header)
-        appendLittleEndian(UInt64(0), to: &header)
+        appendLittleEndian(term, to: &header)
         var encrypted: [UInt8]?
         if let encryptionKey {
             encrypted = try Cryptography.seal(payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
@@ -56,7 +58,8 @@ struct FrameSealer: Sendable {
     }
 }
 
-/// Checks incoming frames: magic, version, length limit, sequence (replays refused) and authentication.
+/// Checks incoming frames: magic, version, length limit, sequence (replays refused), fencing term and
+/// authentication.
 struct FrameOpener: Sendable {
     struct Header {
         var type: WireFormat.FrameType
@@ -64,6 +67,8 @@ struct FrameOpener: Sendable {
         var encrypted: Bool
         var sequence: UInt64
         var length: Int
+        /// The sender's fencing term.
+        var term: UInt64
         var bytes: [UInt8]
     }
 
@@ -73,6 +78,8 @@ struct FrameOpener: Sendable {
     private let direction: UInt8
     /// The longest payload accepted.
     var maximumPayload: Int
+    /// When set, a frame of any other fencing term is refused (``WireError/fenced(term:current:)``).
+    var requiredTerm: UInt64?
 
     init(direction: UInt8, maximumPayload: Int) {
         self.direction = direction
@@ -100,10 +107,10 @@ struct FrameOpener: Sendable {
         let sequence = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << UInt64(8 * $1) }
         let length = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[16 + $1]) << UInt64(8 * $1) }
         guard length <= UInt64(maximumPayload) else { throw .frameTooLarge(length: Int(clamping: length), limit: maximumPayload) }
-        guard bytes[24..<32].allSatisfy({ $0 == 0 }) else { throw .malformed("reserved header bytes are not zero") }
+        let term = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[24 + $1]) << UInt64(8 * $1) }
         return Header(type: type, authenticated: flags & WireFormat.flagAuthenticated != 0,
                       encrypted: flags & WireFormat.flagEncrypted != 0, sequence: sequence,
-                      length: Int(length), bytes: bytes)
+                      length: Int(length), term: term, bytes: bytes)
     }
 
     /// Checks a whole frame; on success the next sequence number is expected.
@@ -120,6 +127,7 @@ struct FrameOpener: Sendable {
             throw .authenticationFailed("authenticated frame on a session without a key")
         }
         guard header.sequence == expectedSequence else { throw .outOfSequence(expected: expectedSequence, got: header.sequence) }
+        if let requiredTerm, header.term != requiredTerm { throw .fenced(term: header.term, current: requiredTerm) }
         guard header.encrypted == (encryptionKey != nil) else {
             throw .authenticationFailed(header.encrypted ? "encrypted frame on a session without encryption" : "plain frame on an encrypted session")
         }
@@ -133,7 +141,7 @@ struct FrameOpener: Sendable {
             plain = opened
         }
         if expectedSequence > 0 { expectedSequence += 1 }
-        return Frame(type: header.type, sequence: header.sequence, payload: plain)
+        return Frame(type: header.type, sequence: header.sequence, term: header.term, payload: plain)
     }
 }
 

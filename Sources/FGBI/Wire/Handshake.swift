@@ -86,11 +86,13 @@ struct Welcome: Equatable {
     }
 }
 
-/// What both ends derive their proofs and session key from: the hello, the session id, both nonces and the
-/// epoch the backup expects (so no one on the path can alter any of them unnoticed).
-func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8]) -> [UInt8] {
+/// What both ends derive their proofs and session key from: the hello, the session id, both nonces, the
+/// epoch the backup expects and the primary's fencing term (so no one on the path can alter any of them
+/// unnoticed).
+func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8], term: UInt64) -> [UInt8] {
     var transcript = Cryptography.sha256(hello) + welcome.sessionID + clientNonce + welcome.nonce
     appendLittleEndian(welcome.nextEpoch, to: &transcript)
+    appendLittleEndian(term, to: &transcript)
     return transcript
 }
 

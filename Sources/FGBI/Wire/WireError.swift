@@ -23,6 +23,9 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     case layoutMismatch(String)
     /// A peer refused the connection and said why.
     case refused(String)
+    /// A frame of another fencing term than the session's, or a primary whose term is older than one this
+    /// backup already knows: a primary that lost primaryship (a partition) is shut out.
+    case fenced(term: UInt64, current: UInt64)
     /// Authentication is required because an end is not on loopback, and no key was given.
     case keyRequired(String)
 
@@ -39,6 +42,10 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformed(let what): return "malformed frame: \(what)"
         case .layoutMismatch(let what): return "primary and backup memory differ: \(what)"
         case .refused(let why): return "refused by the peer: \(why)"
+        case .fenced(let term, let current):
+            return term < current
+                ? "fenced: term \(term) is older than term \(current); a newer primary was promoted since"
+                : "fenced: frame of term \(term) on a session of term \(current)"
         case .keyRequired(let why): return "a pre-shared key is required (\(why)); pass --key-file or set FGBI_KEY_FILE"
         }
     }

@@ -2,7 +2,7 @@
 ///
 ///     header (32 bytes, little-endian)
 ///       0 magic "FGBW"   4 version (u16)   6 type (u8)   7 flags (u8: 1 authenticated, 2 encrypted)
-///       8 sequence (u64)  16 payload length (u64)  24 reserved (u64, zero)
+///       8 sequence (u64)  16 payload length (u64)  24 fencing term (u64, zero without a coordinator)
 ///     payload
 ///     authentication code: HMAC-SHA256 (32 bytes), when flag bit 0 is set
 public enum WireFormat {
@@ -61,5 +61,7 @@ public enum WireFormat {
 public struct Frame: Sendable {
     public var type: WireFormat.FrameType
     public var sequence: UInt64
+    /// The sender's fencing term (``PrimaryAuthority/term``; 0 without a coordinator).
+    public var term: UInt64
     public var payload: [UInt8]
 }

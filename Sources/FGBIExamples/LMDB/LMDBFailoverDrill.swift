@@ -128,12 +128,7 @@ public struct LMDBFailoverDrill: Sendable {
         if !serving.join(timeout: timeout) { backup.stop() }
         let outcome = try serving.result()
         let failoverSeconds = Date().timeIntervalSince(killed)
-        let epoch: UInt64?
-        switch outcome {
-        case .failedOver(let last, _): epoch = last
-        case .primaryFinished(let last): epoch = last
-        }
-        guard let epoch else {
+        guard let epoch = outcome.lastEpoch else {
             guard acknowledged == 0 else {
                 throw LMDBReplicaVerifier.Mismatch(description: "\(acknowledged) transactions were acknowledged, but the backup holds no epoch")
             }

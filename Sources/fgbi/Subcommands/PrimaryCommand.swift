@@ -228,25 +228,36 @@ extension FGBICommand {
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
                                     logger: Logger(label: "fgbi.backup"))
             Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
-            switch try backup.serve() {
+            let outcome = try backup.serve()
+            let term: UInt64?
+            switch outcome {
             case .primaryFinished(let epoch):
                 print("backup: primary finished; replica at epoch \(epoch.map(String.init) ?? "none")")
+                return
+            case .stoodDown(let epoch, let reason):
+                print("backup: stood down at epoch \(epoch.map(String.init) ?? "none"): \(reason)")
+                throw ExitCode(11)
             case .failedOver(let epoch, let reason):
                 print("backup: failed over at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
-                if let command = onFailover {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                    process.arguments = ["-c", command]
-                    var environment = ProcessInfo.processInfo.environment
-                    environment["FGBI_EPOCH"] = epoch.map(String.init) ?? ""
-                    environment["FGBI_IMAGE"] = image ?? ""
-                    process.environment = environment
-                    try process.run()
-                    process.waitUntilExit()
-                    Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
-                }
-                throw ExitCode(10)
+                term = nil
+            case .promoted(let epoch, let newTerm, let reason):
+                print("backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
+                term = newTerm
             }
+            if let command = onFailover {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", command]
+                var environment = ProcessInfo.processInfo.environment
+                environment["FGBI_EPOCH"] = outcome.lastEpoch.map(String.init) ?? ""
+                environment["FGBI_IMAGE"] = image ?? ""
+                environment["FGBI_TERM"] = term.map(String.init) ?? ""
+                process.environment = environment
+                try process.run()
+                process.waitUntilExit()
+                Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
+            }
+            throw ExitCode(10)
         }
     }
 }

@@ -49,6 +49,25 @@ struct FrameCodecTests {
         #expect(throws: WireError.self) { try open(&encryptedOpener, seal(&plain, .epoch, [1, 2, 3])) }
     }
 
+    @Test func framesCarryTheFencingTermAndAnotherTermIsRefused() throws {
+        var (sealer, opener) = pair(key: key)
+        sealer.term = 7
+        opener.requiredTerm = 7
+        #expect(try open(&opener, seal(&sealer, .epoch, [1])).term == 7)
+        sealer.term = 6
+        #expect(throws: WireError.fenced(term: 6, current: 7)) { try open(&opener, seal(&sealer, .ack, [2])) }
+        // The term is inside the authenticated header: changing it on the path breaks the code.
+        var (honest, checking) = pair(key: key)
+        honest.term = 3
+        checking.requiredTerm = 4
+        var frame = seal(&honest, .epoch, [1])
+        frame.0[24] = 4
+        #expect(throws: WireError.self) { try open(&checking, frame) }
+        // Without a coordinator the term is 0 and nothing is required.
+        var (plain, open0) = pair(key: nil)
+        #expect(try open(&open0, seal(&plain, .epoch, [1])).term == 0)
+    }
+
     @Test func roundTripsInSequence() throws {
         var (sealer, opener) = pair(key: key)
         for i in 1...5 {

@@ -1,0 +1,31 @@
+/// Decides for a ``Backup`` whether it may take over when its primary falls silent, through a consensus
+/// store (FGBICoordination's `EtcdFailoverArbiter`), so that a cut link never yields two primaries.
+///
+/// A backup with an arbiter (``BackupConfiguration/arbiter``) does not fail over on silence alone: it asks
+/// ``decide(lastEpoch:)`` every ``pollInterval`` and meanwhile accepts the primary again if it comes back.
+/// Without one, silence is enough (heartbeat-only failover, not partition-safe).
+public protocol FailoverArbiter: AnyObject, Sendable {
+    /// The newest fencing term this backup knows of; a primary presenting an older one is refused
+    /// (``WireError/fenced(term:current:)``). May ask the store, within its request timeout, and falls back to
+    /// the newest term seen when the store cannot be reached.
+    func currentTerm() -> UInt64
+
+    /// Asked once the primary is lost, with the epoch the replica holds (the last committed one). Blocks at
+    /// most about one request timeout. Must never answer ``FailoverDecision/promote(term:)`` unless the store
+    /// confirmed that the old primary's right expired and recorded this backup as the new primary.
+    func decide(lastEpoch: UInt64?) -> FailoverDecision
+
+    /// How long the backup waits for a returning primary between two ``decide(lastEpoch:)`` calls.
+    var pollInterval: Duration { get }
+}
+
+/// What a ``FailoverArbiter`` answers.
+public enum FailoverDecision: Sendable, Equatable {
+    /// This backup is now the primary, with this new fencing term: fail over.
+    case promote(term: UInt64)
+    /// Not yet: the old primary still holds its right, or the store cannot be reached (losing the store
+    /// never promotes anyone). The string says which.
+    case wait(String)
+    /// Another node became primary: stop serving, without failing over.
+    case standDown(String)
+}
