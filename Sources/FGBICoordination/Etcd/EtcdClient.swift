@@ -254,7 +254,7 @@ public final class EtcdClient: Sendable {
             EtcdError(operation: operation, endpoint: member.url, reason: reason)
         }
         let reply: EtcdHTTPTransport.Reply
-        switch transport.post(member.url(for: path), body: data, timeout: requestTimeout) {
+        switch transport.post(member, path: path, body: data, timeout: requestTimeout) {
         case .success(let answer): reply = answer
         case .failure(.timedOut): throw failure(.timedOut(milliseconds: requestTimeout.wholeMilliseconds))
         case .failure(.unreachable(let detail)): throw failure(.unreachable(detail))

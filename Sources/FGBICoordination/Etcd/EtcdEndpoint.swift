@@ -1,5 +1,3 @@
-import Foundation
-
 /// One etcd member's client URL, checked: `http://host:port`, where host is a name, an IPv4 address or a
 /// bracketed IPv6 address, and nothing follows the port but an optional `/`.
 struct EtcdEndpoint: Sendable, Equatable, CustomStringConvertible {
@@ -57,15 +55,6 @@ struct EtcdEndpoint: Sendable, Equatable, CustomStringConvertible {
         self.url = "http://\(host):\(port)"
         self.host = String(host)
         self.port = port
-        guard let base = URL(string: url) else { throw invalid("not a valid URL") }
-        self.baseURL = base
-    }
-
-    private let baseURL: URL
-
-    /// The URL of an API call such as `v3/kv/range`.
-    func url(for path: String) -> URL {
-        baseURL.appendingPathComponent(path)
     }
 
     var description: String { url }

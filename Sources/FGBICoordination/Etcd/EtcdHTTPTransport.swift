@@ -1,18 +1,18 @@
 import FGBI
 import Foundation
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
-/// Synchronous HTTP POSTs with a deadline, for a thread-based caller: Foundation's URLSession (libcurl
-/// underneath on Linux) run one request at a time per calling thread, the caller blocked on a semaphore.
+/// Synchronous HTTP/1.1 POSTs with a deadline, on POSIX sockets (``HTTPConnection``), with idle connections
+/// kept per endpoint for the next request.
 ///
-/// URLSession was checked on this toolchain before it was chosen: it keeps connections alive between
-/// requests, gives up on a connect that is never answered and on a peer that accepts and never replies at
-/// the request's timeout, and turns a non-HTTP answer into an error rather than a crash. The semaphore waits
-/// a little longer than that timeout and then cancels the task, so a transport that failed to time out would
-/// still not hang the caller.
+/// Why not Foundation's URLSession, which ships with the toolchain: it was tried first and works for
+/// etcd's successful answers, and its timeouts hold. But every error etcd's gateway returns ("requested
+/// lease not found", "key is not provided") is a chunked body followed by an HTTP trailer
+/// (`Grpc-Trailer-Content-Type`), and swift-corelibs-foundation's URLSession (Swift 6.3.1 here) takes the
+/// trailer line for the start of a new response and then stops the process with
+/// `Fatal error: Transfer completed, but there's no response` (NativeProtocol.swift:240; the same fatalError
+/// as swift-corelibs-foundation issue 5285). A coordination client that crashes its process on
+/// "lease not found" is not usable, and the assertion cannot be caught, so this small client reads the
+/// few forms of HTTP/1.1 framing etcd (and a proxy) can send instead.
 final class EtcdHTTPTransport: Sendable {
     /// A reply: any HTTP status, and the body.
     struct Reply: Sendable {
@@ -22,7 +22,7 @@ final class EtcdHTTPTransport: Sendable {
 
     /// Why no reply came.
     enum Failure: Error, Sendable {
-        /// No connection could be made, or it broke; the transport's own words.
+        /// No connection could be made, or it broke; what happened, in words.
         case unreachable(String)
         /// Nothing complete within the timeout.
         case timedOut
@@ -30,83 +30,73 @@ final class EtcdHTTPTransport: Sendable {
         case notHTTP(String)
     }
 
-    private let session: URLSession
+    /// Idle connections per endpoint URL, most recently used last.
+    private let idle = IdleConnections()
 
-    /// How much longer than the request's own timeout the caller waits before cancelling the request.
-    private static let grace: Duration = .milliseconds(250)
+    /// Most idle connections kept per endpoint: enough for a few threads sharing a client.
+    private static let idleLimit = 4
 
-    init() {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        configuration.httpShouldSetCookies = false
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        session = URLSession(configuration: configuration)
-    }
-
-    deinit {
-        session.invalidateAndCancel()
-    }
-
-    /// POSTs `body` (JSON) to `url` and waits for the whole reply, at most `timeout` (plus a short grace).
-    func post(_ url: URL, body: Data, timeout: Duration) -> Result<Reply, Failure> {
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData,
-                                 timeoutInterval: Double(max(timeout.wholeMilliseconds, 1)) / 1000)
-        request.httpMethod = "POST"
-        request.httpBody = body
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("keep-alive", forHTTPHeaderField: "Connection")
-
-        let outcome = Outcome()
-        let finished = DispatchSemaphore(value: 0)
-        let task = session.dataTask(with: request) { data, response, error in
-            outcome.set(Self.result(data: data, response: response, error: error))
-            finished.signal()
-        }
-        task.resume()
-        let deadline = DispatchTime.now() + .nanoseconds(Int((timeout + Self.grace).wholeNanoseconds))
-        if finished.wait(timeout: deadline) == .timedOut {
-            task.cancel()
-            return .failure(.timedOut)
-        }
-        return outcome.get() ?? .failure(.timedOut)
-    }
-
-    private static func result(data: Data?, response: URLResponse?, error: Error?) -> Result<Reply, Failure> {
-        if let error {
-            let nsError = error as NSError
-            // libcurl's message ("Failed to connect to 10.0.0.5 port 2379 after 0 ms: Couldn't connect to
-            // server") says more than the URLError code does.
-            let text = nsError.userInfo[NSLocalizedDescriptionKey] as? String ?? "URL error \(nsError.code)"
-            switch URLError.Code(rawValue: nsError.code) {
-            case .timedOut, .cancelled:
-                return .failure(.timedOut)
-            case .cannotConnectToHost, .cannotFindHost, .dnsLookupFailed, .networkConnectionLost, .notConnectedToInternet,
-                 .secureConnectionFailed:
-                return .failure(.unreachable(text))
-            default:
-                return .failure(.notHTTP(text))
+    /// POSTs `body` (JSON) to `path` on `endpoint` and waits for the whole reply, at most `timeout`.
+    ///
+    /// A connection kept from an earlier request may have been closed by etcd meanwhile (a restart, an idle
+    /// timeout); when such a connection closes before a single byte of the answer, the request is sent once
+    /// more on a new connection, within the same deadline.
+    func post(_ endpoint: EtcdEndpoint, path: String, body: Data, timeout: Duration) -> Result<Reply, Failure> {
+        let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
+        var request = Array("POST /\(path) HTTP/1.1\r\nHost: \(endpoint.host):\(endpoint.port)\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        request += body
+        while true {
+            let reused = idle.take(endpoint.url)
+            let connection: HTTPConnection
+            if let reused {
+                connection = reused
+            } else {
+                do throws(HTTPConnection.Failure) {
+                    connection = try HTTPConnection.open(host: endpoint.host, port: endpoint.port, deadline: deadline)
+                } catch {
+                    return .failure(Self.failure(error))
+                }
+            }
+            do throws(HTTPConnection.Failure) {
+                try connection.send(request, deadline: deadline)
+                let response = try HTTPResponse.read(from: connection, deadline: deadline)
+                if response.keepAlive { idle.give(connection, to: endpoint.url, limit: Self.idleLimit) }
+                return .success(Reply(status: response.status, body: Data(response.body)))
+            } catch .closedBeforeAnswer where reused != nil {
+                continue
+            } catch {
+                return .failure(Self.failure(error))
             }
         }
-        guard let http = response as? HTTPURLResponse else { return .failure(.notHTTP("no HTTP response")) }
-        return .success(Reply(status: http.statusCode, body: data ?? Data()))
     }
 
-    /// The completion handler's result, handed to the waiting thread.
-    private final class Outcome: @unchecked Sendable {
-        private let lock = NSLock()
-        private var result: Result<Reply, Failure>?
+    private static func failure(_ failure: HTTPConnection.Failure) -> Failure {
+        switch failure {
+        case .unreachable(let detail): return .unreachable(detail)
+        case .timedOut: return .timedOut
+        case .closedBeforeAnswer: return .unreachable("the connection closed without an answer")
+        case .notHTTP(let detail): return .notHTTP(detail)
+        }
+    }
 
-        func set(_ value: Result<Reply, Failure>) {
-            lock.lock()
-            result = value
-            lock.unlock()
+    /// The pool: connections between requests, checked for a close by the peer when taken.
+    private final class IdleConnections: @unchecked Sendable {
+        private let lock = NSLock()
+        private var connections: [String: [HTTPConnection]] = [:]
+
+        /// An idle connection to `url` the peer has not closed, if there is one.
+        func take(_ url: String) -> HTTPConnection? {
+            while true {
+                let connection: HTTPConnection? = lock.withLock { connections[url]?.popLast() }
+                guard let connection else { return nil }
+                if !connection.isStale { return connection }
+            }
         }
 
-        func get() -> Result<Reply, Failure>? {
-            lock.lock()
-            defer { lock.unlock() }
-            return result
+        func give(_ connection: HTTPConnection, to url: String, limit: Int) {
+            lock.withLock {
+                if connections[url, default: []].count < limit { connections[url, default: []].append(connection) }
+            }
         }
     }
 }
