@@ -38,7 +38,7 @@ public final class EtcdServer: @unchecked Sendable {
     private let startTimeout: Duration
     private let electionTimeout: Duration
     private let lock = NSLock()
-    private var process: Process?
+    private var running: Running?
 
     private static let counter = LockedCounter()
 
@@ -80,12 +80,12 @@ public final class EtcdServer: @unchecked Sendable {
 
     /// Whether the etcd process is running.
     public var isRunning: Bool {
-        lock.withLock { process?.isRunning ?? false }
+        lock.withLock { running?.shell.isRunning ?? false }
     }
 
     /// The etcd process's ID, nil when it is not running.
     public var pid: Int32? {
-        lock.withLock { process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+        lock.withLock { running.flatMap { $0.shell.isRunning ? $0.etcd : nil } }
     }
 
     /// Stops etcd as an operator would (SIGTERM; SIGKILL if it has not exited after 5 s) and waits for it.
@@ -115,7 +115,7 @@ public final class EtcdServer: @unchecked Sendable {
 
     private func start() throws {
         let peerURL = "http://\(urlHost):\(peerPort)"
-        var arguments = [
+        let arguments = [
             Self.executable!, "--name", "fgbi", "--data-dir", dataDirectory,
             "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
             "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
@@ -124,39 +124,86 @@ public final class EtcdServer: @unchecked Sendable {
             "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
             "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
         ]
-        let process = Process()
+        var command = ["/bin/sh", "-c", Self.lifelineScript] + arguments
         if let namespace {
-            process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
-            arguments = ["netns", "exec", namespace.name] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: arguments.removeFirst())
+            let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+            command = [ip, "netns", "exec", namespace.name] + command
         }
-        process.arguments = arguments
-        if !FileManager.default.fileExists(atPath: logFile) {
-            _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        let pidFile = workDirectory + "/etcd.pid"
+        unlink(pidFile)
+        var environment = ProcessInfo.processInfo.environment
+        environment["FGBI_ETCD_PID_FILE"] = pidFile
+        environment["FGBI_ETCD_WORK"] = workDirectory
+        // The lifeline: the shell reads one end; this process alone holds the other (close-on-exec keeps it
+        // from other children).
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw SystemError(operation: "pipe", errno: errno) }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        defer { close(ends[0]) }
+        let shell: SpawnedProcess
+        do {
+            shell = try SpawnedProcess(command, environment: environment, logFile: logFile, input: ends[0])
+        } catch {
+            close(ends[1])
+            throw error
         }
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try lock.withLock {
-            try process.run()
-            self.process = process
+
+        // The shell writes etcd's process ID as soon as it has started it.
+        let deadline = MonotonicClock.nanoseconds() + 5_000_000_000
+        var etcd: Int32?
+        while etcd == nil, shell.isRunning, MonotonicClock.nanoseconds() < deadline {
+            etcd = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if etcd == nil { usleep(2_000) }
         }
-        try? log.close()
-        try waitUntilReady(process)
+        guard let etcd else {
+            close(ends[1])
+            shell.waitForExit(timeout: .seconds(5))
+            throw BenchmarkError("etcd at \(clientURL) did not start; its log (\(logFile)) ends:\n\(logTail())")
+        }
+        lock.withLock { running = Running(shell: shell, etcd: etcd, lifeline: ends[1]) }
+        try waitUntilReady(shell)
     }
+
+    /// A started etcd: the shell that started it and watches this process, etcd's own process ID, and the
+    /// write end of the shell's standard input.
+    private struct Running {
+        var shell: SpawnedProcess
+        var etcd: Int32
+        var lifeline: Int32
+    }
+
+    /// Runs etcd (`$0`, with its arguments) and waits for it; meanwhile a watcher reads the shell's standard
+    /// input, a pipe whose only write end this process holds. Whenever this process ends, by a crash too,
+    /// the read sees end of file and the watcher kills etcd and removes its directory: a test or benchmark
+    /// that dies leaves no etcd behind. (PR_SET_PDEATHSIG would follow the thread that started etcd, not the
+    /// process, and a concurrency pool thread may end while etcd should run on.)
+    private static let lifelineScript = """
+        exec 3<&0 0</dev/null
+        "$0" "$@" 3<&- & etcd=$!
+        echo "$etcd" > "$FGBI_ETCD_PID_FILE"
+        {
+            read -r _ <&3
+            trap '' TERM
+            kill -KILL "$etcd" 2>/dev/null
+            while kill -0 "$etcd" 2>/dev/null; do sleep 0.1; done
+            rm -rf "$FGBI_ETCD_WORK"
+        } &
+        watcher=$!
+        exec 3<&-
+        wait "$etcd"; status=$?
+        kill "$watcher" 2>/dev/null
+        exit "$status"
+        """
 
     /// Polls `status()` until the member answers with a leader; throws, with the log's tail, when etcd exits or
     /// `startTimeout` passes first (and then stops it, so a failed start leaves no process behind).
-    private func waitUntilReady(_ process: Process) throws {
+    private func waitUntilReady(_ shell: SpawnedProcess) throws {
         let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(500))
         let deadline = MonotonicClock.nanoseconds() + startTimeout.wholeNanoseconds
         var lastError = "no answer yet"
         while MonotonicClock.nanoseconds() < deadline {
-            guard process.isRunning else {
-                throw BenchmarkError("etcd at \(clientURL) exited with status \(process.terminationStatus) while starting; its log (\(logFile)) ends:\n\(logTail())")
+            if let status = shell.exitStatus {
+                throw BenchmarkError("etcd at \(clientURL) exited with status \(status) while starting; its log (\(logFile)) ends:\n\(logTail())")
             }
             do {
                 if try client.status().hasLeader { return }
@@ -171,18 +218,19 @@ public final class EtcdServer: @unchecked Sendable {
     }
 
     private func end(with signal: Int32) {
-        let running: Process? = lock.withLock {
-            defer { process = nil }
-            return process
+        let ending: Running? = lock.withLock {
+            defer { running = nil }
+            return running
         }
-        guard let running, running.isRunning else { return }
-        kill(running.processIdentifier, signal)
-        let deadline = MonotonicClock.nanoseconds() + 5_000_000_000
-        while running.isRunning, MonotonicClock.nanoseconds() < deadline { usleep(2_000) }
-        if running.isRunning {
-            kill(running.processIdentifier, SIGKILL)
+        guard let ending else { return }
+        // Closed last: closing it first would have the watcher kill etcd.
+        defer { close(ending.lifeline) }
+        guard ending.shell.isRunning else { return }
+        kill(ending.etcd, signal)
+        if ending.shell.waitForExit(timeout: .seconds(5)) == nil {
+            kill(ending.etcd, SIGKILL)
+            ending.shell.waitForExit(timeout: .seconds(60))
         }
-        running.waitUntilExit()
     }
 
     /// `count` distinct ports free on `host` now (bound together, then released): the usual race with other
