@@ -51,7 +51,7 @@ public final class EtcdServer: @unchecked Sendable {
     /// where etcd's own defaults (1 s, 100 ms) take a second to start and grant no lease under 2 s.
     public init(host: String = "127.0.0.1", port: Int? = nil, namespace: NetworkNamespace? = nil,
                 electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20)) throws {
-        guard let _ = Self.executable else {
+        guard Self.executable != nil else {
             throw BenchmarkError("etcd is not installed: run Scripts/bootstrap (Debian package etcd-server)")
         }
         self.host = host

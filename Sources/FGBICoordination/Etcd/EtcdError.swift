@@ -33,6 +33,7 @@ public struct EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     public let endpoint: String
     public let reason: Reason
 
+    /// An error of `operation` at `endpoint` (empty when no endpoint is concerned).
     public init(operation: String, endpoint: String, reason: Reason) {
         self.operation = operation
         self.endpoint = endpoint
@@ -102,7 +103,7 @@ public struct EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        let place = reason.isAggregate ? "\(operation)" : "\(operation) at \(endpoint)"
+        let place = reason.isAggregate || endpoint.isEmpty ? operation : "\(operation) at \(endpoint)"
         return hint.isEmpty ? "\(place): \(problem)" : "\(place): \(problem): \(hint)"
     }
 }

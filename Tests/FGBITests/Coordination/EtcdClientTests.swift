@@ -34,6 +34,14 @@ struct EtcdClientTests {
     /// Seconds since `start` (a MonotonicClock reading).
     func seconds(since start: UInt64) -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
 
+    /// Problems seen on other threads.
+    final class LockedFailures: @unchecked Sendable {
+        private let lock = NSLock()
+        private var failures: [String] = []
+        func add(_ failure: String) { lock.withLock { failures.append(failure) } }
+        var all: [String] { lock.withLock { failures } }
+    }
+
     // MARK: Against etcd
 
     @Test func statusNamesTheVersionAndTheLeader() throws {
@@ -191,7 +199,49 @@ struct EtcdClientTests {
         }
     }
 
+    @Test func threadsShareOneClient() throws {
+        try withServer { _, client in
+            let failures = LockedFailures()
+            DispatchQueue.concurrentPerform(iterations: 4) { thread in
+                for round in 0..<15 {
+                    do {
+                        try client.put("/fgbi/test/thread/\(thread)", value: [UInt8(thread), UInt8(round)])
+                        guard try client.get("/fgbi/test/thread/\(thread)")?.value == [UInt8(thread), UInt8(round)] else {
+                            failures.add("thread \(thread) read another value in round \(round)")
+                            return
+                        }
+                    } catch {
+                        failures.add("\(error)")
+                        return
+                    }
+                }
+            }
+            #expect(failures.all.isEmpty, "\(failures.all)")
+        }
+    }
+
     // MARK: Endpoints that do not answer
+
+    @Test(.enabled(if: VethLink.isAvailable && VethLink.canImpair, "needs root, network namespaces, nft and tc"))
+    func aPartitionedMemberTimesOutAndAnswersAgainOnceHealed() throws {
+        let link = try VethLink()
+        let server = try EtcdServer(host: link.peerAddress, namespace: link.namespace)
+        defer { server.stop() }
+        #expect(server.clientURL.hasPrefix("http://\(link.peerAddress):"))
+        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(500))
+        try client.put("/fgbi/test/partition", value: [1])
+
+        // Every packet dropped, on the connection the client keeps as well as on new ones.
+        try link.impair(.partition)
+        let start = MonotonicClock.nanoseconds()
+        let error = try etcdError { _ = try client.get("/fgbi/test/partition") }
+        let elapsed = seconds(since: start)
+        #expect(error.reason == .timedOut(milliseconds: 500))
+        #expect(elapsed >= 0.4 && elapsed < 3, "gave up after \(elapsed) s")
+
+        link.heal()
+        #expect(try client.get("/fgbi/test/partition")?.value == [1])
+    }
 
     @Test("an endpoint that does not answer gives up at the request timeout", arguments: ["black hole", "silent", "refused", "TEST-NET"])
     func unansweredEndpointGivesUpInTime(kind: String) throws {
@@ -272,7 +322,7 @@ struct EtcdClientTests {
         guard case .invalidEndpoint(let problem) = error.reason else { Issue.record("\(error)"); return }
         #expect(problem.contains(message), "\(problem)")
         #expect(error.endpoint == endpoint)
-        #expect(error.description.hasPrefix("etcd client at \(endpoint): "))
+        #expect(error.description.hasPrefix(endpoint.isEmpty ? "etcd client: " : "etcd client at \(endpoint): "))
     }
 
     @Test func wellFormedEndpointsAreAccepted() throws {
