@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "FGBI", targets: ["FGBI"]),
+        .library(name: "FGBICoordination", targets: ["FGBICoordination"]),
         .executable(name: "fgbi", targets: ["fgbi"]),
         .executable(name: "fgbi-fuzz", targets: ["FGBIFuzz"]),
     ],
@@ -38,10 +39,18 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // Coordination with the rest of a cluster: an etcd v3 client over etcd's JSON gateway.
+        .target(
+            name: "FGBICoordination",
+            dependencies: [
+                "FGBI",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
         .target(
             name: "FGBIBench",
-            dependencies: ["FGBI", "CSupport"]
+            dependencies: ["FGBI", "FGBICoordination", "CSupport"]
         ),
         // LMDB, for the in-process database example.
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -54,6 +63,7 @@ let package = Package(
             name: "fgbi",
             dependencies: [
                 "FGBI",
+                "FGBICoordination",
                 "FGBIBench",
                 "FGBIExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -69,7 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FGBITests",
-            dependencies: ["FGBI", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
+            dependencies: ["FGBI", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,269 @@
+import FGBI
+import FGBICoordination
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real single-member etcd for tests and benchmarks: the `etcd` binary (Debian's etcd-server) on a host
+/// address and a free port, with a data directory of its own, optionally inside a network namespace (through
+/// `ip netns exec`). It can be stopped, killed and restarted on the same data and port, as an operator or a
+/// crash would. The process is stopped, and the directory removed, when the server is deinitialised.
+public final class EtcdServer: @unchecked Sendable {
+    /// Whether the `etcd` binary is installed (Scripts/etcd and Scripts/bootstrap install it).
+    public static let isAvailable: Bool = executable != nil
+
+    private static let executable: String? = {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
+        return directories.map { "\($0)/etcd" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+
+    /// The address etcd listens on, for clients and for its (unused) peer port.
+    public let host: String
+    public let clientPort: Int
+    public let peerPort: Int
+    /// The namespace etcd runs in, nil for this one.
+    public let namespace: NetworkNamespace?
+    /// The member's data; kept across ``restart()``.
+    public let dataDirectory: String
+    /// etcd's standard output and error, appended across restarts.
+    public let logFile: String
+
+    /// The client URL, for ``EtcdClient``.
+    public var clientURL: String { "http://\(urlHost):\(clientPort)" }
+
+    private let workDirectory: String
+    private let startTimeout: Duration
+    private let electionTimeout: Duration
+    private let lock = NSLock()
+    private var running: Running?
+
+    private static let counter = LockedCounter()
+
+    /// Starts etcd on `host` (an address of this machine, or of `namespace`) at `port` (a free one when nil)
+    /// and waits until it answers ``EtcdClient/status()`` with a leader, at most `startTimeout`.
+    ///
+    /// A single member has no peers to hear from, so its raft timing only sets how soon it elects itself and
+    /// etcd's shortest lease (1.5 election timeouts, rounded up to whole seconds): the default, a 250 ms
+    /// election timeout with a 25 ms heartbeat, is ready in a fraction of a second and grants 1 s leases,
+    /// where etcd's own defaults (1 s, 100 ms) take a second to start and grant no lease under 2 s.
+    public init(host: String = "127.0.0.1", port: Int? = nil, namespace: NetworkNamespace? = nil,
+                electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20)) throws {
+        guard Self.executable != nil else {
+            throw BenchmarkError("etcd is not installed: run Scripts/bootstrap (Debian package etcd-server)")
+        }
+        self.host = host
+        self.namespace = namespace
+        self.startTimeout = startTimeout
+        self.electionTimeout = electionTimeout
+        let ports = try Self.freePorts(host: host, count: port == nil ? 2 : 1)
+        clientPort = port ?? ports[0]
+        peerPort = port == nil ? ports[1] : ports[0]
+        workDirectory = NSTemporaryDirectory() + "fgbi-etcd-\(getpid())-\(Self.counter.next())"
+        dataDirectory = workDirectory + "/data"
+        logFile = workDirectory + "/etcd.log"
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+        do {
+            try start()
+        } catch {
+            try? FileManager.default.removeItem(atPath: workDirectory)
+            throw error
+        }
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(atPath: workDirectory)
+    }
+
+    /// Whether the etcd process is running.
+    public var isRunning: Bool {
+        lock.withLock { running?.shell.isRunning ?? false }
+    }
+
+    /// The etcd process's ID, nil when it is not running.
+    public var pid: Int32? {
+        lock.withLock { running.flatMap { $0.shell.isRunning ? $0.etcd : nil } }
+    }
+
+    /// Stops etcd as an operator would (SIGTERM; SIGKILL if it has not exited after 5 s) and waits for it.
+    /// Does nothing when it is not running.
+    public func stop() {
+        end(with: SIGTERM)
+    }
+
+    /// Kills etcd as a crash would (SIGKILL) and waits for it.
+    public func kill9() {
+        end(with: SIGKILL)
+    }
+
+    /// Stops etcd if it runs and starts it again on the same data directory and ports; waits until it answers.
+    public func restart() throws {
+        stop()
+        try start()
+    }
+
+    /// The last `lines` lines of etcd's log, for error messages.
+    public func logTail(lines: Int = 15) -> String {
+        guard let text = try? String(contentsOfFile: logFile, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n", omittingEmptySubsequences: true).suffix(lines).joined(separator: "\n")
+    }
+
+    private var urlHost: String { host.contains(":") ? "[\(host)]" : host }
+
+    private func start() throws {
+        let peerURL = "http://\(urlHost):\(peerPort)"
+        let arguments = [
+            Self.executable!, "--name", "fgbi", "--data-dir", dataDirectory,
+            "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+            "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+            "--initial-cluster", "fgbi=\(peerURL)", "--initial-cluster-state", "new",
+            "--initial-cluster-token", "fgbi-\(getpid())-\(clientPort)",
+            "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
+            "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
+        ]
+        var command = ["/bin/sh", "-c", Self.lifelineScript] + arguments
+        if let namespace {
+            let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
+            command = [ip, "netns", "exec", namespace.name] + command
+        }
+        let pidFile = workDirectory + "/etcd.pid"
+        unlink(pidFile)
+        var environment = ProcessInfo.processInfo.environment
+        environment["FGBI_ETCD_PID_FILE"] = pidFile
+        environment["FGBI_ETCD_WORK"] = workDirectory
+        // The lifeline: the shell reads one end; this process alone holds the other (close-on-exec keeps it
+        // from other children).
+        var ends: [Int32] = [0, 0]
+        guard pipe(&ends) == 0 else { throw SystemError(operation: "pipe", errno: errno) }
+        for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        defer { close(ends[0]) }
+        let shell: SpawnedProcess
+        do {
+            shell = try SpawnedProcess(command, environment: environment, logFile: logFile, input: ends[0])
+        } catch {
+            close(ends[1])
+            throw error
+        }
+
+        // The shell writes etcd's process ID as soon as it has started it.
+        let deadline = MonotonicClock.nanoseconds() + 5_000_000_000
+        var etcd: Int32?
+        while etcd == nil, shell.isRunning, MonotonicClock.nanoseconds() < deadline {
+            etcd = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if etcd == nil { usleep(2_000) }
+        }
+        guard let etcd else {
+            close(ends[1])
+            shell.waitForExit(timeout: .seconds(5))
+            throw BenchmarkError("etcd at \(clientURL) did not start; its log (\(logFile)) ends:\n\(logTail())")
+        }
+        lock.withLock { running = Running(shell: shell, etcd: etcd, lifeline: ends[1]) }
+        try waitUntilReady(shell)
+    }
+
+    /// A started etcd: the shell that started it and watches this process, etcd's own process ID, and the
+    /// write end of the shell's standard input.
+    private struct Running {
+        var shell: SpawnedProcess
+        var etcd: Int32
+        var lifeline: Int32
+    }
+
+    /// Runs etcd (`$0`, with its arguments) and waits for it; meanwhile a watcher reads the shell's standard
+    /// input, a pipe whose only write end this process holds. Whenever this process ends, by a crash too,
+    /// the read sees end of file and the watcher kills etcd and removes its directory: a test or benchmark
+    /// that dies leaves no etcd behind. (PR_SET_PDEATHSIG would follow the thread that started etcd, not the
+    /// process, and a concurrency pool thread may end while etcd should run on.)
+    private static let lifelineScript = """
+        exec 3<&0 0</dev/null
+        "$0" "$@" 3<&- & etcd=$!
+        echo "$etcd" > "$FGBI_ETCD_PID_FILE"
+        {
+            read -r _ <&3
+            trap '' TERM
+            kill -KILL "$etcd" 2>/dev/null
+            while kill -0 "$etcd" 2>/dev/null; do sleep 0.1; done
+            rm -rf "$FGBI_ETCD_WORK"
+        } &
+        watcher=$!
+        exec 3<&-
+        wait "$etcd"; status=$?
+        kill "$watcher" 2>/dev/null
+        exit "$status"
+        """
+
+    /// Polls `status()` until the member answers with a leader; throws, with the log's tail, when etcd exits or
+    /// `startTimeout` passes first (and then stops it, so a failed start leaves no process behind).
+    private func waitUntilReady(_ shell: SpawnedProcess) throws {
+        let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(500))
+        let deadline = MonotonicClock.nanoseconds() + startTimeout.wholeNanoseconds
+        var lastError = "no answer yet"
+        while MonotonicClock.nanoseconds() < deadline {
+            if let status = shell.exitStatus {
+                throw BenchmarkError("etcd at \(clientURL) exited with status \(status) while starting; its log (\(logFile)) ends:\n\(logTail())")
+            }
+            do {
+                if try client.status().hasLeader { return }
+                lastError = "no leader yet"
+            } catch {
+                lastError = error.problem
+            }
+            MonotonicClock.sleep(nanoseconds: 50_000_000)
+        }
+        stop()
+        throw BenchmarkError("etcd at \(clientURL) did not answer within \(startTimeout.wholeMilliseconds) ms (\(lastError)); its log (\(logFile)) ends:\n\(logTail())")
+    }
+
+    private func end(with signal: Int32) {
+        let ending: Running? = lock.withLock {
+            defer { running = nil }
+            return running
+        }
+        guard let ending else { return }
+        // Closed last: closing it first would have the watcher kill etcd.
+        defer { close(ending.lifeline) }
+        guard ending.shell.isRunning else { return }
+        kill(ending.etcd, signal)
+        if ending.shell.waitForExit(timeout: .seconds(5)) == nil {
+            kill(ending.etcd, SIGKILL)
+            ending.shell.waitForExit(timeout: .seconds(60))
+        }
+    }
+
+    /// `count` distinct ports free on `host` now (bound together, then released): the usual race with other
+    /// programs taking them in between is accepted for tests. An address this namespace lacks (it is in
+    /// another) falls back to ports free on every address here.
+    private static func freePorts(host: String, count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for fd in sockets { close(fd) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { throw SystemError(operation: "socket", errno: errno) }
+            sockets.append(fd)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            if inet_pton(AF_INET, host, &address.sin_addr) != 1 { address.sin_addr.s_addr = INADDR_ANY }
+            var bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if bound != 0 {
+                address.sin_addr.s_addr = INADDR_ANY
+                bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+            guard bound == 0 else { throw SystemError(operation: "bind(\(host):0)", errno: errno) }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}
