@@ -27,11 +27,22 @@ public final class Backup: @unchecked Sendable {
     ///
     /// - Throws: ``FGBIError/invalidState(_:)`` for a state directory of another layout or damaged;
     ///   ``SystemError`` when the address cannot be bound.
+    ///
+    /// `holding`: the regions already hold content, as of this epoch number: a former primary rejoining as the
+    /// backup of its successor keeps its memory, sends page hashes, and receives only the pages that differ
+    /// (not a full copy). Not with a state directory, which says itself what it holds.
     public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
-                logger: Logger = Logger(label: "fgbi.backup")) throws {
+                logger: Logger = Logger(label: "fgbi.backup"), holding epoch: UInt64? = nil) throws {
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
         self.logger = logger
+        if let epoch {
+            guard configuration.stateDirectory == nil else {
+                throw FGBIError.invalidArgument("a backup holding memory already cannot also load a state directory")
+            }
+            replica.adopt(epoch: epoch)
+            publishedEpoch.store(epoch, ordering: .releasing)
+        }
         if let directory = configuration.stateDirectory {
             let store = try ReplicaStore(directory: directory, syncsEachEpoch: configuration.syncEachEpoch)
             if let epoch = try store.load(into: replica) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FGBI
 import FGBIBench
+import FGBICoordination
 import Foundation
 import Logging
 
@@ -22,9 +23,22 @@ extension FGBICommand {
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 256 &
                   fgbi primary --backup 127.0.0.1:7070 --region-mib 256 --workload sparse --duration 10
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --epoch-ms 50
+                  fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1
+                With --etcd the primary holds a lease on /fgbi/CLUSTER/GUEST/primary with a fencing term
+                (Docs/OPERATIONS.md); cut from etcd for a lease TTL, it confirms no more epochs, halts and exits
+                with 12 (lost primaryship).
                 """)
 
         @OptionGroup var memory: MemoryOptions
+
+        @OptionGroup(title: "Coordination") var coordination: CoordinationOptions
+
+        @Option(name: .customLong("acquire-wait-s"), help: "With --etcd: how long to keep trying while another node holds primaryship of the guest.")
+        var acquireWaitSeconds = 0.0
+
+        @Flag(name: .customLong("print-events"),
+              help: "Print `event ... at NS` lines on standard output (each commit confirmed, primaryship lost; NS: monotonic clock), for drills.")
+        var printEvents = false
 
         @Option(help: "The backup's address, HOST:PORT.")
         var backup: String
@@ -85,6 +99,7 @@ extension FGBICommand {
             guard duration > 0 else { throw ValidationError("--duration must be positive") }
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
+            guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
             _ = try makeConfiguration()
             _ = try memory.geometry()
         }
@@ -127,16 +142,34 @@ extension FGBICommand {
                 var line = "epoch \(epoch) digest \(String(digest, radix: 16))\n"
                 line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
             }) : nil
+            var lease: EtcdPrimaryLease?
+            if let (client, keys, node) = try coordination.connect(role: "primary") {
+                let held = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,
+                                                        wait: .milliseconds(Int64(acquireWaitSeconds * 1000)))
+                Progress.note("primary: node \(node) is primary of guest \(keys.guest) with term \(held.term) (lease TTL \(held.ttlSeconds) s)")
+                configuration.authority = held
+                lease = held
+            }
+            defer { lease?.release() }
             let primary = try Primary(regions: [region], configuration: configuration,
                                       hooks: digests.map { $0.hooks(wrapping: driver.hooks) } ?? driver.hooks)
             digests?.attach(primary)
+            let term = lease?.term ?? 0
+            let commitEvents = printEvents ? primary.commits() : nil
+            let printed = DispatchSemaphore(value: 0)
+            if let commitEvents {
+                Task.detached {
+                    for await epoch in commitEvents { EventLine.print("commit epoch \(epoch) term \(term)") }
+                    printed.signal()
+                }
+            }
             Progress.note("primary: connecting to \(configuration.backup)")
             try primary.start()
             driver.start()
             let started = Date()
             var lastReport = started
             while Date().timeIntervalSince(started) < duration, primary.isRunning {
-                Thread.sleep(forTimeInterval: 0.1)
+                Thread.sleep(forTimeInterval: printEvents ? 0.01 : 0.1)
                 if Date().timeIntervalSince(lastReport) >= 1 {
                     lastReport = Date()
                     let s = primary.statistics
@@ -146,8 +179,16 @@ extension FGBICommand {
                                   + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : ""))
                 }
             }
+            if let lost = primary.failure as? LostPrimaryship, printEvents { EventLine.print("lost term \(lost.term)") }
             driver.stop()  // the last epoch then holds everything the workload wrote
-            let last = try primary.stop()
+            let last: UInt64?
+            do {
+                last = try primary.stop()
+                if commitEvents != nil { _ = printed.wait(timeout: .now() + 1) }
+            } catch let lost as LostPrimaryship {
+                Progress.note("primary: \(lost)")
+                throw ExitCode(12)
+            }
             let s = primary.statistics
             if let sync = s.lastSynchronisation {
                 print("primary: \(sync.resynchronised ? "resynchronised" : "synchronised") in \(sync.rounds) pre-copy round(s) "
@@ -168,7 +209,10 @@ extension FGBICommand {
             discussion: """
                 Applies each epoch atomically and acknowledges it. When nothing arrives from the primary for
                 --timeout-ms, freezes the replica at the last applied epoch, writes it to --image (with a JSON
-                journal beside it), runs --on-failover with FGBI_EPOCH and FGBI_IMAGE set, and exits with 10.
+                journal beside it), runs --on-failover with FGBI_EPOCH, FGBI_IMAGE and FGBI_TERM set, and exits
+                with 10. With --etcd it first waits until the primary's lease in etcd has expired (accepting the
+                primary back if it returns meanwhile), then promotes itself with a new fencing term in one etcd
+                transaction; if another node became primary it exits with 11 instead. Losing etcd never promotes.
                 A primary that ends on purpose makes it exit with 0. With --state-dir every epoch is journaled
                 (and synced) before it is acknowledged; a backup restarted on the same directory resumes at its
                 last committed epoch and the primary resynchronises it with the pages that differ.
@@ -176,6 +220,7 @@ extension FGBICommand {
                   fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image /var/lib/fgbi/replica.img
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --state-dir /var/lib/fgbi/state
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1 --image /var/lib/fgbi/db1.img
                 """)
 
         @OptionGroup var memory: MemoryOptions
@@ -204,6 +249,12 @@ extension FGBICommand {
         @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
         var noFsync = false
 
+        @OptionGroup(title: "Coordination") var coordination: CoordinationOptions
+
+        @Flag(name: .customLong("print-events"),
+              help: "Print `event ... at NS` lines on standard output (promoted, failed over, stood down; NS: monotonic clock), for drills.")
+        var printEvents = false
+
         @OptionGroup var observability: ObservabilityOptions
 
         func validate() throws {
@@ -223,6 +274,14 @@ extension FGBICommand {
             configuration.imagePath = image
             configuration.stateDirectory = stateDirectory
             configuration.syncEachEpoch = !noFsync
+            var arbiter: EtcdFailoverArbiter?
+            if let (client, keys, node) = try coordination.connect(role: "backup") {
+                arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds)
+                configuration.arbiter = arbiter
+            }
+            // After a promotion this node holds primaryship (renewing) while --on-failover runs, and gives it
+            // up on exit: what the hook starts acquires it anew (fgbi primary --etcd ... --acquire-wait-s N).
+            defer { arbiter?.promotedLease?.release() }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
@@ -235,12 +294,15 @@ extension FGBICommand {
                 print("backup: primary finished; replica at epoch \(epoch.map(String.init) ?? "none")")
                 return
             case .stoodDown(let epoch, let reason):
+                if printEvents { EventLine.print("stood-down epoch \(epoch.map(String.init) ?? "none")") }
                 print("backup: stood down at epoch \(epoch.map(String.init) ?? "none"): \(reason)")
                 throw ExitCode(11)
             case .failedOver(let epoch, let reason):
+                if printEvents { EventLine.print("failed-over epoch \(epoch.map(String.init) ?? "none")") }
                 print("backup: failed over at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
                 term = nil
             case .promoted(let epoch, let newTerm, let reason):
+                if printEvents { EventLine.print("promoted term \(newTerm) epoch \(epoch.map(String.init) ?? "none")") }
                 print("backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
                 term = newTerm
             }

@@ -1,0 +1,304 @@
+import FGBI
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Randomised partition schedules against real processes: an `fgbi primary` and an `fgbi backup`
+/// coordinated through a real etcd, each on its own host of a ``PartitionLab`` (network namespaces on a
+/// bridge). Each schedule cuts links (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
+/// primary, heals, and then checks the promises of coordinated failover:
+/// 1. at most one side confirms: the old primary confirms no epoch after the backup was promoted, and the
+///    promoted term is newer than every term the old primary confirmed in;
+/// 2. the promoted backup holds exactly the epoch it took over at (its image's digest equals the primary's
+///    digest of that epoch) and that epoch is at least every epoch the primary confirmed: no acknowledged
+///    write is lost;
+/// 3. a primary cut from etcd (or whose etcd restarted) stops within one lease TTL of the cut;
+/// 4. liveness: after a kill, a halt or a lapse, the backup takes over once it can reach etcd; without
+///    one, the primary keeps confirming once the cut is healed.
+public final class PartitionDrill {
+    public struct Configuration: Sendable {
+        public var executable: URL
+        public var schedules = 30
+        public var seed: UInt64 = 1
+        public var leaseTTLSeconds = 1
+        public var regionMiB = 16
+        public var epochMilliseconds = 25
+        public var pagesPerSecond = 20_000
+        /// Only these faults (all kinds by default); `fgbi bench failover` uses kills alone.
+        public var faults = Fault.allCases
+        /// Every schedule a single fault (no combinations).
+        public var singleFaults = false
+        /// Where logs and images go.
+        public var workDirectory: String
+
+        public init(executable: URL, workDirectory: String) {
+            self.executable = executable
+            self.workDirectory = workDirectory
+        }
+    }
+
+    /// What a schedule does to the lab.
+    public enum Fault: String, CaseIterable, Codable, Sendable {
+        case cutPrimaryFromBackup = "cut-primary-backup"
+        case cutPrimaryFromEtcd = "cut-primary-etcd"
+        case cutBackupFromEtcd = "cut-backup-etcd"
+        case restartEtcd = "restart-etcd"
+        case killPrimary = "kill-primary"
+    }
+
+    /// One fault with its timing: start after `delay` seconds, heal after `duration` (a kill never heals).
+    public struct Step: Codable, Sendable {
+        public var fault: Fault
+        public var delay: Double
+        public var duration: Double
+    }
+
+    /// What one schedule did and found.
+    public struct Outcome: Codable, Sendable {
+        public var schedule: Int
+        public var steps: [Step]
+        public var primaryTerm: UInt64?
+        public var lastConfirmedEpoch: UInt64?
+        public var promotedTerm: UInt64?
+        public var promotedEpoch: UInt64?
+        /// Seconds from the primary's loss (kill, or the cut that cost it etcd) to the backup's promotion.
+        public var failoverSeconds: Double?
+        /// Seconds from the cut that cost the primary etcd to its halt.
+        public var haltSeconds: Double?
+        public var primaryExit: Int32?
+        public var violations: [String]
+    }
+
+    public struct Report: Codable, Sendable {
+        public var leaseTTLSeconds: Int
+        public var outcomes: [Outcome]
+        public var violations: Int { outcomes.reduce(0) { $0 + $1.violations.count } }
+        public var promotions: Int { outcomes.filter { $0.promotedTerm != nil }.count }
+    }
+
+    public let configuration: Configuration
+    private var random: SeededRandom
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+        random = SeededRandom(seed: configuration.seed)
+    }
+
+    /// Whether the drill can run here: root, namespaces, nftables and an etcd binary.
+    public static var isAvailable: Bool { VethLink.isAvailable && VethLink.canImpair && EtcdServer.isAvailable }
+
+    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+        try FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
+        let lab = try PartitionLab(hostNames: ["p", "b", "e"])
+        let etcd = try EtcdServer(host: lab.host("e").address, port: 2379, namespace: lab.host("e").namespace)
+        defer { etcd.stop() }
+        let keyFile = configuration.workDirectory + "/key"
+        try Data((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }).write(to: URL(fileURLWithPath: keyFile))
+        var outcomes: [Outcome] = []
+        for index in 0..<configuration.schedules {
+            let steps = makeSchedule(index)
+            let outcome = try runSchedule(index, steps: steps, lab: lab, etcd: etcd, keyFile: keyFile)
+            lab.healAll()
+            progress("schedule \(index + 1)/\(configuration.schedules): \(steps.map { $0.fault.rawValue }.joined(separator: " + ")): "
+                     + (outcome.promotedTerm.map { "promoted term \($0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")" } ?? "no promotion")
+                     + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
+                     + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
+            outcomes.append(outcome)
+        }
+        return Report(leaseTTLSeconds: configuration.leaseTTLSeconds, outcomes: outcomes)
+    }
+
+    /// Schedules cycle through the fault kinds (so 30 schedules hold 6 of each), with random timing; every
+    /// other schedule adds a second, different fault overlapping the first.
+    private func makeSchedule(_ index: Int) -> [Step] {
+        let kinds = configuration.faults
+        let ttl = Double(configuration.leaseTTLSeconds)
+        func step(_ fault: Fault) -> Step {
+            Step(fault: fault, delay: uniform(0, 0.5), duration: fault == .killPrimary ? 0 : uniform(0.3, 3) * ttl)
+        }
+        var steps = [step(kinds[index % kinds.count])]
+        if !configuration.singleFaults, index % 2 == 1, kinds.count > 1 {
+            var second = kinds[Int(random.next() % UInt64(kinds.count))]
+            if second == steps[0].fault { second = kinds[(kinds.firstIndex(of: second)! + 1) % kinds.count] }
+            var extra = step(second)
+            extra.delay += uniform(0, 1.5) * ttl
+            steps.append(extra)
+        }
+        return steps
+    }
+
+    private func uniform(_ low: Double, _ high: Double) -> Double {
+        low + (high - low) * Double(random.next() % 1_000_000) / 1_000_000
+    }
+
+    private func runSchedule(_ index: Int, steps: [Step], lab: PartitionLab, etcd: EtcdServer, keyFile: String) throws -> Outcome {
+        let directory = configuration.workDirectory + "/schedule-\(index)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ttl = configuration.leaseTTLSeconds
+        let cluster = "drill\(configuration.seed)s\(index)"
+        let backupAddress = "\(lab.host("b").address):7070"
+        let common = ["--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
+                      "--cluster", cluster, "--guest", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
+                      "--print-events", "--log-level", "warning"]
+        let image = directory + "/replica.img"
+        let backup = try LabProcess(executable: configuration.executable,
+                                    arguments: ["backup", "--listen", backupAddress, "--node", "b", "--image", image, "--timeout-ms", "300"] + common,
+                                    namespace: lab.host("b").namespace, logFile: directory + "/backup.log")
+        defer { if backup.isRunning { backup.kill9() } }
+        let listening = Date().addingTimeInterval(20)
+        while Date() < listening, backup.isRunning,
+              !((try? String(contentsOfFile: directory + "/backup.log", encoding: .utf8))?.contains("listening on") ?? false) {
+            usleep(10_000)
+        }
+        let primary = try LabProcess(executable: configuration.executable,
+                                     arguments: ["primary", "--backup", backupAddress, "--node", "p", "--print-epoch-digests",
+                                                 "--duration", "600", "--reconnect-s", "600", "--acquire-wait-s", "10",
+                                                 "--epoch-ms", String(configuration.epochMilliseconds),
+                                                 "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1"] + common,
+                                     namespace: lab.host("p").namespace, logFile: directory + "/primary.log")
+        defer { if primary.isRunning { primary.kill9() } }
+        var outcome = Outcome(schedule: index, steps: steps, violations: [])
+        // A few confirmed epochs first.
+        guard primary.waitForLine(seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false }) != nil else {
+            outcome.violations.append("replication never confirmed 3 epochs (logs in \(directory))")
+            return outcome
+        }
+
+        // Run the steps on their own clocks.
+        let start = MonotonicClock.nanoseconds()
+        var primaryLostEtcdAt: UInt64?
+        var primaryLostAt: UInt64?
+        var pending = steps.map { (step: $0, started: false, healed: false) }
+        let lastHeal = steps.map { $0.delay + $0.duration }.max() ?? 0
+        while pending.contains(where: { !$0.started || !$0.healed }) {
+            let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
+            for i in pending.indices {
+                let step = pending[i].step
+                if !pending[i].started, elapsed >= step.delay {
+                    pending[i].started = true
+                    // Each moment is taken once the fault is in effect: a renewal sent before it still counts.
+                    switch step.fault {
+                    case .cutPrimaryFromBackup: try lab.cut("p", "b")
+                    case .cutPrimaryFromEtcd:
+                        try lab.cut("p", "e")
+                        primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                    case .cutBackupFromEtcd: try lab.cut("b", "e")
+                    case .restartEtcd:
+                        etcd.stop()
+                        primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                    case .killPrimary:
+                        let now = MonotonicClock.nanoseconds()
+                        primary.kill9()
+                        primaryLostAt = primaryLostAt ?? now
+                        pending[i].healed = true
+                    }
+                }
+                if pending[i].started, !pending[i].healed, elapsed >= step.delay + step.duration {
+                    pending[i].healed = true
+                    switch step.fault {
+                    case .cutPrimaryFromBackup: lab.heal("p", "b")
+                    case .cutPrimaryFromEtcd: lab.heal("p", "e")
+                    case .cutBackupFromEtcd: lab.heal("b", "e")
+                    case .restartEtcd: try etcd.restart()
+                    case .killPrimary: break
+                    }
+                }
+            }
+            usleep(2_000)
+            if Double(MonotonicClock.nanoseconds() - start) / 1e9 > lastHeal + 5 { break }
+        }
+        let healed = MonotonicClock.nanoseconds()
+
+        // Let it settle: a promotion needs the lease to expire (TTL, plus etcd's 0.5 s expiry sweep), a
+        // recovered primary needs to confirm again.
+        let settle = Double(ttl) * 2 + 3
+        let promotedLine = backup.waitForLine(seconds: settle) { LabEvent($0)?.kind == "promoted" }
+        let confirmedBeforeSettle = primary.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }.count
+        if promotedLine == nil, primary.isRunning {
+            // No takeover: the primary must confirm again now that every cut is healed.
+            let resumed = primary.waitForLine(seconds: settle) { line in
+                guard let event = LabEvent(line), event.kind == "commit" else { return false }
+                return event.nanoseconds > healed
+            }
+            if resumed == nil {
+                outcome.violations.append("no promotion, and the primary confirmed nothing after the cuts healed (logs in \(directory))")
+            }
+        }
+        _ = confirmedBeforeSettle
+        if primary.isRunning { primary.kill9() } else { outcome.primaryExit = primary.waitForExit(seconds: 1) }
+        if backup.isRunning, promotedLine == nil { backup.kill9() }
+        backup.waitForExit(seconds: 10)
+
+        // The record.
+        let primaryEvents = primary.lines.compactMap(LabEvent.init)
+        let commits = primaryEvents.filter { $0.kind == "commit" }
+        outcome.primaryTerm = commits.first?.number("term")
+        outcome.lastConfirmedEpoch = commits.compactMap { $0.number("epoch") }.max()
+        var digests: [UInt64: UInt64] = [:]
+        for line in primary.lines where line.hasPrefix("epoch ") {
+            let words = line.split(separator: " ")
+            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) { digests[epoch] = digest }
+        }
+        let halt = primaryEvents.first { $0.kind == "lost" }
+        if let promoted = promotedLine.flatMap(LabEvent.init) {
+            outcome.promotedTerm = promoted.number("term")
+            outcome.promotedEpoch = promoted.number("epoch")
+            let lostAt = primaryLostAt ?? primaryLostEtcdAt ?? halt?.nanoseconds
+            outcome.failoverSeconds = lostAt.map { Double(Int64(promoted.nanoseconds) - Int64($0)) / 1e9 }
+            // 1. At most one side confirms.
+            if let late = commits.first(where: { $0.nanoseconds >= promoted.nanoseconds }) {
+                outcome.violations.append("the old primary confirmed epoch \(late.number("epoch") ?? 0) after the backup was promoted")
+            }
+            if let term = outcome.primaryTerm, let newTerm = outcome.promotedTerm, newTerm <= term {
+                outcome.violations.append("promoted with term \(newTerm), not newer than the primary's \(term)")
+            }
+            // 2. Exactly the epoch it took over at, and nothing confirmed is missing.
+            if let epoch = outcome.promotedEpoch {
+                if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
+                    outcome.violations.append("promoted at epoch \(epoch), but the primary had confirmed epoch \(confirmed)")
+                }
+                switch (digests[epoch], try? imageDigest(image)) {
+                case (let expected?, let found?) where expected != found:
+                    outcome.violations.append("the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))")
+                case (nil, _):
+                    outcome.violations.append("the primary printed no digest for epoch \(epoch)")
+                case (_, nil):
+                    outcome.violations.append("no readable image at \(image)")
+                default: break
+                }
+            } else {
+                outcome.violations.append("promoted without an epoch")
+            }
+            // 3. The old primary, if it lived, stopped.
+            if primaryLostAt == nil, halt == nil {
+                outcome.violations.append("the backup was promoted while the old primary never reported losing primaryship")
+            }
+        } else if primaryLostAt != nil || halt != nil {
+            outcome.violations.append("the primary was \(primaryLostAt != nil ? "killed" : "halted") but the backup never took over (logs in \(directory))")
+        }
+        if let halt, let cut = primaryLostEtcdAt {
+            let seconds = Double(Int64(halt.nanoseconds) - Int64(cut)) / 1e9
+            outcome.haltSeconds = seconds
+            // The last renewal was sent at most a third of a TTL before the cut; the halt line is printed
+            // within 10 ms of the halt.
+            if seconds > Double(ttl) + 0.25 {
+                outcome.violations.append(String(format: "the primary halted %.2f s after losing etcd, more than the %d s lease", seconds, ttl))
+            }
+        }
+        if halt != nil, primaryLostEtcdAt == nil, primaryLostAt == nil {
+            outcome.violations.append("the primary lost primaryship though it never lost etcd")
+        }
+        if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+        return outcome
+    }
+
+    /// The digest of a replica image (one region), as ``EpochDigests/digest(of:)`` takes it.
+    private func imageDigest(_ path: String) throws -> UInt64 {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let region = try GuestMemory.anonymous(length: data.count)
+        data.withUnsafeBytes { region.base.copyMemory(from: $0.baseAddress!, byteCount: data.count) }
+        return EpochDigests.digest(of: [region])
+    }
+}

@@ -1,0 +1,26 @@
+/// Why coordination through etcd refused or failed (failures to reach etcd are ``EtcdError``s).
+public enum CoordinationError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A cluster, guest or node name that cannot go into a key.
+    case invalidName(String, String)
+    /// Another node holds primaryship of the guest.
+    case primaryHeld(guest: String, by: PrimaryRecord, secondsLeft: Int?)
+    /// A key holds something this build cannot read.
+    case malformedRecord(String, String)
+    /// Acquiring kept losing races with other nodes.
+    case contended(guest: String, attempts: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidName(let what, let name):
+            return "invalid \(what) name '\(name)': use 1-64 characters of A-Z, a-z, 0-9, '_' and '-'"
+        case .primaryHeld(let guest, let record, let secondsLeft):
+            let left = secondsLeft.map { ", its lease has \($0) s left" } ?? ""
+            return "guest \(guest) already has a primary: node \(record.node), term \(record.term)\(left); "
+                + "stop it, or wait for its lease to expire (--acquire-wait-s)"
+        case .malformedRecord(let key, let value):
+            return "etcd key \(key) holds '\(value)', which is not an FGBI record: another program uses this prefix (--cluster)"
+        case .contended(let guest, let attempts):
+            return "guest \(guest): lost \(attempts) races for primaryship in a row to other nodes"
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import FGBI
+import Foundation
+import Logging
+import Synchronization
+
+/// Decides through etcd whether a ``Backup`` may take over a guest: the ``FailoverArbiter`` of a backup
+/// coordinated through etcd.
+///
+/// After the primary falls silent, ``decide(lastEpoch:)`` looks at the guest's `primary` key:
+/// - present: the primary's lease is still alive (it may be cut from this backup only), so wait;
+/// - absent: the lease expired or was given up. One transaction, comparing the `primary` key (still absent)
+///   and the `term` key (unchanged), writes the next term, this node's ``PrimaryRecord`` on a new lease of its
+///   own, and the `committed` record with the epoch the replica holds. If it succeeds this backup is promoted;
+///   if another node got there first, it looks again next time.
+/// - etcd unreachable: wait. Losing etcd never promotes anyone.
+///
+/// After a promotion, ``promotedLease`` holds primaryship (renewing) for whatever serves the guest next.
+public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
+    public let keys: GuestKeys
+    public let node: String
+    public let ttlSeconds: Int
+    public let pollInterval: Duration
+    private let client: EtcdClient
+    private let logger: Logger
+    private let knownTerm = Mutex<UInt64>(0)
+    private let promoted = Mutex<EtcdPrimaryLease?>(nil)
+
+    /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.
+    public init(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, pollInterval: Duration = .milliseconds(100),
+                logger: Logger = Logger(label: "fgbi.etcd")) throws {
+        try GuestKeys.validate(node, what: "node")
+        self.client = client
+        self.keys = keys
+        self.node = node
+        self.ttlSeconds = ttlSeconds
+        self.pollInterval = pollInterval
+        self.logger = logger
+    }
+
+    /// Primaryship taken by the promotion, renewing; nil before one. Release it once the guest is served
+    /// elsewhere, or hand it to a ``Primary`` as its ``PrimaryConfiguration/authority``.
+    public var promotedLease: EtcdPrimaryLease? { promoted.withLock { $0 } }
+
+    /// The newest term in etcd, or the newest seen when etcd cannot be reached now.
+    public func currentTerm() -> UInt64 {
+        if let value = try? client.get(keys.term), let term = try? TermValue.decode(value.value, key: keys.term) {
+            return knownTerm.withLock {
+                $0 = max($0, term)
+                return $0
+            }
+        }
+        return knownTerm.withLock { $0 }
+    }
+
+    public func decide(lastEpoch: UInt64?) -> FailoverDecision {
+        if promoted.withLock({ $0 }) != nil { return .standDown("this node was already promoted") }
+        do {
+            if let holder = try client.get(keys.primary) {
+                let record = try PrimaryRecord.decode(holder.value, key: keys.primary)
+                knownTerm.withLock { $0 = max($0, record.term) }
+                let left = holder.lease == 0 ? nil : (try? client.timeToLive(holder.lease)).flatMap { $0 }
+                return .wait("node \(record.node) is primary with term \(record.term)"
+                             + (left.map { " and its lease has \($0) s left" } ?? ""))
+            }
+            guard let lastEpoch else {
+                return .standDown("the primary's lease expired, but this backup holds no committed epoch to take over with")
+            }
+            let sent = MonotonicClock.nanoseconds()
+            let lease = try client.grantLease(ttlSeconds: ttlSeconds)
+            let claim: EtcdPrimaryLease.Claim
+            do {
+                claim = try EtcdPrimaryLease.claim(client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
+                                                   leaseID: lease.id, committedEpoch: lastEpoch)
+            } catch {
+                // The transaction may or may not have happened: give the lease up either way (if it did, the
+                // key goes with it and the next look claims a newer term).
+                _ = try? client.revoke(lease.id)
+                throw error
+            }
+            switch claim {
+            case .granted(let term):
+                knownTerm.withLock { $0 = max($0, term) }
+                let held = EtcdPrimaryLease(client: client, keys: keys, node: node, term: term, leaseID: lease.id,
+                                            ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
+                promoted.withLock { $0 = held }
+                logger.notice("guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
+                return .promote(term: term)
+            case .held(let record, _):
+                _ = try? client.revoke(lease.id)
+                return .wait("node \(record.node) became primary with term \(record.term) first")
+            case .raced:
+                _ = try? client.revoke(lease.id)
+                return .wait("the term moved while promoting; looking again")
+            }
+        } catch {
+            return .wait("cannot ask etcd (\(error)); losing etcd never promotes anyone")
+        }
+    }
+}

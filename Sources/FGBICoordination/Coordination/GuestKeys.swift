@@ -1,0 +1,33 @@
+/// Where one replicated guest's coordination lives in etcd, under `/fgbi/<cluster>/<guest>/`:
+/// - `primary`: who is primary now (a ``PrimaryRecord``), attached to that node's lease, so it vanishes when
+///   the lease expires;
+/// - `term`: the newest fencing term granted (decimal), never attached to a lease, so terms only grow;
+/// - `committed`: written by each promotion: the new term, the node and the last committed epoch it took
+///   over at.
+public struct GuestKeys: Sendable, Equatable {
+    public let cluster: String
+    public let guest: String
+
+    /// - Throws: ``CoordinationError/invalidName(_:_:)`` unless both names are 1-64 of `A-Z a-z 0-9 _ -`.
+    public init(cluster: String, guest: String) throws(CoordinationError) {
+        try Self.validate(cluster, what: "cluster")
+        try Self.validate(guest, what: "guest")
+        self.cluster = cluster
+        self.guest = guest
+    }
+
+    public var prefix: String { "/fgbi/\(cluster)/\(guest)/" }
+    public var primary: String { prefix + "primary" }
+    public var term: String { prefix + "term" }
+    public var committed: String { prefix + "committed" }
+
+    /// Checks a name used in keys (cluster, guest, node).
+    public static func validate(_ name: String, what: String) throws(CoordinationError) {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x2D
+        }
+        guard (1...64).contains(name.utf8.count), allowed else {
+            throw .invalidName(what, name)
+        }
+    }
+}
