@@ -60,6 +60,16 @@ struct CommandLineTests {
         (["example", "lmdb", "--role", "verify"], "--role verify needs --image"),
         (["example", "lmdb", "--role", "verify", "--image", "/nonexistent/replica.mdb"], "mdb_env_open(/nonexistent/replica.mdb): No such file"),
         (["example", "lmdb", "--rounds", "0"], "--rounds must be between"),
+        (["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379"], "https is not supported"),
+        (["primary", "--backup", "127.0.0.1:1", "--etcd", "10.0.0.9:2379"], "http://"),
+        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest", "a/b"], "invalid guest name 'a/b'"),
+        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--lease-ttl-s", "0"], "--lease-ttl-s must be between"),
+        (["primary", "--backup", "127.0.0.1:1", "--region-mib", "1", "--etcd", "http://127.0.0.1:1", "--etcd-timeout-ms", "200"],
+         "etcd status at http://127.0.0.1:1: unreachable"),
+        (["backup", "--listen", "127.0.0.1:0", "--region-mib", "1", "--etcd", "http://127.0.0.1:1,http://127.0.0.1:2", "--etcd-timeout-ms", "200"],
+         "http://127.0.0.1:2: unreachable"),
+        (["bench", "failover", "--ttl", "0"], "--ttl: '0' is not a number of seconds"),
+        (["bench", "failover", "--faults", "meteor"], "--faults: unknown fault 'meteor'"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {

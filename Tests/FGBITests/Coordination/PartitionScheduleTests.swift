@@ -1,0 +1,36 @@
+import FGBI
+import FGBIBench
+import Foundation
+import Testing
+
+/// Randomised partition schedules against real `fgbi primary` and `fgbi backup` processes and a real etcd,
+/// each in its own network namespace (``PartitionDrill``): links cut between any two of them, etcd restarted,
+/// the primary killed, alone and overlapping. Every schedule must keep the promises of coordinated failover:
+/// at most one side confirms, the promoted backup holds exactly an epoch at least as new as every confirmed
+/// one, a primary cut from etcd stops within one lease TTL, and someone serves again.
+/// `FGBI_PARTITION_SCHEDULES=N` runs N schedules instead of 30.
+@Suite("Partition schedules", .serialized,
+       .enabled(if: PartitionDrill.isAvailable && CommandRunner.executable != nil,
+                "needs root, network namespaces, nftables, etcd (Debian etcd-server) and the fgbi executable"))
+struct PartitionScheduleTests {
+    @Test func everyScheduleKeepsThePromises() throws {
+        let schedules = ProcessInfo.processInfo.environment["FGBI_PARTITION_SCHEDULES"].flatMap(Int.init) ?? 30
+        let work = NSTemporaryDirectory() + "fgbi-partitions-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        var configuration = PartitionDrill.Configuration(executable: try #require(CommandRunner.executable), workDirectory: work)
+        configuration.schedules = schedules
+        configuration.leaseTTLSeconds = 1
+        configuration.seed = UInt64(Date().timeIntervalSince1970) % 100_000
+        let report = try PartitionDrill(configuration).run { print("partition drill (seed \(configuration.seed)): \($0)") }
+        #expect(report.outcomes.count == schedules)
+        for outcome in report.outcomes {
+            #expect(outcome.violations.isEmpty, "schedule \(outcome.schedule) \(outcome.steps.map(\.fault.rawValue)): \(outcome.violations)")
+        }
+        // Every kind of fault was exercised, and takeovers really happened.
+        let faults = report.outcomes.flatMap { $0.steps.map(\.fault) }
+        for kind in PartitionDrill.Fault.allCases where schedules >= 10 {
+            #expect(faults.filter { $0 == kind }.count >= schedules / 5, "\(kind) ran \(faults.filter { $0 == kind }.count) times")
+        }
+        #expect(report.promotions >= schedules / 5, "\(report.promotions) promotions")
+    }
+}
