@@ -245,7 +245,8 @@ public final class PartitionDrill {
         if let promoted = promotedLine.flatMap(LabEvent.init) {
             outcome.promotedTerm = promoted.number("term")
             outcome.promotedEpoch = promoted.number("epoch")
-            let lostAt = primaryLostAt ?? primaryLostEtcdAt ?? halt?.nanoseconds
+            // From the first thing that cost the primary its role: a kill, losing etcd, or its own halt.
+            let lostAt = [primaryLostAt, primaryLostEtcdAt, halt?.nanoseconds].compactMap { $0 }.min()
             outcome.failoverSeconds = lostAt.map { Double(Int64(promoted.nanoseconds) - Int64($0)) / 1e9 }
             // 1. At most one side confirms.
             if let late = commits.first(where: { $0.nanoseconds >= promoted.nanoseconds }) {
