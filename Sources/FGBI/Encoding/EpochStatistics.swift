@@ -24,6 +24,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
     public var literalBytes = 0
+    /// Entries the content index held for this backup once the epoch was encoded (`fgbi`): a level, not a count.
+    public var indexEntries = 0
     /// The encoded body before the general compressor.
     public var bodyBytes = 0
     /// What goes on the wire: header, compressed body, checksum.
@@ -52,6 +54,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         diffBlocks += other.diffBlocks
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
+        indexEntries = other.indexEntries
         bodyBytes += other.bodyBytes
         wireBytes += other.wireBytes
         captureNanoseconds += other.captureNanoseconds
