@@ -31,6 +31,9 @@ public struct PrimaryConfiguration: Sendable {
     /// How much lower the sender thread's CPU priority is than the other threads' (a nice increment, 0-19):
     /// on a busy CPU the epoch pause, which stops the guest, then does not wait behind encoding.
     public var senderNiceIncrement = 5
+    /// The guest's name when one process replicates several (each with its own backup): its metrics carry
+    /// the dimension `guest=NAME`. Give each the same ``EngineConfiguration/sharedIndex`` to share stored copies.
+    public var guestName: String?
 
     public init(backup: Endpoint) {
         self.backup = backup
