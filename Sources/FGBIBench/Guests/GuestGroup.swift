@@ -81,6 +81,10 @@ public final class GuestGroup: @unchecked Sendable {
     ///   or what a region or primary could not be made with.
     public init(_ specifications: [GuestSpecification], settings: Settings, logger: Logger = Logger(label: "fgbi.primary")) throws {
         let engine = settings.primary.engine
+        // A guest that reconnects holds two engines for a moment (the new one joins before the old leaves).
+        if settings.shareIndex && engine.mode == .fgbi && specifications.count > SharedContentIndex.maximumMembers / 2 {
+            throw FGBIError.invalidArgument("at most \(SharedContentIndex.maximumMembers / 2) guests share one content index, not \(specifications.count)")
+        }
         sharedIndex = settings.shareIndex && engine.mode == .fgbi
             ? try SharedContentIndex(blockSize: engine.blockSize, budgetBytes: engine.contentBudgetBytes, keying: engine.indexKeying)
             : nil

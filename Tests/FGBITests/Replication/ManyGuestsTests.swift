@@ -13,7 +13,7 @@ import Glibc
        .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primaries track with uffd-async"))
 struct ManyGuestsTests {
     /// A guest: its memory and writers, and its backup (memory and serving thread).
-    struct Guest {
+    struct Guest: @unchecked Sendable {
         var memory: GuestMemory
         var driver: WorkloadDriver
         var backupMemory: GuestMemory
@@ -116,6 +116,55 @@ struct ManyGuestsTests {
         #expect(statistics.storedCopies * 3 == separate.entries.reduce(0, +), "one stored copy where separate indexes keep three")
         #expect(statistics.bytesSavedBySharing == 2 * statistics.storedCopies * 64)
         #expect(together.precopyBytes == separate.precopyBytes, "sharing stored copies changes nothing on the wire")
+    }
+
+    @Test func aGuestWhoseBackupRestartsRejoinsWithAFreshEntryTable() throws {
+        // Guest 0's backup restarts on its state directory: its primary reconnects with a new engine, whose
+        // entries start empty (the old session's leave the index), while guest 1 replicates on.
+        let length = 8 << 20
+        let directory = NSTemporaryDirectory() + "fgbi-many-guests-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func stateBackup(_ memory: GuestMemory, port: UInt16) throws -> Backup {
+            var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: port))
+            configuration.primaryTimeout = .seconds(10)
+            configuration.stateDirectory = directory
+            return try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+        }
+        var guests = try Self.guests(2, length: length, workload: .guest)
+        guests[0].backup.stop()
+        _ = try? guests[0].served.result()
+        let firstMemory = try GuestMemory.anonymous(length: length)
+        let first = try stateBackup(firstMemory, port: 0)
+        let firstThread = BackupThread(first)
+        guests[0].backup = first
+        let shared = try SharedContentIndex()
+        var engine = EngineConfiguration()
+        engine.sharedIndex = shared
+        var primaries = try Self.primaries(for: guests, engine: engine)
+        var configuration = primaries[0].configuration
+        configuration.reconnectWindow = .seconds(20)
+        primaries[0] = try Primary(regions: [guests[0].memory], configuration: configuration, hooks: guests[0].driver.hooks)
+        for (guest, primary) in zip(guests, primaries) {
+            try primary.start()
+            guest.driver.start()
+        }
+        for primary in primaries { #expect(primary.waitForCommit(10, timeout: .seconds(60))) }
+        first.stop()
+        _ = try firstThread.result()
+        let secondMemory = try GuestMemory.anonymous(length: length)
+        let second = try stateBackup(secondMemory, port: first.port)
+        let secondThread = BackupThread(second)
+        let deadline = Date().addingTimeInterval(20)
+        while primaries[0].statistics.reconnects < 1, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(primaries[0].statistics.reconnects == 1)
+        #expect(primaries[0].waitForCommit(try #require(primaries[0].statistics.lastSynchronisation?.epoch) + 3, timeout: .seconds(30)))
+        #expect(shared.statistics.members == 2, "the old session's engine left the index")
+        for guest in guests { guest.driver.stop() }
+        let lasts = try primaries.map { try #require(try $0.stop()) }
+        #expect(try secondThread.result() == .primaryFinished(lastEpoch: lasts[0]))
+        #expect(try guests[1].served.result() == .primaryFinished(lastEpoch: lasts[1]))
+        #expect(memcmp(guests[0].memory.base, secondMemory.base, length) == 0, "the restarted backup differs from its guest")
+        #expect(memcmp(guests[1].memory.base, guests[1].backupMemory.base, length) == 0)
     }
 
     @Test func aGroupOfGuestsReportsEachAndNamesTheOneThatFailed() throws {
