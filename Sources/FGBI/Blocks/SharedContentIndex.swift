@@ -19,9 +19,10 @@ import Glibc
 ///   under a fixed budget each guest's entries (its references and difference bases) live longer.
 ///
 /// A stored copy records which members use it (a 64-bit mask, hence at most ``maximumMembers`` engines at
-/// once). It is immutable while used, and freed when its last user retires its entry. Evicting it (oldest
-/// first, whoever added it) drops every member's entry that uses it: an entry missing only costs a reference
-/// or a difference, never exactness.
+/// once). It is immutable while used, and freed when its last user retires its entry; a new copy takes a
+/// freed slot first (with N guests rewriting their own content, many are), and only when none is free
+/// evicts the copy under a clock hand (oldest first when nothing was freed), dropping every member's entry
+/// that uses it: an entry missing only costs a reference or a difference, never exactness.
 ///
 /// Across guests nothing travels on the wire: another guest's content says nothing about what this guest's
 /// backup holds, and blocks are already found unchanged by each guest's own block hashes.
@@ -29,7 +30,8 @@ import Glibc
 /// Locking: one lock guards everything here; an engine holds it for a whole `encode` call (``Member/exclusively(_:)``)
 /// and for joining and leaving, never per block. It is a leaf: nothing else is acquired while it is held,
 /// and a ``Primary`` takes it (through its engine) while holding none of its own locks. Hot paths allocate
-/// nothing; a member's entry table is allocated when it joins.
+/// nothing; a member's entry table (32 bytes per entry, kept at most half full, sized for the fewer of its
+/// blocks and the stored copies) is allocated when it joins.
 public final class SharedContentIndex: @unchecked Sendable, Hashable {
     /// Engines that may use one index at once (a guest's engine is replaced at each new session, the old one
     /// leaving as the new one joins).
@@ -70,15 +72,19 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         var ordinal: UInt32
     }
 
-    /// One member's entries (nil when the member number is free) and its epoch tag.
+    /// One member's entries (nil when the member number is free), its size and its epoch tag.
     struct Table {
         var entries: UnsafeMutablePointer<Entry>?
+        /// Capacity - 1: a power of two, at least twice the entries the member can hold (the slots, or its
+        /// blocks if fewer: its entries name distinct locations and use distinct copies).
+        var mask = 0
         var count = 0
         var epoch: UInt64 = 0
     }
 
     private struct Counters {
         var hand = 0
+        var freeSlots = 0
         var storedCopies = 0
         var entries = 0
         var attachments = 0
@@ -88,14 +94,15 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     }
 
     let slotCount: Int
-    /// Entries per member table (a power of two, at least twice the slots: a member's entries use distinct slots).
-    let entryCapacity: Int
     let storage: UnsafeMutableRawPointer
     let slotKey: UnsafeMutablePointer<UInt64>
     /// Bit m: member m has an entry using the slot; 0: the slot is free.
     let slotOwners: UnsafeMutablePointer<UInt64>
     /// The key-to-copy table maps the slot's key to this slot (a collision's copy is stored, not registered).
     let slotRegistered: UnsafeMutablePointer<Bool>
+    /// Slots freed since the hand last passed them (a stack): reused before anything is evicted. A slot is
+    /// here only once used, so the hand, which moves only when this is empty, never takes one from it.
+    let freeSlots: UnsafeMutablePointer<UInt32>
     let copies: SlotTable
     let tables: UnsafeMutablePointer<Table>
     private let counters: UnsafeMutablePointer<Counters>
@@ -111,9 +118,6 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         self.budgetBytes = budgetBytes
         self.keying = keying
         slotCount = max(budgetBytes / blockSize, 1)
-        var capacity = 16
-        while capacity < slotCount * 2 { capacity <<= 1 }
-        entryCapacity = capacity
         storage = .allocate(byteCount: slotCount * blockSize, alignment: 64)
         slotKey = .allocate(capacity: slotCount)
         slotKey.initialize(repeating: 0, count: slotCount)
@@ -121,6 +125,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         slotOwners.initialize(repeating: 0, count: slotCount)
         slotRegistered = .allocate(capacity: slotCount)
         slotRegistered.initialize(repeating: false, count: slotCount)
+        freeSlots = .allocate(capacity: slotCount)
         copies = SlotTable(maximumCount: slotCount)
         tables = .allocate(capacity: Self.maximumMembers)
         tables.initialize(repeating: Table(), count: Self.maximumMembers)
@@ -134,6 +139,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         slotKey.deallocate()
         slotOwners.deallocate()
         slotRegistered.deallocate()
+        freeSlots.deallocate()
         tables.deallocate()
         counters.deallocate()
     }
@@ -142,10 +148,8 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 
     /// Bytes of the stored copies, their bookkeeping and the key-to-copy table.
-    public var metadataBytes: Int { slotCount * (blockSize + 17) + copies.metadataBytes }
+    public var metadataBytes: Int { slotCount * (blockSize + 21) + copies.metadataBytes }
 
-    /// Bytes of one member's entry table (each engine using the index holds one).
-    var memberMetadataBytes: Int { entryCapacity * MemoryLayout<Entry>.stride }
 
     /// What the index holds now.
     public var statistics: Statistics {
@@ -160,16 +164,20 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
     // MARK: - Members
 
-    /// A new member (an engine's view), with an empty entry table.
+    /// A new member (an engine's view) for regions of `blocks` blocks in all, with an empty entry table
+    /// sized for the fewer of those blocks and the stored copies.
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` when ``maximumMembers`` engines use the index already.
-    func join() throws(FGBIError) -> Member {
+    func join(blocks: Int) throws(FGBIError) -> Member {
+        let limit = max(min(blocks, slotCount), 1)
+        var capacity = 16
+        while capacity < limit * 2 { capacity <<= 1 }
         // Allocated and cleared outside the lock: it may be tens of MiB.
-        let entries = UnsafeMutablePointer<Entry>.allocate(capacity: entryCapacity)
-        entries.initialize(repeating: Entry(key: 0, location: 0, epoch: 0, slotPlusOne: 0, ordinal: 0), count: entryCapacity)
+        let entries = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
+        entries.initialize(repeating: Entry(key: 0, location: 0, epoch: 0, slotPlusOne: 0, ordinal: 0), count: capacity)
         let id = lock.withLock { _ -> Int? in
             guard let free = (0..<Self.maximumMembers).first(where: { tables[$0].entries == nil }) else { return nil }
-            tables[free] = Table(entries: entries, count: 0, epoch: 0)
+            tables[free] = Table(entries: entries, mask: capacity - 1, count: 0, epoch: 0)
             counters.pointee.members += 1
             return free
         }
@@ -186,7 +194,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             let table = tables + id
             let entries = table.pointee.entries!
             let bit: UInt64 = 1 << UInt64(id)
-            for index in 0..<entryCapacity where entries[index].slotPlusOne != 0 {
+            for index in 0...table.pointee.mask where entries[index].slotPlusOne != 0 {
                 disown(slot: Int(entries[index].slotPlusOne) - 1, bit: bit)
             }
             counters.pointee.entries -= table.pointee.count
@@ -200,16 +208,15 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     // MARK: - Shared slots (the lock held)
 
     @inline(__always)
-    func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key ^ (key >> 29)) & (entryCapacity - 1) }
+    static func home(_ key: UInt64, _ mask: Int) -> Int { Int(truncatingIfNeeded: key ^ (key >> 29)) & mask }
 
     @inline(__always)
     func slotBytes(_ slot: Int) -> UnsafeMutableRawPointer { storage + slot * blockSize }
 
-    /// The position of `key` in `entries`, if present.
+    /// The position of `key` in a member's `entries` (capacity `mask` + 1), if present.
     @inline(__always)
-    func position(of key: UInt64, in entries: UnsafeMutablePointer<Entry>) -> Int? {
-        let mask = entryCapacity - 1
-        var index = home(key)
+    static func position(of key: UInt64, in entries: UnsafeMutablePointer<Entry>, mask: Int) -> Int? {
+        var index = home(key, mask)
         while entries[index].slotPlusOne != 0 {
             if entries[index].key == key { return index }
             index = (index + 1) & mask
@@ -220,11 +227,11 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     /// Backward-shift deletion from a member's table.
     func delete(at start: Int, in table: UnsafeMutablePointer<Table>) {
         let entries = table.pointee.entries!
-        let mask = entryCapacity - 1
+        let mask = table.pointee.mask
         var hole = start
         var index = (start + 1) & mask
         while entries[index].slotPlusOne != 0 {
-            let wanted = home(entries[index].key)
+            let wanted = Self.home(entries[index].key, mask)
             if (index - wanted) & mask >= (index - hole) & mask {
                 entries[hole] = entries[index]
                 hole = index
@@ -243,17 +250,25 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         if slotOwners[slot] == 0 { free(slot) }
     }
 
+    /// `slot` holds no copy any more: unregistered, and reusable before anything is evicted.
     private func free(_ slot: Int) {
         if slotRegistered[slot] {
             copies.remove(slotKey[slot], ifValue: UInt32(slot))
             slotRegistered[slot] = false
         }
         counters.pointee.storedCopies -= 1
+        freeSlots[counters.pointee.freeSlots] = UInt32(slot)
+        counters.pointee.freeSlots += 1
     }
 
-    /// Takes the oldest slot for a new copy, evicting the copy there with every member's entry using it.
+    /// A slot for a new copy: a freed one, or the one under the hand, evicting the copy there with every
+    /// member's entry using it.
     @inline(__always)
-    func takeOldestSlot() -> Int {
+    func takeSlot() -> Int {
+        if counters.pointee.freeSlots > 0 {
+            counters.pointee.freeSlots -= 1
+            return Int(freeSlots[counters.pointee.freeSlots])
+        }
         let slot = counters.pointee.hand
         counters.pointee.hand = slot + 1 == slotCount ? 0 : slot + 1
         var owners = slotOwners[slot]
@@ -263,13 +278,17 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             let member = owners.trailingZeroBitCount
             owners &= owners - 1
             let table = tables + member
-            let found = position(of: key, in: table.pointee.entries!)
+            let found = Self.position(of: key, in: table.pointee.entries!, mask: table.pointee.mask)
             assert(found != nil && table.pointee.entries![found!].slotPlusOne == UInt32(slot + 1), "slot owner without its entry")
             if let found { delete(at: found, in: table) }
             counters.pointee.entriesEvicted += 1
         }
         slotOwners[slot] = 0
-        free(slot)
+        if slotRegistered[slot] {
+            copies.remove(key, ifValue: UInt32(slot))
+            slotRegistered[slot] = false
+        }
+        counters.pointee.storedCopies -= 1
         counters.pointee.evictions += 1
         return slot
     }
@@ -283,7 +302,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             counters.pointee.attachments += 1
             return stored
         }
-        let slot = takeOldestSlot()
+        let slot = takeSlot()
         slotOwners[slot] = bit
         slotKey[slot] = key
         slotBytes(slot).copyMemory(from: bytes, byteCount: blockSize)
@@ -299,10 +318,11 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
     @inline(__always)
     func prefetchEviction(ahead: Int) {
+        guard counters.pointee.freeSlots == 0 else { return }
         let slot = (counters.pointee.hand + ahead) % slotCount
         let owners = slotOwners[slot]
         if owners != 0, let entries = tables[owners.trailingZeroBitCount].entries {
-            CSupport_prefetch(entries + home(slotKey[slot]))
+            CSupport_prefetch(entries + Self.home(slotKey[slot], tables[owners.trailingZeroBitCount].mask))
         }
     }
 
@@ -319,6 +339,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         private let bit: UInt64
         private let table: UnsafeMutablePointer<Table>
         private let entries: UnsafeMutablePointer<Entry>
+        private let mask: Int
         private let keying: IndexKeying
         private let blockSize: Int
 
@@ -328,6 +349,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             bit = 1 << UInt64(id)
             table = group.tables + id
             entries = table.pointee.entries!
+            mask = table.pointee.mask
             keying = group.keying
             blockSize = group.blockSize
         }
@@ -343,13 +365,16 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         var entryCount: Int { table.pointee.count }
 
         /// Bytes of this member's entry table.
-        var metadataBytes: Int { group.memberMetadataBytes }
+        var metadataBytes: Int { (mask + 1) * MemoryLayout<Entry>.stride }
+
+        @inline(__always)
+        private func position(of key: UInt64) -> Int? { SharedContentIndex.position(of: key, in: entries, mask: mask) }
 
         func beginEpoch(_ number: UInt64) { table.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
 
         @inline(__always)
         func prefetch(hash: UInt64) {
-            CSupport_prefetch(entries + group.home(keying.key(hash)))
+            CSupport_prefetch(entries + SharedContentIndex.home(keying.key(hash), mask))
         }
 
         @inline(__always)
@@ -357,7 +382,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
         @inline(__always)
         func match(hash: UInt64, bytes: UnsafeRawPointer) -> ContentIndex.Match {
-            guard let index = group.position(of: keying.key(hash), in: entries) else { return .none }
+            guard let index = position(of: keying.key(hash)) else { return .none }
             let entry = entries[index]
             guard memcmp(group.slotBytes(Int(entry.slotPlusOne) - 1), bytes, blockSize) == 0 else { return .collision }
             return entry.epoch == table.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(BlockLocation(packed: entry.location))
@@ -365,7 +390,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
         @inline(__always)
         func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
-            guard let index = group.position(of: keying.key(hash), in: entries), entries[index].location == location.packed,
+            guard let index = position(of: keying.key(hash)), entries[index].location == location.packed,
                   entries[index].epoch != table.pointee.epoch else { return nil }
             let slot = Int(entries[index].slotPlusOne) - 1
             group.delete(at: index, in: table)
@@ -377,11 +402,12 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         @inline(__always)
         func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
             let key = keying.key(hash)
-            guard group.position(of: key, in: entries) == nil else { return }
+            // The table is at most half full by construction (one entry per location, one copy per entry);
+            // an empty place is kept anyway, so probes always end (an entry left out costs only a reference).
+            guard table.pointee.count < mask, position(of: key) == nil else { return }
             let slot = group.slot(for: key, bytes: bytes, bit: bit)
-            // Taking the oldest slot may have deleted one of this member's entries: probe afresh.
-            let mask = group.entryCapacity - 1
-            var index = group.home(key)
+            // Taking a slot may have evicted one of this member's entries: probe afresh.
+            var index = SharedContentIndex.home(key, mask)
             while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }
             entries[index] = Entry(key: key, location: location.packed, epoch: table.pointee.epoch,
                                    slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))

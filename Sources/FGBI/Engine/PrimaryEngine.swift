@@ -82,7 +82,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         if configuration.mode == .fgbi {
             tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
             if let shared = configuration.sharedIndex {
-                let member = try shared.join()
+                let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
                 blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
             } else {
                 let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,

@@ -10,8 +10,8 @@ struct SharedContentIndexTests {
 
     @Test func eachMemberMatchesOnlyItsOwnEntriesAndEqualContentIsStoredOnce() throws {
         let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 8)
-        let a = try shared.join()
-        let b = try shared.join()
+        let a = try shared.join(blocks: 1 << 20)
+        let b = try shared.join(blocks: 1 << 20)
         let x = Self.block(1)
         let at5 = BlockLocation(region: 0, block: 5)
         let at9 = BlockLocation(region: 0, block: 9)
@@ -54,8 +54,8 @@ struct SharedContentIndexTests {
     @Test func aCollidingKeyIsNeverSharedAcrossMembers() throws {
         // One bit of key: hashes 2 and 4 share key 0, so different contents share a key.
         let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 8, keying: .lowBits(1))
-        let a = try shared.join()
-        let b = try shared.join()
+        let a = try shared.join(blocks: 1 << 20)
+        let b = try shared.join(blocks: 1 << 20)
         let x = Self.block(1)
         let y = Self.block(2)
         let at1 = BlockLocation(region: 0, block: 1)
@@ -87,7 +87,7 @@ struct SharedContentIndexTests {
 
     @Test func evictionDropsEveryMembersEntryForTheCopy() throws {
         let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 4)
-        let members = try (0..<3).map { _ in try shared.join() }
+        let members = try (0..<3).map { _ in try shared.join(blocks: 1 << 20) }
         let blocks = (0..<8).map { Self.block(UInt8($0 + 1)) }
         // Every member adds the same four contents: four copies, twelve entries.
         for (m, member) in members.enumerated() {
@@ -121,10 +121,37 @@ struct SharedContentIndexTests {
         }
     }
 
+    @Test func aMembersTableIsSizedForTheFewerOfItsBlocksAndTheCopies() throws {
+        let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 1000)
+        #expect(try shared.join(blocks: 100).metadataBytes == 256 * 32)
+        #expect(try shared.join(blocks: 1 << 30).metadataBytes == 2048 * 32)
+    }
+
+    @Test func aFreedSlotIsReusedBeforeAnythingIsEvicted() throws {
+        let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 4)
+        let a = try shared.join(blocks: 1 << 20)
+        a.exclusively {
+            a.beginEpoch(0)
+            for i in 0..<4 {
+                Self.block(UInt8(i + 1)).withUnsafeBytes { a.add(hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!, ordinal: i) }
+            }
+            a.beginEpoch(1)
+            // Block 2 changes: its old content's copy is freed, and the new content takes that slot.
+            let previous = a.takePrevious(at: BlockLocation(region: 0, block: 2), hash: 3 << 20)
+            #expect(previous.map { $0.load(as: UInt8.self) } == 3)
+            Self.block(9).withUnsafeBytes { a.add(hash: 9 << 20, at: BlockLocation(region: 0, block: 2), bytes: $0.baseAddress!, ordinal: 0) }
+            a.beginEpoch(2)
+            for i in [0, 1, 3] {
+                Self.block(UInt8(i + 1)).withUnsafeBytes { #expect(a.match(hash: UInt64(i + 1) << 20, bytes: $0.baseAddress!) == .copy(BlockLocation(region: 0, block: i))) }
+            }
+        }
+        #expect(shared.statistics.evictions == 0 && shared.statistics.storedCopies == 4)
+    }
+
     @Test func aLeavingMemberFreesTheCopiesOnlyItUsed() throws {
         let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 16)
-        var a: SharedContentIndex.Member? = try shared.join()
-        let b = try shared.join()
+        var a: SharedContentIndex.Member? = try shared.join(blocks: 1 << 20)
+        let b = try shared.join(blocks: 1 << 20)
         for (member, contents) in [(a!, 0..<6), (b, 3..<8)] {
             member.exclusively {
                 member.beginEpoch(0)
@@ -138,7 +165,7 @@ struct SharedContentIndexTests {
         let statistics = shared.statistics
         #expect(statistics.members == 1 && statistics.storedCopies == 5 && statistics.entries == 5)
         // The freed copies no longer attract additions: a new member stores its own.
-        let c = try shared.join()
+        let c = try shared.join(blocks: 1 << 20)
         c.exclusively {
             c.beginEpoch(0)
             Self.block(1).withUnsafeBytes { c.add(hash: 1 << 20, at: BlockLocation(region: 0, block: 0), bytes: $0.baseAddress!, ordinal: 0) }
@@ -150,7 +177,7 @@ struct SharedContentIndexTests {
         // Three members, few keys (forced collisions), a small budget: after every operation each member's
         // matches agree with a model of what its backup holds, and no copy is counted twice.
         let shared = try SharedContentIndex(blockSize: 64, budgetBytes: 64 * 24, keying: .lowBits(5))
-        let members = try (0..<3).map { _ in try shared.join() }
+        let members = try (0..<3).map { _ in try shared.join(blocks: 1 << 20) }
         // Per member: location -> content byte its backup holds, and the index entries the model expects may exist.
         var held = Array(repeating: [Int: UInt8](), count: 3)
         var random = SeededRandom(seed: 5)
