@@ -143,6 +143,15 @@ public final class PrimaryEngine: @unchecked Sendable {
         tables.reduce(0) { $0 + $1.metadataBytes } + (blockEncoder?.metadataBytes ?? 0) + (pageEncoder?.metadataBytes ?? 0)
     }
 
+    /// Entries the content index holds now for this engine's backup (`fgbi` mode).
+    public var indexEntries: Int {
+        switch blockEncoder {
+        case .own(_, let index)?: return index.entryCount
+        case .shared(_, let member)?: return member.exclusively { member.entryCount }
+        case nil: return 0
+        }
+    }
+
     /// The paused stage: captures what the epoch changed into `capture`. `dirty` has one page set per
     /// region (ignored for the first epoch, which covers everything).
     ///
