@@ -38,6 +38,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var stopNanoseconds: UInt64 = 0
     /// Index lookups, sharing and encoding (while the guest runs).
     public var encodeNanoseconds: UInt64 = 0
+    /// Of the encode time, the wait for a shared content index's lock (other guests encoding).
+    public var indexWaitNanoseconds: UInt64 = 0
     /// The general compressor.
     public var compressNanoseconds: UInt64 = 0
 
@@ -61,6 +63,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         pauseNanoseconds += other.pauseNanoseconds
         stopNanoseconds += other.stopNanoseconds
         encodeNanoseconds += other.encodeNanoseconds
+        indexWaitNanoseconds += other.indexWaitNanoseconds
         compressNanoseconds += other.compressNanoseconds
     }
 }

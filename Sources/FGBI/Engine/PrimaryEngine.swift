@@ -113,7 +113,9 @@ public final class PrimaryEngine: @unchecked Sendable {
                 stats.indexEntries = index.entryCount
                 return records
             case .shared(let encoder, let member):
+                let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
+                    stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
                     let records = encoder.encode(capture, into: &body, stats: &stats)
                     stats.indexEntries = member.entryCount
                     return records

@@ -63,6 +63,9 @@ public struct GuestsBenchmark: Sendable {
         /// Encode (lookups, sharing, differences; with a shared index the wait for its lock too) per epoch.
         public var encodeMsP50: Double
         public var encodeMsP99: Double
+        /// Of the encode, the wait for the shared index's lock (0 with indexes of their own).
+        public var indexWaitMsP50: Double
+        public var indexWaitMsP99: Double
         /// Additions that used another guest's stored copy, and copies evicted (shared index only).
         public var attachments: Int?
         public var evictions: Int?
@@ -183,6 +186,7 @@ public struct GuestsBenchmark: Sendable {
         for statistics in written { totals.accumulate(statistics) }
         let pauses = written.map { Double($0.pauseNanoseconds - $0.stopNanoseconds) / 1e6 }
         let encodes = written.map { Double($0.encodeNanoseconds) / 1e6 }
+        let waits = written.map { Double($0.indexWaitNanoseconds) / 1e6 }
         let entries = final.reduce(0) { $0 + $1.indexEntries }
         let storedCopies = sharedStatistics?.storedCopies ?? entries
         return Run(
@@ -196,6 +200,7 @@ public struct GuestsBenchmark: Sendable {
             sharedHits: totals.sharedHits, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
             pauseMsP50: Summary.percentile(pauses, 0.5), pauseMsP99: Summary.percentile(pauses, 0.99),
             encodeMsP50: Summary.percentile(encodes, 0.5), encodeMsP99: Summary.percentile(encodes, 0.99),
+            indexWaitMsP50: Summary.percentile(waits, 0.5), indexWaitMsP99: Summary.percentile(waits, 0.99),
             attachments: sharedStatistics?.attachments, evictions: sharedStatistics?.evictions, verified: verified)
     }
 }

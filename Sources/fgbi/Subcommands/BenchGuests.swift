@@ -15,7 +15,8 @@ extension FGBICommand {
                 (one index, one budget of stored copies), separate (an index per guest, each with the whole
                 budget), separate-split (an index per guest with 1/N of the budget: the shared index's memory).
                 Reports primary metadata (block tables, indexes, stored copies), stored copies in use, bytes
-                sent (synchronisation, then the rounds), pause and encode p50/p99. Use a release build.
+                sent (synchronisation, then the rounds), pause and encode p50/p99 and, of the encode, the wait for
+                the shared index's lock. Use a release build.
                 Examples:
                   fgbi bench guests
                   fgbi bench guests --guests 3 --region-mib 64 --workload guest --epochs 40 --json
@@ -91,14 +92,14 @@ extension FGBICommand {
             }
             func mib(_ bytes: Int) -> String { formatted(Double(bytes) / Double(1 << 20), 1) }
             var table = TextTable(["index", "budget MiB", "metadata MiB", "of it tables", "copies in use MiB", "entries",
-                                   "sync MB", "epochs MB", "hits", "diffs", "literals", "pause p50 ms", "p99", "encode p50 ms", "p99", "verified"])
+                                   "sync MB", "epochs MB", "hits", "diffs", "literals", "pause p50 ms", "p99", "encode p50 ms", "p99", "lock wait p50", "p99", "verified"])
             for r in runs {
                 table.add([r.variant, formatted(r.budgetMibPerIndex, 1) + (r.variant == "shared" ? "" : " x\(r.guests)"), mib(r.metadataBytes),
                            mib(r.blockTableBytes), mib(r.storedCopyBytes), String(r.indexEntries),
                            formatted(Double(r.synchronisationBytes) / 1e6, 1), formatted(Double(r.epochBytes) / 1e6, 2),
                            String(r.sharedHits), String(r.diffBlocks), String(r.literalBlocks),
                            formatted(r.pauseMsP50, 3), formatted(r.pauseMsP99, 3), formatted(r.encodeMsP50, 3), formatted(r.encodeMsP99, 3),
-                           r.verified ? "yes" : "NO"])
+                           formatted(r.indexWaitMsP50, 3), formatted(r.indexWaitMsP99, 3), r.verified ? "yes" : "NO"])
             }
             print("\(guests) guests x \(regionMiB) MiB booted from one image, \(workload) workload, \(pagesPerEpoch) pages per round, \(epochs) rounds")
             print(table.rendered)

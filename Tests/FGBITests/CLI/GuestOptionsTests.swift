@@ -56,11 +56,26 @@ struct GuestOptionsTests {
         (["primary", "--backup", "127.0.0.1:1", "--no-shared-index"], "--no-shared-index applies to --guest only"),
         (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--print-epoch-digests"], "--print-epoch-digests replicates one guest only"),
         (["primary", "--guest", "name=a,backup=127.0.0.1:1,key-file=/nonexistent/k"], "guest 'a': open(/nonexistent/k): ENOENT"),
+        (["bench", "guests", "--variants", "shared,pooled"], "unknown variant 'pooled'"),
+        (["bench", "guests", "--guests", "1"], "--guests must be between 2 and 32"),
     ])
     func theCommandRefusesBadGuests(arguments: [String], message: String) throws {
         let outcome = try CommandRunner.run(arguments)
         #expect(outcome.status != 0)
         #expect(outcome.stderr.contains(message), "stderr was: \(outcome.stderr)")
+    }
+
+    @Test(.enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"),
+          .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primaries track with uffd-async"))
+    func theGuestsBenchmarkVerifiesEveryVariant() throws {
+        let outcome = try CommandRunner.run(["bench", "guests", "--region-mib", "4", "--budget-mib", "4", "--epochs", "3",
+                                             "--pages-per-epoch", "64", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        #expect(runs.map { $0["variant"] as? String } == ["shared", "separate", "separate-split"])
+        #expect(runs.allSatisfy { $0["verified"] as? Bool == true }, "\(runs)")
+        let copies = runs.map { $0["stored_copies"] as? Int ?? 0 }
+        #expect(copies[0] > 0 && copies[0] * 2 < copies[1], "one image stored once, not three times: \(copies)")
     }
 
     @Test(.enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"),
