@@ -328,6 +328,11 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     @inline(__always)
     func addEntry() { counters.pointee.entries += 1 }
 
+    /// Starts loading the key-to-copy line a lookup of `key` probes first (called on the index itself, whose
+    /// table needs no reference counting then).
+    @inline(__always)
+    func prefetchCopy(key: UInt64) { copies.prefetch(key) }
+
     // MARK: - One guest's view
 
     /// One engine's view of the shared index: its own entries (what its backup holds), the shared copies.
@@ -377,7 +382,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         func prefetch(hash: UInt64) {
             let key = keying.key(hash)
             CSupport_prefetch(entries + SharedContentIndex.home(key, mask))
-            group.copies.prefetch(key)
+            group.prefetchCopy(key: key)
         }
 
         @inline(__always)
