@@ -90,7 +90,6 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         var attachments = 0
         var evictions = 0
         var entriesEvicted = 0
-        var members = 0
     }
 
     let slotCount: Int
@@ -110,7 +109,9 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
     let copies: SlotTable
     let tables: UnsafeMutablePointer<Table>
     private let counters: UnsafeMutablePointer<Counters>
-    let lock = PthreadLock(())
+    /// Guards everything here; its value is the number of members (a lock over an empty value would make
+    /// ThreadSanitizer mistake the empty value's accesses for the object's header).
+    let lock = PthreadLock(0)
 
     /// An index whose stored copies take `budgetBytes` (blocks of `blockSize` bytes), shared by every engine
     /// it is given to (``EngineConfiguration/sharedIndex``) with the same block size.
@@ -153,9 +154,9 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
     /// What the index holds now.
     public var statistics: Statistics {
-        lock.withLock { _ in
+        lock.withLock { members in
             let c = counters.pointee
-            return Statistics(members: c.members, entries: c.entries, storedCopies: c.storedCopies,
+            return Statistics(members: members, entries: c.entries, storedCopies: c.storedCopies,
                               storedBytes: c.storedCopies * blockSize,
                               bytesSavedBySharing: (c.entries - c.storedCopies) * blockSize, attachments: c.attachments,
                               evictions: c.evictions, entriesEvicted: c.entriesEvicted, metadataBytes: metadataBytes)
@@ -175,10 +176,10 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         // Allocated and cleared outside the lock: it may be tens of MiB.
         let entries = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
         entries.initialize(repeating: Entry(key: 0, location: 0, epoch: 0, slotPlusOne: 0, ordinal: 0), count: capacity)
-        let id = lock.withLock { _ -> Int? in
+        let id = lock.withLock { members -> Int? in
             guard let free = (0..<Self.maximumMembers).first(where: { tables[$0].entries == nil }) else { return nil }
             tables[free] = Table(entries: entries, mask: capacity - 1, count: 0, epoch: 0)
-            counters.pointee.members += 1
+            members += 1
             return free
         }
         guard let id else {
@@ -190,7 +191,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
     /// Member `id` leaves: its entries stop using their copies (freed when no other member uses them).
     fileprivate func leave(_ id: Int) {
-        let entries = lock.withLock { _ -> UnsafeMutablePointer<Entry> in
+        let entries = lock.withLock { members -> UnsafeMutablePointer<Entry> in
             let table = tables + id
             let entries = table.pointee.entries!
             let bit: UInt64 = 1 << UInt64(id)
@@ -198,7 +199,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
                 disown(slot: Int(entries[index].slotPlusOne) - 1, bit: bit)
             }
             counters.pointee.entries -= table.pointee.count
-            counters.pointee.members -= 1
+            members -= 1
             table.pointee = Table()
             return entries
         }
