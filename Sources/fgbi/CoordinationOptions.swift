@@ -13,7 +13,7 @@ struct CoordinationOptions: ParsableArguments {
     @Option(help: "Cluster name in the etcd keys (/fgbi/CLUSTER/GUEST/primary).")
     var cluster = "default"
 
-    @Option(help: "Guest name in the etcd keys: one per replicated guest.")
+    @Option(name: .customLong("guest-name"), help: "Guest name in the etcd keys (/fgbi/CLUSTER/GUEST/...): one per replicated guest. With `fgbi primary --guest` specs, each spec's name is used instead.")
     var guest = "guest"
 
     @Option(help: "This node's name, recorded as primary in etcd (default: the host name).")

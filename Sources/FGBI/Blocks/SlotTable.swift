@@ -1,3 +1,5 @@
+import CSupport
+
 /// An open-addressing map from 64-bit keys to 32-bit slot numbers: linear probing, backward-shift deletion,
 /// fixed capacity. Keys must already be well mixed (content hashes are; locations are multiplied by an odd
 /// constant first). Allocates only at creation.
@@ -29,6 +31,14 @@ final class SlotTable {
 
     @inline(__always)
     private func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key ^ (key >> 29)) & mask }
+
+    /// Starts loading the lines a lookup of `key` probes first.
+    @inline(__always)
+    func prefetch(_ key: UInt64) {
+        let index = home(key)
+        CSupport_prefetch(keys + index)
+        CSupport_prefetch(values + index)
+    }
 
     /// The slot stored for `key`, if any.
     @inline(__always)

@@ -8,21 +8,23 @@ import Glibc
 /// the cheapest form the backup can rebuild exactly:
 /// 1. zero: the block is all zeros;
 /// 2. copy-epoch: identical (bitwise) to a block sent earlier in this epoch;
-/// 3. copy: identical (bitwise) to content the backup holds, found through the ``ContentIndex``;
+/// 3. copy: identical (bitwise) to content the backup holds, found through the index (``ContentIndex``, or a
+///    guest's ``SharedContentIndex/Member``: both answer for this backup only);
 /// 4. diff: a run-length difference against the block's previous content, when the index still holds it;
 /// 5. literal: the bytes.
 /// The index learns each block's new content as it goes. Runs after the guest resumes: it reads only the
-/// capture and the index's own copies, never guest memory.
-final class BlockDeltaEncoder {
+/// capture and the index's own copies, never guest memory. Generic over the index so that each kind is
+/// compiled into its own loop.
+final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Blocks ahead whose index lines are prefetched.
-    private static let prefetchDistance = 8
+    private static var prefetchDistance: Int { 8 }
 
     private let geometry: BlockGeometry
-    private let index: ContentIndex
+    private let index: Index
     private var diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
 
-    init(geometry: BlockGeometry, index: ContentIndex) {
+    init(geometry: BlockGeometry, index: Index) {
         self.geometry = geometry
         self.index = index
         diff = .allocate(capacity: geometry.blockSize + 16)

@@ -24,6 +24,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
     public var literalBytes = 0
+    /// Entries the content index held for this backup once the epoch was encoded (`fgbi`): a level, not a count.
+    public var indexEntries = 0
     /// The encoded body before the general compressor.
     public var bodyBytes = 0
     /// What goes on the wire: header, compressed body, checksum.
@@ -36,6 +38,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var stopNanoseconds: UInt64 = 0
     /// Index lookups, sharing and encoding (while the guest runs).
     public var encodeNanoseconds: UInt64 = 0
+    /// Of the encode time, the wait for a shared content index's lock (other guests encoding).
+    public var indexWaitNanoseconds: UInt64 = 0
     /// The general compressor.
     public var compressNanoseconds: UInt64 = 0
 
@@ -52,12 +56,14 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         diffBlocks += other.diffBlocks
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
+        indexEntries = other.indexEntries
         bodyBytes += other.bodyBytes
         wireBytes += other.wireBytes
         captureNanoseconds += other.captureNanoseconds
         pauseNanoseconds += other.pauseNanoseconds
         stopNanoseconds += other.stopNanoseconds
         encodeNanoseconds += other.encodeNanoseconds
+        indexWaitNanoseconds += other.indexWaitNanoseconds
         compressNanoseconds += other.compressNanoseconds
     }
 }

@@ -19,6 +19,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var parallelCaptureMinimumPages = 256
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash
+    /// A content index shared with other engines (other guests, each with its own backup), in place of one of
+    /// the engine's own (`fgbi` mode only): its block size must be this one, and its budget and keying
+    /// replace ``contentBudgetBytes`` and ``indexKeying``. nil (the default): the engine has its own index.
+    public var sharedIndex: SharedContentIndex?
 
     public init(mode: ReplicationMode = .fgbi, blockSize: Int = 64, compression: Compression? = nil) {
         self.mode = mode

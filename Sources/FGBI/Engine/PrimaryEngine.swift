@@ -14,8 +14,11 @@ import Synchronization
 /// full paused capture, or pre-copy captures taken while the guest runs (``capturePrecopy(_:firstPass:into:)``)
 /// followed by ``completeFirstPass()``. Later captures cover what the tracker reports. A new backup is
 /// zero-filled; a backup that holds content sends its page hashes (``ReplicaSummary``), and the first pass
-/// skips every page whose hash matches, so resynchronising costs what differs. Several regions (guests) share one content index, so a block duplicated across them travels
-/// as a reference.
+/// skips every page whose hash matches, so resynchronising costs what differs. The regions of one engine
+/// share its content index, so a block duplicated across them travels as a reference. Engines of different
+/// guests (each with its own backup) may share a ``SharedContentIndex`` (``EngineConfiguration/sharedIndex``):
+/// they then keep one stored copy of content they hold alike, but each references only what its own backup
+/// holds.
 ///
 /// Change detection trusts the 64-bit XXH3 of each block, as FGBI does: a change that keeps the hash (odds
 /// 2^-64 per changed block) would go unsent. Sharing never trusts a hash: every hit is compared bitwise.
@@ -24,7 +27,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     public let configuration: EngineConfiguration
     public let geometry: BlockGeometry
     private let tables: [BlockTable]
-    private let blockEncoder: BlockDeltaEncoder?
+    private let blockEncoder: BlockEncoding?
     private let pageEncoder: PageDeltaEncoder?
     private let assembler: DeltaAssembler
     private var nextEpoch: UInt64
@@ -68,25 +71,67 @@ public final class PrimaryEngine: @unchecked Sendable {
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
+        if let shared = configuration.sharedIndex {
+            guard configuration.mode == .fgbi else {
+                throw FGBIError.invalidArgument("a shared content index needs the fgbi mode, not \(configuration.mode)")
+            }
+            guard shared.blockSize == geometry.blockSize else {
+                throw FGBIError.invalidArgument("the shared content index has \(shared.blockSize)-byte blocks, the engine \(geometry.blockSize)-byte ones")
+            }
+        }
         if configuration.mode == .fgbi {
             tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
-            let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
-                                     keying: configuration.indexKeying)
-            blockEncoder = BlockDeltaEncoder(geometry: geometry, index: index)
+            if let shared = configuration.sharedIndex {
+                let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
+                blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
+            } else {
+                let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
+                                         keying: configuration.indexKeying)
+                blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
+            }
             pageEncoder = nil
-            contentIndex = index
         } else {
             tables = []
             blockEncoder = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
                                            cacheBudgetBytes: configuration.pageCacheBudgetBytes)
-            contentIndex = nil
         }
         assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
                                    geometry: geometry, regionCount: regions.count)
     }
 
-    private let contentIndex: ContentIndex?
+    /// The `fgbi` encoder with its index: the engine's own, or its membership of a shared one.
+    private enum BlockEncoding {
+        case own(BlockDeltaEncoder<ContentIndex>, ContentIndex)
+        case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
+
+        /// Encodes `capture`; with a shared index, holding its lock for the whole call.
+        func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+            switch self {
+            case .own(let encoder, let index):
+                let records = encoder.encode(capture, into: &body, stats: &stats)
+                stats.indexEntries = index.entryCount
+                return records
+            case .shared(let encoder, let member):
+                let waiting = MonotonicClock.nanoseconds()
+                return member.exclusively {
+                    stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
+                    let records = encoder.encode(capture, into: &body, stats: &stats)
+                    stats.indexEntries = member.entryCount
+                    return records
+                }
+            }
+        }
+
+        /// The engine's own part: its index, or its entry table in the shared one (whose copies are counted
+        /// by ``SharedContentIndex/metadataBytes``).
+        var metadataBytes: Int {
+            switch self {
+            case .own(let encoder, let index): return encoder.metadataBytes + index.metadataBytes
+            case .shared(let encoder, let member): return encoder.metadataBytes + member.metadataBytes
+            }
+        }
+    }
 
     deinit { for buffer in scratch { buffer.deallocate() } }
 
@@ -94,13 +139,20 @@ public final class PrimaryEngine: @unchecked Sendable {
     public var upcomingEpoch: UInt64 { nextEpoch }
 
     /// Bytes of metadata the engine holds: block tables, content index (with its stored copies) or page cache.
+    /// With a shared index, only this engine's entry table in it: the shared copies are the index's
+    /// (``SharedContentIndex/metadataBytes``).
     public var metadataBytes: Int {
-        tables.reduce(0) { $0 + $1.metadataBytes } + (contentIndex?.metadataBytes ?? 0)
-            + (blockEncoder?.metadataBytes ?? 0) + (pageEncoder?.metadataBytes ?? 0)
+        tables.reduce(0) { $0 + $1.metadataBytes } + (blockEncoder?.metadataBytes ?? 0) + (pageEncoder?.metadataBytes ?? 0)
     }
 
-    /// Entries the content index holds now (`fgbi` mode).
-    public var indexEntries: Int { contentIndex?.entryCount ?? 0 }
+    /// Entries the content index holds now for this engine's backup (`fgbi` mode).
+    public var indexEntries: Int {
+        switch blockEncoder {
+        case .own(_, let index)?: return index.entryCount
+        case .shared(_, let member)?: return member.exclusively { member.entryCount }
+        case nil: return 0
+        }
+    }
 
     /// The paused stage: captures what the epoch changed into `capture`. `dirty` has one page set per
     /// region (ignored for the first epoch, which covers everything).

@@ -138,6 +138,7 @@ extension Primary {
                     }
                     $0.statistics.blocksSent += statistics.blocksDirty
                     $0.statistics.sharedHits += statistics.sharedHits
+                    $0.statistics.indexEntries = statistics.indexEntries
                 }
             } catch {
                 sessionFailed(error)

@@ -26,7 +26,7 @@ public final class Primary: @unchecked Sendable {
     let hooks: PauseHooks
     let observer: CaptureObserver?
     let logger: Logger
-    let metrics = PrimaryMetrics()
+    let metrics: PrimaryMetrics
     /// The session's engine; replaced (with the session threads stopped) when a new session starts.
     var engine: PrimaryEngine
     let trackers: [any DirtyTracker]
@@ -75,6 +75,7 @@ public final class Primary: @unchecked Sendable {
         self.hooks = hooks
         self.observer = observer
         self.logger = logger
+        metrics = PrimaryMetrics(guest: configuration.guestName)
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
         let metadataBytes = engine.metadataBytes

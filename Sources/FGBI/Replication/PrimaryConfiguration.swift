@@ -35,6 +35,9 @@ public struct PrimaryConfiguration: Sendable {
     /// every frame, epochs are confirmed only while it holds, and replication halts with
     /// ``LostPrimaryship`` once it does not. Nil: heartbeats alone, which is not partition-safe.
     public var authority: (any PrimaryAuthority)?
+    /// The guest's name when one process replicates several (each with its own backup): its metrics carry
+    /// the dimension `guest=NAME`. Give each the same ``EngineConfiguration/sharedIndex`` to share stored copies.
+    public var guestName: String?
 
     public init(backup: Endpoint) {
         self.backup = backup

@@ -2,23 +2,43 @@ import Metrics
 
 /// The primary's metrics, reported through swift-metrics (a no-op until the program bootstraps a backend;
 /// `fgbi primary --metrics-port` serves them in Prometheus text format). Updated once per epoch, never per
-/// block.
+/// block. A primary of a named guest (``PrimaryConfiguration/guestName``) reports with the dimension
+/// `guest=NAME`, so the primaries of one process stay apart.
 struct PrimaryMetrics {
-    let epochsCaptured = Counter(label: "fgbi_primary_epochs_captured")
-    let epochsSent = Counter(label: "fgbi_primary_epochs_sent")
-    let epochsCommitted = Counter(label: "fgbi_primary_epochs_committed")
-    let bytesSent = Counter(label: "fgbi_primary_epoch_bytes_sent")
-    let precopyBytes = Counter(label: "fgbi_primary_precopy_bytes_sent")
-    let pagesWritten = Counter(label: "fgbi_primary_pages_written")
-    let blocksSent = Counter(label: "fgbi_primary_blocks_sent")
-    let sharedHits = Counter(label: "fgbi_primary_shared_hits")
-    let backpressureWaits = Counter(label: "fgbi_primary_backpressure_waits")
-    let reconnects = Counter(label: "fgbi_primary_reconnects")
-    let lastCommittedEpoch = Gauge(label: "fgbi_primary_last_committed_epoch")
-    let lag = Gauge(label: "fgbi_primary_lag_epochs")
-    let connected = Gauge(label: "fgbi_primary_backup_connected")
-    let pause = Metrics.Timer(label: "fgbi_primary_pause_seconds")
-    let encode = Metrics.Timer(label: "fgbi_primary_encode_seconds")
+    let epochsCaptured: Counter
+    let epochsSent: Counter
+    let epochsCommitted: Counter
+    let bytesSent: Counter
+    let precopyBytes: Counter
+    let pagesWritten: Counter
+    let blocksSent: Counter
+    let sharedHits: Counter
+    let backpressureWaits: Counter
+    let reconnects: Counter
+    let lastCommittedEpoch: Gauge
+    let lag: Gauge
+    let connected: Gauge
+    let pause: Metrics.Timer
+    let encode: Metrics.Timer
+
+    init(guest: String? = nil) {
+        let dimensions = guest.map { [("guest", $0)] } ?? []
+        epochsCaptured = Counter(label: "fgbi_primary_epochs_captured", dimensions: dimensions)
+        epochsSent = Counter(label: "fgbi_primary_epochs_sent", dimensions: dimensions)
+        epochsCommitted = Counter(label: "fgbi_primary_epochs_committed", dimensions: dimensions)
+        bytesSent = Counter(label: "fgbi_primary_epoch_bytes_sent", dimensions: dimensions)
+        precopyBytes = Counter(label: "fgbi_primary_precopy_bytes_sent", dimensions: dimensions)
+        pagesWritten = Counter(label: "fgbi_primary_pages_written", dimensions: dimensions)
+        blocksSent = Counter(label: "fgbi_primary_blocks_sent", dimensions: dimensions)
+        sharedHits = Counter(label: "fgbi_primary_shared_hits", dimensions: dimensions)
+        backpressureWaits = Counter(label: "fgbi_primary_backpressure_waits", dimensions: dimensions)
+        reconnects = Counter(label: "fgbi_primary_reconnects", dimensions: dimensions)
+        lastCommittedEpoch = Gauge(label: "fgbi_primary_last_committed_epoch", dimensions: dimensions)
+        lag = Gauge(label: "fgbi_primary_lag_epochs", dimensions: dimensions)
+        connected = Gauge(label: "fgbi_primary_backup_connected", dimensions: dimensions)
+        pause = Metrics.Timer(label: "fgbi_primary_pause_seconds", dimensions: dimensions)
+        encode = Metrics.Timer(label: "fgbi_primary_encode_seconds", dimensions: dimensions)
+    }
 }
 
 /// The backup's metrics (see ``PrimaryMetrics``).

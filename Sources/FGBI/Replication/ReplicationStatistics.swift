@@ -22,8 +22,11 @@ public struct ReplicationStatistics: Sendable {
     /// Synchronisations run (one per session), and the last one's figures.
     public var synchronisations = 0
     public var lastSynchronisation: SynchronisationReport?
-    /// The engine's metadata: block tables, content index with its stored copies, or page cache, bytes.
+    /// The engine's metadata: block tables, content index with its stored copies, or page cache, bytes. With
+    /// a shared content index, the engine's entry table in it but not the shared copies.
     public var metadataBytes = 0
+    /// Entries the content index held for this backup after the last epoch or pre-copy step encoded (`fgbi`).
+    public var indexEntries = 0
     /// Pre-copy frames and their bytes, over all synchronisations.
     public var precopyFrames = 0
     public var precopyBytes = 0

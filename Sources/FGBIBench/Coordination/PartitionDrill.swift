@@ -140,7 +140,7 @@ public final class PartitionDrill {
         let cluster = "drill\(configuration.seed)s\(index)"
         let backupAddress = "\(lab.host("b").address):7070"
         let common = ["--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
-                      "--cluster", cluster, "--guest", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
+                      "--cluster", cluster, "--guest-name", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
                       "--print-events", "--log-level", "warning"]
         let image = directory + "/replica.img"
         let backup = try LabProcess(executable: configuration.executable,

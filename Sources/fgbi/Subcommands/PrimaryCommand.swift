@@ -23,10 +23,11 @@ extension FGBICommand {
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 256 &
                   fgbi primary --backup 127.0.0.1:7070 --region-mib 256 --workload sparse --duration 10
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --epoch-ms 50
-                  fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1
+                  fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest-name db1
+                  fgbi primary --guest name=web,backup=127.0.0.1:7070 --guest name=db,backup=127.0.0.1:7071,region-mib=128
                 With --etcd the primary holds a lease on /fgbi/CLUSTER/GUEST/primary with a fencing term
-                (Docs/OPERATIONS.md); cut from etcd for a lease TTL, it confirms no more epochs, halts and exits
-                with 12 (lost primaryship).
+                (Docs/OPERATIONS.md; with --guest specs, one per guest, named by the spec); cut from etcd for a
+                lease TTL, it confirms no more epochs, halts and exits with 12 (lost primaryship).
                 """)
 
         @OptionGroup var memory: MemoryOptions
@@ -40,8 +41,10 @@ extension FGBICommand {
               help: "Print `event ... at NS` lines on standard output (each commit confirmed, primaryship lost; NS: monotonic clock), for drills.")
         var printEvents = false
 
-        @Option(help: "The backup's address, HOST:PORT.")
-        var backup: String
+        @Option(help: "The backup's address, HOST:PORT (one guest; several: --guest).")
+        var backup: String?
+
+        @OptionGroup var guests: GuestOptions
 
         @Option(help: "Workload: sparse, dense, duplicate, zero.")
         var workload = "sparse"
@@ -100,13 +103,14 @@ extension FGBICommand {
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
             guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
+            try guests.validate(backup: backup, printEpochDigests: printEpochDigests)
             _ = try makeConfiguration()
             _ = try memory.geometry()
         }
 
         func makeConfiguration() throws -> PrimaryConfiguration {
             do {
-                var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup))
+                var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup ?? GuestOptions.perGuestBackup))
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
                 configuration.tracker = try TrackerKind.parse(tracker)
@@ -131,7 +135,8 @@ extension FGBICommand {
             var configuration = try makeConfiguration()
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.encrypt = encrypt
-            if encrypt && configuration.key == nil { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
+            if encrypt && configuration.key == nil && guests.guests.isEmpty { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
+            if !guests.guests.isEmpty { return try runGuests(configuration) }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             SyntheticWorkload.fillInitial(region, seed: 1)

@@ -62,7 +62,7 @@ struct CommandLineTests {
         (["example", "lmdb", "--rounds", "0"], "--rounds must be between"),
         (["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379"], "https is not supported"),
         (["primary", "--backup", "127.0.0.1:1", "--etcd", "10.0.0.9:2379"], "http://"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest", "a/b"], "invalid guest name 'a/b'"),
+        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "a/b"], "invalid guest name 'a/b'"),
         (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--lease-ttl-s", "0"], "--lease-ttl-s must be between"),
         (["primary", "--backup", "127.0.0.1:1", "--region-mib", "1", "--etcd", "http://127.0.0.1:1", "--etcd-timeout-ms", "200"],
          "etcd status at http://127.0.0.1:1: unreachable"),

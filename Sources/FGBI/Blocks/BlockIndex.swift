@@ -1,0 +1,27 @@
+/// What the `fgbi` encoder asks of a content index, for one backup: ``ContentIndex`` (an engine's own) or a
+/// ``SharedContentIndex/Member`` (one guest's view of an index several guests share). The encoder is
+/// generic over it, so each is compiled into its own loop with no dynamic dispatch per block.
+///
+/// Every operation concerns the content that one backup holds; the contract is ``ContentIndex``'s: a
+/// ``ContentIndex/Match/copy(_:)`` names a location in that backup's replica only, an entry is retired
+/// (``takePrevious(at:hash:)``) as soon as its location changes, and an entry added during epoch E yields
+/// ``ContentIndex/Match/copyEpoch(_:)`` during E.
+protocol BlockIndex: AnyObject {
+    /// Starts epoch `number`: entries added from now on are this epoch's.
+    func beginEpoch(_ number: UInt64)
+    /// Starts loading the table line `hash` will probe first.
+    func prefetch(hash: UInt64)
+    /// Starts loading what the `ahead`-th next addition will evict.
+    func prefetchEviction(ahead: Int)
+    /// Looks up a changed block's new content and compares it bitwise with the stored copy.
+    func match(hash: UInt64, bytes: UnsafeRawPointer) -> ContentIndex.Match
+    /// Retires the entry holding `location`'s content before this epoch and returns that content (valid
+    /// until the next ``add(hash:at:bytes:ordinal:)``), or nil.
+    func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer?
+    /// Records that, once this epoch is applied, the backup holds `bytes` at `location`.
+    func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
+    /// Entries held now (for this backup).
+    var entryCount: Int { get }
+}
+
+extension ContentIndex: BlockIndex {}
