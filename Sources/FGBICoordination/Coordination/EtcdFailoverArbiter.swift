@@ -1,7 +1,6 @@
 import FGBI
 import Foundation
 import Logging
-import Synchronization
 
 /// Decides through etcd whether a ``Backup`` may take over a guest: the ``FailoverArbiter`` of a backup
 /// coordinated through etcd.
@@ -22,8 +21,8 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     public let pollInterval: Duration
     private let client: EtcdClient
     private let logger: Logger
-    private let knownTerm = Mutex<UInt64>(0)
-    private let promoted = Mutex<EtcdPrimaryLease?>(nil)
+    private let knownTerm = LockedState<UInt64>(0)
+    private let promoted = LockedState<EtcdPrimaryLease?>(nil)
 
     /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.
     public init(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, pollInterval: Duration = .milliseconds(100),

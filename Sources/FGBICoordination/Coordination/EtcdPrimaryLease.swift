@@ -2,7 +2,6 @@ import Dispatch
 import FGBI
 import Foundation
 import Logging
-import Synchronization
 
 /// Primaryship of one guest, held as an etcd lease: the ``PrimaryAuthority`` of a ``Primary`` coordinated
 /// through etcd.
@@ -34,7 +33,8 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         var released = false
         var lastRenewalSent: UInt64
     }
-    private let state: Mutex<State>
+    /// A pthread-based lock (NSLock), which ThreadSanitizer models, over the renewal state.
+    private let state: LockedState<State>
     private let renewerDone = DispatchSemaphore(value: 0)
 
     /// Acquires primaryship of `keys.guest` for `node`. While another node holds it, tries again until
@@ -129,7 +129,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         self.leaseID = leaseID
         self.ttlSeconds = ttlSeconds
         self.logger = logger
-        state = Mutex(State(validUntil: grantSent + UInt64(ttlSeconds) * 1_000_000_000, lastRenewalSent: grantSent))
+        state = LockedState(State(validUntil: grantSent + UInt64(ttlSeconds) * 1_000_000_000, lastRenewalSent: grantSent))
         Thread.detachNewThread { [self] in
             renewLoop()
             renewerDone.signal()
@@ -215,5 +215,20 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         }
         logger.critical("guest \(keys.guest): lost primaryship of term \(term): \(reason)")
         _ = try? client.revoke(leaseID)
+    }
+}
+
+/// A value behind an NSLock (pthread mutex): ThreadSanitizer models it, where it does not model the futex
+/// behind `Synchronization.Mutex`.
+final class LockedState<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }
