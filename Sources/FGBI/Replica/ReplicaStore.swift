@@ -11,7 +11,9 @@ import Glibc
 /// - `image-<epoch>`: the regions' bytes back to back, as they were at a committed epoch (a checkpoint);
 /// - `journal-<epoch>`: every epoch delta committed after that checkpoint, appended (and synced) before
 ///   the backup acknowledges it, each as `"FGBJ"`, length (u32), the delta (which carries its own checksum);
-/// - `state.json`: which image and journal are current, the layout, and each region's XXH3-64 in the image.
+/// - `state.json`: which image and journal are current, the layout, and each region's XXH3-64 in the image;
+/// - `term`: the newest fencing term of a primary this backup accepted (decimal; only with a coordinator),
+///   so a restarted backup still refuses primaries of older terms when it cannot ask the coordinator.
 ///
 /// A checkpoint writes the new image and journal first and then renames `state.json` into place: the rename
 /// is the commit point, so a crash leaves the old state or the new one whole. Loading reads the image,
@@ -28,6 +30,8 @@ public final class ReplicaStore: @unchecked Sendable {
     private var state: State?
     /// Bytes in the current journal.
     public private(set) var journalBytes = 0
+    /// The newest fencing term recorded (``recordTerm(_:)``), 0 when none.
+    public private(set) var highestTerm: UInt64 = 0
 
     struct State: Codable {
         var epoch: UInt64
@@ -47,6 +51,22 @@ public final class ReplicaStore: @unchecked Sendable {
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw SystemError(operation: "mkdir(\(directory))", errno: errno, hint: "the state directory must be creatable")
         }
+        if let text = try? String(contentsOfFile: directory + "/term", encoding: .utf8) {
+            guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw FGBIError.invalidState("\(directory)/term holds '\(text.prefix(40))', not a fencing term")
+            }
+            highestTerm = term
+        }
+    }
+
+    /// Makes `term` durable as the newest fencing term accepted, if it is newer than the recorded one.
+    public func recordTerm(_ term: UInt64) throws {
+        guard term > highestTerm else { return }
+        let bytes = Array("\(term)\n".utf8)
+        try writeFile(directory + "/term.tmp") { fd in try bytes.withUnsafeBytes { try writeAll(fd, $0, what: "term") } }
+        try Syscall.libc("rename(term)") { rename(directory + "/term.tmp", directory + "/term") }
+        try syncDirectory()
+        highestTerm = term
     }
 
     deinit { if journal >= 0 { close(journal) } }

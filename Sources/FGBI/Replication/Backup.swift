@@ -21,6 +21,8 @@ public final class Backup: @unchecked Sendable {
     private let metrics = BackupMetrics()
     private let store: ReplicaStore?
     private let counters = PthreadLock(BackupStatistics())
+    /// The newest fencing term accepted (from the state directory, then each session); the serving thread's.
+    private var knownTerm: UInt64 = 0
 
     /// Loads the state directory when one is configured (so a restarted backup resumes at its last
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
@@ -49,6 +51,7 @@ public final class Backup: @unchecked Sendable {
                 logger.notice("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
             }
             self.store = store
+            knownTerm = store.highestTerm
             publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
         } else {
             store = nil
@@ -138,7 +141,12 @@ public final class Backup: @unchecked Sendable {
                 let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
                                                                   peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                                   requireEncryption: configuration.requireEncryption,
-                                                                  minimumTerm: configuration.arbiter?.currentTerm() ?? 0)
+                                                                  minimumTerm: max(configuration.arbiter?.currentTerm() ?? 0, knownTerm))
+                if term > knownTerm {
+                    // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
+                    try store?.recordTerm(term)
+                    knownTerm = term
+                }
                 let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
                 logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
             } catch {

@@ -179,4 +179,41 @@ struct FencingTests {
         let sent = statistics.precopyBytes + statistics.bytesSent
         #expect(sent < length / 10, "resynchronised with \(sent) bytes for a \(length)-byte region: only what differs")
     }
+
+    @Test func aRestartedBackupRemembersTheNewestTermWithoutItsCoordinator() throws {
+        let directory = NSTemporaryDirectory() + "fgbi-fencing-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        func backup() throws -> Backup {
+            var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+            configuration.stateDirectory = directory
+            return try Backup(regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(), configuration: configuration)
+        }
+        func primary(term: UInt64, port: UInt16) throws -> Primary {
+            var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: port))
+            configuration.authority = SteeredAuthority(term: term, validFor: 30)
+            configuration.reconnectWindow = .zero
+            return try Primary(regions: [memory], configuration: configuration)
+        }
+        let first = try backup()
+        let served = LoopbackReplicationTests.Served(first)
+        let current = try primary(term: 5, port: first.port)
+        try current.start()
+        try current.stop()
+        _ = try served.outcome()
+        #expect(try String(contentsOfFile: directory + "/term", encoding: .utf8) == "5\n")
+        // Restarted on its directory, with no coordinator to ask: term 4 is still refused.
+        let restarted = try backup()
+        let servedAgain = LoopbackReplicationTests.Served(restarted)
+        do {
+            try primary(term: 4, port: restarted.port).start()
+            Issue.record("a restarted backup accepted an older term")
+        } catch let error as WireError {
+            #expect("\(error)".contains("fenced: term 4 is older than term 5"), "\(error)")
+        }
+        let next = try primary(term: 5, port: restarted.port)
+        try next.start()
+        try next.stop()
+        #expect(try servedAgain.outcome() == .primaryFinished(lastEpoch: restarted.lastEpoch))
+    }
 }
