@@ -6,10 +6,11 @@ import Foundation
 import Glibc
 #endif
 
-/// A real single-member etcd for tests and benchmarks: the `etcd` binary (Debian's etcd-server) on a host
-/// address and a free port, with a data directory of its own, optionally inside a network namespace (through
-/// `ip netns exec`). It can be stopped, killed and restarted on the same data and port, as an operator or a
-/// crash would. The process is stopped, and the directory removed, when the server is deinitialised.
+/// A real etcd member for tests and benchmarks: the `etcd` binary (Debian's etcd-server) on a host address
+/// and a free port, with a data directory of its own, optionally inside a network namespace (through
+/// `ip netns exec`); alone (a single-member cluster), or one of an ``EtcdCluster``. It can be stopped, killed
+/// and restarted on the same data and port, as an operator or a crash would. The process is stopped, and the
+/// directory removed, when the server is deinitialised.
 public final class EtcdServer: @unchecked Sendable {
     /// Whether the `etcd` binary is installed (Scripts/etcd and Scripts/bootstrap install it).
     public static let isAvailable: Bool = executable != nil
@@ -34,6 +35,10 @@ public final class EtcdServer: @unchecked Sendable {
     /// The client URL, for ``EtcdClient``.
     public var clientURL: String { "http://\(urlHost):\(clientPort)" }
 
+    /// The member's name, and the cluster it starts in (`name=peerURL,...`; itself alone by default).
+    public let name: String
+    private var initialCluster: String
+    private let clusterToken: String
     private let workDirectory: String
     private let startTimeout: Duration
     private let electionTimeout: Duration
@@ -61,9 +66,13 @@ public final class EtcdServer: @unchecked Sendable {
         let ports = try Self.freePorts(host: host, count: port == nil ? 2 : 1)
         clientPort = port ?? ports[0]
         peerPort = port == nil ? ports[1] : ports[0]
+        name = "fgbi"
+        clusterToken = "fgbi-\(getpid())-\(clientPort)"
         workDirectory = NSTemporaryDirectory() + "fgbi-etcd-\(getpid())-\(Self.counter.next())"
         dataDirectory = workDirectory + "/data"
         logFile = workDirectory + "/etcd.log"
+        initialCluster = ""
+        initialCluster = "\(name)=\(peerURL)"
         try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
         do {
             try start()
@@ -71,6 +80,39 @@ public final class EtcdServer: @unchecked Sendable {
             try? FileManager.default.removeItem(atPath: workDirectory)
             throw error
         }
+    }
+
+    /// A member of a cluster, not started: ``EtcdCluster`` sets the cluster, starts every member, then waits.
+    init(member name: String, host: String, clusterToken: String, electionTimeout: Duration, startTimeout: Duration) throws {
+        self.host = host
+        namespace = nil
+        self.startTimeout = startTimeout
+        self.electionTimeout = electionTimeout
+        let ports = try Self.freePorts(host: host, count: 2)
+        clientPort = ports[0]
+        peerPort = ports[1]
+        self.name = name
+        self.clusterToken = clusterToken
+        initialCluster = ""
+        workDirectory = NSTemporaryDirectory() + "fgbi-etcd-\(getpid())-\(Self.counter.next())"
+        dataDirectory = workDirectory + "/data"
+        logFile = workDirectory + "/etcd.log"
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+    }
+
+    /// The peer URL other members reach this one at.
+    var peerURL: String { "http://\(urlHost):\(peerPort)" }
+
+    /// Starts a cluster member without waiting for a leader (it needs the others for that).
+    func startMember(cluster: String) throws {
+        initialCluster = cluster
+        try start(waitForLeader: false)
+    }
+
+    /// Waits until this member answers with a leader.
+    func waitUntilReady() throws {
+        guard let shell = lock.withLock({ running?.shell }) else { throw BenchmarkError("etcd member \(name) is not running") }
+        try waitUntilReady(shell)
     }
 
     deinit {
@@ -99,7 +141,8 @@ public final class EtcdServer: @unchecked Sendable {
         end(with: SIGKILL)
     }
 
-    /// Stops etcd if it runs and starts it again on the same data directory and ports; waits until it answers.
+    /// Stops etcd if it runs and starts it again on the same data directory and ports; waits until it answers
+    /// with a leader (a cluster member: until its cluster has one).
     public func restart() throws {
         stop()
         try start()
@@ -113,14 +156,13 @@ public final class EtcdServer: @unchecked Sendable {
 
     private var urlHost: String { host.contains(":") ? "[\(host)]" : host }
 
-    private func start() throws {
-        let peerURL = "http://\(urlHost):\(peerPort)"
+    private func start(waitForLeader: Bool = true) throws {
         let arguments = [
-            Self.executable!, "--name", "fgbi", "--data-dir", dataDirectory,
+            Self.executable!, "--name", name, "--data-dir", dataDirectory,
             "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
             "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-            "--initial-cluster", "fgbi=\(peerURL)", "--initial-cluster-state", "new",
-            "--initial-cluster-token", "fgbi-\(getpid())-\(clientPort)",
+            "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", clusterToken,
             "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
             "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
         ]
@@ -161,7 +203,7 @@ public final class EtcdServer: @unchecked Sendable {
             throw BenchmarkError("etcd at \(clientURL) did not start; its log (\(logFile)) ends:\n\(logTail())")
         }
         lock.withLock { running = Running(shell: shell, etcd: etcd, lifeline: ends[1]) }
-        try waitUntilReady(shell)
+        if waitForLeader { try waitUntilReady(shell) }
     }
 
     /// A started etcd: the shell that started it and watches this process, etcd's own process ID, and the
