@@ -13,8 +13,11 @@ struct CoordinationOptions: ParsableArguments {
     @Option(help: "Cluster name in the etcd keys (/fgbi/CLUSTER/GUEST/primary).")
     var cluster = "default"
 
-    @Option(name: .customLong("guest-name"), help: "Guest name in the etcd keys (/fgbi/CLUSTER/GUEST/...): one per replicated guest. With `fgbi primary --guest` specs, each spec's name is used instead.")
-    var guest = "guest"
+    @Option(name: .customLong("guest-name"), help: "Guest name in the etcd keys (/fgbi/CLUSTER/GUEST/...), one per replicated guest (default: guest). With `fgbi primary --guest` specs, each spec's name is used instead.")
+    var guestName: String?
+
+    /// The guest's name in the keys.
+    var guest: String { guestName ?? "guest" }
 
     @Option(help: "This node's name, recorded as primary in etcd (default: the host name).")
     var node: String?
@@ -29,7 +32,10 @@ struct CoordinationOptions: ParsableArguments {
     var isEnabled: Bool { etcd != nil }
 
     func validate() throws {
-        guard let etcd else { return }
+        guard let etcd else {
+            guard guestName == nil, node == nil else { throw ValidationError("--guest-name and --node name a guest and node in etcd: give --etcd too") }
+            return
+        }
         guard (1...3600).contains(leaseTTLSeconds) else { throw ValidationError("--lease-ttl-s must be between 1 and 3600") }
         guard (50...60_000).contains(etcdTimeoutMilliseconds) else { throw ValidationError("--etcd-timeout-ms must be between 50 and 60000") }
         do {

@@ -104,6 +104,9 @@ extension FGBICommand {
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
             guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
             try guests.validate(backup: backup, printEpochDigests: printEpochDigests)
+            if !guests.guests.isEmpty, coordination.guestName != nil {
+                throw ValidationError("--guest-name names the single guest of --backup; with --guest, each spec's name= is its name in etcd")
+            }
             _ = try makeConfiguration()
             _ = try memory.geometry()
         }

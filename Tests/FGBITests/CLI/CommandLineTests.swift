@@ -68,6 +68,8 @@ struct CommandLineTests {
          "etcd status at http://127.0.0.1:1: unreachable"),
         (["backup", "--listen", "127.0.0.1:0", "--region-mib", "1", "--etcd", "http://127.0.0.1:1,http://127.0.0.1:2", "--etcd-timeout-ms", "200"],
          "http://127.0.0.1:2: unreachable"),
+        (["primary", "--backup", "127.0.0.1:1", "--guest-name", "db1"], "--guest-name and --node name a guest and node in etcd: give --etcd too"),
+        (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "db1"], "each spec's name= is its name in etcd"),
         (["bench", "failover", "--ttl", "0"], "--ttl: '0' is not a number of seconds"),
         (["bench", "failover", "--faults", "meteor"], "--faults: unknown fault 'meteor'"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
