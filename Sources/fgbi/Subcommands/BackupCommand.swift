@@ -1,0 +1,129 @@
+import ArgumentParser
+import FGBI
+import FGBICoordination
+import Foundation
+import Logging
+
+extension FGBICommand {
+    /// `fgbi backup`: receives epochs into a replica and fails over when the primary goes silent.
+    struct BackupCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "backup",
+            abstract: "Receive a primary's epochs into a replica; fail over when it goes silent.",
+            discussion: """
+                Applies each epoch atomically and acknowledges it. When nothing arrives from the primary for
+                --timeout-ms, freezes the replica at the last applied epoch, writes it to --image (with a JSON
+                journal beside it), runs --on-failover with FGBI_EPOCH, FGBI_IMAGE and FGBI_TERM set, and exits
+                with 10. With --etcd it first waits until the primary's lease in etcd has expired (accepting the
+                primary back if it returns meanwhile), then promotes itself with a new fencing term in one etcd
+                transaction; if another node became primary it exits with 11 instead. Losing etcd never promotes.
+                A primary that ends on purpose makes it exit with 0. With --state-dir every epoch is journaled
+                (and synced) before it is acknowledged; a backup restarted on the same directory resumes at its
+                last committed epoch and the primary resynchronises it with the pages that differ.
+                Examples:
+                  fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image /var/lib/fgbi/replica.img
+                  fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
+                  fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --state-dir /var/lib/fgbi/state
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1 --image /var/lib/fgbi/db1.img
+                """)
+
+        @OptionGroup var memory: MemoryOptions
+
+        @Option(help: "Address to listen on, HOST:PORT.")
+        var listen = "127.0.0.1:7070"
+
+        @Option(name: .customLong("timeout-ms"), help: "Declare the primary dead after this long without a frame.")
+        var timeoutMilliseconds = 100
+
+        @Option(help: "Write the replica here on failover.")
+        var image: String?
+
+        @Option(name: .customLong("on-failover"), help: "Shell command to run after failing over.")
+        var onFailover: String?
+
+        @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
+        var keyFile: String?
+
+        @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames.")
+        var requireEncryption = false
+
+        @Option(name: .customLong("state-dir"), help: "Make every committed epoch durable here (checkpoint image + journal); resume from it on restart.")
+        var stateDirectory: String?
+
+        @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
+        var noFsync = false
+
+        @OptionGroup(title: "Coordination") var coordination: CoordinationOptions
+
+        @Flag(name: .customLong("print-events"),
+              help: "Print `event ... at NS` lines on standard output (promoted, failed over, stood down; NS: monotonic clock), for drills.")
+        var printEvents = false
+
+        @OptionGroup var observability: ObservabilityOptions
+
+        func validate() throws {
+            do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
+            guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
+            _ = try memory.geometry()
+        }
+
+        func run() throws {
+            let metricsEndpoint = try observability.bootstrap()
+            defer { metricsEndpoint?.stop() }
+            var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
+            configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
+            configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
+            configuration.requireEncryption = requireEncryption
+            if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
+            configuration.imagePath = image
+            configuration.stateDirectory = stateDirectory
+            configuration.syncEachEpoch = !noFsync
+            var arbiter: EtcdFailoverArbiter?
+            if let (client, keys, node) = try coordination.connect(role: "backup") {
+                arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds)
+                configuration.arbiter = arbiter
+            }
+            // After a promotion this node holds primaryship (renewing) while --on-failover runs, and gives it
+            // up on exit: what the hook starts acquires it anew (fgbi primary --etcd ... --acquire-wait-s N).
+            defer { arbiter?.promotedLease?.release() }
+            let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
+            try region.prefault()
+            let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
+                                    logger: Logger(label: "fgbi.backup"))
+            Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
+            let outcome = try backup.serve()
+            let term: UInt64?
+            switch outcome {
+            case .primaryFinished(let epoch):
+                print("backup: primary finished; replica at epoch \(epoch.map(String.init) ?? "none")")
+                return
+            case .stoodDown(let epoch, let reason):
+                if printEvents { EventLine.print("stood-down epoch \(epoch.map(String.init) ?? "none")") }
+                print("backup: stood down at epoch \(epoch.map(String.init) ?? "none"): \(reason)")
+                throw ExitCode(11)
+            case .failedOver(let epoch, let reason):
+                if printEvents { EventLine.print("failed-over epoch \(epoch.map(String.init) ?? "none")") }
+                print("backup: failed over at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
+                term = nil
+            case .promoted(let epoch, let newTerm, let reason):
+                if printEvents { EventLine.print("promoted term \(newTerm) epoch \(epoch.map(String.init) ?? "none")") }
+                print("backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
+                term = newTerm
+            }
+            if let command = onFailover {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", command]
+                var environment = ProcessInfo.processInfo.environment
+                environment["FGBI_EPOCH"] = outcome.lastEpoch.map(String.init) ?? ""
+                environment["FGBI_IMAGE"] = image ?? ""
+                environment["FGBI_TERM"] = term.map(String.init) ?? ""
+                process.environment = environment
+                try process.run()
+                process.waitUntilExit()
+                Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
+            }
+            throw ExitCode(10)
+        }
+    }
+}
