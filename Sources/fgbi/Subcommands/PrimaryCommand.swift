@@ -3,7 +3,6 @@ import FGBI
 import FGBIBench
 import FGBICoordination
 import Foundation
-import Logging
 
 extension FGBICommand {
     /// `fgbi primary`: replicates a built-in workload's memory to a backup.
