@@ -16,6 +16,17 @@ struct EtcdCoordinationTests {
         try body(server, try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(300)))
     }
 
+    /// What `arbiter` decides once it stops answering `wait`, asking every 100 ms for up to `seconds`.
+    static func decision(of arbiter: EtcdFailoverArbiter, lastEpoch: UInt64, waitingUpTo seconds: Double) -> FailoverDecision {
+        let start = Date()
+        var decision = arbiter.decide(lastEpoch: lastEpoch)
+        while case .wait = decision, Date().timeIntervalSince(start) < seconds {
+            usleep(100_000)
+            decision = arbiter.decide(lastEpoch: lastEpoch)
+        }
+        return decision
+    }
+
     @Test func primaryshipHasOneHolderAndTermsOnlyGrow() throws {
         try withServer { _, client in
             let keys = try GuestKeys(cluster: "t", guest: "g1")
@@ -125,13 +136,7 @@ struct EtcdCoordinationTests {
             #expect(arbiter.currentTerm() == 1, "the newest term seen, while etcd is away")
             try server.restart()
             // etcd restores the lease with a fresh TTL; it expires unrenewed, then the backup is promoted.
-            let start = Date()
-            var decision = arbiter.decide(lastEpoch: 5)
-            while case .wait = decision, Date().timeIntervalSince(start) < 10 {
-                usleep(100_000)
-                decision = arbiter.decide(lastEpoch: 5)
-            }
-            #expect(decision == .promote(term: 2))
+            #expect(Self.decision(of: arbiter, lastEpoch: 5, waitingUpTo: 10) == .promote(term: 2))
             arbiter.promotedLease?.release()
         }
     }
