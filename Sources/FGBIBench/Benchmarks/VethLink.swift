@@ -117,10 +117,15 @@ public final class VethLink: @unchecked Sendable {
         }
     }
 
+    /// Where a system tool (`ip`, `nft`, `tc`) is: /usr/sbin, else /sbin.
+    static func toolPath(_ tool: String) -> String {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)") ? "/usr/sbin/\(tool)" : "/sbin/\(tool)"
+    }
+
     @discardableResult
     static func run(_ arguments: [String], tool: String = "ip") throws -> String {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)") ? "/usr/sbin/\(tool)" : "/sbin/\(tool)")
+        process.executableURL = URL(fileURLWithPath: toolPath(tool))
         process.arguments = arguments
         let errors = Pipe()
         process.standardError = errors

@@ -168,8 +168,7 @@ public final class EtcdServer: @unchecked Sendable {
         ]
         var command = ["/bin/sh", "-c", Self.lifelineScript] + arguments
         if let namespace {
-            let ip = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip"
-            command = [ip, "netns", "exec", namespace.name] + command
+            command = [VethLink.toolPath("ip"), "netns", "exec", namespace.name] + command
         }
         let pidFile = workDirectory + "/etcd.pid"
         unlink(pidFile)

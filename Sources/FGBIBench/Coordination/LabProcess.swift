@@ -19,7 +19,7 @@ public final class LabProcess: @unchecked Sendable {
     public init(executable: URL, arguments: [String], namespace: NetworkNamespace?, logFile: String) throws {
         self.logFile = logFile
         if let namespace {
-            process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
+            process.executableURL = URL(fileURLWithPath: VethLink.toolPath("ip"))
             process.arguments = ["netns", "exec", namespace.name, executable.path] + arguments
         } else {
             process.executableURL = executable

@@ -215,7 +215,6 @@ public final class PartitionDrill {
         // recovered primary needs to confirm again.
         let settle = Double(ttl) * 2 + 3
         let promotedLine = backup.waitForLine(seconds: settle) { LabEvent($0)?.kind == "promoted" }
-        let confirmedBeforeSettle = primary.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }.count
         if promotedLine == nil, primary.isRunning {
             // No takeover: the primary must confirm again now that every cut is healed.
             let resumed = primary.waitForLine(seconds: settle) { line in
@@ -226,7 +225,6 @@ public final class PartitionDrill {
                 outcome.violations.append("no promotion, and the primary confirmed nothing after the cuts healed (logs in \(directory))")
             }
         }
-        _ = confirmedBeforeSettle
         if primary.isRunning { primary.kill9() } else { outcome.primaryExit = primary.waitForExit(seconds: 1) }
         if backup.isRunning, promotedLine == nil { backup.kill9() }
         backup.waitForExit(seconds: 10)

@@ -42,7 +42,7 @@ public final class BackupProcess: @unchecked Sendable {
                          "--state-dir", settings.stateDirectory, "--key-file", settings.keyFile,
                          "--timeout-ms", String(settings.timeoutMilliseconds), "--log-level", "warning"]
         if let namespace = settings.namespace {
-            process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
+            process.executableURL = URL(fileURLWithPath: VethLink.toolPath("ip"))
             arguments = ["netns", "exec", namespace.name] + arguments
         } else {
             process.executableURL = settings.executable
