@@ -55,6 +55,17 @@ int CSupport_raise_thread_nice(int increment) {
     return setpriority(PRIO_PROCESS, tid, target) != 0 ? -errno : 0;
 }
 
+int CSupport_current_cpu(void) {
+    int cpu = sched_getcpu();
+    return cpu < 0 ? -errno : cpu;
+}
+
+int CSupport_set_thread_realtime(int priority) {
+    struct sched_param parameter = { .sched_priority = priority };
+    int rc = pthread_setschedparam(pthread_self(), priority > 0 ? SCHED_FIFO : SCHED_OTHER, &parameter);
+    return rc != 0 ? -rc : 0;
+}
+
 void CSupport_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
 }

@@ -157,6 +157,13 @@ int CSupport_set_thread_affinity(uint64_t mask);
 /// keeps nice per thread), at most to 19. Returns 0 or -errno.
 int CSupport_raise_thread_nice(int increment);
 
+/// The CPU the calling thread runs on now (sched_getcpu(3)), or -errno.
+int CSupport_current_cpu(void);
+
+/// Puts the calling thread under SCHED_FIFO at `priority` (1-99), or back under SCHED_OTHER when `priority`
+/// is 0 (pthread_setschedparam(3)). Returns 0 or -errno (EPERM: needs CAP_SYS_NICE or RLIMIT_RTPRIO).
+int CSupport_set_thread_realtime(int priority);
+
 /// setns(2): moves the calling thread into the namespace `fd` refers to. Returns 0 or -errno.
 int CSupport_setns(int fd, int nstype);
 
@@ -326,6 +333,19 @@ static inline void CSupport_kvm_run_set_immediate_exit(CSupport_kvm_run_state *r
 int CSupport_install_noop_signal_handler(int signal);
 
 #endif // __linux__
+
+// MARK: - Copying
+
+/// Copies `length` bytes with non-temporal (streaming) stores when the CPU has AVX2, `destination` is 32-byte
+/// aligned and `length` a multiple of 128; with memcpy otherwise. Streaming stores are weakly ordered: call
+/// CSupport_copy_streaming_fence before another thread may read the copies.
+void CSupport_copy_streaming(void *destination, const void *source, size_t length);
+
+/// Orders earlier streaming stores before later stores (sfence).
+void CSupport_copy_streaming_fence(void);
+
+/// 1 when CSupport_copy_streaming uses streaming stores on this CPU.
+int CSupport_copy_streaming_available(void);
 
 // MARK: - Hashing
 

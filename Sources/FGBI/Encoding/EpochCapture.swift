@@ -1,3 +1,5 @@
+import CSupport
+
 /// What the paused stage of an epoch captured, so the rest of the epoch's work can run while the guest runs
 /// again: for the `fgbi` mode the changed blocks (location, old and new hash, bytes), for the page modes the
 /// written pages (location, bytes). Owned by the caller and reused across epochs; allocates only to grow.
@@ -116,14 +118,32 @@ public final class EpochCapture: @unchecked Sendable {
         count = total
     }
 
-    /// Fills item `index` of a prepared capture.
+    /// Fills item `index` of a prepared capture, with streaming stores (``copyItem(to:from:)``): the thread
+    /// must call ``finishStores()`` before others read the capture.
     @inline(__always)
     func place(_ index: Int, _ location: BlockLocation, from source: UnsafeRawPointer) {
         locations[index] = location
         oldHashes[index] = 0
         newHashes[index] = 0
-        (arena + index * itemSize).copyMemory(from: source, byteCount: itemSize)
+        Self.copyItem(to: arena + index * itemSize, from: source, byteCount: itemSize)
     }
+
+    /// Copies an item into the arena: pages with non-temporal stores, which neither read the arena's lines
+    /// first nor fill the copying core's caches with them (a capture on the guest's core keeps the guest's
+    /// working set there); blocks with a plain copy.
+    @inline(__always)
+    static func copyItem(to destination: UnsafeMutableRawPointer, from source: UnsafeRawPointer, byteCount: Int) {
+        if byteCount >= 4096 {
+            CSupport_copy_streaming(destination, source, byteCount)
+        } else {
+            destination.copyMemory(from: source, byteCount: byteCount)
+        }
+    }
+
+    /// Orders this thread's streaming stores into the capture before anything it does next (sfence): call
+    /// it when done placing or appending pages, before the capture is handed to another thread.
+    @inline(__always)
+    static func finishStores() { CSupport_copy_streaming_fence() }
 
     /// Appends every item of `other` (same item size), in order.
     func append(contentsOf other: EpochCapture) {
@@ -148,7 +168,7 @@ public final class EpochCapture: @unchecked Sendable {
         locations[count] = location
         oldHashes[count] = oldHash
         newHashes[count] = newHash
-        (arena + count * itemSize).copyMemory(from: source, byteCount: itemSize)
+        Self.copyItem(to: arena + count * itemSize, from: source, byteCount: itemSize)
         count += 1
     }
 

@@ -13,8 +13,23 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var pageCacheBudgetBytes = 64 << 20
     /// How the `fgbi` mode captures while the guest is paused (the page modes always copy pages).
     public var captureStrategy = CaptureStrategy.automatic
-    /// Threads that capture an epoch together while the guest is paused (its cores are idle then).
+    /// Threads that capture an epoch together while the guest is paused (its cores are idle then): the
+    /// checkpoint thread and `captureThreads - 1` helpers, wherever the scheduler puts them. Ignored when
+    /// ``captureCPUs`` is set.
     public var captureThreads = min(ProcessInfoLite.activeProcessorCount, 4)
+    /// The CPUs the paused guest leaves idle (its vCPUs' CPUs): when set, every capture runs there, on one
+    /// helper thread pinned to each, while the checkpoint thread waits. The guest's freshly written pages
+    /// are then read on the cores whose caches hold them and stay there: captured from another core, they
+    /// would be shared with it, and the guest's next write to each line would have to take it back (on the
+    /// LMDB example that cost the writer more time than the pause itself). Nor does the capture queue behind
+    /// the encoder and the sender on the replicator's CPUs. Empty (the default): ``captureThreads``.
+    public var captureCPUs: [Int] = []
+    /// SCHED_FIFO priority (1-99) for the threads of the paused stage, the checkpoint thread during epochs
+    /// and the capture's helpers, so that they run the moment the guest stops, ahead of the encoder, the
+    /// sender or anything else sharing their CPUs: a busy CPU otherwise delays their wake-up by a
+    /// scheduler slice, and the guest waits that long. Needs CAP_SYS_NICE (root) or RLIMIT_RTPRIO. nil (the
+    /// default): normal scheduling.
+    public var captureRealtimePriority: Int?
     /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).
     public var parallelCaptureMinimumPages = 256
     /// How the content index keys hashes; tests force collisions with `.lowBits`.

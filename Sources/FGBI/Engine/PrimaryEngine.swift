@@ -39,7 +39,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let baseline: [[UInt64]]?
     /// Per capture thread: the previous hashes of the page being rehashed.
     private let scratch: [UnsafeMutablePointer<UInt64>]
-    /// Per capture thread beyond the first: where its share of changed blocks goes before joining.
+    /// The helper threads of a parallel capture.
+    private let crew: CaptureCrew
+    /// Per chunk of a parallel `fgbi` capture: where its changed blocks go before joining.
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
@@ -60,6 +62,12 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
         let geometry = try BlockGeometry(blockSize: configuration.blockSize)
         guard configuration.captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
+        if let cpu = configuration.captureCPUs.first(where: { !(0..<64).contains($0) }) {
+            throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
+        }
+        if let priority = configuration.captureRealtimePriority, !RealtimeScheduling.priorities.contains(priority) {
+            throw FGBIError.invalidArgument("capture realtime priority \(priority) is not between 1 and 99")
+        }
         if let summary {
             guard summary.pageHashes.map(\.count) == regions.map(\.pageCount) else {
                 throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
@@ -67,7 +75,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
         baseline = summary?.pageHashes
         nextEpoch = firstEpoch
-        scratch = (0..<configuration.captureThreads).map { _ in .allocate(capacity: 64) }
+        scratch = (0...max(configuration.captureThreads, configuration.captureCPUs.count)).map { _ in .allocate(capacity: 64) }
+        crew = try CaptureCrew(helpers: configuration.captureCPUs.isEmpty ? configuration.captureThreads - 1 : configuration.captureCPUs.count,
+                               cpus: configuration.captureCPUs, realtimePriority: configuration.captureRealtimePriority)
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
@@ -187,14 +197,25 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let pages = work.reduce(0) { $0 + $1.count }
-        var threads = pages >= configuration.parallelCaptureMinimumPages ? min(configuration.captureThreads, pages) : 1
-        if capture.comparesWithBaseline && tables.isEmpty { threads = 1 }  // pages that match are left out: no fixed places
-        if threads <= 1 {
-            captureSpans(work[...], wholePages: wholePages, into: capture, scratch: scratch[0])
-        } else if wholePages {
-            capturePagesInParallel(Self.split(work, into: threads), total: pages, into: capture)
-        } else {
-            captureBlocksInParallel(Self.split(work, into: threads), into: capture)
+        // The page modes leave out pages the backup already holds: no fixed places, so one thread in order.
+        let inOrder = capture.comparesWithBaseline && tables.isEmpty
+        // Pinned helpers take every capture (the guest's pages stay in its cores' caches); otherwise small
+        // captures stay on this thread, as waking helpers costs more than it saves.
+        let pinned = !configuration.captureCPUs.isEmpty
+        let threads = crew.participants
+        if !inOrder && threads > 1 && pages >= (pinned ? 1 : configuration.parallelCaptureMinimumPages) {
+            // More chunks than threads, so a thread whose CPU is busy takes fewer of them.
+            let chunks = min(threads * Self.chunksPerThread, max(pages / Self.minimumChunkPages, threads))
+            if wholePages {
+                capturePagesInParallel(Self.split(work, into: chunks), total: pages, into: capture)
+            } else {
+                captureBlocksInParallel(Self.split(work, into: chunks), into: capture)
+            }
+        } else if pages > 0 {
+            // On this thread, or on the one pinned helper.
+            crew.perform(chunks: 1) { _, participant in
+                captureSpans(work[...], wholePages: wholePages, into: capture, scratch: scratch[participant])
+            }
         }
         capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
@@ -304,6 +325,10 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Consecutive written pages of one region: a unit of capture work.
     typealias Span = PageSpan
 
+    /// A parallel capture's chunks: this many per thread, at least this many pages each.
+    static let chunksPerThread = 4
+    static let minimumChunkPages = 64
+
     /// Cuts `work` into `parts` pieces of nearly equal page counts, keeping the order.
     static func split(_ work: [Span], into parts: Int) -> [[Span]] {
         let total = work.reduce(0) { $0 + $1.count }
@@ -347,9 +372,10 @@ public final class PrimaryEngine: @unchecked Sendable {
                 }
             }
         }
+        if wholePages { EpochCapture.finishStores() }
     }
 
-    /// Page modes: each thread copies its pages straight to their final places.
+    /// Page modes, and `fgbi` copying pages: each chunk's pages go straight to their final places.
     private func capturePagesInParallel(_ pieces: [[Span]], total: Int, into capture: EpochCapture) {
         capture.prepare(count: total)
         var starts: [Int] = []
@@ -358,29 +384,29 @@ public final class PrimaryEngine: @unchecked Sendable {
             starts.append(next)
             next += piece.reduce(0) { $0 + $1.count }
         }
-        let firstIndex = starts
-        DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
-            var index = firstIndex[part]
-            for span in pieces[part] {
+        crew.perform(chunks: pieces.count) { chunk, _ in
+            var index = starts[chunk]
+            for span in pieces[chunk] {
                 let region = regions[span.region]
                 for page in span.start..<(span.start + span.count) {
                     capture.place(index, BlockLocation(region: span.region, block: page), from: region.page(page))
                     index += 1
                 }
             }
+            EpochCapture.finishStores()
         }
     }
 
-    /// `fgbi`: each thread rehashes its pages into a capture of its own (how many blocks changed is not known
-    /// in advance); the pieces are then joined in order.
+    /// `fgbi` rehashing: each chunk's changed blocks go to a capture of its own (how many blocks changed is
+    /// not known in advance); the chunks are then joined in order.
     private func captureBlocksInParallel(_ pieces: [[Span]], into capture: EpochCapture) {
         while segments.count < pieces.count { segments.append(EpochCapture()) }
         for segment in segments.prefix(pieces.count) {
             segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize)
             segment.comparesWithBaseline = capture.comparesWithBaseline
         }
-        DispatchQueue.concurrentPerform(iterations: pieces.count) { part in
-            captureSpans(pieces[part][...], wholePages: false, into: segments[part], scratch: scratch[part])
+        crew.perform(chunks: pieces.count) { chunk, participant in
+            captureSpans(pieces[chunk][...], wholePages: false, into: segments[chunk], scratch: scratch[participant])
         }
         for segment in segments.prefix(pieces.count) { capture.append(contentsOf: segment) }
     }

@@ -38,6 +38,7 @@ extension Primary {
             // Published before the guest resumes: a write after the resume must see this epoch as captured
             // (``epochCoveringWritesSoFar`` then names a later one).
             shared.withLock { $0.statistics.lastCapturedEpoch = capture.epoch }
+            epochAfterLastCapture.store(capture.epoch + 1, ordering: .releasing)
         } catch {
             release(capture)
             throw error
@@ -61,6 +62,12 @@ extension Primary {
 
     /// Epochs every `epochInterval` until stop() or the session fails (which it throws).
     func epochLoop() throws {
+        // Realtime for the epochs only: the synchronisation before them copies while the guest runs and must
+        // not starve the encoder and sender sharing this CPU.
+        if let priority = configuration.engine.captureRealtimePriority {
+            try RealtimeScheduling.enter(priority: priority, thread: "checkpoint thread")
+        }
+        defer { if configuration.engine.captureRealtimePriority != nil { RealtimeScheduling.leave() } }
         let interval = configuration.epochInterval.wholeNanoseconds
         var next = MonotonicClock.nanoseconds()
         while running.load(ordering: .acquiring) {

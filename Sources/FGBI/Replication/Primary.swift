@@ -57,6 +57,9 @@ public final class Primary: @unchecked Sendable {
     /// A session is open and its threads serve it (cleared when this side closes it).
     let connected = Atomic<Bool>(false)
     let lastSendNanoseconds = Atomic<UInt64>(0)
+    /// The epoch after the last one captured (0 before the first): ``epochCoveringWritesSoFar``, read by
+    /// every client write of a guest with output commit, so a plain atomic and not the statistics' lock.
+    let epochAfterLastCapture = Atomic<UInt64>(0)
     let threads = PthreadLock<[String: JoinableThread]>([:])
     var dirty: [DirtyPageSet]
 
@@ -174,7 +177,7 @@ public final class Primary: @unchecked Sendable {
     /// release the output once ``waitForCommit(_:timeout:)`` (or ``commits()``) reaches it. Conservative:
     /// it may name one epoch more than needed, never one too few.
     public var epochCoveringWritesSoFar: UInt64 {
-        shared.withLock { $0.statistics.lastCapturedEpoch.map { $0 + 1 } ?? 0 }
+        epochAfterLastCapture.load(ordering: .acquiring)
     }
 
     /// Blocks until the backup has acknowledged `epoch` (or a later one); false on timeout or failure.

@@ -2,6 +2,7 @@ import CSupport
 import FGBI
 import FGBIBench
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -33,8 +34,22 @@ public struct LMDBOverheadBenchmark {
         public var replicationOnAllCPUs = false
         /// The primary's sender thread's nice increment (nil: the library's default).
         public var senderNiceIncrement: Int?
+        /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
+        /// one variant per entry, nil for normal scheduling.
+        public var captureRealtimePriorities: [Int?] = [nil]
+        /// With a writer CPU: where the capture's helper thread runs while the writer is paused, one variant
+        /// per placement (``CapturePlacement``).
+        public var capturePlacements = [CapturePlacement.writerCPU]
 
         public init(history: KeyValueHistory) { self.history = history }
+    }
+
+    /// Where the capture's helper thread runs (``EngineConfiguration/captureCPUs``) when the writer is pinned.
+    public enum CapturePlacement: String, Sendable, CaseIterable, Encodable {
+        /// On the writer's CPU, idle while the writer is paused: what a VMM does with a paused vCPU's CPU.
+        case writerCPU = "writer"
+        /// Wherever the primary's other threads run (the replication CPUs).
+        case replicationCPUs = "replication"
     }
 
     /// One variant's figures over all rounds.
@@ -42,22 +57,42 @@ public struct LMDBOverheadBenchmark {
         /// "none" or "fgbi @ 25 ms".
         public var name: String
         public var epochMs: Int?
+        /// Where the capture's helper ran (replicated variants with a pinned writer).
+        public var capturePlacement: CapturePlacement?
+        /// The paused stage's SCHED_FIFO priority (nil: normal scheduling).
+        public var captureRealtimePriority: Int?
         public var transactions: Int
         /// Transactions per second, per round, and their median.
         public var transactionsPerSecond: [Double]
         public var medianTransactionsPerSecond: Double
         /// Median throughput relative to the unreplicated one (1 for it); slowdown = 1 - this.
         public var relativeThroughput: Double
+        /// The median over the rounds of this variant's throughput relative to the unreplicated run of the
+        /// same round: steadier than ``relativeThroughput`` when the machine drifts between rounds.
+        public var pairedRelativeThroughput: Double
         /// Commit to acknowledgement over all rounds (replicated only).
         public var acknowledgementMsP50: Double?
         public var acknowledgementMsP99: Double?
         public var epochsPerRound: Double?
+        /// The writing time over the epochs: how long epochs really lasted (longer than asked when the
+        /// encoder cannot keep up and backpressure stretches them).
+        public var meanEpochMs: Double?
         public var pauseMsP50: Double?
         public var pauseMsP99: Double?
+        /// Of the pause (median over the epochs): stopping the writer at the gate, and the capture.
+        public var stopMsP50: Double?
+        public var captureMsP50: Double?
+        /// Epochs the `fgbi` mode captured by copying pages, of all (the rest rehashed in the pause).
+        public var copiedEpochShare: Double?
         public var pagesWrittenPerEpoch: Double?
         public var wireBytesPerEpoch: Double?
         /// The replica equalled the primary's map after the final epoch, in every round.
         public var verified: Bool?
+        /// The writer thread's time, the median of each part over the rounds: where a replicated run's extra
+        /// time went (kernel time holds the first writes after re-protection, the gate wait the pauses).
+        public var writer: ReplicatedKeyValueStore.WriterTime
+        /// Seconds the writer took to commit the transactions (the median over the rounds).
+        public var writingSeconds: Double
     }
 
     public let configuration: Configuration
@@ -65,17 +100,27 @@ public struct LMDBOverheadBenchmark {
     public init(_ configuration: Configuration) { self.configuration = configuration }
 
     public func run(progress: (String) -> Void = { _ in }) throws -> [Variant] {
-        let intervals: [Int?] = [nil] + configuration.epochMilliseconds.map { Optional($0) }
-        var rates: [[Double]] = intervals.map { _ in [] }
-        var acknowledgements: [[Double]] = intervals.map { _ in [] }
-        var pauses: [[Double]] = intervals.map { _ in [] }
-        var epochs: [Double] = intervals.map { _ in 0 }
-        var pages: [Double] = intervals.map { _ in 0 }
-        var bytes: [Double] = intervals.map { _ in 0 }
-        var verified: [Bool] = intervals.map { _ in true }
+        let pinned = configuration.writerCPU != nil
+        let placements: [CapturePlacement?] = pinned ? configuration.capturePlacements : [nil]
+        let setups: [Setup] = [Setup(epochMilliseconds: nil, placement: nil)]
+            + configuration.epochMilliseconds.flatMap { interval in
+                placements.flatMap { placement in
+                    configuration.captureRealtimePriorities.map { Setup(epochMilliseconds: interval, placement: placement, realtimePriority: $0) }
+                }
+            }
+        var rates: [[Double]] = setups.map { _ in [] }
+        var acknowledgements: [[Double]] = setups.map { _ in [] }
+        var pauses: [[Double]] = setups.map { _ in [] }
+        var epochs: [Double] = setups.map { _ in 0 }
+        var pages: [Double] = setups.map { _ in 0 }
+        var bytes: [Double] = setups.map { _ in 0 }
+        var verified: [Bool] = setups.map { _ in true }
+        var writers: [[ReplicatedKeyValueStore.WriterTime]] = setups.map { _ in [] }
+        var writing: [[Double]] = setups.map { _ in [] }
+        var parts: [PauseParts] = setups.map { _ in PauseParts() }
         for round in 0..<configuration.rounds {
-            for (index, interval) in intervals.enumerated() {
-                let result = try runOnce(epochMilliseconds: interval)
+            for (index, setup) in setups.enumerated() {
+                let result = try runOnce(setup)
                 rates[index].append(result.statistics.transactionsPerSecond)
                 acknowledgements[index] += result.statistics.acknowledgementMilliseconds
                 if let replication = result.statistics.replication {
@@ -85,34 +130,73 @@ public struct LMDBOverheadBenchmark {
                     bytes[index] += Double(replication.bytesSent)
                 }
                 verified[index] = verified[index] && result.verified
-                progress("round \(round + 1)/\(configuration.rounds), \(Self.name(interval, configuration.mode)): "
+                writers[index].append(result.statistics.writer)
+                writing[index].append(result.statistics.writingSeconds)
+                parts[index].add(result.pauses)
+                progress("round \(round + 1)/\(configuration.rounds), \(name(setup)): "
                          + "\(formatted(rates[index].last ?? 0, 0)) transactions/s")
             }
         }
         let baseline = Summary(rates[0]).median
-        return intervals.enumerated().map { index, interval in
+        return setups.enumerated().map { index, setup in
             let median = Summary(rates[index]).median
-            let replicated = interval != nil
+            let replicated = setup.epochMilliseconds != nil
             let epochCount = max(epochs[index], 1)
             return Variant(
-                name: Self.name(interval, configuration.mode), epochMs: interval, transactions: configuration.transactions,
+                name: name(setup), epochMs: setup.epochMilliseconds, capturePlacement: setup.placement,
+                captureRealtimePriority: setup.realtimePriority, transactions: configuration.transactions,
                 transactionsPerSecond: rates[index], medianTransactionsPerSecond: median, relativeThroughput: median / baseline,
+                pairedRelativeThroughput: Summary(zip(rates[index], rates[0]).map { $0 / $1 }).median,
                 acknowledgementMsP50: replicated ? Summary.percentile(acknowledgements[index], 0.5) : nil,
                 acknowledgementMsP99: replicated ? Summary.percentile(acknowledgements[index], 0.99) : nil,
                 epochsPerRound: replicated ? epochs[index] / Double(configuration.rounds) : nil,
+                meanEpochMs: replicated ? Summary(writing[index]).median * 1000 / max(epochs[index] / Double(configuration.rounds), 1) : nil,
                 pauseMsP50: replicated ? Summary.percentile(pauses[index], 0.5) : nil,
                 pauseMsP99: replicated ? Summary.percentile(pauses[index], 0.99) : nil,
+                stopMsP50: replicated ? Summary.percentile(parts[index].stopMs, 0.5) : nil,
+                captureMsP50: replicated ? Summary.percentile(parts[index].captureMs, 0.5) : nil,
+                copiedEpochShare: replicated ? Double(parts[index].copied) / Double(max(parts[index].captureMs.count, 1)) : nil,
                 pagesWrittenPerEpoch: replicated ? pages[index] / epochCount : nil,
                 wireBytesPerEpoch: replicated ? bytes[index] / epochCount : nil,
-                verified: replicated ? verified[index] : nil)
+                verified: replicated ? verified[index] : nil,
+                writer: ReplicatedKeyValueStore.WriterTime(
+                    userSeconds: Summary(writers[index].map(\.userSeconds)).median,
+                    systemSeconds: Summary(writers[index].map(\.systemSeconds)).median,
+                    gateWaitSeconds: Summary(writers[index].map(\.gateWaitSeconds)).median,
+                    involuntarySwitches: Int(Summary(writers[index].map { Double($0.involuntarySwitches) }).median)),
+                writingSeconds: Summary(writing[index]).median)
         }
     }
 
-    static func name(_ interval: Int?, _ mode: ReplicationMode) -> String {
-        interval.map { "\(mode) @ \($0) ms" } ?? "none"
+    /// One variant: unreplicated (no interval), or replicated at an interval with the capture placed.
+    struct Setup {
+        var epochMilliseconds: Int?
+        var placement: CapturePlacement?
+        var realtimePriority: Int?
     }
 
-    private func runOnce(epochMilliseconds: Int?) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool) {
+    func name(_ setup: Setup) -> String {
+        guard let interval = setup.epochMilliseconds else { return "none" }
+        var name = "\(configuration.mode) @ \(interval) ms"
+        if configuration.capturePlacements.count > 1, let placement = setup.placement { name += ", capture on \(placement.rawValue) CPU" }
+        if configuration.captureRealtimePriorities.count > 1 { name += setup.realtimePriority.map { ", FIFO \($0)" } ?? ", normal" }
+        return name
+    }
+
+    /// Each epoch's pause parts, gathered by the primary's observer.
+    struct PauseParts: Sendable {
+        var stopMs: [Double] = []
+        var captureMs: [Double] = []
+        var copied = 0
+
+        mutating func add(_ other: PauseParts) {
+            stopMs += other.stopMs
+            captureMs += other.captureMs
+            copied += other.copied
+        }
+    }
+
+    private func runOnce(_ setup: Setup) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts) {
         let all = Array(0..<min(CPUPinning.onlineCount, 64))
         if let writer = configuration.writerCPU {
             // Everything created from here on (backup, primary threads, acknowledger) runs beside the writer.
@@ -130,7 +214,7 @@ public struct LMDBOverheadBenchmark {
         var serving: BackupThread?
         var replica: GuestMemory?
         var primaryConfiguration: PrimaryConfiguration?
-        if let epochMilliseconds {
+        if let epochMilliseconds = setup.epochMilliseconds {
             let region = try GuestMemory.anonymous(length: configuration.mapBytes)
             try region.prefault()
             let server = try Backup(regions: [region], geometry: try BlockGeometry(),
@@ -138,6 +222,8 @@ public struct LMDBOverheadBenchmark {
             var settings = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: server.port))
             settings.engine = EngineConfiguration(mode: configuration.mode)
             settings.engine.captureStrategy = configuration.capture
+            if setup.placement == .writerCPU, let writer = configuration.writerCPU { settings.engine.captureCPUs = [writer] }
+            settings.engine.captureRealtimePriority = setup.realtimePriority
             settings.epochInterval = .milliseconds(epochMilliseconds)
             settings.reconnectWindow = .zero
             if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
@@ -148,8 +234,16 @@ public struct LMDBOverheadBenchmark {
             primaryConfiguration = settings
             if remote { try CPUPinning.pinCallingThread(to: all) }
         }
+        let pauses = Mutex(PauseParts())
         let store = try ReplicatedKeyValueStore(path: path, mapBytes: configuration.mapBytes, history: configuration.history,
-                                                configuration: primaryConfiguration)
+                                                configuration: primaryConfiguration, observer: { _, epoch in
+            guard epoch.pauseNanoseconds > 0 else { return }  // pre-copy steps: no pause
+            pauses.withLock {
+                $0.stopMs.append(Double(epoch.stopNanoseconds) / 1e6)
+                $0.captureMs.append(Double(epoch.captureNanoseconds) / 1e6)
+                if epoch.captureStrategy == CaptureStrategy.copyPages.rawValue { $0.copied += 1 }
+            }
+        })
         let target = UInt64(configuration.transactions)
         let statistics: ReplicatedKeyValueStore.RunStatistics
         do {
@@ -166,6 +260,6 @@ public struct LMDBOverheadBenchmark {
             verified = memcmp(replica.base, store.memory.base, configuration.mapBytes) == 0
                 && statistics.acknowledged == statistics.transactions
         }
-        return (statistics, verified)
+        return (statistics, verified, pauses.withLock { $0 })
     }
 }

@@ -24,7 +24,35 @@ public final class ReplicatedKeyValueStore {
         public var acknowledgementMilliseconds: [Double] = []
         /// The primary's counters at the end (nil without replication).
         public var replication: ReplicationStatistics?
+        /// Where the writer thread's time went while it wrote: CPU time in user space and in the kernel (the
+        /// first writes after each epoch's re-protection are kernel time), waits at the gate while epochs were
+        /// cut, and how often the scheduler took its CPU away.
+        public var writer = WriterTime()
         public var transactionsPerSecond: Double { writingSeconds > 0 ? Double(transactions) / writingSeconds : 0 }
+    }
+
+    /// The writer thread's share of a run's time (``RunStatistics/writer``).
+    public struct WriterTime: Sendable, Encodable {
+        public var userSeconds = 0.0
+        public var systemSeconds = 0.0
+        public var gateWaitSeconds = 0.0
+        public var involuntarySwitches = 0
+
+        /// The calling thread's CPU times and switches so far (getrusage(RUSAGE_THREAD)).
+        static func ofCallingThread() -> WriterTime {
+            var usage = rusage()
+            // RUSAGE_THREAD (1): Glibc exports it only with _GNU_SOURCE, which Swift's import does not set.
+            getrusage(__rusage_who_t(1), &usage)
+            func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+            return WriterTime(userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime),
+                              involuntarySwitches: usage.ru_nivcsw)
+        }
+
+        static func - (end: WriterTime, start: WriterTime) -> WriterTime {
+            WriterTime(userSeconds: end.userSeconds - start.userSeconds, systemSeconds: end.systemSeconds - start.systemSeconds,
+                       gateWaitSeconds: end.gateWaitSeconds - start.gateWaitSeconds,
+                       involuntarySwitches: end.involuntarySwitches - start.involuntarySwitches)
+        }
     }
 
     public let environment: LMDBEnvironment
@@ -40,7 +68,9 @@ public final class ReplicatedKeyValueStore {
     ///
     /// - Throws: ``LMDBError`` when LMDB cannot create the database; ``FGBIError`` or ``SystemError`` when
     ///   the map cannot be tracked.
-    public init(path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?) throws {
+    /// `observer` sees each epoch's statistics as it is encoded (on the primary's sender thread).
+    public init(path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?,
+                observer: Primary.CaptureObserver? = nil) throws {
         unlink(path)
         unlink(path + "-lock")
         environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
@@ -54,7 +84,7 @@ public final class ReplicatedKeyValueStore {
         self.gate = gate
         writer = KeyValueWriter(environment: environment, history: history, gate: gate)
         let memory = memory
-        primary = try configuration.map { try Primary(regions: [memory], configuration: $0, hooks: gate.hooks) }
+        primary = try configuration.map { try Primary(regions: [memory], configuration: $0, hooks: gate.hooks, observer: observer) }
     }
 
     /// The primary's counters (nil without replication).
@@ -78,8 +108,11 @@ public final class ReplicatedKeyValueStore {
         releaser?.start()
         var failure: Error?
         var started = MonotonicClock.nanoseconds()
+        var writerAtStart = WriterTime()
         do {
             try writerStarts()
+            writerAtStart = WriterTime.ofCallingThread()
+            writerAtStart.gateWaitSeconds = Double(gate.waitingNanoseconds) / 1e9
             started = MonotonicClock.nanoseconds()
             while !shouldStop(statistics) {
                 let number = try writer.commitNext()
@@ -96,6 +129,9 @@ public final class ReplicatedKeyValueStore {
             failure = error
         }
         statistics.writingSeconds = statistics.seconds
+        var writerAtEnd = WriterTime.ofCallingThread()
+        writerAtEnd.gateWaitSeconds = Double(gate.waitingNanoseconds) / 1e9
+        statistics.writer = writerAtEnd - writerAtStart
         if let primary, let releaser {
             do {
                 try primary.stop(finalEpoch: failure == nil)
@@ -125,6 +161,10 @@ final class AcknowledgementReleaser: @unchecked Sendable {
     private let acknowledged: @Sendable (UInt64) -> Void
     private let lock = NSLock()
     private var pending: [Pending] = []
+    /// The writer's own batch, handed to `pending` under the lock every `batchLimit` transactions or when
+    /// the epoch changes: the writer pays the lock (whose line the releaser thread takes) once per batch.
+    private var batch: [Pending] = []
+    private static let batchLimit = 64
     private var head = 0
     private var released: UInt64 = 0
     private var latencies: [Double] = []
@@ -135,6 +175,7 @@ final class AcknowledgementReleaser: @unchecked Sendable {
         self.primary = primary
         self.acknowledged = acknowledged
         pending.reserveCapacity(1 << 16)
+        batch.reserveCapacity(Self.batchLimit)
         latencies.reserveCapacity(1 << 16)
     }
 
@@ -150,10 +191,17 @@ final class AcknowledgementReleaser: @unchecked Sendable {
         }
     }
 
-    /// Records that `transaction` committed and is covered by `epoch`.
+    /// Records that `transaction` committed and is covered by `epoch`. Called by the writer thread only.
     func committed(_ transaction: UInt64, epoch: UInt64) {
-        let now = MonotonicClock.nanoseconds()
-        lock.withLock { pending.append(Pending(transaction: transaction, epoch: epoch, committedAt: now)) }
+        if let last = batch.last, last.epoch != epoch { handOver() }
+        batch.append(Pending(transaction: transaction, epoch: epoch, committedAt: MonotonicClock.nanoseconds()))
+        if batch.count >= Self.batchLimit { handOver() }
+    }
+
+    /// Moves the writer's batch to the releaser's queue.
+    private func handOver() {
+        lock.withLock { pending.append(contentsOf: batch) }
+        batch.removeAll(keepingCapacity: true)
     }
 
     /// Releases every pending transaction whose epoch the backup has committed.
@@ -179,6 +227,7 @@ final class AcknowledgementReleaser: @unchecked Sendable {
 
     /// Stops the thread after a last release; returns what was released.
     func finish() -> (acknowledged: UInt64, milliseconds: [Double]) {
+        handOver()
         lock.withLock { stopping = true }
         done.wait()
         return lock.withLock { (released, latencies) }

@@ -58,6 +58,14 @@ extension FGBICommand {
         @Option(name: .customLong("sender-nice"), help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
         var senderNice: Int?
 
+        @Option(name: .customLong("capture-cpu"),
+                help: "With a pinned writer, where the capture's helper thread runs in the pause: writer (its CPU, idle then), replication (the other CPUs), or both (a variant each).")
+        var captureCPU = "writer"
+
+        @Option(name: .customLong("capture-priority"),
+                help: "Comma-separated SCHED_FIFO priorities (1-99) for the paused stage's threads, or 'normal'; a variant each.")
+        var capturePriority = "normal"
+
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
 
@@ -94,6 +102,21 @@ extension FGBICommand {
                 configuration.writerCPU = cpu
             }
             configuration.replicationOnAllCPUs = replicationOnAllCPUs
+            configuration.captureRealtimePriorities = try CommaList.parse(capturePriority, option: "--capture-priority") { item -> Int? in
+                if item == "normal" { return nil }
+                guard let priority = Int(item), (1...99).contains(priority) else {
+                    throw ValidationError("--capture-priority: '\(item)' is neither 'normal' nor a priority between 1 and 99")
+                }
+                return priority
+            }
+            switch captureCPU {
+            case "both": configuration.capturePlacements = LMDBOverheadBenchmark.CapturePlacement.allCases
+            default:
+                guard let placement = LMDBOverheadBenchmark.CapturePlacement(rawValue: captureCPU) else {
+                    throw ValidationError("--capture-cpu: '\(captureCPU)' is not writer, replication or both")
+                }
+                configuration.capturePlacements = [placement]
+            }
             if let senderNice {
                 guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
                 configuration.senderNiceIncrement = senderNice
@@ -108,14 +131,18 @@ extension FGBICommand {
                 print(try JSONOutput.encode(variants))
                 return
             }
-            var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "ack p50 ms", "ack p99 ms", "epochs",
-                                   "pause p50 ms", "pause p99 ms", "pages/epoch", "wire KB/epoch", "verified"])
+            var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "paired", "ack p50 ms", "ack p99 ms", "epochs", "epoch ms",
+                                   "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch", "wire KB/epoch",
+                                   "writing s", "user s", "sys s", "gate s", "preempted", "verified"])
             for v in variants {
                 table.add([v.name, formatted(v.medianTransactionsPerSecond, 0),
                            v.transactionsPerSecond.map { formatted($0, 0) }.joined(separator: " "),
-                           formatted(v.relativeThroughput, 3), formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
-                           formatted(v.epochsPerRound, 0), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
+                           formatted(v.relativeThroughput, 3), formatted(v.pairedRelativeThroughput, 3), formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
+                           formatted(v.epochsPerRound, 0), formatted(v.meanEpochMs, 0), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
+                           formatted(v.stopMsP50, 2), formatted(v.captureMsP50, 2), formatted(v.copiedEpochShare.map { $0 * 100 }, 0),
                            formatted(v.pagesWrittenPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
+                           formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2), formatted(v.writer.systemSeconds, 2),
+                           formatted(v.writer.gateWaitSeconds, 2), "\(v.writer.involuntarySwitches)",
                            v.verified.map { $0 ? "yes" : "NO" } ?? "-"])
             }
             print("\(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \(rounds) rounds, \(mapMiB) MiB map, "

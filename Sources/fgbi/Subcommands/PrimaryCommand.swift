@@ -2,6 +2,7 @@ import ArgumentParser
 import FGBI
 import FGBIBench
 import FGBICoordination
+import FGBIExamples
 import Foundation
 
 extension FGBICommand {
@@ -94,6 +95,14 @@ extension FGBICommand {
                 help: "How frames are written: automatic (= socket, measured fastest here), socket (sendmsg), uring (io_uring SENDMSG), uring-zc[:MIN] (SENDMSG_ZC from MIN bytes), by-size[:N] (sendmsg below N, io_uring above; sendmsg alone without io_uring).")
         var sendPath = "automatic"
 
+        @Option(name: .customLong("capture-cpus"),
+                help: "Comma-separated CPUs the guest leaves idle while paused (its vCPUs'): each epoch's capture runs there, one thread each, keeping the guest's pages in its own caches.")
+        var captureCPUs: String?
+
+        @Option(name: .customLong("capture-priority"),
+                help: "SCHED_FIFO priority (1-99) for the pause's threads, so a busy replication CPU does not delay them (needs root or CAP_SYS_NICE).")
+        var capturePriority: Int?
+
         func validate() throws {
             guard (1...100).contains(precopyRounds) else { throw ValidationError("--precopy-rounds must be between 1 and 100") }
             guard (0...86_400).contains(reconnectSeconds) else { throw ValidationError("--reconnect-s must be between 0 and 86400") }
@@ -115,6 +124,19 @@ extension FGBICommand {
                 var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup ?? GuestOptions.perGuestBackup))
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
+                if let captureCPUs {
+                    let online = CPUPinning.onlineCount
+                    configuration.engine.captureCPUs = try CommaList.parse(captureCPUs, option: "--capture-cpus") {
+                        guard let cpu = Int($0), (0..<min(online, 64)).contains(cpu) else {
+                            throw ValidationError("--capture-cpus: '\($0)' is not an online CPU (0 to \(min(online, 64) - 1))")
+                        }
+                        return cpu
+                    }
+                }
+                if let capturePriority {
+                    guard (1...99).contains(capturePriority) else { throw ValidationError("--capture-priority must be between 1 and 99") }
+                    configuration.engine.captureRealtimePriority = capturePriority
+                }
                 configuration.tracker = try TrackerKind.parse(tracker)
                 configuration.epochInterval = .milliseconds(epochMilliseconds)
                 configuration.precopy.enabled = !noPrecopy

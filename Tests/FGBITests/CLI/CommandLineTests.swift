@@ -72,6 +72,10 @@ struct CommandLineTests {
         (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "db1"], "each spec's name= is its name in etcd"),
         (["bench", "failover", "--ttl", "0"], "--ttl: '0' is not a number of seconds"),
         (["bench", "failover", "--faults", "meteor"], "--faults: unknown fault 'meteor'"),
+        (["primary", "--backup", "127.0.0.1:1", "--capture-cpus", "0,99"], "--capture-cpus: '99' is not an online CPU"),
+        (["primary", "--backup", "127.0.0.1:1", "--capture-priority", "0"], "--capture-priority must be between 1 and 99"),
+        (["bench", "lmdb", "--capture-cpu", "sideways"], "--capture-cpu: 'sideways' is not writer, replication or both"),
+        (["bench", "lmdb", "--capture-priority", "normal,120"], "--capture-priority: '120' is neither 'normal' nor a priority"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -129,6 +133,17 @@ struct CommandLineTests {
 
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
     func primaryAndBackupProcessesReplicateAndFinish() throws {
+        try replicateThroughProcesses(primaryOptions: [])
+    }
+
+    @Test("the capture on the guest's CPU, at realtime priority, through the CLI",
+          .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"),
+          .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    func primaryCapturesOnPinnedRealtimeThreads() throws {
+        try replicateThroughProcesses(primaryOptions: ["--capture-cpus", "0", "--capture-priority", "5"])
+    }
+
+    private func replicateThroughProcesses(primaryOptions: [String]) throws {
         let backup = Process()
         backup.executableURL = CommandRunner.executable
         backup.arguments = ["backup", "--listen", "127.0.0.1:0", "--region-mib", "8"]
@@ -143,7 +158,7 @@ struct CommandLineTests {
             log += String(decoding: backupLog.fileHandleForReading.availableData, as: UTF8.self)
         }
         let port = try #require(log.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.map(String.init))
-        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1"])
+        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1"] + primaryOptions)
         backup.waitUntilExit()
         let said = String(decoding: backupOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(primary.status == 0, "\(primary.stderr)")

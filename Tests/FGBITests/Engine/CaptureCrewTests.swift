@@ -1,0 +1,129 @@
+@testable import FGBI
+import CSupport
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The paused stage's helper threads: every chunk runs once, helpers keep the CPU and priority they were
+/// given, and settings the kernel refuses fail when the engine is made, not in a pause.
+@Suite("Capture crew")
+struct CaptureCrewTests {
+    /// SCHED_FIFO at priority 5 is allowed to this process: root (CAP_SYS_NICE) or RLIMIT_RTPRIO of 5 or more.
+    static let realtimeAllowed: Bool = {
+        var limit = rlimit()
+        // RLIMIT_RTPRIO (14): Glibc's module does not export it.
+        return geteuid() == 0 || (getrlimit(__rlimit_resource_t(14), &limit) == 0 && limit.rlim_cur >= 5)
+    }()
+
+    @Test("every chunk runs exactly once, over many rounds", arguments: [0, 1, 3])
+    func everyChunkOnce(helpers: Int) throws {
+        let crew = try CaptureCrew(helpers: helpers, cpus: [])
+        #expect(crew.participants == helpers + 1)
+        for round in 0..<200 {
+            let chunks = 1 + round % 17
+            let runs = Mutex<[Int]>(Array(repeating: 0, count: chunks))
+            let participants = Mutex<Set<Int>>([])
+            crew.perform(chunks: chunks) { chunk, participant in
+                runs.withLock { $0[chunk] += 1 }
+                participants.withLock { _ = $0.insert(participant) }
+            }
+            let counts = runs.withLock { $0 }
+            #expect(counts == Array(repeating: 1, count: chunks), "round \(round)")
+            #expect(participants.withLock { $0.allSatisfy { (0...helpers).contains($0) } })
+        }
+    }
+
+    @Test("a pinned helper does all the work; the caller waits", arguments: [1, 2])
+    func pinnedHelpersTakeEveryChunk(helpers: Int) throws {
+        let crew = try CaptureCrew(helpers: helpers, cpus: Array(repeating: 0, count: helpers))
+        #expect(crew.participants == helpers)
+        let participants = Mutex<[Int]>([])
+        for chunks in [1, 2, 9] {
+            crew.perform(chunks: chunks) { _, participant in participants.withLock { $0.append(participant) } }
+        }
+        let seen = participants.withLock { $0 }
+        #expect(seen.count == 12)
+        #expect(!seen.contains(0), "the calling thread took a chunk")
+    }
+
+    @Test("a helper pinned to CPU 0 runs there, under SCHED_FIFO when asked",
+          .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    func pinnedRealtimeHelper() throws {
+        let crew = try CaptureCrew(helpers: 1, cpus: [0], realtimePriority: 5)
+        let seen = Mutex<[(cpu: Int32, policy: Int32)]>([])
+        // Enough chunks that the helper takes some: the caller does too, so wait for the helper's.
+        for _ in 0..<50 {
+            crew.perform(chunks: 64) { _, participant in
+                guard participant == 1 else { return }
+                let policy = sched_getscheduler(0)
+                seen.withLock { $0.append((CSupport_current_cpu(), policy)) }
+            }
+        }
+        let samples = seen.withLock { $0 }
+        #expect(!samples.isEmpty, "the helper never took a chunk")
+        #expect(samples.allSatisfy { $0.cpu == 0 }, "helper ran on CPUs \(Set(samples.map(\.cpu)))")
+        #expect(samples.allSatisfy { $0.policy == SCHED_FIFO }, "helper policies \(Set(samples.map(\.policy)))")
+    }
+
+    @Test("a CPU that is not online is refused with the operation named")
+    func offlineCPU() throws {
+        let cpu = Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))  // one past the last configured CPU
+        #expect(cpu < 64, "the test needs fewer than 64 CPUs")
+        do {
+            _ = try CaptureCrew(helpers: 1, cpus: [cpu])
+            Issue.record("pinning to CPU \(cpu) succeeded")
+        } catch {
+            #expect(error.errno == EINVAL)
+            #expect("\(error)".contains("sched_setaffinity(capture thread, CPU \(cpu))"))
+        }
+    }
+
+    @Test("the engine refuses capture CPUs and priorities out of range")
+    func engineValidates() throws {
+        let region = try GuestMemory.anonymous(length: 16 * GuestMemory.pageSize)
+        var configuration = EngineConfiguration()
+        configuration.captureCPUs = [64]
+        #expect(throws: FGBIError.self) { _ = try PrimaryEngine(regions: [region], configuration: configuration) }
+        configuration.captureCPUs = []
+        configuration.captureRealtimePriority = 100
+        #expect(throws: FGBIError.self) { _ = try PrimaryEngine(regions: [region], configuration: configuration) }
+        configuration.captureRealtimePriority = 0
+        #expect(throws: FGBIError.self) { _ = try PrimaryEngine(regions: [region], configuration: configuration) }
+    }
+
+    @Test("a capture cut into many chunks, helpers pinned and realtime, replicates exactly",
+          .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"),
+          arguments: [CaptureStrategy.rehash, .copyPages])
+    func chunkedCaptureMatchesSerial(strategy: CaptureStrategy) throws {
+        var serial = EngineConfiguration(mode: .fgbi)
+        serial.captureThreads = 1
+        serial.captureStrategy = strategy
+        var parallel = serial
+        parallel.captureThreads = 3
+        parallel.captureCPUs = [0]
+        parallel.captureRealtimePriority = 5
+        parallel.parallelCaptureMinimumPages = 1
+        let one = try EngineHarness(configuration: serial, regions: 2, pagesPerRegion: 1024)
+        let many = try EngineHarness(configuration: parallel, regions: 2, pagesPerRegion: 1024)
+        var first = Mutator(regions: one.primary, blockSize: 64, seed: 23)
+        var second = Mutator(regions: many.primary, blockSize: 64, seed: 23)
+        var chunked = false
+        for epoch in 0..<6 {
+            for _ in 0..<3000 {
+                first.act()
+                second.act()
+            }
+            let dirty = second.takeDirty()
+            // Over 64 pages a chunk and 3 threads: more chunks than threads, so their order matters.
+            chunked = chunked || dirty.reduce(0) { $0 + $1.pageCount } >= 3 * PrimaryEngine.minimumChunkPages * 2
+            let (a, _) = try one.step(first.takeDirty())
+            let (b, _) = try many.step(dirty)
+            #expect(a == b, "epoch \(epoch): the deltas differ")
+            #expect(many.identical, "epoch \(epoch): first difference at \(many.firstDifference)")
+        }
+        #expect(chunked, "no epoch wrote enough pages to be cut into more chunks than threads")
+    }
+}
