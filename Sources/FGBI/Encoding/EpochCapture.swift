@@ -59,18 +59,32 @@ public final class EpochCapture: @unchecked Sendable {
         arena.deallocate()
     }
 
-    /// Grows the capture to hold `items` items of `itemSize` bytes without reallocating, and touches the
-    /// memory so the first epochs pay no page faults while the guest is paused. Call during set-up.
+    /// Grows the capture, if it must, to hold `items` items of `itemSize` bytes without reallocating, and
+    /// touches the new memory, so no capture pays for growing or first-touch page faults (about 0.4 GB/s)
+    /// while the guest is paused. Call it while the guest runs: at set-up, or when a capture is released.
     public func reserve(items: Int, itemSize: Int) {
+        reserve(items: items, arenaBytes: items * itemSize)
+    }
+
+    /// ``reserve(items:itemSize:)`` by index entries and arena bytes.
+    func reserve(items: Int, arenaBytes: Int) {
+        let oldCapacity = capacity
         while capacity < items { growIndex() }
-        while arenaCapacity < items * itemSize { growArena() }
-        arena.initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity)
-        for index in 0..<capacity {
+        for index in oldCapacity..<capacity {
             locations[index] = BlockLocation(packed: 0)
             oldHashes[index] = 0
             newHashes[index] = 0
         }
+        let oldArena = arenaCapacity
+        while arenaCapacity < arenaBytes { growArena() }
+        if arenaCapacity > oldArena {
+            // All of it: a grown arena is fresh memory, apart from the bytes copied over.
+            (arena + count * itemSize).initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity - count * itemSize)
+        }
     }
+
+    /// Bytes of arena this capture's items use.
+    var arenaBytesUsed: Int { count * itemSize }
 
     func reset(epoch: UInt64, itemSize: Int) {
         precondition(itemSize > 0 && itemSize <= 4096)

@@ -19,6 +19,16 @@ extension Primary {
     }
 
     func release(_ capture: EpochCapture) {
+        // Room for an epoch half again as large as the largest so far, made while the guest runs: growing in
+        // the pause would reallocate and fault in fresh memory there. Pre-copy steps and a first pass over
+        // every page do not count (they would reserve the whole guest again per buffer).
+        if !capture.isPrecopy, capture.pagesWritten < regions.reduce(0, { $0 + $1.pageCount }) {
+            let largest = queues.withLock { queues in
+                queues.largestEpoch = (max(queues.largestEpoch.items, capture.count), max(queues.largestEpoch.bytes, capture.arenaBytesUsed))
+                return queues.largestEpoch
+            }
+            capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2)
+        }
         queues.withLock { $0.free.append(capture) }
         freeCount.signal()
     }

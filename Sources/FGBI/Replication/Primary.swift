@@ -35,6 +35,9 @@ public final class Primary: @unchecked Sendable {
 
     struct Queues {
         var free: [EpochCapture]
+        /// The most items and arena bytes an epoch (not a pre-copy step) has captured: captures are grown to
+        /// more than that when released.
+        var largestEpoch = (items: 0, bytes: 0)
         var ready: [EpochCapture] = []
         var senderShouldExit = false
     }

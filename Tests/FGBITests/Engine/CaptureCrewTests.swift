@@ -127,3 +127,31 @@ struct CaptureCrewTests {
         #expect(chunked, "no epoch wrote enough pages to be cut into more chunks than threads")
     }
 }
+
+/// Captures grow while the guest runs, not in the pause.
+@Suite("Capture buffers")
+struct CaptureBufferTests {
+    @Test("reserving keeps the items held and makes room without growing later")
+    func reserveKeepsItemsAndMakesRoom() throws {
+        let region = try GuestMemory.anonymous(length: 64 * GuestMemory.pageSize)
+        for page in 0..<64 { region.page(page).storeBytes(of: UInt64(page) &* 0x9E37_79B9_7F4A_7C15, as: UInt64.self) }
+        let capture = EpochCapture()
+        capture.reset(epoch: 1, itemSize: GuestMemory.pageSize)
+        for page in 0..<40 { capture.append(BlockLocation(region: 0, block: page), from: region.page(page)) }
+        EpochCapture.finishStores()
+        capture.reserve(items: 4096, arenaBytes: 4096 * GuestMemory.pageSize)
+        #expect(capture.count == 40)
+        for index in 0..<40 {
+            #expect(capture.view.locations[index] == BlockLocation(region: 0, block: index))
+            #expect(memcmp(capture.item(index), region.page(index), GuestMemory.pageSize) == 0, "item \(index) changed")
+        }
+        // A capture of that size now fits: the arena's address stays put.
+        let arena = capture.view.arena
+        capture.reset(epoch: 2, itemSize: GuestMemory.pageSize)
+        for _ in 0..<64 {
+            for page in 0..<64 { capture.append(BlockLocation(region: 0, block: page), from: region.page(page)) }
+        }
+        #expect(capture.count == 4096)
+        #expect(capture.view.arena == arena, "the arena was reallocated")
+    }
+}
