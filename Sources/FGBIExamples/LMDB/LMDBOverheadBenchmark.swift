@@ -36,7 +36,7 @@ public struct LMDBOverheadBenchmark {
         public var senderNiceIncrement: Int?
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
-        public var captureRealtimePriorities: [Int?] = [nil]
+        public var captureRealtimePriorities: [Int?] = [20]
         /// With a writer CPU: where the capture's helper thread runs while the writer is paused, one variant
         /// per placement (``CapturePlacement``).
         public var capturePlacements = [CapturePlacement.writerCPU]

@@ -16,9 +16,12 @@ extension FGBICommand {
                 writer runs on --writer-cpu and replication (the primary's threads and, here, the backup too) on
                 the other CPUs, as a guest's vCPU runs beside its replicator; --writer-cpu none lets every thread
                 share every CPU. Use a release build.
+                By default the capture runs on the writer's CPU (idle while it is paused) at SCHED_FIFO 20;
+                --capture-cpu and --capture-priority compare other placements and priorities side by side.
                 Examples:
                   fgbi bench lmdb
                   fgbi bench lmdb --epoch-ms 25,50,100 --rounds 5 --json
+                  fgbi bench lmdb --capture-cpu both --capture-priority normal,20
                 """)
 
         @Option(help: "Transactions per run.")
@@ -63,8 +66,8 @@ extension FGBICommand {
         var captureCPU = "writer"
 
         @Option(name: .customLong("capture-priority"),
-                help: "Comma-separated SCHED_FIFO priorities (1-99) for the paused stage's threads, or 'normal'; a variant each.")
-        var capturePriority = "normal"
+                help: "Comma-separated SCHED_FIFO priorities (1-99) for the pause's threads, or 'normal'; a variant each (FIFO needs root or CAP_SYS_NICE).")
+        var capturePriority = "20"
 
         @Flag(help: "Print JSON: one object per variant.")
         var json = false

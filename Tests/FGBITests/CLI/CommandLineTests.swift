@@ -102,6 +102,30 @@ struct CommandLineTests {
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
     }
 
+    @Test("the LMDB overhead benchmark runs every placement and priority, verifies, and splits the writer's time",
+          .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the LMDB benchmark tracks with uffd-async"),
+          .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    func lmdbBenchmarkComparesCapturePlacements() throws {
+        let outcome = try CommandRunner.run(["bench", "lmdb", "--transactions", "3000", "--rounds", "1", "--map-mib", "32",
+                                             "--keys", "2000", "--capture-cpu", "both", "--capture-priority", "normal,5", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let variants = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        #expect(variants.count == 5, "none plus 2 placements x 2 priorities")
+        #expect(variants.first?["name"] as? String == "none")
+        for variant in variants.dropFirst() {
+            #expect(variant["verified"] as? Bool == true, "\(variant)")
+            #expect((variant["capture_placement"] as? String).map { ["writer", "replication"].contains($0) } == true)
+            let writer = try #require(variant["writer"] as? [String: Any])
+            let user = try #require(writer["user_seconds"] as? Double)
+            let writing = try #require(variant["writing_seconds"] as? Double)
+            #expect(user > 0 && user <= writing * 1.05, "user \(user) s of \(writing) s writing")
+            #expect((variant["mean_epoch_ms"] as? Double ?? 0) > 0)
+        }
+        let names = variants.compactMap { $0["name"] as? String }
+        #expect(names.contains("fgbi @ 25 ms, capture on writer CPU, FIFO 5"), "\(names)")
+        #expect(names.contains("fgbi @ 25 ms, capture on replication CPU, normal"), "\(names)")
+    }
+
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the replication benchmark tracks with uffd-async"))
     func replicationBenchmarkVerifiesEveryModeAndRunsTheDeltaTools() throws {
         let zstdInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd")
