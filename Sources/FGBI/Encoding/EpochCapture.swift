@@ -42,6 +42,8 @@ public final class EpochCapture: @unchecked Sendable {
     public private(set) var itemSize = 64
     private var capacity: Int
     private var arenaCapacity: Int
+    /// The arena's first bytes known to be faulted in: written by a capture or touched by ``reserve``.
+    private var touchedBytes = 0
 
     public init() {
         capacity = 1024
@@ -75,11 +77,11 @@ public final class EpochCapture: @unchecked Sendable {
             oldHashes[index] = 0
             newHashes[index] = 0
         }
-        let oldArena = arenaCapacity
         while arenaCapacity < arenaBytes { growArena() }
-        if arenaCapacity > oldArena {
-            // All of it: a grown arena is fresh memory, apart from the bytes copied over.
-            (arena + count * itemSize).initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity - count * itemSize)
+        touchedBytes = max(touchedBytes, count * itemSize)  // the items held are written: keep them
+        if touchedBytes < arenaCapacity {
+            (arena + touchedBytes).initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity - touchedBytes)
+            touchedBytes = arenaCapacity
         }
     }
 
@@ -88,6 +90,7 @@ public final class EpochCapture: @unchecked Sendable {
 
     func reset(epoch: UInt64, itemSize: Int) {
         precondition(itemSize > 0 && itemSize <= 4096)
+        touchedBytes = max(touchedBytes, count * self.itemSize)
         self.epoch = epoch
         self.itemSize = itemSize
         holdsPages = false
@@ -210,6 +213,7 @@ public final class EpochCapture: @unchecked Sendable {
         let bigger = arenaCapacity * 2
         let biggerArena = UnsafeMutableRawPointer.allocate(byteCount: bigger, alignment: 64)
         biggerArena.copyMemory(from: arena, byteCount: count * itemSize)
+        touchedBytes = count * itemSize
         arena.deallocate()
         arena = biggerArena
         arenaCapacity = bigger

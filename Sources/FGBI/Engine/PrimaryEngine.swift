@@ -75,9 +75,11 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
         baseline = summary?.pageHashes
         nextEpoch = firstEpoch
-        scratch = (0...max(configuration.captureThreads, configuration.captureCPUs.count)).map { _ in .allocate(capacity: 64) }
-        crew = try CaptureCrew(helpers: configuration.captureCPUs.isEmpty ? configuration.captureThreads - 1 : configuration.captureCPUs.count,
-                               cpus: configuration.captureCPUs, realtimePriority: configuration.captureRealtimePriority)
+        // One helper per capture CPU, or the checkpoint thread and `captureThreads - 1` helpers; scratch space
+        // for each participant (0 is the checkpoint thread).
+        let helpers = configuration.captureCPUs.isEmpty ? configuration.captureThreads - 1 : configuration.captureCPUs.count
+        scratch = (0...helpers).map { _ in .allocate(capacity: 64) }
+        crew = try CaptureCrew(helpers: helpers, cpus: configuration.captureCPUs, realtimePriority: configuration.captureRealtimePriority)
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry

@@ -141,6 +141,8 @@ struct CaptureBufferTests {
         capture.reset(epoch: 1, itemSize: GuestMemory.pageSize)
         for page in 0..<40 { capture.append(BlockLocation(region: 0, block: page), from: region.page(page)) }
         EpochCapture.finishStores()
+        // Within the capacity it has (no growth), then beyond it.
+        capture.reserve(items: 40, arenaBytes: 40 * GuestMemory.pageSize)
         capture.reserve(items: 4096, arenaBytes: 4096 * GuestMemory.pageSize)
         #expect(capture.count == 40)
         for index in 0..<40 {
