@@ -76,19 +76,11 @@ final class CaptureCrew: @unchecked Sendable {
             let thread: JoinableThread
             do {
                 thread = try JoinableThread(name: "fgbi-capture-\(helper + 1)") {
-                    if let cpu {
-                        let rc = CSupport_set_thread_affinity(1 << UInt64(cpu))
-                        if rc != 0 {
-                            setUp.withLock {
-                                $0 = $0 ?? SystemError(operation: "sched_setaffinity(capture thread, CPU \(cpu))", errno: -rc,
-                                                       hint: "the CPU must be online and allowed to this process; see nproc and taskset -p")
-                            }
-                        }
-                    }
-                    if let realtimePriority {
-                        do throws(SystemError) { try RealtimeScheduling.enter(priority: realtimePriority, thread: "capture thread") } catch {
-                            setUp.withLock { $0 = $0 ?? error }
-                        }
+                    do throws(SystemError) {
+                        if let cpu { try ThreadScheduling.pinCallingThread(to: [cpu], thread: "capture thread") }
+                        if let realtimePriority { try ThreadScheduling.enterRealtime(priority: realtimePriority, thread: "capture thread") }
+                    } catch {
+                        setUp.withLock { $0 = $0 ?? error }
                     }
                     started.signal()
                     board.serve(helper)

@@ -65,7 +65,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         if let cpu = configuration.captureCPUs.first(where: { !(0..<64).contains($0) }) {
             throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
         }
-        if let priority = configuration.captureRealtimePriority, !RealtimeScheduling.priorities.contains(priority) {
+        if let priority = configuration.captureRealtimePriority, !ThreadScheduling.realtimePriorities.contains(priority) {
             throw FGBIError.invalidArgument("capture realtime priority \(priority) is not between 1 and 99")
         }
         if let summary {

@@ -75,9 +75,9 @@ extension Primary {
         // Realtime for the epochs only: the synchronisation before them copies while the guest runs and must
         // not starve the encoder and sender sharing this CPU.
         if let priority = configuration.engine.captureRealtimePriority {
-            try RealtimeScheduling.enter(priority: priority, thread: "checkpoint thread")
+            try ThreadScheduling.enterRealtime(priority: priority, thread: "checkpoint thread")
         }
-        defer { if configuration.engine.captureRealtimePriority != nil { RealtimeScheduling.leave() } }
+        defer { if configuration.engine.captureRealtimePriority != nil { ThreadScheduling.leaveRealtime() } }
         let interval = configuration.epochInterval.wholeNanoseconds
         var next = MonotonicClock.nanoseconds()
         while running.load(ordering: .acquiring) {

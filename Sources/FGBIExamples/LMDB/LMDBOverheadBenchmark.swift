@@ -197,13 +197,13 @@ public struct LMDBOverheadBenchmark {
     }
 
     private func runOnce(_ setup: Setup) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts) {
-        let all = Array(0..<min(CPUPinning.onlineCount, 64))
+        let all = Array(0..<min(ThreadScheduling.onlineCPUCount, 64))
         if let writer = configuration.writerCPU {
             // Everything created from here on (backup, primary threads, acknowledger) runs beside the writer.
             let others = all.filter { $0 != writer }
-            try CPUPinning.pinCallingThread(to: others.isEmpty ? all : others)
+            try ThreadScheduling.pinCallingThread(to: others.isEmpty ? all : others)
         }
-        defer { try? CPUPinning.pinCallingThread(to: all) }
+        defer { try? ThreadScheduling.pinCallingThread(to: all) }
         let path = URL(fileURLWithPath: configuration.directory)
             .appendingPathComponent("fgbi-bench-lmdb-\(getpid()).mdb").path
         defer {
@@ -232,7 +232,7 @@ public struct LMDBOverheadBenchmark {
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil
             serving = BackupThread(server, onStart: { if remote { _ = CSupport_raise_thread_nice(10) } })
             primaryConfiguration = settings
-            if remote { try CPUPinning.pinCallingThread(to: all) }
+            if remote { try ThreadScheduling.pinCallingThread(to: all) }
         }
         let pauses = Mutex(PauseParts())
         let store = try ReplicatedKeyValueStore(path: path, mapBytes: configuration.mapBytes, history: configuration.history,
@@ -248,7 +248,7 @@ public struct LMDBOverheadBenchmark {
         let statistics: ReplicatedKeyValueStore.RunStatistics
         do {
             statistics = try store.run(until: { $0.transactions >= target }, writerStarts: {
-                if let writer = configuration.writerCPU { try CPUPinning.pinCallingThread(to: [writer]) }
+                if let writer = configuration.writerCPU { try ThreadScheduling.pinCallingThread(to: [writer]) }
             })
         } catch {
             backup?.stop()

@@ -99,15 +99,15 @@ extension FGBICommand {
             if writerCPU == "none" {
                 configuration.writerCPU = nil
             } else {
-                guard let cpu = Int(writerCPU), (0..<CPUPinning.onlineCount).contains(cpu) else {
-                    throw ValidationError("--writer-cpu: '\(writerCPU)' is not an online CPU (0 to \(CPUPinning.onlineCount - 1)) or 'none'")
+                guard let cpu = Int(writerCPU), (0..<ThreadScheduling.onlineCPUCount).contains(cpu) else {
+                    throw ValidationError("--writer-cpu: '\(writerCPU)' is not an online CPU (0 to \(ThreadScheduling.onlineCPUCount - 1)) or 'none'")
                 }
                 configuration.writerCPU = cpu
             }
             configuration.replicationOnAllCPUs = replicationOnAllCPUs
             configuration.captureRealtimePriorities = try CommaList.parse(capturePriority, option: "--capture-priority") { item -> Int? in
                 if item == "normal" { return nil }
-                guard let priority = Int(item), (1...99).contains(priority) else {
+                guard let priority = Int(item), ThreadScheduling.realtimePriorities.contains(priority) else {
                     throw ValidationError("--capture-priority: '\(item)' is neither 'normal' nor a priority between 1 and 99")
                 }
                 return priority

@@ -2,7 +2,6 @@ import ArgumentParser
 import FGBI
 import FGBIBench
 import FGBICoordination
-import FGBIExamples
 import Foundation
 
 extension FGBICommand {
@@ -125,7 +124,7 @@ extension FGBICommand {
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
                 if let captureCPUs {
-                    let online = CPUPinning.onlineCount
+                    let online = ThreadScheduling.onlineCPUCount
                     configuration.engine.captureCPUs = try CommaList.parse(captureCPUs, option: "--capture-cpus") {
                         guard let cpu = Int($0), (0..<min(online, 64)).contains(cpu) else {
                             throw ValidationError("--capture-cpus: '\($0)' is not an online CPU (0 to \(min(online, 64) - 1))")
@@ -134,7 +133,7 @@ extension FGBICommand {
                     }
                 }
                 if let capturePriority {
-                    guard (1...99).contains(capturePriority) else { throw ValidationError("--capture-priority must be between 1 and 99") }
+                    guard ThreadScheduling.realtimePriorities.contains(capturePriority) else { throw ValidationError("--capture-priority must be between 1 and 99") }
                     configuration.engine.captureRealtimePriority = capturePriority
                 }
                 configuration.tracker = try TrackerKind.parse(tracker)
