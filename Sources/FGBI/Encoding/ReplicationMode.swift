@@ -29,6 +29,16 @@ public enum ReplicationMode: String, CaseIterable, Sendable, CustomStringConvert
         }
     }
 
+    /// Whether the mode compares each captured page with what the backup holds, so that an unwritten page
+    /// captured anyway costs a comparison and next to nothing on the wire (`fgbi`, `xbzrle`); `page` and
+    /// `page-lz4` send every captured page whole, as Remus does.
+    public var sendsOnlyChanges: Bool {
+        switch self {
+        case .fgbi, .xbzrle: return true
+        case .page, .pageLZ4: return false
+        }
+    }
+
     var wireCode: UInt8 {
         switch self {
         case .fgbi: return 0

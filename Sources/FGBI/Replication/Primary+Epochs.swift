@@ -42,12 +42,19 @@ extension Primary {
         let stoppedNanoseconds = MonotonicClock.nanoseconds() - start
         do {
             defer { hooks.resume() }
-            for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
+            var unscanned = 0
+            for (index, tracker) in trackers.enumerated() {
+                try tracker.collect(into: &dirty[index])
+                unscanned += tracker.pagesReportedUnscanned
+            }
             FaultPoints.reach(.primaryPause)
             try engine.capture(dirty, into: capture)
             // Published before the guest resumes: a write after the resume must see this epoch as captured
             // (``epochCoveringWritesSoFar`` then names a later one).
-            shared.withLock { $0.statistics.lastCapturedEpoch = capture.epoch }
+            shared.withLock {
+                $0.statistics.lastCapturedEpoch = capture.epoch
+                $0.statistics.pagesReportedUnscanned += unscanned
+            }
             epochAfterLastCapture.store(capture.epoch + 1, ordering: .releasing)
         } catch {
             release(capture)

@@ -83,7 +83,8 @@ public final class Primary: @unchecked Sendable {
         self.logger = logger
         metrics = PrimaryMetrics(guest: configuration.guestName)
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
-        trackers = try regions.map { try configuration.tracker.makeTracker(for: $0) }
+        let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
+        trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
         let metadataBytes = engine.metadataBytes
         shared.withLock { $0.statistics.metadataBytes = metadataBytes }
         queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))

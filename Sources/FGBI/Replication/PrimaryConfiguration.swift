@@ -6,6 +6,11 @@ public struct PrimaryConfiguration: Sendable {
     public var engine = EngineConfiguration()
     /// The dirty tracker.
     public var tracker = TrackerKind.uffdAsync
+    /// Pages written every epoch that the `uffd-async` tracker stops protecting and reports at every epoch
+    /// instead, so the guest stops paying a first write per page per epoch for them (``HotPagePolicy``).
+    /// Used only by modes that send what changed (``ReplicationMode/sendsOnlyChanges``): `page` and
+    /// `page-lz4` would send every hot page whole at every epoch.
+    public var hotPages = HotPagePolicy.replicationDefault
     /// Time between epoch boundaries (Remus' 40 checkpoints per second by default).
     public var epochInterval = Duration.milliseconds(25)
     /// A heartbeat goes out when nothing else was sent for this long.

@@ -8,6 +8,9 @@ public struct ReplicationStatistics: Sendable {
     /// `pagesWritten` x 4 KiB).
     public var bytesSent = 0
     public var pagesWritten = 0
+    /// Of the pages epochs captured, those the tracker reported without looking (hot pages,
+    /// ``HotPagePolicy``), over all epochs: they cost a copy each, written or not, but no first write.
+    public var pagesReportedUnscanned = 0
     /// Blocks (pages in the page modes) sent, and of them shared references.
     public var blocksSent = 0
     public var sharedHits = 0

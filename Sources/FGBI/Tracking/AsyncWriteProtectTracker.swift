@@ -7,14 +7,26 @@ import Synchronization
 /// A collection is one PAGEMAP_SCAN with PM_SCAN_WP_MATCHING, which returns the written pages and
 /// write-protects them again in the same page-table walk, so no write slips between the two.
 /// WP_UNPOPULATED makes pages never touched protected too; WP_HUGETLBFS_SHMEM covers memfd regions.
+///
+/// With a ``HotPagePolicy`` on, pages written in every epoch stop being scanned and re-protected: they are
+/// reported at every collection instead, so the guest stops paying a first write for each of them each epoch.
+/// Collections then report a superset of the written pages.
 public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public var kind: TrackerKind { .uffdAsync }
     public let memory: GuestMemory
     private let uffd: Userfaultfd
     private let scanner: PagemapScanner
-    private let state = PthreadLock(State.idle)
+    private let state: PthreadLock<State>
 
-    private enum State { case idle, running, stopped }
+    private struct State {
+        var phase = Phase.idle
+        var hotPages: HotPageSet
+    }
+
+    private enum Phase { case idle, running, stopped }
+
+    /// Which pages stop being scanned because they are written every epoch.
+    public let hotPagePolicy: HotPagePolicy
 
     /// Features this backend cannot work without, for a region of `kind`.
     public static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
@@ -24,8 +36,14 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     }
 
     /// Opens the userfaultfd and pagemap descriptors. The tracker is not armed until ``start()``.
-    public init(memory: GuestMemory) throws {
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for a hot-page policy out of range, ``SystemError`` when the
+    ///   kernel refuses a descriptor.
+    public init(memory: GuestMemory, hotPages: HotPagePolicy = .off) throws {
+        try hotPages.validate()
         self.memory = memory
+        hotPagePolicy = hotPages
+        state = PthreadLock(State(hotPages: HotPageSet(policy: hotPages, pageCount: memory.pageCount)))
         uffd = try Userfaultfd(
             required: Self.requiredFeatures(for: memory.kind), optional: [],
             purpose: "the uffd-async tracker")
@@ -37,28 +55,34 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
 
     public func start() throws {
         try state.withLock { state in
-            guard state == .idle else { throw FGBIError.invalidState("uffd-async tracker already started or stopped") }
+            guard state.phase == .idle else { throw FGBIError.invalidState("uffd-async tracker already started or stopped") }
             try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
-            state = .running
+            state.phase = .running
         }
     }
 
     public func collect(into set: inout DirtyPageSet) throws {
         set.removeAll()
         try state.withLock { state in
-            guard state == .running else { throw FGBIError.invalidState("collect on a uffd-async tracker that is not running") }
+            guard state.phase == .running else { throw FGBIError.invalidState("collect on a uffd-async tracker that is not running") }
             let base = memory.address
             let pageSize = UInt64(GuestMemory.pageSize)
-            try scanner.collectWritten(start: base, end: base + UInt64(memory.length)) { address, length in
-                set.insert(start: Int((address - base) / pageSize), count: Int(length / pageSize))
+            try state.hotPages.collect(into: &set) { run, written in
+                let start = base + UInt64(run.start) * pageSize
+                try scanner.collectWritten(start: start, end: start + UInt64(run.count) * pageSize) { address, length in
+                    written.insert(start: Int((address - base) / pageSize), count: Int(length / pageSize))
+                }
             }
         }
     }
 
+    /// Pages the last collection reported without scanning them (hot pages and the gaps between them).
+    public var pagesReportedUnscanned: Int { state.withLock { $0.hotPages.reportedUnscanned } }
+
     public func stop() throws {
         try state.withLock { state in
-            defer { state = .stopped }
-            guard state == .running else { return }
+            defer { state.phase = .stopped }
+            guard state.phase == .running else { return }
             try uffd.unregister(address: memory.address, length: UInt64(memory.length))
         }
     }

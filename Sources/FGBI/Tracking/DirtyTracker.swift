@@ -14,8 +14,16 @@ public protocol DirtyTracker: AnyObject, Sendable {
     var memory: GuestMemory { get }
     /// Arms tracking. Writes made before this call are not reported.
     func start() throws
-    /// Replaces `set` with the pages written since the last collection (or ``start()``) and re-arms them.
+    /// Replaces `set` with the pages written since the last collection (or ``start()``) and re-arms them:
+    /// every one of them, and (with hot pages, ``pagesReportedUnscanned``) perhaps some that were not.
     func collect(into set: inout DirtyPageSet) throws
     /// Disarms tracking and releases kernel resources. Idempotent; also done on deinit.
     func stop() throws
+    /// Pages the last collection reported without looking (a ``HotPagePolicy``'s hot pages): they may not
+    /// have been written. 0 for a tracker whose collections are exact.
+    var pagesReportedUnscanned: Int { get }
+}
+
+extension DirtyTracker {
+    public var pagesReportedUnscanned: Int { 0 }
 }

@@ -20,13 +20,14 @@ public enum TrackerKind: String, CaseIterable, Sendable, CustomStringConvertible
         return kind
     }
 
-    /// Creates this backend for `memory`. The tracker is not started.
+    /// Creates this backend for `memory`. The tracker is not started. `hotPages` applies to `uffd-async`
+    /// only (the others ignore it): collections then report a superset of the written pages.
     ///
     /// - Throws: ``SystemError`` when the kernel denies a call (userfaultfd as an unprivileged user, say),
     ///   ``FGBIError/unsupported(feature:neededBy:hint:)`` naming a feature the kernel lacks.
-    public func makeTracker(for memory: GuestMemory) throws -> any DirtyTracker {
+    public func makeTracker(for memory: GuestMemory, hotPages: HotPagePolicy = .off) throws -> any DirtyTracker {
         switch self {
-        case .uffdAsync: return try AsyncWriteProtectTracker(memory: memory)
+        case .uffdAsync: return try AsyncWriteProtectTracker(memory: memory, hotPages: hotPages)
         case .uffdSync: return try SyncWriteProtectTracker(memory: memory)
         case .scan: return ScanTracker(memory: memory)
         }

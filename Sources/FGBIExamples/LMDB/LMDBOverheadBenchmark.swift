@@ -40,6 +40,8 @@ public struct LMDBOverheadBenchmark {
         /// With a writer CPU: where the capture's helper thread runs while the writer is paused, one variant
         /// per placement (``CapturePlacement``).
         public var capturePlacements = [CapturePlacement.writerCPU]
+        /// The tracker's hot-page policies (``PrimaryConfiguration/hotPages``), one variant per entry.
+        public var hotPagePolicies = [HotPagePolicy.replicationDefault]
 
         public init(history: KeyValueHistory) { self.history = history }
     }
@@ -61,6 +63,8 @@ public struct LMDBOverheadBenchmark {
         public var capturePlacement: CapturePlacement?
         /// The paused stage's SCHED_FIFO priority (nil: normal scheduling).
         public var captureRealtimePriority: Int?
+        /// The tracker's hot-page policy (replicated variants).
+        public var hotPages: String?
         public var transactions: Int
         /// Transactions per second, per round, and their median.
         public var transactionsPerSecond: [Double]
@@ -84,7 +88,10 @@ public struct LMDBOverheadBenchmark {
         public var captureMsP50: Double?
         /// Epochs the `fgbi` mode captured by copying pages, of all (the rest rehashed in the pause).
         public var copiedEpochShare: Double?
+        /// Pages captured per epoch: those written, and with hot pages, every hot page.
         public var pagesWrittenPerEpoch: Double?
+        /// Of them, the pages the tracker reported without scanning (hot pages and the gaps between them).
+        public var pagesUnscannedPerEpoch: Double?
         public var wireBytesPerEpoch: Double?
         /// The replica equalled the primary's map after the final epoch, in every round.
         public var verified: Bool?
@@ -105,7 +112,11 @@ public struct LMDBOverheadBenchmark {
         let setups: [Setup] = [Setup(epochMilliseconds: nil, placement: nil)]
             + configuration.epochMilliseconds.flatMap { interval in
                 placements.flatMap { placement in
-                    configuration.captureRealtimePriorities.map { Setup(epochMilliseconds: interval, placement: placement, realtimePriority: $0) }
+                    configuration.captureRealtimePriorities.flatMap { priority in
+                        configuration.hotPagePolicies.map {
+                            Setup(epochMilliseconds: interval, placement: placement, realtimePriority: priority, hotPages: $0)
+                        }
+                    }
                 }
             }
         var rates: [[Double]] = setups.map { _ in [] }
@@ -113,6 +124,7 @@ public struct LMDBOverheadBenchmark {
         var pauses: [[Double]] = setups.map { _ in [] }
         var epochs: [Double] = setups.map { _ in 0 }
         var pages: [Double] = setups.map { _ in 0 }
+        var unscanned: [Double] = setups.map { _ in 0 }
         var bytes: [Double] = setups.map { _ in 0 }
         var verified: [Bool] = setups.map { _ in true }
         var writers: [[ReplicatedKeyValueStore.WriterTime]] = setups.map { _ in [] }
@@ -127,6 +139,7 @@ public struct LMDBOverheadBenchmark {
                     pauses[index] += replication.recentPausesMs
                     epochs[index] += Double(replication.epochsSent)
                     pages[index] += Double(replication.pagesWritten)
+                    unscanned[index] += Double(replication.pagesReportedUnscanned)
                     bytes[index] += Double(replication.bytesSent)
                 }
                 verified[index] = verified[index] && result.verified
@@ -144,7 +157,8 @@ public struct LMDBOverheadBenchmark {
             let epochCount = max(epochs[index], 1)
             return Variant(
                 name: name(setup), epochMs: setup.epochMilliseconds, capturePlacement: setup.placement,
-                captureRealtimePriority: setup.realtimePriority, transactions: configuration.transactions,
+                captureRealtimePriority: setup.realtimePriority, hotPages: setup.hotPages.map(\.description),
+                transactions: configuration.transactions,
                 transactionsPerSecond: rates[index], medianTransactionsPerSecond: median, relativeThroughput: median / baseline,
                 pairedRelativeThroughput: Summary(zip(rates[index], rates[0]).map { $0 / $1 }).median,
                 acknowledgementMsP50: replicated ? Summary.percentile(acknowledgements[index], 0.5) : nil,
@@ -157,6 +171,7 @@ public struct LMDBOverheadBenchmark {
                 captureMsP50: replicated ? Summary.percentile(parts[index].captureMs, 0.5) : nil,
                 copiedEpochShare: replicated ? Double(parts[index].copied) / Double(max(parts[index].captureMs.count, 1)) : nil,
                 pagesWrittenPerEpoch: replicated ? pages[index] / epochCount : nil,
+                pagesUnscannedPerEpoch: replicated ? unscanned[index] / epochCount : nil,
                 wireBytesPerEpoch: replicated ? bytes[index] / epochCount : nil,
                 verified: replicated ? verified[index] : nil,
                 writer: ReplicatedKeyValueStore.WriterTime(
@@ -173,6 +188,7 @@ public struct LMDBOverheadBenchmark {
         var epochMilliseconds: Int?
         var placement: CapturePlacement?
         var realtimePriority: Int?
+        var hotPages: HotPagePolicy?
     }
 
     func name(_ setup: Setup) -> String {
@@ -180,6 +196,9 @@ public struct LMDBOverheadBenchmark {
         var name = "\(configuration.mode) @ \(interval) ms"
         if configuration.capturePlacements.count > 1, let placement = setup.placement { name += ", capture on \(placement.rawValue) CPU" }
         if configuration.captureRealtimePriorities.count > 1 { name += setup.realtimePriority.map { ", FIFO \($0)" } ?? ", normal" }
+        if configuration.hotPagePolicies.count > 1, let policy = setup.hotPages {
+            name += policy.isEnabled ? ", hot \(policy.promoteAfter):\(policy.leaseCollections):\(policy.maximumPages)" : ", hot off"
+        }
         return name
     }
 
@@ -224,6 +243,7 @@ public struct LMDBOverheadBenchmark {
             settings.engine.captureStrategy = configuration.capture
             if setup.placement == .writerCPU, let writer = configuration.writerCPU { settings.engine.captureCPUs = [writer] }
             settings.engine.captureRealtimePriority = setup.realtimePriority
+            if let policy = setup.hotPages { settings.hotPages = policy }
             settings.epochInterval = .milliseconds(epochMilliseconds)
             settings.reconnectWindow = .zero
             if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }

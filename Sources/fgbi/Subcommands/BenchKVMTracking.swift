@@ -1,5 +1,6 @@
 import ArgumentParser
 import FGBI
+import FGBIBench
 import FGBIExamples
 import Foundation
 
@@ -8,12 +9,13 @@ extension FGBICommand {
     struct BenchKVMTracking: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kvm-tracking",
-            abstract: "The example KVM guest under no tracking, uffd-async, KVM's dirty log and its dirty ring, side by side.",
+            abstract: "The example KVM guest under no tracking, uffd-async (without and with hot pages), KVM's dirty log and its dirty ring, side by side.",
             discussion: """
                 Runs the key-value guest (Examples/kvm-guest) once per method in one process, pausing the vCPU every
                 --interval-ms and collecting the pages written since the last collection, as replication does (the
                 untracked run is paused too). Reports run time, slowdown, pages per collection, the first-write cost
-                per page ((run time - untracked run time) / pages dirtied) and the collection time. Every method must
+                per page ((run time - untracked run time) / pages found written by a scan) and the collection time.
+                uffd-async-hot also reports hot pages unscanned at every collection (unscanned/collection). Every method must
                 end with the same checksum. Build with -c release for meaningful numbers.
                 Examples:
                   fgbi bench kvm-tracking
@@ -32,8 +34,8 @@ extension FGBICommand {
         @Option(name: .customLong("interval-ms"), help: "Milliseconds between collections.")
         var intervalMilliseconds = 25
 
-        @Option(help: "Comma-separated methods: none, uffd-async, dirty-log, dirty-ring.")
-        var methods = "none,uffd-async,dirty-log,dirty-ring"
+        @Option(help: "Comma-separated methods: none, uffd-async, uffd-async-hot (with replication's hot pages), dirty-log, dirty-ring.")
+        var methods = "none,uffd-async,uffd-async-hot,dirty-log,dirty-ring"
 
         @Option(help: "Dirty ring entries (a power of two).")
         var ringEntries = 65536
@@ -57,7 +59,7 @@ extension FGBICommand {
         func parsedMethods() throws -> [KVMTrackingMethod] {
             try CommaList.parse(methods, option: "--methods") { name in
                 guard let method = KVMTrackingMethod(rawValue: name) else {
-                    throw ValidationError("--methods: unknown method '\(name)' (none, uffd-async, dirty-log, dirty-ring)")
+                    throw ValidationError("--methods: unknown method '\(name)' (\(KVMTrackingMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
                 }
                 return method
             }
@@ -77,15 +79,16 @@ extension FGBICommand {
             if json {
                 print(try JSONOutput.encode(results))
             } else {
-                print("method        run s  slowdown  collections  pages/collection  first write us/page  collect us p50    p99  ring full  checksum")
+                var table = TextTable(["method", "run s", "slowdown", "collections", "pages/collection", "unscanned/collection",
+                                       "first write us/page", "collect us p50", "p99", "ring full", "checksum"])
                 for r in results {
-                    let firstWrite = r.firstWriteMicrosecondsPerPage.map { String(format: "%.1f", $0) } ?? "-"
-                    let name = r.method.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
-                    print(name + String(format: "  %6.2f  %7.1fx  %11d  %16.0f", r.runSeconds, r.slowdown, r.collections, r.pagesPerCollection)
-                        + String(repeating: " ", count: max(0, 21 - firstWrite.count)) + firstWrite
-                        + String(format: "  %14.0f  %5.0f  %9d  ", r.collectMicrosecondsP50, r.collectMicrosecondsP99, r.ringFullExits)
-                        + r.checksum)
+                    table.add([r.method.rawValue, formatted(r.runSeconds, 2), formatted(r.slowdown, 1) + "x", "\(r.collections)",
+                               formatted(r.pagesPerCollection, 0),
+                               formatted(Double(r.pagesReportedUnscanned) / Double(max(r.collections + 1, 1)), 0),
+                               formatted(r.firstWriteMicrosecondsPerPage, 1), formatted(r.collectMicrosecondsP50, 0),
+                               formatted(r.collectMicrosecondsP99, 0), "\(r.ringFullExits)", r.checksum])
                 }
+                print(table.rendered)
             }
             if Set(results.map(\.checksum)).count > 1 { throw ExitCode(1) }
         }

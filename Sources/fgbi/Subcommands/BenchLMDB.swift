@@ -22,6 +22,7 @@ extension FGBICommand {
                   fgbi bench lmdb
                   fgbi bench lmdb --epoch-ms 25,50,100 --rounds 5 --json
                   fgbi bench lmdb --capture-cpu both --capture-priority normal,20
+                  fgbi bench lmdb --hot-pages on,off,3:16:16384
                 """)
 
         @Option(help: "Transactions per run.")
@@ -68,6 +69,10 @@ extension FGBICommand {
         @Option(name: .customLong("capture-priority"),
                 help: "Comma-separated SCHED_FIFO priorities (1-99) for the pause's threads, or 'normal'; a variant each (FIFO needs root or CAP_SYS_NICE).")
         var capturePriority = "20"
+
+        @Option(name: .customLong("hot-pages"),
+                help: "Comma-separated hot-page policies of the tracker: on, off, or PROMOTE:LEASE:MAXPAGES; a variant each.")
+        var hotPages = "on"
 
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
@@ -120,6 +125,9 @@ extension FGBICommand {
                 }
                 configuration.capturePlacements = [placement]
             }
+            configuration.hotPagePolicies = try CommaList.parse(hotPages, option: "--hot-pages") { item in
+                do { return try HotPagePolicy.parse(item) } catch { throw ValidationError("--hot-pages: \(error)") }
+            }
             if let senderNice {
                 guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
                 configuration.senderNiceIncrement = senderNice
@@ -135,7 +143,7 @@ extension FGBICommand {
                 return
             }
             var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "paired", "ack p50 ms", "ack p99 ms", "epochs", "epoch ms",
-                                   "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch", "wire KB/epoch",
+                                   "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch", "hot/epoch", "wire KB/epoch",
                                    "writing s", "user s", "sys s", "gate s", "preempted", "verified"])
             for v in variants {
                 table.add([v.name, formatted(v.medianTransactionsPerSecond, 0),
@@ -143,7 +151,7 @@ extension FGBICommand {
                            formatted(v.relativeThroughput, 3), formatted(v.pairedRelativeThroughput, 3), formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
                            formatted(v.epochsPerRound, 0), formatted(v.meanEpochMs, 0), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
                            formatted(v.stopMsP50, 2), formatted(v.captureMsP50, 2), formatted(v.copiedEpochShare.map { $0 * 100 }, 0),
-                           formatted(v.pagesWrittenPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
+                           formatted(v.pagesWrittenPerEpoch, 0), formatted(v.pagesUnscannedPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
                            formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2), formatted(v.writer.systemSeconds, 2),
                            formatted(v.writer.gateWaitSeconds, 2), "\(v.writer.involuntarySwitches)",
                            v.verified.map { $0 ? "yes" : "NO" } ?? "-"])

@@ -102,6 +102,10 @@ extension FGBICommand {
                 help: "SCHED_FIFO priority (1-99) for the pause's threads, so a busy replication CPU does not delay them (needs root or CAP_SYS_NICE).")
         var capturePriority: Int?
 
+        @Option(name: .customLong("hot-pages"),
+                help: "Pages written every epoch that uffd-async stops protecting and captures at every epoch: on, off, or PROMOTE:LEASE:MAXPAGES (on = 2:16:16384; fgbi and xbzrle modes only).")
+        var hotPages = "on"
+
         func validate() throws {
             guard (1...100).contains(precopyRounds) else { throw ValidationError("--precopy-rounds must be between 1 and 100") }
             guard (0...86_400).contains(reconnectSeconds) else { throw ValidationError("--reconnect-s must be between 0 and 86400") }
@@ -137,6 +141,7 @@ extension FGBICommand {
                     configuration.engine.captureRealtimePriority = capturePriority
                 }
                 configuration.tracker = try TrackerKind.parse(tracker)
+                configuration.hotPages = try HotPagePolicy.parse(hotPages)
                 configuration.epochInterval = .milliseconds(epochMilliseconds)
                 configuration.precopy.enabled = !noPrecopy
                 configuration.precopy.maximumRounds = precopyRounds

@@ -76,6 +76,8 @@ struct CommandLineTests {
         (["primary", "--backup", "127.0.0.1:1", "--capture-priority", "0"], "--capture-priority must be between 1 and 99"),
         (["bench", "lmdb", "--capture-cpu", "sideways"], "--capture-cpu: 'sideways' is not writer, replication or both"),
         (["bench", "lmdb", "--capture-priority", "normal,120"], "--capture-priority: '120' is neither 'normal' nor a priority"),
+        (["bench", "lmdb", "--hot-pages", "on,sometimes"], "--hot-pages: invalid argument: hot pages 'sometimes': use off, on, or PROMOTE:LEASE:MAXPAGES"),
+        (["primary", "--backup", "127.0.0.1:1", "--hot-pages", "1:16:100"], "hot pages: promoteAfter must be 2 to 255"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -102,15 +104,16 @@ struct CommandLineTests {
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
     }
 
-    @Test("the LMDB overhead benchmark runs every placement and priority, verifies, and splits the writer's time",
+    @Test("the LMDB overhead benchmark runs every placement, priority and hot-page policy, verifies, and splits the writer's time",
           .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the LMDB benchmark tracks with uffd-async"),
           .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func lmdbBenchmarkComparesCapturePlacements() throws {
         let outcome = try CommandRunner.run(["bench", "lmdb", "--transactions", "3000", "--rounds", "1", "--map-mib", "32",
-                                             "--keys", "2000", "--capture-cpu", "both", "--capture-priority", "normal,5", "--json"])
+                                             "--keys", "2000", "--capture-cpu", "both", "--capture-priority", "normal,5",
+                                             "--hot-pages", "on,off", "--json"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let variants = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
-        #expect(variants.count == 5, "none plus 2 placements x 2 priorities")
+        #expect(variants.count == 9, "none plus 2 placements x 2 priorities x 2 hot-page policies")
         #expect(variants.first?["name"] as? String == "none")
         for variant in variants.dropFirst() {
             #expect(variant["verified"] as? Bool == true, "\(variant)")
@@ -120,10 +123,12 @@ struct CommandLineTests {
             let writing = try #require(variant["writing_seconds"] as? Double)
             #expect(user > 0 && user <= writing * 1.05, "user \(user) s of \(writing) s writing")
             #expect((variant["mean_epoch_ms"] as? Double ?? 0) > 0)
+            let unscanned = try #require(variant["pages_unscanned_per_epoch"] as? Double)
+            if variant["hot_pages"] as? String == "off" { #expect(unscanned == 0, "\(variant)") }
         }
         let names = variants.compactMap { $0["name"] as? String }
-        #expect(names.contains("fgbi @ 25 ms, capture on writer CPU, FIFO 5"), "\(names)")
-        #expect(names.contains("fgbi @ 25 ms, capture on replication CPU, normal"), "\(names)")
+        #expect(names.contains("fgbi @ 25 ms, capture on writer CPU, FIFO 5, hot 2:16:16384"), "\(names)")
+        #expect(names.contains("fgbi @ 25 ms, capture on replication CPU, normal, hot off"), "\(names)")
     }
 
     @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the replication benchmark tracks with uffd-async"))

@@ -80,6 +80,38 @@ struct LoopbackReplicationTests {
         #expect(driver.written > 1000)
     }
 
+    @Test("hot pages: captured unscanned at every epoch, the backup still exact", arguments: [
+        (ReplicationMode.fgbi, HotPagePolicy.replicationDefault), (.xbzrle, .replicationDefault), (.fgbi, .off), (.page, .replicationDefault),
+    ])
+    func hotPagesKeepReplicationExact(mode: ReplicationMode, policy: HotPagePolicy) throws {
+        let length = 16 << 20
+        let (backup, backupMemory) = try makeBackup(length: length)
+        let served = Served(backup)
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: 4)
+        // The guest workload: most writes on a hot sixteenth of the region, so its pages are written epoch
+        // after epoch.
+        let driver = WorkloadDriver(memory: memory, workload: .guest, threads: 2, pagesPerSecond: 40_000)
+        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.engine = EngineConfiguration(mode: mode)
+        configuration.hotPages = policy
+        let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
+        try primary.start()
+        driver.start()
+        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch) + 30, timeout: .seconds(60)))
+        driver.stop()
+        let last = try #require(try primary.stop())
+        #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
+        #expect(memcmp(memory.base, backupMemory.base, length) == 0, "backup differs with hot pages \(policy) in \(mode) mode")
+        let unscanned = primary.statistics.pagesReportedUnscanned
+        if policy.isEnabled && mode.sendsOnlyChanges {
+            #expect(unscanned > 0, "hot pages were captured without a scan")
+        } else {
+            #expect(unscanned == 0, "no hot pages with the policy off or in \(mode) mode (it would send them whole)")
+        }
+    }
+
     @Test("replication is exact on every frame send path", arguments: [
         FrameSendPath.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .bySize(uringMinimumPayloadBytes: 64 << 10), .automatic,
     ])

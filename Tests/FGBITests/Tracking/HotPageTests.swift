@@ -1,0 +1,169 @@
+@testable import FGBI
+import Foundation
+import Synchronization
+import Testing
+
+/// The hot-page policy: pages written every epoch stop being scanned, and no write is ever lost for it.
+@Suite("Hot pages")
+struct HotPageTests {
+    /// The kernel's side as PAGEMAP_SCAN sees it: a page written since it was last scanned is "written"; a
+    /// scan reports and re-protects the written pages of its run. Counts first writes (the faults a guest pays).
+    struct ProtectionModel {
+        var written: [Bool]
+        var firstWrites = 0
+        var scanCalls = 0
+
+        init(pages: Int) { written = Array(repeating: false, count: pages) }
+
+        mutating func write(_ page: Int) {
+            if !written[page] { firstWrites += 1 }
+            written[page] = true
+        }
+
+        mutating func scan(_ run: PageRun, into set: inout DirtyPageSet) {
+            scanCalls += 1
+            for page in run.start..<run.end where written[page] {
+                written[page] = false
+                set.insert(start: page, count: 1)
+            }
+        }
+    }
+
+    static let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 8, maximumPages: 64, maximumGap: 2)
+
+    /// Runs `collections` epochs of `writes(epoch)` against a model and a hot-page set; checks that every page
+    /// written in an epoch is reported at its end. Returns the model and the unscanned counts per epoch.
+    func run(_ policy: HotPagePolicy, pages: Int, collections: Int, writes: (Int) -> [Int]) -> (ProtectionModel, [Int], HotPageSet) {
+        var model = ProtectionModel(pages: pages)
+        var hot = HotPageSet(policy: policy, pageCount: pages)
+        var set = DirtyPageSet()
+        var unscanned: [Int] = []
+        for epoch in 0..<collections {
+            let pagesWritten = writes(epoch)
+            for page in pagesWritten { model.write(page) }
+            hot.collect(into: &set) { run, written in model.scan(run, into: &written) }
+            let missing = Set(pagesWritten).filter { !set.contains($0) }
+            #expect(missing.isEmpty, "epoch \(epoch): written pages \(missing.sorted().prefix(8)) not reported")
+            unscanned.append(hot.reportedUnscanned)
+        }
+        return (model, unscanned, hot)
+    }
+
+    @Test("pages written every epoch stop paying first writes")
+    func everyEpochPages() {
+        let steady = Array(100..<140)
+        let (model, unscanned, _) = run(Self.policy, pages: 1024, collections: 40) { _ in steady }
+        let (exact, _, _) = run(.off, pages: 1024, collections: 40) { _ in steady }
+        #expect(exact.firstWrites == 40 * 40, "without hot pages every epoch pays every first write")
+        // Two epochs to earn the place, one more write to clear the protection the promoting scan set, then
+        // free until the lease ends (8 to 12 collections) and the page must earn it again.
+        #expect(model.firstWrites < exact.firstWrites / 3, "first writes \(model.firstWrites) of \(exact.firstWrites)")
+        #expect(unscanned.max() == steady.count, "the 40 pages became hot: \(unscanned)")
+    }
+
+    @Test("a page that stops being written is scanned again once its lease ends")
+    func leaseEnds() {
+        let (_, unscanned, hot) = run(Self.policy, pages: 256, collections: 30) { epoch in epoch < 5 ? [7, 9, 200] : [] }
+        #expect(unscanned[4] == 4, "7, 8 (a gap page) and 9, and 200, reported unscanned: \(unscanned)")
+        // Promoted at collection 2 (index 1); leases of 8 plus up to 4 more end by index 13.
+        let afterLeases = unscanned[15...]
+        #expect(afterLeases.allSatisfy { $0 == 0 }, "leases ended: \(unscanned)")
+        #expect(hot.hotCount == 0)
+    }
+
+    @Test("the hot set stays within its bound")
+    func bounded() {
+        let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 100, maximumPages: 10, maximumGap: 0)
+        let pages: [Int] = stride(from: 0, to: 500, by: 5).map { $0 }
+        let (_, unscanned, hot) = run(policy, pages: 512, collections: 12) { _ in pages }
+        #expect(hot.hotCount == 10)
+        #expect(unscanned.max() == 10)
+    }
+
+    @Test("random writes with a hot core: nothing lost, first writes saved", arguments: [UInt64(1), 2, 3])
+    func randomWithHotCore(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let draws = (0..<60).map { _ in (0..<80).map { _ in Int(random.next() % 4096) } }
+        let core = Array(stride(from: 3000, to: 3300, by: 3))
+        let writes: (Int) -> [Int] = { epoch in draws[epoch] + (epoch % 7 == 6 ? [] : core) }
+        let (model, _, _) = run(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 4096, maximumGap: 2),
+                                pages: 4096, collections: 60, writes: writes)
+        let (exact, _, _) = run(.off, pages: 4096, collections: 60, writes: writes)
+        #expect(model.firstWrites < exact.firstWrites * 2 / 3, "first writes \(model.firstWrites) of \(exact.firstWrites)")
+    }
+
+    @Test("policy parsing and checks")
+    func parsing() throws {
+        #expect(try HotPagePolicy.parse("off") == .off)
+        #expect(try HotPagePolicy.parse("on") == .replicationDefault)
+        let custom = try HotPagePolicy.parse("3:20:512")
+        #expect(custom.promoteAfter == 3 && custom.leaseCollections == 20 && custom.maximumPages == 512)
+        for bad in ["", "2:16", "1:16:100", "2:0:100", "2:16:0", "a:b:c", "2:70000:10"] {
+            #expect(throws: FGBIError.self, "'\(bad)'") { _ = try HotPagePolicy.parse(bad) }
+        }
+        #expect(throws: FGBIError.self) {
+            _ = try AsyncWriteProtectTracker(
+                memory: try GuestMemory.anonymous(length: 4096),
+                hotPages: HotPagePolicy(promoteAfter: 1, leaseCollections: 4, maximumPages: 4, maximumGap: 0))
+        }
+    }
+}
+
+/// The uffd-async tracker with hot pages on, against the kernel: writers race collections and every write
+/// is still reported after it happened.
+@Suite("Hot pages in the kernel", .serialized)
+struct HotPageKernelTests {
+    @Test("hot pages lose no write and spare first writes", .enabled(if: Kernel.supports(.uffdAsync), "needs uffd-async (WP_ASYNC and PAGEMAP_SCAN)"))
+    func racingWriters() throws {
+        let memory = try GuestMemory.anonymous(length: 4 << 20)
+        try memory.prefault()
+        let tracker = try AsyncWriteProtectTracker(
+            memory: memory, hotPages: HotPagePolicy(promoteAfter: 2, leaseCollections: 6, maximumPages: 512, maximumGap: 2))
+        try tracker.start()
+        defer { try? tracker.stop() }
+        let pageCount = memory.pageCount
+        let nextCollection = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        let logs = Mutex<[(page: Int, earliest: Int)]>([])
+        let base = UInt(bitPattern: memory.base)
+        let finished = DispatchGroup()
+        finished.enter()
+        Thread.detachNewThread {
+            var random = SeededRandom(seed: 5)
+            var log: [(page: Int, earliest: Int)] = []
+            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
+            var serial: UInt64 = 0
+            while !stop.load(ordering: .acquiring) && log.count < 300_000 {
+                let earliest = nextCollection.load(ordering: .acquiring)
+                // Half the writes on a hot core of 64 pages, half anywhere.
+                let page = serial % 2 == 0 ? Int(random.next() % 64) * 3 : Int(random.next() % UInt64(pageCount))
+                serial += 1
+                words[page * (GuestMemory.pageSize / 8) + Int(serial % 512)] = serial
+                log.append((page, earliest))
+            }
+            logs.withLock { $0 += log }
+            finished.leave()
+        }
+        var reportedBy: [[Int]] = Array(repeating: [], count: pageCount)
+        var set = DirtyPageSet()
+        var unscanned: [Int] = []
+        let collections = 40
+        for collection in 0..<collections {
+            nextCollection.store(collection, ordering: .releasing)
+            try tracker.collect(into: &set)
+            unscanned.append(tracker.pagesReportedUnscanned)
+            for page in set.pages { reportedBy[page].append(collection) }
+            usleep(2000)
+        }
+        stop.store(true, ordering: .releasing)
+        finished.wait()
+        nextCollection.store(collections, ordering: .releasing)
+        try tracker.collect(into: &set)
+        for page in set.pages { reportedBy[page].append(collections) }
+        let writes = logs.withLock { $0 }
+        let lost = writes.filter { write in !reportedBy[write.page].contains(where: { $0 >= write.earliest }) }.count
+        #expect(writes.count > 1000, "the writer ran (\(writes.count) writes)")
+        #expect(lost == 0, "\(lost) of \(writes.count) writes were never reported after they happened")
+        #expect((unscanned.max() ?? 0) > 0, "some pages became hot: \(unscanned)")
+    }
+}
