@@ -4,8 +4,8 @@ public struct ReplicationStatistics: Sendable {
     public var epochsCaptured: UInt64 = 0
     public var epochsSent: UInt64 = 0
     public var lastCommittedEpoch: UInt64?
-    /// Bytes sent in epoch frames, and the written pages those epochs covered (whole pages would have been
-    /// `pagesWritten` x 4 KiB).
+    /// Bytes sent in epoch frames, and the pages those epochs captured: the written ones, and with hot pages
+    /// every hot page (whole pages would have been `pagesWritten` x 4 KiB).
     public var bytesSent = 0
     public var pagesWritten = 0
     /// Of the pages epochs captured, those the tracker reported without looking (hot pages,
