@@ -438,7 +438,18 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// The stage that may run with the guest running: encodes a capture into an epoch delta (the bytes
     /// to send) with its statistics. Captures must be encoded in the order they were made.
     public func encode(_ capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
-        try encode(capture, shadow: false)
+        let statistics = try encode(capture, shadow: false)
+        return (output.array, statistics)
+    }
+
+    /// Encodes a capture as ``encode(_:)`` does, handing `deliver` the delta in the engine's own buffer
+    /// instead of a copy: valid only during the call, overwritten by the next encode. What the primary's
+    /// sender uses, so an epoch of tens of MiB costs no fresh allocation (its first touch runs at ~0.4 GB/s
+    /// here) and no copy.
+    public func encode<Result>(_ capture: EpochCapture,
+                               deliver: (_ delta: UnsafeRawBufferPointer, _ statistics: EpochStatistics) throws -> Result) throws -> Result {
+        let statistics = try encode(capture, shadow: false)
+        return try deliver(output.bytes, statistics)
     }
 
     /// Encodes another engine's capture of whole pages (its pre-copy steps, its copy-strategy epochs, or any
@@ -451,10 +462,12 @@ public final class PrimaryEngine: @unchecked Sendable {
         guard capture.itemSize == geometry.pageSize, !capture.holdsBlocks else {
             throw FGBIError.invalidArgument("a shadow encoder needs a capture of whole pages")
         }
-        return try encode(capture, shadow: true)
+        let statistics = try encode(capture, shadow: true)
+        return (output.array, statistics)
     }
 
-    private func encode(_ capture: EpochCapture, shadow: Bool) throws -> (delta: [UInt8], statistics: EpochStatistics) {
+    /// Encodes `capture` into ``output``; returns its statistics.
+    private func encode(_ capture: EpochCapture, shadow: Bool) throws -> EpochStatistics {
         let start = MonotonicClock.nanoseconds()
         let copied = shadow ? !tables.isEmpty : capture.holdsPages
         let capture = copied ? expandPages(capture, pending: !shadow) : capture
@@ -479,6 +492,6 @@ public final class PrimaryEngine: @unchecked Sendable {
         stats.compressNanoseconds = try assembler.assemble(epoch: capture.epoch, records: records, body: body.bytes, into: &output)
         stats.wireBytes = output.count
         stats.encodeNanoseconds = MonotonicClock.nanoseconds() - start - stats.compressNanoseconds
-        return (output.array, stats)
+        return stats
     }
 }

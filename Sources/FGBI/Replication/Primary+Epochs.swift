@@ -125,27 +125,32 @@ extension Primary {
             }
             do {
                 let precopy = capture.isPrecopy
-                let encoded: (delta: [UInt8], statistics: EpochStatistics)
+                // Encoded into the engine's buffer and sent from there: no per-epoch copy or allocation.
+                var delivered = false
+                let sent: (bytes: Int, statistics: EpochStatistics)
                 do {
-                    encoded = try engine.encode(capture)
-                } catch {
+                    sent = try engine.encode(capture) { delta, statistics in
+                        delivered = true
+                        metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
+                        observer?(capture, statistics)
+                        release(capture)
+                        if !precopy { FaultPoints.reach(.primarySend) }
+                        try connection.send(precopy ? .precopy : .epoch, delta)
+                        return (delta.count, statistics)
+                    }
+                } catch where !delivered {
                     // The engine's failure, not the connection's: reconnecting would not help.
                     release(capture)
                     fail(error)
                     return
                 }
-                let (delta, statistics) = encoded
-                metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
-                observer?(capture, statistics)
-                release(capture)
-                if !precopy { FaultPoints.reach(.primarySend) }
-                try connection.send(precopy ? .precopy : .epoch, delta)
+                let statistics = sent.statistics
                 lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
                 if precopy {
-                    metrics.precopyBytes.increment(by: Int64(delta.count))
+                    metrics.precopyBytes.increment(by: Int64(sent.bytes))
                 } else {
                     metrics.epochsSent.increment()
-                    metrics.bytesSent.increment(by: Int64(delta.count))
+                    metrics.bytesSent.increment(by: Int64(sent.bytes))
                     metrics.pagesWritten.increment(by: Int64(statistics.pagesWritten))
                 }
                 metrics.blocksSent.increment(by: Int64(statistics.blocksDirty))
@@ -154,10 +159,10 @@ extension Primary {
                     $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
                     if precopy {
                         $0.statistics.precopyFrames += 1
-                        $0.statistics.precopyBytes += delta.count
+                        $0.statistics.precopyBytes += sent.bytes
                     } else {
                         $0.statistics.epochsSent += 1
-                        $0.statistics.bytesSent += delta.count
+                        $0.statistics.bytesSent += sent.bytes
                         $0.statistics.pagesWritten += statistics.pagesWritten
                     }
                     $0.statistics.blocksSent += statistics.blocksDirty
