@@ -31,6 +31,11 @@ public final class EpochCapture: @unchecked Sendable {
     var comparesWithBaseline = false
     /// Pages left out because the backup already holds them (a resynchronisation's first pass).
     public internal(set) var pagesHeld = 0
+    /// Captured pages (as region and page index) whose content proved unchanged since the previous epoch:
+    /// captured, yet not written (with hot pages, ``HotPagePolicy``). Filled when the pages are rehashed:
+    /// during the capture, or for a capture of whole pages when it is encoded. Kept across epochs for its
+    /// storage.
+    public internal(set) var unchangedPages: [BlockLocation] = []
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
     /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.
@@ -98,6 +103,7 @@ public final class EpochCapture: @unchecked Sendable {
         holdsBlocks = false
         comparesWithBaseline = false
         pagesHeld = 0
+        unchangedPages.removeAll(keepingCapacity: true)
         pagesWritten = 0
         blocksRehashed = 0
         pauseNanoseconds = 0
@@ -175,6 +181,7 @@ public final class EpochCapture: @unchecked Sendable {
         pagesWritten += other.pagesWritten
         blocksRehashed += other.blocksRehashed
         pagesHeld += other.pagesHeld
+        unchangedPages += other.unchangedPages
     }
 
     /// Appends an item copied from `source`, with its hashes (zero for the page modes).

@@ -292,6 +292,7 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     /// Turns a capture of whole pages (``CaptureStrategy/copyPages``) into the changed blocks the encoder
     /// takes, rehashing the staged copies: the guest runs meanwhile, so this costs no pause.
+    /// Also records in `pages` which of them proved unchanged (``EpochCapture/unchangedPages``).
     private func expandPages(_ pages: EpochCapture, pending: Bool = true) -> EpochCapture {
         defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
         let blocksPerPage = geometry.blocksPerPage
@@ -304,6 +305,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             let table = tables[location.region]
             let staged = UnsafeRawPointer(view.item(item))
             var changed = table.rehash(page: location.block, in: staged, previous: previous)
+            if changed == 0 && !pages.isPrecopy { pages.unchangedPages.append(location) }
             if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) {
                 expanded.pagesHeld += 1
                 continue
@@ -422,6 +424,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let pageBytes = region.page(page)
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
+        if changed == 0 { capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page)) }
         if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) {
             capture.pagesHeld += 1
             return

@@ -133,6 +133,7 @@ extension Primary {
                         delivered = true
                         metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
                         observer?(capture, statistics)
+                        noteUnchangedPages(of: capture)
                         release(capture)
                         if !precopy { FaultPoints.reach(.primarySend) }
                         try connection.send(precopy ? .precopy : .epoch, delta)
@@ -173,6 +174,16 @@ extension Primary {
                 sessionFailed(error)
                 return
             }
+        }
+    }
+
+    /// Tells each region's tracker which pages `capture` found unchanged (hot pages that keep being captured
+    /// unwritten lose their lease).
+    func noteUnchangedPages(of capture: EpochCapture) {
+        let unchanged = capture.unchangedPages
+        guard !unchanged.isEmpty else { return }
+        for (region, tracker) in trackers.enumerated() {
+            tracker.noteUnchanged(unchanged.lazy.filter { $0.region == region }.map(\.block))
         }
     }
 

@@ -76,6 +76,11 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         }
     }
 
+    public func noteUnchanged<Pages: Sequence<Int>>(_ pages: Pages) {
+        guard hotPagePolicy.isEnabled else { return }
+        state.withLock { $0.hotPages.noteUnchanged(pages) }
+    }
+
     /// Pages the last collection reported without scanning them (hot pages and the gaps between them).
     public var pagesReportedUnscanned: Int { state.withLock { $0.hotPages.reportedUnscanned } }
 

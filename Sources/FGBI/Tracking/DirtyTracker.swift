@@ -22,8 +22,13 @@ public protocol DirtyTracker: AnyObject, Sendable {
     /// Pages the last collection reported without looking (a ``HotPagePolicy``'s hot pages): they may not
     /// have been written. 0 for a tracker whose collections are exact.
     var pagesReportedUnscanned: Int { get }
+    /// Learns that `pages` (page indices of this region), reported by a recent collection, proved unchanged
+    /// when captured: a tracker with hot pages ends the lease of a hot page that keeps being captured
+    /// unwritten. Others ignore it.
+    func noteUnchanged<Pages: Sequence<Int>>(_ pages: Pages)
 }
 
 extension DirtyTracker {
     public var pagesReportedUnscanned: Int { 0 }
+    public func noteUnchanged<Pages: Sequence<Int>>(_ pages: Pages) {}
 }

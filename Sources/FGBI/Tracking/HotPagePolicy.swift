@@ -6,7 +6,9 @@
 /// unprotected after its next write) and reports it written at every collection for a lease of
 /// `leaseCollections` collections (each page's lease is lengthened by up to half as much again, so
 /// that leases taken together do not end together). When the lease ends the page is scanned, and
-/// re-protected, like any other; it must earn its place again.
+/// re-protected, like any other; it must earn its place again. The engine tells the tracker which captured
+/// pages proved unchanged; a hot page captured unchanged in a quarter of its lease's epochs (at least 2)
+/// loses the lease at once.
 ///
 /// The tracker then reports a superset of the pages written: exact for the pages it scans, every hot page
 /// whether written or not. Replication is unaffected (the engine compares what it captures and sends only
@@ -25,6 +27,9 @@ public struct HotPagePolicy: Sendable, Equatable, CustomStringConvertible {
     /// Cold pages between two hot ones, at most this many, are reported too instead of scanned: one scan
     /// call (a system call) costs more than copying a page or two.
     public var maximumGap: Int
+    /// Whether a hot page captured unchanged in a quarter of its lease's epochs loses the lease early
+    /// (``DirtyTracker/noteUnchanged(_:)``); false keeps every lease to its end.
+    public var demotesUnchanged = true
 
     /// The policy replication uses by default: hot after 2 consecutive written epochs, for 16 epochs, up to
     /// 16,384 pages (64 MiB) per region.
@@ -55,21 +60,27 @@ public struct HotPagePolicy: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        isEnabled ? "hot after \(promoteAfter) written collections for \(leaseCollections), at most \(maximumPages) pages" : "off"
+        isEnabled ? "hot after \(promoteAfter) written collections for \(leaseCollections), at most \(maximumPages) pages"
+            + (demotesUnchanged ? "" : ", full leases") : "off"
     }
 
-    /// Parses the CLI form: `off`, `on` (``replicationDefault``), or `PROMOTE:LEASE:MAXPAGES`.
+    /// Parses the CLI form: `off`, `on` (``replicationDefault``), or `PROMOTE:LEASE:MAXPAGES`, with `:full`
+    /// appended to keep every lease to its end (no demotion of pages captured unchanged).
     public static func parse(_ text: String) throws(FGBIError) -> HotPagePolicy {
         switch text {
         case "off": return .off
         case "on": return .replicationDefault
         default:
-            let parts = text.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+            var fields = text.split(separator: ":", omittingEmptySubsequences: false)
+            let fullLeases = fields.count == 4 && fields[3] == "full"
+            if fullLeases { fields.removeLast() }
+            let parts = fields.map { Int($0) }
             guard parts.count == 3, let promote = parts[0], let lease = parts[1], let maximum = parts[2], maximum > 0 else {
-                throw .invalidArgument("hot pages '\(text)': use off, on, or PROMOTE:LEASE:MAXPAGES (e.g. 2:16:16384)")
+                throw .invalidArgument("hot pages '\(text)': use off, on, or PROMOTE:LEASE:MAXPAGES[:full] (e.g. 2:16:16384)")
             }
-            let policy = HotPagePolicy(promoteAfter: promote, leaseCollections: lease, maximumPages: maximum,
+            var policy = HotPagePolicy(promoteAfter: promote, leaseCollections: lease, maximumPages: maximum,
                                        maximumGap: replicationDefault.maximumGap)
+            policy.demotesUnchanged = !fullLeases
             try policy.validate()
             return policy
         }

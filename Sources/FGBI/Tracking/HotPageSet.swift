@@ -14,6 +14,8 @@ struct HotPageSet {
         var page: Int
         /// The collection at which its lease ends (wrapping, as ``collection`` does).
         var leaseEnd: UInt16
+        /// Times it was captured unchanged during this lease (``noteUnchanged(_:)``).
+        var unchanged: UInt8 = 0
     }
 
     let policy: HotPagePolicy
@@ -37,6 +39,12 @@ struct HotPageSet {
     private(set) var reportedUnscanned = 0
     /// Pages hot now.
     var hotCount: Int { hot.count }
+    /// Leases ended early because the page kept being captured unchanged, since creation.
+    private(set) var demotions = 0
+
+    /// Captured unchanged this many times in one lease, a hot page loses it: a quarter of the lease, at
+    /// least 2. A page written in fewer than about three epochs of four costs less protected than copied.
+    private var demoteAfter: Int { max(2, policy.leaseCollections / 4) }
 
     init(policy: HotPagePolicy, pageCount: Int) {
         self.policy = policy
@@ -69,6 +77,33 @@ struct HotPageSet {
         promote()
         Self.union(written, covered, into: &set)
         reportedUnscanned = covered.pageCount
+    }
+
+    /// Counts each hot page of `pages` as captured unchanged; a page that reaches ``demoteAfter`` loses its
+    /// lease at the next collection, which scans it again (so a write since is still reported).
+    mutating func noteUnchanged<Pages: Sequence<Int>>(_ pages: Pages) {
+        guard policy.isEnabled, policy.demotesUnchanged, !hot.isEmpty else { return }
+        var next = collection &+ 1
+        if next == 0 { next = 1 }
+        for page in pages {
+            guard let index = hotIndex(of: page), hot[index].leaseEnd != next else { continue }
+            if hot[index].unchanged < .max { hot[index].unchanged += 1 }
+            if Int(hot[index].unchanged) >= demoteAfter {
+                hot[index].leaseEnd = next
+                demotions += 1
+            }
+        }
+    }
+
+    /// The index in ``hot`` of `page`, if it is hot (binary search).
+    private func hotIndex(of page: Int) -> Int? {
+        var low = 0
+        var high = hot.count
+        while low < high {
+            let mid = (low + high) / 2
+            if hot[mid].page < page { low = mid + 1 } else { high = mid }
+        }
+        return low < hot.count && hot[low].page == page ? low : nil
     }
 
     /// Drops the pages whose lease ends now; they are scanned from this collection on.

@@ -197,7 +197,9 @@ public struct LMDBOverheadBenchmark {
         if configuration.capturePlacements.count > 1, let placement = setup.placement { name += ", capture on \(placement.rawValue) CPU" }
         if configuration.captureRealtimePriorities.count > 1 { name += setup.realtimePriority.map { ", FIFO \($0)" } ?? ", normal" }
         if configuration.hotPagePolicies.count > 1, let policy = setup.hotPages {
-            name += policy.isEnabled ? ", hot \(policy.promoteAfter):\(policy.leaseCollections):\(policy.maximumPages)" : ", hot off"
+            name += policy.isEnabled
+                ? ", hot \(policy.promoteAfter):\(policy.leaseCollections):\(policy.maximumPages)\(policy.demotesUnchanged ? "" : ":full")"
+                : ", hot off"
         }
         return name
     }

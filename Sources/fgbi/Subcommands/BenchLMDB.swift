@@ -71,7 +71,7 @@ extension FGBICommand {
         var capturePriority = "20"
 
         @Option(name: .customLong("hot-pages"),
-                help: "Comma-separated hot-page policies of the tracker: on, off, or PROMOTE:LEASE:MAXPAGES; a variant each.")
+                help: "Comma-separated hot-page policies of the tracker: on, off, or PROMOTE:LEASE:MAXPAGES[:full] (full: no early end of leases for pages captured unchanged); a variant each.")
         var hotPages = "on"
 
         @Flag(help: "Print JSON: one object per variant.")

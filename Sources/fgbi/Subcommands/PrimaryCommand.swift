@@ -103,7 +103,7 @@ extension FGBICommand {
         var capturePriority: Int?
 
         @Option(name: .customLong("hot-pages"),
-                help: "Pages written every epoch that uffd-async stops protecting and captures at every epoch: on, off, or PROMOTE:LEASE:MAXPAGES (on = 2:16:16384; fgbi and xbzrle modes only).")
+                help: "Pages written every epoch that uffd-async stops protecting and captures at every epoch: on, off, or PROMOTE:LEASE:MAXPAGES[:full] (on = 2:16:16384; full: leases never end early; fgbi and xbzrle modes only).")
         var hotPages = "on"
 
         func validate() throws {

@@ -71,6 +71,53 @@ struct HotPageTests {
         #expect(hot.hotCount == 0)
     }
 
+    @Test("a hot page captured unchanged loses its lease early, and a write after is still reported")
+    func demotion() {
+        let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 64, maximumGap: 0)
+        var model = ProtectionModel(pages: 64)
+        var hot = HotPageSet(policy: policy, pageCount: 64)
+        var set = DirtyPageSet()
+        func collect() { hot.collect(into: &set) { run, written in model.scan(run, into: &written) } }
+        // Pages 10 and 20 written twice: hot.
+        for _ in 0..<2 {
+            model.write(10)
+            model.write(20)
+            collect()
+        }
+        collect()
+        #expect(hot.hotCount == 2 && set.contains(10) && set.contains(20))
+        // Page 10 keeps being captured unchanged: after a quarter of the lease (4 times) it loses it.
+        for _ in 0..<3 { hot.noteUnchanged([10]) }
+        collect()
+        #expect(hot.hotCount == 2 && hot.demotions == 0, "3 unchanged captures are not enough")
+        hot.noteUnchanged([10, 30])  // 30 is not hot: ignored
+        #expect(hot.demotions == 1)
+        model.write(10)  // written after the demotion was decided: the scan at the next collection reports it
+        collect()
+        #expect(hot.hotCount == 1, "page 10 is scanned again")
+        #expect(set.contains(10) && set.contains(20))
+        collect()
+        #expect(!set.contains(10) && set.contains(20), "page 10 protected again; 20 still hot")
+    }
+
+    @Test("pages written in two epochs and then never again leave the hot set early with feedback")
+    func burstThenQuiet() {
+        let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 1024, maximumGap: 2)
+        var model = ProtectionModel(pages: 1024)
+        var hot = HotPageSet(policy: policy, pageCount: 1024)
+        var set = DirtyPageSet()
+        var unscanned: [Int] = []
+        for epoch in 0..<20 {
+            if epoch < 2 { for page in 200..<300 { model.write(page) } }
+            hot.collect(into: &set) { run, written in model.scan(run, into: &written) }
+            unscanned.append(hot.reportedUnscanned)
+            // What the engine would find: every captured page of the burst is unchanged from epoch 2 on.
+            if epoch >= 2 { hot.noteUnchanged(set.pages.filter { (200..<300).contains($0) }) }
+        }
+        #expect(unscanned[2] == 100, "the burst's pages became hot: \(unscanned)")
+        #expect(unscanned[7...].allSatisfy { $0 == 0 }, "demoted after 4 unchanged captures, not 16-24 epochs later: \(unscanned)")
+    }
+
     @Test("the hot set stays within its bound")
     func bounded() {
         let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 100, maximumPages: 10, maximumGap: 0)
@@ -97,8 +144,9 @@ struct HotPageTests {
         #expect(try HotPagePolicy.parse("off") == .off)
         #expect(try HotPagePolicy.parse("on") == .replicationDefault)
         let custom = try HotPagePolicy.parse("3:20:512")
-        #expect(custom.promoteAfter == 3 && custom.leaseCollections == 20 && custom.maximumPages == 512)
-        for bad in ["", "2:16", "1:16:100", "2:0:100", "2:16:0", "a:b:c", "2:70000:10"] {
+        #expect(custom.promoteAfter == 3 && custom.leaseCollections == 20 && custom.maximumPages == 512 && custom.demotesUnchanged)
+        #expect(try HotPagePolicy.parse("2:16:64:full").demotesUnchanged == false)
+        for bad in ["", "2:16", "1:16:100", "2:0:100", "2:16:0", "a:b:c", "2:70000:10", "2:16:64:half", "2:16:64:full:full"] {
             #expect(throws: FGBIError.self, "'\(bad)'") { _ = try HotPagePolicy.parse(bad) }
         }
         #expect(throws: FGBIError.self) {
