@@ -1,6 +1,5 @@
 @testable import FGBI
 import Foundation
-import Synchronization
 import Testing
 
 /// The hot-page policy: pages written every epoch stop being scanned, and no write is ever lost for it.
@@ -29,24 +28,40 @@ struct HotPageTests {
         }
     }
 
+    /// A hot-page set over the model, collecting into `set`.
+    struct Harness {
+        var model: ProtectionModel
+        var hot: HotPageSet
+        var set = DirtyPageSet()
+
+        init(_ policy: HotPagePolicy, pages: Int) {
+            model = ProtectionModel(pages: pages)
+            hot = HotPageSet(policy: policy, pageCount: pages)
+        }
+
+        mutating func collect() {
+            var model = self.model
+            hot.collect(into: &set) { run, written in model.scan(run, into: &written) }
+            self.model = model
+        }
+    }
+
     static let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 8, maximumPages: 64, maximumGap: 2)
 
     /// Runs `collections` epochs of `writes(epoch)` against a model and a hot-page set; checks that every page
     /// written in an epoch is reported at its end. Returns the model and the unscanned counts per epoch.
     func run(_ policy: HotPagePolicy, pages: Int, collections: Int, writes: (Int) -> [Int]) -> (ProtectionModel, [Int], HotPageSet) {
-        var model = ProtectionModel(pages: pages)
-        var hot = HotPageSet(policy: policy, pageCount: pages)
-        var set = DirtyPageSet()
+        var harness = Harness(policy, pages: pages)
         var unscanned: [Int] = []
         for epoch in 0..<collections {
             let pagesWritten = writes(epoch)
-            for page in pagesWritten { model.write(page) }
-            hot.collect(into: &set) { run, written in model.scan(run, into: &written) }
-            let missing = Set(pagesWritten).filter { !set.contains($0) }
+            for page in pagesWritten { harness.model.write(page) }
+            harness.collect()
+            let missing = Set(pagesWritten).filter { !harness.set.contains($0) }
             #expect(missing.isEmpty, "epoch \(epoch): written pages \(missing.sorted().prefix(8)) not reported")
-            unscanned.append(hot.reportedUnscanned)
+            unscanned.append(harness.hot.reportedUnscanned)
         }
-        return (model, unscanned, hot)
+        return (harness.model, unscanned, harness.hot)
     }
 
     @Test("pages written every epoch stop paying first writes")
@@ -73,46 +88,39 @@ struct HotPageTests {
 
     @Test("a hot page captured unchanged loses its lease early, and a write after is still reported")
     func demotion() {
-        let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 64, maximumGap: 0)
-        var model = ProtectionModel(pages: 64)
-        var hot = HotPageSet(policy: policy, pageCount: 64)
-        var set = DirtyPageSet()
-        func collect() { hot.collect(into: &set) { run, written in model.scan(run, into: &written) } }
+        var harness = Harness(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 64, maximumGap: 0), pages: 64)
         // Pages 10 and 20 written twice: hot.
         for _ in 0..<2 {
-            model.write(10)
-            model.write(20)
-            collect()
+            harness.model.write(10)
+            harness.model.write(20)
+            harness.collect()
         }
-        collect()
-        #expect(hot.hotCount == 2 && set.contains(10) && set.contains(20))
+        harness.collect()
+        #expect(harness.hot.hotCount == 2 && harness.set.contains(10) && harness.set.contains(20))
         // Page 10 keeps being captured unchanged: after a quarter of the lease (4 times) it loses it.
-        for _ in 0..<3 { hot.noteUnchanged([10]) }
-        collect()
-        #expect(hot.hotCount == 2 && hot.demotions == 0, "3 unchanged captures are not enough")
-        hot.noteUnchanged([10, 30])  // 30 is not hot: ignored
-        #expect(hot.demotions == 1)
-        model.write(10)  // written after the demotion was decided: the scan at the next collection reports it
-        collect()
-        #expect(hot.hotCount == 1, "page 10 is scanned again")
-        #expect(set.contains(10) && set.contains(20))
-        collect()
-        #expect(!set.contains(10) && set.contains(20), "page 10 protected again; 20 still hot")
+        for _ in 0..<3 { harness.hot.noteUnchanged([10]) }
+        harness.collect()
+        #expect(harness.hot.hotCount == 2 && harness.hot.demotions == 0, "3 unchanged captures are not enough")
+        harness.hot.noteUnchanged([10, 30])  // 30 is not hot: ignored
+        #expect(harness.hot.demotions == 1)
+        harness.model.write(10)  // written after the demotion was decided: the next collection's scan reports it
+        harness.collect()
+        #expect(harness.hot.hotCount == 1, "page 10 is scanned again")
+        #expect(harness.set.contains(10) && harness.set.contains(20))
+        harness.collect()
+        #expect(!harness.set.contains(10) && harness.set.contains(20), "page 10 protected again; 20 still hot")
     }
 
     @Test("pages written in two epochs and then never again leave the hot set early with feedback")
     func burstThenQuiet() {
-        let policy = HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 1024, maximumGap: 2)
-        var model = ProtectionModel(pages: 1024)
-        var hot = HotPageSet(policy: policy, pageCount: 1024)
-        var set = DirtyPageSet()
+        var harness = Harness(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 1024, maximumGap: 2), pages: 1024)
         var unscanned: [Int] = []
         for epoch in 0..<20 {
-            if epoch < 2 { for page in 200..<300 { model.write(page) } }
-            hot.collect(into: &set) { run, written in model.scan(run, into: &written) }
-            unscanned.append(hot.reportedUnscanned)
+            if epoch < 2 { for page in 200..<300 { harness.model.write(page) } }
+            harness.collect()
+            unscanned.append(harness.hot.reportedUnscanned)
             // What the engine would find: every captured page of the burst is unchanged from epoch 2 on.
-            if epoch >= 2 { hot.noteUnchanged(set.pages.filter { (200..<300).contains($0) }) }
+            if epoch >= 2 { harness.hot.noteUnchanged(harness.set.pages.filter { (200..<300).contains($0) }) }
         }
         #expect(unscanned[2] == 100, "the burst's pages became hot: \(unscanned)")
         #expect(unscanned[7...].allSatisfy { $0 == 0 }, "demoted after 4 unchanged captures, not 16-24 epochs later: \(unscanned)")
@@ -154,64 +162,5 @@ struct HotPageTests {
                 memory: try GuestMemory.anonymous(length: 4096),
                 hotPages: HotPagePolicy(promoteAfter: 1, leaseCollections: 4, maximumPages: 4, maximumGap: 0))
         }
-    }
-}
-
-/// The uffd-async tracker with hot pages on, against the kernel: writers race collections and every write
-/// is still reported after it happened.
-@Suite("Hot pages in the kernel", .serialized)
-struct HotPageKernelTests {
-    @Test("hot pages lose no write and spare first writes", .enabled(if: Kernel.supports(.uffdAsync), "needs uffd-async (WP_ASYNC and PAGEMAP_SCAN)"))
-    func racingWriters() throws {
-        let memory = try GuestMemory.anonymous(length: 4 << 20)
-        try memory.prefault()
-        let tracker = try AsyncWriteProtectTracker(
-            memory: memory, hotPages: HotPagePolicy(promoteAfter: 2, leaseCollections: 6, maximumPages: 512, maximumGap: 2))
-        try tracker.start()
-        defer { try? tracker.stop() }
-        let pageCount = memory.pageCount
-        let nextCollection = Atomic<Int>(0)
-        let stop = Atomic<Bool>(false)
-        let logs = Mutex<[(page: Int, earliest: Int)]>([])
-        let base = UInt(bitPattern: memory.base)
-        let finished = DispatchGroup()
-        finished.enter()
-        Thread.detachNewThread {
-            var random = SeededRandom(seed: 5)
-            var log: [(page: Int, earliest: Int)] = []
-            let words = UnsafeMutablePointer<UInt64>(bitPattern: base)!
-            var serial: UInt64 = 0
-            while !stop.load(ordering: .acquiring) && log.count < 300_000 {
-                let earliest = nextCollection.load(ordering: .acquiring)
-                // Half the writes on a hot core of 64 pages, half anywhere.
-                let page = serial % 2 == 0 ? Int(random.next() % 64) * 3 : Int(random.next() % UInt64(pageCount))
-                serial += 1
-                words[page * (GuestMemory.pageSize / 8) + Int(serial % 512)] = serial
-                log.append((page, earliest))
-            }
-            logs.withLock { $0 += log }
-            finished.leave()
-        }
-        var reportedBy: [[Int]] = Array(repeating: [], count: pageCount)
-        var set = DirtyPageSet()
-        var unscanned: [Int] = []
-        let collections = 40
-        for collection in 0..<collections {
-            nextCollection.store(collection, ordering: .releasing)
-            try tracker.collect(into: &set)
-            unscanned.append(tracker.pagesReportedUnscanned)
-            for page in set.pages { reportedBy[page].append(collection) }
-            usleep(2000)
-        }
-        stop.store(true, ordering: .releasing)
-        finished.wait()
-        nextCollection.store(collections, ordering: .releasing)
-        try tracker.collect(into: &set)
-        for page in set.pages { reportedBy[page].append(collections) }
-        let writes = logs.withLock { $0 }
-        let lost = writes.filter { write in !reportedBy[write.page].contains(where: { $0 >= write.earliest }) }.count
-        #expect(writes.count > 1000, "the writer ran (\(writes.count) writes)")
-        #expect(lost == 0, "\(lost) of \(writes.count) writes were never reported after they happened")
-        #expect((unscanned.max() ?? 0) > 0, "some pages became hot: \(unscanned)")
     }
 }
