@@ -40,6 +40,14 @@ struct LoopbackReplicationTests {
         return (try Backup(regions: [memory], geometry: try BlockGeometry(blockSize: blockSize), configuration: configuration), memory)
     }
 
+    /// The primary's region: pre-faulted, filled like a running guest's.
+    func makeGuestMemory(length: Int, seed: UInt64) throws -> GuestMemory {
+        let memory = try GuestMemory.anonymous(length: length)
+        try memory.prefault()
+        SyntheticWorkload.fillInitial(memory, seed: seed)
+        return memory
+    }
+
     @Test("backup equals primary at the last acknowledged epoch", arguments: [
         (ReplicationMode.fgbi, SyntheticWorkload.sparse, true),
         (.pageLZ4, .duplicate, true),
@@ -53,9 +61,7 @@ struct LoopbackReplicationTests {
         let (backup, backupMemory) = try makeBackup(length: length, key: key)
         let served = Served(backup)
 
-        let memory = try GuestMemory.anonymous(length: length)
-        try memory.prefault()
-        SyntheticWorkload.fillInitial(memory, seed: 3)
+        let memory = try makeGuestMemory(length: length, seed: 3)
         let driver = WorkloadDriver(memory: memory, workload: workload, threads: 2, pagesPerSecond: 40_000)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.engine = EngineConfiguration(mode: mode)
@@ -87,9 +93,7 @@ struct LoopbackReplicationTests {
         let length = 16 << 20
         let (backup, backupMemory) = try makeBackup(length: length)
         let served = Served(backup)
-        let memory = try GuestMemory.anonymous(length: length)
-        try memory.prefault()
-        SyntheticWorkload.fillInitial(memory, seed: 4)
+        let memory = try makeGuestMemory(length: length, seed: 4)
         // The guest workload: most writes on a hot sixteenth of the region, so its pages are written epoch
         // after epoch.
         let driver = WorkloadDriver(memory: memory, workload: .guest, threads: 2, pagesPerSecond: 40_000)
@@ -123,9 +127,7 @@ struct LoopbackReplicationTests {
         let length = 8 << 20
         let (backup, backupMemory) = try makeBackup(length: length)
         let served = Served(backup)
-        let memory = try GuestMemory.anonymous(length: length)
-        try memory.prefault()
-        SyntheticWorkload.fillInitial(memory, seed: 9)
+        let memory = try makeGuestMemory(length: length, seed: 9)
         let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: 10_000)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.sendPath = path
