@@ -305,7 +305,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             let table = tables[location.region]
             let staged = UnsafeRawPointer(view.item(item))
             var changed = table.rehash(page: location.block, in: staged, previous: previous)
-            if changed == 0 && !pages.isPrecopy { pages.unchangedPages.append(location) }
+            // Only for this engine's own captures: a shadow encode must not report its host engine's pages twice.
+            if changed == 0 && pending && !pages.isPrecopy { pages.unchangedPages.append(location) }
             if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) {
                 expanded.pagesHeld += 1
                 continue
