@@ -32,10 +32,13 @@ public final class EpochCapture: @unchecked Sendable {
     /// Pages left out because the backup already holds them (a resynchronisation's first pass).
     public internal(set) var pagesHeld = 0
     /// Captured pages (as region and page index) whose content proved unchanged since the previous epoch:
-    /// captured, yet not written (with hot pages, ``HotPagePolicy``). Filled when the pages are rehashed:
-    /// during the capture, or for a capture of whole pages when it is encoded. Kept across epochs for its
-    /// storage.
+    /// captured, yet not written (with hot pages, ``HotPagePolicy``). Filled, when ``recordsUnchangedPages``,
+    /// as the pages are rehashed: during the capture, or for a capture of whole pages when it is encoded.
+    /// Kept across epochs for its storage.
     public internal(set) var unchangedPages: [BlockLocation] = []
+    /// Whether the engine fills ``unchangedPages``: set by whoever listens (a primary whose tracker has hot
+    /// pages); kept across epochs.
+    public var recordsUnchangedPages = false
 
     /// Per item, in increasing location order: where it is, its hash before and after (`fgbi` only), and
     /// its bytes at `arena + index * itemSize`. Raw storage, so the hot loops pay no checks per access.

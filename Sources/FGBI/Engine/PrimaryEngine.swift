@@ -293,7 +293,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             let staged = UnsafeRawPointer(view.item(item))
             var changed = table.rehash(page: location.block, in: staged, previous: previous)
             // Only for this engine's own captures: a shadow encode must not report its host engine's pages twice.
-            if changed == 0 && pending && !pages.isPrecopy { pages.unchangedPages.append(location) }
+            if changed == 0 && pending && pages.recordsUnchangedPages && !pages.isPrecopy { pages.unchangedPages.append(location) }
             if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) {
                 expanded.pagesHeld += 1
                 continue
@@ -367,6 +367,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         for segment in segments.prefix(pieces.count) {
             segment.reset(epoch: capture.epoch, itemSize: geometry.blockSize)
             segment.comparesWithBaseline = capture.comparesWithBaseline
+            segment.recordsUnchangedPages = capture.recordsUnchangedPages
         }
         crew.perform(chunks: pieces.count) { chunk, participant in
             captureSpans(pieces[chunk][...], wholePages: false, into: segments[chunk], scratch: scratch[participant])
@@ -383,7 +384,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let pageBytes = region.page(page)
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
-        if changed == 0 { capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page)) }
+        if changed == 0 && capture.recordsUnchangedPages { capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page)) }
         if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) {
             capture.pagesHeld += 1
             return

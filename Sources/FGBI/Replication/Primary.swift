@@ -87,7 +87,13 @@ public final class Primary: @unchecked Sendable {
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
         let metadataBytes = engine.metadataBytes
         shared.withLock { $0.statistics.metadataBytes = metadataBytes }
-        queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in EpochCapture() }))
+        // The engine reports unchanged pages only where a tracker listens (hot pages' early end of leases).
+        let listens = trackers.contains { ($0 as? AsyncWriteProtectTracker)?.hotPagePolicy.demotesUnchanged == true && hotPages.isEnabled }
+        queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in
+            let capture = EpochCapture()
+            capture.recordsUnchangedPages = listens
+            return capture
+        }))
         // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
         // value, which happens when replication stops with captures still in flight.
         freeCount = DispatchSemaphore(value: 0)

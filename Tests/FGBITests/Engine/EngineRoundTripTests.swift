@@ -128,6 +128,22 @@ struct EngineRoundTripTests {
         #expect(harness.identical)
     }
 
+    @Test("captured pages that proved unchanged are listed, only when asked", arguments: [CaptureStrategy.rehash, .copyPages])
+    func unchangedPagesAreListedWhenAsked(strategy: CaptureStrategy) throws {
+        var configuration = EngineConfiguration(mode: .fgbi)
+        configuration.captureStrategy = strategy
+        let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: 16)
+        try harness.step([])
+        harness.capture.recordsUnchangedPages = true
+        harness.primary[0].page(3).storeBytes(of: UInt64(7), as: UInt64.self)
+        try harness.step([DirtyPageSet(pages: 2..<6)])
+        #expect(harness.capture.unchangedPages.map(\.block) == [2, 4, 5], "page 3 changed; 2, 4 and 5 were reported but not written")
+        #expect(harness.identical)
+        harness.capture.recordsUnchangedPages = false
+        try harness.step([DirtyPageSet(pages: 2..<6)])
+        #expect(harness.capture.unchangedPages.isEmpty)
+    }
+
     @Test func duplicatesAcrossRegionsTravelAsReferences() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 2, pagesPerRegion: 8)
         var random = SeededRandom(seed: 9)
