@@ -88,7 +88,7 @@ public final class Primary: @unchecked Sendable {
         let metadataBytes = engine.metadataBytes
         shared.withLock { $0.statistics.metadataBytes = metadataBytes }
         // The engine reports unchanged pages only where a tracker listens (hot pages' early end of leases).
-        let listens = trackers.contains { ($0 as? AsyncWriteProtectTracker)?.hotPagePolicy.demotesUnchanged == true && hotPages.isEnabled }
+        let listens = configuration.tracker == .uffdAsync && hotPages.isEnabled && hotPages.demotesUnchanged
         queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in
             let capture = EpochCapture()
             capture.recordsUnchangedPages = listens
