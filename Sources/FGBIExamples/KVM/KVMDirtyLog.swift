@@ -13,6 +13,9 @@ public final class KVMDirtyLog: @unchecked Sendable {
     private let bitmap: UnsafeMutablePointer<UInt64>
     private let words: Int
     private let pages: Int
+    /// Ring entries harvested since the log was made (each a write KVM logged after the page was last
+    /// re-armed); 0 with the bitmap.
+    public private(set) var ringEntriesHarvested = 0
 
     public init(guest: KVMGuest) throws {
         guard guest.machine.dirtyLogging != .none else {
@@ -31,7 +34,7 @@ public final class KVMDirtyLog: @unchecked Sendable {
     /// Moves ring entries into the bitmap and re-arms their pages. Called at collection, and on the vCPU
     /// thread when the ring is full; never both at once (collections run with the vCPU paused).
     public func harvestRing() throws {
-        _ = vcpu.harvestDirtyRing(into: bitmap, pages: pages)
+        ringEntriesHarvested += vcpu.harvestDirtyRing(into: bitmap, pages: pages)
         try machine.resetDirtyRings()
     }
 

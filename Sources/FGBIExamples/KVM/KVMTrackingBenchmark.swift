@@ -122,6 +122,11 @@ public struct KVMTrackingBenchmark: Sendable {
     /// vCPU thread, which is outside KVM_RUN then), then at its end. For a page walk, element 2k is pass k's
     /// read phase and 2k+1 its write phase.
     public func pagesByPhase(_ method: KVMTrackingMethod) throws -> [DirtyPageSet] {
+        try phases(method).sets
+    }
+
+    /// ``pagesByPhase(_:)`` with what the dirty ring did meanwhile.
+    public func phases(_ method: KVMTrackingMethod) throws -> KVMTrackingPhases {
         let run = try TrackedGuest(method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
         var set = DirtyPageSet()
         try run.collect(into: &set)
@@ -137,8 +142,19 @@ public struct KVMTrackingBenchmark: Sendable {
         if let failure = phases.failure { throw failure }
         try run.collect(into: &set)
         try run.stop()
-        return phases.sets + [set]
+        return KVMTrackingPhases(sets: phases.sets + [set], ringFullExits: run.ringFullExits.value,
+                                 ringEntriesHarvested: run.dirtyLog?.ringEntriesHarvested ?? 0)
     }
+}
+
+/// The page sets of ``KVMTrackingBenchmark/phases(_:)`` and the dirty ring's activity during that run.
+public struct KVMTrackingPhases: Sendable {
+    /// One set per phase, then the pages written after the last progress report.
+    public var sets: [DirtyPageSet]
+    /// KVM_EXIT_DIRTY_RING_FULL exits, each harvested on the vCPU thread.
+    public var ringFullExits: Int
+    /// Ring entries harvested in all (at full exits and at collections).
+    public var ringEntriesHarvested: Int
 }
 
 /// Sets collected on the vCPU thread, read after it ended.
