@@ -32,6 +32,10 @@ int CSupport_madvise_nohugepage(void *address, size_t length) {
     return madvise(address, length, MADV_NOHUGEPAGE) != 0 ? -errno : 0;
 }
 
+int CSupport_madvise_hugepage(void *address, size_t length) {
+    return madvise(address, length, MADV_HUGEPAGE) != 0 ? -errno : 0;
+}
+
 void CSupport_touch_pages_write(void *base, size_t length, size_t page_size) {
     volatile unsigned char *p = base;
     for (size_t off = 0; off < length; off += page_size) p[off] = p[off];

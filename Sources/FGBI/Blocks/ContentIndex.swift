@@ -36,17 +36,28 @@ public enum IndexKeying: Sendable, Equatable {
 ///   during E is a copy of that earlier block of the same epoch (``Match/copyEpoch(_:)``), from epoch E+1 on
 ///   a copy from L (``Match/copy(_:)``).
 ///
-/// The table is open addressing with linear probing and backward-shift deletion, one 32-byte entry per
-/// probe step, and ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. Allocates only
-/// at creation.
+/// The table is open addressing with linear probing and backward-shift deletion, laid out for the cache:
+/// each entry is 8 bytes (32 bits of the key, which also give its home, and the slot of its stored copy), so
+/// the table for 1 M stored copies is 16 MiB rather than the 64 MiB a full entry per probe step would take,
+/// and a probe that misses reads nothing else. The rest of an entry (full key, location, epoch, ordinal)
+/// lives with its stored copy, read only when the 32 bits match and, for evictions, in the order the copies
+/// were stored. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. Allocates only at
+/// creation.
 final class ContentIndex {
+    /// One probe step: the key's 32 bits that pick its home, and the stored copy's slot + 1 (0: empty).
     private struct Entry {
+        var fragment: UInt32
+        var slotPlusOne: UInt32
+    }
+
+    /// What the index knows of one stored copy.
+    private struct Slot {
         var key: UInt64
         var location: UInt64
+        /// The epoch (+ 1) that added it.
         var epoch: UInt64
-        /// Store slot + 1; 0 marks an empty entry.
-        var slotPlusOne: UInt32
         var ordinal: UInt32
+        var used: Bool
     }
 
     /// What a changed block's new content matched.
@@ -65,10 +76,9 @@ final class ContentIndex {
     private let blockSize: Int
     private let entries: UnsafeMutablePointer<Entry>
     private let mask: Int
-    /// Stored copies: `slotCount` blocks, and for each the key of the entry that owns it (or none).
+    /// Stored copies: `slotCount` blocks, and what the index knows of each.
     private let storage: UnsafeMutableRawPointer
-    private let slotOwner: UnsafeMutablePointer<UInt64>
-    private let slotUsed: UnsafeMutablePointer<Bool>
+    private let slots: UnsafeMutablePointer<Slot>
     private let slotCount: Int
     /// The mutable counters, behind a pointer: a class's `var`s cost an exclusivity check per access.
     private struct Counters {
@@ -88,14 +98,13 @@ final class ContentIndex {
         slotCount = max(budgetBytes / blockSize, 1)
         var capacity = 16
         while capacity < slotCount * 2 { capacity <<= 1 }
+        precondition(capacity <= 1 << 32, "a content index of \(slotCount) copies")
         mask = capacity - 1
-        entries = .allocate(capacity: capacity)
-        entries.initialize(repeating: Entry(key: 0, location: 0, epoch: 0, slotPlusOne: 0, ordinal: 0), count: capacity)
+        entries = HugePageMemory.allocate(Entry.self, capacity: capacity)
+        entries.initialize(repeating: Entry(fragment: 0, slotPlusOne: 0), count: capacity)
         storage = .allocate(byteCount: slotCount * blockSize, alignment: 64)
-        slotOwner = .allocate(capacity: slotCount)
-        slotOwner.initialize(repeating: 0, count: slotCount)
-        slotUsed = .allocate(capacity: slotCount)
-        slotUsed.initialize(repeating: false, count: slotCount)
+        slots = .allocate(capacity: slotCount)
+        slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
     }
@@ -103,19 +112,22 @@ final class ContentIndex {
     deinit {
         entries.deallocate()
         storage.deallocate()
-        slotOwner.deallocate()
-        slotUsed.deallocate()
+        slots.deallocate()
         counters.deallocate()
     }
 
     /// Bytes held: stored copies, table and bookkeeping.
-    var metadataBytes: Int { slotCount * (blockSize + 9) + (mask + 1) * MemoryLayout<Entry>.stride }
+    var metadataBytes: Int { slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride }
 
     /// Starts epoch `number`: entries added from now on are this epoch's.
     func beginEpoch(_ number: UInt64) { counters.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
 
+    /// The 32 bits of `key` an entry keeps; their low bits are its home.
     @inline(__always)
-    private func home(_ key: UInt64) -> Int { Int(truncatingIfNeeded: key ^ (key >> 29)) & mask }
+    private func fragment(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key ^ (key >> 29)) }
+
+    @inline(__always)
+    private func home(_ fragment: UInt32) -> Int { Int(fragment) & mask }
 
     @inline(__always)
     private func slotBytes(_ slotPlusOne: UInt32) -> UnsafeMutableRawPointer { storage + (Int(slotPlusOne) - 1) * blockSize }
@@ -123,22 +135,23 @@ final class ContentIndex {
     /// Starts loading the table line `hash` will probe first.
     @inline(__always)
     func prefetch(hash: UInt64) {
-        CSupport_prefetch(entries + home(keying.key(hash)))
+        CSupport_prefetch(entries + home(fragment(keying.key(hash))))
     }
 
     /// Starts loading the table line of the entry that the `ahead`-th next addition will evict.
     @inline(__always)
     func prefetchEviction(ahead: Int) {
         let slot = (counters.pointee.hand + ahead) % slotCount
-        if slotUsed[slot] { CSupport_prefetch(entries + home(slotOwner[slot])) }
+        if slots[slot].used { CSupport_prefetch(entries + home(fragment(slots[slot].key))) }
     }
 
     /// The position of `key` in the table, if present.
     @inline(__always)
     private func position(of key: UInt64) -> Int? {
-        var index = home(key)
+        let wanted = fragment(key)
+        var index = home(wanted)
         while entries[index].slotPlusOne != 0 {
-            if entries[index].key == key { return index }
+            if entries[index].fragment == wanted && slots[Int(entries[index].slotPlusOne) - 1].key == key { return index }
             index = (index + 1) & mask
         }
         return nil
@@ -148,9 +161,10 @@ final class ContentIndex {
     @inline(__always)
     func match(hash: UInt64, bytes: UnsafeRawPointer) -> Match {
         guard let index = position(of: keying.key(hash)) else { return .none }
-        let entry = entries[index]
-        guard memcmp(slotBytes(entry.slotPlusOne), bytes, blockSize) == 0 else { return .collision }
-        return entry.epoch == counters.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(BlockLocation(packed: entry.location))
+        let slotPlusOne = entries[index].slotPlusOne
+        guard memcmp(slotBytes(slotPlusOne), bytes, blockSize) == 0 else { return .collision }
+        let slot = slots[Int(slotPlusOne) - 1]
+        return slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(BlockLocation(packed: slot.location))
     }
 
     /// Retires the entry holding `location`'s content before this epoch (its recorded `hash`), if this
@@ -158,10 +172,11 @@ final class ContentIndex {
     /// the next ``add(hash:at:bytes:ordinal:)``.
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
-        guard let index = position(of: keying.key(hash)), entries[index].location == location.packed,
-              entries[index].epoch != counters.pointee.epoch else { return nil }
+        guard let index = position(of: keying.key(hash)) else { return nil }
         let slotPlusOne = entries[index].slotPlusOne
-        slotUsed[Int(slotPlusOne) - 1] = false
+        let slot = Int(slotPlusOne) - 1
+        guard slots[slot].location == location.packed, slots[slot].epoch != counters.pointee.epoch else { return nil }
+        slots[slot].used = false
         delete(at: index)
         return UnsafeRawPointer(slotBytes(slotPlusOne))
     }
@@ -174,17 +189,16 @@ final class ContentIndex {
         guard position(of: key) == nil else { return }
         let slot = counters.pointee.hand
         counters.pointee.hand = slot + 1 == slotCount ? 0 : slot + 1
-        if slotUsed[slot] {
-            if let owner = position(of: slotOwner[slot]) { delete(at: owner) }
+        if slots[slot].used {
+            if let owner = position(of: slots[slot].key) { delete(at: owner) }
             counters.pointee.evictions += 1
         }
-        slotUsed[slot] = true
-        slotOwner[slot] = key
+        slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
-        var index = home(key)
+        let wanted = fragment(key)
+        var index = home(wanted)
         while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }
-        entries[index] = Entry(key: key, location: location.packed, epoch: counters.pointee.epoch,
-                               slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))
+        entries[index] = Entry(fragment: wanted, slotPlusOne: UInt32(slot + 1))
         counters.pointee.entries += 1
     }
 
@@ -193,7 +207,7 @@ final class ContentIndex {
         var hole = start
         var index = (start + 1) & mask
         while entries[index].slotPlusOne != 0 {
-            let wanted = home(entries[index].key)
+            let wanted = home(entries[index].fragment)
             if (index - wanted) & mask >= (index - hole) & mask {
                 entries[hole] = entries[index]
                 hole = index
