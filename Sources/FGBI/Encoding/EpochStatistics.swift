@@ -30,6 +30,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var bodyBytes = 0
     /// What goes on the wire: header, compressed body, checksum.
     public var wireBytes = 0
+    /// Epochs whose body was sent uncompressed because a sample of it did not compress enough
+    /// (``EngineConfiguration/compressionMinimumSaving``): 0 or 1 for one epoch.
+    public var bodiesStoredRaw = 0
     /// Time the guest must be paused for: collecting is the tracker's; capturing is this.
     public var captureNanoseconds: UInt64 = 0
     /// The guest's whole pause for this epoch (pause hook called to resume hook returned), and of it the
@@ -59,6 +62,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         indexEntries = other.indexEntries
         bodyBytes += other.bodyBytes
         wireBytes += other.wireBytes
+        bodiesStoredRaw += other.bodiesStoredRaw
         captureNanoseconds += other.captureNanoseconds
         pauseNanoseconds += other.pauseNanoseconds
         stopNanoseconds += other.stopNanoseconds

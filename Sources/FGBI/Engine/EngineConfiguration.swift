@@ -6,6 +6,11 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var blockSize = 64
     /// The general compressor over each epoch's body; nil takes the mode's default.
     public var compression: Compression?
+    /// The general compressor runs on an epoch's body only when a sample of it shrinks by at least this
+    /// fraction (bodies of 1 MiB or less are always compressed); below, the body goes as it is. 0 compresses
+    /// every body. The default, 0.10, skips LZ4 on nearly incompressible bodies, where it costs more CPU than
+    /// the whole `fgbi` encoder to save 3-5% (Docs/BENCHMARKS.md).
+    public var compressionMinimumSaving = 0.10
     /// Memory for the content index's stored copies (`fgbi`): sharing and differences reach only content
     /// held here. 64 MiB by default, like QEMU's XBZRLE cache.
     public var contentBudgetBytes = 64 << 20

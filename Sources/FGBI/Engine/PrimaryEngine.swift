@@ -109,7 +109,8 @@ public final class PrimaryEngine: @unchecked Sendable {
                                            cacheBudgetBytes: configuration.pageCacheBudgetBytes)
         }
         assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
-                                   geometry: geometry, regionCount: regions.count)
+                                   geometry: geometry, regionCount: regions.count,
+                                   minimumSaving: configuration.compressionMinimumSaving)
     }
 
     /// The `fgbi` encoder with its index: the engine's own, or its membership of a shared one.
@@ -452,7 +453,9 @@ public final class PrimaryEngine: @unchecked Sendable {
             records = pageEncoder!.encode(capture, into: &body, stats: &stats)
         }
         stats.bodyBytes = body.count
-        stats.compressNanoseconds = try assembler.assemble(epoch: capture.epoch, records: records, body: body.bytes, into: &output)
+        let assembled = try assembler.assemble(epoch: capture.epoch, records: records, body: body.bytes, into: &output)
+        stats.compressNanoseconds = assembled.nanoseconds
+        stats.bodiesStoredRaw = assembled.storedRaw ? 1 : 0
         stats.wireBytes = output.count
         stats.encodeNanoseconds = MonotonicClock.nanoseconds() - start - stats.compressNanoseconds
         return stats

@@ -37,6 +37,10 @@ extension FGBICommand {
         @Option(name: .customLong("cache-mib"), help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
+        @Option(name: .customLong("compression-minimum-saving"),
+                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the engine's 0.10).")
+        var compressionMinimumSaving: Double?
+
         @Option(help: "Measured epochs per run.")
         var epochs = 10
 
@@ -60,6 +64,9 @@ extension FGBICommand {
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
             guard cacheMiB > 0, cacheMiB <= 1 << 16 else { throw ValidationError("--cache-mib must be between 1 and 65536") }
+            if let saving = compressionMinimumSaving, !(0...1).contains(saving) {
+                throw ValidationError("--compression-minimum-saving must be between 0 and 1")
+            }
             _ = try makeConfiguration()
         }
 
@@ -78,6 +85,7 @@ extension FGBICommand {
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.cacheBudgetBytes = cacheMiB << 20
+            configuration.compressionMinimumSaving = compressionMinimumSaving
             if let trace {
                 do {
                     configuration.trace = try TraceDirectory.open(trace)
@@ -108,11 +116,12 @@ extension FGBICommand {
                   + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
             print("")
             var table = TextTable(["workload", "mode", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
-                                   "pause p50 ms", "p99", "encode ms", "compress ms", "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified"])
+                                   "pause p50 ms", "p99", "encode ms", "compress ms", "raw", "ns/block", "enc GB/s", "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified"])
             for run in runs {
                 table.add([run.workload, run.mode, run.compression, String(run.wireBytesPerEpoch), formatted(run.ratioToPage, 4),
                            String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
-                           formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50), formatted(run.compressMsP50), formatted(run.applyMsP50),
+                           formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50), formatted(run.compressMsP50), String(run.epochsStoredRaw),
+                           formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),
                            formatted(run.dirtyGbps), String(run.metadataBytesPerGib), formatted(Double(run.initialSyncBytes) / 1e6, 1),
                            run.verified ? "yes" : "NO"])
             }

@@ -60,6 +60,10 @@ extension FGBICommand {
         @Option(help: "Compressor: none, lz4, zstd, zstd:LEVEL (default: the mode's).")
         var compression: String?
 
+        @Option(name: .customLong("compression-minimum-saving"),
+                help: "Compress an epoch's body only when a sample of it shrinks by at least this fraction (0 to 1; 0: always).")
+        var compressionMinimumSaving = EngineConfiguration().compressionMinimumSaving
+
         @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
         var tracker = "uffd-async"
 
@@ -127,6 +131,10 @@ extension FGBICommand {
                 var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup ?? GuestOptions.perGuestBackup))
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
+                guard (0...1).contains(compressionMinimumSaving) else {
+                    throw ValidationError("--compression-minimum-saving must be between 0 and 1")
+                }
+                configuration.engine.compressionMinimumSaving = compressionMinimumSaving
                 if let captureCPUs {
                     let online = ThreadScheduling.onlineCPUCount
                     configuration.engine.captureCPUs = try CommaList.parse(captureCPUs, option: "--capture-cpus") {

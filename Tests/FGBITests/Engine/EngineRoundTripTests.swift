@@ -144,6 +144,32 @@ struct EngineRoundTripTests {
         #expect(harness.capture.unchangedPages.isEmpty)
     }
 
+    /// A large body of random bytes (nothing for LZ4 to find) goes uncompressed under the default
+    /// minimum saving and compressed when every body must be; a large compressible body is compressed either
+    /// way; each epoch applies exactly.
+    @Test("the compressor runs only where a sample shows it pays", arguments: [0.0, 0.10])
+    func compressionIsSkippedWhereItDoesNotPay(minimumSaving: Double) throws {
+        var configuration = EngineConfiguration(mode: .fgbi)
+        configuration.compressionMinimumSaving = minimumSaving
+        let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: 1024)
+        let memory = harness.primary[0]
+        var random = SeededRandom(seed: 77)
+        let words = memory.base.assumingMemoryBound(to: UInt64.self)
+        for word in 0..<(memory.length / 8) { words[word] = random.next() }
+        let all = DirtyPageSet(pages: Array(0..<memory.pageCount))
+        let incompressible = try harness.step([all]).statistics
+        #expect(incompressible.bodyBytes > DeltaAssembler.sampleThreshold)
+        #expect(incompressible.bodiesStoredRaw == (minimumSaving > 0 ? 1 : 0))
+        #expect(harness.identical, "\(harness.firstDifference)")
+        // Every block rewritten as eight copies of its own number: unique blocks, each easy for LZ4.
+        for word in 0..<(memory.length / 8) { words[word] = UInt64(word / 8) &* 0x0101_0101 }
+        let compressible = try harness.step([all]).statistics
+        #expect(compressible.bodyBytes > DeltaAssembler.sampleThreshold)
+        #expect(compressible.bodiesStoredRaw == 0)
+        #expect(compressible.wireBytes < compressible.bodyBytes / 2)
+        #expect(harness.identical, "\(harness.firstDifference)")
+    }
+
     @Test func duplicatesAcrossRegionsTravelAsReferences() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 2, pagesPerRegion: 8)
         var random = SeededRandom(seed: 9)
