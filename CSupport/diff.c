@@ -4,6 +4,9 @@
 #include "CSupport.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static size_t put_uleb128(uint8_t *out, size_t value) {
     size_t n = 0;
@@ -12,6 +15,12 @@ static size_t put_uleb128(uint8_t *out, size_t value) {
         value >>= 7;
         out[n++] = byte | (value ? 0x80 : 0);
     } while (value);
+    return n;
+}
+
+static size_t uleb128_size(size_t value) {
+    size_t n = 1;
+    while (value >= 0x80) { value >>= 7; n++; }
     return n;
 }
 
@@ -28,34 +37,143 @@ static size_t get_uleb128(const uint8_t *in, size_t available, size_t *value) {
     return 0;
 }
 
-long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
+// Equality masks, one bit per byte (1: the bytes are equal), 64 bytes per word; `old` NULL compares with
+// zeros. Bits past `length` in the last word are set, so they never start a changed run.
+static void equal_masks(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint64_t *masks) {
+    size_t words = (length + 63) / 64;
+    for (size_t w = 0; w < words; w++) {
+        size_t base = w * 64;
+        size_t count = length - base < 64 ? length - base : 64;
+        uint64_t mask = 0;
+#if defined(__SSE2__)
+        if (count == 64) {
+            for (int part = 0; part < 4; part++) {
+                __m128i b = _mm_loadu_si128((const __m128i *)(new_bytes + base + 16 * part));
+                __m128i a = old ? _mm_loadu_si128((const __m128i *)(old + base + 16 * part)) : _mm_setzero_si128();
+                mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a, b)) << (16 * part);
+            }
+            masks[w] = mask;
+            continue;
+        }
+#endif
+        for (size_t i = 0; i < count; i++) {
+            uint8_t a = old ? old[base + i] : 0;
+            mask |= (uint64_t)(a == new_bytes[base + i]) << i;
+        }
+        if (count < 64) mask |= ~0ULL << count;
+        masks[w] = mask;
+    }
+}
+
+// The first position at or after `i` whose bit in `masks` is `bit`, or `length`.
+static size_t next_with(const uint64_t *masks, size_t i, size_t length, int bit) {
+    size_t words = (length + 63) / 64;
+    size_t w = i / 64;
+    uint64_t bits = (bit ? masks[w] : ~masks[w]) & (~0ULL << (i % 64));
+    while (!bits) {
+        if (++w >= words) return length;
+        bits = bit ? masks[w] : ~masks[w];
+    }
+    size_t found = w * 64 + (size_t)__builtin_ctzll(bits);
+    return found < length ? found : length;
+}
+
+// The encoder over equality masks: the same output as a byte-by-byte walk (unchanged runs, then changed
+// runs that end at the first equal byte), found 64 bytes per step.
+static long diff_encode_masked(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
+    uint64_t masks[64];
+    equal_masks(old, new_bytes, length, masks);
+    size_t i = 0, n = 0;
+    while (i < length) {
+        size_t unchanged_start = i;
+        i = next_with(masks, i, length, 0);
+        if (i == length) break;  // trailing unchanged run is implied
+        size_t changed_start = i;
+        i = next_with(masks, i, length, 1);
+        size_t changed_run = i - changed_start;
+        if (n + uleb128_size(changed_start - unchanged_start) + uleb128_size(changed_run) + changed_run > capacity) return -1;
+        n += put_uleb128(out + n, changed_start - unchanged_start);
+        n += put_uleb128(out + n, changed_run);
+        memcpy(out + n, new_bytes + changed_start, changed_run);
+        n += changed_run;
+    }
+    return (long)n;
+}
+
+long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
     size_t i = 0, n = 0;
     while (i < length) {
         size_t zero_start = i;
-        // Skip equal bytes a word at a time, then byte by byte.
-        while (i + 8 <= length) {
-            uint64_t a, b;
-            memcpy(&a, old + i, 8);
-            memcpy(&b, new_bytes + i, 8);
-            if (a != b) break;
-            i += 8;
-        }
         while (i < length && old[i] == new_bytes[i]) i++;
-        if (i == length) break;  // trailing unchanged run is implied
+        if (i == length) break;
         size_t zero_run = i - zero_start;
         size_t changed_start = i;
-        // A changed run ends at the first pair of equal bytes; give up as soon as the output cannot fit.
         while (i < length && old[i] != new_bytes[i]) {
             i++;
-            if (n + 10 + (i - changed_start) > capacity) return -1;
+            if (n + (i - changed_start) > capacity) return -1;
         }
         size_t changed_run = i - changed_start;
+        if (n + uleb128_size(zero_run) + uleb128_size(changed_run) + changed_run > capacity) return -1;
         n += put_uleb128(out + n, zero_run);
         n += put_uleb128(out + n, changed_run);
         memcpy(out + n, new_bytes + changed_start, changed_run);
         n += changed_run;
     }
     return (long)n;
+}
+
+long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
+    if (length > 64 * 64) return CSupport_diff_encode_bytewise(old, new_bytes, length, out, capacity);
+    return diff_encode_masked(old, new_bytes, length, out, capacity);
+}
+
+size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out, size_t capacity) {
+    size_t mask_bytes = length / 8;
+    size_t nonzero = 0;
+    for (size_t w = 0; w < length / 64; w++) {
+        uint64_t mask = 0;
+#if defined(__SSE2__)
+        for (int part = 0; part < 4; part++) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(bytes + 64 * w + 16 * part));
+            mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128())) << (16 * part);
+        }
+        mask = ~mask;
+#else
+        for (size_t i = 0; i < 64; i++) mask |= (uint64_t)(bytes[64 * w + i] != 0) << i;
+#endif
+        memcpy(out + 8 * w, &mask, 8);   // little-endian hosts only (x86-64, aarch64)
+        nonzero += (size_t)__builtin_popcountll(mask);
+    }
+    if (mask_bytes + nonzero > capacity) return 0;
+    uint8_t *data = out + mask_bytes;
+    size_t n = 0;
+    for (size_t i = 0; i < length; i += 8) {
+        uint64_t word;
+        memcpy(&word, bytes + i, 8);
+        if (!word) continue;
+        for (int k = 0; k < 8; k++) {
+            uint8_t b = (uint8_t)(word >> (8 * k));
+            data[n] = b;
+            n += b != 0;
+        }
+    }
+    return mask_bytes + n;
+}
+
+long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
+    size_t mask_bytes = length / 8;
+    if (length % 64 || encoded_length < mask_bytes) return -1;
+    size_t nonzero = 0;
+    for (size_t i = 0; i < mask_bytes; i++) nonzero += (size_t)__builtin_popcount(encoded[i]);
+    if (encoded_length != mask_bytes + nonzero) return -1;
+    const uint8_t *data = encoded + mask_bytes;
+    size_t k = 0;
+    for (size_t i = 0; i < length; i++) {
+        uint8_t bit = (encoded[i / 8] >> (i % 8)) & 1;
+        target[i] = bit ? data[k] : 0;
+        k += bit;
+    }
+    return 0;
 }
 
 long CSupport_diff_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {

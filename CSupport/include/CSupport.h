@@ -390,9 +390,24 @@ static inline void CSupport_prefetch(const void *address) {
 // lengths as ULEB128, describing `new` against `old` of the same length. A trailing unchanged run is
 // implied. FGBI uses it for whole pages (the `xbzrle` mode) and for single blocks (the `fgbi` mode).
 
-/// Encodes `new` against `old` (both `length` bytes) into `out`. Returns the encoded length, or -1 when it
-/// would exceed `capacity` (the caller then sends the bytes as they are).
+/// Encodes `new` against `old` (both `length` bytes) into `out` (`capacity` bytes plus 16 to spare). Returns
+/// the encoded length, or -1 when it would exceed `capacity` (the caller then sends the bytes as they are).
+/// Works 64 bytes at a time on equality masks (SSE2 on x86-64, a portable loop elsewhere).
 long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity);
+
+/// The sparse form of `length` bytes (a multiple of 64): a mask of length/8 bytes, bit i set when byte i is
+/// not zero, then the non-zero bytes in order. What the `fgbi` mode sends for a block with no usable previous
+/// content when it is shorter than the bytes (words of small values and pointers: their high bytes are
+/// zero). Writes into `out` (`capacity` + 8 bytes) and returns the encoded length, or 0 (after writing
+/// only the mask) when that would exceed `capacity` (at least length/8).
+size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out, size_t capacity);
+
+/// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask
+/// and as many bytes as it has bits set.
+long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);
+
+/// The reference encoder, byte by byte (for tests: CSupport_diff_encode must give exactly its output).
+long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity);
 
 /// Applies an encoding made by CSupport_diff_encode to `target` (`length` bytes holding the old content).
 /// Returns 0, or -1 when the encoding is malformed or reaches past `length`; `target` may then be partly

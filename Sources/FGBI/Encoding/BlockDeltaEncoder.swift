@@ -11,7 +11,8 @@ import Glibc
 /// 3. copy: identical (bitwise) to content the backup holds, found through the index (``ContentIndex``, or a
 ///    guest's ``SharedContentIndex/Member``: both answer for this backup only);
 /// 4. diff: a run-length difference against the block's previous content, when the index still holds it;
-/// 5. literal: the bytes.
+/// 5. sparse: a mask of the block's non-zero bytes and those bytes, when that is shorter;
+/// 6. literal: the bytes.
 /// The index learns each block's new content as it goes. Runs after the guest resumes: it reads only the
 /// capture and the index's own copies, never guest memory. Generic over the index so that each kind is
 /// compiled into its own loop.
@@ -21,7 +22,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
 
     private let geometry: BlockGeometry
     private let index: Index
-    private var diff: UnsafeMutablePointer<UInt8>
+    private let diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
 
     init(geometry: BlockGeometry, index: Index) {
@@ -127,6 +128,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-                                 literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+                                 sparseCode: DeltaFormat.BlockOp.sparse.rawValue, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
     }
 }

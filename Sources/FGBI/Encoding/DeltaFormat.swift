@@ -8,7 +8,10 @@
 ///     checksum: XXH3-64 of header and stored body (u64)
 enum DeltaFormat {
     static let magic: [UInt8] = Array("FGBD".utf8)
-    static let version: UInt16 = 1
+    /// Written by this build: 2 added the block operation ``BlockOp/sparse``.
+    static let version: UInt16 = 2
+    /// Read by this build (a version-1 delta is a version-2 one without `sparse`).
+    static let readableVersions: ClosedRange<UInt16> = 1...2
     static let headerLength = 48
     static let checksumLength = 8
 
@@ -36,6 +39,9 @@ enum DeltaFormat {
         case copy = 3
         /// Copy the new content of an earlier block of this epoch, given by its ordinal (ULEB128).
         case copyEpoch = 4
+        /// The block's non-zero bytes: a mask of block size / 8 bytes (bit i set: byte i is not zero), then
+        /// those bytes in order. Version 2 on.
+        case sparse = 5
     }
 }
 
@@ -60,7 +66,8 @@ public enum DeltaError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .truncated(let what): return "epoch delta truncated: \(what)"
         case .badMagic: return "not an FGBI epoch delta (bad magic)"
-        case .unsupportedVersion(let version): return "epoch delta version \(version) is not supported (this build reads \(DeltaFormat.version))"
+        case .unsupportedVersion(let version):
+            return "epoch delta version \(version) is not supported (this build reads \(DeltaFormat.readableVersions.lowerBound) to \(DeltaFormat.readableVersions.upperBound))"
         case .checksumMismatch: return "epoch delta checksum mismatch: corrupted in transit or storage"
         case .geometryMismatch(let what): return "epoch delta does not fit this replica: \(what)"
         case .epochOutOfOrder(let expected, let got): return "epoch delta for epoch \(got), expected \(expected)"

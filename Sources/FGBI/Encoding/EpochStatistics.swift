@@ -20,6 +20,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var zeroBlocks = 0
     /// Blocks (or pages) sent as a run-length difference against their previous version.
     public var diffBlocks = 0
+    /// Blocks sent in sparse form: a mask of their non-zero bytes, then those bytes (`fgbi` only).
+    public var sparseBlocks = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -57,6 +59,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         collisions += other.collisions
         zeroBlocks += other.zeroBlocks
         diffBlocks += other.diffBlocks
+        sparseBlocks += other.sparseBlocks
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
         indexEntries = other.indexEntries

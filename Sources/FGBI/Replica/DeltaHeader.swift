@@ -2,6 +2,7 @@ import CSupport
 
 /// The fixed part of an epoch delta, read and checked before anything else (see ``DeltaFormat``).
 struct DeltaHeader: Equatable {
+    var version: UInt16
     var mode: ReplicationMode
     var compressionCode: UInt8
     var blockSize: Int
@@ -22,7 +23,7 @@ struct DeltaHeader: Equatable {
         let magic = try reader.bytes(4, "magic")
         guard UnsafeRawBufferPointer(start: magic, count: 4).elementsEqual(DeltaFormat.magic) else { throw .badMagic }
         let version = try reader.littleEndian(UInt16.self, "version")
-        guard version == DeltaFormat.version else { throw .unsupportedVersion(version) }
+        guard DeltaFormat.readableVersions.contains(version) else { throw .unsupportedVersion(version) }
         let checksumOffset = delta.count - DeltaFormat.checksumLength
         let expected = UInt64(littleEndian: delta.loadUnaligned(fromByteOffset: checksumOffset, as: UInt64.self))
         guard CSupport_xxh3_64(delta.baseAddress, checksumOffset) == expected else { throw .checksumMismatch }
@@ -42,7 +43,7 @@ struct DeltaHeader: Equatable {
             throw .malformed("stored length \(storedLength) does not match the \(checksumOffset - DeltaFormat.headerLength) bytes present")
         }
         guard bodyLength <= UInt64(Int.max / 2) else { throw .malformed("body length \(bodyLength) is absurd") }
-        return DeltaHeader(mode: mode, compressionCode: compressionCode, blockSize: blockSize, pageSize: pageSize,
+        return DeltaHeader(version: version, mode: mode, compressionCode: compressionCode, blockSize: blockSize, pageSize: pageSize,
                            epoch: epoch, regionCount: regionCount, recordCount: recordCount,
                            bodyLength: Int(bodyLength), storedLength: Int(storedLength))
     }

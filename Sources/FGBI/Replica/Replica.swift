@@ -133,7 +133,7 @@ public final class Replica: @unchecked Sendable {
         staging.removeAll()
         blockOrdinals.removeAll(keepingCapacity: true)
         var reader = ByteReader(body.bytes)
-        try stageRecords(&reader, count: header.recordCount)
+        try stageRecords(&reader, count: header.recordCount, version: header.version)
         guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
         FaultPoints.reach(.backupApply)
         // Commit: nothing above wrote to the regions.
@@ -176,7 +176,7 @@ public final class Replica: @unchecked Sendable {
         guard ok else { throw .malformed("the body does not decompress to the \(header.bodyLength) bytes announced") }
     }
 
-    private func stageRecords(_ reader: inout ByteReader, count: Int) throws(DeltaError) {
+    private func stageRecords(_ reader: inout ByteReader, count: Int, version: UInt16) throws(DeltaError) {
         let pageSize = geometry.pageSize
         var region = 0
         var page = -1
@@ -206,12 +206,12 @@ public final class Replica: @unchecked Sendable {
             case .pageDiff:
                 try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: Place(record: record, block: nil))
             case .blocks:
-                try stageBlocks(&reader, region: region, page: page, record: record)
+                try stageBlocks(&reader, region: region, page: page, record: record, version: version)
             }
         }
     }
 
-    private func stageBlocks(_ reader: inout ByteReader, region: Int, page: Int, record: Int) throws(DeltaError) {
+    private func stageBlocks(_ reader: inout ByteReader, region: Int, page: Int, record: Int, version: UInt16) throws(DeltaError) {
         let blockSize = geometry.blockSize
         let blocksPerPage = geometry.blocksPerPage
         let maskBytes = (blocksPerPage + 7) / 8
@@ -248,6 +248,9 @@ public final class Replica: @unchecked Sendable {
                 stageZeros(region: region, offset: offset, length: blockSize)
             case .diff:
                 try stageDiff(&reader, region: region, offset: offset, length: blockSize, what: what)
+            case .sparse:
+                guard version >= 2 else { throw .malformed("\(what): operation \(opCode) in a version-\(version) delta") }
+                try stageSparse(&reader, region: region, offset: offset, length: blockSize, what: what)
             case .copy:
                 let sourceRegion = try reader.uleb("\(what) source region")
                 let sourceBlock = try reader.uleb("\(what) source block")
@@ -274,6 +277,20 @@ public final class Replica: @unchecked Sendable {
         var record: Int
         var block: Int?
         var description: String { block.map { "record \(record) block \($0)" } ?? "record \(record)" }
+    }
+
+    /// Stages a block given in sparse form: its mask of non-zero bytes, then those bytes.
+    private func stageSparse(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: Place) throws(DeltaError) {
+        let maskBytes = length / 8
+        let mask = try reader.bytes(maskBytes, "\(what) sparse mask")
+        var nonzero = 0
+        for index in 0..<maskBytes { nonzero += mask.load(fromByteOffset: index, as: UInt8.self).nonzeroBitCount }
+        _ = try reader.bytes(nonzero, "\(what) sparse bytes")
+        stage(region: region, offset: offset, length: length) { destination, _ in
+            // Cannot fail: the mask's bits and the bytes read agree.
+            _ = CSupport_sparse_decode(mask.assumingMemoryBound(to: UInt8.self), maskBytes + nonzero,
+                                       destination.assumingMemoryBound(to: UInt8.self), length)
+        }
     }
 
     /// Stages the replica's current bytes at (region, offset) with a run-length difference applied.
