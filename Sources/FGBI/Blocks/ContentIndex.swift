@@ -41,8 +41,10 @@ public enum IndexKeying: Sendable, Equatable {
 /// the table for 1 M stored copies is 16 MiB rather than the 64 MiB a full entry per probe step would take,
 /// and a probe that misses reads nothing else. The rest of an entry (full key, location, epoch, ordinal)
 /// lives with its stored copy, read only when the 32 bits match and, for evictions, in the order the copies
-/// were stored. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. Allocates only at
-/// creation.
+/// were stored. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. One bit per block
+/// of the regions says whether a stored copy holds that location's content, so the changed block of a
+/// location with none (most of them when the written set outgrows the budget) costs no probe for it.
+/// Allocates only at creation.
 final class ContentIndex {
     /// One probe step: the key's 32 bits that pick its home, and the stored copy's slot + 1 (0: empty).
     private struct Entry {
@@ -88,11 +90,19 @@ final class ContentIndex {
         var evictions = 0
     }
     private let counters: UnsafeMutablePointer<Counters>
+    /// One bit per block of the regions: a stored copy holds this location's content (empty: not tracked,
+    /// every location probed). Read in the capture's order, so sequentially.
+    private let held: UnsafeMutablePointer<UInt64>
+    private let heldBits: Int
+    /// Where each region's bits start in `held`.
+    private let regionBitOffsets: [Int]
 
     var entryCount: Int { counters.pointee.entries }
     var evictions: Int { counters.pointee.evictions }
 
-    init(blockSize: Int, budgetBytes: Int, keying: IndexKeying) {
+    /// An index of `budgetBytes / blockSize` stored copies. `regionBlocks` (blocks per region) sizes the
+    /// per-location bits; empty leaves them out.
+    init(blockSize: Int, budgetBytes: Int, keying: IndexKeying, regionBlocks: [Int] = []) {
         self.keying = keying
         self.blockSize = blockSize
         slotCount = max(budgetBytes / blockSize, 1)
@@ -107,6 +117,16 @@ final class ContentIndex {
         slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
+        var offsets: [Int] = []
+        var bits = 0
+        for blocks in regionBlocks {
+            offsets.append(bits)
+            bits += (blocks + 63) & ~63
+        }
+        regionBitOffsets = offsets
+        heldBits = bits
+        held = .allocate(capacity: max(bits / 64, 1))
+        held.initialize(repeating: 0, count: max(bits / 64, 1))
     }
 
     deinit {
@@ -114,10 +134,26 @@ final class ContentIndex {
         storage.deallocate()
         slots.deallocate()
         counters.deallocate()
+        held.deallocate()
     }
 
     /// Bytes held: stored copies, table and bookkeeping.
-    var metadataBytes: Int { slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride }
+    var metadataBytes: Int {
+        slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride + heldBits / 8
+    }
+
+    /// The bit of `location` in `held`, if locations are tracked.
+    @inline(__always)
+    private func heldBit(_ location: UInt64) -> Int? {
+        guard heldBits > 0 else { return nil }
+        return regionBitOffsets[Int(location >> 40)] + Int(location & (BlockLocation.maxBlocksPerRegion - 1))
+    }
+
+    @inline(__always)
+    private func setHeld(_ location: UInt64, _ value: Bool) {
+        guard let bit = heldBit(location) else { return }
+        if value { held[bit >> 6] |= 1 << UInt64(bit & 63) } else { held[bit >> 6] &= ~(1 << UInt64(bit & 63)) }
+    }
 
     /// Starts epoch `number`: entries added from now on are this epoch's.
     func beginEpoch(_ number: UInt64) { counters.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
@@ -172,11 +208,13 @@ final class ContentIndex {
     /// the next ``add(hash:at:bytes:ordinal:)``.
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
+        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return nil }
         guard let index = position(of: keying.key(hash)) else { return nil }
         let slotPlusOne = entries[index].slotPlusOne
         let slot = Int(slotPlusOne) - 1
         guard slots[slot].location == location.packed, slots[slot].epoch != counters.pointee.epoch else { return nil }
         slots[slot].used = false
+        setHeld(location.packed, false)
         delete(at: index)
         return UnsafeRawPointer(slotBytes(slotPlusOne))
     }
@@ -191,10 +229,12 @@ final class ContentIndex {
         counters.pointee.hand = slot + 1 == slotCount ? 0 : slot + 1
         if slots[slot].used {
             if let owner = position(of: slots[slot].key) { delete(at: owner) }
+            setHeld(slots[slot].location, false)
             counters.pointee.evictions += 1
         }
         slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
+        setHeld(location.packed, true)
         let wanted = fragment(key)
         var index = home(wanted)
         while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }

@@ -98,7 +98,7 @@ public final class PrimaryEngine: @unchecked Sendable {
                 blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
             } else {
                 let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
-                                         keying: configuration.indexKeying)
+                                         keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
                 blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
             }
             pageEncoder = nil
