@@ -127,37 +127,125 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
     return diff_encode_masked(old, new_bytes, length, out, capacity);
 }
 
+// The sparse form's byte shuffles, 8 bytes at a time: for each mask byte m (bit k: byte k is not zero),
+// `compact[m]` gathers the non-zero bytes to the front and `expand[m]` spreads them back to their places
+// (0x80 selects a zero byte). Filled once at load time.
+static uint8_t compact_patterns[256][16];
+static uint8_t expand_patterns[256][16];
+// Whether the shuffles run on SSSE3 (set with the tables, before any thread can ask).
+static int use_ssse3;
+
+__attribute__((constructor)) static void sparse_patterns_init(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    use_ssse3 = __builtin_cpu_supports("ssse3");
+#endif
+    for (int m = 0; m < 256; m++) {
+        int n = 0;
+        for (int k = 0; k < 16; k++) { compact_patterns[m][k] = 0x80; expand_patterns[m][k] = 0x80; }
+        for (int k = 0; k < 8; k++) {
+            if (m & (1 << k)) {
+                compact_patterns[m][n] = (uint8_t)k;
+                expand_patterns[m][k] = (uint8_t)n;
+                n++;
+            }
+        }
+    }
+}
+
+// The non-zero-byte mask of 64 bytes.
+static inline uint64_t nonzero_mask64(const uint8_t *bytes) {
+    uint64_t mask = 0;
+#if defined(__SSE2__)
+    for (int part = 0; part < 4; part++) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(bytes + 16 * part));
+        mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128())) << (16 * part);
+    }
+    return ~mask;
+#else
+    for (int i = 0; i < 64; i++) mask |= (uint64_t)(bytes[i] != 0) << i;
+    return mask;
+#endif
+}
+
+#if defined(__x86_64__)
+#include <tmmintrin.h>
+// SSSE3 (every x86-64 server CPU since 2006; checked at run time): one shuffle per 8 bytes.
+__attribute__((target("ssse3")))
+static size_t sparse_gather_ssse3(const uint8_t *bytes, size_t length, const uint8_t *masks, uint8_t *data) {
+    size_t n = 0;
+    for (size_t i = 0; i < length; i += 8) {
+        uint8_t m = masks[i / 8];
+        __m128i word = _mm_loadl_epi64((const __m128i *)(bytes + i));
+        __m128i packed = _mm_shuffle_epi8(word, _mm_loadu_si128((const __m128i *)compact_patterns[m]));
+        _mm_storel_epi64((__m128i *)(data + n), packed);
+        n += (size_t)__builtin_popcount(m);
+    }
+    return n;
+}
+
+__attribute__((target("ssse3")))
+static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target, size_t length) {
+    size_t k = 0;
+    for (size_t i = 0; i < length; i += 8) {
+        uint8_t m = masks[i / 8];
+        __m128i word;
+        if (k + 8 <= available) {
+            word = _mm_loadl_epi64((const __m128i *)(data + k));
+        } else {
+            uint8_t tail[8] = {0};
+            memcpy(tail, data + k, available - k);
+            word = _mm_loadl_epi64((const __m128i *)tail);
+        }
+        _mm_storel_epi64((__m128i *)(target + i), _mm_shuffle_epi8(word, _mm_loadu_si128((const __m128i *)expand_patterns[m])));
+        k += (size_t)__builtin_popcount(m);
+    }
+}
+
+#endif
+
+static size_t sparse_gather(const uint8_t *bytes, size_t length, const uint8_t *masks, uint8_t *data) {
+#if defined(__x86_64__)
+    if (use_ssse3) return sparse_gather_ssse3(bytes, length, masks, data);
+#endif
+    size_t n = 0;
+    for (size_t i = 0; i < length; i++) {
+        data[n] = bytes[i];
+        n += bytes[i] != 0;
+    }
+    return n;
+}
+
+static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target, size_t length) {
+#if defined(__x86_64__)
+    if (use_ssse3) { sparse_scatter_ssse3(masks, data, available, target, length); return; }
+#endif
+    size_t k = 0;
+    for (size_t i = 0; i < length; i++) {
+        uint8_t bit = (masks[i / 8] >> (i % 8)) & 1;
+        target[i] = bit ? data[k] : 0;
+        k += bit;
+    }
+}
+
+int CSupport_sparse_select_portable(int portable) {
+    int was = !use_ssse3;
+#if defined(__x86_64__)
+    use_ssse3 = !portable && __builtin_cpu_supports("ssse3");
+#endif
+    return was;
+}
+
 size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out, size_t capacity) {
     size_t mask_bytes = length / 8;
     size_t nonzero = 0;
     for (size_t w = 0; w < length / 64; w++) {
-        uint64_t mask = 0;
-#if defined(__SSE2__)
-        for (int part = 0; part < 4; part++) {
-            __m128i b = _mm_loadu_si128((const __m128i *)(bytes + 64 * w + 16 * part));
-            mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_setzero_si128())) << (16 * part);
-        }
-        mask = ~mask;
-#else
-        for (size_t i = 0; i < 64; i++) mask |= (uint64_t)(bytes[64 * w + i] != 0) << i;
-#endif
+        uint64_t mask = nonzero_mask64(bytes + 64 * w);
         memcpy(out + 8 * w, &mask, 8);   // little-endian hosts only (x86-64, aarch64)
         nonzero += (size_t)__builtin_popcountll(mask);
     }
     if (mask_bytes + nonzero > capacity) return 0;
-    uint8_t *data = out + mask_bytes;
-    size_t n = 0;
-    for (size_t i = 0; i < length; i += 8) {
-        uint64_t word;
-        memcpy(&word, bytes + i, 8);
-        if (!word) continue;
-        for (int k = 0; k < 8; k++) {
-            uint8_t b = (uint8_t)(word >> (8 * k));
-            data[n] = b;
-            n += b != 0;
-        }
-    }
-    return mask_bytes + n;
+    return mask_bytes + sparse_gather(bytes, length, out, out + mask_bytes);
 }
 
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
@@ -166,13 +254,7 @@ long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8
     size_t nonzero = 0;
     for (size_t i = 0; i < mask_bytes; i++) nonzero += (size_t)__builtin_popcount(encoded[i]);
     if (encoded_length != mask_bytes + nonzero) return -1;
-    const uint8_t *data = encoded + mask_bytes;
-    size_t k = 0;
-    for (size_t i = 0; i < length; i++) {
-        uint8_t bit = (encoded[i / 8] >> (i % 8)) & 1;
-        target[i] = bit ? data[k] : 0;
-        k += bit;
-    }
+    sparse_scatter(encoded, encoded + mask_bytes, nonzero, target, length);
     return 0;
 }
 

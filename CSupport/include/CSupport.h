@@ -402,6 +402,10 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
 /// only the mask) when that would exceed `capacity` (at least length/8).
 size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out, size_t capacity);
 
+/// For tests: makes the sparse form use its portable loops (1) or the SSSE3 shuffles where the CPU has them
+/// (0). Returns whether the portable loops were in use. Not thread-safe: call with no sparse work running.
+int CSupport_sparse_select_portable(int portable);
+
 /// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask
 /// and as many bytes as it has bits set.
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);

@@ -74,8 +74,10 @@ struct DifferenceEncodingTests {
         }
     }
 
-    @Test("the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096])
-    func sparseFormRoundTrips(length: Int) throws {
+    @Test("the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096], [false, true])
+    func sparseFormRoundTrips(length: Int, portable: Bool) throws {
+        let was = CSupport_sparse_select_portable(portable ? 1 : 0)
+        defer { _ = CSupport_sparse_select_portable(was) }
         var random = SeededRandom(seed: 99 &+ UInt64(length))
         for trial in 0..<400 {
             let (_, bytes) = Self.pair(length: length, random: &random)
