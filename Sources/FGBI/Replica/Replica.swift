@@ -29,11 +29,13 @@ public final class Replica: @unchecked Sendable {
         var stagingOffset: Int
     }
 
-    private var staged: [Staged] = []
-    private var staging = ByteWriter()
+    // Touched once or more per block, and only by `apply` (never re-entered): unchecked, as a checked class
+    // property costs a runtime exclusivity check per access.
+    @exclusivity(unchecked) private var staged: [Staged] = []
+    @exclusivity(unchecked) private var staging = ByteWriter()
     /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
-    private var blockOrdinals: [Int] = []
-    private var body = ByteWriter()
+    @exclusivity(unchecked) private var blockOrdinals: [Int] = []
+    @exclusivity(unchecked) private var body = ByteWriter()
     /// Largest body a delta for these regions can need: every page, with per-block overhead.
     private let maximumBodyLength: Int
 
@@ -323,7 +325,9 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Appends `length` staged bytes for (region, offset), filled by `fill`, which also gets the start of the
-    /// staging area (staged bytes move as the area grows: never keep a pointer into it).
+    /// staging area (staged bytes move as the area grows: never keep a pointer into it). Bytes that continue
+    /// the previous entry in both the region and the staging area extend it: the blocks of a page commit as
+    /// one copy.
     @inline(__always)
     private func stage(region: Int, offset: Int, length: Int, _ fill: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void) {
         let stagingOffset = staging.count
@@ -331,6 +335,11 @@ public final class Replica: @unchecked Sendable {
             fill(destination, start)
             return length
         }
-        staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))
+        if let last = staged.indices.last, staged[last].region == region, staged[last].offset + staged[last].length == offset,
+           staged[last].stagingOffset + staged[last].length == stagingOffset {
+            staged[last].length += length
+        } else {
+            staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))
+        }
     }
 }
