@@ -8,9 +8,10 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var compression: Compression?
     /// The general compressor runs on an epoch's body only when a sample of it shrinks by at least this
     /// fraction (bodies of 1 MiB or less are always compressed); below, the body goes as it is. 0 compresses
-    /// every body. The default, 0.10, skips LZ4 on nearly incompressible bodies, where it costs more CPU than
-    /// the whole `fgbi` encoder to save 3-5% (Docs/BENCHMARKS.md).
-    public var compressionMinimumSaving = 0.10
+    /// every body. nil takes the mode's: 0.10 for `fgbi`, which skips LZ4 on nearly incompressible bodies,
+    /// where it costs more CPU than the rest of the encoder to save 3-6% (Docs/BENCHMARKS.md); 0 for the
+    /// baselines, which stay what they model (`page-lz4` always compresses).
+    public var compressionMinimumSaving: Double?
     /// Memory for the content index's stored copies (`fgbi`): sharing and differences reach only content
     /// held here. 64 MiB by default, like QEMU's XBZRLE cache.
     public var contentBudgetBytes = 64 << 20
@@ -52,4 +53,7 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     /// The compressor in force.
     public var effectiveCompression: Compression { compression ?? mode.defaultCompression }
+
+    /// The minimum saving in force (``compressionMinimumSaving``, or the mode's).
+    public var effectiveCompressionMinimumSaving: Double { compressionMinimumSaving ?? (mode == .fgbi ? 0.10 : 0) }
 }

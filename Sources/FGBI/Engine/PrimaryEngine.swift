@@ -110,7 +110,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
         assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
                                    geometry: geometry, regionCount: regions.count,
-                                   minimumSaving: configuration.compressionMinimumSaving)
+                                   minimumSaving: configuration.effectiveCompressionMinimumSaving)
     }
 
     /// The `fgbi` encoder with its index: the engine's own, or its membership of a shared one.

@@ -38,7 +38,7 @@ extension FGBICommand {
         var cacheMiB = 64
 
         @Option(name: .customLong("compression-minimum-saving"),
-                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the engine's 0.10).")
+                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the mode's, 0.10 for fgbi, 0 for the page modes).")
         var compressionMinimumSaving: Double?
 
         @Option(help: "Measured epochs per run.")

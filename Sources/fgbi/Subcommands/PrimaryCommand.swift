@@ -61,8 +61,8 @@ extension FGBICommand {
         var compression: String?
 
         @Option(name: .customLong("compression-minimum-saving"),
-                help: "Compress an epoch's body only when a sample of it shrinks by at least this fraction (0 to 1; 0: always).")
-        var compressionMinimumSaving = EngineConfiguration().compressionMinimumSaving
+                help: "Compress an epoch's body only when a sample of it shrinks by at least this fraction (0 to 1; 0: always; default: 0.10 for fgbi, 0 for the page modes).")
+        var compressionMinimumSaving: Double?
 
         @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
         var tracker = "uffd-async"
@@ -131,7 +131,7 @@ extension FGBICommand {
                 var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup ?? GuestOptions.perGuestBackup))
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
-                guard (0...1).contains(compressionMinimumSaving) else {
+                if let compressionMinimumSaving, !(0...1).contains(compressionMinimumSaving) {
                     throw ValidationError("--compression-minimum-saving must be between 0 and 1")
                 }
                 configuration.engine.compressionMinimumSaving = compressionMinimumSaving

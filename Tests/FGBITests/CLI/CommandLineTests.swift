@@ -229,7 +229,8 @@ struct DeniedUserfaultfdTests {
         return sysctl?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
     }()
 
-    @Test(.enabled(if: canDropPrivileges && CommandRunner.executable != nil,
+    @Test(.requiringUserfaultfd(because: "the denial of a userfaultfd that exists"),
+          .enabled(if: canDropPrivileges && CommandRunner.executable != nil,
                    "needs root, /usr/bin/setpriv and vm.unprivileged_userfaultfd=0"),
           arguments: ["uffd-async", "uffd-sync"])
     func unprivilegedUserGetsATypedError(tracker: String) throws {

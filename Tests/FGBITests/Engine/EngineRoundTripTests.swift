@@ -170,6 +170,20 @@ struct EngineRoundTripTests {
         #expect(harness.identical, "\(harness.firstDifference)")
     }
 
+    /// The baselines stay what they model: `page-lz4` compresses even a body LZ4 cannot shrink, unless told.
+    @Test func pageLZ4CompressesEveryBodyByDefault() throws {
+        #expect(EngineConfiguration(mode: .fgbi).effectiveCompressionMinimumSaving == 0.10)
+        #expect(EngineConfiguration(mode: .pageLZ4).effectiveCompressionMinimumSaving == 0)
+        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .pageLZ4), regions: 1, pagesPerRegion: 1024)
+        var random = SeededRandom(seed: 78)
+        let words = harness.primary[0].base.assumingMemoryBound(to: UInt64.self)
+        for word in 0..<(harness.primary[0].length / 8) { words[word] = random.next() }
+        let statistics = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
+        #expect(statistics.bodyBytes > DeltaAssembler.sampleThreshold)
+        #expect(statistics.bodiesStoredRaw == 0)
+        #expect(harness.identical)
+    }
+
     @Test func duplicatesAcrossRegionsTravelAsReferences() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 2, pagesPerRegion: 8)
         var random = SeededRandom(seed: 9)
