@@ -14,13 +14,24 @@ struct CommandLineTests {
         #expect(trackers.contains { $0["name"] as? String == "scan (anonymous)" && $0["available"] as? Bool == true })
     }
 
-    @Test func trackerBenchmarkRunsAndReportsExactCases() throws {
-        let trackers = Kernel.availableTrackers.map(\.rawValue).joined(separator: ",")
+    @Test(.requiring(.uffdAsync, because: "the tracker benchmarked")) func trackerBenchmarkOfAsyncWriteProtect() throws {
+        try trackerBenchmarkRunsAndReportsExactCases(.uffdAsync)
+    }
+
+    @Test(.requiring(.uffdSync, because: "the tracker benchmarked")) func trackerBenchmarkOfSyncWriteProtect() throws {
+        try trackerBenchmarkRunsAndReportsExactCases(.uffdSync)
+    }
+
+    @Test func trackerBenchmarkOfScan() throws {
+        try trackerBenchmarkRunsAndReportsExactCases(.scan)
+    }
+
+    private func trackerBenchmarkRunsAndReportsExactCases(_ tracker: TrackerKind) throws {
         let outcome = try CommandRunner.run(["bench", "tracker", "--region-mib", "16", "--pages", "64,all",
-                                             "--repetitions", "2", "--trackers", trackers, "--no-floor", "--json"])
+                                             "--repetitions", "2", "--trackers", tracker.rawValue, "--no-floor", "--json"])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let cases = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
-        #expect(cases.count == Kernel.availableTrackers.count * 2)
+        #expect(cases.count == 2)
         for item in cases {
             #expect(item["exact"] as? Bool == true, "\(item)")
             #expect((item["collect_ms_median"] as? Double ?? -1) >= 0)

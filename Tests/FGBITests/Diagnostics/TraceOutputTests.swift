@@ -80,7 +80,7 @@ struct TraceOutputTests {
         }
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdSync), "fault records need the uffd-sync tracker"),
+    @Test(.requiring(.uffdSync, because: "fault records come from the uffd-sync tracker"),
           arguments: TraceOutputFormat.allCases)
     func faultRecordsMatchTheirEpochs(format: TraceOutputFormat) throws {
         let directory = try TraceFixtures.temporaryDirectory()

@@ -7,7 +7,21 @@ import Testing
 /// exactly those, and the trace's counts match an independent byte-by-byte comparison of the images.
 @Suite("Trace replay and analysis", .serialized)
 struct TraceReplayTests {
-    @Test("the tracker reports exactly the pages that differ between images", arguments: Kernel.availableTrackers)
+    @Test("uffd-async reports exactly the pages that differ between images", .requiring(.uffdAsync, because: "the tracker under test"))
+    func asyncWriteProtectSeesTheDifferingPages() throws {
+        try trackerSeesTheDifferingPages(tracker: .uffdAsync)
+    }
+
+    @Test("uffd-sync reports exactly the pages that differ between images", .requiring(.uffdSync, because: "the tracker under test"))
+    func syncWriteProtectSeesTheDifferingPages() throws {
+        try trackerSeesTheDifferingPages(tracker: .uffdSync)
+    }
+
+    @Test("scan reports exactly the pages that differ between images")
+    func scanSeesTheDifferingPages() throws {
+        try trackerSeesTheDifferingPages(tracker: .scan)
+    }
+
     func trackerSeesTheDifferingPages(tracker kind: TrackerKind) throws {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
@@ -43,7 +57,7 @@ struct TraceReplayTests {
         let images = TraceFixtures.images(pages: 80, count: 7, seed: 23)
         try TraceFixtures.writeTrace(images, to: directory, epochMs: 40)
         var run = TraceRun(source: .directory(try TraceDirectory.open(directory)))
-        run.tracker = Kernel.availableTrackers.first ?? .scan
+        run.tracker = Kernel.preferredTracker
         run.blockSize = blockSize
         let result = try run.run()
         #expect(result.epochs.count == images.count - 1)
@@ -124,7 +138,7 @@ struct TraceReplayTests {
         #expect(trace.metadata.source == "workload:guest")
         let images = try TraceFixtures.read(trace)
         var run = TraceRun(source: .directory(trace))
-        run.tracker = Kernel.availableTrackers.first ?? .scan
+        run.tracker = Kernel.preferredTracker
         let result = try run.run()
         #expect(result.epochs.count == 4)
         for epoch in result.epochs {
