@@ -81,6 +81,11 @@ public final class FaultInjector {
     private let port: UInt16
     private var tmpfsMounted = false
 
+    /// The state directory's tmpfs: two checkpoint images, and a journal up to the backup's limit (256 MiB,
+    /// ``ReplicaStore/journalLimit``'s default). A session with pre-copy ends in a checkpoint, which empties the
+    /// journal; without (the scan tracker) only that limit does, so a smaller disk fills between faults.
+    private var stateDiskMiB: Int { configuration.regionMiB * 8 + 256 }
+
     /// Makes the link, the key and the state directory (mounting a tmpfs there when the schedule fills the
     /// disk). Needs root, iproute2 and tc (``isAvailable``).
     public init(_ configuration: Configuration) throws {
@@ -95,7 +100,7 @@ public final class FaultInjector {
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyFile))
         if configuration.schedule.contains(.diskFull) {
-            try Self.mount(["-t", "tmpfs", "-o", "size=\(configuration.regionMiB * 8)m", "tmpfs", stateDirectory])
+            try Self.mount(["-t", "tmpfs", "-o", "size=\(stateDiskMiB)m", "tmpfs", stateDirectory])
             tmpfsMounted = true
         }
     }
@@ -263,7 +268,7 @@ public final class FaultInjector {
             // Leave a little room: the next journal appends or checkpoint fail with ENOSPC.
             try Self.mount(["-o", "remount,size=\(usedKilobytes() + 96)k", stateDirectory])
             let status = backup.waitForExit(seconds: 10)
-            try Self.mount(["-o", "remount,size=\(configuration.regionMiB * 8)m", stateDirectory])
+            try Self.mount(["-o", "remount,size=\(stateDiskMiB)m", stateDirectory])
             if let status { return (status, kind) }
         default:
             break
