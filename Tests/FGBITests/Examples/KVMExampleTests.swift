@@ -95,7 +95,7 @@ struct KVMExampleTests {
 
     /// Replicated to an in-process backup, the primary stopped without a final epoch at several points: the
     /// guest resumes from the backup's replica and ends with the unreplicated checksum.
-    @Test(arguments: [0, 20_000, 150_000] as [UInt64])
+    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"), arguments: [0, 20_000, 150_000] as [UInt64])
     func failoverMidRunResumesOnTheBackup(killAfterOperations: UInt64) throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 11 + killAfterOperations
@@ -114,7 +114,8 @@ struct KVMExampleTests {
 
     /// No kill: the guest finishes on the primary, the final epoch carries its last registers and results,
     /// and the guest "resumed" from the replica reports the same checksum at once.
-    @Test func aGuestThatFinishesIsReplicatedToItsEnd() throws {
+    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"))
+    func aGuestThatFinishesIsReplicatedToItsEnd() throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 9
         options.operations = 20_000
@@ -130,7 +131,8 @@ struct KVMExampleTests {
     }
 
     /// The convincing variant: the primary is a child `fgbi` killed with SIGKILL.
-    @Test(.enabled(if: CommandRunner.executable != nil, "needs the fgbi executable"))
+    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"),
+          .enabled(if: CommandRunner.executable != nil, "needs the fgbi executable"))
     func killedPrimaryProcessResumesOnTheBackup() throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 5

@@ -109,8 +109,8 @@ struct LMDBExampleTests {
         #expect(try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: history).transactions == 501)
     }
 
-    @Test(.enabled(if: Kernel.supportsAsyncWP, "needs async userfaultfd write-protect on shmem"))
-    func replicatedDatabaseOpensOnTheBackupWithEveryAcknowledgedTransaction() throws {
+    /// LMDB's map is a shared file mapping: uffd-async tracks it where this kernel write-protects shmem, scan otherwise.
+    @Test func replicatedDatabaseOpensOnTheBackupWithEveryAcknowledgedTransaction() throws {
         let scratch = try Self.scratch("replicate")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let history = try KeyValueHistory(seed: 11, keyCount: 5000)
@@ -120,6 +120,7 @@ struct LMDBExampleTests {
                                 configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
         let serving = BackupThread(backup)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.tracker = Kernel.supportsAsyncWP ? .uffdAsync : .scan
         configuration.epochInterval = .milliseconds(20)
         let store = try ReplicatedKeyValueStore(path: scratch.appendingPathComponent("data.mdb").path, mapBytes: mapBytes,
                                                 history: history, configuration: configuration)
@@ -140,7 +141,8 @@ struct LMDBExampleTests {
     }
 
     /// kill -9 of the primary process at a random moment (set-up, synchronisation, mid-epoch), 20 times.
-    @Test(.enabled(if: Kernel.supportsAsyncWP && CommandRunner.executable != nil, "needs async userfaultfd write-protect and the fgbi executable"))
+    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the drill's `fgbi example lmdb` primary tracks its shared map with uffd-async (it has no --tracker)"),
+          .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
     func killedPrimaryLosesNoAcknowledgedTransaction() throws {
         let rounds = ProcessInfo.processInfo.environment["FGBI_LMDB_KILLS"].flatMap(Int.init) ?? 20
         let executable = try #require(CommandRunner.executable)

@@ -9,8 +9,7 @@ import Glibc
 /// A real `fgbi primary` process killed with SIGKILL mid-replication: the in-process backup notices within
 /// its timeout, freezes at the last applied epoch and writes that epoch's image and journal.
 @Suite("Failover", .serialized,
-       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync) && CommandRunner.executable != nil,
-                "needs uffd-async and the fgbi executable"))
+       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct FailoverTests {
     @Test(arguments: 0..<3)
     func killedPrimaryIsDetectedAndTheImageIsWritten(round: Int) throws {
@@ -29,7 +28,7 @@ struct FailoverTests {
         let primary = Process()
         primary.executableURL = CommandRunner.executable
         primary.arguments = ["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "16", "--duration", "60",
-                             "--pages-per-second", "20000"]
+                             "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue]
         primary.standardOutput = FileHandle.nullDevice
         primary.standardError = FileHandle.nullDevice
         try primary.run()

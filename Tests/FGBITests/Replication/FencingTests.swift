@@ -7,8 +7,7 @@ import Testing
 /// implementations and real partitions are tested in the Coordination suites): a primary whose right lapses
 /// confirms nothing more and halts within its validity; a backup refuses a primary of an older term; a
 /// backup waits for its arbiter before taking over, and takes over with the term the arbiter grants.
-@Suite("Fencing", .serialized,
-       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
+@Suite("Fencing", .serialized)
 struct FencingTests {
     /// A right whose validity the test sets, as a renewing lease would.
     final class SteeredAuthority: PrimaryAuthority, @unchecked Sendable {
@@ -65,7 +64,7 @@ struct FencingTests {
         let memory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         let authority = SteeredAuthority(term: 4, validFor: 30)
-        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.authority = authority
         configuration.epochInterval = .milliseconds(10)
         let writers = NSLock()
@@ -117,7 +116,7 @@ struct FencingTests {
         let (backup, _) = try backup(arbiter: arbiter, length: 1 << 20)
         let served = LoopbackReplicationTests.Served(backup)
         let memory = try GuestMemory.anonymous(length: 1 << 20)
-        var stale = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        var stale = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         stale.authority = SteeredAuthority(term: 8, validFor: 30)
         stale.reconnectWindow = .zero
         let zombie = try Primary(regions: [memory], configuration: stale)
@@ -141,7 +140,7 @@ struct FencingTests {
         let (backup, _) = try backup(arbiter: arbiter, length: 1 << 20)
         let served = LoopbackReplicationTests.Served(backup)
         let memory = try GuestMemory.anonymous(length: 1 << 20)
-        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.authority = SteeredAuthority(term: 2, validFor: 0.5)
         let primary = try Primary(regions: [memory], configuration: configuration)
         try primary.start()
@@ -166,7 +165,7 @@ struct FencingTests {
         let backup = try Backup(regions: [old], geometry: try BlockGeometry(),
                                 configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)), holding: 41)
         let served = LoopbackReplicationTests.Served(backup)
-        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.authority = SteeredAuthority(term: 2, validFor: 60)
         let primary = try Primary(regions: [promoted], configuration: configuration)
         try primary.start()
@@ -192,7 +191,7 @@ struct FencingTests {
             return try Backup(regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(), configuration: configuration)
         }
         func primary(term: UInt64, port: UInt16) throws -> Primary {
-            var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: port))
+            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: port))
             configuration.authority = SteeredAuthority(term: term, validFor: 30)
             configuration.reconnectWindow = .zero
             return try Primary(regions: [memory], configuration: configuration)

@@ -5,8 +5,7 @@ import Testing
 
 /// stop()'s own timeout: a backup that stays connected and alive (heartbeats) but never acknowledges the
 /// final epoch. No other failure is recorded, so only the final-epoch wait can report it.
-@Suite("Final epoch", .serialized,
-       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
+@Suite("Final epoch", .serialized)
 struct FinalEpochTests {
     /// A minimal backup speaking the protocol: acknowledges epochs while `acknowledging` is set, sends a
     /// heartbeat after every frame or receive timeout, applies nothing.
@@ -50,7 +49,7 @@ struct FinalEpochTests {
         let backup = try SilentBackup(regionLength: length)
         defer { backup.finish() }
         let memory = try GuestMemory.anonymous(length: length)
-        var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.listener.localPort))
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.listener.localPort))
         configuration.backupTimeout = .milliseconds(800)
         let primary = try Primary(regions: [memory], configuration: configuration)
         try primary.start()

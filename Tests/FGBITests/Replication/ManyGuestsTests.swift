@@ -9,8 +9,7 @@ import Glibc
 
 /// One process replicating several guests, each to its own backup on loopback, with one shared content
 /// index: every backup ends equal to its own guest's memory, byte for byte, never to another's.
-@Suite("Many guests in one primary process", .serialized,
-       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primaries track with uffd-async"))
+@Suite("Many guests in one primary process", .serialized)
 struct ManyGuestsTests {
     /// A guest: its memory and writers, and its backup (memory and serving thread).
     struct Guest: @unchecked Sendable {
@@ -44,7 +43,7 @@ struct ManyGuestsTests {
 
     static func primaries(for guests: [Guest], engine: EngineConfiguration) throws -> [Primary] {
         try guests.enumerated().map { index, guest in
-            var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: guest.backup.port))
+            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: guest.backup.port))
             configuration.engine = engine
             configuration.guestName = "g\(index)"
             configuration.epochInterval = .milliseconds(10)
@@ -83,7 +82,14 @@ struct ManyGuestsTests {
             #expect(guest.driver.written > 100)
         }
         let statistics = shared.statistics
-        #expect(statistics.attachments > 0, "guests booted alike share stored copies")
+        // Guests booted alike share stored copies: their pre-copy passes go side by side in 4 MiB chunks. The scan
+        // tracker has no pre-copy: each guest's first epoch takes its whole region, twice the index's budget, and
+        // with no duplicates inside a guest (sparse) each evicts the others' copies before they are looked for.
+        if Kernel.preferredTracker != .scan || workload != .sparse {
+            #expect(statistics.attachments > 0, "guests booted alike share stored copies")
+        } else {
+            #expect(statistics.evictions > 0)
+        }
         if keying == .fullHash && workload != .sparse {  // the sparse workload makes no duplicates
             #expect(primaries.allSatisfy { $0.statistics.sharedHits > 0 }, "each guest still references its own duplicates")
         }
@@ -185,7 +191,7 @@ struct ManyGuestsTests {
             GuestSpecification(name: "beta_2", backup: Endpoint(host: "127.0.0.1", port: backups[1].1.port), keyFile: keyFiles[1]),
             GuestSpecification(name: "gamma", backup: Endpoint(host: "127.0.0.1", port: deadPort)),
         ]
-        var settings = GuestGroup.Settings(primary: PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: 0)))
+        var settings = GuestGroup.Settings(primary: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: 0)))
         settings.primary.epochInterval = .milliseconds(10)
         settings.primary.reconnectWindow = .zero
         settings.primary.encrypt = false

@@ -12,8 +12,7 @@ import Glibc
 /// veth link made by the test, so every frame crosses a real network device. Off loopback a key is
 /// required.
 @Suite("Replication across network namespaces", .serialized,
-       .enabled(if: VethLink.isAvailable && Kernel.availableTrackers.contains(.uffdAsync),
-                "needs root, iproute2 network namespaces and uffd-async"))
+       .enabled(if: VethLink.isAvailable, "needs root and iproute2 network namespaces"))
 struct NamespaceReplicationTests {
     /// A backup created, and served, by a thread that entered `namespace` first.
     final class RemoteBackup: @unchecked Sendable {
@@ -62,7 +61,7 @@ struct NamespaceReplicationTests {
         try memory.prefault()
         SyntheticWorkload.fillInitial(memory, seed: 9)
         let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 2, pagesPerSecond: 40_000)
-        var configuration = PrimaryConfiguration(backup: Endpoint(host: link.peerAddress, port: remote.port))
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: link.peerAddress, port: remote.port))
 
         // Off loopback, no key is refused before anything is sent.
         let keyless = try Primary(regions: [memory], configuration: configuration)

@@ -5,8 +5,7 @@ import Testing
 /// The library article's program (Sources/FGBI/FGBI.docc/ReplicatingYourOwnMemory.md), against a backup in
 /// this process: after each write, waiting for ``Primary/epochCoveringWritesSoFar`` to commit must mean the
 /// backup already holds the write.
-@Suite("Output commit", .serialized,
-       .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
+@Suite("Output commit", .serialized)
 struct OutputCommitTests {
     @Test func everyReplyWaitsForABackupThatHoldsItsWrite() throws {
         let length = 64 << 20
@@ -19,7 +18,7 @@ struct OutputCommitTests {
         let memory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         let writers = NSLock()
-        let configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        let configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         let primary = try Primary(regions: [memory], configuration: configuration,
                                   hooks: PauseHooks(pause: { writers.lock() }, resume: { writers.unlock() }))
         try primary.start()
