@@ -97,7 +97,7 @@ struct CommandLineTests {
         #expect(outcome.stderr.contains(message), "stderr was: \(outcome.stderr)")
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the engine benchmark tracks with uffd-async"))
+    @Test(.requiring(.uffdAsync, because: "`fgbi bench engine` tracks with uffd-async (it has no --tracker)"))
     func engineBenchmarkVerifiesEveryMode() throws {
         let outcome = try CommandRunner.run(["bench", "engine", "--region-mib", "8", "--epochs", "2", "--pages-per-epoch", "64",
                                              "--workloads", "sparse,duplicate", "--no-floor", "--json"])
@@ -116,7 +116,7 @@ struct CommandLineTests {
     }
 
     @Test("the LMDB overhead benchmark runs every placement, priority and hot-page policy, verifies, and splits the writer's time",
-          .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the LMDB benchmark tracks with uffd-async"),
+          .requiring(.uffdAsync, .memfd(name: ""), because: "`fgbi bench lmdb` tracks with uffd-async and measures its hot pages"),
           .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func lmdbBenchmarkComparesCapturePlacements() throws {
         let outcome = try CommandRunner.run(["bench", "lmdb", "--transactions", "3000", "--rounds", "1", "--map-mib", "32",
@@ -142,7 +142,7 @@ struct CommandLineTests {
         #expect(names.contains("fgbi @ 25 ms, capture on replication CPU, normal, hot off"), "\(names)")
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the replication benchmark tracks with uffd-async"))
+    @Test(.requiring(.uffdAsync, because: "`fgbi bench replicate` tracks with uffd-async (it has no --tracker)"))
     func replicationBenchmarkVerifiesEveryModeAndRunsTheDeltaTools() throws {
         let zstdInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd")
         let outcome = try CommandRunner.run(["bench", "replicate", "--workload", "sparse,zipf", "--modes", "fgbi,page,xbzrle",
@@ -171,13 +171,11 @@ struct CommandLineTests {
         }
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"))
-    func primaryAndBackupProcessesReplicateAndFinish() throws {
+    @Test func primaryAndBackupProcessesReplicateAndFinish() throws {
         try replicateThroughProcesses(primaryOptions: [])
     }
 
     @Test("the capture on the guest's CPU, at realtime priority, through the CLI",
-          .enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "the primary tracks with uffd-async"),
           .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func primaryCapturesOnPinnedRealtimeThreads() throws {
         try replicateThroughProcesses(primaryOptions: ["--capture-cpus", "0", "--capture-priority", "5"])
@@ -198,7 +196,8 @@ struct CommandLineTests {
             log += String(decoding: backupLog.fileHandleForReading.availableData, as: UTF8.self)
         }
         let port = try #require(log.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.map(String.init))
-        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1"] + primaryOptions)
+        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1",
+                                             "--tracker", Kernel.preferredTracker.rawValue] + primaryOptions)
         backup.waitUntilExit()
         let said = String(decoding: backupOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(primary.status == 0, "\(primary.stderr)")
@@ -207,9 +206,8 @@ struct CommandLineTests {
         #expect(said.contains("backup: primary finished; replica at epoch"), "backup said: \(said)")
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
-    func demoReplicatesComparesAndVerifies() throws {
-        let outcome = try CommandRunner.run(["demo", "--seconds", "3", "--region-mib", "16"])
+    @Test func demoReplicatesComparesAndVerifies() throws {
+        let outcome = try CommandRunner.run(["demo", "--seconds", "3", "--region-mib", "16", "--tracker", Kernel.preferredTracker.rawValue])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("verified: the backup equals the primary at committed epoch"), "\(outcome.stdout)")
         for mode in ["fgbi", "page", "page-lz4", "xbzrle"] {
@@ -220,9 +218,8 @@ struct CommandLineTests {
         #expect(!outcome.stdout.contains("\r"))
     }
 
-    @Test(.enabled(if: Kernel.availableTrackers.contains(.uffdAsync), "needs the uffd-async tracker"))
-    func demoTracksEveryEpochExactly() throws {
-        let outcome = try CommandRunner.run(["demo", "tracking", "--epochs", "3", "--region-mib", "8"])
+    @Test func demoTracksEveryEpochExactly() throws {
+        let outcome = try CommandRunner.run(["demo", "tracking", "--epochs", "3", "--region-mib", "8", "--tracker", Kernel.preferredTracker.rawValue])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("every epoch reported exactly the pages written"))
         #expect(outcome.stdout.contains("the replica matched the primary after every epoch: yes"))
