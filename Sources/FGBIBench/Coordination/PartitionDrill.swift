@@ -26,6 +26,8 @@ public final class PartitionDrill {
         public var regionMiB = 16
         public var epochMilliseconds = 25
         public var pagesPerSecond = 20_000
+        /// The primary's dirty tracker (`--tracker`).
+        public var tracker = TrackerKind.uffdAsync
         /// Only these faults (all kinds by default); `fgbi bench failover` uses kills alone.
         public var faults = Fault.allCases
         /// Every schedule a single fault (no combinations).
@@ -156,7 +158,8 @@ public final class PartitionDrill {
                                      arguments: ["primary", "--backup", backupAddress, "--node", "p", "--print-epoch-digests",
                                                  "--duration", "600", "--reconnect-s", "600", "--acquire-wait-s", "10",
                                                  "--epoch-ms", String(configuration.epochMilliseconds),
-                                                 "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1"] + common,
+                                                 "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1",
+                                                 "--tracker", configuration.tracker.rawValue] + common,
                                      namespace: lab.host("p").namespace, logFile: directory + "/primary.log")
         defer { if primary.isRunning { primary.kill9() } }
         var outcome = Outcome(schedule: index, steps: steps, violations: [])

@@ -21,6 +21,8 @@ public final class FaultInjector {
         public var epochMilliseconds = 25
         public var pagesPerSecond = 20_000
         public var mode = ReplicationMode.fgbi
+        /// The primary's dirty tracker.
+        public var tracker = TrackerKind.uffdAsync
         /// The faults, in order.
         public var schedule: [FaultKind]
         /// When set, after the schedule more faults drawn from it at random until this many seconds have
@@ -129,6 +131,7 @@ public final class FaultInjector {
         var settings = PrimaryConfiguration(backup: Endpoint(host: link.peerAddress, port: port))
         settings.key = try PresharedKey(file: keyFile)
         settings.engine = EngineConfiguration(mode: configuration.mode)
+        settings.tracker = configuration.tracker
         settings.epochInterval = .milliseconds(configuration.epochMilliseconds)
         settings.reconnectWindow = .seconds(600)
         settings.backupTimeout = .seconds(3)

@@ -20,6 +20,7 @@ struct PartitionScheduleTests {
         var configuration = PartitionDrill.Configuration(executable: try #require(CommandRunner.executable), workDirectory: work)
         configuration.schedules = schedules
         configuration.leaseTTLSeconds = 1
+        configuration.tracker = Kernel.preferredTracker
         configuration.seed = UInt64(Date().timeIntervalSince1970) % 100_000
         let report = try PartitionDrill(configuration).run { print("partition drill (seed \(configuration.seed)): \($0)") }
         #expect(report.outcomes.count == schedules)
