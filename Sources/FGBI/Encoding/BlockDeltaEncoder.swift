@@ -36,7 +36,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     var metadataBytes: Int { geometry.blockSize + 16 }
 
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
-    func encode(_ epochCapture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+    /// `sparse`: send blocks with no usable previous content in sparse form where it is shorter
+    /// (``LiteralFormChooser``), else as literals.
+    func encode(_ epochCapture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         let epoch = epochCapture.epoch
         let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
         let maskBytes = (geometry.blocksPerPage + 7) / 8
@@ -58,7 +61,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             writeBlockList(locations, from: i, to: end, maskBytes: maskBytes, into: &body)
             for item in i..<end {
                 if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
-                encodeBlock(item, capture, into: &body, stats: &stats)
+                encodeBlock(item, capture, sparseCode: sparseCode, into: &body, stats: &stats)
             }
             records += 1
             i = end
@@ -91,7 +94,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     }
 
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, into body: inout ByteWriter, stats: inout EpochStatistics) {
+    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, sparseCode: UInt8?, into body: inout ByteWriter,
+                             stats: inout EpochStatistics) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
         let location = capture.locations[item]
@@ -128,6 +132,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-                                 sparseCode: DeltaFormat.BlockOp.sparse.rawValue, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+                                 sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
     }
 }

@@ -22,6 +22,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var diffBlocks = 0
     /// Blocks sent in sparse form: a mask of their non-zero bytes, then those bytes (`fgbi` only).
     public var sparseBlocks = 0
+    /// Epochs whose blocks with no usable previous content could go in sparse form (chosen by a sample,
+    /// ``EngineConfiguration/compressionMinimumSaving``): 0 or 1 for one epoch.
+    public var sparseChosen = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -60,6 +63,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         zeroBlocks += other.zeroBlocks
         diffBlocks += other.diffBlocks
         sparseBlocks += other.sparseBlocks
+        sparseChosen += other.sparseChosen
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
         indexEntries = other.indexEntries

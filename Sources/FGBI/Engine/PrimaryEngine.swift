@@ -30,6 +30,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let blockEncoder: BlockEncoding?
     private let pageEncoder: PageDeltaEncoder?
     private let assembler: DeltaAssembler
+    private let literalForms: LiteralFormChooser
     private var nextEpoch: UInt64
     /// The session's first pass (every page) is still to come.
     private var firstPassPending = true
@@ -111,6 +112,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
                                    geometry: geometry, regionCount: regions.count,
                                    minimumSaving: configuration.effectiveCompressionMinimumSaving)
+        literalForms = LiteralFormChooser(compression: configuration.effectiveCompression,
+                                          minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
     }
 
     /// The `fgbi` encoder with its index: the engine's own, or its membership of a shared one.
@@ -119,17 +122,17 @@ public final class PrimaryEngine: @unchecked Sendable {
         case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
 
         /// Encodes `capture`; with a shared index, holding its lock for the whole call.
-        func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+        func encode(_ capture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
             switch self {
             case .own(let encoder, let index):
-                let records = encoder.encode(capture, into: &body, stats: &stats)
+                let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
                 stats.indexEntries = index.entryCount
                 return records
             case .shared(let encoder, let member):
                 let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
                     stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                    let records = encoder.encode(capture, into: &body, stats: &stats)
+                    let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
                     stats.indexEntries = member.entryCount
                     return records
                 }
@@ -448,7 +451,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         body.removeAll()
         let records: Int
         if let blockEncoder {
-            records = blockEncoder.encode(capture, into: &body, stats: &stats)
+            let sparse = try literalForms.prefersSparse(capture.view)
+            stats.sparseChosen = sparse ? 1 : 0
+            records = blockEncoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
         } else {
             records = pageEncoder!.encode(capture, into: &body, stats: &stats)
         }

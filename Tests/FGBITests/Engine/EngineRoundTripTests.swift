@@ -170,6 +170,28 @@ struct EngineRoundTripTests {
         #expect(harness.identical, "\(harness.firstDifference)")
     }
 
+    /// Blocks with no previous content go in sparse form when their words hold small values (zero high
+    /// bytes, no repeats for LZ4) and as literals for LZ4 when they repeat (text); both apply exactly.
+    @Test func theLiteralFormFollowsTheContent() throws {
+        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 1024)
+        let memory = harness.primary[0]
+        var random = SeededRandom(seed: 79)
+        let words = memory.base.assumingMemoryBound(to: UInt64.self)
+        for word in 0..<(memory.length / 8) { words[word] = random.next() >> 28 }
+        let small = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
+        #expect(small.sparseChosen == 1)
+        #expect(small.sparseBlocks > small.blocksDirty / 2)
+        #expect(harness.identical, "\(harness.firstDifference)")
+        let text = Array("key-000123 value: the quick brown fox jumps over the lazy dog; ".utf8)
+        let bytes = memory.base.assumingMemoryBound(to: UInt8.self)
+        for offset in 0..<memory.length { bytes[offset] = text[(offset * 7 + offset / 4096) % text.count] &+ UInt8(offset / 65536 % 3) }
+        let repetitive = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
+        #expect(repetitive.sparseChosen == 0)
+        #expect(repetitive.sparseBlocks == 0)
+        #expect(repetitive.wireBytes < repetitive.bodyBytes / 2)
+        #expect(harness.identical, "\(harness.firstDifference)")
+    }
+
     /// The baselines stay what they model: `page-lz4` compresses even a body LZ4 cannot shrink, unless told.
     @Test func pageLZ4CompressesEveryBodyByDefault() throws {
         #expect(EngineConfiguration(mode: .fgbi).effectiveCompressionMinimumSaving == 0.10)

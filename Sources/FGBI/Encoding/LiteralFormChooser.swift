@@ -1,0 +1,51 @@
+import CSupport
+
+/// Chooses, once per epoch, how the `fgbi` encoder sends blocks with no usable previous content: in sparse
+/// form (a mask of the non-zero bytes, then those bytes: cheap, and shrinks words of small values) or as
+/// literals left for the general compressor (which finds repeats that the sparse form hides from it: text,
+/// repeated keys, structures). It samples the epoch's captured blocks: four 96 KiB chunks spread over them
+/// (or all of them, when fewer), compressed as literals and measured in sparse form; the literals win only
+/// when compressed they are smaller than the sparse form by the minimum saving that pays for the compressor.
+final class LiteralFormChooser {
+    let compression: Compression
+    let minimumSaving: Double
+    let blockSize: Int
+    private let output: UnsafeMutableRawPointer
+    private let outputCapacity: Int
+    private let sparse: UnsafeMutablePointer<UInt8>
+
+    init(compression: Compression, minimumSaving: Double, blockSize: Int) {
+        self.compression = compression
+        self.minimumSaving = minimumSaving
+        self.blockSize = blockSize
+        outputCapacity = max(compression.bound(DeltaAssembler.sampleChunkBytes), DeltaAssembler.sampleChunkBytes)
+        output = .allocate(byteCount: outputCapacity, alignment: 16)
+        sparse = .allocate(capacity: blockSize + 16)
+    }
+
+    deinit {
+        output.deallocate()
+        sparse.deallocate()
+    }
+
+    /// Whether this epoch's blocks go in sparse form where it is shorter.
+    func prefersSparse(_ capture: EpochCapture.View) throws -> Bool {
+        guard compression != .none else { return true }
+        let total = capture.count * capture.itemSize
+        guard total > 0 else { return true }
+        let chunk = min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize * blockSize
+        let chunks = min(DeltaAssembler.sampleChunks, total / chunk)
+        let step = chunks > 1 ? (total - chunk) / (chunks - 1) / blockSize * blockSize : 0
+        var compressed = 0
+        var sparseBytes = 0
+        for index in 0..<chunks {
+            let start = capture.arena + index * step
+            compressed += try compression.compress(UnsafeRawBufferPointer(start: start, count: chunk), into: output, capacity: outputCapacity)
+            for block in stride(from: 0, to: chunk, by: blockSize) {
+                let encoded = CSupport_sparse_encode((start + block).assumingMemoryBound(to: UInt8.self), blockSize, sparse, blockSize - 4)
+                sparseBytes += encoded > 0 ? encoded : blockSize
+            }
+        }
+        return Double(compressed) > Double(sparseBytes) * (1 - minimumSaving)
+    }
+}
