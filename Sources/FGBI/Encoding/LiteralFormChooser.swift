@@ -6,6 +6,8 @@ import CSupport
 /// repeated keys, structures). It samples the epoch's captured blocks: four 96 KiB chunks spread over them
 /// (or all of them, when fewer), compressed as literals and measured in sparse form; the literals win only
 /// when compressed they are smaller than the sparse form by the minimum saving that pays for the compressor.
+/// A capture under 1 MiB would cost a compression pass as long as the body's, so it reuses the last
+/// decision, and is sampled only every ``resampleEvery`` epochs (content changes kind slowly).
 final class LiteralFormChooser {
     let compression: Compression
     let minimumSaving: Double
@@ -13,6 +15,12 @@ final class LiteralFormChooser {
     private let output: UnsafeMutableRawPointer
     private let outputCapacity: Int
     private let sparse: UnsafeMutablePointer<UInt8>
+    /// The last decision, and the small captures since it was sampled.
+    private var lastChoice = true
+    private var sinceSample = Int.max
+
+    /// Small captures between two samples.
+    static let resampleEvery = 16
 
     init(compression: Compression, minimumSaving: Double, blockSize: Int) {
         self.compression = compression
@@ -32,7 +40,12 @@ final class LiteralFormChooser {
     func prefersSparse(_ capture: EpochCapture.View) throws -> Bool {
         guard compression != .none else { return true }
         let total = capture.count * capture.itemSize
-        guard total > 0 else { return true }
+        guard total > 0 else { return lastChoice }
+        if total < DeltaAssembler.sampleThreshold && sinceSample < Self.resampleEvery {
+            sinceSample += 1
+            return lastChoice
+        }
+        sinceSample = 0
         let chunk = min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize * blockSize
         let chunks = min(DeltaAssembler.sampleChunks, total / chunk)
         let step = chunks > 1 ? (total - chunk) / (chunks - 1) / blockSize * blockSize : 0
@@ -46,6 +59,7 @@ final class LiteralFormChooser {
                 sparseBytes += encoded > 0 ? encoded : blockSize
             }
         }
-        return Double(compressed) > Double(sparseBytes) * (1 - minimumSaving)
+        lastChoice = Double(compressed) > Double(sparseBytes) * (1 - minimumSaving)
+        return lastChoice
     }
 }
