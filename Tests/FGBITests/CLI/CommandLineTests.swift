@@ -90,7 +90,7 @@ struct CommandLineTests {
         (["bench", "lmdb", "--hot-pages", "on,sometimes"], "--hot-pages: invalid argument: hot pages 'sometimes': use off, on, or PROMOTE:LEASE:MAXPAGES"),
         (["primary", "--backup", "127.0.0.1:1", "--hot-pages", "1:16:100"], "hot pages: promoteAfter must be 2 to 255"),
         (["primary", "--backup", "127.0.0.1:1", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
-        (["bench", "engine", "--compression-minimum-saving", "-0.1"], "--compression-minimum-saving must be between 0 and 1"),
+        (["bench", "engine", "--compression-minimum-saving", "2"], "--compression-minimum-saving must be between 0 and 1"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
