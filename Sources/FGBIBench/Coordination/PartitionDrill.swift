@@ -172,6 +172,8 @@ public final class PartitionDrill {
         // Run the steps on their own clocks.
         let start = MonotonicClock.nanoseconds()
         var primaryLostEtcdAt: UInt64?
+        /// Each time the primary lost etcd (a cut or etcd's restart), and when that fault healed, by step.
+        var etcdLosses: [Int: (start: UInt64, end: UInt64?)] = [:]
         var primaryLostAt: UInt64?
         var pending = steps.map { (step: $0, started: false, healed: false) }
         let lastHeal = steps.map { $0.delay + $0.duration }.max() ?? 0
@@ -187,10 +189,12 @@ public final class PartitionDrill {
                     case .cutPrimaryFromEtcd:
                         try lab.cut("p", "e")
                         primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                        etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
                     case .cutBackupFromEtcd: try lab.cut("b", "e")
                     case .restartEtcd:
                         etcd.stop()
                         primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                        etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
                     case .killPrimary:
                         let now = MonotonicClock.nanoseconds()
                         primary.kill9()
@@ -202,9 +206,13 @@ public final class PartitionDrill {
                     pending[i].healed = true
                     switch step.fault {
                     case .cutPrimaryFromBackup: lab.heal("p", "b")
-                    case .cutPrimaryFromEtcd: lab.heal("p", "e")
+                    case .cutPrimaryFromEtcd:
+                        lab.heal("p", "e")
+                        etcdLosses[i]?.end = MonotonicClock.nanoseconds()
                     case .cutBackupFromEtcd: lab.heal("b", "e")
-                    case .restartEtcd: try etcd.restart()
+                    case .restartEtcd:
+                        try etcd.restart()
+                        etcdLosses[i]?.end = MonotonicClock.nanoseconds()
                     case .killPrimary: break
                     }
                 }
@@ -280,7 +288,7 @@ public final class PartitionDrill {
         } else if primaryLostAt != nil || halt != nil {
             outcome.violations.append("the primary was \(primaryLostAt != nil ? "killed" : "halted") but the backup never took over (logs in \(directory))")
         }
-        if let halt, let cut = primaryLostEtcdAt {
+        if let halt, let cut = Self.lossBefore(halt.nanoseconds, among: Array(etcdLosses.values)) ?? primaryLostEtcdAt {
             let seconds = Double(Int64(halt.nanoseconds) - Int64(cut)) / 1e9
             outcome.haltSeconds = seconds
             // The last renewal was sent at most a third of a TTL before the cut; the halt line is printed
@@ -302,5 +310,23 @@ public final class PartitionDrill {
         let region = try GuestMemory.anonymous(length: data.count)
         data.withUnsafeBytes { region.base.copyMemory(from: $0.baseAddress!, byteCount: data.count) }
         return EpochDigests.digest(of: [region])
+    }
+}
+
+extension PartitionDrill {
+    /// The start of the outage the primary halted in: of the merged periods without etcd (overlapping cuts
+    /// and restarts joined; one still open runs on), the latest that began before `halt`. An outage that
+    /// healed before a later one does not count against the later one's halt.
+    static func lossBefore(_ halt: UInt64, among losses: [(start: UInt64, end: UInt64?)]) -> UInt64? {
+        var merged: [(start: UInt64, end: UInt64)] = []
+        for loss in losses.sorted(by: { $0.start < $1.start }) {
+            let end = loss.end ?? .max
+            if let last = merged.last, loss.start <= last.end {
+                merged[merged.count - 1].end = max(last.end, end)
+            } else {
+                merged.append((loss.start, end))
+            }
+        }
+        return merged.last(where: { $0.start <= halt })?.start
     }
 }

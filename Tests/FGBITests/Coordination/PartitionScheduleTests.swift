@@ -1,5 +1,5 @@
 import FGBI
-import FGBIBench
+@testable import FGBIBench
 import Foundation
 import Testing
 
@@ -33,5 +33,21 @@ struct PartitionScheduleTests {
             #expect(faults.filter { $0 == kind }.count >= schedules / 5, "\(kind) ran \(faults.filter { $0 == kind }.count) times")
         }
         #expect(report.promotions >= schedules / 5, "\(report.promotions) promotions")
+    }
+}
+
+/// How the drill times a halt: from the start of the outage the primary halted in, not from an earlier
+/// outage that healed (a schedule that restarted etcd, then cut the primary from it, was once measured from
+/// the restart).
+@Suite("Partition drill timing")
+struct PartitionDrillTimingTests {
+    @Test func aHaltIsTimedFromTheOutageItHappenedIn() {
+        let healedThenCut: [(start: UInt64, end: UInt64?)] = [(0, 10), (20, nil)]
+        #expect(PartitionDrill.lossBefore(25, among: healedThenCut) == 20)
+        #expect(PartitionDrill.lossBefore(5, among: healedThenCut) == 0)
+        #expect(PartitionDrill.lossBefore(15, among: healedThenCut) == 0, "a halt just after a heal belongs to that outage")
+        let overlapping: [(start: UInt64, end: UInt64?)] = [(10, 20), (0, 30)]
+        #expect(PartitionDrill.lossBefore(25, among: overlapping) == 0)
+        #expect(PartitionDrill.lossBefore(5, among: []) == nil)
     }
 }
