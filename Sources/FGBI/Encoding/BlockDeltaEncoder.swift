@@ -58,7 +58,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             while end < count, locations[end].region == first.region, locations[end].block >> blocksPerPageShift == page { end += 1 }
             positions.write(region: first.region, page: page, to: &body)
             body.byte(DeltaFormat.RecordKind.blocks.rawValue)
-            writeBlockList(locations, from: i, to: end, maskBytes: maskBytes, into: &body)
+            Self.writeBlockList(locations, from: i, to: end, blocksPerPage: geometry.blocksPerPage, maskBytes: maskBytes, into: &body)
             for item in i..<end {
                 if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
                 encodeBlock(item, capture, sparseCode: sparseCode, into: &body, stats: &stats)
@@ -78,10 +78,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     }
 
     /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
+    /// (``ParallelBlockDeltaEncoder`` writes its records with it too.)
     @inline(__always)
-    private func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, maskBytes: Int,
-                                into body: inout ByteWriter) {
-        let indexMask = geometry.blocksPerPage - 1
+    static func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, blocksPerPage: Int,
+                               maskBytes: Int, into body: inout ByteWriter) {
+        let indexMask = blocksPerPage - 1
         let count = end - start
         body.byte(UInt8(count))
         if count < maskBytes {

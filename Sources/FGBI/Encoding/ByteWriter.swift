@@ -86,6 +86,15 @@ struct ByteWriter: ~Copyable {
         count += used
     }
 
+    /// Makes room for `length` more bytes, counted as written, and returns where they start: the caller fills
+    /// them (from several threads, each its own range) before the next mutation.
+    mutating func extend(by length: Int) -> UnsafeMutableRawPointer {
+        ensure(length)
+        let start = storage + count
+        count += length
+        return start
+    }
+
     /// Overwrites a little-endian integer at `offset`.
     mutating func patch<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         precondition(offset + MemoryLayout<T>.size <= count)

@@ -46,6 +46,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var stopNanoseconds: UInt64 = 0
     /// Index lookups, sharing and encoding (while the guest runs).
     public var encodeNanoseconds: UInt64 = 0
+    /// Threads the epoch's blocks were encoded on (``EngineConfiguration/encodeThreads``; 1 for an epoch too
+    /// small to split, and for the page modes).
+    public var encodeThreads = 1
     /// Of the encode time, the wait for a shared content index's lock (other guests encoding).
     public var indexWaitNanoseconds: UInt64 = 0
     /// The general compressor.
@@ -75,6 +78,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         stopNanoseconds += other.stopNanoseconds
         encodeNanoseconds += other.encodeNanoseconds
         indexWaitNanoseconds += other.indexWaitNanoseconds
+        encodeThreads = max(encodeThreads, other.encodeThreads)
         compressNanoseconds += other.compressNanoseconds
     }
 }

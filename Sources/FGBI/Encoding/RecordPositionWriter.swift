@@ -13,6 +13,13 @@ struct RecordPositionWriter {
         page = -1
     }
 
+    /// Continues a stream whose last record was at (`region`, `page`): a segment encoded apart from the
+    /// records before it.
+    mutating func resume(afterRegion region: Int, page: Int) {
+        self.region = region
+        self.page = page
+    }
+
     @inline(__always)
     mutating func write(region newRegion: Int, page newPage: Int, to writer: inout ByteWriter) {
         writer.uleb(newRegion - region)

@@ -13,7 +13,8 @@ import Synchronization
 /// are then read by the cores whose caches hold them, and stay there, not shared with a replication core
 /// that the guest's next write would have to take them back from. Work goes out in chunks taken from a
 /// shared counter: a thread on a busy CPU takes fewer of them, and the pause ends when the last chunk is
-/// done.
+/// done. The `fgbi` encoder's helpers are a crew too (``ParallelBlockDeltaEncoder``), unpinned and at
+/// normal priority, as they work while the guest runs.
 final class CaptureCrew: @unchecked Sendable {
     /// What the helpers share with the calling thread; they hold it, not the crew, so the crew's deinit can
     /// stop them.
@@ -61,10 +62,11 @@ final class CaptureCrew: @unchecked Sendable {
     /// Starts `helperCount` helper threads, each under SCHED_FIFO at `realtimePriority` when given. With
     /// `cpus` empty the helpers are left to the scheduler and the calling thread works beside them; otherwise
     /// helper `k` is pinned to CPU `cpus[k % cpus.count]` and the helpers do all the work (at least one).
+    /// The threads are named `fgbi-<role>-<k>`.
     ///
     /// - Throws: ``SystemError`` when a thread cannot start, a CPU cannot be chosen (one not online), or
     ///   the priority is not allowed.
-    init(helpers requested: Int, cpus: [Int], realtimePriority: Int? = nil) throws(SystemError) {
+    init(helpers requested: Int, cpus: [Int], realtimePriority: Int? = nil, role: String = "capture") throws(SystemError) {
         callerWorks = cpus.isEmpty
         let helperCount = cpus.isEmpty ? requested : max(requested, 1)
         let board = Board(helpers: helperCount)
@@ -75,7 +77,7 @@ final class CaptureCrew: @unchecked Sendable {
             let cpu = cpus.isEmpty ? nil : cpus[helper % cpus.count]
             let thread: JoinableThread
             do {
-                thread = try JoinableThread(name: "fgbi-capture-\(helper + 1)") {
+                thread = try JoinableThread(name: "fgbi-\(role)-\(helper + 1)") {
                     do throws(SystemError) {
                         if let cpu { try ThreadScheduling.pinCallingThread(to: [cpu], thread: "capture thread") }
                         if let realtimePriority { try ThreadScheduling.enterRealtime(priority: realtimePriority, thread: "capture thread") }

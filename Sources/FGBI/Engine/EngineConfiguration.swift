@@ -15,6 +15,19 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Memory for the content index's stored copies (`fgbi`): sharing and differences reach only content
     /// held here. 64 MiB by default, like QEMU's XBZRLE cache.
     public var contentBudgetBytes = 64 << 20
+    /// Threads that encode one `fgbi` epoch together while the guest runs (``ParallelBlockDeltaEncoder``): the
+    /// sender's thread and `encodeThreads - 1` helpers, the content index split between them by key, each
+    /// part with its share of ``contentBudgetBytes``. They compete with the guest for CPUs, so the default is
+    /// what a machine offers beside it: half its CPUs, at most 4 (1 on this project's 2-CPU hosts). Ignored
+    /// with a ``sharedIndex`` (encoded on one thread) and by the page modes.
+    public var encodeThreads = EngineConfiguration.defaultEncodeThreads
+    /// Epochs with fewer changed blocks are encoded by the same steps on the sender's thread alone (waking
+    /// helpers costs more); tests set 0 to exercise the helpers on small epochs.
+    public var parallelEncodeMinimumBlocks = 4096
+    /// The most encode threads an engine takes.
+    public static let maximumEncodeThreads = 64
+    /// Half the CPUs, at least 1 and at most 4.
+    public static var defaultEncodeThreads: Int { min(max(ProcessInfoLite.activeProcessorCount / 2, 1), 4) }
     /// Memory for the `xbzrle` mode's page cache.
     public var pageCacheBudgetBytes = 64 << 20
     /// How the `fgbi` mode captures while the guest is paused (the page modes always copy pages).

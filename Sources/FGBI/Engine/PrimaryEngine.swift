@@ -63,6 +63,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
         let geometry = try BlockGeometry(blockSize: configuration.blockSize)
         guard configuration.captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
+        guard (1...EngineConfiguration.maximumEncodeThreads).contains(configuration.encodeThreads) else {
+            throw FGBIError.invalidArgument("encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(configuration.encodeThreads)")
+        }
         if let cpu = configuration.captureCPUs.first(where: { !(0..<64).contains($0) }) {
             throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
         }
@@ -97,6 +100,11 @@ public final class PrimaryEngine: @unchecked Sendable {
             if let shared = configuration.sharedIndex {
                 let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
                 blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
+            } else if configuration.encodeThreads > 1 {
+                blockEncoder = .parallel(try ParallelBlockDeltaEncoder(
+                    geometry: geometry, threads: configuration.encodeThreads, budgetBytes: configuration.contentBudgetBytes,
+                    keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize },
+                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
             } else {
                 let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
@@ -116,9 +124,11 @@ public final class PrimaryEngine: @unchecked Sendable {
                                           minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
     }
 
-    /// The `fgbi` encoder with its index: the engine's own, or its membership of a shared one.
+    /// The `fgbi` encoder with its index: the engine's own (on one thread, or split between several), or its
+    /// membership of a shared one.
     private enum BlockEncoding {
         case own(BlockDeltaEncoder<ContentIndex>, ContentIndex)
+        case parallel(ParallelBlockDeltaEncoder)
         case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
 
         /// Encodes `capture`; with a shared index, holding its lock for the whole call.
@@ -128,6 +138,8 @@ public final class PrimaryEngine: @unchecked Sendable {
                 let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
                 stats.indexEntries = index.entryCount
                 return records
+            case .parallel(let encoder):
+                return encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
             case .shared(let encoder, let member):
                 let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
@@ -144,6 +156,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         var metadataBytes: Int {
             switch self {
             case .own(let encoder, let index): return encoder.metadataBytes + index.metadataBytes
+            case .parallel(let encoder): return encoder.metadataBytes
             case .shared(let encoder, let member): return encoder.metadataBytes + member.metadataBytes
             }
         }
@@ -165,6 +178,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     public var indexEntries: Int {
         switch blockEncoder {
         case .own(_, let index)?: return index.entryCount
+        case .parallel(let encoder)?: return encoder.entryCount
         case .shared(_, let member)?: return member.exclusively { member.entryCount }
         case nil: return 0
         }

@@ -16,6 +16,9 @@ public struct EngineBenchmark: Sendable {
         public var tracker = TrackerKind.uffdAsync
         /// ``EngineConfiguration/compressionMinimumSaving``; nil: the engine's default.
         public var compressionMinimumSaving: Double?
+        /// The `fgbi` mode runs once per entry, encoding on that many threads
+        /// (``EngineConfiguration/encodeThreads``); the page modes encode on one.
+        public var encodeThreads = [1]
         /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
         public var cacheBudgetBytes = 64 << 20
         public var seed: UInt64 = 2011
@@ -124,8 +127,10 @@ public struct EngineBenchmark: Sendable {
         let sources: [BenchmarkSource] = configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
         for source in sources {
             for mode in configuration.modes {
-                progress("engine: \(source.name) workload, \(mode) mode")
-                runs.append(try run(source: source, mode: mode))
+                for threads in mode == .fgbi ? configuration.encodeThreads : [1] {
+                    progress("engine: \(source.name) workload, \(mode) mode" + (mode == .fgbi ? ", \(threads) encode thread(s)" : ""))
+                    runs.append(try run(source: source, mode: mode, encodeThreads: threads))
+                }
             }
             if let page = runs.last(where: { $0.workload == source.name && $0.mode == ReplicationMode.page.rawValue }) {
                 for index in runs.indices where runs[index].workload == source.name {
@@ -136,7 +141,7 @@ public struct EngineBenchmark: Sendable {
         return runs
     }
 
-    private func run(source: BenchmarkSource, mode: ReplicationMode) throws -> ModeRun {
+    private func run(source: BenchmarkSource, mode: ReplicationMode, encodeThreads: Int) throws -> ModeRun {
         let length = source.regionBytes(default: configuration.regionMiB << 20)
         let memory = try GuestMemory.anonymous(length: length)
         let backup = try GuestMemory.anonymous(length: length)
@@ -153,6 +158,7 @@ public struct EngineBenchmark: Sendable {
         var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
         engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.encodeThreads = encodeThreads
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
         let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
         let replica = Replica(regions: [backup], geometry: engine.geometry)
@@ -218,10 +224,10 @@ public struct EngineBenchmark: Sendable {
             pauseMsP50: pauseSummary.median, pauseMsP99: Summary.percentile(pauses, 0.99),
             encodeMsP50: Summary(encodes).median, compressMsP50: Summary(compresses).median, applyMsP50: Summary(applies).median,
             dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / processingSeconds / 1e9,
-            encodeThreads: 1,   // one epoch encodes on one thread
+            encodeThreads: encodeThreads,
             encodeNsPerBlock: Summary(encodes).median * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
             encodeGbps: Double(totals.pagesWritten / max(epochs, 1) * GuestMemory.pageSize)
-                / (Summary(encodes).median / 1e3) / 1e9,
+                / (Summary(encodes).median / 1e3) / 1e9 / Double(encodeThreads),
             metadataBytesPerGib: Int(Double(engine.metadataBytes) * Double(1 << 30) / Double(length)),
             verified: verified)
     }

@@ -16,6 +16,7 @@ extension FGBICommand {
                 Examples:
                   fgbi bench engine
                   fgbi bench engine --workloads sparse --modes fgbi,xbzrle --compression zstd:1 --json
+                  fgbi bench engine --workloads dense --modes fgbi,xbzrle --encode-threads 1,2
                   fgbi bench engine --trace /tmp/guest-trace --epochs 100 --no-floor
                 """)
 
@@ -40,6 +41,10 @@ extension FGBICommand {
         @Option(name: .customLong("compression-minimum-saving"),
                 help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the mode's, 0.10 for fgbi, 0 for the page modes).")
         var compressionMinimumSaving: Double?
+
+        @Option(name: .customLong("encode-threads"),
+                help: "Comma-separated encode thread counts: the fgbi mode runs once per count (the page modes encode on one).")
+        var encodeThreads = "1"
 
         @Option(help: "Measured epochs per run.")
         var epochs = 10
@@ -74,6 +79,12 @@ extension FGBICommand {
             var configuration = EngineBenchmark.Configuration()
             configuration.workloads = try CommaList.parse(workloads, option: "--workloads") { try SyntheticWorkload.parse($0) }
             configuration.modes = try CommaList.parse(modes, option: "--modes") { try ReplicationMode.parse($0) }
+            configuration.encodeThreads = try CommaList.parse(encodeThreads, option: "--encode-threads") { text in
+                guard let threads = Int(text), (1...EngineConfiguration.maximumEncodeThreads).contains(threads) else {
+                    throw ValidationError("--encode-threads: '\(text)' is not a thread count from 1 to \(EngineConfiguration.maximumEncodeThreads)")
+                }
+                return threads
+            }
             do {
                 configuration.compression = try compression.map { try Compression.parse($0) }
                 _ = try BlockGeometry(blockSize: blockSize)
@@ -115,10 +126,10 @@ extension FGBICommand {
                   + (detection.floorXxh3Gbps.map { "; floor XXH3 64 B \(formatted($0)) GB/s (\(formatted(detection.ratioToFloorXxh3)) x)" } ?? "")
                   + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
             print("")
-            var table = TextTable(["workload", "mode", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
+            var table = TextTable(["workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
                                    "pause p50 ms", "p99", "encode ms", "compress ms", "raw", "ns/block", "enc GB/s", "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified"])
             for run in runs {
-                table.add([run.workload, run.mode, run.compression, String(run.wireBytesPerEpoch), formatted(run.ratioToPage, 4),
+                table.add([run.workload, run.mode, String(run.encodeThreads), run.compression, String(run.wireBytesPerEpoch), formatted(run.ratioToPage, 4),
                            String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
                            formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50), formatted(run.compressMsP50), String(run.epochsStoredRaw),
                            formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),

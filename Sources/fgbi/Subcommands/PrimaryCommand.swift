@@ -64,6 +64,10 @@ extension FGBICommand {
                 help: "Compress an epoch's body only when a sample of it shrinks by at least this fraction (0 to 1; 0: always; default: 0.10 for fgbi, 0 for the page modes).")
         var compressionMinimumSaving: Double?
 
+        @Option(name: .customLong("encode-threads"),
+                help: "Threads that encode each fgbi epoch together while the guest runs (default: half the CPUs, at most 4).")
+        var encodeThreads: Int?
+
         @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
         var tracker = "uffd-async"
 
@@ -135,6 +139,12 @@ extension FGBICommand {
                     throw ValidationError("--compression-minimum-saving must be between 0 and 1")
                 }
                 configuration.engine.compressionMinimumSaving = compressionMinimumSaving
+                if let encodeThreads {
+                    guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
+                        throw ValidationError("--encode-threads must be between 1 and \(EngineConfiguration.maximumEncodeThreads)")
+                    }
+                    configuration.engine.encodeThreads = encodeThreads
+                }
                 if let captureCPUs {
                     let online = ThreadScheduling.onlineCPUCount
                     configuration.engine.captureCPUs = try CommaList.parse(captureCPUs, option: "--capture-cpus") {

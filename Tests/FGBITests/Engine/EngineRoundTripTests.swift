@@ -1,8 +1,13 @@
 @testable import FGBI
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Applying each epoch's delta to a replica gives memory bit-identical to the primary at that epoch, for
-/// every mode, block size and compressor, under adversarial writes and forced index collisions.
+/// every mode, block size and compressor, under adversarial writes and forced index collisions, with the
+/// `fgbi` encoder on one thread and split between several.
 @Suite("Engine round trip")
 struct EngineRoundTripTests {
     struct Case: CustomTestStringConvertible, Sendable {
@@ -10,17 +15,23 @@ struct EngineRoundTripTests {
         var blockSize: Int
         var compression: Compression?
         var keying: IndexKeying
+        var encodeThreads = 1
 
         var testDescription: String {
             "\(mode) \(blockSize)B \(compression.map(String.init(describing:)) ?? "default")\(keying == .fullHash ? "" : " forced-collisions")"
+                + (encodeThreads > 1 ? " \(encodeThreads) encode threads" : "")
         }
     }
 
     static let cases: [Case] =
         BlockGeometry.supportedBlockSizes.flatMap { size in
-            [Case(mode: .fgbi, blockSize: size, compression: nil, keying: .fullHash),
-             Case(mode: .fgbi, blockSize: size, compression: nil, keying: .lowBits(3))]
+            [1, 2].flatMap { threads in
+                [Case(mode: .fgbi, blockSize: size, compression: nil, keying: .fullHash, encodeThreads: threads),
+                 Case(mode: .fgbi, blockSize: size, compression: nil, keying: .lowBits(3), encodeThreads: threads)]
+            }
         } + [
+            Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .fullHash, encodeThreads: 4),
+            Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .lowBits(1), encodeThreads: 3),
             Case(mode: .fgbi, blockSize: 64, compression: Compression.none, keying: .fullHash),
             Case(mode: .fgbi, blockSize: 64, compression: .zstd(level: 1), keying: .fullHash),
             Case(mode: .fgbi, blockSize: 128, compression: .zstd(level: 3), keying: .lowBits(1)),
@@ -34,6 +45,8 @@ struct EngineRoundTripTests {
     func adversarialEpochs(_ testCase: Case) throws {
         var configuration = EngineConfiguration(mode: testCase.mode, blockSize: testCase.blockSize, compression: testCase.compression)
         configuration.indexKeying = testCase.keying
+        configuration.encodeThreads = testCase.encodeThreads
+        configuration.parallelEncodeMinimumBlocks = 0
         // A small content budget so eviction happens during the test too.
         configuration.contentBudgetBytes = 256 << 10
         configuration.pageCacheBudgetBytes = 64 * GuestMemory.pageSize
@@ -83,6 +96,38 @@ struct EngineRoundTripTests {
             #expect(a == b, "epoch \(epoch): the deltas differ")
             #expect(many.identical, "epoch \(epoch): first difference at \(many.firstDifference)")
         }
+    }
+
+    @Test("the deltas of 1, 2 and 4 encode threads rebuild identical memory on the same history",
+          arguments: [64, 256])
+    func encodeThreadsRebuildIdenticalMemory(blockSize: Int) throws {
+        let harnesses = try [1, 2, 4].map { threads in
+            var configuration = EngineConfiguration(mode: .fgbi, blockSize: blockSize)
+            configuration.encodeThreads = threads
+            configuration.parallelEncodeMinimumBlocks = 0
+            configuration.contentBudgetBytes = 512 << 10
+            return (threads, try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: 256))
+        }
+        var mutators = harnesses.map { Mutator(regions: $0.1.primary, blockSize: blockSize, seed: 17) }
+        var shared = [Int](repeating: 0, count: harnesses.count)
+        for epoch in 0..<16 {
+            for index in harnesses.indices {
+                for _ in 0..<(epoch == 0 ? 400 : 150) { mutators[index].act() }
+                let (_, statistics) = try harnesses[index].1.step(mutators[index].takeDirty())
+                shared[index] += statistics.sharedHits
+                let (threads, harness) = harnesses[index]
+                #expect(harness.identical, "\(threads) threads, epoch \(epoch): first difference at \(harness.firstDifference)")
+                #expect(statistics.encodeThreads == (statistics.blocksDirty > 0 ? threads : 1),
+                        "\(threads) threads, epoch \(epoch): encoded on \(statistics.encodeThreads)")
+            }
+            // The same history: every primary holds the same bytes, so every replica does too.
+            for index in harnesses.indices.dropFirst() {
+                for (a, b) in zip(harnesses[0].1.backup, harnesses[index].1.backup) {
+                    #expect(memcmp(a.base, b.base, a.length) == 0, "epoch \(epoch): the replicas of 1 and \(harnesses[index].0) threads differ")
+                }
+            }
+        }
+        #expect(shared.allSatisfy { $0 > 0 }, "duplicates travel as references at every thread count: \(shared)")
     }
 
     @Test("capture strategies replicate exactly", arguments: CaptureStrategy.allCases, [1, 2])
