@@ -49,13 +49,11 @@ final class ParallelBlockDeltaEncoder {
         deinit { scratch.deallocate() }
     }
 
-    /// An encoder on `threads` threads (the calling one and `threads - 1` helpers), its index of
-    /// `budgetBytes` split evenly between them.
-    ///
-    /// - Throws: ``SystemError`` when a helper thread cannot start.
-    init(geometry: BlockGeometry, threads: Int, budgetBytes: Int, keying: IndexKeying, regionBlocks: [Int],
-         parallelMinimumBlocks: Int) throws(SystemError) {
-        precondition(threads >= 1)
+    /// An encoder on the threads of `crew` (the calling one and its helpers), its index of `budgetBytes`
+    /// split evenly between them.
+    init(geometry: BlockGeometry, crew: CaptureCrew, budgetBytes: Int, keying: IndexKeying, regionBlocks: [Int],
+         parallelMinimumBlocks: Int) {
+        let threads = crew.participants
         self.geometry = geometry
         self.parallelMinimumBlocks = parallelMinimumBlocks
         self.keying = keying
@@ -63,7 +61,7 @@ final class ParallelBlockDeltaEncoder {
             Partition(index: ContentIndex(blockSize: geometry.blockSize, budgetBytes: budgetBytes / threads, keying: keying,
                                           regionBlocks: regionBlocks))
         }
-        crew = try CaptureCrew(helpers: threads - 1, cpus: [], role: "encode")
+        self.crew = crew
     }
 
     /// Threads an epoch is encoded on.

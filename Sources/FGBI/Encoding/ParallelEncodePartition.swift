@@ -52,9 +52,11 @@ extension ParallelBlockDeltaEncoder {
                 items = .allocate(capacity: itemCapacity)
             }
             var found = 0
-            for item in 0..<count where owned(hashes[item]) {
+            // Without a branch: which partition owns a block is random, so a branch would mispredict half the
+            // time. Every item is written; only the owned ones are kept. (`items` has room for `count`.)
+            for item in 0..<count {
                 items[found] = UInt32(item)
-                found += 1
+                found += owned(hashes[item]) ? 1 : 0
             }
             for next in 0..<min(ahead, found) { index.prefetch(hash: hashes[Int(items[next])]) }
             return found

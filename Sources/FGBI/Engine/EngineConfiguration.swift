@@ -22,7 +22,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// with a ``sharedIndex`` (encoded on one thread) and by the page modes.
     public var encodeThreads = EngineConfiguration.defaultEncodeThreads
     /// Epochs with fewer changed blocks are encoded by the same steps on the sender's thread alone (waking
-    /// helpers costs more); tests set 0 to exercise the helpers on small epochs.
+    /// helpers costs more), and copied captures of fewer than an eighth as many pages are rehashed there;
+    /// tests set 0 to exercise the helpers on small epochs.
     public var parallelEncodeMinimumBlocks = 4096
     /// The most encode threads an engine takes.
     public static let maximumEncodeThreads = 64

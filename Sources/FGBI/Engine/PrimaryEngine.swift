@@ -37,7 +37,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// A pre-copy capture was taken this session.
     private var precopyTaken = false
     /// Per region, the XXH3-64 of each page the backup holds, when it holds content (resynchronisation).
-    private let baseline: [[UInt64]]?
+    private let baseline: BaselineHashes
     /// Per capture thread: the previous hashes of the page being rehashed.
     private let scratch: [UnsafeMutablePointer<UInt64>]
     /// The helper threads of a parallel capture.
@@ -46,7 +46,8 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
-    private let expanded = EpochCapture()
+    /// Expands captures of whole pages into changed blocks (`fgbi` mode).
+    private let expander: PageExpander?
     private let chooser = PthreadLock(CaptureStrategyChooser())
     private var body = ByteWriter(reservingCapacity: 1 << 20)
     private var output = ByteWriter(reservingCapacity: 1 << 20)
@@ -77,7 +78,7 @@ public final class PrimaryEngine: @unchecked Sendable {
                 throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
             }
         }
-        baseline = summary?.pageHashes
+        baseline = BaselineHashes(pageHashes: summary?.pageHashes, pageSize: GuestMemory.pageSize)
         nextEpoch = firstEpoch
         // One helper per capture CPU, or the checkpoint thread and `captureThreads - 1` helpers; scratch space
         // for each participant (0 is the checkpoint thread).
@@ -96,13 +97,17 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         if configuration.mode == .fgbi {
-            tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
+            let tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
+            self.tables = tables
+            var encodeCrew: CaptureCrew?
             if let shared = configuration.sharedIndex {
                 let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
                 blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
             } else if configuration.encodeThreads > 1 {
-                blockEncoder = .parallel(try ParallelBlockDeltaEncoder(
-                    geometry: geometry, threads: configuration.encodeThreads, budgetBytes: configuration.contentBudgetBytes,
+                let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
+                encodeCrew = crew
+                blockEncoder = .parallel(ParallelBlockDeltaEncoder(
+                    geometry: geometry, crew: crew, budgetBytes: configuration.contentBudgetBytes,
                     keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize },
                     parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
             } else {
@@ -110,10 +115,13 @@ public final class PrimaryEngine: @unchecked Sendable {
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
                 blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
             }
+            expander = PageExpander(tables: tables, geometry: geometry, baseline: baseline, crew: encodeCrew,
+                                    parallelMinimumPages: configuration.parallelEncodeMinimumBlocks / 8)
             pageEncoder = nil
         } else {
             tables = []
             blockEncoder = nil
+            expander = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
                                            cacheBudgetBytes: configuration.pageCacheBudgetBytes)
         }
@@ -209,7 +217,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
         capture.holdsBlocks = !tables.isEmpty && !wholePages
-        capture.comparesWithBaseline = full && baseline != nil && !afterPrecopy
+        capture.comparesWithBaseline = full && baseline.pageHashes != nil && !afterPrecopy
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
             for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {
@@ -264,7 +272,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.isPrecopy = true
         precopyTaken = true
         capture.holdsPages = !tables.isEmpty
-        capture.comparesWithBaseline = firstPass && baseline != nil
+        capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
         captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
         capture.pagesWritten = spans.reduce(0) { $0 + $1.count }
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
@@ -279,8 +287,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Whether page `page` of region `region` (its bytes at `bytes`) is what the backup already holds.
     @inline(__always)
     private func backupHolds(region: Int, page: Int, bytes: UnsafeRawPointer) -> Bool {
-        guard let baseline else { return false }
-        return CSupport_xxh3_64(bytes, geometry.pageSize) == baseline[region][page]
+        baseline.holds(region: region, page: page, bytes: bytes)
     }
 
     /// The `fgbi` capture strategy for this epoch: the configured one, or the chooser's. A rehash capture
@@ -296,40 +303,11 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     /// Turns a capture of whole pages (``CaptureStrategy/copyPages``) into the changed blocks the encoder
-    /// takes, rehashing the staged copies: the guest runs meanwhile, so this costs no pause.
-    /// Also records in `pages` which of them proved unchanged (``EpochCapture/unchangedPages``).
+    /// takes (``PageExpander``), and marks it no longer pending when it is the engine's own.
     private func expandPages(_ pages: EpochCapture, pending: Bool = true) -> EpochCapture {
         defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
-        let blocksPerPage = geometry.blocksPerPage
-        let blockSize = geometry.blockSize
-        let previous = scratch[0]
-        expanded.reset(epoch: pages.epoch, itemSize: blockSize)
-        let view = pages.view
-        for item in 0..<view.count {
-            let location = view.locations[item]
-            let table = tables[location.region]
-            let staged = UnsafeRawPointer(view.item(item))
-            var changed = table.rehash(page: location.block, in: staged, previous: previous)
-            // Only for this engine's own captures: a shadow encode must not report its host engine's pages twice.
-            if changed == 0 && pending && pages.recordsUnchangedPages && !pages.isPrecopy { pages.unchangedPages.append(location) }
-            if pages.comparesWithBaseline && backupHolds(region: location.region, page: location.block, bytes: staged) {
-                expanded.pagesHeld += 1
-                continue
-            }
-            while changed != 0 {
-                let offset = changed.trailingZeroBitCount
-                changed &= changed - 1
-                let block = location.block * blocksPerPage + offset
-                expanded.append(BlockLocation(region: location.region, block: block), from: staged + offset * blockSize,
-                                oldHash: previous[offset], newHash: table[block])
-            }
-        }
-        expanded.pagesWritten = pages.pagesWritten
-        expanded.blocksRehashed = view.count * blocksPerPage
-        expanded.captureNanoseconds = pages.captureNanoseconds
-        expanded.pauseNanoseconds = pages.pauseNanoseconds
-        expanded.stopNanoseconds = pages.stopNanoseconds
-        return expanded
+        // Only for this engine's own captures: a shadow encode must not report its host engine's pages twice.
+        return expander!.expand(pages, recordUnchanged: pending && pages.recordsUnchangedPages && !pages.isPrecopy)
     }
 
     /// One thread's capture of `spans`, appended to `capture`.

@@ -130,12 +130,15 @@ struct EngineRoundTripTests {
         #expect(shared.allSatisfy { $0 > 0 }, "duplicates travel as references at every thread count: \(shared)")
     }
 
+    /// Threads capture and encode (copied pages are then rehashed on the encode threads too).
     @Test("capture strategies replicate exactly", arguments: CaptureStrategy.allCases, [1, 2])
     func captureStrategies(strategy: CaptureStrategy, threads: Int) throws {
         var configuration = EngineConfiguration(mode: .fgbi)
         configuration.captureStrategy = strategy
         configuration.captureThreads = threads
         configuration.parallelCaptureMinimumPages = 1
+        configuration.encodeThreads = threads
+        configuration.parallelEncodeMinimumBlocks = 0
         let harness = try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: 256)
         var mutator = Mutator(regions: harness.primary, blockSize: 64, seed: 5)
         var seen = Set<String>()
