@@ -28,12 +28,12 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     init(geometry: BlockGeometry, index: Index) {
         self.geometry = geometry
         self.index = index
-        diff = .allocate(capacity: geometry.blockSize + 16)
+        diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
     }
 
     deinit { diff.deallocate() }
 
-    var metadataBytes: Int { geometry.blockSize + 16 }
+    var metadataBytes: Int { 2 * (geometry.blockSize + 16) }
 
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
     /// `sparse`: send blocks with no usable previous content in sparse form where it is shorter

@@ -3,8 +3,11 @@ import CSupport
 /// Writes `length` bytes as a run-length difference against `base` (operation `differenceCode`) when the
 /// base is known and the difference is smaller than the bytes by a margin; else, when `sparseCode` is given,
 /// in sparse form (a mask of its non-zero bytes, then those bytes) when that is smaller by the same margin;
-/// else as the bytes themselves (operation `literalCode`). Shared by the block encoder (`fgbi`) and the page
-/// encoder (`xbzrle`, which as QEMU's has no sparse form).
+/// else as the bytes themselves (operation `literalCode`). A difference longer than a sparse form's mask is
+/// also weighed against the sparse form, and the shorter goes: a base unrelated to the new content (the
+/// location was rewritten whole) makes a long difference. Shared by the block encoder (`fgbi`) and the page
+/// encoder (`xbzrle`, which as QEMU's has no sparse form). `scratch` holds `length + 16` bytes, twice that
+/// with a `sparseCode`.
 @inline(__always)
 func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: UnsafeRawPointer?, scratch: UnsafeMutablePointer<UInt8>,
                               differenceCode: UInt8, sparseCode: UInt8? = nil, literalCode: UInt8,
@@ -13,6 +16,18 @@ func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: Unsa
     if let base {
         let encoded = CSupport_diff_encode(base.assumingMemoryBound(to: UInt8.self), newBytes, length, scratch, length - 4)
         if encoded >= 0 {
+            if let sparseCode, encoded > length / 8 + 1 {
+                // Strictly shorter on the wire than the difference with its length prefix.
+                let prefix = encoded < 128 ? 1 : encoded < 16384 ? 2 : 3
+                let sparse = scratch + length + 16
+                let sparseLength = CSupport_sparse_encode(newBytes, length, sparse, encoded + prefix - 1)
+                if sparseLength > 0 {
+                    body.byte(sparseCode)
+                    body.raw(sparse, count: sparseLength)
+                    stats.sparseBlocks += 1
+                    return
+                }
+            }
             body.byte(differenceCode)
             body.uleb(encoded)
             body.raw(scratch, count: encoded)

@@ -45,7 +45,7 @@ final class ParallelBlockDeltaEncoder {
         var records = 0
         let scratch: UnsafeMutablePointer<UInt8>
 
-        init(blockSize: Int) { scratch = .allocate(capacity: blockSize + 16) }
+        init(blockSize: Int) { scratch = .allocate(capacity: 2 * (blockSize + 16)) }
         deinit { scratch.deallocate() }
     }
 

@@ -13,7 +13,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// baselines, which stay what they model (`page-lz4` always compresses).
     public var compressionMinimumSaving: Double?
     /// Memory for the content index's stored copies (`fgbi`): sharing and differences reach only content
-    /// held here. 64 MiB by default, like QEMU's XBZRLE cache.
+    /// held here. 64 MiB by default, like QEMU's XBZRLE cache; never more than the regions' size (it holds at
+    /// most one copy per block location). The default comes from a curve of bytes against budget on the
+    /// redis and memcached traces, where 64 MiB reached the plateau (Docs/BENCHMARKS.md).
     public var contentBudgetBytes = 64 << 20
     /// Threads that encode one `fgbi` epoch together while the guest runs (``ParallelBlockDeltaEncoder``): the
     /// sender's thread and `encodeThreads - 1` helpers, the content index split between them by key, each
@@ -29,7 +31,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     public static let maximumEncodeThreads = 64
     /// Half the CPUs, at least 1 and at most 4.
     public static var defaultEncodeThreads: Int { min(max(ProcessInfoLite.activeProcessorCount / 2, 1), 4) }
-    /// Memory for the `xbzrle` mode's page cache.
+    /// Memory for the `xbzrle` mode's page cache; never more than the regions' size.
     public var pageCacheBudgetBytes = 64 << 20
     /// How the `fgbi` mode captures while the guest is paused (the page modes always copy pages).
     public var captureStrategy = CaptureStrategy.automatic

@@ -96,6 +96,10 @@ public final class PrimaryEngine: @unchecked Sendable {
                 throw FGBIError.invalidArgument("the shared content index has \(shared.blockSize)-byte blocks, the engine \(geometry.blockSize)-byte ones")
             }
         }
+        // A budget over the regions' size buys nothing: the index holds at most one copy per block location, the
+        // page cache one per page.
+        let regionBytes = regions.reduce(0) { $0 + $1.length }
+        let contentBudget = min(configuration.contentBudgetBytes, regionBytes)
         if configuration.mode == .fgbi {
             let tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
             self.tables = tables
@@ -107,11 +111,11 @@ public final class PrimaryEngine: @unchecked Sendable {
                 let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
                 encodeCrew = crew
                 blockEncoder = .parallel(ParallelBlockDeltaEncoder(
-                    geometry: geometry, crew: crew, budgetBytes: configuration.contentBudgetBytes,
+                    geometry: geometry, crew: crew, budgetBytes: contentBudget,
                     keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize },
                     parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
             } else {
-                let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: configuration.contentBudgetBytes,
+                let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: contentBudget,
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
                 blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
             }
@@ -123,7 +127,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             blockEncoder = nil
             expander = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
-                                           cacheBudgetBytes: configuration.pageCacheBudgetBytes)
+                                           cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
         }
         assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
                                    geometry: geometry, regionCount: regions.count,

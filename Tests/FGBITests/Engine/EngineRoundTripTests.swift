@@ -131,6 +131,32 @@ struct EngineRoundTripTests {
     }
 
     /// Threads capture and encode (copied pages are then rehashed on the encode threads too).
+    /// A location rewritten whole has a base unrelated to its new content: its long difference loses to the
+    /// sparse form where that is shorter; a small change keeps its difference.
+    @Test("a rewritten block goes in the shorter of difference and sparse form")
+    func rewrittenBlocksTakeTheShorterForm() throws {
+        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 4)
+        let memory = harness.primary[0]
+        var random = SeededRandom(seed: 99)
+        // Words of small values (two non-zero bytes of eight), then other small values in every word: the
+        // difference fits (the zero high bytes are equal) but is longer than the sparse form.
+        func writeSmallWords() {
+            for word in 0..<(GuestMemory.pageSize / 8) {
+                memory.base.storeBytes(of: random.next() & 0xFFFF | 0x0101, toByteOffset: word * 8, as: UInt64.self)
+            }
+        }
+        writeSmallWords()
+        try harness.step([])
+        writeSmallWords()
+        let (_, rewritten) = try harness.step([DirtyPageSet(pages: [0])])
+        #expect(harness.identical, "first difference at \(harness.firstDifference)")
+        #expect(rewritten.sparseBlocks == 64 && rewritten.diffBlocks == 0, "sparse \(rewritten.sparseBlocks), diff \(rewritten.diffBlocks)")
+        for block in 0..<64 { memory.base.storeBytes(of: UInt8(7), toByteOffset: block * 64 + 3, as: UInt8.self) }
+        let (_, touched) = try harness.step([DirtyPageSet(pages: [0])])
+        #expect(harness.identical, "first difference at \(harness.firstDifference)")
+        #expect(touched.diffBlocks == 64 && touched.sparseBlocks == 0, "diff \(touched.diffBlocks), sparse \(touched.sparseBlocks)")
+    }
+
     @Test("capture strategies replicate exactly", arguments: CaptureStrategy.allCases, [1, 2])
     func captureStrategies(strategy: CaptureStrategy, threads: Int) throws {
         var configuration = EngineConfiguration(mode: .fgbi)
