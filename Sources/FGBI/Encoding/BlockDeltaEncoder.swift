@@ -52,13 +52,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         var records = 0
         var i = 0
         while i < count {
-            let first = locations[i]
-            let page = first.block >> blocksPerPageShift
-            var end = i + 1
-            while end < count, locations[end].region == first.region, locations[end].block >> blocksPerPageShift == page { end += 1 }
-            positions.write(region: first.region, page: page, to: &body)
-            body.byte(DeltaFormat.RecordKind.blocks.rawValue)
-            Self.writeBlockList(locations, from: i, to: end, blocksPerPage: geometry.blocksPerPage, maskBytes: maskBytes, into: &body)
+            let end = Self.writeRecordHeader(locations, from: i, limit: count, blocksPerPageShift: blocksPerPageShift,
+                                             maskBytes: maskBytes, positions: &positions, into: &body)
             for item in i..<end {
                 if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
                 encodeBlock(item, capture, sparseCode: sparseCode, into: &body, stats: &stats)
@@ -77,10 +72,32 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
-    /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
-    /// (``ParallelBlockDeltaEncoder`` writes its records with it too.)
+    /// Writes the header of the `blocks` record of the page whose changed blocks start at `start` (its
+    /// position, kind and block list) and returns where that page's blocks end (at most `limit`). Shared with
+    /// ``ParallelBlockDeltaEncoder``, whose shards write the same records.
     @inline(__always)
-    static func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, blocksPerPage: Int,
+    static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int,
+                                  blocksPerPageShift: Int, maskBytes: Int, positions: inout RecordPositionWriter,
+                                  into body: inout ByteWriter) -> Int {
+        let first = locations[start]
+        let page = first.block >> blocksPerPageShift
+        var end = start + 1
+        while end < limit, samePage(locations[end], first, blocksPerPageShift: blocksPerPageShift) { end += 1 }
+        positions.write(region: first.region, page: page, to: &body)
+        body.byte(DeltaFormat.RecordKind.blocks.rawValue)
+        writeBlockList(locations, from: start, to: end, blocksPerPage: 1 << blocksPerPageShift, maskBytes: maskBytes, into: &body)
+        return end
+    }
+
+    /// Whether two block locations lie in the same page.
+    @inline(__always)
+    static func samePage(_ a: BlockLocation, _ b: BlockLocation, blocksPerPageShift: Int) -> Bool {
+        a.region == b.region && a.block >> blocksPerPageShift == b.block >> blocksPerPageShift
+    }
+
+    /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
+    @inline(__always)
+    private static func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, blocksPerPage: Int,
                                maskBytes: Int, into body: inout ByteWriter) {
         let indexMask = blocksPerPage - 1
         let count = end - start

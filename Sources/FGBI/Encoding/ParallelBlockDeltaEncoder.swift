@@ -236,16 +236,9 @@ final class ParallelBlockDeltaEncoder {
         }
         var i = items.lowerBound
         while i < items.upperBound {
-            let first = locations[i]
-            let page = first.block >> blocksPerPageShift
-            var end = i + 1
-            while end < items.upperBound, locations[end].region == first.region, locations[end].block >> blocksPerPageShift == page {
-                end += 1
-            }
-            positions.write(region: first.region, page: page, to: &lane.body)
-            lane.body.byte(DeltaFormat.RecordKind.blocks.rawValue)
-            BlockDeltaEncoder<ContentIndex>.writeBlockList(locations, from: i, to: end, blocksPerPage: geometry.blocksPerPage,
-                                                           maskBytes: maskBytes, into: &lane.body)
+            let end = BlockDeltaEncoder<ContentIndex>.writeRecordHeader(
+                locations, from: i, limit: items.upperBound, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                positions: &positions, into: &lane.body)
             for item in i..<end {
                 let decision = lists[partitionNumber(of: capture.newHashes[item])].takeDecision()
                 precondition(Int(decision.item) == item, "decisions out of step with the capture")
@@ -279,8 +272,9 @@ final class ParallelBlockDeltaEncoder {
         var start = 0
         for shard in 1...max(count, 1) {
             var end = shard == count ? capture.count : max(start, capture.count * shard / count)
-            while end > start, end < capture.count, capture.locations[end].region == capture.locations[end - 1].region,
-                  capture.locations[end].block >> blocksPerPageShift == capture.locations[end - 1].block >> blocksPerPageShift {
+            while end > start, end < capture.count,
+                  BlockDeltaEncoder<ContentIndex>.samePage(capture.locations[end], capture.locations[end - 1],
+                                                           blocksPerPageShift: blocksPerPageShift) {
                 end += 1
             }
             if end > start { ranges.append(start..<end) }

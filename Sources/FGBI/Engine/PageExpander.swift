@@ -6,10 +6,11 @@ import CSupport
 /// (``EpochCapture/unchangedPages``), and leaves out, in a resynchronisation's first pass, the pages the
 /// backup already holds.
 ///
-/// With a crew (the parallel encoder's), a large capture is expanded in two parallel passes around a short
-/// serial one: each page rehashed (its changed-block mask and previous hashes kept), then each page's
-/// changed blocks counted and given their place, then copied there. One thread otherwise. Either way the
-/// blocks come out in the same order. Scratch space grows with the largest capture, outside any pause.
+/// It takes three passes: each page rehashed (its changed-block mask and previous hashes kept), then each
+/// page's changed blocks counted and given their place, then copied there. With a crew (the parallel
+/// encoder's), the first and last passes of a large capture run on it; otherwise all run on this thread.
+/// Either way the blocks come out in the same order. Scratch space grows with the largest capture, outside
+/// any pause.
 final class PageExpander {
     /// Captures with fewer pages are expanded on one thread.
     private let parallelMinimumPages: Int
@@ -53,55 +54,18 @@ final class PageExpander {
     /// in `pages` (only for the engine's own captures, not a shadow encode of another engine's).
     func expand(_ pages: EpochCapture, recordUnchanged: Bool) -> EpochCapture {
         let view = pages.view
-        expanded.reset(epoch: pages.epoch, itemSize: geometry.blockSize)
-        if let crew, crew.participants > 1, view.count >= parallelMinimumPages {
-            expandInParallel(pages, view, crew: crew, recordUnchanged: recordUnchanged)
-        } else {
-            expandOnThisThread(pages, view, recordUnchanged: recordUnchanged)
-        }
-        expanded.pagesWritten = pages.pagesWritten
-        expanded.blocksRehashed = view.count * geometry.blocksPerPage
-        expanded.captureNanoseconds = pages.captureNanoseconds
-        expanded.pauseNanoseconds = pages.pauseNanoseconds
-        expanded.stopNanoseconds = pages.stopNanoseconds
-        return expanded
-    }
-
-    private func expandOnThisThread(_ pages: EpochCapture, _ view: EpochCapture.View, recordUnchanged: Bool) {
-        let blocksPerPage = geometry.blocksPerPage
-        let blockSize = geometry.blockSize
-        reserve(pages: 1)
-        let previous = previousHashes
-        for item in 0..<view.count {
-            let location = view.locations[item]
-            let table = tables[location.region]
-            let staged = UnsafeRawPointer(view.item(item))
-            var changed = table.rehash(page: location.block, in: staged, previous: previous)
-            if changed == 0 && recordUnchanged { pages.unchangedPages.append(location) }
-            if pages.comparesWithBaseline && baseline.holds(region: location.region, page: location.block, bytes: staged) {
-                expanded.pagesHeld += 1
-                continue
-            }
-            while changed != 0 {
-                let offset = changed.trailingZeroBitCount
-                changed &= changed - 1
-                let block = location.block * blocksPerPage + offset
-                expanded.append(BlockLocation(region: location.region, block: block), from: staged + offset * blockSize,
-                                oldHash: previous[offset], newHash: table[block])
-            }
-        }
-    }
-
-    private func expandInParallel(_ pages: EpochCapture, _ view: EpochCapture.View, crew: CaptureCrew, recordUnchanged: Bool) {
-        let blocksPerPage = geometry.blocksPerPage
-        let blockSize = geometry.blockSize
         let count = view.count
+        let blocksPerPage = geometry.blocksPerPage
+        let blockSize = geometry.blockSize
+        expanded.reset(epoch: pages.epoch, itemSize: blockSize)
         reserve(pages: count)
-        let chunks = min(crew.participants * Self.chunksPerThread, count)
+        let parallel = (crew?.participants ?? 1) > 1 && count >= parallelMinimumPages
+        let chunks = parallel ? min(crew!.participants * Self.chunksPerThread, count) : 1
         let compareWithBaseline = pages.comparesWithBaseline
+        let (tables, baseline) = (self.tables, self.baseline)
         let (masks, held, starts, previousHashes) = (self.masks, self.held, self.starts, self.previousHashes)
         // 1. Rehash every page, keeping what changed and the previous hashes.
-        crew.perform(chunks: chunks) { chunk, _ in
+        forEachChunk(chunks, parallel: parallel) { chunk in
             for item in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) {
                 let location = view.locations[item]
                 let staged = UnsafeRawPointer(view.item(item))
@@ -124,7 +88,7 @@ final class PageExpander {
         expanded.prepare(count: total)
         // 3. Copy each changed block to its place.
         let blocks = expanded.view
-        crew.perform(chunks: chunks) { chunk, _ in
+        forEachChunk(chunks, parallel: parallel) { chunk in
             for item in (count * chunk / chunks)..<(count * (chunk + 1) / chunks) where !held[item] {
                 let location = view.locations[item]
                 let staged = UnsafeRawPointer(view.item(item))
@@ -142,6 +106,21 @@ final class PageExpander {
                     index += 1
                 }
             }
+        }
+        expanded.pagesWritten = pages.pagesWritten
+        expanded.blocksRehashed = count * blocksPerPage
+        expanded.captureNanoseconds = pages.captureNanoseconds
+        expanded.pauseNanoseconds = pages.pauseNanoseconds
+        expanded.stopNanoseconds = pages.stopNanoseconds
+        return expanded
+    }
+
+    /// Calls `body` for every chunk in `0..<chunks`: on the crew, or on this thread in order.
+    private func forEachChunk(_ chunks: Int, parallel: Bool, _ body: (Int) -> Void) {
+        if parallel, let crew {
+            crew.perform(chunks: chunks) { chunk, _ in body(chunk) }
+        } else {
+            for chunk in 0..<chunks { body(chunk) }
         }
     }
 
