@@ -37,19 +37,34 @@ public enum IndexKeying: Sendable, Equatable {
 ///   a copy from L (``Match/copy(_:)``).
 ///
 /// The table is open addressing with linear probing and backward-shift deletion, laid out for the cache:
-/// each entry is 8 bytes (32 bits of the key, which also give its home, and the slot of its stored copy), so
-/// the table for 1 M stored copies is 16 MiB rather than the 64 MiB a full entry per probe step would take,
-/// and a probe that misses reads nothing else. The rest of an entry (full key, location, epoch, ordinal)
-/// lives with its stored copy, read only when the 32 bits match and, for evictions, in the order the copies
-/// were stored. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. One bit per block
+/// each entry is 8 bytes (32 bits of the key, which also give its home, and the slot of its stored copy
+/// with the lap of the slot ring in which it was filled), so the table for 1 M stored copies is 32 MiB (four
+/// positions per copy) rather than the 128 MiB a full entry per probe step would take, and a probe that
+/// misses reads nothing else. The rest of an entry (full key, location, epoch, ordinal) lives with its
+/// stored copy, read only when the 32 bits match. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. One bit per block
 /// of the regions says whether a stored copy holds that location's content, so the changed block of a
 /// location with none (most of them when the written set outgrows the budget) costs no probe for it.
-/// Allocates only at creation.
+///
+/// Evictions are lazy. Stored copies are reused in ring order, so the lap in an entry says whether its slot
+/// still holds its content: once the ring's hand passes the slot again the entry is *stale*, skipped by
+/// lookups (no memory read: the lap is in the entry) and reused by insertions like a tombstone. An eviction
+/// therefore touches no table line (under dense writes every addition evicts, and an eager deletion cost a
+/// cache miss and a backward shift each); when stale entries reach half the table one sequential sweep
+/// removes them all. The table has four positions per stored copy, so live and stale entries together fill
+/// at most three quarters of it. Retiring a location's content (``takePrevious(at:hash:)``) still deletes
+/// at once. Allocates only at creation.
 final class ContentIndex {
-    /// One probe step: the key's 32 bits that pick its home, and the stored copy's slot + 1 (0: empty).
+    /// One probe step: the key's 32 bits that pick its home, and a tag: the stored copy's slot + 1 in the low
+    /// 30 bits (0: empty), the lap of the ring (mod 4) in which the slot was filled in the top 2.
     private struct Entry {
         var fragment: UInt32
-        var slotPlusOne: UInt32
+        var tag: UInt32
+
+        var slotPlusOne: UInt32 { tag & Entry.slotMask }
+        var isEmpty: Bool { tag == 0 }
+
+        static let slotMask: UInt32 = (1 << 30) - 1
+        static let lapShift: UInt32 = 30
     }
 
     /// What the index knows of one stored copy.
@@ -84,12 +99,21 @@ final class ContentIndex {
     private let slotCount: Int
     /// The mutable counters, behind a pointer: a class's `var`s cost an exclusivity check per access.
     private struct Counters {
+        /// The next slot to fill, and how many times it went round the ring.
         var hand = 0
+        var lap: UInt32 = 0
+        var lapOfLastSweep: UInt32 = 0
         var epoch: UInt64 = 0
+        /// Live entries, and (about) how many stale ones are still in the table.
         var entries = 0
+        var stale = 0
         var evictions = 0
+        var sweeps = 0
     }
     private let counters: UnsafeMutablePointer<Counters>
+    /// A cluster's live entries while a sweep rebuilds it.
+    private let sweepScratch: UnsafeMutablePointer<Entry>
+    private let sweepScratchCapacity = 4096
     /// One bit per block of the regions: a stored copy holds this location's content (empty: not tracked,
     /// every location probed). Read in the capture's order, so sequentially.
     private let held: UnsafeMutablePointer<UInt64>
@@ -99,6 +123,8 @@ final class ContentIndex {
 
     var entryCount: Int { counters.pointee.entries }
     var evictions: Int { counters.pointee.evictions }
+    /// Sweeps of stale entries so far.
+    var sweeps: Int { counters.pointee.sweeps }
 
     /// An index of `budgetBytes / blockSize` stored copies. `regionBlocks` (blocks per region) sizes the
     /// per-location bits; empty leaves them out.
@@ -107,16 +133,17 @@ final class ContentIndex {
         self.blockSize = blockSize
         slotCount = max(budgetBytes / blockSize, 1)
         var capacity = 16
-        while capacity < slotCount * 2 { capacity <<= 1 }
-        precondition(capacity <= 1 << 32, "a content index of \(slotCount) copies")
+        while capacity < slotCount * 4 { capacity <<= 1 }
+        precondition(capacity <= 1 << 32 && slotCount < Int(Entry.slotMask), "a content index of \(slotCount) copies")
         mask = capacity - 1
         entries = HugePageMemory.allocate(Entry.self, capacity: capacity)
-        entries.initialize(repeating: Entry(fragment: 0, slotPlusOne: 0), count: capacity)
+        entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
         storage = .allocate(byteCount: slotCount * blockSize, alignment: 64)
         slots = .allocate(capacity: slotCount)
         slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
+        sweepScratch = .allocate(capacity: sweepScratchCapacity)
         var offsets: [Int] = []
         var bits = 0
         for blocks in regionBlocks {
@@ -134,12 +161,14 @@ final class ContentIndex {
         storage.deallocate()
         slots.deallocate()
         counters.deallocate()
+        sweepScratch.deallocate()
         held.deallocate()
     }
 
     /// Bytes held: stored copies, table and bookkeeping.
     var metadataBytes: Int {
         slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride + heldBits / 8
+            + sweepScratchCapacity * MemoryLayout<Entry>.stride
     }
 
     /// The bit of `location` in `held`, if locations are tracked.
@@ -174,11 +203,24 @@ final class ContentIndex {
         CSupport_prefetch(entries + home(fragment(keying.key(hash))))
     }
 
-    /// Starts loading the table line of the entry that the `ahead`-th next addition will evict.
+    /// Nothing to load: an eviction touches no table line (the evicted entry goes stale where it is).
     @inline(__always)
-    func prefetchEviction(ahead: Int) {
-        let slot = (counters.pointee.hand + ahead) % slotCount
-        if slots[slot].used { CSupport_prefetch(entries + home(fragment(slots[slot].key))) }
+    func prefetchEviction(ahead: Int) {}
+
+    /// The tag of an entry for `slot`, filled now.
+    @inline(__always)
+    private func tag(slot: Int) -> UInt32 { (counters.pointee.lap & 3) << Entry.lapShift | UInt32(slot + 1) }
+
+    /// Whether a non-empty entry's slot may still hold its content: the slot was filled in the lap the entry
+    /// names (slots behind the hand in this lap, the others in the previous one). A sweep runs at least
+    /// every other lap, so two bits of lap rarely alias; when they do (an entry four laps old), a lookup still
+    /// answers only for the slot's current content, because it also checks that the slot is in use and holds
+    /// the key.
+    @inline(__always)
+    private func isLive(_ entry: Entry) -> Bool {
+        let slot = Int(entry.slotPlusOne) - 1
+        let lap = slot < counters.pointee.hand ? counters.pointee.lap : counters.pointee.lap &- 1
+        return entry.tag >> Entry.lapShift == lap & 3
     }
 
     /// The position of `key` in the table, if present.
@@ -186,8 +228,12 @@ final class ContentIndex {
     private func position(of key: UInt64) -> Int? {
         let wanted = fragment(key)
         var index = home(wanted)
-        while entries[index].slotPlusOne != 0 {
-            if entries[index].fragment == wanted && slots[Int(entries[index].slotPlusOne) - 1].key == key { return index }
+        while !entries[index].isEmpty {
+            let entry = entries[index]
+            if entry.fragment == wanted && isLive(entry) {
+                let slot = slots[Int(entry.slotPlusOne) - 1]
+                if slot.used && slot.key == key { return index }
+            }
             index = (index + 1) & mask
         }
         return nil
@@ -216,6 +262,7 @@ final class ContentIndex {
         slots[slot].used = false
         setHeld(location.packed, false)
         delete(at: index)
+        counters.pointee.entries -= 1
         return UnsafeRawPointer(slotBytes(slotPlusOne))
     }
 
@@ -226,27 +273,108 @@ final class ContentIndex {
         let key = keying.key(hash)
         guard position(of: key) == nil else { return }
         let slot = counters.pointee.hand
-        counters.pointee.hand = slot + 1 == slotCount ? 0 : slot + 1
         if slots[slot].used {
-            if let owner = position(of: slots[slot].key) { delete(at: owner) }
+            // Its entry goes stale as the hand passes: no table access.
             setHeld(slots[slot].location, false)
             counters.pointee.evictions += 1
+            counters.pointee.entries -= 1
+            counters.pointee.stale += 1
+        }
+        let entryTag = tag(slot: slot)
+        if slot + 1 == slotCount {
+            counters.pointee.hand = 0
+            counters.pointee.lap &+= 1
+            if counters.pointee.lap &- counters.pointee.lapOfLastSweep >= 2 { sweep() }
+        } else {
+            counters.pointee.hand = slot + 1
         }
         slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
         setHeld(location.packed, true)
+        if counters.pointee.stale > (mask + 1) / 2 { sweep() }
+        // The first empty or stale position of the probe run (a stale one is a tombstone: reusing it keeps
+        // every run unbroken).
         let wanted = fragment(key)
         var index = home(wanted)
-        while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }
-        entries[index] = Entry(fragment: wanted, slotPlusOne: UInt32(slot + 1))
+        while !entries[index].isEmpty {
+            if !isLive(entries[index]) {
+                counters.pointee.stale = max(counters.pointee.stale - 1, 0)
+                break
+            }
+            index = (index + 1) & mask
+        }
+        entries[index] = Entry(fragment: wanted, tag: entryTag)
         counters.pointee.entries += 1
+    }
+
+    /// Removes every stale entry in one pass over the table, in order (so the memory is read sequentially):
+    /// each run of occupied positions (a cluster) is emptied and its live entries inserted again in their
+    /// order, which puts each at or before where it was, so the run stays within its bounds. A cluster longer
+    /// than the scratch falls back to one backward-shift deletion per stale entry.
+    private func sweep() {
+        let capacity = mask + 1
+        var start = 0
+        while start < capacity && !entries[start].isEmpty { start += 1 }
+        guard start < capacity else { return sweepByDeletion() }
+        var index = start
+        var visited = 0
+        while visited < capacity {
+            guard !entries[index].isEmpty else {
+                index = (index + 1) & mask
+                visited += 1
+                continue
+            }
+            var length = 0
+            var live = 0
+            var fits = true
+            while !entries[(index + length) & mask].isEmpty {
+                let entry = entries[(index + length) & mask]
+                if isLive(entry) {
+                    if live < sweepScratchCapacity { sweepScratch[live] = entry } else { fits = false }
+                    live += 1
+                }
+                length += 1
+            }
+            if fits && live < length {
+                for offset in 0..<length { entries[(index + offset) & mask].tag = 0 }
+                for item in 0..<live {
+                    var position = home(sweepScratch[item].fragment)
+                    while !entries[position].isEmpty { position = (position + 1) & mask }
+                    entries[position] = sweepScratch[item]
+                }
+            } else if !fits {
+                for offset in 0..<length {
+                    while !entries[(index + offset) & mask].isEmpty && !isLive(entries[(index + offset) & mask]) {
+                        delete(at: (index + offset) & mask)
+                    }
+                }
+            }
+            index = (index + length) & mask
+            visited += length
+        }
+        finishSweep()
+    }
+
+    /// The sweep of a table with no empty position (not reached: live and stale entries fill at most three
+    /// quarters of it).
+    private func sweepByDeletion() {
+        for index in 0...mask {
+            while !entries[index].isEmpty && !isLive(entries[index]) { delete(at: index) }
+        }
+        finishSweep()
+    }
+
+    private func finishSweep() {
+        counters.pointee.stale = 0
+        counters.pointee.lapOfLastSweep = counters.pointee.lap
+        counters.pointee.sweeps += 1
     }
 
     /// Backward-shift deletion: later entries of the probe run move up, so lookups need no tombstones.
     private func delete(at start: Int) {
         var hole = start
         var index = (start + 1) & mask
-        while entries[index].slotPlusOne != 0 {
+        while !entries[index].isEmpty {
             let wanted = home(entries[index].fragment)
             if (index - wanted) & mask >= (index - hole) & mask {
                 entries[hole] = entries[index]
@@ -254,7 +382,6 @@ final class ContentIndex {
             }
             index = (index + 1) & mask
         }
-        entries[hole].slotPlusOne = 0
-        counters.pointee.entries -= 1
+        entries[hole].tag = 0
     }
 }

@@ -93,4 +93,66 @@ struct IndexStructureTests {
             blocks[i].withUnsafeBytes { #expect(index.match(hash: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, bytes: $0.baseAddress!) == expected) }
         }
     }
+
+    /// The content index as the encoder drives it (match, retire the location's previous content, add), over
+    /// hundreds of laps of its slot ring, against a model of its contract: a FIFO ring of stored copies, one
+    /// entry per key, an entry gone as soon as its slot is reused or its location retired. Lazy eviction
+    /// (stale entries, tombstone reuse, sweeps) must never change an answer. Few contents and, with
+    /// `lowBits`, few keys make hits, collisions and long probe runs frequent.
+    @Test(arguments: [IndexKeying.fullHash, .lowBits(3)])
+    func contentIndexMatchesItsModelAcrossLapsOfLazyEviction(keying: IndexKeying) {
+        struct Copy { var key: UInt64; var location: BlockLocation; var content: Int; var epoch: UInt64; var ordinal: Int }
+        let slotCount = 8
+        let locations = 24
+        let index = ContentIndex(blockSize: 64, budgetBytes: 64 * slotCount, keying: keying, regionBlocks: [locations])
+        let contents = (0..<20).map { content in (0..<64).map { UInt8(truncatingIfNeeded: content &* 37 &+ $0) } }
+        let hashes = (0..<20).map { UInt64($0 + 1) &* 0xD6E8_FEB8_6659_FD93 }
+        var ring = [Copy?](repeating: nil, count: slotCount)
+        var hand = 0
+        var memory = [Int](repeating: -1, count: locations)  // content id per location; -1: never written
+        var random = SeededRandom(seed: 77)
+        func live(_ key: UInt64) -> Int? { ring.firstIndex { $0?.key == key } }
+        for epoch in UInt64(0)..<400 {
+            index.beginEpoch(epoch)
+            // A capture holds each location at most once per epoch.
+            var written = Set<Int>()
+            for ordinal in 0..<Int(random.next() % 6) {
+                let block = Int(random.next() % UInt64(locations))
+                guard written.insert(block).inserted else { continue }
+                let location = BlockLocation(region: 0, block: block)
+                let content = Int(random.next() % UInt64(contents.count))
+                let key = keying.key(hashes[content])
+                let expected: ContentIndex.Match
+                if let slot = live(key), let copy = ring[slot] {
+                    expected = copy.content != content ? .collision
+                        : copy.epoch == epoch ? .copyEpoch(copy.ordinal) : .copy(copy.location)
+                } else {
+                    expected = .none
+                }
+                let got = contents[content].withUnsafeBytes { index.match(hash: hashes[content], bytes: $0.baseAddress!) }
+                #expect(got == expected, "epoch \(epoch), block \(block), content \(content)")
+                // The location's previous content, retired whatever the match (as the encoder does).
+                let old = memory[block]
+                var expectedPrevious: Int?
+                if old >= 0, let slot = live(keying.key(hashes[old])), let copy = ring[slot], copy.location == location,
+                   copy.epoch != epoch {
+                    expectedPrevious = copy.content
+                    ring[slot] = nil
+                }
+                let previous = old < 0 ? nil : index.takePrevious(at: location, hash: hashes[old])
+                #expect(previous.map { Array(UnsafeRawBufferPointer(start: $0, count: 64)) } == expectedPrevious.map { contents[$0] },
+                        "epoch \(epoch), block \(block): previous content")
+                if expected == .none {
+                    contents[content].withUnsafeBytes {
+                        index.add(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
+                    }
+                    ring[hand] = Copy(key: key, location: location, content: content, epoch: epoch, ordinal: ordinal)
+                    hand = (hand + 1) % slotCount
+                }
+                memory[block] = content
+            }
+            #expect(index.entryCount == ring.compactMap { $0 }.count, "epoch \(epoch)")
+        }
+        #expect(index.sweeps > 10, "the run must go through sweeps of stale entries")
+    }
 }
