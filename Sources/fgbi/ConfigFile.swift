@@ -1,4 +1,5 @@
 import ArgumentParser
+import FGBI
 import Foundation
 
 /// `--config FILE` (or `FGBI_CONFIG=FILE`): options from a JSON file, one object per subcommand, keyed by the
@@ -63,6 +64,12 @@ enum ConfigFile {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw Failure(description: "config file \(path): cannot read it (\(error.localizedDescription))")
+        }
+        do {
+            // A config file can name the command run on failover: it must be as private as a key.
+            try PrivateFile.check(path: path, what: "config file")
+        } catch {
+            throw Failure(description: "\(error)")
         }
         let root: [String: [String: Value]]
         do {

@@ -272,7 +272,7 @@ public final class Backup: @unchecked Sendable {
                 connection.close()
                 return .finished
             case .error:
-                return .lost("the primary reported: \(String(decoding: frame.payload, as: UTF8.self))")
+                return .lost("the primary reported: \(PeerText.printable(frame.payload))")
             default:
                 return .lost("unexpected \(frame.type) frame from the primary")
             }

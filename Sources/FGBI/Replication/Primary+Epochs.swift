@@ -214,7 +214,7 @@ extension Primary {
                 case .heartbeat:
                     continue
                 case .error:
-                    throw WireError.refused(String(decoding: frame.payload, as: UTF8.self))
+                    throw WireError.refused(PeerText.printable(frame.payload))
                 default:
                     throw WireError.unexpected("\(frame.type) from the backup")
                 }

@@ -11,6 +11,13 @@ extension Primary {
         let socket = try Socket.connect(to: configuration.backup, timeoutMilliseconds: min(configuration.backupTimeout.wholeMilliseconds, 3000))
         let connection: FrameConnection
         do {
+            // Without a key only loopback is allowed, judged by the address reached, not by the name given.
+            if configuration.key == nil {
+                let (address, isLoopback) = try socket.peerAddress()
+                guard isLoopback else {
+                    throw WireError.keyRequired("the backup \(configuration.backup) was reached at \(address), which is not loopback")
+                }
+            }
             connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
                                              maximumPayload: 64 << 10, sendPath: configuration.sendPath)
         } catch {
@@ -33,7 +40,7 @@ extension Primary {
                     switch frame.type {
                     case .summary: try assembler.add(frame.payload)
                     case .heartbeat: continue
-                    case .error: throw WireError.refused(String(decoding: frame.payload, as: UTF8.self))
+                    case .error: throw WireError.refused(PeerText.printable(frame.payload))
                     default: throw WireError.unexpected("\(frame.type) while reading the backup's summary")
                     }
                 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A host and TCP port, as given on the command line ("127.0.0.1:7070", "[::1]:7070", "backup.lan:7070").
 public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -30,9 +34,16 @@ public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
         self.port = port
     }
 
-    /// Whether the host names this machine's loopback (127.0.0.0/8, ::1, localhost).
+    /// Whether the host is a loopback address literal (127.0.0.0/8, ::1) or `localhost`. A name such as
+    /// `127.0.0.1.example` is not: only the literal's parsed address counts, and the primary checks the
+    /// address it actually reached too.
     public var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, host, &v4) == 1 { return UInt32(bigEndian: v4.s_addr) >> 24 == 127 }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, host, &v6) == 1 else { return false }
+        return withUnsafeBytes(of: &v6) { Array($0) } == [UInt8](repeating: 0, count: 15) + [1]
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }

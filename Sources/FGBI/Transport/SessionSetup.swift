@@ -16,7 +16,7 @@ enum SessionSetup {
         let helloBytes = hello.encoded
         try connection.send(.hello, helloBytes)
         let answer = try connection.receive()
-        if answer.type == .error { throw WireError.refused(String(decoding: answer.payload, as: UTF8.self)) }
+        if answer.type == .error { throw WireError.refused(PeerText.printable(answer.payload)) }
         guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
         let welcome = try Welcome(decoding: answer.payload)
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: term)
@@ -82,7 +82,7 @@ enum SessionSetup {
         if let key { welcome.proof = key.proof(label: backupProofLabel, transcript: transcript) }
         try connection.send(.welcome, welcome.encoded)
         let auth = try connection.receive()
-        if auth.type == .error { throw WireError.refused(String(decoding: auth.payload, as: UTF8.self)) }
+        if auth.type == .error { throw WireError.refused(PeerText.printable(auth.payload)) }
         guard auth.type == .auth else { throw refuse(.unexpected("\(auth.type) instead of auth")) }
         if let key {
             guard key.verify(auth.payload, label: primaryProofLabel, transcript: transcript) else {

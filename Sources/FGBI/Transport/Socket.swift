@@ -129,7 +129,26 @@ final class Socket: @unchecked Sendable {
         let socket = Socket(descriptor: fd)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        let (peer, loopback) = withUnsafeBytes(of: &storage) { raw -> (String, Bool) in
+        let (peer, loopback) = Self.describe(&storage)
+        return (socket, peer, loopback)
+    }
+
+    /// The address this socket is connected to, and whether it is loopback (127.0.0.0/8, ::1, or
+    /// ::ffff:127.0.0.0/104): decided from the address itself, never from a host name.
+    func peerAddress() throws(SystemError) -> (address: String, isLoopback: Bool) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        try Syscall.libc("getpeername") {
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
+            }
+        }
+        return Self.describe(&storage)
+    }
+
+    /// An IPv4 or IPv6 socket address as text, and whether it is loopback.
+    private static func describe(_ storage: inout sockaddr_storage) -> (String, Bool) {
+        withUnsafeBytes(of: &storage) { raw -> (String, Bool) in
             var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             let family = Int32(raw.load(as: sa_family_t.self))
             if family == AF_INET {
@@ -144,7 +163,6 @@ final class Socket: @unchecked Sendable {
                 || (bytes[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && bytes[12] == 127)
             return (Self.string(text), isLoopback)
         }
-        return (socket, peer, loopback)
     }
 
     /// A NUL-terminated C string buffer as a String.

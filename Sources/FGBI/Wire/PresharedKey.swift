@@ -2,15 +2,20 @@
 import Glibc
 #endif
 
-/// The secret both ends share, from which each session's frame key is derived. At least 16 bytes; a key
-/// file holds it as is (trailing newline ignored), so `head -c 32 /dev/urandom > key` makes one.
+/// The secret both ends share, from which each session's frame key is derived. At least 32 bytes; a key
+/// file holds it as is (trailing newline ignored) and must be private to its user (``PrivateFile``), so
+/// `install -m 600 /dev/null key && head -c 32 /dev/urandom > key` makes one.
 public struct PresharedKey: Sendable {
     let key: SymmetricKey
 
+    /// The shortest key accepted: 256 bits.
+    public static let minimumBytes = 32
+
     /// A key from raw bytes.
     public init(bytes: [UInt8]) throws(FGBIError) {
-        guard bytes.count >= 16 else {
-            throw .invalidArgument("a pre-shared key needs at least 16 bytes, got \(bytes.count)")
+        guard bytes.count >= Self.minimumBytes else {
+            throw .invalidArgument("a pre-shared key needs at least \(Self.minimumBytes) bytes, got \(bytes.count) "
+                                   + "(make one with `head -c 32 /dev/urandom`)")
         }
         key = SymmetricKey(data: bytes)
     }
@@ -18,12 +23,13 @@ public struct PresharedKey: Sendable {
     /// Reads a key file.
     ///
     /// - Throws: ``SystemError`` naming the file when it cannot be read; ``FGBIError/invalidArgument(_:)``
-    ///   when it is too short.
+    ///   when it is too short, or open to group or others, or owned by another user (``PrivateFile``).
     public init(file path: String) throws {
         let fd = try Syscall.libc("open(\(path))", hint: { code in
             code == ENOENT ? "no such key file" : code == EACCES ? "the key file is not readable by this user" : ""
         }) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
+        try PrivateFile.check(descriptor: fd, path: path, what: "key file")
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while bytes.count < 1 << 20 {

@@ -97,7 +97,8 @@ public final class PartitionDrill {
         let etcd = try EtcdServer(host: lab.host("e").address, port: 2379, namespace: lab.host("e").namespace)
         defer { etcd.stop() }
         let keyFile = configuration.workDirectory + "/key"
-        try Data((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }).write(to: URL(fileURLWithPath: keyFile))
+        unlink(keyFile)
+        try PrivateFile.create(keyFile, bytes: (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) })
         var outcomes: [Outcome] = []
         for index in 0..<configuration.schedules {
             let steps = makeSchedule(index)

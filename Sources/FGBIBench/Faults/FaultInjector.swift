@@ -100,7 +100,8 @@ public final class FaultInjector {
         logFile = configuration.workDirectory + "/backup.log"
         port = UInt16(20_000 + Int(getpid() % 20_000))
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyFile))
+        unlink(keyFile)
+        try PrivateFile.create(keyFile, bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         if configuration.schedule.contains(.diskFull) {
             try Self.mount(["-t", "tmpfs", "-o", "size=\(stateDiskMiB)m", "tmpfs", stateDirectory])
             tmpfsMounted = true

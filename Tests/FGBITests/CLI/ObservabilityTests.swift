@@ -94,7 +94,8 @@ struct ObservabilityTests {
     @Test func configFileOptionsApplyAndTheCommandLineWins() throws {
         let path = NSTemporaryDirectory() + "fgbi-config-\(getpid()).json"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(#"{"demo": {"seconds": 0, "region-mib": 8}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        unlink(path)
+        try PrivateFile.create(path, bytes: Array(#"{"demo": {"seconds": 0, "region-mib": 8}}"#.utf8))
         let fromFile = try CommandRunner.run(["demo", "--config", path])
         #expect(fromFile.status != 0)
         #expect(fromFile.stderr.contains("--seconds must be between"), "the file's seconds = 0 was applied: \(fromFile.stderr)")
@@ -112,7 +113,8 @@ struct ObservabilityTests {
     func badConfigFilesAreRefusedClearly(contents: String, message: String) throws {
         let path = NSTemporaryDirectory() + "fgbi-bad-config-\(getpid())-\(abs(contents.hashValue)).json"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
+        unlink(path)
+        try PrivateFile.create(path, bytes: Array(contents.utf8))
         let outcome = try CommandRunner.run(["demo", "--config", path])
         #expect(outcome.status != 0 && outcome.status < 128)
         #expect(outcome.stderr.contains(message), "\(outcome.stderr)")

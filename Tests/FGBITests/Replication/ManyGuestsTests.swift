@@ -177,9 +177,10 @@ struct ManyGuestsTests {
         let length = 4 << 20
         // Each guest has a key of its own, in its own key file.
         let keyBytes: [[UInt8]] = [Array(repeating: 1, count: 32), Array(repeating: 2, count: 32)]
-        let keyFiles = keyBytes.enumerated().map { index, bytes -> String in
+        let keyFiles = try keyBytes.enumerated().map { index, bytes -> String in
             let path = NSTemporaryDirectory() + "fgbi-guest-key-\(getpid())-\(index)"
-            FileManager.default.createFile(atPath: path, contents: Data(bytes))
+            unlink(path)
+            try PrivateFile.create(path, bytes: bytes)
             return path
         }
         defer { for path in keyFiles { unlink(path) } }
