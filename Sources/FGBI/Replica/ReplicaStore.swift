@@ -51,6 +51,11 @@ public final class ReplicaStore: @unchecked Sendable {
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw SystemError(operation: "mkdir(\(directory))", errno: errno, hint: "the state directory must be creatable")
         }
+        // It holds the replica and the fencing term: another user must not read it or plant files in it.
+        var info = stat()
+        try Syscall.libc("stat(\(directory))") { stat(directory, &info) }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw FGBIError.invalidArgument("state directory \(directory) is not a directory") }
+        try PrivateFile.check(owner: info.st_uid, mode: info.st_mode, path: directory, what: "state directory")
         if let text = try? String(contentsOfFile: directory + "/term", encoding: .utf8) {
             guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw FGBIError.invalidState("\(directory)/term holds '\(text.prefix(40))', not a fencing term")
@@ -63,9 +68,7 @@ public final class ReplicaStore: @unchecked Sendable {
     public func recordTerm(_ term: UInt64) throws {
         guard term > highestTerm else { return }
         let bytes = Array("\(term)\n".utf8)
-        try writeFile(directory + "/term.tmp") { fd in try bytes.withUnsafeBytes { try writeAll(fd, $0, what: "term") } }
-        try Syscall.libc("rename(term)") { rename(directory + "/term.tmp", directory + "/term") }
-        try syncDirectory()
+        try DurableFile.replace(directory + "/term") { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "term") } }
         highestTerm = term
     }
 
@@ -179,13 +182,13 @@ public final class ReplicaStore: @unchecked Sendable {
         appendLittleEndian(Self.recordMagic, to: &header)
         appendLittleEndian(UInt32(delta.count), to: &header)
         do {
-            try header.withUnsafeBytes { try writeAll(journal, $0, what: "journal") }
+            try header.withUnsafeBytes { try DurableFile.writeAll(journal, $0, what: "journal") }
             let half = delta.count / 2
-            try writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[..<half]), what: "journal")
+            try DurableFile.writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[..<half]), what: "journal")
             FaultPoints.reach(.backupPersistAppend)
-            try writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[half...]), what: "journal")
+            try DurableFile.writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[half...]), what: "journal")
             FaultPoints.reach(.backupPersistSync)
-            if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: Self.diskHint) { fdatasync(journal) } }
+            if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: DurableFile.diskHint) { fdatasync(journal) } }
         } catch {
             // Cut a partial record off, so a later append does not follow garbage.
             _ = ftruncate(journal, off_t(journalBytes))
@@ -205,21 +208,19 @@ public final class ReplicaStore: @unchecked Sendable {
         let stamp = "\(epoch)-\(MonotonicClock.nanoseconds())"
         let image = "image-\(stamp)"
         let journalName = "journal-\(stamp)"
-        try writeFile(directory + "/" + image) { fd in
+        try DurableFile.create(directory + "/" + image) { fd in
             for region in replica.regions {
-                try writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: image)
+                try DurableFile.writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: image)
             }
         }
-        try writeFile(directory + "/" + journalName) { _ in }
+        try DurableFile.create(directory + "/" + journalName) { _ in }
         let newState = State(epoch: epoch, image: image, journal: journalName, blockSize: replica.geometry.blockSize,
                              pageSize: replica.geometry.pageSize, regionLengths: replica.regions.map(\.length),
                              xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) })
         let encoded = try JSONEncoder().encode(newState)
-        try writeFile(directory + "/state.json.tmp") { fd in
-            try encoded.withUnsafeBytes { try writeAll(fd, $0, what: "state.json") }
+        try DurableFile.replace(directory + "/state.json") { fd in
+            try encoded.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "state.json") }
         }
-        try Syscall.libc("rename(state.json)") { rename(directory + "/state.json.tmp", directory + "/state.json") }
-        try syncDirectory()
         let old = state
         state = newState
         if journal >= 0 { close(journal) }
@@ -230,31 +231,5 @@ public final class ReplicaStore: @unchecked Sendable {
             unlink(directory + "/" + old.image)
             unlink(directory + "/" + old.journal)
         }
-    }
-
-    private static func diskHint(_ code: Int32) -> String { code == ENOSPC ? "the disk holding the state directory is full" : "" }
-
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, what: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            offset += try Syscall.libc("write(\(what))", hint: Self.diskHint) {
-                write(fd, bytes.baseAddress! + offset, min(bytes.count - offset, 1 << 30))
-            }
-        }
-    }
-
-    private func writeFile(_ path: String, _ body: (Int32) throws -> Void) throws {
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == EACCES ? "no permission to write there" : "" }) {
-            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        }
-        defer { close(fd) }
-        try body(fd)
-        try Syscall.libc("fsync(\(path))", hint: Self.diskHint) { fsync(fd) }
-    }
-
-    private func syncDirectory() throws {
-        let fd = try Syscall.libc("open(\(directory))") { open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        defer { close(fd) }
-        try Syscall.libc("fsync(\(directory))") { fsync(fd) }
     }
 }

@@ -6,21 +6,16 @@ import Glibc
 
 /// A replica written to disk on failover: the regions' bytes back to back in one file, and beside it a
 /// small JSON journal naming the epoch, the layout and each region's XXH3-64, so a restarted backup or an
-/// operator can tell exactly which committed epoch the image holds. Both files are written to a temporary
-/// name, synced, and renamed into place, so a crash leaves the previous image or the new one, never half.
+/// operator can tell exactly which committed epoch the image holds. Each file is written to a fresh temporary
+/// name, synced, renamed into place and its directory synced (``DurableFile``), so a crash leaves the
+/// previous image or the new one, never half; a crash between the two leaves an image whose journal's
+/// checksums do not match it, which a reader detects.
 public enum ReplicaImage {
     /// Writes `regions` at `epoch` to `path` and `path.json`.
     public static func write(_ regions: [GuestMemory], geometry: BlockGeometry, epoch: UInt64?, to path: String) throws {
-        let temporary = path + ".tmp"
-        try writeFile(temporary) { fd in
+        try DurableFile.replace(path) { fd in
             for region in regions {
-                var offset = 0
-                while offset < region.length {
-                    let n = try Syscall.libc("write(\(temporary))", hint: { $0 == ENOSPC ? "the disk is full" : "" }) {
-                        Glibc.write(fd, region.base + offset, min(region.length - offset, 1 << 30))
-                    }
-                    offset += n
-                }
+                try DurableFile.writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: path)
             }
         }
         let checksums = regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) }
@@ -30,21 +25,8 @@ public enum ReplicaImage {
             "xxh3": [\(checksums.map { "\"\($0)\"" }.joined(separator: ", "))]}
 
             """
-        try writeFile(path + ".json.tmp") { fd in
-            _ = try Array(journal.utf8).withUnsafeBytes { bytes in
-                try Syscall.libc("write(\(path).json)") { Glibc.write(fd, bytes.baseAddress, bytes.count) }
-            }
+        try DurableFile.replace(path + ".json") { fd in
+            try Array(journal.utf8).withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: path + ".json") }
         }
-        try Syscall.libc("rename(\(temporary))") { rename(temporary, path) }
-        try Syscall.libc("rename(\(path).json.tmp)") { rename(path + ".json.tmp", path + ".json") }
-    }
-
-    private static func writeFile(_ path: String, _ body: (Int32) throws -> Void) throws {
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == EACCES ? "no permission to write there" : "" }) {
-            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        }
-        defer { close(fd) }
-        try body(fd)
-        try Syscall.libc("fsync(\(path))") { fsync(fd) }
     }
 }

@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// The check that a file holding a secret (a pre-shared key, or a configuration that names a command to run
-/// on failover) is private to the user running fgbi, as ssh checks its keys: owned by this user or by root,
+/// The check that a file holding a secret (a pre-shared key, a configuration that names a command to run
+/// on failover, the state directory holding a replica) is private to the user running fgbi, as ssh checks its keys: owned by this user or by root,
 /// and neither readable nor writable by group or others. A key others can read is a key others hold; a
 /// command file others can write runs their commands as this user.
 public enum PrivateFile {
@@ -27,21 +27,9 @@ public enum PrivateFile {
     /// Creates the file `path`, which must not exist (nor be a symbolic link), readable and writable by this
     /// user only, and writes `bytes` to it whole: how to write a key file.
     ///
-    /// - Throws: ``SystemError`` naming the file (EEXIST when something is already there).
-    public static func create(_ path: String, bytes: [UInt8]) throws(SystemError) {
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == EEXIST ? "the file exists already: remove it first" : "" }) {
-            open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        }
-        defer { close(fd) }
-        var written = 0
-        while written < bytes.count {
-            let remaining = bytes.count - written
-            let n = try Syscall.libc("write(\(path))") {
-                bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, remaining) }
-            }
-            written += n
-        }
-        try Syscall.libc("fsync(\(path))") { fsync(fd) }
+    /// - Throws: ``SystemError`` naming the file (EEXIST when something is already there, ELOOP for a link).
+    public static func create(_ path: String, bytes: [UInt8]) throws {
+        try DurableFile.create(path) { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: path) } }
     }
 
     static func check(owner: uid_t, mode: mode_t, path: String, what: String) throws(FGBIError) {
@@ -52,8 +40,9 @@ public enum PrivateFile {
         }
         let permissions = mode & 0o777
         guard permissions & 0o077 == 0 else {
-            throw .invalidArgument("\(what) \(path) is open to group or others (mode \(String(permissions, radix: 8))): "
-                                   + "run `chmod 600 \(path)` (create such files with `install -m 600 /dev/null FILE` before writing them)")
+            let fix = mode & S_IFMT == S_IFDIR ? "run `chmod 700 \(path)`"
+                : "run `chmod 600 \(path)` (create such files with `install -m 600 /dev/null FILE` before writing them)"
+            throw .invalidArgument("\(what) \(path) is open to group or others (mode \(String(permissions, radix: 8))): \(fix)")
         }
     }
 }

@@ -120,11 +120,21 @@ final class FrameConnection: @unchecked Sendable {
             try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
         }
         let parsed = try opener.parseHeader(header)
-        var payload = [UInt8](repeating: 0, count: parsed.length)
-        if parsed.length > 0 {
-            try payload.withUnsafeMutableBytes { buffer in
-                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
+        // The announced length is not authenticated until the MAC at the end is checked: memory is given as
+        // bytes arrive (doubling), so a forged header costs the forger the bytes it would make us hold.
+        var payload = Self.uninitializedBytes(min(parsed.length, Self.initialPayloadBytes), keeping: [])
+        var received = 0
+        while true {
+            payloadBytesAllocated.store(payload.count, ordering: .relaxed)
+            if payload.count > received {
+                try payload.withUnsafeMutableBytes { buffer in
+                    try socket.receiveExactly(buffer.count - received, into: buffer.baseAddress! + received,
+                                              timeoutMilliseconds: receiveTimeout, deadline: deadline)
+                }
+                received = payload.count
             }
+            guard received < parsed.length else { break }
+            payload = Self.uninitializedBytes(min(parsed.length, 2 * received), keeping: payload)
         }
         var mac: [UInt8] = []
         if parsed.authenticated {
@@ -155,6 +165,20 @@ final class FrameConnection: @unchecked Sendable {
             usleep(1000)
         }
     }
+
+    /// `count` bytes that start with `prefix` and are then filled by a receive (one copy, no zero fill).
+    private static func uninitializedBytes(_ count: Int, keeping prefix: [UInt8]) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            prefix.withUnsafeBytes { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: $0) }
+            initialized = count
+        }
+    }
+
+    /// The payload memory given before any of a frame's bytes arrive; more follows as they do.
+    static let initialPayloadBytes = 1 << 20
+
+    /// The payload bytes allocated for the frame being (or last) received: for tests of the bound above.
+    let payloadBytesAllocated = Atomic<Int>(0)
 
     /// How long ``close()`` lets a zero-copy send under way finish before dropping the connection.
     static let closeGracePeriodMilliseconds = 100

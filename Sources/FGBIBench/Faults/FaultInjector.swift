@@ -99,7 +99,8 @@ public final class FaultInjector {
         keyFile = configuration.workDirectory + "/key"
         logFile = configuration.workDirectory + "/backup.log"
         port = UInt16(20_000 + Int(getpid() % 20_000))
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         unlink(keyFile)
         try PrivateFile.create(keyFile, bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         if configuration.schedule.contains(.diskFull) {
