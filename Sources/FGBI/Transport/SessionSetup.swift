@@ -1,7 +1,9 @@
 /// The handshake that opens a session (Docs/PROTOCOL.md, "Connection"): the primary says what it replicates
-/// and sends a nonce; the backup checks the layout and answers with a session id, its nonce, the epoch it
-/// expects and, with a key, its proof; the primary checks that proof and sends its own. Both then derive the
-/// session's frame key, and every later frame is sequence-numbered and, with a key, authenticated.
+/// and sends a nonce; the backup checks the layout and answers with a session id, its nonce and the epoch it
+/// expects; the primary proves the key first (so a stranger who connects gets nothing keyed from the
+/// backup), and the backup, once it has checked that proof, sends its own, which the primary checks before
+/// anything else. Both then derive the session's frame key, and every later frame is sequence-numbered and,
+/// with a key, authenticated.
 enum SessionSetup {
     static let backupProofLabel = "fgbi backup proof v1"
     static let primaryProofLabel = "fgbi primary proof v1"
@@ -20,16 +22,19 @@ enum SessionSetup {
         guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
         let welcome = try Welcome(decoding: answer.payload)
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: term)
+        try connection.send(.auth, key?.proof(label: primaryProofLabel, transcript: transcript) ?? noProof)
+        let confirmation = try connection.receive()
+        if confirmation.type == .error { throw WireError.refused(PeerText.printable(confirmation.payload)) }
+        guard confirmation.type == .auth else { throw WireError.unexpected("\(confirmation.type) instead of auth") }
         if let key {
-            guard key.verify(welcome.proof, label: backupProofLabel, transcript: transcript) else {
+            guard key.verify(confirmation.payload, label: backupProofLabel, transcript: transcript) else {
                 try? connection.send(.error, Array("the backup's proof of the key is wrong".utf8))
                 throw WireError.authenticationFailed("the backup does not hold the same key")
             }
-            try connection.send(.auth, key.proof(label: primaryProofLabel, transcript: transcript))
             connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
                                     encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
-            try connection.send(.auth, noProof)
+            guard confirmation.payload == noProof else { throw WireError.authenticationFailed("unexpected proof on a session without a key") }
             connection.startSession(key: nil)
         }
         return welcome
@@ -77,9 +82,8 @@ enum SessionSetup {
             throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "
                                          + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
         }
-        var welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch, proof: noProof)
+        let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch)
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: opening.term)
-        if let key { welcome.proof = key.proof(label: backupProofLabel, transcript: transcript) }
         try connection.send(.welcome, welcome.encoded)
         let auth = try connection.receive()
         if auth.type == .error { throw WireError.refused(PeerText.printable(auth.payload)) }
@@ -88,10 +92,13 @@ enum SessionSetup {
             guard key.verify(auth.payload, label: primaryProofLabel, transcript: transcript) else {
                 throw refuse(.authenticationFailed("the primary's proof of the key is wrong"))
             }
+            // Only now, to a peer that proved the key, does the backup prove it.
+            try connection.send(.auth, key.proof(label: backupProofLabel, transcript: transcript))
             connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
                                     encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
             guard auth.payload == noProof else { throw refuse(.authenticationFailed("unexpected proof on a session without a key")) }
+            try connection.send(.auth, noProof)
             connection.startSession(key: nil)
         }
         return (hello, opening.term)

@@ -54,26 +54,24 @@ struct Hello: Equatable {
     }
 }
 
-/// The backup's answer: a session id, its nonce, where it stands, and its proof of the key.
+/// The backup's answer: a session id, its nonce and where it stands. It proves the key only after the
+/// primary has (``SessionSetup``), so a stranger gets nothing keyed to attack offline.
 struct Welcome: Equatable {
     var sessionID: [UInt8]
     var nonce: [UInt8]
     /// The epoch the backup's replica expects next (0 for an empty replica).
     var nextEpoch: UInt64
-    var proof: [UInt8]
 
     var encoded: [UInt8] {
         var bytes = sessionID + nonce
         appendLittleEndian(nextEpoch, to: &bytes)
-        bytes += proof
         return bytes
     }
 
-    init(sessionID: [UInt8], nonce: [UInt8], nextEpoch: UInt64, proof: [UInt8]) {
+    init(sessionID: [UInt8], nonce: [UInt8], nextEpoch: UInt64) {
         self.sessionID = sessionID
         self.nonce = nonce
         self.nextEpoch = nextEpoch
-        self.proof = proof
     }
 
     init(decoding payload: [UInt8]) throws(WireError) {
@@ -81,7 +79,6 @@ struct Welcome: Equatable {
         sessionID = try reader.bytes(16)
         nonce = try reader.bytes(32)
         nextEpoch = try reader.u64()
-        proof = try reader.bytes(32)
         try reader.finish("welcome")
     }
 }

@@ -8,7 +8,7 @@
 public enum WireFormat {
     static let magic: [UInt8] = Array("FGBW".utf8)
     /// The protocol version this build speaks.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     static let headerLength = 32
     static let macLength = 32
     static let flagAuthenticated: UInt8 = 1

@@ -51,8 +51,7 @@ struct FuzzCorpusTests {
     static func handshakeSeeds() -> [String: [UInt8]] {
         let hello = Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20, 4096],
                           nonce: Array(repeating: 3, count: 32))
-        let welcome = Welcome(sessionID: Array(repeating: 1, count: 16), nonce: Array(repeating: 2, count: 32), nextEpoch: 9,
-                              proof: Array(repeating: 4, count: 32))
+        let welcome = Welcome(sessionID: Array(repeating: 1, count: 16), nonce: Array(repeating: 2, count: 32), nextEpoch: 9)
         return ["hello": hello.encoded, "welcome": welcome.encoded]
     }
 

@@ -131,7 +131,7 @@ struct FrameCodecTests {
     @Test func handshakeMessagesRoundTripAndRejectGarbage() throws {
         let hello = Hello(mode: .xbzrle, wantsAuthentication: true, blockSize: 128, pageSize: 4096, regionLengths: [4096, 8192], nonce: randomBytes(32))
         #expect(try Hello(decoding: hello.encoded) == hello)
-        let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: 42, proof: randomBytes(32))
+        let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: 42)
         #expect(try Welcome(decoding: welcome.encoded) == welcome)
         #expect(throws: WireError.self) { try Hello(decoding: Array(hello.encoded.dropLast())) }
         #expect(throws: WireError.self) { try Welcome(decoding: welcome.encoded + [0]) }

@@ -1,0 +1,73 @@
+@testable import FGBI
+import Foundation
+import Synchronization
+import Testing
+
+/// The primary proves the key first: a stranger who connects to a backup gets a welcome with nothing keyed
+/// in it, and after a wrong proof only a refusal, never the backup's proof (Docs/SECURITY.md).
+@Suite("Handshake order")
+struct HandshakeOrderTests {
+    private static let layout = SessionSetup.Layout(blockSize: 64, pageSize: 4096, regionLengths: [1 << 20])
+
+    /// A backup's side of one handshake on a thread of its own, against a peer that `client` drives.
+    private static func withBackup(key: PresharedKey, _ client: (FrameConnection) throws -> Void) throws -> Result<Void, any Error> {
+        let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
+        let stranger = try FrameConnection(socket: try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+                                           peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
+        let backup = FrameConnection(socket: try listener.accept().socket, peer: "stranger", isPrimary: false, maximumPayload: 64 << 10)
+        backup.setReceiveTimeout(milliseconds: 5000)
+        stranger.setReceiveTimeout(milliseconds: 5000)
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let result = Result<Void, any Error> {
+                _ = try SessionSetup.openAsBackup(backup, layout: layout, key: key, peerIsLoopback: true, nextEpoch: 0)
+            }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        try client(stranger)
+        done.wait()
+        return outcome.withLock { $0! }
+    }
+
+    private static func hello() -> Hello {
+        Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20], nonce: randomBytes(32))
+    }
+
+    @Test func aStrangerGetsNoProofFromTheBackup() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 9, count: 32))
+        var seen: [Frame] = []
+        let outcome = try Self.withBackup(key: key) { stranger in
+            try stranger.send(.hello, Self.hello().encoded)
+            let welcome = try stranger.receive()
+            seen.append(welcome)
+            #expect(welcome.type == .welcome)
+            #expect(welcome.payload.count == 16 + 32 + 8, "a welcome holds a session id, a nonce and an epoch: nothing keyed")
+            try stranger.send(.auth, randomBytes(32))
+            seen.append(try stranger.receive())
+        }
+        #expect(seen.last?.type == .error, "after a wrong proof, a refusal")
+        #expect(!seen.contains { $0.type == .auth }, "the backup must not prove the key to a stranger")
+        #expect(throws: WireError.self) { try outcome.get() }
+    }
+
+    @Test func bothEndsProveTheKeyInTurn() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 9, count: 32))
+        let outcome = try Self.withBackup(key: key) { primary in
+            _ = try SessionSetup.openAsPrimary(primary, hello: Self.hello(), key: key)
+        }
+        try outcome.get()
+    }
+
+    @Test func aPrimaryWithAnotherKeyIsRefusedAndLearnsNothing() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 9, count: 32))
+        let other = try PresharedKey(bytes: [UInt8](repeating: 8, count: 32))
+        var thrown: (any Error)?
+        let outcome = try Self.withBackup(key: key) { primary in
+            do { _ = try SessionSetup.openAsPrimary(primary, hello: Self.hello(), key: other) } catch { thrown = error }
+        }
+        #expect(thrown.map { "\($0)" }?.contains("the primary's proof of the key is wrong") == true, "\(String(describing: thrown))")
+        #expect(throws: WireError.self) { try outcome.get() }
+    }
+}
