@@ -140,7 +140,8 @@ public final class Backup: @unchecked Sendable {
                                                  regionLengths: replica.regions.map(\.length))
                 let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
                                                                   peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
-                                                                  requireEncryption: configuration.requireEncryption,
+                                                                  requireEncryption: configuration.requireEncryption
+                                                                      || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
                                                                   minimumTerm: max(configuration.arbiter?.currentTerm() ?? 0, knownTerm))
                 if term > knownTerm {
                     // Durable before the session goes on: a restart that cannot ask the coordinator still fences.

@@ -4,8 +4,11 @@ public struct BackupConfiguration: Sendable {
     public var listen: Endpoint
     /// The pre-shared key; required when the primary is not on loopback.
     public var key: PresharedKey?
-    /// Refuse primaries that do not encrypt their frames.
+    /// Refuse primaries that do not encrypt their frames, on loopback too. Off loopback, a backup with a key
+    /// refuses them anyway unless ``allowPlaintext``.
     public var requireEncryption = false
+    /// Accept a primary off loopback that sends in clear. Off by default.
+    public var allowPlaintext = false
     /// The primary is declared dead when nothing arrives for this long (it sends a heartbeat every 20 ms
     /// by default, so 100 ms is five missed heartbeats).
     public var primaryTimeout = Duration.milliseconds(100)

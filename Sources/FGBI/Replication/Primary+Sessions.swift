@@ -10,14 +10,15 @@ extension Primary {
     func openSession() throws {
         let socket = try Socket.connect(to: configuration.backup, timeoutMilliseconds: min(configuration.backupTimeout.wholeMilliseconds, 3000))
         let connection: FrameConnection
+        let encryptsSession: Bool
         do {
-            // Without a key only loopback is allowed, judged by the address reached, not by the name given.
-            if configuration.key == nil {
-                let (address, isLoopback) = try socket.peerAddress()
-                guard isLoopback else {
-                    throw WireError.keyRequired("the backup \(configuration.backup) was reached at \(address), which is not loopback")
-                }
+            // Judged by the address reached, not by the name given: without a key only loopback is allowed,
+            // and off loopback memory travels encrypted unless the operator allows plaintext.
+            let (address, isLoopback) = try socket.peerAddress()
+            if configuration.key == nil && !isLoopback {
+                throw WireError.keyRequired("the backup \(configuration.backup) was reached at \(address), which is not loopback")
             }
+            encryptsSession = configuration.key != nil && (configuration.encrypt || (!isLoopback && !configuration.allowPlaintext))
             connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
                                              maximumPayload: 64 << 10, sendPath: configuration.sendPath)
         } catch {
@@ -29,7 +30,7 @@ extension Primary {
             var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
                               blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
                               regionLengths: regions.map(\.length), nonce: randomBytes(32))
-            hello.wantsEncryption = configuration.encrypt
+            hello.wantsEncryption = encryptsSession
             let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
                                                          term: configuration.authority?.term ?? 0)
             var summary: ReplicaSummary?
@@ -67,7 +68,10 @@ extension Primary {
                         metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")",
                                    "send_path": "\(connection.sendPath)"])
             if let fallback = connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
-            shared.withLock { $0.statistics.sendPath = connection.sendPath.description }
+            shared.withLock {
+                $0.statistics.sendPath = connection.sendPath.description
+                $0.statistics.encrypted = encryptsSession
+            }
             try spawn("fgbi-sender") { [self] in senderLoop(connection) }
             try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
         } catch {

@@ -19,8 +19,13 @@ public struct PrimaryConfiguration: Sendable {
     public var backupTimeout = Duration.seconds(10)
     /// The pre-shared key; required unless the backup is on loopback.
     public var key: PresharedKey?
-    /// Encrypt every frame's payload (ChaCha20-Poly1305 with a per-session key); needs ``key``.
+    /// Encrypt every frame's payload (ChaCha20-Poly1305 with a per-session key) even on loopback; needs
+    /// ``key``. With a key, frames to a backup reached off loopback are encrypted whatever this says,
+    /// unless ``allowPlaintext``.
     public var encrypt = false
+    /// Send guest memory in clear to a backup off loopback (the backup must allow it too). Off by default:
+    /// memory holds the guest's secrets.
+    public var allowPlaintext = false
     /// Captured epochs that may wait for encoding and sending; when all are in use the next epoch waits
     /// (and grows) instead of memory growing: backpressure.
     public var captureBuffers = 2

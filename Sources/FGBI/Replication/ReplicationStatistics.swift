@@ -20,6 +20,8 @@ public struct ReplicationStatistics: Sendable {
     public var backpressureWaits = 0
     /// The frame send path the current session's connection took (``FrameSendPath``).
     public var sendPath = ""
+    /// Whether the current (or last) session's frames are encrypted.
+    public var encrypted = false
     /// Sessions opened after the first (the backup was lost and came back).
     public var reconnects = 0
     /// Synchronisations run (one per session), and the last one's figures.

@@ -76,7 +76,9 @@ enum SessionSetup {
             throw refuse(.malformed("encryption needs a pre-shared key"))
         }
         if requireEncryption && !hello.wantsEncryption {
-            throw refuse(.authenticationFailed("this backup requires encryption (--encrypt on the primary)"))
+            throw refuse(.authenticationFailed(peerIsLoopback ? "this backup requires encryption (--encrypt on the primary)"
+                : "this backup requires encryption off loopback (the primary sends in clear: drop --allow-plaintext there, "
+                  + "or pass --allow-plaintext to the backup too)"))
         }
         guard hello.blockSize == layout.blockSize, hello.pageSize == layout.pageSize, hello.regionLengths == layout.regionLengths else {
             throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "

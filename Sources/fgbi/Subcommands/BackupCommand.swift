@@ -44,8 +44,11 @@ extension FGBICommand {
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
         var keyFile: String?
 
-        @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames.")
+        @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames, on loopback too (off loopback they are refused unless --allow-plaintext).")
         var requireEncryption = false
+
+        @Flag(name: .customLong("allow-plaintext"), help: "Accept a primary off loopback that sends in clear.")
+        var allowPlaintext = false
 
         @Option(name: .customLong("state-dir"), help: "Make every committed epoch durable here (checkpoint image + journal); resume from it on restart.")
         var stateDirectory: String?
@@ -74,6 +77,7 @@ extension FGBICommand {
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
             configuration.requireEncryption = requireEncryption
+            configuration.allowPlaintext = allowPlaintext
             if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
             configuration.imagePath = image
             configuration.stateDirectory = stateDirectory

@@ -80,8 +80,11 @@ extension FGBICommand {
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
         var keyFile: String?
 
-        @Flag(help: "Encrypt every frame (ChaCha20-Poly1305); needs a key.")
+        @Flag(help: "Encrypt every frame (ChaCha20-Poly1305) on loopback too; needs a key. Off loopback frames are always encrypted unless --allow-plaintext.")
         var encrypt = false
+
+        @Flag(name: .customLong("allow-plaintext"), help: "Send guest memory in clear to a backup off loopback (the backup must allow it too).")
+        var allowPlaintext = false
 
         @OptionGroup var observability: ObservabilityOptions
 
@@ -181,6 +184,7 @@ extension FGBICommand {
             var configuration = try makeConfiguration()
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.encrypt = encrypt
+            configuration.allowPlaintext = allowPlaintext
             if encrypt && configuration.key == nil && guests.guests.isEmpty { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
             if !guests.guests.isEmpty { return try runGuests(configuration) }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)

@@ -68,8 +68,17 @@ struct NamespaceReplicationTests {
         #expect(throws: WireError.self) { try keyless.start() }
 
         configuration.key = key
+        // Off loopback a primary that would send memory in clear is refused by a backup that did not allow it.
+        configuration.allowPlaintext = true
+        let plaintext = try Primary(regions: [memory], configuration: configuration)
+        let refusal = #expect(throws: WireError.self) { try plaintext.start() }
+        #expect("\(refusal.map { "\($0)" } ?? "")".contains("requires encryption off loopback"), "\(String(describing: refusal))")
+
+        // By default, with a key, frames off loopback are encrypted without being asked.
+        configuration.allowPlaintext = false
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
+        #expect(primary.statistics.encrypted, "a session off loopback must be encrypted by default")
         driver.start()
         #expect(primary.waitForCommit(10, timeout: .seconds(30)))
         driver.stop()
