@@ -139,7 +139,9 @@ public final class Backup: @unchecked Sendable {
                 let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
                                                  regionLengths: replica.regions.map(\.length))
                 let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
-                                                                  peerIsLoopback: peerIsLoopback, nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
+                                                                  peerIsLoopback: peerIsLoopback,
+                                                                  peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(socket),
+                                                                  nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                                   requireEncryption: configuration.requireEncryption
                                                                       || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
                                                                   minimumTerm: max(configuration.arbiter?.currentTerm() ?? 0, knownTerm))

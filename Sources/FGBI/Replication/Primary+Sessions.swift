@@ -18,6 +18,10 @@ extension Primary {
             if configuration.key == nil && !isLoopback {
                 throw WireError.keyRequired("the backup \(configuration.backup) was reached at \(address), which is not loopback")
             }
+            // On loopback without a key, another local user could have bound the backup's port first.
+            if configuration.key == nil && !LoopbackPeerOwner.isTrusted(socket) {
+                throw WireError.keyRequired("the process listening at \(configuration.backup) runs as another user than this primary")
+            }
             encryptsSession = configuration.key != nil && (configuration.encrypt || (!isLoopback && !configuration.allowPlaintext))
             connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
                                              maximumPayload: 64 << 10, sendPath: configuration.sendPath)

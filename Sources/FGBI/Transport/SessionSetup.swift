@@ -49,7 +49,10 @@ enum SessionSetup {
 
     /// The backup's side. Returns the primary's hello and fencing term; refuses (telling the primary why) on
     /// any mismatch, and a primary whose term is older than `minimumTerm` (one that lost primaryship).
+    /// Without a key, the primary must be on loopback (`peerIsLoopback`) and run as this user or root
+    /// (`peerIsSameUser`, ``LoopbackPeerOwner``).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
+                             peerIsSameUser: Bool = true,
                              nextEpoch: UInt64, requireEncryption: Bool = false, minimumTerm: UInt64 = 0) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
@@ -65,6 +68,9 @@ enum SessionSetup {
         let hello = try Hello(decoding: helloBytes)
         if key == nil && !peerIsLoopback {
             throw refuse(.keyRequired("the primary at \(connection.peer) is not on loopback"))
+        }
+        if key == nil && !peerIsSameUser {
+            throw refuse(.keyRequired("the primary at \(connection.peer) runs as another user than this backup"))
         }
         if key != nil && !hello.wantsAuthentication {
             throw refuse(.authenticationFailed("this backup requires a pre-shared key and the primary offered none"))
