@@ -13,7 +13,7 @@ struct CoordinationOptions: ParsableArguments {
     @Option(help: "Cluster name in the etcd keys (/fgbi/CLUSTER/GUEST/primary).")
     var cluster = "default"
 
-    @Option(name: .customLong("guest-name"), help: "Guest name in the etcd keys (/fgbi/CLUSTER/GUEST/...), one per replicated guest (default: guest). With `fgbi primary --guest` specs, each spec's name is used instead.")
+    @Option(name: .customLong("guest-name"), help: "The guest's name: carried in the handshake (primary and backup must agree; session keys are derived from it) and, with --etcd, in the keys (/fgbi/CLUSTER/GUEST/..., default: guest). With `fgbi primary --guest` specs, each spec's name is used instead.")
     var guestName: String?
 
     /// The guest's name in the keys.
@@ -32,8 +32,12 @@ struct CoordinationOptions: ParsableArguments {
     var isEnabled: Bool { etcd != nil }
 
     func validate() throws {
+        // The same rules as in the etcd keys, with or without etcd: the name travels in the handshake too.
+        if let guestName {
+            do { _ = try GuestKeys(cluster: cluster, guest: guestName) } catch { throw ValidationError("\(error)") }
+        }
         guard let etcd else {
-            guard guestName == nil, node == nil else { throw ValidationError("--guest-name and --node name a guest and node in etcd: give --etcd too") }
+            guard node == nil else { throw ValidationError("--node names this node in etcd: give --etcd too") }
             return
         }
         guard (1...3600).contains(leaseTTLSeconds) else { throw ValidationError("--lease-ttl-s must be between 1 and 3600") }

@@ -141,6 +141,7 @@ public final class Backup: @unchecked Sendable {
                 let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
                                                                   peerIsLoopback: peerIsLoopback,
                                                                   peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(socket),
+                                                                  guest: configuration.guestName ?? "",
                                                                   nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                                   requireEncryption: configuration.requireEncryption
                                                                       || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),

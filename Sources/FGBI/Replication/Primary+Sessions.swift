@@ -35,6 +35,7 @@ extension Primary {
                               blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
                               regionLengths: regions.map(\.length), nonce: randomBytes(32))
             hello.wantsEncryption = encryptsSession
+            hello.guest = configuration.guestName ?? ""
             let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
                                                          term: configuration.authority?.term ?? 0)
             var summary: ReplicaSummary?

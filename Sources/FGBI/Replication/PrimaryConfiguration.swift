@@ -45,8 +45,10 @@ public struct PrimaryConfiguration: Sendable {
     /// every frame, epochs are confirmed only while it holds, and replication halts with
     /// ``LostPrimaryship`` once it does not. Nil: heartbeats alone, which is not partition-safe.
     public var authority: (any PrimaryAuthority)?
-    /// The guest's name when one process replicates several (each with its own backup): its metrics carry
-    /// the dimension `guest=NAME`. Give each the same ``EngineConfiguration/sharedIndex`` to share stored copies.
+    /// The guest's name (nil: unnamed). Its backup must hold the same name (``BackupConfiguration/guestName``):
+    /// the handshake carries it and both ends derive the session's keys from it. When one process replicates
+    /// several guests, their metrics carry the dimension `guest=NAME`; give each the same
+    /// ``EngineConfiguration/sharedIndex`` to share stored copies.
     public var guestName: String?
 
     public init(backup: Endpoint) {

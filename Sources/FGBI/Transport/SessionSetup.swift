@@ -13,7 +13,8 @@ enum SessionSetup {
     ///
     /// Every frame carries `term` (the primary's fencing term, 0 without a coordinator); the backup's must
     /// carry it too.
-    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key: PresharedKey?, term: UInt64 = 0) throws -> Welcome {
+    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key sharedKey: PresharedKey?, term: UInt64 = 0) throws -> Welcome {
+        let key = sharedKey?.forGuest(hello.guest)
         connection.fence(term: term)
         let helloBytes = hello.encoded
         try connection.send(.hello, helloBytes)
@@ -52,7 +53,7 @@ enum SessionSetup {
     /// Without a key, the primary must be on loopback (`peerIsLoopback`) and run as this user or root
     /// (`peerIsSameUser`, ``LoopbackPeerOwner``).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
-                             peerIsSameUser: Bool = true,
+                             peerIsSameUser: Bool = true, guest: String = "",
                              nextEpoch: UInt64, requireEncryption: Bool = false, minimumTerm: UInt64 = 0) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
@@ -66,6 +67,8 @@ enum SessionSetup {
         guard opening.term >= minimumTerm else { throw refuse(.fenced(term: opening.term, current: minimumTerm)) }
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
+        guard hello.guest == guest else { throw refuse(.guestMismatch(primary: PeerText.printable(Array(hello.guest.utf8)), backup: guest)) }
+        let key = key?.forGuest(guest)
         if key == nil && !peerIsLoopback {
             throw refuse(.keyRequired("the primary at \(connection.peer) is not on loopback"))
         }

@@ -1,5 +1,5 @@
 
-/// The primary's opening message: what it replicates and how, and a fresh nonce.
+/// The primary's opening message: which guest it replicates, what memory and how, and a fresh nonce.
 struct Hello: Equatable {
     var mode: ReplicationMode
     var wantsAuthentication: Bool
@@ -7,9 +7,13 @@ struct Hello: Equatable {
     var blockSize: Int
     var pageSize: Int
     var regionLengths: [Int]
+    /// The guest's name (empty: unnamed). The backup refuses another guest's primary, and both ends derive
+    /// the session's keys from the guest's own key (``PresharedKey/forGuest(_:)``).
+    var guest = ""
     var nonce: [UInt8]
 
     static let maximumRegions = 4096
+    static let maximumGuestNameBytes = 128
 
     var encoded: [UInt8] {
         var bytes: [UInt8] = []
@@ -19,6 +23,8 @@ struct Hello: Equatable {
         appendLittleEndian(UInt32(pageSize), to: &bytes)
         appendLittleEndian(UInt32(regionLengths.count), to: &bytes)
         for length in regionLengths { appendLittleEndian(UInt64(length), to: &bytes) }
+        bytes.append(UInt8(guest.utf8.count))
+        bytes += Array(guest.utf8)
         bytes += nonce
         return bytes
     }
@@ -49,6 +55,11 @@ struct Hello: Equatable {
             guard length <= 1 << 50 else { throw .malformed("hello: region of \(length) bytes") }
             return Int(length)
         }
+        let nameLength = Int(try reader.byte())
+        guard nameLength <= Self.maximumGuestNameBytes else { throw .malformed("hello: a guest name of \(nameLength) bytes") }
+        let name = try reader.bytes(nameLength)
+        guest = String(decoding: name, as: UTF8.self)
+        guard Array(guest.utf8) == name else { throw .malformed("hello: the guest name is not UTF-8") }
         nonce = try reader.bytes(32)
         try reader.finish("hello")
     }

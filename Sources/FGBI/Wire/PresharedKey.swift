@@ -51,6 +51,17 @@ public struct PresharedKey: Sendable {
         return try PresharedKey(file: String(cString: path))
     }
 
+    /// The key of one guest: HKDF-SHA256 of this key with the guest's name, so that a primary holding a
+    /// key shared by several guests cannot authenticate to another guest's backup. An empty name (an
+    /// unnamed guest) keeps the key as it is.
+    public func forGuest(_ name: String) -> PresharedKey {
+        guard !name.isEmpty else { return self }
+        return PresharedKey(derived: Cryptography.hkdfSHA256(key: key, salt: Array("fgbi guest key v1".utf8),
+                                                             info: Array(name.utf8), count: 32))
+    }
+
+    private init(derived: SymmetricKey) { key = derived }
+
     /// A proof that the holder knows the key, bound to this session's handshake.
     func proof(label: String, transcript: [UInt8]) -> [UInt8] {
         Cryptography.hmacSHA256(key: key, Array(label.utf8), transcript)

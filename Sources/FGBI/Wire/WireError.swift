@@ -28,6 +28,8 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
     case fenced(term: UInt64, current: UInt64)
     /// Authentication is required because an end is not on loopback, and no key was given.
     case keyRequired(String)
+    /// The primary replicates another guest than the one this backup holds.
+    case guestMismatch(primary: String, backup: String)
 
     public var description: String {
         switch self {
@@ -47,6 +49,9 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
                 ? "fenced: term \(term) is older than term \(current); a newer primary was promoted since"
                 : "fenced: frame of term \(term) on a session of term \(current)"
         case .keyRequired(let why): return "a pre-shared key is required (\(why)); pass --key-file or set FGBI_KEY_FILE"
+        case .guestMismatch(let primary, let backup):
+            func named(_ name: String) -> String { name.isEmpty ? "an unnamed guest" : "guest '\(name)'" }
+            return "the primary replicates \(named(primary)) and this backup holds \(named(backup)) (--guest-name on both ends must agree)"
         }
     }
 }

@@ -117,11 +117,12 @@ public struct GuestsBenchmark: Sendable {
         var backupMemories: [GuestMemory] = []
         var backups: [Backup] = []
         var threads: [BackupThread] = []
-        for _ in 0..<count {
+        for index in 0..<count {
             let memory = try GuestMemory.anonymous(length: length)
             try memory.prefault()
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             configuration.primaryTimeout = .seconds(10)
+            configuration.guestName = "g\(index)"
             let backup = try Backup(regions: [memory], geometry: geometry, configuration: configuration)
             backupMemories.append(memory)
             backups.append(backup)

@@ -77,6 +77,7 @@ extension FGBICommand {
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
             configuration.requireEncryption = requireEncryption
+            configuration.guestName = coordination.guestName
             configuration.allowPlaintext = allowPlaintext
             if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
             configuration.imagePath = image

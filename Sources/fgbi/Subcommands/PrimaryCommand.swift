@@ -185,6 +185,7 @@ extension FGBICommand {
             configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
             configuration.encrypt = encrypt
             configuration.allowPlaintext = allowPlaintext
+            configuration.guestName = coordination.guestName
             if encrypt && configuration.key == nil && guests.guests.isEmpty { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
             if !guests.guests.isEmpty { return try runGuests(configuration) }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)

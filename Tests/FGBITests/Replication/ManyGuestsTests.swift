@@ -20,10 +20,11 @@ struct ManyGuestsTests {
         var served: BackupThread
     }
 
-    static func backup(length: Int, key: PresharedKey? = nil) throws -> (GuestMemory, Backup, BackupThread) {
+    static func backup(length: Int, key: PresharedKey? = nil, guest: String) throws -> (GuestMemory, Backup, BackupThread) {
         let memory = try GuestMemory.anonymous(length: length)
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.key = key
+        configuration.guestName = guest
         configuration.primaryTimeout = .seconds(10)
         let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
         return (memory, backup, BackupThread(backup))
@@ -36,7 +37,7 @@ struct ManyGuestsTests {
             try memory.prefault()
             SyntheticWorkload.fillInitial(memory, seed: 42)
             let driver = WorkloadDriver(memory: memory, workload: workload, threads: 1, pagesPerSecond: 8_000, seed: 100 + UInt64(index))
-            let (backupMemory, backup, served) = try backup(length: length)
+            let (backupMemory, backup, served) = try backup(length: length, guest: "g\(index)")
             return Guest(memory: memory, driver: driver, backupMemory: backupMemory, backup: backup, served: served)
         }
     }
@@ -134,6 +135,7 @@ struct ManyGuestsTests {
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: port))
             configuration.primaryTimeout = .seconds(10)
             configuration.stateDirectory = directory
+            configuration.guestName = "g0"
             return try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
         }
         var guests = try Self.guests(2, length: length, workload: .guest)
@@ -184,7 +186,9 @@ struct ManyGuestsTests {
             return path
         }
         defer { for path in keyFiles { unlink(path) } }
-        let backups = try keyBytes.map { try Self.backup(length: length, key: try PresharedKey(bytes: $0)) }
+        let backups = try zip(keyBytes, ["alpha", "beta_2"]).map { bytes, name in
+            try Self.backup(length: length, key: try PresharedKey(bytes: bytes), guest: name)
+        }
         // Nothing listens on port 1: the third guest cannot start.
         let deadPort: UInt16 = 1
         let specifications = [

@@ -71,3 +71,52 @@ struct HandshakeOrderTests {
         #expect(throws: WireError.self) { try outcome.get() }
     }
 }
+
+/// The handshake names the guest: a primary of one guest cannot overwrite another guest's backup, even with
+/// the key they share, and each guest's sessions run on a key derived for it (Docs/SECURITY.md).
+@Suite("Guest names in the handshake")
+struct GuestNameHandshakeTests {
+    @Test func aPrimaryOfAnotherGuestIsRefusedByName() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.key = key
+        backupConfiguration.guestName = "db1"
+        let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
+        Thread.detachNewThread { _ = try? backup.serve() }
+        defer { backup.stop() }
+        let guest = try GuestMemory.anonymous(length: 1 << 20)
+        for (name, expected) in [("web", "the primary replicates guest 'web' and this backup holds guest 'db1'"),
+                                 (nil, "the primary replicates an unnamed guest and this backup holds guest 'db1'")] {
+            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+            configuration.key = key
+            configuration.guestName = name
+            configuration.reconnectWindow = .zero
+            let primary = try Primary(regions: [guest], configuration: configuration)
+            let error = #expect(throws: WireError.self) { try primary.start() }
+            #expect("\(error.map { "\($0)" } ?? "")".contains(expected), "\(String(describing: error))")
+        }
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.key = key
+        configuration.guestName = "db1"
+        let primary = try Primary(regions: [guest], configuration: configuration)
+        try primary.start()
+        #expect(primary.waitForCommit(2, timeout: .seconds(30)))
+        _ = try primary.stop()
+    }
+
+    @Test func eachGuestHasAKeyOfItsOwn() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
+        let transcript = Array("t".utf8)
+        let web = key.forGuest("web").proof(label: "x", transcript: transcript)
+        #expect(web != key.forGuest("db1").proof(label: "x", transcript: transcript))
+        #expect(web != key.proof(label: "x", transcript: transcript))
+        #expect(key.forGuest("").proof(label: "x", transcript: transcript) == key.proof(label: "x", transcript: transcript))
+        var hello = Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [4096], nonce: randomBytes(32))
+        hello.guest = "db1"
+        #expect(try Hello(decoding: hello.encoded) == hello)
+        var long = hello.encoded
+        long[1 + 1 + 4 + 4 + 4 + 8] = 200  // a name length over the bound
+        #expect(throws: WireError.self) { try Hello(decoding: long) }
+    }
+}
