@@ -24,6 +24,8 @@ extension FGBICommand {
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --epoch-ms 50
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest-name db1
                   fgbi primary --guest name=web,backup=127.0.0.1:7070 --guest name=db,backup=127.0.0.1:7071,region-mib=128
+                A named guest's backup must carry the same name (fgbi backup --guest-name web): the handshake
+                names the guest and derives its keys from the name.
                 With --etcd the primary holds a lease on /fgbi/CLUSTER/GUEST/primary with a fencing term
                 (Docs/OPERATIONS.md; with --guest specs, one per guest, named by the spec); cut from etcd for a
                 lease TTL, it confirms no more epochs, halts and exits with 12 (lost primaryship).
