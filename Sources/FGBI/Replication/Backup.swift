@@ -145,7 +145,7 @@ public final class Backup: @unchecked Sendable {
                                                                   nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                                   requireEncryption: configuration.requireEncryption
                                                                       || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
-                                                                  minimumTerm: max(configuration.arbiter?.currentTerm() ?? 0, knownTerm))
+                                                                  minimumTerm: { max(configuration.arbiter?.currentTerm() ?? 0, knownTerm) })
                 if term > knownTerm {
                     // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
                     try store?.recordTerm(term)

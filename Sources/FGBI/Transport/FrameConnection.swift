@@ -26,7 +26,9 @@ final class FrameConnection: @unchecked Sendable {
     private var receiveTimeout = 0
     /// While the handshake runs: the most a whole frame may take, and the payload limit then is small, so
     /// a peer that has not proven anything can neither make us allocate much nor hold us up for long.
-    private var handshakeDeadline: Int?
+    /// When the whole handshake must be done (monotonic ns), not each frame of it: a peer that drips bytes
+    /// or answers slowly frame by frame holds the backup for one handshake timeout at most.
+    private var handshakeDeadline: UInt64?
     private let sessionMaximumPayload: Int
     static let handshakeMaximumPayload = 64 << 10
 
@@ -64,7 +66,7 @@ final class FrameConnection: @unchecked Sendable {
 
     /// Bounds the time a whole frame may take to arrive until the session starts.
     func setHandshakeDeadline(milliseconds: Int) {
-        handshakeDeadline = milliseconds
+        handshakeDeadline = MonotonicClock.nanoseconds() + UInt64(max(milliseconds, 0)) * 1_000_000
     }
 
     /// Switches both directions to sequence-numbered frames, authenticated when `key` is given and
@@ -114,7 +116,7 @@ final class FrameConnection: @unchecked Sendable {
 
     /// Receives and checks one frame; throws ``WireError``.
     func receive() throws -> Frame {
-        let deadline = handshakeDeadline.map { MonotonicClock.nanoseconds() + UInt64($0) * 1_000_000 }
+        let deadline = handshakeDeadline
         var header = [UInt8](repeating: 0, count: WireFormat.headerLength)
         try header.withUnsafeMutableBytes { buffer in
             try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)

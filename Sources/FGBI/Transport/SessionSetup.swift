@@ -54,7 +54,8 @@ enum SessionSetup {
     /// (`peerIsSameUser`, ``LoopbackPeerOwner``).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
                              peerIsSameUser: Bool = true, guest: String = "",
-                             nextEpoch: UInt64, requireEncryption: Bool = false, minimumTerm: UInt64 = 0) throws -> (hello: Hello, term: UInt64) {
+                             nextEpoch: UInt64, requireEncryption: Bool = false,
+                             minimumTerm: () -> UInt64 = { 0 }) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
             return error
@@ -64,10 +65,13 @@ enum SessionSetup {
         // the handshake transcript binds it, so no one on the path can change it unnoticed.
         connection.fence(term: opening.term)
         guard opening.type == .hello else { throw refuse(.unexpected("\(opening.type) instead of hello")) }
-        guard opening.term >= minimumTerm else { throw refuse(.fenced(term: opening.term, current: minimumTerm)) }
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
         guard hello.guest == guest else { throw refuse(.guestMismatch(primary: PeerText.printable(Array(hello.guest.utf8)), backup: guest)) }
+        // Asked only now, for a well-formed hello of this guest: with a coordinator this is a request to it,
+        // which a stranger's empty connection must not cost.
+        let newestTerm = minimumTerm()
+        guard opening.term >= newestTerm else { throw refuse(.fenced(term: opening.term, current: newestTerm)) }
         let key = key?.forGuest(guest)
         if key == nil && !peerIsLoopback {
             throw refuse(.keyRequired("the primary at \(connection.peer) is not on loopback"))

@@ -193,7 +193,15 @@ final class Socket: @unchecked Sendable {
     func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
         var received = 0
         while received < count {
-            if let deadline, MonotonicClock.nanoseconds() > deadline { throw .timedOut(milliseconds: timeoutMilliseconds) }
+            if let deadline {
+                // Wait no longer than the deadline allows, however the peer paces its bytes.
+                let now = MonotonicClock.nanoseconds()
+                guard now < deadline else { throw .timedOut(milliseconds: timeoutMilliseconds) }
+                var ready = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                let waited = poll(&ready, 1, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
+                if waited == 0 { throw .timedOut(milliseconds: timeoutMilliseconds) }
+                if waited < 0 && errno == EINTR { continue }
+            }
             let n = recv(descriptor, buffer + received, count - received, 0)
             if n > 0 {
                 received += n

@@ -104,7 +104,7 @@ public final class FaultInjector {
         unlink(keyFile)
         try PrivateFile.create(keyFile, bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         if configuration.schedule.contains(.diskFull) {
-            try Self.mount(["-t", "tmpfs", "-o", "size=\(stateDiskMiB)m", "tmpfs", stateDirectory])
+            try Self.mount(["-t", "tmpfs", "-o", "size=\(stateDiskMiB)m,mode=0700", "tmpfs", stateDirectory])
             tmpfsMounted = true
         }
     }

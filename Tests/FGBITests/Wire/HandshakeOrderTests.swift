@@ -1,6 +1,10 @@
 @testable import FGBI
 import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The primary proves the key first: a stranger who connects to a backup gets a welcome with nothing keyed
@@ -118,5 +122,47 @@ struct GuestNameHandshakeTests {
         var long = hello.encoded
         long[1 + 1 + 4 + 4 + 4 + 8] = 200  // a name length over the bound
         #expect(throws: WireError.self) { try Hello(decoding: long) }
+    }
+}
+
+/// One deadline for the whole handshake, however the peer paces it: a peer that answers each frame just in
+/// time, or drips bytes, holds a backup for one handshake timeout, not one per frame (Docs/SECURITY.md).
+@Suite("Handshake deadline")
+struct HandshakeDeadlineTests {
+    @Test func aSlowPeerIsCutAtOneDeadlineForTheWholeHandshake() throws {
+        let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
+        let client = try FrameConnection(socket: try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+                                         peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
+        let server = FrameConnection(socket: try listener.accept().socket, peer: "slow", isPrimary: false, maximumPayload: 64 << 10)
+        let timeout = 1000
+        server.setReceiveTimeout(milliseconds: timeout)
+        server.setHandshakeDeadline(milliseconds: timeout)
+        let start = MonotonicClock.nanoseconds()
+        let elapsed = Mutex<UInt64?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let layout = SessionSetup.Layout(blockSize: 64, pageSize: 4096, regionLengths: [1 << 20])
+            _ = try? SessionSetup.openAsBackup(server, layout: layout, key: nil, peerIsLoopback: true, nextEpoch: 0)
+            elapsed.withLock { $0 = MonotonicClock.nanoseconds() - start }
+            done.signal()
+        }
+        // The hello just in time, then the auth frame one byte every 150 ms.
+        usleep(800_000)
+        let hello = Hello(mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20], nonce: randomBytes(32))
+        try client.send(.hello, hello.encoded)
+        _ = try client.receive()
+        var sealer = FrameSealer(direction: 0)
+        _ = try hello.encoded.withUnsafeBytes { try sealer.seal(.hello, payload: $0) }  // the auth frame is the second
+        let auth = try SessionSetup.noProof.withUnsafeBytes { try sealer.seal(.auth, payload: $0) }
+        for byte in auth.header + SessionSetup.noProof {
+            guard elapsed.withLock({ $0 == nil }) else { break }  // the backup gave up: stop dripping
+            var value = byte
+            _ = write(client.socket.descriptor, &value, 1)
+            usleep(150_000)
+        }
+        done.wait()
+        let seconds = Double(elapsed.withLock { $0! }) / 1e9
+        #expect(seconds > 0.9, "the backup must have waited for the dripped frame, not refused it (\(seconds) s)")
+        #expect(seconds < 1.5, "the handshake held the backup for \(seconds) s with a deadline of \(timeout) ms")
     }
 }
