@@ -80,9 +80,10 @@ struct GuestOptionsTests {
 
     @Test(.enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
     func twoGuestsReplicateAndAThirdThatCannotIsNamed() throws {
-        let threads = try (0..<2).map { _ -> (Backup, BackupThread) in
+        let threads = try ["one", "two"].map { name -> (Backup, BackupThread) in
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             configuration.primaryTimeout = .seconds(10)
+            configuration.guestName = name  // the handshake names the guest
             let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
                                     configuration: configuration)
             return (backup, BackupThread(backup))
