@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +22,7 @@ enum LoopbackPeerOwner {
         guard let ours = address(socket.descriptor, getsockname), let theirs = address(socket.descriptor, getpeername),
               ours.family == theirs.family else { return nil }
         let table = ours.family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6"
-        guard let text = readText(table) else { return nil }
+        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { return nil }
         // The other end's socket has their address as local and ours as remote.
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -58,20 +60,5 @@ enum LoopbackPeerOwner {
     private static func hex(_ value: UInt64, digits: Int) -> String {
         let text = String(value, radix: 16, uppercase: true)
         return String(repeating: "0", count: max(digits - text.count, 0)) + text
-    }
-
-    private static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
