@@ -1,5 +1,3 @@
-import Foundation
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +20,7 @@ enum LoopbackPeerOwner {
         guard let ours = address(socket.descriptor, getsockname), let theirs = address(socket.descriptor, getpeername),
               ours.family == theirs.family else { return nil }
         let table = ours.family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6"
-        guard let text = try? String(contentsOfFile: table, encoding: .utf8) else { return nil }
+        guard let text = try? KernelFile.text(table) else { return nil }
         // The other end's socket has their address as local and ours as remote.
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -153,7 +153,7 @@ public struct PauseBenchmark: Sendable {
 
     /// MemAvailable from /proc/meminfo, in bytes.
     static func availableMemory() -> Int? {
-        guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+        guard let text = try? KernelFile.text("/proc/meminfo"),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
               let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
         return kib << 10

@@ -40,7 +40,7 @@ public enum ProcessMemoryMap {
     /// The mappings of process `pid`, in address order.
     public static func read(pid: Int32) throws(CaptureError) -> [ProcessMapping] {
         let bytes: [UInt8]
-        do { bytes = try TargetProcess.readFile("/proc/\(pid)/maps") } catch {
+        do { bytes = try KernelFile.read("/proc/\(pid)/maps") } catch {
             if error.errno == ENOENT || error.errno == ESRCH { throw .noSuchProcess(pid) }
             if error.errno == EACCES || error.errno == EPERM {
                 throw .notPermitted(pid: pid, SystemError(operation: error.operation, errno: error.errno, hint: CaptureError.permissionHint))

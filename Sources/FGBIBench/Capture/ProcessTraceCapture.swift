@@ -180,7 +180,7 @@ public struct ProcessTraceCapture: Sendable {
     /// Half of the memory the kernel reports available (MemAvailable), for images waiting to be written;
     /// 1 GiB when /proc/meminfo cannot be read.
     static func defaultBufferBytes() -> Int {
-        guard let bytes = try? TargetProcess.readFile("/proc/meminfo") else { return 1 << 30 }
+        guard let bytes = try? KernelFile.read("/proc/meminfo") else { return 1 << 30 }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
             let fields = line.split(separator: " ")
             if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 / 2 }

@@ -77,7 +77,7 @@ public struct TargetProcess: Sendable, Hashable {
     /// The command line (arguments joined by spaces), or the short name from /proc/PID/comm when the
     /// command line is empty (a kernel thread) or unreadable.
     public func commandLine() -> String {
-        if let bytes = try? Self.readFile("/proc/\(pid)/cmdline"), !bytes.isEmpty {
+        if let bytes = try? KernelFile.read("/proc/\(pid)/cmdline"), !bytes.isEmpty {
             let words = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             return words.joined(separator: " ")
         }
@@ -86,35 +86,18 @@ public struct TargetProcess: Sendable, Hashable {
 
     /// The short command name from /proc/PID/comm (`redis-server`), or an empty string.
     public func commandName() -> String {
-        guard let bytes = try? Self.readFile("/proc/\(pid)/comm") else { return "" }
+        guard let bytes = try? KernelFile.read("/proc/\(pid)/comm") else { return "" }
         return String(decoding: bytes, as: UTF8.self).trimmingNewlines()
     }
 
     /// The state letter of one /proc stat file: the first field after the command name, which is in
     /// parentheses and may itself hold spaces and parentheses.
     static func state(ofStat path: String) -> Character? {
-        guard let bytes = try? readFile(path), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
+        guard let bytes = try? KernelFile.read(path), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
               close + 2 < bytes.count else { return nil }
         return Character(UnicodeScalar(bytes[close + 2]))
     }
 
-    /// The whole content of a /proc file (their sizes read as 0, so read to the end).
-    static func readFile(_ path: String) throws(SystemError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SystemError(operation: "open(\(path))", errno: errno) }
-        defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw SystemError(operation: "read(\(path))", errno: errno)
-            }
-            if got == 0 { return result }
-            result.append(contentsOf: chunk[0..<got])
-        }
-    }
 }
 
 extension String {

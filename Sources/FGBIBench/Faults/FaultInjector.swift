@@ -331,7 +331,7 @@ public final class FaultInjector {
     }
 
     static func residentBytes() -> Int {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        guard let text = try? KernelFile.text("/proc/self/statm") else { return 0 }
         let fields = text.split(separator: " ")
         return fields.count > 1 ? (Int(fields[1]) ?? 0) * GuestMemory.pageSize : 0
     }

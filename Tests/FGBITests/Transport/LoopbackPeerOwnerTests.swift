@@ -34,6 +34,24 @@ struct LoopbackPeerOwnerTests {
         #expect(LoopbackPeerOwner.owner(of: client6) == geteuid(), "IPv6 loopback goes through /proc/net/tcp6")
     }
 
+    /// The kernel hands out /proc/net/tcp a page (about 27 sockets) per read: a connection made after a few
+    /// hundred others is listed far past the first page, and must still be found.
+    @Test func aConnectionPastTheTablesFirstPageIsFound() throws {
+        let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
+        var held: [Socket] = []
+        for _ in 0..<150 {
+            held.append(try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)))
+            held.append(try listener.accept().socket)
+        }
+        let lines = try KernelFile.text("/proc/net/tcp").split(separator: "\n").count
+        #expect(lines > 300, "the table lists every held socket: \(lines) lines")
+        let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
+        let server = try listener.accept().socket
+        #expect(LoopbackPeerOwner.owner(of: client) == geteuid(), "table of \(lines) lines")
+        #expect(LoopbackPeerOwner.owner(of: server) == geteuid())
+        withExtendedLifetime(held) {}
+    }
+
     @Test(.enabled(if: geteuid() == 0, "needs root to run a peer as another user"))
     func aPeerRunByAnotherUserIsNotTrusted() throws {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
