@@ -14,10 +14,12 @@ public final class BackupThread: @unchecked Sendable {
     private let started = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private var joined = false
+    private let backup: Backup
 
     /// Starts `backup.serve()` and returns once the thread runs; `onStart` runs first on that thread (to set
     /// its priority, say).
     public init(_ backup: Backup, onStart: @escaping @Sendable () -> Void = {}) {
+        self.backup = backup
         Thread.detachNewThread { [self] in
             onStart()
             lock.withLock { handle = pthread_self() }
@@ -69,6 +71,18 @@ public final class BackupThread: @unchecked Sendable {
         case .failure(let error)?: throw error
         case nil: preconditionFailure("serve() finished without an outcome")
         }
+    }
+
+    /// What `serve()` returned, or its error, waiting at most `timeout`: a backup still serving then (its
+    /// primary never came, or never finished) is stopped, and the wait ends with an error saying so, so a
+    /// test whose primary failed to start reports that instead of waiting forever.
+    public func result(within timeout: Duration) throws -> BackupOutcome {
+        guard join(timeout: timeout) else {
+            backup.stop()
+            join()
+            throw BenchmarkError("the backup on port \(backup.port) was still serving after \(timeout.wholeMilliseconds / 1000) s: stopped it")
+        }
+        return try result()
     }
 
     /// Throws what `serve()` threw, once it has returned.

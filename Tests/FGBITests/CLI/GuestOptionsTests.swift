@@ -100,7 +100,7 @@ struct GuestOptionsTests {
         }
         #expect(outcome.stdout.contains("primary: shared content index: "))
         for (backup, thread) in threads {
-            guard case .primaryFinished(let epoch)? = try? thread.result() else {
+            guard case .primaryFinished(let epoch)? = try? thread.result(within: .seconds(120)) else {
                 Issue.record("a backup did not see its primary finish")
                 backup.stop()
                 continue

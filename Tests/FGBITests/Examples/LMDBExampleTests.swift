@@ -131,7 +131,7 @@ struct LMDBExampleTests {
         #expect(released.value == statistics.transactions)
         #expect(!statistics.acknowledgementMilliseconds.isEmpty)
         #expect((statistics.replication?.epochsSent ?? 0) >= 3)
-        #expect(try serving.result() == .primaryFinished(lastEpoch: backup.lastEpoch))
+        #expect(try serving.result(within: .seconds(120)) == .primaryFinished(lastEpoch: backup.lastEpoch))
         #expect(memcmp(region.base, store.memory.base, mapBytes) == 0, "the backup's map equals the primary's")
 
         let image = scratch.appendingPathComponent("replica.mdb").path

@@ -97,7 +97,7 @@ struct FaultInjectionTests {
             child.waitUntilExit()
             #expect(child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL,
                     "round \(round): the primary died at \(point.rawValue):\(hit)")
-            let outcome = try serving.result()
+            let outcome = try serving.result(within: .seconds(120))
             guard case .failedOver(let epoch, _) = outcome else {
                 Issue.record("round \(round): expected a failover, got \(outcome)")
                 continue

@@ -74,7 +74,7 @@ struct ManyGuestsTests {
         for guest in guests { guest.driver.stop() }
         let lasts = try primaries.map { try #require(try $0.stop()) }
         for (index, guest) in guests.enumerated() {
-            #expect(try guest.served.result() == .primaryFinished(lastEpoch: lasts[index]))
+            #expect(try guest.served.result(within: .seconds(120)) == .primaryFinished(lastEpoch: lasts[index]))
             #expect(memcmp(guest.memory.base, guest.backupMemory.base, length) == 0, "guest \(index)'s backup differs from it")
             for (other, otherGuest) in guests.enumerated() where other != index {
                 #expect(memcmp(otherGuest.memory.base, guest.backupMemory.base, length) != 0,
@@ -109,7 +109,7 @@ struct ManyGuestsTests {
             for primary in primaries { try primary.stop() }
             let statistics = shared?.statistics  // while the engines are still members
             for (guest, primary) in zip(guests, primaries) {
-                #expect(try guest.served.result() == .primaryFinished(lastEpoch: primary.committedEpoch))
+                #expect(try guest.served.result(within: .seconds(120)) == .primaryFinished(lastEpoch: primary.committedEpoch))
                 #expect(memcmp(guest.memory.base, guest.backupMemory.base, length) == 0)
             }
             // Pre-copy carries the whole region; the epochs after it are empty, their number a matter of timing.
@@ -140,7 +140,7 @@ struct ManyGuestsTests {
         }
         var guests = try Self.guests(2, length: length, workload: .guest)
         guests[0].backup.stop()
-        _ = try? guests[0].served.result()
+        _ = try? guests[0].served.result(within: .seconds(120))
         let firstMemory = try GuestMemory.anonymous(length: length)
         let first = try stateBackup(firstMemory, port: 0)
         let firstThread = BackupThread(first)
@@ -158,7 +158,7 @@ struct ManyGuestsTests {
         }
         for primary in primaries { #expect(primary.waitForCommit(10, timeout: .seconds(60))) }
         first.stop()
-        _ = try firstThread.result()
+        _ = try firstThread.result(within: .seconds(120))
         let secondMemory = try GuestMemory.anonymous(length: length)
         let second = try stateBackup(secondMemory, port: first.port)
         let secondThread = BackupThread(second)
@@ -169,8 +169,8 @@ struct ManyGuestsTests {
         #expect(shared.statistics.members == 2, "the old session's engine left the index")
         for guest in guests { guest.driver.stop() }
         let lasts = try primaries.map { try #require(try $0.stop()) }
-        #expect(try secondThread.result() == .primaryFinished(lastEpoch: lasts[0]))
-        #expect(try guests[1].served.result() == .primaryFinished(lastEpoch: lasts[1]))
+        #expect(try secondThread.result(within: .seconds(120)) == .primaryFinished(lastEpoch: lasts[0]))
+        #expect(try guests[1].served.result(within: .seconds(120)) == .primaryFinished(lastEpoch: lasts[1]))
         #expect(memcmp(guests[0].memory.base, secondMemory.base, length) == 0, "the restarted backup differs from its guest")
         #expect(memcmp(guests[1].memory.base, guests[1].backupMemory.base, length) == 0)
     }
@@ -213,7 +213,7 @@ struct ManyGuestsTests {
         #expect(reports[0].failure == nil && reports[1].failure == nil && reports[2].failure != nil)
         #expect(GuestGroup.Failure(reports: [reports[2]]).description.contains("guest gamma failed"))
         for (index, (backupMemory, _, thread)) in backups.enumerated() {
-            #expect(try thread.result() == .primaryFinished(lastEpoch: reports[index].lastCommittedEpoch))
+            #expect(try thread.result(within: .seconds(120)) == .primaryFinished(lastEpoch: reports[index].lastCommittedEpoch))
             #expect(memcmp(group.guests[index].memory.base, backupMemory.base, length) == 0, "\(reports[index].name)'s backup differs")
         }
         #expect(group.sharedIndex?.statistics.attachments ?? 0 > 0)
