@@ -22,7 +22,9 @@ public final class Backup: @unchecked Sendable {
     private let store: ReplicaStore?
     private let counters = PthreadLock(BackupStatistics())
     /// The newest fencing term accepted (from the state directory, then each session); the serving thread's.
-    private var knownTerm: UInt64 = 0
+    private let knownTerm = Atomic<UInt64>(0)
+    /// Accepts connections and runs their handshakes concurrently, bounded (``HandshakeGate``).
+    private let gate: HandshakeGate<Session>
 
     /// Loads the state directory when one is configured (so a restarted backup resumes at its last
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
@@ -51,16 +53,59 @@ public final class Backup: @unchecked Sendable {
                 logger.notice("loaded epoch \(epoch) from \(directory) (journal \(store.journalBytes) bytes)")
             }
             self.store = store
-            knownTerm = store.highestTerm
+            knownTerm.store(store.highestTerm, ordering: .releasing)
             publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
         } else {
             store = nil
         }
-        listener = try Socket.listen(on: configuration.listen)
+        let listener = try Socket.listen(on: configuration.listen)
+        self.listener = listener
+        let refusedPeers = metrics.refusedPeers
+        gate = try HandshakeGate(listener: listener, limits: configuration.handshakeLimits, logger: logger,
+                                 refused: { refusedPeers.increment() })
+    }
+
+    /// A primary that completed its handshake.
+    private struct Session {
+        var connection: FrameConnection
+        var hello: Hello
+        var term: UInt64
+        var peer: String
+    }
+
+    /// One connection's handshake, on its ``HandshakeGate`` thread: checks the primary (key, guest, layout,
+    /// term) under one deadline for the whole exchange.
+    private func handshake(_ attempt: HandshakeGate<Session>.Attempt, peer: String, peerIsLoopback: Bool) throws -> Session {
+        let connection = try FrameConnection(socket: attempt.socket, peer: peer, isPrimary: false,
+                                             maximumPayload: replica.maximumDeltaLength, sendPath: configuration.sendPath)
+        connection.setReceiveTimeout(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
+        connection.setHandshakeDeadline(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
+        do {
+            let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
+                                             regionLengths: replica.regions.map(\.length))
+            let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
+                                                              peerIsLoopback: peerIsLoopback,
+                                                              peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(attempt.socket),
+                                                              guest: configuration.guestName ?? "",
+                                                              nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
+                                                              requireEncryption: configuration.requireEncryption
+                                                                  || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
+                                                              helloAccepted: attempt.greeted,
+                                                              minimumTerm: { [self] in
+                                                                  max(configuration.arbiter?.currentTerm() ?? 0, knownTerm.load(ordering: .acquiring))
+                                                              })
+            return Session(connection: connection, hello: hello, term: term, peer: peer)
+        } catch {
+            connection.close()
+            throw error
+        }
     }
 
     /// Counters of what this backup received and did.
     public var statistics: BackupStatistics { counters.withLock { $0 } }
+
+    /// Handshakes in progress now (strangers' connections included), for tests and diagnostics.
+    var pendingHandshakes: Int { gate.pendingCount }
 
     /// The port the backup listens on.
     public var port: UInt16 { listener.localPort }
@@ -94,6 +139,8 @@ public final class Backup: @unchecked Sendable {
         var lost: String?
         var lastWait = ""
         while true {
+            /// How long to wait for a primary: for ever, or, while the coordinator is asked, until it is asked again.
+            var waitMilliseconds: Int?
             if let reason = lost, let arbiter = configuration.arbiter {
                 switch arbiter.decide(lastEpoch: lastEpoch) {
                 case .promote(let term):
@@ -105,61 +152,39 @@ public final class Backup: @unchecked Sendable {
                     if why != lastWait { logger.warning("not taking over yet: \(why)") }
                     lastWait = why
                 }
-                let ready: Bool
-                do {
-                    ready = try listener.waitReadable(timeoutMilliseconds: arbiter.pollInterval.wholeMilliseconds)
-                } catch {
-                    if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                    throw error
+                waitMilliseconds = arbiter.pollInterval.wholeMilliseconds
+            }
+            let session: Session?
+            do {
+                session = try gate.next(timeoutMilliseconds: waitMilliseconds) { [self] attempt, peer, peerIsLoopback in
+                    try handshake(attempt, peer: peer, peerIsLoopback: peerIsLoopback)
                 }
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                if !ready { continue }
-            }
-            let accepted: (socket: Socket, peer: String, peerIsLoopback: Bool)
-            do {
-                accepted = try listener.accept()
             } catch {
                 if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
                 throw error
             }
-            let (socket, peer, peerIsLoopback) = accepted
-            if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-            let connection: FrameConnection
-            do {
-                connection = try FrameConnection(socket: socket, peer: peer, isPrimary: false,
-                                                 maximumPayload: replica.maximumDeltaLength, sendPath: configuration.sendPath)
-            } catch {
-                socket.shutdownBoth()
-                throw error
+            if stopping.load(ordering: .acquiring) {
+                session?.connection.close()
+                return .primaryFinished(lastEpoch: lastEpoch)
             }
+            // No primary within the coordinator's poll interval: ask it again.
+            guard let session else { continue }
+            let (connection, hello, term, peer) = (session.connection, session.hello, session.term, session.peer)
             self.connection.withLock { $0 = connection }
-            connection.setReceiveTimeout(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
-            connection.setHandshakeDeadline(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
             do {
-                let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
-                                                 regionLengths: replica.regions.map(\.length))
-                let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
-                                                                  peerIsLoopback: peerIsLoopback,
-                                                                  peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(socket),
-                                                                  guest: configuration.guestName ?? "",
-                                                                  nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
-                                                                  requireEncryption: configuration.requireEncryption
-                                                                      || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
-                                                                  minimumTerm: { max(configuration.arbiter?.currentTerm() ?? 0, knownTerm) })
-                if term > knownTerm {
+                if term > knownTerm.load(ordering: .acquiring) {
                     // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
                     try store?.recordTerm(term)
-                    knownTerm = term
+                    knownTerm.store(term, ordering: .releasing)
                 }
-                let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-                logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
             } catch {
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                logger.warning("refused \(peer): \(error)")
+                logger.warning("refused \(peer): cannot record its term \(term): \(error)")
                 metrics.refusedPeers.increment()
                 connection.close()
                 continue
             }
+            let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
+            logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
             if stopping.load(ordering: .acquiring) {
                 connection.close()
                 return .primaryFinished(lastEpoch: lastEpoch)
@@ -360,6 +385,7 @@ public final class Backup: @unchecked Sendable {
         stopping.store(true, ordering: .releasing)
         connection.withLock { $0?.close() }
         listener.shutdownBoth()
-        // A blocked accept() wakes on shutdown of the listening socket on Linux.
+        gate.abandonAll()
+        // A blocked accept() or poll() wakes on shutdown of the listening socket on Linux.
     }
 }

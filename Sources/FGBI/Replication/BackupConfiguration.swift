@@ -18,8 +18,11 @@ public struct BackupConfiguration: Sendable {
     public var primaryTimeout = Duration.milliseconds(100)
     /// How frames (acknowledgements, heartbeats, the summary) are written to the socket.
     public var sendPath = FrameSendPath.automatic
-    /// Time allowed for the handshake.
+    /// Time allowed for the whole handshake, from the connection's acceptance.
     public var handshakeTimeout = Duration.seconds(5)
+    /// How many handshakes run at once, and from one address; a newcomer over a bound evicts the pending
+    /// handshake that got least far (Docs/SECURITY.md).
+    public var handshakeLimits = HandshakeLimits()
     /// Where to write the replica (and its journal) on failover; nil writes nothing.
     public var imagePath: String?
     /// A directory where every committed epoch is made durable before it is acknowledged (a checkpoint image

@@ -106,6 +106,45 @@ extension Primary {
         for _ in 0..<dropped { freeCount.signal() }
     }
 
+    /// The first session, with the retry window of a reconnect (``PrimaryConfiguration/reconnectWindow``): a
+    /// backup not listening yet, or a connection dropped or timed out during the handshake (a backup busy
+    /// with a flood of connections evicts handshakes), is tried again with backoff; a refusal (key, guest,
+    /// layout, term) fails at once, and so does a primaryship that lapses meanwhile.
+    func openFirstSession() throws {
+        let window = configuration.reconnectWindow.wholeNanoseconds
+        let deadline = MonotonicClock.nanoseconds() + window
+        var pause: UInt64 = 50_000_000
+        var failures = 0
+        while true {
+            do {
+                try openSession()
+                if failures > 0 { logger.notice("reached the backup \(configuration.backup) after \(failures) failed attempts") }
+                return
+            } catch where Self.isWorthRetrying(error) && MonotonicClock.nanoseconds() + pause < deadline {
+                failures += 1
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("cannot reach the backup \(configuration.backup) yet (\(error)); trying again for up to \(window / 1_000_000_000) s (--reconnect-s)")
+                }
+                if let authority = configuration.authority, MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds {
+                    throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "lapsed while reaching the backup: \(authority.lossReason)")
+                }
+                MonotonicClock.sleep(nanoseconds: pause)
+                pause = min(pause * 2, 1_000_000_000)
+            }
+        }
+    }
+
+    /// Whether a failed session opening may succeed if tried again: the backup unreachable for now, or the
+    /// connection lost during the handshake. Not a refusal by the backup, nor a check of this end.
+    static func isWorthRetrying(_ error: Error) -> Bool {
+        if error is SystemError { return true }
+        guard let wire = error as? WireError else { return false }
+        switch wire {
+        case .closed, .timedOut: return true
+        default: return false
+        }
+    }
+
     /// The checkpoint thread: synchronise, run epochs; when the session fails, reconnect and go again.
     func sessionLoop() {
         while running.load(ordering: .acquiring) {

@@ -112,8 +112,11 @@ public final class Primary: @unchecked Sendable {
     /// Connects to the backup, authenticates, starts tracking and the epoch loop. The first session
     /// synchronises the backup (pre-copy rounds, or one full epoch) before the regular epochs.
     ///
+    /// A backup that cannot be reached yet, or drops the connection during the handshake, is tried again
+    /// for up to ``PrimaryConfiguration/reconnectWindow``, as a lost one is.
+    ///
     /// - Throws: ``WireError`` when the backup refuses (layout, key) or the handshake fails; ``SystemError``
-    ///   when it cannot be reached.
+    ///   when it cannot be reached within the window.
     public func start() throws {
         guard configuration.key != nil || configuration.backup.isLoopback else {
             throw WireError.keyRequired("the backup \(configuration.backup) is not on loopback")
@@ -128,7 +131,7 @@ public final class Primary: @unchecked Sendable {
         } else {
             logger.notice("no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); use --etcd in production")
         }
-        try openSession()
+        try openFirstSession()
         do {
             for tracker in trackers { try tracker.start() }
             running.store(true, ordering: .releasing)

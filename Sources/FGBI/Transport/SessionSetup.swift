@@ -51,10 +51,12 @@ enum SessionSetup {
     /// The backup's side. Returns the primary's hello and fencing term; refuses (telling the primary why) on
     /// any mismatch, and a primary whose term is older than `minimumTerm` (one that lost primaryship).
     /// Without a key, the primary must be on loopback (`peerIsLoopback`) and run as this user or root
-    /// (`peerIsSameUser`, ``LoopbackPeerOwner``).
+    /// (`peerIsSameUser`, ``LoopbackPeerOwner``). `helloAccepted` is called once a well-formed hello of this
+    /// guest has arrived (``HandshakeGate`` then evicts this handshake last).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
                              peerIsSameUser: Bool = true, guest: String = "",
                              nextEpoch: UInt64, requireEncryption: Bool = false,
+                             helloAccepted: () -> Void = {},
                              minimumTerm: () -> UInt64 = { 0 }) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
@@ -68,6 +70,7 @@ enum SessionSetup {
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
         guard hello.guest == guest else { throw refuse(.guestMismatch(primary: PeerText.printable(Array(hello.guest.utf8)), backup: guest)) }
+        helloAccepted()
         // Asked only now, for a well-formed hello of this guest: with a coordinator this is a request to it,
         // which a stranger's empty connection must not cost.
         let newestTerm = minimumTerm()

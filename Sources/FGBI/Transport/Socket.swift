@@ -84,7 +84,7 @@ final class Socket: @unchecked Sendable {
                 bind(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
             }
         }
-        try Syscall.libc("listen(\(endpoint))") { Glibc.listen(socket.descriptor, 4) }
+        try Syscall.libc("listen(\(endpoint))") { Glibc.listen(socket.descriptor, 128) }
         return socket
     }
 
