@@ -8,6 +8,8 @@ public enum CoordinationError: Error, Sendable, Equatable, CustomStringConvertib
     case malformedRecord(String, String)
     /// Acquiring kept losing races with other nodes.
     case contended(guest: String, attempts: Int)
+    /// The guest's term is at the largest value a term can hold: no newer one can be granted.
+    case termExhausted(String)
 
     public var description: String {
         switch self {
@@ -19,6 +21,9 @@ public enum CoordinationError: Error, Sendable, Equatable, CustomStringConvertib
                 + "stop it, or wait for its lease to expire (--acquire-wait-s)"
         case .malformedRecord(let key, let value):
             return "etcd key \(key) holds '\(value)', which is not an FGBI record: another program uses this prefix (--cluster)"
+        case .termExhausted(let key):
+            return "etcd key \(key) holds the largest possible term: no primary can be granted a newer one; "
+                + "someone wrote it by hand or hostile: delete the guest's keys once no node serves it"
         case .contended(let guest, let attempts):
             return "guest \(guest): lost \(attempts) races for primaryship in a row to other nodes"
         }

@@ -77,9 +77,10 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
                 throw error
             }
             switch claim {
-            case .granted(let term):
+            case .granted(let record):
+                let term = record.term
                 knownTerm.withLock { $0 = max($0, term) }
-                let held = EtcdPrimaryLease(client: client, keys: keys, node: node, term: term, leaseID: lease.id,
+                let held = EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
                                             ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
                 promoted.withLock { $0 = held }
                 logger.notice("guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
@@ -91,6 +92,11 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
                 _ = try? client.revoke(lease.id)
                 return .wait("the term moved while promoting; looking again")
             }
+        } catch let error as CoordinationError {
+            // The guest's keys hold what no FGBI node writes (a malformed record, a term at its maximum): no
+            // promotion can be sound on them, and waiting would wait for ever. Stand down, saying why.
+            logger.critical("guest \(keys.guest): \(error)")
+            return .standDown("\(error)")
         } catch {
             return .wait("cannot ask etcd (\(error)); losing etcd never promotes anyone")
         }

@@ -14,6 +14,10 @@ import Logging
 /// stops confirming epochs no later than the lease can expire, and a backup promoted after that expiry
 /// never overlaps with it.
 ///
+/// Each renewal first checks, in one transaction, that the guest's `primary` key still holds this node's
+/// record on this lease: a key deleted or rewritten by someone else (the lease alone would go on renewing,
+/// and a backup would be promoted at the next link loss) ends primaryship at once.
+///
 /// When renewals fail (etcd unreachable, or the lease already gone) the right runs out at that deadline and
 /// is lost for good: the renewer then revokes the lease (best effort) so a backup need not wait out the
 /// rest of it, and stops.
@@ -22,6 +26,8 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     public let node: String
     public let term: UInt64
     public let leaseID: Int64
+    /// What this node wrote at the guest's `primary` key: each renewal checks it is still there.
+    private let record: PrimaryRecord
     /// The time to live etcd granted (it raises values below its minimum, 2 s with default timing).
     public let ttlSeconds: Int
     private let client: EtcdClient
@@ -60,11 +66,11 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                 throw error
             }
             switch outcome {
-            case .granted(let term):
+            case .granted(let record):
                 if lease.ttlSeconds != ttlSeconds {
                     logger.notice("etcd granted a lease of \(lease.ttlSeconds) s for the \(ttlSeconds) s asked (its minimum follows its election timeout)")
                 }
-                return EtcdPrimaryLease(client: client, keys: keys, node: node, term: term, leaseID: lease.id,
+                return EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
                                         ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
             case .held(let record, let leaseOfHolder):
                 _ = try? client.revoke(lease.id)
@@ -83,8 +89,8 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
 
     /// What one attempt to take primaryship found.
     enum Claim {
-        /// This node is primary with this term.
-        case granted(UInt64)
+        /// This node is primary: the record written, with its term.
+        case granted(PrimaryRecord)
         /// Another node is primary (its record and lease).
         case held(PrimaryRecord, Int64)
         /// The term moved between reading and writing it: look again.
@@ -97,6 +103,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                       committedEpoch: UInt64?) throws -> Claim {
         let termKey = try client.get(keys.term)
         let current = try termKey.map { try TermValue.decode($0.value, key: keys.term) } ?? 0
+        guard current < UInt64.max else { throw CoordinationError.termExhausted(keys.term) }
         let next = current + 1
         var primary = record(next)
         primary.epoch = committedEpoch
@@ -113,19 +120,20 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             success: success,
             failure: [.range(key: keys.primary)])
         let result = try client.transaction(transaction)
-        if result.succeeded { return .granted(next) }
+        if result.succeeded { return .granted(primary) }
         if let holder = result.keyValues.first {
             return .held(try PrimaryRecord.decode(holder.value, key: keys.primary), holder.lease)
         }
         return .raced
     }
 
-    init(client: EtcdClient, keys: GuestKeys, node: String, term: UInt64, leaseID: Int64, ttlSeconds: Int,
+    init(client: EtcdClient, keys: GuestKeys, record: PrimaryRecord, leaseID: Int64, ttlSeconds: Int,
          grantSent: UInt64, logger: Logger) {
         self.client = client
         self.keys = keys
-        self.node = node
-        self.term = term
+        self.record = record
+        node = record.node
+        term = record.term
         self.leaseID = leaseID
         self.ttlSeconds = ttlSeconds
         self.logger = logger
@@ -185,6 +193,12 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             }
             let sent = MonotonicClock.nanoseconds()
             do {
+                guard try ownsPrimaryKey() else {
+                    state.withLock { $0.validUntil = 0 }
+                    lose(reason: "the guest's primary key (\(keys.primary)) no longer holds this node's record on its lease: "
+                         + "deleted or rewritten by someone else")
+                    return
+                }
                 if let granted = try client.keepAlive(leaseID) {
                     state.withLock { state in
                         guard !state.released else { return }
@@ -205,6 +219,16 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                 nextRenewal = MonotonicClock.nanoseconds() + min(interval, 100_000_000)
             }
         }
+    }
+
+    /// Whether the guest's `primary` key still holds this node's record on this lease: one transaction
+    /// comparing its value and its lease, read at one revision. A key deleted or rewritten by anyone else (the
+    /// lease alone would go on renewing) means another node may be promoted: stop confirming.
+    private func ownsPrimaryKey() throws -> Bool {
+        let check = EtcdTransaction(
+            compare: [EtcdCompare(key: keys.primary, .value(record.encoded)), EtcdCompare(key: keys.primary, .lease(leaseID))],
+            success: [], failure: [])
+        return try client.transaction(check).succeeded
     }
 
     /// The right ran out: mark it lost and revoke the lease so a backup need not wait for it to expire.

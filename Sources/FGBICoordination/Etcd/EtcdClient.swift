@@ -194,6 +194,9 @@ public final class EtcdClient: Sendable {
         case .value(let value):
             object["target"] = "VALUE"
             object["value"] = EtcdJSON.base64(value)
+        case .lease(let lease):
+            object["target"] = "LEASE"
+            object["lease"] = String(lease)
         }
         return object
     }

@@ -33,6 +33,8 @@ public struct EtcdCompare: Sendable, Equatable {
         case version(Int64)
         /// The key's value.
         case value([UInt8])
+        /// The lease the key is attached to (0: none).
+        case lease(Int64)
     }
 
     /// How the key's side relates to the given one.

@@ -4,6 +4,10 @@ import FGBICoordination
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Primaryship and promotion against a real single-member etcd: one holder at a time, terms that only grow,
 /// a lease that lapses by the primary's own clock when etcd goes away, and a backup that is promoted only once
 /// the lease is gone, never while etcd is unreachable.
@@ -138,6 +142,127 @@ struct EtcdCoordinationTests {
             // etcd restores the lease with a fresh TTL; it expires unrenewed, then the backup is promoted.
             #expect(Self.decision(of: arbiter, lastEpoch: 5, waitingUpTo: 10) == .promote(term: 2))
             arbiter.promotedLease?.release()
+        }
+    }
+
+    /// Waits until `lease` no longer holds, up to `seconds`; returns how long that took.
+    static func secondsUntilLost(_ lease: EtcdPrimaryLease, upTo seconds: Double) -> Double {
+        let start = Date()
+        while lease.isHeld, Date().timeIntervalSince(start) < seconds { usleep(10_000) }
+        return Date().timeIntervalSince(start)
+    }
+
+    /// Whoever can write etcd and deletes or rewrites the primary's key (the lease alone would go on renewing)
+    /// ends that primaryship within one time to live: each renewal checks the key's value and lease first.
+    @Test func aPrimaryWhoseKeyIsDeletedOrRewrittenLosesItWithinOneTTL() throws {
+        try withServer { _, client in
+            let keys = try GuestKeys(cluster: "t", guest: "g")
+            let deleted = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+            #expect(deleted.isHeld)
+            #expect(try client.delete(keys.primary))
+            let afterDelete = Self.secondsUntilLost(deleted, upTo: 5)
+            #expect(afterDelete < 1.0, "lost \(afterDelete) s after the key was deleted; the lease's TTL is 1 s")
+            #expect(deleted.lossReason.contains("deleted or rewritten"), "\(deleted.lossReason)")
+            deleted.release()
+
+            let rewritten = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+            #expect(rewritten.term == 2)
+            _ = try client.put(keys.primary, value: Array(#"{"node":"intruder","term":2}"#.utf8), lease: rewritten.leaseID)
+            let afterRewrite = Self.secondsUntilLost(rewritten, upTo: 5)
+            #expect(afterRewrite < 1.0, "lost \(afterRewrite) s after the key was rewritten")
+            rewritten.release()
+        }
+    }
+
+    /// A term at its largest value cannot be followed: refused with a clear error (it used to trap on `+ 1`),
+    /// and a backup stands down saying why instead of waiting for ever.
+    @Test func aTermAtItsMaximumIsRefusedClearly() throws {
+        try withServer { _, client in
+            let keys = try GuestKeys(cluster: "t", guest: "g")
+            _ = try client.put(keys.term, value: Array(String(UInt64.max).utf8))
+            #expect(throws: CoordinationError.termExhausted(keys.term)) {
+                _ = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+            }
+            let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 1)
+            guard case .standDown(let why) = arbiter.decide(lastEpoch: 3) else {
+                Issue.record("a backup went on with a term at its maximum")
+                return
+            }
+            #expect(why.contains("largest possible term"), "\(why)")
+        }
+    }
+
+    /// A record no FGBI node writes ends the backup's wait with a logged, clear reason: it stands down rather
+    /// than wait for ever or promote on keys it cannot read.
+    @Test func aMalformedRecordMakesTheBackupStandDownSayingWhy() throws {
+        try withServer { _, client in
+            let keys = try GuestKeys(cluster: "t", guest: "g")
+            _ = try client.put(keys.primary, value: Array("not json".utf8))
+            let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 1)
+            guard case .standDown(let why) = arbiter.decide(lastEpoch: 3) else {
+                Issue.record("the backup did not stand down on a malformed record")
+                return
+            }
+            #expect(why.contains("not an FGBI record"), "\(why)")
+            #expect(throws: CoordinationError.self) {
+                _ = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+            }
+        }
+    }
+
+    /// Through real processes: an `fgbi primary` process replicating to a backup coordinated by etcd; its key is
+    /// deleted behind its back. The primary halts within one TTL (exit 12, "lost primaryship"), the backup is
+    /// promoted with the next term, and every epoch the old primary confirmed is in the backup's replica: no
+    /// two primaries confirm.
+    @Test(.enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+    func deletingThePrimarysKeyHaltsThePrimaryProcessAndPromotesTheBackup() throws {
+        try withServer { server, client in
+            let keys = try GuestKeys(cluster: "t", guest: "g")
+            var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+            configuration.primaryTimeout = .milliseconds(500)
+            configuration.guestName = "g"
+            configuration.arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 2)
+            let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
+                                    configuration: configuration)
+            let serving = BackupThread(backup)
+            let process = Process()
+            process.executableURL = CommandRunner.executable
+            process.arguments = ["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "30",
+                                 "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL, "--cluster", "t",
+                                 "--guest-name", "g", "--node", "p", "--lease-ttl-s", "2", "--tracker", Kernel.preferredTracker.rawValue]
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            let start = Date()
+            while (backup.lastEpoch ?? 0) < 5, Date().timeIntervalSince(start) < 30 { usleep(20_000) }
+            #expect((backup.lastEpoch ?? 0) >= 5, "the primary never got going")
+            let record = try #require(try client.get(keys.primary))
+            #expect(record.string?.contains("\"node\":\"p\"") == true)
+            let deletedAt = Date()
+            #expect(try client.delete(keys.primary))
+            while process.isRunning, Date().timeIntervalSince(deletedAt) < 10 { usleep(10_000) }
+            let halted = Date().timeIntervalSince(deletedAt)
+            let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(!process.isRunning && process.terminationStatus == 12, "status \(process.terminationStatus); stderr: \(stderr)")
+            // The halt itself comes within one renewal interval; the process then tears down its session.
+            #expect(halted < 2.0 + 1.0, "the primary ran \(halted) s after its key was deleted (TTL 2 s)")
+            #expect(stderr.contains("deleted or rewritten"), "stderr: \(stderr)")
+            let outcome = try serving.result(within: .seconds(60))
+            guard case .promoted(let held, let term, _) = outcome else {
+                Issue.record("the backup was not promoted: \(outcome)")
+                return
+            }
+            #expect(term == 2)
+            // The old primary's last confirmed epoch, from its own words, is one the backup holds.
+            if let range = stderr.range(of: "the last was epoch "),
+               let confirmed = UInt64(stderr[range.upperBound...].prefix { $0.isNumber }) {
+                #expect(confirmed <= (held ?? 0), "the old primary confirmed epoch \(confirmed), the backup took over at \(String(describing: held))")
+            } else {
+                Issue.record("the primary did not say its last confirmed epoch: \(stderr)")
+            }
+            configuration.arbiter.flatMap { $0 as? EtcdFailoverArbiter }?.promotedLease?.release()
         }
     }
 
