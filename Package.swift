@@ -39,11 +39,14 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
-        // Coordination with the rest of a cluster: an etcd v3 client over etcd's JSON gateway.
+        // OpenSSL's TLS, for https:// etcd endpoints.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", providers: [.apt(["libssl-dev"])]),
+        // Coordination with the rest of a cluster: an etcd v3 client over etcd's JSON gateway, over TLS or not.
         .target(
             name: "FGBICoordination",
             dependencies: [
                 "FGBI",
+                "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -6,9 +6,24 @@ import Logging
 
 /// Failover coordination through etcd, shared by `fgbi primary` and `fgbi backup`.
 struct CoordinationOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("etcd members, comma-separated (http://HOST:PORT,...): the primary holds a lease and a fencing term, the backup takes over only once that lease expired. Without it failover rests on heartbeats alone, which is not partition-safe.",
+    @Option(help: ArgumentHelp("etcd members, comma-separated (https://HOST:PORT,...; http:// only on a network no one else reaches): the primary holds a lease and a fencing term, the backup takes over only once that lease expired. Without it failover rests on heartbeats alone, which is not partition-safe.",
                                valueName: "urls"))
     var etcd: String?
+
+    @Option(name: .customLong("etcd-ca"), help: ArgumentHelp("PEM file of the authority that signed etcd's server certificates (https:// members; default: the system's authorities).", valueName: "file"))
+    var etcdCA: String?
+
+    @Option(name: .customLong("etcd-cert"), help: ArgumentHelp("PEM file of this node's client certificate, when etcd requires one (--client-cert-auth); with --etcd-key.", valueName: "file"))
+    var etcdCertificate: String?
+
+    @Option(name: .customLong("etcd-key"), help: ArgumentHelp("PEM file of the client certificate's key: mode 600, owned by this user.", valueName: "file"))
+    var etcdKey: String?
+
+    @Option(name: .customLong("etcd-user"), help: "etcd user (etcd's own authentication); with --etcd-password-file.")
+    var etcdUser: String?
+
+    @Option(name: .customLong("etcd-password-file"), help: ArgumentHelp("File holding the etcd user's password (one line; mode 600, owned by this user).", valueName: "file"))
+    var etcdPasswordFile: String?
 
     @Option(help: "Cluster name in the etcd keys (/fgbi/CLUSTER/GUEST/primary).")
     var cluster = "default"
@@ -42,13 +57,36 @@ struct CoordinationOptions: ParsableArguments {
         }
         guard (1...3600).contains(leaseTTLSeconds) else { throw ValidationError("--lease-ttl-s must be between 1 and 3600") }
         guard (50...60_000).contains(etcdTimeoutMilliseconds) else { throw ValidationError("--etcd-timeout-ms must be between 50 and 60000") }
+        guard (etcdCertificate == nil) == (etcdKey == nil) else { throw ValidationError("--etcd-cert and --etcd-key go together") }
+        guard (etcdUser == nil) == (etcdPasswordFile == nil) else { throw ValidationError("--etcd-user and --etcd-password-file go together") }
         do {
-            _ = try EtcdClient(endpoints: Self.members(etcd), requestTimeout: .milliseconds(etcdTimeoutMilliseconds))
+            _ = try client(of: etcd)
             _ = try GuestKeys(cluster: cluster, guest: guest)
             try GuestKeys.validate(nodeName, what: "node")
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    /// The client for `--etcd`, with its TLS and credentials: key and password files must be private.
+    private func client(of etcd: String) throws -> EtcdClient {
+        let members = Self.members(etcd)
+        var tls: EtcdTLS?
+        if etcdCA != nil || etcdCertificate != nil || members.contains(where: { $0.lowercased().hasPrefix("https://") }) {
+            if let etcdKey { try PrivateFile.check(path: etcdKey, what: "etcd client key") }
+            tls = EtcdTLS(caFile: etcdCA, certificateFile: etcdCertificate, keyFile: etcdKey)
+        }
+        var credentials: EtcdCredentials?
+        if let etcdUser, let etcdPasswordFile {
+            try PrivateFile.check(path: etcdPasswordFile, what: "etcd password file")
+            let text = try String(contentsOfFile: etcdPasswordFile, encoding: .utf8)
+            let password = text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard !password.isEmpty else { throw ValidationError("--etcd-password-file \(etcdPasswordFile) is empty") }
+            credentials = EtcdCredentials(user: etcdUser, password: password)
+        }
+        // TLS options given for http:// members are refused by the client, with the reason.
+        return try EtcdClient(endpoints: members, requestTimeout: .milliseconds(etcdTimeoutMilliseconds),
+                              tls: tls ?? ((etcdCA ?? etcdCertificate) == nil ? nil : EtcdTLS()), credentials: credentials)
     }
 
     static func members(_ list: String) -> [String] {
@@ -68,7 +106,13 @@ struct CoordinationOptions: ParsableArguments {
             Progress.note("\(role): no --etcd: failover rests on heartbeats alone, which is NOT partition-safe (a cut link can leave two primaries); fine for a two-node lab, not for production")
             return nil
         }
-        let client = try EtcdClient(endpoints: Self.members(etcd), requestTimeout: .milliseconds(etcdTimeoutMilliseconds))
+        let client = try client(of: etcd)
+        let plainOffLoopback = client.endpoints.contains { url in
+            url.hasPrefix("http://") && !((try? Endpoint(parsing: String(url.dropFirst("http://".count))))?.isLoopback ?? false)
+        }
+        if plainOffLoopback {
+            Progress.note("\(role): etcd over plain http:// off loopback: anyone on the path can read and steer failover; use https:// members (--etcd-ca) and etcd users (--etcd-user)")
+        }
         let status = try client.status()
         Progress.note("\(role): etcd \(status.version) answers at \(client.endpoints.joined(separator: ",")); guest \(guest) of cluster \(cluster), node \(nodeName)")
         return (client, try GuestKeys(cluster: cluster, guest: guest), nodeName)

@@ -32,8 +32,13 @@ public final class EtcdServer: @unchecked Sendable {
     /// etcd's standard output and error, appended across restarts.
     public let logFile: String
 
-    /// The client URL, for ``EtcdClient``.
-    public var clientURL: String { "http://\(urlHost):\(clientPort)" }
+    /// The client URL, for ``EtcdClient``: `https://` when the member serves TLS.
+    public var clientURL: String { "\(tls == nil ? "http" : "https")://\(urlHost):\(clientPort)" }
+
+    /// The certificates the member serves TLS with, nil for plain HTTP.
+    public let tls: EtcdCertificates?
+    /// Whether the member requires a client certificate signed by ``tls``'s authority.
+    public let requiresClientCertificates: Bool
 
     /// The member's name, and the cluster it starts in (`name=peerURL,...`; itself alone by default).
     public let name: String
@@ -54,8 +59,15 @@ public final class EtcdServer: @unchecked Sendable {
     /// etcd's shortest lease (1.5 election timeouts, rounded up to whole seconds): the default, a 250 ms
     /// election timeout with a 25 ms heartbeat, is ready in a fraction of a second and grants 1 s leases,
     /// where etcd's own defaults (1 s, 100 ms) take a second to start and grant no lease under 2 s.
+    ///
+    /// With `tls`, the member serves its clients over TLS with those certificates and, with
+    /// `requireClientCertificates`, requires a client certificate signed by the same authority
+    /// (`--client-cert-auth`); its peer port stays plain. etcd's JSON gateway refuses user/password
+    /// authentication when client certificates are required ("CommonName of client sending a request against
+    /// gateway will be ignored"): a lab with ``enableAuthentication(rootPassword:user:prefix:)`` passes false.
     public init(host: String = "127.0.0.1", port: Int? = nil, namespace: NetworkNamespace? = nil,
-                electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20)) throws {
+                electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20),
+                tls: EtcdCertificates? = nil, requireClientCertificates: Bool = true) throws {
         guard Self.executable != nil else {
             throw BenchmarkError("etcd is not installed: run Scripts/bootstrap (Debian package etcd-server)")
         }
@@ -63,6 +75,8 @@ public final class EtcdServer: @unchecked Sendable {
         self.namespace = namespace
         self.startTimeout = startTimeout
         self.electionTimeout = electionTimeout
+        self.tls = tls
+        requiresClientCertificates = tls != nil && requireClientCertificates
         let ports = try Self.freePorts(host: host, count: port == nil ? 2 : 1)
         clientPort = port ?? ports[0]
         peerPort = port == nil ? ports[1] : ports[0]
@@ -86,6 +100,8 @@ public final class EtcdServer: @unchecked Sendable {
     init(member name: String, host: String, clusterToken: String, electionTimeout: Duration, startTimeout: Duration) throws {
         self.host = host
         namespace = nil
+        tls = nil
+        requiresClientCertificates = false
         self.startTimeout = startTimeout
         self.electionTimeout = electionTimeout
         let ports = try Self.freePorts(host: host, count: 2)
@@ -148,6 +164,38 @@ public final class EtcdServer: @unchecked Sendable {
         try start()
     }
 
+    /// What a client of this member gives ``EtcdClient``: the lab's authority, and its client certificate
+    /// when the member requires one.
+    public var clientTLS: EtcdTLS? {
+        guard let tls else { return nil }
+        return requiresClientCertificates ? tls.clientTLS : EtcdTLS(caFile: tls.caFile)
+    }
+
+    /// Turns on etcd's user/password authentication with a `root` user of `rootPassword` (etcd requires one
+    /// before it enables authentication) and, when `user` is given, that user with read and write rights on
+    /// `prefix` only. Clients then need ``EtcdCredentials``.
+    public func enableAuthentication(rootPassword: String, user: EtcdCredentials? = nil, prefix: String = "/fgbi/") throws {
+        let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(2000), tls: clientTLS)
+        try client.administer("v3/auth/user/add", ["name": "root", "password": rootPassword])
+        try client.administer("v3/auth/role/add", ["name": "root"])
+        try client.administer("v3/auth/user/grant", ["user": "root", "role": "root"])
+        if let user {
+            let role = "fgbi-\(user.user)"
+            try client.administer("v3/auth/user/add", ["name": user.user, "password": user.password])
+            try client.administer("v3/auth/role/add", ["name": role])
+            // The prefix as a range: [prefix, prefix with its last byte + 1).
+            var end = Array(prefix.utf8)
+            end[end.count - 1] += 1
+            try client.administer("v3/auth/role/grant", [
+                "name": role,
+                "perm": ["permType": "READWRITE", "key": Data(prefix.utf8).base64EncodedString(),
+                         "range_end": Data(end).base64EncodedString()] as [String: Any],
+            ])
+            try client.administer("v3/auth/user/grant", ["user": user.user, "role": role])
+        }
+        try client.administer("v3/auth/enable", [:])
+    }
+
     /// The last `lines` lines of etcd's log, for error messages.
     public func logTail(lines: Int = 15) -> String {
         guard let text = try? String(contentsOfFile: logFile, encoding: .utf8) else { return "(no log)" }
@@ -165,7 +213,9 @@ public final class EtcdServer: @unchecked Sendable {
             "--initial-cluster-token", clusterToken,
             "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
             "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
-        ]
+        ] + (tls.map { ["--cert-file", $0.serverCertificate, "--key-file", $0.serverKey] } ?? [])
+          // etcd verifies client certificates whenever it is given a trusted authority.
+          + (requiresClientCertificates ? ["--trusted-ca-file", tls!.caFile, "--client-cert-auth"] : [])
         var command = ["/bin/sh", "-c", Self.lifelineScript] + arguments
         if let namespace {
             command = [VethLink.toolPath("ip"), "netns", "exec", namespace.name] + command
@@ -239,7 +289,7 @@ public final class EtcdServer: @unchecked Sendable {
     /// Polls `status()` until the member answers with a leader; throws, with the log's tail, when etcd exits or
     /// `startTimeout` passes first (and then stops it, so a failed start leaves no process behind).
     private func waitUntilReady(_ shell: SpawnedProcess) throws {
-        let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(500))
+        let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(500), tls: clientTLS)
         let deadline = MonotonicClock.nanoseconds() + startTimeout.wholeNanoseconds
         var lastError = "no answer yet"
         while MonotonicClock.nanoseconds() < deadline {

@@ -27,24 +27,47 @@ public final class EtcdClient: Sendable {
     public let requestTimeout: Duration
 
     private let members: [EtcdEndpoint]
-    private let transport = EtcdHTTPTransport()
+    private let transport: EtcdHTTPTransport
+    private let credentials: EtcdCredentials?
+    /// The auth token etcd gave for ``credentials``, per member URL (simple tokens are a member's own).
+    private let tokens = LockedState<[String: String]>([:])
     /// Index in `members` of the member to ask first: the one that last answered.
     private let preferred = Atomic<Int>(0)
     private let logger: Logger
 
-    /// A client of the cluster whose members serve at `endpoints` (`http://host:port` each; https is not
-    /// supported). It makes no request; call ``status()`` to check the cluster is there.
-    public init(endpoints: [String], requestTimeout: Duration = .milliseconds(1000),
-                logger: Logger = Logger(label: "fgbi.etcd")) throws(EtcdError) {
+    /// A client of the cluster whose members serve at `endpoints` (`https://host:port` each, or `http://` on a
+    /// network only the fgbi hosts reach). `tls` says which authority signs the members' certificates (nil:
+    /// the system's) and gives a client certificate when etcd asks for one. It makes no request; call
+    /// ``status()`` to check the cluster is there.
+    ///
+    /// With `credentials` (etcd's user/password authentication), the client authenticates on first use and
+    /// sends the token etcd gave with every request, authenticating again when etcd says the token expired.
+    public init(endpoints: [String], requestTimeout: Duration = .milliseconds(1000), tls: EtcdTLS? = nil,
+                credentials: EtcdCredentials? = nil, logger: Logger = Logger(label: "fgbi.etcd")) throws(EtcdError) {
         precondition(requestTimeout > .zero, "an etcd request timeout must be positive")
         guard !endpoints.isEmpty else {
             throw EtcdError(operation: "etcd client", endpoint: "", reason: .invalidEndpoint("no endpoints given"))
         }
         var members: [EtcdEndpoint] = []
         for text in endpoints { members.append(try EtcdEndpoint(text)) }
+        let secure = members.filter(\.isSecure).count
+        guard secure == 0 || secure == members.count else {
+            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","),
+                            reason: .invalidEndpoint("mixed http:// and https:// members: give every member with https://"))
+        }
+        if tls != nil && secure == 0 {
+            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","),
+                            reason: .invalidEndpoint("TLS options were given for http:// members: give them as https://"))
+        }
+        do throws(TLSFailure) {
+            transport = EtcdHTTPTransport(tls: secure > 0 ? try TLSClientContext(tls ?? EtcdTLS()) : nil)
+        } catch {
+            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","), reason: .invalidEndpoint(error.description))
+        }
         self.members = members
         self.endpoints = members.map(\.url)
         self.requestTimeout = requestTimeout
+        self.credentials = credentials
         self.logger = logger
     }
 
@@ -61,6 +84,14 @@ public final class EtcdClient: Sendable {
                               leader: try response.uint64("leader"), revision: try header.requiredInt64("revision"),
                               raftTerm: try response.uint64("raftTerm"))
         }
+    }
+
+    // MARK: Administration (labs)
+
+    /// A raw call of etcd's JSON gateway whose answer only needs to be a success (`v3/auth/user/add`, say):
+    /// for the test labs that set etcd up (FGBIBench), not for coordination.
+    package func administer(_ path: String, _ body: [String: Any]) throws(EtcdError) {
+        try call("etcd \(path)", path, body) { (_, _) throws(EtcdJSON.Malformed) in () }
     }
 
     // MARK: Keys
@@ -253,11 +284,49 @@ public final class EtcdClient: Sendable {
     /// One request to one member: its answer as a JSON object, or why there is none.
     private func exchange(_ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
                           stream: Bool) throws(EtcdError) -> EtcdJSON.Object {
+        guard let credentials, path != Self.authenticatePath else {
+            return try exchangeOnce(operation, path, data, on: member, stream: stream, token: nil)
+        }
+        let known = tokens.withLock { $0[member.url] }
+        let token: String
+        if let known { token = known } else { token = try authenticate(credentials, on: member) }
+        do throws(EtcdError) {
+            return try exchangeOnce(operation, path, data, on: member, stream: stream, token: token)
+        } catch where known != nil && error.isExpiredToken {
+            // The token expired (or the member restarted): once more with a new one.
+            let fresh = try authenticate(credentials, on: member)
+            return try exchangeOnce(operation, path, data, on: member, stream: stream, token: fresh)
+        }
+    }
+
+    private static let authenticatePath = "v3/auth/authenticate"
+
+    /// Asks `member` for a token for `credentials`, and keeps it.
+    private func authenticate(_ credentials: EtcdCredentials, on member: EtcdEndpoint) throws(EtcdError) -> String {
+        let body = EtcdJSON.encode(["name": credentials.user, "password": credentials.password])
+        let answer = try exchangeOnce("etcd authenticate as \(credentials.user)", Self.authenticatePath, body, on: member, stream: false, token: nil)
+        let token: String
+        do throws(EtcdJSON.Malformed) {
+            token = try answer.string("token")
+        } catch {
+            throw EtcdError(operation: "etcd authenticate", endpoint: member.url, reason: .malformedResponse(error.detail))
+        }
+        guard !token.isEmpty, !token.contains("\r"), !token.contains("\n") else {
+            throw EtcdError(operation: "etcd authenticate", endpoint: member.url,
+                            reason: .malformedResponse("no usable token (is authentication enabled in etcd?)"))
+        }
+        tokens.withLock { $0[member.url] = token }
+        return token
+    }
+
+    /// One request to one member with `token`, if any.
+    private func exchangeOnce(_ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
+                              stream: Bool, token: String?) throws(EtcdError) -> EtcdJSON.Object {
         func failure(_ reason: EtcdError.Reason) -> EtcdError {
             EtcdError(operation: operation, endpoint: member.url, reason: reason)
         }
         let reply: EtcdHTTPTransport.Reply
-        switch transport.post(member, path: path, body: data, timeout: requestTimeout) {
+        switch transport.post(member, path: path, body: data, authorization: token, timeout: requestTimeout) {
         case .success(let answer): reply = answer
         case .failure(.timedOut): throw failure(.timedOut(milliseconds: requestTimeout.wholeMilliseconds))
         case .failure(.unreachable(let detail)): throw failure(.unreachable(detail))

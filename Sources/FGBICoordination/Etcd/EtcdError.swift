@@ -47,6 +47,13 @@ public struct EtcdError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether another member of the cluster may answer where this one did not: no connection, no answer in
+    /// Whether etcd refused the auth token (expired, or the member restarted and forgot it): authenticate
+    /// again and retry.
+    var isExpiredToken: Bool {
+        guard case .server(let code, let message) = reason else { return false }
+        return code == GRPCStatus.unauthenticated || message.contains("invalid auth token")
+    }
+
     /// time, or etcd saying it is unavailable (no leader, leader changed, shutting down).
     public var isEndpointFailure: Bool {
         switch reason {

@@ -1,3 +1,4 @@
+import COpenSSL
 import FGBI
 import Foundation
 
@@ -8,6 +9,8 @@ import Glibc
 /// A TCP connection for HTTP/1.1 whose every step ends by a deadline (a `MonotonicClock` reading in
 /// nanoseconds): name resolution, connect, send and each receive. The socket is non-blocking and waits in
 /// poll(2), so a peer that drops packets or accepts and never answers costs the caller the time left, no more.
+/// Over TLS when given a ``TLSClientContext`` (an `https://` endpoint): the handshake and every read and write
+/// then go through OpenSSL on the same non-blocking socket, under the same deadlines.
 /// Used by one thread at a time: taken from ``EtcdHTTPTransport``'s pool for one request, given back after.
 final class HTTPConnection: @unchecked Sendable {
     /// Why a step failed.
@@ -24,6 +27,8 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     private let descriptor: Int32
+    /// The TLS session (OpenSSL's `SSL`), nil on plain HTTP.
+    private var tls: OpaquePointer?
     /// Bytes received and not yet consumed, from `start`.
     private var received: [UInt8] = []
     private var start = 0
@@ -34,13 +39,41 @@ final class HTTPConnection: @unchecked Sendable {
         self.descriptor = descriptor
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        if let tls { SSL_free(tls) }
+        close(descriptor)
+    }
 
     // MARK: Connecting
 
     /// Connects to `host` (a name, an IPv4 address or a bracketed IPv6 address) at `port`, trying each address
     /// the name resolves to until one answers or the deadline passes.
-    static func open(host: String, port: Int, deadline: UInt64) throws(Failure) -> HTTPConnection {
+    static func open(host: String, port: Int, tls: TLSClientContext? = nil, deadline: UInt64) throws(Failure) -> HTTPConnection {
+        let connection = try openTCP(host: host, port: port, deadline: deadline)
+        if let tls { try connection.shakeHands(tls, host: host, deadline: deadline) }
+        return connection
+    }
+
+    /// The TLS handshake on the connected socket; a refused certificate names the reason.
+    private func shakeHands(_ context: TLSClientContext, host: String, deadline: UInt64) throws(Failure) {
+        do throws(TLSFailure) {
+            tls = try context.session(descriptor: descriptor, host: host)
+        } catch {
+            throw Failure.unreachable(error.description)
+        }
+        guard let tls else { return }
+        while true {
+            let rc = SSL_connect(tls)
+            if rc == 1 { return }
+            switch SSL_get_error(tls, rc) {
+            case SSL_ERROR_WANT_READ: try wait(for: Int16(POLLIN), deadline: deadline)
+            case SSL_ERROR_WANT_WRITE: try wait(for: Int16(POLLOUT), deadline: deadline)
+            default: throw Failure.unreachable("TLS: \(TLSClientContext.handshakeFailure(tls))")
+            }
+        }
+    }
+
+    private static func openTCP(host: String, port: Int, deadline: UInt64) throws(Failure) -> HTTPConnection {
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         var lastFailure = Failure.unreachable("\(name) resolved to no address")
         for address in try resolve(name, port: port, deadline: deadline) {
@@ -121,6 +154,10 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Sends all of `bytes`.
     func send(_ bytes: [UInt8], deadline: UInt64) throws(Failure) {
+        if let tls {
+            try sendTLS(tls, bytes, deadline: deadline)
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes { raw in
@@ -136,9 +173,46 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
+    private func sendTLS(_ tls: OpaquePointer, _ bytes: [UInt8], deadline: UInt64) throws(Failure) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes { raw in SSL_write(tls, raw.baseAddress! + offset, Int32(raw.count - offset)) }
+            if sent > 0 {
+                offset += Int(sent)
+                continue
+            }
+            switch SSL_get_error(tls, sent) {
+            case SSL_ERROR_WANT_READ: try wait(for: Int16(POLLIN), deadline: deadline)
+            case SSL_ERROR_WANT_WRITE: try wait(for: Int16(POLLOUT), deadline: deadline)
+            case SSL_ERROR_ZERO_RETURN: throw Failure.closedBeforeAnswer
+            case SSL_ERROR_SYSCALL where errno == EPIPE || errno == ECONNRESET: throw Failure.closedBeforeAnswer
+            default: throw Failure.unreachable("TLS send: \(TLSClientContext.lastError("SSL_write"))")
+            }
+        }
+    }
+
+    /// Receives into `chunk` over TLS: the count, 0 at the end of the stream.
+    private func receiveTLS(_ tls: OpaquePointer, into chunk: inout [UInt8], deadline: UInt64) throws(Failure) -> Int {
+        while true {
+            let count = chunk.withUnsafeMutableBytes { SSL_read(tls, $0.baseAddress, Int32($0.count)) }
+            if count > 0 { return Int(count) }
+            switch SSL_get_error(tls, count) {
+            case SSL_ERROR_WANT_READ: try wait(for: Int16(POLLIN), deadline: deadline)
+            case SSL_ERROR_WANT_WRITE: try wait(for: Int16(POLLOUT), deadline: deadline)
+            case SSL_ERROR_ZERO_RETURN: return 0
+            case SSL_ERROR_SYSCALL where errno == 0 || errno == ECONNRESET:
+                // Closed without TLS's close_notify: an end of stream as far as HTTP framing goes.
+                if errno == ECONNRESET && !answered { throw Failure.closedBeforeAnswer }
+                return 0
+            default: throw Failure.unreachable("TLS receive: \(TLSClientContext.lastError("SSL_read"))")
+            }
+        }
+    }
+
     /// Whether the connection, idle in the pool, was closed by the peer (or has stray bytes waiting, which
     /// makes it unusable too).
     var isStale: Bool {
+        if let tls, SSL_pending(tls) > 0 { return true }
         var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         return poll(&entry, 1, 0) != 0
     }
@@ -150,6 +224,14 @@ final class HTTPConnection: @unchecked Sendable {
             start = 0
         }
         var chunk = [UInt8](repeating: 0, count: 16_384)
+        if let tls {
+            ERR_clear_error()
+            let count = try receiveTLS(tls, into: &chunk, deadline: deadline)
+            guard count > 0 else { return false }
+            received += chunk[..<count]
+            answered = true
+            return true
+        }
         while true {
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count > 0 {

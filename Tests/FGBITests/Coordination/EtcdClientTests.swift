@@ -305,9 +305,9 @@ struct EtcdClientTests {
     // MARK: Endpoints that are wrong
 
     @Test("a malformed endpoint is rejected with the reason", arguments: [
-        ("https://127.0.0.1:2379", "https is not supported"),
-        ("127.0.0.1:2379", "the scheme is missing: give http://127.0.0.1:2379"),
-        ("grpc://127.0.0.1:2379", "only http:// URLs are supported"),
+        ("https://127.0.0.1:2379/v3", "a client URL has no path: give https://host:port"),
+        ("127.0.0.1:2379", "the scheme is missing: give https://127.0.0.1:2379"),
+        ("grpc://127.0.0.1:2379", "only http:// and https:// URLs are supported"),
         ("http://127.0.0.1", "the port is missing"),
         ("http://127.0.0.1:99999", "'99999' is not a port"),
         ("http://127.0.0.1:port", "'port' is not a port"),
@@ -323,6 +323,14 @@ struct EtcdClientTests {
         #expect(problem.contains(message), "\(problem)")
         #expect(error.endpoint == endpoint)
         #expect(error.description.hasPrefix(endpoint.isEmpty ? "etcd client: " : "etcd client at \(endpoint): "))
+    }
+
+    @Test func membersAreAllTLSOrNone() throws {
+        let error = try etcdError { _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379", "https://127.0.0.1:2380"]) }
+        guard case .invalidEndpoint(let problem) = error.reason else { Issue.record("\(error)"); return }
+        #expect(problem.contains("mixed http:// and https:// members"), "\(problem)")
+        let secure = try EtcdClient(endpoints: ["https://10.0.0.5:2379/", "HTTPS://[::1]:2379"])
+        #expect(secure.endpoints == ["https://10.0.0.5:2379", "https://[::1]:2379"])
     }
 
     @Test func wellFormedEndpointsAreAccepted() throws {

@@ -266,6 +266,99 @@ struct EtcdCoordinationTests {
         }
     }
 
+    /// etcd over TLS with client certificates: a client with the lab's authority and certificate works (a lease
+    /// and a promotion through it), and each missing piece is refused with a reason: no client certificate, an
+    /// authority that did not sign the server's certificate, plain http:// to a TLS member.
+    @Test func etcdOverTLSWithClientCertificates() throws {
+        let directory = NSTemporaryDirectory() + "fgbi-etcd-tls-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificates = try EtcdCertificates(directory: directory + "/lab")
+        let server = try EtcdServer(tls: certificates)
+        defer { server.stop() }
+        #expect(server.clientURL.hasPrefix("https://"))
+        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: certificates.clientTLS)
+        #expect(try client.status().hasLeader)
+        let keys = try GuestKeys(cluster: "t", guest: "g")
+        let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+        #expect(primary.term == 1 && primary.isHeld)
+        primary.release()
+        let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 1)
+        #expect(Self.decision(of: arbiter, lastEpoch: 4, waitingUpTo: 5) == .promote(term: 2))
+        arbiter.promotedLease?.release()
+
+        // Without a client certificate etcd ends the handshake.
+        let anonymous = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000),
+                                       tls: EtcdTLS(caFile: certificates.caFile))
+        #expect(throws: EtcdError.self) { _ = try anonymous.status() }
+        // An authority that did not sign etcd's certificate: the client refuses the server, saying why.
+        let other = try EtcdCertificates(directory: directory + "/other")
+        let misled = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: other.clientTLS)
+        let refusal = #expect(throws: EtcdError.self) { _ = try misled.status() }
+        #expect("\(refusal.map { "\($0)" } ?? "")".contains("certificate"), "\(String(describing: refusal))")
+        // Plain HTTP to a TLS member gets no answer etcd would give.
+        let plain = try EtcdClient(endpoints: [server.clientURL.replacingOccurrences(of: "https://", with: "http://")],
+                                   requestTimeout: .milliseconds(1000))
+        #expect(throws: EtcdError.self) { _ = try plain.status() }
+        // TLS options without https:// members, and a certificate without its key, are refused up front.
+        #expect(throws: EtcdError.self) {
+            _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379"], tls: certificates.clientTLS)
+        }
+        #expect(throws: EtcdError.self) {
+            _ = try EtcdClient(endpoints: [server.clientURL], tls: EtcdTLS(caFile: certificates.caFile, certificateFile: certificates.clientCertificate))
+        }
+
+        // The command line: `fgbi primary` with --etcd-ca, --etcd-cert and --etcd-key holds its lease over TLS.
+        guard CommandRunner.executable != nil else { return }
+        let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
+                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let serving = BackupThread(backup)
+        let outcome = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "1",
+                                             "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL,
+                                             "--etcd-ca", certificates.caFile, "--etcd-cert", certificates.clientCertificate,
+                                             "--etcd-key", certificates.clientKey, "--cluster", "cli", "--node", "p",
+                                             "--tracker", Kernel.preferredTracker.rawValue])
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("answers at \(server.clientURL)"), "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("is primary of guest guest with term 1"), "stderr: \(outcome.stderr)")
+        #expect(try serving.result(within: .seconds(60)) == .primaryFinished(lastEpoch: backup.lastEpoch))
+        // A client key open to others is refused before anything is sent.
+        chmod(certificates.clientKey, 0o644)
+        let loose = try CommandRunner.run(["primary", "--backup", "127.0.0.1:1", "--etcd", server.clientURL, "--etcd-ca", certificates.caFile,
+                                           "--etcd-cert", certificates.clientCertificate, "--etcd-key", certificates.clientKey])
+        #expect(loose.status != 0 && loose.stderr.contains("chmod 600"), "stderr: \(loose.stderr)")
+    }
+
+    /// etcd's user/password authentication, over TLS (server certificates only: etcd's gateway refuses
+    /// passwords where client certificates are required): a user with rights on /fgbi/ only holds a lease and
+    /// is promoted; no credentials, a wrong password, or a key outside its prefix are refused.
+    @Test func etcdWithUserAndPasswordOverTLS() throws {
+        let directory = NSTemporaryDirectory() + "fgbi-etcd-auth-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let certificates = try EtcdCertificates(directory: directory)
+        let server = try EtcdServer(tls: certificates, requireClientCertificates: false)
+        defer { server.stop() }
+        let user = EtcdCredentials(user: "fgbi", password: "correct horse battery staple")
+        try server.enableAuthentication(rootPassword: "root-\(UInt64.random(in: 0 ... .max))", user: user)
+        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000),
+                                    tls: server.clientTLS, credentials: user)
+        let keys = try GuestKeys(cluster: "t", guest: "g")
+        let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
+        #expect(primary.term == 1)
+        primary.release()
+        let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 1)
+        #expect(Self.decision(of: arbiter, lastEpoch: 4, waitingUpTo: 5) == .promote(term: 2))
+        arbiter.promotedLease?.release()
+
+        let anonymous = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS)
+        #expect(throws: EtcdError.self) { _ = try anonymous.get(keys.term) }
+        let wrong = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS,
+                                   credentials: EtcdCredentials(user: "fgbi", password: "guess"))
+        let refusal = #expect(throws: EtcdError.self) { _ = try wrong.get(keys.term) }
+        #expect("\(refusal.map { "\($0)" } ?? "")".contains("authentication failed"), "\(String(describing: refusal))")
+        #expect(throws: EtcdError.self) { try client.put("/elsewhere", value: [1]) }
+        #expect(try client.get(keys.term)?.string == "2")
+    }
+
     @Test func aBackupWithoutAnEpochStandsDown() throws {
         try withServer { _, client in
             let keys = try GuestKeys(cluster: "t", guest: "g")
