@@ -30,6 +30,7 @@ public final class Backup: @unchecked Sendable {
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
     ///
     /// - Throws: ``FGBIError/invalidState(_:)`` for a state directory of another layout or damaged;
+    ///   ``FGBIError/invalidArgument(_:)`` for an image directory others can write (``PrivateFile``);
     ///   ``SystemError`` when the address cannot be bound.
     ///
     /// `holding`: the regions already hold content, as of this epoch number: a former primary rejoining as the
@@ -37,6 +38,7 @@ public final class Backup: @unchecked Sendable {
     /// (not a full copy). Not with a state directory, which says itself what it holds.
     public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
                 logger: Logger = Logger(label: "fgbi.backup"), holding epoch: UInt64? = nil) throws {
+        if let image = configuration.imagePath { try PrivateFile.checkDirectory(holding: image, what: "failover image") }
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
         self.logger = logger

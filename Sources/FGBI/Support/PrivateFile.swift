@@ -32,6 +32,29 @@ public enum PrivateFile {
         try DurableFile.create(path) { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: path) } }
     }
 
+    /// Checks that the directory holding `path` (a file fgbi will write there, such as the failover image) is
+    /// owned by this user or root and writable by no one else: a directory others can write lets them
+    /// replace the file between its writing and its reading (by `--on-failover`, say). Sticky world-writable
+    /// directories such as /tmp are refused too: their owner check is per file, not per name yet to come.
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` naming the directory and the fix; ``SystemError`` when
+    ///   the directory cannot be examined (ENOENT: it does not exist).
+    public static func checkDirectory(holding path: String, what: String) throws {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let name = directory.isEmpty ? "/" : directory
+        var info = stat()
+        try Syscall.libc("stat(\(name))", hint: { $0 == ENOENT ? "the directory for the \(what) does not exist" : "" }) { stat(name, &info) }
+        let user = geteuid()
+        guard info.st_uid == user || info.st_uid == 0 else {
+            throw FGBIError.invalidArgument("the directory \(name) of the \(what) belongs to user \(info.st_uid), not to this user (\(user)) or root: "
+                                            + "use a directory of fgbi's user")
+        }
+        guard info.st_mode & 0o022 == 0 else {
+            throw FGBIError.invalidArgument("the directory \(name) of the \(what) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): "
+                                            + "another user could replace the \(what) before it is read; run `chmod go-w \(name)` or use a directory of fgbi's user")
+        }
+    }
+
     static func check(owner: uid_t, mode: mode_t, path: String, what: String) throws(FGBIError) {
         let user = geteuid()
         guard owner == user || owner == 0 else {

@@ -31,6 +31,25 @@ struct StateFileSafetyTests {
         _ = try ReplicaStore(directory: directory)
     }
 
+    /// A failover image goes only into a directory no one else can write: elsewhere another user could swap
+    /// the image before `--on-failover` reads it.
+    @Test func anImageDirectoryOthersCanWriteIsRefused() throws {
+        let directory = Self.scratch("image")
+        mkdir(directory, 0o777)
+        chmod(directory, 0o777)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        configuration.imagePath = directory + "/replica.img"
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        let error = #expect(throws: FGBIError.self) { _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("chmod go-w \(directory)"), "\(String(describing: error))")
+        configuration.imagePath = "/tmp/replica.img"
+        #expect(throws: FGBIError.self) { _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration) }
+        chmod(directory, 0o755)
+        configuration.imagePath = directory + "/replica.img"
+        _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+    }
+
     @Test(.enabled(if: geteuid() == 0, "needs root to give the directory to another user"))
     func aStateDirectoryOfAnotherUserIsRefused() throws {
         let directory = Self.scratch("foreign")
