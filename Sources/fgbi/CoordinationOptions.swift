@@ -25,8 +25,14 @@ struct CoordinationOptions: ParsableArguments {
     @Option(name: .customLong("etcd-password-file"), help: ArgumentHelp("File holding the etcd user's password (one line; mode 600, owned by this user).", valueName: "file"))
     var etcdPasswordFile: String?
 
-    @Option(help: "Cluster name in the etcd keys (/fgbi/CLUSTER/GUEST/primary).")
-    var cluster = "default"
+    @Option(name: .customLong("cluster"), help: "Cluster name: in the etcd keys (/fgbi/CLUSTER/GUEST/primary, default: default) and, with --etcd or when given, in the handshake (primary and backup must agree; session keys are derived from it).")
+    var clusterOption: String?
+
+    /// The cluster's name in the keys.
+    var cluster: String { clusterOption ?? "default" }
+
+    /// The cluster named in the handshake: with etcd, the keys' cluster; without, only a --cluster given.
+    var handshakeCluster: String? { etcd != nil ? cluster : clusterOption }
 
     @Option(name: .customLong("guest-name"), help: "The guest's name: carried in the handshake (primary and backup must agree; session keys are derived from it) and, with --etcd, in the keys (/fgbi/CLUSTER/GUEST/..., default: guest). With `fgbi primary --guest` specs, each spec's name is used instead.")
     var guestName: String?
@@ -48,8 +54,8 @@ struct CoordinationOptions: ParsableArguments {
 
     func validate() throws {
         // The same rules as in the etcd keys, with or without etcd: the name travels in the handshake too.
-        if let guestName {
-            do { _ = try GuestKeys(cluster: cluster, guest: guestName) } catch { throw ValidationError("\(error)") }
+        if guestName != nil || clusterOption != nil {
+            do { _ = try GuestKeys(cluster: cluster, guest: guest) } catch { throw ValidationError("\(error)") }
         }
         guard let etcd else {
             guard node == nil else { throw ValidationError("--node names this node in etcd: give --etcd too") }

@@ -89,6 +89,7 @@ public final class Backup: @unchecked Sendable {
                                                               peerIsLoopback: peerIsLoopback,
                                                               peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(attempt.socket),
                                                               guest: configuration.guestName ?? "",
+                                                              cluster: configuration.clusterName ?? "",
                                                               nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
                                                               requireEncryption: configuration.requireEncryption
                                                                   || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),

@@ -11,8 +11,11 @@ public struct BackupConfiguration: Sendable {
     public var allowPlaintext = false
     /// The guest this backup holds (nil: unnamed). Only a primary of the same guest
     /// (``PrimaryConfiguration/guestName``) is accepted, and the session's keys are derived from the guest's
-    /// own key (``PresharedKey/forGuest(_:)``), so one key shared by several guests cannot cross them.
+    /// own key (``PresharedKey/forGuest(_:cluster:)``), so one key shared by several guests cannot cross them.
     public var guestName: String?
+    /// The cluster the guest belongs to (nil: none), checked and keyed with the name: the primary's
+    /// ``PrimaryConfiguration/clusterName`` must be the same.
+    public var clusterName: String?
     /// The primary is declared dead when nothing arrives for this long (it sends a heartbeat every 20 ms
     /// by default, so 100 ms is five missed heartbeats).
     public var primaryTimeout = Duration.milliseconds(100)

@@ -36,6 +36,7 @@ extension Primary {
                               regionLengths: regions.map(\.length), nonce: randomBytes(32))
             hello.wantsEncryption = encryptsSession
             hello.guest = configuration.guestName ?? ""
+            hello.cluster = configuration.clusterName ?? ""
             let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
                                                          term: configuration.authority?.term ?? 0)
             var summary: ReplicaSummary?

@@ -50,6 +50,9 @@ public struct PrimaryConfiguration: Sendable {
     /// several guests, their metrics carry the dimension `guest=NAME`; give each the same
     /// ``EngineConfiguration/sharedIndex`` to share stored copies.
     public var guestName: String?
+    /// The cluster the guest belongs to (nil: none; the CLI's `--cluster`), carried and keyed with the name:
+    /// its backup must say the same (``BackupConfiguration/clusterName``).
+    public var clusterName: String?
 
     public init(backup: Endpoint) {
         self.backup = backup

@@ -14,7 +14,7 @@ enum SessionSetup {
     /// Every frame carries `term` (the primary's fencing term, 0 without a coordinator); the backup's must
     /// carry it too.
     static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key sharedKey: PresharedKey?, term: UInt64 = 0) throws -> Welcome {
-        let key = sharedKey?.forGuest(hello.guest)
+        let key = sharedKey?.forGuest(hello.guest, cluster: hello.cluster)
         connection.fence(term: term)
         let helloBytes = hello.encoded
         try connection.send(.hello, helloBytes)
@@ -54,7 +54,7 @@ enum SessionSetup {
     /// (`peerIsSameUser`, ``LoopbackPeerOwner``). `helloAccepted` is called once a well-formed hello of this
     /// guest has arrived (``HandshakeGate`` then evicts this handshake last).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
-                             peerIsSameUser: Bool = true, guest: String = "",
+                             peerIsSameUser: Bool = true, guest: String = "", cluster: String = "",
                              nextEpoch: UInt64, requireEncryption: Bool = false,
                              helloAccepted: () -> Void = {},
                              minimumTerm: () -> UInt64 = { 0 }) throws -> (hello: Hello, term: UInt64) {
@@ -69,13 +69,17 @@ enum SessionSetup {
         guard opening.type == .hello else { throw refuse(.unexpected("\(opening.type) instead of hello")) }
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
-        guard hello.guest == guest else { throw refuse(.guestMismatch(primary: PeerText.printable(Array(hello.guest.utf8)), backup: guest)) }
+        guard hello.guest == guest, hello.cluster == cluster else {
+            func identity(_ guest: String, _ cluster: String) -> String { cluster.isEmpty ? guest : "\(cluster)/\(guest)" }
+            throw refuse(.guestMismatch(primary: PeerText.printable(Array(identity(hello.guest, hello.cluster).utf8)),
+                                        backup: identity(guest, cluster)))
+        }
         helloAccepted()
         // Asked only now, for a well-formed hello of this guest: with a coordinator this is a request to it,
         // which a stranger's empty connection must not cost.
         let newestTerm = minimumTerm()
         guard opening.term >= newestTerm else { throw refuse(.fenced(term: opening.term, current: newestTerm)) }
-        let key = key?.forGuest(guest)
+        let key = key?.forGuest(guest, cluster: cluster)
         if key == nil && !peerIsLoopback {
             throw refuse(.keyRequired("the primary at \(connection.peer) is not on loopback"))
         }

@@ -8,8 +8,11 @@ struct Hello: Equatable {
     var pageSize: Int
     var regionLengths: [Int]
     /// The guest's name (empty: unnamed). The backup refuses another guest's primary, and both ends derive
-    /// the session's keys from the guest's own key (``PresharedKey/forGuest(_:)``).
+    /// the session's keys from the guest's own key (``PresharedKey/forGuest(_:cluster:)``).
     var guest = ""
+    /// The cluster the guest belongs to (`--cluster`; empty: none): checked and keyed as the name is, so two
+    /// clusters with guests of one name cannot cross.
+    var cluster = ""
     var nonce: [UInt8]
 
     static let maximumRegions = 4096
@@ -23,8 +26,10 @@ struct Hello: Equatable {
         appendLittleEndian(UInt32(pageSize), to: &bytes)
         appendLittleEndian(UInt32(regionLengths.count), to: &bytes)
         for length in regionLengths { appendLittleEndian(UInt64(length), to: &bytes) }
-        bytes.append(UInt8(guest.utf8.count))
-        bytes += Array(guest.utf8)
+        for name in [guest, cluster] {
+            bytes.append(UInt8(name.utf8.count))
+            bytes += Array(name.utf8)
+        }
         bytes += nonce
         return bytes
     }
@@ -55,11 +60,16 @@ struct Hello: Equatable {
             guard length <= 1 << 50 else { throw .malformed("hello: region of \(length) bytes") }
             return Int(length)
         }
-        let nameLength = Int(try reader.byte())
-        guard nameLength <= Self.maximumGuestNameBytes else { throw .malformed("hello: a guest name of \(nameLength) bytes") }
-        let name = try reader.bytes(nameLength)
-        guest = String(decoding: name, as: UTF8.self)
-        guard Array(guest.utf8) == name else { throw .malformed("hello: the guest name is not UTF-8") }
+        func name(_ what: String) throws(WireError) -> String {
+            let length = Int(try reader.byte())
+            guard length <= Self.maximumGuestNameBytes else { throw .malformed("hello: a \(what) name of \(length) bytes") }
+            let bytes = try reader.bytes(length)
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard Array(text.utf8) == bytes else { throw .malformed("hello: the \(what) name is not UTF-8") }
+            return text
+        }
+        guest = try name("guest")
+        cluster = try name("cluster")
         nonce = try reader.bytes(32)
         try reader.finish("hello")
     }

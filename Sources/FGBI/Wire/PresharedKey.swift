@@ -51,13 +51,15 @@ public struct PresharedKey: Sendable {
         return try PresharedKey(file: String(cString: path))
     }
 
-    /// The key of one guest: HKDF-SHA256 of this key with the guest's name, so that a primary holding a
-    /// key shared by several guests cannot authenticate to another guest's backup. An empty name (an
-    /// unnamed guest) keeps the key as it is.
-    public func forGuest(_ name: String) -> PresharedKey {
-        guard !name.isEmpty else { return self }
+    /// The key of one guest: HKDF-SHA256 of this key with the guest's name (`CLUSTER/GUEST` when the guest
+    /// belongs to a cluster), so that a primary holding a key shared by several guests, or clusters, cannot
+    /// authenticate to another guest's backup. An empty name and cluster (an unnamed guest) keep the key as
+    /// it is.
+    public func forGuest(_ name: String, cluster: String = "") -> PresharedKey {
+        let identity = cluster.isEmpty ? name : "\(cluster)/\(name)"
+        guard !identity.isEmpty else { return self }
         return PresharedKey(derived: Cryptography.hkdfSHA256(key: key, salt: Array("fgbi guest key v1".utf8),
-                                                             info: Array(name.utf8), count: 32))
+                                                             info: Array(identity.utf8), count: 32))
     }
 
     private init(derived: SymmetricKey) { key = derived }

@@ -51,7 +51,7 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .keyRequired(let why): return "a pre-shared key is required (\(why)); pass --key-file or set FGBI_KEY_FILE"
         case .guestMismatch(let primary, let backup):
             func named(_ name: String) -> String { name.isEmpty ? "an unnamed guest" : "guest '\(name)'" }
-            return "the primary replicates \(named(primary)) and this backup holds \(named(backup)) (--guest-name on both ends must agree)"
+            return "the primary replicates \(named(primary)) and this backup holds \(named(backup)) (--guest-name and --cluster on both ends must agree)"
         }
     }
 }

@@ -78,6 +78,7 @@ extension FGBICommand {
             configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
             configuration.requireEncryption = requireEncryption
             configuration.guestName = coordination.guestName
+            configuration.clusterName = coordination.handshakeCluster
             configuration.allowPlaintext = allowPlaintext
             if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
             configuration.imagePath = image

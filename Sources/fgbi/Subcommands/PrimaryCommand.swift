@@ -188,6 +188,7 @@ extension FGBICommand {
             configuration.encrypt = encrypt
             configuration.allowPlaintext = allowPlaintext
             configuration.guestName = coordination.guestName
+            configuration.clusterName = coordination.handshakeCluster
             if encrypt && configuration.key == nil && guests.guests.isEmpty { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
             if !guests.guests.isEmpty { return try runGuests(configuration) }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)

@@ -221,6 +221,7 @@ struct EtcdCoordinationTests {
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             configuration.primaryTimeout = .milliseconds(500)
             configuration.guestName = "g"
+            configuration.clusterName = "t"
             configuration.arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 2)
             let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
                                     configuration: configuration)
@@ -309,8 +310,10 @@ struct EtcdCoordinationTests {
 
         // The command line: `fgbi primary` with --etcd-ca, --etcd-cert and --etcd-key holds its lease over TLS.
         guard CommandRunner.executable != nil else { return }
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.clusterName = "cli"  // with --etcd the handshake names the cluster
         let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+                                configuration: backupConfiguration)
         let serving = BackupThread(backup)
         let outcome = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "1",
                                              "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL,
@@ -383,7 +386,8 @@ struct EtcdCoordinationTests {
             let backups = try ["one", "two"].map { name -> (Backup, BackupThread) in
                 var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
                 configuration.primaryTimeout = .seconds(10)
-                configuration.guestName = name  // the handshake names the guest
+                configuration.guestName = name  // the handshake names the guest and its cluster
+                configuration.clusterName = "many"
                 let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
                                         configuration: configuration)
                 return (backup, BackupThread(backup))

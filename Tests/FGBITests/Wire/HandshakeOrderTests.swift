@@ -109,6 +109,40 @@ struct GuestNameHandshakeTests {
         _ = try primary.stop()
     }
 
+    /// Two clusters with guests of one name and one key do not cross: the cluster is carried and keyed too.
+    @Test func aPrimaryOfAnotherClusterIsRefused() throws {
+        let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
+        let memory = try GuestMemory.anonymous(length: 1 << 20)
+        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+        backupConfiguration.key = key
+        backupConfiguration.guestName = "db1"
+        backupConfiguration.clusterName = "prod"
+        let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
+        Thread.detachNewThread { _ = try? backup.serve() }
+        defer { backup.stop() }
+        let guest = try GuestMemory.anonymous(length: 1 << 20)
+        for (cluster, expected) in [("staging", "the primary replicates guest 'staging/db1' and this backup holds guest 'prod/db1'"),
+                                    (nil, "the primary replicates guest 'db1' and this backup holds guest 'prod/db1'")] {
+            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+            configuration.key = key
+            configuration.guestName = "db1"
+            configuration.clusterName = cluster
+            configuration.reconnectWindow = .zero
+            let primary = try Primary(regions: [guest], configuration: configuration)
+            let error = #expect(throws: WireError.self) { try primary.start() }
+            #expect("\(error.map { "\($0)" } ?? "")".contains(expected), "\(String(describing: error))")
+        }
+        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+        configuration.key = key
+        configuration.guestName = "db1"
+        configuration.clusterName = "prod"
+        let primary = try Primary(regions: [guest], configuration: configuration)
+        try primary.start()
+        #expect(primary.waitForCommit(2, timeout: .seconds(30)))
+        _ = try primary.stop()
+        #expect(key.forGuest("db1", cluster: "prod").proof(label: "x", transcript: [1]) != key.forGuest("db1", cluster: "staging").proof(label: "x", transcript: [1]))
+    }
+
     @Test func eachGuestHasAKeyOfItsOwn() throws {
         let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
         let transcript = Array("t".utf8)
