@@ -80,67 +80,54 @@ struct HandshakeOrderTests {
 /// the key they share, and each guest's sessions run on a key derived for it (Docs/SECURITY.md).
 @Suite("Guest names in the handshake")
 struct GuestNameHandshakeTests {
-    @Test func aPrimaryOfAnotherGuestIsRefusedByName() throws {
+    /// A keyed backup of guest `db1` (of `backupCluster`): each primary named in `refused` (guest, cluster,
+    /// the refusal expected) is turned away, and one named as the backup is replicated.
+    private static func checkNames(backupCluster: String?, refused: [(guest: String?, cluster: String?, expected: String)]) throws {
         let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
         let memory = try GuestMemory.anonymous(length: 1 << 20)
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.key = key
         backupConfiguration.guestName = "db1"
+        backupConfiguration.clusterName = backupCluster
         let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
         Thread.detachNewThread { _ = try? backup.serve() }
         defer { backup.stop() }
         let guest = try GuestMemory.anonymous(length: 1 << 20)
-        for (name, expected) in [("web", "the primary replicates guest 'web' and this backup holds guest 'db1'"),
-                                 (nil, "the primary replicates an unnamed guest and this backup holds guest 'db1'")] {
+        func primary(guest name: String?, cluster: String?) throws -> Primary {
             var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
             configuration.key = key
             configuration.guestName = name
+            configuration.clusterName = cluster
             configuration.reconnectWindow = .zero
-            let primary = try Primary(regions: [guest], configuration: configuration)
-            let error = #expect(throws: WireError.self) { try primary.start() }
-            #expect("\(error.map { "\($0)" } ?? "")".contains(expected), "\(String(describing: error))")
+            return try Primary(regions: [guest], configuration: configuration)
         }
-        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
-        configuration.key = key
-        configuration.guestName = "db1"
-        let primary = try Primary(regions: [guest], configuration: configuration)
-        try primary.start()
-        #expect(primary.waitForCommit(2, timeout: .seconds(30)))
-        _ = try primary.stop()
+        for attempt in refused {
+            let stranger = try primary(guest: attempt.guest, cluster: attempt.cluster)
+            let error = #expect(throws: WireError.self) { try stranger.start() }
+            #expect("\(error.map { "\($0)" } ?? "")".contains(attempt.expected), "\(String(describing: error))")
+        }
+        let own = try primary(guest: "db1", cluster: backupCluster)
+        try own.start()
+        #expect(own.waitForCommit(2, timeout: .seconds(30)))
+        _ = try own.stop()
+    }
+
+    @Test func aPrimaryOfAnotherGuestIsRefusedByName() throws {
+        try Self.checkNames(backupCluster: nil, refused: [
+            ("web", nil, "the primary replicates guest 'web' and this backup holds guest 'db1'"),
+            (nil, nil, "the primary replicates an unnamed guest and this backup holds guest 'db1'"),
+        ])
     }
 
     /// Two clusters with guests of one name and one key do not cross: the cluster is carried and keyed too.
     @Test func aPrimaryOfAnotherClusterIsRefused() throws {
+        try Self.checkNames(backupCluster: "prod", refused: [
+            ("db1", "staging", "the primary replicates guest 'staging/db1' and this backup holds guest 'prod/db1'"),
+            ("db1", nil, "the primary replicates guest 'db1' and this backup holds guest 'prod/db1'"),
+        ])
         let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
-        let memory = try GuestMemory.anonymous(length: 1 << 20)
-        var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
-        backupConfiguration.key = key
-        backupConfiguration.guestName = "db1"
-        backupConfiguration.clusterName = "prod"
-        let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
-        Thread.detachNewThread { _ = try? backup.serve() }
-        defer { backup.stop() }
-        let guest = try GuestMemory.anonymous(length: 1 << 20)
-        for (cluster, expected) in [("staging", "the primary replicates guest 'staging/db1' and this backup holds guest 'prod/db1'"),
-                                    (nil, "the primary replicates guest 'db1' and this backup holds guest 'prod/db1'")] {
-            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
-            configuration.key = key
-            configuration.guestName = "db1"
-            configuration.clusterName = cluster
-            configuration.reconnectWindow = .zero
-            let primary = try Primary(regions: [guest], configuration: configuration)
-            let error = #expect(throws: WireError.self) { try primary.start() }
-            #expect("\(error.map { "\($0)" } ?? "")".contains(expected), "\(String(describing: error))")
-        }
-        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
-        configuration.key = key
-        configuration.guestName = "db1"
-        configuration.clusterName = "prod"
-        let primary = try Primary(regions: [guest], configuration: configuration)
-        try primary.start()
-        #expect(primary.waitForCommit(2, timeout: .seconds(30)))
-        _ = try primary.stop()
-        #expect(key.forGuest("db1", cluster: "prod").proof(label: "x", transcript: [1]) != key.forGuest("db1", cluster: "staging").proof(label: "x", transcript: [1]))
+        #expect(key.forGuest("db1", cluster: "prod").proof(label: "x", transcript: [1])
+                    != key.forGuest("db1", cluster: "staging").proof(label: "x", transcript: [1]))
     }
 
     @Test func eachGuestHasAKeyOfItsOwn() throws {
