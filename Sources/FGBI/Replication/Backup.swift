@@ -21,7 +21,8 @@ public final class Backup: @unchecked Sendable {
     private let metrics = BackupMetrics()
     private let store: ReplicaStore?
     private let counters = PthreadLock(BackupStatistics())
-    /// The newest fencing term accepted (from the state directory, then each session); the serving thread's.
+    /// The newest fencing term accepted (from the state directory, then each session): written by the serving
+    /// thread, read by the handshake threads.
     private let knownTerm = Atomic<UInt64>(0)
     /// Accepts connections and runs their handshakes concurrently, bounded (``HandshakeGate``).
     private let gate: HandshakeGate<Session>

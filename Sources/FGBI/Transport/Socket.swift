@@ -101,21 +101,6 @@ final class Socket: @unchecked Sendable {
         }
     }
 
-    /// Waits until the socket is readable (for a listening socket: a connection is waiting) or
-    /// `timeoutMilliseconds` pass; false on timeout. A shut-down listening socket counts as readable.
-    func waitReadable(timeoutMilliseconds: Int) throws(SystemError) -> Bool {
-        var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-        let deadline = MonotonicClock.nanoseconds() + UInt64(max(timeoutMilliseconds, 0)) * 1_000_000
-        while true {
-            let now = MonotonicClock.nanoseconds()
-            let left = now < deadline ? Int32(clamping: (deadline - now) / 1_000_000) : 0
-            let rc = poll(&entry, 1, left)
-            if rc >= 0 { return rc > 0 }
-            let code = errno
-            if code != EINTR { throw SystemError(operation: "poll", errno: code) }
-        }
-    }
-
     /// Accepts a connection; returns it with the peer's address and whether that is loopback.
     func accept() throws(SystemError) -> (socket: Socket, peer: String, peerIsLoopback: Bool) {
         var storage = sockaddr_storage()
