@@ -24,6 +24,18 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private let index: Index
     private let diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
+    /// Whether this epoch consults the index for a sample of the blocks only (``sampleMask``), because the
+    /// last large epoch found almost nothing through it: see ``encode(_:sparse:into:stats:)``.
+    private(set) var sampling = false
+    /// Blocks whose new hash has these bits clear are the sample: one in eight, chosen by content, so a copy
+    /// of a sampled block is sampled too.
+    static var sampleMask: UInt64 { 7 }
+    /// Epochs with fewer changed non-zero blocks (an eighth of this while sampling, as only the sample is
+    /// consulted) leave the choice as it is: too few to judge by.
+    static var samplingMinimumBlocks: Int { 4096 }
+    /// Below this share of useful index answers (copies found, difference bases used) per block consulted,
+    /// the next epoch samples.
+    static var samplingUsefulShare: Double { 0.01 }
 
     init(geometry: BlockGeometry, index: Index) {
         self.geometry = geometry
@@ -38,6 +50,14 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
     /// `sparse`: send blocks with no usable previous content in sparse form where it is shorter
     /// (``LiteralFormChooser``), else as literals.
+    ///
+    /// Admission by measured use: when a large epoch's index answers were almost never useful (fewer than
+    /// ``samplingUsefulShare`` of the blocks looked up were found as copies or sent as differences, as under
+    /// writes of fresh content), the next epoch looks up and learns only the blocks of a content-chosen
+    /// sample (``sampleMask``), so the rest cost no random access to the index. Retiring a changed location's
+    /// entry is never skipped (it keeps the index exact), and every match is still compared bitwise. The
+    /// sample's answers decide again after each large epoch, so a workload that starts sharing returns to
+    /// looking up every block.
     func encode(_ epochCapture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         let epoch = epochCapture.epoch
@@ -50,24 +70,34 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         positions.reset()
         var records = 0
+        let sampleMask: UInt64 = sampling ? Self.sampleMask : 0
+        let useful = stats.sharedHits + stats.diffBlocks
+        let consultedBefore = stats.blocksConsulted
         var i = 0
         while i < count {
             let end = Self.writeRecordHeader(locations, from: i, limit: count, blocksPerPageShift: blocksPerPageShift,
                                              maskBytes: maskBytes, positions: &positions, into: &body)
             for item in i..<end {
                 if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
-                encodeBlock(item, capture, sparseCode: sparseCode, into: &body, stats: &stats)
+                encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                            into: &body, stats: &stats)
             }
             records += 1
             i = end
         }
         stats.blocksDirty = count
+        let consulted = stats.blocksConsulted - consultedBefore
+        if consulted >= Self.samplingMinimumBlocks >> (sampling ? 3 : 0) {
+            let found = stats.sharedHits + stats.diffBlocks - useful
+            sampling = Double(found) < Double(consulted) * Self.samplingUsefulShare
+        }
         return records
     }
 
     @inline(__always)
     private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
-        index.prefetch(hash: capture.newHashes[item])
+        let hash = capture.newHashes[item]
+        if !sampling || hash & Self.sampleMask == 0 { index.prefetch(hash: hash) }
         index.prefetch(hash: capture.oldHashes[item])
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
@@ -111,8 +141,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
     }
 
+    /// `consult`: look the block up in the index and teach it the new content (else only its location's old
+    /// entry is retired).
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, sparseCode: UInt8?, into body: inout ByteWriter,
+    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, consult: Bool, sparseCode: UInt8?, into body: inout ByteWriter,
                              stats: inout EpochStatistics) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
@@ -124,6 +156,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return
         }
         let hash = capture.newHashes[item]
+        guard consult else {
+            writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+                                     scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
+                                     sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+            return
+        }
+        stats.blocksConsulted += 1
         let match = index.match(hash: hash, bytes: bytes)
         switch match {
         case .copy(let source):

@@ -31,6 +31,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     public var literalBytes = 0
     /// Entries the content index held for this backup once the epoch was encoded (`fgbi`): a level, not a count.
     public var indexEntries = 0
+    /// Changed blocks looked up in the content index (`fgbi`): all of them, or a sample when the index had
+    /// stopped paying (``BlockDeltaEncoder``'s admission by measured use).
+    public var blocksConsulted = 0
     /// The encoded body before the general compressor.
     public var bodyBytes = 0
     /// What goes on the wire: header, compressed body, checksum.
@@ -70,6 +73,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
         indexEntries = other.indexEntries
+        blocksConsulted += other.blocksConsulted
         bodyBytes += other.bodyBytes
         wireBytes += other.wireBytes
         bodiesStoredRaw += other.bodiesStoredRaw

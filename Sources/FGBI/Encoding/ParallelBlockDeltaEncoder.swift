@@ -120,6 +120,7 @@ final class ParallelBlockDeltaEncoder {
             stats.collisions += partition.collisions
         }
         stats.blocksDirty = count
+        stats.blocksConsulted = count - partitions.reduce(0) { $0 + $1.zeroBlocks }
         stats.indexEntries = entryCount
         stats.encodeThreads = parallel ? partitions.count : 1
         return records

@@ -294,6 +294,51 @@ struct EngineRoundTripTests {
         #expect(harness.identical)
     }
 
+    /// Admission by measured use: after a large epoch of fresh content (no copy found, no difference sent)
+    /// the encoder consults the index for a content-chosen eighth of the blocks; copies of content it then
+    /// learnt are still found, every epoch replicates exactly, and once the sample finds copies again every
+    /// block is consulted.
+    @Test func theIndexIsSampledWhileItDoesNotPayAndFullyUsedWhenItDoes() throws {
+        let pages = 256
+        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: pages)
+        var random = SeededRandom(seed: 21)
+        func fresh(_ range: Range<Int>) {
+            for page in range {
+                for word in 0..<(GuestMemory.pageSize / 8) { harness.primary[0].page(page).storeBytes(of: random.next() | 1, toByteOffset: word * 8, as: UInt64.self) }
+            }
+        }
+        func copy(_ sources: Range<Int>, to first: Int) {
+            for (offset, page) in sources.enumerated() {
+                harness.primary[0].page(first + offset).copyMemory(from: harness.primary[0].page(page), byteCount: GuestMemory.pageSize)
+            }
+        }
+        let blocksPerPage = GuestMemory.pageSize / 64
+        fresh(0..<pages)
+        // Fresh content everywhere: every block consulted, nothing found, so the next epoch samples.
+        var (_, statistics) = try harness.step([])
+        #expect(statistics.blocksConsulted == pages * blocksPerPage && statistics.sharedHits == 0)
+        #expect(harness.identical)
+        fresh(0..<pages)
+        (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<pages)])
+        let sampled = statistics.blocksConsulted
+        #expect(sampled > 0 && sampled < pages * blocksPerPage / 4, "\(sampled) of \(pages * blocksPerPage) blocks consulted while sampling")
+        #expect(harness.identical)
+        // Copies of content learnt while sampling: the sampled share of them is found (content chooses the
+        // sample, so a copy of a sampled block is sampled), which switches sampling off.
+        copy(128..<pages, to: 0)
+        (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<128)])
+        #expect(statistics.sharedHits > 0 && statistics.sharedHits == statistics.blocksConsulted,
+                "\(statistics.sharedHits) copies found of \(statistics.blocksConsulted) consulted")
+        #expect(harness.identical)
+        // Every block consulted again: a copy within the epoch is found whole.
+        fresh(0..<32)
+        copy(0..<32, to: 32)
+        (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<64)])
+        #expect(statistics.blocksConsulted == 64 * blocksPerPage)
+        #expect(statistics.sharedHits == 32 * blocksPerPage, "\(statistics.sharedHits)")
+        #expect(harness.identical)
+    }
+
     @Test func sparseWritesSendDifferencesAgainstTheCachedBlock() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 64)
         var random = SeededRandom(seed: 4)
