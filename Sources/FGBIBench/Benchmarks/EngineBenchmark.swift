@@ -59,6 +59,9 @@ public struct EngineBenchmark: Sendable {
         public var ratioToPage: Double?
         public var initialSyncBytes: Int
         public var blocksDirty: Int
+        /// Changed non-zero blocks looked up in the content index (`fgbi`): fewer than `blocksDirty` while the
+        /// encoder samples (admission by measured use).
+        public var blocksConsulted: Int
         public var sharedHits: Int
         public var collisions: Int
         public var zeroBlocks: Int
@@ -219,8 +222,8 @@ public struct EngineBenchmark: Sendable {
             wireBytes: totals.wireBytes, wireBytesPerEpoch: totals.wireBytes / max(epochs, 1),
             bodyBytesPerEpoch: totals.bodyBytes / max(epochs, 1), epochsStoredRaw: totals.bodiesStoredRaw,
             ratioToPage: nil, initialSyncBytes: initial.statistics.wireBytes,
-            blocksDirty: totals.blocksDirty, sharedHits: totals.sharedHits, collisions: totals.collisions,
-            zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
+            blocksDirty: totals.blocksDirty, blocksConsulted: totals.blocksConsulted, sharedHits: totals.sharedHits,
+            collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
             pauseMsP50: pauseSummary.median, pauseMsP99: Summary.percentile(pauses, 0.99),
             encodeMsP50: Summary(encodes).median, compressMsP50: Summary(compresses).median, applyMsP50: Summary(applies).median,
             dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / processingSeconds / 1e9,
