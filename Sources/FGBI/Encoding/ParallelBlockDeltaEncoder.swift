@@ -37,6 +37,9 @@ final class ParallelBlockDeltaEncoder {
     private let partitions: [Partition]
     private let crew: CaptureCrew
     private var lanes: [Lane] = []
+    /// Whether this epoch looks up and learns only the sample of blocks, as ``BlockDeltaEncoder`` decides
+    /// (admission by measured use), from the whole epoch's answers.
+    private(set) var sampling = false
 
     /// One shard of the writing step: its segment of the body and its counters.
     private final class Lane {
@@ -107,6 +110,7 @@ final class ParallelBlockDeltaEncoder {
             if let source = segment.baseAddress { (destination + offsets[shard]).copyMemory(from: source, byteCount: segment.count) }
         }
         var records = 0
+        let usefulBefore = stats.sharedHits + stats.diffBlocks
         for lane in lanes.prefix(shards.count) {
             records += lane.records
             stats.diffBlocks += lane.stats.diffBlocks
@@ -120,7 +124,12 @@ final class ParallelBlockDeltaEncoder {
             stats.collisions += partition.collisions
         }
         stats.blocksDirty = count
-        stats.blocksConsulted = count - partitions.reduce(0) { $0 + $1.zeroBlocks }
+        let consulted = partitions.reduce(0) { $0 + $1.consulted }
+        stats.blocksConsulted += consulted
+        if consulted >= BlockDeltaEncoder<ContentIndex>.samplingMinimumBlocks >> (sampling ? 3 : 0) {
+            let found = stats.sharedHits + stats.diffBlocks - usefulBefore
+            sampling = Double(found) < Double(consulted) * BlockDeltaEncoder<ContentIndex>.samplingUsefulShare
+        }
         stats.indexEntries = entryCount
         stats.encodeThreads = parallel ? partitions.count : 1
         return records
@@ -176,6 +185,8 @@ final class ParallelBlockDeltaEncoder {
         var zeroBlocks = 0
         var sharedHits = 0
         var collisions = 0
+        var consulted = 0
+        let sampleMask: UInt64 = sampling ? BlockDeltaEncoder<ContentIndex>.sampleMask : 0
         for position in 0..<owned {
             if position + ahead < owned {
                 index.prefetch(hash: hashes[Int(items[position + ahead])])
@@ -187,8 +198,9 @@ final class ParallelBlockDeltaEncoder {
             if CSupport_is_zero(bytes, blockSize) != 0 {
                 decision.kind = .zero
                 zeroBlocks += 1
-            } else {
+            } else if hashes[item] & sampleMask == 0 {
                 let hash = hashes[item]
+                consulted += 1
                 switch index.match(hash: hash, bytes: bytes) {
                 case .copy(let source):
                     decision = Decision(item: UInt32(item), kind: .copy, payload: source.packed)
@@ -209,6 +221,7 @@ final class ParallelBlockDeltaEncoder {
         partition.zeroBlocks = zeroBlocks
         partition.sharedHits = sharedHits
         partition.collisions = collisions
+        partition.consulted = consulted
     }
 
     /// Step 3 for one shard: the records of `items` (whole pages) into its lane.

@@ -24,6 +24,8 @@ extension ParallelBlockDeltaEncoder {
         var zeroBlocks = 0
         var sharedHits = 0
         var collisions = 0
+        /// Non-zero blocks looked up in the index this epoch (all, or the sample).
+        var consulted = 0
         /// The items of the step in progress that this partition owns, in order.
         var items: UnsafeMutablePointer<UInt32>
         var itemCapacity = 0

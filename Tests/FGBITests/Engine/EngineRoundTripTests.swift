@@ -298,9 +298,13 @@ struct EngineRoundTripTests {
     /// the encoder consults the index for a content-chosen eighth of the blocks; copies of content it then
     /// learnt are still found, every epoch replicates exactly, and once the sample finds copies again every
     /// block is consulted.
-    @Test func theIndexIsSampledWhileItDoesNotPayAndFullyUsedWhenItDoes() throws {
+    @Test("the index is sampled while it does not pay and fully used when it does", arguments: [1, 2])
+    func theIndexIsSampledWhileItDoesNotPayAndFullyUsedWhenItDoes(encodeThreads: Int) throws {
         let pages = 256
-        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: pages)
+        var configuration = EngineConfiguration(mode: .fgbi)
+        configuration.encodeThreads = encodeThreads
+        configuration.parallelEncodeMinimumBlocks = 0
+        let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: pages)
         var random = SeededRandom(seed: 21)
         func fresh(_ range: Range<Int>) {
             for page in range {
