@@ -92,7 +92,7 @@ struct CoordinationOptions: ParsableArguments {
         }
         // TLS options given for http:// members are refused by the client, with the reason.
         return try EtcdClient(endpoints: members, requestTimeout: .milliseconds(etcdTimeoutMilliseconds),
-                              tls: tls ?? ((etcdCA ?? etcdCertificate) == nil ? nil : EtcdTLS()), credentials: credentials)
+                              tls: tls, credentials: credentials)
     }
 
     static func members(_ list: String) -> [String] {

@@ -24,18 +24,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private let index: Index
     private let diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
-    /// Whether this epoch consults the index for a sample of the blocks only (``sampleMask``), because the
-    /// last large epoch found almost nothing through it: see ``encode(_:sparse:into:stats:)``.
-    private(set) var sampling = false
-    /// Blocks whose new hash has these bits clear are the sample: one in eight, chosen by content, so a copy
-    /// of a sampled block is sampled too.
-    static var sampleMask: UInt64 { 7 }
-    /// Epochs with fewer changed non-zero blocks (an eighth of this while sampling, as only the sample is
-    /// consulted) leave the choice as it is: too few to judge by.
-    static var samplingMinimumBlocks: Int { 4096 }
-    /// Below this share of useful index answers (copies found, difference bases used) per block consulted,
-    /// the next epoch samples.
-    static var samplingUsefulShare: Double { 0.01 }
+    /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
+    private var admission = IndexAdmission()
 
     init(geometry: BlockGeometry, index: Index) {
         self.geometry = geometry
@@ -51,13 +41,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// `sparse`: send blocks with no usable previous content in sparse form where it is shorter
     /// (``LiteralFormChooser``), else as literals.
     ///
-    /// Admission by measured use: when a large epoch's index answers were almost never useful (fewer than
-    /// ``samplingUsefulShare`` of the blocks looked up were found as copies or sent as differences, as under
-    /// writes of fresh content), the next epoch looks up and learns only the blocks of a content-chosen
-    /// sample (``sampleMask``), so the rest cost no random access to the index. Retiring a changed location's
-    /// entry is never skipped (it keeps the index exact), and every match is still compared bitwise. The
-    /// sample's answers decide again after each large epoch, so a workload that starts sharing returns to
-    /// looking up every block.
+    /// Admission by measured use (``IndexAdmission``): after an epoch whose lookups almost never paid, only
+    /// a content-chosen sample of the blocks is looked up and learnt. Retiring a changed location's entry is
+    /// never skipped (it keeps the index exact), and every match is still compared bitwise.
     func encode(_ epochCapture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         let epoch = epochCapture.epoch
@@ -70,7 +56,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         positions.reset()
         var records = 0
-        let sampleMask: UInt64 = sampling ? Self.sampleMask : 0
+        let sampleMask = admission.mask
         let useful = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
         var i = 0
@@ -86,18 +72,14 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             i = end
         }
         stats.blocksDirty = count
-        let consulted = stats.blocksConsulted - consultedBefore
-        if consulted >= Self.samplingMinimumBlocks >> (sampling ? 3 : 0) {
-            let found = stats.sharedHits + stats.diffBlocks - useful
-            sampling = Double(found) < Double(consulted) * Self.samplingUsefulShare
-        }
+        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - useful)
         return records
     }
 
     @inline(__always)
     private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
         let hash = capture.newHashes[item]
-        if !sampling || hash & Self.sampleMask == 0 { index.prefetch(hash: hash) }
+        if hash & admission.mask == 0 { index.prefetch(hash: hash) }
         index.prefetch(hash: capture.oldHashes[item])
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }

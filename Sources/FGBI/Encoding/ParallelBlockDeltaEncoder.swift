@@ -37,9 +37,9 @@ final class ParallelBlockDeltaEncoder {
     private let partitions: [Partition]
     private let crew: CaptureCrew
     private var lanes: [Lane] = []
-    /// Whether this epoch looks up and learns only the sample of blocks, as ``BlockDeltaEncoder`` decides
-    /// (admission by measured use), from the whole epoch's answers.
-    private(set) var sampling = false
+    /// Whether this epoch looks up every block or a sample (``IndexAdmission``), decided from the whole
+    /// epoch's answers.
+    private var admission = IndexAdmission()
 
     /// One shard of the writing step: its segment of the body and its counters.
     private final class Lane {
@@ -126,10 +126,7 @@ final class ParallelBlockDeltaEncoder {
         stats.blocksDirty = count
         let consulted = partitions.reduce(0) { $0 + $1.consulted }
         stats.blocksConsulted += consulted
-        if consulted >= BlockDeltaEncoder<ContentIndex>.samplingMinimumBlocks >> (sampling ? 3 : 0) {
-            let found = stats.sharedHits + stats.diffBlocks - usefulBefore
-            sampling = Double(found) < Double(consulted) * BlockDeltaEncoder<ContentIndex>.samplingUsefulShare
-        }
+        admission.update(consulted: consulted, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         stats.indexEntries = entryCount
         stats.encodeThreads = parallel ? partitions.count : 1
         return records
@@ -186,7 +183,7 @@ final class ParallelBlockDeltaEncoder {
         var sharedHits = 0
         var collisions = 0
         var consulted = 0
-        let sampleMask: UInt64 = sampling ? BlockDeltaEncoder<ContentIndex>.sampleMask : 0
+        let sampleMask = admission.mask
         for position in 0..<owned {
             if position + ahead < owned {
                 index.prefetch(hash: hashes[Int(items[position + ahead])])
