@@ -132,13 +132,16 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
 // (0x80 selects a zero byte). Filled once at load time.
 static uint8_t compact_patterns[256][16];
 static uint8_t expand_patterns[256][16];
-// Whether the shuffles run on SSSE3 (set with the tables, before any thread can ask).
+// Whether the shuffles run on SSSE3, and the 64-byte block forms on AVX-512 with VBMI2 (set with the
+// tables, before any thread can ask).
 static int use_ssse3;
+static int use_avx512;
 
 __attribute__((constructor)) static void sparse_patterns_init(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     use_ssse3 = __builtin_cpu_supports("ssse3");
+    use_avx512 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi2");
 #endif
     for (int m = 0; m < 256; m++) {
         int n = 0;
@@ -232,6 +235,7 @@ int CSupport_sparse_select_portable(int portable) {
     int was = !use_ssse3;
 #if defined(__x86_64__)
     use_ssse3 = !portable && __builtin_cpu_supports("ssse3");
+    use_avx512 = !portable && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi2");
 #endif
     return was;
 }
@@ -246,6 +250,73 @@ size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out,
     }
     if (mask_bytes + nonzero > capacity) return 0;
     return mask_bytes + sparse_gather(bytes, length, out, out + mask_bytes);
+}
+
+// The fgbi encoder's choice for one 64-byte block, made from two masks taken in one pass over its bytes
+// (equal to the base, non-zero) with the sizes of both forms counted before either is written: the same
+// choice, and the same bytes, as CSupport_diff_encode followed by CSupport_sparse_encode would give (the
+// caller's rule is in CSupport.h), without encoding the form that loses.
+#if defined(__x86_64__)
+#include <immintrin.h>
+// AVX-512 (VBMI2 for the byte compress; checked at run time): each mask is one compare, the sparse form's
+// bytes one compress.
+__attribute__((target("avx512f,avx512bw,avx512vbmi2")))
+static void block64_masks_avx512(const uint8_t *base, const uint8_t *bytes, uint64_t *nonzero, uint64_t *equal) {
+    __m512i v = _mm512_loadu_si512((const void *)bytes);
+    *nonzero = _mm512_test_epi8_mask(v, v);
+    if (base) *equal = _mm512_cmpeq_epi8_mask(v, _mm512_loadu_si512((const void *)base));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vbmi2")))
+static size_t block64_gather_avx512(const uint8_t *bytes, uint64_t nonzero, uint8_t *data) {
+    __m512i v = _mm512_loadu_si512((const void *)bytes);
+    _mm512_storeu_si512((void *)data, _mm512_maskz_compress_epi8(nonzero, v));
+    return (size_t)__builtin_popcountll(nonzero);
+}
+#endif
+
+long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
+                             uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
+    uint64_t nonzero, equal = 0;
+#if defined(__x86_64__)
+    if (use_avx512) {
+        block64_masks_avx512(base, bytes, &nonzero, &equal);
+    } else
+#endif
+    {
+        nonzero = nonzero_mask64(bytes);
+        if (base) equal_masks(base, bytes, 64, &equal);
+    }
+    size_t sparse_size = 8 + (size_t)__builtin_popcountll(nonzero);
+    if (base) {
+        uint64_t changed = ~equal;
+        // Each changed run costs two one-byte ULEB128s (gaps and runs are under 128) and its bytes.
+        uint64_t run_starts = changed & ~(changed << 1);
+        size_t diff_size = 2 * (size_t)__builtin_popcountll(run_starts) + (size_t)__builtin_popcountll(changed);
+        if (diff_size <= 60) {
+            if (!(allow_sparse && diff_size > 9 && sparse_size <= diff_size)) {
+                out[0] = diff_code;
+                out[1] = (uint8_t)diff_size;
+                long written = diff_encode_masked(base, bytes, 64, out + 2, diff_size);
+                *form = 1;
+                return 2 + written;
+            }
+            goto sparse;
+        }
+    }
+    if (allow_sparse && sparse_size <= 60) goto sparse;
+    out[0] = literal_code;
+    memcpy(out + 1, bytes, 64);
+    *form = 0;
+    return 65;
+sparse:
+    out[0] = sparse_code;
+    memcpy(out + 1, &nonzero, 8);   // little-endian hosts only (x86-64, aarch64)
+    *form = 2;
+#if defined(__x86_64__)
+    if (use_avx512) return 9 + (long)block64_gather_avx512(bytes, nonzero, out + 9);
+#endif
+    return 9 + (long)sparse_gather(bytes, 64, out + 1, out + 9);
 }
 
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {

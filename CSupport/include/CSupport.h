@@ -402,8 +402,17 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
 /// only the mask) when that would exceed `capacity` (at least length/8).
 size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out, size_t capacity);
 
-/// For tests: makes the sparse form use its portable loops (1) or the SSSE3 shuffles where the CPU has them
-/// (0). Returns whether the portable loops were in use. Not thread-safe: call with no sparse work running.
+/// One changed 64-byte block of the `fgbi` mode in the shortest of its forms, written to `out` (at least
+/// 74 bytes) as an operation code and its operand; returns the bytes written and sets `form` (0 literal,
+/// 1 difference, 2 sparse). The rule, byte for byte that of the separate encoders: with a `base`, a
+/// difference (ULEB128 length, then CSupport_diff_encode's output) of at most 60 bytes, unless
+/// `allow_sparse` and the difference is over 9 bytes and the sparse form is no longer; else, with
+/// `allow_sparse`, the sparse form when at most 60 bytes; else the literal.
+long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
+                             uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form);
+
+/// For tests: makes the sparse form and CSupport_block64_encode use their portable loops (1), or the SSSE3
+/// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in use. Not thread-safe: call with no sparse work running.
 int CSupport_sparse_select_portable(int portable);
 
 /// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask

@@ -11,6 +11,13 @@ protocol BlockIndex: AnyObject {
     func beginEpoch(_ number: UInt64)
     /// Starts loading the table line `hash` will probe first.
     func prefetch(hash: UInt64)
+    /// Starts loading what ``takePrevious(at:hash:)`` will probe for `location`, if the index may hold its
+    /// content (a location known to hold none costs no memory access).
+    func prefetchPrevious(at location: BlockLocation, hash: UInt64)
+    /// The second stage of ``prefetchPrevious(at:hash:)``, a few blocks later, once its table line has
+    /// arrived: starts loading the entry's bookkeeping and stored copy, which ``takePrevious(at:hash:)``
+    /// reads next.
+    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64)
     /// Starts loading what the `ahead`-th next addition will evict.
     func prefetchEviction(ahead: Int)
     /// Looks up a changed block's new content and compares it bitwise with the stored copy.
@@ -20,6 +27,10 @@ protocol BlockIndex: AnyObject {
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer?
     /// Records that, once this epoch is applied, the backup holds `bytes` at `location`.
     func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
+    /// ``add(hash:at:bytes:ordinal:)`` for content that ``match(hash:bytes:)`` has just answered
+    /// ``ContentIndex/Match/none`` for, with no addition since: the key is known absent, so it is not
+    /// looked up again.
+    func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
     /// Entries held now (for this backup).
     var entryCount: Int { get }
 }

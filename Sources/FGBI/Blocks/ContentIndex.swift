@@ -138,7 +138,7 @@ final class ContentIndex {
         mask = capacity - 1
         entries = HugePageMemory.allocate(Entry.self, capacity: capacity)
         entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
-        storage = .allocate(byteCount: slotCount * blockSize, alignment: 64)
+        storage = HugePageMemory.allocatePrefaulted(byteCount: slotCount * blockSize)
         slots = .allocate(capacity: slotCount)
         slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
         counters = .allocate(capacity: 1)
@@ -201,6 +201,33 @@ final class ContentIndex {
     @inline(__always)
     func prefetch(hash: UInt64) {
         CSupport_prefetch(entries + home(fragment(keying.key(hash))))
+    }
+
+    /// Prefetches only where the location's bit says a stored copy holds its content: under writes of fresh
+    /// content most changed locations hold none, and a prefetch of a line nobody reads still costs a miss.
+    @inline(__always)
+    func prefetchPrevious(at location: BlockLocation, hash: UInt64) {
+        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        prefetch(hash: hash)
+    }
+
+    /// Walks the probe run (in cache after ``prefetchPrevious(at:hash:)``) to the first live entry with the
+    /// key's fragment and prefetches its slot's bookkeeping and bytes: without it, confirming the entry is the
+    /// location's (``takePrevious(at:hash:)``) waits for a miss on each.
+    @inline(__always)
+    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
+        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        let wanted = fragment(keying.key(hash))
+        var index = home(wanted)
+        while !entries[index].isEmpty {
+            let entry = entries[index]
+            if entry.fragment == wanted && isLive(entry) {
+                CSupport_prefetch(slots + (Int(entry.slotPlusOne) - 1))
+                CSupport_prefetch(slotBytes(entry.slotPlusOne))
+                return
+            }
+            index = (index + 1) & mask
+        }
     }
 
     /// Nothing to load: an eviction touches no table line (the evicted entry goes stale where it is).
@@ -272,6 +299,17 @@ final class ContentIndex {
     func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
         let key = keying.key(hash)
         guard position(of: key) == nil else { return }
+        insert(key: key, at: location, bytes: bytes, ordinal: ordinal)
+    }
+
+    @inline(__always)
+    func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
+        insert(key: keying.key(hash), at: location, bytes: bytes, ordinal: ordinal)
+    }
+
+    /// Stores a copy of `bytes` for `key`, which is not in the table, in the slot under the hand.
+    @inline(__always)
+    private func insert(key: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
         let slot = counters.pointee.hand
         if slots[slot].used {
             // Its entry goes stale as the hand passes: no table access.

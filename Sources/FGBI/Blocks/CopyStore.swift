@@ -29,7 +29,7 @@ final class CopyStore {
         slotTags.initialize(repeating: 0, count: capacity)
         slotUsed = .allocate(capacity: capacity)
         slotUsed.initialize(repeating: false, count: capacity)
-        storage = .allocate(byteCount: capacity * slotSize, alignment: 64)
+        storage = HugePageMemory.allocatePrefaulted(byteCount: capacity * slotSize)
     }
 
     deinit {

@@ -123,7 +123,7 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         self.budgetBytes = budgetBytes
         self.keying = keying
         slotCount = max(budgetBytes / blockSize, 1)
-        storage = .allocate(byteCount: slotCount * blockSize, alignment: 64)
+        storage = HugePageMemory.allocatePrefaulted(byteCount: slotCount * blockSize)
         slots = .allocate(capacity: slotCount)
         slots.initialize(repeating: Slot(), count: slotCount)
         freeSlots = .allocate(capacity: slotCount)
@@ -387,6 +387,13 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         }
 
         @inline(__always)
+        func prefetchPrevious(at location: BlockLocation, hash: UInt64) { prefetch(hash: hash) }
+
+        /// Nothing more: the shared table's entries hold the location and epoch themselves.
+        @inline(__always)
+        func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {}
+
+        @inline(__always)
         func prefetchEviction(ahead: Int) { group.prefetchEviction(ahead: ahead) }
 
         @inline(__always)
@@ -406,6 +413,12 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             // Freed when no other member uses it; either way the bytes stay until the next addition.
             group.disown(slot: slot, bit: bit)
             return UnsafeRawPointer(group.slotBytes(slot))
+        }
+
+        /// The shared table is probed anyway (another member's addition may have taken the key since).
+        @inline(__always)
+        func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
+            add(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
         }
 
         @inline(__always)

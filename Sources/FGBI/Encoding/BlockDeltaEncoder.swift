@@ -17,7 +17,8 @@ import Glibc
 /// capture and the index's own copies, never guest memory. Generic over the index so that each kind is
 /// compiled into its own loop.
 final class BlockDeltaEncoder<Index: BlockIndex> {
-    /// Blocks ahead whose index lines are prefetched.
+    /// Blocks ahead whose index lines are prefetched (and, half as far ahead, the stored copies those lines
+    /// point to).
     private static var prefetchDistance: Int { 8 }
 
     private let geometry: BlockGeometry
@@ -65,6 +66,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                                              maskBytes: maskBytes, positions: &positions, into: &body)
             for item in i..<end {
                 if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
+                if item + Self.prefetchDistance / 2 < count {
+                    let next = item + Self.prefetchDistance / 2
+                    index.prefetchPreviousContent(at: locations[next], hash: capture.oldHashes[next])
+                }
                 encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
                             into: &body, stats: &stats)
             }
@@ -80,7 +85,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
         let hash = capture.newHashes[item]
         if hash & admission.mask == 0 { index.prefetch(hash: hash) }
-        index.prefetch(hash: capture.oldHashes[item])
+        index.prefetchPrevious(at: capture.locations[item], hash: capture.oldHashes[item])
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
@@ -167,7 +172,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         defer {
             // After the difference is taken: adding may reuse the slot that held the previous content.
-            if match == .none { index.add(hash: hash, at: location, bytes: bytes, ordinal: item) }
+            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: item) }
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,

@@ -13,6 +13,23 @@ func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: Unsa
                               differenceCode: UInt8, sparseCode: UInt8? = nil, literalCode: UInt8,
                               into body: inout ByteWriter, stats: inout EpochStatistics) {
     let newBytes = bytes.assumingMemoryBound(to: UInt8.self)
+    if length == 64 {
+        // The default block size: both forms weighed from one pass, only the winner written.
+        var form: Int32 = 0
+        body.append(upTo: 74) { out, _ in
+            Int(CSupport_block64_encode(base?.assumingMemoryBound(to: UInt8.self), newBytes, sparseCode == nil ? 0 : 1,
+                                        differenceCode, sparseCode ?? 0, literalCode,
+                                        out.assumingMemoryBound(to: UInt8.self), &form))
+        }
+        switch form {
+        case 1: stats.diffBlocks += 1
+        case 2: stats.sparseBlocks += 1
+        default:
+            stats.literalBlocks += 1
+            stats.literalBytes += length
+        }
+        return
+    }
     if let base {
         let encoded = CSupport_diff_encode(base.assumingMemoryBound(to: UInt8.self), newBytes, length, scratch, length - 4)
         if encoded >= 0 {

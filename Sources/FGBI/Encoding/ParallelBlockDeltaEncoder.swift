@@ -157,7 +157,10 @@ final class ParallelBlockDeltaEncoder {
         let baseBytes = partition.baseBytes
         var bases = 0
         for position in 0..<owned {
-            if position + ahead < owned { index.prefetch(hash: hashes[Int(items[position + ahead])]) }
+            if position + ahead < owned {
+                let next = Int(items[position + ahead])
+                index.prefetchPrevious(at: capture.locations[next], hash: hashes[next])
+            }
             let item = Int(items[position])
             guard let base = index.takePrevious(at: capture.locations[item], hash: hashes[item]) else { continue }
             baseItems[bases] = UInt32(item)
@@ -209,7 +212,7 @@ final class ParallelBlockDeltaEncoder {
                     decision.kind = .collision
                     collisions += 1
                 case .none:
-                    index.add(hash: hash, at: capture.locations[item], bytes: bytes, ordinal: item)
+                    index.addAbsent(hash: hash, at: capture.locations[item], bytes: bytes, ordinal: item)
                 }
             }
             decisions[position] = decision

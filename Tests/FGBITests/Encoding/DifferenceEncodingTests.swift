@@ -99,6 +99,52 @@ struct DifferenceEncodingTests {
         #expect(Self.sparse(noise, capacity: length - 4) == nil)
     }
 
+    /// What the encoders chose for a 64-byte block before the one-pass choice, from the separate encoders:
+    /// a difference when it fits 60 bytes, unless sparse is allowed, the difference is over 9 bytes and
+    /// the sparse form is no longer; else the sparse form when it fits 60 bytes; else the literal.
+    static func separateChoice(base: [UInt8]?, bytes: [UInt8], allowSparse: Bool) -> [UInt8] {
+        if let base, let difference = encode(base, bytes, capacity: 60, bytewise: true) {
+            if allowSparse, difference.count > 9, let sparse = sparse(bytes, capacity: difference.count) { return [5] + sparse }
+            return [1, UInt8(difference.count)] + difference
+        }
+        if allowSparse, let sparse = sparse(bytes, capacity: 60) { return [5] + sparse }
+        return [0] + bytes
+    }
+
+    @Test("the one-pass choice for a 64-byte block writes what the separate encoders chose", arguments: [false, true])
+    func blockChoiceEqualsSeparateEncoders(portable: Bool) throws {
+        let was = CSupport_sparse_select_portable(portable ? 1 : 0)
+        defer { _ = CSupport_sparse_select_portable(was) }
+        var random = SeededRandom(seed: 64)
+        var forms = Set<Int32>()
+        for trial in 0..<3000 {
+            var (base, bytes) = Self.pair(length: 64, random: &random)
+            if trial % 5 == 0 {   // words of small values: the sparse form competes
+                for word in 0..<8 where random.next() % 2 == 0 {
+                    withUnsafeBytes(of: (random.next() >> UInt64(20 + trial % 40)).littleEndian) { bytes.replaceSubrange(8 * word..<8 * word + 8, with: $0) }
+                }
+            }
+            let withBase = trial % 3 != 0
+            for allowSparse in [false, true] {
+                var out = [UInt8](repeating: 0xEE, count: 74)
+                var form: Int32 = -1
+                let written = out.withUnsafeMutableBufferPointer { out in
+                    bytes.withUnsafeBufferPointer { bytes in
+                        base.withUnsafeBufferPointer { base in
+                            CSupport_block64_encode(withBase ? base.baseAddress : nil, bytes.baseAddress, allowSparse ? 1 : 0,
+                                                    1, 5, 0, out.baseAddress, &form)
+                        }
+                    }
+                }
+                let expected = Self.separateChoice(base: withBase ? base : nil, bytes: bytes, allowSparse: allowSparse)
+                try #require(Array(out[..<written]) == expected, "trial \(trial), base \(withBase), sparse \(allowSparse)")
+                #expect(form == [0: 0, 1: 1, 5: 2][expected[0]])
+                forms.insert(form)
+            }
+        }
+        #expect(forms == [0, 1, 2], "every form was chosen at least once")
+    }
+
     @Test func aMalformedSparseFormIsRefused() {
         let block = [UInt8](repeating: 7, count: 64)
         let form = Self.sparse(block, capacity: 100)!
