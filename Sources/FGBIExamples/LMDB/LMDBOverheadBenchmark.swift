@@ -86,6 +86,10 @@ public struct LMDBOverheadBenchmark {
         /// Of the pause (median over the epochs): stopping the writer at the gate, and the capture.
         public var stopMsP50: Double?
         public var captureMsP50: Double?
+        /// The primary's encoding per epoch, mean over the epochs: the encoder and the general compressor, run
+        /// on the sender's thread while the writer runs (its CPU time: the stage runs without waiting). With
+        /// ``meanEpochMs`` it shows whether the encoder set the epoch's length.
+        public var encodeMsMean: Double?
         /// Epochs the `fgbi` mode captured by copying pages, of all (the rest rehashed in the pause).
         public var copiedEpochShare: Double?
         /// Pages captured per epoch: those written, and with hot pages, every hot page.
@@ -169,6 +173,7 @@ public struct LMDBOverheadBenchmark {
                 pauseMsP99: replicated ? Summary.percentile(pauses[index], 0.99) : nil,
                 stopMsP50: replicated ? Summary.percentile(parts[index].stopMs, 0.5) : nil,
                 captureMsP50: replicated ? Summary.percentile(parts[index].captureMs, 0.5) : nil,
+                encodeMsMean: replicated ? parts[index].encodeMs.reduce(0, +) / Double(max(parts[index].encodeMs.count, 1)) : nil,
                 copiedEpochShare: replicated ? Double(parts[index].copied) / Double(max(parts[index].captureMs.count, 1)) : nil,
                 pagesWrittenPerEpoch: replicated ? pages[index] / epochCount : nil,
                 pagesUnscannedPerEpoch: replicated ? unscanned[index] / epochCount : nil,
@@ -204,15 +209,17 @@ public struct LMDBOverheadBenchmark {
         return name
     }
 
-    /// Each epoch's pause parts, gathered by the primary's observer.
+    /// Each epoch's pause parts, and its encoding, gathered by the primary's observer.
     struct PauseParts: Sendable {
         var stopMs: [Double] = []
         var captureMs: [Double] = []
+        var encodeMs: [Double] = []
         var copied = 0
 
         mutating func add(_ other: PauseParts) {
             stopMs += other.stopMs
             captureMs += other.captureMs
+            encodeMs += other.encodeMs
             copied += other.copied
         }
     }
@@ -263,6 +270,7 @@ public struct LMDBOverheadBenchmark {
             pauses.withLock {
                 $0.stopMs.append(Double(epoch.stopNanoseconds) / 1e6)
                 $0.captureMs.append(Double(epoch.captureNanoseconds) / 1e6)
+                $0.encodeMs.append(Double(epoch.encodeNanoseconds + epoch.compressNanoseconds) / 1e6)
                 if epoch.captureStrategy == CaptureStrategy.copyPages.rawValue { $0.copied += 1 }
             }
         })
