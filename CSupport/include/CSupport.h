@@ -412,7 +412,8 @@ long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allo
                              uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form);
 
 /// For tests: makes the sparse form and CSupport_block64_encode use their portable loops (1), or the SSSE3
-/// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in use. Not thread-safe: call with no sparse work running.
+/// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in
+/// use. Not thread-safe: call with no sparse work running.
 int CSupport_sparse_select_portable(int portable);
 
 /// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask

@@ -183,6 +183,14 @@ final class ContentIndex {
         return regionBitOffsets[Int(location >> 40)] + Int(location & (BlockLocation.maxBlocksPerRegion - 1))
     }
 
+    /// Whether the per-location bits say no stored copy holds `location`'s content (false when locations
+    /// are not tracked: then every location is probed).
+    @inline(__always)
+    private func holdsNone(at location: BlockLocation) -> Bool {
+        guard let bit = heldBit(location.packed) else { return false }
+        return held[bit >> 6] & (1 << UInt64(bit & 63)) == 0
+    }
+
     @inline(__always)
     private func setHeld(_ location: UInt64, _ value: Bool) {
         guard let bit = heldBit(location) else { return }
@@ -212,7 +220,7 @@ final class ContentIndex {
     /// content most changed locations hold none, and a prefetch of a line nobody reads still costs a miss.
     @inline(__always)
     func prefetchPrevious(at location: BlockLocation, hash: UInt64) {
-        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        if holdsNone(at: location) { return }
         prefetch(hash: hash)
     }
 
@@ -221,7 +229,7 @@ final class ContentIndex {
     /// location's (``takePrevious(at:hash:)``) waits for a miss on each.
     @inline(__always)
     func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
-        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        if holdsNone(at: location) { return }
         let wanted = fragment(keying.key(hash))
         var index = home(wanted)
         while !entries[index].isEmpty {
@@ -288,7 +296,7 @@ final class ContentIndex {
     /// the next ``add(hash:at:bytes:ordinal:)``.
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
-        if let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return nil }
+        if holdsNone(at: location) { return nil }
         guard let index = position(of: keying.key(hash)) else { return nil }
         let slotPlusOne = entries[index].slotPlusOne
         let slot = Int(slotPlusOne) - 1

@@ -7,7 +7,8 @@ import CSupport
 /// also weighed against the sparse form, and the shorter goes: a base unrelated to the new content (the
 /// location was rewritten whole) makes a long difference. Shared by the block encoder (`fgbi`) and the page
 /// encoder (`xbzrle`, which as QEMU's has no sparse form). `scratch` holds `length + 16` bytes, twice that
-/// with a `sparseCode`.
+/// with a `sparseCode`. A 64-byte block (the default) is weighed and written in one pass by the shim
+/// (`CSupport_block64_encode`, the same choice and bytes), straight into `body`.
 @inline(__always)
 func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: UnsafeRawPointer?, scratch: UnsafeMutablePointer<UInt8>,
                               differenceCode: UInt8, sparseCode: UInt8? = nil, literalCode: UInt8,
