@@ -28,7 +28,8 @@ static void copy_streaming_avx2(void *destination, const void *source, size_t le
 }
 #endif
 
-int CSupport_copy_streaming_available(void) {
+// Whether CSupport_copy_streaming can use streaming stores on this CPU.
+static int copy_streaming_available(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
@@ -42,7 +43,7 @@ void CSupport_copy_streaming(void *destination, const void *source, size_t lengt
     static int known = -1;  // -1 until the first call finds out; a race only computes it twice
     int available = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (available < 0) {
-        available = CSupport_copy_streaming_available();
+        available = copy_streaming_available();
         __atomic_store_n(&known, available, __ATOMIC_RELAXED);
     }
     if (available && ((uintptr_t)destination & 31) == 0 && (length & 127) == 0) {

@@ -80,10 +80,6 @@ int CSupport_setns(int fd, int nstype) {
     return setns(fd, nstype) != 0 ? -errno : 0;
 }
 
-uint32_t CSupport_gettid(void) {
-    return (uint32_t)syscall(SYS_gettid);
-}
-
 long CSupport_process_vm_readv(int32_t pid, const struct iovec *local, unsigned long local_count,
                                const struct iovec *remote, unsigned long remote_count) {
     ssize_t copied = process_vm_readv(pid, local, local_count, remote, remote_count, 0);

@@ -78,7 +78,6 @@ _Static_assert(sizeof(struct pm_scan_arg) == 96, "pm_scan_arg layout must match 
 typedef struct page_region CSupport_page_region;
 
 // Constants Swift cannot import from function-like or late-defined macros.
-static const uint64_t CSupport_UFFD_API = UFFD_API;
 static const uint64_t CSupport_UFFD_FEATURE_THREAD_ID = UFFD_FEATURE_THREAD_ID;
 static const uint64_t CSupport_UFFD_FEATURE_WP_HUGETLBFS_SHMEM = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 static const uint64_t CSupport_UFFD_FEATURE_WP_UNPOPULATED = UFFD_FEATURE_WP_UNPOPULATED;
@@ -173,9 +172,6 @@ int CSupport_setns(int fd, int nstype);
 
 /// The network namespace type for CSupport_setns.
 static const int CSupport_CLONE_NEWNET = 0x40000000;
-
-/// The calling thread's kernel thread id (gettid(2)).
-uint32_t CSupport_gettid(void);
 
 /// A scatter-gather element (from <sys/uio.h>, left out so Swift imports it from Glibc).
 struct iovec;
@@ -311,12 +307,10 @@ long CSupport_kvm_harvest_dirty_ring(CSupport_kvm_dirty_gfn *ring, uint32_t entr
 /// KVM_RESET_DIRTY_RINGS: re-protects the pages of harvested entries. Returns the count reset, or -errno.
 int CSupport_kvm_reset_dirty_rings(int vm);
 
-/// kvm_run accessors: the exit reason, the KVM_EXIT_IO fields, and immediate_exit.
+/// kvm_run accessors: the exit reason, the KVM_EXIT_IO fields the example reads, and immediate_exit.
 static inline uint32_t CSupport_kvm_run_exit_reason(const CSupport_kvm_run_state *run) { return run->exit_reason; }
 static inline uint8_t CSupport_kvm_run_io_direction(const CSupport_kvm_run_state *run) { return run->io.direction; }
 static inline uint16_t CSupport_kvm_run_io_port(const CSupport_kvm_run_state *run) { return run->io.port; }
-static inline uint8_t CSupport_kvm_run_io_size(const CSupport_kvm_run_state *run) { return run->io.size; }
-static inline uint32_t CSupport_kvm_run_io_count(const CSupport_kvm_run_state *run) { return run->io.count; }
 /// The first `size` bytes of an IO exit's data, little-endian (OUT: what the guest wrote).
 static inline uint32_t CSupport_kvm_run_io_value(const CSupport_kvm_run_state *run) {
     uint32_t value = 0;
@@ -347,9 +341,6 @@ void CSupport_copy_streaming(void *destination, const void *source, size_t lengt
 
 /// Orders earlier streaming stores before later stores (sfence).
 void CSupport_copy_streaming_fence(void);
-
-/// 1 when CSupport_copy_streaming uses streaming stores on this CPU.
-int CSupport_copy_streaming_available(void);
 
 // MARK: - Hashing
 
