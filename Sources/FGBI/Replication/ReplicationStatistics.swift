@@ -80,3 +80,29 @@ public struct SynchronisationReport: Sendable, Equatable {
     public var epoch: UInt64 = 0
     public var pauseMilliseconds: Double?
 }
+
+extension ReplicationStatistics: CustomStringConvertible {
+    /// One line for logs and `print`: counts, bytes, the pause percentiles and the session's state, not the
+    /// window of pause samples itself.
+    public var description: String {
+        var parts = ["epochs \(epochsCaptured) captured, \(epochsSent) sent, "
+                     + "committed \(lastCommittedEpoch.map(String.init) ?? "none") (lag \(lag))"]
+        parts.append("\(Self.decimal(Double(bytesSent) / 1e6)) MB sent for \(pagesWritten) pages "
+                     + "(\(blocksSent) blocks, \(sharedHits) shared)")
+        if !recentPausesMs.isEmpty {
+            parts.append("pause p50 \(Self.decimal(pausePercentile(0.5))) ms, p99 \(Self.decimal(pausePercentile(0.99))) ms "
+                         + "over the last \(recentPausesMs.count) epochs")
+        }
+        parts.append("backpressure waits \(backpressureWaits)")
+        if !sendPath.isEmpty { parts.append("send path \(sendPath), \(encrypted ? "encrypted" : "not encrypted")") }
+        parts.append("reconnects \(reconnects), synchronisations \(synchronisations)")
+        parts.append("metadata \(Self.decimal(Double(metadataBytes) / 1e6)) MB")
+        return parts.joined(separator: "; ")
+    }
+
+    /// `value` with at most two decimals.
+    private static func decimal(_ value: Double) -> String {
+        let rounded = (value * 100).rounded() / 100
+        return rounded == rounded.rounded() && abs(rounded) < 1e15 ? String(Int(rounded)) : String(rounded)
+    }
+}
