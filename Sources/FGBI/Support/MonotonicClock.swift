@@ -33,14 +33,15 @@ public enum MonotonicClock {
     }
 }
 
+/// Conversions the package's targets share (package access: not part of the library's API).
 extension Duration {
     /// The duration in whole milliseconds (rounded down), as socket timeouts and command lines take it.
-    public var wholeMilliseconds: Int {
+    package var wholeMilliseconds: Int {
         Int(components.seconds) * 1000 + Int(components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// The duration in whole nanoseconds, as ``MonotonicClock`` counts.
-    public var wholeNanoseconds: UInt64 {
+    package var wholeNanoseconds: UInt64 {
         UInt64(components.seconds) * 1_000_000_000 + UInt64(components.attoseconds / 1_000_000_000)
     }
 }
