@@ -7,9 +7,10 @@
 struct IndexAdmission {
     /// Whether this epoch looks up only the sample.
     private(set) var sampling = false
-    /// Blocks whose new hash has these bits clear are the sample: one in eight, chosen by content, so a copy
-    /// of a sampled block is sampled too.
-    static let sampleMask: UInt64 = 7
+    /// Blocks whose new hash has these bits clear are the sample: one in eight (2^sampleShift), chosen by
+    /// content, so a copy of a sampled block is sampled too.
+    static let sampleShift = 3
+    static let sampleMask: UInt64 = (1 << UInt64(sampleShift)) - 1
     /// Epochs with fewer non-zero blocks looked up (an eighth of this while sampling, as only the sample is
     /// looked up) leave the choice as it is: too few to judge by.
     static let minimumBlocks = 4096
@@ -21,7 +22,7 @@ struct IndexAdmission {
 
     /// Decides the next epoch from this one's `consulted` lookups, of which `useful` paid.
     mutating func update(consulted: Int, useful: Int) {
-        guard consulted >= Self.minimumBlocks >> (sampling ? 3 : 0) else { return }
+        guard consulted >= Self.minimumBlocks >> (sampling ? Self.sampleShift : 0) else { return }
         sampling = Double(useful) < Double(consulted) * Self.usefulShare
     }
 }

@@ -189,7 +189,9 @@ final class ParallelBlockDeltaEncoder {
         let sampleMask = admission.mask
         for position in 0..<owned {
             if position + ahead < owned {
-                index.prefetch(hash: hashes[Int(items[position + ahead])])
+                // Only blocks of the sample are looked up: the others' lines would be loaded for nothing.
+                let next = hashes[Int(items[position + ahead])]
+                if next & sampleMask == 0 { index.prefetch(hash: next) }
                 index.prefetchEviction(ahead: ahead / 2)
             }
             let item = Int(items[position])

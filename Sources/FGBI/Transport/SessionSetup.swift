@@ -70,9 +70,9 @@ enum SessionSetup {
         let helloBytes = opening.payload
         let hello = try Hello(decoding: helloBytes)
         guard hello.guest == guest, hello.cluster == cluster else {
-            func identity(_ guest: String, _ cluster: String) -> String { cluster.isEmpty ? guest : "\(cluster)/\(guest)" }
-            throw refuse(.guestMismatch(primary: PeerText.printable(Array(identity(hello.guest, hello.cluster).utf8)),
-                                        backup: identity(guest, cluster)))
+            let primary = PresharedKey.identity(guest: hello.guest, cluster: hello.cluster)
+            throw refuse(.guestMismatch(primary: PeerText.printable(Array(primary.utf8)),
+                                        backup: PresharedKey.identity(guest: guest, cluster: cluster)))
         }
         helloAccepted()
         // Asked only now, for a well-formed hello of this guest: with a coordinator this is a request to it,

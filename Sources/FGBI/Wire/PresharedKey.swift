@@ -56,10 +56,16 @@ public struct PresharedKey: Sendable {
     /// authenticate to another guest's backup. An empty name and cluster (an unnamed guest) keep the key as
     /// it is.
     public func forGuest(_ name: String, cluster: String = "") -> PresharedKey {
-        let identity = cluster.isEmpty ? name : "\(cluster)/\(name)"
+        let identity = Self.identity(guest: name, cluster: cluster)
         guard !identity.isEmpty else { return self }
         return PresharedKey(derived: Cryptography.hkdfSHA256(key: key, salt: Array("fgbi guest key v1".utf8),
                                                              info: Array(identity.utf8), count: 32))
+    }
+
+    /// How a guest is named where its cluster matters: `CLUSTER/GUEST`, or the guest's name alone when it
+    /// belongs to no cluster (what its key is derived from, and what a refusal names).
+    static func identity(guest: String, cluster: String) -> String {
+        cluster.isEmpty ? guest : "\(cluster)/\(guest)"
     }
 
     private init(derived: SymmetricKey) { key = derived }
