@@ -1,3 +1,5 @@
+import CSupport
+
 /// How FGBI cuts memory into blocks: the block size (64 bytes by default, as in the FGBI paper) and the
 /// page size the tracker reports in.
 public struct BlockGeometry: Sendable, Equatable, CustomStringConvertible {
@@ -26,6 +28,12 @@ public struct BlockGeometry: Sendable, Equatable, CustomStringConvertible {
 
     /// Bytes of per-block hash metadata (one 64-bit hash per block) per GiB tracked.
     public var hashBytesPerGiB: Int { (1 << 30) / blockSize * 8 }
+
+    /// The XXH3 hash of a block of zeros at this block size. A block whose hash differs is not all zeros, so
+    /// an encoder checks the bytes only of blocks with this hash.
+    public var zeroBlockHash: UInt64 {
+        [UInt8](repeating: 0, count: blockSize).withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
+    }
 
     public var description: String { "\(blockSize)-byte blocks in \(pageSize)-byte pages" }
 }

@@ -22,9 +22,8 @@ public final class BlockTable: @unchecked Sendable {
     public init(regionLength: Int, geometry: BlockGeometry, unknown: Bool = false) {
         self.geometry = geometry
         blockCount = regionLength / geometry.blockSize
-        let zeros = [UInt8](repeating: 0, count: geometry.blockSize)
-        zeroHash = zeros.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count) }
-        hashes = .allocate(capacity: blockCount)
+        zeroHash = geometry.zeroBlockHash
+        hashes = HugePageMemory.allocate(UInt64.self, capacity: blockCount)
         hashes.initialize(repeating: unknown ? Self.unknownHash : zeroHash, count: blockCount)
     }
 

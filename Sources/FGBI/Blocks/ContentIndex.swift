@@ -144,7 +144,7 @@ final class ContentIndex {
         entries = HugePageMemory.allocate(Entry.self, capacity: capacity)
         entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
         storage = HugePageMemory.allocatePrefaulted(byteCount: slotCount * blockSize)
-        slots = .allocate(capacity: slotCount)
+        slots = HugePageMemory.allocate(Slot.self, capacity: slotCount)
         slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
@@ -157,7 +157,7 @@ final class ContentIndex {
         }
         regionBitOffsets = offsets
         heldBits = bits
-        held = .allocate(capacity: max(bits / 64, 1))
+        held = HugePageMemory.allocate(UInt64.self, capacity: max(bits / 64, 1))
         held.initialize(repeating: 0, count: max(bits / 64, 1))
     }
 

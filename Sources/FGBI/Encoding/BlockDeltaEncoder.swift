@@ -24,6 +24,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private let geometry: BlockGeometry
     private let index: Index
     private let diff: UnsafeMutablePointer<UInt8>
+    /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
+    private let zeroHash: UInt64
     private var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private var admission = IndexAdmission()
@@ -31,6 +33,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     init(geometry: BlockGeometry, index: Index) {
         self.geometry = geometry
         self.index = index
+        zeroHash = geometry.zeroBlockHash
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
     }
 
@@ -136,13 +139,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
         let location = capture.locations[item]
-        if CSupport_is_zero(bytes, blockSize) != 0 {
+        let hash = capture.newHashes[item]
+        if hash == zeroHash, CSupport_is_zero(bytes, blockSize) != 0 {
             _ = index.takePrevious(at: location, hash: capture.oldHashes[item])
             body.byte(DeltaFormat.BlockOp.zero.rawValue)
             stats.zeroBlocks += 1
             return
         }
-        let hash = capture.newHashes[item]
         guard consult else {
             writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                      scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,

@@ -34,6 +34,8 @@ final class ParallelBlockDeltaEncoder {
 
     private let geometry: BlockGeometry
     private let keying: IndexKeying
+    /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
+    private let zeroHash: UInt64
     private let partitions: [Partition]
     private let crew: CaptureCrew
     private var lanes: [Lane] = []
@@ -60,6 +62,7 @@ final class ParallelBlockDeltaEncoder {
         self.geometry = geometry
         self.parallelMinimumBlocks = parallelMinimumBlocks
         self.keying = keying
+        zeroHash = geometry.zeroBlockHash
         partitions = (0..<threads).map { _ in
             Partition(index: ContentIndex(blockSize: geometry.blockSize, budgetBytes: budgetBytes / threads, keying: keying,
                                           regionBlocks: regionBlocks))
@@ -197,7 +200,7 @@ final class ParallelBlockDeltaEncoder {
             let item = Int(items[position])
             let bytes = UnsafeRawPointer(capture.item(item))
             var decision = Decision(item: UInt32(item), kind: .unshared, payload: 0)
-            if CSupport_is_zero(bytes, blockSize) != 0 {
+            if hashes[item] == zeroHash, CSupport_is_zero(bytes, blockSize) != 0 {
                 decision.kind = .zero
                 zeroBlocks += 1
             } else if hashes[item] & sampleMask == 0 {
