@@ -295,9 +295,9 @@ struct EngineRoundTripTests {
     }
 
     /// Admission by measured use: after a large epoch of fresh content (no copy found, no difference sent)
-    /// the encoder consults the index for a content-chosen eighth of the blocks; copies of content it then
-    /// learnt are still found, every epoch replicates exactly, and once the sample finds copies again every
-    /// block is consulted.
+    /// the encoder consults the index for a content-chosen eighth of the blocks, after a second one a
+    /// sixty-fourth; copies of content it then learnt are still found, every epoch replicates exactly, and
+    /// once the sample finds copies again every block is consulted.
     @Test("the index is sampled while it does not pay and fully used when it does", arguments: [1, 2])
     func theIndexIsSampledWhileItDoesNotPayAndFullyUsedWhenItDoes(encodeThreads: Int) throws {
         let pages = 256
@@ -326,6 +326,12 @@ struct EngineRoundTripTests {
         (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<pages)])
         let sampled = statistics.blocksConsulted
         #expect(sampled > 0 && sampled < pages * blocksPerPage / 4, "\(sampled) of \(pages * blocksPerPage) blocks consulted while sampling")
+        #expect(harness.identical)
+        // Still nothing found: the sample thins.
+        fresh(0..<pages)
+        (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<pages)])
+        let thinned = statistics.blocksConsulted
+        #expect(thinned > 0 && thinned < sampled / 3, "\(thinned) blocks consulted after \(sampled)")
         #expect(harness.identical)
         // Copies of content learnt while sampling: the sampled share of them is found (content chooses the
         // sample, so a copy of a sampled block is sampled), which switches sampling off.
