@@ -16,13 +16,11 @@ struct IndexAdmission {
     static let usefulShare = 0.01
 
     /// The current level, an index into ``sampleShifts``.
-    private(set) var level = 0
+    private var level = 0
 
-    /// Whether this epoch looks up only a sample.
-    var sampling: Bool { level > 0 }
-
-    /// The bits a block's new hash must have clear for it to be looked up this epoch.
-    var mask: UInt64 { (1 << UInt64(Self.sampleShifts[level])) - 1 }
+    /// The bits a block's new hash must have clear for it to be looked up this epoch (stored: the encoders
+    /// read it for every block).
+    private(set) var mask: UInt64 = 0
 
     /// Decides the next epoch from this one's `consulted` lookups, of which `useful` paid.
     mutating func update(consulted: Int, useful: Int) {
@@ -32,5 +30,6 @@ struct IndexAdmission {
         } else {
             level = 0
         }
+        mask = (1 << UInt64(Self.sampleShifts[level])) - 1
     }
 }
