@@ -3,8 +3,12 @@ import Glibc
 #endif
 
 /// The secret both ends share, from which each session's frame key is derived. At least 32 bytes; a key
-/// file holds it as is (trailing newline ignored) and must be private to its user (``PrivateFile``), so
+/// file must be private to its user (``PrivateFile``), so
 /// `install -m 600 /dev/null key && head -c 32 /dev/urandom > key` makes one.
+///
+/// A key file holds the key byte for byte, with one exception: a text key (printable ASCII, as an editor
+/// or `openssl rand -hex 32 > key` writes it) loses one trailing line ending. A binary key is never cut, even
+/// when its last byte happens to be 0x0A or 0x0D (2 random keys in 256).
 public struct PresharedKey: Sendable {
     let key: SymmetricKey
 
@@ -37,12 +41,20 @@ public struct PresharedKey: Sendable {
             if n == 0 { break }
             bytes += chunk[0..<n]
         }
-        while bytes.last == 0x0A || bytes.last == 0x0D { bytes.removeLast() }
+        bytes.removeLast(Self.textLineEndingLength(bytes))
         do {
             try self.init(bytes: bytes)
         } catch {
             throw FGBIError.invalidArgument("key file \(path): \(error)")
         }
+    }
+
+    /// How many trailing bytes of a key file are a line ending to drop: 1 or 2 ("\n", "\r\n") when the
+    /// rest is printable ASCII text, else 0 (a binary key is taken as it is).
+    static func textLineEndingLength(_ bytes: [UInt8]) -> Int {
+        let ending = bytes.last == 0x0A ? (bytes.dropLast().last == 0x0D ? 2 : 1) : 0
+        guard ending > 0, bytes.dropLast(ending).allSatisfy({ (0x20...0x7E).contains($0) }) else { return 0 }
+        return ending
     }
 
     /// The key named by the `FGBI_KEY_FILE` environment variable, if set.

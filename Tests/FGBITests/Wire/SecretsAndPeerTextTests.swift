@@ -48,6 +48,27 @@ struct SecretsAndPeerTextTests {
         #expect("\(error.map { "\($0)" } ?? "")".contains("at least 32 bytes, got 16"))
     }
 
+    @Test func aBinaryKeyEndingInALineFeedIsKeptWholeAndATextKeyLosesItsNewline() throws {
+        let path = Self.scratchPath("line-ending-key")
+        unlink(path)
+        defer { unlink(path) }
+        let transcript: [UInt8] = [1, 2, 3]
+        let text: [UInt8] = Array("0123456789abcdef0123456789abcdef".utf8)
+        let binary: [UInt8] = (0..<30).map { (index: Int) -> UInt8 in UInt8(index * 7 + 1) }
+        let cases: [(file: [UInt8], key: [UInt8]?)] = [
+            (binary + [0x00, 0x0A], nil), (binary + [0x0D, 0x0A], nil),
+            (text + [0x0A], text), (text + [0x0D, 0x0A], text), (text, text),
+        ]
+        for (bytes, expected) in cases {
+            unlink(path)
+            try PrivateFile.create(path, bytes: bytes)
+            let loaded = try PresharedKey(file: path)
+            let reference = try PresharedKey(bytes: expected ?? bytes)
+            #expect(loaded.proof(label: "t", transcript: transcript) == reference.proof(label: "t", transcript: transcript),
+                    "key file \(bytes)")
+        }
+    }
+
     @Test func creatingAPrivateFileNeverFollowsOrReplacesWhatIsThere() throws {
         let path = Self.scratchPath("existing")
         let target = Self.scratchPath("target")
