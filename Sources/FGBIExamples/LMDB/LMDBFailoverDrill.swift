@@ -18,8 +18,10 @@ public struct LMDBFailoverDrill: Sendable {
         /// The database's map (and the replicated region's) size.
         public var mapBytes = 64 << 20
         public var epochMilliseconds = 25
-        /// When to kill the primary, from its start (its set-up and the backup's synchronisation included).
+        /// When to kill the primary, counted from ``killClock``.
         public var killAfter = Duration.seconds(2)
+        /// What ``killAfter`` counts from.
+        public var killClock = KillClock.processStart
         /// How long the backup waits for a silent primary before failing over.
         public var primaryTimeout = Duration.milliseconds(300)
         /// Where the primary's database (tmpfs) and the backup's image go; removed afterwards.
@@ -27,6 +29,15 @@ public struct LMDBFailoverDrill: Sendable {
         public var imageDirectory = NSTemporaryDirectory()
 
         public init(history: KeyValueHistory) { self.history = history }
+    }
+
+    /// The moment a drill's kill delay counts from.
+    public enum KillClock: Sendable {
+        /// The primary process's start: a short delay kills it during set-up or synchronisation.
+        case processStart
+        /// The backup's first committed epoch (waited for up to a minute): the kill always finds
+        /// replication running, however slow the host is to start the process.
+        case firstEpoch
     }
 
     /// What the drill found.
@@ -97,7 +108,19 @@ public struct LMDBFailoverDrill: Sendable {
         try child.run()
         let started = Date()
 
-        let killAt = started.addingTimeInterval(Double(settings.killAfter.wholeNanoseconds) / 1e9)
+        var clockStart = started
+        if settings.killClock == .firstEpoch {
+            while backup.lastEpoch == nil, child.isRunning, Date().timeIntervalSince(started) < 60 { usleep(1_000) }
+            clockStart = Date()
+            if backup.lastEpoch == nil, child.isRunning {
+                kill(child.processIdentifier, SIGKILL)
+                child.waitUntilExit()
+                backup.stop()
+                _ = try? serving.result()
+                throw DrillError(description: "the backup held no epoch 60 s after the primary started; its last output:\n\(diagnostics.text)")
+            }
+        }
+        let killAt = clockStart.addingTimeInterval(Double(settings.killAfter.wholeNanoseconds) / 1e9)
         var lastReport = started
         while Date() < killAt, child.isRunning {
             usleep(2_000)
