@@ -33,7 +33,7 @@ public final class KeyValueWriter {
                         try put(transaction, key: key, value: UnsafeRawBufferPointer(rebasing: value[0..<length]))
                     case .delete(let key):
                         var encoded = KeyValueHistory.encode(key: key)
-                        try withUnsafeBytes(of: &encoded) { try environment.delete(transaction, key: $0) }
+                        _ = try withUnsafeBytes(of: &encoded) { try environment.delete(transaction, key: $0) }
                     }
                 }
             } catch let error as LMDBError {
