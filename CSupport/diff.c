@@ -319,6 +319,43 @@ sparse:
     return 9 + (long)sparse_gather(bytes, 64, out + 1, out + 9);
 }
 
+uint64_t CSupport_block64_index_mask(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
+                                     uint64_t sample_mask, uint64_t zero_hash) {
+    uint64_t need = 0;
+    for (size_t k = 0; k < count && k < 64; k++) {
+        uint64_t h = hashes[k];
+        uint64_t wanted = ((held >> (locations[k] & 63)) & 1) | (uint64_t)((h & sample_mask) == 0 && h != zero_hash);
+        need |= wanted << k;
+    }
+    return need;
+}
+
+size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes, size_t count, uint64_t need,
+                                   uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
+                                   uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
+                                   CSupport_block_forms *forms) {
+    uint8_t *p = out;
+    size_t k = 0;
+    for (; k < count && k < 64; k++) {
+        if ((need >> k) & 1) break;
+        const uint8_t *block = bytes + k * 64;
+        uint64_t h = hashes[k];
+        if (h == zero_hash) {
+            if (CSupport_is_zero(block, 64)) {
+                *p++ = zero_code;
+                forms->zero++;
+                continue;
+            }
+            if ((h & sample_mask) == 0) break;   // not zero after all, and in the sample: the index's
+        }
+        int form = 0;
+        p += CSupport_block64_encode(NULL, block, allow_sparse, 0, sparse_code, literal_code, p, &form);
+        if (form == 2) forms->sparse++; else forms->literal++;
+    }
+    *written = (size_t)(p - out);
+    return k;
+}
+
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
     size_t mask_bytes = length / 8;
     if (length % 64 || encoded_length < mask_bytes) return -1;

@@ -402,6 +402,31 @@ size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out,
 long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
                              uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form);
 
+/// Blocks of one run per form, added to by CSupport_block64_encode_run.
+typedef struct {
+    uint64_t zero;
+    uint64_t sparse;
+    uint64_t literal;
+} CSupport_block_forms;
+
+/// For the changed 64-byte blocks of one page (at most 64, in order): bit k set when block k needs the
+/// content index, because the index holds its location's previous content (bit `locations[k] & 63` of
+/// `held`, the page's word of per-location bits) or because it is in the index's sample
+/// (`hashes[k] & sample_mask` zero) and its hash is not the zero block's.
+uint64_t CSupport_block64_index_mask(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
+                                     uint64_t sample_mask, uint64_t zero_hash);
+
+/// Encodes the blocks of a run (`bytes`, 64 each, with their new `hashes`) from the first up to the first
+/// whose bit is set in `need` (CSupport_block64_index_mask), or the end: a block of zeros (checked only when
+/// its hash is `zero_hash`) as `zero_code`, any other as CSupport_block64_encode writes it with no base.
+/// Also stops before a block whose hash is the zero block's yet whose bytes are not zero, when it is in the
+/// sample. Writes at most 74 bytes per block to `out`, sets `written`, adds to `forms`; returns the blocks
+/// encoded. The same bytes, block for block, as the `fgbi` encoder writes for blocks that need no index.
+size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes, size_t count, uint64_t need,
+                                   uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
+                                   uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
+                                   CSupport_block_forms *forms);
+
 /// For tests: makes the sparse form and CSupport_block64_encode use their portable loops (1), or the SSSE3
 /// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in
 /// use. Not thread-safe: call with no sparse work running.

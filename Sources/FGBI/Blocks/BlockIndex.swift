@@ -14,6 +14,11 @@ protocol BlockIndex: AnyObject {
     /// Starts loading what ``takePrevious(at:hash:)`` will probe for `location`, if the index may hold its
     /// content (a location known to hold none costs no memory access).
     func prefetchPrevious(at location: BlockLocation, hash: UInt64)
+    /// Whether the index keeps a bit per block location, so that ``heldBits(ofPageAt:)`` answers.
+    var keepsLocationBits: Bool { get }
+    /// For 64 blocks per page, the page's word of per-location bits: bit k set when the index may hold the
+    /// content of the page's block k (a clear bit: ``takePrevious(at:hash:)`` finds nothing there).
+    func heldBits(ofPageAt location: BlockLocation) -> UInt64
     /// The second stage of ``prefetchPrevious(at:hash:)``, a few blocks later, once its table line has
     /// arrived: starts loading the entry's bookkeeping and stored copy, which ``takePrevious(at:hash:)``
     /// reads next.

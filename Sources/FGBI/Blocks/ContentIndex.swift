@@ -224,6 +224,17 @@ final class ContentIndex {
         prefetch(hash: hash)
     }
 
+    /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
+    var keepsLocationBits: Bool { heldBits > 0 }
+
+    /// The per-location bits of the page whose first block is `location` (64 blocks per page, so one aligned
+    /// word: each region's bits start at a multiple of 64): bit k set when a stored copy may hold block k's
+    /// content. Only with ``keepsLocationBits``.
+    @inline(__always)
+    func heldBits(ofPageAt location: BlockLocation) -> UInt64 {
+        held[heldBit(location.packed)! >> 6]
+    }
+
     /// Walks the probe run (in cache after ``prefetchPrevious(at:hash:)``) to the first live entry with the
     /// key's fragment and prefetches its slot's bookkeeping and bytes: without it, confirming the entry is the
     /// location's (``takePrevious(at:hash:)``) waits for a miss on each.

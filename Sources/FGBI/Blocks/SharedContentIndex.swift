@@ -393,6 +393,11 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         @inline(__always)
         func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {}
 
+        /// A member keeps no per-location bits: every location is probed.
+        var keepsLocationBits: Bool { false }
+
+        func heldBits(ofPageAt location: BlockLocation) -> UInt64 { ~0 }
+
         @inline(__always)
         func prefetchEviction(ahead: Int) { group.prefetchEviction(ahead: ahead) }
 

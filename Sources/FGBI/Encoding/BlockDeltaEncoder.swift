@@ -30,9 +30,14 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private var admission = IndexAdmission()
 
-    init(geometry: BlockGeometry, index: Index) {
+    /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
+    /// turn it off to compare with the block-by-block loop.
+    private let encodesByPage: Bool
+
+    init(geometry: BlockGeometry, index: Index, encodesByPage: Bool = true) {
         self.geometry = geometry
         self.index = index
+        self.encodesByPage = encodesByPage
         zeroHash = geometry.zeroBlockHash
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
     }
@@ -57,12 +62,19 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let locations = capture.locations
         let count = capture.count
         index.beginEpoch(epoch)
-        for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         positions.reset()
         var records = 0
         let sampleMask = admission.mask
         let useful = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
+        defer {
+            stats.blocksDirty = count
+            admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - useful)
+        }
+        if encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits {
+            return encodeByPage(capture, sampleMask: sampleMask, sparseCode: sparseCode, into: &body, stats: &stats)
+        }
+        for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
         var i = 0
         while i < count {
             let end = Self.writeRecordHeader(locations, from: i, limit: count, blocksPerPageShift: blocksPerPageShift,
@@ -79,9 +91,121 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             records += 1
             i = end
         }
-        stats.blocksDirty = count
-        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - useful)
         return records
+    }
+
+    /// The loop for 64-byte blocks with an index that keeps per-location bits: per page, the blocks that need
+    /// no index (no content of their location held, not in the sample: under fresh content nearly all) are
+    /// encoded by one shim call (`CSupport_block64_encode_run`, the same bytes ``encodeBlock`` writes for
+    /// them), the others by ``encodeBlock``. Which blocks need the index is known a page ahead
+    /// (`CSupport_block64_index_mask`), so their index lines are prefetched a page ahead, and their entries'
+    /// copies as the page starts. A page where more than ``prefetchDistance`` blocks need the index (the
+    /// index in full use: sharing pays) goes block by block as in the other loop, its lines prefetched a few
+    /// blocks ahead: a page's worth of prefetches at once would overrun the core's outstanding misses.
+    private func encodeByPage(_ capture: EpochCapture.View, sampleMask: UInt64, sparseCode: UInt8?, into body: inout ByteWriter,
+                              stats: inout EpochStatistics) -> Int {
+        let locations = capture.locations
+        let packed = UnsafeRawPointer(locations).assumingMemoryBound(to: UInt64.self)
+        let count = capture.count
+        let maskBytes = 8
+        let zeroCode = DeltaFormat.BlockOp.zero.rawValue
+        let literalCode = DeltaFormat.BlockOp.literal.rawValue
+        var forms = CSupport_block_forms()
+        var records = 0
+        let crowded = { (need: UInt64) in need.nonzeroBitCount > Self.prefetchDistance }
+        var end = Self.pageEnd(locations, from: 0, limit: count)
+        var need = count > 0 ? indexMask(capture, packed, from: 0, to: end, sampleMask: sampleMask) : 0
+        if !crowded(need) { prefetchIndexLines(capture, from: 0, need: need, sampleMask: sampleMask) }
+        var i = 0
+        while i < count {
+            let nextEnd = Self.pageEnd(locations, from: end, limit: count)
+            let nextNeed = end < count ? indexMask(capture, packed, from: end, to: nextEnd, sampleMask: sampleMask) : 0
+            if !crowded(nextNeed) { prefetchIndexLines(capture, from: end, need: nextNeed, sampleMask: sampleMask) }
+            _ = Self.writeRecordHeader(locations, from: i, limit: end, blocksPerPageShift: 6, maskBytes: maskBytes,
+                                       positions: &positions, into: &body)
+            if crowded(need) {
+                for ahead in i..<min(i + Self.prefetchDistance, end) { prefetch(ahead, capture) }
+                for item in i..<end {
+                    if item + Self.prefetchDistance < end { prefetch(item + Self.prefetchDistance, capture) }
+                    if item + Self.prefetchDistance / 2 < end {
+                        let next = item + Self.prefetchDistance / 2
+                        index.prefetchPreviousContent(at: locations[next], hash: capture.oldHashes[next])
+                    }
+                    encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                                into: &body, stats: &stats)
+                }
+                records += 1
+                i = end
+                end = nextEnd
+                need = nextNeed
+                continue
+            }
+            var pending = need
+            while pending != 0 {
+                let item = i + pending.trailingZeroBitCount
+                index.prefetchPreviousContent(at: locations[item], hash: capture.oldHashes[item])
+                pending &= pending - 1
+            }
+            var item = i
+            while item < end {
+                var encoded = 0
+                let start = item
+                body.append(upTo: (end - start) * 74) { out, _ in
+                    var written = 0
+                    encoded = CSupport_block64_encode_run(capture.item(start).assumingMemoryBound(to: UInt8.self),
+                                                          capture.newHashes + start, end - start, need >> UInt64(start - i),
+                                                          sampleMask, zeroHash, sparseCode == nil ? 0 : 1, zeroCode,
+                                                          sparseCode ?? 0, literalCode, out.assumingMemoryBound(to: UInt8.self),
+                                                          &written, &forms)
+                    return written
+                }
+                item += encoded
+                if item < end {
+                    encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                                into: &body, stats: &stats)
+                    item += 1
+                }
+            }
+            records += 1
+            i = end
+            end = nextEnd
+            need = nextNeed
+        }
+        stats.zeroBlocks += Int(forms.zero)
+        stats.sparseBlocks += Int(forms.sparse)
+        stats.literalBlocks += Int(forms.literal)
+        stats.literalBytes += Int(forms.literal) * 64
+        return records
+    }
+
+    /// Which blocks of the page at `start..<end` need the index (bit per block, from `start`).
+    @inline(__always)
+    private func indexMask(_ capture: EpochCapture.View, _ packed: UnsafePointer<UInt64>, from start: Int, to end: Int,
+                           sampleMask: UInt64) -> UInt64 {
+        CSupport_block64_index_mask(capture.newHashes + start, packed + start, end - start,
+                                    index.heldBits(ofPageAt: capture.locations[start]), sampleMask, zeroHash)
+    }
+
+    /// Starts loading the index lines the blocks in `need` (bits from `start`) will probe.
+    @inline(__always)
+    private func prefetchIndexLines(_ capture: EpochCapture.View, from start: Int, need: UInt64, sampleMask: UInt64) {
+        var pending = need
+        while pending != 0 {
+            let item = start + pending.trailingZeroBitCount
+            let hash = capture.newHashes[item]
+            if hash & sampleMask == 0 { index.prefetch(hash: hash) }
+            index.prefetchPrevious(at: capture.locations[item], hash: capture.oldHashes[item])
+            pending &= pending - 1
+        }
+    }
+
+    /// Where the blocks of the page of item `start` end (at most `limit`); `limit` when `start` is.
+    @inline(__always)
+    static func pageEnd(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int) -> Int {
+        guard start < limit else { return limit }
+        var end = start + 1
+        while end < limit, samePage(locations[end], locations[start], blocksPerPageShift: 6) { end += 1 }
+        return end
     }
 
     @inline(__always)

@@ -1,0 +1,84 @@
+@testable import FGBI
+import CSupport
+import Testing
+
+/// The `fgbi` encoder's page loop (64-byte blocks: the blocks that need no index encoded per page by one shim
+/// call) must write exactly what the block-by-block loop writes, epoch after epoch, while the index thins its
+/// sample and comes back, evicts, and finds copies, zeros and differences.
+@Suite("Page loop encoding")
+struct PageLoopEncodingTests {
+    /// One epoch's changed blocks, as a capture both encoders read.
+    private static func capture(epoch: UInt64, blocks: [(location: BlockLocation, old: UInt64, bytes: [UInt8])]) -> EpochCapture {
+        let capture = EpochCapture()
+        capture.reset(epoch: epoch, itemSize: 64)
+        capture.holdsBlocks = true
+        for block in blocks {
+            block.bytes.withUnsafeBytes { raw in
+                capture.append(block.location, from: raw.baseAddress!, oldHash: block.old, newHash: CSupport_xxh3_64(raw.baseAddress!, 64))
+            }
+        }
+        return capture
+    }
+
+    @Test("the page loop writes the block loop's bytes", arguments: [false, true])
+    func thePageLoopWritesTheBlockLoopsBytes(sparse: Bool) throws {
+        let geometry = try BlockGeometry()
+        let pages = 512
+        let blocksPerPage = 64
+        func encoder(byPage: Bool) -> BlockDeltaEncoder<ContentIndex> {
+            let index = ContentIndex(blockSize: 64, budgetBytes: 96 << 10, keying: .fullHash, regionBlocks: [pages * blocksPerPage])
+            return BlockDeltaEncoder(geometry: geometry, index: index, encodesByPage: byPage)
+        }
+        let byPage = encoder(byPage: true)
+        let byBlock = encoder(byPage: false)
+        var memory = [[UInt8]](repeating: [UInt8](repeating: 0, count: 64), count: pages * blocksPerPage)
+        var hashes = [UInt64](repeating: geometry.zeroBlockHash, count: pages * blocksPerPage)
+        var random = SeededRandom(seed: 77)
+        var kinds = Set<String>()
+        for epoch in 0..<24 {
+            // Fresh content over many pages for a few epochs (the sample thins), then a mix: small changes,
+            // copies of other blocks, zeros, fresh blocks, a few blocks or a whole page at a time.
+            var changed = Set<Int>()
+            let fresh = epoch % 8 < 3
+            for _ in 0..<(fresh ? 120 : 90) {
+                let page = Int(random.next() % UInt64(pages))
+                let whole = fresh || random.next() % 4 == 0
+                for block in 0..<blocksPerPage where whole || random.next() % 8 == 0 {
+                    let location = page * blocksPerPage + block
+                    var bytes = memory[location]
+                    switch fresh ? 3 : random.next() % 5 {
+                    case 0: bytes[Int(random.next() % 64)] &+= 1
+                    case 1: bytes = memory[Int(random.next() % UInt64(memory.count))]
+                    case 2: bytes = [UInt8](repeating: 0, count: 64)
+                    default: for i in 0..<64 { bytes[i] = random.next() % 3 == 0 ? 0 : UInt8(truncatingIfNeeded: random.next()) }
+                    }
+                    if bytes != memory[location] {
+                        memory[location] = bytes
+                        changed.insert(location)
+                    }
+                }
+            }
+            let blocks = changed.sorted().map { (location: BlockLocation(region: 0, block: $0), old: hashes[$0], bytes: memory[$0]) }
+            let capture = Self.capture(epoch: UInt64(epoch), blocks: blocks)
+            var bodies: [[UInt8]] = []
+            var statistics: [EpochStatistics] = []
+            for encoder in [byPage, byBlock] {
+                var body = ByteWriter()
+                var stats = EpochStatistics()
+                let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                #expect(records > 0)
+                bodies.append(body.array)
+                statistics.append(stats)
+            }
+            #expect(bodies[0] == bodies[1], "epoch \(epoch): the loops' bytes differ (\(bodies[0].count) and \(bodies[1].count))")
+            #expect(statistics[0] == statistics[1], "epoch \(epoch): \(statistics[0]) against \(statistics[1])")
+            let stats = statistics[0]
+            if stats.blocksConsulted < stats.blocksDirty - stats.zeroBlocks { kinds.insert("sampled") }
+            if stats.sharedHits > 0 { kinds.insert("copies") }
+            if stats.diffBlocks > 0 { kinds.insert("differences") }
+            if stats.zeroBlocks > 0 { kinds.insert("zeros") }
+            for location in changed { hashes[location] = memory[location].withUnsafeBytes { CSupport_xxh3_64($0.baseAddress!, 64) } }
+        }
+        #expect(kinds == ["sampled", "copies", "differences", "zeros"], "the epochs covered \(kinds.sorted())")
+    }
+}
