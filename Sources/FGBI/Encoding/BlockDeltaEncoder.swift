@@ -79,15 +79,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         while i < count {
             let end = Self.writeRecordHeader(locations, from: i, limit: count, blocksPerPageShift: blocksPerPageShift,
                                              maskBytes: maskBytes, positions: &positions, into: &body)
-            for item in i..<end {
-                if item + Self.prefetchDistance < count { prefetch(item + Self.prefetchDistance, capture) }
-                if item + Self.prefetchDistance / 2 < count {
-                    let next = item + Self.prefetchDistance / 2
-                    index.prefetchPreviousContent(at: locations[next], hash: capture.oldHashes[next])
-                }
-                encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
-                            into: &body, stats: &stats)
-            }
+            encodeOneByOne(i..<end, prefetchLimit: count, capture, sampleMask: sampleMask, sparseCode: sparseCode,
+                           into: &body, stats: &stats)
             records += 1
             i = end
         }
@@ -113,27 +106,20 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         var forms = CSupport_block_forms()
         var records = 0
         let crowded = { (need: UInt64) in need.nonzeroBitCount > Self.prefetchDistance }
-        var end = Self.pageEnd(locations, from: 0, limit: count)
+        var end = Self.pageEnd(locations, from: 0, limit: count, blocksPerPageShift: 6)
         var need = count > 0 ? indexMask(capture, packed, from: 0, to: end, sampleMask: sampleMask) : 0
         if !crowded(need) { prefetchIndexLines(capture, from: 0, need: need, sampleMask: sampleMask) }
         var i = 0
         while i < count {
-            let nextEnd = Self.pageEnd(locations, from: end, limit: count)
+            let nextEnd = Self.pageEnd(locations, from: end, limit: count, blocksPerPageShift: 6)
             let nextNeed = end < count ? indexMask(capture, packed, from: end, to: nextEnd, sampleMask: sampleMask) : 0
             if !crowded(nextNeed) { prefetchIndexLines(capture, from: end, need: nextNeed, sampleMask: sampleMask) }
-            _ = Self.writeRecordHeader(locations, from: i, limit: end, blocksPerPageShift: 6, maskBytes: maskBytes,
-                                       positions: &positions, into: &body)
+            Self.writeRecordHeader(locations, from: i, to: end, blocksPerPageShift: 6, maskBytes: maskBytes,
+                                   positions: &positions, into: &body)
             if crowded(need) {
                 for ahead in i..<min(i + Self.prefetchDistance, end) { prefetch(ahead, capture) }
-                for item in i..<end {
-                    if item + Self.prefetchDistance < end { prefetch(item + Self.prefetchDistance, capture) }
-                    if item + Self.prefetchDistance / 2 < end {
-                        let next = item + Self.prefetchDistance / 2
-                        index.prefetchPreviousContent(at: locations[next], hash: capture.oldHashes[next])
-                    }
-                    encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
-                                into: &body, stats: &stats)
-                }
+                encodeOneByOne(i..<end, prefetchLimit: end, capture, sampleMask: sampleMask, sparseCode: sparseCode,
+                               into: &body, stats: &stats)
                 records += 1
                 i = end
                 end = nextEnd
@@ -178,6 +164,22 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         return records
     }
 
+    /// Encodes the blocks of `items` one by one through ``encodeBlock``, starting to load each block's index
+    /// lines ``prefetchDistance`` blocks ahead (and its entry's copy half as far), never past `prefetchLimit`.
+    @inline(__always)
+    private func encodeOneByOne(_ items: Range<Int>, prefetchLimit: Int, _ capture: EpochCapture.View, sampleMask: UInt64,
+                                sparseCode: UInt8?, into body: inout ByteWriter, stats: inout EpochStatistics) {
+        for item in items {
+            if item + Self.prefetchDistance < prefetchLimit { prefetch(item + Self.prefetchDistance, capture) }
+            if item + Self.prefetchDistance / 2 < prefetchLimit {
+                let next = item + Self.prefetchDistance / 2
+                index.prefetchPreviousContent(at: capture.locations[next], hash: capture.oldHashes[next])
+            }
+            encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                        into: &body, stats: &stats)
+        }
+    }
+
     /// Which blocks of the page at `start..<end` need the index (bit per block, from `start`).
     @inline(__always)
     private func indexMask(_ capture: EpochCapture.View, _ packed: UnsafePointer<UInt64>, from start: Int, to end: Int,
@@ -201,10 +203,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
 
     /// Where the blocks of the page of item `start` end (at most `limit`); `limit` when `start` is.
     @inline(__always)
-    static func pageEnd(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int) -> Int {
+    static func pageEnd(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int, blocksPerPageShift: Int) -> Int {
         guard start < limit else { return limit }
         var end = start + 1
-        while end < limit, samePage(locations[end], locations[start], blocksPerPageShift: 6) { end += 1 }
+        while end < limit, samePage(locations[end], locations[start], blocksPerPageShift: blocksPerPageShift) { end += 1 }
         return end
     }
 
@@ -223,14 +225,21 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int,
                                   blocksPerPageShift: Int, maskBytes: Int, positions: inout RecordPositionWriter,
                                   into body: inout ByteWriter) -> Int {
+        let end = pageEnd(locations, from: start, limit: limit, blocksPerPageShift: blocksPerPageShift)
+        writeRecordHeader(locations, from: start, to: end, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                          positions: &positions, into: &body)
+        return end
+    }
+
+    /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`.
+    @inline(__always)
+    static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int,
+                                  blocksPerPageShift: Int, maskBytes: Int, positions: inout RecordPositionWriter,
+                                  into body: inout ByteWriter) {
         let first = locations[start]
-        let page = first.block >> blocksPerPageShift
-        var end = start + 1
-        while end < limit, samePage(locations[end], first, blocksPerPageShift: blocksPerPageShift) { end += 1 }
-        positions.write(region: first.region, page: page, to: &body)
+        positions.write(region: first.region, page: first.block >> blocksPerPageShift, to: &body)
         body.byte(DeltaFormat.RecordKind.blocks.rawValue)
         writeBlockList(locations, from: start, to: end, blocksPerPage: 1 << blocksPerPageShift, maskBytes: maskBytes, into: &body)
-        return end
     }
 
     /// Whether two block locations lie in the same page.
