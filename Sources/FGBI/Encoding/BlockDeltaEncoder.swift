@@ -101,8 +101,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let packed = UnsafeRawPointer(locations).assumingMemoryBound(to: UInt64.self)
         let count = capture.count
         let maskBytes = 8
-        let zeroCode = DeltaFormat.BlockOp.zero.rawValue
-        let literalCode = DeltaFormat.BlockOp.literal.rawValue
         var forms = CSupport_block_forms()
         var records = 0
         let crowded = { (need: UInt64) in need.nonzeroBitCount > Self.prefetchDistance }
@@ -120,37 +118,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 for ahead in i..<min(i + Self.prefetchDistance, end) { prefetch(ahead, capture) }
                 encodeOneByOne(i..<end, prefetchLimit: end, capture, sampleMask: sampleMask, sparseCode: sparseCode,
                                into: &body, stats: &stats)
-                records += 1
-                i = end
-                end = nextEnd
-                need = nextNeed
-                continue
-            }
-            var pending = need
-            while pending != 0 {
-                let item = i + pending.trailingZeroBitCount
-                index.prefetchPreviousContent(at: locations[item], hash: capture.oldHashes[item])
-                pending &= pending - 1
-            }
-            var item = i
-            while item < end {
-                var encoded = 0
-                let start = item
-                body.append(upTo: (end - start) * 74) { out, _ in
-                    var written = 0
-                    encoded = CSupport_block64_encode_run(capture.item(start).assumingMemoryBound(to: UInt8.self),
-                                                          capture.newHashes + start, end - start, need >> UInt64(start - i),
-                                                          sampleMask, zeroHash, sparseCode == nil ? 0 : 1, zeroCode,
-                                                          sparseCode ?? 0, literalCode, out.assumingMemoryBound(to: UInt8.self),
-                                                          &written, &forms)
-                    return written
-                }
-                item += encoded
-                if item < end {
-                    encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
-                                into: &body, stats: &stats)
-                    item += 1
-                }
+            } else {
+                encodeRuns(i..<end, need: need, capture, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms,
+                           into: &body, stats: &stats)
             }
             records += 1
             i = end
@@ -162,6 +132,42 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         stats.literalBlocks += Int(forms.literal)
         stats.literalBytes += Int(forms.literal) * 64
         return records
+    }
+
+    /// Encodes one page's blocks `items`, of which those in `need` (bits from the first) need the index: the
+    /// runs between them by one shim call each (their forms counted in `forms`), those through ``encodeBlock``,
+    /// their entries' copies prefetched first.
+    @inline(__always)
+    private func encodeRuns(_ items: Range<Int>, need: UInt64, _ capture: EpochCapture.View, sampleMask: UInt64,
+                            sparseCode: UInt8?, forms: inout CSupport_block_forms, into body: inout ByteWriter,
+                            stats: inout EpochStatistics) {
+        var pending = need
+        while pending != 0 {
+            let item = items.lowerBound + pending.trailingZeroBitCount
+            index.prefetchPreviousContent(at: capture.locations[item], hash: capture.oldHashes[item])
+            pending &= pending - 1
+        }
+        var item = items.lowerBound
+        while item < items.upperBound {
+            var encoded = 0
+            let start = item
+            body.append(upTo: (items.upperBound - start) * 74) { out, _ in
+                var written = 0
+                encoded = CSupport_block64_encode_run(capture.item(start).assumingMemoryBound(to: UInt8.self),
+                                                      capture.newHashes + start, items.upperBound - start,
+                                                      need >> UInt64(start - items.lowerBound), sampleMask, zeroHash,
+                                                      sparseCode == nil ? 0 : 1, DeltaFormat.BlockOp.zero.rawValue,
+                                                      sparseCode ?? 0, DeltaFormat.BlockOp.literal.rawValue,
+                                                      out.assumingMemoryBound(to: UInt8.self), &written, &forms)
+                return written
+            }
+            item += encoded
+            if item < items.upperBound {
+                encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                            into: &body, stats: &stats)
+                item += 1
+            }
+        }
     }
 
     /// Encodes the blocks of `items` one by one through ``encodeBlock``, starting to load each block's index
