@@ -352,7 +352,8 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
 
 /// Rehashes the `blocks` (at most 64) blocks of `block_size` bytes of one page against `hashes`: copies the
 /// old hashes to `previous[0..blocks)`, stores the new ones in `hashes`, and returns a mask with bit i set
-/// when block i's hash changed.
+/// when block i's hash changed. 64-byte blocks are hashed eight at a time with AVX-512 where the CPU has it
+/// (the same XXH3 values).
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
 
 /// Whether `length` bytes at `data` are all zero. Inline: it runs once per changed block.
@@ -431,6 +432,10 @@ size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes,
 /// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in
 /// use. Not thread-safe: call with no sparse work running.
 int CSupport_sparse_select_portable(int portable);
+
+/// For tests: makes CSupport_rehash_page hash 64-byte blocks one at a time (1), or eight at a time with
+/// AVX-512 where the CPU has it (0). Returns whether the one-at-a-time loop was in use. Not thread-safe.
+int CSupport_block_hash_select_portable(int portable);
 
 /// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask
 /// and as many bytes as it has bits set.
