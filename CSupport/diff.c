@@ -255,68 +255,117 @@ size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out,
 // The fgbi encoder's choice for one 64-byte block, made from two masks taken in one pass over its bytes
 // (equal to the base, non-zero) with the sizes of both forms counted before either is written: the same
 // choice, and the same bytes, as CSupport_diff_encode followed by CSupport_sparse_encode would give (the
-// caller's rule is in CSupport.h), without encoding the form that loses.
-#if defined(__x86_64__)
-#include <immintrin.h>
-// AVX-512 (VBMI2 for the byte compress; checked at run time): each mask is one compare, the sparse form's
-// bytes one compress.
-__attribute__((target("avx512f,avx512bw,avx512vbmi2")))
-static void block64_masks_avx512(const uint8_t *base, const uint8_t *bytes, uint64_t *nonzero, uint64_t *equal) {
-    __m512i v = _mm512_loadu_si512((const void *)bytes);
-    *nonzero = _mm512_test_epi8_mask(v, v);
-    if (base) *equal = _mm512_cmpeq_epi8_mask(v, _mm512_loadu_si512((const void *)base));
+// caller's rule is in CSupport.h), without encoding the form that loses. The choice and the writing are
+// inline functions of the masks, so the AVX-512 loops below (compiled for that CPU, popcount included) and
+// the portable ones share them.
+enum { FORM_LITERAL = 0, FORM_DIFF = 1, FORM_SPARSE = 2 };
+
+// The form for a block with these masks (`equal` only with a base); a difference's size goes to `diff_size`.
+static inline __attribute__((always_inline)) int block64_choose(uint64_t nonzero, uint64_t equal, int has_base,
+                                                                int allow_sparse, size_t *diff_size) {
+    size_t sparse_size = 8 + (size_t)__builtin_popcountll(nonzero);
+    if (has_base) {
+        uint64_t changed = ~equal;
+        // Each changed run costs two one-byte ULEB128s (gaps and runs are under 128) and its bytes.
+        uint64_t run_starts = changed & ~(changed << 1);
+        *diff_size = 2 * (size_t)__builtin_popcountll(run_starts) + (size_t)__builtin_popcountll(changed);
+        if (*diff_size <= 60) return allow_sparse && *diff_size > 9 && sparse_size <= *diff_size ? FORM_SPARSE : FORM_DIFF;
+    }
+    return allow_sparse && sparse_size <= 60 ? FORM_SPARSE : FORM_LITERAL;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vbmi2")))
-static size_t block64_gather_avx512(const uint8_t *bytes, uint64_t nonzero, uint8_t *data) {
+// Writes the literal or difference form (the sparse form's bytes are the caller's: they depend on the CPU).
+static inline __attribute__((always_inline)) long block64_write_plain(int form, const uint8_t *base, const uint8_t *bytes,
+                                                                      size_t diff_size, uint8_t diff_code,
+                                                                      uint8_t literal_code, uint8_t *out) {
+    if (form == FORM_DIFF) {
+        out[0] = diff_code;
+        out[1] = (uint8_t)diff_size;
+        return 2 + diff_encode_masked(base, bytes, 64, out + 2, diff_size);
+    }
+    out[0] = literal_code;
+    memcpy(out + 1, bytes, 64);
+    return 65;
+}
+
+static long block64_encode_portable(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
+                                    uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
+    uint64_t nonzero = nonzero_mask64(bytes), equal = 0;
+    if (base) equal_masks(base, bytes, 64, &equal);
+    size_t diff_size = 0;
+    *form = block64_choose(nonzero, equal, base != NULL, allow_sparse, &diff_size);
+    if (*form != FORM_SPARSE) return block64_write_plain(*form, base, bytes, diff_size, diff_code, literal_code, out);
+    out[0] = sparse_code;
+    memcpy(out + 1, &nonzero, 8);   // little-endian hosts only (x86-64, aarch64)
+    return 9 + (long)sparse_gather(bytes, 64, out + 1, out + 9);
+}
+
+// One pass over the run's blocks: a block of zeros (checked only when its hash is `zero_hash`) as
+// `zero_code`, any other as `encode_block` writes it with no base; stops at the first block in `need`.
+#define BLOCK64_ENCODE_RUN(encode_block)                                                                   \
+    uint8_t *p = out;                                                                                      \
+    size_t k = 0;                                                                                          \
+    for (; k < count && k < 64; k++) {                                                                     \
+        if ((need >> k) & 1) break;                                                                        \
+        const uint8_t *block = bytes + k * 64;                                                             \
+        uint64_t h = hashes[k];                                                                            \
+        if (h == zero_hash) {                                                                              \
+            if (CSupport_is_zero(block, 64)) {                                                             \
+                *p++ = zero_code;                                                                          \
+                forms->zero++;                                                                             \
+                continue;                                                                                  \
+            }                                                                                              \
+            if ((h & sample_mask) == 0) break;   /* not zero after all, and in the sample: the index's */  \
+        }                                                                                                  \
+        int form = 0;                                                                                      \
+        p += encode_block(NULL, block, allow_sparse, 0, sparse_code, literal_code, p, &form);              \
+        if (form == FORM_SPARSE) forms->sparse++; else forms->literal++;                                   \
+    }                                                                                                      \
+    *written = (size_t)(p - out);                                                                          \
+    return k;
+
+static size_t block64_encode_run_portable(const uint8_t *bytes, const uint64_t *hashes, size_t count, uint64_t need,
+                                          uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
+                                          uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
+                                          CSupport_block_forms *forms) {
+    BLOCK64_ENCODE_RUN(block64_encode_portable)
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX512_FORMS "avx512f,avx512bw,avx512vbmi2,popcnt"
+// AVX-512 (VBMI2 for the byte compress; checked at run time): each mask is one compare, the sparse form's
+// bytes one compress.
+__attribute__((target(AVX512_FORMS)))
+static inline long block64_encode_avx512(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
+                                         uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
     __m512i v = _mm512_loadu_si512((const void *)bytes);
-    _mm512_storeu_si512((void *)data, _mm512_maskz_compress_epi8(nonzero, v));
-    return (size_t)__builtin_popcountll(nonzero);
+    uint64_t nonzero = _mm512_test_epi8_mask(v, v);
+    uint64_t equal = base ? _mm512_cmpeq_epi8_mask(v, _mm512_loadu_si512((const void *)base)) : 0;
+    size_t diff_size = 0;
+    *form = block64_choose(nonzero, equal, base != NULL, allow_sparse, &diff_size);
+    if (*form != FORM_SPARSE) return block64_write_plain(*form, base, bytes, diff_size, diff_code, literal_code, out);
+    out[0] = sparse_code;
+    memcpy(out + 1, &nonzero, 8);   // little-endian hosts only (x86-64, aarch64)
+    _mm512_storeu_si512((void *)(out + 9), _mm512_maskz_compress_epi8(nonzero, v));
+    return 9 + (long)__builtin_popcountll(nonzero);
+}
+
+__attribute__((target(AVX512_FORMS)))
+static size_t block64_encode_run_avx512(const uint8_t *bytes, const uint64_t *hashes, size_t count, uint64_t need,
+                                        uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
+                                        uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
+                                        CSupport_block_forms *forms) {
+    BLOCK64_ENCODE_RUN(block64_encode_avx512)
 }
 #endif
 
 long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
                              uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
-    uint64_t nonzero, equal = 0;
 #if defined(__x86_64__)
-    if (use_avx512) {
-        block64_masks_avx512(base, bytes, &nonzero, &equal);
-    } else
+    if (use_avx512) return block64_encode_avx512(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
 #endif
-    {
-        nonzero = nonzero_mask64(bytes);
-        if (base) equal_masks(base, bytes, 64, &equal);
-    }
-    size_t sparse_size = 8 + (size_t)__builtin_popcountll(nonzero);
-    if (base) {
-        uint64_t changed = ~equal;
-        // Each changed run costs two one-byte ULEB128s (gaps and runs are under 128) and its bytes.
-        uint64_t run_starts = changed & ~(changed << 1);
-        size_t diff_size = 2 * (size_t)__builtin_popcountll(run_starts) + (size_t)__builtin_popcountll(changed);
-        if (diff_size <= 60) {
-            if (!(allow_sparse && diff_size > 9 && sparse_size <= diff_size)) {
-                out[0] = diff_code;
-                out[1] = (uint8_t)diff_size;
-                long written = diff_encode_masked(base, bytes, 64, out + 2, diff_size);
-                *form = 1;
-                return 2 + written;
-            }
-            goto sparse;
-        }
-    }
-    if (allow_sparse && sparse_size <= 60) goto sparse;
-    out[0] = literal_code;
-    memcpy(out + 1, bytes, 64);
-    *form = 0;
-    return 65;
-sparse:
-    out[0] = sparse_code;
-    memcpy(out + 1, &nonzero, 8);   // little-endian hosts only (x86-64, aarch64)
-    *form = 2;
-#if defined(__x86_64__)
-    if (use_avx512) return 9 + (long)block64_gather_avx512(bytes, nonzero, out + 9);
-#endif
-    return 9 + (long)sparse_gather(bytes, 64, out + 1, out + 9);
+    return block64_encode_portable(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
 }
 
 uint64_t CSupport_block64_index_mask(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
@@ -334,26 +383,12 @@ size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes,
                                    uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
                                    uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
                                    CSupport_block_forms *forms) {
-    uint8_t *p = out;
-    size_t k = 0;
-    for (; k < count && k < 64; k++) {
-        if ((need >> k) & 1) break;
-        const uint8_t *block = bytes + k * 64;
-        uint64_t h = hashes[k];
-        if (h == zero_hash) {
-            if (CSupport_is_zero(block, 64)) {
-                *p++ = zero_code;
-                forms->zero++;
-                continue;
-            }
-            if ((h & sample_mask) == 0) break;   // not zero after all, and in the sample: the index's
-        }
-        int form = 0;
-        p += CSupport_block64_encode(NULL, block, allow_sparse, 0, sparse_code, literal_code, p, &form);
-        if (form == 2) forms->sparse++; else forms->literal++;
-    }
-    *written = (size_t)(p - out);
-    return k;
+#if defined(__x86_64__)
+    if (use_avx512) return block64_encode_run_avx512(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse,
+                                                     zero_code, sparse_code, literal_code, out, written, forms);
+#endif
+    return block64_encode_run_portable(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse, zero_code,
+                                       sparse_code, literal_code, out, written, forms);
 }
 
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
