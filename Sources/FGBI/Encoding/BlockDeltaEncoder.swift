@@ -46,163 +46,171 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
 
     var metadataBytes: Int { 2 * (geometry.blockSize + 16) }
 
-    /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
-    /// `sparse`: send blocks with no usable previous content in sparse form where it is shorter
+    /// Encodes `capture` (changed blocks) into `body`; returns the record count and fills the block counters of
+    /// `stats`. `sparse`: send blocks with no usable previous content in sparse form where it is shorter
     /// (``LiteralFormChooser``), else as literals.
     ///
     /// Admission by measured use (``IndexAdmission``): after an epoch whose lookups almost never paid, only
     /// a content-chosen sample of the blocks is looked up and learnt. Retiring a changed location's entry is
     /// never skipped (it keeps the index exact), and every match is still compared bitwise.
-    func encode(_ epochCapture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
-        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
-        let epoch = epochCapture.epoch
-        let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
-        let maskBytes = (geometry.blocksPerPage + 7) / 8
-        let capture = epochCapture.view
-        let locations = capture.locations
-        let count = capture.count
-        index.beginEpoch(epoch)
-        positions.reset()
-        var records = 0
-        let sampleMask = admission.mask
-        let useful = stats.sharedHits + stats.diffBlocks
-        let consultedBefore = stats.blocksConsulted
-        defer {
-            stats.blocksDirty = count
-            admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - useful)
-        }
-        if encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits {
-            return encodeByPage(capture, sampleMask: sampleMask, sparseCode: sparseCode, into: &body, stats: &stats)
-        }
-        for ahead in 0..<min(Self.prefetchDistance, count) { prefetch(ahead, capture) }
-        var i = 0
-        while i < count {
-            let end = Self.writeRecordHeader(locations, from: i, limit: count, blocksPerPageShift: blocksPerPageShift,
-                                             maskBytes: maskBytes, positions: &positions, into: &body)
-            encodeOneByOne(i..<end, prefetchLimit: count, capture, sampleMask: sampleMask, sparseCode: sparseCode,
-                           into: &body, stats: &stats)
-            records += 1
-            i = end
-        }
-        return records
+    ///
+    /// With `reader` (started on `capture`, a capture of whole pages), the pages it reads, each rehashed as it
+    /// comes (``StagedPageReader``): the same bytes as for the changed blocks ``PageExpander`` makes of them.
+    func encode(_ capture: EpochCapture, staged reader: StagedPageReader? = nil, sparse: Bool, into body: inout ByteWriter,
+                stats: inout EpochStatistics) -> Int {
+        if var pages = reader { return encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats) }
+        var pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
+        return encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
     }
 
-    /// The loop for 64-byte blocks with an index that keeps per-location bits: per page, the blocks that need
-    /// no index (no content of their location held, not in the sample: under fresh content nearly all) are
-    /// encoded by one shim call (`CSupport_block64_encode_run`, the same bytes ``encodeBlock`` writes for
+    /// The epoch's records, a page at a time, looking one page ahead: its index lines start loading while the
+    /// page before is encoded.
+    ///
+    /// For 64-byte blocks with an index that keeps per-location bits, the page loop: per page, the blocks that
+    /// need no index (no content of their location held, not in the sample: under fresh content nearly all)
+    /// are encoded by one shim call (`CSupport_block64_encode_run`, the same bytes ``encodeBlock`` writes for
     /// them), the others by ``encodeBlock``. Which blocks need the index is known a page ahead
     /// (`CSupport_block64_index_mask`), so their index lines are prefetched a page ahead, and their entries'
     /// copies as the page starts. A page where more than ``prefetchDistance`` blocks need the index (the
-    /// index in full use: sharing pays) goes block by block as in the other loop, its lines prefetched a few
-    /// blocks ahead: a page's worth of prefetches at once would overrun the core's outstanding misses.
-    private func encodeByPage(_ capture: EpochCapture.View, sampleMask: UInt64, sparseCode: UInt8?, into body: inout ByteWriter,
-                              stats: inout EpochStatistics) -> Int {
-        let locations = capture.locations
-        let packed = UnsafeRawPointer(locations).assumingMemoryBound(to: UInt64.self)
-        let count = capture.count
-        let maskBytes = 8
+    /// index in full use: sharing pays), and every page under other block sizes or indexes, goes block by
+    /// block, its lines prefetched a few blocks ahead: a page's worth of prefetches at once would overrun the
+    /// core's outstanding misses.
+    @inline(__always)
+    private func encodeEpoch<Pages: PageViews>(_ epoch: UInt64, _ pages: inout Pages, sparse: Bool, into body: inout ByteWriter,
+                                               stats: inout EpochStatistics) -> Int {
+        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
+        let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
+        let maskBytes = (geometry.blocksPerPage + 7) / 8
+        let byRuns = encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits
+        index.beginEpoch(epoch)
+        positions.reset()
+        let sampleMask = admission.mask
+        let usefulBefore = stats.sharedHits + stats.diffBlocks
+        let consultedBefore = stats.blocksConsulted
         var forms = CSupport_block_forms()
         var records = 0
+        var blocks = 0
+        // Which blocks of a page need the index (page loop), or every block (block by block).
+        let needs = { (page: EpochCapture.View) -> UInt64 in
+            byRuns ? self.indexMask(page, sampleMask: sampleMask) : ~0
+        }
         let crowded = { (need: UInt64) in need.nonzeroBitCount > Self.prefetchDistance }
-        var end = Self.pageEnd(locations, from: 0, limit: count, blocksPerPageShift: 6)
-        var need = count > 0 ? indexMask(capture, packed, from: 0, to: end, sampleMask: sampleMask) : 0
-        if !crowded(need) { prefetchIndexLines(capture, from: 0, need: need, sampleMask: sampleMask) }
-        var i = 0
-        while i < count {
-            let nextEnd = Self.pageEnd(locations, from: end, limit: count, blocksPerPageShift: 6)
-            let nextNeed = end < count ? indexMask(capture, packed, from: end, to: nextEnd, sampleMask: sampleMask) : 0
-            if !crowded(nextNeed) { prefetchIndexLines(capture, from: end, need: nextNeed, sampleMask: sampleMask) }
-            Self.writeRecordHeader(locations, from: i, to: end, blocksPerPageShift: 6, maskBytes: maskBytes,
-                                   positions: &positions, into: &body)
+        var current = pages.next()
+        var need = current.map(needs) ?? 0
+        if let current { prefetchLines(current, need: need, crowded: crowded(need), sampleMask: sampleMask) }
+        while let page = current {
+            let following = pages.next()
+            let followingNeed = following.map(needs) ?? 0
+            if let following { prefetchLines(following, need: followingNeed, crowded: crowded(followingNeed), sampleMask: sampleMask) }
+            Self.writeRecordHeader(page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
+                                   maskBytes: maskBytes, positions: &positions, into: &body)
             if crowded(need) {
-                for ahead in i..<min(i + Self.prefetchDistance, end) { prefetch(ahead, capture) }
-                encodeOneByOne(i..<end, prefetchLimit: end, capture, sampleMask: sampleMask, sparseCode: sparseCode,
-                               into: &body, stats: &stats)
+                encodeOneByOne(page, following: following, sampleMask: sampleMask, sparseCode: sparseCode, into: &body, stats: &stats)
             } else {
-                encodeRuns(i..<end, need: need, capture, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms,
-                           into: &body, stats: &stats)
+                encodeRuns(page, need: need, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms, into: &body, stats: &stats)
             }
             records += 1
-            i = end
-            end = nextEnd
-            need = nextNeed
+            blocks += page.count
+            current = following
+            need = followingNeed
         }
         stats.zeroBlocks += Int(forms.zero)
         stats.sparseBlocks += Int(forms.sparse)
         stats.literalBlocks += Int(forms.literal)
         stats.literalBytes += Int(forms.literal) * 64
+        stats.blocksDirty = blocks
+        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         return records
     }
 
-    /// Encodes one page's blocks `items`, of which those in `need` (bits from the first) need the index: the
-    /// runs between them by one shim call each (their forms counted in `forms`), those through ``encodeBlock``,
+    /// Starts loading the index lines of a page's first blocks: those in `need` (bits from the first; every
+    /// one of them when the page is not `crowded`), or the first ``prefetchDistance`` (the rest follow as the
+    /// page is encoded block by block).
+    @inline(__always)
+    private func prefetchLines(_ page: EpochCapture.View, need: UInt64, crowded: Bool, sampleMask: UInt64) {
+        if crowded {
+            for ahead in 0..<min(Self.prefetchDistance, page.count) { prefetch(ahead, page) }
+        } else {
+            prefetchIndexLines(page, need: need, sampleMask: sampleMask)
+        }
+    }
+
+    /// Encodes the blocks of `page`, of which those in `need` (bits from the first) need the index: the runs
+    /// between them by one shim call each (their forms counted in `forms`), those through ``encodeBlock``,
     /// their entries' copies prefetched first.
     @inline(__always)
-    private func encodeRuns(_ items: Range<Int>, need: UInt64, _ capture: EpochCapture.View, sampleMask: UInt64,
-                            sparseCode: UInt8?, forms: inout CSupport_block_forms, into body: inout ByteWriter,
-                            stats: inout EpochStatistics) {
+    private func encodeRuns(_ page: EpochCapture.View, need: UInt64, sampleMask: UInt64, sparseCode: UInt8?,
+                            forms: inout CSupport_block_forms, into body: inout ByteWriter, stats: inout EpochStatistics) {
         var pending = need
         while pending != 0 {
-            let item = items.lowerBound + pending.trailingZeroBitCount
-            index.prefetchPreviousContent(at: capture.locations[item], hash: capture.oldHashes[item])
+            let item = pending.trailingZeroBitCount
+            index.prefetchPreviousContent(at: page.locations[item], hash: page.oldHashes[item])
             pending &= pending - 1
         }
-        var item = items.lowerBound
-        while item < items.upperBound {
+        var item = 0
+        while item < page.count {
             var encoded = 0
             let start = item
-            body.append(upTo: (items.upperBound - start) * 74) { out, _ in
+            body.append(upTo: (page.count - start) * 74) { out, _ in
                 var written = 0
-                encoded = CSupport_block64_encode_run(capture.item(start).assumingMemoryBound(to: UInt8.self),
-                                                      capture.newHashes + start, items.upperBound - start,
-                                                      need >> UInt64(start - items.lowerBound), sampleMask, zeroHash,
-                                                      sparseCode == nil ? 0 : 1, DeltaFormat.BlockOp.zero.rawValue,
-                                                      sparseCode ?? 0, DeltaFormat.BlockOp.literal.rawValue,
+                encoded = CSupport_block64_encode_run(page.item(start).assumingMemoryBound(to: UInt8.self),
+                                                      page.newHashes + start, page.count - start, need >> UInt64(start),
+                                                      sampleMask, zeroHash, sparseCode == nil ? 0 : 1,
+                                                      DeltaFormat.BlockOp.zero.rawValue, sparseCode ?? 0,
+                                                      DeltaFormat.BlockOp.literal.rawValue,
                                                       out.assumingMemoryBound(to: UInt8.self), &written, &forms)
                 return written
             }
             item += encoded
-            if item < items.upperBound {
-                encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+            if item < page.count {
+                encodeBlock(item, page, consult: page.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
                             into: &body, stats: &stats)
                 item += 1
             }
         }
     }
 
-    /// Encodes the blocks of `items` one by one through ``encodeBlock``, starting to load each block's index
-    /// lines ``prefetchDistance`` blocks ahead (and its entry's copy half as far), never past `prefetchLimit`.
+    /// Encodes the blocks of `page` one by one through ``encodeBlock``, starting to load each block's index
+    /// lines ``prefetchDistance`` blocks ahead, and half as far ahead the stored copy of its previous content
+    /// that those lines point to; the look-ahead runs on into the `following` page.
     @inline(__always)
-    private func encodeOneByOne(_ items: Range<Int>, prefetchLimit: Int, _ capture: EpochCapture.View, sampleMask: UInt64,
-                                sparseCode: UInt8?, into body: inout ByteWriter, stats: inout EpochStatistics) {
-        for item in items {
-            if item + Self.prefetchDistance < prefetchLimit { prefetch(item + Self.prefetchDistance, capture) }
-            if item + Self.prefetchDistance / 2 < prefetchLimit {
-                let next = item + Self.prefetchDistance / 2
-                index.prefetchPreviousContent(at: capture.locations[next], hash: capture.oldHashes[next])
+    private func encodeOneByOne(_ page: EpochCapture.View, following: EpochCapture.View?, sampleMask: UInt64, sparseCode: UInt8?,
+                                into body: inout ByteWriter, stats: inout EpochStatistics) {
+        let distance = Self.prefetchDistance
+        for item in 0..<page.count {
+            if let (view, ahead) = Self.lookAhead(item + distance, page, following) { prefetch(ahead, view) }
+            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) {
+                index.prefetchPreviousContent(at: view.locations[ahead], hash: view.oldHashes[ahead])
             }
-            encodeBlock(item, capture, consult: capture.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+            encodeBlock(item, page, consult: page.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
                         into: &body, stats: &stats)
         }
     }
 
-    /// Which blocks of the page at `start..<end` need the index (bit per block, from `start`).
+    /// Item `item` of `page` counted on into `following`: the view it lies in and its index there, if any.
     @inline(__always)
-    private func indexMask(_ capture: EpochCapture.View, _ packed: UnsafePointer<UInt64>, from start: Int, to end: Int,
-                           sampleMask: UInt64) -> UInt64 {
-        CSupport_block64_index_mask(capture.newHashes + start, packed + start, end - start,
-                                    index.heldBits(ofPageAt: capture.locations[start]), sampleMask, zeroHash)
+    private static func lookAhead(_ item: Int, _ page: EpochCapture.View, _ following: EpochCapture.View?) -> (EpochCapture.View, Int)? {
+        if item < page.count { return (page, item) }
+        guard let following, item - page.count < following.count else { return nil }
+        return (following, item - page.count)
     }
 
-    /// Starts loading the index lines the blocks in `need` (bits from `start`) will probe.
+    /// Which blocks of `page` need the index (bit per block, from its first).
     @inline(__always)
-    private func prefetchIndexLines(_ capture: EpochCapture.View, from start: Int, need: UInt64, sampleMask: UInt64) {
+    private func indexMask(_ page: EpochCapture.View, sampleMask: UInt64) -> UInt64 {
+        CSupport_block64_index_mask(page.newHashes, UnsafeRawPointer(page.locations).assumingMemoryBound(to: UInt64.self),
+                                    page.count, index.heldBits(ofPageAt: page.locations[0]), sampleMask, zeroHash)
+    }
+
+    /// Starts loading the index lines the blocks of `page` in `need` (bits from its first) will probe.
+    @inline(__always)
+    private func prefetchIndexLines(_ page: EpochCapture.View, need: UInt64, sampleMask: UInt64) {
         var pending = need
         while pending != 0 {
-            let item = start + pending.trailingZeroBitCount
-            let hash = capture.newHashes[item]
+            let item = pending.trailingZeroBitCount
+            let hash = page.newHashes[item]
             if hash & sampleMask == 0 { index.prefetch(hash: hash) }
-            index.prefetchPrevious(at: capture.locations[item], hash: capture.oldHashes[item])
+            index.prefetchPrevious(at: page.locations[item], hash: page.oldHashes[item])
             pending &= pending - 1
         }
     }
@@ -314,7 +322,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         defer {
             // After the difference is taken: adding may reuse the slot that held the previous content.
-            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: item) }
+            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: capture.firstOrdinal + item) }
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,

@@ -95,6 +95,12 @@ struct ByteWriter: ~Copyable {
         return start
     }
 
+    /// Overwrites the bytes at `offset` with `bytes`.
+    mutating func patch(bytes: [UInt8], at offset: Int) {
+        precondition(offset >= 0 && offset + bytes.count <= count)
+        bytes.withUnsafeBytes { (storage + offset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    }
+
     /// Overwrites a little-endian integer at `offset`.
     mutating func patch<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         precondition(offset + MemoryLayout<T>.size <= count)

@@ -37,7 +37,7 @@ final class DeltaAssembler {
 
     deinit { sampleOutput.deallocate() }
 
-    /// What ``assemble(epoch:records:body:into:)`` did with the body.
+    /// What ``finish(epoch:records:delta:scratch:)`` did with the body.
     struct Outcome {
         /// Nanoseconds spent in the compressor, the sample included.
         var nanoseconds: UInt64
@@ -45,38 +45,67 @@ final class DeltaAssembler {
         var storedRaw: Bool
     }
 
-    /// Writes the delta for `body` into `output` (replacing its content).
+    /// Starts a delta in `delta` (replacing its content): room for the header, after which the encoders write
+    /// the body; ``finish(epoch:records:delta:scratch:)`` then makes it whole.
+    static func start(_ delta: inout ByteWriter) {
+        delta.removeAll()
+        _ = delta.extend(by: DeltaFormat.headerLength)
+    }
+
+    /// Makes `delta` (begun by ``start(_:)``, the body written after the header's room) an epoch delta: the
+    /// body compressed where that pays, the header filled in, the checksum appended. A body stored as it is
+    /// stays where the encoders wrote it (no copy); a compressed one is written to `scratch`, which then
+    /// trades places with `delta`.
     @discardableResult
-    func assemble(epoch: UInt64, records: Int, body: UnsafeRawBufferPointer, into output: inout ByteWriter) throws -> Outcome {
+    func finish(epoch: UInt64, records: Int, delta: inout ByteWriter, scratch: inout ByteWriter) throws -> Outcome {
         let start = MonotonicClock.nanoseconds()
-        let storedRaw = try !worthCompressing(body)
+        let headerLength = DeltaFormat.headerLength
+        precondition(delta.count >= headerLength, "a delta begun without room for its header")
+        let bodyLength = delta.count - headerLength
+        let storedRaw = try !worthCompressing(UnsafeRawBufferPointer(rebasing: delta.bytes[headerLength...]))
         let compression = storedRaw ? .none : self.compression
-        output.removeAll()
-        output.raw(DeltaFormat.magic)
-        output.littleEndian(DeltaFormat.version)
-        output.byte(mode.wireCode)
-        output.byte(compression.wireCode)
-        output.littleEndian(UInt32(geometry.blockSize))
-        output.littleEndian(UInt32(geometry.pageSize))
-        output.littleEndian(epoch)
-        output.littleEndian(UInt32(regionCount))
-        output.littleEndian(UInt32(records))
-        output.littleEndian(UInt64(body.count))
-        let storedLengthOffset = output.count
-        output.littleEndian(UInt64(0))
         let compressing = MonotonicClock.nanoseconds()
-        var stored = 0
-        let capacity = compression.bound(body.count)
-        try output.append(upTo: capacity) { destination, _ in
-            stored = try compression.compress(body, into: destination, capacity: capacity)
-            return stored
+        if compression != .none {
+            Self.start(&scratch)
+            let body = UnsafeRawBufferPointer(rebasing: delta.bytes[headerLength...])
+            let capacity = compression.bound(bodyLength)
+            try scratch.append(upTo: capacity) { destination, _ in
+                try compression.compress(body, into: destination, capacity: capacity)
+            }
+            swap(&delta, &scratch)
         }
         let end = MonotonicClock.nanoseconds()
-        output.patch(UInt64(stored), at: storedLengthOffset)
-        let checksum = CSupport_xxh3_64(output.bytes.baseAddress, output.count)
-        output.littleEndian(checksum)
-        let sampling = compressing - start
-        return Outcome(nanoseconds: sampling + (compression == .none ? 0 : end - compressing), storedRaw: storedRaw)
+        writeHeader(&delta, compression: compression, epoch: epoch, records: records, bodyLength: bodyLength,
+                    storedLength: delta.count - headerLength)
+        let checksum = CSupport_xxh3_64(delta.bytes.baseAddress, delta.count)
+        delta.littleEndian(checksum)
+        return Outcome(nanoseconds: compressing - start + (compression == .none ? 0 : end - compressing), storedRaw: storedRaw)
+    }
+
+    /// Writes the delta for `body` into `output` (replacing its content): ``start(_:)``, the body copied in,
+    /// ``finish(epoch:records:delta:scratch:)``.
+    @discardableResult
+    func assemble(epoch: UInt64, records: Int, body: UnsafeRawBufferPointer, into output: inout ByteWriter) throws -> Outcome {
+        Self.start(&output)
+        if let base = body.baseAddress { output.raw(base, count: body.count) }
+        var scratch = ByteWriter()
+        return try finish(epoch: epoch, records: records, delta: &output, scratch: &scratch)
+    }
+
+    /// Fills in the header at the start of `delta` (DeltaFormat's layout).
+    private func writeHeader(_ delta: inout ByteWriter, compression: Compression, epoch: UInt64, records: Int,
+                             bodyLength: Int, storedLength: Int) {
+        delta.patch(bytes: DeltaFormat.magic, at: 0)
+        delta.patch(DeltaFormat.version, at: 4)
+        delta.patch(mode.wireCode, at: 6)
+        delta.patch(compression.wireCode, at: 7)
+        delta.patch(UInt32(geometry.blockSize), at: 8)
+        delta.patch(UInt32(geometry.pageSize), at: 12)
+        delta.patch(epoch, at: 16)
+        delta.patch(UInt32(regionCount), at: 24)
+        delta.patch(UInt32(records), at: 28)
+        delta.patch(UInt64(bodyLength), at: 32)
+        delta.patch(UInt64(storedLength), at: 40)
     }
 
     /// Whether `body` compresses enough to pay: always for small bodies, else by a sample.

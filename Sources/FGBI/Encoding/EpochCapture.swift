@@ -123,13 +123,17 @@ public final class EpochCapture: @unchecked Sendable {
         let arena: UnsafeMutableRawPointer
         let itemSize: Int
         let count: Int
+        /// The number, among the blocks the encoder takes this epoch, of the first item (a
+        /// ``StagedPageReader``'s view of one page starts where the pages before it ended).
+        let firstOrdinal: Int
 
         @inline(__always)
         func item(_ index: Int) -> UnsafeMutableRawPointer { arena + index * itemSize }
     }
 
     var view: View {
-        View(locations: locations, oldHashes: oldHashes, newHashes: newHashes, arena: arena, itemSize: itemSize, count: count)
+        View(locations: locations, oldHashes: oldHashes, newHashes: newHashes, arena: arena, itemSize: itemSize, count: count,
+             firstOrdinal: 0)
     }
 
     /// Bytes of item `index`.

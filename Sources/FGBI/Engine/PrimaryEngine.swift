@@ -46,11 +46,15 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
-    /// Expands captures of whole pages into changed blocks (`fgbi` mode).
+    /// Turns captures of whole pages into changed blocks (`fgbi` mode): read a page at a time as the encoder
+    /// goes (one thread), or expanded in advance for the parallel encoder.
+    private let stagedReader: StagedPageReader?
     private let expander: PageExpander?
     private let chooser = PthreadLock(CaptureStrategyChooser())
-    private var body = ByteWriter(reservingCapacity: 1 << 20)
+    /// The delta being built (the encoders write its body in place), and where a compressed body goes (the
+    /// two trade places then: ``DeltaAssembler/finish(epoch:records:delta:scratch:)``).
     private var output = ByteWriter(reservingCapacity: 1 << 20)
+    private var compressed = ByteWriter(reservingCapacity: 1 << 20)
 
     /// An engine whose first capture is numbered `firstEpoch`, for a backup that is zero-filled (`backupHolds`
     /// nil) or holds the pages `backupHolds` describes.
@@ -119,13 +123,20 @@ public final class PrimaryEngine: @unchecked Sendable {
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
                 blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
             }
-            expander = PageExpander(tables: tables, geometry: geometry, baseline: baseline, crew: encodeCrew,
-                                    parallelMinimumPages: configuration.parallelEncodeMinimumBlocks / 8)
+            if let encodeCrew {
+                expander = PageExpander(tables: tables, geometry: geometry, baseline: baseline, crew: encodeCrew,
+                                        parallelMinimumPages: configuration.parallelEncodeMinimumBlocks / 8)
+                stagedReader = nil
+            } else {
+                expander = nil
+                stagedReader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
+            }
             pageEncoder = nil
         } else {
             tables = []
             blockEncoder = nil
             expander = nil
+            stagedReader = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
                                            cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
         }
@@ -143,20 +154,23 @@ public final class PrimaryEngine: @unchecked Sendable {
         case parallel(ParallelBlockDeltaEncoder)
         case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
 
-        /// Encodes `capture`; with a shared index, holding its lock for the whole call.
-        func encode(_ capture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
+        /// Encodes `capture`: its changed blocks, or with `reader` (a one-thread encoder only) the staged pages
+        /// it reads from `capture`. With a shared index, holding its lock for the whole call.
+        func encode(_ capture: EpochCapture, staged reader: StagedPageReader?, sparse: Bool, into body: inout ByteWriter,
+                    stats: inout EpochStatistics) -> Int {
             switch self {
             case .own(let encoder, let index):
-                let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
                 stats.indexEntries = index.entryCount
                 return records
             case .parallel(let encoder):
+                precondition(reader == nil, "the parallel encoder takes expanded pages")
                 return encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
             case .shared(let encoder, let member):
                 let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
                     stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                    let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                    let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
                     stats.indexEntries = member.entryCount
                     return records
                 }
@@ -306,18 +320,10 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
     }
 
-    /// Turns a capture of whole pages (``CaptureStrategy/copyPages``) into the changed blocks the encoder
-    /// takes (``PageExpander``), and marks it no longer pending when it is the engine's own.
-    private func expandPages(_ pages: EpochCapture, pending: Bool = true) -> EpochCapture {
-        defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
-        // Only for this engine's own captures: a shadow encode must not report its host engine's pages twice.
-        return expander!.expand(pages, recordUnchanged: pending && pages.recordsUnchangedPages && !pages.isPrecopy)
-    }
-
     /// One thread's capture of `spans`, appended to `capture`.
     private func captureSpans(_ spans: ArraySlice<Span>, wholePages: Bool, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
         // The page modes leave out pages the backup holds here; `fgbi` when it rehashes the page (the table
-        // must learn the page's hashes either way), at once or after the copy (``expandPages(_:)``).
+        // must learn the page's hashes either way), at once or after the copy (``StagedPageReader``).
         let skipHeldPages = capture.comparesWithBaseline && tables.isEmpty
         let compareBlocks = capture.comparesWithBaseline && !wholePages
         for span in spans {
@@ -432,29 +438,41 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Encodes `capture` into ``output``; returns its statistics.
     private func encode(_ capture: EpochCapture, shadow: Bool) throws -> EpochStatistics {
         let start = MonotonicClock.nanoseconds()
-        let copied = shadow ? !tables.isEmpty : capture.holdsPages
-        let capture = copied ? expandPages(capture, pending: !shadow) : capture
+        // A capture of whole pages for the `fgbi` mode (or a shadow encode of any capture): rehashed against the
+        // block table as it is encoded. Only this engine's own captures are pending, and list unchanged pages
+        // (a shadow encode must not report its host engine's pages twice).
+        let staged = shadow ? !tables.isEmpty : capture.holdsPages
+        let pending = staged && !shadow
+        defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
+        let recordUnchanged = pending && capture.recordsUnchangedPages && !capture.isPrecopy
         var stats = EpochStatistics()
         stats.epoch = capture.epoch
-        stats.captureStrategy = tables.isEmpty ? "pages" : copied ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue
+        stats.captureStrategy = tables.isEmpty ? "pages" : staged ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue
         stats.mode = configuration.mode.rawValue
         stats.pagesWritten = capture.pagesWritten
         stats.pagesAlreadyHeld = capture.pagesHeld
-        stats.blocksRehashed = capture.blocksRehashed
+        stats.blocksRehashed = staged ? capture.count * geometry.blocksPerPage : capture.blocksRehashed
         stats.captureNanoseconds = capture.captureNanoseconds
         stats.pauseNanoseconds = capture.pauseNanoseconds
         stats.stopNanoseconds = capture.stopNanoseconds
-        body.removeAll()
+        DeltaAssembler.start(&output)
         let records: Int
         if let blockEncoder {
+            // Sampled from what was captured: for staged pages, the pages whole.
             let sparse = try literalForms.prefersSparse(capture.view)
             stats.sparseChosen = sparse ? 1 : 0
-            records = blockEncoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+            // One thread reads the staged pages as it encodes them; the parallel encoder takes them expanded.
+            let reader = staged ? stagedReader : nil
+            reader?.start(capture, recordUnchanged: recordUnchanged)
+            defer { reader?.finish() }
+            let blocks = staged && reader == nil ? expander!.expand(capture, recordUnchanged: recordUnchanged) : capture
+            records = blockEncoder.encode(blocks, staged: reader, sparse: sparse, into: &output, stats: &stats)
+            stats.pagesAlreadyHeld = reader?.pagesHeld ?? blocks.pagesHeld
         } else {
-            records = pageEncoder!.encode(capture, into: &body, stats: &stats)
+            records = pageEncoder!.encode(capture, into: &output, stats: &stats)
         }
-        stats.bodyBytes = body.count
-        let assembled = try assembler.assemble(epoch: capture.epoch, records: records, body: body.bytes, into: &output)
+        stats.bodyBytes = output.count - DeltaFormat.headerLength
+        let assembled = try assembler.finish(epoch: capture.epoch, records: records, delta: &output, scratch: &compressed)
         stats.compressNanoseconds = assembled.nanoseconds
         stats.bodiesStoredRaw = assembled.storedRaw ? 1 : 0
         stats.wireBytes = output.count

@@ -1,0 +1,137 @@
+/// Reads a capture of whole pages (``CaptureStrategy/copyPages``) one page at a time, as the `fgbi` encoder
+/// takes them: each staged page is rehashed against its region's ``BlockTable`` and its changed blocks are
+/// handed over as a capture view of their own, while the page is still in the core's caches. The same blocks,
+/// in the same order and with the same hashes, as ``PageExpander`` produces for the whole capture, without
+/// copying every changed block into a second capture first: a page whose every block changed is read where it
+/// was staged; a page with some unchanged blocks has its changed ones gathered into a page-sized scratch.
+///
+/// It also records which pages proved unchanged (``EpochCapture/unchangedPages``) and leaves out, in a
+/// resynchronisation's first pass, the pages the backup already holds. Two page slots alternate, so the
+/// encoder can look one page ahead: a view stays valid until the second ``next()`` after the one that
+/// returned it. Allocates nothing per epoch.
+final class StagedPageReader {
+    private let tables: [BlockTable]
+    private let geometry: BlockGeometry
+    private let baseline: BaselineHashes
+    /// The mask of a page whose every block changed.
+    private let wholePage: UInt64
+    private let slots: (Slot, Slot)
+    private var nextSlot = 0
+
+    /// The capture being read, and its storage.
+    private var capture: EpochCapture?
+    private var pages: EpochCapture.View?
+    private var comparesWithBaseline = false
+    private var recordsUnchanged = false
+    private var nextPage = 0
+    private var ordinal = 0
+
+    /// Pages of the current capture left out because the backup already holds them.
+    private(set) var pagesHeld = 0
+    /// Blocks handed over so far for the current capture.
+    var blocksRead: Int { ordinal }
+
+    /// One page's changed blocks: their locations, old and new hashes, and (for a page not wholly changed)
+    /// their bytes, gathered.
+    private final class Slot {
+        let locations: UnsafeMutablePointer<BlockLocation>
+        let oldHashes: UnsafeMutablePointer<UInt64>
+        let newHashes: UnsafeMutablePointer<UInt64>
+        /// The hashes of the page's blocks before the rehash, by block offset.
+        let previous: UnsafeMutablePointer<UInt64>
+        let gathered: UnsafeMutableRawPointer
+
+        init(pageSize: Int) {
+            locations = .allocate(capacity: 64)
+            oldHashes = .allocate(capacity: 64)
+            newHashes = .allocate(capacity: 64)
+            previous = .allocate(capacity: 64)
+            gathered = .allocate(byteCount: pageSize, alignment: 64)
+        }
+
+        deinit {
+            locations.deallocate()
+            oldHashes.deallocate()
+            newHashes.deallocate()
+            previous.deallocate()
+            gathered.deallocate()
+        }
+    }
+
+    init(tables: [BlockTable], geometry: BlockGeometry, baseline: BaselineHashes) {
+        self.tables = tables
+        self.geometry = geometry
+        self.baseline = baseline
+        wholePage = geometry.blocksPerPage == 64 ? ~0 : (1 << UInt64(geometry.blocksPerPage)) - 1
+        slots = (Slot(pageSize: geometry.pageSize), Slot(pageSize: geometry.pageSize))
+    }
+
+    /// Starts reading `pages` (a capture of whole pages). `recordUnchanged`: list the pages found unchanged in
+    /// `pages` (only for the engine's own captures, not a shadow encode of another engine's).
+    func start(_ pages: EpochCapture, recordUnchanged: Bool) {
+        precondition(pages.itemSize == geometry.pageSize, "a staged page reader reads captures of whole pages")
+        capture = pages
+        self.pages = pages.view
+        comparesWithBaseline = pages.comparesWithBaseline
+        recordsUnchanged = recordUnchanged
+        nextPage = 0
+        ordinal = 0
+        pagesHeld = 0
+    }
+
+    /// Releases the capture being read.
+    func finish() {
+        capture = nil
+        pages = nil
+    }
+
+    /// The next page with blocks to send, rehashed, as a view of its changed blocks (numbered on from the
+    /// blocks read before it: ``EpochCapture/View/firstOrdinal``), or nil when the capture is read.
+    @inline(__always)
+    func next() -> EpochCapture.View? {
+        guard let pages else { return nil }
+        let slot = nextSlot == 0 ? slots.0 : slots.1
+        while nextPage < pages.count {
+            let item = nextPage
+            nextPage += 1
+            let location = pages.locations[item]
+            let staged = pages.item(item)
+            let table = tables[location.region]
+            let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
+            if changed == 0 && recordsUnchanged { capture!.unchangedPages.append(location) }
+            if comparesWithBaseline && baseline.holds(region: location.region, page: location.block, bytes: staged) {
+                pagesHeld += 1
+                continue
+            }
+            guard changed != 0 else { continue }
+            nextSlot ^= 1
+            return view(of: changed, page: location, staged: staged, table: table, in: slot)
+        }
+        return nil
+    }
+
+    /// Fills `slot` with the blocks of `changed` of the page at `page` (staged at `staged`) and returns its view.
+    @inline(__always)
+    private func view(of changed: UInt64, page: BlockLocation, staged: UnsafeMutableRawPointer, table: BlockTable,
+                      in slot: Slot) -> EpochCapture.View {
+        let blockSize = geometry.blockSize
+        let firstBlock = page.block * geometry.blocksPerPage
+        let whole = changed == wholePage
+        var pending = changed
+        var count = 0
+        while pending != 0 {
+            let offset = pending.trailingZeroBitCount
+            pending &= pending - 1
+            slot.locations[count] = BlockLocation(region: page.region, block: firstBlock + offset)
+            slot.oldHashes[count] = slot.previous[offset]
+            slot.newHashes[count] = table[firstBlock + offset]
+            if !whole { (slot.gathered + count * blockSize).copyMemory(from: staged + offset * blockSize, byteCount: blockSize) }
+            count += 1
+        }
+        let view = EpochCapture.View(locations: slot.locations, oldHashes: slot.oldHashes, newHashes: slot.newHashes,
+                                     arena: whole ? staged : slot.gathered,
+                                     itemSize: blockSize, count: count, firstOrdinal: ordinal)
+        ordinal += count
+        return view
+    }
+}
