@@ -428,7 +428,7 @@ size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes,
                                    uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
                                    CSupport_block_forms *forms);
 
-/// For tests: makes the sparse form and CSupport_block64_encode use their portable loops (1), or the SSSE3
+/// For tests: makes the sparse form (both ways) and CSupport_block64_encode use their portable loops (1), or the SSSE3
 /// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in
 /// use. Not thread-safe: call with no sparse work running.
 int CSupport_sparse_select_portable(int portable);

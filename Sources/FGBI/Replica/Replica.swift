@@ -130,11 +130,15 @@ public final class Replica: @unchecked Sendable {
             throw .malformed("body of \(header.bodyLength) bytes exceeds the \(maximumBodyLength) these regions can need")
         }
         let stored = UnsafeRawBufferPointer(rebasing: delta[DeltaFormat.headerLength..<(DeltaFormat.headerLength + header.storedLength)])
-        try decompress(stored, header: header)
+        // A body stored as it is is read where it lies; a compressed one is first decompressed into `body`.
+        guard header.compressionCode != 0 || stored.count == header.bodyLength else {
+            throw .malformed("the body does not decompress to the \(header.bodyLength) bytes announced")
+        }
+        if header.compressionCode != 0 { try decompress(stored, header: header) }
         staged.removeAll(keepingCapacity: true)
         staging.removeAll()
         blockOrdinals.removeAll(keepingCapacity: true)
-        var reader = ByteReader(body.bytes)
+        var reader = ByteReader(header.compressionCode == 0 ? stored : body.bytes)
         try stageRecords(&reader, count: header.recordCount, version: header.version)
         guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
         FaultPoints.reach(.backupApply)
@@ -161,9 +165,6 @@ public final class Replica: @unchecked Sendable {
         var ok = true
         body.append(upTo: header.bodyLength) { destination, _ in
             switch header.compressionCode {
-            case 0:
-                ok = stored.count == header.bodyLength
-                if ok { destination.copyMemory(from: stored.baseAddress!, byteCount: stored.count) }
             case 1:
                 let n = LZ4_decompress_safe(stored.baseAddress?.assumingMemoryBound(to: CChar.self),
                                             destination.assumingMemoryBound(to: CChar.self),
