@@ -27,7 +27,7 @@ enum DurableFile {
             mkstemp(&template)
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do {
             defer { close(fd) }
             try body(fd)

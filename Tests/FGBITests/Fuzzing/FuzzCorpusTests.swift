@@ -114,7 +114,7 @@ struct FuzzCorpusTests {
         let fuzzer = try DeltaFuzzer()
         for file in files {
             let data = try Data(contentsOf: directory.appendingPathComponent(file))
-            data.withUnsafeBytes { bytes in
+            _ = data.withUnsafeBytes { bytes in
                 switch target {
                 case "frame": FuzzEntryPoints.frameStream(bytes)
                 case "delta": fuzzer.apply(bytes)

@@ -80,7 +80,7 @@ struct LoopbackPeerOwnerTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o777)
         let request = directory + "/hello", answer = directory + "/answer"
-        FileManager.default.createFile(atPath: request, contents: Data(frame.header + hello.encoded))
+        _ = FileManager.default.createFile(atPath: request, contents: Data(frame.header + hello.encoded))
         chmod(request, 0o644)
         let peer = try Self.runAsNobody("exec 3<>/dev/tcp/127.0.0.1/$PORT; cat \(request) >&3; timeout 5 cat <&3 > \(answer)",
                                         port: backup.port)

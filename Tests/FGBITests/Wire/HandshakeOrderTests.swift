@@ -16,7 +16,7 @@ struct HandshakeOrderTests {
     /// A backup's side of one handshake on a thread of its own, against a peer that `client` drives.
     private static func withBackup(key: PresharedKey, _ client: (FrameConnection) throws -> Void) throws -> Result<Void, any Error> {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
-        let stranger = try FrameConnection(socket: try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+        let stranger = try FrameConnection(socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
                                            peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
         let backup = FrameConnection(socket: try listener.accept().socket, peer: "stranger", isPrimary: false, maximumPayload: 64 << 10)
         backup.setReceiveTimeout(milliseconds: 5000)
@@ -152,7 +152,7 @@ struct GuestNameHandshakeTests {
 struct HandshakeDeadlineTests {
     @Test func aSlowPeerIsCutAtOneDeadlineForTheWholeHandshake() throws {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
-        let client = try FrameConnection(socket: try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+        let client = try FrameConnection(socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
                                          peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
         let server = FrameConnection(socket: try listener.accept().socket, peer: "slow", isPrimary: false, maximumPayload: 64 << 10)
         let timeout = 1000
