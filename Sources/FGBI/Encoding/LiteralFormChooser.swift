@@ -3,7 +3,8 @@ import CSupport
 /// Chooses, once per epoch, how the `fgbi` encoder sends blocks with no usable previous content: in sparse
 /// form (a mask of the non-zero bytes, then those bytes: cheap, and shrinks words of small values) or as
 /// literals left for the general compressor (which finds repeats that the sparse form hides from it: text,
-/// repeated keys, structures). It samples the epoch's captured blocks: four 96 KiB chunks spread over them
+/// repeated keys, structures). It samples the epoch's capture (its changed blocks, or the written pages whole when
+/// the capture staged pages, which the encoder rehashes as it reads them): four 96 KiB chunks spread over them
 /// (or all of them, when fewer), compressed as literals and measured in sparse form; the literals win only
 /// when compressed they are smaller than the sparse form by the minimum saving that pays for the compressor.
 /// A capture under 1 MiB would cost a compression pass as long as the body's, so it reuses the last
