@@ -97,6 +97,13 @@ public struct LMDBOverheadBenchmark {
         /// Of them, the pages the tracker reported without scanning (hot pages and the gaps between them).
         public var pagesUnscannedPerEpoch: Double?
         public var wireBytesPerEpoch: Double?
+        /// CPU per epoch of replication (replicated only), from the writer's start (the backup's
+        /// synchronisation, which runs on beside the first transactions, included) to the backup's end: the
+        /// process's CPU time less the writer's, and the backup's serving thread's, which is counted apart (a
+        /// backup on another host would not share this one's CPUs). Beside ``wireBytesPerEpoch``: bytes and
+        /// CPU together.
+        public var primaryCpuMsPerEpoch: Double?
+        public var backupCpuMsPerEpoch: Double?
         /// The replica equalled the primary's map after the final epoch, in every round.
         public var verified: Bool?
         /// The writer thread's time, the median of each part over the rounds: where a replicated run's extra
@@ -134,6 +141,7 @@ public struct LMDBOverheadBenchmark {
         var writers: [[ReplicatedKeyValueStore.WriterTime]] = setups.map { _ in [] }
         var writing: [[Double]] = setups.map { _ in [] }
         var parts: [PauseParts] = setups.map { _ in PauseParts() }
+        var cpu: [ReplicationCPU] = setups.map { _ in ReplicationCPU() }
         for round in 0..<configuration.rounds {
             for (index, setup) in setups.enumerated() {
                 let result = try runOnce(setup)
@@ -150,6 +158,7 @@ public struct LMDBOverheadBenchmark {
                 writers[index].append(result.statistics.writer)
                 writing[index].append(result.statistics.writingSeconds)
                 parts[index].add(result.pauses)
+                cpu[index].add(result.cpu)
                 progress("round \(round + 1)/\(configuration.rounds), \(name(setup)): "
                          + "\(formatted(rates[index].last ?? 0, 0)) transactions/s")
             }
@@ -178,6 +187,8 @@ public struct LMDBOverheadBenchmark {
                 pagesWrittenPerEpoch: replicated ? pages[index] / epochCount : nil,
                 pagesUnscannedPerEpoch: replicated ? unscanned[index] / epochCount : nil,
                 wireBytesPerEpoch: replicated ? bytes[index] / epochCount : nil,
+                primaryCpuMsPerEpoch: replicated ? Double(cpu[index].primaryNanoseconds) / 1e6 / epochCount : nil,
+                backupCpuMsPerEpoch: replicated ? Double(cpu[index].backupNanoseconds) / 1e6 / epochCount : nil,
                 verified: replicated ? verified[index] : nil,
                 writer: ReplicatedKeyValueStore.WriterTime(
                     userSeconds: Summary(writers[index].map(\.userSeconds)).median,
@@ -224,7 +235,19 @@ public struct LMDBOverheadBenchmark {
         }
     }
 
-    private func runOnce(_ setup: Setup) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts) {
+    /// Replication's CPU over a run: the primary's threads, and the backup's serving thread.
+    struct ReplicationCPU: Sendable {
+        var primaryNanoseconds: UInt64 = 0
+        var backupNanoseconds: UInt64 = 0
+
+        mutating func add(_ other: ReplicationCPU) {
+            primaryNanoseconds += other.primaryNanoseconds
+            backupNanoseconds += other.backupNanoseconds
+        }
+    }
+
+    private func runOnce(_ setup: Setup) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts,
+                                                    cpu: ReplicationCPU) {
         let all = Array(0..<min(ThreadScheduling.onlineCPUCount, 64))
         if let writer = configuration.writerCPU {
             // Everything created from here on (backup, primary threads, acknowledger) runs beside the writer.
@@ -275,21 +298,32 @@ public struct LMDBOverheadBenchmark {
             }
         })
         let target = UInt64(configuration.transactions)
+        // Replication's CPU is counted from the writer's start to the backup's end.
+        var processBefore: UInt64 = 0
+        var backupBefore: UInt64 = 0
         let statistics: ReplicatedKeyValueStore.RunStatistics
         do {
             statistics = try store.run(until: { $0.transactions >= target }, writerStarts: {
                 if let writer = configuration.writerCPU { try ThreadScheduling.pinCallingThread(to: [writer]) }
+                processBefore = MonotonicClock.processCPUNanoseconds()
+                backupBefore = serving?.cpuNanoseconds() ?? 0
             })
         } catch {
             backup?.stop()
             throw error
         }
         var verified = true
+        var cpu = ReplicationCPU()
         if let serving, let replica {
             _ = try serving.result()
+            // Before the comparison below, which is the benchmark's, not replication's.
+            let process = MonotonicClock.processCPUNanoseconds() - processBefore
+            cpu.backupNanoseconds = serving.cpuNanoseconds() - backupBefore
+            let writer = UInt64((statistics.writer.userSeconds + statistics.writer.systemSeconds) * 1e9)
+            cpu.primaryNanoseconds = process > cpu.backupNanoseconds + writer ? process - cpu.backupNanoseconds - writer : 0
             verified = memcmp(replica.base, store.memory.base, configuration.mapBytes) == 0
                 && statistics.acknowledged == statistics.transactions
         }
-        return (statistics, verified, pauses.withLock { $0 })
+        return (statistics, verified, pauses.withLock { $0 }, cpu)
     }
 }

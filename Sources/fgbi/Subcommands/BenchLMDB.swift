@@ -144,7 +144,7 @@ extension FGBICommand {
             }
             var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "paired", "ack p50 ms", "ack p99 ms", "epochs", "epoch ms",
                                    "encode ms", "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch", "hot/epoch", "wire KB/epoch",
-                                   "writing s", "user s", "sys s", "gate s", "preempted", "verified"])
+                                   "primary CPU ms/epoch", "backup CPU ms/epoch", "writing s", "user s", "sys s", "gate s", "preempted", "verified"])
             for v in variants {
                 table.add([v.name, formatted(v.medianTransactionsPerSecond, 0),
                            v.transactionsPerSecond.map { formatted($0, 0) }.joined(separator: " "),
@@ -152,7 +152,7 @@ extension FGBICommand {
                            formatted(v.epochsPerRound, 0), formatted(v.meanEpochMs, 0), formatted(v.encodeMsMean, 1), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
                            formatted(v.stopMsP50, 2), formatted(v.captureMsP50, 2), formatted(v.copiedEpochShare.map { $0 * 100 }, 0),
                            formatted(v.pagesWrittenPerEpoch, 0), formatted(v.pagesUnscannedPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
-                           formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2), formatted(v.writer.systemSeconds, 2),
+                           formatted(v.primaryCpuMsPerEpoch, 1), formatted(v.backupCpuMsPerEpoch, 1), formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2), formatted(v.writer.systemSeconds, 2),
                            formatted(v.writer.gateWaitSeconds, 2), "\(v.writer.involuntarySwitches)",
                            v.verified.map { $0 ? "yes" : "NO" } ?? "-"])
             }

@@ -142,6 +142,9 @@ struct CommandLineTests {
             let writing = try #require(variant["writing_seconds"] as? Double)
             #expect(user > 0 && user <= writing * 1.05, "user \(user) s of \(writing) s writing")
             #expect((variant["mean_epoch_ms"] as? Double ?? 0) > 0)
+            // Replication's CPU, beside its bytes: both sides worked.
+            #expect((variant["primary_cpu_ms_per_epoch"] as? Double ?? 0) > 0, "\(variant)")
+            #expect((variant["backup_cpu_ms_per_epoch"] as? Double ?? 0) > 0, "\(variant)")
             let unscanned = try #require(variant["pages_unscanned_per_epoch"] as? Double)
             if variant["hot_pages"] as? String == "off" { #expect(unscanned == 0, "\(variant)") }
         }
