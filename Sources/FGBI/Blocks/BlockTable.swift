@@ -33,6 +33,10 @@ public final class BlockTable: @unchecked Sendable {
     @inline(__always)
     public subscript(block: Int) -> UInt64 { hashes[block] }
 
+    /// The recorded hashes of page `page`'s blocks, in order (valid as long as the table).
+    @inline(__always)
+    func hashes(ofPage page: Int) -> UnsafeMutablePointer<UInt64> { hashes + page * geometry.blocksPerPage }
+
     /// Rehashes the blocks of page `page` read from `pageBytes`, storing the new hashes; the old ones are
     /// written to `previous[0..<blocksPerPage]`. Returns a mask with bit i set when block i changed.
     @inline(__always)

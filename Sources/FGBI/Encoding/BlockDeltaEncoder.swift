@@ -273,8 +273,16 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             for item in start..<end { body.byte(UInt8(locations[item].block & indexMask)) }
         } else {
             var mask: UInt64 = 0
-            for item in start..<end { mask |= 1 << UInt64(locations[item].block & indexMask) }
-            for byte in 0..<maskBytes { body.byte(UInt8(truncatingIfNeeded: mask >> UInt64(8 * byte))) }
+            if count == blocksPerPage {
+                mask = blocksPerPage == 64 ? ~0 : (1 << UInt64(blocksPerPage)) - 1
+            } else {
+                for item in start..<end { mask |= 1 << UInt64(locations[item].block & indexMask) }
+            }
+            if maskBytes == 8 {
+                body.littleEndian(mask)
+            } else {
+                for byte in 0..<maskBytes { body.byte(UInt8(truncatingIfNeeded: mask >> UInt64(8 * byte))) }
+            }
         }
     }
 

@@ -110,13 +110,23 @@ final class StagedPageReader {
         return nil
     }
 
-    /// Fills `slot` with the blocks of `changed` of the page at `page` (staged at `staged`) and returns its view.
+    /// The view of the blocks of `changed` of the page at `page` (staged at `staged`): for a wholly changed
+    /// page, the staged bytes, the slot's previous hashes and the table's new ones where they lie; for any
+    /// other, those of its changed blocks gathered into `slot`.
     @inline(__always)
     private func view(of changed: UInt64, page: BlockLocation, staged: UnsafeMutableRawPointer, table: BlockTable,
                       in slot: Slot) -> EpochCapture.View {
         let blockSize = geometry.blockSize
         let firstBlock = page.block * geometry.blocksPerPage
-        let whole = changed == wholePage
+        let firstOrdinal = ordinal
+        if changed == wholePage {
+            let count = geometry.blocksPerPage
+            for offset in 0..<count { slot.locations[offset] = BlockLocation(region: page.region, block: firstBlock + offset) }
+            ordinal += count
+            return EpochCapture.View(locations: slot.locations, oldHashes: slot.previous, newHashes: table.hashes(ofPage: page.block),
+                                     arena: staged, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
+        }
+        let newHashes = table.hashes(ofPage: page.block)
         var pending = changed
         var count = 0
         while pending != 0 {
@@ -124,14 +134,12 @@ final class StagedPageReader {
             pending &= pending - 1
             slot.locations[count] = BlockLocation(region: page.region, block: firstBlock + offset)
             slot.oldHashes[count] = slot.previous[offset]
-            slot.newHashes[count] = table[firstBlock + offset]
-            if !whole { (slot.gathered + count * blockSize).copyMemory(from: staged + offset * blockSize, byteCount: blockSize) }
+            slot.newHashes[count] = newHashes[offset]
+            (slot.gathered + count * blockSize).copyMemory(from: staged + offset * blockSize, byteCount: blockSize)
             count += 1
         }
-        let view = EpochCapture.View(locations: slot.locations, oldHashes: slot.oldHashes, newHashes: slot.newHashes,
-                                     arena: whole ? staged : slot.gathered,
-                                     itemSize: blockSize, count: count, firstOrdinal: ordinal)
         ordinal += count
-        return view
+        return EpochCapture.View(locations: slot.locations, oldHashes: slot.oldHashes, newHashes: slot.newHashes,
+                                 arena: slot.gathered, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
     }
 }
