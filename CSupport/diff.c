@@ -368,8 +368,36 @@ long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allo
     return block64_encode_portable(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
 }
 
+#if defined(__x86_64__)
+// Eight blocks per step: each location's held bit shifted out of `held`, each hash tested against the sample
+// mask and the zero hash.
+__attribute__((target(AVX512_FORMS)))
+static uint64_t block64_index_mask_avx512(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
+                                          uint64_t sample_mask, uint64_t zero_hash) {
+    const __m512i held_word = _mm512_set1_epi64((long long)held), sample = _mm512_set1_epi64((long long)sample_mask);
+    const __m512i zero = _mm512_set1_epi64((long long)zero_hash), low6 = _mm512_set1_epi64(63), one = _mm512_set1_epi64(1);
+    uint64_t need = 0;
+    size_t k = 0;
+    for (; k + 8 <= count && k < 64; k += 8) {
+        __m512i h = _mm512_loadu_si512((const void *)(hashes + k));
+        __m512i bit = _mm512_and_si512(_mm512_loadu_si512((const void *)(locations + k)), low6);
+        __mmask8 wanted = _mm512_test_epi64_mask(_mm512_srlv_epi64(held_word, bit), one)
+            | (_mm512_testn_epi64_mask(h, sample) & _mm512_cmpneq_epu64_mask(h, zero));
+        need |= (uint64_t)wanted << k;
+    }
+    for (; k < count && k < 64; k++) {
+        uint64_t h = hashes[k];
+        need |= (((held >> (locations[k] & 63)) & 1) | (uint64_t)((h & sample_mask) == 0 && h != zero_hash)) << k;
+    }
+    return need;
+}
+#endif
+
 uint64_t CSupport_block64_index_mask(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
                                      uint64_t sample_mask, uint64_t zero_hash) {
+#if defined(__x86_64__)
+    if (use_avx512) return block64_index_mask_avx512(hashes, locations, count, held, sample_mask, zero_hash);
+#endif
     uint64_t need = 0;
     for (size_t k = 0; k < count && k < 64; k++) {
         uint64_t h = hashes[k];
