@@ -55,12 +55,85 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// never skipped (it keeps the index exact), and every match is still compared bitwise.
     ///
     /// With `reader` (started on `capture`, a capture of whole pages), the pages it reads, each rehashed as it
-    /// comes (``StagedPageReader``): the same bytes as for the changed blocks ``PageExpander`` makes of them.
+    /// comes (``StagedPageReader``): the same bytes as for the changed blocks a capture by rehash would hold.
     func encode(_ capture: EpochCapture, staged reader: StagedPageReader? = nil, sparse: Bool, into body: inout ByteWriter,
                 stats: inout EpochStatistics) -> Int {
-        if var pages = reader { return encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats) }
-        var pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
-        return encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
+        let (records, blocks): (Int, Int)
+        if var pages = reader {
+            (records, blocks) = encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
+        } else {
+            var pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
+            (records, blocks) = encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
+        }
+        stats.blocksDirty = blocks
+        return records
+    }
+
+    /// The blocks that ``ParallelBlockDeltaEncoder``'s first step set aside because they need the index (each
+    /// shard's, in the epoch's order; `firstOrdinals`: the number of each shard's first block in the epoch),
+    /// encoded one after the other into `body` exactly as ``encode(_:staged:sparse:into:stats:)`` encodes them
+    /// at their place in the epoch: the blocks between them touch no index, so the index is in the same state
+    /// for each. Where each block's encoding ends goes to its shard's ``SetAsideBlocks/ends``.
+    func encodeSetAside(_ shards: [SetAsideBlocks], firstOrdinals: [Int], epoch: UInt64, sparse: Bool, into body: inout ByteWriter,
+                        stats: inout EpochStatistics) {
+        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
+        index.beginEpoch(epoch)
+        let sampleMask = admission.mask
+        let usefulBefore = stats.sharedHits + stats.diffBlocks
+        let consultedBefore = stats.blocksConsulted
+        let distance = Self.prefetchDistance
+        for (shard, firstOrdinal) in zip(shards, firstOrdinals) {
+            let blocks = shard.view
+            for item in 0..<blocks.count {
+                if item + distance < blocks.count { prefetch(item + distance, blocks) }
+                if item + distance / 2 < blocks.count {
+                    index.prefetchPreviousContent(at: blocks.locations[item + distance / 2], hash: blocks.oldHashes[item + distance / 2])
+                }
+                encodeBlock(item, blocks, ordinal: firstOrdinal + shard.ordinals[item], consult: blocks.newHashes[item] & sampleMask == 0,
+                            sparseCode: sparseCode, into: &body, stats: &stats)
+                shard.ends[item] = body.count
+            }
+        }
+        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
+    }
+
+    /// Whether 64-byte blocks go through the page loop: then the blocks that need no index
+    /// (``indexNeeds(_:sampleMask:)``) are encoded without it.
+    var encodesByRuns: Bool {
+        encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits
+    }
+
+    /// The sample of this epoch's lookups (``IndexAdmission``), until the epoch is encoded.
+    var sampleMask: UInt64 { admission.mask }
+
+    /// Which blocks of `page` need the index (bit per block, from its first; every one without
+    /// ``encodesByRuns``). Reads the index's per-location bits and changes nothing, so threads may ask at
+    /// once while nothing else uses the index; a bit clear now stays clear until the block is encoded (only
+    /// encoding a block marks its location as held).
+    @inline(__always)
+    func indexNeeds(_ page: EpochCapture.View, sampleMask: UInt64) -> UInt64 {
+        encodesByRuns ? indexMask(page, sampleMask: sampleMask) : ~0
+    }
+
+    /// Encodes the blocks of `page` from `start` on, up to the first whose bit is set in `need` (bits from
+    /// `start`), without the index: zero, sparse or literal forms, counted in `forms`. Returns how many it
+    /// encoded. Uses nothing of the encoder's mutable state, so threads may call it at once.
+    @inline(__always)
+    func encodeRun(_ page: EpochCapture.View, from start: Int, need: UInt64, sampleMask: UInt64, sparseCode: UInt8?,
+                   forms: inout CSupport_block_forms, into body: inout ByteWriter) -> Int {
+        var encoded = 0
+        let zeroHash = self.zeroHash
+        body.append(upTo: (page.count - start) * 74) { out, _ in
+            var written = 0
+            encoded = CSupport_block64_encode_run(page.item(start).assumingMemoryBound(to: UInt8.self),
+                                                  page.newHashes + start, page.count - start, need,
+                                                  sampleMask, zeroHash, sparseCode == nil ? 0 : 1,
+                                                  DeltaFormat.BlockOp.zero.rawValue, sparseCode ?? 0,
+                                                  DeltaFormat.BlockOp.literal.rawValue,
+                                                  out.assumingMemoryBound(to: UInt8.self), &written, &forms)
+            return written
+        }
+        return encoded
     }
 
     /// The epoch's records, a page at a time, looking one page ahead: its index lines start loading while the
@@ -76,12 +149,12 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// block, its lines prefetched a few blocks ahead: a page's worth of prefetches at once would overrun the
     /// core's outstanding misses.
     @inline(__always)
-    private func encodeEpoch<Pages: PageViews>(_ epoch: UInt64, _ pages: inout Pages, sparse: Bool, into body: inout ByteWriter,
-                                               stats: inout EpochStatistics) -> Int {
+    private func encodeEpoch<Pages: PageViews>(_ epoch: UInt64, _ pages: inout Pages, sparse: Bool,
+                                               into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, blocks: Int) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
         let maskBytes = (geometry.blocksPerPage + 7) / 8
-        let byRuns = encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits
+        let byRuns = encodesByRuns
         index.beginEpoch(epoch)
         positions.reset()
         let sampleMask = admission.mask
@@ -118,9 +191,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         stats.sparseBlocks += Int(forms.sparse)
         stats.literalBlocks += Int(forms.literal)
         stats.literalBytes += Int(forms.literal) * 64
-        stats.blocksDirty = blocks
         admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
-        return records
+        return (records, blocks)
     }
 
     /// Starts loading the index lines of a page's first blocks: those in `need` (bits from the first; every
@@ -149,21 +221,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         var item = 0
         while item < page.count {
-            var encoded = 0
-            let start = item
-            body.append(upTo: (page.count - start) * 74) { out, _ in
-                var written = 0
-                encoded = CSupport_block64_encode_run(page.item(start).assumingMemoryBound(to: UInt8.self),
-                                                      page.newHashes + start, page.count - start, need >> UInt64(start),
-                                                      sampleMask, zeroHash, sparseCode == nil ? 0 : 1,
-                                                      DeltaFormat.BlockOp.zero.rawValue, sparseCode ?? 0,
-                                                      DeltaFormat.BlockOp.literal.rawValue,
-                                                      out.assumingMemoryBound(to: UInt8.self), &written, &forms)
-                return written
-            }
-            item += encoded
+            item += encodeRun(page, from: item, need: need >> UInt64(item), sampleMask: sampleMask, sparseCode: sparseCode,
+                              forms: &forms, into: &body)
             if item < page.count {
-                encodeBlock(item, page, consult: page.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+                encodeBlock(item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
+                            sparseCode: sparseCode,
                             into: &body, stats: &stats)
                 item += 1
             }
@@ -182,7 +244,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) {
                 index.prefetchPreviousContent(at: view.locations[ahead], hash: view.oldHashes[ahead])
             }
-            encodeBlock(item, page, consult: page.newHashes[item] & sampleMask == 0, sparseCode: sparseCode,
+            encodeBlock(item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
+                        sparseCode: sparseCode,
                         into: &body, stats: &stats)
         }
     }
@@ -232,19 +295,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
-    /// Writes the header of the `blocks` record of the page whose changed blocks start at `start` (its
-    /// position, kind and block list) and returns where that page's blocks end (at most `limit`). Shared with
-    /// ``ParallelBlockDeltaEncoder``, whose shards write the same records.
-    @inline(__always)
-    static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int,
-                                  blocksPerPageShift: Int, maskBytes: Int, positions: inout RecordPositionWriter,
-                                  into body: inout ByteWriter) -> Int {
-        let end = pageEnd(locations, from: start, limit: limit, blocksPerPageShift: blocksPerPageShift)
-        writeRecordHeader(locations, from: start, to: end, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
-                          positions: &positions, into: &body)
-        return end
-    }
-
     /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`.
     @inline(__always)
     static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int,
@@ -252,6 +302,15 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                                   into body: inout ByteWriter) {
         let first = locations[start]
         positions.write(region: first.region, page: first.block >> blocksPerPageShift, to: &body)
+        writeRecordKindAndBlocks(locations, from: start, to: end, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                                 into: &body)
+    }
+
+    /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`, after its
+    /// position: its kind and block list.
+    @inline(__always)
+    static func writeRecordKindAndBlocks(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int,
+                                         blocksPerPageShift: Int, maskBytes: Int, into body: inout ByteWriter) {
         body.byte(DeltaFormat.RecordKind.blocks.rawValue)
         writeBlockList(locations, from: start, to: end, blocksPerPage: 1 << blocksPerPageShift, maskBytes: maskBytes, into: &body)
     }
@@ -286,10 +345,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
     }
 
-    /// `consult`: look the block up in the index and teach it the new content (else only its location's old
-    /// entry is retired).
+    /// `ordinal`: the block's number in the epoch. `consult`: look the block up in the index and teach it the
+    /// new content (else only its location's old entry is retired).
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, consult: Bool, sparseCode: UInt8?, into body: inout ByteWriter,
+    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, ordinal: Int, consult: Bool, sparseCode: UInt8?, into body: inout ByteWriter,
                              stats: inout EpochStatistics) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
@@ -330,7 +389,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         defer {
             // After the difference is taken: adding may reuse the slot that held the previous content.
-            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: capture.firstOrdinal + item) }
+            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: ordinal) }
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,

@@ -10,17 +10,21 @@ protocol PageViews {
 struct CapturePages: PageViews {
     private let capture: EpochCapture.View
     private let blocksPerPageShift: Int
-    private var start = 0
+    private var start: Int
+    private let limit: Int
 
-    init(_ capture: EpochCapture.View, blocksPerPageShift: Int) {
+    /// The pages of `capture`'s items `items` (whole pages; all of them by default).
+    init(_ capture: EpochCapture.View, blocksPerPageShift: Int, items: Range<Int>? = nil) {
         self.capture = capture
         self.blocksPerPageShift = blocksPerPageShift
+        start = items?.lowerBound ?? 0
+        limit = items?.upperBound ?? capture.count
     }
 
     @inline(__always)
     mutating func next() -> EpochCapture.View? {
-        guard start < capture.count else { return nil }
-        let end = BlockDeltaEncoder<ContentIndex>.pageEnd(capture.locations, from: start, limit: capture.count,
+        guard start < limit else { return nil }
+        let end = BlockDeltaEncoder<ContentIndex>.pageEnd(capture.locations, from: start, limit: limit,
                                                            blocksPerPageShift: blocksPerPageShift)
         defer { start = end }
         return EpochCapture.View(locations: capture.locations + start, oldHashes: capture.oldHashes + start,

@@ -1,288 +1,265 @@
 import CSupport
 
-/// The `fgbi` encoder on several threads: the same records as ``BlockDeltaEncoder`` (the same forms, chosen
-/// by the same rules), for one epoch split across a crew.
+/// The `fgbi` encoder on several threads: exactly the bytes ``BlockDeltaEncoder`` writes on one thread for the
+/// same history (one content index, consulted in the same order), with the work that needs no index spread
+/// over a crew.
 ///
-/// The content index is split by key into one ``ContentIndex`` per thread, each with its share of the
-/// budget, so that a thread owns its partition and touches no other: no locks on the hot path. An epoch
-/// takes three steps, each on every thread at once, with the crew's join between them:
-/// 1. **Retire** (partition of the old hash): each thread retires, for the changed blocks whose previous
-///    content its partition holds, that entry (the location is changing), and copies the content out as the
-///    block's difference base, in item order into its own list.
-/// 2. **Match and learn** (partition of the new hash): each thread checks its blocks for zeros, matches them
-///    against its partition (bitwise comparison, as always) and adds the new contents, in item order. A
-///    match on an entry of this epoch is a copy of that earlier block of the epoch: the same content means the
-///    same key and so the same partition and thread, taken in order, so the earlier block is earlier in the
-///    delta. A match on an older entry names a location the backup held before this epoch, which the replica
-///    reads as it was before this epoch, whatever this epoch does to it; and step 1 has retired every entry
-///    whose location changes now, so none is matched. Decisions go, in item order, to the thread's own list.
-/// 3. **Write** (contiguous shards of the capture, cut at page boundaries): each shard writes its records
-///    from the decisions and the bases (the next entry of the lists of the block's partitions) into a segment
-///    of its own; the segments are then copied into the body in order, in parallel.
+/// Most changed blocks need no index: no stored copy holds their location's previous content and they are not
+/// in the sample of lookups (``IndexAdmission``). Which blocks need it is known from the index's per-location
+/// bits before any block is encoded (``BlockDeltaEncoder/indexNeeds(_:sampleMask:)``: a bit clear at the
+/// start stays clear until its block is encoded). An epoch takes three steps:
+/// 1. **Read and encode apart** (every thread, contiguous shards of the capture, cut at pages): each shard
+///    rehashes its staged pages (``StagedPageReader``, or reads a capture of changed blocks as it is), writes
+///    every page's record header into a segment of its own, encodes the blocks that need no index (zero,
+///    sparse and literal forms, ``BlockDeltaEncoder/encodeRun(_:from:need:sampleMask:sparseCode:forms:into:)``)
+///    and sets the others aside (``SetAsideBlocks``), leaving a hole for each.
+/// 2. **The index, in order** (the calling thread): the set-aside blocks of every shard, in the epoch's
+///    order, one after the other (``BlockDeltaEncoder/encodeSetAside(_:firstOrdinals:epoch:sparse:into:stats:)``),
+///    each numbered by its place in the whole epoch: lookups, differences against stored copies, insertions
+///    and retirements happen as on one thread, because the blocks of step 1 touched no index state.
+/// 3. **Join** (every thread): each shard copies its segment into the body with the set-aside blocks'
+///    encodings in their holes, after its first record's position, written relative to the shard before.
 ///
-/// Steps 1 and 2 have each thread scan the hashes of every block to find its own (8 bytes a block, read in
-/// order): with many threads that scan, not the index, bounds the speed-up (see Docs/ARCHITECTURE.md).
-/// Small epochs run the same steps on the calling thread alone. Allocates only when an epoch outgrows the
-/// lists of every earlier one.
+/// So the speed-up is bounded by step 2 (the blocks that need the index: a few per cent under fresh content
+/// with sampled lookups, all of them when sharing pays) and by the copy of step 3; see Docs/ARCHITECTURE.md.
+/// Small epochs, and one thread, take the one-thread path; so does an epoch in which every block is looked
+/// up (the index in full use, as when sharing pays) and that is larger than ``fullLookupMaximumBlocks``: all of
+/// its blocks would be set aside and copied, for step 1 to rehash alone in parallel. With sampled lookups the
+/// blocks set aside are those in the sample and those whose location's content a stored copy holds, so they
+/// number at most the sample and the index's copies. Allocates only when an epoch outgrows every earlier one.
 final class ParallelBlockDeltaEncoder {
-    /// Epochs with fewer changed blocks are encoded on the calling thread alone (the same steps).
-    private let parallelMinimumBlocks: Int
-    /// Blocks ahead whose index lines are prefetched.
-    static let prefetchDistance = 8
-    /// Shards of the writing step per thread: a thread whose CPU is busy takes fewer of them.
+    /// Shards of steps 1 and 3 per thread: a thread whose CPU is busy takes fewer of them.
     static let shardsPerThread = 4
+    /// The largest epoch split while every block is looked up (4 MiB of 64-byte blocks set aside).
+    static let fullLookupMaximumBlocks = 1 << 16
 
     private let geometry: BlockGeometry
-    private let keying: IndexKeying
-    /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
-    private let zeroHash: UInt64
-    private let partitions: [Partition]
+    private let encoder: BlockDeltaEncoder<ContentIndex>
+    /// The one content index, used by step 2 alone (step 1 only reads its per-location bits).
+    let index: ContentIndex
     private let crew: CaptureCrew
-    private var lanes: [Lane] = []
-    /// Whether this epoch looks up every block or a sample (``IndexAdmission``), decided from the whole
-    /// epoch's answers.
-    private var admission = IndexAdmission()
+    /// Epochs with fewer blocks (a staged page counting as a page's blocks) are encoded on the calling
+    /// thread alone.
+    private let parallelMinimumBlocks: Int
+    private var shards: [Shard]
+    /// Step 2's body.
+    private var setAsideBody = ByteWriter(reservingCapacity: 1 << 16)
 
-    /// One shard of the writing step: its segment of the body and its counters.
-    private final class Lane {
-        @exclusivity(unchecked) var body = ByteWriter(reservingCapacity: 1 << 16)
-        @exclusivity(unchecked) var stats = EpochStatistics()
+    /// One shard of steps 1 and 3: its reader, its segment and set-aside pages, and what it counted.
+    private final class Shard {
+        let reader: StagedPageReader
+        let setAside: SetAsideBlocks
+        @exclusivity(unchecked) var segment = ByteWriter(reservingCapacity: 1 << 16)
+        /// The first record's position, relative to the shard before (written in step 3's preparation).
+        @exclusivity(unchecked) var lead = ByteWriter(reservingCapacity: 32)
+        var forms = CSupport_block_forms()
         var records = 0
-        let scratch: UnsafeMutablePointer<UInt8>
+        var blocks = 0
+        var pagesHeld = 0
+        /// The first and last records' (region, page).
+        var first = (region: 0, page: 0)
+        var last = (region: 0, page: 0)
+        /// Where the shard's bytes start in the body, and its set-aside blocks' encodings in step 2's.
+        var offset = 0
+        var setAsideStart = 0
 
-        init(blockSize: Int) { scratch = .allocate(capacity: 2 * (blockSize + 16)) }
-        deinit { scratch.deallocate() }
+        init(reader: StagedPageReader, blockSize: Int) {
+            self.reader = reader
+            setAside = SetAsideBlocks(blockSize: blockSize)
+        }
+
+        func reset() {
+            setAside.reset()
+            segment.removeAll()
+            forms = CSupport_block_forms()
+            records = 0
+            blocks = 0
+            pagesHeld = 0
+        }
     }
 
-    /// An encoder on the threads of `crew` (the calling one and its helpers), its index of `budgetBytes`
-    /// split evenly between them.
-    init(geometry: BlockGeometry, crew: CaptureCrew, budgetBytes: Int, keying: IndexKeying, regionBlocks: [Int],
+    /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
+    /// pages against `tables` (and `baseline`, in a resynchronisation's first pass).
+    init(geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
          parallelMinimumBlocks: Int) {
-        let threads = crew.participants
         self.geometry = geometry
-        self.parallelMinimumBlocks = parallelMinimumBlocks
-        self.keying = keying
-        zeroHash = geometry.zeroBlockHash
-        partitions = (0..<threads).map { _ in
-            Partition(index: ContentIndex(blockSize: geometry.blockSize, budgetBytes: budgetBytes / threads, keying: keying,
-                                          regionBlocks: regionBlocks))
-        }
+        self.index = index
         self.crew = crew
+        self.parallelMinimumBlocks = parallelMinimumBlocks
+        encoder = BlockDeltaEncoder(geometry: geometry, index: index)
+        shards = (0..<crew.participants * Self.shardsPerThread).map { _ in
+            Shard(reader: StagedPageReader(tables: tables, geometry: geometry, baseline: baseline), blockSize: geometry.blockSize)
+        }
     }
 
     /// Threads an epoch is encoded on.
-    var threads: Int { partitions.count }
+    var threads: Int { crew.participants }
 
-    /// Entries held by every partition.
-    var entryCount: Int { partitions.reduce(0) { $0 + $1.index.entryCount } }
-
-    /// Bytes held: the partitions' indexes (the decision and base lists are working memory, sized by epochs).
-    var metadataBytes: Int { partitions.reduce(0) { $0 + $1.index.metadataBytes } }
-
-    /// The partition (and thread) of a block hash.
-    @inline(__always)
-    private func partitionNumber(of hash: UInt64) -> Int {
-        let key = keying.key(hash)
-        return Int((UInt64(UInt32(truncatingIfNeeded: key >> 32)) &* UInt64(partitions.count)) >> 32)
+    /// Bytes held: the index, the encoder's scratch and the set-aside blocks' lists.
+    var metadataBytes: Int {
+        index.metadataBytes + encoder.metadataBytes + shards.reduce(0) { $0 + $1.setAside.metadataBytes }
     }
 
-    /// Encodes `capture` into `body`; returns the record count and fills the block counters of `stats`.
-    /// `sparse` as for ``BlockDeltaEncoder/encode(_:sparse:into:stats:)``.
-    func encode(_ epochCapture: EpochCapture, sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
-        let capture = epochCapture.view
-        let count = capture.count
-        let parallel = partitions.count > 1 && count >= parallelMinimumBlocks
-        let run = { (chunks: Int, step: (Int) -> Void) in self.run(chunks: chunks, parallel: parallel, step) }
-        for partition in partitions { partition.index.beginEpoch(epochCapture.epoch) }
-        run(partitions.count) { self.retire(capture, partition: $0) }
-        run(partitions.count) { self.decide(capture, partition: $0) }
-        let shards = Self.shards(of: capture, count: parallel ? partitions.count * Self.shardsPerThread : 1,
-                                 blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
-        while lanes.count < shards.count { lanes.append(Lane(blockSize: geometry.blockSize)) }
-        run(shards.count) { self.write(capture, items: shards[$0], sparse: sparse, into: self.lanes[$0]) }
-        // The segments, in order, into the body.
-        var offsets: [Int] = []
+    /// Encodes `capture` into `body`: its staged pages (`staged`, listing the unchanged ones in the capture when
+    /// `recordUnchanged`), or its changed blocks. Returns the record count and the pages the backup already
+    /// held, and fills the block counters of `stats`. `sparse` as for
+    /// ``BlockDeltaEncoder/encode(_:staged:sparse:into:stats:)``.
+    func encode(_ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool, into body: inout ByteWriter,
+                stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
+        let blocks = staged ? capture.count * geometry.blocksPerPage : capture.count
+        let sampleMask = encoder.sampleMask
+        guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1,
+              sampleMask != 0 || blocks <= Self.fullLookupMaximumBlocks else {
+            let reader = staged ? shards[0].reader : nil
+            reader?.start(capture, recordUnchanged: recordUnchanged)
+            defer { reader?.finish() }
+            let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
+            stats.encodeThreads = 1
+            stats.indexEntries = index.entryCount
+            return (records, reader?.pagesHeld ?? capture.pagesHeld)
+        }
+        let ranges = staged ? Self.evenShards(of: capture.count, count: shards.count)
+            : Self.shards(of: capture.view, count: shards.count, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
+        let used = shards.prefix(ranges.count)
+        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
+        crew.perform(chunks: ranges.count) { chunk, _ in
+            self.readAndEncodeApart(capture, staged: staged, items: ranges[chunk], shard: self.shards[chunk],
+                                    recordUnchanged: recordUnchanged, sampleMask: sampleMask, sparseCode: sparseCode)
+        }
+        // In order: the unchanged pages (as one thread lists them), the shards' first positions and numbering.
+        var positions = RecordPositionWriter()
+        var firstOrdinals: [Int] = []
+        var records = 0
+        var blockCount = 0
+        var pagesHeld = 0
+        for shard in used {
+            if staged { shard.reader.finish() }
+            firstOrdinals.append(blockCount)
+            shard.lead.removeAll()
+            if shard.records > 0 {
+                positions.write(region: shard.first.region, page: shard.first.page, to: &shard.lead)
+                positions.resume(afterRegion: shard.last.region, page: shard.last.page)
+            }
+            records += shard.records
+            blockCount += shard.blocks
+            pagesHeld += shard.pagesHeld
+            stats.zeroBlocks += Int(shard.forms.zero)
+            stats.sparseBlocks += Int(shard.forms.sparse)
+            stats.literalBlocks += Int(shard.forms.literal)
+            stats.literalBytes += Int(shard.forms.literal) * geometry.blockSize
+        }
+        if !staged { pagesHeld = capture.pagesHeld }
+        setAsideBody.removeAll()
+        encoder.encodeSetAside(used.map(\.setAside), firstOrdinals: firstOrdinals, epoch: capture.epoch, sparse: sparse,
+                               into: &setAsideBody, stats: &stats)
         var total = 0
-        for lane in lanes.prefix(shards.count) {
-            offsets.append(total)
-            total += lane.body.count
+        var setAsideStart = 0
+        for shard in used {
+            shard.offset = total
+            shard.setAsideStart = setAsideStart
+            let setAside = shard.setAside
+            let setAsideEnd = setAside.count == 0 ? setAsideStart : setAside.ends[setAside.count - 1]
+            total += shard.lead.count + shard.segment.count + setAsideEnd - setAsideStart
+            setAsideStart = setAsideEnd
         }
         let destination = body.extend(by: total)
-        run(shards.count) { shard in
-            let segment = self.lanes[shard].body.bytes
-            if let source = segment.baseAddress { (destination + offsets[shard]).copyMemory(from: source, byteCount: segment.count) }
-        }
-        var records = 0
-        let usefulBefore = stats.sharedHits + stats.diffBlocks
-        for lane in lanes.prefix(shards.count) {
-            records += lane.records
-            stats.diffBlocks += lane.stats.diffBlocks
-            stats.sparseBlocks += lane.stats.sparseBlocks
-            stats.literalBlocks += lane.stats.literalBlocks
-            stats.literalBytes += lane.stats.literalBytes
-        }
-        for partition in partitions {
-            stats.zeroBlocks += partition.zeroBlocks
-            stats.sharedHits += partition.sharedHits
-            stats.collisions += partition.collisions
-        }
-        stats.blocksDirty = count
-        let consulted = partitions.reduce(0) { $0 + $1.consulted }
-        stats.blocksConsulted += consulted
-        admission.update(consulted: consulted, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
-        stats.indexEntries = entryCount
-        stats.encodeThreads = parallel ? partitions.count : 1
-        return records
+        crew.perform(chunks: ranges.count) { chunk, _ in self.join(self.shards[chunk], into: destination) }
+        stats.blocksDirty = blockCount
+        stats.encodeThreads = threads
+        stats.indexEntries = index.entryCount
+        return (records, pagesHeld)
     }
 
-    /// Calls `step` for every chunk in `0..<chunks`: on the crew, or on this thread in order.
-    private func run(chunks: Int, parallel: Bool, _ step: (Int) -> Void) {
-        if parallel {
-            crew.perform(chunks: chunks) { chunk, _ in step(chunk) }
+    /// Step 1 for one shard: its pages read (staged ones rehashed), their headers written, those that need no
+    /// index encoded, the others set aside.
+    private func readAndEncodeApart(_ capture: EpochCapture, staged: Bool, items: Range<Int>, shard: Shard, recordUnchanged: Bool,
+                                    sampleMask: UInt64, sparseCode: UInt8?) {
+        shard.reset()
+        if staged {
+            shard.reader.start(capture, items: items, recordUnchanged: recordUnchanged)
+            encodeApart(shard.reader, shard: shard, sampleMask: sampleMask, sparseCode: sparseCode)
+            shard.pagesHeld = shard.reader.pagesHeld
         } else {
-            for chunk in 0..<chunks { step(chunk) }
+            let pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount, items: items)
+            encodeApart(pages, shard: shard, sampleMask: sampleMask, sparseCode: sparseCode)
         }
     }
 
-    /// Step 1 for one partition: retires the entries of the changing locations it holds, keeping their
-    /// contents as bases.
-    private func retire(_ capture: EpochCapture.View, partition number: Int) {
-        let partition = partitions[number]
-        let index = partition.index
-        let hashes = capture.oldHashes
-        let blockSize = geometry.blockSize
-        let ahead = Self.prefetchDistance
-        let owned = partition.collect(capture.count, hashes, ahead: ahead) { self.partitionNumber(of: $0) == number }
-        let items = partition.items
-        // Counters in locals: a class's stored property costs an exclusivity check per access.
-        partition.reserveBases(owned, blockSize: blockSize)
-        let baseItems = partition.baseItems
-        let baseBytes = partition.baseBytes
-        var bases = 0
-        for position in 0..<owned {
-            if position + ahead < owned {
-                let next = Int(items[position + ahead])
-                index.prefetchPrevious(at: capture.locations[next], hash: hashes[next])
-            }
-            let item = Int(items[position])
-            guard let base = index.takePrevious(at: capture.locations[item], hash: hashes[item]) else { continue }
-            baseItems[bases] = UInt32(item)
-            (baseBytes + bases * blockSize).copyMemory(from: base, byteCount: blockSize)
-            bases += 1
-        }
-        partition.baseCount = bases
-    }
-
-    /// Step 2 for one partition: zero check, match, and the new content learnt, for the blocks whose new hash
-    /// it owns.
-    private func decide(_ capture: EpochCapture.View, partition number: Int) {
-        let partition = partitions[number]
-        let index = partition.index
-        let blockSize = geometry.blockSize
-        let hashes = capture.newHashes
-        let ahead = Self.prefetchDistance
-        let owned = partition.collect(capture.count, hashes, ahead: ahead) { self.partitionNumber(of: $0) == number }
-        let items = partition.items
-        partition.reserveDecisions(owned)
-        let decisions = partition.decisions
-        var zeroBlocks = 0
-        var sharedHits = 0
-        var collisions = 0
-        var consulted = 0
-        let sampleMask = admission.mask
-        for position in 0..<owned {
-            if position + ahead < owned {
-                // Only blocks of the sample are looked up: the others' lines would be loaded for nothing.
-                let next = hashes[Int(items[position + ahead])]
-                if next & sampleMask == 0 { index.prefetch(hash: next) }
-                index.prefetchEviction(ahead: ahead / 2)
-            }
-            let item = Int(items[position])
-            let bytes = UnsafeRawPointer(capture.item(item))
-            var decision = Decision(item: UInt32(item), kind: .unshared, payload: 0)
-            if hashes[item] == zeroHash, CSupport_is_zero(bytes, blockSize) != 0 {
-                decision.kind = .zero
-                zeroBlocks += 1
-            } else if hashes[item] & sampleMask == 0 {
-                let hash = hashes[item]
-                consulted += 1
-                switch index.match(hash: hash, bytes: bytes) {
-                case .copy(let source):
-                    decision = Decision(item: UInt32(item), kind: .copy, payload: source.packed)
-                    sharedHits += 1
-                case .copyEpoch(let ordinal):
-                    decision = Decision(item: UInt32(item), kind: .copyEpoch, payload: UInt64(ordinal))
-                    sharedHits += 1
-                case .collision:
-                    decision.kind = .collision
-                    collisions += 1
-                case .none:
-                    index.addAbsent(hash: hash, at: capture.locations[item], bytes: bytes, ordinal: item)
-                }
-            }
-            decisions[position] = decision
-        }
-        partition.decisionCount = owned
-        partition.zeroBlocks = zeroBlocks
-        partition.sharedHits = sharedHits
-        partition.collisions = collisions
-        partition.consulted = consulted
-    }
-
-    /// Step 3 for one shard: the records of `items` (whole pages) into its lane.
-    private func write(_ capture: EpochCapture.View, items: Range<Int>, sparse: Bool, into lane: Lane) {
-        let blockSize = geometry.blockSize
-        let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
-        let maskBytes = (geometry.blocksPerPage + 7) / 8
-        let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
-        let locations = capture.locations
-        lane.body.removeAll()
-        lane.stats = EpochStatistics()
-        lane.records = 0
-        // Each partition's lists, as plain pointers (no reference counting per block), and where this shard's
-        // blocks start in them.
-        var lists = partitions.map { partition in
-            Lists(decisions: partition.decisions, baseItems: partition.baseItems, baseBytes: partition.baseBytes,
-                  baseCount: partition.baseCount,
-                  nextDecision: Partition.firstIndex(in: { partition.decisions[$0].item }, count: partition.decisionCount,
-                                                     from: items.lowerBound),
-                  nextBase: Partition.firstIndex(in: { partition.baseItems[$0] }, count: partition.baseCount, from: items.lowerBound))
-        }
+    @inline(__always)
+    private func encodeApart<Pages: PageViews>(_ source: Pages, shard: Shard, sampleMask: UInt64, sparseCode: UInt8?) {
+        var pages = source
+        let blocksPerPage = geometry.blocksPerPage
+        let blocksPerPageShift = blocksPerPage.trailingZeroBitCount
+        let maskBytes = (blocksPerPage + 7) / 8
         var positions = RecordPositionWriter()
-        if items.lowerBound > 0 {
-            let previous = locations[items.lowerBound - 1]
-            positions.resume(afterRegion: previous.region, page: previous.block >> blocksPerPageShift)
-        }
-        var i = items.lowerBound
-        while i < items.upperBound {
-            let end = BlockDeltaEncoder<ContentIndex>.writeRecordHeader(
-                locations, from: i, limit: items.upperBound, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
-                positions: &positions, into: &lane.body)
-            for item in i..<end {
-                let decision = lists[partitionNumber(of: capture.newHashes[item])].takeDecision()
-                precondition(Int(decision.item) == item, "decisions out of step with the capture")
-                // Every block's base is passed over, used or not, to keep the lists in step.
-                let base = lists[partitionNumber(of: capture.oldHashes[item])].takeBase(of: item, blockSize: blockSize)
-                switch decision.kind {
-                case .zero:
-                    lane.body.byte(DeltaFormat.BlockOp.zero.rawValue)
-                case .copy:
-                    let source = BlockLocation(packed: decision.payload)
-                    lane.body.byte(DeltaFormat.BlockOp.copy.rawValue)
-                    lane.body.uleb(source.region)
-                    lane.body.uleb(source.block)
-                case .copyEpoch:
-                    lane.body.byte(DeltaFormat.BlockOp.copyEpoch.rawValue)
-                    lane.body.uleb(decision.payload)
-                case .unshared, .collision:
-                    writeDifferenceOrLiteral(capture.item(item), length: blockSize, base: base, scratch: lane.scratch,
-                                             differenceCode: DeltaFormat.BlockOp.diff.rawValue, sparseCode: sparseCode,
-                                             literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &lane.body, stats: &lane.stats)
+        var forms = CSupport_block_forms()
+        var records = 0
+        var blocks = 0
+        while let page = pages.next() {
+            let location = page.locations[0]
+            let pageNumber = location.block >> blocksPerPageShift
+            if records == 0 {
+                shard.first = (location.region, pageNumber)
+                positions.resume(afterRegion: location.region, page: pageNumber)
+                BlockDeltaEncoder<ContentIndex>.writeRecordKindAndBlocks(page.locations, from: 0, to: page.count,
+                                                                         blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                                                                         into: &shard.segment)
+            } else {
+                BlockDeltaEncoder<ContentIndex>.writeRecordHeader(page.locations, from: 0, to: page.count,
+                                                                  blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                                                                  positions: &positions, into: &shard.segment)
+            }
+            let need = encoder.indexNeeds(page, sampleMask: sampleMask)
+            var item = 0
+            while item < page.count {
+                item += encoder.encodeRun(page, from: item, need: need >> UInt64(item), sampleMask: sampleMask, sparseCode: sparseCode,
+                                          forms: &forms, into: &shard.segment)
+                if item < page.count {
+                    shard.setAside.keep(page, item: item, ordinal: blocks + item, hole: shard.segment.count)
+                    item += 1
                 }
             }
-            lane.records += 1
-            i = end
+            shard.last = (location.region, pageNumber)
+            records += 1
+            blocks += page.count
         }
+        shard.forms = forms
+        shard.records = records
+        shard.blocks = blocks
+    }
+
+    /// Step 3 for one shard: its first position, then its segment with each set-aside block's encoding (from
+    /// step 2's body) in its hole, at the shard's offset in `destination`. Blocks set aside one after the
+    /// other with nothing between them in the segment are copied at once (their encodings follow each other
+    /// in step 2's body too).
+    private func join(_ shard: Shard, into destination: UnsafeMutableRawPointer) {
+        var out = destination + shard.offset
+        let copy = { (source: UnsafeRawPointer, count: Int) in
+            out.copyMemory(from: source, byteCount: count)
+            out += count
+        }
+        if let lead = shard.lead.bytes.baseAddress { copy(lead, shard.lead.count) }
+        guard let segment = shard.segment.bytes.baseAddress else { return }
+        let blocks = shard.setAside
+        var done = 0
+        var item = 0
+        while item < blocks.count {
+            let hole = blocks.holes[item]
+            let start = item == 0 ? shard.setAsideStart : blocks.ends[item - 1]
+            var end = item + 1
+            while end < blocks.count && blocks.holes[end] == hole { end += 1 }
+            copy(segment + done, hole - done)
+            copy(setAsideBody.bytes.baseAddress! + start, blocks.ends[end - 1] - start)
+            done = hole
+            item = end
+        }
+        copy(segment + done, shard.segment.count - done)
+    }
+
+    /// `count` item ranges of about the same size over `0..<items` (a capture of whole pages), the empty left
+    /// out.
+    static func evenShards(of items: Int, count: Int) -> [Range<Int>] {
+        (0..<count).map { items * $0 / count..<items * ($0 + 1) / count }.filter { !$0.isEmpty }
     }
 
     /// About `count` ranges of the capture's items, each of whole pages, in order.

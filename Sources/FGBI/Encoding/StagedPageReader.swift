@@ -1,9 +1,10 @@
 /// Reads a capture of whole pages (``CaptureStrategy/copyPages``) one page at a time, as the `fgbi` encoder
 /// takes them: each staged page is rehashed against its region's ``BlockTable`` and its changed blocks are
 /// handed over as a capture view of their own, while the page is still in the core's caches. The same blocks,
-/// in the same order and with the same hashes, as ``PageExpander`` produces for the whole capture, without
-/// copying every changed block into a second capture first: a page whose every block changed is read where it
-/// was staged; a page with some unchanged blocks has its changed ones gathered into a page-sized scratch.
+/// in the same order and with the same hashes, as a capture by rehash (``CaptureStrategy/rehash``) holds,
+/// without copying every changed block into a second capture first: a page whose every block changed is read
+/// where it was staged; a page with some unchanged blocks has its changed ones gathered into a page-sized
+/// scratch.
 ///
 /// It also records which pages proved unchanged (``EpochCapture/unchangedPages``) and leaves out, in a
 /// resynchronisation's first pass, the pages the backup already holds. Two page slots alternate, so the
@@ -24,7 +25,11 @@ final class StagedPageReader {
     private var comparesWithBaseline = false
     private var recordsUnchanged = false
     private var nextPage = 0
+    private var endPage = 0
     private var ordinal = 0
+    /// Pages found unchanged, handed to the capture by ``finish()`` (readers of parts of one capture run at
+    /// once: none appends to it while the others read).
+    private var unchanged: [BlockLocation] = []
 
     /// Pages of the current capture left out because the backup already holds them.
     private(set) var pagesHeld = 0
@@ -66,21 +71,26 @@ final class StagedPageReader {
         slots = (Slot(pageSize: geometry.pageSize), Slot(pageSize: geometry.pageSize))
     }
 
-    /// Starts reading `pages` (a capture of whole pages). `recordUnchanged`: list the pages found unchanged in
-    /// `pages` (only for the engine's own captures, not a shadow encode of another engine's).
-    func start(_ pages: EpochCapture, recordUnchanged: Bool) {
+    /// Starts reading `pages` (a capture of whole pages), or only its pages `items`, whose blocks are then
+    /// numbered from 0 (a part read beside others: ``ParallelBlockDeltaEncoder``). `recordUnchanged`: list
+    /// the pages found unchanged in `pages` (only for the engine's own captures, not a shadow encode of another
+    /// engine's).
+    func start(_ pages: EpochCapture, items: Range<Int>? = nil, recordUnchanged: Bool) {
         precondition(pages.itemSize == geometry.pageSize, "a staged page reader reads captures of whole pages")
         capture = pages
         self.pages = pages.view
         comparesWithBaseline = pages.comparesWithBaseline
         recordsUnchanged = recordUnchanged
-        nextPage = 0
+        nextPage = items?.lowerBound ?? 0
+        endPage = items?.upperBound ?? pages.count
         ordinal = 0
         pagesHeld = 0
+        unchanged.removeAll(keepingCapacity: true)
     }
 
-    /// Releases the capture being read.
+    /// Hands the pages found unchanged to the capture and releases it.
     func finish() {
+        capture?.unchangedPages += unchanged
         capture = nil
         pages = nil
     }
@@ -91,14 +101,14 @@ final class StagedPageReader {
     func next() -> EpochCapture.View? {
         guard let pages else { return nil }
         let slot = nextSlot == 0 ? slots.0 : slots.1
-        while nextPage < pages.count {
+        while nextPage < endPage {
             let item = nextPage
             nextPage += 1
             let location = pages.locations[item]
             let staged = pages.item(item)
             let table = tables[location.region]
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
-            if changed == 0 && recordsUnchanged { capture!.unchangedPages.append(location) }
+            if changed == 0 && recordsUnchanged { unchanged.append(location) }
             if comparesWithBaseline && baseline.holds(region: location.region, page: location.block, bytes: staged) {
                 pagesHeld += 1
                 continue

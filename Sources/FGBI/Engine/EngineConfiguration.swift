@@ -18,14 +18,13 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// redis and memcached traces, where 64 MiB reached the plateau (Docs/BENCHMARKS.md).
     public var contentBudgetBytes = 64 << 20
     /// Threads that encode one `fgbi` epoch together while the guest runs (``ParallelBlockDeltaEncoder``): the
-    /// sender's thread and `encodeThreads - 1` helpers, the content index split between them by key, each
-    /// part with its share of ``contentBudgetBytes``. They compete with the guest for CPUs, so the default is
-    /// what a machine offers beside it: half its CPUs, at most 4 (1 on this project's 2-CPU hosts). Ignored
+    /// sender's thread and `encodeThreads - 1` helpers, writing exactly the one thread's bytes. They compete with
+    /// the guest for CPUs, so the default is what a machine offers beside it: half its CPUs, at most 4 (1 on
+    /// this project's 2-CPU hosts, where two threads measured only 1.0-1.2x one: Docs/BENCHMARKS.md). Ignored
     /// with a ``sharedIndex`` (encoded on one thread) and by the page modes.
     public var encodeThreads = EngineConfiguration.defaultEncodeThreads
-    /// Epochs with fewer changed blocks are encoded by the same steps on the sender's thread alone (waking
-    /// helpers costs more), and copied captures of fewer than an eighth as many pages are rehashed there;
-    /// tests set 0 to exercise the helpers on small epochs.
+    /// Epochs with fewer changed blocks (a copied page counting as all of its blocks) are encoded on the
+    /// sender's thread alone (waking helpers costs more); tests set 0 to exercise the helpers on small epochs.
     public var parallelEncodeMinimumBlocks = 4096
     /// The most encode threads an engine takes.
     public static let maximumEncodeThreads = 64

@@ -46,10 +46,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
-    /// Turns captures of whole pages into changed blocks (`fgbi` mode): read a page at a time as the encoder
-    /// goes (one thread), or expanded in advance for the parallel encoder.
+    /// Turns captures of whole pages into changed blocks (`fgbi` mode) a page at a time as the one-thread
+    /// encoder goes (the parallel encoder has a reader per shard).
     private let stagedReader: StagedPageReader?
-    private let expander: PageExpander?
     private let chooser = PthreadLock(CaptureStrategyChooser())
     /// The delta being built (the encoders write its body in place), and where a compressed body goes (the
     /// two trade places then: ``DeltaAssembler/finish(epoch:records:delta:scratch:)``).
@@ -107,35 +106,26 @@ public final class PrimaryEngine: @unchecked Sendable {
         if configuration.mode == .fgbi {
             let tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
             self.tables = tables
-            var encodeCrew: CaptureCrew?
             if let shared = configuration.sharedIndex {
                 let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
                 blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
-            } else if configuration.encodeThreads > 1 {
-                let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
-                encodeCrew = crew
-                blockEncoder = .parallel(ParallelBlockDeltaEncoder(
-                    geometry: geometry, crew: crew, budgetBytes: contentBudget,
-                    keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize },
-                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
             } else {
                 let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: contentBudget,
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
-                blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
+                if configuration.encodeThreads > 1 {
+                    let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
+                    blockEncoder = .parallel(ParallelBlockDeltaEncoder(
+                        geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
+                        parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
+                } else {
+                    blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
+                }
             }
-            if let encodeCrew {
-                expander = PageExpander(tables: tables, geometry: geometry, baseline: baseline, crew: encodeCrew,
-                                        parallelMinimumPages: configuration.parallelEncodeMinimumBlocks / 8)
-                stagedReader = nil
-            } else {
-                expander = nil
-                stagedReader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
-            }
+            stagedReader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
             pageEncoder = nil
         } else {
             tables = []
             blockEncoder = nil
-            expander = nil
             stagedReader = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
                                            cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
@@ -154,25 +144,31 @@ public final class PrimaryEngine: @unchecked Sendable {
         case parallel(ParallelBlockDeltaEncoder)
         case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
 
-        /// Encodes `capture`: its changed blocks, or with `reader` (a one-thread encoder only) the staged pages
-        /// it reads from `capture`. With a shared index, holding its lock for the whole call.
-        func encode(_ capture: EpochCapture, staged reader: StagedPageReader?, sparse: Bool, into body: inout ByteWriter,
-                    stats: inout EpochStatistics) -> Int {
+        /// Encodes `capture`: its changed blocks, or (`staged`) the staged pages it holds, read by `reader` on
+        /// one thread (listing the unchanged ones when `recordUnchanged`). With a shared index, holding its lock
+        /// for the whole call. Returns the records and the pages the backup already held.
+        func encode(_ capture: EpochCapture, staged: Bool, reader: StagedPageReader, recordUnchanged: Bool, sparse: Bool,
+                    into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
+            let oneThread = { (encode: (StagedPageReader?) -> Int) -> (records: Int, pagesHeld: Int) in
+                guard staged else { return (encode(nil), capture.pagesHeld) }
+                reader.start(capture, recordUnchanged: recordUnchanged)
+                defer { reader.finish() }
+                return (encode(reader), reader.pagesHeld)
+            }
             switch self {
             case .own(let encoder, let index):
-                let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
+                let result = oneThread { encoder.encode(capture, staged: $0, sparse: sparse, into: &body, stats: &stats) }
                 stats.indexEntries = index.entryCount
-                return records
+                return result
             case .parallel(let encoder):
-                precondition(reader == nil, "the parallel encoder takes expanded pages")
-                return encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                return encoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse, into: &body, stats: &stats)
             case .shared(let encoder, let member):
                 let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
                     stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                    let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
+                    let result = oneThread { encoder.encode(capture, staged: $0, sparse: sparse, into: &body, stats: &stats) }
                     stats.indexEntries = member.entryCount
-                    return records
+                    return result
                 }
             }
         }
@@ -204,7 +200,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     public var indexEntries: Int {
         switch blockEncoder {
         case .own(_, let index)?: return index.entryCount
-        case .parallel(let encoder)?: return encoder.entryCount
+        case .parallel(let encoder)?: return encoder.index.entryCount
         case .shared(_, let member)?: return member.exclusively { member.entryCount }
         case nil: return 0
         }
@@ -461,13 +457,10 @@ public final class PrimaryEngine: @unchecked Sendable {
             // Sampled from what was captured: for staged pages, the pages whole.
             let sparse = try literalForms.prefersSparse(capture.view)
             stats.sparseChosen = sparse ? 1 : 0
-            // One thread reads the staged pages as it encodes them; the parallel encoder takes them expanded.
-            let reader = staged ? stagedReader : nil
-            reader?.start(capture, recordUnchanged: recordUnchanged)
-            defer { reader?.finish() }
-            let blocks = staged && reader == nil ? expander!.expand(capture, recordUnchanged: recordUnchanged) : capture
-            records = blockEncoder.encode(blocks, staged: reader, sparse: sparse, into: &output, stats: &stats)
-            stats.pagesAlreadyHeld = reader?.pagesHeld ?? blocks.pagesHeld
+            let encoded = blockEncoder.encode(capture, staged: staged, reader: stagedReader!, recordUnchanged: recordUnchanged,
+                                              sparse: sparse, into: &output, stats: &stats)
+            records = encoded.records
+            stats.pagesAlreadyHeld = encoded.pagesHeld
         } else {
             records = pageEncoder!.encode(capture, into: &output, stats: &stats)
         }
