@@ -91,7 +91,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 }
                 encodeBlock(item, blocks, ordinal: firstOrdinal + shard.ordinals[item], consult: blocks.newHashes[item] & sampleMask == 0,
                             sparseCode: sparseCode, into: &body, stats: &stats)
-                shard.ends[item] = body.count
+                shard.ends.append(body.count)
             }
         }
         admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)

@@ -96,6 +96,9 @@ public final class EpochCapture: @unchecked Sendable {
     /// Bytes of arena this capture's items use.
     var arenaBytesUsed: Int { count * itemSize }
 
+    /// Bytes this capture holds: its arena and the locations and hashes it has room for.
+    var metadataBytes: Int { arenaCapacity + capacity * (MemoryLayout<BlockLocation>.stride + 16) }
+
     func reset(epoch: UInt64, itemSize: Int) {
         precondition(itemSize > 0 && itemSize <= 4096)
         touchedBytes = max(touchedBytes, count * self.itemSize)
