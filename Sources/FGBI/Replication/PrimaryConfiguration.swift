@@ -27,8 +27,12 @@ public struct PrimaryConfiguration: Sendable {
     /// memory holds the guest's secrets.
     public var allowPlaintext = false
     /// Captured epochs that may wait for encoding and sending; when all are in use the next epoch waits
-    /// (and grows) instead of memory growing: backpressure.
-    public var captureBuffers = 2
+    /// (and grows) instead of memory growing: backpressure. One by default: while the sender keeps up, a
+    /// second buffer is never used; once it cannot, a second buffer only holds a captured epoch back for
+    /// the whole encode of the one before, which the acknowledgement of every write in it then waits for.
+    /// Under LMDB at a 25 ms interval one buffer took the acknowledgement p50 from 139-146 ms to 99-106 ms,
+    /// for real epochs of 44-47 ms instead of 39-42 (the sender idles during each pause: Docs/BENCHMARKS.md).
+    public var captureBuffers = 1
     /// How frames are written to the socket (sendmsg, io_uring, io_uring zero copy, or split by size, the
     /// automatic default when io_uring is here).
     public var sendPath = FrameSendPath.automatic

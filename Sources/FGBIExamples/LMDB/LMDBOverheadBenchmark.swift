@@ -34,6 +34,9 @@ public struct LMDBOverheadBenchmark {
         public var replicationOnAllCPUs = false
         /// The primary's sender thread's nice increment (nil: the library's default).
         public var senderNiceIncrement: Int?
+        /// Captured epochs that may wait for the sender (``PrimaryConfiguration/captureBuffers``; nil: the
+        /// library's default).
+        public var captureBuffers: Int?
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
         public var captureRealtimePriorities: [Int?] = [20]
@@ -279,6 +282,7 @@ public struct LMDBOverheadBenchmark {
             settings.epochInterval = .milliseconds(epochMilliseconds)
             settings.reconnectWindow = .zero
             if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
+            if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
             backup = server
             replica = region
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil

@@ -62,6 +62,10 @@ extension FGBICommand {
         @Option(name: .customLong("sender-nice"), help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
         var senderNice: Int?
 
+        @Option(name: .customLong("capture-buffers"),
+                help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
+        var captureBuffers: Int?
+
         @Option(name: .customLong("capture-cpu"),
                 help: "With a pinned writer, where the capture's helper thread runs in the pause: writer (its CPU, idle then), replication (the other CPUs), or both (a variant each).")
         var captureCPU = "writer"
@@ -131,6 +135,10 @@ extension FGBICommand {
             if let senderNice {
                 guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
                 configuration.senderNiceIncrement = senderNice
+            }
+            if let captureBuffers {
+                guard (1...8).contains(captureBuffers) else { throw ValidationError("--capture-buffers must be between 1 and 8") }
+                configuration.captureBuffers = captureBuffers
             }
             return configuration
         }

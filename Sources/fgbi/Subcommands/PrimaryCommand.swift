@@ -70,6 +70,10 @@ extension FGBICommand {
                 help: "Threads that encode each fgbi epoch together while the guest runs (default: half the CPUs, at most 4).")
         var encodeThreads: Int?
 
+        @Option(name: .customLong("capture-buffers"),
+                help: "Captured epochs that may wait for the sender, 1-8 (default 1: the lowest acknowledgement latency; 2 keeps the sender busy during the next pause, for longer waits).")
+        var captureBuffers: Int?
+
         @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
         var tracker = "uffd-async"
 
@@ -149,6 +153,10 @@ extension FGBICommand {
                         throw ValidationError("--encode-threads must be between 1 and \(EngineConfiguration.maximumEncodeThreads)")
                     }
                     configuration.engine.encodeThreads = encodeThreads
+                }
+                if let captureBuffers {
+                    guard (1...8).contains(captureBuffers) else { throw ValidationError("--capture-buffers must be between 1 and 8") }
+                    configuration.captureBuffers = captureBuffers
                 }
                 if let captureCPUs {
                     let online = ThreadScheduling.onlineCPUCount

@@ -89,6 +89,8 @@ struct CommandLineTests {
         (["bench", "failover", "--faults", "meteor"], "--faults: unknown fault 'meteor'"),
         (["primary", "--backup", "127.0.0.1:1", "--capture-cpus", "0,99"], "--capture-cpus: '99' is not an online CPU"),
         (["primary", "--backup", "127.0.0.1:1", "--capture-priority", "0"], "--capture-priority must be between 1 and 99"),
+        (["primary", "--backup", "127.0.0.1:1", "--capture-buffers", "0"], "--capture-buffers must be between 1 and 8"),
+        (["bench", "lmdb", "--capture-buffers", "9"], "--capture-buffers must be between 1 and 8"),
         (["bench", "lmdb", "--capture-cpu", "sideways"], "--capture-cpu: 'sideways' is not writer, replication or both"),
         (["bench", "lmdb", "--capture-priority", "normal,120"], "--capture-priority: '120' is neither 'normal' nor a priority"),
         (["bench", "lmdb", "--hot-pages", "on,sometimes"], "--hot-pages: invalid argument: hot pages 'sometimes': use off, on, or PROMOTE:LEASE:MAXPAGES"),
