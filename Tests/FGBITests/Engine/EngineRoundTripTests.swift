@@ -98,7 +98,7 @@ struct EngineRoundTripTests {
         }
     }
 
-    @Test("the deltas of 1, 2 and 4 encode threads rebuild identical memory on the same history",
+    @Test("the deltas of 1, 2 and 4 encode threads are the same bytes and rebuild identical memory on the same history",
           arguments: [64, 256])
     func encodeThreadsRebuildIdenticalMemory(blockSize: Int) throws {
         let harnesses = try [1, 2, 4].map { threads in
@@ -111,14 +111,21 @@ struct EngineRoundTripTests {
         var mutators = harnesses.map { Mutator(regions: $0.1.primary, blockSize: blockSize, seed: 17) }
         var shared = [Int](repeating: 0, count: harnesses.count)
         for epoch in 0..<16 {
+            var deltas: [[UInt8]] = []
             for index in harnesses.indices {
                 for _ in 0..<(epoch == 0 ? 400 : 150) { mutators[index].act() }
-                let (_, statistics) = try harnesses[index].1.step(mutators[index].takeDirty())
+                let (delta, statistics) = try harnesses[index].1.step(mutators[index].takeDirty())
+                deltas.append(delta)
                 shared[index] += statistics.sharedHits
                 let (threads, harness) = harnesses[index]
                 #expect(harness.identical, "\(threads) threads, epoch \(epoch): first difference at \(harness.firstDifference)")
                 #expect(statistics.encodeThreads == (statistics.blocksDirty > 0 ? threads : 1),
                         "\(threads) threads, epoch \(epoch): encoded on \(statistics.encodeThreads)")
+            }
+            // One content index, consulted in the same order whatever the thread count: the same delta.
+            for (index, delta) in deltas.enumerated().dropFirst() {
+                let same = delta == deltas[0]
+                #expect(same, "epoch \(epoch): \(harnesses[index].0) threads wrote \(delta.count) bytes, one thread \(deltas[0].count)")
             }
             // The same history: every primary holds the same bytes, so every replica does too.
             for index in harnesses.indices.dropFirst() {
