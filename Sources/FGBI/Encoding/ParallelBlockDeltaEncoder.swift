@@ -22,15 +22,16 @@ import CSupport
 ///
 /// So the speed-up is bounded by step 2 (the blocks that need the index: a few per cent under fresh content
 /// with sampled lookups, all of them when sharing pays) and by the copy of step 3; see Docs/ARCHITECTURE.md.
-/// Small epochs, and one thread, take the one-thread path; so does an epoch in which every block is looked
-/// up (the index in full use, as when sharing pays) and that is larger than ``fullLookupMaximumBlocks``: all of
-/// its blocks would be set aside and copied, for step 1 to rehash alone in parallel. With sampled lookups the
+/// Small epochs, and one thread, take the one-thread path; so does an epoch in which every block needs the
+/// index (every block is looked up, as when sharing pays, or the blocks are not of 64 bytes, whose page loop
+/// has no per-block choice) and that is larger than ``fullLookupMaximumBlocks``: all of its blocks would be
+/// set aside and copied, for step 1 to rehash alone in parallel. With sampled lookups the
 /// blocks set aside are those in the sample and those whose location's content a stored copy holds, so they
 /// number at most the sample and the index's copies. Allocates only when an epoch outgrows every earlier one.
 final class ParallelBlockDeltaEncoder {
     /// Shards of steps 1 and 3 per thread: a thread whose CPU is busy takes fewer of them.
     static let shardsPerThread = 4
-    /// The largest epoch split while every block is looked up (4 MiB of 64-byte blocks set aside).
+    /// The largest epoch split while every block needs the index (4 MiB of 64-byte blocks set aside).
     static let fullLookupMaximumBlocks = 1 << 16
 
     private let geometry: BlockGeometry
@@ -108,8 +109,11 @@ final class ParallelBlockDeltaEncoder {
                 stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
         let blocks = staged ? capture.count * geometry.blocksPerPage : capture.count
         let sampleMask = encoder.sampleMask
+        // Every block needs the index when all are looked up, or when the encoder cannot tell which do (block
+        // sizes other than 64 bytes).
+        let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
         guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1,
-              sampleMask != 0 || blocks <= Self.fullLookupMaximumBlocks else {
+              !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks else {
             let reader = staged ? shards[0].reader : nil
             reader?.start(capture, recordUnchanged: recordUnchanged)
             defer { reader?.finish() }
