@@ -69,6 +69,17 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         return records
     }
 
+    /// Encodes `capture` and returns its records and the pages the backup already held: its changed blocks, or
+    /// with `reader` the staged pages it holds, each read and rehashed by `reader` as it comes (listing in the
+    /// capture the pages found unchanged when `recordUnchanged`).
+    func encode(_ capture: EpochCapture, reading reader: StagedPageReader?, recordUnchanged: Bool, sparse: Bool,
+                into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
+        guard let reader else { return (encode(capture, sparse: sparse, into: &body, stats: &stats), capture.pagesHeld) }
+        reader.start(capture, recordUnchanged: recordUnchanged)
+        defer { reader.finish() }
+        return (encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats), reader.pagesHeld)
+    }
+
     /// The blocks that ``ParallelBlockDeltaEncoder``'s first step set aside because they need the index (each
     /// shard's, in the epoch's order; `firstOrdinals`: the number of each shard's first block in the epoch),
     /// encoded one after the other into `body` exactly as ``encode(_:staged:sparse:into:stats:)`` encodes them

@@ -42,11 +42,11 @@ final class ParallelBlockDeltaEncoder {
     /// Epochs with fewer blocks (a staged page counting as a page's blocks) are encoded on the calling
     /// thread alone.
     private let parallelMinimumBlocks: Int
-    private var shards: [Shard]
+    private let shards: [Shard]
     /// Step 2's body.
     private var setAsideBody = ByteWriter(reservingCapacity: 1 << 16)
 
-    /// One shard of steps 1 and 3: its reader, its segment and set-aside pages, and what it counted.
+    /// One shard of steps 1 and 3: its reader, its segment and set-aside blocks, and what it counted.
     private final class Shard {
         let reader: StagedPageReader
         let setAside: SetAsideBlocks
@@ -114,13 +114,11 @@ final class ParallelBlockDeltaEncoder {
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
         guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1,
               !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks else {
-            let reader = staged ? shards[0].reader : nil
-            reader?.start(capture, recordUnchanged: recordUnchanged)
-            defer { reader?.finish() }
-            let records = encoder.encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats)
+            let result = encoder.encode(capture, reading: staged ? shards[0].reader : nil, recordUnchanged: recordUnchanged,
+                                        sparse: sparse, into: &body, stats: &stats)
             stats.encodeThreads = 1
             stats.indexEntries = index.entryCount
-            return (records, reader?.pagesHeld ?? capture.pagesHeld)
+            return result
         }
         let ranges = staged ? Self.evenShards(of: capture.count, count: shards.count)
             : Self.shards(of: capture.view, count: shards.count, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)

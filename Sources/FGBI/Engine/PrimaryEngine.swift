@@ -46,9 +46,6 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
     private let pendingPageCaptures = Atomic<Int>(0)
-    /// Turns captures of whole pages into changed blocks (`fgbi` mode) a page at a time as the one-thread
-    /// encoder goes (the parallel encoder has a reader per shard).
-    private let stagedReader: StagedPageReader?
     private let chooser = PthreadLock(CaptureStrategyChooser())
     /// The delta being built (the encoders write its body in place), and where a compressed body goes (the
     /// two trade places then: ``DeltaAssembler/finish(epoch:records:delta:scratch:)``).
@@ -108,7 +105,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             self.tables = tables
             if let shared = configuration.sharedIndex {
                 let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
-                blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member)
+                blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member,
+                                       StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
             } else {
                 let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: contentBudget,
                                          keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
@@ -118,15 +116,14 @@ public final class PrimaryEngine: @unchecked Sendable {
                         geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
                         parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
                 } else {
-                    blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index)
+                    blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index,
+                                        StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
                 }
             }
-            stagedReader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
             pageEncoder = nil
         } else {
             tables = []
             blockEncoder = nil
-            stagedReader = nil
             pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
                                            cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
         }
@@ -137,36 +134,32 @@ public final class PrimaryEngine: @unchecked Sendable {
                                           minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
     }
 
-    /// The `fgbi` encoder with its index: the engine's own (on one thread, or split between several), or its
-    /// membership of a shared one.
+    /// The `fgbi` encoder with its index: the engine's own (on one thread, with the reader of its staged pages,
+    /// or on several), or its membership of a shared one.
     private enum BlockEncoding {
-        case own(BlockDeltaEncoder<ContentIndex>, ContentIndex)
+        case own(BlockDeltaEncoder<ContentIndex>, ContentIndex, StagedPageReader)
         case parallel(ParallelBlockDeltaEncoder)
-        case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member)
+        case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member, StagedPageReader)
 
-        /// Encodes `capture`: its changed blocks, or (`staged`) the staged pages it holds, read by `reader` on
-        /// one thread (listing the unchanged ones when `recordUnchanged`). With a shared index, holding its lock
-        /// for the whole call. Returns the records and the pages the backup already held.
-        func encode(_ capture: EpochCapture, staged: Bool, reader: StagedPageReader, recordUnchanged: Bool, sparse: Bool,
+        /// Encodes `capture`: its changed blocks, or (`staged`) the staged pages it holds (listing the unchanged
+        /// ones when `recordUnchanged`). With a shared index, holding its lock for the whole call. Returns the
+        /// records and the pages the backup already held.
+        func encode(_ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool,
                     into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
-            let oneThread = { (encode: (StagedPageReader?) -> Int) -> (records: Int, pagesHeld: Int) in
-                guard staged else { return (encode(nil), capture.pagesHeld) }
-                reader.start(capture, recordUnchanged: recordUnchanged)
-                defer { reader.finish() }
-                return (encode(reader), reader.pagesHeld)
-            }
             switch self {
-            case .own(let encoder, let index):
-                let result = oneThread { encoder.encode(capture, staged: $0, sparse: sparse, into: &body, stats: &stats) }
+            case .own(let encoder, let index, let reader):
+                let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged, sparse: sparse,
+                                            into: &body, stats: &stats)
                 stats.indexEntries = index.entryCount
                 return result
             case .parallel(let encoder):
                 return encoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse, into: &body, stats: &stats)
-            case .shared(let encoder, let member):
+            case .shared(let encoder, let member, let reader):
                 let waiting = MonotonicClock.nanoseconds()
                 return member.exclusively {
                     stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                    let result = oneThread { encoder.encode(capture, staged: $0, sparse: sparse, into: &body, stats: &stats) }
+                    let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged,
+                                                sparse: sparse, into: &body, stats: &stats)
                     stats.indexEntries = member.entryCount
                     return result
                 }
@@ -177,9 +170,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         /// by ``SharedContentIndex/metadataBytes``).
         var metadataBytes: Int {
             switch self {
-            case .own(let encoder, let index): return encoder.metadataBytes + index.metadataBytes
+            case .own(let encoder, let index, _): return encoder.metadataBytes + index.metadataBytes
             case .parallel(let encoder): return encoder.metadataBytes
-            case .shared(let encoder, let member): return encoder.metadataBytes + member.metadataBytes
+            case .shared(let encoder, let member, _): return encoder.metadataBytes + member.metadataBytes
             }
         }
     }
@@ -199,9 +192,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Entries the content index holds now for this engine's backup (`fgbi` mode).
     public var indexEntries: Int {
         switch blockEncoder {
-        case .own(_, let index)?: return index.entryCount
+        case .own(_, let index, _)?: return index.entryCount
         case .parallel(let encoder)?: return encoder.index.entryCount
-        case .shared(_, let member)?: return member.exclusively { member.entryCount }
+        case .shared(_, let member, _)?: return member.exclusively { member.entryCount }
         case nil: return 0
         }
     }
@@ -457,8 +450,8 @@ public final class PrimaryEngine: @unchecked Sendable {
             // Sampled from what was captured: for staged pages, the pages whole.
             let sparse = try literalForms.prefersSparse(capture.view)
             stats.sparseChosen = sparse ? 1 : 0
-            let encoded = blockEncoder.encode(capture, staged: staged, reader: stagedReader!, recordUnchanged: recordUnchanged,
-                                              sparse: sparse, into: &output, stats: &stats)
+            let encoded = blockEncoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse,
+                                              into: &output, stats: &stats)
             records = encoded.records
             stats.pagesAlreadyHeld = encoded.pagesHeld
         } else {

@@ -61,10 +61,7 @@ struct StagedPageEncodingTests {
             var held: Int
             switch way {
             case .staged:
-                reader.start(pages, recordUnchanged: true)
-                _ = encoder.encode(pages, staged: reader, sparse: sparse, into: &body, stats: &stats)
-                held = reader.pagesHeld
-                reader.finish()
+                held = encoder.encode(pages, reading: reader, recordUnchanged: true, sparse: sparse, into: &body, stats: &stats).pagesHeld
             case .expanded:
                 let blocks = expand(pages)
                 _ = encoder.encode(blocks, sparse: sparse, into: &body, stats: &stats)
