@@ -27,6 +27,17 @@ protocol BlockIndex: AnyObject {
     func prefetchEviction(ahead: Int)
     /// Looks up a changed block's new content and compares it bitwise with the stored copy.
     func match(hash: UInt64, bytes: UnsafeRawPointer) -> ContentIndex.Match
+    /// ``match(hash:bytes:)`` that may try `candidate`'s stored content first (an index that finds content by
+    /// location, ``findsByLocation``; others ignore it) and, unless `probing` is false, the table; also where
+    /// the matched content is held.
+    func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+               probing: Bool) -> (match: ContentIndex.Match, source: BlockLocation?)
+    /// Whether content can be stored without a table entry (``store(hash:at:bytes:ordinal:)``), found by its
+    /// location only.
+    var findsByLocation: Bool { get }
+    /// Records that the backup will hold `bytes` at `location`, with no table entry (only where
+    /// ``findsByLocation``).
+    func store(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
     /// Retires the entry holding `location`'s content before this epoch and returns that content (valid
     /// until the next ``add(hash:at:bytes:ordinal:)``), or nil.
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer?

@@ -24,26 +24,31 @@ public enum IndexKeying: Sendable, Equatable {
 
 /// Content hash to a block with that content, across every region of a primary: the FGBI paper's index.
 ///
-/// Each entry keeps one stored copy of the content (in a memory budget, oldest evicted first) and the
-/// location where the backup holds it, so a later block with the same hash is compared bitwise against
-/// immutable bytes (the guest may be running again) and, when identical, sent as a reference.
+/// Each stored copy (in a memory budget, oldest evicted first) keeps the content and the location where the
+/// backup holds it, so a later block with the same hash is compared bitwise against immutable bytes (the
+/// guest may be running again) and, when identical, sent as a reference.
 ///
 /// The invariants that make references exact:
-/// - an entry tagged with location L exists only while the backup's content at L is its stored copy:
-///   when L changes, ``takePrevious(at:hash:)`` retires the entry (handing its bytes out once, as the base
-///   for a difference);
-/// - an entry added during epoch E describes content that exists only once epoch E is applied: a match on it
+/// - a stored copy tagged with location L is in use only while the backup's content at L is that copy:
+///   when L changes, ``takePrevious(at:hash:)`` retires it (handing its bytes out once, as the base for a
+///   difference);
+/// - a copy stored during epoch E describes content that exists only once epoch E is applied: a match on it
 ///   during E is a copy of that earlier block of the same epoch (``Match/copyEpoch(_:)``), from epoch E+1 on
 ///   a copy from L (``Match/copy(_:)``).
 ///
-/// The table is open addressing with linear probing and backward-shift deletion, laid out for the cache:
-/// each entry is 8 bytes (32 bits of the key, which also give its home, and the slot of its stored copy
-/// with the lap of the slot ring in which it was filled), so the table for 1 M stored copies is 32 MiB (four
-/// positions per copy) rather than the 128 MiB a full entry per probe step would take, and a probe that
-/// misses reads nothing else. The rest of an entry (full key, location, epoch, ordinal) lives with its
-/// stored copy, read only when the 32 bits match. ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups. One bit per block
-/// of the regions says whether a stored copy holds that location's content, so the changed block of a
-/// location with none (most of them when the written set outgrows the budget) costs no probe for it.
+/// Two ways in. By location: with per-location bits (`regionBlocks`), one bit per block of the regions
+/// says whether a stored copy holds that location's content, and a slot number per block says which, so the
+/// previous content of a changed location is found and retired with no table probe, and a copied run is
+/// followed by location (``match(hash:bytes:likelyAt:probing:)``'s candidate). By content: the table, which
+/// the encoder consults for a sample of blocks only (anchors, ``BlockDeltaEncoder``); a copy may be stored
+/// without a table entry (``store(hash:at:bytes:ordinal:)``) and is then found by location only.
+///
+/// The table is open addressing with linear probing, laid out for the cache: each entry is 8 bytes (32
+/// bits of the key, which also give its home, and the slot of its stored copy with the lap of the slot ring
+/// in which it was filled), so the table for 1 M stored copies is 32 MiB (four positions per copy) rather
+/// than the 128 MiB a full entry per probe step would take, and a probe that misses reads nothing else. The
+/// rest (full key, location, epoch, ordinal) lives with the stored copy, read only when the 32 bits match.
+/// ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups.
 ///
 /// Evictions are lazy. Stored copies are reused in ring order, so the lap in an entry says whether its slot
 /// still holds its content: once the ring's hand passes the slot again the entry is *stale*, skipped by
@@ -51,10 +56,9 @@ public enum IndexKeying: Sendable, Equatable {
 /// therefore touches no table line (under dense writes every addition evicts, and an eager deletion cost a
 /// cache miss and a backward shift each); when stale entries reach half the table one sequential sweep
 /// removes them all. The table has four positions per stored copy, so live and stale entries together fill
-/// at most three quarters of it. Retiring a location's content (``takePrevious(at:hash:)``) is as cheap: it
-/// leaves a tombstone in the line it has just read, counted with the stale entries (a backward-shift
-/// deletion walked the rest of the cluster, 13% of the encoder's time under LMDB). Allocates only at
-/// creation.
+/// at most three quarters of it. Retiring a location's content by location leaves its entry *dead* in place
+/// (lookups check that the slot is in use and holds the key), stale once the hand refills the slot; without
+/// per-location bits it leaves a tombstone in the line the probe has just read. Allocates only at creation.
 final class ContentIndex {
     /// One probe step: the key's 32 bits that pick its home, and a tag: the stored copy's slot + 1 in the low
     /// 30 bits (0: empty; all ones: a tombstone, never live), the lap of the ring (mod 4) in which the slot
@@ -80,6 +84,11 @@ final class ContentIndex {
         var epoch: UInt64
         var ordinal: UInt32
         var used: Bool
+        /// Whether the table has an entry for it (else it is found by its location only: ``store(hash:at:bytes:ordinal:)``).
+        var indexed: Bool
+        /// Retired by location (``takePrevious(at:hash:)``) with its table entry left in place: dead (its slot
+        /// is unused), counted as stale once the ring refills the slot.
+        var deadEntry: Bool
     }
 
     /// What a changed block's new content matched.
@@ -123,8 +132,14 @@ final class ContentIndex {
     /// every location probed). Read in the capture's order, so sequentially.
     private let held: UnsafeMutablePointer<UInt64>
     private let heldBits: Int
-    /// Where each region's bits start in `held`.
+    /// Where each region's bits start in `held` (and its locations in `slotOfLocation`).
     private let regionBitOffsets: [Int]
+    /// Blocks per region: a location outside them has no bit.
+    private let regionBlockCounts: [Int]
+    /// Per block location (indexed like `held`), the slot + 1 that last stored its content (0: none), so the
+    /// previous content of a changed location is found without a table probe (``takePrevious(at:hash:)``).
+    /// May name a slot that has since been retired or refilled: the slot's own bookkeeping says which.
+    private let slotOfLocation: UnsafeMutablePointer<UInt32>
 
     var entryCount: Int { counters.pointee.entries }
     var evictions: Int { counters.pointee.evictions }
@@ -145,7 +160,7 @@ final class ContentIndex {
         entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
         storage = HugePageMemory.allocatePrefaulted(byteCount: slotCount * blockSize)
         slots = HugePageMemory.allocate(Slot.self, capacity: slotCount)
-        slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false), count: slotCount)
+        slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false, indexed: false, deadEntry: false), count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
         sweepScratch = .allocate(capacity: sweepScratchCapacity)
@@ -156,9 +171,12 @@ final class ContentIndex {
             bits += (blocks + 63) & ~63
         }
         regionBitOffsets = offsets
+        regionBlockCounts = regionBlocks
         heldBits = bits
         held = HugePageMemory.allocate(UInt64.self, capacity: max(bits / 64, 1))
         held.initialize(repeating: 0, count: max(bits / 64, 1))
+        slotOfLocation = HugePageMemory.allocate(UInt32.self, capacity: max(bits, 1))
+        slotOfLocation.initialize(repeating: 0, count: max(bits, 1))
     }
 
     deinit {
@@ -168,12 +186,13 @@ final class ContentIndex {
         counters.deallocate()
         sweepScratch.deallocate()
         held.deallocate()
+        slotOfLocation.deallocate()
     }
 
     /// Bytes held: stored copies, table and bookkeeping.
     var metadataBytes: Int {
         slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride + heldBits / 8
-            + sweepScratchCapacity * MemoryLayout<Entry>.stride
+            + heldBits * MemoryLayout<UInt32>.stride + sweepScratchCapacity * MemoryLayout<Entry>.stride
     }
 
     /// The bit of `location` in `held`, if locations are tracked.
@@ -220,12 +239,16 @@ final class ContentIndex {
     /// content most changed locations hold none, and a prefetch of a line nobody reads still costs a miss.
     @inline(__always)
     func prefetchPrevious(at location: BlockLocation, hash: UInt64) {
-        if holdsNone(at: location) { return }
-        prefetch(hash: hash)
+        guard let bit = heldBit(location.packed) else { return prefetch(hash: hash) }
+        if held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        CSupport_prefetch(slotOfLocation + bit)
     }
 
     /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
     var keepsLocationBits: Bool { heldBits > 0 }
+
+    /// With per-location bits, each location's slot is known too, so a copy may have no table entry.
+    var findsByLocation: Bool { heldBits > 0 }
 
     /// The per-location bits of the page whose first block is `location` (64 blocks per page, so one aligned
     /// word: each region's bits start at a multiple of 64): bit k set when a stored copy may hold block k's
@@ -235,12 +258,19 @@ final class ContentIndex {
         held[heldBit(location.packed)! >> 6]
     }
 
-    /// Walks the probe run (in cache after ``prefetchPrevious(at:hash:)``) to the first live entry with the
-    /// key's fragment and prefetches its slot's bookkeeping and bytes: without it, confirming the entry is the
+    /// Prefetches the bookkeeping and bytes of the slot that holds `location`'s content (found through the
+    /// location's slot, in cache after ``prefetchPrevious(at:hash:)``; without per-location bits, by walking the
+    /// probe run to the first live entry with the key's fragment): without it, confirming the slot is the
     /// location's (``takePrevious(at:hash:)``) waits for a miss on each.
     @inline(__always)
     func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
-        if holdsNone(at: location) { return }
+        if let bit = heldBit(location.packed) {
+            let slotPlusOne = slotOfLocation[bit]
+            if held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 || slotPlusOne == 0 { return }
+            CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
+            CSupport_prefetch(slotBytes(slotPlusOne))
+            return
+        }
         let wanted = fragment(keying.key(hash))
         var index = home(wanted)
         while !entries[index].isEmpty {
@@ -295,19 +325,65 @@ final class ContentIndex {
     /// Looks up a changed block's new content and compares it bitwise with the stored copy.
     @inline(__always)
     func match(hash: UInt64, bytes: UnsafeRawPointer) -> Match {
-        guard let index = position(of: keying.key(hash)) else { return .none }
-        let slotPlusOne = entries[index].slotPlusOne
-        guard memcmp(slotBytes(slotPlusOne), bytes, blockSize) == 0 else { return .collision }
+        match(hash: hash, bytes: bytes, likelyAt: nil).match
+    }
+
+    /// ``match(hash:bytes:)``, trying first the stored copy of `candidate`'s content (where the block after a
+    /// copied block's source usually holds the next one: a copied run), found through the location's slot
+    /// with no table probe, then (when `probing`) the table; also returns where the backup holds (or, for a
+    /// copy within this epoch, will hold) the matched content. Either way a match is bitwise, and names a
+    /// location whose content the backup holds (or this epoch's block that will hold it).
+    @inline(__always)
+    func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+               probing: Bool = true) -> (match: Match, source: BlockLocation?) {
+        let key = keying.key(hash)
+        let slotPlusOne: UInt32
+        if let candidate, let held = slotHolding(candidate), slots[Int(held) - 1].key == key {
+            slotPlusOne = held
+        } else {
+            guard probing, let index = position(of: key) else { return (.none, nil) }
+            slotPlusOne = entries[index].slotPlusOne
+        }
+        guard memcmp(slotBytes(slotPlusOne), bytes, blockSize) == 0 else { return (.collision, nil) }
         let slot = slots[Int(slotPlusOne) - 1]
-        return slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(BlockLocation(packed: slot.location))
+        let source = BlockLocation(packed: slot.location)
+        return (slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(source), source)
+    }
+
+    /// The slot + 1 in use for `location`'s content, if the index keeps per-location bits and holds it.
+    @inline(__always)
+    private func slotHolding(_ location: BlockLocation) -> UInt32? {
+        guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region],
+              let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { return nil }
+        let slotPlusOne = slotOfLocation[bit]
+        guard slotPlusOne != 0, slots[Int(slotPlusOne) - 1].used, slots[Int(slotPlusOne) - 1].location == location.packed else { return nil }
+        return slotPlusOne
     }
 
     /// Retires the entry holding `location`'s content before this epoch (its recorded `hash`), if this
     /// index holds it, and returns that content for use as a difference base. The bytes stay valid until
     /// the next ``add(hash:at:bytes:ordinal:)``.
+    ///
+    /// With per-location bits, found through the location's slot (no table probe), its table entry left dead
+    /// in place (lookups read the slot, which is no longer in use); without them, through the table, the
+    /// entry made a tombstone.
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
-        if holdsNone(at: location) { return nil }
+        guard let bit = heldBit(location.packed) else { return takePreviousByKey(at: location, hash: hash) }
+        guard held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { return nil }
+        let slotPlusOne = slotOfLocation[bit]
+        let slot = Int(slotPlusOne) - 1
+        guard slotPlusOne != 0, slots[slot].used, slots[slot].location == location.packed, slots[slot].key == keying.key(hash),
+              slots[slot].epoch != counters.pointee.epoch else { return nil }
+        slots[slot].used = false
+        slots[slot].deadEntry = slots[slot].indexed
+        held[bit >> 6] &= ~(1 << UInt64(bit & 63))
+        counters.pointee.entries -= 1
+        return UnsafeRawPointer(slotBytes(slotPlusOne))
+    }
+
+    /// ``takePrevious(at:hash:)`` through the table, for an index without per-location bits.
+    private func takePreviousByKey(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
         guard let index = position(of: keying.key(hash)) else { return nil }
         let slotPlusOne = entries[index].slotPlusOne
         let slot = Int(slotPlusOne) - 1
@@ -328,23 +404,37 @@ final class ContentIndex {
     func add(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
         let key = keying.key(hash)
         guard position(of: key) == nil else { return }
-        insert(key: key, at: location, bytes: bytes, ordinal: ordinal)
+        insert(key: key, at: location, bytes: bytes, ordinal: ordinal, indexed: true)
     }
 
     @inline(__always)
     func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
-        insert(key: keying.key(hash), at: location, bytes: bytes, ordinal: ordinal)
+        insert(key: keying.key(hash), at: location, bytes: bytes, ordinal: ordinal, indexed: true)
     }
 
-    /// Stores a copy of `bytes` for `key`, which is not in the table, in the slot under the hand.
+    /// Records, like ``add(hash:at:bytes:ordinal:)``, that the backup will hold `bytes` at `location`, with no
+    /// table entry: the copy is found only through its location (the previous content of `location`, or a
+    /// `likelyAt` candidate of ``match(hash:bytes:likelyAt:)``), so it costs no table access. Only for an
+    /// index with per-location bits (``keepsLocationBits``), which retire it by location.
     @inline(__always)
-    private func insert(key: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
+    func store(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
+        guard findsByLocation else { return add(hash: hash, at: location, bytes: bytes, ordinal: ordinal) }
+        insert(key: keying.key(hash), at: location, bytes: bytes, ordinal: ordinal, indexed: false)
+    }
+
+    /// Stores a copy of `bytes` for `key` in the slot under the hand, and when `indexed` a table entry for it
+    /// (the key is then not in the table).
+    @inline(__always)
+    private func insert(key: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int, indexed: Bool) {
         let slot = counters.pointee.hand
         if slots[slot].used {
-            // Its entry goes stale as the hand passes: no table access.
+            // Its entry (if any) goes stale as the hand passes: no table access.
             setHeld(slots[slot].location, false)
             counters.pointee.evictions += 1
             counters.pointee.entries -= 1
+            if slots[slot].indexed { counters.pointee.stale += 1 }
+        } else if slots[slot].deadEntry {
+            // The dead entry of a slot retired by location goes stale as the hand passes.
             counters.pointee.stale += 1
         }
         let entryTag = tag(slot: slot)
@@ -355,9 +445,13 @@ final class ContentIndex {
         } else {
             counters.pointee.hand = slot + 1
         }
-        slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true)
-        (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
+        slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true,
+                           indexed: indexed, deadEntry: false)
+        CSupport_copy_streaming(storage + slot * blockSize, bytes, blockSize)
         setHeld(location.packed, true)
+        if let bit = heldBit(location.packed) { slotOfLocation[bit] = UInt32(slot + 1) }
+        counters.pointee.entries += 1
+        guard indexed else { return }
         if counters.pointee.stale > (mask + 1) / 2 { sweep() }
         // The first empty or stale position of the probe run (a stale one is a tombstone: reusing it keeps
         // every run unbroken).
@@ -371,7 +465,6 @@ final class ContentIndex {
             index = (index + 1) & mask
         }
         entries[index] = Entry(fragment: wanted, tag: entryTag)
-        counters.pointee.entries += 1
     }
 
     /// Removes every stale entry in one pass over the table, in order (so the memory is read sequentially):

@@ -403,10 +403,26 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
 
         @inline(__always)
         func match(hash: UInt64, bytes: UnsafeRawPointer) -> ContentIndex.Match {
-            guard let index = position(of: keying.key(hash)) else { return .none }
+            match(hash: hash, bytes: bytes, likelyAt: nil, probing: true).match
+        }
+
+        /// Every copy has a table entry.
+        var findsByLocation: Bool { false }
+
+        /// Not used: every copy has a table entry (``findsByLocation`` is false).
+        func store(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int) {
+            add(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
+        }
+
+        /// Finds content through the table only: `candidate` is ignored, and it always probes.
+        @inline(__always)
+        func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+                   probing: Bool) -> (match: ContentIndex.Match, source: BlockLocation?) {
+            guard let index = position(of: keying.key(hash)) else { return (.none, nil) }
             let entry = entries[index]
-            guard memcmp(group.slotBytes(Int(entry.slotPlusOne) - 1), bytes, blockSize) == 0 else { return .collision }
-            return entry.epoch == table.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(BlockLocation(packed: entry.location))
+            guard memcmp(group.slotBytes(Int(entry.slotPlusOne) - 1), bytes, blockSize) == 0 else { return (.collision, nil) }
+            let source = BlockLocation(packed: entry.location)
+            return (entry.epoch == table.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(source), source)
         }
 
         @inline(__always)

@@ -13,9 +13,14 @@ import Glibc
 /// 4. diff: a run-length difference against the block's previous content, when the index still holds it;
 /// 5. sparse: a mask of the block's non-zero bytes and those bytes, when that is shorter;
 /// 6. literal: the bytes.
-/// The index learns each block's new content as it goes. Runs after the guest resumes: it reads only the
-/// capture and the index's own copies, never guest memory. Generic over the index so that each kind is
-/// compiled into its own loop.
+/// The index learns each block's new content as it goes. With an index that finds content by location
+/// (``ContentIndex`` with per-location bits), a block is first compared with the content at the distance of
+/// the last copied block's source (a copied page or object is a run), and only anchors (one block in
+/// ``anchorMask`` + 1 by content, and each page's first block) are looked up in, and entered into, the
+/// table; the others are stored by location only: a run is found from its anchors, and every stored block
+/// keeps its base for a difference, with a table access for one block in several. Runs after the guest
+/// resumes: it reads only the capture and the index's own copies, never guest memory. Generic over the
+/// index so that each kind is compiled into its own loop.
 final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Blocks ahead whose index lines are prefetched (and, half as far ahead, the stored copies those lines
     /// point to).
@@ -29,6 +34,17 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private var admission = IndexAdmission()
+    /// Where the last copied block was, and how far its source was from it: a block shortly after it is
+    /// first compared with the content at the same distance (a copied page or object is a run of copied
+    /// blocks), found by location with no table probe.
+    private var runHint = (from: UInt64.max, offset: UInt64(0))
+    /// How many blocks after a copied block its distance is tried.
+    private static var runHintReach: UInt64 { 128 }
+    /// Where the index finds copies by location (``BlockIndex/findsByLocation``), the blocks whose content
+    /// is looked up in (and entered into) the table when nothing is found at the run's distance: one in
+    /// `anchorMask + 1` by content, and the first block of each page. The others are stored by location only.
+    private static var anchorMask: UInt64 { 7 }
+    private let findsByLocation: Bool
 
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
     /// turn it off to compare with the block-by-block loop.
@@ -39,6 +55,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         self.index = index
         self.encodesByPage = encodesByPage
         zeroHash = geometry.zeroBlockHash
+        findsByLocation = index.findsByLocation
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
     }
 
@@ -283,7 +300,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         while pending != 0 {
             let item = pending.trailingZeroBitCount
             let hash = page.newHashes[item]
-            if hash & sampleMask == 0 { index.prefetch(hash: hash) }
+            if hash & sampleMask == 0 && searchesTable(hash: hash, location: page.locations[item]) { index.prefetch(hash: hash) }
             index.prefetchPrevious(at: page.locations[item], hash: page.oldHashes[item])
             pending &= pending - 1
         }
@@ -301,7 +318,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     @inline(__always)
     private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
         let hash = capture.newHashes[item]
-        if hash & admission.mask == 0 { index.prefetch(hash: hash) }
+        if hash & admission.mask == 0 && searchesTable(hash: hash, location: capture.locations[item]) { index.prefetch(hash: hash) }
         index.prefetchPrevious(at: capture.locations[item], hash: capture.oldHashes[item])
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
@@ -356,6 +373,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
     }
 
+    /// Whether a consulted block's content is looked up in the table (and entered into it when absent): always,
+    /// unless the index finds copies by location; then for anchors only (``anchorMask``, page leaders).
+    @inline(__always)
+    private func searchesTable(hash: UInt64, location: BlockLocation) -> Bool {
+        !findsByLocation || hash & Self.anchorMask == 0 || location.block & (geometry.blocksPerPage - 1) == 0
+    }
+
     /// `ordinal`: the block's number in the epoch. `consult`: look the block up in the index and teach it the
     /// new content (else only its location's old entry is retired).
     @inline(__always)
@@ -378,7 +402,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return
         }
         stats.blocksConsulted += 1
-        let match = index.match(hash: hash, bytes: bytes)
+        let candidate = location.packed &- runHint.from <= Self.runHintReach ? BlockLocation(packed: location.packed &+ runHint.offset) : nil
+        let probing = searchesTable(hash: hash, location: location)
+        let (match, matchedAt) = index.match(hash: hash, bytes: bytes, likelyAt: candidate, probing: probing)
+        if let matchedAt { runHint = (location.packed, matchedAt.packed &- location.packed) }
         switch match {
         case .copy(let source):
             _ = index.takePrevious(at: location, hash: capture.oldHashes[item])
@@ -400,7 +427,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         defer {
             // After the difference is taken: adding may reuse the slot that held the previous content.
-            if match == .none { index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: ordinal) }
+            if match == .none {
+                if probing {
+                    index.addAbsent(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
+                } else {
+                    index.store(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
+                }
+            }
         }
         writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
                                  scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,

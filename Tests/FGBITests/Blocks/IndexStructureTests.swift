@@ -155,4 +155,85 @@ struct IndexStructureTests {
         }
         #expect(index.sweeps > 10, "the run must go through sweeps of stale entries")
     }
+
+    /// Copies found by location (``ContentIndex/store(hash:at:bytes:ordinal:)``: no table entry; the
+    /// `likelyAt` candidate of a match; retirement through the location's slot) against a model of what the
+    /// backup holds: whatever the candidate (anywhere, past a region's end, a retired or refilled slot's
+    /// location), whether the table is probed, and under forced key collisions, a `copy` names a location
+    /// whose content before the epoch is the block's, a `copyEpoch` an earlier block of the epoch with the
+    /// same content, and a previous content handed out is the location's own. Several hundred laps of a
+    /// small ring, two regions.
+    @Test(arguments: [IndexKeying.fullHash, .lowBits(2)])
+    func copiesFoundByLocationAreExact(keying: IndexKeying) {
+        let regionBlocks = [24, 20]
+        let index = ContentIndex(blockSize: 64, budgetBytes: 64 * 10, keying: keying, regionBlocks: regionBlocks)
+        #expect(index.findsByLocation)
+        let contents = (0..<14).map { content in (0..<64).map { UInt8(truncatingIfNeeded: content &* 53 &+ $0 &* 7) } }
+        let hashes = (0..<14).map { UInt64($0 + 1) &* 0x9E37_79B9_7F4A_7C15 }
+        let locations = regionBlocks.enumerated().flatMap { region, blocks in (0..<blocks).map { BlockLocation(region: region, block: $0) } }
+        // Content id per location as the backup holds it (-1: never written), at the epoch's start and staged.
+        var backup = [BlockLocation: Int]()
+        var random = SeededRandom(seed: 4242)
+        var answers = (copies: 0, epochCopies: 0, collisions: 0, previous: 0)
+        for epoch in UInt64(0)..<600 {
+            index.beginEpoch(epoch)
+            var staged = backup
+            var written = Set<BlockLocation>()
+            var epochContents: [Int: Int] = [:]   // ordinal -> content
+            for ordinal in 0..<Int(random.next() % 8) {
+                let location = locations[Int(random.next() % UInt64(locations.count))]
+                guard written.insert(location).inserted else { continue }
+                let content = Int(random.next() % UInt64(contents.count))
+                // A candidate anywhere: a real location, or one past a region's end.
+                let candidate: BlockLocation? = switch random.next() % 4 {
+                case 0: nil
+                case 1: BlockLocation(region: Int(random.next() % 2), block: 18 + Int(random.next() % 10))
+                default: locations[Int(random.next() % UInt64(locations.count))]
+                }
+                let probing = random.next() % 2 == 0
+                let (match, source) = contents[content].withUnsafeBytes {
+                    index.match(hash: hashes[content], bytes: $0.baseAddress!, likelyAt: candidate, probing: probing)
+                }
+                switch match {
+                case .copy(let from):
+                    answers.copies += 1
+                    #expect(backup[from] == content, "epoch \(epoch): copy from \(from) holding \(backup[from] ?? -1), not \(content)")
+                    #expect(source == from)
+                case .copyEpoch(let earlier):
+                    answers.epochCopies += 1
+                    #expect(epochContents[earlier] == content, "epoch \(epoch): copy of this epoch's block \(earlier)")
+                case .collision:
+                    answers.collisions += 1
+                case .none:
+                    break
+                }
+                // The location's previous content, retired whatever the match (as the encoder does).
+                if let old = backup[location] {
+                    let previous = index.takePrevious(at: location, hash: hashes[old])
+                    if let previous {
+                        answers.previous += 1
+                        #expect(Array(UnsafeRawBufferPointer(start: previous, count: 64)) == contents[old],
+                                "epoch \(epoch), \(location): previous content")
+                    }
+                }
+                if match == .none {
+                    contents[content].withUnsafeBytes {
+                        if probing {
+                            index.addAbsent(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
+                        } else {
+                            index.store(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
+                        }
+                    }
+                }
+                epochContents[ordinal] = content
+                staged[location] = content
+            }
+            backup = staged
+            #expect(index.entryCount <= 10)
+        }
+        // Not vacuous: each kind of answer happened.
+        #expect(answers.copies > 50 && answers.epochCopies > 5 && answers.previous > 50, "\(answers)")
+        if keying != .fullHash { #expect(answers.collisions > 20, "\(answers)") }
+        #expect(index.sweeps > 5, "the run must go through sweeps of stale entries")
+    }
 }
