@@ -14,6 +14,9 @@ protocol BlockIndex: AnyObject {
     /// Starts loading what ``takePrevious(at:hash:)`` will probe for `location`, if the index may hold its
     /// content (a location known to hold none costs no memory access).
     func prefetchPrevious(at location: BlockLocation, hash: UInt64)
+    /// Starts loading what the index keeps for `location` itself (where ``findsByLocation``: its bit and
+    /// slot number), read or written when a block there is encoded through the index.
+    func prefetchLocation(_ location: BlockLocation)
     /// Whether the index keeps a bit per block location, so that ``heldBits(ofPageAt:)`` answers.
     var keepsLocationBits: Bool { get }
     /// For 64 blocks per page, the page's word of per-location bits: bit k set when the index may hold the

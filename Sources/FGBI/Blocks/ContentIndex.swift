@@ -244,6 +244,15 @@ final class ContentIndex {
         CSupport_prefetch(slotOfLocation + bit)
     }
 
+    /// Starts loading `location`'s bit and slot number (a block encoded through the index reads them, and
+    /// writes them when its content is stored).
+    @inline(__always)
+    func prefetchLocation(_ location: BlockLocation) {
+        guard let bit = heldBit(location.packed) else { return }
+        CSupport_prefetch(slotOfLocation + bit)
+        CSupport_prefetch(held + (bit >> 6))
+    }
+
     /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
     var keepsLocationBits: Bool { heldBits > 0 }
 
@@ -447,7 +456,7 @@ final class ContentIndex {
         }
         slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true,
                            indexed: indexed, deadEntry: false)
-        CSupport_copy_streaming(storage + slot * blockSize, bytes, blockSize)
+        (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
         setHeld(location.packed, true)
         if let bit = heldBit(location.packed) { slotOfLocation[bit] = UInt32(slot + 1) }
         counters.pointee.entries += 1

@@ -389,6 +389,9 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         @inline(__always)
         func prefetchPrevious(at location: BlockLocation, hash: UInt64) { prefetch(hash: hash) }
 
+        /// Nothing kept per location.
+        func prefetchLocation(_ location: BlockLocation) {}
+
         /// Nothing more: the shared table's entries hold the location and epoch themselves.
         @inline(__always)
         func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {}

@@ -299,9 +299,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         var pending = need
         while pending != 0 {
             let item = pending.trailingZeroBitCount
-            let hash = page.newHashes[item]
-            if hash & sampleMask == 0 && searchesTable(hash: hash, location: page.locations[item]) { index.prefetch(hash: hash) }
-            index.prefetchPrevious(at: page.locations[item], hash: page.oldHashes[item])
+            prefetchIndex(hash: page.newHashes[item], location: page.locations[item], oldHash: page.oldHashes[item], sampleMask: sampleMask)
             pending &= pending - 1
         }
     }
@@ -317,10 +315,23 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
 
     @inline(__always)
     private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
-        let hash = capture.newHashes[item]
-        if hash & admission.mask == 0 && searchesTable(hash: hash, location: capture.locations[item]) { index.prefetch(hash: hash) }
-        index.prefetchPrevious(at: capture.locations[item], hash: capture.oldHashes[item])
+        prefetchIndex(hash: capture.newHashes[item], location: capture.locations[item], oldHash: capture.oldHashes[item],
+                      sampleMask: admission.mask)
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
+    }
+
+    /// Starts loading what encoding a block will read of the index: for a block in the sample, its table
+    /// line if it is an anchor, and what the index keeps for its location (read for the previous content,
+    /// written when the new content is stored); for another, the previous content's lines, if it is held.
+    @inline(__always)
+    private func prefetchIndex(hash: UInt64, location: BlockLocation, oldHash: UInt64, sampleMask: UInt64) {
+        guard hash & sampleMask == 0 else { return index.prefetchPrevious(at: location, hash: oldHash) }
+        if searchesTable(hash: hash, location: location) { index.prefetch(hash: hash) }
+        if findsByLocation {
+            index.prefetchLocation(location)
+        } else {
+            index.prefetchPrevious(at: location, hash: oldHash)
+        }
     }
 
     /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`.
