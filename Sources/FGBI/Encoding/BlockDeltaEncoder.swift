@@ -15,10 +15,11 @@ import Glibc
 /// 6. literal: the bytes.
 /// The index learns each block's new content as it goes. With an index that finds content by location
 /// (``ContentIndex`` with per-location bits), a block is first compared with the content at the distance of
-/// the last copied block's source (a copied page or object is a run), and only anchors (one block in
-/// ``anchorMask`` + 1 by content, and each page's first block) are looked up in, and entered into, the
-/// table; the others are stored by location only: a run is found from its anchors, and every stored block
-/// keeps its base for a difference, with a table access for one block in several. Runs after the guest
+/// the last copied block's source (a copied page or object is a run); in epochs where isolated copies are
+/// rare (``AnchorPolicy``), only anchors (one block in eight by content, and each page's first block) are
+/// looked up in, and entered into, the table, the others stored by location only: a run is found from its
+/// anchors, and every stored block keeps its base for a difference, with a table access for one block in
+/// several. Runs after the guest
 /// resumes: it reads only the capture and the index's own copies, never guest memory. Generic over the
 /// index so that each kind is compiled into its own loop.
 final class BlockDeltaEncoder<Index: BlockIndex> {
@@ -40,10 +41,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private var runHint = (from: UInt64.max, offset: UInt64(0))
     /// How many blocks after a copied block its distance is tried.
     private static var runHintReach: UInt64 { 128 }
-    /// Where the index finds copies by location (``BlockIndex/findsByLocation``), the blocks whose content
-    /// is looked up in (and entered into) the table when nothing is found at the run's distance: one in
-    /// `anchorMask + 1` by content, and the first block of each page. The others are stored by location only.
-    private static var anchorMask: UInt64 { 7 }
+    /// Where the index finds copies by location (``BlockIndex/findsByLocation``): whether this epoch looks up
+    /// only anchors in the table, the other blocks stored by location only (``AnchorPolicy``).
+    private var anchors = AnchorPolicy()
     private let findsByLocation: Bool
 
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
@@ -123,6 +123,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             }
         }
         admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
+        anchors.endEpoch()
     }
 
     /// Whether 64-byte blocks go through the page loop: then the blocks that need no index
@@ -220,6 +221,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         stats.literalBlocks += Int(forms.literal)
         stats.literalBytes += Int(forms.literal) * 64
         admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
+        anchors.endEpoch()
         return (records, blocks)
     }
 
@@ -385,10 +387,16 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     }
 
     /// Whether a consulted block's content is looked up in the table (and entered into it when absent): always,
-    /// unless the index finds copies by location; then for anchors only (``anchorMask``, page leaders).
+    /// unless this epoch looks up anchors only (``AnchorPolicy``).
     @inline(__always)
     private func searchesTable(hash: UInt64, location: BlockLocation) -> Bool {
-        !findsByLocation || hash & Self.anchorMask == 0 || location.block & (geometry.blocksPerPage - 1) == 0
+        !findsByLocation || !anchors.anchorsOnly || isAnchor(hash: hash, location: location)
+    }
+
+    /// One block in eight by content (``AnchorPolicy/mask``), and the first block of each page.
+    @inline(__always)
+    private func isAnchor(hash: UInt64, location: BlockLocation) -> Bool {
+        hash & AnchorPolicy.mask == 0 || location.block & (geometry.blocksPerPage - 1) == 0
     }
 
     /// `ordinal`: the block's number in the epoch. `consult`: look the block up in the index and teach it the
@@ -416,6 +424,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let candidate = location.packed &- runHint.from <= Self.runHintReach ? BlockLocation(packed: location.packed &+ runHint.offset) : nil
         let probing = searchesTable(hash: hash, location: location)
         let (match, matchedAt) = index.match(hash: hash, bytes: bytes, likelyAt: candidate, probing: probing)
+        if findsByLocation {
+            let continuesRun = matchedAt != nil && matchedAt == candidate
+            anchors.count(location: location.packed, anchor: isAnchor(hash: hash, location: location),
+                          fromTable: matchedAt != nil && !continuesRun, continuesRun: continuesRun)
+        }
         if let matchedAt { runHint = (location.packed, matchedAt.packed &- location.packed) }
         switch match {
         case .copy(let source):
