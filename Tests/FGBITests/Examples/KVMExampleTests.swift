@@ -136,7 +136,10 @@ struct KVMExampleTests {
     func killedPrimaryProcessResumesOnTheBackup() throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 5
-        options.operations = 1_000_000
+        // Long enough that the kill lands mid-run: 1 M operations took 0.3-0.5 s here, and the replica's
+        // counter, which triggers the kill, first moves once the synchronisation is done, which took about as
+        // long (half the runs then saw every operation done before the kill).
+        options.operations = 5_000_000
         options.progressEvery = 10_000
         options.ramMiB = KVMTestSupport.ramBytes >> 20
         options.epochInterval = .milliseconds(10)
