@@ -207,8 +207,12 @@ final class ContentIndex {
     @inline(__always)
     private func holdsNone(at location: BlockLocation) -> Bool {
         guard let bit = heldBit(location.packed) else { return false }
-        return held[bit >> 6] & (1 << UInt64(bit & 63)) == 0
+        return !isHeld(bit)
     }
+
+    /// Whether bit `bit` of `held` is set: a stored copy holds that location's content.
+    @inline(__always)
+    private func isHeld(_ bit: Int) -> Bool { held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
 
     @inline(__always)
     private func setHeld(_ location: UInt64, _ value: Bool) {
@@ -240,7 +244,7 @@ final class ContentIndex {
     @inline(__always)
     func prefetchPrevious(at location: BlockLocation, hash: UInt64) {
         guard let bit = heldBit(location.packed) else { return prefetch(hash: hash) }
-        if held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 { return }
+        if !isHeld(bit) { return }
         CSupport_prefetch(slotOfLocation + bit)
     }
 
@@ -275,7 +279,7 @@ final class ContentIndex {
     func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
         if let bit = heldBit(location.packed) {
             let slotPlusOne = slotOfLocation[bit]
-            if held[bit >> 6] & (1 << UInt64(bit & 63)) == 0 || slotPlusOne == 0 { return }
+            if !isHeld(bit) || slotPlusOne == 0 { return }
             CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
             CSupport_prefetch(slotBytes(slotPlusOne))
             return
@@ -363,7 +367,7 @@ final class ContentIndex {
     @inline(__always)
     private func slotHolding(_ location: BlockLocation) -> UInt32? {
         guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region],
-              let bit = heldBit(location.packed), held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { return nil }
+              let bit = heldBit(location.packed), isHeld(bit) else { return nil }
         let slotPlusOne = slotOfLocation[bit]
         guard slotPlusOne != 0, slots[Int(slotPlusOne) - 1].used, slots[Int(slotPlusOne) - 1].location == location.packed else { return nil }
         return slotPlusOne
@@ -379,7 +383,7 @@ final class ContentIndex {
     @inline(__always)
     func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
         guard let bit = heldBit(location.packed) else { return takePreviousByKey(at: location, hash: hash) }
-        guard held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 else { return nil }
+        guard isHeld(bit) else { return nil }
         let slotPlusOne = slotOfLocation[bit]
         let slot = Int(slotPlusOne) - 1
         guard slotPlusOne != 0, slots[slot].used, slots[slot].location == location.packed, slots[slot].key == keying.key(hash),
