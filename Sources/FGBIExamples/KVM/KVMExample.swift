@@ -29,7 +29,8 @@ public enum KVMExample {
         /// primary is killed.
         public var killAfterMilliseconds = 1000
         /// Or kill it once the guest has done this many operations (as its progress reports, every
-        /// `progressEvery`): a kill point that does not depend on the machine's speed.
+        /// `progressEvery`): a kill point that does not depend on the machine's speed. In-process, the
+        /// vCPU is held there and replication stopped; a child primary kills itself with SIGKILL there.
         public var killAfterOperations: UInt64?
         public var imagePath: String
         public var progressEvery: UInt64 = 1_000_000
@@ -48,7 +49,7 @@ public enum KVMExample {
             ["example", "kvm", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--seed", "\(seed)",
              "--operations", "\(operations)", "--ram-mib", "\(ramMiB)",
              "--epoch-ms", "\(epochInterval.wholeMilliseconds)", "--progress-every", "\(progressEvery)",
-             "--guest", imagePath]
+             "--guest", imagePath] + (killAfterOperations.map { ["--kill-after-operations", "\($0)"] } ?? [])
         }
     }
 
@@ -151,22 +152,23 @@ public enum KVMExample {
                 primaryDescription = "child process"
                 try child.run()
                 waitForFirstEpoch(backup, while: { child.isRunning })
-                let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-                while child.isRunning {
-                    if let threshold = options.killAfterOperations {
-                        // The replica's progress counter, read only as a trigger (a torn read just delays it).
-                        if KVMGuestResults(memory: backupMemory).completed >= threshold { break }
-                    } else if MonotonicClock.nanoseconds() >= deadline {
-                        break
+                if options.killAfterOperations != nil {
+                    // The child kills itself at that many operations (``runPrimary``): a kill point on the
+                    // guest's own clock. Polling the replica's counter from here raced the guest: on a busy
+                    // machine the guest finished before the replica's counter reached the trigger.
+                    child.waitUntilExit()
+                    killedMidRun = child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL
+                    if killedMidRun { progress("primary (pid \(child.processIdentifier)) died of SIGKILL mid-run") }
+                } else {
+                    let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
+                    while child.isRunning && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
+                    if child.isRunning {
+                        kill(child.processIdentifier, SIGKILL)
+                        killedMidRun = true
+                        progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
                     }
-                    usleep(1000)
+                    child.waitUntilExit()
                 }
-                if child.isRunning {
-                    kill(child.processIdentifier, SIGKILL)
-                    killedMidRun = true
-                    progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
-                }
-                child.waitUntilExit()
                 if !killedMidRun && child.terminationStatus != 0 {
                     throw KVMGuestError(message: "the primary process failed (status \(child.terminationStatus))")
                 }
@@ -200,14 +202,21 @@ public enum KVMExample {
                       checksumsMatch: checksum == reference.checksum)
     }
 
-    /// The primary role of the child process: runs the replicated guest to its end (or its death).
+    /// The primary role of the child process: runs the replicated guest to its end, or with
+    /// ``Options/killAfterOperations`` to its death by SIGKILL at that point.
     public static func runPrimary(_ options: Options, backup: Endpoint,
                                   progress: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> KVMGuestOutcome {
         let image = try KVMGuestImage(path: options.imagePath)
         let replicated = try KVMReplicatedGuest(image: image, parameters: options.parameters,
                                                 ramBytes: options.ramMiB << 20, backup: backup,
                                                 epochInterval: options.epochInterval)
-        replicated.guest.runner.onProgress = progress
+        let killPoint = options.killAfterOperations
+        replicated.guest.runner.onProgress = { done in
+            progress(done)
+            // On the vCPU thread, at the guest's progress exit: the process dies with the guest held at this
+            // point, no final epoch sent (the backup fails over to the last committed one).
+            if let killPoint, done >= killPoint { kill(getpid(), SIGKILL) }
+        }
         try replicated.start()
         return try replicated.finish()
     }
