@@ -10,6 +10,9 @@ public struct BlockGeometry: Sendable, Equatable, CustomStringConvertible {
     public let blockSize: Int
     /// Bytes per page (the tracker's unit).
     public let pageSize: Int
+    /// Blocks in one page (at most 64, so a page's changed blocks fit one 64-bit mask); stored, because the
+    /// encoders ask per block and a division there showed in profiles.
+    public let blocksPerPage: Int
 
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for a size not in ``supportedBlockSizes`` or larger than a page.
     public init(blockSize: Int = 64, pageSize: Int = GuestMemory.pageSize) throws(FGBIError) {
@@ -21,10 +24,8 @@ public struct BlockGeometry: Sendable, Equatable, CustomStringConvertible {
         }
         self.blockSize = blockSize
         self.pageSize = pageSize
+        blocksPerPage = pageSize / blockSize
     }
-
-    /// Blocks in one page (at most 64, so a page's changed blocks fit one 64-bit mask).
-    public var blocksPerPage: Int { pageSize / blockSize }
 
     /// Bytes of per-block hash metadata (one 64-bit hash per block) per GiB tracked.
     public var hashBytesPerGiB: Int { (1 << 30) / blockSize * 8 }

@@ -26,6 +26,14 @@ protocol BlockIndex: AnyObject {
     /// arrived: starts loading the entry's bookkeeping and stored copy, which ``takePrevious(at:hash:)``
     /// reads next.
     func prefetchPreviousContent(at location: BlockLocation, hash: UInt64)
+    /// The second stage of ``prefetch(hash:)``, a few blocks later, once its table line has arrived: starts
+    /// loading the bookkeeping and stored copy of the entry a lookup of `hash` would compare (a hit then
+    /// waits for no miss), if the line names one.
+    func prefetchMatch(hash: UInt64)
+    /// Starts loading what a lookup with `candidate` as its likely location reads of it: first (`content`
+    /// false) its per-location bit and slot number, then, a few blocks later, the slot's bookkeeping and
+    /// stored copy. Nothing for an index that does not find copies by location.
+    func prefetchCandidate(_ candidate: BlockLocation, content: Bool)
     /// Starts loading what the `ahead`-th next addition will evict.
     func prefetchEviction(ahead: Int)
     /// Looks up a changed block's new content and compares it bitwise with the stored copy.

@@ -284,6 +284,14 @@ final class ContentIndex {
             CSupport_prefetch(slotBytes(slotPlusOne))
             return
         }
+        prefetchMatch(hash: hash)
+    }
+
+    /// Starts loading the bookkeeping and bytes of the first live entry for `hash`'s key, if the table (its
+    /// line loaded by ``prefetch(hash:)`` a few blocks earlier) has one: the copy a lookup would compare, or
+    /// the previous content of a location without per-location bits.
+    @inline(__always)
+    func prefetchMatch(hash: UInt64) {
         let wanted = fragment(keying.key(hash))
         var index = home(wanted)
         while !entries[index].isEmpty {
@@ -363,11 +371,33 @@ final class ContentIndex {
         return (slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(source), source)
     }
 
+    /// Starts loading what ``slotHolding(_:)`` reads of `candidate`: its bit and slot number, or (`content`,
+    /// once those have arrived) the slot's bookkeeping and bytes.
+    @inline(__always)
+    func prefetchCandidate(_ candidate: BlockLocation, content: Bool) {
+        guard let bit = trackedBit(candidate) else { return }
+        guard content else {
+            CSupport_prefetch(slotOfLocation + bit)
+            return CSupport_prefetch(held + (bit >> 6))
+        }
+        let slotPlusOne = slotOfLocation[bit]
+        guard isHeld(bit), slotPlusOne != 0 else { return }
+        CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
+        CSupport_prefetch(slotBytes(slotPlusOne))
+    }
+
+    /// The bit of `location` in `held` when the index keeps per-location bits and `location` lies inside
+    /// the regions (a candidate may point past a region's end).
+    @inline(__always)
+    private func trackedBit(_ location: BlockLocation) -> Int? {
+        guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region] else { return nil }
+        return heldBit(location.packed)
+    }
+
     /// The slot + 1 in use for `location`'s content, if the index keeps per-location bits and holds it.
     @inline(__always)
     private func slotHolding(_ location: BlockLocation) -> UInt32? {
-        guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region],
-              let bit = heldBit(location.packed), isHeld(bit) else { return nil }
+        guard let bit = trackedBit(location), isHeld(bit) else { return nil }
         let slotPlusOne = slotOfLocation[bit]
         guard slotPlusOne != 0, slots[Int(slotPlusOne) - 1].used, slots[Int(slotPlusOne) - 1].location == location.packed else { return nil }
         return slotPlusOne

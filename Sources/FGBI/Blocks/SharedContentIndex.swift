@@ -396,6 +396,14 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         @inline(__always)
         func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {}
 
+        /// Nothing more: the shared table's entries hold what a lookup compares first.
+        @inline(__always)
+        func prefetchMatch(hash: UInt64) {}
+
+        /// A member does not find copies by location.
+        @inline(__always)
+        func prefetchCandidate(_ candidate: BlockLocation, content: Bool) {}
+
         /// A member keeps no per-location bits: every location is probed.
         var keepsLocationBits: Bool { false }
 

@@ -114,9 +114,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             let blocks = shard.view
             for item in 0..<blocks.count {
                 if item + distance < blocks.count { prefetch(item + distance, blocks) }
-                if item + distance / 2 < blocks.count {
-                    index.prefetchPreviousContent(at: blocks.locations[item + distance / 2], hash: blocks.oldHashes[item + distance / 2])
-                }
+                if item + distance / 2 < blocks.count { prefetchContent(item + distance / 2, blocks) }
                 encodeBlock(item, blocks, ordinal: firstOrdinal + shard.ordinals[item], consult: blocks.newHashes[item] & sampleMask == 0,
                             sparseCode: sparseCode, into: &body, stats: &stats)
                 shard.ends.append(body.count)
@@ -246,7 +244,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         var pending = need
         while pending != 0 {
             let item = pending.trailingZeroBitCount
-            index.prefetchPreviousContent(at: page.locations[item], hash: page.oldHashes[item])
+            prefetchContent(item, page)
             pending &= pending - 1
         }
         var item = 0
@@ -271,9 +269,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let distance = Self.prefetchDistance
         for item in 0..<page.count {
             if let (view, ahead) = Self.lookAhead(item + distance, page, following) { prefetch(ahead, view) }
-            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) {
-                index.prefetchPreviousContent(at: view.locations[ahead], hash: view.oldHashes[ahead])
-            }
+            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) { prefetchContent(ahead, view) }
             encodeBlock(item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
                         sparseCode: sparseCode,
                         into: &body, stats: &stats)
@@ -322,6 +318,18 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
+    /// The second stage of ``prefetch(_:_:)``, half as far ahead, once the lines it loads have arrived: the
+    /// stored copies they point to, the block's previous content and (for a block the table will be searched
+    /// for) the copy a lookup of its new content would compare.
+    @inline(__always)
+    private func prefetchContent(_ item: Int, _ capture: EpochCapture.View) {
+        index.prefetchPreviousContent(at: capture.locations[item], hash: capture.oldHashes[item])
+        let hash = capture.newHashes[item]
+        guard hash & admission.mask == 0, hash != zeroHash else { return }
+        if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
+        if findsByLocation, let candidate = runCandidate(capture.locations[item]) { index.prefetchCandidate(candidate, content: true) }
+    }
+
     /// Starts loading what encoding a block will read of the index: for a block in the sample, its table
     /// line if it is an anchor, and what the index keeps for its location (read for the previous content,
     /// written when the new content is stored); for another, the previous content's lines, if it is held.
@@ -331,6 +339,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         if searchesTable(hash: hash, location: location) { index.prefetch(hash: hash) }
         if findsByLocation {
             index.prefetchLocation(location)
+            if let candidate = runCandidate(location) { index.prefetchCandidate(candidate, content: false) }
         } else {
             index.prefetchPrevious(at: location, hash: oldHash)
         }
@@ -386,6 +395,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
     }
 
+    /// The location whose content a block at `location` is first compared with: the content at the distance
+    /// of the last copied block's source, while within ``runHintReach`` blocks of it.
+    @inline(__always)
+    private func runCandidate(_ location: BlockLocation) -> BlockLocation? {
+        location.packed &- runHint.from <= Self.runHintReach ? BlockLocation(packed: location.packed &+ runHint.offset) : nil
+    }
+
     /// Whether a consulted block's content is looked up in the table (and entered into it when absent): always,
     /// unless this epoch looks up anchors only (``AnchorPolicy``).
     @inline(__always)
@@ -421,7 +437,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return
         }
         stats.blocksConsulted += 1
-        let candidate = location.packed &- runHint.from <= Self.runHintReach ? BlockLocation(packed: location.packed &+ runHint.offset) : nil
+        let candidate = runCandidate(location)
         let probing = searchesTable(hash: hash, location: location)
         let (match, matchedAt) = index.match(hash: hash, bytes: bytes, likelyAt: candidate, probing: probing)
         if findsByLocation {
