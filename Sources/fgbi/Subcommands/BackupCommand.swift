@@ -96,8 +96,16 @@ extension FGBICommand {
             try region.prefault()
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
                                     logger: Logger(label: "fgbi.backup"))
+            let stop = StopSignals { number in
+                Progress.note("backup: \(StopSignals.name(number)): stopping at the last committed epoch, no failover (send it again to stop at once)")
+                backup.stop()
+            }
             Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
             let outcome = try backup.serve()
+            if let number = stop.received {
+                print("backup: stopped by \(StopSignals.name(number)); replica at epoch \(outcome.lastEpoch.map(String.init) ?? "none")")
+                return
+            }
             let term: UInt64?
             switch outcome {
             case .primaryFinished(let epoch):

@@ -80,7 +80,7 @@ extension FGBICommand {
         @Option(name: .customLong("epoch-ms"), help: "Epoch interval in milliseconds.")
         var epochMilliseconds = 25
 
-        @Option(help: "Seconds to replicate before stopping (a last epoch is committed first).")
+        @Option(help: "Seconds to replicate before stopping (a last epoch is committed first; SIGTERM or SIGINT stops the same way sooner).")
         var duration = 10.0
 
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
@@ -198,7 +198,10 @@ extension FGBICommand {
             configuration.guestName = coordination.guestName
             configuration.clusterName = coordination.handshakeCluster
             if encrypt && configuration.key == nil && guests.guests.isEmpty { throw ValidationError("--encrypt needs --key-file or FGBI_KEY_FILE") }
-            if !guests.guests.isEmpty { return try runGuests(configuration) }
+            let stop = StopSignals { number in
+                Progress.note("primary: \(StopSignals.name(number)): stopping after a last epoch (send it again to stop at once)")
+            }
+            if !guests.guests.isEmpty { return try runGuests(configuration, stop: stop) }
             let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
             try region.prefault()
             SyntheticWorkload.fillInitial(region, seed: 1)
@@ -218,6 +221,10 @@ extension FGBICommand {
                 lease = held
             }
             defer { lease?.release() }
+            if let number = stop.received {
+                Progress.note("primary: \(StopSignals.name(number)) before replication started: nothing to stop")
+                return
+            }
             let primary = try Primary(regions: [region], configuration: configuration,
                                       hooks: digests.map { $0.hooks(wrapping: driver.hooks) } ?? driver.hooks)
             digests?.attach(primary)
@@ -235,7 +242,7 @@ extension FGBICommand {
             driver.start()
             let started = Date()
             var lastReport = started
-            while Date().timeIntervalSince(started) < duration, primary.isRunning {
+            while Date().timeIntervalSince(started) < duration, primary.isRunning, stop.received == nil {
                 Thread.sleep(forTimeInterval: printEvents ? 0.01 : 0.1)
                 if Date().timeIntervalSince(lastReport) >= 1 {
                     lastReport = Date()
@@ -262,6 +269,7 @@ extension FGBICommand {
                       + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
                       + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy")
             }
+            if let number = stop.received { print("primary: stopped by \(StopSignals.name(number)) after a last epoch") }
             print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
                   + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
                   + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(driver.written) pages written")

@@ -39,10 +39,11 @@ struct GuestOptions: ParsableArguments {
 }
 
 extension FGBICommand.PrimaryCommand {
-    /// Replicates every `--guest` until `--duration` ends (or none replicates any more), printing a progress
+    /// Replicates every `--guest` until `--duration` ends (or `stop` receives a signal, or none replicates any
+    /// more), printing a progress
     /// line per guest each second, then a summary per guest and the shared index's; fails naming the guests
     /// that failed.
-    func runGuests(_ configuration: PrimaryConfiguration) throws {
+    func runGuests(_ configuration: PrimaryConfiguration, stop: StopSignals) throws {
         var settings = GuestGroup.Settings(primary: configuration)
         settings.regionMiB = memory.regionMiB
         settings.key = configuration.key
@@ -73,7 +74,7 @@ extension FGBICommand.PrimaryCommand {
         group.start(progress: { Progress.note($0) })
         let started = Date()
         var lastReport = started
-        while Date().timeIntervalSince(started) < duration, group.anyRunning {
+        while Date().timeIntervalSince(started) < duration, group.anyRunning, stop.received == nil {
             Thread.sleep(forTimeInterval: 0.1)
             if Date().timeIntervalSince(lastReport) >= 1 {
                 lastReport = Date()

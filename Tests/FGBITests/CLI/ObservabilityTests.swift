@@ -6,38 +6,6 @@ import Testing
 @Suite("Logs, metrics and configuration", .serialized,
        .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct ObservabilityTests {
-    /// A process whose standard error is read as it goes.
-    final class Running {
-        let process = Process()
-        private let errors = Pipe()
-        private(set) var stderr = ""
-
-        init(_ arguments: [String]) throws {
-            process.executableURL = CommandRunner.executable
-            process.arguments = arguments
-            process.standardError = errors
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-        }
-
-        /// Reads standard error until a line contains `text`; returns that line.
-        func waitFor(_ text: String, seconds: Double = 20) -> String? {
-            let deadline = Date().addingTimeInterval(seconds)
-            while Date() < deadline {
-                if let line = stderr.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
-                guard process.isRunning else { break }
-                stderr += String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
-            }
-            return stderr.split(separator: "\n").first { $0.contains(text) }.map(String.init)
-        }
-
-        func finish() -> Int32 {
-            process.waitUntilExit()
-            stderr += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            return process.terminationStatus
-        }
-    }
-
     static func scrape(_ url: String) throws -> String {
         let curl = Process()
         curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -56,11 +24,11 @@ struct ObservabilityTests {
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "needs /usr/bin/curl"))
     func bothEndsServePrometheusMetricsAndLogWithLevels() throws {
-        let backup = try Running(["backup", "--listen", "127.0.0.1:0", "--region-mib", "8", "--metrics-port", "0", "--log-level", "debug"])
+        let backup = try RunningCommand(["backup", "--listen", "127.0.0.1:0", "--region-mib", "8", "--metrics-port", "0", "--log-level", "debug"])
         defer { if backup.process.isRunning { backup.process.terminate() } }
         let port = try #require(backup.waitFor("listening on")?.split(separator: ":").last.map(String.init))
         let backupMetrics = try #require(Self.metricsURL(backup.waitFor("metrics at")))
-        let primary = try Running(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "5",
+        let primary = try RunningCommand(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "5",
                                    "--metrics-port", "0", "--tracker", Kernel.preferredTracker.rawValue])
         defer { if primary.process.isRunning { primary.process.terminate() } }
         let primaryMetrics = try #require(Self.metricsURL(primary.waitFor("metrics at")))
