@@ -14,12 +14,12 @@ import Glibc
 /// 5. sparse: a mask of the block's non-zero bytes and those bytes, when that is shorter;
 /// 6. literal: the bytes.
 /// The index learns each block's new content as it goes. With an index that finds content by location
-/// (``ContentIndex`` with per-location bits), a block is first compared with the content at the distance of
-/// the last copied block's source (a copied page or object is a run); in epochs where isolated copies are
-/// rare (``AnchorPolicy``), only anchors (one block in eight by content, and each page's first block) are
-/// looked up in, and entered into, the table, the others stored by location only: a run is found from its
-/// anchors, and every stored block keeps its base for a difference, with a table access for one block in
-/// several. Runs after the guest
+/// (``ContentIndex`` with per-location bits), in epochs where isolated copies are rare (``AnchorPolicy``),
+/// only anchors (one block in eight by content, and each page's first block) are looked up in, and entered
+/// into, the table, the others stored by location only, and a block is first compared with the content at
+/// the distance of the last copied block's source (a copied page or object is a run): a run is found from
+/// its anchors, and every stored block keeps its base for a difference, with a table access for one block in
+/// several; in the other epochs every block is looked up in the table. Runs after the guest
 /// resumes: it reads only the capture and the index's own copies, never guest memory. Generic over the
 /// index so that each kind is compiled into its own loop.
 final class BlockDeltaEncoder<Index: BlockIndex> {
