@@ -37,6 +37,8 @@ public struct LMDBOverheadBenchmark {
         /// Captured epochs that may wait for the sender (``PrimaryConfiguration/captureBuffers``; nil: the
         /// library's default).
         public var captureBuffers: Int?
+        /// ``EngineConfiguration/compressionMinimumSaving`` (nil: the mode's default).
+        public var compressionMinimumSaving: Double?
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
         public var captureRealtimePriorities: [Int?] = [20]
@@ -283,6 +285,7 @@ public struct LMDBOverheadBenchmark {
             settings.reconnectWindow = .zero
             if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
             if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
+            if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
             backup = server
             replica = region
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil

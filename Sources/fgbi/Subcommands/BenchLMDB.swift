@@ -62,6 +62,10 @@ extension FGBICommand {
         @Option(name: .customLong("sender-nice"), help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
         var senderNice: Int?
 
+        @Option(name: .customLong("compression-minimum-saving"),
+                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the mode's, 0.10 for fgbi).")
+        var compressionMinimumSaving: Double?
+
         @Option(name: .customLong("capture-buffers"),
                 help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
         var captureBuffers: Int?
@@ -135,6 +139,12 @@ extension FGBICommand {
             if let senderNice {
                 guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
                 configuration.senderNiceIncrement = senderNice
+            }
+            if let compressionMinimumSaving {
+                guard (0...1).contains(compressionMinimumSaving) else {
+                    throw ValidationError("--compression-minimum-saving must be between 0 and 1")
+                }
+                configuration.compressionMinimumSaving = compressionMinimumSaving
             }
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else { throw ValidationError("--capture-buffers must be between 1 and 8") }

@@ -97,6 +97,7 @@ struct CommandLineTests {
         (["primary", "--backup", "127.0.0.1:1", "--hot-pages", "1:16:100"], "hot pages: promoteAfter must be 2 to 255"),
         (["primary", "--backup", "127.0.0.1:1", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
         (["bench", "engine", "--compression-minimum-saving", "2"], "--compression-minimum-saving must be between 0 and 1"),
+        (["bench", "lmdb", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
         (["primary", "--backup", "127.0.0.1:1", "--encode-threads", "0"], "--encode-threads must be between 1 and 64"),
         (["bench", "engine", "--encode-threads", "1,x"], "--encode-threads: 'x' is not a thread count from 1 to 64"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
