@@ -30,7 +30,7 @@ public final class PagemapScanner: @unchecked Sendable {
 
     static func hint(_ code: Int32) -> String {
         switch code {
-        case ENOTTY, EINVAL: return "PAGEMAP_SCAN needs Linux 6.7 or newer; use --tracker uffd-sync or scan"
+        case ENOTTY, EINVAL: return "PAGEMAP_SCAN needs Linux 6.7 or newer; use the uffd-sync or scan tracker (`--tracker`, `PrimaryConfiguration.tracker`)"
         case EPERM: return "the range is not registered with an async (WP_ASYNC) userfaultfd"
         default: return ""
         }

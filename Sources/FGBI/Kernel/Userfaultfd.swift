@@ -50,9 +50,9 @@ public final class Userfaultfd: @unchecked Sendable {
         switch code {
         case EPERM, EACCES:
             return "run as root, set vm.unprivileged_userfaultfd=1, or grant read-write access to /dev/userfaultfd; "
-                + "or use --tracker scan, which needs no kernel help"
+                + "or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`), which needs no kernel help"
         case ENOSYS:
-            return "this kernel is built without CONFIG_USERFAULTFD; use --tracker scan"
+            return "this kernel is built without CONFIG_USERFAULTFD; use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)"
         case EMFILE, ENFILE:
             return "the process or system is out of file descriptors; raise `ulimit -n`"
         default:
@@ -89,7 +89,7 @@ public final class Userfaultfd: @unchecked Sendable {
         for known in UserfaultfdFeatures.named where required.contains(known.feature) && !available.contains(known.feature) {
             throw .unsupported(
                 feature: "UFFD_FEATURE_\(known.name)", neededBy: purpose,
-                hint: "it arrived in Linux \(known.since); upgrade the kernel or use --tracker scan")
+                hint: "it arrived in Linux \(known.since); upgrade the kernel or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)")
         }
     }
 

@@ -68,6 +68,17 @@ public final class Backup: @unchecked Sendable {
                                  refused: { refusedPeers.increment() })
     }
 
+    /// ``init(regions:geometry:configuration:logger:holding:)`` with the geometry of
+    /// ``BackupConfiguration/blockSize`` in pages of ``GuestMemory/pageSize``.
+    ///
+    /// - Throws: as the initialiser given a geometry, and ``FGBIError/invalidArgument(_:)`` for a block size
+    ///   other than those of ``BlockGeometry/supportedBlockSizes``.
+    public convenience init(regions: [GuestMemory], configuration: BackupConfiguration,
+                            logger: Logger = Logger(label: "fgbi.backup"), holding epoch: UInt64? = nil) throws {
+        try self.init(regions: regions, geometry: try BlockGeometry(blockSize: configuration.blockSize), configuration: configuration,
+                      logger: logger, holding: epoch)
+    }
+
     /// A primary that completed its handshake.
     private struct Session {
         var connection: FrameConnection
@@ -137,7 +148,7 @@ public final class Backup: @unchecked Sendable {
     /// (a cut link healed) until the arbiter promotes this backup or tells it to stand down.
     public func serve() throws -> BackupOutcome {
         if configuration.arbiter == nil {
-            logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); use --etcd in production")
+            logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `BackupConfiguration.arbiter`)")
         }
         /// Why the primary was lost, while waiting for the arbiter.
         var lost: String?

@@ -40,8 +40,27 @@ public struct BackupConfiguration: Sendable {
     /// ``primaryTimeout`` (heartbeat-only, not partition-safe).
     public var arbiter: (any FailoverArbiter)?
 
+    /// The block size of the primary's engine (``EngineConfiguration/blockSize``), which both ends must share
+    /// (the handshake refuses a primary of another): read by ``Backup/init(regions:configuration:logger:holding:)``.
+    /// The initialiser given a ``BlockGeometry`` uses the geometry's instead.
+    public var blockSize = 64
+
     public init(listen: Endpoint) {
         self.listen = listen
+    }
+
+    /// A configuration listening on `listen` that accepts the primary configured by `primary`: its key,
+    /// guest and cluster names and block size, encrypted frames required when it encrypts, plaintext off
+    /// loopback allowed when it allows it. The rest
+    /// (timeouts, state directory, arbiter) keeps its defaults.
+    public init(listen: Endpoint, matching primary: PrimaryConfiguration) {
+        self.listen = listen
+        key = primary.key
+        requireEncryption = primary.encrypt
+        allowPlaintext = primary.allowPlaintext
+        guestName = primary.guestName
+        clusterName = primary.clusterName
+        blockSize = primary.engine.blockSize
     }
 }
 

@@ -129,7 +129,7 @@ public final class Primary: @unchecked Sendable {
                 throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "not held at start: \(authority.lossReason)")
             }
         } else {
-            logger.notice("no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); use --etcd in production")
+            logger.notice("no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `PrimaryConfiguration.authority`)")
         }
         try openFirstSession()
         do {

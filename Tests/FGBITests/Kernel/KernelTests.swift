@@ -17,7 +17,7 @@ struct KernelTests {
 
     @Test func missingFeaturesAreNamed() {
         #expect(throws: FGBIError.unsupported(feature: "UFFD_FEATURE_WP_ASYNC", neededBy: "the uffd-async tracker",
-                                              hint: "it arrived in Linux 6.7; upgrade the kernel or use --tracker scan")) {
+                                              hint: "it arrived in Linux 6.7; upgrade the kernel or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)")) {
             try Userfaultfd.check(required: [.wpAsync, .wpUnpopulated], available: [.wpUnpopulated, .threadID],
                                   purpose: "the uffd-async tracker")
         }

@@ -12,20 +12,20 @@ import Glibc
 @Suite("Replication over loopback", .serialized)
 struct LoopbackReplicationTests {
     /// Runs `serve()` on a thread of its own and hands back the outcome.
-    final class Served: @unchecked Sendable {
-        private let done = DispatchSemaphore(value: 0)
-        private var result: Result<BackupOutcome, Error>?
+    /// A backup served by ``Backup/start()``, with a timeout on its outcome that fails the test instead of
+    /// waiting for ever.
+    final class Served: Sendable {
+        let service: BackupService
 
         init(_ backup: Backup) {
-            Thread.detachNewThread { [self] in
-                result = Result { try backup.serve() }
-                done.signal()
-            }
+            do { service = try backup.start() } catch { fatalError("cannot start the backup's thread: \(error)") }
         }
 
         func outcome(timeout: Double = 30) throws -> BackupOutcome {
-            guard done.wait(timeout: .now() + timeout) == .success, let result else { throw WireError.timedOut(milliseconds: Int(timeout * 1000)) }
-            return try result.get()
+            guard let outcome = try service.outcome(timeout: .milliseconds(Int(timeout * 1000))) else {
+                throw WireError.timedOut(milliseconds: Int(timeout * 1000))
+            }
+            return outcome
         }
     }
 
