@@ -43,7 +43,7 @@ struct ObservabilityOptions: ParsableArguments {
         guard let metricsPort else { return nil }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let endpoint = try TextEndpoint(listen: try Endpoint(parsing: "\(metricsHost):\(metricsPort)")) { registry.emitToString() }
+        let endpoint = try TextEndpoint(listen: try Endpoint(parsing: "\(metricsHost):\(metricsPort)")) { MetricCatalogue.addingHelp(to: registry.emitToString()) }
         try endpoint.start()
         Logger(label: "fgbi.metrics").notice("metrics at http://\(metricsHost):\(endpoint.port)/metrics")
         return endpoint

@@ -1,6 +1,6 @@
 import Metrics
 
-/// The primary's metrics, reported through swift-metrics (a no-op until the program bootstraps a backend;
+/// The primary's metrics (``MetricCatalogue/primary``), reported through swift-metrics (a no-op until the program bootstraps a backend;
 /// `fgbi primary --metrics-port` serves them in Prometheus text format). Updated once per epoch, never per
 /// block. A primary of a named guest (``PrimaryConfiguration/guestName``) reports with the dimension
 /// `guest=NAME`, so the primaries of one process stay apart.
@@ -23,35 +23,35 @@ struct PrimaryMetrics {
 
     init(guest: String? = nil) {
         let dimensions = guest.map { [("guest", $0)] } ?? []
-        epochsCaptured = Counter(label: "fgbi_primary_epochs_captured", dimensions: dimensions)
-        epochsSent = Counter(label: "fgbi_primary_epochs_sent", dimensions: dimensions)
-        epochsCommitted = Counter(label: "fgbi_primary_epochs_committed", dimensions: dimensions)
-        bytesSent = Counter(label: "fgbi_primary_epoch_bytes_sent", dimensions: dimensions)
-        precopyBytes = Counter(label: "fgbi_primary_precopy_bytes_sent", dimensions: dimensions)
-        pagesWritten = Counter(label: "fgbi_primary_pages_written", dimensions: dimensions)
-        blocksSent = Counter(label: "fgbi_primary_blocks_sent", dimensions: dimensions)
-        sharedHits = Counter(label: "fgbi_primary_shared_hits", dimensions: dimensions)
-        backpressureWaits = Counter(label: "fgbi_primary_backpressure_waits", dimensions: dimensions)
-        reconnects = Counter(label: "fgbi_primary_reconnects", dimensions: dimensions)
-        lastCommittedEpoch = Gauge(label: "fgbi_primary_last_committed_epoch", dimensions: dimensions)
-        lag = Gauge(label: "fgbi_primary_lag_epochs", dimensions: dimensions)
-        connected = Gauge(label: "fgbi_primary_backup_connected", dimensions: dimensions)
-        pause = Metrics.Timer(label: "fgbi_primary_pause_seconds", dimensions: dimensions)
-        encode = Metrics.Timer(label: "fgbi_primary_encode_seconds", dimensions: dimensions)
+        epochsCaptured = Counter(label: MetricCatalogue.epochsCaptured.name, dimensions: dimensions)
+        epochsSent = Counter(label: MetricCatalogue.epochsSent.name, dimensions: dimensions)
+        epochsCommitted = Counter(label: MetricCatalogue.epochsCommitted.name, dimensions: dimensions)
+        bytesSent = Counter(label: MetricCatalogue.epochBytesSent.name, dimensions: dimensions)
+        precopyBytes = Counter(label: MetricCatalogue.precopyBytesSent.name, dimensions: dimensions)
+        pagesWritten = Counter(label: MetricCatalogue.pagesWritten.name, dimensions: dimensions)
+        blocksSent = Counter(label: MetricCatalogue.blocksSent.name, dimensions: dimensions)
+        sharedHits = Counter(label: MetricCatalogue.sharedHits.name, dimensions: dimensions)
+        backpressureWaits = Counter(label: MetricCatalogue.backpressureWaits.name, dimensions: dimensions)
+        reconnects = Counter(label: MetricCatalogue.reconnects.name, dimensions: dimensions)
+        lastCommittedEpoch = Gauge(label: MetricCatalogue.lastCommittedEpoch.name, dimensions: dimensions)
+        lag = Gauge(label: MetricCatalogue.lag.name, dimensions: dimensions)
+        connected = Gauge(label: MetricCatalogue.connected.name, dimensions: dimensions)
+        pause = Metrics.Timer(label: MetricCatalogue.pause.name, dimensions: dimensions)
+        encode = Metrics.Timer(label: MetricCatalogue.encode.name, dimensions: dimensions)
     }
 }
 
-/// The backup's metrics (see ``PrimaryMetrics``).
+/// The backup's metrics (``MetricCatalogue/backup``; see ``PrimaryMetrics``).
 struct BackupMetrics {
-    let epochsApplied = Counter(label: "fgbi_backup_epochs_applied")
-    let precopyFrames = Counter(label: "fgbi_backup_precopy_frames")
-    let bytesReceived = Counter(label: "fgbi_backup_bytes_received")
-    let refusedPeers = Counter(label: "fgbi_backup_refused_peers")
-    let checkpoints = Counter(label: "fgbi_backup_checkpoints")
-    let failovers = Counter(label: "fgbi_backup_failovers")
+    let epochsApplied = Counter(label: MetricCatalogue.epochsApplied.name)
+    let precopyFrames = Counter(label: MetricCatalogue.precopyFrames.name)
+    let bytesReceived = Counter(label: MetricCatalogue.bytesReceived.name)
+    let refusedPeers = Counter(label: MetricCatalogue.refusedPeers.name)
+    let checkpoints = Counter(label: MetricCatalogue.checkpoints.name)
+    let failovers = Counter(label: MetricCatalogue.failovers.name)
     /// Primaries lost while a coordinator decides (each may end in a promotion or in the primary's return).
-    let primaryLosses = Counter(label: "fgbi_backup_primary_losses")
-    let lastEpoch = Gauge(label: "fgbi_backup_last_epoch")
-    let apply = Metrics.Timer(label: "fgbi_backup_apply_seconds")
-    let persist = Metrics.Timer(label: "fgbi_backup_persist_seconds")
+    let primaryLosses = Counter(label: MetricCatalogue.primaryLosses.name)
+    let lastEpoch = Gauge(label: MetricCatalogue.lastEpoch.name)
+    let apply = Metrics.Timer(label: MetricCatalogue.apply.name)
+    let persist = Metrics.Timer(label: MetricCatalogue.persist.name)
 }

@@ -41,22 +41,57 @@ struct ObservabilityTests {
         let deadline = Date().addingTimeInterval(20)
         while applied == 0, Date() < deadline, primary.process.isRunning {
             fromBackup = try Self.scrape(backupMetrics)
-            applied = fromBackup.split(separator: "\n").first { $0.hasPrefix("fgbi_backup_epochs_applied ") }
+            applied = fromBackup.split(separator: "\n").first { $0.hasPrefix("fgbi_backup_epochs_applied_total ") }
                 .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
             if applied == 0 { Thread.sleep(forTimeInterval: 0.1) }
         }
-        #expect(fromBackup.contains("# TYPE fgbi_backup_epochs_applied counter"), "\(fromBackup)")
+        #expect(fromBackup.contains("# TYPE fgbi_backup_epochs_applied_total counter"), "\(fromBackup)")
         #expect(applied > 0, "epochs applied")
         #expect(fromBackup.contains("fgbi_backup_apply_seconds"))
         let fromPrimary = try Self.scrape(primaryMetrics)
-        #expect(fromPrimary.contains("fgbi_primary_epochs_committed"), "\(fromPrimary)")
+        #expect(fromPrimary.contains("fgbi_primary_epochs_committed_total"), "\(fromPrimary)")
         #expect(fromPrimary.contains("fgbi_primary_pause_seconds"))
         #expect(try Self.scrape(primaryMetrics.replacingOccurrences(of: "/metrics", with: "/other")).isEmpty, "only /metrics is served")
+        for (end, text) in [("primary", fromPrimary), ("backup", fromBackup)] {
+            Self.expectPrometheusConventions(text, end: end)
+        }
 
         #expect(primary.finish() == 0, "\(primary.stderr)")
         #expect(backup.finish() == 0, "\(backup.stderr)")
         // swift-log lines: time, level, label, message.
         #expect(backup.stderr.contains(" info fgbi.backup: [FGBI] primary 127.0.0.1 connected"), "\(backup.stderr)")
+    }
+
+    /// Every metric family has HELP text and every counter ends in `_total`; and where Prometheus's own
+    /// linter is installed (Debian's prometheus package), `promtool check metrics` finds nothing.
+    static func expectPrometheusConventions(_ text: String, end: String) {
+        let lines = text.split(separator: "\n")
+        let types = lines.filter { $0.hasPrefix("# TYPE ") }.map { $0.split(separator: " ") }
+        #expect(!types.isEmpty, "the \(end) serves metrics")
+        for type in types where type.count == 4 {
+            #expect(lines.contains { $0.hasPrefix("# HELP \(type[2]) ") }, "the \(end)'s \(type[2]) has HELP text")
+            if type[3] == "counter" { #expect(type[2].hasSuffix("_total"), "the \(end)'s counter \(type[2]) ends in _total") }
+        }
+        let promtool = "/usr/bin/promtool"
+        guard FileManager.default.isExecutableFile(atPath: promtool) else { return }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: promtool)
+        check.arguments = ["check", "metrics"]
+        let input = Pipe()
+        let output = Pipe()
+        check.standardInput = input
+        check.standardOutput = output
+        check.standardError = output
+        do {
+            try check.run()
+            input.fileHandleForWriting.write(Data(text.utf8))
+            try input.fileHandleForWriting.close()
+            let findings = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            check.waitUntilExit()
+            #expect(check.terminationStatus == 0, "promtool check metrics on the \(end)'s metrics: \(findings)")
+        } catch {
+            Issue.record("cannot run \(promtool): \(error)")
+        }
     }
 
     @Test func configFileOptionsApplyAndTheCommandLineWins() throws {
