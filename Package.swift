@@ -50,10 +50,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The machine's floor for FGBI's hot steps, in plain C (`fgbi bench floor`); the benchmarks' ratios use it.
+        .target(
+            name: "CFloor",
+            dependencies: ["CSupport"]
+        ),
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
         .target(
             name: "FGBIBench",
-            dependencies: ["FGBI", "FGBICoordination", "CSupport"]
+            dependencies: ["FGBI", "FGBICoordination", "CSupport", "CFloor"]
         ),
         // LMDB, for the in-process database example.
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),

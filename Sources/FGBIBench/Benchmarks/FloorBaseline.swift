@@ -1,10 +1,51 @@
+import CFloor
 import Foundation
 
-/// The machine's floor for FGBI's hot steps, measured by ../shared/baselines/floor.c in the same run as a
-/// benchmark: built with the system C compiler, run for the same region size, read back as JSON.
+/// The machine's floor for FGBI's hot steps, measured in the same run as a benchmark so that its figures
+/// can be read as ratios: by this repository's own probe (the CFloor target, ``probe(regionMiB:)``), or by
+/// an outside `floor.c` printing the same metrics (``measure(source:regionMiB:)``, kept as a cross-check:
+/// `fgbi bench floor --cross-check PATH`).
 public struct FloorBaseline: Sendable {
-    /// Metric name to value, as floor printed them (for example `scan_reprotect_16384_of_262144_pages_ms`).
+    /// Metric name to value (for example `scan_reprotect_16384_of_262144_pages_ms`).
     public var metrics: [String: Double]
+    /// Metric name to unit, in the order measured (the probe's; empty for floor.c's JSON).
+    public var units: [(metric: String, unit: String)] = []
+    /// Why some figures are missing (the tracker's, when userfaultfd or PAGEMAP_SCAN is unavailable).
+    public var note: String?
+
+    public init(metrics: [String: Double], units: [(metric: String, unit: String)] = [], note: String? = nil) {
+        self.metrics = metrics
+        self.units = units
+        self.note = note
+    }
+
+    /// Runs this repository's probe over a region of `regionMiB` MiB.
+    ///
+    /// - Throws: ``BenchmarkError`` when the region cannot be mapped. Tracker figures that cannot be measured
+    ///   (no userfaultfd, no PAGEMAP_SCAN) are left out and ``note`` says why.
+    public static func probe(regionMiB: Int) throws -> FloorBaseline {
+        final class Collected {
+            var figures: [(metric: String, value: Double, unit: String)] = []
+        }
+        let collected = Collected()
+        var failedStep: UnsafePointer<CChar>?
+        let result = withExtendedLifetime(collected) {
+            CFloor_measure(max(regionMiB, 1), { context, metric, value, unit in
+                let collected = Unmanaged<Collected>.fromOpaque(context!).takeUnretainedValue()
+                collected.figures.append((String(cString: metric!), value, String(cString: unit!)))
+            }, Unmanaged.passUnretained(collected).toOpaque(), &failedStep)
+        }
+        let step = failedStep.map { String(cString: $0) }
+        guard !collected.figures.isEmpty else {
+            throw BenchmarkError("floor probe: \(step ?? "setup"): \(String(cString: strerror(-result)))")
+        }
+        var baseline = FloorBaseline(metrics: Dictionary(collected.figures.map { ($0.metric, $0.value) }, uniquingKeysWith: { $1 }),
+                                     units: collected.figures.map { ($0.metric, $0.unit) })
+        if result != 0, let step {
+            baseline.note = "tracker figures not measured: \(step): \(String(cString: strerror(-result)))"
+        }
+        return baseline
+    }
 
     /// Where floor.c is looked for when no path is given: beside the project checkout, as laid out here.
     public static let defaultSourceCandidates = ["../shared/baselines/floor.c", "shared/baselines/floor.c", "../../shared/baselines/floor.c"]
@@ -16,7 +57,8 @@ public struct FloorBaseline: Sendable {
         return defaultSourceCandidates.first { fileManager.fileExists(atPath: $0) }
     }
 
-    /// Compiles floor.c with `cc -O2` and runs it for `regionMiB`, returning its metrics.
+    /// Compiles an outside floor.c with `cc -O2` and runs it for `regionMiB`, returning its metrics (a cross-check
+    /// of ``probe(regionMiB:)``).
     public static func measure(source: String, regionMiB: Int) throws -> FloorBaseline {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fgbi-floor-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

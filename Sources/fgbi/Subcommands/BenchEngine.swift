@@ -10,7 +10,7 @@ extension FGBICommand {
             abstract: "Change-detection speed vs the machine's floor, and wire bytes and costs of each mode per workload.",
             discussion: """
                 First times FGBI's change detection (rehash and compare every block of the region) beside
-                floor.c's XXH3 and memcpy figures from the same run. Then, for each workload and mode, runs the
+                the machine's XXH3 and memcpy floor from the same run (fgbi bench floor). Then, for each workload and mode, runs the
                 real pipeline: uffd-async tracker, capture, encode, replica apply, with a bitwise check of the
                 replica after every epoch. The first (full) epoch is reported apart. Use a release build.
                 Examples:
@@ -52,7 +52,7 @@ extension FGBICommand {
         @Option(name: .customLong("pages-per-epoch"), help: "Pages written per epoch.")
         var pagesPerEpoch = 16384
 
-        @Option(help: "Path to floor.c (default: ../shared/baselines/floor.c).")
+        @Option(help: "Measure the floor with this outside floor.c instead of the built-in probe (a cross-check: fgbi bench floor).")
         var floor: String?
 
         @Flag(help: "Skip the floor baseline.")

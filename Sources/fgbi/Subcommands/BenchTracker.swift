@@ -12,7 +12,7 @@ extension FGBICommand {
             discussion: """
                 For each tracker and each count of written pages, writes one byte in that many pages spread over
                 the region, then times the collection (and re-protection) of the dirty set, over several epochs.
-                floor.c (../shared/baselines) is built and run first in the same run, so uffd-async is shown as a
+                The floor probe (fgbi bench floor) runs first in the same run, so uffd-async is shown as a
                 ratio to the machine's floor. Build with -c release for meaningful numbers.
                 Examples:
                   fgbi bench tracker
@@ -31,7 +31,7 @@ extension FGBICommand {
         @Option(help: "Epochs measured per case.")
         var repetitions = 5
 
-        @Option(help: "Path to floor.c (default: ../shared/baselines/floor.c).")
+        @Option(help: "Measure the floor with this outside floor.c instead of the built-in probe (a cross-check: fgbi bench floor).")
         var floor: String?
 
         @Flag(help: "Skip the floor baseline.")

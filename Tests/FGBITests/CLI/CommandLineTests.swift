@@ -22,6 +22,23 @@ struct CommandLineTests {
         try trackerBenchmarkRunsAndReportsExactCases(.uffdSync)
     }
 
+    @Test(.requiring(.uffdAsync, because: "the floor's tracker figures use async write-protection"))
+    func floorProbeMeasuresEveryStepAndFindsEveryWrittenPage() throws {
+        let result = try CommandRunner.run(["bench", "floor", "--region-mib", "16", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let figures = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        var values: [String: Double] = [:]
+        for figure in figures { values[figure["metric"] as? String ?? ""] = figure["probe"] as? Double }
+        for metric in ["xxh3_64B_blocks_GBps", "memcpy_GBps", "copy_1024_scattered_pages_ms", "rehash_4096_written_pages_ms",
+                       "lz4_GBps_half_compressible", "first_write_after_wp_us_1024", "scan_reprotect_4096_of_4096_pages_ms"] {
+            #expect((values[metric] ?? 0) > 0, "\(metric) measured: \(result.stdout)")
+        }
+        // A small region: counts above it become the whole region, measured once.
+        #expect(values["copy_10240_scattered_pages_ms"] == nil)
+        #expect(values["scan_found_1024_of_4096_pages"] == 1024)
+        #expect(values["scan_found_4096_of_4096_pages"] == 4096)
+    }
+
     @Test func trackerBenchmarkOfScan() throws {
         try trackerBenchmarkRunsAndReportsExactCases(.scan)
     }
