@@ -91,6 +91,16 @@ public final class Replica: @unchecked Sendable {
         for page in 0..<memory.pageCount { hashes.append(CSupport_xxh3_64(memory.page(page), geometry.pageSize)) }
     }
 
+    /// The page hashes of every region (``pageHashes(region:into:)``), as the summary a backup holding this
+    /// replica sends its primary.
+    public var summary: ReplicaSummary {
+        var hashes: [UInt64] = []
+        return ReplicaSummary(pageHashes: regions.indices.map { region in
+            pageHashes(region: region, into: &hashes)
+            return hashes
+        })
+    }
+
     /// What one applied epoch changed.
     public struct Applied: Sendable, Equatable {
         public var epoch: UInt64

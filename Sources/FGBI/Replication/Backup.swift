@@ -184,36 +184,9 @@ public final class Backup: @unchecked Sendable {
             }
             // No primary within the coordinator's poll interval: ask it again.
             guard let session else { continue }
-            let (connection, hello, term, peer) = (session.connection, session.hello, session.term, session.peer)
-            self.connection.withLock { $0 = connection }
-            do {
-                if term > knownTerm.load(ordering: .acquiring) {
-                    // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
-                    try store?.recordTerm(term)
-                    knownTerm.store(term, ordering: .releasing)
-                }
-            } catch {
-                logger.warning("refused \(peer): cannot record its term \(term): \(error)")
-                metrics.refusedPeers.increment()
-                connection.close()
+            guard let connection = begin(session) else {
+                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
                 continue
-            }
-            let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-            logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
-            if stopping.load(ordering: .acquiring) {
-                connection.close()
-                return .primaryFinished(lastEpoch: lastEpoch)
-            }
-            replica.beginSession()
-            if let held = lastEpoch {
-                do {
-                    try sendSummary(on: connection)
-                    logger.info("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
-                } catch {
-                    logger.warning("lost \(peer) while sending the summary: \(error)")
-                    connection.close()
-                    continue
-                }
             }
             switch try replicate(connection) {
             case .finished:
@@ -228,6 +201,44 @@ public final class Backup: @unchecked Sendable {
                 lastWait = ""
             }
         }
+    }
+
+    /// Starts replicating with a primary that completed its handshake: records its fencing term, and when this
+    /// backup holds an epoch sends the page hashes it resynchronises from. Returns the connection, or nil
+    /// (closed, with a log line) when the session cannot start or this backup is stopping.
+    private func begin(_ session: Session) -> FrameConnection? {
+        let (connection, hello, term, peer) = (session.connection, session.hello, session.term, session.peer)
+        self.connection.withLock { $0 = connection }
+        do {
+            if term > knownTerm.load(ordering: .acquiring) {
+                // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
+                try store?.recordTerm(term)
+                knownTerm.store(term, ordering: .releasing)
+            }
+        } catch {
+            logger.warning("refused \(peer): cannot record its term \(term): \(error)")
+            metrics.refusedPeers.increment()
+            connection.close()
+            return nil
+        }
+        let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
+        logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
+        if stopping.load(ordering: .acquiring) {
+            connection.close()
+            return nil
+        }
+        replica.beginSession()
+        if let held = lastEpoch {
+            do {
+                for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }
+                logger.info("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
+            } catch {
+                logger.warning("lost \(peer) while sending the summary: \(error)")
+                connection.close()
+                return nil
+            }
+        }
+        return connection
     }
 
     /// How a primary's session ended.
@@ -253,54 +264,7 @@ public final class Backup: @unchecked Sendable {
             }
             switch frame.type {
             case .epoch, .precopy:
-                do {
-                    let precopy = frame.type == .precopy
-                    let before = replica.lastEpoch
-                    let synchronised = replica.holdsUncommittedChanges
-                    let applyStart = MonotonicClock.nanoseconds()
-                    let applied = try replica.apply(frame.payload, precopy: precopy)
-                    if !precopy { publishEpoch() }
-                    metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
-                    metrics.bytesReceived.increment(by: Int64(frame.payload.count))
-                    if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }
-                    counters.withLock {
-                        if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
-                        $0.bytesReceived += frame.payload.count
-                    }
-                    if precopy {
-                        // No ack for a pre-copy step; a heartbeat tells the primary this backup is alive.
-                        try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
-                        continue
-                    }
-                    // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
-                    // deltas before this epoch need a checkpoint.
-                    let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
-                    do {
-                        try whileSendingHeartbeats(on: connection) {
-                            try persist(frame.payload, checkpoint: synchronised || !consecutive)
-                        }
-                    } catch {
-                        logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
-                        try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
-                        connection.close()
-                        throw PersistFailure(epoch: applied.epoch, underlying: error)
-                    }
-                    metrics.lastEpoch.record(Int64(applied.epoch))
-                    FaultPoints.reach(.backupAcknowledge)
-                    var ack: [UInt8] = []
-                    appendLittleEndian(applied.epoch, to: &ack)
-                    try connection.send(.ack, ack)
-                } catch let error as PersistFailure {
-                    // This backup's own failure, not the primary's: no failover, serve() throws it.
-                    throw error
-                } catch let error as DeltaError {
-                    // An authenticated frame with a bad delta: the primary is broken; keep the last good epoch.
-                    try? connection.send(.error, Array("epoch refused: \(error)".utf8))
-                    connection.close()
-                    return .lost("the primary sent an epoch that was refused: \(error)")
-                } catch {
-                    return .lost("\(error)")
-                }
+                if let end = try receiveDelta(frame, on: connection) { return end }
             case .heartbeat:
                 // Answered, so the primary hears from a live backup while no epoch is being acknowledged
                 // (during a long synchronisation, say).
@@ -323,37 +287,60 @@ public final class Backup: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` (a checkpoint can take seconds for a large replica) while a helper thread keeps heartbeats
-    /// going, so the primary does not take a busy backup for a dead one.
-    private func whileSendingHeartbeats(on connection: FrameConnection, _ body: () throws -> Void) throws {
-        let done = Atomic<Bool>(false)
-        let beat = try JoinableThread(name: "fgbi-backup-beat") {
-            var waited: UInt64 = 0
-            while !done.load(ordering: .acquiring) {
-                MonotonicClock.sleep(nanoseconds: 5_000_000)
-                waited += 5_000_000
-                if waited >= 50_000_000 {
-                    waited = 0
-                    try? connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
-                }
+    /// Applies an epoch or pre-copy frame, makes an epoch durable and acknowledges it; returns how the session
+    /// ends when the frame ends it (a delta refused, the connection lost), nil to go on.
+    ///
+    /// - Throws: ``PersistFailure`` when this backup cannot make the epoch durable (its own failure, not the
+    ///   primary's: no failover, ``serve()`` throws it).
+    private func receiveDelta(_ frame: Frame, on connection: FrameConnection) throws -> SessionEnd? {
+        do {
+            let precopy = frame.type == .precopy
+            let before = replica.lastEpoch
+            let synchronised = replica.holdsUncommittedChanges
+            let applyStart = MonotonicClock.nanoseconds()
+            let applied = try replica.apply(frame.payload, precopy: precopy)
+            if !precopy { publishEpoch() }
+            metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
+            metrics.bytesReceived.increment(by: Int64(frame.payload.count))
+            if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }
+            counters.withLock {
+                if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
+                $0.bytesReceived += frame.payload.count
             }
+            if precopy {
+                // No ack for a pre-copy step; a heartbeat tells the primary this backup is alive.
+                try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
+                return nil
+            }
+            // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
+            // deltas before this epoch need a checkpoint.
+            let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
+            do {
+                try connection.whileSendingHeartbeats {
+                    try persist(frame.payload, checkpoint: synchronised || !consecutive)
+                }
+            } catch {
+                logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
+                try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
+                connection.close()
+                throw PersistFailure(epoch: applied.epoch, underlying: error)
+            }
+            metrics.lastEpoch.record(Int64(applied.epoch))
+            FaultPoints.reach(.backupAcknowledge)
+            var ack: [UInt8] = []
+            appendLittleEndian(applied.epoch, to: &ack)
+            try connection.send(.ack, ack)
+            return nil
+        } catch let error as PersistFailure {
+            throw error
+        } catch let error as DeltaError {
+            // An authenticated frame with a bad delta: the primary is broken; keep the last good epoch.
+            try? connection.send(.error, Array("epoch refused: \(error)".utf8))
+            connection.close()
+            return .lost("the primary sent an epoch that was refused: \(error)")
+        } catch {
+            return .lost("\(error)")
         }
-        defer {
-            done.store(true, ordering: .releasing)
-            beat.join()
-        }
-        try body()
-    }
-
-    /// Sends the page hashes of the committed replica, as ``ReplicaSummary`` frames.
-    private func sendSummary(on connection: FrameConnection) throws {
-        var hashes: [UInt64] = []
-        var pageHashes: [[UInt64]] = []
-        for region in replica.regions.indices {
-            replica.pageHashes(region: region, into: &hashes)
-            pageHashes.append(hashes)
-        }
-        for payload in ReplicaSummary(pageHashes: pageHashes).framePayloads() { try connection.send(.summary, payload) }
     }
 
     /// Makes a committed epoch durable before it is acknowledged: appended to the journal, or written as a
