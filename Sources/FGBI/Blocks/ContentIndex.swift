@@ -4,24 +4,6 @@ import CSupport
 import Glibc
 #endif
 
-/// How the content index turns a block hash into its lookup key. Tests force collisions with `lowBits`:
-/// different contents then share keys, and every hit must be caught by the bitwise comparison.
-public enum IndexKeying: Sendable, Equatable {
-    /// The full 64-bit hash (production).
-    case fullHash
-    /// Only the low `bits` bits of the hash: forces collisions, for tests.
-    case lowBits(Int)
-
-    @inline(__always)
-    func key(_ hash: UInt64) -> UInt64 {
-        switch self {
-        case .fullHash: return hash
-        // Spread the few distinct keys over the table (the table expects well-mixed keys).
-        case .lowBits(let bits): return (hash & ((1 << UInt64(bits)) - 1)) &* 0x9E37_79B9_7F4A_7C15
-        }
-    }
-}
-
 /// Content hash to a block with that content, across every region of a primary: the FGBI paper's index.
 ///
 /// Each stored copy (in a memory budget, oldest evicted first) keeps the content and the location where the
@@ -60,59 +42,16 @@ public enum IndexKeying: Sendable, Equatable {
 /// (lookups check that the slot is in use and holds the key), stale once the hand refills the slot; without
 /// per-location bits it leaves a tombstone in the line the probe has just read. Allocates only at creation.
 final class ContentIndex {
-    /// One probe step: the key's 32 bits that pick its home, and a tag: the stored copy's slot + 1 in the low
-    /// 30 bits (0: empty; all ones: a tombstone, never live), the lap of the ring (mod 4) in which the slot
-    /// was filled in the top 2.
-    private struct Entry {
-        var fragment: UInt32
-        var tag: UInt32
-
-        var slotPlusOne: UInt32 { tag & Entry.slotMask }
-        var isEmpty: Bool { tag == 0 }
-
-        static let slotMask: UInt32 = (1 << 30) - 1
-        static let lapShift: UInt32 = 30
-        /// The tag of a retired entry: no slot has this number (there are fewer than `slotMask` slots).
-        static let tombstone: UInt32 = slotMask
-    }
-
-    /// What the index knows of one stored copy.
-    private struct Slot {
-        var key: UInt64
-        var location: UInt64
-        /// The epoch (+ 1) that added it.
-        var epoch: UInt64
-        var ordinal: UInt32
-        var used: Bool
-        /// Whether the table has an entry for it (else it is found by its location only: ``store(hash:at:bytes:ordinal:)``).
-        var indexed: Bool
-        /// Retired by location (``takePrevious(at:hash:)``) with its table entry left in place: dead (its slot
-        /// is unused), counted as stale once the ring refills the slot.
-        var deadEntry: Bool
-    }
-
-    /// What a changed block's new content matched.
-    enum Match: Equatable {
-        /// Nothing with this key.
-        case none
-        /// Identical to what the backup held at this location before this epoch.
-        case copy(BlockLocation)
-        /// Identical to the block with this ordinal earlier in this epoch.
-        case copyEpoch(Int)
-        /// The key matched different bytes: a hash (or key) collision, never shared.
-        case collision
-    }
-
     let keying: IndexKeying
     private let blockSize: Int
-    private let entries: UnsafeMutablePointer<Entry>
-    private let mask: Int
+    let entries: UnsafeMutablePointer<Entry>
+    let mask: Int
     /// Stored copies: `slotCount` blocks, and what the index knows of each.
     private let storage: UnsafeMutableRawPointer
-    private let slots: UnsafeMutablePointer<Slot>
+    let slots: UnsafeMutablePointer<Slot>
     private let slotCount: Int
     /// The mutable counters, behind a pointer: a class's `var`s cost an exclusivity check per access.
-    private struct Counters {
+    struct Counters {
         /// The next slot to fill, and how many times it went round the ring.
         var hand = 0
         var lap: UInt32 = 0
@@ -124,13 +63,13 @@ final class ContentIndex {
         var evictions = 0
         var sweeps = 0
     }
-    private let counters: UnsafeMutablePointer<Counters>
+    let counters: UnsafeMutablePointer<Counters>
     /// A cluster's live entries while a sweep rebuilds it.
-    private let sweepScratch: UnsafeMutablePointer<Entry>
-    private let sweepScratchCapacity = 4096
+    let sweepScratch: UnsafeMutablePointer<Entry>
+    let sweepScratchCapacity = 4096
     /// One bit per block of the regions: a stored copy holds this location's content (empty: not tracked,
     /// every location probed). Read in the capture's order, so sequentially.
-    private let held: UnsafeMutablePointer<UInt64>
+    let held: UnsafeMutablePointer<UInt64>
     private let heldBits: Int
     /// Where each region's bits start in `held` (and its locations in `slotOfLocation`).
     private let regionBitOffsets: [Int]
@@ -139,7 +78,7 @@ final class ContentIndex {
     /// Per block location (indexed like `held`), the slot + 1 that last stored its content (0: none), so the
     /// previous content of a changed location is found without a table probe (``takePrevious(at:hash:)``).
     /// May name a slot that has since been retired or refilled: the slot's own bookkeeping says which.
-    private let slotOfLocation: UnsafeMutablePointer<UInt32>
+    let slotOfLocation: UnsafeMutablePointer<UInt32>
 
     var entryCount: Int { counters.pointee.entries }
     var evictions: Int { counters.pointee.evictions }
@@ -197,7 +136,7 @@ final class ContentIndex {
 
     /// The bit of `location` in `held`, if locations are tracked.
     @inline(__always)
-    private func heldBit(_ location: UInt64) -> Int? {
+    func heldBit(_ location: UInt64) -> Int? {
         guard heldBits > 0 else { return nil }
         return regionBitOffsets[Int(location >> 40)] + Int(location & (BlockLocation.maxBlocksPerRegion - 1))
     }
@@ -212,7 +151,7 @@ final class ContentIndex {
 
     /// Whether bit `bit` of `held` is set: a stored copy holds that location's content.
     @inline(__always)
-    private func isHeld(_ bit: Int) -> Bool { held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
+    func isHeld(_ bit: Int) -> Bool { held[bit >> 6] & (1 << UInt64(bit & 63)) != 0 }
 
     @inline(__always)
     private func setHeld(_ location: UInt64, _ value: Bool) {
@@ -225,37 +164,13 @@ final class ContentIndex {
 
     /// The 32 bits of `key` an entry keeps; their low bits are its home.
     @inline(__always)
-    private func fragment(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key ^ (key >> 29)) }
+    func fragment(_ key: UInt64) -> UInt32 { UInt32(truncatingIfNeeded: key ^ (key >> 29)) }
 
     @inline(__always)
-    private func home(_ fragment: UInt32) -> Int { Int(fragment) & mask }
+    func home(_ fragment: UInt32) -> Int { Int(fragment) & mask }
 
     @inline(__always)
-    private func slotBytes(_ slotPlusOne: UInt32) -> UnsafeMutableRawPointer { storage + (Int(slotPlusOne) - 1) * blockSize }
-
-    /// Starts loading the table line `hash` will probe first.
-    @inline(__always)
-    func prefetch(hash: UInt64) {
-        CSupport_prefetch(entries + home(fragment(keying.key(hash))))
-    }
-
-    /// Prefetches only where the location's bit says a stored copy holds its content: under writes of fresh
-    /// content most changed locations hold none, and a prefetch of a line nobody reads still costs a miss.
-    @inline(__always)
-    func prefetchPrevious(at location: BlockLocation, hash: UInt64) {
-        guard let bit = heldBit(location.packed) else { return prefetch(hash: hash) }
-        if !isHeld(bit) { return }
-        CSupport_prefetch(slotOfLocation + bit)
-    }
-
-    /// Starts loading `location`'s bit and slot number (a block encoded through the index reads them, and
-    /// writes them when its content is stored).
-    @inline(__always)
-    func prefetchLocation(_ location: BlockLocation) {
-        guard let bit = heldBit(location.packed) else { return }
-        CSupport_prefetch(slotOfLocation + bit)
-        CSupport_prefetch(held + (bit >> 6))
-    }
+    func slotBytes(_ slotPlusOne: UInt32) -> UnsafeMutableRawPointer { storage + (Int(slotPlusOne) - 1) * blockSize }
 
     /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
     var keepsLocationBits: Bool { heldBits > 0 }
@@ -271,44 +186,6 @@ final class ContentIndex {
         held[heldBit(location.packed)! >> 6]
     }
 
-    /// Prefetches the bookkeeping and bytes of the slot that holds `location`'s content (found through the
-    /// location's slot, in cache after ``prefetchPrevious(at:hash:)``; without per-location bits, by walking the
-    /// probe run to the first live entry with the key's fragment): without it, confirming the slot is the
-    /// location's (``takePrevious(at:hash:)``) waits for a miss on each.
-    @inline(__always)
-    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
-        if let bit = heldBit(location.packed) {
-            let slotPlusOne = slotOfLocation[bit]
-            if !isHeld(bit) || slotPlusOne == 0 { return }
-            CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
-            CSupport_prefetch(slotBytes(slotPlusOne))
-            return
-        }
-        prefetchMatch(hash: hash)
-    }
-
-    /// Starts loading the bookkeeping and bytes of the first live entry for `hash`'s key, if the table (its
-    /// line loaded by ``prefetch(hash:)`` a few blocks earlier) has one: the copy a lookup would compare, or
-    /// the previous content of a location without per-location bits.
-    @inline(__always)
-    func prefetchMatch(hash: UInt64) {
-        let wanted = fragment(keying.key(hash))
-        var index = home(wanted)
-        while !entries[index].isEmpty {
-            let entry = entries[index]
-            if entry.fragment == wanted && isLive(entry) {
-                CSupport_prefetch(slots + (Int(entry.slotPlusOne) - 1))
-                CSupport_prefetch(slotBytes(entry.slotPlusOne))
-                return
-            }
-            index = (index + 1) & mask
-        }
-    }
-
-    /// Nothing to load: an eviction touches no table line (the evicted entry goes stale where it is).
-    @inline(__always)
-    func prefetchEviction(ahead: Int) {}
-
     /// The tag of an entry for `slot`, filled now.
     @inline(__always)
     private func tag(slot: Int) -> UInt32 { (counters.pointee.lap & 3) << Entry.lapShift | UInt32(slot + 1) }
@@ -320,7 +197,7 @@ final class ContentIndex {
     /// the key.
     /// A tombstone is never live.
     @inline(__always)
-    private func isLive(_ entry: Entry) -> Bool {
+    func isLive(_ entry: Entry) -> Bool {
         guard entry.tag != Entry.tombstone else { return false }
         let slot = Int(entry.slotPlusOne) - 1
         let lap = slot < counters.pointee.hand ? counters.pointee.lap : counters.pointee.lap &- 1
@@ -371,25 +248,10 @@ final class ContentIndex {
         return (slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(source), source)
     }
 
-    /// Starts loading what ``slotHolding(_:)`` reads of `candidate`: its bit and slot number, or (`content`,
-    /// once those have arrived) the slot's bookkeeping and bytes.
-    @inline(__always)
-    func prefetchCandidate(_ candidate: BlockLocation, content: Bool) {
-        guard let bit = trackedBit(candidate) else { return }
-        guard content else {
-            CSupport_prefetch(slotOfLocation + bit)
-            return CSupport_prefetch(held + (bit >> 6))
-        }
-        let slotPlusOne = slotOfLocation[bit]
-        guard isHeld(bit), slotPlusOne != 0 else { return }
-        CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
-        CSupport_prefetch(slotBytes(slotPlusOne))
-    }
-
     /// The bit of `location` in `held` when the index keeps per-location bits and `location` lies inside
     /// the regions (a candidate may point past a region's end).
     @inline(__always)
-    private func trackedBit(_ location: BlockLocation) -> Int? {
+    func trackedBit(_ location: BlockLocation) -> Int? {
         guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region] else { return nil }
         return heldBit(location.packed)
     }
@@ -508,83 +370,5 @@ final class ContentIndex {
             index = (index + 1) & mask
         }
         entries[index] = Entry(fragment: wanted, tag: entryTag)
-    }
-
-    /// Removes every stale entry in one pass over the table, in order (so the memory is read sequentially):
-    /// each run of occupied positions (a cluster) is emptied and its live entries inserted again in their
-    /// order, which puts each at or before where it was, so the run stays within its bounds. A cluster longer
-    /// than the scratch falls back to one backward-shift deletion per stale entry.
-    private func sweep() {
-        let capacity = mask + 1
-        var start = 0
-        while start < capacity && !entries[start].isEmpty { start += 1 }
-        guard start < capacity else { return sweepByDeletion() }
-        var index = start
-        var visited = 0
-        while visited < capacity {
-            guard !entries[index].isEmpty else {
-                index = (index + 1) & mask
-                visited += 1
-                continue
-            }
-            var length = 0
-            var live = 0
-            var fits = true
-            while !entries[(index + length) & mask].isEmpty {
-                let entry = entries[(index + length) & mask]
-                if isLive(entry) {
-                    if live < sweepScratchCapacity { sweepScratch[live] = entry } else { fits = false }
-                    live += 1
-                }
-                length += 1
-            }
-            if fits && live < length {
-                for offset in 0..<length { entries[(index + offset) & mask].tag = 0 }
-                for item in 0..<live {
-                    var position = home(sweepScratch[item].fragment)
-                    while !entries[position].isEmpty { position = (position + 1) & mask }
-                    entries[position] = sweepScratch[item]
-                }
-            } else if !fits {
-                for offset in 0..<length {
-                    while !entries[(index + offset) & mask].isEmpty && !isLive(entries[(index + offset) & mask]) {
-                        delete(at: (index + offset) & mask)
-                    }
-                }
-            }
-            index = (index + length) & mask
-            visited += length
-        }
-        finishSweep()
-    }
-
-    /// The sweep of a table with no empty position (not reached: live and stale entries fill at most three
-    /// quarters of it).
-    private func sweepByDeletion() {
-        for index in 0...mask {
-            while !entries[index].isEmpty && !isLive(entries[index]) { delete(at: index) }
-        }
-        finishSweep()
-    }
-
-    private func finishSweep() {
-        counters.pointee.stale = 0
-        counters.pointee.lapOfLastSweep = counters.pointee.lap
-        counters.pointee.sweeps += 1
-    }
-
-    /// Backward-shift deletion: later entries of the probe run move up, so lookups need no tombstones.
-    private func delete(at start: Int) {
-        var hole = start
-        var index = (start + 1) & mask
-        while !entries[index].isEmpty {
-            let wanted = home(entries[index].fragment)
-            if (index - wanted) & mask >= (index - hole) & mask {
-                entries[hole] = entries[index]
-                hole = index
-            }
-            index = (index + 1) & mask
-        }
-        entries[hole].tag = 0
     }
 }

@@ -25,16 +25,16 @@ import Glibc
 final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Blocks ahead whose index lines are prefetched (and, half as far ahead, the stored copies those lines
     /// point to).
-    private static var prefetchDistance: Int { 8 }
+    static var prefetchDistance: Int { 8 }
 
     private let geometry: BlockGeometry
-    private let index: Index
+    let index: Index
     private let diff: UnsafeMutablePointer<UInt8>
     /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
-    private let zeroHash: UInt64
+    let zeroHash: UInt64
     private var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
-    private var admission = IndexAdmission()
+    private(set) var admission = IndexAdmission()
     /// Where the last copied block was, and how far its source was from it: a block shortly after it is
     /// first compared with the content at the same distance (a copied page or object is a run of copied
     /// blocks), found by location with no table probe.
@@ -44,7 +44,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Where the index finds copies by location (``BlockIndex/findsByLocation``): whether this epoch looks up
     /// only anchors in the table, the other blocks stored by location only (``AnchorPolicy``).
     private var anchors = AnchorPolicy()
-    private let findsByLocation: Bool
+    let findsByLocation: Bool
 
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
     /// turn it off to compare with the block-by-block loop.
@@ -202,7 +202,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             let following = pages.next()
             let followingNeed = following.map(needs) ?? 0
             if let following { prefetchLines(following, need: followingNeed, crowded: crowded(followingNeed), sampleMask: sampleMask) }
-            Self.writeRecordHeader(page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
+            BlockRecordHeader.write(page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
                                    maskBytes: maskBytes, positions: &positions, into: &body)
             if crowded(need) {
                 encodeOneByOne(page, following: following, sampleMask: sampleMask, sparseCode: sparseCode, into: &body, stats: &stats)
@@ -221,18 +221,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
         return (records, blocks)
-    }
-
-    /// Starts loading the index lines of a page's first blocks: those in `need` (bits from the first; every
-    /// one of them when the page is not `crowded`), or the first ``prefetchDistance`` (the rest follow as the
-    /// page is encoded block by block).
-    @inline(__always)
-    private func prefetchLines(_ page: EpochCapture.View, need: UInt64, crowded: Bool, sampleMask: UInt64) {
-        if crowded {
-            for ahead in 0..<min(Self.prefetchDistance, page.count) { prefetch(ahead, page) }
-        } else {
-            prefetchIndexLines(page, need: need, sampleMask: sampleMask)
-        }
     }
 
     /// Encodes the blocks of `page`, of which those in `need` (bits from the first) need the index: the runs
@@ -276,123 +264,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
     }
 
-    /// Item `item` of `page` counted on into `following`: the view it lies in and its index there, if any.
-    @inline(__always)
-    private static func lookAhead(_ item: Int, _ page: EpochCapture.View, _ following: EpochCapture.View?) -> (EpochCapture.View, Int)? {
-        if item < page.count { return (page, item) }
-        guard let following, item - page.count < following.count else { return nil }
-        return (following, item - page.count)
-    }
-
     /// Which blocks of `page` need the index (bit per block, from its first).
     @inline(__always)
     private func indexMask(_ page: EpochCapture.View, sampleMask: UInt64) -> UInt64 {
         CSupport_block64_index_mask(page.newHashes, UnsafeRawPointer(page.locations).assumingMemoryBound(to: UInt64.self),
                                     page.count, index.heldBits(ofPageAt: page.locations[0]), sampleMask, zeroHash)
-    }
-
-    /// Starts loading the index lines the blocks of `page` in `need` (bits from its first) will probe.
-    @inline(__always)
-    private func prefetchIndexLines(_ page: EpochCapture.View, need: UInt64, sampleMask: UInt64) {
-        var pending = need
-        while pending != 0 {
-            let item = pending.trailingZeroBitCount
-            prefetchIndex(hash: page.newHashes[item], location: page.locations[item], oldHash: page.oldHashes[item], sampleMask: sampleMask)
-            pending &= pending - 1
-        }
-    }
-
-    /// Where the blocks of the page of item `start` end (at most `limit`); `limit` when `start` is.
-    @inline(__always)
-    static func pageEnd(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, limit: Int, blocksPerPageShift: Int) -> Int {
-        guard start < limit else { return limit }
-        var end = start + 1
-        while end < limit, samePage(locations[end], locations[start], blocksPerPageShift: blocksPerPageShift) { end += 1 }
-        return end
-    }
-
-    @inline(__always)
-    private func prefetch(_ item: Int, _ capture: EpochCapture.View) {
-        prefetchIndex(hash: capture.newHashes[item], location: capture.locations[item], oldHash: capture.oldHashes[item],
-                      sampleMask: admission.mask)
-        index.prefetchEviction(ahead: Self.prefetchDistance / 2)
-    }
-
-    /// The second stage of ``prefetch(_:_:)``, half as far ahead, once the lines it loads have arrived: the
-    /// stored copies they point to, the block's previous content and (for a block the table will be searched
-    /// for) the copy a lookup of its new content would compare.
-    @inline(__always)
-    private func prefetchContent(_ item: Int, _ capture: EpochCapture.View) {
-        index.prefetchPreviousContent(at: capture.locations[item], hash: capture.oldHashes[item])
-        let hash = capture.newHashes[item]
-        guard hash & admission.mask == 0, hash != zeroHash else { return }
-        if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
-        if findsByLocation, let candidate = runCandidate(capture.locations[item]) { index.prefetchCandidate(candidate, content: true) }
-    }
-
-    /// Starts loading what encoding a block will read of the index: for a block in the sample, its table
-    /// line if it is an anchor, and what the index keeps for its location (read for the previous content,
-    /// written when the new content is stored); for another, the previous content's lines, if it is held.
-    @inline(__always)
-    private func prefetchIndex(hash: UInt64, location: BlockLocation, oldHash: UInt64, sampleMask: UInt64) {
-        guard hash & sampleMask == 0 else { return index.prefetchPrevious(at: location, hash: oldHash) }
-        if searchesTable(hash: hash, location: location) { index.prefetch(hash: hash) }
-        if findsByLocation {
-            index.prefetchLocation(location)
-            if let candidate = runCandidate(location) { index.prefetchCandidate(candidate, content: false) }
-        } else {
-            index.prefetchPrevious(at: location, hash: oldHash)
-        }
-    }
-
-    /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`.
-    @inline(__always)
-    static func writeRecordHeader(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int,
-                                  blocksPerPageShift: Int, maskBytes: Int, positions: inout RecordPositionWriter,
-                                  into body: inout ByteWriter) {
-        let first = locations[start]
-        positions.write(region: first.region, page: first.block >> blocksPerPageShift, to: &body)
-        writeRecordKindAndBlocks(locations, from: start, to: end, blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
-                                 into: &body)
-    }
-
-    /// Writes the header of the `blocks` record of the page whose changed blocks are `start..<end`, after its
-    /// position: its kind and block list.
-    @inline(__always)
-    static func writeRecordKindAndBlocks(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int,
-                                         blocksPerPageShift: Int, maskBytes: Int, into body: inout ByteWriter) {
-        body.byte(DeltaFormat.RecordKind.blocks.rawValue)
-        writeBlockList(locations, from: start, to: end, blocksPerPage: 1 << blocksPerPageShift, maskBytes: maskBytes, into: &body)
-    }
-
-    /// Whether two block locations lie in the same page.
-    @inline(__always)
-    static func samePage(_ a: BlockLocation, _ b: BlockLocation, blocksPerPageShift: Int) -> Bool {
-        a.region == b.region && a.block >> blocksPerPageShift == b.block >> blocksPerPageShift
-    }
-
-    /// The changed blocks of one page: their count, then their indices when that is shorter, else a mask.
-    @inline(__always)
-    private static func writeBlockList(_ locations: UnsafeMutablePointer<BlockLocation>, from start: Int, to end: Int, blocksPerPage: Int,
-                               maskBytes: Int, into body: inout ByteWriter) {
-        let indexMask = blocksPerPage - 1
-        let count = end - start
-        body.byte(UInt8(count))
-        if count < maskBytes {
-            for item in start..<end { body.byte(UInt8(locations[item].block & indexMask)) }
-        } else {
-            var mask: UInt64 = 0
-            if count == blocksPerPage {
-                mask = blocksPerPage == 64 ? ~0 : (1 << UInt64(blocksPerPage)) - 1
-            } else {
-                for item in start..<end { mask |= 1 << UInt64(locations[item].block & indexMask) }
-            }
-            if maskBytes == 8 {
-                body.littleEndian(mask)
-            } else {
-                for byte in 0..<maskBytes { body.byte(UInt8(truncatingIfNeeded: mask >> UInt64(8 * byte))) }
-            }
-        }
     }
 
     /// The location whose content a block at `location` is first compared with: the content at the distance
@@ -401,7 +277,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// blocks anyway, and a candidate tried first costs misses on its bit, slot number and bookkeeping
     /// whenever the run has ended (LMDB's epochs, every block looked up, encoded about a fifth slower with it).
     @inline(__always)
-    private func runCandidate(_ location: BlockLocation) -> BlockLocation? {
+    func runCandidate(_ location: BlockLocation) -> BlockLocation? {
         guard anchors.anchorsOnly, location.packed &- runHint.from <= Self.runHintReach else { return nil }
         return BlockLocation(packed: location.packed &+ runHint.offset)
     }
@@ -409,7 +285,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Whether a consulted block's content is looked up in the table (and entered into it when absent): always,
     /// unless this epoch looks up anchors only (``AnchorPolicy``).
     @inline(__always)
-    private func searchesTable(hash: UInt64, location: BlockLocation) -> Bool {
+    func searchesTable(hash: UInt64, location: BlockLocation) -> Bool {
         !findsByLocation || !anchors.anchorsOnly || isAnchor(hash: hash, location: location)
     }
 

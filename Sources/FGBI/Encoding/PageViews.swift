@@ -24,7 +24,7 @@ struct CapturePages: PageViews {
     @inline(__always)
     mutating func next() -> EpochCapture.View? {
         guard start < limit else { return nil }
-        let end = BlockDeltaEncoder<ContentIndex>.pageEnd(capture.locations, from: start, limit: limit,
+        let end = BlockRecordHeader.pageEnd(capture.locations, from: start, limit: limit,
                                                            blocksPerPageShift: blocksPerPageShift)
         defer { start = end }
         return EpochCapture.View(locations: capture.locations + start, oldHashes: capture.oldHashes + start,

@@ -203,11 +203,11 @@ final class ParallelBlockDeltaEncoder {
             if records == 0 {
                 shard.first = (location.region, pageNumber)
                 positions.resume(afterRegion: location.region, page: pageNumber)
-                BlockDeltaEncoder<ContentIndex>.writeRecordKindAndBlocks(page.locations, from: 0, to: page.count,
+                BlockRecordHeader.writeKindAndBlocks(page.locations, from: 0, to: page.count,
                                                                          blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
                                                                          into: &shard.segment)
             } else {
-                BlockDeltaEncoder<ContentIndex>.writeRecordHeader(page.locations, from: 0, to: page.count,
+                BlockRecordHeader.write(page.locations, from: 0, to: page.count,
                                                                   blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
                                                                   positions: &positions, into: &shard.segment)
             }
@@ -271,7 +271,7 @@ final class ParallelBlockDeltaEncoder {
         for shard in 1...max(count, 1) {
             var end = shard == count ? capture.count : max(start, capture.count * shard / count)
             while end > start, end < capture.count,
-                  BlockDeltaEncoder<ContentIndex>.samePage(capture.locations[end], capture.locations[end - 1],
+                  BlockRecordHeader.samePage(capture.locations[end], capture.locations[end - 1],
                                                            blocksPerPageShift: blocksPerPageShift) {
                 end += 1
             }

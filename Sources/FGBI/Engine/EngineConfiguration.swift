@@ -74,3 +74,42 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// The minimum saving in force (``compressionMinimumSaving``, or the mode's).
     public var effectiveCompressionMinimumSaving: Double { compressionMinimumSaving ?? (mode == .fgbi ? 0.10 : 0) }
 }
+
+extension EngineConfiguration {
+    /// The block geometry of this configuration, once it is checked against `regions` (and the summary of
+    /// what the backup holds, if any).
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions or more than
+    ///   ``BlockLocation/maxRegions``, thread counts, CPUs or priorities out of range, a shared index of
+    ///   another mode or block size, or a summary of another layout.
+    func checked(regions: [GuestMemory], summary: ReplicaSummary?) throws -> BlockGeometry {
+        let geometry = try BlockGeometry(blockSize: blockSize)
+        guard !regions.isEmpty, regions.count <= BlockLocation.maxRegions else {
+            throw FGBIError.invalidArgument("an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
+        }
+        guard captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
+        guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
+            throw FGBIError.invalidArgument("encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(encodeThreads)")
+        }
+        if let cpu = captureCPUs.first(where: { !(0..<64).contains($0) }) {
+            throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
+        }
+        if let priority = captureRealtimePriority, !ThreadScheduling.realtimePriorities.contains(priority) {
+            throw FGBIError.invalidArgument("capture realtime priority \(priority) is not between 1 and 99")
+        }
+        if let summary {
+            guard summary.pageHashes.map(\.count) == regions.map(\.pageCount) else {
+                throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
+            }
+        }
+        if let shared = sharedIndex {
+            guard mode == .fgbi else {
+                throw FGBIError.invalidArgument("a shared content index needs the fgbi mode, not \(mode)")
+            }
+            guard shared.blockSize == geometry.blockSize else {
+                throw FGBIError.invalidArgument("the shared content index has \(shared.blockSize)-byte blocks, the engine \(geometry.blockSize)-byte ones")
+            }
+        }
+        return geometry
+    }
+}

@@ -59,25 +59,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     ///   ``BlockLocation/maxRegions``, or a summary of another layout.
     public init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
                 firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary? = nil) throws {
-        guard !regions.isEmpty, regions.count <= BlockLocation.maxRegions else {
-            throw FGBIError.invalidArgument("an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
-        }
-        let geometry = try BlockGeometry(blockSize: configuration.blockSize)
-        guard configuration.captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
-        guard (1...EngineConfiguration.maximumEncodeThreads).contains(configuration.encodeThreads) else {
-            throw FGBIError.invalidArgument("encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(configuration.encodeThreads)")
-        }
-        if let cpu = configuration.captureCPUs.first(where: { !(0..<64).contains($0) }) {
-            throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
-        }
-        if let priority = configuration.captureRealtimePriority, !ThreadScheduling.realtimePriorities.contains(priority) {
-            throw FGBIError.invalidArgument("capture realtime priority \(priority) is not between 1 and 99")
-        }
-        if let summary {
-            guard summary.pageHashes.map(\.count) == regions.map(\.pageCount) else {
-                throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
-            }
-        }
+        let geometry = try configuration.checked(regions: regions, summary: summary)
         baseline = BaselineHashes(pageHashes: summary?.pageHashes, pageSize: GuestMemory.pageSize)
         nextEpoch = firstEpoch
         // One helper per capture CPU, or the checkpoint thread and `captureThreads - 1` helpers; scratch space
@@ -88,14 +70,6 @@ public final class PrimaryEngine: @unchecked Sendable {
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
-        if let shared = configuration.sharedIndex {
-            guard configuration.mode == .fgbi else {
-                throw FGBIError.invalidArgument("a shared content index needs the fgbi mode, not \(configuration.mode)")
-            }
-            guard shared.blockSize == geometry.blockSize else {
-                throw FGBIError.invalidArgument("the shared content index has \(shared.blockSize)-byte blocks, the engine \(geometry.blockSize)-byte ones")
-            }
-        }
         // A budget over the regions' size buys nothing: the index holds at most one copy per block location, the
         // page cache one per page.
         let regionBytes = regions.reduce(0) { $0 + $1.length }
@@ -103,23 +77,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         if configuration.mode == .fgbi {
             let tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
             self.tables = tables
-            if let shared = configuration.sharedIndex {
-                let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
-                blockEncoder = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member,
-                                       StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
-            } else {
-                let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: contentBudget,
-                                         keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
-                if configuration.encodeThreads > 1 {
-                    let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
-                    blockEncoder = .parallel(ParallelBlockDeltaEncoder(
-                        geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                        parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
-                } else {
-                    blockEncoder = .own(BlockDeltaEncoder(geometry: geometry, index: index), index,
-                                        StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
-                }
-            }
+            blockEncoder = try BlockEncoding(configuration: configuration, geometry: geometry, regions: regions, tables: tables,
+                                             baseline: baseline, contentBudget: contentBudget)
             pageEncoder = nil
         } else {
             tables = []
@@ -132,49 +91,6 @@ public final class PrimaryEngine: @unchecked Sendable {
                                    minimumSaving: configuration.effectiveCompressionMinimumSaving)
         literalForms = LiteralFormChooser(compression: configuration.effectiveCompression,
                                           minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
-    }
-
-    /// The `fgbi` encoder with its index: the engine's own (on one thread, with the reader of its staged pages,
-    /// or on several), or its membership of a shared one.
-    private enum BlockEncoding {
-        case own(BlockDeltaEncoder<ContentIndex>, ContentIndex, StagedPageReader)
-        case parallel(ParallelBlockDeltaEncoder)
-        case shared(BlockDeltaEncoder<SharedContentIndex.Member>, SharedContentIndex.Member, StagedPageReader)
-
-        /// Encodes `capture`: its changed blocks, or (`staged`) the staged pages it holds (listing the unchanged
-        /// ones when `recordUnchanged`). With a shared index, holding its lock for the whole call. Returns the
-        /// records and the pages the backup already held.
-        func encode(_ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool,
-                    into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
-            switch self {
-            case .own(let encoder, let index, let reader):
-                let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged, sparse: sparse,
-                                            into: &body, stats: &stats)
-                stats.indexEntries = index.entryCount
-                return result
-            case .parallel(let encoder):
-                return encoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse, into: &body, stats: &stats)
-            case .shared(let encoder, let member, let reader):
-                let waiting = MonotonicClock.nanoseconds()
-                return member.exclusively {
-                    stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                    let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged,
-                                                sparse: sparse, into: &body, stats: &stats)
-                    stats.indexEntries = member.entryCount
-                    return result
-                }
-            }
-        }
-
-        /// The engine's own part: its index, or its entry table in the shared one (whose copies are counted
-        /// by ``SharedContentIndex/metadataBytes``).
-        var metadataBytes: Int {
-            switch self {
-            case .own(let encoder, let index, _): return encoder.metadataBytes + index.metadataBytes
-            case .parallel(let encoder): return encoder.metadataBytes
-            case .shared(let encoder, let member, _): return encoder.metadataBytes + member.metadataBytes
-            }
-        }
     }
 
     deinit { for buffer in scratch { buffer.deallocate() } }

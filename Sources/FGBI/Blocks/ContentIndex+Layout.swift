@@ -1,0 +1,45 @@
+/// What the content index keeps: its table's entries, each stored copy's bookkeeping, and what a lookup answers.
+extension ContentIndex {
+    /// One probe step: the key's 32 bits that pick its home, and a tag: the stored copy's slot + 1 in the low
+    /// 30 bits (0: empty; all ones: a tombstone, never live), the lap of the ring (mod 4) in which the slot
+    /// was filled in the top 2.
+    struct Entry {
+        var fragment: UInt32
+        var tag: UInt32
+
+        var slotPlusOne: UInt32 { tag & Entry.slotMask }
+        var isEmpty: Bool { tag == 0 }
+
+        static let slotMask: UInt32 = (1 << 30) - 1
+        static let lapShift: UInt32 = 30
+        /// The tag of a retired entry: no slot has this number (there are fewer than `slotMask` slots).
+        static let tombstone: UInt32 = slotMask
+    }
+
+    /// What the index knows of one stored copy.
+    struct Slot {
+        var key: UInt64
+        var location: UInt64
+        /// The epoch (+ 1) that added it.
+        var epoch: UInt64
+        var ordinal: UInt32
+        var used: Bool
+        /// Whether the table has an entry for it (else it is found by its location only: ``store(hash:at:bytes:ordinal:)``).
+        var indexed: Bool
+        /// Retired by location (``takePrevious(at:hash:)``) with its table entry left in place: dead (its slot
+        /// is unused), counted as stale once the ring refills the slot.
+        var deadEntry: Bool
+    }
+
+    /// What a changed block's new content matched.
+    enum Match: Equatable {
+        /// Nothing with this key.
+        case none
+        /// Identical to what the backup held at this location before this epoch.
+        case copy(BlockLocation)
+        /// Identical to the block with this ordinal earlier in this epoch.
+        case copyEpoch(Int)
+        /// The key matched different bytes: a hash (or key) collision, never shared.
+        case collision
+    }
+}
