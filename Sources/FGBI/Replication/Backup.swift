@@ -194,6 +194,8 @@ public final class Backup: @unchecked Sendable {
             case .lost(let reason):
                 replica.rollBack()
                 connection.close()
+                // stop() closed the connection under a send or a receive: an end on purpose, not a lost primary.
+                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
                 guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
                 if lost == nil { metrics.primaryLosses.increment() }
                 logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
