@@ -158,12 +158,7 @@ public struct EngineBenchmark: Sendable {
             replayer = try TraceReplayer(memory: memory, trace: trace)
             try replayer!.prepare()
         }
-        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
-        engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
-        engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
-        engineConfiguration.encodeThreads = encodeThreads
-        if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
-        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration)
+        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration(mode: mode, encodeThreads: encodeThreads))
         let replica = Replica(regions: [backup], geometry: engine.geometry)
         let tracker = try configuration.tracker.makeTracker(for: memory)
         let capture = EpochCapture()
@@ -178,11 +173,7 @@ public struct EngineBenchmark: Sendable {
 
         var random = SeededRandom(seed: configuration.seed &+ 1)
         var totals = EpochStatistics()
-        var pauses: [Double] = []
-        var encodes: [Double] = []
-        var compresses: [Double] = []
-        var applies: [Double] = []
-        var processingSeconds = 0.0
+        var timings = EpochTimings()
         var verified = memcmp(memory.base, backup.base, length) == 0
         var epochs = 0
         for _ in 0..<configuration.epochs {
@@ -206,31 +197,62 @@ public struct EngineBenchmark: Sendable {
                 applied = MonotonicClock.nanoseconds()
                 return statistics
             }
-            pauses.append(Double(paused - start) / 1e6)
-            encodes.append(Double(encoded - paused) / 1e6)
-            compresses.append(Double(statistics.compressNanoseconds) / 1e6)
-            applies.append(Double(applied - encoded) / 1e6)
-            processingSeconds += Double(encoded - start) / 1e9
+            timings.pauses.append(Double(paused - start) / 1e6)
+            timings.encodes.append(Double(encoded - paused) / 1e6)
+            timings.compresses.append(Double(statistics.compressNanoseconds) / 1e6)
+            timings.applies.append(Double(applied - encoded) / 1e6)
+            timings.processingSeconds += Double(encoded - start) / 1e9
             totals.accumulate(statistics)
             verified = verified && memcmp(memory.base, backup.base, length) == 0
         }
-        let pauseSummary = Summary(pauses)
-        return ModeRun(
+        return ModeRun(source: source, mode: mode, engine: engine, epochs: epochs,
+                       pagesPerEpoch: replayer == nil ? configuration.pagesPerEpoch : totals.pagesWritten / max(epochs, 1),
+                       totals: totals, initialSyncBytes: initial.statistics.wireBytes, timings: timings, encodeThreads: encodeThreads,
+                       regionBytes: length, verified: verified)
+    }
+
+    /// The engine configuration of one run: `mode` on `encodeThreads`, with the benchmark's block size,
+    /// compressor and budgets.
+    private func engineConfiguration(mode: ReplicationMode, encodeThreads: Int) -> EngineConfiguration {
+        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
+        engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.encodeThreads = encodeThreads
+        if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
+        return engineConfiguration
+    }
+}
+
+/// Per-epoch times of one run, milliseconds, and the seconds from each epoch's collection to its delta.
+struct EpochTimings {
+    var pauses: [Double] = []
+    var encodes: [Double] = []
+    var compresses: [Double] = []
+    var applies: [Double] = []
+    var processingSeconds = 0.0
+}
+
+extension EngineBenchmark.ModeRun {
+    /// One run's row from its totals and timings.
+    init(source: BenchmarkSource, mode: ReplicationMode, engine: PrimaryEngine, epochs: Int, pagesPerEpoch: Int, totals: EpochStatistics,
+         initialSyncBytes: Int, timings: EpochTimings, encodeThreads: Int, regionBytes length: Int, verified: Bool) {
+        let encodeMedian = Summary(timings.encodes).median
+        self.init(
             workload: source.name, mode: mode.rawValue,
-            compression: engine.configuration.effectiveCompression.description, blockSize: configuration.blockSize,
-            epochs: epochs, pagesPerEpoch: replayer == nil ? configuration.pagesPerEpoch : totals.pagesWritten / max(epochs, 1),
+            compression: engine.configuration.effectiveCompression.description, blockSize: engine.geometry.blockSize,
+            epochs: epochs, pagesPerEpoch: pagesPerEpoch,
             wireBytes: totals.wireBytes, wireBytesPerEpoch: totals.wireBytes / max(epochs, 1),
             bodyBytesPerEpoch: totals.bodyBytes / max(epochs, 1), epochsStoredRaw: totals.bodiesStoredRaw,
-            ratioToPage: nil, initialSyncBytes: initial.statistics.wireBytes,
+            ratioToPage: nil, initialSyncBytes: initialSyncBytes,
             blocksDirty: totals.blocksDirty, blocksConsulted: totals.blocksConsulted, sharedHits: totals.sharedHits,
             collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
-            pauseMsP50: pauseSummary.median, pauseMsP99: Summary.percentile(pauses, 0.99),
-            encodeMsP50: Summary(encodes).median, compressMsP50: Summary(compresses).median, applyMsP50: Summary(applies).median,
-            dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / processingSeconds / 1e9,
+            pauseMsP50: Summary(timings.pauses).median, pauseMsP99: Summary.percentile(timings.pauses, 0.99),
+            encodeMsP50: encodeMedian, compressMsP50: Summary(timings.compresses).median, applyMsP50: Summary(timings.applies).median,
+            dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / timings.processingSeconds / 1e9,
             encodeThreads: encodeThreads,
-            encodeNsPerBlock: Summary(encodes).median * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
+            encodeNsPerBlock: encodeMedian * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
             encodeGbps: Double(totals.pagesWritten / max(epochs, 1) * GuestMemory.pageSize)
-                / (Summary(encodes).median / 1e3) / 1e9 / Double(encodeThreads),
+                / (encodeMedian / 1e3) / 1e9 / Double(encodeThreads),
             metadataBytesPerGib: Int(Double(engine.metadataBytes) * Double(1 << 30) / Double(length)),
             verified: verified)
     }

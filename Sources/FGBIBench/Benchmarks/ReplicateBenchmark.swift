@@ -121,6 +121,15 @@ public struct ReplicateBenchmark: Sendable {
         }
 
         subscript(epoch: UInt64) -> EpochStatistics? { lock.withLock { records[epoch] } }
+
+        /// The record of the epoch of `range` that holds one write's pages: the one with the most written pages.
+        func record(holdingWritesOf range: ClosedRange<UInt64>) -> EpochRecord? {
+            let candidates = range.compactMap { epoch in self[epoch].map { (epoch, $0) } }
+            guard let (epoch, s) = candidates.max(by: { $0.1.pagesWritten < $1.1.pagesWritten }) else { return nil }
+            return EpochRecord(epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
+                               pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
+                               encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
+        }
     }
 
     private func run(source: BenchmarkSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws -> ModeRun {
@@ -138,14 +147,7 @@ public struct ReplicateBenchmark: Sendable {
         let backup = try Backup(regions: [backupMemory], geometry: geometry, configuration: backupConfiguration)
         let backupThread = BackupThread(backup)
 
-        var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
-        primaryConfiguration.engine = EngineConfiguration(mode: mode, blockSize: blockSize, compression: configuration.compression)
-        primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
-        primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
-        primaryConfiguration.tracker = configuration.tracker
-        primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
-        primaryConfiguration.backupTimeout = .seconds(10)
-        primaryConfiguration.reconnectWindow = .zero
+        let primaryConfiguration = primaryConfiguration(mode: mode, blockSize: blockSize, backupPort: backup.port)
         let observations = Observations()
         let primary = try Primary(regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,
                                   observer: { observations.record($0, $1) })
@@ -157,16 +159,9 @@ public struct ReplicateBenchmark: Sendable {
         }
         try primary.start()
 
-        // Synchronisation: the guest is idle until the backup holds the whole region.
-        let syncDeadline = MonotonicClock.nanoseconds() + 300_000_000_000
-        while primary.committedEpoch == nil {
-            if let failure = primary.failure { throw BenchmarkError("replication failed during synchronisation: \(failure)") }
-            guard MonotonicClock.nanoseconds() < syncDeadline else { throw BenchmarkError("the backup was not synchronised within 300 s") }
-            MonotonicClock.sleep(nanoseconds: 1_000_000)
-        }
-        let syncEpoch = primary.committedEpoch!
+        let syncEpoch = try Self.waitForSynchronisation(of: primary)
         let synchronised = primary.statistics
-        let cpuAtSync = (process: MonotonicClock.processCPUNanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+        let cpuAtSync = CPUTimes(backupThread)
 
         var verified = memcmp(memory.base, backupMemory.base, length) == 0
         // Each write's epochs: from after the previous write's covering epoch to this one's. The writes are
@@ -187,7 +182,7 @@ public struct ReplicateBenchmark: Sendable {
             verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
             if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
         }
-        let cpuAtEnd = (process: MonotonicClock.processCPUNanoseconds(), backup: backupThread.cpuNanoseconds(), own: MonotonicClock.threadCPUNanoseconds())
+        let (primaryCPU, backupCPU) = CPUTimes(backupThread).primaryAndBackup(since: cpuAtSync)
         stopped = true
         _ = try primary.stop()
         backupThread.join()
@@ -198,18 +193,8 @@ public struct ReplicateBenchmark: Sendable {
         let epochsAfterSync = observations.statistics(after: syncEpoch)
         var totals = EpochStatistics()
         for (_, epochStatistics) in epochsAfterSync { totals.accumulate(epochStatistics) }
-        let records = writtenEpochs.compactMap { range -> EpochRecord? in
-            // The epoch of the range that holds the writes: the one with the most written pages.
-            let candidates = range.compactMap { epoch in observations[epoch].map { (epoch, $0) } }
-            guard let (epoch, s) = candidates.max(by: { $0.1.pagesWritten < $1.1.pagesWritten }) else { return nil }
-            return EpochRecord(epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
-                               pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
-                               encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
-        }
+        let records = writtenEpochs.compactMap { observations.record(holdingWritesOf: $0) }
         let count = max(records.count, 1)
-        let backupCPU = Double(cpuAtEnd.backup - cpuAtSync.backup)
-        // Everything this process ran over the epochs, less the backup's thread and this (the guest's) thread.
-        let primaryCPU = max(Double(cpuAtEnd.process - cpuAtSync.process) - backupCPU - Double(cpuAtEnd.own - cpuAtSync.own), 0)
         let pauses = records.map(\.pauseMs)
         return ModeRun(
             workload: source.name, mode: mode.rawValue,
@@ -224,5 +209,50 @@ public struct ReplicateBenchmark: Sendable {
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
             literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count, perEpoch: records)
+    }
+
+    /// The primary of one run: `mode` with `blockSize`, the benchmark's compressor, budgets, tracker and epoch
+    /// interval, replicating to the backup on `backupPort` with no reconnection.
+    private func primaryConfiguration(mode: ReplicationMode, blockSize: Int, backupPort: UInt16) -> PrimaryConfiguration {
+        var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
+        primaryConfiguration.engine = EngineConfiguration(mode: mode, blockSize: blockSize, compression: configuration.compression)
+        primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.tracker = configuration.tracker
+        primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
+        primaryConfiguration.backupTimeout = .seconds(10)
+        primaryConfiguration.reconnectWindow = .zero
+        return primaryConfiguration
+    }
+
+    /// Waits (the guest idle) until the backup holds the whole region; returns the epoch that synchronised it.
+    private static func waitForSynchronisation(of primary: Primary) throws -> UInt64 {
+        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
+        while true {
+            if let epoch = primary.committedEpoch { return epoch }
+            if let failure = primary.failure { throw BenchmarkError("replication failed during synchronisation: \(failure)") }
+            guard MonotonicClock.nanoseconds() < deadline else { throw BenchmarkError("the backup was not synchronised within 300 s") }
+            MonotonicClock.sleep(nanoseconds: 1_000_000)
+        }
+    }
+}
+
+/// CPU time so far: the whole process's, the in-process backup's thread's, and the calling (guest) thread's.
+private struct CPUTimes {
+    var process: UInt64
+    var backup: UInt64
+    var own: UInt64
+
+    init(_ backupThread: BackupThread) {
+        process = MonotonicClock.processCPUNanoseconds()
+        backup = backupThread.cpuNanoseconds()
+        own = MonotonicClock.threadCPUNanoseconds()
+    }
+
+    /// Nanoseconds since `start`: the primary's (everything this process ran, less the backup's thread and the
+    /// guest's thread) and the backup's.
+    func primaryAndBackup(since start: CPUTimes) -> (primary: Double, backup: Double) {
+        let backupCPU = Double(backup - start.backup)
+        return (max(Double(process - start.process) - backupCPU - Double(own - start.own), 0), backupCPU)
     }
 }

@@ -41,6 +41,26 @@ public struct ReplicationDemo: Sendable {
         public var sharedHits: Int
         public var pauseP99Milliseconds: Double
         public var lag: UInt64
+
+        /// The primary's figures at `seconds`, rates over the time since `previous`.
+        init(at seconds: Double, _ statistics: ReplicationStatistics, since previous: (time: Double, statistics: ReplicationStatistics)) {
+            let span = max(seconds - previous.time, 1e-3)
+            let before = previous.statistics
+            self.seconds = seconds
+            synchronising = statistics.lastSynchronisation.map { sync in
+                (statistics.lastCommittedEpoch ?? 0) < sync.epoch || statistics.lastCommittedEpoch == nil
+            } ?? true
+            epoch = statistics.lastCapturedEpoch
+            committed = statistics.lastCommittedEpoch
+            epochsPerSecond = Double(statistics.epochsSent - before.epochsSent) / span
+            dirtyPagesPerSecond = Double(statistics.pagesWritten - before.pagesWritten) / span
+            dirtyBlocksPerSecond = Double(statistics.blocksSent - before.blocksSent) / span
+            wireMBPerSecond = Double(statistics.bytesSent + statistics.precopyBytes - before.bytesSent - before.precopyBytes) / span / 1e6
+            compressionRatio = statistics.bytesSent > 0 ? Double(statistics.pagesWritten * GuestMemory.pageSize) / Double(statistics.bytesSent) : 0
+            sharedHits = statistics.sharedHits
+            pauseP99Milliseconds = statistics.pausePercentile(0.99)
+            lag = statistics.lag
+        }
     }
 
     /// What one mode sent (or, for a shadow, would have sent) over the whole run.
@@ -128,14 +148,9 @@ public struct ReplicationDemo: Sendable {
 
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.primaryTimeout = .seconds(5)
-        let backup = try Backup(regions: [backupMemory], geometry: try BlockGeometry(blockSize: blockSize), configuration: backupConfiguration)
-        let served = DispatchSemaphore(value: 0)
-        let outcome = Mutex<Result<BackupOutcome, Error>?>(nil)
-        Thread.detachNewThread {
-            let result = Result { try backup.serve() }
-            outcome.withLock { $0 = result }
-            served.signal()
-        }
+        backupConfiguration.blockSize = blockSize
+        let backup = try Backup(regions: [backupMemory], configuration: backupConfiguration)
+        let service = try backup.start()
 
         let shadows = try Shadows(regions: [memory], modes: ReplicationMode.allCases.filter { $0 != mode }, blockSize: blockSize)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
@@ -156,22 +171,12 @@ public struct ReplicationDemo: Sendable {
             MonotonicClock.sleep(nanoseconds: 500_000_000)
             let now = elapsed()
             let statistics = primary.statistics
-            let span = max(now - previous.time, 1e-3)
-            let synchronising = statistics.lastSynchronisation.map { sync in (statistics.lastCommittedEpoch ?? 0) < sync.epoch || statistics.lastCommittedEpoch == nil } ?? true
-            progress(Snapshot(
-                seconds: now, synchronising: synchronising, epoch: statistics.lastCapturedEpoch, committed: statistics.lastCommittedEpoch,
-                epochsPerSecond: Double(statistics.epochsSent - previous.statistics.epochsSent) / span,
-                dirtyPagesPerSecond: Double(statistics.pagesWritten - previous.statistics.pagesWritten) / span,
-                dirtyBlocksPerSecond: Double(statistics.blocksSent - previous.statistics.blocksSent) / span,
-                wireMBPerSecond: Double(statistics.bytesSent + statistics.precopyBytes - previous.statistics.bytesSent - previous.statistics.precopyBytes) / span / 1e6,
-                compressionRatio: statistics.bytesSent > 0 ? Double(statistics.pagesWritten * GuestMemory.pageSize) / Double(statistics.bytesSent) : 0,
-                sharedHits: statistics.sharedHits, pauseP99Milliseconds: statistics.pausePercentile(0.99), lag: statistics.lag))
+            progress(Snapshot(at: now, statistics, since: previous))
             previous = (now, statistics)
         }
         try guest.stop()  // the guest stops; the final epoch holds everything it wrote
         let last = try primary.stop()
-        served.wait()
-        _ = try outcome.withLock { $0 }?.get()
+        _ = try service.outcome()
 
         let statistics = primary.statistics
         var difference: Int?
@@ -180,6 +185,18 @@ public struct ReplicationDemo: Sendable {
             let backupBytes = backupMemory.base.assumingMemoryBound(to: UInt8.self)
             difference = (0..<length).first { primaryBytes[$0] != backupBytes[$0] }
         }
+        let modes = modeTotals(live: statistics, shadows: shadows)
+        return Summary(seconds: elapsed(), epochsCommitted: Int(statistics.epochsSent), lastCommittedEpoch: last,
+                       pagesWritten: statistics.pagesWritten, pauseP50Milliseconds: statistics.pausePercentile(0.5),
+                       pauseP99Milliseconds: statistics.pausePercentile(0.99),
+                       synchronisationMilliseconds: statistics.lastSynchronisation?.milliseconds ?? 0,
+                       synchronisationRounds: statistics.lastSynchronisation?.pagesPerRound ?? [],
+                       modes: modes, verified: difference == nil, firstDifference: difference)
+    }
+
+    /// Each mode's bytes and encode time: the live one's, and the shadows' on the same captures, in the modes'
+    /// order, with their ratio to page mode's bytes.
+    private func modeTotals(live statistics: ReplicationStatistics, shadows: Shadows) -> [ModeTotal] {
         var modes: [ModeTotal] = [ModeTotal(mode: mode.rawValue, synchronisationBytes: statistics.precopyBytes, epochBytes: statistics.bytesSent,
                                             ratioToPage: 0, encodeMilliseconds: Double(shadows.liveNanoseconds.load(ordering: .relaxed)) / 1e6,
                                             live: true)]
@@ -191,12 +208,7 @@ public struct ReplicationDemo: Sendable {
         modes.sort { order.firstIndex(of: $0.mode)! < order.firstIndex(of: $1.mode)! }
         let pageBytes = modes.first { $0.mode == ReplicationMode.page.rawValue }?.epochBytes ?? 0
         for index in modes.indices { modes[index].ratioToPage = pageBytes > 0 ? Double(modes[index].epochBytes) / Double(pageBytes) : 0 }
-        return Summary(seconds: elapsed(), epochsCommitted: Int(statistics.epochsSent), lastCommittedEpoch: last,
-                       pagesWritten: statistics.pagesWritten, pauseP50Milliseconds: statistics.pausePercentile(0.5),
-                       pauseP99Milliseconds: statistics.pausePercentile(0.99),
-                       synchronisationMilliseconds: statistics.lastSynchronisation?.milliseconds ?? 0,
-                       synchronisationRounds: statistics.lastSynchronisation?.pagesPerRound ?? [],
-                       modes: modes, verified: difference == nil, firstDifference: difference)
+        return modes
     }
 }
 

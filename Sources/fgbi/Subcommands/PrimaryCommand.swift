@@ -212,14 +212,8 @@ extension FGBICommand {
                 var line = "epoch \(epoch) digest \(String(digest, radix: 16))\n"
                 line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
             }) : nil
-            var lease: EtcdPrimaryLease?
-            if let (client, keys, node) = try coordination.connect(role: "primary") {
-                let held = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,
-                                                        wait: .milliseconds(Int64(acquireWaitSeconds * 1000)))
-                Progress.note("primary: node \(node) is primary of guest \(keys.guest) with term \(held.term) (lease TTL \(held.ttlSeconds) s)")
-                configuration.authority = held
-                lease = held
-            }
+            let lease = try acquireLease()
+            configuration.authority = lease
             defer { lease?.release() }
             if let number = stop.received {
                 Progress.note("primary: \(StopSignals.name(number)) before replication started: nothing to stop")
@@ -263,16 +257,29 @@ extension FGBICommand {
                 Progress.note("primary: \(lost)")
                 throw ExitCode(12)
             }
-            let s = primary.statistics
+            printSummary(primary.statistics, lastCommitted: last, stoppedBy: stop.received, pagesWritten: driver.written)
+        }
+
+        /// With --etcd, primaryship of the guest: the lease this node holds (waiting up to --acquire-wait-s).
+        private func acquireLease() throws -> EtcdPrimaryLease? {
+            guard let (client, keys, node) = try coordination.connect(role: "primary") else { return nil }
+            let held = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,
+                                                    wait: .milliseconds(Int64(acquireWaitSeconds * 1000)))
+            Progress.note("primary: node \(node) is primary of guest \(keys.guest) with term \(held.term) (lease TTL \(held.ttlSeconds) s)")
+            return held
+        }
+
+        /// The closing lines: the synchronisation, why it stopped, and what was sent.
+        private func printSummary(_ s: ReplicationStatistics, lastCommitted last: UInt64?, stoppedBy signal: Int32?, pagesWritten: Int) {
             if let sync = s.lastSynchronisation {
                 print("primary: \(sync.resynchronised ? "resynchronised" : "synchronised") in \(sync.rounds) pre-copy round(s) "
                       + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
                       + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy")
             }
-            if let number = stop.received { print("primary: stopped by \(StopSignals.name(number)) after a last epoch") }
+            if let number = signal { print("primary: stopped by \(StopSignals.name(number)) after a last epoch") }
             print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
                   + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
-                  + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(driver.written) pages written")
+                  + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(pagesWritten) pages written")
         }
     }
 }
