@@ -25,13 +25,7 @@ struct FailoverTests {
         let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
         let served = LoopbackReplicationTests.Served(backup)
 
-        let primary = Process()
-        primary.executableURL = CommandRunner.executable
-        primary.arguments = ["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "16", "--duration", "60",
-                             "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue]
-        primary.standardOutput = FileHandle.nullDevice
-        primary.standardError = FileHandle.nullDevice
-        try primary.run()
+        let primary = try CommandRunner.startPrimary(backupPort: backup.port)
         // Let a few epochs through, then kill at a point that varies from round to round.
         let deadline = Date().addingTimeInterval(60)
         while (backup.lastEpoch ?? 0) < UInt64(5 + round * 7), Date() < deadline { usleep(2000) }

@@ -63,13 +63,7 @@ struct OutputCommitTests {
         let service = try backup.start()
         #expect(try service.outcome(timeout: .milliseconds(50)) == nil, "still serving, no primary yet")
 
-        let primary = Process()
-        primary.executableURL = CommandRunner.executable
-        primary.arguments = ["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "16", "--duration", "60",
-                             "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue]
-        primary.standardOutput = FileHandle.nullDevice
-        primary.standardError = FileHandle.nullDevice
-        try primary.run()
+        let primary = try CommandRunner.startPrimary(backupPort: backup.port)
         let deadline = Date().addingTimeInterval(60)
         while (backup.lastEpoch ?? 0) < 10, Date() < deadline { usleep(2000) }
         #expect(backup.lastEpoch != nil, "replication started")

@@ -18,6 +18,20 @@ enum CommandRunner {
         return nil
     }()
 
+    /// Starts `fgbi primary` replicating a 16 MiB region written by its built-in workload (20,000 pages per
+    /// second, for up to a minute) to the backup on `backupPort` on loopback, its output discarded: a
+    /// primary process for a test to kill.
+    static func startPrimary(backupPort: UInt16) throws -> Process {
+        let primary = Process()
+        primary.executableURL = executable
+        primary.arguments = ["primary", "--backup", "127.0.0.1:\(backupPort)", "--region-mib", "16", "--duration", "60",
+                             "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue]
+        primary.standardOutput = FileHandle.nullDevice
+        primary.standardError = FileHandle.nullDevice
+        try primary.run()
+        return primary
+    }
+
     /// Runs `fgbi arguments`, optionally through a wrapper command (such as setpriv) given as `prefix`.
     static func run(_ arguments: [String], prefix: [String] = [], executable: URL? = nil) throws -> Outcome {
         guard let binary = executable ?? Self.executable else { throw CocoaError(.fileNoSuchFile) }
