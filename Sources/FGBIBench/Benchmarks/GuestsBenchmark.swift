@@ -99,11 +99,8 @@ public struct GuestsBenchmark: Sendable {
         func after(_ epoch: UInt64) -> [EpochStatistics] { lock.withLock { records.filter { $0.key > epoch }.map(\.value) } }
     }
 
-    private func run(_ variant: Variant, progress: (String) -> Void) throws -> Run {
-        let count = configuration.guests
-        let length = configuration.regionMiB << 20
-        let geometry = try BlockGeometry()
-        // The guests: one image, then each writes from its own seed.
+    /// The guests: one image, then each writes from its own seed.
+    private func makeGuests(count: Int, length: Int) throws -> [LockstepGuest] {
         var guests: [LockstepGuest] = []
         for index in 0..<count {
             let memory = try GuestMemory.anonymous(length: length)
@@ -114,6 +111,38 @@ public struct GuestsBenchmark: Sendable {
             if index > 0 { memory.base.copyMemory(from: guests[0].memory.base, byteCount: length) }
             guests.append(guest)
         }
+        return guests
+    }
+
+    /// Guest `index`'s primary, replicating to the backup on `backupPort` with `budget` bytes of stored
+    /// copies of its own, or through `sharedIndex`.
+    private func primaryConfiguration(guest index: Int, backupPort: UInt16, budget: Int,
+                                      sharedIndex: SharedContentIndex?) -> PrimaryConfiguration {
+        var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
+        primaryConfiguration.engine.contentBudgetBytes = budget
+        primaryConfiguration.engine.sharedIndex = sharedIndex
+        primaryConfiguration.guestName = "g\(index)"
+        primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
+        primaryConfiguration.backupTimeout = .seconds(10)
+        primaryConfiguration.reconnectWindow = .zero
+        return primaryConfiguration
+    }
+
+    /// Waits until every backup holds its guest's whole region.
+    private static func waitForSynchronisation(of primaries: [Primary]) throws {
+        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
+        while primaries.contains(where: { $0.committedEpoch == nil }) {
+            if let failed = primaries.first(where: { $0.failure != nil }) { throw BenchmarkError("synchronisation failed: \(failed.failure!)") }
+            guard MonotonicClock.nanoseconds() < deadline else { throw BenchmarkError("the backups were not synchronised within 300 s") }
+            MonotonicClock.sleep(nanoseconds: 1_000_000)
+        }
+    }
+
+    private func run(_ variant: Variant, progress: (String) -> Void) throws -> Run {
+        let count = configuration.guests
+        let length = configuration.regionMiB << 20
+        let geometry = try BlockGeometry()
+        let guests = try makeGuests(count: count, length: length)
         var backupMemories: [GuestMemory] = []
         var backups: [Backup] = []
         var threads: [BackupThread] = []
@@ -130,20 +159,11 @@ public struct GuestsBenchmark: Sendable {
         }
         let sharedIndex = variant == .shared ? try SharedContentIndex(budgetBytes: configuration.budgetBytes) : nil
         let budget = variant == .separateSplit ? configuration.budgetBytes / count : configuration.budgetBytes
-        var primaries: [Primary] = []
-        var observations: [Observations] = []
-        for index in 0..<count {
-            var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backups[index].port))
-            primaryConfiguration.engine.contentBudgetBytes = budget
-            primaryConfiguration.engine.sharedIndex = sharedIndex
-            primaryConfiguration.guestName = "g\(index)"
-            primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
-            primaryConfiguration.backupTimeout = .seconds(10)
-            primaryConfiguration.reconnectWindow = .zero
-            let observed = Observations()
-            primaries.append(try Primary(regions: [guests[index].memory], configuration: primaryConfiguration, hooks: guests[index].hooks,
-                                         observer: { observed.record($0, $1) }))
-            observations.append(observed)
+        let observations = (0..<count).map { _ in Observations() }
+        let primaries = try (0..<count).map { index in
+            try Primary(regions: [guests[index].memory], configuration: primaryConfiguration(guest: index, backupPort: backups[index].port,
+                                                                                         budget: budget, sharedIndex: sharedIndex),
+                        hooks: guests[index].hooks, observer: { [observed = observations[index]] in observed.record($0, $1) })
         }
         var stopped = false
         defer {
@@ -152,12 +172,7 @@ public struct GuestsBenchmark: Sendable {
             for thread in threads { thread.join() }
         }
         for primary in primaries { try primary.start() }
-        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
-        while primaries.contains(where: { $0.committedEpoch == nil }) {
-            if let failed = primaries.first(where: { $0.failure != nil }) { throw BenchmarkError("synchronisation failed: \(failed.failure!)") }
-            guard MonotonicClock.nanoseconds() < deadline else { throw BenchmarkError("the backups were not synchronised within 300 s") }
-            MonotonicClock.sleep(nanoseconds: 1_000_000)
-        }
+        try Self.waitForSynchronisation(of: primaries)
         let synchronised = primaries.map { ($0.committedEpoch!, $0.statistics) }
         func allEqual() -> Bool { zip(guests, backupMemories).allSatisfy { memcmp($0.memory.base, $1.base, length) == 0 } }
         var verified = allEqual()

@@ -130,14 +130,7 @@ public final class FaultInjector {
         let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
                                     seed: configuration.seed)
         let digests = EpochDigests(regions: [memory])
-        var settings = PrimaryConfiguration(backup: Endpoint(host: link.peerAddress, port: port))
-        settings.key = try PresharedKey(file: keyFile)
-        settings.engine = EngineConfiguration(mode: configuration.mode)
-        settings.tracker = configuration.tracker
-        settings.epochInterval = .milliseconds(configuration.epochMilliseconds)
-        settings.reconnectWindow = .seconds(600)
-        settings.backupTimeout = .seconds(3)
-        let primary = try Primary(regions: [memory], configuration: settings, hooks: digests.hooks(wrapping: driver.hooks))
+        let primary = try Primary(regions: [memory], configuration: try primarySettings(), hooks: digests.hooks(wrapping: driver.hooks))
         digests.attach(primary)
 
         var backup = try startBackup(faultPoint: nil)
@@ -149,15 +142,7 @@ public final class FaultInjector {
         }
 
         var index = 0
-        while true {
-            let kind: FaultKind
-            if index < configuration.schedule.count {
-                kind = configuration.schedule[index]
-            } else if let seconds = configuration.repeatForSeconds, Date().timeIntervalSince(started) < seconds, !configuration.schedule.isEmpty {
-                kind = configuration.schedule[Int(random.next() % UInt64(configuration.schedule.count))]
-            } else {
-                break
-            }
+        while let kind = nextFault(index, startedAt: started) {
             index += 1
             var resynchronised: Bool?
             if kind.faultPoint != nil, let running = backup, running.isRunning {
@@ -208,6 +193,28 @@ public final class FaultInjector {
         report.reconnects = primary.statistics.reconnects
         report.seconds = Date().timeIntervalSince(started)
         return report
+    }
+
+    /// The primary: the run's mode, tracker and interval, keyed, to the backup across the veth link, waiting
+    /// (reconnecting) for as long as a schedule takes.
+    private func primarySettings() throws -> PrimaryConfiguration {
+        var settings = PrimaryConfiguration(backup: Endpoint(host: link.peerAddress, port: port))
+        settings.key = try PresharedKey(file: keyFile)
+        settings.engine = EngineConfiguration(mode: configuration.mode)
+        settings.tracker = configuration.tracker
+        settings.epochInterval = .milliseconds(configuration.epochMilliseconds)
+        settings.reconnectWindow = .seconds(600)
+        settings.backupTimeout = .seconds(3)
+        return settings
+    }
+
+    /// Fault number `index`: the schedule's, then with --repeat-s random ones from it until the time is up; nil
+    /// when the run is over.
+    private func nextFault(_ index: Int, startedAt started: Date) -> FaultKind? {
+        if index < configuration.schedule.count { return configuration.schedule[index] }
+        guard let seconds = configuration.repeatForSeconds, Date().timeIntervalSince(started) < seconds,
+              !configuration.schedule.isEmpty else { return nil }
+        return configuration.schedule[Int(random.next() % UInt64(configuration.schedule.count))]
     }
 
     // MARK: - Episodes

@@ -108,9 +108,8 @@ public enum KVMExample {
         let backupState = try GuestMemory.memfd(length: GuestMemory.pageSize, name: "fgbi-kvm-backup-vcpu")
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.primaryTimeout = .milliseconds(100)
-        let backup = try Backup(regions: regions(memory: backupMemory, state: backupState),
-                                geometry: try BlockGeometry(), configuration: configuration)
-        let served = BackupThread(backup)
+        let backup = try Backup(regions: regions(memory: backupMemory, state: backupState), configuration: configuration)
+        let served = try backup.start()
 
         var killedMidRun = false
         var primaryDescription = ""
@@ -118,67 +117,18 @@ public enum KVMExample {
             switch launch {
             case .inProcess:
                 primaryDescription = "in-process"
-                let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
-                                                        backup: Endpoint(host: "127.0.0.1", port: backup.port),
-                                                        epochInterval: options.epochInterval)
-                let reached = DispatchSemaphore(value: 0)
-                if let threshold = options.killAfterOperations {
-                    replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
-                }
-                try replicated.start()
-                let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-                while !replicated.guest.runner.hasEnded {
-                    if options.killAfterOperations != nil {
-                        if reached.wait(timeout: .now() + .milliseconds(1)) == .success { break }
-                    } else {
-                        if MonotonicClock.nanoseconds() >= deadline { break }
-                        usleep(1000)
-                    }
-                }
-                if replicated.guest.runner.hasEnded {
-                    _ = try replicated.finish()   // the final epoch carries the final registers
-                } else {
-                    killedMidRun = replicated.crash()
-                    if killedMidRun {
-                        progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
-                    } else {
-                        _ = try replicated.guest.runner.wait()   // it ended meanwhile: surface its error, if any
-                    }
-                }
+                killedMidRun = try runInProcess(options, image: image, backupPort: backup.port, progress: progress)
             case .childProcess(let executable):
-                let child = Process()
-                child.executableURL = executable
-                child.arguments = options.childArguments(backupPort: backup.port)
                 primaryDescription = "child process"
-                try child.run()
-                waitForFirstEpoch(backup, while: { child.isRunning })
-                if options.killAfterOperations != nil {
-                    // The child kills itself at that many operations (``runPrimary``): a kill point on the
-                    // guest's own clock. Polling the replica's counter from here raced the guest: on a busy
-                    // machine the guest finished before the replica's counter reached the trigger.
-                    child.waitUntilExit()
-                    killedMidRun = child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL
-                    if killedMidRun { progress("primary (pid \(child.processIdentifier)) died of SIGKILL mid-run") }
-                } else {
-                    let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
-                    while child.isRunning && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
-                    if child.isRunning {
-                        kill(child.processIdentifier, SIGKILL)
-                        killedMidRun = true
-                        progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
-                    }
-                    child.waitUntilExit()
-                }
-                if !killedMidRun && child.terminationStatus != 0 {
-                    throw KVMGuestError(message: "the primary process failed (status \(child.terminationStatus))")
-                }
+                killedMidRun = try runChildProcess(options, executable: executable, backup: backup, progress: progress)
             }
         } catch {
             backup.stop()   // nothing will fail over: end the serving thread
             throw error
         }
-        guard served.join(timeout: .seconds(60)) else { throw KVMGuestError(message: "the backup did not end within 60 s") }
-        let outcome = try served.result()
+        guard let outcome = try served.outcome(timeout: .seconds(60)) else {
+            throw KVMGuestError(message: "the backup did not end within 60 s")
+        }
         let statistics = backup.statistics
         guard let lastEpoch = backup.lastEpoch else {
             throw KVMGuestError(message: "the backup committed no epoch before the primary died: \(outcome)")
@@ -200,6 +150,76 @@ public enum KVMExample {
                       lastEpoch: lastEpoch, bytesReceived: statistics.bytesReceived, operationsAtFailover: atFailover,
                       resumedChecksum: hex(checksum), resumeSeconds: resumeSeconds,
                       checksumsMatch: checksum == reference.checksum)
+    }
+
+    /// The in-process primary of `--primary in-process`, killed mid-run (no final epoch) at the kill point
+    /// unless the guest ends first; returns whether it was.
+    private static func runInProcess(_ options: Options, image: KVMGuestImage, backupPort: UInt16,
+                                     progress: @escaping @Sendable (String) -> Void) throws -> Bool {
+        let parameters = options.parameters
+        let ramBytes = options.ramMiB << 20
+        var killedMidRun = false
+        let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
+                                                backup: Endpoint(host: "127.0.0.1", port: backupPort),
+                                                epochInterval: options.epochInterval)
+        let reached = DispatchSemaphore(value: 0)
+        if let threshold = options.killAfterOperations {
+            replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
+        }
+        try replicated.start()
+        let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
+        while !replicated.guest.runner.hasEnded {
+            if options.killAfterOperations != nil {
+                if reached.wait(timeout: .now() + .milliseconds(1)) == .success { break }
+            } else {
+                if MonotonicClock.nanoseconds() >= deadline { break }
+                usleep(1000)
+            }
+        }
+        if replicated.guest.runner.hasEnded {
+            _ = try replicated.finish()   // the final epoch carries the final registers
+        } else {
+            killedMidRun = replicated.crash()
+            if killedMidRun {
+                progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
+            } else {
+                _ = try replicated.guest.runner.wait()   // it ended meanwhile: surface its error, if any
+            }
+        }
+        return killedMidRun
+    }
+
+    /// The primary as a child process, killed with SIGKILL at the kill point (it kills itself at a number of
+    /// operations); returns whether it died mid-run.
+    private static func runChildProcess(_ options: Options, executable: URL, backup: Backup,
+                                        progress: @escaping @Sendable (String) -> Void) throws -> Bool {
+        var killedMidRun = false
+        let child = Process()
+        child.executableURL = executable
+        child.arguments = options.childArguments(backupPort: backup.port)
+        try child.run()
+        waitForFirstEpoch(backup, while: { child.isRunning })
+        if options.killAfterOperations != nil {
+            // The child kills itself at that many operations (``runPrimary``): a kill point on the
+            // guest's own clock. Polling the replica's counter from here raced the guest: on a busy
+            // machine the guest finished before the replica's counter reached the trigger.
+            child.waitUntilExit()
+            killedMidRun = child.terminationReason == .uncaughtSignal && child.terminationStatus == SIGKILL
+            if killedMidRun { progress("primary (pid \(child.processIdentifier)) died of SIGKILL mid-run") }
+        } else {
+            let deadline = MonotonicClock.nanoseconds() + UInt64(options.killAfterMilliseconds) * 1_000_000
+            while child.isRunning && MonotonicClock.nanoseconds() < deadline { usleep(1000) }
+            if child.isRunning {
+                kill(child.processIdentifier, SIGKILL)
+                killedMidRun = true
+                progress("primary (pid \(child.processIdentifier)) killed with SIGKILL")
+            }
+            child.waitUntilExit()
+        }
+        if !killedMidRun && child.terminationStatus != 0 {
+            throw KVMGuestError(message: "the primary process failed (status \(child.terminationStatus))")
+        }
+        return killedMidRun
     }
 
     /// The primary role of the child process: runs the replicated guest to its end, or with

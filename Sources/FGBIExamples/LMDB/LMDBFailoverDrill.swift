@@ -87,17 +87,10 @@ public struct LMDBFailoverDrill: Sendable {
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.imagePath = image
         configuration.primaryTimeout = settings.primaryTimeout
-        let backup = try Backup(regions: [region], geometry: try BlockGeometry(), configuration: configuration)
-        let serving = BackupThread(backup)
+        let backup = try Backup(regions: [region], configuration: configuration)
+        let serving = try backup.start()
 
-        let child = Process()
-        child.executableURL = executable
-        let history = settings.history
-        child.arguments = ["example", "lmdb", "--role", "primary", "--backup", "127.0.0.1:\(backup.port)",
-                           "--database", databaseDirectory.appendingPathComponent("data.mdb").path,
-                           "--seed", String(history.seed), "--keys", String(history.keyCount),
-                           "--writes-per-transaction", String(history.writesPerTransaction),
-                           "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds)]
+        let child = primaryProcess(backupPort: backup.port, database: databaseDirectory.appendingPathComponent("data.mdb").path)
         let output = Pipe()
         child.standardOutput = output
         let errors = Pipe()
@@ -109,6 +102,56 @@ public struct LMDBFailoverDrill: Sendable {
         try child.run()
         let started = Date()
 
+        waitForTheKill(child, startedAt: started, backup: backup, acknowledgements: acknowledgements, progress: progress)
+        let wasRunning = child.isRunning
+        kill(child.processIdentifier, SIGKILL)
+        let killed = Date()
+        child.waitUntilExit()
+        output.fileHandleForReading.readabilityHandler = nil
+        errors.fileHandleForReading.readabilityHandler = nil
+        acknowledgements.consume(output.fileHandleForReading.readDataToEndOfFile())
+        diagnostics.append(errors.fileHandleForReading.readDataToEndOfFile())
+        guard wasRunning, child.terminationReason == .uncaughtSignal, child.terminationStatus == SIGKILL else {
+            _ = try? serving.stop()
+            throw DrillError(description: "the primary process exited with status \(child.terminationStatus) before the kill; its last output:\n\(diagnostics.text)")
+        }
+        let status = "killed by SIGKILL"
+        let acknowledged = acknowledgements.highest
+        progress("killed the primary after \(String(format: "%.2f", killed.timeIntervalSince(started))) s: \(acknowledged) transactions acknowledged")
+
+        // A primary killed before it connected leaves the backup listening: stop it once it had time to notice.
+        let outcome = try serving.outcome(timeout: settings.primaryTimeout + .seconds(5)) ?? serving.stop()
+        let failoverSeconds = Date().timeIntervalSince(killed)
+        guard let epoch = outcome.lastEpoch else {
+            guard acknowledged == 0 else {
+                throw LMDBReplicaVerifier.Mismatch(description: "\(acknowledged) transactions were acknowledged, but the backup holds no epoch")
+            }
+            return Outcome(acknowledged: 0, backupEpoch: nil, replica: nil, failoverSeconds: failoverSeconds, primaryStatus: status)
+        }
+        guard case .failedOver = outcome else {
+            throw LMDBReplicaVerifier.Mismatch(description: "the backup did not fail over: \(outcome)")
+        }
+        progress("backup failed over at epoch \(epoch) in \(String(format: "%.2f", failoverSeconds)) s; opening the image with LMDB")
+        let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: settings.mapBytes, history: settings.history, acknowledged: acknowledged)
+        return Outcome(acknowledged: acknowledged, backupEpoch: epoch, replica: report, failoverSeconds: failoverSeconds, primaryStatus: status)
+    }
+    /// The `fgbi example lmdb --role primary` process of the drill (not started), replicating the database at
+    /// `database` to the backup on `backupPort`.
+    private func primaryProcess(backupPort: UInt16, database: String) -> Process {
+        let child = Process()
+        child.executableURL = executable
+        let history = settings.history
+        child.arguments = ["example", "lmdb", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--database", database,
+                           "--seed", String(history.seed), "--keys", String(history.keyCount),
+                           "--writes-per-transaction", String(history.writesPerTransaction),
+                           "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds)]
+        return child
+    }
+
+    /// Waits until the kill is due (counted from the start, or from the backup's first epoch), or the primary
+    /// has ended on its own, reporting progress every second.
+    private func waitForTheKill(_ child: Process, startedAt started: Date, backup: Backup, acknowledgements: AcknowledgementLog,
+                                progress: (String) -> Void) {
         var clockStart = started
         if settings.killClock == .firstEpoch {
             // At most a minute: a backup that never holds an epoch shows in the outcome (no replica).
@@ -124,40 +167,6 @@ public struct LMDBFailoverDrill: Sendable {
                 progress("primary pid \(child.processIdentifier): \(acknowledgements.highest) transactions acknowledged, backup at epoch \(backup.lastEpoch.map(String.init) ?? "-")")
             }
         }
-        let wasRunning = child.isRunning
-        kill(child.processIdentifier, SIGKILL)
-        let killed = Date()
-        child.waitUntilExit()
-        output.fileHandleForReading.readabilityHandler = nil
-        errors.fileHandleForReading.readabilityHandler = nil
-        acknowledgements.consume(output.fileHandleForReading.readDataToEndOfFile())
-        diagnostics.append(errors.fileHandleForReading.readDataToEndOfFile())
-        guard wasRunning, child.terminationReason == .uncaughtSignal, child.terminationStatus == SIGKILL else {
-            backup.stop()
-            _ = try? serving.result()
-            throw DrillError(description: "the primary process exited with status \(child.terminationStatus) before the kill; its last output:\n\(diagnostics.text)")
-        }
-        let status = "killed by SIGKILL"
-        let acknowledged = acknowledgements.highest
-        progress("killed the primary after \(String(format: "%.2f", killed.timeIntervalSince(started))) s: \(acknowledged) transactions acknowledged")
-
-        // A primary killed before it connected leaves the backup listening: stop it once it had time to notice.
-        let timeout = settings.primaryTimeout + .seconds(5)
-        if !serving.join(timeout: timeout) { backup.stop() }
-        let outcome = try serving.result()
-        let failoverSeconds = Date().timeIntervalSince(killed)
-        guard let epoch = outcome.lastEpoch else {
-            guard acknowledged == 0 else {
-                throw LMDBReplicaVerifier.Mismatch(description: "\(acknowledged) transactions were acknowledged, but the backup holds no epoch")
-            }
-            return Outcome(acknowledged: 0, backupEpoch: nil, replica: nil, failoverSeconds: failoverSeconds, primaryStatus: status)
-        }
-        guard case .failedOver = outcome else {
-            throw LMDBReplicaVerifier.Mismatch(description: "the backup did not fail over: \(outcome)")
-        }
-        progress("backup failed over at epoch \(epoch) in \(String(format: "%.2f", failoverSeconds)) s; opening the image with LMDB")
-        let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: settings.mapBytes, history: history, acknowledged: acknowledged)
-        return Outcome(acknowledged: acknowledged, backupEpoch: epoch, replica: report, failoverSeconds: failoverSeconds, primaryStatus: status)
     }
 }
 

@@ -123,18 +123,7 @@ public struct LMDBOverheadBenchmark {
     public init(_ configuration: Configuration) { self.configuration = configuration }
 
     public func run(progress: (String) -> Void = { _ in }) throws -> [Variant] {
-        let pinned = configuration.writerCPU != nil
-        let placements: [CapturePlacement?] = pinned ? configuration.capturePlacements : [nil]
-        let setups: [Setup] = [Setup(epochMilliseconds: nil, placement: nil)]
-            + configuration.epochMilliseconds.flatMap { interval in
-                placements.flatMap { placement in
-                    configuration.captureRealtimePriorities.flatMap { priority in
-                        configuration.hotPagePolicies.map {
-                            Setup(epochMilliseconds: interval, placement: placement, realtimePriority: priority, hotPages: $0)
-                        }
-                    }
-                }
-            }
+        let setups = self.setups
         var rates: [[Double]] = setups.map { _ in [] }
         var acknowledgements: [[Double]] = setups.map { _ in [] }
         var pauses: [[Double]] = setups.map { _ in [] }
@@ -202,6 +191,39 @@ public struct LMDBOverheadBenchmark {
                     involuntarySwitches: Int(Summary(writers[index].map { Double($0.involuntarySwitches) }).median)),
                 writingSeconds: Summary(writing[index]).median)
         }
+    }
+
+    /// The variants of a round: unreplicated first, then every interval with every capture placement (with a
+    /// pinned writer), priority and hot-page policy.
+    var setups: [Setup] {
+        let placements: [CapturePlacement?] = configuration.writerCPU != nil ? configuration.capturePlacements : [nil]
+        return [Setup(epochMilliseconds: nil, placement: nil)]
+            + configuration.epochMilliseconds.flatMap { interval in
+                placements.flatMap { placement in
+                    configuration.captureRealtimePriorities.flatMap { priority in
+                        configuration.hotPagePolicies.map {
+                            Setup(epochMilliseconds: interval, placement: placement, realtimePriority: priority, hotPages: $0)
+                        }
+                    }
+                }
+            }
+    }
+
+    /// The primary of a replicated variant: the benchmark's mode, capture and knobs, `setup`'s placement,
+    /// priority and hot pages, epochs every `epochMilliseconds`, to the in-process backup on `backupPort`.
+    private func replicationSettings(_ setup: Setup, epochMilliseconds: Int, backupPort: UInt16) -> PrimaryConfiguration {
+        var settings = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
+        settings.engine = EngineConfiguration(mode: configuration.mode)
+        settings.engine.captureStrategy = configuration.capture
+        if setup.placement == .writerCPU, let writer = configuration.writerCPU { settings.engine.captureCPUs = [writer] }
+        settings.engine.captureRealtimePriority = setup.realtimePriority
+        if let policy = setup.hotPages { settings.hotPages = policy }
+        settings.epochInterval = .milliseconds(epochMilliseconds)
+        settings.reconnectWindow = .zero
+        if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
+        if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
+        if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
+        return settings
     }
 
     /// One variant: unreplicated (no interval), or replicated at an interval with the capture placed.
@@ -275,17 +297,7 @@ public struct LMDBOverheadBenchmark {
             try region.prefault()
             let server = try Backup(regions: [region], geometry: try BlockGeometry(),
                                     configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
-            var settings = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: server.port))
-            settings.engine = EngineConfiguration(mode: configuration.mode)
-            settings.engine.captureStrategy = configuration.capture
-            if setup.placement == .writerCPU, let writer = configuration.writerCPU { settings.engine.captureCPUs = [writer] }
-            settings.engine.captureRealtimePriority = setup.realtimePriority
-            if let policy = setup.hotPages { settings.hotPages = policy }
-            settings.epochInterval = .milliseconds(epochMilliseconds)
-            settings.reconnectWindow = .zero
-            if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
-            if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
-            if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
+            let settings = replicationSettings(setup, epochMilliseconds: epochMilliseconds, backupPort: server.port)
             backup = server
             replica = region
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil
