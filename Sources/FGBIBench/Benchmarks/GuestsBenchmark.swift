@@ -143,20 +143,15 @@ public struct GuestsBenchmark: Sendable {
         let length = configuration.regionMiB << 20
         let geometry = try BlockGeometry()
         let guests = try makeGuests(count: count, length: length)
-        var backupMemories: [GuestMemory] = []
-        var backups: [Backup] = []
-        var threads: [BackupThread] = []
-        for index in 0..<count {
-            let memory = try GuestMemory.anonymous(length: length)
+        let backupMemories = try (0..<count).map { _ in try GuestMemory.anonymous(length: length) }
+        let backups = try backupMemories.enumerated().map { index, memory in
             try memory.prefault()
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             configuration.primaryTimeout = .seconds(10)
             configuration.guestName = "g\(index)"
-            let backup = try Backup(regions: [memory], geometry: geometry, configuration: configuration)
-            backupMemories.append(memory)
-            backups.append(backup)
-            threads.append(BackupThread(backup))
+            return try Backup(regions: [memory], geometry: geometry, configuration: configuration)
         }
+        let threads = backups.map { BackupThread($0) }
         let sharedIndex = variant == .shared ? try SharedContentIndex(budgetBytes: configuration.budgetBytes) : nil
         let budget = variant == .separateSplit ? configuration.budgetBytes / count : configuration.budgetBytes
         let observations = (0..<count).map { _ in Observations() }

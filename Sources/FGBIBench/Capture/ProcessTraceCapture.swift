@@ -76,8 +76,9 @@ public struct ProcessTraceCapture: Sendable {
         var layout = CaptureLayout()
         var reader: ProcessMemoryReader?
         var queue: ImageWriteQueue?
-        var pauses: [Double] = [], reads: [Double] = [], startsMs: [Double] = []
-        var unread = 0, notFullyStopped = 0, late = 0, outside = 0, unmapped = 0
+        var startsMs: [Double] = []
+        var tally = SnapshotTally()
+        var late = 0
         var exitedEarly = false
         let interval = UInt64(intervalMs * 1e6)
         let start = MonotonicClock.nanoseconds()
@@ -102,16 +103,7 @@ public struct ProcessTraceCapture: Sendable {
                 snapshot = try take(target) { () throws(CaptureError) -> Int in
                     if reader == nil {
                         // The first snapshot fixes the layout, with the process stopped so it is consistent.
-                        let mappings = try ProcessMemoryMap.read(pid: pid)
-                        var failure: CaptureError?
-                        layout = CaptureLayout.select(from: mappings, maxBytes: maxBytes) { mapping in
-                            do throws(CaptureError) { return try Self.probe(pid: pid, mapping) } catch {
-                                failure = failure ?? error
-                                return false
-                            }
-                        }
-                        if let failure { throw failure }
-                        guard layout.totalBytes > 0 else { throw .nothingToCapture(pid: pid) }
+                        layout = try selectLayout()
                         reader = ProcessMemoryReader(pid: pid, layout: layout)
                         let created = ImageWriteQueue(writer: writer, imageBytes: layout.totalBytes, budgetBytes: bufferBytes ?? Self.defaultBufferBytes())
                         queue = created
@@ -129,30 +121,40 @@ public struct ProcessTraceCapture: Sendable {
             continued = MonotonicClock.nanoseconds()
             if index == 0 { try checkSpace(path, imageBytes: layout.totalBytes) }
             do throws(TraceError) { try queue!.submit(image!) } catch { throw .trace(error) }
-            if stopsProcess { pauses.append(snapshot.pauseMs) }
-            reads.append(snapshot.readMs)
-            unread += snapshot.unread
-            if !snapshot.stopped { notFullyStopped += 1 }
-            if index > 0, let mappings = try? ProcessMemoryMap.read(pid: pid) {
-                outside = max(outside, layout.bytesOutside(mappings))
-                unmapped = max(unmapped, layout.bytesUnmapped(mappings))
-            }
-            var line = "snapshot \(index + 1)/\(snapshots): "
-            line += stopsProcess ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)" : "read \(formatted(snapshot.readMs, 2)) ms"
-            line += ", \(queue!.backlog) image\(queue!.backlog == 1 ? "" : "s") waiting to be written"
-            if snapshot.unread > 0 { line += ", \(snapshot.unread) bytes unreadable (zeroed)" }
-            if !snapshot.stopped { line += ", not every thread stopped within \(formatted(stopTimeoutMs, 0)) ms" }
-            progress(line)
+            tally.add(snapshot, stopsProcess: stopsProcess)
+            if index > 0, let mappings = try? ProcessMemoryMap.read(pid: pid) { tally.check(layout, against: mappings) }
+            progress(progressLine(snapshot, index: index, backlog: queue!.backlog))
         }
 
-        if let queue, queue.backlog > 0 { progress("writing the last \(queue.backlog) images") }
-        let writesMs: [Double]
-        do throws(TraceError) { writesMs = try queue?.finish() ?? [] } catch { throw .trace(error) }
-        queue = nil
+        let writesMs = try Self.finishWriting(&queue, progress: progress)
         guard writer.imageCount >= 2 else { throw .exitedTooEarly(pid: pid, images: writer.imageCount) }
         // The epoch is the interval the snapshots really had: longer than asked when they ran late.
         let measuredMs = (startsMs.last! - startsMs.first!) / Double(startsMs.count - 1)
         var metadata = TraceDirectory.Metadata(epochMs: (measuredMs * 1000).rounded() / 1000, source: "process:\(target.commandName())")
+        describe(&metadata, program: program, layout: layout, startsMs: startsMs, tally: tally, exitedEarly: exitedEarly)
+        do {
+            try writer.finish(metadata)
+            let trace = try TraceDirectory.open(path)
+            return Outcome(
+                trace: trace, layout: layout, pausesMs: tally.pauses, readsMs: tally.reads, writesMs: writesMs, unreadBytes: tally.unread,
+                notFullyStopped: tally.notFullyStopped, lateSnapshots: late, exitedEarly: exitedEarly,
+                elapsedSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        } catch {
+            throw .trace(error)
+        }
+    }
+
+    /// Writes the images still waiting and stops the writer thread; returns each image's write time.
+    private static func finishWriting(_ queue: inout ImageWriteQueue?, progress: (String) -> Void) throws(CaptureError) -> [Double] {
+        defer { queue = nil }
+        if let queue, queue.backlog > 0 { progress("writing the last \(queue.backlog) images") }
+        do throws(TraceError) { return try queue?.finish() ?? [] } catch { throw .trace(error) }
+    }
+
+    /// Fills in what the trace's metadata says of the capture: the process, its regions, when each snapshot
+    /// started, the pauses, and what went wrong.
+    private func describe(_ metadata: inout TraceDirectory.Metadata, program: String, layout: CaptureLayout, startsMs: [Double],
+                          tally: SnapshotTally, exitedEarly: Bool) {
         metadata.pid = pid
         metadata.program = program
         metadata.regions = layout.regions
@@ -160,21 +162,37 @@ public struct ProcessTraceCapture: Sendable {
         metadata.snapshotsPlanned = snapshots
         metadata.intervalMs = intervalMs
         metadata.snapshotStartsMs = startsMs.map { ($0 * 1000).rounded() / 1000 }
-        metadata.pausesMs = pauses.map { ($0 * 1000).rounded() / 1000 }
-        metadata.unreadBytes = unread
-        metadata.bytesMappedOutsideLayout = outside
-        metadata.layoutBytesUnmapped = unmapped
+        metadata.pausesMs = tally.pauses.map { ($0 * 1000).rounded() / 1000 }
+        metadata.unreadBytes = tally.unread
+        metadata.bytesMappedOutsideLayout = tally.outside
+        metadata.layoutBytesUnmapped = tally.unmapped
         metadata.exitedEarly = exitedEarly
-        do {
-            try writer.finish(metadata)
-            let trace = try TraceDirectory.open(path)
-            return Outcome(
-                trace: trace, layout: layout, pausesMs: pauses, readsMs: reads, writesMs: writesMs, unreadBytes: unread,
-                notFullyStopped: notFullyStopped, lateSnapshots: late, exitedEarly: exitedEarly,
-                elapsedSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
-        } catch {
-            throw .trace(error)
+    }
+
+    /// The regions to capture, chosen from the process's mappings (each probed for readability), at most
+    /// ``maxBytes`` in all.
+    private func selectLayout() throws(CaptureError) -> CaptureLayout {
+        let mappings = try ProcessMemoryMap.read(pid: pid)
+        var failure: CaptureError?
+        let layout = CaptureLayout.select(from: mappings, maxBytes: maxBytes) { mapping in
+            do throws(CaptureError) { return try Self.probe(pid: pid, mapping) } catch {
+                failure = failure ?? error
+                return false
+            }
         }
+        if let failure { throw failure }
+        guard layout.totalBytes > 0 else { throw .nothingToCapture(pid: pid) }
+        return layout
+    }
+
+    /// The progress line of snapshot `index`: its pause or read time, the images waiting, what went wrong.
+    private func progressLine(_ snapshot: Snapshot, index: Int, backlog: Int) -> String {
+        var line = "snapshot \(index + 1)/\(snapshots): "
+        line += stopsProcess ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)" : "read \(formatted(snapshot.readMs, 2)) ms"
+        line += ", \(backlog) image\(backlog == 1 ? "" : "s") waiting to be written"
+        if snapshot.unread > 0 { line += ", \(snapshot.unread) bytes unreadable (zeroed)" }
+        if !snapshot.stopped { line += ", not every thread stopped within \(formatted(stopTimeoutMs, 0)) ms" }
+        return line
     }
 
     /// Half of the memory the kernel reports available (MemAvailable), for images waiting to be written;
@@ -188,7 +206,7 @@ public struct ProcessTraceCapture: Sendable {
         return 1 << 30
     }
 
-    private struct Snapshot {
+    fileprivate struct Snapshot {
         var pauseMs: Double
         var readMs: Double
         var unread: Int
@@ -238,5 +256,29 @@ public struct ProcessTraceCapture: Sendable {
         let free = Int(info.f_bavail) * Int(info.f_frsize)
         let needed = snapshots * imageBytes
         if free < needed { throw .notEnoughSpace(path: path, needed: needed, free: free) }
+    }
+}
+
+/// What a capture's snapshots added up to: pause and read times, bytes that could not be read, snapshots
+/// whose threads did not all stop, and how far the process's mappings strayed from the layout.
+fileprivate struct SnapshotTally {
+    var pauses: [Double] = []
+    var reads: [Double] = []
+    var unread = 0
+    var notFullyStopped = 0
+    var outside = 0
+    var unmapped = 0
+
+    mutating func add(_ snapshot: ProcessTraceCapture.Snapshot, stopsProcess: Bool) {
+        if stopsProcess { pauses.append(snapshot.pauseMs) }
+        reads.append(snapshot.readMs)
+        unread += snapshot.unread
+        if !snapshot.stopped { notFullyStopped += 1 }
+    }
+
+    /// Notes the most memory mapped outside `layout`, and of `layout` unmapped, seen so far.
+    mutating func check(_ layout: CaptureLayout, against mappings: [ProcessMapping]) {
+        outside = max(outside, layout.bytesOutside(mappings))
+        unmapped = max(unmapped, layout.bytesUnmapped(mappings))
     }
 }
