@@ -170,57 +170,7 @@ public final class PartitionDrill {
             return outcome
         }
 
-        // Run the steps on their own clocks.
-        let start = MonotonicClock.nanoseconds()
-        var primaryLostEtcdAt: UInt64?
-        /// Each time the primary lost etcd (a cut or etcd's restart), and when that fault healed, by step.
-        var etcdLosses: [Int: (start: UInt64, end: UInt64?)] = [:]
-        var primaryLostAt: UInt64?
-        var pending = steps.map { (step: $0, started: false, healed: false) }
-        let lastHeal = steps.map { $0.delay + $0.duration }.max() ?? 0
-        while pending.contains(where: { !$0.started || !$0.healed }) {
-            let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
-            for i in pending.indices {
-                let step = pending[i].step
-                if !pending[i].started, elapsed >= step.delay {
-                    pending[i].started = true
-                    // Each moment is taken once the fault is in effect: a renewal sent before it still counts.
-                    switch step.fault {
-                    case .cutPrimaryFromBackup: try lab.cut("p", "b")
-                    case .cutPrimaryFromEtcd:
-                        try lab.cut("p", "e")
-                        primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
-                        etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
-                    case .cutBackupFromEtcd: try lab.cut("b", "e")
-                    case .restartEtcd:
-                        etcd.stop()
-                        primaryLostEtcdAt = primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
-                        etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
-                    case .killPrimary:
-                        let now = MonotonicClock.nanoseconds()
-                        primary.kill9()
-                        primaryLostAt = primaryLostAt ?? now
-                        pending[i].healed = true
-                    }
-                }
-                if pending[i].started, !pending[i].healed, elapsed >= step.delay + step.duration {
-                    pending[i].healed = true
-                    switch step.fault {
-                    case .cutPrimaryFromBackup: lab.heal("p", "b")
-                    case .cutPrimaryFromEtcd:
-                        lab.heal("p", "e")
-                        etcdLosses[i]?.end = MonotonicClock.nanoseconds()
-                    case .cutBackupFromEtcd: lab.heal("b", "e")
-                    case .restartEtcd:
-                        try etcd.restart()
-                        etcdLosses[i]?.end = MonotonicClock.nanoseconds()
-                    case .killPrimary: break
-                    }
-                }
-            }
-            usleep(2_000)
-            if Double(MonotonicClock.nanoseconds() - start) / 1e9 > lastHeal + 5 { break }
-        }
+        let faults = try runFaults(steps, lab: lab, etcd: etcd, primary: primary)
         let healed = MonotonicClock.nanoseconds()
 
         // Let it settle: a promotion needs the lease to expire (TTL, plus etcd's 0.5 s expiry sweep), a
@@ -241,7 +191,78 @@ public final class PartitionDrill {
         if backup.isRunning, promotedLine == nil { backup.kill9() }
         backup.waitForExit(seconds: 10)
 
-        // The record.
+        judge(&outcome, primary: primary, promotedLine: promotedLine, faults: faults, image: image, directory: directory)
+        if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+        return outcome
+    }
+
+    /// When the faults of a schedule cost the primary its role: its kill, its first loss of etcd, and each loss
+    /// of etcd (a cut or etcd's restart) with when it healed, by step.
+    struct FaultTimes {
+        var primaryLostAt: UInt64?
+        var primaryLostEtcdAt: UInt64?
+        var etcdLosses: [Int: (start: UInt64, end: UInt64?)] = [:]
+    }
+
+    /// Runs `steps` on their own clocks: each fault starts after its delay and heals after its duration (at
+    /// most five seconds past the last heal); returns when the faults reached the primary.
+    private func runFaults(_ steps: [Step], lab: PartitionLab, etcd: EtcdServer, primary: LabProcess) throws -> FaultTimes {
+        let start = MonotonicClock.nanoseconds()
+        var faults = FaultTimes()
+        var pending = steps.map { (step: $0, started: false, healed: false) }
+        let lastHeal = steps.map { $0.delay + $0.duration }.max() ?? 0
+        while pending.contains(where: { !$0.started || !$0.healed }) {
+            let elapsed = Double(MonotonicClock.nanoseconds() - start) / 1e9
+            for i in pending.indices {
+                let step = pending[i].step
+                if !pending[i].started, elapsed >= step.delay {
+                    pending[i].started = true
+                    // Each moment is taken once the fault is in effect: a renewal sent before it still counts.
+                    switch step.fault {
+                    case .cutPrimaryFromBackup: try lab.cut("p", "b")
+                    case .cutPrimaryFromEtcd:
+                        try lab.cut("p", "e")
+                        faults.primaryLostEtcdAt = faults.primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                        faults.etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
+                    case .cutBackupFromEtcd: try lab.cut("b", "e")
+                    case .restartEtcd:
+                        etcd.stop()
+                        faults.primaryLostEtcdAt = faults.primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
+                        faults.etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
+                    case .killPrimary:
+                        let now = MonotonicClock.nanoseconds()
+                        primary.kill9()
+                        faults.primaryLostAt = faults.primaryLostAt ?? now
+                        pending[i].healed = true
+                    }
+                }
+                if pending[i].started, !pending[i].healed, elapsed >= step.delay + step.duration {
+                    pending[i].healed = true
+                    switch step.fault {
+                    case .cutPrimaryFromBackup: lab.heal("p", "b")
+                    case .cutPrimaryFromEtcd:
+                        lab.heal("p", "e")
+                        faults.etcdLosses[i]?.end = MonotonicClock.nanoseconds()
+                    case .cutBackupFromEtcd: lab.heal("b", "e")
+                    case .restartEtcd:
+                        try etcd.restart()
+                        faults.etcdLosses[i]?.end = MonotonicClock.nanoseconds()
+                    case .killPrimary: break
+                    }
+                }
+            }
+            usleep(2_000)
+            if Double(MonotonicClock.nanoseconds() - start) / 1e9 > lastHeal + 5 { break }
+        }
+        return faults
+    }
+
+    /// Reads the schedule's record from the primary's events and the backup's promotion, and adds to
+    /// `outcome` every broken promise: both sides confirming, a promotion behind a confirmed epoch or not at
+    /// the epoch's image, an old primary that never stopped, a halt later than the lease.
+    private func judge(_ outcome: inout Outcome, primary: LabProcess, promotedLine: String?, faults: FaultTimes, image: String,
+                       directory: String) {
+        let ttl = configuration.leaseTTLSeconds
         let primaryEvents = primary.lines.compactMap(LabEvent.init)
         let commits = primaryEvents.filter { $0.kind == "commit" }
         outcome.primaryTerm = commits.first?.number("term")
@@ -256,7 +277,7 @@ public final class PartitionDrill {
             outcome.promotedTerm = promoted.number("term")
             outcome.promotedEpoch = promoted.number("epoch")
             // From the first thing that cost the primary its role: a kill, losing etcd, or its own halt.
-            let lostAt = [primaryLostAt, primaryLostEtcdAt, halt?.nanoseconds].compactMap { $0 }.min()
+            let lostAt = [faults.primaryLostAt, faults.primaryLostEtcdAt, halt?.nanoseconds].compactMap { $0 }.min()
             outcome.failoverSeconds = lostAt.map { Double(Int64(promoted.nanoseconds) - Int64($0)) / 1e9 }
             // 1. At most one side confirms.
             if let late = commits.first(where: { $0.nanoseconds >= promoted.nanoseconds }) {
@@ -283,13 +304,13 @@ public final class PartitionDrill {
                 outcome.violations.append("promoted without an epoch")
             }
             // 3. The old primary, if it lived, stopped.
-            if primaryLostAt == nil, halt == nil {
+            if faults.primaryLostAt == nil, halt == nil {
                 outcome.violations.append("the backup was promoted while the old primary never reported losing primaryship")
             }
-        } else if primaryLostAt != nil || halt != nil {
-            outcome.violations.append("the primary was \(primaryLostAt != nil ? "killed" : "halted") but the backup never took over (logs in \(directory))")
+        } else if faults.primaryLostAt != nil || halt != nil {
+            outcome.violations.append("the primary was \(faults.primaryLostAt != nil ? "killed" : "halted") but the backup never took over (logs in \(directory))")
         }
-        if let halt, let cut = Self.lossBefore(halt.nanoseconds, among: Array(etcdLosses.values)) ?? primaryLostEtcdAt {
+        if let halt, let cut = Self.lossBefore(halt.nanoseconds, among: Array(faults.etcdLosses.values)) ?? faults.primaryLostEtcdAt {
             let seconds = Double(Int64(halt.nanoseconds) - Int64(cut)) / 1e9
             outcome.haltSeconds = seconds
             // The last renewal was sent at most a third of a TTL before the cut; the halt line is printed
@@ -298,11 +319,9 @@ public final class PartitionDrill {
                 outcome.violations.append(String(format: "the primary halted %.2f s after losing etcd, more than the %d s lease", seconds, ttl))
             }
         }
-        if halt != nil, primaryLostEtcdAt == nil, primaryLostAt == nil {
+        if halt != nil, faults.primaryLostEtcdAt == nil, faults.primaryLostAt == nil {
             outcome.violations.append("the primary lost primaryship though it never lost etcd")
         }
-        if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-        return outcome
     }
 
     /// The digest of a replica image (one region), as ``EpochDigests/digest(of:)`` takes it.
