@@ -12,18 +12,17 @@
 public final class BackupService: Sendable {
     /// The backup being served.
     public let backup: Backup
-    private let thread: PthreadLock<JoinableThread?>
+    /// The serving thread, behind a lock: joining is not safe from two threads at once.
+    private let thread: PthreadLock<JoinableThread>
     private let result = PthreadLock<Result<BackupOutcome, any Error>?>(nil)
 
     init(_ backup: Backup) throws(SystemError) {
         self.backup = backup
-        thread = PthreadLock(nil)
         let result = self.result
-        let serving = try JoinableThread(name: "fgbi-backup") {
+        thread = PthreadLock(try JoinableThread(name: "fgbi-backup") {
             let outcome = Result { try backup.serve() }
             result.withLock { $0 = outcome }
-        }
-        thread.withLock { $0 = serving }
+        })
     }
 
     /// Whether ``Backup/serve()`` has returned (the primary finished or was lost, or the backup was stopped).
@@ -57,7 +56,7 @@ public final class BackupService: Sendable {
     }
 
     private func join() {
-        thread.withLock { $0?.join() }
+        thread.withLock { $0.join() }
     }
 }
 
