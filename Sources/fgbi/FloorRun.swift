@@ -12,15 +12,9 @@ enum FloorRun {
             return baseline
         }
         guard let source = FloorBaseline.locateSource(path) else {
-            throw FloorError("floor.c not found at \(path)")
+            throw BenchmarkError("floor.c not found at \(path)")
         }
         Progress.note("floor: building and running \(source) for \(regionMiB) MiB")
         return try FloorBaseline.measure(source: source, regionMiB: regionMiB)
-    }
-
-    /// A floor that cannot be measured as asked.
-    struct FloorError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
     }
 }
