@@ -20,6 +20,7 @@ struct FGBICommand: ParsableCommand {
 
     /// Parses the command line with `--config FILE` (or `FGBI_CONFIG`) spliced in (``ConfigFile``), then runs.
     static func main() {
+        if let problem = FaultPoints.environmentProblem { exit(withError: ValidationError("\(problem)")) }
         let arguments: [String]
         do {
             arguments = try ConfigFile.expand(Array(CommandLine.arguments.dropFirst()))

@@ -28,18 +28,30 @@ public enum FaultPoints {
         case backupAcknowledge = "backup.ack"
     }
 
-    private static let armed: (point: Point, count: Int)? = {
-        guard let value = getenv("FGBI_FAULT_POINT").map({ String(cString: $0) }), !value.isEmpty else { return nil }
+    /// What the environment asks for: a point and the hit to die at, or why it names none.
+    private static let request: Result<(point: Point, count: Int), FGBIError>? = parse(getenv("FGBI_FAULT_POINT").map { String(cString: $0) })
+    private static let armed = try? request?.get()
+    private static let enabled = armed != nil
+
+    /// Why `FGBI_FAULT_POINT` arms nothing though it is set (it names no known point), for a program to refuse
+    /// to start with (`fgbi` does); nil when it is unset or valid. A library never exits for it: the
+    /// variable is then ignored.
+    public static var environmentProblem: FGBIError? {
+        if case .failure(let problem)? = request { return problem }
+        return nil
+    }
+
+    /// Reads `POINT[:HIT]`; nil for no value.
+    static func parse(_ value: String?) -> Result<(point: Point, count: Int), FGBIError>? {
+        guard let value, !value.isEmpty else { return nil }
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
         guard let point = Point(rawValue: parts[0]) else {
-            var message = "fgbi: FGBI_FAULT_POINT names no fault point '\(parts[0])'; known: \(Point.allCases.map(\.rawValue).joined(separator: ", "))\n"
-            message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-            exit(2)
+            return .failure(.invalidArgument("FGBI_FAULT_POINT names no fault point '\(parts[0])'; known: "
+                                             + Point.allCases.map(\.rawValue).joined(separator: ", ")))
         }
         let count = parts.count == 2 ? Int(parts[1]) ?? 1 : 1
-        return (point, max(count, 1))
-    }()
-    private static let enabled = armed != nil
+        return .success((point, max(count, 1)))
+    }
     private static let hits = Atomic<Int>(0)
 
     /// Marks that the process is at `point`; dies with SIGKILL if the environment asked for this point and
