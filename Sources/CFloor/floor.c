@@ -152,8 +152,9 @@ static int measure_tracking(struct floor_run *run, char *memory, size_t length, 
         goto done;
     }
     pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (pagemap < 0) { result = -errno; *failed_step = "open /proc/self/pagemap"; goto done; }
     vector = malloc(FLOOR_SCAN_VECTOR * sizeof *vector);
-    if (pagemap < 0 || !vector) { result = -(errno ? errno : ENOMEM); *failed_step = "open /proc/self/pagemap"; goto done; }
+    if (!vector) { result = -ENOMEM; *failed_step = "malloc (PAGEMAP_SCAN vector)"; goto done; }
     long cleared = collect_written(pagemap, memory, length, vector);
     if (cleared < 0) { result = (int)cleared; *failed_step = "PAGEMAP_SCAN"; goto done; }
     size_t counts[] = {1024, 16384, pages};
