@@ -79,8 +79,7 @@ public struct SyncBenchmark: Sendable {
     private func session(memory: GuestMemory, backupMemory: GuestMemory, precopy: Bool, stateDirectory: String?) throws -> Outcome {
         let backup = try makeBackup(backupMemory, port: 0, stateDirectory: stateDirectory)
         let port = backup.port
-        let servedDone = DispatchSemaphore(value: 0)
-        Thread { _ = try? backup.serve(); servedDone.signal() }.start()
+        let served = try backup.start()
 
         // A seed of its own per session: a writer replaying an earlier session's writes would store the same
         // values into the same pages and change nothing.
@@ -103,24 +102,22 @@ public struct SyncBenchmark: Sendable {
         var resync: Case?
         if stateDirectory != nil {
             let bytesBefore = primary.statistics.bytesSent + primary.statistics.precopyBytes
-            backup.stop()
-            servedDone.wait()
+            _ = try? served.stop()
             Thread.sleep(forTimeInterval: Double(configuration.backupDownMilliseconds) / 1000)
             let restartedMemory = backupMemory  // same memory object: a restart loads the state directory over it
             restartedMemory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
             let restarted = try makeBackup(restartedMemory, port: port, stateDirectory: stateDirectory)
-            let restartedDone = DispatchSemaphore(value: 0)
             let restartStart = Date()
-            Thread { _ = try? restarted.serve(); restartedDone.signal() }.start()
+            let restartedService = try restarted.start()
             guard waitForSynchronisation(primary, after: 1) else { throw FGBIError.invalidState("the resynchronisation did not commit") }
             resync = makeCase("resync", primary, milliseconds: Date().timeIntervalSince(restartStart) * 1000, bytesBefore: bytesBefore)
             driver.stop()
             _ = try primary.stop()
-            restartedDone.wait()
+            _ = try? restartedService.outcome()
         } else {
             driver.stop()
             _ = try primary.stop()
-            servedDone.wait()
+            _ = try? served.outcome()
         }
         return Outcome(first: firstCase, resync: resync)
     }
