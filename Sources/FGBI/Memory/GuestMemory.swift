@@ -6,9 +6,11 @@ import Glibc
 
 /// A page-aligned region of memory to replicate.
 ///
-/// Three kinds: private anonymous memory FGBI maps, a memfd FGBI creates and maps shared (so a backup, a
-/// KVM guest or another process can map the same pages), or a mapping the caller already owns and lends
-/// to FGBI (a database's mmap). Owned mappings are unmapped on deinit; adopted ones are left alone.
+/// Four kinds: private anonymous memory FGBI maps, a memfd FGBI creates and maps shared (so a backup, a
+/// KVM guest or another process can map the same pages), a file FGBI maps shared (a database file on tmpfs
+/// that outlives the process, so a node restarted after a crash still holds it), or a mapping the caller
+/// already owns and lends to FGBI (a database's mmap). Owned mappings are unmapped on deinit; adopted ones
+/// are left alone.
 ///
 /// Fresh memory is slow to touch the first time (the kernel allocates each page): call ``prefault()`` during
 /// set-up, before tracking starts, never inside a timed section.
@@ -19,6 +21,8 @@ public final class GuestMemory: @unchecked Sendable {
         case anonymous
         /// A memfd created by FGBI and mapped shared; ``GuestMemory/fileDescriptor`` maps it elsewhere.
         case memfd(name: String)
+        /// A file mapped shared by FGBI (``GuestMemory/file(path:length:)``).
+        case file(path: String)
         /// A mapping owned by the caller.
         case adopted
 
@@ -26,7 +30,16 @@ public final class GuestMemory: @unchecked Sendable {
             switch self {
             case .anonymous: return "anonymous"
             case .memfd: return "memfd"
+            case .file: return "file"
             case .adopted: return "adopted"
+            }
+        }
+
+        /// Shared file memory (a memfd or a file): write-protecting it needs the kernel's shmem support.
+        public var isSharedFile: Bool {
+            switch self {
+            case .memfd, .file: return true
+            case .anonymous, .adopted: return false
             }
         }
     }
@@ -40,7 +53,7 @@ public final class GuestMemory: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     /// The length in bytes, a multiple of ``pageSize``.
     public let length: Int
-    /// For a memfd region, its descriptor (valid while this object lives); else nil.
+    /// For a memfd or file region, its descriptor (valid while this object lives); else nil.
     public let fileDescriptor: Int32?
 
     private init(kind: Kind, base: UnsafeMutableRawPointer, length: Int, fileDescriptor: Int32?) {
@@ -92,6 +105,40 @@ public final class GuestMemory: @unchecked Sendable {
                 throw SystemError(operation: "mmap(memfd, \(length) bytes)", errno: errno, hint: mapHint(errno))
             }
             return GuestMemory(kind: .memfd(name: name), base: address, length: length, fileDescriptor: fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Maps the file at `path` shared, `length` bytes: created (mode 0600) when missing, extended with zeros
+    /// when shorter. Its content is the region's, and stays in the file after this process ends: a node
+    /// killed and restarted on a tmpfs file holds the memory it had (``Backup``'s `.formerPrimary`).
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for a file longer than `length` (another region's), a
+    ///   symbolic link or not a regular file; ``SystemError`` when it cannot be opened, sized or mapped.
+    public static func file(path: String, length: Int) throws -> GuestMemory {
+        try validate(length: length)
+        let fd = try Syscall.libc("open(\(path))", hint: { $0 == ELOOP ? "the path is a symbolic link, which is refused" : "" }) {
+            open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        }
+        do {
+            var status = stat()
+            try Syscall.libc("fstat(\(path))") { fstat(fd, &status) }
+            guard status.st_mode & S_IFMT == S_IFREG else { throw FGBIError.invalidArgument("\(path) is not a regular file") }
+            guard Int(status.st_size) <= length else {
+                throw FGBIError.invalidArgument("\(path) holds \(status.st_size) bytes, more than the region's \(length): another region's file?")
+            }
+            if Int(status.st_size) < length {
+                try Syscall.libc("ftruncate(\(path), \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "the file system is full or limited" : "" }) {
+                    ftruncate(fd, off_t(length))
+                }
+            }
+            let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            guard let address, address != MAP_FAILED else {
+                throw SystemError(operation: "mmap(\(path), \(length) bytes)", errno: errno, hint: mapHint(errno))
+            }
+            return GuestMemory(kind: .file(path: path), base: address, length: length, fileDescriptor: fd)
         } catch {
             close(fd)
             throw error

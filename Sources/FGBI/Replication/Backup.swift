@@ -23,7 +23,7 @@ public final class Backup: @unchecked Sendable {
     private let counters = PthreadLock(BackupStatistics())
     /// The newest fencing term accepted (from the state directory, then each session): written by the serving
     /// thread, read by the handshake threads.
-    private let knownTerm = Atomic<UInt64>(0)
+    let knownTerm = Atomic<UInt64>(0)
     /// Accepts connections and runs their handshakes concurrently, bounded (``HandshakeGate``).
     private let gate: HandshakeGate<Session>
 
@@ -34,18 +34,25 @@ public final class Backup: @unchecked Sendable {
     ///   ``FGBIError/invalidArgument(_:)`` for an image directory others can write (``PrivateFile``);
     ///   ``SystemError`` when the address cannot be bound.
     ///
-    /// `holding`: the regions already hold content, as of this epoch number: a former primary rejoining as the
-    /// backup of its successor keeps its memory, sends page hashes, and receives only the pages that differ
-    /// (not a full copy). Not with a state directory, which says itself what it holds.
+    /// `holding`: what the regions already hold (``HeldContent``): a former primary rejoining as the backup
+    /// of its successor keeps its memory, sends page hashes, and receives only the pages that differ (not a
+    /// full copy). Not with a state directory, which says itself what it holds.
     public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
-                logger: Logger = Logger(label: "fgbi.backup"), holding epoch: UInt64? = nil) throws {
+                logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil) throws {
         if let image = configuration.imagePath { try PrivateFile.checkDirectory(holding: image, what: "failover image") }
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
         self.logger = logger
-        if let epoch {
+        if let held {
             guard configuration.stateDirectory == nil else {
                 throw FGBIError.invalidArgument("a backup holding memory already cannot also load a state directory")
+            }
+            let epoch: UInt64
+            switch held {
+            case .committedEpoch(let committed): epoch = committed
+            case .formerPrimary(let last):
+                epoch = last ?? 0
+                vouchesForReplica.store(false, ordering: .releasing)
             }
             replica.adopt(epoch: epoch)
             publishedEpoch.store(epoch, ordering: .releasing)
@@ -74,46 +81,9 @@ public final class Backup: @unchecked Sendable {
     /// - Throws: as the initialiser given a geometry, and ``FGBIError/invalidArgument(_:)`` for a block size
     ///   other than those of ``BlockGeometry/supportedBlockSizes``.
     public convenience init(regions: [GuestMemory], configuration: BackupConfiguration,
-                            logger: Logger = Logger(label: "fgbi.backup"), holding epoch: UInt64? = nil) throws {
+                            logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil) throws {
         try self.init(regions: regions, geometry: try BlockGeometry(blockSize: configuration.blockSize), configuration: configuration,
-                      logger: logger, holding: epoch)
-    }
-
-    /// A primary that completed its handshake.
-    private struct Session {
-        var connection: FrameConnection
-        var hello: Hello
-        var term: UInt64
-        var peer: String
-    }
-
-    /// One connection's handshake, on its ``HandshakeGate`` thread: checks the primary (key, guest, layout,
-    /// term) under one deadline for the whole exchange.
-    private func handshake(_ attempt: HandshakeGate<Session>.Attempt, peer: String, peerIsLoopback: Bool) throws -> Session {
-        let connection = try FrameConnection(socket: attempt.socket, peer: peer, isPrimary: false,
-                                             maximumPayload: replica.maximumDeltaLength, sendPath: configuration.sendPath)
-        connection.setReceiveTimeout(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
-        connection.setHandshakeDeadline(milliseconds: configuration.handshakeTimeout.wholeMilliseconds)
-        do {
-            let layout = SessionSetup.Layout(blockSize: replica.geometry.blockSize, pageSize: replica.geometry.pageSize,
-                                             regionLengths: replica.regions.map(\.length))
-            let (hello, term) = try SessionSetup.openAsBackup(connection, layout: layout, key: configuration.key,
-                                                              peerIsLoopback: peerIsLoopback,
-                                                              peerIsSameUser: configuration.key != nil || LoopbackPeerOwner.isTrusted(attempt.socket),
-                                                              guest: configuration.guestName ?? "",
-                                                              cluster: configuration.clusterName ?? "",
-                                                              nextEpoch: lastEpoch.map { $0 + 1 } ?? 0,
-                                                              requireEncryption: configuration.requireEncryption
-                                                                  || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
-                                                              helloAccepted: attempt.greeted,
-                                                              minimumTerm: { [self] in
-                                                                  max(configuration.arbiter?.currentTerm() ?? 0, knownTerm.load(ordering: .acquiring))
-                                                              })
-            return Session(connection: connection, hello: hello, term: term, peer: peer)
-        } catch {
-            connection.close()
-            throw error
-        }
+                      logger: logger, holding: held)
     }
 
     /// Counters of what this backup received and did.
@@ -125,11 +95,23 @@ public final class Backup: @unchecked Sendable {
     /// The port the backup listens on.
     public var port: UInt16 { listener.localPort }
 
-    /// The last epoch applied; safe to read from any thread while ``serve()`` runs.
+    /// The last epoch applied and vouched for; safe to read from any thread while ``serve()`` runs. Nil
+    /// before one, and for a former primary's memory (``HeldContent/formerPrimary(lastEpoch:)``) until it
+    /// commits an epoch of its new primary.
     public var lastEpoch: UInt64? {
+        vouchesForReplica.load(ordering: .acquiring) ? heldEpoch : nil
+    }
+
+    /// The epoch number the regions' content stands at, vouched for or not: what the handshake and the summary
+    /// tell the primary, so it resynchronises with what differs and numbers on from it.
+    var heldEpoch: UInt64? {
         let epoch = publishedEpoch.load(ordering: .acquiring)
         return epoch == .max ? nil : epoch
     }
+
+    /// False while the regions hold a former primary's memory that no epoch of the current primary has
+    /// replaced yet (``HeldContent/formerPrimary(lastEpoch:)``): such a backup never fails over.
+    private let vouchesForReplica = Atomic<Bool>(true)
 
     /// ``lastEpoch`` for other threads: the replica's own is the serving thread's (UInt64.max: none; no
     /// delta may carry that epoch).
@@ -196,6 +178,11 @@ public final class Backup: @unchecked Sendable {
                 connection.close()
                 // stop() closed the connection under a send or a receive: an end on purpose, not a lost primary.
                 if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
+                guard vouchesForReplica.load(ordering: .acquiring) else {
+                    let why = "the primary was lost (\(reason)) before this former primary's memory was resynchronised: it holds no committed epoch to take over with"
+                    logger.critical("standing down: \(why)")
+                    return .stoodDown(lastEpoch: nil, reason: why)
+                }
                 guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
                 if lost == nil { metrics.primaryLosses.increment() }
                 logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
@@ -230,7 +217,7 @@ public final class Backup: @unchecked Sendable {
             return nil
         }
         replica.beginSession()
-        if let held = lastEpoch {
+        if let held = heldEpoch {
             do {
                 for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }
                 logger.info("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
@@ -301,7 +288,10 @@ public final class Backup: @unchecked Sendable {
             let synchronised = replica.holdsUncommittedChanges
             let applyStart = MonotonicClock.nanoseconds()
             let applied = try replica.apply(frame.payload, precopy: precopy)
-            if !precopy { publishEpoch() }
+            if !precopy {
+                publishEpoch()
+                vouchesForReplica.store(true, ordering: .releasing)
+            }
             metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
             metrics.bytesReceived.increment(by: Int64(frame.payload.count))
             if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }

@@ -82,7 +82,8 @@ public final class Primary: @unchecked Sendable {
         self.observer = observer
         self.logger = logger
         metrics = PrimaryMetrics(guest: configuration.guestName)
-        engine = try PrimaryEngine(regions: regions, configuration: configuration.engine)
+        engine = try PrimaryEngine(regions: regions, configuration: configuration.engine,
+                                   firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
         let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
         let metadataBytes = engine.metadataBytes

@@ -57,6 +57,11 @@ public struct PrimaryConfiguration: Sendable {
     /// The cluster the guest belongs to (nil: none; the CLI's `--cluster`), carried and keyed with the name:
     /// its backup must say the same (``BackupConfiguration/clusterName``).
     public var clusterName: String?
+    /// A backup taking over: the epoch its replica holds (``BackupOutcome/lastEpoch``). The new primary
+    /// numbers its epochs on from it, so epoch numbers only grow across a takeover, whichever backup it
+    /// replicates to next (its former primary rejoining, say, which may hold no epoch number of its own).
+    /// Nil: a primary starting a guest's history numbers from its backup's epoch, or from 0.
+    public var continuesAfterEpoch: UInt64?
 
     public init(backup: Endpoint) {
         self.backup = backup

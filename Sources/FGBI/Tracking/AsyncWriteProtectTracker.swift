@@ -31,7 +31,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     /// Features this backend cannot work without, for a region of `kind`.
     public static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
         var required: UserfaultfdFeatures = [.wpAsync, .wpUnpopulated]
-        if case .memfd = kind { required.insert(.wpHugetlbfsShmem) }
+        if kind.isSharedFile { required.insert(.wpHugetlbfsShmem) }
         return required
     }
 

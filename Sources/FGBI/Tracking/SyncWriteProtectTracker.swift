@@ -49,7 +49,7 @@ public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     /// Features this backend cannot work without, for a region of `kind`.
     public static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
         var required: UserfaultfdFeatures = [.pagefaultFlagWP, .wpUnpopulated]
-        if case .memfd = kind { required.insert(.wpHugetlbfsShmem) }
+        if kind.isSharedFile { required.insert(.wpHugetlbfsShmem) }
         return required
     }
 

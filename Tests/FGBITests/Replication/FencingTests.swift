@@ -163,7 +163,7 @@ struct FencingTests {
         for page in stride(from: 5, to: pages, by: 89) { promoted.base.storeBytes(of: UInt64(page) ^ 0x600D, toByteOffset: page * 4096 + 8, as: UInt64.self) }
 
         let backup = try Backup(regions: [old], geometry: try BlockGeometry(),
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)), holding: 41)
+                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)), holding: .formerPrimary(lastEpoch: 41))
         let served = LoopbackReplicationTests.Served(backup)
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.authority = SteeredAuthority(term: 2, validFor: 60)
