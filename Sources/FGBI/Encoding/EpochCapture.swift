@@ -24,6 +24,9 @@ public final class EpochCapture: @unchecked Sendable {
     /// A step of a synchronisation (pre-copy round), taken while the guest ran: it brings the backup closer
     /// but is no consistent epoch, so it goes out as a `precopy` frame and is never acknowledged.
     public internal(set) var isPrecopy = false
+    /// A pre-copy step of the session's first pass (every page once, less those a resynchronised backup
+    /// already holds), not of a later round.
+    public internal(set) var isFirstPass = false
     /// The items are the changed blocks the `fgbi` rehash strategy found, not whole pages.
     public internal(set) var holdsBlocks = false
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
@@ -106,6 +109,7 @@ public final class EpochCapture: @unchecked Sendable {
         self.itemSize = itemSize
         holdsPages = false
         isPrecopy = false
+        isFirstPass = false
         holdsBlocks = false
         comparesWithBaseline = false
         pagesHeld = 0

@@ -193,6 +193,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         let start = MonotonicClock.nanoseconds()
         capture.reset(epoch: nextEpoch, itemSize: geometry.pageSize)
         capture.isPrecopy = true
+        capture.isFirstPass = firstPass
         precopyTaken = true
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil

@@ -125,6 +125,7 @@ extension Primary {
             }
             do {
                 let precopy = capture.isPrecopy
+                let firstPass = capture.isFirstPass
                 // Encoded into the engine's buffer and sent from there: no per-epoch copy or allocation.
                 var delivered = false
                 let sent: (bytes: Int, statistics: EpochStatistics)
@@ -158,6 +159,7 @@ extension Primary {
                 metrics.sharedHits.increment(by: Int64(statistics.sharedHits))
                 shared.withLock {
                     $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
+                    if firstPass { $0.statistics.lastSynchronisation?.firstPassBytes += sent.bytes }
                     if precopy {
                         $0.statistics.precopyFrames += 1
                         $0.statistics.precopyBytes += sent.bytes

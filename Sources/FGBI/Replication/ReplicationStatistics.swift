@@ -74,6 +74,9 @@ public struct SynchronisationReport: Sendable, Equatable {
     public var pagesPerRound: [Int] = []
     /// Pages the first pass found the backup already holding (a resynchronisation), not sent.
     public var pagesAlreadyHeld = 0
+    /// Bytes the first pass sent: for a resynchronisation, what differed between the backup's memory and
+    /// this primary's when the session began (later rounds send what the guest wrote meanwhile).
+    public var firstPassBytes = 0
     /// Wall time from the session's start to the end of the last round, milliseconds.
     public var milliseconds = 0.0
     /// The epoch whose commit ends the synchronisation, and its guest pause in milliseconds.

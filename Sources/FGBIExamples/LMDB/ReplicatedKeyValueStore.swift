@@ -55,23 +55,40 @@ public final class ReplicatedKeyValueStore {
         }
     }
 
+    /// When a run commits its first transaction.
+    public enum FirstWrite: Sendable {
+        /// Once the primary connected to its backup (the synchronisation then runs beside the writes).
+        case onceConnected
+        /// At once, while the primary connects on another thread: a backup that took over goes on serving
+        /// while its former primary comes back to be its backup. The first epoch carries what was written
+        /// meanwhile, and nothing is acknowledged before it commits.
+        case immediately
+        /// Once the backup holds a first committed epoch: nothing is written unprotected.
+        case onceProtected
+    }
+
     public let environment: LMDBEnvironment
     public let history: KeyValueHistory
     public let memory: GuestMemory
     private let gate: TransactionGate
     private let writer: KeyValueWriter
-    private let primary: Primary?
+    /// The primary replicating the map (nil without replication).
+    public let primary: Primary?
 
     /// Creates a fresh database at `path` (any previous file and its lock file are removed) with a map of
     /// `mapBytes`, faults its map in, and prepares replication with `configuration` (nil: no replication,
     /// the baseline the overhead is measured against). Nothing is sent until ``run(until:acknowledged:)``.
     ///
+    /// `continuing`: open the database already at `path` instead, which holds the first `continuing`
+    /// transactions of `history` (a backup's replica taken over), and go on from there.
+    ///
     /// - Throws: ``LMDBError`` when LMDB cannot create the database; ``FGBIError`` or ``SystemError`` when
     ///   the map cannot be tracked.
     /// `observer` sees each epoch's statistics as it is encoded (on the primary's sender thread).
     public init(path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?,
-                observer: Primary.CaptureObserver? = nil) throws {
-        unlink(path)
+                continuing committed: UInt64? = nil, observer: Primary.CaptureObserver? = nil) throws {
+        if committed == nil { unlink(path) }
+        // The lock file of a process that died is stale; this process is the database's only user.
         unlink(path + "-lock")
         environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
         guard let address = try environment.locateMap() else {
@@ -82,7 +99,7 @@ public final class ReplicatedKeyValueStore {
         self.history = history
         let gate = TransactionGate()
         self.gate = gate
-        writer = KeyValueWriter(environment: environment, history: history, gate: gate)
+        writer = KeyValueWriter(environment: environment, history: history, gate: gate, committed: committed ?? 0)
         let memory = memory
         primary = try configuration.map { try Primary(regions: [memory], configuration: $0, hooks: gate.hooks, observer: observer) }
     }
@@ -98,13 +115,22 @@ public final class ReplicatedKeyValueStore {
     /// `writerStarts` runs on this thread once replication's threads are running, just before the first
     /// transaction (to pin the writer to a CPU of its own, say).
     ///
+    /// `firstWrite`: when the first transaction is committed (``FirstWrite``).
+    ///
     /// - Throws: the first LMDB or replication error; transactions committed but not acknowledged then
     ///   were never released.
     public func run(until shouldStop: (RunStatistics) -> Bool, writerStarts: () throws -> Void = {},
+                    firstWrite: FirstWrite = .onceConnected,
                     acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> RunStatistics {
         var statistics = RunStatistics()
         let releaser = primary.map { AcknowledgementReleaser(primary: $0, acknowledged: acknowledged) }
-        if let primary { try primary.start() }
+        let connecting = try primary.map { try PrimaryStart($0, inBackground: firstWrite == .immediately) }
+        if let primary, firstWrite == .onceProtected {
+            while primary.committedEpoch == nil {
+                guard primary.isRunning else { throw primary.failure ?? FGBIError.invalidArgument("replication stopped before its first epoch") }
+                MonotonicClock.sleep(nanoseconds: 1_000_000)
+            }
+        }
         releaser?.start()
         var failure: Error?
         var started = MonotonicClock.nanoseconds()
@@ -117,9 +143,11 @@ public final class ReplicatedKeyValueStore {
             while !shouldStop(statistics) {
                 let number = try writer.commitNext()
                 statistics.transactions = number
-                if let primary, let releaser {
+                if let primary, let releaser, let connecting {
                     releaser.committed(number, epoch: primary.epochCoveringWritesSoFar)
-                    if !primary.isRunning { throw primary.failure ?? FGBIError.invalidArgument("replication stopped") }
+                    if try connecting.hasStarted(), !primary.isRunning {
+                        throw primary.failure ?? FGBIError.invalidArgument("replication stopped")
+                    }
                 } else {
                     statistics.acknowledged = number
                 }
@@ -134,6 +162,12 @@ public final class ReplicatedKeyValueStore {
         statistics.writer = writerAtEnd - writerAtStart
         if let primary, let releaser {
             do {
+                // A start still connecting ends (or fails) first, so stop() does not race it.
+                if let connecting { try connecting.waitUntilStarted() }
+            } catch {
+                if failure == nil { failure = error }
+            }
+            do {
                 try primary.stop(finalEpoch: failure == nil)
             } catch {
                 if failure == nil { failure = error }
@@ -146,6 +180,42 @@ public final class ReplicatedKeyValueStore {
         statistics.seconds = Double(MonotonicClock.nanoseconds() - started) / 1e9
         if let failure { throw failure }
         return statistics
+    }
+}
+
+/// A primary's ``Primary/start()``, run on the calling thread or, while the writer goes on, on a thread of
+/// its own.
+final class PrimaryStart: @unchecked Sendable {
+    private let lock = NSLock()
+    private var outcome: Result<Void, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ primary: Primary, inBackground: Bool) throws {
+        guard inBackground else {
+            try primary.start()
+            outcome = .success(())
+            return
+        }
+        Thread.detachNewThread { [self] in
+            let result = Result { try primary.start() }
+            lock.withLock { outcome = result }
+            done.signal()
+        }
+    }
+
+    /// Whether the start finished; throws its error if it failed.
+    func hasStarted() throws -> Bool {
+        guard let outcome = lock.withLock({ outcome }) else { return false }
+        try outcome.get()
+        return true
+    }
+
+    /// Waits for the start to finish; throws its error if it failed.
+    func waitUntilStarted() throws {
+        if try hasStarted() { return }
+        done.wait()
+        done.signal()
+        _ = try hasStarted()
     }
 }
 

@@ -26,19 +26,27 @@ extension FGBICommand {
                     for --seconds. Use with `fgbi backup --region-mib <map-mib> --image FILE`.
                   verify: checks an image (--image) against the history (same --seed, --keys,
                     --writes-per-transaction) and --acknowledged.
+                  alternate: the high-availability cycle: two node processes, A primary and B backup; kills the
+                    primary with SIGKILL --failovers times, each time checking that the backup took over with
+                    every acknowledged transaction and went on committing, and restarting the killed node on the
+                    memory it still holds as the new primary's backup (only what differs is sent); then stops
+                    cleanly and opens the last backup's database with LMDB.
+                  node: one node of that cycle (--start primary|backup, --database, --listen-port, --peer):
+                    a backup until its primary is lost, then the primary of the database it holds.
                 Examples:
                   fgbi example lmdb
                   fgbi example lmdb --kill-after-ms 5000 --keys 200000 --map-mib 256
                   fgbi backup --listen 127.0.0.1:7071 --region-mib 64 --image /tmp/replica.mdb &
                   fgbi example lmdb --role primary --backup 127.0.0.1:7071 --seconds 3
                   fgbi example lmdb --role verify --image /tmp/replica.mdb --acknowledged 1200
+                  fgbi example lmdb --role alternate --failovers 50
                 """)
 
         enum Role: String, ExpressibleByArgument, CaseIterable {
-            case drill, primary, verify
+            case drill, primary, verify, alternate, node
         }
 
-        @Option(help: "drill, primary or verify.")
+        @Option(help: "drill, primary, verify, alternate or node.")
         var role = Role.drill
 
         @Option(help: "History seed (the primary and the verifier must agree).")
@@ -80,7 +88,25 @@ extension FGBICommand {
         @Option(help: "drill: drills to run, each with its own history (seed, seed+1, ...) and a kill moment drawn between 0 and --kill-after-ms (a soak; 1: kill exactly at --kill-after-ms).")
         var rounds = 1
 
-        @Flag(help: "drill: print the outcome as JSON.")
+        @Option(help: "alternate: failovers to run (each kills the primary of the moment).")
+        var failovers = 20
+
+        @Option(help: "node: start as the primary of a new database, or as a backup (of what --database holds, if anything).")
+        var start = "backup"
+
+        @Option(name: .customLong("listen-port"), help: "node: the port to listen on as a backup (loopback).")
+        var listenPort: UInt16 = 0
+
+        @Option(help: "node: where the peer listens as a backup, HOST:PORT (loopback).")
+        var peer: String?
+
+        @Option(name: .customLong("primary-timeout-ms"), help: "node, alternate: how long a backup waits for a silent primary before taking over.")
+        var primaryTimeoutMilliseconds = 300
+
+        @Flag(inversion: .prefixedNo, help: "node, alternate: after a takeover, commit while the peer is away and being synchronised (acknowledged once it holds them), rather than wait until it holds a first epoch.")
+        var writesWhileUnprotected = true
+
+        @Flag(help: "drill, alternate: print the outcome as JSON.")
         var json = false
 
         func validate() throws {
@@ -98,9 +124,18 @@ extension FGBICommand {
                 guard database != nil else { throw ValidationError("--role primary needs --database FILE") }
             case .verify:
                 guard image != nil else { throw ValidationError("--role verify needs --image FILE") }
+            case .node:
+                guard ["primary", "backup"].contains(start) else { throw ValidationError("--start must be primary or backup, not \(start)") }
+                guard database != nil else { throw ValidationError("--role node needs --database FILE") }
+                guard let peer else { throw ValidationError("--role node needs --peer HOST:PORT") }
+                do { _ = try Endpoint(parsing: peer) } catch { throw ValidationError("--peer: \(error)") }
+                guard start == "primary" || listenPort != 0 else { throw ValidationError("--role node --start backup needs --listen-port") }
+            case .alternate:
+                guard (1...10_000).contains(failovers) else { throw ValidationError("--failovers must be between 1 and 10000") }
             case .drill:
                 break
             }
+            guard (10...60_000).contains(primaryTimeoutMilliseconds) else { throw ValidationError("--primary-timeout-ms must be between 10 and 60000") }
         }
 
         func history() throws -> KeyValueHistory {
@@ -112,6 +147,8 @@ extension FGBICommand {
             case .drill: try runDrill()
             case .primary: try runPrimary()
             case .verify: try runVerify()
+            case .alternate: try runAlternate()
+            case .node: try runNode()
             }
         }
 
@@ -176,6 +213,62 @@ extension FGBICommand {
             Progress.note("primary: \(statistics.transactions) transactions in \(String(format: "%.1f", statistics.seconds)) s, all acknowledged")
         }
 
+        private func runAlternate() throws {
+            var settings = LMDBAlternatingDrill.Settings(history: try history())
+            settings.failovers = failovers
+            settings.mapBytes = mapMiB << 20
+            settings.epochMilliseconds = epochMilliseconds
+            settings.primaryTimeout = .milliseconds(primaryTimeoutMilliseconds)
+            settings.seed = seed
+            settings.writesWhileUnprotected = writesWhileUnprotected
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            Progress.note("alternate: nodes A (primary) and B (backup) replicating a \(mapMiB) MiB LMDB map every \(epochMilliseconds) ms; "
+                          + "\(failovers) failovers, each killing the primary with SIGKILL")
+            let outcome: LMDBAlternatingDrill.Outcome
+            do {
+                outcome = try LMDBAlternatingDrill(settings: settings, executable: executable).run { Progress.note($0) }
+            } catch let mismatch as LMDBReplicaVerifier.Mismatch {
+                throw ExampleFailure("a replica is wrong: \(mismatch)")
+            }
+            if json {
+                print(try JSONOutput.encode(AlternateJSON(outcome)))
+                return
+            }
+            let firstPasses = outcome.failovers.map { Double($0.rejoinFirstPassBytes) / Double($0.regionBytes) }.sorted()
+            let shares = outcome.failovers.map { Double($0.rejoinBytes) / Double($0.regionBytes) }.sorted()
+            let takeovers = outcome.failovers.map(\.takeoverSeconds).sorted()
+            let unprotected = outcome.failovers.map(\.unprotectedSeconds).sorted()
+            func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values[values.count / 2] }
+            print("\(outcome.failovers.count) failovers through SIGKILL: every takeover held every acknowledged transaction and went on committing; "
+                  + "the last backup's database opened with LMDB holding exactly the first \(outcome.finalReplica.transactions) transactions "
+                  + "(\(outcome.acknowledged) acknowledged)")
+            let differing = outcome.failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double($0.regionBytes) }.sorted()
+            print(String(format: "rejoin: %.1f%% of the region's pages differed (median; max %.1f%%); ", 100 * median(differing), 100 * (differing.last ?? 0))
+                  + String(format: "the first pass (what differed) sent %.2f%% of the region (median; max %.2f%%), "
+                         + "up to the first committed epoch %.2f%% (median; max %.2f%%: the rounds carry what the new primary wrote meanwhile)",
+                         100 * median(firstPasses), 100 * (firstPasses.last ?? 0), 100 * median(shares), 100 * (shares.last ?? 0)))
+            print(String(format: "takeover %.2f s after the kill (median; max %.2f s); unprotected until the rejoined backup's first epoch %.2f s (median; max %.2f s)",
+                         median(takeovers), takeovers.last ?? 0, median(unprotected), unprotected.last ?? 0))
+        }
+
+        private func runNode() throws {
+            guard let database, let peer else { return }
+            var settings = LMDBNode.Settings(history: try history(), database: database, listenPort: listenPort, peer: try Endpoint(parsing: peer))
+            settings.mapBytes = mapMiB << 20
+            settings.epochMilliseconds = epochMilliseconds
+            settings.primaryTimeout = .milliseconds(primaryTimeoutMilliseconds)
+            settings.mode = try ReplicationMode.parse(mode)
+            settings.writesWhileUnprotected = writesWhileUnprotected
+            let stop = StopSignals()
+            let node = LMDBNode(settings: settings) { line in
+                // One write per line, unbuffered: the drill reads the lines from a pipe and kills at any moment.
+                var text = line + "\n"
+                text.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+            }
+            let ending = try node.run(startAsPrimary: start == "primary", shouldStop: { stop.received != nil })
+            if case .stoodDown(let reason) = ending { throw ExampleFailure("node stood down: \(reason)") }
+        }
+
         private func runVerify() throws {
             guard let image else { return }
             do {
@@ -197,6 +290,19 @@ extension FGBICommand {
         let value: any Encodable
         init(_ value: any Encodable) { self.value = value }
         func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+    }
+
+    private struct AlternateJSON: Encodable {
+        var failovers: [LMDBAlternatingDrill.Failover]
+        var initialSynchronisationBytes: Int
+        var acknowledged: UInt64
+        var finalReplicaTransactions: UInt64
+        init(_ outcome: LMDBAlternatingDrill.Outcome) {
+            failovers = outcome.failovers
+            initialSynchronisationBytes = outcome.initialSynchronisationBytes
+            acknowledged = outcome.acknowledged
+            finalReplicaTransactions = outcome.finalReplica.transactions
+        }
     }
 
     private struct DrillJSON: Encodable {

@@ -176,6 +176,41 @@ struct LMDBExampleTests {
     }
 }
 
+/// The high-availability cycle through processes (Docs/RELIABILITY.md, promise 5d): two nodes, each in turn
+/// the primary of the database killed with SIGKILL, the backup taking over and going on committing, the
+/// killed node rejoining on the memory it still holds as the new primary's backup.
+@Suite("LMDB example: alternating failovers", .serialized)
+struct LMDBAlternatingFailoverTests {
+    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the nodes track their shared LMDB map with uffd-async"),
+          .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+    func everyTakeoverHoldsEveryAcknowledgedTransactionAndTheKilledNodeRejoins() throws {
+        let failovers = ProcessInfo.processInfo.environment["FGBI_LMDB_FAILOVERS"].flatMap(Int.init) ?? 20
+        let executable = try #require(CommandRunner.executable)
+        var settings = LMDBAlternatingDrill.Settings(history: try KeyValueHistory(seed: UInt64.random(in: 1...UInt64(UInt32.max)), keyCount: 20_000))
+        settings.failovers = failovers
+        settings.mapBytes = 16 << 20
+        settings.seed = settings.history.seed
+        // The drill throws on a takeover missing an acknowledged transaction, a replica that is not a prefix of
+        // the history, or a node that ends, stands down or stops reporting.
+        let outcome = try LMDBAlternatingDrill(settings: settings, executable: executable).run()
+        #expect(outcome.failovers.count == failovers, "seed \(settings.history.seed)")
+        #expect(Set(outcome.failovers.map(\.killed)) == ["A", "B"], "both nodes were primary and were killed")
+        for (round, failover) in outcome.failovers.enumerated() {
+            #expect(failover.transactions >= failover.acknowledged, "round \(round): took over with every acknowledged transaction")
+            #expect(failover.unprotectedTransactions > 0, "round \(round): the new primary committed transactions")
+            // Only what differed: the first pass sends no more than the pages that differed, whole (and the
+            // records' headers).
+            #expect(Double(failover.rejoinFirstPassBytes) <= Double(failover.rejoinPagesDiffering * GuestMemory.pageSize) * 1.05 + 4096,
+                    "round \(round): first pass \(failover.rejoinFirstPassBytes) bytes for \(failover.rejoinPagesDiffering) differing pages")
+            #expect(failover.rejoinPagesDiffering < failover.regionBytes / GuestMemory.pageSize,
+                    "round \(round): the rejoined node already held part of the region")
+        }
+        let epochs = outcome.failovers.map(\.epoch)
+        #expect(epochs == epochs.sorted() && Set(epochs).count == epochs.count, "epoch numbers grow across takeovers: \(epochs)")
+        #expect(outcome.finalReplica.transactions >= outcome.acknowledged)
+    }
+}
+
 /// The highest value seen, from any thread.
 final class AtomicCounter: @unchecked Sendable {
     private let lock = NSLock()

@@ -25,6 +25,31 @@ struct GuestMemoryTests {
         #expect(other.load(fromByteOffset: 3 * GuestMemory.pageSize + 8, as: UInt64.self) == 42)
     }
 
+    @Test func fileRegionOutlivesItsMappingAndRefusesAnotherRegionsFile() throws {
+        let path = "/dev/shm/fgbi-test-file-\(getpid())"
+        unlink(path)
+        defer { unlink(path) }
+        let length = 8 * GuestMemory.pageSize
+        do {
+            let memory = try GuestMemory.file(path: path, length: length)
+            #expect(memory.kind == .file(path: path) && memory.kind.isSharedFile)
+            #expect(memory.bytes.allSatisfy { $0 == 0 }, "a new file is zero-filled")
+            memory.page(5).storeBytes(of: 0xFEED, toByteOffset: 16, as: UInt64.self)
+        }
+        var status = stat()
+        #expect(stat(path, &status) == 0 && status.st_mode & 0o777 == 0o600, "created private to its owner")
+        let again = try GuestMemory.file(path: path, length: length)
+        #expect(again.page(5).load(fromByteOffset: 16, as: UInt64.self) == 0xFEED, "the content stayed in the file")
+        #expect(throws: FGBIError.self, "a file longer than the region is another region's") {
+            try GuestMemory.file(path: path, length: length / 2)
+        }
+        let link = path + "-link"
+        unlink(link)
+        defer { unlink(link) }
+        #expect(symlink(path, link) == 0)
+        #expect(throws: SystemError.self, "a symbolic link is refused") { try GuestMemory.file(path: link, length: length) }
+    }
+
     @Test func adoptedRegionIsLeftMapped() throws {
         let length = 4 * GuestMemory.pageSize
         let mapping = try #require(mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
