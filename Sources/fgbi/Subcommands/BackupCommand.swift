@@ -25,6 +25,12 @@ extension FGBICommand {
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --state-dir /var/lib/fgbi/state
                   fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1 --image /var/lib/fgbi/db1.img
+                The whole cycle (Docs/OPERATIONS.md): with --memory-file the replica lives in a file on tmpfs;
+                --then-primary -- ARGS makes this process, once it has taken over, become `fgbi primary ARGS` on
+                that file, numbering its epochs on from the replica's (it replaces itself: same process id); a former
+                primary restarted as `fgbi backup --memory-file ITS-FILE --rejoin` receives only what differs.
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --memory-file /dev/shm/db1 --then-primary -- --backup 10.0.0.1:7070 --key-file /etc/fgbi/key --duration 86400
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --memory-file /dev/shm/db1 --rejoin
                 """)
 
         @OptionGroup var memory: MemoryOptions
@@ -56,6 +62,16 @@ extension FGBICommand {
         @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
         var noFsync = false
 
+        @Flag(help: "The --memory-file holds a former primary's memory (this node was the guest's primary): resynchronised with what differs, never taken over before an epoch of the new primary commits.")
+        var rejoin = false
+
+        @Flag(name: .customLong("then-primary"),
+              help: "After taking over, become `fgbi primary` with the arguments after `--` on the --memory-file, with the same --region-mib and --block-size and --continue-after-epoch set; runs after --on-failover.")
+        var thenPrimary = false
+
+        @Argument(parsing: .postTerminator, help: "With --then-primary: the arguments of `fgbi primary` (at least --backup HOST:PORT), after `--`.")
+        var primaryArguments: [String] = []
+
         @OptionGroup(title: "Coordination") var coordination: CoordinationOptions
 
         @Flag(name: .customLong("print-events"),
@@ -68,6 +84,12 @@ extension FGBICommand {
             do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
             guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
             _ = try memory.geometry()
+            if rejoin || thenPrimary, memory.memoryFile == nil {
+                throw ValidationError("\(rejoin ? "--rejoin" : "--then-primary") needs --memory-file (the memory must outlive this process)")
+            }
+            if rejoin, stateDirectory != nil { throw ValidationError("--rejoin holds a former primary's memory; --state-dir holds a replica: choose one") }
+            if thenPrimary, primaryArguments.isEmpty { throw ValidationError("--then-primary needs the primary's arguments after `--` (at least --backup HOST:PORT)") }
+            if !thenPrimary, !primaryArguments.isEmpty { throw ValidationError("arguments after `--` are for --then-primary") }
         }
 
         func run() throws {
@@ -92,10 +114,12 @@ extension FGBICommand {
             // After a promotion this node holds primaryship (renewing) while --on-failover runs, and gives it
             // up on exit: what the hook starts acquires it anew (fgbi primary --etcd ... --acquire-wait-s N).
             defer { arbiter?.promotedLease?.release() }
-            let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
-            try region.prefault()
+            let (region, heldContent) = try memory.makeRegion()
+            if heldContent && !rejoin {
+                throw ValidationError("--memory-file \(memory.memoryFile ?? "") holds content: pass --rejoin if it is a former primary's memory (resynchronised with what differs), or remove it")
+            }
             let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
-                                    logger: Logger(label: "fgbi.backup"))
+                                    logger: Logger(label: "fgbi.backup"), holding: heldContent ? .formerPrimary(lastEpoch: nil) : nil)
             let stop = StopSignals { number in
                 Progress.note("backup: \(StopSignals.name(number)): stopping at the last committed epoch, no failover (send it again to stop at once)")
                 backup.stop()
@@ -137,7 +161,27 @@ extension FGBICommand {
                 process.waitUntilExit()
                 Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
             }
+            if thenPrimary, let epoch = outcome.lastEpoch {
+                // Primaryship goes with the process image: released now, acquired anew by the primary (--etcd in its arguments).
+                arbiter?.promotedLease?.release()
+                try becomePrimary(continuingAfter: epoch)
+            }
             throw ExitCode(10)
+        }
+
+        /// Replaces this process with `fgbi primary` and the arguments after `--` on the memory file, continuing
+        /// after `epoch`.
+        private func becomePrimary(continuingAfter epoch: UInt64) throws -> Never {
+            guard let file = memory.memoryFile else { throw ValidationError("--then-primary needs --memory-file") }
+            let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            let argv = [executable, "primary", "--memory-file", file, "--region-mib", String(memory.regionMiB),
+                        "--block-size", String(memory.blockSize), "--continue-after-epoch", String(epoch)]
+                + primaryArguments
+            Progress.note("backup: taking over as `fgbi primary \(argv.dropFirst().joined(separator: " "))`")
+            fflush(nil)
+            var pointers = argv.map { strdup($0) } + [nil]
+            execv(executable, &pointers)
+            throw SystemError(operation: "execv(\(executable))", errno: errno)
         }
     }
 }

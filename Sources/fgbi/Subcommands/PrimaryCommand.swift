@@ -24,6 +24,7 @@ extension FGBICommand {
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --epoch-ms 50
                   fgbi primary --backup 10.0.0.2:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest-name db1
                   fgbi primary --guest name=web,backup=127.0.0.1:7070 --guest name=db,backup=127.0.0.1:7071,region-mib=128
+                  fgbi primary --backup 10.0.0.1:7070 --memory-file /dev/shm/db1 --continue-after-epoch 4411 (a taken-over replica)
                 A named guest's backup must carry the same name (fgbi backup --guest-name web): the handshake
                 names the guest and derives its keys from the name.
                 With --etcd the primary holds a lease on /fgbi/CLUSTER/GUEST/primary with a fencing term
@@ -41,6 +42,10 @@ extension FGBICommand {
         @Flag(name: .customLong("print-events"),
               help: "Print `event ... at NS` lines on standard output (each commit confirmed, primaryship lost; NS: monotonic clock), for drills.")
         var printEvents = false
+
+        @Option(name: .customLong("continue-after-epoch"),
+                help: "A backup taking over: the epoch its replica holds (FGBI_EPOCH); this primary numbers its epochs on from it. Use with --memory-file holding that replica.")
+        var continueAfterEpoch: UInt64?
 
         @Option(help: "The backup's address, HOST:PORT (one guest; several: --guest).")
         var backup: String?
@@ -132,6 +137,9 @@ extension FGBICommand {
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
             guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
             try guests.validate(backup: backup, printEpochDigests: printEpochDigests)
+            if !guests.guests.isEmpty, memory.memoryFile != nil || continueAfterEpoch != nil {
+                throw ValidationError("--memory-file and --continue-after-epoch take one guest (--backup), not --guest specs")
+            }
             if !guests.guests.isEmpty, coordination.guestName != nil {
                 throw ValidationError("--guest-name names the single guest of --backup; with --guest, each spec's name= is its name in etcd")
             }
@@ -202,9 +210,10 @@ extension FGBICommand {
                 Progress.note("primary: \(StopSignals.name(number)): stopping after a last epoch (send it again to stop at once)")
             }
             if !guests.guests.isEmpty { return try runGuests(configuration, stop: stop) }
-            let region = try GuestMemory.anonymous(length: memory.regionMiB << 20)
-            try region.prefault()
-            SyntheticWorkload.fillInitial(region, seed: 1)
+            let (region, heldContent) = try memory.makeRegion()
+            // A memory file that holds content (a replica taken over, a restarted node's) is the guest's memory.
+            if !heldContent { SyntheticWorkload.fillInitial(region, seed: 1) }
+            configuration.continuesAfterEpoch = continueAfterEpoch
             let driver = WorkloadDriver(memory: region, workload: try SyntheticWorkload.parse(workload),
                                         threads: threads, pagesPerSecond: pagesPerSecond)
             let digests = printEpochDigests ? EpochDigests(regions: [region], onRecord: { epoch, digest in
@@ -274,7 +283,9 @@ extension FGBICommand {
             if let sync = s.lastSynchronisation {
                 print("primary: \(sync.resynchronised ? "resynchronised" : "synchronised") in \(sync.rounds) pre-copy round(s) "
                       + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
-                      + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy")
+                      + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy"
+                      + (sync.resynchronised ? ", of it \(formatted(Double(sync.firstPassBytes) / 1e6, 2)) MB in the first pass "
+                         + "(\(sync.pagesAlreadyHeld) pages already held)" : ""))
             }
             if let number = signal { print("primary: stopped by \(StopSignals.name(number)) after a last epoch") }
             print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "

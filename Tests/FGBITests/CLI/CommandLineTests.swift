@@ -117,6 +117,15 @@ struct CommandLineTests {
         (["bench", "lmdb", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
         (["primary", "--backup", "127.0.0.1:1", "--encode-threads", "0"], "--encode-threads must be between 1 and 64"),
         (["bench", "engine", "--encode-threads", "1,x"], "--encode-threads: 'x' is not a thread count from 1 to 64"),
+        (["backup", "--rejoin"], "--rejoin needs --memory-file"),
+        (["backup", "--then-primary", "--", "--backup", "127.0.0.1:1"], "--then-primary needs --memory-file"),
+        (["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--then-primary"], "--then-primary needs the primary's arguments after `--`"),
+        (["backup", "--", "--backup", "127.0.0.1:1"], "arguments after `--` are for --then-primary"),
+        (["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--rejoin", "--state-dir", "/tmp/x"], "--rejoin holds a former primary's memory"),
+        (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--memory-file", "/dev/shm/x"], "--memory-file and --continue-after-epoch take one guest"),
+        (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x"], "--role node needs --peer HOST:PORT"),
+        (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x", "--peer", "127.0.0.1:1"], "--role node --start backup needs --listen-port"),
+        (["example", "lmdb", "--role", "alternate", "--failovers", "0"], "--failovers must be between 1 and 10000"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
