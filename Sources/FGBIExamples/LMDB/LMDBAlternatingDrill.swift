@@ -47,6 +47,8 @@ public struct LMDBAlternatingDrill: Sendable {
         /// The epoch and the transactions the surviving node took over with.
         public var epoch: UInt64
         public var transactions: UInt64
+        /// The bytes of the map the database taken over had used (its pages up to the highest in use).
+        public var databaseBytes: Int
         /// Kill to the takeover's report (silence noticed, replica checked), in seconds.
         public var takeoverSeconds: Double
         /// What the new primary's first pass sent its rejoined backup: the pages that differed between the
@@ -164,7 +166,8 @@ public struct LMDBAlternatingDrill: Sendable {
                 let rejoin = try synchronised(backup)
                 let released = try firstAcknowledged(backup)
                 let failover = Failover(killed: nodes[primary].name, acknowledged: acknowledged, epoch: takeover.number("epoch") ?? 0,
-                                        transactions: transactions, takeoverSeconds: seconds(from: killed, to: takeover.nanoseconds),
+                                        transactions: transactions, databaseBytes: Int(takeover.number("database-bytes") ?? 0),
+                                        takeoverSeconds: seconds(from: killed, to: takeover.nanoseconds),
                                         rejoinFirstPassBytes: Int(rejoin.number("first-pass") ?? 0),
                                         rejoinBytes: Int(rejoin.number("bytes") ?? 0), regionBytes: settings.mapBytes,
                                         rejoinPagesDiffering: settings.mapBytes / GuestMemory.pageSize - Int(rejoin.number("pages-held") ?? 0),

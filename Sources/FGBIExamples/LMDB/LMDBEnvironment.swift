@@ -85,6 +85,10 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// The map's length in bytes (the file's length with ``Options/writeMap``).
     public var mapLength: Int { info().me_mapsize }
 
+    /// The bytes of the map the database has ever used: its pages up to the highest page number in use,
+    /// free ones included (LMDB reuses freed pages; the file's tail beyond is untouched).
+    public var usedBytes: Int { (info().me_last_pgno + 1) * Int(sysconf(Int32(_SC_PAGESIZE))) }
+
     /// The id of the last committed write transaction (LMDB's own count).
     public var lastTransactionID: Int { info().me_last_txnid }
 

@@ -18,7 +18,7 @@ import Glibc
 /// database (``PrimaryConfiguration/continuesAfterEpoch``), acknowledging each only once its peer holds it.
 ///
 /// It reports on standard output, one line each: `event listening port P at NS`, `event took-over epoch E
-/// transactions R at NS`, `event synchronised bytes B first-pass F region L pages-held H resynchronised 0|1 epoch E
+/// transactions R database-bytes D at NS` (D: the map's bytes the database has used), `event synchronised bytes B first-pass F region L pages-held H resynchronised 0|1 epoch E
 /// rounds N milliseconds M at NS` (bytes sent up to the first committed epoch, of them F by the first pass: what
 /// differed), `acknowledged N` (N released to clients), `event stood-down at NS`.
 public final class LMDBNode: Sendable {
@@ -77,7 +77,7 @@ public final class LMDBNode: Sendable {
         switch try serveAsBackup(shouldStop: shouldStop) {
         case .takeOver(let epoch):
             let report = try LMDBReplicaVerifier.compare(path: settings.database, mapBytes: settings.mapBytes, history: settings.history)
-            emit("event took-over epoch \(epoch) transactions \(report.transactions)")
+            emit("event took-over epoch \(epoch) transactions \(report.transactions) database-bytes \(report.usedBytes)")
             return try serveAsPrimary(continuing: (epoch, report.transactions), shouldStop: shouldStop)
         case .ended(let ending):
             return ending

@@ -13,6 +13,8 @@ public enum LMDBReplicaVerifier {
         public var keys: Int
         /// LMDB's own id of its last committed write transaction.
         public var lmdbTransactionID: Int
+        /// The bytes of the map the database has used (``LMDBEnvironment/usedBytes``).
+        public var usedBytes = 0
     }
 
     /// Why a replica failed verification.
@@ -66,7 +68,7 @@ public enum LMDBReplicaVerifier {
         }
         guard let transactions else {
             guard entries.isEmpty else { throw Mismatch(description: "\(entries.count) keys but no progress key") }
-            return Report(transactions: 0, keys: 0, lmdbTransactionID: environment.lastTransactionID)
+            return Report(transactions: 0, keys: 0, lmdbTransactionID: environment.lastTransactionID, usedBytes: environment.usedBytes)
         }
         expected = history.state(after: transactions)
         for (key, value) in entries {
@@ -84,6 +86,6 @@ public enum LMDBReplicaVerifier {
             let missing = expected.keys.filter { key in !entries.contains { $0.key == key } }.prefix(3)
             throw Mismatch(description: "\(expected.count - found) keys missing after transaction \(transactions) (e.g. \(missing.map(String.init).joined(separator: ", ")))")
         }
-        return Report(transactions: transactions, keys: found, lmdbTransactionID: environment.lastTransactionID)
+        return Report(transactions: transactions, keys: found, lmdbTransactionID: environment.lastTransactionID, usedBytes: environment.usedBytes)
     }
 }

@@ -243,7 +243,10 @@ extension FGBICommand {
                   + "the last backup's database opened with LMDB holding exactly the first \(outcome.finalReplica.transactions) transactions "
                   + "(\(outcome.acknowledged) acknowledged)")
             let differing = outcome.failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double($0.regionBytes) }.sorted()
-            print(String(format: "rejoin: %.1f%% of the region's pages differed (median; max %.1f%%); ", 100 * median(differing), 100 * (differing.last ?? 0))
+            let ofDatabase = outcome.failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double(max(1, $0.databaseBytes)) }.sorted()
+            let databases = outcome.failovers.map { Double($0.databaseBytes) / 1e6 }.sorted()
+            print(String(format: "rejoin: %.1f%% of the region's pages differed (median; max %.1f%%), %.0f%% of the database's (median; it used %.1f MB of the map); ",
+                         100 * median(differing), 100 * (differing.last ?? 0), 100 * median(ofDatabase), median(databases))
                   + String(format: "the first pass (what differed) sent %.2f%% of the region (median; max %.2f%%), "
                          + "up to the first committed epoch %.2f%% (median; max %.2f%%: the rounds carry what the new primary wrote meanwhile)",
                          100 * median(firstPasses), 100 * (firstPasses.last ?? 0), 100 * median(shares), 100 * (shares.last ?? 0)))
