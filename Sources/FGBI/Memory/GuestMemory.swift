@@ -96,15 +96,23 @@ public final class GuestMemory: @unchecked Sendable {
     public static func memfd(length: Int, name: String = "fgbi-guest") throws -> GuestMemory {
         try validate(length: length)
         let fd = try Syscall.shim("memfd_create(\(name))") { CSupport_memfd_create(name, CSupport_MFD_CLOEXEC) }
+        return try mapShared(fd, length: length, kind: .memfd(name: name), what: "memfd", extendFrom: 0)
+    }
+
+    /// Extends the file behind `fd` to `length` bytes when it is shorter than that (`size`), maps it shared and
+    /// returns the region owning `fd`; closes `fd` on failure.
+    private static func mapShared(_ fd: Int32, length: Int, kind: Kind, what: String, extendFrom size: Int) throws -> GuestMemory {
         do {
-            try Syscall.libc("ftruncate(memfd, \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "shmem is full or limited" : "" }) {
-                ftruncate(fd, off_t(length))
+            if size < length {
+                try Syscall.libc("ftruncate(\(what), \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "the file system (shmem) is full or limited" : "" }) {
+                    ftruncate(fd, off_t(length))
+                }
             }
             let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
             guard let address, address != MAP_FAILED else {
-                throw SystemError(operation: "mmap(memfd, \(length) bytes)", errno: errno, hint: mapHint(errno))
+                throw SystemError(operation: "mmap(\(what), \(length) bytes)", errno: errno, hint: mapHint(errno))
             }
-            return GuestMemory(kind: .memfd(name: name), base: address, length: length, fileDescriptor: fd)
+            return GuestMemory(kind: kind, base: address, length: length, fileDescriptor: fd)
         } catch {
             close(fd)
             throw error
@@ -122,27 +130,18 @@ public final class GuestMemory: @unchecked Sendable {
         let fd = try Syscall.libc("open(\(path))", hint: { $0 == ELOOP ? "the path is a symbolic link, which is refused" : "" }) {
             open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         }
+        var status = stat()
         do {
-            var status = stat()
             try Syscall.libc("fstat(\(path))") { fstat(fd, &status) }
             guard status.st_mode & S_IFMT == S_IFREG else { throw FGBIError.invalidArgument("\(path) is not a regular file") }
             guard Int(status.st_size) <= length else {
                 throw FGBIError.invalidArgument("\(path) holds \(status.st_size) bytes, more than the region's \(length): another region's file?")
             }
-            if Int(status.st_size) < length {
-                try Syscall.libc("ftruncate(\(path), \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "the file system is full or limited" : "" }) {
-                    ftruncate(fd, off_t(length))
-                }
-            }
-            let address = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
-            guard let address, address != MAP_FAILED else {
-                throw SystemError(operation: "mmap(\(path), \(length) bytes)", errno: errno, hint: mapHint(errno))
-            }
-            return GuestMemory(kind: .file(path: path), base: address, length: length, fileDescriptor: fd)
         } catch {
             close(fd)
             throw error
         }
+        return try mapShared(fd, length: length, kind: .file(path: path), what: path, extendFrom: Int(status.st_size))
     }
 
     /// Adopts an existing mapping the caller owns, such as a database's mmap. The caller keeps it mapped
