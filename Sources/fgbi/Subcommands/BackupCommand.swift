@@ -95,17 +95,7 @@ extension FGBICommand {
         func run() throws {
             let metricsEndpoint = try observability.bootstrap()
             defer { metricsEndpoint?.stop() }
-            var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
-            configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
-            configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
-            configuration.requireEncryption = requireEncryption
-            configuration.guestName = coordination.guestName
-            configuration.clusterName = coordination.handshakeCluster
-            configuration.allowPlaintext = allowPlaintext
-            if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
-            configuration.imagePath = image
-            configuration.stateDirectory = stateDirectory
-            configuration.syncEachEpoch = !noFsync
+            var configuration = try makeConfiguration()
             var arbiter: EtcdFailoverArbiter?
             if let (client, keys, node) = try coordination.connect(role: "backup") {
                 arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds)
@@ -148,25 +138,44 @@ extension FGBICommand {
                 print("backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
                 term = newTerm
             }
-            if let command = onFailover {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                process.arguments = ["-c", command]
-                var environment = ProcessInfo.processInfo.environment
-                environment["FGBI_EPOCH"] = outcome.lastEpoch.map(String.init) ?? ""
-                environment["FGBI_IMAGE"] = image ?? ""
-                environment["FGBI_TERM"] = term.map(String.init) ?? ""
-                process.environment = environment
-                try process.run()
-                process.waitUntilExit()
-                Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
-            }
+            if let command = onFailover { try runHook(command, epoch: outcome.lastEpoch, term: term) }
             if thenPrimary, let epoch = outcome.lastEpoch {
                 // Primaryship goes with the process image: released now, acquired anew by the primary (--etcd in its arguments).
                 arbiter?.promotedLease?.release()
                 try becomePrimary(continuingAfter: epoch)
             }
             throw ExitCode(10)
+        }
+
+        /// The backup's configuration from the options (the coordinator's arbiter excepted).
+        private func makeConfiguration() throws -> BackupConfiguration {
+            var configuration = BackupConfiguration(listen: try Endpoint(parsing: listen))
+            configuration.key = try keyFile.map { try PresharedKey(file: $0) } ?? PresharedKey.fromEnvironment()
+            configuration.primaryTimeout = .milliseconds(timeoutMilliseconds)
+            configuration.requireEncryption = requireEncryption
+            configuration.guestName = coordination.guestName
+            configuration.clusterName = coordination.handshakeCluster
+            configuration.allowPlaintext = allowPlaintext
+            if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
+            configuration.imagePath = image
+            configuration.stateDirectory = stateDirectory
+            configuration.syncEachEpoch = !noFsync
+            return configuration
+        }
+
+        /// Runs the --on-failover command with FGBI_EPOCH, FGBI_IMAGE and FGBI_TERM set, and waits for it.
+        private func runHook(_ command: String, epoch: UInt64?, term: UInt64?) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", command]
+            var environment = ProcessInfo.processInfo.environment
+            environment["FGBI_EPOCH"] = epoch.map(String.init) ?? ""
+            environment["FGBI_IMAGE"] = image ?? ""
+            environment["FGBI_TERM"] = term.map(String.init) ?? ""
+            process.environment = environment
+            try process.run()
+            process.waitUntilExit()
+            Progress.note("backup: --on-failover exited with \(process.terminationStatus)")
         }
 
         /// Replaces this process with `fgbi primary` and the arguments after `--` on the memory file, continuing
