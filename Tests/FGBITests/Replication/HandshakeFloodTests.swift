@@ -71,9 +71,8 @@ struct HandshakeFloodTests {
             backupConfiguration.key = key
             backupConfiguration.primaryTimeout = .seconds(5)
             let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
-            let serving = Thread { _ = try? backup.serve() }
-            serving.start()
-            defer { backup.stop() }
+            let service = try backup.start()
+            defer { _ = try? service.stop() }
             let flood = try Self.startFlood(port: backup.port)
             defer { Self.stopFlood(flood) }
             // Let the flood fill the backup's door: its connections pending when the primary comes.

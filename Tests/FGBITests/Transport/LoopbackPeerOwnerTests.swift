@@ -68,8 +68,8 @@ struct LoopbackPeerOwnerTests {
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.primaryTimeout = .seconds(5)
         let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
-        Thread.detachNewThread { _ = try? backup.serve() }
-        defer { backup.stop() }
+        let service = try backup.start()
+        defer { _ = try? service.stop() }
         // A well-formed hello, written by the other user's process, and the backup's answer read back.
         var sealer = FrameSealer(direction: 0)
         let hello = Hello(mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096,
