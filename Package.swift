@@ -50,6 +50,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The lab: what tests, benchmarks and fuzzing need from inside the library (fuzz entry points, network
+        // namespaces, the raw stream sender the send benchmarks compare), reaching its `package` symbols.
+        // Production code never links it.
+        .target(
+            name: "FGBILab",
+            dependencies: ["FGBI", "CSupport"]
+        ),
         // The machine's floor for FGBI's hot steps, in plain C (`fgbi bench floor`); the benchmarks' ratios use it.
         .target(
             name: "CFloor",
@@ -58,7 +65,7 @@ let package = Package(
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
         .target(
             name: "FGBIBench",
-            dependencies: ["FGBI", "FGBICoordination", "CSupport", "CFloor"]
+            dependencies: ["FGBI", "FGBILab", "FGBICoordination", "CSupport", "CFloor"]
         ),
         // LMDB, for the in-process database example.
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -72,6 +79,7 @@ let package = Package(
             dependencies: [
                 "FGBI",
                 "FGBICoordination",
+                "FGBILab",
                 "FGBIBench",
                 "FGBIExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -83,11 +91,11 @@ let package = Package(
         // Fuzz targets for the decoders of untrusted bytes: libFuzzer with Scripts/fuzz, a corpus replay otherwise.
         .executableTarget(
             name: "FGBIFuzz",
-            dependencies: ["FGBI", "FGBIBench"]
+            dependencies: ["FGBI", "FGBILab", "FGBIBench"]
         ),
         .testTarget(
             name: "FGBITests",
-            dependencies: ["FGBI", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
+            dependencies: ["FGBI", "FGBILab", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
         ),
     ],
     swiftLanguageModes: [.v6]

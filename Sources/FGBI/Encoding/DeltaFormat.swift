@@ -6,14 +6,14 @@
 ///      24  region count (u32)     28  record count (u32)   32  body length (u64)  40  stored length (u64)
 ///     stored body (stored length bytes: the body, compressed as the header says)
 ///     checksum: XXH3-64 of header and stored body (u64)
-enum DeltaFormat {
-    static let magic: [UInt8] = Array("FGBD".utf8)
+package enum DeltaFormat {
+    package static let magic: [UInt8] = Array("FGBD".utf8)
     /// Written by this build: 2 added the block operation ``BlockOp/sparse``.
-    static let version: UInt16 = 2
+    package static let version: UInt16 = 2
     /// Read by this build (a version-1 delta is a version-2 one without `sparse`).
     static let readableVersions: ClosedRange<UInt16> = 1...2
-    static let headerLength = 48
-    static let checksumLength = 8
+    package static let headerLength = 48
+    package static let checksumLength = 8
 
     /// What a record describes: one page of one region.
     enum RecordKind: UInt8 {

@@ -40,10 +40,10 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Two conventions exist: libc calls return -1 and set `errno`; the C shim (like liburing) returns `-errno`.
 /// Both retry on EINTR. `hint` maps an errno to advice for the operator.
-enum Syscall {
+package enum Syscall {
     /// Runs a libc call that returns -1 and sets errno on failure, retrying EINTR.
     @discardableResult
-    static func libc<T: BinaryInteger>(
+    package static func libc<T: BinaryInteger>(
         _ operation: @autoclosure () -> String,
         hint: (Int32) -> String = { _ in "" },
         _ body: () -> T
@@ -59,7 +59,7 @@ enum Syscall {
 
     /// Runs a shim call that returns a non-negative value or -errno, retrying EINTR.
     @discardableResult
-    static func shim<T: SignedInteger>(
+    package static func shim<T: SignedInteger>(
         _ operation: @autoclosure () -> String,
         hint: (Int32) -> String = { _ in "" },
         _ body: () -> T

@@ -6,7 +6,7 @@ import Glibc
 
 /// A dedicated OS thread that can be joined: for loops that block in the kernel (a userfaultfd fault
 /// reader) and must not occupy a Swift concurrency worker.
-final class JoinableThread: @unchecked Sendable {
+package final class JoinableThread: @unchecked Sendable {
     private final class Body {
         let run: () -> Void
         init(_ run: @escaping () -> Void) { self.run = run }
@@ -16,7 +16,7 @@ final class JoinableThread: @unchecked Sendable {
     private var joined = false
 
     /// Starts `body` on a new thread named `name` (at most 15 characters are kept, as Linux allows).
-    init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    package init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let threadName = String(name.prefix(15))
         let box = Unmanaged.passRetained(Body {
             CSupport_set_thread_name(threadName)
@@ -36,7 +36,7 @@ final class JoinableThread: @unchecked Sendable {
     }
 
     /// Waits for the thread to finish; later calls return at once.
-    func join() {
+    package func join() {
         guard !joined else { return }
         joined = true
         pthread_join(handle, nil)

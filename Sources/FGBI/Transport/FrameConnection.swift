@@ -11,12 +11,12 @@ import Glibc
 /// How frames are written is a ``FrameSendPath``: by default sendmsg(2), measured fastest here; io_uring
 /// paths on request. ``sendPath`` says which was taken and ``sendPathFallback`` why a `by-size` path could
 /// not have io_uring.
-final class FrameConnection: @unchecked Sendable {
+package final class FrameConnection: @unchecked Sendable {
     let socket: Socket
     /// The peer's address, for log lines.
     let peer: String
     /// The path frames are written on: never `.automatic`.
-    let sendPath: FrameSendPath
+    package let sendPath: FrameSendPath
     /// Why `.bySize` fell back to the socket path (io_uring disabled or absent, no ring), or nil.
     let sendPathFallback: SystemError?
     /// A pthread lock rather than `Mutex`, so ThreadSanitizer sees the heartbeat and sender threads take turns.
@@ -41,7 +41,7 @@ final class FrameConnection: @unchecked Sendable {
     /// `isPrimary` fixes the direction label both ends authenticate with; `maximumPayload` applies once the
     /// session has started (during the handshake the limit is 64 KiB). Frames go out on the
     /// ``FrameSendPath/automatic`` path, which cannot fail.
-    convenience init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
+    package convenience init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
         // Automatic never throws: it falls back to the socket path instead.
         try! self.init(socket: socket, peer: peer, isPrimary: isPrimary, maximumPayload: maximumPayload, sendPath: .automatic)
     }
@@ -49,7 +49,7 @@ final class FrameConnection: @unchecked Sendable {
     /// As the initializer without `sendPath`, writing frames on `sendPath`.
     /// - Throws: ``SystemError`` when `sendPath` asks for io_uring (or its zero copy) and this kernel or
     ///   process cannot have it; `.automatic`, `.socket` and `.bySize` never throw.
-    init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath) throws(SystemError) {
+    package init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath) throws(SystemError) {
         self.socket = socket
         self.peer = peer
         sessionMaximumPayload = maximumPayload
@@ -62,7 +62,7 @@ final class FrameConnection: @unchecked Sendable {
 
     /// What this connection's sends did so far: frames per path, io_uring submissions, zero-copy
     /// notifications. Does not wait for a send in progress.
-    var sendStatistics: FrameSendStatistics { sendCounters.snapshot() }
+    package var sendStatistics: FrameSendStatistics { sendCounters.snapshot() }
 
     /// Bounds the time a whole frame may take to arrive until the session starts.
     func setHandshakeDeadline(milliseconds: Int) {
@@ -94,7 +94,7 @@ final class FrameConnection: @unchecked Sendable {
 
     /// Sends one frame; throws ``SystemError`` when the connection fails. Returns when `payload` may be
     /// reused.
-    func send(_ type: WireFormat.FrameType, _ payload: UnsafeRawBufferPointer) throws {
+    package func send(_ type: WireFormat.FrameType, _ payload: UnsafeRawBufferPointer) throws {
         try sending.withLock { sending in
             let (header, encrypted, mac) = try sending.sealer.seal(type, payload: payload)
             try header.withUnsafeBytes { header in
@@ -110,7 +110,7 @@ final class FrameConnection: @unchecked Sendable {
     }
 
     /// Sends one frame with `payload` (none by default); throws ``SystemError`` when the connection fails.
-    func send(_ type: WireFormat.FrameType, _ payload: [UInt8] = []) throws {
+    package func send(_ type: WireFormat.FrameType, _ payload: [UInt8] = []) throws {
         try payload.withUnsafeBytes { try send(type, $0) }
     }
 

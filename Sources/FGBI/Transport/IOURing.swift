@@ -10,19 +10,19 @@ import Glibc
 /// until that send completes, and for a zero-copy send until its notification completion
 /// (IORING_CQE_F_NOTIF) arrives, which can come after the send's own completion. ``send(_:on:messageSize:zeroCopy:)``
 /// returns only after both, so its caller may reuse the buffer at once.
-final class IOURing: @unchecked Sendable {
+package final class IOURing: @unchecked Sendable {
     private let ring: OpaquePointer
 
     /// What a send reported.
-    struct SendReport: Sendable, Equatable {
+    package struct SendReport: Sendable, Equatable {
         /// Send operations issued (more than the messages when the kernel sent short and the rest was resent).
-        var operations = 0
+        package var operations = 0
         /// Zero-copy notifications received, and how many of them said the kernel copied the data anyway.
-        var notifications = 0
-        var copiedNotifications = 0
+        package var notifications = 0
+        package var copiedNotifications = 0
     }
 
-    init(entries: UInt32 = 64) throws(SystemError) {
+    package init(entries: UInt32 = 64) throws(SystemError) {
         var error: Int32 = 0
         guard let ring = CSupport_io_uring_new(entries, &error) else {
             throw SystemError(operation: "io_uring_queue_init", errno: error, hint: error == EPERM || error == ENOSYS
@@ -35,7 +35,7 @@ final class IOURing: @unchecked Sendable {
 
     /// Sends all of `buffer` on `fd` in messages of `messageSize` bytes, one in flight at a time, resuming
     /// after short sends. Returns once every byte went out and, for zero-copy, every notification arrived.
-    func send(_ buffer: UnsafeRawBufferPointer, on fd: Int32, messageSize: Int, zeroCopy: Bool) throws(SystemError) -> SendReport {
+    package func send(_ buffer: UnsafeRawBufferPointer, on fd: Int32, messageSize: Int, zeroCopy: Bool) throws(SystemError) -> SendReport {
         var report = SendReport()
         var offset = 0
         var pendingNotifications = 0

@@ -5,8 +5,8 @@ import Glibc
 /// A connected or listening TCP socket with the few operations the replicator needs: all-or-error sends
 /// that resume short writes, exact receives with a timeout, and no SIGPIPE. Frames go out through a
 /// ``FrameWriter`` on its descriptor instead. Closed on deinit.
-final class Socket: @unchecked Sendable {
-    let descriptor: Int32
+package final class Socket: @unchecked Sendable {
+    package let descriptor: Int32
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -46,7 +46,7 @@ final class Socket: @unchecked Sendable {
 
     /// Connects to `endpoint`, trying each address it resolves to, each attempt bounded by
     /// `timeoutMilliseconds` (a host that drops the handshake would otherwise hold the caller for minutes).
-    static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int = 10_000) throws(SystemError) -> Socket {
+    package static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int = 10_000) throws(SystemError) -> Socket {
         var lastError = SystemError(operation: "connect(\(endpoint))", errno: EHOSTUNREACH)
         for (family, address) in try resolve(endpoint, passive: false) {
             let socket = try make(family: family)
@@ -70,7 +70,7 @@ final class Socket: @unchecked Sendable {
     }
 
     /// Listens on `endpoint` (port 0 picks a free port; see ``localPort``).
-    static func listen(on endpoint: Endpoint) throws(SystemError) -> Socket {
+    package static func listen(on endpoint: Endpoint) throws(SystemError) -> Socket {
         guard let (family, address) = try resolve(endpoint, passive: true).first else {
             throw SystemError(operation: "getaddrinfo(\(endpoint.host))", errno: EADDRNOTAVAIL)
         }
@@ -89,7 +89,7 @@ final class Socket: @unchecked Sendable {
     }
 
     /// The local port (useful after listening on port 0).
-    var localPort: UInt16 {
+    package var localPort: UInt16 {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &storage) {
@@ -102,7 +102,7 @@ final class Socket: @unchecked Sendable {
     }
 
     /// Accepts a connection; returns it with the peer's address and whether that is loopback.
-    func accept() throws(SystemError) -> (socket: Socket, peer: String, peerIsLoopback: Bool) {
+    package func accept() throws(SystemError) -> (socket: Socket, peer: String, peerIsLoopback: Bool) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let fd = try Syscall.libc("accept") {
@@ -168,7 +168,7 @@ final class Socket: @unchecked Sendable {
     }
 
     /// Sets the kernel send buffer size (tests use a small one to force short sends).
-    func setSendBuffer(bytes: Int) {
+    package func setSendBuffer(bytes: Int) {
         var size = Int32(clamping: bytes)
         setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
@@ -208,7 +208,7 @@ final class Socket: @unchecked Sendable {
     }
 
     /// Sends FIN after what was written (the peer reads to the end and sees EOF); receiving goes on.
-    func shutdownWrite() {
+    package func shutdownWrite() {
         Glibc.shutdown(descriptor, Int32(SHUT_WR))
     }
 

@@ -120,8 +120,8 @@ enum Cryptography {
 }
 
 /// Key material held by value (immutable once made).
-struct SymmetricKey: Sendable, Equatable {
+package struct SymmetricKey: Sendable, Equatable {
     let bytes: [UInt8]
 
-    init(data: [UInt8]) { bytes = data }
+    package init(data: [UInt8]) { bytes = data }
 }

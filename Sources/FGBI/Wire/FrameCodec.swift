@@ -11,13 +11,13 @@ struct FrameSealer: Sendable {
 
     /// `direction` differs per side (0: primary to backup, 1: backup to primary), so a frame reflected back
     /// to its sender fails authentication.
-    init(direction: UInt8) {
+    package init(direction: UInt8) {
         self.direction = direction
     }
 
     /// From now on frames carry sequence numbers from 1 and, with a key, an authentication code; with an
     /// encryption key, their payloads are encrypted too.
-    mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
+    package mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
         self.key = key
         self.encryptionKey = encryptionKey
         nextSequence = 1
@@ -60,16 +60,16 @@ struct FrameSealer: Sendable {
 
 /// Checks incoming frames: magic, version, length limit, sequence (replays refused), fencing term and
 /// authentication.
-struct FrameOpener: Sendable {
-    struct Header {
-        var type: WireFormat.FrameType
-        var authenticated: Bool
-        var encrypted: Bool
-        var sequence: UInt64
-        var length: Int
+package struct FrameOpener: Sendable {
+    package struct Header {
+        package var type: WireFormat.FrameType
+        package var authenticated: Bool
+        package var encrypted: Bool
+        package var sequence: UInt64
+        package var length: Int
         /// The sender's fencing term.
-        var term: UInt64
-        var bytes: [UInt8]
+        package var term: UInt64
+        package var bytes: [UInt8]
     }
 
     private(set) var expectedSequence: UInt64 = 0
@@ -81,12 +81,12 @@ struct FrameOpener: Sendable {
     /// When set, a frame of any other fencing term is refused (``WireError/fenced(term:current:)``).
     var requiredTerm: UInt64?
 
-    init(direction: UInt8, maximumPayload: Int) {
+    package init(direction: UInt8, maximumPayload: Int) {
         self.direction = direction
         self.maximumPayload = maximumPayload
     }
 
-    mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
+    package mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
         self.key = key
         self.encryptionKey = encryptionKey
         expectedSequence = 1
@@ -96,7 +96,7 @@ struct FrameOpener: Sendable {
     var expectsAuthentication: Bool { key != nil }
 
     /// Reads a header.
-    func parseHeader(_ bytes: [UInt8]) throws(WireError) -> Header {
+    package func parseHeader(_ bytes: [UInt8]) throws(WireError) -> Header {
         guard bytes.count == WireFormat.headerLength else { throw .malformed("short header") }
         guard Array(bytes[0..<4]) == WireFormat.magic else { throw .badMagic }
         let version = UInt16(bytes[4]) | UInt16(bytes[5]) << 8
@@ -114,7 +114,7 @@ struct FrameOpener: Sendable {
     }
 
     /// Checks a whole frame; on success the next sequence number is expected.
-    mutating func accept(_ header: Header, payload: [UInt8], mac: [UInt8]) throws(WireError) -> Frame {
+    package mutating func accept(_ header: Header, payload: [UInt8], mac: [UInt8]) throws(WireError) -> Frame {
         if let key {
             guard header.authenticated, mac.count == WireFormat.macLength else {
                 throw .authenticationFailed("frame without an authentication code on an authenticated session")
@@ -153,6 +153,6 @@ func frameNonce(direction: UInt8, sequence: UInt64) -> [UInt8] {
 }
 
 @inline(__always)
-func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+package func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
     withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
 }

@@ -1,6 +1,6 @@
 
 /// The primary's opening message: which guest it replicates, what memory and how, and a fresh nonce.
-struct Hello: Equatable {
+package struct Hello: Equatable {
     var mode: ReplicationMode
     var wantsAuthentication: Bool
     var wantsEncryption = false
@@ -18,7 +18,7 @@ struct Hello: Equatable {
     static let maximumRegions = 4096
     static let maximumGuestNameBytes = 128
 
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var bytes: [UInt8] = []
         bytes.append(mode.wireCode)
         bytes.append((wantsAuthentication ? 1 : 0) | (wantsEncryption ? 2 : 0))
@@ -34,7 +34,7 @@ struct Hello: Equatable {
         return bytes
     }
 
-    init(mode: ReplicationMode, wantsAuthentication: Bool, blockSize: Int, pageSize: Int, regionLengths: [Int], nonce: [UInt8]) {
+    package init(mode: ReplicationMode, wantsAuthentication: Bool, blockSize: Int, pageSize: Int, regionLengths: [Int], nonce: [UInt8]) {
         self.mode = mode
         self.wantsAuthentication = wantsAuthentication
         self.blockSize = blockSize
@@ -43,7 +43,7 @@ struct Hello: Equatable {
         self.nonce = nonce
     }
 
-    init(decoding payload: [UInt8]) throws(WireError) {
+    package init(decoding payload: [UInt8]) throws(WireError) {
         var reader = PayloadReader(payload)
         guard let mode = ReplicationMode(wireCode: try reader.byte()) else { throw .malformed("hello: unknown mode") }
         self.mode = mode
@@ -77,25 +77,25 @@ struct Hello: Equatable {
 
 /// The backup's answer: a session id, its nonce and where it stands. It proves the key only after the
 /// primary has (``SessionSetup``), so a stranger gets nothing keyed to attack offline.
-struct Welcome: Equatable {
+package struct Welcome: Equatable {
     var sessionID: [UInt8]
     var nonce: [UInt8]
     /// The epoch the backup's replica expects next (0 for an empty replica).
     var nextEpoch: UInt64
 
-    var encoded: [UInt8] {
+    package var encoded: [UInt8] {
         var bytes = sessionID + nonce
         appendLittleEndian(nextEpoch, to: &bytes)
         return bytes
     }
 
-    init(sessionID: [UInt8], nonce: [UInt8], nextEpoch: UInt64) {
+    package init(sessionID: [UInt8], nonce: [UInt8], nextEpoch: UInt64) {
         self.sessionID = sessionID
         self.nonce = nonce
         self.nextEpoch = nextEpoch
     }
 
-    init(decoding payload: [UInt8]) throws(WireError) {
+    package init(decoding payload: [UInt8]) throws(WireError) {
         var reader = PayloadReader(payload)
         sessionID = try reader.bytes(16)
         nonce = try reader.bytes(32)
@@ -124,7 +124,7 @@ struct PayloadReader {
     private let bytes: [UInt8]
     private var offset = 0
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     mutating func byte() throws(WireError) -> UInt8 {
         guard offset < bytes.count else { throw .malformed("payload too short") }

@@ -37,12 +37,12 @@ public struct ReplicaSummary: Sendable, Equatable {
     }
 
     /// Puts a summary back together from frames, checking each against the layout both ends agreed on.
-    struct Assembler {
+    package struct Assembler {
         private let pageCounts: [Int]
         private var hashes: [[UInt64]]
         private var region = 0
 
-        init(pageCounts: [Int]) {
+        package init(pageCounts: [Int]) {
             self.pageCounts = pageCounts
             hashes = pageCounts.map { _ in [] }
             for (index, count) in pageCounts.enumerated() { hashes[index].reserveCapacity(count) }
@@ -50,13 +50,13 @@ public struct ReplicaSummary: Sendable, Equatable {
         }
 
         /// Every page of every region has its hash.
-        var isComplete: Bool { region == pageCounts.count }
+        package var isComplete: Bool { region == pageCounts.count }
 
         /// The assembled summary (when ``isComplete``).
-        var summary: ReplicaSummary { ReplicaSummary(pageHashes: hashes) }
+        package var summary: ReplicaSummary { ReplicaSummary(pageHashes: hashes) }
 
         /// Takes one frame's payload; throws ``WireError/malformed(_:)`` for anything out of order or range.
-        mutating func add(_ payload: [UInt8]) throws(WireError) {
+        package mutating func add(_ payload: [UInt8]) throws(WireError) {
             guard payload.count >= 16, (payload.count - 16) % 8 == 0 else {
                 throw .malformed("summary frame of \(payload.count) bytes")
             }

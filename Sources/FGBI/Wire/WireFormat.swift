@@ -9,8 +9,8 @@ public enum WireFormat {
     static let magic: [UInt8] = Array("FGBW".utf8)
     /// The protocol version this build speaks.
     public static let version: UInt16 = 2
-    static let headerLength = 32
-    static let macLength = 32
+    package static let headerLength = 32
+    package static let macLength = 32
     static let flagAuthenticated: UInt8 = 1
     /// The payload is ChaCha20-Poly1305 ciphertext followed by its 16-byte tag.
     static let flagEncrypted: UInt8 = 2

@@ -1,4 +1,5 @@
 import FGBI
+import FGBILab
 import Foundation
 
 /// `fgbi bench send`: throughput and sender CPU of each send path for epoch payloads of several sizes, side

@@ -1,4 +1,5 @@
 import FGBI
+import FGBILab
 import Foundation
 
 /// A veth link from this namespace to a fresh network namespace, made with iproute2 and removed on deinit:

@@ -1,4 +1,5 @@
 import FGBI
+import FGBILab
 import FGBICoordination
 import Foundation
 

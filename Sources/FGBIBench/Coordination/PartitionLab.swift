@@ -1,4 +1,5 @@
 import FGBI
+import FGBILab
 import Foundation
 
 /// Several hosts on one machine for partition tests: one network namespace per host, all on a bridge

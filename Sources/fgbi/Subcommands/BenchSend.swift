@@ -1,5 +1,6 @@
 import ArgumentParser
 import FGBI
+import FGBILab
 import FGBIBench
 
 extension FGBICommand {

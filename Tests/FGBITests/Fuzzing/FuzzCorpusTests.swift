@@ -1,4 +1,5 @@
 @testable import FGBI
+import FGBILab
 import FGBIBench
 import Foundation
 import Testing

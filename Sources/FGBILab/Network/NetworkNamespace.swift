@@ -1,3 +1,4 @@
+import FGBI
 import CSupport
 
 #if canImport(Glibc)

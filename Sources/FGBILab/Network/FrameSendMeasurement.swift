@@ -1,3 +1,4 @@
+import FGBI
 import Synchronization
 
 #if canImport(Glibc)

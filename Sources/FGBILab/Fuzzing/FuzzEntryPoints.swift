@@ -1,3 +1,4 @@
+import FGBI
 import CSupport
 
 /// Entry points for fuzzing FGBI's decoders of untrusted bytes (`Sources/FGBIFuzz`, Docs/RELIABILITY.md).
