@@ -50,6 +50,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fault-tracking diagnostics: epoch traces recorded, analysed and drawn (`fgbi trace`), the kernel's
+        // capabilities reported (`fgbi probe`).
+        .target(
+            name: "FGBIDiagnostics",
+            dependencies: ["FGBI", "CSupport"]
+        ),
         // The lab: what tests, benchmarks and fuzzing need from inside the library (fuzz entry points, network
         // namespaces, the raw stream sender the send benchmarks compare), reaching its `package` symbols.
         // Production code never links it.
@@ -65,7 +71,7 @@ let package = Package(
         // Benchmarks that `fgbi bench` runs; kept out of the library so embedders do not carry them.
         .target(
             name: "FGBIBench",
-            dependencies: ["FGBI", "FGBILab", "FGBICoordination", "CSupport", "CFloor"]
+            dependencies: ["FGBI", "FGBILab", "FGBIDiagnostics", "FGBICoordination", "CSupport", "CFloor"]
         ),
         // LMDB, for the in-process database example.
         .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
@@ -80,6 +86,7 @@ let package = Package(
                 "FGBI",
                 "FGBICoordination",
                 "FGBILab",
+                "FGBIDiagnostics",
                 "FGBIBench",
                 "FGBIExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -91,11 +98,11 @@ let package = Package(
         // Fuzz targets for the decoders of untrusted bytes: libFuzzer with Scripts/fuzz, a corpus replay otherwise.
         .executableTarget(
             name: "FGBIFuzz",
-            dependencies: ["FGBI", "FGBILab", "FGBIBench"]
+            dependencies: ["FGBI", "FGBILab", "FGBIDiagnostics", "FGBIBench"]
         ),
         .testTarget(
             name: "FGBITests",
-            dependencies: ["FGBI", "FGBILab", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
+            dependencies: ["FGBI", "FGBILab", "FGBIDiagnostics", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -28,7 +28,7 @@ public struct FrameSendStatistics: Sendable, Equatable {
 
 /// The live counters behind ``FrameSendStatistics``: the writer adds under the connection's send lock,
 /// statistics readers take snapshots from any thread without waiting for a send in progress.
-final class FrameSendCounters: Sendable {
+package final class FrameSendCounters: Sendable {
     let socketFrames = Atomic<Int>(0)
     let uringFrames = Atomic<Int>(0)
     let zeroCopyFrames = Atomic<Int>(0)
@@ -36,6 +36,8 @@ final class FrameSendCounters: Sendable {
     let shortSends = Atomic<Int>(0)
     let zeroCopyNotifications = Atomic<Int>(0)
     let copiedNotifications = Atomic<Int>(0)
+
+    package init() {}
 
     /// Adds one to `counter`.
     static func increment(_ counter: borrowing Atomic<Int>) {

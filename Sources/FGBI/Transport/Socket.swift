@@ -156,13 +156,13 @@ package final class Socket: @unchecked Sendable {
     }
 
     /// Sets how long a receive may wait (0: forever).
-    func setReceiveTimeout(milliseconds: Int) {
+    package func setReceiveTimeout(milliseconds: Int) {
         var time = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sets how long a send may block (0: forever); a send that times out fails with EAGAIN.
-    func setSendTimeout(milliseconds: Int) {
+    package func setSendTimeout(milliseconds: Int) {
         var time = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
     }
@@ -175,7 +175,7 @@ package final class Socket: @unchecked Sendable {
 
     /// Receives exactly `count` bytes into `buffer`; each wait is bounded by the receive timeout, and the
     /// whole by `deadline` (CLOCK_MONOTONIC nanoseconds) when given.
-    func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
+    package func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
         var received = 0
         while received < count {
             if let deadline {
@@ -203,7 +203,7 @@ package final class Socket: @unchecked Sendable {
     }
 
     /// Stops both directions, waking a thread blocked in a receive.
-    func shutdownBoth() {
+    package func shutdownBoth() {
         Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
     }
 

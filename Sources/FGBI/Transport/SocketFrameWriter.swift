@@ -4,18 +4,18 @@ import Glibc
 
 /// ``FrameSendPath/socket``: blocking sendmsg(2) of all of a frame's pieces, resumed after short sends,
 /// without SIGPIPE.
-final class SocketFrameWriter: FrameWriter, @unchecked Sendable {  // one thread at a time (FrameWriter)
+package final class SocketFrameWriter: FrameWriter, @unchecked Sendable {  // one thread at a time (FrameWriter)
     let path = FrameSendPath.socket
     private let socket: Socket
     private let counters: FrameSendCounters
     private let vectors = FrameVectors()
 
-    init(socket: Socket, counters: FrameSendCounters) {
+    package init(socket: Socket, counters: FrameSendCounters) {
         self.socket = socket
         self.counters = counters
     }
 
-    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError) {
+    package func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError) {
         vectors.load(header, payload, mac)
         while !vectors.isEmpty {
             let sent = sendmsg(socket.descriptor, vectors.message, Int32(MSG_NOSIGNAL))

@@ -19,6 +19,14 @@ public enum TraceDirectoryFuzzing {
     /// ends there). True when the directory opened.
     @discardableResult
     public static func run(_ input: UnsafeRawBufferPointer) -> Bool {
+        // One scratch directory per process: two callers at once (tests run concurrently) would empty and
+        // fill it under each other.
+        lock.withLock { runAlone(input) }
+    }
+
+    private static let lock = NSLock()
+
+    private static func runAlone(_ input: UnsafeRawBufferPointer) -> Bool {
         guard input.count >= 2 else { return false }
         let fileManager = FileManager.default
         for name in (try? fileManager.contentsOfDirectory(atPath: scratch)) ?? [] {

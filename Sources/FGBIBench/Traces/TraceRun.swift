@@ -1,4 +1,5 @@
 import FGBI
+import FGBIDiagnostics
 
 /// What `fgbi trace` runs: a region written by a built-in workload (writer threads) or by replaying a trace
 /// directory, tracked for a number of epochs; at each epoch boundary the writers are paused, the tracker's

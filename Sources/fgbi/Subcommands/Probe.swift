@@ -1,5 +1,6 @@
 import ArgumentParser
 import FGBI
+import FGBIDiagnostics
 import Foundation
 
 extension FGBICommand {

@@ -1,4 +1,5 @@
 import FGBI
+import FGBIDiagnostics
 import FGBIBench
 
 /// `fgbi trace --summary` as text: the headline facts, then the block-size cost table.

@@ -1,4 +1,5 @@
 import FGBI
+import FGBIDiagnostics
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

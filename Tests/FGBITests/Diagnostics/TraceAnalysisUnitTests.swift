@@ -1,4 +1,5 @@
 import FGBI
+import FGBIDiagnostics
 import Testing
 
 /// The small pieces of the analysis: folding change masks, grouping shared content, the cost model.

@@ -1,4 +1,5 @@
 import FGBI
+import FGBIDiagnostics
 import FGBIBench
 import Foundation
 import Testing

@@ -1,3 +1,4 @@
+import FGBI
 import Foundation
 
 /// Draws a ``TraceHeatmap`` as a self-contained SVG picture a browser shows as is: epochs left to right,

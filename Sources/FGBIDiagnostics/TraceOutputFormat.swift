@@ -1,3 +1,4 @@
+import FGBI
 /// The formats `fgbi trace --output` writes (Docs/TRACE.md, "Output").
 public enum TraceOutputFormat: String, CaseIterable, Sendable {
     /// One JSON object per line: a `trace` header, then per epoch an `epoch` record followed by its `fault`

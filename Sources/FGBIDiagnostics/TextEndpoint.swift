@@ -1,3 +1,4 @@
+import FGBI
 import Logging
 import Synchronization
 

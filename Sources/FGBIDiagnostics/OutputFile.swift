@@ -1,3 +1,4 @@
+import FGBI
 #if canImport(Glibc)
 import Glibc
 #endif

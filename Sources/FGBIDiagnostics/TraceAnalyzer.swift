@@ -1,3 +1,4 @@
+import FGBI
 import CSupport
 
 /// Turns each epoch's written pages into the facts `fgbi trace` reports: changed blocks per page (against a

@@ -1,3 +1,4 @@
+import FGBI
 /// What one block size would have cost for a traced run, in a simple model of FGBI's `blocks` records
 /// (Docs/PROTOCOL.md): per changed page, a record header (position and kind) and a block list; per changed
 /// block, an operation byte and the block's bytes; plus the 8-byte hash per block of the region that the

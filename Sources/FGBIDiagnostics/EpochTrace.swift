@@ -1,3 +1,4 @@
+import FGBI
 /// What one traced epoch wrote: the pages the tracker reported, how many of their blocks really changed, and
 /// how much of the written content is shared. One `epoch` record of `fgbi trace` output (Docs/TRACE.md).
 public struct EpochTrace: Codable, Sendable, Equatable {

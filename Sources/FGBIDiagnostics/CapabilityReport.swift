@@ -1,3 +1,4 @@
+import FGBI
 /// The `fgbi probe` report: what the kernel offers and which tracker backends will work, as text or as a
 /// Codable value for `--json`.
 public struct CapabilityReport: Codable, Sendable, Equatable {

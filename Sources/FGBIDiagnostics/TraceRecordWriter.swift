@@ -1,3 +1,4 @@
+import FGBI
 import Foundation
 
 /// Writes trace records to a file as JSONL or CSV (Docs/TRACE.md documents both schemas).

@@ -1,3 +1,4 @@
+import FGBI
 /// What a trace describes: the `trace` record that opens JSONL trace output.
 public struct TraceHeader: Codable, Sendable, Equatable {
     /// Always `"trace"`.
