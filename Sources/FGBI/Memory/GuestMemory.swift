@@ -123,8 +123,9 @@ public final class GuestMemory: @unchecked Sendable {
     /// when shorter. Its content is the region's, and stays in the file after this process ends: a node
     /// killed and restarted on a tmpfs file holds the memory it had (``Backup``'s `.formerPrimary`).
     ///
-    /// - Throws: ``FGBIError/invalidArgument(_:)`` for a file longer than `length` (another region's), a
-    ///   symbolic link or not a regular file; ``SystemError`` when it cannot be opened, sized or mapped.
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for a file longer than `length` (another region's), one
+    ///   owned by another user or open to group or others (``PrivateFile``), a symbolic link or not a regular
+    ///   file; ``SystemError`` when it cannot be opened, sized or mapped.
     public static func file(path: String, length: Int) throws -> GuestMemory {
         try validate(length: length)
         let fd = try Syscall.libc("open(\(path))", hint: { $0 == ELOOP ? "the path is a symbolic link, which is refused" : "" }) {
@@ -134,6 +135,8 @@ public final class GuestMemory: @unchecked Sendable {
         do {
             try Syscall.libc("fstat(\(path))") { fstat(fd, &status) }
             guard status.st_mode & S_IFMT == S_IFREG else { throw FGBIError.invalidArgument("\(path) is not a regular file") }
+            // Guest memory holds the guest's secrets: a file another user owns or can read is refused.
+            try PrivateFile.check(descriptor: fd, path: path, what: "the memory file")
             guard Int(status.st_size) <= length else {
                 throw FGBIError.invalidArgument("\(path) holds \(status.st_size) bytes, more than the region's \(length): another region's file?")
             }

@@ -18,6 +18,7 @@ struct TakeoverCycleTests {
         let file = "/dev/shm/fgbi-cycle-\(getpid())-held"
         defer { unlink(file) }
         try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: file))
+        chmod(file, 0o600)
         let outcome = try CommandRunner.run(["backup", "--listen", "127.0.0.1:0", "--region-mib", "1", "--memory-file", file])
         #expect(outcome.status != 0)
         #expect(outcome.stderr.contains("holds content: pass --rejoin if it is a former primary's memory"), "\(outcome.stderr)")

@@ -48,6 +48,8 @@ struct GuestMemoryTests {
         defer { unlink(link) }
         #expect(symlink(path, link) == 0)
         #expect(throws: SystemError.self, "a symbolic link is refused") { try GuestMemory.file(path: link, length: length) }
+        #expect(chmod(path, 0o644) == 0)
+        #expect(throws: FGBIError.self, "a memory file others can read is refused") { try GuestMemory.file(path: path, length: length) }
     }
 
     @Test func adoptedRegionIsLeftMapped() throws {
