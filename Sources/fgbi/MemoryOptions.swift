@@ -1,10 +1,6 @@
 import ArgumentParser
 import FGBI
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The memory layout options both ends must agree on.
 struct MemoryOptions: ParsableArguments {
     @Option(name: .customLong("region-mib"), help: "Region size in MiB (the same on primary and backup).")
@@ -26,8 +22,7 @@ struct MemoryOptions: ParsableArguments {
             try region.prefault()
             return (region, false)
         }
-        var status = stat()
-        let held = stat(memoryFile, &status) == 0 && status.st_size > 0
+        let held = GuestMemory.fileHoldsContent(at: memoryFile)
         let region = try GuestMemory.file(path: memoryFile, length: length)
         try region.prefault()
         return (region, held)

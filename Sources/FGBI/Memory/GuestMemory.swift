@@ -147,6 +147,13 @@ public final class GuestMemory: @unchecked Sendable {
         return try mapShared(fd, length: length, kind: .file(path: path), what: path, extendFrom: Int(status.st_size))
     }
 
+    /// Whether the file at `path` exists and is not empty: mapped by ``file(path:length:)``, it holds the
+    /// memory a process left there (a former primary's, to rejoin with), not zeros.
+    public static func fileHoldsContent(at path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && status.st_size > 0
+    }
+
     /// Adopts an existing mapping the caller owns, such as a database's mmap. The caller keeps it mapped
     /// for this object's lifetime and unmaps it afterwards.
     ///

@@ -70,12 +70,8 @@ public struct LMDBFailoverDrill: Sendable {
     ///   differs from the history; ``LMDBError`` when LMDB cannot open it; other errors when the drill itself
     ///   cannot run (no backup port, the primary cannot start).
     public func run(progress: (String) -> Void = { _ in }) throws -> Outcome {
-        let tag = "fgbi-lmdb-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let databaseDirectory = URL(fileURLWithPath: settings.databaseDirectory).appendingPathComponent(tag)
-        let imageDirectory = URL(fileURLWithPath: settings.imageDirectory).appendingPathComponent(tag)
-        for directory in [databaseDirectory, imageDirectory] {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        }
+        let directories = try DrillDirectories.make("fgbi-lmdb", under: [settings.databaseDirectory, settings.imageDirectory])
+        let (databaseDirectory, imageDirectory) = (directories[0], directories[1])
         defer {
             try? FileManager.default.removeItem(at: databaseDirectory)
             try? FileManager.default.removeItem(at: imageDirectory)
@@ -173,6 +169,19 @@ public struct LMDBFailoverDrill: Sendable {
 /// The drill could not run as planned (the primary ended on its own, say).
 public struct DrillError: Error, CustomStringConvertible {
     public var description: String
+}
+
+/// A drill's scratch directories.
+enum DrillDirectories {
+    /// Creates a drill's own directory (`prefix`, the process id and a random number) under each of `bases`.
+    static func make(_ prefix: String, under bases: [String]) throws -> [URL] {
+        let tag = "\(prefix)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        return try bases.map { base in
+            let directory = URL(fileURLWithPath: base).appendingPathComponent(tag)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            return directory
+        }
+    }
 }
 
 /// The last `capacity` bytes of a stream, for an error message.

@@ -2,10 +2,6 @@ import FGBI
 import Foundation
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One node of the LMDB example's high-availability cycle (`fgbi example lmdb --role node`): the backup of
 /// its peer until the peer is lost, then the primary of what it holds, replicating to the peer when the peer
 /// comes back as its backup.
@@ -91,8 +87,7 @@ public final class LMDBNode: Sendable {
 
     /// Serves as the backup of the peer on the database file, until the peer is lost (take over) or ends.
     private func serveAsBackup(shouldStop: @escaping @Sendable () -> Bool) throws -> BackupEnd {
-        var status = stat()
-        let holdsContent = stat(settings.database, &status) == 0 && status.st_size > 0
+        let holdsContent = GuestMemory.fileHoldsContent(at: settings.database)
         let memory = try GuestMemory.file(path: settings.database, length: settings.mapBytes)
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: settings.listenPort))
         configuration.primaryTimeout = settings.primaryTimeout

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FGBI
+import FGBIBench
 import FGBIExamples
 import Foundation
 
@@ -234,24 +235,24 @@ extension FGBICommand {
                 print(try JSONOutput.encode(AlternateJSON(outcome)))
                 return
             }
-            let firstPasses = outcome.failovers.map { Double($0.rejoinFirstPassBytes) / Double($0.regionBytes) }.sorted()
-            let shares = outcome.failovers.map { Double($0.rejoinBytes) / Double($0.regionBytes) }.sorted()
-            let takeovers = outcome.failovers.map(\.takeoverSeconds).sorted()
-            let unprotected = outcome.failovers.map(\.unprotectedSeconds).sorted()
-            func median(_ values: [Double]) -> Double { values.isEmpty ? 0 : values[values.count / 2] }
-            print("\(outcome.failovers.count) failovers through SIGKILL: every takeover held every acknowledged transaction and went on committing; "
+            let failovers = outcome.failovers
+            let firstPasses = Summary(failovers.map { Double($0.rejoinFirstPassBytes) / Double($0.regionBytes) })
+            let shares = Summary(failovers.map { Double($0.rejoinBytes) / Double($0.regionBytes) })
+            let takeovers = Summary(failovers.map(\.takeoverSeconds))
+            let unprotected = Summary(failovers.map(\.unprotectedSeconds))
+            let differing = Summary(failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double($0.regionBytes) })
+            let ofDatabase = Summary(failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double(max(1, $0.databaseBytes)) })
+            let databases = Summary(failovers.map { Double($0.databaseBytes) / 1e6 })
+            print("\(failovers.count) failovers through SIGKILL: every takeover held every acknowledged transaction and went on committing; "
                   + "the last backup's database opened with LMDB holding exactly the first \(outcome.finalReplica.transactions) transactions "
                   + "(\(outcome.acknowledged) acknowledged)")
-            let differing = outcome.failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double($0.regionBytes) }.sorted()
-            let ofDatabase = outcome.failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double(max(1, $0.databaseBytes)) }.sorted()
-            let databases = outcome.failovers.map { Double($0.databaseBytes) / 1e6 }.sorted()
             print(String(format: "rejoin: %.1f%% of the region's pages differed (median; max %.1f%%), %.0f%% of the database's (median; it used %.1f MB of the map); ",
-                         100 * median(differing), 100 * (differing.last ?? 0), 100 * median(ofDatabase), median(databases))
+                         100 * differing.median, 100 * differing.max, 100 * ofDatabase.median, databases.median)
                   + String(format: "the first pass (what differed) sent %.2f%% of the region (median; max %.2f%%), "
                          + "up to the first committed epoch %.2f%% (median; max %.2f%%: the rounds carry what the new primary wrote meanwhile)",
-                         100 * median(firstPasses), 100 * (firstPasses.last ?? 0), 100 * median(shares), 100 * (shares.last ?? 0)))
+                         100 * firstPasses.median, 100 * firstPasses.max, 100 * shares.median, 100 * shares.max))
             print(String(format: "takeover %.2f s after the kill (median; max %.2f s); unprotected until the rejoined backup's first epoch %.2f s (median; max %.2f s)",
-                         median(takeovers), takeovers.last ?? 0, median(unprotected), unprotected.last ?? 0))
+                         takeovers.median, takeovers.max, unprotected.median, unprotected.max))
         }
 
         private func runNode() throws {
