@@ -97,10 +97,8 @@ public struct LMDBAlternatingDrill: Sendable {
     ///   or differs from the history; ``DrillError`` when a node misbehaves (exits, stands down, never
     ///   reports), with the tail of its log.
     public func run(progress: (String) -> Void = { _ in }) throws -> Outcome {
-        let tag = "fgbi-lmdb-ha-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let databases = URL(fileURLWithPath: settings.databaseDirectory).appendingPathComponent(tag)
-        let logs = URL(fileURLWithPath: settings.logDirectory).appendingPathComponent(tag)
-        for directory in [databases, logs] { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
+        let directories = try DrillDirectories.make("fgbi-lmdb-ha", under: [settings.databaseDirectory, settings.logDirectory])
+        let (databases, logs) = (directories[0], directories[1])
         var succeeded = false
         defer {
             try? FileManager.default.removeItem(at: databases)
@@ -267,10 +265,15 @@ public struct LMDBAlternatingDrill: Sendable {
 
         private func seconds(from start: UInt64, to end: UInt64) -> Double { end > start ? Double(end - start) / 1e9 : 0 }
 
+        /// The drill's failure, with the last lines of both nodes' logs: what one node did wrong often shows in
+        /// the other's (a primary that ended on an error of its own leaves its backup nothing to take over).
         private func failure(_ what: String, node: Int) -> DrillError {
-            let log = (try? String(contentsOfFile: nodes[node].log, encoding: .utf8)) ?? ""
+            let tails = [node, 1 - node].map { index in
+                let log = (try? String(contentsOfFile: nodes[index].log, encoding: .utf8)) ?? ""
+                return "the last lines of \(nodes[index].name)'s:\n" + log.split(separator: "\n").suffix(10).joined(separator: "\n")
+            }
             return DrillError(description: "\(what); logs in \(URL(fileURLWithPath: nodes[node].log).deletingLastPathComponent().path); "
-                              + "the last lines of \(nodes[node].name)'s:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
+                              + tails.joined(separator: "\n"))
         }
 
         mutating func killAll() {
