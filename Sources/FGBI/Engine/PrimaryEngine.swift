@@ -60,7 +60,7 @@ public final class PrimaryEngine: @unchecked Sendable {
     public init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
                 firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary? = nil) throws {
         let geometry = try configuration.checked(regions: regions, summary: summary)
-        baseline = BaselineHashes(pageHashes: summary?.pageHashes, pageSize: GuestMemory.pageSize)
+        baseline = BaselineHashes(summary: summary, pageSize: GuestMemory.pageSize)
         nextEpoch = firstEpoch
         // One helper per capture CPU, or the checkpoint thread and `captureThreads - 1` helpers; scratch space
         // for each participant (0 is the checkpoint thread).

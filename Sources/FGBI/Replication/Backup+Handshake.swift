@@ -23,6 +23,7 @@ extension Backup {
                                                               guest: configuration.guestName ?? "",
                                                               cluster: configuration.clusterName ?? "",
                                                               nextEpoch: heldEpoch.map { $0 + 1 } ?? 0,
+                                                              heldStream: heldStream.withLock { $0 },
                                                               requireEncryption: configuration.requireEncryption
                                                                   || (configuration.key != nil && !peerIsLoopback && !configuration.allowPlaintext),
                                                               helloAccepted: attempt.greeted,

@@ -117,6 +117,13 @@ public final class Backup: @unchecked Sendable {
     /// delta may carry that epoch).
     private let publishedEpoch = Atomic<UInt64>(.max)
 
+    /// The stream (``Hello/stream``) of the epoch the replica holds, when its primary replicates to several
+    /// backups: told to a returning primary so it can catch this backup up from the epochs it kept. Written by
+    /// the serving thread, read by the handshake threads.
+    let heldStream = PthreadLock<[UInt8]?>(nil)
+    /// The current session's stream (serving thread only); nil with a primary that has one backup.
+    private var sessionStream: [UInt8]?
+
     private func publishEpoch() {
         publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
     }
@@ -183,6 +190,12 @@ public final class Backup: @unchecked Sendable {
                     logger.critical("standing down: \(why)")
                     return .stoodDown(lastEpoch: nil, reason: why)
                 }
+                if sessionStream != nil {
+                    // One of several backups: which of them holds every committed epoch only a comparison
+                    // among them can tell, so none takes over on its own.
+                    logger.warning("primary lost (\(reason)); one of several backups, so not taking over: waiting for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
+                    continue
+                }
                 guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
                 if lost == nil { metrics.primaryLosses.increment() }
                 logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
@@ -217,6 +230,7 @@ public final class Backup: @unchecked Sendable {
             return nil
         }
         replica.beginSession()
+        sessionStream = hello.stream
         if let held = heldEpoch {
             do {
                 for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }
@@ -291,6 +305,11 @@ public final class Backup: @unchecked Sendable {
             if !precopy {
                 publishEpoch()
                 vouchesForReplica.store(true, ordering: .releasing)
+                let stream = sessionStream
+                heldStream.withLock { $0 = stream }
+            } else {
+                // The replica now holds changes of no epoch: until one commits, it is of no stream.
+                heldStream.withLock { $0 = nil }
             }
             metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
             metrics.bytesReceived.increment(by: Int64(frame.payload.count))

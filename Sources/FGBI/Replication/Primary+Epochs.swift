@@ -107,7 +107,7 @@ extension Primary {
         }
     }
 
-    func senderLoop(_ connection: FrameConnection) {
+    func senderLoop() {
         // Encoding is throughput work; the checkpoint thread's pause is on the guest's critical path. When
         // they share a busy CPU, the sender yields (a higher nice value for this thread only).
         if configuration.senderNiceIncrement > 0 {
@@ -137,7 +137,7 @@ extension Primary {
                         noteUnchangedPages(of: capture)
                         release(capture)
                         if !precopy { FaultPoints.reach(.primarySend) }
-                        try connection.send(precopy ? .precopy : .epoch, delta)
+                        try deliver(precopy ? .precopy : .epoch, epoch: precopy ? nil : capture.epoch, delta)
                         return (delta.count, statistics)
                     }
                 } catch where !delivered {
@@ -147,7 +147,6 @@ extension Primary {
                     return
                 }
                 let statistics = sent.statistics
-                lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
                 if precopy {
                     metrics.precopyBytes.increment(by: Int64(sent.bytes))
                 } else {
@@ -189,10 +188,11 @@ extension Primary {
         }
     }
 
-    func acknowledgementLoop(_ connection: FrameConnection) {
+    /// Reads one backup's acknowledgements and counts them towards commits.
+    func acknowledgementLoop(_ link: BackupLink) {
         while true {
             do {
-                let frame = try connection.receive()
+                let frame = try link.connection.receive()
                 switch frame.type {
                 case .ack:
                     var reader = PayloadReader(frame.payload)
@@ -205,14 +205,7 @@ extension Primary {
                         losePrimaryship(authority)
                         return
                     }
-                    let (continuations, lag) = shared.withLock { shared -> ([AsyncStream<UInt64>.Continuation], UInt64) in
-                        shared.statistics.lastCommittedEpoch = epoch
-                        return (Array(shared.continuations.values), shared.statistics.lag)
-                    }
-                    metrics.epochsCommitted.increment()
-                    metrics.lastCommittedEpoch.record(Int64(epoch))
-                    metrics.lag.record(Int64(lag))
-                    for continuation in continuations { continuation.yield(epoch) }
+                    if let committed = commitTracker.acknowledge(epoch, from: link.index) { published(committed) }
                 case .heartbeat:
                     continue
                 case .error:
@@ -221,29 +214,41 @@ extension Primary {
                     throw WireError.unexpected("\(frame.type) from the backup")
                 }
             } catch {
-                if connected.load(ordering: .acquiring) { sessionFailed(error) }
+                linkFailed(link, error)
                 return
             }
         }
     }
 
-    func heartbeatLoop(_ connection: FrameConnection) {
+    /// Records a newly committed epoch in the statistics and metrics.
+    func published(_ committed: UInt64) {
+        let lag = shared.withLock { shared -> UInt64 in
+            shared.statistics.lastCommittedEpoch = committed
+            return shared.statistics.lag
+        }
+        metrics.epochsCommitted.increment()
+        metrics.lastCommittedEpoch.record(Int64(committed))
+        metrics.lag.record(Int64(lag))
+    }
+
+    /// Sends one backup a heartbeat whenever nothing else went to it for ``PrimaryConfiguration/heartbeatInterval``.
+    func heartbeatLoop(_ link: BackupLink) {
         let interval = configuration.heartbeatInterval.wholeNanoseconds
         // Heartbeats go on through stop()'s final epoch, until the connection is closed on purpose.
-        while connected.load(ordering: .acquiring) {
+        while link.isOpen.load(ordering: .acquiring) {
             MonotonicClock.sleep(nanoseconds: interval / 2)
             // The sender may stamp a send between the two readings: never subtract past zero.
-            let lastSend = lastSendNanoseconds.load(ordering: .relaxed)
+            let lastSend = link.lastSendNanoseconds.load(ordering: .relaxed)
             let now = MonotonicClock.nanoseconds()
             let idle = now > lastSend ? now - lastSend : 0
-            guard idle >= interval, connected.load(ordering: .acquiring) else { continue }
+            guard idle >= interval, link.isOpen.load(ordering: .acquiring) else { continue }
             var stamp: [UInt8] = []
             appendLittleEndian(MonotonicClock.nanoseconds(), to: &stamp)
             do {
-                try connection.send(.heartbeat, stamp)
-                lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
+                try link.connection.send(.heartbeat, stamp)
+                link.lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
             } catch {
-                if connected.load(ordering: .acquiring) { sessionFailed(error) }
+                linkFailed(link, error)
                 return
             }
         }
@@ -285,7 +290,7 @@ extension Primary {
             shared.sessionFailure = error
             return true
         }
-        if first { link.withLock { $0?.close() } }
+        if first { for link in links.withLock({ $0 }) { link?.close() } }
     }
 
     /// Replication stops for good.
@@ -294,15 +299,7 @@ extension Primary {
             if shared.failure == nil { shared.failure = error }
         }
         running.store(false, ordering: .releasing)
-        link.withLock { $0?.close() }
-        finishCommits()
-    }
-
-    func finishCommits() {
-        let continuations = shared.withLock { shared -> [AsyncStream<UInt64>.Continuation] in
-            defer { shared.continuations.removeAll() }
-            return Array(shared.continuations.values)
-        }
-        for continuation in continuations { continuation.finish() }
+        for link in links.withLock({ $0 }) { link?.close() }
+        commitTracker.finish()
     }
 }

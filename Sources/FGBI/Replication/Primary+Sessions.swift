@@ -5,98 +5,125 @@ import Synchronization
 /// The primary's sessions: connecting and handshaking, the synchronisation that brings a backup up to date
 /// while the guest runs (pre-copy rounds), and reconnecting when the backup is lost.
 extension Primary {
-    /// Connects, shakes hands, reads the backup's summary when it holds content, makes the session's
-    /// engine and starts the session's sender, acknowledgement and heartbeat threads.
+    /// Connects to the backups and shakes hands (reading the summary of each that holds content), makes the
+    /// session's engine and starts the session's threads. With several backups, those that cannot be reached
+    /// are tried again in the background while the commit policy can be met without them.
     func openSession() throws {
-        let socket = try Socket.connect(to: configuration.backup, timeoutMilliseconds: min(configuration.backupTimeout.wholeMilliseconds, 3000))
-        let connection: FrameConnection
-        let encryptsSession: Bool
-        do {
-            // Judged by the address reached, not by the name given: without a key only loopback is allowed,
-            // and off loopback memory travels encrypted unless the operator allows plaintext.
-            let (address, isLoopback) = try socket.peerAddress()
-            if configuration.key == nil && !isLoopback {
-                throw WireError.keyRequired("the backup \(configuration.backup) was reached at \(address), which is not loopback")
+        let endpoints = configuration.backups
+        let stream: [UInt8]? = endpoints.count > 1 ? randomBytes(16) : nil
+        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+                          blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
+                          regionLengths: regions.map(\.length), nonce: [])
+        hello.guest = configuration.guestName ?? ""
+        hello.cluster = configuration.clusterName ?? ""
+        hello.stream = stream
+        var opened: [BackupLink] = []
+        var missing: [Int] = []
+        var lastError: Error?
+        for index in endpoints.indices {
+            do {
+                opened.append(try BackupLink.open(index: index, configuration: configuration, hello: hello,
+                                                  pageCounts: regions.map(\.pageCount), handshakeTimeout: configuration.backupTimeout))
+            } catch {
+                lastError = error
+                missing.append(index)
+                if endpoints.count > 1 { logger.warning("cannot reach the backup \(endpoints[index]): \(error)") }
             }
-            // On loopback without a key, another local user could have bound the backup's port first.
-            if configuration.key == nil && !LoopbackPeerOwner.isTrusted(socket) {
-                throw WireError.keyRequired("the process listening at \(configuration.backup) runs as another user than this primary")
-            }
-            encryptsSession = configuration.key != nil && (configuration.encrypt || (!isLoopback && !configuration.allowPlaintext))
-            connection = try FrameConnection(socket: socket, peer: configuration.backup.description, isPrimary: true,
-                                             maximumPayload: 64 << 10, sendPath: configuration.sendPath)
-        } catch {
-            socket.shutdownBoth()
-            throw error
+        }
+        let required = configuration.commitPolicy.required(of: endpoints.count)
+        guard opened.count >= required else {
+            for link in opened { link.close() }
+            throw lastError ?? WireError.unexpected("no backup reached")
         }
         do {
-            connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
-            var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                              blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
-                              regionLengths: regions.map(\.length), nonce: randomBytes(32))
-            hello.wantsEncryption = encryptsSession
-            hello.guest = configuration.guestName ?? ""
-            hello.cluster = configuration.clusterName ?? ""
-            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
-                                                         term: configuration.authority?.term ?? 0)
-            var summary: ReplicaSummary?
-            if welcome.nextEpoch > 0 {
-                var assembler = ReplicaSummary.Assembler(pageCounts: regions.map(\.pageCount))
-                while !assembler.isComplete {
-                    let frame = try connection.receive()
-                    switch frame.type {
-                    case .summary: try assembler.add(frame.payload)
-                    case .heartbeat: continue
-                    case .error: throw WireError.refused(PeerText.printable(frame.payload))
-                    default: throw WireError.unexpected("\(frame.type) while reading the backup's summary")
-                    }
-                }
-                summary = assembler.summary
-            }
-            // The session is open: heartbeats start now, so the backup hears from us while the engine is built.
-            shared.withLock { $0.sessionFailure = nil }
-            link.withLock { $0 = connection }
-            connected.store(true, ordering: .releasing)
-            lastSendNanoseconds.store(MonotonicClock.nanoseconds(), ordering: .relaxed)
-            try spawn("fgbi-heartbeat") { [self] in heartbeatLoop(connection) }
-            // Number on from both our epochs and the backup's, so committed epochs only ever grow.
-            let firstEpoch = max(engine.upcomingEpoch, welcome.nextEpoch)
-            if summary != nil || firstEpoch != engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
-                engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
-                                           backupHolds: summary)
-            }
-            shared.withLock {
-                $0.statistics.synchronisations += 1
-                $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
-            }
-            metrics.connected.record(1)
-            logger.info("connected to the backup \(configuration.backup)",
-                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(welcome.nextEpoch > 0 ? "epoch \(welcome.nextEpoch - 1)" : "nothing")",
-                                   "send_path": "\(connection.sendPath)"])
-            if let fallback = connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
-            shared.withLock {
-                $0.statistics.sendPath = connection.sendPath.description
-                $0.statistics.encrypted = encryptsSession
-            }
-            try spawn("fgbi-sender") { [self] in senderLoop(connection) }
-            try spawn("fgbi-acks") { [self] in acknowledgementLoop(connection) }
+            try startSession(with: opened, missing: missing, stream: stream)
         } catch {
-            connection.close()
+            for link in opened { link.close() }
             closeSession()
             throw error
         }
     }
 
-    /// Ends the session's threads and closes its connection; captures waiting to be sent go back to the
+    /// Starts a session with the backups reached: heartbeats first (so they hear from us while the engine is
+    /// built), the engine for what they hold, then the sender, each backup's threads, and a rejoin thread for
+    /// each backup not reached.
+    private func startSession(with opened: [BackupLink], missing: [Int], stream: [UInt8]?) throws {
+        let generation = sessionGeneration.add(1, ordering: .acquiringAndReleasing).newValue
+        sessionStream = stream
+        backlog = stream == nil ? nil : EpochBacklog(backups: configuration.backups.count,
+                                                    required: configuration.commitPolicy.required(of: configuration.backups.count),
+                                                    budgetBytes: configuration.catchUpBytes)
+        shared.withLock { $0.sessionFailure = nil }
+        links.withLock { links in
+            for index in links.indices { links[index] = nil }
+            for link in opened { links[link.index] = link }
+        }
+        connected.store(true, ordering: .releasing)
+        for link in opened { try spawnSessionThread("fgbi-beat-\(link.index)") { [self] in heartbeatLoop(link) } }
+        // What every backup holds: a backup with no epoch holds zeros, and pages the backups disagree on
+        // are sent to all.
+        let summary: ReplicaSummary?
+        if opened.count == 1 {
+            summary = opened[0].summary
+        } else if opened.contains(where: { $0.summary != nil }) {
+            let zero = ReplicaSummary.zeroFilled(pageCounts: regions.map(\.pageCount), pageSize: GuestMemory.pageSize)
+            summary = ReplicaSummary.common(opened.map { $0.summary ?? zero })
+        } else {
+            summary = nil
+        }
+        // Number on from both our epochs and the backups', so committed epochs only ever grow.
+        let firstEpoch = max(engine.upcomingEpoch, opened.map(\.welcome.nextEpoch).max() ?? 0)
+        if summary != nil || firstEpoch != engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
+            engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
+                                       backupHolds: summary)
+        }
+        shared.withLock {
+            $0.statistics.synchronisations += 1
+            $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
+            $0.statistics.sendPath = opened[0].connection.sendPath.description
+            $0.statistics.encrypted = opened.allSatisfy(\.encrypts)
+        }
+        metrics.connected.record(1)
+        for link in opened {
+            logger.info("connected to the backup \(link.endpoint)",
+                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(link.welcome.nextEpoch > 0 ? "epoch \(link.welcome.nextEpoch - 1)" : "nothing")",
+                                   "send_path": "\(link.connection.sendPath)"])
+            if let fallback = link.connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
+        }
+        try spawn("fgbi-sender") { [self] in senderLoop() }
+        for link in opened { try startThreads(of: link) }
+        for index in missing { try spawnSessionThread("fgbi-rejoin-\(index)") { [self] in rejoinLoop(index, generation: generation) } }
+    }
+
+    /// Starts a connected backup's acknowledgement thread and, with several backups, its writer.
+    func startThreads(of link: BackupLink) throws {
+        if let backlog {
+            if link.holdsEpoch(of: sessionStream) == nil { backlog.attachFromStart(link.index) }
+            try spawnSessionThread("fgbi-write-\(link.index)") { [self] in writerLoop(link, backlog: backlog) }
+        }
+        try spawnSessionThread("fgbi-acks-\(link.index)") { [self] in acknowledgementLoop(link) }
+    }
+
+    func spawnSessionThread(_ name: String, _ body: @escaping @Sendable () -> Void) throws {
+        let thread = try JoinableThread(name: name, body)
+        sessionThreads.withLock { $0.append(thread) }
+    }
+
+    /// Ends the session's threads and closes its connections; captures waiting to be sent go back to the
     /// free list (a new session resynchronises what they held).
     func closeSession() {
         connected.store(false, ordering: .releasing)
-        link.withLock { $0?.close() }
+        sessionGeneration.add(1, ordering: .acquiringAndReleasing)
+        for link in links.withLock({ $0 }) { link?.close() }
         queues.withLock { $0.senderShouldExit = true }
         readyCount.signal()
         join("fgbi-sender")
-        join("fgbi-heartbeat")
-        join("fgbi-acks")
+        // Joined until none is left: a rejoin thread may start a backup's threads while others are joined.
+        while let thread = sessionThreads.withLock({ $0.popLast() }) {
+            for link in links.withLock({ $0 }) { link?.close() }
+            thread.join()
+        }
+        links.withLock { links in for index in links.indices { links[index] = nil } }
         let dropped = queues.withLock { queues -> Int in
             let count = queues.ready.count
             queues.free.append(contentsOf: queues.ready)
@@ -119,12 +146,12 @@ extension Primary {
         while true {
             do {
                 try openSession()
-                if failures > 0 { logger.notice("reached the backup \(configuration.backup) after \(failures) failed attempts") }
+                if failures > 0 { logger.notice("reached the backups after \(failures) failed attempts") }
                 return
             } catch where Self.isWorthRetrying(error) && MonotonicClock.nanoseconds() + pause < deadline {
                 failures += 1
                 if failures == 1 || failures % 10 == 0 {
-                    logger.warning("cannot reach the backup \(configuration.backup) yet (\(error)); trying again for up to \(window / 1_000_000_000) s (--reconnect-s)")
+                    logger.warning("cannot reach \(configuration.backups.count == 1 ? "the backup \(configuration.backup)" : "enough backups") yet (\(error)); trying again for up to \(window / 1_000_000_000) s (--reconnect-s)")
                 }
                 if let authority = configuration.authority, MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds {
                     throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "lapsed while reaching the backup: \(authority.lossReason)")

@@ -30,8 +30,22 @@ public final class Primary: @unchecked Sendable {
     /// The session's engine; replaced (with the session threads stopped) when a new session starts.
     var engine: PrimaryEngine
     let trackers: [any DirtyTracker]
-    /// The session's connection; replaced only with the session threads stopped.
-    let link = PthreadLock<FrameConnection?>(nil)
+    /// The session's backups, by their index in ``PrimaryConfiguration/backups`` (nil: not connected).
+    /// Replaced whole only with the session threads stopped; a backup rejoining a running session fills its slot.
+    let links: PthreadLock<[BackupLink?]>
+    /// With several backups: the session's frames, sent to each backup by its writer and kept for those that
+    /// fall behind or return (nil with one backup, whose frames the sender sends itself). Replaced only with
+    /// the session threads stopped.
+    var backlog: EpochBacklog?
+    /// With several backups: the session's stream (``Hello/stream``); nil with one backup.
+    var sessionStream: [UInt8]?
+    /// Counts sessions opened and closed: a thread of an older session that sees it change ends.
+    let sessionGeneration = Atomic<Int>(0)
+    /// The threads of the current session (sender, and per backup acknowledgements, heartbeats, writer,
+    /// rejoin), joined when it closes.
+    let sessionThreads = PthreadLock<[JoinableThread]>([])
+    /// What each backup acknowledged and what the commit policy counts as committed.
+    let commitTracker: CommitTracker
 
     struct Queues {
         var free: [EpochCapture]
@@ -51,15 +65,12 @@ public final class Primary: @unchecked Sendable {
         var failure: Error?
         /// Why the current session ended (the connection failed); the checkpoint thread reconnects.
         var sessionFailure: Error?
-        var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
-        var nextContinuation = 0
     }
     let shared = PthreadLock(Shared())
     /// The epoch loop runs (cleared by stop() and by a failure).
     let running = Atomic<Bool>(false)
     /// A session is open and its threads serve it (cleared when this side closes it).
     let connected = Atomic<Bool>(false)
-    let lastSendNanoseconds = Atomic<UInt64>(0)
     /// The epoch after the last one captured (0 before the first): ``epochCoveringWritesSoFar``, read by
     /// every client write of a guest with output commit, so a plain atomic and not the statistics' lock.
     let epochAfterLastCapture = Atomic<UInt64>(0)
@@ -72,6 +83,9 @@ public final class Primary: @unchecked Sendable {
     ///   when the tracker cannot run here.
     public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none,
                 observer: CaptureObserver? = nil, logger: Logger = Logger(label: "fgbi.primary")) throws {
+        guard !configuration.backups.isEmpty else { throw FGBIError.invalidArgument("a primary needs at least one backup") }
+        try configuration.commitPolicy.check(backups: configuration.backups.count)
+        guard configuration.catchUpBytes >= 1 << 20 else { throw FGBIError.invalidArgument("catchUpBytes must be at least 1 MiB") }
         guard configuration.captureBuffers >= 1 else { throw FGBIError.invalidArgument("captureBuffers must be at least 1") }
         guard configuration.precopy.chunkPages >= 1, configuration.precopy.maximumRounds >= 1 else {
             throw FGBIError.invalidArgument("pre-copy needs chunks of at least 1 page and at least 1 round")
@@ -82,6 +96,8 @@ public final class Primary: @unchecked Sendable {
         self.observer = observer
         self.logger = logger
         metrics = PrimaryMetrics(guest: configuration.guestName)
+        links = PthreadLock(Array(repeating: nil, count: configuration.backups.count))
+        commitTracker = CommitTracker(policy: configuration.commitPolicy, backups: configuration.backups.count)
         engine = try PrimaryEngine(regions: regions, configuration: configuration.engine,
                                    firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
         let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
@@ -159,11 +175,17 @@ public final class Primary: @unchecked Sendable {
 
     // MARK: - Output commit and status
 
-    /// The last epoch the backup acknowledged as applied, or nil before the first.
-    public var committedEpoch: UInt64? { shared.withLock { $0.statistics.lastCommittedEpoch } }
+    /// The last epoch committed (acknowledged as applied by the backup, or by as many backups as the
+    /// ``PrimaryConfiguration/commitPolicy`` asks), or nil before the first.
+    public var committedEpoch: UInt64? { commitTracker.committed }
 
     /// Counters and recent pause times.
-    public var statistics: ReplicationStatistics { shared.withLock { $0.statistics } }
+    public var statistics: ReplicationStatistics {
+        var statistics = shared.withLock { $0.statistics }
+        statistics.backupAcknowledgements = commitTracker.acknowledged
+        statistics.backupsConnected = links.withLock { $0.filter { $0?.isOpen.load(ordering: .acquiring) ?? false }.count }
+        return statistics
+    }
 
     /// Why replication stopped on its own (the backup was lost or refused), or nil.
     public var failure: Error? { shared.withLock { $0.failure } }
@@ -171,20 +193,9 @@ public final class Primary: @unchecked Sendable {
     /// Whether the epoch loop is running.
     public var isRunning: Bool { running.load(ordering: .acquiring) }
 
-    /// Every epoch the backup acknowledges from now on, in order. Output produced during epoch N may be
-    /// released once N (or a later epoch) arrives here. The stream ends when replication stops.
-    public func commits() -> AsyncStream<UInt64> {
-        AsyncStream { continuation in
-            let id = shared.withLock { shared -> Int in
-                shared.nextContinuation += 1
-                shared.continuations[shared.nextContinuation] = continuation
-                return shared.nextContinuation
-            }
-            continuation.onTermination = { [weak self] _ in
-                _ = self?.shared.withLock { $0.continuations.removeValue(forKey: id) }
-            }
-        }
-    }
+    /// Every epoch committed from now on, in order. Output produced during epoch N may be released once N
+    /// (or a later epoch) arrives here. The stream ends when replication stops.
+    public func commits() -> AsyncStream<UInt64> { commitTracker.commits() }
 
     /// The epoch whose commit covers every write the guest made before this call, for output commit: call it
     /// after the writes an output depends on (with the guest's writers outside their pause gate), then
@@ -194,7 +205,7 @@ public final class Primary: @unchecked Sendable {
         epochAfterLastCapture.load(ordering: .acquiring)
     }
 
-    /// Blocks until the backup has acknowledged `epoch` (or a later one); false on timeout or failure.
+    /// Blocks until `epoch` (or a later one) is committed; false on timeout or failure.
     public func waitForCommit(_ epoch: UInt64, timeout: Duration) -> Bool {
         waitForCommit(epoch, timeout: timeout, orSessionFailure: false)
     }
@@ -202,16 +213,9 @@ public final class Primary: @unchecked Sendable {
     /// As ``waitForCommit(_:timeout:)``; with `orSessionFailure`, also gives up when the session fails (stop()
     /// does not reconnect, so its final epoch can no longer commit then).
     private func waitForCommit(_ epoch: UInt64, timeout: Duration, orSessionFailure: Bool) -> Bool {
-        let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
-        while MonotonicClock.nanoseconds() < deadline {
-            let (committed, failed) = shared.withLock {
-                ($0.statistics.lastCommittedEpoch, $0.failure != nil || (orSessionFailure && $0.sessionFailure != nil))
-            }
-            if let committed, committed >= epoch { return true }
-            if failed { return false }
-            MonotonicClock.sleep(nanoseconds: 200_000)
+        commitTracker.wait(for: epoch, deadlineNanoseconds: MonotonicClock.nanoseconds() + timeout.wholeNanoseconds) {
+            shared.withLock { $0.failure != nil || (orSessionFailure && $0.sessionFailure != nil) }
         }
-        return false
     }
 
     /// Stops replication. With `finalEpoch`, first cuts one last epoch (everything written up to now) and
@@ -240,26 +244,15 @@ public final class Primary: @unchecked Sendable {
                 finalError = error
             }
         }
-        let connection = link.withLock { $0 }
         // On failure the sender may be stuck in a send the backup no longer reads: closing frees it.
-        if finalError != nil { connection?.close() }
-        queues.withLock { $0.senderShouldExit = true }
-        readyCount.signal()
-        join("fgbi-sender")
-        if finalError == nil, let connection {
-            // Bye, then FIN, then read until the backup closes: closing with its heartbeats unread would
-            // reset the connection, and a reset can destroy the bye before the backup reads it.
-            try? connection.send(.bye)
-            connected.store(false, ordering: .releasing)
-            connection.finishSending()
-            join("fgbi-acks")
-        }
+        if finalError != nil { for link in links.withLock({ $0 }) { link?.close() } }
+        if finalError == nil { sayGoodbye() }
         closeSession()
         for tracker in trackers { try? tracker.stop() }
         if let finalError {
             shared.withLock { if $0.failure == nil { $0.failure = finalError } }
         }
-        finishCommits()
+        commitTracker.finish()
         if let finalError { throw finalError }
         return committedEpoch
     }

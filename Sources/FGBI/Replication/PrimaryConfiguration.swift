@@ -1,7 +1,20 @@
 /// How a ``Primary`` replicates.
 public struct PrimaryConfiguration: Sendable {
-    /// Where the backup listens.
-    public var backup: Endpoint
+    /// Where each backup listens: one, or several (each epoch is encoded once and sent to every one; the
+    /// ``commitPolicy`` says when it is committed).
+    public var backups: [Endpoint]
+    /// Where the (first) backup listens.
+    public var backup: Endpoint {
+        get { backups[0] }
+        set { backups[0] = newValue }
+    }
+    /// With several backups: when an epoch counts as committed. ``CommitPolicy/all`` by default.
+    public var commitPolicy = CommitPolicy.all
+    /// With several backups: how many bytes of encoded frames are kept for backups that fall behind or
+    /// return (within a session), so they catch up without a resynchronisation. Under a quorum, a backup
+    /// further behind than this leaves the session and is resynchronised (with every backup) when it
+    /// returns; under ``CommitPolicy/all`` the primary waits instead (backpressure).
+    public var catchUpBytes = 256 << 20
     /// Mode, block size, compressor and budgets of the engine.
     public var engine = EngineConfiguration()
     /// The dirty tracker.
@@ -64,7 +77,13 @@ public struct PrimaryConfiguration: Sendable {
     public var continuesAfterEpoch: UInt64?
 
     public init(backup: Endpoint) {
-        self.backup = backup
+        backups = [backup]
+    }
+
+    /// A primary with several backups (at least one), committing by `commitPolicy`.
+    public init(backups: [Endpoint], commitPolicy: CommitPolicy = .all) {
+        self.backups = backups
+        self.commitPolicy = commitPolicy
     }
 }
 

@@ -24,6 +24,14 @@ public struct ReplicationStatistics: Sendable {
     public var encrypted = false
     /// Sessions opened after the first (the backup was lost and came back).
     public var reconnects = 0
+    /// With several backups: the last epoch each acknowledged (nil: none yet), in the order of
+    /// ``PrimaryConfiguration/backups``, and how many are connected now.
+    public var backupAcknowledgements: [UInt64?] = []
+    public var backupsConnected = 0
+    /// With several backups: backups lost while the others went on committing, and backups that returned and
+    /// caught up from the frames kept for them (without a resynchronisation).
+    public var backupsLost = 0
+    public var catchUps = 0
     /// Synchronisations run (one per session), and the last one's figures.
     public var synchronisations = 0
     public var lastSynchronisation: SynchronisationReport?

@@ -22,6 +22,9 @@ enum SessionSetup {
         if answer.type == .error { throw WireError.refused(PeerText.printable(answer.payload)) }
         guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
         let welcome = try Welcome(decoding: answer.payload)
+        guard (welcome.heldStream != nil) == (hello.stream != nil) else {
+            throw WireError.malformed("welcome: \(hello.stream == nil ? "a held stream unasked" : "no held stream for a primary with several backups")")
+        }
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: term)
         try connection.send(.auth, key?.proof(label: primaryProofLabel, transcript: transcript) ?? noProof)
         let confirmation = try connection.receive()
@@ -55,7 +58,7 @@ enum SessionSetup {
     /// guest has arrived (``HandshakeGate`` then evicts this handshake last).
     static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
                              peerIsSameUser: Bool = true, guest: String = "", cluster: String = "",
-                             nextEpoch: UInt64, requireEncryption: Bool = false,
+                             nextEpoch: UInt64, heldStream: [UInt8]? = nil, requireEncryption: Bool = false,
                              helloAccepted: () -> Void = {},
                              minimumTerm: () -> UInt64 = { 0 }) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
@@ -104,7 +107,8 @@ enum SessionSetup {
             throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "
                                          + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
         }
-        let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch)
+        var welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch)
+        if hello.stream != nil { welcome.heldStream = heldStream ?? [UInt8](repeating: 0, count: 16) }
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: opening.term)
         try connection.send(.welcome, welcome.encoded)
         let auth = try connection.receive()

@@ -14,6 +14,10 @@ package struct Hello: Equatable {
     /// clusters with guests of one name cannot cross.
     var cluster = ""
     var nonce: [UInt8]
+    /// With several backups: the session's stream, 16 random bytes that name the epochs of this
+    /// synchronisation. A backup that returns holding an epoch of the same stream can catch up from the
+    /// epochs the primary kept; any other is resynchronised. Nil with one backup.
+    var stream: [UInt8]?
 
     static let maximumRegions = 4096
     static let maximumGuestNameBytes = 128
@@ -21,7 +25,7 @@ package struct Hello: Equatable {
     package var encoded: [UInt8] {
         var bytes: [UInt8] = []
         bytes.append(mode.wireCode)
-        bytes.append((wantsAuthentication ? 1 : 0) | (wantsEncryption ? 2 : 0))
+        bytes.append((wantsAuthentication ? 1 : 0) | (wantsEncryption ? 2 : 0) | (stream != nil ? 4 : 0))
         appendLittleEndian(UInt32(blockSize), to: &bytes)
         appendLittleEndian(UInt32(pageSize), to: &bytes)
         appendLittleEndian(UInt32(regionLengths.count), to: &bytes)
@@ -31,6 +35,7 @@ package struct Hello: Equatable {
             bytes += Array(name.utf8)
         }
         bytes += nonce
+        if let stream { bytes += stream }
         return bytes
     }
 
@@ -48,7 +53,7 @@ package struct Hello: Equatable {
         guard let mode = ReplicationMode(wireCode: try reader.byte()) else { throw .malformed("hello: unknown mode") }
         self.mode = mode
         let flags = try reader.byte()
-        guard flags & ~3 == 0 else { throw .malformed("hello: unknown flags \(flags)") }
+        guard flags & ~7 == 0 else { throw .malformed("hello: unknown flags \(flags)") }
         wantsAuthentication = flags & 1 != 0
         wantsEncryption = flags & 2 != 0
         blockSize = Int(try reader.u32())
@@ -71,6 +76,7 @@ package struct Hello: Equatable {
         guest = try name("guest")
         cluster = try name("cluster")
         nonce = try reader.bytes(32)
+        if flags & 4 != 0 { stream = try reader.bytes(16) }
         try reader.finish("hello")
     }
 }
@@ -82,10 +88,14 @@ package struct Welcome: Equatable {
     var nonce: [UInt8]
     /// The epoch the backup's replica expects next (0 for an empty replica).
     var nextEpoch: UInt64
+    /// Answering a hello with a ``Hello/stream``: the stream of the epoch the replica holds (16 zero bytes
+    /// when it holds none of a stream, e.g. after a restart). Nil otherwise.
+    var heldStream: [UInt8]?
 
     package var encoded: [UInt8] {
         var bytes = sessionID + nonce
         appendLittleEndian(nextEpoch, to: &bytes)
+        if let heldStream { bytes += heldStream }
         return bytes
     }
 
@@ -100,6 +110,7 @@ package struct Welcome: Equatable {
         sessionID = try reader.bytes(16)
         nonce = try reader.bytes(32)
         nextEpoch = try reader.u64()
+        if payload.count == 16 + 32 + 8 + 16 { heldStream = try reader.bytes(16) }
         try reader.finish("welcome")
     }
 }
@@ -110,6 +121,7 @@ package struct Welcome: Equatable {
 func handshakeTranscript(hello: [UInt8], welcome: Welcome, clientNonce: [UInt8], term: UInt64) -> [UInt8] {
     var transcript = Cryptography.sha256(hello) + welcome.sessionID + clientNonce + welcome.nonce
     appendLittleEndian(welcome.nextEpoch, to: &transcript)
+    if let held = welcome.heldStream { transcript += held }
     appendLittleEndian(term, to: &transcript)
     return transcript
 }

@@ -1,3 +1,5 @@
+import CSupport
+
 /// What a backup that holds state tells a new primary session: the XXH3-64 of every page of its replica at
 /// its last committed epoch. The primary compares its own pages against these and sends only the ones that
 /// differ, so a reconnect or a backup restart costs the difference, not the memory.
@@ -10,8 +12,35 @@
 public struct ReplicaSummary: Sendable, Equatable {
     /// Per region, one hash per page.
     public var pageHashes: [[UInt64]]
+    /// Per region and page, whether several backups' summaries disagree on the page (``common(_:)``): such a
+    /// page is held by none of them as far as the primary is concerned. Nil: a single backup's summary.
+    var disagreed: [[Bool]]?
 
     public init(pageHashes: [[UInt64]]) { self.pageHashes = pageHashes }
+
+    /// What several backups all hold: each page's hash where every summary agrees, and the page marked as
+    /// held by none where any differs. A synchronisation against it sends each page every backup needs to
+    /// all of them (a page that is current on one backup and stale on another goes to both).
+    static func common(_ summaries: [ReplicaSummary]) -> ReplicaSummary {
+        guard var combined = summaries.first else { return ReplicaSummary(pageHashes: []) }
+        var disagreed = combined.pageHashes.map { Array(repeating: false, count: $0.count) }
+        for other in summaries.dropFirst() {
+            for region in combined.pageHashes.indices {
+                for page in combined.pageHashes[region].indices where other.pageHashes[region][page] != combined.pageHashes[region][page] {
+                    disagreed[region][page] = true
+                }
+            }
+        }
+        combined.disagreed = disagreed
+        return combined
+    }
+
+    /// The summary of an empty (zero-filled) replica of regions of `pageCounts` pages.
+    static func zeroFilled(pageCounts: [Int], pageSize: Int) -> ReplicaSummary {
+        let zeroPage = [UInt8](repeating: 0, count: pageSize)
+        let hash = zeroPage.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress!, pageSize) }
+        return ReplicaSummary(pageHashes: pageCounts.map { Array(repeating: hash, count: $0) })
+    }
 
     /// Hashes per frame: the payload stays under the 64 KiB a primary accepts from its backup.
     static let hashesPerFrame = 8000

@@ -226,7 +226,7 @@ public struct ReplicateBenchmark: Sendable {
     }
 
     /// Waits (the guest idle) until the backup holds the whole region; returns the epoch that synchronised it.
-    private static func waitForSynchronisation(of primary: Primary) throws -> UInt64 {
+    static func waitForSynchronisation(of primary: Primary) throws -> UInt64 {
         let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
         while true {
             if let epoch = primary.committedEpoch { return epoch }

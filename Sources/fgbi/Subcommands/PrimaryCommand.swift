@@ -47,8 +47,11 @@ extension FGBICommand {
                 help: "A backup taking over: the epoch its replica holds (FGBI_EPOCH); this primary numbers its epochs on from it. Use with --memory-file holding that replica.")
         var continueAfterEpoch: UInt64?
 
-        @Option(help: "The backup's address, HOST:PORT (one guest; several: --guest).")
-        var backup: String?
+        @Option(help: "A backup's address, HOST:PORT. Repeat it for several backups of the guest: each epoch is encoded once and sent to each, and --commit says when it counts (several guests: --guest).")
+        var backup: [String] = []
+
+        @Option(help: "With several --backup: when an epoch is committed and its output released: all (every backup acknowledged it, the default) or quorum:K (K of them did; a lost or slow backup does not hold commits back and catches up when it returns).")
+        var commit = "all"
 
         @OptionGroup var guests: GuestOptions
 
@@ -136,7 +139,11 @@ extension FGBICommand {
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
             guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
-            try guests.validate(backup: backup, printEpochDigests: printEpochDigests)
+            try guests.validate(backup: backup.first, printEpochDigests: printEpochDigests)
+            if backup.count > 1, !guests.guests.isEmpty { throw ValidationError("several --backup take one guest, not --guest specs") }
+            if backup.count > 1, coordination.etcd != nil {
+                throw ValidationError("several --backup with --etcd: promotion among several backups through etcd is not built yet (Docs/OPERATIONS.md); use one backup with --etcd")
+            }
             if !guests.guests.isEmpty, memory.memoryFile != nil || continueAfterEpoch != nil {
                 throw ValidationError("--memory-file and --continue-after-epoch take one guest (--backup), not --guest specs")
             }
@@ -149,7 +156,10 @@ extension FGBICommand {
 
         func makeConfiguration() throws -> PrimaryConfiguration {
             do {
-                var configuration = PrimaryConfiguration(backup: try Endpoint(parsing: backup ?? GuestOptions.perGuestBackup))
+                guard let policy = CommitPolicy(commit) else { throw ValidationError("--commit '\(commit)': choose all or quorum:K") }
+                var configuration = PrimaryConfiguration(backups: try (backup.isEmpty ? [GuestOptions.perGuestBackup] : backup).map { try Endpoint(parsing: $0) },
+                                                         commitPolicy: policy)
+                try policy.check(backups: configuration.backups.count)
                 configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                                                            compression: try compression.map { try Compression.parse($0) })
                 if let compressionMinimumSaving, !(0...1).contains(compressionMinimumSaving) {
@@ -240,7 +250,7 @@ extension FGBICommand {
                     printed.signal()
                 }
             }
-            Progress.note("primary: connecting to \(configuration.backup)")
+            Progress.note("primary: connecting to \(configuration.backups.map(\.description).joined(separator: ", "))")
             try primary.start()
             driver.start()
             let started = Date()
@@ -253,7 +263,8 @@ extension FGBICommand {
                     Progress.note("epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
                                   + "lag \(s.lag), sent \(formatted(Double(s.bytesSent + s.precopyBytes) / 1e6, 1)) MB, "
                                   + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)"
-                                  + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : ""))
+                                  + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : "")
+                                  + (configuration.backups.count > 1 ? ", backups connected \(s.backupsConnected) of \(configuration.backups.count)" : ""))
                 }
             }
             if let lost = primary.failure as? LostPrimaryship, printEvents { EventLine.print("lost term \(lost.term)") }
@@ -267,6 +278,12 @@ extension FGBICommand {
                 throw ExitCode(12)
             }
             printSummary(primary.statistics, lastCommitted: last, stoppedBy: stop.received, pagesWritten: driver.written)
+            if configuration.backups.count > 1 {
+                let s = primary.statistics
+                print("primary: \(configuration.backups.count) backups, commit \(configuration.commitPolicy); last epoch acknowledged by each: "
+                      + s.backupAcknowledgements.map { $0.map(String.init) ?? "none" }.joined(separator: ", ")
+                      + "; backups lost \(s.backupsLost), caught up \(s.catchUps)")
+            }
         }
 
         /// With --etcd, primaryship of the guest: the lease this node holds (waiting up to --acquire-wait-s).

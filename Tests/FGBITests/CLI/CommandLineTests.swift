@@ -126,6 +126,11 @@ struct CommandLineTests {
         (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x"], "--role node needs --peer HOST:PORT"),
         (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x", "--peer", "127.0.0.1:1"], "--role node --start backup needs --listen-port"),
         (["example", "lmdb", "--role", "alternate", "--failovers", "0"], "--failovers must be between 1 and 10000"),
+        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "most"], "--commit 'most': choose all or quorum:K"),
+        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "quorum:3"], "a commit quorum of 3 needs between 1 and the 2 backups given"),
+        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--etcd", "http://127.0.0.1:2379"], "promotion among several backups through etcd is not built yet"),
+        (["bench", "backups", "--layouts", "3:quorum:4"], "--layouts: '3:quorum:4' is not N:all or N:quorum:K"),
+        (["bench", "backups", "--layouts", "1:all:slow"], "--layouts: '1:all:slow' is not N:all or N:quorum:K"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
@@ -209,6 +214,24 @@ struct CommandLineTests {
                 #expect((baseline["bytes"] as? Int ?? 0) > 0, "\(baseline)")
             }
         }
+    }
+
+    @Test(.requiring(.uffdAsync, because: "`fgbi bench backups` tracks with uffd-async by default"))
+    func backupsBenchmarkVerifiesEveryLayout() throws {
+        let outcome = try CommandRunner.run(["bench", "backups", "--layouts", "1:all,2:quorum:1,3:quorum:2:slow", "--region-mib", "8",
+                                             "--epochs", "20", "--pages-per-epoch", "64", "--epoch-ms", "5", "--slow-mib-per-s", "2", "--json"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let runs = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        #expect(runs.count == 3)
+        for run in runs {
+            #expect(run["backups_verified"] as? Int == run["backups"] as? Int, "every backup ends equal to the guest: \(run)")
+            #expect((run["commit_ms_p50"] as? Double ?? 0) > 0 && (run["encoded_bytes_per_epoch"] as? Double ?? 0) > 0, "\(run)")
+        }
+        // Each epoch is encoded once and received by every backup.
+        let two = runs[1]
+        let encoded = try #require(two["encoded_bytes_per_epoch"] as? Double)
+        let received = try #require(two["received_bytes_per_epoch"] as? Double)
+        #expect(received > 1.5 * encoded && received < 2.5 * encoded, "\(two)")
     }
 
     @Test func primaryAndBackupProcessesReplicateAndFinish() throws {

@@ -134,7 +134,7 @@ struct StagedPageEncodingTests {
                 page < 32 ? CSupport_xxh3_64(region.page(page), GuestMemory.pageSize) : random.next()
             }
         }
-        let baseline = BaselineHashes(pageHashes: summary, pageSize: GuestMemory.pageSize)
+        let baseline = BaselineHashes(summary: ReplicaSummary(pageHashes: summary), pageSize: GuestMemory.pageSize)
         let ways: [Way] = [.staged, .expanded, .parallel(threads: 2, staged: true), .parallel(threads: 3, staged: false),
                            .parallel(threads: 4, staged: true)]
         let paths = try ways.map { try Path($0, geometry: geometry, regions: regions, baseline: baseline) }
@@ -203,7 +203,7 @@ struct StagedPageEncodingTests {
         let geometry = try BlockGeometry()
         let pages = 1024
         let regions = [try GuestMemory.anonymous(length: pages * GuestMemory.pageSize)]
-        let baseline = BaselineHashes(pageHashes: nil, pageSize: GuestMemory.pageSize)
+        let baseline = BaselineHashes(summary: nil, pageSize: GuestMemory.pageSize)
         let ways: [Way] = [.staged, .parallel(threads: 2, staged: true), .parallel(threads: 3, staged: false)]
         let paths = try ways.map { try Path($0, geometry: geometry, regions: regions, baseline: baseline) }
         var random = SeededRandom(seed: 9090)
