@@ -15,8 +15,37 @@ public protocol FailoverArbiter: AnyObject, Sendable {
     /// confirmed that the old primary's right expired and recorded this backup as the new primary.
     func decide(lastEpoch: UInt64?) -> FailoverDecision
 
+    /// As ``decide(lastEpoch:)`` for one of several backups of a primary (`group`) that held fencing term
+    /// `lostTerm`: only the backup holding the newest epoch among at least
+    /// ``BackupGroup/candidatesNeeded`` of them (so among them one holds every committed epoch) may be
+    /// promoted, and ``FailoverDecision/standDown(_:)`` means another is the primary now (this backup serves
+    /// on as its backup). The default implementation never promotes (it answers ``FailoverDecision/wait(_:)``).
+    func decide(lastEpoch: UInt64?, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision
+
     /// How long the backup waits for a returning primary between two ``decide(lastEpoch:)`` calls.
     var pollInterval: Duration { get }
+}
+
+extension FailoverArbiter {
+    public func decide(lastEpoch: UInt64?, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision {
+        .wait("this coordinator cannot choose among several backups")
+    }
+}
+
+/// The backups of one primary, as its handshake tells each of them: how many, and how many must acknowledge
+/// an epoch before it is committed (``CommitPolicy``: `all` is a quorum of every backup).
+public struct BackupGroup: Sendable, Equatable {
+    public var backups: Int
+    public var quorum: Int
+
+    public init(backups: Int, quorum: Int) {
+        self.backups = backups
+        self.quorum = quorum
+    }
+
+    /// Candidates needed before a promotion: any set this large holds a backup that acknowledged every
+    /// committed epoch.
+    public var candidatesNeeded: Int { backups - quorum + 1 }
 }
 
 /// What a ``FailoverArbiter`` answers.

@@ -121,8 +121,10 @@ public final class Backup: @unchecked Sendable {
     /// backups: told to a returning primary so it can catch this backup up from the epochs it kept. Written by
     /// the serving thread, read by the handshake threads.
     let heldStream = PthreadLock<[UInt8]?>(nil)
-    /// The current session's stream (serving thread only); nil with a primary that has one backup.
+    /// The current session's stream and group of backups (serving thread only); nil with a primary that has
+    /// one backup.
     private var sessionStream: [UInt8]?
+    private var sessionGroup: BackupGroup?
 
     private func publishEpoch() {
         publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
@@ -139,16 +141,25 @@ public final class Backup: @unchecked Sendable {
         if configuration.arbiter == nil {
             logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `BackupConfiguration.arbiter`)")
         }
-        /// Why the primary was lost, while waiting for the arbiter.
+        /// Why the primary was lost, while waiting for the arbiter, and the group of backups it had.
         var lost: String?
+        var lostGroup: BackupGroup?
         var lastWait = ""
         while true {
             /// How long to wait for a primary: for ever, or, while the coordinator is asked, until it is asked again.
             var waitMilliseconds: Int?
             if let reason = lost, let arbiter = configuration.arbiter {
-                switch arbiter.decide(lastEpoch: lastEpoch) {
+                let decision = lostGroup.map { arbiter.decide(lastEpoch: lastEpoch, group: $0, lostTerm: knownTerm.load(ordering: .acquiring)) }
+                    ?? arbiter.decide(lastEpoch: lastEpoch)
+                switch decision {
                 case .promote(let term):
                     return try failOver(reason: reason, term: term)
+                case .standDown(let why) where lostGroup != nil:
+                    // One of several backups: another is the primary now, and this one serves on as its backup.
+                    logger.notice("not taking over: \(why); serving on as a backup of the next primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
+                    lost = nil
+                    lostGroup = nil
+                    continue
                 case .standDown(let why):
                     logger.critical("standing down: \(why)")
                     return .stoodDown(lastEpoch: lastEpoch, reason: why)
@@ -190,13 +201,14 @@ public final class Backup: @unchecked Sendable {
                     logger.critical("standing down: \(why)")
                     return .stoodDown(lastEpoch: nil, reason: why)
                 }
-                if sessionStream != nil {
+                if sessionGroup != nil && configuration.arbiter == nil {
                     // One of several backups: which of them holds every committed epoch only a comparison
-                    // among them can tell, so none takes over on its own.
-                    logger.warning("primary lost (\(reason)); one of several backups, so not taking over: waiting for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
+                    // among them (through a coordinator) can tell, so none takes over on its own.
+                    logger.warning("primary lost (\(reason)); one of several backups with no coordinator, so not taking over: waiting for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
                     continue
                 }
                 guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
+                lostGroup = sessionGroup
                 if lost == nil { metrics.primaryLosses.increment() }
                 logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
                 lost = reason
@@ -231,6 +243,7 @@ public final class Backup: @unchecked Sendable {
         }
         replica.beginSession()
         sessionStream = hello.stream
+        sessionGroup = hello.group
         if let held = heldEpoch {
             do {
                 for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }

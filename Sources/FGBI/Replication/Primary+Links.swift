@@ -91,13 +91,7 @@ extension Primary {
         while current() {
             let link: BackupLink
             do {
-                var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                                  blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
-                                  regionLengths: regions.map(\.length), nonce: [])
-                hello.guest = configuration.guestName ?? ""
-                hello.cluster = configuration.clusterName ?? ""
-                hello.stream = sessionStream
-                link = try BackupLink.open(index: index, configuration: configuration, hello: hello,
+                link = try BackupLink.open(index: index, configuration: configuration, hello: makeHello(stream: sessionStream),
                                            pageCounts: regions.map(\.pageCount), handshakeTimeout: .seconds(2))
             } catch {
                 if !reported { logger.info("the backup \(endpoint) is not back yet: \(error)") }

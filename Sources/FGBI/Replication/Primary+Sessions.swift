@@ -11,12 +11,7 @@ extension Primary {
     func openSession() throws {
         let endpoints = configuration.backups
         let stream: [UInt8]? = endpoints.count > 1 ? randomBytes(16) : nil
-        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                          blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
-                          regionLengths: regions.map(\.length), nonce: [])
-        hello.guest = configuration.guestName ?? ""
-        hello.cluster = configuration.clusterName ?? ""
-        hello.stream = stream
+        let hello = makeHello(stream: stream)
         var opened: [BackupLink] = []
         var missing: [Int] = []
         var lastError: Error?
@@ -42,6 +37,22 @@ extension Primary {
             closeSession()
             throw error
         }
+    }
+
+    /// What this primary says first to each backup of a session (``BackupLink/open`` adds the nonce and
+    /// whether the session is encrypted).
+    func makeHello(stream: [UInt8]?) -> Hello {
+        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+                          blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
+                          regionLengths: regions.map(\.length), nonce: [])
+        hello.guest = configuration.guestName ?? ""
+        hello.cluster = configuration.clusterName ?? ""
+        hello.stream = stream
+        if stream != nil {
+            let count = configuration.backups.count
+            hello.group = BackupGroup(backups: count, quorum: configuration.commitPolicy.required(of: count))
+        }
+        return hello
     }
 
     /// Starts a session with the backups reached: heartbeats first (so they hear from us while the engine is

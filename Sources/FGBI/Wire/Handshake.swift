@@ -18,6 +18,10 @@ package struct Hello: Equatable {
     /// synchronisation. A backup that returns holding an epoch of the same stream can catch up from the
     /// epochs the primary kept; any other is resynchronised. Nil with one backup.
     var stream: [UInt8]?
+    /// With a ``stream``: how many backups the primary replicates to and how many must acknowledge an epoch
+    /// (the commit policy), so a backup that loses the primary knows how many of them must stand as
+    /// candidates before the one holding the newest epoch may be promoted.
+    var group: BackupGroup?
 
     static let maximumRegions = 4096
     static let maximumGuestNameBytes = 128
@@ -35,7 +39,11 @@ package struct Hello: Equatable {
             bytes += Array(name.utf8)
         }
         bytes += nonce
-        if let stream { bytes += stream }
+        if let stream {
+            bytes += stream
+            bytes.append(UInt8(group?.backups ?? 0))
+            bytes.append(UInt8(group?.quorum ?? 0))
+        }
         return bytes
     }
 
@@ -76,7 +84,13 @@ package struct Hello: Equatable {
         guest = try name("guest")
         cluster = try name("cluster")
         nonce = try reader.bytes(32)
-        if flags & 4 != 0 { stream = try reader.bytes(16) }
+        if flags & 4 != 0 {
+            stream = try reader.bytes(16)
+            let backups = Int(try reader.byte())
+            let quorum = Int(try reader.byte())
+            guard backups >= 2, (1...backups).contains(quorum) else { throw .malformed("hello: a group of \(backups) backups with a quorum of \(quorum)") }
+            group = BackupGroup(backups: backups, quorum: quorum)
+        }
         try reader.finish("hello")
     }
 }

@@ -19,10 +19,12 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     public let node: String
     public let ttlSeconds: Int
     public let pollInterval: Duration
-    private let client: EtcdClient
-    private let logger: Logger
+    let logger: Logger
     private let knownTerm = LockedState<UInt64>(0)
     private let promoted = LockedState<EtcdPrimaryLease?>(nil)
+    /// With several backups: this node's candidacy for the term lost (its lease), while it stands.
+    let candidacy = LockedState<Candidacy.Held?>(nil)
+    let client: EtcdClient
 
     /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.
     public init(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, pollInterval: Duration = .milliseconds(100),
@@ -40,6 +42,9 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     /// elsewhere, or hand it to a ``Primary`` as its ``PrimaryConfiguration/authority``.
     public var promotedLease: EtcdPrimaryLease? { promoted.withLock { $0 } }
 
+    /// Whether this node was promoted already.
+    var wasPromoted: Bool { promoted.withLock { $0 } != nil }
+
     /// The newest term in etcd, or the newest seen when etcd cannot be reached now.
     public func currentTerm() -> UInt64 {
         if let value = try? client.get(keys.term), let term = try? TermValue.decode(value.value, key: keys.term) {
@@ -51,8 +56,40 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
         return knownTerm.withLock { $0 }
     }
 
+    /// A claim on primaryship at epoch `lastEpoch`: the next term, on a new lease of this node's own.
+    func claim(at lastEpoch: UInt64) throws -> FailoverDecision {
+        let sent = MonotonicClock.nanoseconds()
+        let lease = try client.grantLease(ttlSeconds: ttlSeconds)
+        let claim: EtcdPrimaryLease.Claim
+        do {
+            claim = try EtcdPrimaryLease.claim(client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
+                                               leaseID: lease.id, committedEpoch: lastEpoch)
+        } catch {
+            // The transaction may or may not have happened: give the lease up either way (if it did, the
+            // key goes with it and the next look claims a newer term).
+            _ = try? client.revoke(lease.id)
+            throw error
+        }
+        switch claim {
+        case .granted(let record):
+            let term = record.term
+            knownTerm.withLock { $0 = max($0, term) }
+            let held = EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
+                                        ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
+            promoted.withLock { $0 = held }
+            logger.notice("guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
+            return .promote(term: term)
+        case .held(let record, _):
+            _ = try? client.revoke(lease.id)
+            return .wait("node \(record.node) became primary with term \(record.term) first")
+        case .raced:
+            _ = try? client.revoke(lease.id)
+            return .wait("the term moved while promoting; looking again")
+        }
+    }
+
     public func decide(lastEpoch: UInt64?) -> FailoverDecision {
-        if promoted.withLock({ $0 }) != nil { return .standDown("this node was already promoted") }
+        if wasPromoted { return .standDown("this node was already promoted") }
         do {
             if let holder = try client.get(keys.primary) {
                 let record = try PrimaryRecord.decode(holder.value, key: keys.primary)
@@ -64,34 +101,7 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
             guard let lastEpoch else {
                 return .standDown("the primary's lease expired, but this backup holds no committed epoch to take over with")
             }
-            let sent = MonotonicClock.nanoseconds()
-            let lease = try client.grantLease(ttlSeconds: ttlSeconds)
-            let claim: EtcdPrimaryLease.Claim
-            do {
-                claim = try EtcdPrimaryLease.claim(client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
-                                                   leaseID: lease.id, committedEpoch: lastEpoch)
-            } catch {
-                // The transaction may or may not have happened: give the lease up either way (if it did, the
-                // key goes with it and the next look claims a newer term).
-                _ = try? client.revoke(lease.id)
-                throw error
-            }
-            switch claim {
-            case .granted(let record):
-                let term = record.term
-                knownTerm.withLock { $0 = max($0, term) }
-                let held = EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
-                                            ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
-                promoted.withLock { $0 = held }
-                logger.notice("guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
-                return .promote(term: term)
-            case .held(let record, _):
-                _ = try? client.revoke(lease.id)
-                return .wait("node \(record.node) became primary with term \(record.term) first")
-            case .raced:
-                _ = try? client.revoke(lease.id)
-                return .wait("the term moved while promoting; looking again")
-            }
+            return try claim(at: lastEpoch)
         } catch let error as CoordinationError {
             // The guest's keys hold what no FGBI node writes (a malformed record, a term at its maximum): no
             // promotion can be sound on them, and waiting would wait for ever. Stand down, saying why.

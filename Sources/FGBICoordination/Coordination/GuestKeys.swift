@@ -3,7 +3,9 @@
 ///   the lease expires;
 /// - `term`: the newest fencing term granted (decimal), never attached to a lease, so terms only grow;
 /// - `committed`: written by each promotion: the new term, the node and the last committed epoch it took
-///   over at.
+///   over at;
+/// - `candidates/<node>`: with several backups, each backup that lost the primary says here, on a lease of
+///   its own, which epoch it holds (a ``Candidacy``), so the one holding the newest is promoted.
 public struct GuestKeys: Sendable, Equatable {
     public let cluster: String
     public let guest: String
@@ -20,6 +22,8 @@ public struct GuestKeys: Sendable, Equatable {
     public var primary: String { prefix + "primary" }
     public var term: String { prefix + "term" }
     public var committed: String { prefix + "committed" }
+    public var candidates: String { prefix + "candidates/" }
+    public func candidate(_ node: String) -> String { candidates + node }
 
     /// Checks a name used in keys (cluster, guest, node).
     public static func validate(_ name: String, what: String) throws(CoordinationError) {

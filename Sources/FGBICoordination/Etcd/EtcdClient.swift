@@ -104,6 +104,20 @@ public final class EtcdClient: Sendable {
         }
     }
 
+    /// Every key-value under `prefix` (which must end in `/`), in key order.
+    public func getPrefix(_ prefix: String) throws(EtcdError) -> [EtcdKeyValue] {
+        precondition(prefix.hasSuffix("/"), "a key prefix ends in /")
+        // The range end is the prefix with its last byte incremented: '/' + 1 is '0'.
+        let end = String(prefix.dropLast()) + "0"
+        return try call("etcd get prefix", "v3/kv/range", ["key": EtcdJSON.base64(prefix), "range_end": EtcdJSON.base64(end)]) {
+            (response, _) throws(EtcdJSON.Malformed) in
+            _ = try response.headerRevision()
+            var keyValues: [EtcdKeyValue] = []
+            for object in try response.objects("kvs") { keyValues.append(try object.keyValue()) }
+            return keyValues
+        }
+    }
+
     /// Writes `value` at `key`, attached to `lease` unless it is 0 (the key is then deleted when the lease
     /// expires). Returns the revision of the write.
     @discardableResult

@@ -141,9 +141,7 @@ extension FGBICommand {
             guard (0...86_400).contains(acquireWaitSeconds) else { throw ValidationError("--acquire-wait-s must be between 0 and 86400") }
             try guests.validate(backup: backup.first, printEpochDigests: printEpochDigests)
             if backup.count > 1, !guests.guests.isEmpty { throw ValidationError("several --backup take one guest, not --guest specs") }
-            if backup.count > 1, coordination.etcd != nil {
-                throw ValidationError("several --backup with --etcd: promotion among several backups through etcd is not built yet (Docs/OPERATIONS.md); use one backup with --etcd")
-            }
+
             if !guests.guests.isEmpty, memory.memoryFile != nil || continueAfterEpoch != nil {
                 throw ValidationError("--memory-file and --continue-after-epoch take one guest (--backup), not --guest specs")
             }

@@ -128,7 +128,6 @@ struct CommandLineTests {
         (["example", "lmdb", "--role", "alternate", "--failovers", "0"], "--failovers must be between 1 and 10000"),
         (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "most"], "--commit 'most': choose all or quorum:K"),
         (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "quorum:3"], "a commit quorum of 3 needs between 1 and the 2 backups given"),
-        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--etcd", "http://127.0.0.1:2379"], "promotion among several backups through etcd is not built yet"),
         (["bench", "backups", "--layouts", "3:quorum:4"], "--layouts: '3:quorum:4' is not N:all or N:quorum:K"),
         (["bench", "backups", "--layouts", "1:all:slow"], "--layouts: '1:all:slow' is not N:all or N:quorum:K"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),

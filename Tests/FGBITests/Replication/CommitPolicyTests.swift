@@ -86,7 +86,14 @@ struct CommitPolicyTests {
                           nonce: [UInt8](repeating: 7, count: 32))
         #expect(try Hello(decoding: hello.encoded).stream == nil)
         hello.stream = [UInt8](repeating: 9, count: 16)
-        #expect(try Hello(decoding: hello.encoded).stream == hello.stream)
+        #expect(throws: WireError.self, "a stream comes with its group") { try Hello(decoding: hello.encoded) }
+        hello.group = BackupGroup(backups: 3, quorum: 2)
+        let decoded = try Hello(decoding: hello.encoded)
+        #expect(decoded.stream == hello.stream && decoded.group == hello.group)
+        #expect(BackupGroup(backups: 3, quorum: 2).candidatesNeeded == 2)
+        #expect(BackupGroup(backups: 3, quorum: 3).candidatesNeeded == 1)
+        hello.group = BackupGroup(backups: 3, quorum: 4)
+        #expect(throws: WireError.self) { try Hello(decoding: hello.encoded) }
         var welcome = Welcome(sessionID: [UInt8](repeating: 1, count: 16), nonce: [UInt8](repeating: 2, count: 32), nextEpoch: 12)
         #expect(try Welcome(decoding: welcome.encoded).heldStream == nil)
         welcome.heldStream = [UInt8](repeating: 3, count: 16)
