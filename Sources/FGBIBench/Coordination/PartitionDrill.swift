@@ -292,7 +292,7 @@ public final class PartitionDrill {
                 if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
                     outcome.violations.append("promoted at epoch \(epoch), but the primary had confirmed epoch \(confirmed)")
                 }
-                switch (digests[epoch], try? imageDigest(image)) {
+                switch (digests[epoch], try? Self.imageDigest(image)) {
                 case (let expected?, let found?) where expected != found:
                     outcome.violations.append("the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))")
                 case (nil, _):
@@ -326,7 +326,7 @@ public final class PartitionDrill {
     }
 
     /// The digest of a replica image (one region), as ``EpochDigests/digest(of:)`` takes it.
-    private func imageDigest(_ path: String) throws -> UInt64 {
+    static func imageDigest(_ path: String) throws -> UInt64 {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let region = try GuestMemory.anonymous(length: data.count)
         data.withUnsafeBytes { region.base.copyMemory(from: $0.baseAddress!, byteCount: data.count) }

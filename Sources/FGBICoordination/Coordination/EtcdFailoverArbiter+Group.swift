@@ -55,6 +55,13 @@ extension EtcdFailoverArbiter {
                 }
                 return .wait("node \(record.node) still holds primaryship with term \(record.term)")
             }
+            // A newer term with no primary holding it: a backup was promoted and is on its way to serving (a
+            // promoted `fgbi backup --then-primary` gives its lease up and acquires the next term as `fgbi
+            // primary`). Follow it rather than elect another.
+            if let termValue = try client.get(keys.term), case let term = try TermValue.decode(termValue.value, key: keys.term), term > lostTerm {
+                withdrawCandidacy()
+                return .standDown("term \(term) was granted after the lost term \(lostTerm): another backup was promoted")
+            }
             guard let lastEpoch else {
                 withdrawCandidacy()
                 return .wait("the primary's lease expired; this backup holds no committed epoch, so it is no candidate")

@@ -186,7 +186,7 @@ extension FGBICommand {
             let argv = [executable, "primary", "--memory-file", file, "--region-mib", String(memory.regionMiB),
                         "--block-size", String(memory.blockSize), "--continue-after-epoch", String(epoch)]
                 + primaryArguments
-            Progress.note("backup: taking over as `fgbi primary \(argv.dropFirst().joined(separator: " "))`")
+            Progress.note("backup: taking over as `fgbi \(argv.dropFirst().joined(separator: " "))`")
             fflush(nil)
             var pointers = argv.map { strdup($0) } + [nil]
             execv(executable, &pointers)
