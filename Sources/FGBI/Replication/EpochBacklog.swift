@@ -42,6 +42,17 @@ final class EpochBacklog: @unchecked Sendable {
         state.withLock { $0.positions[backup] = $0.entries.count > $0.head ? $0.entries[$0.head].sequence : $0.nextSequence }
     }
 
+    /// Backup `backup` sends from the session's first frame, if it is still kept (a backup that returns as it
+    /// was when the session started); false when that frame was dropped.
+    func attachFromFirst(_ backup: Int) -> Bool {
+        state.withLock { state in
+            let first = state.entries.count > state.head ? state.entries[state.head].sequence : state.nextSequence
+            guard first == 0 else { return false }
+            state.positions[backup] = 0
+            return true
+        }
+    }
+
     /// Backup `backup`, which holds `heldEpoch` of this session, sends from the frame after that epoch's: true
     /// when every frame after it is still kept, false when it must be resynchronised.
     func attach(_ backup: Int, holding heldEpoch: UInt64) -> Bool {

@@ -101,7 +101,7 @@ extension Primary {
                 pause = min(pause * 2, 1_000_000_000)
                 continue
             }
-            guard let held = link.holdsEpoch(of: sessionStream), let backlog, backlog.attach(index, holding: held) else {
+            guard let backlog, let held = catchUpPoint(of: link, backlog: backlog) else {
                 link.close()
                 let holds = link.welcome.nextEpoch > 0 ? "epoch \(link.welcome.nextEpoch - 1)" : "nothing"
                 logger.warning("the backup \(endpoint) returned holding \(holds), which the frames kept cannot bring up to date: resynchronising every backup")
@@ -125,11 +125,23 @@ extension Primary {
                 linkFailed(link, error)
                 return
             }
-            if let committed = commitTracker.acknowledge(held, from: index) { published(committed) }
+            if let epoch = held, let committed = commitTracker.acknowledge(epoch, from: index) { published(committed) }
             shared.withLock { $0.statistics.catchUps += 1 }
-            logger.notice("the backup \(endpoint) is back at epoch \(held): catching up from the frames kept")
+            logger.notice("the backup \(endpoint) is back \(held.map { "at epoch \($0)" } ?? "as it was when the session started"): catching up from the frames kept")
             return
         }
+    }
+
+    /// Where a returning backup catches up from, attaching it to the backlog there: after the epoch of this
+    /// session it holds (`.some(epoch)`), or from the session's first frame when it holds again exactly what it
+    /// held at the session's start (`.some(nil)`); nil when the frames kept cannot bring it up to date.
+    private func catchUpPoint(of link: BackupLink, backlog: EpochBacklog) -> UInt64?? {
+        if let held = link.holdsEpoch(of: sessionStream) {
+            return backlog.attach(link.index, holding: held) ? .some(held) : nil
+        }
+        guard let start = heldAtSessionStart[link.index], start.nextEpoch == link.welcome.nextEpoch, start.summary == link.summary,
+              backlog.attachFromFirst(link.index) else { return nil }
+        return .some(nil)
     }
 
     /// The end of a session on purpose, once its last epoch is committed: each backup is told bye after the

@@ -61,6 +61,7 @@ extension Primary {
     private func startSession(with opened: [BackupLink], missing: [Int], stream: [UInt8]?) throws {
         let generation = sessionGeneration.add(1, ordering: .acquiringAndReleasing).newValue
         sessionStream = stream
+        heldAtSessionStart = Dictionary(uniqueKeysWithValues: opened.map { ($0.index, ($0.welcome.nextEpoch, $0.summary)) })
         backlog = stream == nil ? nil : EpochBacklog(backups: configuration.backups.count,
                                                     required: configuration.commitPolicy.required(of: configuration.backups.count),
                                                     budgetBytes: configuration.catchUpBytes)

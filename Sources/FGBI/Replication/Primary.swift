@@ -39,6 +39,10 @@ public final class Primary: @unchecked Sendable {
     var backlog: EpochBacklog?
     /// With several backups: the session's stream (``Hello/stream``); nil with one backup.
     var sessionStream: [UInt8]?
+    /// With several backups: what each backup reached at the session's start held then (its next epoch and
+    /// summary). One that returns holding exactly that again (it lost the session before any epoch of it and
+    /// undid its pre-copy) catches up from the session's first frame.
+    var heldAtSessionStart: [Int: (nextEpoch: UInt64, summary: ReplicaSummary?)] = [:]
     /// Counts sessions opened and closed: a thread of an older session that sees it change ends.
     let sessionGeneration = Atomic<Int>(0)
     /// The threads of the current session (sender, and per backup acknowledgements, heartbeats, writer,

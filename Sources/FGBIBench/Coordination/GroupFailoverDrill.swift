@@ -104,7 +104,7 @@ public final class GroupFailoverDrill {
         for (index, name) in names.enumerated() {
             let others = addresses.indices.filter { $0 != index }.flatMap { ["--backup", addresses[$0]] }
             let arguments = ["backup", "--listen", addresses[index], "--node", name, "--memory-file", files[index],
-                             "--image", directory + "/\(name).img", "--timeout-ms", "300"] + region + common
+                             "--image", directory + "/\(name).img", "--timeout-ms", "1000"] + region + common
                 + ["--then-primary", "--"] + others + ["--commit", "all", "--node", name, "--reconnect-s", "30"] + common + writing
             let process = try LabProcess(executable: configuration.executable, arguments: arguments, namespace: nil,
                                          logFile: directory + "/\(name).log")
@@ -159,11 +159,7 @@ public final class GroupFailoverDrill {
         let commits = primary.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }
         let oldTerm = commits.first?.number("term")
         outcome.lastConfirmedEpoch = commits.compactMap { $0.number("epoch") }.max()
-        var digests: [UInt64: UInt64] = [:]
-        for line in primary.lines where line.hasPrefix("epoch ") {
-            let words = line.split(separator: " ")
-            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) { digests[epoch] = digest }
-        }
+        let digests = primary.epochDigests
         guard let first = promoted.first else {
             outcome.violations.append("no backup was promoted after the primary was killed (logs in \(directory))")
             return
@@ -207,15 +203,7 @@ public final class GroupFailoverDrill {
             outcome.violations.append("promoted at epoch \(epoch), but the killed primary had confirmed epoch \(confirmed)")
         }
         let image = directory + "/\(names[winner]).img"
-        switch (digests[epoch], try? PartitionDrill.imageDigest(image)) {
-        case (let expected?, let found?) where expected != found:
-            outcome.violations.append("the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))")
-        case (nil, _):
-            outcome.violations.append("the killed primary printed no digest for epoch \(epoch)")
-        case (_, nil):
-            outcome.violations.append("no readable image at \(image)")
-        default: break
-        }
+        if let wrong = PartitionDrill.imageViolation(image, epoch: epoch, digests: digests) { outcome.violations.append(wrong) }
         // 4. No epoch committed by two primaries.
         if let old = outcome.lastConfirmedEpoch, let overlap = newCommits.compactMap({ $0.number("epoch") }).first(where: { $0 <= old }) {
             outcome.violations.append("the new primary committed epoch \(overlap), which the old one had numbered and confirmed up to \(old)")

@@ -53,6 +53,16 @@ public final class LabProcess: @unchecked Sendable {
     /// Every whole line printed so far.
     public var lines: [String] { lock.withLock { collected } }
 
+    /// The `epoch N digest H` lines it printed (`--print-epoch-digests`), by epoch.
+    public var epochDigests: [UInt64: UInt64] {
+        var digests: [UInt64: UInt64] = [:]
+        for line in lines where line.hasPrefix("epoch ") {
+            let words = line.split(separator: " ")
+            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) { digests[epoch] = digest }
+        }
+        return digests
+    }
+
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
 

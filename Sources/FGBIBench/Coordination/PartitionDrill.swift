@@ -268,11 +268,7 @@ public final class PartitionDrill {
         let commits = primaryEvents.filter { $0.kind == "commit" }
         outcome.primaryTerm = commits.first?.number("term")
         outcome.lastConfirmedEpoch = commits.compactMap { $0.number("epoch") }.max()
-        var digests: [UInt64: UInt64] = [:]
-        for line in primary.lines where line.hasPrefix("epoch ") {
-            let words = line.split(separator: " ")
-            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) { digests[epoch] = digest }
-        }
+        let digests = primary.epochDigests
         let halt = primaryEvents.first { $0.kind == "lost" }
         if let promoted = promotedLine.flatMap(LabEvent.init) {
             outcome.promotedTerm = promoted.number("term")
@@ -292,15 +288,7 @@ public final class PartitionDrill {
                 if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
                     outcome.violations.append("promoted at epoch \(epoch), but the primary had confirmed epoch \(confirmed)")
                 }
-                switch (digests[epoch], try? Self.imageDigest(image)) {
-                case (let expected?, let found?) where expected != found:
-                    outcome.violations.append("the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))")
-                case (nil, _):
-                    outcome.violations.append("the primary printed no digest for epoch \(epoch)")
-                case (_, nil):
-                    outcome.violations.append("no readable image at \(image)")
-                default: break
-                }
+                if let wrong = Self.imageViolation(image, epoch: epoch, digests: digests) { outcome.violations.append(wrong) }
             } else {
                 outcome.violations.append("promoted without an epoch")
             }
@@ -326,6 +314,20 @@ public final class PartitionDrill {
     }
 
     /// The digest of a replica image (one region), as ``EpochDigests/digest(of:)`` takes it.
+    /// What is wrong with `image` as the replica of `epoch`, given the primary's digests; nil when it is that epoch.
+    static func imageViolation(_ image: String, epoch: UInt64, digests: [UInt64: UInt64]) -> String? {
+        switch (digests[epoch], try? imageDigest(image)) {
+        case (let expected?, let found?) where expected != found:
+            return "the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))"
+        case (nil, _):
+            return "the primary printed no digest for epoch \(epoch)"
+        case (_, nil):
+            return "no readable image at \(image)"
+        default:
+            return nil
+        }
+    }
+
     static func imageDigest(_ path: String) throws -> UInt64 {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         let region = try GuestMemory.anonymous(length: data.count)

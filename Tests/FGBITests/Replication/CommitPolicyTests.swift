@@ -64,6 +64,20 @@ struct CommitPolicyTests {
         #expect(!backlog.attach(2, holding: 9))
     }
 
+    @Test func aBackupAsItWasAtTheStartReplaysTheSessionWhileItsFirstFrameIsKept() {
+        let backlog = EpochBacklog(backups: 2, required: 1, budgetBytes: 1000)
+        for backup in 0..<2 { backlog.attachFromStart(backup) }
+        #expect(backlog.append(.precopy, epoch: nil, payload: payload(600), shouldStop: { false }).isEmpty)
+        backlog.detach(1)
+        #expect(backlog.attachFromFirst(1))
+        #expect(backlog.next(for: 1)?.type == .precopy)
+        while let entry = backlog.next(for: 0) { backlog.sent(entry.sequence, by: 0) }
+        backlog.detach(1)
+        // The first frame goes (backup 0 sent it, and one backup is enough): replaying from it is over.
+        #expect(backlog.append(.epoch, epoch: 5, payload: payload(600), shouldStop: { false }).isEmpty)
+        #expect(!backlog.attachFromFirst(1))
+    }
+
     @Test func theSenderWaitsRatherThanDropAFrameTooFewBackupsSent() {
         let backlog = EpochBacklog(backups: 2, required: 2, budgetBytes: 500)
         for backup in 0..<2 { backlog.attachFromStart(backup) }
