@@ -58,10 +58,16 @@ public final class ThrottledRelay: @unchecked Sendable {
     }
 
     private func pump(from source: Socket, to destination: Socket, limited: Bool) {
-        let started = MonotonicClock.threadCPUNanoseconds()
+        var counted = MonotonicClock.threadCPUNanoseconds()
+        /// Adds this thread's CPU since the last count (as it goes, so a benchmark reading it mid-run sees it).
+        func count() {
+            let now = MonotonicClock.threadCPUNanoseconds()
+            cpu.add(now - counted, ordering: .relaxed)
+            counted = now
+        }
         var endOfStream = false
         defer {
-            cpu.add(MonotonicClock.threadCPUNanoseconds() - started, ordering: .relaxed)
+            count()
             // The end of one direction is passed on as such (the other may still carry the peer's last
             // words); a failure ends both.
             if endOfStream {
@@ -77,6 +83,7 @@ public final class ThrottledRelay: @unchecked Sendable {
         var allowance = 0.0
         var last = MonotonicClock.nanoseconds()
         while !stopping.load(ordering: .acquiring) {
+            count()
             var want = chunk
             if limited {
                 let now = MonotonicClock.nanoseconds()
