@@ -6,9 +6,9 @@ import Foundation
 import Glibc
 #endif
 
-/// Randomised partition schedules against real processes: an `fgbi primary` and an `fgbi backup`
-/// coordinated through a real etcd, each on its own host of a ``PartitionLab`` (network namespaces on a
-/// bridge). Each schedule cuts links (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
+/// Randomised partition schedules against real processes: an `fgbi primary` and one `fgbi backup` (or two,
+/// `--commit quorum:1`, which then choose the newest among them as candidates) coordinated through a real etcd,
+/// each on its own host of a ``PartitionLab`` (network namespaces on a bridge). Each schedule cuts links (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
 /// primary, heals, and then checks the promises of coordinated failover:
 /// 1. at most one side confirms: the old primary confirms no epoch after the backup was promoted, and the
 ///    promoted term is newer than every term the old primary confirmed in;
@@ -29,8 +29,11 @@ public final class PartitionDrill {
         public var pagesPerSecond = 20_000
         /// The primary's dirty tracker (`--tracker`).
         public var tracker = TrackerKind.uffdAsync
-        /// Only these faults (all kinds by default); `fgbi bench failover` uses kills alone.
+        /// Only these faults (every kind that applies by default); `fgbi bench failover` uses kills alone.
         public var faults = Fault.allCases
+        /// Backups of the primary: 1, or 2 (`--commit quorum:1`, so that promotion needs both backups as
+        /// candidates and the one holding the newest epoch wins).
+        public var backups = 1
         /// Every schedule a single fault (no combinations).
         public var singleFaults = false
         /// Where logs and images go.
@@ -49,6 +52,23 @@ public final class PartitionDrill {
         case cutBackupFromEtcd = "cut-backup-etcd"
         case restartEtcd = "restart-etcd"
         case killPrimary = "kill-primary"
+        case cutPrimaryFromSecondBackup = "cut-primary-backup2"
+        case cutSecondBackupFromEtcd = "cut-backup2-etcd"
+
+        /// Whether the fault needs a second backup.
+        var needsSecondBackup: Bool { self == .cutPrimaryFromSecondBackup || self == .cutSecondBackupFromEtcd }
+
+        /// The two lab hosts the fault cuts apart, if it is a cut.
+        var cut: (String, String)? {
+            switch self {
+            case .cutPrimaryFromBackup: return ("p", "b")
+            case .cutPrimaryFromEtcd: return ("p", "e")
+            case .cutBackupFromEtcd: return ("b", "e")
+            case .cutPrimaryFromSecondBackup: return ("p", "b2")
+            case .cutSecondBackupFromEtcd: return ("b2", "e")
+            case .restartEtcd, .killPrimary: return nil
+            }
+        }
     }
 
     /// One fault with its timing: start after `delay` seconds, heal after `duration` (a kill never heals).
@@ -66,6 +86,8 @@ public final class PartitionDrill {
         public var lastConfirmedEpoch: UInt64?
         public var promotedTerm: UInt64?
         public var promotedEpoch: UInt64?
+        /// Which backup was promoted (`b`, or `b2` with two backups).
+        public var promotedBackup: String?
         /// Seconds from the primary's loss (kill, or the cut that cost it etcd) to the backup's promotion.
         public var failoverSeconds: Double?
         /// Seconds from the cut that cost the primary etcd to its halt.
@@ -94,7 +116,7 @@ public final class PartitionDrill {
 
     public func run(progress: (String) -> Void = { _ in }) throws -> Report {
         try FileManager.default.createDirectory(atPath: configuration.workDirectory, withIntermediateDirectories: true)
-        let lab = try PartitionLab(hostNames: ["p", "b", "e"])
+        let lab = try PartitionLab(hostNames: configuration.backups > 1 ? ["p", "b", "b2", "e"] : ["p", "b", "e"])
         let etcd = try EtcdServer(host: lab.host("e").address, port: 2379, namespace: lab.host("e").namespace)
         defer { etcd.stop() }
         let keyFile = configuration.workDirectory + "/key"
@@ -106,7 +128,7 @@ public final class PartitionDrill {
             let outcome = try runSchedule(index, steps: steps, lab: lab, etcd: etcd, keyFile: keyFile)
             lab.healAll()
             progress("schedule \(index + 1)/\(configuration.schedules): \(steps.map { $0.fault.rawValue }.joined(separator: " + ")): "
-                     + (outcome.promotedTerm.map { "promoted term \($0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")" } ?? "no promotion")
+                     + (outcome.promotedTerm.map { "promoted \(configuration.backups > 1 ? "\(outcome.promotedBackup ?? "?") " : "")term \($0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")" } ?? "no promotion")
                      + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
                      + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
             outcomes.append(outcome)
@@ -117,7 +139,7 @@ public final class PartitionDrill {
     /// Schedules cycle through the fault kinds (so 30 schedules hold 6 of each), with random timing; every
     /// other schedule adds a second, different fault overlapping the first.
     private func makeSchedule(_ index: Int) -> [Step] {
-        let kinds = configuration.faults
+        let kinds = configuration.faults.filter { configuration.backups > 1 || !$0.needsSecondBackup }
         let ttl = Double(configuration.leaseTTLSeconds)
         func step(_ fault: Fault) -> Step {
             Step(fault: fault, delay: uniform(0, 0.5), duration: fault == .killPrimary ? 0 : uniform(0.3, 3) * ttl)
@@ -142,22 +164,28 @@ public final class PartitionDrill {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ttl = configuration.leaseTTLSeconds
         let cluster = "drill\(configuration.seed)s\(index)"
-        let backupAddress = "\(lab.host("b").address):7070"
+        let names = configuration.backups > 1 ? ["b", "b2"] : ["b"]
+        let addresses = names.map { "\(lab.host($0).address):7070" }
         let common = ["--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
                       "--cluster", cluster, "--guest-name", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
                       "--print-events", "--log-level", "warning"]
-        let image = directory + "/replica.img"
-        let backup = try LabProcess(executable: configuration.executable,
-                                    arguments: ["backup", "--listen", backupAddress, "--node", "b", "--image", image, "--timeout-ms", "300"] + common,
-                                    namespace: lab.host("b").namespace, logFile: directory + "/backup.log")
-        defer { if backup.isRunning { backup.kill9() } }
-        let listening = Date().addingTimeInterval(20)
-        while Date() < listening, backup.isRunning,
-              !((try? String(contentsOfFile: directory + "/backup.log", encoding: .utf8))?.contains("listening on") ?? false) {
-            usleep(10_000)
+        var backups: [LabProcess] = []
+        defer { for backup in backups where backup.isRunning { backup.kill9() } }
+        for (name, address) in zip(names, addresses) {
+            let backup = try LabProcess(executable: configuration.executable,
+                                        arguments: ["backup", "--listen", address, "--node", name, "--image", directory + "/\(name).img",
+                                                    "--timeout-ms", "300"] + common,
+                                        namespace: lab.host(name).namespace, logFile: directory + "/\(name).log")
+            backups.append(backup)
+            let listening = Date().addingTimeInterval(20)
+            while Date() < listening, backup.isRunning,
+                  !((try? String(contentsOfFile: backup.logFile, encoding: .utf8))?.contains("listening on") ?? false) {
+                usleep(10_000)
+            }
         }
         let primary = try LabProcess(executable: configuration.executable,
-                                     arguments: ["primary", "--backup", backupAddress, "--node", "p", "--print-epoch-digests",
+                                     arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }
+                                        + (names.count > 1 ? ["--commit", "quorum:1"] : []) + ["--node", "p", "--print-epoch-digests",
                                                  "--duration", "600", "--reconnect-s", "600", "--acquire-wait-s", "10",
                                                  "--epoch-ms", String(configuration.epochMilliseconds),
                                                  "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1",
@@ -177,7 +205,15 @@ public final class PartitionDrill {
         // Let it settle: a promotion needs the lease to expire (TTL, plus etcd's 0.5 s expiry sweep), a
         // recovered primary needs to confirm again.
         let settle = Double(ttl) * 2 + 3
-        let promotedLine = backup.waitForLine(seconds: settle) { LabEvent($0)?.kind == "promoted" }
+        var promoted: (name: String, line: String)?
+        let settled = Date().addingTimeInterval(settle)
+        while promoted == nil, Date() < settled {
+            for (name, backup) in zip(names, backups) {
+                if let line = backup.lines.first(where: { LabEvent($0)?.kind == "promoted" }) { promoted = (name, line) }
+            }
+            usleep(10_000)
+        }
+        let promotedLine = promoted?.line
         if promotedLine == nil, primary.isRunning {
             // No takeover: the primary must confirm again now that every cut is healed.
             let resumed = primary.waitForLine(seconds: settle) { line in
@@ -189,8 +225,18 @@ public final class PartitionDrill {
             }
         }
         if primary.isRunning { primary.kill9() } else { outcome.primaryExit = primary.waitForExit(seconds: 1) }
-        if backup.isRunning, promotedLine == nil { backup.kill9() }
-        backup.waitForExit(seconds: 10)
+        // A promoted backup writes its image and exits; the others serve on (or wait) and are ended here, once a
+        // second promotion would have shown.
+        if promoted != nil { usleep(UInt32(ttl) * 1_000_000) }
+        for (name, backup) in zip(names, backups) where name != promoted?.name {
+            if backup.lines.contains(where: { LabEvent($0)?.kind == "promoted" }) {
+                outcome.violations.append("\(name) was promoted too")
+            }
+            if backup.isRunning { backup.kill9() }
+        }
+        for backup in backups { backup.waitForExit(seconds: 10) }
+        outcome.promotedBackup = promoted?.name
+        let image = directory + "/\(promoted?.name ?? "b").img"
 
         judge(&outcome, primary: primary, promotedLine: promotedLine, faults: faults, image: image, directory: directory)
         if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
@@ -220,12 +266,13 @@ public final class PartitionDrill {
                     pending[i].started = true
                     // Each moment is taken once the fault is in effect: a renewal sent before it still counts.
                     switch step.fault {
-                    case .cutPrimaryFromBackup: try lab.cut("p", "b")
+                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup, .cutSecondBackupFromEtcd:
+                        let (a, b) = step.fault.cut!
+                        try lab.cut(a, b)
                     case .cutPrimaryFromEtcd:
                         try lab.cut("p", "e")
                         faults.primaryLostEtcdAt = faults.primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
                         faults.etcdLosses[i] = (MonotonicClock.nanoseconds(), nil)
-                    case .cutBackupFromEtcd: try lab.cut("b", "e")
                     case .restartEtcd:
                         etcd.stop()
                         faults.primaryLostEtcdAt = faults.primaryLostEtcdAt ?? MonotonicClock.nanoseconds()
@@ -240,11 +287,12 @@ public final class PartitionDrill {
                 if pending[i].started, !pending[i].healed, elapsed >= step.delay + step.duration {
                     pending[i].healed = true
                     switch step.fault {
-                    case .cutPrimaryFromBackup: lab.heal("p", "b")
+                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup, .cutSecondBackupFromEtcd:
+                        let (a, b) = step.fault.cut!
+                        lab.heal(a, b)
                     case .cutPrimaryFromEtcd:
                         lab.heal("p", "e")
                         faults.etcdLosses[i]?.end = MonotonicClock.nanoseconds()
-                    case .cutBackupFromEtcd: lab.heal("b", "e")
                     case .restartEtcd:
                         try etcd.restart()
                         faults.etcdLosses[i]?.end = MonotonicClock.nanoseconds()

@@ -37,6 +37,9 @@ extension FGBICommand {
         @Option(help: "Seed for the schedules.")
         var seed: UInt64 = 1
 
+        @Option(help: "Backups of the primary: 1, or 2 (--commit quorum:1; promotion needs both as candidates, the newest wins).")
+        var backups = 1
+
         @Option(name: .customLong("work-dir"), help: "Where logs and images go (default: a new temporary directory).")
         var workDirectory: String?
 
@@ -45,6 +48,7 @@ extension FGBICommand {
 
         func validate() throws {
             guard (1...1000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 1000") }
+            guard (1...2).contains(backups) else { throw ValidationError("--backups must be 1 or 2") }
             _ = try ttls()
             _ = try kinds()
         }
@@ -80,6 +84,7 @@ extension FGBICommand {
                 configuration.seed = seed
                 configuration.faults = try kinds()
                 configuration.singleFaults = singleFaults
+                configuration.backups = backups
                 Progress.note("failover: lease TTL \(ttl) s, \(rounds) schedules of \(configuration.faults.map(\.rawValue).joined(separator: ", ")); work directory \(configuration.workDirectory)")
                 reports.append(try PartitionDrill(configuration).run(progress: Progress.note))
             }
