@@ -45,6 +45,17 @@ public final class BlockTable: @unchecked Sendable {
         return CSupport_rehash_page(pageBytes, geometry.blockSize, blocks, hashes + page * blocks, previous)
     }
 
+    /// Records `hashes` (`blocksPerPage` per page, in order) as what the backup holds in the pages from
+    /// `firstPage` on: a resynchronisation that learned them from the backup (``BlockHashExchange``).
+    func record(_ hashes: ArraySlice<UInt64>, fromPage firstPage: Int) {
+        precondition(hashes.count % geometry.blocksPerPage == 0 && firstPage * geometry.blocksPerPage + hashes.count <= blockCount)
+        var block = firstPage * geometry.blocksPerPage
+        for hash in hashes {
+            self.hashes[block] = hash
+            block += 1
+        }
+    }
+
     /// Bytes of metadata this table holds.
     public var metadataBytes: Int { blockCount * MemoryLayout<UInt64>.stride }
 }

@@ -204,6 +204,14 @@ public final class PrimaryEngine: @unchecked Sendable {
         nextEpoch += 1
     }
 
+    /// Records the block hashes a resynchronised backup holds in the pages of `region` from `firstPage` on
+    /// (``BlockHashExchange``), so the first pass sends only the blocks of those pages that differ. `fgbi`
+    /// mode only; before the first capture.
+    package func learnBackupBlocks(region: Int, firstPage: Int, hashes: [UInt64]) {
+        guard !tables.isEmpty else { return }
+        tables[region].record(hashes[...], fromPage: firstPage)
+    }
+
     /// The pre-copy captures of the first pass have covered every page: from now on captures cover only
     /// the pages the tracker reports.
     public func completeFirstPass() { firstPassPending = false }

@@ -17,10 +17,10 @@ public final class Backup: @unchecked Sendable {
     private let listener: Socket
     private let connection = PthreadLock<FrameConnection?>(nil)
     private let stopping = Atomic<Bool>(false)
-    private let logger: Logger
-    private let metrics = BackupMetrics()
-    private let store: ReplicaStore?
-    private let counters = PthreadLock(BackupStatistics())
+    let logger: Logger
+    let metrics = BackupMetrics()
+    let store: ReplicaStore?
+    let counters = PthreadLock(BackupStatistics())
     /// The newest fencing term accepted (from the state directory, then each session): written by the serving
     /// thread, read by the handshake threads.
     let knownTerm = Atomic<UInt64>(0)
@@ -111,7 +111,7 @@ public final class Backup: @unchecked Sendable {
 
     /// False while the regions hold a former primary's memory that no epoch of the current primary has
     /// replaced yet (``HeldContent/formerPrimary(lastEpoch:)``): such a backup never fails over.
-    private let vouchesForReplica = Atomic<Bool>(true)
+    let vouchesForReplica = Atomic<Bool>(true)
 
     /// ``lastEpoch`` for other threads: the replica's own is the serving thread's (UInt64.max: none; no
     /// delta may carry that epoch).
@@ -123,10 +123,12 @@ public final class Backup: @unchecked Sendable {
     let heldStream = PthreadLock<[UInt8]?>(nil)
     /// The current session's stream and group of backups (serving thread only); nil with a primary that has
     /// one backup.
-    private var sessionStream: [UInt8]?
+    var sessionStream: [UInt8]?
     private var sessionGroup: BackupGroup?
+    /// The last run of pages whose block hashes this session asked for (requests come in ascending order).
+    var lastBlockHashRun: BlockHashExchange.Run?
 
-    private func publishEpoch() {
+    func publishEpoch() {
         publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
     }
 
@@ -244,6 +246,7 @@ public final class Backup: @unchecked Sendable {
         replica.beginSession()
         sessionStream = hello.stream
         sessionGroup = hello.group
+        lastBlockHashRun = nil
         if let held = heldEpoch {
             do {
                 for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }
@@ -258,7 +261,7 @@ public final class Backup: @unchecked Sendable {
     }
 
     /// How a primary's session ended.
-    private enum SessionEnd {
+    enum SessionEnd {
         /// It said bye (or this backup was stopped): replication ended on purpose.
         case finished
         /// It went silent, the connection broke, or it sent something refused.
@@ -281,6 +284,13 @@ public final class Backup: @unchecked Sendable {
             switch frame.type {
             case .epoch, .precopy:
                 if let end = try receiveDelta(frame, on: connection) { return end }
+            case .blockHashRequest:
+                do {
+                    try answerBlockHashRequest(frame.payload, on: connection)
+                } catch {
+                    try? connection.send(.error, Array("\(error)".utf8))
+                    return .lost("\(error)")
+                }
             case .heartbeat:
                 // Answered, so the primary hears from a live backup while no epoch is being acknowledged
                 // (during a long synchronisation, say).
@@ -300,89 +310,6 @@ public final class Backup: @unchecked Sendable {
             default:
                 return .lost("unexpected \(frame.type) frame from the primary")
             }
-        }
-    }
-
-    /// Applies an epoch or pre-copy frame, makes an epoch durable and acknowledges it; returns how the session
-    /// ends when the frame ends it (a delta refused, the connection lost), nil to go on.
-    ///
-    /// - Throws: ``PersistFailure`` when this backup cannot make the epoch durable (its own failure, not the
-    ///   primary's: no failover, ``serve()`` throws it).
-    private func receiveDelta(_ frame: Frame, on connection: FrameConnection) throws -> SessionEnd? {
-        do {
-            let precopy = frame.type == .precopy
-            let before = replica.lastEpoch
-            let synchronised = replica.holdsUncommittedChanges
-            let applyStart = MonotonicClock.nanoseconds()
-            let applied = try replica.apply(frame.payload, precopy: precopy)
-            if !precopy {
-                publishEpoch()
-                vouchesForReplica.store(true, ordering: .releasing)
-                let stream = sessionStream
-                heldStream.withLock { $0 = stream }
-            } else {
-                // The replica now holds changes of no epoch: until one commits, it is of no stream.
-                heldStream.withLock { $0 = nil }
-            }
-            metrics.apply.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - applyStart))
-            metrics.bytesReceived.increment(by: Int64(frame.payload.count))
-            if precopy { metrics.precopyFrames.increment() } else { metrics.epochsApplied.increment() }
-            counters.withLock {
-                if precopy { $0.precopyFrames += 1 } else { $0.epochsApplied += 1 }
-                $0.bytesReceived += frame.payload.count
-            }
-            if precopy {
-                // No ack for a pre-copy step; a heartbeat tells the primary this backup is alive.
-                try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
-                return nil
-            }
-            // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
-            // deltas before this epoch need a checkpoint.
-            let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
-            do {
-                try connection.whileSendingHeartbeats {
-                    try persist(frame.payload, checkpoint: synchronised || !consecutive)
-                }
-            } catch {
-                logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
-                try? connection.send(.error, Array("the backup cannot persist epoch \(applied.epoch): \(error)".utf8))
-                connection.close()
-                throw PersistFailure(epoch: applied.epoch, underlying: error)
-            }
-            metrics.lastEpoch.record(Int64(applied.epoch))
-            FaultPoints.reach(.backupAcknowledge)
-            var ack: [UInt8] = []
-            appendLittleEndian(applied.epoch, to: &ack)
-            try connection.send(.ack, ack)
-            return nil
-        } catch let error as PersistFailure {
-            throw error
-        } catch let error as DeltaError {
-            // An authenticated frame with a bad delta: the primary is broken; keep the last good epoch.
-            try? connection.send(.error, Array("epoch refused: \(error)".utf8))
-            connection.close()
-            return .lost("the primary sent an epoch that was refused: \(error)")
-        } catch {
-            return .lost("\(error)")
-        }
-    }
-
-    /// Makes a committed epoch durable before it is acknowledged: appended to the journal, or written as a
-    /// checkpoint when the journal cannot describe it (`checkpoint`: it ends a synchronisation, whose
-    /// pre-copy deltas are not journaled) or has grown past its limit.
-    private func persist(_ delta: [UInt8], checkpoint: Bool) throws {
-        guard let store else { return }
-        let start = MonotonicClock.nanoseconds()
-        if checkpoint || store.needsCheckpoint {
-            try store.checkpoint(replica)
-            let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
-            counters.withLock { $0.checkpoints += 1 }
-            metrics.checkpoints.increment()
-            logger.info("checkpoint of epoch \(lastEpoch!) written to \(store.directory) in \(Int(milliseconds)) ms")
-        } else {
-            try delta.withUnsafeBytes { try store.append($0) }
-            counters.withLock { $0.journalAppends += 1 }
-            metrics.persist.recordNanoseconds(Int64(MonotonicClock.nanoseconds() - start))
         }
     }
 

@@ -89,9 +89,16 @@ extension Primary {
             engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
                                        backupHolds: summary)
         }
+        var fetched = (pages: 0, bytes: 0)
+        if configuration.backups.count == 1, let summary, configuration.precopy.fetchesBlockHashes, configuration.precopy.enabled,
+           configuration.engine.mode == .fgbi, configuration.tracker != .scan {
+            fetched = try fetchBlockHashes(from: opened[0], summary: summary)
+        }
         shared.withLock {
             $0.statistics.synchronisations += 1
             $0.statistics.lastSynchronisation = SynchronisationReport(resynchronised: summary != nil, epoch: firstEpoch)
+            $0.statistics.lastSynchronisation?.blockHashPages = fetched.pages
+            $0.statistics.lastSynchronisation?.blockHashBytes = fetched.bytes
             $0.statistics.sendPath = opened[0].connection.sendPath.description
             $0.statistics.encrypted = opened.allSatisfy(\.encrypts)
         }

@@ -102,6 +102,11 @@ public struct PrecopyPolicy: Sendable {
     /// Stop when a round's written pages did not fall below this fraction of the previous round's (the
     /// guest writes as fast as rounds send: more rounds would not shrink the final pause).
     public var minimumShrink = 0.8
+    /// `fgbi` mode, one backup: a resynchronisation asks the backup for the block hashes of the pages that
+    /// differ (8 bytes per block, from the backup) and sends only the blocks that differ, not those pages
+    /// whole; when more than 7 blocks in 8 differ in a first sample of 64 pages, the rest go whole. Off: pages
+    /// that differ are sent whole.
+    public var fetchesBlockHashes = true
 
     public init() {}
 }

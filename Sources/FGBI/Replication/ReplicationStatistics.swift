@@ -85,6 +85,10 @@ public struct SynchronisationReport: Sendable, Equatable {
     /// Bytes the first pass sent: for a resynchronisation, what differed between the backup's memory and
     /// this primary's when the session began (later rounds send what the guest wrote meanwhile).
     public var firstPassBytes = 0
+    /// Pages whose block hashes the backup sent (they differed from its page hashes), and the bytes of those
+    /// answers (``PrecopyPolicy/fetchesBlockHashes``).
+    public var blockHashPages = 0
+    public var blockHashBytes = 0
     /// Wall time from the session's start to the end of the last round, milliseconds.
     public var milliseconds = 0.0
     /// The epoch whose commit ends the synchronisation, and its guest pause in milliseconds.

@@ -39,6 +39,11 @@ public enum WireFormat {
         case summary = 9
         /// Primary to backup: a delta of a synchronisation (pre-copy round) that commits no epoch.
         case precopy = 10
+        /// Primary to backup, during a resynchronisation: pages whose block hashes it asks for
+        /// (``BlockHashExchange``).
+        case blockHashRequest = 11
+        /// Backup to primary: the block hashes asked for.
+        case blockHashes = 12
 
         public var description: String {
             switch self {
@@ -52,6 +57,8 @@ public enum WireFormat {
             case .bye: return "bye"
             case .summary: return "summary"
             case .precopy: return "precopy"
+            case .blockHashRequest: return "block-hash-request"
+            case .blockHashes: return "block-hashes"
             }
         }
     }

@@ -43,11 +43,11 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     private let state: LockedState<State>
     private let renewerDone = DispatchSemaphore(value: 0)
 
-    /// Acquires primaryship of `keys.guest` for `node`. While another node holds it, tries again until
-    /// `wait` has passed (its lease may be about to expire), then throws.
+    /// Acquires primaryship of `keys.guest` for `node`. While another node holds it, or etcd does not answer
+    /// in time, tries again until `wait` has passed (its lease may be about to expire), then throws.
     ///
     /// - Throws: ``CoordinationError/primaryHeld(guest:by:secondsLeft:)`` when another node holds it;
-    ///   ``EtcdError`` when etcd cannot be reached.
+    ///   ``EtcdError`` when etcd cannot be reached within `wait`.
     public static func acquire(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int,
                                wait: Duration = .zero, logger: Logger = Logger(label: "fgbi.etcd")) throws -> EtcdPrimaryLease {
         try GuestKeys.validate(node, what: "node")
@@ -56,14 +56,23 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         var raced = 0
         while true {
             let sent = MonotonicClock.nanoseconds()
-            let lease = try client.grantLease(ttlSeconds: ttlSeconds)
+            let lease: EtcdLease
             let outcome: Claim
             do {
-                outcome = try claim(client: client, keys: keys, record: { PrimaryRecord(node: node, term: $0) }, leaseID: lease.id,
-                                    committedEpoch: nil)
-            } catch {
-                _ = try? client.revoke(lease.id)
-                throw error
+                lease = try client.grantLease(ttlSeconds: ttlSeconds)
+                do {
+                    outcome = try claim(client: client, keys: keys, record: { PrimaryRecord(node: node, term: $0) }, leaseID: lease.id,
+                                        committedEpoch: nil)
+                } catch {
+                    // The transaction may or may not have happened: give the lease up either way (the key goes with it).
+                    _ = try? client.revoke(lease.id)
+                    throw error
+                }
+            } catch let error as EtcdError where MonotonicClock.nanoseconds() + 100_000_000 < deadline {
+                // etcd slow or briefly away: try again while the wait lasts.
+                logger.warning("guest \(keys.guest): cannot take primaryship yet (\(error)); trying again")
+                MonotonicClock.sleep(nanoseconds: 100_000_000)
+                continue
             }
             switch outcome {
             case .granted(let record):

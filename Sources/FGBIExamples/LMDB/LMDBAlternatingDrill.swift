@@ -30,6 +30,8 @@ public struct LMDBAlternatingDrill: Sendable {
         public var seed: UInt64 = 1
         /// Whether a node that took over commits while its peer is away (``LMDBNode/Settings/writesWhileUnprotected``).
         public var writesWhileUnprotected = true
+        /// Whether a rejoining node is resynchronised by block hashes (``LMDBNode/Settings/fetchesBlockHashes``).
+        public var fetchesBlockHashes = true
         /// Where the nodes' database files go (tmpfs); removed afterwards.
         public var databaseDirectory = "/dev/shm"
         /// Where the nodes' logs go; removed afterwards unless the drill fails.
@@ -216,6 +218,7 @@ public struct LMDBAlternatingDrill: Sendable {
                              "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds),
                              "--primary-timeout-ms", String(settings.primaryTimeout.wholeMilliseconds)]
                 + (settings.writesWhileUnprotected ? [] : ["--no-writes-while-unprotected"])
+                + (settings.fetchesBlockHashes ? [] : ["--no-block-hashes"])
             let process = try LabProcess(executable: drill.executable, arguments: arguments, namespace: nil, logFile: node.log)
             processes.append(process)
             live[index] = process

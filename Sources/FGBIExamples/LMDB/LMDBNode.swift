@@ -37,6 +37,8 @@ public final class LMDBNode: Sendable {
         /// After a takeover, commit transactions while the peer is still away and while it is synchronised
         /// (unprotected: acknowledged only once it holds them), rather than wait until it holds a first epoch.
         public var writesWhileUnprotected = true
+        /// A rejoining peer is resynchronised by block hashes (``PrecopyPolicy/fetchesBlockHashes``).
+        public var fetchesBlockHashes = true
 
         public init(history: KeyValueHistory, database: String, listenPort: UInt16, peer: Endpoint) {
             self.history = history
@@ -119,6 +121,7 @@ public final class LMDBNode: Sendable {
         configuration.epochInterval = .milliseconds(settings.epochMilliseconds)
         configuration.reconnectWindow = settings.peerWindow
         configuration.continuesAfterEpoch = continuing?.epoch
+        configuration.precopy.fetchesBlockHashes = settings.fetchesBlockHashes
         let store = try ReplicatedKeyValueStore(path: settings.database, mapBytes: settings.mapBytes, history: settings.history,
                                                 configuration: configuration, continuing: continuing?.transactions)
         let reported = Mutex(false)

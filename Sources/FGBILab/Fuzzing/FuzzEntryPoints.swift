@@ -52,7 +52,8 @@ public enum FuzzEntryPoints {
     }
 
     /// Summary frames (a backup's page hashes) for a layout of 16 and 3 pages, the first byte giving the
-    /// length of each payload in 8-byte units; until one is refused.
+    /// length of each payload in 8-byte units; until one is refused. The whole input is also read as a
+    /// block hash request and answer (``BlockHashExchange``) of that layout.
     @discardableResult
     public static func summary(_ input: UnsafeRawBufferPointer) -> Bool {
         var assembler = ReplicaSummary.Assembler(pageCounts: [16, 3])
@@ -66,6 +67,21 @@ public enum FuzzEntryPoints {
         }
         if assembler.isComplete {
             precondition(assembler.summary.pageHashes.map(\.count) == [16, 3], "a complete summary has the wrong shape")
+        }
+        // The same bytes as a block hash request and a block hashes answer for that layout: refused, or within it.
+        let bytes = Array(input)
+        if let runs = try? BlockHashExchange.decodeRequest(bytes, pageCounts: [16, 3], after: nil) {
+            for (index, run) in runs.enumerated() {
+                precondition(run.count >= 1 && run.firstPage + run.count <= [16, 3][run.region], "a requested run past its region")
+                if index > 0 {
+                    let last = runs[index - 1]
+                    precondition((run.region, run.firstPage) >= (last.region, last.firstPage + last.count), "requested runs out of order")
+                }
+            }
+        }
+        if let (pages, hashes) = try? BlockHashExchange.decodeAnswer(bytes, expecting: .init(region: 0, firstPage: 4, count: 12), from: 4,
+                                                                     blocksPerPage: 2) {
+            precondition((1...12).contains(pages) && hashes.count == 2 * pages, "an answer past the pages asked for")
         }
         return assembler.isComplete
     }

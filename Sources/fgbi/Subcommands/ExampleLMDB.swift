@@ -107,6 +107,9 @@ extension FGBICommand {
         @Flag(inversion: .prefixedNo, help: "node, alternate: after a takeover, commit while the peer is away and being synchronised (acknowledged once it holds them), rather than wait until it holds a first epoch.")
         var writesWhileUnprotected = true
 
+        @Flag(inversion: .prefixedNo, help: "node, alternate: resynchronise a rejoining peer by block hashes (only the blocks that differ), not by page hashes alone.")
+        var blockHashes = true
+
         @Flag(help: "drill, alternate: print the outcome as JSON.")
         var json = false
 
@@ -222,6 +225,7 @@ extension FGBICommand {
             settings.primaryTimeout = .milliseconds(primaryTimeoutMilliseconds)
             settings.seed = seed
             settings.writesWhileUnprotected = writesWhileUnprotected
+            settings.fetchesBlockHashes = blockHashes
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             Progress.note("alternate: nodes A (primary) and B (backup) replicating a \(mapMiB) MiB LMDB map every \(epochMilliseconds) ms; "
                           + "\(failovers) failovers, each killing the primary with SIGKILL")
@@ -263,6 +267,7 @@ extension FGBICommand {
             settings.primaryTimeout = .milliseconds(primaryTimeoutMilliseconds)
             settings.mode = try ReplicationMode.parse(mode)
             settings.writesWhileUnprotected = writesWhileUnprotected
+            settings.fetchesBlockHashes = blockHashes
             let stop = StopSignals()
             let node = LMDBNode(settings: settings) { line in
                 // One write per line, unbuffered: the drill reads the lines from a pipe and kills at any moment.

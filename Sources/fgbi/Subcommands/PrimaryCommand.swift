@@ -109,6 +109,9 @@ extension FGBICommand {
         @Flag(name: .customLong("no-precopy"), help: "Synchronise with one full epoch taken with the workload paused, not pre-copy rounds.")
         var noPrecopy = false
 
+        @Flag(name: .customLong("no-block-hashes"), help: "Resynchronise by page hashes only: pages that differ from the backup's go whole (by default the backup sends block hashes for them and only differing blocks go).")
+        var noBlockHashes = false
+
         @Option(name: .customLong("precopy-rounds"), help: "Pre-copy rounds at most (the first covers every page).")
         var precopyRounds = 6
 
@@ -192,6 +195,7 @@ extension FGBICommand {
                 configuration.epochInterval = .milliseconds(epochMilliseconds)
                 configuration.precopy.enabled = !noPrecopy
                 configuration.precopy.maximumRounds = precopyRounds
+                configuration.precopy.fetchesBlockHashes = !noBlockHashes
                 configuration.reconnectWindow = .milliseconds(Int64(reconnectSeconds * 1000))
                 guard let path = FrameSendPath(sendPath) else {
                     throw ValidationError("--send-path '\(sendPath)': choose automatic, socket, uring, uring-zc[:MIN] or by-size:N")
@@ -300,7 +304,9 @@ extension FGBICommand {
                       + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
                       + "\(formatted(sync.milliseconds, 0)) ms, \(formatted(Double(s.precopyBytes) / 1e6, 1)) MB of pre-copy"
                       + (sync.resynchronised ? ", of it \(formatted(Double(sync.firstPassBytes) / 1e6, 2)) MB in the first pass "
-                         + "(\(sync.pagesAlreadyHeld) pages already held)" : ""))
+                         + "(\(sync.pagesAlreadyHeld) pages already held"
+                         + (sync.blockHashPages > 0 ? "; block hashes of \(sync.blockHashPages) differing pages, "
+                            + "\(formatted(Double(sync.blockHashBytes) / 1e6, 2)) MB from the backup" : "") + ")" : ""))
             }
             if let number = signal { print("primary: stopped by \(StopSignals.name(number)) after a last epoch") }
             print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
