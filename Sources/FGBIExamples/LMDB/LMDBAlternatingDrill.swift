@@ -56,6 +56,8 @@ public struct LMDBAlternatingDrill: Sendable {
         /// What the new primary's first pass sent its rejoined backup: the pages that differed between the
         /// killed node's memory and the database taken over (compressed).
         public var rejoinFirstPassBytes: Int
+        /// Bytes of block hashes the rejoining node sent its new primary (``PrecopyPolicy/fetchesBlockHashes``).
+        public var rejoinBlockHashBytes: Int
         /// Everything sent up to the first committed epoch: the first pass, and the later pre-copy rounds and
         /// closing epoch, which carry what the new primary wrote meanwhile.
         public var rejoinBytes: Int
@@ -169,6 +171,7 @@ public struct LMDBAlternatingDrill: Sendable {
                                         transactions: transactions, databaseBytes: Int(takeover.number("database-bytes") ?? 0),
                                         takeoverSeconds: seconds(from: killed, to: takeover.nanoseconds),
                                         rejoinFirstPassBytes: Int(rejoin.number("first-pass") ?? 0),
+                                        rejoinBlockHashBytes: Int(rejoin.number("block-hash-bytes") ?? 0),
                                         rejoinBytes: Int(rejoin.number("bytes") ?? 0), regionBytes: settings.mapBytes,
                                         rejoinPagesDiffering: settings.mapBytes / GuestMemory.pageSize - Int(rejoin.number("pages-held") ?? 0),
                                         rejoinRounds: Int(rejoin.number("rounds") ?? 0),

@@ -132,7 +132,7 @@ public final class LMDBNode: Sendable {
                 let sent = statistics.precopyBytes + statistics.bytesSent
                 let synchronisation = statistics.lastSynchronisation
                 emit("event synchronised bytes \(sent) first-pass \(synchronisation?.firstPassBytes ?? 0) region \(region) "
-                     + "pages-held \(synchronisation?.pagesAlreadyHeld ?? 0) "
+                     + "pages-held \(synchronisation?.pagesAlreadyHeld ?? 0) block-hash-bytes \(synchronisation?.blockHashBytes ?? 0) "
                      + "resynchronised \(synchronisation?.resynchronised == true ? 1 : 0) epoch \(synchronisation?.epoch ?? 0) "
                      + "rounds \(synchronisation?.rounds ?? 0) milliseconds \(Int(synchronisation?.milliseconds ?? 0))")
             }

@@ -255,6 +255,8 @@ extension FGBICommand {
                   + String(format: "the first pass (what differed) sent %.2f%% of the region (median; max %.2f%%), "
                          + "up to the first committed epoch %.2f%% (median; max %.2f%%: the rounds carry what the new primary wrote meanwhile)",
                          100 * firstPasses.median, 100 * firstPasses.max, 100 * shares.median, 100 * shares.max))
+            let hashes = Summary(failovers.map { Double($0.rejoinBlockHashBytes) / Double($0.regionBytes) })
+            print(String(format: "block hashes from the rejoining node: %.2f%% of the region (median; max %.2f%%)", 100 * hashes.median, 100 * hashes.max))
             print(String(format: "takeover %.2f s after the kill (median; max %.2f s); unprotected until the rejoined backup's first epoch %.2f s (median; max %.2f s)",
                          takeovers.median, takeovers.max, unprotected.median, unprotected.max))
         }
