@@ -20,10 +20,10 @@ extension Primary {
         for (index, region) in regions.enumerated() {
             let held = summary.pageHashes[index]
             for page in 0..<region.pageCount where CSupport_xxh3_64(region.page(page), GuestMemory.pageSize) != held[page] {
-                if let last = runs.last, last.region == index, last.firstPage + last.count == page {
+                if let last = runs.last, last.region == index, last.start + last.count == page {
                     runs[runs.count - 1].count += 1
                 } else {
-                    runs.append(.init(region: index, firstPage: page, count: 1))
+                    runs.append(.init(region: index, start: page, count: 1))
                 }
             }
         }
@@ -55,8 +55,8 @@ extension Primary {
                 taken += run.count
             } else {
                 let head = limit - taken
-                first.append(.init(region: run.region, firstPage: run.firstPage, count: head))
-                rest.append(.init(region: run.region, firstPage: run.firstPage + head, count: run.count - head))
+                first.append(.init(region: run.region, start: run.start, count: head))
+                rest.append(.init(region: run.region, start: run.start + head, count: run.count - head))
                 taken = limit
             }
         }
@@ -73,8 +73,8 @@ extension Primary {
         var bytes = 0
         var differing = 0
         for run in runs {
-            var page = run.firstPage
-            while page < run.firstPage + run.count {
+            var page = run.start
+            while page < run.start + run.count {
                 let frame = try link.connection.receive()
                 switch frame.type {
                 case .blockHashes:

@@ -13,17 +13,7 @@ import CSupport
 /// ``pagesPerAnswer`` pages each (a payload under the 64 KiB a primary accepts from its backup).
 package enum BlockHashExchange {
     /// A run of pages of one region.
-    package struct Run: Equatable, Sendable {
-        package var region: Int
-        package var firstPage: Int
-        package var count: Int
-
-        package init(region: Int, firstPage: Int, count: Int) {
-            self.region = region
-            self.firstPage = firstPage
-            self.count = count
-        }
-    }
+    package typealias Run = PrimaryEngine.PageSpan
 
     /// Runs per request frame.
     static let runsPerRequest = 4096
@@ -37,7 +27,7 @@ package enum BlockHashExchange {
             var payload: [UInt8] = []
             for run in runs[start..<min(start + runsPerRequest, runs.count)] {
                 appendLittleEndian(UInt32(run.region), to: &payload)
-                appendLittleEndian(UInt64(run.firstPage), to: &payload)
+                appendLittleEndian(UInt64(run.start), to: &payload)
                 appendLittleEndian(UInt32(run.count), to: &payload)
             }
             return payload
@@ -58,8 +48,8 @@ package enum BlockHashExchange {
                   Int(first) + count <= pageCounts[region] else {
                 throw .malformed("block hash request for \(count) pages from page \(first) of region \(region)")
             }
-            let run = Run(region: region, firstPage: Int(first), count: count)
-            if let last, (run.region, run.firstPage) < (last.region, last.firstPage + last.count) {
+            let run = Run(region: region, start: Int(first), count: count)
+            if let last, (run.region, run.start) < (last.region, last.start + last.count) {
                 throw .malformed("block hash request runs out of order")
             }
             runs.append(run)
@@ -77,9 +67,9 @@ package enum BlockHashExchange {
         var hashes = [UInt64](repeating: 0, count: blocksPerPage)
         var previous = [UInt64](repeating: 0, count: blocksPerPage)
         for run in runs {
-            var page = run.firstPage
-            while page < run.firstPage + run.count {
-                let count = min(perFrame, run.firstPage + run.count - page)
+            var page = run.start
+            while page < run.start + run.count {
+                let count = min(perFrame, run.start + run.count - page)
                 var payload: [UInt8] = []
                 payload.reserveCapacity(16 + 8 * count * blocksPerPage)
                 appendLittleEndian(UInt32(run.region), to: &payload)
@@ -109,7 +99,7 @@ package enum BlockHashExchange {
         let region = Int(try reader.u32())
         let first = try reader.u64()
         let count = Int(try reader.u32())
-        guard region == run.region, first == UInt64(page), count >= 1, page + count <= run.firstPage + run.count,
+        guard region == run.region, first == UInt64(page), count >= 1, page + count <= run.start + run.count,
               payload.count == 16 + 8 * count * blocksPerPage else {
             throw .malformed("block hashes for \(count) pages from page \(first) of region \(region); expected page \(page) of region \(run.region)")
         }

@@ -72,14 +72,14 @@ public enum FuzzEntryPoints {
         let bytes = Array(input)
         if let runs = try? BlockHashExchange.decodeRequest(bytes, pageCounts: [16, 3], after: nil) {
             for (index, run) in runs.enumerated() {
-                precondition(run.count >= 1 && run.firstPage + run.count <= [16, 3][run.region], "a requested run past its region")
+                precondition(run.count >= 1 && run.start + run.count <= [16, 3][run.region], "a requested run past its region")
                 if index > 0 {
                     let last = runs[index - 1]
-                    precondition((run.region, run.firstPage) >= (last.region, last.firstPage + last.count), "requested runs out of order")
+                    precondition((run.region, run.start) >= (last.region, last.start + last.count), "requested runs out of order")
                 }
             }
         }
-        if let (pages, hashes) = try? BlockHashExchange.decodeAnswer(bytes, expecting: .init(region: 0, firstPage: 4, count: 12), from: 4,
+        if let (pages, hashes) = try? BlockHashExchange.decodeAnswer(bytes, expecting: .init(region: 0, start: 4, count: 12), from: 4,
                                                                      blocksPerPage: 2) {
             precondition((1...12).contains(pages) && hashes.count == 2 * pages, "an answer past the pages asked for")
         }

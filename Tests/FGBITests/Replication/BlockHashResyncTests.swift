@@ -64,19 +64,19 @@ struct BlockHashResyncTests {
     @Test func pagesRewrittenWholeGoWholeAfterTheSample() throws {
         let report = try resynchronise(fetchingBlockHashes: true, pages: 500, wholePages: true)
         #expect(report.blockHashPages == Primary.blockHashSamplePages, "only the sample was asked for: \(report)")
-        let runs = [BlockHashExchange.Run(region: 0, firstPage: 0, count: 40), .init(region: 0, firstPage: 50, count: 40), .init(region: 1, firstPage: 0, count: 9)]
+        let runs = [BlockHashExchange.Run(region: 0, start: 0, count: 40), .init(region: 0, start: 50, count: 40), .init(region: 1, start: 0, count: 9)]
         let (first, rest) = Primary.split(runs, afterPages: 64)
-        #expect(first == [.init(region: 0, firstPage: 0, count: 40), .init(region: 0, firstPage: 50, count: 24)])
-        #expect(rest == [.init(region: 0, firstPage: 74, count: 16), .init(region: 1, firstPage: 0, count: 9)])
+        #expect(first == [.init(region: 0, start: 0, count: 40), .init(region: 0, start: 50, count: 24)])
+        #expect(rest == [.init(region: 0, start: 74, count: 16), .init(region: 1, start: 0, count: 9)])
     }
 
     @Test func requestsAndAnswersAreChecked() throws {
-        let runs = [BlockHashExchange.Run(region: 0, firstPage: 2, count: 3), .init(region: 1, firstPage: 0, count: 1)]
+        let runs = [BlockHashExchange.Run(region: 0, start: 2, count: 3), .init(region: 1, start: 0, count: 1)]
         let payloads = BlockHashExchange.requestPayloads(runs)
         #expect(try BlockHashExchange.decodeRequest(payloads[0], pageCounts: [8, 4], after: nil) == runs)
         #expect(throws: WireError.self, "past the region") { try BlockHashExchange.decodeRequest(payloads[0], pageCounts: [4, 4], after: nil) }
         #expect(throws: WireError.self, "overlapping an earlier run") {
-            try BlockHashExchange.decodeRequest(payloads[0], pageCounts: [8, 4], after: .init(region: 0, firstPage: 0, count: 3))
+            try BlockHashExchange.decodeRequest(payloads[0], pageCounts: [8, 4], after: .init(region: 0, start: 0, count: 3))
         }
         #expect(throws: WireError.self, "cut short") { try BlockHashExchange.decodeRequest(Array(payloads[0].dropLast()), pageCounts: [8, 4], after: nil) }
         let memory = try GuestMemory.anonymous(length: 8 * GuestMemory.pageSize)
