@@ -68,8 +68,7 @@ extension Primary {
     private func exchangeBlockHashes(_ runs: [BlockHashExchange.Run], with link: BackupLink) throws -> (bytes: Int, differing: Int) {
         for payload in BlockHashExchange.requestPayloads(runs) { try link.connection.send(.blockHashRequest, payload) }
         let geometry = engine.geometry
-        var mine = [UInt64](repeating: 0, count: geometry.blocksPerPage)
-        var scratch = mine
+        var hasher = PageBlockHasher(geometry: geometry)
         var bytes = 0
         var differing = 0
         for run in runs {
@@ -82,12 +81,7 @@ extension Primary {
                                                                             blocksPerPage: geometry.blocksPerPage)
                     engine.learnBackupBlocks(region: run.region, firstPage: page, hashes: hashes)
                     for offset in 0..<count {
-                        mine.withUnsafeMutableBufferPointer { out in
-                            scratch.withUnsafeMutableBufferPointer { old in
-                                _ = CSupport_rehash_page(regions[run.region].page(page + offset), geometry.blockSize, geometry.blocksPerPage,
-                                                         out.baseAddress!, old.baseAddress!)
-                            }
-                        }
+                        let mine = hasher.hashes(of: regions[run.region].page(page + offset))
                         for block in 0..<geometry.blocksPerPage where mine[block] != hashes[offset * geometry.blocksPerPage + block] {
                             differing += 1
                         }

@@ -64,8 +64,7 @@ package enum BlockHashExchange {
         let blocksPerPage = geometry.blocksPerPage
         let perFrame = pagesPerAnswer(blocksPerPage: blocksPerPage)
         var payloads: [[UInt8]] = []
-        var hashes = [UInt64](repeating: 0, count: blocksPerPage)
-        var previous = [UInt64](repeating: 0, count: blocksPerPage)
+        var hasher = PageBlockHasher(geometry: geometry)
         for run in runs {
             var page = run.start
             while page < run.start + run.count {
@@ -76,13 +75,7 @@ package enum BlockHashExchange {
                 appendLittleEndian(UInt64(page), to: &payload)
                 appendLittleEndian(UInt32(count), to: &payload)
                 for offset in 0..<count {
-                    hashes.withUnsafeMutableBufferPointer { out in
-                        previous.withUnsafeMutableBufferPointer { old in
-                            _ = CSupport_rehash_page(regions[run.region].page(page + offset), geometry.blockSize, blocksPerPage,
-                                                     out.baseAddress!, old.baseAddress!)
-                        }
-                    }
-                    for hash in hashes { appendLittleEndian(hash, to: &payload) }
+                    for hash in hasher.hashes(of: regions[run.region].page(page + offset)) { appendLittleEndian(hash, to: &payload) }
                 }
                 payloads.append(payload)
                 page += count
@@ -107,5 +100,29 @@ package enum BlockHashExchange {
             (0..<(count * blocksPerPage)).map { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 8 * $0, as: UInt64.self)) }
         }
         return (count, hashes)
+    }
+}
+
+/// The XXH3-64 of each block of a page, as a ``BlockTable`` records them, into a buffer reused page after page.
+struct PageBlockHasher {
+    private let geometry: BlockGeometry
+    private var hashes: [UInt64]
+    private var scratch: [UInt64]
+
+    init(geometry: BlockGeometry) {
+        self.geometry = geometry
+        hashes = Array(repeating: 0, count: geometry.blocksPerPage)
+        scratch = hashes
+    }
+
+    /// The hashes of the blocks of the page at `page`, in order (valid until the next call).
+    mutating func hashes(of page: UnsafeRawPointer) -> [UInt64] {
+        let geometry = self.geometry
+        hashes.withUnsafeMutableBufferPointer { out in
+            scratch.withUnsafeMutableBufferPointer { old in
+                _ = CSupport_rehash_page(page, geometry.blockSize, geometry.blocksPerPage, out.baseAddress!, old.baseAddress!)
+            }
+        }
+        return hashes
     }
 }
