@@ -290,7 +290,7 @@ extension Primary {
             shared.sessionFailure = error
             return true
         }
-        if first { for link in links.withLock({ $0 }) { link?.close() } }
+        if first { closeLinks() }
     }
 
     /// Replication stops for good.
@@ -299,7 +299,7 @@ extension Primary {
             if shared.failure == nil { shared.failure = error }
         }
         running.store(false, ordering: .releasing)
-        for link in links.withLock({ $0 }) { link?.close() }
+        closeLinks()
         commitTracker.finish()
     }
 }

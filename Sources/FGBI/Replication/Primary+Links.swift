@@ -179,7 +179,13 @@ extension Primary {
         joinSessionThreads()
     }
 
-    /// Joins every thread of the session (a backup's acknowledgement thread ends when the backup closes).
+    /// Closes every backup's connection of the session on purpose (its threads end without a failure).
+    func closeLinks() {
+        for link in links.withLock({ $0 }) { link?.close() }
+    }
+
+    /// Joins every thread of the session (a backup's acknowledgement thread ends when the backup closes), until
+    /// none is left.
     func joinSessionThreads() {
         while let thread = sessionThreads.withLock({ $0.popLast() }) { thread.join() }
     }

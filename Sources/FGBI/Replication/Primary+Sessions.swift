@@ -133,15 +133,13 @@ extension Primary {
     func closeSession() {
         connected.store(false, ordering: .releasing)
         sessionGeneration.add(1, ordering: .acquiringAndReleasing)
-        for link in links.withLock({ $0 }) { link?.close() }
+        // After the generation moved: a rejoin thread installs a backup only under the links' lock and while
+        // the generation is its own, so every backup installed is closed here, and one installed later is not.
+        closeLinks()
         queues.withLock { $0.senderShouldExit = true }
         readyCount.signal()
         join("fgbi-sender")
-        // Joined until none is left: a rejoin thread may start a backup's threads while others are joined.
-        while let thread = sessionThreads.withLock({ $0.popLast() }) {
-            for link in links.withLock({ $0 }) { link?.close() }
-            thread.join()
-        }
+        joinSessionThreads()
         links.withLock { links in for index in links.indices { links[index] = nil } }
         let dropped = queues.withLock { queues -> Int in
             let count = queues.ready.count

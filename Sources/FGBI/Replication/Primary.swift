@@ -249,7 +249,7 @@ public final class Primary: @unchecked Sendable {
             }
         }
         // On failure the sender may be stuck in a send the backup no longer reads: closing frees it.
-        if finalError != nil { for link in links.withLock({ $0 }) { link?.close() } }
+        if finalError != nil { closeLinks() }
         if finalError == nil { sayGoodbye() }
         closeSession()
         for tracker in trackers { try? tracker.stop() }

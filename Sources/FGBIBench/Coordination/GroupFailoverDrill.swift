@@ -109,11 +109,7 @@ public final class GroupFailoverDrill {
             let process = try LabProcess(executable: configuration.executable, arguments: arguments, namespace: nil,
                                          logFile: directory + "/\(name).log")
             backups.append(process)
-            let deadline = Date().addingTimeInterval(20)
-            while Date() < deadline, process.isRunning,
-                  !((try? String(contentsOfFile: process.logFile, encoding: .utf8))?.contains("listening on") ?? false) {
-                usleep(10_000)
-            }
+            process.waitForLog("listening on")
         }
         let primary = try LabProcess(executable: configuration.executable,
                                      arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }

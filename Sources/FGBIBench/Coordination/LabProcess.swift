@@ -85,6 +85,18 @@ public final class LabProcess: @unchecked Sendable {
         return nil
     }
 
+    /// Waits until the program's log (its standard error) holds `text`, up to `seconds`; false if it did not,
+    /// or the program ended first.
+    @discardableResult
+    public func waitForLog(_ text: String, seconds: Double = 20) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline, process.isRunning {
+            if (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) ?? false { return true }
+            usleep(10_000)
+        }
+        return (try? String(contentsOfFile: logFile, encoding: .utf8))?.contains(text) ?? false
+    }
+
     /// Waits for the program to end, up to `seconds`; its exit status (128+signal when killed), or nil.
     @discardableResult
     public func waitForExit(seconds: Double) -> Int32? {

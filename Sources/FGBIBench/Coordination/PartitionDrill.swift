@@ -177,11 +177,7 @@ public final class PartitionDrill {
                                                     "--timeout-ms", "300"] + common,
                                         namespace: lab.host(name).namespace, logFile: directory + "/\(name).log")
             backups.append(backup)
-            let listening = Date().addingTimeInterval(20)
-            while Date() < listening, backup.isRunning,
-                  !((try? String(contentsOfFile: backup.logFile, encoding: .utf8))?.contains("listening on") ?? false) {
-                usleep(10_000)
-            }
+            backup.waitForLog("listening on")
         }
         let primary = try LabProcess(executable: configuration.executable,
                                      arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }
