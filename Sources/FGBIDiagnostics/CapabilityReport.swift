@@ -20,7 +20,7 @@ public struct CapabilityReport: Codable, Sendable, Equatable {
     /// One item per tracker backend, for anonymous and for memfd regions.
     public var trackers: [Item]
 
-    public init(_ capabilities: KernelCapabilities = .current) {
+    package init(_ capabilities: KernelCapabilities = .current) {
         kernelRelease = capabilities.kernelRelease
         machine = capabilities.machine
         transparentHugePages = capabilities.transparentHugePages

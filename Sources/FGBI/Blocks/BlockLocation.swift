@@ -1,6 +1,6 @@
 /// Where a block lives: a region and the block's index in it, packed in 64 bits (24 for the region, 40 for
 /// the block, enough for 64 TiB of 64-byte blocks per region).
-public struct BlockLocation: Hashable, Sendable, CustomStringConvertible {
+package struct BlockLocation: Hashable, Sendable, CustomStringConvertible {
     public let packed: UInt64
 
     public static let maxRegions = 1 << 24

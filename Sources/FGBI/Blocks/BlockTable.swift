@@ -5,7 +5,7 @@ import CSupport
 /// Starts with every block hashed as zeros, since a new backup's replica starts zero-filled (or as unknown, for
 /// a backup that holds content of its own and is resynchronised); each epoch the
 /// pages the tracker reports are rehashed in place and the changed blocks found (``rehash(page:in:previous:)``).
-public final class BlockTable: @unchecked Sendable {
+package final class BlockTable: @unchecked Sendable {
     public let geometry: BlockGeometry
     /// Blocks in the region.
     public let blockCount: Int

@@ -9,10 +9,10 @@ import Glibc
 ///
 /// A reference on the wire names a location in one backup's replica, so what a guest may reference is only
 /// what its own backup holds. The index is therefore split in two:
-/// - **per guest** (a ``Member``, one per ``PrimaryEngine``): an entry table like ``ContentIndex``'s, content
+/// - **per guest** (a `Member`, one per ``PrimaryEngine``): an entry table like `ContentIndex`'s, content
 ///   key to the location where that guest's backup holds the content, with that guest's epoch tag. Matches,
 ///   retirements (a location changed) and additions of one guest look only at its own table, so a match can
-///   only ever become a reference into its own backup, and ``ContentIndex``'s invariants hold per guest;
+///   only ever become a reference into its own backup, and `ContentIndex`'s invariants hold per guest;
 /// - **shared**: the stored copies, in one memory budget. When a guest adds content that another guest's
 ///   entry already stores (found through a table from key to stored copy, then compared bitwise), its entry
 ///   points at that copy instead of storing another: N guests booted from one image keep one copy of it, and
@@ -27,7 +27,7 @@ import Glibc
 /// Across guests nothing travels on the wire: another guest's content says nothing about what this guest's
 /// backup holds, and blocks are already found unchanged by each guest's own block hashes.
 ///
-/// Locking: one lock guards everything here; an engine holds it for a whole `encode` call (``Member/exclusively(_:)``)
+/// Locking: one lock guards everything here; an engine holds it for a whole `encode` call (`Member/exclusively(_:)`)
 /// and for joining and leaving, never per block. It is a leaf: nothing else is acquired while it is held,
 /// and a ``Primary`` takes it (through its engine) while holding none of its own locks. Hot paths allocate
 /// nothing; a member's entry table (32 bytes per entry, kept at most half full, sized for the fewer of its

@@ -10,7 +10,7 @@ public protocol PrimaryAuthority: AnyObject, Sendable {
     /// next, so a backup refuses a primary of an older term.
     var term: UInt64 { get }
 
-    /// The ``MonotonicClock`` time, in nanoseconds, until which this process surely holds the right: when
+    /// The `MonotonicClock` time, in nanoseconds, until which this process surely holds the right: when
     /// its last successful renewal was sent, plus the lease's time to live. The store lets the lease expire
     /// no earlier, so a backup promoted after that expiry acts only after this primary stopped confirming.
     /// Zero once the right is known to be lost.

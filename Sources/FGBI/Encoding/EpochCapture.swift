@@ -30,7 +30,7 @@ public final class EpochCapture: @unchecked Sendable {
     /// The items are the changed blocks the `fgbi` rehash strategy found, not whole pages.
     public internal(set) var holdsBlocks = false
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
-    /// the backup's (``ReplicaSummary``) is already there and is not sent.
+    /// the backup's (`ReplicaSummary`) is already there and is not sent.
     var comparesWithBaseline = false
     /// Pages left out because the backup already holds them (a resynchronisation's first pass).
     public internal(set) var pagesHeld = 0
@@ -38,8 +38,8 @@ public final class EpochCapture: @unchecked Sendable {
     /// captured, yet not written (with hot pages, ``HotPagePolicy``). Filled, when ``recordsUnchangedPages``,
     /// as the pages are rehashed: during the capture, or for a capture of whole pages when it is encoded.
     /// Kept across epochs for its storage.
-    public internal(set) var unchangedPages: [BlockLocation] = []
-    /// Whether the engine fills ``unchangedPages``: set by whoever listens (a primary whose tracker has hot
+    package internal(set) var unchangedPages: [BlockLocation] = []
+    /// Whether the engine fills `unchangedPages`: set by whoever listens (a primary whose tracker has hot
     /// pages); kept across epochs.
     public var recordsUnchangedPages = false
 

@@ -32,7 +32,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Entries the content index held for this backup once the epoch was encoded (`fgbi`): a level, not a count.
     public var indexEntries = 0
     /// Changed blocks looked up in the content index (`fgbi`): all of them, or a sample when the index had
-    /// stopped paying (``BlockDeltaEncoder``'s admission by measured use).
+    /// stopped paying (`BlockDeltaEncoder`'s admission by measured use).
     public var blocksConsulted = 0
     /// The encoded body before the general compressor.
     public var bodyBytes = 0

@@ -19,7 +19,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// the index keeps a table (half the budget), their bookkeeping (half the budget) and, per 64-byte block
     /// of the regions, a bit and a slot number (about 6.4% of the regions' size).
     public var contentBudgetBytes = 64 << 20
-    /// Threads that encode one `fgbi` epoch together while the guest runs (``ParallelBlockDeltaEncoder``): the
+    /// Threads that encode one `fgbi` epoch together while the guest runs (`ParallelBlockDeltaEncoder`): the
     /// sender's thread and `encodeThreads - 1` helpers, writing exactly the one thread's bytes. They compete with
     /// the guest for CPUs, so the default is what a machine offers beside it: half its CPUs, at most 4 (1 on
     /// this project's 2-CPU hosts, where two threads measured only 1.0-1.2x one: Docs/BENCHMARKS.md). Ignored

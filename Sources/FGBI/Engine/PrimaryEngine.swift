@@ -6,14 +6,14 @@ import Synchronization
 ///
 /// An epoch has two stages, kept apart so a pipeline can let the guest run during the second:
 /// - ``capture(_:into:)`` needs the guest paused: for the `fgbi` mode it rehashes the written pages'
-///   blocks against the ``BlockTable`` and copies only the blocks whose hash changed; for the page modes it
+///   blocks against the `BlockTable` and copies only the blocks whose hash changed; for the page modes it
 ///   copies the written pages whole (what Remus does).
 /// - ``encode(_:)`` runs while the guest runs again: index lookups, sharing, differences, compression,
 ///   reading only the capture and the engine's own copies.
 /// An engine serves one session with one backup. The session's first pass covers every page: either one
 /// full paused capture, or pre-copy captures taken while the guest runs (``capturePrecopy(_:firstPass:into:)``)
 /// followed by ``completeFirstPass()``. Later captures cover what the tracker reports. A new backup is
-/// zero-filled; a backup that holds content sends its page hashes (``ReplicaSummary``), and the first pass
+/// zero-filled; a backup that holds content sends its page hashes (`ReplicaSummary`), and the first pass
 /// skips every page whose hash matches, so resynchronising costs what differs. The regions of one engine
 /// share its content index, so a block duplicated across them travels as a reference. Engines of different
 /// guests (each with its own backup) may share a ``SharedContentIndex`` (``EngineConfiguration/sharedIndex``):
@@ -52,13 +52,22 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var output = ByteWriter(reservingCapacity: 1 << 20)
     private var compressed = ByteWriter(reservingCapacity: 1 << 20)
 
-    /// An engine whose first capture is numbered `firstEpoch`, for a backup that is zero-filled (`backupHolds`
-    /// nil) or holds the pages `backupHolds` describes.
+    /// An engine whose first capture is numbered `firstEpoch`, for a zero-filled backup.
     ///
-    /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions, more than
-    ///   ``BlockLocation/maxRegions``, or a summary of another layout.
-    public init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
-                firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary? = nil) throws {
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions, or more regions
+    ///   than the wire's block locations can number.
+    public convenience init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
+                            firstEpoch: UInt64 = 0) throws {
+        try self.init(regions: regions, configuration: configuration, firstEpoch: firstEpoch, backupHolds: nil)
+    }
+
+    /// An engine whose first capture is numbered `firstEpoch`, for a backup that is zero-filled (`backupHolds`
+    /// nil) or holds the pages `backupHolds` describes (a resynchronisation).
+    ///
+    /// - Throws: ``FGBIError/invalidArgument(_:)`` as the public initialiser does, or for a summary of another
+    ///   layout.
+    package init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
+                 firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary?) throws {
         let geometry = try configuration.checked(regions: regions, summary: summary)
         baseline = BaselineHashes(summary: summary, pageSize: GuestMemory.pageSize)
         nextEpoch = firstEpoch
@@ -216,12 +225,6 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// the pages the tracker reports.
     public func completeFirstPass() { firstPassPending = false }
 
-    /// Whether page `page` of region `region` (its bytes at `bytes`) is what the backup already holds.
-    @inline(__always)
-    private func backupHolds(region: Int, page: Int, bytes: UnsafeRawPointer) -> Bool {
-        baseline.holds(region: region, page: page, bytes: bytes)
-    }
-
     /// The `fgbi` capture strategy for this epoch: the configured one, or the chooser's. A rehash capture
     /// writes the block table, so it waits for no copied epoch to be pending (the encoder rehashes those).
     private func chooseStrategy() -> CaptureStrategy {
@@ -245,7 +248,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             for page in span.start..<(span.start + span.count) {
                 if wholePages {
                     capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
-                    if skipHeldPages && backupHolds(region: span.region, page: page, bytes: capture.item(capture.count - 1)) {
+                    if skipHeldPages && baseline.holds(region: span.region, page: page, bytes: capture.item(capture.count - 1)) {
                         capture.dropLast()
                         capture.pagesHeld += 1
                     }
@@ -305,7 +308,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
         if changed == 0 && capture.recordsUnchangedPages { capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page)) }
-        if compareWithBaseline && backupHolds(region: regionIndex, page: page, bytes: pageBytes) {
+        if compareWithBaseline && baseline.holds(region: regionIndex, page: page, bytes: pageBytes) {
             capture.pagesHeld += 1
             return
         }

@@ -6,7 +6,7 @@ import Glibc
 
 /// What this kernel offers FGBI, probed once: userfaultfd and its features, PAGEMAP_SCAN, io_uring opcodes,
 /// /dev/kvm, and from these which tracker backends will work.
-public struct KernelCapabilities: Sendable {
+package struct KernelCapabilities: Sendable {
     /// `uname -r`.
     public var kernelRelease: String
     /// `uname -m`.

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// Holds the pagemap descriptor and a reusable region buffer, so a collection allocates nothing.
 /// Not thread-safe: one scanner per tracker.
-public final class PagemapScanner: @unchecked Sendable {
+package final class PagemapScanner: @unchecked Sendable {
     private let pagemap: Int32
     private let regions: UnsafeMutablePointer<CSupport_page_region>
     private let regionCapacity: Int

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// userfaultfd feature bits (UFFD_FEATURE_*) FGBI negotiates.
-public struct UserfaultfdFeatures: OptionSet, Sendable, Hashable, CustomStringConvertible {
+package struct UserfaultfdFeatures: OptionSet, Sendable, Hashable, CustomStringConvertible {
     public let rawValue: UInt64
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
@@ -39,7 +39,7 @@ public struct UserfaultfdFeatures: OptionSet, Sendable, Hashable, CustomStringCo
 ///
 /// Created through the userfaultfd(2) system call, falling back to /dev/userfaultfd where the call is
 /// denied. Non-blocking and close-on-exec. Closed on deinit.
-public final class Userfaultfd: @unchecked Sendable {
+package final class Userfaultfd: @unchecked Sendable {
     /// The descriptor.
     public let fileDescriptor: Int32
     /// The features the kernel granted (a superset of those required).

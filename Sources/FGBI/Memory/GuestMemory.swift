@@ -124,7 +124,7 @@ public final class GuestMemory: @unchecked Sendable {
     /// killed and restarted on a tmpfs file holds the memory it had (``Backup``'s `.formerPrimary`).
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for a file longer than `length` (another region's), one
-    ///   owned by another user or open to group or others (``PrivateFile``), a symbolic link or not a regular
+    ///   owned by another user or open to group or others (`PrivateFile`), a symbolic link or not a regular
     ///   file; ``SystemError`` when it cannot be opened, sized or mapped.
     public static func file(path: String, length: Int) throws -> GuestMemory {
         try validate(length: length)

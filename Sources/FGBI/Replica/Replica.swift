@@ -93,7 +93,7 @@ public final class Replica: @unchecked Sendable {
 
     /// The page hashes of every region (``pageHashes(region:into:)``), as the summary a backup holding this
     /// replica sends its primary.
-    public var summary: ReplicaSummary {
+    package var summary: ReplicaSummary {
         var hashes: [UInt64] = []
         return ReplicaSummary(pageHashes: regions.indices.map { region in
             pageHashes(region: region, into: &hashes)

@@ -7,7 +7,7 @@ import Synchronization
 /// The acknowledgement for epoch N leaves only after N is applied in full (and, with a state directory,
 /// journaled on disk), so a primary that releases output on ``Primary/commits()`` never releases output the
 /// backup could lose. A backup that holds an epoch (from an earlier session, or loaded from its state
-/// directory) sends the primary a ``ReplicaSummary`` and is resynchronised with only what differs; the
+/// directory) sends the primary a `ReplicaSummary` and is resynchronised with only what differs; the
 /// pre-copy deltas of a synchronisation are taken back if the session ends before its epoch commits. On
 /// failover the replica stays at the last committed epoch, is written to ``BackupConfiguration/imagePath``
 /// when set, and ``serve()`` returns ``BackupOutcome/failedOver(lastEpoch:reason:)``.
@@ -31,7 +31,7 @@ public final class Backup: @unchecked Sendable {
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
     ///
     /// - Throws: ``FGBIError/invalidState(_:)`` for a state directory of another layout or damaged;
-    ///   ``FGBIError/invalidArgument(_:)`` for an image directory others can write (``PrivateFile``);
+    ///   ``FGBIError/invalidArgument(_:)`` for an image directory others can write (`PrivateFile`);
     ///   ``SystemError`` when the address cannot be bound.
     ///
     /// `holding`: what the regions already hold (``HeldContent``): a former primary rejoining as the backup

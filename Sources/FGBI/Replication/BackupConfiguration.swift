@@ -25,7 +25,7 @@ public struct BackupConfiguration: Sendable {
     public var handshakeTimeout = Duration.seconds(5)
     /// How many handshakes run at once, and from one address; a newcomer over a bound evicts the pending
     /// handshake that got least far (Docs/SECURITY.md).
-    public var handshakeLimits = HandshakeLimits()
+    package var handshakeLimits = HandshakeLimits()
     /// Where to write the replica (and its journal) on failover; nil writes nothing.
     public var imagePath: String?
     /// A directory where every committed epoch is made durable before it is acknowledged (a checkpoint image

@@ -4,7 +4,7 @@
 /// swift-metrics has no help texts, so a program that serves the metrics in Prometheus's text format adds
 /// them with ``addingHelp(to:)`` (`fgbi primary --metrics-port` and `fgbi backup --metrics-port` do).
 /// Docs/OPERATIONS.md lists the same metrics for operators.
-public enum MetricCatalogue {
+package enum MetricCatalogue {
     /// How a metric is reported.
     public enum Kind: String, Sendable {
         /// Only goes up (swift-metrics `Counter`).

@@ -10,7 +10,7 @@ import Glibc
 /// name, synced, renamed into place and its directory synced (``DurableFile``), so a crash leaves the
 /// previous image or the new one, never half; a crash between the two leaves an image whose journal's
 /// checksums do not match it, which a reader detects.
-public enum ReplicaImage {
+package enum ReplicaImage {
     /// Writes `regions` at `epoch` to `path` and `path.json`.
     public static func write(_ regions: [GuestMemory], geometry: BlockGeometry, epoch: UInt64?, to path: String) throws {
         try DurableFile.replace(path) { fd in

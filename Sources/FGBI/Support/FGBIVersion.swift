@@ -1,5 +1,5 @@
 /// The FGBI release.
-public enum FGBIVersion {
+package enum FGBIVersion {
     /// The version string `fgbi --version` prints.
     public static let current = "0.1.0"
 }

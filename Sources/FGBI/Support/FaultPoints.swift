@@ -11,7 +11,7 @@ import Glibc
 ///
 /// Unset (production), ``reach(_:)`` checks a flag read once. The points are listed in ``Point``;
 /// Docs/RELIABILITY.md says which failure each one stands for and what must survive it.
-public enum FaultPoints {
+package enum FaultPoints {
     /// A place where the process may be told to die.
     public enum Point: String, CaseIterable, Sendable {
         /// The primary, with the guest paused, after collecting the written pages and before capturing them.

@@ -6,7 +6,7 @@ import Glibc
 /// out their text one page per `read`: a reader must go on until `read` returns 0. Foundation's
 /// `String(contentsOfFile:)` stops at the first short read on such files, so a long table such as
 /// `/proc/net/tcp` comes back cut after its first page.
-public enum KernelFile {
+package enum KernelFile {
     /// Every byte of `path`, read until end of file.
     public static func read(_ path: String) throws(SystemError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

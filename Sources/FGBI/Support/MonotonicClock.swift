@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// CLOCK_MONOTONIC in nanoseconds: for stage timings, cheap enough to call per stage.
-public enum MonotonicClock {
+package enum MonotonicClock {
     @inline(__always)
     public static func nanoseconds() -> UInt64 { nanoseconds(of: CLOCK_MONOTONIC) }
 

@@ -6,7 +6,7 @@ import Glibc
 /// on failover, the state directory holding a replica) is private to the user running fgbi, as ssh checks its keys: owned by this user or by root,
 /// and neither readable nor writable by group or others. A key others can read is a key others hold; a
 /// command file others can write runs their commands as this user.
-public enum PrivateFile {
+package enum PrivateFile {
     /// Checks the open file `descriptor` (named `path`, a `what` for the message).
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` naming the file, what is wrong and the command that

@@ -1,6 +1,6 @@
 /// A small, fast, seedable random number generator (xorshift64*), for workloads and tests that must be
 /// reproducible from a seed. Not for anything secret.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
+package struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     /// A generator whose sequence is fixed by `seed` (0 is replaced by a fixed non-zero constant).

@@ -7,7 +7,7 @@ import Glibc
 /// Where and how the calling thread runs: pinned to CPUs (a guest's writer on its own CPU, the capture's
 /// helpers on the paused guest's CPUs) and under SCHED_FIFO (the latency-critical threads of an epoch's
 /// pause). Threads inherit the CPU set of the thread that creates them.
-public enum ThreadScheduling {
+package enum ThreadScheduling {
     /// The CPUs online now (sysconf).
     public static var onlineCPUCount: Int { ProcessInfoLite.activeProcessorCount }
 

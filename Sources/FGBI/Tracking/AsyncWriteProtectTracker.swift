@@ -29,7 +29,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public let hotPagePolicy: HotPagePolicy
 
     /// Features this backend cannot work without, for a region of `kind`.
-    public static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
+    package static func requiredFeatures(for kind: GuestMemory.Kind) -> UserfaultfdFeatures {
         var required: UserfaultfdFeatures = [.wpAsync, .wpUnpopulated]
         if kind.isSharedFile { required.insert(.wpHugetlbfsShmem) }
         return required

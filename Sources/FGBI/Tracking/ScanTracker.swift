@@ -9,7 +9,7 @@ import Synchronization
 /// that checks them. It reports pages whose content changed: a write that stores the bytes already there
 /// goes unseen, and a 64-bit hash collision (odds 2^-64 per changed page) would hide a change.
 /// Reading a memfd region's holes allocates them.
-public final class ScanTracker: DirtyTracker, @unchecked Sendable {
+package final class ScanTracker: DirtyTracker, @unchecked Sendable {
     public var kind: TrackerKind { .scan }
     public let memory: GuestMemory
 

@@ -14,7 +14,7 @@ import Glibc
 ///
 /// A collection write-protects the pages written so far while holding the lock the fault thread needs, so a
 /// write racing it is recorded in the next epoch, never lost.
-public final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
+package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public var kind: TrackerKind { .uffdSync }
     public let memory: GuestMemory
 

@@ -2,7 +2,7 @@ import Synchronization
 
 /// What a connection's frame sends did since it opened: frames per send path and the io_uring work behind
 /// them. A snapshot; read it from any thread with `FrameConnection.sendStatistics`.
-public struct FrameSendStatistics: Sendable, Equatable {
+package struct FrameSendStatistics: Sendable, Equatable {
     /// Frames written with sendmsg(2) (``FrameSendPath/socket``).
     public var socketFrames = 0
     /// Frames written with io_uring IORING_OP_SENDMSG.

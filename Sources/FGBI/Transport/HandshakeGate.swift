@@ -18,7 +18,7 @@ import Glibc
 /// newer connections that each send a well-formed hello during its handshake (milliseconds) could. Evicted
 /// and failed handshakes are logged at most ``refusalsLoggedPerWindow`` times per 10 s, then counted.
 /// How many handshakes a backup runs at once (``BackupConfiguration/handshakeLimits``).
-public struct HandshakeLimits: Sendable, Equatable {
+package struct HandshakeLimits: Sendable, Equatable {
     /// Handshakes in progress at once, over every source.
     public var concurrent: Int
     /// Handshakes in progress at once from one address.

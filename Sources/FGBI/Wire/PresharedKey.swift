@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// The secret both ends share, from which each session's frame key is derived. At least 32 bytes; a key
-/// file must be private to its user (``PrivateFile``), so
+/// file must be private to its user (`PrivateFile`), so
 /// `install -m 600 /dev/null key && head -c 32 /dev/urandom > key` makes one.
 ///
 /// A key file holds the key byte for byte, with one exception: a text key (printable ASCII, as an editor
@@ -27,7 +27,7 @@ public struct PresharedKey: Sendable {
     /// Reads a key file.
     ///
     /// - Throws: ``SystemError`` naming the file when it cannot be read; ``FGBIError/invalidArgument(_:)``
-    ///   when it is too short, or open to group or others, or owned by another user (``PrivateFile``).
+    ///   when it is too short, or open to group or others, or owned by another user (`PrivateFile`).
     public init(file path: String) throws {
         let fd = try Syscall.libc("open(\(path))", hint: { code in
             code == ENOENT ? "no such key file" : code == EACCES ? "the key file is not readable by this user" : ""

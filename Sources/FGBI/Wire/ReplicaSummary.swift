@@ -9,7 +9,7 @@ import CSupport
 ///     region (u32)  first page (u64)  count (u32)  count x page hash (u64)
 ///
 /// covering every page of every region exactly once, region by region.
-public struct ReplicaSummary: Sendable, Equatable {
+package struct ReplicaSummary: Sendable, Equatable {
     /// Per region, one hash per page.
     public var pageHashes: [[UInt64]]
     /// Per region and page, whether several backups' summaries disagree on the page (``common(_:)``): such a

@@ -5,7 +5,7 @@
 ///       8 sequence (u64)  16 payload length (u64)  24 fencing term (u64, zero without a coordinator)
 ///     payload
 ///     authentication code: HMAC-SHA256 (32 bytes), when flag bit 0 is set
-public enum WireFormat {
+package enum WireFormat {
     static let magic: [UInt8] = Array("FGBW".utf8)
     /// The protocol version this build speaks.
     public static let version: UInt16 = 2
@@ -65,7 +65,7 @@ public enum WireFormat {
 }
 
 /// One received frame.
-public struct Frame: Sendable {
+package struct Frame: Sendable {
     public var type: WireFormat.FrameType
     public var sequence: UInt64
     /// The sender's fencing term (``PrimaryAuthority/term``; 0 without a coordinator).

@@ -95,34 +95,11 @@ public struct BackupsBenchmark: Sendable {
         try memory.prefault()
         let guest = try LockstepGuest(memory: memory, source: .workload(configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
                                                                          seed: configuration.seed))
-        var replicas: [GuestMemory] = []
-        var backups: [Backup] = []
-        var threads: [BackupThread] = []
-        var relay: ThrottledRelay?
-        defer {
-            for backup in backups { backup.stop() }
-            for thread in threads { thread.join() }
-            relay?.stop()
-        }
-        var endpoints: [Endpoint] = []
-        for index in 0..<layout.backups {
-            let replica = try GuestMemory.anonymous(length: length)
-            try replica.prefault()
-            var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
-            backupConfiguration.primaryTimeout = .seconds(30)
-            let backup = try Backup(regions: [replica], geometry: try BlockGeometry(blockSize: 64), configuration: backupConfiguration)
-            replicas.append(replica)
-            backups.append(backup)
-            threads.append(BackupThread(backup))
-            var endpoint = Endpoint(host: "127.0.0.1", port: backup.port)
-            if layout.slowed, index == layout.backups - 1 {
-                let throttled = try ThrottledRelay(to: endpoint, bytesPerSecond: configuration.slowBytesPerSecond)
-                relay = throttled
-                endpoint = Endpoint(host: "127.0.0.1", port: throttled.port)
-            }
-            endpoints.append(endpoint)
-        }
-        var primaryConfiguration = PrimaryConfiguration(backups: endpoints, commitPolicy: layout.policy)
+        let group = try BackupSet(layout, length: length, slowBytesPerSecond: configuration.slowBytesPerSecond)
+        defer { group.stop() }
+        let (replicas, backups, threads) = (group.replicas, group.backups, group.threads)
+        let relay = group.relay
+        var primaryConfiguration = PrimaryConfiguration(backups: group.endpoints, commitPolicy: layout.policy)
         primaryConfiguration.engine = EngineConfiguration(mode: configuration.mode)
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(Int64(configuration.epochMilliseconds))
@@ -132,14 +109,7 @@ public struct BackupsBenchmark: Sendable {
         defer { if !stopped { _ = try? primary.stop(finalEpoch: false) } }
         try primary.start()
         let synchronised = try ReplicateBenchmark.waitForSynchronisation(of: primary)
-        // Every backup synchronised (a slowed one, or one outside a quorum, can be later than the commit).
-        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
-        while !primary.statistics.backupAcknowledgements.allSatisfy({ ($0 ?? 0) >= synchronised && $0 != nil }) {
-            guard MonotonicClock.nanoseconds() < deadline, primary.failure == nil else {
-                throw BenchmarkError("not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
-            }
-            MonotonicClock.sleep(nanoseconds: 1_000_000)
-        }
+        try Self.waitUntilEveryBackupHolds(synchronised, primary: primary)
         let start = primary.statistics
         let startCPU = cpuTimes(threads, relay)
         let receivedAtStart = backups.reduce(0) { $0 + $1.statistics.bytesReceived }
@@ -176,6 +146,61 @@ public struct BackupsBenchmark: Sendable {
                    encodedBytesPerEpoch: Double(end.bytesSent - start.bytesSent) / Double(epochs),
                    receivedBytesPerEpoch: Double(received) / Double(epochs),
                    backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified)
+    }
+
+    /// Waits until every backup acknowledged `epoch`: a slowed one, or one outside a quorum, can be later than
+    /// the commit.
+    private static func waitUntilEveryBackupHolds(_ epoch: UInt64, primary: Primary) throws {
+        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
+        while !primary.statistics.backupAcknowledgements.allSatisfy({ ($0 ?? 0) >= epoch && $0 != nil }) {
+            guard MonotonicClock.nanoseconds() < deadline, primary.failure == nil else {
+                throw BenchmarkError("not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
+            }
+            MonotonicClock.sleep(nanoseconds: 1_000_000)
+        }
+    }
+
+    /// A layout's backups, each serving on a thread of its own in this process, the last behind a throttled
+    /// relay when the layout is slowed; ``stop()`` ends them.
+    private final class BackupSet {
+        var replicas: [GuestMemory] = []
+        var backups: [Backup] = []
+        var threads: [BackupThread] = []
+        var relay: ThrottledRelay?
+        /// Where the primary reaches each backup (the relay's port for a slowed one).
+        var endpoints: [Endpoint] = []
+
+        init(_ layout: Layout, length: Int, slowBytesPerSecond: Int) throws {
+            do {
+                for index in 0..<layout.backups {
+                    let replica = try GuestMemory.anonymous(length: length)
+                    try replica.prefault()
+                    var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+                    configuration.primaryTimeout = .seconds(30)
+                    let backup = try Backup(regions: [replica], geometry: try BlockGeometry(blockSize: 64),
+                                            configuration: configuration)
+                    replicas.append(replica)
+                    backups.append(backup)
+                    threads.append(BackupThread(backup))
+                    var endpoint = Endpoint(host: "127.0.0.1", port: backup.port)
+                    if layout.slowed, index == layout.backups - 1 {
+                        let throttled = try ThrottledRelay(to: endpoint, bytesPerSecond: slowBytesPerSecond)
+                        relay = throttled
+                        endpoint = Endpoint(host: "127.0.0.1", port: throttled.port)
+                    }
+                    endpoints.append(endpoint)
+                }
+            } catch {
+                stop()
+                throw error
+            }
+        }
+
+        func stop() {
+            for backup in backups { backup.stop() }
+            for thread in threads { thread.join() }
+            relay?.stop()
+        }
     }
 
     /// The process's CPU, and of it what is not the primary's: the backups' threads, the relay's, and this

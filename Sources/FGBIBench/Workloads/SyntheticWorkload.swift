@@ -64,7 +64,7 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
 
     /// Writes `pages` distinct random pages of `memory` in this pattern (for ``guest``, `pages` writes that
     /// may repeat pages, as a hot set does).
-    public func writeEpoch(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
+    package func writeEpoch(_ memory: GuestMemory, pages: Int, random: inout SeededRandom) {
         switch self {
         case .guest: return Self.writeGuest(memory, writes: pages, random: &random)
         case .zipf: return Self.writeZipf(memory, writes: pages, random: &random)
