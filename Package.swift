@@ -30,6 +30,11 @@ let package = Package(
                 .linkedLibrary("crypto"),
             ]
         ),
+        // The KVM ioctls of the example VMM, apart so that only the KVM example links them.
+        .target(
+            name: "CKVM",
+            path: "CKVM"
+        ),
         // The replicator library: memory, tracking and everything above it.
         .target(
             name: "FGBI",
@@ -78,7 +83,7 @@ let package = Package(
         // Real guests replicated end to end (`fgbi example`): an LMDB database in-process, a KVM guest.
         .target(
             name: "FGBIExamples",
-            dependencies: ["FGBI", "FGBIBench", "CSupport", "CLMDB"]
+            dependencies: ["FGBI", "FGBIBench", "CSupport", "CKVM", "CLMDB"]
         ),
         .executableTarget(
             name: "fgbi",

@@ -28,11 +28,11 @@ public struct SystemError: Error, Sendable, Equatable, CustomStringConvertible {
         return "errno \(errno)"
     }
 
+    /// The errno's name and text, such as "EPERM (Operation not permitted)".
+    package var errnoText: String { "\(errnoName) (\(String(cString: strerror(errno))))" }
+
     public var description: String {
-        let text = String(cString: strerror(errno))
-        return hint.isEmpty
-            ? "\(operation): \(errnoName) (\(text))"
-            : "\(operation): \(errnoName) (\(text)): \(hint)"
+        hint.isEmpty ? "\(operation): \(errnoText)" : "\(operation): \(errnoText): \(hint)"
     }
 }
 

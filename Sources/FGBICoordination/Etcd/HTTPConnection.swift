@@ -305,6 +305,6 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// "ECONNREFUSED (Connection refused)".
     static func errorText(_ code: Int32) -> String {
-        "\(SystemError(operation: "", errno: code).errnoName) (\(String(cString: strerror(code))))"
+        SystemError(operation: "", errno: code).errnoText
     }
 }

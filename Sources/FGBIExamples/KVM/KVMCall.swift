@@ -1,23 +1,17 @@
-import CSupport
 import FGBI
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Turns the shim's `-errno` results of KVM calls into ``SystemError``s with advice for the operator.
+/// Turns the KVM shim's `-errno` results into ``SystemError``s (through the library's one syscall-to-error path)
+/// with advice for the operator.
 enum KVMCall {
-    /// Runs a shim call that returns a non-negative value or `-errno`, retrying EINTR.
+    /// Runs a shim call that returns a non-negative value or `-errno`, retrying EINTR (``Syscall/shim(_:hint:_:)``
+    /// with the KVM hints).
     @discardableResult
     static func check<T: SignedInteger>(_ operation: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
-        while true {
-            let result = body()
-            if result >= 0 { return result }
-            let code = Int32(truncatingIfNeeded: 0 - result)
-            if code == EINTR { continue }
-            let name = operation()
-            throw SystemError(operation: name, errno: code, hint: hint(for: name, errno: code))
-        }
+        try Syscall.shim(operation(), hint: { hint(for: operation(), errno: $0) }, body)
     }
 
     /// What to do about a failed KVM call.

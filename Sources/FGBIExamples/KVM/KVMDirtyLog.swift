@@ -1,4 +1,3 @@
-import CSupport
 import FGBI
 
 /// KVM's own record of the pages the guest wrote to its RAM slot, read as a ``DirtyPageSet``: the dirty

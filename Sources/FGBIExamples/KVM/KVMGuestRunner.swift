@@ -1,4 +1,4 @@
-import CSupport
+import CKVM
 import FGBI
 import Foundation
 
@@ -29,7 +29,7 @@ public struct KVMGuestError: Error, Sendable, CustomStringConvertible {
 public final class KVMGuestRunner: @unchecked Sendable {
     /// The signal that kicks the vCPU out of KVM_RUN (its handler does nothing, without SA_RESTART).
     static let kickSignal = SIGUSR1
-    private static let handlerInstalled: Bool = CSupport_install_noop_signal_handler(kickSignal) == 0
+    private static let handlerInstalled: Bool = CKVM_install_noop_signal_handler(kickSignal) == 0
 
     /// The vCPU it runs.
     public let vcpu: KVMVirtualCPU

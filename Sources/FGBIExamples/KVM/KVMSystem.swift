@@ -1,4 +1,4 @@
-import CSupport
+import CKVM
 import FGBI
 
 #if canImport(Glibc)
@@ -16,15 +16,15 @@ public final class KVMSystem: @unchecked Sendable {
     ///
     /// - Throws: ``SystemError`` naming the failing step: no KVM on this host, no permission, an old API.
     public init() throws(SystemError) {
-        let fd = try KVMCall.check("open(/dev/kvm)") { CSupport_kvm_open() }
+        let fd = try KVMCall.check("open(/dev/kvm)") { CKVM_kvm_open() }
         fileDescriptor = fd
         do throws(SystemError) {
-            let version = try KVMCall.check("KVM_GET_API_VERSION") { CSupport_kvm_api_version(fd) }
+            let version = try KVMCall.check("KVM_GET_API_VERSION") { CKVM_kvm_api_version(fd) }
             guard version == KVM_API_VERSION else {
                 throw SystemError(operation: "KVM_GET_API_VERSION", errno: ENOTSUP,
                                   hint: "this KVM speaks API \(version), the VMM needs \(KVM_API_VERSION)")
             }
-            vcpuMapSize = Int(try KVMCall.check("KVM_GET_VCPU_MMAP_SIZE") { CSupport_kvm_vcpu_mmap_size(fd) })
+            vcpuMapSize = Int(try KVMCall.check("KVM_GET_VCPU_MMAP_SIZE") { CKVM_kvm_vcpu_mmap_size(fd) })
         } catch {
             close(fd)
             throw error
@@ -39,7 +39,7 @@ public final class KVMSystem: @unchecked Sendable {
     /// KVM_CHECK_EXTENSION: the capability's value, 0 when absent.
     public func check(_ capability: Int32) throws(SystemError) -> Int {
         Int(try KVMCall.check("KVM_CHECK_EXTENSION(\(capability))") {
-            CSupport_kvm_check_extension(fileDescriptor, capability)
+            CKVM_kvm_check_extension(fileDescriptor, capability)
         })
     }
 

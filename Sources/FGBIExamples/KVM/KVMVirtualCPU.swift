@@ -1,4 +1,4 @@
-import CSupport
+import CKVM
 import FGBI
 
 #if canImport(Glibc)
@@ -26,9 +26,9 @@ public final class KVMVirtualCPU: @unchecked Sendable {
     public let machine: KVMVirtualMachine
     /// The vCPU's fd.
     public let fileDescriptor: Int32
-    let run: UnsafeMutablePointer<CSupport_kvm_run_state>
+    let run: UnsafeMutablePointer<CKVM_kvm_run_state>
     /// The dirty ring and its size, when the VM was made with ``KVMDirtyLogging/ring(entries:)``.
-    let ring: UnsafeMutablePointer<CSupport_kvm_dirty_gfn>?
+    let ring: UnsafeMutablePointer<CKVM_kvm_dirty_gfn>?
     let ringEntries: Int
     /// The next ring entry to harvest (only the harvesting thread touches it).
     var ringFetchIndex: UInt32 = 0
@@ -36,23 +36,23 @@ public final class KVMVirtualCPU: @unchecked Sendable {
     init(machine: KVMVirtualMachine, id: Int32) throws {
         self.machine = machine
         let system = machine.system
-        let fd = try KVMCall.check("KVM_CREATE_VCPU") { CSupport_kvm_create_vcpu(machine.fileDescriptor, id) }
+        let fd = try KVMCall.check("KVM_CREATE_VCPU") { CKVM_kvm_create_vcpu(machine.fileDescriptor, id) }
         fileDescriptor = fd
-        var mapped: UnsafeMutablePointer<CSupport_kvm_run_state>?
-        var ringMapping: UnsafeMutablePointer<CSupport_kvm_dirty_gfn>?
+        var mapped: UnsafeMutablePointer<CKVM_kvm_run_state>?
+        var ringMapping: UnsafeMutablePointer<CKVM_kvm_dirty_gfn>?
         do {
             try KVMCall.check("KVM_GET_SUPPORTED_CPUID/KVM_SET_CPUID2") {
-                CSupport_kvm_set_supported_cpuid(system.fileDescriptor, fd)
+                CKVM_kvm_set_supported_cpuid(system.fileDescriptor, fd)
             }
-            try KVMCall.check("mmap(kvm_run)") { CSupport_kvm_map_run(fd, system.vcpuMapSize, &mapped) }
+            try KVMCall.check("mmap(kvm_run)") { CKVM_kvm_map_run(fd, system.vcpuMapSize, &mapped) }
             if case .ring(let entries) = machine.dirtyLogging {
-                try KVMCall.check("mmap(dirty ring)") { CSupport_kvm_map_dirty_ring(fd, UInt32(entries), &ringMapping) }
+                try KVMCall.check("mmap(dirty ring)") { CKVM_kvm_map_dirty_ring(fd, UInt32(entries), &ringMapping) }
                 ringEntries = entries
             } else {
                 ringEntries = 0
             }
         } catch {
-            if let mapped { CSupport_kvm_unmap(mapped, system.vcpuMapSize) }
+            if let mapped { CKVM_kvm_unmap(mapped, system.vcpuMapSize) }
             close(fd)
             throw error
         }
@@ -61,16 +61,16 @@ public final class KVMVirtualCPU: @unchecked Sendable {
     }
 
     deinit {
-        CSupport_kvm_unmap(run, machine.system.vcpuMapSize)
-        if let ring { CSupport_kvm_unmap(ring, ringEntries * MemoryLayout<CSupport_kvm_dirty_gfn>.stride) }
+        CKVM_kvm_unmap(run, machine.system.vcpuMapSize)
+        if let ring { CKVM_kvm_unmap(ring, ringEntries * MemoryLayout<CKVM_kvm_dirty_gfn>.stride) }
         close(fileDescriptor)
     }
 
     /// Sets the registers of a fresh guest: 64-bit long mode at CPL3 with IOPL=3, paging through the
     /// identity map ``KVMVirtualMachine/writeBootStructures(into:)`` wrote, `rip` at `entry`.
     public func setLongModeEntry(entry: UInt64, stack: UInt64) throws(SystemError) {
-        var sregs = CSupport_kvm_sregs()
-        try KVMCall.check("KVM_GET_SREGS") { CSupport_kvm_get_sregs(fileDescriptor, &sregs) }
+        var sregs = CKVM_kvm_sregs()
+        try KVMCall.check("KVM_GET_SREGS") { CKVM_kvm_get_sregs(fileDescriptor, &sregs) }
         var code = kvm_segment()
         code.base = 0; code.limit = 0xffff_ffff; code.selector = 0x0b
         code.type = 0xb; code.present = 1; code.dpl = 3; code.db = 0; code.s = 1; code.l = 1; code.g = 1
@@ -85,7 +85,7 @@ public final class KVMVirtualCPU: @unchecked Sendable {
         sregs.cr0 = 0x8001_0031          // PG | WP | NE | ET | PE
         sregs.efer = 0x500               // LME | LMA
         try setSpecialRegisters(sregs)
-        var regs = CSupport_kvm_regs()
+        var regs = CKVM_kvm_regs()
         regs.rip = entry
         regs.rsp = stack
         regs.rflags = 0x3002             // IOPL=3: OUT is allowed at CPL3
@@ -93,50 +93,50 @@ public final class KVMVirtualCPU: @unchecked Sendable {
     }
 
     /// KVM_GET_REGS.
-    public func registers() throws(SystemError) -> CSupport_kvm_regs {
-        var regs = CSupport_kvm_regs()
-        try KVMCall.check("KVM_GET_REGS") { CSupport_kvm_get_regs(fileDescriptor, &regs) }
+    public func registers() throws(SystemError) -> CKVM_kvm_regs {
+        var regs = CKVM_kvm_regs()
+        try KVMCall.check("KVM_GET_REGS") { CKVM_kvm_get_regs(fileDescriptor, &regs) }
         return regs
     }
 
     /// KVM_GET_SREGS.
-    public func specialRegisters() throws(SystemError) -> CSupport_kvm_sregs {
-        var sregs = CSupport_kvm_sregs()
-        try KVMCall.check("KVM_GET_SREGS") { CSupport_kvm_get_sregs(fileDescriptor, &sregs) }
+    public func specialRegisters() throws(SystemError) -> CKVM_kvm_sregs {
+        var sregs = CKVM_kvm_sregs()
+        try KVMCall.check("KVM_GET_SREGS") { CKVM_kvm_get_sregs(fileDescriptor, &sregs) }
         return sregs
     }
 
     /// KVM_SET_REGS.
-    public func setRegisters(_ regs: CSupport_kvm_regs) throws(SystemError) {
+    public func setRegisters(_ regs: CKVM_kvm_regs) throws(SystemError) {
         var regs = regs
-        try KVMCall.check("KVM_SET_REGS") { CSupport_kvm_set_regs(fileDescriptor, &regs) }
+        try KVMCall.check("KVM_SET_REGS") { CKVM_kvm_set_regs(fileDescriptor, &regs) }
     }
 
     /// KVM_SET_SREGS.
-    public func setSpecialRegisters(_ sregs: CSupport_kvm_sregs) throws(SystemError) {
+    public func setSpecialRegisters(_ sregs: CKVM_kvm_sregs) throws(SystemError) {
         var sregs = sregs
-        try KVMCall.check("KVM_SET_SREGS") { CSupport_kvm_set_sregs(fileDescriptor, &sregs) }
+        try KVMCall.check("KVM_SET_SREGS") { CKVM_kvm_set_sregs(fileDescriptor, &sregs) }
     }
 
     /// Sets or clears kvm_run.immediate_exit: while set, KVM_RUN completes pending I/O and returns EINTR
     /// without entering the guest.
     public func setImmediateExit(_ on: Bool) {
-        CSupport_kvm_run_set_immediate_exit(run, on ? 1 : 0)
+        CKVM_kvm_run_set_immediate_exit(run, on ? 1 : 0)
     }
 
     /// KVM_RUN once: runs the guest until its next exit.
     public func runOnce() throws(SystemError) -> KVMExit {
-        let status = CSupport_kvm_run(fileDescriptor)
+        let status = CKVM_kvm_run(fileDescriptor)
         if status == -EINTR || status == -EAGAIN { return .interrupted }
         if status < 0 {
             throw SystemError(operation: "KVM_RUN", errno: -status, hint: KVMCall.hint(for: "KVM_RUN", errno: -status))
         }
-        let reason = CSupport_kvm_run_exit_reason(run)
+        let reason = CKVM_kvm_run_exit_reason(run)
         switch Int32(reason) {
-        case KVM_EXIT_IO where CSupport_kvm_run_io_direction(run) == UInt8(KVM_EXIT_IO_OUT):
-            return .output(port: CSupport_kvm_run_io_port(run), value: CSupport_kvm_run_io_value(run))
+        case KVM_EXIT_IO where CKVM_kvm_run_io_direction(run) == UInt8(KVM_EXIT_IO_OUT):
+            return .output(port: CKVM_kvm_run_io_port(run), value: CKVM_kvm_run_io_value(run))
         case KVM_EXIT_IO:
-            return .other(reason: reason, detail: UInt64(CSupport_kvm_run_io_port(run)))
+            return .other(reason: reason, detail: UInt64(CKVM_kvm_run_io_port(run)))
         case KVM_EXIT_INTR:
             return .interrupted
         case KVM_EXIT_SHUTDOWN:
@@ -144,9 +144,9 @@ public final class KVMVirtualCPU: @unchecked Sendable {
         case KVM_EXIT_DIRTY_RING_FULL:
             return .dirtyRingFull
         case KVM_EXIT_FAIL_ENTRY:
-            return .other(reason: reason, detail: CSupport_kvm_run_fail_entry_reason(run))
+            return .other(reason: reason, detail: CKVM_kvm_run_fail_entry_reason(run))
         case KVM_EXIT_INTERNAL_ERROR:
-            return .other(reason: reason, detail: UInt64(CSupport_kvm_run_internal_suberror(run)))
+            return .other(reason: reason, detail: UInt64(CKVM_kvm_run_internal_suberror(run)))
         default:
             return .other(reason: reason, detail: 0)
         }
@@ -156,6 +156,6 @@ public final class KVMVirtualCPU: @unchecked Sendable {
     /// taken; the caller then calls ``KVMVirtualMachine/resetDirtyRings()``. Only with a ring.
     public func harvestDirtyRing(into bitmap: UnsafeMutablePointer<UInt64>, pages: Int) -> Int {
         guard let ring else { return 0 }
-        return CSupport_kvm_harvest_dirty_ring(ring, UInt32(ringEntries), &ringFetchIndex, 0, bitmap, UInt64(pages))
+        return CKVM_kvm_harvest_dirty_ring(ring, UInt32(ringEntries), &ringFetchIndex, 0, bitmap, UInt64(pages))
     }
 }

@@ -1,4 +1,4 @@
-import CSupport
+import CKVM
 import FGBI
 
 #if canImport(Glibc)
@@ -40,7 +40,7 @@ public final class KVMVirtualMachine: @unchecked Sendable {
         self.system = system
         self.memory = memory
         self.dirtyLogging = dirtyLogging
-        let fd = try KVMCall.check("KVM_CREATE_VM") { CSupport_kvm_create_vm(system.fileDescriptor) }
+        let fd = try KVMCall.check("KVM_CREATE_VM") { CKVM_kvm_create_vm(system.fileDescriptor) }
         fileDescriptor = fd
         do {
             var flags: UInt32 = 0
@@ -54,18 +54,18 @@ public final class KVMVirtualMachine: @unchecked Sendable {
                     throw FGBIError.invalidArgument("a dirty ring needs a power-of-two number of entries, not \(entries)")
                 }
                 let maximum = try system.dirtyRingMaximumBytes()
-                guard entries * MemoryLayout<CSupport_kvm_dirty_gfn>.stride <= maximum else {
+                guard entries * MemoryLayout<CKVM_kvm_dirty_gfn>.stride <= maximum else {
                     throw SystemError(operation: "KVM_ENABLE_CAP(DIRTY_LOG_RING_ACQ_REL)", errno: EINVAL,
                                       hint: maximum == 0 ? "this KVM has no acquire/release dirty ring"
                                           : "the ring may hold at most \(maximum / 16) entries")
                 }
                 try KVMCall.check("KVM_ENABLE_CAP(DIRTY_LOG_RING_ACQ_REL)") {
-                    CSupport_kvm_enable_dirty_ring(fd, UInt32(entries))
+                    CKVM_kvm_enable_dirty_ring(fd, UInt32(entries))
                 }
                 flags = UInt32(KVM_MEM_LOG_DIRTY_PAGES)  // the ring still needs dirty logging on the slot
             }
             try KVMCall.check("KVM_SET_USER_MEMORY_REGION") {
-                CSupport_kvm_set_user_memory_region(fd, 0, flags, 0, UInt64(memory.length), memory.base)
+                CKVM_kvm_set_user_memory_region(fd, 0, flags, 0, UInt64(memory.length), memory.base)
             }
         } catch {
             close(fd)
@@ -83,12 +83,12 @@ public final class KVMVirtualMachine: @unchecked Sendable {
     /// KVM_GET_DIRTY_LOG of slot 0 into `bitmap` (one bit per page, at least `memory.pageCount` bits):
     /// the pages written since the last call, which are write-protected again.
     public func fetchDirtyLog(into bitmap: UnsafeMutablePointer<UInt64>) throws(SystemError) {
-        try KVMCall.check("KVM_GET_DIRTY_LOG") { CSupport_kvm_get_dirty_log(fileDescriptor, 0, bitmap) }
+        try KVMCall.check("KVM_GET_DIRTY_LOG") { CKVM_kvm_get_dirty_log(fileDescriptor, 0, bitmap) }
     }
 
     /// KVM_RESET_DIRTY_RINGS: re-protects the pages of every harvested ring entry.
     public func resetDirtyRings() throws(SystemError) {
-        try KVMCall.check("KVM_RESET_DIRTY_RINGS") { CSupport_kvm_reset_dirty_rings(fileDescriptor) }
+        try KVMCall.check("KVM_RESET_DIRTY_RINGS") { CKVM_kvm_reset_dirty_rings(fileDescriptor) }
     }
 
     /// Writes what a fresh guest needs before its first instruction: the GDT and the page tables (an

@@ -1,4 +1,4 @@
-import CSupport
+import CKVM
 import FGBI
 
 /// A vCPU's registers (general purpose and special) and whether its guest has finished, stored in a small
@@ -18,12 +18,12 @@ public struct VCPUState: Sendable {
     static let magic: UInt64 = 0x5453_5550_4356_4746  // "FGVCPUST"
     static let version: UInt64 = 1
     static let regsOffset = 64
-    static var sregsOffset: Int { regsOffset + (MemoryLayout<CSupport_kvm_regs>.size + 63) / 64 * 64 }
+    static var sregsOffset: Int { regsOffset + (MemoryLayout<CKVM_kvm_regs>.size + 63) / 64 * 64 }
     /// Bytes the state needs in its region.
-    public static var byteCount: Int { sregsOffset + MemoryLayout<CSupport_kvm_sregs>.size }
+    public static var byteCount: Int { sregsOffset + MemoryLayout<CKVM_kvm_sregs>.size }
 
-    public var regs: CSupport_kvm_regs
-    public var sregs: CSupport_kvm_sregs
+    public var regs: CKVM_kvm_regs
+    public var sregs: CKVM_kvm_sregs
     public var status: Status
 
     /// Reads the vCPU's registers.
@@ -41,13 +41,13 @@ public struct VCPUState: Sendable {
         guard region.length >= Self.byteCount,
               base.load(as: UInt64.self) == Self.magic,
               base.load(fromByteOffset: 8, as: UInt64.self) == Self.version,
-              base.load(fromByteOffset: 24, as: UInt64.self) == UInt64(MemoryLayout<CSupport_kvm_regs>.size),
-              base.load(fromByteOffset: 32, as: UInt64.self) == UInt64(MemoryLayout<CSupport_kvm_sregs>.size),
+              base.load(fromByteOffset: 24, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_regs>.size),
+              base.load(fromByteOffset: 32, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_sregs>.size),
               let status = Status(rawValue: base.load(fromByteOffset: 16, as: UInt64.self))
         else { throw FGBIError.invalidState("the vCPU state region holds no saved registers") }
         self.status = status
-        regs = base.loadUnaligned(fromByteOffset: Self.regsOffset, as: CSupport_kvm_regs.self)
-        sregs = base.loadUnaligned(fromByteOffset: Self.sregsOffset, as: CSupport_kvm_sregs.self)
+        regs = base.loadUnaligned(fromByteOffset: Self.regsOffset, as: CKVM_kvm_regs.self)
+        sregs = base.loadUnaligned(fromByteOffset: Self.sregsOffset, as: CKVM_kvm_sregs.self)
     }
 
     /// Writes the state into `region` (at least ``byteCount`` bytes).
@@ -56,10 +56,10 @@ public struct VCPUState: Sendable {
         base.storeBytes(of: Self.magic, as: UInt64.self)
         base.storeBytes(of: Self.version, toByteOffset: 8, as: UInt64.self)
         base.storeBytes(of: status.rawValue, toByteOffset: 16, as: UInt64.self)
-        base.storeBytes(of: UInt64(MemoryLayout<CSupport_kvm_regs>.size), toByteOffset: 24, as: UInt64.self)
-        base.storeBytes(of: UInt64(MemoryLayout<CSupport_kvm_sregs>.size), toByteOffset: 32, as: UInt64.self)
-        base.storeBytes(of: regs, toByteOffset: Self.regsOffset, as: CSupport_kvm_regs.self)
-        base.storeBytes(of: sregs, toByteOffset: Self.sregsOffset, as: CSupport_kvm_sregs.self)
+        base.storeBytes(of: UInt64(MemoryLayout<CKVM_kvm_regs>.size), toByteOffset: 24, as: UInt64.self)
+        base.storeBytes(of: UInt64(MemoryLayout<CKVM_kvm_sregs>.size), toByteOffset: 32, as: UInt64.self)
+        base.storeBytes(of: regs, toByteOffset: Self.regsOffset, as: CKVM_kvm_regs.self)
+        base.storeBytes(of: sregs, toByteOffset: Self.sregsOffset, as: CKVM_kvm_sregs.self)
     }
 
     /// Loads the state into a vCPU.

@@ -1,6 +1,6 @@
 // KVM ioctls for the example VMM (Sources/FGBIExamples/KVM), one wrapper each, -errno on failure.
 #define _GNU_SOURCE
-#include "CSupport.h"
+#include "CKVM.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,19 +13,19 @@
 
 static int result(int value) { return value < 0 ? -errno : value; }
 
-int CSupport_kvm_open(void) { return result(open("/dev/kvm", O_RDWR | O_CLOEXEC)); }
+int CKVM_kvm_open(void) { return result(open("/dev/kvm", O_RDWR | O_CLOEXEC)); }
 
-int CSupport_kvm_api_version(int kvm) { return result(ioctl(kvm, KVM_GET_API_VERSION, 0)); }
+int CKVM_kvm_api_version(int kvm) { return result(ioctl(kvm, KVM_GET_API_VERSION, 0)); }
 
-int CSupport_kvm_check_extension(int fd, int capability) {
+int CKVM_kvm_check_extension(int fd, int capability) {
     return result(ioctl(fd, KVM_CHECK_EXTENSION, (unsigned long)capability));
 }
 
-int CSupport_kvm_create_vm(int kvm) { return result(ioctl(kvm, KVM_CREATE_VM, 0UL)); }
+int CKVM_kvm_create_vm(int kvm) { return result(ioctl(kvm, KVM_CREATE_VM, 0UL)); }
 
-int CSupport_kvm_vcpu_mmap_size(int kvm) { return result(ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)); }
+int CKVM_kvm_vcpu_mmap_size(int kvm) { return result(ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)); }
 
-int CSupport_kvm_set_supported_cpuid(int kvm, int vcpu) {
+int CKVM_kvm_set_supported_cpuid(int kvm, int vcpu) {
     enum { capacity = 256 };
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + capacity * sizeof(struct kvm_cpuid_entry2));
     if (!cpuid) return -ENOMEM;
@@ -36,7 +36,7 @@ int CSupport_kvm_set_supported_cpuid(int kvm, int vcpu) {
     return status < 0 ? status : 0;
 }
 
-int CSupport_kvm_set_user_memory_region(int vm, uint32_t slot, uint32_t flags, uint64_t guest_physical,
+int CKVM_kvm_set_user_memory_region(int vm, uint32_t slot, uint32_t flags, uint64_t guest_physical,
                                         uint64_t size, void *host) {
     struct kvm_userspace_memory_region region = {
         .slot = slot, .flags = flags, .guest_phys_addr = guest_physical, .memory_size = size,
@@ -45,38 +45,38 @@ int CSupport_kvm_set_user_memory_region(int vm, uint32_t slot, uint32_t flags, u
     return result(ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region));
 }
 
-int CSupport_kvm_create_vcpu(int vm, int id) { return result(ioctl(vm, KVM_CREATE_VCPU, (unsigned long)id)); }
+int CKVM_kvm_create_vcpu(int vm, int id) { return result(ioctl(vm, KVM_CREATE_VCPU, (unsigned long)id)); }
 
-int CSupport_kvm_map_run(int vcpu, size_t size, CSupport_kvm_run_state **run) {
+int CKVM_kvm_map_run(int vcpu, size_t size, CKVM_kvm_run_state **run) {
     void *mapping = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
     if (mapping == MAP_FAILED) return -errno;
     *run = mapping;
     return 0;
 }
 
-int CSupport_kvm_unmap(void *address, size_t size) { return result(munmap(address, size)); }
+int CKVM_kvm_unmap(void *address, size_t size) { return result(munmap(address, size)); }
 
-int CSupport_kvm_get_regs(int vcpu, CSupport_kvm_regs *regs) { return result(ioctl(vcpu, KVM_GET_REGS, regs)); }
-int CSupport_kvm_set_regs(int vcpu, const CSupport_kvm_regs *regs) { return result(ioctl(vcpu, KVM_SET_REGS, regs)); }
-int CSupport_kvm_get_sregs(int vcpu, CSupport_kvm_sregs *sregs) { return result(ioctl(vcpu, KVM_GET_SREGS, sregs)); }
-int CSupport_kvm_set_sregs(int vcpu, const CSupport_kvm_sregs *sregs) {
+int CKVM_kvm_get_regs(int vcpu, CKVM_kvm_regs *regs) { return result(ioctl(vcpu, KVM_GET_REGS, regs)); }
+int CKVM_kvm_set_regs(int vcpu, const CKVM_kvm_regs *regs) { return result(ioctl(vcpu, KVM_SET_REGS, regs)); }
+int CKVM_kvm_get_sregs(int vcpu, CKVM_kvm_sregs *sregs) { return result(ioctl(vcpu, KVM_GET_SREGS, sregs)); }
+int CKVM_kvm_set_sregs(int vcpu, const CKVM_kvm_sregs *sregs) {
     return result(ioctl(vcpu, KVM_SET_SREGS, sregs));
 }
 
-int CSupport_kvm_run(int vcpu) { return result(ioctl(vcpu, KVM_RUN, 0)); }
+int CKVM_kvm_run(int vcpu) { return result(ioctl(vcpu, KVM_RUN, 0)); }
 
-int CSupport_kvm_get_dirty_log(int vm, uint32_t slot, uint64_t *bitmap) {
+int CKVM_kvm_get_dirty_log(int vm, uint32_t slot, uint64_t *bitmap) {
     struct kvm_dirty_log log = { .slot = slot, .dirty_bitmap = bitmap };
     return result(ioctl(vm, KVM_GET_DIRTY_LOG, &log));
 }
 
-int CSupport_kvm_enable_dirty_ring(int vm, uint32_t entries) {
+int CKVM_kvm_enable_dirty_ring(int vm, uint32_t entries) {
     struct kvm_enable_cap cap = { .cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL };
     cap.args[0] = (uint64_t)entries * sizeof(struct kvm_dirty_gfn);
     return result(ioctl(vm, KVM_ENABLE_CAP, &cap));
 }
 
-int CSupport_kvm_map_dirty_ring(int vcpu, uint32_t entries, CSupport_kvm_dirty_gfn **ring) {
+int CKVM_kvm_map_dirty_ring(int vcpu, uint32_t entries, CKVM_kvm_dirty_gfn **ring) {
     size_t size = (size_t)entries * sizeof(struct kvm_dirty_gfn);
     void *mapping = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu,
                          (off_t)KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
@@ -85,7 +85,7 @@ int CSupport_kvm_map_dirty_ring(int vcpu, uint32_t entries, CSupport_kvm_dirty_g
     return 0;
 }
 
-long CSupport_kvm_harvest_dirty_ring(CSupport_kvm_dirty_gfn *ring, uint32_t entries, uint32_t *fetch_index,
+long CKVM_kvm_harvest_dirty_ring(CKVM_kvm_dirty_gfn *ring, uint32_t entries, uint32_t *fetch_index,
                                      uint32_t slot, uint64_t *bitmap, uint64_t bitmap_pages) {
     long harvested = 0;
     uint32_t index = *fetch_index;
@@ -103,11 +103,11 @@ long CSupport_kvm_harvest_dirty_ring(CSupport_kvm_dirty_gfn *ring, uint32_t entr
     return harvested;
 }
 
-int CSupport_kvm_reset_dirty_rings(int vm) { return result(ioctl(vm, KVM_RESET_DIRTY_RINGS, 0)); }
+int CKVM_kvm_reset_dirty_rings(int vm) { return result(ioctl(vm, KVM_RESET_DIRTY_RINGS, 0)); }
 
 static void noop_handler(int signal) { (void)signal; }
 
-int CSupport_install_noop_signal_handler(int signal) {
+int CKVM_install_noop_signal_handler(int signal) {
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = noop_handler;  // no SA_RESTART: KVM_RUN returns EINTR
