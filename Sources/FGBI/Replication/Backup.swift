@@ -15,8 +15,8 @@ public final class Backup: @unchecked Sendable {
     public let replica: Replica
     public let configuration: BackupConfiguration
     private let listener: Socket
-    private let connection = PthreadLock<FrameConnection?>(nil)
-    private let stopping = Atomic<Bool>(false)
+    let connection = PthreadLock<FrameConnection?>(nil)
+    let stopping = Atomic<Bool>(false)
     let logger: Logger
     let metrics = BackupMetrics()
     let store: ReplicaStore?
@@ -25,7 +25,7 @@ public final class Backup: @unchecked Sendable {
     /// thread, read by the handshake threads.
     let knownTerm = Atomic<UInt64>(0)
     /// Accepts connections and runs their handshakes concurrently, bounded (``HandshakeGate``).
-    private let gate: HandshakeGate<Session>
+    let gate: HandshakeGate<Session>
 
     /// Loads the state directory when one is configured (so a restarted backup resumes at its last
     /// committed epoch), then binds the listening socket (so ``port`` is known before ``serve()``).
@@ -124,7 +124,7 @@ public final class Backup: @unchecked Sendable {
     /// The current session's stream and group of backups (serving thread only); nil with a primary that has
     /// one backup.
     var sessionStream: [UInt8]?
-    private var sessionGroup: BackupGroup?
+    var sessionGroup: BackupGroup?
     /// The last run of pages whose block hashes this session asked for (requests come in ascending order).
     var lastBlockHashRun: BlockHashExchange.Run?
 
@@ -132,190 +132,9 @@ public final class Backup: @unchecked Sendable {
         publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
     }
 
-    /// Serves primaries until one finishes or fails. A peer that fails the handshake (no key, wrong key,
-    /// other memory layout, an older fencing term) is refused with a log line and the backup goes on
-    /// listening, its replica untouched.
-    ///
-    /// With an ``BackupConfiguration/arbiter`` a lost primary is not failed over at once: the backup asks the
-    /// arbiter every ``FailoverArbiter/pollInterval``, and meanwhile accepts the primary again if it returns
-    /// (a cut link healed) until the arbiter promotes this backup or tells it to stand down.
-    public func serve() throws -> BackupOutcome {
-        if configuration.arbiter == nil {
-            logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `BackupConfiguration.arbiter`)")
-        }
-        /// Why the primary was lost, while waiting for the arbiter, and the group of backups it had.
-        var lost: String?
-        var lostGroup: BackupGroup?
-        var lastWait = ""
-        while true {
-            /// How long to wait for a primary: for ever, or, while the coordinator is asked, until it is asked again.
-            var waitMilliseconds: Int?
-            if let reason = lost, let arbiter = configuration.arbiter {
-                let decision = lostGroup.map { arbiter.decide(lastEpoch: lastEpoch, group: $0, lostTerm: knownTerm.load(ordering: .acquiring)) }
-                    ?? arbiter.decide(lastEpoch: lastEpoch)
-                switch decision {
-                case .promote(let term):
-                    return try failOver(reason: reason, term: term)
-                case .standDown(let why) where lostGroup != nil:
-                    // One of several backups: another is the primary now, and this one serves on as its backup.
-                    logger.notice("not taking over: \(why); serving on as a backup of the next primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
-                    lost = nil
-                    lostGroup = nil
-                    continue
-                case .standDown(let why):
-                    logger.critical("standing down: \(why)")
-                    return .stoodDown(lastEpoch: lastEpoch, reason: why)
-                case .wait(let why):
-                    if why != lastWait { logger.warning("not taking over yet: \(why)") }
-                    lastWait = why
-                }
-                waitMilliseconds = arbiter.pollInterval.wholeMilliseconds
-            }
-            let session: Session?
-            do {
-                session = try gate.next(timeoutMilliseconds: waitMilliseconds) { [self] attempt, peer, peerIsLoopback in
-                    try handshake(attempt, peer: peer, peerIsLoopback: peerIsLoopback)
-                }
-            } catch {
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                throw error
-            }
-            if stopping.load(ordering: .acquiring) {
-                session?.connection.close()
-                return .primaryFinished(lastEpoch: lastEpoch)
-            }
-            // No primary within the coordinator's poll interval: ask it again.
-            guard let session else { continue }
-            guard let connection = begin(session) else {
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                continue
-            }
-            switch try replicate(connection) {
-            case .finished:
-                return .primaryFinished(lastEpoch: lastEpoch)
-            case .lost(let reason):
-                replica.rollBack()
-                connection.close()
-                // stop() closed the connection under a send or a receive: an end on purpose, not a lost primary.
-                if stopping.load(ordering: .acquiring) { return .primaryFinished(lastEpoch: lastEpoch) }
-                guard vouchesForReplica.load(ordering: .acquiring) else {
-                    let why = "the primary was lost (\(reason)) before this former primary's memory was resynchronised: it holds no committed epoch to take over with"
-                    logger.critical("standing down: \(why)")
-                    return .stoodDown(lastEpoch: nil, reason: why)
-                }
-                if sessionGroup != nil && configuration.arbiter == nil {
-                    // One of several backups: which of them holds every committed epoch only a comparison
-                    // among them (through a coordinator) can tell, so none takes over on its own.
-                    logger.warning("primary lost (\(reason)); one of several backups with no coordinator, so not taking over: waiting for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
-                    continue
-                }
-                guard configuration.arbiter != nil else { return try failOver(reason: reason, term: nil) }
-                lostGroup = sessionGroup
-                if lost == nil { metrics.primaryLosses.increment() }
-                logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
-                lost = reason
-                lastWait = ""
-            }
-        }
-    }
-
-    /// Starts replicating with a primary that completed its handshake: records its fencing term, and when this
-    /// backup holds an epoch sends the page hashes it resynchronises from. Returns the connection, or nil
-    /// (closed, with a log line) when the session cannot start or this backup is stopping.
-    private func begin(_ session: Session) -> FrameConnection? {
-        let (connection, hello, term, peer) = (session.connection, session.hello, session.term, session.peer)
-        self.connection.withLock { $0 = connection }
-        do {
-            if term > knownTerm.load(ordering: .acquiring) {
-                // Durable before the session goes on: a restart that cannot ask the coordinator still fences.
-                try store?.recordTerm(term)
-                knownTerm.store(term, ordering: .releasing)
-            }
-        } catch {
-            logger.warning("refused \(peer): cannot record its term \(term): \(error)")
-            metrics.refusedPeers.increment()
-            connection.close()
-            return nil
-        }
-        let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-        logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
-        if stopping.load(ordering: .acquiring) {
-            connection.close()
-            return nil
-        }
-        replica.beginSession()
-        sessionStream = hello.stream
-        sessionGroup = hello.group
-        lastBlockHashRun = nil
-        if let held = heldEpoch {
-            do {
-                for payload in replica.summary.framePayloads() { try connection.send(.summary, payload) }
-                logger.info("holding epoch \(held): sent page hashes so \(peer) resynchronises with what differs")
-            } catch {
-                logger.warning("lost \(peer) while sending the summary: \(error)")
-                connection.close()
-                return nil
-            }
-        }
-        return connection
-    }
-
-    /// How a primary's session ended.
-    enum SessionEnd {
-        /// It said bye (or this backup was stopped): replication ended on purpose.
-        case finished
-        /// It went silent, the connection broke, or it sent something refused.
-        case lost(String)
-    }
-
-    private func replicate(_ connection: FrameConnection) throws -> SessionEnd {
-        connection.setReceiveTimeout(milliseconds: configuration.primaryTimeout.wholeMilliseconds)
-        while true {
-            let frame: Frame
-            do {
-                frame = try connection.receive()
-            } catch {
-                if stopping.load(ordering: .acquiring) {
-                    replica.rollBack()
-                    return .finished
-                }
-                return .lost("\(error)")
-            }
-            switch frame.type {
-            case .epoch, .precopy:
-                if let end = try receiveDelta(frame, on: connection) { return end }
-            case .blockHashRequest:
-                do {
-                    try answerBlockHashRequest(frame.payload, on: connection)
-                } catch {
-                    try? connection.send(.error, Array("\(error)".utf8))
-                    return .lost("\(error)")
-                }
-            case .heartbeat:
-                // Answered, so the primary hears from a live backup while no epoch is being acknowledged
-                // (during a long synchronisation, say).
-                do {
-                    try connection.send(.heartbeat, [UInt8](repeating: 0, count: 8))
-                } catch {
-                    return .lost("\(error)")
-                }
-                continue
-            case .bye:
-                replica.rollBack()
-                logger.info("primary finished after epoch \(lastEpoch.map(String.init) ?? "none")")
-                connection.close()
-                return .finished
-            case .error:
-                return .lost("the primary reported: \(PeerText.printable(frame.payload))")
-            default:
-                return .lost("unexpected \(frame.type) frame from the primary")
-            }
-        }
-    }
-
     /// Freezes the replica at the last committed epoch and writes the image: heartbeat-only (`term` nil) or
     /// promoted by the arbiter with a new fencing term.
-    private func failOver(reason: String, term: UInt64?) throws -> BackupOutcome {
+    func failOver(reason: String, term: UInt64?) throws -> BackupOutcome {
         replica.rollBack()
         metrics.failovers.increment()
         let at = lastEpoch.map(String.init) ?? "none"
