@@ -32,7 +32,7 @@ extension Primary {
         let sampled = try exchangeBlockHashes(sample, with: link)
         var pages = sample.reduce(0) { $0 + $1.count }
         var bytes = sampled.bytes
-        let blocks = pages * engine.geometry.blocksPerPage
+        let blocks = pages * pipeline.engine.geometry.blocksPerPage
         if !rest.isEmpty, sampled.differing * 8 <= blocks * 7 {
             bytes += try exchangeBlockHashes(rest, with: link).bytes
             pages += rest.reduce(0) { $0 + $1.count }
@@ -67,7 +67,7 @@ extension Primary {
     /// of the blocks differ from this primary's now.
     private func exchangeBlockHashes(_ runs: [BlockHashExchange.Run], with link: BackupLink) throws -> (bytes: Int, differing: Int) {
         for payload in BlockHashExchange.requestPayloads(runs) { try link.connection.send(.blockHashRequest, payload) }
-        let geometry = engine.geometry
+        let geometry = pipeline.engine.geometry
         var hasher = PageBlockHasher(geometry: geometry)
         var bytes = 0
         var differing = 0
@@ -79,7 +79,7 @@ extension Primary {
                 case .blockHashes:
                     let (count, hashes) = try BlockHashExchange.decodeAnswer(frame.payload, expecting: run, from: page,
                                                                             blocksPerPage: geometry.blocksPerPage)
-                    engine.learnBackupBlocks(region: run.region, firstPage: page, hashes: hashes)
+                    pipeline.engine.learnBackupBlocks(region: run.region, firstPage: page, hashes: hashes)
                     for offset in 0..<count {
                         let mine = hasher.hashes(of: regions[run.region].page(page + offset))
                         for block in 0..<geometry.blocksPerPage where mine[block] != hashes[offset * geometry.blocksPerPage + block] {

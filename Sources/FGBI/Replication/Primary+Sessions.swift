@@ -43,7 +43,7 @@ extension Primary {
     /// whether the session is encrypted).
     func makeHello(stream: [UInt8]?) -> Hello {
         var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                          blockSize: engine.geometry.blockSize, pageSize: engine.geometry.pageSize,
+                          blockSize: pipeline.engine.geometry.blockSize, pageSize: pipeline.engine.geometry.pageSize,
                           regionLengths: regions.map(\.length), nonce: [])
         hello.guest = configuration.guestName ?? ""
         hello.cluster = configuration.clusterName ?? ""
@@ -59,19 +59,19 @@ extension Primary {
     /// built), the engine for what they hold, then the sender, each backup's threads, and a rejoin thread for
     /// each backup not reached.
     private func startSession(with opened: [BackupLink], missing: [Int], stream: [UInt8]?) throws {
-        let generation = sessionGeneration.add(1, ordering: .acquiringAndReleasing).newValue
-        sessionStream = stream
-        heldAtSessionStart = Dictionary(uniqueKeysWithValues: opened.map { ($0.index, ($0.welcome.nextEpoch, $0.summary)) })
-        backlog = stream == nil ? nil : EpochBacklog(backups: configuration.backups.count,
+        let generation = session.generation.add(1, ordering: .acquiringAndReleasing).newValue
+        session.stream = stream
+        session.heldAtStart = Dictionary(uniqueKeysWithValues: opened.map { ($0.index, ($0.welcome.nextEpoch, $0.summary)) })
+        session.backlog = stream == nil ? nil : EpochBacklog(backups: configuration.backups.count,
                                                     required: configuration.commitPolicy.required(of: configuration.backups.count),
                                                     budgetBytes: configuration.catchUpBytes)
         shared.withLock { $0.sessionFailure = nil }
-        links.withLock { links in
+        session.links.withLock { links in
             for index in links.indices { links[index] = nil }
             for link in opened { links[link.index] = link }
         }
         connected.store(true, ordering: .releasing)
-        for link in opened { try spawnSessionThread("fgbi-beat-\(link.index)") { [self] in heartbeatLoop(link) } }
+        for link in opened { try session.spawnThread("fgbi-beat-\(link.index)") { [self] in heartbeatLoop(link) } }
         // What every backup holds: a backup with no epoch holds zeros, and pages the backups disagree on
         // are sent to all.
         let summary: ReplicaSummary?
@@ -84,10 +84,9 @@ extension Primary {
             summary = nil
         }
         // Number on from both our epochs and the backups', so committed epochs only ever grow.
-        let firstEpoch = max(engine.upcomingEpoch, opened.map(\.welcome.nextEpoch).max() ?? 0)
-        if summary != nil || firstEpoch != engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
-            engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
-                                       backupHolds: summary)
+        let firstEpoch = max(pipeline.engine.upcomingEpoch, opened.map(\.welcome.nextEpoch).max() ?? 0)
+        if summary != nil || firstEpoch != pipeline.engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
+            try pipeline.restart(firstEpoch: firstEpoch, backupHolds: summary)
         }
         var fetched = (pages: 0, bytes: 0)
         if configuration.backups.count == 1, let summary, configuration.precopy.fetchesBlockHashes, configuration.precopy.enabled,
@@ -109,46 +108,35 @@ extension Primary {
                                    "send_path": "\(link.connection.sendPath)"])
             if let fallback = link.connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
         }
-        try spawn("fgbi-sender") { [self] in senderLoop() }
+        try spawn("fgbi-sender") { [self] in
+            pipeline.sendLoop(deliver: { try deliver($0, epoch: $1, $2) }, engineFailed: fail, sessionFailed: sessionFailed)
+        }
         for link in opened { try startThreads(of: link) }
-        for index in missing { try spawnSessionThread("fgbi-rejoin-\(index)") { [self] in rejoinLoop(index, generation: generation) } }
+        for index in missing { try session.spawnThread("fgbi-rejoin-\(index)") { [self] in rejoinLoop(index, generation: generation) } }
     }
 
     /// Starts a connected backup's acknowledgement thread and, with several backups, its writer.
     func startThreads(of link: BackupLink) throws {
-        if let backlog {
-            if link.holdsEpoch(of: sessionStream) == nil { backlog.attachFromStart(link.index) }
-            try spawnSessionThread("fgbi-write-\(link.index)") { [self] in writerLoop(link, backlog: backlog) }
+        if let backlog = session.backlog {
+            if link.holdsEpoch(of: session.stream) == nil { backlog.attachFromStart(link.index) }
+            try session.spawnThread("fgbi-write-\(link.index)") { [self] in writerLoop(link, backlog: backlog) }
         }
-        try spawnSessionThread("fgbi-acks-\(link.index)") { [self] in acknowledgementLoop(link) }
-    }
-
-    func spawnSessionThread(_ name: String, _ body: @escaping @Sendable () -> Void) throws {
-        let thread = try JoinableThread(name: name, body)
-        sessionThreads.withLock { $0.append(thread) }
+        try session.spawnThread("fgbi-acks-\(link.index)") { [self] in acknowledgementLoop(link) }
     }
 
     /// Ends the session's threads and closes its connections; captures waiting to be sent go back to the
     /// free list (a new session resynchronises what they held).
     func closeSession() {
         connected.store(false, ordering: .releasing)
-        sessionGeneration.add(1, ordering: .acquiringAndReleasing)
+        session.generation.add(1, ordering: .acquiringAndReleasing)
         // After the generation moved: a rejoin thread installs a backup only under the links' lock and while
         // the generation is its own, so every backup installed is closed here, and one installed later is not.
-        closeLinks()
-        queues.withLock { $0.senderShouldExit = true }
-        readyCount.signal()
+        session.closeLinks()
+        pipeline.captures.stopSender()
         join("fgbi-sender")
-        joinSessionThreads()
-        links.withLock { links in for index in links.indices { links[index] = nil } }
-        let dropped = queues.withLock { queues -> Int in
-            let count = queues.ready.count
-            queues.free.append(contentsOf: queues.ready)
-            queues.ready.removeAll()
-            queues.senderShouldExit = false
-            return count
-        }
-        for _ in 0..<dropped { freeCount.signal() }
+        session.joinThreads()
+        session.clearLinks()
+        pipeline.captures.recycleQueued()
     }
 
     /// The first session, with the retry window of a reconnect (``PrimaryConfiguration/reconnectWindow``): a
@@ -192,10 +180,10 @@ extension Primary {
 
     /// The checkpoint thread: synchronise, run epochs; when the session fails, reconnect and go again.
     func sessionLoop() {
-        while running.load(ordering: .acquiring) {
+        while running.load() {
             do {
-                try synchronise()
-                try epochLoop()
+                try pipeline.synchronise()
+                try pipeline.epochLoop()
             } catch {
                 // A failed connection ends the session; anything else (the tracker, the engine) ends replication.
                 if shared.withLock({ $0.sessionFailure }) == nil {
@@ -203,7 +191,7 @@ extension Primary {
                     return
                 }
             }
-            guard running.load(ordering: .acquiring) else { return }
+            guard running.load() else { return }
             // The session failed: reconnect within the window, or stop for good.
             let recorded: Error? = shared.withLock { $0.sessionFailure }
             let reason: Error = recorded ?? WireError.unexpected("the session ended")
@@ -224,7 +212,7 @@ extension Primary {
         let deadline = MonotonicClock.nanoseconds() + window
         var pause: UInt64 = 50_000_000
         var lastError = reason
-        while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < deadline {
+        while running.load(), MonotonicClock.nanoseconds() < deadline {
             do {
                 try openSession()
                 shared.withLock { $0.statistics.reconnects += 1 }
@@ -234,93 +222,13 @@ extension Primary {
                 lastError = error
             }
             let until = min(deadline, MonotonicClock.nanoseconds() + pause)
-            while running.load(ordering: .acquiring), MonotonicClock.nanoseconds() < until { MonotonicClock.sleep(nanoseconds: 5_000_000) }
+            while running.load(), MonotonicClock.nanoseconds() < until { MonotonicClock.sleep(nanoseconds: 5_000_000) }
             pause = min(pause * 2, 1_000_000_000)
         }
-        if running.load(ordering: .acquiring) {
+        if running.load() {
             logger.error("could not reach the backup again within the reconnect window: \(lastError)")
             fail(lastError)
         }
         return false
-    }
-
-    /// Pre-copy rounds while the guest runs: every page once (less what the backup already holds), then the
-    /// pages written meanwhile, until the written set is small or stops shrinking. The next paused epoch
-    /// takes the rest and, once acknowledged, is the session's first committed epoch.
-    func synchronise() throws {
-        let policy = configuration.precopy
-        guard policy.enabled else { return }
-        // The scan tracker reports pages whose content differs from its last look, not pages written since
-        // a copy: a page copied mid-change and changed back would never be reported. Without a write-based
-        // tracker the first paused epoch takes every page instead.
-        guard configuration.tracker != .scan else {
-            logger.notice("no pre-copy with the scan tracker: the first epoch captures every page with the guest paused")
-            return
-        }
-        let start = MonotonicClock.nanoseconds()
-        // Everything written before now is covered by the first pass: forget it.
-        for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
-        var rounds: [Int] = []
-        var all: [PrimaryEngine.PageSpan] = []
-        for (index, region) in regions.enumerated() { all.append(.init(region: index, start: 0, count: region.pageCount)) }
-        try precopy(all, firstPass: true)
-        guard running.load(ordering: .acquiring) else { return }  // stopped midway: the final epoch is a full one
-        engine.completeFirstPass()
-        rounds.append(regions.reduce(0) { $0 + $1.pageCount })
-        while rounds.count < policy.maximumRounds, running.load(ordering: .acquiring) {
-            var spans: [PrimaryEngine.PageSpan] = []
-            for (index, tracker) in trackers.enumerated() {
-                try tracker.collect(into: &dirty[index])
-                for run in dirty[index].runs { spans.append(.init(region: index, start: run.start, count: run.count)) }
-            }
-            let pages = spans.reduce(0) { $0 + $1.count }
-            rounds.append(pages)
-            try precopy(spans, firstPass: false)
-            if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink { break }
-        }
-        let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
-        shared.withLock {
-            $0.statistics.lastSynchronisation?.rounds = rounds.count
-            $0.statistics.lastSynchronisation?.pagesPerRound = rounds
-            $0.statistics.lastSynchronisation?.milliseconds = milliseconds
-            $0.statistics.lastSynchronisation?.epoch = engine.upcomingEpoch
-        }
-        logger.info("pre-copy done; the next epoch ends the synchronisation",
-                    metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
-    }
-
-    /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.
-    func precopy(_ spans: [PrimaryEngine.PageSpan], firstPass: Bool) throws {
-        let chunk = configuration.precopy.chunkPages
-        var pieces: [PrimaryEngine.PageSpan] = []
-        var filled = 0
-        func flush() throws {
-            guard !pieces.isEmpty else { return }
-            let capture = try acquireCapture()
-            do {
-                try engine.capturePrecopy(pieces, firstPass: firstPass, into: capture)
-            } catch {
-                release(capture)
-                throw error
-            }
-            queues.withLock { $0.ready.append(capture) }
-            readyCount.signal()
-            pieces.removeAll(keepingCapacity: true)
-            filled = 0
-        }
-        for var span in spans {
-            while span.count > 0 {
-                // Only the first pass may be abandoned (the final epoch is then a full one); a later round
-                // holds pages its collect took from the tracker, which no later capture would see again.
-                guard running.load(ordering: .acquiring) || !firstPass else { return }
-                let taken = min(span.count, chunk - filled)
-                pieces.append(.init(region: span.region, start: span.start, count: taken))
-                span.start += taken
-                span.count -= taken
-                filled += taken
-                if filled == chunk { try flush() }
-            }
-        }
-        try flush()
     }
 }

@@ -1,20 +1,23 @@
-import Dispatch
 import Logging
 import Synchronization
 
-/// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to a backup.
+/// The primary end of FGBI replication: tracks the regions, cuts epochs, and streams them to its backups.
 ///
-/// Threads, each with one job:
-/// - checkpoint: runs each session: first synchronises the backup with pre-copy rounds while the guest
-///   runs (``PrecopyPolicy``), then every `epochInterval` pauses the guest (``PauseHooks``), collects the
-///   written pages, captures what changed, resumes the guest, and queues the capture. When every capture
-///   buffer is still being encoded or sent it waits before pausing, so the epoch grows instead of memory
-///   (backpressure). When the backup is lost it reconnects (within ``PrimaryConfiguration/reconnectWindow``)
-///   and synchronises the new session with what differs;
-/// - sender: encodes queued captures in order and sends them as epoch (or pre-copy) frames;
-/// - acknowledgements: reads the backup's acks and publishes each committed epoch (``commits()``,
-///   ``waitForCommit(_:timeout:)``), the moment output of that epoch may be released;
-/// - heartbeat: sends a heartbeat whenever nothing else went out for `heartbeatInterval`.
+/// Three parts with narrow interfaces, which this class ties together and exposes:
+/// - the epoch pipeline (`EpochPipeline`): the checkpoint (pause the guest, collect the written pages,
+///   capture what changed, resume), the pre-copy rounds of a synchronisation, and the sender that encodes each
+///   capture; captures go round a fixed set of buffers (`CaptureQueue`), so a sender that falls behind makes
+///   the next checkpoint wait (backpressure) instead of memory growing;
+/// - the session (`PrimarySession`, opened and run by Primary+Sessions.swift and Primary+Links.swift): connect
+///   and shake hands with each backup, deliver frames, reconnect within ``PrimaryConfiguration/reconnectWindow``
+///   and resynchronise with what differs, and with several backups drop one and take it back;
+/// - commit tracking (`CommitTracker`): acknowledgements counted against ``PrimaryConfiguration/commitPolicy``,
+///   ``commits()`` and ``waitForCommit(_:timeout:)``, the moment output of an epoch may be released.
+///
+/// Threads, each with one job: checkpoint (synchronise, then an epoch every `epochInterval`; reconnects when
+/// the session fails), sender (the pipeline's), per backup acknowledgements and heartbeats (and with several
+/// backups a writer, and a rejoin thread while one is lost), and with an ``PrimaryConfiguration/authority`` a
+/// watch on the primaryship.
 public final class Primary: @unchecked Sendable {
     /// Sees each capture on the sender thread right after it was encoded, with the epoch's statistics, before
     /// the capture's buffer is reused: for tools that compare modes on the very same epochs
@@ -23,63 +26,22 @@ public final class Primary: @unchecked Sendable {
 
     public let regions: [GuestMemory]
     public let configuration: PrimaryConfiguration
-    let hooks: PauseHooks
-    let observer: CaptureObserver?
     let logger: Logger
     let metrics: PrimaryMetrics
-    /// The session's engine; replaced (with the session threads stopped) when a new session starts.
-    var engine: PrimaryEngine
-    let trackers: [any DirtyTracker]
-    /// The session's backups, by their index in ``PrimaryConfiguration/backups`` (nil: not connected).
-    /// Replaced whole only with the session threads stopped; a backup rejoining a running session fills its slot.
-    let links: PthreadLock<[BackupLink?]>
-    /// With several backups: the session's frames, sent to each backup by its writer and kept for those that
-    /// fall behind or return (nil with one backup, whose frames the sender sends itself). Replaced only with
-    /// the session threads stopped.
-    var backlog: EpochBacklog?
-    /// With several backups: the session's stream (``Hello/stream``); nil with one backup.
-    var sessionStream: [UInt8]?
-    /// With several backups: what each backup reached at the session's start held then (its next epoch and
-    /// summary). One that returns holding exactly that again (it lost the session before any epoch of it and
-    /// undid its pre-copy) catches up from the session's first frame.
-    var heldAtSessionStart: [Int: (nextEpoch: UInt64, summary: ReplicaSummary?)] = [:]
-    /// Counts sessions opened and closed: a thread of an older session that sees it change ends.
-    let sessionGeneration = Atomic<Int>(0)
-    /// The threads of the current session (sender, and per backup acknowledgements, heartbeats, writer,
-    /// rejoin), joined when it closes.
-    let sessionThreads = PthreadLock<[JoinableThread]>([])
-    /// What each backup acknowledged and what the commit policy counts as committed.
-    let commitTracker: CommitTracker
-
-    struct Queues {
-        var free: [EpochCapture]
-        /// The most items and arena bytes an epoch (not a pre-copy step) has captured: captures are grown to
-        /// more than that when released.
-        var largestEpoch = (items: 0, bytes: 0)
-        var ready: [EpochCapture] = []
-        var senderShouldExit = false
-    }
-    let queues: PthreadLock<Queues>
-    let freeCount: DispatchSemaphore
-    let readyCount = DispatchSemaphore(value: 0)
-
-    struct Shared {
-        var statistics = ReplicationStatistics()
-        /// Why replication stopped for good.
-        var failure: Error?
-        /// Why the current session ended (the connection failed); the checkpoint thread reconnects.
-        var sessionFailure: Error?
-    }
-    let shared = PthreadLock(Shared())
+    /// Counters, and why replication or the session stopped.
+    let shared = PthreadLock(PrimaryState())
     /// The epoch loop runs (cleared by stop() and by a failure).
-    let running = Atomic<Bool>(false)
+    let running = AtomicFlag(false)
     /// A session is open and its threads serve it (cleared when this side closes it).
     let connected = Atomic<Bool>(false)
-    /// The epoch after the last one captured (0 before the first): ``epochCoveringWritesSoFar``, read by
-    /// every client write of a guest with output commit, so a plain atomic and not the statistics' lock.
-    let epochAfterLastCapture = Atomic<UInt64>(0)
+    /// Pause, collect, capture, resume; pre-copy; encode and hand to ``deliver(_:epoch:_:)``.
+    let pipeline: EpochPipeline
+    /// What each backup acknowledged and what the commit policy counts as committed.
+    let commitTracker: CommitTracker
+    /// The backups of the current session, the frames kept for them and the session's threads.
+    let session: PrimarySession
+    /// The checkpoint, sender and authority threads, by name.
     let threads = PthreadLock<[String: JoinableThread]>([:])
-    var dirty: [DirtyPageSet]
 
     /// Prepares replication of `regions` (nothing is tracked or sent until ``start()``).
     ///
@@ -96,38 +58,18 @@ public final class Primary: @unchecked Sendable {
         }
         self.regions = regions
         self.configuration = configuration
-        self.hooks = hooks
-        self.observer = observer
         self.logger = logger
         metrics = PrimaryMetrics(guest: configuration.guestName)
-        links = PthreadLock(Array(repeating: nil, count: configuration.backups.count))
+        session = PrimarySession(backups: configuration.backups.count)
         commitTracker = CommitTracker(policy: configuration.commitPolicy, backups: configuration.backups.count)
-        engine = try PrimaryEngine(regions: regions, configuration: configuration.engine,
-                                   firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
-        let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
-        trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
-        let metadataBytes = engine.metadataBytes
+        pipeline = try EpochPipeline(regions: regions, configuration: configuration, hooks: hooks, observer: observer,
+                                     logger: logger, metrics: metrics, shared: shared, running: running)
+        let metadataBytes = pipeline.engine.metadataBytes
         shared.withLock { $0.statistics.metadataBytes = metadataBytes }
-        // The engine reports unchanged pages only where a tracker listens (hot pages' early end of leases).
-        let listens = configuration.tracker == .uffdAsync && hotPages.isEnabled && hotPages.demotesUnchanged
-        queues = PthreadLock(Queues(free: (0..<configuration.captureBuffers).map { _ in
-            let capture = EpochCapture()
-            capture.recordsUnchangedPages = listens
-            return capture
-        }))
-        // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
-        // value, which happens when replication stops with captures still in flight.
-        freeCount = DispatchSemaphore(value: 0)
-        for _ in 0..<configuration.captureBuffers { freeCount.signal() }
-        dirty = regions.map { region in
-            var set = DirtyPageSet()
-            set.reserveCapacity(runs: min(region.pageCount, 1 << 16))
-            return set
-        }
     }
 
     deinit {
-        if running.load(ordering: .acquiring) || connected.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
+        if running.load() || connected.load(ordering: .acquiring) { _ = try? stop(finalEpoch: false) }
     }
 
     /// Connects to the backup, authenticates, starts tracking and the epoch loop. The first session
@@ -154,8 +96,8 @@ public final class Primary: @unchecked Sendable {
         }
         try openFirstSession()
         do {
-            for tracker in trackers { try tracker.start() }
-            running.store(true, ordering: .releasing)
+            for tracker in pipeline.trackers { try tracker.start() }
+            running.store(true)
             try spawn("fgbi-checkpoint") { [self] in sessionLoop() }
             if configuration.authority != nil { try spawn("fgbi-authority") { [self] in authorityLoop() } }
         } catch {
@@ -187,7 +129,7 @@ public final class Primary: @unchecked Sendable {
     public var statistics: ReplicationStatistics {
         var statistics = shared.withLock { $0.statistics }
         statistics.backupAcknowledgements = commitTracker.acknowledged
-        statistics.backupsConnected = links.withLock { $0.filter { $0?.isOpen.load(ordering: .acquiring) ?? false }.count }
+        statistics.backupsConnected = session.connected.count
         return statistics
     }
 
@@ -195,7 +137,7 @@ public final class Primary: @unchecked Sendable {
     public var failure: Error? { shared.withLock { $0.failure } }
 
     /// Whether the epoch loop is running.
-    public var isRunning: Bool { running.load(ordering: .acquiring) }
+    public var isRunning: Bool { running.load() }
 
     /// Every epoch committed from now on, in order. Output produced during epoch N may be released once N
     /// (or a later epoch) arrives here. The stream ends when replication stops.
@@ -206,7 +148,7 @@ public final class Primary: @unchecked Sendable {
     /// release the output once ``waitForCommit(_:timeout:)`` (or ``commits()``) reaches it. Conservative:
     /// it may name one epoch more than needed, never one too few.
     public var epochCoveringWritesSoFar: UInt64 {
-        epochAfterLastCapture.load(ordering: .acquiring)
+        pipeline.epochAfterLastCapture.load(ordering: .acquiring)
     }
 
     /// Blocks until `epoch` (or a later one) is committed; false on timeout or failure.
@@ -230,7 +172,7 @@ public final class Primary: @unchecked Sendable {
     ///   the backup lost and not yet back); or the final epoch's error.
     @discardableResult
     public func stop(finalEpoch: Bool = true) throws -> UInt64? {
-        let wasRunning = running.exchange(false, ordering: .acquiringAndReleasing)
+        let wasRunning = running.exchange(false)
         join("fgbi-checkpoint")
         join("fgbi-authority")
         var finalError: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
@@ -239,7 +181,7 @@ public final class Primary: @unchecked Sendable {
         }
         if wasRunning, finalEpoch, finalError == nil {
             do {
-                let last = try checkpoint()
+                let last = try pipeline.checkpoint()
                 if !waitForCommit(last, timeout: configuration.backupTimeout, orSessionFailure: true) {
                     let failure: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
                     finalError = failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
@@ -249,10 +191,10 @@ public final class Primary: @unchecked Sendable {
             }
         }
         // On failure the sender may be stuck in a send the backup no longer reads: closing frees it.
-        if finalError != nil { closeLinks() }
+        if finalError != nil { session.closeLinks() }
         if finalError == nil { sayGoodbye() }
         closeSession()
-        for tracker in trackers { try? tracker.stop() }
+        for tracker in pipeline.trackers { try? tracker.stop() }
         if let finalError {
             shared.withLock { if $0.failure == nil { $0.failure = finalError } }
         }
