@@ -26,7 +26,8 @@ int CSupport_hmac_sha256(const void *key, size_t key_length, const void *const *
     EVP_MAC_CTX *context = EVP_MAC_CTX_new(hmac_algorithm);
     if (context == NULL) return -1;
     char digest[] = "SHA256";
-    OSSL_PARAM parameters[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM parameters[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                               OSSL_PARAM_construct_end()};
     int ok = EVP_MAC_init(context, key, key_length, parameters);
     for (size_t i = 0; ok && i < count; i++) ok = EVP_MAC_update(context, parts[i], lengths[i]);
     size_t written = 0;

@@ -80,7 +80,8 @@ static size_t next_with(const uint64_t *masks, size_t i, size_t length, int bit)
 
 // The encoder over equality masks: the same output as a byte-by-byte walk (unchanged runs, then changed
 // runs that end at the first equal byte), found 64 bytes per step.
-static long diff_encode_masked(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
+static long diff_encode_masked(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out,
+                               size_t capacity) {
     uint64_t masks[64];
     equal_masks(old, new_bytes, length, masks);
     size_t i = 0, n = 0;
@@ -91,7 +92,8 @@ static long diff_encode_masked(const uint8_t *old, const uint8_t *new_bytes, siz
         size_t changed_start = i;
         i = next_with(masks, i, length, 1);
         size_t changed_run = i - changed_start;
-        if (n + uleb128_size(changed_start - unchanged_start) + uleb128_size(changed_run) + changed_run > capacity) return -1;
+        size_t record = uleb128_size(changed_start - unchanged_start) + uleb128_size(changed_run) + changed_run;
+        if (n + record > capacity) return -1;
         n += put_uleb128(out + n, changed_start - unchanged_start);
         n += put_uleb128(out + n, changed_run);
         memcpy(out + n, new_bytes + changed_start, changed_run);
@@ -100,7 +102,8 @@ static long diff_encode_masked(const uint8_t *old, const uint8_t *new_bytes, siz
     return (long)n;
 }
 
-long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity) {
+long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out,
+                                   size_t capacity) {
     size_t i = 0, n = 0;
     while (i < length) {
         size_t zero_start = i;
@@ -132,8 +135,8 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
 // (0x80 selects a zero byte). Filled once at load time.
 static uint8_t compact_patterns[256][16];
 static uint8_t expand_patterns[256][16];
-// Whether the shuffles run on SSSE3, and the 64-byte block forms and the sparse decode on AVX-512 with VBMI2 (set with the
-// tables, before any thread can ask).
+// Whether the shuffles run on SSSE3, and the 64-byte block forms and the sparse decode on AVX-512 with VBMI2
+// (set with the tables, before any thread can ask).
 static int use_ssse3;
 static int use_avx512;
 
@@ -188,7 +191,8 @@ static size_t sparse_gather_ssse3(const uint8_t *bytes, size_t length, const uin
 }
 
 __attribute__((target("ssse3")))
-static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target, size_t length) {
+static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target,
+                                 size_t length) {
     size_t k = 0;
     for (size_t i = 0; i < length; i += 8) {
         uint8_t m = masks[i / 8];
@@ -200,7 +204,8 @@ static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size
             memcpy(tail, data + k, available - k);
             word = _mm_loadl_epi64((const __m128i *)tail);
         }
-        _mm_storel_epi64((__m128i *)(target + i), _mm_shuffle_epi8(word, _mm_loadu_si128((const __m128i *)expand_patterns[m])));
+        __m128i pattern = _mm_loadu_si128((const __m128i *)expand_patterns[m]);
+        _mm_storel_epi64((__m128i *)(target + i), _mm_shuffle_epi8(word, pattern));
         k += (size_t)__builtin_popcount(m);
     }
 }
@@ -219,7 +224,8 @@ static size_t sparse_gather(const uint8_t *bytes, size_t length, const uint8_t *
     return n;
 }
 
-static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target, size_t length) {
+static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target,
+                           size_t length) {
 #if defined(__x86_64__)
     if (use_ssse3) { sparse_scatter_ssse3(masks, data, available, target, length); return; }
 #endif
@@ -269,15 +275,17 @@ static inline __attribute__((always_inline)) int block64_choose(uint64_t nonzero
         // Each changed run costs two one-byte ULEB128s (gaps and runs are under 128) and its bytes.
         uint64_t run_starts = changed & ~(changed << 1);
         *diff_size = 2 * (size_t)__builtin_popcountll(run_starts) + (size_t)__builtin_popcountll(changed);
-        if (*diff_size <= 60) return allow_sparse && *diff_size > 9 && sparse_size <= *diff_size ? FORM_SPARSE : FORM_DIFF;
+        if (*diff_size <= 60) {
+            return allow_sparse && *diff_size > 9 && sparse_size <= *diff_size ? FORM_SPARSE : FORM_DIFF;
+        }
     }
     return allow_sparse && sparse_size <= 60 ? FORM_SPARSE : FORM_LITERAL;
 }
 
 // Writes the literal or difference form (the sparse form's bytes are the caller's: they depend on the CPU).
-static inline __attribute__((always_inline)) long block64_write_plain(int form, const uint8_t *base, const uint8_t *bytes,
-                                                                      size_t diff_size, uint8_t diff_code,
-                                                                      uint8_t literal_code, uint8_t *out) {
+static inline __attribute__((always_inline)) long
+block64_write_plain(int form, const uint8_t *base, const uint8_t *bytes, size_t diff_size, uint8_t diff_code,
+                    uint8_t literal_code, uint8_t *out) {
     if (form == FORM_DIFF) {
         out[0] = diff_code;
         out[1] = (uint8_t)diff_size;
@@ -363,7 +371,9 @@ static size_t block64_encode_run_avx512(const uint8_t *bytes, const uint64_t *ha
 long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
                              uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
 #if defined(__x86_64__)
-    if (use_avx512) return block64_encode_avx512(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
+    if (use_avx512) {
+        return block64_encode_avx512(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
+    }
 #endif
     return block64_encode_portable(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
 }
@@ -372,10 +382,11 @@ long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allo
 // Eight blocks per step: each location's held bit shifted out of `held`, each hash tested against the sample
 // mask and the zero hash.
 __attribute__((target(AVX512_FORMS)))
-static uint64_t block64_index_mask_avx512(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
-                                          uint64_t sample_mask, uint64_t zero_hash) {
+static uint64_t block64_index_mask_avx512(const uint64_t *hashes, const uint64_t *locations, size_t count,
+                                          uint64_t held, uint64_t sample_mask, uint64_t zero_hash) {
     const __m512i held_word = _mm512_set1_epi64((long long)held), sample = _mm512_set1_epi64((long long)sample_mask);
-    const __m512i zero = _mm512_set1_epi64((long long)zero_hash), low6 = _mm512_set1_epi64(63), one = _mm512_set1_epi64(1);
+    const __m512i zero = _mm512_set1_epi64((long long)zero_hash);
+    const __m512i low6 = _mm512_set1_epi64(63), one = _mm512_set1_epi64(1);
     uint64_t need = 0;
     size_t k = 0;
     for (; k + 8 <= count && k < 64; k += 8) {

@@ -56,8 +56,10 @@ static inline __m512i fold_product_avx512(__m512i a, __m512i b) {
     __m512i high_low = _mm512_mul_epu32(a_high, b);
     __m512i high_high = _mm512_mul_epu32(a_high, b_high);
     // The middle 64 bits' sum cannot overflow: (2^32-1)^2 + 2 (2^32-1) = 2^64 - 1.
-    __m512i cross = _mm512_add_epi64(_mm512_add_epi64(_mm512_srli_epi64(low_low, 32), _mm512_and_si512(low_high, low32)), high_low);
-    __m512i high = _mm512_add_epi64(_mm512_add_epi64(high_high, _mm512_srli_epi64(low_high, 32)), _mm512_srli_epi64(cross, 32));
+    __m512i cross = _mm512_add_epi64(_mm512_srli_epi64(low_low, 32), _mm512_and_si512(low_high, low32));
+    cross = _mm512_add_epi64(cross, high_low);
+    __m512i high = _mm512_add_epi64(_mm512_add_epi64(high_high, _mm512_srli_epi64(low_high, 32)),
+                                    _mm512_srli_epi64(cross, 32));
     __m512i low = _mm512_or_si512(_mm512_slli_epi64(cross, 32), _mm512_and_si512(low_low, low32));
     return _mm512_xor_si512(high, low);
 }
@@ -77,8 +79,10 @@ static inline __m512i xxh3_64B_x8_avx512(const unsigned char *blocks, __m512i fi
         folds[pair] = fold_product_avx512(first, second);
     }
     // folds[p]'s 128-bit lane k holds word pair k of blocks 2p and 2p+1.
-    __m512i low = _mm512_add_epi64(_mm512_shuffle_i64x2(folds[0], folds[1], 0x88), _mm512_shuffle_i64x2(folds[0], folds[1], 0xDD));
-    __m512i high = _mm512_add_epi64(_mm512_shuffle_i64x2(folds[2], folds[3], 0x88), _mm512_shuffle_i64x2(folds[2], folds[3], 0xDD));
+    __m512i low = _mm512_add_epi64(_mm512_shuffle_i64x2(folds[0], folds[1], 0x88),
+                                   _mm512_shuffle_i64x2(folds[0], folds[1], 0xDD));
+    __m512i high = _mm512_add_epi64(_mm512_shuffle_i64x2(folds[2], folds[3], 0x88),
+                                    _mm512_shuffle_i64x2(folds[2], folds[3], 0xDD));
     __m512i sums = _mm512_add_epi64(_mm512_shuffle_i64x2(low, high, 0x88), _mm512_shuffle_i64x2(low, high, 0xDD));
     __m512i h = _mm512_add_epi64(sums, _mm512_set1_epi64((long long)(64 * PRIME64_1)));
     h = _mm512_xor_si512(h, _mm512_srli_epi64(h, 37));
@@ -92,10 +96,10 @@ static uint64_t rehash_page64_avx512(const unsigned char *page, size_t blocks, u
     memcpy(secret, default_secret, sizeof secret);
     // Unpacked lanes 2k and 2k+1 hold word 2k (first) and 2k+1 (second) of the two blocks; the 64-byte path
     // pairs words (0,1), (2,3), (4,5), (6,7) with secret words (0,1), (4,5), (6,7), (2,3).
-    __m512i first_secrets = _mm512_set_epi64((long long)secret[2], (long long)secret[2], (long long)secret[6], (long long)secret[6],
-                                             (long long)secret[4], (long long)secret[4], (long long)secret[0], (long long)secret[0]);
-    __m512i second_secrets = _mm512_set_epi64((long long)secret[3], (long long)secret[3], (long long)secret[7], (long long)secret[7],
-                                              (long long)secret[5], (long long)secret[5], (long long)secret[1], (long long)secret[1]);
+    long long s[8];
+    for (int i = 0; i < 8; i++) s[i] = (long long)secret[i];
+    __m512i first_secrets = _mm512_set_epi64(s[2], s[2], s[6], s[6], s[4], s[4], s[0], s[0]);
+    __m512i second_secrets = _mm512_set_epi64(s[3], s[3], s[7], s[7], s[5], s[5], s[1], s[1]);
     uint64_t changed = 0;
     for (size_t i = 0; i < blocks; i += 8) {
         __m512i fresh = xxh3_64B_x8_avx512(page + 64 * i, first_secrets, second_secrets);
@@ -116,10 +120,13 @@ int CSupport_block_hash_select_portable(int portable) {
     return was;
 }
 
-uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous) {
+uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes,
+                              uint64_t *previous) {
     const unsigned char *p = page;
 #if defined(__x86_64__)
-    if (block_size == 64 && blocks % 8 == 0 && use_block_hash_avx512) return rehash_page64_avx512(p, blocks, hashes, previous);
+    if (block_size == 64 && blocks % 8 == 0 && use_block_hash_avx512) {
+        return rehash_page64_avx512(p, blocks, hashes, previous);
+    }
 #endif
     uint64_t changed = 0;
     for (size_t i = 0; i < blocks; i++) {

@@ -55,7 +55,8 @@ void CSupport_io_uring_delete(struct io_uring *ring) {
     free(ring);
 }
 
-int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags, uint64_t user_data) {
+int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags,
+                                uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (sqe == NULL) return -EBUSY;
     io_uring_prep_send(sqe, fd, buffer, length, flags);
@@ -72,7 +73,8 @@ int CSupport_io_uring_prep_send_zc(struct io_uring *ring, int fd, const void *bu
     return 0;
 }
 
-int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags, uint64_t user_data) {
+int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags,
+                                   uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (sqe == NULL) return -EBUSY;
     io_uring_prep_sendmsg(sqe, fd, message, (unsigned)flags);

@@ -213,7 +213,8 @@ void CSupport_io_uring_delete(struct io_uring *ring);
 
 /// Queues a send (IORING_OP_SEND) of `length` bytes at `buffer` on `fd`, tagged `user_data`.
 /// Returns 0, or -EBUSY when the submission queue is full (submit first).
-int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags, uint64_t user_data);
+int CSupport_io_uring_prep_send(struct io_uring *ring, int fd, const void *buffer, size_t length, int flags,
+                                uint64_t user_data);
 
 /// Queues a zero-copy send (IORING_OP_SEND_ZC). Its completion has IORING_CQE_F_MORE set and a later
 /// notification completion (IORING_CQE_F_NOTIF) says when `buffer` may be reused.
@@ -224,7 +225,8 @@ int CSupport_io_uring_prep_send_zc(struct io_uring *ring, int fd, const void *bu
 /// Queues a sendmsg (IORING_OP_SENDMSG) of `message` on `fd`, tagged `user_data`: every iovec of the message
 /// goes out in one operation. `message`, its iovec array and the bytes they point to must stay valid and
 /// unchanged until the operation's completion. Returns 0, or -EBUSY when the submission queue is full.
-int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags, uint64_t user_data);
+int CSupport_io_uring_prep_sendmsg(struct io_uring *ring, int fd, const struct msghdr *message, int flags,
+                                   uint64_t user_data);
 
 /// Queues a zero-copy sendmsg (IORING_OP_SENDMSG_ZC, Linux 6.1) with `zc_flags` (such as
 /// CSupport_IORING_SEND_ZC_REPORT_USAGE). As for CSupport_io_uring_prep_send_zc, a completion with
@@ -360,7 +362,8 @@ int CSupport_block_hash_select_portable(int portable);
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);
 
 /// The reference encoder, byte by byte (for tests: CSupport_diff_encode must give exactly its output).
-long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out, size_t capacity);
+long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out,
+                                   size_t capacity);
 
 /// Applies an encoding made by CSupport_diff_encode to `target` (`length` bytes holding the old content).
 /// Returns 0, or -1 when the encoding is malformed or reaches past `length`; `target` may then be partly

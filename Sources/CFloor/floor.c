@@ -65,7 +65,9 @@ static void measure_hash_and_copy(struct floor_run *run, char *memory, char *cop
                                   uint64_t *hashes) {
     size_t pages = length / FLOOR_PAGE;
     double start = seconds_now();
-    for (size_t block = 0; block < length / FLOOR_BLOCK; block++) hashes[block] = XXH3_64bits(memory + block * FLOOR_BLOCK, FLOOR_BLOCK);
+    for (size_t block = 0; block < length / FLOOR_BLOCK; block++) {
+        hashes[block] = XXH3_64bits(memory + block * FLOOR_BLOCK, FLOOR_BLOCK);
+    }
     double hashing = seconds_now() - start;
     keep(hashes, length / FLOOR_BLOCK);
     emit(run, "xxh3_64B_blocks_GBps", (double)length / hashing / 1e9, "GB/s");
@@ -83,14 +85,17 @@ static void measure_hash_and_copy(struct floor_run *run, char *memory, char *cop
         char name[64];
         write_spread_pages(run, memory, pages, count, written);
         start = seconds_now();
-        for (size_t item = 0; item < count; item++) memcpy(copy + item * FLOOR_PAGE, memory + written[item] * FLOOR_PAGE, FLOOR_PAGE);
+        for (size_t item = 0; item < count; item++) {
+            memcpy(copy + item * FLOOR_PAGE, memory + written[item] * FLOOR_PAGE, FLOOR_PAGE);
+        }
         snprintf(name, sizeof name, "copy_%zu_scattered_pages_ms", count);
         emit(run, name, (seconds_now() - start) * 1e3, "ms");
         start = seconds_now();
         for (size_t item = 0; item < count; item++) {
             const char *page = memory + written[item] * FLOOR_PAGE;
             for (size_t block = 0; block < FLOOR_PAGE / FLOOR_BLOCK; block++) {
-                hashes[item * (FLOOR_PAGE / FLOOR_BLOCK) + block] = XXH3_64bits(page + block * FLOOR_BLOCK, FLOOR_BLOCK);
+                uint64_t hash = XXH3_64bits(page + block * FLOOR_BLOCK, FLOOR_BLOCK);
+                hashes[item * (FLOOR_PAGE / FLOOR_BLOCK) + block] = hash;
             }
         }
         double rehashing = seconds_now() - start;
@@ -110,7 +115,9 @@ static void measure_lz4(struct floor_run *run, char *memory, size_t length) {
     char *output = malloc((size_t)bound);
     if (!output) return;
     double start = seconds_now();
-    for (size_t offset = 0; offset + chunk <= span; offset += chunk) (void)LZ4_compress_default(memory + offset, output, (int)chunk, bound);
+    for (size_t offset = 0; offset + chunk <= span; offset += chunk) {
+        (void)LZ4_compress_default(memory + offset, output, (int)chunk, bound);
+    }
     emit(run, "lz4_GBps_half_compressible", (double)span / (seconds_now() - start) / 1e9, "GB/s");
     free(output);
 }
@@ -121,17 +128,22 @@ static long collect_written(int pagemap, char *memory, size_t length, CSupport_p
     uint64_t start = (uint64_t)(uintptr_t)memory, end = start + length;
     while (start < end) {
         uint64_t walk_end = end;
-        long regions = CSupport_pagemap_scan(pagemap, start, end, CSupport_PM_SCAN_WP_MATCHING | CSupport_PM_SCAN_CHECK_WPASYNC,
-                                             CSupport_PAGE_IS_WRITTEN, CSupport_PAGE_IS_WRITTEN, vector, FLOOR_SCAN_VECTOR, 0, &walk_end);
+        long regions = CSupport_pagemap_scan(pagemap, start, end,
+                                             CSupport_PM_SCAN_WP_MATCHING | CSupport_PM_SCAN_CHECK_WPASYNC,
+                                             CSupport_PAGE_IS_WRITTEN, CSupport_PAGE_IS_WRITTEN, vector,
+                                             FLOOR_SCAN_VECTOR, 0, &walk_end);
         if (regions < 0) return regions;
-        for (long item = 0; item < regions; item++) found += (long)((vector[item].end - vector[item].start) / FLOOR_PAGE);
+        for (long item = 0; item < regions; item++) {
+            found += (long)((vector[item].end - vector[item].start) / FLOOR_PAGE);
+        }
         if (walk_end >= end || regions < FLOOR_SCAN_VECTOR) break;
         start = walk_end;
     }
     return found;
 }
 
-static int measure_tracking(struct floor_run *run, char *memory, size_t length, size_t *written, const char **failed_step) {
+static int measure_tracking(struct floor_run *run, char *memory, size_t length, size_t *written,
+                            const char **failed_step) {
     size_t pages = length / FLOOR_PAGE;
     uint64_t features = 0, ioctls = 0;
     int result = 0;
@@ -139,11 +151,13 @@ static int measure_tracking(struct floor_run *run, char *memory, size_t length, 
     CSupport_page_region *vector = NULL;
     int uffd = CSupport_userfaultfd_syscall(O_CLOEXEC | O_NONBLOCK);
     if (uffd < 0) { *failed_step = "userfaultfd"; return uffd; }
-    if ((result = CSupport_uffdio_api(uffd, CSupport_UFFD_FEATURE_WP_ASYNC | CSupport_UFFD_FEATURE_WP_UNPOPULATED, &features, &ioctls)) < 0) {
+    uint64_t wanted = CSupport_UFFD_FEATURE_WP_ASYNC | CSupport_UFFD_FEATURE_WP_UNPOPULATED;
+    if ((result = CSupport_uffdio_api(uffd, wanted, &features, &ioctls)) < 0) {
         *failed_step = "UFFDIO_API (WP_ASYNC)";
         goto done;
     }
-    if ((result = CSupport_uffdio_register(uffd, (uint64_t)(uintptr_t)memory, length, UFFDIO_REGISTER_MODE_WP, &ioctls)) < 0) {
+    uint64_t base = (uint64_t)(uintptr_t)memory;
+    if ((result = CSupport_uffdio_register(uffd, base, length, UFFDIO_REGISTER_MODE_WP, &ioctls)) < 0) {
         *failed_step = "UFFDIO_REGISTER";
         goto done;
     }
