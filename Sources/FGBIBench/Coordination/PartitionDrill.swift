@@ -189,9 +189,8 @@ public final class PartitionDrill {
                                      namespace: lab.host("p").namespace, logFile: directory + "/primary.log")
         defer { if primary.isRunning { primary.kill9() } }
         var outcome = Outcome(schedule: index, steps: steps, violations: [])
-        // A few confirmed epochs first.
-        guard primary.waitForLine(seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false }) != nil else {
-            outcome.violations.append("replication never confirmed 3 epochs (logs in \(directory))")
+        if let failure = Self.waitUntilReplicating(primary, backups: names.count, directory: directory) {
+            outcome.violations.append(failure)
             return outcome
         }
 
@@ -237,6 +236,20 @@ public final class PartitionDrill {
         judge(&outcome, primary: primary, promotedLine: promotedLine, faults: faults, image: image, directory: directory)
         if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
         return outcome
+    }
+
+    /// Waits until the primary confirmed a few epochs and, with two backups, until each holds a committed epoch (a
+    /// backup holding none stands as no candidate, Docs/OPERATIONS.md, and under quorum:1 of two no promotion
+    /// could be tested); the violation if not.
+    private static func waitUntilReplicating(_ primary: LabProcess, backups: Int, directory: String) -> String? {
+        guard primary.waitForLine(seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false }) != nil else {
+            return "replication never confirmed 3 epochs (logs in \(directory))"
+        }
+        guard backups > 1 else { return nil }
+        let everyBackupHolds = primary.waitForLine(seconds: 30) { line in
+            LabEvent(line).map { $0.kind == "every-backup-holds" && ($0.number("epoch") ?? 0) >= 3 } ?? false
+        }
+        return everyBackupHolds == nil ? "a backup held no committed epoch after 30 s without faults (logs in \(directory))" : nil
     }
 
     /// When the faults of a schedule cost the primary its role: its kill, its first loss of etcd, and each loss

@@ -257,16 +257,15 @@ extension FGBICommand {
             driver.start()
             let started = Date()
             var lastReport = started
+            var everyBackupHolds: UInt64?
             while Date().timeIntervalSince(started) < duration, primary.isRunning, stop.received == nil {
                 Thread.sleep(forTimeInterval: printEvents ? 0.01 : 0.1)
+                if printEvents, configuration.backups.count > 1 {
+                    everyBackupHolds = Self.printEveryBackupHolds(primary.statistics, after: everyBackupHolds)
+                }
                 if Date().timeIntervalSince(lastReport) >= 1 {
                     lastReport = Date()
-                    let s = primary.statistics
-                    Progress.note("epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
-                                  + "lag \(s.lag), sent \(formatted(Double(s.bytesSent + s.precopyBytes) / 1e6, 1)) MB, "
-                                  + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)"
-                                  + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : "")
-                                  + (configuration.backups.count > 1 ? ", backups connected \(s.backupsConnected) of \(configuration.backups.count)" : ""))
+                    Self.noteProgress(primary.statistics, backups: configuration.backups.count)
                 }
             }
             if let lost = primary.failure as? LostPrimaryship, printEvents { EventLine.print("lost term \(lost.term)") }
@@ -312,6 +311,24 @@ extension FGBICommand {
             print("primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \(last.map(String.init) ?? "none"), "
                   + "\(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \(formatted(s.pausePercentile(0.5))) ms "
                   + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(pagesWritten) pages written")
+        }
+
+        /// Writes the once-a-second progress line to standard error.
+        static func noteProgress(_ s: ReplicationStatistics, backups: Int) {
+            Progress.note("epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
+                          + "lag \(s.lag), sent \(formatted(Double(s.bytesSent + s.precopyBytes) / 1e6, 1)) MB, "
+                          + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)"
+                          + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : "")
+                          + (backups > 1 ? ", backups connected \(s.backupsConnected) of \(backups)" : ""))
+        }
+
+        /// With several backups, prints `event every-backup-holds epoch N` when the oldest epoch acknowledged by every
+        /// backup passes `previous` (for drills that wait until each backup holds a committed epoch); returns it.
+        static func printEveryBackupHolds(_ statistics: ReplicationStatistics, after previous: UInt64?) -> UInt64? {
+            let acknowledged = statistics.backupAcknowledgements
+            guard acknowledged.allSatisfy({ $0 != nil }), let oldest = acknowledged.compactMap({ $0 }).min() else { return previous }
+            if oldest != previous { EventLine.print("every-backup-holds epoch \(oldest)") }
+            return oldest
         }
     }
 }
