@@ -107,7 +107,10 @@ let package = Package(
         ),
         .testTarget(
             name: "FGBITests",
-            dependencies: ["FGBI", "FGBILab", "FGBIDiagnostics", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport", "fgbi"]
+            dependencies: [
+                "FGBI", "FGBILab", "FGBIDiagnostics", "FGBICoordination", "FGBIBench", "FGBIExamples", "CSupport",
+                "fgbi",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

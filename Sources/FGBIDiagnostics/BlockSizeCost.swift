@@ -1,4 +1,5 @@
 import FGBI
+
 /// What one block size would have cost for a traced run, in a simple model of FGBI's `blocks` records
 /// (Docs/PROTOCOL.md): per changed page, a record header (position and kind) and a block list; per changed
 /// block, an operation byte and the block's bytes; plus the 8-byte hash per block of the region that the
@@ -20,7 +21,9 @@ public struct BlockSizeCost: Codable, Sendable, Equatable {
     /// `changedBytes + recordBytes + hashBytes`.
     public var totalBytes: Int
 
-    public init(blockSize: Int, supported: Bool, changedBlocks: Int, changedBytes: Int, recordBytes: Int, hashBytes: Int) {
+    public init(
+        blockSize: Int, supported: Bool, changedBlocks: Int, changedBytes: Int, recordBytes: Int, hashBytes: Int
+    ) {
         self.blockSize = blockSize
         self.supported = supported
         self.changedBlocks = changedBlocks
@@ -61,9 +64,10 @@ public struct BlockSizeSweep: Sendable {
     /// The cost of every candidate size for a region of `regionLength` bytes.
     public func costs(regionLength: Int) -> [BlockSizeCost] {
         Self.candidateSizes.enumerated().map { index, size in
-            BlockSizeCost(blockSize: size, supported: BlockGeometry.supportedBlockSizes.contains(size),
-                          changedBlocks: changedBlocks[index], changedBytes: changedBlocks[index] * size,
-                          recordBytes: recordBytes[index], hashBytes: regionLength / size * 8)
+            BlockSizeCost(
+                blockSize: size, supported: BlockGeometry.supportedBlockSizes.contains(size),
+                changedBlocks: changedBlocks[index], changedBytes: changedBlocks[index] * size,
+                recordBytes: recordBytes[index], hashBytes: regionLength / size * 8)
         }
     }
 

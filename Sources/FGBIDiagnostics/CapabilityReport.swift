@@ -1,4 +1,5 @@
 import FGBI
+
 /// The `fgbi probe` report: what the kernel offers and which tracker backends will work, as text or as a
 /// Codable value for `--json`.
 public struct CapabilityReport: Codable, Sendable, Equatable {
@@ -28,8 +29,9 @@ public struct CapabilityReport: Codable, Sendable, Equatable {
         case .success(let features):
             userfaultfd = Item(name: "userfaultfd", available: true, detail: nil)
             userfaultfdFeatures = UserfaultfdFeatures.named.map {
-                Item(name: "UFFD_FEATURE_\($0.name)", available: features.contains($0.feature),
-                     detail: features.contains($0.feature) ? nil : "needs Linux \($0.since)")
+                Item(
+                    name: "UFFD_FEATURE_\($0.name)", available: features.contains($0.feature),
+                    detail: features.contains($0.feature) ? nil : "needs Linux \($0.since)")
             }
         case .failure(let error):
             userfaultfd = Item(name: "userfaultfd", available: false, detail: error.description)
@@ -65,8 +67,12 @@ public struct CapabilityReport: Codable, Sendable, Equatable {
         let zeroCopy = ioUring.first { $0.name == "IORING_OP_SEND_ZC" }.map(mark) ?? "no"
         let usable = trackers.filter(\.available).map(\.name).filter { $0.hasSuffix("(anonymous)") }
             .map { $0.replacingOccurrences(of: " (anonymous)", with: "") }
-        return "kernel \(kernelRelease): userfaultfd \(mark(userfaultfd)), async write-protect \(asyncWP), PAGEMAP_SCAN "
-            + "\(mark(pagemapScan)), io_uring SEND_ZC \(zeroCopy); trackers here: \(usable.joined(separator: ", ")) (fgbi probe for more)"
+        return
+            "kernel \(kernelRelease): userfaultfd \(mark(userfaultfd)), async write-protect \(asyncWP), PAGEMAP_SCAN "
+                + """
+                \(mark(pagemapScan)), io_uring SEND_ZC \(zeroCopy); trackers here: \(usable.joined(separator: ", ")) \
+                (fgbi probe for more)
+                """
     }
 
     /// The report as aligned text, a section per subsystem.

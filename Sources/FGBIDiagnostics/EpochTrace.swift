@@ -1,4 +1,5 @@
 import FGBI
+
 /// What one traced epoch wrote: the pages the tracker reported, how many of their blocks really changed, and
 /// how much of the written content is shared. One `epoch` record of `fgbi trace` output (Docs/TRACE.md).
 public struct EpochTrace: Codable, Sendable, Equatable {
@@ -39,9 +40,11 @@ public struct EpochTrace: Codable, Sendable, Equatable {
     /// Write-protect faults recorded in this epoch (`uffd-sync` only; nil for other trackers).
     public var faults: Int?
 
-    public init(epoch: Int, endMs: Double, durationMs: Double, writtenPages: Int, dirtyBlocks: Int, changedPages: Int,
-                newPages: Int, zeroPages: Int, zeroBlocks: Int, dirtyBlockHistogram: [Int], pageSharing: SharingGroups,
-                blockSharing: SharingGroups, faults: Int?) {
+    public init(
+        epoch: Int, endMs: Double, durationMs: Double, writtenPages: Int, dirtyBlocks: Int, changedPages: Int,
+        newPages: Int, zeroPages: Int, zeroBlocks: Int, dirtyBlockHistogram: [Int], pageSharing: SharingGroups,
+        blockSharing: SharingGroups, faults: Int?
+    ) {
         self.epoch = epoch
         self.endMs = endMs
         self.durationMs = durationMs

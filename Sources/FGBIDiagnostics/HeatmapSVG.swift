@@ -25,7 +25,8 @@ public struct HeatmapSVG: Sendable {
         self.heatmap = heatmap
         self.title = title
         let rowBytes = heatmap.pagesPerRow * GuestMemory.pageSize
-        self.subtitle = subtitle ?? "colour: changed \(heatmap.blockSize)-byte blocks per page, mean over each row of "
+        self.subtitle =
+            subtitle ?? "colour: changed \(heatmap.blockSize)-byte blocks per page, mean over each row of "
             + "\(heatmap.pagesPerRow) pages (\(Self.byteText(rowBytes))), log scale; grey: no change"
     }
 
@@ -47,7 +48,9 @@ public struct HeatmapSVG: Sendable {
 
             """
         svg += "<style>\n.zero{fill:#e6e6e6}\n"
-        for level in 0..<Self.levels { svg += ".c\(level){fill:\(Self.colour(Double(level) / Double(Self.levels - 1)))}\n" }
+        for level in 0..<Self.levels {
+            svg += ".c\(level){fill:\(Self.colour(Double(level) / Double(Self.levels - 1)))}\n"
+        }
         svg += "</style>\n"
         svg += "<rect width=\"\(Self.width)\" height=\"\(Self.height)\" fill=\"#ffffff\"/>\n"
         svg += text(x: Double(Self.width) / 2, y: 28, title, anchor: "middle", size: 18, weight: "bold")
@@ -61,23 +64,36 @@ public struct HeatmapSVG: Sendable {
 
     private func cells(_ scale: ColourScale) -> String {
         guard heatmap.epochs > 0 else {
-            return text(x: left + plotWidth / 2, y: top + plotHeight / 2, "no epochs traced", anchor: "middle", size: 16)
+            return text(
+                x: left + plotWidth / 2, y: top + plotHeight / 2, "no epochs traced", anchor: "middle", size: 16)
         }
         let sx = plotWidth / Double(heatmap.epochs)
         let sy = plotHeight / Double(heatmap.rows)
-        var out = "<g transform=\"translate(\(f(left)),\(f(top))) scale(\(f(sx, 6)),\(f(sy, 6)))\" shape-rendering=\"crispEdges\">\n"
+        var out =
+            """
+            <g transform=\"translate(\(f(left)),\(f(top))) scale(\(f(sx, 6)),\(f(sy, 6)))\" \
+            shape-rendering=\"crispEdges\">\n
+            """
         out.reserveCapacity(cellCount * 52)
         for epoch in 0..<heatmap.epochs {
             for row in 0..<heatmap.rows {
                 let level = scale.level(heatmap.mean(epoch: epoch, row: row))
-                out += "<rect class=\"cell \(level.map { "c\($0)" } ?? "zero")\" x=\"\(epoch)\" y=\"\(row)\" width=\"1\" height=\"1\"/>\n"
+                out +=
+                    """
+                    <rect class=\"cell \(level.map { "c\($0)" } ?? "zero")\" x=\"\(epoch)\" y=\"\(row)\" \
+                    width=\"1\" height=\"1\"/>\n
+                    """
             }
         }
         return out + "</g>\n"
     }
 
     private func axes() -> String {
-        var out = "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#333\"/>\n"
+        var out =
+            """
+            <rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" \
+            fill=\"none\" stroke=\"#333\"/>\n
+            """
         let bottomY = top + plotHeight
         // x: epochs, ticks at the centres of their columns
         if heatmap.epochs > 0 {
@@ -85,7 +101,11 @@ public struct HeatmapSVG: Sendable {
             var epoch = 1
             while epoch <= heatmap.epochs {
                 let x = left + (Double(epoch) - 0.5) * plotWidth / Double(heatmap.epochs)
-                out += "<line x1=\"\(f(x))\" y1=\"\(f(bottomY))\" x2=\"\(f(x))\" y2=\"\(f(bottomY + 5))\" stroke=\"#333\"/>\n"
+                out +=
+                    """
+                    <line x1=\"\(f(x))\" y1=\"\(f(bottomY))\" x2=\"\(f(x))\" y2=\"\(f(bottomY + 5))\" \
+                    stroke=\"#333\"/>\n
+                    """
                 out += text(x: x, y: bottomY + 20, String(epoch), anchor: "middle")
                 epoch = epoch == 1 && step > 1 ? Int(step) : epoch + Int(step)
             }
@@ -94,7 +114,9 @@ public struct HeatmapSVG: Sendable {
         // y: address offsets, 0 at the top; the rows cover rows x pagesPerRow pages
         let coveredBytes = Double(heatmap.rows * heatmap.pagesPerRow * GuestMemory.pageSize)
         let regionBytes = Double(heatmap.pageCount * GuestMemory.pageSize)
-        let (unit, unitName) = regionBytes >= Double(1 << 30) * 4 ? (Double(1 << 30), "GiB")
+        let (unit, unitName) =
+            regionBytes >= Double(1 << 30) * 4
+            ? (Double(1 << 30), "GiB")
             : regionBytes >= Double(1 << 20) * 4 ? (Double(1 << 20), "MiB") : (1024.0, "KiB")
         let step = Self.niceStep(regionBytes / unit, ticks: 8)
         var value = 0.0
@@ -104,7 +126,8 @@ public struct HeatmapSVG: Sendable {
             out += text(x: left - 8, y: y + 4, Self.number(value) + " " + unitName, anchor: "end")
             value += step
         }
-        out += "<text x=\"24\" y=\"\(f(top + plotHeight / 2))\" text-anchor=\"middle\" font-size=\"14\" "
+        out +=
+            "<text x=\"24\" y=\"\(f(top + plotHeight / 2))\" text-anchor=\"middle\" font-size=\"14\" "
             + "transform=\"rotate(-90 24 \(f(top + plotHeight / 2)))\">address (offset in the region)</text>\n"
         return out
     }
@@ -124,17 +147,31 @@ public struct HeatmapSVG: Sendable {
         let step = barHeight / Double(Self.levels)
         for level in 0..<Self.levels {
             let y = barTop + barHeight - Double(level + 1) * step
-            out += "<rect class=\"c\(level)\" x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(barWidth))\" height=\"\(f(step + 0.5))\"/>\n"
+            out +=
+                """
+                <rect class=\"c\(level)\" x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(barWidth))\" \
+                height=\"\(f(step + 0.5))\"/>\n
+                """
         }
-        out += "<rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(barHeight))\" fill=\"none\" stroke=\"#333\"/>\n"
+        out +=
+            """
+            <rect x=\"\(f(x))\" y=\"\(f(barTop))\" width=\"\(f(barWidth))\" height=\"\(f(barHeight))\" \
+            fill=\"none\" stroke=\"#333\"/>\n
+            """
         for value in scale.tickValues() {
             let t = scale.position(value)
             let y = barTop + barHeight - t * barHeight
-            out += "<line x1=\"\(f(x + barWidth))\" y1=\"\(f(y))\" x2=\"\(f(x + barWidth + 5))\" y2=\"\(f(y))\" stroke=\"#333\"/>\n"
+            out +=
+                """
+                <line x1=\"\(f(x + barWidth))\" y1=\"\(f(y))\" x2=\"\(f(x + barWidth + 5))\" y2=\"\(f(y))\" \
+                stroke=\"#333\"/>\n
+                """
             out += text(x: x + barWidth + 8, y: y + 4, Self.number(value), anchor: "start", size: 12)
         }
-        out += text(x: x - 10, y: barTop + barHeight + 20, "min \(Self.number(range.lowerBound)), max \(Self.number(range.upperBound))",
-                    anchor: "start", size: 11)
+        out += text(
+            x: x - 10, y: barTop + barHeight + 20,
+            "min \(Self.number(range.lowerBound)), max \(Self.number(range.upperBound))",
+            anchor: "start", size: 11)
         return out + zeroSwatch(x: x, y: barTop + barHeight + 36, barWidth: barWidth)
     }
 
@@ -143,8 +180,13 @@ public struct HeatmapSVG: Sendable {
             + text(x: x + barWidth + 8, y: y + 12, "0 (no change)", anchor: "start", size: 12)
     }
 
-    private func text(x: Double, y: Double, _ content: String, anchor: String, size: Int = 13, weight: String = "normal") -> String {
-        "<text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\" font-size=\"\(size)\" font-weight=\"\(weight)\">\(Self.escape(content))</text>\n"
+    private func text(
+        x: Double, y: Double, _ content: String, anchor: String, size: Int = 13, weight: String = "normal"
+    ) -> String {
+        """
+        <text x=\"\(f(x))\" y=\"\(f(y))\" text-anchor=\"\(anchor)\" font-size=\"\(size)\" \
+        font-weight=\"\(weight)\">\(Self.escape(content))</text>\n
+        """
     }
 
     private func f(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
@@ -161,7 +203,9 @@ public struct HeatmapSVG: Sendable {
             case "'": out += "&apos;"
             default:
                 // characters XML 1.0 does not allow are dropped
-                if character.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\t" || $0 == "\n" }) { out.append(character) }
+                if character.unicodeScalars.allSatisfy({ $0.value >= 0x20 || $0 == "\t" || $0 == "\n" }) {
+                    out.append(character)
+                }
             }
         }
         return out
@@ -184,7 +228,8 @@ public struct HeatmapSVG: Sendable {
     }
 
     static func byteText(_ bytes: Int) -> String {
-        bytes >= 1 << 20 && bytes % (1 << 20) == 0 ? "\(bytes >> 20) MiB" : bytes >= 1024 && bytes % 1024 == 0 ? "\(bytes >> 10) KiB" : "\(bytes) bytes"
+        bytes >= 1 << 20 && bytes % (1 << 20) == 0
+            ? "\(bytes >> 20) MiB" : bytes >= 1024 && bytes % 1024 == 0 ? "\(bytes >> 10) KiB" : "\(bytes) bytes"
     }
 
     /// The viridis colour map at `t` in 0...1.

@@ -1,6 +1,7 @@
 import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A file written from the start, buffered, with every failure a ``SystemError`` that names the path:
@@ -66,7 +67,9 @@ public final class OutputFile {
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws(SystemError) {
-        guard descriptor >= 0 else { throw SystemError(operation: "write(\(path))", errno: EBADF, hint: "the file is already closed") }
+        guard descriptor >= 0 else {
+            throw SystemError(operation: "write(\(path))", errno: EBADF, hint: "the file is already closed")
+        }
         var offset = 0
         while offset < bytes.count {
             let fd = descriptor

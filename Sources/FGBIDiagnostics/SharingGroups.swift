@@ -1,4 +1,5 @@
 import FGBI
+
 /// Content shared within one epoch: groups of two or more items (pages or blocks) whose content hashes are
 /// equal.
 ///

@@ -18,8 +18,10 @@ public final class TextEndpoint: @unchecked Sendable {
     /// Binds `listen` at once (so ``port`` is known); serving starts with ``start()``.
     ///
     /// - Throws: ``SystemError`` when the address cannot be bound.
-    public init(listen: Endpoint, path: String = "/metrics", contentType: String = "text/plain; version=0.0.4; charset=utf-8",
-                logger: Logger = Logger(label: "fgbi.metrics"), body: @escaping @Sendable () -> String) throws {
+    public init(
+        listen: Endpoint, path: String = "/metrics", contentType: String = "text/plain; version=0.0.4; charset=utf-8",
+        logger: Logger = Logger(label: "fgbi.metrics"), body: @escaping @Sendable () -> String
+    ) throws {
         listener = try Socket.listen(on: listen)
         self.path = path
         self.contentType = contentType
@@ -48,7 +50,7 @@ public final class TextEndpoint: @unchecked Sendable {
                 continue
             }
             socket.setReceiveTimeout(milliseconds: 2000)
-            socket.setSendTimeout(milliseconds: 2000)  // a client that never reads cannot hold the thread
+            socket.setSendTimeout(milliseconds: 2000) // a client that never reads cannot hold the thread
             do {
                 let (method, target) = try readRequestLine(socket)
                 let status: String
@@ -62,11 +64,18 @@ public final class TextEndpoint: @unchecked Sendable {
                     if method == "GET" { text = body() }
                 }
                 let payload = Array(text.utf8)
-                let head = Array("HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n".utf8)
+                let head = Array(
+                    """
+                    HTTP/1.1 \(status)\r\nContent-Type: \(contentType)\r\nContent-Length: \
+                    \(payload.count)\r\nConnection: close\r\n\r\n
+                    """
+                    .utf8)
                 // The frame writer's sendmsg loop (short sends resumed, no SIGPIPE) serves for head and body.
                 let writer = SocketFrameWriter(socket: socket, counters: FrameSendCounters())
                 try head.withUnsafeBytes { h in
-                    try payload.withUnsafeBytes { try writer.write(header: h, payload: $0, mac: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                    try payload.withUnsafeBytes {
+                        try writer.write(header: h, payload: $0, mac: UnsafeRawBufferPointer(start: nil, count: 0))
+                    }
                 }
             } catch {
                 logger.debug("metrics request from \(peer) dropped: \(error)")
@@ -82,7 +91,9 @@ public final class TextEndpoint: @unchecked Sendable {
         let deadline = MonotonicClock.nanoseconds() + 2_000_000_000
         while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
             guard head.count < 8192 else { throw WireError.malformed("HTTP request head over 8 KiB") }
-            try withUnsafeMutableBytes(of: &byte) { try socket.receiveExactly(1, into: $0.baseAddress!, timeoutMilliseconds: 2000, deadline: deadline) }
+            try withUnsafeMutableBytes(of: &byte) {
+                try socket.receiveExactly(1, into: $0.baseAddress!, timeoutMilliseconds: 2000, deadline: deadline)
+            }
             head.append(byte)
         }
         let line = String(decoding: head.prefix { $0 != 13 }, as: UTF8.self).split(separator: " ")

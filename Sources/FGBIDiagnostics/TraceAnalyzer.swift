@@ -1,5 +1,5 @@
-import FGBI
 import CSupport
+import FGBI
 
 /// Turns each epoch's written pages into the facts `fgbi trace` reports: changed blocks per page (against a
 /// ``BlockTable``), how often each page is written, what content is shared, the heatmap and the block-size
@@ -36,10 +36,18 @@ public final class TraceAnalyzer: @unchecked Sendable {
     ///
     /// - Throws: ``FGBIError/unsupported(feature:neededBy:hint:)`` when the page size is not 4 KiB (the 64-byte
     ///   change masks need at most 64 blocks per page); ``FGBIError/invalidArgument(_:)`` for a bad row count.
-    public init(memory: GuestMemory, geometry: BlockGeometry, heatmapRows: Int = TraceHeatmap.maximumRows) throws(FGBIError) {
+    public init(memory: GuestMemory, geometry: BlockGeometry, heatmapRows: Int = TraceHeatmap.maximumRows)
+        throws(FGBIError)
+    {
         guard GuestMemory.pageSize == 4096, geometry.pageSize == 4096 else {
-            throw .unsupported(feature: "4 KiB pages", neededBy: "fgbi trace",
-                               hint: "the page size here is \(GuestMemory.pageSize) bytes; trace diagnostics count 64-byte blocks of 4 KiB pages")
+            throw .unsupported(
+                feature: "4 KiB pages", neededBy: "fgbi trace",
+                hint:
+                    """
+                    the page size here is \(GuestMemory.pageSize) bytes; trace diagnostics count 64-byte blocks \
+                    of 4 KiB pages
+                    """
+            )
         }
         guard heatmapRows > 0 else { throw .invalidArgument("heatmap rows must be at least 1, not \(heatmapRows)") }
         self.memory = memory
@@ -51,8 +59,9 @@ public final class TraceAnalyzer: @unchecked Sendable {
         zeroBlockHash = zeros.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, geometry.blockSize) }
         epochsWritten = [Int32](repeating: 0, count: memory.pageCount)
         pageDirtyBlocks = [Int](repeating: 0, count: memory.pageCount)
-        heatmap = TraceHeatmap(pageCount: memory.pageCount, blockSize: geometry.blockSize,
-                               blocksPerPage: geometry.blocksPerPage, rows: heatmapRows)
+        heatmap = TraceHeatmap(
+            pageCount: memory.pageCount, blockSize: geometry.blockSize,
+            blocksPerPage: geometry.blocksPerPage, rows: heatmapRows)
     }
 
     deinit { previous.deallocate() }
@@ -107,7 +116,8 @@ public final class TraceAnalyzer: @unchecked Sendable {
         }
         let trace = EpochTrace(
             epoch: epochs.count + 1, endMs: endMs, durationMs: durationMs, writtenPages: written.pageCount,
-            dirtyBlocks: dirtyBlocks, changedPages: changedPages, newPages: newPages, zeroPages: zeroPages, zeroBlocks: zeroBlocks,
+            dirtyBlocks: dirtyBlocks, changedPages: changedPages, newPages: newPages, zeroPages: zeroPages,
+            zeroBlocks: zeroBlocks,
             dirtyBlockHistogram: histogram, pageSharing: SharingGroups(grouping: &pageHashes),
             blockSharing: SharingGroups(grouping: &blockHashes), faults: faults)
         epochs.append(trace)
@@ -117,7 +127,8 @@ public final class TraceAnalyzer: @unchecked Sendable {
     /// One record per page written at least once, in page order.
     public func pageActivity() -> [PageActivity] {
         epochsWritten.indices.compactMap { page in
-            epochsWritten[page] == 0 ? nil
+            epochsWritten[page] == 0
+                ? nil
                 : PageActivity(page: page, epochsWritten: Int(epochsWritten[page]), dirtyBlocks: pageDirtyBlocks[page])
         }
     }
@@ -146,7 +157,8 @@ public final class TraceAnalyzer: @unchecked Sendable {
             dirtyBlocks: dirty, dirtyBlocksPerSecond: perSecond(dirty), unchangedWrittenPages: unchanged,
             meanDirtyBlocksPerWrittenPage: mean, changedFraction: mean / Double(geometry.blocksPerPage),
             epochsWrittenHistogram: histogram, medianEpochsWritten: counts.isEmpty ? 0 : counts[counts.count / 2],
-            maxEpochsWritten: counts.first ?? 0, busiestTenthShare: written == 0 ? 0 : Double(busiest) / Double(written),
+            maxEpochsWritten: counts.first ?? 0,
+            busiestTenthShare: written == 0 ? 0 : Double(busiest) / Double(written),
             meanDuplicatePagesPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.duplicatePages }),
             meanDuplicateBlocksPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.duplicateBlocks }),
             meanZeroBlocksPerEpoch: perEpoch(epochs.reduce(0) { $0 + $1.zeroBlocks }),

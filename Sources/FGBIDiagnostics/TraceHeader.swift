@@ -1,4 +1,5 @@
 import FGBI
+
 /// What a trace describes: the `trace` record that opens JSONL trace output.
 public struct TraceHeader: Codable, Sendable, Equatable {
     /// Always `"trace"`.
@@ -20,8 +21,10 @@ public struct TraceHeader: Codable, Sendable, Equatable {
     public var threads: Int?
     public var pagesPerSecond: Int?
 
-    public init(source: String, tracker: String, regionBytes: Int, pageSize: Int, blockSize: Int, epochs: Int,
-                epochMs: Double, threads: Int? = nil, pagesPerSecond: Int? = nil) {
+    public init(
+        source: String, tracker: String, regionBytes: Int, pageSize: Int, blockSize: Int, epochs: Int,
+        epochMs: Double, threads: Int? = nil, pagesPerSecond: Int? = nil
+    ) {
         self.source = source
         self.tracker = tracker
         self.regionBytes = regionBytes

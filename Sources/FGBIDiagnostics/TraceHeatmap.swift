@@ -1,4 +1,5 @@
 import FGBI
+
 /// Dirty blocks per epoch and address range: the data behind `fgbi trace --svg`.
 ///
 /// The region's pages are cut into at most ``maximumRows`` equal buckets of consecutive pages (the last may

@@ -1,4 +1,5 @@
 import FGBI
+
 /// The formats `fgbi trace --output` writes (Docs/TRACE.md, "Output").
 public enum TraceOutputFormat: String, CaseIterable, Sendable {
     /// One JSON object per line: a `trace` header, then per epoch an `epoch` record followed by its `fault`
@@ -11,7 +12,8 @@ public enum TraceOutputFormat: String, CaseIterable, Sendable {
     /// Parses a CLI name, with an error that lists the valid ones.
     public static func parse(_ name: String) throws(FGBIError) -> TraceOutputFormat {
         guard let format = TraceOutputFormat(rawValue: name) else {
-            throw .invalidArgument("unknown format '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .invalidArgument(
+                "unknown format '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return format
     }

@@ -11,7 +11,8 @@ public final class TraceRecordWriter {
     /// `thread`, `page` rows `page`, `epochs_written` and `dirty_blocks` (summed over the run).
     public static let csvColumns = [
         "record", "epoch", "end_ms", "duration_ms", "written_pages", "dirty_blocks", "changed_pages", "new_pages",
-        "zero_pages", "zero_blocks", "duplicate_page_groups", "duplicate_pages", "duplicate_block_groups", "duplicate_blocks", "faults",
+        "zero_pages", "zero_blocks", "duplicate_page_groups", "duplicate_pages", "duplicate_block_groups",
+        "duplicate_blocks", "faults",
         "dirty_block_histogram", "duplicate_page_group_sizes", "duplicate_block_group_sizes",
         "page", "epochs_written", "time_ns", "thread",
     ]
@@ -41,18 +42,24 @@ public final class TraceRecordWriter {
         switch format {
         case .jsonl: try line(epoch)
         case .csv:
-            try row("epoch", [
-                "epoch": String(epoch.epoch), "end_ms": Self.decimal(epoch.endMs), "duration_ms": Self.decimal(epoch.durationMs),
-                "written_pages": String(epoch.writtenPages), "dirty_blocks": String(epoch.dirtyBlocks),
-                "changed_pages": String(epoch.changedPages), "new_pages": String(epoch.newPages), "zero_pages": String(epoch.zeroPages),
-                "zero_blocks": String(epoch.zeroBlocks),
-                "duplicate_page_groups": String(epoch.duplicatePageGroups), "duplicate_pages": String(epoch.duplicatePages),
-                "duplicate_block_groups": String(epoch.duplicateBlockGroups), "duplicate_blocks": String(epoch.duplicateBlocks),
-                "faults": epoch.faults.map(String.init) ?? "",
-                "dirty_block_histogram": Self.list(epoch.dirtyBlockHistogram),
-                "duplicate_page_group_sizes": Self.list(epoch.duplicatePageGroupSizes),
-                "duplicate_block_group_sizes": Self.list(epoch.duplicateBlockGroupSizes),
-            ])
+            try row(
+                "epoch",
+                [
+                    "epoch": String(epoch.epoch), "end_ms": Self.decimal(epoch.endMs),
+                    "duration_ms": Self.decimal(epoch.durationMs),
+                    "written_pages": String(epoch.writtenPages), "dirty_blocks": String(epoch.dirtyBlocks),
+                    "changed_pages": String(epoch.changedPages), "new_pages": String(epoch.newPages),
+                    "zero_pages": String(epoch.zeroPages),
+                    "zero_blocks": String(epoch.zeroBlocks),
+                    "duplicate_page_groups": String(epoch.duplicatePageGroups),
+                    "duplicate_pages": String(epoch.duplicatePages),
+                    "duplicate_block_groups": String(epoch.duplicateBlockGroups),
+                    "duplicate_blocks": String(epoch.duplicateBlocks),
+                    "faults": epoch.faults.map(String.init) ?? "",
+                    "dirty_block_histogram": Self.list(epoch.dirtyBlockHistogram),
+                    "duplicate_page_group_sizes": Self.list(epoch.duplicatePageGroupSizes),
+                    "duplicate_block_group_sizes": Self.list(epoch.duplicateBlockGroupSizes),
+                ])
         }
     }
 
@@ -61,8 +68,12 @@ public final class TraceRecordWriter {
         switch format {
         case .jsonl: try line(fault)
         case .csv:
-            try row("fault", ["epoch": String(fault.epoch), "page": String(fault.page), "time_ns": String(fault.timeNs),
-                              "thread": String(fault.thread)])
+            try row(
+                "fault",
+                [
+                    "epoch": String(fault.epoch), "page": String(fault.page), "time_ns": String(fault.timeNs),
+                    "thread": String(fault.thread),
+                ])
         }
     }
 
@@ -71,8 +82,12 @@ public final class TraceRecordWriter {
         switch format {
         case .jsonl: try line(page)
         case .csv:
-            try row("page", ["page": String(page.page), "epochs_written": String(page.epochsWritten),
-                             "dirty_blocks": String(page.dirtyBlocks)])
+            try row(
+                "page",
+                [
+                    "page": String(page.page), "epochs_written": String(page.epochsWritten),
+                    "dirty_blocks": String(page.dirtyBlocks),
+                ])
         }
     }
 

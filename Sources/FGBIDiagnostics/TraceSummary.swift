@@ -1,4 +1,5 @@
 import FGBI
+
 /// The headline facts of a traced run (`fgbi trace --summary`), and the `summary` record that ends JSONL
 /// trace output.
 public struct TraceSummary: Codable, Sendable, Equatable {

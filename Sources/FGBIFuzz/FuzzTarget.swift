@@ -1,6 +1,6 @@
 import FGBI
-import FGBILab
 import FGBIBench
+import FGBILab
 import Foundation
 
 /// The decoders `fgbi-fuzz` exercises, by the names its command line and `FGBI_FUZZ_TARGET` use.

@@ -34,18 +34,25 @@ enum ConfigFile {
             } else if let text = try? container.decode(String.self) {
                 self = .text(text)
             } else if let items = try? container.decode([Value].self) {
-                self = .list(try items.map {
-                    guard case .text(let text) = $0 else { throw DecodingError.dataCorruptedError(in: container, debugDescription: "lists hold strings or numbers") }
-                    return text
-                })
+                self = .list(
+                    try items.map {
+                        guard case .text(let text) = $0 else {
+                            throw DecodingError.dataCorruptedError(
+                                in: container, debugDescription: "lists hold strings or numbers")
+                        }
+                        return text
+                    })
             } else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "a value must be a string, number, boolean or list")
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "a value must be a string, number, boolean or list")
             }
         }
     }
 
     /// The arguments with the file's options spliced in, and `--config` removed.
-    static func expand(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String] {
+    static func expand(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> [String]
+    {
         var arguments = arguments
         var path = environment["FGBI_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
         if let index = arguments.firstIndex(where: { $0 == "--config" || $0.hasPrefix("--config=") }) {
@@ -75,10 +82,13 @@ enum ConfigFile {
         do {
             root = try JSONDecoder().decode([String: [String: Value]].self, from: data)
         } catch {
-            throw Failure(description: "config file \(path): expected {\"subcommand\": {\"option\": value, ...}, ...}: \(error)")
+            throw Failure(
+                description: "config file \(path): expected {\"subcommand\": {\"option\": value, ...}, ...}: \(error)")
         }
         let command = arguments.prefix { !$0.hasPrefix("-") }
-        guard !command.isEmpty, let options = root[command.joined(separator: " ")] ?? root[command.last!] else { return arguments }
+        guard !command.isEmpty, let options = root[command.joined(separator: " ")] ?? root[command.last!] else {
+            return arguments
+        }
         var inserted: [String] = []
         for key in options.keys.sorted() {
             let name = "--" + key

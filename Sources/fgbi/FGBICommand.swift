@@ -15,7 +15,9 @@ struct FGBICommand: ParsableCommand {
               fgbi demo --tracker uffd-sync
             """,
         version: FGBIVersion.current,
-        subcommands: [Probe.self, Demo.self, PrimaryCommand.self, BackupCommand.self, Bench.self, Trace.self, Example.self]
+        subcommands: [
+            Probe.self, Demo.self, PrimaryCommand.self, BackupCommand.self, Bench.self, Trace.self, Example.self,
+        ]
     )
 
     /// Parses the command line with `--config FILE` (or `FGBI_CONFIG`) spliced in (``ConfigFile``), then runs.

@@ -1,3 +1,4 @@
+import ArgumentParser
 import FGBIBench
 
 /// Runs the floor baseline for a benchmark when asked, saying on standard error what it did: this
@@ -16,5 +17,21 @@ enum FloorRun {
         }
         Progress.note("floor: building and running \(source) for \(regionMiB) MiB")
         return try FloorBaseline.measure(source: source, regionMiB: regionMiB)
+    }
+}
+
+/// The floor options of the benchmarks whose ratios use the machine's floor (`bench engine`, `bench tracker`).
+struct FloorOptions: ParsableArguments {
+    @Option(
+        help: "Measure the floor with this outside floor.c instead of the built-in probe (cross-check: bench floor)."
+    )
+    var floor: String?
+
+    @Flag(help: "Skip the floor baseline.")
+    var noFloor = false
+
+    /// The floor, measured as asked (nil with --no-floor).
+    func measure(regionMiB: Int) throws -> FloorBaseline? {
+        try FloorRun.measure(enabled: !noFloor, path: floor, regionMiB: regionMiB)
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A progress display on standard output: one line rewritten in place on a terminal, or a plain line every

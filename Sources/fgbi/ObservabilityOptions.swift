@@ -8,12 +8,14 @@ import Prometheus
 
 /// Logging and metrics options shared by the long-running commands.
 struct ObservabilityOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"),
-            help: "Log level: trace, debug, info, notice, warning, error, critical (or set FGBI_LOG_LEVEL).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "Log level: trace, debug, info, notice, warning, error, critical (or set FGBI_LOG_LEVEL).")
     var logLevel: String?
 
-    @Option(name: .customLong("metrics-port"),
-            help: "Serve Prometheus metrics on this port at /metrics (0 picks one; the address is logged).")
+    @Option(
+        name: .customLong("metrics-port"),
+        help: "Serve Prometheus metrics on this port at /metrics (0 picks one; the address is logged).")
     var metricsPort: Int?
 
     @Option(name: .customLong("metrics-host"), help: "Address the metrics endpoint binds to.")
@@ -21,7 +23,9 @@ struct ObservabilityOptions: ParsableArguments {
 
     func validate() throws {
         _ = try level()
-        if let metricsPort, !(0...65_535).contains(metricsPort) { throw ValidationError("--metrics-port must be between 0 and 65535") }
+        if let metricsPort, !(0...65_535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 0 and 65535")
+        }
     }
 
     func level(default fallback: Logger.Level = .info) throws -> Logger.Level {
@@ -44,7 +48,9 @@ struct ObservabilityOptions: ParsableArguments {
         guard let metricsPort else { return nil }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let endpoint = try TextEndpoint(listen: try Endpoint(parsing: "\(metricsHost):\(metricsPort)")) { MetricCatalogue.addingHelp(to: registry.emitToString()) }
+        let endpoint = try TextEndpoint(listen: try Endpoint(parsing: "\(metricsHost):\(metricsPort)")) {
+            MetricCatalogue.addingHelp(to: registry.emitToString())
+        }
         try endpoint.start()
         Logger(label: "fgbi.metrics").notice("metrics at http://\(metricsHost):\(endpoint.port)/metrics")
         return endpoint

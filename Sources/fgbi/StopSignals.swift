@@ -2,7 +2,7 @@ import Dispatch
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// SIGTERM and SIGINT as a request to stop cleanly, the way a service manager (systemd, a container runtime)
@@ -27,7 +27,8 @@ final class StopSignals: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [weak self] in
                 guard let self else { return }
-                let (exchanged, _) = first.compareExchange(expected: 0, desired: number, ordering: .acquiringAndReleasing)
+                let (exchanged, _) = first.compareExchange(
+                    expected: 0, desired: number, ordering: .acquiringAndReleasing)
                 if exchanged {
                     onStop(number)
                 } else {

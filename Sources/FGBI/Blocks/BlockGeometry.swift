@@ -17,7 +17,12 @@ public struct BlockGeometry: Sendable, Equatable, CustomStringConvertible {
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for a size not in ``supportedBlockSizes`` or larger than a page.
     public init(blockSize: Int = 64, pageSize: Int = GuestMemory.pageSize) throws(FGBIError) {
         guard Self.supportedBlockSizes.contains(blockSize), blockSize <= pageSize, pageSize % blockSize == 0 else {
-            throw .invalidArgument("block size \(blockSize) is not one of \(Self.supportedBlockSizes.map(String.init).joined(separator: ", "))")
+            throw .invalidArgument(
+                """
+                block size \(blockSize) is not one of \
+                \(Self.supportedBlockSizes.map(String.init).joined(separator: ", "))
+                """
+            )
         }
         guard pageSize / blockSize <= 64 else {
             throw .invalidArgument("block size \(blockSize) gives more than 64 blocks per \(pageSize)-byte page")

@@ -41,8 +41,10 @@ protocol BlockIndex: AnyObject {
     /// ``match(hash:bytes:)`` that may try `candidate`'s stored content first (an index that finds content by
     /// location, ``findsByLocation``; others ignore it) and, unless `probing` is false, the table; also where
     /// the matched content is held.
-    func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
-               probing: Bool) -> (match: ContentIndex.Match, source: BlockLocation?)
+    func match(
+        hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+        probing: Bool
+    ) -> (match: ContentIndex.Match, source: BlockLocation?)
     /// Whether content can be stored without a table entry (``store(hash:at:bytes:ordinal:)``), found by its
     /// location only.
     var findsByLocation: Bool { get }

@@ -48,7 +48,9 @@ package final class BlockTable: @unchecked Sendable {
     /// Records `hashes` (`blocksPerPage` per page, in order) as what the backup holds in the pages from
     /// `firstPage` on: a resynchronisation that learned them from the backup (``BlockHashExchange``).
     func record(_ hashes: ArraySlice<UInt64>, fromPage firstPage: Int) {
-        precondition(hashes.count % geometry.blocksPerPage == 0 && firstPage * geometry.blocksPerPage + hashes.count <= blockCount)
+        precondition(
+            hashes.count % geometry.blocksPerPage == 0
+                && firstPage * geometry.blocksPerPage + hashes.count <= blockCount)
         var block = firstPage * geometry.blocksPerPage
         for hash in hashes {
             self.hashes[block] = hash

@@ -24,7 +24,8 @@ extension ContentIndex {
         var epoch: UInt64
         var ordinal: UInt32
         var used: Bool
-        /// Whether the table has an entry for it (else it is found by its location only: ``store(hash:at:bytes:ordinal:)``).
+        /// Whether the table has an entry for it (else it is found by its location only:
+        /// ``store(hash:at:bytes:ordinal:)``).
         var indexed: Bool
         /// Retired by location (``takePrevious(at:hash:)``) with its table entry left in place: dead (its slot
         /// is unused), counted as stale once the ring refills the slot.

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Content hash to a block with that content, across every region of a primary: the FGBI paper's index.
@@ -99,7 +99,9 @@ final class ContentIndex {
         entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
         storage = HugePageMemory.allocatePrefaulted(byteCount: slotCount * blockSize)
         slots = HugePageMemory.allocate(Slot.self, capacity: slotCount)
-        slots.initialize(repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false, indexed: false, deadEntry: false), count: slotCount)
+        slots.initialize(
+            repeating: Slot(key: 0, location: 0, epoch: 0, ordinal: 0, used: false, indexed: false, deadEntry: false),
+            count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
         sweepScratch = .allocate(capacity: sweepScratchCapacity)
@@ -160,7 +162,7 @@ final class ContentIndex {
     }
 
     /// Starts epoch `number`: entries added from now on are this epoch's.
-    func beginEpoch(_ number: UInt64) { counters.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
+    func beginEpoch(_ number: UInt64) { counters.pointee.epoch = number &+ 1 } // stored + 1 so 0 never matches
 
     /// The 32 bits of `key` an entry keeps; their low bits are its home.
     @inline(__always)
@@ -232,8 +234,10 @@ final class ContentIndex {
     /// copy within this epoch, will hold) the matched content. Either way a match is bitwise, and names a
     /// location whose content the backup holds (or this epoch's block that will hold it).
     @inline(__always)
-    func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
-               probing: Bool = true) -> (match: Match, source: BlockLocation?) {
+    func match(
+        hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+        probing: Bool = true
+    ) -> (match: Match, source: BlockLocation?) {
         let key = keying.key(hash)
         let slotPlusOne: UInt32
         if let candidate, let held = slotHolding(candidate), slots[Int(held) - 1].key == key {
@@ -252,7 +256,9 @@ final class ContentIndex {
     /// the regions (a candidate may point past a region's end).
     @inline(__always)
     func trackedBit(_ location: BlockLocation) -> Int? {
-        guard heldBits > 0, location.region < regionBlockCounts.count, location.block < regionBlockCounts[location.region] else { return nil }
+        guard heldBits > 0, location.region < regionBlockCounts.count,
+            location.block < regionBlockCounts[location.region]
+        else { return nil }
         return heldBit(location.packed)
     }
 
@@ -261,7 +267,9 @@ final class ContentIndex {
     private func slotHolding(_ location: BlockLocation) -> UInt32? {
         guard let bit = trackedBit(location), isHeld(bit) else { return nil }
         let slotPlusOne = slotOfLocation[bit]
-        guard slotPlusOne != 0, slots[Int(slotPlusOne) - 1].used, slots[Int(slotPlusOne) - 1].location == location.packed else { return nil }
+        guard slotPlusOne != 0, slots[Int(slotPlusOne) - 1].used,
+            slots[Int(slotPlusOne) - 1].location == location.packed
+        else { return nil }
         return slotPlusOne
     }
 
@@ -278,8 +286,10 @@ final class ContentIndex {
         guard isHeld(bit) else { return nil }
         let slotPlusOne = slotOfLocation[bit]
         let slot = Int(slotPlusOne) - 1
-        guard slotPlusOne != 0, slots[slot].used, slots[slot].location == location.packed, slots[slot].key == keying.key(hash),
-              slots[slot].epoch != counters.pointee.epoch else { return nil }
+        guard slotPlusOne != 0, slots[slot].used, slots[slot].location == location.packed,
+            slots[slot].key == keying.key(hash),
+            slots[slot].epoch != counters.pointee.epoch
+        else { return nil }
         slots[slot].used = false
         slots[slot].deadEntry = slots[slot].indexed
         held[bit >> 6] &= ~(1 << UInt64(bit & 63))
@@ -350,8 +360,9 @@ final class ContentIndex {
         } else {
             counters.pointee.hand = slot + 1
         }
-        slots[slot] = Slot(key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true,
-                           indexed: indexed, deadEntry: false)
+        slots[slot] = Slot(
+            key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true,
+            indexed: indexed, deadEntry: false)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
         setHeld(location.packed, true)
         if let bit = heldBit(location.packed) { slotOfLocation[bit] = UInt32(slot + 1) }

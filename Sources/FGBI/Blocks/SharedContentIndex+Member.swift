@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension SharedContentIndex {
@@ -44,7 +44,7 @@ extension SharedContentIndex {
         @inline(__always)
         private func position(of key: UInt64) -> Int? { SharedContentIndex.position(of: key, in: entries, mask: mask) }
 
-        func beginEpoch(_ number: UInt64) { table.pointee.epoch = number &+ 1 }  // stored + 1 so 0 never matches
+        func beginEpoch(_ number: UInt64) { table.pointee.epoch = number &+ 1 } // stored + 1 so 0 never matches
 
         /// Also starts loading the key-to-copy line an addition of this content would probe (the encoder
         /// prefetches new and old hashes alike; the extra line for an old one is cheap).
@@ -96,11 +96,15 @@ extension SharedContentIndex {
 
         /// Finds content through the table only: `candidate` is ignored, and it always probes.
         @inline(__always)
-        func match(hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
-                   probing: Bool) -> (match: ContentIndex.Match, source: BlockLocation?) {
+        func match(
+            hash: UInt64, bytes: UnsafeRawPointer, likelyAt candidate: BlockLocation?,
+            probing: Bool
+        ) -> (match: ContentIndex.Match, source: BlockLocation?) {
             guard let index = position(of: keying.key(hash)) else { return (.none, nil) }
             let entry = entries[index]
-            guard memcmp(group.slotBytes(Int(entry.slotPlusOne) - 1), bytes, blockSize) == 0 else { return (.collision, nil) }
+            guard memcmp(group.slotBytes(Int(entry.slotPlusOne) - 1), bytes, blockSize) == 0 else {
+                return (.collision, nil)
+            }
             let source = BlockLocation(packed: entry.location)
             return (entry.epoch == table.pointee.epoch ? .copyEpoch(Int(entry.ordinal)) : .copy(source), source)
         }
@@ -108,7 +112,8 @@ extension SharedContentIndex {
         @inline(__always)
         func takePrevious(at location: BlockLocation, hash: UInt64) -> UnsafeRawPointer? {
             guard let index = position(of: keying.key(hash)), entries[index].location == location.packed,
-                  entries[index].epoch != table.pointee.epoch else { return nil }
+                entries[index].epoch != table.pointee.epoch
+            else { return nil }
             let slot = Int(entries[index].slotPlusOne) - 1
             group.delete(at: index, in: table)
             // Freed when no other member uses it; either way the bytes stay until the next addition.
@@ -132,8 +137,9 @@ extension SharedContentIndex {
             // Taking a slot may have evicted one of this member's entries: probe afresh.
             var index = SharedContentIndex.home(key, mask)
             while entries[index].slotPlusOne != 0 { index = (index + 1) & mask }
-            entries[index] = Entry(key: key, location: location.packed, epoch: table.pointee.epoch,
-                                   slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))
+            entries[index] = Entry(
+                key: key, location: location.packed, epoch: table.pointee.epoch,
+                slotPlusOne: UInt32(slot + 1), ordinal: UInt32(ordinal))
             table.pointee.count += 1
             group.addEntry()
         }

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One content index for several guests, each replicating to its own backup with its own key and epochs:
@@ -151,15 +151,15 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
         slotCount * (blockSize + MemoryLayout<Slot>.stride + MemoryLayout<UInt32>.stride) + copies.metadataBytes
     }
 
-
     /// What the index holds now.
     public var statistics: Statistics {
         lock.withLock { members in
             let c = counters.pointee
-            return Statistics(members: members, entries: c.entries, storedCopies: c.storedCopies,
-                              storedBytes: c.storedCopies * blockSize,
-                              bytesSavedBySharing: (c.entries - c.storedCopies) * blockSize, attachments: c.attachments,
-                              evictions: c.evictions, entriesEvicted: c.entriesEvicted, metadataBytes: metadataBytes)
+            return Statistics(
+                members: members, entries: c.entries, storedCopies: c.storedCopies,
+                storedBytes: c.storedCopies * blockSize,
+                bytesSavedBySharing: (c.entries - c.storedCopies) * blockSize, attachments: c.attachments,
+                evictions: c.evictions, entriesEvicted: c.entriesEvicted, metadataBytes: metadataBytes)
         }
     }
 
@@ -280,7 +280,9 @@ public final class SharedContentIndex: @unchecked Sendable, Hashable {
             owners &= owners - 1
             let table = tables + member
             let found = Self.position(of: key, in: table.pointee.entries!, mask: table.pointee.mask)
-            assert(found != nil && table.pointee.entries![found!].slotPlusOne == UInt32(slot + 1), "slot owner without its entry")
+            assert(
+                found != nil && table.pointee.entries![found!].slotPlusOne == UInt32(slot + 1),
+                "slot owner without its entry")
             if let found { delete(at: found, in: table) }
             counters.pointee.entriesEvicted += 1
         }

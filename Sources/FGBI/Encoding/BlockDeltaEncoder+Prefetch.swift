@@ -17,7 +17,9 @@ extension BlockDeltaEncoder {
 
     /// Item `item` of `page` counted on into `following`: the view it lies in and its index there, if any.
     @inline(__always)
-    static func lookAhead(_ item: Int, _ page: EpochCapture.View, _ following: EpochCapture.View?) -> (EpochCapture.View, Int)? {
+    static func lookAhead(_ item: Int, _ page: EpochCapture.View, _ following: EpochCapture.View?) -> (
+        EpochCapture.View, Int
+    )? {
         if item < page.count { return (page, item) }
         guard let following, item - page.count < following.count else { return nil }
         return (following, item - page.count)
@@ -29,15 +31,18 @@ extension BlockDeltaEncoder {
         var pending = need
         while pending != 0 {
             let item = pending.trailingZeroBitCount
-            prefetchIndex(hash: page.newHashes[item], location: page.locations[item], oldHash: page.oldHashes[item], sampleMask: sampleMask)
+            prefetchIndex(
+                hash: page.newHashes[item], location: page.locations[item], oldHash: page.oldHashes[item],
+                sampleMask: sampleMask)
             pending &= pending - 1
         }
     }
 
     @inline(__always)
     func prefetch(_ item: Int, _ capture: EpochCapture.View) {
-        prefetchIndex(hash: capture.newHashes[item], location: capture.locations[item], oldHash: capture.oldHashes[item],
-                      sampleMask: admission.mask)
+        prefetchIndex(
+            hash: capture.newHashes[item], location: capture.locations[item], oldHash: capture.oldHashes[item],
+            sampleMask: admission.mask)
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
@@ -50,7 +55,9 @@ extension BlockDeltaEncoder {
         let hash = capture.newHashes[item]
         guard hash & admission.mask == 0, hash != zeroHash else { return }
         if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
-        if findsByLocation, let candidate = runCandidate(capture.locations[item]) { index.prefetchCandidate(candidate, content: true) }
+        if findsByLocation, let candidate = runCandidate(capture.locations[item]) {
+            index.prefetchCandidate(candidate, content: true)
+        }
     }
 
     /// Starts loading what encoding a block will read of the index: for a block in the sample, its table

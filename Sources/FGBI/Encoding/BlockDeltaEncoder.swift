@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `fgbi` mode's encoder: turns an epoch's changed blocks into `blocks` records, choosing per block
@@ -73,8 +73,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     ///
     /// With `reader` (started on `capture`, a capture of whole pages), the pages it reads, each rehashed as it
     /// comes (``StagedPageReader``): the same bytes as for the changed blocks a capture by rehash would hold.
-    func encode(_ capture: EpochCapture, staged reader: StagedPageReader? = nil, sparse: Bool, into body: inout ByteWriter,
-                stats: inout EpochStatistics) -> Int {
+    func encode(
+        _ capture: EpochCapture, staged reader: StagedPageReader? = nil, sparse: Bool, into body: inout ByteWriter,
+        stats: inout EpochStatistics
+    ) -> Int {
         let (records, blocks): (Int, Int)
         if var pages = reader {
             (records, blocks) = encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
@@ -89,9 +91,13 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Encodes `capture` and returns its records and the pages the backup already held: its changed blocks, or
     /// with `reader` the staged pages it holds, each read and rehashed by `reader` as it comes (listing in the
     /// capture the pages found unchanged when `recordUnchanged`).
-    func encode(_ capture: EpochCapture, reading reader: StagedPageReader?, recordUnchanged: Bool, sparse: Bool,
-                into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
-        guard let reader else { return (encode(capture, sparse: sparse, into: &body, stats: &stats), capture.pagesHeld) }
+    func encode(
+        _ capture: EpochCapture, reading reader: StagedPageReader?, recordUnchanged: Bool, sparse: Bool,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) -> (records: Int, pagesHeld: Int) {
+        guard let reader else {
+            return (encode(capture, sparse: sparse, into: &body, stats: &stats), capture.pagesHeld)
+        }
         reader.start(capture, recordUnchanged: recordUnchanged)
         defer { reader.finish() }
         return (encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats), reader.pagesHeld)
@@ -102,8 +108,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// encoded one after the other into `body` exactly as ``encode(_:staged:sparse:into:stats:)`` encodes them
     /// at their place in the epoch: the blocks between them touch no index, so the index is in the same state
     /// for each. Where each block's encoding ends goes to its shard's ``SetAsideBlocks/ends``.
-    func encodeSetAside(_ shards: [SetAsideBlocks], firstOrdinals: [Int], epoch: UInt64, sparse: Bool, into body: inout ByteWriter,
-                        stats: inout EpochStatistics) {
+    func encodeSetAside(
+        _ shards: [SetAsideBlocks], firstOrdinals: [Int], epoch: UInt64, sparse: Bool, into body: inout ByteWriter,
+        stats: inout EpochStatistics
+    ) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         index.beginEpoch(epoch)
         let sampleMask = admission.mask
@@ -115,12 +123,16 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             for item in 0..<blocks.count {
                 if item + distance < blocks.count { prefetch(item + distance, blocks) }
                 if item + distance / 2 < blocks.count { prefetchContent(item + distance / 2, blocks) }
-                encodeBlock(item, blocks, ordinal: firstOrdinal + shard.ordinals[item], consult: blocks.newHashes[item] & sampleMask == 0,
-                            sparseCode: sparseCode, into: &body, stats: &stats)
+                encodeBlock(
+                    item, blocks, ordinal: firstOrdinal + shard.ordinals[item],
+                    consult: blocks.newHashes[item] & sampleMask == 0,
+                    sparseCode: sparseCode, into: &body, stats: &stats)
                 shard.ends.append(body.count)
             }
         }
-        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
+        admission.update(
+            consulted: stats.blocksConsulted - consultedBefore,
+            useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
     }
 
@@ -146,18 +158,21 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// `start`), without the index: zero, sparse or literal forms, counted in `forms`. Returns how many it
     /// encoded. Uses nothing of the encoder's mutable state, so threads may call it at once.
     @inline(__always)
-    func encodeRun(_ page: EpochCapture.View, from start: Int, need: UInt64, sampleMask: UInt64, sparseCode: UInt8?,
-                   forms: inout CSupport_block_forms, into body: inout ByteWriter) -> Int {
+    func encodeRun(
+        _ page: EpochCapture.View, from start: Int, need: UInt64, sampleMask: UInt64, sparseCode: UInt8?,
+        forms: inout CSupport_block_forms, into body: inout ByteWriter
+    ) -> Int {
         var encoded = 0
         let zeroHash = self.zeroHash
         body.append(upTo: (page.count - start) * 74) { out, _ in
             var written = 0
-            encoded = CSupport_block64_encode_run(page.item(start).assumingMemoryBound(to: UInt8.self),
-                                                  page.newHashes + start, page.count - start, need,
-                                                  sampleMask, zeroHash, sparseCode == nil ? 0 : 1,
-                                                  DeltaFormat.BlockOp.zero.rawValue, sparseCode ?? 0,
-                                                  DeltaFormat.BlockOp.literal.rawValue,
-                                                  out.assumingMemoryBound(to: UInt8.self), &written, &forms)
+            encoded = CSupport_block64_encode_run(
+                page.item(start).assumingMemoryBound(to: UInt8.self),
+                page.newHashes + start, page.count - start, need,
+                sampleMask, zeroHash, sparseCode == nil ? 0 : 1,
+                DeltaFormat.BlockOp.zero.rawValue, sparseCode ?? 0,
+                DeltaFormat.BlockOp.literal.rawValue,
+                out.assumingMemoryBound(to: UInt8.self), &written, &forms)
             return written
         }
         return encoded
@@ -176,8 +191,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// block, its lines prefetched a few blocks ahead: a page's worth of prefetches at once would overrun the
     /// core's outstanding misses.
     @inline(__always)
-    private func encodeEpoch<Pages: PageViews>(_ epoch: UInt64, _ pages: inout Pages, sparse: Bool,
-                                               into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, blocks: Int) {
+    private func encodeEpoch<Pages: PageViews>(
+        _ epoch: UInt64, _ pages: inout Pages, sparse: Bool,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) -> (records: Int, blocks: Int) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         let blocksPerPageShift = geometry.blocksPerPage.trailingZeroBitCount
         let maskBytes = (geometry.blocksPerPage + 7) / 8
@@ -201,13 +218,20 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         while let page = current {
             let following = pages.next()
             let followingNeed = following.map(needs) ?? 0
-            if let following { prefetchLines(following, need: followingNeed, crowded: crowded(followingNeed), sampleMask: sampleMask) }
-            BlockRecordHeader.write(page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
-                                   maskBytes: maskBytes, positions: &positions, into: &body)
+            if let following {
+                prefetchLines(following, need: followingNeed, crowded: crowded(followingNeed), sampleMask: sampleMask)
+            }
+            BlockRecordHeader.write(
+                page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
+                maskBytes: maskBytes, positions: &positions, into: &body)
             if crowded(need) {
-                encodeOneByOne(page, following: following, sampleMask: sampleMask, sparseCode: sparseCode, into: &body, stats: &stats)
+                encodeOneByOne(
+                    page, following: following, sampleMask: sampleMask, sparseCode: sparseCode, into: &body,
+                    stats: &stats)
             } else {
-                encodeRuns(page, need: need, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms, into: &body, stats: &stats)
+                encodeRuns(
+                    page, need: need, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms, into: &body,
+                    stats: &stats)
             }
             records += 1
             blocks += page.count
@@ -218,57 +242,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         stats.sparseBlocks += Int(forms.sparse)
         stats.literalBlocks += Int(forms.literal)
         stats.literalBytes += Int(forms.literal) * 64
-        admission.update(consulted: stats.blocksConsulted - consultedBefore, useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
+        admission.update(
+            consulted: stats.blocksConsulted - consultedBefore,
+            useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
         return (records, blocks)
-    }
-
-    /// Encodes the blocks of `page`, of which those in `need` (bits from the first) need the index: the runs
-    /// between them by one shim call each (their forms counted in `forms`), those through ``encodeBlock``,
-    /// their entries' copies prefetched first.
-    @inline(__always)
-    private func encodeRuns(_ page: EpochCapture.View, need: UInt64, sampleMask: UInt64, sparseCode: UInt8?,
-                            forms: inout CSupport_block_forms, into body: inout ByteWriter, stats: inout EpochStatistics) {
-        var pending = need
-        while pending != 0 {
-            let item = pending.trailingZeroBitCount
-            prefetchContent(item, page)
-            pending &= pending - 1
-        }
-        var item = 0
-        while item < page.count {
-            item += encodeRun(page, from: item, need: need >> UInt64(item), sampleMask: sampleMask, sparseCode: sparseCode,
-                              forms: &forms, into: &body)
-            if item < page.count {
-                encodeBlock(item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
-                            sparseCode: sparseCode,
-                            into: &body, stats: &stats)
-                item += 1
-            }
-        }
-    }
-
-    /// Encodes the blocks of `page` one by one through ``encodeBlock``, starting to load each block's index
-    /// lines ``prefetchDistance`` blocks ahead, and half as far ahead the stored copy of its previous content
-    /// that those lines point to; the look-ahead runs on into the `following` page.
-    @inline(__always)
-    private func encodeOneByOne(_ page: EpochCapture.View, following: EpochCapture.View?, sampleMask: UInt64, sparseCode: UInt8?,
-                                into body: inout ByteWriter, stats: inout EpochStatistics) {
-        let distance = Self.prefetchDistance
-        for item in 0..<page.count {
-            if let (view, ahead) = Self.lookAhead(item + distance, page, following) { prefetch(ahead, view) }
-            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) { prefetchContent(ahead, view) }
-            encodeBlock(item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
-                        sparseCode: sparseCode,
-                        into: &body, stats: &stats)
-        }
-    }
-
-    /// Which blocks of `page` need the index (bit per block, from its first).
-    @inline(__always)
-    private func indexMask(_ page: EpochCapture.View, sampleMask: UInt64) -> UInt64 {
-        CSupport_block64_index_mask(page.newHashes, UnsafeRawPointer(page.locations).assumingMemoryBound(to: UInt64.self),
-                                    page.count, index.heldBits(ofPageAt: page.locations[0]), sampleMask, zeroHash)
     }
 
     /// The location whose content a block at `location` is first compared with: the content at the distance
@@ -298,8 +276,11 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// `ordinal`: the block's number in the epoch. `consult`: look the block up in the index and teach it the
     /// new content (else only its location's old entry is retired).
     @inline(__always)
-    private func encodeBlock(_ item: Int, _ capture: EpochCapture.View, ordinal: Int, consult: Bool, sparseCode: UInt8?, into body: inout ByteWriter,
-                             stats: inout EpochStatistics) {
+    func encodeBlock(
+        _ item: Int, _ capture: EpochCapture.View, ordinal: Int, consult: Bool, sparseCode: UInt8?,
+        into body: inout ByteWriter,
+        stats: inout EpochStatistics
+    ) {
         let blockSize = geometry.blockSize
         let bytes = UnsafeRawPointer(capture.item(item))
         let location = capture.locations[item]
@@ -311,9 +292,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return
         }
         guard consult else {
-            writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
-                                     scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-                                     sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+            writeDifferenceOrLiteral(
+                bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+                scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
+                sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
             return
         }
         stats.blocksConsulted += 1
@@ -322,8 +304,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let (match, matchedAt) = index.match(hash: hash, bytes: bytes, likelyAt: candidate, probing: probing)
         if findsByLocation {
             let continuesRun = matchedAt != nil && matchedAt == candidate
-            anchors.count(location: location.packed, anchor: isAnchor(hash: hash, location: location),
-                          fromTable: matchedAt != nil && !continuesRun, continuesRun: continuesRun)
+            anchors.count(
+                location: location.packed, anchor: isAnchor(hash: hash, location: location),
+                fromTable: matchedAt != nil && !continuesRun, continuesRun: continuesRun)
         }
         if let matchedAt { runHint = (location.packed, matchedAt.packed &- location.packed) }
         switch match {
@@ -355,8 +338,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 }
             }
         }
-        writeDifferenceOrLiteral(bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
-                                 scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-                                 sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+        writeDifferenceOrLiteral(
+            bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+            scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
+            sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
     }
 }

@@ -34,7 +34,9 @@ struct ByteReader {
         }
     }
 
-    mutating func littleEndian<T: FixedWidthInteger>(_ type: T.Type, _ what: @autoclosure () -> String) throws(DeltaError) -> T {
+    mutating func littleEndian<T: FixedWidthInteger>(_ type: T.Type, _ what: @autoclosure () -> String)
+        throws(DeltaError) -> T
+    {
         let size = MemoryLayout<T>.size
         guard remaining >= size else { throw .truncated(what()) }
         defer { offset += size }

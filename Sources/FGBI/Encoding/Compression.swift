@@ -48,7 +48,9 @@ public enum Compression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Compresses `source` into `destination` (at least ``bound(_:)`` bytes); returns the compressed length.
-    func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int) throws(FGBIError) -> Int {
+    func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawPointer, capacity: Int)
+        throws(FGBIError) -> Int
+    {
         switch self {
         case .none:
             destination.copyMemory(from: source.baseAddress!, byteCount: source.count)
@@ -57,7 +59,8 @@ public enum Compression: Sendable, Equatable, CustomStringConvertible {
             guard source.count <= Int(LZ4_MAX_INPUT_SIZE) else {
                 throw .invalidArgument("epoch body of \(source.count) bytes exceeds LZ4's limit; use zstd")
             }
-            let written = LZ4_compress_default(source.baseAddress, destination, Int32(source.count), Int32(clamping: capacity))
+            let written = LZ4_compress_default(
+                source.baseAddress, destination, Int32(source.count), Int32(clamping: capacity))
             guard written > 0 || source.isEmpty else { throw .invalidState("LZ4 compression failed") }
             return Int(written)
         case .zstd(let level):

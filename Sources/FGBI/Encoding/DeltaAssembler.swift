@@ -25,7 +25,10 @@ final class DeltaAssembler {
     private let sampleOutput: UnsafeMutableRawPointer
     private let sampleCapacity: Int
 
-    init(mode: ReplicationMode, compression: Compression, geometry: BlockGeometry, regionCount: Int, minimumSaving: Double = 0) {
+    init(
+        mode: ReplicationMode, compression: Compression, geometry: BlockGeometry, regionCount: Int,
+        minimumSaving: Double = 0
+    ) {
         self.mode = mode
         self.compression = compression
         self.geometry = geometry
@@ -75,17 +78,21 @@ final class DeltaAssembler {
             swap(&delta, &scratch)
         }
         let end = MonotonicClock.nanoseconds()
-        writeHeader(&delta, compression: compression, epoch: epoch, records: records, bodyLength: bodyLength,
-                    storedLength: delta.count - headerLength)
+        writeHeader(
+            &delta, compression: compression, epoch: epoch, records: records, bodyLength: bodyLength,
+            storedLength: delta.count - headerLength)
         let checksum = CSupport_xxh3_64(delta.bytes.baseAddress, delta.count)
         delta.littleEndian(checksum)
-        return Outcome(nanoseconds: compressing - start + (compression == .none ? 0 : end - compressing), storedRaw: storedRaw)
+        return Outcome(
+            nanoseconds: compressing - start + (compression == .none ? 0 : end - compressing), storedRaw: storedRaw)
     }
 
     /// Writes the delta for `body` into `output` (replacing its content): ``start(_:)``, the body copied in,
     /// ``finish(epoch:records:delta:scratch:)``.
     @discardableResult
-    func assemble(epoch: UInt64, records: Int, body: UnsafeRawBufferPointer, into output: inout ByteWriter) throws -> Outcome {
+    func assemble(epoch: UInt64, records: Int, body: UnsafeRawBufferPointer, into output: inout ByteWriter) throws
+        -> Outcome
+    {
         Self.start(&output)
         if let base = body.baseAddress { output.raw(base, count: body.count) }
         var scratch = ByteWriter()
@@ -93,8 +100,10 @@ final class DeltaAssembler {
     }
 
     /// Fills in the header at the start of `delta` (DeltaFormat's layout).
-    private func writeHeader(_ delta: inout ByteWriter, compression: Compression, epoch: UInt64, records: Int,
-                             bodyLength: Int, storedLength: Int) {
+    private func writeHeader(
+        _ delta: inout ByteWriter, compression: Compression, epoch: UInt64, records: Int,
+        bodyLength: Int, storedLength: Int
+    ) {
         delta.patch(bytes: DeltaFormat.magic, at: 0)
         delta.patch(DeltaFormat.version, at: 4)
         delta.patch(mode.wireCode, at: 6)

@@ -67,7 +67,11 @@ public enum DeltaError: Error, Sendable, Equatable, CustomStringConvertible {
         case .truncated(let what): return "epoch delta truncated: \(what)"
         case .badMagic: return "not an FGBI epoch delta (bad magic)"
         case .unsupportedVersion(let version):
-            return "epoch delta version \(version) is not supported (this build reads \(DeltaFormat.readableVersions.lowerBound) to \(DeltaFormat.readableVersions.upperBound))"
+            return
+                """
+                epoch delta version \(version) is not supported (this build reads \
+                \(DeltaFormat.readableVersions.lowerBound) to \(DeltaFormat.readableVersions.upperBound))
+                """
         case .checksumMismatch: return "epoch delta checksum mismatch: corrupted in transit or storage"
         case .geometryMismatch(let what): return "epoch delta does not fit this replica: \(what)"
         case .epochOutOfOrder(let expected, let got): return "epoch delta for epoch \(got), expected \(expected)"

@@ -10,17 +10,21 @@ import CSupport
 /// with a `sparseCode`. A 64-byte block (the default) is weighed and written in one pass by the shim
 /// (`CSupport_block64_encode`, the same choice and bytes), straight into `body`.
 @inline(__always)
-func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: UnsafeRawPointer?, scratch: UnsafeMutablePointer<UInt8>,
-                              differenceCode: UInt8, sparseCode: UInt8? = nil, literalCode: UInt8,
-                              into body: inout ByteWriter, stats: inout EpochStatistics) {
+func writeDifferenceOrLiteral(
+    _ bytes: UnsafeRawPointer, length: Int, base: UnsafeRawPointer?, scratch: UnsafeMutablePointer<UInt8>,
+    differenceCode: UInt8, sparseCode: UInt8? = nil, literalCode: UInt8,
+    into body: inout ByteWriter, stats: inout EpochStatistics
+) {
     let newBytes = bytes.assumingMemoryBound(to: UInt8.self)
     if length == 64 {
         // The default block size: both forms weighed from one pass, only the winner written.
         var form: Int32 = 0
         body.append(upTo: 74) { out, _ in
-            Int(CSupport_block64_encode(base?.assumingMemoryBound(to: UInt8.self), newBytes, sparseCode == nil ? 0 : 1,
-                                        differenceCode, sparseCode ?? 0, literalCode,
-                                        out.assumingMemoryBound(to: UInt8.self), &form))
+            Int(
+                CSupport_block64_encode(
+                    base?.assumingMemoryBound(to: UInt8.self), newBytes, sparseCode == nil ? 0 : 1,
+                    differenceCode, sparseCode ?? 0, literalCode,
+                    out.assumingMemoryBound(to: UInt8.self), &form))
         }
         switch form {
         case 1: stats.diffBlocks += 1
@@ -32,7 +36,8 @@ func writeDifferenceOrLiteral(_ bytes: UnsafeRawPointer, length: Int, base: Unsa
         return
     }
     if let base {
-        let encoded = CSupport_diff_encode(base.assumingMemoryBound(to: UInt8.self), newBytes, length, scratch, length - 4)
+        let encoded = CSupport_diff_encode(
+            base.assumingMemoryBound(to: UInt8.self), newBytes, length, scratch, length - 4)
         if encoded >= 0 {
             if let sparseCode, encoded > length / 8 + 1 {
                 // Strictly shorter on the wire than the difference with its length prefix.

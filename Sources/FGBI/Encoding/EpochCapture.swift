@@ -89,7 +89,7 @@ public final class EpochCapture: @unchecked Sendable {
             newHashes[index] = 0
         }
         while arenaCapacity < arenaBytes { growArena() }
-        touchedBytes = max(touchedBytes, count * itemSize)  // the items held are written: keep them
+        touchedBytes = max(touchedBytes, count * itemSize) // the items held are written: keep them
         if touchedBytes < arenaCapacity {
             (arena + touchedBytes).initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity - touchedBytes)
             touchedBytes = arenaCapacity
@@ -139,8 +139,10 @@ public final class EpochCapture: @unchecked Sendable {
     }
 
     var view: View {
-        View(locations: locations, oldHashes: oldHashes, newHashes: newHashes, arena: arena, itemSize: itemSize, count: count,
-             firstOrdinal: 0)
+        View(
+            locations: locations, oldHashes: oldHashes, newHashes: newHashes, arena: arena, itemSize: itemSize,
+            count: count,
+            firstOrdinal: 0)
     }
 
     /// Bytes of item `index`.

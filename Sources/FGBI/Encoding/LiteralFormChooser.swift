@@ -47,16 +47,20 @@ final class LiteralFormChooser {
             return lastChoice
         }
         sinceSample = 0
-        let chunk = min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize * blockSize
+        let chunk =
+            min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize
+            * blockSize
         let chunks = min(DeltaAssembler.sampleChunks, total / chunk)
         let step = chunks > 1 ? (total - chunk) / (chunks - 1) / blockSize * blockSize : 0
         var compressed = 0
         var sparseBytes = 0
         for index in 0..<chunks {
             let start = capture.arena + index * step
-            compressed += try compression.compress(UnsafeRawBufferPointer(start: start, count: chunk), into: output, capacity: outputCapacity)
+            compressed += try compression.compress(
+                UnsafeRawBufferPointer(start: start, count: chunk), into: output, capacity: outputCapacity)
             for block in stride(from: 0, to: chunk, by: blockSize) {
-                let encoded = CSupport_sparse_encode((start + block).assumingMemoryBound(to: UInt8.self), blockSize, sparse, blockSize - 4)
+                let encoded = CSupport_sparse_encode(
+                    (start + block).assumingMemoryBound(to: UInt8.self), blockSize, sparse, blockSize - 4)
                 sparseBytes += encoded > 0 ? encoded : blockSize
             }
         }

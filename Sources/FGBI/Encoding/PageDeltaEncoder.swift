@@ -49,8 +49,10 @@ final class PageDeltaEncoder {
     }
 
     @inline(__always)
-    private func encodeXBZRLE(_ location: BlockLocation, _ bytes: UnsafeRawPointer, cache: CopyStore,
-                              into body: inout ByteWriter, stats: inout EpochStatistics) {
+    private func encodeXBZRLE(
+        _ location: BlockLocation, _ bytes: UnsafeRawPointer, cache: CopyStore,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) {
         let key = cacheKey(location)
         defer { cache.store(key, tag: location.packed, from: bytes) }
         if CSupport_is_zero(bytes, pageSize) != 0 {
@@ -58,9 +60,12 @@ final class PageDeltaEncoder {
             stats.zeroBlocks += 1
             return
         }
-        let previous = cache.find(key).flatMap { cache.tag($0) == location.packed ? UnsafeRawPointer(cache.bytes($0)) : nil }
-        writeDifferenceOrLiteral(bytes, length: pageSize, base: previous, scratch: diff,
-                                 differenceCode: DeltaFormat.RecordKind.pageDiff.rawValue,
-                                 literalCode: DeltaFormat.RecordKind.pageRaw.rawValue, into: &body, stats: &stats)
+        let previous = cache.find(key).flatMap {
+            cache.tag($0) == location.packed ? UnsafeRawPointer(cache.bytes($0)) : nil
+        }
+        writeDifferenceOrLiteral(
+            bytes, length: pageSize, base: previous, scratch: diff,
+            differenceCode: DeltaFormat.RecordKind.pageDiff.rawValue,
+            literalCode: DeltaFormat.RecordKind.pageRaw.rawValue, into: &body, stats: &stats)
     }
 }

@@ -24,12 +24,14 @@ struct CapturePages: PageViews {
     @inline(__always)
     mutating func next() -> EpochCapture.View? {
         guard start < limit else { return nil }
-        let end = BlockRecordHeader.pageEnd(capture.locations, from: start, limit: limit,
-                                                           blocksPerPageShift: blocksPerPageShift)
+        let end = BlockRecordHeader.pageEnd(
+            capture.locations, from: start, limit: limit,
+            blocksPerPageShift: blocksPerPageShift)
         defer { start = end }
-        return EpochCapture.View(locations: capture.locations + start, oldHashes: capture.oldHashes + start,
-                                 newHashes: capture.newHashes + start, arena: capture.item(start), itemSize: capture.itemSize,
-                                 count: end - start, firstOrdinal: capture.firstOrdinal + start)
+        return EpochCapture.View(
+            locations: capture.locations + start, oldHashes: capture.oldHashes + start,
+            newHashes: capture.newHashes + start, arena: capture.item(start), itemSize: capture.itemSize,
+            count: end - start, firstOrdinal: capture.firstOrdinal + start)
     }
 }
 

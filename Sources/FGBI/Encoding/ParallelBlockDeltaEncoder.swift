@@ -81,15 +81,19 @@ final class ParallelBlockDeltaEncoder {
 
     /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
     /// pages against `tables` (and `baseline`, in a resynchronisation's first pass).
-    init(geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
-         parallelMinimumBlocks: Int) {
+    init(
+        geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
+        parallelMinimumBlocks: Int
+    ) {
         self.geometry = geometry
         self.index = index
         self.crew = crew
         self.parallelMinimumBlocks = parallelMinimumBlocks
         encoder = BlockDeltaEncoder(geometry: geometry, index: index)
         shards = (0..<crew.participants * Self.shardsPerThread).map { _ in
-            Shard(reader: StagedPageReader(tables: tables, geometry: geometry, baseline: baseline), blockSize: geometry.blockSize)
+            Shard(
+                reader: StagedPageReader(tables: tables, geometry: geometry, baseline: baseline),
+                blockSize: geometry.blockSize)
         }
     }
 
@@ -105,28 +109,36 @@ final class ParallelBlockDeltaEncoder {
     /// `recordUnchanged`), or its changed blocks. Returns the record count and the pages the backup already
     /// held, and fills the block counters of `stats`. `sparse` as for
     /// ``BlockDeltaEncoder/encode(_:staged:sparse:into:stats:)``.
-    func encode(_ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool, into body: inout ByteWriter,
-                stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
+    func encode(
+        _ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool, into body: inout ByteWriter,
+        stats: inout EpochStatistics
+    ) -> (records: Int, pagesHeld: Int) {
         let blocks = staged ? capture.count * geometry.blocksPerPage : capture.count
         let sampleMask = encoder.sampleMask
         // Every block needs the index when all are looked up, or when the encoder cannot tell which do (block
         // sizes other than 64 bytes).
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
         guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1,
-              !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks else {
-            let result = encoder.encode(capture, reading: staged ? shards[0].reader : nil, recordUnchanged: recordUnchanged,
-                                        sparse: sparse, into: &body, stats: &stats)
+            !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks
+        else {
+            let result = encoder.encode(
+                capture, reading: staged ? shards[0].reader : nil, recordUnchanged: recordUnchanged,
+                sparse: sparse, into: &body, stats: &stats)
             stats.encodeThreads = 1
             stats.indexEntries = index.entryCount
             return result
         }
-        let ranges = staged ? Self.evenShards(of: capture.count, count: shards.count)
-            : Self.shards(of: capture.view, count: shards.count, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
+        let ranges =
+            staged
+            ? Self.evenShards(of: capture.count, count: shards.count)
+            : Self.shards(
+                of: capture.view, count: shards.count, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
         let used = shards.prefix(ranges.count)
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         crew.perform(chunks: ranges.count) { chunk, _ in
-            self.readAndEncodeApart(capture, staged: staged, items: ranges[chunk], shard: self.shards[chunk],
-                                    recordUnchanged: recordUnchanged, sampleMask: sampleMask, sparseCode: sparseCode)
+            self.readAndEncodeApart(
+                capture, staged: staged, items: ranges[chunk], shard: self.shards[chunk],
+                recordUnchanged: recordUnchanged, sampleMask: sampleMask, sparseCode: sparseCode)
         }
         // In order: the unchanged pages (as one thread lists them), the shards' first positions and numbering.
         var positions = RecordPositionWriter()
@@ -152,8 +164,9 @@ final class ParallelBlockDeltaEncoder {
         }
         if !staged { pagesHeld = capture.pagesHeld }
         setAsideBody.removeAll()
-        encoder.encodeSetAside(used.map(\.setAside), firstOrdinals: firstOrdinals, epoch: capture.epoch, sparse: sparse,
-                               into: &setAsideBody, stats: &stats)
+        encoder.encodeSetAside(
+            used.map(\.setAside), firstOrdinals: firstOrdinals, epoch: capture.epoch, sparse: sparse,
+            into: &setAsideBody, stats: &stats)
         var total = 0
         var setAsideStart = 0
         for shard in used {
@@ -174,15 +187,18 @@ final class ParallelBlockDeltaEncoder {
 
     /// Step 1 for one shard: its pages read (staged ones rehashed), their headers written, those that need no
     /// index encoded, the others set aside.
-    private func readAndEncodeApart(_ capture: EpochCapture, staged: Bool, items: Range<Int>, shard: Shard, recordUnchanged: Bool,
-                                    sampleMask: UInt64, sparseCode: UInt8?) {
+    private func readAndEncodeApart(
+        _ capture: EpochCapture, staged: Bool, items: Range<Int>, shard: Shard, recordUnchanged: Bool,
+        sampleMask: UInt64, sparseCode: UInt8?
+    ) {
         shard.reset()
         if staged {
             shard.reader.start(capture, items: items, recordUnchanged: recordUnchanged)
             encodeApart(shard.reader, shard: shard, sampleMask: sampleMask, sparseCode: sparseCode)
             shard.pagesHeld = shard.reader.pagesHeld
         } else {
-            let pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount, items: items)
+            let pages = CapturePages(
+                capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount, items: items)
             encodeApart(pages, shard: shard, sampleMask: sampleMask, sparseCode: sparseCode)
         }
     }
@@ -203,19 +219,22 @@ final class ParallelBlockDeltaEncoder {
             if records == 0 {
                 shard.first = (location.region, pageNumber)
                 positions.resume(afterRegion: location.region, page: pageNumber)
-                BlockRecordHeader.writeKindAndBlocks(page.locations, from: 0, to: page.count,
-                                                                         blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
-                                                                         into: &shard.segment)
+                BlockRecordHeader.writeKindAndBlocks(
+                    page.locations, from: 0, to: page.count,
+                    blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                    into: &shard.segment)
             } else {
-                BlockRecordHeader.write(page.locations, from: 0, to: page.count,
-                                                                  blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
-                                                                  positions: &positions, into: &shard.segment)
+                BlockRecordHeader.write(
+                    page.locations, from: 0, to: page.count,
+                    blocksPerPageShift: blocksPerPageShift, maskBytes: maskBytes,
+                    positions: &positions, into: &shard.segment)
             }
             let need = encoder.indexNeeds(page, sampleMask: sampleMask)
             var item = 0
             while item < page.count {
-                item += encoder.encodeRun(page, from: item, need: need >> UInt64(item), sampleMask: sampleMask, sparseCode: sparseCode,
-                                          forms: &forms, into: &shard.segment)
+                item += encoder.encodeRun(
+                    page, from: item, need: need >> UInt64(item), sampleMask: sampleMask, sparseCode: sparseCode,
+                    forms: &forms, into: &shard.segment)
                 if item < page.count {
                     shard.setAside.keep(page, item: item, ordinal: blocks + item, hole: shard.segment.count)
                     item += 1
@@ -271,8 +290,10 @@ final class ParallelBlockDeltaEncoder {
         for shard in 1...max(count, 1) {
             var end = shard == count ? capture.count : max(start, capture.count * shard / count)
             while end > start, end < capture.count,
-                  BlockRecordHeader.samePage(capture.locations[end], capture.locations[end - 1],
-                                                           blocksPerPageShift: blocksPerPageShift) {
+                BlockRecordHeader.samePage(
+                    capture.locations[end], capture.locations[end - 1],
+                    blocksPerPageShift: blocksPerPageShift)
+            {
                 end += 1
             }
             if end > start { ranges.append(start..<end) }

@@ -16,7 +16,8 @@ public enum ReplicationMode: String, CaseIterable, Sendable, CustomStringConvert
     /// Parses a CLI name.
     public static func parse(_ name: String) throws(FGBIError) -> ReplicationMode {
         guard let mode = ReplicationMode(rawValue: name) else {
-            throw .invalidArgument("unknown mode '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .invalidArgument(
+                "unknown mode '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return mode
     }

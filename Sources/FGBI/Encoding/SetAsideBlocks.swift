@@ -29,7 +29,8 @@ final class SetAsideBlocks {
     /// Keeps block `item` of `page`, numbered `ordinal` in the shard, to be encoded at `hole`.
     @inline(__always)
     func keep(_ page: EpochCapture.View, item: Int, ordinal: Int, hole: Int) {
-        blocks.append(page.locations[item], from: page.item(item), oldHash: page.oldHashes[item], newHash: page.newHashes[item])
+        blocks.append(
+            page.locations[item], from: page.item(item), oldHash: page.oldHashes[item], newHash: page.newHashes[item])
         ordinals.append(ordinal)
         holes.append(hole)
     }

@@ -124,17 +124,22 @@ final class StagedPageReader {
     /// page, the staged bytes, the slot's previous hashes and the table's new ones where they lie; for any
     /// other, those of its changed blocks gathered into `slot`.
     @inline(__always)
-    private func view(of changed: UInt64, page: BlockLocation, staged: UnsafeMutableRawPointer, table: BlockTable,
-                      in slot: Slot) -> EpochCapture.View {
+    private func view(
+        of changed: UInt64, page: BlockLocation, staged: UnsafeMutableRawPointer, table: BlockTable,
+        in slot: Slot
+    ) -> EpochCapture.View {
         let blockSize = geometry.blockSize
         let firstBlock = page.block * geometry.blocksPerPage
         let firstOrdinal = ordinal
         if changed == wholePage {
             let count = geometry.blocksPerPage
-            for offset in 0..<count { slot.locations[offset] = BlockLocation(region: page.region, block: firstBlock + offset) }
+            for offset in 0..<count {
+                slot.locations[offset] = BlockLocation(region: page.region, block: firstBlock + offset)
+            }
             ordinal += count
-            return EpochCapture.View(locations: slot.locations, oldHashes: slot.previous, newHashes: table.hashes(ofPage: page.block),
-                                     arena: staged, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
+            return EpochCapture.View(
+                locations: slot.locations, oldHashes: slot.previous, newHashes: table.hashes(ofPage: page.block),
+                arena: staged, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
         }
         let newHashes = table.hashes(ofPage: page.block)
         var pending = changed
@@ -149,7 +154,8 @@ final class StagedPageReader {
             count += 1
         }
         ordinal += count
-        return EpochCapture.View(locations: slot.locations, oldHashes: slot.oldHashes, newHashes: slot.newHashes,
-                                 arena: slot.gathered, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
+        return EpochCapture.View(
+            locations: slot.locations, oldHashes: slot.oldHashes, newHashes: slot.newHashes,
+            arena: slot.gathered, itemSize: blockSize, count: count, firstOrdinal: firstOrdinal)
     }
 }

@@ -7,45 +7,57 @@ enum BlockEncoding {
 
     /// The encoder `configuration` asks for, over `tables`: a member of its shared index, or an index of its
     /// own (`contentBudget` bytes of copies) encoded on one thread or on `encodeThreads`.
-    init(configuration: EngineConfiguration, geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable],
-         baseline: BaselineHashes, contentBudget: Int) throws {
+    init(
+        configuration: EngineConfiguration, geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable],
+        baseline: BaselineHashes, contentBudget: Int
+    ) throws {
         if let shared = configuration.sharedIndex {
             let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
-            self = .shared(BlockDeltaEncoder(geometry: geometry, index: member), member,
-                           StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
+            self = .shared(
+                BlockDeltaEncoder(geometry: geometry, index: member), member,
+                StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
             return
         }
-        let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: contentBudget,
-                                 keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
+        let index = ContentIndex(
+            blockSize: geometry.blockSize, budgetBytes: contentBudget,
+            keying: configuration.indexKeying, regionBlocks: regions.map { $0.length / geometry.blockSize })
         if configuration.encodeThreads > 1 {
             let crew = try CaptureCrew(helpers: configuration.encodeThreads - 1, cpus: [], role: "encode")
-            self = .parallel(ParallelBlockDeltaEncoder(geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                                                       parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
+            self = .parallel(
+                ParallelBlockDeltaEncoder(
+                    geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
+                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
         } else {
-            self = .own(BlockDeltaEncoder(geometry: geometry, index: index), index,
-                        StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
+            self = .own(
+                BlockDeltaEncoder(geometry: geometry, index: index), index,
+                StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
         }
     }
 
     /// Encodes `capture`: its changed blocks, or (`staged`) the staged pages it holds (listing the unchanged
     /// ones when `recordUnchanged`). With a shared index, holding its lock for the whole call. Returns the
     /// records and the pages the backup already held.
-    func encode(_ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool,
-                into body: inout ByteWriter, stats: inout EpochStatistics) -> (records: Int, pagesHeld: Int) {
+    func encode(
+        _ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) -> (records: Int, pagesHeld: Int) {
         switch self {
         case .own(let encoder, let index, let reader):
-            let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged, sparse: sparse,
-                                        into: &body, stats: &stats)
+            let result = encoder.encode(
+                capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged, sparse: sparse,
+                into: &body, stats: &stats)
             stats.indexEntries = index.entryCount
             return result
         case .parallel(let encoder):
-            return encoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse, into: &body, stats: &stats)
+            return encoder.encode(
+                capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse, into: &body, stats: &stats)
         case .shared(let encoder, let member, let reader):
             let waiting = MonotonicClock.nanoseconds()
             return member.exclusively {
                 stats.indexWaitNanoseconds = MonotonicClock.nanoseconds() - waiting
-                let result = encoder.encode(capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged,
-                                            sparse: sparse, into: &body, stats: &stats)
+                let result = encoder.encode(
+                    capture, reading: staged ? reader : nil, recordUnchanged: recordUnchanged,
+                    sparse: sparse, into: &body, stats: &stats)
                 stats.indexEntries = member.entryCount
                 return result
             }

@@ -1,9 +1,10 @@
 import CSupport
-#if canImport(Glibc)
-import Glibc
-#endif
 import Dispatch
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The threads that capture an epoch beside the checkpoint thread while the guest is paused.
 ///
@@ -66,7 +67,9 @@ final class CaptureCrew: @unchecked Sendable {
     ///
     /// - Throws: ``SystemError`` when a thread cannot start, a CPU cannot be chosen (one not online), or
     ///   the priority is not allowed.
-    init(helpers requested: Int, cpus: [Int], realtimePriority: Int? = nil, role: String = "capture") throws(SystemError) {
+    init(helpers requested: Int, cpus: [Int], realtimePriority: Int? = nil, role: String = "capture")
+        throws(SystemError)
+    {
         callerWorks = cpus.isEmpty
         let helperCount = cpus.isEmpty ? requested : max(requested, 1)
         let board = Board(helpers: helperCount)
@@ -80,7 +83,9 @@ final class CaptureCrew: @unchecked Sendable {
                 thread = try JoinableThread(name: "fgbi-\(role)-\(helper + 1)") {
                     do throws(SystemError) {
                         if let cpu { try ThreadScheduling.pinCallingThread(to: [cpu], thread: "capture thread") }
-                        if let realtimePriority { try ThreadScheduling.enterRealtime(priority: realtimePriority, thread: "capture thread") }
+                        if let realtimePriority {
+                            try ThreadScheduling.enterRealtime(priority: realtimePriority, thread: "capture thread")
+                        }
                     } catch {
                         setUp.withLock { $0 = $0 ?? error }
                     }
@@ -127,8 +132,9 @@ final class CaptureCrew: @unchecked Sendable {
             // Yielding while it spins: a helper may share this CPU (left to the scheduler, or at the same
             // realtime priority) and must not wait for the spin to end.
             while board.helpersDone.load(ordering: .acquiring) < helpers.count,
-                  MonotonicClock.nanoseconds() - start < Self.spinNanoseconds { sched_yield() }
-            for _ in helpers { board.finished.wait() }  // at once when they are done: balances the signals
+                MonotonicClock.nanoseconds() - start < Self.spinNanoseconds
+            { sched_yield() }
+            for _ in helpers { board.finished.wait() } // at once when they are done: balances the signals
             board.job = nil
         }
     }

@@ -85,11 +85,13 @@ extension EngineConfiguration {
     func checked(regions: [GuestMemory], summary: ReplicaSummary?) throws -> BlockGeometry {
         let geometry = try BlockGeometry(blockSize: blockSize)
         guard !regions.isEmpty, regions.count <= BlockLocation.maxRegions else {
-            throw FGBIError.invalidArgument("an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
+            throw FGBIError.invalidArgument(
+                "an engine replicates 1 to \(BlockLocation.maxRegions) regions, not \(regions.count)")
         }
         guard captureThreads >= 1 else { throw FGBIError.invalidArgument("captureThreads must be at least 1") }
         guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
-            throw FGBIError.invalidArgument("encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(encodeThreads)")
+            throw FGBIError.invalidArgument(
+                "encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(encodeThreads)")
         }
         if let cpu = captureCPUs.first(where: { !(0..<64).contains($0) }) {
             throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")
@@ -99,7 +101,12 @@ extension EngineConfiguration {
         }
         if let summary {
             guard summary.pageHashes.map(\.count) == regions.map(\.pageCount) else {
-                throw FGBIError.invalidArgument("the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \(regions.map(\.pageCount))")
+                throw FGBIError.invalidArgument(
+                    """
+                    the backup's summary covers \(summary.pageHashes.map(\.count)) pages, the regions \
+                    \(regions.map(\.pageCount))
+                    """
+                )
             }
         }
         if let shared = sharedIndex {
@@ -107,7 +114,12 @@ extension EngineConfiguration {
                 throw FGBIError.invalidArgument("a shared content index needs the fgbi mode, not \(mode)")
             }
             guard shared.blockSize == geometry.blockSize else {
-                throw FGBIError.invalidArgument("the shared content index has \(shared.blockSize)-byte blocks, the engine \(geometry.blockSize)-byte ones")
+                throw FGBIError.invalidArgument(
+                    """
+                    the shared content index has \(shared.blockSize)-byte blocks, the engine \
+                    \(geometry.blockSize)-byte ones
+                    """
+                )
             }
         }
         return geometry

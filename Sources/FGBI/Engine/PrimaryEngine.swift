@@ -26,11 +26,11 @@ public final class PrimaryEngine: @unchecked Sendable {
     public let regions: [GuestMemory]
     public let configuration: EngineConfiguration
     public let geometry: BlockGeometry
-    private let tables: [BlockTable]
-    private let blockEncoder: BlockEncoding?
-    private let pageEncoder: PageDeltaEncoder?
-    private let assembler: DeltaAssembler
-    private let literalForms: LiteralFormChooser
+    let tables: [BlockTable]
+    let blockEncoder: BlockEncoding?
+    let pageEncoder: PageDeltaEncoder?
+    let assembler: DeltaAssembler
+    let literalForms: LiteralFormChooser
     private var nextEpoch: UInt64
     /// The session's first pass (every page) is still to come.
     private var firstPassPending = true
@@ -45,19 +45,21 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// Per chunk of a parallel `fgbi` capture: where its changed blocks go before joining.
     private var segments: [EpochCapture] = []
     /// Copied epochs captured and not yet encoded, and the changed blocks found in the one being encoded.
-    private let pendingPageCaptures = Atomic<Int>(0)
+    let pendingPageCaptures = Atomic<Int>(0)
     private let chooser = PthreadLock(CaptureStrategyChooser())
     /// The delta being built (the encoders write its body in place), and where a compressed body goes (the
     /// two trade places then: ``DeltaAssembler/finish(epoch:records:delta:scratch:)``).
-    private var output = ByteWriter(reservingCapacity: 1 << 20)
-    private var compressed = ByteWriter(reservingCapacity: 1 << 20)
+    var output = ByteWriter(reservingCapacity: 1 << 20)
+    var compressed = ByteWriter(reservingCapacity: 1 << 20)
 
     /// An engine whose first capture is numbered `firstEpoch`, for a zero-filled backup.
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions, or more regions
     ///   than the wire's block locations can number.
-    public convenience init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
-                            firstEpoch: UInt64 = 0) throws {
+    public convenience init(
+        regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
+        firstEpoch: UInt64 = 0
+    ) throws {
         try self.init(regions: regions, configuration: configuration, firstEpoch: firstEpoch, backupHolds: nil)
     }
 
@@ -66,16 +68,20 @@ public final class PrimaryEngine: @unchecked Sendable {
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` as the public initialiser does, or for a summary of another
     ///   layout.
-    package init(regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
-                 firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary?) throws {
+    package init(
+        regions: [GuestMemory], configuration: EngineConfiguration = EngineConfiguration(),
+        firstEpoch: UInt64 = 0, backupHolds summary: ReplicaSummary?
+    ) throws {
         let geometry = try configuration.checked(regions: regions, summary: summary)
         baseline = BaselineHashes(summary: summary, pageSize: GuestMemory.pageSize)
         nextEpoch = firstEpoch
         // One helper per capture CPU, or the checkpoint thread and `captureThreads - 1` helpers; scratch space
         // for each participant (0 is the checkpoint thread).
-        let helpers = configuration.captureCPUs.isEmpty ? configuration.captureThreads - 1 : configuration.captureCPUs.count
+        let helpers =
+            configuration.captureCPUs.isEmpty ? configuration.captureThreads - 1 : configuration.captureCPUs.count
         scratch = (0...helpers).map { _ in .allocate(capacity: 64) }
-        crew = try CaptureCrew(helpers: helpers, cpus: configuration.captureCPUs, realtimePriority: configuration.captureRealtimePriority)
+        crew = try CaptureCrew(
+            helpers: helpers, cpus: configuration.captureCPUs, realtimePriority: configuration.captureRealtimePriority)
         self.regions = regions
         self.configuration = configuration
         self.geometry = geometry
@@ -84,22 +90,28 @@ public final class PrimaryEngine: @unchecked Sendable {
         let regionBytes = regions.reduce(0) { $0 + $1.length }
         let contentBudget = min(configuration.contentBudgetBytes, regionBytes)
         if configuration.mode == .fgbi {
-            let tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil) }
+            let tables = regions.map {
+                BlockTable(regionLength: $0.length, geometry: geometry, unknown: summary != nil)
+            }
             self.tables = tables
-            blockEncoder = try BlockEncoding(configuration: configuration, geometry: geometry, regions: regions, tables: tables,
-                                             baseline: baseline, contentBudget: contentBudget)
+            blockEncoder = try BlockEncoding(
+                configuration: configuration, geometry: geometry, regions: regions, tables: tables,
+                baseline: baseline, contentBudget: contentBudget)
             pageEncoder = nil
         } else {
             tables = []
             blockEncoder = nil
-            pageEncoder = PageDeltaEncoder(mode: configuration.mode, pageSize: geometry.pageSize,
-                                           cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
+            pageEncoder = PageDeltaEncoder(
+                mode: configuration.mode, pageSize: geometry.pageSize,
+                cacheBudgetBytes: min(configuration.pageCacheBudgetBytes, regionBytes))
         }
-        assembler = DeltaAssembler(mode: configuration.mode, compression: configuration.effectiveCompression,
-                                   geometry: geometry, regionCount: regions.count,
-                                   minimumSaving: configuration.effectiveCompressionMinimumSaving)
-        literalForms = LiteralFormChooser(compression: configuration.effectiveCompression,
-                                          minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
+        assembler = DeltaAssembler(
+            mode: configuration.mode, compression: configuration.effectiveCompression,
+            geometry: geometry, regionCount: regions.count,
+            minimumSaving: configuration.effectiveCompressionMinimumSaving)
+        literalForms = LiteralFormChooser(
+            compression: configuration.effectiveCompression,
+            minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
     }
 
     deinit { for buffer in scratch { buffer.deallocate() } }
@@ -111,7 +123,8 @@ public final class PrimaryEngine: @unchecked Sendable {
     /// With a shared index, only this engine's entry table in it: the shared copies are the index's
     /// (``SharedContentIndex/metadataBytes``).
     public var metadataBytes: Int {
-        tables.reduce(0) { $0 + $1.metadataBytes } + (blockEncoder?.metadataBytes ?? 0) + (pageEncoder?.metadataBytes ?? 0)
+        tables.reduce(0) { $0 + $1.metadataBytes } + (blockEncoder?.metadataBytes ?? 0)
+            + (pageEncoder?.metadataBytes ?? 0)
     }
 
     /// Entries the content index holds now for this engine's backup (`fgbi` mode).
@@ -136,7 +149,8 @@ public final class PrimaryEngine: @unchecked Sendable {
                 throw FGBIError.invalidArgument("\(dirty.count) dirty page sets for \(regions.count) regions")
             }
             for (set, region) in zip(dirty, regions) where (set.runs.last?.end ?? 0) > region.pageCount {
-                throw FGBIError.invalidArgument("dirty page \(set.runs.last!.end - 1) is past the region's \(region.pageCount) pages")
+                throw FGBIError.invalidArgument(
+                    "dirty page \(set.runs.last!.end - 1) is past the region's \(region.pageCount) pages")
             }
         }
         let start = MonotonicClock.nanoseconds()
@@ -144,7 +158,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         // still wait to be expanded against the block table, and they overwrote pages the backup's summary
         // describes. So copy every page (expanded in order after them) and compare with nothing.
         let afterPrecopy = full && precopyTaken
-        let strategy = tables.isEmpty ? CaptureStrategy.rehash : afterPrecopy ? .copyPages : full ? .rehash : chooseStrategy()
+        let strategy =
+            tables.isEmpty ? CaptureStrategy.rehash : afterPrecopy ? .copyPages : full ? .rehash : chooseStrategy()
         let wholePages = tables.isEmpty || strategy == .copyPages
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
@@ -180,7 +195,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
         if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
-        if !tables.isEmpty && !full { chooser.withLock { $0.record(strategy, nanoseconds: capture.captureNanoseconds, pages: pages) } }
+        if !tables.isEmpty && !full {
+            chooser.withLock { $0.record(strategy, nanoseconds: capture.captureNanoseconds, pages: pages) }
+        }
         firstPassPending = false
         nextEpoch += 1
     }
@@ -195,7 +212,8 @@ public final class PrimaryEngine: @unchecked Sendable {
     public func capturePrecopy(_ spans: [PageSpan], firstPass: Bool, into capture: EpochCapture) throws {
         for span in spans {
             guard span.region >= 0, span.region < regions.count, span.start >= 0, span.count >= 0,
-                  span.start + span.count <= regions[span.region].pageCount else {
+                span.start + span.count <= regions[span.region].pageCount
+            else {
                 throw FGBIError.invalidArgument("pre-copy span \(span) is outside the regions")
             }
         }
@@ -238,7 +256,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     /// One thread's capture of `spans`, appended to `capture`.
-    private func captureSpans(_ spans: ArraySlice<Span>, wholePages: Bool, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>) {
+    private func captureSpans(
+        _ spans: ArraySlice<Span>, wholePages: Bool, into capture: EpochCapture, scratch: UnsafeMutablePointer<UInt64>
+    ) {
         // The page modes leave out pages the backup holds here; `fgbi` when it rehashes the page (the table
         // must learn the page's hashes either way), at once or after the copy (``StagedPageReader``).
         let skipHeldPages = capture.comparesWithBaseline && tables.isEmpty
@@ -248,13 +268,16 @@ public final class PrimaryEngine: @unchecked Sendable {
             for page in span.start..<(span.start + span.count) {
                 if wholePages {
                     capture.append(BlockLocation(region: span.region, block: page), from: region.page(page))
-                    if skipHeldPages && baseline.holds(region: span.region, page: page, bytes: capture.item(capture.count - 1)) {
+                    if skipHeldPages
+                        && baseline.holds(region: span.region, page: page, bytes: capture.item(capture.count - 1))
+                    {
                         capture.dropLast()
                         capture.pagesHeld += 1
                     }
                 } else {
-                    captureBlocks(page: page, region: region, regionIndex: span.region, into: capture, previous: scratch,
-                                  compareWithBaseline: compareBlocks)
+                    captureBlocks(
+                        page: page, region: region, regionIndex: span.region, into: capture, previous: scratch,
+                        compareWithBaseline: compareBlocks)
                 }
             }
         }
@@ -299,15 +322,19 @@ public final class PrimaryEngine: @unchecked Sendable {
     }
 
     @inline(__always)
-    private func captureBlocks(page: Int, region: GuestMemory, regionIndex: Int, into capture: EpochCapture,
-                               previous previousHashes: UnsafeMutablePointer<UInt64>, compareWithBaseline: Bool = false) {
+    private func captureBlocks(
+        page: Int, region: GuestMemory, regionIndex: Int, into capture: EpochCapture,
+        previous previousHashes: UnsafeMutablePointer<UInt64>, compareWithBaseline: Bool = false
+    ) {
         let table = tables[regionIndex]
         let blocksPerPage = geometry.blocksPerPage
         let blockSize = geometry.blockSize
         let pageBytes = region.page(page)
         var changed = table.rehash(page: page, in: pageBytes, previous: previousHashes)
         capture.blocksRehashed += blocksPerPage
-        if changed == 0 && capture.recordsUnchangedPages { capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page)) }
+        if changed == 0 && capture.recordsUnchangedPages {
+            capture.unchangedPages.append(BlockLocation(region: regionIndex, block: page))
+        }
         if compareWithBaseline && baseline.holds(region: regionIndex, page: page, bytes: pageBytes) {
             capture.pagesHeld += 1
             return
@@ -316,81 +343,9 @@ public final class PrimaryEngine: @unchecked Sendable {
             let offset = changed.trailingZeroBitCount
             changed &= changed - 1
             let block = page * blocksPerPage + offset
-            capture.append(BlockLocation(region: regionIndex, block: block), from: pageBytes + offset * blockSize,
-                           oldHash: previousHashes[offset], newHash: table[block])
+            capture.append(
+                BlockLocation(region: regionIndex, block: block), from: pageBytes + offset * blockSize,
+                oldHash: previousHashes[offset], newHash: table[block])
         }
-    }
-
-    /// The stage that may run with the guest running: encodes a capture into an epoch delta (the bytes
-    /// to send) with its statistics. Captures must be encoded in the order they were made.
-    public func encode(_ capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
-        let statistics = try encode(capture, shadow: false)
-        return (output.array, statistics)
-    }
-
-    /// Encodes a capture as ``encode(_:)`` does, handing `deliver` the delta in the engine's own buffer
-    /// instead of a copy: valid only during the call, overwritten by the next encode. What the primary's
-    /// sender uses, so an epoch of tens of MiB costs no fresh allocation (its first touch runs at ~0.4 GB/s
-    /// here) and no copy.
-    public func encode<Result>(_ capture: EpochCapture,
-                               deliver: (_ delta: UnsafeRawBufferPointer, _ statistics: EpochStatistics) throws -> Result) throws -> Result {
-        let statistics = try encode(capture, shadow: false)
-        return try deliver(output.bytes, statistics)
-    }
-
-    /// Encodes another engine's capture of whole pages (its pre-copy steps, its copy-strategy epochs, or any
-    /// capture of a page mode) as this engine's mode would have: what the demo and benchmarks use to show
-    /// what each mode would send for the very same epochs. A shadow engine must see every capture of the
-    /// session in order, and never captures itself.
-    ///
-    /// - Throws: ``FGBIError/invalidArgument(_:)`` when the capture holds blocks, not pages.
-    public func encodeShadow(of capture: EpochCapture) throws -> (delta: [UInt8], statistics: EpochStatistics) {
-        guard capture.itemSize == geometry.pageSize, !capture.holdsBlocks else {
-            throw FGBIError.invalidArgument("a shadow encoder needs a capture of whole pages")
-        }
-        let statistics = try encode(capture, shadow: true)
-        return (output.array, statistics)
-    }
-
-    /// Encodes `capture` into ``output``; returns its statistics.
-    private func encode(_ capture: EpochCapture, shadow: Bool) throws -> EpochStatistics {
-        let start = MonotonicClock.nanoseconds()
-        // A capture of whole pages for the `fgbi` mode (or a shadow encode of any capture): rehashed against the
-        // block table as it is encoded. Only this engine's own captures are pending, and list unchanged pages
-        // (a shadow encode must not report its host engine's pages twice).
-        let staged = shadow ? !tables.isEmpty : capture.holdsPages
-        let pending = staged && !shadow
-        defer { if pending { pendingPageCaptures.subtract(1, ordering: .releasing) } }
-        let recordUnchanged = pending && capture.recordsUnchangedPages && !capture.isPrecopy
-        var stats = EpochStatistics()
-        stats.epoch = capture.epoch
-        stats.captureStrategy = tables.isEmpty ? "pages" : staged ? CaptureStrategy.copyPages.rawValue : CaptureStrategy.rehash.rawValue
-        stats.mode = configuration.mode.rawValue
-        stats.pagesWritten = capture.pagesWritten
-        stats.pagesAlreadyHeld = capture.pagesHeld
-        stats.blocksRehashed = staged ? capture.count * geometry.blocksPerPage : capture.blocksRehashed
-        stats.captureNanoseconds = capture.captureNanoseconds
-        stats.pauseNanoseconds = capture.pauseNanoseconds
-        stats.stopNanoseconds = capture.stopNanoseconds
-        DeltaAssembler.start(&output)
-        let records: Int
-        if let blockEncoder {
-            // Sampled from what was captured: for staged pages, the pages whole.
-            let sparse = try literalForms.prefersSparse(capture.view)
-            stats.sparseChosen = sparse ? 1 : 0
-            let encoded = blockEncoder.encode(capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse,
-                                              into: &output, stats: &stats)
-            records = encoded.records
-            stats.pagesAlreadyHeld = encoded.pagesHeld
-        } else {
-            records = pageEncoder!.encode(capture, into: &output, stats: &stats)
-        }
-        stats.bodyBytes = output.count - DeltaFormat.headerLength
-        let assembled = try assembler.finish(epoch: capture.epoch, records: records, delta: &output, scratch: &compressed)
-        stats.compressNanoseconds = assembled.nanoseconds
-        stats.bodiesStoredRaw = assembled.storedRaw ? 1 : 0
-        stats.wireBytes = output.count
-        stats.encodeNanoseconds = MonotonicClock.nanoseconds() - start - stats.compressNanoseconds
-        return stats
     }
 }

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What this kernel offers FGBI, probed once: userfaultfd and its features, PAGEMAP_SCAN, io_uring opcodes,
@@ -34,18 +34,27 @@ package struct KernelCapabilities: Sendable {
         let userfaultfd = Result { () throws(SystemError) in try Userfaultfd.availableFeatures() }
         let opcodes: Result<[String: Bool], SystemError> = Result { () throws(SystemError) in
             var table: [String: Bool] = [:]
-            for (name, opcode) in [("SEND", CSupport_IORING_OP_SEND), ("SEND_ZC", CSupport_IORING_OP_SEND_ZC),
-                                   ("SENDMSG_ZC", CSupport_IORING_OP_SENDMSG_ZC)] {
-                let supported = try Syscall.shim("io_uring_queue_init", hint: { code in
-                    code == EPERM ? "io_uring is disabled (kernel.io_uring_disabled) or blocked by seccomp" : ""
-                }) { CSupport_io_uring_opcode_supported(opcode) }
+            for (name, opcode) in [
+                ("SEND", CSupport_IORING_OP_SEND), ("SEND_ZC", CSupport_IORING_OP_SEND_ZC),
+                ("SENDMSG_ZC", CSupport_IORING_OP_SENDMSG_ZC),
+            ] {
+                let supported = try Syscall.shim(
+                    "io_uring_queue_init",
+                    hint: { code in
+                        code == EPERM ? "io_uring is disabled (kernel.io_uring_disabled) or blocked by seccomp" : ""
+                    }
+                ) { CSupport_io_uring_opcode_supported(opcode) }
                 table[name] = supported == 1
             }
             return table
         }
         let kvm = Result { () throws(SystemError) in
-            let fd = try Syscall.libc("open(/dev/kvm)", hint: { code in
-                code == ENOENT ? "no KVM: load kvm_intel/kvm_amd or enable nested virtualization" : "" }) {
+            let fd = try Syscall.libc(
+                "open(/dev/kvm)",
+                hint: { code in
+                    code == ENOENT ? "no KVM: load kvm_intel/kvm_amd or enable nested virtualization" : ""
+                }
+            ) {
                 open("/dev/kvm", O_RDWR | O_CLOEXEC)
             }
             close(fd)

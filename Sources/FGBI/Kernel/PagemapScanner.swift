@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The PAGEMAP_SCAN ioctl (Linux 6.7) on /proc/self/pagemap: finds pages written since they were last
@@ -30,7 +30,12 @@ package final class PagemapScanner: @unchecked Sendable {
 
     static func hint(_ code: Int32) -> String {
         switch code {
-        case ENOTTY, EINVAL: return "PAGEMAP_SCAN needs Linux 6.7 or newer; use the uffd-sync or scan tracker (`--tracker`, `PrimaryConfiguration.tracker`)"
+        case ENOTTY, EINVAL:
+            return
+                """
+                PAGEMAP_SCAN needs Linux 6.7 or newer; use the uffd-sync or scan tracker (`--tracker`, \
+                `PrimaryConfiguration.tracker`)
+                """
         case EPERM: return "the range is not registered with an async (WP_ASYNC) userfaultfd"
         default: return ""
         }
@@ -59,7 +64,8 @@ package final class PagemapScanner: @unchecked Sendable {
                 pages += Int((region.end - region.start) / UInt64(GuestMemory.pageSize))
             }
             guard walkEnd > cursor else {
-                throw SystemError(operation: "PAGEMAP_SCAN", errno: EIO, hint: "the kernel made no progress at \(cursor)")
+                throw SystemError(
+                    operation: "PAGEMAP_SCAN", errno: EIO, hint: "the kernel made no progress at \(cursor)")
             }
             cursor = walkEnd
         }
@@ -70,14 +76,16 @@ package final class PagemapScanner: @unchecked Sendable {
     public static func isSupported() -> Result<Void, SystemError> {
         do {
             let scanner = try PagemapScanner(regionCapacity: 1)
-            let probe = UnsafeMutableRawPointer.allocate(byteCount: GuestMemory.pageSize, alignment: GuestMemory.pageSize)
+            let probe = UnsafeMutableRawPointer.allocate(
+                byteCount: GuestMemory.pageSize, alignment: GuestMemory.pageSize)
             defer { probe.deallocate() }
             let start = UInt64(UInt(bitPattern: probe))
             var walkEnd: UInt64 = 0
             var region = CSupport_page_region()
             try Syscall.shim("PAGEMAP_SCAN", hint: hint) {
-                CSupport_pagemap_scan(scanner.pagemap, start, start + UInt64(GuestMemory.pageSize), 0,
-                                      CSupport_PAGE_IS_WRITTEN, CSupport_PAGE_IS_WRITTEN, &region, 1, 0, &walkEnd)
+                CSupport_pagemap_scan(
+                    scanner.pagemap, start, start + UInt64(GuestMemory.pageSize), 0,
+                    CSupport_PAGE_IS_WRITTEN, CSupport_PAGE_IS_WRITTEN, &region, 1, 0, &walkEnd)
             }
             return .success(())
         } catch {

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A failed system call: the operation, the errno it returned, and what the operator can do about it.
@@ -48,13 +48,7 @@ package enum Syscall {
         hint: (Int32) -> String = { _ in "" },
         _ body: () -> T
     ) throws(SystemError) -> T {
-        while true {
-            let result = body()
-            if result != -1 { return result }
-            let code = Glibc.errno
-            if code == EINTR { continue }
-            throw SystemError(operation: operation(), errno: code, hint: hint(code))
-        }
+        try retrying(operation, hint: hint, body) { $0 == -1 ? Glibc.errno : nil }
     }
 
     /// Runs a shim call that returns a non-negative value or -errno, retrying EINTR.
@@ -64,10 +58,17 @@ package enum Syscall {
         hint: (Int32) -> String = { _ in "" },
         _ body: () -> T
     ) throws(SystemError) -> T {
+        try retrying(operation, hint: hint, body) { $0 >= 0 ? nil : Int32(truncatingIfNeeded: 0 - $0) }
+    }
+
+    /// Runs `body` until it succeeds or fails with another errno than EINTR: `failure` reads the errno of a
+    /// failed result (nil: it succeeded), right after the call.
+    private static func retrying<T>(
+        _ operation: () -> String, hint: (Int32) -> String, _ body: () -> T, failure: (T) -> Int32?
+    ) throws(SystemError) -> T {
         while true {
             let result = body()
-            if result >= 0 { return result }
-            let code = Int32(truncatingIfNeeded: 0 - result)
+            guard let code = failure(result) else { return result }
             if code == EINTR { continue }
             throw SystemError(operation: operation(), errno: code, hint: hint(code))
         }

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// userfaultfd feature bits (UFFD_FEATURE_*) FGBI negotiates.
@@ -50,9 +50,16 @@ package final class Userfaultfd: @unchecked Sendable {
         switch code {
         case EPERM, EACCES:
             return "run as root, set vm.unprivileged_userfaultfd=1, or grant read-write access to /dev/userfaultfd; "
-                + "or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`), which needs no kernel help"
+                + """
+                or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`), which needs \
+                no kernel help
+                """
         case ENOSYS:
-            return "this kernel is built without CONFIG_USERFAULTFD; use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)"
+            return
+                """
+                this kernel is built without CONFIG_USERFAULTFD; use the scan tracker (`--tracker scan`, \
+                `PrimaryConfiguration.tracker = .scan`)
+                """
         case EMFILE, ENFILE:
             return "the process or system is out of file descriptors; raise `ulimit -n`"
         default:
@@ -85,17 +92,26 @@ package final class Userfaultfd: @unchecked Sendable {
     }
 
     /// Throws ``FGBIError/unsupported(feature:neededBy:hint:)`` naming the first of `required` not in `available`.
-    public static func check(required: UserfaultfdFeatures, available: UserfaultfdFeatures, purpose: String) throws(FGBIError) {
-        for known in UserfaultfdFeatures.named where required.contains(known.feature) && !available.contains(known.feature) {
+    public static func check(required: UserfaultfdFeatures, available: UserfaultfdFeatures, purpose: String)
+        throws(FGBIError)
+    {
+        for known in UserfaultfdFeatures.named
+        where required.contains(known.feature) && !available.contains(known.feature) {
             throw .unsupported(
                 feature: "UFFD_FEATURE_\(known.name)", neededBy: purpose,
-                hint: "it arrived in Linux \(known.since); upgrade the kernel or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)")
+                hint:
+                    """
+                    it arrived in Linux \(known.since); upgrade the kernel or use the scan tracker (`--tracker \
+                    scan`, `PrimaryConfiguration.tracker = .scan`)
+                    """
+            )
         }
     }
 
     /// Opens a userfaultfd with `required` features, plus those of `optional` the kernel has.
     ///
-    /// - Throws: ``SystemError`` when userfaultfd is denied or absent; ``FGBIError/unsupported(feature:neededBy:hint:)``
+    /// - Throws: ``SystemError`` when userfaultfd is denied or absent;
+    ///   ``FGBIError/unsupported(feature:neededBy:hint:)``
     ///   naming the first required feature the kernel lacks.
     public init(required: UserfaultfdFeatures, optional: UserfaultfdFeatures = [], purpose: String) throws {
         let available = try Self.availableFeatures()
@@ -121,13 +137,16 @@ package final class Userfaultfd: @unchecked Sendable {
     /// Registers [address, address+length) for write-protect tracking (UFFDIO_REGISTER_MODE_WP).
     public func registerWriteProtect(address: UInt64, length: UInt64) throws(SystemError) {
         var ioctls: UInt64 = 0
-        try Syscall.shim("UFFDIO_REGISTER", hint: { code in
-            switch code {
-            case EINVAL: return "the range must be page aligned and be anonymous, shmem or hugetlbfs memory"
-            case EBUSY: return "the range is already registered with another userfaultfd"
-            default: return ""
+        try Syscall.shim(
+            "UFFDIO_REGISTER",
+            hint: { code in
+                switch code {
+                case EINVAL: return "the range must be page aligned and be anonymous, shmem or hugetlbfs memory"
+                case EBUSY: return "the range is already registered with another userfaultfd"
+                default: return ""
+                }
             }
-        }) {
+        ) {
             CSupport_uffdio_register(fileDescriptor, address, length, CSupport_UFFDIO_REGISTER_MODE_WP, &ioctls)
         }
     }
@@ -189,7 +208,8 @@ package final class Userfaultfd: @unchecked Sendable {
             switch rc {
             case 0: return nil
             case 1:
-                return Fault(address: address, isWriteProtect: flags & CSupport_UFFD_PAGEFAULT_FLAG_WP != 0, threadID: tid)
+                return Fault(
+                    address: address, isWriteProtect: flags & CSupport_UFFD_PAGEFAULT_FLAG_WP != 0, threadID: tid)
             default: continue
             }
         }

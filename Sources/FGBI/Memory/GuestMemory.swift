@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A page-aligned region of memory to replicate.
@@ -79,7 +79,9 @@ public final class GuestMemory: @unchecked Sendable {
     }
 
     private static func mapHint(_ code: Int32) -> String {
-        code == ENOMEM ? "not enough memory or address space; use a smaller region or check `ulimit -v` and vm.overcommit_memory" : ""
+        code == ENOMEM
+            ? "not enough memory or address space; use a smaller region or check `ulimit -v` and vm.overcommit_memory"
+            : ""
     }
 
     /// Maps `length` bytes of private anonymous memory (zero-filled, not yet faulted in).
@@ -101,10 +103,15 @@ public final class GuestMemory: @unchecked Sendable {
 
     /// Extends the file behind `fd` to `length` bytes when it is shorter than that (`size`), maps it shared and
     /// returns the region owning `fd`; closes `fd` on failure.
-    private static func mapShared(_ fd: Int32, length: Int, kind: Kind, what: String, extendFrom size: Int) throws -> GuestMemory {
+    private static func mapShared(_ fd: Int32, length: Int, kind: Kind, what: String, extendFrom size: Int) throws
+        -> GuestMemory
+    {
         do {
             if size < length {
-                try Syscall.libc("ftruncate(\(what), \(length))", hint: { $0 == ENOSPC || $0 == EFBIG ? "the file system (shmem) is full or limited" : "" }) {
+                try Syscall.libc(
+                    "ftruncate(\(what), \(length))",
+                    hint: { $0 == ENOSPC || $0 == EFBIG ? "the file system (shmem) is full or limited" : "" }
+                ) {
                     ftruncate(fd, off_t(length))
                 }
             }
@@ -128,17 +135,22 @@ public final class GuestMemory: @unchecked Sendable {
     ///   file; ``SystemError`` when it cannot be opened, sized or mapped.
     public static func file(path: String, length: Int) throws -> GuestMemory {
         try validate(length: length)
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == ELOOP ? "the path is a symbolic link, which is refused" : "" }) {
+        let fd = try Syscall.libc(
+            "open(\(path))", hint: { $0 == ELOOP ? "the path is a symbolic link, which is refused" : "" }
+        ) {
             open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         }
         var status = stat()
         do {
             try Syscall.libc("fstat(\(path))") { fstat(fd, &status) }
-            guard status.st_mode & S_IFMT == S_IFREG else { throw FGBIError.invalidArgument("\(path) is not a regular file") }
+            guard status.st_mode & S_IFMT == S_IFREG else {
+                throw FGBIError.invalidArgument("\(path) is not a regular file")
+            }
             // Guest memory holds the guest's secrets: a file another user owns or can read is refused.
             try PrivateFile.check(descriptor: fd, path: path, what: "the memory file")
             guard Int(status.st_size) <= length else {
-                throw FGBIError.invalidArgument("\(path) holds \(status.st_size) bytes, more than the region's \(length): another region's file?")
+                throw FGBIError.invalidArgument(
+                    "\(path) holds \(status.st_size) bytes, more than the region's \(length): another region's file?")
             }
         } catch {
             close(fd)
@@ -186,8 +198,9 @@ public final class GuestMemory: @unchecked Sendable {
         let rc = CSupport_madvise_populate_write(base, length)
         if rc == 0 { return }
         guard -rc == EINVAL else {
-            throw SystemError(operation: "madvise(MADV_POPULATE_WRITE)", errno: -rc,
-                              hint: -rc == ENOMEM ? "not enough memory to populate the region" : "")
+            throw SystemError(
+                operation: "madvise(MADV_POPULATE_WRITE)", errno: -rc,
+                hint: -rc == ENOMEM ? "not enough memory to populate the region" : "")
         }
         CSupport_touch_pages_write(base, length, Self.pageSize)
     }

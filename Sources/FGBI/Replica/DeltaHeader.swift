@@ -40,11 +40,17 @@ struct DeltaHeader: Equatable {
         let bodyLength = try reader.littleEndian(UInt64.self, "body length")
         let storedLength = try reader.littleEndian(UInt64.self, "stored length")
         guard storedLength == UInt64(checksumOffset - DeltaFormat.headerLength) else {
-            throw .malformed("stored length \(storedLength) does not match the \(checksumOffset - DeltaFormat.headerLength) bytes present")
+            throw .malformed(
+                """
+                stored length \(storedLength) does not match the \(checksumOffset - DeltaFormat.headerLength) \
+                bytes present
+                """
+            )
         }
         guard bodyLength <= UInt64(Int.max / 2) else { throw .malformed("body length \(bodyLength) is absurd") }
-        return DeltaHeader(version: version, mode: mode, compressionCode: compressionCode, blockSize: blockSize, pageSize: pageSize,
-                           epoch: epoch, regionCount: regionCount, recordCount: recordCount,
-                           bodyLength: Int(bodyLength), storedLength: Int(storedLength))
+        return DeltaHeader(
+            version: version, mode: mode, compressionCode: compressionCode, blockSize: blockSize, pageSize: pageSize,
+            epoch: epoch, regionCount: regionCount, recordCount: recordCount,
+            bodyLength: Int(bodyLength), storedLength: Int(storedLength))
     }
 }

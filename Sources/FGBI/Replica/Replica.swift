@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The backup's copy of the primary's regions, brought forward one epoch delta at a time.
@@ -22,7 +22,7 @@ public final class Replica: @unchecked Sendable {
     /// Committed content of the pages pre-copy deltas overwrote since ``lastEpoch``.
     private let undo: UndoLog
 
-    private struct Staged {
+    struct Staged {
         var region: Int
         var offset: Int
         var length: Int
@@ -31,8 +31,8 @@ public final class Replica: @unchecked Sendable {
 
     // Touched once or more per block, and only by `apply` (never re-entered): unchecked, as a checked class
     // property costs a runtime exclusivity check per access.
-    @exclusivity(unchecked) private var staged: [Staged] = []
-    @exclusivity(unchecked) private var staging = ByteWriter()
+    @exclusivity(unchecked) var staged: [Staged] = []
+    @exclusivity(unchecked) var staging = ByteWriter()
     /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
     @exclusivity(unchecked) private var blockOrdinals: [Int] = []
     @exclusivity(unchecked) private var body = ByteWriter()
@@ -41,7 +41,8 @@ public final class Replica: @unchecked Sendable {
 
     /// Largest whole delta (header, stored body, checksum) these regions can need: what a connection accepts.
     public var maximumDeltaLength: Int {
-        DeltaFormat.headerLength + max(maximumBodyLength, ZSTD_compressBound(maximumBodyLength)) + DeltaFormat.checksumLength + 64
+        DeltaFormat.headerLength + max(maximumBodyLength, ZSTD_compressBound(maximumBodyLength))
+            + DeltaFormat.checksumLength + 64
     }
 
     /// A replica of regions with these lengths and geometry; the regions start as they are (zero-filled
@@ -95,10 +96,11 @@ public final class Replica: @unchecked Sendable {
     /// replica sends its primary.
     package var summary: ReplicaSummary {
         var hashes: [UInt64] = []
-        return ReplicaSummary(pageHashes: regions.indices.map { region in
-            pageHashes(region: region, into: &hashes)
-            return hashes
-        })
+        return ReplicaSummary(
+            pageHashes: regions.indices.map { region in
+                pageHashes(region: region, into: &hashes)
+                return hashes
+            })
     }
 
     /// What one applied epoch changed.
@@ -127,7 +129,8 @@ public final class Replica: @unchecked Sendable {
     public func apply(_ delta: UnsafeRawBufferPointer, precopy: Bool = false) throws(DeltaError) -> Applied {
         let header = try DeltaHeader.read(delta)
         guard header.blockSize == geometry.blockSize, header.pageSize == geometry.pageSize else {
-            throw .geometryMismatch("delta has \(header.blockSize)-byte blocks in \(header.pageSize)-byte pages, replica \(geometry)")
+            throw .geometryMismatch(
+                "delta has \(header.blockSize)-byte blocks in \(header.pageSize)-byte pages, replica \(geometry)")
         }
         guard header.regionCount == regions.count else {
             throw .geometryMismatch("delta covers \(header.regionCount) regions, replica has \(regions.count)")
@@ -137,9 +140,11 @@ public final class Replica: @unchecked Sendable {
             throw .epochOutOfOrder(expected: expected, got: header.epoch)
         }
         guard header.bodyLength <= maximumBodyLength else {
-            throw .malformed("body of \(header.bodyLength) bytes exceeds the \(maximumBodyLength) these regions can need")
+            throw .malformed(
+                "body of \(header.bodyLength) bytes exceeds the \(maximumBodyLength) these regions can need")
         }
-        let stored = UnsafeRawBufferPointer(rebasing: delta[DeltaFormat.headerLength..<(DeltaFormat.headerLength + header.storedLength)])
+        let stored = UnsafeRawBufferPointer(
+            rebasing: delta[DeltaFormat.headerLength..<(DeltaFormat.headerLength + header.storedLength)])
         // A body stored as it is is read where it lies; a compressed one is first decompressed into `body`.
         guard header.compressionCode != 0 || stored.count == header.bodyLength else {
             throw .malformed("the body does not decompress to the \(header.bodyLength) bytes announced")
@@ -156,9 +161,13 @@ public final class Replica: @unchecked Sendable {
         var written = 0
         let source = staging.bytes.baseAddress!
         for entry in staged {
-            if precopy { undo.save(region: entry.region, offset: entry.offset, length: entry.length, from: regions[entry.region],
-                                           knownZero: lastEpoch == nil) }
-            (regions[entry.region].base + entry.offset).copyMemory(from: source + entry.stagingOffset, byteCount: entry.length)
+            if precopy {
+                undo.save(
+                    region: entry.region, offset: entry.offset, length: entry.length, from: regions[entry.region],
+                    knownZero: lastEpoch == nil)
+            }
+            (regions[entry.region].base + entry.offset).copyMemory(
+                from: source + entry.stagingOffset, byteCount: entry.length)
             written += entry.length
         }
         mayJump = false
@@ -176,9 +185,10 @@ public final class Replica: @unchecked Sendable {
         body.append(upTo: header.bodyLength) { destination, _ in
             switch header.compressionCode {
             case 1:
-                let n = LZ4_decompress_safe(stored.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                            destination.assumingMemoryBound(to: CChar.self),
-                                            Int32(clamping: stored.count), Int32(clamping: header.bodyLength))
+                let n = LZ4_decompress_safe(
+                    stored.baseAddress?.assumingMemoryBound(to: CChar.self),
+                    destination.assumingMemoryBound(to: CChar.self),
+                    Int32(clamping: stored.count), Int32(clamping: header.bodyLength))
                 ok = Int(n) == header.bodyLength
             default:
                 let n = ZSTD_decompress(destination, header.bodyLength, stored.baseAddress, stored.count)
@@ -196,10 +206,14 @@ public final class Replica: @unchecked Sendable {
         for record in 0..<count {
             let regionStep = try reader.uleb("record \(record) region")
             let pageField = try reader.uleb("record \(record) page")
-            guard regionStep < UInt64(regions.count - region) else { throw .malformed("record \(record): region out of range") }
+            guard regionStep < UInt64(regions.count - region) else {
+                throw .malformed("record \(record): region out of range")
+            }
             if regionStep > 0 {
                 region += Int(regionStep)
-                guard pageField < UInt64(regions[region].pageCount) else { throw .malformed("record \(record): page \(pageField) past region \(region)") }
+                guard pageField < UInt64(regions[region].pageCount) else {
+                    throw .malformed("record \(record): page \(pageField) past region \(region)")
+                }
                 page = Int(pageField)
             } else {
                 guard pageField < UInt64(regions[region].pageCount - page - 1) else {
@@ -208,7 +222,9 @@ public final class Replica: @unchecked Sendable {
                 page += Int(pageField) + 1
             }
             let kindCode = try reader.byte("record \(record) kind")
-            guard let kind = DeltaFormat.RecordKind(rawValue: kindCode) else { throw .malformed("record \(record): kind \(kindCode)") }
+            guard let kind = DeltaFormat.RecordKind(rawValue: kindCode) else {
+                throw .malformed("record \(record): kind \(kindCode)")
+            }
             let pageOffset = page * pageSize
             switch kind {
             case .pageRaw:
@@ -217,30 +233,40 @@ public final class Replica: @unchecked Sendable {
             case .pageZero:
                 stageZeros(region: region, offset: pageOffset, length: pageSize)
             case .pageDiff:
-                try stageDiff(&reader, region: region, offset: pageOffset, length: pageSize, what: Place(record: record, block: nil))
+                try stageDiff(
+                    &reader, region: region, offset: pageOffset, length: pageSize,
+                    what: Place(record: record, block: nil))
             case .blocks:
                 try stageBlocks(&reader, region: region, page: page, record: record, version: version)
             }
         }
     }
 
-    private func stageBlocks(_ reader: inout ByteReader, region: Int, page: Int, record: Int, version: UInt16) throws(DeltaError) {
+    private func stageBlocks(_ reader: inout ByteReader, region: Int, page: Int, record: Int, version: UInt16)
+        throws(DeltaError)
+    {
         let blockSize = geometry.blockSize
         let blocksPerPage = geometry.blocksPerPage
         let maskBytes = (blocksPerPage + 7) / 8
         let count = Int(try reader.byte("record \(record) block count"))
-        guard count >= 1, count <= blocksPerPage else { throw .malformed("record \(record): \(count) blocks in a page of \(blocksPerPage)") }
+        guard count >= 1, count <= blocksPerPage else {
+            throw .malformed("record \(record): \(count) blocks in a page of \(blocksPerPage)")
+        }
         var mask: UInt64 = 0
         if count < maskBytes {
             var previous = -1
             for _ in 0..<count {
                 let index = Int(try reader.byte("record \(record) block index"))
-                guard index > previous, index < blocksPerPage else { throw .malformed("record \(record): block list out of order or range") }
+                guard index > previous, index < blocksPerPage else {
+                    throw .malformed("record \(record): block list out of order or range")
+                }
                 mask |= 1 << UInt64(index)
                 previous = index
             }
         } else {
-            for byte in 0..<maskBytes { mask |= UInt64(try reader.byte("record \(record) block mask")) << UInt64(8 * byte) }
+            for byte in 0..<maskBytes {
+                mask |= UInt64(try reader.byte("record \(record) block mask")) << UInt64(8 * byte)
+            }
             guard mask.nonzeroBitCount == count, blocksPerPage == 64 || mask >> UInt64(blocksPerPage) == 0 else {
                 throw .malformed("record \(record): block mask does not match its count")
             }
@@ -251,7 +277,9 @@ public final class Replica: @unchecked Sendable {
             let offset = page * geometry.pageSize + index * blockSize
             let what = Place(record: record, block: index)
             let opCode = try reader.byte("\(what) operation")
-            guard let op = DeltaFormat.BlockOp(rawValue: opCode) else { throw .malformed("\(what): operation \(opCode)") }
+            guard let op = DeltaFormat.BlockOp(rawValue: opCode) else {
+                throw .malformed("\(what): operation \(opCode)")
+            }
             blockOrdinals.append(staging.count)
             switch op {
             case .literal:
@@ -262,20 +290,27 @@ public final class Replica: @unchecked Sendable {
             case .diff:
                 try stageDiff(&reader, region: region, offset: offset, length: blockSize, what: what)
             case .sparse:
-                guard version >= 2 else { throw .malformed("\(what): operation \(opCode) in a version-\(version) delta") }
+                guard version >= 2 else {
+                    throw .malformed("\(what): operation \(opCode) in a version-\(version) delta")
+                }
                 try stageSparse(&reader, region: region, offset: offset, length: blockSize, what: what)
             case .copy:
                 let sourceRegion = try reader.uleb("\(what) source region")
                 let sourceBlock = try reader.uleb("\(what) source block")
                 guard sourceRegion < UInt64(regions.count),
-                      sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize) else {
-                    throw .malformed("\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
+                    sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize)
+                else {
+                    throw .malformed(
+                        "\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
                 }
-                stageCopy(of: regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize, region: region, offset: offset, length: blockSize)
+                stageCopy(
+                    of: regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize, region: region, offset: offset,
+                    length: blockSize)
             case .copyEpoch:
                 let ordinal = try reader.uleb("\(what) earlier block")
                 guard ordinal < UInt64(blockOrdinals.count - 1) else {
-                    throw .malformed("\(what): copy of block \(ordinal) of this epoch, which comes later or does not exist")
+                    throw .malformed(
+                        "\(what): copy of block \(ordinal) of this epoch, which comes later or does not exist")
                 }
                 let from = blockOrdinals[Int(ordinal)]
                 stage(region: region, offset: offset, length: blockSize) { destination, stagingStart in
@@ -286,71 +321,9 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Where in a delta a problem is, for error messages; formatted only when an error is thrown.
-    private struct Place: CustomStringConvertible {
+    struct Place: CustomStringConvertible {
         var record: Int
         var block: Int?
         var description: String { block.map { "record \(record) block \($0)" } ?? "record \(record)" }
-    }
-
-    /// Stages a block given in sparse form: its mask of non-zero bytes, then those bytes.
-    private func stageSparse(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: Place) throws(DeltaError) {
-        let maskBytes = length / 8
-        let mask = try reader.bytes(maskBytes, "\(what) sparse mask")
-        var nonzero = 0
-        for index in 0..<maskBytes { nonzero += mask.load(fromByteOffset: index, as: UInt8.self).nonzeroBitCount }
-        _ = try reader.bytes(nonzero, "\(what) sparse bytes")
-        stage(region: region, offset: offset, length: length) { destination, _ in
-            // Cannot fail: the mask's bits and the bytes read agree.
-            _ = CSupport_sparse_decode(mask.assumingMemoryBound(to: UInt8.self), maskBytes + nonzero,
-                                       destination.assumingMemoryBound(to: UInt8.self), length)
-        }
-    }
-
-    /// Stages the replica's current bytes at (region, offset) with a run-length difference applied.
-    private func stageDiff(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: Place) throws(DeltaError) {
-        let encodedLength = try reader.uleb("\(what) difference length")
-        guard encodedLength <= UInt64(reader.remaining) else { throw .truncated("\(what) difference") }
-        let encoded = try reader.bytes(Int(encodedLength), "\(what) difference")
-        let current = regions[region].base + offset
-        var ok = true
-        stage(region: region, offset: offset, length: length) { destination, _ in
-            destination.copyMemory(from: current, byteCount: length)
-            ok = CSupport_diff_decode(encoded.assumingMemoryBound(to: UInt8.self), Int(encodedLength),
-                                      destination.assumingMemoryBound(to: UInt8.self), length) == 0
-        }
-        guard ok else { throw .malformed("\(what): difference runs past the end or is malformed") }
-    }
-
-    /// Stages `length` bytes copied from `source` for (region, offset).
-    @inline(__always)
-    private func stageCopy(of source: UnsafeRawPointer, region: Int, offset: Int, length: Int) {
-        stage(region: region, offset: offset, length: length) { destination, _ in destination.copyMemory(from: source, byteCount: length) }
-    }
-
-    /// Stages `length` zero bytes for (region, offset).
-    @inline(__always)
-    private func stageZeros(region: Int, offset: Int, length: Int) {
-        stage(region: region, offset: offset, length: length) { destination, _ in
-            destination.initializeMemory(as: UInt8.self, repeating: 0, count: length)
-        }
-    }
-
-    /// Appends `length` staged bytes for (region, offset), filled by `fill`, which also gets the start of the
-    /// staging area (staged bytes move as the area grows: never keep a pointer into it). Bytes that continue
-    /// the previous entry in both the region and the staging area extend it: the blocks of a page commit as
-    /// one copy.
-    @inline(__always)
-    private func stage(region: Int, offset: Int, length: Int, _ fill: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void) {
-        let stagingOffset = staging.count
-        staging.append(upTo: length) { destination, start in
-            fill(destination, start)
-            return length
-        }
-        if let last = staged.indices.last, staged[last].region == region, staged[last].offset + staged[last].length == offset,
-           staged[last].stagingOffset + staged[last].length == stagingOffset {
-            staged[last].length += length
-        } else {
-            staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))
-        }
     }
 }

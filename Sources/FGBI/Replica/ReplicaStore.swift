@@ -2,7 +2,7 @@ import CSupport
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A backup's committed replica on disk, so a backup that restarts loses nothing it acknowledged.
@@ -49,12 +49,15 @@ public final class ReplicaStore: @unchecked Sendable {
         self.syncsEachEpoch = syncsEachEpoch
         self.journalLimit = journalLimit
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
-            throw SystemError(operation: "mkdir(\(directory))", errno: errno, hint: "the state directory must be creatable")
+            throw SystemError(
+                operation: "mkdir(\(directory))", errno: errno, hint: "the state directory must be creatable")
         }
         // It holds the replica and the fencing term: another user must not read it or plant files in it.
         var info = stat()
         try Syscall.libc("stat(\(directory))") { stat(directory, &info) }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw FGBIError.invalidArgument("state directory \(directory) is not a directory") }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw FGBIError.invalidArgument("state directory \(directory) is not a directory")
+        }
         try PrivateFile.check(owner: info.st_uid, mode: info.st_mode, path: directory, what: "state directory")
         if let text = try? String(contentsOfFile: directory + "/term", encoding: .utf8) {
             guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
@@ -68,7 +71,9 @@ public final class ReplicaStore: @unchecked Sendable {
     public func recordTerm(_ term: UInt64) throws {
         guard term > highestTerm else { return }
         let bytes = Array("\(term)\n".utf8)
-        try DurableFile.replace(directory + "/term") { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "term") } }
+        try DurableFile.replace(directory + "/term") { fd in
+            try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "term") }
+        }
         highestTerm = term
     }
 
@@ -94,14 +99,17 @@ public final class ReplicaStore: @unchecked Sendable {
             throw FGBIError.invalidState("\(statePath) is not a state file FGBI wrote: \(error)")
         }
         guard state.blockSize == replica.geometry.blockSize, state.pageSize == replica.geometry.pageSize,
-              state.regionLengths == replica.regions.map(\.length) else {
-            throw FGBIError.invalidState("\(statePath) holds \(state.regionLengths) bytes in \(state.blockSize)-byte blocks; "
-                                         + "this backup has \(replica.regions.map(\.length)) in \(replica.geometry.blockSize)-byte blocks")
+            state.regionLengths == replica.regions.map(\.length)
+        else {
+            throw FGBIError.invalidState(
+                "\(statePath) holds \(state.regionLengths) bytes in \(state.blockSize)-byte blocks; "
+                    + "this backup has \(replica.regions.map(\.length)) in \(replica.geometry.blockSize)-byte blocks")
         }
         try readImage(directory + "/" + state.image, into: replica.regions)
         let hashes = replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) }
         guard hashes == state.xxh3 else {
-            throw FGBIError.invalidState("\(directory)/\(state.image) does not match the hashes in state.json: the image is damaged")
+            throw FGBIError.invalidState(
+                "\(directory)/\(state.image) does not match the hashes in state.json: the image is damaged")
         }
         replica.adopt(epoch: state.epoch)
         self.state = state
@@ -110,7 +118,9 @@ public final class ReplicaStore: @unchecked Sendable {
     }
 
     private func readImage(_ path: String, into regions: [GuestMemory]) throws {
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == ENOENT ? "state.json names an image that is missing" : "" }) {
+        let fd = try Syscall.libc(
+            "open(\(path))", hint: { $0 == ENOENT ? "state.json names an image that is missing" : "" }
+        ) {
             open(path, O_RDONLY | O_CLOEXEC)
         }
         defer { close(fd) }
@@ -131,7 +141,9 @@ public final class ReplicaStore: @unchecked Sendable {
     /// Applies the journal's records in order; drops a torn last record by truncating the file there.
     private func replay(_ path: String, into replica: Replica) throws {
         // No O_CREAT: a journal that state.json names and that is gone means acknowledged epochs are lost.
-        journal = try Syscall.libc("open(\(path))", hint: { $0 == ENOENT ? "state.json names a journal that is missing" : "" }) {
+        journal = try Syscall.libc(
+            "open(\(path))", hint: { $0 == ENOENT ? "state.json names a journal that is missing" : "" }
+        ) {
             open(path, O_RDWR | O_CLOEXEC)
         }
         let contents = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -139,14 +151,14 @@ public final class ReplicaStore: @unchecked Sendable {
         var damage: String?
         contents.withUnsafeBytes { bytes in
             while offset < bytes.count {
-                guard bytes.count - offset >= 8 else { return }  // torn header
+                guard bytes.count - offset >= 8 else { return } // torn header
                 let magic = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
                 let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
                 guard magic == Self.recordMagic else {
                     damage = "no record marker at byte \(offset)"
                     return
                 }
-                guard bytes.count - offset - 8 >= length else { return }  // torn body
+                guard bytes.count - offset - 8 >= length else { return } // torn body
                 do {
                     try replica.apply(UnsafeRawBufferPointer(rebasing: bytes[(offset + 8)..<(offset + 8 + length)]))
                 } catch {
@@ -158,8 +170,9 @@ public final class ReplicaStore: @unchecked Sendable {
             }
         }
         if let damage {
-            throw FGBIError.invalidState("\(path) is damaged (\(damage)); the epochs after \(replica.lastEpoch.map(String.init) ?? "none") "
-                                         + "cannot be recovered from it. Move the state directory aside to start empty.")
+            throw FGBIError.invalidState(
+                "\(path) is damaged (\(damage)); the epochs after \(replica.lastEpoch.map(String.init) ?? "none") "
+                    + "cannot be recovered from it. Move the state directory aside to start empty.")
         }
         if offset < contents.count {
             try Syscall.libc("ftruncate(\(path))") { ftruncate(journal, off_t(offset)) }
@@ -168,7 +181,7 @@ public final class ReplicaStore: @unchecked Sendable {
         _ = lseek(journal, off_t(offset), SEEK_SET)
     }
 
-    private static let recordMagic: UInt32 = 0x4A42_4746  // "FGBJ" in little-endian order
+    private static let recordMagic: UInt32 = 0x4A42_4746 // "FGBJ" in little-endian order
 
     /// Whether the next committed epoch must be written as a checkpoint rather than appended: the store
     /// holds nothing yet, or the journal outgrew its limit.
@@ -176,8 +189,12 @@ public final class ReplicaStore: @unchecked Sendable {
 
     /// Appends one committed epoch's delta to the journal (synced when ``syncsEachEpoch``).
     public func append(_ delta: UnsafeRawBufferPointer) throws {
-        guard journal >= 0 else { throw FGBIError.invalidState("the replica store has no journal: write a checkpoint first") }
-        guard delta.count <= Int(UInt32.max) else { throw FGBIError.invalidArgument("a journal record holds at most 4 GiB") }
+        guard journal >= 0 else {
+            throw FGBIError.invalidState("the replica store has no journal: write a checkpoint first")
+        }
+        guard delta.count <= Int(UInt32.max) else {
+            throw FGBIError.invalidArgument("a journal record holds at most 4 GiB")
+        }
         var header: [UInt8] = []
         appendLittleEndian(Self.recordMagic, to: &header)
         appendLittleEndian(UInt32(delta.count), to: &header)
@@ -188,7 +205,9 @@ public final class ReplicaStore: @unchecked Sendable {
             FaultPoints.reach(.backupPersistAppend)
             try DurableFile.writeAll(journal, UnsafeRawBufferPointer(rebasing: delta[half...]), what: "journal")
             FaultPoints.reach(.backupPersistSync)
-            if syncsEachEpoch { try Syscall.libc("fdatasync(journal)", hint: DurableFile.diskHint) { fdatasync(journal) } }
+            if syncsEachEpoch {
+                try Syscall.libc("fdatasync(journal)", hint: DurableFile.diskHint) { fdatasync(journal) }
+            }
         } catch {
             // Cut a partial record off, so a later append does not follow garbage.
             _ = ftruncate(journal, off_t(journalBytes))
@@ -210,13 +229,15 @@ public final class ReplicaStore: @unchecked Sendable {
         let journalName = "journal-\(stamp)"
         try DurableFile.create(directory + "/" + image) { fd in
             for region in replica.regions {
-                try DurableFile.writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: image)
+                try DurableFile.writeAll(
+                    fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: image)
             }
         }
         try DurableFile.create(directory + "/" + journalName) { _ in }
-        let newState = State(epoch: epoch, image: image, journal: journalName, blockSize: replica.geometry.blockSize,
-                             pageSize: replica.geometry.pageSize, regionLengths: replica.regions.map(\.length),
-                             xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) })
+        let newState = State(
+            epoch: epoch, image: image, journal: journalName, blockSize: replica.geometry.blockSize,
+            pageSize: replica.geometry.pageSize, regionLengths: replica.regions.map(\.length),
+            xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) })
         let encoded = try JSONEncoder().encode(newState)
         try DurableFile.replace(directory + "/state.json") { fd in
             try encoded.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "state.json") }
@@ -225,7 +246,9 @@ public final class ReplicaStore: @unchecked Sendable {
         state = newState
         if journal >= 0 { close(journal) }
         journal = -1
-        journal = try Syscall.libc("open(\(journalName))") { open(directory + "/" + journalName, O_WRONLY | O_APPEND | O_CLOEXEC) }
+        journal = try Syscall.libc("open(\(journalName))") {
+            open(directory + "/" + journalName, O_WRONLY | O_APPEND | O_CLOEXEC)
+        }
         journalBytes = 0
         if let old {
             unlink(directory + "/" + old.image)

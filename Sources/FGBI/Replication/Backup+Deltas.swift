@@ -91,7 +91,8 @@ extension Backup {
     /// - Throws: ``WireError/malformed(_:)`` for runs out of the layout or out of order; the connection's
     ///   error when the answer cannot be sent.
     func answerBlockHashRequest(_ payload: [UInt8], on connection: FrameConnection) throws {
-        let runs = try BlockHashExchange.decodeRequest(payload, pageCounts: replica.regions.map(\.pageCount), after: lastBlockHashRun)
+        let runs = try BlockHashExchange.decodeRequest(
+            payload, pageCounts: replica.regions.map(\.pageCount), after: lastBlockHashRun)
         lastBlockHashRun = runs.last
         for answer in BlockHashExchange.answerPayloads(runs, regions: replica.regions, geometry: replica.geometry) {
             try connection.send(.blockHashes, answer)

@@ -82,7 +82,12 @@ extension Backup {
     /// ``serve()``, telling `observe` every state entered (for tests).
     func serve(observing observe: ((ServeState) -> Void)?) throws -> BackupOutcome {
         if configuration.arbiter == nil {
-            logger.notice("no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `BackupConfiguration.arbiter`)")
+            logger.notice(
+                """
+                no coordinator: failing over on heartbeats alone, which is not partition-safe (a cut link can \
+                leave two primaries); in production give it a coordinator (`--etcd`, `BackupConfiguration.arbiter`)
+                """
+            )
         }
         var state = ServeState.listening(lost: nil)
         while true {
@@ -132,15 +137,21 @@ extension Backup {
         var lost = lost
         var waitMilliseconds: Int?
         if let current = lost, let arbiter = configuration.arbiter {
-            let decision = current.group.map {
-                arbiter.decide(lastEpoch: lastEpoch, group: $0, lostTerm: knownTerm.load(ordering: .acquiring))
-            } ?? arbiter.decide(lastEpoch: lastEpoch)
+            let decision =
+                current.group.map {
+                    arbiter.decide(lastEpoch: lastEpoch, group: $0, lostTerm: knownTerm.load(ordering: .acquiring))
+                } ?? arbiter.decide(lastEpoch: lastEpoch)
             switch decision {
             case .promote(let term):
                 return .failingOver(reason: current.reason, term: term)
             case .standDown(let why) where current.group != nil:
                 // One of several backups: another is the primary now, and this one serves on as its backup.
-                logger.notice("not taking over: \(why); serving on as a backup of the next primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
+                logger.notice(
+                    """
+                    not taking over: \(why); serving on as a backup of the next primary (epoch \
+                    \(lastEpoch.map(String.init) ?? "none"))
+                    """
+                )
                 return .listening(lost: nil)
             case .standDown(let why):
                 logger.critical("standing down: \(why)")
@@ -183,8 +194,15 @@ extension Backup {
             connection.close()
             return .listening(lost: lost)
         }
-        let security = configuration.key == nil ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
-        logger.info("primary \(peer) connected (\(hello.mode) mode, \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))")
+        let security =
+            configuration.key == nil
+            ? "no key, loopback" : hello.wantsEncryption ? "authenticated, encrypted" : "authenticated"
+        logger.info(
+            """
+            primary \(peer) connected (\(hello.mode) mode, \
+            \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))
+            """
+        )
         replica.beginSession()
         sessionStream = hello.stream
         sessionGroup = hello.group
@@ -254,19 +272,33 @@ extension Backup {
     /// down (a former primary's memory never resynchronised).
     private func primaryLost(_ reason: String) -> ServeState {
         guard vouchesForReplica.load(ordering: .acquiring) else {
-            let why = "the primary was lost (\(reason)) before this former primary's memory was resynchronised: it holds no committed epoch to take over with"
+            let why =
+                """
+                the primary was lost (\(reason)) before this former primary's memory was resynchronised: it holds \
+                no committed epoch to take over with
+                """
             logger.critical("standing down: \(why)")
             return .finished(.stoodDown(lastEpoch: nil, reason: why))
         }
         if sessionGroup != nil && configuration.arbiter == nil {
             // One of several backups: which of them holds every committed epoch only a comparison among them
             // (through a coordinator) can tell, so none takes over on its own.
-            logger.warning("primary lost (\(reason)); one of several backups with no coordinator, so not taking over: waiting for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))")
+            logger.warning(
+                """
+                primary lost (\(reason)); one of several backups with no coordinator, so not taking over: waiting \
+                for a primary (epoch \(lastEpoch.map(String.init) ?? "none"))
+                """
+            )
             return .listening(lost: nil)
         }
         guard configuration.arbiter != nil else { return .failingOver(reason: reason, term: nil) }
         metrics.primaryLosses.increment()
-        logger.warning("primary lost (\(reason)); asking the coordinator before taking over at epoch \(lastEpoch.map(String.init) ?? "none")")
+        logger.warning(
+            """
+            primary lost (\(reason)); asking the coordinator before taking over at epoch \
+            \(lastEpoch.map(String.init) ?? "none")
+            """
+        )
         return .listening(lost: LostPrimary(reason: reason, group: sessionGroup))
     }
 }

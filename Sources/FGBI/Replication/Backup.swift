@@ -37,9 +37,13 @@ public final class Backup: @unchecked Sendable {
     /// `holding`: what the regions already hold (``HeldContent``): a former primary rejoining as the backup
     /// of its successor keeps its memory, sends page hashes, and receives only the pages that differ (not a
     /// full copy). Not with a state directory, which says itself what it holds.
-    public init(regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
-                logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil) throws {
-        if let image = configuration.imagePath { try PrivateFile.checkDirectory(holding: image, what: "failover image") }
+    public init(
+        regions: [GuestMemory], geometry: BlockGeometry, configuration: BackupConfiguration,
+        logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil
+    ) throws {
+        if let image = configuration.imagePath {
+            try PrivateFile.checkDirectory(holding: image, what: "failover image")
+        }
         replica = Replica(regions: regions, geometry: geometry)
         self.configuration = configuration
         self.logger = logger
@@ -71,8 +75,9 @@ public final class Backup: @unchecked Sendable {
         let listener = try Socket.listen(on: configuration.listen)
         self.listener = listener
         let refusedPeers = metrics.refusedPeers
-        gate = try HandshakeGate(listener: listener, limits: configuration.handshakeLimits, logger: logger,
-                                 refused: { refusedPeers.increment() })
+        gate = try HandshakeGate(
+            listener: listener, limits: configuration.handshakeLimits, logger: logger,
+            refused: { refusedPeers.increment() })
     }
 
     /// ``init(regions:geometry:configuration:logger:holding:)`` with the geometry of
@@ -80,10 +85,14 @@ public final class Backup: @unchecked Sendable {
     ///
     /// - Throws: as the initialiser given a geometry, and ``FGBIError/invalidArgument(_:)`` for a block size
     ///   other than those of ``BlockGeometry/supportedBlockSizes``.
-    public convenience init(regions: [GuestMemory], configuration: BackupConfiguration,
-                            logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil) throws {
-        try self.init(regions: regions, geometry: try BlockGeometry(blockSize: configuration.blockSize), configuration: configuration,
-                      logger: logger, holding: held)
+    public convenience init(
+        regions: [GuestMemory], configuration: BackupConfiguration,
+        logger: Logger = Logger(label: "fgbi.backup"), holding held: HeldContent? = nil
+    ) throws {
+        try self.init(
+            regions: regions, geometry: try BlockGeometry(blockSize: configuration.blockSize),
+            configuration: configuration,
+            logger: logger, holding: held)
     }
 
     /// Counters of what this backup received and did.

@@ -102,7 +102,9 @@ extension BackupOutcome {
     /// The epoch the replica holds at the end of service, whatever the outcome.
     public var lastEpoch: UInt64? {
         switch self {
-        case .primaryFinished(let epoch), .failedOver(let epoch, _), .promoted(let epoch, _, _), .stoodDown(let epoch, _): return epoch
+        case .primaryFinished(let epoch), .failedOver(let epoch, _), .promoted(let epoch, _, _),
+            .stoodDown(let epoch, _):
+            return epoch
         }
     }
 }

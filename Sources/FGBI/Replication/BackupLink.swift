@@ -23,7 +23,10 @@ final class BackupLink: @unchecked Sendable {
 
     private static let serials = Atomic<Int>(0)
 
-    private init(index: Int, endpoint: Endpoint, connection: FrameConnection, welcome: Welcome, summary: ReplicaSummary?, encrypts: Bool) {
+    private init(
+        index: Int, endpoint: Endpoint, connection: FrameConnection, welcome: Welcome, summary: ReplicaSummary?,
+        encrypts: Bool
+    ) {
         self.index = index
         self.endpoint = endpoint
         self.connection = connection
@@ -50,10 +53,13 @@ final class BackupLink: @unchecked Sendable {
     ///
     /// - Throws: ``WireError`` when the backup refuses or the handshake fails, ``SystemError`` when it cannot
     ///   be reached; the connection is closed then.
-    static func open(index: Int, configuration: PrimaryConfiguration, hello template: Hello, pageCounts: [Int],
-                     handshakeTimeout: Duration) throws -> BackupLink {
+    static func open(
+        index: Int, configuration: PrimaryConfiguration, hello template: Hello, pageCounts: [Int],
+        handshakeTimeout: Duration
+    ) throws -> BackupLink {
         let endpoint = configuration.backups[index]
-        let socket = try Socket.connect(to: endpoint, timeoutMilliseconds: min(handshakeTimeout.wholeMilliseconds, 3000))
+        let socket = try Socket.connect(
+            to: endpoint, timeoutMilliseconds: min(handshakeTimeout.wholeMilliseconds, 3000))
         let connection: FrameConnection
         let encrypts: Bool
         do {
@@ -65,11 +71,14 @@ final class BackupLink: @unchecked Sendable {
             }
             // On loopback without a key, another local user could have bound the backup's port first.
             if configuration.key == nil && !LoopbackPeerOwner.isTrusted(socket) {
-                throw WireError.keyRequired("the process listening at \(endpoint) runs as another user than this primary")
+                throw WireError.keyRequired(
+                    "the process listening at \(endpoint) runs as another user than this primary")
             }
-            encrypts = configuration.key != nil && (configuration.encrypt || (!isLoopback && !configuration.allowPlaintext))
-            connection = try FrameConnection(socket: socket, peer: endpoint.description, isPrimary: true,
-                                             maximumPayload: 64 << 10, sendPath: configuration.sendPath)
+            encrypts =
+                configuration.key != nil && (configuration.encrypt || (!isLoopback && !configuration.allowPlaintext))
+            connection = try FrameConnection(
+                socket: socket, peer: endpoint.description, isPrimary: true,
+                maximumPayload: 64 << 10, sendPath: configuration.sendPath)
         } catch {
             socket.shutdownBoth()
             throw error
@@ -79,8 +88,9 @@ final class BackupLink: @unchecked Sendable {
             var hello = template
             hello.nonce = randomBytes(32)
             hello.wantsEncryption = encrypts
-            let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: configuration.key,
-                                                         term: configuration.authority?.term ?? 0)
+            let welcome = try SessionSetup.openAsPrimary(
+                connection, hello: hello, key: configuration.key,
+                term: configuration.authority?.term ?? 0)
             var summary: ReplicaSummary?
             if welcome.nextEpoch > 0 {
                 var assembler = ReplicaSummary.Assembler(pageCounts: pageCounts)
@@ -96,7 +106,9 @@ final class BackupLink: @unchecked Sendable {
                 summary = assembler.summary
             }
             connection.setReceiveTimeout(milliseconds: configuration.backupTimeout.wholeMilliseconds)
-            return BackupLink(index: index, endpoint: endpoint, connection: connection, welcome: welcome, summary: summary, encrypts: encrypts)
+            return BackupLink(
+                index: index, endpoint: endpoint, connection: connection, welcome: welcome, summary: summary,
+                encrypts: encrypts)
         } catch {
             connection.close()
             throw error

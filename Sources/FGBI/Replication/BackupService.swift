@@ -19,10 +19,11 @@ public final class BackupService: Sendable {
     init(_ backup: Backup) throws(SystemError) {
         self.backup = backup
         let result = self.result
-        thread = PthreadLock(try JoinableThread(name: "fgbi-backup") {
-            let outcome = Result { try backup.serve() }
-            result.withLock { $0 = outcome }
-        })
+        thread = PthreadLock(
+            try JoinableThread(name: "fgbi-backup") {
+                let outcome = Result { try backup.serve() }
+                result.withLock { $0 = outcome }
+            })
     }
 
     /// Whether ``Backup/serve()`` has returned (the primary finished or was lost, or the backup was stopped).

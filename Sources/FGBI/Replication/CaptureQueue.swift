@@ -19,11 +19,13 @@ final class CaptureQueue: @unchecked Sendable {
 
     /// `buffers` captures, each listing the pages it found unchanged when `recordsUnchangedPages`.
     init(buffers: Int, recordsUnchangedPages: Bool) {
-        state = PthreadLock(State(free: (0..<buffers).map { _ in
-            let capture = EpochCapture()
-            capture.recordsUnchangedPages = recordsUnchangedPages
-            return capture
-        }))
+        state = PthreadLock(
+            State(
+                free: (0..<buffers).map { _ in
+                    let capture = EpochCapture()
+                    capture.recordsUnchangedPages = recordsUnchangedPages
+                    return capture
+                }))
         // Created at zero and signalled up: libdispatch traps when a semaphore is freed below its initial
         // value, which happens when replication stops with captures still in flight.
         freeCount = DispatchSemaphore(value: 0)
@@ -48,8 +50,10 @@ final class CaptureQueue: @unchecked Sendable {
     func release(_ capture: EpochCapture, totalPages: Int) {
         if !capture.isPrecopy, capture.pagesWritten < totalPages {
             let largest = state.withLock { state in
-                state.largestEpoch = (max(state.largestEpoch.items, capture.count),
-                                      max(state.largestEpoch.bytes, capture.arenaBytesUsed))
+                state.largestEpoch = (
+                    max(state.largestEpoch.items, capture.count),
+                    max(state.largestEpoch.bytes, capture.arenaBytesUsed)
+                )
                 return state.largestEpoch
             }
             capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2)

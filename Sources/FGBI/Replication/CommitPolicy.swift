@@ -22,7 +22,8 @@ public enum CommitPolicy: Sendable, Equatable, CustomStringConvertible {
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for a quorum below 1 or above the number of backups.
     public func check(backups: Int) throws {
         if case .quorum(let k) = self, k < 1 || k > backups {
-            throw FGBIError.invalidArgument("a commit quorum of \(k) needs between 1 and the \(backups) backup\(backups == 1 ? "" : "s") given")
+            throw FGBIError.invalidArgument(
+                "a commit quorum of \(k) needs between 1 and the \(backups) backup\(backups == 1 ? "" : "s") given")
         }
     }
 

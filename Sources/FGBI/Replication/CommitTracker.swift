@@ -33,7 +33,8 @@ final class CommitTracker: @unchecked Sendable {
     func acknowledge(_ epoch: UInt64, from index: Int) -> UInt64? {
         let (advanced, continuations) = state.withLock { state -> (UInt64?, [AsyncStream<UInt64>.Continuation]) in
             state.acknowledged[index] = max(state.acknowledged[index] ?? 0, epoch)
-            guard let candidate = policy.committed(state.acknowledged), state.committed.map({ candidate > $0 }) ?? true else {
+            guard let candidate = policy.committed(state.acknowledged), state.committed.map({ candidate > $0 }) ?? true
+            else {
                 return (nil, [])
             }
             state.committed = candidate

@@ -39,7 +39,9 @@ final class EpochBacklog: @unchecked Sendable {
 
     /// Backup `backup` sends from the first frame kept on (a session's start).
     func attachFromStart(_ backup: Int) {
-        state.withLock { $0.positions[backup] = $0.entries.count > $0.head ? $0.entries[$0.head].sequence : $0.nextSequence }
+        state.withLock {
+            $0.positions[backup] = $0.entries.count > $0.head ? $0.entries[$0.head].sequence : $0.nextSequence
+        }
     }
 
     /// Backup `backup` sends from the session's first frame, if it is still kept (a backup that returns as it
@@ -88,7 +90,8 @@ final class EpochBacklog: @unchecked Sendable {
                     let oldest = state.entries[state.head].sequence
                     let sent = state.positions.filter { ($0 ?? Int.min) > oldest }.count
                     guard sent >= required else { break }
-                    for (backup, position) in state.positions.enumerated() where position.map({ $0 <= oldest }) ?? false {
+                    for (backup, position) in state.positions.enumerated() where position.map({ $0 <= oldest }) ?? false
+                    {
                         state.positions[backup] = nil
                         dropped.append(backup)
                     }
@@ -100,7 +103,8 @@ final class EpochBacklog: @unchecked Sendable {
                     state.head = 0
                 }
                 // Always room for one frame when nothing else is kept, whatever its size, and for the bye.
-                guard state.bytes + payload.count <= budgetBytes || state.head == state.entries.count || type == .bye else {
+                guard state.bytes + payload.count <= budgetBytes || state.head == state.entries.count || type == .bye
+                else {
                     return (false, dropped)
                 }
                 state.entries.append(Entry(sequence: state.nextSequence, type: type, epoch: epoch, payload: payload))

@@ -43,8 +43,11 @@ final class EpochPipeline: @unchecked Sendable {
     /// engine for a zero-filled backup numbering from ``PrimaryConfiguration/continuesAfterEpoch``.
     ///
     /// - Throws: as ``PrimaryEngine`` and the tracker's set-up do.
-    init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks, observer: Primary.CaptureObserver?,
-         logger: Logger, metrics: PrimaryMetrics, shared: PthreadLock<PrimaryState>, running: AtomicFlag) throws {
+    init(
+        regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks,
+        observer: Primary.CaptureObserver?,
+        logger: Logger, metrics: PrimaryMetrics, shared: PthreadLock<PrimaryState>, running: AtomicFlag
+    ) throws {
         self.regions = regions
         self.configuration = configuration
         self.hooks = hooks
@@ -54,8 +57,9 @@ final class EpochPipeline: @unchecked Sendable {
         self.shared = shared
         self.running = running
         totalPages = regions.reduce(0) { $0 + $1.pageCount }
-        engine = try PrimaryEngine(regions: regions, configuration: configuration.engine,
-                                   firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
+        engine = try PrimaryEngine(
+            regions: regions, configuration: configuration.engine,
+            firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
         let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
         // The engine reports unchanged pages only where a tracker listens (hot pages' early end of leases).
@@ -70,16 +74,18 @@ final class EpochPipeline: @unchecked Sendable {
 
     /// A new engine for a session whose backups hold `summary` (nil: zero-filled), numbering from `firstEpoch`.
     func restart(firstEpoch: UInt64, backupHolds summary: ReplicaSummary?) throws {
-        engine = try PrimaryEngine(regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
-                                   backupHolds: summary)
+        engine = try PrimaryEngine(
+            regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
+            backupHolds: summary)
     }
 
     /// A free capture buffer; waits (backpressure) while all are in use, but not past a failure.
     func acquireCapture() throws -> EpochCapture {
-        try captures.acquire(waiting: {
-            shared.withLock { $0.statistics.backpressureWaits += 1 }
-            metrics.backpressureWaits.increment()
-        }, failure: { shared.withLock { $0.failure ?? $0.sessionFailure } })
+        try captures.acquire(
+            waiting: {
+                shared.withLock { $0.statistics.backpressureWaits += 1 }
+                metrics.backpressureWaits.increment()
+            }, failure: { shared.withLock { $0.failure ?? $0.sessionFailure } })
     }
 
     func release(_ capture: EpochCapture) {
@@ -122,7 +128,9 @@ final class EpochPipeline: @unchecked Sendable {
         metrics.epochsCaptured.increment()
         shared.withLock {
             $0.statistics.epochsCaptured += 1
-            if $0.statistics.lastSynchronisation?.epoch == capture.epoch { $0.statistics.lastSynchronisation?.pauseMilliseconds = paused }
+            if $0.statistics.lastSynchronisation?.epoch == capture.epoch {
+                $0.statistics.lastSynchronisation?.pauseMilliseconds = paused
+            }
             $0.statistics.recordPause(milliseconds: paused)
         }
         captures.enqueue(capture)
@@ -145,7 +153,7 @@ final class EpochPipeline: @unchecked Sendable {
             next += interval
             let now = MonotonicClock.nanoseconds()
             if next <= now {
-                next = now  // fell behind: start the next epoch at once, do not burst to catch up
+                next = now // fell behind: start the next epoch at once, do not burst to catch up
                 continue
             }
             // Sleep in short steps so stop() is prompt.
@@ -162,8 +170,10 @@ final class EpochPipeline: @unchecked Sendable {
     /// The sender: encodes each queued capture in order and hands the frame to `deliver` (type, epoch for an
     /// epoch frame, payload), until the queue is told to stop. An engine failure goes to `engineFailed` (a new
     /// session would not help), a delivery failure to `sessionFailed`; either ends the loop.
-    func sendLoop(deliver: (WireFormat.FrameType, UInt64?, UnsafeRawBufferPointer) throws -> Void,
-                  engineFailed: (Error) -> Void, sessionFailed: (Error) -> Void) {
+    func sendLoop(
+        deliver: (WireFormat.FrameType, UInt64?, UnsafeRawBufferPointer) throws -> Void,
+        engineFailed: (Error) -> Void, sessionFailed: (Error) -> Void
+    ) {
         // Encoding is throughput work; the checkpoint thread's pause is on the guest's critical path. When
         // they share a busy CPU, the sender yields (a higher nice value for this thread only).
         if configuration.senderNiceIncrement > 0 {
@@ -179,7 +189,8 @@ final class EpochPipeline: @unchecked Sendable {
             do {
                 sent = try engine.encode(capture) { delta, statistics in
                     delivered = true
-                    metrics.encode.recordNanoseconds(Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
+                    metrics.encode.recordNanoseconds(
+                        Int64(statistics.encodeNanoseconds + statistics.compressNanoseconds))
                     observer?(capture, statistics)
                     noteUnchangedPages(of: capture)
                     release(capture)
@@ -187,7 +198,7 @@ final class EpochPipeline: @unchecked Sendable {
                     try deliver(precopy ? .precopy : .epoch, precopy ? nil : capture.epoch, delta)
                     return (delta.count, statistics)
                 }
-            } catch where !delivered {
+            } catch  where !delivered {
                 // The engine's failure, not the connection's: reconnecting would not help.
                 release(capture)
                 engineFailed(error)
@@ -248,7 +259,8 @@ final class EpochPipeline: @unchecked Sendable {
         // a copy: a page copied mid-change and changed back would never be reported. Without a write-based
         // tracker the first paused epoch takes every page instead.
         guard configuration.tracker != .scan else {
-            logger.notice("no pre-copy with the scan tracker: the first epoch captures every page with the guest paused")
+            logger.notice(
+                "no pre-copy with the scan tracker: the first epoch captures every page with the guest paused")
             return
         }
         let start = MonotonicClock.nanoseconds()
@@ -256,9 +268,11 @@ final class EpochPipeline: @unchecked Sendable {
         for (index, tracker) in trackers.enumerated() { try tracker.collect(into: &dirty[index]) }
         var rounds: [Int] = []
         var all: [PrimaryEngine.PageSpan] = []
-        for (index, region) in regions.enumerated() { all.append(.init(region: index, start: 0, count: region.pageCount)) }
+        for (index, region) in regions.enumerated() {
+            all.append(.init(region: index, start: 0, count: region.pageCount))
+        }
         try precopy(all, firstPass: true)
-        guard running.load() else { return }  // stopped midway: the final epoch is a full one
+        guard running.load() else { return } // stopped midway: the final epoch is a full one
         engine.completeFirstPass()
         rounds.append(totalPages)
         while rounds.count < policy.maximumRounds, running.load() {
@@ -270,7 +284,10 @@ final class EpochPipeline: @unchecked Sendable {
             let pages = spans.reduce(0) { $0 + $1.count }
             rounds.append(pages)
             try precopy(spans, firstPass: false)
-            if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink { break }
+            if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink
+            {
+                break
+            }
         }
         let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
         shared.withLock {
@@ -279,8 +296,9 @@ final class EpochPipeline: @unchecked Sendable {
             $0.statistics.lastSynchronisation?.milliseconds = milliseconds
             $0.statistics.lastSynchronisation?.epoch = engine.upcomingEpoch
         }
-        logger.info("pre-copy done; the next epoch ends the synchronisation",
-                    metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
+        logger.info(
+            "pre-copy done; the next epoch ends the synchronisation",
+            metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
     }
 
     /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.

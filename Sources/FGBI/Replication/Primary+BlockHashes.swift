@@ -19,7 +19,8 @@ extension Primary {
         var runs: [BlockHashExchange.Run] = []
         for (index, region) in regions.enumerated() {
             let held = summary.pageHashes[index]
-            for page in 0..<region.pageCount where CSupport_xxh3_64(region.page(page), GuestMemory.pageSize) != held[page] {
+            for page in 0..<region.pageCount
+            where CSupport_xxh3_64(region.page(page), GuestMemory.pageSize) != held[page] {
                 if let last = runs.last, last.region == index, last.start + last.count == page {
                     runs[runs.count - 1].count += 1
                 } else {
@@ -37,13 +38,20 @@ extension Primary {
             bytes += try exchangeBlockHashes(rest, with: link).bytes
             pages += rest.reduce(0) { $0 + $1.count }
         } else if !rest.isEmpty {
-            logger.info("block hashes would not pay: \(sampled.differing) of \(blocks) blocks of the sampled pages differ; the other differing pages go whole")
+            logger.info(
+                """
+                block hashes would not pay: \(sampled.differing) of \(blocks) blocks of the sampled pages differ; \
+                the other differing pages go whole
+                """
+            )
         }
         return (pages, bytes)
     }
 
     /// `runs` cut after `limit` pages: the first part and the rest.
-    static func split(_ runs: [BlockHashExchange.Run], afterPages limit: Int) -> ([BlockHashExchange.Run], [BlockHashExchange.Run]) {
+    static func split(_ runs: [BlockHashExchange.Run], afterPages limit: Int) -> (
+        [BlockHashExchange.Run], [BlockHashExchange.Run]
+    ) {
         var first: [BlockHashExchange.Run] = []
         var rest: [BlockHashExchange.Run] = []
         var taken = 0
@@ -65,7 +73,9 @@ extension Primary {
 
     /// One request for `runs` and its answers, recorded in the engine: the bytes of the answers and how many
     /// of the blocks differ from this primary's now.
-    private func exchangeBlockHashes(_ runs: [BlockHashExchange.Run], with link: BackupLink) throws -> (bytes: Int, differing: Int) {
+    private func exchangeBlockHashes(_ runs: [BlockHashExchange.Run], with link: BackupLink) throws -> (
+        bytes: Int, differing: Int
+    ) {
         for payload in BlockHashExchange.requestPayloads(runs) { try link.connection.send(.blockHashRequest, payload) }
         let geometry = pipeline.engine.geometry
         var hasher = PageBlockHasher(geometry: geometry)
@@ -77,12 +87,14 @@ extension Primary {
                 let frame = try link.connection.receive()
                 switch frame.type {
                 case .blockHashes:
-                    let (count, hashes) = try BlockHashExchange.decodeAnswer(frame.payload, expecting: run, from: page,
-                                                                            blocksPerPage: geometry.blocksPerPage)
+                    let (count, hashes) = try BlockHashExchange.decodeAnswer(
+                        frame.payload, expecting: run, from: page,
+                        blocksPerPage: geometry.blocksPerPage)
                     pipeline.engine.learnBackupBlocks(region: run.region, firstPage: page, hashes: hashes)
                     for offset in 0..<count {
                         let mine = hasher.hashes(of: regions[run.region].page(page + offset))
-                        for block in 0..<geometry.blocksPerPage where mine[block] != hashes[offset * geometry.blocksPerPage + block] {
+                        for block in 0..<geometry.blocksPerPage
+                        where mine[block] != hashes[offset * geometry.blocksPerPage + block] {
                             differing += 1
                         }
                     }

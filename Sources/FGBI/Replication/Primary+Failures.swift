@@ -22,7 +22,8 @@ extension Primary {
     /// Halts replication for good with ``LostPrimaryship``: no epoch is confirmed from now on, and the
     /// connection closes without a bye, so the backup treats this primary as lost and asks its coordinator.
     func losePrimaryship(_ authority: any PrimaryAuthority) {
-        let error = LostPrimaryship(term: authority.term, lastCommittedEpoch: committedEpoch, reason: authority.lossReason)
+        let error = LostPrimaryship(
+            term: authority.term, lastCommittedEpoch: committedEpoch, reason: authority.lossReason)
         let first = shared.withLock { shared -> Bool in
             guard shared.failure == nil else { return false }
             shared.failure = error

@@ -16,13 +16,17 @@ extension Primary {
         }
         let generation = session.generation.load(ordering: .acquiring)
         let fallenBehind = backlog.append(type, epoch: epoch, payload: Array(payload)) { [self] in
-            session.generation.load(ordering: .acquiring) != generation || shared.withLock { $0.failure != nil || $0.sessionFailure != nil }
+            session.generation.load(ordering: .acquiring) != generation
+                || shared.withLock { $0.failure != nil || $0.sessionFailure != nil }
         }
         let current = session.links.withLock { $0 }
         for link in current { link?.frameReady.signal() }
         for index in fallenBehind {
             guard let link = current[index] else { continue }
-            linkFailed(link, WireError.unexpected("more than \(configuration.catchUpBytes >> 20) MiB of frames behind the other backups"))
+            linkFailed(
+                link,
+                WireError.unexpected(
+                    "more than \(configuration.catchUpBytes >> 20) MiB of frames behind the other backups"))
         }
     }
 
@@ -39,7 +43,9 @@ extension Primary {
                     // Confirmed only while primaryship surely holds: once it may have lapsed, a backup may be
                     // promoted, and what it holds is the last word (the ack's term is the session's, checked
                     // when the frame was read).
-                    if let authority = configuration.authority, MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds {
+                    if let authority = configuration.authority,
+                        MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds
+                    {
                         losePrimaryship(authority)
                         return
                     }
@@ -120,7 +126,9 @@ extension Primary {
     /// dropped and tried again in the background.
     func linkFailed(_ link: BackupLink, _ error: Error) {
         // Closed on purpose (stop, a session closing), or reported already by another of its threads.
-        guard link.isOpen.exchange(false, ordering: .acquiringAndReleasing), connected.load(ordering: .acquiring) else { return }
+        guard link.isOpen.exchange(false, ordering: .acquiringAndReleasing), connected.load(ordering: .acquiring) else {
+            return
+        }
         link.connection.close()
         link.frameReady.signal()
         guard let backlog = session.backlog, configuration.commitPolicy != .all else {
@@ -131,14 +139,27 @@ extension Primary {
         let connectedCount = session.connected.count
         let required = configuration.commitPolicy.required(of: configuration.backups.count)
         guard connectedCount >= required else {
-            sessionFailed(WireError.unexpected("lost the backup \(link.endpoint) (\(error)) with \(connectedCount) left of the \(required) the commit policy needs"))
+            sessionFailed(
+                WireError.unexpected(
+                    """
+                    lost the backup \(link.endpoint) (\(error)) with \(connectedCount) left of the \(required) \
+                    the commit policy needs
+                    """
+                ))
             return
         }
         shared.withLock { $0.statistics.backupsLost += 1 }
-        logger.warning("lost the backup \(link.endpoint): \(error); committing with the \(connectedCount) others, trying it again meanwhile")
+        logger.warning(
+            """
+            lost the backup \(link.endpoint): \(error); committing with the \(connectedCount) others, trying it \
+            again meanwhile
+            """
+        )
         let generation = session.generation.load(ordering: .acquiring)
         do {
-            try session.spawnThread("fgbi-rejoin-\(link.index)") { [self] in rejoinLoop(link.index, generation: generation) }
+            try session.spawnThread("fgbi-rejoin-\(link.index)") { [self] in
+                rejoinLoop(link.index, generation: generation)
+            }
         } catch {
             logger.error("cannot start a thread to reach the backup \(link.endpoint) again: \(error)")
         }
@@ -157,8 +178,9 @@ extension Primary {
         while current() {
             let link: BackupLink
             do {
-                link = try BackupLink.open(index: index, configuration: configuration, hello: makeHello(stream: session.stream),
-                                           pageCounts: regions.map(\.pageCount), handshakeTimeout: .seconds(2))
+                link = try BackupLink.open(
+                    index: index, configuration: configuration, hello: makeHello(stream: session.stream),
+                    pageCounts: regions.map(\.pageCount), handshakeTimeout: .seconds(2))
             } catch {
                 if !reported { logger.info("the backup \(endpoint) is not back yet: \(error)") }
                 reported = true
@@ -170,7 +192,12 @@ extension Primary {
             guard let backlog = session.backlog, let held = catchUpPoint(of: link, backlog: backlog) else {
                 link.close()
                 let holds = link.welcome.nextEpoch > 0 ? "epoch \(link.welcome.nextEpoch - 1)" : "nothing"
-                logger.warning("the backup \(endpoint) returned holding \(holds), which the frames kept cannot bring up to date: resynchronising every backup")
+                logger.warning(
+                    """
+                    the backup \(endpoint) returned holding \(holds), which the frames kept cannot bring up to \
+                    date: resynchronising every backup
+                    """
+                )
                 sessionFailed(WireError.unexpected("the backup \(endpoint) returned behind the frames kept for it"))
                 return
             }
@@ -193,7 +220,13 @@ extension Primary {
             }
             if let epoch = held, let committed = commitTracker.acknowledge(epoch, from: index) { published(committed) }
             shared.withLock { $0.statistics.catchUps += 1 }
-            logger.notice("the backup \(endpoint) is back \(held.map { "at epoch \($0)" } ?? "as it was when the session started"): catching up from the frames kept")
+            logger.notice(
+                """
+                the backup \(endpoint) is back \
+                \(held.map { "at epoch \($0)" } ?? "as it was when the session started"): catching up from the \
+                frames kept
+                """
+            )
             return
         }
     }
@@ -205,8 +238,10 @@ extension Primary {
         if let held = link.holdsEpoch(of: session.stream) {
             return backlog.attach(link.index, holding: held) ? .some(held) : nil
         }
-        guard let start = session.heldAtStart[link.index], start.nextEpoch == link.welcome.nextEpoch, start.summary == link.summary,
-              backlog.attachFromFirst(link.index) else { return nil }
+        guard let start = session.heldAtStart[link.index], start.nextEpoch == link.welcome.nextEpoch,
+            start.summary == link.summary,
+            backlog.attachFromFirst(link.index)
+        else { return nil }
         return .some(nil)
     }
 
@@ -237,7 +272,12 @@ extension Primary {
             MonotonicClock.sleep(nanoseconds: 1_000_000)
         }
         for link in open where !backlog.hasSentEverything(link.index) {
-            logger.warning("the backup \(link.endpoint) did not take the last frames within the backup timeout: closing its connection without a bye")
+            logger.warning(
+                """
+                the backup \(link.endpoint) did not take the last frames within the backup timeout: closing its \
+                connection without a bye
+                """
+            )
             link.close()
         }
         for link in open { link.isOpen.store(false, ordering: .releasing) }

@@ -17,8 +17,10 @@ extension Primary {
         var lastError: Error?
         for index in endpoints.indices {
             do {
-                opened.append(try BackupLink.open(index: index, configuration: configuration, hello: hello,
-                                                  pageCounts: regions.map(\.pageCount), handshakeTimeout: configuration.backupTimeout))
+                opened.append(
+                    try BackupLink.open(
+                        index: index, configuration: configuration, hello: hello,
+                        pageCounts: regions.map(\.pageCount), handshakeTimeout: configuration.backupTimeout))
             } catch {
                 lastError = error
                 missing.append(index)
@@ -42,9 +44,10 @@ extension Primary {
     /// What this primary says first to each backup of a session (``BackupLink/open`` adds the nonce and
     /// whether the session is encrypted).
     func makeHello(stream: [UInt8]?) -> Hello {
-        var hello = Hello(mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
-                          blockSize: pipeline.engine.geometry.blockSize, pageSize: pipeline.engine.geometry.pageSize,
-                          regionLengths: regions.map(\.length), nonce: [])
+        var hello = Hello(
+            mode: configuration.engine.mode, wantsAuthentication: configuration.key != nil,
+            blockSize: pipeline.engine.geometry.blockSize, pageSize: pipeline.engine.geometry.pageSize,
+            regionLengths: regions.map(\.length), nonce: [])
         hello.guest = configuration.guestName ?? ""
         hello.cluster = configuration.clusterName ?? ""
         hello.stream = stream
@@ -61,10 +64,15 @@ extension Primary {
     private func startSession(with opened: [BackupLink], missing: [Int], stream: [UInt8]?) throws {
         let generation = session.generation.add(1, ordering: .acquiringAndReleasing).newValue
         session.stream = stream
-        session.heldAtStart = Dictionary(uniqueKeysWithValues: opened.map { ($0.index, ($0.welcome.nextEpoch, $0.summary)) })
-        session.backlog = stream == nil ? nil : EpochBacklog(backups: configuration.backups.count,
-                                                    required: configuration.commitPolicy.required(of: configuration.backups.count),
-                                                    budgetBytes: configuration.catchUpBytes)
+        session.heldAtStart = Dictionary(
+            uniqueKeysWithValues: opened.map { ($0.index, ($0.welcome.nextEpoch, $0.summary)) })
+        session.backlog =
+            stream == nil
+            ? nil
+            : EpochBacklog(
+                backups: configuration.backups.count,
+                required: configuration.commitPolicy.required(of: configuration.backups.count),
+                budgetBytes: configuration.catchUpBytes)
         shared.withLock { $0.sessionFailure = nil }
         session.links.withLock { links in
             for index in links.indices { links[index] = nil }
@@ -85,12 +93,16 @@ extension Primary {
         }
         // Number on from both our epochs and the backups', so committed epochs only ever grow.
         let firstEpoch = max(pipeline.engine.upcomingEpoch, opened.map(\.welcome.nextEpoch).max() ?? 0)
-        if summary != nil || firstEpoch != pipeline.engine.upcomingEpoch || shared.withLock({ $0.statistics.synchronisations }) > 0 {
+        if summary != nil || firstEpoch != pipeline.engine.upcomingEpoch
+            || shared.withLock({ $0.statistics.synchronisations }) > 0
+        {
             try pipeline.restart(firstEpoch: firstEpoch, backupHolds: summary)
         }
         var fetched = (pages: 0, bytes: 0)
-        if configuration.backups.count == 1, let summary, configuration.precopy.fetchesBlockHashes, configuration.precopy.enabled,
-           configuration.engine.mode == .fgbi, configuration.tracker != .scan {
+        if configuration.backups.count == 1, let summary, configuration.precopy.fetchesBlockHashes,
+            configuration.precopy.enabled,
+            configuration.engine.mode == .fgbi, configuration.tracker != .scan
+        {
             fetched = try fetchBlockHashes(from: opened[0], summary: summary)
         }
         shared.withLock {
@@ -103,16 +115,25 @@ extension Primary {
         }
         metrics.connected.record(1)
         for link in opened {
-            logger.info("connected to the backup \(link.endpoint)",
-                        metadata: ["next_epoch": "\(firstEpoch)", "backup_holds": "\(link.welcome.nextEpoch > 0 ? "epoch \(link.welcome.nextEpoch - 1)" : "nothing")",
-                                   "send_path": "\(link.connection.sendPath)"])
-            if let fallback = link.connection.sendPathFallback { logger.notice("frames go out with sendmsg(2): \(fallback)") }
+            logger.info(
+                "connected to the backup \(link.endpoint)",
+                metadata: [
+                    "next_epoch": "\(firstEpoch)",
+                    "backup_holds": "\(link.welcome.nextEpoch > 0 ? "epoch \(link.welcome.nextEpoch - 1)" : "nothing")",
+                    "send_path": "\(link.connection.sendPath)",
+                ])
+            if let fallback = link.connection.sendPathFallback {
+                logger.notice("frames go out with sendmsg(2): \(fallback)")
+            }
         }
         try spawn("fgbi-sender") { [self] in
-            pipeline.sendLoop(deliver: { try deliver($0, epoch: $1, $2) }, engineFailed: fail, sessionFailed: sessionFailed)
+            pipeline.sendLoop(
+                deliver: { try deliver($0, epoch: $1, $2) }, engineFailed: fail, sessionFailed: sessionFailed)
         }
         for link in opened { try startThreads(of: link) }
-        for index in missing { try session.spawnThread("fgbi-rejoin-\(index)") { [self] in rejoinLoop(index, generation: generation) } }
+        for index in missing {
+            try session.spawnThread("fgbi-rejoin-\(index)") { [self] in rejoinLoop(index, generation: generation) }
+        }
     }
 
     /// Starts a connected backup's acknowledgement thread and, with several backups, its writer.
@@ -153,13 +174,24 @@ extension Primary {
                 try openSession()
                 if failures > 0 { logger.notice("reached the backups after \(failures) failed attempts") }
                 return
-            } catch where Self.isWorthRetrying(error) && MonotonicClock.nanoseconds() + pause < deadline {
+            } catch  where Self.isWorthRetrying(error) && MonotonicClock.nanoseconds() + pause < deadline {
                 failures += 1
                 if failures == 1 || failures % 10 == 0 {
-                    logger.warning("cannot reach \(configuration.backups.count == 1 ? "the backup \(configuration.backup)" : "enough backups") yet (\(error)); trying again for up to \(window / 1_000_000_000) s (--reconnect-s)")
+                    let what =
+                        configuration.backups.count == 1 ? "the backup \(configuration.backup)" : "enough backups"
+                    logger.warning(
+                        """
+                        cannot reach \(what) yet (\(error)); trying again for up to \(window / 1_000_000_000) s \
+                        (--reconnect-s)
+                        """
+                    )
                 }
-                if let authority = configuration.authority, MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds {
-                    throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "lapsed while reaching the backup: \(authority.lossReason)")
+                if let authority = configuration.authority,
+                    MonotonicClock.nanoseconds() >= authority.validUntilNanoseconds
+                {
+                    throw LostPrimaryship(
+                        term: authority.term, lastCommittedEpoch: nil,
+                        reason: "lapsed while reaching the backup: \(authority.lossReason)")
                 }
                 MonotonicClock.sleep(nanoseconds: pause)
                 pause = min(pause * 2, 1_000_000_000)
@@ -197,7 +229,9 @@ extension Primary {
             let reason: Error = recorded ?? WireError.unexpected("the session ended")
             closeSession()
             metrics.connected.record(0)
-            logger.warning("lost the backup: \(reason)", metadata: ["reconnect_window_ms": "\(configuration.reconnectWindow.wholeMilliseconds)"])
+            logger.warning(
+                "lost the backup: \(reason)",
+                metadata: ["reconnect_window_ms": "\(configuration.reconnectWindow.wholeMilliseconds)"])
             guard reconnect(after: reason) else { return }
         }
     }

@@ -45,14 +45,23 @@ public final class Primary: @unchecked Sendable {
 
     /// Prepares replication of `regions` (nothing is tracked or sent until ``start()``).
     ///
-    /// - Throws: ``FGBIError`` for a bad configuration, ``SystemError`` or ``FGBIError/unsupported(feature:neededBy:hint:)``
+    /// - Throws: ``FGBIError`` for a bad configuration, ``SystemError`` or
+    ///   ``FGBIError/unsupported(feature:neededBy:hint:)``
     ///   when the tracker cannot run here.
-    public init(regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none,
-                observer: CaptureObserver? = nil, logger: Logger = Logger(label: "fgbi.primary")) throws {
-        guard !configuration.backups.isEmpty else { throw FGBIError.invalidArgument("a primary needs at least one backup") }
+    public init(
+        regions: [GuestMemory], configuration: PrimaryConfiguration, hooks: PauseHooks = .none,
+        observer: CaptureObserver? = nil, logger: Logger = Logger(label: "fgbi.primary")
+    ) throws {
+        guard !configuration.backups.isEmpty else {
+            throw FGBIError.invalidArgument("a primary needs at least one backup")
+        }
         try configuration.commitPolicy.check(backups: configuration.backups.count)
-        guard configuration.catchUpBytes >= 1 << 20 else { throw FGBIError.invalidArgument("catchUpBytes must be at least 1 MiB") }
-        guard configuration.captureBuffers >= 1 else { throw FGBIError.invalidArgument("captureBuffers must be at least 1") }
+        guard configuration.catchUpBytes >= 1 << 20 else {
+            throw FGBIError.invalidArgument("catchUpBytes must be at least 1 MiB")
+        }
+        guard configuration.captureBuffers >= 1 else {
+            throw FGBIError.invalidArgument("captureBuffers must be at least 1")
+        }
         guard configuration.precopy.chunkPages >= 1, configuration.precopy.maximumRounds >= 1 else {
             throw FGBIError.invalidArgument("pre-copy needs chunks of at least 1 page and at least 1 round")
         }
@@ -62,8 +71,9 @@ public final class Primary: @unchecked Sendable {
         metrics = PrimaryMetrics(guest: configuration.guestName)
         session = PrimarySession(backups: configuration.backups.count)
         commitTracker = CommitTracker(policy: configuration.commitPolicy, backups: configuration.backups.count)
-        pipeline = try EpochPipeline(regions: regions, configuration: configuration, hooks: hooks, observer: observer,
-                                     logger: logger, metrics: metrics, shared: shared, running: running)
+        pipeline = try EpochPipeline(
+            regions: regions, configuration: configuration, hooks: hooks, observer: observer,
+            logger: logger, metrics: metrics, shared: shared, running: running)
         let metadataBytes = pipeline.engine.metadataBytes
         shared.withLock { $0.statistics.metadataBytes = metadataBytes }
     }
@@ -89,10 +99,17 @@ public final class Primary: @unchecked Sendable {
         }
         if let authority = configuration.authority {
             guard MonotonicClock.nanoseconds() < authority.validUntilNanoseconds else {
-                throw LostPrimaryship(term: authority.term, lastCommittedEpoch: nil, reason: "not held at start: \(authority.lossReason)")
+                throw LostPrimaryship(
+                    term: authority.term, lastCommittedEpoch: nil, reason: "not held at start: \(authority.lossReason)")
             }
         } else {
-            logger.notice("no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link can leave two primaries); in production give it a coordinator (`--etcd`, `PrimaryConfiguration.authority`)")
+            logger.notice(
+                """
+                no coordinator: primaryship rests on heartbeats alone, which is not partition-safe (a cut link \
+                can leave two primaries); in production give it a coordinator (`--etcd`, \
+                `PrimaryConfiguration.authority`)
+                """
+            )
         }
         try openFirstSession()
         do {
@@ -117,7 +134,6 @@ public final class Primary: @unchecked Sendable {
         let thread = threads.withLock { $0.removeValue(forKey: name) }
         thread?.join()
     }
-
 
     // MARK: - Output commit and status
 
@@ -184,7 +200,8 @@ public final class Primary: @unchecked Sendable {
                 let last = try pipeline.checkpoint()
                 if !waitForCommit(last, timeout: configuration.backupTimeout, orSessionFailure: true) {
                     let failure: Error? = shared.withLock { $0.failure ?? $0.sessionFailure }
-                    finalError = failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
+                    finalError =
+                        failure ?? WireError.timedOut(milliseconds: configuration.backupTimeout.wholeMilliseconds)
                 }
             } catch {
                 finalError = error

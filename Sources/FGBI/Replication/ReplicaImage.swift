@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A replica written to disk on failover: the regions' bytes back to back in one file, and beside it a
@@ -12,15 +12,18 @@ import Glibc
 /// checksums do not match it, which a reader detects.
 package enum ReplicaImage {
     /// Writes `regions` at `epoch` to `path` and `path.json`.
-    public static func write(_ regions: [GuestMemory], geometry: BlockGeometry, epoch: UInt64?, to path: String) throws {
+    public static func write(_ regions: [GuestMemory], geometry: BlockGeometry, epoch: UInt64?, to path: String) throws
+    {
         try DurableFile.replace(path) { fd in
             for region in regions {
-                try DurableFile.writeAll(fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: path)
+                try DurableFile.writeAll(
+                    fd, UnsafeRawBufferPointer(start: region.base, count: region.length), what: path)
             }
         }
         let checksums = regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) }
         let journal = """
-            {"epoch": \(epoch.map(String.init) ?? "null"), "block_size": \(geometry.blockSize), "page_size": \(geometry.pageSize), \
+            {"epoch": \(epoch.map(String.init) ?? "null"), "block_size": \(geometry.blockSize), \
+            "page_size": \(geometry.pageSize), \
             "region_lengths": [\(regions.map { String($0.length) }.joined(separator: ", "))], \
             "xxh3": [\(checksums.map { "\"\($0)\"" }.joined(separator: ", "))]}
 

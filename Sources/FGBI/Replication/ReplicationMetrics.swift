@@ -1,6 +1,7 @@
 import Metrics
 
-/// The primary's metrics (``MetricCatalogue/primary``), reported through swift-metrics (a no-op until the program bootstraps a backend;
+/// The primary's metrics (``MetricCatalogue/primary``), reported through swift-metrics (a no-op until the program
+/// bootstraps a backend;
 /// `fgbi primary --metrics-port` serves them in Prometheus text format). Updated once per epoch, never per
 /// block. A primary of a named guest (``PrimaryConfiguration/guestName``) reports with the dimension
 /// `guest=NAME`, so the primaries of one process stay apart.

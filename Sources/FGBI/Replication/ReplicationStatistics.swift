@@ -100,13 +100,17 @@ extension ReplicationStatistics: CustomStringConvertible {
     /// One line for logs and `print`: counts, bytes, the pause percentiles and the session's state, not the
     /// window of pause samples itself.
     public var description: String {
-        var parts = ["epochs \(epochsCaptured) captured, \(epochsSent) sent, "
-                     + "committed \(lastCommittedEpoch.map(String.init) ?? "none") (lag \(lag))"]
-        parts.append("\(Self.decimal(Double(bytesSent) / 1e6)) MB sent for \(pagesWritten) pages "
-                     + "(\(blocksSent) blocks, \(sharedHits) shared)")
+        var parts = [
+            "epochs \(epochsCaptured) captured, \(epochsSent) sent, "
+                + "committed \(lastCommittedEpoch.map(String.init) ?? "none") (lag \(lag))"
+        ]
+        parts.append(
+            "\(Self.decimal(Double(bytesSent) / 1e6)) MB sent for \(pagesWritten) pages "
+                + "(\(blocksSent) blocks, \(sharedHits) shared)")
         if !recentPausesMs.isEmpty {
-            parts.append("pause p50 \(Self.decimal(pausePercentile(0.5))) ms, p99 \(Self.decimal(pausePercentile(0.99))) ms "
-                         + "over the last \(recentPausesMs.count) epochs")
+            parts.append(
+                "pause p50 \(Self.decimal(pausePercentile(0.5))) ms, p99 \(Self.decimal(pausePercentile(0.99))) ms "
+                    + "over the last \(recentPausesMs.count) epochs")
         }
         parts.append("backpressure waits \(backpressureWaits)")
         if !sendPath.isEmpty { parts.append("send path \(sendPath), \(encrypted ? "encrypted" : "not encrypted")") }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Files written so that a crash leaves the old content or the new one, never half, and never through a file
@@ -9,10 +9,15 @@ import Glibc
 enum DurableFile {
     /// Creates `path`, which must not exist, mode 0600; `body` writes it; then it is synced.
     static func create(_ path: String, _ body: (Int32) throws -> Void) throws {
-        let fd = try Syscall.libc("open(\(path))", hint: { code in
-            code == EEXIST ? "the file exists already: remove it first"
-                : code == ELOOP ? "it is a symbolic link: remove it" : code == EACCES ? "no permission to write there" : ""
-        }) { open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
+        let fd = try Syscall.libc(
+            "open(\(path))",
+            hint: { code in
+                code == EEXIST
+                    ? "the file exists already: remove it first"
+                    : code == ELOOP
+                        ? "it is a symbolic link: remove it" : code == EACCES ? "no permission to write there" : ""
+            }
+        ) { open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         defer { close(fd) }
         try body(fd)
         try Syscall.libc("fsync(\(path))", hint: diskHint) { fsync(fd) }
@@ -27,7 +32,8 @@ enum DurableFile {
             mkstemp(&template)
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-        let temporary = String(decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let temporary = String(
+            decoding: template.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         do {
             defer { close(fd) }
             try body(fd)
@@ -45,7 +51,9 @@ enum DurableFile {
         var offset = 0
         while offset < bytes.count {
             let chunk = min(bytes.count - offset, 1 << 30)
-            offset += try Syscall.libc("write(\(what))", hint: diskHint) { write(fd, bytes.baseAddress! + offset, chunk) }
+            offset += try Syscall.libc("write(\(what))", hint: diskHint) {
+                write(fd, bytes.baseAddress! + offset, chunk)
+            }
         }
     }
 

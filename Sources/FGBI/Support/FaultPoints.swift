@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Named places in the epoch cycle where a fault-injection test can make this process die as a crash
@@ -29,7 +29,8 @@ package enum FaultPoints {
     }
 
     /// What the environment asks for: a point and the hit to die at, or why it names none.
-    private static let request: Result<(point: Point, count: Int), FGBIError>? = parse(getenv("FGBI_FAULT_POINT").map { String(cString: $0) })
+    private static let request: Result<(point: Point, count: Int), FGBIError>? = parse(
+        getenv("FGBI_FAULT_POINT").map { String(cString: $0) })
     private static let armed = try? request?.get()
     private static let enabled = armed != nil
 
@@ -46,8 +47,10 @@ package enum FaultPoints {
         guard let value, !value.isEmpty else { return nil }
         let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
         guard let point = Point(rawValue: parts[0]) else {
-            return .failure(.invalidArgument("FGBI_FAULT_POINT names no fault point '\(parts[0])'; known: "
-                                             + Point.allCases.map(\.rawValue).joined(separator: ", ")))
+            return .failure(
+                .invalidArgument(
+                    "FGBI_FAULT_POINT names no fault point '\(parts[0])'; known: "
+                        + Point.allCases.map(\.rawValue).joined(separator: ", ")))
         }
         let count = parts.count == 2 ? Int(parts[1]) ?? 1 : 1
         return .success((point, max(count, 1)))

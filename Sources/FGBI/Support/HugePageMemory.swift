@@ -23,7 +23,7 @@ enum HugePageMemory {
     private static func allocateBytes(_ bytes: Int, alignment: Int) -> UnsafeMutableRawPointer {
         let aligned = bytes >= hugePageSize ? hugePageSize : max(alignment, 64)
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: aligned)
-        if bytes >= hugePageSize { _ = CSupport_madvise_hugepage(raw, bytes) }   // advice: nothing to do if refused
+        if bytes >= hugePageSize { _ = CSupport_madvise_hugepage(raw, bytes) } // advice: nothing to do if refused
         return raw
     }
 }

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A dedicated OS thread that can be joined: for loops that block in the kernel (a userfaultfd fault
@@ -18,19 +18,24 @@ package final class JoinableThread: @unchecked Sendable {
     /// Starts `body` on a new thread named `name` (at most 15 characters are kept, as Linux allows).
     package init(name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
         let threadName = String(name.prefix(15))
-        let box = Unmanaged.passRetained(Body {
-            CSupport_set_thread_name(threadName)
-            body()
-        }).toOpaque()
+        let box = Unmanaged.passRetained(
+            Body {
+                CSupport_set_thread_name(threadName)
+                body()
+            }
+        ).toOpaque()
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { argument in
-            let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
-            body.run()
-            return nil
-        }, box)
+        let rc = pthread_create(
+            &thread, nil,
+            { argument in
+                let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
+                body.run()
+                return nil
+            }, box)
         if rc != 0 {
             Unmanaged<Body>.fromOpaque(box).release()
-            throw SystemError(operation: "pthread_create(\(name))", errno: rc, hint: "the process may be at its thread limit")
+            throw SystemError(
+                operation: "pthread_create(\(name))", errno: rc, hint: "the process may be at its thread limit")
         }
         handle = thread
     }

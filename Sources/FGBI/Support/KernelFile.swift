@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Whole-file reads of the kernel's generated files (`/proc`, `/sys`), which report a size of 0 and hand

@@ -1,9 +1,10 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The check that a file holding a secret (a pre-shared key, a configuration that names a command to run
-/// on failover, the state directory holding a replica) is private to the user running fgbi, as ssh checks its keys: owned by this user or by root,
+/// on failover, the state directory holding a replica) is private to the user running fgbi, as ssh checks its keys:
+/// owned by this user or by root,
 /// and neither readable nor writable by group or others. A key others can read is a key others hold; a
 /// command file others can write runs their commands as this user.
 package enum PrivateFile {
@@ -29,7 +30,8 @@ package enum PrivateFile {
     ///
     /// - Throws: ``SystemError`` naming the file (EEXIST when something is already there, ELOOP for a link).
     public static func create(_ path: String, bytes: [UInt8]) throws {
-        try DurableFile.create(path) { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: path) } }
+        try DurableFile.create(path) { fd in try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: path) }
+        }
     }
 
     /// Checks that the directory holding `path` (a file fgbi will write there, such as the failover image) is
@@ -43,29 +45,46 @@ package enum PrivateFile {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let name = directory.isEmpty ? "/" : directory
         var info = stat()
-        try Syscall.libc("stat(\(name))", hint: { $0 == ENOENT ? "the directory for the \(what) does not exist" : "" }) { stat(name, &info) }
+        try Syscall.libc("stat(\(name))", hint: { $0 == ENOENT ? "the directory for the \(what) does not exist" : "" })
+        { stat(name, &info) }
         let user = geteuid()
         guard info.st_uid == user || info.st_uid == 0 else {
-            throw FGBIError.invalidArgument("the directory \(name) of the \(what) belongs to user \(info.st_uid), not to this user (\(user)) or root: "
-                                            + "use a directory of fgbi's user")
+            throw FGBIError.invalidArgument(
+                """
+                the directory \(name) of the \(what) belongs to user \(info.st_uid), not to this user (\(user)) \
+                or root: 
+                """
+                    + "use a directory of fgbi's user")
         }
         guard info.st_mode & 0o022 == 0 else {
-            throw FGBIError.invalidArgument("the directory \(name) of the \(what) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): "
-                                            + "another user could replace the \(what) before it is read; run `chmod go-w \(name)` or use a directory of fgbi's user")
+            throw FGBIError.invalidArgument(
+                """
+                the directory \(name) of the \(what) is writable by group or others (mode \
+                \(String(info.st_mode & 0o7777, radix: 8))): 
+                """
+                    + """
+                    another user could replace the \(what) before it is read; run `chmod go-w \(name)` or use a \
+                    directory of fgbi's user
+                    """
+            )
         }
     }
 
     static func check(owner: uid_t, mode: mode_t, path: String, what: String) throws(FGBIError) {
         let user = geteuid()
         guard owner == user || owner == 0 else {
-            throw .invalidArgument("\(what) \(path) belongs to user \(owner), not to this user (\(user)) or root: "
-                                   + "a file another user controls cannot hold this process's secrets (chown it, then chmod 600)")
+            throw .invalidArgument(
+                "\(what) \(path) belongs to user \(owner), not to this user (\(user)) or root: "
+                    + "a file another user controls cannot hold this process's secrets (chown it, then chmod 600)")
         }
         let permissions = mode & 0o777
         guard permissions & 0o077 == 0 else {
-            let fix = mode & S_IFMT == S_IFDIR ? "run `chmod 700 \(path)`"
+            let fix =
+                mode & S_IFMT == S_IFDIR
+                ? "run `chmod 700 \(path)`"
                 : "run `chmod 600 \(path)` (create such files with `install -m 600 /dev/null FILE` before writing them)"
-            throw .invalidArgument("\(what) \(path) is open to group or others (mode \(String(permissions, radix: 8))): \(fix)")
+            throw .invalidArgument(
+                "\(what) \(path) is open to group or others (mode \(String(permissions, radix: 8))): \(fix)")
         }
     }
 }

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where and how the calling thread runs: pinned to CPUs (a guest's writer on its own CPU, the capture's
@@ -21,13 +21,17 @@ package enum ThreadScheduling {
         let operation = "sched_setaffinity(\(thread), \(cpus.count == 1 ? "CPU \(cpus[0])" : "CPUs \(cpus)"))"
         var mask: UInt64 = 0
         for cpu in cpus {
-            guard (0..<64).contains(cpu) else { throw SystemError(operation: operation, errno: EINVAL, hint: "CPUs 0 to 63 only") }
+            guard (0..<64).contains(cpu) else {
+                throw SystemError(operation: operation, errno: EINVAL, hint: "CPUs 0 to 63 only")
+            }
             mask |= 1 << UInt64(cpu)
         }
         let rc = cpus.isEmpty ? -EINVAL : CSupport_set_thread_affinity(mask)
         guard rc == 0 else {
-            throw SystemError(operation: operation, errno: -rc,
-                              hint: -rc == EINVAL ? "the CPU must be online and allowed to this process; see nproc and taskset -p" : "")
+            throw SystemError(
+                operation: operation, errno: -rc,
+                hint: -rc == EINVAL
+                    ? "the CPU must be online and allowed to this process; see nproc and taskset -p" : "")
         }
     }
 
@@ -37,8 +41,14 @@ package enum ThreadScheduling {
     public static func enterRealtime(priority: Int, thread: String) throws(SystemError) {
         let rc = CSupport_set_thread_realtime(Int32(priority))
         guard rc == 0 else {
-            throw SystemError(operation: "pthread_setschedparam(\(thread), SCHED_FIFO \(priority))", errno: -rc,
-                              hint: -rc == EPERM ? "run as root, grant CAP_SYS_NICE, or raise RLIMIT_RTPRIO (ulimit -r) to \(priority); or leave the capture priority unset" : "")
+            throw SystemError(
+                operation: "pthread_setschedparam(\(thread), SCHED_FIFO \(priority))", errno: -rc,
+                hint: -rc == EPERM
+                    ? """
+                    run as root, grant CAP_SYS_NICE, or raise RLIMIT_RTPRIO (ulimit -r) to \(priority); or leave \
+                    the capture priority unset
+                    """
+                    : "")
         }
     }
 

@@ -55,7 +55,9 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
 
     public func start() throws {
         try state.withLock { state in
-            guard state.phase == .idle else { throw FGBIError.invalidState("uffd-async tracker already started or stopped") }
+            guard state.phase == .idle else {
+                throw FGBIError.invalidState("uffd-async tracker already started or stopped")
+            }
             try uffd.registerAndProtect(address: memory.address, length: UInt64(memory.length))
             state.phase = .running
         }
@@ -64,7 +66,9 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public func collect(into set: inout DirtyPageSet) throws {
         set.removeAll()
         try state.withLock { state in
-            guard state.phase == .running else { throw FGBIError.invalidState("collect on a uffd-async tracker that is not running") }
+            guard state.phase == .running else {
+                throw FGBIError.invalidState("collect on a uffd-async tracker that is not running")
+            }
             let base = memory.address
             let pageSize = UInt64(GuestMemory.pageSize)
             try state.hotPages.collect(into: &set) { run, written in

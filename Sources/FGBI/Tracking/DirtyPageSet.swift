@@ -46,7 +46,8 @@ public struct DirtyPageSet: Sendable, Equatable {
     public mutating func append(start: Int, count: Int) {
         precondition(count > 0, "a page run holds at least one page")
         if let last = runs.last {
-            precondition(start >= last.start, "page runs must be appended in increasing order: \(start) after \(last.start)")
+            precondition(
+                start >= last.start, "page runs must be appended in increasing order: \(start) after \(last.start)")
             if start <= last.end {
                 let end = max(last.end, start + count)
                 pageCount += end - last.end

@@ -33,7 +33,8 @@ public struct HotPagePolicy: Sendable, Equatable, CustomStringConvertible {
 
     /// The policy replication uses by default: hot after 2 consecutive written epochs, for 16 epochs, up to
     /// 16,384 pages (64 MiB) per region.
-    public static let replicationDefault = HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 16_384, maximumGap: 2)
+    public static let replicationDefault = HotPagePolicy(
+        promoteAfter: 2, leaseCollections: 16, maximumPages: 16_384, maximumGap: 2)
 
     public init(promoteAfter: Int, leaseCollections: Int, maximumPages: Int, maximumGap: Int) {
         self.promoteAfter = promoteAfter
@@ -49,19 +50,25 @@ public struct HotPagePolicy: Sendable, Equatable, CustomStringConvertible {
     /// `leaseCollections` 1-65,535, `maximumGap` not negative. A policy with `maximumPages` 0 is off and passes.
     public func validate() throws(FGBIError) {
         guard maximumPages != 0 else { return }
-        guard maximumPages > 0 else { throw .invalidArgument("hot pages: maximumPages must not be negative, not \(maximumPages)") }
+        guard maximumPages > 0 else {
+            throw .invalidArgument("hot pages: maximumPages must not be negative, not \(maximumPages)")
+        }
         guard (2...255).contains(promoteAfter) else {
-            throw .invalidArgument("hot pages: promoteAfter must be 2 to 255 consecutive collections, not \(promoteAfter)")
+            throw .invalidArgument(
+                "hot pages: promoteAfter must be 2 to 255 consecutive collections, not \(promoteAfter)")
         }
         guard (1...65_535).contains(leaseCollections) else {
             throw .invalidArgument("hot pages: leaseCollections must be 1 to 65535, not \(leaseCollections)")
         }
-        guard maximumGap >= 0 else { throw .invalidArgument("hot pages: maximumGap must not be negative, not \(maximumGap)") }
+        guard maximumGap >= 0 else {
+            throw .invalidArgument("hot pages: maximumGap must not be negative, not \(maximumGap)")
+        }
     }
 
     public var description: String {
-        isEnabled ? "hot after \(promoteAfter) written collections for \(leaseCollections), at most \(maximumPages) pages"
-            + (demotesUnchanged ? "" : ", full leases") : "off"
+        isEnabled
+            ? "hot after \(promoteAfter) written collections for \(leaseCollections), at most \(maximumPages) pages"
+                + (demotesUnchanged ? "" : ", full leases") : "off"
     }
 
     /// Parses the CLI form: `off`, `on` (``replicationDefault``), or `PROMOTE:LEASE:MAXPAGES`, with `:full`
@@ -75,11 +82,14 @@ public struct HotPagePolicy: Sendable, Equatable, CustomStringConvertible {
             let fullLeases = fields.count == 4 && fields[3] == "full"
             if fullLeases { fields.removeLast() }
             let parts = fields.map { Int($0) }
-            guard parts.count == 3, let promote = parts[0], let lease = parts[1], let maximum = parts[2], maximum > 0 else {
-                throw .invalidArgument("hot pages '\(text)': use off, on, or PROMOTE:LEASE:MAXPAGES[:full] (e.g. 2:16:16384)")
+            guard parts.count == 3, let promote = parts[0], let lease = parts[1], let maximum = parts[2], maximum > 0
+            else {
+                throw .invalidArgument(
+                    "hot pages '\(text)': use off, on, or PROMOTE:LEASE:MAXPAGES[:full] (e.g. 2:16:16384)")
             }
-            var policy = HotPagePolicy(promoteAfter: promote, leaseCollections: lease, maximumPages: maximum,
-                                       maximumGap: replicationDefault.maximumGap)
+            var policy = HotPagePolicy(
+                promoteAfter: promote, leaseCollections: lease, maximumPages: maximum,
+                maximumGap: replicationDefault.maximumGap)
             policy.demotesUnchanged = !fullLeases
             try policy.validate()
             return policy

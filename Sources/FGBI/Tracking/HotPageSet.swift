@@ -186,7 +186,7 @@ struct HotPageSet {
         let extra = Int((mixed >> 32) % UInt64(spread))
         let length = UInt16(min(policy.leaseCollections + extra, Int(UInt16.max)))
         var end = collection &+ length
-        if end == 0 { end = 1 }  // collection skips 0, so a lease ending at 0 would never end
+        if end == 0 { end = 1 } // collection skips 0, so a lease ending at 0 would never end
         return end
     }
 

@@ -2,7 +2,7 @@ import CSupport
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The `uffd-sync` backend: classic userfaultfd write-protect with a fault-handling thread.
@@ -85,7 +85,9 @@ package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     public func collect(into set: inout DirtyPageSet) throws {
         set.removeAll()
         try shared.withLock { shared in
-            guard shared.running else { throw FGBIError.invalidState("collect on a uffd-sync tracker that is not running") }
+            guard shared.running else {
+                throw FGBIError.invalidState("collect on a uffd-sync tracker that is not running")
+            }
             if let error = shared.threadError { throw error }
             shared.writtenPages.sort()
             for page in shared.writtenPages {
@@ -95,7 +97,8 @@ package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             shared.writtenPages.removeAll(keepingCapacity: true)
             let pageSize = UInt64(GuestMemory.pageSize)
             for run in set.runs {
-                try uffd.writeProtect(address: memory.address + UInt64(run.start) * pageSize, length: UInt64(run.count) * pageSize)
+                try uffd.writeProtect(
+                    address: memory.address + UInt64(run.start) * pageSize, length: UInt64(run.count) * pageSize)
             }
         }
     }
@@ -119,7 +122,10 @@ package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
         guard wasRunning else { return }
         var byte: UInt8 = 1
         _ = write(stopPipe.write, &byte, 1)
-        thread.withLock { $0?.join(); $0 = nil }
+        thread.withLock {
+            $0?.join()
+            $0 = nil
+        }
         // Unregistering also wakes any writer still blocked on a protected page.
         try uffd.unregister(address: memory.address, length: UInt64(memory.length))
     }
@@ -141,7 +147,8 @@ package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             if fds[1].revents != 0 { return }
             do {
                 while let fault = try uffd.readFault() {
-                    guard fault.isWriteProtect, fault.address >= base, fault.address < base + UInt64(memory.length) else { continue }
+                    guard fault.isWriteProtect, fault.address >= base, fault.address < base + UInt64(memory.length)
+                    else { continue }
                     let page = Int((fault.address - base) / pageSize)
                     let stamp = MonotonicClock.nanoseconds()
                     try shared.withLock { shared in
@@ -151,7 +158,8 @@ package final class SyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
                             shared.writtenPages.append(page)
                         }
                         if shared.faults.count < faultLogCapacity {
-                            shared.faults.append(FaultRecord(page: page, monotonicNanoseconds: stamp, threadID: fault.threadID))
+                            shared.faults.append(
+                                FaultRecord(page: page, monotonicNanoseconds: stamp, threadID: fault.threadID))
                         } else {
                             shared.droppedFaults += 1
                         }

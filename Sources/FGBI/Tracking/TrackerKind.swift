@@ -15,7 +15,8 @@ public enum TrackerKind: String, CaseIterable, Sendable, CustomStringConvertible
     /// Parses a CLI name, with an error that lists the valid ones.
     public static func parse(_ name: String) throws(FGBIError) -> TrackerKind {
         guard let kind = TrackerKind(rawValue: name) else {
-            throw .invalidArgument("unknown tracker '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .invalidArgument(
+                "unknown tracker '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return kind
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A host and TCP port, as given on the command line ("127.0.0.1:7070", "[::1]:7070", "backup.lan:7070").

@@ -1,7 +1,7 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One side of a primary-backup connection: frames out through a ``FrameSealer`` and a ``FrameWriter``,
@@ -43,13 +43,16 @@ package final class FrameConnection: @unchecked Sendable {
     /// ``FrameSendPath/automatic`` path, which cannot fail.
     package convenience init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int) {
         // Automatic never throws: it falls back to the socket path instead.
-        try! self.init(socket: socket, peer: peer, isPrimary: isPrimary, maximumPayload: maximumPayload, sendPath: .automatic)
+        try! self.init(
+            socket: socket, peer: peer, isPrimary: isPrimary, maximumPayload: maximumPayload, sendPath: .automatic)
     }
 
     /// As the initializer without `sendPath`, writing frames on `sendPath`.
     /// - Throws: ``SystemError`` when `sendPath` asks for io_uring (or its zero copy) and this kernel or
     ///   process cannot have it; `.automatic`, `.socket` and `.bySize` never throw.
-    package init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath) throws(SystemError) {
+    package init(socket: Socket, peer: String, isPrimary: Bool, maximumPayload: Int, sendPath: FrameSendPath)
+        throws(SystemError)
+    {
         self.socket = socket
         self.peer = peer
         sessionMaximumPayload = maximumPayload
@@ -57,7 +60,8 @@ package final class FrameConnection: @unchecked Sendable {
         self.sendPath = writer.path
         sendPathFallback = fallback
         sending = PthreadLock(Sending(sealer: FrameSealer(direction: isPrimary ? 0 : 1), writer: writer))
-        opener = FrameOpener(direction: isPrimary ? 1 : 0, maximumPayload: min(maximumPayload, Self.handshakeMaximumPayload))
+        opener = FrameOpener(
+            direction: isPrimary ? 1 : 0, maximumPayload: min(maximumPayload, Self.handshakeMaximumPayload))
     }
 
     /// What this connection's sends did so far: frames per path, io_uring submissions, zero-copy
@@ -100,7 +104,9 @@ package final class FrameConnection: @unchecked Sendable {
             try header.withUnsafeBytes { header in
                 try mac.withUnsafeBytes { mac in
                     if let encrypted {
-                        try encrypted.withUnsafeBytes { try sending.writer.write(header: header, payload: $0, mac: mac) }
+                        try encrypted.withUnsafeBytes {
+                            try sending.writer.write(header: header, payload: $0, mac: mac)
+                        }
                     } else {
                         try sending.writer.write(header: header, payload: payload, mac: mac)
                     }
@@ -119,7 +125,8 @@ package final class FrameConnection: @unchecked Sendable {
         let deadline = handshakeDeadline
         var header = [UInt8](repeating: 0, count: WireFormat.headerLength)
         try header.withUnsafeMutableBytes { buffer in
-            try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
+            try socket.receiveExactly(
+                buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
         }
         let parsed = try opener.parseHeader(header)
         // The announced length is not authenticated until the MAC at the end is checked: memory is given as
@@ -130,8 +137,9 @@ package final class FrameConnection: @unchecked Sendable {
             payloadBytesAllocated.store(payload.count, ordering: .relaxed)
             if payload.count > received {
                 try payload.withUnsafeMutableBytes { buffer in
-                    try socket.receiveExactly(buffer.count - received, into: buffer.baseAddress! + received,
-                                              timeoutMilliseconds: receiveTimeout, deadline: deadline)
+                    try socket.receiveExactly(
+                        buffer.count - received, into: buffer.baseAddress! + received,
+                        timeoutMilliseconds: receiveTimeout, deadline: deadline)
                 }
                 received = payload.count
             }
@@ -142,7 +150,8 @@ package final class FrameConnection: @unchecked Sendable {
         if parsed.authenticated {
             mac = [UInt8](repeating: 0, count: WireFormat.macLength)
             try mac.withUnsafeMutableBytes { buffer in
-                try socket.receiveExactly(buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
+                try socket.receiveExactly(
+                    buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
             }
         }
         return try opener.accept(parsed, payload: payload, mac: mac)

@@ -52,8 +52,10 @@ public enum FrameSendPath: Sendable, Hashable, CustomStringConvertible, Lossless
         case "uring-zc": self = .uringZeroCopy(minimumPayloadBytes: Self.defaultZeroCopyMinimumPayloadBytes)
         case "by-size": self = .bySize(uringMinimumPayloadBytes: Self.defaultSplitPayloadBytes)
         default:
-            for (prefix, make) in [("uring-zc:", { FrameSendPath.uringZeroCopy(minimumPayloadBytes: $0) }),
-                                   ("by-size:", { FrameSendPath.bySize(uringMinimumPayloadBytes: $0) })] where description.hasPrefix(prefix) {
+            for (prefix, make) in [
+                ("uring-zc:", { FrameSendPath.uringZeroCopy(minimumPayloadBytes: $0) }),
+                ("by-size:", { FrameSendPath.bySize(uringMinimumPayloadBytes: $0) }),
+            ] where description.hasPrefix(prefix) {
                 guard let minimum = Int(description.dropFirst(prefix.count)), minimum >= 0 else { return nil }
                 self = make(minimum)
                 return

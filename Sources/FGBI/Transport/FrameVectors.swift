@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The iovec array and msghdr a frame write hands to sendmsg(2) or io_uring, allocated once per writer, and

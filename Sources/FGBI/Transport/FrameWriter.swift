@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes one frame's pieces to a connected stream socket: all of them, in order, before returning.
@@ -15,7 +15,8 @@ protocol FrameWriter: AnyObject, Sendable {
     /// sends. Returns once the kernel has taken every byte and no longer reads the buffers (for zero copy:
     /// after its notifications), so the caller may free or reuse them at once.
     /// - Throws: ``SystemError`` naming the failed call; the connection is then unusable.
-    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError)
+    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
+        throws(SystemError)
 }
 
 /// Picks and builds the writer for a ``FrameSendPath``.
@@ -27,8 +28,10 @@ enum FrameWriters {
     /// back to it (and says why) when io_uring is missing or disabled; `.uring` and `.uringZeroCopy` insist
     /// and throw.
     /// - Throws: ``SystemError`` when an explicitly requested io_uring path cannot run here.
-    static func make(for path: FrameSendPath, socket: Socket, counters: FrameSendCounters,
-                     support: Result<URingSendSupport, SystemError> = URingSendSupport.current)
+    static func make(
+        for path: FrameSendPath, socket: Socket, counters: FrameSendCounters,
+        support: Result<URingSendSupport, SystemError> = URingSendSupport.current
+    )
         throws(SystemError) -> (writer: any FrameWriter, fallback: SystemError?)
     {
         switch path {
@@ -50,12 +53,16 @@ enum FrameWriters {
         case .uring:
             return (try uring(socket: socket, counters: counters, zeroCopyMinimum: nil, support: support), nil)
         case .uringZeroCopy(let minimum):
-            return (try uring(socket: socket, counters: counters, zeroCopyMinimum: max(minimum, 0), support: support), nil)
+            return (
+                try uring(socket: socket, counters: counters, zeroCopyMinimum: max(minimum, 0), support: support), nil
+            )
         }
     }
 
-    private static func uring(socket: Socket, counters: FrameSendCounters, zeroCopyMinimum: Int?,
-                              support: Result<URingSendSupport, SystemError>) throws(SystemError) -> URingFrameWriter {
+    private static func uring(
+        socket: Socket, counters: FrameSendCounters, zeroCopyMinimum: Int?,
+        support: Result<URingSendSupport, SystemError>
+    ) throws(SystemError) -> URingFrameWriter {
         let path: FrameSendPath = zeroCopyMinimum.map { .uringZeroCopy(minimumPayloadBytes: $0) } ?? .uring
         if let reason = try support.get().unavailableReason(for: path) { throw reason }
         return try URingFrameWriter(socket: socket, counters: counters, zeroCopyMinimumPayloadBytes: zeroCopyMinimum)

@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The backup's door: accepts connections and runs their handshakes at the same time, each on a thread of
@@ -76,7 +76,9 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
     private var unloggedInWindow = 0
 
     /// A gate on `listener`; `refused` is called once per handshake that failed or was evicted (for a metric).
-    init(listener: Socket, limits: HandshakeLimits, logger: Logger, refused: @escaping @Sendable () -> Void) throws(SystemError) {
+    init(listener: Socket, limits: HandshakeLimits, logger: Logger, refused: @escaping @Sendable () -> Void)
+        throws(SystemError)
+    {
         self.listener = listener
         self.limits = HandshakeLimits(concurrent: max(limits.concurrent, 1), perSource: max(limits.perSource, 1))
         self.logger = logger
@@ -118,8 +120,10 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
                 guard now < deadline else { return nil }
                 wait = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
             }
-            var entries = [pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0),
-                           pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            var entries = [
+                pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0),
+            ]
             let ready = poll(&entries, 2, wait)
             if ready < 0 {
                 guard errno == EINTR else { throw SystemError(operation: "poll", errno: errno) }
@@ -140,7 +144,9 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
                 }
                 throw error
             }
-            try admit(Attempt(socket: accepted.socket, source: accepted.peer), peerIsLoopback: accepted.peerIsLoopback, handshake)
+            try admit(
+                Attempt(socket: accepted.socket, source: accepted.peer), peerIsLoopback: accepted.peerIsLoopback,
+                handshake)
         }
     }
 
@@ -161,7 +167,8 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
             let sameSource = live.filter { $0.source == attempt.source }
             let pool = sameSource.count >= limits.perSource ? sameSource : live.count >= limits.concurrent ? live : []
             // Least far first (no hello yet), oldest among them.
-            guard let victim = pool.min(by: { ($0.isGreeted ? 1 : 0, $0.started) < ($1.isGreeted ? 1 : 0, $1.started) }) else { return nil }
+            guard let victim = pool.min(by: { ($0.isGreeted ? 1 : 0, $0.started) < ($1.isGreeted ? 1 : 0, $1.started) })
+            else { return nil }
             victim.evicted = true
             return victim
         }
@@ -203,8 +210,16 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
                 report(attempt.source, WireError.refused("another primary completed its handshake first"))
             case .failure(let error)?:
                 // One dropped because another primary's handshake won is not a refusal worth a log line.
-                report(attempt.source, attempt.evicted ? WireError.refused("evicted: more pending handshakes than the gate's bounds (\(limits.concurrent), \(limits.perSource) per address)") : error,
-                       log: !attempt.abandoned)
+                report(
+                    attempt.source,
+                    attempt.evicted
+                        ? WireError.refused(
+                            """
+                            evicted: more pending handshakes than the gate's bounds (\(limits.concurrent), \
+                            \(limits.perSource) per address)
+                            """
+                        ) : error,
+                    log: !attempt.abandoned)
             case nil:
                 break
             }
@@ -219,7 +234,12 @@ final class HandshakeGate<Outcome>: @unchecked Sendable {
         let now = MonotonicClock.nanoseconds()
         if now - logWindowStart > 10_000_000_000 {
             if unloggedInWindow > 0 {
-                logger.warning("refused \(unloggedInWindow) more connections in the last 10 s without logging each (a flood of connections?)")
+                logger.warning(
+                    """
+                    refused \(unloggedInWindow) more connections in the last 10 s without logging each (a flood \
+                    of connections?)
+                    """
+                )
             }
             logWindowStart = now
             loggedInWindow = 0

@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A liburing ring used to send on stream sockets, plain (IORING_OP_SEND) or zero-copy (IORING_OP_SEND_ZC).
@@ -25,8 +25,10 @@ package final class IOURing: @unchecked Sendable {
     package init(entries: UInt32 = 64) throws(SystemError) {
         var error: Int32 = 0
         guard let ring = CSupport_io_uring_new(entries, &error) else {
-            throw SystemError(operation: "io_uring_queue_init", errno: error, hint: error == EPERM || error == ENOSYS
-                              ? "io_uring is disabled (kernel.io_uring_disabled) or absent; FGBI falls back to send()" : "")
+            throw SystemError(
+                operation: "io_uring_queue_init", errno: error,
+                hint: error == EPERM || error == ENOSYS
+                    ? "io_uring is disabled (kernel.io_uring_disabled) or absent; FGBI falls back to send()" : "")
         }
         self.ring = ring
     }
@@ -35,7 +37,9 @@ package final class IOURing: @unchecked Sendable {
 
     /// Sends all of `buffer` on `fd` in messages of `messageSize` bytes, one in flight at a time, resuming
     /// after short sends. Returns once every byte went out and, for zero-copy, every notification arrived.
-    package func send(_ buffer: UnsafeRawBufferPointer, on fd: Int32, messageSize: Int, zeroCopy: Bool) throws(SystemError) -> SendReport {
+    package func send(_ buffer: UnsafeRawBufferPointer, on fd: Int32, messageSize: Int, zeroCopy: Bool)
+        throws(SystemError) -> SendReport
+    {
         var report = SendReport()
         var offset = 0
         var pendingNotifications = 0
@@ -43,8 +47,10 @@ package final class IOURing: @unchecked Sendable {
             let length = min(messageSize, buffer.count - offset)
             let start = buffer.baseAddress! + offset
             let tag = UInt64(offset)
-            let queued = zeroCopy
-                ? CSupport_io_uring_prep_send_zc(ring, fd, start, length, Int32(MSG_NOSIGNAL), CSupport_IORING_SEND_ZC_REPORT_USAGE, tag)
+            let queued =
+                zeroCopy
+                ? CSupport_io_uring_prep_send_zc(
+                    ring, fd, start, length, Int32(MSG_NOSIGNAL), CSupport_IORING_SEND_ZC_REPORT_USAGE, tag)
                 : CSupport_io_uring_prep_send(ring, fd, start, length, Int32(MSG_NOSIGNAL), tag)
             guard queued == 0 else { throw SystemError(operation: "io_uring_get_sqe", errno: -queued) }
             try Syscall.shim("io_uring_submit") { CSupport_io_uring_submit(ring) }
@@ -56,7 +62,9 @@ package final class IOURing: @unchecked Sendable {
                 if completion.flags & CSupport_IORING_CQE_F_NOTIF != 0 {
                     pendingNotifications -= 1
                     report.notifications += 1
-                    if UInt32(bitPattern: completion.result) & CSupport_IORING_NOTIF_USAGE_ZC_COPIED != 0 { report.copiedNotifications += 1 }
+                    if UInt32(bitPattern: completion.result) & CSupport_IORING_NOTIF_USAGE_ZC_COPIED != 0 {
+                        report.copiedNotifications += 1
+                    }
                     continue
                 }
                 if completion.flags & CSupport_IORING_CQE_F_MORE != 0 { pendingNotifications += 1 }
@@ -64,17 +72,20 @@ package final class IOURing: @unchecked Sendable {
             }
             guard let result = sent, result >= 0 else {
                 let code = -(sent ?? -EIO)
-                throw SystemError(operation: zeroCopy ? "io_uring send_zc" : "io_uring send", errno: code,
-                                  hint: code == EPIPE || code == ECONNRESET ? "the peer closed the connection" : "")
+                throw SystemError(
+                    operation: zeroCopy ? "io_uring send_zc" : "io_uring send", errno: code,
+                    hint: code == EPIPE || code == ECONNRESET ? "the peer closed the connection" : "")
             }
-            offset += Int(result)  // a short send resumes from where it stopped
+            offset += Int(result) // a short send resumes from where it stopped
         }
         while pendingNotifications > 0 {
             let completion = try waitCompletion()
             guard completion.flags & CSupport_IORING_CQE_F_NOTIF != 0 else { continue }
             pendingNotifications -= 1
             report.notifications += 1
-            if UInt32(bitPattern: completion.result) & CSupport_IORING_NOTIF_USAGE_ZC_COPIED != 0 { report.copiedNotifications += 1 }
+            if UInt32(bitPattern: completion.result) & CSupport_IORING_NOTIF_USAGE_ZC_COPIED != 0 {
+                report.copiedNotifications += 1
+            }
         }
         return report
     }
@@ -82,13 +93,18 @@ package final class IOURing: @unchecked Sendable {
     /// Queues one sendmsg of `message` on `fd` (IORING_OP_SENDMSG, or IORING_OP_SENDMSG_ZC with
     /// `zeroCopyFlags` when given), tagged `tag`. `message`, its iovecs and their bytes must stay unchanged
     /// until the completion (and for zero copy the notification) arrives.
-    func queueSendmsg(_ message: UnsafePointer<msghdr>, on fd: Int32, flags: Int32, zeroCopyFlags: UInt16?, tag: UInt64) throws(SystemError) {
-        let queued = if let zeroCopyFlags {
-            CSupport_io_uring_prep_sendmsg_zc(ring, fd, message, flags, zeroCopyFlags, tag)
-        } else {
-            CSupport_io_uring_prep_sendmsg(ring, fd, message, flags, tag)
+    func queueSendmsg(_ message: UnsafePointer<msghdr>, on fd: Int32, flags: Int32, zeroCopyFlags: UInt16?, tag: UInt64)
+        throws(SystemError)
+    {
+        let queued =
+            if let zeroCopyFlags {
+                CSupport_io_uring_prep_sendmsg_zc(ring, fd, message, flags, zeroCopyFlags, tag)
+            } else {
+                CSupport_io_uring_prep_sendmsg(ring, fd, message, flags, tag)
+            }
+        guard queued == 0 else {
+            throw SystemError(operation: "io_uring_get_sqe", errno: -queued, hint: "the submission queue is full")
         }
-        guard queued == 0 else { throw SystemError(operation: "io_uring_get_sqe", errno: -queued, hint: "the submission queue is full") }
     }
 
     /// Submits what is queued and waits until a completion is ready, in one system call.

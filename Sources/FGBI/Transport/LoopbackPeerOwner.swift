@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Who runs the other end of a loopback TCP connection: the user ID the kernel lists for that socket in
@@ -18,7 +18,8 @@ enum LoopbackPeerOwner {
     /// The user ID owning the other end of `socket`, if the kernel lists it.
     static func owner(of socket: Socket) -> uid_t? {
         guard let ours = address(socket.descriptor, getsockname), let theirs = address(socket.descriptor, getpeername),
-              ours.family == theirs.family else { return nil }
+            ours.family == theirs.family
+        else { return nil }
         let table = ours.family == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6"
         guard let text = try? KernelFile.text(table) else { return nil }
         // The other end's socket has their address as local and ours as remote.
@@ -32,9 +33,12 @@ enum LoopbackPeerOwner {
 
     /// A socket's own or peer address as `/proc/net/tcp` prints it: the address's 32-bit words in hex as the
     /// kernel holds them, a colon, the port in hex.
-    private static func address(_ descriptor: Int32,
-                                _ query: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32)
-        -> (family: Int32, text: Substring)? {
+    private static func address(
+        _ descriptor: Int32,
+        _ query: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    )
+        -> (family: Int32, text: Substring)?
+    {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {

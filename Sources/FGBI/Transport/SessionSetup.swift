@@ -13,7 +13,9 @@ enum SessionSetup {
     ///
     /// Every frame carries `term` (the primary's fencing term, 0 without a coordinator); the backup's must
     /// carry it too.
-    static func openAsPrimary(_ connection: FrameConnection, hello: Hello, key sharedKey: PresharedKey?, term: UInt64 = 0) throws -> Welcome {
+    static func openAsPrimary(
+        _ connection: FrameConnection, hello: Hello, key sharedKey: PresharedKey?, term: UInt64 = 0
+    ) throws -> Welcome {
         let key = sharedKey?.forGuest(hello.guest, cluster: hello.cluster)
         connection.fence(term: term)
         let helloBytes = hello.encoded
@@ -23,7 +25,9 @@ enum SessionSetup {
         guard answer.type == .welcome else { throw WireError.unexpected("\(answer.type) instead of welcome") }
         let welcome = try Welcome(decoding: answer.payload)
         guard (welcome.heldStream != nil) == (hello.stream != nil) else {
-            throw WireError.malformed("welcome: \(hello.stream == nil ? "a held stream unasked" : "no held stream for a primary with several backups")")
+            let what =
+                hello.stream == nil ? "a held stream unasked" : "no held stream for a primary with several backups"
+            throw WireError.malformed("welcome: \(what)")
         }
         let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: term)
         try connection.send(.auth, key?.proof(label: primaryProofLabel, transcript: transcript) ?? noProof)
@@ -35,10 +39,14 @@ enum SessionSetup {
                 try? connection.send(.error, Array("the backup's proof of the key is wrong".utf8))
                 throw WireError.authenticationFailed("the backup does not hold the same key")
             }
-            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
-                                    encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
+            connection.startSession(
+                key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
+                encryptionKey: hello.wantsEncryption
+                    ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
-            guard confirmation.payload == noProof else { throw WireError.authenticationFailed("unexpected proof on a session without a key") }
+            guard confirmation.payload == noProof else {
+                throw WireError.authenticationFailed("unexpected proof on a session without a key")
+            }
             connection.startSession(key: nil)
         }
         return welcome
@@ -56,11 +64,13 @@ enum SessionSetup {
     /// Without a key, the primary must be on loopback (`peerIsLoopback`) and run as this user or root
     /// (`peerIsSameUser`, ``LoopbackPeerOwner``). `helloAccepted` is called once a well-formed hello of this
     /// guest has arrived (``HandshakeGate`` then evicts this handshake last).
-    static func openAsBackup(_ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
-                             peerIsSameUser: Bool = true, guest: String = "", cluster: String = "",
-                             nextEpoch: UInt64, heldStream: [UInt8]? = nil, requireEncryption: Bool = false,
-                             helloAccepted: () -> Void = {},
-                             minimumTerm: () -> UInt64 = { 0 }) throws -> (hello: Hello, term: UInt64) {
+    static func openAsBackup(
+        _ connection: FrameConnection, layout: Layout, key: PresharedKey?, peerIsLoopback: Bool,
+        peerIsSameUser: Bool = true, guest: String = "", cluster: String = "",
+        nextEpoch: UInt64, heldStream: [UInt8]? = nil, requireEncryption: Bool = false,
+        helloAccepted: () -> Void = {},
+        minimumTerm: () -> UInt64 = { 0 }
+    ) throws -> (hello: Hello, term: UInt64) {
         func refuse(_ error: WireError) -> WireError {
             try? connection.send(.error, Array(error.description.utf8))
             return error
@@ -74,8 +84,10 @@ enum SessionSetup {
         let hello = try Hello(decoding: helloBytes)
         guard hello.guest == guest, hello.cluster == cluster else {
             let primary = PresharedKey.identity(guest: hello.guest, cluster: hello.cluster)
-            throw refuse(.guestMismatch(primary: PeerText.printable(Array(primary.utf8)),
-                                        backup: PresharedKey.identity(guest: guest, cluster: cluster)))
+            throw refuse(
+                .guestMismatch(
+                    primary: PeerText.printable(Array(primary.utf8)),
+                    backup: PresharedKey.identity(guest: guest, cluster: cluster)))
         }
         helloAccepted()
         // Asked only now, for a well-formed hello of this guest: with a coordinator this is a request to it,
@@ -99,17 +111,31 @@ enum SessionSetup {
             throw refuse(.malformed("encryption needs a pre-shared key"))
         }
         if requireEncryption && !hello.wantsEncryption {
-            throw refuse(.authenticationFailed(peerIsLoopback ? "this backup requires encryption (--encrypt on the primary)"
-                : "this backup requires encryption off loopback (the primary sends in clear: drop --allow-plaintext there, "
-                  + "or pass --allow-plaintext to the backup too)"))
+            throw refuse(
+                .authenticationFailed(
+                    peerIsLoopback
+                        ? "this backup requires encryption (--encrypt on the primary)"
+                        : """
+                        this backup requires encryption off loopback (the primary sends in clear: drop \
+                        --allow-plaintext there, 
+                        """
+                            + "or pass --allow-plaintext to the backup too)"))
         }
-        guard hello.blockSize == layout.blockSize, hello.pageSize == layout.pageSize, hello.regionLengths == layout.regionLengths else {
-            throw refuse(.layoutMismatch("primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \(hello.regionLengths); "
-                                         + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
+        guard hello.blockSize == layout.blockSize, hello.pageSize == layout.pageSize,
+            hello.regionLengths == layout.regionLengths
+        else {
+            throw refuse(
+                .layoutMismatch(
+                    """
+                    primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \
+                    \(hello.regionLengths); 
+                    """
+                        + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
         }
         var welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: nextEpoch)
         if hello.stream != nil { welcome.heldStream = heldStream ?? [UInt8](repeating: 0, count: 16) }
-        let transcript = handshakeTranscript(hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: opening.term)
+        let transcript = handshakeTranscript(
+            hello: helloBytes, welcome: welcome, clientNonce: hello.nonce, term: opening.term)
         try connection.send(.welcome, welcome.encoded)
         let auth = try connection.receive()
         if auth.type == .error { throw WireError.refused(PeerText.printable(auth.payload)) }
@@ -120,10 +146,14 @@ enum SessionSetup {
             }
             // Only now, to a peer that proved the key, does the backup prove it.
             try connection.send(.auth, key.proof(label: backupProofLabel, transcript: transcript))
-            connection.startSession(key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
-                                    encryptionKey: hello.wantsEncryption ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
+            connection.startSession(
+                key: SymmetricKeyBox(key: key.sessionKey(transcript: transcript)),
+                encryptionKey: hello.wantsEncryption
+                    ? SymmetricKeyBox(key: key.encryptionKey(transcript: transcript)) : nil)
         } else {
-            guard auth.payload == noProof else { throw refuse(.authenticationFailed("unexpected proof on a session without a key")) }
+            guard auth.payload == noProof else {
+                throw refuse(.authenticationFailed("unexpected proof on a session without a key"))
+            }
             try connection.send(.auth, noProof)
             connection.startSession(key: nil)
         }

@@ -1,6 +1,6 @@
 /// ``FrameSendPath/bySize(uringMinimumPayloadBytes:)``: small frames through sendmsg(2), large ones through
 /// io_uring, on the same socket (one frame at a time, so their bytes never interleave).
-final class SizeSplitFrameWriter: FrameWriter, @unchecked Sendable {  // one thread at a time (FrameWriter)
+final class SizeSplitFrameWriter: FrameWriter, @unchecked Sendable { // one thread at a time (FrameWriter)
     let path: FrameSendPath
     private let small: SocketFrameWriter
     private let large: URingFrameWriter
@@ -13,7 +13,9 @@ final class SizeSplitFrameWriter: FrameWriter, @unchecked Sendable {  // one thr
         path = .bySize(uringMinimumPayloadBytes: threshold)
     }
 
-    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError) {
+    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
+        throws(SystemError)
+    {
         if payload.count < threshold {
             try small.write(header: header, payload: payload, mac: mac)
         } else {

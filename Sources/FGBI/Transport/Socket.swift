@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A connected or listening TCP socket with the few operations the replicator needs: all-or-error sends
@@ -14,7 +14,9 @@ package final class Socket: @unchecked Sendable {
 
     deinit { close(descriptor) }
 
-    private static func resolve(_ endpoint: Endpoint, passive: Bool) throws(SystemError) -> [(family: Int32, address: [UInt8])] {
+    private static func resolve(_ endpoint: Endpoint, passive: Bool) throws(SystemError) -> [(
+        family: Int32, address: [UInt8]
+    )] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -22,8 +24,9 @@ package final class Socket: @unchecked Sendable {
         var list: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(endpoint.host, String(endpoint.port), &hints, &list)
         guard rc == 0, let list else {
-            throw SystemError(operation: "getaddrinfo(\(endpoint.host))", errno: EINVAL,
-                              hint: String(cString: gai_strerror(rc)))
+            throw SystemError(
+                operation: "getaddrinfo(\(endpoint.host))", errno: EINVAL,
+                hint: String(cString: gai_strerror(rc)))
         }
         defer { freeaddrinfo(list) }
         var results: [(Int32, [UInt8])] = []
@@ -37,7 +40,9 @@ package final class Socket: @unchecked Sendable {
     }
 
     private static func make(family: Int32) throws(SystemError) -> Socket {
-        let fd = try Syscall.libc("socket") { Glibc.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try Syscall.libc("socket") {
+            Glibc.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         let socket = Socket(descriptor: fd)
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -46,14 +51,16 @@ package final class Socket: @unchecked Sendable {
 
     /// Connects to `endpoint`, trying each address it resolves to, each attempt bounded by
     /// `timeoutMilliseconds` (a host that drops the handshake would otherwise hold the caller for minutes).
-    package static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int = 10_000) throws(SystemError) -> Socket {
+    package static func connect(to endpoint: Endpoint, timeoutMilliseconds: Int = 10_000) throws(SystemError) -> Socket
+    {
         var lastError = SystemError(operation: "connect(\(endpoint))", errno: EHOSTUNREACH)
         for (family, address) in try resolve(endpoint, passive: false) {
             let socket = try make(family: family)
             // On Linux a blocking connect gives up after SO_SNDTIMEO (EINPROGRESS); cleared again after.
             socket.setSendTimeout(milliseconds: timeoutMilliseconds)
             let rc = address.withUnsafeBytes { raw in
-                Glibc.connect(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                Glibc.connect(
+                    socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
             }
             let code = errno
             socket.setSendTimeout(milliseconds: 0)
@@ -61,7 +68,8 @@ package final class Socket: @unchecked Sendable {
             let hint: String
             switch code {
             case ECONNREFUSED: hint = "is the backup running and listening there? (fgbi backup --listen \(endpoint))"
-            case EINPROGRESS, ETIMEDOUT, EAGAIN: hint = "no answer within \(timeoutMilliseconds) ms: a firewall, or the host is down"
+            case EINPROGRESS, ETIMEDOUT, EAGAIN:
+                hint = "no answer within \(timeoutMilliseconds) ms: a firewall, or the host is down"
             default: hint = ""
             }
             lastError = SystemError(operation: "connect(\(endpoint))", errno: code, hint: hint)
@@ -77,9 +85,14 @@ package final class Socket: @unchecked Sendable {
         let socket = try make(family: family)
         var one: Int32 = 1
         setsockopt(socket.descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        try Syscall.libc("bind(\(endpoint))", hint: { code in
-            code == EADDRINUSE ? "another process listens on this port" : code == EADDRNOTAVAIL ? "this machine has no such address" : ""
-        }) {
+        try Syscall.libc(
+            "bind(\(endpoint))",
+            hint: { code in
+                code == EADDRINUSE
+                    ? "another process listens on this port"
+                    : code == EADDRNOTAVAIL ? "this machine has no such address" : ""
+            }
+        ) {
             address.withUnsafeBytes { raw in
                 bind(socket.descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
             }
@@ -144,7 +157,8 @@ package final class Socket: @unchecked Sendable {
             let address = raw.baseAddress! + 8
             inet_ntop(AF_INET6, address, &text, socklen_t(text.count))
             let bytes = Array(raw[8..<24])
-            let isLoopback = bytes == [UInt8](repeating: 0, count: 15) + [1]
+            let isLoopback =
+                bytes == [UInt8](repeating: 0, count: 15) + [1]
                 || (bytes[0..<12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] && bytes[12] == 127)
             return (Self.string(text), isLoopback)
         }
@@ -175,7 +189,9 @@ package final class Socket: @unchecked Sendable {
 
     /// Receives exactly `count` bytes into `buffer`; each wait is bounded by the receive timeout, and the
     /// whole by `deadline` (CLOCK_MONOTONIC nanoseconds) when given.
-    package func receiveExactly(_ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil) throws(WireError) {
+    package func receiveExactly(
+        _ count: Int, into buffer: UnsafeMutableRawPointer, timeoutMilliseconds: Int, deadline: UInt64? = nil
+    ) throws(WireError) {
         var received = 0
         while received < count {
             if let deadline {

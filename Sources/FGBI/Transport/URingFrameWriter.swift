@@ -1,7 +1,7 @@
 import CSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// ``FrameSendPath/uring`` and ``FrameSendPath/uringZeroCopy(minimumPayloadBytes:)``: each frame is one
@@ -13,7 +13,7 @@ import Glibc
 /// completion (IORING_CQE_F_NOTIF) that follows a completion flagged IORING_CQE_F_MORE, possibly much later
 /// (when the data is acknowledged). ``write(header:payload:mac:)`` returns only after the completion of its
 /// last submission and every notification, even when it throws, so its caller may reuse buffers at once.
-final class URingFrameWriter: FrameWriter, @unchecked Sendable {  // one thread at a time (FrameWriter)
+final class URingFrameWriter: FrameWriter, @unchecked Sendable { // one thread at a time (FrameWriter)
     let path: FrameSendPath
     private let socket: Socket
     private let counters: FrameSendCounters
@@ -47,7 +47,9 @@ final class URingFrameWriter: FrameWriter, @unchecked Sendable {  // one thread 
     /// Whether zero-copy notifications report copies (false after the kernel refused to).
     var reportsZeroCopyUsage: Bool { zeroCopyFlags & CSupport_IORING_SEND_ZC_REPORT_USAGE != 0 }
 
-    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer) throws(SystemError) {
+    func write(header: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, mac: UnsafeRawBufferPointer)
+        throws(SystemError)
+    {
         if let failure { throw failure }
         let zeroCopy = zeroCopyMinimum.map { payload.count >= $0 } ?? false
         vectors.load(header, payload, mac)
@@ -60,13 +62,14 @@ final class URingFrameWriter: FrameWriter, @unchecked Sendable {  // one thread 
                 let result = try submit(zeroCopy: zeroCopy, pendingNotifications: &pendingNotifications)
                 if result <= 0 {
                     let code = result == 0 ? EIO : -result
-                    if code == EINTR { continue }  // nothing went out: offer the same bytes again
+                    if code == EINTR { continue } // nothing went out: offer the same bytes again
                     if code == EINVAL && zeroCopy && reportsZeroCopyUsage && !sentAny {
-                        zeroCopyFlags = 0  // a 6.1 kernel: zero copy without the usage report
+                        zeroCopyFlags = 0 // a 6.1 kernel: zero copy without the usage report
                         continue
                     }
-                    sendError = SystemError(operation: zeroCopy ? "io_uring sendmsg_zc" : "io_uring sendmsg", errno: code,
-                                            hint: result == 0 ? "the kernel took no bytes" : FrameWriterHints.send(code))
+                    sendError = SystemError(
+                        operation: zeroCopy ? "io_uring sendmsg_zc" : "io_uring sendmsg", errno: code,
+                        hint: result == 0 ? "the kernel took no bytes" : FrameWriterHints.send(code))
                     break
                 }
                 sentAny = true
@@ -76,7 +79,9 @@ final class URingFrameWriter: FrameWriter, @unchecked Sendable {  // one thread 
             // The buffers are the kernel's until every notification is in, also after a failed send.
             while pendingNotifications > 0 {
                 let completion = try ring.waitCompletion()
-                if completion.flags & CSupport_IORING_CQE_F_NOTIF != 0 { notified(completion.result, &pendingNotifications) }
+                if completion.flags & CSupport_IORING_CQE_F_NOTIF != 0 {
+                    notified(completion.result, &pendingNotifications)
+                }
             }
         } catch {
             failure = error
@@ -96,8 +101,9 @@ final class URingFrameWriter: FrameWriter, @unchecked Sendable {  // one thread 
     private func submit(zeroCopy: Bool, pendingNotifications: inout Int) throws(SystemError) -> Int32 {
         tag &+= 1
         let flags = Int32(MSG_NOSIGNAL) | (asksForWholeFrames ? Int32(MSG_WAITALL) : 0)
-        try ring.queueSendmsg(vectors.message, on: socket.descriptor, flags: flags,
-                              zeroCopyFlags: zeroCopy ? zeroCopyFlags : nil, tag: tag)
+        try ring.queueSendmsg(
+            vectors.message, on: socket.descriptor, flags: flags,
+            zeroCopyFlags: zeroCopy ? zeroCopyFlags : nil, tag: tag)
         try ring.submitAndWait()
         FrameSendCounters.increment(counters.uringSubmissions)
         while true {

@@ -7,7 +7,8 @@ import CSupport
 /// On the wire, both in order and covering the same pages:
 ///
 ///     blockHashRequest (primary to backup):  one or more runs of  region (u32)  first page (u64)  count (u32)
-///     blockHashes (backup to primary):       region (u32)  first page (u64)  count (u32)  count x blocks-per-page x block hash (u64)
+///     blockHashes (backup to primary):       region (u32)  first page (u64)  count (u32)  count x blocks-per-page x
+///     block hash (u64)
 ///
 /// The request's runs are ascending and disjoint; the answers cover them in order, at most
 /// ``pagesPerAnswer`` pages each (a payload under the 64 KiB a primary accepts from its backup).
@@ -35,8 +36,12 @@ package enum BlockHashExchange {
     }
 
     /// The runs of one request frame, checked against the layout (`pageCounts`) and to follow `after`.
-    package static func decodeRequest(_ payload: [UInt8], pageCounts: [Int], after previous: Run?) throws(WireError) -> [Run] {
-        guard !payload.isEmpty, payload.count % 16 == 0 else { throw .malformed("block hash request of \(payload.count) bytes") }
+    package static func decodeRequest(_ payload: [UInt8], pageCounts: [Int], after previous: Run?) throws(WireError)
+        -> [Run]
+    {
+        guard !payload.isEmpty, payload.count % 16 == 0 else {
+            throw .malformed("block hash request of \(payload.count) bytes")
+        }
         var runs: [Run] = []
         var last = previous
         var reader = PayloadReader(payload)
@@ -45,7 +50,8 @@ package enum BlockHashExchange {
             let first = try reader.u64()
             let count = Int(try reader.u32())
             guard region < pageCounts.count, count >= 1, first < UInt64(pageCounts[region]),
-                  Int(first) + count <= pageCounts[region] else {
+                Int(first) + count <= pageCounts[region]
+            else {
                 throw .malformed("block hash request for \(count) pages from page \(first) of region \(region)")
             }
             let run = Run(region: region, start: Int(first), count: count)
@@ -75,7 +81,9 @@ package enum BlockHashExchange {
                 appendLittleEndian(UInt64(page), to: &payload)
                 appendLittleEndian(UInt32(count), to: &payload)
                 for offset in 0..<count {
-                    for hash in hasher.hashes(of: regions[run.region].page(page + offset)) { appendLittleEndian(hash, to: &payload) }
+                    for hash in hasher.hashes(of: regions[run.region].page(page + offset)) {
+                        appendLittleEndian(hash, to: &payload)
+                    }
                 }
                 payloads.append(payload)
                 page += count
@@ -86,18 +94,28 @@ package enum BlockHashExchange {
 
     /// Reads an answer frame that must cover the next `count` pages at most of `run` from `page` on: the
     /// pages it covers and their hashes (`blocksPerPage` per page, in order).
-    package static func decodeAnswer(_ payload: [UInt8], expecting run: Run, from page: Int, blocksPerPage: Int) throws(WireError) -> (pages: Int, hashes: [UInt64]) {
+    package static func decodeAnswer(_ payload: [UInt8], expecting run: Run, from page: Int, blocksPerPage: Int)
+        throws(WireError) -> (pages: Int, hashes: [UInt64])
+    {
         guard payload.count >= 16 else { throw .malformed("block hashes frame of \(payload.count) bytes") }
         var reader = PayloadReader(payload)
         let region = Int(try reader.u32())
         let first = try reader.u64()
         let count = Int(try reader.u32())
         guard region == run.region, first == UInt64(page), count >= 1, page + count <= run.start + run.count,
-              payload.count == 16 + 8 * count * blocksPerPage else {
-            throw .malformed("block hashes for \(count) pages from page \(first) of region \(region); expected page \(page) of region \(run.region)")
+            payload.count == 16 + 8 * count * blocksPerPage
+        else {
+            throw .malformed(
+                """
+                block hashes for \(count) pages from page \(first) of region \(region); expected page \(page) of \
+                region \(run.region)
+                """
+            )
         }
         let hashes = payload.withUnsafeBytes { bytes in
-            (0..<(count * blocksPerPage)).map { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 8 * $0, as: UInt64.self)) }
+            (0..<(count * blocksPerPage)).map {
+                UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 8 * $0, as: UInt64.self))
+            }
         }
         return (count, hashes)
     }
@@ -120,7 +138,8 @@ struct PageBlockHasher {
         let geometry = self.geometry
         hashes.withUnsafeMutableBufferPointer { out in
             scratch.withUnsafeMutableBufferPointer { old in
-                _ = CSupport_rehash_page(page, geometry.blockSize, geometry.blocksPerPage, out.baseAddress!, old.baseAddress!)
+                _ = CSupport_rehash_page(
+                    page, geometry.blockSize, geometry.blocksPerPage, out.baseAddress!, old.baseAddress!)
             }
         }
         return hashes

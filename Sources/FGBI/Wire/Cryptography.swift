@@ -20,8 +20,9 @@ enum Cryptography {
                 lengths.withUnsafeBufferPointer { lengthBuffer in
                     code.withUnsafeMutableBufferPointer { out in
                         // A nil base (an empty part) is fine: its length is 0.
-                        CSupport_hmac_sha256(keyBytes.baseAddress, keyBytes.count, pointerBuffer.baseAddress,
-                                             lengthBuffer.baseAddress, parts.count, out.baseAddress)
+                        CSupport_hmac_sha256(
+                            keyBytes.baseAddress, keyBytes.count, pointerBuffer.baseAddress,
+                            lengthBuffer.baseAddress, parts.count, out.baseAddress)
                     }
                 }
             }
@@ -42,7 +43,9 @@ enum Cryptography {
     /// Whether `code` equals `expected`, compared in constant time.
     static func constantTimeEqual(_ code: [UInt8], _ expected: [UInt8]) -> Bool {
         guard code.count == expected.count else { return false }
-        return code.withUnsafeBytes { a in expected.withUnsafeBytes { b in CSupport_constant_time_equal(a.baseAddress, b.baseAddress, a.count) == 1 } }
+        return code.withUnsafeBytes { a in
+            expected.withUnsafeBytes { b in CSupport_constant_time_equal(a.baseAddress, b.baseAddress, a.count) == 1 }
+        }
     }
 
     /// HKDF-SHA256 (extract then expand) of `count` bytes.
@@ -52,8 +55,9 @@ enum Cryptography {
             salt.withUnsafeBytes { s in
                 info.withUnsafeBytes { i in
                     out.withUnsafeMutableBytes { o in
-                        CSupport_hkdf_sha256(k.baseAddress, k.count, s.baseAddress, s.count, i.baseAddress, i.count,
-                                             o.baseAddress?.assumingMemoryBound(to: UInt8.self), count)
+                        CSupport_hkdf_sha256(
+                            k.baseAddress, k.count, s.baseAddress, s.count, i.baseAddress, i.count,
+                            o.baseAddress?.assumingMemoryBound(to: UInt8.self), count)
                     }
                 }
             }
@@ -72,15 +76,18 @@ enum Cryptography {
     }
 
     /// ChaCha20-Poly1305: the ciphertext followed by the 16-byte tag.
-    static func seal(_ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]) throws(LibraryError) -> [UInt8] {
+    static func seal(
+        _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]
+    ) throws(LibraryError) -> [UInt8] {
         precondition(key.bytes.count == 32 && nonce.count == 12)
         var out = [UInt8](repeating: 0, count: plaintext.count + 16)
         let result = key.bytes.withUnsafeBufferPointer { k in
             nonce.withUnsafeBufferPointer { n in
                 aad.withUnsafeBytes { a in
                     out.withUnsafeMutableBufferPointer { o in
-                        CSupport_chacha20_poly1305_seal(k.baseAddress, n.baseAddress, a.baseAddress, a.count, plaintext.baseAddress,
-                                                        plaintext.count, o.baseAddress, o.baseAddress! + plaintext.count)
+                        CSupport_chacha20_poly1305_seal(
+                            k.baseAddress, n.baseAddress, a.baseAddress, a.count, plaintext.baseAddress,
+                            plaintext.count, o.baseAddress, o.baseAddress! + plaintext.count)
                     }
                 }
             }
@@ -100,8 +107,9 @@ enum Cryptography {
                 aad.withUnsafeBytes { a in
                     sealed.withUnsafeBufferPointer { s in
                         out.withUnsafeMutableBufferPointer { o in
-                            CSupport_chacha20_poly1305_open(k.baseAddress, n.baseAddress, a.baseAddress, a.count, s.baseAddress, length,
-                                                            s.baseAddress! + length, o.baseAddress)
+                            CSupport_chacha20_poly1305_open(
+                                k.baseAddress, n.baseAddress, a.baseAddress, a.count, s.baseAddress, length,
+                                s.baseAddress! + length, o.baseAddress)
                         }
                     }
                 }

@@ -1,4 +1,3 @@
-
 /// Seals outgoing frames: header, sequence number, and (with a session key) an HMAC-SHA256 over the
 /// direction, header and payload.
 struct FrameSealer: Sendable {
@@ -25,7 +24,9 @@ struct FrameSealer: Sendable {
 
     /// The header, the payload to send in place of `payload` when encrypting (nil: send `payload`), and the
     /// authentication code (empty without a key).
-    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]) {
+    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (
+        header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]
+    ) {
         let sequence = nextSequence
         if nextSequence > 0 { nextSequence += 1 }
         var flags: UInt8 = key == nil ? 0 : WireFormat.flagAuthenticated
@@ -41,15 +42,18 @@ struct FrameSealer: Sendable {
         appendLittleEndian(term, to: &header)
         var encrypted: [UInt8]?
         if let encryptionKey {
-            encrypted = try Cryptography.seal(payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
-                                              authenticating: header)
+            encrypted = try Cryptography.seal(
+                payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
+                authenticating: header)
         }
         guard let key else { return (header, encrypted, []) }
         let direction = [self.direction]
         let mac = direction.withUnsafeBytes { directionBytes in
             header.withUnsafeBytes { headerBytes in
                 if let encrypted {
-                    return encrypted.withUnsafeBytes { Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, $0]) }
+                    return encrypted.withUnsafeBytes {
+                        Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, $0])
+                    }
                 }
                 return Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, payload])
             }
@@ -101,16 +105,23 @@ package struct FrameOpener: Sendable {
         guard Array(bytes[0..<4]) == WireFormat.magic else { throw .badMagic }
         let version = UInt16(bytes[4]) | UInt16(bytes[5]) << 8
         guard version == WireFormat.version else { throw .unsupportedVersion(version) }
-        guard let type = WireFormat.FrameType(rawValue: bytes[6]) else { throw .malformed("unknown frame type \(bytes[6])") }
+        guard let type = WireFormat.FrameType(rawValue: bytes[6]) else {
+            throw .malformed("unknown frame type \(bytes[6])")
+        }
         let flags = bytes[7]
-        guard flags & ~(WireFormat.flagAuthenticated | WireFormat.flagEncrypted) == 0 else { throw .malformed("unknown flags \(flags)") }
+        guard flags & ~(WireFormat.flagAuthenticated | WireFormat.flagEncrypted) == 0 else {
+            throw .malformed("unknown flags \(flags)")
+        }
         let sequence = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[8 + $1]) << UInt64(8 * $1) }
         let length = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[16 + $1]) << UInt64(8 * $1) }
-        guard length <= UInt64(maximumPayload) else { throw .frameTooLarge(length: Int(clamping: length), limit: maximumPayload) }
+        guard length <= UInt64(maximumPayload) else {
+            throw .frameTooLarge(length: Int(clamping: length), limit: maximumPayload)
+        }
         let term = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[24 + $1]) << UInt64(8 * $1) }
-        return Header(type: type, authenticated: flags & WireFormat.flagAuthenticated != 0,
-                      encrypted: flags & WireFormat.flagEncrypted != 0, sequence: sequence,
-                      length: Int(length), term: term, bytes: bytes)
+        return Header(
+            type: type, authenticated: flags & WireFormat.flagAuthenticated != 0,
+            encrypted: flags & WireFormat.flagEncrypted != 0, sequence: sequence,
+            length: Int(length), term: term, bytes: bytes)
     }
 
     /// Checks a whole frame; on success the next sequence number is expected.
@@ -126,16 +137,25 @@ package struct FrameOpener: Sendable {
         } else if header.authenticated {
             throw .authenticationFailed("authenticated frame on a session without a key")
         }
-        guard header.sequence == expectedSequence else { throw .outOfSequence(expected: expectedSequence, got: header.sequence) }
+        guard header.sequence == expectedSequence else {
+            throw .outOfSequence(expected: expectedSequence, got: header.sequence)
+        }
         if let requiredTerm, header.term != requiredTerm { throw .fenced(term: header.term, current: requiredTerm) }
         guard header.encrypted == (encryptionKey != nil) else {
-            throw .authenticationFailed(header.encrypted ? "encrypted frame on a session without encryption" : "plain frame on an encrypted session")
+            throw .authenticationFailed(
+                header.encrypted
+                    ? "encrypted frame on a session without encryption" : "plain frame on an encrypted session")
         }
         var plain = payload
         if let encryptionKey {
-            guard payload.count >= WireFormat.aeadTagLength else { throw .malformed("encrypted payload shorter than its tag") }
-            guard let opened = Cryptography.open(payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: header.sequence),
-                                                 authenticating: header.bytes) else {
+            guard payload.count >= WireFormat.aeadTagLength else {
+                throw .malformed("encrypted payload shorter than its tag")
+            }
+            guard
+                let opened = Cryptography.open(
+                    payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: header.sequence),
+                    authenticating: header.bytes)
+            else {
                 throw .authenticationFailed("the payload does not decrypt (wrong key or tampered frame)")
             }
             plain = opened

@@ -1,4 +1,3 @@
-
 /// The primary's opening message: which guest it replicates, what memory and how, and a fresh nonce.
 package struct Hello: Equatable {
     var mode: ReplicationMode
@@ -47,7 +46,10 @@ package struct Hello: Equatable {
         return bytes
     }
 
-    package init(mode: ReplicationMode, wantsAuthentication: Bool, blockSize: Int, pageSize: Int, regionLengths: [Int], nonce: [UInt8]) {
+    package init(
+        mode: ReplicationMode, wantsAuthentication: Bool, blockSize: Int, pageSize: Int, regionLengths: [Int],
+        nonce: [UInt8]
+    ) {
         self.mode = mode
         self.wantsAuthentication = wantsAuthentication
         self.blockSize = blockSize
@@ -75,7 +77,9 @@ package struct Hello: Equatable {
         }
         func name(_ what: String) throws(WireError) -> String {
             let length = Int(try reader.byte())
-            guard length <= Self.maximumGuestNameBytes else { throw .malformed("hello: a \(what) name of \(length) bytes") }
+            guard length <= Self.maximumGuestNameBytes else {
+                throw .malformed("hello: a \(what) name of \(length) bytes")
+            }
             let bytes = try reader.bytes(length)
             let text = String(decoding: bytes, as: UTF8.self)
             guard Array(text.utf8) == bytes else { throw .malformed("hello: the \(what) name is not UTF-8") }
@@ -88,7 +92,9 @@ package struct Hello: Equatable {
             stream = try reader.bytes(16)
             let backups = Int(try reader.byte())
             let quorum = Int(try reader.byte())
-            guard backups >= 2, (1...backups).contains(quorum) else { throw .malformed("hello: a group of \(backups) backups with a quorum of \(quorum)") }
+            guard backups >= 2, (1...backups).contains(quorum) else {
+                throw .malformed("hello: a group of \(backups) backups with a quorum of \(quorum)")
+            }
             group = BackupGroup(backups: backups, quorum: quorum)
         }
         try reader.finish("hello")

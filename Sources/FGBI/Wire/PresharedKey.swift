@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The secret both ends share, from which each session's frame key is derived. At least 32 bytes; a key
@@ -18,8 +18,9 @@ public struct PresharedKey: Sendable {
     /// A key from raw bytes.
     public init(bytes: [UInt8]) throws(FGBIError) {
         guard bytes.count >= Self.minimumBytes else {
-            throw .invalidArgument("a pre-shared key needs at least \(Self.minimumBytes) bytes, got \(bytes.count) "
-                                   + "(make one with `head -c 32 /dev/urandom`)")
+            throw .invalidArgument(
+                "a pre-shared key needs at least \(Self.minimumBytes) bytes, got \(bytes.count) "
+                    + "(make one with `head -c 32 /dev/urandom`)")
         }
         key = SymmetricKey(data: bytes)
     }
@@ -29,15 +30,20 @@ public struct PresharedKey: Sendable {
     /// - Throws: ``SystemError`` naming the file when it cannot be read; ``FGBIError/invalidArgument(_:)``
     ///   when it is too short, or open to group or others, or owned by another user (`PrivateFile`).
     public init(file path: String) throws {
-        let fd = try Syscall.libc("open(\(path))", hint: { code in
-            code == ENOENT ? "no such key file" : code == EACCES ? "the key file is not readable by this user" : ""
-        }) { open(path, O_RDONLY | O_CLOEXEC) }
+        let fd = try Syscall.libc(
+            "open(\(path))",
+            hint: { code in
+                code == ENOENT ? "no such key file" : code == EACCES ? "the key file is not readable by this user" : ""
+            }
+        ) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         try PrivateFile.check(descriptor: fd, path: path, what: "key file")
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while bytes.count < 1 << 20 {
-            let n = try Syscall.libc("read(\(path))") { chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) } }
+            let n = try Syscall.libc("read(\(path))") {
+                chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            }
             if n == 0 { break }
             bytes += chunk[0..<n]
         }
@@ -70,8 +76,10 @@ public struct PresharedKey: Sendable {
     public func forGuest(_ name: String, cluster: String = "") -> PresharedKey {
         let identity = Self.identity(guest: name, cluster: cluster)
         guard !identity.isEmpty else { return self }
-        return PresharedKey(derived: Cryptography.hkdfSHA256(key: key, salt: Array("fgbi guest key v1".utf8),
-                                                             info: Array(identity.utf8), count: 32))
+        return PresharedKey(
+            derived: Cryptography.hkdfSHA256(
+                key: key, salt: Array("fgbi guest key v1".utf8),
+                info: Array(identity.utf8), count: 32))
     }
 
     /// How a guest is named where its cluster matters: `CLUSTER/GUEST`, or the guest's name alone when it

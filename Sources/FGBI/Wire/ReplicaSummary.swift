@@ -26,7 +26,8 @@ package struct ReplicaSummary: Sendable, Equatable {
         var disagreed = combined.pageHashes.map { Array(repeating: false, count: $0.count) }
         for other in summaries.dropFirst() {
             for region in combined.pageHashes.indices {
-                for page in combined.pageHashes[region].indices where other.pageHashes[region][page] != combined.pageHashes[region][page] {
+                for page in combined.pageHashes[region].indices
+                where other.pageHashes[region][page] != combined.pageHashes[region][page] {
                     disagreed[region][page] = true
                 }
             }
@@ -90,20 +91,34 @@ package struct ReplicaSummary: Sendable, Equatable {
                 throw .malformed("summary frame of \(payload.count) bytes")
             }
             let (frameRegion, first, count) = payload.withUnsafeBytes { bytes in
-                (Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
-                 UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
-                 Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self))))
+                (
+                    Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))),
+                    UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt64.self)),
+                    Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+                )
             }
             guard !isComplete else { throw .malformed("summary frame after the summary was complete") }
             guard frameRegion == region, first == UInt64(hashes[region].count) else {
-                throw .malformed("summary frame for region \(frameRegion) page \(first); expected region \(region) page \(hashes[region].count)")
+                throw .malformed(
+                    """
+                    summary frame for region \(frameRegion) page \(first); expected region \(region) page \
+                    \(hashes[region].count)
+                    """
+                )
             }
-            guard count == (payload.count - 16) / 8, count >= 1, count <= pageCounts[region] - hashes[region].count else {
-                throw .malformed("summary frame announces \(count) hashes in \(payload.count - 16) bytes for a region of \(pageCounts[region]) pages")
+            guard count == (payload.count - 16) / 8, count >= 1, count <= pageCounts[region] - hashes[region].count
+            else {
+                throw .malformed(
+                    """
+                    summary frame announces \(count) hashes in \(payload.count - 16) bytes for a region of \
+                    \(pageCounts[region]) pages
+                    """
+                )
             }
             payload.withUnsafeBytes { bytes in
                 for index in 0..<count {
-                    hashes[region].append(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 8 * index, as: UInt64.self)))
+                    hashes[region].append(
+                        UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16 + 8 * index, as: UInt64.self)))
                 }
             }
             if hashes[region].count == pageCounts[region] {

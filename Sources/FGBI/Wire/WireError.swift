@@ -36,10 +36,12 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .closed: return "connection closed by the peer"
         case .timedOut(let ms): return "nothing received for \(ms) ms"
         case .badMagic: return "not an FGBI frame (bad magic)"
-        case .unsupportedVersion(let version): return "peer speaks protocol version \(version); this build speaks \(WireFormat.version)"
+        case .unsupportedVersion(let version):
+            return "peer speaks protocol version \(version); this build speaks \(WireFormat.version)"
         case .frameTooLarge(let length, let limit): return "frame of \(length) bytes exceeds the limit of \(limit)"
         case .authenticationFailed(let why): return "authentication failed: \(why)"
-        case .outOfSequence(let expected, let got): return "frame sequence \(got), expected \(expected): replayed or reordered frame refused"
+        case .outOfSequence(let expected, let got):
+            return "frame sequence \(got), expected \(expected): replayed or reordered frame refused"
         case .unexpected(let what): return "unexpected frame: \(what)"
         case .malformed(let what): return "malformed frame: \(what)"
         case .layoutMismatch(let what): return "primary and backup memory differ: \(what)"
@@ -51,7 +53,11 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
         case .keyRequired(let why): return "a pre-shared key is required (\(why)); pass --key-file or set FGBI_KEY_FILE"
         case .guestMismatch(let primary, let backup):
             func named(_ name: String) -> String { name.isEmpty ? "an unnamed guest" : "guest '\(name)'" }
-            return "the primary replicates \(named(primary)) and this backup holds \(named(backup)) (--guest-name and --cluster on both ends must agree)"
+            return
+                """
+                the primary replicates \(named(primary)) and this backup holds \(named(backup)) (--guest-name and \
+                --cluster on both ends must agree)
+                """
         }
     }
 }

@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A ``Backup`` serving on a thread of its own, whose CPU time can be read while it runs (the thread's CPU
@@ -58,7 +58,9 @@ public final class BackupThread: @unchecked Sendable {
     /// Waits until `serve()` has returned, up to `timeout`; false when it is still serving.
     public func join(timeout: Duration) -> Bool {
         guard !lock.withLock({ joined }) else { return true }
-        guard finished.wait(timeout: .now() + .nanoseconds(Int(timeout.wholeNanoseconds))) == .success else { return false }
+        guard finished.wait(timeout: .now() + .nanoseconds(Int(timeout.wholeNanoseconds))) == .success else {
+            return false
+        }
         lock.withLock { joined = true }
         return true
     }
@@ -80,7 +82,12 @@ public final class BackupThread: @unchecked Sendable {
         guard join(timeout: timeout) else {
             backup.stop()
             join()
-            throw BenchmarkError("the backup on port \(backup.port) was still serving after \(timeout.wholeMilliseconds / 1000) s: stopped it")
+            throw BenchmarkError(
+                """
+                the backup on port \(backup.port) was still serving after \(timeout.wholeMilliseconds / 1000) s: \
+                stopped it
+                """
+            )
         }
         return try result()
     }

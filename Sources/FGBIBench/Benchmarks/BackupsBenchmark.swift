@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `fgbi bench backups`: one primary replicating to 1, 2 or 3 backups in this process over loopback, under
@@ -23,7 +23,9 @@ public struct BackupsBenchmark: Sendable {
             self.slowed = slowed
         }
 
-        public var description: String { "\(backups) backup\(backups == 1 ? "" : "s"), \(policy)\(slowed ? ", last slowed" : "")" }
+        public var description: String {
+            "\(backups) backup\(backups == 1 ? "" : "s"), \(policy)\(slowed ? ", last slowed" : "")"
+        }
 
         /// Parses `N:POLICY[:slow]`, e.g. `3:quorum:2:slow` or `2:all`.
         public init?(_ text: String) {
@@ -31,12 +33,15 @@ public struct BackupsBenchmark: Sendable {
             let slowed = parts.last == "slow"
             if slowed { parts.removeLast() }
             guard parts.count >= 2, let backups = Int(parts[0]), (1...8).contains(backups),
-                  let policy = CommitPolicy(parts.dropFirst().joined(separator: ":")), (try? policy.check(backups: backups)) != nil,
-                  !slowed || backups > 1 else { return nil }
+                let policy = CommitPolicy(parts.dropFirst().joined(separator: ":")),
+                (try? policy.check(backups: backups)) != nil,
+                !slowed || backups > 1
+            else { return nil }
             self.init(backups: backups, policy: policy, slowed: slowed)
         }
 
-        public static let defaults = ["1:all", "2:all", "3:all", "3:quorum:2", "3:all:slow", "3:quorum:2:slow"].compactMap(Layout.init)
+        public static let defaults = ["1:all", "2:all", "3:all", "3:quorum:2", "3:all:slow", "3:quorum:2:slow"]
+            .compactMap(Layout.init)
     }
 
     public struct Configuration: Sendable {
@@ -66,7 +71,8 @@ public struct BackupsBenchmark: Sendable {
         public var commitMsP99: Double
         /// Epochs the primary captured per write round (1 when epochs keep pace with the writes).
         public var epochsPerRound: Double
-        /// The primary's CPU (capture, encode, sends, acknowledgements) per epoch, the backups' and the relay's left out.
+        /// The primary's CPU (capture, encode, sends, acknowledgements) per epoch, the backups' and the relay's left
+        /// out.
         public var primaryCpuMsPerEpoch: Double
         /// Encoded once per epoch, and received per epoch by all backups together while the rounds ran (a
         /// slowed backup's synchronisation included when it was still under way).
@@ -93,8 +99,11 @@ public struct BackupsBenchmark: Sendable {
         let length = configuration.regionMiB << 20
         let memory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
-        let guest = try LockstepGuest(memory: memory, source: .workload(configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
-                                                                         seed: configuration.seed))
+        let guest = try LockstepGuest(
+            memory: memory,
+            source: .workload(
+                configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
+                seed: configuration.seed))
         let group = try BackupSet(layout, length: length, slowBytesPerSecond: configuration.slowBytesPerSecond)
         defer { group.stop() }
         let (replicas, backups, threads) = (group.replicas, group.backups, group.threads)
@@ -120,7 +129,8 @@ public struct BackupsBenchmark: Sendable {
             let epoch = primary.epochCoveringWritesSoFar
             let written = MonotonicClock.nanoseconds()
             guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
-                throw BenchmarkError("epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
+                throw BenchmarkError(
+                    "epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
             }
             latencies.append(Double(MonotonicClock.nanoseconds() - written) / 1e6)
         }
@@ -139,13 +149,15 @@ public struct BackupsBenchmark: Sendable {
         func percentile(_ fraction: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(Int((fraction * Double(sorted.count)).rounded(.up)) - 1, sorted.count - 1)]
         }
-        return Run(backups: layout.backups, policy: layout.policy.description, slowed: layout.slowed, mode: configuration.mode.rawValue,
-                   epochs: epochs, commitMsP50: percentile(0.5), commitMsP99: percentile(0.99),
-                   epochsPerRound: Double(epochs) / Double(configuration.epochs),
-                   primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(epochs),
-                   encodedBytesPerEpoch: Double(end.bytesSent - start.bytesSent) / Double(epochs),
-                   receivedBytesPerEpoch: Double(received) / Double(epochs),
-                   backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified)
+        return Run(
+            backups: layout.backups, policy: layout.policy.description, slowed: layout.slowed,
+            mode: configuration.mode.rawValue,
+            epochs: epochs, commitMsP50: percentile(0.5), commitMsP99: percentile(0.99),
+            epochsPerRound: Double(epochs) / Double(configuration.epochs),
+            primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(epochs),
+            encodedBytesPerEpoch: Double(end.bytesSent - start.bytesSent) / Double(epochs),
+            receivedBytesPerEpoch: Double(received) / Double(epochs),
+            backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified)
     }
 
     /// Waits until every backup acknowledged `epoch`: a slowed one, or one outside a quorum, can be later than
@@ -154,7 +166,8 @@ public struct BackupsBenchmark: Sendable {
         let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
         while !primary.statistics.backupAcknowledgements.allSatisfy({ ($0 ?? 0) >= epoch && $0 != nil }) {
             guard MonotonicClock.nanoseconds() < deadline, primary.failure == nil else {
-                throw BenchmarkError("not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
+                throw BenchmarkError(
+                    "not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
             }
             MonotonicClock.sleep(nanoseconds: 1_000_000)
         }
@@ -177,8 +190,9 @@ public struct BackupsBenchmark: Sendable {
                     try replica.prefault()
                     var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
                     configuration.primaryTimeout = .seconds(30)
-                    let backup = try Backup(regions: [replica], geometry: try BlockGeometry(blockSize: 64),
-                                            configuration: configuration)
+                    let backup = try Backup(
+                        regions: [replica], geometry: try BlockGeometry(blockSize: 64),
+                        configuration: configuration)
                     replicas.append(replica)
                     backups.append(backup)
                     threads.append(BackupThread(backup))
@@ -206,7 +220,9 @@ public struct BackupsBenchmark: Sendable {
     /// The process's CPU, and of it what is not the primary's: the backups' threads, the relay's, and this
     /// (the guest's) thread.
     private func cpuTimes(_ threads: [BackupThread], _ relay: ThrottledRelay?) -> (process: UInt64, others: UInt64) {
-        let others = threads.reduce(0) { $0 + $1.cpuNanoseconds() } + (relay?.cpuNanoseconds ?? 0) + MonotonicClock.threadCPUNanoseconds()
+        let others =
+            threads.reduce(0) { $0 + $1.cpuNanoseconds() } + (relay?.cpuNanoseconds ?? 0)
+            + MonotonicClock.threadCPUNanoseconds()
         return (MonotonicClock.processCPUNanoseconds(), others)
     }
 }

@@ -22,7 +22,9 @@ public enum BenchmarkSource: Sendable {
     /// Epochs a run can have: `wanted`, or fewer when a trace has fewer images.
     public func epochs(wanted: Int) throws -> Int {
         if case .trace(let trace) = self {
-            guard trace.epochCount >= 1 else { throw BenchmarkError("the trace \(trace.path) has one image: nothing to replicate") }
+            guard trace.epochCount >= 1 else {
+                throw BenchmarkError("the trace \(trace.path) has one image: nothing to replicate")
+            }
             return min(wanted, trace.epochCount)
         }
         return wanted

@@ -3,7 +3,7 @@ import FGBIDiagnostics
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// General-purpose delta tools run on the same memory history as `fgbi bench replicate`: for each pair of
@@ -23,7 +23,8 @@ public struct DeltaToolBaseline: Sendable {
             case .zstd: ["zstd", "-q", "-f", "-3", "--patch-from=\(old)", new, "-o", output]
             case .rsync: ["rsync", "--no-whole-file", "--only-write-batch=\(output)", new, old]
             // -B: a source window the size of the image (at most 1 GiB), so matches anywhere in it are found.
-            case .xdelta3: ["xdelta3", "-e", "-f", "-B", String(min(max(imageBytes, 1 << 20), 1 << 30)), "-s", old, new, output]
+            case .xdelta3:
+                ["xdelta3", "-e", "-f", "-B", String(min(max(imageBytes, 1 << 20), 1 << 30)), "-s", old, new, output]
             }
         }
 
@@ -82,18 +83,27 @@ public struct DeltaToolBaseline: Sendable {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         var totals = [Tool: (bytes: Int, cpu: UInt64, wall: UInt64)]()
         let pairs = try source.epochs(wanted: epochs)
-        var images = try ImageSequence(source: source, regionBytes: regionBytes, pagesPerEpoch: pagesPerEpoch, seed: seed, scratch: scratch)
+        var images = try ImageSequence(
+            source: source, regionBytes: regionBytes, pagesPerEpoch: pagesPerEpoch, seed: seed, scratch: scratch)
         for pair in 0..<pairs {
             let (old, new) = try images.next()
             for tool in available {
                 let output = (scratch as NSString).appendingPathComponent("delta.\(tool.rawValue)")
                 unlink(output)
-                let outcome = try ChildProcess.run(tool.arguments(old: old, new: new, output: output, imageBytes: images.imageBytes))
+                let outcome = try ChildProcess.run(
+                    tool.arguments(old: old, new: new, output: output, imageBytes: images.imageBytes))
                 guard outcome.status == 0 else {
-                    throw BenchmarkError("\(tool.rawValue) exited with status \(outcome.status) on image pair \(pair) (\(tool.commandLine))")
+                    throw BenchmarkError(
+                        """
+                        \(tool.rawValue) exited with status \(outcome.status) on image pair \(pair) \
+                        (\(tool.commandLine))
+                        """
+                    )
                 }
                 var info = stat()
-                guard stat(output, &info) == 0 else { throw BenchmarkError("\(tool.rawValue) wrote no delta file \(output)") }
+                guard stat(output, &info) == 0 else {
+                    throw BenchmarkError("\(tool.rawValue) wrote no delta file \(output)")
+                }
                 var total = totals[tool] ?? (0, 0, 0)
                 total.bytes += Int(info.st_size)
                 total.cpu += outcome.cpuNanoseconds
@@ -105,16 +115,19 @@ public struct DeltaToolBaseline: Sendable {
         return available.map { tool in
             let total = totals[tool] ?? (0, 0, 0)
             let count = max(pairs, 1)
-            return ToolRun(workload: source.name, tool: tool.rawValue, command: tool.commandLine, pairs: pairs, bytes: total.bytes,
-                           bytesPerEpoch: total.bytes / count, cpuMsPerEpoch: Double(total.cpu) / 1e6 / Double(count),
-                           wallMsPerEpoch: Double(total.wall) / 1e6 / Double(count))
+            return ToolRun(
+                workload: source.name, tool: tool.rawValue, command: tool.commandLine, pairs: pairs, bytes: total.bytes,
+                bytesPerEpoch: total.bytes / count, cpuMsPerEpoch: Double(total.cpu) / 1e6 / Double(count),
+                wallMsPerEpoch: Double(total.wall) / 1e6 / Double(count))
         }
     }
 
     private func makeScratchDirectory() throws -> String {
         var template = Array("\(scratchDirectory)/fgbi-baseline-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw SystemError(operation: "mkdtemp(\(scratchDirectory))", errno: errno, hint: "the scratch directory must exist and be writable")
+            throw SystemError(
+                operation: "mkdtemp(\(scratchDirectory))", errno: errno,
+                hint: "the scratch directory must exist and be writable")
         }
         return String(cString: made)
     }
@@ -135,7 +148,8 @@ private struct ImageSequence {
         imageBytes = source.regionBytes(default: regionBytes)
         if case .workload = source {
             let memory = try GuestMemory.anonymous(length: imageBytes)
-            guest = try LockstepGuest(memory: memory, source: source.guestSource(pagesPerEpoch: pagesPerEpoch, seed: seed))
+            guest = try LockstepGuest(
+                memory: memory, source: source.guestSource(pagesPerEpoch: pagesPerEpoch, seed: seed))
             try write(memory, to: path(0))
         }
     }

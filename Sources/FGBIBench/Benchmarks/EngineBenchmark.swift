@@ -114,24 +114,28 @@ public struct EngineBenchmark: Sendable {
                 changed |= table.rehash(page: page, in: memory.page(page), previous: previous)
             }
             let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-            if pass > 0 { times.append(seconds) }  // the first pass finds every block changed
+            if pass > 0 { times.append(seconds) } // the first pass finds every block changed
             if pass > 0 && changed != 0 { throw BenchmarkError("memory changed under the change-detection pass") }
         }
         let gbps = Double(memory.length) / Summary(times).median / 1e9
         let xxh3 = floor?.metrics["xxh3_64B_blocks_GBps"]
-        return ChangeDetection(blockSize: configuration.blockSize, regionMib: configuration.regionMiB, gbps: gbps,
-                               floorXxh3Gbps: xxh3, floorMemcpyGbps: floor?.metrics["memcpy_GBps"],
-                               ratioToFloorXxh3: xxh3.map { gbps / $0 })
+        return ChangeDetection(
+            blockSize: configuration.blockSize, regionMib: configuration.regionMiB, gbps: gbps,
+            floorXxh3Gbps: xxh3, floorMemcpyGbps: floor?.metrics["memcpy_GBps"],
+            ratioToFloorXxh3: xxh3.map { gbps / $0 })
     }
 
     /// Runs every (workload, mode) pair; `progress` gets a line before each.
     public func run(progress: (String) -> Void) throws -> [ModeRun] {
         var runs: [ModeRun] = []
-        let sources: [BenchmarkSource] = configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
+        let sources: [BenchmarkSource] =
+            configuration.trace.map { [.trace($0)] } ?? configuration.workloads.map { .workload($0) }
         for source in sources {
             for mode in configuration.modes {
                 for threads in mode == .fgbi ? configuration.encodeThreads : [1] {
-                    progress("engine: \(source.name) workload, \(mode) mode" + (mode == .fgbi ? ", \(threads) encode thread(s)" : ""))
+                    progress(
+                        "engine: \(source.name) workload, \(mode) mode"
+                            + (mode == .fgbi ? ", \(threads) encode thread(s)" : ""))
                     runs.append(try run(source: source, mode: mode, encodeThreads: threads))
                 }
             }
@@ -158,7 +162,8 @@ public struct EngineBenchmark: Sendable {
             replayer = try TraceReplayer(memory: memory, trace: trace)
             try replayer!.prepare()
         }
-        let engine = try PrimaryEngine(regions: [memory], configuration: engineConfiguration(mode: mode, encodeThreads: encodeThreads))
+        let engine = try PrimaryEngine(
+            regions: [memory], configuration: engineConfiguration(mode: mode, encodeThreads: encodeThreads))
         let replica = Replica(regions: [backup], geometry: engine.geometry)
         let tracker = try configuration.tracker.makeTracker(for: memory)
         let capture = EpochCapture()
@@ -178,7 +183,7 @@ public struct EngineBenchmark: Sendable {
         var epochs = 0
         for _ in 0..<configuration.epochs {
             if let replayer {
-                guard try replayer.writeNext() else { break }  // the trace has no more images
+                guard try replayer.writeNext() else { break } // the trace has no more images
             } else if case .workload(let workload) = source {
                 workload.writeEpoch(memory, pages: configuration.pagesPerEpoch, random: &random)
             }
@@ -205,16 +210,19 @@ public struct EngineBenchmark: Sendable {
             totals.accumulate(statistics)
             verified = verified && memcmp(memory.base, backup.base, length) == 0
         }
-        return ModeRun(source: source, mode: mode, engine: engine, epochs: epochs,
-                       pagesPerEpoch: replayer == nil ? configuration.pagesPerEpoch : totals.pagesWritten / max(epochs, 1),
-                       totals: totals, initialSyncBytes: initial.statistics.wireBytes, timings: timings, encodeThreads: encodeThreads,
-                       regionBytes: length, verified: verified)
+        return ModeRun(
+            source: source, mode: mode, engine: engine, epochs: epochs,
+            pagesPerEpoch: replayer == nil ? configuration.pagesPerEpoch : totals.pagesWritten / max(epochs, 1),
+            totals: totals, initialSyncBytes: initial.statistics.wireBytes, timings: timings,
+            encodeThreads: encodeThreads,
+            regionBytes: length, verified: verified)
     }
 
     /// The engine configuration of one run: `mode` on `encodeThreads`, with the benchmark's block size,
     /// compressor and budgets.
     private func engineConfiguration(mode: ReplicationMode, encodeThreads: Int) -> EngineConfiguration {
-        var engineConfiguration = EngineConfiguration(mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
+        var engineConfiguration = EngineConfiguration(
+            mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
         engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.encodeThreads = encodeThreads
@@ -234,8 +242,11 @@ struct EpochTimings {
 
 extension EngineBenchmark.ModeRun {
     /// One run's row from its totals and timings.
-    init(source: BenchmarkSource, mode: ReplicationMode, engine: PrimaryEngine, epochs: Int, pagesPerEpoch: Int, totals: EpochStatistics,
-         initialSyncBytes: Int, timings: EpochTimings, encodeThreads: Int, regionBytes length: Int, verified: Bool) {
+    init(
+        source: BenchmarkSource, mode: ReplicationMode, engine: PrimaryEngine, epochs: Int, pagesPerEpoch: Int,
+        totals: EpochStatistics,
+        initialSyncBytes: Int, timings: EpochTimings, encodeThreads: Int, regionBytes length: Int, verified: Bool
+    ) {
         let encodeMedian = Summary(timings.encodes).median
         self.init(
             workload: source.name, mode: mode.rawValue,
@@ -245,9 +256,11 @@ extension EngineBenchmark.ModeRun {
             bodyBytesPerEpoch: totals.bodyBytes / max(epochs, 1), epochsStoredRaw: totals.bodiesStoredRaw,
             ratioToPage: nil, initialSyncBytes: initialSyncBytes,
             blocksDirty: totals.blocksDirty, blocksConsulted: totals.blocksConsulted, sharedHits: totals.sharedHits,
-            collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,
+            collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
+            literalBlocks: totals.literalBlocks,
             pauseMsP50: Summary(timings.pauses).median, pauseMsP99: Summary.percentile(timings.pauses, 0.99),
-            encodeMsP50: encodeMedian, compressMsP50: Summary(timings.compresses).median, applyMsP50: Summary(timings.applies).median,
+            encodeMsP50: encodeMedian, compressMsP50: Summary(timings.compresses).median,
+            applyMsP50: Summary(timings.applies).median,
             dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / timings.processingSeconds / 1e9,
             encodeThreads: encodeThreads,
             encodeNsPerBlock: encodeMedian * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
@@ -259,5 +272,5 @@ extension EngineBenchmark.ModeRun {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -30,17 +30,20 @@ public struct FloorBaseline: Sendable {
         let collected = Collected()
         var failedStep: UnsafePointer<CChar>?
         let result = withExtendedLifetime(collected) {
-            CFloor_measure(max(regionMiB, 1), { context, metric, value, unit in
-                let collected = Unmanaged<Collected>.fromOpaque(context!).takeUnretainedValue()
-                collected.figures.append((String(cString: metric!), value, String(cString: unit!)))
-            }, Unmanaged.passUnretained(collected).toOpaque(), &failedStep)
+            CFloor_measure(
+                max(regionMiB, 1),
+                { context, metric, value, unit in
+                    let collected = Unmanaged<Collected>.fromOpaque(context!).takeUnretainedValue()
+                    collected.figures.append((String(cString: metric!), value, String(cString: unit!)))
+                }, Unmanaged.passUnretained(collected).toOpaque(), &failedStep)
         }
         let step = failedStep.map { String(cString: $0) }
         guard !collected.figures.isEmpty else {
             throw BenchmarkError("floor probe: \(step ?? "setup"): \(String(cString: strerror(-result)))")
         }
-        var baseline = FloorBaseline(metrics: Dictionary(collected.figures.map { ($0.metric, $0.value) }, uniquingKeysWith: { $1 }),
-                                     units: collected.figures.map { ($0.metric, $0.unit) })
+        var baseline = FloorBaseline(
+            metrics: Dictionary(collected.figures.map { ($0.metric, $0.value) }, uniquingKeysWith: { $1 }),
+            units: collected.figures.map { ($0.metric, $0.unit) })
         if result != 0, let step {
             baseline.note = "tracker figures not measured: \(step): \(String(cString: strerror(-result)))"
         }
@@ -48,7 +51,9 @@ public struct FloorBaseline: Sendable {
     }
 
     /// Where floor.c is looked for when no path is given: beside the project checkout, as laid out here.
-    public static let defaultSourceCandidates = ["../shared/baselines/floor.c", "shared/baselines/floor.c", "../../shared/baselines/floor.c"]
+    public static let defaultSourceCandidates = [
+        "../shared/baselines/floor.c", "shared/baselines/floor.c", "../../shared/baselines/floor.c",
+    ]
 
     /// Finds floor.c at `path`, or at the first default candidate that exists.
     public static func locateSource(_ path: String?) -> String? {
@@ -69,8 +74,9 @@ public struct FloorBaseline: Sendable {
         var metrics: [String: Double] = [:]
         for line in output.split(separator: "\n") {
             guard let data = line.data(using: .utf8),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let name = object["metric"] as? String, let value = object["value"] as? Double else { continue }
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let name = object["metric"] as? String, let value = object["value"] as? Double
+            else { continue }
             metrics[name] = value
         }
         guard !metrics.isEmpty else { throw BenchmarkError("floor printed no metrics") }

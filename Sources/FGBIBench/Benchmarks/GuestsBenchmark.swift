@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `fgbi bench guests`: N guests booted from one image, each replicated by its own ``Primary`` to its own
@@ -96,7 +96,9 @@ public struct GuestsBenchmark: Sendable {
             lock.withLock { records[capture.epoch] = statistics }
         }
 
-        func after(_ epoch: UInt64) -> [EpochStatistics] { lock.withLock { records.filter { $0.key > epoch }.map(\.value) } }
+        func after(_ epoch: UInt64) -> [EpochStatistics] {
+            lock.withLock { records.filter { $0.key > epoch }.map(\.value) }
+        }
     }
 
     /// The guests: one image, then each writes from its own seed.
@@ -105,8 +107,9 @@ public struct GuestsBenchmark: Sendable {
         for index in 0..<count {
             let memory = try GuestMemory.anonymous(length: length)
             try memory.prefault()
-            let source = LockstepGuest.Source.workload(configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
-                                                       seed: configuration.seed &+ UInt64(index) &* 7919)
+            let source = LockstepGuest.Source.workload(
+                configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
+                seed: configuration.seed &+ UInt64(index) &* 7919)
             let guest = try LockstepGuest(memory: memory, source: source)
             if index > 0 { memory.base.copyMemory(from: guests[0].memory.base, byteCount: length) }
             guests.append(guest)
@@ -116,8 +119,10 @@ public struct GuestsBenchmark: Sendable {
 
     /// Guest `index`'s primary, replicating to the backup on `backupPort` with `budget` bytes of stored
     /// copies of its own, or through `sharedIndex`.
-    private func primaryConfiguration(guest index: Int, backupPort: UInt16, budget: Int,
-                                      sharedIndex: SharedContentIndex?) -> PrimaryConfiguration {
+    private func primaryConfiguration(
+        guest index: Int, backupPort: UInt16, budget: Int,
+        sharedIndex: SharedContentIndex?
+    ) -> PrimaryConfiguration {
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
         primaryConfiguration.engine.contentBudgetBytes = budget
         primaryConfiguration.engine.sharedIndex = sharedIndex
@@ -132,10 +137,29 @@ public struct GuestsBenchmark: Sendable {
     private static func waitForSynchronisation(of primaries: [Primary]) throws {
         let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
         while primaries.contains(where: { $0.committedEpoch == nil }) {
-            if let failed = primaries.first(where: { $0.failure != nil }) { throw BenchmarkError("synchronisation failed: \(failed.failure!)") }
-            guard MonotonicClock.nanoseconds() < deadline else { throw BenchmarkError("the backups were not synchronised within 300 s") }
+            if let failed = primaries.first(where: { $0.failure != nil }) {
+                throw BenchmarkError("synchronisation failed: \(failed.failure!)")
+            }
+            guard MonotonicClock.nanoseconds() < deadline else {
+                throw BenchmarkError("the backups were not synchronised within 300 s")
+            }
             MonotonicClock.sleep(nanoseconds: 1_000_000)
         }
+    }
+
+    /// One backup per guest (named `g0`, `g1`, ...), each over a pre-faulted region of `length` bytes.
+    private static func makeBackups(count: Int, length: Int, geometry: BlockGeometry) throws
+        -> (memories: [GuestMemory], backups: [Backup])
+    {
+        let memories = try (0..<count).map { _ in try GuestMemory.anonymous(length: length) }
+        let backups = try memories.enumerated().map { index, memory in
+            try memory.prefault()
+            var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+            configuration.primaryTimeout = .seconds(10)
+            configuration.guestName = "g\(index)"
+            return try Backup(regions: [memory], geometry: geometry, configuration: configuration)
+        }
+        return (memories, backups)
     }
 
     private func run(_ variant: Variant, progress: (String) -> Void) throws -> Run {
@@ -143,22 +167,18 @@ public struct GuestsBenchmark: Sendable {
         let length = configuration.regionMiB << 20
         let geometry = try BlockGeometry()
         let guests = try makeGuests(count: count, length: length)
-        let backupMemories = try (0..<count).map { _ in try GuestMemory.anonymous(length: length) }
-        let backups = try backupMemories.enumerated().map { index, memory in
-            try memory.prefault()
-            var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
-            configuration.primaryTimeout = .seconds(10)
-            configuration.guestName = "g\(index)"
-            return try Backup(regions: [memory], geometry: geometry, configuration: configuration)
-        }
+        let (backupMemories, backups) = try Self.makeBackups(count: count, length: length, geometry: geometry)
         let threads = backups.map { BackupThread($0) }
         let sharedIndex = variant == .shared ? try SharedContentIndex(budgetBytes: configuration.budgetBytes) : nil
         let budget = variant == .separateSplit ? configuration.budgetBytes / count : configuration.budgetBytes
         let observations = (0..<count).map { _ in Observations() }
         let primaries = try (0..<count).map { index in
-            try Primary(regions: [guests[index].memory], configuration: primaryConfiguration(guest: index, backupPort: backups[index].port,
-                                                                                         budget: budget, sharedIndex: sharedIndex),
-                        hooks: guests[index].hooks, observer: { [observed = observations[index]] in observed.record($0, $1) })
+            try Primary(
+                regions: [guests[index].memory],
+                configuration: primaryConfiguration(
+                    guest: index, backupPort: backups[index].port,
+                    budget: budget, sharedIndex: sharedIndex),
+                hooks: guests[index].hooks, observer: { [observed = observations[index]] in observed.record($0, $1) })
         }
         var stopped = false
         defer {
@@ -169,14 +189,17 @@ public struct GuestsBenchmark: Sendable {
         for primary in primaries { try primary.start() }
         try Self.waitForSynchronisation(of: primaries)
         let synchronised = primaries.map { ($0.committedEpoch!, $0.statistics) }
-        func allEqual() -> Bool { zip(guests, backupMemories).allSatisfy { memcmp($0.memory.base, $1.base, length) == 0 } }
+        func allEqual() -> Bool {
+            zip(guests, backupMemories).allSatisfy { memcmp($0.memory.base, $1.base, length) == 0 }
+        }
         var verified = allEqual()
         for round in 1...configuration.epochs {
             for guest in guests { _ = try guest.writeNext() }
             for primary in primaries {
                 let epoch = primary.epochCoveringWritesSoFar
                 guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
-                    throw BenchmarkError("epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
+                    throw BenchmarkError(
+                        "epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
                 }
             }
             verified = verified && allEqual()
@@ -186,7 +209,7 @@ public struct GuestsBenchmark: Sendable {
         for primary in primaries { _ = try primary.stop() }
         for thread in threads { _ = try thread.result() }
         verified = verified && allEqual()
-        let sharedStatistics = sharedIndex?.statistics  // the engines are members until their primaries go
+        let sharedStatistics = sharedIndex?.statistics // the engines are members until their primaries go
 
         let final = primaries.map(\.statistics)
         var written: [EpochStatistics] = []
@@ -201,11 +224,14 @@ public struct GuestsBenchmark: Sendable {
         let entries = final.reduce(0) { $0 + $1.indexEntries }
         let storedCopies = sharedStatistics?.storedCopies ?? entries
         return Run(
-            variant: variant.rawValue, guests: count, regionMib: configuration.regionMiB, workload: configuration.workload.rawValue,
-            budgetMibPerIndex: Double(sharedIndex?.budgetBytes ?? budget) / Double(1 << 20), epochs: configuration.epochs,
+            variant: variant.rawValue, guests: count, regionMib: configuration.regionMiB,
+            workload: configuration.workload.rawValue,
+            budgetMibPerIndex: Double(sharedIndex?.budgetBytes ?? budget) / Double(1 << 20),
+            epochs: configuration.epochs,
             metadataBytes: final.reduce(0) { $0 + $1.metadataBytes } + (sharedIndex?.metadataBytes ?? 0),
             blockTableBytes: count * length / geometry.blockSize * 8,
-            storedCopies: storedCopies, storedCopyBytes: storedCopies * geometry.blockSize, indexEntries: sharedStatistics?.entries ?? entries,
+            storedCopies: storedCopies, storedCopyBytes: storedCopies * geometry.blockSize,
+            indexEntries: sharedStatistics?.entries ?? entries,
             synchronisationBytes: synchronised.reduce(0) { $0 + $1.1.precopyBytes + $1.1.bytesSent },
             epochBytes: zip(final, synchronised).reduce(0) { $0 + $1.0.bytesSent - $1.1.1.bytesSent },
             sharedHits: totals.sharedHits, diffBlocks: totals.diffBlocks, literalBlocks: totals.literalBlocks,

@@ -62,7 +62,10 @@ public struct PauseBenchmark: Sendable {
         var pauses: [Double] = []
         var collects: [Double] = []
 
-        init(label: String, memory: GuestMemory, mode: ReplicationMode, strategy: CaptureStrategy, blockSize: Int, written: Int) throws {
+        init(
+            label: String, memory: GuestMemory, mode: ReplicationMode, strategy: CaptureStrategy, blockSize: Int,
+            written: Int
+        ) throws {
             self.label = label
             self.memory = memory
             var configuration = EngineConfiguration(mode: mode, blockSize: blockSize)
@@ -70,10 +73,11 @@ public struct PauseBenchmark: Sendable {
             engine = try PrimaryEngine(regions: [memory], configuration: configuration)
             tracker = try TrackerKind.uffdAsync.makeTracker(for: memory)
             // Set-up, not timed: room for every written page and no first-touch faults later.
-            capture.reserve(items: written * 2, itemSize: mode == .fgbi && strategy == .rehash ? blockSize : GuestMemory.pageSize)
+            capture.reserve(
+                items: written * 2, itemSize: mode == .fgbi && strategy == .rehash ? blockSize : GuestMemory.pageSize)
             dirty.reserveCapacity(runs: written)
             try tracker.start()
-            try engine.capture([dirty], into: capture)  // epoch 0, the full pass
+            try engine.capture([dirty], into: capture) // epoch 0, the full pass
             _ = try engine.encode(capture)
         }
 
@@ -85,8 +89,10 @@ public struct PauseBenchmark: Sendable {
             let end = MonotonicClock.nanoseconds()
             pauses.append(Double(end - start) / 1e6)
             collects.append(Double(collected - start) / 1e6)
-            guard dirty.pageCount == expected else { throw BenchmarkError("\(label): tracker reported \(dirty.pageCount) of \(expected) pages") }
-            _ = try engine.encode(capture)  // after the pause, as the pipeline does; not timed
+            guard dirty.pageCount == expected else {
+                throw BenchmarkError("\(label): tracker reported \(dirty.pageCount) of \(expected) pages")
+            }
+            _ = try engine.encode(capture) // after the pause, as the pipeline does; not timed
         }
 
         deinit { try? tracker.stop() }
@@ -124,14 +130,18 @@ public struct PauseBenchmark: Sendable {
         func epoch(pages: [Int]) throws {
             var start = MonotonicClock.nanoseconds()
             var found = 0
-            try scanner.collectWritten(start: memory.address, end: memory.address + UInt64(memory.length)) { _, length in
+            try scanner.collectWritten(start: memory.address, end: memory.address + UInt64(memory.length)) {
+                _, length in
                 found += Int(length) / GuestMemory.pageSize
             }
             scans.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
-            guard found == pages.count else { throw BenchmarkError("floor scan found \(found) of \(pages.count) written pages") }
+            guard found == pages.count else {
+                throw BenchmarkError("floor scan found \(found) of \(pages.count) written pages")
+            }
             start = MonotonicClock.nanoseconds()
             for (index, page) in pages.enumerated() {
-                (staging + index * GuestMemory.pageSize).copyMemory(from: memory.page(page), byteCount: GuestMemory.pageSize)
+                (staging + index * GuestMemory.pageSize).copyMemory(
+                    from: memory.page(page), byteCount: GuestMemory.pageSize)
             }
             copies.append(Double(MonotonicClock.nanoseconds() - start) / 1e6)
             let blocksPerPage = GuestMemory.pageSize / blockSize
@@ -147,15 +157,17 @@ public struct PauseBenchmark: Sendable {
     /// Refuses, with a clear message, a run that would not fit in memory rather than be killed by the OOM killer.
     static func checkMemory(needed: Int, what: String) throws {
         guard let available = availableMemory(), needed > available * 9 / 10 else { return }
-        throw BenchmarkError("\(what) need about \(needed >> 30) GiB and \(available >> 30) GiB are available; "
-                             + "measure fewer modes (--modes fgbi) or a smaller --region-mib")
+        throw BenchmarkError(
+            "\(what) need about \(needed >> 30) GiB and \(available >> 30) GiB are available; "
+                + "measure fewer modes (--modes fgbi) or a smaller --region-mib")
     }
 
     /// MemAvailable from /proc/meminfo, in bytes.
     static func availableMemory() -> Int? {
         guard let text = try? KernelFile.text("/proc/meminfo"),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-              let kib = Int(line.split(separator: " ").dropFirst().first ?? "") else { return nil }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
+            let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
         return kib << 10
     }
 
@@ -166,22 +178,33 @@ public struct PauseBenchmark: Sendable {
                 // fgbi variants: the region and its block hashes; page modes also stage and encode the whole region
                 // for epoch 0 (capture, body, delta); the floor: a region.
                 let eighths = configuration.modes.reduce(8) { $0 + ($1 == .fgbi ? 2 * 9 : 4 * 8) }
-                try Self.checkMemory(needed: (regionMiB << 20) / 8 * eighths, what: "\(regionMiB) MiB regions for \(configuration.modes)")
+                try Self.checkMemory(
+                    needed: (regionMiB << 20) / 8 * eighths, what: "\(regionMiB) MiB regions for \(configuration.modes)"
+                )
                 progress("pause: \(regionMiB) MiB, \(written) written pages: setting up")
                 var variants: [Variant] = []
                 for mode in configuration.modes {
                     for strategy in mode == .fgbi ? [CaptureStrategy.rehash, .copyPages] : [.rehash] {
                         let memory = try GuestMemory.anonymous(length: regionMiB << 20)
                         try memory.prefault()
-                        variants.append(try Variant(label: mode == .fgbi ? "\(mode)/\(strategy)" : mode.rawValue, memory: memory,
-                                                    mode: mode, strategy: strategy, blockSize: configuration.blockSize, written: written))
+                        variants.append(
+                            try Variant(
+                                label: mode == .fgbi ? "\(mode)/\(strategy)" : mode.rawValue, memory: memory,
+                                mode: mode, strategy: strategy, blockSize: configuration.blockSize, written: written))
                     }
                 }
                 let floorMemory = try GuestMemory.anonymous(length: regionMiB << 20)
                 try floorMemory.prefault()
                 let floor = try Floor(memory: floorMemory, written: written, blockSize: configuration.blockSize)
-                try floor.scanner.collectWritten(start: floorMemory.address, end: floorMemory.address + UInt64(floorMemory.length)) { _, _ in }
-                progress("pause: \(regionMiB) MiB, \(written) written pages: \(configuration.epochs) epochs of \(variants.map(\.label).joined(separator: ", ")), floor")
+                try floor.scanner.collectWritten(
+                    start: floorMemory.address, end: floorMemory.address + UInt64(floorMemory.length)
+                ) { _, _ in }
+                progress(
+                    """
+                    pause: \(regionMiB) MiB, \(written) written pages: \(configuration.epochs) epochs of \
+                    \(variants.map(\.label).joined(separator: ", ")), floor
+                    """
+                )
                 var random = SeededRandom(seed: configuration.seed)
                 for epoch in 0..<configuration.epochs {
                     var chosen = Set<Int>()
@@ -200,17 +223,23 @@ public struct PauseBenchmark: Sendable {
                     }
                     try floor.epoch(pages: pages)
                 }
-                let scan = Summary(floor.scans).median, copy = Summary(floor.copies).median, hash = Summary(floor.hashings).median
+                let scan = Summary(floor.scans).median
+                let copy = Summary(floor.copies).median
+                let hash = Summary(floor.hashings).median
                 let floorTotal = scan + min(copy, hash)
-                let floorP99 = Summary.percentile(floor.scans, 0.99)
+                let floorP99 =
+                    Summary.percentile(floor.scans, 0.99)
                     + min(Summary.percentile(floor.copies, 0.99), Summary.percentile(floor.hashings, 0.99))
                 for variant in variants {
                     let p99 = Summary.percentile(variant.pauses, 0.99)
-                    cases.append(Case(regionMib: regionMiB, mode: variant.label, writtenPages: written, epochs: configuration.epochs,
-                                      pauseMsP50: Summary(variant.pauses).median, pauseMsP99: p99,
-                                      collectMsP50: Summary(variant.collects).median, floorScanMs: scan, floorCopyMs: copy,
-                                      floorHashMs: hash, floorMs: floorTotal, p99OverFloor: p99 / floorTotal,
-                                      floorMsP99: floorP99, p99OverFloorP99: p99 / floorP99))
+                    cases.append(
+                        Case(
+                            regionMib: regionMiB, mode: variant.label, writtenPages: written,
+                            epochs: configuration.epochs,
+                            pauseMsP50: Summary(variant.pauses).median, pauseMsP99: p99,
+                            collectMsP50: Summary(variant.collects).median, floorScanMs: scan, floorCopyMs: copy,
+                            floorHashMs: hash, floorMs: floorTotal, p99OverFloor: p99 / floorTotal,
+                            floorMsP99: floorP99, p99OverFloorP99: p99 / floorP99))
                 }
             }
         }

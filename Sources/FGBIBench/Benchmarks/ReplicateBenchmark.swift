@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `fgbi bench replicate`: the whole pipeline per mode on the same memory history: a ``Primary`` (tracker,
@@ -126,19 +126,24 @@ public struct ReplicateBenchmark: Sendable {
         func record(holdingWritesOf range: ClosedRange<UInt64>) -> EpochRecord? {
             let candidates = range.compactMap { epoch in self[epoch].map { (epoch, $0) } }
             guard let (epoch, s) = candidates.max(by: { $0.1.pagesWritten < $1.1.pagesWritten }) else { return nil }
-            return EpochRecord(epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
-                               pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
-                               encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
+            return EpochRecord(
+                epoch: epoch, pagesWritten: s.pagesWritten, wireBytes: s.wireBytes,
+                pauseMs: Double(s.pauseNanoseconds - s.stopNanoseconds) / 1e6,
+                encodeMs: Double(s.encodeNanoseconds + s.compressNanoseconds) / 1e6)
         }
     }
 
-    private func run(source: BenchmarkSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws -> ModeRun {
+    private func run(source: BenchmarkSource, mode: ReplicationMode, blockSize: Int, progress: (String) -> Void) throws
+        -> ModeRun
+    {
         let length = source.regionBytes(default: configuration.regionMiB << 20)
         let memory = try GuestMemory.anonymous(length: length)
         let backupMemory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         try backupMemory.prefault()
-        let guest = try LockstepGuest(memory: memory, source: source.guestSource(pagesPerEpoch: configuration.pagesPerEpoch, seed: configuration.seed))
+        let guest = try LockstepGuest(
+            memory: memory,
+            source: source.guestSource(pagesPerEpoch: configuration.pagesPerEpoch, seed: configuration.seed))
         let epochs = try source.epochs(wanted: configuration.epochs)
         let geometry = try BlockGeometry(blockSize: blockSize)
 
@@ -149,8 +154,9 @@ public struct ReplicateBenchmark: Sendable {
 
         let primaryConfiguration = primaryConfiguration(mode: mode, blockSize: blockSize, backupPort: backup.port)
         let observations = Observations()
-        let primary = try Primary(regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,
-                                  observer: { observations.record($0, $1) })
+        let primary = try Primary(
+            regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,
+            observer: { observations.record($0, $1) })
         var stopped = false
         defer {
             if !stopped { _ = try? primary.stop(finalEpoch: false) }
@@ -163,31 +169,15 @@ public struct ReplicateBenchmark: Sendable {
         let synchronised = primary.statistics
         let cpuAtSync = CPUTimes(backupThread)
 
-        var verified = memcmp(memory.base, backupMemory.base, length) == 0
-        // Each write's epochs: from after the previous write's covering epoch to this one's. The writes are
-        // in exactly one of them, but not always the last: epochCoveringWritesSoFar may name one more.
-        var writtenEpochs: [ClosedRange<UInt64>] = []
-        var pagesWritten = 0
-        var covered = syncEpoch
-        for number in 1...epochs {
-            guard try guest.writeNext() else { break }
-            pagesWritten += guest.lastWritten
-            let epoch = primary.epochCoveringWritesSoFar
-            guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
-                throw BenchmarkError("epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
-            }
-            writtenEpochs.append((covered + 1)...max(epoch, covered + 1))
-            covered = max(epoch, covered + 1)
-            // The guest is idle and the backup has applied the epoch: both must hold the same bytes.
-            verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
-            if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
-        }
+        let (writtenEpochs, pagesWritten, verifiedEpochs) = try Self.replicateEpochs(
+            epochs, guest: guest, primary: primary, memory: memory, backupMemory: backupMemory, after: syncEpoch,
+            progress: progress)
         let (primaryCPU, backupCPU) = CPUTimes(backupThread).primaryAndBackup(since: cpuAtSync)
         stopped = true
         _ = try primary.stop()
         backupThread.join()
         try backupThread.rethrow()
-        verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
+        let verified = verifiedEpochs && memcmp(memory.base, backupMemory.base, length) == 0
 
         let statistics = primary.statistics
         let epochsAfterSync = observations.statistics(after: syncEpoch)
@@ -203,19 +193,56 @@ public struct ReplicateBenchmark: Sendable {
             wireBytes: statistics.bytesSent - synchronised.bytesSent,
             wireBytesPerEpoch: records.reduce(0) { $0 + $1.wireBytes } / count, ratioToPage: nil,
             synchronisationBytes: synchronised.precopyBytes + synchronised.bytesSent,
-            pauseMsP50: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.5), pauseMsP99: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.99),
-            primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(count), backupCpuMsPerEpoch: backupCPU / 1e6 / Double(count),
-            dirtyGbps: primaryCPU + backupCPU > 0 ? Double(pagesWritten * GuestMemory.pageSize) / (primaryCPU + backupCPU) : 0,
+            pauseMsP50: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.5),
+            pauseMsP99: pauses.isEmpty ? 0 : Summary.percentile(pauses, 0.99),
+            primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(count),
+            backupCpuMsPerEpoch: backupCPU / 1e6 / Double(count),
+            dirtyGbps: primaryCPU + backupCPU > 0
+                ? Double(pagesWritten * GuestMemory.pageSize) / (primaryCPU + backupCPU) : 0,
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
-            literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count, perEpoch: records)
+            literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count,
+            perEpoch: records)
+    }
+
+    /// Writes `epochs` rounds of the guest after the synchronisation's `syncEpoch`, waiting for each round's
+    /// commit and comparing both memories after it: each write's epochs (from after the previous write's covering
+    /// epoch to this one's), the pages written, and whether every comparison held.
+    private static func replicateEpochs(
+        _ epochs: Int, guest: LockstepGuest, primary: Primary, memory: GuestMemory, backupMemory: GuestMemory,
+        after syncEpoch: UInt64, progress: (String) -> Void
+    ) throws -> (written: [ClosedRange<UInt64>], pages: Int, verified: Bool) {
+        let length = memory.length
+        var verified = memcmp(memory.base, backupMemory.base, length) == 0
+        // Each write's epochs: from after the previous write's covering epoch to this one's. The writes are
+        // in exactly one of them, but not always the last: epochCoveringWritesSoFar may name one more.
+        var writtenEpochs: [ClosedRange<UInt64>] = []
+        var pagesWritten = 0
+        var covered = syncEpoch
+        for number in 1...epochs {
+            guard try guest.writeNext() else { break }
+            pagesWritten += guest.lastWritten
+            let epoch = primary.epochCoveringWritesSoFar
+            guard primary.waitForCommit(epoch, timeout: .seconds(60)) else {
+                throw BenchmarkError(
+                    "epoch \(epoch) was not committed within 60 s\(primary.failure.map { ": \($0)" } ?? "")")
+            }
+            writtenEpochs.append((covered + 1)...max(epoch, covered + 1))
+            covered = max(epoch, covered + 1)
+            // The guest is idle and the backup has applied the epoch: both must hold the same bytes.
+            verified = verified && memcmp(memory.base, backupMemory.base, length) == 0
+            if number % max(epochs / 10, 1) == 0 { progress("  epoch \(number)/\(epochs)") }
+        }
+        return (writtenEpochs, pagesWritten, verified)
     }
 
     /// The primary of one run: `mode` with `blockSize`, the benchmark's compressor, budgets, tracker and epoch
     /// interval, replicating to the backup on `backupPort` with no reconnection.
-    private func primaryConfiguration(mode: ReplicationMode, blockSize: Int, backupPort: UInt16) -> PrimaryConfiguration {
+    private func primaryConfiguration(mode: ReplicationMode, blockSize: Int, backupPort: UInt16) -> PrimaryConfiguration
+    {
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
-        primaryConfiguration.engine = EngineConfiguration(mode: mode, blockSize: blockSize, compression: configuration.compression)
+        primaryConfiguration.engine = EngineConfiguration(
+            mode: mode, blockSize: blockSize, compression: configuration.compression)
         primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.tracker = configuration.tracker
@@ -230,8 +257,12 @@ public struct ReplicateBenchmark: Sendable {
         let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
         while true {
             if let epoch = primary.committedEpoch { return epoch }
-            if let failure = primary.failure { throw BenchmarkError("replication failed during synchronisation: \(failure)") }
-            guard MonotonicClock.nanoseconds() < deadline else { throw BenchmarkError("the backup was not synchronised within 300 s") }
+            if let failure = primary.failure {
+                throw BenchmarkError("replication failed during synchronisation: \(failure)")
+            }
+            guard MonotonicClock.nanoseconds() < deadline else {
+                throw BenchmarkError("the backup was not synchronised within 300 s")
+            }
             MonotonicClock.sleep(nanoseconds: 1_000_000)
         }
     }

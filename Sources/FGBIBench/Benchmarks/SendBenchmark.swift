@@ -3,7 +3,8 @@ import FGBILab
 import Foundation
 
 /// `fgbi bench send`: throughput and sender CPU of each send path for epoch payloads of several sizes, side
-/// by side in one run, over loopback TCP and over a veth link into a network namespace; for SEND_ZC, the share of notifications in which the kernel
+/// by side in one run, over loopback TCP and over a veth link into a network namespace; for SEND_ZC, the share of
+/// notifications in which the kernel
 /// reports it copied the data after all.
 public struct SendBenchmark: Sendable {
     public struct Configuration: Sendable {
@@ -41,7 +42,9 @@ public struct SendBenchmark: Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(largest * 4, 64 << 20), alignment: 4096)
         defer { buffer.deallocate() }
         var random = SeededRandom(seed: 3)
-        for offset in stride(from: 0, to: buffer.count, by: 8) { buffer.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self) }
+        for offset in stride(from: 0, to: buffer.count, by: 8) {
+            buffer.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
+        }
         var cases: [Case] = []
         for path in configuration.paths {
             let link: VethLink?
@@ -60,16 +63,23 @@ public struct SendBenchmark: Sendable {
             for size in configuration.messageSizes {
                 for method in configuration.methods {
                     progress("send: \(path), \(method.rawValue), \(size) byte messages")
-                    let pair = try link.map { try TCPConnectionPair(host: $0.peerAddress, receiverIn: $0.namespace) } ?? TCPConnectionPair()
-                    cases.append(try measure(path: path, pair: pair, method: method, messageSize: size, buffer: UnsafeRawBufferPointer(buffer)))
+                    let pair =
+                        try link.map { try TCPConnectionPair(host: $0.peerAddress, receiverIn: $0.namespace) }
+                        ?? TCPConnectionPair()
+                    cases.append(
+                        try measure(
+                            path: path, pair: pair, method: method, messageSize: size,
+                            buffer: UnsafeRawBufferPointer(buffer)))
                 }
             }
         }
         return cases
     }
 
-    private func measure(path: String, pair: TCPConnectionPair, method: SendMethod, messageSize: Int,
-                         buffer: UnsafeRawBufferPointer) throws -> Case {
+    private func measure(
+        path: String, pair: TCPConnectionPair, method: SendMethod, messageSize: Int,
+        buffer: UnsafeRawBufferPointer
+    ) throws -> Case {
         let sender = try StreamSender(descriptor: pair.senderDescriptor, method: method)
         let total = max(configuration.bytesPerCase, messageSize * 16)
         // Send whole messages from a buffer region that holds a multiple of the message size.
@@ -102,10 +112,12 @@ public struct SendBenchmark: Sendable {
         drained.wait()
         let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
         let cpu = MonotonicClock.threadCPUSeconds() - cpuStart
-        return Case(path: path, method: method.rawValue,
-                    messageBytes: messageSize, bytes: total, gbps: Double(total) / seconds / 1e9,
-                    senderCpuSecondsPerGb: cpu / (Double(total) / 1e9), operations: report.operations,
-                    zcNotifications: report.notifications,
-                    zcCopiedShare: report.notifications > 0 ? Double(report.copiedNotifications) / Double(report.notifications) : nil)
+        return Case(
+            path: path, method: method.rawValue,
+            messageBytes: messageSize, bytes: total, gbps: Double(total) / seconds / 1e9,
+            senderCpuSecondsPerGb: cpu / (Double(total) / 1e9), operations: report.operations,
+            zcNotifications: report.notifications,
+            zcCopiedShare: report.notifications > 0
+                ? Double(report.copiedNotifications) / Double(report.notifications) : nil)
     }
 }

@@ -73,18 +73,22 @@ public struct SyncBenchmark: Sendable {
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: port))
         backupConfiguration.primaryTimeout = .seconds(10)
         backupConfiguration.stateDirectory = stateDirectory
-        return try Backup(regions: [memory], geometry: try BlockGeometry(blockSize: 64), configuration: backupConfiguration)
+        return try Backup(
+            regions: [memory], geometry: try BlockGeometry(blockSize: 64), configuration: backupConfiguration)
     }
 
-    private func session(memory: GuestMemory, backupMemory: GuestMemory, precopy: Bool, stateDirectory: String?) throws -> Outcome {
+    private func session(memory: GuestMemory, backupMemory: GuestMemory, precopy: Bool, stateDirectory: String?) throws
+        -> Outcome
+    {
         let backup = try makeBackup(backupMemory, port: 0, stateDirectory: stateDirectory)
         let port = backup.port
         let served = try backup.start()
 
         // A seed of its own per session: a writer replaying an earlier session's writes would store the same
         // values into the same pages and change nothing.
-        let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
-                                    seed: UInt64(precopy ? 1 : 2) &+ (stateDirectory == nil ? 0 : 10))
+        let driver = WorkloadDriver(
+            memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
+            seed: UInt64(precopy ? 1 : 2) &+ (stateDirectory == nil ? 0 : 10))
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: port))
         primaryConfiguration.engine = EngineConfiguration(mode: configuration.mode)
         primaryConfiguration.precopy.enabled = precopy
@@ -96,21 +100,28 @@ public struct SyncBenchmark: Sendable {
         defer { driver.stop() }
         let start = Date()
         try primary.start()
-        guard waitForSynchronisation(primary, after: 0) else { throw FGBIError.invalidState("the first synchronisation did not commit") }
-        let firstCase = makeCase(precopy ? "precopy" : "paused-full", primary, milliseconds: Date().timeIntervalSince(start) * 1000,
-                                 bytesBefore: 0)
+        guard waitForSynchronisation(primary, after: 0) else {
+            throw FGBIError.invalidState("the first synchronisation did not commit")
+        }
+        let firstCase = makeCase(
+            precopy ? "precopy" : "paused-full", primary, milliseconds: Date().timeIntervalSince(start) * 1000,
+            bytesBefore: 0)
         var resync: Case?
         if stateDirectory != nil {
             let bytesBefore = primary.statistics.bytesSent + primary.statistics.precopyBytes
             _ = try? served.stop()
             Thread.sleep(forTimeInterval: Double(configuration.backupDownMilliseconds) / 1000)
-            let restartedMemory = backupMemory  // same memory object: a restart loads the state directory over it
+            let restartedMemory = backupMemory // same memory object: a restart loads the state directory over it
             restartedMemory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
             let restarted = try makeBackup(restartedMemory, port: port, stateDirectory: stateDirectory)
             let restartStart = Date()
             let restartedService = try restarted.start()
-            guard waitForSynchronisation(primary, after: 1) else { throw FGBIError.invalidState("the resynchronisation did not commit") }
-            resync = makeCase("resync", primary, milliseconds: Date().timeIntervalSince(restartStart) * 1000, bytesBefore: bytesBefore)
+            guard waitForSynchronisation(primary, after: 1) else {
+                throw FGBIError.invalidState("the resynchronisation did not commit")
+            }
+            resync = makeCase(
+                "resync", primary, milliseconds: Date().timeIntervalSince(restartStart) * 1000, bytesBefore: bytesBefore
+            )
             driver.stop()
             _ = try primary.stop()
             _ = try? restartedService.outcome()
@@ -127,8 +138,10 @@ public struct SyncBenchmark: Sendable {
         let deadline = Date().addingTimeInterval(300)
         while Date() < deadline, primary.isRunning {
             let statistics = primary.statistics
-            if statistics.reconnects == reconnects, let sync = statistics.lastSynchronisation, sync.pauseMilliseconds != nil,
-               let committed = statistics.lastCommittedEpoch, committed >= sync.epoch {
+            if statistics.reconnects == reconnects, let sync = statistics.lastSynchronisation,
+                sync.pauseMilliseconds != nil,
+                let committed = statistics.lastCommittedEpoch, committed >= sync.epoch
+            {
                 return true
             }
             Thread.sleep(forTimeInterval: 0.005)
@@ -139,10 +152,12 @@ public struct SyncBenchmark: Sendable {
     private func makeCase(_ variant: String, _ primary: Primary, milliseconds: Double, bytesBefore: Int) -> Case {
         let statistics = primary.statistics
         let sync = statistics.lastSynchronisation
-        return Case(variant: variant, regionMib: configuration.regionMiB, mode: configuration.mode.rawValue,
-                    msToCommit: milliseconds, syncPauseMs: sync?.pauseMilliseconds ?? 0, rounds: sync?.rounds ?? 0,
-                    pagesPerRound: sync?.pagesPerRound ?? [],
-                    bytes: statistics.bytesSent + statistics.precopyBytes - bytesBefore, resynchronised: sync?.resynchronised ?? false,
-                    pagesAlreadyHeld: sync?.pagesAlreadyHeld ?? 0)
+        return Case(
+            variant: variant, regionMib: configuration.regionMiB, mode: configuration.mode.rawValue,
+            msToCommit: milliseconds, syncPauseMs: sync?.pauseMilliseconds ?? 0, rounds: sync?.rounds ?? 0,
+            pagesPerRound: sync?.pagesPerRound ?? [],
+            bytes: statistics.bytesSent + statistics.precopyBytes - bytesBefore,
+            resynchronised: sync?.resynchronised ?? false,
+            pagesAlreadyHeld: sync?.pagesAlreadyHeld ?? 0)
     }
 }

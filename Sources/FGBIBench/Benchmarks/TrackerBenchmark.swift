@@ -53,19 +53,29 @@ public struct TrackerBenchmark: Sendable {
         var cases: [Case] = []
         for tracker in configuration.trackers {
             for requested in configuration.writtenPages {
-                progress("tracker \(tracker): \(requested == 0 ? "all" : String(requested)) written pages of \(length / GuestMemory.pageSize)")
+                progress(
+                    """
+                    tracker \(tracker): \(requested == 0 ? "all" : String(requested)) written pages of \
+                    \(length / GuestMemory.pageSize)
+                    """
+                )
                 cases.append(try measure(tracker: tracker, requestedPages: requested, length: length, floor: floor))
             }
         }
         for index in cases.indices {
-            guard let scan = cases.first(where: { $0.tracker == TrackerKind.scan.rawValue && $0.writtenPages == cases[index].writtenPages })
+            guard
+                let scan = cases.first(where: {
+                    $0.tracker == TrackerKind.scan.rawValue && $0.writtenPages == cases[index].writtenPages
+                })
             else { continue }
             cases[index].scanOverThis = scan.collectMsMedian / cases[index].collectMsMedian
         }
         return cases
     }
 
-    private func measure(tracker kind: TrackerKind, requestedPages: Int, length: Int, floor: FloorBaseline?) throws -> Case {
+    private func measure(tracker kind: TrackerKind, requestedPages: Int, length: Int, floor: FloorBaseline?) throws
+        -> Case
+    {
         let memory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         let pageCount = memory.pageCount
@@ -84,7 +94,7 @@ public struct TrackerBenchmark: Sendable {
         try tracker.start()
         defer { try? tracker.stop() }
         var dirty = DirtyPageSet()
-        try tracker.collect(into: &dirty)  // settle: nothing should be pending
+        try tracker.collect(into: &dirty) // settle: nothing should be pending
         var collect: [Double] = []
         var firstWrite: [Double] = []
         var exact = dirty.isEmpty

@@ -15,7 +15,10 @@ public final class VethLink: @unchecked Sendable {
 
     /// Whether links can be made here: root, iproute2, and network namespaces.
     public static let isAvailable: Bool = {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else { return false }
+        guard getuid() == 0,
+            FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip")
+                || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
+        else { return false }
         let name = "fgbi-probe-\(getpid())"
         guard (try? run(["netns", "add", name])) != nil else { return false }
         _ = try? run(["netns", "del", name])
@@ -30,7 +33,7 @@ public final class VethLink: @unchecked Sendable {
         namespace = NetworkNamespace(name: "fgbi-\(tag)")
         hostInterface = "fgh\(tag)"
         peerInterface = "fgp\(tag)"
-        let subnet = (Int(getpid()) % 60) * 1000 + serial  // spreads concurrent runs over the /16
+        let subnet = (Int(getpid()) % 60) * 1000 + serial // spreads concurrent runs over the /16
         let third = (subnet / 64) % 256
         let base = (subnet % 64) * 4
         hostAddress = "10.231.\(third).\(base + 1)"
@@ -73,12 +76,17 @@ public final class VethLink: @unchecked Sendable {
     /// Impairs the link in both directions, replacing any earlier impairment.
     public func impair(_ impairment: Impairment) throws {
         heal()
-        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)] as [(String, String?)] {
+        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)]
+            as [(String, String?)]
+        {
             let prefix = namespace.map { ["-n", $0] } ?? []
             switch impairment {
             case .rateLimit(let kilobits):
-                try Self.run(prefix + ["qdisc", "replace", "dev", interface, "root", "tbf", "rate", "\(kilobits)kbit",
-                                       "burst", "16kb", "latency", "300ms"], tool: "tc")
+                try Self.run(
+                    prefix + [
+                        "qdisc", "replace", "dev", interface, "root", "tbf", "rate", "\(kilobits)kbit",
+                        "burst", "16kb", "latency", "300ms",
+                    ], tool: "tc")
             case .loss, .duplicate, .partition:
                 let statement: String
                 switch impairment {
@@ -86,7 +94,11 @@ public final class VethLink: @unchecked Sendable {
                 case .duplicate(let percent): statement = "numgen random mod 100 < \(percent) dup to \"\(interface)\""
                 default: statement = "drop"
                 }
-                let rules = "table netdev fgbi_impair {\n  chain egress {\n    type filter hook egress device \"\(interface)\" priority 0;\n    \(statement)\n  }\n}\n"
+                let rules =
+                    """
+                    table netdev fgbi_impair {\n  chain egress {\n    type filter hook egress device \
+                    \"\(interface)\" priority 0;\n    \(statement)\n  }\n}\n
+                    """
                 try Self.nft(namespace: namespace, file: rules)
             }
         }
@@ -94,7 +106,9 @@ public final class VethLink: @unchecked Sendable {
 
     /// Removes any impairment.
     public func heal() {
-        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)] as [(String, String?)] {
+        for (interface, namespace) in [(hostInterface, nil), (peerInterface, self.namespace.name)]
+            as [(String, String?)]
+        {
             let prefix = namespace.map { ["-n", $0] } ?? []
             _ = try? Self.run(prefix + ["qdisc", "del", "dev", interface, "root"], tool: "tc")
             _ = try? Self.nft(namespace: namespace, file: "delete table netdev fgbi_impair\n")
@@ -103,7 +117,8 @@ public final class VethLink: @unchecked Sendable {
 
     /// Whether impairments can be made here: `tc` and `nft` (Debian's iproute2 and nftables).
     public static let canImpair: Bool = ["tc", "nft"].allSatisfy { tool in
-        FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)") || FileManager.default.isExecutableFile(atPath: "/sbin/\(tool)")
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/\(tool)")
+            || FileManager.default.isExecutableFile(atPath: "/sbin/\(tool)")
     }
 
     /// Runs `rules` as an nft script (`nft -f`), in `namespace` when given.
@@ -135,7 +150,12 @@ public final class VethLink: @unchecked Sendable {
         process.waitUntilExit()
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard process.terminationStatus == 0 else {
-            throw BenchmarkError("\(tool) \(arguments.joined(separator: " ")) failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw BenchmarkError(
+                """
+                \(tool) \(arguments.joined(separator: " ")) failed: \
+                \(message.trimmingCharacters(in: .whitespacesAndNewlines))
+                """
+            )
         }
         return message
     }

@@ -29,7 +29,11 @@ public enum CaptureError: Error, Sendable, Equatable, CustomStringConvertible {
         case .nothingToCapture(let pid):
             return "process \(pid) has no readable writable private memory (rw-p) in /proc/\(pid)/maps"
         case .exitedTooEarly(let pid, let images):
-            return "process \(pid) exited after \(images) image\(images == 1 ? "" : "s"); a trace needs at least 2 (one epoch)"
+            return
+                """
+                process \(pid) exited after \(images) image\(images == 1 ? "" : "s"); a trace needs at least 2 \
+                (one epoch)
+                """
         case .notEnoughSpace(let path, let needed, let free):
             return "the capture needs \(needed >> 20) MiB (snapshots x image) but \(path) has \(free >> 20) MiB free; "
                 + "lower --snapshots or --max-mib"
@@ -39,6 +43,7 @@ public enum CaptureError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The advice for an EPERM from kill(2) or process_vm_readv(2) on another process.
-    public static let permissionHint = "reading another process's memory needs ptrace access to it: "
+    public static let permissionHint =
+        "reading another process's memory needs ptrace access to it: "
         + "run as root (or the process's user, with CAP_SYS_PTRACE) or set kernel.yama.ptrace_scope=0"
 }

@@ -38,7 +38,9 @@ public struct CaptureLayout: Sendable, Equatable {
                 layout.totalBytes += taken
             }
             if taken < length {
-                layout.skipped.append(Region(start: start + UInt64(taken), length: length - taken, name: mapping.name, reason: "size cap"))
+                layout.skipped.append(
+                    Region(start: start + UInt64(taken), length: length - taken, name: mapping.name, reason: "size cap")
+                )
             }
         }
         return layout

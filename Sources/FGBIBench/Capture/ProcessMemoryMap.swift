@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One line of /proc/PID/maps: an address range, its permissions and what backs it.
@@ -43,7 +43,9 @@ public enum ProcessMemoryMap {
         do { bytes = try KernelFile.read("/proc/\(pid)/maps") } catch {
             if error.errno == ENOENT || error.errno == ESRCH { throw .noSuchProcess(pid) }
             if error.errno == EACCES || error.errno == EPERM {
-                throw .notPermitted(pid: pid, SystemError(operation: error.operation, errno: error.errno, hint: CaptureError.permissionHint))
+                throw .notPermitted(
+                    pid: pid,
+                    SystemError(operation: error.operation, errno: error.errno, hint: CaptureError.permissionHint))
             }
             throw .system(pid: pid, error)
         }
@@ -58,7 +60,9 @@ public enum ProcessMemoryMap {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
             guard fields.count >= 5 else { continue }
             let range = fields[0].split(separator: "-")
-            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16), end > start else { continue }
+            guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
+                end > start
+            else { continue }
             var name = fields.count > 5 ? String(fields[5]) : ""
             while name.first == " " { name.removeFirst() }
             result.append(ProcessMapping(start: start, end: end, permissions: String(fields[1]), name: name))
@@ -66,4 +70,3 @@ public enum ProcessMemoryMap {
         return result
     }
 }
-

@@ -2,7 +2,7 @@ import CSupport
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Copies another process's memory at a ``CaptureLayout`` into one contiguous image with process_vm_readv(2),
@@ -56,7 +56,8 @@ public struct ProcessMemoryReader: Sendable {
             var wanted = 0
             for (slot, chunk) in batch.enumerated() {
                 local[slot] = iovec(iov_base: image.baseAddress! + chunk.offset, iov_len: chunk.length)
-                remote[slot] = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(chunk.address)), iov_len: chunk.length)
+                remote[slot] = iovec(
+                    iov_base: UnsafeMutableRawPointer(bitPattern: UInt(chunk.address)), iov_len: chunk.length)
                 wanted += chunk.length
             }
             var copied = try call(local: &local, remote: &remote, count: batch.count)
@@ -70,14 +71,17 @@ public struct ProcessMemoryReader: Sendable {
                 copied -= chunks[failed].length
                 failed += 1
             }
-            unread += try readPages(of: chunks[failed], from: copied / GuestMemory.pageSize * GuestMemory.pageSize, into: image)
+            unread += try readPages(
+                of: chunks[failed], from: copied / GuestMemory.pageSize * GuestMemory.pageSize, into: image)
             index = failed + 1
         }
         return unread
     }
 
     /// Reads `chunk` from byte `start` one page per call, zeroing the pages that fail. Returns the bytes zeroed.
-    private func readPages(of chunk: Chunk, from start: Int, into image: UnsafeMutableRawBufferPointer) throws(CaptureError) -> Int {
+    private func readPages(of chunk: Chunk, from start: Int, into image: UnsafeMutableRawBufferPointer)
+        throws(CaptureError) -> Int
+    {
         let page = GuestMemory.pageSize
         var unread = 0
         var local = [iovec(iov_base: nil, iov_len: page)]
@@ -85,9 +89,11 @@ public struct ProcessMemoryReader: Sendable {
         for offset in stride(from: start, to: chunk.length, by: page) {
             let length = min(page, chunk.length - offset)
             local[0] = iovec(iov_base: image.baseAddress! + chunk.offset + offset, iov_len: length)
-            remote[0] = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: UInt(chunk.address) + UInt(offset)), iov_len: length)
+            remote[0] = iovec(
+                iov_base: UnsafeMutableRawPointer(bitPattern: UInt(chunk.address) + UInt(offset)), iov_len: length)
             if try call(local: &local, remote: &remote, count: 1) != length {
-                (image.baseAddress! + chunk.offset + offset).initializeMemory(as: UInt8.self, repeating: 0, count: length)
+                (image.baseAddress! + chunk.offset + offset).initializeMemory(
+                    as: UInt8.self, repeating: 0, count: length)
                 unread += length
             }
         }
@@ -110,7 +116,9 @@ public struct ProcessMemoryReader: Sendable {
             case EFAULT, EIO, ENOMEM: return 0
             case ESRCH: throw .noSuchProcess(pid)
             case EPERM, EACCES:
-                throw .notPermitted(pid: pid, SystemError(operation: "process_vm_readv(\(pid))", errno: code, hint: CaptureError.permissionHint))
+                throw .notPermitted(
+                    pid: pid,
+                    SystemError(operation: "process_vm_readv(\(pid))", errno: code, hint: CaptureError.permissionHint))
             default:
                 throw .system(pid: pid, SystemError(operation: "process_vm_readv(\(pid))", errno: code))
             }

@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Captures a running process's writable memory as a trace directory (what `fgbi trace capture` runs).
@@ -64,9 +64,7 @@ public struct ProcessTraceCapture: Sendable {
     /// Captures into `path` (created if missing; it must not hold images already). `progress` gets one line
     /// per snapshot.
     public func capture(to path: String, progress: (String) -> Void = { _ in }) throws(CaptureError) -> Outcome {
-        guard snapshots >= 2 else {
-            throw .system(pid: pid, SystemError(operation: "capture of \(snapshots) snapshots", errno: EINVAL, hint: "a trace needs at least 2 snapshots"))
-        }
+        try checkSnapshotCount()
         let target = TargetProcess(pid: pid)
         try target.checkExists()
         let program = target.commandLine()
@@ -105,7 +103,9 @@ public struct ProcessTraceCapture: Sendable {
                         // The first snapshot fixes the layout, with the process stopped so it is consistent.
                         layout = try selectLayout()
                         reader = ProcessMemoryReader(pid: pid, layout: layout)
-                        let created = ImageWriteQueue(writer: writer, imageBytes: layout.totalBytes, budgetBytes: bufferBytes ?? Self.defaultBufferBytes())
+                        let created = ImageWriteQueue(
+                            writer: writer, imageBytes: layout.totalBytes,
+                            budgetBytes: bufferBytes ?? Self.defaultBufferBytes())
                         queue = created
                         do throws(TraceError) { image = try created.buffer() } catch { throw .trace(error) }
                     }
@@ -115,7 +115,8 @@ public struct ProcessTraceCapture: Sendable {
                 exitedEarly = true
                 startsMs.removeLast()
                 if let image { queue?.giveBack(image) }
-                progress("process \(pid) exited after \(index) snapshot\(index == 1 ? "" : "s"); keeping the images taken so far")
+                let taken = "\(index) snapshot\(index == 1 ? "" : "s")"
+                progress("process \(pid) exited after \(taken); keeping the images taken so far")
                 break
             }
             continued = MonotonicClock.nanoseconds()
@@ -128,15 +129,14 @@ public struct ProcessTraceCapture: Sendable {
 
         let writesMs = try Self.finishWriting(&queue, progress: progress)
         guard writer.imageCount >= 2 else { throw .exitedTooEarly(pid: pid, images: writer.imageCount) }
-        // The epoch is the interval the snapshots really had: longer than asked when they ran late.
-        let measuredMs = (startsMs.last! - startsMs.first!) / Double(startsMs.count - 1)
-        var metadata = TraceDirectory.Metadata(epochMs: (measuredMs * 1000).rounded() / 1000, source: "process:\(target.commandName())")
-        describe(&metadata, program: program, layout: layout, startsMs: startsMs, tally: tally, exitedEarly: exitedEarly)
+        let metadata = traceMetadata(
+            target, program: program, layout: layout, startsMs: startsMs, tally: tally, exitedEarly: exitedEarly)
         do {
             try writer.finish(metadata)
             let trace = try TraceDirectory.open(path)
             return Outcome(
-                trace: trace, layout: layout, pausesMs: tally.pauses, readsMs: tally.reads, writesMs: writesMs, unreadBytes: tally.unread,
+                trace: trace, layout: layout, pausesMs: tally.pauses, readsMs: tally.reads, writesMs: writesMs,
+                unreadBytes: tally.unread,
                 notFullyStopped: tally.notFullyStopped, lateSnapshots: late, exitedEarly: exitedEarly,
                 elapsedSeconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
         } catch {
@@ -144,8 +144,32 @@ public struct ProcessTraceCapture: Sendable {
         }
     }
 
+    /// The trace's metadata: the epoch the snapshots really had, the program and what the capture saw.
+    private func traceMetadata(
+        _ target: TargetProcess, program: String, layout: CaptureLayout, startsMs: [Double], tally: SnapshotTally,
+        exitedEarly: Bool
+    ) -> TraceDirectory.Metadata {
+        // The epoch is the interval the snapshots really had: longer than asked when they ran late.
+        let measuredMs = (startsMs.last! - startsMs.first!) / Double(startsMs.count - 1)
+        var metadata = TraceDirectory.Metadata(
+            epochMs: (measuredMs * 1000).rounded() / 1000, source: "process:\(target.commandName())")
+        describe(
+            &metadata, program: program, layout: layout, startsMs: startsMs, tally: tally, exitedEarly: exitedEarly)
+        return metadata
+    }
+
+    /// A trace needs at least two snapshots.
+    private func checkSnapshotCount() throws(CaptureError) {
+        guard snapshots < 2 else { return }
+        let error = SystemError(
+            operation: "capture of \(snapshots) snapshots", errno: EINVAL, hint: "a trace needs at least 2 snapshots")
+        throw .system(pid: pid, error)
+    }
+
     /// Writes the images still waiting and stops the writer thread; returns each image's write time.
-    private static func finishWriting(_ queue: inout ImageWriteQueue?, progress: (String) -> Void) throws(CaptureError) -> [Double] {
+    private static func finishWriting(_ queue: inout ImageWriteQueue?, progress: (String) -> Void) throws(CaptureError)
+        -> [Double]
+    {
         defer { queue = nil }
         if let queue, queue.backlog > 0 { progress("writing the last \(queue.backlog) images") }
         do throws(TraceError) { return try queue?.finish() ?? [] } catch { throw .trace(error) }
@@ -153,8 +177,10 @@ public struct ProcessTraceCapture: Sendable {
 
     /// Fills in what the trace's metadata says of the capture: the process, its regions, when each snapshot
     /// started, the pauses, and what went wrong.
-    private func describe(_ metadata: inout TraceDirectory.Metadata, program: String, layout: CaptureLayout, startsMs: [Double],
-                          tally: SnapshotTally, exitedEarly: Bool) {
+    private func describe(
+        _ metadata: inout TraceDirectory.Metadata, program: String, layout: CaptureLayout, startsMs: [Double],
+        tally: SnapshotTally, exitedEarly: Bool
+    ) {
         metadata.pid = pid
         metadata.program = program
         metadata.regions = layout.regions
@@ -188,7 +214,10 @@ public struct ProcessTraceCapture: Sendable {
     /// The progress line of snapshot `index`: its pause or read time, the images waiting, what went wrong.
     private func progressLine(_ snapshot: Snapshot, index: Int, backlog: Int) -> String {
         var line = "snapshot \(index + 1)/\(snapshots): "
-        line += stopsProcess ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)" : "read \(formatted(snapshot.readMs, 2)) ms"
+        line +=
+            stopsProcess
+            ? "pause \(formatted(snapshot.pauseMs, 2)) ms (read \(formatted(snapshot.readMs, 2)) ms)"
+            : "read \(formatted(snapshot.readMs, 2)) ms"
         line += ", \(backlog) image\(backlog == 1 ? "" : "s") waiting to be written"
         if snapshot.unread > 0 { line += ", \(snapshot.unread) bytes unreadable (zeroed)" }
         if !snapshot.stopped { line += ", not every thread stopped within \(formatted(stopTimeoutMs, 0)) ms" }
@@ -199,7 +228,8 @@ public struct ProcessTraceCapture: Sendable {
     /// 1 GiB when /proc/meminfo cannot be read.
     static func defaultBufferBytes() -> Int {
         guard let bytes = try? KernelFile.read("/proc/meminfo") else { return 1 << 30 }
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:")
+        {
             let fields = line.split(separator: " ")
             if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 / 2 }
         }

@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Another process, seen through signals and /proc: what a capture stops, waits for and resumes.
@@ -18,7 +18,8 @@ public struct TargetProcess: Sendable, Hashable {
         if kill(pid, 0) != 0 {
             let code = errno
             if code == ESRCH { throw .noSuchProcess(pid) }
-            throw .notPermitted(pid: pid, SystemError(operation: "kill(\(pid), 0)", errno: code, hint: CaptureError.permissionHint))
+            throw .notPermitted(
+                pid: pid, SystemError(operation: "kill(\(pid), 0)", errno: code, hint: CaptureError.permissionHint))
         }
         if state() == "Z" { throw .noSuchProcess(pid) }
     }
@@ -28,7 +29,8 @@ public struct TargetProcess: Sendable, Hashable {
         guard kill(pid, signal) != 0 else { return }
         let code = errno
         if code == ESRCH { throw .noSuchProcess(pid) }
-        let error = SystemError(operation: "kill(\(pid), \(name))", errno: code, hint: code == EPERM ? CaptureError.permissionHint : "")
+        let error = SystemError(
+            operation: "kill(\(pid), \(name))", errno: code, hint: code == EPERM ? CaptureError.permissionHint : "")
         throw code == EPERM ? .notPermitted(pid: pid, error) : .system(pid: pid, error)
     }
 
@@ -51,7 +53,10 @@ public struct TargetProcess: Sendable, Hashable {
             for thread in threads {
                 let state = Self.state(ofStat: "/proc/\(pid)/task/\(thread)/stat")
                 if state == "Z" && thread == pid { throw .noSuchProcess(pid) }
-                if state != "T" && state != "t" && state != nil && state != "Z" { allStopped = false; break }
+                if state != "T" && state != "t" && state != nil && state != "Z" {
+                    allStopped = false
+                    break
+                }
             }
             if allStopped { return true }
             if MonotonicClock.nanoseconds() >= deadline { return false }
@@ -94,7 +99,8 @@ public struct TargetProcess: Sendable, Hashable {
     /// parentheses and may itself hold spaces and parentheses.
     static func state(ofStat path: String) -> Character? {
         guard let bytes = try? KernelFile.read(path), let close = bytes.lastIndex(of: UInt8(ascii: ")")),
-              close + 2 < bytes.count else { return nil }
+            close + 2 < bytes.count
+        else { return nil }
         return Character(UnicodeScalar(bytes[close + 2]))
     }
 

@@ -26,8 +26,9 @@ public struct EtcdCertificates: Sendable {
         serverKey = directory + "/server.key"
         clientCertificate = directory + "/client.crt"
         clientKey = directory + "/client.key"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let san = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? "IP:\(host)" : "DNS:\(host)"
         let script = """
             set -e
@@ -39,11 +40,13 @@ public struct EtcdCertificates: Sendable {
             key server.key
             openssl req -new -key server.key -out server.csr -subj /CN=etcd
             printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth,clientAuth\\n' "$2" > server.ext
-            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile server.ext 2>/dev/null
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
+            -extfile server.ext 2>/dev/null
             key client.key
             openssl req -new -key client.key -out client.csr -subj /CN=fgbi-node
             printf 'extendedKeyUsage=clientAuth\\n' > client.ext
-            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 1 -extfile client.ext 2>/dev/null
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 1 \
+            -extfile client.ext 2>/dev/null
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -55,7 +58,12 @@ public struct EtcdCertificates: Sendable {
         let output = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BenchmarkError("openssl could not make the test certificates in \(directory): \(String(decoding: output, as: UTF8.self))")
+            throw BenchmarkError(
+                """
+                openssl could not make the test certificates in \(directory): \
+                \(String(decoding: output, as: UTF8.self))
+                """
+            )
         }
     }
 }

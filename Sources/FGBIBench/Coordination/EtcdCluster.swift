@@ -3,7 +3,7 @@ import FGBICoordination
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real etcd cluster of several members on this machine (three by default, as Docs/OPERATIONS.md deploys
@@ -13,11 +13,15 @@ public final class EtcdCluster: @unchecked Sendable {
     public let members: [EtcdServer]
 
     /// Starts `count` members on `host` and waits until every one answers with a leader.
-    public init(members count: Int = 3, host: String = "127.0.0.1", electionTimeout: Duration = .milliseconds(250),
-                startTimeout: Duration = .seconds(20)) throws {
+    public init(
+        members count: Int = 3, host: String = "127.0.0.1", electionTimeout: Duration = .milliseconds(250),
+        startTimeout: Duration = .seconds(20)
+    ) throws {
         let token = "fgbi-cluster-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         members = try (0..<count).map {
-            try EtcdServer(member: "m\($0)", host: host, clusterToken: token, electionTimeout: electionTimeout, startTimeout: startTimeout)
+            try EtcdServer(
+                member: "m\($0)", host: host, clusterToken: token, electionTimeout: electionTimeout,
+                startTimeout: startTimeout)
         }
         let cluster = members.map { "\($0.name)=\($0.peerURL)" }.joined(separator: ",")
         do {
@@ -36,10 +40,12 @@ public final class EtcdCluster: @unchecked Sendable {
     public func leader() -> EtcdServer? {
         for member in members where member.isRunning {
             guard let client = try? EtcdClient(endpoints: [member.clientURL], requestTimeout: .milliseconds(300)),
-                  let status = try? client.status(), status.hasLeader else { continue }
+                let status = try? client.status(), status.hasLeader
+            else { continue }
             for candidate in members where candidate.isRunning {
                 if let other = try? EtcdClient(endpoints: [candidate.clientURL], requestTimeout: .milliseconds(300)),
-                   let own = try? other.status(), own.memberID == status.leader {
+                    let own = try? other.status(), own.memberID == status.leader
+                {
                     return candidate
                 }
             }

@@ -1,10 +1,10 @@
 import FGBI
-import FGBILab
 import FGBICoordination
+import FGBILab
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A real etcd member for tests and benchmarks: the `etcd` binary (Debian's etcd-server) on a host address
@@ -66,9 +66,11 @@ public final class EtcdServer: @unchecked Sendable {
     /// (`--client-cert-auth`); its peer port stays plain. etcd's JSON gateway refuses user/password
     /// authentication when client certificates are required ("CommonName of client sending a request against
     /// gateway will be ignored"): a lab with ``enableAuthentication(rootPassword:user:prefix:)`` passes false.
-    public init(host: String = "127.0.0.1", port: Int? = nil, namespace: NetworkNamespace? = nil,
-                electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20),
-                tls: EtcdCertificates? = nil, requireClientCertificates: Bool = true) throws {
+    public init(
+        host: String = "127.0.0.1", port: Int? = nil, namespace: NetworkNamespace? = nil,
+        electionTimeout: Duration = .milliseconds(250), startTimeout: Duration = .seconds(20),
+        tls: EtcdCertificates? = nil, requireClientCertificates: Bool = true
+    ) throws {
         guard Self.executable != nil else {
             throw BenchmarkError("etcd is not installed: run Scripts/bootstrap (Debian package etcd-server)")
         }
@@ -98,7 +100,9 @@ public final class EtcdServer: @unchecked Sendable {
     }
 
     /// A member of a cluster, not started: ``EtcdCluster`` sets the cluster, starts every member, then waits.
-    init(member name: String, host: String, clusterToken: String, electionTimeout: Duration, startTimeout: Duration) throws {
+    init(member name: String, host: String, clusterToken: String, electionTimeout: Duration, startTimeout: Duration)
+        throws
+    {
         self.host = host
         namespace = nil
         tls = nil
@@ -128,7 +132,9 @@ public final class EtcdServer: @unchecked Sendable {
 
     /// Waits until this member answers with a leader.
     func waitUntilReady() throws {
-        guard let shell = lock.withLock({ running?.shell }) else { throw BenchmarkError("etcd member \(name) is not running") }
+        guard let shell = lock.withLock({ running?.shell }) else {
+            throw BenchmarkError("etcd member \(name) is not running")
+        }
         try waitUntilReady(shell)
     }
 
@@ -175,7 +181,9 @@ public final class EtcdServer: @unchecked Sendable {
     /// Turns on etcd's user/password authentication with a `root` user of `rootPassword` (etcd requires one
     /// before it enables authentication) and, when `user` is given, that user with read and write rights on
     /// `prefix` only. Clients then need ``EtcdCredentials``.
-    public func enableAuthentication(rootPassword: String, user: EtcdCredentials? = nil, prefix: String = "/fgbi/") throws {
+    public func enableAuthentication(rootPassword: String, user: EtcdCredentials? = nil, prefix: String = "/fgbi/")
+        throws
+    {
         let client = try EtcdClient(endpoints: [clientURL], requestTimeout: .milliseconds(2000), tls: clientTLS)
         try client.administer("v3/auth/user/add", ["name": "root", "password": rootPassword])
         try client.administer("v3/auth/role/add", ["name": "root"])
@@ -187,11 +195,15 @@ public final class EtcdServer: @unchecked Sendable {
             // The prefix as a range: [prefix, prefix with its last byte + 1).
             var end = Array(prefix.utf8)
             end[end.count - 1] += 1
-            try client.administer("v3/auth/role/grant", [
-                "name": role,
-                "perm": ["permType": "READWRITE", "key": Data(prefix.utf8).base64EncodedString(),
-                         "range_end": Data(end).base64EncodedString()] as [String: Any],
-            ])
+            try client.administer(
+                "v3/auth/role/grant",
+                [
+                    "name": role,
+                    "perm": [
+                        "permType": "READWRITE", "key": Data(prefix.utf8).base64EncodedString(),
+                        "range_end": Data(end).base64EncodedString(),
+                    ] as [String: Any],
+                ])
             try client.administer("v3/auth/user/grant", ["user": user.user, "role": role])
         }
         try client.administer("v3/auth/enable", [:])
@@ -206,17 +218,18 @@ public final class EtcdServer: @unchecked Sendable {
     private var urlHost: String { host.contains(":") ? "[\(host)]" : host }
 
     private func start(waitForLeader: Bool = true) throws {
-        let arguments = [
-            Self.executable!, "--name", name, "--data-dir", dataDirectory,
-            "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
-            "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-            "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
-            "--initial-cluster-token", clusterToken,
-            "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
-            "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
-        ] + (tls.map { ["--cert-file", $0.serverCertificate, "--key-file", $0.serverKey] } ?? [])
-          // etcd verifies client certificates whenever it is given a trusted authority.
-          + (requiresClientCertificates ? ["--trusted-ca-file", tls!.caFile, "--client-cert-auth"] : [])
+        let arguments =
+            [
+                Self.executable!, "--name", name, "--data-dir", dataDirectory,
+                "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+                "--initial-cluster", initialCluster, "--initial-cluster-state", "new",
+                "--initial-cluster-token", clusterToken,
+                "--election-timeout", String(max(electionTimeout.wholeMilliseconds, 10)),
+                "--heartbeat-interval", String(max(electionTimeout.wholeMilliseconds / 10, 1)),
+            ] + (tls.map { ["--cert-file", $0.serverCertificate, "--key-file", $0.serverKey] } ?? [])
+            // etcd verifies client certificates whenever it is given a trusted authority.
+            + (requiresClientCertificates ? ["--trusted-ca-file", tls!.caFile, "--client-cert-auth"] : [])
         var command = ["/bin/sh", "-c", Self.lifelineScript] + arguments
         if let namespace {
             command = [VethLink.toolPath("ip"), "netns", "exec", namespace.name] + command
@@ -244,7 +257,9 @@ public final class EtcdServer: @unchecked Sendable {
         let deadline = MonotonicClock.nanoseconds() + 5_000_000_000
         var etcd: Int32?
         while etcd == nil, shell.isRunning, MonotonicClock.nanoseconds() < deadline {
-            etcd = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            etcd = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap {
+                Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
             if etcd == nil { usleep(2_000) }
         }
         guard let etcd else {
@@ -295,7 +310,12 @@ public final class EtcdServer: @unchecked Sendable {
         var lastError = "no answer yet"
         while MonotonicClock.nanoseconds() < deadline {
             if let status = shell.exitStatus {
-                throw BenchmarkError("etcd at \(clientURL) exited with status \(status) while starting; its log (\(logFile)) ends:\n\(logTail())")
+                throw BenchmarkError(
+                    """
+                    etcd at \(clientURL) exited with status \(status) while starting; its log (\(logFile)) \
+                    ends:\n\(logTail())
+                    """
+                )
             }
             do {
                 if try client.status().hasLeader { return }
@@ -306,7 +326,12 @@ public final class EtcdServer: @unchecked Sendable {
             MonotonicClock.sleep(nanoseconds: 50_000_000)
         }
         stop()
-        throw BenchmarkError("etcd at \(clientURL) did not answer within \(startTimeout.wholeMilliseconds) ms (\(lastError)); its log (\(logFile)) ends:\n\(logTail())")
+        throw BenchmarkError(
+            """
+            etcd at \(clientURL) did not answer within \(startTimeout.wholeMilliseconds) ms (\(lastError)); its \
+            log (\(logFile)) ends:\n\(logTail())
+            """
+        )
     }
 
     private func end(with signal: Int32) {

@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Kills of a primary with three backups, coordinated through a real etcd, on loopback. Each round starts
@@ -73,12 +73,18 @@ public final class GroupFailoverDrill {
         var outcomes: [Outcome] = []
         for round in 0..<configuration.rounds {
             let outcome = try runRound(round, etcd: etcd)
-            progress("round \(round + 1)/\(configuration.rounds): " + (outcome.stoppedBackup.map { "\($0) stopped; " } ?? "")
-                     + (outcome.promotedNode.map { "\($0) promoted with term \(outcome.promotedTerm ?? 0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")" } ?? "no promotion")
-                     + " (old primary confirmed \(outcome.lastConfirmedEpoch.map(String.init) ?? "none"))"
-                     + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
-                     + ", new primary committed \(outcome.newPrimaryCommits)"
-                     + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
+            progress(
+                "round \(round + 1)/\(configuration.rounds): " + (outcome.stoppedBackup.map { "\($0) stopped; " } ?? "")
+                    + (outcome.promotedNode.map {
+                        """
+                        \($0) promoted with term \(outcome.promotedTerm ?? 0) at epoch \
+                        \(outcome.promotedEpoch.map(String.init) ?? "-")
+                        """
+                    } ?? "no promotion")
+                    + " (old primary confirmed \(outcome.lastConfirmedEpoch.map(String.init) ?? "none"))"
+                    + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
+                    + ", new primary committed \(outcome.newPrimaryCommits)"
+                    + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
             outcomes.append(outcome)
         }
         return Report(leaseTTLSeconds: configuration.leaseTTLSeconds, outcomes: outcomes)
@@ -94,30 +100,44 @@ public final class GroupFailoverDrill {
         for file in files { unlink(file) }
         defer { for file in files { unlink(file) } }
         let region = ["--region-mib", String(configuration.regionMiB)]
-        let common = ["--etcd", etcd.clientURL, "--cluster", "group\(configuration.seed)r\(round)",
-                      "--guest-name", "g", "--lease-ttl-s", String(configuration.leaseTTLSeconds), "--etcd-timeout-ms", "300",
-                      "--print-events", "--log-level", "notice"]
-        let writing = ["--print-epoch-digests", "--duration", "600", "--epoch-ms", String(configuration.epochMilliseconds),
-                       "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1", "--acquire-wait-s", "10"]
+        let common = [
+            "--etcd", etcd.clientURL, "--cluster", "group\(configuration.seed)r\(round)",
+            "--guest-name", "g", "--lease-ttl-s", String(configuration.leaseTTLSeconds), "--etcd-timeout-ms", "300",
+            "--print-events", "--log-level", "notice",
+        ]
+        let writing = [
+            "--print-epoch-digests", "--duration", "600", "--epoch-ms", String(configuration.epochMilliseconds),
+            "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1", "--acquire-wait-s", "10",
+        ]
         var backups: [LabProcess] = []
         defer { for process in backups where process.isRunning { process.kill9() } }
         for (index, name) in names.enumerated() {
             let others = addresses.indices.filter { $0 != index }.flatMap { ["--backup", addresses[$0]] }
-            let arguments = ["backup", "--listen", addresses[index], "--node", name, "--memory-file", files[index],
-                             "--image", directory + "/\(name).img", "--timeout-ms", "1000"] + region + common
-                + ["--then-primary", "--"] + others + ["--commit", "all", "--node", name, "--reconnect-s", "30"] + common + writing
-            let process = try LabProcess(executable: configuration.executable, arguments: arguments, namespace: nil,
-                                         logFile: directory + "/\(name).log")
+            let arguments =
+                [
+                    "backup", "--listen", addresses[index], "--node", name, "--memory-file", files[index],
+                    "--image", directory + "/\(name).img", "--timeout-ms", "1000",
+                ] + region + common
+                + ["--then-primary", "--"] + others + ["--commit", "all", "--node", name, "--reconnect-s", "30"]
+                + common + writing
+            let process = try LabProcess(
+                executable: configuration.executable, arguments: arguments, namespace: nil,
+                logFile: directory + "/\(name).log")
             backups.append(process)
             process.waitForLog("listening on")
         }
-        let primary = try LabProcess(executable: configuration.executable,
-                                     arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }
-                                        + ["--commit", "quorum:2", "--node", "p", "--reconnect-s", "30"] + region + common + writing,
-                                     namespace: nil, logFile: directory + "/primary.log")
+        let primary = try LabProcess(
+            executable: configuration.executable,
+            arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }
+                + ["--commit", "quorum:2", "--node", "p", "--reconnect-s", "30"] + region + common + writing,
+            namespace: nil, logFile: directory + "/primary.log")
         defer { if primary.isRunning { primary.kill9() } }
         var outcome = Outcome(round: round, newPrimaryCommits: 0, violations: [])
-        guard primary.waitForLine(seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false }) != nil else {
+        guard
+            primary.waitForLine(
+                seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false })
+                != nil
+        else {
             outcome.violations.append("replication never confirmed 3 epochs (logs in \(directory))")
             return outcome
         }
@@ -135,6 +155,18 @@ public final class GroupFailoverDrill {
         _ = primary.waitForExit(seconds: 5)
         outcome.stoppedBackup = stopsFirst ? names[0] : nil
 
+        let promoted = waitForPromotion(among: backups)
+        if stopsFirst { backups[0].signal(SIGCONT) }
+        judge(
+            &outcome, primary: primary, backups: backups, names: names, promoted: promoted, killedAt: killedAt,
+            directory: directory)
+        if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
+        return outcome
+    }
+
+    /// Polls the backups' logs for a `promoted` event until one appears or three lease TTLs and 10 s have
+    /// passed, returning each promoted backup's index and event.
+    private func waitForPromotion(among backups: [LabProcess]) -> [(index: Int, event: LabEvent)] {
         let settle = Double(configuration.leaseTTLSeconds) * 3 + 10
         let deadline = Date().addingTimeInterval(settle)
         var promoted: [(index: Int, event: LabEvent)] = []
@@ -144,14 +176,13 @@ public final class GroupFailoverDrill {
             }
             usleep(20_000)
         }
-        if stopsFirst { backups[0].signal(SIGCONT) }
-        judge(&outcome, primary: primary, backups: backups, names: names, promoted: promoted, killedAt: killedAt, directory: directory)
-        if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
-        return outcome
+        return promoted
     }
 
-    private func judge(_ outcome: inout Outcome, primary: LabProcess, backups: [LabProcess], names: [String],
-                       promoted: [(index: Int, event: LabEvent)], killedAt: UInt64, directory: String) {
+    private func judge(
+        _ outcome: inout Outcome, primary: LabProcess, backups: [LabProcess], names: [String],
+        promoted: [(index: Int, event: LabEvent)], killedAt: UInt64, directory: String
+    ) {
         let commits = primary.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }
         let oldTerm = commits.first?.number("term")
         outcome.lastConfirmedEpoch = commits.compactMap { $0.number("epoch") }.max()
@@ -173,14 +204,21 @@ public final class GroupFailoverDrill {
         // acquires after the promoted backup gave its lease up to turn into it) commits with both (under `all`).
         let winnerProcess = backups[winner]
         let followed = winnerProcess.waitForLine(seconds: 30) { line in
-            guard let event = LabEvent(line), event.kind == "commit", (event.number("term") ?? 0) >= (outcome.promotedTerm ?? .max) else { return false }
+            guard let event = LabEvent(line), event.kind == "commit",
+                (event.number("term") ?? 0) >= (outcome.promotedTerm ?? .max)
+            else { return false }
             return winnerProcess.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }.count >= 3
         }
         let newCommits = winnerProcess.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }
         outcome.newPrimaryCommits = newCommits.count
         if followed == nil {
             let seen = winnerProcess.lines.filter { $0.hasPrefix("event") }.prefix(4).joined(separator: " | ")
-            outcome.violations.append("the new primary committed no 3 epochs with the two other backups (its first events: \(seen); logs in \(directory))")
+            outcome.violations.append(
+                """
+                the new primary committed no 3 epochs with the two other backups (its first events: \(seen); logs \
+                in \(directory))
+                """
+            )
         }
         if let stopped = outcome.stoppedBackup, stopped == names[winner] {
             outcome.violations.append("\(stopped), stopped while the others kept the quorum, was promoted")
@@ -196,13 +234,19 @@ public final class GroupFailoverDrill {
             return
         }
         if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
-            outcome.violations.append("promoted at epoch \(epoch), but the killed primary had confirmed epoch \(confirmed)")
+            outcome.violations.append(
+                "promoted at epoch \(epoch), but the killed primary had confirmed epoch \(confirmed)")
         }
         let image = directory + "/\(names[winner]).img"
-        if let wrong = PartitionDrill.imageViolation(image, epoch: epoch, digests: digests) { outcome.violations.append(wrong) }
+        if let wrong = PartitionDrill.imageViolation(image, epoch: epoch, digests: digests) {
+            outcome.violations.append(wrong)
+        }
         // 4. No epoch committed by two primaries.
-        if let old = outcome.lastConfirmedEpoch, let overlap = newCommits.compactMap({ $0.number("epoch") }).first(where: { $0 <= old }) {
-            outcome.violations.append("the new primary committed epoch \(overlap), which the old one had numbered and confirmed up to \(old)")
+        if let old = outcome.lastConfirmedEpoch,
+            let overlap = newCommits.compactMap({ $0.number("epoch") }).first(where: { $0 <= old })
+        {
+            outcome.violations.append(
+                "the new primary committed epoch \(overlap), which the old one had numbered and confirmed up to \(old)")
         }
     }
 }

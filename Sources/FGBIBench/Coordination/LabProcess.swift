@@ -3,7 +3,7 @@ import FGBILab
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A program run inside a lab host's network namespace (`ip netns exec`), its standard output collected
@@ -26,7 +26,9 @@ public final class LabProcess: @unchecked Sendable {
             process.executableURL = executable
             process.arguments = arguments
         }
-        if !FileManager.default.fileExists(atPath: logFile) { _ = FileManager.default.createFile(atPath: logFile, contents: nil) }
+        if !FileManager.default.fileExists(atPath: logFile) {
+            _ = FileManager.default.createFile(atPath: logFile, contents: nil)
+        }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logFile))
         log.seekToEndOfFile()
         process.standardError = log
@@ -58,7 +60,9 @@ public final class LabProcess: @unchecked Sendable {
         var digests: [UInt64: UInt64] = [:]
         for line in lines where line.hasPrefix("epoch ") {
             let words = line.split(separator: " ")
-            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) { digests[epoch] = digest }
+            if words.count == 4, let epoch = UInt64(words[1]), let digest = UInt64(words[3], radix: 16) {
+                digests[epoch] = digest
+            }
         }
         return digests
     }
@@ -100,12 +104,10 @@ public final class LabProcess: @unchecked Sendable {
     /// Waits for the program to end, up to `seconds`; its exit status (128+signal when killed), or nil.
     @discardableResult
     public func waitForExit(seconds: Double) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { usleep(2_000) }
-        guard !process.isRunning else { return nil }
+        guard let status = process.exitStatus(within: seconds) else { return nil }
         _ = outputDone.wait(timeout: .now() + 1)
         outputDone.signal()
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return status
     }
 
     /// Kills the program and waits for it.
@@ -131,7 +133,9 @@ public struct LabEvent: Sendable, Equatable {
 
     public init?(_ line: String) {
         let parts = line.split(separator: " ").map(String.init)
-        guard parts.count >= 3, parts[0] == "event", parts[parts.count - 2] == "at", let time = UInt64(parts[parts.count - 1]) else { return nil }
+        guard parts.count >= 3, parts[0] == "event", parts[parts.count - 2] == "at",
+            let time = UInt64(parts[parts.count - 1])
+        else { return nil }
         words = Array(parts[1..<(parts.count - 2)])
         nanoseconds = time
     }

@@ -6,8 +6,10 @@ extension PartitionDrill {
     /// Reads the schedule's record from the primary's events and the backup's promotion, and adds to
     /// `outcome` every broken promise: both sides confirming, a promotion behind a confirmed epoch or not at
     /// the epoch's image, an old primary that never stopped, a halt later than the lease.
-    func judge(_ outcome: inout Outcome, primary: LabProcess, promotedLine: String?, faults: FaultTimes, image: String,
-                       directory: String) {
+    func judge(
+        _ outcome: inout Outcome, primary: LabProcess, promotedLine: String?, faults: FaultTimes, image: String,
+        directory: String
+    ) {
         let ttl = configuration.leaseTTLSeconds
         let primaryEvents = primary.lines.compactMap(LabEvent.init)
         let commits = primaryEvents.filter { $0.kind == "commit" }
@@ -23,7 +25,8 @@ extension PartitionDrill {
             outcome.failoverSeconds = lostAt.map { Double(Int64(promoted.nanoseconds) - Int64($0)) / 1e9 }
             // 1. At most one side confirms.
             if let late = commits.first(where: { $0.nanoseconds >= promoted.nanoseconds }) {
-                outcome.violations.append("the old primary confirmed epoch \(late.number("epoch") ?? 0) after the backup was promoted")
+                outcome.violations.append(
+                    "the old primary confirmed epoch \(late.number("epoch") ?? 0) after the backup was promoted")
             }
             if let term = outcome.primaryTerm, let newTerm = outcome.promotedTerm, newTerm <= term {
                 outcome.violations.append("promoted with term \(newTerm), not newer than the primary's \(term)")
@@ -31,28 +34,42 @@ extension PartitionDrill {
             // 2. Exactly the epoch it took over at, and nothing confirmed is missing.
             if let epoch = outcome.promotedEpoch {
                 if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
-                    outcome.violations.append("promoted at epoch \(epoch), but the primary had confirmed epoch \(confirmed)")
+                    outcome.violations.append(
+                        "promoted at epoch \(epoch), but the primary had confirmed epoch \(confirmed)")
                 }
-                if let wrong = Self.imageViolation(image, epoch: epoch, digests: digests) { outcome.violations.append(wrong) }
+                if let wrong = Self.imageViolation(image, epoch: epoch, digests: digests) {
+                    outcome.violations.append(wrong)
+                }
             } else {
                 outcome.violations.append("promoted without an epoch")
             }
             // 3. The old primary, if it lived, stopped.
             if faults.primaryLostAt == nil, halt == nil {
-                outcome.violations.append("the backup was promoted while the old primary never reported losing primaryship")
+                outcome.violations.append(
+                    "the backup was promoted while the old primary never reported losing primaryship")
             }
         } else if faults.primaryLostAt != nil || halt != nil, !Self.aBackupHeldNoEpoch(directory) {
             // (With two backups and a quorum of one, a backup that held no committed epoch, lost mid-synchronisation,
             // is no candidate, and promotion rightly waits for it: it may have been the only one holding an epoch.)
-            outcome.violations.append("the primary was \(faults.primaryLostAt != nil ? "killed" : "halted") but the backup never took over (logs in \(directory))")
+            outcome.violations.append(
+                """
+                the primary was \(faults.primaryLostAt != nil ? "killed" : "halted") but the backup never took \
+                over (logs in \(directory))
+                """
+            )
         }
-        if let halt, let cut = Self.lossBefore(halt.nanoseconds, among: Array(faults.etcdLosses.values)) ?? faults.primaryLostEtcdAt {
+        if let halt,
+            let cut = Self.lossBefore(halt.nanoseconds, among: Array(faults.etcdLosses.values))
+                ?? faults.primaryLostEtcdAt
+        {
             let seconds = Double(Int64(halt.nanoseconds) - Int64(cut)) / 1e9
             outcome.haltSeconds = seconds
             // The last renewal was sent at most a third of a TTL before the cut; the halt line is printed
             // within 10 ms of the halt.
             if seconds > Double(ttl) + 0.25 {
-                outcome.violations.append(String(format: "the primary halted %.2f s after losing etcd, more than the %d s lease", seconds, ttl))
+                outcome.violations.append(
+                    String(
+                        format: "the primary halted %.2f s after losing etcd, more than the %d s lease", seconds, ttl))
             }
         }
         if halt != nil, faults.primaryLostEtcdAt == nil, faults.primaryLostAt == nil {
@@ -64,7 +81,11 @@ extension PartitionDrill {
     static func imageViolation(_ image: String, epoch: UInt64, digests: [UInt64: UInt64]) -> String? {
         switch (digests[epoch], try? imageDigest(image)) {
         case (let expected?, let found?) where expected != found:
-            return "the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \(String(expected, radix: 16)))"
+            return
+                """
+                the promoted image is not epoch \(epoch) (digest \(String(found, radix: 16)), primary's \
+                \(String(expected, radix: 16)))
+                """
         case (nil, _):
             return "the primary printed no digest for epoch \(epoch)"
         case (_, nil):
@@ -105,7 +126,8 @@ extension PartitionDrill {
     /// Whether a backup of the schedule said it holds no committed epoch and so stood as no candidate.
     static func aBackupHeldNoEpoch(_ directory: String) -> Bool {
         ["b", "b2"].contains { name in
-            (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8))?.contains("holds no committed epoch, so it is no candidate") ?? false
+            (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8))?.contains(
+                "holds no committed epoch, so it is no candidate") ?? false
         }
     }
 }

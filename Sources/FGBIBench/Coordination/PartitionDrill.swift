@@ -3,12 +3,13 @@ import FGBILab
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Randomised partition schedules against real processes: an `fgbi primary` and one `fgbi backup` (or two,
 /// `--commit quorum:1`, which then choose the newest among them as candidates) coordinated through a real etcd,
-/// each on its own host of a ``PartitionLab`` (network namespaces on a bridge). Each schedule cuts links (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
+/// each on its own host of a ``PartitionLab`` (network namespaces on a bridge). Each schedule cuts links
+/// (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
 /// primary, heals, and then checks the promises of coordinated failover:
 /// 1. at most one side confirms: the old primary confirms no epoch after the backup was promoted, and the
 ///    promoted term is newer than every term the old primary confirmed in;
@@ -127,10 +128,19 @@ public final class PartitionDrill {
             let steps = makeSchedule(index)
             let outcome = try runSchedule(index, steps: steps, lab: lab, etcd: etcd, keyFile: keyFile)
             lab.healAll()
-            progress("schedule \(index + 1)/\(configuration.schedules): \(steps.map { $0.fault.rawValue }.joined(separator: " + ")): "
-                     + (outcome.promotedTerm.map { "promoted \(configuration.backups > 1 ? "\(outcome.promotedBackup ?? "?") " : "")term \($0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")" } ?? "no promotion")
-                     + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
-                     + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
+            progress(
+                """
+                schedule \(index + 1)/\(configuration.schedules): \
+                \(steps.map { $0.fault.rawValue }.joined(separator: " + ")): 
+                """
+                    + (outcome.promotedTerm.map {
+                        """
+                        promoted \(configuration.backups > 1 ? "\(outcome.promotedBackup ?? "?") " : "")term \
+                        \($0) at epoch \(outcome.promotedEpoch.map(String.init) ?? "-")
+                        """
+                    } ?? "no promotion")
+                    + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
+                    + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
             outcomes.append(outcome)
         }
         return Report(leaseTTLSeconds: configuration.leaseTTLSeconds, outcomes: outcomes)
@@ -159,34 +169,37 @@ public final class PartitionDrill {
         low + (high - low) * Double(random.next() % 1_000_000) / 1_000_000
     }
 
-    private func runSchedule(_ index: Int, steps: [Step], lab: PartitionLab, etcd: EtcdServer, keyFile: String) throws -> Outcome {
+    private func runSchedule(_ index: Int, steps: [Step], lab: PartitionLab, etcd: EtcdServer, keyFile: String) throws
+        -> Outcome
+    {
         let directory = configuration.workDirectory + "/schedule-\(index)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ttl = configuration.leaseTTLSeconds
         let cluster = "drill\(configuration.seed)s\(index)"
         let names = configuration.backups > 1 ? ["b", "b2"] : ["b"]
         let addresses = names.map { "\(lab.host($0).address):7070" }
-        let common = ["--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
-                      "--cluster", cluster, "--guest-name", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
-                      "--print-events", "--log-level", "warning"]
+        let common = [
+            "--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
+            "--cluster", cluster, "--guest-name", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
+            "--print-events", "--log-level", "warning",
+        ]
         var backups: [LabProcess] = []
         defer { for backup in backups where backup.isRunning { backup.kill9() } }
         for (name, address) in zip(names, addresses) {
-            let backup = try LabProcess(executable: configuration.executable,
-                                        arguments: ["backup", "--listen", address, "--node", name, "--image", directory + "/\(name).img",
-                                                    "--timeout-ms", "300"] + common,
-                                        namespace: lab.host(name).namespace, logFile: directory + "/\(name).log")
+            let backup = try LabProcess(
+                executable: configuration.executable,
+                arguments: [
+                    "backup", "--listen", address, "--node", name, "--image", directory + "/\(name).img",
+                    "--timeout-ms", "300",
+                ] + common,
+                namespace: lab.host(name).namespace, logFile: directory + "/\(name).log")
             backups.append(backup)
             backup.waitForLog("listening on")
         }
-        let primary = try LabProcess(executable: configuration.executable,
-                                     arguments: ["primary"] + addresses.flatMap { ["--backup", $0] }
-                                        + (names.count > 1 ? ["--commit", "quorum:1"] : []) + ["--node", "p", "--print-epoch-digests",
-                                                 "--duration", "600", "--reconnect-s", "600", "--acquire-wait-s", "10",
-                                                 "--epoch-ms", String(configuration.epochMilliseconds),
-                                                 "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1",
-                                                 "--tracker", configuration.tracker.rawValue] + common,
-                                     namespace: lab.host("p").namespace, logFile: directory + "/primary.log")
+        let primary = try LabProcess(
+            executable: configuration.executable,
+            arguments: primaryArguments(backups: addresses) + common,
+            namespace: lab.host("p").namespace, logFile: directory + "/primary.log")
         defer { if primary.isRunning { primary.kill9() } }
         var outcome = Outcome(schedule: index, steps: steps, violations: [])
         if let failure = Self.waitUntilReplicating(primary, backups: names.count, directory: directory) {
@@ -200,14 +213,7 @@ public final class PartitionDrill {
         // Let it settle: a promotion needs the lease to expire (TTL, plus etcd's 0.5 s expiry sweep), a
         // recovered primary needs to confirm again.
         let settle = Double(ttl) * 2 + 3
-        var promoted: (name: String, line: String)?
-        let settled = Date().addingTimeInterval(settle)
-        while promoted == nil, Date() < settled {
-            for (name, backup) in zip(names, backups) {
-                if let line = backup.lines.first(where: { LabEvent($0)?.kind == "promoted" }) { promoted = (name, line) }
-            }
-            usleep(10_000)
-        }
+        let promoted = Self.waitForPromotion(of: Array(zip(names, backups)), seconds: settle)
         let promotedLine = promoted?.line
         if promotedLine == nil, primary.isRunning {
             // No takeover: the primary must confirm again now that every cut is healed.
@@ -216,7 +222,8 @@ public final class PartitionDrill {
                 return event.nanoseconds > healed
             }
             if resumed == nil {
-                outcome.violations.append("no promotion, and the primary confirmed nothing after the cuts healed (logs in \(directory))")
+                outcome.violations.append(
+                    "no promotion, and the primary confirmed nothing after the cuts healed (logs in \(directory))")
             }
         }
         if primary.isRunning { primary.kill9() } else { outcome.primaryExit = primary.waitForExit(seconds: 1) }
@@ -233,23 +240,55 @@ public final class PartitionDrill {
         outcome.promotedBackup = promoted?.name
         let image = directory + "/\(promoted?.name ?? "b").img"
 
-        judge(&outcome, primary: primary, promotedLine: promotedLine, faults: faults, image: image, directory: directory)
+        judge(
+            &outcome, primary: primary, promotedLine: promotedLine, faults: faults, image: image, directory: directory)
         if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
         return outcome
+    }
+
+    /// The primary's command line but for the options every process shares: the backups at `addresses` (under
+    /// quorum:1 with two), epoch digests printed, reconnecting for as long as a schedule takes.
+    private func primaryArguments(backups addresses: [String]) -> [String] {
+        ["primary"] + addresses.flatMap { ["--backup", $0] } + (addresses.count > 1 ? ["--commit", "quorum:1"] : [])
+            + [
+                "--node", "p", "--print-epoch-digests", "--duration", "600", "--reconnect-s", "600",
+                "--acquire-wait-s", "10", "--epoch-ms", String(configuration.epochMilliseconds),
+                "--pages-per-second", String(configuration.pagesPerSecond), "--threads", "1",
+                "--tracker", configuration.tracker.rawValue,
+            ]
+    }
+
+    /// The first backup of `backups` (name, process) to print a `promoted` event within `seconds`, with that line.
+    private static func waitForPromotion(of backups: [(String, LabProcess)], seconds: Double)
+        -> (name: String, line: String)?
+    {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            for (name, backup) in backups {
+                if let line = backup.lines.first(where: { LabEvent($0)?.kind == "promoted" }) { return (name, line) }
+            }
+            usleep(10_000)
+        }
+        return nil
     }
 
     /// Waits until the primary confirmed a few epochs and, with two backups, until each holds a committed epoch (a
     /// backup holding none stands as no candidate, Docs/OPERATIONS.md, and under quorum:1 of two no promotion
     /// could be tested); the violation if not.
     private static func waitUntilReplicating(_ primary: LabProcess, backups: Int, directory: String) -> String? {
-        guard primary.waitForLine(seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false }) != nil else {
+        guard
+            primary.waitForLine(
+                seconds: 30, { LabEvent($0).map { $0.kind == "commit" && ($0.number("epoch") ?? 0) >= 3 } ?? false })
+                != nil
+        else {
             return "replication never confirmed 3 epochs (logs in \(directory))"
         }
         guard backups > 1 else { return nil }
         let everyBackupHolds = primary.waitForLine(seconds: 30) { line in
             LabEvent(line).map { $0.kind == "every-backup-holds" && ($0.number("epoch") ?? 0) >= 3 } ?? false
         }
-        return everyBackupHolds == nil ? "a backup held no committed epoch after 30 s without faults (logs in \(directory))" : nil
+        return everyBackupHolds == nil
+            ? "a backup held no committed epoch after 30 s without faults (logs in \(directory))" : nil
     }
 
     /// When the faults of a schedule cost the primary its role: its kill, its first loss of etcd, and each loss
@@ -262,7 +301,9 @@ public final class PartitionDrill {
 
     /// Runs `steps` on their own clocks: each fault starts after its delay and heals after its duration (at
     /// most five seconds past the last heal); returns when the faults reached the primary.
-    private func runFaults(_ steps: [Step], lab: PartitionLab, etcd: EtcdServer, primary: LabProcess) throws -> FaultTimes {
+    private func runFaults(_ steps: [Step], lab: PartitionLab, etcd: EtcdServer, primary: LabProcess) throws
+        -> FaultTimes
+    {
         let start = MonotonicClock.nanoseconds()
         var faults = FaultTimes()
         var pending = steps.map { (step: $0, started: false, healed: false) }
@@ -275,7 +316,8 @@ public final class PartitionDrill {
                     pending[i].started = true
                     // Each moment is taken once the fault is in effect: a renewal sent before it still counts.
                     switch step.fault {
-                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup, .cutSecondBackupFromEtcd:
+                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup,
+                        .cutSecondBackupFromEtcd:
                         let (a, b) = step.fault.cut!
                         try lab.cut(a, b)
                     case .cutPrimaryFromEtcd:
@@ -296,7 +338,8 @@ public final class PartitionDrill {
                 if pending[i].started, !pending[i].healed, elapsed >= step.delay + step.duration {
                     pending[i].healed = true
                     switch step.fault {
-                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup, .cutSecondBackupFromEtcd:
+                    case .cutPrimaryFromBackup, .cutBackupFromEtcd, .cutPrimaryFromSecondBackup,
+                        .cutSecondBackupFromEtcd:
                         let (a, b) = step.fault.cut!
                         lab.heal(a, b)
                     case .cutPrimaryFromEtcd:
@@ -315,4 +358,3 @@ public final class PartitionDrill {
         return faults
     }
 }
-

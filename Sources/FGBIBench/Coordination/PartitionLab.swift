@@ -3,7 +3,8 @@ import FGBILab
 import Foundation
 
 /// Several hosts on one machine for partition tests: one network namespace per host, all on a bridge
-/// (10.232.N.0/24, one subnet per lab, .1 being this namespace), removed on deinit. ``cut(_:_:)`` partitions two hosts from each
+/// (10.232.N.0/24, one subnet per lab, .1 being this namespace), removed on deinit. ``cut(_:_:)`` partitions two hosts
+/// from each
 /// other with nftables rules inside both (every packet between them dropped, both ways, established
 /// connections included), ``heal(_:_:)`` removes them. Needs root and iproute2/nftables
 /// (``VethLink/isAvailable``, ``VethLink/canImpair``).
@@ -44,7 +45,9 @@ public final class PartitionLab: @unchecked Sendable {
                 let address = "10.232.\(subnet).\(index + 2)"
                 try VethLink.run(["netns", "add", namespace.name])
                 hosts.append(Host(name: name, namespace: namespace, address: address))
-                try VethLink.run(["link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace.name])
+                try VethLink.run([
+                    "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", namespace.name,
+                ])
                 try VethLink.run(["link", "set", outside, "master", bridge, "up"])
                 try VethLink.run(["-n", namespace.name, "addr", "add", "\(address)/24", "dev", "eth0"])
                 try VethLink.run(["-n", namespace.name, "link", "set", "eth0", "up"])
@@ -65,7 +68,9 @@ public final class PartitionLab: @unchecked Sendable {
 
     /// The host named `name`.
     public func host(_ name: String) -> Host {
-        guard let host = hosts.first(where: { $0.name == name }) else { preconditionFailure("no host \(name) in the lab") }
+        guard let host = hosts.first(where: { $0.name == name }) else {
+            preconditionFailure("no host \(name) in the lab")
+        }
         return host
     }
 
@@ -74,7 +79,9 @@ public final class PartitionLab: @unchecked Sendable {
         let pair = [a, b].sorted()
         guard lock.withLock({ cuts.insert(pair).inserted }) else { return }
         for (from, to) in [(host(a), host(b)), (host(b), host(a))] {
-            try nft(from, """
+            try nft(
+                from,
+                """
                 table inet \(table(to)) {
                     chain out { type filter hook output priority 0; ip daddr \(to.address) drop; }
                     chain in { type filter hook input priority 0; ip saddr \(to.address) drop; }

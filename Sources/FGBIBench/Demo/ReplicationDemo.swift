@@ -3,7 +3,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `fgbi demo` runs: a primary and a backup in this process, over loopback, replicating a guest-like
@@ -43,20 +43,28 @@ public struct ReplicationDemo: Sendable {
         public var lag: UInt64
 
         /// The primary's figures at `seconds`, rates over the time since `previous`.
-        init(at seconds: Double, _ statistics: ReplicationStatistics, since previous: (time: Double, statistics: ReplicationStatistics)) {
+        init(
+            at seconds: Double, _ statistics: ReplicationStatistics,
+            since previous: (time: Double, statistics: ReplicationStatistics)
+        ) {
             let span = max(seconds - previous.time, 1e-3)
             let before = previous.statistics
             self.seconds = seconds
-            synchronising = statistics.lastSynchronisation.map { sync in
-                (statistics.lastCommittedEpoch ?? 0) < sync.epoch || statistics.lastCommittedEpoch == nil
-            } ?? true
+            synchronising =
+                statistics.lastSynchronisation.map { sync in
+                    (statistics.lastCommittedEpoch ?? 0) < sync.epoch || statistics.lastCommittedEpoch == nil
+                } ?? true
             epoch = statistics.lastCapturedEpoch
             committed = statistics.lastCommittedEpoch
             epochsPerSecond = Double(statistics.epochsSent - before.epochsSent) / span
             dirtyPagesPerSecond = Double(statistics.pagesWritten - before.pagesWritten) / span
             dirtyBlocksPerSecond = Double(statistics.blocksSent - before.blocksSent) / span
-            wireMBPerSecond = Double(statistics.bytesSent + statistics.precopyBytes - before.bytesSent - before.precopyBytes) / span / 1e6
-            compressionRatio = statistics.bytesSent > 0 ? Double(statistics.pagesWritten * GuestMemory.pageSize) / Double(statistics.bytesSent) : 0
+            wireMBPerSecond =
+                Double(statistics.bytesSent + statistics.precopyBytes - before.bytesSent - before.precopyBytes) / span
+                / 1e6
+            compressionRatio =
+                statistics.bytesSent > 0
+                ? Double(statistics.pagesWritten * GuestMemory.pageSize) / Double(statistics.bytesSent) : 0
             sharedHits = statistics.sharedHits
             pauseP99Milliseconds = statistics.pausePercentile(0.99)
             lag = statistics.lag
@@ -108,7 +116,9 @@ public struct ReplicationDemo: Sendable {
         init(regions: [GuestMemory], modes: [ReplicationMode], blockSize: Int) throws {
             var made: [String: Entry] = [:]
             for mode in modes {
-                made[mode.rawValue] = Entry(engine: try PrimaryEngine(regions: regions, configuration: EngineConfiguration(mode: mode, blockSize: blockSize)))
+                made[mode.rawValue] = Entry(
+                    engine: try PrimaryEngine(
+                        regions: regions, configuration: EngineConfiguration(mode: mode, blockSize: blockSize)))
             }
             entries = Mutex(made)
         }
@@ -122,7 +132,11 @@ public struct ReplicationDemo: Sendable {
                 guard let (delta, _) = try? engine.encodeShadow(of: capture) else { continue }
                 let elapsed = MonotonicClock.nanoseconds() - start
                 entries.withLock {
-                    if capture.isPrecopy { $0[name]!.synchronisationBytes += delta.count } else { $0[name]!.epochBytes += delta.count }
+                    if capture.isPrecopy {
+                        $0[name]!.synchronisationBytes += delta.count
+                    } else {
+                        $0[name]!.epochBytes += delta.count
+                    }
                     $0[name]!.nanoseconds += elapsed
                 }
             }
@@ -140,10 +154,12 @@ public struct ReplicationDemo: Sendable {
         try backupMemory.prefault()
         let guest: any DemoGuest
         if let trace {
-            guest = try TraceGuest(memory: memory, trace: trace, intervalMilliseconds: trace.metadata.epochMs ?? Double(epochMilliseconds))
+            guest = try TraceGuest(
+                memory: memory, trace: trace, intervalMilliseconds: trace.metadata.epochMs ?? Double(epochMilliseconds))
         } else {
             SyntheticWorkload.fillGuest(memory, seed: 42)
-            guest = WorkloadDriver(memory: memory, workload: .guest, threads: writerThreads, pagesPerSecond: pagesPerSecond)
+            guest = WorkloadDriver(
+                memory: memory, workload: .guest, threads: writerThreads, pagesPerSecond: pagesPerSecond)
         }
 
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
@@ -152,7 +168,8 @@ public struct ReplicationDemo: Sendable {
         let backup = try Backup(regions: [backupMemory], configuration: backupConfiguration)
         let service = try backup.start()
 
-        let shadows = try Shadows(regions: [memory], modes: ReplicationMode.allCases.filter { $0 != mode }, blockSize: blockSize)
+        let shadows = try Shadows(
+            regions: [memory], modes: ReplicationMode.allCases.filter { $0 != mode }, blockSize: blockSize)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         // Copying the written pages in the pause (what auto settles on here) lets the shadows see whole pages.
         configuration.engine = EngineConfiguration(mode: mode, blockSize: blockSize)
@@ -160,8 +177,9 @@ public struct ReplicationDemo: Sendable {
         configuration.tracker = tracker
         configuration.epochInterval = .milliseconds(epochMilliseconds)
         configuration.reconnectWindow = .zero
-        let primary = try Primary(regions: [memory], configuration: configuration, hooks: guest.hooks,
-                                  observer: { capture, statistics in shadows.observe(capture, statistics) })
+        let primary = try Primary(
+            regions: [memory], configuration: configuration, hooks: guest.hooks,
+            observer: { capture, statistics in shadows.observe(capture, statistics) })
         let start = MonotonicClock.nanoseconds()
         func elapsed() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
         try primary.start()
@@ -174,7 +192,7 @@ public struct ReplicationDemo: Sendable {
             progress(Snapshot(at: now, statistics, since: previous))
             previous = (now, statistics)
         }
-        try guest.stop()  // the guest stops; the final epoch holds everything it wrote
+        try guest.stop() // the guest stops; the final epoch holds everything it wrote
         let last = try primary.stop()
         _ = try service.outcome()
 
@@ -186,28 +204,36 @@ public struct ReplicationDemo: Sendable {
             difference = (0..<length).first { primaryBytes[$0] != backupBytes[$0] }
         }
         let modes = modeTotals(live: statistics, shadows: shadows)
-        return Summary(seconds: elapsed(), epochsCommitted: Int(statistics.epochsSent), lastCommittedEpoch: last,
-                       pagesWritten: statistics.pagesWritten, pauseP50Milliseconds: statistics.pausePercentile(0.5),
-                       pauseP99Milliseconds: statistics.pausePercentile(0.99),
-                       synchronisationMilliseconds: statistics.lastSynchronisation?.milliseconds ?? 0,
-                       synchronisationRounds: statistics.lastSynchronisation?.pagesPerRound ?? [],
-                       modes: modes, verified: difference == nil, firstDifference: difference)
+        return Summary(
+            seconds: elapsed(), epochsCommitted: Int(statistics.epochsSent), lastCommittedEpoch: last,
+            pagesWritten: statistics.pagesWritten, pauseP50Milliseconds: statistics.pausePercentile(0.5),
+            pauseP99Milliseconds: statistics.pausePercentile(0.99),
+            synchronisationMilliseconds: statistics.lastSynchronisation?.milliseconds ?? 0,
+            synchronisationRounds: statistics.lastSynchronisation?.pagesPerRound ?? [],
+            modes: modes, verified: difference == nil, firstDifference: difference)
     }
 
     /// Each mode's bytes and encode time: the live one's, and the shadows' on the same captures, in the modes'
     /// order, with their ratio to page mode's bytes.
     private func modeTotals(live statistics: ReplicationStatistics, shadows: Shadows) -> [ModeTotal] {
-        var modes: [ModeTotal] = [ModeTotal(mode: mode.rawValue, synchronisationBytes: statistics.precopyBytes, epochBytes: statistics.bytesSent,
-                                            ratioToPage: 0, encodeMilliseconds: Double(shadows.liveNanoseconds.load(ordering: .relaxed)) / 1e6,
-                                            live: true)]
+        var modes: [ModeTotal] = [
+            ModeTotal(
+                mode: mode.rawValue, synchronisationBytes: statistics.precopyBytes, epochBytes: statistics.bytesSent,
+                ratioToPage: 0, encodeMilliseconds: Double(shadows.liveNanoseconds.load(ordering: .relaxed)) / 1e6,
+                live: true)
+        ]
         for (name, entry) in shadows.totals {
-            modes.append(ModeTotal(mode: name, synchronisationBytes: entry.synchronisationBytes, epochBytes: entry.epochBytes,
-                                   ratioToPage: 0, encodeMilliseconds: Double(entry.nanoseconds) / 1e6, live: false))
+            modes.append(
+                ModeTotal(
+                    mode: name, synchronisationBytes: entry.synchronisationBytes, epochBytes: entry.epochBytes,
+                    ratioToPage: 0, encodeMilliseconds: Double(entry.nanoseconds) / 1e6, live: false))
         }
         let order = ReplicationMode.allCases.map(\.rawValue)
         modes.sort { order.firstIndex(of: $0.mode)! < order.firstIndex(of: $1.mode)! }
         let pageBytes = modes.first { $0.mode == ReplicationMode.page.rawValue }?.epochBytes ?? 0
-        for index in modes.indices { modes[index].ratioToPage = pageBytes > 0 ? Double(modes[index].epochBytes) / Double(pageBytes) : 0 }
+        for index in modes.indices {
+            modes[index].ratioToPage = pageBytes > 0 ? Double(modes[index].epochBytes) / Double(pageBytes) : 0
+        }
         return modes
     }
 }

@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `fgbi demo` runs until the networked replicator exists: a region written by several threads in
@@ -71,17 +71,21 @@ public struct TrackingDemo: Sendable {
             let (delta, statistics) = try engine.encode(capture)
             try replica.apply(delta)
             let truth = DirtyPageSet(pages: written)
-            report(Epoch(number: epoch, pagesWritten: truth.pageCount, pagesReported: reported.pageCount,
-                         collectMicroseconds: elapsed, matchesWriters: reported == truth, matchesScan: reported == scanned,
-                         blocksSent: statistics.blocksDirty, deltaBytes: delta.count,
-                         pageBytes: reported.pageCount * GuestMemory.pageSize,
-                         replicaIdentical: memcmp(memory.base, backup.base, memory.length) == 0))
+            report(
+                Epoch(
+                    number: epoch, pagesWritten: truth.pageCount, pagesReported: reported.pageCount,
+                    collectMicroseconds: elapsed, matchesWriters: reported == truth, matchesScan: reported == scanned,
+                    blocksSent: statistics.blocksDirty, deltaBytes: delta.count,
+                    pageBytes: reported.pageCount * GuestMemory.pageSize,
+                    replicaIdentical: memcmp(memory.base, backup.base, memory.length) == 0))
         }
     }
 
     /// Lets `threads` threads each store `writesPerThread` unique 8-byte values at random aligned offsets,
     /// mostly within the first `hotPages` pages, and returns every page written.
-    public static func writeConcurrently(_ memory: GuestMemory, threads: Int, writesPerThread: Int, seed: UInt64, hotPages: Int) -> [Int] {
+    public static func writeConcurrently(
+        _ memory: GuestMemory, threads: Int, writesPerThread: Int, seed: UInt64, hotPages: Int
+    ) -> [Int] {
         let pageCount = memory.pageCount
         let slotsPerPage = GuestMemory.pageSize / 8
         // Each thread fills its own slice, so the unsynchronized buffer is safe.

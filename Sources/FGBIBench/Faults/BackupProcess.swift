@@ -3,7 +3,7 @@ import FGBILab
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An `fgbi backup` process with a state directory, run inside a network namespace (through `ip netns
@@ -21,8 +21,10 @@ public final class BackupProcess: @unchecked Sendable {
         /// Where its standard error goes (appended).
         public var logFile: String
 
-        public init(executable: URL, namespace: NetworkNamespace?, listen: String, regionMiB: Int, stateDirectory: String,
-                    keyFile: String, logFile: String) {
+        public init(
+            executable: URL, namespace: NetworkNamespace?, listen: String, regionMiB: Int, stateDirectory: String,
+            keyFile: String, logFile: String
+        ) {
             self.executable = executable
             self.namespace = namespace
             self.listen = listen
@@ -39,9 +41,11 @@ public final class BackupProcess: @unchecked Sendable {
     /// Starts the backup; with `faultPoint` (`name:count`, see ``FaultPoints``) it kills itself there.
     public init(_ settings: Settings, faultPoint: String? = nil) throws {
         self.settings = settings
-        var arguments = [settings.executable.path, "backup", "--listen", settings.listen, "--region-mib", String(settings.regionMiB),
-                         "--state-dir", settings.stateDirectory, "--key-file", settings.keyFile,
-                         "--timeout-ms", String(settings.timeoutMilliseconds), "--log-level", "warning"]
+        var arguments = [
+            settings.executable.path, "backup", "--listen", settings.listen, "--region-mib", String(settings.regionMiB),
+            "--state-dir", settings.stateDirectory, "--key-file", settings.keyFile,
+            "--timeout-ms", String(settings.timeoutMilliseconds), "--log-level", "warning",
+        ]
         if let namespace = settings.namespace {
             process.executableURL = URL(fileURLWithPath: VethLink.toolPath("ip"))
             arguments = ["netns", "exec", namespace.name] + arguments
@@ -73,10 +77,7 @@ public final class BackupProcess: @unchecked Sendable {
     /// still runs.
     @discardableResult
     public func waitForExit(seconds: Double) -> Int32? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { usleep(2_000) }
-        guard !process.isRunning else { return nil }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        process.exitStatus(within: seconds)
     }
 
     /// Kills the process (SIGCONT first, in case it was stopped) and waits for it.

@@ -28,23 +28,25 @@ public final class EpochDigests: @unchecked Sendable {
     /// Hooks that take the digest inside the pause (`inner` pauses the guest first) and file it under the
     /// epoch the primary captured; give them to `primary`'s initialiser, then call ``attach(_:)``.
     public func hooks(wrapping inner: PauseHooks) -> PauseHooks {
-        PauseHooks(pause: { [self] in
-            inner.pause()
-            let digest = Self.digest(of: regions)
-            let captured = primary?.statistics.lastCapturedEpoch
-            lock.withLock { pending = (captured, digest) }
-        }, resume: { [self] in
-            // The capture published its epoch before the resume; a capture that failed published none.
-            let captured = primary?.statistics.lastCapturedEpoch
-            let recorded: (UInt64, UInt64)? = lock.withLock {
-                defer { pending = nil }
-                guard let pending, let captured, captured != pending.captured else { return nil }
-                digests[captured] = pending.digest
-                return (captured, pending.digest)
-            }
-            if let recorded { onRecord?(recorded.0, recorded.1) }
-            inner.resume()
-        })
+        PauseHooks(
+            pause: { [self] in
+                inner.pause()
+                let digest = Self.digest(of: regions)
+                let captured = primary?.statistics.lastCapturedEpoch
+                lock.withLock { pending = (captured, digest) }
+            },
+            resume: { [self] in
+                // The capture published its epoch before the resume; a capture that failed published none.
+                let captured = primary?.statistics.lastCapturedEpoch
+                let recorded: (UInt64, UInt64)? = lock.withLock {
+                    defer { pending = nil }
+                    guard let pending, let captured, captured != pending.captured else { return nil }
+                    digests[captured] = pending.digest
+                    return (captured, pending.digest)
+                }
+                if let recorded { onRecord?(recorded.0, recorded.1) }
+                inner.resume()
+            })
     }
 
     /// The primary whose epochs these are.

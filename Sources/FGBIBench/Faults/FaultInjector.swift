@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Injects faults into a running replication and checks, after each, what FGBI promises
@@ -42,38 +42,6 @@ public final class FaultInjector {
         }
     }
 
-    /// One episode's result.
-    public struct Episode: Sendable, Codable {
-        public var kind: FaultKind
-        /// The epoch the backup's state directory held afterwards (nil: none).
-        public var backupEpoch: UInt64?
-        /// The primary's committed epoch afterwards.
-        public var committedEpoch: UInt64?
-        /// Why the check failed (nil: it held).
-        public var divergence: String?
-        /// How the backup ended: its exit status (137: SIGKILL, 10: failed over, 1: an error such as ENOSPC).
-        public var backupStatus: Int32?
-        /// Whether replication moved on after the backup was started again (nil: not checked, the next
-        /// episode killed it first).
-        public var resynchronised: Bool?
-        /// The primary process's resident memory after the episode.
-        public var residentBytes: Int
-    }
-
-    /// The whole run.
-    public struct Report: Sendable, Codable {
-        public var episodes: [Episode] = []
-        public var epochsCommitted: UInt64 = 0
-        public var reconnects = 0
-        public var seconds = 0.0
-        public var divergences: Int { episodes.filter { $0.divergence != nil }.count }
-        public var maximumResidentBytes: Int { episodes.map(\.residentBytes).max() ?? 0 }
-        /// Episodes per kind.
-        public var counts: [String: Int] {
-            Dictionary(grouping: episodes, by: { $0.kind.rawValue }).mapValues(\.count)
-        }
-    }
-
     public let configuration: Configuration
     private var random: SeededRandom
     private let link: VethLink
@@ -99,8 +67,9 @@ public final class FaultInjector {
         keyFile = configuration.workDirectory + "/key"
         logFile = configuration.workDirectory + "/backup.log"
         port = UInt16(20_000 + Int(getpid() % 20_000))
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: stateDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         unlink(keyFile)
         try PrivateFile.create(keyFile, bytes: (0..<32).map { _ in UInt8.random(in: 0...255) })
         if configuration.schedule.contains(.diskFull) {
@@ -127,10 +96,12 @@ public final class FaultInjector {
         SyntheticWorkload.fillInitial(memory, seed: configuration.seed)
         let check = try GuestMemory.anonymous(length: length)
         try check.prefault()
-        let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
-                                    seed: configuration.seed)
+        let driver = WorkloadDriver(
+            memory: memory, workload: .sparse, threads: 1, pagesPerSecond: configuration.pagesPerSecond,
+            seed: configuration.seed)
         let digests = EpochDigests(regions: [memory])
-        let primary = try Primary(regions: [memory], configuration: try primarySettings(), hooks: digests.hooks(wrapping: driver.hooks))
+        let primary = try Primary(
+            regions: [memory], configuration: try primarySettings(), hooks: digests.hooks(wrapping: driver.hooks))
         digests.attach(primary)
 
         var backup = try startBackup(faultPoint: nil)
@@ -166,11 +137,11 @@ public final class FaultInjector {
             backup = nil
             var episode = verify(kind: injected, primary: primary, digests: digests, check: check)
             episode.backupStatus = status
-            if let resynchronised, let last = report.episodes.indices.last { report.episodes[last].resynchronised = resynchronised }
+            if let resynchronised, let last = report.episodes.indices.last {
+                report.episodes[last].resynchronised = resynchronised
+            }
             report.episodes.append(episode)
-            progress("fault \(index)\(configuration.repeatForSeconds == nil ? "/\(configuration.schedule.count)" : "") \(injected.rawValue): backup exit \(status.map(String.init) ?? "-"), "
-                     + "held epoch \(episode.backupEpoch.map(String.init) ?? "none"), committed \(episode.committedEpoch.map(String.init) ?? "none")"
-                     + (episode.divergence.map { ", DIVERGENCE: \($0)" } ?? ", consistent"))
+            progress(describe(episode, index: index, kind: injected, status: status))
         }
 
         // A last healthy backup: replication must reach it, and a final epoch must land in its state.
@@ -181,14 +152,7 @@ public final class FaultInjector {
         let final = try primary.stop()
         _ = backup?.waitForExit(seconds: 10)
         let closing = verify(kind: .killBackup, primary: primary, digests: digests, check: check)
-        if closing.backupEpoch != final {
-            report.episodes.append(Episode(kind: .killBackup, backupEpoch: closing.backupEpoch, committedEpoch: final,
-                                           divergence: "after the final epoch \(final.map(String.init) ?? "none") the backup holds \(closing.backupEpoch.map(String.init) ?? "none")",
-                                           residentBytes: closing.residentBytes))
-        } else if let divergence = closing.divergence {
-            report.episodes.append(Episode(kind: .killBackup, backupEpoch: closing.backupEpoch, committedEpoch: final,
-                                           divergence: "final state: " + divergence, residentBytes: closing.residentBytes))
-        }
+        if let failed = Self.closingFailure(closing, finalEpoch: final) { report.episodes.append(failed) }
         report.epochsCommitted = final ?? 0
         report.reconnects = primary.statistics.reconnects
         report.seconds = Date().timeIntervalSince(started)
@@ -213,16 +177,18 @@ public final class FaultInjector {
     private func nextFault(_ index: Int, startedAt started: Date) -> FaultKind? {
         if index < configuration.schedule.count { return configuration.schedule[index] }
         guard let seconds = configuration.repeatForSeconds, Date().timeIntervalSince(started) < seconds,
-              !configuration.schedule.isEmpty else { return nil }
+            !configuration.schedule.isEmpty
+        else { return nil }
         return configuration.schedule[Int(random.next() % UInt64(configuration.schedule.count))]
     }
 
     // MARK: - Episodes
 
     private func startBackup(faultPoint: String?) throws -> BackupProcess? {
-        var settings = BackupProcess.Settings(executable: configuration.executable, namespace: link.namespace,
-                                              listen: "\(link.peerAddress):\(port)", regionMiB: configuration.regionMiB,
-                                              stateDirectory: stateDirectory, keyFile: keyFile, logFile: logFile)
+        var settings = BackupProcess.Settings(
+            executable: configuration.executable, namespace: link.namespace,
+            listen: "\(link.peerAddress):\(port)", regionMiB: configuration.regionMiB,
+            stateDirectory: stateDirectory, keyFile: keyFile, logFile: logFile)
         settings.timeoutMilliseconds = 2_000
         return try BackupProcess(settings, faultPoint: faultPoint)
     }
@@ -235,7 +201,7 @@ public final class FaultInjector {
                 return
             } catch {
                 guard Date() < deadline else { throw error }
-                usleep(50_000)  // the backup process is still starting
+                usleep(50_000) // the backup process is still starting
             }
         }
     }
@@ -292,7 +258,9 @@ public final class FaultInjector {
     /// Reads the state directory as a restarted backup would and checks the promises.
     private func verify(kind: FaultKind, primary: Primary, digests: EpochDigests, check: GuestMemory) -> Episode {
         var episode = Episode(kind: kind, residentBytes: Self.residentBytes())
-        let result = Self.check(stateDirectory: stateDirectory, into: check, digests: digests) { primary.committedEpoch }
+        let result = Self.check(stateDirectory: stateDirectory, into: check, digests: digests) {
+            primary.committedEpoch
+        }
         episode.backupEpoch = result.held
         episode.committedEpoch = result.committed
         episode.divergence = result.divergence
@@ -303,8 +271,10 @@ public final class FaultInjector {
     /// compares it with the primary's digest of the epoch it holds; then reads `committed` (the primary's
     /// committed epoch, read after the load so any late acknowledgement is counted) and checks it is not past
     /// that epoch. Returns the epochs and, when a promise is broken, why.
-    public static func check(stateDirectory: String, into region: GuestMemory, digests: EpochDigests,
-                             committed: () -> UInt64?) -> (held: UInt64?, committed: UInt64?, divergence: String?) {
+    public static func check(
+        stateDirectory: String, into region: GuestMemory, digests: EpochDigests,
+        committed: () -> UInt64?
+    ) -> (held: UInt64?, committed: UInt64?, divergence: String?) {
         let held: UInt64?
         do {
             let replica = Replica(regions: [region], geometry: try BlockGeometry())
@@ -318,11 +288,20 @@ public final class FaultInjector {
                 return (held, committedEpoch, "the backup holds epoch \(held), which the primary never captured")
             }
             if EpochDigests.digest(of: [region]) != expected {
-                return (held, committedEpoch, "the backup's epoch \(held) differs from the primary's epoch \(held) (a torn or wrong epoch)")
+                return (
+                    held, committedEpoch,
+                    "the backup's epoch \(held) differs from the primary's epoch \(held) (a torn or wrong epoch)"
+                )
             }
         }
         if let committedEpoch, held.map({ committedEpoch > $0 }) ?? true {
-            return (held, committedEpoch, "the primary reported epoch \(committedEpoch) committed, the backup holds \(held.map(String.init) ?? "none")")
+            return (
+                held, committedEpoch,
+                """
+                the primary reported epoch \(committedEpoch) committed, the backup holds \
+                \(held.map(String.init) ?? "none")
+                """
+            )
         }
         return (held, committedEpoch, nil)
     }
@@ -331,7 +310,8 @@ public final class FaultInjector {
     private func usedKilobytes() -> Int {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: stateDirectory)) ?? []
         let bytes = names.reduce(0) { total, name in
-            let size = (try? FileManager.default.attributesOfItem(atPath: stateDirectory + "/" + name)[.size] as? Int) ?? 0
+            let size =
+                (try? FileManager.default.attributesOfItem(atPath: stateDirectory + "/" + name)[.size] as? Int) ?? 0
             return total + (size + 4095) / 4096 * 4096
         }
         return bytes / 1024
@@ -356,7 +336,12 @@ public final class FaultInjector {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw BenchmarkError("\(tool) \(arguments.joined(separator: " ")) failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+            throw BenchmarkError(
+                """
+                \(tool) \(arguments.joined(separator: " ")) failed: \
+                \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+                """
+            )
         }
     }
 }

@@ -1,3 +1,5 @@
+import FGBI
+
 /// A fault a ``FaultInjector`` episode injects into a running replication.
 public enum FaultKind: String, CaseIterable, Sendable, Codable {
     /// SIGKILL of the backup process at a random moment.
@@ -45,5 +47,3 @@ public enum FaultKind: String, CaseIterable, Sendable, Codable {
         }
     }
 }
-
-import FGBI

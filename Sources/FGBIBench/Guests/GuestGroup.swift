@@ -82,14 +82,23 @@ public final class GuestGroup: @unchecked Sendable {
     ///
     /// - Throws: ``FGBIError`` for a bad configuration, a key file that cannot be read (naming the guest),
     ///   or what a region or primary could not be made with.
-    public init(_ specifications: [GuestSpecification], settings: Settings, logger: Logger = Logger(label: "fgbi.primary")) throws {
+    public init(
+        _ specifications: [GuestSpecification], settings: Settings, logger: Logger = Logger(label: "fgbi.primary")
+    ) throws {
         let engine = settings.primary.engine
         // A guest that reconnects holds two engines for a moment (the new one joins before the old leaves).
         if settings.shareIndex && engine.mode == .fgbi && specifications.count > SharedContentIndex.maximumMembers / 2 {
-            throw FGBIError.invalidArgument("at most \(SharedContentIndex.maximumMembers / 2) guests share one content index, not \(specifications.count)")
+            throw FGBIError.invalidArgument(
+                """
+                at most \(SharedContentIndex.maximumMembers / 2) guests share one content index, not \
+                \(specifications.count)
+                """
+            )
         }
-        sharedIndex = settings.shareIndex && engine.mode == .fgbi
-            ? try SharedContentIndex(blockSize: engine.blockSize, budgetBytes: engine.contentBudgetBytes, keying: engine.indexKeying)
+        sharedIndex =
+            settings.shareIndex && engine.mode == .fgbi
+            ? try SharedContentIndex(
+                blockSize: engine.blockSize, budgetBytes: engine.contentBudgetBytes, keying: engine.indexKeying)
             : nil
         var guests: [Guest] = []
         for (index, specification) in specifications.enumerated() {
@@ -108,12 +117,14 @@ public final class GuestGroup: @unchecked Sendable {
             }
             let memory = try GuestMemory.anonymous(length: (specification.regionMiB ?? settings.regionMiB) << 20)
             try memory.prefault()
-            SyntheticWorkload.fillInitial(memory, seed: 1)  // one image for all
-            let driver = WorkloadDriver(memory: memory, workload: settings.workload, threads: settings.threads,
-                                        pagesPerSecond: settings.pagesPerSecond, seed: 7 &+ UInt64(index) &* 0x9E37_79B9)
+            SyntheticWorkload.fillInitial(memory, seed: 1) // one image for all
+            let driver = WorkloadDriver(
+                memory: memory, workload: settings.workload, threads: settings.threads,
+                pagesPerSecond: settings.pagesPerSecond, seed: 7 &+ UInt64(index) &* 0x9E37_79B9)
             var guestLogger = logger
             guestLogger[metadataKey: "guest"] = "\(specification.name)"
-            let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks, logger: guestLogger)
+            let primary = try Primary(
+                regions: [memory], configuration: configuration, hooks: driver.hooks, logger: guestLogger)
             guests.append(Guest(specification: specification, memory: memory, driver: driver, primary: primary))
         }
         self.guests = guests
@@ -145,18 +156,26 @@ public final class GuestGroup: @unchecked Sendable {
     /// One progress line per guest.
     public func progressLines() -> [String] {
         guests.map { guest in
-            guard guest.started else { return "\(guest.name): not running (\(guest.startFailure.map { "\($0)" } ?? "not started"))" }
+            guard guest.started else {
+                return "\(guest.name): not running (\(guest.startFailure.map { "\($0)" } ?? "not started"))"
+            }
             let s = guest.primary.statistics
-            let state = guest.primary.isRunning ? "" : ", stopped: \(guest.primary.failure.map { "\($0)" } ?? "unknown")"
-            return "\(guest.name): epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \(s.lastCommittedEpoch.map(String.init) ?? "-"), "
-                + "lag \(s.lag), sent \(String(format: "%.1f", Double(s.bytesSent + s.precopyBytes) / 1e6)) MB, "
-                + "pause p99 \(String(format: "%.2f", s.pausePercentile(0.99))) ms" + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : "") + state
+            let state =
+                guest.primary.isRunning ? "" : ", stopped: \(guest.primary.failure.map { "\($0)" } ?? "unknown")"
+            return
+                """
+                \(guest.name): epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \
+                \(s.lastCommittedEpoch.map(String.init) ?? "-"), 
+                """
+                    + "lag \(s.lag), sent \(String(format: "%.1f", Double(s.bytesSent + s.precopyBytes) / 1e6)) MB, "
+                    + "pause p99 \(String(format: "%.2f", s.pausePercentile(0.99))) ms"
+                    + (s.reconnects > 0 ? ", reconnects \(s.reconnects)" : "") + state
         }
     }
 
     /// Stops every guest's writers, then each primary (a final epoch, acknowledged), and reports each guest.
     public func stop() -> [Report] {
-        for guest in guests where guest.started { guest.driver.stop() }  // the final epochs hold every write
+        for guest in guests where guest.started { guest.driver.stop() } // the final epochs hold every write
         return guests.map { guest in
             var failure = guest.startFailure.map { "could not start: \($0)" }
             var last: UInt64?
@@ -164,10 +183,12 @@ public final class GuestGroup: @unchecked Sendable {
                 do { last = try guest.primary.stop() } catch { failure = "\(error)" }
             }
             let s = guest.primary.statistics
-            return Report(name: guest.name, backup: guest.specification.backup.description, epochsSent: s.epochsSent,
-                          lastCommittedEpoch: last ?? s.lastCommittedEpoch, bytesSent: s.bytesSent, precopyBytes: s.precopyBytes,
-                          pauseMsP50: s.pausePercentile(0.5), pauseMsP99: s.pausePercentile(0.99), pagesWritten: guest.driver.written,
-                          indexEntries: s.indexEntries, failure: failure)
+            return Report(
+                name: guest.name, backup: guest.specification.backup.description, epochsSent: s.epochsSent,
+                lastCommittedEpoch: last ?? s.lastCommittedEpoch, bytesSent: s.bytesSent, precopyBytes: s.precopyBytes,
+                pauseMsP50: s.pausePercentile(0.5), pauseMsP99: s.pausePercentile(0.99),
+                pagesWritten: guest.driver.written,
+                indexEntries: s.indexEntries, failure: failure)
         }
     }
 }

@@ -23,10 +23,13 @@ public struct GuestSpecification: Sendable, Equatable {
     /// Whether `name` is 1 to 64 characters from A-Z, a-z, 0-9, `_` and `-`.
     public static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
-        return (1...maximumNameLength).contains(bytes.count) && bytes.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-        }
+        return (1...maximumNameLength).contains(bytes.count)
+            && bytes.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+                    || byte == UInt8(ascii: "-")
+            }
     }
 
     /// Parses `name=NAME,backup=HOST:PORT[,region-mib=N][,key-file=PATH]` (in any order, each key once).
@@ -41,7 +44,8 @@ public struct GuestSpecification: Sendable, Equatable {
             let key = String(item[..<equals])
             let value = String(item[item.index(after: equals)...])
             guard ["name", "backup", "region-mib", "key-file"].contains(key) else {
-                throw .invalidArgument("unknown key '\(key)' in guest '\(text)'; use name, backup, region-mib, key-file")
+                throw .invalidArgument(
+                    "unknown key '\(key)' in guest '\(text)'; use name, backup, region-mib, key-file")
             }
             guard fields[key] == nil else { throw .invalidArgument("'\(key)' given twice in guest '\(text)'") }
             guard !value.isEmpty else { throw .invalidArgument("'\(key)' is empty in guest '\(text)'") }
@@ -49,9 +53,12 @@ public struct GuestSpecification: Sendable, Equatable {
         }
         guard let name = fields["name"] else { throw .invalidArgument("guest '\(text)' has no name=") }
         guard isValidName(name) else {
-            throw .invalidArgument("guest name '\(name)' must be 1 to \(maximumNameLength) characters from A-Z, a-z, 0-9, '_' and '-'")
+            throw .invalidArgument(
+                "guest name '\(name)' must be 1 to \(maximumNameLength) characters from A-Z, a-z, 0-9, '_' and '-'")
         }
-        guard let backupText = fields["backup"] else { throw .invalidArgument("guest '\(name)' has no backup=HOST:PORT") }
+        guard let backupText = fields["backup"] else {
+            throw .invalidArgument("guest '\(name)' has no backup=HOST:PORT")
+        }
         let backup: Endpoint
         do { backup = try Endpoint(parsing: backupText) } catch { throw .invalidArgument("guest '\(name)': \(error)") }
         var regionMiB: Int?
@@ -71,9 +78,18 @@ public struct GuestSpecification: Sendable, Equatable {
         var guests: [GuestSpecification] = []
         for text in texts {
             let guest = try parse(text)
-            if guests.contains(where: { $0.name == guest.name }) { throw .invalidArgument("guest name '\(guest.name)' is given twice") }
-            if let other = guests.first(where: { $0.backup.description.lowercased() == guest.backup.description.lowercased() }) {
-                throw .invalidArgument("guests '\(other.name)' and '\(guest.name)' name the same backup \(guest.backup): each guest needs its own")
+            if guests.contains(where: { $0.name == guest.name }) {
+                throw .invalidArgument("guest name '\(guest.name)' is given twice")
+            }
+            if let other = guests.first(where: {
+                $0.backup.description.lowercased() == guest.backup.description.lowercased()
+            }) {
+                throw .invalidArgument(
+                    """
+                    guests '\(other.name)' and '\(guest.name)' name the same backup \(guest.backup): each guest \
+                    needs its own
+                    """
+                )
             }
             guests.append(guest)
         }

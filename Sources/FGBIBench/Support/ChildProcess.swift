@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Runs a program to completion and measures it: wall time and the child's own CPU time (from wait4's
@@ -32,7 +32,10 @@ enum ChildProcess {
         var pid: pid_t = 0
         let start = MonotonicClock.nanoseconds()
         let rc = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environ)
-        guard rc == 0 else { throw SystemError(operation: "posix_spawnp(\(arguments[0]))", errno: rc, hint: "is \(arguments[0]) installed?") }
+        guard rc == 0 else {
+            throw SystemError(
+                operation: "posix_spawnp(\(arguments[0]))", errno: rc, hint: "is \(arguments[0]) installed?")
+        }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {

@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// TCP ports free now, for test clusters whose members must know each other's ports before they start.
@@ -22,12 +22,16 @@ public enum FreePorts {
             address.sin_port = 0
             if inet_pton(AF_INET, host, &address.sin_addr) != 1 { address.sin_addr.s_addr = INADDR_ANY }
             var bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
             }
             if bound != 0 {
                 address.sin_addr.s_addr = INADDR_ANY
                 bound = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
             guard bound == 0 else { throw SystemError(operation: "bind(\(host):0)", errno: errno) }

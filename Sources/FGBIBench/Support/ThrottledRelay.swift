@@ -2,7 +2,7 @@ import FGBI
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A TCP relay on loopback to one target, the client-to-target direction limited to a rate (a token
@@ -51,8 +51,12 @@ public final class ThrottledRelay: @unchecked Sendable {
                 continue
             }
             sockets.withLock { $0 += [client, server] }
-            let up = try? JoinableThread(name: "fgbi-relay-up") { [self] in pump(from: client, to: server, limited: true) }
-            let down = try? JoinableThread(name: "fgbi-relay-dn") { [self] in pump(from: server, to: client, limited: false) }
+            let up = try? JoinableThread(name: "fgbi-relay-up") { [self] in
+                pump(from: client, to: server, limited: true)
+            }
+            let down = try? JoinableThread(name: "fgbi-relay-dn") { [self] in
+                pump(from: server, to: client, limited: false)
+            }
             threads.withLock { $0 += [up, down].compactMap { $0 } }
         }
     }

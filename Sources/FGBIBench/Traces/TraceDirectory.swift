@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A trace directory (Docs/TRACE.md): equal-size raw memory images `*.img` whose names sort in epoch order,
@@ -74,7 +74,6 @@ public struct TraceDirectory: Sendable {
         }
     }
 
-
     /// The directory's path as given.
     public let path: String
     /// The images' paths, in epoch order.
@@ -96,7 +95,9 @@ public struct TraceDirectory: Sendable {
             throw errno == ENOENT ? .notFound(path) : .unreadable(path, reason: Self.reason(errno))
         }
         guard info.st_mode & S_IFMT == S_IFDIR else { throw .notADirectory(path) }
-        let names = try listing(path).filter { $0.hasSuffix("." + imageExtension) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let names = try listing(path).filter { $0.hasSuffix("." + imageExtension) }.sorted {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }
         guard !names.isEmpty else { throw .noImages(path) }
         let images = names.map { (path as NSString).appendingPathComponent($0) }
         var size = -1
@@ -161,12 +162,15 @@ public struct TraceDirectory: Sendable {
     private static func readMetadata(_ directory: String) throws(TraceError) -> Metadata {
         let path = (directory as NSString).appendingPathComponent(metadataName)
         guard FileManager.default.fileExists(atPath: path) else { return Metadata() }
-        guard let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path, reason: "cannot read the file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw .unreadable(path, reason: "cannot read the file")
+        }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let metadata: Metadata
         do { metadata = try decoder.decode(Metadata.self, from: data) } catch {
-            throw .badMetadata(path, reason: "expected a JSON object like {\"epoch_ms\": 50, \"source\": \"workload:guest\"}")
+            throw .badMetadata(
+                path, reason: "expected a JSON object like {\"epoch_ms\": 50, \"source\": \"workload:guest\"}")
         }
         if let epochMs = metadata.epochMs, !(epochMs > 0 && epochMs.isFinite) {
             throw .badMetadata(path, reason: "epoch_ms must be a positive number, not \(epochMs)")

@@ -36,8 +36,9 @@ public enum TraceDirectoryFuzzing {
         let codes = [input[1] & 7, (input[1] >> 3) & 7, (input[0] >> 4) & 7]
         for index in 0..<count {
             let size = sizes[Int(codes[index])]
-            _ = fileManager.createFile(atPath: scratch + "/\(String(format: "%04d", index)).\(TraceDirectory.imageExtension)",
-                                       contents: Data(repeating: UInt8(index), count: size))
+            _ = fileManager.createFile(
+                atPath: scratch + "/\(String(format: "%04d", index)).\(TraceDirectory.imageExtension)",
+                contents: Data(repeating: UInt8(index), count: size))
         }
         if input.count > 2 {
             _ = fileManager.createFile(atPath: scratch + "/" + TraceDirectory.metadataName, contents: Data(input[2...]))

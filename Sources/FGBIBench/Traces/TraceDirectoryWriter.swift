@@ -3,7 +3,7 @@ import FGBIDiagnostics
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Writes a trace directory (Docs/TRACE.md): images named `epoch-000000.img`, `epoch-000001.img`, ... in
@@ -18,7 +18,8 @@ public final class TraceDirectoryWriter {
     /// The file name of image `index`: zero-padded so names sort in epoch order.
     public static func imageName(_ index: Int) -> String {
         let digits = String(index)
-        return "epoch-" + String(repeating: "0", count: max(6 - digits.count, 0)) + digits + "." + TraceDirectory.imageExtension
+        return "epoch-" + String(repeating: "0", count: max(6 - digits.count, 0)) + digits + "."
+            + TraceDirectory.imageExtension
     }
 
     /// Creates `path` (and missing parents) or reuses an existing directory that holds no `*.img` file.
@@ -31,7 +32,9 @@ public final class TraceDirectoryWriter {
             do { entries = try FileManager.default.contentsOfDirectory(atPath: path) } catch {
                 throw .unreadable(path, reason: "cannot list the directory")
             }
-            if entries.contains(where: { $0.hasSuffix("." + TraceDirectory.imageExtension) }) { throw .directoryHoldsImages(path) }
+            if entries.contains(where: { $0.hasSuffix("." + TraceDirectory.imageExtension) }) {
+                throw .directoryHoldsImages(path)
+            }
         } else {
             do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
                 throw .writeFailed(path, reason: "cannot create the directory")

@@ -43,10 +43,15 @@ public enum TraceError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notAFile(let path):
             return "trace image \(path) is not a regular file"
         case .badImageSize(let path, let size, let pageSize):
-            return size == 0 ? "trace image \(path) is empty"
+            return size == 0
+                ? "trace image \(path) is empty"
                 : "trace image \(path) is \(size) bytes, not a whole number of \(pageSize)-byte pages"
         case .sizeMismatch(let path, let size, let expected, let first):
-            return "trace image \(path) is \(size) bytes but \(first) is \(expected); every image of a trace has the same size"
+            return
+                """
+                trace image \(path) is \(size) bytes but \(first) is \(expected); every image of a trace has the \
+                same size
+                """
         case .badMetadata(let path, let reason):
             return "trace metadata \(path) is not valid: \(reason)"
         case .shortRead(let path, let expected, let got):
@@ -56,7 +61,8 @@ public enum TraceError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notPrepared:
             return "invalid state: a trace replay writes its first image whole with prepare() before writeNext()"
         case .tooFewImages(let path, let images, let wanted):
-            return "trace directory \(path) holds \(images) images, enough for \(max(images - 1, 0)) epochs, not \(wanted)"
+            return
+                "trace directory \(path) holds \(images) images, enough for \(max(images - 1, 0)) epochs, not \(wanted)"
         case .directoryHoldsImages(let path):
             return "\(path) already holds *.img images; record into a new or empty directory"
         case .writeFailed(let path, let reason):

@@ -54,7 +54,7 @@ public final class TraceGuest: @unchecked Sendable {
     public func stop() throws(TraceError) {
         state.withLock { running = false }
         finished.wait()
-        finished.signal()  // stop() may be called again
+        finished.signal() // stop() may be called again
         if let failure = state.withLock({ failure }) { throw failure }
     }
 }

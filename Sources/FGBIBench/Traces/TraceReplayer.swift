@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Replays a ``TraceDirectory`` into a region, an image per epoch, as the program that made it wrote:
@@ -25,7 +25,9 @@ public final class TraceReplayer: @unchecked Sendable {
 
     /// A replayer of `trace` into `memory`, which must be exactly one image long.
     public init(memory: GuestMemory, trace: TraceDirectory) throws(TraceError) {
-        guard memory.length == trace.imageSize else { throw .regionMismatch(regionBytes: memory.length, imageBytes: trace.imageSize) }
+        guard memory.length == trace.imageSize else {
+            throw .regionMismatch(regionBytes: memory.length, imageBytes: trace.imageSize)
+        }
         self.memory = memory
         self.trace = trace
         buffer = .allocate(byteCount: trace.imageSize, alignment: GuestMemory.pageSize)

@@ -50,7 +50,9 @@ public struct TraceRun: Sendable {
         case .workload: return epochs ?? Self.defaultWorkloadEpochs
         case .directory(let trace):
             let wanted = epochs ?? trace.epochCount
-            guard wanted <= trace.epochCount else { throw .tooFewImages(trace.path, images: trace.images.count, epochsWanted: wanted) }
+            guard wanted <= trace.epochCount else {
+                throw .tooFewImages(trace.path, images: trace.images.count, epochsWanted: wanted)
+            }
             return wanted
         }
     }
@@ -65,20 +67,24 @@ public struct TraceRun: Sendable {
     public func header() throws -> TraceHeader {
         switch source {
         case .workload(let workload):
-            return TraceHeader(source: "workload:\(workload.rawValue)", tracker: tracker.rawValue, regionBytes: regionBytes,
-                               pageSize: GuestMemory.pageSize, blockSize: blockSize, epochs: try resolvedEpochs(),
-                               epochMs: epochMs, threads: threads, pagesPerSecond: pagesPerSecond)
+            return TraceHeader(
+                source: "workload:\(workload.rawValue)", tracker: tracker.rawValue, regionBytes: regionBytes,
+                pageSize: GuestMemory.pageSize, blockSize: blockSize, epochs: try resolvedEpochs(),
+                epochMs: epochMs, threads: threads, pagesPerSecond: pagesPerSecond)
         case .directory(let trace):
-            return TraceHeader(source: "directory:\(trace.path)", tracker: tracker.rawValue, regionBytes: trace.imageSize,
-                               pageSize: GuestMemory.pageSize, blockSize: blockSize, epochs: try resolvedEpochs(),
-                               epochMs: resolvedEpochMs)
+            return TraceHeader(
+                source: "directory:\(trace.path)", tracker: tracker.rawValue, regionBytes: trace.imageSize,
+                pageSize: GuestMemory.pageSize, blockSize: blockSize, epochs: try resolvedEpochs(),
+                epochMs: resolvedEpochMs)
         }
     }
 
     /// Runs the epochs, handing each epoch's record and its faults (uffd-sync; empty otherwise) to `epoch`
     /// as it completes, with the writers running again.
-    public func run(progress: (String) -> Void = { _ in },
-                    epoch report: (EpochTrace, [FaultTrace]) throws -> Void = { _, _ in }) throws -> Result {
+    public func run(
+        progress: (String) -> Void = { _ in },
+        epoch report: (EpochTrace, [FaultTrace]) throws -> Void = { _, _ in }
+    ) throws -> Result {
         let count = try resolvedEpochs()
         let geometry = try BlockGeometry(blockSize: blockSize)
         let memory: GuestMemory
@@ -89,7 +95,8 @@ public struct TraceRun: Sendable {
             memory = try GuestMemory.anonymous(length: regionBytes)
             try memory.prefault()
             workload.fillInitialContent(memory, seed: seed)
-            driver = WorkloadDriver(memory: memory, workload: workload, threads: threads, pagesPerSecond: pagesPerSecond, seed: seed)
+            driver = WorkloadDriver(
+                memory: memory, workload: workload, threads: threads, pagesPerSecond: pagesPerSecond, seed: seed)
         case .directory(let trace):
             memory = try GuestMemory.anonymous(length: trace.imageSize)
             try memory.prefault()
@@ -127,25 +134,34 @@ public struct TraceRun: Sendable {
             do {
                 defer { driver?.resume() }
                 try tracked.collect(into: &written)
-                faults = faultLog?.takeFaults().map {
-                    FaultTrace(epoch: number, page: $0.page, timeNs: $0.monotonicNanoseconds >= start ? $0.monotonicNanoseconds - start : 0,
-                               thread: $0.threadID)
-                } ?? []
+                faults =
+                    faultLog?.takeFaults().map {
+                        FaultTrace(
+                            epoch: number, page: $0.page,
+                            timeNs: $0.monotonicNanoseconds >= start ? $0.monotonicNanoseconds - start : 0,
+                            thread: $0.threadID)
+                    } ?? []
                 // A replay has no clock of its own: its epochs are the nominal interval apart.
                 let endMs = replayer == nil ? Double(now - start) / 1e6 : Double(number) * resolvedEpochMs
                 let durationMs = replayer == nil ? Double(now - previous) / 1e6 : resolvedEpochMs
-                trace = analyzer.analyze(written, endMs: endMs, durationMs: durationMs, faults: faultLog == nil ? nil : faults.count)
+                trace = analyzer.analyze(
+                    written, endMs: endMs, durationMs: durationMs, faults: faultLog == nil ? nil : faults.count)
             }
             previous = now
             faultCount += faults.count
             for fault in faults { faultThreads.insert(fault.thread) }
             try report(trace, faults)
             if number % max(count / 10, 1) == 0 || number == count {
-                progress("epoch \(number)/\(count): \(trace.writtenPages) pages written, \(trace.dirtyBlocks) blocks changed")
+                progress(
+                    "epoch \(number)/\(count): \(trace.writtenPages) pages written, \(trace.dirtyBlocks) blocks changed"
+                )
             }
         }
-        let tally = faultLog.map { FaultTally(faults: faultCount, threads: faultThreads.count, dropped: $0.droppedFaults) }
-        return Result(epochs: analyzer.epochs, pages: analyzer.pageActivity(), summary: analyzer.summary(faults: tally),
-                      heatmap: analyzer.heatmap)
+        let tally = faultLog.map {
+            FaultTally(faults: faultCount, threads: faultThreads.count, dropped: $0.droppedFaults)
+        }
+        return Result(
+            epochs: analyzer.epochs, pages: analyzer.pageActivity(), summary: analyzer.summary(faults: tally),
+            heatmap: analyzer.heatmap)
     }
 }

@@ -26,7 +26,8 @@ public struct WorkloadTraceRecorder: Sendable {
         try memory.prefault()
         workload.fillInitialContent(memory, seed: seed)
         try writer.append(memory)
-        let driver = WorkloadDriver(memory: memory, workload: workload, threads: threads, pagesPerSecond: pagesPerSecond, seed: seed)
+        let driver = WorkloadDriver(
+            memory: memory, workload: workload, threads: threads, pagesPerSecond: pagesPerSecond, seed: seed)
         let epochNanoseconds = UInt64(epochMs * 1e6)
         let start = MonotonicClock.nanoseconds()
         driver.start()

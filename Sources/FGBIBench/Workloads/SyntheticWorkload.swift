@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Synthetic guest-memory writers for benchmarks: each epoch writes a fixed number of distinct random pages
@@ -29,7 +29,8 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
     /// Parses a CLI name.
     public static func parse(_ name: String) throws(FGBIError) -> SyntheticWorkload {
         guard let workload = SyntheticWorkload(rawValue: name) else {
-            throw .invalidArgument("unknown workload '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .invalidArgument(
+                "unknown workload '\(name)'; choose one of \(allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return workload
     }
@@ -54,7 +55,8 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
             let kind = random.next() % 20
             if kind < 5 { continue }
             if kind < 7 && page > 0 {
-                memory.page(page).copyMemory(from: memory.page(Int(random.next() % UInt64(page))), byteCount: GuestMemory.pageSize)
+                memory.page(page).copyMemory(
+                    from: memory.page(Int(random.next() % UInt64(page))), byteCount: GuestMemory.pageSize)
                 continue
             }
             let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
@@ -102,12 +104,16 @@ public enum SyntheticWorkload: String, CaseIterable, Sendable, Codable {
         let hotPages = max(pageCount / 16, 1)
         let wordsPerPage = GuestMemory.pageSize / 8
         for _ in 0..<writes {
-            let page = random.next() % 100 < 80 ? Int(random.next() % UInt64(hotPages)) : Int(random.next() % UInt64(pageCount))
+            let page =
+                random.next() % 100 < 80
+                ? Int(random.next() % UInt64(hotPages)) : Int(random.next() % UInt64(pageCount))
             let words = memory.page(page).assumingMemoryBound(to: UInt64.self)
             let action = random.next() % 100
             switch action {
             case 0..<75:
-                for _ in 0...(random.next() % 4) { words[Int(random.next() % UInt64(wordsPerPage))] = random.next() >> 20 }
+                for _ in 0...(random.next() % 4) {
+                    words[Int(random.next() % UInt64(wordsPerPage))] = random.next() >> 20
+                }
             case 75..<85:
                 var source = Int(random.next() % UInt64(pageCount))
                 if source == page { source = (source + 1) % pageCount }

@@ -19,7 +19,10 @@ public final class WorkloadDriver: @unchecked Sendable {
     private let finished = DispatchGroup()
     private let seed: UInt64
 
-    public init(memory: GuestMemory, workload: SyntheticWorkload, threads: Int = 2, pagesPerSecond: Int = 100_000, seed: UInt64 = 7) {
+    public init(
+        memory: GuestMemory, workload: SyntheticWorkload, threads: Int = 2, pagesPerSecond: Int = 100_000,
+        seed: UInt64 = 7
+    ) {
         self.memory = memory
         self.workload = workload
         threadCount = max(threads, 1)
@@ -74,7 +77,9 @@ public final class WorkloadDriver: @unchecked Sendable {
             writersInside.add(1, ordering: .sequentiallyConsistent)
             if pauseDepth.load(ordering: .sequentiallyConsistent) > 0 {
                 writersInside.subtract(1, ordering: .sequentiallyConsistent)
-                while pauseDepth.load(ordering: .sequentiallyConsistent) > 0 && running.load(ordering: .relaxed) { sched_yield() }
+                while pauseDepth.load(ordering: .sequentiallyConsistent) > 0 && running.load(ordering: .relaxed) {
+                    sched_yield()
+                }
                 continue
             }
             workload.writeEpoch(memory, pages: batch, random: &random)

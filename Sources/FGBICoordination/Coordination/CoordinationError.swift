@@ -20,7 +20,11 @@ public enum CoordinationError: Error, Sendable, Equatable, CustomStringConvertib
             return "guest \(guest) already has a primary: node \(record.node), term \(record.term)\(left); "
                 + "stop it, or wait for its lease to expire (--acquire-wait-s)"
         case .malformedRecord(let key, let value):
-            return "etcd key \(key) holds '\(value)', which is not an FGBI record: another program uses this prefix (--cluster)"
+            return
+                """
+                etcd key \(key) holds '\(value)', which is not an FGBI record: another program uses this prefix \
+                (--cluster)
+                """
         case .termExhausted(let key):
             return "etcd key \(key) holds the largest possible term: no primary can be granted a newer one; "
                 + "someone wrote it by hand or hostile: delete the guest's keys once no node serves it"

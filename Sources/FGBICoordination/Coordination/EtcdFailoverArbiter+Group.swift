@@ -21,7 +21,8 @@ struct Candidacy: Equatable {
     init?(node: String, value: [UInt8]) {
         let fields = String(decoding: value, as: UTF8.self).split(separator: " ")
         guard fields.count == 2, fields[0].hasPrefix("term="), fields[1].hasPrefix("epoch="),
-              let term = UInt64(fields[0].dropFirst(5)), let epoch = UInt64(fields[1].dropFirst(6)) else { return nil }
+            let term = UInt64(fields[0].dropFirst(5)), let epoch = UInt64(fields[1].dropFirst(6))
+        else { return nil }
         self.init(node: node, term: term, epoch: epoch)
     }
 
@@ -58,9 +59,12 @@ extension EtcdFailoverArbiter {
             // A newer term with no primary holding it: a backup was promoted and is on its way to serving (a
             // promoted `fgbi backup --then-primary` gives its lease up and acquires the next term as `fgbi
             // primary`). Follow it rather than elect another.
-            if let termValue = try client.get(keys.term), case let term = try TermValue.decode(termValue.value, key: keys.term), term > lostTerm {
+            if let termValue = try client.get(keys.term),
+                case let term = try TermValue.decode(termValue.value, key: keys.term), term > lostTerm
+            {
                 withdrawCandidacy()
-                return .standDown("term \(term) was granted after the lost term \(lostTerm): another backup was promoted")
+                return .standDown(
+                    "term \(term) was granted after the lost term \(lostTerm): another backup was promoted")
             }
             guard let lastEpoch else {
                 withdrawCandidacy()
@@ -71,12 +75,21 @@ extension EtcdFailoverArbiter {
                 Candidacy(node: String(keyValue.key.dropFirst(keys.candidates.count)), value: keyValue.value)
             }.filter { $0.term == lostTerm }
             guard standing.count >= group.candidatesNeeded else {
-                return .wait("\(standing.count) of the \(group.candidatesNeeded) candidates needed (of \(group.backups) backups, "
-                             + "quorum \(group.quorum)) have said which epoch they hold")
+                return .wait(
+                    """
+                    \(standing.count) of the \(group.candidatesNeeded) candidates needed (of \(group.backups) \
+                    backups, 
+                    """
+                        + "quorum \(group.quorum)) have said which epoch they hold")
             }
             guard let first = Candidacy.first(standing), first.node == node else {
                 let first = Candidacy.first(standing)
-                return .wait("node \(first?.node ?? "?") holds epoch \(first?.epoch ?? 0), newer than this backup's \(lastEpoch) (or first by name)")
+                return .wait(
+                    """
+                    node \(first?.node ?? "?") holds epoch \(first?.epoch ?? 0), newer than this backup's \
+                    \(lastEpoch) (or first by name)
+                    """
+                )
             }
             let decision = try claim(at: lastEpoch)
             if case .promote = decision { withdrawCandidacy() }
@@ -107,21 +120,25 @@ extension EtcdFailoverArbiter {
         withdrawCandidacy()
         let lease = try client.grantLease(ttlSeconds: ttlSeconds)
         do {
-            try client.put(keys.candidate(node), value: Candidacy(node: node, term: term, epoch: epoch).encoded, lease: lease.id)
+            try client.put(
+                keys.candidate(node), value: Candidacy(node: node, term: term, epoch: epoch).encoded, lease: lease.id)
         } catch {
             _ = try? client.revoke(lease.id)
             throw error
         }
         candidacy.withLock { $0 = Candidacy.Held(term: term, epoch: epoch, leaseID: lease.id, renewedAt: now) }
-        logger.notice("guest \(keys.guest): node \(node) stands as a candidate for the lost term \(term) at epoch \(epoch)")
+        logger.notice(
+            "guest \(keys.guest): node \(node) stands as a candidate for the lost term \(term) at epoch \(epoch)")
     }
 
     /// Takes this node's candidacy back (its key goes with its lease).
     func withdrawCandidacy() {
-        guard let held = candidacy.withLock({ state -> Candidacy.Held? in
-            defer { state = nil }
-            return state
-        }) else { return }
+        guard
+            let held = candidacy.withLock({ state -> Candidacy.Held? in
+                defer { state = nil }
+                return state
+            })
+        else { return }
         _ = try? client.revoke(held.leaseID)
     }
 }

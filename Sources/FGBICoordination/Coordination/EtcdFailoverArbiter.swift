@@ -27,8 +27,10 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     let client: EtcdClient
 
     /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.
-    public init(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, pollInterval: Duration = .milliseconds(100),
-                logger: Logger = Logger(label: "fgbi.etcd")) throws {
+    public init(
+        client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, pollInterval: Duration = .milliseconds(100),
+        logger: Logger = Logger(label: "fgbi.etcd")
+    ) throws {
         try GuestKeys.validate(node, what: "node")
         self.client = client
         self.keys = keys
@@ -62,8 +64,9 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
         let lease = try client.grantLease(ttlSeconds: ttlSeconds)
         let claim: EtcdPrimaryLease.Claim
         do {
-            claim = try EtcdPrimaryLease.claim(client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
-                                               leaseID: lease.id, committedEpoch: lastEpoch)
+            claim = try EtcdPrimaryLease.claim(
+                client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
+                leaseID: lease.id, committedEpoch: lastEpoch)
         } catch {
             // The transaction may or may not have happened: give the lease up either way (if it did, the
             // key goes with it and the next look claims a newer term).
@@ -74,10 +77,12 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
         case .granted(let record):
             let term = record.term
             knownTerm.withLock { $0 = max($0, term) }
-            let held = EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
-                                        ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
+            let held = EtcdPrimaryLease(
+                client: client, keys: keys, record: record, leaseID: lease.id,
+                ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
             promoted.withLock { $0 = held }
-            logger.notice("guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
+            logger.notice(
+                "guest \(keys.guest): promoted node \(node) to primary with term \(term) at epoch \(lastEpoch)")
             return .promote(term: term)
         case .held(let record, _):
             _ = try? client.revoke(lease.id)
@@ -95,11 +100,13 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
                 let record = try PrimaryRecord.decode(holder.value, key: keys.primary)
                 knownTerm.withLock { $0 = max($0, record.term) }
                 let left = holder.lease == 0 ? nil : (try? client.timeToLive(holder.lease)).flatMap { $0 }
-                return .wait("node \(record.node) is primary with term \(record.term)"
-                             + (left.map { " and its lease has \($0) s left" } ?? ""))
+                return .wait(
+                    "node \(record.node) is primary with term \(record.term)"
+                        + (left.map { " and its lease has \($0) s left" } ?? ""))
             }
             guard let lastEpoch else {
-                return .standDown("the primary's lease expired, but this backup holds no committed epoch to take over with")
+                return .standDown(
+                    "the primary's lease expired, but this backup holds no committed epoch to take over with")
             }
             return try claim(at: lastEpoch)
         } catch let error as CoordinationError {

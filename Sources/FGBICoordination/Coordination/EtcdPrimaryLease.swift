@@ -48,10 +48,14 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     ///
     /// - Throws: ``CoordinationError/primaryHeld(guest:by:secondsLeft:)`` when another node holds it;
     ///   ``EtcdError`` when etcd cannot be reached within `wait`.
-    public static func acquire(client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int,
-                               wait: Duration = .zero, logger: Logger = Logger(label: "fgbi.etcd")) throws -> EtcdPrimaryLease {
+    public static func acquire(
+        client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int,
+        wait: Duration = .zero, logger: Logger = Logger(label: "fgbi.etcd")
+    ) throws -> EtcdPrimaryLease {
         try GuestKeys.validate(node, what: "node")
-        guard (1...3600).contains(ttlSeconds) else { throw FGBIError.invalidArgument("lease TTL \(ttlSeconds) s: use 1 to 3600") }
+        guard (1...3600).contains(ttlSeconds) else {
+            throw FGBIError.invalidArgument("lease TTL \(ttlSeconds) s: use 1 to 3600")
+        }
         let deadline = MonotonicClock.nanoseconds() + wait.wholeNanoseconds
         var raced = 0
         while true {
@@ -61,10 +65,12 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             do {
                 lease = try client.grantLease(ttlSeconds: ttlSeconds)
                 do {
-                    outcome = try claim(client: client, keys: keys, record: { PrimaryRecord(node: node, term: $0) }, leaseID: lease.id,
-                                        committedEpoch: nil)
+                    outcome = try claim(
+                        client: client, keys: keys, record: { PrimaryRecord(node: node, term: $0) }, leaseID: lease.id,
+                        committedEpoch: nil)
                 } catch {
-                    // The transaction may or may not have happened: give the lease up either way (the key goes with it).
+                    // The transaction may or may not have happened: give the lease up either way (the key goes with
+                    // it).
                     _ = try? client.revoke(lease.id)
                     throw error
                 }
@@ -77,10 +83,16 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             switch outcome {
             case .granted(let record):
                 if lease.ttlSeconds != ttlSeconds {
-                    logger.notice("etcd granted a lease of \(lease.ttlSeconds) s for the \(ttlSeconds) s asked (its minimum follows its election timeout)")
+                    logger.notice(
+                        """
+                        etcd granted a lease of \(lease.ttlSeconds) s for the \(ttlSeconds) s asked (its minimum \
+                        follows its election timeout)
+                        """
+                    )
                 }
-                return EtcdPrimaryLease(client: client, keys: keys, record: record, leaseID: lease.id,
-                                        ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
+                return EtcdPrimaryLease(
+                    client: client, keys: keys, record: record, leaseID: lease.id,
+                    ttlSeconds: lease.ttlSeconds, grantSent: sent, logger: logger)
             case .held(let record, let leaseOfHolder):
                 _ = try? client.revoke(lease.id)
                 if MonotonicClock.nanoseconds() >= deadline {
@@ -108,8 +120,10 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
 
     /// One transaction that makes `record(newTerm)` the guest's primary on `leaseID`, if no one is primary
     /// and the term did not move since it was read; with `committedEpoch`, also records the takeover.
-    static func claim(client: EtcdClient, keys: GuestKeys, record: (UInt64) -> PrimaryRecord, leaseID: Int64,
-                      committedEpoch: UInt64?) throws -> Claim {
+    static func claim(
+        client: EtcdClient, keys: GuestKeys, record: (UInt64) -> PrimaryRecord, leaseID: Int64,
+        committedEpoch: UInt64?
+    ) throws -> Claim {
         let termKey = try client.get(keys.term)
         let current = try termKey.map { try TermValue.decode($0.value, key: keys.term) } ?? 0
         guard current < UInt64.max else { throw CoordinationError.termExhausted(keys.term) }
@@ -136,8 +150,10 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         return .raced
     }
 
-    init(client: EtcdClient, keys: GuestKeys, record: PrimaryRecord, leaseID: Int64, ttlSeconds: Int,
-         grantSent: UInt64, logger: Logger) {
+    init(
+        client: EtcdClient, keys: GuestKeys, record: PrimaryRecord, leaseID: Int64, ttlSeconds: Int,
+        grantSent: UInt64, logger: Logger
+    ) {
         self.client = client
         self.keys = keys
         self.record = record
@@ -146,7 +162,8 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         self.leaseID = leaseID
         self.ttlSeconds = ttlSeconds
         self.logger = logger
-        state = LockedState(State(validUntil: grantSent + UInt64(ttlSeconds) * 1_000_000_000, lastRenewalSent: grantSent))
+        state = LockedState(
+            State(validUntil: grantSent + UInt64(ttlSeconds) * 1_000_000_000, lastRenewalSent: grantSent))
         Thread.detachNewThread { [self] in
             renewLoop()
             renewerDone.signal()
@@ -180,7 +197,8 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
         do {
             _ = try client.revoke(leaseID)
         } catch {
-            logger.warning("could not revoke lease \(leaseID) of guest \(keys.guest): \(error); it expires within \(ttlSeconds) s")
+            logger.warning(
+                "could not revoke lease \(leaseID) of guest \(keys.guest): \(error); it expires within \(ttlSeconds) s")
         }
     }
 
@@ -204,8 +222,13 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             do {
                 guard try ownsPrimaryKey() else {
                     state.withLock { $0.validUntil = 0 }
-                    lose(reason: "the guest's primary key (\(keys.primary)) no longer holds this node's record on its lease: "
-                         + "deleted or rewritten by someone else")
+                    lose(
+                        reason:
+                            """
+                            the guest's primary key (\(keys.primary)) no longer holds this node's record on its \
+                            lease: 
+                            """
+                                + "deleted or rewritten by someone else")
                     return
                 }
                 if let granted = try client.keepAlive(leaseID) {
@@ -224,7 +247,12 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             } catch {
                 let left = Double(Int64(validUntil) - Int64(MonotonicClock.nanoseconds())) / 1e9
                 state.withLock { $0.reason = "cannot renew the lease: \(error)" }
-                logger.warning("guest \(keys.guest): cannot renew lease (\(error)); primaryship runs out in \(String(format: "%.2f", max(left, 0))) s")
+                logger.warning(
+                    """
+                    guest \(keys.guest): cannot renew lease (\(error)); primaryship runs out in \
+                    \(String(format: "%.2f", max(left, 0))) s
+                    """
+                )
                 nextRenewal = MonotonicClock.nanoseconds() + min(interval, 100_000_000)
             }
         }
@@ -235,7 +263,9 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     /// lease alone would go on renewing) means another node may be promoted: stop confirming.
     private func ownsPrimaryKey() throws -> Bool {
         let check = EtcdTransaction(
-            compare: [EtcdCompare(key: keys.primary, .value(record.encoded)), EtcdCompare(key: keys.primary, .lease(leaseID))],
+            compare: [
+                EtcdCompare(key: keys.primary, .value(record.encoded)), EtcdCompare(key: keys.primary, .lease(leaseID)),
+            ],
             success: [], failure: [])
         return try client.transaction(check).succeeded
     }

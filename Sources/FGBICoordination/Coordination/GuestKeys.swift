@@ -28,7 +28,8 @@ public struct GuestKeys: Sendable, Equatable {
     /// Checks a name used in keys (cluster, guest, node).
     public static func validate(_ name: String, what: String) throws(CoordinationError) {
         let allowed = name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte == 0x2D
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x5F || byte == 0x2D
         }
         guard (1...64).contains(name.utf8.count), allowed else {
             throw .invalidName(what, name)

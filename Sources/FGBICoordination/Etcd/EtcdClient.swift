@@ -42,8 +42,10 @@ public final class EtcdClient: Sendable {
     ///
     /// With `credentials` (etcd's user/password authentication), the client authenticates on first use and
     /// sends the token etcd gave with every request, authenticating again when etcd says the token expired.
-    public init(endpoints: [String], requestTimeout: Duration = .milliseconds(1000), tls: EtcdTLS? = nil,
-                credentials: EtcdCredentials? = nil, logger: Logger = Logger(label: "fgbi.etcd")) throws(EtcdError) {
+    public init(
+        endpoints: [String], requestTimeout: Duration = .milliseconds(1000), tls: EtcdTLS? = nil,
+        credentials: EtcdCredentials? = nil, logger: Logger = Logger(label: "fgbi.etcd")
+    ) throws(EtcdError) {
         precondition(requestTimeout > .zero, "an etcd request timeout must be positive")
         guard !endpoints.isEmpty else {
             throw EtcdError(operation: "etcd client", endpoint: "", reason: .invalidEndpoint("no endpoints given"))
@@ -52,17 +54,21 @@ public final class EtcdClient: Sendable {
         for text in endpoints { members.append(try EtcdEndpoint(text)) }
         let secure = members.filter(\.isSecure).count
         guard secure == 0 || secure == members.count else {
-            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","),
-                            reason: .invalidEndpoint("mixed http:// and https:// members: give every member with https://"))
+            throw EtcdError(
+                operation: "etcd client", endpoint: endpoints.joined(separator: ","),
+                reason: .invalidEndpoint("mixed http:// and https:// members: give every member with https://"))
         }
         if tls != nil && secure == 0 {
-            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","),
-                            reason: .invalidEndpoint("TLS options were given for http:// members: give them as https://"))
+            throw EtcdError(
+                operation: "etcd client", endpoint: endpoints.joined(separator: ","),
+                reason: .invalidEndpoint("TLS options were given for http:// members: give them as https://"))
         }
         do throws(TLSFailure) {
             transport = EtcdHTTPTransport(tls: secure > 0 ? try TLSClientContext(tls ?? EtcdTLS()) : nil)
         } catch {
-            throw EtcdError(operation: "etcd client", endpoint: endpoints.joined(separator: ","), reason: .invalidEndpoint(error.description))
+            throw EtcdError(
+                operation: "etcd client", endpoint: endpoints.joined(separator: ","),
+                reason: .invalidEndpoint(error.description))
         }
         self.members = members
         self.endpoints = members.map(\.url)
@@ -80,9 +86,10 @@ public final class EtcdClient: Sendable {
             let header = try response.requiredObject("header")
             let version = try response.string("version")
             guard !version.isEmpty else { throw EtcdJSON.Malformed(detail: "field 'version' is missing") }
-            return EtcdStatus(endpoint: endpoint.url, version: version, memberID: try header.uint64("member_id"),
-                              leader: try response.uint64("leader"), revision: try header.requiredInt64("revision"),
-                              raftTerm: try response.uint64("raftTerm"))
+            return EtcdStatus(
+                endpoint: endpoint.url, version: version, memberID: try header.uint64("member_id"),
+                leader: try response.uint64("leader"), revision: try header.requiredInt64("revision"),
+                raftTerm: try response.uint64("raftTerm"))
         }
     }
 
@@ -109,7 +116,9 @@ public final class EtcdClient: Sendable {
         precondition(prefix.hasSuffix("/"), "a key prefix ends in /")
         // The range end is the prefix with its last byte incremented: '/' + 1 is '0'.
         let end = String(prefix.dropLast()) + "0"
-        return try call("etcd get prefix", "v3/kv/range", ["key": EtcdJSON.base64(prefix), "range_end": EtcdJSON.base64(end)]) {
+        return try call(
+            "etcd get prefix", "v3/kv/range", ["key": EtcdJSON.base64(prefix), "range_end": EtcdJSON.base64(end)]
+        ) {
             (response, _) throws(EtcdJSON.Malformed) in
             _ = try response.headerRevision()
             var keyValues: [EtcdKeyValue] = []
@@ -132,59 +141,10 @@ public final class EtcdClient: Sendable {
     /// Deletes `key`; whether it existed.
     @discardableResult
     public func delete(_ key: String) throws(EtcdError) -> Bool {
-        try call("etcd delete", "v3/kv/deleterange", ["key": EtcdJSON.base64(key)]) { (response, _) throws(EtcdJSON.Malformed) in
+        try call("etcd delete", "v3/kv/deleterange", ["key": EtcdJSON.base64(key)]) {
+            (response, _) throws(EtcdJSON.Malformed) in
             _ = try response.headerRevision()
             return try response.int64("deleted") > 0
-        }
-    }
-
-    // MARK: Leases
-
-    /// A new lease that expires `ttlSeconds` after it is granted unless kept alive. etcd grants at least its
-    /// minimum TTL (about 2 s with its default election timeout), so the granted TTL may be longer.
-    public func grantLease(ttlSeconds: Int) throws(EtcdError) -> EtcdLease {
-        precondition(ttlSeconds > 0, "a lease TTL must be positive")
-        return try call("etcd lease grant", "v3/lease/grant", ["TTL": String(ttlSeconds)]) { (response, _) throws(EtcdJSON.Malformed) in
-            _ = try response.headerRevision()
-            let id = try response.requiredInt64("ID")
-            let ttl = try response.requiredInt64("TTL")
-            guard id != 0, ttl > 0 else { throw EtcdJSON.Malformed(detail: "granted lease \(id) with TTL \(ttl)") }
-            return EtcdLease(id: id, ttlSeconds: Int(clamping: ttl))
-        }
-    }
-
-    /// Renews the lease for its whole TTL; the TTL it now has in seconds, or nil when the lease has expired
-    /// (or never existed), which means the keys attached to it are gone.
-    public func keepAlive(_ leaseID: Int64) throws(EtcdError) -> Int? {
-        // A stream in gRPC; the gateway answers one request with one `{"result": ...}` line.
-        try call("etcd lease keepalive", "v3/lease/keepalive", ["ID": String(leaseID)], stream: true) { (response, _) throws(EtcdJSON.Malformed) in
-            let result = try response.requiredObject("result")
-            _ = try result.headerRevision()
-            let ttl = try result.int64("TTL")
-            return ttl > 0 ? Int(clamping: ttl) : nil
-        }
-    }
-
-    /// Ends the lease now, deleting the keys attached to it; false when it had already expired or never existed.
-    @discardableResult
-    public func revoke(_ leaseID: Int64) throws(EtcdError) -> Bool {
-        do throws(EtcdError) {
-            return try call("etcd lease revoke", "v3/lease/revoke", ["ID": String(leaseID)]) { (response, _) throws(EtcdJSON.Malformed) in
-                _ = try response.headerRevision()
-                return true
-            }
-        } catch where error.serverCode == GRPCStatus.notFound {
-            return false
-        }
-    }
-
-    /// The seconds the lease has left, or nil when it has expired or never existed.
-    public func timeToLive(_ leaseID: Int64) throws(EtcdError) -> Int? {
-        try call("etcd lease timetolive", "v3/lease/timetolive", ["ID": String(leaseID)]) { (response, _) throws(EtcdJSON.Malformed) in
-            _ = try response.headerRevision()
-            // etcd answers -1 for a lease it does not know.
-            let ttl = try response.int64("TTL")
-            return ttl >= 0 ? Int(clamping: ttl) : nil
         }
     }
 
@@ -220,7 +180,8 @@ public final class EtcdClient: Sendable {
                     results.append(.delete(deleted: try delete.int64("deleted")))
                 }
             }
-            return EtcdTransactionResult(succeeded: succeeded, revision: try response.headerRevision(), responses: results)
+            return EtcdTransactionResult(
+                succeeded: succeeded, revision: try response.headerRevision(), responses: results)
         }
     }
 
@@ -264,7 +225,7 @@ public final class EtcdClient: Sendable {
     /// Sends `body` to `path` on the preferred member, and on to the others while members fail
     /// (``EtcdError/isEndpointFailure``); `parse` reads the answer. `stream` marks a gRPC stream, whose
     /// answer is one JSON object per line: the first is read.
-    private func call<T>(
+    func call<T>(
         _ operation: String, _ path: String, _ body: [String: Any], stream: Bool = false,
         parse: (EtcdJSON.Object, EtcdEndpoint) throws(EtcdJSON.Malformed) -> T
     ) throws(EtcdError) -> T {
@@ -280,24 +241,28 @@ public final class EtcdClient: Sendable {
                 do throws(EtcdJSON.Malformed) {
                     value = try parse(response, member)
                 } catch {
-                    throw EtcdError(operation: operation, endpoint: member.url, reason: .malformedResponse(error.detail))
+                    throw EtcdError(
+                        operation: operation, endpoint: member.url, reason: .malformedResponse(error.detail))
                 }
                 if index != first {
                     preferred.store(index, ordering: .relaxed)
                     logger.notice("\(operation): \(member.url) answered; asking it first from now on")
                 }
                 return value
-            } catch where error.isEndpointFailure && members.count > 1 {
+            } catch  where error.isEndpointFailure && members.count > 1 {
                 logger.warning("\(error.description)")
                 failures.append(error)
             }
         }
-        throw EtcdError(operation: operation, endpoint: endpoints.joined(separator: ","), reason: .noEndpointAnswered(failures))
+        throw EtcdError(
+            operation: operation, endpoint: endpoints.joined(separator: ","), reason: .noEndpointAnswered(failures))
     }
 
     /// One request to one member: its answer as a JSON object, or why there is none.
-    private func exchange(_ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
-                          stream: Bool) throws(EtcdError) -> EtcdJSON.Object {
+    private func exchange(
+        _ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
+        stream: Bool
+    ) throws(EtcdError) -> EtcdJSON.Object {
         guard let credentials, path != Self.authenticatePath else {
             return try exchangeOnce(operation, path, data, on: member, stream: stream, token: nil)
         }
@@ -306,7 +271,7 @@ public final class EtcdClient: Sendable {
         if let known { token = known } else { token = try authenticate(credentials, on: member) }
         do throws(EtcdError) {
             return try exchangeOnce(operation, path, data, on: member, stream: stream, token: token)
-        } catch where known != nil && error.isExpiredToken {
+        } catch  where known != nil && error.isExpiredToken {
             // The token expired (or the member restarted): once more with a new one.
             let fresh = try authenticate(credentials, on: member)
             return try exchangeOnce(operation, path, data, on: member, stream: stream, token: fresh)
@@ -318,24 +283,30 @@ public final class EtcdClient: Sendable {
     /// Asks `member` for a token for `credentials`, and keeps it.
     private func authenticate(_ credentials: EtcdCredentials, on member: EtcdEndpoint) throws(EtcdError) -> String {
         let body = EtcdJSON.encode(["name": credentials.user, "password": credentials.password])
-        let answer = try exchangeOnce("etcd authenticate as \(credentials.user)", Self.authenticatePath, body, on: member, stream: false, token: nil)
+        let answer = try exchangeOnce(
+            "etcd authenticate as \(credentials.user)", Self.authenticatePath, body, on: member, stream: false,
+            token: nil)
         let token: String
         do throws(EtcdJSON.Malformed) {
             token = try answer.string("token")
         } catch {
-            throw EtcdError(operation: "etcd authenticate", endpoint: member.url, reason: .malformedResponse(error.detail))
+            throw EtcdError(
+                operation: "etcd authenticate", endpoint: member.url, reason: .malformedResponse(error.detail))
         }
         guard !token.isEmpty, !token.contains("\r"), !token.contains("\n") else {
-            throw EtcdError(operation: "etcd authenticate", endpoint: member.url,
-                            reason: .malformedResponse("no usable token (is authentication enabled in etcd?)"))
+            throw EtcdError(
+                operation: "etcd authenticate", endpoint: member.url,
+                reason: .malformedResponse("no usable token (is authentication enabled in etcd?)"))
         }
         tokens.withLock { $0[member.url] = token }
         return token
     }
 
     /// One request to one member with `token`, if any.
-    private func exchangeOnce(_ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
-                              stream: Bool, token: String?) throws(EtcdError) -> EtcdJSON.Object {
+    private func exchangeOnce(
+        _ operation: String, _ path: String, _ data: Data, on member: EtcdEndpoint,
+        stream: Bool, token: String?
+    ) throws(EtcdError) -> EtcdJSON.Object {
         func failure(_ reason: EtcdError.Reason) -> EtcdError {
             EtcdError(operation: operation, endpoint: member.url, reason: reason)
         }

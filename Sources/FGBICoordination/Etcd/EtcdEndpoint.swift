@@ -19,7 +19,12 @@ struct EtcdEndpoint: Sendable, Equatable, CustomStringConvertible {
             if trimmed.contains("://") {
                 throw invalid("only http:// and https:// URLs are supported (give https://host:port)")
             }
-            throw invalid("the scheme is missing: give https://\(trimmed.isEmpty ? "host:port" : trimmed) (or http:// on a private network)")
+            throw invalid(
+                """
+                the scheme is missing: give https://\(trimmed.isEmpty ? "host:port" : trimmed) (or http:// on a \
+                private network)
+                """
+            )
         }
         let scheme = secure ? "https://" : "http://"
         let authority = trimmed.dropFirst(scheme.count)
@@ -32,21 +37,25 @@ struct EtcdEndpoint: Sendable, Equatable, CustomStringConvertible {
         let host: Substring
         let portText: Substring
         if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw invalid("an IPv6 address needs its closing ]") }
+            guard let close = authority.firstIndex(of: "]") else {
+                throw invalid("an IPv6 address needs its closing ]")
+            }
             host = authority[authority.startIndex...close]
             let rest = authority[authority.index(after: close)...]
             guard rest.hasPrefix(":") else { throw invalid("the port is missing: give \(scheme)\(host):2379") }
             portText = rest.dropFirst()
         } else {
             guard let colon = authority.lastIndex(of: ":") else {
-                throw invalid("the port is missing: give \(scheme)\(authority.isEmpty ? "host" : String(authority)):2379")
+                throw invalid(
+                    "the port is missing: give \(scheme)\(authority.isEmpty ? "host" : String(authority)):2379")
             }
             host = authority[..<colon]
             portText = authority[authority.index(after: colon)...]
             guard !host.contains(":") else { throw invalid("put an IPv6 address in brackets: \(scheme)[address]:port") }
         }
         guard !host.isEmpty, host != "[]" else { throw invalid("the host is missing: give \(scheme)host:port") }
-        let allowed = host.hasPrefix("[")
+        let allowed =
+            host.hasPrefix("[")
             ? host.dropFirst().dropLast().allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." }
             : host.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == "_") }
         guard allowed else { throw invalid("'\(host)' is not a host name or address") }

@@ -1,7 +1,8 @@
 import FGBI
 import Foundation
 
-/// Synchronous HTTP/1.1 POSTs with a deadline, on POSIX sockets (``HTTPConnection``), over TLS for `https://`, with idle connections
+/// Synchronous HTTP/1.1 POSTs with a deadline, on POSIX sockets (``HTTPConnection``), over TLS for `https://`, with
+/// idle connections
 /// kept per endpoint for the next request.
 ///
 /// Why not Foundation's URLSession, which ships with the toolchain: it was tried first and works for
@@ -48,11 +49,18 @@ final class EtcdHTTPTransport: Sendable {
     /// timeout); when such a connection closes before a single byte of the answer, the request is sent once
     /// more on a new connection, within the same deadline.
     /// `authorization`: etcd's auth token, sent as the `Authorization` header.
-    func post(_ endpoint: EtcdEndpoint, path: String, body: Data, authorization: String? = nil,
-              timeout: Duration) -> Result<Reply, Failure> {
+    func post(
+        _ endpoint: EtcdEndpoint, path: String, body: Data, authorization: String? = nil,
+        timeout: Duration
+    ) -> Result<Reply, Failure> {
         let deadline = MonotonicClock.nanoseconds() + timeout.wholeNanoseconds
         let token = authorization.map { "Authorization: \($0)\r\n" } ?? ""
-        var request = Array("POST /\(path) HTTP/1.1\r\nHost: \(endpoint.host):\(endpoint.port)\r\n\(token)Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+        var request = Array(
+            """
+            POST /\(path) HTTP/1.1\r\nHost: \(endpoint.host):\(endpoint.port)\r\n\(token)Content-Type: \
+            application/json\r\nContent-Length: \(body.count)\r\n\r\n
+            """
+            .utf8)
         request += body
         while true {
             let reused = idle.take(endpoint.url)
@@ -61,8 +69,9 @@ final class EtcdHTTPTransport: Sendable {
                 connection = reused
             } else {
                 do throws(HTTPConnection.Failure) {
-                    connection = try HTTPConnection.open(host: endpoint.host, port: endpoint.port,
-                                                         tls: endpoint.isSecure ? tls : nil, deadline: deadline)
+                    connection = try HTTPConnection.open(
+                        host: endpoint.host, port: endpoint.port,
+                        tls: endpoint.isSecure ? tls : nil, deadline: deadline)
                 } catch {
                     return .failure(Self.failure(error))
                 }

@@ -27,7 +27,9 @@ enum EtcdJSON {
         } catch {
             throw Malformed(detail: "not JSON: \(excerpt(data))")
         }
-        guard let dictionary = value as? [String: Any] else { throw Malformed(detail: "not a JSON object: \(excerpt(data))") }
+        guard let dictionary = value as? [String: Any] else {
+            throw Malformed(detail: "not a JSON object: \(excerpt(data))")
+        }
         return Object(dictionary, path: "")
     }
 
@@ -35,7 +37,10 @@ enum EtcdJSON {
     static func excerpt(_ data: Data, limit: Int = 80) -> String {
         if data.isEmpty { return "empty body" }
         let text = String(decoding: data.prefix(limit), as: UTF8.self)
-        let printable = String(text.unicodeScalars.map { $0.properties.isWhitespace ? " " : ($0.value < 0x20 || $0.value == 0xFFFD ? "." : Character($0)) })
+        let printable = String(
+            text.unicodeScalars.map {
+                $0.properties.isWhitespace ? " " : ($0.value < 0x20 || $0.value == 0xFFFD ? "." : Character($0))
+            })
         return "'\(printable)\(data.count > limit ? "..." : "")'"
     }
 
@@ -93,21 +98,27 @@ enum EtcdJSON {
 
         func string(_ field: String) throws(Malformed) -> String {
             guard has(field) else { return "" }
-            guard let text = fields[field] as? String else { throw Malformed(detail: "field '\(name(field))' is not a string") }
+            guard let text = fields[field] as? String else {
+                throw Malformed(detail: "field '\(name(field))' is not a string")
+            }
             return text
         }
 
         /// A bytes field, base64 in protobuf JSON; empty when absent.
         func bytes(_ field: String) throws(Malformed) -> [UInt8] {
             let text = try string(field)
-            guard let data = Data(base64Encoded: text) else { throw Malformed(detail: "field '\(name(field))' is not base64") }
+            guard let data = Data(base64Encoded: text) else {
+                throw Malformed(detail: "field '\(name(field))' is not base64")
+            }
             return [UInt8](data)
         }
 
         /// A nested object, nil when absent.
         func object(_ field: String) throws(Malformed) -> Object? {
             guard has(field) else { return nil }
-            guard let nested = fields[field] as? [String: Any] else { throw Malformed(detail: "field '\(name(field))' is not an object") }
+            guard let nested = fields[field] as? [String: Any] else {
+                throw Malformed(detail: "field '\(name(field))' is not an object")
+            }
             return Object(nested, path: name(field))
         }
 
@@ -120,7 +131,9 @@ enum EtcdJSON {
         /// An array of objects; empty when absent.
         func objects(_ field: String) throws(Malformed) -> [Object] {
             guard has(field) else { return [] }
-            guard let array = fields[field] as? [Any] else { throw Malformed(detail: "field '\(name(field))' is not an array") }
+            guard let array = fields[field] as? [Any] else {
+                throw Malformed(detail: "field '\(name(field))' is not an array")
+            }
             var result: [Object] = []
             for (index, element) in array.enumerated() {
                 guard let nested = element as? [String: Any] else {

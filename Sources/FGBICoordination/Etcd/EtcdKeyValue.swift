@@ -12,7 +12,9 @@ public struct EtcdKeyValue: Sendable, Equatable {
     /// The lease the key is attached to, 0 for none.
     public var lease: Int64
 
-    public init(key: String, value: [UInt8], createRevision: Int64, modRevision: Int64, version: Int64, lease: Int64 = 0) {
+    public init(
+        key: String, value: [UInt8], createRevision: Int64, modRevision: Int64, version: Int64, lease: Int64 = 0
+    ) {
         self.key = key
         self.value = value
         self.createRevision = createRevision

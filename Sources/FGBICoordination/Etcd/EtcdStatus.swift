@@ -14,7 +14,8 @@ public struct EtcdStatus: Sendable, Equatable {
     /// The raft term.
     public var raftTerm: UInt64
 
-    public init(endpoint: String, version: String, memberID: UInt64, leader: UInt64, revision: Int64, raftTerm: UInt64) {
+    public init(endpoint: String, version: String, memberID: UInt64, leader: UInt64, revision: Int64, raftTerm: UInt64)
+    {
         self.endpoint = endpoint
         self.version = version
         self.memberID = memberID

@@ -19,9 +19,11 @@ public enum GRPCStatus {
 
     /// The code's name as gRPC spells it ("NotFound"), or "code N" for one it does not define.
     public static func name(_ code: Int) -> String {
-        let names = ["OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
-                     "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-                     "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"]
+        let names = [
+            "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound", "AlreadyExists",
+            "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
+            "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated",
+        ]
         return names.indices.contains(code) ? names[code] : "code \(code)"
     }
 }

@@ -3,7 +3,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A TCP connection for HTTP/1.1 whose every step ends by a deadline (a `MonotonicClock` reading in
@@ -48,7 +48,9 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// Connects to `host` (a name, an IPv4 address or a bracketed IPv6 address) at `port`, trying each address
     /// the name resolves to until one answers or the deadline passes.
-    static func open(host: String, port: Int, tls: TLSClientContext? = nil, deadline: UInt64) throws(Failure) -> HTTPConnection {
+    static func open(host: String, port: Int, tls: TLSClientContext? = nil, deadline: UInt64) throws(Failure)
+        -> HTTPConnection
+    {
         let connection = try openTCP(host: host, port: port, deadline: deadline)
         if let tls { try connection.shakeHands(tls, host: host, deadline: deadline) }
         return connection
@@ -77,7 +79,9 @@ final class HTTPConnection: @unchecked Sendable {
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         var lastFailure = Failure.unreachable("\(name) resolved to no address")
         for address in try resolve(name, port: port, deadline: deadline) {
-            let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(
+                address.family,
+                Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw Failure.unreachable("socket: \(errorText(errno))") }
             let connection = HTTPConnection(descriptor: fd)
             var one: Int32 = 1
@@ -168,7 +172,8 @@ final class HTTPConnection: @unchecked Sendable {
             } else if errno == EAGAIN || errno == EINTR {
                 try wait(for: Int16(POLLOUT), deadline: deadline)
             } else {
-                throw errno == EPIPE || errno == ECONNRESET ? Failure.closedBeforeAnswer : Failure.unreachable("send: \(Self.errorText(errno))")
+                throw errno == EPIPE || errno == ECONNRESET
+                    ? Failure.closedBeforeAnswer : Failure.unreachable("send: \(Self.errorText(errno))")
             }
         }
     }
@@ -176,7 +181,9 @@ final class HTTPConnection: @unchecked Sendable {
     private func sendTLS(_ tls: OpaquePointer, _ bytes: [UInt8], deadline: UInt64) throws(Failure) {
         var offset = 0
         while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes { raw in SSL_write(tls, raw.baseAddress! + offset, Int32(raw.count - offset)) }
+            let sent = bytes.withUnsafeBytes { raw in
+                SSL_write(tls, raw.baseAddress! + offset, Int32(raw.count - offset))
+            }
             if sent > 0 {
                 offset += Int(sent)
                 continue
@@ -264,7 +271,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     /// A line ending in CRLF (or LF), without it; at most `limit` bytes.
     func readLine(limit: Int, deadline: UInt64) throws(Failure) -> [UInt8] {
-        var scanned = 0  // bytes after `start` known to hold no newline
+        var scanned = 0 // bytes after `start` known to hold no newline
         while true {
             if let newline = received[(start + scanned)...].firstIndex(of: UInt8(ascii: "\n")) {
                 var line = Array(received[start..<newline])

@@ -25,7 +25,9 @@ struct HTTPResponse {
         }
     }
 
-    private static func readOne(from connection: HTTPConnection, deadline: UInt64) throws(HTTPConnection.Failure) -> HTTPResponse {
+    private static func readOne(from connection: HTTPConnection, deadline: UInt64) throws(HTTPConnection.Failure)
+        -> HTTPResponse
+    {
         let statusLine = try readStatusLine(from: connection, deadline: deadline)
         var headers: [String: String] = [:]
         var headerBytes = 0
@@ -35,8 +37,11 @@ struct HTTPResponse {
             headerBytes += line.count
             guard headerBytes <= 4 * lineLimit else { throw .notHTTP("headers over \(4 * lineLimit) bytes") }
             let text = String(decoding: line, as: UTF8.self)
-            guard let colon = text.firstIndex(of: ":") else { throw .notHTTP("a header line without a colon: \(shown(line))") }
-            headers[text[..<colon].lowercased()] = text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            guard let colon = text.firstIndex(of: ":") else {
+                throw .notHTTP("a header line without a colon: \(shown(line))")
+            }
+            headers[text[..<colon].lowercased()] = text[text.index(after: colon)...].trimmingCharacters(
+                in: .whitespaces)
         }
         let status = statusLine.status
         var keepAlive = statusLine.minorVersion >= 1 && headers["connection"]?.lowercased() != "close"
@@ -47,7 +52,9 @@ struct HTTPResponse {
             guard coding == "chunked" else { throw .notHTTP("transfer coding '\(coding)' is not supported") }
             body = try readChunked(from: connection, deadline: deadline)
         } else if let length = headers["content-length"] {
-            guard let count = Int(length), count >= 0 else { throw .notHTTP("Content-Length '\(length)' is not a length") }
+            guard let count = Int(length), count >= 0 else {
+                throw .notHTTP("Content-Length '\(length)' is not a length")
+            }
             guard count <= bodyLimit else { throw .notHTTP("a body of \(count) bytes") }
             body = try connection.read(count, deadline: deadline)
         } else {
@@ -58,15 +65,19 @@ struct HTTPResponse {
     }
 
     /// `HTTP/1.x NNN reason`; anything else is not HTTP, reported with what came instead.
-    private static func readStatusLine(from connection: HTTPConnection,
-                                       deadline: UInt64) throws(HTTPConnection.Failure) -> (minorVersion: Int, status: Int) {
+    private static func readStatusLine(
+        from connection: HTTPConnection,
+        deadline: UInt64
+    ) throws(HTTPConnection.Failure) -> (minorVersion: Int, status: Int) {
         let line: [UInt8]
         do {
             line = try connection.readLine(limit: lineLimit, deadline: deadline)
         } catch {
             // A peer that sends something other than HTTP and holds the connection would otherwise keep the
             // caller waiting for a line end until the deadline; what it sent tells enough.
-            if case .timedOut = error, !connection.pending.isEmpty, !connection.pending.starts(with: "HTTP/1.".utf8.prefix(connection.pending.count)) {
+            if case .timedOut = error, !connection.pending.isEmpty,
+                !connection.pending.starts(with: "HTTP/1.".utf8.prefix(connection.pending.count))
+            {
                 throw .notHTTP("the answer begins \(shown(connection.pending))")
             }
             throw error
@@ -74,7 +85,8 @@ struct HTTPResponse {
         let text = String(decoding: line, as: UTF8.self)
         let parts = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let minor = Int(parts[0].dropFirst("HTTP/1.".count)),
-              parts[1].count == 3, let status = Int(parts[1]), status >= 100 else {
+            parts[1].count == 3, let status = Int(parts[1]), status >= 100
+        else {
             throw .notHTTP("the answer begins \(shown(line))")
         }
         return (minor, status)
@@ -82,7 +94,9 @@ struct HTTPResponse {
 
     /// A chunked body: hex sizes (extensions ignored), each chunk followed by CRLF, a zero-size chunk, then
     /// trailer lines up to an empty one.
-    private static func readChunked(from connection: HTTPConnection, deadline: UInt64) throws(HTTPConnection.Failure) -> [UInt8] {
+    private static func readChunked(from connection: HTTPConnection, deadline: UInt64) throws(HTTPConnection.Failure)
+        -> [UInt8]
+    {
         var body: [UInt8] = []
         while true {
             let line = try connection.readLine(limit: lineLimit, deadline: deadline)
@@ -93,7 +107,9 @@ struct HTTPResponse {
             if size == 0 { break }
             guard body.count + size <= bodyLimit else { throw .notHTTP("a body over \(bodyLimit) bytes") }
             body += try connection.read(size, deadline: deadline)
-            guard try connection.readLine(limit: 2, deadline: deadline).isEmpty else { throw .notHTTP("a chunk longer than its size") }
+            guard try connection.readLine(limit: 2, deadline: deadline).isEmpty else {
+                throw .notHTTP("a chunk longer than its size")
+            }
         }
         while try !connection.readLine(limit: lineLimit, deadline: deadline).isEmpty {}
         return body

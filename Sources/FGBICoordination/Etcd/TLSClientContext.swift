@@ -1,7 +1,7 @@
 import COpenSSL
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How to reach etcd over TLS (`https://` endpoints): the certificate authority that signed etcd's server
@@ -72,7 +72,11 @@ final class TLSClientContext: @unchecked Sendable {
         } else {
             X509_VERIFY_PARAM_set1_host(parameters, name, 0)
             // SSL_set_tlsext_host_name, a macro: OpenSSL copies the name.
-            _ = name.withCString { SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: $0)) }
+            _ = name.withCString {
+                SSL_ctrl(
+                    ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name),
+                    UnsafeMutableRawPointer(mutating: $0))
+            }
         }
         return ssl
     }
@@ -86,7 +90,11 @@ final class TLSClientContext: @unchecked Sendable {
     static func handshakeFailure(_ ssl: OpaquePointer) -> String {
         let verify = SSL_get_verify_result(ssl)
         if verify != Int(X509_V_OK) {
-            return "the server's certificate was refused: \(String(cString: X509_verify_cert_error_string(verify))) (check --etcd-ca and the host in --etcd)"
+            return
+                """
+                the server's certificate was refused: \(String(cString: X509_verify_cert_error_string(verify))) \
+                (check --etcd-ca and the host in --etcd)
+                """
         }
         return lastError("TLS handshake")
     }

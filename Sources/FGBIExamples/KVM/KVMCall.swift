@@ -1,7 +1,7 @@
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Turns the KVM shim's `-errno` results into ``SystemError``s (through the library's one syscall-to-error path)
@@ -10,7 +10,9 @@ enum KVMCall {
     /// Runs a shim call that returns a non-negative value or `-errno`, retrying EINTR (``Syscall/shim(_:hint:_:)``
     /// with the KVM hints).
     @discardableResult
-    static func check<T: SignedInteger>(_ operation: @autoclosure () -> String, _ body: () -> T) throws(SystemError) -> T {
+    static func check<T: SignedInteger>(_ operation: @autoclosure () -> String, _ body: () -> T) throws(SystemError)
+        -> T
+    {
         try Syscall.shim(operation(), hint: { hint(for: operation(), errno: $0) }, body)
     }
 
@@ -18,7 +20,7 @@ enum KVMCall {
     static func hint(for operation: String, errno code: Int32) -> String {
         switch code {
         case ENOENT where operation.hasPrefix("open(/dev/kvm)"), ENODEV where operation.hasPrefix("open(/dev/kvm)"),
-             ENXIO where operation.hasPrefix("open(/dev/kvm)"):
+            ENXIO where operation.hasPrefix("open(/dev/kvm)"):
             return "no KVM on this host (/dev/kvm is missing): enable virtualisation or load kvm-intel/kvm-amd"
         case EACCES, EPERM:
             return "run as root or add the user to the kvm group"

@@ -3,7 +3,7 @@ import FGBIBench
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What `fgbi example kvm` does, as a library call the CLI and the tests share: run the guest unreplicated
@@ -46,10 +46,12 @@ public enum KVMExample {
 
         /// The arguments that make a child `fgbi` run the same primary.
         public func childArguments(backupPort: UInt16) -> [String] {
-            ["example", "kvm", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--seed", "\(seed)",
-             "--operations", "\(operations)", "--ram-mib", "\(ramMiB)",
-             "--epoch-ms", "\(epochInterval.wholeMilliseconds)", "--progress-every", "\(progressEvery)",
-             "--guest", imagePath] + (killAfterOperations.map { ["--kill-after-operations", "\($0)"] } ?? [])
+            [
+                "example", "kvm", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--seed", "\(seed)",
+                "--operations", "\(operations)", "--ram-mib", "\(ramMiB)",
+                "--epoch-ms", "\(epochInterval.wholeMilliseconds)", "--progress-every", "\(progressEvery)",
+                "--guest", imagePath,
+            ] + (killAfterOperations.map { ["--kill-after-operations", "\($0)"] } ?? [])
         }
     }
 
@@ -82,7 +84,8 @@ public enum KVMExample {
 
     /// Runs the guest once without replication and returns its checksum, operations and wall time.
     public static func reference(image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int) throws
-        -> (checksum: UInt64, operations: UInt64, seconds: Double) {
+        -> (checksum: UInt64, operations: UInt64, seconds: Double)
+    {
         let memory = try GuestMemory.memfd(length: ramBytes, name: "fgbi-kvm-reference")
         let guest = try KVMGuest.fresh(image: image, parameters: parameters, memory: memory)
         let start = MonotonicClock.nanoseconds()
@@ -95,8 +98,10 @@ public enum KVMExample {
     }
 
     /// The whole example. `progress` gets human-readable lines (the CLI prints them on standard error).
-    public static func run(_ options: Options, launch: PrimaryLaunch,
-                           progress: @escaping @Sendable (String) -> Void = { _ in }) throws -> Report {
+    public static func run(
+        _ options: Options, launch: PrimaryLaunch,
+        progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws -> Report {
         let image = try KVMGuestImage(path: options.imagePath)
         let ramBytes = options.ramMiB << 20
         let parameters = options.parameters
@@ -108,7 +113,8 @@ public enum KVMExample {
         let backupState = try GuestMemory.memfd(length: GuestMemory.pageSize, name: "fgbi-kvm-backup-vcpu")
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.primaryTimeout = .milliseconds(100)
-        let backup = try Backup(regions: regions(memory: backupMemory, state: backupState), configuration: configuration)
+        let backup = try Backup(
+            regions: regions(memory: backupMemory, state: backupState), configuration: configuration)
         let served = try backup.start()
 
         var killedMidRun = false
@@ -123,7 +129,7 @@ public enum KVMExample {
                 killedMidRun = try runChildProcess(options, executable: executable, backup: backup, progress: progress)
             }
         } catch {
-            backup.stop()   // nothing will fail over: end the serving thread
+            backup.stop() // nothing will fail over: end the serving thread
             throw error
         }
         guard let outcome = try served.outcome(timeout: .seconds(60)) else {
@@ -134,7 +140,12 @@ public enum KVMExample {
             throw KVMGuestError(message: "the backup committed no epoch before the primary died: \(outcome)")
         }
         let atFailover = KVMGuestResults(memory: backupMemory).completed
-        progress("backup: \(outcome); \(statistics.epochsApplied) epochs, \(statistics.bytesReceived) bytes; resuming at operation \(atFailover)")
+        progress(
+            """
+            backup: \(outcome); \(statistics.epochsApplied) epochs, \(statistics.bytesReceived) bytes; resuming \
+            at operation \(atFailover)
+            """
+        )
 
         let start = MonotonicClock.nanoseconds()
         let resumed = try KVMGuest.resume(memory: backupMemory, stateRegion: backupState)
@@ -142,26 +153,31 @@ public enum KVMExample {
             throw KVMGuestError(message: "the resumed guest did not finish")
         }
         let resumeSeconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-        return Report(seed: options.seed, operations: options.operations, ramMebibytes: options.ramMiB,
-                      epochMilliseconds: options.epochInterval.wholeMilliseconds,
-                      referenceChecksum: hex(reference.checksum), referenceSeconds: reference.seconds,
-                      killedMidRun: killedMidRun, killPoint: options.killAfterOperations.map { "\($0) operations" } ?? "\(options.killAfterMilliseconds) ms",
-                      primary: primaryDescription, backupOutcome: "\(outcome)", epochsReplicated: statistics.epochsApplied,
-                      lastEpoch: lastEpoch, bytesReceived: statistics.bytesReceived, operationsAtFailover: atFailover,
-                      resumedChecksum: hex(checksum), resumeSeconds: resumeSeconds,
-                      checksumsMatch: checksum == reference.checksum)
+        return Report(
+            seed: options.seed, operations: options.operations, ramMebibytes: options.ramMiB,
+            epochMilliseconds: options.epochInterval.wholeMilliseconds,
+            referenceChecksum: hex(reference.checksum), referenceSeconds: reference.seconds,
+            killedMidRun: killedMidRun,
+            killPoint: options.killAfterOperations.map { "\($0) operations" } ?? "\(options.killAfterMilliseconds) ms",
+            primary: primaryDescription, backupOutcome: "\(outcome)", epochsReplicated: statistics.epochsApplied,
+            lastEpoch: lastEpoch, bytesReceived: statistics.bytesReceived, operationsAtFailover: atFailover,
+            resumedChecksum: hex(checksum), resumeSeconds: resumeSeconds,
+            checksumsMatch: checksum == reference.checksum)
     }
 
     /// The in-process primary of `--primary in-process`, killed mid-run (no final epoch) at the kill point
     /// unless the guest ends first; returns whether it was.
-    private static func runInProcess(_ options: Options, image: KVMGuestImage, backupPort: UInt16,
-                                     progress: @escaping @Sendable (String) -> Void) throws -> Bool {
+    private static func runInProcess(
+        _ options: Options, image: KVMGuestImage, backupPort: UInt16,
+        progress: @escaping @Sendable (String) -> Void
+    ) throws -> Bool {
         let parameters = options.parameters
         let ramBytes = options.ramMiB << 20
         var killedMidRun = false
-        let replicated = try KVMReplicatedGuest(image: image, parameters: parameters, ramBytes: ramBytes,
-                                                backup: Endpoint(host: "127.0.0.1", port: backupPort),
-                                                epochInterval: options.epochInterval)
+        let replicated = try KVMReplicatedGuest(
+            image: image, parameters: parameters, ramBytes: ramBytes,
+            backup: Endpoint(host: "127.0.0.1", port: backupPort),
+            epochInterval: options.epochInterval)
         let reached = DispatchSemaphore(value: 0)
         if let threshold = options.killAfterOperations {
             replicated.guest.runner.onProgress = { done in if done >= threshold { reached.signal() } }
@@ -177,13 +193,18 @@ public enum KVMExample {
             }
         }
         if replicated.guest.runner.hasEnded {
-            _ = try replicated.finish()   // the final epoch carries the final registers
+            _ = try replicated.finish() // the final epoch carries the final registers
         } else {
             killedMidRun = replicated.crash()
             if killedMidRun {
-                progress("primary stopped without a final epoch, \(KVMGuestResults(memory: replicated.memory).completed) operations in")
+                progress(
+                    """
+                    primary stopped without a final epoch, \
+                    \(KVMGuestResults(memory: replicated.memory).completed) operations in
+                    """
+                )
             } else {
-                _ = try replicated.guest.runner.wait()   // it ended meanwhile: surface its error, if any
+                _ = try replicated.guest.runner.wait() // it ended meanwhile: surface its error, if any
             }
         }
         return killedMidRun
@@ -191,8 +212,10 @@ public enum KVMExample {
 
     /// The primary as a child process, killed with SIGKILL at the kill point (it kills itself at a number of
     /// operations); returns whether it died mid-run.
-    private static func runChildProcess(_ options: Options, executable: URL, backup: Backup,
-                                        progress: @escaping @Sendable (String) -> Void) throws -> Bool {
+    private static func runChildProcess(
+        _ options: Options, executable: URL, backup: Backup,
+        progress: @escaping @Sendable (String) -> Void
+    ) throws -> Bool {
         var killedMidRun = false
         let child = Process()
         child.executableURL = executable
@@ -224,12 +247,15 @@ public enum KVMExample {
 
     /// The primary role of the child process: runs the replicated guest to its end, or with
     /// ``Options/killAfterOperations`` to its death by SIGKILL at that point.
-    public static func runPrimary(_ options: Options, backup: Endpoint,
-                                  progress: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> KVMGuestOutcome {
+    public static func runPrimary(
+        _ options: Options, backup: Endpoint,
+        progress: @escaping @Sendable (UInt64) -> Void = { _ in }
+    ) throws -> KVMGuestOutcome {
         let image = try KVMGuestImage(path: options.imagePath)
-        let replicated = try KVMReplicatedGuest(image: image, parameters: options.parameters,
-                                                ramBytes: options.ramMiB << 20, backup: backup,
-                                                epochInterval: options.epochInterval)
+        let replicated = try KVMReplicatedGuest(
+            image: image, parameters: options.parameters,
+            ramBytes: options.ramMiB << 20, backup: backup,
+            epochInterval: options.epochInterval)
         let killPoint = options.killAfterOperations
         replicated.guest.runner.onProgress = { done in
             progress(done)

@@ -11,8 +11,10 @@ public final class KVMGuest: @unchecked Sendable {
     /// Runs the vCPU on its own thread; its hooks pause it for epochs.
     public let runner: KVMGuestRunner
 
-    private init(memory: GuestMemory, stateRegion: GuestMemory?, dirtyLogging: KVMDirtyLogging,
-                 prepare: (KVMVirtualCPU) throws -> Void) throws {
+    private init(
+        memory: GuestMemory, stateRegion: GuestMemory?, dirtyLogging: KVMDirtyLogging,
+        prepare: (KVMVirtualCPU) throws -> Void
+    ) throws {
         system = try KVMSystem()
         machine = try KVMVirtualMachine(system: system, memory: memory, dirtyLogging: dirtyLogging)
         vcpu = try machine.makeVCPU()
@@ -22,11 +24,15 @@ public final class KVMGuest: @unchecked Sendable {
 
     /// A fresh guest: writes the boot structures, the image and the parameters into `memory`, enters long
     /// mode at the image's first byte, and (with a state region) saves the initial registers there.
-    public static func fresh(image: KVMGuestImage, parameters: KVMGuestParameters, memory: GuestMemory,
-                             stateRegion: GuestMemory? = nil, dirtyLogging: KVMDirtyLogging = .none) throws -> KVMGuest {
+    public static func fresh(
+        image: KVMGuestImage, parameters: KVMGuestParameters, memory: GuestMemory,
+        stateRegion: GuestMemory? = nil, dirtyLogging: KVMDirtyLogging = .none
+    ) throws -> KVMGuest {
         let limit = memory.length - KVMGuestLayout.pageTableBytes(ramBytes: memory.length)
-        guard parameters.dataLength > 0, UInt64(KVMGuestLayout.dataAddress) + parameters.dataLength <= UInt64(limit) else {
-            throw FGBIError.invalidArgument("the guest's data area (\(parameters.dataLength) bytes) does not fit its RAM (\(memory.length) bytes)")
+        guard parameters.dataLength > 0, UInt64(KVMGuestLayout.dataAddress) + parameters.dataLength <= UInt64(limit)
+        else {
+            throw FGBIError.invalidArgument(
+                "the guest's data area (\(parameters.dataLength) bytes) does not fit its RAM (\(memory.length) bytes)")
         }
         KVMVirtualMachine.writeBootStructures(into: memory)
         image.load(into: memory)

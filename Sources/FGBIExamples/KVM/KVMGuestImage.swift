@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The guest program: a raw 64-bit image (Examples/kvm-guest, built by Scripts/build-kvm-guest) that is
@@ -20,11 +20,13 @@ public struct KVMGuestImage: Sendable {
     public init(path: String) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             let code = access(path, R_OK) == 0 ? EIO : errno
-            throw SystemError(operation: "open(\(path))", errno: code,
-                              hint: "build the guest with Scripts/build-kvm-guest, or give its path with --guest")
+            throw SystemError(
+                operation: "open(\(path))", errno: code,
+                hint: "build the guest with Scripts/build-kvm-guest, or give its path with --guest")
         }
         guard !data.isEmpty, data.count <= KVMGuestLayout.maximumImageBytes else {
-            throw FGBIError.invalidArgument("\(path) is not a guest image: \(data.count) bytes (1 to \(KVMGuestLayout.maximumImageBytes))")
+            throw FGBIError.invalidArgument(
+                "\(path) is not a guest image: \(data.count) bytes (1 to \(KVMGuestLayout.maximumImageBytes))")
         }
         self.path = path
         bytes = [UInt8](data)

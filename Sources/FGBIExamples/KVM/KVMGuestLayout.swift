@@ -50,7 +50,7 @@ public enum KVMGuestMode: UInt64, Sendable {
 /// The guest's parameter block at ``KVMGuestLayout/parametersAddress``: what the VMM asks for, and the
 /// results the guest writes back. Eight-byte fields in the order of `struct guest_parameters`.
 public struct KVMGuestParameters: Sendable, Equatable {
-    static let magic: UInt64 = 0x314d_564b_4942_4746  // "FGBIKVM1"
+    static let magic: UInt64 = 0x314d_564b_4942_4746 // "FGBIKVM1"
 
     public var mode = KVMGuestMode.keyValue
     /// Seeds the guest's xorshift generator; the same seed gives the same memory and checksum.
@@ -75,7 +75,8 @@ public struct KVMGuestParameters: Sendable, Equatable {
         self.mode = mode
         self.seed = seed
         self.operations = operations
-        dataLength = UInt64(max(0, ramBytes - KVMGuestLayout.dataAddress - KVMGuestLayout.pageTableBytes(ramBytes: ramBytes)))
+        dataLength = UInt64(
+            max(0, ramBytes - KVMGuestLayout.dataAddress - KVMGuestLayout.pageTableBytes(ramBytes: ramBytes)))
         var slots: UInt64 = 16
         while slots * 2 * 64 <= dataLength / 2 { slots *= 2 }
         tableSlots = slots
@@ -83,10 +84,14 @@ public struct KVMGuestParameters: Sendable, Equatable {
 
     /// Writes the block into guest RAM, results cleared.
     public func write(to memory: GuestMemory) {
-        let fields: [UInt64] = [Self.magic, mode.rawValue, seed, operations, tableSlots, dataLength, progressEvery,
-                                stridePages, 0, 0, 0, 0]
+        let fields: [UInt64] = [
+            Self.magic, mode.rawValue, seed, operations, tableSlots, dataLength, progressEvery,
+            stridePages, 0, 0, 0, 0,
+        ]
         let base = memory.base + KVMGuestLayout.parametersAddress
-        for (index, value) in fields.enumerated() { base.storeBytes(of: value, toByteOffset: index * 8, as: UInt64.self) }
+        for (index, value) in fields.enumerated() {
+            base.storeBytes(of: value, toByteOffset: index * 8, as: UInt64.self)
+        }
     }
 }
 

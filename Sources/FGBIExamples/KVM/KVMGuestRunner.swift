@@ -3,7 +3,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How a guest run ended.
@@ -63,7 +63,8 @@ public final class KVMGuestRunner: @unchecked Sendable {
     ///   - stateRegion: a region of at least ``VCPUState/byteCount`` bytes, or nil to save nothing.
     public init(vcpu: KVMVirtualCPU, stateRegion: GuestMemory?) throws {
         guard Self.handlerInstalled else {
-            throw SystemError(operation: "sigaction(SIGUSR1)", errno: EINVAL, hint: "cannot install the vCPU kick handler")
+            throw SystemError(
+                operation: "sigaction(SIGUSR1)", errno: EINVAL, hint: "cannot install the vCPU kick handler")
         }
         if let stateRegion, stateRegion.length < VCPUState.byteCount {
             throw FGBIError.invalidArgument("the vCPU state region needs \(VCPUState.byteCount) bytes")
@@ -154,7 +155,7 @@ public final class KVMGuestRunner: @unchecked Sendable {
         abandonRequested = true
         pauseRequested = false
         vcpu.setImmediateExit(true)
-        condition.broadcast()   // a parked vCPU thread wakes and ends
+        condition.broadcast() // a parked vCPU thread wakes and ends
         while !ended {
             if let thread { pthread_kill(thread, Self.kickSignal) }
             _ = condition.wait(until: Date().addingTimeInterval(0.001))

@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The primary side of the example: a fresh guest whose RAM and vCPU state are two memfd regions that a
@@ -18,15 +18,18 @@ public final class KVMReplicatedGuest: @unchecked Sendable {
     public let primary: Primary
 
     /// Builds the guest and connects the primary to `backup`. Nothing runs until ``start()``.
-    public init(image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int, backup: Endpoint,
-                epochInterval: Duration) throws {
+    public init(
+        image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int, backup: Endpoint,
+        epochInterval: Duration
+    ) throws {
         memory = try GuestMemory.memfd(length: ramBytes, name: "fgbi-kvm-ram")
         stateRegion = try GuestMemory.memfd(length: GuestMemory.pageSize, name: "fgbi-kvm-vcpu")
         guest = try KVMGuest.fresh(image: image, parameters: parameters, memory: memory, stateRegion: stateRegion)
         var configuration = PrimaryConfiguration(backup: backup)
         configuration.epochInterval = epochInterval
-        primary = try Primary(regions: KVMExample.regions(memory: memory, state: stateRegion),
-                              configuration: configuration, hooks: guest.runner.hooks)
+        primary = try Primary(
+            regions: KVMExample.regions(memory: memory, state: stateRegion),
+            configuration: configuration, hooks: guest.runner.hooks)
     }
 
     /// Synchronises the backup (the initial registers are already in the state region), waits until it has

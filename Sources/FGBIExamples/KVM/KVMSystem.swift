@@ -2,7 +2,7 @@ import CKVM
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// /dev/kvm: the API version check, capabilities, and the size of each vCPU's kvm_run mapping.
@@ -21,8 +21,9 @@ public final class KVMSystem: @unchecked Sendable {
         do throws(SystemError) {
             let version = try KVMCall.check("KVM_GET_API_VERSION") { CKVM_kvm_api_version(fd) }
             guard version == KVM_API_VERSION else {
-                throw SystemError(operation: "KVM_GET_API_VERSION", errno: ENOTSUP,
-                                  hint: "this KVM speaks API \(version), the VMM needs \(KVM_API_VERSION)")
+                throw SystemError(
+                    operation: "KVM_GET_API_VERSION", errno: ENOTSUP,
+                    hint: "this KVM speaks API \(version), the VMM needs \(KVM_API_VERSION)")
             }
             vcpuMapSize = Int(try KVMCall.check("KVM_GET_VCPU_MMAP_SIZE") { CKVM_kvm_vcpu_mmap_size(fd) })
         } catch {
@@ -38,9 +39,10 @@ public final class KVMSystem: @unchecked Sendable {
 
     /// KVM_CHECK_EXTENSION: the capability's value, 0 when absent.
     public func check(_ capability: Int32) throws(SystemError) -> Int {
-        Int(try KVMCall.check("KVM_CHECK_EXTENSION(\(capability))") {
-            CKVM_kvm_check_extension(fileDescriptor, capability)
-        })
+        Int(
+            try KVMCall.check("KVM_CHECK_EXTENSION(\(capability))") {
+                CKVM_kvm_check_extension(fileDescriptor, capability)
+            })
     }
 
     /// The largest dirty ring (bytes) KVM accepts, 0 when it has no acquire/release dirty ring.

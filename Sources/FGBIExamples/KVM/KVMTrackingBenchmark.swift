@@ -2,7 +2,7 @@ import FGBI
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A way of learning which guest pages were written.
@@ -57,7 +57,8 @@ public struct KVMTrackingBenchmark: Sendable {
     }
 
     /// Runs every method in `methods` (`.none` first, for the baseline) and fills in the ratios.
-    public func run(_ methods: [KVMTrackingMethod], progress: (String) -> Void = { _ in }) throws -> [KVMTrackingResult] {
+    public func run(_ methods: [KVMTrackingMethod], progress: (String) -> Void = { _ in }) throws -> [KVMTrackingResult]
+    {
         var ordered = methods.filter { $0 != .none }
         ordered.insert(.none, at: 0)
         var results: [KVMTrackingResult] = []
@@ -70,7 +71,8 @@ public struct KVMTrackingBenchmark: Sendable {
             results[index].slowdown = results[index].runSeconds / baseline
             let scanned = results[index].pagesDirtied - results[index].pagesReportedUnscanned
             if results[index].method != .none, scanned > 0 {
-                results[index].firstWriteMicrosecondsPerPage = (results[index].runSeconds - baseline) * 1e6 / Double(scanned)
+                results[index].firstWriteMicrosecondsPerPage =
+                    (results[index].runSeconds - baseline) * 1e6 / Double(scanned)
             }
         }
         return methods.contains(.none) ? results : Array(results.dropFirst())
@@ -78,7 +80,8 @@ public struct KVMTrackingBenchmark: Sendable {
 
     /// One run under `method`.
     public func runOne(_ method: KVMTrackingMethod) throws -> KVMTrackingResult {
-        let run = try TrackedGuest(method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
+        let run = try TrackedGuest(
+            method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
         var set = DirtyPageSet()
         var times: [Double] = []
         times.reserveCapacity(4096)
@@ -91,7 +94,10 @@ public struct KVMTrackingBenchmark: Sendable {
         while true {
             let next = MonotonicClock.nanoseconds() + intervalNanoseconds
             while MonotonicClock.nanoseconds() < next && !run.guest.runner.hasEnded { usleep(500) }
-            if run.guest.runner.hasEnded { end = MonotonicClock.nanoseconds(); break }
+            if run.guest.runner.hasEnded {
+                end = MonotonicClock.nanoseconds()
+                break
+            }
             run.guest.runner.pause()
             let before = MonotonicClock.nanoseconds()
             try run.collect(into: &set)
@@ -108,13 +114,16 @@ public struct KVMTrackingBenchmark: Sendable {
         unscanned += run.tracker?.pagesReportedUnscanned ?? 0
         try run.stop()
         times.sort()
-        func percentile(_ p: Double) -> Double { times.isEmpty ? 0 : times[min(times.count - 1, Int(Double(times.count) * p))] }
-        return KVMTrackingResult(method: method, runSeconds: Double(end - start) / 1e9, slowdown: 1, collections: times.count,
-                                 pagesDirtied: pages, pagesPerCollection: times.isEmpty ? 0 : Double(pages) / Double(times.count + 1),
-                                 pagesReportedUnscanned: unscanned,
-                                 firstWriteMicrosecondsPerPage: nil,
-                                 collectMicrosecondsP50: percentile(0.5), collectMicrosecondsP99: percentile(0.99),
-                                 ringFullExits: run.ringFullExits.value, checksum: KVMExample.hex(checksum))
+        func percentile(_ p: Double) -> Double {
+            times.isEmpty ? 0 : times[min(times.count - 1, Int(Double(times.count) * p))]
+        }
+        return KVMTrackingResult(
+            method: method, runSeconds: Double(end - start) / 1e9, slowdown: 1, collections: times.count,
+            pagesDirtied: pages, pagesPerCollection: times.isEmpty ? 0 : Double(pages) / Double(times.count + 1),
+            pagesReportedUnscanned: unscanned,
+            firstWriteMicrosecondsPerPage: nil,
+            collectMicrosecondsP50: percentile(0.5), collectMicrosecondsP99: percentile(0.99),
+            ringFullExits: run.ringFullExits.value, checksum: KVMExample.hex(checksum))
     }
 
     /// The pages `method` reports for each phase of the guest's run: collected once just before the guest
@@ -127,7 +136,8 @@ public struct KVMTrackingBenchmark: Sendable {
 
     /// ``pagesByPhase(_:)`` with what the dirty ring did meanwhile.
     public func phases(_ method: KVMTrackingMethod) throws -> KVMTrackingPhases {
-        let run = try TrackedGuest(method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
+        let run = try TrackedGuest(
+            method, image: image, parameters: parameters, ramBytes: ramBytes, ringEntries: ringEntries)
         var set = DirtyPageSet()
         try run.collect(into: &set)
         let phases = PhaseSets()
@@ -142,8 +152,9 @@ public struct KVMTrackingBenchmark: Sendable {
         if let failure = phases.failure { throw failure }
         try run.collect(into: &set)
         try run.stop()
-        return KVMTrackingPhases(sets: phases.sets + [set], ringFullExits: run.ringFullExits.value,
-                                 ringEntriesHarvested: run.dirtyLog?.ringEntriesHarvested ?? 0)
+        return KVMTrackingPhases(
+            sets: phases.sets + [set], ringFullExits: run.ringFullExits.value,
+            ringEntriesHarvested: run.dirtyLog?.ringEntriesHarvested ?? 0)
     }
 }
 
@@ -172,8 +183,10 @@ final class TrackedGuest: @unchecked Sendable {
 
     final class Counter: @unchecked Sendable { var value = 0 }
 
-    init(_ method: KVMTrackingMethod, image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int,
-         ringEntries: Int) throws {
+    init(
+        _ method: KVMTrackingMethod, image: KVMGuestImage, parameters: KVMGuestParameters, ramBytes: Int,
+        ringEntries: Int
+    ) throws {
         let memory = try GuestMemory.memfd(length: ramBytes, name: "fgbi-kvm-tracking")
         let logging: KVMDirtyLogging
         switch method {
@@ -205,7 +218,13 @@ final class TrackedGuest: @unchecked Sendable {
     }
 
     func collect(into set: inout DirtyPageSet) throws {
-        if let tracker { try tracker.collect(into: &set) } else if let dirtyLog { try dirtyLog.collect(into: &set) } else { set.removeAll() }
+        if let tracker {
+            try tracker.collect(into: &set)
+        } else if let dirtyLog {
+            try dirtyLog.collect(into: &set)
+        } else {
+            set.removeAll()
+        }
     }
 
     func stop() throws { try tracker?.stop() }

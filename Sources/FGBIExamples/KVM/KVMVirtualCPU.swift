@@ -2,7 +2,7 @@ import CKVM
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why KVM_RUN returned.
@@ -72,23 +72,38 @@ public final class KVMVirtualCPU: @unchecked Sendable {
         var sregs = CKVM_kvm_sregs()
         try KVMCall.check("KVM_GET_SREGS") { CKVM_kvm_get_sregs(fileDescriptor, &sregs) }
         var code = kvm_segment()
-        code.base = 0; code.limit = 0xffff_ffff; code.selector = 0x0b
-        code.type = 0xb; code.present = 1; code.dpl = 3; code.db = 0; code.s = 1; code.l = 1; code.g = 1
+        code.base = 0
+        code.limit = 0xffff_ffff
+        code.selector = 0x0b
+        code.type = 0xb
+        code.present = 1
+        code.dpl = 3
+        code.db = 0
+        code.s = 1
+        code.l = 1
+        code.g = 1
         var data = code
-        data.selector = 0x13; data.type = 3; data.db = 1; data.l = 0
+        data.selector = 0x13
+        data.type = 3
+        data.db = 1
+        data.l = 0
         sregs.cs = code
-        sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
+        sregs.ds = data
+        sregs.es = data
+        sregs.fs = data
+        sregs.gs = data
+        sregs.ss = data
         sregs.gdt.base = UInt64(KVMGuestLayout.gdtAddress)
         sregs.gdt.limit = 3 * 8 - 1
         sregs.cr3 = UInt64(KVMGuestLayout.pageTablesAddress)
-        sregs.cr4 = 0x20                 // PAE
-        sregs.cr0 = 0x8001_0031          // PG | WP | NE | ET | PE
-        sregs.efer = 0x500               // LME | LMA
+        sregs.cr4 = 0x20 // PAE
+        sregs.cr0 = 0x8001_0031 // PG | WP | NE | ET | PE
+        sregs.efer = 0x500 // LME | LMA
         try setSpecialRegisters(sregs)
         var regs = CKVM_kvm_regs()
         regs.rip = entry
         regs.rsp = stack
-        regs.rflags = 0x3002             // IOPL=3: OUT is allowed at CPL3
+        regs.rflags = 0x3002 // IOPL=3: OUT is allowed at CPL3
         try setRegisters(regs)
     }
 

@@ -2,7 +2,7 @@ import CKVM
 import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How KVM itself tracks the guest's writes to its RAM slot (besides FGBI's userfaultfd tracker, which
@@ -35,7 +35,12 @@ public final class KVMVirtualMachine: @unchecked Sendable {
     /// - Throws: ``SystemError`` for a failing ioctl; ``FGBIError`` for RAM the identity map cannot cover.
     public init(system: KVMSystem, memory: GuestMemory, dirtyLogging: KVMDirtyLogging = .none) throws {
         guard memory.length >= KVMGuestLayout.minimumRAMBytes, memory.length <= KVMGuestLayout.maximumRAMBytes else {
-            throw FGBIError.invalidArgument("guest RAM must be \(KVMGuestLayout.minimumRAMBytes >> 20) MiB to \(KVMGuestLayout.maximumRAMBytes >> 20) MiB, not \(memory.length) bytes")
+            throw FGBIError.invalidArgument(
+                """
+                guest RAM must be \(KVMGuestLayout.minimumRAMBytes >> 20) MiB to \
+                \(KVMGuestLayout.maximumRAMBytes >> 20) MiB, not \(memory.length) bytes
+                """
+            )
         }
         self.system = system
         self.memory = memory
@@ -51,18 +56,21 @@ public final class KVMVirtualMachine: @unchecked Sendable {
                 flags = UInt32(KVM_MEM_LOG_DIRTY_PAGES)
             case .ring(let entries):
                 guard entries >= 16, entries & (entries - 1) == 0 else {
-                    throw FGBIError.invalidArgument("a dirty ring needs a power-of-two number of entries, not \(entries)")
+                    throw FGBIError.invalidArgument(
+                        "a dirty ring needs a power-of-two number of entries, not \(entries)")
                 }
                 let maximum = try system.dirtyRingMaximumBytes()
                 guard entries * MemoryLayout<CKVM_kvm_dirty_gfn>.stride <= maximum else {
-                    throw SystemError(operation: "KVM_ENABLE_CAP(DIRTY_LOG_RING_ACQ_REL)", errno: EINVAL,
-                                      hint: maximum == 0 ? "this KVM has no acquire/release dirty ring"
-                                          : "the ring may hold at most \(maximum / 16) entries")
+                    throw SystemError(
+                        operation: "KVM_ENABLE_CAP(DIRTY_LOG_RING_ACQ_REL)", errno: EINVAL,
+                        hint: maximum == 0
+                            ? "this KVM has no acquire/release dirty ring"
+                            : "the ring may hold at most \(maximum / 16) entries")
                 }
                 try KVMCall.check("KVM_ENABLE_CAP(DIRTY_LOG_RING_ACQ_REL)") {
                     CKVM_kvm_enable_dirty_ring(fd, UInt32(entries))
                 }
-                flags = UInt32(KVM_MEM_LOG_DIRTY_PAGES)  // the ring still needs dirty logging on the slot
+                flags = UInt32(KVM_MEM_LOG_DIRTY_PAGES) // the ring still needs dirty logging on the slot
             }
             try KVMCall.check("KVM_SET_USER_MEMORY_REGION") {
                 CKVM_kvm_set_user_memory_region(fd, 0, flags, 0, UInt64(memory.length), memory.base)
@@ -96,16 +104,18 @@ public final class KVMVirtualMachine: @unchecked Sendable {
     /// resumed guest finds them in its replicated RAM.
     public static func writeBootStructures(into memory: GuestMemory) {
         let base = memory.base
-        let gdt: [UInt64] = [0, 0x00af_fb00_0000_ffff, 0x00cf_f300_0000_ffff]  // null, code (L, DPL3), data (DPL3)
+        let gdt: [UInt64] = [0, 0x00af_fb00_0000_ffff, 0x00cf_f300_0000_ffff] // null, code (L, DPL3), data (DPL3)
         for (index, entry) in gdt.enumerated() {
             base.storeBytes(of: entry, toByteOffset: KVMGuestLayout.gdtAddress + index * 8, as: UInt64.self)
         }
-        let pml4 = KVMGuestLayout.pageTablesAddress, pdpt = pml4 + 0x1000, pd = pml4 + 0x2000
+        let pml4 = KVMGuestLayout.pageTablesAddress
+        let pdpt = pml4 + 0x1000
+        let pd = pml4 + 0x2000
         let tableBytes = KVMGuestLayout.pageTableBytes(ramBytes: memory.length)
         let tables = memory.length - tableBytes
         memset(base + pml4, 0, 3 * 0x1000)
         memset(base + tables, 0, tableBytes)
-        let present: UInt64 = 7  // P | RW | US
+        let present: UInt64 = 7 // P | RW | US
         base.storeBytes(of: UInt64(pdpt) | present, toByteOffset: pml4, as: UInt64.self)
         base.storeBytes(of: UInt64(pd) | present, toByteOffset: pdpt, as: UInt64.self)
         for index in 0..<(tableBytes / 4096) {

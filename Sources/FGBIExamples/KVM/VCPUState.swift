@@ -15,7 +15,7 @@ public struct VCPUState: Sendable {
         case finished = 2
     }
 
-    static let magic: UInt64 = 0x5453_5550_4356_4746  // "FGVCPUST"
+    static let magic: UInt64 = 0x5453_5550_4356_4746 // "FGVCPUST"
     static let version: UInt64 = 1
     static let regsOffset = 64
     static var sregsOffset: Int { regsOffset + (MemoryLayout<CKVM_kvm_regs>.size + 63) / 64 * 64 }
@@ -39,11 +39,11 @@ public struct VCPUState: Sendable {
     public init(from region: GuestMemory) throws {
         let base = region.base
         guard region.length >= Self.byteCount,
-              base.load(as: UInt64.self) == Self.magic,
-              base.load(fromByteOffset: 8, as: UInt64.self) == Self.version,
-              base.load(fromByteOffset: 24, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_regs>.size),
-              base.load(fromByteOffset: 32, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_sregs>.size),
-              let status = Status(rawValue: base.load(fromByteOffset: 16, as: UInt64.self))
+            base.load(as: UInt64.self) == Self.magic,
+            base.load(fromByteOffset: 8, as: UInt64.self) == Self.version,
+            base.load(fromByteOffset: 24, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_regs>.size),
+            base.load(fromByteOffset: 32, as: UInt64.self) == UInt64(MemoryLayout<CKVM_kvm_sregs>.size),
+            let status = Status(rawValue: base.load(fromByteOffset: 16, as: UInt64.self))
         else { throw FGBIError.invalidState("the vCPU state region holds no saved registers") }
         self.status = status
         regs = base.loadUnaligned(fromByteOffset: Self.regsOffset, as: CKVM_kvm_regs.self)

@@ -31,8 +31,12 @@ public struct KeyValueHistory: Sendable, Equatable {
     /// One write in this many is a delete.
     public let deleteOneIn: Int
 
-    public init(seed: UInt64, keyCount: Int = 50_000, writesPerTransaction: Int = 8, deleteOneIn: Int = 10) throws(FGBIError) {
-        guard keyCount >= 10, keyCount < 1 << 40 else { throw .invalidArgument("the key count must be between 10 and 2^40, not \(keyCount)") }
+    public init(seed: UInt64, keyCount: Int = 50_000, writesPerTransaction: Int = 8, deleteOneIn: Int = 10)
+        throws(FGBIError)
+    {
+        guard keyCount >= 10, keyCount < 1 << 40 else {
+            throw .invalidArgument("the key count must be between 10 and 2^40, not \(keyCount)")
+        }
         guard (1...10_000).contains(writesPerTransaction) else {
             throw .invalidArgument("writes per transaction must be between 1 and 10000, not \(writesPerTransaction)")
         }
@@ -77,7 +81,10 @@ public struct KeyValueHistory: Sendable, Equatable {
         while offset < length {
             var word = random.next()
             let n = min(8, length - offset)
-            withUnsafeBytes(of: &word) { UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + n)]).copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            withUnsafeBytes(of: &word) {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[offset..<(offset + n)]).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: $0[0..<n]))
+            }
             offset += n
         }
         return length

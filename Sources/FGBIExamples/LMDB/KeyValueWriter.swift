@@ -4,7 +4,8 @@ public final class KeyValueWriter {
     public let environment: LMDBEnvironment
     public let history: KeyValueHistory
     private let gate: TransactionGate?
-    private let value = UnsafeMutableRawBufferPointer.allocate(byteCount: KeyValueHistory.maximumValueLength, alignment: 8)
+    private let value = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: KeyValueHistory.maximumValueLength, alignment: 8)
     /// The last transaction committed (0 before the first).
     public private(set) var committed: UInt64
 

@@ -3,7 +3,7 @@ import FGBIBench
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The LMDB example's drill of alternating failovers: two ``LMDBNode`` processes (`fgbi example lmdb --role
@@ -101,7 +101,8 @@ public struct LMDBAlternatingDrill: Sendable {
     ///   or differs from the history; ``DrillError`` when a node misbehaves (exits, stands down, never
     ///   reports), with the tail of its log.
     public func run(progress: (String) -> Void = { _ in }) throws -> Outcome {
-        let directories = try DrillDirectories.make("fgbi-lmdb-ha", under: [settings.databaseDirectory, settings.logDirectory])
+        let directories = try DrillDirectories.make(
+            "fgbi-lmdb-ha", under: [settings.databaseDirectory, settings.logDirectory])
         let (databases, logs) = (directories[0], directories[1])
         var succeeded = false
         defer {
@@ -110,8 +111,9 @@ public struct LMDBAlternatingDrill: Sendable {
         }
         let ports = try FreePorts.take(host: "127.0.0.1", count: 2).map { UInt16($0) }
         let nodes = ["A", "B"].enumerated().map { index, name in
-            Node(name: name, database: databases.appendingPathComponent("\(name).mdb").path, port: ports[index],
-                 peerPort: ports[1 - index], log: logs.appendingPathComponent("\(name).log").path)
+            Node(
+                name: name, database: databases.appendingPathComponent("\(name).mdb").path, port: ports[index],
+                peerPort: ports[1 - index], log: logs.appendingPathComponent("\(name).log").path)
         }
         var cluster = Cluster(drill: self, nodes: nodes)
         defer { cluster.killAll() }
@@ -162,32 +164,54 @@ public struct LMDBAlternatingDrill: Sendable {
                 let takeover = try waitForReport(backup, "took-over", seconds: 60)
                 let transactions = takeover.number("transactions") ?? 0
                 guard transactions >= acknowledged else {
-                    throw LMDBReplicaVerifier.Mismatch(description: "round \(round + 1): node \(nodes[backup].name) took over with \(transactions) transactions, but \(acknowledged) were acknowledged")
+                    throw LMDBReplicaVerifier.Mismatch(
+                        description:
+                            """
+                            round \(round + 1): node \(nodes[backup].name) took over with \(transactions) \
+                            transactions, but \(acknowledged) were acknowledged
+                            """
+                    )
                 }
                 try start(primary, asPrimary: false)
                 let rejoin = try synchronised(backup)
                 let released = try firstAcknowledged(backup)
-                let failover = Failover(killed: nodes[primary].name, acknowledged: acknowledged, epoch: takeover.number("epoch") ?? 0,
-                                        transactions: transactions, databaseBytes: Int(takeover.number("database-bytes") ?? 0),
-                                        takeoverSeconds: seconds(from: killed, to: takeover.nanoseconds),
-                                        rejoinFirstPassBytes: Int(rejoin.number("first-pass") ?? 0),
-                                        rejoinBlockHashBytes: Int(rejoin.number("block-hash-bytes") ?? 0),
-                                        rejoinBytes: Int(rejoin.number("bytes") ?? 0), regionBytes: settings.mapBytes,
-                                        rejoinPagesDiffering: settings.mapBytes / GuestMemory.pageSize - Int(rejoin.number("pages-held") ?? 0),
-                                        rejoinRounds: Int(rejoin.number("rounds") ?? 0),
-                                        rejoinMilliseconds: Int(rejoin.number("milliseconds") ?? 0),
-                                        unprotectedSeconds: seconds(from: killed, to: rejoin.nanoseconds),
-                                        unprotectedTransactions: released > transactions ? released - transactions : 0)
+                let failover = Failover(
+                    killed: nodes[primary].name, acknowledged: acknowledged, epoch: takeover.number("epoch") ?? 0,
+                    transactions: transactions, databaseBytes: Int(takeover.number("database-bytes") ?? 0),
+                    takeoverSeconds: seconds(from: killed, to: takeover.nanoseconds),
+                    rejoinFirstPassBytes: Int(rejoin.number("first-pass") ?? 0),
+                    rejoinBlockHashBytes: Int(rejoin.number("block-hash-bytes") ?? 0),
+                    rejoinBytes: Int(rejoin.number("bytes") ?? 0), regionBytes: settings.mapBytes,
+                    rejoinPagesDiffering: settings.mapBytes / GuestMemory.pageSize
+                        - Int(rejoin.number("pages-held") ?? 0),
+                    rejoinRounds: Int(rejoin.number("rounds") ?? 0),
+                    rejoinMilliseconds: Int(rejoin.number("milliseconds") ?? 0),
+                    unprotectedSeconds: seconds(from: killed, to: rejoin.nanoseconds),
+                    unprotectedTransactions: released > transactions ? released - transactions : 0)
                 failovers.append(failover)
-                progress("failover \(round + 1)/\(settings.failovers): killed \(failover.killed) with \(acknowledged) acknowledged; "
-                         + "\(nodes[backup].name) took over at epoch \(failover.epoch) with \(transactions) transactions in "
-                         + String(format: "%.2f s", failover.takeoverSeconds) + "; \(failover.killed) rejoined: "
-                         + String(format: "%.1f%%", 100 * Double(failover.rejoinPagesDiffering * GuestMemory.pageSize) / Double(failover.regionBytes))
-                         + " of the pages differed, first pass "
-                         + String(format: "%.2f%%", 100 * Double(failover.rejoinFirstPassBytes) / Double(failover.regionBytes))
-                         + " of the region, " + String(format: "%.2f%%", 100 * Double(failover.rejoinBytes) / Double(failover.regionBytes))
-                         + " with \(failover.rejoinRounds) rounds in \(failover.rejoinMilliseconds) ms; unprotected "
-                         + String(format: "%.2f s", failover.unprotectedSeconds) + " for \(failover.unprotectedTransactions) transactions")
+                progress(
+                    """
+                    failover \(round + 1)/\(settings.failovers): killed \(failover.killed) with \(acknowledged) \
+                    acknowledged; 
+                    """
+                        + """
+                        \(nodes[backup].name) took over at epoch \(failover.epoch) with \(transactions) \
+                        transactions in 
+                        """
+                        + String(format: "%.2f s", failover.takeoverSeconds) + "; \(failover.killed) rejoined: "
+                        + String(
+                            format: "%.1f%%",
+                            100 * Double(failover.rejoinPagesDiffering * GuestMemory.pageSize)
+                                / Double(failover.regionBytes))
+                        + " of the pages differed, first pass "
+                        + String(
+                            format: "%.2f%%", 100 * Double(failover.rejoinFirstPassBytes) / Double(failover.regionBytes)
+                        )
+                        + " of the region, "
+                        + String(format: "%.2f%%", 100 * Double(failover.rejoinBytes) / Double(failover.regionBytes))
+                        + " with \(failover.rejoinRounds) rounds in \(failover.rejoinMilliseconds) ms; unprotected "
+                        + String(format: "%.2f s", failover.unprotectedSeconds)
+                        + " for \(failover.unprotectedTransactions) transactions")
                 primary = backup
             }
             return try finish(primary: primary, initialBytes: Int(initial.number("bytes") ?? 0), failovers: failovers)
@@ -200,13 +224,17 @@ public struct LMDBAlternatingDrill: Sendable {
             for node in [primary, backup] {
                 guard let process = live[node] else { continue }
                 guard let status = process.waitForExit(seconds: 60), status == 0 else {
-                    throw failure("node \(nodes[node].name) did not end cleanly after the primary's SIGTERM", node: node)
+                    throw failure(
+                        "node \(nodes[node].name) did not end cleanly after the primary's SIGTERM", node: node)
                 }
             }
             let acknowledged = highestAcknowledged()
-            let report = try LMDBReplicaVerifier.verify(path: nodes[backup].database, mapBytes: settings.mapBytes,
-                                                        history: settings.history, acknowledged: acknowledged)
-            return Outcome(failovers: failovers, initialSynchronisationBytes: initialBytes, acknowledged: acknowledged, finalReplica: report)
+            let report = try LMDBReplicaVerifier.verify(
+                path: nodes[backup].database, mapBytes: settings.mapBytes,
+                history: settings.history, acknowledged: acknowledged)
+            return Outcome(
+                failovers: failovers, initialSynchronisationBytes: initialBytes, acknowledged: acknowledged,
+                finalReplica: report)
         }
 
         /// Starts node `index` (a primary of a new database, or a backup of whatever its file holds) and, for
@@ -214,15 +242,20 @@ public struct LMDBAlternatingDrill: Sendable {
         private mutating func start(_ index: Int, asPrimary: Bool) throws {
             let node = nodes[index]
             let history = settings.history
-            let arguments = ["example", "lmdb", "--role", "node", "--start", asPrimary ? "primary" : "backup",
-                             "--database", node.database, "--listen-port", String(node.port), "--peer", "127.0.0.1:\(node.peerPort)",
-                             "--seed", String(history.seed), "--keys", String(history.keyCount),
-                             "--writes-per-transaction", String(history.writesPerTransaction),
-                             "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds),
-                             "--primary-timeout-ms", String(settings.primaryTimeout.wholeMilliseconds)]
+            let arguments =
+                [
+                    "example", "lmdb", "--role", "node", "--start", asPrimary ? "primary" : "backup",
+                    "--database", node.database, "--listen-port", String(node.port), "--peer",
+                    "127.0.0.1:\(node.peerPort)",
+                    "--seed", String(history.seed), "--keys", String(history.keyCount),
+                    "--writes-per-transaction", String(history.writesPerTransaction),
+                    "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds),
+                    "--primary-timeout-ms", String(settings.primaryTimeout.wholeMilliseconds),
+                ]
                 + (settings.writesWhileUnprotected ? [] : ["--no-writes-while-unprotected"])
                 + (settings.fetchesBlockHashes ? [] : ["--no-block-hashes"])
-            let process = try LabProcess(executable: drill.executable, arguments: arguments, namespace: nil, logFile: node.log)
+            let process = try LabProcess(
+                executable: drill.executable, arguments: arguments, namespace: nil, logFile: node.log)
             processes.append(process)
             live[index] = process
             if !asPrimary { _ = try waitForReport(index, "listening", seconds: 60) }
@@ -230,10 +263,15 @@ public struct LMDBAlternatingDrill: Sendable {
 
         /// Waits for node `index`'s first report of `kind`.
         private func waitForReport(_ index: Int, _ kind: String, seconds: Double) throws -> LabEvent {
-            guard let process = live[index] else { throw failure("node \(nodes[index].name) is not running", node: index) }
-            guard let line = process.waitForLine(seconds: seconds, { LabEvent($0)?.kind == kind }), let event = LabEvent(line) else {
-                throw failure("node \(nodes[index].name) did not report \(kind) within \(Int(seconds)) s"
-                              + (process.isRunning ? "" : " (it exited)"), node: index)
+            guard let process = live[index] else {
+                throw failure("node \(nodes[index].name) is not running", node: index)
+            }
+            guard let line = process.waitForLine(seconds: seconds, { LabEvent($0)?.kind == kind }),
+                let event = LabEvent(line)
+            else {
+                throw failure(
+                    "node \(nodes[index].name) did not report \(kind) within \(Int(seconds)) s"
+                        + (process.isRunning ? "" : " (it exited)"), node: index)
             }
             return event
         }
@@ -247,7 +285,9 @@ public struct LMDBAlternatingDrill: Sendable {
         /// The first transaction node `index`'s process acknowledged.
         private func firstAcknowledged(_ index: Int) throws -> UInt64 {
             let prefix = "acknowledged "
-            guard let line = live[index]?.waitForLine(seconds: 60, { $0.hasPrefix(prefix) }), let number = UInt64(line.dropFirst(prefix.count)) else {
+            guard let line = live[index]?.waitForLine(seconds: 60, { $0.hasPrefix(prefix) }),
+                let number = UInt64(line.dropFirst(prefix.count))
+            else {
                 throw failure("node \(nodes[index].name) acknowledged nothing within 60 s", node: index)
             }
             return number
@@ -255,31 +295,41 @@ public struct LMDBAlternatingDrill: Sendable {
 
         /// Lets the primary run protected for a drawn while, checking it stays up.
         private func runProtected(_ index: Int, moments: inout SeededRandom) throws {
-            let low = settings.protectedRun.minimum.wholeMilliseconds, high = settings.protectedRun.maximum.wholeMilliseconds
+            let low = settings.protectedRun.minimum.wholeMilliseconds
+            let high = settings.protectedRun.maximum.wholeMilliseconds
             let milliseconds = low + Int(moments.next() % UInt64(max(1, high - low + 1)))
             usleep(UInt32(milliseconds) * 1000)
-            guard live[index]?.isRunning == true else { throw failure("node \(nodes[index].name) exited while primary", node: index) }
+            guard live[index]?.isRunning == true else {
+                throw failure("node \(nodes[index].name) exited while primary", node: index)
+            }
         }
 
         /// The highest transaction any node's process reported as acknowledged.
         private func highestAcknowledged() -> UInt64 {
             processes.flatMap(\.lines).reduce(0) { highest, line in
-                guard line.hasPrefix("acknowledged "), let number = UInt64(line.dropFirst("acknowledged ".count)) else { return highest }
+                guard line.hasPrefix("acknowledged "), let number = UInt64(line.dropFirst("acknowledged ".count)) else {
+                    return highest
+                }
                 return max(highest, number)
             }
         }
 
-        private func seconds(from start: UInt64, to end: UInt64) -> Double { end > start ? Double(end - start) / 1e9 : 0 }
+        private func seconds(from start: UInt64, to end: UInt64) -> Double {
+            end > start ? Double(end - start) / 1e9 : 0
+        }
 
         /// The drill's failure, with the last lines of both nodes' logs: what one node did wrong often shows in
         /// the other's (a primary that ended on an error of its own leaves its backup nothing to take over).
         private func failure(_ what: String, node: Int) -> DrillError {
             let tails = [node, 1 - node].map { index in
                 let log = (try? String(contentsOfFile: nodes[index].log, encoding: .utf8)) ?? ""
-                return "the last lines of \(nodes[index].name)'s:\n" + log.split(separator: "\n").suffix(10).joined(separator: "\n")
+                return "the last lines of \(nodes[index].name)'s:\n"
+                    + log.split(separator: "\n").suffix(10).joined(separator: "\n")
             }
-            return DrillError(description: "\(what); logs in \(URL(fileURLWithPath: nodes[node].log).deletingLastPathComponent().path); "
-                              + tails.joined(separator: "\n"))
+            return DrillError(
+                description:
+                    "\(what); logs in \(URL(fileURLWithPath: nodes[node].log).deletingLastPathComponent().path); "
+                    + tails.joined(separator: "\n"))
         }
 
         mutating func killAll() {

@@ -44,7 +44,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
             try LMDBError.check(mdb_env_open(environment, path, flags, 0o600), "mdb_env_open(\(path))")
             var transaction: OpaquePointer?
             let readOnly = options.contains(.readOnly)
-            try LMDBError.check(mdb_txn_begin(environment, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &transaction), "mdb_txn_begin")
+            try LMDBError.check(
+                mdb_txn_begin(environment, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &transaction), "mdb_txn_begin")
             let opened = mdb_dbi_open(transaction, nil, 0, &database)
             if opened != MDB_SUCCESS || readOnly {
                 mdb_txn_abort(transaction)
@@ -76,7 +77,11 @@ public final class LMDBEnvironment: @unchecked Sendable {
         let file = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
         let mappings = try ProcessMemoryMap.read(pid: getpid())
         let length = UInt64(mapLength)
-        guard let map = mappings.first(where: { $0.name == file && $0.end - $0.start == length && $0.permissions.hasSuffix("s") }) else {
+        guard
+            let map = mappings.first(where: {
+                $0.name == file && $0.end - $0.start == length && $0.permissions.hasSuffix("s")
+            })
+        else {
             return nil
         }
         return UnsafeMutableRawPointer(bitPattern: UInt(map.start))
@@ -94,10 +99,13 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     /// Runs `body` in a transaction and commits it (a read-only one is ended instead); on a throw it is
     /// aborted and nothing it did is kept.
-    public func withTransaction<Result>(readOnly: Bool = false,
-                                        _ body: (OpaquePointer) throws(LMDBError) -> Result) throws(LMDBError) -> Result {
+    public func withTransaction<Result>(
+        readOnly: Bool = false,
+        _ body: (OpaquePointer) throws(LMDBError) -> Result
+    ) throws(LMDBError) -> Result {
         var transaction: OpaquePointer?
-        try LMDBError.check(mdb_txn_begin(environment, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &transaction), "mdb_txn_begin")
+        try LMDBError.check(
+            mdb_txn_begin(environment, nil, readOnly ? UInt32(MDB_RDONLY) : 0, &transaction), "mdb_txn_begin")
         guard let transaction else { throw LMDBError(operation: "mdb_txn_begin", code: ENOMEM_CODE) }
         let result: Result
         do {
@@ -115,7 +123,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
     }
 
     /// Stores `value` under `key` in `transaction`.
-    public func put(_ transaction: OpaquePointer, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(LMDBError) {
+    public func put(_ transaction: OpaquePointer, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+        throws(LMDBError)
+    {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try LMDBError.check(mdb_put(transaction, database, &k, &v, 0), "mdb_put")
@@ -133,16 +143,20 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     /// Calls `body` with every key and value in key order, inside `transaction`. The buffers are valid
     /// only during the call.
-    public func forEach(_ transaction: OpaquePointer,
-                        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    public func forEach(
+        _ transaction: OpaquePointer,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         var cursor: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(transaction, database, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
-        var key = MDB_val(), value = MDB_val()
+        var key = MDB_val()
+        var value = MDB_val()
         var rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
         while rc == MDB_SUCCESS {
-            try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
-                     UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
+            try body(
+                UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+                UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)
         }
         if rc != MDB_NOTFOUND { try LMDBError.check(rc, "mdb_cursor_get") }

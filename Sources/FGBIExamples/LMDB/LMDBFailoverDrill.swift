@@ -3,7 +3,7 @@ import FGBIBench
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A failover drill for the LMDB example: an in-process ``Backup`` on loopback, a real primary process
@@ -70,7 +70,8 @@ public struct LMDBFailoverDrill: Sendable {
     ///   differs from the history; ``LMDBError`` when LMDB cannot open it; other errors when the drill itself
     ///   cannot run (no backup port, the primary cannot start).
     public func run(progress: (String) -> Void = { _ in }) throws -> Outcome {
-        let directories = try DrillDirectories.make("fgbi-lmdb", under: [settings.databaseDirectory, settings.imageDirectory])
+        let directories = try DrillDirectories.make(
+            "fgbi-lmdb", under: [settings.databaseDirectory, settings.imageDirectory])
         let (databaseDirectory, imageDirectory) = (directories[0], directories[1])
         defer {
             try? FileManager.default.removeItem(at: databaseDirectory)
@@ -86,7 +87,8 @@ public struct LMDBFailoverDrill: Sendable {
         let backup = try Backup(regions: [region], configuration: configuration)
         let serving = try backup.start()
 
-        let child = primaryProcess(backupPort: backup.port, database: databaseDirectory.appendingPathComponent("data.mdb").path)
+        let child = primaryProcess(
+            backupPort: backup.port, database: databaseDirectory.appendingPathComponent("data.mdb").path)
         let output = Pipe()
         child.standardOutput = output
         let errors = Pipe()
@@ -98,7 +100,8 @@ public struct LMDBFailoverDrill: Sendable {
         try child.run()
         let started = Date()
 
-        waitForTheKill(child, startedAt: started, backup: backup, acknowledgements: acknowledgements, progress: progress)
+        waitForTheKill(
+            child, startedAt: started, backup: backup, acknowledgements: acknowledgements, progress: progress)
         let wasRunning = child.isRunning
         kill(child.processIdentifier, SIGKILL)
         let killed = Date()
@@ -109,45 +112,83 @@ public struct LMDBFailoverDrill: Sendable {
         diagnostics.append(errors.fileHandleForReading.readDataToEndOfFile())
         guard wasRunning, child.terminationReason == .uncaughtSignal, child.terminationStatus == SIGKILL else {
             _ = try? serving.stop()
-            throw DrillError(description: "the primary process exited with status \(child.terminationStatus) before the kill; its last output:\n\(diagnostics.text)")
+            throw DrillError(
+                description:
+                    """
+                    the primary process exited with status \(child.terminationStatus) before the kill; its last \
+                    output:\n\(diagnostics.text)
+                    """
+            )
         }
         let status = "killed by SIGKILL"
         let acknowledged = acknowledgements.highest
-        progress("killed the primary after \(String(format: "%.2f", killed.timeIntervalSince(started))) s: \(acknowledged) transactions acknowledged")
+        progress(
+            """
+            killed the primary after \(String(format: "%.2f", killed.timeIntervalSince(started))) s: \
+            \(acknowledged) transactions acknowledged
+            """
+        )
 
+        return try failoverOutcome(
+            of: serving, killedAt: killed, acknowledged: acknowledged, image: image, status: status,
+            progress: progress)
+    }
+
+    /// Waits for the backup's outcome after the kill and checks it: no epoch is fine only if nothing was
+    /// acknowledged; otherwise the backup must have failed over, and its image must verify against the history.
+    private func failoverOutcome(
+        of serving: BackupService, killedAt killed: Date, acknowledged: UInt64, image: String, status: String,
+        progress: (String) -> Void
+    ) throws -> Outcome {
         // A primary killed before it connected leaves the backup listening: stop it once it had time to notice.
         let outcome = try serving.outcome(timeout: settings.primaryTimeout + .seconds(5)) ?? serving.stop()
         let failoverSeconds = Date().timeIntervalSince(killed)
         guard let epoch = outcome.lastEpoch else {
             guard acknowledged == 0 else {
-                throw LMDBReplicaVerifier.Mismatch(description: "\(acknowledged) transactions were acknowledged, but the backup holds no epoch")
+                throw LMDBReplicaVerifier.Mismatch(
+                    description: "\(acknowledged) transactions were acknowledged, but the backup holds no epoch")
             }
-            return Outcome(acknowledged: 0, backupEpoch: nil, replica: nil, failoverSeconds: failoverSeconds, primaryStatus: status)
+            return Outcome(
+                acknowledged: 0, backupEpoch: nil, replica: nil, failoverSeconds: failoverSeconds, primaryStatus: status
+            )
         }
         guard case .failedOver = outcome else {
             throw LMDBReplicaVerifier.Mismatch(description: "the backup did not fail over: \(outcome)")
         }
-        progress("backup failed over at epoch \(epoch) in \(String(format: "%.2f", failoverSeconds)) s; opening the image with LMDB")
-        let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: settings.mapBytes, history: settings.history, acknowledged: acknowledged)
-        return Outcome(acknowledged: acknowledged, backupEpoch: epoch, replica: report, failoverSeconds: failoverSeconds, primaryStatus: status)
+        progress(
+            """
+            backup failed over at epoch \(epoch) in \(String(format: "%.2f", failoverSeconds)) s; opening the \
+            image with LMDB
+            """
+        )
+        let report = try LMDBReplicaVerifier.verify(
+            path: image, mapBytes: settings.mapBytes, history: settings.history, acknowledged: acknowledged)
+        return Outcome(
+            acknowledged: acknowledged, backupEpoch: epoch, replica: report, failoverSeconds: failoverSeconds,
+            primaryStatus: status)
     }
+
     /// The `fgbi example lmdb --role primary` process of the drill (not started), replicating the database at
     /// `database` to the backup on `backupPort`.
     private func primaryProcess(backupPort: UInt16, database: String) -> Process {
         let child = Process()
         child.executableURL = executable
         let history = settings.history
-        child.arguments = ["example", "lmdb", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--database", database,
-                           "--seed", String(history.seed), "--keys", String(history.keyCount),
-                           "--writes-per-transaction", String(history.writesPerTransaction),
-                           "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds)]
+        child.arguments = [
+            "example", "lmdb", "--role", "primary", "--backup", "127.0.0.1:\(backupPort)", "--database", database,
+            "--seed", String(history.seed), "--keys", String(history.keyCount),
+            "--writes-per-transaction", String(history.writesPerTransaction),
+            "--map-mib", String(settings.mapBytes >> 20), "--epoch-ms", String(settings.epochMilliseconds),
+        ]
         return child
     }
 
     /// Waits until the kill is due (counted from the start, or from the backup's first epoch), or the primary
     /// has ended on its own, reporting progress every second.
-    private func waitForTheKill(_ child: Process, startedAt started: Date, backup: Backup, acknowledgements: AcknowledgementLog,
-                                progress: (String) -> Void) {
+    private func waitForTheKill(
+        _ child: Process, startedAt started: Date, backup: Backup, acknowledgements: AcknowledgementLog,
+        progress: (String) -> Void
+    ) {
         var clockStart = started
         if settings.killClock == .firstEpoch {
             // At most a minute: a backup that never holds an epoch shows in the outcome (no replica).
@@ -160,7 +201,12 @@ public struct LMDBFailoverDrill: Sendable {
             usleep(2_000)
             if Date().timeIntervalSince(lastReport) >= 1 {
                 lastReport = Date()
-                progress("primary pid \(child.processIdentifier): \(acknowledgements.highest) transactions acknowledged, backup at epoch \(backup.lastEpoch.map(String.init) ?? "-")")
+                progress(
+                    """
+                    primary pid \(child.processIdentifier): \(acknowledgements.highest) transactions \
+                    acknowledged, backup at epoch \(backup.lastEpoch.map(String.init) ?? "-")
+                    """
+                )
             }
         }
     }

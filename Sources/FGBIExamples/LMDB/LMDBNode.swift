@@ -14,7 +14,8 @@ import Synchronization
 /// database (``PrimaryConfiguration/continuesAfterEpoch``), acknowledging each only once its peer holds it.
 ///
 /// It reports on standard output, one line each: `event listening port P at NS`, `event took-over epoch E
-/// transactions R database-bytes D at NS` (D: the map's bytes the database has used), `event synchronised bytes B first-pass F region L pages-held H resynchronised 0|1 epoch E
+/// transactions R database-bytes D at NS` (D: the map's bytes the database has used), `event synchronised bytes B
+/// first-pass F region L pages-held H resynchronised 0|1 epoch E
 /// rounds N milliseconds M at NS` (bytes sent up to the first committed epoch, of them F by the first pass: what
 /// differed), `acknowledged N` (N released to clients), `event stood-down at NS`.
 public final class LMDBNode: Sendable {
@@ -74,8 +75,10 @@ public final class LMDBNode: Sendable {
         if startAsPrimary { return try serveAsPrimary(continuing: nil, shouldStop: shouldStop) }
         switch try serveAsBackup(shouldStop: shouldStop) {
         case .takeOver(let epoch):
-            let report = try LMDBReplicaVerifier.compare(path: settings.database, mapBytes: settings.mapBytes, history: settings.history)
-            emit("event took-over epoch \(epoch) transactions \(report.transactions) database-bytes \(report.usedBytes)")
+            let report = try LMDBReplicaVerifier.compare(
+                path: settings.database, mapBytes: settings.mapBytes, history: settings.history)
+            emit(
+                "event took-over epoch \(epoch) transactions \(report.transactions) database-bytes \(report.usedBytes)")
             return try serveAsPrimary(continuing: (epoch, report.transactions), shouldStop: shouldStop)
         case .ended(let ending):
             return ending
@@ -93,8 +96,9 @@ public final class LMDBNode: Sendable {
         let memory = try GuestMemory.file(path: settings.database, length: settings.mapBytes)
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: settings.listenPort))
         configuration.primaryTimeout = settings.primaryTimeout
-        let backup = try Backup(regions: [memory], configuration: configuration,
-                                holding: holdsContent ? .formerPrimary(lastEpoch: nil) : nil)
+        let backup = try Backup(
+            regions: [memory], configuration: configuration,
+            holding: holdsContent ? .formerPrimary(lastEpoch: nil) : nil)
         let service = try backup.start()
         emit("event listening port \(backup.port)")
         var outcome: BackupOutcome?
@@ -115,29 +119,55 @@ public final class LMDBNode: Sendable {
 
     /// Commits transactions on the database (a new one, or the replica taken over at `continuing`'s epoch
     /// holding its transactions), replicating to the peer, until `shouldStop`.
-    private func serveAsPrimary(continuing: (epoch: UInt64, transactions: UInt64)?, shouldStop: @escaping @Sendable () -> Bool) throws -> Ending {
+    private func serveAsPrimary(
+        continuing: (epoch: UInt64, transactions: UInt64)?, shouldStop: @escaping @Sendable () -> Bool
+    ) throws -> Ending {
         var configuration = PrimaryConfiguration(backup: settings.peer)
         configuration.engine = EngineConfiguration(mode: settings.mode)
         configuration.epochInterval = .milliseconds(settings.epochMilliseconds)
         configuration.reconnectWindow = settings.peerWindow
         configuration.continuesAfterEpoch = continuing?.epoch
         configuration.precopy.fetchesBlockHashes = settings.fetchesBlockHashes
-        let store = try ReplicatedKeyValueStore(path: settings.database, mapBytes: settings.mapBytes, history: settings.history,
-                                                configuration: configuration, continuing: continuing?.transactions)
+        let store = try ReplicatedKeyValueStore(
+            path: settings.database, mapBytes: settings.mapBytes, history: settings.history,
+            configuration: configuration, continuing: continuing?.transactions)
         let reported = Mutex(false)
         let region = settings.mapBytes
         let primary = store.primary
-        _ = try store.run(until: { _ in shouldStop() }, firstWrite: continuing == nil ? .onceConnected : settings.writesWhileUnprotected ? .immediately : .onceProtected, acknowledged: { [self] transaction in
-            if let statistics = primary?.statistics, reported.withLock({ done in defer { done = true }; return !done }) {
-                let sent = statistics.precopyBytes + statistics.bytesSent
-                let synchronisation = statistics.lastSynchronisation
-                emit("event synchronised bytes \(sent) first-pass \(synchronisation?.firstPassBytes ?? 0) region \(region) "
-                     + "pages-held \(synchronisation?.pagesAlreadyHeld ?? 0) block-hash-bytes \(synchronisation?.blockHashBytes ?? 0) "
-                     + "resynchronised \(synchronisation?.resynchronised == true ? 1 : 0) epoch \(synchronisation?.epoch ?? 0) "
-                     + "rounds \(synchronisation?.rounds ?? 0) milliseconds \(Int(synchronisation?.milliseconds ?? 0))")
-            }
-            emit("acknowledged \(transaction)", stamped: false)
-        })
+        _ = try store.run(
+            until: { _ in shouldStop() },
+            firstWrite: continuing == nil
+                ? .onceConnected : settings.writesWhileUnprotected ? .immediately : .onceProtected,
+            acknowledged: { [self] transaction in
+                if let statistics = primary?.statistics,
+                    reported.withLock({ done in
+                        defer { done = true }
+                        return !done
+                    })
+                {
+                    let sent = statistics.precopyBytes + statistics.bytesSent
+                    let synchronisation = statistics.lastSynchronisation
+                    emit(
+                        """
+                        event synchronised bytes \(sent) first-pass \(synchronisation?.firstPassBytes ?? 0) \
+                        region \(region) 
+                        """
+                            + """
+                            pages-held \(synchronisation?.pagesAlreadyHeld ?? 0) block-hash-bytes \
+                            \(synchronisation?.blockHashBytes ?? 0) 
+                            """
+                                + """
+                                resynchronised \(synchronisation?.resynchronised == true ? 1 : 0) epoch \
+                                \(synchronisation?.epoch ?? 0) 
+                                """
+                                + """
+                                rounds \(synchronisation?.rounds ?? 0) milliseconds \
+                                \(Int(synchronisation?.milliseconds ?? 0))
+                                """
+                    )
+                }
+                emit("acknowledged \(transaction)", stamped: false)
+            })
         return .stopped
     }
 

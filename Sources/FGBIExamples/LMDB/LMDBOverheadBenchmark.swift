@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The LMDB workload's throughput with and without replication, side by side in one run: each round runs
@@ -153,8 +153,9 @@ public struct LMDBOverheadBenchmark {
                 writing[index].append(result.statistics.writingSeconds)
                 parts[index].add(result.pauses)
                 cpu[index].add(result.cpu)
-                progress("round \(round + 1)/\(configuration.rounds), \(name(setup)): "
-                         + "\(formatted(rates[index].last ?? 0, 0)) transactions/s")
+                progress(
+                    "round \(round + 1)/\(configuration.rounds), \(name(setup)): "
+                        + "\(formatted(rates[index].last ?? 0, 0)) transactions/s")
             }
         }
         let baseline = Summary(rates[0]).median
@@ -166,18 +167,23 @@ public struct LMDBOverheadBenchmark {
                 name: name(setup), epochMs: setup.epochMilliseconds, capturePlacement: setup.placement,
                 captureRealtimePriority: setup.realtimePriority, hotPages: setup.hotPages.map(\.description),
                 transactions: configuration.transactions,
-                transactionsPerSecond: rates[index], medianTransactionsPerSecond: median, relativeThroughput: median / baseline,
+                transactionsPerSecond: rates[index], medianTransactionsPerSecond: median,
+                relativeThroughput: median / baseline,
                 pairedRelativeThroughput: Summary(zip(rates[index], rates[0]).map { $0 / $1 }).median,
                 acknowledgementMsP50: replicated ? Summary.percentile(acknowledgements[index], 0.5) : nil,
                 acknowledgementMsP99: replicated ? Summary.percentile(acknowledgements[index], 0.99) : nil,
                 epochsPerRound: replicated ? epochs[index] / Double(configuration.rounds) : nil,
-                meanEpochMs: replicated ? Summary(writing[index]).median * 1000 / max(epochs[index] / Double(configuration.rounds), 1) : nil,
+                meanEpochMs: replicated
+                    ? Summary(writing[index]).median * 1000 / max(epochs[index] / Double(configuration.rounds), 1)
+                    : nil,
                 pauseMsP50: replicated ? Summary.percentile(pauses[index], 0.5) : nil,
                 pauseMsP99: replicated ? Summary.percentile(pauses[index], 0.99) : nil,
                 stopMsP50: replicated ? Summary.percentile(parts[index].stopMs, 0.5) : nil,
                 captureMsP50: replicated ? Summary.percentile(parts[index].captureMs, 0.5) : nil,
-                encodeMsMean: replicated ? parts[index].encodeMs.reduce(0, +) / Double(max(parts[index].encodeMs.count, 1)) : nil,
-                copiedEpochShare: replicated ? Double(parts[index].copied) / Double(max(parts[index].captureMs.count, 1)) : nil,
+                encodeMsMean: replicated
+                    ? parts[index].encodeMs.reduce(0, +) / Double(max(parts[index].encodeMs.count, 1)) : nil,
+                copiedEpochShare: replicated
+                    ? Double(parts[index].copied) / Double(max(parts[index].captureMs.count, 1)) : nil,
                 pagesWrittenPerEpoch: replicated ? pages[index] / epochCount : nil,
                 pagesUnscannedPerEpoch: replicated ? unscanned[index] / epochCount : nil,
                 wireBytesPerEpoch: replicated ? bytes[index] / epochCount : nil,
@@ -202,7 +208,9 @@ public struct LMDBOverheadBenchmark {
                 placements.flatMap { placement in
                     configuration.captureRealtimePriorities.flatMap { priority in
                         configuration.hotPagePolicies.map {
-                            Setup(epochMilliseconds: interval, placement: placement, realtimePriority: priority, hotPages: $0)
+                            Setup(
+                                epochMilliseconds: interval, placement: placement, realtimePriority: priority,
+                                hotPages: $0)
                         }
                     }
                 }
@@ -211,11 +219,14 @@ public struct LMDBOverheadBenchmark {
 
     /// The primary of a replicated variant: the benchmark's mode, capture and knobs, `setup`'s placement,
     /// priority and hot pages, epochs every `epochMilliseconds`, to the in-process backup on `backupPort`.
-    private func replicationSettings(_ setup: Setup, epochMilliseconds: Int, backupPort: UInt16) -> PrimaryConfiguration {
+    private func replicationSettings(_ setup: Setup, epochMilliseconds: Int, backupPort: UInt16) -> PrimaryConfiguration
+    {
         var settings = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
         settings.engine = EngineConfiguration(mode: configuration.mode)
         settings.engine.captureStrategy = configuration.capture
-        if setup.placement == .writerCPU, let writer = configuration.writerCPU { settings.engine.captureCPUs = [writer] }
+        if setup.placement == .writerCPU, let writer = configuration.writerCPU {
+            settings.engine.captureCPUs = [writer]
+        }
         settings.engine.captureRealtimePriority = setup.realtimePriority
         if let policy = setup.hotPages { settings.hotPages = policy }
         settings.epochInterval = .milliseconds(epochMilliseconds)
@@ -237,11 +248,17 @@ public struct LMDBOverheadBenchmark {
     func name(_ setup: Setup) -> String {
         guard let interval = setup.epochMilliseconds else { return "none" }
         var name = "\(configuration.mode) @ \(interval) ms"
-        if configuration.capturePlacements.count > 1, let placement = setup.placement { name += ", capture on \(placement.rawValue) CPU" }
-        if configuration.captureRealtimePriorities.count > 1 { name += setup.realtimePriority.map { ", FIFO \($0)" } ?? ", normal" }
+        if configuration.capturePlacements.count > 1, let placement = setup.placement {
+            name += ", capture on \(placement.rawValue) CPU"
+        }
+        if configuration.captureRealtimePriorities.count > 1 {
+            name += setup.realtimePriority.map { ", FIFO \($0)" } ?? ", normal"
+        }
         if configuration.hotPagePolicies.count > 1, let policy = setup.hotPages {
-            name += policy.isEnabled
-                ? ", hot \(policy.promoteAfter):\(policy.leaseCollections):\(policy.maximumPages)\(policy.demotesUnchanged ? "" : ":full")"
+            let full = policy.demotesUnchanged ? "" : ":full"
+            name +=
+                policy.isEnabled
+                ? ", hot \(policy.promoteAfter):\(policy.leaseCollections):\(policy.maximumPages)\(full)"
                 : ", hot off"
         }
         return name
@@ -273,8 +290,10 @@ public struct LMDBOverheadBenchmark {
         }
     }
 
-    private func runOnce(_ setup: Setup) throws -> (statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts,
-                                                    cpu: ReplicationCPU) {
+    private func runOnce(_ setup: Setup) throws -> (
+        statistics: ReplicatedKeyValueStore.RunStatistics, verified: Bool, pauses: PauseParts,
+        cpu: ReplicationCPU
+    ) {
         let all = Array(0..<min(ThreadScheduling.onlineCPUCount, 64))
         if let writer = configuration.writerCPU {
             // Everything created from here on (backup, primary threads, acknowledger) runs beside the writer.
@@ -295,8 +314,9 @@ public struct LMDBOverheadBenchmark {
         if let epochMilliseconds = setup.epochMilliseconds {
             let region = try GuestMemory.anonymous(length: configuration.mapBytes)
             try region.prefault()
-            let server = try Backup(regions: [region], geometry: try BlockGeometry(),
-                                    configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+            let server = try Backup(
+                regions: [region], geometry: try BlockGeometry(),
+                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
             let settings = replicationSettings(setup, epochMilliseconds: epochMilliseconds, backupPort: server.port)
             backup = server
             replica = region
@@ -306,27 +326,31 @@ public struct LMDBOverheadBenchmark {
             if remote { try ThreadScheduling.pinCallingThread(to: all) }
         }
         let pauses = Mutex(PauseParts())
-        let store = try ReplicatedKeyValueStore(path: path, mapBytes: configuration.mapBytes, history: configuration.history,
-                                                configuration: primaryConfiguration, observer: { _, epoch in
-            guard epoch.pauseNanoseconds > 0 else { return }  // pre-copy steps: no pause
-            pauses.withLock {
-                $0.stopMs.append(Double(epoch.stopNanoseconds) / 1e6)
-                $0.captureMs.append(Double(epoch.captureNanoseconds) / 1e6)
-                $0.encodeMs.append(Double(epoch.encodeNanoseconds + epoch.compressNanoseconds) / 1e6)
-                if epoch.captureStrategy == CaptureStrategy.copyPages.rawValue { $0.copied += 1 }
-            }
-        })
+        let store = try ReplicatedKeyValueStore(
+            path: path, mapBytes: configuration.mapBytes, history: configuration.history,
+            configuration: primaryConfiguration,
+            observer: { _, epoch in
+                guard epoch.pauseNanoseconds > 0 else { return } // pre-copy steps: no pause
+                pauses.withLock {
+                    $0.stopMs.append(Double(epoch.stopNanoseconds) / 1e6)
+                    $0.captureMs.append(Double(epoch.captureNanoseconds) / 1e6)
+                    $0.encodeMs.append(Double(epoch.encodeNanoseconds + epoch.compressNanoseconds) / 1e6)
+                    if epoch.captureStrategy == CaptureStrategy.copyPages.rawValue { $0.copied += 1 }
+                }
+            })
         let target = UInt64(configuration.transactions)
         // Replication's CPU is counted from the writer's start to the backup's end.
         var processBefore: UInt64 = 0
         var backupBefore: UInt64 = 0
         let statistics: ReplicatedKeyValueStore.RunStatistics
         do {
-            statistics = try store.run(until: { $0.transactions >= target }, writerStarts: {
-                if let writer = configuration.writerCPU { try ThreadScheduling.pinCallingThread(to: [writer]) }
-                processBefore = MonotonicClock.processCPUNanoseconds()
-                backupBefore = serving?.cpuNanoseconds() ?? 0
-            })
+            statistics = try store.run(
+                until: { $0.transactions >= target },
+                writerStarts: {
+                    if let writer = configuration.writerCPU { try ThreadScheduling.pinCallingThread(to: [writer]) }
+                    processBefore = MonotonicClock.processCPUNanoseconds()
+                    backupBefore = serving?.cpuNanoseconds() ?? 0
+                })
         } catch {
             backup?.stop()
             throw error
@@ -334,15 +358,30 @@ public struct LMDBOverheadBenchmark {
         var verified = true
         var cpu = ReplicationCPU()
         if let serving, let replica {
-            _ = try serving.result()
-            // Before the comparison below, which is the benchmark's, not replication's.
-            let process = MonotonicClock.processCPUNanoseconds() - processBefore
-            cpu.backupNanoseconds = serving.cpuNanoseconds() - backupBefore
-            let writer = UInt64((statistics.writer.userSeconds + statistics.writer.systemSeconds) * 1e9)
-            cpu.primaryNanoseconds = process > cpu.backupNanoseconds + writer ? process - cpu.backupNanoseconds - writer : 0
-            verified = memcmp(replica.base, store.memory.base, configuration.mapBytes) == 0
-                && statistics.acknowledged == statistics.transactions
+            (verified, cpu) = try finishReplicated(
+                serving: serving, replica: replica, store: store, statistics: statistics,
+                processBefore: processBefore, backupBefore: backupBefore)
         }
         return (statistics, verified, pauses.withLock { $0 }, cpu)
+    }
+
+    /// Waits for the backup's end, then counts replication's CPU since the writer's start (process CPU
+    /// before `processBefore`, backup CPU before `backupBefore`) and compares the replica with the store's map.
+    private func finishReplicated(
+        serving: BackupThread, replica: GuestMemory, store: ReplicatedKeyValueStore,
+        statistics: ReplicatedKeyValueStore.RunStatistics, processBefore: UInt64, backupBefore: UInt64
+    ) throws -> (verified: Bool, cpu: ReplicationCPU) {
+        var cpu = ReplicationCPU()
+        _ = try serving.result()
+        // Before the comparison below, which is the benchmark's, not replication's.
+        let process = MonotonicClock.processCPUNanoseconds() - processBefore
+        cpu.backupNanoseconds = serving.cpuNanoseconds() - backupBefore
+        let writer = UInt64((statistics.writer.userSeconds + statistics.writer.systemSeconds) * 1e9)
+        cpu.primaryNanoseconds =
+            process > cpu.backupNanoseconds + writer ? process - cpu.backupNanoseconds - writer : 0
+        let verified =
+            memcmp(replica.base, store.memory.base, configuration.mapBytes) == 0
+            && statistics.acknowledged == statistics.transactions
+        return (verified, cpu)
     }
 }

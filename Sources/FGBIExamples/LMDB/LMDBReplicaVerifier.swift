@@ -27,14 +27,19 @@ public enum LMDBReplicaVerifier {
     /// over would. `path` is changed by that last step (pass a copy to keep the image).
     ///
     /// - Throws: ``LMDBError`` when LMDB cannot open or read it, ``Mismatch`` when its content differs.
-    public static func verify(path: String, mapBytes: Int, history: KeyValueHistory, acknowledged: UInt64) throws -> Report {
+    public static func verify(path: String, mapBytes: Int, history: KeyValueHistory, acknowledged: UInt64) throws
+        -> Report
+    {
         var report = try compare(path: path, mapBytes: mapBytes, history: history)
         guard report.transactions >= acknowledged else {
-            throw Mismatch(description: "the replica holds \(report.transactions) transactions, but \(acknowledged) were acknowledged")
+            throw Mismatch(
+                description:
+                    "the replica holds \(report.transactions) transactions, but \(acknowledged) were acknowledged")
         }
         // Take over: a write transaction must commit on the replica.
         let environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
-        let writer = KeyValueWriter(environment: environment, history: history, gate: nil, committed: report.transactions)
+        let writer = KeyValueWriter(
+            environment: environment, history: history, gate: nil, committed: report.transactions)
         try writer.commitNext()
         report.lmdbTransactionID = environment.lastTransactionID
         return report
@@ -43,12 +48,15 @@ public enum LMDBReplicaVerifier {
     /// Compares the database at `path` with `history`, read-only.
     public static func compare(path: String, mapBytes: Int, history: KeyValueHistory) throws -> Report {
         let environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.readOnly, .noLock])
-        return try environment.withTransaction(readOnly: true) { transaction throws(LMDBError) -> Result<Report, Error> in
+        return try environment.withTransaction(readOnly: true) {
+            transaction throws(LMDBError) -> Result<Report, Error> in
             Result { try compare(environment, transaction, history: history) }
         }.get()
     }
 
-    private static func compare(_ environment: LMDBEnvironment, _ transaction: OpaquePointer, history: KeyValueHistory) throws -> Report {
+    private static func compare(_ environment: LMDBEnvironment, _ transaction: OpaquePointer, history: KeyValueHistory)
+        throws -> Report
+    {
         // Find the progress key first: it is the last key in order.
         var transactions: UInt64?
         var found = 0
@@ -60,7 +68,9 @@ public enum LMDBReplicaVerifier {
             guard key.count == 8 else { throw Mismatch(description: "a key of \(key.count) bytes; every key has 8") }
             let decoded = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
             if decoded == KeyValueHistory.progressKey {
-                guard value.count == 8 else { throw Mismatch(description: "the progress value has \(value.count) bytes, not 8") }
+                guard value.count == 8 else {
+                    throw Mismatch(description: "the progress value has \(value.count) bytes, not 8")
+                }
                 transactions = UInt64(littleEndian: value.loadUnaligned(as: UInt64.self))
             } else {
                 entries.append((decoded, Array(value)))
@@ -68,24 +78,47 @@ public enum LMDBReplicaVerifier {
         }
         guard let transactions else {
             guard entries.isEmpty else { throw Mismatch(description: "\(entries.count) keys but no progress key") }
-            return Report(transactions: 0, keys: 0, lmdbTransactionID: environment.lastTransactionID, usedBytes: environment.usedBytes)
+            return Report(
+                transactions: 0, keys: 0, lmdbTransactionID: environment.lastTransactionID,
+                usedBytes: environment.usedBytes)
         }
         expected = history.state(after: transactions)
         for (key, value) in entries {
             guard let version = expected[key] else {
-                throw Mismatch(description: "key \(key) is present, but the first \(transactions) transactions leave it absent")
+                throw Mismatch(
+                    description: "key \(key) is present, but the first \(transactions) transactions leave it absent")
             }
             let length = KeyValueHistory.writeValue(key: key, version: version, into: buffer)
-            guard value.count == length, value.withUnsafeBytes({ memcmp($0.baseAddress!, buffer.baseAddress!, length) == 0 }) else {
-                let stored = value.count >= 16 ? value.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) } : 0
-                throw Mismatch(description: "key \(key) holds \(value.count) bytes (version \(stored)); transaction \(transactions) leaves version \(version), \(length) bytes")
+            guard value.count == length,
+                value.withUnsafeBytes({ memcmp($0.baseAddress!, buffer.baseAddress!, length) == 0 })
+            else {
+                let stored =
+                    value.count >= 16
+                    ? value.withUnsafeBytes {
+                        UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                    } : 0
+                throw Mismatch(
+                    description:
+                        """
+                        key \(key) holds \(value.count) bytes (version \(stored)); transaction \(transactions) \
+                        leaves version \(version), \(length) bytes
+                        """
+                )
             }
             found += 1
         }
         guard found == expected.count else {
             let missing = expected.keys.filter { key in !entries.contains { $0.key == key } }.prefix(3)
-            throw Mismatch(description: "\(expected.count - found) keys missing after transaction \(transactions) (e.g. \(missing.map(String.init).joined(separator: ", ")))")
+            throw Mismatch(
+                description:
+                    """
+                    \(expected.count - found) keys missing after transaction \(transactions) (e.g. \
+                    \(missing.map(String.init).joined(separator: ", ")))
+                    """
+            )
         }
-        return Report(transactions: transactions, keys: found, lmdbTransactionID: environment.lastTransactionID, usedBytes: environment.usedBytes)
+        return Report(
+            transactions: transactions, keys: found, lmdbTransactionID: environment.lastTransactionID,
+            usedBytes: environment.usedBytes)
     }
 }

@@ -44,14 +44,17 @@ public final class ReplicatedKeyValueStore {
             // RUSAGE_THREAD (1): Glibc exports it only with _GNU_SOURCE, which Swift's import does not set.
             getrusage(__rusage_who_t(1), &usage)
             func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-            return WriterTime(userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime),
-                              involuntarySwitches: usage.ru_nivcsw)
+            return WriterTime(
+                userSeconds: seconds(usage.ru_utime), systemSeconds: seconds(usage.ru_stime),
+                involuntarySwitches: usage.ru_nivcsw)
         }
 
         static func - (end: WriterTime, start: WriterTime) -> WriterTime {
-            WriterTime(userSeconds: end.userSeconds - start.userSeconds, systemSeconds: end.systemSeconds - start.systemSeconds,
-                       gateWaitSeconds: end.gateWaitSeconds - start.gateWaitSeconds,
-                       involuntarySwitches: end.involuntarySwitches - start.involuntarySwitches)
+            WriterTime(
+                userSeconds: end.userSeconds - start.userSeconds,
+                systemSeconds: end.systemSeconds - start.systemSeconds,
+                gateWaitSeconds: end.gateWaitSeconds - start.gateWaitSeconds,
+                involuntarySwitches: end.involuntarySwitches - start.involuntarySwitches)
         }
     }
 
@@ -85,14 +88,17 @@ public final class ReplicatedKeyValueStore {
     /// - Throws: ``LMDBError`` when LMDB cannot create the database; ``FGBIError`` or ``SystemError`` when
     ///   the map cannot be tracked.
     /// `observer` sees each epoch's statistics as it is encoded (on the primary's sender thread).
-    public init(path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?,
-                continuing committed: UInt64? = nil, observer: Primary.CaptureObserver? = nil) throws {
+    public init(
+        path: String, mapBytes: Int, history: KeyValueHistory, configuration: PrimaryConfiguration?,
+        continuing committed: UInt64? = nil, observer: Primary.CaptureObserver? = nil
+    ) throws {
         if committed == nil { unlink(path) }
         // The lock file of a process that died is stale; this process is the database's only user.
         unlink(path + "-lock")
         environment = try LMDBEnvironment(path: path, mapBytes: mapBytes, options: [.writeMap, .noSync])
         guard let address = try environment.locateMap() else {
-            throw FGBIError.invalidArgument("no shared mapping of \(path) in /proc/self/maps: LMDB was not opened with MDB_WRITEMAP")
+            throw FGBIError.invalidArgument(
+                "no shared mapping of \(path) in /proc/self/maps: LMDB was not opened with MDB_WRITEMAP")
         }
         memory = try GuestMemory.adopting(address: address, length: environment.mapLength)
         try memory.prefault()
@@ -101,7 +107,9 @@ public final class ReplicatedKeyValueStore {
         self.gate = gate
         writer = KeyValueWriter(environment: environment, history: history, gate: gate, committed: committed ?? 0)
         let memory = memory
-        primary = try configuration.map { try Primary(regions: [memory], configuration: $0, hooks: gate.hooks, observer: observer) }
+        primary = try configuration.map {
+            try Primary(regions: [memory], configuration: $0, hooks: gate.hooks, observer: observer)
+        }
     }
 
     /// The primary's counters (nil without replication).
@@ -119,15 +127,19 @@ public final class ReplicatedKeyValueStore {
     ///
     /// - Throws: the first LMDB or replication error; transactions committed but not acknowledged then
     ///   were never released.
-    public func run(until shouldStop: (RunStatistics) -> Bool, writerStarts: () throws -> Void = {},
-                    firstWrite: FirstWrite = .onceConnected,
-                    acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }) throws -> RunStatistics {
+    public func run(
+        until shouldStop: (RunStatistics) -> Bool, writerStarts: () throws -> Void = {},
+        firstWrite: FirstWrite = .onceConnected,
+        acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }
+    ) throws -> RunStatistics {
         var statistics = RunStatistics()
         let releaser = primary.map { AcknowledgementReleaser(primary: $0, acknowledged: acknowledged) }
         let connecting = try primary.map { try PrimaryStart($0, inBackground: firstWrite == .immediately) }
         if let primary, firstWrite == .onceProtected {
             while primary.committedEpoch == nil {
-                guard primary.isRunning else { throw primary.failure ?? FGBIError.invalidArgument("replication stopped before its first epoch") }
+                guard primary.isRunning else {
+                    throw primary.failure ?? FGBIError.invalidArgument("replication stopped before its first epoch")
+                }
                 MonotonicClock.sleep(nanoseconds: 1_000_000)
             }
         }

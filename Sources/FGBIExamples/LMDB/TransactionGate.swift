@@ -59,7 +59,9 @@ public final class TransactionGate: @unchecked Sendable {
         condition.unlock()
         let start = MonotonicClock.nanoseconds()
         // Yielding while it spins, in case the writer shares this CPU.
-        while openNow.load(ordering: .acquiring) > 0, MonotonicClock.nanoseconds() - start < Self.spinNanoseconds { sched_yield() }
+        while openNow.load(ordering: .acquiring) > 0, MonotonicClock.nanoseconds() - start < Self.spinNanoseconds {
+            sched_yield()
+        }
         condition.lock()
         while open > 0 { condition.wait() }
         condition.unlock()

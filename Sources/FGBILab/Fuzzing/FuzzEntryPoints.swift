@@ -1,5 +1,5 @@
-import FGBI
 import CSupport
+import FGBI
 
 /// Entry points for fuzzing FGBI's decoders of untrusted bytes (`Sources/FGBIFuzz`, Docs/RELIABILITY.md).
 ///
@@ -47,7 +47,9 @@ public enum FuzzEntryPoints {
         let welcome = try? Welcome(decoding: bytes)
         // What is decoded must encode back to the same bytes: no field may be half read or ignored.
         if let hello { precondition(hello.encoded == bytes, "a hello decoded from bytes does not encode back to them") }
-        if let welcome { precondition(welcome.encoded == bytes, "a welcome decoded from bytes does not encode back to them") }
+        if let welcome {
+            precondition(welcome.encoded == bytes, "a welcome decoded from bytes does not encode back to them")
+        }
         return hello != nil || welcome != nil
     }
 
@@ -66,21 +68,27 @@ public enum FuzzEntryPoints {
             offset += length
         }
         if assembler.isComplete {
-            precondition(assembler.summary.pageHashes.map(\.count) == [16, 3], "a complete summary has the wrong shape")
+            precondition(
+                assembler.summary.pageHashes.map(\.count) == [16, 3], "a complete summary has the wrong shape")
         }
         // The same bytes as a block hash request and a block hashes answer for that layout: refused, or within it.
         let bytes = Array(input)
         if let runs = try? BlockHashExchange.decodeRequest(bytes, pageCounts: [16, 3], after: nil) {
             for (index, run) in runs.enumerated() {
-                precondition(run.count >= 1 && run.start + run.count <= [16, 3][run.region], "a requested run past its region")
+                precondition(
+                    run.count >= 1 && run.start + run.count <= [16, 3][run.region], "a requested run past its region")
                 if index > 0 {
                     let last = runs[index - 1]
-                    precondition((run.region, run.start) >= (last.region, last.start + last.count), "requested runs out of order")
+                    precondition(
+                        (run.region, run.start) >= (last.region, last.start + last.count), "requested runs out of order"
+                    )
                 }
             }
         }
-        if let (pages, hashes) = try? BlockHashExchange.decodeAnswer(bytes, expecting: .init(region: 0, start: 4, count: 12), from: 4,
-                                                                     blocksPerPage: 2) {
+        if let (pages, hashes) = try? BlockHashExchange.decodeAnswer(
+            bytes, expecting: .init(region: 0, start: 4, count: 12), from: 4,
+            blocksPerPage: 2)
+        {
             precondition((1...12).contains(pages) && hashes.count == 2 * pages, "an answer past the pages asked for")
         }
         return assembler.isComplete
@@ -108,10 +116,14 @@ public final class DeltaFuzzer {
     /// Regions as the fuzz replica starts: 8 and 3 pages of a fixed pattern (a seed corpus is made by
     /// encoding changes to a copy of them).
     public static func makeRegions() throws -> [GuestMemory] {
-        let regions = [try GuestMemory.anonymous(length: 8 * GuestMemory.pageSize), try GuestMemory.anonymous(length: 3 * GuestMemory.pageSize)]
+        let regions = [
+            try GuestMemory.anonymous(length: 8 * GuestMemory.pageSize),
+            try GuestMemory.anonymous(length: 3 * GuestMemory.pageSize),
+        ]
         for (index, region) in regions.enumerated() {
             for offset in stride(from: 0, to: region.length, by: 8) {
-                region.bytes.storeBytes(of: UInt64(offset &* 0x9E37_79B9 &+ index), toByteOffset: offset, as: UInt64.self)
+                region.bytes.storeBytes(
+                    of: UInt64(offset &* 0x9E37_79B9 &+ index), toByteOffset: offset, as: UInt64.self)
             }
         }
         return regions
@@ -122,9 +134,14 @@ public final class DeltaFuzzer {
     public static func input(carrying delta: [UInt8], precopy: Bool = false) -> [UInt8]? {
         guard delta.count >= DeltaFormat.headerLength + DeltaFormat.checksumLength else { return nil }
         let records = UInt32(delta[28]) | UInt32(delta[29]) << 8 | UInt32(delta[30]) << 16 | UInt32(delta[31]) << 24
-        let bodyLength = delta[32..<40].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << UInt64(8 * $1.offset) }
+        let bodyLength = delta[32..<40].enumerated().reduce(UInt64(0)) {
+            $0 | UInt64($1.element) << UInt64(8 * $1.offset)
+        }
         guard records <= 0xFFFF, bodyLength <= 0xFFFF else { return nil }
-        return [delta[6], delta[7], precopy ? 1 : 0, UInt8(records & 0xFF), UInt8(records >> 8), UInt8(bodyLength & 0xFF), UInt8(bodyLength >> 8)]
+        return [
+            delta[6], delta[7], precopy ? 1 : 0, UInt8(records & 0xFF), UInt8(records >> 8), UInt8(bodyLength & 0xFF),
+            UInt8(bodyLength >> 8),
+        ]
             + delta[DeltaFormat.headerLength..<(delta.count - DeltaFormat.checksumLength)]
     }
 

@@ -2,7 +2,7 @@ import FGBI
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Times whole frames through ``FrameConnection`` on one ``FrameSendPath`` over a loopback TCP connection:
@@ -37,13 +37,17 @@ public enum FrameSendMeasurement {
             defer { buffer.deallocate() }
             while true {
                 let n = recv(server.descriptor, buffer, 1 << 20, 0)
-                if n > 0 { drained.add(n, ordering: .relaxed); continue }
+                if n > 0 {
+                    drained.add(n, ordering: .relaxed)
+                    continue
+                }
                 if n < 0 && errno == EINTR { continue }
                 return
             }
         }
-        let connection = try FrameConnection(socket: client, peer: "measurement", isPrimary: true, maximumPayload: payloadBytes,
-                                             sendPath: path)
+        let connection = try FrameConnection(
+            socket: client, peer: "measurement", isPrimary: true, maximumPayload: payloadBytes,
+            sendPath: path)
         let payload = [UInt8](repeating: 0x5A, count: payloadBytes)
         try payload.withUnsafeBytes { bytes in
             for _ in 0..<max(frames / 10, 1) { try connection.send(.epoch, bytes) }
@@ -59,10 +63,11 @@ public enum FrameSendMeasurement {
         receiver.join()
         let statistics = connection.sendStatistics
         let gigabytes = Double(frames * payloadBytes) / 1e9
-        return Result(path: connection.sendPath.description, payloadBytes: payloadBytes, frames: frames,
-                      framesPerSecond: Double(frames) / seconds, gigabytesPerSecond: gigabytes / seconds,
-                      senderCPUSecondsPerGB: gigabytes > 0 ? cpu / gigabytes : 0,
-                      socketFrames: statistics.socketFrames, uringFrames: statistics.uringFrames,
-                      zeroCopyFrames: statistics.zeroCopyFrames, copiedNotifications: statistics.copiedNotifications)
+        return Result(
+            path: connection.sendPath.description, payloadBytes: payloadBytes, frames: frames,
+            framesPerSecond: Double(frames) / seconds, gigabytesPerSecond: gigabytes / seconds,
+            senderCPUSecondsPerGB: gigabytes > 0 ? cpu / gigabytes : 0,
+            socketFrames: statistics.socketFrames, uringFrames: statistics.uringFrames,
+            zeroCopyFrames: statistics.zeroCopyFrames, copiedNotifications: statistics.copiedNotifications)
     }
 }

@@ -1,8 +1,8 @@
-import FGBI
 import CSupport
+import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A named network namespace (as `ip netns` makes them, under /var/run/netns), which a thread can enter so
@@ -18,11 +18,15 @@ public struct NetworkNamespace: Sendable {
     /// Moves the calling thread into this namespace (for good: use a thread of its own).
     public func enter() throws {
         let path = "/var/run/netns/\(name)"
-        let fd = try Syscall.libc("open(\(path))", hint: { $0 == ENOENT ? "no such namespace; create it with ip netns add" : "" }) {
+        let fd = try Syscall.libc(
+            "open(\(path))", hint: { $0 == ENOENT ? "no such namespace; create it with ip netns add" : "" }
+        ) {
             open(path, O_RDONLY | O_CLOEXEC)
         }
         defer { close(fd) }
-        try Syscall.shim("setns(\(name))", hint: { $0 == EPERM ? "entering a network namespace needs CAP_SYS_ADMIN" : "" }) {
+        try Syscall.shim(
+            "setns(\(name))", hint: { $0 == EPERM ? "entering a network namespace needs CAP_SYS_ADMIN" : "" }
+        ) {
             CSupport_setns(fd, CSupport_CLONE_NEWNET)
         }
     }

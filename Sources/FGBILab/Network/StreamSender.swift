@@ -2,7 +2,7 @@ import FGBI
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How epoch payloads go out on a stream socket.
@@ -57,13 +57,15 @@ public final class StreamSender: @unchecked Sendable {
                     throw SystemError(operation: "send", errno: errno)
                 }
                 report.operations += 1
-                offset += sent  // a short send resumes from where it stopped
+                offset += sent // a short send resumes from where it stopped
             }
             return report
         }
-        let ringReport = try ring.send(buffer, on: descriptor, messageSize: messageSize, zeroCopy: method == .uringZeroCopy)
-        return Report(operations: ringReport.operations, notifications: ringReport.notifications,
-                      copiedNotifications: ringReport.copiedNotifications)
+        let ringReport = try ring.send(
+            buffer, on: descriptor, messageSize: messageSize, zeroCopy: method == .uringZeroCopy)
+        return Report(
+            operations: ringReport.operations, notifications: ringReport.notifications,
+            copiedNotifications: ringReport.copiedNotifications)
     }
 }
 
@@ -93,7 +95,12 @@ public final class TCPConnectionPair: @unchecked Sendable {
         }
         let made = Mutex<Result<Socket, Error>?>(nil)
         let thread = try JoinableThread(name: "fgbi-listener") {
-            made.withLock { $0 = Result { try listenerSetup(); return try Socket.listen(on: Endpoint(host: host, port: 0)) } }
+            made.withLock {
+                $0 = Result {
+                    try listenerSetup()
+                    return try Socket.listen(on: Endpoint(host: host, port: 0))
+                }
+            }
         }
         thread.join()
         listener = try made.withLock { $0! }.get()

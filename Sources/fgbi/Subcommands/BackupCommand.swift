@@ -21,15 +21,18 @@ extension FGBICommand {
                 (and synced) before it is acknowledged; a backup restarted on the same directory resumes at its
                 last committed epoch and the primary resynchronises it with the pages that differ.
                 Examples:
-                  fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image /var/lib/fgbi/replica.img
+                  fgbi backup --listen 0.0.0.0:7070 --region-mib 256 --key-file /etc/fgbi/key --image \
+                /var/lib/fgbi/replica.img
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --on-failover 'echo failed over at $FGBI_EPOCH'
                   fgbi backup --listen 127.0.0.1:7070 --region-mib 64 --state-dir /var/lib/fgbi/state
-                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1 --image /var/lib/fgbi/db1.img
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --etcd http://10.0.0.9:2379 --guest db1 \
+                --image /var/lib/fgbi/db1.img
                 The whole cycle (Docs/OPERATIONS.md): with --memory-file the replica lives in a file on tmpfs;
                 --then-primary -- ARGS makes this process, once it has taken over, become `fgbi primary ARGS` on
                 that file, numbering its epochs on from the replica's (it replaces itself: same process id); a former
                 primary restarted as `fgbi backup --memory-file ITS-FILE --rejoin` receives only what differs.
-                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --memory-file /dev/shm/db1 --then-primary -- --backup 10.0.0.1:7070 --key-file /etc/fgbi/key --duration 86400
+                  fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --memory-file /dev/shm/db1 \
+                --then-primary -- --backup 10.0.0.1:7070 --key-file /etc/fgbi/key --duration 86400
                   fgbi backup --listen 0.0.0.0:7070 --key-file /etc/fgbi/key --memory-file /dev/shm/db1 --rejoin
                 """)
 
@@ -50,46 +53,97 @@ extension FGBICommand {
         @Option(name: .customLong("key-file"), help: "Pre-shared key file (or set FGBI_KEY_FILE).")
         var keyFile: String?
 
-        @Flag(name: .customLong("require-encryption"), help: "Refuse primaries that do not encrypt their frames, on loopback too (off loopback they are refused unless --allow-plaintext).")
+        @Flag(
+            name: .customLong("require-encryption"),
+            help:
+                """
+                Refuse primaries that do not encrypt their frames, on loopback too (off loopback they are refused \
+                unless --allow-plaintext).
+                """
+        )
         var requireEncryption = false
 
         @Flag(name: .customLong("allow-plaintext"), help: "Accept a primary off loopback that sends in clear.")
         var allowPlaintext = false
 
-        @Option(name: .customLong("state-dir"), help: "Make every committed epoch durable here (checkpoint image + journal); resume from it on restart.")
+        @Option(
+            name: .customLong("state-dir"),
+            help: "Make every committed epoch durable here (checkpoint image + journal); resume from it on restart.")
         var stateDirectory: String?
 
-        @Flag(name: .customLong("no-fsync"), help: "With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a machine crash).")
+        @Flag(
+            name: .customLong("no-fsync"),
+            help:
+                """
+                With --state-dir: do not fdatasync the journal before each ack (survives a process crash, not a \
+                machine crash).
+                """
+        )
         var noFsync = false
 
-        @Flag(help: "The --memory-file holds a former primary's memory (this node was the guest's primary): resynchronised with what differs, never taken over before an epoch of the new primary commits.")
+        @Flag(
+            help:
+                """
+                The --memory-file holds a former primary's memory (this node was the guest's primary): \
+                resynchronised with what differs, never taken over before an epoch of the new primary commits.
+                """
+        )
         var rejoin = false
 
-        @Flag(name: .customLong("then-primary"),
-              help: "After taking over, become `fgbi primary` with the arguments after `--` on the --memory-file, with the same --region-mib and --block-size and --continue-after-epoch set; runs after --on-failover.")
+        @Flag(
+            name: .customLong("then-primary"),
+            help:
+                """
+                After taking over, become `fgbi primary` with the arguments after `--` on the --memory-file, with \
+                the same --region-mib and --block-size and --continue-after-epoch set; runs after --on-failover.
+                """
+        )
         var thenPrimary = false
 
-        @Argument(parsing: .postTerminator, help: "With --then-primary: the arguments of `fgbi primary` (at least --backup HOST:PORT), after `--`.")
+        @Argument(
+            parsing: .postTerminator,
+            help: "With --then-primary: the arguments of `fgbi primary` (at least --backup HOST:PORT), after `--`.")
         var primaryArguments: [String] = []
 
         @OptionGroup(title: "Coordination") var coordination: CoordinationOptions
 
-        @Flag(name: .customLong("print-events"),
-              help: "Print `event ... at NS` lines on standard output (promoted, failed over, stood down; NS: monotonic clock), for drills.")
+        @Flag(
+            name: .customLong("print-events"),
+            help:
+                """
+                Print `event ... at NS` lines on standard output (promoted, failed over, stood down; NS: \
+                monotonic clock), for drills.
+                """
+        )
         var printEvents = false
 
         @OptionGroup var observability: ObservabilityOptions
 
         func validate() throws {
             do { _ = try Endpoint(parsing: listen) } catch { throw ValidationError("--listen: \(error)") }
-            guard (10...600_000).contains(timeoutMilliseconds) else { throw ValidationError("--timeout-ms must be between 10 and 600000") }
+            guard (10...600_000).contains(timeoutMilliseconds) else {
+                throw ValidationError("--timeout-ms must be between 10 and 600000")
+            }
             _ = try memory.geometry()
             if rejoin || thenPrimary, memory.memoryFile == nil {
-                throw ValidationError("\(rejoin ? "--rejoin" : "--then-primary") needs --memory-file (the memory must outlive this process)")
+                throw ValidationError(
+                    """
+                    \(rejoin ? "--rejoin" : "--then-primary") needs --memory-file (the memory must outlive this \
+                    process)
+                    """
+                )
             }
-            if rejoin, stateDirectory != nil { throw ValidationError("--rejoin holds a former primary's memory; --state-dir holds a replica: choose one") }
-            if thenPrimary, primaryArguments.isEmpty { throw ValidationError("--then-primary needs the primary's arguments after `--` (at least --backup HOST:PORT)") }
-            if !thenPrimary, !primaryArguments.isEmpty { throw ValidationError("arguments after `--` are for --then-primary") }
+            if rejoin, stateDirectory != nil {
+                throw ValidationError(
+                    "--rejoin holds a former primary's memory; --state-dir holds a replica: choose one")
+            }
+            if thenPrimary, primaryArguments.isEmpty {
+                throw ValidationError(
+                    "--then-primary needs the primary's arguments after `--` (at least --backup HOST:PORT)")
+            }
+            if !thenPrimary, !primaryArguments.isEmpty {
+                throw ValidationError("arguments after `--` are for --then-primary")
+            }
         }
 
         func run() throws {
@@ -98,7 +152,8 @@ extension FGBICommand {
             var configuration = try makeConfiguration()
             var arbiter: EtcdFailoverArbiter?
             if let (client, keys, node) = try coordination.connect(role: "backup") {
-                arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds)
+                arbiter = try EtcdFailoverArbiter(
+                    client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds)
                 configuration.arbiter = arbiter
             }
             // After a promotion this node holds primaryship (renewing) while --on-failover runs, and gives it
@@ -106,18 +161,34 @@ extension FGBICommand {
             defer { arbiter?.promotedLease?.release() }
             let (region, heldContent) = try memory.makeRegion()
             if heldContent && !rejoin {
-                throw ValidationError("--memory-file \(memory.memoryFile ?? "") holds content: pass --rejoin if it is a former primary's memory (resynchronised with what differs), or remove it")
+                throw ValidationError(
+                    """
+                    --memory-file \(memory.memoryFile ?? "") holds content: pass --rejoin if it is a former \
+                    primary's memory (resynchronised with what differs), or remove it
+                    """
+                )
             }
-            let backup = try Backup(regions: [region], geometry: try memory.geometry(), configuration: configuration,
-                                    logger: Logger(label: "fgbi.backup"), holding: heldContent ? .formerPrimary(lastEpoch: nil) : nil)
+            let backup = try Backup(
+                regions: [region], geometry: try memory.geometry(), configuration: configuration,
+                logger: Logger(label: "fgbi.backup"), holding: heldContent ? .formerPrimary(lastEpoch: nil) : nil)
             let stop = StopSignals { number in
-                Progress.note("backup: \(StopSignals.name(number)): stopping at the last committed epoch, no failover (send it again to stop at once)")
+                Progress.note(
+                    """
+                    backup: \(StopSignals.name(number)): stopping at the last committed epoch, no failover (send \
+                    it again to stop at once)
+                    """
+                )
                 backup.stop()
             }
             Progress.note("backup: listening on \(configuration.listen.host):\(backup.port)")
             let outcome = try backup.serve()
             if let number = stop.received {
-                print("backup: stopped by \(StopSignals.name(number)); replica at epoch \(outcome.lastEpoch.map(String.init) ?? "none")")
+                print(
+                    """
+                    backup: stopped by \(StopSignals.name(number)); replica at epoch \
+                    \(outcome.lastEpoch.map(String.init) ?? "none")
+                    """
+                )
                 return
             }
             let term: UInt64?
@@ -135,12 +206,18 @@ extension FGBICommand {
                 term = nil
             case .promoted(let epoch, let newTerm, let reason):
                 if printEvents { EventLine.print("promoted term \(newTerm) epoch \(epoch.map(String.init) ?? "none")") }
-                print("backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") (\(reason))")
+                print(
+                    """
+                    backup: promoted to primary with term \(newTerm) at epoch \(epoch.map(String.init) ?? "none") \
+                    (\(reason))
+                    """
+                )
                 term = newTerm
             }
             if let command = onFailover { try runHook(command, epoch: outcome.lastEpoch, term: term) }
             if thenPrimary, let epoch = outcome.lastEpoch {
-                // Primaryship goes with the process image: released now, acquired anew by the primary (--etcd in its arguments).
+                // Primaryship goes with the process image: released now, acquired anew by the primary (--etcd in its
+                // arguments).
                 arbiter?.promotedLease?.release()
                 try becomePrimary(continuingAfter: epoch)
             }
@@ -156,7 +233,9 @@ extension FGBICommand {
             configuration.guestName = coordination.guestName
             configuration.clusterName = coordination.handshakeCluster
             configuration.allowPlaintext = allowPlaintext
-            if requireEncryption && configuration.key == nil { throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE") }
+            if requireEncryption && configuration.key == nil {
+                throw ValidationError("--require-encryption needs --key-file or FGBI_KEY_FILE")
+            }
             configuration.imagePath = image
             configuration.stateDirectory = stateDirectory
             configuration.syncEachEpoch = !noFsync
@@ -183,8 +262,11 @@ extension FGBICommand {
         private func becomePrimary(continuingAfter epoch: UInt64) throws -> Never {
             guard let file = memory.memoryFile else { throw ValidationError("--then-primary needs --memory-file") }
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            let argv = [executable, "primary", "--memory-file", file, "--region-mib", String(memory.regionMiB),
-                        "--block-size", String(memory.blockSize), "--continue-after-epoch", String(epoch)]
+            let argv =
+                [
+                    executable, "primary", "--memory-file", file, "--region-mib", String(memory.regionMiB),
+                    "--block-size", String(memory.blockSize), "--continue-after-epoch", String(epoch),
+                ]
                 + primaryArguments
             Progress.note("backup: taking over as `fgbi \(argv.dropFirst().joined(separator: " "))`")
             fflush(nil)

@@ -5,7 +5,11 @@ extension FGBICommand {
     struct Bench: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a benchmark; each prints a table, or JSON with --json. Use a release build.",
-            subcommands: [BenchFloor.self, BenchTracker.self, BenchEngine.self, BenchReplicate.self, BenchPause.self, BenchSend.self, BenchSync.self, BenchLMDB.self, BenchKVMTracking.self, BenchSoak.self, BenchGuests.self, BenchFailover.self, BenchBackups.self]
+            subcommands: [
+                BenchFloor.self, BenchTracker.self, BenchEngine.self, BenchReplicate.self, BenchPause.self,
+                BenchSend.self, BenchSync.self, BenchLMDB.self, BenchKVMTracking.self, BenchSoak.self, BenchGuests.self,
+                BenchFailover.self, BenchBackups.self,
+            ]
         )
     }
 }

@@ -55,7 +55,12 @@ extension FGBICommand {
         func parsedLayouts() throws -> [BackupsBenchmark.Layout] {
             try CommaList.parse(layouts, option: "--layouts") { text in
                 guard let layout = BackupsBenchmark.Layout(text) else {
-                    throw ValidationError("--layouts: '\(text)' is not N:all or N:quorum:K (K at most N), optionally with :slow (N at least 2)")
+                    throw ValidationError(
+                        """
+                        --layouts: '\(text)' is not N:all or N:quorum:K (K at most N), optionally with :slow (N \
+                        at least 2)
+                        """
+                    )
                 }
                 return layout
             }
@@ -63,11 +68,17 @@ extension FGBICommand {
 
         func validate() throws {
             _ = try parsedLayouts()
-            guard (1...4096).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 4096") }
+            guard (1...4096).contains(regionMiB) else {
+                throw ValidationError("--region-mib must be between 1 and 4096")
+            }
             guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 100000") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
-            guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
-            guard slowMiBPerSecond >= 0.01, slowMiBPerSecond <= 100_000 else { throw ValidationError("--slow-mib-per-s must be between 0.01 and 100000") }
+            guard (1...10_000).contains(epochMilliseconds) else {
+                throw ValidationError("--epoch-ms must be between 1 and 10000")
+            }
+            guard slowMiBPerSecond >= 0.01, slowMiBPerSecond <= 100_000 else {
+                throw ValidationError("--slow-mib-per-s must be between 0.01 and 100000")
+            }
             do { _ = try SyntheticWorkload.parse(workload) } catch { throw ValidationError("--workload: \(error)") }
             do { _ = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
             do { _ = try TrackerKind.parse(tracker) } catch { throw ValidationError("--tracker: \(error)") }
@@ -89,16 +100,25 @@ extension FGBICommand {
                 print(try JSONOutput.encode(runs))
                 return
             }
-            var table = TextTable(["backups", "commit", "slowed", "commit p50 ms", "p99", "epochs/round", "primary CPU ms/epoch",
-                                   "encoded KB/epoch", "received KB/epoch", "lost", "caught up", "verified"])
+            var table = TextTable([
+                "backups", "commit", "slowed", "commit p50 ms", "p99", "epochs/round", "primary CPU ms/epoch",
+                "encoded KB/epoch", "received KB/epoch", "lost", "caught up", "verified",
+            ])
             for r in runs {
-                table.add([String(r.backups), r.policy, r.slowed ? "yes" : "no", formatted(r.commitMsP50, 1), formatted(r.commitMsP99, 1),
-                           formatted(r.epochsPerRound, 2), formatted(r.primaryCpuMsPerEpoch, 2),
-                           formatted(r.encodedBytesPerEpoch / 1e3, 1), formatted(r.receivedBytesPerEpoch / 1e3, 1),
-                           String(r.backupsLost), String(r.catchUps), "\(r.backupsVerified)/\(r.backups)"])
+                table.add([
+                    String(r.backups), r.policy, r.slowed ? "yes" : "no", formatted(r.commitMsP50, 1),
+                    formatted(r.commitMsP99, 1),
+                    formatted(r.epochsPerRound, 2), formatted(r.primaryCpuMsPerEpoch, 2),
+                    formatted(r.encodedBytesPerEpoch / 1e3, 1), formatted(r.receivedBytesPerEpoch / 1e3, 1),
+                    String(r.backupsLost), String(r.catchUps), "\(r.backupsVerified)/\(r.backups)",
+                ])
             }
-            print("\(mode), \(workload) workload, \(regionMiB) MiB, \(pagesPerEpoch) pages per round, \(epochs) rounds, \(epochMilliseconds) ms epochs, "
-                  + "slowed link \(formatted(slowMiBPerSecond, 1)) MiB/s")
+            print(
+                """
+                \(mode), \(workload) workload, \(regionMiB) MiB, \(pagesPerEpoch) pages per round, \(epochs) \
+                rounds, \(epochMilliseconds) ms epochs, 
+                """
+                    + "slowed link \(formatted(slowMiBPerSecond, 1)) MiB/s")
             print(table.rendered)
         }
     }

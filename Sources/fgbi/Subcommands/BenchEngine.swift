@@ -7,10 +7,12 @@ extension FGBICommand {
     struct BenchEngine: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "engine",
-            abstract: "Change-detection speed vs the machine's floor, and wire bytes and costs of each mode per workload.",
+            abstract:
+                "Change-detection speed vs the machine's floor, and wire bytes and costs of each mode per workload.",
             discussion: """
                 First times FGBI's change detection (rehash and compare every block of the region) beside
-                the machine's XXH3 and memcpy floor from the same run (fgbi bench floor). Then, for each workload and mode, runs the
+                the machine's XXH3 and memcpy floor from the same run (fgbi bench floor). Then, for each workload and \
+                mode, runs the
                 real pipeline: uffd-async tracker, capture, encode, replica apply, with a bitwise check of the
                 replica after every epoch. The first (full) epoch is reported apart. Use a release build.
                 Examples:
@@ -35,15 +37,29 @@ extension FGBICommand {
         @Option(help: "Compressor for every mode: none, lz4, zstd, zstd:LEVEL (default: each mode's own).")
         var compression: String?
 
-        @Option(name: .customLong("cache-mib"), help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
+        @Option(
+            name: .customLong("cache-mib"),
+            help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
-        @Option(name: .customLong("compression-minimum-saving"),
-                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the mode's, 0.10 for fgbi, 0 for the page modes).")
+        @Option(
+            name: .customLong("compression-minimum-saving"),
+            help:
+                """
+                Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: \
+                the mode's, 0.10 for fgbi, 0 for the page modes).
+                """
+        )
         var compressionMinimumSaving: Double?
 
-        @Option(name: .customLong("encode-threads"),
-                help: "Comma-separated encode thread counts: the fgbi mode runs once per count (the page modes encode on one).")
+        @Option(
+            name: .customLong("encode-threads"),
+            help:
+                """
+                Comma-separated encode thread counts: the fgbi mode runs once per count (the page modes encode on \
+                one).
+                """
+        )
         var encodeThreads = "1"
 
         @Option(help: "Measured epochs per run.")
@@ -52,11 +68,7 @@ extension FGBICommand {
         @Option(name: .customLong("pages-per-epoch"), help: "Pages written per epoch.")
         var pagesPerEpoch = 16384
 
-        @Option(help: "Measure the floor with this outside floor.c instead of the built-in probe (a cross-check: fgbi bench floor).")
-        var floor: String?
-
-        @Flag(help: "Skip the floor baseline.")
-        var noFloor = false
+        @OptionGroup var floorOptions: FloorOptions
 
         @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
         var trace: String?
@@ -65,10 +77,14 @@ extension FGBICommand {
         var json = false
 
         func validate() throws {
-            guard regionMiB > 0, regionMiB <= 1 << 20 else { throw ValidationError("--region-mib must be between 1 and 1048576") }
+            guard regionMiB > 0, regionMiB <= 1 << 20 else {
+                throw ValidationError("--region-mib must be between 1 and 1048576")
+            }
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
-            guard cacheMiB > 0, cacheMiB <= 1 << 16 else { throw ValidationError("--cache-mib must be between 1 and 65536") }
+            guard cacheMiB > 0, cacheMiB <= 1 << 16 else {
+                throw ValidationError("--cache-mib must be between 1 and 65536")
+            }
             if let saving = compressionMinimumSaving, !(0...1).contains(saving) {
                 throw ValidationError("--compression-minimum-saving must be between 0 and 1")
             }
@@ -77,11 +93,18 @@ extension FGBICommand {
 
         func makeConfiguration() throws -> EngineBenchmark.Configuration {
             var configuration = EngineBenchmark.Configuration()
-            configuration.workloads = try CommaList.parse(workloads, option: "--workloads") { try SyntheticWorkload.parse($0) }
+            configuration.workloads = try CommaList.parse(workloads, option: "--workloads") {
+                try SyntheticWorkload.parse($0)
+            }
             configuration.modes = try CommaList.parse(modes, option: "--modes") { try ReplicationMode.parse($0) }
             configuration.encodeThreads = try CommaList.parse(encodeThreads, option: "--encode-threads") { text in
                 guard let threads = Int(text), (1...EngineConfiguration.maximumEncodeThreads).contains(threads) else {
-                    throw ValidationError("--encode-threads: '\(text)' is not a thread count from 1 to \(EngineConfiguration.maximumEncodeThreads)")
+                    throw ValidationError(
+                        """
+                        --encode-threads: '\(text)' is not a thread count from 1 to \
+                        \(EngineConfiguration.maximumEncodeThreads)
+                        """
+                    )
                 }
                 return threads
             }
@@ -114,7 +137,7 @@ extension FGBICommand {
 
         func run() throws {
             let benchmark = EngineBenchmark(try makeConfiguration())
-            let baseline = try FloorRun.measure(enabled: !noFloor, path: floor, regionMiB: regionMiB)
+            let baseline = try floorOptions.measure(regionMiB: regionMiB)
             Progress.note("engine: change detection over \(regionMiB) MiB")
             let detection = try benchmark.measureChangeDetection(floor: baseline)
             let runs = try benchmark.run(progress: Progress.note)
@@ -122,21 +145,37 @@ extension FGBICommand {
                 print(try JSONOutput.encode(Report(changeDetection: detection, runs: runs)))
                 return
             }
-            print("change detection, \(blockSize)-byte blocks over \(regionMiB) MiB: \(formatted(detection.gbps)) GB/s"
-                  + (detection.floorXxh3Gbps.map { "; floor XXH3 64 B \(formatted($0)) GB/s (\(formatted(detection.ratioToFloorXxh3)) x)" } ?? "")
-                  + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
+            print(
+                "change detection, \(blockSize)-byte blocks over \(regionMiB) MiB: \(formatted(detection.gbps)) GB/s"
+                    + (detection.floorXxh3Gbps.map {
+                        "; floor XXH3 64 B \(formatted($0)) GB/s (\(formatted(detection.ratioToFloorXxh3)) x)"
+                    } ?? "")
+                    + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
             print("")
-            var table = TextTable(["workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
-                                   "pause p50 ms", "p99", "encode ms", "compress ms", "raw", "ns/block", "enc GB/s", "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified"])
+            var table = TextTable([
+                "workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
+                "pause p50 ms", "p99", "encode ms", "compress ms", "raw", "ns/block", "enc GB/s", "apply ms",
+                "dirty GB/s", "meta B/GiB", "initial MB", "verified",
+            ])
             for run in runs {
-                table.add([run.workload, run.mode, String(run.encodeThreads), run.compression, String(run.wireBytesPerEpoch), formatted(run.ratioToPage, 4),
-                           String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
-                           formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50), formatted(run.compressMsP50), String(run.epochsStoredRaw),
-                           formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),
-                           formatted(run.dirtyGbps), String(run.metadataBytesPerGib), formatted(Double(run.initialSyncBytes) / 1e6, 1),
-                           run.verified ? "yes" : "NO"])
+                table.add([
+                    run.workload, run.mode, String(run.encodeThreads), run.compression, String(run.wireBytesPerEpoch),
+                    formatted(run.ratioToPage, 4),
+                    String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
+                    formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50),
+                    formatted(run.compressMsP50), String(run.epochsStoredRaw),
+                    formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),
+                    formatted(run.dirtyGbps), String(run.metadataBytesPerGib),
+                    formatted(Double(run.initialSyncBytes) / 1e6, 1),
+                    run.verified ? "yes" : "NO",
+                ])
             }
-            print("\(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte blocks, \(cacheMiB) MiB cache")
+            print(
+                """
+                \(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte \
+                blocks, \(cacheMiB) MiB cache
+                """
+            )
             print(table.rendered)
             if runs.contains(where: { !$0.verified }) { throw ExitCode(2) }
         }

@@ -8,7 +8,11 @@ extension FGBICommand {
     struct BenchFailover: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "failover",
-            abstract: "Partition schedules and primary kills against real processes and a real etcd; failover times per lease TTL.",
+            abstract:
+                """
+                Partition schedules and primary kills against real processes and a real etcd; failover times per \
+                lease TTL.
+                """,
             discussion: """
                 Three network namespaces on a bridge: an `fgbi primary`, an `fgbi backup` and an etcd member.
                 Each schedule cuts links (primary-backup, primary-etcd, backup-etcd), restarts etcd or kills the
@@ -28,16 +32,30 @@ extension FGBICommand {
         @Option(help: "Schedules per TTL.")
         var rounds = 10
 
-        @Option(help: "Comma-separated faults (default: all): \(PartitionDrill.Fault.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(
+            help:
+                """
+                Comma-separated faults (default: all): \
+                \(PartitionDrill.Fault.allCases.map(\.rawValue).joined(separator: ", ")).
+                """
+        )
         var faults: String?
 
-        @Flag(name: .customLong("single-faults"), help: "One fault per schedule (default: every other schedule overlaps a second).")
+        @Flag(
+            name: .customLong("single-faults"),
+            help: "One fault per schedule (default: every other schedule overlaps a second).")
         var singleFaults = false
 
         @Option(help: "Seed for the schedules.")
         var seed: UInt64 = 1
 
-        @Option(help: "Backups of the primary: 1, or 2 (--commit quorum:1; promotion needs both as candidates, the newest wins).")
+        @Option(
+            help:
+                """
+                Backups of the primary: 1, or 2 (--commit quorum:1; promotion needs both as candidates, the \
+                newest wins).
+                """
+        )
         var backups = 1
 
         @Option(name: .customLong("work-dir"), help: "Where logs and images go (default: a new temporary directory).")
@@ -55,7 +73,9 @@ extension FGBICommand {
 
         func ttls() throws -> [Int] {
             try CommaList.parse(ttl, option: "--ttl") {
-                guard let value = Int($0), (1...60).contains(value) else { throw ValidationError("--ttl: '\($0)' is not a number of seconds from 1 to 60") }
+                guard let value = Int($0), (1...60).contains(value) else {
+                    throw ValidationError("--ttl: '\($0)' is not a number of seconds from 1 to 60")
+                }
                 return value
             }
         }
@@ -64,7 +84,12 @@ extension FGBICommand {
             guard let faults else { return PartitionDrill.Fault.allCases }
             return try CommaList.parse(faults, option: "--faults") {
                 guard let kind = PartitionDrill.Fault(rawValue: $0) else {
-                    throw ValidationError("--faults: unknown fault '\($0)'; choose from \(PartitionDrill.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw ValidationError(
+                        """
+                        --faults: unknown fault '\($0)'; choose from \
+                        \(PartitionDrill.Fault.allCases.map(\.rawValue).joined(separator: ", "))
+                        """
+                    )
                 }
                 return kind
             }
@@ -72,38 +97,59 @@ extension FGBICommand {
 
         func run() throws {
             guard PartitionDrill.isAvailable else {
-                throw ExampleFailure("fgbi bench failover needs root, iproute2 network namespaces, nft (Debian nftables) and etcd (Debian etcd-server)")
+                throw ExampleFailure(
+                    """
+                    fgbi bench failover needs root, iproute2 network namespaces, nft (Debian nftables) and etcd \
+                    (Debian etcd-server)
+                    """
+                )
             }
             let work = workDirectory ?? NSTemporaryDirectory() + "fgbi-failover-\(getpid())"
             var reports: [PartitionDrill.Report] = []
             for ttl in try ttls() {
-                var configuration = PartitionDrill.Configuration(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
-                                                                 workDirectory: work + "/ttl-\(ttl)")
+                var configuration = PartitionDrill.Configuration(
+                    executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(),
+                    workDirectory: work + "/ttl-\(ttl)")
                 configuration.leaseTTLSeconds = ttl
                 configuration.schedules = rounds
                 configuration.seed = seed
                 configuration.faults = try kinds()
                 configuration.singleFaults = singleFaults
                 configuration.backups = backups
-                Progress.note("failover: lease TTL \(ttl) s, \(rounds) schedules of \(configuration.faults.map(\.rawValue).joined(separator: ", ")); work directory \(configuration.workDirectory)")
+                Progress.note(
+                    """
+                    failover: lease TTL \(ttl) s, \(rounds) schedules of \
+                    \(configuration.faults.map(\.rawValue).joined(separator: ", ")); work directory \
+                    \(configuration.workDirectory)
+                    """
+                )
                 reports.append(try PartitionDrill(configuration).run(progress: Progress.note))
             }
             if json {
                 print(try JSONOutput.encode(reports))
             } else {
-                var table = TextTable(["ttl s", "schedules", "promotions", "failover p50 s", "failover max s", "halt max s", "violations"])
+                var table = TextTable([
+                    "ttl s", "schedules", "promotions", "failover p50 s", "failover max s", "halt max s", "violations",
+                ])
                 for report in reports {
                     let failovers = report.outcomes.compactMap(\.failoverSeconds).sorted()
                     let halts = report.outcomes.compactMap(\.haltSeconds)
-                    table.add([String(report.leaseTTLSeconds), String(report.outcomes.count), String(report.promotions),
-                               failovers.isEmpty ? "-" : formatted(failovers[failovers.count / 2]),
-                               failovers.last.map { formatted($0) } ?? "-",
-                               halts.max().map { formatted($0) } ?? "-", String(report.violations)])
+                    table.add([
+                        String(report.leaseTTLSeconds), String(report.outcomes.count), String(report.promotions),
+                        failovers.isEmpty ? "-" : formatted(failovers[failovers.count / 2]),
+                        failovers.last.map { formatted($0) } ?? "-",
+                        halts.max().map { formatted($0) } ?? "-", String(report.violations),
+                    ])
                 }
                 print(table.rendered)
                 for report in reports {
                     for outcome in report.outcomes where !outcome.violations.isEmpty {
-                        print("VIOLATION (ttl \(report.leaseTTLSeconds) s, schedule \(outcome.schedule)): \(outcome.violations.joined(separator: "; "))")
+                        print(
+                            """
+                            VIOLATION (ttl \(report.leaseTTLSeconds) s, schedule \(outcome.schedule)): \
+                            \(outcome.violations.joined(separator: "; "))
+                            """
+                        )
                     }
                 }
             }

@@ -7,7 +7,8 @@ extension FGBICommand {
     struct BenchFloor: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "floor",
-            abstract: "The machine's floor for FGBI's hot steps (hash, copy, compress, collect written pages), in plain C.",
+            abstract:
+                "The machine's floor for FGBI's hot steps (hash, copy, compress, collect written pages), in plain C.",
             discussion: """
                 Runs this repository's floor probe (the CFloor target): XXH3 on every 64-byte block, memcpy,
                 copying and rehashing scattered written pages, LZ4, and with async userfaultfd write-protection
@@ -23,14 +24,18 @@ extension FGBICommand {
         @Option(name: .customLong("region-mib"), help: "Region size in MiB.")
         var regionMiB = 1024
 
-        @Option(name: .customLong("cross-check"), help: "An outside floor.c to build (cc -O2 ... -lxxhash -llz4) and run beside the probe.")
+        @Option(
+            name: .customLong("cross-check"),
+            help: "An outside floor.c to build (cc -O2 ... -lxxhash -llz4) and run beside the probe.")
         var crossCheck: String?
 
         @Flag(help: "Print JSON: one object per metric.")
         var json = false
 
         func validate() throws {
-            guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
+            guard (1...65_536).contains(regionMiB) else {
+                throw ValidationError("--region-mib must be between 1 and 65536")
+            }
             if let crossCheck, !FileManager.default.fileExists(atPath: crossCheck) {
                 throw ValidationError("--cross-check: \(crossCheck) does not exist")
             }
@@ -52,17 +57,24 @@ extension FGBICommand {
             let figures = probe.units.map { metric, unit in
                 let other = outside?.metrics[metric]
                 let value = probe.metrics[metric]!
-                return Figure(metric: metric, unit: unit, probe: value, crossCheck: other, ratio: other.map { value / $0 })
+                return Figure(
+                    metric: metric, unit: unit, probe: value, crossCheck: other, ratio: other.map { value / $0 })
             }
             if json {
                 print(try JSONOutput.encode(figures))
                 return
             }
-            var table = TextTable(crossCheck == nil ? ["metric", "value", "unit"] : ["metric", "probe", "floor.c", "probe / floor.c", "unit"])
+            var table = TextTable(
+                crossCheck == nil
+                    ? ["metric", "value", "unit"] : ["metric", "probe", "floor.c", "probe / floor.c", "unit"])
             for figure in figures {
-                table.add(crossCheck == nil ? [figure.metric, formatted(figure.probe, 3), figure.unit]
-                                            : [figure.metric, formatted(figure.probe, 3), formatted(figure.crossCheck, 3),
-                                               formatted(figure.ratio, 2), figure.unit])
+                table.add(
+                    crossCheck == nil
+                        ? [figure.metric, formatted(figure.probe, 3), figure.unit]
+                        : [
+                            figure.metric, formatted(figure.probe, 3), formatted(figure.crossCheck, 3),
+                            formatted(figure.ratio, 2), figure.unit,
+                        ])
             }
             print(table.rendered)
             print("region \(regionMiB) MiB" + (probe.note.map { "; \($0)" } ?? ""))

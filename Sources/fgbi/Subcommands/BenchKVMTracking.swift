@@ -9,13 +9,18 @@ extension FGBICommand {
     struct BenchKVMTracking: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kvm-tracking",
-            abstract: "The example KVM guest under no tracking, uffd-async (without and with hot pages), KVM's dirty log and its dirty ring, side by side.",
+            abstract:
+                """
+                The example KVM guest under no tracking, uffd-async (without and with hot pages), KVM's dirty log \
+                and its dirty ring, side by side.
+                """,
             discussion: """
                 Runs the key-value guest (Examples/kvm-guest) once per method in one process, pausing the vCPU every
                 --interval-ms and collecting the pages written since the last collection, as replication does (the
                 untracked run is paused too). Reports run time, slowdown, pages per collection, the first-write cost
                 per page ((run time - untracked run time) / pages found written by a scan) and the collection time.
-                uffd-async-hot also reports hot pages unscanned at every collection (unscanned/collection). Every method must
+                uffd-async-hot also reports hot pages unscanned at every collection (unscanned/collection). Every \
+                method must
                 end with the same checksum. Build with -c release for meaningful numbers.
                 Examples:
                   fgbi bench kvm-tracking
@@ -25,7 +30,13 @@ extension FGBICommand {
         @Option(help: "The guest's PRNG seed.")
         var seed: UInt64 = 1
 
-        @Option(help: "Key-value operations per run (tracked runs take minutes per million here: every first write to a page in an interval is a fault).")
+        @Option(
+            help:
+                """
+                Key-value operations per run (tracked runs take minutes per million here: every first write to a \
+                page in an interval is a fault).
+                """
+        )
         var operations: UInt64 = 1_000_000
 
         @Option(name: .customLong("ram-mib"), help: "Guest RAM in MiB (4 to 1024).")
@@ -34,7 +45,13 @@ extension FGBICommand {
         @Option(name: .customLong("interval-ms"), help: "Milliseconds between collections.")
         var intervalMilliseconds = 25
 
-        @Option(help: "Comma-separated methods: none, uffd-async, uffd-async-hot (with replication's hot pages), dirty-log, dirty-ring.")
+        @Option(
+            help:
+                """
+                Comma-separated methods: none, uffd-async, uffd-async-hot (with replication's hot pages), \
+                dirty-log, dirty-ring.
+                """
+        )
         var methods = "none,uffd-async,uffd-async-hot,dirty-log,dirty-ring"
 
         @Option(help: "Dirty ring entries (a power of two).")
@@ -59,7 +76,12 @@ extension FGBICommand {
         func parsedMethods() throws -> [KVMTrackingMethod] {
             try CommaList.parse(methods, option: "--methods") { name in
                 guard let method = KVMTrackingMethod(rawValue: name) else {
-                    throw ValidationError("--methods: unknown method '\(name)' (\(KVMTrackingMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+                    throw ValidationError(
+                        """
+                        --methods: unknown method '\(name)' \
+                        (\(KVMTrackingMethod.allCases.map(\.rawValue).joined(separator: ", ")))
+                        """
+                    )
                 }
                 return method
             }
@@ -79,14 +101,19 @@ extension FGBICommand {
             if json {
                 print(try JSONOutput.encode(results))
             } else {
-                var table = TextTable(["method", "run s", "slowdown", "collections", "pages/collection", "unscanned/collection",
-                                       "first write us/page", "collect us p50", "p99", "ring full", "checksum"])
+                var table = TextTable([
+                    "method", "run s", "slowdown", "collections", "pages/collection", "unscanned/collection",
+                    "first write us/page", "collect us p50", "p99", "ring full", "checksum",
+                ])
                 for r in results {
-                    table.add([r.method.rawValue, formatted(r.runSeconds, 2), formatted(r.slowdown, 1) + "x", "\(r.collections)",
-                               formatted(r.pagesPerCollection, 0),
-                               formatted(Double(r.pagesReportedUnscanned) / Double(max(r.collections + 1, 1)), 0),
-                               formatted(r.firstWriteMicrosecondsPerPage, 1), formatted(r.collectMicrosecondsP50, 0),
-                               formatted(r.collectMicrosecondsP99, 0), "\(r.ringFullExits)", r.checksum])
+                    table.add([
+                        r.method.rawValue, formatted(r.runSeconds, 2), formatted(r.slowdown, 1) + "x",
+                        "\(r.collections)",
+                        formatted(r.pagesPerCollection, 0),
+                        formatted(Double(r.pagesReportedUnscanned) / Double(max(r.collections + 1, 1)), 0),
+                        formatted(r.firstWriteMicrosecondsPerPage, 1), formatted(r.collectMicrosecondsP50, 0),
+                        formatted(r.collectMicrosecondsP99, 0), "\(r.ringFullExits)", r.checksum,
+                    ])
                 }
                 print(table.rendered)
             }

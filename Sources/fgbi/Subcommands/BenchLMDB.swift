@@ -52,34 +52,64 @@ extension FGBICommand {
         @Option(help: "History seed.")
         var seed: UInt64 = 1
 
-        @Option(name: .customLong("writer-cpu"), help: "The writer's CPU; replication (primary threads, backup) runs on the others. 'none': no pinning.")
+        @Option(
+            name: .customLong("writer-cpu"),
+            help: "The writer's CPU; replication (primary threads, backup) runs on the others. 'none': no pinning.")
         var writerCPU = "0"
 
-        @Flag(name: .customLong("replication-on-all-cpus"),
-              help: "Let the primary's threads use the writer's CPU too (the backup stays on the others, at nice 10).")
+        @Flag(
+            name: .customLong("replication-on-all-cpus"),
+            help: "Let the primary's threads use the writer's CPU too (the backup stays on the others, at nice 10).")
         var replicationOnAllCPUs = false
 
-        @Option(name: .customLong("sender-nice"), help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
+        @Option(
+            name: .customLong("sender-nice"),
+            help: "The primary's sender thread's nice increment, 0-19 (default: the library's, 5).")
         var senderNice: Int?
 
-        @Option(name: .customLong("compression-minimum-saving"),
-                help: "Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: the mode's, 0.10 for fgbi).")
+        @Option(
+            name: .customLong("compression-minimum-saving"),
+            help:
+                """
+                Compress an epoch's body only if a sample shrinks by this fraction (0 to 1; 0: always; default: \
+                the mode's, 0.10 for fgbi).
+                """
+        )
         var compressionMinimumSaving: Double?
 
-        @Option(name: .customLong("capture-buffers"),
-                help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
+        @Option(
+            name: .customLong("capture-buffers"),
+            help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
         var captureBuffers: Int?
 
-        @Option(name: .customLong("capture-cpu"),
-                help: "With a pinned writer, where the capture's helper thread runs in the pause: writer (its CPU, idle then), replication (the other CPUs), or both (a variant each).")
+        @Option(
+            name: .customLong("capture-cpu"),
+            help:
+                """
+                With a pinned writer, where the capture's helper thread runs in the pause: writer (its CPU, idle \
+                then), replication (the other CPUs), or both (a variant each).
+                """
+        )
         var captureCPU = "writer"
 
-        @Option(name: .customLong("capture-priority"),
-                help: "Comma-separated SCHED_FIFO priorities (1-99) for the pause's threads, or 'normal'; a variant each (FIFO needs root or CAP_SYS_NICE).")
+        @Option(
+            name: .customLong("capture-priority"),
+            help:
+                """
+                Comma-separated SCHED_FIFO priorities (1-99) for the pause's threads, or 'normal'; a variant each \
+                (FIFO needs root or CAP_SYS_NICE).
+                """
+        )
         var capturePriority = "20"
 
-        @Option(name: .customLong("hot-pages"),
-                help: "Comma-separated hot-page policies of the tracker: on, off, or PROMOTE:LEASE:MAXPAGES[:full] (full: no early end of leases for pages captured unchanged); a variant each.")
+        @Option(
+            name: .customLong("hot-pages"),
+            help:
+                """
+                Comma-separated hot-page policies of the tracker: on, off, or PROMOTE:LEASE:MAXPAGES[:full] \
+                (full: no early end of leases for pages captured unchanged); a variant each.
+                """
+        )
         var hotPages = "on"
 
         @Flag(help: "Print JSON: one object per variant.")
@@ -107,21 +137,32 @@ extension FGBICommand {
                 }
                 return value
             }
-            do { configuration.mode = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
-            do { configuration.capture = try CaptureStrategy.parse(capture) } catch { throw ValidationError("--capture: \(error)") }
+            do { configuration.mode = try ReplicationMode.parse(mode) } catch {
+                throw ValidationError("--mode: \(error)")
+            }
+            do { configuration.capture = try CaptureStrategy.parse(capture) } catch {
+                throw ValidationError("--capture: \(error)")
+            }
             if writerCPU == "none" {
                 configuration.writerCPU = nil
             } else {
                 guard let cpu = Int(writerCPU), (0..<ThreadScheduling.onlineCPUCount).contains(cpu) else {
-                    throw ValidationError("--writer-cpu: '\(writerCPU)' is not an online CPU (0 to \(ThreadScheduling.onlineCPUCount - 1)) or 'none'")
+                    throw ValidationError(
+                        """
+                        --writer-cpu: '\(writerCPU)' is not an online CPU (0 to \
+                        \(ThreadScheduling.onlineCPUCount - 1)) or 'none'
+                        """
+                    )
                 }
                 configuration.writerCPU = cpu
             }
             configuration.replicationOnAllCPUs = replicationOnAllCPUs
-            configuration.captureRealtimePriorities = try CommaList.parse(capturePriority, option: "--capture-priority") { item -> Int? in
+            configuration.captureRealtimePriorities = try CommaList.parse(capturePriority, option: "--capture-priority")
+            { item -> Int? in
                 if item == "normal" { return nil }
                 guard let priority = Int(item), ThreadScheduling.realtimePriorities.contains(priority) else {
-                    throw ValidationError("--capture-priority: '\(item)' is neither 'normal' nor a priority between 1 and 99")
+                    throw ValidationError(
+                        "--capture-priority: '\(item)' is neither 'normal' nor a priority between 1 and 99")
                 }
                 return priority
             }
@@ -137,7 +178,9 @@ extension FGBICommand {
                 do { return try HotPagePolicy.parse(item) } catch { throw ValidationError("--hot-pages: \(error)") }
             }
             if let senderNice {
-                guard (0...19).contains(senderNice) else { throw ValidationError("--sender-nice must be between 0 and 19") }
+                guard (0...19).contains(senderNice) else {
+                    throw ValidationError("--sender-nice must be between 0 and 19")
+                }
                 configuration.senderNiceIncrement = senderNice
             }
             if let compressionMinimumSaving {
@@ -147,7 +190,9 @@ extension FGBICommand {
                 configuration.compressionMinimumSaving = compressionMinimumSaving
             }
             if let captureBuffers {
-                guard (1...8).contains(captureBuffers) else { throw ValidationError("--capture-buffers must be between 1 and 8") }
+                guard (1...8).contains(captureBuffers) else {
+                    throw ValidationError("--capture-buffers must be between 1 and 8")
+                }
                 configuration.captureBuffers = captureBuffers
             }
             return configuration
@@ -160,23 +205,41 @@ extension FGBICommand {
                 print(try JSONOutput.encode(variants))
                 return
             }
-            var table = TextTable(["variant", "txn/s (median)", "runs", "vs none", "paired", "ack p50 ms", "ack p99 ms", "epochs", "epoch ms",
-                                   "encode ms", "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch", "hot/epoch", "wire KB/epoch",
-                                   "primary CPU ms/epoch", "backup CPU ms/epoch", "writing s", "user s", "sys s", "gate s", "preempted", "verified"])
+            var table = TextTable([
+                "variant", "txn/s (median)", "runs", "vs none", "paired", "ack p50 ms", "ack p99 ms", "epochs",
+                "epoch ms",
+                "encode ms", "pause p50 ms", "pause p99 ms", "stop p50", "capture p50", "copied", "pages/epoch",
+                "hot/epoch", "wire KB/epoch",
+                "primary CPU ms/epoch", "backup CPU ms/epoch", "writing s", "user s", "sys s", "gate s", "preempted",
+                "verified",
+            ])
             for v in variants {
-                table.add([v.name, formatted(v.medianTransactionsPerSecond, 0),
-                           v.transactionsPerSecond.map { formatted($0, 0) }.joined(separator: " "),
-                           formatted(v.relativeThroughput, 3), formatted(v.pairedRelativeThroughput, 3), formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
-                           formatted(v.epochsPerRound, 0), formatted(v.meanEpochMs, 0), formatted(v.encodeMsMean, 1), formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
-                           formatted(v.stopMsP50, 2), formatted(v.captureMsP50, 2), formatted(v.copiedEpochShare.map { $0 * 100 }, 0),
-                           formatted(v.pagesWrittenPerEpoch, 0), formatted(v.pagesUnscannedPerEpoch, 0), formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
-                           formatted(v.primaryCpuMsPerEpoch, 1), formatted(v.backupCpuMsPerEpoch, 1), formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2), formatted(v.writer.systemSeconds, 2),
-                           formatted(v.writer.gateWaitSeconds, 2), "\(v.writer.involuntarySwitches)",
-                           v.verified.map { $0 ? "yes" : "NO" } ?? "-"])
+                table.add([
+                    v.name, formatted(v.medianTransactionsPerSecond, 0),
+                    v.transactionsPerSecond.map { formatted($0, 0) }.joined(separator: " "),
+                    formatted(v.relativeThroughput, 3), formatted(v.pairedRelativeThroughput, 3),
+                    formatted(v.acknowledgementMsP50, 1), formatted(v.acknowledgementMsP99, 1),
+                    formatted(v.epochsPerRound, 0), formatted(v.meanEpochMs, 0), formatted(v.encodeMsMean, 1),
+                    formatted(v.pauseMsP50, 2), formatted(v.pauseMsP99, 2),
+                    formatted(v.stopMsP50, 2), formatted(v.captureMsP50, 2),
+                    formatted(v.copiedEpochShare.map { $0 * 100 }, 0),
+                    formatted(v.pagesWrittenPerEpoch, 0), formatted(v.pagesUnscannedPerEpoch, 0),
+                    formatted(v.wireBytesPerEpoch.map { $0 / 1000 }, 1),
+                    formatted(v.primaryCpuMsPerEpoch, 1), formatted(v.backupCpuMsPerEpoch, 1),
+                    formatted(v.writingSeconds, 2), formatted(v.writer.userSeconds, 2),
+                    formatted(v.writer.systemSeconds, 2),
+                    formatted(v.writer.gateWaitSeconds, 2), "\(v.writer.involuntarySwitches)",
+                    v.verified.map { $0 ? "yes" : "NO" } ?? "-",
+                ])
             }
-            print("\(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \(rounds) rounds, \(mapMiB) MiB map, "
-                  + (configuration.writerCPU.map { "writer on CPU \($0), replication on the others" } ?? "no CPU pinning")
-                  + "; vs none = median throughput / unreplicated median")
+            print(
+                """
+                \(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \
+                \(rounds) rounds, \(mapMiB) MiB map, 
+                """
+                    + (configuration.writerCPU.map { "writer on CPU \($0), replication on the others" }
+                        ?? "no CPU pinning")
+                    + "; vs none = median throughput / unreplicated median")
             print(table.rendered)
         }
     }

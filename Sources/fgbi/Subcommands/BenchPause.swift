@@ -40,7 +40,9 @@ extension FGBICommand {
             var configuration = PauseBenchmark.Configuration()
             func integers(_ text: String, _ name: String) throws -> [Int] {
                 try CommaList.parse(text, option: name) {
-                    guard let value = Int($0), value > 0 else { throw ValidationError("\(name): '\($0)' is not a positive number") }
+                    guard let value = Int($0), value > 0 else {
+                        throw ValidationError("\(name): '\($0)' is not a positive number")
+                    }
                     return value
                 }
             }
@@ -58,15 +60,25 @@ extension FGBICommand {
                 print(try JSONOutput.encode(cases))
                 return
             }
-            var table = TextTable(["region MiB", "mode", "written pages", "pause p50 ms", "p99", "collect p50",
-                                   "floor scan", "floor copy", "floor hash", "floor ms", "p99 / floor", "floor p99", "p99 / floor p99"])
+            var table = TextTable([
+                "region MiB", "mode", "written pages", "pause p50 ms", "p99", "collect p50",
+                "floor scan", "floor copy", "floor hash", "floor ms", "p99 / floor", "floor p99", "p99 / floor p99",
+            ])
             for c in cases {
-                table.add([String(c.regionMib), c.mode, String(c.writtenPages), formatted(c.pauseMsP50, 3), formatted(c.pauseMsP99, 3),
-                           formatted(c.collectMsP50, 3), formatted(c.floorScanMs, 3), formatted(c.floorCopyMs, 3),
-                           formatted(c.floorHashMs, 3), formatted(c.floorMs, 3), formatted(c.p99OverFloor),
-                           formatted(c.floorMsP99, 3), formatted(c.p99OverFloorP99)])
+                table.add([
+                    String(c.regionMib), c.mode, String(c.writtenPages), formatted(c.pauseMsP50, 3),
+                    formatted(c.pauseMsP99, 3),
+                    formatted(c.collectMsP50, 3), formatted(c.floorScanMs, 3), formatted(c.floorCopyMs, 3),
+                    formatted(c.floorHashMs, 3), formatted(c.floorMs, 3), formatted(c.p99OverFloor),
+                    formatted(c.floorMsP99, 3), formatted(c.p99OverFloorP99),
+                ])
             }
-            print("\(epochs) epochs per case; one 8-byte store per written page; floor = scan + min(copy, hash) (medians; floor p99 from the steps' p99s)")
+            print(
+                """
+                \(epochs) epochs per case; one 8-byte store per written page; floor = scan + min(copy, hash) \
+                (medians; floor p99 from the steps' p99s)
+                """
+            )
             print(table.rendered)
         }
     }

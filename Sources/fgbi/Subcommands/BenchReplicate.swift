@@ -1,7 +1,7 @@
 import ArgumentParser
 import FGBI
-import FGBIDiagnostics
 import FGBIBench
+import FGBIDiagnostics
 import Foundation
 
 extension FGBICommand {
@@ -9,7 +9,11 @@ extension FGBICommand {
     struct BenchReplicate: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "replicate",
-            abstract: "Replicate the same memory history in each mode through the whole pipeline, and compare with zstd, rsync and xdelta3.",
+            abstract:
+                """
+                Replicate the same memory history in each mode through the whole pipeline, and compare with zstd, \
+                rsync and xdelta3.
+                """,
             discussion: """
                 For each workload (or the trace) and mode, runs a primary and a backup in this process over
                 loopback: the backup is synchronised, then a guest writes one epoch at a time (a workload's pages
@@ -24,11 +28,13 @@ extension FGBICommand {
                 Use a release build. Examples:
                   fgbi bench replicate --workload sparse
                   fgbi bench replicate --workload sparse,streaming,zipf,duplicate,zero --epochs 20 --json
-                  fgbi bench replicate --workload zipf --modes fgbi --block-size 64,128,256,512,1024,4096 --baselines none
+                  fgbi bench replicate --workload zipf --modes fgbi --block-size 64,128,256,512,1024,4096 --baselines \
+                none
                   fgbi bench replicate --trace /tmp/redis-trace --svg Docs/redis
                 """)
 
-        @Option(help: "Comma-separated workloads: \(SyntheticWorkload.allCases.map(\.rawValue).joined(separator: ", ")).")
+        @Option(
+            help: "Comma-separated workloads: \(SyntheticWorkload.allCases.map(\.rawValue).joined(separator: ", ")).")
         var workload = "sparse,streaming,zipf,duplicate,zero"
 
         @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
@@ -55,7 +61,9 @@ extension FGBICommand {
         @Option(name: .customLong("epoch-ms"), help: "The primary's epoch interval, milliseconds.")
         var epochMilliseconds = 25
 
-        @Option(name: .customLong("cache-mib"), help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
+        @Option(
+            name: .customLong("cache-mib"),
+            help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
         @Option(help: "Comma-separated delta tools to compare with (zstd, rsync, xdelta3), or none.")
@@ -78,9 +86,15 @@ extension FGBICommand {
         func validate() throws {
             guard epochs > 0, epochs <= 100_000 else { throw ValidationError("--epochs must be between 1 and 100000") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
-            guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
-            guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
-            guard (1...65_536).contains(cacheMiB) else { throw ValidationError("--cache-mib must be between 1 and 65536") }
+            guard (1...65_536).contains(regionMiB) else {
+                throw ValidationError("--region-mib must be between 1 and 65536")
+            }
+            guard (1...10_000).contains(epochMilliseconds) else {
+                throw ValidationError("--epoch-ms must be between 1 and 10000")
+            }
+            guard (1...65_536).contains(cacheMiB) else {
+                throw ValidationError("--cache-mib must be between 1 and 65536")
+            }
             guard baselineEpochs >= 0 else { throw ValidationError("--baseline-epochs must not be negative") }
             _ = try makeConfiguration()
             _ = try tools()
@@ -104,7 +118,9 @@ extension FGBICommand {
                     throw ValidationError("--trace: \(error)")
                 }
             } else {
-                configuration.sources = try CommaList.parse(workload, option: "--workload") { .workload(try SyntheticWorkload.parse($0)) }
+                configuration.sources = try CommaList.parse(workload, option: "--workload") {
+                    .workload(try SyntheticWorkload.parse($0))
+                }
             }
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
@@ -135,18 +151,25 @@ extension FGBICommand {
             let metricsEndpoint = try observability.bootstrap(defaultLevel: .warning)
             defer { metricsEndpoint?.stop() }
             let configuration = try makeConfiguration()
-            var baseline = DeltaToolBaseline(tools: try tools(), epochs: baselineEpochs, pagesPerEpoch: pagesPerEpoch,
-                                             regionBytes: regionMiB << 20, seed: seed)
+            var baseline = DeltaToolBaseline(
+                tools: try tools(), epochs: baselineEpochs, pagesPerEpoch: pagesPerEpoch,
+                regionBytes: regionMiB << 20, seed: seed)
             baseline.tools = baseline.tools.filter { tool in
                 guard baseline.missingTools.contains(tool) else { return true }
-                Progress.note("\(tool.rawValue) is not installed (Debian package \(tool.package)); its baseline is skipped")
+                Progress.note(
+                    "\(tool.rawValue) is not installed (Debian package \(tool.package)); its baseline is skipped")
                 return false
             }
             let runs = try ReplicateBenchmark(configuration).run(progress: Progress.note)
             var tools: [DeltaToolBaseline.ToolRun] = []
             if !baseline.tools.isEmpty {
                 for source in configuration.sources {
-                    Progress.note("baselines: \(source.name), \(baseline.tools.map(\.rawValue).joined(separator: ", ")) on \(baselineEpochs) image pairs")
+                    Progress.note(
+                        """
+                        baselines: \(source.name), \(baseline.tools.map(\.rawValue).joined(separator: ", ")) on \
+                        \(baselineEpochs) image pairs
+                        """
+                    )
                     tools += try baseline.run(source: source, progress: Progress.note)
                 }
             }
@@ -161,25 +184,45 @@ extension FGBICommand {
             if runs.contains(where: { !$0.verified }) { throw ExitCode(2) }
         }
 
-        private func printTables(_ configuration: ReplicateBenchmark.Configuration, _ runs: [ReplicateBenchmark.ModeRun],
-                                 _ tools: [DeltaToolBaseline.ToolRun]) {
-            let shape = trace != nil ? "the trace's images" : "\(pagesPerEpoch) page writes per epoch, \(regionMiB) MiB region"
-            print("whole pipeline over loopback, \(epochs) epochs with writes, \(shape), \(epochMilliseconds) ms epoch timer, \(cacheMiB) MiB cache")
-            var table = TextTable(["workload", "mode", "block", "compr", "wire B/epoch", "x page", "sync MB", "pause p50 ms", "p99",
-                                   "primary CPU ms", "backup CPU ms", "dirty GB/s", "meta B/GiB", "shared", "diff", "literal", "zero", "verified"])
+        private func printTables(
+            _ configuration: ReplicateBenchmark.Configuration, _ runs: [ReplicateBenchmark.ModeRun],
+            _ tools: [DeltaToolBaseline.ToolRun]
+        ) {
+            let shape =
+                trace != nil ? "the trace's images" : "\(pagesPerEpoch) page writes per epoch, \(regionMiB) MiB region"
+            print(
+                """
+                whole pipeline over loopback, \(epochs) epochs with writes, \(shape), \(epochMilliseconds) ms \
+                epoch timer, \(cacheMiB) MiB cache
+                """
+            )
+            var table = TextTable([
+                "workload", "mode", "block", "compr", "wire B/epoch", "x page", "sync MB", "pause p50 ms", "p99",
+                "primary CPU ms", "backup CPU ms", "dirty GB/s", "meta B/GiB", "shared", "diff", "literal", "zero",
+                "verified",
+            ])
             for run in runs {
-                table.add([run.workload, run.mode, String(run.blockSize), run.compression, String(run.wireBytesPerEpoch),
-                           formatted(run.ratioToPage, 4), formatted(Double(run.synchronisationBytes) / 1e6, 1),
-                           formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.primaryCpuMsPerEpoch),
-                           formatted(run.backupCpuMsPerEpoch), formatted(run.dirtyGbps), String(run.metadataBytesPerGib),
-                           String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
-                           run.verified ? "yes" : "NO"])
+                table.add([
+                    run.workload, run.mode, String(run.blockSize), run.compression, String(run.wireBytesPerEpoch),
+                    formatted(run.ratioToPage, 4), formatted(Double(run.synchronisationBytes) / 1e6, 1),
+                    formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.primaryCpuMsPerEpoch),
+                    formatted(run.backupCpuMsPerEpoch), formatted(run.dirtyGbps), String(run.metadataBytesPerGib),
+                    String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
+                    run.verified ? "yes" : "NO",
+                ])
             }
             print(table.rendered)
             guard !tools.isEmpty else { return }
             print("")
-            print("the same history's first image pairs through general-purpose delta tools, beside each mode's bytes for those epochs")
-            var comparison = TextTable(["workload", "sender", "epochs", "bytes/epoch", "x zstd", "CPU ms/epoch", "CPU x zstd", "wall ms/epoch"])
+            print(
+                """
+                the same history's first image pairs through general-purpose delta tools, beside each mode's \
+                bytes for those epochs
+                """
+            )
+            var comparison = TextTable([
+                "workload", "sender", "epochs", "bytes/epoch", "x zstd", "CPU ms/epoch", "CPU x zstd", "wall ms/epoch",
+            ])
             for source in Set(tools.map(\.workload)).sorted() {
                 let zstd = tools.first { $0.workload == source && $0.tool == DeltaToolBaseline.Tool.zstd.rawValue }
                 for run in runs where run.workload == source {
@@ -187,30 +230,41 @@ extension FGBICommand {
                     let epochs = run.perEpoch.prefix(pairs)
                     let bytes = epochs.isEmpty ? 0 : epochs.reduce(0) { $0 + $1.wireBytes } / epochs.count
                     let name = run.mode == ReplicationMode.fgbi.rawValue ? "fgbi/\(run.blockSize)" : run.mode
-                    comparison.add([source, name, String(epochs.count), String(bytes),
-                                    formatted(zstd.map { Double(bytes) / Double(max($0.bytesPerEpoch, 1)) }, 3),
-                                    formatted(run.primaryCpuMsPerEpoch), formatted(zstd.map { run.primaryCpuMsPerEpoch / max($0.cpuMsPerEpoch, 1e-9) }, 4), "-"])
+                    comparison.add([
+                        source, name, String(epochs.count), String(bytes),
+                        formatted(zstd.map { Double(bytes) / Double(max($0.bytesPerEpoch, 1)) }, 3),
+                        formatted(run.primaryCpuMsPerEpoch),
+                        formatted(zstd.map { run.primaryCpuMsPerEpoch / max($0.cpuMsPerEpoch, 1e-9) }, 4), "-",
+                    ])
                 }
                 for tool in tools where tool.workload == source {
-                    comparison.add([source, tool.tool, String(tool.pairs), String(tool.bytesPerEpoch),
-                                    formatted(zstd.map { Double(tool.bytesPerEpoch) / Double(max($0.bytesPerEpoch, 1)) }, 3),
-                                    formatted(tool.cpuMsPerEpoch), formatted(zstd.map { tool.cpuMsPerEpoch / max($0.cpuMsPerEpoch, 1e-9) }, 4),
-                                    formatted(tool.wallMsPerEpoch)])
+                    comparison.add([
+                        source, tool.tool, String(tool.pairs), String(tool.bytesPerEpoch),
+                        formatted(zstd.map { Double(tool.bytesPerEpoch) / Double(max($0.bytesPerEpoch, 1)) }, 3),
+                        formatted(tool.cpuMsPerEpoch),
+                        formatted(zstd.map { tool.cpuMsPerEpoch / max($0.cpuMsPerEpoch, 1e-9) }, 4),
+                        formatted(tool.wallMsPerEpoch),
+                    ])
                 }
             }
             print(comparison.rendered)
-            print("fgbi and the modes: primary CPU per epoch over the whole run; tools: " + tools.map(\.command).uniqued().joined(separator: "; "))
+            print(
+                "fgbi and the modes: primary CPU per epoch over the whole run; tools: "
+                    + tools.map(\.command).uniqued().joined(separator: "; "))
         }
 
         private func writePlots(prefix: String, runs: [ReplicateBenchmark.ModeRun]) throws {
             func name(_ run: ReplicateBenchmark.ModeRun) -> String {
-                run.mode == ReplicationMode.fgbi.rawValue && runs.filter({ $0.mode == run.mode }).count > 1 ? "fgbi/\(run.blockSize)" : run.mode
+                run.mode == ReplicationMode.fgbi.rawValue && runs.filter({ $0.mode == run.mode }).count > 1
+                    ? "fgbi/\(run.blockSize)" : run.mode
             }
             let source = runs.first?.workload ?? ""
-            let bytes = LineChartSVG(title: "Wire bytes per epoch: \(source)", xLabel: "epoch", yLabel: "bytes",
-                                     series: runs.map { .init(name: name($0), values: $0.perEpoch.map { Double($0.wireBytes) }) })
-            let pause = LineChartSVG(title: "Guest pause per epoch (collect + capture): \(source)", xLabel: "epoch", yLabel: "ms",
-                                     series: runs.map { .init(name: name($0), values: $0.perEpoch.map(\.pauseMs)) })
+            let bytes = LineChartSVG(
+                title: "Wire bytes per epoch: \(source)", xLabel: "epoch", yLabel: "bytes",
+                series: runs.map { .init(name: name($0), values: $0.perEpoch.map { Double($0.wireBytes) }) })
+            let pause = LineChartSVG(
+                title: "Guest pause per epoch (collect + capture): \(source)", xLabel: "epoch", yLabel: "ms",
+                series: runs.map { .init(name: name($0), values: $0.perEpoch.map(\.pauseMs)) })
             for (suffix, chart) in [("bytes", bytes), ("pause", pause)] {
                 let file = try OutputFile(path: "\(prefix)-\(suffix).svg")
                 try file.write(chart.rendered)

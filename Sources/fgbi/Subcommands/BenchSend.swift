@@ -1,14 +1,18 @@
 import ArgumentParser
 import FGBI
-import FGBILab
 import FGBIBench
+import FGBILab
 
 extension FGBICommand {
     /// `fgbi bench send`: send paths side by side.
     struct BenchSend: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "send",
-            abstract: "Throughput and CPU of send(), io_uring send and io_uring SEND_ZC per message size, over loopback and veth.",
+            abstract:
+                """
+                Throughput and CPU of send(), io_uring send and io_uring SEND_ZC per message size, over loopback \
+                and veth.
+                """,
             discussion: """
                 Sends --mib MiB per case over a TCP connection in messages of each size, with each method, one
                 after another in one run: over loopback, and over a veth link into a network namespace made for
@@ -44,7 +48,9 @@ extension FGBICommand {
         func makeConfiguration() throws -> SendBenchmark.Configuration {
             var configuration = SendBenchmark.Configuration()
             configuration.messageSizes = try sizes.split(separator: ",").map {
-                guard let size = Int($0), size >= 1, size <= 1 << 30 else { throw ValidationError("--sizes: '\($0)' is not a size from 1 to 1073741824") }
+                guard let size = Int($0), size >= 1, size <= 1 << 30 else {
+                    throw ValidationError("--sizes: '\($0)' is not a size from 1 to 1073741824")
+                }
                 return size
             }
             guard mib > 0 else { throw ValidationError("--mib must be positive") }
@@ -60,7 +66,9 @@ extension FGBICommand {
 
         func runFrames() throws {
             let payloads = try frameSizes.split(separator: ",").map {
-                guard let size = Int($0), size >= 0, size <= 1 << 28 else { throw ValidationError("--frame-sizes: '\($0)' is not a size from 0 to 268435456") }
+                guard let size = Int($0), size >= 0, size <= 1 << 28 else {
+                    throw ValidationError("--frame-sizes: '\($0)' is not a size from 0 to 268435456")
+                }
                 return size
             }
             let paths: [FrameSendPath] = [.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .automatic]
@@ -73,7 +81,8 @@ extension FGBICommand {
                     let path = paths[(index + sizeIndex) % paths.count]
                     Progress.note("send: \(path) frames of \(payload) bytes x \(count)")
                     do {
-                        results.append(try FrameSendMeasurement.measure(path: path, payloadBytes: payload, frames: count))
+                        results.append(
+                            try FrameSendMeasurement.measure(path: path, payloadBytes: payload, frames: count))
                     } catch {
                         Progress.note("send: \(path) skipped: \(error)")
                     }
@@ -84,11 +93,17 @@ extension FGBICommand {
                 print(try JSONOutput.encode(results))
                 return
             }
-            var table = TextTable(["payload bytes", "path", "frames/s", "GB/s", "sender CPU s/GB", "socket", "uring", "zero copy", "ZC copied"])
+            var table = TextTable([
+                "payload bytes", "path", "frames/s", "GB/s", "sender CPU s/GB", "socket", "uring", "zero copy",
+                "ZC copied",
+            ])
             for r in results {
-                table.add([String(r.payloadBytes), r.path, formatted(r.framesPerSecond, 0), formatted(r.gigabytesPerSecond, 2),
-                           r.payloadBytes >= 4096 ? formatted(r.senderCPUSecondsPerGB, 3) : "-", String(r.socketFrames), String(r.uringFrames),
-                           String(r.zeroCopyFrames), String(r.copiedNotifications)])
+                table.add([
+                    String(r.payloadBytes), r.path, formatted(r.framesPerSecond, 0), formatted(r.gigabytesPerSecond, 2),
+                    r.payloadBytes >= 4096 ? formatted(r.senderCPUSecondsPerGB, 3) : "-", String(r.socketFrames),
+                    String(r.uringFrames),
+                    String(r.zeroCopyFrames), String(r.copiedNotifications),
+                ])
             }
             print("replication frames over loopback, one connection; frame counts include a warm-up of a tenth")
             print(table.rendered)
@@ -101,10 +116,15 @@ extension FGBICommand {
                 print(try JSONOutput.encode(cases))
                 return
             }
-            var table = TextTable(["path", "method", "message bytes", "GB/s", "sender CPU s/GB", "operations", "ZC notifs", "ZC copied"])
+            var table = TextTable([
+                "path", "method", "message bytes", "GB/s", "sender CPU s/GB", "operations", "ZC notifs", "ZC copied",
+            ])
             for c in cases {
-                table.add([c.path, c.method, String(c.messageBytes), formatted(c.gbps), formatted(c.senderCpuSecondsPerGb, 3),
-                           String(c.operations), String(c.zcNotifications), c.zcCopiedShare.map { formatted($0 * 100, 0) + "%" } ?? "-"])
+                table.add([
+                    c.path, c.method, String(c.messageBytes), formatted(c.gbps), formatted(c.senderCpuSecondsPerGb, 3),
+                    String(c.operations), String(c.zcNotifications),
+                    c.zcCopiedShare.map { formatted($0 * 100, 0) + "%" } ?? "-",
+                ])
             }
             print(table.rendered)
         }

@@ -7,7 +7,11 @@ extension FGBICommand {
     struct BenchSync: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "sync",
-            abstract: "Synchronisation of an empty backup (pre-copy vs one paused full epoch) and resynchronisation after a backup restart.",
+            abstract:
+                """
+                Synchronisation of an empty backup (pre-copy vs one paused full epoch) and resynchronisation \
+                after a backup restart.
+                """,
             discussion: """
                 A primary and a backup in this process over loopback; a writer thread keeps writing sparse pages
                 throughout. Reports the time from session start to the first committed epoch, the guest pause
@@ -36,9 +40,13 @@ extension FGBICommand {
         var json = false
 
         func validate() throws {
-            guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
+            guard (1...65_536).contains(regionMiB) else {
+                throw ValidationError("--region-mib must be between 1 and 65536")
+            }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
-            guard (1...1 << 20).contains(chunkPages) else { throw ValidationError("--chunk-pages must be between 1 and 1048576") }
+            guard (1...1 << 20).contains(chunkPages) else {
+                throw ValidationError("--chunk-pages must be between 1 and 1048576")
+            }
             do { _ = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
         }
 
@@ -53,10 +61,17 @@ extension FGBICommand {
                 print(try JSONOutput.encode(cases))
                 return
             }
-            var table = TextTable(["variant", "region MiB", "mode", "ms to commit", "sync pause ms", "rounds", "pages per round", "already held", "MB sent"])
+            var table = TextTable([
+                "variant", "region MiB", "mode", "ms to commit", "sync pause ms", "rounds", "pages per round",
+                "already held", "MB sent",
+            ])
             for c in cases {
-                table.add([c.variant, String(c.regionMib), c.mode, formatted(c.msToCommit, 0), formatted(c.syncPauseMs, 2), String(c.rounds),
-                           c.pagesPerRound.map(String.init).joined(separator: " "), String(c.pagesAlreadyHeld), formatted(Double(c.bytes) / 1e6, 1)])
+                table.add([
+                    c.variant, String(c.regionMib), c.mode, formatted(c.msToCommit, 0), formatted(c.syncPauseMs, 2),
+                    String(c.rounds),
+                    c.pagesPerRound.map(String.init).joined(separator: " "), String(c.pagesAlreadyHeld),
+                    formatted(Double(c.bytes) / 1e6, 1),
+                ])
             }
             print("writer: \(pagesPerSecond) sparse pages/s throughout; pre-copy frames of \(chunkPages) pages")
             print(table.rendered)

@@ -8,7 +8,11 @@ extension FGBICommand {
     struct BenchTracker: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "tracker",
-            abstract: "Per-epoch cost of collecting and re-protecting the dirty set, per tracker, beside the machine's floor.",
+            abstract:
+                """
+                Per-epoch cost of collecting and re-protecting the dirty set, per tracker, beside the machine's \
+                floor.
+                """,
             discussion: """
                 For each tracker and each count of written pages, writes one byte in that many pages spread over
                 the region, then times the collection (and re-protection) of the dirty set, over several epochs.
@@ -31,17 +35,15 @@ extension FGBICommand {
         @Option(help: "Epochs measured per case.")
         var repetitions = 5
 
-        @Option(help: "Measure the floor with this outside floor.c instead of the built-in probe (a cross-check: fgbi bench floor).")
-        var floor: String?
-
-        @Flag(help: "Skip the floor baseline.")
-        var noFloor = false
+        @OptionGroup var floorOptions: FloorOptions
 
         @Flag(help: "Print JSON: an array with one object per (tracker, written pages) case.")
         var json = false
 
         func validate() throws {
-            guard regionMiB > 0, regionMiB <= 1 << 20 else { throw ValidationError("--region-mib must be between 1 and 1048576") }
+            guard regionMiB > 0, regionMiB <= 1 << 20 else {
+                throw ValidationError("--region-mib must be between 1 and 1048576")
+            }
             guard repetitions > 0 else { throw ValidationError("--repetitions must be at least 1") }
             _ = try parsedTrackers()
             _ = try parsedPages()
@@ -68,20 +70,24 @@ extension FGBICommand {
             configuration.writtenPages = try parsedPages()
             configuration.repetitions = repetitions
 
-            let baseline = try FloorRun.measure(enabled: !noFloor, path: floor, regionMiB: regionMiB)
+            let baseline = try floorOptions.measure(regionMiB: regionMiB)
             let cases = try TrackerBenchmark(configuration).run(floor: baseline, progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(cases))
                 return
             }
-            var table = TextTable(["tracker", "written pages", "collect ms p50", "min", "max", "x floor", "scan / this",
-                                   "1st write us", "untracked us", "floor 1st write us", "exact"])
+            var table = TextTable([
+                "tracker", "written pages", "collect ms p50", "min", "max", "x floor", "scan / this",
+                "1st write us", "untracked us", "floor 1st write us", "exact",
+            ])
             for item in cases {
-                table.add([item.tracker, String(item.writtenPages), formatted(item.collectMsMedian, 3),
-                           formatted(item.collectMsMin, 3), formatted(item.collectMsMax, 3),
-                           formatted(item.collectRatioToFloor), formatted(item.scanOverThis, 1),
-                           formatted(item.firstWriteUsPerPage, 3), formatted(item.untrackedWriteUsPerPage, 3),
-                           formatted(item.floorFirstWriteUsPerPage, 3), item.exact ? "yes" : "NO"])
+                table.add([
+                    item.tracker, String(item.writtenPages), formatted(item.collectMsMedian, 3),
+                    formatted(item.collectMsMin, 3), formatted(item.collectMsMax, 3),
+                    formatted(item.collectRatioToFloor), formatted(item.scanOverThis, 1),
+                    formatted(item.firstWriteUsPerPage, 3), formatted(item.untrackedWriteUsPerPage, 3),
+                    formatted(item.floorFirstWriteUsPerPage, 3), item.exact ? "yes" : "NO",
+                ])
             }
             print("region \(regionMiB) MiB, \(repetitions) epochs per case\(baseline == nil ? ", no floor" : "")")
             print(table.rendered)

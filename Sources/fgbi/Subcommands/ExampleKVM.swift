@@ -8,7 +8,8 @@ extension FGBICommand {
     struct ExampleKVM: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "kvm",
-            abstract: "Run a KVM guest replicated, kill its primary mid-run, resume it on the backup, compare checksums.",
+            abstract:
+                "Run a KVM guest replicated, kill its primary mid-run, resume it on the backup, compare checksums.",
             discussion: """
                 The guest (Examples/kvm-guest, built by Scripts/build-kvm-guest) is a freestanding 64-bit program: an
                 open-addressing key-value table under random inserts and updates plus an append-only log, ending
@@ -38,10 +39,13 @@ extension FGBICommand {
         @Option(name: .customLong("kill-after-ms"), help: "Kill the primary this long after the guest started.")
         var killAfterMilliseconds = 1000
 
-        @Option(name: .customLong("kill-after-operations"), help: "Kill the primary once the guest has done this many operations (instead of --kill-after-ms).")
+        @Option(
+            name: .customLong("kill-after-operations"),
+            help: "Kill the primary once the guest has done this many operations (instead of --kill-after-ms).")
         var killAfterOperations: UInt64?
 
-        @Option(name: .customLong("progress-every"), help: "Guest operations between progress reports (each is a VM exit).")
+        @Option(
+            name: .customLong("progress-every"), help: "Guest operations between progress reports (each is a VM exit).")
         var progressEvery: UInt64 = 1_000_000
 
         @Option(help: "The guest image (default: .build/kvm-guest/guest.bin beside this executable).")
@@ -62,7 +66,9 @@ extension FGBICommand {
         func validate() throws {
             guard ramMiB >= 4, ramMiB <= 1024 else { throw ValidationError("--ram-mib must be between 4 and 1024") }
             guard operations > 0 else { throw ValidationError("--operations must be at least 1") }
-            guard epochMilliseconds >= 1, epochMilliseconds <= 10_000 else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
+            guard epochMilliseconds >= 1, epochMilliseconds <= 10_000 else {
+                throw ValidationError("--epoch-ms must be between 1 and 10000")
+            }
             guard killAfterMilliseconds >= 0 else { throw ValidationError("--kill-after-ms must not be negative") }
             if let role, role != "primary" { throw ValidationError("--role: only 'primary' (used internally)") }
             if role != nil, backup == nil { throw ValidationError("--role primary needs --backup HOST:PORT") }
@@ -92,20 +98,32 @@ extension FGBICommand {
                 Progress.note("kvm primary: \(outcome)")
                 return
             }
-            let launch: KVMExample.PrimaryLaunch = inProcess
-                ? .inProcess : .childProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath())
+            let launch: KVMExample.PrimaryLaunch =
+                inProcess
+                ? .inProcess
+                : .childProcess(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath())
             let report = try KVMExample.run(options, launch: launch) { Progress.note($0) }
             if json {
                 print(try JSONOutput.encode(report))
             } else {
-                print("""
+                let primary =
+                    report.killedMidRun
+                    ? "killed at \(report.killPoint) (the guest starts once the backup holds an epoch)"
+                    : "finished before the kill"
+                let result =
+                    report.checksumsMatch ? "MATCH: the resumed guest finished with the reference checksum" : "MISMATCH"
+                print(
+                    """
                     guest          \(report.operations) operations, seed \(report.seed), \(report.ramMebibytes) MiB RAM
-                    reference      checksum \(report.referenceChecksum)  (\(String(format: "%.2f", report.referenceSeconds)) s, unreplicated)
-                    replicated     \(report.epochsReplicated) epochs of \(report.epochMilliseconds) ms, \(report.bytesReceived) bytes received by the backup
-                    primary        \(report.primary), \(report.killedMidRun ? "killed at \(report.killPoint) (the guest starts once the backup holds an epoch)" : "finished before the kill")
+                    reference      checksum \(report.referenceChecksum)  \
+                    (\(String(format: "%.2f", report.referenceSeconds)) s, unreplicated)
+                    replicated     \(report.epochsReplicated) epochs of \(report.epochMilliseconds) ms, \
+                    \(report.bytesReceived) bytes received by the backup
+                    primary        \(report.primary), \(primary)
                     backup         \(report.backupOutcome); resumed at operation \(report.operationsAtFailover)
-                    resumed        checksum \(report.resumedChecksum)  (\(String(format: "%.2f", report.resumeSeconds)) s on the backup)
-                    result         \(report.checksumsMatch ? "MATCH: the resumed guest finished with the reference checksum" : "MISMATCH")
+                    resumed        checksum \(report.resumedChecksum)  \
+                    (\(String(format: "%.2f", report.resumeSeconds)) s on the backup)
+                    result         \(result)
                     """)
             }
             if !report.checksumsMatch { throw ExitCode(1) }

@@ -5,7 +5,7 @@ import FGBIExamples
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension FGBICommand {
@@ -13,7 +13,8 @@ extension FGBICommand {
     struct ExampleLMDB: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "lmdb",
-            abstract: "Replicate an LMDB database under a write-heavy load, kill -9 its process, open the backup's copy.",
+            abstract:
+                "Replicate an LMDB database under a write-heavy load, kill -9 its process, open the backup's copy.",
             discussion: """
                 The database is one file on tmpfs opened with MDB_WRITEMAP, so every change LMDB makes is a store
                 into its shared map; FGBI adopts that map as the replicated region. A writer commits transactions
@@ -59,7 +60,9 @@ extension FGBICommand {
         @Option(name: .customLong("writes-per-transaction"), help: "Puts and deletes per transaction.")
         var writesPerTransaction = 8
 
-        @Option(name: .customLong("map-mib"), help: "LMDB map size in MiB: the replicated region (and the backup's --region-mib).")
+        @Option(
+            name: .customLong("map-mib"),
+            help: "LMDB map size in MiB: the replicated region (and the backup's --region-mib).")
         var mapMiB = 64
 
         @Option(name: .customLong("epoch-ms"), help: "Epoch interval in milliseconds.")
@@ -86,13 +89,21 @@ extension FGBICommand {
         @Option(help: "verify: the last transaction acknowledged.")
         var acknowledged: UInt64 = 0
 
-        @Option(help: "drill: drills to run, each with its own history (seed, seed+1, ...) and a kill moment drawn between 0 and --kill-after-ms (a soak; 1: kill exactly at --kill-after-ms).")
+        @Option(
+            help:
+                """
+                drill: drills to run, each with its own history (seed, seed+1, ...) and a kill moment drawn \
+                between 0 and --kill-after-ms (a soak; 1: kill exactly at --kill-after-ms).
+                """
+        )
         var rounds = 1
 
         @Option(help: "alternate: failovers to run (each kills the primary of the moment).")
         var failovers = 20
 
-        @Option(help: "node: start as the primary of a new database, or as a backup (of what --database holds, if anything).")
+        @Option(
+            help:
+                "node: start as the primary of a new database, or as a backup (of what --database holds, if anything).")
         var start = "backup"
 
         @Option(name: .customLong("listen-port"), help: "node: the port to listen on as a backup (loopback).")
@@ -101,13 +112,29 @@ extension FGBICommand {
         @Option(help: "node: where the peer listens as a backup, HOST:PORT (loopback).")
         var peer: String?
 
-        @Option(name: .customLong("primary-timeout-ms"), help: "node, alternate: how long a backup waits for a silent primary before taking over.")
+        @Option(
+            name: .customLong("primary-timeout-ms"),
+            help: "node, alternate: how long a backup waits for a silent primary before taking over.")
         var primaryTimeoutMilliseconds = 300
 
-        @Flag(inversion: .prefixedNo, help: "node, alternate: after a takeover, commit while the peer is away and being synchronised (acknowledged once it holds them), rather than wait until it holds a first epoch.")
+        @Flag(
+            inversion: .prefixedNo,
+            help:
+                """
+                node, alternate: after a takeover, commit while the peer is away and being synchronised \
+                (acknowledged once it holds them), rather than wait until it holds a first epoch.
+                """
+        )
         var writesWhileUnprotected = true
 
-        @Flag(inversion: .prefixedNo, help: "node, alternate: resynchronise a rejoining peer by block hashes (only the blocks that differ), not by page hashes alone.")
+        @Flag(
+            inversion: .prefixedNo,
+            help:
+                """
+                node, alternate: resynchronise a rejoining peer by block hashes (only the blocks that differ), \
+                not by page hashes alone.
+                """
+        )
         var blockHashes = true
 
         @Flag(help: "drill, alternate: print the outcome as JSON.")
@@ -116,7 +143,9 @@ extension FGBICommand {
         func validate() throws {
             do { _ = try history() } catch { throw ValidationError("\(error)") }
             guard (1...65_536).contains(mapMiB) else { throw ValidationError("--map-mib must be between 1 and 65536") }
-            guard (1...10_000).contains(epochMilliseconds) else { throw ValidationError("--epoch-ms must be between 1 and 10000") }
+            guard (1...10_000).contains(epochMilliseconds) else {
+                throw ValidationError("--epoch-ms must be between 1 and 10000")
+            }
             guard killAfterMilliseconds >= 0 else { throw ValidationError("--kill-after-ms must not be negative") }
             guard (1...100_000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 100000") }
             if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
@@ -129,17 +158,25 @@ extension FGBICommand {
             case .verify:
                 guard image != nil else { throw ValidationError("--role verify needs --image FILE") }
             case .node:
-                guard ["primary", "backup"].contains(start) else { throw ValidationError("--start must be primary or backup, not \(start)") }
+                guard ["primary", "backup"].contains(start) else {
+                    throw ValidationError("--start must be primary or backup, not \(start)")
+                }
                 guard database != nil else { throw ValidationError("--role node needs --database FILE") }
                 guard let peer else { throw ValidationError("--role node needs --peer HOST:PORT") }
                 do { _ = try Endpoint(parsing: peer) } catch { throw ValidationError("--peer: \(error)") }
-                guard start == "primary" || listenPort != 0 else { throw ValidationError("--role node --start backup needs --listen-port") }
+                guard start == "primary" || listenPort != 0 else {
+                    throw ValidationError("--role node --start backup needs --listen-port")
+                }
             case .alternate:
-                guard (1...10_000).contains(failovers) else { throw ValidationError("--failovers must be between 1 and 10000") }
+                guard (1...10_000).contains(failovers) else {
+                    throw ValidationError("--failovers must be between 1 and 10000")
+                }
             case .drill:
                 break
             }
-            guard (10...60_000).contains(primaryTimeoutMilliseconds) else { throw ValidationError("--primary-timeout-ms must be between 10 and 60000") }
+            guard (10...60_000).contains(primaryTimeoutMilliseconds) else {
+                throw ValidationError("--primary-timeout-ms must be between 10 and 60000")
+            }
         }
 
         func history() throws -> KeyValueHistory {
@@ -160,21 +197,34 @@ extension FGBICommand {
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             var moments = SeededRandom(seed: seed)
             var outcomes: [DrillJSON] = []
-            Progress.note("drill: backup here, primary process replicating a \(mapMiB) MiB LMDB map every \(epochMilliseconds) ms, "
-                          + (rounds == 1 ? "kill -9 after \(killAfterMilliseconds) ms" : "\(rounds) rounds, kill -9 within \(killAfterMilliseconds) ms"))
+            Progress.note(
+                """
+                drill: backup here, primary process replicating a \(mapMiB) MiB LMDB map every \
+                \(epochMilliseconds) ms, 
+                """
+                    + (rounds == 1
+                        ? "kill -9 after \(killAfterMilliseconds) ms"
+                        : "\(rounds) rounds, kill -9 within \(killAfterMilliseconds) ms"))
             for round in 0..<rounds {
                 var settings = LMDBFailoverDrill.Settings(
-                    history: try KeyValueHistory(seed: seed &+ UInt64(round), keyCount: keys, writesPerTransaction: writesPerTransaction))
+                    history: try KeyValueHistory(
+                        seed: seed &+ UInt64(round), keyCount: keys, writesPerTransaction: writesPerTransaction))
                 settings.mapBytes = mapMiB << 20
                 settings.epochMilliseconds = epochMilliseconds
-                let killAfter = rounds == 1 ? killAfterMilliseconds : Int(moments.next() % UInt64(killAfterMilliseconds + 1))
+                let killAfter =
+                    rounds == 1 ? killAfterMilliseconds : Int(moments.next() % UInt64(killAfterMilliseconds + 1))
                 settings.killAfter = .milliseconds(killAfter)
                 let drill = LMDBFailoverDrill(settings: settings, executable: executable)
                 let outcome: LMDBFailoverDrill.Outcome
                 do {
                     outcome = try drill.run { Progress.note($0) }
                 } catch let mismatch as LMDBReplicaVerifier.Mismatch {
-                    throw ExampleFailure("round \(round + 1) (seed \(settings.history.seed), kill after \(killAfter) ms): the replica is wrong: \(mismatch)")
+                    throw ExampleFailure(
+                        """
+                        round \(round + 1) (seed \(settings.history.seed), kill after \(killAfter) ms): the \
+                        replica is wrong: \(mismatch)
+                        """
+                    )
                 }
                 outcomes.append(DrillJSON(outcome, seed: settings.history.seed, killAfterMilliseconds: killAfter))
                 if !json { printOutcome(outcome, round: rounds == 1 ? nil : round + 1, killAfter: killAfter) }
@@ -183,21 +233,17 @@ extension FGBICommand {
                 print(try JSONOutput.encode(rounds == 1 ? AnyEncodable(outcomes[0]) : AnyEncodable(outcomes)))
             } else if rounds > 1 {
                 let verified = outcomes.filter { $0.replicaTransactions != nil }.count
-                print("\(rounds) drills: every replica opened and held exactly a committed prefix with every acknowledged transaction "
-                      + "(\(verified) failed over holding an epoch, \(rounds - verified) killed before the first epoch)")
+                print(
+                    """
+                    \(rounds) drills: every replica opened and held exactly a committed prefix with every \
+                    acknowledged transaction 
+                    """
+                        + """
+                        (\(verified) failed over holding an epoch, \(rounds - verified) killed before the first \
+                        epoch)
+                        """
+                )
             }
-        }
-
-        private func printOutcome(_ outcome: LMDBFailoverDrill.Outcome, round: Int?, killAfter: Int) {
-            let prefix = round.map { "round \($0), kill after \(killAfter) ms: " } ?? ""
-            guard let replica = outcome.replica, let epoch = outcome.backupEpoch else {
-                print(prefix + "primary \(outcome.primaryStatus) before the backup held an epoch (during set-up or synchronisation); nothing was acknowledged")
-                return
-            }
-            print(prefix + "primary \(outcome.primaryStatus) with \(outcome.acknowledged) transactions acknowledged; backup failed over at epoch \(epoch) "
-                  + "in \(String(format: "%.2f", outcome.failoverSeconds)) s; LMDB opened the replica: exactly the first \(replica.transactions) transactions "
-                  + "(\(replica.keys) keys, every value checked, \(replica.transactions - outcome.acknowledged) committed but not yet acknowledged), "
-                  + "and a new write transaction committed on it")
         }
 
         private func runPrimary() throws {
@@ -206,15 +252,23 @@ extension FGBICommand {
             configuration.engine = EngineConfiguration(mode: try ReplicationMode.parse(mode))
             configuration.epochInterval = .milliseconds(epochMilliseconds)
             configuration.reconnectWindow = .zero
-            let store = try ReplicatedKeyValueStore(path: database, mapBytes: mapMiB << 20, history: try history(),
-                                                    configuration: configuration)
+            let store = try ReplicatedKeyValueStore(
+                path: database, mapBytes: mapMiB << 20, history: try history(),
+                configuration: configuration)
             let deadline = seconds
-            let statistics = try store.run(until: { progress in deadline.map { progress.seconds >= $0 } ?? false }, acknowledged: { transaction in
-                // One write per release, unbuffered: the drill reads the lines from a pipe and kills at any moment.
-                var line = "acknowledged \(transaction)\n"
-                line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-            })
-            Progress.note("primary: \(statistics.transactions) transactions in \(String(format: "%.1f", statistics.seconds)) s, all acknowledged")
+            let statistics = try store.run(
+                until: { progress in deadline.map { progress.seconds >= $0 } ?? false },
+                acknowledged: { transaction in
+                    // One write per release, unbuffered: the drill reads the lines from a pipe and kills at any moment.
+                    var line = "acknowledged \(transaction)\n"
+                    line.withUTF8 { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                })
+            Progress.note(
+                """
+                primary: \(statistics.transactions) transactions in \(String(format: "%.1f", statistics.seconds)) \
+                s, all acknowledged
+                """
+            )
         }
 
         private func runAlternate() throws {
@@ -227,8 +281,12 @@ extension FGBICommand {
             settings.writesWhileUnprotected = writesWhileUnprotected
             settings.fetchesBlockHashes = blockHashes
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            Progress.note("alternate: nodes A (primary) and B (backup) replicating a \(mapMiB) MiB LMDB map every \(epochMilliseconds) ms; "
-                          + "\(failovers) failovers, each killing the primary with SIGKILL")
+            Progress.note(
+                """
+                alternate: nodes A (primary) and B (backup) replicating a \(mapMiB) MiB LMDB map every \
+                \(epochMilliseconds) ms; 
+                """
+                    + "\(failovers) failovers, each killing the primary with SIGKILL")
             let outcome: LMDBAlternatingDrill.Outcome
             do {
                 outcome = try LMDBAlternatingDrill(settings: settings, executable: executable).run { Progress.note($0) }
@@ -239,31 +297,13 @@ extension FGBICommand {
                 print(try JSONOutput.encode(AlternateJSON(outcome)))
                 return
             }
-            let failovers = outcome.failovers
-            let firstPasses = Summary(failovers.map { Double($0.rejoinFirstPassBytes) / Double($0.regionBytes) })
-            let shares = Summary(failovers.map { Double($0.rejoinBytes) / Double($0.regionBytes) })
-            let takeovers = Summary(failovers.map(\.takeoverSeconds))
-            let unprotected = Summary(failovers.map(\.unprotectedSeconds))
-            let differing = Summary(failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double($0.regionBytes) })
-            let ofDatabase = Summary(failovers.map { Double($0.rejoinPagesDiffering * GuestMemory.pageSize) / Double(max(1, $0.databaseBytes)) })
-            let databases = Summary(failovers.map { Double($0.databaseBytes) / 1e6 })
-            print("\(failovers.count) failovers through SIGKILL: every takeover held every acknowledged transaction and went on committing; "
-                  + "the last backup's database opened with LMDB holding exactly the first \(outcome.finalReplica.transactions) transactions "
-                  + "(\(outcome.acknowledged) acknowledged)")
-            print(String(format: "rejoin: %.1f%% of the region's pages differed (median; max %.1f%%), %.0f%% of the database's (median; it used %.1f MB of the map); ",
-                         100 * differing.median, 100 * differing.max, 100 * ofDatabase.median, databases.median)
-                  + String(format: "the first pass (what differed) sent %.2f%% of the region (median; max %.2f%%), "
-                         + "up to the first committed epoch %.2f%% (median; max %.2f%%: the rounds carry what the new primary wrote meanwhile)",
-                         100 * firstPasses.median, 100 * firstPasses.max, 100 * shares.median, 100 * shares.max))
-            let hashes = Summary(failovers.map { Double($0.rejoinBlockHashBytes) / Double($0.regionBytes) })
-            print(String(format: "block hashes from the rejoining node: %.2f%% of the region (median; max %.2f%%)", 100 * hashes.median, 100 * hashes.max))
-            print(String(format: "takeover %.2f s after the kill (median; max %.2f s); unprotected until the rejoined backup's first epoch %.2f s (median; max %.2f s)",
-                         takeovers.median, takeovers.max, unprotected.median, unprotected.max))
+            printAlternateOutcome(outcome)
         }
 
         private func runNode() throws {
             guard let database, let peer else { return }
-            var settings = LMDBNode.Settings(history: try history(), database: database, listenPort: listenPort, peer: try Endpoint(parsing: peer))
+            var settings = LMDBNode.Settings(
+                history: try history(), database: database, listenPort: listenPort, peer: try Endpoint(parsing: peer))
             settings.mapBytes = mapMiB << 20
             settings.epochMilliseconds = epochMilliseconds
             settings.primaryTimeout = .milliseconds(primaryTimeoutMilliseconds)
@@ -283,8 +323,14 @@ extension FGBICommand {
         private func runVerify() throws {
             guard let image else { return }
             do {
-                let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: mapMiB << 20, history: try history(), acknowledged: acknowledged)
-                print("replica: LMDB opened it; it holds exactly the first \(report.transactions) transactions (\(report.keys) keys)")
+                let report = try LMDBReplicaVerifier.verify(
+                    path: image, mapBytes: mapMiB << 20, history: try history(), acknowledged: acknowledged)
+                print(
+                    """
+                    replica: LMDB opened it; it holds exactly the first \(report.transactions) transactions \
+                    (\(report.keys) keys)
+                    """
+                )
             } catch let mismatch as LMDBReplicaVerifier.Mismatch {
                 throw ExampleFailure("the replica is wrong: \(mismatch)")
             }

@@ -34,23 +34,40 @@ extension FGBICommand {
         @Option(help: "Images to write (the trace replays one epoch fewer).")
         var snapshots = 51
 
-        @Option(name: .customLong("max-mib"), help: "The most MiB per image; mappings past it are skipped (listed in trace.json).")
+        @Option(
+            name: .customLong("max-mib"),
+            help: "The most MiB per image; mappings past it are skipped (listed in trace.json).")
         var maxMiB = 1024
 
-        @Option(name: .customLong("buffer-mib"), help: "MiB of memory for images not yet written (default: half of MemAvailable); when full, snapshots wait for the disk.")
+        @Option(
+            name: .customLong("buffer-mib"),
+            help:
+                """
+                MiB of memory for images not yet written (default: half of MemAvailable); when full, snapshots \
+                wait for the disk.
+                """
+        )
         var bufferMiB: Int?
 
-        @Flag(name: .customLong("no-stop"), help: "Copy the process while it runs instead of stopping it: no pause, but an image can mix moments.")
+        @Flag(
+            name: .customLong("no-stop"),
+            help: "Copy the process while it runs instead of stopping it: no pause, but an image can mix moments.")
         var noStop = false
 
         func validate() throws {
             guard pid > 0 else { throw ValidationError("--pid must be a positive process id") }
             guard !output.isEmpty else { throw ValidationError("--output needs a directory path") }
-            guard intervalMs >= 1, intervalMs <= 60_000 else { throw ValidationError("--interval-ms must be between 1 and 60000") }
-            guard (2...100_000).contains(snapshots) else { throw ValidationError("--snapshots must be between 2 and 100000") }
+            guard intervalMs >= 1, intervalMs <= 60_000 else {
+                throw ValidationError("--interval-ms must be between 1 and 60000")
+            }
+            guard (2...100_000).contains(snapshots) else {
+                throw ValidationError("--snapshots must be between 2 and 100000")
+            }
             guard (1...65_536).contains(maxMiB) else { throw ValidationError("--max-mib must be between 1 and 65536") }
             if let bufferMiB, bufferMiB < 1 { throw ValidationError("--buffer-mib must be positive") }
-            guard pid != getpid() else { throw ValidationError("--pid is fgbi itself; it cannot stop itself to read its memory") }
+            guard pid != getpid() else {
+                throw ValidationError("--pid is fgbi itself; it cannot stop itself to read its memory")
+            }
         }
 
         func run() throws {
@@ -61,7 +78,8 @@ extension FGBICommand {
             capture.stopsProcess = !noStop
             capture.bufferBytes = bufferMiB.map { $0 << 20 }
             if !noStop { InterruptContinuation.install(pid: pid) }
-            Progress.note("capturing pid \(pid): \(snapshots) snapshots every \(formatted(intervalMs, 0)) ms into \(output)")
+            Progress.note(
+                "capturing pid \(pid): \(snapshots) snapshots every \(formatted(intervalMs, 0)) ms into \(output)")
             let outcome = try capture.capture(to: output, progress: Progress.note)
             print(Self.summary(outcome, snapshots: snapshots))
         }
@@ -69,23 +87,57 @@ extension FGBICommand {
         /// The closing lines: what was written and how long the process was stopped.
         static func summary(_ outcome: ProcessTraceCapture.Outcome, snapshots: Int) -> String {
             let trace = outcome.trace
-            var lines = ["captured \(trace.images.count) images of \(byteText(trace.imageSize)) (\(outcome.layout.regions.count) regions) "
-                + "in \(formatted(outcome.elapsedSeconds, 1)) s into \(trace.path)"]
+            var lines = [
+                """
+                captured \(trace.images.count) images of \(byteText(trace.imageSize)) \
+                (\(outcome.layout.regions.count) regions) 
+                """
+                    + "in \(formatted(outcome.elapsedSeconds, 1)) s into \(trace.path)"
+            ]
             if outcome.pausesMs.isEmpty {
-                lines.append("not stopped (--no-stop); copy p50 \(formatted(outcome.pauseMedianMs, 2)) ms, max \(formatted(outcome.pauseMaxMs, 2)) ms")
+                lines.append(
+                    """
+                    not stopped (--no-stop); copy p50 \(formatted(outcome.pauseMedianMs, 2)) ms, max \
+                    \(formatted(outcome.pauseMaxMs, 2)) ms
+                    """
+                )
             } else {
-                lines.append("pause p50 \(formatted(outcome.pauseMedianMs, 2)) ms, max \(formatted(outcome.pauseMaxMs, 2)) ms, "
-                    + "total \(formatted(outcome.pausesMs.reduce(0, +), 1)) ms")
+                lines.append(
+                    "pause p50 \(formatted(outcome.pauseMedianMs, 2)) ms, max \(formatted(outcome.pauseMaxMs, 2)) ms, "
+                        + "total \(formatted(outcome.pausesMs.reduce(0, +), 1)) ms")
             }
-            lines.append("images written in p50 \(formatted(outcome.writeMedianMs, 1)) ms, max \(formatted(outcome.writesMs.max() ?? 0, 1)) ms, on a thread of their own")
+            lines.append(
+                """
+                images written in p50 \(formatted(outcome.writeMedianMs, 1)) ms, max \
+                \(formatted(outcome.writesMs.max() ?? 0, 1)) ms, on a thread of their own
+                """
+            )
             if !outcome.layout.skipped.isEmpty {
                 let bytes = outcome.layout.skipped.reduce(0) { $0 + $1.length }
-                lines.append("skipped \(outcome.layout.skipped.count) writable regions (\(byteText(bytes))), listed in trace.json")
+                lines.append(
+                    """
+                    skipped \(outcome.layout.skipped.count) writable regions (\(byteText(bytes))), listed in \
+                    trace.json
+                    """
+                )
             }
-            if outcome.unreadBytes > 0 { lines.append("\(byteText(outcome.unreadBytes)) could not be read and were written as zeros") }
-            if outcome.notFullyStopped > 0 { lines.append("\(outcome.notFullyStopped) snapshots were read before every thread had stopped") }
-            if outcome.lateSnapshots > 0 { lines.append("\(outcome.lateSnapshots) snapshots started late (the disk or the copy could not keep up); epoch_ms in trace.json is the measured interval, \(formatted(trace.metadata.epochMs ?? 0, 1)) ms") }
-            if outcome.exitedEarly { lines.append("the process exited: \(trace.images.count) of \(snapshots) snapshots taken") }
+            if outcome.unreadBytes > 0 {
+                lines.append("\(byteText(outcome.unreadBytes)) could not be read and were written as zeros")
+            }
+            if outcome.notFullyStopped > 0 {
+                lines.append("\(outcome.notFullyStopped) snapshots were read before every thread had stopped")
+            }
+            if outcome.lateSnapshots > 0 {
+                lines.append(
+                    """
+                    \(outcome.lateSnapshots) snapshots started late (the disk or the copy could not keep up); \
+                    epoch_ms in trace.json is the measured interval, \(formatted(trace.metadata.epochMs ?? 0, 1)) ms
+                    """
+                )
+            }
+            if outcome.exitedEarly {
+                lines.append("the process exited: \(trace.images.count) of \(snapshots) snapshots taken")
+            }
             lines.append("replay with: fgbi trace --trace \(trace.path) --summary")
             return lines.joined(separator: "\n")
         }

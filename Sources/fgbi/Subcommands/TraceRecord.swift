@@ -8,7 +8,11 @@ extension FGBICommand {
     struct TraceRecord: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "record",
-            abstract: "Record a built-in workload as a trace directory: a raw image of the region before and after each epoch.",
+            abstract:
+                """
+                Record a built-in workload as a trace directory: a raw image of the region before and after each \
+                epoch.
+                """,
             discussion: """
                 Writes epoch-000000.img (the region before the first epoch), then one image per epoch taken with the
                 writers paused, then trace.json with the epoch interval. The directory is created if missing and
@@ -21,7 +25,9 @@ extension FGBICommand {
         @Option(help: "The trace directory to write.")
         var output: String
 
-        @Option(name: [.customLong("workload"), .customLong("from-workload")], help: "Built-in workload: guest, sparse, dense, duplicate or zero.")
+        @Option(
+            name: [.customLong("workload"), .customLong("from-workload")],
+            help: "Built-in workload: guest, sparse, dense, duplicate or zero.")
         var workload = SyntheticWorkload.guest.rawValue
 
         @Option(help: "Epochs recorded (the directory gets one more image).")
@@ -46,8 +52,12 @@ extension FGBICommand {
             guard !output.isEmpty else { throw ValidationError("--output needs a directory path") }
             do { _ = try SyntheticWorkload.parse(workload) } catch { throw ValidationError("--workload: \(error)") }
             guard (1...100_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 100000") }
-            guard epochMs >= 1, epochMs <= 60_000 else { throw ValidationError("--epoch-ms must be between 1 and 60000") }
-            guard (1...65_536).contains(regionMiB) else { throw ValidationError("--region-mib must be between 1 and 65536") }
+            guard epochMs >= 1, epochMs <= 60_000 else {
+                throw ValidationError("--epoch-ms must be between 1 and 60000")
+            }
+            guard (1...65_536).contains(regionMiB) else {
+                throw ValidationError("--region-mib must be between 1 and 65536")
+            }
             guard (1...64).contains(threads) else { throw ValidationError("--threads must be between 1 and 64") }
             guard pagesPerSecond > 0 else { throw ValidationError("--pages-per-second must be positive") }
         }
@@ -63,11 +73,26 @@ extension FGBICommand {
             recorder.seed = seed
             let needed = (epochs + 1) * (regionMiB << 20)
             if let free = freeBytes(near: output), free < needed {
-                throw ValidationError("recording needs \(needed >> 20) MiB ((epochs + 1) x region) but \(output) has \(free >> 20) MiB free")
+                throw ValidationError(
+                    """
+                    recording needs \(needed >> 20) MiB ((epochs + 1) x region) but \(output) has \(free >> 20) \
+                    MiB free
+                    """
+                )
             }
-            Progress.note("recording \(workload) for \(epochs) epochs of \(formatted(epochMs, 0)) ms into \(output) (\(needed >> 20) MiB)")
+            Progress.note(
+                """
+                recording \(workload) for \(epochs) epochs of \(formatted(epochMs, 0)) ms into \(output) \
+                (\(needed >> 20) MiB)
+                """
+            )
             let trace = try recorder.record(to: output, progress: Progress.note)
-            print("recorded \(trace.images.count) images of \(byteText(trace.imageSize)) in \(trace.path); replay with: fgbi trace --trace \(trace.path)")
+            print(
+                """
+                recorded \(trace.images.count) images of \(byteText(trace.imageSize)) in \(trace.path); replay \
+                with: fgbi trace --trace \(trace.path)
+                """
+            )
         }
 
         /// Free bytes on the file system that will hold `path` (its nearest existing ancestor), if known.

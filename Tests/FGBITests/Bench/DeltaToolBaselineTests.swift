@@ -1,7 +1,8 @@
-@testable import FGBIBench
 import FGBI
 import Foundation
 import Testing
+
+@testable import FGBIBench
 
 /// The general-purpose delta tools run as processes on a trace's image pairs, with their failures reported.
 @Suite("delta tool baselines")
@@ -28,7 +29,9 @@ struct DeltaToolBaselineTests {
         let zstd = try #require(runs.first)
         #expect(runs.count == 1 && zstd.tool == "zstd")
         #expect(zstd.pairs == 3, "a trace of four images has three pairs, fewer than the ten asked for")
-        #expect(zstd.bytes > 0 && zstd.bytes < 3 * trace.imageSize, "a delta of a few changed pages is far smaller than the images")
+        #expect(
+            zstd.bytes > 0 && zstd.bytes < 3 * trace.imageSize,
+            "a delta of a few changed pages is far smaller than the images")
         #expect(zstd.bytesPerEpoch == zstd.bytes / 3)
         #expect(lines.count == 3)
     }

@@ -9,7 +9,9 @@ struct WorkloadTests {
     /// Pages of `memory` that differ from `before`.
     private func changedPages(_ memory: GuestMemory, from before: [UInt8]) -> [Int] {
         (0..<memory.pageCount).filter { page in
-            before.withUnsafeBytes { memcmp(memory.page(page), $0.baseAddress! + page * GuestMemory.pageSize, GuestMemory.pageSize) != 0 }
+            before.withUnsafeBytes {
+                memcmp(memory.page(page), $0.baseAddress! + page * GuestMemory.pageSize, GuestMemory.pageSize) != 0
+            }
         }
     }
 
@@ -25,11 +27,12 @@ struct WorkloadTests {
         #expect(changed.count == 100)
         // One run, possibly wrapping around the region's end.
         let gaps = zip(changed, changed.dropFirst()).filter { $1 != $0 + 1 }.count
-        #expect(gaps == 0 || (gaps == 1 && changed.first == 0 && changed.last == memory.pageCount - 1), "runs: \(changed)")
+        #expect(
+            gaps == 0 || (gaps == 1 && changed.first == 0 && changed.last == memory.pageCount - 1), "runs: \(changed)")
     }
 
     @Test func zipfConcentratesWritesOnAFewPages() throws {
-        let memory = try GuestMemory.anonymous(length: 16 << 20)  // 4,096 zeroed pages
+        let memory = try GuestMemory.anonymous(length: 16 << 20) // 4,096 zeroed pages
         var random = SeededRandom(seed: 9)
         SyntheticWorkload.zipf.writeEpoch(memory, pages: 2000, random: &random)
         // Each write stores one to four nonzero words; count them per page.
@@ -62,12 +65,18 @@ struct WorkloadTests {
     }
 
     @Test func chartsUseALogarithmicAxisWhenValuesSpanDecades() {
-        let wide = LineChartSVG(title: "bytes", xLabel: "epoch", yLabel: "bytes",
-                                series: [.init(name: "fgbi", values: [1_000, 2_000]), .init(name: "page", values: [4_000_000, 3_000_000])]).rendered
+        let wide = LineChartSVG(
+            title: "bytes", xLabel: "epoch", yLabel: "bytes",
+            series: [
+                .init(name: "fgbi", values: [1_000, 2_000]), .init(name: "page", values: [4_000_000, 3_000_000]),
+            ]
+        ).rendered
         #expect(wide.hasPrefix("<svg") && wide.hasSuffix("</svg>\n"))
         #expect(wide.contains(">1k<") && wide.contains(">10M<"), "decade ticks from 1k to 10M")
         #expect(wide.components(separatedBy: "<polyline").count == 3)
-        let narrow = LineChartSVG(title: "pause <ms>", xLabel: "epoch", yLabel: "ms", series: [.init(name: "a", values: [1, 2, 3])]).rendered
+        let narrow = LineChartSVG(
+            title: "pause <ms>", xLabel: "epoch", yLabel: "ms", series: [.init(name: "a", values: [1, 2, 3])]
+        ).rendered
         #expect(!narrow.contains(">1k<") && narrow.contains("pause &lt;ms&gt;"))
     }
 }

@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// The hash tables under the content index and the page cache, checked against a model under random
 /// operations (insertions, lookups and backward-shift deletions in long probe runs).
@@ -84,13 +85,19 @@ struct IndexStructureTests {
         for i in 0..<100 {
             let block = (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             blocks.append(block)
-            block.withUnsafeBytes { index.add(hash: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!, ordinal: i) }
+            block.withUnsafeBytes {
+                index.add(
+                    hash: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, at: BlockLocation(region: 0, block: i),
+                    bytes: $0.baseAddress!, ordinal: i)
+            }
         }
         #expect(index.entryCount == 16 && index.evictions == 84)
         index.beginEpoch(1)
         for i in 0..<100 {
             let expected: ContentIndex.Match = i >= 84 ? .copy(BlockLocation(region: 0, block: i)) : .none
-            blocks[i].withUnsafeBytes { #expect(index.match(hash: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, bytes: $0.baseAddress!) == expected) }
+            blocks[i].withUnsafeBytes {
+                #expect(index.match(hash: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, bytes: $0.baseAddress!) == expected)
+            }
         }
     }
 
@@ -101,7 +108,13 @@ struct IndexStructureTests {
     /// `lowBits`, few keys make hits, collisions and long probe runs frequent.
     @Test(arguments: [IndexKeying.fullHash, .lowBits(3)])
     func contentIndexMatchesItsModelAcrossLapsOfLazyEviction(keying: IndexKeying) {
-        struct Copy { var key: UInt64; var location: BlockLocation; var content: Int; var epoch: UInt64; var ordinal: Int }
+        struct Copy {
+            var key: UInt64
+            var location: BlockLocation
+            var content: Int
+            var epoch: UInt64
+            var ordinal: Int
+        }
         let slotCount = 8
         let locations = 24
         let index = ContentIndex(blockSize: 64, budgetBytes: 64 * slotCount, keying: keying, regionBlocks: [locations])
@@ -109,7 +122,7 @@ struct IndexStructureTests {
         let hashes = (0..<20).map { UInt64($0 + 1) &* 0xD6E8_FEB8_6659_FD93 }
         var ring = [Copy?](repeating: nil, count: slotCount)
         var hand = 0
-        var memory = [Int](repeating: -1, count: locations)  // content id per location; -1: never written
+        var memory = [Int](repeating: -1, count: locations) // content id per location; -1: never written
         var random = SeededRandom(seed: 77)
         func live(_ key: UInt64) -> Int? { ring.firstIndex { $0?.key == key } }
         for epoch in UInt64(0)..<400 {
@@ -124,24 +137,31 @@ struct IndexStructureTests {
                 let key = keying.key(hashes[content])
                 let expected: ContentIndex.Match
                 if let slot = live(key), let copy = ring[slot] {
-                    expected = copy.content != content ? .collision
+                    expected =
+                        copy.content != content
+                        ? .collision
                         : copy.epoch == epoch ? .copyEpoch(copy.ordinal) : .copy(copy.location)
                 } else {
                     expected = .none
                 }
-                let got = contents[content].withUnsafeBytes { index.match(hash: hashes[content], bytes: $0.baseAddress!) }
+                let got = contents[content].withUnsafeBytes {
+                    index.match(hash: hashes[content], bytes: $0.baseAddress!)
+                }
                 #expect(got == expected, "epoch \(epoch), block \(block), content \(content)")
                 // The location's previous content, retired whatever the match (as the encoder does).
                 let old = memory[block]
                 var expectedPrevious: Int?
                 if old >= 0, let slot = live(keying.key(hashes[old])), let copy = ring[slot], copy.location == location,
-                   copy.epoch != epoch {
+                    copy.epoch != epoch
+                {
                     expectedPrevious = copy.content
                     ring[slot] = nil
                 }
                 let previous = old < 0 ? nil : index.takePrevious(at: location, hash: hashes[old])
-                #expect(previous.map { Array(UnsafeRawBufferPointer(start: $0, count: 64)) } == expectedPrevious.map { contents[$0] },
-                        "epoch \(epoch), block \(block): previous content")
+                #expect(
+                    previous.map { Array(UnsafeRawBufferPointer(start: $0, count: 64)) }
+                        == expectedPrevious.map { contents[$0] },
+                    "epoch \(epoch), block \(block): previous content")
                 if expected == .none {
                     contents[content].withUnsafeBytes {
                         index.add(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
@@ -170,7 +190,9 @@ struct IndexStructureTests {
         #expect(index.findsByLocation)
         let contents = (0..<14).map { content in (0..<64).map { UInt8(truncatingIfNeeded: content &* 53 &+ $0 &* 7) } }
         let hashes = (0..<14).map { UInt64($0 + 1) &* 0x9E37_79B9_7F4A_7C15 }
-        let locations = regionBlocks.enumerated().flatMap { region, blocks in (0..<blocks).map { BlockLocation(region: region, block: $0) } }
+        let locations = regionBlocks.enumerated().flatMap { region, blocks in
+            (0..<blocks).map { BlockLocation(region: region, block: $0) }
+        }
         // Content id per location as the backup holds it (-1: never written), at the epoch's start and staged.
         var backup = [BlockLocation: Int]()
         var random = SeededRandom(seed: 4242)
@@ -179,17 +201,18 @@ struct IndexStructureTests {
             index.beginEpoch(epoch)
             var staged = backup
             var written = Set<BlockLocation>()
-            var epochContents: [Int: Int] = [:]   // ordinal -> content
+            var epochContents: [Int: Int] = [:] // ordinal -> content
             for ordinal in 0..<Int(random.next() % 8) {
                 let location = locations[Int(random.next() % UInt64(locations.count))]
                 guard written.insert(location).inserted else { continue }
                 let content = Int(random.next() % UInt64(contents.count))
                 // A candidate anywhere: a real location, or one past a region's end.
-                let candidate: BlockLocation? = switch random.next() % 4 {
-                case 0: nil
-                case 1: BlockLocation(region: Int(random.next() % 2), block: 18 + Int(random.next() % 10))
-                default: locations[Int(random.next() % UInt64(locations.count))]
-                }
+                let candidate: BlockLocation? =
+                    switch random.next() % 4 {
+                    case 0: nil
+                    case 1: BlockLocation(region: Int(random.next() % 2), block: 18 + Int(random.next() % 10))
+                    default: locations[Int(random.next() % UInt64(locations.count))]
+                    }
                 let probing = random.next() % 2 == 0
                 let (match, source) = contents[content].withUnsafeBytes {
                     index.match(hash: hashes[content], bytes: $0.baseAddress!, likelyAt: candidate, probing: probing)
@@ -197,7 +220,9 @@ struct IndexStructureTests {
                 switch match {
                 case .copy(let from):
                     answers.copies += 1
-                    #expect(backup[from] == content, "epoch \(epoch): copy from \(from) holding \(backup[from] ?? -1), not \(content)")
+                    #expect(
+                        backup[from] == content,
+                        "epoch \(epoch): copy from \(from) holding \(backup[from] ?? -1), not \(content)")
                     #expect(source == from)
                 case .copyEpoch(let earlier):
                     answers.epochCopies += 1
@@ -212,14 +237,16 @@ struct IndexStructureTests {
                     let previous = index.takePrevious(at: location, hash: hashes[old])
                     if let previous {
                         answers.previous += 1
-                        #expect(Array(UnsafeRawBufferPointer(start: previous, count: 64)) == contents[old],
-                                "epoch \(epoch), \(location): previous content")
+                        #expect(
+                            Array(UnsafeRawBufferPointer(start: previous, count: 64)) == contents[old],
+                            "epoch \(epoch), \(location): previous content")
                     }
                 }
                 if match == .none {
                     contents[content].withUnsafeBytes {
                         if probing {
-                            index.addAbsent(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
+                            index.addAbsent(
+                                hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
                         } else {
                             index.store(hash: hashes[content], at: location, bytes: $0.baseAddress!, ordinal: ordinal)
                         }

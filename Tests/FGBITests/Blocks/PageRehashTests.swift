@@ -1,6 +1,7 @@
-@testable import FGBI
 import CSupport
 import Testing
+
+@testable import FGBI
 
 /// The page rehash (`CSupport_rehash_page`), which hashes 64-byte blocks eight at a time with AVX-512 where the
 /// CPU has it, must give exactly XXH3-64's values (the block tables, the zero-block hash and the backup's
@@ -22,7 +23,9 @@ struct PageRehashTests {
         }
     }
 
-    @Test("a page's blocks get XXH3-64's values, the old ones and the changed ones", arguments: [64, 128, 4096], [false, true])
+    @Test(
+        "a page's blocks get XXH3-64's values, the old ones and the changed ones", arguments: [64, 128, 4096],
+        [false, true])
     func rehashGivesXXH3(blockSize: Int, portable: Bool) throws {
         let was = CSupport_block_hash_select_portable(portable ? 1 : 0)
         defer { _ = CSupport_block_hash_select_portable(was) }
@@ -40,9 +43,12 @@ struct PageRehashTests {
             let changed = bytes.withUnsafeBytes { page in
                 CSupport_rehash_page(page.baseAddress!, blockSize, blocks, &hashes, &previous)
             }
-            try #require(hashes == expected, "trial \(trial), kind \(trial % 5), \(blockSize)-byte blocks, portable \(portable)")
+            try #require(
+                hashes == expected, "trial \(trial), kind \(trial % 5), \(blockSize)-byte blocks, portable \(portable)")
             #expect(previous == old)
-            let expectedChanged = (0..<blocks).reduce(UInt64(0)) { $0 | (old[$1] != expected[$1] ? 1 << UInt64($1) : 0) }
+            let expectedChanged = (0..<blocks).reduce(UInt64(0)) {
+                $0 | (old[$1] != expected[$1] ? 1 << UInt64($1) : 0)
+            }
             #expect(changed == expectedChanged)
         }
     }

@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// The shared content index's rules, member by member: each guest matches only its own entries (its own
 /// backup's locations), stored copies of equal content are kept once, and eviction or a member leaving
@@ -94,7 +95,11 @@ struct SharedContentIndexTests {
             member.exclusively {
                 member.beginEpoch(0)
                 for i in 0..<4 {
-                    blocks[i].withUnsafeBytes { member.add(hash: UInt64(i + 1) << 20, at: BlockLocation(region: m, block: i), bytes: $0.baseAddress!, ordinal: i) }
+                    blocks[i].withUnsafeBytes {
+                        member.add(
+                            hash: UInt64(i + 1) << 20, at: BlockLocation(region: m, block: i), bytes: $0.baseAddress!,
+                            ordinal: i)
+                    }
                 }
             }
         }
@@ -104,7 +109,11 @@ struct SharedContentIndexTests {
         members[0].exclusively {
             members[0].beginEpoch(1)
             for i in 4..<6 {
-                blocks[i].withUnsafeBytes { members[0].add(hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!, ordinal: i) }
+                blocks[i].withUnsafeBytes {
+                    members[0].add(
+                        hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!,
+                        ordinal: i)
+                }
             }
         }
         statistics = shared.statistics
@@ -115,7 +124,11 @@ struct SharedContentIndexTests {
                 member.beginEpoch(2)
                 for i in 0..<4 {
                     let expected: ContentIndex.Match = i < 2 ? .none : .copy(BlockLocation(region: m, block: i))
-                    blocks[i].withUnsafeBytes { #expect(member.match(hash: UInt64(i + 1) << 20, bytes: $0.baseAddress!) == expected, "member \(m) block \(i)") }
+                    blocks[i].withUnsafeBytes {
+                        #expect(
+                            member.match(hash: UInt64(i + 1) << 20, bytes: $0.baseAddress!) == expected,
+                            "member \(m) block \(i)")
+                    }
                 }
             }
         }
@@ -133,16 +146,26 @@ struct SharedContentIndexTests {
         a.exclusively {
             a.beginEpoch(0)
             for i in 0..<4 {
-                Self.block(UInt8(i + 1)).withUnsafeBytes { a.add(hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!, ordinal: i) }
+                Self.block(UInt8(i + 1)).withUnsafeBytes {
+                    a.add(
+                        hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!,
+                        ordinal: i)
+                }
             }
             a.beginEpoch(1)
             // Block 2 changes: its old content's copy is freed, and the new content takes that slot.
             let previous = a.takePrevious(at: BlockLocation(region: 0, block: 2), hash: 3 << 20)
             #expect(previous.map { $0.load(as: UInt8.self) } == 3)
-            Self.block(9).withUnsafeBytes { a.add(hash: 9 << 20, at: BlockLocation(region: 0, block: 2), bytes: $0.baseAddress!, ordinal: 0) }
+            Self.block(9).withUnsafeBytes {
+                a.add(hash: 9 << 20, at: BlockLocation(region: 0, block: 2), bytes: $0.baseAddress!, ordinal: 0)
+            }
             a.beginEpoch(2)
             for i in [0, 1, 3] {
-                Self.block(UInt8(i + 1)).withUnsafeBytes { #expect(a.match(hash: UInt64(i + 1) << 20, bytes: $0.baseAddress!) == .copy(BlockLocation(region: 0, block: i))) }
+                Self.block(UInt8(i + 1)).withUnsafeBytes {
+                    #expect(
+                        a.match(hash: UInt64(i + 1) << 20, bytes: $0.baseAddress!)
+                            == .copy(BlockLocation(region: 0, block: i)))
+                }
             }
         }
         #expect(shared.statistics.evictions == 0 && shared.statistics.storedCopies == 4)
@@ -156,7 +179,11 @@ struct SharedContentIndexTests {
             member.exclusively {
                 member.beginEpoch(0)
                 for i in contents {
-                    Self.block(UInt8(i + 1)).withUnsafeBytes { member.add(hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!, ordinal: i) }
+                    Self.block(UInt8(i + 1)).withUnsafeBytes {
+                        member.add(
+                            hash: UInt64(i + 1) << 20, at: BlockLocation(region: 0, block: i), bytes: $0.baseAddress!,
+                            ordinal: i)
+                    }
                 }
             }
         }
@@ -168,7 +195,9 @@ struct SharedContentIndexTests {
         let c = try shared.join(blocks: 1 << 20)
         c.exclusively {
             c.beginEpoch(0)
-            Self.block(1).withUnsafeBytes { c.add(hash: 1 << 20, at: BlockLocation(region: 0, block: 0), bytes: $0.baseAddress!, ordinal: 0) }
+            Self.block(1).withUnsafeBytes {
+                c.add(hash: 1 << 20, at: BlockLocation(region: 0, block: 0), bytes: $0.baseAddress!, ordinal: 0)
+            }
         }
         #expect(shared.statistics.attachments == 3 && shared.statistics.storedCopies == 6)
     }
@@ -197,12 +226,20 @@ struct SharedContentIndexTests {
                             let match = member.match(hash: hash, bytes: raw.baseAddress!)
                             if case .copy(let source) = match {
                                 // A reference must name this member's own location holding exactly this content.
-                                #expect(held[m][source.block] == content, "member \(m) referenced \(source) for \(content)")
+                                #expect(
+                                    held[m][source.block] == content, "member \(m) referenced \(source) for \(content)")
                             }
-                            let previous = member.takePrevious(at: BlockLocation(region: 0, block: location), hash: UInt64(old) &* 0x9E37_79B9_7F4A_7C15)
-                            if let previous { #expect(previous.load(as: UInt8.self) == old, "a difference base must be the old content") }
+                            let previous = member.takePrevious(
+                                at: BlockLocation(region: 0, block: location),
+                                hash: UInt64(old) &* 0x9E37_79B9_7F4A_7C15)
+                            if let previous {
+                                #expect(
+                                    previous.load(as: UInt8.self) == old, "a difference base must be the old content")
+                            }
                             if match == .none {
-                                member.add(hash: hash, at: BlockLocation(region: 0, block: location), bytes: raw.baseAddress!, ordinal: ordinal)
+                                member.add(
+                                    hash: hash, at: BlockLocation(region: 0, block: location), bytes: raw.baseAddress!,
+                                    ordinal: ordinal)
                             }
                         }
                         held[m][location] = content

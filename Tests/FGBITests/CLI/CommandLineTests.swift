@@ -2,7 +2,9 @@ import FGBI
 import Foundation
 import Testing
 
-@Suite("fgbi command line", .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+@Suite(
+    "fgbi command line",
+    .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct CommandLineTests {
     @Test func probeJSONDescribesEveryTracker() throws {
         let outcome = try CommandRunner.run(["probe", "--json"])
@@ -14,7 +16,8 @@ struct CommandLineTests {
         #expect(trackers.contains { $0["name"] as? String == "scan (anonymous)" && $0["available"] as? Bool == true })
     }
 
-    @Test(.requiring(.uffdAsync, because: "the tracker benchmarked")) func trackerBenchmarkOfAsyncWriteProtect() throws {
+    @Test(.requiring(.uffdAsync, because: "the tracker benchmarked")) func trackerBenchmarkOfAsyncWriteProtect() throws
+    {
         try trackerBenchmarkRunsAndReportsExactCases(.uffdAsync)
     }
 
@@ -29,8 +32,10 @@ struct CommandLineTests {
         let figures = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
         var values: [String: Double] = [:]
         for figure in figures { values[figure["metric"] as? String ?? ""] = figure["probe"] as? Double }
-        for metric in ["xxh3_64B_blocks_GBps", "memcpy_GBps", "copy_1024_scattered_pages_ms", "rehash_4096_written_pages_ms",
-                       "lz4_GBps_half_compressible", "first_write_after_wp_us_1024", "scan_reprotect_4096_of_4096_pages_ms"] {
+        for metric in [
+            "xxh3_64B_blocks_GBps", "memcpy_GBps", "copy_1024_scattered_pages_ms", "rehash_4096_written_pages_ms",
+            "lz4_GBps_half_compressible", "first_write_after_wp_us_1024", "scan_reprotect_4096_of_4096_pages_ms",
+        ] {
             #expect((values[metric] ?? 0) > 0, "\(metric) measured: \(result.stdout)")
         }
         // A small region: counts above it become the whole region, measured once.
@@ -44,8 +49,10 @@ struct CommandLineTests {
     }
 
     private func trackerBenchmarkRunsAndReportsExactCases(_ tracker: TrackerKind) throws {
-        let outcome = try CommandRunner.run(["bench", "tracker", "--region-mib", "16", "--pages", "64,all",
-                                             "--repetitions", "2", "--trackers", tracker.rawValue, "--no-floor", "--json"])
+        let outcome = try CommandRunner.run([
+            "bench", "tracker", "--region-mib", "16", "--pages", "64,all",
+            "--repetitions", "2", "--trackers", tracker.rawValue, "--no-floor", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let cases = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
         #expect(cases.count == 2)
@@ -70,7 +77,10 @@ struct CommandLineTests {
         (["primary", "--backup", "nohost"], "'nohost' is not HOST:PORT"),
         (["primary", "--backup", "127.0.0.1:1", "--mode", "remus"], "unknown mode 'remus'"),
         (["primary", "--backup", "127.0.0.1:1", "--encrypt"], "--encrypt needs --key-file"),
-        (["backup", "--listen", "127.0.0.1:0", "--key-file", "/nonexistent/fgbi.key"], "open(/nonexistent/fgbi.key): ENOENT"),
+        (
+            ["backup", "--listen", "127.0.0.1:0", "--key-file", "/nonexistent/fgbi.key"],
+            "open(/nonexistent/fgbi.key): ENOENT"
+        ),
         (["backup", "--block-size", "96"], "block size 96 is not one of"),
         (["bench", "pause", "--pages", "0"], "'0' is not a positive number"),
         (["bench", "send", "--paths", "wifi"], "--paths: choose from loopback and veth"),
@@ -86,48 +96,134 @@ struct CommandLineTests {
         (["bench", "lmdb", "--keys", "3"], "the key count must be between 10"),
         (["example", "lmdb", "--role", "primary"], "--role primary needs --backup"),
         (["example", "lmdb", "--role", "verify"], "--role verify needs --image"),
-        (["example", "lmdb", "--role", "verify", "--image", "/nonexistent/replica.mdb"], "mdb_env_open(/nonexistent/replica.mdb): No such file"),
+        (
+            ["example", "lmdb", "--role", "verify", "--image", "/nonexistent/replica.mdb"],
+            "mdb_env_open(/nonexistent/replica.mdb): No such file"
+        ),
         (["example", "lmdb", "--rounds", "0"], "--rounds must be between"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-cert", "/tmp/c.pem"], "--etcd-cert and --etcd-key go together"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-user", "fgbi"], "--etcd-user and --etcd-password-file go together"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://10.0.0.9:2379", "--etcd-ca", "/tmp/ca.pem"], "TLS options were given for http:// members"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-ca", "/nonexistent/ca.pem"], "cannot load the etcd CA file /nonexistent/ca.pem"),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-cert", "/tmp/c.pem"],
+            "--etcd-cert and --etcd-key go together"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-user", "fgbi"],
+            "--etcd-user and --etcd-password-file go together"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd", "http://10.0.0.9:2379", "--etcd-ca", "/tmp/ca.pem"],
+            "TLS options were given for http:// members"
+        ),
+        (
+            [
+                "primary", "--backup", "127.0.0.1:1", "--etcd", "https://10.0.0.9:2379", "--etcd-ca",
+                "/nonexistent/ca.pem",
+            ], "cannot load the etcd CA file /nonexistent/ca.pem"
+        ),
         (["primary", "--backup", "127.0.0.1:1", "--etcd", "10.0.0.9:2379"], "http://"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "a/b"], "invalid guest name 'a/b'"),
-        (["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--lease-ttl-s", "0"], "--lease-ttl-s must be between"),
-        (["primary", "--backup", "127.0.0.1:1", "--region-mib", "1", "--etcd", "http://127.0.0.1:1", "--etcd-timeout-ms", "200"],
-         "etcd status at http://127.0.0.1:1: unreachable"),
-        (["backup", "--listen", "127.0.0.1:0", "--region-mib", "1", "--etcd", "http://127.0.0.1:1,http://127.0.0.1:2", "--etcd-timeout-ms", "200"],
-         "http://127.0.0.1:2: unreachable"),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "a/b"],
+            "invalid guest name 'a/b'"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--lease-ttl-s", "0"],
+            "--lease-ttl-s must be between"
+        ),
+        (
+            [
+                "primary", "--backup", "127.0.0.1:1", "--region-mib", "1", "--etcd", "http://127.0.0.1:1",
+                "--etcd-timeout-ms", "200",
+            ],
+            "etcd status at http://127.0.0.1:1: unreachable"
+        ),
+        (
+            [
+                "backup", "--listen", "127.0.0.1:0", "--region-mib", "1", "--etcd",
+                "http://127.0.0.1:1,http://127.0.0.1:2", "--etcd-timeout-ms", "200",
+            ],
+            "http://127.0.0.1:2: unreachable"
+        ),
         (["primary", "--backup", "127.0.0.1:1", "--node", "n1"], "--node names this node in etcd: give --etcd too"),
         (["backup", "--listen", "127.0.0.1:0", "--guest-name", "a/b"], "invalid guest name 'a/b'"),
-        (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name", "db1"], "each spec's name= is its name in etcd"),
+        (
+            [
+                "primary", "--guest", "name=a,backup=127.0.0.1:1", "--etcd", "http://127.0.0.1:2379", "--guest-name",
+                "db1",
+            ], "each spec's name= is its name in etcd"
+        ),
         (["bench", "failover", "--ttl", "0"], "--ttl: '0' is not a number of seconds"),
         (["bench", "failover", "--faults", "meteor"], "--faults: unknown fault 'meteor'"),
-        (["primary", "--backup", "127.0.0.1:1", "--capture-cpus", "0,99"], "--capture-cpus: '99' is not an online CPU"),
-        (["primary", "--backup", "127.0.0.1:1", "--capture-priority", "0"], "--capture-priority must be between 1 and 99"),
-        (["primary", "--backup", "127.0.0.1:1", "--capture-buffers", "0"], "--capture-buffers must be between 1 and 8"),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--capture-cpus", "0,99"],
+            "--capture-cpus: '99' is not an online CPU"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--capture-priority", "0"],
+            "--capture-priority must be between 1 and 99"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--capture-buffers", "0"],
+            "--capture-buffers must be between 1 and 8"
+        ),
         (["bench", "lmdb", "--capture-buffers", "9"], "--capture-buffers must be between 1 and 8"),
-        (["bench", "lmdb", "--capture-cpu", "sideways"], "--capture-cpu: 'sideways' is not writer, replication or both"),
-        (["bench", "lmdb", "--capture-priority", "normal,120"], "--capture-priority: '120' is neither 'normal' nor a priority"),
-        (["bench", "lmdb", "--hot-pages", "on,sometimes"], "--hot-pages: invalid argument: hot pages 'sometimes': use off, on, or PROMOTE:LEASE:MAXPAGES"),
-        (["primary", "--backup", "127.0.0.1:1", "--hot-pages", "1:16:100"], "hot pages: promoteAfter must be 2 to 255"),
-        (["primary", "--backup", "127.0.0.1:1", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
-        (["bench", "engine", "--compression-minimum-saving", "2"], "--compression-minimum-saving must be between 0 and 1"),
-        (["bench", "lmdb", "--compression-minimum-saving", "1.5"], "--compression-minimum-saving must be between 0 and 1"),
+        (
+            ["bench", "lmdb", "--capture-cpu", "sideways"],
+            "--capture-cpu: 'sideways' is not writer, replication or both"
+        ),
+        (
+            ["bench", "lmdb", "--capture-priority", "normal,120"],
+            "--capture-priority: '120' is neither 'normal' nor a priority"
+        ),
+        (
+            ["bench", "lmdb", "--hot-pages", "on,sometimes"],
+            "--hot-pages: invalid argument: hot pages 'sometimes': use off, on, or PROMOTE:LEASE:MAXPAGES"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--hot-pages", "1:16:100"],
+            "hot pages: promoteAfter must be 2 to 255"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--compression-minimum-saving", "1.5"],
+            "--compression-minimum-saving must be between 0 and 1"
+        ),
+        (
+            ["bench", "engine", "--compression-minimum-saving", "2"],
+            "--compression-minimum-saving must be between 0 and 1"
+        ),
+        (
+            ["bench", "lmdb", "--compression-minimum-saving", "1.5"],
+            "--compression-minimum-saving must be between 0 and 1"
+        ),
         (["primary", "--backup", "127.0.0.1:1", "--encode-threads", "0"], "--encode-threads must be between 1 and 64"),
         (["bench", "engine", "--encode-threads", "1,x"], "--encode-threads: 'x' is not a thread count from 1 to 64"),
         (["backup", "--rejoin"], "--rejoin needs --memory-file"),
         (["backup", "--then-primary", "--", "--backup", "127.0.0.1:1"], "--then-primary needs --memory-file"),
-        (["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--then-primary"], "--then-primary needs the primary's arguments after `--`"),
+        (
+            ["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--then-primary"],
+            "--then-primary needs the primary's arguments after `--`"
+        ),
         (["backup", "--", "--backup", "127.0.0.1:1"], "arguments after `--` are for --then-primary"),
-        (["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--rejoin", "--state-dir", "/tmp/x"], "--rejoin holds a former primary's memory"),
-        (["primary", "--guest", "name=a,backup=127.0.0.1:1", "--memory-file", "/dev/shm/x"], "--memory-file and --continue-after-epoch take one guest"),
+        (
+            ["backup", "--memory-file", "/dev/shm/fgbi-never-made", "--rejoin", "--state-dir", "/tmp/x"],
+            "--rejoin holds a former primary's memory"
+        ),
+        (
+            ["primary", "--guest", "name=a,backup=127.0.0.1:1", "--memory-file", "/dev/shm/x"],
+            "--memory-file and --continue-after-epoch take one guest"
+        ),
         (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x"], "--role node needs --peer HOST:PORT"),
-        (["example", "lmdb", "--role", "node", "--database", "/dev/shm/x", "--peer", "127.0.0.1:1"], "--role node --start backup needs --listen-port"),
+        (
+            ["example", "lmdb", "--role", "node", "--database", "/dev/shm/x", "--peer", "127.0.0.1:1"],
+            "--role node --start backup needs --listen-port"
+        ),
         (["example", "lmdb", "--role", "alternate", "--failovers", "0"], "--failovers must be between 1 and 10000"),
-        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "most"], "--commit 'most': choose all or quorum:K"),
-        (["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "quorum:3"], "a commit quorum of 3 needs between 1 and the 2 backups given"),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "most"],
+            "--commit 'most': choose all or quorum:K"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "quorum:3"],
+            "a commit quorum of 3 needs between 1 and the 2 backups given"
+        ),
         (["bench", "backups", "--layouts", "3:quorum:4"], "--layouts: '3:quorum:4' is not N:all or N:quorum:K"),
         (["bench", "backups", "--layouts", "1:all:slow"], "--layouts: '1:all:slow' is not N:all or N:quorum:K"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
@@ -140,8 +236,10 @@ struct CommandLineTests {
 
     @Test(.requiring(.uffdAsync, because: "`fgbi bench engine` tracks with uffd-async (it has no --tracker)"))
     func engineBenchmarkVerifiesEveryMode() throws {
-        let outcome = try CommandRunner.run(["bench", "engine", "--region-mib", "8", "--epochs", "2", "--pages-per-epoch", "64",
-                                             "--workloads", "sparse,duplicate", "--no-floor", "--json"])
+        let outcome = try CommandRunner.run([
+            "bench", "engine", "--region-mib", "8", "--epochs", "2", "--pages-per-epoch", "64",
+            "--workloads", "sparse,duplicate", "--no-floor", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
         let runs = try #require(report["runs"] as? [[String: Any]])
@@ -156,15 +254,24 @@ struct CommandLineTests {
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
     }
 
-    @Test("the LMDB overhead benchmark runs every placement, priority and hot-page policy, verifies, and splits the writer's time",
-          .requiring(.uffdAsync, .memfd(name: ""), because: "`fgbi bench lmdb` tracks with uffd-async and measures its hot pages"),
-          .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    @Test(
+        """
+        the LMDB overhead benchmark runs every placement, priority and hot-page policy, verifies, and splits the \
+        writer's time
+        """,
+        .requiring(
+            .uffdAsync, .memfd(name: ""), because: "`fgbi bench lmdb` tracks with uffd-async and measures its hot pages"
+        ),
+        .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func lmdbBenchmarkComparesCapturePlacements() throws {
-        let outcome = try CommandRunner.run(["bench", "lmdb", "--transactions", "3000", "--rounds", "1", "--map-mib", "32",
-                                             "--keys", "2000", "--capture-cpu", "both", "--capture-priority", "normal,5",
-                                             "--hot-pages", "on,off", "--json"])
+        let outcome = try CommandRunner.run([
+            "bench", "lmdb", "--transactions", "3000", "--rounds", "1", "--map-mib", "32",
+            "--keys", "2000", "--capture-cpu", "both", "--capture-priority", "normal,5",
+            "--hot-pages", "on,off", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        let variants = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        let variants = try #require(
+            try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
         #expect(variants.count == 9, "none plus 2 placements x 2 priorities x 2 hot-page policies")
         #expect(variants.first?["name"] as? String == "none")
         for variant in variants.dropFirst() {
@@ -189,9 +296,11 @@ struct CommandLineTests {
     @Test(.requiring(.uffdAsync, because: "`fgbi bench replicate` tracks with uffd-async (it has no --tracker)"))
     func replicationBenchmarkVerifiesEveryModeAndRunsTheDeltaTools() throws {
         let zstdInstalled = FileManager.default.isExecutableFile(atPath: "/usr/bin/zstd")
-        let outcome = try CommandRunner.run(["bench", "replicate", "--workload", "sparse,zipf", "--modes", "fgbi,page,xbzrle",
-                                             "--block-size", "64,256", "--region-mib", "8", "--epochs", "3", "--pages-per-epoch", "128",
-                                             "--epoch-ms", "5", "--baselines", "zstd", "--baseline-epochs", "2", "--json"])
+        let outcome = try CommandRunner.run([
+            "bench", "replicate", "--workload", "sparse,zipf", "--modes", "fgbi,page,xbzrle",
+            "--block-size", "64,256", "--region-mib", "8", "--epochs", "3", "--pages-per-epoch", "128",
+            "--epoch-ms", "5", "--baselines", "zstd", "--baseline-epochs", "2", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
         let runs = try #require(report["runs"] as? [[String: Any]])
@@ -202,7 +311,8 @@ struct CommandLineTests {
             #expect((run["per_epoch"] as? [Any])?.count == 3, "every written epoch is reported: \(run)")
         }
         let sparse = runs.filter { $0["workload"] as? String == "sparse" }
-        let fgbi = try #require(sparse.first { $0["mode"] as? String == "fgbi" && $0["block_size"] as? Int == 64 }?["wire_bytes"] as? Int)
+        let fgbi = try #require(
+            sparse.first { $0["mode"] as? String == "fgbi" && $0["block_size"] as? Int == 64 }?["wire_bytes"] as? Int)
         let page = try #require(sparse.first { $0["mode"] as? String == "page" }?["wire_bytes"] as? Int)
         #expect(fgbi * 10 < page, "fgbi sent \(fgbi) bytes for sparse writes, page \(page)")
         let baselines = try #require(report["baselines"] as? [[String: Any]])
@@ -217,14 +327,20 @@ struct CommandLineTests {
 
     @Test(.requiring(.uffdAsync, because: "`fgbi bench backups` tracks with uffd-async by default"))
     func backupsBenchmarkVerifiesEveryLayout() throws {
-        let outcome = try CommandRunner.run(["bench", "backups", "--layouts", "1:all,2:quorum:1,3:quorum:2:slow", "--region-mib", "8",
-                                             "--epochs", "20", "--pages-per-epoch", "64", "--epoch-ms", "5", "--slow-mib-per-s", "2", "--json"])
+        let outcome = try CommandRunner.run([
+            "bench", "backups", "--layouts", "1:all,2:quorum:1,3:quorum:2:slow", "--region-mib", "8",
+            "--epochs", "20", "--pages-per-epoch", "64", "--epoch-ms", "5", "--slow-mib-per-s", "2", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let runs = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
         #expect(runs.count == 3)
         for run in runs {
-            #expect(run["backups_verified"] as? Int == run["backups"] as? Int, "every backup ends equal to the guest: \(run)")
-            #expect((run["commit_ms_p50"] as? Double ?? 0) > 0 && (run["encoded_bytes_per_epoch"] as? Double ?? 0) > 0, "\(run)")
+            #expect(
+                run["backups_verified"] as? Int == run["backups"] as? Int,
+                "every backup ends equal to the guest: \(run)")
+            #expect(
+                (run["commit_ms_p50"] as? Double ?? 0) > 0 && (run["encoded_bytes_per_epoch"] as? Double ?? 0) > 0,
+                "\(run)")
         }
         // Each epoch is encoded once and received by every backup.
         let two = runs[1]
@@ -237,8 +353,9 @@ struct CommandLineTests {
         try replicateThroughProcesses(primaryOptions: [])
     }
 
-    @Test("the capture on the guest's CPU, at realtime priority, through the CLI",
-          .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    @Test(
+        "the capture on the guest's CPU, at realtime priority, through the CLI",
+        .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func primaryCapturesOnPinnedRealtimeThreads() throws {
         try replicateThroughProcesses(primaryOptions: ["--capture-cpus", "0", "--capture-priority", "5"])
     }
@@ -257,9 +374,14 @@ struct CommandLineTests {
         while !log.contains("listening on"), backup.isRunning {
             log += String(decoding: backupLog.fileHandleForReading.availableData, as: UTF8.self)
         }
-        let port = try #require(log.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.map(String.init))
-        let primary = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1",
-                                             "--tracker", Kernel.preferredTracker.rawValue] + primaryOptions)
+        let port = try #require(
+            log.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.map(
+                String.init))
+        let primary = try CommandRunner.run(
+            [
+                "primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "1",
+                "--tracker", Kernel.preferredTracker.rawValue,
+            ] + primaryOptions)
         backup.waitUntilExit()
         let said = String(decoding: backupOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(primary.status == 0, "\(primary.stderr)")
@@ -269,11 +391,16 @@ struct CommandLineTests {
     }
 
     @Test func demoReplicatesComparesAndVerifies() throws {
-        let outcome = try CommandRunner.run(["demo", "--seconds", "3", "--region-mib", "16", "--tracker", Kernel.preferredTracker.rawValue])
+        let outcome = try CommandRunner.run([
+            "demo", "--seconds", "3", "--region-mib", "16", "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout.contains("verified: the backup equals the primary at committed epoch"), "\(outcome.stdout)")
+        #expect(
+            outcome.stdout.contains("verified: the backup equals the primary at committed epoch"), "\(outcome.stdout)")
         for mode in ["fgbi", "page", "page-lz4", "xbzrle"] {
-            #expect(outcome.stdout.split(separator: "\n").contains { $0.hasPrefix(mode + " ") }, "no summary row for \(mode)")
+            #expect(
+                outcome.stdout.split(separator: "\n").contains { $0.hasPrefix(mode + " ") },
+                "no summary row for \(mode)")
         }
         // Not a terminal here: progress degrades to plain lines, no carriage returns.
         #expect(outcome.stdout.contains(" epochs/s | dirty "))
@@ -281,7 +408,9 @@ struct CommandLineTests {
     }
 
     @Test func demoTracksEveryEpochExactly() throws {
-        let outcome = try CommandRunner.run(["demo", "tracking", "--epochs", "3", "--region-mib", "8", "--tracker", Kernel.preferredTracker.rawValue])
+        let outcome = try CommandRunner.run([
+            "demo", "tracking", "--epochs", "3", "--region-mib", "8", "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         #expect(outcome.stdout.contains("every epoch reported exactly the pages written"))
         #expect(outcome.stdout.contains("the replica matched the primary after every epoch: yes"))
@@ -299,10 +428,12 @@ struct DeniedUserfaultfdTests {
         return sysctl?.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
     }()
 
-    @Test(.requiringUserfaultfd(because: "the denial of a userfaultfd that exists"),
-          .enabled(if: canDropPrivileges && CommandRunner.executable != nil,
-                   "needs root, /usr/bin/setpriv and vm.unprivileged_userfaultfd=0"),
-          arguments: ["uffd-async", "uffd-sync"])
+    @Test(
+        .requiringUserfaultfd(because: "the denial of a userfaultfd that exists"),
+        .enabled(
+            if: canDropPrivileges && CommandRunner.executable != nil,
+            "needs root, /usr/bin/setpriv and vm.unprivileged_userfaultfd=0"),
+        arguments: ["uffd-async", "uffd-sync"])
     func unprivilegedUserGetsATypedError(tracker: String) throws {
         // A copy any user can execute: the build directory may sit under a home only root can enter.
         let directory = URL(fileURLWithPath: "/tmp/fgbi-denied-\(getpid())-\(tracker)")

@@ -3,8 +3,9 @@ import Foundation
 import Testing
 
 /// Structured logs, the Prometheus endpoint, and the --config file, through the real executable.
-@Suite("Logs, metrics and configuration", .serialized,
-       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+@Suite(
+    "Logs, metrics and configuration", .serialized,
+    .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct ObservabilityTests {
     static func scrape(_ url: String) throws -> String {
         let curl = Process()
@@ -24,12 +25,16 @@ struct ObservabilityTests {
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl"), "needs /usr/bin/curl"))
     func bothEndsServePrometheusMetricsAndLogWithLevels() throws {
-        let backup = try RunningCommand(["backup", "--listen", "127.0.0.1:0", "--region-mib", "8", "--metrics-port", "0", "--log-level", "debug"])
+        let backup = try RunningCommand([
+            "backup", "--listen", "127.0.0.1:0", "--region-mib", "8", "--metrics-port", "0", "--log-level", "debug",
+        ])
         defer { if backup.process.isRunning { backup.process.terminate() } }
         let port = try #require(backup.waitFor("listening on")?.split(separator: ":").last.map(String.init))
         let backupMetrics = try #require(Self.metricsURL(backup.waitFor("metrics at")))
-        let primary = try RunningCommand(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "5",
-                                   "--metrics-port", "0", "--tracker", Kernel.preferredTracker.rawValue])
+        let primary = try RunningCommand([
+            "primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "5",
+            "--metrics-port", "0", "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         defer { if primary.process.isRunning { primary.process.terminate() } }
         let primaryMetrics = try #require(Self.metricsURL(primary.waitFor("metrics at")))
         // The primary logs its synchronisation: pre-copy rounds, or none with the scan tracker.
@@ -41,7 +46,8 @@ struct ObservabilityTests {
         let deadline = Date().addingTimeInterval(20)
         while applied == 0, Date() < deadline, primary.process.isRunning {
             fromBackup = try Self.scrape(backupMetrics)
-            applied = fromBackup.split(separator: "\n").first { $0.hasPrefix("fgbi_backup_epochs_applied_total ") }
+            applied =
+                fromBackup.split(separator: "\n").first { $0.hasPrefix("fgbi_backup_epochs_applied_total ") }
                 .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
             if applied == 0 { Thread.sleep(forTimeInterval: 0.1) }
         }
@@ -51,7 +57,9 @@ struct ObservabilityTests {
         let fromPrimary = try Self.scrape(primaryMetrics)
         #expect(fromPrimary.contains("fgbi_primary_epochs_committed_total"), "\(fromPrimary)")
         #expect(fromPrimary.contains("fgbi_primary_pause_seconds"))
-        #expect(try Self.scrape(primaryMetrics.replacingOccurrences(of: "/metrics", with: "/other")).isEmpty, "only /metrics is served")
+        #expect(
+            try Self.scrape(primaryMetrics.replacingOccurrences(of: "/metrics", with: "/other")).isEmpty,
+            "only /metrics is served")
         for (end, text) in [("primary", fromPrimary), ("backup", fromBackup)] {
             Self.expectPrometheusConventions(text, end: end)
         }
@@ -70,7 +78,9 @@ struct ObservabilityTests {
         #expect(!types.isEmpty, "the \(end) serves metrics")
         for type in types where type.count == 4 {
             #expect(lines.contains { $0.hasPrefix("# HELP \(type[2]) ") }, "the \(end)'s \(type[2]) has HELP text")
-            if type[3] == "counter" { #expect(type[2].hasSuffix("_total"), "the \(end)'s counter \(type[2]) ends in _total") }
+            if type[3] == "counter" {
+                #expect(type[2].hasSuffix("_total"), "the \(end)'s counter \(type[2]) ends in _total")
+            }
         }
         let promtool = "/usr/bin/promtool"
         guard FileManager.default.isExecutableFile(atPath: promtool) else { return }
@@ -101,9 +111,13 @@ struct ObservabilityTests {
         try PrivateFile.create(path, bytes: Array(#"{"demo": {"seconds": 0, "region-mib": 8}}"#.utf8))
         let fromFile = try CommandRunner.run(["demo", "--config", path])
         #expect(fromFile.status != 0)
-        #expect(fromFile.stderr.contains("--seconds must be between"), "the file's seconds = 0 was applied: \(fromFile.stderr)")
-        let overridden = try CommandRunner.run(["demo", "--config", path, "--seconds", "1", "--json",
-                                                "--tracker", Kernel.preferredTracker.rawValue])
+        #expect(
+            fromFile.stderr.contains("--seconds must be between"),
+            "the file's seconds = 0 was applied: \(fromFile.stderr)")
+        let overridden = try CommandRunner.run([
+            "demo", "--config", path, "--seconds", "1", "--json",
+            "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         #expect(overridden.status == 0, "\(overridden.stderr)")
         #expect(overridden.stdout.contains("\"verified\" : true"), "\(overridden.stdout)")
     }

@@ -4,15 +4,19 @@ import Testing
 
 /// `fgbi primary` and `fgbi backup` as a service manager stops them: SIGTERM (or an operator's SIGINT) ends
 /// replication in order, through the real executable.
-@Suite("Stopping on SIGTERM and SIGINT", .serialized,
-       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+@Suite(
+    "Stopping on SIGTERM and SIGINT", .serialized,
+    .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct StopSignalTests {
     /// A backup and a primary replicating to it, once the backup has applied an epoch.
     static func replicating(reconnectSeconds: Int = 5) throws -> (backup: RunningCommand, primary: RunningCommand) {
         let backup = try RunningCommand(["backup", "--listen", "127.0.0.1:0", "--region-mib", "8"])
-        let port = try #require(backup.waitFor("listening on")?.split(separator: ":").last.map(String.init), "\(backup.stderr)")
-        let primary = try RunningCommand(["primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "120",
-                                          "--reconnect-s", "\(reconnectSeconds)", "--tracker", Kernel.preferredTracker.rawValue])
+        let port = try #require(
+            backup.waitFor("listening on")?.split(separator: ":").last.map(String.init), "\(backup.stderr)")
+        let primary = try RunningCommand([
+            "primary", "--backup", "127.0.0.1:\(port)", "--region-mib", "8", "--duration", "120",
+            "--reconnect-s", "\(reconnectSeconds)", "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         // The primary's progress lines (one a second) name the last committed epoch: wait for one.
         _ = primary.waitFor(seconds: 30) { line in
             line.contains("committed ") && Self.number(after: "committed ", in: String(line)) != nil
@@ -29,7 +33,10 @@ struct StopSignalTests {
     @Test(arguments: [SIGTERM, SIGINT])
     func thePrimaryStopsAfterALastCommittedEpoch(signal: Int32) throws {
         let (backup, primary) = try Self.replicating()
-        defer { primary.end(); backup.end() }
+        defer {
+            primary.end()
+            backup.end()
+        }
         try #require(primary.process.isRunning, "the primary ended before the signal: \(primary.stderr)")
         kill(primary.process.processIdentifier, signal)
         let primaryStatus = primary.finish(seconds: 30)
@@ -41,22 +48,28 @@ struct StopSignalTests {
         #expect(backupStatus == 0, "\(backup.stderr)")
         let committed = Self.number(after: "last committed epoch ", in: primary.stdout)
         #expect(committed != nil, "\(primary.stdout)")
-        #expect(backup.stdout.contains("backup: primary finished; replica at epoch \(committed ?? UInt64.max)"),
-                "primary: \(primary.stdout)\nbackup: \(backup.stdout)")
+        #expect(
+            backup.stdout.contains("backup: primary finished; replica at epoch \(committed ?? UInt64.max)"),
+            "primary: \(primary.stdout)\nbackup: \(backup.stdout)")
         #expect(!backup.stderr.contains("failing over at epoch"), "\(backup.stderr)")
     }
 
     @Test(arguments: [SIGTERM, SIGINT])
     func theBackupStopsWithoutFailingOver(signal: Int32) throws {
         let (backup, primary) = try Self.replicating(reconnectSeconds: 0)
-        defer { primary.end(); backup.end() }
+        defer {
+            primary.end()
+            backup.end()
+        }
         try #require(backup.process.isRunning, "the backup ended before the signal: \(backup.stderr)")
         kill(backup.process.processIdentifier, signal)
         let backupStatus = backup.finish(seconds: 30)
         let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
         #expect(backupStatus == 0, "the backup exits 0 after a clean stop: \(backup.stderr)")
         #expect(backup.stdout.contains("backup: stopped by \(name); replica at epoch "), "\(backup.stdout)")
-        #expect(!backup.stdout.contains("failed over") && !backup.stderr.contains("failing over at epoch"), "\(backup.stdout)\n\(backup.stderr)")
+        #expect(
+            !backup.stdout.contains("failed over") && !backup.stderr.contains("failing over at epoch"),
+            "\(backup.stdout)\n\(backup.stderr)")
         // The primary, told not to wait for the backup's return, reports the loss and stops.
         #expect(primary.finish(seconds: 30) != 0)
         #expect(primary.stderr.contains("lost the backup"), "\(primary.stderr)")

@@ -5,13 +5,14 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The etcd client against a real single-member etcd (``EtcdServer``), and against peers that are not there,
 /// never answer or answer garbage.
-@Suite("Etcd client", .serialized,
-       .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
+@Suite(
+    "Etcd client", .serialized,
+    .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
 struct EtcdClientTests {
     /// Runs `body` with a fresh etcd and a client of it; the server is stopped afterwards, whatever happens.
     func withServer(_ body: (EtcdServer, EtcdClient) throws -> Void) throws {
@@ -130,10 +131,11 @@ struct EtcdClientTests {
         try withServer { _, client in
             let lease = try client.grantLease(ttlSeconds: 30)
             func claim(_ name: String) throws -> EtcdTransactionResult {
-                try client.transaction(EtcdTransaction(
-                    compare: [.absent("/fgbi/test/leader")],
-                    success: [.put(key: "/fgbi/test/leader", value: Array(name.utf8), lease: lease.id)],
-                    failure: [.range(key: "/fgbi/test/leader")]))
+                try client.transaction(
+                    EtcdTransaction(
+                        compare: [.absent("/fgbi/test/leader")],
+                        success: [.put(key: "/fgbi/test/leader", value: Array(name.utf8), lease: lease.id)],
+                        failure: [.range(key: "/fgbi/test/leader")]))
             }
             let first = try claim("node-a")
             #expect(first.succeeded)
@@ -156,7 +158,9 @@ struct EtcdClientTests {
             let key = "/fgbi/test/epoch"
             let written = try client.put(key, value: Array("7".utf8))
             func update(_ compare: EtcdCompare, to value: String) throws -> Bool {
-                try client.transaction(EtcdTransaction(compare: [compare], success: [.put(key: key, value: Array(value.utf8))])).succeeded
+                try client.transaction(
+                    EtcdTransaction(compare: [compare], success: [.put(key: key, value: Array(value.utf8))])
+                ).succeeded
             }
             // A write conditioned on the revision it read: succeeds once; a second writer holding the same
             // revision then fails.
@@ -175,9 +179,13 @@ struct EtcdClientTests {
 
             // Several operations in one transaction, each with its response.
             try client.put("/fgbi/test/other", value: [1])
-            let result = try client.transaction(EtcdTransaction(
-                compare: [EtcdCompare(key: key, .value(Array("12".utf8))), EtcdCompare(key: "/fgbi/test/other", .version(0), .greater)],
-                success: [.delete(key: "/fgbi/test/other"), .range(key: key), .put(key: key, value: [])]))
+            let result = try client.transaction(
+                EtcdTransaction(
+                    compare: [
+                        EtcdCompare(key: key, .value(Array("12".utf8))),
+                        EtcdCompare(key: "/fgbi/test/other", .version(0), .greater),
+                    ],
+                    success: [.delete(key: "/fgbi/test/other"), .range(key: key), .put(key: key, value: [])]))
             #expect(result.succeeded)
             #expect(result.responses.count == 3)
             #expect(result.responses.first == .delete(deleted: 1))
@@ -206,7 +214,8 @@ struct EtcdClientTests {
                 for round in 0..<15 {
                     do {
                         try client.put("/fgbi/test/thread/\(thread)", value: [UInt8(thread), UInt8(round)])
-                        guard try client.get("/fgbi/test/thread/\(thread)")?.value == [UInt8(thread), UInt8(round)] else {
+                        guard try client.get("/fgbi/test/thread/\(thread)")?.value == [UInt8(thread), UInt8(round)]
+                        else {
                             failures.add("thread \(thread) read another value in round \(round)")
                             return
                         }
@@ -243,13 +252,19 @@ struct EtcdClientTests {
         #expect(try client.get("/fgbi/test/partition")?.value == [1])
     }
 
-    @Test("an endpoint that does not answer gives up at the request timeout", arguments: ["black hole", "silent", "refused", "TEST-NET"])
+    @Test(
+        "an endpoint that does not answer gives up at the request timeout",
+        arguments: ["black hole", "silent", "refused", "TEST-NET"])
     func unansweredEndpointGivesUpInTime(kind: String) throws {
         var peer: MisbehavingPeer?
         let url: String
         switch kind {
-        case "black hole": peer = try MisbehavingPeer(.blackHole); url = peer!.url
-        case "silent": peer = try MisbehavingPeer(.silent); url = peer!.url
+        case "black hole":
+            peer = try MisbehavingPeer(.blackHole)
+            url = peer!.url
+        case "silent":
+            peer = try MisbehavingPeer(.silent)
+            url = peer!.url
         case "refused":
             let closed = try MisbehavingPeer(.silent)
             url = closed.url
@@ -264,13 +279,17 @@ struct EtcdClientTests {
         #expect(elapsed < 3, "gave up after \(elapsed) s")
         #expect(error.isEndpointFailure)
         #expect(error.description.hasPrefix("etcd lease grant at \(url): "))
-        #expect(error.description.hasSuffix("is etcd running and reachable from this host? (--etcd lists every member)"))
+        #expect(
+            error.description.hasSuffix("is etcd running and reachable from this host? (--etcd lists every member)"))
         if kind == "black hole" || kind == "silent" {
             #expect(error.reason == .timedOut(milliseconds: 500))
             #expect(elapsed >= 0.4, "gave up after \(elapsed) s, before the timeout")
         }
         if kind == "refused" {
-            guard case .unreachable = error.reason else { Issue.record("\(error)"); return }
+            guard case .unreachable = error.reason else {
+                Issue.record("\(error)")
+                return
+            }
         }
     }
 
@@ -295,7 +314,10 @@ struct EtcdClientTests {
         closed.stop()
         let client = try EtcdClient(endpoints: [closed.url, dead.url], requestTimeout: .milliseconds(300))
         let error = try etcdError { _ = try client.keepAlive(1) }
-        guard case .noEndpointAnswered(let each) = error.reason else { Issue.record("\(error)"); return }
+        guard case .noEndpointAnswered(let each) = error.reason else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(each.map(\.endpoint) == [closed.url, dead.url])
         #expect(each.last?.reason == .timedOut(milliseconds: 300))
         #expect(error.description.hasPrefix("etcd lease keepalive: no endpoint answered (\(closed.url): unreachable ("))
@@ -304,37 +326,49 @@ struct EtcdClientTests {
 
     // MARK: Endpoints that are wrong
 
-    @Test("a malformed endpoint is rejected with the reason", arguments: [
-        ("https://127.0.0.1:2379/v3", "a client URL has no path: give https://host:port"),
-        ("127.0.0.1:2379", "the scheme is missing: give https://127.0.0.1:2379"),
-        ("grpc://127.0.0.1:2379", "only http:// and https:// URLs are supported"),
-        ("http://127.0.0.1", "the port is missing"),
-        ("http://127.0.0.1:99999", "'99999' is not a port"),
-        ("http://127.0.0.1:port", "'port' is not a port"),
-        ("http://127.0.0.1:2379/v3", "a client URL has no path"),
-        ("http://:2379", "the host is missing"),
-        ("http://etcd one:2379", "is not a host name or address"),
-        ("http://::1:2379", "put an IPv6 address in brackets"),
-        ("", "the scheme is missing"),
-    ])
+    @Test(
+        "a malformed endpoint is rejected with the reason",
+        arguments: [
+            ("https://127.0.0.1:2379/v3", "a client URL has no path: give https://host:port"),
+            ("127.0.0.1:2379", "the scheme is missing: give https://127.0.0.1:2379"),
+            ("grpc://127.0.0.1:2379", "only http:// and https:// URLs are supported"),
+            ("http://127.0.0.1", "the port is missing"),
+            ("http://127.0.0.1:99999", "'99999' is not a port"),
+            ("http://127.0.0.1:port", "'port' is not a port"),
+            ("http://127.0.0.1:2379/v3", "a client URL has no path"),
+            ("http://:2379", "the host is missing"),
+            ("http://etcd one:2379", "is not a host name or address"),
+            ("http://::1:2379", "put an IPv6 address in brackets"),
+            ("", "the scheme is missing"),
+        ])
     func malformedEndpointIsRejected(endpoint: String, message: String) throws {
         let error = try etcdError { _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379", endpoint]) }
-        guard case .invalidEndpoint(let problem) = error.reason else { Issue.record("\(error)"); return }
+        guard case .invalidEndpoint(let problem) = error.reason else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(problem.contains(message), "\(problem)")
         #expect(error.endpoint == endpoint)
         #expect(error.description.hasPrefix(endpoint.isEmpty ? "etcd client: " : "etcd client at \(endpoint): "))
     }
 
     @Test func membersAreAllTLSOrNone() throws {
-        let error = try etcdError { _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379", "https://127.0.0.1:2380"]) }
-        guard case .invalidEndpoint(let problem) = error.reason else { Issue.record("\(error)"); return }
+        let error = try etcdError {
+            _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379", "https://127.0.0.1:2380"])
+        }
+        guard case .invalidEndpoint(let problem) = error.reason else {
+            Issue.record("\(error)")
+            return
+        }
         #expect(problem.contains("mixed http:// and https:// members"), "\(problem)")
         let secure = try EtcdClient(endpoints: ["https://10.0.0.5:2379/", "HTTPS://[::1]:2379"])
         #expect(secure.endpoints == ["https://10.0.0.5:2379", "https://[::1]:2379"])
     }
 
     @Test func wellFormedEndpointsAreAccepted() throws {
-        let client = try EtcdClient(endpoints: ["http://10.0.0.5:2379/", "HTTP://etcd-2.example:2379", "http://[::1]:2379"])
+        let client = try EtcdClient(endpoints: [
+            "http://10.0.0.5:2379/", "HTTP://etcd-2.example:2379", "http://[::1]:2379",
+        ])
         #expect(client.endpoints == ["http://10.0.0.5:2379", "http://etcd-2.example:2379", "http://[::1]:2379"])
         #expect(throws: EtcdError.self) { try EtcdClient(endpoints: []) }
     }
@@ -349,16 +383,28 @@ struct EtcdClientTests {
     static let garbage: [(name: String, reply: String, expected: String)] = [
         ("not HTTP", "\u{0}\u{1}garbage garbage\r\n\r\n", "malformed response: not an HTTP answer"),
         ("not JSON", http("{not json"), "malformed response: not JSON: '{not json'"),
-        ("chunked, not JSON", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n", "malformed response: not JSON"),
+        (
+            "chunked, not JSON", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n0\r\n\r\n",
+            "malformed response: not JSON"
+        ),
         ("not an object", http("[1,2]"), "malformed response: not a JSON object"),
         ("no header", http(#"{"ID":"5","TTL":"5"}"#), "field 'header' is missing"),
         ("no ID", http(#"{"header":{"revision":"1"},"TTL":"5"}"#), "field 'ID' is missing"),
-        ("ID not a number", http(#"{"header":{"revision":"1"},"ID":"abc","TTL":"5"}"#), "field 'ID' is not an integer: abc"),
-        ("revision of the wrong type", http(#"{"header":{"revision":[]},"ID":"1","TTL":"5"}"#), "field 'header.revision' is not an integer"),
+        (
+            "ID not a number", http(#"{"header":{"revision":"1"},"ID":"abc","TTL":"5"}"#),
+            "field 'ID' is not an integer: abc"
+        ),
+        (
+            "revision of the wrong type", http(#"{"header":{"revision":[]},"ID":"1","TTL":"5"}"#),
+            "field 'header.revision' is not an integer"
+        ),
         ("empty body", http(""), "malformed response: not JSON: empty body"),
         ("proxy error", http("Bad Gateway", status: "502 Bad Gateway"), "HTTP status 502 ('Bad Gateway')"),
-        ("etcd error", http(#"{"error":"etcdserver: boom","message":"etcdserver: boom","code":3}"#, status: "400 Bad Request"),
-         "etcd refused the request: etcdserver: boom (gRPC InvalidArgument, code 3)"),
+        (
+            "etcd error",
+            http(#"{"error":"etcdserver: boom","message":"etcdserver: boom","code":3}"#, status: "400 Bad Request"),
+            "etcd refused the request: etcdserver: boom (gRPC InvalidArgument, code 3)"
+        ),
     ]
 
     @Test("an answer that is not etcd's is an error, not a crash", arguments: Self.garbage.indices)

@@ -7,8 +7,9 @@ import Testing
 /// Primaryship and promotion on a real three-member etcd cluster, as Docs/OPERATIONS.md deploys it: the
 /// leader's death moves requests to the other members and the lease lives on; a lost quorum stops every
 /// renewal and every promotion until a member returns.
-@Suite("Etcd cluster", .serialized,
-       .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
+@Suite(
+    "Etcd cluster", .serialized,
+    .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
 struct EtcdClusterTests {
     @Test func theLeadersDeathNeitherCostsTheLeaseNorPromotes() throws {
         let cluster = try EtcdCluster()
@@ -51,7 +52,9 @@ struct EtcdClusterTests {
         #expect(!primary.isHeld)
         // A leader left without a quorum still renews leases until it steps down (about an election timeout,
         // 250 ms here); a new leader extends every lease when elected, so this never overlaps a promotion.
-        #expect(MonotonicClock.nanoseconds() - lost < 1_600_000_000, "lapsed within one TTL and an election timeout of the quorum's loss")
+        #expect(
+            MonotonicClock.nanoseconds() - lost < 1_600_000_000,
+            "lapsed within one TTL and an election timeout of the quorum's loss")
         for _ in 0..<4 {
             guard case .wait = arbiter.decide(lastEpoch: 3) else {
                 Issue.record("promoted without a quorum")

@@ -5,14 +5,15 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Primaryship and promotion against a real single-member etcd: one holder at a time, terms that only grow,
 /// a lease that lapses by the primary's own clock when etcd goes away, and a backup that is promoted only once
 /// the lease is gone, never while etcd is unreachable.
-@Suite("Etcd coordination", .serialized,
-       .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
+@Suite(
+    "Etcd coordination", .serialized,
+    .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
 struct EtcdCoordinationTests {
     func withServer(_ body: (EtcdServer, EtcdClient) throws -> Void) throws {
         let server = try EtcdServer()
@@ -21,7 +22,9 @@ struct EtcdCoordinationTests {
     }
 
     /// What `arbiter` decides once it stops answering `wait`, asking every 100 ms for up to `seconds`.
-    static func decision(of arbiter: EtcdFailoverArbiter, lastEpoch: UInt64, waitingUpTo seconds: Double) -> FailoverDecision {
+    static func decision(of arbiter: EtcdFailoverArbiter, lastEpoch: UInt64, waitingUpTo seconds: Double)
+        -> FailoverDecision
+    {
         let start = Date()
         var decision = arbiter.decide(lastEpoch: lastEpoch)
         while case .wait = decision, Date().timeIntervalSince(start) < seconds {
@@ -38,7 +41,8 @@ struct EtcdCoordinationTests {
             #expect(first.term == 1)
             #expect(first.isHeld)
             do {
-                _ = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "b", ttlSeconds: 5, wait: .milliseconds(300))
+                _ = try EtcdPrimaryLease.acquire(
+                    client: client, keys: keys, node: "b", ttlSeconds: 5, wait: .milliseconds(300))
                 Issue.record("a second node acquired a held guest")
             } catch let error as CoordinationError {
                 guard case .primaryHeld(let guest, let record, _) = error else { throw error }
@@ -46,7 +50,8 @@ struct EtcdCoordinationTests {
                 #expect("\(error)".contains("node a, term 1"))
             }
             // Another guest is independent.
-            let other = try EtcdPrimaryLease.acquire(client: client, keys: try GuestKeys(cluster: "t", guest: "g2"), node: "b", ttlSeconds: 5)
+            let other = try EtcdPrimaryLease.acquire(
+                client: client, keys: try GuestKeys(cluster: "t", guest: "g2"), node: "b", ttlSeconds: 5)
             #expect(other.term == 1)
             other.release()
             first.release()
@@ -64,7 +69,8 @@ struct EtcdCoordinationTests {
             let holder = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 5)
             DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) { holder.release() }
             let start = Date()
-            let next = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "b", ttlSeconds: 5, wait: .seconds(10))
+            let next = try EtcdPrimaryLease.acquire(
+                client: client, keys: keys, node: "b", ttlSeconds: 5, wait: .seconds(10))
             #expect(next.term == 2)
             #expect(Date().timeIntervalSince(start) < 3)
             next.release()
@@ -88,7 +94,8 @@ struct EtcdCoordinationTests {
             #expect(lease.lossReason.contains("renew"), "says why: \(lease.lossReason)")
             // Terms survive a restart: the next holder gets a newer one.
             try server.restart()
-            let next = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "b", ttlSeconds: 1, wait: .seconds(10))
+            let next = try EtcdPrimaryLease.acquire(
+                client: client, keys: keys, node: "b", ttlSeconds: 1, wait: .seconds(10))
             #expect(next.term == 2)
             next.release()
         }
@@ -108,7 +115,9 @@ struct EtcdCoordinationTests {
             primary.release()
             #expect(arbiter.decide(lastEpoch: 17) == .promote(term: 2))
             let record = try #require(try client.get(keys.committed))
-            #expect(record.string?.contains("\"epoch\":17") == true, "the promotion records the epoch: \(record.string ?? "")")
+            #expect(
+                record.string?.contains("\"epoch\":17") == true,
+                "the promotion records the epoch: \(record.string ?? "")")
             let promoted = try #require(arbiter.promotedLease)
             #expect(promoted.term == 2 && promoted.isHeld)
             // The old primary cannot come back while the promoted node holds the guest.
@@ -167,7 +176,8 @@ struct EtcdCoordinationTests {
 
             let rewritten = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
             #expect(rewritten.term == 2)
-            _ = try client.put(keys.primary, value: Array(#"{"node":"intruder","term":2}"#.utf8), lease: rewritten.leaseID)
+            _ = try client.put(
+                keys.primary, value: Array(#"{"node":"intruder","term":2}"#.utf8), lease: rewritten.leaseID)
             let afterRewrite = Self.secondsUntilLost(rewritten, upTo: 5)
             #expect(afterRewrite < 1.0, "lost \(afterRewrite) s after the key was rewritten")
             rewritten.release()
@@ -223,14 +233,17 @@ struct EtcdCoordinationTests {
             configuration.guestName = "g"
             configuration.clusterName = "t"
             configuration.arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 2)
-            let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
-                                    configuration: configuration)
+            let backup = try Backup(
+                regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
+                configuration: configuration)
             let serving = BackupThread(backup)
             let process = Process()
             process.executableURL = CommandRunner.executable
-            process.arguments = ["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "30",
-                                 "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL, "--cluster", "t",
-                                 "--guest-name", "g", "--node", "p", "--lease-ttl-s", "2", "--tracker", Kernel.preferredTracker.rawValue]
+            process.arguments = [
+                "primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "30",
+                "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL, "--cluster", "t",
+                "--guest-name", "g", "--node", "p", "--lease-ttl-s", "2", "--tracker", Kernel.preferredTracker.rawValue,
+            ]
             let errors = Pipe()
             process.standardError = errors
             process.standardOutput = FileHandle.nullDevice
@@ -246,7 +259,9 @@ struct EtcdCoordinationTests {
             while process.isRunning, Date().timeIntervalSince(deletedAt) < 10 { usleep(10_000) }
             let halted = Date().timeIntervalSince(deletedAt)
             let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(!process.isRunning && process.terminationStatus == 12, "status \(process.terminationStatus); stderr: \(stderr)")
+            #expect(
+                !process.isRunning && process.terminationStatus == 12,
+                "status \(process.terminationStatus); stderr: \(stderr)")
             // The halt itself comes within one renewal interval; the process then tears down its session.
             #expect(halted < 2.0 + 1.0, "the primary ran \(halted) s after its key was deleted (TTL 2 s)")
             #expect(stderr.contains("deleted or rewritten"), "stderr: \(stderr)")
@@ -258,8 +273,11 @@ struct EtcdCoordinationTests {
             #expect(term == 2)
             // The old primary's last confirmed epoch, from its own words, is one the backup holds.
             if let range = stderr.range(of: "the last was epoch "),
-               let confirmed = UInt64(stderr[range.upperBound...].prefix { $0.isNumber }) {
-                #expect(confirmed <= (held ?? 0), "the old primary confirmed epoch \(confirmed), the backup took over at \(String(describing: held))")
+                let confirmed = UInt64(stderr[range.upperBound...].prefix { $0.isNumber })
+            {
+                #expect(
+                    confirmed <= (held ?? 0),
+                    "the old primary confirmed epoch \(confirmed), the backup took over at \(String(describing: held))")
             } else {
                 Issue.record("the primary did not say its last confirmed epoch: \(stderr)")
             }
@@ -277,7 +295,8 @@ struct EtcdCoordinationTests {
         let server = try EtcdServer(tls: certificates)
         defer { server.stop() }
         #expect(server.clientURL.hasPrefix("https://"))
-        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: certificates.clientTLS)
+        let client = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: certificates.clientTLS)
         #expect(try client.status().hasLeader)
         let keys = try GuestKeys(cluster: "t", guest: "g")
         let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
@@ -288,46 +307,56 @@ struct EtcdCoordinationTests {
         arbiter.promotedLease?.release()
 
         // Without a client certificate etcd ends the handshake.
-        let anonymous = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000),
-                                       tls: EtcdTLS(caFile: certificates.caFile))
+        let anonymous = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(1000),
+            tls: EtcdTLS(caFile: certificates.caFile))
         #expect(throws: EtcdError.self) { _ = try anonymous.status() }
         // An authority that did not sign etcd's certificate: the client refuses the server, saying why.
         let other = try EtcdCertificates(directory: directory + "/other")
-        let misled = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: other.clientTLS)
+        let misled = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(1000), tls: other.clientTLS)
         let refusal = #expect(throws: EtcdError.self) { _ = try misled.status() }
         #expect("\(refusal.map { "\($0)" } ?? "")".contains("certificate"), "\(String(describing: refusal))")
         // Plain HTTP to a TLS member gets no answer etcd would give.
-        let plain = try EtcdClient(endpoints: [server.clientURL.replacingOccurrences(of: "https://", with: "http://")],
-                                   requestTimeout: .milliseconds(1000))
+        let plain = try EtcdClient(
+            endpoints: [server.clientURL.replacingOccurrences(of: "https://", with: "http://")],
+            requestTimeout: .milliseconds(1000))
         #expect(throws: EtcdError.self) { _ = try plain.status() }
         // TLS options without https:// members, and a certificate without its key, are refused up front.
         #expect(throws: EtcdError.self) {
             _ = try EtcdClient(endpoints: ["http://127.0.0.1:2379"], tls: certificates.clientTLS)
         }
         #expect(throws: EtcdError.self) {
-            _ = try EtcdClient(endpoints: [server.clientURL], tls: EtcdTLS(caFile: certificates.caFile, certificateFile: certificates.clientCertificate))
+            _ = try EtcdClient(
+                endpoints: [server.clientURL],
+                tls: EtcdTLS(caFile: certificates.caFile, certificateFile: certificates.clientCertificate))
         }
 
         // The command line: `fgbi primary` with --etcd-ca, --etcd-cert and --etcd-key holds its lease over TLS.
         guard CommandRunner.executable != nil else { return }
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
-        backupConfiguration.clusterName = "cli"  // with --etcd the handshake names the cluster
-        let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
-                                configuration: backupConfiguration)
+        backupConfiguration.clusterName = "cli" // with --etcd the handshake names the cluster
+        let backup = try Backup(
+            regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
+            configuration: backupConfiguration)
         let serving = BackupThread(backup)
-        let outcome = try CommandRunner.run(["primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "1",
-                                             "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL,
-                                             "--etcd-ca", certificates.caFile, "--etcd-cert", certificates.clientCertificate,
-                                             "--etcd-key", certificates.clientKey, "--cluster", "cli", "--node", "p",
-                                             "--tracker", Kernel.preferredTracker.rawValue])
+        let outcome = try CommandRunner.run([
+            "primary", "--backup", "127.0.0.1:\(backup.port)", "--region-mib", "4", "--duration", "1",
+            "--pages-per-second", "2000", "--threads", "1", "--etcd", server.clientURL,
+            "--etcd-ca", certificates.caFile, "--etcd-cert", certificates.clientCertificate,
+            "--etcd-key", certificates.clientKey, "--cluster", "cli", "--node", "p",
+            "--tracker", Kernel.preferredTracker.rawValue,
+        ])
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         #expect(outcome.stderr.contains("answers at \(server.clientURL)"), "stderr: \(outcome.stderr)")
         #expect(outcome.stderr.contains("is primary of guest guest with term 1"), "stderr: \(outcome.stderr)")
         #expect(try serving.result(within: .seconds(60)) == .primaryFinished(lastEpoch: backup.lastEpoch))
         // A client key open to others is refused before anything is sent.
         chmod(certificates.clientKey, 0o644)
-        let loose = try CommandRunner.run(["primary", "--backup", "127.0.0.1:1", "--etcd", server.clientURL, "--etcd-ca", certificates.caFile,
-                                           "--etcd-cert", certificates.clientCertificate, "--etcd-key", certificates.clientKey])
+        let loose = try CommandRunner.run([
+            "primary", "--backup", "127.0.0.1:1", "--etcd", server.clientURL, "--etcd-ca", certificates.caFile,
+            "--etcd-cert", certificates.clientCertificate, "--etcd-key", certificates.clientKey,
+        ])
         #expect(loose.status != 0 && loose.stderr.contains("chmod 600"), "stderr: \(loose.stderr)")
     }
 
@@ -342,8 +371,9 @@ struct EtcdCoordinationTests {
         defer { server.stop() }
         let user = EtcdCredentials(user: "fgbi", password: "correct horse battery staple")
         try server.enableAuthentication(rootPassword: "root-\(UInt64.random(in: 0 ... .max))", user: user)
-        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000),
-                                    tls: server.clientTLS, credentials: user)
+        let client = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(2000),
+            tls: server.clientTLS, credentials: user)
         let keys = try GuestKeys(cluster: "t", guest: "g")
         let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "a", ttlSeconds: 1)
         #expect(primary.term == 1)
@@ -352,10 +382,12 @@ struct EtcdCoordinationTests {
         #expect(Self.decision(of: arbiter, lastEpoch: 4, waitingUpTo: 5) == .promote(term: 2))
         arbiter.promotedLease?.release()
 
-        let anonymous = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS)
+        let anonymous = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS)
         #expect(throws: EtcdError.self) { _ = try anonymous.get(keys.term) }
-        let wrong = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS,
-                                   credentials: EtcdCredentials(user: "fgbi", password: "guess"))
+        let wrong = try EtcdClient(
+            endpoints: [server.clientURL], requestTimeout: .milliseconds(2000), tls: server.clientTLS,
+            credentials: EtcdCredentials(user: "fgbi", password: "guess"))
         let refusal = #expect(throws: EtcdError.self) { _ = try wrong.get(keys.term) }
         #expect("\(refusal.map { "\($0)" } ?? "")".contains("authentication failed"), "\(String(describing: refusal))")
         #expect(throws: EtcdError.self) { try client.put("/elsewhere", value: [1]) }
@@ -376,7 +408,9 @@ struct EtcdCoordinationTests {
     @Test func namesThatCannotGoIntoKeysAreRefused() {
         #expect(throws: CoordinationError.self) { _ = try GuestKeys(cluster: "a/b", guest: "g") }
         #expect(throws: CoordinationError.self) { _ = try GuestKeys(cluster: "c", guest: "") }
-        #expect(throws: CoordinationError.self) { _ = try GuestKeys(cluster: "c", guest: String(repeating: "x", count: 65)) }
+        #expect(throws: CoordinationError.self) {
+            _ = try GuestKeys(cluster: "c", guest: String(repeating: "x", count: 65))
+        }
         #expect((try? GuestKeys(cluster: "prod-1", guest: "db_1"))?.primary == "/fgbi/prod-1/db_1/primary")
     }
 
@@ -386,32 +420,42 @@ struct EtcdCoordinationTests {
             let backups = try ["one", "two"].map { name -> (Backup, BackupThread) in
                 var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
                 configuration.primaryTimeout = .seconds(10)
-                configuration.guestName = name  // the handshake names the guest and its cluster
+                configuration.guestName = name // the handshake names the guest and its cluster
                 configuration.clusterName = "many"
-                let backup = try Backup(regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
-                                        configuration: configuration)
+                let backup = try Backup(
+                    regions: [try GuestMemory.anonymous(length: 4 << 20)], geometry: try BlockGeometry(),
+                    configuration: configuration)
                 return (backup, BackupThread(backup))
             }
             // Guest "two" already has a primary elsewhere: this process must not take it over.
-            let elsewhere = try EtcdPrimaryLease.acquire(client: client, keys: try GuestKeys(cluster: "many", guest: "two"), node: "other", ttlSeconds: 5)
+            let elsewhere = try EtcdPrimaryLease.acquire(
+                client: client, keys: try GuestKeys(cluster: "many", guest: "two"), node: "other", ttlSeconds: 5)
             defer { elsewhere.release() }
-            let outcome = try CommandRunner.run(["primary", "--region-mib", "4", "--duration", "1", "--pages-per-second", "2000", "--threads", "1",
-                                                 "--guest", "name=one,backup=127.0.0.1:\(backups[0].0.port)",
-                                                 "--guest", "name=two,backup=127.0.0.1:\(backups[1].0.port)",
-                                                 "--etcd", server.clientURL, "--cluster", "many", "--node", "p1", "--reconnect-s", "0",
-                                                 "--tracker", Kernel.preferredTracker.rawValue])
+            let outcome = try CommandRunner.run([
+                "primary", "--region-mib", "4", "--duration", "1", "--pages-per-second", "2000", "--threads", "1",
+                "--guest", "name=one,backup=127.0.0.1:\(backups[0].0.port)",
+                "--guest", "name=two,backup=127.0.0.1:\(backups[1].0.port)",
+                "--etcd", server.clientURL, "--cluster", "many", "--node", "p1", "--reconnect-s", "0",
+                "--tracker", Kernel.preferredTracker.rawValue,
+            ])
             #expect(outcome.status != 0, "guest two is held by another node")
-            #expect(outcome.stderr.contains("guest two already has a primary: node other, term 1"), "stderr was: \(outcome.stderr)")
+            #expect(
+                outcome.stderr.contains("guest two already has a primary: node other, term 1"),
+                "stderr was: \(outcome.stderr)")
             // Guest one was never started either: the group is made whole or not at all, and its lease was given back.
             #expect(try client.get("/fgbi/many/one/primary") == nil)
             elsewhere.release()
-            let second = try CommandRunner.run(["primary", "--region-mib", "4", "--duration", "1", "--pages-per-second", "2000", "--threads", "1",
-                                                "--guest", "name=one,backup=127.0.0.1:\(backups[0].0.port)",
-                                                "--guest", "name=two,backup=127.0.0.1:\(backups[1].0.port)",
-                                                "--etcd", server.clientURL, "--cluster", "many", "--node", "p1", "--reconnect-s", "0",
-                                                 "--tracker", Kernel.preferredTracker.rawValue])
+            let second = try CommandRunner.run([
+                "primary", "--region-mib", "4", "--duration", "1", "--pages-per-second", "2000", "--threads", "1",
+                "--guest", "name=one,backup=127.0.0.1:\(backups[0].0.port)",
+                "--guest", "name=two,backup=127.0.0.1:\(backups[1].0.port)",
+                "--etcd", server.clientURL, "--cluster", "many", "--node", "p1", "--reconnect-s", "0",
+                "--tracker", Kernel.preferredTracker.rawValue,
+            ])
             #expect(second.status == 0, "stderr was: \(second.stderr)")
-            #expect(second.stderr.contains("is primary of guest one with term 2"), "one's first lease was granted (term 1), then given back")
+            #expect(
+                second.stderr.contains("is primary of guest one with term 2"),
+                "one's first lease was granted (term 1), then given back")
             #expect(second.stderr.contains("is primary of guest two with term 2"))
             for (backup, thread) in backups {
                 #expect(try thread.result(within: .seconds(120)) == .primaryFinished(lastEpoch: backup.lastEpoch))

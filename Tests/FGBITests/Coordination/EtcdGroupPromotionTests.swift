@@ -1,14 +1,16 @@
-@testable import FGBICoordination
 import FGBI
 import FGBIBench
 import Foundation
 import Testing
 
+@testable import FGBICoordination
+
 /// Promotion among several backups against a real etcd: nobody is promoted while the lost primary's lease
 /// lives or while too few backups stand as candidates, then only the one holding the newest epoch, and the
 /// others stand down (to serve the new primary).
-@Suite("Etcd promotion among several backups", .serialized,
-       .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
+@Suite(
+    "Etcd promotion among several backups", .serialized,
+    .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
 struct EtcdGroupPromotionTests {
     @Test func theCandidateHoldingTheNewestEpochIsPromotedOnceEnoughStand() throws {
         let server = try EtcdServer()
@@ -18,7 +20,9 @@ struct EtcdGroupPromotionTests {
         let group = BackupGroup(backups: 3, quorum: 2)
         let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "p", ttlSeconds: 5)
         let lostTerm = primary.term
-        let arbiters = try ["b1", "b2", "b3"].map { try EtcdFailoverArbiter(client: client, keys: keys, node: $0, ttlSeconds: 5) }
+        let arbiters = try ["b1", "b2", "b3"].map {
+            try EtcdFailoverArbiter(client: client, keys: keys, node: $0, ttlSeconds: 5)
+        }
         // b1 holds epoch 40, b2 epoch 41 (the newest), b3 is gone.
         if case .wait(let why) = arbiters[1].decide(lastEpoch: 41, group: group, lostTerm: lostTerm) {
             #expect(why.contains("still holds primaryship"), "\(why)")

@@ -5,14 +5,15 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The whole cycle through the library with etcd (Docs/RELIABILITY.md, promise 5d): a backup promoted by
 /// etcd serves as the primary of its replica under the term it was granted, and the former primary rejoins
 /// as its backup, fenced to that term.
-@Suite("Etcd takeover", .serialized,
-       .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
+@Suite(
+    "Etcd takeover", .serialized,
+    .enabled(if: EtcdServer.isAvailable, "needs etcd (Debian package etcd-server; Scripts/bootstrap installs it)"))
 struct EtcdTakeoverTests {
     @Test func aPromotedBackupServesUnderItsTermAndTheFormerPrimaryRejoins() throws {
         let server = try EtcdServer()
@@ -20,7 +21,8 @@ struct EtcdTakeoverTests {
         let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(300))
         let keys = try GuestKeys(cluster: "t", guest: "g")
         let length = 16 << 20
-        let nodeA = try GuestMemory.anonymous(length: length), nodeB = try GuestMemory.anonymous(length: length)
+        let nodeA = try GuestMemory.anonymous(length: length)
+        let nodeB = try GuestMemory.anonymous(length: length)
         for node in [nodeA, nodeB] { try node.prefault() }
         SyntheticWorkload.fillInitial(nodeA, seed: 11)
 
@@ -44,7 +46,7 @@ struct EtcdTakeoverTests {
         // A loses its lease (as a node cut from etcd would): it halts without a bye; B is promoted.
         leaseA.release()
         #expect(throws: LostPrimaryship.self) { try primaryA.stop() }
-        TakeoverTests.scribble(nodeA, seed: 2, pages: 50)  // A's guest ran on past its last confirmed epoch
+        TakeoverTests.scribble(nodeA, seed: 2, pages: 50) // A's guest ran on past its last confirmed epoch
         let outcome = try #require(try servedB.outcome(timeout: .seconds(30)), "B ended")
         guard case .promoted(let epoch?, let term, _) = outcome else {
             Issue.record("B was not promoted: \(outcome)")
@@ -56,7 +58,8 @@ struct EtcdTakeoverTests {
         var rejoinConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         rejoinConfiguration.primaryTimeout = .seconds(5)
         rejoinConfiguration.arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "a", ttlSeconds: 2)
-        let backupA = try Backup(regions: [nodeA], configuration: rejoinConfiguration, holding: .formerPrimary(lastEpoch: nil))
+        let backupA = try Backup(
+            regions: [nodeA], configuration: rejoinConfiguration, holding: .formerPrimary(lastEpoch: nil))
         let servedA = try backupA.start()
         var successor = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backupA.port))
         successor.authority = try #require(arbiterB.promotedLease)

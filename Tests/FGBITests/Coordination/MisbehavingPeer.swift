@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A TCP listener on loopback that plays a broken or unreachable etcd for the client's tests: one that answers
@@ -30,7 +30,9 @@ final class MisbehavingPeer: @unchecked Sendable {
         self.listener = listener
         var address = Self.loopback(port: 0)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard listener >= 0, bound == 0, listen(listener, behaviour.isBlackHole ? 0 : 16) == 0 else {
             throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
@@ -45,10 +47,14 @@ final class MisbehavingPeer: @unchecked Sendable {
             serving = false
             // Backlog 0 holds one finished handshake; a few connects make sure the queue is full.
             for _ in 0..<3 {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                let fd = socket(
+                    AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue),
+                    0)
                 var target = Self.loopback(port: port)
                 _ = withUnsafePointer(to: &target) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
                 fillers.append(fd)
             }
@@ -103,9 +109,11 @@ final class MisbehavingPeer: @unchecked Sendable {
             guard count > 0 else { return }
             received += buffer[..<count]
             let blankLine: [UInt8] = Array("\r\n\r\n".utf8)
-            guard let end = (0...max(received.count - 4, 0)).first(where: { received[$0...].starts(with: blankLine) }) else { continue }
+            guard let end = (0...max(received.count - 4, 0)).first(where: { received[$0...].starts(with: blankLine) })
+            else { continue }
             let headers = String(decoding: received[..<end], as: UTF8.self).lowercased()
-            let length = headers.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+            let length =
+                headers.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                 .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
             if received.count - (end + 4) >= length { return }
         }

@@ -1,10 +1,11 @@
 import FGBI
 import FGBIDiagnostics
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import Testing
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// The heatmap buckets pages into rows and the SVG is well-formed XML with one cell per epoch and row.
 @Suite("Trace heatmap")
@@ -17,8 +18,10 @@ struct HeatmapSVGTests {
         var root: String?
         private var current = ""
 
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             if root == nil { root = name }
             if name == "rect" {
                 rects += 1
@@ -47,7 +50,9 @@ struct HeatmapSVGTests {
         var random = SeededRandom(seed: 9)
         for _ in 0..<epochs {
             map.beginEpoch()
-            for _ in 0..<pages / 3 { map.add(page: Int(random.next() % UInt64(pages)), blocks: 1 + Int(random.next() % 64)) }
+            for _ in 0..<pages / 3 {
+                map.add(page: Int(random.next() % UInt64(pages)), blocks: 1 + Int(random.next() % 64))
+            }
         }
         return map
     }
@@ -79,7 +84,8 @@ struct HeatmapSVGTests {
     }
 
     @Test func anEmptyHeatmapStillRenders() throws {
-        let census = try parse(HeatmapSVG(heatmap: TraceHeatmap(pageCount: 8, blockSize: 64, blocksPerPage: 64), title: "empty").render())
+        let census = try parse(
+            HeatmapSVG(heatmap: TraceHeatmap(pageCount: 8, blockSize: 64, blocksPerPage: 64), title: "empty").render())
         #expect(census.cells == 0)
         #expect(census.texts.contains("no epochs traced"))
         var quiet = TraceHeatmap(pageCount: 8, blockSize: 64, blocksPerPage: 64)

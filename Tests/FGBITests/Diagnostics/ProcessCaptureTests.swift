@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `fgbi trace capture`'s library side on a real child process: a perl script that rewrites a marker
@@ -17,7 +17,8 @@ struct ProcessCaptureTests {
     /// Rewrites `FGBI-MARK-<8 digits>-END` in a 64 KiB string every 50 ms, for an hour (or about `seconds`).
     static func markerScript(seconds: Double? = nil, ballastMiB: Int = 0) -> String {
         """
-        $| = 1; my $s = "." x 65536; my $ballast = "b" x \(ballastMiB << 20); my $i = 0; my $rounds = \(Int((seconds ?? 3600) / 0.05));
+        $| = 1; my $s = "." x 65536; my $ballast = "b" x \(ballastMiB << 20); my $i = 0; my $rounds = \
+        \(Int((seconds ?? 3600) / 0.05));
         while ($i < $rounds) {
             $i++; substr($s, 1000, 23) = sprintf("FGBI-MARK-%08d-END", $i);
             print "ready\\n" if $i == 1;  # only once the first marker is in memory
@@ -61,8 +62,9 @@ struct ProcessCaptureTests {
             if image[index] == prefix[0], Array(image[index..<index + prefix.count]) == prefix {
                 let digits = image[index + prefix.count..<index + prefix.count + 8]
                 if Array(image[index + prefix.count + 8..<index + prefix.count + 12]) == Array("-END".utf8),
-                   digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-                   let value = Int(String(decoding: digits, as: UTF8.self)) {
+                    digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                    let value = Int(String(decoding: digits, as: UTF8.self))
+                {
                     newest = max(newest ?? 0, value)
                 }
                 index += prefix.count
@@ -105,7 +107,9 @@ struct ProcessCaptureTests {
         #expect(!regions.isEmpty)
         #expect(regions.reduce(0) { $0 + $1.length } == trace.imageSize)
         #expect(zip(regions, regions.dropFirst()).allSatisfy { $0.start + UInt64($0.length) <= $1.start })
-        #expect(regions.allSatisfy { $0.start % UInt64(GuestMemory.pageSize) == 0 && $0.length % GuestMemory.pageSize == 0 })
+        #expect(
+            regions.allSatisfy { $0.start % UInt64(GuestMemory.pageSize) == 0 && $0.length % GuestMemory.pageSize == 0 }
+        )
         #expect(regions.contains { $0.name == "[heap]" })
         #expect(lines.filter { $0.hasPrefix("snapshot ") }.count == 4)
         #expect(lines.contains { $0.hasPrefix("snapshot 4/4: pause ") })
@@ -119,8 +123,10 @@ struct ProcessCaptureTests {
 
     /// Runs a perl child with `script`, captures it into a temporary trace directory with `configure`'s
     /// settings, and hands the outcome and progress lines to `check` before cleaning up.
-    func capture(_ script: String, _ configure: (inout ProcessTraceCapture) -> Void,
-                 check: (ProcessTraceCapture.Outcome, [String]) throws -> Void) throws {
+    func capture(
+        _ script: String, _ configure: (inout ProcessTraceCapture) -> Void,
+        check: (ProcessTraceCapture.Outcome, [String]) throws -> Void
+    ) throws {
         let child = try Child(script: script)
         defer { child.stop() }
         let directory = try TraceFixtures.temporaryDirectory("capture")
@@ -134,11 +140,14 @@ struct ProcessCaptureTests {
 
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
     func withoutStoppingTheProcess() throws {
-        try capture(Self.markerScript(), {
-            $0.snapshots = 3
-            $0.intervalMs = 60
-            $0.stopsProcess = false
-        }) { outcome, _ in
+        try capture(
+            Self.markerScript(),
+            {
+                $0.snapshots = 3
+                $0.intervalMs = 60
+                $0.stopsProcess = false
+            }
+        ) { outcome, _ in
             #expect(outcome.pausesMs.isEmpty && outcome.readsMs.count == 3)
             #expect(outcome.trace.metadata.pausesMs == [])
         }
@@ -147,26 +156,34 @@ struct ProcessCaptureTests {
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
     func lateSnapshotsStillLetTheProcessRunHalfAnInterval() throws {
         // 96 MiB of ballast: each stop and copy takes longer than the interval, so every snapshot runs late.
-        try capture(Self.markerScript(ballastMiB: 96), {
-            $0.snapshots = 5
-            $0.intervalMs = 20
-        }) { outcome, _ in
+        try capture(
+            Self.markerScript(ballastMiB: 96),
+            {
+                $0.snapshots = 5
+                $0.intervalMs = 20
+            }
+        ) { outcome, _ in
             let starts = try #require(outcome.trace.metadata.snapshotStartsMs)
             #expect(starts.count == 5 && outcome.pausesMs.count == 5)
             for index in 1..<starts.count {
                 // The previous snapshot continued the process no earlier than its start plus its pause.
                 let ran = starts[index] - (starts[index - 1] + outcome.pausesMs[index - 1])
-                #expect(ran >= 9.5, "the process ran \(ran) ms between snapshots \(index) and \(index + 1), not half the interval")
+                #expect(
+                    ran >= 9.5,
+                    "the process ran \(ran) ms between snapshots \(index) and \(index + 1), not half the interval")
             }
         }
     }
 
     @Test(.enabled(if: hasPerl, "needs /usr/bin/perl"))
     func aProcessThatExitsKeepsTheImagesTaken() throws {
-        try capture(Self.markerScript(seconds: 0.4), {
-            $0.snapshots = 40
-            $0.intervalMs = 50
-        }) { outcome, lines in
+        try capture(
+            Self.markerScript(seconds: 0.4),
+            {
+                $0.snapshots = 40
+                $0.intervalMs = 50
+            }
+        ) { outcome, lines in
             #expect(outcome.exitedEarly)
             #expect((2..<40).contains(outcome.trace.images.count))
             #expect(outcome.trace.metadata.exitedEarly == true)
@@ -177,7 +194,7 @@ struct ProcessCaptureTests {
     @Test func aMissingProcessIsAClearError() throws {
         let directory = try TraceFixtures.temporaryDirectory("capture")
         defer { TraceFixtures.remove(directory) }
-        let pid: Int32 = 4_194_303  // above the default pid_max, so no process has it
+        let pid: Int32 = 4_194_303 // above the default pid_max, so no process has it
         var capture = ProcessTraceCapture(pid: pid)
         capture.snapshots = 3
         #expect(throws: CaptureError.noSuchProcess(pid)) { try capture.capture(to: directory) }
@@ -186,7 +203,8 @@ struct ProcessCaptureTests {
     }
 
     @Test func permissionErrorsCarryTheHint() {
-        let error = CaptureError.notPermitted(pid: 7, SystemError(operation: "process_vm_readv(7)", errno: EPERM, hint: "h"))
+        let error = CaptureError.notPermitted(
+            pid: 7, SystemError(operation: "process_vm_readv(7)", errno: EPERM, hint: "h"))
         #expect(error.description == "process 7: process_vm_readv(7): EPERM (Operation not permitted): h")
         #expect(CaptureError.permissionHint.contains("kernel.yama.ptrace_scope"))
     }
@@ -221,10 +239,12 @@ struct ProcessCaptureTests {
         #expect(capped.skipped.allSatisfy { $0.reason == "size cap" })
 
         let unreadable = CaptureLayout.select(from: mappings, maxBytes: 1 << 30) { $0.name != "[stack]" }
-        #expect(unreadable.skipped == [.init(start: 0x7ffd00000000, length: 0x1000, name: "[stack]", reason: "unreadable")])
+        #expect(
+            unreadable.skipped == [.init(start: 0x7ffd00000000, length: 0x1000, name: "[stack]", reason: "unreadable")])
 
         // Later maps: the heap grew by 16 KiB and the anonymous range went away.
-        let later = ProcessMemoryMap.parse("""
+        let later = ProcessMemoryMap.parse(
+            """
             55d0c0002000-55d0c0004000 rw-p 00002000 fd:01 123 /usr/bin/prog
             55d0c1000000-55d0c1014000 rw-p 00000000 00:00 0 [heap]
             7ffd00000000-7ffd00001000 rw-p 00000000 00:00 0 [stack]

@@ -29,9 +29,9 @@ struct TraceAnalysisUnitTests {
 
     @Test func costModelCountsRecordsBlocksAndHashes() throws {
         var sweep = BlockSizeSweep()
-        sweep.add(mask64: 0b11)        // two adjacent 64-byte blocks of one page
-        sweep.add(mask64: 1 << 63)     // the last 64 bytes of another page
-        sweep.add(mask64: 0)           // an unchanged page costs nothing
+        sweep.add(mask64: 0b11) // two adjacent 64-byte blocks of one page
+        sweep.add(mask64: 1 << 63) // the last 64 bytes of another page
+        sweep.add(mask64: 0) // an unchanged page costs nothing
         let costs = sweep.costs(regionLength: 1 << 20)
         let at64 = try #require(costs.first { $0.blockSize == 64 })
         #expect(at64.changedBlocks == 3 && at64.changedBytes == 192)

@@ -1,15 +1,17 @@
 import FGBI
-import FGBIDiagnostics
 import FGBIBench
+import FGBIDiagnostics
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import Testing
 
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
+
 /// `fgbi trace` and `fgbi trace record` as a user runs them.
-@Suite("fgbi trace command line", .serialized,
-       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+@Suite(
+    "fgbi trace command line", .serialized,
+    .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct TraceCommandTests {
     /// The tracker the workload runs use: uffd-async where the kernel has it, else the scan fallback.
     let tracker = Kernel.preferredTracker.rawValue
@@ -17,8 +19,10 @@ struct TraceCommandTests {
     /// Records a trace of the guest workload, 8 epochs of a 4 MiB region, in `directory`; returns its path.
     func recordGuestTrace(in directory: String) throws -> String {
         let trace = "\(directory)/trace"
-        let recorded = try CommandRunner.run(["trace", "record", "--output", trace, "--from-workload", "guest", "--region-mib", "4",
-                                              "--epochs", "8", "--epoch-ms", "20"])
+        let recorded = try CommandRunner.run([
+            "trace", "record", "--output", trace, "--from-workload", "guest", "--region-mib", "4",
+            "--epochs", "8", "--epoch-ms", "20",
+        ])
         #expect(recorded.status == 0, "\(recorded.stderr)")
         return trace
     }
@@ -26,13 +30,18 @@ struct TraceCommandTests {
     @Test func summaryPrintsTheHeadlineFacts() throws {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
-        let outcome = try CommandRunner.run(["trace", "--region-mib", "4", "--epochs", "4", "--epoch-ms", "10", "--tracker", tracker,
-                                             "--summary", "--svg", "\(directory)/h.svg", "--output", "\(directory)/r.csv"])
+        let outcome = try CommandRunner.run([
+            "trace", "--region-mib", "4", "--epochs", "4", "--epoch-ms", "10", "--tracker", tracker,
+            "--summary", "--svg", "\(directory)/h.svg", "--output", "\(directory)/r.csv",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let text = outcome.stdout
-        for fact in ["working set:", "pages written at least once", "MiB", "write spread:", "most-written tenth", "write rate:", "written pages/s",
-                     "really changed:", "blocks per written page", "% of each written page", "shared content:",
-                     "bytes per block size", "cheapest block size:"] {
+        for fact in [
+            "working set:", "pages written at least once", "MiB", "write spread:", "most-written tenth", "write rate:",
+            "written pages/s",
+            "really changed:", "blocks per written page", "% of each written page", "shared content:",
+            "bytes per block size", "cheapest block size:",
+        ] {
             #expect(text.contains(fact), "missing '\(fact)' in:\n\(text)")
         }
         for size in BlockSizeSweep.candidateSizes { #expect(text.contains("\n\(size) ")) }
@@ -46,8 +55,10 @@ struct TraceCommandTests {
     }
 
     @Test func summaryAsJSON() throws {
-        let outcome = try CommandRunner.run(["trace", "--workload", "sparse", "--region-mib", "2", "--epochs", "3", "--epoch-ms", "5",
-                                             "--tracker", tracker, "--summary", "--json"])
+        let outcome = try CommandRunner.run([
+            "trace", "--workload", "sparse", "--region-mib", "2", "--epochs", "3", "--epoch-ms", "5",
+            "--tracker", tracker, "--summary", "--json",
+        ])
         #expect(outcome.status == 0, "\(outcome.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
         #expect(object["epochs"] as? Int == 3)
@@ -73,7 +84,9 @@ struct TraceCommandTests {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
         let trace = try recordGuestTrace(in: directory)
-        let bench = try CommandRunner.run(["bench", "engine", "--trace", trace, "--modes", "fgbi,page", "--no-floor", "--json"])
+        let bench = try CommandRunner.run([
+            "bench", "engine", "--trace", trace, "--modes", "fgbi,page", "--no-floor", "--json",
+        ])
         #expect(bench.status == 0, "\(bench.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(bench.stdout.utf8)) as? [String: Any])
         let runs = try #require(report["runs"] as? [[String: Any]])
@@ -89,14 +102,18 @@ struct TraceCommandTests {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
         let trace = "\(directory)/trace"
-        let recorded = try CommandRunner.run(["trace", "record", "--output", trace, "--from-workload", "guest", "--region-mib", "1",
-                                              "--epochs", "3", "--epoch-ms", "10"])
+        let recorded = try CommandRunner.run([
+            "trace", "record", "--output", trace, "--from-workload", "guest", "--region-mib", "1",
+            "--epochs", "3", "--epoch-ms", "10",
+        ])
         #expect(recorded.status == 0, "\(recorded.stderr)")
         #expect(recorded.stdout.contains("recorded 4 images of 1 MiB"))
         let opened = try TraceDirectory.open(trace)
         #expect(opened.images.count == 4)
 
-        let replayed = try CommandRunner.run(["trace", "--trace", trace, "--tracker", "scan", "--output", "\(directory)/r.jsonl"])
+        let replayed = try CommandRunner.run([
+            "trace", "--trace", trace, "--tracker", "scan", "--output", "\(directory)/r.jsonl",
+        ])
         #expect(replayed.status == 0, "\(replayed.stderr)")
         #expect(replayed.stdout.contains("traced directory:\(trace), 1 MiB region, scan tracker"))
         let lines = try String(contentsOfFile: "\(directory)/r.jsonl", encoding: .utf8).split(separator: "\n")
@@ -123,7 +140,10 @@ struct TraceCommandTests {
         (["trace", "--json"], "--json prints the summary"),
         (["trace", "--trace", "/nonexistent/fgbi-trace"], "trace directory /nonexistent/fgbi-trace does not exist"),
         (["trace", "--trace", "/tmp", "--workload", "guest"], "--workload does not apply to --trace"),
-        (["trace", "--region-mib", "1", "--epochs", "1", "--output", "/nonexistent/dir/out.jsonl"], "open(/nonexistent/dir/out.jsonl): ENOENT"),
+        (
+            ["trace", "--region-mib", "1", "--epochs", "1", "--output", "/nonexistent/dir/out.jsonl"],
+            "open(/nonexistent/dir/out.jsonl): ENOENT"
+        ),
         (["trace", "record"], "Missing expected argument '--output <output>'"),
         (["trace", "record", "--output", "/tmp/x", "--epochs", "0"], "--epochs must be between"),
         (["trace", "record", "--output", "/tmp/x", "--from-workload", "idle"], "unknown workload 'idle'"),

@@ -30,7 +30,8 @@ struct TraceDirectoryTests {
         }
         write("\(directory)/notes.txt", bytes: 3)
         let trace = try TraceDirectory.open(directory)
-        #expect(trace.images.map { ($0 as NSString).lastPathComponent }
+        #expect(
+            trace.images.map { ($0 as NSString).lastPathComponent }
                 == ["epoch-000000.img", "epoch-000001.img", "epoch-000002.img", "epoch-000010.img"])
         #expect(trace.imageSize == 2 * page)
         #expect(trace.pageCount == 2)
@@ -76,7 +77,9 @@ struct TraceDirectoryTests {
         write("\(directory)/b.img", bytes: 2 * page)
         write("\(directory)/c.img", bytes: 3 * page)
         let error = try #require(refusal(directory))
-        #expect(error == .sizeMismatch("\(directory)/c.img", size: 3 * page, expected: 2 * page, first: "\(directory)/a.img"))
+        #expect(
+            error
+                == .sizeMismatch("\(directory)/c.img", size: 3 * page, expected: 2 * page, first: "\(directory)/a.img"))
         #expect(error.description.contains("c.img is \(3 * page) bytes but"))
     }
 
@@ -84,7 +87,8 @@ struct TraceDirectoryTests {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
         write("\(directory)/a.img", bytes: page)
-        try FileManager.default.createSymbolicLink(atPath: "\(directory)/b.img", withDestinationPath: "\(directory)/gone")
+        try FileManager.default.createSymbolicLink(
+            atPath: "\(directory)/b.img", withDestinationPath: "\(directory)/gone")
         let dangling = try #require(refusal(directory))
         #expect(dangling.description.hasPrefix("cannot read \(directory)/b.img: ENOENT"), "\(dangling)")
         try FileManager.default.removeItem(atPath: "\(directory)/b.img")

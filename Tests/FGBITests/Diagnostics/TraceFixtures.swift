@@ -9,7 +9,8 @@ enum TraceFixtures {
 
     /// A new empty directory under the temporary directory; remove it with ``remove(_:)``.
     static func temporaryDirectory(_ label: String = "trace") throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fgbi-\(label)-\(UUID().uuidString)").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("fgbi-\(label)-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
@@ -37,7 +38,10 @@ enum TraceFixtures {
                 case 0: // one byte
                     image[base + Int(random.next() % UInt64(pageSize))] &+= 1
                 case 1: // a few scattered bytes
-                    for _ in 0..<5 { image[base + Int(random.next() % UInt64(pageSize))] = UInt8(truncatingIfNeeded: random.next() | 1) }
+                    for _ in 0..<5 {
+                        image[base + Int(random.next() % UInt64(pageSize))] = UInt8(
+                            truncatingIfNeeded: random.next() | 1)
+                    }
                 case 2: // the whole page
                     for offset in 0..<pageSize { image[base + offset] = UInt8(truncatingIfNeeded: random.next()) }
                 case 3: // a copy of another page
@@ -47,7 +51,9 @@ enum TraceFixtures {
                 case 4: // cleared
                     image.replaceSubrange(base..<base + pageSize, with: repeatElement(0, count: pageSize))
                 default: // the same marker block at offset 128 of this page
-                    for offset in 0..<64 { image[base + 128 + offset] = UInt8(truncatingIfNeeded: epoch &* 37 &+ offset) }
+                    for offset in 0..<64 {
+                        image[base + 128 + offset] = UInt8(truncatingIfNeeded: epoch &* 37 &+ offset)
+                    }
                 }
             }
             result.append(image)

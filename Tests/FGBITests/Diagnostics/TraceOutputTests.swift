@@ -1,6 +1,6 @@
 import FGBI
-import FGBIDiagnostics
 import FGBIBench
+import FGBIDiagnostics
 import Foundation
 import Testing
 
@@ -10,7 +10,8 @@ import Testing
 struct TraceOutputTests {
     /// A small replayed trace, its result, and the records written in `format` to a file in `directory`.
     private func traced(_ format: TraceOutputFormat, tracker: TrackerKind, in directory: String)
-        throws -> (result: TraceRun.Result, faults: [FaultTrace], path: String) {
+        throws -> (result: TraceRun.Result, faults: [FaultTrace], path: String)
+    {
         let traceDirectory = "\(directory)/trace"
         try TraceFixtures.writeTrace(TraceFixtures.images(pages: 48, count: 6, seed: 3), to: traceDirectory)
         var run = TraceRun(source: .directory(try TraceDirectory.open(traceDirectory)))
@@ -36,8 +37,11 @@ struct TraceOutputTests {
         let (result, _, path) = try traced(.jsonl, tracker: .scan, in: directory)
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(lines.count == 1 + result.epochs.count + result.pages.count + 1)
-        let objects = try lines.map { try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
-        #expect(objects.map { $0["record"] as? String } == ["trace"] + Array(repeating: "epoch", count: result.epochs.count)
+        let objects = try lines.map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        #expect(
+            objects.map { $0["record"] as? String } == ["trace"] + Array(repeating: "epoch", count: result.epochs.count)
                 + Array(repeating: "page", count: result.pages.count) + ["summary"])
         #expect(objects[0]["tracker"] as? String == "scan")
         #expect(objects[0]["region_bytes"] as? Int == 48 * GuestMemory.pageSize)
@@ -45,7 +49,9 @@ struct TraceOutputTests {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let epochs = try lines[1...result.epochs.count].map { try decoder.decode(EpochTrace.self, from: Data($0.utf8)) }
         #expect(epochs == result.epochs)
-        let pages = try lines[(1 + result.epochs.count)..<(lines.count - 1)].map { try decoder.decode(PageActivity.self, from: Data($0.utf8)) }
+        let pages = try lines[(1 + result.epochs.count)..<(lines.count - 1)].map {
+            try decoder.decode(PageActivity.self, from: Data($0.utf8))
+        }
         #expect(pages == result.pages)
         #expect(try decoder.decode(TraceSummary.self, from: Data(lines.last!.utf8)) == result.summary)
         #expect(objects[1]["faults"] == nil, "faults are only reported by uffd-sync")
@@ -55,8 +61,10 @@ struct TraceOutputTests {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
         let (result, _, path) = try traced(.csv, tracker: .scan, in: directory)
-        let rows = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
-            .dropLast().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let rows = try String(contentsOfFile: path, encoding: .utf8).split(
+            separator: "\n", omittingEmptySubsequences: false
+        )
+        .dropLast().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         #expect(rows[0] == TraceRecordWriter.csvColumns)
         #expect(rows.allSatisfy { $0.count == TraceRecordWriter.csvColumns.count })
         let records = rows.dropFirst().map { Dictionary(uniqueKeysWithValues: zip(TraceRecordWriter.csvColumns, $0)) }
@@ -81,8 +89,9 @@ struct TraceOutputTests {
         }
     }
 
-    @Test(.requiring(.uffdSync, because: "fault records come from the uffd-sync tracker"),
-          arguments: TraceOutputFormat.allCases)
+    @Test(
+        .requiring(.uffdSync, because: "fault records come from the uffd-sync tracker"),
+        arguments: TraceOutputFormat.allCases)
     func faultRecordsMatchTheirEpochs(format: TraceOutputFormat) throws {
         let directory = try TraceFixtures.temporaryDirectory()
         defer { TraceFixtures.remove(directory) }
@@ -99,13 +108,17 @@ struct TraceOutputTests {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         switch format {
         case .jsonl:
-            let records = try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+            let records = try text.split(separator: "\n").map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            }
             let faultRecords = records.filter { $0["record"] as? String == "fault" }
             #expect(faultRecords.count == faults.count)
             #expect(faultRecords.map { $0["page"] as? Int } == faults.map(\.page))
             #expect(faultRecords.map { ($0["time_ns"] as? NSNumber)?.uint64Value } == faults.map(\.timeNs))
         case .csv:
-            let rows = text.split(separator: "\n").dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            let rows = text.split(separator: "\n").dropFirst().map {
+                $0.split(separator: ",", omittingEmptySubsequences: false)
+            }
             let faultRows = rows.filter { $0[0] == "fault" }
             let column = { (name: String) in TraceRecordWriter.csvColumns.firstIndex(of: name)! }
             #expect(faultRows.count == faults.count)

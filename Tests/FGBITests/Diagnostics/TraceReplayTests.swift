@@ -7,12 +7,16 @@ import Testing
 /// exactly those, and the trace's counts match an independent byte-by-byte comparison of the images.
 @Suite("Trace replay and analysis", .serialized)
 struct TraceReplayTests {
-    @Test("uffd-async reports exactly the pages that differ between images", .requiring(.uffdAsync, because: "the tracker under test"))
+    @Test(
+        "uffd-async reports exactly the pages that differ between images",
+        .requiring(.uffdAsync, because: "the tracker under test"))
     func asyncWriteProtectSeesTheDifferingPages() throws {
         try trackerSeesTheDifferingPages(tracker: .uffdAsync)
     }
 
-    @Test("uffd-sync reports exactly the pages that differ between images", .requiring(.uffdSync, because: "the tracker under test"))
+    @Test(
+        "uffd-sync reports exactly the pages that differ between images",
+        .requiring(.uffdSync, because: "the tracker under test"))
     func syncWriteProtectSeesTheDifferingPages() throws {
         try trackerSeesTheDifferingPages(tracker: .uffdSync)
     }
@@ -83,7 +87,9 @@ struct TraceReplayTests {
         // Per-page totals and the working set.
         var writtenIn: [Int: Int] = [:]
         for epoch in 1..<images.count {
-            for page in TraceFixtures.differingPages(images[epoch - 1], images[epoch]) { writtenIn[page, default: 0] += 1 }
+            for page in TraceFixtures.differingPages(images[epoch - 1], images[epoch]) {
+                writtenIn[page, default: 0] += 1
+            }
         }
         #expect(result.pages.map(\.page) == writtenIn.keys.sorted())
         #expect(result.pages.allSatisfy { writtenIn[$0.page] == $0.epochsWritten })
@@ -96,7 +102,10 @@ struct TraceReplayTests {
         #expect(result.summary.epochsWrittenHistogram.reduce(0, +) == images[0].count / GuestMemory.pageSize)
         #expect(result.summary.writtenPages == result.epochs.reduce(0) { $0 + $1.writtenPages })
         #expect(abs(result.summary.elapsedSeconds - 0.04 * Double(images.count - 1)) < 1e-9)
-        #expect(abs(result.summary.writtenPagesPerSecond - Double(result.summary.writtenPages) / result.summary.elapsedSeconds) < 1e-6)
+        #expect(
+            abs(
+                result.summary.writtenPagesPerSecond - Double(result.summary.writtenPages)
+                    / result.summary.elapsedSeconds) < 1e-6)
         #expect(result.heatmap.sums.reduce(0, +) == result.epochs.reduce(0) { $0 + $1.dirtyBlocks })
     }
 
@@ -112,7 +121,9 @@ struct TraceReplayTests {
         #expect(summary.blockSizes.map(\.blockSize) == [64, 128, 256, 512, 1024, 2048, 4096])
         for cost in summary.blockSizes {
             let changed = (1..<images.count).reduce(0) {
-                $0 + TraceFixtures.changedBlocks(images[$1 - 1], images[$1], blockSize: cost.blockSize).values.reduce(0, +)
+                $0
+                    + TraceFixtures.changedBlocks(images[$1 - 1], images[$1], blockSize: cost.blockSize).values.reduce(
+                        0, +)
             }
             #expect(cost.changedBlocks == changed, "block size \(cost.blockSize)")
             #expect(cost.changedBytes == changed * cost.blockSize)

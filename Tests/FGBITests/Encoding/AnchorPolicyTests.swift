@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// The choice between looking up every block and anchors only, from what the anchors find.
 @Suite("Anchor policy")
@@ -9,7 +10,8 @@ struct AnchorPolicyTests {
     private static func epoch(_ policy: inout AnchorPolicy, blocks: Int, copied: (Int) -> Bool?) {
         for block in 0..<blocks {
             let found = copied(block)
-            policy.count(location: UInt64(block), anchor: block % 8 == 0, fromTable: found == true, continuesRun: found == false)
+            policy.count(
+                location: UInt64(block), anchor: block % 8 == 0, fromTable: found == true, continuesRun: found == false)
         }
         policy.endEpoch()
     }

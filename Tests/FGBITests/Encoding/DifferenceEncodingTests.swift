@@ -15,10 +15,12 @@ struct DifferenceEncodingTests {
         let style = random.next() % 4
         while at < length {
             let run = style == 0 ? 1 : Int(random.next() % (style == 1 ? 8 : 200)) + 1
-            for i in at..<min(at + run, length) { new[i] = style == 3 ? 0 : new[i] &+ UInt8(truncatingIfNeeded: random.next() | 1) }
+            for i in at..<min(at + run, length) {
+                new[i] = style == 3 ? 0 : new[i] &+ UInt8(truncatingIfNeeded: random.next() | 1)
+            }
             at += run + Int(random.next() % (style == 2 ? 300 : 12))
         }
-        if style == 3 { for i in stride(from: 0, to: length, by: 8) { new[i] = 0 } }   // words with zero bytes
+        if style == 3 { for i in stride(from: 0, to: length, by: 8) { new[i] = 0 } } // words with zero bytes
         return (old, new)
     }
 
@@ -28,8 +30,10 @@ struct DifferenceEncodingTests {
         let n = out.withUnsafeMutableBufferPointer { out in
             new.withUnsafeBufferPointer { new in
                 (old ?? zeros).withUnsafeBufferPointer { old in
-                    bytewise ? CSupport_diff_encode_bytewise(old.baseAddress, new.baseAddress, new.count, out.baseAddress, capacity)
-                             : CSupport_diff_encode(old.baseAddress, new.baseAddress, new.count, out.baseAddress, capacity)
+                    bytewise
+                        ? CSupport_diff_encode_bytewise(
+                            old.baseAddress, new.baseAddress, new.count, out.baseAddress, capacity)
+                        : CSupport_diff_encode(old.baseAddress, new.baseAddress, new.count, out.baseAddress, capacity)
                 }
             }
         }
@@ -39,7 +43,9 @@ struct DifferenceEncodingTests {
     static func sparse(_ bytes: [UInt8], capacity: Int) -> [UInt8]? {
         var out = [UInt8](repeating: 0xEE, count: capacity + 8)
         let n = out.withUnsafeMutableBufferPointer { out in
-            bytes.withUnsafeBufferPointer { CSupport_sparse_encode($0.baseAddress, bytes.count, out.baseAddress, capacity) }
+            bytes.withUnsafeBufferPointer {
+                CSupport_sparse_encode($0.baseAddress, bytes.count, out.baseAddress, capacity)
+            }
         }
         return n == 0 ? nil : Array(out[..<n])
     }
@@ -47,7 +53,9 @@ struct DifferenceEncodingTests {
     static func unsparse(_ encoded: [UInt8], length: Int) -> [UInt8]? {
         var target = [UInt8](repeating: 0xEE, count: length)
         let rc = target.withUnsafeMutableBufferPointer { target in
-            encoded.withUnsafeBufferPointer { CSupport_sparse_decode($0.baseAddress, encoded.count, target.baseAddress, length) }
+            encoded.withUnsafeBufferPointer {
+                CSupport_sparse_decode($0.baseAddress, encoded.count, target.baseAddress, length)
+            }
         }
         return rc == 0 ? target : nil
     }
@@ -55,7 +63,9 @@ struct DifferenceEncodingTests {
     static func decode(_ encoded: [UInt8], onto base: [UInt8]) -> [UInt8]? {
         var target = base
         let rc = target.withUnsafeMutableBufferPointer { target in
-            encoded.withUnsafeBufferPointer { CSupport_diff_decode($0.baseAddress, encoded.count, target.baseAddress, target.count) }
+            encoded.withUnsafeBufferPointer {
+                CSupport_diff_decode($0.baseAddress, encoded.count, target.baseAddress, target.count)
+            }
         }
         return rc == 0 ? target : nil
     }
@@ -74,7 +84,8 @@ struct DifferenceEncodingTests {
         }
     }
 
-    @Test("the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096], [false, true])
+    @Test(
+        "the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096], [false, true])
     func sparseFormRoundTrips(length: Int, portable: Bool) throws {
         let was = CSupport_sparse_select_portable(portable ? 1 : 0)
         defer { _ = CSupport_sparse_select_portable(was) }
@@ -104,7 +115,9 @@ struct DifferenceEncodingTests {
     /// the sparse form is no longer; else the sparse form when it fits 60 bytes; else the literal.
     static func separateChoice(base: [UInt8]?, bytes: [UInt8], allowSparse: Bool) -> [UInt8] {
         if let base, let difference = encode(base, bytes, capacity: 60, bytewise: true) {
-            if allowSparse, difference.count > 9, let sparse = sparse(bytes, capacity: difference.count) { return [5] + sparse }
+            if allowSparse, difference.count > 9, let sparse = sparse(bytes, capacity: difference.count) {
+                return [5] + sparse
+            }
             return [1, UInt8(difference.count)] + difference
         }
         if allowSparse, let sparse = sparse(bytes, capacity: 60) { return [5] + sparse }
@@ -119,9 +132,11 @@ struct DifferenceEncodingTests {
         var forms = Set<Int32>()
         for trial in 0..<3000 {
             var (base, bytes) = Self.pair(length: 64, random: &random)
-            if trial % 5 == 0 {   // words of small values: the sparse form competes
+            if trial % 5 == 0 { // words of small values: the sparse form competes
                 for word in 0..<8 where random.next() % 2 == 0 {
-                    withUnsafeBytes(of: (random.next() >> UInt64(20 + trial % 40)).littleEndian) { bytes.replaceSubrange(8 * word..<8 * word + 8, with: $0) }
+                    withUnsafeBytes(of: (random.next() >> UInt64(20 + trial % 40)).littleEndian) {
+                        bytes.replaceSubrange(8 * word..<8 * word + 8, with: $0)
+                    }
                 }
             }
             let withBase = trial % 3 != 0
@@ -131,13 +146,15 @@ struct DifferenceEncodingTests {
                 let written = out.withUnsafeMutableBufferPointer { out in
                     bytes.withUnsafeBufferPointer { bytes in
                         base.withUnsafeBufferPointer { base in
-                            CSupport_block64_encode(withBase ? base.baseAddress : nil, bytes.baseAddress, allowSparse ? 1 : 0,
-                                                    1, 5, 0, out.baseAddress, &form)
+                            CSupport_block64_encode(
+                                withBase ? base.baseAddress : nil, bytes.baseAddress, allowSparse ? 1 : 0,
+                                1, 5, 0, out.baseAddress, &form)
                         }
                     }
                 }
                 let expected = Self.separateChoice(base: withBase ? base : nil, bytes: bytes, allowSparse: allowSparse)
-                try #require(Array(out[..<written]) == expected, "trial \(trial), base \(withBase), sparse \(allowSparse)")
+                try #require(
+                    Array(out[..<written]) == expected, "trial \(trial), base \(withBase), sparse \(allowSparse)")
                 #expect(form == [0: 0, 1: 1, 5: 2][expected[0]])
                 forms.insert(form)
             }

@@ -1,10 +1,11 @@
-@testable import FGBI
 import CSupport
 import Synchronization
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The paused stage's helper threads: every chunk runs once, helpers keep the CPU and priority they were
@@ -51,8 +52,9 @@ struct CaptureCrewTests {
         #expect(!seen.contains(0), "the calling thread took a chunk")
     }
 
-    @Test("a helper pinned to CPU 0 runs there, under SCHED_FIFO when asked",
-          .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
+    @Test(
+        "a helper pinned to CPU 0 runs there, under SCHED_FIFO when asked",
+        .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
     func pinnedRealtimeHelper() throws {
         let crew = try CaptureCrew(helpers: 1, cpus: [0], realtimePriority: 5)
         let seen = PthreadLock<[(cpu: Int32, policy: Int32)]>([])
@@ -72,7 +74,7 @@ struct CaptureCrewTests {
 
     @Test("a CPU that is not online is refused with the operation named")
     func offlineCPU() throws {
-        let cpu = Int(sysconf(Int32(_SC_NPROCESSORS_CONF)))  // one past the last configured CPU
+        let cpu = Int(sysconf(Int32(_SC_NPROCESSORS_CONF))) // one past the last configured CPU
         #expect(cpu < 64, "the test needs fewer than 64 CPUs")
         do {
             _ = try CaptureCrew(helpers: 1, cpus: [cpu])
@@ -96,9 +98,10 @@ struct CaptureCrewTests {
         #expect(throws: FGBIError.self) { _ = try PrimaryEngine(regions: [region], configuration: configuration) }
     }
 
-    @Test("a capture cut into many chunks, helpers pinned and realtime, replicates exactly",
-          .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"),
-          arguments: [CaptureStrategy.rehash, .copyPages])
+    @Test(
+        "a capture cut into many chunks, helpers pinned and realtime, replicates exactly",
+        .enabled(if: realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"),
+        arguments: [CaptureStrategy.rehash, .copyPages])
     func chunkedCaptureMatchesSerial(strategy: CaptureStrategy) throws {
         var serial = EngineConfiguration(mode: .fgbi)
         serial.captureThreads = 1

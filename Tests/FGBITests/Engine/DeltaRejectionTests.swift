@@ -1,6 +1,7 @@
 import CSupport
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// A corrupted, truncated, replayed or hostile delta is refused whole with a clear error, and the replica
 /// stays exactly at the previous epoch.
@@ -34,7 +35,8 @@ struct DeltaRejectionTests {
     func everyFlippedByteIsRejected(mode: ReplicationMode) throws {
         let (harness, delta, before) = try prepared(mode: mode)
         var random = SeededRandom(seed: 3)
-        let positions = Set((0..<200).map { _ in Int(random.next() % UInt64(delta.count)) } + [0, 5, 20, delta.count - 1])
+        let positions = Set(
+            (0..<200).map { _ in Int(random.next() % UInt64(delta.count)) } + [0, 5, 20, delta.count - 1])
         for position in positions {
             var corrupted = delta
             corrupted[position] ^= UInt8(1 + random.next() % 255)
@@ -66,30 +68,34 @@ struct DeltaRejectionTests {
         let (_, delta, _) = try prepared()
         let other = Replica(regions: [try GuestMemory.anonymous(length: 16 * 4096)], geometry: try BlockGeometry())
         #expect(throws: DeltaError.self) { try other.apply(delta) }
-        let coarse = Replica(regions: try (0..<2).map { _ in try GuestMemory.anonymous(length: 16 * 4096) }, geometry: try BlockGeometry(blockSize: 128))
+        let coarse = Replica(
+            regions: try (0..<2).map { _ in try GuestMemory.anonymous(length: 16 * 4096) },
+            geometry: try BlockGeometry(blockSize: 128))
         #expect(throws: DeltaError.self) { try coarse.apply(delta) }
     }
 
     /// Bodies with a valid checksum that lie: each must be refused by the decoder's own checks.
-    @Test(arguments: [
-        ("copy from a block past the region", [0, 0, 3, 1, 0, 3, 0, 200]),
-        ("copy from a region that does not exist", [0, 0, 3, 1, 0, 3, 9, 0]),
-        ("copy of a later block of this epoch", [0, 0, 3, 1, 0, 4, 0]),
-        ("page past the region", [0, 16, 0]),
-        ("region past the last", [2, 0, 0]),
-        ("unknown record kind", [0, 0, 9]),
-        ("unknown block operation", [0, 0, 3, 1, 0, 7]),
-        ("block index past the page", [0, 0, 3, 1, 64, 2]),
-        ("zero blocks in a record", [0, 0, 3, 0]),
-        ("difference running past the block", [0, 0, 3, 1, 0, 1, 3, 60, 10, 1]),
-        ("truncated literal", [0, 0, 3, 1, 0, 0, 1, 2, 3]),
-        ("second record's page gap past the region", [0, 3, 2, 0, 12, 2]),
-        ("trailing garbage", [0, 0, 2, 42]),
-    ] as [(String, [UInt8])])
+    @Test(
+        arguments: [
+            ("copy from a block past the region", [0, 0, 3, 1, 0, 3, 0, 200]),
+            ("copy from a region that does not exist", [0, 0, 3, 1, 0, 3, 9, 0]),
+            ("copy of a later block of this epoch", [0, 0, 3, 1, 0, 4, 0]),
+            ("page past the region", [0, 16, 0]),
+            ("region past the last", [2, 0, 0]),
+            ("unknown record kind", [0, 0, 9]),
+            ("unknown block operation", [0, 0, 3, 1, 0, 7]),
+            ("block index past the page", [0, 0, 3, 1, 64, 2]),
+            ("zero blocks in a record", [0, 0, 3, 0]),
+            ("difference running past the block", [0, 0, 3, 1, 0, 1, 3, 60, 10, 1]),
+            ("truncated literal", [0, 0, 3, 1, 0, 0, 1, 2, 3]),
+            ("second record's page gap past the region", [0, 3, 2, 0, 12, 2]),
+            ("trailing garbage", [0, 0, 2, 42]),
+        ] as [(String, [UInt8])])
     func hostileBodiesAreRejected(name: String, body: [UInt8]) throws {
         let (harness, _, before) = try prepared()
         let records = name.hasPrefix("second record") ? 2 : 1
-        let assembler = DeltaAssembler(mode: .fgbi, compression: .lz4, geometry: harness.engine.geometry, regionCount: 2)
+        let assembler = DeltaAssembler(
+            mode: .fgbi, compression: .lz4, geometry: harness.engine.geometry, regionCount: 2)
         var output = ByteWriter()
         _ = try body.withUnsafeBytes { try assembler.assemble(epoch: 1, records: records, body: $0, into: &output) }
         expectRejected(harness, output.array, before: before, "\(name)")
@@ -97,9 +103,12 @@ struct DeltaRejectionTests {
 
     @Test func oversizedBodyLengthIsRejectedBeforeAllocating() throws {
         let (harness, _, before) = try prepared()
-        let assembler = DeltaAssembler(mode: .fgbi, compression: .none, geometry: harness.engine.geometry, regionCount: 2)
+        let assembler = DeltaAssembler(
+            mode: .fgbi, compression: .none, geometry: harness.engine.geometry, regionCount: 2)
         var output = ByteWriter()
-        _ = try [UInt8]([0, 0, 2]).withUnsafeBytes { try assembler.assemble(epoch: 1, records: 1, body: $0, into: &output) }
+        _ = try [UInt8]([0, 0, 2]).withUnsafeBytes {
+            try assembler.assemble(epoch: 1, records: 1, body: $0, into: &output)
+        }
         output.patch(UInt64(1) << 40, at: 32)
         // Recompute the checksum so only the length lies.
         var bytes = Array(output.array.dropLast(8))

@@ -1,8 +1,9 @@
-@testable import FGBI
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Applying each epoch's delta to a replica gives memory bit-identical to the primary at that epoch, for
@@ -18,7 +19,8 @@ struct EngineRoundTripTests {
         var encodeThreads = 1
 
         var testDescription: String {
-            "\(mode) \(blockSize)B \(compression.map(String.init(describing:)) ?? "default")\(keying == .fullHash ? "" : " forced-collisions")"
+            let compressor = compression.map(String.init(describing:)) ?? "default"
+            return "\(mode) \(blockSize)B \(compressor)\(keying == .fullHash ? "" : " forced-collisions")"
                 + (encodeThreads > 1 ? " \(encodeThreads) encode threads" : "")
         }
     }
@@ -26,8 +28,10 @@ struct EngineRoundTripTests {
     static let cases: [Case] =
         BlockGeometry.supportedBlockSizes.flatMap { size in
             [1, 2].flatMap { threads in
-                [Case(mode: .fgbi, blockSize: size, compression: nil, keying: .fullHash, encodeThreads: threads),
-                 Case(mode: .fgbi, blockSize: size, compression: nil, keying: .lowBits(3), encodeThreads: threads)]
+                [
+                    Case(mode: .fgbi, blockSize: size, compression: nil, keying: .fullHash, encodeThreads: threads),
+                    Case(mode: .fgbi, blockSize: size, compression: nil, keying: .lowBits(3), encodeThreads: threads),
+                ]
             }
         } + [
             Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .fullHash, encodeThreads: 4),
@@ -43,7 +47,8 @@ struct EngineRoundTripTests {
 
     @Test("adversarial epochs replicate exactly", arguments: cases)
     func adversarialEpochs(_ testCase: Case) throws {
-        var configuration = EngineConfiguration(mode: testCase.mode, blockSize: testCase.blockSize, compression: testCase.compression)
+        var configuration = EngineConfiguration(
+            mode: testCase.mode, blockSize: testCase.blockSize, compression: testCase.compression)
         configuration.indexKeying = testCase.keying
         configuration.encodeThreads = testCase.encodeThreads
         configuration.parallelEncodeMinimumBlocks = 0
@@ -75,7 +80,9 @@ struct EngineRoundTripTests {
         }
     }
 
-    @Test("parallel capture gives the same deltas as one thread", arguments: [ReplicationMode.fgbi, .page, .xbzrle], [2, 3])
+    @Test(
+        "parallel capture gives the same deltas as one thread", arguments: [ReplicationMode.fgbi, .page, .xbzrle],
+        [2, 3])
     func parallelCaptureMatchesSerial(mode: ReplicationMode, threads: Int) throws {
         var serial = EngineConfiguration(mode: mode)
         serial.captureThreads = 1
@@ -98,8 +105,9 @@ struct EngineRoundTripTests {
         }
     }
 
-    @Test("the deltas of 1, 2 and 4 encode threads are the same bytes and rebuild identical memory on the same history",
-          arguments: [64, 256])
+    @Test(
+        "the deltas of 1, 2 and 4 encode threads are the same bytes and rebuild identical memory on the same history",
+        arguments: [64, 256])
     func encodeThreadsRebuildIdenticalMemory(blockSize: Int) throws {
         let harnesses = try [1, 2, 4].map { threads in
             var configuration = EngineConfiguration(mode: .fgbi, blockSize: blockSize)
@@ -118,19 +126,30 @@ struct EngineRoundTripTests {
                 deltas.append(delta)
                 shared[index] += statistics.sharedHits
                 let (threads, harness) = harnesses[index]
-                #expect(harness.identical, "\(threads) threads, epoch \(epoch): first difference at \(harness.firstDifference)")
-                #expect(statistics.encodeThreads == (statistics.blocksDirty > 0 ? threads : 1),
-                        "\(threads) threads, epoch \(epoch): encoded on \(statistics.encodeThreads)")
+                #expect(
+                    harness.identical,
+                    "\(threads) threads, epoch \(epoch): first difference at \(harness.firstDifference)")
+                #expect(
+                    statistics.encodeThreads == (statistics.blocksDirty > 0 ? threads : 1),
+                    "\(threads) threads, epoch \(epoch): encoded on \(statistics.encodeThreads)")
             }
             // One content index, consulted in the same order whatever the thread count: the same delta.
             for (index, delta) in deltas.enumerated().dropFirst() {
                 let same = delta == deltas[0]
-                #expect(same, "epoch \(epoch): \(harnesses[index].0) threads wrote \(delta.count) bytes, one thread \(deltas[0].count)")
+                #expect(
+                    same,
+                    """
+                    epoch \(epoch): \(harnesses[index].0) threads wrote \(delta.count) bytes, one thread \
+                    \(deltas[0].count)
+                    """
+                )
             }
             // The same history: every primary holds the same bytes, so every replica does too.
             for index in harnesses.indices.dropFirst() {
                 for (a, b) in zip(harnesses[0].1.backup, harnesses[index].1.backup) {
-                    #expect(memcmp(a.base, b.base, a.length) == 0, "epoch \(epoch): the replicas of 1 and \(harnesses[index].0) threads differ")
+                    #expect(
+                        memcmp(a.base, b.base, a.length) == 0,
+                        "epoch \(epoch): the replicas of 1 and \(harnesses[index].0) threads differ")
                 }
             }
         }
@@ -157,11 +176,15 @@ struct EngineRoundTripTests {
         writeSmallWords()
         let (_, rewritten) = try harness.step([DirtyPageSet(pages: [0])])
         #expect(harness.identical, "first difference at \(harness.firstDifference)")
-        #expect(rewritten.sparseBlocks == 64 && rewritten.diffBlocks == 0, "sparse \(rewritten.sparseBlocks), diff \(rewritten.diffBlocks)")
+        #expect(
+            rewritten.sparseBlocks == 64 && rewritten.diffBlocks == 0,
+            "sparse \(rewritten.sparseBlocks), diff \(rewritten.diffBlocks)")
         for block in 0..<64 { memory.base.storeBytes(of: UInt8(7), toByteOffset: block * 64 + 3, as: UInt8.self) }
         let (_, touched) = try harness.step([DirtyPageSet(pages: [0])])
         #expect(harness.identical, "first difference at \(harness.firstDifference)")
-        #expect(touched.diffBlocks == 64 && touched.sparseBlocks == 0, "diff \(touched.diffBlocks), sparse \(touched.sparseBlocks)")
+        #expect(
+            touched.diffBlocks == 64 && touched.sparseBlocks == 0,
+            "diff \(touched.diffBlocks), sparse \(touched.sparseBlocks)")
     }
 
     @Test("capture strategies replicate exactly", arguments: CaptureStrategy.allCases, [1, 2])
@@ -179,7 +202,9 @@ struct EngineRoundTripTests {
             for _ in 0..<(epoch == 0 ? 300 : 120) { mutator.act() }
             let (_, statistics) = try harness.step(mutator.takeDirty())
             if epoch > 0 { seen.insert(statistics.captureStrategy) }
-            #expect(harness.identical, "epoch \(epoch) (\(statistics.captureStrategy)): first difference at \(harness.firstDifference)")
+            #expect(
+                harness.identical,
+                "epoch \(epoch) (\(statistics.captureStrategy)): first difference at \(harness.firstDifference)")
             if !harness.identical { break }
         }
         switch strategy {
@@ -190,17 +215,22 @@ struct EngineRoundTripTests {
     }
 
     @Test func splitKeepsOrderAndBalance() {
-        let work = [PrimaryEngine.Span(region: 0, start: 0, count: 5), PrimaryEngine.Span(region: 1, start: 10, count: 6)]
+        let work = [
+            PrimaryEngine.Span(region: 0, start: 0, count: 5), PrimaryEngine.Span(region: 1, start: 10, count: 6),
+        ]
         let pieces = PrimaryEngine.split(work, into: 3)
         #expect(pieces.map { $0.reduce(0) { $0 + $1.count } } == [4, 4, 3])
-        let flattened = pieces.flatMap { $0 }.flatMap { span in (span.start..<(span.start + span.count)).map { (span.region, $0) } }
+        let flattened = pieces.flatMap { $0 }.flatMap { span in
+            (span.start..<(span.start + span.count)).map { (span.region, $0) }
+        }
         #expect(flattened.map(\.0) == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
         #expect(flattened.map(\.1) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15])
     }
 
     @Test("a written page whose content did not change sends no block", arguments: [64, 4096])
     func unchangedPagesSendNothing(blockSize: Int) throws {
-        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi, blockSize: blockSize), regions: 1, pagesPerRegion: 16)
+        let harness = try EngineHarness(
+            configuration: EngineConfiguration(mode: .fgbi, blockSize: blockSize), regions: 1, pagesPerRegion: 16)
         try harness.step([])
         let (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<16)])
         #expect(statistics.pagesWritten == 16)
@@ -209,7 +239,9 @@ struct EngineRoundTripTests {
         #expect(harness.identical)
     }
 
-    @Test("captured pages that proved unchanged are listed, only when asked", arguments: [CaptureStrategy.rehash, .copyPages])
+    @Test(
+        "captured pages that proved unchanged are listed, only when asked",
+        arguments: [CaptureStrategy.rehash, .copyPages])
     func unchangedPagesAreListedWhenAsked(strategy: CaptureStrategy) throws {
         var configuration = EngineConfiguration(mode: .fgbi)
         configuration.captureStrategy = strategy
@@ -218,7 +250,9 @@ struct EngineRoundTripTests {
         harness.capture.recordsUnchangedPages = true
         harness.primary[0].page(3).storeBytes(of: UInt64(7), as: UInt64.self)
         try harness.step([DirtyPageSet(pages: 2..<6)])
-        #expect(harness.capture.unchangedPages.map(\.block) == [2, 4, 5], "page 3 changed; 2, 4 and 5 were reported but not written")
+        #expect(
+            harness.capture.unchangedPages.map(\.block) == [2, 4, 5],
+            "page 3 changed; 2, 4 and 5 were reported but not written")
         #expect(harness.identical)
         harness.capture.recordsUnchangedPages = false
         try harness.step([DirtyPageSet(pages: 2..<6)])
@@ -254,7 +288,8 @@ struct EngineRoundTripTests {
     /// Blocks with no previous content go in sparse form when their words hold small values (zero high
     /// bytes, no repeats for LZ4) and as literals for LZ4 when they repeat (text); both apply exactly.
     @Test func theLiteralFormFollowsTheContent() throws {
-        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 1024)
+        let harness = try EngineHarness(
+            configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 1024)
         let memory = harness.primary[0]
         var random = SeededRandom(seed: 79)
         let words = memory.base.assumingMemoryBound(to: UInt64.self)
@@ -265,7 +300,9 @@ struct EngineRoundTripTests {
         #expect(harness.identical, "\(harness.firstDifference)")
         let text = Array("key-000123 value: the quick brown fox jumps over the lazy dog; ".utf8)
         let bytes = memory.base.assumingMemoryBound(to: UInt8.self)
-        for offset in 0..<memory.length { bytes[offset] = text[(offset * 7 + offset / 4096) % text.count] &+ UInt8(offset / 65536 % 3) }
+        for offset in 0..<memory.length {
+            bytes[offset] = text[(offset * 7 + offset / 4096) % text.count] &+ UInt8(offset / 65536 % 3)
+        }
         let repetitive = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
         #expect(repetitive.sparseChosen == 0)
         #expect(repetitive.sparseBlocks == 0)
@@ -277,7 +314,8 @@ struct EngineRoundTripTests {
     @Test func pageLZ4CompressesEveryBodyByDefault() throws {
         #expect(EngineConfiguration(mode: .fgbi).effectiveCompressionMinimumSaving == 0.10)
         #expect(EngineConfiguration(mode: .pageLZ4).effectiveCompressionMinimumSaving == 0)
-        let harness = try EngineHarness(configuration: EngineConfiguration(mode: .pageLZ4), regions: 1, pagesPerRegion: 1024)
+        let harness = try EngineHarness(
+            configuration: EngineConfiguration(mode: .pageLZ4), regions: 1, pagesPerRegion: 1024)
         var random = SeededRandom(seed: 78)
         let words = harness.primary[0].base.assumingMemoryBound(to: UInt64.self)
         for word in 0..<(harness.primary[0].length / 8) { words[word] = random.next() }
@@ -290,7 +328,9 @@ struct EngineRoundTripTests {
     @Test func duplicatesAcrossRegionsTravelAsReferences() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 2, pagesPerRegion: 8)
         var random = SeededRandom(seed: 9)
-        for i in 0..<(GuestMemory.pageSize / 8) { harness.primary[0].base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self) }
+        for i in 0..<(GuestMemory.pageSize / 8) {
+            harness.primary[0].base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self)
+        }
         try harness.step([])
         // Region 1 gets a copy of region 0's page 0: every block is content the backup already holds.
         harness.primary[1].page(3).copyMemory(from: harness.primary[0].page(0), byteCount: GuestMemory.pageSize)
@@ -315,12 +355,16 @@ struct EngineRoundTripTests {
         var random = SeededRandom(seed: 21)
         func fresh(_ range: Range<Int>) {
             for page in range {
-                for word in 0..<(GuestMemory.pageSize / 8) { harness.primary[0].page(page).storeBytes(of: random.next() | 1, toByteOffset: word * 8, as: UInt64.self) }
+                for word in 0..<(GuestMemory.pageSize / 8) {
+                    harness.primary[0].page(page).storeBytes(
+                        of: random.next() | 1, toByteOffset: word * 8, as: UInt64.self)
+                }
             }
         }
         func copy(_ sources: Range<Int>, to first: Int) {
             for (offset, page) in sources.enumerated() {
-                harness.primary[0].page(first + offset).copyMemory(from: harness.primary[0].page(page), byteCount: GuestMemory.pageSize)
+                harness.primary[0].page(first + offset).copyMemory(
+                    from: harness.primary[0].page(page), byteCount: GuestMemory.pageSize)
             }
         }
         let blocksPerPage = GuestMemory.pageSize / 64
@@ -332,7 +376,9 @@ struct EngineRoundTripTests {
         fresh(0..<pages)
         (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<pages)])
         let sampled = statistics.blocksConsulted
-        #expect(sampled > 0 && sampled < pages * blocksPerPage / 4, "\(sampled) of \(pages * blocksPerPage) blocks consulted while sampling")
+        #expect(
+            sampled > 0 && sampled < pages * blocksPerPage / 4,
+            "\(sampled) of \(pages * blocksPerPage) blocks consulted while sampling")
         #expect(harness.identical)
         // Still nothing found: the sample thins.
         fresh(0..<pages)
@@ -344,8 +390,9 @@ struct EngineRoundTripTests {
         // sample, so a copy of a sampled block is sampled), which switches sampling off.
         copy(128..<pages, to: 0)
         (_, statistics) = try harness.step([DirtyPageSet(pages: 0..<128)])
-        #expect(statistics.sharedHits > 0 && statistics.sharedHits == statistics.blocksConsulted,
-                "\(statistics.sharedHits) copies found of \(statistics.blocksConsulted) consulted")
+        #expect(
+            statistics.sharedHits > 0 && statistics.sharedHits == statistics.blocksConsulted,
+            "\(statistics.sharedHits) copies found of \(statistics.blocksConsulted) consulted")
         #expect(harness.identical)
         // Every block consulted again: a copy within the epoch is found whole.
         fresh(0..<32)
@@ -359,9 +406,14 @@ struct EngineRoundTripTests {
     @Test func sparseWritesSendDifferencesAgainstTheCachedBlock() throws {
         let harness = try EngineHarness(configuration: EngineConfiguration(mode: .fgbi), regions: 1, pagesPerRegion: 64)
         var random = SeededRandom(seed: 4)
-        for i in 0..<(64 * GuestMemory.pageSize / 8) { harness.primary[0].base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self) }
+        for i in 0..<(64 * GuestMemory.pageSize / 8) {
+            harness.primary[0].base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self)
+        }
         try harness.step([])
-        for page in 0..<64 { harness.primary[0].page(page).storeBytes(of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self) }
+        for page in 0..<64 {
+            harness.primary[0].page(page).storeBytes(
+                of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self)
+        }
         let (delta, statistics) = try harness.step([DirtyPageSet(pages: 0..<64)])
         #expect(statistics.blocksDirty == 64 && statistics.diffBlocks == 64)
         #expect(delta.count < 64 * 32, "\(delta.count) bytes for 64 eight-byte writes")

@@ -1,6 +1,7 @@
-@testable import FGBI
 import CSupport
 import Testing
+
+@testable import FGBI
 
 /// The `fgbi` encoder's page loop (64-byte blocks: the blocks that need no index encoded per page by one shim
 /// call) must write exactly what the block-by-block loop writes, epoch after epoch, while the index thins its
@@ -8,13 +9,17 @@ import Testing
 @Suite("Page loop encoding")
 struct PageLoopEncodingTests {
     /// One epoch's changed blocks, as a capture both encoders read.
-    private static func capture(epoch: UInt64, blocks: [(location: BlockLocation, old: UInt64, bytes: [UInt8])]) -> EpochCapture {
+    private static func capture(epoch: UInt64, blocks: [(location: BlockLocation, old: UInt64, bytes: [UInt8])])
+        -> EpochCapture
+    {
         let capture = EpochCapture()
         capture.reset(epoch: epoch, itemSize: 64)
         capture.holdsBlocks = true
         for block in blocks {
             block.bytes.withUnsafeBytes { raw in
-                capture.append(block.location, from: raw.baseAddress!, oldHash: block.old, newHash: CSupport_xxh3_64(raw.baseAddress!, 64))
+                capture.append(
+                    block.location, from: raw.baseAddress!, oldHash: block.old,
+                    newHash: CSupport_xxh3_64(raw.baseAddress!, 64))
             }
         }
         return capture
@@ -41,7 +46,8 @@ struct PageLoopEncodingTests {
                 }
             }
             var expected: UInt64 = 0
-            for k in 0..<count where (held >> (locations[k] & 63)) & 1 == 1 || (hashes[k] & sampleMask == 0 && hashes[k] != zeroHash) {
+            for k in 0..<count
+            where (held >> (locations[k] & 63)) & 1 == 1 || (hashes[k] & sampleMask == 0 && hashes[k] != zeroHash) {
                 expected |= 1 << UInt64(k)
             }
             let need = CSupport_block64_index_mask(hashes, locations, count, held, sampleMask, zeroHash)
@@ -55,7 +61,8 @@ struct PageLoopEncodingTests {
         let pages = 512
         let blocksPerPage = 64
         func encoder(byPage: Bool) -> BlockDeltaEncoder<ContentIndex> {
-            let index = ContentIndex(blockSize: 64, budgetBytes: 96 << 10, keying: .fullHash, regionBlocks: [pages * blocksPerPage])
+            let index = ContentIndex(
+                blockSize: 64, budgetBytes: 96 << 10, keying: .fullHash, regionBlocks: [pages * blocksPerPage])
             return BlockDeltaEncoder(geometry: geometry, index: index, encodesByPage: byPage)
         }
         let byPage = encoder(byPage: true)
@@ -79,7 +86,10 @@ struct PageLoopEncodingTests {
                     case 0: bytes[Int(random.next() % 64)] &+= 1
                     case 1: bytes = memory[Int(random.next() % UInt64(memory.count))]
                     case 2: bytes = [UInt8](repeating: 0, count: 64)
-                    default: for i in 0..<64 { bytes[i] = random.next() % 3 == 0 ? 0 : UInt8(truncatingIfNeeded: random.next()) }
+                    default:
+                        for i in 0..<64 {
+                            bytes[i] = random.next() % 3 == 0 ? 0 : UInt8(truncatingIfNeeded: random.next())
+                        }
                     }
                     if bytes != memory[location] {
                         memory[location] = bytes
@@ -87,7 +97,9 @@ struct PageLoopEncodingTests {
                     }
                 }
             }
-            let blocks = changed.sorted().map { (location: BlockLocation(region: 0, block: $0), old: hashes[$0], bytes: memory[$0]) }
+            let blocks = changed.sorted().map {
+                (location: BlockLocation(region: 0, block: $0), old: hashes[$0], bytes: memory[$0])
+            }
             let capture = Self.capture(epoch: UInt64(epoch), blocks: blocks)
             var bodies: [[UInt8]] = []
             var statistics: [EpochStatistics] = []
@@ -99,14 +111,18 @@ struct PageLoopEncodingTests {
                 bodies.append(body.array)
                 statistics.append(stats)
             }
-            #expect(bodies[0] == bodies[1], "epoch \(epoch): the loops' bytes differ (\(bodies[0].count) and \(bodies[1].count))")
+            #expect(
+                bodies[0] == bodies[1],
+                "epoch \(epoch): the loops' bytes differ (\(bodies[0].count) and \(bodies[1].count))")
             #expect(statistics[0] == statistics[1], "epoch \(epoch): \(statistics[0]) against \(statistics[1])")
             let stats = statistics[0]
             if stats.blocksConsulted < stats.blocksDirty - stats.zeroBlocks { kinds.insert("sampled") }
             if stats.sharedHits > 0 { kinds.insert("copies") }
             if stats.diffBlocks > 0 { kinds.insert("differences") }
             if stats.zeroBlocks > 0 { kinds.insert("zeros") }
-            for location in changed { hashes[location] = memory[location].withUnsafeBytes { CSupport_xxh3_64($0.baseAddress!, 64) } }
+            for location in changed {
+                hashes[location] = memory[location].withUnsafeBytes { CSupport_xxh3_64($0.baseAddress!, 64) }
+            }
         }
         #expect(kinds == ["sampled", "copies", "differences", "zeros"], "the epochs covered \(kinds.sorted())")
     }

@@ -1,9 +1,10 @@
-@testable import FGBI
 import Dispatch
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Several engines (guests), each with its own replica (backup), sharing one content index: every replica
@@ -29,19 +30,24 @@ struct SharedIndexEngineTests {
         var blockSize: Int
         var keying: IndexKeying
         var budgetBlocks: Int
-        var testDescription: String { "\(blockSize)B \(keying == .fullHash ? "full hash" : "forced collisions") budget \(budgetBlocks) blocks" }
+        var testDescription: String {
+            "\(blockSize)B \(keying == .fullHash ? "full hash" : "forced collisions") budget \(budgetBlocks) blocks"
+        }
     }
 
-    @Test("identical guests diverge exactly", arguments: [
-        Case(blockSize: 64, keying: .fullHash, budgetBlocks: 1 << 14),
-        Case(blockSize: 64, keying: .fullHash, budgetBlocks: 512),  // evictions across guests
-        Case(blockSize: 64, keying: .lowBits(3), budgetBlocks: 1 << 12),
-        Case(blockSize: 256, keying: .lowBits(1), budgetBlocks: 256),
-        Case(blockSize: 1024, keying: .fullHash, budgetBlocks: 64),
-    ])
+    @Test(
+        "identical guests diverge exactly",
+        arguments: [
+            Case(blockSize: 64, keying: .fullHash, budgetBlocks: 1 << 14),
+            Case(blockSize: 64, keying: .fullHash, budgetBlocks: 512), // evictions across guests
+            Case(blockSize: 64, keying: .lowBits(3), budgetBlocks: 1 << 12),
+            Case(blockSize: 256, keying: .lowBits(1), budgetBlocks: 256),
+            Case(blockSize: 1024, keying: .fullHash, budgetBlocks: 64),
+        ])
     func identicalGuestsDivergeExactly(_ testCase: Case) throws {
-        let shared = try SharedContentIndex(blockSize: testCase.blockSize, budgetBytes: testCase.budgetBlocks * testCase.blockSize,
-                                            keying: testCase.keying)
+        let shared = try SharedContentIndex(
+            blockSize: testCase.blockSize, budgetBytes: testCase.budgetBlocks * testCase.blockSize,
+            keying: testCase.keying)
         var configuration = EngineConfiguration(blockSize: testCase.blockSize)
         configuration.sharedIndex = shared
         let guests = try Self.guests(3, configuration: configuration)
@@ -57,13 +63,15 @@ struct SharedIndexEngineTests {
                 let g = (epoch + offset) % guests.count
                 for _ in 0..<(epoch % 4 == 0 ? 0 : 50) { mutators[g].act() }
                 try guests[g].step(mutators[g].takeDirty())
-                #expect(guests[g].identical, "guest \(g) epoch \(epoch): first difference at \(guests[g].firstDifference)")
+                #expect(
+                    guests[g].identical, "guest \(g) epoch \(epoch): first difference at \(guests[g].firstDifference)")
             }
         }
         for (g, guest) in guests.enumerated() {
             for (o, other) in guests.enumerated() where o != g {
-                #expect(memcmp(guest.backup[0].base, other.primary[0].base, guest.backup[0].length) != 0,
-                        "guest \(g)'s replica must not equal guest \(o)'s memory once they diverged")
+                #expect(
+                    memcmp(guest.backup[0].base, other.primary[0].base, guest.backup[0].length) != 0,
+                    "guest \(g)'s replica must not equal guest \(o)'s memory once they diverged")
             }
         }
         let totals = guests.reduce(into: EpochStatistics()) { $0.accumulate($1.totals) }
@@ -116,10 +124,14 @@ struct SharedIndexEngineTests {
         // A guest's own index looks up only anchors in its table (it finds runs by location), so it may keep
         // a few more copies of the same content than the shared index, which looks up every block.
         #expect(statistics.storedCopies * count == statistics.entries, "one copy for three identical guests")
-        #expect(statistics.entries <= separateCopies && statistics.entries * 100 >= separateCopies * 98,
-                "each guest knows what its backup holds either way: \(statistics.entries) entries against \(separateCopies)")
+        #expect(
+            statistics.entries <= separateCopies && statistics.entries * 100 >= separateCopies * 98,
+            "each guest knows what its backup holds either way: \(statistics.entries) entries against \(separateCopies)"
+        )
         #expect(statistics.bytesSavedBySharing == (count - 1) * statistics.storedCopies * 64)
-        #expect(sharedWire <= separateWire, "sharing copies adds nothing on the wire: \(sharedWire) against \(separateWire)")
+        #expect(
+            sharedWire <= separateWire, "sharing copies adds nothing on the wire: \(sharedWire) against \(separateWire)"
+        )
         #expect(together.allSatisfy(\.identical) && alone.allSatisfy(\.identical))
     }
 
@@ -147,7 +159,9 @@ struct SharedIndexEngineTests {
                         return mutators[g].takeDirty()
                     }
                     try guest.step(dirty)
-                    if !guest.identical { failures.withLock { $0.append("guest \(g) epoch \(epoch): \(guest.firstDifference)") } }
+                    if !guest.identical {
+                        failures.withLock { $0.append("guest \(g) epoch \(epoch): \(guest.firstDifference)") }
+                    }
                 }
             } catch {
                 failures.withLock { $0.append("guest \(g): \(error)") }

@@ -1,6 +1,7 @@
-@testable import FGBI
 import CSupport
 import Testing
+
+@testable import FGBI
 
 /// The `fgbi` encoder reading staged pages a page at a time (``StagedPageReader``: each page rehashed as it is
 /// encoded, its changed blocks read where they were staged) must write exactly what it writes for the changed
@@ -40,15 +41,19 @@ struct StagedPageEncodingTests {
             self.way = way
             self.geometry = geometry
             self.baseline = baseline
-            tables = regions.map { BlockTable(regionLength: $0.length, geometry: geometry, unknown: baseline.pageHashes != nil) }
-            let index = ContentIndex(blockSize: geometry.blockSize, budgetBytes: 96 << 10, keying: .fullHash,
-                                     regionBlocks: regions.map { $0.length / geometry.blockSize })
+            tables = regions.map {
+                BlockTable(regionLength: $0.length, geometry: geometry, unknown: baseline.pageHashes != nil)
+            }
+            let index = ContentIndex(
+                blockSize: geometry.blockSize, budgetBytes: 96 << 10, keying: .fullHash,
+                regionBlocks: regions.map { $0.length / geometry.blockSize })
             encoder = BlockDeltaEncoder(geometry: geometry, index: index)
             reader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
             if case .parallel(let threads, _) = way {
                 let crew = try CaptureCrew(helpers: threads - 1, cpus: [], role: "test-encode")
-                parallel = ParallelBlockDeltaEncoder(geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                                                     parallelMinimumBlocks: 0)
+                parallel = ParallelBlockDeltaEncoder(
+                    geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
+                    parallelMinimumBlocks: 0)
             } else {
                 parallel = nil
             }
@@ -61,14 +66,20 @@ struct StagedPageEncodingTests {
             var held: Int
             switch way {
             case .staged:
-                held = encoder.encode(pages, reading: reader, recordUnchanged: true, sparse: sparse, into: &body, stats: &stats).pagesHeld
+                held =
+                    encoder.encode(
+                        pages, reading: reader, recordUnchanged: true, sparse: sparse, into: &body, stats: &stats
+                    ).pagesHeld
             case .expanded:
                 let blocks = expand(pages)
                 _ = encoder.encode(blocks, sparse: sparse, into: &body, stats: &stats)
                 held = blocks.pagesHeld
             case .parallel(let threads, let staged):
                 let input = staged ? pages : expand(pages)
-                held = parallel!.encode(input, staged: staged, recordUnchanged: true, sparse: sparse, into: &body, stats: &stats).pagesHeld
+                held =
+                    parallel!.encode(
+                        input, staged: staged, recordUnchanged: true, sparse: sparse, into: &body, stats: &stats
+                    ).pagesHeld
                 if input.count > 1 { #expect(stats.encodeThreads == threads) }
             }
             stats.encodeThreads = 0
@@ -89,14 +100,18 @@ struct StagedPageEncodingTests {
                 let table = tables[location.region]
                 let changed = table.rehash(page: location.block, in: staged, previous: previous)
                 if changed == 0 { pages.unchangedPages.append(location) }
-                if pages.comparesWithBaseline && baseline.holds(region: location.region, page: location.block, bytes: staged) {
+                if pages.comparesWithBaseline
+                    && baseline.holds(region: location.region, page: location.block, bytes: staged)
+                {
                     blocks.pagesHeld += 1
                     continue
                 }
                 for offset in 0..<geometry.blocksPerPage where changed >> UInt64(offset) & 1 == 1 {
                     let block = location.block * geometry.blocksPerPage + offset
-                    blocks.append(BlockLocation(region: location.region, block: block), from: staged + offset * geometry.blockSize,
-                                  oldHash: previous[offset], newHash: table[block])
+                    blocks.append(
+                        BlockLocation(region: location.region, block: block),
+                        from: staged + offset * geometry.blockSize,
+                        oldHash: previous[offset], newHash: table[block])
                 }
             }
             return blocks
@@ -104,7 +119,9 @@ struct StagedPageEncodingTests {
     }
 
     /// A capture of `pages` (region, page) of `regions`, staged as the copy strategy stages them.
-    private static func capture(epoch: UInt64, _ pages: [(Int, Int)], of regions: [GuestMemory], baseline: Bool) -> EpochCapture {
+    private static func capture(epoch: UInt64, _ pages: [(Int, Int)], of regions: [GuestMemory], baseline: Bool)
+        -> EpochCapture
+    {
         let capture = EpochCapture()
         capture.reset(epoch: epoch, itemSize: GuestMemory.pageSize)
         capture.holdsPages = true
@@ -115,8 +132,9 @@ struct StagedPageEncodingTests {
         return capture
     }
 
-    @Test("staged pages encode as their expanded blocks do, on one thread and on several",
-          arguments: [64, 128, 4096], [false, true])
+    @Test(
+        "staged pages encode as their expanded blocks do, on one thread and on several",
+        arguments: [64, 128, 4096], [false, true])
     func stagedPagesEncodeAsExpandedBlocks(blockSize: Int, sparse: Bool) throws {
         let geometry = try BlockGeometry(blockSize: blockSize)
         let pagesPerRegion = 96
@@ -135,8 +153,10 @@ struct StagedPageEncodingTests {
             }
         }
         let baseline = BaselineHashes(summary: ReplicaSummary(pageHashes: summary), pageSize: GuestMemory.pageSize)
-        let ways: [Way] = [.staged, .expanded, .parallel(threads: 2, staged: true), .parallel(threads: 3, staged: false),
-                           .parallel(threads: 4, staged: true)]
+        let ways: [Way] = [
+            .staged, .expanded, .parallel(threads: 2, staged: true), .parallel(threads: 3, staged: false),
+            .parallel(threads: 4, staged: true),
+        ]
         let paths = try ways.map { try Path($0, geometry: geometry, regions: regions, baseline: baseline) }
         var kinds = Set<String>()
         let every = regions.indices.flatMap { region in (0..<pagesPerRegion).map { (region, $0) } }
@@ -150,20 +170,28 @@ struct StagedPageEncodingTests {
                     let bytes = regions[region].page(page)
                     let blocks = GuestMemory.pageSize / 64
                     switch random.next() % 6 {
-                    case 0: break   // written, yet unchanged
-                    case 1: bytes.copyMemory(from: regions[Int(random.next() % 2)].page(Int(random.next() % UInt64(pagesPerRegion))),
-                                             byteCount: GuestMemory.pageSize)
+                    case 0: break // written, yet unchanged
+                    case 1:
+                        bytes.copyMemory(
+                            from: regions[Int(random.next() % 2)].page(Int(random.next() % UInt64(pagesPerRegion))),
+                            byteCount: GuestMemory.pageSize)
                     case 2: bytes.initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
-                    case 3:   // a few words
+                    case 3: // a few words
                         for _ in 0...(random.next() % 5) {
-                            bytes.storeBytes(of: random.next(), toByteOffset: Int(random.next() % 512) * 8, as: UInt64.self)
+                            bytes.storeBytes(
+                                of: random.next(), toByteOffset: Int(random.next() % 512) * 8, as: UInt64.self)
                         }
-                    case 4:   // some blocks fresh
+                    case 4: // some blocks fresh
                         for block in 0..<blocks where random.next() % 3 == 0 {
-                            for word in 0..<8 { bytes.storeBytes(of: random.next() >> 28, toByteOffset: block * 64 + word * 8, as: UInt64.self) }
+                            for word in 0..<8 {
+                                bytes.storeBytes(
+                                    of: random.next() >> 28, toByteOffset: block * 64 + word * 8, as: UInt64.self)
+                            }
                         }
-                    default:   // the whole page fresh
-                        for word in 0..<(GuestMemory.pageSize / 8) { bytes.storeBytes(of: random.next() >> 28, toByteOffset: word * 8, as: UInt64.self) }
+                    default: // the whole page fresh
+                        for word in 0..<(GuestMemory.pageSize / 8) {
+                            bytes.storeBytes(of: random.next() >> 28, toByteOffset: word * 8, as: UInt64.self)
+                        }
                     }
                 }
             }
@@ -181,8 +209,9 @@ struct StagedPageEncodingTests {
                 #expect(results[0].1 == unchanged, "epoch \(epoch), \(path.way): unchanged pages differ")
                 for region in regions.indices {
                     let blocks = regions[region].length / blockSize
-                    #expect((0..<blocks).allSatisfy { paths[0].tables[region][$0] == path.tables[region][$0] },
-                            "epoch \(epoch), \(path.way): tables differ")
+                    #expect(
+                        (0..<blocks).allSatisfy { paths[0].tables[region][$0] == path.tables[region][$0] },
+                        "epoch \(epoch), \(path.way): tables differ")
                 }
             }
             if a.held > 0 { kinds.insert("held") }
@@ -213,19 +242,27 @@ struct StagedPageEncodingTests {
             for page in written where epoch > 0 {
                 let words = regions[0].page(page).assumingMemoryBound(to: UInt64.self)
                 switch random.next() % 8 {
-                case 0: words[Int(random.next() % 512)] = random.next()   // one word: a difference
+                case 0: words[Int(random.next() % 512)] = random.next() // one word: a difference
                 case 1: words.update(repeating: 0, count: 512)
                 default: for word in 0..<512 { words[word] = random.next() >> (random.next() % 2 == 0 ? 0 : 40) }
                 }
             }
             let results = paths.map { path in
-                path.encode(Self.capture(epoch: UInt64(epoch), written.map { (0, $0) }, of: regions, baseline: false), sparse: sparse)
+                path.encode(
+                    Self.capture(epoch: UInt64(epoch), written.map { (0, $0) }, of: regions, baseline: false),
+                    sparse: sparse)
             }
-            if results[0].stats.blocksConsulted < results[0].stats.blocksDirty - results[0].stats.zeroBlocks { sampledEpochs += 1 }
+            if results[0].stats.blocksConsulted < results[0].stats.blocksDirty - results[0].stats.zeroBlocks {
+                sampledEpochs += 1
+            }
             for (path, result) in zip(paths, results).dropFirst() {
                 let sameBytes = result.body == results[0].body
-                #expect(sameBytes, "epoch \(epoch), \(path.way): \(result.body.count) bytes against \(results[0].body.count)")
-                #expect(result.stats == results[0].stats, "epoch \(epoch), \(path.way): \(result.stats) against \(results[0].stats)")
+                #expect(
+                    sameBytes,
+                    "epoch \(epoch), \(path.way): \(result.body.count) bytes against \(results[0].body.count)")
+                #expect(
+                    result.stats == results[0].stats,
+                    "epoch \(epoch), \(path.way): \(result.stats) against \(results[0].stats)")
             }
         }
         #expect(sampledEpochs >= 6, "only \(sampledEpochs) epochs sampled their lookups")

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the KVM tests need: a usable /dev/kvm and the guest image (Scripts/build-kvm-guest).
@@ -20,7 +20,8 @@ enum KVMTestSupport {
 
     /// What a failure message says about the host: KVM's facts differ between machines of one kind.
     static var hostFacts: String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) ?? "unknown"
         let ring = (try? KVMSystem().dirtyRingMaximumBytes()).map(String.init) ?? "unknown"
@@ -34,12 +35,18 @@ enum KVMTestSupport {
     }
 
     static func checksum(seed: UInt64, operations: UInt64) throws -> UInt64 {
-        try KVMExample.reference(image: try image(), parameters: parameters(seed: seed, operations: operations),
-                                 ramBytes: ramBytes).checksum
+        try KVMExample.reference(
+            image: try image(), parameters: parameters(seed: seed, operations: operations),
+            ramBytes: ramBytes
+        ).checksum
     }
 }
 
-@Suite("KVM example", .serialized, .enabled(if: KVMTestSupport.available, "needs a usable /dev/kvm and .build/kvm-guest/guest.bin (Scripts/build-kvm-guest)"))
+@Suite(
+    "KVM example", .serialized,
+    .enabled(
+        if: KVMTestSupport.available, "needs a usable /dev/kvm and .build/kvm-guest/guest.bin (Scripts/build-kvm-guest)"
+    ))
 struct KVMExampleTests {
     @Test func checksumIsDeterministicAndDependsOnTheSeed() throws {
         let first = try KVMTestSupport.checksum(seed: 7, operations: 200_000)
@@ -54,13 +61,14 @@ struct KVMExampleTests {
     /// Pauses mid-run, copies RAM and the saved registers into fresh regions, lets the original finish, then
     /// resumes the copy in a new VM: both end with the reference checksum.
     @Test func aSnapshotTakenAtAPauseResumesInANewVM() throws {
-        let operations: UInt64 = 2_000_000   // about 0.3 s here
+        let operations: UInt64 = 2_000_000 // about 0.3 s here
         let reference = try KVMTestSupport.checksum(seed: 3, operations: operations)
         let memory = try GuestMemory.memfd(length: KVMTestSupport.ramBytes)
         let state = try GuestMemory.memfd(length: GuestMemory.pageSize)
-        let guest = try KVMGuest.fresh(image: try KVMTestSupport.image(),
-                                       parameters: KVMTestSupport.parameters(seed: 3, operations: operations),
-                                       memory: memory, stateRegion: state)
+        let guest = try KVMGuest.fresh(
+            image: try KVMTestSupport.image(),
+            parameters: KVMTestSupport.parameters(seed: 3, operations: operations),
+            memory: memory, stateRegion: state)
         guest.runner.start()
         // Several pauses; the snapshot comes from the first, a few milliseconds into the run.
         let snapshotMemory = try GuestMemory.memfd(length: KVMTestSupport.ramBytes)
@@ -95,7 +103,11 @@ struct KVMExampleTests {
 
     /// Replicated to an in-process backup, the primary stopped without a final epoch at several points: the
     /// guest resumes from the backup's replica and ends with the unreplicated checksum.
-    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"), arguments: [0, 20_000, 150_000] as [UInt64])
+    @Test(
+        .requiring(
+            .uffdAsync, .memfd(name: ""),
+            because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"),
+        arguments: [0, 20_000, 150_000] as [UInt64])
     func failoverMidRunResumesOnTheBackup(killAfterOperations: UInt64) throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 11 + killAfterOperations
@@ -114,7 +126,10 @@ struct KVMExampleTests {
 
     /// No kill: the guest finishes on the primary, the final epoch carries its last registers and results,
     /// and the guest "resumed" from the replica reports the same checksum at once.
-    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"))
+    @Test(
+        .requiring(
+            .uffdAsync, .memfd(name: ""),
+            because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"))
     func aGuestThatFinishesIsReplicatedToItsEnd() throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 9
@@ -122,7 +137,7 @@ struct KVMExampleTests {
         options.progressEvery = 5_000
         options.ramMiB = KVMTestSupport.ramBytes >> 20
         options.epochInterval = .milliseconds(10)
-        options.killAfterOperations = options.operations + 1   // never reached
+        options.killAfterOperations = options.operations + 1 // never reached
         let report = try KVMExample.run(options, launch: .inProcess)
         #expect(!report.killedMidRun)
         #expect(report.backupOutcome.hasPrefix("primaryFinished"))
@@ -131,8 +146,11 @@ struct KVMExampleTests {
     }
 
     /// The convincing variant: the primary is a child `fgbi` killed with SIGKILL.
-    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"),
-          .enabled(if: CommandRunner.executable != nil, "needs the fgbi executable"))
+    @Test(
+        .requiring(
+            .uffdAsync, .memfd(name: ""),
+            because: "the KVM example's primary tracks its memfd RAM with uffd-async (it has no --tracker)"),
+        .enabled(if: CommandRunner.executable != nil, "needs the fgbi executable"))
     func killedPrimaryProcessResumesOnTheBackup() throws {
         var options = KVMExample.Options(imagePath: try #require(KVMTestSupport.imagePath))
         options.seed = 5
@@ -144,7 +162,8 @@ struct KVMExampleTests {
         options.ramMiB = KVMTestSupport.ramBytes >> 20
         options.epochInterval = .milliseconds(10)
         options.killAfterOperations = 50_000
-        let report = try KVMExample.run(options, launch: .childProcess(executable: try #require(CommandRunner.executable)))
+        let report = try KVMExample.run(
+            options, launch: .childProcess(executable: try #require(CommandRunner.executable)))
         #expect(report.killedMidRun)
         #expect(report.backupOutcome.hasPrefix("failedOver"))
         #expect(report.operationsAtFailover < options.operations)
@@ -158,14 +177,17 @@ struct KVMExampleTests {
     @Test func trackersAgreeOnTheWrittenPages() throws {
         var parameters = KVMGuestParameters(mode: .pageWalk, seed: 1, operations: 2, ramBytes: KVMTestSupport.ramBytes)
         parameters.stridePages = 3
-        let benchmark = KVMTrackingBenchmark(image: try KVMTestSupport.image(), parameters: parameters,
-                                             ramBytes: KVMTestSupport.ramBytes)
+        let benchmark = KVMTrackingBenchmark(
+            image: try KVMTestSupport.image(), parameters: parameters,
+            ramBytes: KVMTestSupport.ramBytes)
         let firstDataPage = KVMGuestLayout.dataAddress / GuestMemory.pageSize
         let endDataPage = firstDataPage + Int(parameters.dataLength) / GuestMemory.pageSize
         let written = Set(stride(from: firstDataPage, to: endDataPage, by: 3))
         // The data area only: below it the guest's stack and parameter block, above it the page tables
         // (whose accessed and dirty bits KVM sets as the guest walks).
-        func dataPages(_ set: DirtyPageSet) -> Set<Int> { Set(set.pages.filter { $0 >= firstDataPage && $0 < endDataPage }) }
+        func dataPages(_ set: DirtyPageSet) -> Set<Int> {
+            Set(set.pages.filter { $0 >= firstDataPage && $0 < endDataPage })
+        }
         var methods: [KVMTrackingMethod] = [.dirtyLog, .dirtyRing]
         if Kernel.availableTrackers.contains(.uffdAsync) { methods.append(.uffdAsync) }
         for method in methods {
@@ -173,7 +195,13 @@ struct KVMExampleTests {
             try #require(phases.count == 5, "read, write, read, write, end")
             for (index, expected) in [Set<Int>(), written, [], written, []].enumerated() {
                 let got = dataPages(phases[index])
-                #expect(got == expected, "\(method.rawValue), phase \(index): \(got.count) pages, \(got.symmetricDifference(expected).count) wrong")
+                #expect(
+                    got == expected,
+                    """
+                    \(method.rawValue), phase \(index): \(got.count) pages, \
+                    \(got.symmetricDifference(expected).count) wrong
+                    """
+                )
             }
         }
     }
@@ -188,9 +216,10 @@ struct KVMExampleTests {
     @Test func aFullDirtyRingIsHarvestedOnTheVCPUThread() throws {
         var parameters = KVMGuestParameters(mode: .pageWalk, seed: 1, operations: 2, ramBytes: KVMTestSupport.ramBytes)
         parameters.stridePages = 1
-        var benchmark = KVMTrackingBenchmark(image: try KVMTestSupport.image(), parameters: parameters,
-                                             ramBytes: KVMTestSupport.ramBytes)
-        benchmark.ringEntries = 256   // far fewer than the 1536 data pages a pass writes
+        var benchmark = KVMTrackingBenchmark(
+            image: try KVMTestSupport.image(), parameters: parameters,
+            ramBytes: KVMTestSupport.ramBytes)
+        benchmark.ringEntries = 256 // far fewer than the 1536 data pages a pass writes
         let firstDataPage = KVMGuestLayout.dataAddress / GuestMemory.pageSize
         let endDataPage = firstDataPage + Int(parameters.dataLength) / GuestMemory.pageSize
         let dataPages = Set(firstDataPage..<endDataPage)
@@ -198,8 +227,9 @@ struct KVMExampleTests {
         let facts = KVMTestSupport.hostFacts
         try #require(run.sets.count == 5, "read, write, read, write, end; \(facts)")
         #expect(run.ringFullExits >= 2, "each write phase overflows a 256-entry ring; \(facts)")
-        #expect(run.ringEntriesHarvested >= 2 * dataPages.count,
-                "every page re-armed after pass 1 is logged again in pass 2; \(facts)")
+        #expect(
+            run.ringEntriesHarvested >= 2 * dataPages.count,
+            "every page re-armed after pass 1 is logged again in pass 2; \(facts)")
         for phase in [1, 3] {
             let missing = dataPages.subtracting(run.sets[phase].pages)
             #expect(missing.isEmpty, "write phase \(phase): \(missing.count) written pages not reported; \(facts)")
@@ -208,7 +238,7 @@ struct KVMExampleTests {
 
     @Test func refusedParametersAreAnErrorNotAHang() throws {
         var parameters = KVMTestSupport.parameters(seed: 1, operations: 10)
-        parameters.tableSlots = 1 << 20   // 64 MiB of table in 6 MiB of data area
+        parameters.tableSlots = 1 << 20 // 64 MiB of table in 6 MiB of data area
         let memory = try GuestMemory.memfd(length: KVMTestSupport.ramBytes)
         let guest = try KVMGuest.fresh(image: try KVMTestSupport.image(), parameters: parameters, memory: memory)
         #expect(throws: KVMGuestError.self) { try guest.runToCompletion() }

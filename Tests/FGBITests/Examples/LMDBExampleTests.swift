@@ -6,7 +6,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The LMDB example: the history, the verifier (which must catch a lost or altered transaction), an
@@ -18,7 +18,8 @@ struct LMDBExampleTests {
 
     /// A scratch directory on tmpfs, removed by the caller.
     static func scratch(_ name: String) throws -> URL {
-        let url = URL(fileURLWithPath: directory).appendingPathComponent("fgbi-test-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let url = URL(fileURLWithPath: directory).appendingPathComponent(
+            "fgbi-test-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
@@ -41,7 +42,9 @@ struct LMDBExampleTests {
             for operation in operations(a, number) {
                 switch operation {
                 case .put(let key, let version): #expect(key < 1000 && version == number)
-                case .delete(let key): deletes += 1; #expect(key < 1000)
+                case .delete(let key):
+                    deletes += 1
+                    #expect(key < 1000)
                 }
             }
         }
@@ -80,7 +83,8 @@ struct LMDBExampleTests {
         }
         // Another history (as if transactions were replayed wrongly): values and keys differ.
         #expect(throws: LMDBReplicaVerifier.Mismatch.self) {
-            _ = try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: try KeyValueHistory(seed: 4, keyCount: 2000))
+            _ = try LMDBReplicaVerifier.compare(
+                path: path, mapBytes: mapBytes, history: try KeyValueHistory(seed: 4, keyCount: 2000))
         }
         // One value byte changed in the file: found.
         let damaged = scratch.appendingPathComponent("damaged.mdb").path
@@ -109,21 +113,24 @@ struct LMDBExampleTests {
         #expect(try LMDBReplicaVerifier.compare(path: path, mapBytes: mapBytes, history: history).transactions == 501)
     }
 
-    /// LMDB's map is a shared file mapping: uffd-async tracks it where this kernel write-protects shmem, scan otherwise.
+    /// LMDB's map is a shared file mapping: uffd-async tracks it where this kernel write-protects shmem, scan
+    /// otherwise.
     @Test func replicatedDatabaseOpensOnTheBackupWithEveryAcknowledgedTransaction() throws {
         let scratch = try Self.scratch("replicate")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let history = try KeyValueHistory(seed: 11, keyCount: 5000)
         let mapBytes = 16 << 20
         let region = try GuestMemory.anonymous(length: mapBytes)
-        let backup = try Backup(regions: [region], geometry: try BlockGeometry(),
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let backup = try Backup(
+            regions: [region], geometry: try BlockGeometry(),
+            configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
         let serving = BackupThread(backup)
         var configuration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.tracker = Kernel.supportsAsyncWP ? .uffdAsync : .scan
         configuration.epochInterval = .milliseconds(20)
-        let store = try ReplicatedKeyValueStore(path: scratch.appendingPathComponent("data.mdb").path, mapBytes: mapBytes,
-                                                history: history, configuration: configuration)
+        let store = try ReplicatedKeyValueStore(
+            path: scratch.appendingPathComponent("data.mdb").path, mapBytes: mapBytes,
+            history: history, configuration: configuration)
         let released = AtomicCounter()
         let statistics = try store.run(until: { $0.seconds >= 0.6 }, acknowledged: { released.raise(to: $0) })
         #expect(statistics.transactions > 100, "the writer ran (\(statistics.transactions) transactions)")
@@ -136,13 +143,18 @@ struct LMDBExampleTests {
 
         let image = scratch.appendingPathComponent("replica.mdb").path
         try ReplicaImage.write([region], geometry: try BlockGeometry(), epoch: backup.lastEpoch, to: image)
-        let report = try LMDBReplicaVerifier.verify(path: image, mapBytes: mapBytes, history: history, acknowledged: statistics.acknowledged)
+        let report = try LMDBReplicaVerifier.verify(
+            path: image, mapBytes: mapBytes, history: history, acknowledged: statistics.acknowledged)
         #expect(report.transactions == statistics.transactions)
     }
 
     /// kill -9 of the primary process at a random moment (set-up, synchronisation, mid-epoch), 20 times.
-    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the drill's `fgbi example lmdb` primary tracks its shared map with uffd-async (it has no --tracker)"),
-          .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+    @Test(
+        .requiring(
+            .uffdAsync, .memfd(name: ""),
+            because:
+                "the drill's `fgbi example lmdb` primary tracks its shared map with uffd-async (it has no --tracker)"),
+        .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
     func killedPrimaryLosesNoAcknowledgedTransaction() throws {
         let rounds = ProcessInfo.processInfo.environment["FGBI_LMDB_KILLS"].flatMap(Int.init) ?? 20
         let executable = try #require(CommandRunner.executable)
@@ -158,20 +170,27 @@ struct LMDBExampleTests {
             // Mostly once replication runs (counted from the backup's first epoch, so a slow start cannot turn
             // them into set-up kills), one in five from the process's start: during set-up or synchronisation.
             let duringSetUp = round % 5 == 0
-            let killAfter = duringSetUp ? Int.random(in: 0...250, using: &random) : Int.random(in: 0...1250, using: &random)
+            let killAfter =
+                duringSetUp ? Int.random(in: 0...250, using: &random) : Int.random(in: 0...1250, using: &random)
             settings.killAfter = .milliseconds(killAfter)
             settings.killClock = duringSetUp ? .processStart : .firstEpoch
             let outcome = try LMDBFailoverDrill(settings: settings, executable: executable).run()
             if let replica = outcome.replica {
                 withEpoch += 1
                 acknowledged += outcome.acknowledged
-                #expect(replica.transactions >= outcome.acknowledged, "round \(round) seed \(seed) kill \(killAfter) ms")
+                #expect(
+                    replica.transactions >= outcome.acknowledged, "round \(round) seed \(seed) kill \(killAfter) ms")
             } else {
-                #expect(settings.killClock != .firstEpoch, "round \(round) seed \(seed): killed after the first epoch, yet no replica")
-                #expect(outcome.acknowledged == 0, "round \(round) seed \(seed): acknowledged with no epoch on the backup")
+                #expect(
+                    settings.killClock != .firstEpoch,
+                    "round \(round) seed \(seed): killed after the first epoch, yet no replica")
+                #expect(
+                    outcome.acknowledged == 0, "round \(round) seed \(seed): acknowledged with no epoch on the backup")
             }
         }
-        #expect(withEpoch >= rounds - (rounds + 4) / 5, "kills after the first epoch each left a replica (\(withEpoch) of \(rounds))")
+        #expect(
+            withEpoch >= rounds - (rounds + 4) / 5,
+            "kills after the first epoch each left a replica (\(withEpoch) of \(rounds))")
         #expect(acknowledged > 0)
     }
 }
@@ -181,12 +200,14 @@ struct LMDBExampleTests {
 /// killed node rejoining on the memory it still holds as the new primary's backup.
 @Suite("LMDB example: alternating failovers", .serialized)
 struct LMDBAlternatingFailoverTests {
-    @Test(.requiring(.uffdAsync, .memfd(name: ""), because: "the nodes track their shared LMDB map with uffd-async"),
-          .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+    @Test(
+        .requiring(.uffdAsync, .memfd(name: ""), because: "the nodes track their shared LMDB map with uffd-async"),
+        .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
     func everyTakeoverHoldsEveryAcknowledgedTransactionAndTheKilledNodeRejoins() throws {
         let failovers = ProcessInfo.processInfo.environment["FGBI_LMDB_FAILOVERS"].flatMap(Int.init) ?? 20
         let executable = try #require(CommandRunner.executable)
-        var settings = LMDBAlternatingDrill.Settings(history: try KeyValueHistory(seed: UInt64.random(in: 1...UInt64(UInt32.max)), keyCount: 20_000))
+        var settings = LMDBAlternatingDrill.Settings(
+            history: try KeyValueHistory(seed: UInt64.random(in: 1...UInt64(UInt32.max)), keyCount: 20_000))
         settings.failovers = failovers
         settings.mapBytes = 16 << 20
         settings.seed = settings.history.seed
@@ -196,17 +217,28 @@ struct LMDBAlternatingFailoverTests {
         #expect(outcome.failovers.count == failovers, "seed \(settings.history.seed)")
         #expect(Set(outcome.failovers.map(\.killed)) == ["A", "B"], "both nodes were primary and were killed")
         for (round, failover) in outcome.failovers.enumerated() {
-            #expect(failover.transactions >= failover.acknowledged, "round \(round): took over with every acknowledged transaction")
+            #expect(
+                failover.transactions >= failover.acknowledged,
+                "round \(round): took over with every acknowledged transaction")
             #expect(failover.unprotectedTransactions > 0, "round \(round): the new primary committed transactions")
             // Only what differed: the first pass sends no more than the pages that differed, whole (and the
             // records' headers).
-            #expect(Double(failover.rejoinFirstPassBytes) <= Double(failover.rejoinPagesDiffering * GuestMemory.pageSize) * 1.05 + 4096,
-                    "round \(round): first pass \(failover.rejoinFirstPassBytes) bytes for \(failover.rejoinPagesDiffering) differing pages")
-            #expect(failover.rejoinPagesDiffering < failover.regionBytes / GuestMemory.pageSize,
-                    "round \(round): the rejoined node already held part of the region")
+            #expect(
+                Double(failover.rejoinFirstPassBytes) <= Double(failover.rejoinPagesDiffering * GuestMemory.pageSize)
+                    * 1.05 + 4096,
+                """
+                round \(round): first pass \(failover.rejoinFirstPassBytes) bytes for \
+                \(failover.rejoinPagesDiffering) differing pages
+                """
+            )
+            #expect(
+                failover.rejoinPagesDiffering < failover.regionBytes / GuestMemory.pageSize,
+                "round \(round): the rejoined node already held part of the region")
         }
         let epochs = outcome.failovers.map(\.epoch)
-        #expect(epochs == epochs.sorted() && Set(epochs).count == epochs.count, "epoch numbers grow across takeovers: \(epochs)")
+        #expect(
+            epochs == epochs.sorted() && Set(epochs).count == epochs.count,
+            "epoch numbers grow across takeovers: \(epochs)")
         #expect(outcome.finalReplica.transactions >= outcome.acknowledged)
     }
 }

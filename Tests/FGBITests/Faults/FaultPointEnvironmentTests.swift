@@ -1,6 +1,7 @@
-@testable import FGBI
 import Foundation
 import Testing
+
+@testable import FGBI
 
 /// `FGBI_FAULT_POINT` read by the library (which never exits for it) and refused by the `fgbi` command.
 @Suite("Fault point environment")

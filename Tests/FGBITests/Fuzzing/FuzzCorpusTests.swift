@@ -1,8 +1,9 @@
-@testable import FGBI
-import FGBILab
 import FGBIBench
+import FGBILab
 import Foundation
 import Testing
+
+@testable import FGBI
 
 /// The fuzz targets' seed corpus (Tests/FuzzCorpus/TARGET): made from real encodings, accepted by the
 /// entry points, and replayed with everything the fuzzers kept or found, so a fixed crash stays fixed.
@@ -17,7 +18,8 @@ struct FuzzCorpusTests {
         var seeds: [String: [UInt8]] = [:]
         for mode in ReplicationMode.allCases {
             let regions = try DeltaFuzzer.makeRegions()
-            let engine = try PrimaryEngine(regions: regions, configuration: EngineConfiguration(mode: mode, compression: Compression.none))
+            let engine = try PrimaryEngine(
+                regions: regions, configuration: EngineConfiguration(mode: mode, compression: Compression.none))
             // A changed block, a zeroed page, a block copied from elsewhere, a diff-sized change, region 1 too.
             regions[0].bytes.storeBytes(of: UInt64(0xDEAD_BEEF), toByteOffset: 100, as: UInt64.self)
             memset(regions[0].page(2), 0, GuestMemory.pageSize)
@@ -37,7 +39,9 @@ struct FuzzCorpusTests {
             var sealer = FrameSealer(direction: 1)
             sealer.startSession(key: key, encryptionKey: encrypt ? key : nil)
             var bytes: [UInt8] = [selector]
-            let payloads: [(WireFormat.FrameType, [UInt8])] = [(.heartbeat, []), (.ack, Array(repeating: 1, count: 8)), (.epoch, Array(repeating: 0xAB, count: 100))]
+            let payloads: [(WireFormat.FrameType, [UInt8])] = [
+                (.heartbeat, []), (.ack, Array(repeating: 1, count: 8)), (.epoch, Array(repeating: 0xAB, count: 100)),
+            ]
             for (type, payload) in payloads {
                 let sealed = try payload.withUnsafeBytes { try sealer.seal(type, payload: $0) }
                 bytes += sealed.header + (sealed.encrypted ?? payload) + sealed.mac
@@ -45,14 +49,18 @@ struct FuzzCorpusTests {
             return bytes
         }
         let key = SymmetricKey(data: Array(repeating: 0x5A, count: 32))
-        return ["plain": try stream(0, key: nil, encrypt: false), "authenticated": try stream(1, key: key, encrypt: false),
-                "encrypted": try stream(2, key: key, encrypt: true)]
+        return [
+            "plain": try stream(0, key: nil, encrypt: false), "authenticated": try stream(1, key: key, encrypt: false),
+            "encrypted": try stream(2, key: key, encrypt: true),
+        ]
     }
 
     static func handshakeSeeds() -> [String: [UInt8]] {
-        let hello = Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20, 4096],
-                          nonce: Array(repeating: 3, count: 32))
-        let welcome = Welcome(sessionID: Array(repeating: 1, count: 16), nonce: Array(repeating: 2, count: 32), nextEpoch: 9)
+        let hello = Hello(
+            mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20, 4096],
+            nonce: Array(repeating: 3, count: 32))
+        let welcome = Welcome(
+            sessionID: Array(repeating: 1, count: 16), nonce: Array(repeating: 2, count: 32), nextEpoch: 9)
         return ["hello": hello.encoded, "welcome": welcome.encoded]
     }
 
@@ -66,12 +74,17 @@ struct FuzzCorpusTests {
     }
 
     static func traceSeeds() -> [String: [UInt8]] {
-        ["two-images": [1, 0b000_111] + Array(#"{"epoch_ms": 100, "source": "fuzz"}"#.utf8),
-         "no-metadata": [2, 0b111_000]]
+        [
+            "two-images": [1, 0b000_111] + Array(#"{"epoch_ms": 100, "source": "fuzz"}"#.utf8),
+            "no-metadata": [2, 0b111_000],
+        ]
     }
 
     static func seeds() throws -> [String: [String: [UInt8]]] {
-        ["delta": try deltas().mapValues { try #require(DeltaFuzzer.input(carrying: $0)) }, "frame": try frameSeeds(), "handshake": handshakeSeeds(), "summary": summarySeeds(), "trace": traceSeeds()]
+        [
+            "delta": try deltas().mapValues { try #require(DeltaFuzzer.input(carrying: $0)) },
+            "frame": try frameSeeds(), "handshake": handshakeSeeds(), "summary": summarySeeds(), "trace": traceSeeds(),
+        ]
     }
 
     @Test func seedsAreAcceptedByTheirTargets() throws {

@@ -34,8 +34,9 @@ struct HouseRulesTests {
 
     @Test func theLibraryExportsAtMost45TypesEachCuratedInTheCatalogue() throws {
         let types = try Self.publicTypes()
-        let catalogue = try String(contentsOf: Self.root.appendingPathComponent("Sources/FGBI/FGBI.docc/FGBI.md"),
-                                   encoding: .utf8)
+        let catalogue = try String(
+            contentsOf: Self.root.appendingPathComponent("Sources/FGBI/FGBI.docc/FGBI.md"),
+            encoding: .utf8)
         #expect(types.count >= 20, "the scan found the library's types: \(types)")
         #expect(types.count <= 45, "\(types.count) public top-level types: \(types)")
         for name in types {
@@ -48,7 +49,8 @@ struct HouseRulesTests {
         for file in try Self.swiftFiles(under: "Sources/FGBI") {
             let text = file.text.lowercased()
             for word in lab where text.contains(word) {
-                Issue.record("\(file.path) mentions \"\(word)\": lab code belongs in FGBILab, FGBIBench or FGBIDiagnostics")
+                Issue.record(
+                    "\(file.path) mentions \"\(word)\": lab code belongs in FGBILab, FGBIBench or FGBIDiagnostics")
             }
         }
     }
@@ -85,7 +87,12 @@ struct HouseRulesTests {
     /// Each function's (or initialiser's) first line (1-based) and length in lines, from its declaration to
     /// its closing brace; braces in string literals and comments are not counted.
     static func functionLengths(_ lines: [Substring]) -> [(line: Int, lines: Int)] {
-        let declaration = /^\s*(?:@[A-Za-z_]+(?:\([^)]*\))?\s+)*(?:(?:public|package|internal|private|fileprivate|static|class|final|override|mutating|nonisolated|convenience|required|@inline\(__always\)|@discardableResult)\s+)*(?:func\s|init[?!]?[(<]|deinit\b)/
+        let modifiers = [
+            "public", "package", "internal", "private", "fileprivate", "static", "class", "final", "override",
+            "mutating", "nonisolated", "convenience", "required", "@inline\\(__always\\)", "@discardableResult",
+        ].joined(separator: "|")
+        let attributes = "(?:@[A-Za-z_]+(?:\\([^)]*\\))?\\s+)*"
+        let declaration = try! Regex("^\\s*\(attributes)(?:(?:\(modifiers))\\s+)*(?:func\\s|init[?!]?[(<]|deinit\\b)")
         var found: [(line: Int, lines: Int)] = []
         for start in lines.indices where (try? declaration.prefixMatch(in: lines[start])) != nil {
             var depth = 0
@@ -93,7 +100,10 @@ struct HouseRulesTests {
             var line = start
             scan: while line < lines.count {
                 for character in Self.code(of: lines[line]) {
-                    if character == "{" { depth += 1; opened = true }
+                    if character == "{" {
+                        depth += 1
+                        opened = true
+                    }
                     if character == "}" { depth -= 1 }
                     if opened && depth == 0 { break scan }
                 }
@@ -116,7 +126,11 @@ struct HouseRulesTests {
                 result.removeLast()
                 break
             }
-            if character == "\"" && previous != "\\" { inString.toggle() } else if !inString { result.append(character) }
+            if character == "\"" && previous != "\\" {
+                inString.toggle()
+            } else if !inString {
+                result.append(character)
+            }
             previous = character
         }
         return result

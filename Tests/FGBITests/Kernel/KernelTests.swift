@@ -3,23 +3,35 @@ import FGBI
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("Kernel interfaces")
 struct KernelTests {
     @Test func systemErrorNamesOperationErrnoAndHint() {
-        let error = SystemError(operation: "userfaultfd", errno: EPERM, hint: "run as root or set vm.unprivileged_userfaultfd=1")
+        let error = SystemError(
+            operation: "userfaultfd", errno: EPERM, hint: "run as root or set vm.unprivileged_userfaultfd=1")
         #expect(error.errnoName == "EPERM")
-        #expect(error.description == "userfaultfd: EPERM (Operation not permitted): run as root or set vm.unprivileged_userfaultfd=1")
+        #expect(
+            error.description
+                == "userfaultfd: EPERM (Operation not permitted): run as root or set vm.unprivileged_userfaultfd=1")
         #expect(SystemError(operation: "open", errno: ENOENT).description == "open: ENOENT (No such file or directory)")
     }
 
     @Test func missingFeaturesAreNamed() {
-        #expect(throws: FGBIError.unsupported(feature: "UFFD_FEATURE_WP_ASYNC", neededBy: "the uffd-async tracker",
-                                              hint: "it arrived in Linux 6.7; upgrade the kernel or use the scan tracker (`--tracker scan`, `PrimaryConfiguration.tracker = .scan`)")) {
-            try Userfaultfd.check(required: [.wpAsync, .wpUnpopulated], available: [.wpUnpopulated, .threadID],
-                                  purpose: "the uffd-async tracker")
+        #expect(
+            throws: FGBIError.unsupported(
+                feature: "UFFD_FEATURE_WP_ASYNC", neededBy: "the uffd-async tracker",
+                hint:
+                    """
+                    it arrived in Linux 6.7; upgrade the kernel or use the scan tracker (`--tracker scan`, \
+                    `PrimaryConfiguration.tracker = .scan`)
+                    """
+            )
+        ) {
+            try Userfaultfd.check(
+                required: [.wpAsync, .wpUnpopulated], available: [.wpUnpopulated, .threadID],
+                purpose: "the uffd-async tracker")
         }
         #expect(throws: Never.self) {
             try Userfaultfd.check(required: [.wpUnpopulated], available: [.wpUnpopulated, .wpAsync], purpose: "x")
@@ -32,7 +44,9 @@ struct KernelTests {
         let reason = capabilities.unavailableReason(for: .uffdAsync)
         #expect(reason?.contains("UFFD_FEATURE_WP_ASYNC") == true)
         #expect(capabilities.unavailableReason(for: .uffdSync) == nil)
-        #expect(capabilities.unavailableReason(for: .uffdSync, regionKind: .memfd(name: ""))?.contains("WP_HUGETLBFS_SHMEM") == true)
+        #expect(
+            capabilities.unavailableReason(for: .uffdSync, regionKind: .memfd(name: ""))?.contains("WP_HUGETLBFS_SHMEM")
+                == true)
         capabilities.userfaultfd = .failure(SystemError(operation: "userfaultfd", errno: EPERM, hint: "run as root"))
         #expect(capabilities.unavailableReason(for: .uffdSync)?.contains("EPERM") == true)
         #expect(capabilities.unavailableReason(for: .scan) == nil)
@@ -82,7 +96,9 @@ struct HashingTests {
         let bytes = (0..<(blockSize * count)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         var hashes = [UInt64](repeating: 0, count: count)
         bytes.withUnsafeBytes { raw in
-            hashes.withUnsafeMutableBufferPointer { CSupport_hash_blocks(raw.baseAddress, blockSize, count, $0.baseAddress) }
+            hashes.withUnsafeMutableBufferPointer {
+                CSupport_hash_blocks(raw.baseAddress, blockSize, count, $0.baseAddress)
+            }
             for i in 0..<count {
                 #expect(hashes[i] == CSupport_xxh3_64(raw.baseAddress! + i * blockSize, blockSize))
             }
@@ -97,7 +113,9 @@ struct HashingTests {
         var page = (0..<pageSize).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         var hashes = [UInt64](repeating: 0, count: blocks)
         page.withUnsafeBytes { raw in
-            hashes.withUnsafeMutableBufferPointer { CSupport_hash_blocks(raw.baseAddress, blockSize, blocks, $0.baseAddress) }
+            hashes.withUnsafeMutableBufferPointer {
+                CSupport_hash_blocks(raw.baseAddress, blockSize, blocks, $0.baseAddress)
+            }
         }
         let before = hashes
         page[5] ^= 0xFF
@@ -105,7 +123,9 @@ struct HashingTests {
         var previous = [UInt64](repeating: 0, count: 64)
         let mask = page.withUnsafeBytes { raw in
             hashes.withUnsafeMutableBufferPointer { current in
-                previous.withUnsafeMutableBufferPointer { CSupport_rehash_page(raw.baseAddress, blockSize, blocks, current.baseAddress, $0.baseAddress) }
+                previous.withUnsafeMutableBufferPointer {
+                    CSupport_rehash_page(raw.baseAddress, blockSize, blocks, current.baseAddress, $0.baseAddress)
+                }
             }
         }
         #expect(mask == (UInt64(1) | UInt64(1) << UInt64(blocks - 1)))

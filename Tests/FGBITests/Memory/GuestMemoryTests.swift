@@ -2,7 +2,7 @@ import FGBI
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("GuestMemory")
@@ -47,9 +47,13 @@ struct GuestMemoryTests {
         unlink(link)
         defer { unlink(link) }
         #expect(symlink(path, link) == 0)
-        #expect(throws: SystemError.self, "a symbolic link is refused") { try GuestMemory.file(path: link, length: length) }
+        #expect(throws: SystemError.self, "a symbolic link is refused") {
+            try GuestMemory.file(path: link, length: length)
+        }
         #expect(chmod(path, 0o644) == 0)
-        #expect(throws: FGBIError.self, "a memory file others can read is refused") { try GuestMemory.file(path: path, length: length) }
+        #expect(throws: FGBIError.self, "a memory file others can read is refused") {
+            try GuestMemory.file(path: path, length: length)
+        }
     }
 
     @Test func adoptedRegionIsLeftMapped() throws {

@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The backup's state directory: checkpoint, journal, replay, torn and damaged journals.
@@ -25,7 +26,8 @@ struct ReplicaStoreTests {
         for epoch in 0..<epochs {
             var dirty = DirtyPageSet()
             for page in 0..<64 where random.next() % 3 == 0 {
-                primary.page(page).storeBytes(of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self)
+                primary.page(page).storeBytes(
+                    of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self)
                 dirty.append(page)
             }
             try engine.capture([dirty], into: capture)
@@ -50,7 +52,8 @@ struct ReplicaStoreTests {
     }
 
     static func journal(in directory: String) throws -> String {
-        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasPrefix("journal-") })
+        let name = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: directory).first { $0.hasPrefix("journal-") })
         return directory + "/" + name
     }
 
@@ -84,7 +87,7 @@ struct ReplicaStoreTests {
         _ = try Self.replicate(epochs: 6, into: directory)
         let journal = try Self.journal(in: directory)
         var contents = try [UInt8](Data(contentsOf: URL(fileURLWithPath: journal)))
-        contents[20] ^= 0xFF  // inside the first record's delta
+        contents[20] ^= 0xFF // inside the first record's delta
         try Data(contents).write(to: URL(fileURLWithPath: journal))
         #expect(throws: FGBIError.self) { try Self.load(directory) }
     }

@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The state directory and the failover image are written by a process that may run as root: a file or
@@ -41,10 +42,14 @@ struct StateFileSafetyTests {
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.imagePath = directory + "/replica.img"
         let memory = try GuestMemory.anonymous(length: 1 << 20)
-        let error = #expect(throws: FGBIError.self) { _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration) }
+        let error = #expect(throws: FGBIError.self) {
+            _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+        }
         #expect("\(error.map { "\($0)" } ?? "")".contains("chmod go-w \(directory)"), "\(String(describing: error))")
         configuration.imagePath = "/tmp/replica.img"
-        #expect(throws: FGBIError.self) { _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration) }
+        #expect(throws: FGBIError.self) {
+            _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+        }
         chmod(directory, 0o755)
         configuration.imagePath = directory + "/replica.img"
         _ = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
@@ -92,7 +97,10 @@ struct StateFileSafetyTests {
     @Test func anExistingFileIsNeverTakenOverWhenANewOneIsCreated() throws {
         let path = Self.scratch("exclusive")
         let victim = Self.scratch("exclusive-victim")
-        defer { unlink(path); unlink(victim) }
+        defer {
+            unlink(path)
+            unlink(victim)
+        }
         symlink(victim, path)
         #expect(throws: SystemError.self) { try DurableFile.create(path) { _ in } }
         #expect(!Self.exists(victim))

@@ -1,11 +1,12 @@
-@testable import FGBI
 import CSupport
 import FGBIBench
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Pre-copy deltas, resynchronisation against a backup's page hashes, and taking back a synchronisation that
@@ -27,7 +28,9 @@ struct SynchronisationTests {
             geometry = try BlockGeometry(blockSize: 64)
             replica = Replica(regions: [backup], geometry: geometry)
             var random = SeededRandom(seed: seed)
-            for i in 0..<(primary.length / 8) where i % 3 != 0 { primary.base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self) }
+            for i in 0..<(primary.length / 8) where i % 3 != 0 {
+                primary.base.storeBytes(of: random.next(), toByteOffset: i * 8, as: UInt64.self)
+            }
         }
 
         var identical: Bool { memcmp(primary.base, backup.base, primary.length) == 0 }
@@ -42,7 +45,8 @@ struct SynchronisationTests {
         @discardableResult
         func synchronise(_ engine: PrimaryEngine, dirty: DirtyPageSet = DirtyPageSet()) throws -> Int {
             let capture = EpochCapture()
-            try engine.capturePrecopy([.init(region: 0, start: 0, count: SynchronisationTests.pages)], firstPass: true, into: capture)
+            try engine.capturePrecopy(
+                [.init(region: 0, start: 0, count: SynchronisationTests.pages)], firstPass: true, into: capture)
             #expect(capture.isPrecopy)
             let (precopy, _) = try engine.encode(capture)
             replica.beginSession()
@@ -56,7 +60,9 @@ struct SynchronisationTests {
         }
     }
 
-    @Test("a session synchronised by pre-copy ends bit-identical", arguments: [ReplicationMode.fgbi, .page, .pageLZ4, .xbzrle])
+    @Test(
+        "a session synchronised by pre-copy ends bit-identical",
+        arguments: [ReplicationMode.fgbi, .page, .pageLZ4, .xbzrle])
     func precopyThenEpoch(mode: ReplicationMode) throws {
         let pair = try Pair(mode: mode)
         let engine = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode))
@@ -69,14 +75,17 @@ struct SynchronisationTests {
     @Test("resynchronising sends only the pages that differ", arguments: [ReplicationMode.fgbi, .page, .xbzrle])
     func resynchroniseSendsTheDifference(mode: ReplicationMode) throws {
         let pair = try Pair(mode: mode)
-        let full = try pair.synchronise(try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode)))
+        let full = try pair.synchronise(
+            try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode)))
         // The backup misses what the primary writes next (a lost session), then a new session starts.
         var random = SeededRandom(seed: 5)
         for page in stride(from: 0, to: Self.pages, by: 16) {
-            pair.primary.page(page).storeBytes(of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self)
+            pair.primary.page(page).storeBytes(
+                of: random.next(), toByteOffset: 8 * Int(random.next() % 512), as: UInt64.self)
         }
-        let engine = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode),
-                                       firstEpoch: 40, backupHolds: pair.summary)
+        let engine = try PrimaryEngine(
+            regions: [pair.primary], configuration: EngineConfiguration(mode: mode),
+            firstEpoch: 40, backupHolds: pair.summary)
         let resync = try pair.synchronise(engine)
         #expect(pair.identical)
         #expect(pair.replica.lastEpoch == 41, "the backup numbers on from the primary's epochs")
@@ -95,7 +104,8 @@ struct SynchronisationTests {
         let epochBefore = pair.replica.lastEpoch
         // The primary changes every page, then a new session's pre-copy reaches the backup but its epoch does not.
         for page in 0..<Self.pages { pair.primary.page(page).storeBytes(of: UInt64(page) &+ 0xABCD, as: UInt64.self) }
-        let engine = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(), firstEpoch: 10, backupHolds: summary)
+        let engine = try PrimaryEngine(
+            regions: [pair.primary], configuration: EngineConfiguration(), firstEpoch: 10, backupHolds: summary)
         let capture = EpochCapture()
         try engine.capturePrecopy([.init(region: 0, start: 0, count: Self.pages)], firstPass: true, into: capture)
         pair.replica.beginSession()
@@ -104,12 +114,14 @@ struct SynchronisationTests {
         #expect(pair.replica.lastEpoch == epochBefore, "a pre-copy commits nothing")
         #expect(!committed.withUnsafeBytes { memcmp($0.baseAddress!, pair.backup.base, pair.backup.length) == 0 })
         pair.replica.rollBack()
-        #expect(committed.withUnsafeBytes { memcmp($0.baseAddress!, pair.backup.base, pair.backup.length) == 0 },
-                "the replica is back at its committed epoch")
+        #expect(
+            committed.withUnsafeBytes { memcmp($0.baseAddress!, pair.backup.base, pair.backup.length) == 0 },
+            "the replica is back at its committed epoch")
         #expect(!pair.replica.holdsUncommittedChanges)
         // A later session may start again from there.
-        let next = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(), firstEpoch: 20,
-                                     backupHolds: heldEpoch ? pair.summary : nil)
+        let next = try PrimaryEngine(
+            regions: [pair.primary], configuration: EngineConfiguration(), firstEpoch: 20,
+            backupHolds: heldEpoch ? pair.summary : nil)
         try pair.synchronise(next)
         #expect(pair.identical)
     }
@@ -143,11 +155,15 @@ struct SynchronisationCutShortTests {
         try pair.synchronise(try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode)))
         let held = Array(UnsafeRawBufferPointer(start: pair.primary.page(3), count: GuestMemory.pageSize))
         // New session against a backup that holds content: half the first pass goes out as pre-copy...
-        for page in 0..<SynchronisationTests.pages { pair.primary.page(page).storeBytes(of: UInt64(page) &* 77 &+ 1, as: UInt64.self) }
-        let engine = try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration(mode: mode), firstEpoch: 30,
-                                       backupHolds: pair.summary)
+        for page in 0..<SynchronisationTests.pages {
+            pair.primary.page(page).storeBytes(of: UInt64(page) &* 77 &+ 1, as: UInt64.self)
+        }
+        let engine = try PrimaryEngine(
+            regions: [pair.primary], configuration: EngineConfiguration(mode: mode), firstEpoch: 30,
+            backupHolds: pair.summary)
         let capture = EpochCapture()
-        try engine.capturePrecopy([.init(region: 0, start: 0, count: SynchronisationTests.pages / 2)], firstPass: true, into: capture)
+        try engine.capturePrecopy(
+            [.init(region: 0, start: 0, count: SynchronisationTests.pages / 2)], firstPass: true, into: capture)
         pair.replica.beginSession()
         try pair.replica.apply(try engine.encode(capture).delta, precopy: true)
         // ...then the guest puts page 3 back to what the backup's summary said, and zeroes a block of page 5

@@ -6,7 +6,8 @@ import Testing
 struct BackupServiceTests {
     @Test func aServiceWithNoPrimaryServesUntilStopped() throws {
         let memory = try GuestMemory.anonymous(length: 1 << 20)
-        let backup = try Backup(regions: [memory], configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let backup = try Backup(
+            regions: [memory], configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
         let service = try backup.start()
         #expect(try service.outcome(timeout: .milliseconds(20)) == nil)
         #expect(!service.isFinished)

@@ -1,7 +1,8 @@
-@testable import FGBI
 import Foundation
 import Synchronization
 import Testing
+
+@testable import FGBI
 
 /// The backup's serve loop as a state machine (Backup+Serving.swift): the states it goes through with a real
 /// primary, and the step function driven by hand.
@@ -26,7 +27,9 @@ struct BackupStateMachineTests {
 
         /// The states entered, each run of the same state counted once.
         var states: [String] {
-            names.withLock { names in names.enumerated().filter { $0.offset == 0 || names[$0.offset - 1] != $0.element }.map(\.element) }
+            names.withLock { names in
+                names.enumerated().filter { $0.offset == 0 || names[$0.offset - 1] != $0.element }.map(\.element)
+            }
         }
 
         func result(within seconds: Double) throws -> BackupOutcome? {
@@ -78,13 +81,17 @@ struct BackupStateMachineTests {
             return
         }
         #expect(epoch == primary.committedEpoch)
-        #expect(recorded.states == ["listening", "handshaking", "synchronising", "replicating", "primaryLost", "failingOver", "finished"])
+        #expect(
+            recorded.states == [
+                "listening", "handshaking", "synchronising", "replicating", "primaryLost", "failingOver", "finished",
+            ])
         _ = try? primary.stop(finalEpoch: false)
     }
 
     @Test func stopEndsListeningAndAFinishedStateStaysFinished() throws {
         let replica = try GuestMemory.anonymous(length: 1 << 20)
-        let backup = try Backup(regions: [replica], configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let backup = try Backup(
+            regions: [replica], configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
         backup.stop()
         let state = try backup.step(.listening(lost: nil))
         guard case .finished(.primaryFinished(nil)) = state else {

@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// The pieces of several backups that need no network: the commit policy's count, the backlog that keeps
 /// frames for backups behind, the handshake's stream, and the summary several backups share.
@@ -96,8 +97,9 @@ struct CommitPolicyTests {
     }
 
     @Test func theStreamTravelsInTheHandshake() throws {
-        var hello = Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20],
-                          nonce: [UInt8](repeating: 7, count: 32))
+        var hello = Hello(
+            mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20],
+            nonce: [UInt8](repeating: 7, count: 32))
         #expect(try Hello(decoding: hello.encoded).stream == nil)
         hello.stream = [UInt8](repeating: 9, count: 16)
         #expect(throws: WireError.self, "a stream comes with its group") { try Hello(decoding: hello.encoded) }
@@ -108,7 +110,8 @@ struct CommitPolicyTests {
         #expect(BackupGroup(backups: 3, quorum: 3).candidatesNeeded == 1)
         hello.group = BackupGroup(backups: 3, quorum: 4)
         #expect(throws: WireError.self) { try Hello(decoding: hello.encoded) }
-        var welcome = Welcome(sessionID: [UInt8](repeating: 1, count: 16), nonce: [UInt8](repeating: 2, count: 32), nextEpoch: 12)
+        var welcome = Welcome(
+            sessionID: [UInt8](repeating: 1, count: 16), nonce: [UInt8](repeating: 2, count: 32), nextEpoch: 12)
         #expect(try Welcome(decoding: welcome.encoded).heldStream == nil)
         welcome.heldStream = [UInt8](repeating: 3, count: 16)
         #expect(try Welcome(decoding: welcome.encoded) == welcome)
@@ -123,7 +126,9 @@ struct CommitPolicyTests {
         let page = [UInt8](repeating: 0, count: 4096)
         let zero = ReplicaSummary.zeroFilled(pageCounts: [2], pageSize: 4096)
         let baseline = BaselineHashes(summary: ReplicaSummary.common([zero, zero]), pageSize: 4096)
-        let mixed = BaselineHashes(summary: ReplicaSummary.common([zero, ReplicaSummary(pageHashes: [[zero.pageHashes[0][0], 5]])]), pageSize: 4096)
+        let mixed = BaselineHashes(
+            summary: ReplicaSummary.common([zero, ReplicaSummary(pageHashes: [[zero.pageHashes[0][0], 5]])]),
+            pageSize: 4096)
         page.withUnsafeBytes { bytes in
             #expect(baseline.holds(region: 0, page: 1, bytes: bytes.baseAddress!))
             #expect(mixed.holds(region: 0, page: 0, bytes: bytes.baseAddress!))

@@ -21,7 +21,9 @@ struct FencingTests {
             until = Atomic(MonotonicClock.nanoseconds() + UInt64(seconds * 1e9))
         }
 
-        func lapse(after seconds: Double) { until.store(MonotonicClock.nanoseconds() + UInt64(seconds * 1e9), ordering: .releasing) }
+        func lapse(after seconds: Double) {
+            until.store(MonotonicClock.nanoseconds() + UInt64(seconds * 1e9), ordering: .releasing)
+        }
     }
 
     /// An arbiter answering what the test says, counting how often it is asked.
@@ -68,11 +70,14 @@ struct FencingTests {
         configuration.authority = authority
         configuration.epochInterval = .milliseconds(10)
         let writers = NSLock()
-        let primary = try Primary(regions: [memory], configuration: configuration,
-                                  hooks: PauseHooks(pause: { writers.lock() }, resume: { writers.unlock() }))
+        let primary = try Primary(
+            regions: [memory], configuration: configuration,
+            hooks: PauseHooks(pause: { writers.lock() }, resume: { writers.unlock() }))
         try primary.start()
         for step in 0..<50 {
-            writers.withLock { memory.base.storeBytes(of: UInt64(step) + 1, toByteOffset: 4096 * step, as: UInt64.self) }
+            writers.withLock {
+                memory.base.storeBytes(of: UInt64(step) + 1, toByteOffset: 4096 * step, as: UInt64.self)
+            }
             #expect(primary.waitForCommit(primary.epochCoveringWritesSoFar, timeout: .seconds(10)))
         }
         // The renewals stop: the right holds 200 ms more. The guest keeps writing meanwhile.
@@ -80,13 +85,18 @@ struct FencingTests {
         let deadline = authority.validUntilNanoseconds
         var step = 0
         while primary.isRunning, MonotonicClock.nanoseconds() < deadline + 2_000_000_000 {
-            writers.withLock { memory.base.storeBytes(of: UInt64(step) &+ 99, toByteOffset: (1 << 20) + 8 * (step % 512), as: UInt64.self) }
+            writers.withLock {
+                memory.base.storeBytes(
+                    of: UInt64(step) &+ 99, toByteOffset: (1 << 20) + 8 * (step % 512), as: UInt64.self)
+            }
             step += 1
             usleep(1000)
         }
         let halted = MonotonicClock.nanoseconds()
         #expect(!primary.isRunning, "the primary halts once its right lapsed")
-        #expect(halted < deadline + 100_000_000, "halted \(Double(Int64(halted) - Int64(deadline)) / 1e6) ms after the right lapsed")
+        #expect(
+            halted < deadline + 100_000_000,
+            "halted \(Double(Int64(halted) - Int64(deadline)) / 1e6) ms after the right lapsed")
         let confirmed = primary.committedEpoch
         usleep(100_000)
         #expect(primary.committedEpoch == confirmed, "no epoch is confirmed after the halt")
@@ -155,15 +165,23 @@ struct FencingTests {
         // The old primary's memory, and the promoted backup's replica of it (the last committed epoch).
         let old = try GuestMemory.anonymous(length: length)
         var random = SeededRandom(seed: 42)
-        for offset in stride(from: 0, to: length, by: 8) { old.base.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self) }
+        for offset in stride(from: 0, to: length, by: 8) {
+            old.base.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
+        }
         let promoted = try GuestMemory.anonymous(length: length)
         promoted.base.copyMemory(from: old.base, byteCount: length)
         // The old primary wrote after its last committed epoch (never confirmed); the new primary writes too.
-        for page in stride(from: 0, to: pages, by: 97) { old.base.storeBytes(of: UInt64(page) ^ 0xBAD, toByteOffset: page * 4096, as: UInt64.self) }
-        for page in stride(from: 5, to: pages, by: 89) { promoted.base.storeBytes(of: UInt64(page) ^ 0x600D, toByteOffset: page * 4096 + 8, as: UInt64.self) }
+        for page in stride(from: 0, to: pages, by: 97) {
+            old.base.storeBytes(of: UInt64(page) ^ 0xBAD, toByteOffset: page * 4096, as: UInt64.self)
+        }
+        for page in stride(from: 5, to: pages, by: 89) {
+            promoted.base.storeBytes(of: UInt64(page) ^ 0x600D, toByteOffset: page * 4096 + 8, as: UInt64.self)
+        }
 
-        let backup = try Backup(regions: [old], geometry: try BlockGeometry(),
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)), holding: .formerPrimary(lastEpoch: 41))
+        let backup = try Backup(
+            regions: [old], geometry: try BlockGeometry(),
+            configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)),
+            holding: .formerPrimary(lastEpoch: 41))
         let served = LoopbackReplicationTests.Served(backup)
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.authority = SteeredAuthority(term: 2, validFor: 60)
@@ -188,7 +206,9 @@ struct FencingTests {
         func backup() throws -> Backup {
             var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             configuration.stateDirectory = directory
-            return try Backup(regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(), configuration: configuration)
+            return try Backup(
+                regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(),
+                configuration: configuration)
         }
         func primary(term: UInt64, port: UInt16) throws -> Primary {
             var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: port))

@@ -1,7 +1,8 @@
-@testable import FGBI
 import Foundation
 import Synchronization
 import Testing
+
+@testable import FGBI
 
 /// stop()'s own timeout: a backup that stays connected and alive (heartbeats) but never acknowledges the
 /// final epoch. No other failure is recorded, so only the final-epoch wait can report it.
@@ -21,11 +22,17 @@ struct FinalEpochTests {
                 defer { finished.signal() }
                 guard let (socket, peer, _) = try? listener.accept() else { return }
                 let connection = FrameConnection(socket: socket, peer: peer, isPrimary: false, maximumPayload: 64 << 20)
-                let layout = SessionSetup.Layout(blockSize: 64, pageSize: GuestMemory.pageSize, regionLengths: [regionLength])
-                guard (try? SessionSetup.openAsBackup(connection, layout: layout, key: nil, peerIsLoopback: true, nextEpoch: 0)) != nil else { return }
+                let layout = SessionSetup.Layout(
+                    blockSize: 64, pageSize: GuestMemory.pageSize, regionLengths: [regionLength])
+                guard
+                    (try? SessionSetup.openAsBackup(
+                        connection, layout: layout, key: nil, peerIsLoopback: true, nextEpoch: 0)) != nil
+                else { return }
                 connection.setReceiveTimeout(milliseconds: 50)
                 while !done.load(ordering: .acquiring) {
-                    if let frame = try? connection.receive(), frame.type == .epoch, acknowledging.load(ordering: .acquiring) {
+                    if let frame = try? connection.receive(), frame.type == .epoch,
+                        acknowledging.load(ordering: .acquiring)
+                    {
                         let epoch = frame.payload.withUnsafeBytes { try? DeltaHeader.read($0).epoch }
                         var ack: [UInt8] = []
                         appendLittleEndian(epoch ?? 0, to: &ack)
@@ -49,7 +56,8 @@ struct FinalEpochTests {
         let backup = try SilentBackup(regionLength: length)
         defer { backup.finish() }
         let memory = try GuestMemory.anonymous(length: length)
-        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.listener.localPort))
+        var configuration = PrimaryConfiguration.onThisKernel(
+            backup: Endpoint(host: "127.0.0.1", port: backup.listener.localPort))
         configuration.backupTimeout = .milliseconds(800)
         let primary = try Primary(regions: [memory], configuration: configuration)
         try primary.start()
@@ -61,7 +69,8 @@ struct FinalEpochTests {
         #expect(throws: WireError.timedOut(milliseconds: 800)) { try primary.stop() }
         #expect(ContinuousClock.now - started < .seconds(5), "stop() gave up after its timeout")
         let committed = try #require(primary.committedEpoch)
-        #expect(committed < (primary.statistics.lastCapturedEpoch ?? 0), "the unacknowledged final epoch is not committed")
+        #expect(
+            committed < (primary.statistics.lastCapturedEpoch ?? 0), "the unacknowledged final epoch is not committed")
         #expect(primary.failure != nil, "the timeout is recorded as why replication stopped")
     }
 }

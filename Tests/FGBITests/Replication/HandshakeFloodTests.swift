@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A stranger without the key cannot keep the real primary out: a separate process floods the backup with
@@ -70,7 +71,8 @@ struct HandshakeFloodTests {
             var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
             backupConfiguration.key = key
             backupConfiguration.primaryTimeout = .seconds(5)
-            let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
+            let backup = try Backup(
+                regions: [memory], geometry: try BlockGeometry(), configuration: backupConfiguration)
             let service = try backup.start()
             defer { _ = try? service.stop() }
             let flood = try Self.startFlood(port: backup.port)
@@ -78,17 +80,25 @@ struct HandshakeFloodTests {
             // Let the flood fill the backup's door: its connections pending when the primary comes.
             Thread.sleep(forTimeInterval: 1.0)
             let pendingBefore = backup.pendingHandshakes
-            #expect(pendingBefore >= 8, "round \(round): the flood holds \(pendingBefore) handshakes open at the backup")
+            #expect(
+                pendingBefore >= 8, "round \(round): the flood holds \(pendingBefore) handshakes open at the backup")
 
             let guest = try GuestMemory.anonymous(length: 4 << 20)
-            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+            var configuration = PrimaryConfiguration.onThisKernel(
+                backup: Endpoint(host: "127.0.0.1", port: backup.port))
             configuration.key = key
             let primary = try Primary(regions: [guest], configuration: configuration)
             let start = MonotonicClock.nanoseconds()
             try primary.start()
             let committed = primary.waitForCommit(1, timeout: .seconds(2))
             let seconds = Double(MonotonicClock.nanoseconds() - start) / 1e9
-            #expect(committed, "round \(round): no commit within 2 s of start through the flood (\(pendingBefore) pending handshakes; \(seconds) s)")
+            #expect(
+                committed,
+                """
+                round \(round): no commit within 2 s of start through the flood (\(pendingBefore) pending \
+                handshakes; \(seconds) s)
+                """
+            )
             _ = try? primary.stop()
         }
     }

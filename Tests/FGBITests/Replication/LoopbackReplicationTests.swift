@@ -1,10 +1,11 @@
-@testable import FGBI
 import FGBIBench
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A primary and a backup in one process over loopback, replicating a workload written by threads that the
@@ -29,14 +30,20 @@ struct LoopbackReplicationTests {
         }
     }
 
-    static func key(_ byte: UInt8) throws -> PresharedKey { try PresharedKey(bytes: [UInt8](repeating: byte, count: 32)) }
+    static func key(_ byte: UInt8) throws -> PresharedKey {
+        try PresharedKey(bytes: [UInt8](repeating: byte, count: 32))
+    }
 
     func makeBackup(length: Int, key: PresharedKey? = nil, blockSize: Int = 64) throws -> (Backup, GuestMemory) {
         let memory = try GuestMemory.anonymous(length: length)
         var configuration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         configuration.key = key
         configuration.primaryTimeout = .seconds(5)
-        return (try Backup(regions: [memory], geometry: try BlockGeometry(blockSize: blockSize), configuration: configuration), memory)
+        return (
+            try Backup(
+                regions: [memory], geometry: try BlockGeometry(blockSize: blockSize), configuration: configuration),
+            memory
+        )
     }
 
     /// The primary's region: pre-faulted, filled like a running guest's.
@@ -47,13 +54,15 @@ struct LoopbackReplicationTests {
         return memory
     }
 
-    @Test("backup equals primary at the last acknowledged epoch", arguments: [
-        (ReplicationMode.fgbi, SyntheticWorkload.sparse, true),
-        (.pageLZ4, .duplicate, true),
-        (.fgbi, .duplicate, false),
-        (.page, .dense, false),
-        (.xbzrle, .sparse, true),
-    ])
+    @Test(
+        "backup equals primary at the last acknowledged epoch",
+        arguments: [
+            (ReplicationMode.fgbi, SyntheticWorkload.sparse, true),
+            (.pageLZ4, .duplicate, true),
+            (.fgbi, .duplicate, false),
+            (.page, .dense, false),
+            (.xbzrle, .sparse, true),
+        ])
     func replicatesExactly(mode: ReplicationMode, workload: SyntheticWorkload, authenticated: Bool) throws {
         let length = 32 << 20
         let key = authenticated ? try Self.key(1) : nil
@@ -65,12 +74,12 @@ struct LoopbackReplicationTests {
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.engine = EngineConfiguration(mode: mode)
         configuration.key = key
-        configuration.encrypt = authenticated && mode == .pageLZ4  // one case runs encrypted end to end
+        configuration.encrypt = authenticated && mode == .pageLZ4 // one case runs encrypted end to end
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
         driver.start()
         #expect(primary.waitForCommit(10, timeout: .seconds(60)), "ten epochs committed")
-        driver.stop()  // the guest stops; the final epoch captures everything it wrote
+        driver.stop() // the guest stops; the final epoch captures everything it wrote
         let last = try #require(try primary.stop())
 
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
@@ -81,7 +90,9 @@ struct LoopbackReplicationTests {
         #expect(statistics.lastCapturedEpoch == last, "the final epoch is the last one captured")
         let synchronisation = try #require(statistics.lastSynchronisation)
         if configuration.tracker == .scan {
-            #expect(synchronisation.rounds == 0 && statistics.precopyFrames == 0, "no pre-copy with the scan tracker: the first epoch takes every page")
+            #expect(
+                synchronisation.rounds == 0 && statistics.precopyFrames == 0,
+                "no pre-copy with the scan tracker: the first epoch takes every page")
         } else {
             #expect(synchronisation.rounds >= 1 && synchronisation.pagesPerRound.first == length / GuestMemory.pageSize)
             #expect(statistics.precopyFrames >= synchronisation.rounds, "the first pass went out as pre-copy frames")
@@ -89,10 +100,13 @@ struct LoopbackReplicationTests {
         #expect(driver.written > 1000)
     }
 
-    @Test("hot pages: captured unscanned at every epoch, the backup still exact",
-          .requiring(.uffdAsync, because: "hot pages are the uffd-async tracker's"), arguments: [
-        (ReplicationMode.fgbi, HotPagePolicy.replicationDefault), (.xbzrle, .replicationDefault), (.fgbi, .off), (.page, .replicationDefault),
-    ])
+    @Test(
+        "hot pages: captured unscanned at every epoch, the backup still exact",
+        .requiring(.uffdAsync, because: "hot pages are the uffd-async tracker's"),
+        arguments: [
+            (ReplicationMode.fgbi, HotPagePolicy.replicationDefault), (.xbzrle, .replicationDefault), (.fgbi, .off),
+            (.page, .replicationDefault),
+        ])
     func hotPagesKeepReplicationExact(mode: ReplicationMode, policy: HotPagePolicy) throws {
         let length = 16 << 20
         let (backup, backupMemory) = try makeBackup(length: length)
@@ -108,11 +122,15 @@ struct LoopbackReplicationTests {
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
         driver.start()
-        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch) + 30, timeout: .seconds(60)))
+        #expect(
+            primary.waitForCommit(
+                try #require(primary.statistics.lastSynchronisation?.epoch) + 30, timeout: .seconds(60)))
         driver.stop()
         let last = try #require(try primary.stop())
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
-        #expect(memcmp(memory.base, backupMemory.base, length) == 0, "backup differs with hot pages \(policy) in \(mode) mode")
+        #expect(
+            memcmp(memory.base, backupMemory.base, length) == 0,
+            "backup differs with hot pages \(policy) in \(mode) mode")
         let unscanned = primary.statistics.pagesReportedUnscanned
         if policy.isEnabled && mode.sendsOnlyChanges {
             #expect(unscanned > 0, "hot pages were captured without a scan")
@@ -121,13 +139,16 @@ struct LoopbackReplicationTests {
         }
     }
 
-    @Test("replication is exact on every frame send path", arguments: [
-        FrameSendPath.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .bySize(uringMinimumPayloadBytes: 64 << 10), .automatic,
-    ])
+    @Test(
+        "replication is exact on every frame send path",
+        arguments: [
+            FrameSendPath.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0),
+            .bySize(uringMinimumPayloadBytes: 64 << 10), .automatic,
+        ])
     func replicatesOnEverySendPath(path: FrameSendPath) throws {
         let support = try? URingSendSupport.current.get()
         if path.usesUring, support == nil || support?.unavailableReason(for: path) != nil {
-            return  // this kernel lacks it; the transport tests report which
+            return // this kernel lacks it; the transport tests report which
         }
         let length = 8 << 20
         let (backup, backupMemory) = try makeBackup(length: length)
@@ -139,7 +160,9 @@ struct LoopbackReplicationTests {
         let primary = try Primary(regions: [memory], configuration: configuration, hooks: driver.hooks)
         try primary.start()
         driver.start()
-        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch) + 10, timeout: .seconds(20)))
+        #expect(
+            primary.waitForCommit(
+                try #require(primary.statistics.lastSynchronisation?.epoch) + 10, timeout: .seconds(20)))
         driver.stop()
         let last = try #require(try primary.stop())
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
@@ -152,7 +175,9 @@ struct LoopbackReplicationTests {
         let (backup, _) = try makeBackup(length: 4 << 20)
         let served = Served(backup)
         let memory = try GuestMemory.anonymous(length: 4 << 20)
-        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        let primary = try Primary(
+            regions: [memory],
+            configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
         let stream = primary.commits()
         try primary.start()
         var seen: [UInt64] = []
@@ -179,8 +204,9 @@ struct LoopbackReplicationTests {
         let seen = PthreadLock<[EpochStatistics]>([])
         // A guest that takes 10 ms to stop: that time is part of the pause and reported as the stop time.
         let hooks = PauseHooks(pause: { MonotonicClock.sleep(nanoseconds: 10_000_000) }, resume: {})
-        let primary = try Primary(regions: [memory], configuration: configuration, hooks: hooks,
-                                  observer: { capture, statistics in if !capture.isPrecopy { seen.withLock { $0.append(statistics) } } })
+        let primary = try Primary(
+            regions: [memory], configuration: configuration, hooks: hooks,
+            observer: { capture, statistics in if !capture.isPrecopy { seen.withLock { $0.append(statistics) } } })
         try primary.start()
         MonotonicClock.sleep(nanoseconds: 100_000_000)
         try primary.stop()
@@ -189,7 +215,9 @@ struct LoopbackReplicationTests {
         #expect(epochs.count >= 3)
         for epoch in epochs {
             #expect(epoch.stopNanoseconds >= 10_000_000, "epoch \(epoch.epoch): stop \(epoch.stopNanoseconds) ns")
-            #expect(epoch.pauseNanoseconds > epoch.stopNanoseconds, "epoch \(epoch.epoch): the pause covers the stop and the capture")
+            #expect(
+                epoch.pauseNanoseconds > epoch.stopNanoseconds,
+                "epoch \(epoch.epoch): the pause covers the stop and the capture")
         }
     }
 
@@ -226,8 +254,9 @@ struct LoopbackReplicationTests {
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.key = try Self.key(3)
         backupConfiguration.requireEncryption = true
-        let backup = try Backup(regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(),
-                                configuration: backupConfiguration)
+        let backup = try Backup(
+            regions: [try GuestMemory.anonymous(length: 1 << 20)], geometry: try BlockGeometry(),
+            configuration: backupConfiguration)
         let served = Served(backup)
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.key = try Self.key(3)
@@ -247,7 +276,9 @@ struct LoopbackReplicationTests {
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
         let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { throw SystemError(operation: "connect", errno: errno) }
         return fd
@@ -269,7 +300,7 @@ struct LoopbackReplicationTests {
         let start = Date()
         _ = header.withUnsafeBytes { send(greedy, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         var byte: UInt8 = 0
-        let answered = recv(greedy, &byte, 1, 0)  // the close
+        let answered = recv(greedy, &byte, 1, 0) // the close
         #expect(answered == 0, "the backup closed the connection")
         #expect(Date().timeIntervalSince(start) < 0.3, "refused without waiting for the announced payload")
         close(greedy)
@@ -299,7 +330,9 @@ struct LoopbackReplicationTests {
         // The backup still serves a real primary, its replica untouched so far.
         #expect(backup.lastEpoch == nil)
         let primaryMemory = try GuestMemory.anonymous(length: 4 << 20)
-        let primary = try Primary(regions: [primaryMemory], configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        let primary = try Primary(
+            regions: [primaryMemory],
+            configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
         try primary.start()
         let last = try #require(try primary.stop())
         #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
@@ -309,7 +342,9 @@ struct LoopbackReplicationTests {
         let (backup, _) = try makeBackup(length: 4 << 20)
         let served = Served(backup)
         let memory = try GuestMemory.anonymous(length: 8 << 20)
-        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
+        let primary = try Primary(
+            regions: [memory],
+            configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port)))
         #expect(throws: WireError.self) { try primary.start() }
         backup.stop()
         _ = try? served.outcome()
@@ -318,7 +353,9 @@ struct LoopbackReplicationTests {
 
     @Test func keyIsRequiredOffLoopback() throws {
         let memory = try GuestMemory.anonymous(length: 1 << 20)
-        let primary = try Primary(regions: [memory], configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "192.0.2.1", port: 7070)))
+        let primary = try Primary(
+            regions: [memory],
+            configuration: PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "192.0.2.1", port: 7070)))
         #expect(throws: WireError.self) { try primary.start() }
     }
 }

@@ -1,19 +1,20 @@
 import FGBI
-import FGBILab
 import FGBIBench
+import FGBILab
 import Foundation
 import Synchronization
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Replication between two hosts on one machine: the backup runs in a network namespace of its own behind a
 /// veth link made by the test, so every frame crosses a real network device. Off loopback a key is
 /// required.
-@Suite("Replication across network namespaces", .serialized,
-       .enabled(if: VethLink.isAvailable, "needs root and iproute2 network namespaces"))
+@Suite(
+    "Replication across network namespaces", .serialized,
+    .enabled(if: VethLink.isAvailable, "needs root and iproute2 network namespaces"))
 struct NamespaceReplicationTests {
     /// A backup created, and served, by a thread that entered `namespace` first.
     final class RemoteBackup: @unchecked Sendable {
@@ -32,7 +33,8 @@ struct NamespaceReplicationTests {
                     var configuration = BackupConfiguration(listen: Endpoint(host: address, port: 0))
                     configuration.key = key
                     configuration.primaryTimeout = .seconds(5)
-                    let backup = try Backup(regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
+                    let backup = try Backup(
+                        regions: [memory], geometry: try BlockGeometry(), configuration: configuration)
                     self.backup = backup
                     ready.signal()
                     return try backup.serve()
@@ -46,7 +48,9 @@ struct NamespaceReplicationTests {
         var port: UInt16 { backup?.port ?? 0 }
 
         func outcome() throws -> BackupOutcome {
-            guard done.wait(timeout: .now() + 60) == .success, let result else { throw WireError.timedOut(milliseconds: 60_000) }
+            guard done.wait(timeout: .now() + 60) == .success, let result else {
+                throw WireError.timedOut(milliseconds: 60_000)
+            }
             return try result.get()
         }
     }
@@ -62,7 +66,8 @@ struct NamespaceReplicationTests {
         try memory.prefault()
         SyntheticWorkload.fillInitial(memory, seed: 9)
         let driver = WorkloadDriver(memory: memory, workload: .sparse, threads: 2, pagesPerSecond: 40_000)
-        var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: link.peerAddress, port: remote.port))
+        var configuration = PrimaryConfiguration.onThisKernel(
+            backup: Endpoint(host: link.peerAddress, port: remote.port))
 
         // Off loopback, no key is refused before anything is sent.
         let keyless = try Primary(regions: [memory], configuration: configuration)
@@ -73,7 +78,9 @@ struct NamespaceReplicationTests {
         configuration.allowPlaintext = true
         let plaintext = try Primary(regions: [memory], configuration: configuration)
         let refusal = #expect(throws: WireError.self) { try plaintext.start() }
-        #expect("\(refusal.map { "\($0)" } ?? "")".contains("requires encryption off loopback"), "\(String(describing: refusal))")
+        #expect(
+            "\(refusal.map { "\($0)" } ?? "")".contains("requires encryption off loopback"),
+            "\(String(describing: refusal))")
 
         // By default, with a key, frames off loopback are encrypted without being asked.
         configuration.allowPlaintext = false
@@ -85,6 +92,7 @@ struct NamespaceReplicationTests {
         driver.stop()
         let last = try #require(try primary.stop())
         #expect(try remote.outcome() == .primaryFinished(lastEpoch: last))
-        #expect(memcmp(memory.base, remote.memory.base, length) == 0, "backup differs from the primary at epoch \(last)")
+        #expect(
+            memcmp(memory.base, remote.memory.base, length) == 0, "backup differs from the primary at epoch \(last)")
     }
 }

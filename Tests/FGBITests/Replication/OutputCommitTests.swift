@@ -3,7 +3,7 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The library article's programs (Sources/FGBI/FGBI.docc/ReplicatingYourOwnMemory.md): its primary against
@@ -17,8 +17,9 @@ struct OutputCommitTests {
         // The backup, as the article's backup section starts it, configured to accept this primary.
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: 0))
         let replica = try GuestMemory.anonymous(length: length)
-        let backup = try Backup(regions: [replica],
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0), matching: configuration))
+        let backup = try Backup(
+            regions: [replica],
+            configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0), matching: configuration))
         let service = try backup.start()
         configuration.backup = Endpoint(host: "127.0.0.1", port: backup.port)
 
@@ -26,8 +27,9 @@ struct OutputCommitTests {
         let memory = try GuestMemory.anonymous(length: length)
         try memory.prefault()
         let writers = NSLock()
-        let primary = try Primary(regions: [memory], configuration: configuration,
-                                  hooks: PauseHooks(pause: { writers.lock() }, resume: { writers.unlock() }))
+        let primary = try Primary(
+            regions: [memory], configuration: configuration,
+            hooks: PauseHooks(pause: { writers.lock() }, resume: { writers.unlock() }))
         try primary.start()
         var late = 0
         for request in 0..<200 {
@@ -39,18 +41,23 @@ struct OutputCommitTests {
                 break
             }
             // The reply may go out now: the backup must hold the write already.
-            if replica.base.load(fromByteOffset: 8 * (request % 4096), as: UInt64.self) != UInt64(request) &+ 0xC0FFEE { late += 1 }
+            if replica.base.load(fromByteOffset: 8 * (request % 4096), as: UInt64.self) != UInt64(request) &+ 0xC0FFEE {
+                late += 1
+            }
         }
         let last = try primary.stop()
         #expect(late == 0, "\(late) replies would have been released before the backup held their write")
         #expect(try service.outcome(timeout: .seconds(30)) == .primaryFinished(lastEpoch: last))
-        #expect(memcmp(replica.base, memory.base, length) == 0, "the replica equals the primary's memory after its last epoch")
+        #expect(
+            memcmp(replica.base, memory.base, length) == 0,
+            "the replica equals the primary's memory after its last epoch")
     }
 
     @Test(.enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
     func theBackupTakesOverFromAKilledPrimaryAndResumesFromItsStateDirectory() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fgbi-article-\(getpid())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         defer { try? FileManager.default.removeItem(at: directory) }
         let length = 16 << 20
 
@@ -88,7 +95,8 @@ struct OutputCommitTests {
         again.stateDirectory = directory.path
         let restarted = try Backup(regions: [restartedMemory], configuration: again)
         #expect(restarted.lastEpoch == epoch)
-        #expect(memcmp(restartedMemory.base, replica.base, length) == 0, "the state directory holds the replica taken over")
+        #expect(
+            memcmp(restartedMemory.base, replica.base, length) == 0, "the state directory holds the replica taken over")
         #expect(try restarted.start().stop() == .primaryFinished(lastEpoch: epoch))
     }
 }

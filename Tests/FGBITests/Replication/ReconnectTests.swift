@@ -1,10 +1,11 @@
-@testable import FGBI
 import FGBIBench
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A backup that restarts on its state directory while the primary runs: the primary reconnects, the backup
@@ -40,11 +41,14 @@ struct ReconnectTests {
         // (a session's first takes every page the backup does not hold; a few written pages follow).
         func synchronisationBytes() -> Int {
             let statistics = primary.statistics
-            return configuration.tracker == .scan ? statistics.precopyBytes + statistics.bytesSent : statistics.precopyBytes
+            return configuration.tracker == .scan
+                ? statistics.precopyBytes + statistics.bytesSent : statistics.precopyBytes
         }
         try primary.start()
         driver.start()
-        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch) + 5, timeout: .seconds(20)))
+        #expect(
+            primary.waitForCommit(
+                try #require(primary.statistics.lastSynchronisation?.epoch) + 5, timeout: .seconds(20)))
         let fullSynchronisation = synchronisationBytes()
 
         // The backup goes away; the primary keeps running and retries; a new backup process on the same state
@@ -65,13 +69,15 @@ struct ReconnectTests {
         #expect(resumed.epoch > held)
         #expect(primary.waitForCommit(resumed.epoch + 3, timeout: .seconds(20)))
         let resynchronisation = synchronisationBytes() - fullSynchronisation
-        #expect(resynchronisation * 4 < fullSynchronisation,
-                "resynchronising sent \(resynchronisation) bytes, the first synchronisation \(fullSynchronisation)")
+        #expect(
+            resynchronisation * 4 < fullSynchronisation,
+            "resynchronising sent \(resynchronisation) bytes, the first synchronisation \(fullSynchronisation)")
 
         driver.stop()
         let last = try #require(try primary.stop())
         #expect(try secondServed.outcome() == .primaryFinished(lastEpoch: last))
-        #expect(memcmp(memory.base, secondMemory.base, length) == 0, "the backup differs from the primary at epoch \(last)")
+        #expect(
+            memcmp(memory.base, secondMemory.base, length) == 0, "the backup differs from the primary at epoch \(last)")
         // And the state directory holds that epoch for the next restart.
         let check = try GuestMemory.anonymous(length: length)
         let replica = Replica(regions: [check], geometry: try BlockGeometry(blockSize: 64))
@@ -82,14 +88,16 @@ struct ReconnectTests {
     @Test func withoutAReconnectWindowLosingTheBackupStopsReplication() throws {
         let length = 4 << 20
         let memory = try GuestMemory.anonymous(length: length)
-        let backup = try Backup(regions: [try GuestMemory.anonymous(length: length)], geometry: try BlockGeometry(blockSize: 64),
-                                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
+        let backup = try Backup(
+            regions: [try GuestMemory.anonymous(length: length)], geometry: try BlockGeometry(blockSize: 64),
+            configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
         let served = LoopbackReplicationTests.Served(backup)
         var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
         configuration.reconnectWindow = .zero
         let primary = try Primary(regions: [memory], configuration: configuration)
         try primary.start()
-        #expect(primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch), timeout: .seconds(10)))
+        #expect(
+            primary.waitForCommit(try #require(primary.statistics.lastSynchronisation?.epoch), timeout: .seconds(10)))
         backup.stop()
         _ = try served.outcome()
         let deadline = Date().addingTimeInterval(10)

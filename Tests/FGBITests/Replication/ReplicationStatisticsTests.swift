@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// What an embedder sees when printing a primary's statistics.
 @Suite("Replication statistics")

@@ -4,13 +4,14 @@ import Foundation
 import Testing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A backup that stops reading (SIGSTOP) must not hang the primary: stop() gives up after its backup
 /// timeout and reports why, and the committed epoch never runs ahead of what the backup acknowledged.
-@Suite("Stalled backup", .serialized,
-       .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
+@Suite(
+    "Stalled backup", .serialized,
+    .enabled(if: CommandRunner.executable != nil, "the fgbi executable was not built beside the tests"))
 struct StalledBackupTests {
     @Test func stopReturnsWhenTheBackupStopsReading() throws {
         let backup = Process()
@@ -28,7 +29,10 @@ struct StalledBackupTests {
         while !said.contains("listening on"), backup.isRunning {
             said += String(decoding: log.fileHandleForReading.availableData, as: UTF8.self)
         }
-        let port = try #require(said.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.flatMap { UInt16($0) })
+        let port = try #require(
+            said.split(separator: "\n").first { $0.contains("listening on") }?.split(separator: ":").last.flatMap {
+                UInt16($0)
+            })
 
         let memory = try GuestMemory.anonymous(length: 16 << 20)
         try memory.prefault()
@@ -42,7 +46,7 @@ struct StalledBackupTests {
         #expect(primary.waitForCommit(synchronised + 2, timeout: .seconds(60)))
         kill(backup.processIdentifier, SIGSTOP)
         let committedBefore = primary.committedEpoch
-        usleep(300_000)  // epochs pile up against a backup that no longer reads
+        usleep(300_000) // epochs pile up against a backup that no longer reads
         driver.stop()
         let start = Date()
         #expect(throws: (any Error).self) { try primary.stop() }
@@ -50,6 +54,8 @@ struct StalledBackupTests {
         #expect(took < 5, "stop() took \(took) s against a stalled backup with a 1 s timeout")
         let committed = try #require(primary.committedEpoch)
         #expect(committed >= committedBefore ?? 0)
-        #expect(committed < (primary.statistics.lastCapturedEpoch ?? 0), "the final epoch was never acknowledged, so never committed")
+        #expect(
+            committed < (primary.statistics.lastCapturedEpoch ?? 0),
+            "the final epoch was never acknowledged, so never committed")
     }
 }

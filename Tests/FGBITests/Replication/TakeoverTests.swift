@@ -1,10 +1,11 @@
-@testable import FGBI
 import FGBIBench
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The high-availability cycle in one process (Docs/RELIABILITY.md, promise 5d): a backup takes over as the
@@ -20,7 +21,8 @@ struct TakeoverTests {
         for _ in 0..<pages {
             let page = Int(random.next() % UInt64(memory.pageCount))
             let word = Int(random.next() % UInt64(GuestMemory.pageSize / 8))
-            memory.base.storeBytes(of: random.next(), toByteOffset: page * GuestMemory.pageSize + word * 8, as: UInt64.self)
+            memory.base.storeBytes(
+                of: random.next(), toByteOffset: page * GuestMemory.pageSize + word * 8, as: UInt64.self)
         }
     }
 
@@ -41,16 +43,22 @@ struct TakeoverTests {
         var lastCommitted: UInt64?
         for round in 0..<6 {
             let backupNode = 1 - primaryNode
-            let backup = try Backup(regions: [nodes[backupNode]], configuration: Self.backupConfiguration(), holding: held)
-            if held != nil { #expect(backup.lastEpoch == nil, "round \(round): a former primary's memory is not vouched for") }
+            let backup = try Backup(
+                regions: [nodes[backupNode]], configuration: Self.backupConfiguration(), holding: held)
+            if held != nil {
+                #expect(backup.lastEpoch == nil, "round \(round): a former primary's memory is not vouched for")
+            }
             let served = Served(backup)
-            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+            var configuration = PrimaryConfiguration.onThisKernel(
+                backup: Endpoint(host: "127.0.0.1", port: backup.port))
             configuration.continuesAfterEpoch = continuesAfter
             configuration.epochInterval = .milliseconds(10)
             let primary = try Primary(regions: [nodes[primaryNode]], configuration: configuration)
             try primary.start()
             let synchronisation = try #require(primary.statistics.lastSynchronisation)
-            #expect(primary.waitForCommit(synchronisation.epoch, timeout: .seconds(60)), "round \(round): the synchronisation committed")
+            #expect(
+                primary.waitForCommit(synchronisation.epoch, timeout: .seconds(60)),
+                "round \(round): the synchronisation committed")
             let synchronised = primary.statistics
             if let lastCommitted {
                 #expect(synchronisation.epoch > lastCommitted, "round \(round): epochs grow across the takeover")
@@ -63,7 +71,9 @@ struct TakeoverTests {
             Self.scribble(nodes[primaryNode], seed: UInt64(round), pages: 200)
             let last = try #require(try primary.stop())
             #expect(try served.outcome() == .primaryFinished(lastEpoch: last))
-            #expect(memcmp(nodes[0].base, nodes[1].base, length) == 0, "round \(round): the backup equals the primary at epoch \(last)")
+            #expect(
+                memcmp(nodes[0].base, nodes[1].base, length) == 0,
+                "round \(round): the backup equals the primary at epoch \(last)")
             // Writes after the last committed epoch, never confirmed: the former primary rejoins holding them.
             Self.scribble(nodes[primaryNode], seed: 1_000 + UInt64(round), pages: 50)
             // The backup takes over at its epoch; the former primary rejoins, with or without its epoch number.
@@ -87,11 +97,13 @@ struct TakeoverTests {
         let backup = try Backup(regions: [memory], configuration: configuration, holding: held)
         let served = Served(backup)
 
-        let connection = try FrameConnection(socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: backup.port)),
-                                             peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
+        let connection = try FrameConnection(
+            socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: backup.port)),
+            peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
         connection.setReceiveTimeout(milliseconds: 5000)
-        let hello = Hello(mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: GuestMemory.pageSize,
-                          regionLengths: [length], nonce: randomBytes(32))
+        let hello = Hello(
+            mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: GuestMemory.pageSize,
+            regionLengths: [length], nonce: randomBytes(32))
         let welcome = try SessionSetup.openAsPrimary(connection, hello: hello, key: nil)
         let expectedNext: UInt64 = held == .formerPrimary(lastEpoch: nil) ? 1 : 8
         #expect(welcome.nextEpoch == expectedNext, "the handshake says what the regions hold")

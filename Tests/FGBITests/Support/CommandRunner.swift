@@ -24,8 +24,10 @@ enum CommandRunner {
     static func startPrimary(backupPort: UInt16) throws -> Process {
         let primary = Process()
         primary.executableURL = executable
-        primary.arguments = ["primary", "--backup", "127.0.0.1:\(backupPort)", "--region-mib", "16", "--duration", "60",
-                             "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue]
+        primary.arguments = [
+            "primary", "--backup", "127.0.0.1:\(backupPort)", "--region-mib", "16", "--duration", "60",
+            "--pages-per-second", "20000", "--tracker", Kernel.preferredTracker.rawValue,
+        ]
         primary.standardOutput = FileHandle.nullDevice
         primary.standardError = FileHandle.nullDevice
         try primary.run()

@@ -37,8 +37,15 @@ final class EngineHarness {
     /// The first differing byte, for failure messages.
     var firstDifference: String {
         for (r, (a, b)) in zip(primary, backup).enumerated() {
-            for offset in 0..<a.length where a.base.load(fromByteOffset: offset, as: UInt8.self) != b.base.load(fromByteOffset: offset, as: UInt8.self) {
-                return "region \(r) byte \(offset) (page \(offset / GuestMemory.pageSize), block \(offset / engine.geometry.blockSize))"
+            for offset in 0..<a.length
+            where a.base.load(fromByteOffset: offset, as: UInt8.self)
+                != b.base.load(fromByteOffset: offset, as: UInt8.self)
+            {
+                return
+                    """
+                    region \(r) byte \(offset) (page \(offset / GuestMemory.pageSize), block \
+                    \(offset / engine.geometry.blockSize))
+                    """
             }
         }
         return "none"
@@ -46,5 +53,5 @@ final class EngineHarness {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

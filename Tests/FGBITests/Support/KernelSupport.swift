@@ -7,7 +7,8 @@ import Testing
 ///
 /// `FGBI_TEST_DISABLE_UFFD=1` in the environment makes the tests treat userfaultfd as missing, as on a kernel
 /// built without it: the `uffd-async` and `uffd-sync` trackers count as unavailable, replication tests track
-/// with `scan` (``preferredTracker``), and the tests that need userfaultfd are skipped with that reason. The library is unaffected;
+/// with `scan` (``preferredTracker``), and the tests that need userfaultfd are skipped with that reason. The library is
+/// unaffected;
 /// the `fgbi` processes the tests start are given `--tracker` explicitly.
 enum Kernel {
     static let capabilities = KernelCapabilities.current
@@ -50,7 +51,8 @@ enum Kernel {
 extension Trait where Self == ConditionTrait {
     /// Runs the test or suite only where this kernel can run `tracker` on a region of `kind`; elsewhere it
     /// is skipped, the comment saying `why` it needs that tracker and why the kernel cannot run it.
-    static func requiring(_ tracker: TrackerKind, _ region: GuestMemory.Kind = .anonymous, because why: String) -> Self {
+    static func requiring(_ tracker: TrackerKind, _ region: GuestMemory.Kind = .anonymous, because why: String) -> Self
+    {
         let reason = Kernel.unavailableReason(for: tracker, region)
         return .enabled(if: reason == nil, Comment(rawValue: "\(why); \(tracker) unavailable: \(reason ?? "")"))
     }

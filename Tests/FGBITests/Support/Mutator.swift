@@ -50,7 +50,9 @@ struct Mutator {
         case 4: // copy a page from another place, maybe another region (duplicates)
             let source = regions[pick(regions.count)]
             let from = source.page(pick(source.pageCount))
-            write(region, at: pick(memory.pageCount) * GuestMemory.pageSize, UnsafeRawBufferPointer(start: from, count: GuestMemory.pageSize))
+            write(
+                region, at: pick(memory.pageCount) * GuestMemory.pageSize,
+                UnsafeRawBufferPointer(start: from, count: GuestMemory.pageSize))
         case 5: // zero a page or a block
             let size = random.next() % 2 == 0 ? GuestMemory.pageSize : blockSize
             let zeros = [UInt8](repeating: 0, count: size)

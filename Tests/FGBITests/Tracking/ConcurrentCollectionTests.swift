@@ -8,7 +8,10 @@ import Testing
 @Suite("Collections racing writers", .serialized)
 struct ConcurrentCollectionTests {
     /// A write as a writer logged it: the page, and the number of the first collection that may report it.
-    struct LoggedWrite: Sendable { var page: Int; var earliestCollection: Int }
+    struct LoggedWrite: Sendable {
+        var page: Int
+        var earliestCollection: Int
+    }
 
     @Test("no write is lost while uffd-async collects", .requiring(.uffdAsync, because: "the tracker under test"))
     func noLostWritesWithAsyncWriteProtect() throws {
@@ -16,9 +19,13 @@ struct ConcurrentCollectionTests {
     }
 
     /// Short leases, so pages also leave the hot set.
-    @Test("no write is lost while uffd-async collects with hot pages", .requiring(.uffdAsync, because: "hot pages are the uffd-async tracker's"))
+    @Test(
+        "no write is lost while uffd-async collects with hot pages",
+        .requiring(.uffdAsync, because: "hot pages are the uffd-async tracker's"))
     func noLostWritesWithHotPages() throws {
-        try noLostWrites(tracker: .uffdAsync, hotPages: HotPagePolicy(promoteAfter: 2, leaseCollections: 6, maximumPages: 512, maximumGap: 2))
+        try noLostWrites(
+            tracker: .uffdAsync,
+            hotPages: HotPagePolicy(promoteAfter: 2, leaseCollections: 6, maximumPages: 512, maximumGap: 2))
     }
 
     @Test("no write is lost while uffd-sync collects", .requiring(.uffdSync, because: "the tracker under test"))
@@ -90,7 +97,7 @@ struct ConcurrentCollectionTests {
         #expect(writes.count > 1000, "the writers ran (\(writes.count) writes)")
         #expect(lost == 0, "\(lost) of \(writes.count) writes were never reported after they happened")
         if hotPages.isEnabled {
-            #expect(unscanned > 0, "pages became hot")  // and hot pages are reported written or not
+            #expect(unscanned > 0, "pages became hot") // and hot pages are reported written or not
         } else {
             #expect(phantom.isEmpty, "pages reported but never written: \(phantom.prefix(10))")
         }

@@ -1,6 +1,7 @@
-@testable import FGBI
 import Foundation
 import Testing
+
+@testable import FGBI
 
 /// The hot-page policy: pages written every epoch stop being scanned, and no write is ever lost for it.
 @Suite("Hot pages")
@@ -50,7 +51,9 @@ struct HotPageTests {
 
     /// Runs `collections` epochs of `writes(epoch)` against a model and a hot-page set; checks that every page
     /// written in an epoch is reported at its end. Returns the model and the unscanned counts per epoch.
-    func run(_ policy: HotPagePolicy, pages: Int, collections: Int, writes: (Int) -> [Int]) -> (ProtectionModel, [Int], HotPageSet) {
+    func run(_ policy: HotPagePolicy, pages: Int, collections: Int, writes: (Int) -> [Int]) -> (
+        ProtectionModel, [Int], HotPageSet
+    ) {
         var harness = Harness(policy, pages: pages)
         var unscanned: [Int] = []
         for epoch in 0..<collections {
@@ -78,7 +81,8 @@ struct HotPageTests {
 
     @Test("a page that stops being written is scanned again once its lease ends")
     func leaseEnds() {
-        let (_, unscanned, hot) = run(Self.policy, pages: 256, collections: 30) { epoch in epoch < 5 ? [7, 9, 200] : [] }
+        let (_, unscanned, hot) = run(Self.policy, pages: 256, collections: 30) { epoch in epoch < 5 ? [7, 9, 200] : []
+        }
         #expect(unscanned[4] == 4, "7, 8 (a gap page) and 9, and 200, reported unscanned: \(unscanned)")
         // Promoted at collection 2 (index 1); leases of 8 plus up to 4 more end by index 13.
         let afterLeases = unscanned[15...]
@@ -88,7 +92,8 @@ struct HotPageTests {
 
     @Test("a hot page captured unchanged loses its lease early, and a write after is still reported")
     func demotion() {
-        var harness = Harness(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 64, maximumGap: 0), pages: 64)
+        var harness = Harness(
+            HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 64, maximumGap: 0), pages: 64)
         // Pages 10 and 20 written twice: hot.
         for _ in 0..<2 {
             harness.model.write(10)
@@ -101,9 +106,9 @@ struct HotPageTests {
         for _ in 0..<3 { harness.hot.noteUnchanged([10]) }
         harness.collect()
         #expect(harness.hot.hotCount == 2 && harness.hot.demotions == 0, "3 unchanged captures are not enough")
-        harness.hot.noteUnchanged([10, 30])  // 30 is not hot: ignored
+        harness.hot.noteUnchanged([10, 30]) // 30 is not hot: ignored
         #expect(harness.hot.demotions == 1)
-        harness.model.write(10)  // written after the demotion was decided: the next collection's scan reports it
+        harness.model.write(10) // written after the demotion was decided: the next collection's scan reports it
         harness.collect()
         #expect(harness.hot.hotCount == 1, "page 10 is scanned again")
         #expect(harness.set.contains(10) && harness.set.contains(20))
@@ -113,7 +118,8 @@ struct HotPageTests {
 
     @Test("pages written in two epochs and then never again leave the hot set early with feedback")
     func burstThenQuiet() {
-        var harness = Harness(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 1024, maximumGap: 2), pages: 1024)
+        var harness = Harness(
+            HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 1024, maximumGap: 2), pages: 1024)
         var unscanned: [Int] = []
         for epoch in 0..<20 {
             if epoch < 2 { for page in 200..<300 { harness.model.write(page) } }
@@ -123,7 +129,9 @@ struct HotPageTests {
             if epoch >= 2 { harness.hot.noteUnchanged(harness.set.pages.filter { (200..<300).contains($0) }) }
         }
         #expect(unscanned[2] == 100, "the burst's pages became hot: \(unscanned)")
-        #expect(unscanned[7...].allSatisfy { $0 == 0 }, "demoted after 4 unchanged captures, not 16-24 epochs later: \(unscanned)")
+        #expect(
+            unscanned[7...].allSatisfy { $0 == 0 },
+            "demoted after 4 unchanged captures, not 16-24 epochs later: \(unscanned)")
     }
 
     @Test("the hot set stays within its bound")
@@ -141,10 +149,12 @@ struct HotPageTests {
         let draws = (0..<60).map { _ in (0..<80).map { _ in Int(random.next() % 4096) } }
         let core = Array(stride(from: 3000, to: 3300, by: 3))
         let writes: (Int) -> [Int] = { epoch in draws[epoch] + (epoch % 7 == 6 ? [] : core) }
-        let (model, _, _) = run(HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 4096, maximumGap: 2),
-                                pages: 4096, collections: 60, writes: writes)
+        let (model, _, _) = run(
+            HotPagePolicy(promoteAfter: 2, leaseCollections: 16, maximumPages: 4096, maximumGap: 2),
+            pages: 4096, collections: 60, writes: writes)
         let (exact, _, _) = run(.off, pages: 4096, collections: 60, writes: writes)
-        #expect(model.firstWrites < exact.firstWrites * 2 / 3, "first writes \(model.firstWrites) of \(exact.firstWrites)")
+        #expect(
+            model.firstWrites < exact.firstWrites * 2 / 3, "first writes \(model.firstWrites) of \(exact.firstWrites)")
     }
 
     @Test("policy parsing and checks")
@@ -152,9 +162,13 @@ struct HotPageTests {
         #expect(try HotPagePolicy.parse("off") == .off)
         #expect(try HotPagePolicy.parse("on") == .replicationDefault)
         let custom = try HotPagePolicy.parse("3:20:512")
-        #expect(custom.promoteAfter == 3 && custom.leaseCollections == 20 && custom.maximumPages == 512 && custom.demotesUnchanged)
+        #expect(
+            custom.promoteAfter == 3 && custom.leaseCollections == 20 && custom.maximumPages == 512
+                && custom.demotesUnchanged)
         #expect(try HotPagePolicy.parse("2:16:64:full").demotesUnchanged == false)
-        for bad in ["", "2:16", "1:16:100", "2:0:100", "2:16:0", "a:b:c", "2:70000:10", "2:16:64:half", "2:16:64:full:full"] {
+        for bad in [
+            "", "2:16", "1:16:100", "2:0:100", "2:16:0", "a:b:c", "2:70000:10", "2:16:64:half", "2:16:64:full:full",
+        ] {
             #expect(throws: FGBIError.self, "'\(bad)'") { _ = try HotPagePolicy.parse(bad) }
         }
         #expect(throws: FGBIError.self) {

@@ -24,7 +24,9 @@ struct TrackerExactnessTests {
 
     /// Runs `epochs` random epochs on a region and checks each collection against the writes and `scan`.
     /// Half the cases never pre-fault, so first writes land on never-touched pages.
-    static func checkEpochs(tracker kind: TrackerKind, region: RegionKind, length: Int, epochs: Int, budget: Int, seed: UInt64) throws {
+    static func checkEpochs(
+        tracker kind: TrackerKind, region: RegionKind, length: Int, epochs: Int, budget: Int, seed: UInt64
+    ) throws {
         let memory = try region.make(length: length)
         let prefault = seed % 2 == 0
         if prefault { try memory.prefault() }
@@ -42,7 +44,13 @@ struct TrackerExactnessTests {
             try tracker.collect(into: &reported)
             try reference.collect(into: &scanned)
             let truth = DirtyPageSet(pages: log.pages)
-            #expect(reported == truth, "epoch \(epoch) of \(kind) on \(region) \(length) bytes (prefault: \(prefault)): reported \(reported.pageCount), wrote \(truth.pageCount)")
+            #expect(
+                reported == truth,
+                """
+                epoch \(epoch) of \(kind) on \(region) \(length) bytes (prefault: \(prefault)): reported \
+                \(reported.pageCount), wrote \(truth.pageCount)
+                """
+            )
             #expect(scanned == truth, "epoch \(epoch): scan reference disagrees with the writes")
         }
     }
@@ -51,8 +59,9 @@ struct TrackerExactnessTests {
     static func randomPatterns(tracker: TrackerKind, region: RegionKind) throws {
         for (index, length) in sizes.enumerated() {
             let pages = length / GuestMemory.pageSize
-            try checkEpochs(tracker: tracker, region: region, length: length, epochs: 6,
-                            budget: min(pages * 2, 3000), seed: UInt64(index + 1))
+            try checkEpochs(
+                tracker: tracker, region: region, length: length, epochs: 6,
+                budget: min(pages * 2, 3000), seed: UInt64(index + 1))
         }
     }
 
@@ -111,44 +120,82 @@ struct TrackerExactnessTests {
 extension TrackerExactnessTests {
     @Suite("Tracker exactness: uffd-async", .requiring(.uffdAsync, because: "the tracker under test"))
     struct UffdAsync {
-        @Test("random write patterns") func randomPatterns() throws { try TrackerExactnessTests.randomPatterns(tracker: .uffdAsync, region: .anonymous) }
-        @Test("random write patterns on memfd", .requiring(.uffdAsync, .memfd(name: ""), because: "the tracker on a memfd region"))
-        func randomPatternsOnMemfd() throws { try TrackerExactnessTests.randomPatterns(tracker: .uffdAsync, region: .memfd) }
-        @Test("1 GiB region") func oneGiB() throws { try TrackerExactnessTests.oneGiB(tracker: .uffdAsync, region: .anonymous) }
+        @Test("random write patterns") func randomPatterns() throws {
+            try TrackerExactnessTests.randomPatterns(tracker: .uffdAsync, region: .anonymous)
+        }
+        @Test(
+            "random write patterns on memfd",
+            .requiring(.uffdAsync, .memfd(name: ""), because: "the tracker on a memfd region"))
+        func randomPatternsOnMemfd() throws {
+            try TrackerExactnessTests.randomPatterns(tracker: .uffdAsync, region: .memfd)
+        }
+        @Test("1 GiB region") func oneGiB() throws {
+            try TrackerExactnessTests.oneGiB(tracker: .uffdAsync, region: .anonymous)
+        }
         @Test("1 GiB memfd region", .requiring(.uffdAsync, .memfd(name: ""), because: "the tracker on a memfd region"))
         func oneGiBOnMemfd() throws { try TrackerExactnessTests.oneGiB(tracker: .uffdAsync, region: .memfd) }
-        @Test("writes from several threads") func severalThreads() throws { try TrackerExactnessTests.severalThreads(tracker: .uffdAsync) }
-        @Test("an epoch without writes reports nothing") func quietEpochs() throws { try TrackerExactnessTests.quietEpochs(tracker: .uffdAsync) }
-        @Test("stopped trackers refuse to collect") func lifecycle() throws { try TrackerExactnessTests.lifecycle(tracker: .uffdAsync) }
+        @Test("writes from several threads") func severalThreads() throws {
+            try TrackerExactnessTests.severalThreads(tracker: .uffdAsync)
+        }
+        @Test("an epoch without writes reports nothing") func quietEpochs() throws {
+            try TrackerExactnessTests.quietEpochs(tracker: .uffdAsync)
+        }
+        @Test("stopped trackers refuse to collect") func lifecycle() throws {
+            try TrackerExactnessTests.lifecycle(tracker: .uffdAsync)
+        }
     }
 }
 
 extension TrackerExactnessTests {
     @Suite("Tracker exactness: uffd-sync", .requiring(.uffdSync, because: "the tracker under test"))
     struct UffdSync {
-        @Test("random write patterns") func randomPatterns() throws { try TrackerExactnessTests.randomPatterns(tracker: .uffdSync, region: .anonymous) }
-        @Test("random write patterns on memfd", .requiring(.uffdSync, .memfd(name: ""), because: "the tracker on a memfd region"))
-        func randomPatternsOnMemfd() throws { try TrackerExactnessTests.randomPatterns(tracker: .uffdSync, region: .memfd) }
-        @Test("1 GiB region") func oneGiB() throws { try TrackerExactnessTests.oneGiB(tracker: .uffdSync, region: .anonymous) }
+        @Test("random write patterns") func randomPatterns() throws {
+            try TrackerExactnessTests.randomPatterns(tracker: .uffdSync, region: .anonymous)
+        }
+        @Test(
+            "random write patterns on memfd",
+            .requiring(.uffdSync, .memfd(name: ""), because: "the tracker on a memfd region"))
+        func randomPatternsOnMemfd() throws {
+            try TrackerExactnessTests.randomPatterns(tracker: .uffdSync, region: .memfd)
+        }
+        @Test("1 GiB region") func oneGiB() throws {
+            try TrackerExactnessTests.oneGiB(tracker: .uffdSync, region: .anonymous)
+        }
         @Test("1 GiB memfd region", .requiring(.uffdSync, .memfd(name: ""), because: "the tracker on a memfd region"))
         func oneGiBOnMemfd() throws { try TrackerExactnessTests.oneGiB(tracker: .uffdSync, region: .memfd) }
-        @Test("writes from several threads") func severalThreads() throws { try TrackerExactnessTests.severalThreads(tracker: .uffdSync) }
-        @Test("an epoch without writes reports nothing") func quietEpochs() throws { try TrackerExactnessTests.quietEpochs(tracker: .uffdSync) }
-        @Test("stopped trackers refuse to collect") func lifecycle() throws { try TrackerExactnessTests.lifecycle(tracker: .uffdSync) }
+        @Test("writes from several threads") func severalThreads() throws {
+            try TrackerExactnessTests.severalThreads(tracker: .uffdSync)
+        }
+        @Test("an epoch without writes reports nothing") func quietEpochs() throws {
+            try TrackerExactnessTests.quietEpochs(tracker: .uffdSync)
+        }
+        @Test("stopped trackers refuse to collect") func lifecycle() throws {
+            try TrackerExactnessTests.lifecycle(tracker: .uffdSync)
+        }
     }
 }
 
 extension TrackerExactnessTests {
     @Suite("Tracker exactness: scan")
     struct Scan {
-        @Test("random write patterns") func randomPatterns() throws { try TrackerExactnessTests.randomPatterns(tracker: .scan, region: .anonymous) }
+        @Test("random write patterns") func randomPatterns() throws {
+            try TrackerExactnessTests.randomPatterns(tracker: .scan, region: .anonymous)
+        }
         @Test("random write patterns on memfd")
         func randomPatternsOnMemfd() throws { try TrackerExactnessTests.randomPatterns(tracker: .scan, region: .memfd) }
-        @Test("1 GiB region") func oneGiB() throws { try TrackerExactnessTests.oneGiB(tracker: .scan, region: .anonymous) }
+        @Test("1 GiB region") func oneGiB() throws {
+            try TrackerExactnessTests.oneGiB(tracker: .scan, region: .anonymous)
+        }
         @Test("1 GiB memfd region")
         func oneGiBOnMemfd() throws { try TrackerExactnessTests.oneGiB(tracker: .scan, region: .memfd) }
-        @Test("writes from several threads") func severalThreads() throws { try TrackerExactnessTests.severalThreads(tracker: .scan) }
-        @Test("an epoch without writes reports nothing") func quietEpochs() throws { try TrackerExactnessTests.quietEpochs(tracker: .scan) }
-        @Test("stopped trackers refuse to collect") func lifecycle() throws { try TrackerExactnessTests.lifecycle(tracker: .scan) }
+        @Test("writes from several threads") func severalThreads() throws {
+            try TrackerExactnessTests.severalThreads(tracker: .scan)
+        }
+        @Test("an epoch without writes reports nothing") func quietEpochs() throws {
+            try TrackerExactnessTests.quietEpochs(tracker: .scan)
+        }
+        @Test("stopped trackers refuse to collect") func lifecycle() throws {
+            try TrackerExactnessTests.lifecycle(tracker: .scan)
+        }
     }
 }

@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A frame's announced length is authenticated only by the MAC at its end, so the receiver must not
@@ -12,11 +13,14 @@ import Glibc
 struct ForgedLengthTests {
     @Test func aForgedLengthCostsOnlyWhatArrives() throws {
         let pair = try FrameConnectionPair(sendPath: .socket, authenticated: true, maximumPayload: 1 << 30)
-        var header = WireFormat.magic + [UInt8(WireFormat.version & 0xFF), UInt8(WireFormat.version >> 8),
-                                         WireFormat.FrameType.epoch.rawValue, WireFormat.flagAuthenticated]
-        header += (0..<8).map { _ in 0 }                                       // sequence 0: the first frame
-        header += (0..<8).map { UInt8(truncatingIfNeeded: (768 << 20) >> (8 * $0)) }  // 768 MiB announced
-        header += (0..<8).map { _ in 0 }                                       // term
+        var header =
+            WireFormat.magic + [
+                UInt8(WireFormat.version & 0xFF), UInt8(WireFormat.version >> 8),
+                WireFormat.FrameType.epoch.rawValue, WireFormat.flagAuthenticated,
+            ]
+        header += (0..<8).map { _ in 0 } // sequence 0: the first frame
+        header += (0..<8).map { UInt8(truncatingIfNeeded: (768 << 20) >> (8 * $0)) } // 768 MiB announced
+        header += (0..<8).map { _ in 0 } // term
         let sent = header + [UInt8](repeating: 0xEE, count: 4096)
         _ = sent.withUnsafeBytes { write(pair.sender.socket.descriptor, $0.baseAddress, $0.count) }
         pair.sender.socket.shutdownBoth()

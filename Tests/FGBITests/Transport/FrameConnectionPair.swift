@@ -1,6 +1,7 @@
-@testable import FGBI
 import Foundation
 import Synchronization
+
+@testable import FGBI
 
 /// A primary-side and a backup-side ``FrameConnection`` joined by a real loopback TCP connection, for the
 /// send path tests; the primary sends on the path under test.
@@ -11,13 +12,16 @@ struct FrameConnectionPair {
     /// `sendBuffer` shrinks the sender's kernel buffer (forcing short sends); `authenticated` and `encrypted`
     /// start a session with keys on both ends (otherwise a plain session, so frames up to `maximumPayload`
     /// are accepted).
-    init(sendPath: FrameSendPath, sendBuffer: Int? = nil, authenticated: Bool = false, encrypted: Bool = false,
-         maximumPayload: Int = 8 << 20) throws {
+    init(
+        sendPath: FrameSendPath, sendBuffer: Int? = nil, authenticated: Bool = false, encrypted: Bool = false,
+        maximumPayload: Int = 8 << 20
+    ) throws {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
         let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
         let server = try listener.accept().socket
         if let sendBuffer { client.setSendBuffer(bytes: sendBuffer) }
-        sender = try FrameConnection(socket: client, peer: "backup", isPrimary: true, maximumPayload: maximumPayload, sendPath: sendPath)
+        sender = try FrameConnection(
+            socket: client, peer: "backup", isPrimary: true, maximumPayload: maximumPayload, sendPath: sendPath)
         receiver = FrameConnection(socket: server, peer: "primary", isPrimary: false, maximumPayload: maximumPayload)
         // Keys derived as a handshake would (and without naming the crypto library's key type).
         let preshared = try PresharedKey(bytes: [UInt8](repeating: 7, count: 32))

@@ -1,17 +1,23 @@
-@testable import FGBI
 import Glibc
 import Testing
+
+@testable import FGBI
 
 /// The send path choice: parsing, what `.automatic` falls back to and why, typed errors for explicit io_uring
 /// requests the kernel cannot serve, and the iovec bookkeeping every path resumes short sends with.
 @Suite("Frame send paths: choice")
 struct FrameSendPathTests {
     @Test func pathsParseFromTheirDescriptions() {
-        for path in [FrameSendPath.automatic, .socket, .uring, .uringZeroCopy(minimumPayloadBytes: 4096), .bySize(uringMinimumPayloadBytes: 1000)] {
+        for path in [
+            FrameSendPath.automatic, .socket, .uring, .uringZeroCopy(minimumPayloadBytes: 4096),
+            .bySize(uringMinimumPayloadBytes: 1000),
+        ] {
             #expect(FrameSendPath(path.description) == path)
         }
         #expect(FrameSendPath("auto") == .automatic)
-        #expect(FrameSendPath("uring-zc") == .uringZeroCopy(minimumPayloadBytes: FrameSendPath.defaultZeroCopyMinimumPayloadBytes))
+        #expect(
+            FrameSendPath("uring-zc")
+                == .uringZeroCopy(minimumPayloadBytes: FrameSendPath.defaultZeroCopyMinimumPayloadBytes))
         #expect(FrameSendPath("uring-zc:-1") == nil)
         #expect(FrameSendPath("by-size") == .bySize(uringMinimumPayloadBytes: FrameSendPath.defaultSplitPayloadBytes))
         #expect(FrameSendPath("by-size:x") == nil)
@@ -28,21 +34,24 @@ struct FrameSendPathTests {
     @Test func automaticIsTheSocketPathAndBySizeFallsBackToItAndRecordsWhy() throws {
         let (socket, _) = try connectedSocket()
         let present = URingSendSupport(sendmsg: true, sendmsgZeroCopy: true)
-        let (automatic, none) = try FrameWriters.make(for: .automatic, socket: socket, counters: FrameSendCounters(), support: .success(present))
+        let (automatic, none) = try FrameWriters.make(
+            for: .automatic, socket: socket, counters: FrameSendCounters(), support: .success(present))
         #expect(automatic.path == .socket, "sendmsg measured fastest at every size here")
         #expect(none == nil)
 
         let split = FrameSendPath.bySize(uringMinimumPayloadBytes: 1 << 20)
         let disabled = SystemError(operation: "io_uring probe", errno: EPERM, hint: URingSendSupport.hint(EPERM))
-        let (writer, fallback) = try FrameWriters.make(for: split, socket: socket, counters: FrameSendCounters(),
-                                                       support: .failure(disabled))
+        let (writer, fallback) = try FrameWriters.make(
+            for: split, socket: socket, counters: FrameSendCounters(),
+            support: .failure(disabled))
         #expect(writer.path == .socket)
         #expect(fallback == disabled)
         #expect(fallback?.description.contains("kernel.io_uring_disabled") == true)
 
         let old = URingSendSupport(sendmsg: false, sendmsgZeroCopy: false)
-        let (oldWriter, oldFallback) = try FrameWriters.make(for: split, socket: socket, counters: FrameSendCounters(),
-                                                             support: .success(old))
+        let (oldWriter, oldFallback) = try FrameWriters.make(
+            for: split, socket: socket, counters: FrameSendCounters(),
+            support: .success(old))
         #expect(oldWriter.path == .socket)
         #expect(oldFallback?.operation == "io_uring IORING_OP_SENDMSG" && oldFallback?.errno == EOPNOTSUPP)
     }
@@ -51,30 +60,39 @@ struct FrameSendPathTests {
         let (socket, _) = try connectedSocket()
         let absent = SystemError(operation: "io_uring probe", errno: ENOSYS, hint: URingSendSupport.hint(ENOSYS))
         #expect(throws: absent) {
-            _ = try FrameWriters.make(for: .uring, socket: socket, counters: FrameSendCounters(), support: .failure(absent))
+            _ = try FrameWriters.make(
+                for: .uring, socket: socket, counters: FrameSendCounters(), support: .failure(absent))
         }
         #expect(throws: absent) {
-            _ = try FrameWriters.make(for: .uringZeroCopy(minimumPayloadBytes: 0), socket: socket, counters: FrameSendCounters(),
-                                      support: .failure(absent))
+            _ = try FrameWriters.make(
+                for: .uringZeroCopy(minimumPayloadBytes: 0), socket: socket, counters: FrameSendCounters(),
+                support: .failure(absent))
         }
         let noZeroCopy = URingSendSupport(sendmsg: true, sendmsgZeroCopy: false)
-        #expect(throws: SystemError(operation: "io_uring IORING_OP_SENDMSG_ZC", errno: EOPNOTSUPP, hint: "zero-copy sends need Linux 6.1")) {
-            _ = try FrameWriters.make(for: .uringZeroCopy(minimumPayloadBytes: 0), socket: socket, counters: FrameSendCounters(),
-                                      support: .success(noZeroCopy))
+        #expect(
+            throws: SystemError(
+                operation: "io_uring IORING_OP_SENDMSG_ZC", errno: EOPNOTSUPP, hint: "zero-copy sends need Linux 6.1")
+        ) {
+            _ = try FrameWriters.make(
+                for: .uringZeroCopy(minimumPayloadBytes: 0), socket: socket, counters: FrameSendCounters(),
+                support: .success(noZeroCopy))
         }
         // The socket path never needs io_uring.
-        let (writer, fallback) = try FrameWriters.make(for: .socket, socket: socket, counters: FrameSendCounters(), support: .failure(absent))
+        let (writer, fallback) = try FrameWriters.make(
+            for: .socket, socket: socket, counters: FrameSendCounters(), support: .failure(absent))
         #expect(writer.path == .socket && fallback == nil)
     }
 
     @Test func explicitURingFailsThroughTheConnectionWhenUnavailable() throws {
         let (socket, _) = try connectedSocket()
         if URingSupport.sendmsg {
-            let connection = try FrameConnection(socket: socket, peer: "test", isPrimary: true, maximumPayload: 1 << 20, sendPath: .uring)
+            let connection = try FrameConnection(
+                socket: socket, peer: "test", isPrimary: true, maximumPayload: 1 << 20, sendPath: .uring)
             #expect(connection.sendPath == .uring && connection.sendPathFallback == nil)
         } else {
             #expect(throws: SystemError.self) {
-                _ = try FrameConnection(socket: socket, peer: "test", isPrimary: true, maximumPayload: 1 << 20, sendPath: .uring)
+                _ = try FrameConnection(
+                    socket: socket, peer: "test", isPrimary: true, maximumPayload: 1 << 20, sendPath: .uring)
             }
         }
     }
@@ -91,7 +109,9 @@ struct FrameSendPathTests {
     }
 
     @Test func shortSendsAdvanceAcrossPieces() {
-        let header = [UInt8](0..<32), payload = [UInt8](100..<110), mac = [UInt8](200..<204)
+        let header = [UInt8](0..<32)
+        let payload = [UInt8](100..<110)
+        let mac = [UInt8](200..<204)
         let all = header + payload + mac
         let vectors = FrameVectors()
         header.withUnsafeBytes { header in
@@ -100,7 +120,8 @@ struct FrameSendPathTests {
                     vectors.load(header, payload, mac)
                     #expect(vectors.message.pointee.msg_iovlen == 3 && vectors.remaining == all.count)
                     var sent = 0
-                    for step in [5, 27, 3, 0, 9, 1, 1, 0, 0] where sent + step <= all.count {  // inside, on and across piece ends
+                    // Steps inside, on and across piece ends.
+                    for step in [5, 27, 3, 0, 9, 1, 1, 0, 0] where sent + step <= all.count {
                         vectors.advance(by: step)
                         sent += step
                         #expect(pending(vectors) == Array(all[sent...]), "after \(sent) bytes")
@@ -108,7 +129,9 @@ struct FrameSendPathTests {
                     vectors.advance(by: vectors.remaining)
                     #expect(vectors.isEmpty && vectors.message.pointee.msg_iovlen == 0)
                     // Empty pieces are left out (an unauthenticated frame with no payload: the header alone).
-                    vectors.load(header, UnsafeRawBufferPointer(start: nil, count: 0), UnsafeRawBufferPointer(start: nil, count: 0))
+                    vectors.load(
+                        header, UnsafeRawBufferPointer(start: nil, count: 0),
+                        UnsafeRawBufferPointer(start: nil, count: 0))
                     #expect(vectors.message.pointee.msg_iovlen == 1 && pending(vectors) == Array(header))
                 }
             }

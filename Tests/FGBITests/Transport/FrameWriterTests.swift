@@ -1,7 +1,8 @@
-@testable import FGBI
 import Foundation
 import Synchronization
 import Testing
+
+@testable import FGBI
 
 /// Frames go out whole and in order on every send path, over a real loopback TCP connection: plain,
 /// authenticated and encrypted sessions, empty to multi-megabyte payloads, tiny socket buffers that make
@@ -10,7 +11,8 @@ import Testing
 struct FrameWriterTests {
     /// Whether the running kernel is at least `major`.`minor`.
     static func kernelAtLeast(_ major: Int, _ minor: Int) -> Bool {
-        let parts = KernelCapabilities.current.kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        let parts = KernelCapabilities.current.kernelRelease.split(whereSeparator: { !$0.isNumber }).prefix(2)
+            .compactMap { Int($0) }
         return parts.count == 2 && (parts[0], parts[1]) >= (major, minor)
     }
 
@@ -29,8 +31,11 @@ struct FrameWriterTests {
     /// Sends every length (as epochs, with a heartbeat between) and checks what arrives, byte for byte and
     /// in sequence; returns the sender's statistics.
     @discardableResult
-    func roundTrip(_ path: FrameSendPath, authenticated: Bool, encrypted: Bool = false, sendBuffer: Int? = nil) throws -> FrameSendStatistics {
-        let pair = try FrameConnectionPair(sendPath: path, sendBuffer: sendBuffer, authenticated: authenticated, encrypted: encrypted)
+    func roundTrip(_ path: FrameSendPath, authenticated: Bool, encrypted: Bool = false, sendBuffer: Int? = nil) throws
+        -> FrameSendStatistics
+    {
+        let pair = try FrameConnectionPair(
+            sendPath: path, sendBuffer: sendBuffer, authenticated: authenticated, encrypted: encrypted)
         #expect(pair.sender.sendPath == path)
         let payloads = Self.lengths.enumerated().map { Self.payload($1, seed: UInt64($0) + 1) }
         let receive = pair.receiveConcurrently(payloads.count * 2)
@@ -40,7 +45,8 @@ struct FrameWriterTests {
         }
         let frames = try receive.wait()
         for (index, payload) in payloads.enumerated() {
-            let epoch = frames[2 * index], heartbeat = frames[2 * index + 1]
+            let epoch = frames[2 * index]
+            let heartbeat = frames[2 * index + 1]
             #expect(epoch.type == .epoch && epoch.sequence == UInt64(2 * index + 1))
             #expect(epoch.payload == payload, "\(path): payload of \(payload.count) bytes arrived changed")
             #expect(heartbeat.type == .heartbeat && heartbeat.payload == [1, 2, 3, 4, 5, 6, 7, 8])
@@ -66,7 +72,10 @@ struct FrameWriterTests {
 
     // MARK: io_uring path
 
-    @Test(.enabled(if: URingSupport.sendmsg, "io_uring with IORING_OP_SENDMSG is unavailable (kernel.io_uring_disabled, seccomp or an old kernel)"))
+    @Test(
+        .enabled(
+            if: URingSupport.sendmsg,
+            "io_uring with IORING_OP_SENDMSG is unavailable (kernel.io_uring_disabled, seccomp or an old kernel)"))
     func framesRoundTripOnTheURingPath() throws {
         for (authenticated, encrypted) in [(false, false), (true, false), (true, true)] {
             let statistics = try roundTrip(.uring, authenticated: authenticated, encrypted: encrypted)
@@ -82,7 +91,9 @@ struct FrameWriterTests {
         let statistics = try largeFrame(.uring)
         #expect(statistics.uringFrames == 1)
         if Self.kernelHonoursWaitAll {
-            #expect(statistics.uringSubmissions == 1, "MSG_WAITALL: the kernel sends the whole 4 MiB frame for one submission")
+            #expect(
+                statistics.uringSubmissions == 1,
+                "MSG_WAITALL: the kernel sends the whole 4 MiB frame for one submission")
         }
     }
 
@@ -92,17 +103,23 @@ struct FrameWriterTests {
         let threshold = FrameSendPath.defaultSplitPayloadBytes
         let pair = try FrameConnectionPair(sendPath: .bySize(uringMinimumPayloadBytes: threshold))
         #expect((pair.sender.sendPath == .socket) == !URingSupport.sendmsg, "without io_uring it falls back to sendmsg")
-        #expect((pair.sender.sendPathFallback == nil) == URingSupport.sendmsg, "a fallback, and only a fallback, records why")
+        #expect(
+            (pair.sender.sendPathFallback == nil) == URingSupport.sendmsg,
+            "a fallback, and only a fallback, records why")
         let large = [UInt8](repeating: 7, count: threshold)
         let receive = pair.receiveConcurrently(2)
         try pair.sender.send(.epoch, [1, 2, 3])
         try pair.sender.send(.epoch, large)
         #expect(try receive.wait().map(\.payload) == [[1, 2, 3], large])
         let statistics = pair.sender.sendStatistics
-        #expect(URingSupport.sendmsg ? (statistics.socketFrames == 1 && statistics.uringFrames == 1) : statistics.socketFrames == 2)
+        #expect(
+            URingSupport.sendmsg
+                ? (statistics.socketFrames == 1 && statistics.uringFrames == 1) : statistics.socketFrames == 2)
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
         let socket = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
-        #expect(FrameConnection(socket: socket, peer: "backup", isPrimary: true, maximumPayload: 1 << 20).sendPath == .socket)
+        #expect(
+            FrameConnection(socket: socket, peer: "backup", isPrimary: true, maximumPayload: 1 << 20).sendPath
+                == .socket)
     }
 
     // MARK: Zero copy
@@ -111,12 +128,15 @@ struct FrameWriterTests {
     func framesRoundTripOnTheZeroCopyPath() throws {
         let threshold = FrameSendPath.defaultZeroCopyMinimumPayloadBytes
         for (authenticated, encrypted) in [(false, false), (true, false), (true, true)] {
-            let statistics = try roundTrip(.uringZeroCopy(minimumPayloadBytes: threshold), authenticated: authenticated, encrypted: encrypted)
+            let statistics = try roundTrip(
+                .uringZeroCopy(minimumPayloadBytes: threshold), authenticated: authenticated, encrypted: encrypted)
             // Encryption adds a 16-byte tag to what is sent, which is what the threshold sees.
             let large = Self.lengths.filter { $0 + (encrypted ? 16 : 0) >= threshold }.count
             #expect(statistics.zeroCopyFrames == large, "only payloads of at least \(threshold) bytes go zero-copy")
             #expect(statistics.uringFrames == statistics.frames - large)
-            #expect(statistics.zeroCopyNotifications >= large, "every zero-copy submission is notified before its send returns")
+            #expect(
+                statistics.zeroCopyNotifications >= large,
+                "every zero-copy submission is notified before its send returns")
             #expect(statistics.copiedNotifications <= statistics.zeroCopyNotifications)
         }
     }
@@ -127,9 +147,13 @@ struct FrameWriterTests {
         let statistics = try largeFrame(.uringZeroCopy(minimumPayloadBytes: 0))
         #expect(statistics.zeroCopyFrames == 1)
         if Self.kernelHonoursWaitAll {
-            #expect(statistics.uringSubmissions == 1, "MSG_WAITALL: the kernel sends the whole 4 MiB frame for one submission")
+            #expect(
+                statistics.uringSubmissions == 1,
+                "MSG_WAITALL: the kernel sends the whole 4 MiB frame for one submission")
         }
-        #expect(statistics.zeroCopyNotifications == statistics.uringSubmissions, "one notification per zero-copy submission")
+        #expect(
+            statistics.zeroCopyNotifications == statistics.uringSubmissions, "one notification per zero-copy submission"
+        )
     }
 
     @Test(.enabled(if: URingSupport.sendmsgZeroCopy, "io_uring IORING_OP_SENDMSG_ZC is unavailable (needs Linux 6.1)"))
@@ -147,7 +171,8 @@ struct FrameWriterTests {
             #expect(writer.reportsZeroCopyUsage, "the kernel refused IORING_SEND_ZC_REPORT_USAGE on SENDMSG_ZC")
         }
         if writer.reportsZeroCopyUsage {
-            #expect(statistics.copiedNotifications == statistics.zeroCopyNotifications, "loopback copies zero-copy sends")
+            #expect(
+                statistics.copiedNotifications == statistics.zeroCopyNotifications, "loopback copies zero-copy sends")
         }
     }
 
@@ -163,7 +188,8 @@ struct FrameWriterTests {
     @Test(.enabled(if: URingSupport.sendmsgZeroCopy, "io_uring IORING_OP_SENDMSG_ZC is unavailable (needs Linux 6.1)"))
     func shortZeroCopyCompletionsAreResumed() throws {
         let statistics = try resumesShortCompletions(zeroCopyMinimum: 0)
-        #expect(statistics.zeroCopyNotifications == statistics.uringSubmissions, "every zero-copy submission is notified")
+        #expect(
+            statistics.zeroCopyNotifications == statistics.uringSubmissions, "every zero-copy submission is notified")
     }
 
     @discardableResult
@@ -171,13 +197,16 @@ struct FrameWriterTests {
         let (writer, sender, receiver) = try rawWriter(zeroCopyMinimum: zeroCopyMinimum)
         writer.asksForWholeFrames = false
         sender.socket.setSendBuffer(bytes: 4096)
-        let header = Self.payload(32, seed: 11), mac = Self.payload(32, seed: 12)
+        let header = Self.payload(32, seed: 11)
+        let mac = Self.payload(32, seed: 12)
         let payload = Self.payload(4 << 20, seed: 13)
         let reader = RawReader(descriptor: receiver.descriptor, count: header.count + payload.count + mac.count)
         try sendRaw(writer, header: header, payload: payload, mac: mac)
         #expect(try reader.wait() == header + payload + mac)
         let statistics = sender.counters.snapshot()
-        #expect(statistics.shortSends > 8, "a 4 KiB socket buffer takes 4 MiB in many pieces (\(statistics.shortSends) short sends)")
+        #expect(
+            statistics.shortSends > 8,
+            "a 4 KiB socket buffer takes 4 MiB in many pieces (\(statistics.shortSends) short sends)")
         #expect(statistics.uringSubmissions == statistics.shortSends + 1)
         return statistics
     }
@@ -234,14 +263,17 @@ struct FrameWriterTests {
         let finished = DispatchSemaphore(value: 0)
         let sender = pair.sender
         Thread.detachNewThread {
-            let payload = [UInt8](repeating: 0x5A, count: 32 << 20)  // far more than both socket buffers hold
+            let payload = [UInt8](repeating: 0x5A, count: 32 << 20) // far more than both socket buffers hold
             do { try sender.send(.epoch, payload) } catch { outcome.withLock { $0 = error } }
             finished.signal()
         }
-        #expect(finished.wait(timeout: .now() + .milliseconds(300)) == .timedOut, "\(path): the send should block on a peer that does not read")
+        #expect(
+            finished.wait(timeout: .now() + .milliseconds(300)) == .timedOut,
+            "\(path): the send should block on a peer that does not read")
         let closed = MonotonicClock.nanoseconds()
         pair.sender.close()
-        #expect(finished.wait(timeout: .now() + .seconds(10)) == .success, "\(path): close did not wake the blocked send")
+        #expect(
+            finished.wait(timeout: .now() + .seconds(10)) == .success, "\(path): close did not wake the blocked send")
         let seconds = Double(MonotonicClock.nanoseconds() - closed) / 1e9
         #expect(seconds < 5, "\(path): the send took \(seconds) s to fail after close")
         let error = outcome.withLock { $0 }
@@ -274,7 +306,8 @@ struct FrameWriterTests {
         let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
         let server = try listener.accept().socket
         let counters = FrameSendCounters()
-        let writer = try URingFrameWriter(socket: client, counters: counters, zeroCopyMinimumPayloadBytes: zeroCopyMinimum)
+        let writer = try URingFrameWriter(
+            socket: client, counters: counters, zeroCopyMinimumPayloadBytes: zeroCopyMinimum)
         return (writer, RawSender(socket: client, counters: counters), server)
     }
 
@@ -309,7 +342,9 @@ final class RawReader: Sendable {
 
     /// What arrived, once the reader has it all or the connection ended.
     func wait(seconds: Int = 30) throws -> [UInt8] {
-        guard done.wait(timeout: .now() + .seconds(seconds)) == .success else { throw WireError.timedOut(milliseconds: seconds * 1000) }
+        guard done.wait(timeout: .now() + .seconds(seconds)) == .success else {
+            throw WireError.timedOut(milliseconds: seconds * 1000)
+        }
         return bytes.withLock { $0 }
     }
 }

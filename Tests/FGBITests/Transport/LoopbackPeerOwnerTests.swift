@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Without a key, loopback is trusted only when the other end runs as the same user (or root): found
@@ -56,7 +57,10 @@ struct LoopbackPeerOwnerTests {
     func aPeerRunByAnotherUserIsNotTrusted() throws {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
         let peer = try Self.runAsNobody("exec 3<>/dev/tcp/127.0.0.1/$PORT; sleep 2", port: listener.localPort)
-        defer { peer.terminate(); peer.waitUntilExit() }
+        defer {
+            peer.terminate()
+            peer.waitUntilExit()
+        }
         let server = try listener.accept().socket
         #expect(LoopbackPeerOwner.owner(of: server) == 65534)
         #expect(!LoopbackPeerOwner.isTrusted(server))
@@ -72,22 +76,27 @@ struct LoopbackPeerOwnerTests {
         defer { _ = try? service.stop() }
         // A well-formed hello, written by the other user's process, and the backup's answer read back.
         var sealer = FrameSealer(direction: 0)
-        let hello = Hello(mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096,
-                          regionLengths: [1 << 20], nonce: randomBytes(32))
+        let hello = Hello(
+            mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096,
+            regionLengths: [1 << 20], nonce: randomBytes(32))
         let frame = try hello.encoded.withUnsafeBytes { try sealer.seal(.hello, payload: $0) }
         let directory = NSTemporaryDirectory() + "fgbi-owner-\(getpid())"
         mkdir(directory, 0o755)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o777)
-        let request = directory + "/hello", answer = directory + "/answer"
+        let request = directory + "/hello"
+        let answer = directory + "/answer"
         _ = FileManager.default.createFile(atPath: request, contents: Data(frame.header + hello.encoded))
         chmod(request, 0o644)
-        let peer = try Self.runAsNobody("exec 3<>/dev/tcp/127.0.0.1/$PORT; cat \(request) >&3; timeout 5 cat <&3 > \(answer)",
-                                        port: backup.port)
+        let peer = try Self.runAsNobody(
+            "exec 3<>/dev/tcp/127.0.0.1/$PORT; cat \(request) >&3; timeout 5 cat <&3 > \(answer)",
+            port: backup.port)
         peer.waitUntilExit()
         let reply = try Data(contentsOf: URL(fileURLWithPath: answer))
         let text = String(decoding: reply, as: UTF8.self)
-        #expect(text.contains("runs as another user than this backup"), "the backup answered: \(PeerText.printable(Array(reply)))")
+        #expect(
+            text.contains("runs as another user than this backup"),
+            "the backup answered: \(PeerText.printable(Array(reply)))")
         #expect(reply.count > 6 && reply[6] == WireFormat.FrameType.error.rawValue, "an error frame, not a welcome")
     }
 }

@@ -11,7 +11,7 @@ struct StreamSenderTests {
 
     @Test(arguments: SendMethod.allCases)
     func shortSendsAreResumed(method: SendMethod) throws {
-        if method != .send && !Self.uringWorks { return }  // io_uring disabled here: nothing to check
+        if method != .send && !Self.uringWorks { return } // io_uring disabled here: nothing to check
         let pair = try TCPConnectionPair()
         pair.setSendBuffer(bytes: 4096)
         let sender = try StreamSender(descriptor: pair.senderDescriptor, method: method)
@@ -32,12 +32,17 @@ struct StreamSenderTests {
         }
         let report = try payload.withUnsafeBytes { try sender.send($0, messageSize: 256 << 10) }
         #expect(done.wait(timeout: .now() + 30) == .success)
-        #expect(received == payload, "\(method): the receiver got \(received.count) bytes, not the \(total) sent in order")
+        #expect(
+            received == payload, "\(method): the receiver got \(received.count) bytes, not the \(total) sent in order")
         if method != .send {
-            #expect(report.operations > 8, "\(method): expected short sends with a 4 KiB send buffer (\(report.operations) operations)")
+            #expect(
+                report.operations > 8,
+                "\(method): expected short sends with a 4 KiB send buffer (\(report.operations) operations)")
         }
         if method == .uringZeroCopy {
-            #expect(report.notifications == report.operations, "every zero-copy send is notified before the buffer is reused")
+            #expect(
+                report.notifications == report.operations,
+                "every zero-copy send is notified before the buffer is reused")
         }
     }
 }

@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// Known answers from the RFCs pin the libcrypto wrappers the wire protocol uses.
 @Suite("Cryptography")
@@ -16,8 +17,11 @@ struct CryptographyTests {
     }
 
     @Test func hmacSHA256MatchesRFC4231() {
-        let code = Cryptography.hmacSHA256(key: SymmetricKey(data: Array("Jefe".utf8)), Array("what do ya want ".utf8), Array("for nothing?".utf8))
-        #expect(code == Self.hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"), "test case 2, given in two parts")
+        let code = Cryptography.hmacSHA256(
+            key: SymmetricKey(data: Array("Jefe".utf8)), Array("what do ya want ".utf8), Array("for nothing?".utf8))
+        #expect(
+            code == Self.hex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            "test case 2, given in two parts")
         #expect(Cryptography.constantTimeEqual(code, code))
         var altered = code
         altered[31] ^= 1
@@ -26,31 +30,53 @@ struct CryptographyTests {
     }
 
     @Test func hkdfSHA256MatchesRFC5869() {
-        let okm = Cryptography.hkdfSHA256(key: SymmetricKey(data: [UInt8](repeating: 0x0b, count: 22)),
-                                          salt: Self.hex("000102030405060708090a0b0c"), info: Self.hex("f0f1f2f3f4f5f6f7f8f9"), count: 42)
-        #expect(okm.bytes == Self.hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"), "test case 1")
+        let okm = Cryptography.hkdfSHA256(
+            key: SymmetricKey(data: [UInt8](repeating: 0x0b, count: 22)),
+            salt: Self.hex("000102030405060708090a0b0c"), info: Self.hex("f0f1f2f3f4f5f6f7f8f9"), count: 42)
+        #expect(
+            okm.bytes
+                == Self.hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"),
+            "test case 1")
     }
 
     @Test func sha256MatchesFIPS180() {
-        #expect(Cryptography.sha256(Array("abc".utf8)) == Self.hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
+        #expect(
+            Cryptography.sha256(Array("abc".utf8))
+                == Self.hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
     }
 
     @Test func chaCha20Poly1305MatchesRFC8439AndRefusesTampering() throws {
         let key = SymmetricKey(data: (0x80...0x9f).map { UInt8($0) })
         let nonce = Self.hex("070000004041424344454647")
         let aad = Self.hex("50515253c0c1c2c3c4c5c6c7")
-        let plaintext = Array("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.".utf8)
-        let sealed = try plaintext.withUnsafeBytes { try Cryptography.seal($0, key: key, nonce: nonce, authenticating: aad) }
-        let ciphertext = Self.hex("d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b"
-                                  + "1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7bc3ff4def08e4b7a9de576d26586cec64b6116")
+        let plaintext = Array(
+            """
+            Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen \
+            would be it.
+            """
+            .utf8)
+        let sealed = try plaintext.withUnsafeBytes {
+            try Cryptography.seal($0, key: key, nonce: nonce, authenticating: aad)
+        }
+        let ciphertext = Self.hex(
+            "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d63dbea45e8ca9671282fafb69da92728b"
+                + "1a71de0a9e060b2905d6a5b67ecd3b3692ddbd7f2d778b8c9803aee328091b58fab324e4fad675945585808b4831d7"
+                + "bc3ff4def08e4b7a9de576d26586cec64b6116"
+        )
         #expect(sealed == ciphertext + Self.hex("1ae10b594f09e26a7e902ecbd0600691"), "section 2.8.2")
         #expect(Cryptography.open(sealed, key: key, nonce: nonce, authenticating: aad) == plaintext)
         var tampered = sealed
         tampered[5] ^= 0x40
         #expect(Cryptography.open(tampered, key: key, nonce: nonce, authenticating: aad) == nil)
-        #expect(Cryptography.open(sealed, key: key, nonce: nonce, authenticating: aad + [0]) == nil, "other associated data")
-        #expect(Cryptography.open(Array(sealed.prefix(10)), key: key, nonce: nonce, authenticating: aad) == nil, "shorter than a tag")
-        let empty = try [UInt8]().withUnsafeBytes { try Cryptography.seal($0, key: key, nonce: nonce, authenticating: []) }
+        #expect(
+            Cryptography.open(sealed, key: key, nonce: nonce, authenticating: aad + [0]) == nil, "other associated data"
+        )
+        #expect(
+            Cryptography.open(Array(sealed.prefix(10)), key: key, nonce: nonce, authenticating: aad) == nil,
+            "shorter than a tag")
+        let empty = try [UInt8]().withUnsafeBytes {
+            try Cryptography.seal($0, key: key, nonce: nonce, authenticating: [])
+        }
         #expect(empty.count == 16)
         #expect(Cryptography.open(empty, key: key, nonce: nonce, authenticating: []) == [])
     }

@@ -1,5 +1,6 @@
-@testable import FGBI
 import Testing
+
+@testable import FGBI
 
 /// Frames are sealed and opened with sequence numbers and HMACs: tampering, replay, reflection and
 /// mismatched authentication are all refused.
@@ -8,7 +9,9 @@ struct FrameCodecTests {
     let key = SymmetricKey(data: [UInt8](repeating: 7, count: 32))
 
     /// Seals `payload` from the primary side and returns the bytes that would travel.
-    func seal(_ sealer: inout FrameSealer, _ type: WireFormat.FrameType, _ payload: [UInt8]) -> ([UInt8], [UInt8], [UInt8]) {
+    func seal(_ sealer: inout FrameSealer, _ type: WireFormat.FrameType, _ payload: [UInt8]) -> (
+        [UInt8], [UInt8], [UInt8]
+    ) {
         let (header, encrypted, mac) = try! payload.withUnsafeBytes { try sealer.seal(type, payload: $0) }
         return (header, encrypted ?? payload, mac)
     }
@@ -129,14 +132,16 @@ struct FrameCodecTests {
     }
 
     @Test func handshakeMessagesRoundTripAndRejectGarbage() throws {
-        let hello = Hello(mode: .xbzrle, wantsAuthentication: true, blockSize: 128, pageSize: 4096, regionLengths: [4096, 8192], nonce: randomBytes(32))
+        let hello = Hello(
+            mode: .xbzrle, wantsAuthentication: true, blockSize: 128, pageSize: 4096, regionLengths: [4096, 8192],
+            nonce: randomBytes(32))
         #expect(try Hello(decoding: hello.encoded) == hello)
         let welcome = Welcome(sessionID: randomBytes(16), nonce: randomBytes(32), nextEpoch: 42)
         #expect(try Welcome(decoding: welcome.encoded) == welcome)
         #expect(throws: WireError.self) { try Hello(decoding: Array(hello.encoded.dropLast())) }
         #expect(throws: WireError.self) { try Welcome(decoding: welcome.encoded + [0]) }
         var hostile = hello.encoded
-        hostile[10] = 0xFF  // region count low byte: 255 regions claimed, not present
+        hostile[10] = 0xFF // region count low byte: 255 regions claimed, not present
         #expect(throws: WireError.self) { try Hello(decoding: hostile) }
     }
 }

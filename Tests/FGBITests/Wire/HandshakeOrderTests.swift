@@ -1,11 +1,12 @@
-@testable import FGBI
 import Foundation
 import Synchronization
+import Testing
+
+@testable import FGBI
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Testing
 
 /// The primary proves the key first: a stranger who connects to a backup gets a welcome with nothing keyed
 /// in it, and after a wrong proof only a refusal, never the backup's proof (Docs/SECURITY.md).
@@ -14,11 +15,15 @@ struct HandshakeOrderTests {
     private static let layout = SessionSetup.Layout(blockSize: 64, pageSize: 4096, regionLengths: [1 << 20])
 
     /// A backup's side of one handshake on a thread of its own, against a peer that `client` drives.
-    private static func withBackup(key: PresharedKey, _ client: (FrameConnection) throws -> Void) throws -> Result<Void, any Error> {
+    private static func withBackup(key: PresharedKey, _ client: (FrameConnection) throws -> Void) throws -> Result<
+        Void, any Error
+    > {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
-        let stranger = try FrameConnection(socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
-                                           peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
-        let backup = FrameConnection(socket: try listener.accept().socket, peer: "stranger", isPrimary: false, maximumPayload: 64 << 10)
+        let stranger = try FrameConnection(
+            socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+            peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
+        let backup = FrameConnection(
+            socket: try listener.accept().socket, peer: "stranger", isPrimary: false, maximumPayload: 64 << 10)
         backup.setReceiveTimeout(milliseconds: 5000)
         stranger.setReceiveTimeout(milliseconds: 5000)
         let outcome = Mutex<Result<Void, any Error>?>(nil)
@@ -36,7 +41,9 @@ struct HandshakeOrderTests {
     }
 
     private static func hello() -> Hello {
-        Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20], nonce: randomBytes(32))
+        Hello(
+            mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20],
+            nonce: randomBytes(32))
     }
 
     @Test func aStrangerGetsNoProofFromTheBackup() throws {
@@ -47,7 +54,9 @@ struct HandshakeOrderTests {
             let welcome = try stranger.receive()
             seen.append(welcome)
             #expect(welcome.type == .welcome)
-            #expect(welcome.payload.count == 16 + 32 + 8, "a welcome holds a session id, a nonce and an epoch: nothing keyed")
+            #expect(
+                welcome.payload.count == 16 + 32 + 8,
+                "a welcome holds a session id, a nonce and an epoch: nothing keyed")
             try stranger.send(.auth, randomBytes(32))
             seen.append(try stranger.receive())
         }
@@ -71,7 +80,9 @@ struct HandshakeOrderTests {
         let outcome = try Self.withBackup(key: key) { primary in
             do { _ = try SessionSetup.openAsPrimary(primary, hello: Self.hello(), key: other) } catch { thrown = error }
         }
-        #expect(thrown.map { "\($0)" }?.contains("the primary's proof of the key is wrong") == true, "\(String(describing: thrown))")
+        #expect(
+            thrown.map { "\($0)" }?.contains("the primary's proof of the key is wrong") == true,
+            "\(String(describing: thrown))")
         #expect(throws: WireError.self) { try outcome.get() }
     }
 }
@@ -82,7 +93,9 @@ struct HandshakeOrderTests {
 struct GuestNameHandshakeTests {
     /// A keyed backup of guest `db1` (of `backupCluster`): each primary named in `refused` (guest, cluster,
     /// the refusal expected) is turned away, and one named as the backup is replicated.
-    private static func checkNames(backupCluster: String?, refused: [(guest: String?, cluster: String?, expected: String)]) throws {
+    private static func checkNames(
+        backupCluster: String?, refused: [(guest: String?, cluster: String?, expected: String)]
+    ) throws {
         let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
         let memory = try GuestMemory.anonymous(length: 1 << 20)
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
@@ -94,7 +107,8 @@ struct GuestNameHandshakeTests {
         defer { backup.stop() }
         let guest = try GuestMemory.anonymous(length: 1 << 20)
         func primary(guest name: String?, cluster: String?) throws -> Primary {
-            var configuration = PrimaryConfiguration.onThisKernel(backup: Endpoint(host: "127.0.0.1", port: backup.port))
+            var configuration = PrimaryConfiguration.onThisKernel(
+                backup: Endpoint(host: "127.0.0.1", port: backup.port))
             configuration.key = key
             configuration.guestName = name
             configuration.clusterName = cluster
@@ -113,21 +127,26 @@ struct GuestNameHandshakeTests {
     }
 
     @Test func aPrimaryOfAnotherGuestIsRefusedByName() throws {
-        try Self.checkNames(backupCluster: nil, refused: [
-            ("web", nil, "the primary replicates guest 'web' and this backup holds guest 'db1'"),
-            (nil, nil, "the primary replicates an unnamed guest and this backup holds guest 'db1'"),
-        ])
+        try Self.checkNames(
+            backupCluster: nil,
+            refused: [
+                ("web", nil, "the primary replicates guest 'web' and this backup holds guest 'db1'"),
+                (nil, nil, "the primary replicates an unnamed guest and this backup holds guest 'db1'"),
+            ])
     }
 
     /// Two clusters with guests of one name and one key do not cross: the cluster is carried and keyed too.
     @Test func aPrimaryOfAnotherClusterIsRefused() throws {
-        try Self.checkNames(backupCluster: "prod", refused: [
-            ("db1", "staging", "the primary replicates guest 'staging/db1' and this backup holds guest 'prod/db1'"),
-            ("db1", nil, "the primary replicates guest 'db1' and this backup holds guest 'prod/db1'"),
-        ])
+        try Self.checkNames(
+            backupCluster: "prod",
+            refused: [
+                ("db1", "staging", "the primary replicates guest 'staging/db1' and this backup holds guest 'prod/db1'"),
+                ("db1", nil, "the primary replicates guest 'db1' and this backup holds guest 'prod/db1'"),
+            ])
         let key = try PresharedKey(bytes: [UInt8](repeating: 3, count: 32))
-        #expect(key.forGuest("db1", cluster: "prod").proof(label: "x", transcript: [1])
-                    != key.forGuest("db1", cluster: "staging").proof(label: "x", transcript: [1]))
+        #expect(
+            key.forGuest("db1", cluster: "prod").proof(label: "x", transcript: [1])
+                != key.forGuest("db1", cluster: "staging").proof(label: "x", transcript: [1]))
     }
 
     @Test func eachGuestHasAKeyOfItsOwn() throws {
@@ -136,12 +155,15 @@ struct GuestNameHandshakeTests {
         let web = key.forGuest("web").proof(label: "x", transcript: transcript)
         #expect(web != key.forGuest("db1").proof(label: "x", transcript: transcript))
         #expect(web != key.proof(label: "x", transcript: transcript))
-        #expect(key.forGuest("").proof(label: "x", transcript: transcript) == key.proof(label: "x", transcript: transcript))
-        var hello = Hello(mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [4096], nonce: randomBytes(32))
+        #expect(
+            key.forGuest("").proof(label: "x", transcript: transcript) == key.proof(label: "x", transcript: transcript))
+        var hello = Hello(
+            mode: .fgbi, wantsAuthentication: true, blockSize: 64, pageSize: 4096, regionLengths: [4096],
+            nonce: randomBytes(32))
         hello.guest = "db1"
         #expect(try Hello(decoding: hello.encoded) == hello)
         var long = hello.encoded
-        long[1 + 1 + 4 + 4 + 4 + 8] = 200  // a name length over the bound
+        long[1 + 1 + 4 + 4 + 4 + 8] = 200 // a name length over the bound
         #expect(throws: WireError.self) { try Hello(decoding: long) }
     }
 }
@@ -152,9 +174,11 @@ struct GuestNameHandshakeTests {
 struct HandshakeDeadlineTests {
     @Test func aSlowPeerIsCutAtOneDeadlineForTheWholeHandshake() throws {
         let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
-        let client = try FrameConnection(socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
-                                         peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
-        let server = FrameConnection(socket: try listener.accept().socket, peer: "slow", isPrimary: false, maximumPayload: 64 << 10)
+        let client = try FrameConnection(
+            socket: Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort)),
+            peer: "backup", isPrimary: true, maximumPayload: 64 << 10)
+        let server = FrameConnection(
+            socket: try listener.accept().socket, peer: "slow", isPrimary: false, maximumPayload: 64 << 10)
         let timeout = 1000
         server.setReceiveTimeout(milliseconds: timeout)
         server.setHandshakeDeadline(milliseconds: timeout)
@@ -169,14 +193,16 @@ struct HandshakeDeadlineTests {
         }
         // The hello just in time, then the auth frame one byte every 150 ms.
         usleep(800_000)
-        let hello = Hello(mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20], nonce: randomBytes(32))
+        let hello = Hello(
+            mode: .fgbi, wantsAuthentication: false, blockSize: 64, pageSize: 4096, regionLengths: [1 << 20],
+            nonce: randomBytes(32))
         try client.send(.hello, hello.encoded)
         _ = try client.receive()
         var sealer = FrameSealer(direction: 0)
-        _ = try hello.encoded.withUnsafeBytes { try sealer.seal(.hello, payload: $0) }  // the auth frame is the second
+        _ = try hello.encoded.withUnsafeBytes { try sealer.seal(.hello, payload: $0) } // the auth frame is the second
         let auth = try SessionSetup.noProof.withUnsafeBytes { try sealer.seal(.auth, payload: $0) }
         for byte in auth.header + SessionSetup.noProof {
-            guard elapsed.withLock({ $0 == nil }) else { break }  // the backup gave up: stop dripping
+            guard elapsed.withLock({ $0 == nil }) else { break } // the backup gave up: stop dripping
             var value = byte
             _ = write(client.socket.descriptor, &value, 1)
             usleep(150_000)

@@ -1,9 +1,10 @@
-@testable import FGBI
 import Foundation
 import Testing
 
+@testable import FGBI
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Key and config files must be private to their user, keys long enough, text from peers safe to log, and
@@ -64,8 +65,9 @@ struct SecretsAndPeerTextTests {
             try PrivateFile.create(path, bytes: bytes)
             let loaded = try PresharedKey(file: path)
             let reference = try PresharedKey(bytes: expected ?? bytes)
-            #expect(loaded.proof(label: "t", transcript: transcript) == reference.proof(label: "t", transcript: transcript),
-                    "key file \(bytes)")
+            #expect(
+                loaded.proof(label: "t", transcript: transcript) == reference.proof(label: "t", transcript: transcript),
+                "key file \(bytes)")
         }
     }
 
@@ -74,7 +76,10 @@ struct SecretsAndPeerTextTests {
         let target = Self.scratchPath("target")
         unlink(path)
         unlink(target)
-        defer { unlink(path); unlink(target) }
+        defer {
+            unlink(path)
+            unlink(target)
+        }
         symlink(target, path)
         #expect(throws: SystemError.self) { try PrivateFile.create(path, bytes: [1]) }
         #expect(access(target, F_OK) != 0, "the link's target must not be created")
@@ -94,7 +99,8 @@ struct SecretsAndPeerTextTests {
         chmod(path, 0o666)
         let outcome = try CommandRunner.run(["backup", "--config", path, "--listen", "127.0.0.1:0"])
         #expect(outcome.status != 0 && outcome.status < 128)
-        #expect(outcome.stderr.contains("config file \(path) is open to group or others (mode 666)"), "\(outcome.stderr)")
+        #expect(
+            outcome.stderr.contains("config file \(path) is open to group or others (mode 666)"), "\(outcome.stderr)")
     }
 
     @Test func peerTextIsEscapedAndCutBeforeItIsLogged() {
