@@ -42,10 +42,13 @@ public struct EngineBenchmark: Sendable {
 
     /// One (workload, mode) run.
     public struct ModeRun: Codable, Sendable {
+        /// The synthetic workload, or the trace's name.
         public var workload: String
         public var mode: String
+        /// The general compressor the mode ran with.
         public var compression: String
         public var blockSize: Int
+        /// Measured epochs (after the initial full copy).
         public var epochs: Int
         public var pagesPerEpoch: Int
         /// Bytes sent over the measured epochs (the initial full copy excluded).

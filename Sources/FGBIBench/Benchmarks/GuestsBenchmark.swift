@@ -27,10 +27,13 @@ public struct GuestsBenchmark: Sendable {
         public var workload = SyntheticWorkload.guest
         public var regionMiB = 64
         public var pagesPerEpoch = 1024
+        /// Rounds of writes, each to every guest, each waited for until every guest's epoch commits.
         public var epochs = 40
+        /// Every primary's epoch interval.
         public var epochMilliseconds = 25
         /// Stored copies' budget: the shared index's, or each separate index's (`separate`), or split.
         public var budgetBytes = 64 << 20
+        /// Seeds every guest's writes (each guest its own stream from it).
         public var seed: UInt64 = 2011
         public init() {}
     }

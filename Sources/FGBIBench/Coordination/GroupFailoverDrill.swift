@@ -18,13 +18,21 @@ import Foundation
 /// 5. the stopped backup, behind the other two, is never the one promoted.
 public final class GroupFailoverDrill {
     public struct Configuration: Sendable {
+        /// The `fgbi` executable every node runs.
         public var executable: URL
+        /// Kills of the primary, each a fresh primary and three backups (`FGBI_GROUP_KILLS` in the tests).
         public var rounds = 10
+        /// Seeds the moments of the kills and which backup is stopped.
         public var seed: UInt64 = 1
+        /// The primary's lease time to live; promotion follows its expiry.
         public var leaseTTLSeconds = 1
+        /// Each node's region.
         public var regionMiB = 16
+        /// The primary's epoch interval.
         public var epochMilliseconds = 25
+        /// The synthetic workload's write rate.
         public var pagesPerSecond = 5_000
+        /// Where logs, memory files and images go.
         public var workDirectory: String
 
         public init(executable: URL, workDirectory: String) {

@@ -21,12 +21,19 @@ import Foundation
 ///    one, the primary keeps confirming once the cut is healed.
 public final class PartitionDrill {
     public struct Configuration: Sendable {
+        /// The `fgbi` executable the primary and backups run.
         public var executable: URL
+        /// Fault schedules, each a fresh guest (`FGBI_PARTITION_SCHEDULES` in the tests).
         public var schedules = 30
+        /// Seeds the schedules: which faults, when, for how long.
         public var seed: UInt64 = 1
+        /// The primary's lease time to live: a primary cut from etcd must halt within it.
         public var leaseTTLSeconds = 1
+        /// The guest's region.
         public var regionMiB = 16
+        /// The primary's epoch interval.
         public var epochMilliseconds = 25
+        /// The synthetic workload's write rate.
         public var pagesPerSecond = 20_000
         /// The primary's dirty tracker (`--tracker`).
         public var tracker = TrackerKind.uffdAsync

@@ -86,6 +86,7 @@ public struct LMDBAlternatingDrill: Sendable {
         public var finalReplica: LMDBReplicaVerifier.Report
     }
 
+    /// The history written, the failovers, the map and where databases and logs go.
     public let settings: Settings
     /// The `fgbi` executable to run the nodes with.
     public let executable: URL

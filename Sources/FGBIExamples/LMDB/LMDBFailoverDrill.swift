@@ -55,6 +55,7 @@ public struct LMDBFailoverDrill: Sendable {
         public var primaryStatus: String
     }
 
+    /// The history written, the map, when the primary is killed and where the database and image go.
     public let settings: Settings
     /// The `fgbi` executable to run the primary with.
     public let executable: URL
