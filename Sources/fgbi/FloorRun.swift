@@ -23,7 +23,9 @@ enum FloorRun {
 /// The floor options of the benchmarks whose ratios use the machine's floor (`bench engine`, `bench tracker`).
 struct FloorOptions: ParsableArguments {
     @Option(
-        help: "Measure the floor with this outside floor.c instead of the built-in probe (cross-check: bench floor)."
+        help: ArgumentHelp(
+            "Measure the floor with this outside floor.c instead of the built-in probe "
+                + "(a cross-check: fgbi bench floor).")
     )
     var floor: String?
 

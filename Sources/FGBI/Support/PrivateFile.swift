@@ -52,7 +52,7 @@ package enum PrivateFile {
             throw FGBIError.invalidArgument(
                 """
                 the directory \(name) of the \(what) belongs to user \(info.st_uid), not to this user (\(user)) \
-                or root: 
+                or root:\u{20}
                 """
                     + "use a directory of fgbi's user")
         }
@@ -60,7 +60,7 @@ package enum PrivateFile {
             throw FGBIError.invalidArgument(
                 """
                 the directory \(name) of the \(what) is writable by group or others (mode \
-                \(String(info.st_mode & 0o7777, radix: 8))): 
+                \(String(info.st_mode & 0o7777, radix: 8))):\u{20}
                 """
                     + """
                     another user could replace the \(what) before it is read; run `chmod go-w \(name)` or use a \

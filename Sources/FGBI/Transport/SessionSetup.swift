@@ -117,7 +117,7 @@ enum SessionSetup {
                         ? "this backup requires encryption (--encrypt on the primary)"
                         : """
                         this backup requires encryption off loopback (the primary sends in clear: drop \
-                        --allow-plaintext there, 
+                        --allow-plaintext there,\u{20}
                         """
                             + "or pass --allow-plaintext to the backup too)"))
         }
@@ -128,7 +128,7 @@ enum SessionSetup {
                 .layoutMismatch(
                     """
                     primary: \(hello.blockSize)-byte blocks, \(hello.pageSize)-byte pages, regions \
-                    \(hello.regionLengths); 
+                    \(hello.regionLengths);\u{20}
                     """
                         + "backup: \(layout.blockSize), \(layout.pageSize), \(layout.regionLengths)"))
         }

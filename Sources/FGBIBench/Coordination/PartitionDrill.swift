@@ -138,7 +138,7 @@ public final class PartitionDrill {
             progress(
                 """
                 schedule \(index + 1)/\(configuration.schedules): \
-                \(steps.map { $0.fault.rawValue }.joined(separator: " + ")): 
+                \(steps.map { $0.fault.rawValue }.joined(separator: " + ")):\u{20}
                 """
                     + (outcome.promotedTerm.map {
                         """
@@ -265,15 +265,17 @@ public final class PartitionDrill {
             ]
     }
 
-    /// The first backup of `backups` (name, process) to print a `promoted` event within `seconds`, with that line.
+    /// The backup of `backups` (name, process) that printed a `promoted` event within `seconds`, with that line.
     private static func waitForPromotion(of backups: [(String, LabProcess)], seconds: Double)
         -> (name: String, line: String)?
     {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            for (name, backup) in backups {
-                if let line = backup.lines.first(where: { LabEvent($0)?.kind == "promoted" }) { return (name, line) }
+            // The last backup promoted, should two be: the judging then reports the other as promoted too.
+            let promoted = backups.compactMap { name, backup in
+                backup.lines.first { LabEvent($0)?.kind == "promoted" }.map { (name: name, line: $0) }
             }
+            if let last = promoted.last { return last }
             usleep(10_000)
         }
         return nil

@@ -165,7 +165,7 @@ public final class GuestGroup: @unchecked Sendable {
             return
                 """
                 \(guest.name): epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \
-                \(s.lastCommittedEpoch.map(String.init) ?? "-"), 
+                \(s.lastCommittedEpoch.map(String.init) ?? "-"),\u{20}
                 """
                     + "lag \(s.lag), sent \(String(format: "%.1f", Double(s.bytesSent + s.precopyBytes) / 1e6)) MB, "
                     + "pause p99 \(String(format: "%.2f", s.pausePercentile(0.99))) ms"

@@ -78,7 +78,7 @@ extension EtcdFailoverArbiter {
                 return .wait(
                     """
                     \(standing.count) of the \(group.candidatesNeeded) candidates needed (of \(group.backups) \
-                    backups, 
+                    backups,\u{20}
                     """
                         + "quorum \(group.quorum)) have said which epoch they hold")
             }

@@ -226,7 +226,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                         reason:
                             """
                             the guest's primary key (\(keys.primary)) no longer holds this node's record on its \
-                            lease: 
+                            lease:\u{20}
                             """
                                 + "deleted or rewritten by someone else")
                     return

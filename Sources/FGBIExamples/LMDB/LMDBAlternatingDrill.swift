@@ -193,11 +193,11 @@ public struct LMDBAlternatingDrill: Sendable {
                 progress(
                     """
                     failover \(round + 1)/\(settings.failovers): killed \(failover.killed) with \(acknowledged) \
-                    acknowledged; 
+                    acknowledged;\u{20}
                     """
                         + """
                         \(nodes[backup].name) took over at epoch \(failover.epoch) with \(transactions) \
-                        transactions in 
+                        transactions in\u{20}
                         """
                         + String(format: "%.2f s", failover.takeoverSeconds) + "; \(failover.killed) rejoined: "
                         + String(

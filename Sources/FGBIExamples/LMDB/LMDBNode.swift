@@ -150,15 +150,15 @@ public final class LMDBNode: Sendable {
                     emit(
                         """
                         event synchronised bytes \(sent) first-pass \(synchronisation?.firstPassBytes ?? 0) \
-                        region \(region) 
+                        region \(region)\u{20}
                         """
                             + """
                             pages-held \(synchronisation?.pagesAlreadyHeld ?? 0) block-hash-bytes \
-                            \(synchronisation?.blockHashBytes ?? 0) 
+                            \(synchronisation?.blockHashBytes ?? 0)\u{20}
                             """
                                 + """
                                 resynchronised \(synchronisation?.resynchronised == true ? 1 : 0) epoch \
-                                \(synchronisation?.epoch ?? 0) 
+                                \(synchronisation?.epoch ?? 0)\u{20}
                                 """
                                 + """
                                 rounds \(synchronisation?.rounds ?? 0) milliseconds \

@@ -116,7 +116,7 @@ extension FGBICommand {
             print(
                 """
                 \(mode), \(workload) workload, \(regionMiB) MiB, \(pagesPerEpoch) pages per round, \(epochs) \
-                rounds, \(epochMilliseconds) ms epochs, 
+                rounds, \(epochMilliseconds) ms epochs,\u{20}
                 """
                     + "slowed link \(formatted(slowMiBPerSecond, 1)) MiB/s")
             print(table.rendered)

@@ -235,7 +235,7 @@ extension FGBICommand {
             print(
                 """
                 \(transactions) transactions of \(writesPerTransaction) writes over \(keys) keys per run, \
-                \(rounds) rounds, \(mapMiB) MiB map, 
+                \(rounds) rounds, \(mapMiB) MiB map,\u{20}
                 """
                     + (configuration.writerCPU.map { "writer on CPU \($0), replication on the others" }
                         ?? "no CPU pinning")

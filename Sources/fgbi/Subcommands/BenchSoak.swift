@@ -131,15 +131,15 @@ extension FGBICommand {
                 print(
                     """
                     epochs committed \(report.epochsCommitted), faults \(report.episodes.count), divergences \
-                    \(report.divergences), 
+                    \(report.divergences),\u{20}
                     """
                         + """
                         reconnects \(report.reconnects), max RSS \
-                        \(formatted(Double(report.maximumResidentBytes) / 1e6, 1)) MB 
+                        \(formatted(Double(report.maximumResidentBytes) / 1e6, 1)) MB\u{20}
                         """
                             + """
                             (first quarter \(formatted(Double(early) / 1e6, 1)) MB, last quarter \
-                            \(formatted(Double(late) / 1e6, 1)) MB), 
+                            \(formatted(Double(late) / 1e6, 1)) MB),\u{20}
                             """
                         + "\(formatted(report.seconds, 0)) s")
                 for failure in report.episodes.compactMap(\.divergence) { print("DIVERGENCE: \(failure)") }

@@ -69,7 +69,7 @@ extension FGBICommand {
                     "epoch \(epoch.number): \(epoch.pagesWritten) pages written, \(epoch.pagesReported) reported "
                         + """
                         in \(formatted(epoch.collectMicroseconds, 0)) us (writers: \
-                        \(epoch.matchesWriters ? "match" : "DIFFER"), 
+                        \(epoch.matchesWriters ? "match" : "DIFFER"),\u{20}
                         """
                         + "scan: \(epoch.matchesScan ? "match" : "DIFFERS")); \(epoch.blocksSent) blocks sent in "
                             + """
@@ -84,7 +84,7 @@ extension FGBICommand {
                     "sent \(deltaBytes) bytes where whole pages would have been \(pageBytes) "
                         + """
                         (\(formatted(100 * Double(deltaBytes) / Double(pageBytes)))%); the replica matched the \
-                        primary after every epoch: 
+                        primary after every epoch:\u{20}
                         """
                         + (failures == 0 ? "yes" : "NO"))
             }

@@ -22,15 +22,15 @@ extension FGBICommand.ExampleLMDB {
             prefix
                 + """
                 primary \(outcome.primaryStatus) with \(outcome.acknowledged) transactions acknowledged; \
-                backup failed over at epoch \(epoch) 
+                backup failed over at epoch \(epoch)\u{20}
                 """
                     + """
                     in \(String(format: "%.2f", outcome.failoverSeconds)) s; LMDB opened the replica: exactly the \
-                    first \(replica.transactions) transactions 
+                    first \(replica.transactions) transactions\u{20}
                     """
                     + """
                     (\(replica.keys) keys, every value checked, \(replica.transactions - outcome.acknowledged) \
-                    committed but not yet acknowledged), 
+                    committed but not yet acknowledged),\u{20}
                     """
                 + "and a new write transaction committed on it")
     }
@@ -53,11 +53,11 @@ extension FGBICommand.ExampleLMDB {
         print(
             """
             \(failovers.count) failovers through SIGKILL: every takeover held every acknowledged transaction \
-            and went on committing; 
+            and went on committing;\u{20}
             """
                 + """
                 the last backup's database opened with LMDB holding exactly the first \
-                \(outcome.finalReplica.transactions) transactions 
+                \(outcome.finalReplica.transactions) transactions\u{20}
                 """
                 + "(\(outcome.acknowledged) acknowledged)")
         print(
@@ -65,7 +65,7 @@ extension FGBICommand.ExampleLMDB {
                 format:
                     """
                     rejoin: %.1f%% of the region's pages differed (median; max %.1f%%), %.0f%% of the \
-                    database's (median; it used %.1f MB of the map); 
+                    database's (median; it used %.1f MB of the map);\u{20}
                     """,
                 100 * differing.median, 100 * differing.max, 100 * ofDatabase.median, databases.median)
                 + String(

@@ -200,7 +200,7 @@ extension FGBICommand {
             Progress.note(
                 """
                 drill: backup here, primary process replicating a \(mapMiB) MiB LMDB map every \
-                \(epochMilliseconds) ms, 
+                \(epochMilliseconds) ms,\u{20}
                 """
                     + (rounds == 1
                         ? "kill -9 after \(killAfterMilliseconds) ms"
@@ -236,7 +236,7 @@ extension FGBICommand {
                 print(
                     """
                     \(rounds) drills: every replica opened and held exactly a committed prefix with every \
-                    acknowledged transaction 
+                    acknowledged transaction\u{20}
                     """
                         + """
                         (\(verified) failed over holding an epoch, \(rounds - verified) killed before the first \
@@ -284,7 +284,7 @@ extension FGBICommand {
             Progress.note(
                 """
                 alternate: nodes A (primary) and B (backup) replicating a \(mapMiB) MiB LMDB map every \
-                \(epochMilliseconds) ms; 
+                \(epochMilliseconds) ms;\u{20}
                 """
                     + "\(failovers) failovers, each killing the primary with SIGKILL")
             let outcome: LMDBAlternatingDrill.Outcome

@@ -14,7 +14,7 @@ extension FGBICommand.PrimaryCommand {
             print(
                 """
                 primary: \(sync.resynchronised ? "resynchronised" : "synchronised") in \(sync.rounds) \
-                pre-copy round(s) 
+                pre-copy round(s)\u{20}
                 """
                     + "(pages per round \(sync.pagesPerRound.map(String.init).joined(separator: ", "))) in "
                         + """
@@ -33,11 +33,11 @@ extension FGBICommand.PrimaryCommand {
         print(
             """
             primary: frames sent with \(s.sendPath); \(s.epochsSent) epochs sent, last committed epoch \
-            \(last.map(String.init) ?? "none"), 
+            \(last.map(String.init) ?? "none"),\u{20}
             """
                 + """
                 \(formatted(Double(s.bytesSent) / 1e6, 1)) MB sent, pause p50 \
-                \(formatted(s.pausePercentile(0.5))) ms 
+                \(formatted(s.pausePercentile(0.5))) ms\u{20}
                 """
                 + "p99 \(formatted(s.pausePercentile(0.99))) ms, \(pagesWritten) pages written")
     }
@@ -47,7 +47,7 @@ extension FGBICommand.PrimaryCommand {
         Progress.note(
             """
             epoch \(s.lastCapturedEpoch.map(String.init) ?? "-"), committed \
-            \(s.lastCommittedEpoch.map(String.init) ?? "-"), 
+            \(s.lastCommittedEpoch.map(String.init) ?? "-"),\u{20}
             """
                 + "lag \(s.lag), sent \(formatted(Double(s.bytesSent + s.precopyBytes) / 1e6, 1)) MB, "
                 + "pause p99 \(formatted(s.pausePercentile(0.99))) ms, backpressure waits \(s.backpressureWaits)"

@@ -108,11 +108,11 @@ extension FGBICommand.PrimaryCommand {
                 "primary: guest \(r.name) (backup \(r.backup)): \(r.epochsSent) epochs sent, last committed epoch "
                     + """
                     \(r.lastCommittedEpoch.map(String.init) ?? "none"), \
-                    \(formatted(Double(r.bytesSent) / 1e6, 1)) MB sent 
+                    \(formatted(Double(r.bytesSent) / 1e6, 1)) MB sent\u{20}
                     """
                         + """
                         (+\(formatted(Double(r.precopyBytes) / 1e6, 1)) MB pre-copy), pause p50 \
-                        \(formatted(r.pauseMsP50)) ms 
+                        \(formatted(r.pauseMsP50)) ms\u{20}
                         """
                     + "p99 \(formatted(r.pauseMsP99)) ms, \(r.pagesWritten) pages written"
                     + (r.failure.map { ", FAILED: \($0)" } ?? ""))
@@ -122,7 +122,7 @@ extension FGBICommand.PrimaryCommand {
                 "primary: shared content index: \(shared.entries) entries, \(shared.storedCopies) stored copies "
                     + """
                     (\(formatted(Double(shared.storedBytes) / 1e6, 1)) MB), \
-                    \(formatted(Double(shared.bytesSavedBySharing) / 1e6, 1)) MB saved by sharing, 
+                    \(formatted(Double(shared.bytesSavedBySharing) / 1e6, 1)) MB saved by sharing,\u{20}
                     """
                     + "\(shared.attachments) additions shared another guest's copy, \(shared.evictions) copies evicted")
         }

@@ -210,7 +210,7 @@ extension FGBICommand {
         private func describe(_ header: TraceHeader) -> String {
             """
             \(header.source), \(byteText(header.regionBytes)) region, \(header.tracker) tracker, \
-            \(header.blockSize)-byte blocks, 
+            \(header.blockSize)-byte blocks,\u{20}
             """
                 + "\(header.epochs) epochs of \(formatted(header.epochMs, 0)) ms"
         }

@@ -90,7 +90,7 @@ extension FGBICommand {
             var lines = [
                 """
                 captured \(trace.images.count) images of \(byteText(trace.imageSize)) \
-                (\(outcome.layout.regions.count) regions) 
+                (\(outcome.layout.regions.count) regions)\u{20}
                 """
                     + "in \(formatted(outcome.elapsedSeconds, 1)) s into \(trace.path)"
             ]

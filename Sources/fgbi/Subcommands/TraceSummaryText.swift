@@ -13,17 +13,17 @@ struct TraceSummaryText {
         var lines = [
             """
             trace: \(header.source), \(byteText(s.regionBytes)) region, \(header.tracker) tracker, \
-            \(s.blockSize)-byte blocks, 
+            \(s.blockSize)-byte blocks,\u{20}
             """
                 + "\(s.epochs) epochs in \(formatted(s.elapsedSeconds, 2)) s",
             """
             working set:       \(s.workingSetPages) pages written at least once = \
-            \(formatted(s.workingSetMiB, 1)) MiB 
+            \(formatted(s.workingSetMiB, 1)) MiB\u{20}
             """
                 + "(\(percent(Double(s.workingSetBytes), Double(s.regionBytes))) of the region)",
             """
             write spread:      the most-written tenth of the working set took \
-            \(formatted(100 * s.busiestTenthShare, 1))% of the page writes; 
+            \(formatted(100 * s.busiestTenthShare, 1))% of the page writes;\u{20}
             """
                 + """
                 the median page was written in \(s.medianEpochsWritten) of \(s.epochs) epochs, the busiest in \
@@ -31,16 +31,16 @@ struct TraceSummaryText {
                 """,
             """
             write rate:        \(formatted(s.writtenPagesPerSecond, 0)) written pages/s (a page counts once per \
-            epoch), 
+            epoch),\u{20}
             """
                 + "\(formatted(s.dirtyBlocksPerSecond, 0)) changed blocks/s",
             """
             really changed:    \(formatted(s.meanDirtyBlocksPerWrittenPage, 2)) of \(s.blocksPerPage) blocks per \
-            written page 
+            written page\u{20}
             """
                 + """
                 = \(formatted(100 * s.changedFraction, 1))% of each written page; \(s.unchangedWrittenPages) \
-                written pages 
+                written pages\u{20}
                 """
                 + "(\(percent(Double(s.unchangedWrittenPages), Double(s.writtenPages)))) did not change at all",
             "shared content:    per epoch, \(formatted(s.meanDuplicatePagesPerEpoch, 1)) written pages and "

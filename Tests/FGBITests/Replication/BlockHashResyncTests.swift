@@ -60,7 +60,7 @@ struct BlockHashResyncTests {
         print(
             """
             block hash resync of \(byBlocks.blockHashPages) differing pages: first pass \
-            \(byBlocks.firstPassBytes) bytes plus 
+            \(byBlocks.firstPassBytes) bytes plus\u{20}
             """
                 + """
                 \(byBlocks.blockHashBytes) of block hashes from the backup, against \(byPages.firstPassBytes) by \

@@ -203,6 +203,10 @@ extension Backup {
             \(security)\(configuration.arbiter == nil ? "" : ", term \(term)"))
             """
         )
+        if stopping.load(ordering: .acquiring) {
+            connection.close()
+            return .finished(.primaryFinished(lastEpoch: lastEpoch))
+        }
         replica.beginSession()
         sessionStream = hello.stream
         sessionGroup = hello.group
