@@ -183,6 +183,8 @@ final class EpochPipeline: @unchecked Sendable {
         while let capture = captures.nextReady() {
             let precopy = capture.isPrecopy
             let firstPass = capture.isFirstPass
+            // Read now: once released, the capture is the checkpoint thread's to reset for the next epoch.
+            let epoch: UInt64? = precopy ? nil : capture.epoch
             // Encoded into the engine's buffer and sent from there: no per-epoch copy or allocation.
             var delivered = false
             let sent: (bytes: Int, statistics: EpochStatistics)
@@ -195,7 +197,7 @@ final class EpochPipeline: @unchecked Sendable {
                     noteUnchangedPages(of: capture)
                     release(capture)
                     if !precopy { FaultPoints.reach(.primarySend) }
-                    try deliver(precopy ? .precopy : .epoch, precopy ? nil : capture.epoch, delta)
+                    try deliver(precopy ? .precopy : .epoch, epoch, delta)
                     return (delta.count, statistics)
                 }
             } catch  where !delivered {
