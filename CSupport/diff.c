@@ -135,17 +135,20 @@ long CSupport_diff_encode(const uint8_t *old, const uint8_t *new_bytes, size_t l
 // (0x80 selects a zero byte). Filled once at load time.
 static uint8_t compact_patterns[256][16];
 static uint8_t expand_patterns[256][16];
-// Whether the shuffles run on SSSE3, and the 64-byte block forms and the sparse decode on AVX-512 with VBMI2
-// (set with the tables, before any thread can ask).
-static int use_ssse3;
-static int use_avx512;
+// What the sparse form and the 64-byte block forms run on, the best the CPU has unless a test chose a lower
+// level (CSupport_sparse_select_level): portable loops, SSSE3 shuffles (SSE2 masks), AVX2 masks, AVX-512
+// with VBMI2. Set with the tables, before any thread can ask.
+static int best_level;
+static int level;
 
 __attribute__((constructor)) static void sparse_patterns_init(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    use_ssse3 = __builtin_cpu_supports("ssse3");
-    use_avx512 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi2");
+    if (__builtin_cpu_supports("ssse3")) best_level = CSUPPORT_SIMD_SSSE3;
+    if (__builtin_cpu_supports("avx2")) best_level = CSUPPORT_SIMD_AVX2;
+    if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi2")) best_level = CSUPPORT_SIMD_AVX512;
 #endif
+    level = best_level;
     for (int m = 0; m < 256; m++) {
         int n = 0;
         for (int k = 0; k < 16; k++) { compact_patterns[m][k] = 0x80; expand_patterns[m][k] = 0x80; }
@@ -174,18 +177,67 @@ static inline uint64_t nonzero_mask64(const uint8_t *bytes) {
 #endif
 }
 
+// Where each 8-byte word's non-zero bytes go in the sparse form's data of 64 bytes with non-zero mask
+// `nonzero`: byte i of the result is how many non-zero bytes words 0..i-1 hold (the mask's bits counted per
+// byte, then summed by one multiply), so the words are gathered or scattered with no chain of additions
+// from one to the next; `total` gets all of them.
+static inline uint64_t sparse_word_offsets(uint64_t nonzero, size_t *total) {
+    uint64_t counts = nonzero - ((nonzero >> 1) & 0x5555555555555555ULL);
+    counts = (counts & 0x3333333333333333ULL) + ((counts >> 2) & 0x3333333333333333ULL);
+    counts = (counts + (counts >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    uint64_t sums = counts * 0x0101010101010101ULL;
+    *total = (size_t)(sums >> 56);
+    return sums << 8;
+}
+
 #if defined(__x86_64__)
 #include <tmmintrin.h>
-// SSSE3 (every x86-64 server CPU since 2006; checked at run time): one shuffle per 8 bytes.
+// SSSE3 (every x86-64 server CPU since 2006; checked at run time): one shuffle per 8 bytes, each word's place
+// from sparse_word_offsets. Each word stores 8 bytes, the next word's overwriting the excess: at most 64
+// bytes are written at `data`.
+__attribute__((target("ssse3")))
+static inline size_t sparse_gather64_ssse3(const uint8_t *bytes, uint64_t nonzero, uint8_t *data) {
+    size_t total;
+    uint64_t offsets = sparse_word_offsets(nonzero, &total);
+    for (int i = 0; i < 8; i++) {
+        uint8_t m = (uint8_t)(nonzero >> (8 * i));
+        __m128i word = _mm_loadl_epi64((const __m128i *)(bytes + 8 * i));
+        __m128i packed = _mm_shuffle_epi8(word, _mm_loadu_si128((const __m128i *)compact_patterns[m]));
+        _mm_storel_epi64((__m128i *)(data + ((offsets >> (8 * i)) & 0xff)), packed);
+    }
+    return total;
+}
+
+// The inverse, reading at most `available` bytes at `data` (a word whose 8-byte load would pass them is
+// read through a copy).
+__attribute__((target("ssse3")))
+static inline void sparse_scatter64_ssse3(uint64_t nonzero, const uint8_t *data, size_t available,
+                                          uint8_t *target) {
+    size_t total;
+    uint64_t offsets = sparse_word_offsets(nonzero, &total);
+    for (int i = 0; i < 8; i++) {
+        uint8_t m = (uint8_t)(nonzero >> (8 * i));
+        size_t at = (offsets >> (8 * i)) & 0xff;
+        __m128i word;
+        if (at + 8 <= available) {
+            word = _mm_loadl_epi64((const __m128i *)(data + at));
+        } else {
+            uint8_t tail[8] = {0};
+            memcpy(tail, data + at, available - at < 8 ? available - at : 8);
+            word = _mm_loadl_epi64((const __m128i *)tail);
+        }
+        __m128i pattern = _mm_loadu_si128((const __m128i *)expand_patterns[m]);
+        _mm_storel_epi64((__m128i *)(target + 8 * i), _mm_shuffle_epi8(word, pattern));
+    }
+}
+
 __attribute__((target("ssse3")))
 static size_t sparse_gather_ssse3(const uint8_t *bytes, size_t length, const uint8_t *masks, uint8_t *data) {
     size_t n = 0;
-    for (size_t i = 0; i < length; i += 8) {
-        uint8_t m = masks[i / 8];
-        __m128i word = _mm_loadl_epi64((const __m128i *)(bytes + i));
-        __m128i packed = _mm_shuffle_epi8(word, _mm_loadu_si128((const __m128i *)compact_patterns[m]));
-        _mm_storel_epi64((__m128i *)(data + n), packed);
-        n += (size_t)__builtin_popcount(m);
+    for (size_t i = 0; i < length; i += 64) {
+        uint64_t nonzero;
+        memcpy(&nonzero, masks + i / 8, 8);   // little-endian hosts only (x86-64, aarch64)
+        n += sparse_gather64_ssse3(bytes + i, nonzero, data + n);
     }
     return n;
 }
@@ -194,19 +246,13 @@ __attribute__((target("ssse3")))
 static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target,
                                  size_t length) {
     size_t k = 0;
-    for (size_t i = 0; i < length; i += 8) {
-        uint8_t m = masks[i / 8];
-        __m128i word;
-        if (k + 8 <= available) {
-            word = _mm_loadl_epi64((const __m128i *)(data + k));
-        } else {
-            uint8_t tail[8] = {0};
-            memcpy(tail, data + k, available - k);
-            word = _mm_loadl_epi64((const __m128i *)tail);
-        }
-        __m128i pattern = _mm_loadu_si128((const __m128i *)expand_patterns[m]);
-        _mm_storel_epi64((__m128i *)(target + i), _mm_shuffle_epi8(word, pattern));
-        k += (size_t)__builtin_popcount(m);
+    for (size_t i = 0; i < length; i += 64) {
+        uint64_t nonzero;
+        memcpy(&nonzero, masks + i / 8, 8);
+        sparse_scatter64_ssse3(nonzero, data + k, available - k, target + i);
+        size_t total;
+        (void)sparse_word_offsets(nonzero, &total);
+        k += total;
     }
 }
 
@@ -214,7 +260,7 @@ static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size
 
 static size_t sparse_gather(const uint8_t *bytes, size_t length, const uint8_t *masks, uint8_t *data) {
 #if defined(__x86_64__)
-    if (use_ssse3) return sparse_gather_ssse3(bytes, length, masks, data);
+    if (level >= CSUPPORT_SIMD_SSSE3) return sparse_gather_ssse3(bytes, length, masks, data);
 #endif
     size_t n = 0;
     for (size_t i = 0; i < length; i++) {
@@ -227,7 +273,10 @@ static size_t sparse_gather(const uint8_t *bytes, size_t length, const uint8_t *
 static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t available, uint8_t *target,
                            size_t length) {
 #if defined(__x86_64__)
-    if (use_ssse3) { sparse_scatter_ssse3(masks, data, available, target, length); return; }
+    if (level >= CSUPPORT_SIMD_SSSE3) {
+        sparse_scatter_ssse3(masks, data, available, target, length);
+        return;
+    }
 #endif
     size_t k = 0;
     for (size_t i = 0; i < length; i++) {
@@ -237,12 +286,11 @@ static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t ava
     }
 }
 
-int CSupport_sparse_select_portable(int portable) {
-    int was = !use_ssse3;
-#if defined(__x86_64__)
-    use_ssse3 = !portable && __builtin_cpu_supports("ssse3");
-    use_avx512 = !portable && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi2");
-#endif
+int CSupport_sparse_best_level(void) { return best_level; }
+
+int CSupport_sparse_select_level(int wanted) {
+    int was = level;
+    level = wanted < best_level ? (wanted < 0 ? 0 : wanted) : best_level;
     return was;
 }
 
@@ -341,6 +389,42 @@ static size_t block64_encode_run_portable(const uint8_t *bytes, const uint64_t *
 
 #if defined(__x86_64__)
 #include <immintrin.h>
+// AVX2 (checked at run time): each mask is two compares, the sparse form's bytes SSSE3 shuffles placed by
+// sparse_word_offsets.
+__attribute__((target("avx2")))
+static inline long block64_encode_avx2(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
+                                       uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
+    __m256i low = _mm256_loadu_si256((const __m256i *)bytes);
+    __m256i high = _mm256_loadu_si256((const __m256i *)(bytes + 32));
+    __m256i zero = _mm256_setzero_si256();
+    uint64_t nonzero = ~((uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(high, zero)) << 32
+                         | (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, zero)));
+    uint64_t equal = 0;
+    if (base) {
+        __m256i base_low = _mm256_loadu_si256((const __m256i *)base);
+        __m256i base_high = _mm256_loadu_si256((const __m256i *)(base + 32));
+        equal = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(high, base_high)) << 32
+            | (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(low, base_low));
+    }
+    size_t diff_size = 0;
+    *form = block64_choose(nonzero, equal, base != NULL, allow_sparse, &diff_size);
+    if (*form != FORM_SPARSE) return block64_write_plain(*form, base, bytes, diff_size, diff_code, literal_code, out);
+    out[0] = sparse_code;
+    memcpy(out + 1, &nonzero, 8);   // little-endian hosts only (x86-64, aarch64)
+    return 9 + (long)sparse_gather64_ssse3(bytes, nonzero, out + 9);
+}
+
+__attribute__((target("avx2")))
+static size_t block64_encode_run_avx2(const uint8_t *bytes, const uint64_t *hashes, size_t count, uint64_t need,
+                                      uint64_t sample_mask, uint64_t zero_hash, int allow_sparse, uint8_t zero_code,
+                                      uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
+                                      CSupport_block_forms *forms) {
+    BLOCK64_ENCODE_RUN(block64_encode_avx2)
+}
+#endif
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 #define AVX512_FORMS "avx512f,avx512bw,avx512vbmi2,popcnt"
 // AVX-512 (VBMI2 for the byte compress; checked at run time): each mask is one compare, the sparse form's
 // bytes one compress.
@@ -371,8 +455,11 @@ static size_t block64_encode_run_avx512(const uint8_t *bytes, const uint64_t *ha
 long CSupport_block64_encode(const uint8_t *base, const uint8_t *bytes, int allow_sparse, uint8_t diff_code,
                              uint8_t sparse_code, uint8_t literal_code, uint8_t *out, int *form) {
 #if defined(__x86_64__)
-    if (use_avx512) {
+    if (level >= CSUPPORT_SIMD_AVX512) {
         return block64_encode_avx512(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
+    }
+    if (level >= CSUPPORT_SIMD_AVX2) {
+        return block64_encode_avx2(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
     }
 #endif
     return block64_encode_portable(base, bytes, allow_sparse, diff_code, sparse_code, literal_code, out, form);
@@ -407,7 +494,9 @@ static uint64_t block64_index_mask_avx512(const uint64_t *hashes, const uint64_t
 uint64_t CSupport_block64_index_mask(const uint64_t *hashes, const uint64_t *locations, size_t count, uint64_t held,
                                      uint64_t sample_mask, uint64_t zero_hash) {
 #if defined(__x86_64__)
-    if (use_avx512) return block64_index_mask_avx512(hashes, locations, count, held, sample_mask, zero_hash);
+    if (level >= CSUPPORT_SIMD_AVX512) {
+        return block64_index_mask_avx512(hashes, locations, count, held, sample_mask, zero_hash);
+    }
 #endif
     uint64_t need = 0;
     for (size_t k = 0; k < count && k < 64; k++) {
@@ -423,8 +512,14 @@ size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes,
                                    uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
                                    CSupport_block_forms *forms) {
 #if defined(__x86_64__)
-    if (use_avx512) return block64_encode_run_avx512(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse,
-                                                     zero_code, sparse_code, literal_code, out, written, forms);
+    if (level >= CSUPPORT_SIMD_AVX512) {
+        return block64_encode_run_avx512(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse, zero_code,
+                                         sparse_code, literal_code, out, written, forms);
+    }
+    if (level >= CSUPPORT_SIMD_AVX2) {
+        return block64_encode_run_avx2(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse, zero_code,
+                                       sparse_code, literal_code, out, written, forms);
+    }
 #endif
     return block64_encode_run_portable(bytes, hashes, count, need, sample_mask, zero_hash, allow_sparse, zero_code,
                                        sparse_code, literal_code, out, written, forms);
@@ -457,7 +552,7 @@ long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8
     size_t mask_bytes = length / 8;
     if (length % 64 || encoded_length < mask_bytes) return -1;
 #if defined(__x86_64__)
-    if (use_avx512) return sparse_decode_avx512(encoded, encoded_length, target, length);
+    if (level >= CSUPPORT_SIMD_AVX512) return sparse_decode_avx512(encoded, encoded_length, target, length);
 #endif
     size_t nonzero = 0;
     for (size_t i = 0; i < mask_bytes; i++) nonzero += (size_t)__builtin_popcount(encoded[i]);

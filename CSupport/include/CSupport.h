@@ -348,10 +348,24 @@ size_t CSupport_block64_encode_run(const uint8_t *bytes, const uint64_t *hashes,
                                    uint8_t sparse_code, uint8_t literal_code, uint8_t *out, size_t *written,
                                    CSupport_block_forms *forms);
 
-/// For tests: makes the sparse form (both ways) and CSupport_block64_encode use their portable loops (1), or the SSSE3
-/// shuffles and AVX-512 (with VBMI2) where the CPU has them (0). Returns whether the portable loops were in
-/// use. Not thread-safe: call with no sparse work running.
-int CSupport_sparse_select_portable(int portable);
+/// The instruction sets the sparse form (both ways) and the 64-byte block forms can run on, in order.
+enum {
+    CSUPPORT_SIMD_PORTABLE = 0,
+    /// SSE2 masks, SSSE3 shuffles.
+    CSUPPORT_SIMD_SSSE3 = 1,
+    /// AVX2 masks, SSSE3 shuffles.
+    CSUPPORT_SIMD_AVX2 = 2,
+    /// AVX-512 with VBMI2: byte compress and expand.
+    CSUPPORT_SIMD_AVX512 = 3,
+};
+
+/// The best of those levels this CPU has.
+int CSupport_sparse_best_level(void);
+
+/// For tests: makes the sparse form, CSupport_block64_encode and CSupport_block64_encode_run use level `level`
+/// (capped at the best the CPU has). Returns the level in use before. Not thread-safe: call with no sparse
+/// work running.
+int CSupport_sparse_select_level(int level);
 
 /// For tests: makes CSupport_rehash_page hash 64-byte blocks one at a time (1), or eight at a time with
 /// AVX-512 where the CPU has it (0). Returns whether the one-at-a-time loop was in use. Not thread-safe.

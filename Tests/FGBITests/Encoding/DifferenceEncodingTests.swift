@@ -85,10 +85,11 @@ struct DifferenceEncodingTests {
     }
 
     @Test(
-        "the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096], [false, true])
-    func sparseFormRoundTrips(length: Int, portable: Bool) throws {
-        let was = CSupport_sparse_select_portable(portable ? 1 : 0)
-        defer { _ = CSupport_sparse_select_portable(was) }
+        "the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096],
+        SIMDLevels.available)
+    func sparseFormRoundTrips(length: Int, level: Int32) throws {
+        let was = CSupport_sparse_select_level(level)
+        defer { _ = CSupport_sparse_select_level(was) }
         var random = SeededRandom(seed: 99 &+ UInt64(length))
         for trial in 0..<400 {
             let (_, bytes) = Self.pair(length: length, random: &random)
@@ -124,10 +125,12 @@ struct DifferenceEncodingTests {
         return [0] + bytes
     }
 
-    @Test("the one-pass choice for a 64-byte block writes what the separate encoders chose", arguments: [false, true])
-    func blockChoiceEqualsSeparateEncoders(portable: Bool) throws {
-        let was = CSupport_sparse_select_portable(portable ? 1 : 0)
-        defer { _ = CSupport_sparse_select_portable(was) }
+    @Test(
+        "the one-pass choice for a 64-byte block writes what the separate encoders chose",
+        arguments: SIMDLevels.available)
+    func blockChoiceEqualsSeparateEncoders(level: Int32) throws {
+        let was = CSupport_sparse_select_level(level)
+        defer { _ = CSupport_sparse_select_level(was) }
         var random = SeededRandom(seed: 64)
         var forms = Set<Int32>()
         for trial in 0..<3000 {

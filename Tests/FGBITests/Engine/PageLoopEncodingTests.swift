@@ -25,10 +25,12 @@ struct PageLoopEncodingTests {
         return capture
     }
 
-    @Test("the index mask marks held and sampled blocks, eight at a time as one by one", arguments: [false, true])
-    func indexMaskMarksHeldAndSampledBlocks(portable: Bool) throws {
-        let was = CSupport_sparse_select_portable(portable ? 1 : 0)
-        defer { _ = CSupport_sparse_select_portable(was) }
+    @Test(
+        "the index mask marks held and sampled blocks, eight at a time as one by one",
+        arguments: SIMDLevels.available)
+    func indexMaskMarksHeldAndSampledBlocks(level: Int32) throws {
+        let was = CSupport_sparse_select_level(level)
+        defer { _ = CSupport_sparse_select_level(was) }
         let zeroHash = try BlockGeometry().zeroBlockHash
         var random = SeededRandom(seed: 6464)
         for trial in 0..<2000 {
@@ -55,8 +57,9 @@ struct PageLoopEncodingTests {
         }
     }
 
-    @Test("the page loop writes the block loop's bytes", arguments: [false, true])
-    func thePageLoopWritesTheBlockLoopsBytes(sparse: Bool) throws {
+    /// The page loop at each instruction-set level against the block loop on the portable one.
+    @Test("the page loop writes the block loop's bytes", arguments: [false, true], SIMDLevels.available)
+    func thePageLoopWritesTheBlockLoopsBytes(sparse: Bool, level: Int32) throws {
         let geometry = try BlockGeometry()
         let pages = 512
         let blocksPerPage = 64
@@ -103,10 +106,12 @@ struct PageLoopEncodingTests {
             let capture = Self.capture(epoch: UInt64(epoch), blocks: blocks)
             var bodies: [[UInt8]] = []
             var statistics: [EpochStatistics] = []
-            for encoder in [byPage, byBlock] {
+            for (encoder, encoderLevel) in [(byPage, level), (byBlock, Int32(CSUPPORT_SIMD_PORTABLE))] {
                 var body = ByteWriter()
                 var stats = EpochStatistics()
-                let records = encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                let records = SIMDLevels.at(encoderLevel) {
+                    encoder.encode(capture, sparse: sparse, into: &body, stats: &stats)
+                }
                 #expect(records > 0)
                 bodies.append(body.array)
                 statistics.append(stats)
