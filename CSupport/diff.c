@@ -555,7 +555,11 @@ long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8
     if (level >= CSUPPORT_SIMD_AVX512) return sparse_decode_avx512(encoded, encoded_length, target, length);
 #endif
     size_t nonzero = 0;
-    for (size_t i = 0; i < mask_bytes; i++) nonzero += (size_t)__builtin_popcount(encoded[i]);
+    for (size_t w = 0; w < length / 64; w++) {
+        uint64_t mask;
+        memcpy(&mask, encoded + 8 * w, 8);   // little-endian hosts only (x86-64, aarch64)
+        nonzero += (size_t)__builtin_popcountll(mask);
+    }
     if (encoded_length != mask_bytes + nonzero) return -1;
     sparse_scatter(encoded, encoded + mask_bytes, nonzero, target, length);
     return 0;

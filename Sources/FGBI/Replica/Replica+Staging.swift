@@ -10,7 +10,14 @@ extension Replica {
         let maskBytes = length / 8
         let mask = try reader.bytes(maskBytes, "\(what) sparse mask")
         var nonzero = 0
-        for index in 0..<maskBytes { nonzero += mask.load(fromByteOffset: index, as: UInt8.self).nonzeroBitCount }
+        for word in 0..<(maskBytes / 8) {
+            nonzero +=
+                UInt64(littleEndian: mask.loadUnaligned(fromByteOffset: 8 * word, as: UInt64.self))
+                .nonzeroBitCount
+        }
+        for index in (maskBytes & ~7)..<maskBytes {
+            nonzero += mask.load(fromByteOffset: index, as: UInt8.self).nonzeroBitCount
+        }
         _ = try reader.bytes(nonzero, "\(what) sparse bytes")
         stage(region: region, offset: offset, length: length) { destination, _ in
             // Cannot fail: the mask's bits and the bytes read agree.
