@@ -209,10 +209,10 @@ static inline size_t sparse_gather64_ssse3(const uint8_t *bytes, uint64_t nonzer
 }
 
 // The inverse, reading at most `available` bytes at `data` (a word whose 8-byte load would pass them is
-// read through a copy).
+// read through a copy); returns the bytes of `data` used.
 __attribute__((target("ssse3")))
-static inline void sparse_scatter64_ssse3(uint64_t nonzero, const uint8_t *data, size_t available,
-                                          uint8_t *target) {
+static inline size_t sparse_scatter64_ssse3(uint64_t nonzero, const uint8_t *data, size_t available,
+                                            uint8_t *target) {
     size_t total;
     uint64_t offsets = sparse_word_offsets(nonzero, &total);
     for (int i = 0; i < 8; i++) {
@@ -229,6 +229,7 @@ static inline void sparse_scatter64_ssse3(uint64_t nonzero, const uint8_t *data,
         __m128i pattern = _mm_loadu_si128((const __m128i *)expand_patterns[m]);
         _mm_storel_epi64((__m128i *)(target + 8 * i), _mm_shuffle_epi8(word, pattern));
     }
+    return total;
 }
 
 __attribute__((target("ssse3")))
@@ -249,10 +250,7 @@ static void sparse_scatter_ssse3(const uint8_t *masks, const uint8_t *data, size
     for (size_t i = 0; i < length; i += 64) {
         uint64_t nonzero;
         memcpy(&nonzero, masks + i / 8, 8);
-        sparse_scatter64_ssse3(nonzero, data + k, available - k, target + i);
-        size_t total;
-        (void)sparse_word_offsets(nonzero, &total);
-        k += total;
+        k += sparse_scatter64_ssse3(nonzero, data + k, available - k, target + i);
     }
 }
 
