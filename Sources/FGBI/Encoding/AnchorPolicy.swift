@@ -19,9 +19,12 @@ struct AnchorPolicy {
     /// The low bits of a block's new hash that make it an anchor when clear.
     static let mask: UInt64 = 7
     /// Estimated isolated copies, as a share of the blocks looked at, above which every block is looked up.
-    static let leaveShare = 0.004
+    /// Chosen from measurements (Docs/BENCHMARKS.md, "The anchor policy's thresholds"): the real programs'
+    /// traces (redis, memcached) sit above it and keep their bytes; copied pages (about 0.5-0.9%, from content
+    /// the index holds in pieces) stay on anchors, where 0.4% sent them back to looking up every block.
+    static let leaveShare = 0.01
     /// ... and below which anchors only.
-    static let enterShare = 0.002
+    static let enterShare = 0.005
     /// Epochs with fewer anchor lookups than this leave the choice as it is: too few to judge by.
     static let minimumAnchors = 128
 

@@ -28,9 +28,14 @@ struct AnchorPolicyTests {
         // Isolated copies (one block in 64 equal to content elsewhere, no run): every block again.
         Self.epoch(&policy, blocks: 8192) { block in block % 64 == 0 ? true : nil }
         #expect(!policy.anchorsOnly)
-        // A few isolated copies, between the two thresholds: the choice stays.
-        Self.epoch(&policy, blocks: 8192) { block in block % 2048 == 0 ? true : nil }
+        // A few isolated copies, between the two thresholds (one anchor in 128: about 0.68% of the blocks):
+        // the choice stays, either way.
+        Self.epoch(&policy, blocks: 8192) { block in block % 1024 == 0 ? true : nil }
         #expect(!policy.anchorsOnly)
+        Self.epoch(&policy, blocks: 8192) { block in block % 8 == 0 ? true : false }
+        #expect(policy.anchorsOnly)
+        Self.epoch(&policy, blocks: 8192) { block in block % 1024 == 0 ? true : nil }
+        #expect(policy.anchorsOnly)
     }
 
     @Test func tooFewAnchorsDecideNothing() {
