@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lz4.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,46 @@ static void write_spread_pages(struct floor_run *run, char *memory, size_t pages
     }
 }
 
+/// One thread's share of the parallel hash or copy: `length` bytes from `source` (to `destination` for a copy).
+struct floor_share {
+    const char *source;
+    char *destination;
+    uint64_t *hashes;
+    size_t length;
+};
+
+static void *hash_share(void *argument) {
+    struct floor_share *share = argument;
+    for (size_t block = 0; block < share->length / FLOOR_BLOCK; block++) {
+        share->hashes[block] = XXH3_64bits(share->source + block * FLOOR_BLOCK, FLOOR_BLOCK);
+    }
+    return NULL;
+}
+
+static void *copy_share(void *argument) {
+    struct floor_share *share = argument;
+    memcpy(share->destination, share->source, share->length);
+    return NULL;
+}
+
+/// Seconds `work` takes over `length` bytes split in two halves, one on a new thread and one on the caller:
+/// whether the step scales with a second CPU, or the memory bus is already the bound. Negative when the
+/// thread cannot be started.
+static double on_two_threads(void *(*work)(void *), const char *memory, char *copy, uint64_t *hashes,
+                             size_t length) {
+    size_t half = length / 2 / FLOOR_PAGE * FLOOR_PAGE;
+    struct floor_share shares[2] = {
+        {memory, copy, hashes, half},
+        {memory + half, copy + half, hashes + half / FLOOR_BLOCK, length - half},
+    };
+    pthread_t helper;
+    double start = seconds_now();
+    if (pthread_create(&helper, NULL, work, &shares[1]) != 0) return -1;
+    work(&shares[0]);
+    pthread_join(helper, NULL);
+    return seconds_now() - start;
+}
+
 static void measure_hash_and_copy(struct floor_run *run, char *memory, char *copy, size_t length, size_t *written,
                                   uint64_t *hashes) {
     size_t pages = length / FLOOR_PAGE;
@@ -75,6 +116,13 @@ static void measure_hash_and_copy(struct floor_run *run, char *memory, char *cop
     start = seconds_now();
     memcpy(copy, memory, length);
     emit(run, "memcpy_GBps", (double)length / (seconds_now() - start) / 1e9, "GB/s");
+
+    // The same two steps split over two threads: what a second encode thread can gain at most on this host.
+    double parallel = on_two_threads(hash_share, memory, copy, hashes, length);
+    keep(hashes, length / FLOOR_BLOCK);
+    if (parallel > 0) emit(run, "xxh3_64B_blocks_GBps_2_threads", (double)length / parallel / 1e9, "GB/s");
+    parallel = on_two_threads(copy_share, memory, copy, hashes, length);
+    if (parallel > 0) emit(run, "memcpy_GBps_2_threads", (double)length / parallel / 1e9, "GB/s");
 
     static const size_t counts[] = {1024, 10240, 16384, 51200};
     size_t previous = 0;

@@ -6,8 +6,9 @@
 /// Receives one figure: its metric name (for example `scan_reprotect_16384_of_262144_pages_ms`), value and unit.
 typedef void (*CFloor_report)(void *context, const char *metric, double value, const char *unit);
 
-/// Measures, over a region of `mib` MiB (at least 1): XXH3 on every 64-byte block; memcpy; copying and
-/// rehashing 1,024 to 51,200 scattered written pages; LZ4 on half-compressible data; and, with async
+/// Measures, over a region of `mib` MiB (at least 1): XXH3 on every 64-byte block and memcpy, on one thread
+/// and split over two; copying and rehashing 1,024 to 51,200 scattered written pages; LZ4 on
+/// half-compressible data; and, with async
 /// userfaultfd write-protection and PAGEMAP_SCAN, the first write to a protected page and the collection
 /// and re-protection of 1,024 pages, 16,384 pages and the whole region. Each figure goes to `report` as soon
 /// as it is measured. Returns 0; or -errno when the region cannot be mapped (nothing measured), or when

@@ -36,6 +36,9 @@ public struct EngineBenchmark: Sendable {
         public var gbps: Double
         public var floorXxh3Gbps: Double?
         public var floorMemcpyGbps: Double?
+        /// The floor's memcpy split over two threads: how far a second encode thread can speed up the steps
+        /// that stream memory on this host (the memory bus, not the CPU, is often the bound).
+        public var floorMemcpyGbpsTwoThreads: Double?
         /// gbps / floor's XXH3 on 64-byte blocks.
         public var ratioToFloorXxh3: Double?
     }
@@ -125,6 +128,7 @@ public struct EngineBenchmark: Sendable {
         return ChangeDetection(
             blockSize: configuration.blockSize, regionMib: configuration.regionMiB, gbps: gbps,
             floorXxh3Gbps: xxh3, floorMemcpyGbps: floor?.metrics["memcpy_GBps"],
+            floorMemcpyGbpsTwoThreads: floor?.metrics["memcpy_GBps_2_threads"],
             ratioToFloorXxh3: xxh3.map { gbps / $0 })
     }
 

@@ -150,7 +150,8 @@ extension FGBICommand {
                     + (detection.floorXxh3Gbps.map {
                         "; floor XXH3 64 B \(formatted($0)) GB/s (\(formatted(detection.ratioToFloorXxh3)) x)"
                     } ?? "")
-                    + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? ""))
+                    + (detection.floorMemcpyGbps.map { "; floor memcpy \(formatted($0)) GB/s" } ?? "")
+                    + (detection.floorMemcpyGbpsTwoThreads.map { " (\(formatted($0)) GB/s on 2 threads)" } ?? ""))
             print("")
             var table = TextTable([
                 "workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",

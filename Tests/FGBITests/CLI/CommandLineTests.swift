@@ -33,7 +33,8 @@ struct CommandLineTests {
         var values: [String: Double] = [:]
         for figure in figures { values[figure["metric"] as? String ?? ""] = figure["probe"] as? Double }
         for metric in [
-            "xxh3_64B_blocks_GBps", "memcpy_GBps", "copy_1024_scattered_pages_ms", "rehash_4096_written_pages_ms",
+            "xxh3_64B_blocks_GBps", "memcpy_GBps", "xxh3_64B_blocks_GBps_2_threads", "memcpy_GBps_2_threads",
+            "copy_1024_scattered_pages_ms", "rehash_4096_written_pages_ms",
             "lz4_GBps_half_compressible", "first_write_after_wp_us_1024", "scan_reprotect_4096_of_4096_pages_ms",
         ] {
             #expect((values[metric] ?? 0) > 0, "\(metric) measured: \(result.stdout)")
