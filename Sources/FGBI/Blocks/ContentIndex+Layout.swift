@@ -1,8 +1,8 @@
 /// What the content index keeps: its table's entries, each stored copy's bookkeeping, and what a lookup answers.
 extension ContentIndex {
     /// One probe step: the key's 32 bits that pick its home, and a tag: the stored copy's slot + 1 in the low
-    /// 30 bits (0: empty; all ones: a tombstone, never live), the lap of the ring (mod 4) in which the slot
-    /// was filled in the top 2.
+    /// 29 bits (0: empty; all ones: a tombstone, never live), the lap of the ring (mod ``lapCount``) in which
+    /// the slot was filled in the top 3.
     struct Entry {
         var fragment: UInt32
         var tag: UInt32
@@ -10,8 +10,11 @@ extension ContentIndex {
         var slotPlusOne: UInt32 { tag & Entry.slotMask }
         var isEmpty: Bool { tag == 0 }
 
-        static let slotMask: UInt32 = (1 << 30) - 1
-        static let lapShift: UInt32 = 30
+        static let slotMask: UInt32 = (1 << 29) - 1
+        static let lapShift: UInt32 = 29
+        /// Laps an entry tells apart: a sweep runs at least every `lapCount - 1` laps, so an entry's lap
+        /// never aliases a later one (``ContentIndex/isLive(_:)``).
+        static let lapCount: UInt32 = 8
         /// The tag of a retired entry: no slot has this number (there are fewer than `slotMask` slots).
         static let tombstone: UInt32 = slotMask
     }

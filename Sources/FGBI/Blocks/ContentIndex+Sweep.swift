@@ -9,6 +9,9 @@ extension ContentIndex {
         var start = 0
         while start < capacity && !entries[start].isEmpty { start += 1 }
         guard start < capacity else { return sweepByDeletion() }
+        let hand = counters.pointee.hand
+        let lap = counters.pointee.lap
+        let scratchLast = sweepScratchCapacity - 1
         var index = start
         var visited = 0
         while visited < capacity {
@@ -17,32 +20,36 @@ extension ContentIndex {
                 visited += 1
                 continue
             }
+            // The cluster: every entry copied, the count of live ones advanced past live ones only, so the
+            // scratch ends with the live entries in order, with no branch on whether an entry is live (as
+            // good as random).
             var length = 0
             var live = 0
-            var fits = true
-            while !entries[(index + length) & mask].isEmpty {
-                let entry = entries[(index + length) & mask]
-                if isLive(entry) {
-                    if live < sweepScratchCapacity { sweepScratch[live] = entry } else { fits = false }
-                    live += 1
+            var position = index
+            repeat {
+                let entry = entries[position]
+                sweepScratch[min(live, scratchLast)] = entry
+                live &+= Self.isLive(entry, hand: hand, lap: lap) ? 1 : 0
+                length &+= 1
+                position = (position &+ 1) & mask
+            } while !entries[position].isEmpty
+            if live <= sweepScratchCapacity {
+                if live < length {
+                    for offset in 0..<length { entries[(index + offset) & mask].tag = 0 }
+                    for item in 0..<live {
+                        var free = home(sweepScratch[item].fragment)
+                        while !entries[free].isEmpty { free = (free + 1) & mask }
+                        entries[free] = sweepScratch[item]
+                    }
                 }
-                length += 1
-            }
-            if fits && live < length {
-                for offset in 0..<length { entries[(index + offset) & mask].tag = 0 }
-                for item in 0..<live {
-                    var position = home(sweepScratch[item].fragment)
-                    while !entries[position].isEmpty { position = (position + 1) & mask }
-                    entries[position] = sweepScratch[item]
-                }
-            } else if !fits {
+            } else {
                 for offset in 0..<length {
                     while !entries[(index + offset) & mask].isEmpty && !isLive(entries[(index + offset) & mask]) {
                         delete(at: (index + offset) & mask)
                     }
                 }
             }
-            index = (index + length) & mask
+            index = position
             visited += length
         }
         finishSweep()

@@ -80,6 +80,9 @@ final class ContentIndex {
     /// May name a slot that has since been retired or refilled: the slot's own bookkeeping says which.
     let slotOfLocation: UnsafeMutablePointer<UInt32>
 
+    /// The most stored copies an index holds (its entries name a slot in 29 bits): 32 GiB of 64-byte blocks.
+    static let maximumCopies = Int(Entry.slotMask) - 1
+
     var entryCount: Int { counters.pointee.entries }
     var evictions: Int { counters.pointee.evictions }
     /// Sweeps of stale entries so far.
@@ -93,7 +96,7 @@ final class ContentIndex {
         slotCount = max(budgetBytes / blockSize, 1)
         var capacity = 16
         while capacity < slotCount * 4 { capacity <<= 1 }
-        precondition(capacity <= 1 << 32 && slotCount < Int(Entry.slotMask), "a content index of \(slotCount) copies")
+        precondition(slotCount <= Self.maximumCopies, "a content index of \(slotCount) copies")
         mask = capacity - 1
         entries = HugePageMemory.allocate(Entry.self, capacity: capacity)
         entries.initialize(repeating: Entry(fragment: 0, tag: 0), count: capacity)
@@ -190,20 +193,30 @@ final class ContentIndex {
 
     /// The tag of an entry for `slot`, filled now.
     @inline(__always)
-    private func tag(slot: Int) -> UInt32 { (counters.pointee.lap & 3) << Entry.lapShift | UInt32(slot + 1) }
+    private func tag(slot: Int) -> UInt32 {
+        (counters.pointee.lap & (Entry.lapCount - 1)) << Entry.lapShift | UInt32(slot + 1)
+    }
 
     /// Whether a non-empty entry's slot may still hold its content: the slot was filled in the lap the entry
-    /// names (slots behind the hand in this lap, the others in the previous one). A sweep runs at least
-    /// every other lap, so two bits of lap rarely alias; when they do (an entry four laps old), a lookup still
-    /// answers only for the slot's current content, because it also checks that the slot is in use and holds
-    /// the key.
-    /// A tombstone is never live.
+    /// names (slots behind the hand in this lap, the others in the previous one). A sweep leaves only entries
+    /// of the current lap and the one before, and runs again within ``Entry/lapCount`` - 1 laps, so an
+    /// entry's lap (mod ``Entry/lapCount``) never aliases a later one. (Were it to, a lookup would still
+    /// answer only for the slot's current content, because it also checks that the slot is in use and holds
+    /// the key.) A tombstone is never live.
     @inline(__always)
     func isLive(_ entry: Entry) -> Bool {
-        guard entry.tag != Entry.tombstone else { return false }
-        let slot = Int(entry.slotPlusOne) - 1
-        let lap = slot < counters.pointee.hand ? counters.pointee.lap : counters.pointee.lap &- 1
-        return entry.tag >> Entry.lapShift == lap & 3
+        Self.isLive(entry, hand: counters.pointee.hand, lap: counters.pointee.lap)
+    }
+
+    /// ``isLive(_:)`` with the ring's hand and lap given, computed without branches (the sweep asks it of
+    /// every entry of the table, and whether an entry is live is as good as random).
+    @inline(__always)
+    static func isLive(_ entry: Entry, hand: Int, lap: UInt32) -> Bool {
+        // slot < hand, that is slot + 1 <= hand: filled in this lap; else in the one before.
+        let before: UInt32 = Int(entry.slotPlusOne) > hand ? 1 : 0
+        let lapMismatch = entry.tag >> Entry.lapShift ^ ((lap &- before) & (Entry.lapCount - 1))
+        let tombstone: UInt32 = entry.tag == Entry.tombstone ? 1 : 0
+        return lapMismatch | tombstone == 0
     }
 
     /// The position of `key` in the table, if present.
@@ -356,7 +369,7 @@ final class ContentIndex {
         if slot + 1 == slotCount {
             counters.pointee.hand = 0
             counters.pointee.lap &+= 1
-            if counters.pointee.lap &- counters.pointee.lapOfLastSweep >= 2 { sweep() }
+            if counters.pointee.lap &- counters.pointee.lapOfLastSweep >= Entry.lapCount - 1 { sweep() }
         } else {
             counters.pointee.hand = slot + 1
         }

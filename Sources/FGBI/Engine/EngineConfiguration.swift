@@ -80,8 +80,9 @@ extension EngineConfiguration {
     /// what the backup holds, if any).
     ///
     /// - Throws: ``FGBIError/invalidArgument(_:)`` for an unsupported block size, no regions or more than
-    ///   ``BlockLocation/maxRegions``, thread counts, CPUs or priorities out of range, a shared index of
-    ///   another mode or block size, or a summary of another layout.
+    ///   ``BlockLocation/maxRegions``, a content budget over the index's copies, thread counts, CPUs or
+    ///   priorities out of range, a shared index of another mode or block size, or a summary of another
+    ///   layout.
     func checked(regions: [GuestMemory], summary: ReplicaSummary?) throws -> BlockGeometry {
         let geometry = try BlockGeometry(blockSize: blockSize)
         guard !regions.isEmpty, regions.count <= BlockLocation.maxRegions else {
@@ -92,6 +93,15 @@ extension EngineConfiguration {
         guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
             throw FGBIError.invalidArgument(
                 "encodeThreads must be between 1 and \(EngineConfiguration.maximumEncodeThreads), not \(encodeThreads)")
+        }
+        let copies = min(contentBudgetBytes, regions.reduce(0) { $0 + $1.length }) / geometry.blockSize
+        guard sharedIndex != nil || copies <= ContentIndex.maximumCopies else {
+            throw FGBIError.invalidArgument(
+                """
+                a content budget of \(contentBudgetBytes) bytes holds \(copies) copies of \(geometry.blockSize)-byte \
+                blocks, more than the index's \(ContentIndex.maximumCopies): use a smaller budget or larger blocks
+                """
+            )
         }
         if let cpu = captureCPUs.first(where: { !(0..<64).contains($0) }) {
             throw FGBIError.invalidArgument("capture CPU \(cpu) is not between 0 and 63")

@@ -155,7 +155,8 @@ extension FGBICommand {
             print("")
             var table = TextTable([
                 "workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
-                "pause p50 ms", "p99", "encode ms", "compress ms", "raw", "ns/block", "enc GB/s", "apply ms",
+                "pause p50 ms", "p99", "encode ms", "mean", "p99", "compress ms", "raw", "ns/block", "enc GB/s",
+                "apply ms",
                 "dirty GB/s", "meta B/GiB", "initial MB", "verified",
             ])
             for run in runs {
@@ -164,6 +165,7 @@ extension FGBICommand {
                     formatted(run.ratioToPage, 4),
                     String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
                     formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50),
+                    formatted(run.encodeMsMean), formatted(run.encodeMsP99),
                     formatted(run.compressMsP50), String(run.epochsStoredRaw),
                     formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),
                     formatted(run.dirtyGbps), String(run.metadataBytesPerGib),

@@ -125,7 +125,7 @@ struct IndexStructureTests {
         var memory = [Int](repeating: -1, count: locations) // content id per location; -1: never written
         var random = SeededRandom(seed: 77)
         func live(_ key: UInt64) -> Int? { ring.firstIndex { $0?.key == key } }
-        for epoch in UInt64(0)..<400 {
+        for epoch in UInt64(0)..<1_200 {
             index.beginEpoch(epoch)
             // A capture holds each location at most once per epoch.
             var written = Set<Int>()
@@ -172,6 +172,7 @@ struct IndexStructureTests {
                 memory[block] = content
             }
             #expect(index.entryCount == ring.compactMap { $0 }.count, "epoch \(epoch)")
+            expectBoundedOccupancy(index, "epoch \(epoch)")
         }
         #expect(index.sweeps > 10, "the run must go through sweeps of stale entries")
     }
@@ -257,10 +258,55 @@ struct IndexStructureTests {
             }
             backup = staged
             #expect(index.entryCount <= 10)
+            expectBoundedOccupancy(index, "epoch \(epoch)")
         }
         // Not vacuous: each kind of answer happened.
         #expect(answers.copies > 50 && answers.epochCopies > 5 && answers.previous > 50, "\(answers)")
         if keying != .fullHash { #expect(answers.collisions > 20, "\(answers)") }
         #expect(index.sweeps > 5, "the run must go through sweeps of stale entries")
+    }
+
+    /// Stale entries are swept within ``ContentIndex/Entry/lapCount`` - 1 laps of the slot ring even when too
+    /// few go stale to reach the sweep by count (one table entry per lap, the other copies stored by location
+    /// only, as in epochs on anchors): an entry kept longer would, its lap wrapping round, look live again
+    /// and never leave the table.
+    @Test func staleEntriesAreSweptBeforeTheirLapWrapsRound() {
+        let slotCount = 8
+        let laps = 400
+        let index = ContentIndex(
+            blockSize: 64, budgetBytes: 64 * slotCount, keying: .fullHash, regionBlocks: [laps * slotCount])
+        let bytes = [UInt8](repeating: 7, count: 64)
+        bytes.withUnsafeBytes { content in
+            for lap in 0..<laps {
+                for item in 0..<slotCount {
+                    let number = lap * slotCount + item
+                    let hash = UInt64(number + 1) &* 0x9E37_79B9_7F4A_7C15
+                    let location = BlockLocation(region: 0, block: number)
+                    if item == 0 {
+                        index.addAbsent(hash: hash, at: location, bytes: content.baseAddress!, ordinal: item)
+                    } else {
+                        index.store(hash: hash, at: location, bytes: content.baseAddress!, ordinal: item)
+                    }
+                }
+                expectBoundedOccupancy(index, "lap \(lap)")
+                // Every entry that looks live names a slot that still holds its key (each key is stored once).
+                let aliased = (0...index.mask).count { position in
+                    let entry = index.entries[position]
+                    guard !entry.isEmpty, index.isLive(entry) else { return false }
+                    return index.fragment(index.slots[Int(entry.slotPlusOne) - 1].key) != entry.fragment
+                }
+                #expect(aliased == 0, "lap \(lap): \(aliased) entries of refilled slots look live")
+            }
+        }
+        #expect(index.sweeps >= laps / (Int(ContentIndex.Entry.lapCount) - 1) - 1, "sweeps by lap")
+    }
+
+    /// The table never fills: entries that look live (at most one per slot, a quarter of the table) and stale
+    /// ones (swept once they pass half of it; one more may be counted before the next insertion sweeps) stay
+    /// within three quarters. An entry whose lap aliased a later one would look live forever and leak.
+    private func expectBoundedOccupancy(_ index: ContentIndex, _ comment: Comment) {
+        let capacity = index.mask + 1
+        let occupied = (0..<capacity).count { !index.entries[$0].isEmpty }
+        #expect(occupied <= capacity * 3 / 4 + 1, "\(occupied) of \(capacity) positions taken: \(comment)")
     }
 }
