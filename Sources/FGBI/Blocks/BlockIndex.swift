@@ -23,9 +23,9 @@ protocol BlockIndex: AnyObject {
     /// content of the page's block k (a clear bit: ``takePrevious(at:hash:)`` finds nothing there).
     func heldBits(ofPageAt location: BlockLocation) -> UInt64
     /// The second stage of ``prefetchPrevious(at:hash:)``, a few blocks later, once its table line has
-    /// arrived: starts loading the entry's bookkeeping and stored copy, which ``takePrevious(at:hash:)``
-    /// reads next.
-    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64)
+    /// arrived: starts loading the entry's bookkeeping, which ``takePrevious(at:hash:)`` reads next, and
+    /// with `bytes` its stored copy, which a difference against it reads.
+    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64, bytes: Bool)
     /// The second stage of ``prefetch(hash:)``, a few blocks later, once its table line has arrived: starts
     /// loading the bookkeeping and stored copy of the entry a lookup of `hash` would compare (a hit then
     /// waits for no miss), if the line names one.

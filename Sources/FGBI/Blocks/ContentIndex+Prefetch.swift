@@ -27,17 +27,17 @@ extension ContentIndex {
         CSupport_prefetch(held + (bit >> 6))
     }
 
-    /// Prefetches the bookkeeping and bytes of the slot that holds `location`'s content (found through the
-    /// location's slot, in cache after ``prefetchPrevious(at:hash:)``; without per-location bits, by walking the
-    /// probe run to the first live entry with the key's fragment): without it, confirming the slot is the
-    /// location's (``takePrevious(at:hash:)``) waits for a miss on each.
+    /// Prefetches the bookkeeping and (with `bytes`) the bytes of the slot that holds `location`'s content
+    /// (found through the location's slot, in cache after ``prefetchPrevious(at:hash:)``; without per-location
+    /// bits, by walking the probe run to the first live entry with the key's fragment, both loaded): without
+    /// it, confirming the slot is the location's (``takePrevious(at:hash:)``) waits for a miss on each.
     @inline(__always)
-    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {
+    func prefetchPreviousContent(at location: BlockLocation, hash: UInt64, bytes: Bool) {
         if let bit = heldBit(location.packed) {
             let slotPlusOne = slotOfLocation[bit]
             if !isHeld(bit) || slotPlusOne == 0 { return }
             CSupport_prefetch(slots + (Int(slotPlusOne) - 1))
-            CSupport_prefetch(slotBytes(slotPlusOne))
+            if bytes { CSupport_prefetch(slotBytes(slotPlusOne)) }
             return
         }
         prefetchMatch(hash: hash)

@@ -63,7 +63,7 @@ extension SharedContentIndex {
 
         /// Nothing more: the shared table's entries hold the location and epoch themselves.
         @inline(__always)
-        func prefetchPreviousContent(at location: BlockLocation, hash: UInt64) {}
+        func prefetchPreviousContent(at location: BlockLocation, hash: UInt64, bytes: Bool) {}
 
         /// Nothing more: the shared table's entries hold what a lookup compares first.
         @inline(__always)

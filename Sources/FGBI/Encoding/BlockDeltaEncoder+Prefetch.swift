@@ -47,12 +47,14 @@ extension BlockDeltaEncoder {
     }
 
     /// The second stage of ``prefetch(_:_:)``, half as far ahead, once the lines it loads have arrived: the
-    /// stored copies they point to, the block's previous content and (for a block the table will be searched
-    /// for) the copy a lookup of its new content would compare.
+    /// stored copies they point to, the block's previous content (its bytes only when this epoch offers them
+    /// to a difference: ``DifferenceAdmission``) and (for a block the table will be searched for) the copy a
+    /// lookup of its new content would compare.
     @inline(__always)
     func prefetchContent(_ item: Int, _ capture: EpochCapture.View) {
-        index.prefetchPreviousContent(at: capture.locations[item], hash: capture.oldHashes[item])
         let hash = capture.newHashes[item]
+        index.prefetchPreviousContent(
+            at: capture.locations[item], hash: capture.oldHashes[item], bytes: differences.offers(hash))
         guard hash & admission.mask == 0, hash != zeroHash else { return }
         if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
         if findsByLocation, let candidate = runCandidate(capture.locations[item]) {

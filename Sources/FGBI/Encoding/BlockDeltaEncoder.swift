@@ -45,6 +45,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// only anchors in the table, the other blocks stored by location only (``AnchorPolicy``).
     private var anchors = AnchorPolicy()
     let findsByLocation: Bool
+    /// Whether this epoch reads every changed block's previous content for a difference, or a sample's
+    /// (``DifferenceAdmission``).
+    private(set) var differences = DifferenceAdmission()
 
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
     /// turn it off to compare with the block-by-block loop.
@@ -117,6 +120,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
+        let differencesBefore = stats.diffBlocks
         let distance = Self.prefetchDistance
         for (shard, firstOrdinal) in zip(shards, firstOrdinals) {
             let blocks = shard.view
@@ -134,6 +138,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             consulted: stats.blocksConsulted - consultedBefore,
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
+        differences.endEpoch(won: stats.diffBlocks - differencesBefore)
     }
 
     /// Whether 64-byte blocks go through the page loop: then the blocks that need no index
@@ -204,6 +209,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
+        let differencesBefore = stats.diffBlocks
         var forms = CSupport_block_forms()
         var records = 0
         var blocks = 0
@@ -246,6 +252,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             consulted: stats.blocksConsulted - consultedBefore,
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
+        differences.endEpoch(won: stats.diffBlocks - differencesBefore)
         return (records, blocks)
     }
 
@@ -293,7 +300,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         guard consult else {
             writeDifferenceOrLiteral(
-                bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+                bytes, length: blockSize,
+                base: offered(index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash),
                 scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
                 sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
             return
@@ -339,8 +347,18 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             }
         }
         writeDifferenceOrLiteral(
-            bytes, length: blockSize, base: index.takePrevious(at: location, hash: capture.oldHashes[item]),
+            bytes, length: blockSize,
+            base: offered(index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash),
             scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
             sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+    }
+
+    /// A retired location's previous content as the base of a difference for a block with new hash `hash`,
+    /// if this epoch offers it one (``DifferenceAdmission``); counted.
+    @inline(__always)
+    private func offered(_ previous: UnsafeRawPointer?, hash: UInt64) -> UnsafeRawPointer? {
+        guard let previous, differences.offers(hash) else { return nil }
+        differences.countOffered()
+        return previous
     }
 }
