@@ -120,7 +120,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
-        let differencesBefore = stats.diffBlocks
         let distance = Self.prefetchDistance
         for (shard, firstOrdinal) in zip(shards, firstOrdinals) {
             let blocks = shard.view
@@ -138,7 +137,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             consulted: stats.blocksConsulted - consultedBefore,
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
-        differences.endEpoch(won: stats.diffBlocks - differencesBefore)
+        differences.endEpoch()
     }
 
     /// Whether 64-byte blocks go through the page loop: then the blocks that need no index
@@ -209,7 +208,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
-        let differencesBefore = stats.diffBlocks
         var forms = CSupport_block_forms()
         var records = 0
         var blocks = 0
@@ -252,7 +250,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             consulted: stats.blocksConsulted - consultedBefore,
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
-        differences.endEpoch(won: stats.diffBlocks - differencesBefore)
+        differences.endEpoch()
         return (records, blocks)
     }
 
@@ -299,11 +297,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return
         }
         guard consult else {
-            writeDifferenceOrLiteral(
-                bytes, length: blockSize,
-                base: offered(index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash),
-                scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-                sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+            writeAgainstPrevious(
+                bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
+                sparseCode: sparseCode, into: &body, stats: &stats)
             return
         }
         stats.blocksConsulted += 1
@@ -346,19 +342,32 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 }
             }
         }
-        writeDifferenceOrLiteral(
-            bytes, length: blockSize,
-            base: offered(index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash),
-            scratch: diff, differenceCode: DeltaFormat.BlockOp.diff.rawValue,
-            sparseCode: sparseCode, literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+        writeAgainstPrevious(
+            bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
+            sparseCode: sparseCode, into: &body, stats: &stats)
     }
 
-    /// A retired location's previous content as the base of a difference for a block with new hash `hash`,
-    /// if this epoch offers it one (``DifferenceAdmission``); counted.
+    /// Writes a block with new hash `hash` as a difference against its location's `previous` content (just
+    /// retired), if this epoch offers it one (``DifferenceAdmission``), or in sparse or literal form; an offer
+    /// is counted, and so are the bytes a difference saved over the form the block would take without it.
     @inline(__always)
-    private func offered(_ previous: UnsafeRawPointer?, hash: UInt64) -> UnsafeRawPointer? {
-        guard let previous, differences.offers(hash) else { return nil }
+    private func writeAgainstPrevious(
+        _ bytes: UnsafeRawPointer, previous: UnsafeRawPointer?, hash: UInt64, sparseCode: UInt8?,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) {
+        let offered = previous != nil && differences.offers(hash)
+        let start = body.count
+        let differencesBefore = stats.diffBlocks
+        writeDifferenceOrLiteral(
+            bytes, length: geometry.blockSize, base: offered ? previous : nil, scratch: diff,
+            differenceCode: DeltaFormat.BlockOp.diff.rawValue, sparseCode: sparseCode,
+            literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
+        guard offered else { return }
         differences.countOffered()
-        return previous
+        if stats.diffBlocks != differencesBefore {
+            let without = DifferenceAdmission.lengthWithoutBase(
+                bytes, length: geometry.blockSize, sparse: sparseCode != nil)
+            differences.countSaving(without - (body.count - start))
+        }
     }
 }

@@ -2,36 +2,53 @@ import Testing
 
 @testable import FGBI
 
-/// The encoder reads a changed block's previous content for a difference only while differences win
+/// The encoder reads a changed block's previous content for a difference only while differences save bytes
 /// (``DifferenceAdmission``): the policy's decisions, and an engine that stops reading it under rewrites of
 /// unrelated content and starts again when updates are made in place, its replica exact throughout.
 @Suite("Difference admission")
 struct DifferenceAdmissionTests {
-    @Test("thinned below a fifth of differences won, restored at three tenths, judged only on enough offers")
+    @Test("thinned under 3 bytes saved per offer, restored at 3.5, judged only on enough offers")
     func policyDecisions() {
         var policy = DifferenceAdmission()
-        func epoch(offered: Int, won: Int) {
+        func epoch(offered: Int, saved: Int) {
             for _ in 0..<offered { policy.countOffered() }
-            policy.endEpoch(won: won)
+            policy.countSaving(saved)
+            policy.endEpoch()
         }
         #expect(policy.offers(DifferenceAdmission.sampleMask), "every block is offered at first")
-        epoch(offered: DifferenceAdmission.minimumOffered - 1, won: 0)
+        epoch(offered: DifferenceAdmission.minimumOffered - 1, saved: 0)
         #expect(policy.mask == 0, "too few offers to judge by")
-        epoch(offered: 2000, won: 500)
-        #expect(policy.mask == 0, "a quarter won: kept")
-        epoch(offered: 2000, won: 300)
-        #expect(policy.mask == DifferenceAdmission.sampleMask, "15% won: thinned")
+        epoch(offered: 2000, saved: 6000)
+        #expect(policy.mask == 0, "3 bytes saved per offer: kept")
+        epoch(offered: 2000, saved: 5000)
+        #expect(policy.mask == DifferenceAdmission.sampleMask, "2.5 bytes per offer: thinned")
         #expect(policy.offers(0) && !policy.offers(1 << 32), "the sample is chosen by the new hash's bits")
-        epoch(offered: 200, won: 50)
-        #expect(policy.mask != 0, "a quarter won in the sample: still thinned (the band between)")
-        epoch(offered: 100, won: 100)
+        epoch(offered: 200, saved: 600)
+        #expect(policy.mask != 0, "3 bytes per offer in the sample: still thinned (the band between)")
+        epoch(offered: 100, saved: 6400)
         #expect(policy.mask != 0, "too few offers in the sample to judge by")
-        epoch(offered: 200, won: 60)
-        #expect(policy.mask == 0, "three tenths won in the sample: every block again")
+        epoch(offered: 200, saved: 700)
+        #expect(policy.mask == 0, "3.5 bytes per offer in the sample: every block again")
+    }
+
+    @Test("the length without a base: the sparse form where shorter, else the bytes, with the operation")
+    func lengthWithoutBase() {
+        var block = [UInt8](repeating: 0, count: 64)
+        block[3] = 1
+        block[60] = 0x80
+        block.withUnsafeBytes { bytes in
+            #expect(DifferenceAdmission.lengthWithoutBase(bytes.baseAddress!, length: 64, sparse: true) == 1 + 8 + 2)
+            #expect(DifferenceAdmission.lengthWithoutBase(bytes.baseAddress!, length: 64, sparse: false) == 65)
+        }
+        block = (0..<64).map { UInt8($0 | 1) }
+        block.withUnsafeBytes { bytes in
+            #expect(DifferenceAdmission.lengthWithoutBase(bytes.baseAddress!, length: 64, sparse: true) == 65)
+        }
     }
 
     @Test(
-        "an engine stops reading previous content that never wins and reads it again when it does", arguments: [1, 2])
+        "an engine stops reading previous content that saves nothing and reads it again when it does",
+        arguments: [1, 2])
     func engineThinsAndRestores(encodeThreads: Int) throws {
         var configuration = EngineConfiguration(mode: .fgbi)
         configuration.encodeThreads = encodeThreads
