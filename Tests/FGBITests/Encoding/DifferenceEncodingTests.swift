@@ -88,27 +88,29 @@ struct DifferenceEncodingTests {
         "the sparse form is a mask and the non-zero bytes, and decodes back", arguments: [64, 128, 4096],
         SIMDLevels.available)
     func sparseFormRoundTrips(length: Int, level: Int32) throws {
-        let was = CSupport_sparse_select_level(level)
-        defer { _ = CSupport_sparse_select_level(was) }
-        var random = SeededRandom(seed: 99 &+ UInt64(length))
-        for trial in 0..<400 {
-            let (_, bytes) = Self.pair(length: length, random: &random)
-            let nonzero = bytes.filter { $0 != 0 }
-            let encoded = Self.sparse(bytes, capacity: 2 * length)
-            try #require(encoded?.count == length / 8 + nonzero.count, "trial \(trial)")
-            let form = try #require(encoded)
-            #expect(Array(form[(length / 8)...]) == nonzero)
-            for index in 0..<length { #expect(((form[index / 8] >> UInt8(index % 8)) & 1 == 1) == (bytes[index] != 0)) }
-            #expect(Self.unsparse(form, length: length) == bytes)
-            #expect(Self.sparse(bytes, capacity: length / 8 + nonzero.count - 1) == nil || nonzero.isEmpty)
+        try SIMDLevels.at(level) {
+            var random = SeededRandom(seed: 99 &+ UInt64(length))
+            for trial in 0..<400 {
+                let (_, bytes) = Self.pair(length: length, random: &random)
+                let nonzero = bytes.filter { $0 != 0 }
+                let encoded = Self.sparse(bytes, capacity: 2 * length)
+                try #require(encoded?.count == length / 8 + nonzero.count, "trial \(trial)")
+                let form = try #require(encoded)
+                #expect(Array(form[(length / 8)...]) == nonzero)
+                for index in 0..<length {
+                    #expect(((form[index / 8] >> UInt8(index % 8)) & 1 == 1) == (bytes[index] != 0))
+                }
+                #expect(Self.unsparse(form, length: length) == bytes)
+                #expect(Self.sparse(bytes, capacity: length / 8 + nonzero.count - 1) == nil || nonzero.isEmpty)
+            }
+            // Words of 36-bit values (three high bytes zero) shrink by a quarter; random bytes do not fit in a block.
+            var words = [UInt8]()
+            for _ in 0..<(length / 8) { withUnsafeBytes(of: (random.next() >> 28).littleEndian) { words += $0 } }
+            let small = try #require(Self.sparse(words, capacity: length - 4))
+            #expect(small.count <= length * 3 / 4)
+            let noise = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) }
+            #expect(Self.sparse(noise, capacity: length - 4) == nil)
         }
-        // Words of 36-bit values (three high bytes zero) shrink by a quarter; random bytes do not fit in a block.
-        var words = [UInt8]()
-        for _ in 0..<(length / 8) { withUnsafeBytes(of: (random.next() >> 28).littleEndian) { words += $0 } }
-        let small = try #require(Self.sparse(words, capacity: length - 4))
-        #expect(small.count <= length * 3 / 4)
-        let noise = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) }
-        #expect(Self.sparse(noise, capacity: length - 4) == nil)
     }
 
     /// What the encoders chose for a 64-byte block before the one-pass choice, from the separate encoders:
@@ -129,40 +131,41 @@ struct DifferenceEncodingTests {
         "the one-pass choice for a 64-byte block writes what the separate encoders chose",
         arguments: SIMDLevels.available)
     func blockChoiceEqualsSeparateEncoders(level: Int32) throws {
-        let was = CSupport_sparse_select_level(level)
-        defer { _ = CSupport_sparse_select_level(was) }
-        var random = SeededRandom(seed: 64)
-        var forms = Set<Int32>()
-        for trial in 0..<3000 {
-            var (base, bytes) = Self.pair(length: 64, random: &random)
-            if trial % 5 == 0 { // words of small values: the sparse form competes
-                for word in 0..<8 where random.next() % 2 == 0 {
-                    withUnsafeBytes(of: (random.next() >> UInt64(20 + trial % 40)).littleEndian) {
-                        bytes.replaceSubrange(8 * word..<8 * word + 8, with: $0)
-                    }
-                }
-            }
-            let withBase = trial % 3 != 0
-            for allowSparse in [false, true] {
-                var out = [UInt8](repeating: 0xEE, count: 74)
-                var form: Int32 = -1
-                let written = out.withUnsafeMutableBufferPointer { out in
-                    bytes.withUnsafeBufferPointer { bytes in
-                        base.withUnsafeBufferPointer { base in
-                            CSupport_block64_encode(
-                                withBase ? base.baseAddress : nil, bytes.baseAddress, allowSparse ? 1 : 0,
-                                1, 5, 0, out.baseAddress, &form)
+        try SIMDLevels.at(level) {
+            var random = SeededRandom(seed: 64)
+            var forms = Set<Int32>()
+            for trial in 0..<3000 {
+                var (base, bytes) = Self.pair(length: 64, random: &random)
+                if trial % 5 == 0 { // words of small values: the sparse form competes
+                    for word in 0..<8 where random.next() % 2 == 0 {
+                        withUnsafeBytes(of: (random.next() >> UInt64(20 + trial % 40)).littleEndian) {
+                            bytes.replaceSubrange(8 * word..<8 * word + 8, with: $0)
                         }
                     }
                 }
-                let expected = Self.separateChoice(base: withBase ? base : nil, bytes: bytes, allowSparse: allowSparse)
-                try #require(
-                    Array(out[..<written]) == expected, "trial \(trial), base \(withBase), sparse \(allowSparse)")
-                #expect(form == [0: 0, 1: 1, 5: 2][expected[0]])
-                forms.insert(form)
+                let withBase = trial % 3 != 0
+                for allowSparse in [false, true] {
+                    var out = [UInt8](repeating: 0xEE, count: 74)
+                    var form: Int32 = -1
+                    let written = out.withUnsafeMutableBufferPointer { out in
+                        bytes.withUnsafeBufferPointer { bytes in
+                            base.withUnsafeBufferPointer { base in
+                                CSupport_block64_encode(
+                                    withBase ? base.baseAddress : nil, bytes.baseAddress, allowSparse ? 1 : 0,
+                                    1, 5, 0, out.baseAddress, &form)
+                            }
+                        }
+                    }
+                    let expected = Self.separateChoice(
+                        base: withBase ? base : nil, bytes: bytes, allowSparse: allowSparse)
+                    try #require(
+                        Array(out[..<written]) == expected, "trial \(trial), base \(withBase), sparse \(allowSparse)")
+                    #expect(form == [0: 0, 1: 1, 5: 2][expected[0]])
+                    forms.insert(form)
+                }
             }
+            #expect(forms == [0, 1, 2], "every form was chosen at least once")
         }
-        #expect(forms == [0, 1, 2], "every form was chosen at least once")
     }
 
     @Test func aMalformedSparseFormIsRefused() {

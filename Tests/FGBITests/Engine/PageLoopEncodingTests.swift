@@ -29,31 +29,31 @@ struct PageLoopEncodingTests {
         "the index mask marks held and sampled blocks, eight at a time as one by one",
         arguments: SIMDLevels.available)
     func indexMaskMarksHeldAndSampledBlocks(level: Int32) throws {
-        let was = CSupport_sparse_select_level(level)
-        defer { _ = CSupport_sparse_select_level(was) }
-        let zeroHash = try BlockGeometry().zeroBlockHash
-        var random = SeededRandom(seed: 6464)
-        for trial in 0..<2000 {
-            let count = 1 + Int(random.next() % 64)
-            let sampleMask: UInt64 = [0, 7, 63, 511][trial % 4]
-            let held = trial % 5 == 0 ? 0 : random.next()
-            // Offsets in order within one page (as a page's changed blocks are), some hashes zero's or sampled.
-            let offsets = Array((0..<64).shuffled(using: &random).prefix(count)).sorted()
-            let locations = offsets.map { UInt64(1) << 40 | UInt64(5 * 64 + $0) }
-            let hashes = (0..<count).map { _ -> UInt64 in
-                switch random.next() % 4 {
-                case 0: return zeroHash
-                case 1: return random.next() & ~sampleMask
-                default: return random.next()
+        try SIMDLevels.at(level) {
+            let zeroHash = try BlockGeometry().zeroBlockHash
+            var random = SeededRandom(seed: 6464)
+            for trial in 0..<2000 {
+                let count = 1 + Int(random.next() % 64)
+                let sampleMask: UInt64 = [0, 7, 63, 511][trial % 4]
+                let held = trial % 5 == 0 ? 0 : random.next()
+                // Offsets in order within one page (as a page's changed blocks are), some hashes zero's or sampled.
+                let offsets = Array((0..<64).shuffled(using: &random).prefix(count)).sorted()
+                let locations = offsets.map { UInt64(1) << 40 | UInt64(5 * 64 + $0) }
+                let hashes = (0..<count).map { _ -> UInt64 in
+                    switch random.next() % 4 {
+                    case 0: return zeroHash
+                    case 1: return random.next() & ~sampleMask
+                    default: return random.next()
+                    }
                 }
+                var expected: UInt64 = 0
+                for k in 0..<count
+                where (held >> (locations[k] & 63)) & 1 == 1 || (hashes[k] & sampleMask == 0 && hashes[k] != zeroHash) {
+                    expected |= 1 << UInt64(k)
+                }
+                let need = CSupport_block64_index_mask(hashes, locations, count, held, sampleMask, zeroHash)
+                try #require(need == expected, "trial \(trial): \(count) blocks, sample mask \(sampleMask)")
             }
-            var expected: UInt64 = 0
-            for k in 0..<count
-            where (held >> (locations[k] & 63)) & 1 == 1 || (hashes[k] & sampleMask == 0 && hashes[k] != zeroHash) {
-                expected |= 1 << UInt64(k)
-            }
-            let need = CSupport_block64_index_mask(hashes, locations, count, held, sampleMask, zeroHash)
-            try #require(need == expected, "trial \(trial): \(count) blocks, sample mask \(sampleMask)")
         }
     }
 
