@@ -156,8 +156,7 @@ extension FGBICommand {
             var table = TextTable([
                 "workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
                 "pause p50 ms", "p99", "encode ms", "mean", "p99", "compress ms", "raw", "ns/block", "enc GB/s",
-                "apply ms",
-                "dirty GB/s", "meta B/GiB", "initial MB", "verified",
+                "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified",
             ])
             for run in runs {
                 table.add([

@@ -301,9 +301,11 @@ struct IndexStructureTests {
         #expect(index.sweeps >= laps / (Int(ContentIndex.Entry.lapCount) - 1) - 1, "sweeps by lap")
     }
 
-    /// The table never fills: entries that look live (at most one per slot, a quarter of the table) and stale
-    /// ones (swept once they pass half of it; one more may be counted before the next insertion sweeps) stay
-    /// within three quarters. An entry whose lap aliased a later one would look live forever and leak.
+    /// The table never fills, so every probe ends at an empty position: entries that look live (at most one per
+    /// slot, a quarter of the table) and stale ones (swept once they pass half of it; one more may be counted
+    /// before the next insertion sweeps) stay within three quarters. (Aliased laps are what
+    /// ``staleEntriesAreSweptBeforeTheirLapWrapsRound()`` checks: a sweep at the wrong lap keeps such entries
+    /// a while, without filling the table.)
     private func expectBoundedOccupancy(_ index: ContentIndex, _ comment: Comment) {
         let capacity = index.mask + 1
         let occupied = (0..<capacity).count { !index.entries[$0].isEmpty }
