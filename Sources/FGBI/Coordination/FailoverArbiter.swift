@@ -16,18 +16,20 @@ public protocol FailoverArbiter: AnyObject, Sendable {
     func decide(lastEpoch: UInt64?) -> FailoverDecision
 
     /// As ``decide(lastEpoch:)`` for one of several backups of a primary (`group`) that held fencing term
-    /// `lostTerm`: only the backup holding the newest epoch among at least
-    /// ``BackupGroup/candidatesNeeded`` of them (so among them one holds every committed epoch) may be
-    /// promoted, and ``FailoverDecision/standDown(_:)`` means another is the primary now (this backup serves
-    /// on as its backup). The default implementation never promotes (it answers ``FailoverDecision/wait(_:)``).
-    func decide(lastEpoch: UInt64?, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision
+    /// `lostTerm`. `heldTerm` is the fencing term of the primary whose epoch the replica holds (0 when
+    /// unknown): candidates rank by it first, then by epoch, since epochs of a newer primaryship supersede
+    /// higher-numbered but uncommitted epochs of an older one. Only a backup that holds every committed epoch
+    /// may be promoted, and ``FailoverDecision/standDown(_:)`` means another is the primary now (this backup
+    /// serves on as its backup, and asks again if that primary is lost before it connects). The default
+    /// implementation never promotes (it answers ``FailoverDecision/wait(_:)``).
+    func decide(lastEpoch: UInt64?, heldTerm: UInt64, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision
 
     /// How long the backup waits for a returning primary between two ``decide(lastEpoch:)`` calls.
     var pollInterval: Duration { get }
 }
 
 extension FailoverArbiter {
-    public func decide(lastEpoch: UInt64?, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision {
+    public func decide(lastEpoch: UInt64?, heldTerm: UInt64, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision {
         .wait("this coordinator cannot choose among several backups")
     }
 }

@@ -18,6 +18,17 @@ public protocol PrimaryAuthority: AnyObject, Sendable {
 
     /// Why the right is no longer held (for ``LostPrimaryship``): the last renewal error, say.
     var lossReason: String { get }
+
+    /// Records, where backups deciding a promotion can read it, that this primaryship is about to confirm its
+    /// first committed epoch, with `backups` backups of which `quorum` acknowledged it. A ``Primary`` calls it
+    /// once, before that first confirmation, and confirms nothing while it fails (it is asked again at the
+    /// next acknowledgement). Returns false, having logged why, when it could not be recorded. The default
+    /// records nothing and returns true.
+    func recordFirstCommit(backups: Int, quorum: Int) -> Bool
+}
+
+extension PrimaryAuthority {
+    public func recordFirstCommit(backups: Int, quorum: Int) -> Bool { true }
 }
 
 /// A primary stopped because its ``PrimaryAuthority`` no longer holds: it confirms no epoch from then on,

@@ -13,7 +13,9 @@ import Foundation
 ///   the backup acknowledges it, each as `"FGBJ"`, length (u32), the delta (which carries its own checksum);
 /// - `state.json`: which image and journal are current, the layout, and each region's XXH3-64 in the image;
 /// - `term`: the newest fencing term of a primary this backup accepted (decimal; only with a coordinator),
-///   so a restarted backup still refuses primaries of older terms when it cannot ask the coordinator.
+///   so a restarted backup still refuses primaries of older terms when it cannot ask the coordinator;
+/// - `held-term`: the fencing term of the primary whose epoch the replica holds (decimal), so a restarted
+///   backup standing as a candidate ranks its history right.
 ///
 /// A checkpoint writes the new image and journal first and then renames `state.json` into place: the rename
 /// is the commit point, so a crash leaves the old state or the new one whole. Loading reads the image,
@@ -32,6 +34,8 @@ public final class ReplicaStore: @unchecked Sendable {
     public private(set) var journalBytes = 0
     /// The newest fencing term recorded (``recordTerm(_:)``), 0 when none.
     public private(set) var highestTerm: UInt64 = 0
+    /// The term of the primary whose epoch the replica holds (``recordHeldTerm(_:)``), 0 when none.
+    public private(set) var heldTerm: UInt64 = 0
 
     struct State: Codable {
         var epoch: UInt64
@@ -59,12 +63,26 @@ public final class ReplicaStore: @unchecked Sendable {
             throw FGBIError.invalidArgument("state directory \(directory) is not a directory")
         }
         try PrivateFile.check(owner: info.st_uid, mode: info.st_mode, path: directory, what: "state directory")
-        if let text = try? String(contentsOfFile: directory + "/term", encoding: .utf8) {
-            guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw FGBIError.invalidState("\(directory)/term holds '\(text.prefix(40))', not a fencing term")
-            }
-            highestTerm = term
+        highestTerm = try Self.readTerm(directory + "/term") ?? 0
+        heldTerm = try Self.readTerm(directory + "/held-term") ?? 0
+    }
+
+    private static func readTerm(_ path: String) throws -> UInt64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw FGBIError.invalidState("\(path) holds '\(text.prefix(40))', not a fencing term")
         }
+        return term
+    }
+
+    /// Makes `term` durable as the term of the primary whose epoch the replica holds.
+    public func recordHeldTerm(_ term: UInt64) throws {
+        guard term != heldTerm else { return }
+        let bytes = Array("\(term)\n".utf8)
+        try DurableFile.replace(directory + "/held-term") { fd in
+            try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "held term") }
+        }
+        heldTerm = term
     }
 
     /// Makes `term` durable as the newest fencing term accepted, if it is newer than the recorded one.

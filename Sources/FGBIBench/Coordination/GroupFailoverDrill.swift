@@ -16,6 +16,10 @@ import Foundation
 /// 3. the other two follow it: the new primary, replicating to both under `all`, commits epochs;
 /// 4. no epoch is committed by two primaries: the new primary's commits are all past the old one's;
 /// 5. the stopped backup, behind the other two, is never the one promoted.
+///
+/// Every third round also kills the promoted backup, at a random moment in its first 600 ms as primary (while
+/// it turns into `fgbi primary`, adopts its lease, synchronises its backups, or commits its first epochs), and
+/// checks the second election among the two left (``judgeSecond``).
 public final class GroupFailoverDrill {
     public struct Configuration: Sendable {
         /// The `fgbi` executable every node runs.
@@ -54,7 +58,24 @@ public final class GroupFailoverDrill {
         public var newPrimaryCommits: Int
         /// The backup stopped (SIGSTOP) just before the kill and until the promotion, if any.
         public var stoppedBackup: String?
+        /// In rounds that kill the promoted backup too: what the second election did.
+        public var second: SecondPromotion?
         public var violations: [String]
+    }
+
+    /// The second election of a round that killed the promoted backup too.
+    public struct SecondPromotion: Codable, Sendable {
+        /// Milliseconds from the first promotion to the kill of the promoted backup.
+        public var killedAfterMilliseconds: Int
+        /// The last epoch the killed successor confirmed as primary, if any.
+        public var successorConfirmedEpoch: UInt64?
+        public var promotedNode: String?
+        public var promotedTerm: UInt64?
+        public var promotedEpoch: UInt64?
+        /// Seconds from the successor's kill to the second promotion.
+        public var failoverSeconds: Double?
+        /// Epochs the second successor committed with the backup left.
+        public var newPrimaryCommits = 0
     }
 
     public struct Report: Codable, Sendable {
@@ -62,10 +83,13 @@ public final class GroupFailoverDrill {
         public var outcomes: [Outcome]
         public var violations: Int { outcomes.reduce(0) { $0 + $1.violations.count } }
         public var promotions: Int { outcomes.filter { $0.promotedTerm != nil }.count }
+        /// Rounds that killed the promoted backup too, and those that then promoted another.
+        public var secondKills: Int { outcomes.filter { $0.second != nil }.count }
+        public var secondPromotions: Int { outcomes.filter { $0.second?.promotedTerm != nil }.count }
     }
 
     public let configuration: Configuration
-    private var random: SeededRandom
+    var random: SeededRandom
 
     public init(_ configuration: Configuration) {
         self.configuration = configuration
@@ -92,6 +116,7 @@ public final class GroupFailoverDrill {
                     + " (old primary confirmed \(outcome.lastConfirmedEpoch.map(String.init) ?? "none"))"
                     + (outcome.failoverSeconds.map { String(format: ", failover %.2f s", $0) } ?? "")
                     + ", new primary committed \(outcome.newPrimaryCommits)"
+                    + (outcome.second.map(Self.describe) ?? "")
                     + (outcome.violations.isEmpty ? "" : "; VIOLATIONS: \(outcome.violations.joined(separator: "; "))"))
             outcomes.append(outcome)
         }
@@ -103,6 +128,8 @@ public final class GroupFailoverDrill {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ports = try FreePorts.take(host: "127.0.0.1", count: 3)
         let names = ["b1", "b2", "b3"]
+        // Rounds that kill the successor too: each successor commits with the one backup left.
+        let killsSuccessor = round % 3 == 2
         let addresses = ports.map { "127.0.0.1:\($0)" }
         let files = names.map { "/dev/shm/fgbi-group-\(getpid())-\(round)-\($0)" }
         for file in files { unlink(file) }
@@ -126,7 +153,8 @@ public final class GroupFailoverDrill {
                     "backup", "--listen", addresses[index], "--node", name, "--memory-file", files[index],
                     "--image", directory + "/\(name).img", "--timeout-ms", "1000",
                 ] + region + common
-                + ["--then-primary", "--"] + others + ["--commit", "all", "--node", name, "--reconnect-s", "30"]
+                + ["--then-primary", "--"] + others
+                + ["--commit", killsSuccessor ? "quorum:1" : "all", "--node", name, "--reconnect-s", "30"]
                 + common + writing
             let process = try LabProcess(
                 executable: configuration.executable, arguments: arguments, namespace: nil,
@@ -167,20 +195,26 @@ public final class GroupFailoverDrill {
         if stopsFirst { backups[0].signal(SIGCONT) }
         judge(
             &outcome, primary: primary, backups: backups, names: names, promoted: promoted, killedAt: killedAt,
-            directory: directory)
+            directory: directory, followedBy: !killsSuccessor)
+        if killsSuccessor, let first = promoted.first {
+            outcome.second = killSuccessor(
+                first, &outcome, oldPrimary: primary, backups: backups, names: names, directory: directory)
+        }
         if outcome.violations.isEmpty { try? FileManager.default.removeItem(atPath: directory) }
         return outcome
     }
 
     /// Polls the backups' logs for a `promoted` event until one appears or three lease TTLs and 10 s have
     /// passed, returning each promoted backup's index and event.
-    private func waitForPromotion(among backups: [LabProcess]) -> [(index: Int, event: LabEvent)] {
-        let settle = Double(configuration.leaseTTLSeconds) * 3 + 10
-        let deadline = Date().addingTimeInterval(settle)
+    func waitForPromotion(
+        among backups: [LabProcess], excluding excluded: Int? = nil, settle: Double? = nil
+    ) -> [(index: Int, event: LabEvent)] {
+        let deadline = Date().addingTimeInterval(settle ?? Double(configuration.leaseTTLSeconds) * 3 + 10)
         var promoted: [(index: Int, event: LabEvent)] = []
         while Date() < deadline, promoted.isEmpty {
             promoted = backups.enumerated().compactMap { index, process in
-                process.lines.compactMap(LabEvent.init).first { $0.kind == "promoted" }.map { (index, $0) }
+                guard index != excluded else { return nil }
+                return process.lines.compactMap(LabEvent.init).first { $0.kind == "promoted" }.map { (index, $0) }
             }
             usleep(20_000)
         }
@@ -189,7 +223,7 @@ public final class GroupFailoverDrill {
 
     private func judge(
         _ outcome: inout Outcome, primary: LabProcess, backups: [LabProcess], names: [String],
-        promoted: [(index: Int, event: LabEvent)], killedAt: UInt64, directory: String
+        promoted: [(index: Int, event: LabEvent)], killedAt: UInt64, directory: String, followedBy: Bool
     ) {
         let commits = primary.lines.compactMap(LabEvent.init).filter { $0.kind == "commit" }
         let oldTerm = commits.first?.number("term")
@@ -208,8 +242,18 @@ public final class GroupFailoverDrill {
         if let term = outcome.promotedTerm, let old = oldTerm, term <= old {
             outcome.violations.append("promoted with term \(term), not newer than the killed primary's \(old)")
         }
-        // 3. The others follow: the new primary (at the promoted term, or the next, which `fgbi primary`
-        // acquires after the promoted backup gave its lease up to turn into it) commits with both (under `all`).
+        if let stopped = outcome.stoppedBackup, stopped == names[winner] {
+            outcome.violations.append("\(stopped), stopped while the others kept the quorum, was promoted")
+        }
+        if let violation = Self.imageViolation(
+            of: names[winner], epoch: outcome.promotedEpoch, confirmed: outcome.lastConfirmedEpoch,
+            digests: digests, directory: directory)
+        {
+            outcome.violations.append(violation)
+        }
+        guard followedBy else { return }
+        // 3. The others follow: the new primary (at the promoted term, whose lease `fgbi primary` adopts)
+        // commits with both (under `all`).
         let winnerProcess = backups[winner]
         let followed = winnerProcess.waitForLine(seconds: 30) { line in
             guard let event = LabEvent(line), event.kind == "commit",
@@ -228,26 +272,10 @@ public final class GroupFailoverDrill {
                 """
             )
         }
-        if let stopped = outcome.stoppedBackup, stopped == names[winner] {
-            outcome.violations.append("\(stopped), stopped while the others kept the quorum, was promoted")
-        }
         for (index, process) in backups.enumerated() where index != winner {
             if process.lines.compactMap(LabEvent.init).contains(where: { $0.kind == "promoted" }) {
                 outcome.violations.append("\(names[index]) was promoted too")
             }
-        }
-        // 2. Every confirmed epoch held, and exactly the epoch taken over at.
-        guard let epoch = outcome.promotedEpoch else {
-            outcome.violations.append("promoted without an epoch")
-            return
-        }
-        if let confirmed = outcome.lastConfirmedEpoch, epoch < confirmed {
-            outcome.violations.append(
-                "promoted at epoch \(epoch), but the killed primary had confirmed epoch \(confirmed)")
-        }
-        let image = directory + "/\(names[winner]).img"
-        if let wrong = PartitionDrill.imageViolation(image, epoch: epoch, digests: digests) {
-            outcome.violations.append(wrong)
         }
         // 4. No epoch committed by two primaries.
         if let old = outcome.lastConfirmedEpoch,
@@ -256,5 +284,17 @@ public final class GroupFailoverDrill {
             outcome.violations.append(
                 "the new primary committed epoch \(overlap), which the old one had numbered and confirmed up to \(old)")
         }
+    }
+
+    /// 2. Every confirmed epoch held, and the image exactly the epoch taken over at (`digests`: what the
+    /// primaries printed for each epoch).
+    static func imageViolation(
+        of node: String, epoch: UInt64?, confirmed: UInt64?, digests: [UInt64: UInt64], directory: String
+    ) -> String? {
+        guard let epoch else { return "\(node) was promoted without an epoch" }
+        if let confirmed, epoch < confirmed {
+            return "\(node) was promoted at epoch \(epoch), but its lost primary had confirmed epoch \(confirmed)"
+        }
+        return PartitionDrill.imageViolation(directory + "/\(node).img", epoch: epoch, digests: digests)
     }
 }

@@ -24,6 +24,8 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     private let promoted = LockedState<EtcdPrimaryLease?>(nil)
     /// With several backups: this node's candidacy for the term lost (its lease), while it stands.
     let candidacy = LockedState<Candidacy.Held?>(nil)
+    /// With several backups: a term newer than the lost one that no node held when last asked, and since when.
+    let orphanedTerm = LockedState<(term: UInt64, since: UInt64)?>(nil)
     let client: EtcdClient
 
     /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.
@@ -59,14 +61,16 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     }
 
     /// A claim on primaryship at epoch `lastEpoch`: the next term, on a new lease of this node's own.
-    func claim(at lastEpoch: UInt64) throws -> FailoverDecision {
+    /// With `expectingTerm`, only while the newest term granted is still that one (the candidacies were
+    /// weighed for it).
+    func claim(at lastEpoch: UInt64, expectingTerm: UInt64? = nil) throws -> FailoverDecision {
         let sent = MonotonicClock.nanoseconds()
         let lease = try client.grantLease(ttlSeconds: ttlSeconds)
         let claim: EtcdPrimaryLease.Claim
         do {
             claim = try EtcdPrimaryLease.claim(
                 client: client, keys: keys, record: { PrimaryRecord(node: self.node, term: $0) },
-                leaseID: lease.id, committedEpoch: lastEpoch)
+                leaseID: lease.id, committedEpoch: lastEpoch, expectingTerm: expectingTerm)
         } catch {
             // The transaction may or may not have happened: give the lease up either way (if it did, the
             // key goes with it and the next look claims a newer term).

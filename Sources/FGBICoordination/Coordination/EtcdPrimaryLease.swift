@@ -27,21 +27,23 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     public let term: UInt64
     public let leaseID: Int64
     /// What this node wrote at the guest's `primary` key: each renewal checks it is still there.
-    private let record: PrimaryRecord
+    let record: PrimaryRecord
     /// The time to live etcd granted (it raises values below its minimum, 2 s with default timing).
     public let ttlSeconds: Int
-    private let client: EtcdClient
-    private let logger: Logger
+    let client: EtcdClient
+    let logger: Logger
 
-    private struct State {
+    struct State {
         var validUntil: UInt64
         var reason = "held"
         var released = false
+        /// Handed to the process that replaces this one (``handOver()``): not renewed, not revoked.
+        var handedOver = false
         var lastRenewalSent: UInt64
     }
     /// A pthread-based lock (NSLock), which ThreadSanitizer models, over the renewal state.
-    private let state: LockedState<State>
-    private let renewerDone = DispatchSemaphore(value: 0)
+    let state: LockedState<State>
+    let renewerDone = DispatchSemaphore(value: 0)
 
     /// Acquires primaryship of `keys.guest` for `node`. While another node holds it, or etcd does not answer
     /// in time, tries again until `wait` has passed (its lease may be about to expire), then throws.
@@ -51,6 +53,17 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     public static func acquire(
         client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int,
         wait: Duration = .zero, logger: Logger = Logger(label: "fgbi.etcd")
+    ) throws -> EtcdPrimaryLease {
+        try acquire(
+            client: client, keys: keys, node: node, ttlSeconds: ttlSeconds, wait: wait, logger: logger,
+            expectingTerm: nil, compare: [])
+    }
+
+    /// The acquire loop; with `expectingTerm`, only while that is the newest term granted and `extra` holds,
+    /// else ``FGBIError/invalidState(_:)`` at once.
+    static func acquire(
+        client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, wait: Duration, logger: Logger,
+        expectingTerm: UInt64?, compare extra: [EtcdCompare]
     ) throws -> EtcdPrimaryLease {
         try GuestKeys.validate(node, what: "node")
         guard (1...3600).contains(ttlSeconds) else {
@@ -67,7 +80,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                 do {
                     outcome = try claim(
                         client: client, keys: keys, record: { PrimaryRecord(node: node, term: $0) }, leaseID: lease.id,
-                        committedEpoch: nil)
+                        committedEpoch: nil, expectingTerm: expectingTerm, compare: extra)
                 } catch {
                     // The transaction may or may not have happened: give the lease up either way (the key goes with
                     // it).
@@ -102,6 +115,14 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
                 MonotonicClock.sleep(nanoseconds: 100_000_000)
             case .raced:
                 _ = try? client.revoke(lease.id)
+                if let expectingTerm {
+                    throw FGBIError.invalidState(
+                        """
+                        guest \(keys.guest): a term after \(expectingTerm) was granted, or another promotion recorded, \
+                        since this node's promotion: continuing its replica could undo epochs committed since
+                        """
+                    )
+                }
                 raced += 1
                 if raced >= 10 { throw CoordinationError.contended(guest: keys.guest, attempts: raced) }
             }
@@ -119,13 +140,15 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     }
 
     /// One transaction that makes `record(newTerm)` the guest's primary on `leaseID`, if no one is primary
-    /// and the term did not move since it was read; with `committedEpoch`, also records the takeover.
+    /// and the term did not move since it was read; with `committedEpoch`, also records the takeover. With
+    /// `expectingTerm`, ``Claim/raced`` unless the newest term granted is that one; `compare` adds conditions.
     static func claim(
         client: EtcdClient, keys: GuestKeys, record: (UInt64) -> PrimaryRecord, leaseID: Int64,
-        committedEpoch: UInt64?
+        committedEpoch: UInt64?, expectingTerm: UInt64? = nil, compare extra: [EtcdCompare] = []
     ) throws -> Claim {
         let termKey = try client.get(keys.term)
         let current = try termKey.map { try TermValue.decode($0.value, key: keys.term) } ?? 0
+        if let expectingTerm, current != expectingTerm { return .raced }
         guard current < UInt64.max else { throw CoordinationError.termExhausted(keys.term) }
         let next = current + 1
         var primary = record(next)
@@ -139,7 +162,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
             compare: [
                 .absent(keys.primary),
                 termKey.map { EtcdCompare(key: keys.term, .modRevision($0.modRevision)) } ?? .absent(keys.term),
-            ],
+            ] + extra,
             success: success,
             failure: [.range(key: keys.primary)])
         let result = try client.transaction(transaction)
@@ -171,7 +194,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     }
 
     deinit {
-        release()
+        if !state.withLock({ $0.handedOver }) { release() }
     }
 
     public var validUntilNanoseconds: UInt64 { state.withLock { $0.validUntil } }
@@ -261,7 +284,7 @@ public final class EtcdPrimaryLease: PrimaryAuthority, @unchecked Sendable {
     /// Whether the guest's `primary` key still holds this node's record on this lease: one transaction
     /// comparing its value and its lease, read at one revision. A key deleted or rewritten by anyone else (the
     /// lease alone would go on renewing) means another node may be promoted: stop confirming.
-    private func ownsPrimaryKey() throws -> Bool {
+    func ownsPrimaryKey() throws -> Bool {
         let check = EtcdTransaction(
             compare: [
                 EtcdCompare(key: keys.primary, .value(record.encoded)), EtcdCompare(key: keys.primary, .lease(leaseID)),

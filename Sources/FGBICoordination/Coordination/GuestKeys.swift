@@ -5,7 +5,11 @@
 /// - `committed`: written by each promotion: the new term, the node and the last committed epoch it took
 ///   over at;
 /// - `candidates/<node>`: with several backups, each backup that lost the primary says here, on a lease of
-///   its own, which epoch it holds (a ``Candidacy``), so the one holding the newest is promoted.
+///   its own, which epoch it holds and of which term (a ``Candidacy``), so the one holding the newest is
+///   promoted;
+/// - `commit-group`: the newest primaryship that confirmed a committed epoch, with how many backups it had
+///   and how many acknowledged each commit (a ``CommitGroupRecord``), written before that first confirmation:
+///   what a promotion among several backups must find among its candidates.
 public struct GuestKeys: Sendable, Equatable {
     public let cluster: String
     public let guest: String
@@ -23,6 +27,7 @@ public struct GuestKeys: Sendable, Equatable {
     public var term: String { prefix + "term" }
     public var committed: String { prefix + "committed" }
     public var candidates: String { prefix + "candidates/" }
+    public var commitGroup: String { prefix + "commit-group" }
     public func candidate(_ node: String) -> String { candidates + node }
 
     /// Checks a name used in keys (cluster, guest, node).

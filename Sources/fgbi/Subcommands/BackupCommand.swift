@@ -144,6 +144,15 @@ extension FGBICommand {
             if !thenPrimary, !primaryArguments.isEmpty {
                 throw ValidationError("arguments after `--` are for --then-primary")
             }
+            let primaryUsesEtcd = primaryArguments.contains { $0 == "--etcd" || $0.hasPrefix("--etcd=") }
+            if thenPrimary, coordination.etcd != nil, !primaryUsesEtcd {
+                throw ValidationError(
+                    """
+                    --then-primary with --etcd: give the primary --etcd too (after `--`): it adopts the lease this \
+                    backup is promoted with, and without one the other backups would elect another primary
+                    """
+                )
+            }
         }
 
         func run() throws {
@@ -216,10 +225,10 @@ extension FGBICommand {
             }
             if let command = onFailover { try runHook(command, epoch: outcome.lastEpoch, term: term) }
             if thenPrimary, let epoch = outcome.lastEpoch {
-                // Primaryship goes with the process image: released now, acquired anew by the primary (--etcd in its
-                // arguments).
-                arbiter?.promotedLease?.release()
-                try becomePrimary(continuingAfter: epoch)
+                // Primaryship goes with the process image: the lease is handed over, never given up, so the
+                // guest's primary key stays while this process turns into `fgbi primary`, which adopts it.
+                let handover = try arbiter?.promotedLease?.handOver()
+                try becomePrimary(continuingAfter: epoch, handover: handover)
             }
             throw ExitCode(10)
         }
@@ -258,8 +267,10 @@ extension FGBICommand {
         }
 
         /// Replaces this process with `fgbi primary` and the arguments after `--` on the memory file, continuing
-        /// after `epoch`.
-        private func becomePrimary(continuingAfter epoch: UInt64) throws -> Never {
+        /// after `epoch`, adopting the etcd lease handed over when there is one.
+        private func becomePrimary(
+            continuingAfter epoch: UInt64, handover: EtcdPrimaryLease.Handover?
+        ) throws -> Never {
             guard let file = memory.memoryFile else { throw ValidationError("--then-primary needs --memory-file") }
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
             let argv =
@@ -267,6 +278,7 @@ extension FGBICommand {
                     executable, "primary", "--memory-file", file, "--region-mib", String(memory.regionMiB),
                     "--block-size", String(memory.blockSize), "--continue-after-epoch", String(epoch),
                 ]
+                + (handover.map { ["--etcd-handover", $0.description] } ?? [])
                 + primaryArguments
             Progress.note("backup: taking over as `fgbi \(argv.dropFirst().joined(separator: " "))`")
             fflush(nil)

@@ -27,6 +27,10 @@ extension FGBICommand.PrimaryCommand {
             throw ValidationError("several --backup take one guest, not --guest specs")
         }
 
+        if etcdHandover != nil, coordination.etcd == nil || continueAfterEpoch == nil {
+            throw ValidationError(
+                "--etcd-handover is set by fgbi backup --then-primary, with --etcd and --continue-after-epoch")
+        }
         if !guests.guests.isEmpty, memory.memoryFile != nil || continueAfterEpoch != nil {
             throw ValidationError(
                 "--memory-file and --continue-after-epoch take one guest (--backup), not --guest specs")

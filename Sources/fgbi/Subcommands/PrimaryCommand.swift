@@ -66,6 +66,13 @@ extension FGBICommand {
         var continueAfterEpoch: UInt64?
 
         @Option(
+            name: .customLong("etcd-handover"),
+            help: ArgumentHelp(
+                "LEASE:TERM: the etcd lease a promoted `fgbi backup --then-primary` hands over (set by it).",
+                visibility: .hidden))
+        var etcdHandover: String?
+
+        @Option(
             help:
                 """
                 A backup's address, HOST:PORT. Repeat it for several backups of the guest: each epoch is encoded \
@@ -305,9 +312,21 @@ extension FGBICommand {
         /// With --etcd, primaryship of the guest: the lease this node holds (waiting up to --acquire-wait-s).
         private func acquireLease() throws -> EtcdPrimaryLease? {
             guard let (client, keys, node) = try coordination.connect(role: "primary") else { return nil }
-            let held = try EtcdPrimaryLease.acquire(
-                client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,
-                wait: .milliseconds(Int64(acquireWaitSeconds * 1000)))
+            let wait = Duration.milliseconds(Int64(acquireWaitSeconds * 1000))
+            let held: EtcdPrimaryLease
+            if let etcdHandover {
+                held = try EtcdPrimaryLease.adopt(
+                    client: client, keys: keys, node: node,
+                    handover: try EtcdPrimaryLease.Handover(parsing: etcdHandover))
+            } else if let continueAfterEpoch {
+                // A replica this node was promoted with: served again only if no other promotion came since.
+                held = try EtcdPrimaryLease.acquire(
+                    client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,
+                    continuingAfter: continueAfterEpoch, wait: wait)
+            } else {
+                held = try EtcdPrimaryLease.acquire(
+                    client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds, wait: wait)
+            }
             Progress.note(
                 """
                 primary: node \(node) is primary of guest \(keys.guest) with term \(held.term) (lease TTL \

@@ -49,6 +49,7 @@ extension Backup {
                 throw PersistFailure(epoch: applied.epoch, underlying: error)
             }
             metrics.lastEpoch.record(Int64(applied.epoch))
+            try recordHeldTerm()
             FaultPoints.reach(.backupAcknowledge)
             var ack: [UInt8] = []
             appendLittleEndian(applied.epoch, to: &ack)
@@ -64,6 +65,23 @@ extension Backup {
         } catch {
             return .lost("\(error)")
         }
+    }
+
+    /// The replica holds an epoch of this session: its term becomes the held term, made durable (after the
+    /// epoch itself, before its acknowledgement, so a crash between the two leaves an older term beside an
+    /// epoch never acknowledged, which ranks it lower, never higher).
+    ///
+    /// - Throws: ``PersistFailure`` when the state directory cannot record it.
+    private func recordHeldTerm() throws {
+        guard heldTerm.load(ordering: .relaxed) != sessionTerm else { return }
+        do {
+            try store?.recordHeldTerm(sessionTerm)
+        } catch {
+            logger.error("cannot record the held term \(sessionTerm): \(error); stopping without acknowledging")
+            connection.withLock { $0?.close() }
+            throw PersistFailure(epoch: replica.lastEpoch ?? 0, underlying: error)
+        }
+        heldTerm.store(sessionTerm, ordering: .releasing)
     }
 
     /// Makes a committed epoch durable before it is acknowledged: appended to the journal, or written as a

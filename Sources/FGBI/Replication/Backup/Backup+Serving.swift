@@ -53,11 +53,14 @@ extension Backup {
     }
 
     /// A lost primary whose successor the arbiter is deciding: why it was lost, the group of backups it had
-    /// (nil with one backup), and the arbiter's last reason to wait (logged when it changes).
+    /// (nil with one backup), and the arbiter's last reason to wait (logged when it changes). `following`: one
+    /// of several backups that stood down for a promoted successor and waits for it to connect, asking the
+    /// arbiter still, so that a successor lost before it connects is replaced by another election.
     struct LostPrimary {
         var reason: String
         var group: BackupGroup?
         var lastWait = ""
+        var following = false
     }
 
     /// How a primary's session ended, as a frame's handling reports it.
@@ -139,26 +142,36 @@ extension Backup {
         if let current = lost, let arbiter = configuration.arbiter {
             let decision =
                 current.group.map {
-                    arbiter.decide(lastEpoch: lastEpoch, group: $0, lostTerm: knownTerm.load(ordering: .acquiring))
+                    arbiter.decide(
+                        lastEpoch: lastEpoch, heldTerm: heldTerm.load(ordering: .acquiring), group: $0,
+                        lostTerm: knownTerm.load(ordering: .acquiring))
                 } ?? arbiter.decide(lastEpoch: lastEpoch)
             switch decision {
             case .promote(let term):
                 return .failingOver(reason: current.reason, term: term)
             case .standDown(let why) where current.group != nil:
-                // One of several backups: another is the primary now, and this one serves on as its backup.
-                logger.notice(
-                    """
-                    not taking over: \(why); serving on as a backup of the next primary (epoch \
-                    \(lastEpoch.map(String.init) ?? "none"))
-                    """
-                )
-                return .listening(lost: nil)
+                // One of several backups: another is the primary now, and this one serves on as its backup,
+                // still asking the arbiter until it connects (it may be lost before it does).
+                if !current.following || why != current.lastWait {
+                    logger.notice(
+                        """
+                        not taking over: \(why); serving on as a backup of the next primary (epoch \
+                        \(lastEpoch.map(String.init) ?? "none"))
+                        """
+                    )
+                }
+                lost?.following = true
+                lost?.lastWait = why
             case .standDown(let why):
                 logger.critical("standing down: \(why)")
                 return .finished(.stoodDown(lastEpoch: lastEpoch, reason: why))
             case .wait(let why):
                 if why != current.lastWait { logger.warning("not taking over yet: \(why)") }
                 lost?.lastWait = why
+            }
+            if lost?.following == true, case .wait = decision {
+                // The successor lost before it connected: this backup takes part in the next election.
+                lost?.following = false
             }
             waitMilliseconds = arbiter.pollInterval.wholeMilliseconds
         }
@@ -208,6 +221,7 @@ extension Backup {
             return .finished(.primaryFinished(lastEpoch: lastEpoch))
         }
         replica.beginSession()
+        sessionTerm = term
         sessionStream = hello.stream
         sessionGroup = hello.group
         lastBlockHashRun = nil

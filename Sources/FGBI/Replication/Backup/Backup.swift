@@ -68,6 +68,7 @@ public final class Backup: @unchecked Sendable {
             }
             self.store = store
             knownTerm.store(store.highestTerm, ordering: .releasing)
+            heldTerm.store(store.heldTerm, ordering: .releasing)
             publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
         } else {
             store = nil
@@ -134,6 +135,12 @@ public final class Backup: @unchecked Sendable {
     /// one backup.
     var sessionStream: [UInt8]?
     var sessionGroup: BackupGroup?
+    /// The current session's fencing term (serving thread only; 0 without a coordinator).
+    var sessionTerm: UInt64 = 0
+    /// The fencing term of the primary whose epoch the replica holds (0: none or unknown): set when an epoch
+    /// of a session is applied, never by its pre-copy steps, which a lost session undoes. A coordinator ranks
+    /// candidates by it before their epochs (``FailoverArbiter/decide(lastEpoch:heldTerm:group:lostTerm:)``).
+    let heldTerm = Atomic<UInt64>(0)
     /// The last run of pages whose block hashes this session asked for (requests come in ascending order).
     var lastBlockHashRun: BlockHashExchange.Run?
 

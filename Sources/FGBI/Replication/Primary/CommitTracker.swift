@@ -11,14 +11,21 @@ final class CommitTracker: @unchecked Sendable {
         var committed: UInt64?
         var continuations: [Int: AsyncStream<UInt64>.Continuation] = [:]
         var nextContinuation = 0
+        /// Whether `beforeFirstCommit` succeeded (or there is none).
+        var firstCommitCleared: Bool
     }
 
     let policy: CommitPolicy
     private let state: PthreadLock<State>
+    /// Asked, under the lock, before the first epoch is counted as committed; false holds commits back until
+    /// the next acknowledgement asks again (``PrimaryAuthority/recordFirstCommit(backups:quorum:)``).
+    private let beforeFirstCommit: (() -> Bool)?
 
-    init(policy: CommitPolicy, backups: Int) {
+    init(policy: CommitPolicy, backups: Int, beforeFirstCommit: (() -> Bool)? = nil) {
         self.policy = policy
-        state = PthreadLock(State(acknowledged: Array(repeating: nil, count: backups)))
+        self.beforeFirstCommit = beforeFirstCommit
+        state = PthreadLock(
+            State(acknowledged: Array(repeating: nil, count: backups), firstCommitCleared: beforeFirstCommit == nil))
     }
 
     /// The newest committed epoch, or nil before the first.
@@ -36,6 +43,11 @@ final class CommitTracker: @unchecked Sendable {
             guard let candidate = policy.committed(state.acknowledged), state.committed.map({ candidate > $0 }) ?? true
             else {
                 return (nil, [])
+            }
+            if !state.firstCommitCleared {
+                // Once per primaryship, so it may wait for the coordinator while holding the lock.
+                guard beforeFirstCommit?() ?? true else { return (nil, []) }
+                state.firstCommitCleared = true
             }
             state.committed = candidate
             return (candidate, Array(state.continuations.values))

@@ -70,7 +70,13 @@ public final class Primary: @unchecked Sendable {
         self.logger = logger
         metrics = PrimaryMetrics(guest: configuration.guestName)
         session = PrimarySession(backups: configuration.backups.count)
-        commitTracker = CommitTracker(policy: configuration.commitPolicy, backups: configuration.backups.count)
+        let backups = configuration.backups.count
+        let quorum = configuration.commitPolicy.required(of: backups)
+        commitTracker = CommitTracker(
+            policy: configuration.commitPolicy, backups: backups,
+            beforeFirstCommit: configuration.authority.map { authority in
+                { authority.recordFirstCommit(backups: backups, quorum: quorum) }
+            })
         pipeline = try EpochPipeline(
             regions: regions, configuration: configuration, hooks: hooks, observer: observer,
             logger: logger, metrics: metrics, shared: shared, running: running)

@@ -1,0 +1,100 @@
+import FGBI
+import Testing
+
+@testable import FGBICoordination
+
+/// The rule that picks a successor among several backups' candidacies (``GroupElection``), apart from etcd:
+/// the newest history first (the term that produced the held epoch, then the epoch), enough candidates for
+/// the group that confirmed the last commit, and never a candidate older than that group's term.
+@Suite("Group election rule")
+struct GroupElectionTests {
+    private static let threeOfQuorumTwo = BackupGroup(backups: 3, quorum: 2)
+
+    private static func candidate(_ node: String, epoch: UInt64, held: UInt64) -> Candidacy {
+        Candidacy(node: node, term: 7, epoch: epoch, heldTerm: held)
+    }
+
+    @Test func aNewerTermOutranksAHigherEpochOfAnOlderOne() {
+        // b2 holds epoch 50 of term 5 (uncommitted epochs of a primary that lost), b3 epoch 45 of term 6 (its
+        // successor's history, which holds every commit).
+        let standing = [Self.candidate("b2", epoch: 50, held: 5), Self.candidate("b3", epoch: 45, held: 6)]
+        #expect(Candidacy.first(standing)?.node == "b3")
+        let record = CommitGroupRecord(term: 6, backups: 2, quorum: 1)
+        #expect(
+            GroupElection.verdict(standing: standing, record: record, knownGroup: Self.threeOfQuorumTwo, node: "b3")
+                == .promote)
+        guard
+            case .wait(let why) = GroupElection.verdict(
+                standing: standing, record: record, knownGroup: Self.threeOfQuorumTwo, node: "b2")
+        else {
+            Issue.record("b2, behind by term, was promoted")
+            return
+        }
+        #expect(why.contains("node b3 holds epoch 45 of term 6"), "\(why)")
+    }
+
+    @Test func noCandidateOlderThanTheTermThatLastCommittedWins() {
+        // Term 6 confirmed commits, but only backups holding term 5 stand: one of term 6 must come.
+        let standing = [Self.candidate("b1", epoch: 60, held: 5), Self.candidate("b2", epoch: 61, held: 5)]
+        let record = CommitGroupRecord(term: 6, backups: 3, quorum: 2)
+        guard
+            case .wait(let why) = GroupElection.verdict(
+                standing: standing, record: record, knownGroup: Self.threeOfQuorumTwo, node: "b2")
+        else {
+            Issue.record("a candidate older than the last committing term was promoted")
+            return
+        }
+        #expect(why.contains("no candidate holds an epoch of term 6"), "\(why)")
+    }
+
+    @Test func theLastCommittingGroupSetsHowManyMustStand() {
+        let record = CommitGroupRecord(term: 6, backups: 3, quorum: 2)
+        let alone = [Self.candidate("b1", epoch: 60, held: 6)]
+        guard
+            case .wait(let why) = GroupElection.verdict(
+                standing: alone, record: record, knownGroup: BackupGroup(backups: 1, quorum: 1), node: "b1")
+        else {
+            Issue.record("one candidate of the two term 6 needs was promoted")
+            return
+        }
+        #expect(why.contains("1 of the 2 candidates needed"), "\(why)")
+        let two = alone + [Self.candidate("b2", epoch: 58, held: 6)]
+        #expect(
+            GroupElection.verdict(standing: two, record: record, knownGroup: Self.threeOfQuorumTwo, node: "b1")
+                == .promote)
+        // A candidate of a newer term than the record's started from every commit: no count is needed.
+        let newer = [Self.candidate("b3", epoch: 12, held: 7)]
+        #expect(
+            GroupElection.verdict(standing: newer, record: record, knownGroup: Self.threeOfQuorumTwo, node: "b3")
+                == .promote)
+    }
+
+    @Test func withoutARecordTheKnownGroupCounts() {
+        let standing = [Self.candidate("b1", epoch: 9, held: 0)]
+        guard
+            case .wait(let why) = GroupElection.verdict(
+                standing: standing, record: nil, knownGroup: Self.threeOfQuorumTwo, node: "b1")
+        else {
+            Issue.record("a lone candidate was promoted")
+            return
+        }
+        #expect(why.contains("1 of the 2 candidates needed (of 3 backups, quorum 2)"), "\(why)")
+        let ties = standing + [Self.candidate("a0", epoch: 9, held: 0)]
+        #expect(
+            GroupElection.verdict(standing: ties, record: nil, knownGroup: Self.threeOfQuorumTwo, node: "a0")
+                == .promote)
+    }
+
+    @Test func recordsAndCandidaciesReadBackAndRefuseWhatNoNodeWrites() throws {
+        let record = CommitGroupRecord(term: 9, backups: 3, quorum: 2)
+        #expect(try CommitGroupRecord.decode(record.encoded, key: "k") == record)
+        for bad in ["term=9 backups=3", "term=9 backups=2 quorum=3", "term=x backups=3 quorum=2", ""] {
+            #expect(throws: CoordinationError.self) { try CommitGroupRecord.decode(Array(bad.utf8), key: "k") }
+        }
+        let candidacy = Candidacy(node: "b1", term: 4, epoch: 30, heldTerm: 3)
+        #expect(Candidacy(node: "b1", value: candidacy.encoded) == candidacy)
+        // An older node's value, without the held term, counts with an unknown one.
+        #expect(Candidacy(node: "b1", value: Array("term=4 epoch=30".utf8))?.heldTerm == 0)
+        #expect(Candidacy(node: "b1", value: Array("term=4 epoch=30 held=x".utf8)) == nil)
+    }
+}
