@@ -15,21 +15,33 @@ public protocol FailoverArbiter: AnyObject, Sendable {
     /// confirmed that the old primary's right expired and recorded this backup as the new primary.
     func decide(lastEpoch: UInt64?) -> FailoverDecision
 
+    /// ``decide(lastEpoch:)`` knowing `heldTerm`, the fencing term of the primary whose epoch the replica holds
+    /// (0 when unknown), so that a coordinator can refuse a backup whose epoch is older than commits confirmed
+    /// since. The default implementation asks ``decide(lastEpoch:)``.
+    func decide(lastEpoch: UInt64?, heldTerm: UInt64) -> FailoverDecision
+
     /// As ``decide(lastEpoch:)`` for one of several backups of a primary (`group`) that held fencing term
     /// `lostTerm`. `heldTerm` is the fencing term of the primary whose epoch the replica holds (0 when
     /// unknown): candidates rank by it first, then by epoch, since epochs of a newer primaryship supersede
-    /// higher-numbered but uncommitted epochs of an older one. Only a backup that holds every committed epoch
-    /// may be promoted, and ``FailoverDecision/standDown(_:)`` means another is the primary now (this backup
-    /// serves on as its backup, and asks again if that primary is lost before it connects). The default
-    /// implementation never promotes (it answers ``FailoverDecision/wait(_:)``).
-    func decide(lastEpoch: UInt64?, heldTerm: UInt64, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision
+    /// higher-numbered but uncommitted epochs of an older one. `sessionTerms` are the terms of the last
+    /// primaries this backup began a session with (so it counts as one of their backups). Only a backup that
+    /// holds every committed epoch may be promoted, and ``FailoverDecision/standDown(_:)`` means another is the
+    /// primary now (this backup serves on as its backup, and asks again if that primary is lost before it
+    /// connects). The default implementation never promotes (it answers ``FailoverDecision/wait(_:)``).
+    func decide(
+        lastEpoch: UInt64?, heldTerm: UInt64, sessionTerms: [UInt64], group: BackupGroup, lostTerm: UInt64
+    ) -> FailoverDecision
 
     /// How long the backup waits for a returning primary between two ``decide(lastEpoch:)`` calls.
     var pollInterval: Duration { get }
 }
 
 extension FailoverArbiter {
-    public func decide(lastEpoch: UInt64?, heldTerm: UInt64, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision {
+    public func decide(lastEpoch: UInt64?, heldTerm: UInt64) -> FailoverDecision { decide(lastEpoch: lastEpoch) }
+
+    public func decide(
+        lastEpoch: UInt64?, heldTerm: UInt64, sessionTerms: [UInt64], group: BackupGroup, lostTerm: UInt64
+    ) -> FailoverDecision {
         .wait("this coordinator cannot choose among several backups")
     }
 }

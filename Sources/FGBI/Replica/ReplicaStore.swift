@@ -13,9 +13,10 @@ import Foundation
 ///   the backup acknowledges it, each as `"FGBJ"`, length (u32), the delta (which carries its own checksum);
 /// - `state.json`: which image and journal are current, the layout, and each region's XXH3-64 in the image;
 /// - `term`: the newest fencing term of a primary this backup accepted (decimal; only with a coordinator),
-///   so a restarted backup still refuses primaries of older terms when it cannot ask the coordinator;
-/// - `held-term`: the fencing term of the primary whose epoch the replica holds (decimal), so a restarted
-///   backup standing as a candidate ranks its history right.
+///   so a restarted backup still refuses primaries of older terms when it cannot ask the coordinator.
+///
+/// `state.json` also says the fencing term of the primary whose epoch the replica holds: a backup writes a
+/// checkpoint for the first epoch of each new term, so the term and the epoch become durable together.
 ///
 /// A checkpoint writes the new image and journal first and then renames `state.json` into place: the rename
 /// is the commit point, so a crash leaves the old state or the new one whole. Loading reads the image,
@@ -34,8 +35,9 @@ public final class ReplicaStore: @unchecked Sendable {
     public private(set) var journalBytes = 0
     /// The newest fencing term recorded (``recordTerm(_:)``), 0 when none.
     public private(set) var highestTerm: UInt64 = 0
-    /// The term of the primary whose epoch the replica holds (``recordHeldTerm(_:)``), 0 when none.
-    public private(set) var heldTerm: UInt64 = 0
+    /// The term of the primary whose epoch the replica holds (recorded by ``checkpoint(_:heldTerm:)``), 0 when
+    /// none or unknown.
+    public var heldTerm: UInt64 { state?.heldTerm ?? 0 }
 
     struct State: Codable {
         var epoch: UInt64
@@ -45,6 +47,8 @@ public final class ReplicaStore: @unchecked Sendable {
         var pageSize: Int
         var regionLengths: [Int]
         var xxh3: [String]
+        /// Absent in state files of older builds.
+        var heldTerm: UInt64?
     }
 
     /// Opens (creating if needed) the state directory; nothing is read until ``load(into:)``.
@@ -63,26 +67,12 @@ public final class ReplicaStore: @unchecked Sendable {
             throw FGBIError.invalidArgument("state directory \(directory) is not a directory")
         }
         try PrivateFile.check(owner: info.st_uid, mode: info.st_mode, path: directory, what: "state directory")
-        highestTerm = try Self.readTerm(directory + "/term") ?? 0
-        heldTerm = try Self.readTerm(directory + "/held-term") ?? 0
-    }
-
-    private static func readTerm(_ path: String) throws -> UInt64? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            throw FGBIError.invalidState("\(path) holds '\(text.prefix(40))', not a fencing term")
+        if let text = try? String(contentsOfFile: directory + "/term", encoding: .utf8) {
+            guard let term = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw FGBIError.invalidState("\(directory)/term holds '\(text.prefix(40))', not a fencing term")
+            }
+            highestTerm = term
         }
-        return term
-    }
-
-    /// Makes `term` durable as the term of the primary whose epoch the replica holds.
-    public func recordHeldTerm(_ term: UInt64) throws {
-        guard term != heldTerm else { return }
-        let bytes = Array("\(term)\n".utf8)
-        try DurableFile.replace(directory + "/held-term") { fd in
-            try bytes.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "held term") }
-        }
-        heldTerm = term
     }
 
     /// Makes `term` durable as the newest fencing term accepted, if it is newer than the recorded one.
@@ -236,8 +226,9 @@ public final class ReplicaStore: @unchecked Sendable {
     }
 
     /// Writes the replica's committed state as a new checkpoint with an empty journal, then removes the old
-    /// files. The replica must hold a committed epoch and no uncommitted pre-copy.
-    public func checkpoint(_ replica: Replica) throws {
+    /// files. The replica must hold a committed epoch and no uncommitted pre-copy; `heldTerm` is the fencing
+    /// term of the primary that produced that epoch (0: none or unknown).
+    public func checkpoint(_ replica: Replica, heldTerm: UInt64 = 0) throws {
         guard let epoch = replica.lastEpoch, !replica.holdsUncommittedChanges else {
             throw FGBIError.invalidState("a checkpoint needs a committed epoch")
         }
@@ -255,7 +246,8 @@ public final class ReplicaStore: @unchecked Sendable {
         let newState = State(
             epoch: epoch, image: image, journal: journalName, blockSize: replica.geometry.blockSize,
             pageSize: replica.geometry.pageSize, regionLengths: replica.regions.map(\.length),
-            xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) })
+            xxh3: replica.regions.map { String(CSupport_xxh3_64($0.base, $0.length), radix: 16) },
+            heldTerm: heldTerm)
         let encoded = try JSONEncoder().encode(newState)
         try DurableFile.replace(directory + "/state.json") { fd in
             try encoded.withUnsafeBytes { try DurableFile.writeAll(fd, $0, what: "state.json") }

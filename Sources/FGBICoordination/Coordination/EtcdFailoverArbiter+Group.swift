@@ -8,7 +8,9 @@ extension EtcdFailoverArbiter {
     /// granted that no node holds any more means that node lost primaryship before it served this backup (it
     /// died while it took over, say): after two lease times to live (a promoted node that gave its lease up
     /// to acquire anew has that long), the backups elect again, for that term.
-    public func decide(lastEpoch: UInt64?, heldTerm: UInt64, group: BackupGroup, lostTerm: UInt64) -> FailoverDecision {
+    public func decide(
+        lastEpoch: UInt64?, heldTerm: UInt64, sessionTerms: [UInt64], group: BackupGroup, lostTerm: UInt64
+    ) -> FailoverDecision {
         if wasPromoted { return .standDown("this node was already promoted") }
         do {
             if let holder = try client.get(keys.primary) {
@@ -30,7 +32,10 @@ extension EtcdFailoverArbiter {
                 withdrawCandidacy()
                 return .wait("the primary's lease expired; this backup holds no committed epoch, so it is no candidate")
             }
-            try standAsCandidate(term: electionTerm, epoch: lastEpoch, heldTerm: heldTerm)
+            try standAsCandidate(
+                Candidacy(
+                    node: node, term: electionTerm, epoch: lastEpoch, heldTerm: heldTerm,
+                    sessionTerms: sessionTerms))
             let standing = try client.getPrefix(keys.candidates).compactMap { keyValue -> Candidacy? in
                 Candidacy(node: String(keyValue.key.dropFirst(keys.candidates.count)), value: keyValue.value)
             }.filter { $0.term == electionTerm }
@@ -69,16 +74,16 @@ extension EtcdFailoverArbiter {
             """
     }
 
-    /// Writes (or keeps alive) this node's candidacy for `term` at `epoch`.
-    private func standAsCandidate(term: UInt64, epoch: UInt64, heldTerm: UInt64) throws {
+    /// Writes (or keeps alive) this node's candidacy.
+    private func standAsCandidate(_ mine: Candidacy) throws {
         let now = MonotonicClock.nanoseconds()
         let held = candidacy.withLock { $0 }
-        if let held, held.term == term, held.epoch == epoch, held.heldTerm == heldTerm {
+        if let held, held.candidacy == mine {
             // Renewed at a third of its time to live; the key is on the lease, so it stays while renewed.
             if now - held.renewedAt > UInt64(ttlSeconds) * 1_000_000_000 / 3 {
                 if try client.keepAlive(held.leaseID) == nil {
                     candidacy.withLock { $0 = nil }
-                    return try standAsCandidate(term: term, epoch: epoch, heldTerm: heldTerm)
+                    return try standAsCandidate(mine)
                 }
                 candidacy.withLock { $0?.renewedAt = now }
             }
@@ -87,21 +92,16 @@ extension EtcdFailoverArbiter {
         withdrawCandidacy()
         let lease = try client.grantLease(ttlSeconds: ttlSeconds)
         do {
-            try client.put(
-                keys.candidate(node),
-                value: Candidacy(node: node, term: term, epoch: epoch, heldTerm: heldTerm).encoded,
-                lease: lease.id)
+            try client.put(keys.candidate(node), value: mine.encoded, lease: lease.id)
         } catch {
             _ = try? client.revoke(lease.id)
             throw error
         }
-        candidacy.withLock {
-            $0 = Candidacy.Held(term: term, epoch: epoch, heldTerm: heldTerm, leaseID: lease.id, renewedAt: now)
-        }
+        candidacy.withLock { $0 = Candidacy.Held(candidacy: mine, leaseID: lease.id, renewedAt: now) }
         logger.notice(
             """
-            guest \(keys.guest): node \(node) stands as a candidate for the lost term \(term) at epoch \(epoch) \
-            (of term \(heldTerm))
+            guest \(keys.guest): node \(node) stands as a candidate for the lost term \(mine.term) at epoch \
+            \(mine.epoch) (of term \(mine.heldTerm))
             """
         )
     }

@@ -97,7 +97,17 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
         }
     }
 
-    public func decide(lastEpoch: UInt64?) -> FailoverDecision {
+    public func decide(lastEpoch: UInt64?) -> FailoverDecision { decideAlone(lastEpoch: lastEpoch, heldTerm: nil) }
+
+    /// As ``decide(lastEpoch:)``, and never while the guest's `commit-group` record says a newer primaryship
+    /// than the one whose epoch this backup holds confirmed commits (they may be missing here), nor while it
+    /// says that commits were confirmed by a primary with several backups (only their election, among
+    /// candidates, can tell which of them holds the last: this backup waits).
+    public func decide(lastEpoch: UInt64?, heldTerm: UInt64) -> FailoverDecision {
+        decideAlone(lastEpoch: lastEpoch, heldTerm: heldTerm)
+    }
+
+    private func decideAlone(lastEpoch: UInt64?, heldTerm: UInt64?) -> FailoverDecision {
         if wasPromoted { return .standDown("this node was already promoted") }
         do {
             if let holder = try client.get(keys.primary) {
@@ -111,6 +121,26 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
             guard let lastEpoch else {
                 return .standDown(
                     "the primary's lease expired, but this backup holds no committed epoch to take over with")
+            }
+            if let record = try client.get(keys.commitGroup).map({
+                try CommitGroupRecord.decode($0.value, key: keys.commitGroup)
+            }) {
+                if let heldTerm, record.term > heldTerm {
+                    return .wait(
+                        """
+                        term \(record.term) confirmed commits after the epoch this backup holds (of term \(heldTerm)): \
+                        one of that term's backups must take over
+                        """
+                    )
+                }
+                if record.backups > 1 {
+                    return .wait(
+                        """
+                        term \(record.term) confirmed commits with \(record.backups) backups (quorum \
+                        \(record.quorum)): only an election among them can tell which holds the last
+                        """
+                    )
+                }
             }
             return try claim(at: lastEpoch)
         } catch let error as CoordinationError {

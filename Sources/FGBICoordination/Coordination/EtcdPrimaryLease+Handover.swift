@@ -38,20 +38,39 @@ extension EtcdPrimaryLease {
     ///
     /// - Throws: ``LostPrimaryship``-like ``FGBIError/invalidState(_:)`` when the right no longer holds.
     public func handOver() throws -> Handover {
-        let alreadyReleased = state.withLock { state -> Bool in
+        let (alreadyReleased, validUntilAtHandover) = state.withLock { state -> (Bool, UInt64) in
             defer {
                 state.released = true
                 state.handedOver = true
                 state.reason = "handed over"
+                state.validUntil = 0
             }
-            return state.released
+            return (state.released, state.validUntil)
         }
         guard !alreadyReleased else { throw FGBIError.invalidState("the lease of term \(term) was already released") }
         renewerDone.wait()
-        guard try ownsPrimaryKey(), try client.keepAlive(leaseID) != nil else {
-            throw FGBIError.invalidState("primaryship of term \(term) was lost before it could be handed over")
+        // One renewal more, tried again while the lease surely lives (etcd may be slow for a moment).
+        let deadline = validUntilAtHandover
+        while true {
+            do {
+                guard try ownsPrimaryKey(), try client.keepAlive(leaseID) != nil else {
+                    throw FGBIError.invalidState("primaryship of term \(term) was lost before it could be handed over")
+                }
+                return Handover(leaseID: leaseID, term: term)
+            } catch let error as EtcdError where MonotonicClock.nanoseconds() + 100_000_000 < deadline {
+                logger.warning("guest \(keys.guest): cannot renew the lease to hand it over (\(error)); trying again")
+                MonotonicClock.sleep(nanoseconds: 50_000_000)
+            }
         }
-        return Handover(leaseID: leaseID, term: term)
+    }
+
+    /// Gives up a lease handed over that no process will adopt (the execv failed): best effort, logged.
+    public func revokeUnadopted() {
+        do {
+            _ = try client.revoke(leaseID)
+        } catch {
+            logger.warning("could not revoke lease \(leaseID) of guest \(keys.guest): \(error); it expires on its own")
+        }
     }
 
     /// Takes over a lease handed over by the process this one replaced (``handOver()``): the guest's `primary`
@@ -88,12 +107,13 @@ extension EtcdPrimaryLease {
     }
 
     /// ``acquire(client:keys:node:ttlSeconds:wait:logger:)`` for a node that was promoted at `epoch` and
-    /// serves its replica again: only while the guest's `committed` record still names this node at that epoch
-    /// and no term was granted since (no other backup was promoted meanwhile, which may have confirmed epochs
-    /// this replica lacks).
+    /// serves its replica again: only while the guest's `committed` record still names this node at that epoch,
+    /// no term was granted since (no other backup was promoted meanwhile, which may have confirmed epochs this
+    /// replica lacks), and no commit was confirmed under the term of its promotion (a primary that adopted that
+    /// lease did, after this replica's epoch).
     ///
-    /// - Throws: ``FGBIError/invalidState(_:)`` when another promotion happened since, or none named this
-    ///   node; as the plain acquire otherwise.
+    /// - Throws: ``FGBIError/invalidState(_:)`` when another promotion happened since, none named this node,
+    ///   or commits came after the epoch; as the plain acquire otherwise.
     public static func acquire(
         client: EtcdClient, keys: GuestKeys, node: String, ttlSeconds: Int, continuingAfter epoch: UInt64,
         wait: Duration = .zero, logger: Logger = Logger(label: "fgbi.etcd")
@@ -110,10 +130,23 @@ extension EtcdPrimaryLease {
                 """
             )
         }
+        let commitGroup = try client.get(keys.commitGroup)
+        if let commitGroup, try CommitGroupRecord.decode(commitGroup.value, key: keys.commitGroup).term >= record.term {
+            throw FGBIError.invalidState(
+                """
+                guest \(keys.guest): term \(record.term), this node's promotion at epoch \(epoch), has confirmed \
+                commits since: this replica may lack them; rejoin as a backup (fgbi backup --rejoin) instead
+                """
+            )
+        }
         return try acquire(
             client: client, keys: keys, node: node, ttlSeconds: ttlSeconds, wait: wait, logger: logger,
             expectingTerm: record.term,
-            compare: [EtcdCompare(key: keys.committed, .modRevision(committed.modRevision))])
+            compare: [
+                EtcdCompare(key: keys.committed, .modRevision(committed.modRevision)),
+                commitGroup.map { EtcdCompare(key: keys.commitGroup, .modRevision($0.modRevision)) }
+                    ?? .absent(keys.commitGroup),
+            ])
     }
 
     /// Records in `commit-group` that this primaryship confirms its first commit, with `backups` backups of

@@ -1,47 +1,63 @@
 import FGBI
 
 /// What a backup of several says in etcd once it lost its primary: the term it elects a successor for, the
-/// epoch it holds and the fencing term of the primaryship that produced that epoch (`term=T epoch=E held=H`),
-/// under `candidates/<node>` on a lease of its own, so a candidate that dies drops out.
+/// epoch it holds, the fencing term of the primaryship that produced that epoch, and the terms of the last
+/// primaries it began sessions with (`term=T epoch=E held=H sessions=S1,S2`), under `candidates/<node>` on a
+/// lease of its own, so a candidate that dies drops out.
 struct Candidacy: Equatable {
     var node: String
     var term: UInt64
     var epoch: UInt64
     /// The term of the primary whose epoch the replica holds (0: unknown, which ranks lowest).
     var heldTerm: UInt64
+    /// Terms of primaries this backup began a session with (the newest few): it was one of their backups.
+    var sessionTerms: [UInt64]
 
     /// This node's candidacy as it stands in etcd.
     struct Held {
-        var term: UInt64
-        var epoch: UInt64
-        var heldTerm: UInt64
+        var candidacy: Candidacy
         var leaseID: Int64
         var renewedAt: UInt64
     }
 
-    var encoded: [UInt8] { Array("term=\(term) epoch=\(epoch) held=\(heldTerm)".utf8) }
+    var encoded: [UInt8] {
+        let sessions = sessionTerms.map(String.init).joined(separator: ",")
+        return Array("term=\(term) epoch=\(epoch) held=\(heldTerm) sessions=\(sessions)".utf8)
+    }
 
-    /// Nil for a value no FGBI node writes (it does not count). A value without `held=` (an older node's)
-    /// counts with an unknown held term.
+    /// Nil for a value no FGBI node writes (it does not count). A value without `held=` and `sessions=` (an
+    /// older node's) counts with an unknown held term and no sessions.
     init?(node: String, value: [UInt8]) {
-        let fields = String(decoding: value, as: UTF8.self).split(separator: " ")
-        guard fields.count == 2 || fields.count == 3, fields[0].hasPrefix("term="), fields[1].hasPrefix("epoch="),
+        let fields = String(decoding: value, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: false)
+        guard fields.count == 2 || fields.count == 4, fields[0].hasPrefix("term="), fields[1].hasPrefix("epoch="),
             let term = UInt64(fields[0].dropFirst(5)), let epoch = UInt64(fields[1].dropFirst(6))
         else { return nil }
         var heldTerm: UInt64 = 0
-        if fields.count == 3 {
-            guard fields[2].hasPrefix("held="), let held = UInt64(fields[2].dropFirst(5)) else { return nil }
+        var sessionTerms: [UInt64] = []
+        if fields.count == 4 {
+            guard fields[2].hasPrefix("held="), let held = UInt64(fields[2].dropFirst(5)),
+                fields[3].hasPrefix("sessions=")
+            else { return nil }
+            let listed = fields[3].dropFirst(9).split(separator: ",")
+            let terms = listed.compactMap { UInt64($0) }
+            guard terms.count == listed.count, terms.count <= 64 else { return nil }
             heldTerm = held
+            sessionTerms = terms
         }
-        self.init(node: node, term: term, epoch: epoch, heldTerm: heldTerm)
+        self.init(node: node, term: term, epoch: epoch, heldTerm: heldTerm, sessionTerms: sessionTerms)
     }
 
-    init(node: String, term: UInt64, epoch: UInt64, heldTerm: UInt64) {
+    init(node: String, term: UInt64, epoch: UInt64, heldTerm: UInt64, sessionTerms: [UInt64] = []) {
         self.node = node
         self.term = term
         self.epoch = epoch
         self.heldTerm = heldTerm
+        self.sessionTerms = sessionTerms
     }
+
+    /// Whether this candidate was one of the backups of the primary of `term`: it holds an epoch of that term,
+    /// or began a session with it.
+    func servedPrimary(ofTerm term: UInt64) -> Bool { heldTerm == term || sessionTerms.contains(term) }
 
     /// Who goes first: the newest history (the term of the primary that produced the held epoch, then the
     /// epoch), then, for a tie, the smallest node name.
@@ -86,9 +102,13 @@ struct CommitGroupRecord: Sendable, Equatable {
 /// first by (held term, epoch) holds every committed epoch when:
 /// - its held term is newer than `g`: that primaryship started from a replica holding every commit (it was
 ///   promoted by this rule, or took over its own), and none was confirmed after it began;
-/// - its held term is `g` and at least `backups - quorum + 1` candidates stand: some of them applied the last
-///   commit of term `g`, and the first among those holding term `g` holds at least that epoch.
-/// A first candidate holding an older term than `g` never wins: the backups holding term `g` must stand.
+/// - its held term is `g` and at least `backups - quorum + 1` of the candidates were backups of term `g`'s
+///   primary (they hold an epoch of it, or began a session with it; any other node, whatever it says, does
+///   not count): the backups that acknowledged `g`'s last commit all began a session with that primary, so
+///   one of them stands, and the first among those holding term `g` holds at least that epoch.
+/// A first candidate holding an older term than `g` never wins: the backups holding term `g` must stand. A
+/// backup of term `g` that never connected to its primary does not count either (it cannot show it was one),
+/// which may keep a promotion waiting that a count by name would allow.
 /// Without a record (no primary confirmed a commit through this rule), the group the candidate knows from
 /// its primary's handshake sets the count, as before.
 enum GroupElection {
@@ -111,11 +131,12 @@ enum GroupElection {
                 )
             }
             let needed = record.backups - record.quorum + 1
-            if first.heldTerm == record.term, standing.count < needed {
+            let members = standing.filter { $0.servedPrimary(ofTerm: record.term) }.count
+            if first.heldTerm == record.term, members < needed {
                 return .wait(
                     """
-                    \(standing.count) of the \(needed) candidates needed (term \(record.term) confirmed commits \
-                    with quorum \(record.quorum) of \(record.backups) backups) have said which epoch they hold
+                    \(members) of the \(needed) candidates needed that served term \(record.term) (which confirmed \
+                    commits with quorum \(record.quorum) of \(record.backups) backups) have said which epoch they hold
                     """
                 )
             }

@@ -144,7 +144,10 @@ extension FGBICommand {
             if !thenPrimary, !primaryArguments.isEmpty {
                 throw ValidationError("arguments after `--` are for --then-primary")
             }
-            let primaryUsesEtcd = primaryArguments.contains { $0 == "--etcd" || $0.hasPrefix("--etcd=") }
+            // The primary's options may also come from a configuration file (--config, FGBI_CONFIG).
+            let primaryUsesEtcd =
+                primaryArguments.contains { $0 == "--etcd" || $0.hasPrefix("--etcd=") || $0.hasPrefix("--config") }
+                || !(ProcessInfo.processInfo.environment["FGBI_CONFIG"] ?? "").isEmpty
             if thenPrimary, coordination.etcd != nil, !primaryUsesEtcd {
                 throw ValidationError(
                     """
@@ -228,7 +231,13 @@ extension FGBICommand {
                 // Primaryship goes with the process image: the lease is handed over, never given up, so the
                 // guest's primary key stays while this process turns into `fgbi primary`, which adopts it.
                 let handover = try arbiter?.promotedLease?.handOver()
-                try becomePrimary(continuingAfter: epoch, handover: handover)
+                do {
+                    try becomePrimary(continuingAfter: epoch, handover: handover)
+                } catch {
+                    // Nobody will adopt the lease: give it up, so the other backups need not wait it out.
+                    arbiter?.promotedLease?.revokeUnadopted()
+                    throw error
+                }
             }
             throw ExitCode(10)
         }

@@ -27,6 +27,9 @@ extension FGBICommand.PrimaryCommand {
             throw ValidationError("several --backup take one guest, not --guest specs")
         }
 
+        if replicaIsLatest, coordination.etcd == nil || continueAfterEpoch == nil {
+            throw ValidationError("--replica-is-latest goes with --etcd and --continue-after-epoch")
+        }
         if etcdHandover != nil, coordination.etcd == nil || continueAfterEpoch == nil {
             throw ValidationError(
                 "--etcd-handover is set by fgbi backup --then-primary, with --etcd and --continue-after-epoch")

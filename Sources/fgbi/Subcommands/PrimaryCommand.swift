@@ -65,6 +65,17 @@ extension FGBICommand {
         )
         var continueAfterEpoch: UInt64?
 
+        @Flag(
+            name: .customLong("replica-is-latest"),
+            help:
+                """
+                With --etcd and --continue-after-epoch: you vouch that this memory holds the guest's last committed \
+                epoch (the last primary stopped cleanly with this node as its backup), so primaryship is acquired \
+                without checking that etcd's last promotion named this node at that epoch.
+                """
+        )
+        var replicaIsLatest = false
+
         @Option(
             name: .customLong("etcd-handover"),
             help: ArgumentHelp(
@@ -318,7 +329,7 @@ extension FGBICommand {
                 held = try EtcdPrimaryLease.adopt(
                     client: client, keys: keys, node: node,
                     handover: try EtcdPrimaryLease.Handover(parsing: etcdHandover))
-            } else if let continueAfterEpoch {
+            } else if let continueAfterEpoch, !replicaIsLatest {
                 // A replica this node was promoted with: served again only if no other promotion came since.
                 held = try EtcdPrimaryLease.acquire(
                     client: client, keys: keys, node: node, ttlSeconds: coordination.leaseTTLSeconds,

@@ -24,7 +24,8 @@ struct EtcdGroupPromotionTests {
             try EtcdFailoverArbiter(client: client, keys: keys, node: $0, ttlSeconds: 5)
         }
         // b1 holds epoch 40, b2 epoch 41 (the newest), b3 is gone.
-        if case .wait(let why) = arbiters[1].decide(lastEpoch: 41, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+        if case .wait(let why) = arbiters[1].decide(
+            lastEpoch: 41, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         {
             #expect(why.contains("still holds primaryship"), "\(why)")
         } else {
@@ -34,7 +35,7 @@ struct EtcdGroupPromotionTests {
         // One candidate of the two needed: b1 waits (it is not enough alone, and it is not the newest either).
         guard
             case .wait(let alone) = arbiters[0].decide(
-                lastEpoch: 40, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+                lastEpoch: 40, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         else {
             Issue.record("a lone candidate was decided for")
             return
@@ -42,11 +43,12 @@ struct EtcdGroupPromotionTests {
         #expect(alone.contains("1 of the 2 candidates needed"), "\(alone)")
         // b2 stands too: it holds the newest epoch, so it is promoted; b1, asked again, waits for it.
         #expect(
-            arbiters[1].decide(lastEpoch: 41, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+            arbiters[1].decide(
+                lastEpoch: 41, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
                 == .promote(term: lostTerm + 1))
         guard
             case .standDown(let why) = arbiters[0].decide(
-                lastEpoch: 40, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+                lastEpoch: 40, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         else {
             Issue.record("b1 did not stand down once b2 was primary")
             return
@@ -69,10 +71,11 @@ struct EtcdGroupPromotionTests {
         primary.release()
         let behind = try EtcdFailoverArbiter(client: client, keys: keys, node: "a", ttlSeconds: 5)
         let ahead = try EtcdFailoverArbiter(client: client, keys: keys, node: "z", ttlSeconds: 5)
-        _ = ahead.decide(lastEpoch: 9, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+        _ = ahead.decide(lastEpoch: 9, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         for _ in 0..<5 {
             guard
-                case .wait(let why) = behind.decide(lastEpoch: 8, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+                case .wait(let why) = behind.decide(
+                    lastEpoch: 8, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
             else {
                 Issue.record("the candidate behind decided")
                 return
@@ -82,7 +85,7 @@ struct EtcdGroupPromotionTests {
         // A candidacy of an older term does not count.
         try client.put(keys.candidate("old"), value: Array("term=\(lostTerm - 1) epoch=99".utf8))
         #expect(
-            ahead.decide(lastEpoch: 9, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+            ahead.decide(lastEpoch: 9, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
                 == .promote(term: lostTerm + 1))
         ahead.promotedLease?.release()
         behind.withdrawCandidacy()

@@ -19,7 +19,8 @@ struct EtcdSecondElectionTests {
         for _ in 0..<3 {
             for (index, arbiter) in arbiters.enumerated() {
                 let decision = arbiter.decide(
-                    lastEpoch: epochs[index], heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+                    lastEpoch: epochs[index], heldTerm: lostTerm, sessionTerms: [lostTerm], group: group,
+                    lostTerm: lostTerm)
                 if case .promote = decision { return index }
             }
         }
@@ -70,7 +71,9 @@ struct EtcdSecondElectionTests {
         let first = try #require(Self.promote(arbiters, epochs: [41, 40, 39], group: group, lostTerm: lostTerm))
         #expect(first == 0)
         // The others stand down for b1 while it holds the key.
-        guard case .standDown = arbiters[1].decide(lastEpoch: 40, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+        guard
+            case .standDown = arbiters[1].decide(
+                lastEpoch: 40, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         else {
             Issue.record("b2 did not follow the promoted b1")
             return
@@ -82,7 +85,7 @@ struct EtcdSecondElectionTests {
         let survivors = Array(arbiters[1...])
         guard
             case .wait(let why) = survivors[0].decide(
-                lastEpoch: 40, heldTerm: lostTerm, group: group, lostTerm: lostTerm)
+                lastEpoch: 40, heldTerm: lostTerm, sessionTerms: [lostTerm], group: group, lostTerm: lostTerm)
         else {
             Issue.record("b2 elected again at once, with no time for a promoted node to acquire anew")
             return
@@ -123,5 +126,47 @@ struct EtcdSecondElectionTests {
         #expect(throws: FGBIError.self) {
             try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "b", ttlSeconds: 2, continuingAfter: 9)
         }
+    }
+
+    @Test func aPromotedNodeWhoseTermCommittedSinceDoesNotServeItsOldReplica() throws {
+        let server = try EtcdServer()
+        defer { server.stop() }
+        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(500))
+        let keys = try GuestKeys(cluster: "t", guest: "stale")
+        let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "p", ttlSeconds: 2)
+        primary.release()
+        let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 2)
+        #expect(arbiter.decide(lastEpoch: 9) == .promote(term: primary.term + 1))
+        // The promoted lease, adopted by `fgbi primary`, confirmed commits after epoch 9, then the node died.
+        let promoted = try #require(arbiter.promotedLease)
+        #expect(promoted.recordFirstCommit(backups: 1, quorum: 1))
+        promoted.release()
+        #expect(throws: FGBIError.self) {
+            try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "b", ttlSeconds: 2, continuingAfter: 9)
+        }
+    }
+
+    @Test func aLoneBackupNeverTakesOverPastCommitsItMayLack() throws {
+        let server = try EtcdServer()
+        defer { server.stop() }
+        let client = try EtcdClient(endpoints: [server.clientURL], requestTimeout: .milliseconds(500))
+        let keys = try GuestKeys(cluster: "t", guest: "alone")
+        let primary = try EtcdPrimaryLease.acquire(client: client, keys: keys, node: "p", ttlSeconds: 2)
+        let term = primary.term
+        #expect(primary.recordFirstCommit(backups: 3, quorum: 2))
+        primary.release()
+        let arbiter = try EtcdFailoverArbiter(client: client, keys: keys, node: "b", ttlSeconds: 2)
+        // Term `term` committed with three backups: a backup whose last primary named it alone waits for
+        // their election, and one holding an older term waits for a backup of the newer.
+        guard case .wait(let group) = arbiter.decide(lastEpoch: 9, heldTerm: term) else {
+            Issue.record("a lone backup took over past a group's commits")
+            return
+        }
+        #expect(group.contains("only an election among them"), "\(group)")
+        guard case .wait(let older) = arbiter.decide(lastEpoch: 9, heldTerm: term - 1) else {
+            Issue.record("a backup of an older term took over")
+            return
+        }
+        #expect(older.contains("confirmed commits after the epoch this backup holds"), "\(older)")
     }
 }

@@ -10,14 +10,18 @@ import Testing
 struct GroupElectionTests {
     private static let threeOfQuorumTwo = BackupGroup(backups: 3, quorum: 2)
 
-    private static func candidate(_ node: String, epoch: UInt64, held: UInt64) -> Candidacy {
-        Candidacy(node: node, term: 7, epoch: epoch, heldTerm: held)
+    private static func candidate(
+        _ node: String, epoch: UInt64, held: UInt64, sessions: [UInt64]? = nil
+    ) -> Candidacy {
+        Candidacy(node: node, term: 7, epoch: epoch, heldTerm: held, sessionTerms: sessions ?? [held])
     }
 
     @Test func aNewerTermOutranksAHigherEpochOfAnOlderOne() {
-        // b2 holds epoch 50 of term 5 (uncommitted epochs of a primary that lost), b3 epoch 45 of term 6 (its
-        // successor's history, which holds every commit).
-        let standing = [Self.candidate("b2", epoch: 50, held: 5), Self.candidate("b3", epoch: 45, held: 6)]
+        // b2 holds epoch 50 of term 5 (uncommitted epochs of a primary that lost; its synchronisation with term
+        // 6's primary was undone), b3 epoch 45 of term 6 (that successor's history, which holds every commit).
+        let standing = [
+            Self.candidate("b2", epoch: 50, held: 5, sessions: [5, 6]), Self.candidate("b3", epoch: 45, held: 6),
+        ]
         #expect(Candidacy.first(standing)?.node == "b3")
         let record = CommitGroupRecord(term: 6, backups: 2, quorum: 1)
         #expect(
@@ -69,6 +73,30 @@ struct GroupElectionTests {
                 == .promote)
     }
 
+    @Test func onlyBackupsOfTheCommittingTermCount() {
+        // Term 8 confirmed commits with quorum 2 of 3; b1 holds epoch 99 of it. x was never one of term 8's
+        // backups (its last session was with term 6): it does not make the second candidate needed, whatever
+        // it holds (c and d, which acknowledged epoch 100, may be the ones gone).
+        let record = CommitGroupRecord(term: 8, backups: 3, quorum: 2)
+        let b1 = Self.candidate("b1", epoch: 99, held: 8)
+        let outsider = Self.candidate("x", epoch: 120, held: 6)
+        guard
+            case .wait(let why) = GroupElection.verdict(
+                standing: [b1, outsider], record: record, knownGroup: Self.threeOfQuorumTwo, node: "b1")
+        else {
+            Issue.record("an outsider's candidacy made up the count")
+            return
+        }
+        #expect(why.contains("1 of the 2 candidates needed that served term 8"), "\(why)")
+        // A backup of term 8 that lags (it holds term 6 still, but began a session with term 8's primary)
+        // counts: it did not acknowledge term 8's commits, so b1 holds the last.
+        let lagging = Self.candidate("c", epoch: 80, held: 6, sessions: [6, 8])
+        #expect(
+            GroupElection.verdict(
+                standing: [b1, outsider, lagging], record: record, knownGroup: Self.threeOfQuorumTwo, node: "b1")
+                == .promote)
+    }
+
     @Test func withoutARecordTheKnownGroupCounts() {
         let standing = [Self.candidate("b1", epoch: 9, held: 0)]
         guard
@@ -91,10 +119,16 @@ struct GroupElectionTests {
         for bad in ["term=9 backups=3", "term=9 backups=2 quorum=3", "term=x backups=3 quorum=2", ""] {
             #expect(throws: CoordinationError.self) { try CommitGroupRecord.decode(Array(bad.utf8), key: "k") }
         }
-        let candidacy = Candidacy(node: "b1", term: 4, epoch: 30, heldTerm: 3)
+        let candidacy = Candidacy(node: "b1", term: 4, epoch: 30, heldTerm: 3, sessionTerms: [2, 3, 4])
         #expect(Candidacy(node: "b1", value: candidacy.encoded) == candidacy)
-        // An older node's value, without the held term, counts with an unknown one.
+        let none = Candidacy(node: "b1", term: 4, epoch: 30, heldTerm: 0, sessionTerms: [])
+        #expect(Candidacy(node: "b1", value: none.encoded) == none)
+        // An older node's value, without the held term, counts with an unknown one and no sessions.
         #expect(Candidacy(node: "b1", value: Array("term=4 epoch=30".utf8))?.heldTerm == 0)
-        #expect(Candidacy(node: "b1", value: Array("term=4 epoch=30 held=x".utf8)) == nil)
+        for bad in [
+            "term=4 epoch=30 held=x sessions=", "term=4 epoch=30 held=3", "term=4 epoch=30 held=3 sessions=1,y",
+        ] {
+            #expect(Candidacy(node: "b1", value: Array(bad.utf8)) == nil, "\(bad)")
+        }
     }
 }

@@ -38,9 +38,12 @@ extension Backup {
             // A journal replays consecutive epochs only: a jump (a resynchronised session) or pre-copy
             // deltas before this epoch need a checkpoint.
             let consecutive = applied.epoch == (before.map { $0 + 1 } ?? 0)
+            // The first epoch of a new primary's term is a checkpoint too: the state file then records the
+            // term with the epoch, in one atomic step.
+            let newTerm = heldTerm.load(ordering: .relaxed) != sessionTerm
             do {
                 try connection.whileSendingHeartbeats {
-                    try persist(frame.payload, checkpoint: synchronised || !consecutive)
+                    try persist(frame.payload, checkpoint: synchronised || !consecutive || newTerm)
                 }
             } catch {
                 logger.error("cannot persist epoch \(applied.epoch): \(error); stopping without acknowledging it")
@@ -49,7 +52,7 @@ extension Backup {
                 throw PersistFailure(epoch: applied.epoch, underlying: error)
             }
             metrics.lastEpoch.record(Int64(applied.epoch))
-            try recordHeldTerm()
+            heldTerm.store(sessionTerm, ordering: .releasing)
             FaultPoints.reach(.backupAcknowledge)
             var ack: [UInt8] = []
             appendLittleEndian(applied.epoch, to: &ack)
@@ -67,23 +70,6 @@ extension Backup {
         }
     }
 
-    /// The replica holds an epoch of this session: its term becomes the held term, made durable (after the
-    /// epoch itself, before its acknowledgement, so a crash between the two leaves an older term beside an
-    /// epoch never acknowledged, which ranks it lower, never higher).
-    ///
-    /// - Throws: ``PersistFailure`` when the state directory cannot record it.
-    private func recordHeldTerm() throws {
-        guard heldTerm.load(ordering: .relaxed) != sessionTerm else { return }
-        do {
-            try store?.recordHeldTerm(sessionTerm)
-        } catch {
-            logger.error("cannot record the held term \(sessionTerm): \(error); stopping without acknowledging")
-            connection.withLock { $0?.close() }
-            throw PersistFailure(epoch: replica.lastEpoch ?? 0, underlying: error)
-        }
-        heldTerm.store(sessionTerm, ordering: .releasing)
-    }
-
     /// Makes a committed epoch durable before it is acknowledged: appended to the journal, or written as a
     /// checkpoint when the journal cannot describe it (`checkpoint`: it ends a synchronisation, whose
     /// pre-copy deltas are not journaled) or has grown past its limit.
@@ -91,7 +77,7 @@ extension Backup {
         guard let store else { return }
         let start = MonotonicClock.nanoseconds()
         if checkpoint || store.needsCheckpoint {
-            try store.checkpoint(replica)
+            try store.checkpoint(replica, heldTerm: sessionTerm)
             let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
             counters.withLock { $0.checkpoints += 1 }
             metrics.checkpoints.increment()

@@ -143,9 +143,9 @@ extension Backup {
             let decision =
                 current.group.map {
                     arbiter.decide(
-                        lastEpoch: lastEpoch, heldTerm: heldTerm.load(ordering: .acquiring), group: $0,
-                        lostTerm: knownTerm.load(ordering: .acquiring))
-                } ?? arbiter.decide(lastEpoch: lastEpoch)
+                        lastEpoch: lastEpoch, heldTerm: heldTerm.load(ordering: .acquiring),
+                        sessionTerms: sessionTerms, group: $0, lostTerm: knownTerm.load(ordering: .acquiring))
+                } ?? arbiter.decide(lastEpoch: lastEpoch, heldTerm: heldTerm.load(ordering: .acquiring))
             switch decision {
             case .promote(let term):
                 return .failingOver(reason: current.reason, term: term)
@@ -222,6 +222,7 @@ extension Backup {
         }
         replica.beginSession()
         sessionTerm = term
+        if sessionTerms.last != term { sessionTerms = Array((sessionTerms + [term]).suffix(8)) }
         sessionStream = hello.stream
         sessionGroup = hello.group
         lastBlockHashRun = nil

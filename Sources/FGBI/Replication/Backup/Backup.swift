@@ -69,6 +69,7 @@ public final class Backup: @unchecked Sendable {
             self.store = store
             knownTerm.store(store.highestTerm, ordering: .releasing)
             heldTerm.store(store.heldTerm, ordering: .releasing)
+            if store.highestTerm > 0 { sessionTerms = [store.highestTerm] }
             publishedEpoch.store(replica.lastEpoch ?? .max, ordering: .releasing)
         } else {
             store = nil
@@ -137,6 +138,9 @@ public final class Backup: @unchecked Sendable {
     var sessionGroup: BackupGroup?
     /// The current session's fencing term (serving thread only; 0 without a coordinator).
     var sessionTerm: UInt64 = 0
+    /// The terms of the last primaries (up to 8) this backup began a session with, oldest first (serving
+    /// thread only): told to a coordinator, which counts this backup as one of their backups.
+    var sessionTerms: [UInt64] = []
     /// The fencing term of the primary whose epoch the replica holds (0: none or unknown): set when an epoch
     /// of a session is applied, never by its pre-copy steps, which a lost session undoes. A coordinator ranks
     /// candidates by it before their epochs (``FailoverArbiter/decide(lastEpoch:heldTerm:group:lostTerm:)``).

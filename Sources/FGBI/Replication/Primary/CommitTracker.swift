@@ -38,22 +38,40 @@ final class CommitTracker: @unchecked Sendable {
     /// this advanced it, after telling every ``commits()`` stream.
     @discardableResult
     func acknowledge(_ epoch: UInt64, from index: Int) -> UInt64? {
-        let (advanced, continuations) = state.withLock { state -> (UInt64?, [AsyncStream<UInt64>.Continuation]) in
-            state.acknowledged[index] = max(state.acknowledged[index] ?? 0, epoch)
-            guard let candidate = policy.committed(state.acknowledged), state.committed.map({ candidate > $0 }) ?? true
-            else {
-                return (nil, [])
+        var cleared = false
+        while true {
+            let (step, continuations) = state.withLock { state -> (Step, [AsyncStream<UInt64>.Continuation]) in
+                state.acknowledged[index] = max(state.acknowledged[index] ?? 0, epoch)
+                guard let candidate = policy.committed(state.acknowledged),
+                    state.committed.map({ candidate > $0 }) ?? true
+                else {
+                    return (.none, [])
+                }
+                if cleared { state.firstCommitCleared = true }
+                guard state.firstCommitCleared else { return (.askFirst, []) }
+                state.committed = candidate
+                return (.committed(candidate), Array(state.continuations.values))
             }
-            if !state.firstCommitCleared {
-                // Once per primaryship, so it may wait for the coordinator while holding the lock.
-                guard beforeFirstCommit?() ?? true else { return (nil, []) }
-                state.firstCommitCleared = true
+            switch step {
+            case .none:
+                return nil
+            case .askFirst:
+                // Once per primaryship (a few threads may ask at once: the record is the same), outside the lock,
+                // which readers of the commits and the stop path take.
+                guard beforeFirstCommit?() ?? true else { return nil }
+                cleared = true
+            case .committed(let advanced):
+                for continuation in continuations { continuation.yield(advanced) }
+                return advanced
             }
-            state.committed = candidate
-            return (candidate, Array(state.continuations.values))
         }
-        if let advanced { for continuation in continuations { continuation.yield(advanced) } }
-        return advanced
+    }
+
+    /// What one look under the lock found.
+    private enum Step {
+        case none
+        case askFirst
+        case committed(UInt64)
     }
 
     /// Every epoch committed from now on, in order (epochs committed together arrive as the newest).

@@ -75,7 +75,11 @@ public final class Primary: @unchecked Sendable {
         commitTracker = CommitTracker(
             policy: configuration.commitPolicy, backups: backups,
             beforeFirstCommit: configuration.authority.map { authority in
-                { authority.recordFirstCommit(backups: backups, quorum: quorum) }
+                {
+                    // Recording may take an etcd round trip: the right must still hold once it is done.
+                    authority.recordFirstCommit(backups: backups, quorum: quorum)
+                        && MonotonicClock.nanoseconds() < authority.validUntilNanoseconds
+                }
             })
         pipeline = try EpochPipeline(
             regions: regions, configuration: configuration, hooks: hooks, observer: observer,
