@@ -228,18 +228,23 @@ extension FGBICommand {
             }
             if let command = onFailover { try runHook(command, epoch: outcome.lastEpoch, term: term) }
             if thenPrimary, let epoch = outcome.lastEpoch {
-                // Primaryship goes with the process image: the lease is handed over, never given up, so the
-                // guest's primary key stays while this process turns into `fgbi primary`, which adopts it.
-                let handover = try arbiter?.promotedLease?.handOver()
-                do {
-                    try becomePrimary(continuingAfter: epoch, handover: handover)
-                } catch {
-                    // Nobody will adopt the lease: give it up, so the other backups need not wait it out.
-                    arbiter?.promotedLease?.revokeUnadopted()
-                    throw error
-                }
+                try becomePrimary(continuingAfter: epoch, lease: arbiter?.promotedLease)
             }
             throw ExitCode(10)
+        }
+
+        /// ``becomePrimary(continuingAfter:handover:)`` with primaryship going with the process image: the lease
+        /// is handed over, never given up, so the guest's primary key stays while this process turns into `fgbi
+        /// primary`, which adopts it.
+        private func becomePrimary(continuingAfter epoch: UInt64, lease: EtcdPrimaryLease?) throws -> Never {
+            let handover = try lease?.handOver()
+            do {
+                try becomePrimary(continuingAfter: epoch, handover: handover)
+            } catch {
+                // Nobody will adopt the lease: give it up, so the other backups need not wait it out.
+                lease?.revokeUnadopted()
+                throw error
+            }
         }
 
         /// The backup's configuration from the options (the coordinator's arbiter excepted).
