@@ -11,33 +11,38 @@ import Foundation
 /// output-commit client does: that wait is the commit latency reported. Each epoch is encoded once, whatever
 /// the number of backups; the bytes each backup received are counted at the backup.
 public struct BackupsBenchmark: Sendable {
-    /// One set-up: how many backups, the commit policy, and whether the last backup's link is slowed.
+    /// One set-up: how many backups, the commit policy, and whether the last backup's link is slowed, or cut
+    /// for a while (``Configuration/outageMilliseconds``) in the middle of the rounds.
     public struct Layout: Sendable, CustomStringConvertible {
         public var backups: Int
         public var policy: CommitPolicy
         public var slowed: Bool
+        public var outage = false
 
-        public init(backups: Int, policy: CommitPolicy, slowed: Bool) {
+        public init(backups: Int, policy: CommitPolicy, slowed: Bool, outage: Bool = false) {
             self.backups = backups
             self.policy = policy
             self.slowed = slowed
+            self.outage = outage
         }
 
         public var description: String {
-            "\(backups) backup\(backups == 1 ? "" : "s"), \(policy)\(slowed ? ", last slowed" : "")"
+            "\(backups) backup\(backups == 1 ? "" : "s"), \(policy)"
+                + (slowed ? ", last slowed" : outage ? ", last cut for a while" : "")
         }
 
-        /// Parses `N:POLICY[:slow]`, e.g. `3:quorum:2:slow` or `2:all`.
+        /// Parses `N:POLICY[:slow|:outage]`, e.g. `3:quorum:2:slow`, `3:quorum:2:outage` or `2:all`.
         public init?(_ text: String) {
             var parts = text.split(separator: ":").map(String.init)
             let slowed = parts.last == "slow"
-            if slowed { parts.removeLast() }
+            let outage = parts.last == "outage"
+            if slowed || outage { parts.removeLast() }
             guard parts.count >= 2, let backups = Int(parts[0]), (1...8).contains(backups),
                 let policy = CommitPolicy(parts.dropFirst().joined(separator: ":")),
                 (try? policy.check(backups: backups)) != nil,
-                !slowed || backups > 1
+                !(slowed || outage) || backups > 1
             else { return nil }
-            self.init(backups: backups, policy: policy, slowed: slowed)
+            self.init(backups: backups, policy: policy, slowed: slowed, outage: outage)
         }
 
         public static let defaults = ["1:all", "2:all", "3:all", "3:quorum:2", "3:all:slow", "3:quorum:2:slow"]
@@ -55,6 +60,10 @@ public struct BackupsBenchmark: Sendable {
         public var epochMilliseconds = 25
         /// The slowed backup's link, bytes per second (primary to backup).
         public var slowBytesPerSecond = 4 << 20
+        /// How long an outage layout's last backup is cut off, from a quarter of the rounds on.
+        public var outageMilliseconds = 1000
+        /// The frames kept for backups behind (``PrimaryConfiguration/catchUpBytes``); nil: the default.
+        public var catchUpBytes: Int?
         public var seed: UInt64 = 2011
         public init() {}
     }
@@ -82,6 +91,8 @@ public struct BackupsBenchmark: Sendable {
         public var catchUps: Int
         /// Backups that ended bit-identical to the guest at the last epoch.
         public var backupsVerified: Int
+        /// With an outage layout: how the cut backup came back.
+        public var outage: OutageReport?
     }
 
     public let configuration: Configuration
@@ -104,7 +115,9 @@ public struct BackupsBenchmark: Sendable {
             source: .workload(
                 configuration.workload, pagesPerEpoch: configuration.pagesPerEpoch,
                 seed: configuration.seed))
-        let group = try BackupSet(layout, length: length, slowBytesPerSecond: configuration.slowBytesPerSecond)
+        let group = try BackupSet(
+            layout, length: length,
+            linkBytesPerSecond: layout.outage ? Int.max / 2 : configuration.slowBytesPerSecond)
         defer { group.stop() }
         let (replicas, backups, threads) = (group.replicas, group.backups, group.threads)
         let relay = group.relay
@@ -112,7 +125,9 @@ public struct BackupsBenchmark: Sendable {
         primaryConfiguration.engine = EngineConfiguration(mode: configuration.mode)
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(Int64(configuration.epochMilliseconds))
-        primaryConfiguration.backupTimeout = .seconds(30)
+        // An outage is noticed when the cut link breaks; a slowed backup is waited for.
+        primaryConfiguration.backupTimeout = layout.outage ? .seconds(1) : .seconds(30)
+        if let catchUpBytes = configuration.catchUpBytes { primaryConfiguration.catchUpBytes = catchUpBytes }
         let primary = try Primary(regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks)
         var stopped = false
         defer { if !stopped { _ = try? primary.stop(finalEpoch: false) } }
@@ -124,7 +139,9 @@ public struct BackupsBenchmark: Sendable {
         let receivedAtStart = backups.reduce(0) { $0 + $1.statistics.bytesReceived }
         var latencies: [Double] = []
         latencies.reserveCapacity(configuration.epochs)
-        for _ in 1...configuration.epochs {
+        let outage = layout.outage ? OutageDrill(group: group, primary: primary, configuration: configuration) : nil
+        for round in 1...configuration.epochs {
+            outage?.beforeRound(round)
             _ = try guest.writeNext()
             let epoch = primary.epochCoveringWritesSoFar
             let written = MonotonicClock.nanoseconds()
@@ -134,6 +151,7 @@ public struct BackupsBenchmark: Sendable {
             }
             latencies.append(Double(MonotonicClock.nanoseconds() - written) / 1e6)
         }
+        let outageReport = try outage?.finish()
         let endCPU = cpuTimes(threads, relay)
         let end = primary.statistics
         let received = backups.reduce(0) { $0 + $1.statistics.bytesReceived } - receivedAtStart
@@ -157,7 +175,7 @@ public struct BackupsBenchmark: Sendable {
             primaryCpuMsPerEpoch: primaryCPU / 1e6 / Double(epochs),
             encodedBytesPerEpoch: Double(end.bytesSent - start.bytesSent) / Double(epochs),
             receivedBytesPerEpoch: Double(received) / Double(epochs),
-            backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified)
+            backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified, outage: outageReport)
     }
 
     /// Waits until every backup acknowledged `epoch`: a slowed one, or one outside a quorum, can be later than
@@ -175,7 +193,7 @@ public struct BackupsBenchmark: Sendable {
 
     /// A layout's backups, each serving on a thread of its own in this process, the last behind a throttled
     /// relay when the layout is slowed; ``stop()`` ends them.
-    private final class BackupSet {
+    final class BackupSet {
         var replicas: [GuestMemory] = []
         var backups: [Backup] = []
         var threads: [BackupThread] = []
@@ -183,7 +201,8 @@ public struct BackupsBenchmark: Sendable {
         /// Where the primary reaches each backup (the relay's port for a slowed one).
         var endpoints: [Endpoint] = []
 
-        init(_ layout: Layout, length: Int, slowBytesPerSecond: Int) throws {
+        /// The last backup is behind a relay at `linkBytesPerSecond` when the layout slows it or cuts it.
+        init(_ layout: Layout, length: Int, linkBytesPerSecond: Int) throws {
             do {
                 for index in 0..<layout.backups {
                     let replica = try GuestMemory.anonymous(length: length)
@@ -197,8 +216,8 @@ public struct BackupsBenchmark: Sendable {
                     backups.append(backup)
                     threads.append(BackupThread(backup))
                     var endpoint = Endpoint(host: "127.0.0.1", port: backup.port)
-                    if layout.slowed, index == layout.backups - 1 {
-                        let throttled = try ThrottledRelay(to: endpoint, bytesPerSecond: slowBytesPerSecond)
+                    if layout.slowed || layout.outage, index == layout.backups - 1 {
+                        let throttled = try ThrottledRelay(to: endpoint, bytesPerSecond: linkBytesPerSecond)
                         relay = throttled
                         endpoint = Endpoint(host: "127.0.0.1", port: throttled.port)
                     }

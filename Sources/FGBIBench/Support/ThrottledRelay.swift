@@ -16,6 +16,8 @@ public final class ThrottledRelay: @unchecked Sendable {
     private let target: Endpoint
     private let bytesPerSecond: Int
     private let stopping = Atomic<Bool>(false)
+    /// While set (``cut()``), connections are dropped and new ones closed at once: a link down.
+    private let cutOff = Atomic<Bool>(false)
     private let cpu = Atomic<UInt64>(0)
     private let threads = Mutex<[JoinableThread]>([])
     private let sockets = Mutex<[Socket]>([])
@@ -43,9 +45,26 @@ public final class ThrottledRelay: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Takes the link down: every connection is closed, and new ones are closed as they come, until ``heal()``.
+    public func cut() {
+        cutOff.store(true, ordering: .releasing)
+        let open = sockets.withLock { sockets -> [Socket] in
+            defer { sockets.removeAll() }
+            return sockets
+        }
+        for socket in open { socket.shutdownBoth() }
+    }
+
+    /// Brings the link back up for new connections.
+    public func heal() { cutOff.store(false, ordering: .releasing) }
+
     private func acceptLoop() {
         while !stopping.load(ordering: .acquiring) {
             guard let (client, _, _) = try? listener.accept() else { return }
+            if cutOff.load(ordering: .acquiring) {
+                client.shutdownBoth()
+                continue
+            }
             guard let server = try? Socket.connect(to: target, timeoutMilliseconds: 3000) else {
                 client.shutdownBoth()
                 continue

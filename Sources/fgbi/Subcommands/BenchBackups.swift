@@ -46,6 +46,14 @@ extension FGBICommand {
         @Option(name: .customLong("slow-mib-per-s"), help: "The slowed backup's link from the primary, MiB/s.")
         var slowMiBPerSecond = 4.0
 
+        @Option(name: .customLong("outage-ms"), help: "How long an :outage layout's last backup is cut off.")
+        var outageMilliseconds = 1000
+
+        @Option(
+            name: .customLong("catch-up-mib"),
+            help: "Frames kept for a backup behind, MiB (default 256): below what an outage misses, it resynchronises.")
+        var catchUpMiB: Int?
+
         @Option(help: "Tracker: uffd-async, uffd-sync, scan.")
         var tracker = "uffd-async"
 
@@ -57,8 +65,8 @@ extension FGBICommand {
                 guard let layout = BackupsBenchmark.Layout(text) else {
                     throw ValidationError(
                         """
-                        --layouts: '\(text)' is not N:all or N:quorum:K (K at most N), optionally with :slow (N \
-                        at least 2)
+                        --layouts: '\(text)' is not N:all or N:quorum:K (K at most N), optionally with :slow or \
+                        :outage (N at least 2)
                         """
                     )
                 }
@@ -75,6 +83,12 @@ extension FGBICommand {
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
             guard (1...10_000).contains(epochMilliseconds) else {
                 throw ValidationError("--epoch-ms must be between 1 and 10000")
+            }
+            guard (10...600_000).contains(outageMilliseconds) else {
+                throw ValidationError("--outage-ms must be between 10 and 600000")
+            }
+            if let catchUpMiB, !(1...65_536).contains(catchUpMiB) {
+                throw ValidationError("--catch-up-mib must be between 1 and 65536")
             }
             guard slowMiBPerSecond >= 0.01, slowMiBPerSecond <= 100_000 else {
                 throw ValidationError("--slow-mib-per-s must be between 0.01 and 100000")
@@ -95,6 +109,8 @@ extension FGBICommand {
             configuration.epochs = epochs
             configuration.epochMilliseconds = epochMilliseconds
             configuration.slowBytesPerSecond = Int(slowMiBPerSecond * Double(1 << 20))
+            configuration.outageMilliseconds = outageMilliseconds
+            configuration.catchUpBytes = catchUpMiB.map { $0 << 20 }
             let runs = try BackupsBenchmark(configuration).run(progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(runs))
@@ -119,6 +135,29 @@ extension FGBICommand {
                 rounds, \(epochMilliseconds) ms epochs,\u{20}
                 """
                     + "slowed link \(formatted(slowMiBPerSecond, 1)) MiB/s")
+            print(table.rendered)
+            printOutages(runs)
+        }
+
+        /// The outage layouts' returns, in a table of their own.
+        private func printOutages(_ runs: [BackupsBenchmark.Run]) {
+            let outages = runs.compactMap { run in run.outage.map { (run, $0) } }
+            guard !outages.isEmpty else { return }
+            var table = TextTable([
+                "backups", "commit", "outage ms", "epochs missed", "returned by", "return ms", "returning MB",
+                "missed encoded MB", "others MB", "verified",
+            ])
+            for (run, outage) in outages {
+                table.add([
+                    String(run.backups), run.policy, formatted(outage.milliseconds, 0), String(outage.epochsMissed),
+                    outage.caughtUp ? "catch-up" : "resync (\(outage.synchronisations))",
+                    formatted(outage.returnMilliseconds, 0), formatted(Double(outage.returningBytes) / 1e6, 2),
+                    formatted(Double(outage.missedEncodedBytes) / 1e6, 2),
+                    formatted(Double(outage.othersBytes) / 1e6, 2),
+                    "\(run.backupsVerified)/\(run.backups)",
+                ])
+            }
+            print("\nThe last backup cut off for \(outageMilliseconds) ms at a quarter of the rounds:")
             print(table.rendered)
         }
     }
