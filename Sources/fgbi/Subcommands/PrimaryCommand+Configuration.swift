@@ -61,6 +61,12 @@ extension FGBICommand.PrimaryCommand {
                 },
                 commitPolicy: policy)
             try policy.check(backups: configuration.backups.count)
+            if let catchUpMiB {
+                guard (1...1_048_576).contains(catchUpMiB) else {
+                    throw ValidationError("--catch-up-mib must be between 1 and 1048576")
+                }
+                configuration.catchUpBytes = catchUpMiB << 20
+            }
             configuration.engine = EngineConfiguration(
                 mode: try ReplicationMode.parse(mode), blockSize: memory.blockSize,
                 compression: try compression.map { try Compression.parse($0) })

@@ -102,6 +102,17 @@ extension FGBICommand {
         )
         var commit = "all"
 
+        @Option(
+            name: .customLong("catch-up-mib"),
+            help:
+                """
+                With several --backup: encoded frames kept for a backup that is behind or lost, MiB (default 256). \
+                One that returns within them catches up from them; further behind, every backup resynchronises. \
+                Size it above the longest outage to ride out times the encoded rate.
+                """
+        )
+        var catchUpMiB: Int?
+
         @OptionGroup var guests: GuestOptions
 
         @Option(help: "Workload: sparse, dense, duplicate, zero.")

@@ -227,6 +227,27 @@ struct CommandLineTests {
         ),
         (["bench", "backups", "--layouts", "3:quorum:4"], "--layouts: '3:quorum:4' is not N:all or N:quorum:K"),
         (["bench", "backups", "--layouts", "1:all:slow"], "--layouts: '1:all:slow' is not N:all or N:quorum:K"),
+        (["bench", "backups", "--layouts", "1:all:outage"], "--layouts: '1:all:outage' is not N:all or N:quorum:K"),
+        (["bench", "backups", "--catch-up-mib", "0"], "--catch-up-mib must be between 1 and 65536"),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--catch-up-mib", "0"],
+            "--catch-up-mib must be between 1 and 1048576"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--replica-is-latest"],
+            "--replica-is-latest goes with --etcd and --continue-after-epoch"
+        ),
+        (
+            ["primary", "--backup", "127.0.0.1:1", "--etcd-handover", "1:2"],
+            "--etcd-handover is set by fgbi backup --then-primary"
+        ),
+        (
+            [
+                "backup", "--memory-file", "/dev/shm/fgbi-cli-never", "--etcd", "http://127.0.0.1:1", "--then-primary",
+                "--", "--backup", "127.0.0.1:1",
+            ],
+            "--then-primary with --etcd: give the primary --etcd too"
+        ),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
     func badArgumentsFailWithAClearMessage(arguments: [String], message: String) throws {
