@@ -51,7 +51,13 @@ extension EtcdFailoverArbiter {
             if case .promote = decision { withdrawCandidacy() }
             return decision
         } catch let error as CoordinationError {
-            logger.critical("guest \(keys.guest): \(error)")
+            // Asked every poll: said once for as long as it lasts.
+            if lastCriticalError.withLock({ last in
+                defer { last = "\(error)" }
+                return last != "\(error)"
+            }) {
+                logger.critical("guest \(keys.guest): \(error)")
+            }
             return .wait("\(error)")
         } catch {
             return .wait("cannot ask etcd (\(error)); losing etcd never promotes anyone")

@@ -26,6 +26,8 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
     let candidacy = LockedState<Candidacy.Held?>(nil)
     /// With several backups: a term newer than the lost one that no node held when last asked, and since when.
     let orphanedTerm = LockedState<(term: UInt64, since: UInt64)?>(nil)
+    /// The last malformed-keys error logged while deciding among several backups (logged once while it lasts).
+    let lastCriticalError = LockedState("")
     let client: EtcdClient
 
     /// - Throws: ``CoordinationError/invalidName(_:_:)`` for a bad node name.

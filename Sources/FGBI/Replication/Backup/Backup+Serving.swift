@@ -173,7 +173,10 @@ extension Backup {
                 // The successor lost before it connected: this backup takes part in the next election.
                 lost?.following = false
             }
-            waitMilliseconds = arbiter.pollInterval.wholeMilliseconds
+            // Following a successor that holds primaryship, ask less often: its loss shows first as its lease's
+            // expiry, and a second election waits two lease times to live after that anyway.
+            let poll = arbiter.pollInterval.wholeMilliseconds
+            waitMilliseconds = lost?.following == true ? max(poll, 500) : poll
         }
         let session: Session?
         do {
