@@ -143,7 +143,8 @@ public final class Backup: @unchecked Sendable {
     var sessionTerms: [UInt64] = []
     /// The fencing term of the primary whose epoch the replica holds (0: none or unknown): set when an epoch
     /// of a session is applied, never by its pre-copy steps, which a lost session undoes. A coordinator ranks
-    /// candidates by it before their epochs (``FailoverArbiter/decide(lastEpoch:heldTerm:group:lostTerm:)``).
+    /// candidates by it before their epochs
+    /// (``FailoverArbiter/decide(lastEpoch:heldTerm:sessionTerms:group:lostTerm:)``).
     let heldTerm = Atomic<UInt64>(0)
     /// The last run of pages whose block hashes this session asked for (requests come in ascending order).
     var lastBlockHashRun: BlockHashExchange.Run?

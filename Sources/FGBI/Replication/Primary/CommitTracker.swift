@@ -17,7 +17,7 @@ final class CommitTracker: @unchecked Sendable {
 
     let policy: CommitPolicy
     private let state: PthreadLock<State>
-    /// Asked, under the lock, before the first epoch is counted as committed; false holds commits back until
+    /// Asked, outside the lock, before the first epoch is counted as committed; false holds commits back until
     /// the next acknowledgement asks again (``PrimaryAuthority/recordFirstCommit(backups:quorum:)``).
     private let beforeFirstCommit: (() -> Bool)?
 
