@@ -1,0 +1,57 @@
+import Testing
+
+@testable import FGBI
+
+/// The literal form's margin (``LiteralFormChooser/marginFactor``): a sample of whole pages overstates what
+/// the compressor finds in the body's literals, because its repeats include blocks the index sends as copies.
+@Suite("Literal form chooser")
+struct LiteralFormChooserTests {
+    /// Pages of random words with no zero byte (the sparse form saves nothing on them), of which `copied` in
+    /// every 20 repeat the page before: LZ4 finds about `copied / 20` of the sample's bytes again, and so
+    /// does the content index (copies of blocks earlier in the epoch).
+    private static func fill(_ memory: GuestMemory, copied: Int, seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let pageWords = 4096 / 8
+        let words = memory.base.assumingMemoryBound(to: UInt64.self)
+        for page in 0..<(memory.length / 4096) {
+            for word in 0..<pageWords {
+                words[page * pageWords + word] =
+                    page % 20 < copied && page > 0
+                    ? words[(page - 1) * pageWords + word] : random.next() | 0x0101_0101_0101_0101
+            }
+        }
+    }
+
+    /// One epoch of every page of 1,024 filled with `copied` pages in 20 repeated, under `minimumSaving`.
+    private static func epoch(copied: Int, minimumSaving: Double) throws -> EpochStatistics {
+        var configuration = EngineConfiguration(mode: .fgbi)
+        configuration.compressionMinimumSaving = minimumSaving
+        let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: 1024)
+        fill(harness.primary[0], copied: copied, seed: 83)
+        let statistics = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
+        #expect(harness.identical, "\(harness.firstDifference)")
+        return statistics
+    }
+
+    @Test("a sample saving between the minimum and twice it keeps the sparse form, and the body is no larger")
+    func aSmallWinInTheSampleKeepsTheSparseForm() throws {
+        // 3 pages in 20 repeated: the sample compresses by about 15%, between 10% and twice it.
+        let kept = try Self.epoch(copied: 3, minimumSaving: 0.10)
+        #expect(kept.sparseChosen == 1)
+        // Half the minimum saving: a 10% margin, which the sample's 15% clears, so literals are chosen.
+        let literal = try Self.epoch(copied: 3, minimumSaving: 0.05)
+        #expect(literal.sparseChosen == 0)
+        // The index sent the repeated pages as copies in both, so the literals left nothing to compress.
+        #expect(kept.sharedHits == literal.sharedHits)
+        #expect(kept.sharedHits >= 3 * 51 * 64 - 64)
+        #expect(Double(kept.wireBytes) <= Double(literal.wireBytes) * 1.01, "sparse \(kept), literal \(literal)")
+    }
+
+    @Test("a sample saving over twice the minimum chooses literals")
+    func aLargeWinInTheSampleChoosesLiterals() throws {
+        // 7 pages in 20 repeated: about 35%, over twice the minimum saving.
+        let statistics = try Self.epoch(copied: 7, minimumSaving: 0.10)
+        #expect(statistics.sparseChosen == 0)
+        #expect(statistics.sparseBlocks == 0)
+    }
+}
