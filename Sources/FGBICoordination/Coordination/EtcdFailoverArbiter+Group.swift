@@ -39,9 +39,7 @@ extension EtcdFailoverArbiter {
             let standing = try client.getPrefix(keys.candidates).compactMap { keyValue -> Candidacy? in
                 Candidacy(node: String(keyValue.key.dropFirst(keys.candidates.count)), value: keyValue.value)
             }.filter { $0.term == electionTerm }
-            let record = try client.get(keys.commitGroup).map {
-                try CommitGroupRecord.decode($0.value, key: keys.commitGroup)
-            }
+            let record = try CommitGroupRecord.read(client, keys: keys)?.record
             if case .wait(let why) = GroupElection.verdict(
                 standing: standing, record: record, knownGroup: group, node: node)
             {

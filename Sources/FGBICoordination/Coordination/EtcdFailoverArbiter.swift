@@ -124,9 +124,7 @@ public final class EtcdFailoverArbiter: FailoverArbiter, @unchecked Sendable {
                 return .standDown(
                     "the primary's lease expired, but this backup holds no committed epoch to take over with")
             }
-            if let record = try client.get(keys.commitGroup).map({
-                try CommitGroupRecord.decode($0.value, key: keys.commitGroup)
-            }) {
+            if let record = try CommitGroupRecord.read(client, keys: keys)?.record {
                 if let heldTerm, record.term > heldTerm {
                     return .wait(
                         """

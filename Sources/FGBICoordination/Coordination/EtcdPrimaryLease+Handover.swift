@@ -130,8 +130,8 @@ extension EtcdPrimaryLease {
                 """
             )
         }
-        let commitGroup = try client.get(keys.commitGroup)
-        if let commitGroup, try CommitGroupRecord.decode(commitGroup.value, key: keys.commitGroup).term >= record.term {
+        let commitGroup = try CommitGroupRecord.read(client, keys: keys)
+        if let commitGroup, commitGroup.record.term >= record.term {
             throw FGBIError.invalidState(
                 """
                 guest \(keys.guest): term \(record.term), this node's promotion at epoch \(epoch), has confirmed \
@@ -144,8 +144,7 @@ extension EtcdPrimaryLease {
             expectingTerm: record.term,
             compare: [
                 EtcdCompare(key: keys.committed, .modRevision(committed.modRevision)),
-                commitGroup.map { EtcdCompare(key: keys.commitGroup, .modRevision($0.modRevision)) }
-                    ?? .absent(keys.commitGroup),
+                CommitGroupRecord.unchanged(commitGroup, keys: keys),
             ])
     }
 
@@ -161,9 +160,8 @@ extension EtcdPrimaryLease {
                     logger.error("guest \(keys.guest): primaryship of term \(term) lapsed before its first commit")
                     return false
                 }
-                let current = try client.get(keys.commitGroup)
-                if let current {
-                    let recorded = try CommitGroupRecord.decode(current.value, key: keys.commitGroup)
+                let current = try CommitGroupRecord.read(client, keys: keys)
+                if let recorded = current?.record {
                     if recorded == mine { return true }
                     if recorded.term > term {
                         logger.critical(
@@ -175,8 +173,7 @@ extension EtcdPrimaryLease {
                     compare: [
                         EtcdCompare(key: keys.primary, .value(record.encoded)),
                         EtcdCompare(key: keys.primary, .lease(leaseID)),
-                        current.map { EtcdCompare(key: keys.commitGroup, .modRevision($0.modRevision)) }
-                            ?? .absent(keys.commitGroup),
+                        CommitGroupRecord.unchanged(current, keys: keys),
                     ],
                     success: [.put(key: keys.commitGroup, value: mine.encoded)], failure: [])
                 if try client.transaction(transaction).succeeded { return true }
