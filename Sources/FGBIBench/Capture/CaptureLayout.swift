@@ -1,7 +1,8 @@
 import FGBI
 
 /// Which address ranges of a process a captured image holds, fixed at the first snapshot: the writable
-/// private mappings in address order, concatenated, each a whole number of pages, at most a cap in total.
+/// private mappings (and, when asked, the writable shared ones) in address order, concatenated, each a whole
+/// number of pages, at most a cap in total.
 public struct CaptureLayout: Sendable, Equatable {
     public typealias Region = TraceDirectory.Metadata.Region
 
@@ -11,17 +12,23 @@ public struct CaptureLayout: Sendable, Equatable {
     public private(set) var skipped: [Region] = []
     /// Bytes per image: the regions' lengths summed.
     public private(set) var totalBytes = 0
+    /// Whether writable shared mappings (`rw-s`) are captured too.
+    public private(set) var includesShared = false
 
-    /// Picks the ranges to capture from `mappings`: every ``ProcessMapping/isWritablePrivate`` one that
-    /// `isReadable` accepts, in address order, until `maxBytes` (rounded down to pages). The range that
-    /// crosses the cap is cut there; the ranges after it are skipped with the reason `size cap`.
+    /// Picks the ranges to capture from `mappings`: every ``ProcessMapping/isWritablePrivate`` one (and with
+    /// `includingShared` every ``ProcessMapping/isWritableShared`` one) that `isReadable` accepts, in address
+    /// order, until `maxBytes` (rounded down to pages). The range that crosses the cap is cut there; the ranges
+    /// after it are skipped with the reason `size cap`.
     public static func select(
-        from mappings: [ProcessMapping], maxBytes: Int, isReadable: (ProcessMapping) -> Bool = { _ in true }
+        from mappings: [ProcessMapping], maxBytes: Int, includingShared: Bool = false,
+        isReadable: (ProcessMapping) -> Bool = { _ in true }
     ) -> CaptureLayout {
         let page = GuestMemory.pageSize
         let cap = maxBytes / page * page
         var layout = CaptureLayout()
-        for mapping in mappings.sorted(by: { $0.start < $1.start }) where mapping.isWritablePrivate {
+        layout.includesShared = includingShared
+        for mapping in mappings.sorted(by: { $0.start < $1.start })
+        where mapping.isCaptured(includingShared: includingShared) {
             // /proc/PID/maps ranges are page-aligned; round inwards anyway so every range is whole pages.
             let start = (mapping.start + UInt64(page - 1)) / UInt64(page) * UInt64(page)
             let end = mapping.end / UInt64(page) * UInt64(page)
@@ -46,10 +53,10 @@ public struct CaptureLayout: Sendable, Equatable {
         return layout
     }
 
-    /// Bytes of writable private memory in `mappings` that no region covers: mapped after the layout was
+    /// Bytes of captured kinds of memory in `mappings` that no region covers: mapped after the layout was
     /// fixed, or a range grown past its end.
     public func bytesOutside(_ mappings: [ProcessMapping]) -> Int {
-        mappings.filter(\.isWritablePrivate).reduce(0) { sum, mapping in
+        mappings.filter { $0.isCaptured(includingShared: includesShared) }.reduce(0) { sum, mapping in
             sum + mapping.length - regions.reduce(0) { $0 + Self.overlap($1, mapping) }
         }
     }

@@ -33,6 +33,18 @@ public struct ProcessMapping: Sendable, Equatable {
     public var isWritablePrivate: Bool {
         permissions == "rw-p" && !Self.kernelNames.contains(name)
     }
+
+    /// True for a readable, writable, shared mapping (`rw-s`): a file mapped for writing (a database's map,
+    /// such as LMDB's with `MDB_WRITEMAP`) or shared memory. Captured only when asked
+    /// (``CaptureLayout/select(from:maxBytes:includingShared:isReadable:)``).
+    public var isWritableShared: Bool {
+        permissions == "rw-s" && !Self.kernelNames.contains(name)
+    }
+
+    /// Whether a capture takes this mapping: writable private, or (`includingShared`) writable shared.
+    public func isCaptured(includingShared: Bool) -> Bool {
+        isWritablePrivate || (includingShared && isWritableShared)
+    }
 }
 
 /// Reads and parses /proc/PID/maps.

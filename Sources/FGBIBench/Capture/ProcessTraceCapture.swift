@@ -21,6 +21,8 @@ public struct ProcessTraceCapture: Sendable {
     public var maxBytes = 1024 << 20
     /// Stop the process for each snapshot (false: copy it while it runs, so an image can mix moments).
     public var stopsProcess = true
+    /// Capture writable shared mappings (`rw-s`: a database's writable map, shared memory) too.
+    public var includesShared = false
     /// The longest wait for every thread to stop; after it the snapshot is read anyway and counted.
     public var stopTimeoutMs = 1000.0
     /// Memory for images taken but not yet written (nil: half of MemAvailable). When it is full a snapshot
@@ -200,7 +202,8 @@ public struct ProcessTraceCapture: Sendable {
     private func selectLayout() throws(CaptureError) -> CaptureLayout {
         let mappings = try ProcessMemoryMap.read(pid: pid)
         var failure: CaptureError?
-        let layout = CaptureLayout.select(from: mappings, maxBytes: maxBytes) { mapping in
+        let layout = CaptureLayout.select(from: mappings, maxBytes: maxBytes, includingShared: includesShared) {
+            mapping in
             do throws(CaptureError) { return try Self.probe(pid: pid, mapping) } catch {
                 failure = failure ?? error
                 return false
@@ -272,7 +275,7 @@ public struct ProcessTraceCapture: Sendable {
     /// True when the first page of `mapping` can be read: a region that cannot is left out of the layout.
     /// Throws when the process is gone or may not be read at all.
     private static func probe(pid: Int32, _ mapping: ProcessMapping) throws(CaptureError) -> Bool {
-        let layout = CaptureLayout.select(from: [mapping], maxBytes: GuestMemory.pageSize)
+        let layout = CaptureLayout.select(from: [mapping], maxBytes: GuestMemory.pageSize, includingShared: true)
         guard layout.totalBytes > 0 else { return false }
         let page = UnsafeMutableRawBufferPointer.allocate(byteCount: layout.totalBytes, alignment: GuestMemory.pageSize)
         defer { page.deallocate() }

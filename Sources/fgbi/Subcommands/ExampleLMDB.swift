@@ -35,6 +35,8 @@ extension FGBICommand {
                     cleanly and opens the last backup's database with LMDB.
                   node: one node of that cycle (--start primary|backup, --database, --listen-port, --peer):
                     a backup until its primary is lost, then the primary of the database it holds.
+                  writer: the writer alone, unreplicated, at full speed (--database, --seconds): a real LMDB
+                    program to capture with `fgbi trace capture --shared` (Scripts/capture-trace lmdb).
                 Examples:
                   fgbi example lmdb
                   fgbi example lmdb --kill-after-ms 5000 --keys 200000 --map-mib 256
@@ -45,10 +47,10 @@ extension FGBICommand {
                 """)
 
         enum Role: String, ExpressibleByArgument, CaseIterable {
-            case drill, primary, verify, alternate, node
+            case drill, primary, verify, alternate, node, writer
         }
 
-        @Option(help: "drill, primary, verify, alternate or node.")
+        @Option(help: "drill, primary, verify, alternate, node or writer.")
         var role = Role.drill
 
         @Option(help: "History seed (the primary and the verifier must agree).")
@@ -157,6 +159,8 @@ extension FGBICommand {
                 guard database != nil else { throw ValidationError("--role primary needs --database FILE") }
             case .verify:
                 guard image != nil else { throw ValidationError("--role verify needs --image FILE") }
+            case .writer:
+                guard database != nil else { throw ValidationError("--role writer needs --database FILE") }
             case .node:
                 guard ["primary", "backup"].contains(start) else {
                     throw ValidationError("--start must be primary or backup, not \(start)")
@@ -190,6 +194,7 @@ extension FGBICommand {
             case .verify: try runVerify()
             case .alternate: try runAlternate()
             case .node: try runNode()
+            case .writer: try runWriter()
             }
         }
 

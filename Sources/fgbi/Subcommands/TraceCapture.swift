@@ -20,6 +20,7 @@ extension FGBICommand {
                 Examples:
                   fgbi trace capture --pid $(pidof redis-server) --output /tmp/redis-trace
                   fgbi trace capture --pid 1234 --output /tmp/t --interval-ms 50 --snapshots 21 --max-mib 256
+                  fgbi trace capture --pid $(pidof my-lmdb-writer) --output /tmp/lmdb-trace --shared
                 """)
 
         @Option(help: "The process to capture.")
@@ -54,6 +55,15 @@ extension FGBICommand {
             help: "Copy the process while it runs instead of stopping it: no pause, but an image can mix moments.")
         var noStop = false
 
+        @Flag(
+            name: .customLong("shared"),
+            help:
+                """
+                Capture writable shared mappings too (rw-s: a database's writable map, such as LMDB's with \
+                MDB_WRITEMAP, or shared memory); by default only private memory is captured.
+                """)
+        var shared = false
+
         func validate() throws {
             guard pid > 0 else { throw ValidationError("--pid must be a positive process id") }
             guard !output.isEmpty else { throw ValidationError("--output needs a directory path") }
@@ -76,6 +86,7 @@ extension FGBICommand {
             capture.snapshots = snapshots
             capture.maxBytes = maxMiB << 20
             capture.stopsProcess = !noStop
+            capture.includesShared = shared
             capture.bufferBytes = bufferMiB.map { $0 << 20 }
             if !noStop { InterruptContinuation.install(pid: pid) }
             Progress.note(

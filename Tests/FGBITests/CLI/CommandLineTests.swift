@@ -97,6 +97,7 @@ struct CommandLineTests {
         (["bench", "lmdb", "--keys", "3"], "the key count must be between 10"),
         (["example", "lmdb", "--role", "primary"], "--role primary needs --backup"),
         (["example", "lmdb", "--role", "verify"], "--role verify needs --image"),
+        (["example", "lmdb", "--role", "writer"], "--role writer needs --database"),
         (
             ["example", "lmdb", "--role", "verify", "--image", "/nonexistent/replica.mdb"],
             "mdb_env_open(/nonexistent/replica.mdb): No such file"
