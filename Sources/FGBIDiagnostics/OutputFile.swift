@@ -13,13 +13,23 @@ public final class OutputFile {
     private var buffer: [UInt8] = []
     private static let bufferLimit = 1 << 20
 
-    /// Creates `path` or truncates it, mode 0644.
+    /// The mode of a file that holds a process's memory or where it wrote (trace images, fault traces):
+    /// readable by its owner only.
+    public static let privateMode: mode_t = 0o600
+
+    /// Creates `path` (with `mode`, under the umask: 0644 for pictures and tables, ``privateMode`` for what
+    /// holds memory) or truncates it. A file that exists keeps its mode, so a private file is made private
+    /// again with `fchmod`.
     ///
     /// - Throws: ``SystemError`` naming the path, with a hint for a missing directory or a denied permission.
-    public init(path: String) throws(SystemError) {
+    public init(path: String, mode: mode_t = 0o644) throws(SystemError) {
         self.path = path
         descriptor = try Syscall.libc("open(\(path))", hint: Self.hint) {
-            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        }
+        if mode == Self.privateMode {
+            let descriptor = self.descriptor
+            _ = try Syscall.libc("fchmod(\(path))", hint: Self.hint) { fchmod(descriptor, mode) }
         }
         buffer.reserveCapacity(Self.bufferLimit)
     }

@@ -36,7 +36,11 @@ public final class TraceDirectoryWriter {
                 throw .directoryHoldsImages(path)
             }
         } else {
-            do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            // Readable by its owner only: the images are a process's memory.
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
                 throw .writeFailed(path, reason: "cannot create the directory")
             }
         }
@@ -52,7 +56,7 @@ public final class TraceDirectoryWriter {
             throw .sizeMismatch(file, size: bytes.count, expected: imageSize, first: Self.imageName(0))
         }
         do {
-            let output = try OutputFile(path: file)
+            let output = try OutputFile(path: file, mode: OutputFile.privateMode)
             try output.write(bytes)
             try output.close()
         } catch {

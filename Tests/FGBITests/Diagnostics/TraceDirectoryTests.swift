@@ -150,4 +150,27 @@ struct TraceDirectoryTests {
         #expect(throws: TraceError.self) { try other.withUnsafeBytes { try writer.append($0) } }
         #expect(TraceDirectoryWriter.imageName(7) == "epoch-000007.img")
     }
+
+    /// Images are a process's memory: a directory the writer makes and every image in it are its owner's
+    /// alone, whatever the umask, and so is an image written over a file that was readable by others.
+    @Test func imagesAreReadableByTheirOwnerOnly() throws {
+        let directory = try TraceFixtures.temporaryDirectory()
+        defer { TraceFixtures.remove(directory) }
+        let fresh = "\(directory)/made"
+        let previous = umask(0)
+        defer { umask(previous) }
+        let writer = try TraceDirectoryWriter(path: fresh)
+        let image = [UInt8](repeating: 1, count: page)
+        _ = FileManager.default.createFile(
+            atPath: "\(fresh)/\(TraceDirectoryWriter.imageName(1))", contents: nil,
+            attributes: [.posixPermissions: 0o644])
+        for _ in 0..<2 { try image.withUnsafeBytes { try writer.append($0) } }
+        func mode(_ path: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        }
+        #expect(try mode(fresh) == 0o700)
+        for index in 0..<2 {
+            #expect(try mode("\(fresh)/\(TraceDirectoryWriter.imageName(index))") == 0o600)
+        }
+    }
 }
