@@ -46,7 +46,11 @@ struct ConcurrentCollectionTests {
         let pageCount = memory.pageCount
         let base = UInt(bitPattern: memory.base)
         let finished = DispatchGroup()
-        let collections = 40
+        // At least this many collections, and on until the writers have logged enough writes to judge by (a
+        // loaded machine gives them less time per collection), within a bound.
+        let minimumCollections = 40
+        let wantedWrites = 2000
+        let writesLogged = Atomic<Int>(0)
 
         // Writers run on threads of their own: blocked in a uffd-sync fault they must not starve the collector.
         for writer in 0..<2 {
@@ -64,6 +68,7 @@ struct ConcurrentCollectionTests {
                     serial += 1
                     words[page * (GuestMemory.pageSize / 8) + Int(serial % 512)] = (serial << 8) | UInt64(writer + 1)
                     log.append(LoggedWrite(page: page, earliestCollection: earliest))
+                    if log.count & 63 == 0 { writesLogged.add(64, ordering: .relaxed) }
                 }
                 logs.withLock { $0 += log }
                 finished.leave()
@@ -73,12 +78,16 @@ struct ConcurrentCollectionTests {
         var reportedBy: [[Int]] = Array(repeating: [], count: pageCount)
         var set = DirtyPageSet()
         var unscanned = 0
-        for collection in 0..<collections {
-            nextCollection.store(collection, ordering: .releasing)
+        var collections = 0
+        while collections < minimumCollections
+            || (writesLogged.load(ordering: .relaxed) < wantedWrites && collections < 100 * minimumCollections)
+        {
+            nextCollection.store(collections, ordering: .releasing)
             try tracker.collect(into: &set)
             unscanned = max(unscanned, tracker.pagesReportedUnscanned)
-            for page in set.pages { reportedBy[page].append(collection) }
+            for page in set.pages { reportedBy[page].append(collections) }
             usleep(2000)
+            collections += 1
         }
         stop.store(true, ordering: .releasing)
         finished.wait()
@@ -94,7 +103,7 @@ struct ConcurrentCollectionTests {
             if !reportedBy[write.page].contains(where: { $0 >= write.earliestCollection }) { lost += 1 }
         }
         let phantom = (0..<pageCount).filter { !reportedBy[$0].isEmpty && !written.contains($0) }
-        #expect(writes.count > 1000, "the writers ran (\(writes.count) writes)")
+        #expect(writes.count > 1000, "the writers ran (\(writes.count) writes in \(collections) collections)")
         #expect(lost == 0, "\(lost) of \(writes.count) writes were never reported after they happened")
         if hotPages.isEnabled {
             #expect(unscanned > 0, "pages became hot") // and hot pages are reported written or not
