@@ -13,21 +13,18 @@ public final class OutputFile {
     private var buffer: [UInt8] = []
     private static let bufferLimit = 1 << 20
 
-    /// The mode of a file that holds a process's memory or where it wrote (trace images, fault traces):
-    /// readable by its owner only.
-    public static let privateMode: mode_t = 0o600
-
-    /// Creates `path` (with `mode`, under the umask: 0644 for pictures and tables, ``privateMode`` for what
-    /// holds memory) or truncates it. A file that exists keeps its mode, so a private file is made private
-    /// again with `fchmod`.
+    /// Creates `path` or truncates it: mode 0644 (under the umask) for pictures and tables; with `ownerOnly`,
+    /// 0600 for what holds a process's memory or where it wrote (trace images, fault traces), set with
+    /// `fchmod` too, since a file that exists keeps its mode through `open`.
     ///
     /// - Throws: ``SystemError`` naming the path, with a hint for a missing directory or a denied permission.
-    public init(path: String, mode: mode_t = 0o644) throws(SystemError) {
+    public init(path: String, ownerOnly: Bool = false) throws(SystemError) {
         self.path = path
+        let mode: mode_t = ownerOnly ? 0o600 : 0o644
         descriptor = try Syscall.libc("open(\(path))", hint: Self.hint) {
             open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         }
-        if mode == Self.privateMode {
+        if ownerOnly {
             let descriptor = self.descriptor
             _ = try Syscall.libc("fchmod(\(path))", hint: Self.hint) { fchmod(descriptor, mode) }
         }

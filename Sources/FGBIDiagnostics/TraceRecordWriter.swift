@@ -25,7 +25,7 @@ public final class TraceRecordWriter {
     /// Creates (or truncates) `path`; a CSV file starts with its header line.
     public init(path: String, format: TraceOutputFormat) throws(SystemError) {
         self.format = format
-        file = try OutputFile(path: path, mode: OutputFile.privateMode)
+        file = try OutputFile(path: path, ownerOnly: true)
         encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -157,7 +157,7 @@ private struct ImageSequence {
     private func path(_ image: Int) -> String { (scratch as NSString).appendingPathComponent("image-\(image % 2).img") }
 
     private func write(_ memory: GuestMemory, to file: String) throws {
-        let output = try OutputFile(path: file, mode: OutputFile.privateMode)
+        let output = try OutputFile(path: file, ownerOnly: true)
         try output.write(UnsafeRawBufferPointer(memory.bytes))
         try output.close()
     }

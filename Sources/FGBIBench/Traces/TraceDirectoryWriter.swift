@@ -56,7 +56,7 @@ public final class TraceDirectoryWriter {
             throw .sizeMismatch(file, size: bytes.count, expected: imageSize, first: Self.imageName(0))
         }
         do {
-            let output = try OutputFile(path: file, mode: OutputFile.privateMode)
+            let output = try OutputFile(path: file, ownerOnly: true)
             try output.write(bytes)
             try output.close()
         } catch {
