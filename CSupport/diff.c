@@ -286,6 +286,9 @@ static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t ava
 
 int CSupport_sparse_best_level(void) { return best_level; }
 
+// The level in use, for the other hot loops that follow CSupport_sparse_select_level (anchors.c).
+int csupport_simd_level(void) { return level; }
+
 int CSupport_sparse_select_level(int wanted) {
     int was = level;
     level = wanted < best_level ? (wanted < 0 ? 0 : wanted) : best_level;

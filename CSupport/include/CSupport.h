@@ -330,6 +330,15 @@ typedef struct {
     uint64_t literal;
 } CSupport_block_forms;
 
+/// The content-defined anchors of `length` bytes (8 to 65,536): the offsets whose 4 bytes, read as a
+/// little-endian word and multiplied by 0x9E3779B1 (mod 2^32), have their top `top_bits` bits clear (1 to 31),
+/// and whose 8 bytes are not all zero. For each, in order, writes the offset to `offsets` and to `entries` a
+/// table entry from the 8 bytes multiplied by 0x9E3779B97F4A7C15: the product's top 32 bits, above its bits 8
+/// on masked by `table_mask` (below 2^32). Both hold `length - 7` items. Returns the number of anchors. The
+/// same anchors at every level of CSupport_sparse_select_level (AVX2 or portable).
+size_t CSupport_block_anchors(const uint8_t *bytes, size_t length, unsigned top_bits, uint64_t table_mask,
+                              uint16_t *offsets, uint64_t *entries);
+
 /// For the changed 64-byte blocks of one page (at most 64, in order): bit k set when block k needs the
 /// content index, because the index holds its location's previous content (bit `locations[k] & 63` of
 /// `held`, the page's word of per-location bits) or because it is in the index's sample

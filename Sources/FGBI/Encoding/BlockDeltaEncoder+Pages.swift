@@ -15,7 +15,7 @@ extension BlockDeltaEncoder {
         var pending = need
         while pending != 0 {
             let item = pending.trailingZeroBitCount
-            prefetchContent(item, page)
+            prefetchContent(item, page, ordinal: page.firstOrdinal + item)
             pending &= pending - 1
         }
         var item = 0
@@ -44,7 +44,9 @@ extension BlockDeltaEncoder {
         let distance = Self.prefetchDistance
         for item in 0..<page.count {
             if let (view, ahead) = Self.lookAhead(item + distance, page, following) { prefetch(ahead, view) }
-            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) { prefetchContent(ahead, view) }
+            if let (view, ahead) = Self.lookAhead(item + distance / 2, page, following) {
+                prefetchContent(ahead, view, ordinal: view.firstOrdinal + ahead)
+            }
             encodeBlock(
                 item, page, ordinal: page.firstOrdinal + item, consult: page.newHashes[item] & sampleMask == 0,
                 sparseCode: sparseCode,

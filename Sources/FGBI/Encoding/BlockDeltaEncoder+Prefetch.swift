@@ -50,11 +50,14 @@ extension BlockDeltaEncoder {
     /// stored copies they point to, the block's previous content (its bytes only when this epoch offers them
     /// to a difference: ``DifferenceAdmission``) and (for a block the table will be searched for) the copy a
     /// lookup of its new content would compare.
+    /// With splicing, it also starts loading the matcher's table entries for the block's anchors (the block is
+    /// the epoch's `ordinal`-th).
     @inline(__always)
-    func prefetchContent(_ item: Int, _ capture: EpochCapture.View) {
+    func prefetchContent(_ item: Int, _ capture: EpochCapture.View, ordinal: Int) {
         let hash = capture.newHashes[item]
         index.prefetchPreviousContent(
             at: capture.locations[item], hash: capture.oldHashes[item], bytes: differences.offers(hash))
+        if let matcher, hash != zeroHash { matcher.prefetchEntries(capture.item(item), ordinal: ordinal) }
         guard hash & admission.mask == 0, hash != zeroHash else { return }
         if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
         if findsByLocation, let candidate = runCandidate(capture.locations[item]) {

@@ -52,11 +52,17 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
     /// turn it off to compare with the block-by-block loop.
     private let encodesByPage: Bool
+    /// Finds the bytes of a block that would go in sparse or literal form earlier in the epoch, at any
+    /// offset (``EpochMatcher``); nil when splicing is off.
+    let matcher: EpochMatcher?
+    /// Blocks whose form without a splice takes at most this many bytes are not looked up in the matcher.
+    static var spliceFloor: Int { 16 }
 
-    init(geometry: BlockGeometry, index: Index, encodesByPage: Bool = true) {
+    init(geometry: BlockGeometry, index: Index, encodesByPage: Bool = true, splicing: Bool = false) {
         self.geometry = geometry
         self.index = index
         self.encodesByPage = encodesByPage
+        matcher = splicing ? EpochMatcher(blockSize: geometry.blockSize) : nil
         zeroHash = geometry.zeroBlockHash
         findsByLocation = index.findsByLocation
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
@@ -64,7 +70,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
 
     deinit { diff.deallocate() }
 
-    var metadataBytes: Int { 2 * (geometry.blockSize + 16) }
+    var metadataBytes: Int { 2 * (geometry.blockSize + 16) + (matcher?.metadataBytes ?? 0) }
 
     /// Encodes `capture` (changed blocks) into `body`; returns the record count and fills the block counters of
     /// `stats`. `sparse`: send blocks with no usable previous content in sparse form where it is shorter
@@ -117,6 +123,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     ) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         index.beginEpoch(epoch)
+        matcher?.beginEpoch()
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
@@ -125,7 +132,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             let blocks = shard.view
             for item in 0..<blocks.count {
                 if item + distance < blocks.count { prefetch(item + distance, blocks) }
-                if item + distance / 2 < blocks.count { prefetchContent(item + distance / 2, blocks) }
+                if item + distance / 2 < blocks.count {
+                    prefetchContent(
+                        item + distance / 2, blocks, ordinal: firstOrdinal + shard.ordinals[item + distance / 2])
+                }
                 encodeBlock(
                     item, blocks, ordinal: firstOrdinal + shard.ordinals[item],
                     consult: blocks.newHashes[item] & sampleMask == 0,
@@ -204,6 +214,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let maskBytes = (geometry.blocksPerPage + 7) / 8
         let byRuns = encodesByRuns
         index.beginEpoch(epoch)
+        matcher?.beginEpoch()
         positions.reset()
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
@@ -296,10 +307,12 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             stats.zeroBlocks += 1
             return
         }
+        // Every other block is a source for later splices, whatever its form.
+        defer { matcher?.record(bytes, ordinal: ordinal) }
         guard consult else {
             writeAgainstPrevious(
                 bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
-                sparseCode: sparseCode, into: &body, stats: &stats)
+                ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
             return
         }
         stats.blocksConsulted += 1
@@ -344,30 +357,41 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         writeAgainstPrevious(
             bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
-            sparseCode: sparseCode, into: &body, stats: &stats)
+            ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
     }
 
     /// Writes a block with new hash `hash` as a difference against its location's `previous` content (just
     /// retired), if this epoch offers it one (``DifferenceAdmission``), or in sparse or literal form; an offer
     /// is counted, and so are the bytes a difference saved over the form the block would take without it.
+    /// Then, when that form is long and the matcher finds the block's bytes earlier in the epoch in fewer
+    /// bytes, as a splice instead.
     @inline(__always)
     private func writeAgainstPrevious(
-        _ bytes: UnsafeRawPointer, previous: UnsafeRawPointer?, hash: UInt64, sparseCode: UInt8?,
+        _ bytes: UnsafeRawPointer, previous: UnsafeRawPointer?, hash: UInt64, ordinal: Int, sparseCode: UInt8?,
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) {
         let offered = previous != nil && differences.offers(hash)
         let start = body.count
-        let differencesBefore = stats.diffBlocks
+        let formsBefore = (stats.diffBlocks, stats.sparseBlocks, stats.literalBlocks, stats.literalBytes)
         writeDifferenceOrLiteral(
             bytes, length: geometry.blockSize, base: offered ? previous : nil, scratch: diff,
             differenceCode: DeltaFormat.BlockOp.diff.rawValue, sparseCode: sparseCode,
             literalCode: DeltaFormat.BlockOp.literal.rawValue, into: &body, stats: &stats)
-        guard offered else { return }
-        differences.countOffered()
-        if stats.diffBlocks != differencesBefore {
-            let without = DifferenceAdmission.lengthWithoutBase(
-                bytes, length: geometry.blockSize, sparse: sparseCode != nil)
-            differences.countSaving(without - (body.count - start))
+        if offered {
+            differences.countOffered()
+            if stats.diffBlocks != formsBefore.0 {
+                let without = DifferenceAdmission.lengthWithoutBase(
+                    bytes, length: geometry.blockSize, sparse: sparseCode != nil)
+                differences.countSaving(without - (body.count - start))
+            }
         }
+        let length = body.count - start
+        guard let matcher, length > Self.spliceFloor, matcher.splice(bytes, ordinal: ordinal, limit: length) else {
+            return
+        }
+        body.truncate(to: start)
+        matcher.writeSplice(code: DeltaFormat.BlockOp.spliced.rawValue, into: &body)
+        (stats.diffBlocks, stats.sparseBlocks, stats.literalBlocks, stats.literalBytes) = formsBefore
+        stats.splicedBlocks += 1
     }
 }

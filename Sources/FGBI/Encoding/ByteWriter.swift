@@ -20,6 +20,13 @@ struct ByteWriter: ~Copyable {
 
     mutating func removeAll() { count = 0 }
 
+    /// Drops the bytes written after the first `length`.
+    @inline(__always)
+    mutating func truncate(to length: Int) {
+        precondition(length >= 0 && length <= count, "truncating \(count) bytes to \(length)")
+        count = length
+    }
+
     @inline(__always)
     private mutating func ensure(_ extra: Int) {
         if count + extra > capacity { grow(count + extra) }

@@ -8,10 +8,11 @@
 ///     checksum: XXH3-64 of header and stored body (u64)
 package enum DeltaFormat {
     package static let magic: [UInt8] = Array("FGBD".utf8)
-    /// Written by this build: 2 added the block operation ``BlockOp/sparse``.
-    package static let version: UInt16 = 2
-    /// Read by this build (a version-1 delta is a version-2 one without `sparse`).
-    static let readableVersions: ClosedRange<UInt16> = 1...2
+    /// Written by this build: 2 added the block operation ``BlockOp/sparse``, 3 ``BlockOp/spliced``.
+    package static let version: UInt16 = 3
+    /// Read by this build (a version-1 delta is a version-2 one without `sparse`, a version-2 one a version-3
+    /// one without `spliced`).
+    static let readableVersions: ClosedRange<UInt16> = 1...3
     package static let headerLength = 48
     package static let checksumLength = 8
 
@@ -42,6 +43,19 @@ package enum DeltaFormat {
         /// The block's non-zero bytes: a mask of block size / 8 bytes (bit i set: byte i is not zero), then
         /// those bytes in order. Version 2 on.
         case sparse = 5
+        /// The block's bytes as pieces, in order, that cover it exactly: each a head (ULEB128: the piece's
+        /// length shifted left by two, ored with its ``SplicePiece`` kind), then its literal bytes or the
+        /// distance (ULEB128) back from this block's start in the epoch's stream (the new content of this
+        /// delta's blocks, in order) to the piece's source, which lies wholly before the block. Version 3 on.
+        case spliced = 6
+    }
+
+    /// The kind of a piece of a ``BlockOp/spliced`` block (the low two bits of its head).
+    enum SplicePiece: UInt64 {
+        /// The piece's bytes follow.
+        case literal = 0
+        /// The piece repeats bytes given earlier in this epoch's delta: its distance follows.
+        case earlier = 1
     }
 }
 

@@ -25,6 +25,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Epochs whose blocks with no usable previous content could go in sparse form (chosen by a sample,
     /// ``EngineConfiguration/compressionMinimumSaving``): 0 or 1 for one epoch.
     public var sparseChosen = 0
+    /// Blocks sent as splices: pieces of content given earlier in the epoch, and literal bytes
+    /// (``EngineConfiguration/splicing``).
+    public var splicedBlocks = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -70,6 +73,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         diffBlocks += other.diffBlocks
         sparseBlocks += other.sparseBlocks
         sparseChosen += other.sparseChosen
+        splicedBlocks += other.splicedBlocks
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
         indexEntries = other.indexEntries

@@ -80,16 +80,17 @@ final class ParallelBlockDeltaEncoder {
     }
 
     /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
-    /// pages against `tables` (and `baseline`, in a resynchronisation's first pass).
+    /// pages against `tables` (and `baseline`, in a resynchronisation's first pass). With `splicing`, the blocks
+    /// encoded through the index (on the calling thread, in order) may go as splices (``EpochMatcher``).
     init(
         geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
-        parallelMinimumBlocks: Int
+        parallelMinimumBlocks: Int, splicing: Bool = false
     ) {
         self.geometry = geometry
         self.index = index
         self.crew = crew
         self.parallelMinimumBlocks = parallelMinimumBlocks
-        encoder = BlockDeltaEncoder(geometry: geometry, index: index)
+        encoder = BlockDeltaEncoder(geometry: geometry, index: index, splicing: splicing)
         shards = (0..<crew.participants * Self.shardsPerThread).map { _ in
             Shard(
                 reader: StagedPageReader(tables: tables, geometry: geometry, baseline: baseline),

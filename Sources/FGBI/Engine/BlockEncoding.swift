@@ -14,7 +14,7 @@ enum BlockEncoding {
         if let shared = configuration.sharedIndex {
             let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
             self = .shared(
-                BlockDeltaEncoder(geometry: geometry, index: member), member,
+                BlockDeltaEncoder(geometry: geometry, index: member, splicing: configuration.splicing), member,
                 StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
             return
         }
@@ -26,10 +26,10 @@ enum BlockEncoding {
             self = .parallel(
                 ParallelBlockDeltaEncoder(
                     geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks))
+                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks, splicing: configuration.splicing))
         } else {
             self = .own(
-                BlockDeltaEncoder(geometry: geometry, index: index), index,
+                BlockDeltaEncoder(geometry: geometry, index: index, splicing: configuration.splicing), index,
                 StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
         }
     }

@@ -1,6 +1,6 @@
 import CSupport
 
-/// How `apply` stages a record's bytes before the commit: copies, zeros, differences and sparse blocks,
+/// How `apply` stages a record's bytes before the commit: copies, zeros, differences, sparse and spliced blocks,
 /// appended to the staging area with where in the regions each goes.
 extension Replica {
     /// Stages a block given in sparse form: its mask of non-zero bytes, then those bytes.
@@ -24,6 +24,93 @@ extension Replica {
             _ = CSupport_sparse_decode(
                 mask.assumingMemoryBound(to: UInt8.self), maskBytes + nonzero,
                 destination.assumingMemoryBound(to: UInt8.self), length)
+        }
+    }
+
+    /// Stages a copy of the block the replica held, before this epoch, at the (region, block) that follows.
+    func stageCopyOfHeldBlock(_ reader: inout ByteReader, region: Int, offset: Int, what: Place) throws(DeltaError) {
+        let blockSize = geometry.blockSize
+        let sourceRegion = try reader.uleb("\(what) source region")
+        let sourceBlock = try reader.uleb("\(what) source block")
+        guard sourceRegion < UInt64(regions.count),
+            sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize)
+        else {
+            throw .malformed(
+                "\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
+        }
+        stageCopy(
+            of: regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize, region: region, offset: offset,
+            length: blockSize)
+    }
+
+    /// Stages a block given as pieces (``DeltaFormat/BlockOp/spliced``): literal bytes, and bytes repeated from
+    /// earlier in this epoch's stream (the staged new content of the delta's blocks so far, in order: block
+    /// `k` of the stream is staged at `blockOrdinals[k]`). Every piece is checked before any byte is staged.
+    func stageSpliced(_ reader: inout ByteReader, region: Int, offset: Int, what: Place) throws(DeltaError) {
+        let blockSize = geometry.blockSize
+        let here = (blockOrdinals.count - 1) * blockSize // this block's start in the stream
+        let first = reader
+        var covered = 0
+        while covered < blockSize {
+            let head = try reader.uleb("\(what) piece")
+            let length = head >> 2
+            guard length >= 1, length <= UInt64(blockSize - covered) else {
+                throw .malformed("\(what): a piece of \(length) bytes at byte \(covered) of \(blockSize)")
+            }
+            switch DeltaFormat.SplicePiece(rawValue: head & 3) {
+            case .literal:
+                _ = try reader.bytes(Int(length), "\(what) piece bytes")
+            case .earlier:
+                let distance = try reader.uleb("\(what) piece distance")
+                guard distance >= length, distance <= UInt64(here) else {
+                    throw .malformed(
+                        "\(what): a piece of \(length) bytes from \(distance) back, not wholly earlier in this epoch")
+                }
+            case nil:
+                throw .malformed("\(what): piece kind \(head & 3)")
+            }
+            covered += Int(length)
+        }
+        let pieces = first.base + first.offset
+        let ordinals = blockOrdinals
+        stage(region: region, offset: offset, length: blockSize) { destination, stagingStart in
+            // Every piece was read and checked above.
+            var read = 0
+            var at = 0
+            while at < blockSize {
+                let head = Self.checkedULEB(pieces, at: &read)
+                let length = Int(head >> 2)
+                if head & 3 == DeltaFormat.SplicePiece.literal.rawValue {
+                    (destination + at).copyMemory(from: pieces + read, byteCount: length)
+                    read += length
+                } else {
+                    var source = here - Int(Self.checkedULEB(pieces, at: &read))
+                    var done = 0
+                    while done < length {
+                        let within = source % blockSize
+                        let chunk = min(length - done, blockSize - within)
+                        (destination + at + done).copyMemory(
+                            from: stagingStart + ordinals[source / blockSize] + within, byteCount: chunk)
+                        done += chunk
+                        source += chunk
+                    }
+                }
+                at += length
+            }
+        }
+    }
+
+    /// A ULEB128 already read once through a ``ByteReader`` (so known to be well formed), at `offset`.
+    @inline(__always)
+    private static func checkedULEB(_ base: UnsafeRawPointer, at offset: inout Int) -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let next = base.load(fromByteOffset: offset, as: UInt8.self)
+            offset += 1
+            result |= UInt64(next & 0x7F) << shift
+            if next & 0x80 == 0 { return result }
+            shift += 7
         }
     }
 

@@ -34,7 +34,7 @@ public final class Replica: @unchecked Sendable {
     @exclusivity(unchecked) var staged: [Staged] = []
     @exclusivity(unchecked) var staging = ByteWriter()
     /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
-    @exclusivity(unchecked) private var blockOrdinals: [Int] = []
+    @exclusivity(unchecked) var blockOrdinals: [Int] = []
     @exclusivity(unchecked) private var body = ByteWriter()
     /// Largest body a delta for these regions can need: every page, with per-block overhead.
     private let maximumBodyLength: Int
@@ -295,17 +295,12 @@ public final class Replica: @unchecked Sendable {
                 }
                 try stageSparse(&reader, region: region, offset: offset, length: blockSize, what: what)
             case .copy:
-                let sourceRegion = try reader.uleb("\(what) source region")
-                let sourceBlock = try reader.uleb("\(what) source block")
-                guard sourceRegion < UInt64(regions.count),
-                    sourceBlock < UInt64(regions[Int(sourceRegion)].length / blockSize)
-                else {
-                    throw .malformed(
-                        "\(what): copy from region \(sourceRegion) block \(sourceBlock), which does not exist")
+                try stageCopyOfHeldBlock(&reader, region: region, offset: offset, what: what)
+            case .spliced:
+                guard version >= 3 else {
+                    throw .malformed("\(what): operation \(opCode) in a version-\(version) delta")
                 }
-                stageCopy(
-                    of: regions[Int(sourceRegion)].base + Int(sourceBlock) * blockSize, region: region, offset: offset,
-                    length: blockSize)
+                try stageSpliced(&reader, region: region, offset: offset, what: what)
             case .copyEpoch:
                 let ordinal = try reader.uleb("\(what) earlier block")
                 guard ordinal < UInt64(blockOrdinals.count - 1) else {

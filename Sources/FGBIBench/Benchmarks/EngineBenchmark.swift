@@ -21,6 +21,8 @@ public struct EngineBenchmark: Sendable {
         public var encodeThreads = [1]
         /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
         public var cacheBudgetBytes = 64 << 20
+        /// Whether the `fgbi` encoder splices (``EngineConfiguration/splicing``).
+        public var splicing = false
         public var seed: UInt64 = 2011
         /// Replay this recorded trace (Docs/TRACE.md) instead of the synthetic workloads: the region is one
         /// image long and each epoch writes the next image (up to `epochs`, or as many as it has).
@@ -73,6 +75,8 @@ public struct EngineBenchmark: Sendable {
         public var zeroBlocks: Int
         public var diffBlocks: Int
         public var literalBlocks: Int
+        /// Blocks sent as splices of content given earlier in the epoch (``EngineConfiguration/splicing``).
+        public var splicedBlocks: Int
         /// Guest pause per epoch: tracker collect plus capture.
         public var pauseMsP50: Double
         public var pauseMsP99: Double
@@ -235,6 +239,7 @@ public struct EngineBenchmark: Sendable {
         var engineConfiguration = EngineConfiguration(
             mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
         engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.splicing = configuration.splicing
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.encodeThreads = encodeThreads
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
@@ -268,7 +273,7 @@ extension EngineBenchmark.ModeRun {
             ratioToPage: nil, initialSyncBytes: initialSyncBytes,
             blocksDirty: totals.blocksDirty, blocksConsulted: totals.blocksConsulted, sharedHits: totals.sharedHits,
             collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
-            literalBlocks: totals.literalBlocks,
+            literalBlocks: totals.literalBlocks, splicedBlocks: totals.splicedBlocks,
             pauseMsP50: Summary(timings.pauses).median, pauseMsP99: Summary.percentile(timings.pauses, 0.99),
             encodeMsP50: encodeMedian,
             encodeMsMean: timings.encodes.reduce(0, +) / Double(max(timings.encodes.count, 1)),

@@ -27,6 +27,8 @@ public struct ReplicateBenchmark: Sendable {
         public var tracker = TrackerKind.uffdAsync
         /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
         public var cacheBudgetBytes = 64 << 20
+        /// Whether the `fgbi` encoder splices (``EngineConfiguration/splicing``).
+        public var splicing = false
         public var seed: UInt64 = 2011
         public init() {}
     }
@@ -74,6 +76,8 @@ public struct ReplicateBenchmark: Sendable {
         public var zeroBlocks: Int
         public var diffBlocks: Int
         public var literalBlocks: Int
+        /// Blocks sent as splices of content given earlier in the epoch (``EngineConfiguration/splicing``).
+        public var splicedBlocks: Int
         /// The backup equalled the primary, byte for byte, after every epoch's commit and after the final one.
         public var verified: Bool
         public var perEpoch: [EpochRecord]
@@ -201,7 +205,8 @@ public struct ReplicateBenchmark: Sendable {
                 ? Double(pagesWritten * GuestMemory.pageSize) / (primaryCPU + backupCPU) : 0,
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
-            literalBlocks: totals.literalBlocks, verified: verified && records.count == writtenEpochs.count,
+            literalBlocks: totals.literalBlocks, splicedBlocks: totals.splicedBlocks,
+            verified: verified && records.count == writtenEpochs.count,
             perEpoch: records)
     }
 
@@ -244,6 +249,7 @@ public struct ReplicateBenchmark: Sendable {
         primaryConfiguration.engine = EngineConfiguration(
             mode: mode, blockSize: blockSize, compression: configuration.compression)
         primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.engine.splicing = configuration.splicing
         primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)

@@ -73,6 +73,9 @@ extension FGBICommand {
         @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
         var trace: String?
 
+        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        var splicing = false
+
         @Flag(help: "Print JSON: {change_detection, runs: [one object per (workload, mode)]}.")
         var json = false
 
@@ -119,6 +122,7 @@ extension FGBICommand {
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.cacheBudgetBytes = cacheMiB << 20
+            configuration.splicing = splicing
             configuration.compressionMinimumSaving = compressionMinimumSaving
             if let trace {
                 do {

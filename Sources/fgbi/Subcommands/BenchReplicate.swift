@@ -66,6 +66,9 @@ extension FGBICommand {
             help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
+        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        var splicing = false
+
         @Option(help: "Comma-separated delta tools to compare with (zstd, rsync, xdelta3), or none.")
         var baselines = "zstd,rsync,xdelta3"
 
@@ -127,6 +130,7 @@ extension FGBICommand {
             configuration.regionMiB = regionMiB
             configuration.epochMilliseconds = epochMilliseconds
             configuration.cacheBudgetBytes = cacheMiB << 20
+            configuration.splicing = splicing
             configuration.seed = seed
             return configuration
         }

@@ -74,6 +74,7 @@ extension FGBICommand.PrimaryCommand {
                 throw ValidationError("--compression-minimum-saving must be between 0 and 1")
             }
             configuration.engine.compressionMinimumSaving = compressionMinimumSaving
+            configuration.engine.splicing = splicing
             if let encodeThreads {
                 guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
                     throw ValidationError(

@@ -147,6 +147,13 @@ extension FGBICommand {
         )
         var encodeThreads: Int?
 
+        @Flag(
+            help: """
+                fgbi: look for a block's bytes earlier in the epoch at any offset (moved content), and send splices \
+                of them where shorter; costs encoder CPU (Docs/BENCHMARKS.md).
+                """)
+        var splicing = false
+
         @Option(
             name: .customLong("capture-buffers"),
             help:

@@ -17,11 +17,12 @@ struct EngineRoundTripTests {
         var compression: Compression?
         var keying: IndexKeying
         var encodeThreads = 1
+        var splicing = false
 
         var testDescription: String {
             let compressor = compression.map(String.init(describing:)) ?? "default"
             return "\(mode) \(blockSize)B \(compressor)\(keying == .fullHash ? "" : " forced-collisions")"
-                + (encodeThreads > 1 ? " \(encodeThreads) encode threads" : "")
+                + (encodeThreads > 1 ? " \(encodeThreads) encode threads" : "") + (splicing ? " splicing" : "")
         }
     }
 
@@ -37,6 +38,8 @@ struct EngineRoundTripTests {
             Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .fullHash, encodeThreads: 4),
             Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .lowBits(1), encodeThreads: 3),
             Case(mode: .fgbi, blockSize: 64, compression: Compression.none, keying: .fullHash),
+            Case(mode: .fgbi, blockSize: 64, compression: nil, keying: .fullHash, splicing: true),
+            Case(mode: .fgbi, blockSize: 256, compression: nil, keying: .lowBits(3), encodeThreads: 2, splicing: true),
             Case(mode: .fgbi, blockSize: 64, compression: .zstd(level: 1), keying: .fullHash),
             Case(mode: .fgbi, blockSize: 128, compression: .zstd(level: 3), keying: .lowBits(1)),
             Case(mode: .page, blockSize: 64, compression: nil, keying: .fullHash),
@@ -51,6 +54,7 @@ struct EngineRoundTripTests {
             mode: testCase.mode, blockSize: testCase.blockSize, compression: testCase.compression)
         configuration.indexKeying = testCase.keying
         configuration.encodeThreads = testCase.encodeThreads
+        configuration.splicing = testCase.splicing
         configuration.parallelEncodeMinimumBlocks = 0
         // A small content budget so eviction happens during the test too.
         configuration.contentBudgetBytes = 256 << 10

@@ -31,7 +31,28 @@ struct FuzzCorpusTests {
             try engine.capture(dirty, into: capture)
             seeds["\(mode)"] = try engine.encode(capture).delta
         }
+        seeds["fgbi-spliced"] = try splicedDelta()
         return seeds
+    }
+
+    /// A delta of the `fgbi` encoder with splicing: page 6 of fresh words, and page 7 the same bytes shifted
+    /// by 3 with a few changed, sent as splices of page 6's.
+    static func splicedDelta() throws -> [UInt8] {
+        let regions = try DeltaFuzzer.makeRegions()
+        var configuration = EngineConfiguration(mode: .fgbi, compression: Compression.none)
+        configuration.splicing = true
+        let engine = try PrimaryEngine(regions: regions, configuration: configuration)
+        var random = SeededRandom(seed: 3)
+        for word in 0..<(GuestMemory.pageSize / 8) {
+            regions[0].page(6).storeBytes(of: random.next(), toByteOffset: word * 8, as: UInt64.self)
+        }
+        memcpy(regions[0].page(7) + 3, regions[0].page(6), GuestMemory.pageSize - 3)
+        for edit in 0..<8 { regions[0].page(7).storeBytes(of: UInt8(edit), toByteOffset: edit * 500, as: UInt8.self) }
+        let capture = EpochCapture()
+        try engine.capture([DirtyPageSet(pages: [6, 7]), DirtyPageSet(pages: [])], into: capture)
+        let (delta, statistics) = try engine.encode(capture)
+        #expect(statistics.splicedBlocks > 32, "\(statistics.splicedBlocks) blocks spliced")
+        return delta
     }
 
     static func frameSeeds() throws -> [String: [UInt8]] {
@@ -89,7 +110,7 @@ struct FuzzCorpusTests {
 
     @Test func seedsAreAcceptedByTheirTargets() throws {
         let all = try Self.seeds()
-        #expect(all["delta"]?.count == ReplicationMode.allCases.count)
+        #expect(all["delta"]?.count == ReplicationMode.allCases.count + 1)
         for (name, delta) in try Self.deltas() {
             for precopy in [false, true] {
                 let input = try #require(DeltaFuzzer.input(carrying: delta, precopy: precopy))

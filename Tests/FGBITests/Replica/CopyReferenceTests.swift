@@ -7,24 +7,6 @@ import Testing
 /// block became, itself a copy or a copy of one.
 @Suite("Copy references")
 struct CopyReferenceTests {
-    /// A `blocks` record for every block of the page `gap` pages after the last one, with `ops` (one operation
-    /// and its operands per block).
-    private static func record(gap: Int, ops: [[UInt8]]) -> [UInt8] {
-        precondition(ops.count == 64)
-        return [0, UInt8(gap), DeltaFormat.RecordKind.blocks.rawValue, 64] + [UInt8](repeating: 0xFF, count: 8)
-            + ops.joined()
-    }
-
-    private static func uleb(_ value: Int) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var rest = value
-        while rest >= 0x80 {
-            bytes.append(UInt8(rest & 0x7F) | 0x80)
-            rest >>= 7
-        }
-        return bytes + [UInt8(rest)]
-    }
-
     @Test func copiesReadThePreviousEpochAndCopiesOfCopiesSeeThemFilled() throws {
         let geometry = try BlockGeometry(blockSize: 64)
         let memory = try GuestMemory.anonymous(length: 4 * GuestMemory.pageSize)
@@ -41,11 +23,13 @@ struct CopyReferenceTests {
         let copy = DeltaFormat.BlockOp.copy.rawValue
         let copyEpoch = DeltaFormat.BlockOp.copyEpoch.rawValue
         let page0 = (0..<64).map { block in
-            block < 40 ? [copy, 0] + Self.uleb(64 + block) : [copyEpoch] + Self.uleb(block - 3)
+            block < 40 ? [copy, 0] + DeltaBodies.uleb(64 + block) : [copyEpoch] + DeltaBodies.uleb(block - 3)
         }
-        let page1 = (0..<64).map { [copy, 0] + Self.uleb($0) }
-        let page3 = (0..<64).map { [copy, 0] + Self.uleb(128 + 63 - $0) }
-        let body = Self.record(gap: 0, ops: page0) + Self.record(gap: 0, ops: page1) + Self.record(gap: 1, ops: page3)
+        let page1 = (0..<64).map { [copy, 0] + DeltaBodies.uleb($0) }
+        let page3 = (0..<64).map { [copy, 0] + DeltaBodies.uleb(128 + 63 - $0) }
+        let body =
+            DeltaBodies.record(gap: 0, ops: page0) + DeltaBodies.record(gap: 0, ops: page1)
+            + DeltaBodies.record(gap: 1, ops: page3)
         let assembler = DeltaAssembler(
             mode: .fgbi, compression: Compression.none, geometry: geometry, regionCount: 1)
         var delta = ByteWriter()

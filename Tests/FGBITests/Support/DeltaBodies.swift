@@ -1,0 +1,23 @@
+@testable import FGBI
+
+/// Hand-made pieces of epoch delta bodies (Docs/PROTOCOL.md), for tests of what the backup applies.
+enum DeltaBodies {
+    /// `value` as an unsigned LEB128.
+    static func uleb(_ value: Int) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var rest = value
+        while rest >= 0x80 {
+            bytes.append(UInt8(rest & 0x7F) | 0x80)
+            rest >>= 7
+        }
+        return bytes + [UInt8(rest)]
+    }
+
+    /// A `blocks` record in region 0 for every block of the page `gap` pages after the last one (64-byte
+    /// blocks), with `ops` (one operation and its operands per block).
+    static func record(gap: Int, ops: [[UInt8]]) -> [UInt8] {
+        precondition(ops.count == 64)
+        return [0, UInt8(gap), DeltaFormat.RecordKind.blocks.rawValue, 64] + [UInt8](repeating: 0xFF, count: 8)
+            + ops.joined()
+    }
+}
