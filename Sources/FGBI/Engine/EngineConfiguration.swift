@@ -59,7 +59,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// literal form among the blocks sent earlier in the same epoch, and sends it as a splice of those bytes
     /// and literal ones when that is shorter (`EpochMatcher`): memory whose content moves (copy-on-write
     /// database pages, shifted B-tree nodes). Off by default: on the LMDB trace it saves 9% of the bytes for
-    /// 2.0-2.4x the primary's CPU (Docs/BENCHMARKS.md, "Moved content").
+    /// 2.0-2.4x the primary's CPU (Docs/BENCHMARKS.md, "Moved content"). Memory: an 8 MiB table, and a copy of
+    /// each epoch's blocks encoded through the index (the largest epoch's, at most 1 GiB), kept across epochs.
     public var splicing = false
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash

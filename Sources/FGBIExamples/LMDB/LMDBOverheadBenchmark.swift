@@ -39,6 +39,8 @@ public struct LMDBOverheadBenchmark {
         public var captureBuffers: Int?
         /// ``EngineConfiguration/compressionMinimumSaving`` (nil: the mode's default).
         public var compressionMinimumSaving: Double?
+        /// ``EngineConfiguration/splicing``.
+        public var splicing = false
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
         public var captureRealtimePriorities: [Int?] = [20]
@@ -234,6 +236,7 @@ public struct LMDBOverheadBenchmark {
         if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
         if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
         if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
+        settings.engine.splicing = configuration.splicing
         return settings
     }
 

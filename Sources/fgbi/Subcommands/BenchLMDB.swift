@@ -77,6 +77,9 @@ extension FGBICommand {
         )
         var compressionMinimumSaving: Double?
 
+        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        var splicing = false
+
         @Option(
             name: .customLong("capture-buffers"),
             help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
@@ -143,19 +146,7 @@ extension FGBICommand {
             do { configuration.capture = try CaptureStrategy.parse(capture) } catch {
                 throw ValidationError("--capture: \(error)")
             }
-            if writerCPU == "none" {
-                configuration.writerCPU = nil
-            } else {
-                guard let cpu = Int(writerCPU), (0..<ThreadScheduling.onlineCPUCount).contains(cpu) else {
-                    throw ValidationError(
-                        """
-                        --writer-cpu: '\(writerCPU)' is not an online CPU (0 to \
-                        \(ThreadScheduling.onlineCPUCount - 1)) or 'none'
-                        """
-                    )
-                }
-                configuration.writerCPU = cpu
-            }
+            configuration.writerCPU = try parsedWriterCPU()
             configuration.replicationOnAllCPUs = replicationOnAllCPUs
             configuration.captureRealtimePriorities = try CommaList.parse(capturePriority, option: "--capture-priority")
             { item -> Int? in
@@ -189,6 +180,7 @@ extension FGBICommand {
                 }
                 configuration.compressionMinimumSaving = compressionMinimumSaving
             }
+            configuration.splicing = splicing
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")
@@ -196,6 +188,20 @@ extension FGBICommand {
                 configuration.captureBuffers = captureBuffers
             }
             return configuration
+        }
+
+        /// `--writer-cpu`: an online CPU, or nil for `none`.
+        func parsedWriterCPU() throws -> Int? {
+            if writerCPU == "none" { return nil }
+            guard let cpu = Int(writerCPU), (0..<ThreadScheduling.onlineCPUCount).contains(cpu) else {
+                throw ValidationError(
+                    """
+                    --writer-cpu: '\(writerCPU)' is not an online CPU (0 to \
+                    \(ThreadScheduling.onlineCPUCount - 1)) or 'none'
+                    """
+                )
+            }
+            return cpu
         }
 
         func run() throws {
