@@ -39,6 +39,8 @@ final class EpochMatcher {
     /// seen with it (0: none), so that most misses are told apart without reading the stream.
     private let table: UnsafeMutablePointer<UInt64>
     private let tableMask: Int
+    // The mutable state is only ever used by the one encoder that owns the matcher: unchecked, as a checked
+    // class property costs a runtime exclusivity check per access.
     /// The recorded blocks' bytes, in order, and each one's ordinal.
     @exclusivity(unchecked) private var stream: UnsafeMutableRawPointer
     @exclusivity(unchecked) private var ordinals: UnsafeMutablePointer<UInt32>
@@ -50,8 +52,6 @@ final class EpochMatcher {
     private let anchorCounts: UnsafeMutablePointer<Int>
     private let anchorOffsets: UnsafeMutablePointer<UInt16>
     private let anchorEntries: UnsafeMutablePointer<UInt64>
-    // The mutable state is only ever used by the one encoder that owns the matcher: unchecked, as a checked
-    // class property costs a runtime exclusivity check per access.
     /// The pieces of the splice being built.
     @exclusivity(unchecked) private var pieces = ByteWriter(reservingCapacity: 1024)
 
@@ -108,10 +108,10 @@ final class EpochMatcher {
     }
 
     /// Adds a block sent as the epoch's `ordinal`-th (ordinals increase) to the stream and its anchors to
-    /// the table.
+    /// the table. Blocks past ``maximumStreamBytes``, or with an ordinal past 32 bits, are not recorded.
     @inline(__always)
     func record(_ bytes: UnsafeRawPointer, ordinal: Int) {
-        guard (recorded + 1) << blockShift <= Self.maximumStreamBytes else { return }
+        guard (recorded + 1) << blockShift <= Self.maximumStreamBytes, ordinal <= UInt32.max else { return }
         if recorded == capacityBlocks { grow() }
         let set = anchors(of: bytes, ordinal: ordinal)
         let start = recorded << blockShift
