@@ -71,20 +71,20 @@ extension Replica {
             }
             covered += Int(length)
         }
-        let pieces = first.base + first.offset
         let ordinals = blockOrdinals
+        var pieces = first
         stage(region: region, offset: offset, length: blockSize) { destination, stagingStart in
-            // Every piece was read and checked above.
-            var read = 0
+            // Read again: every piece was checked above, so none of these reads fails.
             var at = 0
             while at < blockSize {
-                let head = Self.checkedULEB(pieces, at: &read)
+                guard let head = try? pieces.uleb("piece"), head >> 2 > 0 else { return }
                 let length = Int(head >> 2)
                 if head & 3 == DeltaFormat.SplicePiece.literal.rawValue {
-                    (destination + at).copyMemory(from: pieces + read, byteCount: length)
-                    read += length
+                    guard let bytes = try? pieces.bytes(length, "piece bytes") else { return }
+                    (destination + at).copyMemory(from: bytes, byteCount: length)
                 } else {
-                    var source = here - Int(Self.checkedULEB(pieces, at: &read))
+                    guard let distance = try? pieces.uleb("piece distance") else { return }
+                    var source = here - Int(distance)
                     var done = 0
                     while done < length {
                         let within = source % blockSize
@@ -97,20 +97,6 @@ extension Replica {
                 }
                 at += length
             }
-        }
-    }
-
-    /// A ULEB128 already read once through a ``ByteReader`` (so known to be well formed), at `offset`.
-    @inline(__always)
-    private static func checkedULEB(_ base: UnsafeRawPointer, at offset: inout Int) -> UInt64 {
-        var result: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            let next = base.load(fromByteOffset: offset, as: UInt8.self)
-            offset += 1
-            result |= UInt64(next & 0x7F) << shift
-            if next & 0x80 == 0 { return result }
-            shift += 7
         }
     }
 
