@@ -1,4 +1,3 @@
-import CSupport
 import Testing
 
 @testable import FGBI
@@ -39,8 +38,7 @@ struct SplicedBlockTests {
         // An older version: the header's field, and the checksum over header and body.
         bytes[4] = UInt8(version & 0xFF)
         bytes[5] = UInt8(version >> 8)
-        let checksum = bytes.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, bytes.count - 8) }
-        withUnsafeBytes(of: checksum.littleEndian) { bytes.replaceSubrange((bytes.count - 8)..., with: $0) }
+        DeltaBodies.recomputeChecksum(&bytes)
         return bytes
     }
 

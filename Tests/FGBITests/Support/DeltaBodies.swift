@@ -1,3 +1,5 @@
+import CSupport
+
 @testable import FGBI
 
 /// Hand-made pieces of epoch delta bodies (Docs/PROTOCOL.md), for tests of what the backup applies.
@@ -19,5 +21,12 @@ enum DeltaBodies {
         precondition(ops.count == 64)
         return [0, UInt8(gap), DeltaFormat.RecordKind.blocks.rawValue, 64] + [UInt8](repeating: 0xFF, count: 8)
             + ops.joined()
+    }
+
+    /// Rewrites the checksum (XXH3-64 of every byte before it, the last 8 bytes) of `delta`, after a test has
+    /// changed a header field, so that only the field lies.
+    static func recomputeChecksum(_ delta: inout [UInt8]) {
+        let checksum = delta.withUnsafeBytes { CSupport_xxh3_64($0.baseAddress, $0.count - 8) }
+        withUnsafeBytes(of: checksum.littleEndian) { delta.replaceSubrange((delta.count - 8)..<delta.count, with: $0) }
     }
 }
