@@ -1,4 +1,4 @@
-// Content-defined anchors of a block, for the `fgbi` encoder's matcher of moved content (EpochMatcher.swift).
+// Content-defined anchors of a block, for the `fgbi` encoder's matcher of moved content (SpliceMatcher.swift).
 // A hot loop: it runs once per block the matcher looks up or records. An AVX2 path tests 8 positions per
 // multiplication; the portable loop finds the same anchors.
 #define _GNU_SOURCE

@@ -62,6 +62,22 @@ protocol BlockIndex: AnyObject {
     func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
     /// Entries held now (for this backup).
     var entryCount: Int { get }
+    /// The slot + 1 of the stored copy that the last addition or store filled, for ``SpliceMatcher``
+    /// (0: the index does not offer its stored copies to splices).
+    var slotFilledLast: UInt32 { get }
+    /// What a splice may name as the source of the stored copy in slot `slotPlusOne` - 1
+    /// (``ContentIndex/spliceSource(_:)``); nil when it names none.
+    func spliceSource(_ slotPlusOne: UInt32) -> ContentIndex.SpliceSource?
+    /// The stored copy that continues a splice source across its block's edge
+    /// (``ContentIndex/spliceNeighbour(of:forward:)``), if any.
+    func spliceNeighbour(of source: ContentIndex.SpliceSource, forward: Bool) -> UnsafeRawPointer?
+}
+
+extension BlockIndex {
+    /// None: an index that does not offer its stored copies to splices (``SharedContentIndex/Member``).
+    var slotFilledLast: UInt32 { 0 }
+    func spliceSource(_ slotPlusOne: UInt32) -> ContentIndex.SpliceSource? { nil }
+    func spliceNeighbour(of source: ContentIndex.SpliceSource, forward: Bool) -> UnsafeRawPointer? { nil }
 }
 
 extension ContentIndex: BlockIndex {}

@@ -49,7 +49,7 @@ final class ContentIndex {
     /// Stored copies: `slotCount` blocks, and what the index knows of each.
     private let storage: UnsafeMutableRawPointer
     let slots: UnsafeMutablePointer<Slot>
-    private let slotCount: Int
+    let slotCount: Int
     /// The mutable counters, behind a pointer: a class's `var`s cost an exclusivity check per access.
     struct Counters {
         /// The next slot to fill, and how many times it went round the ring.
@@ -303,7 +303,7 @@ final class ContentIndex {
             slots[slot].key == keying.key(hash),
             slots[slot].epoch != counters.pointee.epoch
         else { return nil }
-        slots[slot].used = false
+        retire(slot)
         slots[slot].deadEntry = slots[slot].indexed
         held[bit >> 6] &= ~(1 << UInt64(bit & 63))
         counters.pointee.entries -= 1
@@ -316,7 +316,7 @@ final class ContentIndex {
         let slotPlusOne = entries[index].slotPlusOne
         let slot = Int(slotPlusOne) - 1
         guard slots[slot].location == location.packed, slots[slot].epoch != counters.pointee.epoch else { return nil }
-        slots[slot].used = false
+        retire(slot)
         setHeld(location.packed, false)
         entries[index].tag = Entry.tombstone
         counters.pointee.entries -= 1

@@ -52,9 +52,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// Whether 64-byte blocks go through the page loop (``encodeByPage``) where the index allows it; tests
     /// turn it off to compare with the block-by-block loop.
     private let encodesByPage: Bool
-    /// Finds the bytes of a block that would go in sparse or literal form earlier in the epoch, at any
-    /// offset (``EpochMatcher``); nil when splicing is off.
-    let matcher: EpochMatcher?
+    /// Finds the bytes of a block that would go in a long form in the index's stored copies, at any offset
+    /// (``SpliceMatcher``); nil when splicing is off or the index offers no stored copies to splices.
+    let matcher: SpliceMatcher?
     /// Blocks whose form without a splice takes at most this many bytes are not looked up in the matcher.
     static var spliceFloor: Int { 16 }
 
@@ -62,7 +62,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         self.geometry = geometry
         self.index = index
         self.encodesByPage = encodesByPage
-        matcher = splicing ? EpochMatcher(blockSize: geometry.blockSize) : nil
+        matcher = splicing && index is ContentIndex ? SpliceMatcher(blockSize: geometry.blockSize) : nil
         zeroHash = geometry.zeroBlockHash
         findsByLocation = index.findsByLocation
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
@@ -307,12 +307,10 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             stats.zeroBlocks += 1
             return
         }
-        // Every other block is a source for later splices, whatever its form.
-        defer { matcher?.record(bytes, ordinal: ordinal) }
         guard consult else {
             writeAgainstPrevious(
                 bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
-                ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
+                at: location, ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
             return
         }
         stats.blocksConsulted += 1
@@ -353,22 +351,23 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 } else {
                     index.store(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
                 }
+                matcher?.record(bytes, ordinal: ordinal, slot: index.slotFilledLast)
             }
         }
         writeAgainstPrevious(
             bytes, previous: index.takePrevious(at: location, hash: capture.oldHashes[item]), hash: hash,
-            ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
+            at: location, ordinal: ordinal, sparseCode: sparseCode, into: &body, stats: &stats)
     }
 
     /// Writes a block with new hash `hash` as a difference against its location's `previous` content (just
     /// retired), if this epoch offers it one (``DifferenceAdmission``), or in sparse or literal form; an offer
     /// is counted, and so are the bytes a difference saved over the form the block would take without it.
-    /// Then, when that form is long and the matcher finds the block's bytes earlier in the epoch in fewer
-    /// bytes, as a splice instead.
+    /// Then, when that form is long and the matcher finds the block's bytes (at `location`, the epoch's
+    /// `ordinal`-th) in the index's stored copies in fewer bytes, as a splice instead.
     @inline(__always)
     private func writeAgainstPrevious(
-        _ bytes: UnsafeRawPointer, previous: UnsafeRawPointer?, hash: UInt64, ordinal: Int, sparseCode: UInt8?,
-        into body: inout ByteWriter, stats: inout EpochStatistics
+        _ bytes: UnsafeRawPointer, previous: UnsafeRawPointer?, hash: UInt64, at location: BlockLocation,
+        ordinal: Int, sparseCode: UInt8?, into body: inout ByteWriter, stats: inout EpochStatistics
     ) {
         let offered = previous != nil && differences.offers(hash)
         let start = body.count
@@ -386,9 +385,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             }
         }
         let length = body.count - start
-        guard let matcher, length > Self.spliceFloor, matcher.splice(bytes, ordinal: ordinal, limit: length) else {
-            return
-        }
+        guard let matcher, length > Self.spliceFloor,
+            matcher.splice(bytes, ordinal: ordinal, location: location, limit: length, index: index)
+        else { return }
         body.truncate(to: start)
         matcher.writeSplice(code: DeltaFormat.BlockOp.spliced.rawValue, into: &body)
         (stats.diffBlocks, stats.sparseBlocks, stats.literalBlocks, stats.literalBytes) = formsBefore

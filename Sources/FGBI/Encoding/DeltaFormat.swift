@@ -8,11 +8,12 @@
 ///     checksum: XXH3-64 of header and stored body (u64)
 package enum DeltaFormat {
     package static let magic: [UInt8] = Array("FGBD".utf8)
-    /// Written by this build: 2 added the block operation ``BlockOp/sparse``, 3 ``BlockOp/spliced``.
-    package static let version: UInt16 = 3
+    /// Written by this build: 2 added the block operation ``BlockOp/sparse``, 3 ``BlockOp/spliced``, 4 the
+    /// splice pieces taken from what the backup holds (``SplicePiece/heldNearby``, ``SplicePiece/heldAt``).
+    package static let version: UInt16 = 4
     /// Read by this build (a version-1 delta is a version-2 one without `sparse`, a version-2 one a version-3
-    /// one without `spliced`).
-    static let readableVersions: ClosedRange<UInt16> = 1...3
+    /// one without `spliced`, a version-3 one a version-4 one without held pieces).
+    static let readableVersions: ClosedRange<UInt16> = 1...4
     package static let headerLength = 48
     package static let checksumLength = 8
 
@@ -44,9 +45,8 @@ package enum DeltaFormat {
         /// those bytes in order. Version 2 on.
         case sparse = 5
         /// The block's bytes as pieces, in order, that cover it exactly: each a head (ULEB128: the piece's
-        /// length shifted left by two, ored with its ``SplicePiece`` kind), then its literal bytes or the
-        /// distance (ULEB128) back from this block's start in the epoch's stream (the new content of this
-        /// delta's blocks, in order) to the piece's source, which lies wholly before the block. Version 3 on.
+        /// length shifted left by two, ored with its ``SplicePiece`` kind), then its literal bytes or where its
+        /// source is (``SplicePiece``). Version 3 on.
         case spliced = 6
     }
 
@@ -54,8 +54,16 @@ package enum DeltaFormat {
     enum SplicePiece: UInt64 {
         /// The piece's bytes follow.
         case literal = 0
-        /// The piece repeats bytes given earlier in this epoch's delta: its distance follows.
+        /// The piece repeats bytes given earlier in this epoch's delta: the distance (ULEB128) back from this
+        /// block's start in the epoch's stream (the new content of this delta's blocks, in order) to the
+        /// piece's source, which lies wholly before the block.
         case earlier = 1
+        /// The piece repeats bytes the backup held before this epoch in this block's region: the source's
+        /// byte position minus this block's, zigzag-encoded (ULEB128 of `d << 1 ^ d >> 63`). Version 4 on.
+        case heldNearby = 2
+        /// The piece repeats bytes the backup held before this epoch anywhere: the region, then the byte
+        /// offset in it (two ULEB128s). Version 4 on.
+        case heldAt = 3
     }
 }
 

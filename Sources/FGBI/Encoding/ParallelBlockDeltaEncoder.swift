@@ -81,7 +81,7 @@ final class ParallelBlockDeltaEncoder {
 
     /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
     /// pages against `tables` (and `baseline`, in a resynchronisation's first pass). With `splicing`, the blocks
-    /// encoded through the index (on the calling thread, in order) may go as splices (``EpochMatcher``).
+    /// encoded through the index (on the calling thread, in order) may go as splices (``SpliceMatcher``).
     init(
         geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
         parallelMinimumBlocks: Int, splicing: Bool = false

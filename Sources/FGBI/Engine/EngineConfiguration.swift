@@ -55,12 +55,12 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var captureRealtimePriority: Int?
     /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).
     public var parallelCaptureMinimumPages = 256
-    /// Whether the `fgbi` encoder looks, at any offset, for the bytes of a block that would go in sparse or
-    /// literal form among the blocks sent earlier in the same epoch, and sends it as a splice of those bytes
-    /// and literal ones when that is shorter (`EpochMatcher`): memory whose content moves (copy-on-write
-    /// database pages, shifted B-tree nodes). Off by default: on the LMDB trace it saves 9% of the bytes for
-    /// 2.0-2.4x the primary's CPU (Docs/BENCHMARKS.md, "Moved content"). Memory: an 8 MiB table, and a copy of
-    /// each epoch's blocks encoded through the index (the largest epoch's, at most 1 GiB), kept across epochs.
+    /// Whether the `fgbi` encoder looks, at any offset, for the bytes of a block that would go in a long form
+    /// in the content index's stored copies (blocks sent earlier in the epoch, and content the backup holds),
+    /// and sends it as a splice of those bytes and literal ones when that is shorter (`SpliceMatcher`):
+    /// memory whose content moves (copy-on-write database pages, shifted B-tree nodes). Off by default: on
+    /// the LMDB trace it takes a third off the bytes for over twice the primary's CPU (Docs/BENCHMARKS.md,
+    /// "Moved content"). Memory: a 32 MiB table, kept across epochs.
     public var splicing = false
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash

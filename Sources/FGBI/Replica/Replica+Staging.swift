@@ -43,10 +43,13 @@ extension Replica {
             length: blockSize)
     }
 
-    /// Stages a block given as pieces (``DeltaFormat/BlockOp/spliced``): literal bytes, and bytes repeated from
+    /// Stages a block given as pieces (``DeltaFormat/BlockOp/spliced``): literal bytes, bytes repeated from
     /// earlier in this epoch's stream (the staged new content of the delta's blocks so far, in order: block
-    /// `k` of the stream is staged at `blockOrdinals[k]`). Every piece is checked before any byte is staged.
-    func stageSpliced(_ reader: inout ByteReader, region: Int, offset: Int, what: Place) throws(DeltaError) {
+    /// `k` of the stream is staged at `blockOrdinals[k]`), and, from `version` 4 on, bytes the regions held
+    /// before this epoch. Every piece is checked before any byte is staged.
+    func stageSpliced(_ reader: inout ByteReader, region: Int, offset: Int, version: UInt16, what: Place)
+        throws(DeltaError)
+    {
         let blockSize = geometry.blockSize
         let here = (blockOrdinals.count - 1) * blockSize // this block's start in the stream
         let first = reader
@@ -57,7 +60,11 @@ extension Replica {
             guard length >= 1, length <= UInt64(blockSize - covered) else {
                 throw .malformed("\(what): a piece of \(length) bytes at byte \(covered) of \(blockSize)")
             }
-            switch DeltaFormat.SplicePiece(rawValue: head & 3) {
+            let kind = DeltaFormat.SplicePiece(rawValue: head & 3)!
+            guard version >= 4 || kind == .literal || kind == .earlier else {
+                throw .malformed("\(what): piece kind \(kind.rawValue) in a version-\(version) delta")
+            }
+            switch kind {
             case .literal:
                 _ = try reader.bytes(Int(length), "\(what) piece bytes")
             case .earlier:
@@ -66,8 +73,8 @@ extension Replica {
                     throw .malformed(
                         "\(what): a piece of \(length) bytes from \(distance) back, not wholly earlier in this epoch")
                 }
-            case nil:
-                throw .malformed("\(what): piece kind \(head & 3)")
+            case .heldNearby, .heldAt:
+                _ = try heldSource(&reader, kind: kind, length: Int(length), region: region, offset: offset, what: what)
             }
             covered += Int(length)
         }
@@ -79,10 +86,11 @@ extension Replica {
             while at < blockSize {
                 guard let head = try? pieces.uleb("piece"), head >> 2 > 0 else { return }
                 let length = Int(head >> 2)
-                if head & 3 == DeltaFormat.SplicePiece.literal.rawValue {
+                switch DeltaFormat.SplicePiece(rawValue: head & 3)! {
+                case .literal:
                     guard let bytes = try? pieces.bytes(length, "piece bytes") else { return }
                     (destination + at).copyMemory(from: bytes, byteCount: length)
-                } else {
+                case .earlier:
                     guard let distance = try? pieces.uleb("piece distance") else { return }
                     var source = here - Int(distance)
                     var done = 0
@@ -94,10 +102,46 @@ extension Replica {
                         done += chunk
                         source += chunk
                     }
+                case let kind:
+                    guard
+                        let source = try? heldSource(
+                            &pieces, kind: kind, length: length, region: region, offset: offset, what: what)
+                    else { return }
+                    (destination + at).copyMemory(from: source, byteCount: length)
                 }
                 at += length
             }
         }
+    }
+
+    /// The bytes a held piece (``DeltaFormat/SplicePiece/heldNearby`` or ``DeltaFormat/SplicePiece/heldAt``)
+    /// of `length` bytes names, for the block at (`region`, `offset`): the regions as they were before this
+    /// epoch (staging leaves them untouched until the commit). Throws unless they lie wholly inside a region.
+    private func heldSource(
+        _ reader: inout ByteReader, kind: DeltaFormat.SplicePiece, length: Int, region: Int, offset: Int, what: Place
+    ) throws(DeltaError) -> UnsafeRawPointer {
+        let sourceRegion: UInt64
+        let position: UInt64
+        if kind == .heldNearby {
+            let zigzag = try reader.uleb("\(what) piece displacement")
+            let displacement = Int64(bitPattern: zigzag >> 1 ^ (0 &- (zigzag & 1)))
+            sourceRegion = UInt64(region)
+            position = UInt64(bitPattern: Int64(offset) &+ displacement)
+        } else {
+            sourceRegion = try reader.uleb("\(what) piece source region")
+            position = try reader.uleb("\(what) piece source offset")
+        }
+        guard sourceRegion < UInt64(regions.count), position < UInt64(regions[Int(sourceRegion)].length),
+            UInt64(length) <= UInt64(regions[Int(sourceRegion)].length) - position
+        else {
+            throw .malformed(
+                """
+                \(what): a piece of \(length) bytes held at region \(sourceRegion) byte \
+                \(Int64(bitPattern: position)), outside the regions
+                """
+            )
+        }
+        return UnsafeRawPointer(regions[Int(sourceRegion)].base + Int(position))
     }
 
     /// Stages the replica's current bytes at (region, offset) with a run-length difference applied.

@@ -300,7 +300,7 @@ public final class Replica: @unchecked Sendable {
                 guard version >= 3 else {
                     throw .malformed("\(what): operation \(opCode) in a version-\(version) delta")
                 }
-                try stageSpliced(&reader, region: region, offset: offset, what: what)
+                try stageSpliced(&reader, region: region, offset: offset, version: version, what: what)
             case .copyEpoch:
                 let ordinal = try reader.uleb("\(what) earlier block")
                 guard ordinal < UInt64(blockOrdinals.count - 1) else {

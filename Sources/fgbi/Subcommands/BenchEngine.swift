@@ -73,7 +73,10 @@ extension FGBICommand {
         @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
         var trace: String?
 
-        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        @Flag(
+            help:
+                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
+        )
         var splicing = false
 
         @Flag(help: "Print JSON: {change_detection, runs: [one object per (workload, mode)]}.")

@@ -77,7 +77,10 @@ extension FGBICommand {
         )
         var compressionMinimumSaving: Double?
 
-        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        @Flag(
+            help:
+                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
+        )
         var splicing = false
 
         @Option(

@@ -66,7 +66,10 @@ extension FGBICommand {
             help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
-        @Flag(help: "fgbi: look for a block's bytes earlier in the epoch at any offset, and send splices of them.")
+        @Flag(
+            help:
+                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
+        )
         var splicing = false
 
         @Option(help: "Comma-separated delta tools to compare with (zstd, rsync, xdelta3), or none.")

@@ -149,8 +149,8 @@ extension FGBICommand {
 
         @Flag(
             help: """
-                fgbi: look for a block's bytes earlier in the epoch at any offset (moved content), and send splices \
-                of them where shorter; costs encoder CPU (Docs/BENCHMARKS.md).
+                fgbi: look for a block's bytes at any offset in content the backup holds or this epoch sent (moved \
+                content), and send splices of them where shorter; costs encoder CPU (Docs/BENCHMARKS.md).
                 """)
         var splicing = false
 

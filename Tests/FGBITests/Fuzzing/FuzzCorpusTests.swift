@@ -35,23 +35,34 @@ struct FuzzCorpusTests {
         return seeds
     }
 
-    /// A delta of the `fgbi` encoder with splicing: page 6 of fresh words, and page 7 the same bytes shifted
-    /// by 3 with a few changed, sent as splices of page 6's.
+    /// A delta of the `fgbi` encoder with splicing, with every kind of piece: after an epoch that wrote page 6
+    /// of fresh words, page 1 of fresh words and page 2 the same bytes shifted by 3 (splices of the epoch's
+    /// earlier bytes), page 7 page 6's bytes shifted by 3 with a few changed (held in the same region), and
+    /// region 1's page 0 page 6's shifted by 5 (held in another region).
     static func splicedDelta() throws -> [UInt8] {
         let regions = try DeltaFuzzer.makeRegions()
         var configuration = EngineConfiguration(mode: .fgbi, compression: Compression.none)
         configuration.splicing = true
         let engine = try PrimaryEngine(regions: regions, configuration: configuration)
         var random = SeededRandom(seed: 3)
-        for word in 0..<(GuestMemory.pageSize / 8) {
-            regions[0].page(6).storeBytes(of: random.next(), toByteOffset: word * 8, as: UInt64.self)
+        func fill(_ page: UnsafeMutableRawPointer) {
+            for word in 0..<(GuestMemory.pageSize / 8) {
+                page.storeBytes(of: random.next(), toByteOffset: word * 8, as: UInt64.self)
+            }
         }
+        fill(regions[0].page(6))
+        let first = EpochCapture()
+        try engine.capture([DirtyPageSet(pages: [6]), DirtyPageSet(pages: [])], into: first)
+        _ = try engine.encode(first)
+        fill(regions[0].page(1))
+        memcpy(regions[0].page(2) + 3, regions[0].page(1), GuestMemory.pageSize - 3)
         memcpy(regions[0].page(7) + 3, regions[0].page(6), GuestMemory.pageSize - 3)
         for edit in 0..<8 { regions[0].page(7).storeBytes(of: UInt8(edit), toByteOffset: edit * 500, as: UInt8.self) }
+        memcpy(regions[1].page(0) + 5, regions[0].page(6), GuestMemory.pageSize - 5)
         let capture = EpochCapture()
-        try engine.capture([DirtyPageSet(pages: [6, 7]), DirtyPageSet(pages: [])], into: capture)
+        try engine.capture([DirtyPageSet(pages: [1, 2, 7]), DirtyPageSet(pages: [0])], into: capture)
         let (delta, statistics) = try engine.encode(capture)
-        #expect(statistics.splicedBlocks > 32, "\(statistics.splicedBlocks) blocks spliced")
+        #expect(statistics.splicedBlocks > 3 * 32, "\(statistics.splicedBlocks) blocks spliced")
         return delta
     }
 
