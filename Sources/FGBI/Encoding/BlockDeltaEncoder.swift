@@ -123,7 +123,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     ) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         index.beginEpoch(epoch)
-        matcher?.beginEpoch()
+        matcher?.beginEpoch(counting: &stats)
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
@@ -148,6 +148,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
         differences.endEpoch()
+        matcher?.endEpoch()
     }
 
     /// Whether 64-byte blocks go through the page loop: then the blocks that need no index
@@ -214,7 +215,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let maskBytes = (geometry.blocksPerPage + 7) / 8
         let byRuns = encodesByRuns
         index.beginEpoch(epoch)
-        matcher?.beginEpoch()
+        matcher?.beginEpoch(counting: &stats)
         positions.reset()
         let sampleMask = admission.mask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
@@ -262,6 +263,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             useful: stats.sharedHits + stats.diffBlocks - usefulBefore)
         anchors.endEpoch()
         differences.endEpoch()
+        matcher?.endEpoch()
         return (records, blocks)
     }
 
@@ -351,7 +353,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 } else {
                     index.store(hash: hash, at: location, bytes: bytes, ordinal: ordinal)
                 }
-                matcher?.record(bytes, ordinal: ordinal, slot: index.slotFilledLast)
+                matcher?.record(bytes, ordinal: ordinal, hash: hash, slot: index.slotFilledLast)
             }
         }
         writeAgainstPrevious(
@@ -386,7 +388,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         let length = body.count - start
         guard let matcher, length > Self.spliceFloor,
-            matcher.splice(bytes, ordinal: ordinal, location: location, limit: length, index: index)
+            matcher.splice(bytes, ordinal: ordinal, hash: hash, location: location, limit: length, index: index)
         else { return }
         body.truncate(to: start)
         matcher.writeSplice(code: DeltaFormat.BlockOp.spliced.rawValue, into: &body)

@@ -28,6 +28,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Blocks sent as splices: pieces of content given earlier in the epoch, and literal bytes
     /// (``EngineConfiguration/splicing``).
     public var splicedBlocks = 0
+    /// Epochs whose matcher of moved content took only a sample of the blocks because splices had not paid
+    /// (``EngineConfiguration/splicing``): 0 or 1 for one epoch.
+    public var spliceThinnedEpochs = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -74,6 +77,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         sparseBlocks += other.sparseBlocks
         sparseChosen += other.sparseChosen
         splicedBlocks += other.splicedBlocks
+        spliceThinnedEpochs += other.spliceThinnedEpochs
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes
         indexEntries = other.indexEntries

@@ -106,6 +106,10 @@ final class ParallelBlockDeltaEncoder {
         index.metadataBytes + encoder.metadataBytes + shards.reduce(0) { $0 + $1.setAside.metadataBytes }
     }
 
+    /// Tells the encoder's matcher of moved content, if any, what share of its bytes the last delta body kept
+    /// through the compressor.
+    func noteStoredShare(_ share: Double) { encoder.matcher?.noteStoredShare(share) }
+
     /// Encodes `capture` into `body`: its staged pages (`staged`, listing the unchanged ones in the capture when
     /// `recordUnchanged`), or its changed blocks. Returns the record count and the pages the backup already
     /// held, and fills the block counters of `stats`. `sparse` as for

@@ -14,24 +14,24 @@ import CSupport
 /// (``ContentIndex/spliceSource(_:)``) when a piece is found, so a table entry never goes out of date in a way
 /// that matters: the slot it names is read as it is now.
 ///
-/// The encoder records each block the index stores (``record(_:ordinal:slot:)``): the block's *anchors* go to
+/// The encoder records each block the index stores (``record(_:ordinal:hash:slot:)``): the block's *anchors* go to
 /// a table, each naming the slot and the anchor's offset in it. An anchor is a position whose 4 bytes hash,
 /// through one multiplication, to a value with its top bits clear (one position in ``anchorOneIn``), found by
 /// `CSupport_block_anchors` (8 positions per multiply with AVX2): chosen by content, so the same bytes are
 /// anchors wherever they lie. Its table entry comes from its 8 bytes, and keeps 23 bits of their hash as a
-/// tag. ``splice(_:ordinal:location:limit:index:)`` looks up the anchors of a new block, confirms each
+/// tag. ``splice(_:ordinal:hash:location:limit:index:)`` looks up the anchors of a new block, confirms each
 /// candidate bitwise (8 bytes, then extended both ways within the block, and across the source block's edges
 /// where the index holds what continues it), and keeps the pieces when they are shorter than `limit`. A table
 /// entry is only a hint: a stale or colliding one fails the bitwise comparison, so the table is never cleared,
 /// and a piece is sent only where the bytes are equal. A block's anchors are found once, when the encoder
-/// prefetches its table entries a few blocks ahead (``prefetchEntries(_:ordinal:)``), and kept for its lookup
+/// prefetches its table entries a few blocks ahead (``prefetchEntries(_:ordinal:hash:)``), and kept for its lookup
 /// and its record. Allocates only at creation.
 final class SpliceMatcher {
     /// One position in this many, on average, is an anchor.
     static let anchorOneIn = 8
     /// Pieces shorter than this go as literal bytes: a piece costs a head and where its source is (2-6 bytes).
     static let minimumPiece = 10
-    /// Blocks whose anchors are kept between ``prefetchEntries(_:ordinal:)`` and ``record(_:ordinal:slot:)``.
+    /// Blocks whose anchors are kept between ``prefetchEntries(_:ordinal:hash:)`` and ``record(_:ordinal:hash:slot:)``.
     static let anchorSets = 16
     /// A table entry: the tag in the top 23 bits, the slot + 1 in the 29 below, the offset in the low 12.
     private static let tagShift: UInt64 = 41
@@ -52,6 +52,8 @@ final class SpliceMatcher {
     // class property costs a runtime exclusivity check per access.
     /// The pieces of the splice being built.
     @exclusivity(unchecked) private var pieces: ByteWriter
+    /// Which blocks this epoch takes, from what the last epoch's splices saved.
+    @exclusivity(unchecked) private(set) var admission = SpliceAdmission()
 
     /// A matcher for blocks of `blockSize` bytes (at most 4 KiB) with a table of `tableEntries` anchors (a
     /// power of two).
@@ -84,15 +86,26 @@ final class SpliceMatcher {
     /// Bytes held: the table, the anchor sets and the pieces' buffer.
     var metadataBytes: Int { (tableMask + 1) * 8 + Self.anchorSets * (blockSize * 10 + 16) + 2 * blockSize + 64 }
 
-    /// Starts a new epoch: the anchor sets kept by ordinal are dropped (ordinals start again).
-    func beginEpoch() {
+    /// Starts a new epoch: the anchor sets kept by ordinal are dropped (ordinals start again); counts in
+    /// `stats` whether it is thinned.
+    func beginEpoch(counting stats: inout EpochStatistics) {
         anchorOrdinals.update(repeating: -1, count: Self.anchorSets)
+        stats.spliceThinnedEpochs = admission.thinned ? 1 : 0
     }
 
-    /// Starts loading the table entries of the anchors of `bytes`, the epoch's `ordinal`-th block, which is
-    /// about to be looked up or recorded (within the next ``anchorSets`` blocks).
+    /// Ends the epoch: which blocks the next one takes is chosen from this one's savings (``SpliceAdmission``).
+    func endEpoch() { admission.endEpoch() }
+
+    /// Notes the share of its bytes that the last delta body kept through the compressor, by which the
+    /// splices' savings are weighed.
+    func noteStoredShare(_ share: Double) { admission.noteStoredShare(share) }
+
+    /// Starts loading the table entries of the anchors of `bytes`, the epoch's `ordinal`-th block (new hash
+    /// `hash`), which is about to be looked up or recorded (within the next ``anchorSets`` blocks), if this
+    /// epoch takes it.
     @inline(__always)
-    func prefetchEntries(_ bytes: UnsafeRawPointer, ordinal: Int) {
+    func prefetchEntries(_ bytes: UnsafeRawPointer, ordinal: Int, hash: UInt64) {
+        guard admission.admits(hash) else { return }
         let set = anchors(of: bytes, ordinal: ordinal)
         let first = set * blockSize
         for anchor in first..<(first + anchorCounts[set]) {
@@ -100,11 +113,12 @@ final class SpliceMatcher {
         }
     }
 
-    /// Enters the anchors of `bytes`, the epoch's `ordinal`-th block, just stored by the index in slot
-    /// `slotPlusOne` - 1 (0: not stored, nothing to do), into the table.
+    /// Enters the anchors of `bytes`, the epoch's `ordinal`-th block (new hash `hash`), just stored by the
+    /// index in slot `slotPlusOne` - 1 (0: not stored, nothing to do), into the table, if this epoch takes it.
     @inline(__always)
-    func record(_ bytes: UnsafeRawPointer, ordinal: Int, slot slotPlusOne: UInt32) {
-        guard slotPlusOne != 0 else { return }
+    func record(_ bytes: UnsafeRawPointer, ordinal: Int, hash: UInt64, slot slotPlusOne: UInt32) {
+        guard slotPlusOne != 0, admission.admits(hash) else { return }
+        admission.countRecord()
         let set = anchors(of: bytes, ordinal: ordinal)
         let first = set * blockSize
         let named = UInt64(slotPlusOne) << Self.slotShift
@@ -115,11 +129,22 @@ final class SpliceMatcher {
         }
     }
 
-    /// Finds pieces for `bytes`, the epoch's `ordinal`-th block, at `location`, in the slots of `index`, and
-    /// returns whether they take (with the operation's code) fewer than `limit` bytes: then
-    /// ``writeSplice(code:into:)`` writes them.
+    /// Finds pieces for `bytes`, the epoch's `ordinal`-th block (new hash `hash`), at `location`, in the
+    /// slots of `index`, if this epoch takes it, and returns whether they take (with the operation's code)
+    /// fewer than `limit` bytes: then ``writeSplice(code:into:)`` writes them.
     @inline(__always)
     func splice<Index: BlockIndex>(
+        _ bytes: UnsafeRawPointer, ordinal: Int, hash: UInt64, location: BlockLocation, limit: Int, index: Index
+    ) -> Bool {
+        guard admission.admits(hash) else { return false }
+        let found = findPieces(bytes, ordinal: ordinal, location: location, limit: limit, index: index)
+        admission.countLookup(saving: found ? limit - 1 - pieces.count : 0)
+        return found
+    }
+
+    /// ``splice(_:ordinal:hash:location:limit:index:)``'s search.
+    @inline(__always)
+    private func findPieces<Index: BlockIndex>(
         _ bytes: UnsafeRawPointer, ordinal: Int, location: BlockLocation, limit: Int, index: Index
     ) -> Bool {
         let set = anchors(of: bytes, ordinal: ordinal)
@@ -152,7 +177,7 @@ final class SpliceMatcher {
         return pieces.count + 1 < limit
     }
 
-    /// Writes the splice the last ``splice(_:ordinal:location:limit:index:)`` found: operation `code`, then
+    /// Writes the splice the last ``splice(_:ordinal:hash:location:limit:index:)`` found: operation `code`, then
     /// its pieces.
     @inline(__always)
     func writeSplice(code: UInt8, into body: inout ByteWriter) {

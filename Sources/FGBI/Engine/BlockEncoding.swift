@@ -64,6 +64,16 @@ enum BlockEncoding {
         }
     }
 
+    /// Tells the matcher of moved content, if any, what share of its bytes the last delta body kept through the
+    /// compressor (``SpliceAdmission``).
+    func noteStoredShare(_ share: Double) {
+        switch self {
+        case .own(let encoder, _, _): encoder.matcher?.noteStoredShare(share)
+        case .parallel(let encoder): encoder.noteStoredShare(share)
+        case .shared: break
+        }
+    }
+
     /// The engine's own part: its index, or its entry table in the shared one (whose copies are counted
     /// by ``SharedContentIndex/metadataBytes``).
     var metadataBytes: Int {

@@ -60,7 +60,8 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// and sends it as a splice of those bytes and literal ones when that is shorter (`SpliceMatcher`):
     /// memory whose content moves (copy-on-write database pages, shifted B-tree nodes). Off by default: on
     /// the LMDB trace it takes a third off the bytes for over twice the primary's CPU (Docs/BENCHMARKS.md,
-    /// "Moved content"). Memory: a 32 MiB table, kept across epochs.
+    /// "Moved content"); where splices do not pay on the wire it takes a sample of the blocks only
+    /// (`SpliceAdmission`). Memory: a 32 MiB table, kept across epochs.
     public var splicing = false
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash

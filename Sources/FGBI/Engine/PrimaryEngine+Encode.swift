@@ -75,6 +75,10 @@ extension PrimaryEngine {
         let assembled = try assembler.finish(
             epoch: capture.epoch, records: records, delta: &output, scratch: &compressed)
         stats.compressNanoseconds = assembled.nanoseconds
+        if !shadow, stats.bodyBytes > 0 {
+            blockEncoder?.noteStoredShare(
+                Double(output.count - DeltaFormat.headerLength - DeltaFormat.checksumLength) / Double(stats.bodyBytes))
+        }
         stats.bodiesStoredRaw = assembled.storedRaw ? 1 : 0
         stats.wireBytes = output.count
         stats.encodeNanoseconds = MonotonicClock.nanoseconds() - start - stats.compressNanoseconds

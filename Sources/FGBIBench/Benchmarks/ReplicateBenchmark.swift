@@ -78,6 +78,8 @@ public struct ReplicateBenchmark: Sendable {
         public var literalBlocks: Int
         /// Blocks sent as splices of content given earlier in the epoch (``EngineConfiguration/splicing``).
         public var splicedBlocks: Int
+        /// Epochs whose splicing took only a sample of the blocks, because splices had not paid.
+        public var spliceThinnedEpochs: Int
         /// The backup equalled the primary, byte for byte, after every epoch's commit and after the final one.
         public var verified: Bool
         public var perEpoch: [EpochRecord]
@@ -206,6 +208,7 @@ public struct ReplicateBenchmark: Sendable {
             metadataBytesPerGib: Int(Double(statistics.metadataBytes) * Double(1 << 30) / Double(length)),
             sharedHits: totals.sharedHits, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
             literalBlocks: totals.literalBlocks, splicedBlocks: totals.splicedBlocks,
+            spliceThinnedEpochs: totals.spliceThinnedEpochs,
             verified: verified && records.count == writtenEpochs.count,
             perEpoch: records)
     }

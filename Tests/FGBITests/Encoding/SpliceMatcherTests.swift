@@ -66,9 +66,12 @@ struct SpliceMatcherTests {
         }
         let first = harness.primary[0].base
         let second = harness.primary[1].base
+        // One region's fresh words per epoch, so that no epoch has the operations (SpliceAdmission's minimum)
+        // by which an epoch whose splices find nothing thins the next.
         fill(first, pages: pages)
-        fill(second, pages: pages)
         _ = try harness.step([])
+        fill(second, pages: pages)
+        _ = try harness.step([DirtyPageSet(pages: []), DirtyPageSet(pages: 0..<pages)])
         var spliced = 0
         for epoch in 1..<5 {
             // Region 0's first 8 pages: each page's bytes shifted within it, by an odd or even count, up or down
@@ -113,6 +116,7 @@ struct SpliceMatcherTests {
     }
 
     @Test func collidingAnchorsAreRefusedAndRetiredCopiesAreNoSource() throws {
+        var statistics = EpochStatistics()
         let matcher = SpliceMatcher(blockSize: 64, tableEntries: 1 << 12)
         let index = ContentIndex(blockSize: 64, budgetBytes: 64 * 64, keying: .fullHash, regionBlocks: [64])
         let (first, second) = Self.collidingWords()
@@ -130,7 +134,7 @@ struct SpliceMatcherTests {
         let here = BlockLocation(region: 0, block: 9)
         func splice(ordinal: Int) -> Bool {
             block.withUnsafeBytes {
-                matcher.splice($0.baseAddress!, ordinal: ordinal, location: here, limit: 65, index: index)
+                matcher.splice($0.baseAddress!, ordinal: ordinal, hash: 0, location: here, limit: 65, index: index)
             }
         }
         // Epoch 1 stores the block at `held`; from epoch 2 on the backup holds it there.
@@ -139,10 +143,10 @@ struct SpliceMatcherTests {
         index.beginEpoch(1)
         block.withUnsafeBytes {
             index.addAbsent(hash: 1, at: held, bytes: $0.baseAddress!, ordinal: 0)
-            matcher.record($0.baseAddress!, ordinal: 0, slot: index.slotFilledLast)
+            matcher.record($0.baseAddress!, ordinal: 0, hash: 0, slot: index.slotFilledLast)
         }
         index.beginEpoch(2)
-        matcher.beginEpoch()
+        matcher.beginEpoch(counting: &statistics)
         // The same 16 bytes around the other word: its anchor finds the first's entry, and the bytes differ.
         fill(second)
         block.replaceSubrange(8..<16, with: recorded[8..<16])
@@ -204,6 +208,7 @@ struct SpliceMatcherTests {
     }
 
     @Test func piecesCrossASourceBlocksEdgeOnlyIntoContentOfTheSameKind() throws {
+        var statistics = EpochStatistics()
         let matcher = SpliceMatcher(blockSize: 64, tableEntries: 1 << 12)
         let index = ContentIndex(blockSize: 64, budgetBytes: 64 * 64, keying: .fullHash, regionBlocks: [64])
         var random = SeededRandom(seed: 11)
@@ -217,14 +222,14 @@ struct SpliceMatcherTests {
                 let bytes = $0.baseAddress! + 64 * block
                 index.addAbsent(
                     hash: UInt64(block), at: BlockLocation(region: 0, block: block), bytes: bytes, ordinal: block)
-                matcher.record(bytes, ordinal: block, slot: index.slotFilledLast)
+                matcher.record(bytes, ordinal: block, hash: 0, slot: index.slotFilledLast)
             }
         }
         let here = BlockLocation(region: 0, block: 9)
         func splice(_ block: [UInt8], ordinal: Int) -> [UInt8]? {
             guard
                 block.withUnsafeBytes({
-                    matcher.splice($0.baseAddress!, ordinal: ordinal, location: here, limit: 65, index: index)
+                    matcher.splice($0.baseAddress!, ordinal: ordinal, hash: 0, location: here, limit: 65, index: index)
                 })
             else { return nil }
             var body = ByteWriter()
@@ -233,7 +238,7 @@ struct SpliceMatcherTests {
         }
         // Epoch 2, block 9: bytes 30..<94 of blocks 3 and 4, as one held piece across their edge.
         index.beginEpoch(2)
-        matcher.beginEpoch()
+        matcher.beginEpoch(counting: &statistics)
         let moved = Array(held[(3 * 64 + 30)..<(3 * 64 + 94)])
         let acrossEdge =
             DeltaBodies.uleb(64 << 2 | Int(DeltaFormat.SplicePiece.heldNearby.rawValue))
@@ -243,13 +248,13 @@ struct SpliceMatcherTests {
         // the old block 4 did not; block 9 (ordinal 1) is block 3's old tail and that new head. Were the new
         // content taken for held bytes across the edge, the backup would rebuild the old head.
         index.beginEpoch(3)
-        matcher.beginEpoch()
+        matcher.beginEpoch(counting: &statistics)
         var new = words(64)
         new.replaceSubrange(0..<30, with: words(30))
         new.withUnsafeBytes {
             _ = index.takePrevious(at: BlockLocation(region: 0, block: 4), hash: 4)
             index.addAbsent(hash: 5, at: BlockLocation(region: 0, block: 4), bytes: $0.baseAddress!, ordinal: 0)
-            matcher.record($0.baseAddress!, ordinal: 0, slot: index.slotFilledLast)
+            matcher.record($0.baseAddress!, ordinal: 0, hash: 0, slot: index.slotFilledLast)
         }
         let target = Array(held[(3 * 64 + 30)..<(4 * 64)]) + Array(new[0..<30])
         let pieces = try #require(splice(target, ordinal: 1))
