@@ -36,12 +36,21 @@ extension ContentIndex {
     func spliceSource(_ slotPlusOne: UInt32) -> SpliceSource? {
         guard slotPlusOne != 0, Int(slotPlusOne) <= slotCount else { return nil }
         let slot = slots[Int(slotPlusOne) - 1]
-        let thisEpoch = slot.epoch == counters.pointee.epoch
-        guard slot.used || thisEpoch else { return nil }
+        let storedNow = isStoredThisEpoch(slot)
+        guard storedNow || holdsPreEpochContent(slot) else { return nil }
         return SpliceSource(
-            bytes: UnsafeRawPointer(slotBytes(slotPlusOne)), ordinal: slot.used && thisEpoch ? Int(slot.ordinal) : -1,
+            bytes: UnsafeRawPointer(slotBytes(slotPlusOne)), ordinal: storedNow ? Int(slot.ordinal) : -1,
             location: slot.location)
     }
+
+    /// Whether `slot` holds the new content of one of this epoch's blocks (its ordinal says which).
+    @inline(__always)
+    private func isStoredThisEpoch(_ slot: Slot) -> Bool { slot.used && slot.epoch == counters.pointee.epoch }
+
+    /// Whether `slot` holds what the backup held at its location before this epoch: in use since an earlier
+    /// epoch, or retired in this one (``retire(_:)``) and not yet refilled.
+    @inline(__always)
+    private func holdsPreEpochContent(_ slot: Slot) -> Bool { slot.used != (slot.epoch == counters.pointee.epoch) }
 
     /// The stored copy that continues `source` past its block's end (`forward`) or before its start, so that
     /// a piece may cross the edge: for a held source, what the backup held before this epoch at the next (or
@@ -55,13 +64,11 @@ extension ContentIndex {
         let slotPlusOne = slotOfLocation[bit]
         guard slotPlusOne != 0 else { return nil }
         let slot = slots[Int(slotPlusOne) - 1]
-        let thisEpoch = slot.epoch == counters.pointee.epoch
         guard slot.location == next.packed,
             source.ordinal >= 0
                 // This epoch's next (or previous) block in the stream.
-                ? slot.used && thisEpoch && Int(slot.ordinal) == source.ordinal + (forward ? 1 : -1)
-                // In use since an earlier epoch, or retired in this one: what the backup held before it.
-                : slot.used != thisEpoch
+                ? isStoredThisEpoch(slot) && Int(slot.ordinal) == source.ordinal + (forward ? 1 : -1)
+                : holdsPreEpochContent(slot)
         else { return nil }
         return UnsafeRawPointer(slotBytes(slotPlusOne))
     }

@@ -25,7 +25,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Epochs whose blocks with no usable previous content could go in sparse form (chosen by a sample,
     /// ``EngineConfiguration/compressionMinimumSaving``): 0 or 1 for one epoch.
     public var sparseChosen = 0
-    /// Blocks sent as splices: pieces of content given earlier in the epoch, and literal bytes
+    /// Blocks sent as splices: pieces of content given earlier in the epoch or held by the backup, and literal bytes
     /// (``EngineConfiguration/splicing``).
     public var splicedBlocks = 0
     /// Epochs whose matcher of moved content took only a sample of the blocks because splices had not paid

@@ -75,7 +75,8 @@ public struct EngineBenchmark: Sendable {
         public var zeroBlocks: Int
         public var diffBlocks: Int
         public var literalBlocks: Int
-        /// Blocks sent as splices of content given earlier in the epoch (``EngineConfiguration/splicing``).
+        /// Blocks sent as splices of content given earlier in the epoch or held by the backup
+        /// (``EngineConfiguration/splicing``).
         public var splicedBlocks: Int
         /// Guest pause per epoch: tracker collect plus capture.
         public var pauseMsP50: Double

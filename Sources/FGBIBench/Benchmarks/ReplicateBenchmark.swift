@@ -76,7 +76,8 @@ public struct ReplicateBenchmark: Sendable {
         public var zeroBlocks: Int
         public var diffBlocks: Int
         public var literalBlocks: Int
-        /// Blocks sent as splices of content given earlier in the epoch (``EngineConfiguration/splicing``).
+        /// Blocks sent as splices of content given earlier in the epoch or held by the backup
+        /// (``EngineConfiguration/splicing``).
         public var splicedBlocks: Int
         /// Epochs whose splicing took only a sample of the blocks, because splices had not paid.
         public var spliceThinnedEpochs: Int
