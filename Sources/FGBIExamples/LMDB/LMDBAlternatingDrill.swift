@@ -32,6 +32,8 @@ public struct LMDBAlternatingDrill: Sendable {
         public var writesWhileUnprotected = true
         /// Whether a rejoining node is resynchronised by block hashes (``LMDBNode/Settings/fetchesBlockHashes``).
         public var fetchesBlockHashes = true
+        /// The rate each primary commits at (``LMDBNode/Settings/pace``; nil: as fast as it can).
+        public var pace: TransactionPace?
         /// Where the nodes' database files go (tmpfs); removed afterwards.
         public var databaseDirectory = "/dev/shm"
         /// Where the nodes' logs go; removed afterwards unless the drill fails.
@@ -243,7 +245,7 @@ public struct LMDBAlternatingDrill: Sendable {
         private mutating func start(_ index: Int, asPrimary: Bool) throws {
             let node = nodes[index]
             let history = settings.history
-            let arguments =
+            var arguments: [String] =
                 [
                     "example", "lmdb", "--role", "node", "--start", asPrimary ? "primary" : "backup",
                     "--database", node.database, "--listen-port", String(node.port), "--peer",
@@ -255,6 +257,12 @@ public struct LMDBAlternatingDrill: Sendable {
                 ]
                 + (settings.writesWhileUnprotected ? [] : ["--no-writes-while-unprotected"])
                 + (settings.fetchesBlockHashes ? [] : ["--no-block-hashes"])
+            if let pace = settings.pace {
+                arguments += [
+                    "--transactions-per-second", String(pace.perSecond), "--load-transactions",
+                    String(pace.loadTransactions),
+                ]
+            }
             let process = try LabProcess(
                 executable: drill.executable, arguments: arguments, namespace: nil, logFile: node.log)
             processes.append(process)

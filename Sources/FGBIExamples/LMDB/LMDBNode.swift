@@ -40,6 +40,8 @@ public final class LMDBNode: Sendable {
         public var writesWhileUnprotected = true
         /// A rejoining peer is resynchronised by block hashes (``PrecopyPolicy/fetchesBlockHashes``).
         public var fetchesBlockHashes = true
+        /// The rate a primary commits at (nil: as fast as it can).
+        public var pace: TransactionPace?
 
         public init(history: KeyValueHistory, database: String, listenPort: UInt16, peer: Endpoint) {
             self.history = history
@@ -138,6 +140,7 @@ public final class LMDBNode: Sendable {
             until: { _ in shouldStop() },
             firstWrite: continuing == nil
                 ? .onceConnected : settings.writesWhileUnprotected ? .immediately : .onceProtected,
+            pace: settings.pace,
             acknowledged: { [self] transaction in
                 if let statistics = primary?.statistics,
                     reported.withLock({ done in

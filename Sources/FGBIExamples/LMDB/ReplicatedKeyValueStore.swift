@@ -123,13 +123,14 @@ public final class ReplicatedKeyValueStore {
     /// `writerStarts` runs on this thread once replication's threads are running, just before the first
     /// transaction (to pin the writer to a CPU of its own, say).
     ///
-    /// `firstWrite`: when the first transaction is committed (``FirstWrite``).
+    /// `firstWrite`: when the first transaction is committed (``FirstWrite``). `pace`: the rate to commit at
+    /// (nil: as fast as the writer can).
     ///
     /// - Throws: the first LMDB or replication error; transactions committed but not acknowledged then
     ///   were never released.
     public func run(
         until shouldStop: (RunStatistics) -> Bool, writerStarts: () throws -> Void = {},
-        firstWrite: FirstWrite = .onceConnected,
+        firstWrite: FirstWrite = .onceConnected, pace: TransactionPace? = nil,
         acknowledged: @escaping @Sendable (UInt64) -> Void = { _ in }
     ) throws -> RunStatistics {
         var statistics = RunStatistics()
@@ -152,8 +153,10 @@ public final class ReplicatedKeyValueStore {
             writerAtStart = WriterTime.ofCallingThread()
             writerAtStart.gateWaitSeconds = Double(gate.waitingNanoseconds) / 1e9
             started = MonotonicClock.nanoseconds()
+            var pacer = pace.map(TransactionPacer.init)
             while !shouldStop(statistics) {
                 let number = try writer.commitNext()
+                pacer?.committed(number)
                 statistics.transactions = number
                 if let primary, let releaser, let connecting {
                     releaser.committed(number, epoch: primary.epochCoveringWritesSoFar)

@@ -139,6 +139,16 @@ extension FGBICommand {
         )
         var blockHashes = true
 
+        @Option(
+            name: .customLong("transactions-per-second"),
+            help: "primary, node, alternate: commit at this rate as a primary (default: as fast as the writer can).")
+        var transactionsPerSecond: Int?
+
+        @Option(
+            name: .customLong("load-transactions"),
+            help: "With --transactions-per-second: the history's first transactions, committed at full speed.")
+        var loadTransactions: UInt64 = 100_000
+
         @Flag(help: "drill, alternate: print the outcome as JSON.")
         var json = false
 
@@ -151,6 +161,9 @@ extension FGBICommand {
             guard killAfterMilliseconds >= 0 else { throw ValidationError("--kill-after-ms must not be negative") }
             guard (1...100_000).contains(rounds) else { throw ValidationError("--rounds must be between 1 and 100000") }
             if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+            if let transactionsPerSecond, !(1...10_000_000).contains(transactionsPerSecond) {
+                throw ValidationError("--transactions-per-second must be between 1 and 10000000")
+            }
             do { _ = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
             switch role {
             case .primary:
@@ -181,6 +194,10 @@ extension FGBICommand {
             guard (10...60_000).contains(primaryTimeoutMilliseconds) else {
                 throw ValidationError("--primary-timeout-ms must be between 10 and 60000")
             }
+        }
+
+        func pace() throws -> TransactionPace? {
+            try transactionsPerSecond.map { try TransactionPace(perSecond: $0, loadTransactions: loadTransactions) }
         }
 
         func history() throws -> KeyValueHistory {
@@ -263,6 +280,7 @@ extension FGBICommand {
             let deadline = seconds
             let statistics = try store.run(
                 until: { progress in deadline.map { progress.seconds >= $0 } ?? false },
+                pace: try pace(),
                 acknowledged: { transaction in
                     // One write per release, unbuffered: the drill reads the lines from a pipe and kills at any moment.
                     var line = "acknowledged \(transaction)\n"
@@ -285,6 +303,7 @@ extension FGBICommand {
             settings.seed = seed
             settings.writesWhileUnprotected = writesWhileUnprotected
             settings.fetchesBlockHashes = blockHashes
+            settings.pace = try pace()
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             Progress.note(
                 """
@@ -315,6 +334,7 @@ extension FGBICommand {
             settings.mode = try ReplicationMode.parse(mode)
             settings.writesWhileUnprotected = writesWhileUnprotected
             settings.fetchesBlockHashes = blockHashes
+            settings.pace = try pace()
             let stop = StopSignals()
             let node = LMDBNode(settings: settings) { line in
                 // One write per line, unbuffered: the drill reads the lines from a pipe and kills at any moment.
@@ -346,45 +366,5 @@ extension FGBICommand {
     struct ExampleFailure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
-    }
-
-    private struct AnyEncodable: Encodable {
-        let value: any Encodable
-        init(_ value: any Encodable) { self.value = value }
-        func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
-    }
-
-    private struct AlternateJSON: Encodable {
-        var failovers: [LMDBAlternatingDrill.Failover]
-        var initialSynchronisationBytes: Int
-        var acknowledged: UInt64
-        var finalReplicaTransactions: UInt64
-        init(_ outcome: LMDBAlternatingDrill.Outcome) {
-            failovers = outcome.failovers
-            initialSynchronisationBytes = outcome.initialSynchronisationBytes
-            acknowledged = outcome.acknowledged
-            finalReplicaTransactions = outcome.finalReplica.transactions
-        }
-    }
-
-    private struct DrillJSON: Encodable {
-        var seed: UInt64
-        var killAfterMilliseconds: Int
-        var acknowledged: UInt64
-        var backupEpoch: UInt64?
-        var replicaTransactions: UInt64?
-        var replicaKeys: Int?
-        var failoverSeconds: Double
-        var primaryStatus: String
-        init(_ outcome: LMDBFailoverDrill.Outcome, seed: UInt64, killAfterMilliseconds: Int) {
-            self.seed = seed
-            self.killAfterMilliseconds = killAfterMilliseconds
-            acknowledged = outcome.acknowledged
-            backupEpoch = outcome.backupEpoch
-            replicaTransactions = outcome.replica?.transactions
-            replicaKeys = outcome.replica?.keys
-            failoverSeconds = outcome.failoverSeconds
-            primaryStatus = outcome.primaryStatus
-        }
     }
 }

@@ -148,6 +148,30 @@ struct LMDBExampleTests {
         #expect(report.transactions == statistics.transactions)
     }
 
+    /// A paced writer commits its load phase at full speed, then never runs ahead of its rate (it sleeps
+    /// until each transaction is due; sleeps do not end early).
+    @Test func pacedWriterLoadsAtFullSpeedThenHoldsItsRate() throws {
+        let pace = try TransactionPace(perSecond: 400, loadTransactions: 300)
+        #expect(pace.due(afterPacing: 0) == 0)
+        #expect(pace.due(afterPacing: 1) == 2_500_000)
+        #expect(pace.due(afterPacing: 401) == 1_002_500_000)
+        #expect(pace.due(afterPacing: 1_000_000_000_001) == 2_500_000_000_002_500_000)
+        #expect(pace.due(afterPacing: UInt64(1) << 62) == .max, "past a clock's reach it saturates")
+        #expect(throws: FGBIError.self) { _ = try TransactionPace(perSecond: 0) }
+
+        let scratch = try Self.scratch("paced")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let store = try ReplicatedKeyValueStore(
+            path: scratch.appendingPathComponent("data.mdb").path, mapBytes: 16 << 20,
+            history: try KeyValueHistory(seed: 3, keyCount: 5000), configuration: nil)
+        let statistics = try store.run(until: { $0.seconds >= 0.5 }, pace: pace)
+        let ceiling = Double(pace.loadTransactions) + Double(pace.perSecond) * statistics.writingSeconds + 2
+        #expect(statistics.transactions > pace.loadTransactions, "the load phase ran and pacing began")
+        #expect(
+            Double(statistics.transactions) <= ceiling,
+            "\(statistics.transactions) transactions in \(statistics.writingSeconds) s: ahead of 400/s after 300")
+    }
+
     /// kill -9 of the primary process at a random moment (set-up, synchronisation, mid-epoch), 20 times.
     @Test(
         .requiring(

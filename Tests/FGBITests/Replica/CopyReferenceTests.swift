@@ -33,7 +33,7 @@ struct CopyReferenceTests {
         let assembler = DeltaAssembler(
             mode: .fgbi, compression: Compression.none, geometry: geometry, regionCount: 1)
         var delta = ByteWriter()
-        try body.withUnsafeBytes { try assembler.assemble(epoch: 0, records: 3, body: $0, into: &delta) }
+        _ = try body.withUnsafeBytes { try assembler.assemble(epoch: 0, records: 3, body: $0, into: &delta) }
         try replica.apply(delta.array)
 
         let after = Array(memory.bytes)

@@ -48,7 +48,7 @@ struct SplicedBlockTests {
         let assembler = DeltaAssembler(
             mode: .fgbi, compression: Compression.none, geometry: geometry, regionCount: regions)
         var delta = ByteWriter()
-        try body.withUnsafeBytes { try assembler.assemble(epoch: 0, records: records, body: $0, into: &delta) }
+        _ = try body.withUnsafeBytes { try assembler.assemble(epoch: 0, records: records, body: $0, into: &delta) }
         var bytes = delta.array
         guard version != DeltaFormat.version else { return bytes }
         // An older version: the header's field, and the checksum over header and body.
