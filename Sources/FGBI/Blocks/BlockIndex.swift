@@ -71,6 +71,9 @@ protocol BlockIndex: AnyObject {
     /// The stored copy that continues a splice source across its block's edge
     /// (``ContentIndex/spliceNeighbour(of:forward:)``), if any.
     func spliceNeighbour(of source: ContentIndex.SpliceSource, forward: Bool) -> UnsafeRawPointer?
+    /// Stores content the backup held before this epoch at `location` (a page it shares with the primary at a
+    /// resynchronisation: ``ContentIndex/learnHeld(hash:at:bytes:)``); false once it takes no more.
+    func learnHeld(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer) -> Bool
 }
 
 extension BlockIndex {
@@ -78,6 +81,8 @@ extension BlockIndex {
     var slotFilledLast: UInt32 { 0 }
     func spliceSource(_ slotPlusOne: UInt32) -> ContentIndex.SpliceSource? { nil }
     func spliceNeighbour(of source: ContentIndex.SpliceSource, forward: Bool) -> UnsafeRawPointer? { nil }
+    /// Nothing: an index several guests share learns only what it is sent.
+    func learnHeld(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer) -> Bool { false }
 }
 
 extension ContentIndex: BlockIndex {}

@@ -46,4 +46,20 @@ extension ContentIndex {
         /// The key matched different bytes: a hash (or key) collision, never shared.
         case collision
     }
+
+    /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
+    var keepsLocationBits: Bool { heldBits > 0 }
+
+    /// With per-location bits, each location's slot is known too, so a copy may have no table entry.
+    var findsByLocation: Bool { heldBits > 0 }
+
+    /// The bit of `location` in `held` when the index keeps per-location bits and `location` lies inside
+    /// the regions (a candidate may point past a region's end).
+    @inline(__always)
+    func trackedBit(_ location: BlockLocation) -> Int? {
+        guard heldBits > 0, location.region < regionBlockCounts.count,
+            location.block < regionBlockCounts[location.region]
+        else { return nil }
+        return heldBit(location.packed)
+    }
 }

@@ -62,6 +62,8 @@ final class ContentIndex {
         var stale = 0
         var evictions = 0
         var sweeps = 0
+        /// Copies stored of content the backup held before the session (``learnHeld(hash:at:bytes:)``).
+        var heldLearned = 0
     }
     let counters: UnsafeMutablePointer<Counters>
     /// A cluster's live entries while a sweep rebuilds it.
@@ -70,11 +72,11 @@ final class ContentIndex {
     /// One bit per block of the regions: a stored copy holds this location's content (empty: not tracked,
     /// every location probed). Read in the capture's order, so sequentially.
     let held: UnsafeMutablePointer<UInt64>
-    private let heldBits: Int
+    let heldBits: Int
     /// Where each region's bits start in `held` (and its locations in `slotOfLocation`).
     private let regionBitOffsets: [Int]
     /// Blocks per region: a location outside them has no bit.
-    private let regionBlockCounts: [Int]
+    let regionBlockCounts: [Int]
     /// Per block location (indexed like `held`), the slot + 1 that last stored its content (0: none), so the
     /// previous content of a changed location is found without a table probe (``takePrevious(at:hash:)``).
     /// May name a slot that has since been retired or refilled: the slot's own bookkeeping says which.
@@ -177,12 +179,6 @@ final class ContentIndex {
     @inline(__always)
     func slotBytes(_ slotPlusOne: UInt32) -> UnsafeMutableRawPointer { storage + (Int(slotPlusOne) - 1) * blockSize }
 
-    /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
-    var keepsLocationBits: Bool { heldBits > 0 }
-
-    /// With per-location bits, each location's slot is known too, so a copy may have no table entry.
-    var findsByLocation: Bool { heldBits > 0 }
-
     /// The per-location bits of the page whose first block is `location` (64 blocks per page, so one aligned
     /// word: each region's bits start at a multiple of 64): bit k set when a stored copy may hold block k's
     /// content. Only with ``keepsLocationBits``.
@@ -221,7 +217,7 @@ final class ContentIndex {
 
     /// The position of `key` in the table, if present.
     @inline(__always)
-    private func position(of key: UInt64) -> Int? {
+    func position(of key: UInt64) -> Int? {
         let wanted = fragment(key)
         var index = home(wanted)
         while !entries[index].isEmpty {
@@ -263,16 +259,6 @@ final class ContentIndex {
         let slot = slots[Int(slotPlusOne) - 1]
         let source = BlockLocation(packed: slot.location)
         return (slot.epoch == counters.pointee.epoch ? .copyEpoch(Int(slot.ordinal)) : .copy(source), source)
-    }
-
-    /// The bit of `location` in `held` when the index keeps per-location bits and `location` lies inside
-    /// the regions (a candidate may point past a region's end).
-    @inline(__always)
-    func trackedBit(_ location: BlockLocation) -> Int? {
-        guard heldBits > 0, location.region < regionBlockCounts.count,
-            location.block < regionBlockCounts[location.region]
-        else { return nil }
-        return heldBit(location.packed)
     }
 
     /// The slot + 1 in use for `location`'s content, if the index keeps per-location bits and holds it.
@@ -351,9 +337,12 @@ final class ContentIndex {
     }
 
     /// Stores a copy of `bytes` for `key` in the slot under the hand, and when `indexed` a table entry for it
-    /// (the key is then not in the table).
+    /// (the key is then not in the table); `heldBefore`: content the backup held before this epoch.
     @inline(__always)
-    private func insert(key: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int, indexed: Bool) {
+    func insert(
+        key: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int, indexed: Bool,
+        heldBefore: Bool = false
+    ) {
         let slot = counters.pointee.hand
         if slots[slot].used {
             // Its entry (if any) goes stale as the hand passes: no table access.
@@ -374,8 +363,8 @@ final class ContentIndex {
             counters.pointee.hand = slot + 1
         }
         slots[slot] = Slot(
-            key: key, location: location.packed, epoch: counters.pointee.epoch, ordinal: UInt32(ordinal), used: true,
-            indexed: indexed, deadEntry: false)
+            key: key, location: location.packed, epoch: heldBefore ? 0 : counters.pointee.epoch,
+            ordinal: UInt32(ordinal), used: true, indexed: indexed, deadEntry: false)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
         setHeld(location.packed, true)
         if let bit = heldBit(location.packed) { slotOfLocation[bit] = UInt32(slot + 1) }

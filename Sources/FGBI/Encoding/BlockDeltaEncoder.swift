@@ -27,7 +27,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// point to).
     static var prefetchDistance: Int { 8 }
 
-    private let geometry: BlockGeometry
+    let geometry: BlockGeometry
     let index: Index
     private let diff: UnsafeMutablePointer<UInt8>
     /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
@@ -109,6 +109,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         }
         reader.start(capture, recordUnchanged: recordUnchanged)
         defer { reader.finish() }
+        learnHeldPages(reader)
         return (encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats), reader.pagesHeld)
     }
 

@@ -133,6 +133,7 @@ final class ParallelBlockDeltaEncoder {
             stats.indexEntries = index.entryCount
             return result
         }
+        if staged { encoder.learnHeldPages(of: capture, with: shards[0].reader) }
         let ranges =
             staged
             ? Self.evenShards(of: capture.count, count: shards.count)

@@ -33,6 +33,9 @@ final class StagedPageReader {
 
     /// Pages of the current capture left out because the backup already holds them.
     private(set) var pagesHeld = 0
+    /// Whether the backup holds each page of the part being read, from its first (``findHeldPages(_:)``);
+    /// empty when not looked for before the pages are read.
+    private var heldItems: [Bool] = []
     /// Blocks handed over so far for the current capture.
     var blocksRead: Int { ordinal }
 
@@ -85,7 +88,24 @@ final class StagedPageReader {
         endPage = items?.upperBound ?? pages.count
         ordinal = 0
         pagesHeld = 0
+        heldItems.removeAll(keepingCapacity: true)
         unchanged.removeAll(keepingCapacity: true)
+    }
+
+    /// In a resynchronisation's first pass, before any page is read: compares every page of the part with the
+    /// backup's page hashes and hands each page the backup holds to `learn` (its location and staged bytes,
+    /// which stay as they are while the capture is read), in order; ``next()`` then skips those pages without
+    /// hashing them again. Nothing in any other capture.
+    func findHeldPages(_ learn: (BlockLocation, UnsafeRawPointer) -> Void) {
+        guard comparesWithBaseline, let pages else { return }
+        heldItems.removeAll(keepingCapacity: true)
+        for item in nextPage..<endPage {
+            let location = pages.locations[item]
+            let staged = pages.item(item)
+            let held = baseline.holds(region: location.region, page: location.block, bytes: staged)
+            heldItems.append(held)
+            if held { learn(location, staged) }
+        }
     }
 
     /// Hands the pages found unchanged to the capture and releases it.
@@ -109,7 +129,11 @@ final class StagedPageReader {
             let table = tables[location.region]
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
             if changed == 0 && recordsUnchanged { unchanged.append(location) }
-            if comparesWithBaseline && baseline.holds(region: location.region, page: location.block, bytes: staged) {
+            if comparesWithBaseline
+                && (heldItems.isEmpty
+                    ? baseline.holds(region: location.region, page: location.block, bytes: staged)
+                    : heldItems[item - (endPage - heldItems.count)])
+            {
                 pagesHeld += 1
                 continue
             }
