@@ -14,13 +14,12 @@ extension ContentIndex {
     /// while they are read (a capture's staged copy).
     func learnHeld(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer) -> Bool {
         guard counters.pointee.heldLearned < slotCount else { return false }
+        // A location whose content is stored already keeps that copy (a session learns each page once).
+        if let bit = heldBit(location.packed), isHeld(bit) { return true }
         let key = keying.key(hash)
         guard position(of: key) == nil else { return true }
         counters.pointee.heldLearned += 1
         insert(key: key, at: location, bytes: bytes, ordinal: 0, indexed: true, heldBefore: true)
         return true
     }
-
-    /// Copies of held content stored so far (``learnHeld(hash:at:bytes:)``).
-    var heldLearned: Int { counters.pointee.heldLearned }
 }

@@ -146,8 +146,8 @@ extension FGBICommand {
 
         @Option(
             name: .customLong("load-transactions"),
-            help: "With --transactions-per-second: the history's first transactions, committed at full speed.")
-        var loadTransactions: UInt64 = 100_000
+            help: "With --transactions-per-second: the first transactions, at full speed (default: 100000).")
+        var loadTransactions: UInt64?
 
         @Flag(help: "drill, alternate: print the outcome as JSON.")
         var json = false
@@ -163,6 +163,12 @@ extension FGBICommand {
             if let seconds, !(seconds > 0) { throw ValidationError("--seconds must be positive") }
             if let transactionsPerSecond, !(1...10_000_000).contains(transactionsPerSecond) {
                 throw ValidationError("--transactions-per-second must be between 1 and 10000000")
+            }
+            if transactionsPerSecond != nil, ![.primary, .node, .alternate].contains(role) {
+                throw ValidationError("--transactions-per-second is for --role primary, node or alternate")
+            }
+            if loadTransactions != nil, transactionsPerSecond == nil {
+                throw ValidationError("--load-transactions needs --transactions-per-second")
             }
             do { _ = try ReplicationMode.parse(mode) } catch { throw ValidationError("--mode: \(error)") }
             switch role {
@@ -197,7 +203,9 @@ extension FGBICommand {
         }
 
         func pace() throws -> TransactionPace? {
-            try transactionsPerSecond.map { try TransactionPace(perSecond: $0, loadTransactions: loadTransactions) }
+            try transactionsPerSecond.map {
+                try TransactionPace(perSecond: $0, loadTransactions: loadTransactions ?? 100_000)
+            }
         }
 
         func history() throws -> KeyValueHistory {

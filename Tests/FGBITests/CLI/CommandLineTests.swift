@@ -219,6 +219,18 @@ struct CommandLineTests {
         ),
         (["example", "lmdb", "--role", "alternate", "--failovers", "0"], "--failovers must be between 1 and 10000"),
         (
+            ["example", "lmdb", "--role", "alternate", "--transactions-per-second", "0"],
+            "--transactions-per-second must be between 1 and 10000000"
+        ),
+        (
+            ["example", "lmdb", "--transactions-per-second", "1000"],
+            "--transactions-per-second is for --role primary, node or alternate"
+        ),
+        (
+            ["example", "lmdb", "--role", "alternate", "--load-transactions", "10"],
+            "--load-transactions needs --transactions-per-second"
+        ),
+        (
             ["primary", "--backup", "127.0.0.1:1", "--backup", "127.0.0.1:2", "--commit", "most"],
             "--commit 'most': choose all or quorum:K"
         ),
