@@ -76,8 +76,14 @@ package final class FrameConnection: @unchecked Sendable {
     /// Switches both directions to sequence-numbered frames, authenticated when `key` is given and
     /// encrypted when `encryptionKey` is.
     func startSession(key: SymmetricKeyBox?, encryptionKey: SymmetricKeyBox? = nil) {
-        sending.withLock { $0.sealer.startSession(key: key?.key, encryptionKey: encryptionKey?.key) }
-        opener.startSession(key: key?.key, encryptionKey: encryptionKey?.key)
+        startSession(frameKey: key?.key, encryptionKey: encryptionKey?.key)
+    }
+
+    /// As ``startSession(key:encryptionKey:)``, with the session keys themselves (measurements and tests that
+    /// skip the handshake).
+    package func startSession(frameKey: SymmetricKey?, encryptionKey: SymmetricKey?) {
+        sending.withLock { $0.sealer.startSession(key: frameKey, encryptionKey: encryptionKey) }
+        opener.startSession(key: frameKey, encryptionKey: encryptionKey)
         opener.maximumPayload = sessionMaximumPayload
         handshakeDeadline = nil
     }
@@ -121,7 +127,7 @@ package final class FrameConnection: @unchecked Sendable {
     }
 
     /// Receives and checks one frame; throws ``WireError``.
-    func receive() throws -> Frame {
+    package func receive() throws -> Frame {
         let deadline = handshakeDeadline
         var header = [UInt8](repeating: 0, count: WireFormat.headerLength)
         try header.withUnsafeMutableBytes { buffer in
@@ -164,7 +170,7 @@ package final class FrameConnection: @unchecked Sendable {
     /// send is still under way ``closeGracePeriodMilliseconds`` after the shutdown, the connection is
     /// dropped (unsent data discarded, the peer reset). Otherwise, as on the other paths, what was sent
     /// before still reaches a peer that reads.
-    func close() {
+    package func close() {
         socket.shutdownBoth()
         guard case .uringZeroCopy = sendPath else { return }
         let deadline = MonotonicClock.nanoseconds() + UInt64(Self.closeGracePeriodMilliseconds) * 1_000_000

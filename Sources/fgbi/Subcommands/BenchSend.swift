@@ -21,10 +21,14 @@ extension FGBICommand {
                 With --frames it times whole replication frames instead (header, payload and authentication code
                 through the connection's frame writer) on each frame send path over loopback, from 8-byte
                 payloads (heartbeats, acks) up: the measurement the automatic path's size split comes from.
+                With --security it times frames at each level of protection instead (none, authenticated,
+                encrypted) on the automatic path, each received and checked by a second connection as a backup
+                does: the CPU each side pays per GB to seal and to open.
                 Examples:
                   fgbi bench send
                   fgbi bench send --sizes 65536,1048576 --json
                   fgbi bench send --frames
+                  fgbi bench send --security none,authenticated,encrypted --frame-sizes 65536,16777216
                 """)
 
         @Option(help: "Comma-separated message sizes in bytes.")
@@ -45,6 +49,13 @@ extension FGBICommand {
         @Option(name: .customLong("frame-sizes"), help: "With --frames: comma-separated payload sizes in bytes.")
         var frameSizes = "8,4096,65536,1048576,16777216"
 
+        @Option(
+            help: """
+                Time frames at these levels of protection instead (comma-separated: none, authenticated, \
+                encrypted), sender and receiver, with --frame-sizes.
+                """)
+        var security: String?
+
         func makeConfiguration() throws -> SendBenchmark.Configuration {
             var configuration = SendBenchmark.Configuration()
             configuration.messageSizes = try sizes.split(separator: ",").map {
@@ -62,15 +73,62 @@ extension FGBICommand {
             return configuration
         }
 
-        func validate() throws { _ = try makeConfiguration() }
+        func validate() throws {
+            _ = try makeConfiguration()
+            _ = try framePayloads()
+            _ = try securityLevels()
+        }
 
-        func runFrames() throws {
-            let payloads = try frameSizes.split(separator: ",").map {
+        func framePayloads() throws -> [Int] {
+            try frameSizes.split(separator: ",").map {
                 guard let size = Int($0), size >= 0, size <= 1 << 28 else {
                     throw ValidationError("--frame-sizes: '\($0)' is not a size from 0 to 268435456")
                 }
                 return size
             }
+        }
+
+        func securityLevels() throws -> [FrameSecurityMeasurement.Security]? {
+            try security.map { list in
+                try list.split(separator: ",").map {
+                    guard let level = FrameSecurityMeasurement.Security(rawValue: String($0)) else {
+                        throw ValidationError("--security: '\($0)' is not one of none, authenticated, encrypted")
+                    }
+                    return level
+                }
+            }
+        }
+
+        func runSecurity(_ levels: [FrameSecurityMeasurement.Security]) throws {
+            var results: [FrameSecurityMeasurement.Result] = []
+            for (sizeIndex, payload) in try framePayloads().enumerated() {
+                let count = min(max((mib << 20) / max(payload, 1), 200), 400_000)
+                // Rotate the order per size so drift of the shared machine hits every level alike.
+                for index in levels.indices {
+                    let level = levels[(index + sizeIndex) % levels.count]
+                    Progress.note("send: \(level.rawValue) frames of \(payload) bytes x \(count)")
+                    results.append(
+                        try FrameSecurityMeasurement.measure(security: level, payloadBytes: payload, frames: count))
+                }
+            }
+            results.sort { ($0.payloadBytes, $0.security.rawValue) < ($1.payloadBytes, $1.security.rawValue) }
+            if json {
+                print(try JSONOutput.encode(results))
+                return
+            }
+            var table = TextTable(["payload bytes", "security", "GB/s", "sender CPU s/GB", "receiver CPU s/GB"])
+            for r in results {
+                table.add([
+                    String(r.payloadBytes), r.security.rawValue, formatted(r.gigabytesPerSecond, 2),
+                    formatted(r.senderCPUSecondsPerGB, 3), formatted(r.receiverCPUSecondsPerGB, 3),
+                ])
+            }
+            print("replication frames over loopback, sealed by one connection and opened by another (automatic path)")
+            print(table.rendered)
+        }
+
+        func runFrames() throws {
+            let payloads = try framePayloads()
             let paths: [FrameSendPath] = [.socket, .uring, .uringZeroCopy(minimumPayloadBytes: 0), .automatic]
             var results: [FrameSendMeasurement.Result] = []
             for (sizeIndex, payload) in payloads.enumerated() {
@@ -110,6 +168,7 @@ extension FGBICommand {
         }
 
         func run() throws {
+            if let levels = try securityLevels() { return try runSecurity(levels) }
             if frames { return try runFrames() }
             let cases = try SendBenchmark(try makeConfiguration()).run(progress: Progress.note)
             if json {
