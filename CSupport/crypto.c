@@ -74,6 +74,33 @@ int CSupport_chacha20_poly1305_seal(const uint8_t key[32], const uint8_t nonce[1
     return ok ? 0 : -1;
 }
 
+/// The ChaCha20-Poly1305 tag of no plaintext with the concatenation of `count` parts as associated data: a
+/// one-time Poly1305 authenticator under `key` and `nonce` (RFC 8439), for frames sent in clear.
+int CSupport_chacha20_poly1305_tag(const uint8_t key[32], const uint8_t nonce[12], const void *const *parts,
+                                   const size_t *lengths, size_t count, uint8_t tag[16]) {
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return -1;
+    int written = 0, final_written = 0;
+    uint8_t none[1];
+    int ok = EVP_EncryptInit_ex(context, EVP_chacha20_poly1305(), NULL, NULL, NULL) &&
+             EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL) &&
+             EVP_EncryptInit_ex(context, NULL, NULL, key, nonce);
+    for (size_t i = 0; ok && i < count; i++) {
+        const uint8_t *part = parts[i];
+        size_t left = lengths[i];
+        while (ok && left > 0) {  // EVP lengths are int: long parts go in slices
+            int slice = left > (1u << 30) ? (1 << 30) : (int)left;
+            ok = EVP_EncryptUpdate(context, NULL, &written, part, slice);
+            part += slice;
+            left -= (size_t)slice;
+        }
+    }
+    ok = ok && EVP_EncryptFinal_ex(context, none, &final_written) &&
+         EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_AEAD_GET_TAG, 16, tag);
+    EVP_CIPHER_CTX_free(context);
+    return ok ? 0 : -1;
+}
+
 /// Decrypts and authenticates; -1 when the tag does not match (nothing of `out` may be used then).
 int CSupport_chacha20_poly1305_open(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
                                     const void *in, size_t length, const uint8_t tag[16], uint8_t *out) {

@@ -410,6 +410,10 @@ int CSupport_sha256(const void *data, size_t length, uint8_t out[32]);
 /// ChaCha20-Poly1305 (RFC 8439) with a 12-byte nonce: `out` gets `length` bytes of ciphertext.
 int CSupport_chacha20_poly1305_seal(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
                                     const void *in, size_t length, uint8_t *out, uint8_t tag[16]);
+/// The ChaCha20-Poly1305 tag of an empty plaintext whose associated data is the concatenation of `count` parts:
+/// a Poly1305 authenticator under a one-time key from `key` and `nonce`.
+int CSupport_chacha20_poly1305_tag(const uint8_t key[32], const uint8_t nonce[12], const void *const *parts,
+                                   const size_t *lengths, size_t count, uint8_t tag[16]);
 /// Returns -1 when the tag does not authenticate the ciphertext and associated data.
 int CSupport_chacha20_poly1305_open(const uint8_t key[32], const uint8_t nonce[12], const void *aad, size_t aad_length,
                                     const void *in, size_t length, const uint8_t tag[16], uint8_t *out);

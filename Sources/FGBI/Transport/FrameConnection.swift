@@ -36,6 +36,8 @@ package final class FrameConnection: @unchecked Sendable {
     private struct Sending {
         var sealer: FrameSealer
         let writer: any FrameWriter
+        /// Where an encrypted session's payloads are encrypted, reused frame after frame.
+        let sealed = SealedPayloadBuffer()
     }
 
     /// `isPrimary` fixes the direction label both ends authenticate with; `maximumPayload` applies once the
@@ -106,16 +108,11 @@ package final class FrameConnection: @unchecked Sendable {
     /// reused.
     package func send(_ type: WireFormat.FrameType, _ payload: UnsafeRawBufferPointer) throws {
         try sending.withLock { sending in
-            let (header, encrypted, mac) = try sending.sealer.seal(type, payload: payload)
+            let (header, encrypted, mac) = try sending.sealer.seal(
+                type, payload: payload, encryptingInto: sending.sealed)
             try header.withUnsafeBytes { header in
                 try mac.withUnsafeBytes { mac in
-                    if let encrypted {
-                        try encrypted.withUnsafeBytes {
-                            try sending.writer.write(header: header, payload: $0, mac: mac)
-                        }
-                    } else {
-                        try sending.writer.write(header: header, payload: payload, mac: mac)
-                    }
+                    try sending.writer.write(header: header, payload: encrypted ?? payload, mac: mac)
                 }
             }
         }
@@ -153,14 +150,14 @@ package final class FrameConnection: @unchecked Sendable {
             payload = Self.uninitializedBytes(min(parsed.length, 2 * received), keeping: payload)
         }
         var mac: [UInt8] = []
-        if parsed.authenticated {
+        if FrameOpener.carriesCode(parsed) {
             mac = [UInt8](repeating: 0, count: WireFormat.macLength)
             try mac.withUnsafeMutableBytes { buffer in
                 try socket.receiveExactly(
                     buffer.count, into: buffer.baseAddress!, timeoutMilliseconds: receiveTimeout, deadline: deadline)
             }
         }
-        return try opener.accept(parsed, payload: payload, mac: mac)
+        return try opener.accept(parsed, payload: consume payload, mac: mac)
     }
 
     /// Ends the connection, waking any blocked receive and send.

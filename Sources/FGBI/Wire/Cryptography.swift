@@ -79,44 +79,98 @@ enum Cryptography {
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]
     ) throws(LibraryError) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: plaintext.count + aeadTagLength)
+        let failure = out.withUnsafeMutableBytes { out -> LibraryError? in
+            do throws(LibraryError) {
+                try seal(plaintext, key: key, nonce: nonce, authenticating: aad, into: out.baseAddress!)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// ChaCha20-Poly1305 into `out`, which holds `plaintext.count + 16` bytes: the ciphertext, then the tag.
+    static func seal(
+        _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8],
+        into out: UnsafeMutableRawPointer
+    ) throws(LibraryError) {
         precondition(key.bytes.count == 32 && nonce.count == 12)
-        var out = [UInt8](repeating: 0, count: plaintext.count + 16)
+        let bytes = out.assumingMemoryBound(to: UInt8.self)
         let result = key.bytes.withUnsafeBufferPointer { k in
             nonce.withUnsafeBufferPointer { n in
                 aad.withUnsafeBytes { a in
-                    out.withUnsafeMutableBufferPointer { o in
-                        CSupport_chacha20_poly1305_seal(
-                            k.baseAddress, n.baseAddress, a.baseAddress, a.count, plaintext.baseAddress,
-                            plaintext.count, o.baseAddress, o.baseAddress! + plaintext.count)
-                    }
+                    CSupport_chacha20_poly1305_seal(
+                        k.baseAddress, n.baseAddress, a.baseAddress, a.count, plaintext.baseAddress,
+                        plaintext.count, bytes, bytes + plaintext.count)
                 }
             }
         }
         guard result == 0 else { throw LibraryError(operation: "ChaCha20-Poly1305 seal") }
-        return out
     }
 
     /// Opens ciphertext followed by its tag; nil when it does not authenticate.
     static func open(_ sealed: [UInt8], key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]) -> [UInt8]? {
+        var opened = sealed
+        let authentic = opened.withUnsafeMutableBytes {
+            openInPlace($0, key: key, nonce: nonce, authenticating: aad)
+        }
+        guard authentic else { return nil }
+        opened.removeLast(aeadTagLength)
+        return opened
+    }
+
+    /// Opens `sealed` (ciphertext, then its 16-byte tag) where it lies: afterwards its first `count - 16`
+    /// bytes are the plaintext. False when it does not authenticate (the bytes are then garbage) or is shorter
+    /// than a tag.
+    static func openInPlace(
+        _ sealed: UnsafeMutableRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]
+    ) -> Bool {
         precondition(key.bytes.count == 32 && nonce.count == 12)
-        guard sealed.count >= 16 else { return nil }
-        let length = sealed.count - 16
-        var out = [UInt8](repeating: 0, count: length)
+        guard sealed.count >= aeadTagLength, let base = sealed.baseAddress else { return false }
+        let length = sealed.count - aeadTagLength
+        let bytes = base.assumingMemoryBound(to: UInt8.self)
         let result = key.bytes.withUnsafeBufferPointer { k in
             nonce.withUnsafeBufferPointer { n in
                 aad.withUnsafeBytes { a in
-                    sealed.withUnsafeBufferPointer { s in
-                        out.withUnsafeMutableBufferPointer { o in
-                            CSupport_chacha20_poly1305_open(
-                                k.baseAddress, n.baseAddress, a.baseAddress, a.count, s.baseAddress, length,
-                                s.baseAddress! + length, o.baseAddress)
+                    // In place: OpenSSL allows the output to be exactly the input.
+                    CSupport_chacha20_poly1305_open(
+                        k.baseAddress, n.baseAddress, a.baseAddress, a.count, bytes, length, bytes + length, bytes)
+                }
+            }
+        }
+        return result == 0
+    }
+
+    /// The ChaCha20-Poly1305 tag of an empty plaintext with the concatenation of `parts` as associated data:
+    /// a Poly1305 authenticator under a one-time key drawn from `key` and `nonce` (RFC 8439), for data sent in
+    /// clear. Secure only while no two messages under one key share a nonce.
+    static func poly1305Tag(key: SymmetricKey, nonce: [UInt8], _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
+        precondition(key.bytes.count == 32 && nonce.count == 12)
+        var tag = [UInt8](repeating: 0, count: aeadTagLength)
+        let pointers = parts.map { UnsafeRawPointer($0.baseAddress) }
+        let lengths = parts.map(\.count)
+        let result = key.bytes.withUnsafeBufferPointer { k in
+            nonce.withUnsafeBufferPointer { n in
+                pointers.withUnsafeBufferPointer { pointerBuffer in
+                    lengths.withUnsafeBufferPointer { lengthBuffer in
+                        tag.withUnsafeMutableBufferPointer { out in
+                            CSupport_chacha20_poly1305_tag(
+                                k.baseAddress, n.baseAddress, pointerBuffer.baseAddress, lengthBuffer.baseAddress,
+                                parts.count, out.baseAddress)
                         }
                     }
                 }
             }
         }
-        return result == 0 ? out : nil
+        precondition(result == 0, "ChaCha20-Poly1305 failed inside libcrypto")
+        return tag
     }
+
+    /// Bytes of a ChaCha20-Poly1305 tag.
+    static let aeadTagLength = 16
 
     /// Bytes from the operating system's random source (through libcrypto's DRBG).
     static func randomBytes(_ count: Int) -> [UInt8] {

@@ -1,5 +1,8 @@
-/// Seals outgoing frames: header, sequence number, and (with a session key) an HMAC-SHA256 over the
-/// direction, header and payload.
+/// Seals outgoing frames: header, sequence number and, with a session key, protection: an encrypted session
+/// encrypts the payload with ChaCha20-Poly1305 (the header as associated data; its tag authenticates both), a
+/// session in clear appends a Poly1305 authenticator over header and payload (the ChaCha20-Poly1305 tag of no
+/// plaintext). Either way the nonce is the direction and the sequence number, so a frame reflected back to its
+/// sender, replayed or reordered fails.
 struct FrameSealer: Sendable {
     private(set) var nextSequence: UInt64 = 0
     /// The fencing term stamped on every frame (0 without a coordinator).
@@ -15,18 +18,19 @@ struct FrameSealer: Sendable {
     }
 
     /// From now on frames carry sequence numbers from 1 and, with a key, an authentication code; with an
-    /// encryption key, their payloads are encrypted too.
+    /// encryption key, their payloads are encrypted instead (the encryption's tag authenticates them).
     package mutating func startSession(key: SymmetricKey?, encryptionKey: SymmetricKey? = nil) {
         self.key = key
         self.encryptionKey = encryptionKey
         nextSequence = 1
     }
 
-    /// The header, the payload to send in place of `payload` when encrypting (nil: send `payload`), and the
-    /// authentication code (empty without a key).
-    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (
-        header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]
-    ) {
+    /// The header, the payload to send in place of `payload` when encrypting (nil: send `payload`; else
+    /// ciphertext and tag in `buffer`, valid until its next use), and the authentication code to send after
+    /// the payload (empty without a key, and on an encrypted session).
+    mutating func seal(
+        _ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer, encryptingInto buffer: SealedPayloadBuffer
+    ) throws -> (header: [UInt8], encrypted: UnsafeRawBufferPointer?, mac: [UInt8]) {
         let sequence = nextSequence
         if nextSequence > 0 { nextSequence += 1 }
         var flags: UInt8 = key == nil ? 0 : WireFormat.flagAuthenticated
@@ -40,25 +44,48 @@ struct FrameSealer: Sendable {
         appendLittleEndian(sequence, to: &header)
         appendLittleEndian(UInt64(payload.count + (encryptionKey == nil ? 0 : WireFormat.aeadTagLength)), to: &header)
         appendLittleEndian(term, to: &header)
-        var encrypted: [UInt8]?
+        let nonce = frameNonce(direction: direction, sequence: sequence)
         if let encryptionKey {
-            encrypted = try Cryptography.seal(
-                payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: sequence),
-                authenticating: header)
+            let out = buffer.reserve(payload.count + WireFormat.aeadTagLength)
+            try Cryptography.seal(payload, key: encryptionKey, nonce: nonce, authenticating: header, into: out)
+            return (header, UnsafeRawBufferPointer(start: out, count: payload.count + WireFormat.aeadTagLength), [])
         }
-        guard let key else { return (header, encrypted, []) }
-        let direction = [self.direction]
-        let mac = direction.withUnsafeBytes { directionBytes in
-            header.withUnsafeBytes { headerBytes in
-                if let encrypted {
-                    return encrypted.withUnsafeBytes {
-                        Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, $0])
-                    }
-                }
-                return Cryptography.hmacSHA256(key: key, [directionBytes, headerBytes, payload])
-            }
+        guard let key else { return (header, nil, []) }
+        let mac = header.withUnsafeBytes { Cryptography.poly1305Tag(key: key, nonce: nonce, [$0, payload]) }
+        return (header, nil, mac)
+    }
+
+    /// ``seal(_:payload:encryptingInto:)`` with the encrypted payload as an array of its own.
+    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (
+        header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]
+    ) {
+        let buffer = SealedPayloadBuffer()
+        return try withExtendedLifetime(buffer) {
+            let sealed = try seal(type, payload: payload, encryptingInto: buffer)
+            return (sealed.header, sealed.encrypted.map { Array($0) }, sealed.mac)
         }
-        return (header, encrypted, mac)
+    }
+}
+
+/// Where a sender's frames are encrypted: one buffer kept across frames, grown when a frame outgrows it, so an
+/// epoch of tens of MiB costs no allocation (and no first touch of fresh memory) per frame. Used under the
+/// connection's send lock.
+final class SealedPayloadBuffer: @unchecked Sendable {
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    init() {}
+
+    deinit { storage?.deallocate() }
+
+    /// `count` bytes to write, valid until the next call.
+    func reserve(_ count: Int) -> UnsafeMutableRawPointer {
+        if let storage, count <= capacity { return storage }
+        storage?.deallocate()
+        capacity = max(count, 2 * capacity, 4096)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        storage = fresh
+        return fresh
     }
 }
 
@@ -124,48 +151,61 @@ package struct FrameOpener: Sendable {
             length: Int(length), term: term, bytes: bytes)
     }
 
-    /// Checks a whole frame; on success the next sequence number is expected.
-    package mutating func accept(_ header: Header, payload: [UInt8], mac: [UInt8]) throws(WireError) -> Frame {
-        if let key {
-            guard header.authenticated, mac.count == WireFormat.macLength else {
-                throw .authenticationFailed("frame without an authentication code on an authenticated session")
-            }
-            let expected = Cryptography.hmacSHA256(key: key, [direction], header.bytes, payload)
-            guard Cryptography.constantTimeEqual(expected, mac) else {
-                throw .authenticationFailed("wrong authentication code (wrong key or tampered frame)")
-            }
-        } else if header.authenticated {
-            throw .authenticationFailed("authenticated frame on a session without a key")
+    /// Whether a frame with `header` carries an authentication code after its payload (a session in clear
+    /// with a key; an encrypted payload carries its own tag).
+    package static func carriesCode(_ header: Header) -> Bool { header.authenticated && !header.encrypted }
+
+    /// Checks a whole frame; on success the next sequence number is expected. An encrypted payload is
+    /// decrypted where it lies (`payload` is consumed: given its only reference, no copy is made).
+    package mutating func accept(_ header: Header, payload: consuming [UInt8], mac: [UInt8]) throws(WireError)
+        -> Frame
+    {
+        guard header.authenticated == (key != nil) else {
+            throw .authenticationFailed(
+                header.authenticated
+                    ? "authenticated frame on a session without a key"
+                    : "frame without an authentication code on an authenticated session")
         }
-        guard header.sequence == expectedSequence else {
-            throw .outOfSequence(expected: expectedSequence, got: header.sequence)
-        }
-        if let requiredTerm, header.term != requiredTerm { throw .fenced(term: header.term, current: requiredTerm) }
         guard header.encrypted == (encryptionKey != nil) else {
             throw .authenticationFailed(
                 header.encrypted
                     ? "encrypted frame on a session without encryption" : "plain frame on an encrypted session")
         }
-        var plain = payload
+        let nonce = frameNonce(direction: direction, sequence: header.sequence)
+        var plain = consume payload
         if let encryptionKey {
-            guard payload.count >= WireFormat.aeadTagLength else {
+            guard plain.count >= WireFormat.aeadTagLength else {
                 throw .malformed("encrypted payload shorter than its tag")
             }
-            guard
-                let opened = Cryptography.open(
-                    payload, key: encryptionKey, nonce: frameNonce(direction: direction, sequence: header.sequence),
-                    authenticating: header.bytes)
-            else {
+            let authentic = plain.withUnsafeMutableBytes {
+                Cryptography.openInPlace($0, key: encryptionKey, nonce: nonce, authenticating: header.bytes)
+            }
+            guard authentic else {
                 throw .authenticationFailed("the payload does not decrypt (wrong key or tampered frame)")
             }
-            plain = opened
+            plain.removeLast(WireFormat.aeadTagLength)
+        } else if let key {
+            guard mac.count == WireFormat.macLength else {
+                throw .authenticationFailed("frame without an authentication code on an authenticated session")
+            }
+            let expected = header.bytes.withUnsafeBytes { headerBytes in
+                plain.withUnsafeBytes { Cryptography.poly1305Tag(key: key, nonce: nonce, [headerBytes, $0]) }
+            }
+            guard Cryptography.constantTimeEqual(expected, mac) else {
+                throw .authenticationFailed("wrong authentication code (wrong key or tampered frame)")
+            }
         }
+        guard header.sequence == expectedSequence else {
+            throw .outOfSequence(expected: expectedSequence, got: header.sequence)
+        }
+        if let requiredTerm, header.term != requiredTerm { throw .fenced(term: header.term, current: requiredTerm) }
         if expectedSequence > 0 { expectedSequence += 1 }
         return Frame(type: header.type, sequence: header.sequence, term: header.term, payload: plain)
     }
 }
 
-/// The ChaCha20-Poly1305 nonce of a frame: the direction and the sequence number, unique per session key.
+/// The ChaCha20-Poly1305 nonce of a frame (for its encryption or its authenticator): the direction and the
+/// sequence number, unique per session key.
 func frameNonce(direction: UInt8, sequence: UInt64) -> [UInt8] {
     var bytes: [UInt8] = [direction, 0, 0, 0]
     appendLittleEndian(sequence, to: &bytes)

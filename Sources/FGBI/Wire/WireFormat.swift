@@ -3,14 +3,18 @@
 ///     header (32 bytes, little-endian)
 ///       0 magic "FGBW"   4 version (u16)   6 type (u8)   7 flags (u8: 1 authenticated, 2 encrypted)
 ///       8 sequence (u64)  16 payload length (u64)  24 fencing term (u64, zero without a coordinator)
-///     payload
-///     authentication code: HMAC-SHA256 (32 bytes), when flag bit 0 is set
+///     payload (encrypted: ChaCha20-Poly1305 ciphertext, then its 16-byte tag, the header authenticated with it)
+///     authentication code: a Poly1305 authenticator (16 bytes: the ChaCha20-Poly1305 tag of no plaintext over
+///       header and payload), when flag bit 0 is set and bit 1 is not
+/// Both the encryption and the authenticator take as nonce the direction and the sequence number.
 package enum WireFormat {
     static let magic: [UInt8] = Array("FGBW".utf8)
-    /// The protocol version this build speaks.
-    public static let version: UInt16 = 2
+    /// The protocol version this build speaks. 3: frames in clear authenticated by Poly1305 instead of
+    /// HMAC-SHA256, encrypted frames by their encryption's tag alone.
+    public static let version: UInt16 = 3
     package static let headerLength = 32
-    package static let macLength = 32
+    /// The authentication code after the payload of a frame in clear on a session with a key.
+    package static let macLength = 16
     static let flagAuthenticated: UInt8 = 1
     /// The payload is ChaCha20-Poly1305 ciphertext followed by its 16-byte tag.
     static let flagEncrypted: UInt8 = 2

@@ -27,7 +27,7 @@ public enum FuzzEntryPoints {
             let headerBytes = Array(input[offset..<(offset + WireFormat.headerLength)])
             offset += WireFormat.headerLength
             guard let header = try? opener.parseHeader(headerBytes) else { return accepted }
-            let macLength = header.authenticated ? WireFormat.macLength : 0
+            let macLength = FrameOpener.carriesCode(header) ? WireFormat.macLength : 0
             guard input.count - offset >= header.length + macLength else { return accepted }
             let payload = Array(input[offset..<(offset + header.length)])
             offset += header.length

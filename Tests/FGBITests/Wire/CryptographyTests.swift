@@ -81,6 +81,58 @@ struct CryptographyTests {
         #expect(Cryptography.open(empty, key: key, nonce: nonce, authenticating: []) == [])
     }
 
+    /// The authenticator of frames in clear is the ChaCha20-Poly1305 tag of no plaintext over the parts (the
+    /// AEAD pinned above by RFC 8439), however the associated data is split into parts.
+    @Test func poly1305TagIsTheAEADTagOfNoPlaintextOverTheParts() throws {
+        let key = SymmetricKey(data: (0x80...0x9f).map { UInt8($0) })
+        let nonce = Self.hex("070000004041424344454647")
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let aead = try [UInt8]().withUnsafeBytes {
+            try Cryptography.seal($0, key: key, nonce: nonce, authenticating: data)
+        }
+        for split in [0, 1, 32, 999, 1000] {
+            let tag = data.withUnsafeBytes { bytes in
+                Cryptography.poly1305Tag(
+                    key: key, nonce: nonce,
+                    [
+                        UnsafeRawBufferPointer(rebasing: bytes[..<split]),
+                        UnsafeRawBufferPointer(rebasing: bytes[split...]),
+                    ])
+            }
+            #expect(tag == aead, "split at \(split)")
+        }
+        var changed = data
+        changed[500] ^= 1
+        let other = changed.withUnsafeBytes { Cryptography.poly1305Tag(key: key, nonce: nonce, [$0]) }
+        #expect(other != aead, "one bit of the data changes the tag")
+        let otherNonce = data.withUnsafeBytes {
+            Cryptography.poly1305Tag(key: key, nonce: Self.hex("070000004041424344454648"), [$0])
+        }
+        #expect(otherNonce != aead, "another nonce gives another tag")
+    }
+
+    /// Opening in place leaves the plaintext where the ciphertext was.
+    @Test func chaCha20Poly1305OpensInPlace() throws {
+        let key = SymmetricKey(data: Array(repeating: 3, count: 32))
+        let nonce = Array(repeating: UInt8(1), count: 12)
+        let plaintext = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var sealed = try plaintext.withUnsafeBytes {
+            try Cryptography.seal($0, key: key, nonce: nonce, authenticating: [9])
+        }
+        let authentic = sealed.withUnsafeMutableBytes {
+            Cryptography.openInPlace($0, key: key, nonce: nonce, authenticating: [9])
+        }
+        #expect(authentic)
+        #expect(Array(sealed.prefix(plaintext.count)) == plaintext)
+        sealed = try plaintext.withUnsafeBytes {
+            try Cryptography.seal($0, key: key, nonce: nonce, authenticating: [9])
+        }
+        sealed[sealed.count - 1] ^= 1
+        #expect(
+            !sealed.withUnsafeMutableBytes { Cryptography.openInPlace($0, key: key, nonce: nonce, authenticating: [9]) }
+        )
+    }
+
     @Test func randomBytesDiffer() {
         #expect(Cryptography.randomBytes(32) != Cryptography.randomBytes(32))
         #expect(Cryptography.randomBytes(0).isEmpty)

@@ -2,8 +2,8 @@ import Testing
 
 @testable import FGBI
 
-/// Frames are sealed and opened with sequence numbers and HMACs: tampering, replay, reflection and
-/// mismatched authentication are all refused.
+/// Frames are sealed and opened with sequence numbers and authenticators (Poly1305 in clear, the encryption's
+/// tag when encrypted): tampering, replay, reflection and mismatched authentication are all refused.
 @Suite("Frame codec")
 struct FrameCodecTests {
     let key = SymmetricKey(data: [UInt8](repeating: 7, count: 32))
@@ -40,6 +40,39 @@ struct FrameCodecTests {
         var tampered = seal(&sealer, .epoch, payload)
         tampered.1[3] ^= 0x40
         #expect(throws: WireError.self) { try open(&opener, tampered) }
+    }
+
+    /// An encrypted frame carries no code of its own: its tag authenticates the header too, so a changed type,
+    /// term or sequence, or the frame reflected to its sender, does not open.
+    @Test func encryptedFramesAuthenticateTheirHeaderWithTheirTag() {
+        let secret = SymmetricKey(data: [UInt8](repeating: 9, count: 32))
+        var (sealer, _) = pair(key: key, encryptionKey: secret)
+        let frame = seal(&sealer, .epoch, [1, 2, 3, 4])
+        #expect(frame.2.isEmpty, "no authentication code after an encrypted payload")
+        for offset in [6, 24] {
+            var (_, opener) = pair(key: key, encryptionKey: secret)
+            var changed = frame
+            changed.0[offset] ^= offset == 6 ? 0x01 : 0x10 // epoch -> ack; another term
+            #expect(throws: WireError.self, "header byte \(offset) changed") { try open(&opener, changed) }
+        }
+        var reflecting = FrameOpener(direction: 1, maximumPayload: 1 << 20)
+        reflecting.startSession(key: key, encryptionKey: secret)
+        #expect(throws: WireError.self, "reflected") { try open(&reflecting, frame) }
+    }
+
+    /// A frame in clear on a keyed session carries a 16-byte authenticator over header and payload.
+    @Test func authenticatedFramesCarryAPoly1305Code() throws {
+        var (sealer, opener) = pair(key: key)
+        let frame = seal(&sealer, .epoch, [5, 6, 7])
+        #expect(frame.2.count == WireFormat.macLength && WireFormat.macLength == 16)
+        var changedType = frame
+        changedType.0[6] ^= 0x01
+        var (_, fresh) = pair(key: key)
+        #expect(throws: WireError.self) { try open(&fresh, changedType) }
+        var forged = frame
+        forged.2[0] ^= 0x80
+        #expect(throws: WireError.self) { try open(&opener, forged) }
+        #expect(try open(&opener, frame).payload == [5, 6, 7])
     }
 
     @Test func encryptionMustMatchTheSession() {
