@@ -24,6 +24,8 @@ package final class FrameConnection: @unchecked Sendable {
     private let sendCounters = FrameSendCounters()
     private var opener: FrameOpener
     private var receiveTimeout = 0
+    /// A long payload handed back by the receiving thread (``recycle(_:)``), to receive the next one into.
+    private var spare: [UInt8] = []
     /// While the handshake runs: the most a whole frame may take, and the payload limit then is small, so
     /// a peer that has not proven anything can neither make us allocate much nor hold us up for long.
     /// When the whole handshake must be done (monotonic ns), not each frame of it: a peer that drips bytes
@@ -133,8 +135,18 @@ package final class FrameConnection: @unchecked Sendable {
         }
         let parsed = try opener.parseHeader(header)
         // The announced length is not authenticated until the MAC at the end is checked: memory is given as
-        // bytes arrive (doubling), so a forged header costs the forger the bytes it would make us hold.
-        var payload = Self.uninitializedBytes(min(parsed.length, Self.initialPayloadBytes), keeping: [])
+        // bytes arrive (doubling), so a forged header costs the forger the bytes it would make us hold. A
+        // payload handed back (``recycle(_:)``) that is long enough is filled instead: no fresh memory, whose
+        // first touch costs more than the frame's bytes (and nothing new to hold for a forged length).
+        var payload: [UInt8]
+        if parsed.length > Self.initialPayloadBytes, spare.capacity >= parsed.length {
+            payload = spare
+            spare = []
+            payloadsReused.add(1, ordering: .relaxed)
+            Self.resize(&payload, to: parsed.length)
+        } else {
+            payload = Self.uninitializedBytes(min(parsed.length, Self.initialPayloadBytes), keeping: [])
+        }
         var received = 0
         while true {
             payloadBytesAllocated.store(payload.count, ordering: .relaxed)
@@ -160,6 +172,13 @@ package final class FrameConnection: @unchecked Sendable {
         return try opener.accept(parsed, payload: consume payload, mac: mac)
     }
 
+    /// Hands back the payload of a frame this connection received, once its reader is done with it: the next
+    /// long frame is received into its memory. Only from the receiving thread; a payload still referenced
+    /// elsewhere costs a copy when reused, never a wrong byte (arrays copy on write).
+    package func recycle(_ payload: [UInt8]) {
+        if payload.capacity > Self.initialPayloadBytes, payload.capacity > spare.capacity { spare = payload }
+    }
+
     /// Ends the connection, waking any blocked receive and send.
     ///
     /// On the zero-copy path a send also waits for the kernel to let go of its buffers, which for data
@@ -180,6 +199,22 @@ package final class FrameConnection: @unchecked Sendable {
         }
     }
 
+    /// Makes `payload` (whose capacity holds `count`) `count` bytes long without reallocating: the bytes it
+    /// keeps or gains are about to be received over. By whole copies, not byte by byte (which an unoptimised
+    /// build would do for `repeatElement`, at a frame's length).
+    private static func resize(_ payload: inout [UInt8], to count: Int) {
+        if payload.count > count { payload.removeLast(payload.count - count) }
+        zeros.withUnsafeBytes { zeros in
+            while payload.count < count {
+                payload.append(
+                    contentsOf: UnsafeRawBufferPointer(rebasing: zeros[..<min(zeros.count, count - payload.count)]))
+            }
+        }
+    }
+
+    /// What ``resize(_:to:)`` lengthens a payload with.
+    private static let zeros = [UInt8](repeating: 0, count: 64 << 10)
+
     /// `count` bytes that start with `prefix` and are then filled by a receive (one copy, no zero fill).
     private static func uninitializedBytes(_ count: Int, keeping prefix: [UInt8]) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -193,6 +228,9 @@ package final class FrameConnection: @unchecked Sendable {
 
     /// The payload bytes allocated for the frame being (or last) received: for tests of the bound above.
     let payloadBytesAllocated = Atomic<Int>(0)
+
+    /// Frames received into a recycled payload (``recycle(_:)``).
+    let payloadsReused = Atomic<Int>(0)
 
     /// How long ``close()`` lets a zero-copy send under way finish before dropping the connection.
     static let closeGracePeriodMilliseconds = 100

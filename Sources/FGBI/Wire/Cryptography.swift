@@ -13,22 +13,29 @@ enum Cryptography {
     /// HMAC-SHA256 of the concatenation of `parts`.
     static func hmacSHA256(key: SymmetricKey, _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
         var code = [UInt8](repeating: 0, count: 32)
-        let pointers = parts.map { UnsafeRawPointer($0.baseAddress) }
-        let lengths = parts.map(\.count)
         let result = key.bytes.withUnsafeBytes { keyBytes in
-            pointers.withUnsafeBufferPointer { pointerBuffer in
-                lengths.withUnsafeBufferPointer { lengthBuffer in
-                    code.withUnsafeMutableBufferPointer { out in
-                        // A nil base (an empty part) is fine: its length is 0.
-                        CSupport_hmac_sha256(
-                            keyBytes.baseAddress, keyBytes.count, pointerBuffer.baseAddress,
-                            lengthBuffer.baseAddress, parts.count, out.baseAddress)
-                    }
+            withParts(parts) { pointers, lengths in
+                code.withUnsafeMutableBufferPointer { out in
+                    CSupport_hmac_sha256(
+                        keyBytes.baseAddress, keyBytes.count, pointers, lengths, parts.count, out.baseAddress)
                 }
             }
         }
         precondition(result == 0, "HMAC-SHA256 failed inside libcrypto")
         return code
+    }
+
+    /// Calls `body` with the base addresses and lengths of `parts`, as the shim's functions over several parts
+    /// take them (a nil base, an empty part, is fine: its length is 0).
+    private static func withParts(
+        _ parts: [UnsafeRawBufferPointer],
+        _ body: (UnsafePointer<UnsafeRawPointer?>?, UnsafePointer<Int>?) -> Int32
+    ) -> Int32 {
+        let pointers = parts.map { UnsafeRawPointer($0.baseAddress) }
+        let lengths = parts.map(\.count)
+        return pointers.withUnsafeBufferPointer { pointerBuffer in
+            lengths.withUnsafeBufferPointer { body(pointerBuffer.baseAddress, $0.baseAddress) }
+        }
     }
 
     /// HMAC-SHA256 of byte arrays.
@@ -150,17 +157,12 @@ enum Cryptography {
     static func poly1305Tag(key: SymmetricKey, nonce: [UInt8], _ parts: [UnsafeRawBufferPointer]) -> [UInt8] {
         precondition(key.bytes.count == 32 && nonce.count == 12)
         var tag = [UInt8](repeating: 0, count: aeadTagLength)
-        let pointers = parts.map { UnsafeRawPointer($0.baseAddress) }
-        let lengths = parts.map(\.count)
         let result = key.bytes.withUnsafeBufferPointer { k in
             nonce.withUnsafeBufferPointer { n in
-                pointers.withUnsafeBufferPointer { pointerBuffer in
-                    lengths.withUnsafeBufferPointer { lengthBuffer in
-                        tag.withUnsafeMutableBufferPointer { out in
-                            CSupport_chacha20_poly1305_tag(
-                                k.baseAddress, n.baseAddress, pointerBuffer.baseAddress, lengthBuffer.baseAddress,
-                                parts.count, out.baseAddress)
-                        }
+                withParts(parts) { pointers, lengths in
+                    tag.withUnsafeMutableBufferPointer { out in
+                        CSupport_chacha20_poly1305_tag(
+                            k.baseAddress, n.baseAddress, pointers, lengths, parts.count, out.baseAddress)
                     }
                 }
             }

@@ -28,9 +28,7 @@ public enum FrameSendMeasurement {
     ///
     /// - Throws: ``SystemError`` when the path cannot run here or a socket call fails.
     public static func measure(path: FrameSendPath, payloadBytes: Int, frames: Int) throws -> Result {
-        let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
-        let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
-        let server = try listener.accept().socket
+        let (client, server) = try connectedLoopbackPair()
         let drained = Atomic<Int>(0)
         let receiver = try JoinableThread(name: "fgbi-drain") {
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
@@ -69,5 +67,12 @@ public enum FrameSendMeasurement {
             senderCPUSecondsPerGB: gigabytes > 0 ? cpu / gigabytes : 0,
             socketFrames: statistics.socketFrames, uringFrames: statistics.uringFrames,
             zeroCopyFrames: statistics.zeroCopyFrames, copiedNotifications: statistics.copiedNotifications)
+    }
+
+    /// Two ends of one TCP connection over loopback: what the measurements send on and receive from.
+    static func connectedLoopbackPair() throws(SystemError) -> (client: Socket, server: Socket) {
+        let listener = try Socket.listen(on: Endpoint(host: "127.0.0.1", port: 0))
+        let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: listener.localPort))
+        return (client, try listener.accept().socket)
     }
 }

@@ -253,6 +253,8 @@ extension Backup {
             switch frame.type {
             case .epoch, .precopy:
                 end = try receiveDelta(frame, on: connection)
+                // Applied and stored: the next delta is received into its memory.
+                connection.recycle(frame.payload)
                 if end == nil && frame.type == .epoch { return .replicating(connection) }
             case .blockHashRequest:
                 do {
