@@ -82,23 +82,6 @@ enum Cryptography {
         return out
     }
 
-    /// ChaCha20-Poly1305: the ciphertext followed by the 16-byte tag.
-    static func seal(
-        _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]
-    ) throws(LibraryError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: plaintext.count + aeadTagLength)
-        let failure = out.withUnsafeMutableBytes { out -> LibraryError? in
-            do throws(LibraryError) {
-                try seal(plaintext, key: key, nonce: nonce, authenticating: aad, into: out.baseAddress!)
-                return nil
-            } catch {
-                return error
-            }
-        }
-        if let failure { throw failure }
-        return out
-    }
-
     /// ChaCha20-Poly1305 into `out`, which holds `plaintext.count + 16` bytes: the ciphertext, then the tag.
     static func seal(
         _ plaintext: UnsafeRawBufferPointer, key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8],
@@ -116,17 +99,6 @@ enum Cryptography {
             }
         }
         guard result == 0 else { throw LibraryError(operation: "ChaCha20-Poly1305 seal") }
-    }
-
-    /// Opens ciphertext followed by its tag; nil when it does not authenticate.
-    static func open(_ sealed: [UInt8], key: SymmetricKey, nonce: [UInt8], authenticating aad: [UInt8]) -> [UInt8]? {
-        var opened = sealed
-        let authentic = opened.withUnsafeMutableBytes {
-            openInPlace($0, key: key, nonce: nonce, authenticating: aad)
-        }
-        guard authentic else { return nil }
-        opened.removeLast(aeadTagLength)
-        return opened
     }
 
     /// Opens `sealed` (ciphertext, then its 16-byte tag) where it lies: afterwards its first `count - 16`

@@ -54,17 +54,6 @@ struct FrameSealer: Sendable {
         let mac = header.withUnsafeBytes { Cryptography.poly1305Tag(key: key, nonce: nonce, [$0, payload]) }
         return (header, nil, mac)
     }
-
-    /// ``seal(_:payload:encryptingInto:)`` with the encrypted payload as an array of its own.
-    mutating func seal(_ type: WireFormat.FrameType, payload: UnsafeRawBufferPointer) throws -> (
-        header: [UInt8], encrypted: [UInt8]?, mac: [UInt8]
-    ) {
-        let buffer = SealedPayloadBuffer()
-        return try withExtendedLifetime(buffer) {
-            let sealed = try seal(type, payload: payload, encryptingInto: buffer)
-            return (sealed.header, sealed.encrypted.map { Array($0) }, sealed.mac)
-        }
-    }
 }
 
 /// Where a sender's frames are encrypted: one buffer kept across frames, grown when a frame outgrows it, so an

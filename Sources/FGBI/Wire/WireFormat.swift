@@ -14,11 +14,11 @@ package enum WireFormat {
     public static let version: UInt16 = 3
     package static let headerLength = 32
     /// The authentication code after the payload of a frame in clear on a session with a key.
-    package static let macLength = 16
+    package static let macLength = Cryptography.aeadTagLength
     static let flagAuthenticated: UInt8 = 1
     /// The payload is ChaCha20-Poly1305 ciphertext followed by its 16-byte tag.
     static let flagEncrypted: UInt8 = 2
-    static let aeadTagLength = 16
+    static let aeadTagLength = Cryptography.aeadTagLength
 
     /// What a frame carries.
     public enum FrameType: UInt8, Sendable, CustomStringConvertible {
