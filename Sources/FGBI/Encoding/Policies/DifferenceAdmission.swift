@@ -24,9 +24,14 @@ struct DifferenceAdmission {
     /// choice as it is: too few to judge by.
     static let minimumOffered = 1024
 
+    /// Every block or the sample, epoch by epoch.
+    private var sample = SampleSwitch(
+        sampleMask: sampleMask, sampleShare: 8, minimumWork: minimumOffered, thinBelow: minimumSavingPerOffer,
+        restoreAt: restoreSavingPerOffer)
+
     /// The bits a block's new hash must have clear for it to be offered its previous content this epoch
     /// (stored: the encoder reads it for every block through the index).
-    private(set) var mask: UInt64 = 0
+    var mask: UInt64 { sample.mask }
     /// Previous contents offered this epoch, and the bytes their differences saved.
     private var offered = 0
     private var saved = 0
@@ -46,14 +51,8 @@ struct DifferenceAdmission {
     /// Decides the next epoch from this one's offers and savings, and starts counting again.
     mutating func endEpoch() {
         defer { (offered, saved) = (0, 0) }
-        let thinned = mask != 0
-        guard offered >= (thinned ? Self.minimumOffered / 8 : Self.minimumOffered) else { return }
-        let perOffer = Double(saved) / Double(offered)
-        if thinned && perOffer >= Self.restoreSavingPerOffer {
-            mask = 0
-        } else if !thinned && perOffer < Self.minimumSavingPerOffer {
-            mask = Self.sampleMask
-        }
+        guard sample.judges(work: offered) else { return }
+        sample.decide(savingPerWork: Double(saved) / Double(offered))
     }
 
     /// The length of the form a block of `length` bytes at `bytes` takes without a base, operation included:

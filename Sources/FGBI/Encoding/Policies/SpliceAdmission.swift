@@ -27,8 +27,13 @@ struct SpliceAdmission {
     /// is: too few to judge by.
     static let minimumOperations = 4096
 
+    /// Every block or the sample, epoch by epoch.
+    private var sample = SampleSwitch(
+        sampleMask: sampleMask, sampleShare: Int(sampleShare), minimumWork: minimumOperations,
+        thinBelow: minimumSaving, restoreAt: restoreSaving)
+
     /// The bits a block's new hash must have clear for the matcher to take it this epoch.
-    private(set) var mask: UInt64 = 0
+    var mask: UInt64 { sample.mask }
     /// Blocks recorded or looked up this epoch, and the bytes the splices saved (before compression).
     private var operations = 0
     private var saved = 0
@@ -36,7 +41,7 @@ struct SpliceAdmission {
     private var storedShare = 1.0
 
     /// Whether this epoch takes only the sample.
-    var thinned: Bool { mask != 0 }
+    var thinned: Bool { sample.thinned }
 
     /// Whether the matcher takes a block with new hash `hash` this epoch.
     @inline(__always)
@@ -59,13 +64,8 @@ struct SpliceAdmission {
     /// Decides the next epoch from this one's operations and savings, and starts counting again.
     mutating func endEpoch() {
         defer { (operations, saved) = (0, 0) }
-        guard operations >= (thinned ? Self.minimumOperations / Int(Self.sampleShare) : Self.minimumOperations)
-        else { return }
-        let perOperation = Double(saved) * storedShare / Double(operations) * (thinned ? Self.sampleShare : 1)
-        if thinned && perOperation >= Self.restoreSaving {
-            mask = 0
-        } else if !thinned && perOperation < Self.minimumSaving {
-            mask = Self.sampleMask
-        }
+        guard sample.judges(work: operations) else { return }
+        sample.decide(
+            savingPerWork: Double(saved) * storedShare / Double(operations) * (thinned ? Self.sampleShare : 1))
     }
 }
