@@ -9,11 +9,13 @@
 package enum DeltaFormat {
     package static let magic: [UInt8] = Array("FGBD".utf8)
     /// Written by this build: 2 added the block operation ``BlockOp/sparse``, 3 ``BlockOp/spliced``, 4 the
-    /// splice pieces taken from what the backup holds (``SplicePiece/heldNearby``, ``SplicePiece/heldAt``).
-    package static let version: UInt16 = 4
+    /// splice pieces taken from what the backup holds (``SplicePiece/heldNearby``, ``SplicePiece/heldAt``),
+    /// 5 the record kind ``RecordKind/pageCopy``.
+    package static let version: UInt16 = 5
     /// Read by this build (a version-1 delta is a version-2 one without `sparse`, a version-2 one a version-3
-    /// one without `spliced`, a version-3 one a version-4 one without held pieces).
-    static let readableVersions: ClosedRange<UInt16> = 1...4
+    /// one without `spliced`, a version-3 one a version-4 one without held pieces, a version-4 one a version-5
+    /// one without page copies).
+    static let readableVersions: ClosedRange<UInt16> = 1...5
     package static let headerLength = 48
     package static let checksumLength = 8
 
@@ -27,6 +29,9 @@ package enum DeltaFormat {
         case pageZero = 2
         /// Some blocks of the page changed: a block list, then one block operation each.
         case blocks = 3
+        /// The page is now a copy of the page the backup held, before this epoch, at (region, page), given as
+        /// two ULEB128s. Version 5 on.
+        case pageCopy = 4
     }
 
     /// How one changed block's new content is given.

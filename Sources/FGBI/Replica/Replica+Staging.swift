@@ -43,6 +43,21 @@ extension Replica {
             length: blockSize)
     }
 
+    /// Stages a copy of the page the replica held, before this epoch, at the (region, page) that follows (a
+    /// ``DeltaFormat/RecordKind/pageCopy`` record).
+    func stageCopyOfHeldPage(_ reader: inout ByteReader, region: Int, offset: Int, record: Int) throws(DeltaError) {
+        let pageSize = geometry.pageSize
+        let sourceRegion = try reader.uleb("record \(record) source region")
+        let sourcePage = try reader.uleb("record \(record) source page")
+        guard sourceRegion < UInt64(regions.count), sourcePage < UInt64(regions[Int(sourceRegion)].pageCount) else {
+            throw .malformed(
+                "record \(record): copy of region \(sourceRegion) page \(sourcePage), which does not exist")
+        }
+        stageCopy(
+            of: regions[Int(sourceRegion)].base + Int(sourcePage) * pageSize, region: region, offset: offset,
+            length: pageSize)
+    }
+
     /// Stages a block given as pieces (``DeltaFormat/BlockOp/spliced``): literal bytes, bytes repeated from
     /// earlier in this epoch's stream (the staged new content of the delta's blocks so far, in order: block
     /// `k` of the stream is staged at `blockOrdinals[k]`), and, from `version` 4 on, bytes the regions held

@@ -238,6 +238,11 @@ public final class Replica: @unchecked Sendable {
                     what: Place(record: record, block: nil))
             case .blocks:
                 try stageBlocks(&reader, region: region, page: page, record: record, version: version)
+            case .pageCopy:
+                guard version >= 5 else {
+                    throw .malformed("record \(record): kind \(kindCode) in a version-\(version) delta")
+                }
+                try stageCopyOfHeldPage(&reader, region: region, offset: pageOffset, record: record)
             }
         }
     }
