@@ -11,7 +11,10 @@ import Synchronization
 /// With a ``HotPagePolicy`` on, pages written in every epoch stop being scanned and re-protected: they are
 /// reported at every collection instead, so the guest stops paying a first write for each of them each epoch.
 /// Collections then report a superset of the written pages.
-public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
+///
+/// It is also a ``WrittenPageWitness``: the same scan without re-protecting says which pages were written since
+/// the last collection (hot pages, never protected, always count as written).
+public final class AsyncWriteProtectTracker: DirtyTracker, WrittenPageWitness, @unchecked Sendable {
     public var kind: TrackerKind { .uffdAsync }
     public let memory: GuestMemory
     private let uffd: Userfaultfd
@@ -21,6 +24,7 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
     private struct State {
         var phase = Phase.idle
         var hotPages: HotPageSet
+        var collections = 0
     }
 
     private enum Phase { case idle, running, stopped }
@@ -71,12 +75,34 @@ public final class AsyncWriteProtectTracker: DirtyTracker, @unchecked Sendable {
             }
             let base = memory.address
             let pageSize = UInt64(GuestMemory.pageSize)
+            state.collections += 1
             try state.hotPages.collect(into: &set) { run, written in
                 let start = base + UInt64(run.start) * pageSize
                 try scanner.collectWritten(start: start, end: start + UInt64(run.count) * pageSize) { address, length in
                     written.insert(start: Int((address - base) / pageSize), count: Int(length / pageSize))
                 }
             }
+        }
+    }
+
+    public var collectionCount: Int { state.withLock { $0.collections } }
+
+    public func writtenRuns(in pages: Range<Int>, sinceCollection collection: Int, _ body: (Int, Int) -> Void) throws
+        -> Bool
+    {
+        try state.withLock { state in
+            guard state.phase == .running, state.collections == collection else { return false }
+            let pages = pages.clamped(to: 0..<memory.pageCount)
+            guard !pages.isEmpty else { return true }
+            let base = memory.address
+            let pageSize = UInt64(GuestMemory.pageSize)
+            try scanner.collectWritten(
+                start: base + UInt64(pages.lowerBound) * pageSize, end: base + UInt64(pages.upperBound) * pageSize,
+                reprotect: false
+            ) { address, length in
+                body(Int((address - base) / pageSize), Int(length / pageSize))
+            }
+            return true
         }
     }
 
