@@ -296,6 +296,13 @@ static inline void CSupport_prefetch(const void *address) {
     __builtin_prefetch(address, 0, 3);
 }
 
+/// ``CSupport_prefetch`` for every cache line of `length` bytes from `address`: a page about to be compared
+/// whole, whose first lines the hardware prefetcher would otherwise wait for.
+static inline void CSupport_prefetch_span(const void *address, size_t length) {
+    const char *p = (const char *)address;
+    for (size_t offset = 0; offset < length; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+}
+
 // MARK: - Run-length difference encoding (XBZRLE's format)
 //
 // The encoding QEMU's XBZRLE uses: a sequence of (unchanged-run length, changed-run length, changed bytes),

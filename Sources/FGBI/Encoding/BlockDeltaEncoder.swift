@@ -32,18 +32,18 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private let diff: UnsafeMutablePointer<UInt8>
     /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
     let zeroHash: UInt64
-    private var positions = RecordPositionWriter()
+    var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private(set) var admission = IndexAdmission()
     /// Where the last copied block was, and how far its source was from it: a block shortly after it is
     /// first compared with the content at the same distance (a copied page or object is a run of copied
     /// blocks), found by location with no table probe.
-    private var runHint = (from: UInt64.max, offset: UInt64(0))
+    var runHint = (from: UInt64.max, offset: UInt64(0))
     /// How many blocks after a copied block its distance is tried.
-    private static var runHintReach: UInt64 { 128 }
+    static var runHintReach: UInt64 { 128 }
     /// Where the index finds copies by location (``BlockIndex/findsByLocation``): whether this epoch looks up
     /// only anchors in the table, the other blocks stored by location only (``AnchorPolicy``).
-    private var anchors = AnchorPolicy()
+    var anchors = AnchorPolicy()
     let findsByLocation: Bool
     /// Whether this epoch reads every changed block's previous content for a difference, or a sample's
     /// (``DifferenceAdmission``).
@@ -57,6 +57,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     let matcher: SpliceMatcher?
     /// Blocks whose form without a splice takes at most this many bytes are not looked up in the matcher.
     static var spliceFloor: Int { 16 }
+    /// Finds the staged pages that are whole copies of pages the backup holds (``PageCopyFinder``); nil: none.
+    var pageCopies: PageCopyFinder?
 
     init(geometry: BlockGeometry, index: Index, encodesByPage: Bool = true, splicing: Bool = false) {
         self.geometry = geometry
@@ -105,12 +107,27 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) -> (records: Int, pagesHeld: Int) {
         guard let reader else {
-            return (encode(capture, sparse: sparse, into: &body, stats: &stats), capture.pagesHeld)
+            let records = encode(capture, sparse: sparse, into: &body, stats: &stats)
+            pageCopies?.learnKeys(of: capture)
+            return (records, capture.pagesHeld)
         }
         reader.start(capture, recordUnchanged: recordUnchanged)
-        defer { reader.finish() }
+        // The reader keys the pages it rehashes for later page copies (this thread alone touches the keys).
+        reader.pageKeys = pageCopies?.keys
+        defer {
+            reader.finish()
+            reader.pageKeys = nil
+        }
         learnHeldPages(reader)
-        return (encode(capture, staged: reader, sparse: sparse, into: &body, stats: &stats), reader.pagesHeld)
+        let copies = takePageCopies(of: capture, skippedBy: reader)
+        for copy in copies {
+            if copy.source == nil { stats.zeroBlocks += geometry.blocksPerPage } else { stats.pagesCopied += 1 }
+        }
+        var pages = reader
+        let (records, blocks) = encodeEpoch(
+            capture.epoch, &pages, copies: copies, sparse: sparse, into: &body, stats: &stats)
+        stats.blocksDirty = blocks
+        return (records, reader.pagesHeld)
     }
 
     /// The blocks that ``ParallelBlockDeltaEncoder``'s first step set aside because they need the index (each
@@ -208,7 +225,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     /// core's outstanding misses.
     @inline(__always)
     private func encodeEpoch<Pages: PageViews>(
-        _ epoch: UInt64, _ pages: inout Pages, sparse: Bool,
+        _ epoch: UInt64, _ pages: inout Pages, copies: [PageCopyFinder.PageCopy] = [], sparse: Bool,
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) -> (records: Int, blocks: Int) {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
@@ -232,7 +249,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         var current = pages.next()
         var need = current.map(needs) ?? 0
         if let current { prefetchLines(current, need: need, crowded: crowded(need), sampleMask: sampleMask) }
+        var nextCopy = 0
         while let page = current {
+            records += writePageCopies(copies, from: &nextCopy, before: page.locations[0], into: &body)
             let following = pages.next()
             let followingNeed = following.map(needs) ?? 0
             if let following {
@@ -255,6 +274,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             current = following
             need = followingNeed
         }
+        records += writePageCopies(copies, from: &nextCopy, before: nil, into: &body)
         stats.zeroBlocks += Int(forms.zero)
         stats.sparseBlocks += Int(forms.sparse)
         stats.literalBlocks += Int(forms.literal)
@@ -266,30 +286,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         differences.endEpoch()
         matcher?.endEpoch()
         return (records, blocks)
-    }
-
-    /// The location whose content a block at `location` is first compared with: the content at the distance
-    /// of the last copied block's source, while within ``runHintReach`` blocks of it.
-    /// Only in epochs on anchors only: when every block is looked up in the table, the table finds a run's
-    /// blocks anyway, and a candidate tried first costs misses on its bit, slot number and bookkeeping
-    /// whenever the run has ended (LMDB's epochs, every block looked up, encoded about a fifth slower with it).
-    @inline(__always)
-    func runCandidate(_ location: BlockLocation) -> BlockLocation? {
-        guard anchors.anchorsOnly, location.packed &- runHint.from <= Self.runHintReach else { return nil }
-        return BlockLocation(packed: location.packed &+ runHint.offset)
-    }
-
-    /// Whether a consulted block's content is looked up in the table (and entered into it when absent): always,
-    /// unless this epoch looks up anchors only (``AnchorPolicy``).
-    @inline(__always)
-    func searchesTable(hash: UInt64, location: BlockLocation) -> Bool {
-        !findsByLocation || !anchors.anchorsOnly || isAnchor(hash: hash, location: location)
-    }
-
-    /// One block in eight by content (``AnchorPolicy/mask``), and the first block of each page.
-    @inline(__always)
-    private func isAnchor(hash: UInt64, location: BlockLocation) -> Bool {
-        hash & AnchorPolicy.mask == 0 || location.block & (geometry.blocksPerPage - 1) == 0
     }
 
     /// `ordinal`: the block's number in the epoch. `consult`: look the block up in the index and teach it the

@@ -34,6 +34,9 @@ public final class EpochCapture: @unchecked Sendable {
     var comparesWithBaseline = false
     /// Pages left out because the backup already holds them (a resynchronisation's first pass).
     public internal(set) var pagesHeld = 0
+    /// Per region, the collection count of its ``WrittenPageWitness`` when this epoch was captured (empty when
+    /// the engine has none): what the encoder's page copies ask the witnesses about.
+    var witnessCollections: [Int] = []
     /// Captured pages (as region and page index) whose content proved unchanged since the previous epoch:
     /// captured, yet not written (with hot pages, ``HotPagePolicy``). Filled, when ``recordsUnchangedPages``,
     /// as the pages are rehashed: during the capture, or for a capture of whole pages when it is encoded.
@@ -113,6 +116,7 @@ public final class EpochCapture: @unchecked Sendable {
         holdsBlocks = false
         comparesWithBaseline = false
         pagesHeld = 0
+        witnessCollections.removeAll(keepingCapacity: true)
         unchangedPages.removeAll(keepingCapacity: true)
         pagesWritten = 0
         blocksRehashed = 0

@@ -31,6 +31,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Epochs whose matcher of moved content took only a sample of the blocks because splices had not paid
     /// (``EngineConfiguration/splicing``): 0 or 1 for one epoch.
     public var spliceThinnedEpochs = 0
+    /// Written pages sent whole as a copy of another page the backup holds (`fgbi`,
+    /// ``EngineConfiguration/pageCopies``).
+    public var pagesCopied = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -77,6 +80,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         sparseBlocks += other.sparseBlocks
         sparseChosen += other.sparseChosen
         splicedBlocks += other.splicedBlocks
+        pagesCopied += other.pagesCopied
         spliceThinnedEpochs += other.spliceThinnedEpochs
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes

@@ -84,19 +84,23 @@ final class ParallelBlockDeltaEncoder {
     /// encoded through the index (on the calling thread, in order) may go as splices (``SpliceMatcher``).
     init(
         geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
-        parallelMinimumBlocks: Int, splicing: Bool = false
+        parallelMinimumBlocks: Int, splicing: Bool = false, pageCopies: PageCopyFinder? = nil
     ) {
         self.geometry = geometry
         self.index = index
         self.crew = crew
         self.parallelMinimumBlocks = parallelMinimumBlocks
         encoder = BlockDeltaEncoder(geometry: geometry, index: index, splicing: splicing)
+        encoder.pageCopies = pageCopies
         shards = (0..<crew.participants * Self.shardsPerThread).map { _ in
             Shard(
                 reader: StagedPageReader(tables: tables, geometry: geometry, baseline: baseline),
                 blockSize: geometry.blockSize)
         }
     }
+
+    /// What finds the pages sent as copies of others (on the one-thread path only), if any.
+    var pageCopies: PageCopyFinder? { encoder.pageCopies }
 
     /// Threads an epoch is encoded on.
     var threads: Int { crew.participants }
@@ -123,7 +127,9 @@ final class ParallelBlockDeltaEncoder {
         // Every block needs the index when all are looked up, or when the encoder cannot tell which do (block
         // sizes other than 64 bytes).
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
-        guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1,
+        // Page copies are found on the one-thread path: taken while every page is tried for them (they pay).
+        let copiesPay = staged && encoder.pageCopies.map { $0.isActive && !$0.admission.sampling } ?? false
+        guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1, !copiesPay,
             !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks
         else {
             let result = encoder.encode(
@@ -188,6 +194,7 @@ final class ParallelBlockDeltaEncoder {
         stats.blocksDirty = blockCount
         stats.encodeThreads = threads
         stats.indexEntries = index.entryCount
+        encoder.pageCopies?.learnKeys(of: capture)
         return (records, pagesHeld)
     }
 

@@ -38,6 +38,12 @@ final class StagedPageReader {
     private var heldItems: [Bool] = []
     /// Blocks handed over so far for the current capture.
     var blocksRead: Int { ordinal }
+    /// Where the keys of rehashed pages' new contents go (``PageKeyIndex``), when this reader keeps them.
+    var pageKeys: PageKeyIndex?
+    /// Items of the current capture that ``next()`` passes over (in increasing order): pages sent as copies
+    /// of other pages (``PageCopyFinder``), whose hashes are already in their tables.
+    private var skippedItems: [Int] = []
+    private var nextSkipped = 0
 
     /// One page's changed blocks: their locations, old and new hashes, and (for a page not wholly changed)
     /// their bytes, gathered.
@@ -90,6 +96,15 @@ final class StagedPageReader {
         pagesHeld = 0
         heldItems.removeAll(keepingCapacity: true)
         unchanged.removeAll(keepingCapacity: true)
+        skippedItems.removeAll(keepingCapacity: true)
+        nextSkipped = 0
+    }
+
+    /// Has ``next()`` pass over `item` of the capture being read (after every item skipped before it, and before
+    /// the first page is read).
+    func skip(item: Int) {
+        precondition(skippedItems.last.map { $0 < item } ?? true, "items skipped out of order")
+        skippedItems.append(item)
     }
 
     /// In a resynchronisation's first pass, before any page is read: compares every page of the part with the
@@ -124,11 +139,21 @@ final class StagedPageReader {
         while nextPage < endPage {
             let item = nextPage
             nextPage += 1
+            if nextSkipped < skippedItems.count && skippedItems[nextSkipped] == item {
+                nextSkipped += 1
+                continue
+            }
             let location = pages.locations[item]
             let staged = pages.item(item)
             let table = tables[location.region]
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
             if changed == 0 && recordsUnchanged { unchanged.append(location) }
+            if changed != 0, let pageKeys {
+                pageKeys.record(
+                    region: location.region, page: location.block,
+                    key: PageKeyIndex.key(ofHashes: table.hashes(ofPage: location.block), count: geometry.blocksPerPage)
+                )
+            }
             if comparesWithBaseline
                 && (heldItems.isEmpty
                     ? baseline.holds(region: location.region, page: location.block, bytes: staged)

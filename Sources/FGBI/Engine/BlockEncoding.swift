@@ -11,11 +11,14 @@ enum BlockEncoding {
         configuration: EngineConfiguration, geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable],
         baseline: BaselineHashes, contentBudget: Int
     ) throws {
+        let finder =
+            configuration.pageCopies ? PageCopyFinder(geometry: geometry, regions: regions, tables: tables) : nil
         if let shared = configuration.sharedIndex {
             let member = try shared.join(blocks: regions.reduce(0) { $0 + $1.length / geometry.blockSize })
-            self = .shared(
-                BlockDeltaEncoder(geometry: geometry, index: member, splicing: configuration.splicing), member,
-                StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
+            let encoder = BlockDeltaEncoder(geometry: geometry, index: member, splicing: configuration.splicing)
+            let reader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
+            encoder.pageCopies = finder
+            self = .shared(encoder, member, reader)
             return
         }
         let index = ContentIndex(
@@ -26,11 +29,22 @@ enum BlockEncoding {
             self = .parallel(
                 ParallelBlockDeltaEncoder(
                     geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks, splicing: configuration.splicing))
+                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks, splicing: configuration.splicing,
+                    pageCopies: finder))
         } else {
-            self = .own(
-                BlockDeltaEncoder(geometry: geometry, index: index, splicing: configuration.splicing), index,
-                StagedPageReader(tables: tables, geometry: geometry, baseline: baseline))
+            let encoder = BlockDeltaEncoder(geometry: geometry, index: index, splicing: configuration.splicing)
+            let reader = StagedPageReader(tables: tables, geometry: geometry, baseline: baseline)
+            encoder.pageCopies = finder
+            self = .own(encoder, index, reader)
+        }
+    }
+
+    /// What finds the pages sent as copies of others, if the configuration asked for page copies.
+    var pageCopyFinder: PageCopyFinder? {
+        switch self {
+        case .own(let encoder, _, _): return encoder.pageCopies
+        case .parallel(let encoder): return encoder.pageCopies
+        case .shared(let encoder, _, _): return encoder.pageCopies
         }
     }
 
@@ -78,9 +92,11 @@ enum BlockEncoding {
     /// by ``SharedContentIndex/metadataBytes``).
     var metadataBytes: Int {
         switch self {
-        case .own(let encoder, let index, _): return encoder.metadataBytes + index.metadataBytes
+        case .own(let encoder, let index, _):
+            return encoder.metadataBytes + index.metadataBytes + (encoder.pageCopies?.metadataBytes ?? 0)
         case .parallel(let encoder): return encoder.metadataBytes
-        case .shared(let encoder, let member, _): return encoder.metadataBytes + member.metadataBytes
+        case .shared(let encoder, let member, _):
+            return encoder.metadataBytes + member.metadataBytes + (encoder.pageCopies?.metadataBytes ?? 0)
         }
     }
 }

@@ -63,6 +63,12 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// "Moved content"); where splices do not pay on the wire it takes a sample of the blocks only
     /// (`SpliceAdmission`). Memory: a 32 MiB table, kept across epochs.
     public var splicing = false
+    /// Whether the `fgbi` encoder sends a written page that is a whole copy of another page of the regions as a
+    /// `page-copy` record (a few bytes), comparing it bitwise with that page's live bytes and asking the
+    /// tracker that the page was not written since the capture (`WrittenPageWitness`: the uffd-async
+    /// tracker, which a ``Primary`` attaches). No effect without a witness. Where copies are rare it
+    /// tries a sample of the pages only (`PageCopyAdmission`). Memory: about 6 MiB per GiB of regions.
+    public var pageCopies = true
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash
     /// A content index shared with other engines (other guests, each with its own backup), in place of one of

@@ -137,6 +137,17 @@ public final class PrimaryEngine: @unchecked Sendable {
         }
     }
 
+    /// Lets the `fgbi` encoder send a written page that is a whole copy of another page as a `page-copy` record
+    /// (``EngineConfiguration/pageCopies``): `witnesses` has, per region, what vouches that a page was not
+    /// written since the last collection (the region's uffd-async tracker), or nil. Each capture must then
+    /// follow its trackers' collection for the epoch, as in a paused epoch. Call before the first capture.
+    package func attachWitnesses(_ witnesses: [(any WrittenPageWitness)?]) throws {
+        guard witnesses.count == regions.count else {
+            throw FGBIError.invalidArgument("\(witnesses.count) witnesses for \(regions.count) regions")
+        }
+        blockEncoder?.pageCopyFinder?.witnesses = witnesses
+    }
+
     /// The paused stage: captures what the epoch changed into `capture`. `dirty` has one page set per
     /// region (ignored for the first epoch, which covers everything).
     ///
@@ -165,6 +176,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.holdsPages = !tables.isEmpty && wholePages
         capture.holdsBlocks = !tables.isEmpty && !wholePages
         capture.comparesWithBaseline = full && baseline.pageHashes != nil && !afterPrecopy
+        if let finder = blockEncoder?.pageCopyFinder, finder.isActive {
+            capture.witnessCollections = finder.witnesses.map { $0?.collectionCount ?? 0 }
+        }
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
             for run in full ? [PageRun(start: 0, count: region.pageCount)] : dirty[regionIndex].runs {

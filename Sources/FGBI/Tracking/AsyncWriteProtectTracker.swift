@@ -12,8 +12,9 @@ import Synchronization
 /// reported at every collection instead, so the guest stops paying a first write for each of them each epoch.
 /// Collections then report a superset of the written pages.
 ///
-/// It is also a ``WrittenPageWitness``: the same scan without re-protecting says which pages were written since
-/// the last collection (hot pages, never protected, always count as written).
+/// It is also a witness of writes since its last collection (`WrittenPageWitness`): the same scan without
+/// re-protecting says which pages were written since the last collection (hot pages, never protected, always
+/// count as written).
 public final class AsyncWriteProtectTracker: DirtyTracker, WrittenPageWitness, @unchecked Sendable {
     public var kind: TrackerKind { .uffdAsync }
     public let memory: GuestMemory
@@ -85,9 +86,9 @@ public final class AsyncWriteProtectTracker: DirtyTracker, WrittenPageWitness, @
         }
     }
 
-    public var collectionCount: Int { state.withLock { $0.collections } }
+    package var collectionCount: Int { state.withLock { $0.collections } }
 
-    public func writtenRuns(in pages: Range<Int>, sinceCollection collection: Int, _ body: (Int, Int) -> Void) throws
+    package func writtenRuns(in pages: Range<Int>, sinceCollection collection: Int, _ body: (Int, Int) -> Void) throws
         -> Bool
     {
         try state.withLock { state in

@@ -5,7 +5,7 @@
 /// backup holds: the ground on which the encoder may send a page as a copy of another page, compared bitwise
 /// with that page's live bytes (the `fgbi` encoder's page copies). A witness answers only while no later collection has
 /// re-armed what it would have to look at.
-public protocol WrittenPageWitness: AnyObject, Sendable {
+package protocol WrittenPageWitness: AnyObject, Sendable {
     /// Collections made so far: a capture taken right after a collection records it.
     var collectionCount: Int { get }
 

@@ -23,6 +23,8 @@ public struct EngineBenchmark: Sendable {
         public var cacheBudgetBytes = 64 << 20
         /// Whether the `fgbi` encoder splices (``EngineConfiguration/splicing``).
         public var splicing = false
+        /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
+        public var pageCopies = true
         public var seed: UInt64 = 2011
         /// Replay this recorded trace (Docs/TRACE.md) instead of the synthetic workloads: the region is one
         /// image long and each epoch writes the next image (up to `epochs`, or as many as it has).
@@ -78,6 +80,8 @@ public struct EngineBenchmark: Sendable {
         /// Blocks sent as splices of content given earlier in the epoch or held by the backup
         /// (``EngineConfiguration/splicing``).
         public var splicedBlocks: Int
+        /// Written pages sent as a copy of another page (``EngineConfiguration/pageCopies``).
+        public var pagesCopied: Int
         /// Guest pause per epoch: tracker collect plus capture.
         public var pauseMsP50: Double
         public var pauseMsP99: Double
@@ -182,6 +186,7 @@ public struct EngineBenchmark: Sendable {
             regions: [memory], configuration: engineConfiguration(mode: mode, encodeThreads: encodeThreads))
         let replica = Replica(regions: [backup], geometry: engine.geometry)
         let tracker = try configuration.tracker.makeTracker(for: memory)
+        try engine.attachWitnesses([tracker as? any WrittenPageWitness])
         let capture = EpochCapture()
         var dirty = DirtyPageSet()
 
@@ -241,6 +246,7 @@ public struct EngineBenchmark: Sendable {
             mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
         engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.splicing = configuration.splicing
+        engineConfiguration.pageCopies = configuration.pageCopies
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.encodeThreads = encodeThreads
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
@@ -274,7 +280,7 @@ extension EngineBenchmark.ModeRun {
             ratioToPage: nil, initialSyncBytes: initialSyncBytes,
             blocksDirty: totals.blocksDirty, blocksConsulted: totals.blocksConsulted, sharedHits: totals.sharedHits,
             collisions: totals.collisions, zeroBlocks: totals.zeroBlocks, diffBlocks: totals.diffBlocks,
-            literalBlocks: totals.literalBlocks, splicedBlocks: totals.splicedBlocks,
+            literalBlocks: totals.literalBlocks, splicedBlocks: totals.splicedBlocks, pagesCopied: totals.pagesCopied,
             pauseMsP50: Summary(timings.pauses).median, pauseMsP99: Summary.percentile(timings.pauses, 0.99),
             encodeMsP50: encodeMedian,
             encodeMsMean: timings.encodes.reduce(0, +) / Double(max(timings.encodes.count, 1)),

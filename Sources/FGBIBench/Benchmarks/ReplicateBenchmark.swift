@@ -29,6 +29,8 @@ public struct ReplicateBenchmark: Sendable {
         public var cacheBudgetBytes = 64 << 20
         /// Whether the `fgbi` encoder splices (``EngineConfiguration/splicing``).
         public var splicing = false
+        /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
+        public var pageCopies = true
         public var seed: UInt64 = 2011
         public init() {}
     }
@@ -254,6 +256,7 @@ public struct ReplicateBenchmark: Sendable {
             mode: mode, blockSize: blockSize, compression: configuration.compression)
         primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.engine.splicing = configuration.splicing
+        primaryConfiguration.engine.pageCopies = configuration.pageCopies
         primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)

@@ -41,6 +41,8 @@ public struct LMDBOverheadBenchmark {
         public var compressionMinimumSaving: Double?
         /// ``EngineConfiguration/splicing``.
         public var splicing = false
+        /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
+        public var pageCopies = true
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
         public var captureRealtimePriorities: [Int?] = [20]
@@ -237,6 +239,7 @@ public struct LMDBOverheadBenchmark {
         if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
         if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
         settings.engine.splicing = configuration.splicing
+        settings.engine.pageCopies = configuration.pageCopies
         return settings
     }
 

@@ -74,6 +74,11 @@ extension FGBICommand {
         var trace: String?
 
         @Flag(
+            name: .customLong("no-page-copies"),
+            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
+        var noPageCopies = false
+
+        @Flag(
             help:
                 "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
         )
@@ -126,6 +131,7 @@ extension FGBICommand {
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.cacheBudgetBytes = cacheMiB << 20
             configuration.splicing = splicing
+            configuration.pageCopies = !noPageCopies
             configuration.compressionMinimumSaving = compressionMinimumSaving
             if let trace {
                 do {
@@ -162,7 +168,8 @@ extension FGBICommand {
             print("")
             var table = TextTable([
                 "workload", "mode", "threads", "compr", "wire B/epoch", "x page", "shared", "diff", "literal", "zero",
-                "pause p50 ms", "p99", "encode ms", "mean", "p99", "compress ms", "raw", "ns/block", "enc GB/s",
+                "page copies", "pause p50 ms", "p99", "encode ms", "mean", "p99", "compress ms", "raw", "ns/block",
+                "enc GB/s",
                 "apply ms", "dirty GB/s", "meta B/GiB", "initial MB", "verified",
             ])
             for run in runs {
@@ -170,7 +177,8 @@ extension FGBICommand {
                     run.workload, run.mode, String(run.encodeThreads), run.compression, String(run.wireBytesPerEpoch),
                     formatted(run.ratioToPage, 4),
                     String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
-                    formatted(run.pauseMsP50), formatted(run.pauseMsP99), formatted(run.encodeMsP50),
+                    String(run.pagesCopied), formatted(run.pauseMsP50), formatted(run.pauseMsP99),
+                    formatted(run.encodeMsP50),
                     formatted(run.encodeMsMean), formatted(run.encodeMsP99),
                     formatted(run.compressMsP50), String(run.epochsStoredRaw),
                     formatted(run.encodeNsPerBlock, 1), formatted(run.encodeGbps), formatted(run.applyMsP50),

@@ -78,6 +78,11 @@ extension FGBICommand {
         var compressionMinimumSaving: Double?
 
         @Flag(
+            name: .customLong("no-page-copies"),
+            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
+        var noPageCopies = false
+
+        @Flag(
             help:
                 "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
         )
@@ -184,6 +189,7 @@ extension FGBICommand {
                 configuration.compressionMinimumSaving = compressionMinimumSaving
             }
             configuration.splicing = splicing
+            configuration.pageCopies = !noPageCopies
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")

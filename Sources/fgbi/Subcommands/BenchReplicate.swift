@@ -67,6 +67,11 @@ extension FGBICommand {
         var cacheMiB = 64
 
         @Flag(
+            name: .customLong("no-page-copies"),
+            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
+        var noPageCopies = false
+
+        @Flag(
             help:
                 "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
         )
@@ -134,6 +139,7 @@ extension FGBICommand {
             configuration.epochMilliseconds = epochMilliseconds
             configuration.cacheBudgetBytes = cacheMiB << 20
             configuration.splicing = splicing
+            configuration.pageCopies = !noPageCopies
             configuration.seed = seed
             return configuration
         }

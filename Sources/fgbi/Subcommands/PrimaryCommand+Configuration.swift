@@ -75,6 +75,7 @@ extension FGBICommand.PrimaryCommand {
             }
             configuration.engine.compressionMinimumSaving = compressionMinimumSaving
             configuration.engine.splicing = splicing
+            configuration.engine.pageCopies = !noPageCopies
             if let encodeThreads {
                 guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
                     throw ValidationError(

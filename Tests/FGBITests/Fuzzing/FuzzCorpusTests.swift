@@ -32,7 +32,40 @@ struct FuzzCorpusTests {
             seeds["\(mode)"] = try engine.encode(capture).delta
         }
         seeds["fgbi-spliced"] = try splicedDelta()
+        seeds["fgbi-page-copies"] = try pageCopiedDelta()
         return seeds
+    }
+
+    /// A delta of the `fgbi` encoder with `page-copy` and `page-zero` records, vouched for by real uffd-async
+    /// trackers: page 1 a copy of page 5, page 2 zeros, page 3 a copy of region 1's page 0, and region 1's
+    /// page 2 a copy of region 0's page 6.
+    static func pageCopiedDelta() throws -> [UInt8] {
+        let regions = try DeltaFuzzer.makeRegions()
+        var configuration = EngineConfiguration(mode: .fgbi, compression: Compression.none)
+        configuration.captureStrategy = .copyPages
+        let engine = try PrimaryEngine(regions: regions, configuration: configuration)
+        let trackers = try regions.map { try AsyncWriteProtectTracker(memory: $0) }
+        try engine.attachWitnesses(trackers.map { $0 })
+        for tracker in trackers { try tracker.start() }
+        defer { for tracker in trackers { try? tracker.stop() } }
+        let first = EpochCapture()
+        try engine.capture([], into: first)
+        _ = try engine.encode(first)
+        memcpy(regions[0].page(1), regions[0].page(5), GuestMemory.pageSize)
+        memset(regions[0].page(2), 0, GuestMemory.pageSize)
+        memcpy(regions[0].page(3), regions[1].page(0), GuestMemory.pageSize)
+        memcpy(regions[1].page(2), regions[0].page(6), GuestMemory.pageSize)
+        var dirty: [DirtyPageSet] = []
+        for tracker in trackers {
+            var set = DirtyPageSet()
+            try tracker.collect(into: &set)
+            dirty.append(set)
+        }
+        let capture = EpochCapture()
+        try engine.capture(dirty, into: capture)
+        let (delta, statistics) = try engine.encode(capture)
+        #expect(statistics.pagesCopied == 3, "\(statistics.pagesCopied) pages copied")
+        return delta
     }
 
     /// A delta of the `fgbi` encoder with splicing, with every kind of piece: after an epoch that wrote page 6
@@ -121,7 +154,7 @@ struct FuzzCorpusTests {
 
     @Test func seedsAreAcceptedByTheirTargets() throws {
         let all = try Self.seeds()
-        #expect(all["delta"]?.count == ReplicationMode.allCases.count + 1)
+        #expect(all["delta"]?.count == ReplicationMode.allCases.count + 2)
         for (name, delta) in try Self.deltas() {
             for precopy in [false, true] {
                 let input = try #require(DeltaFuzzer.input(carrying: delta, precopy: precopy))

@@ -62,6 +62,7 @@ final class EpochPipeline: @unchecked Sendable {
             firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
         let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
+        try engine.attachWitnesses(trackers.map { $0 as? any WrittenPageWitness })
         // The engine reports unchanged pages only where a tracker listens (hot pages' early end of leases).
         let listens = configuration.tracker == .uffdAsync && hotPages.isEnabled && hotPages.demotesUnchanged
         captures = CaptureQueue(buffers: configuration.captureBuffers, recordsUnchangedPages: listens)
@@ -77,6 +78,7 @@ final class EpochPipeline: @unchecked Sendable {
         engine = try PrimaryEngine(
             regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
             backupHolds: summary)
+        try engine.attachWitnesses(trackers.map { $0 as? any WrittenPageWitness })
     }
 
     /// A free capture buffer; waits (backpressure) while all are in use, but not past a failure.

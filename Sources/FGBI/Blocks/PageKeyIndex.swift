@@ -1,0 +1,164 @@
+import CSupport
+
+/// Where whole pages' contents lie, found by a key of each page's block hashes: the pages a written page may be
+/// a copy of (``PageCopyFinder``).
+///
+/// For every page of every region it keeps the key of the content it had when last captured (0: none known),
+/// and a table from key to page: buckets of eight 8-byte entries, one cache line each (the key's high 32 bits,
+/// the page's number across the regions), the newest entry first, the oldest pushed out when a bucket is full.
+/// An entry is only a lead: a lookup takes a page whose kept key is the key asked, that the current capture
+/// does not hold, and the caller compares its bytes. Keys come from the block hashes the block tables already
+/// hold (``key(ofHashes:count:)``), so keeping them costs no pass over the pages. About 6 MiB per GiB of
+/// regions. Allocates only at creation; not thread-safe.
+final class PageKeyIndex {
+    /// The first page of each region in the numbering across regions.
+    private let firstPages: [Int]
+    private let pageCount: Int
+    private let keys: UnsafeMutablePointer<UInt64>
+    /// One bit per page: held by the capture being encoded.
+    private let captured: UnsafeMutablePointer<UInt64>
+    private let table: UnsafeMutablePointer<UInt64>
+    private let bucketMask: Int
+    private static let bucketEntries = 8
+    private static let empty = UInt64.max
+
+    /// The most pages the numbering across regions can hold (entries keep 32 bits of it, one value meaning
+    /// empty).
+    static let maximumPages = Int(UInt32.max) - 1
+
+    /// An index of the pages of regions of `regionPageCounts` pages, with every key unknown.
+    init(regionPageCounts: [Int]) {
+        var first = 0
+        var firsts: [Int] = []
+        for count in regionPageCounts {
+            firsts.append(first)
+            first += count
+        }
+        precondition(first <= Self.maximumPages, "a page-key index of \(first) pages")
+        firstPages = firsts
+        pageCount = first
+        keys = HugePageMemory.allocate(UInt64.self, capacity: max(first, 1))
+        keys.initialize(repeating: 0, count: max(first, 1))
+        captured = .allocate(capacity: max((first + 63) / 64, 1))
+        captured.initialize(repeating: 0, count: max((first + 63) / 64, 1))
+        var buckets = 1
+        while buckets * Self.bucketEntries < 2 * first { buckets <<= 1 }
+        bucketMask = buckets - 1
+        table = HugePageMemory.allocate(UInt64.self, capacity: buckets * Self.bucketEntries)
+        table.initialize(repeating: Self.empty, count: buckets * Self.bucketEntries)
+    }
+
+    deinit {
+        keys.deallocate()
+        captured.deallocate()
+        table.deallocate()
+    }
+
+    /// Bytes held.
+    var metadataBytes: Int { pageCount * 8 + (pageCount + 63) / 64 * 8 + (bucketMask + 1) * Self.bucketEntries * 8 }
+
+    /// The key of a page whose blocks hash to `hashes` (`count` of them): never 0.
+    @inline(__always)
+    static func key(ofHashes hashes: UnsafePointer<UInt64>, count: Int) -> UInt64 {
+        let key = CSupport_xxh3_64(hashes, count * MemoryLayout<UInt64>.stride)
+        return key == 0 ? 1 : key
+    }
+
+    @inline(__always)
+    private func number(region: Int, page: Int) -> Int { firstPages[region] + page }
+
+    /// Records that `page` of `region` now holds content whose key is `key`.
+    @inline(__always)
+    func record(region: Int, page: Int, key: UInt64) {
+        let number = number(region: region, page: page)
+        keys[number] = key
+        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+        let entry = (key >> 32) << 32 | UInt64(number)
+        // Drop an older entry of this page, else the oldest; the rest move down one.
+        var last = Self.bucketEntries - 1
+        for slot in 0..<Self.bucketEntries
+        where bucket[slot] & 0xFFFF_FFFF == UInt64(number) || bucket[slot] == Self.empty {
+            last = slot
+            break
+        }
+        var slot = last
+        while slot > 0 {
+            bucket[slot] = bucket[slot - 1]
+            slot -= 1
+        }
+        bucket[0] = entry
+    }
+
+    /// Records that `page` of `region` holds content of no known key (zeros, never looked up).
+    func forget(region: Int, page: Int) { keys[number(region: region, page: page)] = 0 }
+
+    /// A page, not held by the capture being encoded, whose content was last recorded with `key`.
+    @inline(__always)
+    func candidate(key: UInt64) -> (region: Int, page: Int)? {
+        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+        let fragment = key >> 32
+        for slot in 0..<Self.bucketEntries {
+            let entry = bucket[slot]
+            guard entry != Self.empty else { return nil }
+            let number = Int(entry & 0xFFFF_FFFF)
+            guard entry >> 32 == fragment, keys[number] == key, !isCaptured(number) else { continue }
+            return place(of: number)
+        }
+        return nil
+    }
+
+    /// Starts loading the table line a lookup of `key` reads.
+    @inline(__always)
+    func prefetchBucket(key: UInt64) {
+        CSupport_prefetch(table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries)
+    }
+
+    /// The number (across regions) of the newest page recorded with `key`'s high bits that the capture being
+    /// encoded does not hold, without reading its kept key: a lead for ``isCurrent(_:key:)`` to confirm once
+    /// its line has loaded (``prefetchKey(of:)``), and for ``candidate(key:)`` to replace when it is stale.
+    @inline(__always)
+    func lead(key: UInt64) -> Int? {
+        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+        for slot in 0..<Self.bucketEntries {
+            let entry = bucket[slot]
+            guard entry != Self.empty else { return nil }
+            let number = Int(entry & 0xFFFF_FFFF)
+            if entry >> 32 == key >> 32, !isCaptured(number) { return number }
+        }
+        return nil
+    }
+
+    /// Starts loading the kept key of page `number`.
+    @inline(__always)
+    func prefetchKey(of number: Int) { CSupport_prefetch(keys + number) }
+
+    /// Starts loading the kept key of `page` of `region` (which a zero page's or a copy's record writes).
+    @inline(__always)
+    func prefetchKey(region: Int, page: Int) { CSupport_prefetch(keys + number(region: region, page: page)) }
+
+    /// Whether page `number` (across regions) was last recorded with `key`.
+    @inline(__always)
+    func isCurrent(_ number: Int, key: UInt64) -> Bool { keys[number] == key }
+
+    /// The (region, page) of a page's number across regions.
+    func place(of number: Int) -> (region: Int, page: Int) {
+        var region = firstPages.count - 1
+        while firstPages[region] > number { region -= 1 }
+        return (region, number - firstPages[region])
+    }
+
+    @inline(__always)
+    private func isCaptured(_ number: Int) -> Bool { captured[number >> 6] & (1 << UInt64(number & 63)) != 0 }
+
+    /// Marks (or, with `held` false, unmarks) `page` of `region` as held by the capture being encoded: no
+    /// lookup answers with it.
+    @inline(__always)
+    func setCaptured(region: Int, page: Int, _ held: Bool) {
+        let number = number(region: region, page: page)
+        if held {
+            captured[number >> 6] |= 1 << UInt64(number & 63)
+        } else {
+            captured[number >> 6] &= ~(1 << UInt64(number & 63))
+        }
+    }
+}

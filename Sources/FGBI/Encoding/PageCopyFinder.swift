@@ -1,0 +1,312 @@
+import CSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Finds the pages of an epoch that are whole copies of pages the backup holds, anywhere in the regions, so
+/// that each goes as one `page-copy` record (``DeltaFormat/RecordKind/pageCopy``, a few bytes) instead of its
+/// blocks: a page cache filled from other pages, a heap compacted or duplicated page by page. The content
+/// index cannot find these when the source lies outside its budget; the guest's own memory holds every one.
+///
+/// Why a copy is exact. The backup holds, for a page that no collection reported since it last received it,
+/// what the page held at this epoch's collection. The finder takes as a source only such a page (one the
+/// epoch's capture does not hold), compares the written page's staged bytes bitwise with the source's *live*
+/// bytes while the guest runs, and then asks the tracker (a ``WrittenPageWitness``) whether the source was
+/// written since that collection: if not, the live bytes it compared were the backup's. A source the witness
+/// cannot vouch for, or any source once a later collection re-armed the pages, is dropped. Sources are found
+/// by the key of their block hashes (``PageKeyIndex``), kept as pages are rehashed. Only after the session's
+/// first pass (the backup then holds every page) and never in a pre-copy or a resynchronisation's first pass.
+///
+/// Pages are tried in full or by sample (``PageCopyAdmission``). Allocates only when an epoch finds more copies
+/// than any before.
+final class PageCopyFinder {
+    /// A page of the capture to send as a copy: its item, place and key, and where the source lies; or, with
+    /// no source, a page now all zeros (sent as a `page-zero` record).
+    struct PageCopy {
+        let item: Int
+        let region: Int
+        let page: Int
+        let source: (region: Int, page: Int)?
+        let key: UInt64
+    }
+
+    let keys: PageKeyIndex
+    private let tables: [BlockTable]
+    private let regions: [GuestMemory]
+    private let geometry: BlockGeometry
+    /// Per region, what vouches that a page was not written since a collection; nil: no copies from it.
+    var witnesses: [(any WrittenPageWitness)?]
+    private(set) var admission = PageCopyAdmission()
+    /// Pages tried and copies found in the last epoch.
+    private(set) var lastTried = 0
+    private(set) var lastFound = 0
+    private let scratch: UnsafeMutablePointer<UInt64>
+    private let zeroPageKey: UInt64
+    @exclusivity(unchecked) private var found: [PageCopy] = []
+    /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
+    private static let sourceLinesAhead = 8
+    @exclusivity(unchecked) private var written: [Range<Int>] = []
+
+    init(geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable]) {
+        self.geometry = geometry
+        self.regions = regions
+        self.tables = tables
+        keys = PageKeyIndex(regionPageCounts: regions.map(\.pageCount))
+        witnesses = Array(repeating: nil, count: regions.count)
+        scratch = .allocate(capacity: 2 * geometry.blocksPerPage)
+        scratch.initialize(repeating: geometry.zeroBlockHash, count: geometry.blocksPerPage)
+        zeroPageKey = PageKeyIndex.key(ofHashes: scratch, count: geometry.blocksPerPage)
+    }
+
+    deinit { scratch.deallocate() }
+
+    /// Whether some region has a witness: without one no page is tried.
+    var isActive: Bool { witnesses.contains { $0 != nil } }
+
+    var metadataBytes: Int { keys.metadataBytes + 2 * geometry.blocksPerPage * 8 }
+
+    /// Hands the encoder a page's blocks whose content changes (a mask over the page's blocks) with their
+    /// previous hashes, to retire from its content index.
+    typealias Retire = (_ region: Int, _ page: Int, _ changed: UInt64, _ previous: UnsafePointer<UInt64>) -> Void
+
+    /// The pages of `capture` to send as copies (or as zeros), in the capture's order, each compared bitwise
+    /// with its source and its source vouched for; each one's block hashes and key already made its new
+    /// content's, after `retire` was handed the blocks that change. None unless the capture holds whole pages
+    /// of a regular epoch and some region has a witness whose collection the capture recorded.
+    func find(in capture: EpochCapture, retiring retire: Retire) -> [PageCopy] {
+        found.removeAll(keepingCapacity: true)
+        lastTried = 0
+        lastFound = 0
+        guard capture.holdsPages, !capture.isPrecopy, !capture.comparesWithBaseline,
+            capture.witnessCollections.count == regions.count, isActive
+        else { return [] }
+        let view = capture.view
+        for item in 0..<view.count {
+            keys.setCaptured(region: view.locations[item].region, page: view.locations[item].block, true)
+        }
+        defer {
+            for item in 0..<view.count {
+                keys.setCaptured(region: view.locations[item].region, page: view.locations[item].block, false)
+            }
+        }
+        // Three stages two pages apart, so each one's memory access loads while other pages are hashed: a
+        // page's key (its bucket line requested), the bucket's lead (its kept key and the source's first lines
+        // requested), then the lead confirmed and compared with the page, still in the core's caches.
+        var keyed = Pair<Keyed>()
+        var leads = Pair<Lead>()
+        let lag = 2
+        for item in 0..<view.count where admission.tries(page: view.locations[item].block) {
+            lastTried += 1
+            if leads.isFull, let copy = confirm(leads.pop()!, of: view) { found.append(copy) }
+            if keyed.isFull, let lead = follow(keyed.pop()!) { leads.push(lead) }
+            if item + 2 * lag < view.count {
+                let later = view.locations[item + 2 * lag]
+                CSupport_prefetch_span(tables[later.region].hashes(ofPage: later.block), geometry.blocksPerPage * 8)
+                keys.prefetchKey(region: later.region, page: later.block)
+            }
+            switch key(of: item, in: view) {
+            case .zeros:
+                // Zeros need no source: taken at once, while the page's hashes are in the caches (a page that
+                // was zeros already is left to the reader, which lists it unchanged).
+                let location = view.locations[item]
+                guard zero(region: location.region, page: location.block, retiring: retire) else { break }
+                keyed.push(Keyed(item: item, key: zeroPageKey))
+            case .key(let key):
+                keys.prefetchBucket(key: key)
+                keyed.push(Keyed(item: item, key: key))
+            case .unchanged, .changed: break
+            }
+        }
+        while let next = keyed.pop() {
+            if leads.isFull, let copy = confirm(leads.pop()!, of: view) { found.append(copy) }
+            if let lead = follow(next) { leads.push(lead) }
+        }
+        while let lead = leads.pop() { if let copy = confirm(lead, of: view) { found.append(copy) } }
+        admission.update(tried: lastTried, found: found.count)
+        keepVouchedFor(collections: capture.witnessCollections)
+        lastFound = found.count
+        let ahead = 4
+        for (number, copy) in found.enumerated() where copy.source != nil {
+            if number + ahead < found.count { prefetch(found[number + ahead]) }
+            apply(copy, retiring: retire)
+        }
+        return found
+    }
+
+    /// What the first stage finds of a page's new content.
+    private enum Content {
+        /// As before: nothing to send.
+        case unchanged
+        /// All zeros, checked byte by byte (maybe unchanged: zeros before too).
+        case zeros
+        /// This key, which may lead to a page holding the same.
+        case key(UInt64)
+        /// Changed, hashing like zeros without being zeros (a collision): left to the blocks.
+        case changed
+    }
+
+    /// The key of page `item` of `view`'s new content, or what else it is.
+    @inline(__always)
+    private func key(of item: Int, in view: EpochCapture.View) -> Content {
+        let blocks = geometry.blocksPerPage
+        let location = view.locations[item]
+        let staged = view.item(item)
+        // A zero page is known without hashing it (any other stops the check at its first non-zero word).
+        guard CSupport_is_zero(staged, geometry.pageSize) == 0 else { return .zeros }
+        _ = CSupport_rehash_page(staged, geometry.blockSize, blocks, scratch, scratch + blocks)
+        let current = tables[location.region].hashes(ofPage: location.block)
+        guard memcmp(scratch, current, blocks * 8) != 0 else { return .unchanged }
+        let key = PageKeyIndex.key(ofHashes: scratch, count: blocks)
+        return key == zeroPageKey ? .changed : .key(key)
+    }
+
+    /// A page keyed by the first stage, and the page its key leads to in the second (-1: the page is zeros).
+    private struct Keyed {
+        let item: Int
+        let key: UInt64
+    }
+
+    private struct Lead {
+        let item: Int
+        let key: UInt64
+        let number: Int
+    }
+
+    /// Two places of the pipeline, first in, first out.
+    private struct Pair<Element> {
+        private var first: Element?
+        private var second: Element?
+        var isFull: Bool { second != nil }
+
+        mutating func push(_ element: Element) {
+            if first == nil { first = element } else { second = element }
+        }
+
+        mutating func pop() -> Element? {
+            defer { (first, second) = (second, nil) }
+            return first
+        }
+    }
+
+    /// The second stage: the bucket of a keyed page read for a lead (a zero page passes as it is).
+    @inline(__always)
+    private func follow(_ keyed: Keyed) -> Lead? {
+        guard keyed.key != zeroPageKey else { return Lead(item: keyed.item, key: keyed.key, number: -1) }
+        guard let number = keys.lead(key: keyed.key) else { return nil }
+        keys.prefetchKey(of: number)
+        let source = keys.place(of: number)
+        CSupport_prefetch_span(regions[source.region].page(source.page), Self.sourceLinesAhead * 64)
+        return Lead(item: keyed.item, key: keyed.key, number: number)
+    }
+
+    /// The last stage: `lead` kept when its page is current (else the bucket's current page with the key,
+    /// if any), in a region with a witness, and its bytes equal the staged page's.
+    @inline(__always)
+    private func confirm(_ lead: Lead, of view: EpochCapture.View) -> PageCopy? {
+        let location = view.locations[lead.item]
+        guard lead.number >= 0 else {
+            return PageCopy(item: lead.item, region: location.region, page: location.block, source: nil, key: 0)
+        }
+        let source: (region: Int, page: Int)
+        if keys.isCurrent(lead.number, key: lead.key) {
+            source = keys.place(of: lead.number)
+        } else {
+            guard let current = keys.candidate(key: lead.key) else { return nil }
+            source = current
+        }
+        guard witnesses[source.region] != nil,
+            memcmp(view.item(lead.item), regions[source.region].page(source.page), geometry.pageSize) == 0
+        else { return nil }
+        return PageCopy(item: lead.item, region: location.region, page: location.block, source: source, key: lead.key)
+    }
+
+    /// Drops from `found` every copy whose source its region's witness reports written since the capture's
+    /// collection, or cannot answer for (a later collection, or a scan the kernel refused: then those pages
+    /// go as their blocks, and nothing is lost).
+    private func keepVouchedFor(collections: [Int]) {
+        for region in 0..<regions.count {
+            let sources = found.lazy.compactMap { $0.source?.region == region ? $0.source?.page : nil }
+            guard let first = sources.min(), let last = sources.max() else { continue }
+            written.removeAll(keepingCapacity: true)
+            let answered =
+                (try? witnesses[region]?.writtenRuns(in: first..<(last + 1), sinceCollection: collections[region]) {
+                    self.written.append($0..<($0 + $1))
+                }) ?? false
+            found.removeAll { copy in
+                guard let source = copy.source, source.region == region else { return false }
+                return !answered || Self.contains(written, source.page)
+            }
+        }
+    }
+
+    /// Whether `page` lies in one of `runs` (increasing, apart).
+    private static func contains(_ runs: [Range<Int>], _ page: Int) -> Bool {
+        var low = 0
+        var high = runs.count
+        while low < high {
+            let middle = (low + high) / 2
+            if runs[middle].upperBound <= page { low = middle + 1 } else { high = middle }
+        }
+        return low < runs.count && runs[low].contains(page)
+    }
+
+    /// Keeps the keys of the pages `capture` holds (whole, or their changed blocks), from the hashes their
+    /// tables hold once it is encoded: for captures no one-thread reader keyed as it read them.
+    func learnKeys(of capture: EpochCapture) {
+        guard capture.holdsBlocks || capture.holdsPages else { return }
+        let view = capture.view
+        let shift = capture.holdsPages ? 0 : geometry.blocksPerPage.trailingZeroBitCount
+        var item = 0
+        while item < view.count {
+            let location = view.locations[item]
+            let page = location.block >> shift
+            let hashes = tables[location.region].hashes(ofPage: page)
+            keys.record(
+                region: location.region, page: page,
+                key: PageKeyIndex.key(ofHashes: hashes, count: geometry.blocksPerPage))
+            item += 1
+            while item < view.count, view.locations[item].region == location.region,
+                view.locations[item].block >> shift == page
+            {
+                item += 1
+            }
+        }
+    }
+
+    /// Starts loading what ``apply(_:retiring:)`` reads for `copy`: the two pages' hashes.
+    @inline(__always)
+    private func prefetch(_ copy: PageCopy) {
+        let bytes = geometry.blocksPerPage * 8
+        CSupport_prefetch_span(tables[copy.region].hashes(ofPage: copy.page), bytes)
+        if let source = copy.source { CSupport_prefetch_span(tables[source.region].hashes(ofPage: source.page), bytes) }
+    }
+
+    /// Makes the block table hold `copy`'s new hashes (its source's) and the page keys its key, first handing
+    /// `retire` the blocks of the page whose content changes.
+    private func apply(_ copy: PageCopy, retiring retire: Retire) {
+        guard let place = copy.source else { return }
+        let blocks = geometry.blocksPerPage
+        let hashes = tables[copy.region].hashes(ofPage: copy.page)
+        let source = tables[place.region].hashes(ofPage: place.page)
+        var changed: UInt64 = 0
+        for block in 0..<blocks where hashes[block] != source[block] { changed |= 1 << UInt64(block) }
+        retire(copy.region, copy.page, changed, hashes)
+        hashes.update(from: source, count: blocks)
+        keys.record(region: copy.region, page: copy.page, key: copy.key)
+    }
+
+    /// Makes the block table hold a zero page's hashes at `page` of `region`, first handing `retire` the
+    /// blocks that were not zeros; false, changing nothing, when every block was zeros already.
+    private func zero(region: Int, page: Int, retiring retire: Retire) -> Bool {
+        let hashes = tables[region].hashes(ofPage: page)
+        let zero = geometry.zeroBlockHash
+        var changed: UInt64 = 0
+        for block in 0..<geometry.blocksPerPage where hashes[block] != zero { changed |= 1 << UInt64(block) }
+        guard changed != 0 else { return false }
+        retire(region, page, changed, hashes)
+        hashes.update(repeating: zero, count: geometry.blocksPerPage)
+        keys.forget(region: region, page: page)
+        return true
+    }
+}
