@@ -20,6 +20,11 @@ final class PageKeyIndex {
     private let table: UnsafeMutablePointer<UInt64>
     private let bucketMask: Int
     private static let bucketEntries = 8
+    /// Keys recorded soon (``recordSoon(region:page:key:)``): a ring, and how many were added since the last
+    /// flush.
+    private let pending: UnsafeMutablePointer<(key: UInt64, number: Int)>
+    private var pendingCount = 0
+    private static let pendingCapacity = 8
     private static let empty = UInt64.max
 
     /// The most pages the numbering across regions can hold (entries keep 32 bits of it, one value meaning
@@ -46,12 +51,15 @@ final class PageKeyIndex {
         bucketMask = buckets - 1
         table = HugePageMemory.allocate(UInt64.self, capacity: buckets * Self.bucketEntries)
         table.initialize(repeating: Self.empty, count: buckets * Self.bucketEntries)
+        pending = .allocate(capacity: Self.pendingCapacity)
+        pending.initialize(repeating: (0, 0), count: Self.pendingCapacity)
     }
 
     deinit {
         keys.deallocate()
         captured.deallocate()
         table.deallocate()
+        pending.deallocate()
     }
 
     /// Bytes held.
@@ -60,17 +68,42 @@ final class PageKeyIndex {
     /// The key of a page whose blocks hash to `hashes` (`count` of them): never 0.
     @inline(__always)
     static func key(ofHashes hashes: UnsafePointer<UInt64>, count: Int) -> UInt64 {
-        let key = CSupport_xxh3_64(hashes, count * MemoryLayout<UInt64>.stride)
-        return key == 0 ? 1 : key
+        CSupport_page_key(hashes, count)
     }
 
     @inline(__always)
     private func number(region: Int, page: Int) -> Int { firstPages[region] + page }
 
+    /// ``record(region:page:key:)`` a few calls later, its two cache lines requested now: for a caller that
+    /// records a key per page it reads (the staged reader), whose pages' lines would otherwise each be waited
+    /// for. ``flush()`` records what is still pending; lookups see a key only once it is recorded.
+    @inline(__always)
+    func recordSoon(region: Int, page: Int, key: UInt64) {
+        let number = number(region: region, page: page)
+        CSupport_prefetch(table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries)
+        CSupport_prefetch(keys + number)
+        let slot = pendingCount & (Self.pendingCapacity - 1)
+        if pendingCount >= Self.pendingCapacity { record(number: pending[slot].number, key: pending[slot].key) }
+        pending[slot] = (key, number)
+        pendingCount += 1
+    }
+
+    /// Records every key ``recordSoon(region:page:key:)`` left pending.
+    func flush() {
+        let first = max(pendingCount - Self.pendingCapacity, 0)
+        for index in first..<pendingCount {
+            let entry = pending[index & (Self.pendingCapacity - 1)]
+            record(number: entry.number, key: entry.key)
+        }
+        pendingCount = 0
+    }
+
     /// Records that `page` of `region` now holds content whose key is `key`.
     @inline(__always)
-    func record(region: Int, page: Int, key: UInt64) {
-        let number = number(region: region, page: page)
+    func record(region: Int, page: Int, key: UInt64) { record(number: number(region: region, page: page), key: key) }
+
+    @inline(__always)
+    private func record(number: Int, key: UInt64) {
         keys[number] = key
         let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
         let entry = (key >> 32) << 32 | UInt64(number)

@@ -112,10 +112,12 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             return (records, capture.pagesHeld)
         }
         reader.start(capture, recordUnchanged: recordUnchanged)
-        // The reader keys the pages it rehashes for later page copies (this thread alone touches the keys).
-        reader.pageKeys = pageCopies?.keys
+        // The reader keys the pages it rehashes for later page copies (this thread alone touches the keys),
+        // while the finder keeps every page's key.
+        reader.pageKeys = pageCopies?.keepsEveryKey == true ? pageCopies?.keys : nil
         defer {
             reader.finish()
+            reader.pageKeys?.flush()
             reader.pageKeys = nil
         }
         learnHeldPages(reader)

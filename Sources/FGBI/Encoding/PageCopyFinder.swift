@@ -64,6 +64,11 @@ final class PageCopyFinder {
     /// Whether some region has a witness: without one no page is tried.
     var isActive: Bool { witnesses.contains { $0 != nil } }
 
+    /// Whether the keys of every rehashed page are kept now: while pages are tried in full. While they are
+    /// tried by sample (copies rare), only the sample's are, so in-place writes pay next to nothing; a source
+    /// written meanwhile is then not found until it is keyed again.
+    var keepsEveryKey: Bool { isActive && !admission.sampling }
+
     var metadataBytes: Int { keys.metadataBytes + 2 * geometry.blocksPerPage * 8 }
 
     /// Hands the encoder a page's blocks whose content changes (a mask over the page's blocks) with their
@@ -96,6 +101,9 @@ final class PageCopyFinder {
         var keyed = Pair<Keyed>()
         var leads = Pair<Lead>()
         let lag = 2
+        // Sampling, the reader keeps no keys: the sample's are kept here (once the epoch is read, a copy's again).
+        let sampling = admission.sampling
+        defer { keys.flush() }
         for item in 0..<view.count where admission.tries(page: view.locations[item].block) {
             lastTried += 1
             if leads.isFull, let copy = confirm(leads.pop()!, of: view) { found.append(copy) }
@@ -115,6 +123,8 @@ final class PageCopyFinder {
             case .key(let key):
                 keys.prefetchBucket(key: key)
                 keyed.push(Keyed(item: item, key: key))
+                let location = view.locations[item]
+                if sampling { keys.recordSoon(region: location.region, page: location.block, key: key) }
             case .unchanged, .changed: break
             }
         }
@@ -252,9 +262,11 @@ final class PageCopyFinder {
     }
 
     /// Keeps the keys of the pages `capture` holds (whole, or their changed blocks), from the hashes their
-    /// tables hold once it is encoded: for captures no one-thread reader keyed as it read them.
+    /// tables hold once it is encoded: for captures no one-thread reader keyed as it read them (while
+    /// ``keepsEveryKey``).
     func learnKeys(of capture: EpochCapture) {
-        guard capture.holdsBlocks || capture.holdsPages else { return }
+        guard keepsEveryKey, capture.holdsBlocks || capture.holdsPages else { return }
+        defer { keys.flush() }
         let view = capture.view
         let shift = capture.holdsPages ? 0 : geometry.blocksPerPage.trailingZeroBitCount
         var item = 0
@@ -262,7 +274,7 @@ final class PageCopyFinder {
             let location = view.locations[item]
             let page = location.block >> shift
             let hashes = tables[location.region].hashes(ofPage: page)
-            keys.record(
+            keys.recordSoon(
                 region: location.region, page: page,
                 key: PageKeyIndex.key(ofHashes: hashes, count: geometry.blocksPerPage))
             item += 1

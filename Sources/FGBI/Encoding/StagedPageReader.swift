@@ -149,7 +149,7 @@ final class StagedPageReader {
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
             if changed == 0 && recordsUnchanged { unchanged.append(location) }
             if changed != 0, let pageKeys {
-                pageKeys.record(
+                pageKeys.recordSoon(
                     region: location.region, page: location.block,
                     key: PageKeyIndex.key(ofHashes: table.hashes(ofPage: location.block), count: geometry.blocksPerPage)
                 )

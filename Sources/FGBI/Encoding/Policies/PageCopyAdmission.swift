@@ -10,7 +10,7 @@
 /// too: the choice moves CPU, never exactness.
 struct PageCopyAdmission {
     /// One page in this many is tried while sampling.
-    static let sampleSpacing = 32
+    static let sampleSpacing = 64
     /// Below this share of the pages tried found as copies, the next epoch samples.
     static let leaveShare = 0.02
     /// At or above this share of the sampled pages found as copies, the next epoch tries every page.
