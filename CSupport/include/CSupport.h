@@ -276,25 +276,6 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
 /// (the same XXH3 values).
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
 
-/// The key of a page whose `count` blocks hash to `hashes` (the page-copy index's): each hash rotated by its
-/// position, the rotations summed, the sum avalanched. The hashes are XXH3 already, so mixing them needs no
-/// second hash pass: a few instructions per block instead of XXH3 over the hashes; a key only leads to a page
-/// whose bytes are then compared. Never 0.
-static inline uint64_t CSupport_page_key(const uint64_t *hashes, size_t count) {
-    uint64_t sum = 0;
-    for (size_t i = 0; i < count; i++) {
-        unsigned rotation = (unsigned)(i & 63);
-        uint64_t h = hashes[i];
-        sum += rotation == 0 ? h : (h << rotation) | (h >> (64 - rotation));
-    }
-    sum ^= sum >> 33;
-    sum *= 0xff51afd7ed558ccdULL;
-    sum ^= sum >> 33;
-    sum *= 0xc4ceb9fe1a85ec53ULL;
-    sum ^= sum >> 33;
-    return sum == 0 ? 1 : sum;
-}
-
 /// Whether `length` bytes at `data` are all zero. Inline: it runs once per changed block.
 static inline int CSupport_is_zero(const void *data, size_t length) {
     const unsigned char *p = (const unsigned char *)data;

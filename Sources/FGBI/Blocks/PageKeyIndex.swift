@@ -3,7 +3,8 @@ import CSupport
 /// Where whole pages' contents lie, found by a key of each page's block hashes: the pages a written page may be
 /// a copy of (``PageCopyFinder``).
 ///
-/// For every page of every region it keeps the key of the content it had when last captured (0: none known),
+/// For every page of every region it keeps the key of the content it had when last captured (0: none known;
+/// a key mixes the hashes of four of its blocks, ``key(ofHashes:count:)``),
 /// and a table from key to page: buckets of eight 8-byte entries, one cache line each (the key's high 32 bits,
 /// the page's number across the regions), the newest entry first, the oldest pushed out when a bucket is full.
 /// An entry is only a lead: a lookup takes a page whose kept key is the key asked, that the current capture
@@ -65,10 +66,28 @@ final class PageKeyIndex {
     /// Bytes held.
     var metadataBytes: Int { pageCount * 8 + (pageCount + 63) / 64 * 8 + (bucketMask + 1) * Self.bucketEntries * 8 }
 
-    /// The key of a page whose blocks hash to `hashes` (`count` of them): never 0.
+    /// The blocks of a page of `count` blocks whose hashes make its key: the first, the last, and two between.
+    /// A key only leads to a page whose bytes are then compared, so four blocks' hashes are enough: a page that
+    /// shares them with another but differs elsewhere costs a comparison that stops at the first difference.
+    static func probes(count: Int) -> (Int, Int, Int, Int) { (0, count / 3, 2 * count / 3, count - 1) }
+
+    /// The key of a page whose probe blocks (``probes(count:)``) hash to `a`, `b`, `c`, `d`: never 0.
+    @inline(__always)
+    static func key(_ a: UInt64, _ b: UInt64, _ c: UInt64, _ d: UInt64) -> UInt64 {
+        var mixed = a &+ (b << 17 | b >> 47) &+ (c << 31 | c >> 33) &+ (d << 45 | d >> 19)
+        mixed ^= mixed >> 33
+        mixed &*= 0xff51_afd7_ed55_8ccd
+        mixed ^= mixed >> 33
+        mixed &*= 0xc4ce_b9fe_1a85_ec53
+        mixed ^= mixed >> 33
+        return mixed == 0 ? 1 : mixed
+    }
+
+    /// The key of a page whose blocks hash to `hashes` (`count` of them).
     @inline(__always)
     static func key(ofHashes hashes: UnsafePointer<UInt64>, count: Int) -> UInt64 {
-        CSupport_page_key(hashes, count)
+        let (a, b, c, d) = probes(count: count)
+        return key(hashes[a], hashes[b], hashes[c], hashes[d])
     }
 
     @inline(__always)

@@ -41,7 +41,6 @@ final class PageCopyFinder {
     /// Pages tried and copies found in the last epoch.
     private(set) var lastTried = 0
     private(set) var lastFound = 0
-    private let scratch: UnsafeMutablePointer<UInt64>
     private let zeroPageKey: UInt64
     @exclusivity(unchecked) private var found: [PageCopy] = []
     /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
@@ -54,12 +53,9 @@ final class PageCopyFinder {
         self.tables = tables
         keys = PageKeyIndex(regionPageCounts: regions.map(\.pageCount))
         witnesses = Array(repeating: nil, count: regions.count)
-        scratch = .allocate(capacity: 2 * geometry.blocksPerPage)
-        scratch.initialize(repeating: geometry.zeroBlockHash, count: geometry.blocksPerPage)
-        zeroPageKey = PageKeyIndex.key(ofHashes: scratch, count: geometry.blocksPerPage)
+        let zero = geometry.zeroBlockHash
+        zeroPageKey = PageKeyIndex.key(zero, zero, zero, zero)
     }
-
-    deinit { scratch.deallocate() }
 
     /// Whether some region has a witness: without one no page is tried.
     var isActive: Bool { witnesses.contains { $0 != nil } }
@@ -69,7 +65,7 @@ final class PageCopyFinder {
     /// written meanwhile is then not found until it is keyed again.
     var keepsEveryKey: Bool { isActive && !admission.sampling }
 
-    var metadataBytes: Int { keys.metadataBytes + 2 * geometry.blocksPerPage * 8 }
+    var metadataBytes: Int { keys.metadataBytes }
 
     /// Hands the encoder a page's blocks whose content changes (a mask over the page's blocks) with their
     /// previous hashes, to retire from its content index.
@@ -125,7 +121,7 @@ final class PageCopyFinder {
                 keyed.push(Keyed(item: item, key: key))
                 let location = view.locations[item]
                 if sampling { keys.recordSoon(region: location.region, page: location.block, key: key) }
-            case .unchanged, .changed: break
+            case .changed: break
             }
         }
         while let next = keyed.pop() {
@@ -146,28 +142,27 @@ final class PageCopyFinder {
 
     /// What the first stage finds of a page's new content.
     private enum Content {
-        /// As before: nothing to send.
-        case unchanged
         /// All zeros, checked byte by byte (maybe unchanged: zeros before too).
         case zeros
         /// This key, which may lead to a page holding the same.
         case key(UInt64)
-        /// Changed, hashing like zeros without being zeros (a collision): left to the blocks.
+        /// Not zeros, with zeros at every probe block: left to the blocks.
         case changed
     }
 
     /// The key of page `item` of `view`'s new content, or what else it is.
     @inline(__always)
     private func key(of item: Int, in view: EpochCapture.View) -> Content {
-        let blocks = geometry.blocksPerPage
-        let location = view.locations[item]
-        let staged = view.item(item)
+        let staged = UnsafeRawPointer(view.item(item))
         // A zero page is known without hashing it (any other stops the check at its first non-zero word).
         guard CSupport_is_zero(staged, geometry.pageSize) == 0 else { return .zeros }
-        _ = CSupport_rehash_page(staged, geometry.blockSize, blocks, scratch, scratch + blocks)
-        let current = tables[location.region].hashes(ofPage: location.block)
-        guard memcmp(scratch, current, blocks * 8) != 0 else { return .unchanged }
-        let key = PageKeyIndex.key(ofHashes: scratch, count: blocks)
+        // Only the probe blocks are hashed (a page that is no copy is rehashed whole by the reader anyway).
+        let size = geometry.blockSize
+        let (a, b, c, d) = PageKeyIndex.probes(count: geometry.blocksPerPage)
+        let key = PageKeyIndex.key(
+            CSupport_xxh3_64(staged + a * size, size), CSupport_xxh3_64(staged + b * size, size),
+            CSupport_xxh3_64(staged + c * size, size), CSupport_xxh3_64(staged + d * size, size))
+        // Zeros at every probe: too common a key to lead anywhere.
         return key == zeroPageKey ? .changed : .key(key)
     }
 
@@ -227,6 +222,13 @@ final class PageCopyFinder {
         }
         guard witnesses[source.region] != nil,
             memcmp(view.item(lead.item), regions[source.region].page(source.page), geometry.pageSize) == 0
+        else { return nil }
+        // A page captured unchanged that equals another is no copy to send: the reader lists it unchanged.
+        let hashBytes = geometry.blocksPerPage * 8
+        guard
+            memcmp(
+                tables[location.region].hashes(ofPage: location.block),
+                tables[source.region].hashes(ofPage: source.page), hashBytes) != 0
         else { return nil }
         return PageCopy(item: lead.item, region: location.region, page: location.block, source: source, key: lead.key)
     }
