@@ -11,6 +11,8 @@ public enum TraceDirectoryFuzzing {
     static let scratch: String = {
         let path = NSTemporaryDirectory() + "/fgbi-fuzz-trace-\(getpid())"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        // Removed when the process exits, so test runs and fuzzing sessions leave no directory behind.
+        atexit { try? FileManager.default.removeItem(atPath: TraceDirectoryFuzzing.scratch) }
         return path
     }()
 
