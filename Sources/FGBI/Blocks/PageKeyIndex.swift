@@ -93,13 +93,19 @@ final class PageKeyIndex {
     @inline(__always)
     private func number(region: Int, page: Int) -> Int { firstPages[region] + page }
 
+    /// The table line (bucket) of `key`.
+    @inline(__always)
+    private func bucket(of key: UInt64) -> UnsafeMutablePointer<UInt64> {
+        table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+    }
+
     /// ``record(region:page:key:)`` a few calls later, its two cache lines requested now: for a caller that
     /// records a key per page it reads (the staged reader), whose pages' lines would otherwise each be waited
     /// for. ``flush()`` records what is still pending; lookups see a key only once it is recorded.
     @inline(__always)
     func recordSoon(region: Int, page: Int, key: UInt64) {
         let number = number(region: region, page: page)
-        CSupport_prefetch(table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries)
+        CSupport_prefetch(bucket(of: key))
         CSupport_prefetch(keys + number)
         let slot = pendingCount & (Self.pendingCapacity - 1)
         if pendingCount >= Self.pendingCapacity { record(number: pending[slot].number, key: pending[slot].key) }
@@ -124,7 +130,7 @@ final class PageKeyIndex {
     @inline(__always)
     private func record(number: Int, key: UInt64) {
         keys[number] = key
-        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+        let bucket = bucket(of: key)
         let entry = (key >> 32) << 32 | UInt64(number)
         // Drop an older entry of this page, else the oldest; the rest move down one.
         var last = Self.bucketEntries - 1
@@ -147,35 +153,30 @@ final class PageKeyIndex {
     /// A page, not held by the capture being encoded, whose content was last recorded with `key`.
     @inline(__always)
     func candidate(key: UInt64) -> (region: Int, page: Int)? {
-        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
-        let fragment = key >> 32
-        for slot in 0..<Self.bucketEntries {
-            let entry = bucket[slot]
-            guard entry != Self.empty else { return nil }
-            let number = Int(entry & 0xFFFF_FFFF)
-            guard entry >> 32 == fragment, keys[number] == key, !isCaptured(number) else { continue }
-            return place(of: number)
-        }
-        return nil
+        newest(key: key, current: true).map(place(of:))
     }
 
     /// Starts loading the table line a lookup of `key` reads.
     @inline(__always)
-    func prefetchBucket(key: UInt64) {
-        CSupport_prefetch(table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries)
-    }
+    func prefetchBucket(key: UInt64) { CSupport_prefetch(bucket(of: key)) }
 
     /// The number (across regions) of the newest page recorded with `key`'s high bits that the capture being
     /// encoded does not hold, without reading its kept key: a lead for ``isCurrent(_:key:)`` to confirm once
     /// its line has loaded (``prefetchKey(of:)``), and for ``candidate(key:)`` to replace when it is stale.
     @inline(__always)
-    func lead(key: UInt64) -> Int? {
-        let bucket = table + (Int(truncatingIfNeeded: key) & bucketMask) * Self.bucketEntries
+    func lead(key: UInt64) -> Int? { newest(key: key, current: false) }
+
+    /// The newest entry of `key`'s bucket with its high bits whose page the capture does not hold and, with
+    /// `current`, whose kept key is `key`.
+    @inline(__always)
+    private func newest(key: UInt64, current: Bool) -> Int? {
+        let bucket = bucket(of: key)
         for slot in 0..<Self.bucketEntries {
             let entry = bucket[slot]
             guard entry != Self.empty else { return nil }
             let number = Int(entry & 0xFFFF_FFFF)
-            if entry >> 32 == key >> 32, !isCaptured(number) { return number }
+            guard entry >> 32 == key >> 32, !current || keys[number] == key, !isCaptured(number) else { continue }
+            return number
         }
         return nil
     }

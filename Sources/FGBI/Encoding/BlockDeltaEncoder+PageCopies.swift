@@ -4,8 +4,10 @@ extension BlockDeltaEncoder {
     /// The pages of `capture` (whole pages, read by `reader`) that go as copies or zeros, in the capture's
     /// order (``PageCopyFinder/find(in:retiring:)``): each one's changed blocks retired from the index (their
     /// content changes), its hashes and key made its new content's, and `reader` told to pass it over. None
-    /// without a finder.
-    func takePageCopies(of capture: EpochCapture, skippedBy reader: StagedPageReader) -> [PageCopyFinder.PageCopy] {
+    /// without a finder. Counted in `stats` (a zero page as its blocks of zeros).
+    func takePageCopies(
+        of capture: EpochCapture, skippedBy reader: StagedPageReader, stats: inout EpochStatistics
+    ) -> [PageCopyFinder.PageCopy] {
         guard let pageCopies else { return [] }
         // Retiring takes this epoch's number: content stored in the last epoch is retired, not kept.
         index.beginEpoch(capture.epoch)
@@ -24,7 +26,10 @@ extension BlockDeltaEncoder {
             }
         }
         let copies = pageCopies.find(in: capture, retiring: retire)
-        for copy in copies { reader.skip(item: copy.item) }
+        for copy in copies {
+            reader.skip(item: copy.item)
+            if copy.source == nil { stats.zeroBlocks += blocks } else { stats.pagesCopied += 1 }
+        }
         return copies
     }
 

@@ -84,13 +84,17 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     ///
     /// With `reader` (started on `capture`, a capture of whole pages), the pages it reads, each rehashed as it
     /// comes (``StagedPageReader``): the same bytes as for the changed blocks a capture by rehash would hold.
+    ///
+    /// `copies`: pages of the capture sent as copies or zeros (``PageCopyFinder``), which `reader` passes over;
+    /// their records are written in place among the others.
     func encode(
-        _ capture: EpochCapture, staged reader: StagedPageReader? = nil, sparse: Bool, into body: inout ByteWriter,
-        stats: inout EpochStatistics
+        _ capture: EpochCapture, staged reader: StagedPageReader? = nil, copies: [PageCopyFinder.PageCopy] = [],
+        sparse: Bool, into body: inout ByteWriter, stats: inout EpochStatistics
     ) -> Int {
         let (records, blocks): (Int, Int)
         if var pages = reader {
-            (records, blocks) = encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
+            (records, blocks) = encodeEpoch(
+                capture.epoch, &pages, copies: copies, sparse: sparse, into: &body, stats: &stats)
         } else {
             var pages = CapturePages(capture.view, blocksPerPageShift: geometry.blocksPerPage.trailingZeroBitCount)
             (records, blocks) = encodeEpoch(capture.epoch, &pages, sparse: sparse, into: &body, stats: &stats)
@@ -114,21 +118,15 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         reader.start(capture, recordUnchanged: recordUnchanged)
         // The reader keys the pages it rehashes for later page copies (this thread alone touches the keys),
         // while the finder keeps every page's key.
-        reader.pageKeys = pageCopies?.keepsEveryKey == true ? pageCopies?.keys : nil
+        reader.pageKeys = pageCopies?.triesEveryPage == true ? pageCopies?.keys : nil
         defer {
             reader.finish()
             reader.pageKeys?.flush()
             reader.pageKeys = nil
         }
         learnHeldPages(reader)
-        let copies = takePageCopies(of: capture, skippedBy: reader)
-        for copy in copies {
-            if copy.source == nil { stats.zeroBlocks += geometry.blocksPerPage } else { stats.pagesCopied += 1 }
-        }
-        var pages = reader
-        let (records, blocks) = encodeEpoch(
-            capture.epoch, &pages, copies: copies, sparse: sparse, into: &body, stats: &stats)
-        stats.blocksDirty = blocks
+        let copies = takePageCopies(of: capture, skippedBy: reader, stats: &stats)
+        let records = encode(capture, staged: reader, copies: copies, sparse: sparse, into: &body, stats: &stats)
         return (records, reader.pagesHeld)
     }
 

@@ -37,10 +37,7 @@ final class PageCopyFinder {
     private let geometry: BlockGeometry
     /// Per region, what vouches that a page was not written since a collection; nil: no copies from it.
     var witnesses: [(any WrittenPageWitness)?]
-    private(set) var admission = PageCopyAdmission()
-    /// Pages tried and copies found in the last epoch.
-    private(set) var lastTried = 0
-    private(set) var lastFound = 0
+    private var admission = PageCopyAdmission()
     private let zeroPageKey: UInt64
     @exclusivity(unchecked) private var found: [PageCopy] = []
     /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
@@ -60,10 +57,10 @@ final class PageCopyFinder {
     /// Whether some region has a witness: without one no page is tried.
     var isActive: Bool { witnesses.contains { $0 != nil } }
 
-    /// Whether the keys of every rehashed page are kept now: while pages are tried in full. While they are
-    /// tried by sample (copies rare), only the sample's are, so in-place writes pay next to nothing; a source
-    /// written meanwhile is then not found until it is keyed again.
-    var keepsEveryKey: Bool { isActive && !admission.sampling }
+    /// Whether the next epoch tries every page (copies pay), not a sample. Only then is every rehashed page's
+    /// key kept: while pages are tried by sample, only the sample's are, so in-place writes pay next to
+    /// nothing; a source written meanwhile is then not found until it is keyed again.
+    var triesEveryPage: Bool { isActive && !admission.sampling }
 
     var metadataBytes: Int { keys.metadataBytes }
 
@@ -77,8 +74,6 @@ final class PageCopyFinder {
     /// of a regular epoch and some region has a witness whose collection the capture recorded.
     func find(in capture: EpochCapture, retiring retire: Retire) -> [PageCopy] {
         found.removeAll(keepingCapacity: true)
-        lastTried = 0
-        lastFound = 0
         guard capture.holdsPages, !capture.isPrecopy, !capture.comparesWithBaseline,
             capture.witnessCollections.count == regions.count, isActive
         else { return [] }
@@ -100,8 +95,9 @@ final class PageCopyFinder {
         // Sampling, the reader keeps no keys: the sample's are kept here (once the epoch is read, a copy's again).
         let sampling = admission.sampling
         defer { keys.flush() }
+        var tried = 0
         for item in 0..<view.count where admission.tries(page: view.locations[item].block) {
-            lastTried += 1
+            tried += 1
             if leads.isFull, let copy = confirm(leads.pop()!, of: view) { found.append(copy) }
             if keyed.isFull, let lead = follow(keyed.pop()!) { leads.push(lead) }
             if item + 2 * lag < view.count {
@@ -129,9 +125,8 @@ final class PageCopyFinder {
             if let lead = follow(next) { leads.push(lead) }
         }
         while let lead = leads.pop() { if let copy = confirm(lead, of: view) { found.append(copy) } }
-        admission.update(tried: lastTried, found: found.count)
+        admission.update(tried: tried, found: found.count)
         keepVouchedFor(collections: capture.witnessCollections)
-        lastFound = found.count
         let ahead = 4
         for (number, copy) in found.enumerated() where copy.source != nil {
             if number + ahead < found.count { prefetch(found[number + ahead]) }
@@ -166,12 +161,14 @@ final class PageCopyFinder {
         return key == zeroPageKey ? .changed : .key(key)
     }
 
-    /// A page keyed by the first stage, and the page its key leads to in the second (-1: the page is zeros).
+    /// A page keyed by the first stage.
     private struct Keyed {
         let item: Int
         let key: UInt64
     }
 
+    /// A keyed page and the page (its number across regions) its key leads to in the second stage; -1: the
+    /// page is zeros.
     private struct Lead {
         let item: Int
         let key: UInt64
@@ -265,9 +262,9 @@ final class PageCopyFinder {
 
     /// Keeps the keys of the pages `capture` holds (whole, or their changed blocks), from the hashes their
     /// tables hold once it is encoded: for captures no one-thread reader keyed as it read them (while
-    /// ``keepsEveryKey``).
+    /// ``triesEveryPage``).
     func learnKeys(of capture: EpochCapture) {
-        guard keepsEveryKey, capture.holdsBlocks || capture.holdsPages else { return }
+        guard triesEveryPage, capture.holdsBlocks || capture.holdsPages else { return }
         defer { keys.flush() }
         let view = capture.view
         let shift = capture.holdsPages ? 0 : geometry.blocksPerPage.trailingZeroBitCount

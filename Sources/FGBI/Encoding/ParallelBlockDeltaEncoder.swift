@@ -128,7 +128,7 @@ final class ParallelBlockDeltaEncoder {
         // sizes other than 64 bytes).
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
         // Page copies are found on the one-thread path: taken while every page is tried for them (they pay).
-        let copiesPay = staged && encoder.pageCopies.map { $0.isActive && !$0.admission.sampling } ?? false
+        let copiesPay = staged && encoder.pageCopies?.triesEveryPage == true
         guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1, !copiesPay,
             !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks
         else {

@@ -177,7 +177,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.holdsBlocks = !tables.isEmpty && !wholePages
         capture.comparesWithBaseline = full && baseline.pageHashes != nil && !afterPrecopy
         if let finder = blockEncoder?.pageCopyFinder, finder.isActive {
-            capture.witnessCollections = finder.witnesses.map { $0?.collectionCount ?? 0 }
+            capture.witnessCollections.append(contentsOf: finder.witnesses.lazy.map { $0?.collectionCount ?? 0 })
         }
         var work: [Span] = []
         for (regionIndex, region) in regions.enumerated() {
