@@ -290,6 +290,18 @@ static inline int CSupport_is_zero(const void *data, size_t length) {
     return acc == 0;
 }
 
+/// Whether `length` bytes at `data` (a multiple of 64) are all zero, stopping at the first 64 bytes that are
+/// not: for whole pages, most of which are not zeros and show it in their first line.
+static inline int CSupport_is_zero_lines(const void *data, size_t length) {
+    const unsigned char *p = (const unsigned char *)data;
+    for (size_t i = 0; i < length; i += 64) {
+        uint64_t words[8];
+        __builtin_memcpy(words, p + i, 64);
+        if ((words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]) != 0) return 0;
+    }
+    return 1;
+}
+
 /// Asks the CPU to start loading the cache line at `address`: hash-table probes issue it a few blocks
 /// ahead, so the memory latency of one lookup overlaps the work on the blocks before it.
 static inline void CSupport_prefetch(const void *address) {

@@ -3,8 +3,9 @@
 extension BlockDeltaEncoder {
     /// The pages of `capture` (whole pages, read by `reader`) that go as copies or zeros, in the capture's
     /// order (``PageCopyFinder/find(in:retiring:)``): each one's changed blocks retired from the index (their
-    /// content changes), its hashes and key made its new content's, and `reader` told to pass it over. None
-    /// without a finder. Counted in `stats` (a zero page as its blocks of zeros).
+    /// content changes), its hashes and key made its new content's, and `reader` told to pass it over, and
+    /// over the pages that were zeros and stay zeros. None without a finder. Counted in `stats` (a zero page
+    /// as its blocks of zeros).
     func takePageCopies(
         of capture: EpochCapture, skippedBy reader: StagedPageReader, stats: inout EpochStatistics
     ) -> [PageCopyFinder.PageCopy] {
@@ -26,10 +27,18 @@ extension BlockDeltaEncoder {
             }
         }
         let copies = pageCopies.find(in: capture, retiring: retire)
+        // The reader passes over the copies and the pages that stay zeros, in the capture's order.
+        let unchanged = pageCopies.unchangedZeros
+        var nextUnchanged = 0
         for copy in copies {
+            while nextUnchanged < unchanged.count, unchanged[nextUnchanged] < copy.item {
+                reader.skip(item: unchanged[nextUnchanged], unchanged: true)
+                nextUnchanged += 1
+            }
             reader.skip(item: copy.item)
             if copy.source == nil { stats.zeroBlocks += blocks } else { stats.pagesCopied += 1 }
         }
+        for item in unchanged[nextUnchanged...] { reader.skip(item: item, unchanged: true) }
         return copies
     }
 

@@ -43,6 +43,10 @@ final class PageCopyFinder {
     /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
     private static let sourceLinesAhead = 8
     @exclusivity(unchecked) private var written: [Range<Int>] = []
+    @exclusivity(unchecked) private var sources: [Int] = []
+    /// The items of the last capture searched that were zeros before and after (unchanged: the reader need
+    /// not hash them to know it), in order.
+    @exclusivity(unchecked) private(set) var unchangedZeros: [Int] = []
 
     init(geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable]) {
         self.geometry = geometry
@@ -74,6 +78,7 @@ final class PageCopyFinder {
     /// of a regular epoch and some region has a witness whose collection the capture recorded.
     func find(in capture: EpochCapture, retiring retire: Retire) -> [PageCopy] {
         found.removeAll(keepingCapacity: true)
+        unchangedZeros.removeAll(keepingCapacity: true)
         guard capture.holdsPages, !capture.isPrecopy, !capture.comparesWithBaseline,
             capture.witnessCollections.count == regions.count, isActive
         else { return [] }
@@ -108,9 +113,12 @@ final class PageCopyFinder {
             switch key(of: item, in: view) {
             case .zeros:
                 // Zeros need no source: taken at once, while the page's hashes are in the caches (a page that
-                // was zeros already is left to the reader, which lists it unchanged).
+                // was zeros already is unchanged, and the reader need not hash it to know).
                 let location = view.locations[item]
-                guard zero(region: location.region, page: location.block, retiring: retire) else { break }
+                guard zero(region: location.region, page: location.block, retiring: retire) else {
+                    unchangedZeros.append(item)
+                    break
+                }
                 keyed.push(Keyed(item: item, key: zeroPageKey))
             case .key(let key):
                 keys.prefetchBucket(key: key)
@@ -149,8 +157,8 @@ final class PageCopyFinder {
     @inline(__always)
     private func key(of item: Int, in view: EpochCapture.View) -> Content {
         let staged = UnsafeRawPointer(view.item(item))
-        // A zero page is known without hashing it (any other stops the check at its first non-zero word).
-        guard CSupport_is_zero(staged, geometry.pageSize) == 0 else { return .zeros }
+        // A zero page is known without hashing it; any other stops the check at its first line not all zeros.
+        guard CSupport_is_zero_lines(staged, geometry.pageSize) == 0 else { return .zeros }
         // Only the probe blocks are hashed (a page that is no copy is rehashed whole by the reader anyway).
         let size = geometry.blockSize
         let (a, b, c, d) = PageKeyIndex.probes(count: geometry.blocksPerPage)
@@ -235,18 +243,40 @@ final class PageCopyFinder {
     /// go as their blocks, and nothing is lost).
     private func keepVouchedFor(collections: [Int]) {
         for region in 0..<regions.count {
-            let sources = found.lazy.compactMap { $0.source?.region == region ? $0.source?.page : nil }
-            guard let first = sources.min(), let last = sources.max() else { continue }
+            sources.removeAll(keepingCapacity: true)
+            for copy in found { if let source = copy.source, source.region == region { sources.append(source.page) } }
+            guard !sources.isEmpty else { continue }
+            sources.sort()
             written.removeAll(keepingCapacity: true)
-            let answered =
-                (try? witnesses[region]?.writtenRuns(in: first..<(last + 1), sinceCollection: collections[region]) {
-                    self.written.append($0..<($0 + $1))
-                }) ?? false
+            let answered = scanWritten(around: sources, region: region, collection: collections[region])
             found.removeAll { copy in
                 guard let source = copy.source, source.region == region else { return false }
                 return !answered || Self.contains(written, source.page)
             }
         }
+    }
+
+    /// Sources further apart than this many pages are asked about in separate scans: a scan's call costs
+    /// about what walking this many pages' entries does, so a few copies spread over a large region are not
+    /// paid with a walk of all of it.
+    private static let scanGap = 256
+
+    /// Appends to `written` the runs written since `collection` among the pages of `region` around `pages`
+    /// (increasing), scanned in groups of nearby pages; false when the witness cannot answer for one of them.
+    private func scanWritten(around pages: [Int], region: Int, collection: Int) -> Bool {
+        guard let witness = witnesses[region] else { return false }
+        var start = 0
+        while start < pages.count {
+            var end = start + 1
+            while end < pages.count, pages[end] - pages[end - 1] <= Self.scanGap { end += 1 }
+            let answered =
+                (try? witness.writtenRuns(in: pages[start]..<(pages[end - 1] + 1), sinceCollection: collection) {
+                    self.written.append($0..<($0 + $1))
+                }) ?? false
+            guard answered else { return false }
+            start = end
+        }
+        return true
     }
 
     /// Whether `page` lies in one of `runs` (increasing, apart).

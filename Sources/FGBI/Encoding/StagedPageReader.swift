@@ -41,8 +41,9 @@ final class StagedPageReader {
     /// Where the keys of rehashed pages' new contents go (``PageKeyIndex``), when this reader keeps them.
     var pageKeys: PageKeyIndex?
     /// Items of the current capture that ``next()`` passes over (in increasing order): pages sent as copies
-    /// of other pages (``PageCopyFinder``), whose hashes are already in their tables.
-    private var skippedItems: [Int] = []
+    /// of other pages (``PageCopyFinder``), whose hashes are already in their tables, and pages known to be
+    /// unchanged (`unchanged`: listed as such when this reader lists them).
+    private var skippedItems: [(item: Int, unchanged: Bool)] = []
     private var nextSkipped = 0
 
     /// One page's changed blocks: their locations, old and new hashes, and (for a page not wholly changed)
@@ -101,10 +102,11 @@ final class StagedPageReader {
     }
 
     /// Has ``next()`` pass over `item` of the capture being read (after every item skipped before it, and before
-    /// the first page is read).
-    func skip(item: Int) {
-        precondition(skippedItems.last.map { $0 < item } ?? true, "items skipped out of order")
-        skippedItems.append(item)
+    /// the first page is read); `unchanged`: the page holds what its table's hashes say (a page of zeros
+    /// before and after), and is listed unchanged as a page read would be.
+    func skip(item: Int, unchanged: Bool = false) {
+        precondition(skippedItems.last.map { $0.item < item } ?? true, "items skipped out of order")
+        skippedItems.append((item, unchanged))
     }
 
     /// In a resynchronisation's first pass, before any page is read: compares every page of the part with the
@@ -139,7 +141,8 @@ final class StagedPageReader {
         while nextPage < endPage {
             let item = nextPage
             nextPage += 1
-            if nextSkipped < skippedItems.count && skippedItems[nextSkipped] == item {
+            if nextSkipped < skippedItems.count && skippedItems[nextSkipped].item == item {
+                if skippedItems[nextSkipped].unchanged && recordsUnchanged { unchanged.append(pages.locations[item]) }
                 nextSkipped += 1
                 continue
             }

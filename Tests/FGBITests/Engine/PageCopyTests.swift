@@ -11,7 +11,7 @@ import Testing
 /// `page-copy` records, zero pages as `page-zero`, and every epoch still rebuilds memory bit-identical to the
 /// primary's at its capture, in every block size, across regions and on two encode threads; a source the
 /// guest writes after the capture is never used, even when the index leads to it; without a witness there
-/// are none.
+/// are none; a page that stays zeros is listed unchanged.
 @Suite("Page copies", .requiring(.uffdAsync, because: "page copies are vouched for by the uffd-async tracker"))
 struct PageCopyTests {
     /// A primary's regions, engine and trackers beside a backup's replica, after the session's first epoch.
@@ -71,6 +71,35 @@ struct PageCopyTests {
             Array(UnsafeRawBufferPointer(start: memory.page(page), count: GuestMemory.pageSize))
         }
 
+        /// The page-key index's key of a page holding `bytes`.
+        func key(of bytes: [UInt8]) -> UInt64 {
+            let blocks = engine.geometry.blocksPerPage
+            return bytes.withUnsafeBytes { bytes in
+                var hashes = [UInt64](repeating: 0, count: 2 * blocks)
+                return hashes.withUnsafeMutableBufferPointer { hashes in
+                    _ = CSupport_rehash_page(
+                        bytes.baseAddress!, engine.geometry.blockSize, blocks, hashes.baseAddress!,
+                        hashes.baseAddress! + blocks)
+                    return PageKeyIndex.key(ofHashes: hashes.baseAddress!, count: blocks)
+                }
+            }
+        }
+
+        /// Records `page`'s key anew, so that a full bucket cannot have pushed it out of the index.
+        func keyAnew(_ page: Int) throws {
+            let finder = try #require(engine.blockEncoder?.pageCopyFinder)
+            finder.keys.record(region: 0, page: page, key: key(of: self.page(regions[0], page)))
+        }
+
+        /// Makes the finder's index lead from the key of `bytes` (a captured page's) to `source` instead of
+        /// `real`, and the guest write those bytes into `source`: what the witness must catch.
+        func leadAway(_ bytes: [UInt8], from real: Int, to source: Int) throws {
+            let finder = try #require(engine.blockEncoder?.pageCopyFinder)
+            finder.keys.record(region: 0, page: source, key: key(of: bytes))
+            finder.keys.forget(region: 0, page: real)
+            regions[0].page(source).copyMemory(from: bytes, byteCount: GuestMemory.pageSize)
+        }
+
         var identical: Bool {
             zip(regions, backup).allSatisfy { memcmp($0.base, $1.base, $0.length) == 0 }
         }
@@ -124,27 +153,57 @@ struct PageCopyTests {
         try pair.capturePaused()
         let captured = pair.page(pair.regions[0], copy)
         let sourceBefore = pair.page(pair.regions[0], source)
-        let finder = try #require(pair.engine.blockEncoder?.pageCopyFinder)
-        let blocks = pair.engine.geometry.blocksPerPage
-        let key = captured.withUnsafeBytes { bytes in
-            var hashes = [UInt64](repeating: 0, count: 2 * blocks)
-            return hashes.withUnsafeMutableBufferPointer { hashes in
-                _ = CSupport_rehash_page(
-                    bytes.baseAddress!, pair.engine.geometry.blockSize, blocks, hashes.baseAddress!,
-                    hashes.baseAddress! + blocks)
-                return PageKeyIndex.key(ofHashes: hashes.baseAddress!, count: blocks)
-            }
-        }
-        finder.keys.record(region: 0, page: source, key: key)
         // Page 7, the real source, no longer leads anywhere: only page 11 does.
-        finder.keys.forget(region: 0, page: 7)
-        pair.regions[0].page(source).copyMemory(from: captured, byteCount: GuestMemory.pageSize)
+        try pair.leadAway(captured, from: 7, to: source)
         let statistics = try pair.encodeAndApply()
         #expect(statistics.pagesCopied == 0, "page \(source) was written after the capture")
         let copyRebuilt = pair.page(pair.backup[0], copy) == captured
         let sourceKept = pair.page(pair.backup[0], source) == sourceBefore
         #expect(copyRebuilt, "the copied page as captured")
         #expect(sourceKept, "the source's write is the next epoch's")
+        try pair.capturePaused()
+        _ = try pair.encodeAndApply()
+        #expect(pair.identical)
+    }
+
+    /// A page of zeros written with zeros again is passed over without being hashed, and still listed
+    /// unchanged (hot pages are demoted from that list), in order among copies and pages that changed.
+    @Test func aPageThatStaysZerosIsListedUnchanged() throws {
+        let pair = try Pair(pages: [32])
+        let zeros = { (page: Int) in
+            pair.regions[0].page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
+        }
+        zeros(5)
+        zeros(12)
+        try pair.capturePaused()
+        _ = try pair.encodeAndApply()
+        pair.capture.recordsUnchangedPages = true
+        zeros(5)
+        zeros(12)
+        pair.copyPage((0, 20), to: (0, 2))
+        pair.copyPage((0, 21), to: (0, 9))
+        pair.regions[0].page(7).storeBytes(of: pair.random.next(), as: UInt64.self)
+        try pair.capturePaused()
+        let statistics = try pair.encodeAndApply()
+        #expect(statistics.pagesCopied == 2)
+        #expect(pair.capture.unchangedPages.map(\.block) == [5, 12], "pages 5 and 12 were zeros and stay zeros")
+        #expect(pair.identical)
+    }
+
+    /// Sources far apart are vouched for by separate scans: each group's answer holds for its own sources.
+    @Test func sourcesFarApartAreEachVouchedFor() throws {
+        let pair = try Pair(pages: [1024])
+        try pair.keyAnew(7)
+        try pair.keyAnew(600)
+        pair.copyPage((0, 7), to: (0, 3))
+        pair.copyPage((0, 600), to: (0, 500))
+        pair.copyPage((0, 40), to: (0, 300))
+        try pair.capturePaused()
+        let captured = pair.page(pair.regions[0], 300)
+        try pair.leadAway(captured, from: 40, to: 1000)
+        let statistics = try pair.encodeAndApply()
+        #expect(statistics.pagesCopied == 2, "pages 3 and 500; page 1000 was written after the capture")
+        #expect(pair.page(pair.backup[0], 300) == captured)
         try pair.capturePaused()
         _ = try pair.encodeAndApply()
         #expect(pair.identical)
