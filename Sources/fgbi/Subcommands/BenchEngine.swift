@@ -73,16 +73,7 @@ extension FGBICommand {
         @Option(help: "Replay this trace directory (Docs/TRACE.md) instead of the workloads; the region is one image.")
         var trace: String?
 
-        @Flag(
-            name: .customLong("no-page-copies"),
-            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
-        var noPageCopies = false
-
-        @Flag(
-            help:
-                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
-        )
-        var splicing = false
+        @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
         @Flag(help: "Print JSON: {change_detection, runs: [one object per (workload, mode)]}.")
         var json = false
@@ -130,8 +121,8 @@ extension FGBICommand {
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.cacheBudgetBytes = cacheMiB << 20
-            configuration.splicing = splicing
-            configuration.pageCopies = !noPageCopies
+            configuration.splicing = encoderFeatures.splicing
+            configuration.pageCopies = encoderFeatures.pageCopies
             configuration.compressionMinimumSaving = compressionMinimumSaving
             if let trace {
                 do {

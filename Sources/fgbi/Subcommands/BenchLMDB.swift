@@ -77,16 +77,7 @@ extension FGBICommand {
         )
         var compressionMinimumSaving: Double?
 
-        @Flag(
-            name: .customLong("no-page-copies"),
-            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
-        var noPageCopies = false
-
-        @Flag(
-            help:
-                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
-        )
-        var splicing = false
+        @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
         @Option(
             name: .customLong("capture-buffers"),
@@ -188,8 +179,8 @@ extension FGBICommand {
                 }
                 configuration.compressionMinimumSaving = compressionMinimumSaving
             }
-            configuration.splicing = splicing
-            configuration.pageCopies = !noPageCopies
+            configuration.splicing = encoderFeatures.splicing
+            configuration.pageCopies = encoderFeatures.pageCopies
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")

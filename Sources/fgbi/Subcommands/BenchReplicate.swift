@@ -66,16 +66,7 @@ extension FGBICommand {
             help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
         var cacheMiB = 64
 
-        @Flag(
-            name: .customLong("no-page-copies"),
-            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
-        var noPageCopies = false
-
-        @Flag(
-            help:
-                "fgbi: find a block's bytes at any offset in content the backup holds or this epoch sent; send splices."
-        )
-        var splicing = false
+        @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
         @Option(help: "Comma-separated delta tools to compare with (zstd, rsync, xdelta3), or none.")
         var baselines = "zstd,rsync,xdelta3"
@@ -138,8 +129,8 @@ extension FGBICommand {
             configuration.regionMiB = regionMiB
             configuration.epochMilliseconds = epochMilliseconds
             configuration.cacheBudgetBytes = cacheMiB << 20
-            configuration.splicing = splicing
-            configuration.pageCopies = !noPageCopies
+            configuration.splicing = encoderFeatures.splicing
+            configuration.pageCopies = encoderFeatures.pageCopies
             configuration.seed = seed
             return configuration
         }

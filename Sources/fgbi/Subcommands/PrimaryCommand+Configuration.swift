@@ -74,8 +74,8 @@ extension FGBICommand.PrimaryCommand {
                 throw ValidationError("--compression-minimum-saving must be between 0 and 1")
             }
             configuration.engine.compressionMinimumSaving = compressionMinimumSaving
-            configuration.engine.splicing = splicing
-            configuration.engine.pageCopies = !noPageCopies
+            configuration.engine.splicing = encoderFeatures.splicing
+            configuration.engine.pageCopies = encoderFeatures.pageCopies
             if let encodeThreads {
                 guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
                     throw ValidationError(

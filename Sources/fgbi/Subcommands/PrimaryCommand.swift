@@ -147,17 +147,7 @@ extension FGBICommand {
         )
         var encodeThreads: Int?
 
-        @Flag(
-            name: .customLong("no-page-copies"),
-            help: "fgbi: never send a written page that is a whole copy of another page as a page-copy record.")
-        var noPageCopies = false
-
-        @Flag(
-            help: """
-                fgbi: look for a block's bytes at any offset in content the backup holds or this epoch sent (moved \
-                content), and send splices of them where shorter; costs encoder CPU (Docs/BENCHMARKS.md).
-                """)
-        var splicing = false
+        @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
         @Option(
             name: .customLong("capture-buffers"),
