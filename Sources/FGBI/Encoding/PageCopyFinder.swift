@@ -1,4 +1,5 @@
 import CSupport
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -36,7 +37,11 @@ final class PageCopyFinder {
     private let regions: [GuestMemory]
     private let geometry: BlockGeometry
     /// Per region, what vouches that a page was not written since a collection; nil: no copies from it.
-    var witnesses: [(any WrittenPageWitness)?]
+    var witnesses: [(any WrittenPageWitness)?] {
+        didSet { paying.store(triesEveryPage, ordering: .relaxed) }
+    }
+    /// ``triesEveryPage`` as of the last epoch searched, for other threads (the capture's choice of strategy).
+    private let paying = Atomic<Bool>(false)
     private var admission = PageCopyAdmission()
     private let zeroPageKey: UInt64
     @exclusivity(unchecked) private var found: [PageCopy] = []
@@ -65,6 +70,10 @@ final class PageCopyFinder {
     /// key kept: while pages are tried by sample, only the sample's are, so in-place writes pay next to
     /// nothing; a source written meanwhile is then not found until it is keyed again.
     var triesEveryPage: Bool { isActive && !admission.sampling }
+
+    /// Whether copies paid in the last epoch searched (``triesEveryPage`` then): safe to ask from any thread,
+    /// while an epoch is being searched.
+    var copiesPay: Bool { paying.load(ordering: .relaxed) }
 
     var metadataBytes: Int { keys.metadataBytes }
 
@@ -134,6 +143,7 @@ final class PageCopyFinder {
         }
         while let lead = leads.pop() { if let copy = confirm(lead, of: view) { found.append(copy) } }
         admission.update(tried: tried, found: found.count)
+        paying.store(triesEveryPage, ordering: .relaxed)
         keepVouchedFor(collections: capture.witnessCollections)
         let ahead = 4
         for (number, copy) in found.enumerated() where copy.source != nil {

@@ -19,9 +19,12 @@ public enum CaptureStrategy: String, Sendable, CaseIterable, CustomStringConvert
     }
 }
 
-/// Picks rehash or copy for each epoch from the measured pause per written page: an exponential average per
-/// strategy, the cheaper one used, the other re-measured every `exploreEvery` epochs so a change of
-/// workload is noticed.
+/// Picks rehash or copy for each epoch from the measured pause per written page: an average per strategy
+/// that falls at once to a lower measurement and rises slowly (an exponential average) to a higher one, the
+/// cheaper strategy used, the other re-measured every `exploreEvery` epochs so a change of workload is
+/// noticed. Falling at once matters: a strategy's first capture may pay one-off costs (its staging memory
+/// faulted in for the first time, ten times its usual cost per page), and with a plain average the other
+/// strategy's re-measurements, one per `exploreEvery` epochs, would take hundreds of epochs to outweigh it.
 struct CaptureStrategyChooser {
     static let exploreEvery = 32
     /// Epochs with fewer pages say little about the cost per page.
@@ -31,14 +34,20 @@ struct CaptureStrategyChooser {
     private var copyCost: Double?
     private var epochs = 0
 
+    /// How much cheaper rehash must be, per page, to be chosen over copy while copying pays besides the pause.
+    static let copyFavour = 1.25
+
     /// The strategy for the next epoch; `rehashAllowed` is false while a copied epoch still waits to be
-    /// rehashed (the two must not touch the block table at once).
-    mutating func choose(rehashAllowed: Bool) -> CaptureStrategy {
+    /// rehashed (the two must not touch the block table at once). `favouringCopy`: copied pages pay besides
+    /// the pause (page copies are found only among whole staged pages, ``PageCopyFinder``), so rehash is
+    /// chosen only where its pause per page is ``copyFavour`` times cheaper.
+    mutating func choose(rehashAllowed: Bool, favouringCopy: Bool = false) -> CaptureStrategy {
         epochs += 1
         guard rehashAllowed else { return .copyPages }
         guard let rehashCost else { return .rehash }
         guard let copyCost else { return .copyPages }
-        let best: CaptureStrategy = rehashCost <= copyCost ? .rehash : .copyPages
+        let best: CaptureStrategy =
+            rehashCost * (favouringCopy ? Self.copyFavour : 1) <= copyCost ? .rehash : .copyPages
         if epochs % Self.exploreEvery == 0 { return best == .rehash ? .copyPages : .rehash }
         return best
     }
@@ -47,7 +56,9 @@ struct CaptureStrategyChooser {
     mutating func record(_ strategy: CaptureStrategy, nanoseconds: UInt64, pages: Int) {
         guard pages >= Self.minimumPages else { return }
         let perPage = Double(nanoseconds) / Double(pages)
-        func blend(_ old: Double?) -> Double { old.map { 0.8 * $0 + 0.2 * perPage } ?? perPage }
+        func blend(_ old: Double?) -> Double {
+            old.map { perPage < $0 ? perPage : 0.8 * $0 + 0.2 * perPage } ?? perPage
+        }
         switch strategy {
         case .rehash: rehashCost = blend(rehashCost)
         case .copyPages: copyCost = blend(copyCost)

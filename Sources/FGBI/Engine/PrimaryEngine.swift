@@ -265,7 +265,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         case .copyPages: return .copyPages
         case .rehash where rehashAllowed: return .rehash
         case .rehash: return .copyPages
-        case .automatic: return chooser.withLock { $0.choose(rehashAllowed: rehashAllowed) }
+        case .automatic:
+            let copiesPay = blockEncoder?.pageCopyFinder?.copiesPay == true
+            return chooser.withLock { $0.choose(rehashAllowed: rehashAllowed, favouringCopy: copiesPay) }
         }
     }
 

@@ -1,0 +1,77 @@
+import Testing
+
+@testable import FGBI
+
+/// The `auto` capture strategy (``CaptureStrategyChooser``): both strategies measured first, the cheaper pause
+/// per page used, the other re-measured now and then, and a one-off expensive first capture forgotten as soon
+/// as a normal one is measured.
+@Suite("Capture strategy chooser")
+struct CaptureStrategyChooserTests {
+    /// Records `strategy` at `perPage` nanoseconds per page for an epoch of 1,000 pages.
+    private func record(_ chooser: inout CaptureStrategyChooser, _ strategy: CaptureStrategy, _ perPage: UInt64) {
+        chooser.record(strategy, nanoseconds: perPage * 1_000, pages: 1_000)
+    }
+
+    /// The strategies chosen for the next `epochs` epochs, each measured at its cost in `costs`.
+    private func run(
+        _ chooser: inout CaptureStrategyChooser, epochs: Int, costs: [CaptureStrategy: UInt64]
+    ) -> [CaptureStrategy] {
+        (0..<epochs).map { _ in
+            let strategy = chooser.choose(rehashAllowed: true)
+            record(&chooser, strategy, costs[strategy]!)
+            return strategy
+        }
+    }
+
+    @Test func measuresBothThenUsesTheCheaperAndExploresTheOther() {
+        var chooser = CaptureStrategyChooser()
+        let chosen = run(&chooser, epochs: 96, costs: [.rehash: 700, .copyPages: 400])
+        #expect(Array(chosen.prefix(2)) == [.rehash, .copyPages])
+        let rehashed = chosen.dropFirst(2).filter { $0 == .rehash }.count
+        #expect(rehashed == 96 / CaptureStrategyChooser.exploreEvery, "rehash only when explored: \(chosen)")
+    }
+
+    @Test func aCostlyFirstCopyIsForgottenAtItsNextMeasurement() {
+        var chooser = CaptureStrategyChooser()
+        // The first copy faults its staging memory in: ten times its usual cost.
+        _ = chooser.choose(rehashAllowed: true)
+        record(&chooser, .rehash, 700)
+        _ = chooser.choose(rehashAllowed: true)
+        record(&chooser, .copyPages, 4_000)
+        let chosen = run(
+            &chooser, epochs: 2 * CaptureStrategyChooser.exploreEvery, costs: [.rehash: 700, .copyPages: 400])
+        let firstCopy = chosen.firstIndex(of: .copyPages) ?? chosen.count
+        let copiesAfter = chosen[firstCopy...].filter { $0 == .copyPages }.count
+        #expect(firstCopy < CaptureStrategyChooser.exploreEvery, "copy re-measured at the first exploration")
+        #expect(copiesAfter >= chosen.count - firstCopy - 2, "then used: \(chosen)")
+    }
+
+    @Test func aCopyStillWaitingToBeRehashedForbidsRehash() {
+        var chooser = CaptureStrategyChooser()
+        #expect(chooser.choose(rehashAllowed: false) == .copyPages)
+        // Rehash measured the cheaper, still not while a copy waits.
+        _ = run(&chooser, epochs: 8, costs: [.rehash: 300, .copyPages: 900])
+        #expect(chooser.choose(rehashAllowed: true) == .rehash)
+        #expect(chooser.choose(rehashAllowed: false) == .copyPages)
+    }
+
+    /// While page copies pay, copy is kept unless rehash's pause is clearly cheaper.
+    @Test func copyIsFavouredWhileCopiesPay() {
+        for (rehash, expected) in [(UInt64(700), CaptureStrategy.copyPages), (500, .rehash)] {
+            var chooser = CaptureStrategyChooser()
+            _ = chooser.choose(rehashAllowed: true)
+            record(&chooser, .rehash, rehash)
+            _ = chooser.choose(rehashAllowed: true)
+            record(&chooser, .copyPages, 800)
+            #expect(chooser.choose(rehashAllowed: true, favouringCopy: true) == expected, "rehash at \(rehash) ns")
+            #expect(chooser.choose(rehashAllowed: true) == .rehash, "without copies the cheaper pause")
+        }
+    }
+
+    @Test func epochsOfFewPagesAreNotMeasured() {
+        var chooser = CaptureStrategyChooser()
+        chooser.record(.rehash, nanoseconds: 1, pages: CaptureStrategyChooser.minimumPages - 1)
+        // Still unmeasured: rehash is tried first.
+        #expect(chooser.choose(rehashAllowed: true) == .rehash)
+    }
+}
