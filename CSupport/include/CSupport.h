@@ -276,11 +276,17 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
 /// (the same XXH3 values).
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
 
-/// Whether `length` bytes at `data` are all zero. Inline: it runs once per changed block.
+/// Whether `length` bytes at `data` are all zero, stopping at the first 64 bytes that are not: a whole page
+/// that is not zeros shows it in its first line. Inline: it runs once per changed block.
 static inline int CSupport_is_zero(const void *data, size_t length) {
     const unsigned char *p = (const unsigned char *)data;
-    uint64_t acc = 0;
     size_t i = 0;
+    for (; i + 64 <= length; i += 64) {
+        uint64_t words[8];
+        __builtin_memcpy(words, p + i, 64);
+        if ((words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]) != 0) return 0;
+    }
+    uint64_t acc = 0;
     for (; i + 8 <= length; i += 8) {
         uint64_t word;
         __builtin_memcpy(&word, p + i, 8);
@@ -288,18 +294,6 @@ static inline int CSupport_is_zero(const void *data, size_t length) {
     }
     for (; i < length; i++) acc |= p[i];
     return acc == 0;
-}
-
-/// Whether `length` bytes at `data` (a multiple of 64) are all zero, stopping at the first 64 bytes that are
-/// not: for whole pages, most of which are not zeros and show it in their first line.
-static inline int CSupport_is_zero_lines(const void *data, size_t length) {
-    const unsigned char *p = (const unsigned char *)data;
-    for (size_t i = 0; i < length; i += 64) {
-        uint64_t words[8];
-        __builtin_memcpy(words, p + i, 64);
-        if ((words[0] | words[1] | words[2] | words[3] | words[4] | words[5] | words[6] | words[7]) != 0) return 0;
-    }
-    return 1;
 }
 
 /// Asks the CPU to start loading the cache line at `address`: hash-table probes issue it a few blocks

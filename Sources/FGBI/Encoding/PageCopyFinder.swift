@@ -168,7 +168,7 @@ final class PageCopyFinder {
     private func key(of item: Int, in view: EpochCapture.View) -> Content {
         let staged = UnsafeRawPointer(view.item(item))
         // A zero page is known without hashing it; any other stops the check at its first line not all zeros.
-        guard CSupport_is_zero_lines(staged, geometry.pageSize) == 0 else { return .zeros }
+        guard CSupport_is_zero(staged, geometry.pageSize) == 0 else { return .zeros }
         // Only the probe blocks are hashed (a page that is no copy is rehashed whole by the reader anyway).
         let size = geometry.blockSize
         let (a, b, c, d) = PageKeyIndex.probes(count: geometry.blocksPerPage)

@@ -55,7 +55,7 @@ final class PageDeltaEncoder {
     ) {
         let key = cacheKey(location)
         defer { cache.store(key, tag: location.packed, from: bytes) }
-        if CSupport_is_zero_lines(bytes, pageSize) != 0 {
+        if CSupport_is_zero(bytes, pageSize) != 0 {
             body.byte(DeltaFormat.RecordKind.pageZero.rawValue)
             stats.zeroBlocks += 1
             return
