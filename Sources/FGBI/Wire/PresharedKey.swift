@@ -25,6 +25,12 @@ public struct PresharedKey: Sendable {
         key = SymmetricKey(data: bytes)
     }
 
+    /// A fresh key of ``minimumBytes`` from OpenSSL's random generator (as the handshake's nonces), for a
+    /// session whose two ends share one process (benchmarks, tests): it exists only in memory.
+    public static func random() -> PresharedKey { PresharedKey(key: SymmetricKey(data: randomBytes(minimumBytes))) }
+
+    private init(key: SymmetricKey) { self.key = key }
+
     /// Reads a key file.
     ///
     /// - Throws: ``SystemError`` naming the file when it cannot be read; ``FGBIError/invalidArgument(_:)``

@@ -31,6 +31,9 @@ public struct ReplicateBenchmark: Sendable {
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
         public var pageCopies = true
+        /// Whether every frame is encrypted (ChaCha20-Poly1305, as off loopback), with a key made for each run;
+        /// its cost then counts in both sides' CPU.
+        public var encrypt = false
         public var seed: UInt64 = 2011
         public init() {}
     }
@@ -51,6 +54,8 @@ public struct ReplicateBenchmark: Sendable {
         public var workload: String
         public var mode: String
         public var compression: String
+        /// Whether every frame went encrypted (``Configuration/encrypt``).
+        public var encrypted: Bool
         public var blockSize: Int
         /// Epochs with writes, each verified after its commit.
         public var epochs: Int
@@ -158,10 +163,15 @@ public struct ReplicateBenchmark: Sendable {
 
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.primaryTimeout = .seconds(10)
+        let key = configuration.encrypt ? PresharedKey.random() : nil
+        backupConfiguration.key = key
+        backupConfiguration.requireEncryption = configuration.encrypt
         let backup = try Backup(regions: [backupMemory], geometry: geometry, configuration: backupConfiguration)
         let backupThread = BackupThread(backup)
 
-        let primaryConfiguration = primaryConfiguration(mode: mode, blockSize: blockSize, backupPort: backup.port)
+        var primaryConfiguration = primaryConfiguration(mode: mode, blockSize: blockSize, backupPort: backup.port)
+        primaryConfiguration.key = key
+        primaryConfiguration.encrypt = configuration.encrypt
         let observations = Observations()
         let primary = try Primary(
             regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,
@@ -197,7 +207,8 @@ public struct ReplicateBenchmark: Sendable {
         let pauses = records.map(\.pauseMs)
         return ModeRun(
             workload: source.name, mode: mode.rawValue,
-            compression: primaryConfiguration.engine.effectiveCompression.description, blockSize: blockSize,
+            compression: primaryConfiguration.engine.effectiveCompression.description,
+            encrypted: configuration.encrypt, blockSize: blockSize,
             epochs: records.count, pagesWritten: pagesWritten,
             wireBytes: statistics.bytesSent - synchronised.bytesSent,
             wireBytesPerEpoch: records.reduce(0) { $0 + $1.wireBytes } / count, ratioToPage: nil,

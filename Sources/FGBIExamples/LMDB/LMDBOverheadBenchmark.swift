@@ -43,6 +43,8 @@ public struct LMDBOverheadBenchmark {
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
         public var pageCopies = true
+        /// Whether every frame is encrypted (ChaCha20-Poly1305, as off loopback), with a key made for each run.
+        public var encrypt = false
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);
         /// one variant per entry, nil for normal scheduling.
         public var captureRealtimePriorities: [Int?] = [20]
@@ -320,10 +322,14 @@ public struct LMDBOverheadBenchmark {
         if let epochMilliseconds = setup.epochMilliseconds {
             let region = try GuestMemory.anonymous(length: configuration.mapBytes)
             try region.prefault()
-            let server = try Backup(
-                regions: [region], geometry: try BlockGeometry(),
-                configuration: BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0)))
-            let settings = replicationSettings(setup, epochMilliseconds: epochMilliseconds, backupPort: server.port)
+            let key = configuration.encrypt ? PresharedKey.random() : nil
+            var backupSettings = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
+            backupSettings.key = key
+            backupSettings.requireEncryption = configuration.encrypt
+            let server = try Backup(regions: [region], geometry: try BlockGeometry(), configuration: backupSettings)
+            var settings = replicationSettings(setup, epochMilliseconds: epochMilliseconds, backupPort: server.port)
+            settings.key = key
+            settings.encrypt = configuration.encrypt
             backup = server
             replica = region
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil

@@ -79,6 +79,8 @@ extension FGBICommand {
 
         @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
+        @OptionGroup var encryption: BenchEncryptionOption
+
         @Option(
             name: .customLong("capture-buffers"),
             help: "Captured epochs that may wait for the sender, 1-8 (default: the library's, 1).")
@@ -181,6 +183,7 @@ extension FGBICommand {
             }
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
+            configuration.encrypt = encryption.encrypt
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")
@@ -245,6 +248,7 @@ extension FGBICommand {
                 """
                     + (configuration.writerCPU.map { "writer on CPU \($0), replication on the others" }
                         ?? "no CPU pinning")
+                    + (configuration.encrypt ? ", frames encrypted (ChaCha20-Poly1305)" : "")
                     + "; vs none = median throughput / unreplicated median")
             print(table.rendered)
         }

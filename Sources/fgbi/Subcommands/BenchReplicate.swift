@@ -80,6 +80,8 @@ extension FGBICommand {
         @Option(help: "Seed of the workloads' content and writes.")
         var seed: UInt64 = 2011
 
+        @OptionGroup var encryption: BenchEncryptionOption
+
         @Flag(help: "Print JSON: {runs: [one object per mode and block size], baselines: [...]}.")
         var json = false
 
@@ -131,6 +133,7 @@ extension FGBICommand {
             configuration.cacheBudgetBytes = cacheMiB << 20
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
+            configuration.encrypt = encryption.encrypt
             configuration.seed = seed
             return configuration
         }
@@ -194,10 +197,11 @@ extension FGBICommand {
         ) {
             let shape =
                 trace != nil ? "the trace's images" : "\(pagesPerEpoch) page writes per epoch, \(regionMiB) MiB region"
+            let frames = encryption.encrypt ? "frames encrypted (ChaCha20-Poly1305)" : "frames in clear"
             print(
                 """
                 whole pipeline over loopback, \(epochs) epochs with writes, \(shape), \(epochMilliseconds) ms \
-                epoch timer, \(cacheMiB) MiB cache
+                epoch timer, \(cacheMiB) MiB cache, \(frames)
                 """
             )
             var table = TextTable([
