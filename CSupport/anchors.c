@@ -2,14 +2,12 @@
 // A hot loop: it runs once per block the matcher looks up or records. An AVX2 path tests 8 positions per
 // multiplication; the portable loop finds the same anchors.
 #define _GNU_SOURCE
-#include "CSupport.h"
+#include "forms.h"
 
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-
-int csupport_simd_level(void);  // diff.c: the level CSupport_sparse_select_level chose
 
 static const uint32_t window_multiplier = 0x9E3779B1u;
 static const uint64_t entry_multiplier = 0x9E3779B97F4A7C15ull;
