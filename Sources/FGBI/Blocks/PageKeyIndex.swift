@@ -5,17 +5,24 @@ import CSupport
 ///
 /// For every page of every region it keeps the key of the content it had when last captured (0: none known;
 /// a key mixes the hashes of four of its blocks, ``key(ofHashes:count:)``),
-/// and a table from key to page: buckets of eight 8-byte entries, one cache line each (the key's high 32 bits,
-/// the page's number across the regions), the newest entry first, the oldest pushed out when a bucket is full.
+/// and a table from key to page: buckets of eight 8-byte entries, one cache line each (the key's high 24 bits,
+/// the page's version when the entry was made, the page's number across the regions), the newest entry first.
+/// Each page has a one-byte version, bumped whenever its key is recorded or forgotten, so an entry whose page
+/// has changed since (stale) is known without reading the page's key; a full bucket drops a stale entry
+/// before its oldest, and lookups pass over stale entries. Without that, the entries of pages rewritten
+/// since would push out those of pages left alone, and a page unwritten for a few dozen epochs of heavy
+/// writing would no longer be found as a source.
 /// An entry is only a lead: a lookup takes a page whose kept key is the key asked, that the current capture
 /// does not hold, and the caller compares its bytes. Keys come from the block hashes the block tables already
-/// hold (``key(ofHashes:count:)``), so keeping them costs no pass over the pages. About 6 MiB per GiB of
-/// regions. Allocates only at creation; not thread-safe.
+/// hold (``key(ofHashes:count:)``), so keeping them costs no pass over the pages. About 6.3 MiB per GiB of
+/// regions (the versions, 256 KiB of it, stay in the caches). Allocates only at creation; not thread-safe.
 final class PageKeyIndex {
     /// The first page of each region in the numbering across regions.
     private let firstPages: [Int]
     private let pageCount: Int
     private let keys: UnsafeMutablePointer<UInt64>
+    /// Per page, bumped (wrapping) whenever its key changes: entries made before are stale.
+    private let versions: UnsafeMutablePointer<UInt8>
     /// One bit per page: held by the capture being encoded.
     private let captured: UnsafeMutablePointer<UInt64>
     private let table: UnsafeMutablePointer<UInt64>
@@ -45,6 +52,8 @@ final class PageKeyIndex {
         pageCount = first
         keys = HugePageMemory.allocate(UInt64.self, capacity: max(first, 1))
         keys.initialize(repeating: 0, count: max(first, 1))
+        versions = .allocate(capacity: max(first, 1))
+        versions.initialize(repeating: 0, count: max(first, 1))
         captured = .allocate(capacity: max((first + 63) / 64, 1))
         captured.initialize(repeating: 0, count: max((first + 63) / 64, 1))
         var buckets = 1
@@ -58,13 +67,16 @@ final class PageKeyIndex {
 
     deinit {
         keys.deallocate()
+        versions.deallocate()
         captured.deallocate()
         table.deallocate()
         pending.deallocate()
     }
 
     /// Bytes held.
-    var metadataBytes: Int { pageCount * 8 + (pageCount + 63) / 64 * 8 + (bucketMask + 1) * Self.bucketEntries * 8 }
+    var metadataBytes: Int {
+        pageCount * 9 + (pageCount + 63) / 64 * 8 + (bucketMask + 1) * Self.bucketEntries * 8
+    }
 
     /// The blocks of a page of `count` blocks whose hashes make its key: the first, the last, and two between.
     /// A key only leads to a page whose bytes are then compared, so four blocks' hashes are enough: a page that
@@ -130,14 +142,23 @@ final class PageKeyIndex {
     @inline(__always)
     private func record(number: Int, key: UInt64) {
         keys[number] = key
+        versions[number] &+= 1
         let bucket = bucket(of: key)
-        let entry = (key >> 32) << 32 | UInt64(number)
-        // Drop an older entry of this page, else the oldest; the rest move down one.
-        var last = Self.bucketEntries - 1
+        let entry = Self.fingerprint(key) | UInt64(versions[number]) << 32 | UInt64(number)
+        // Drop an empty place or an older entry of this page, else the oldest stale entry, else the oldest; the
+        // entries before it move down one.
+        var last = -1
         for slot in 0..<Self.bucketEntries
         where bucket[slot] & 0xFFFF_FFFF == UInt64(number) || bucket[slot] == Self.empty {
             last = slot
             break
+        }
+        if last < 0 {
+            last = Self.bucketEntries - 1
+            for slot in stride(from: Self.bucketEntries - 1, through: 0, by: -1) where isStale(bucket[slot]) {
+                last = slot
+                break
+            }
         }
         var slot = last
         while slot > 0 {
@@ -148,7 +169,21 @@ final class PageKeyIndex {
     }
 
     /// Records that `page` of `region` holds content of no known key (zeros, never looked up).
-    func forget(region: Int, page: Int) { keys[number(region: region, page: page)] = 0 }
+    func forget(region: Int, page: Int) {
+        let number = number(region: region, page: page)
+        keys[number] = 0
+        versions[number] &+= 1
+    }
+
+    /// The bits of `key` an entry keeps (its high 24), in their place.
+    @inline(__always)
+    private static func fingerprint(_ key: UInt64) -> UInt64 { (key >> 40) << 40 }
+
+    /// Whether `entry` (not empty) was made before its page's key last changed.
+    @inline(__always)
+    private func isStale(_ entry: UInt64) -> Bool {
+        versions[Int(entry & 0xFFFF_FFFF)] != UInt8(truncatingIfNeeded: entry >> 32)
+    }
 
     /// A page, not held by the capture being encoded, whose content was last recorded with `key`.
     @inline(__always)
@@ -160,14 +195,15 @@ final class PageKeyIndex {
     @inline(__always)
     func prefetchBucket(key: UInt64) { CSupport_prefetch(bucket(of: key)) }
 
-    /// The number (across regions) of the newest page recorded with `key`'s high bits that the capture being
-    /// encoded does not hold, without reading its kept key: a lead for ``isCurrent(_:key:)`` to confirm once
-    /// its line has loaded (``prefetchKey(of:)``), and for ``candidate(key:)`` to replace when it is stale.
+    /// The number (across regions) of the newest page recorded with `key`'s high bits, not stale, that the
+    /// capture being encoded does not hold, without reading its kept key: a lead for ``isCurrent(_:key:)`` to
+    /// confirm once its line has loaded (``prefetchKey(of:)``), and for ``candidate(key:)`` to replace when it
+    /// is not the page's key (another key with the same high bits).
     @inline(__always)
     func lead(key: UInt64) -> Int? { newest(key: key, current: false) }
 
-    /// The newest entry of `key`'s bucket with its high bits whose page the capture does not hold and, with
-    /// `current`, whose kept key is `key`.
+    /// The newest entry of `key`'s bucket with its high bits, not stale, whose page the capture does not hold
+    /// and, with `current`, whose kept key is `key`.
     @inline(__always)
     private func newest(key: UInt64, current: Bool) -> Int? {
         let bucket = bucket(of: key)
@@ -175,7 +211,8 @@ final class PageKeyIndex {
             let entry = bucket[slot]
             guard entry != Self.empty else { return nil }
             let number = Int(entry & 0xFFFF_FFFF)
-            guard entry >> 32 == key >> 32, !current || keys[number] == key, !isCaptured(number) else { continue }
+            guard entry >> 40 == key >> 40, !isStale(entry), !current || keys[number] == key, !isCaptured(number)
+            else { continue }
             return number
         }
         return nil
