@@ -14,10 +14,11 @@ struct CaptureStrategyChooserTests {
 
     /// The strategies chosen for the next `epochs` epochs, each measured at its cost in `costs`.
     private func run(
-        _ chooser: inout CaptureStrategyChooser, epochs: Int, costs: [CaptureStrategy: UInt64]
+        _ chooser: inout CaptureStrategyChooser, epochs: Int, costs: [CaptureStrategy: UInt64],
+        favouringCopy: Bool = false
     ) -> [CaptureStrategy] {
         (0..<epochs).map { _ in
-            let strategy = chooser.choose(rehashAllowed: true)
+            let strategy = chooser.choose(rehashAllowed: true, favouringCopy: favouringCopy)
             record(&chooser, strategy, costs[strategy]!)
             return strategy
         }
@@ -66,6 +67,19 @@ struct CaptureStrategyChooserTests {
             #expect(chooser.choose(rehashAllowed: true, favouringCopy: true) == expected, "rehash at \(rehash) ns")
             #expect(chooser.choose(rehashAllowed: true) == .rehash, "without copies the cheaper pause")
         }
+    }
+
+    /// An epoch captured by rehash finds no page copies: while they pay, rehash is explored eight times less
+    /// often (after its first measurement, which comes first: a first copy's cost is one-off).
+    @Test func whileCopiesPayRehashIsExploredRarely() {
+        var chooser = CaptureStrategyChooser()
+        let every = CaptureStrategyChooser.exploreEvery * CaptureStrategyChooser.rehashExploreSlowdown
+        let chosen = run(&chooser, epochs: 2 * every, costs: [.rehash: 700, .copyPages: 800], favouringCopy: true)
+        let rehashed = chosen.indices.filter { chosen[$0] == .rehash }
+        #expect(rehashed == [0, every - 1, 2 * every - 1], "rehash first, then only at its slower explorations")
+        // Once copies stop paying, the cheaper pause wins and copy is the one explored.
+        let after = run(&chooser, epochs: every, costs: [.rehash: 700, .copyPages: 800])
+        #expect(after.filter { $0 == .copyPages }.count == every / CaptureStrategyChooser.exploreEvery)
     }
 
     @Test func epochsOfFewPagesAreNotMeasured() {
