@@ -211,7 +211,8 @@ final class PageKeyIndex {
             let entry = bucket[slot]
             guard entry != Self.empty else { return nil }
             let number = Int(entry & 0xFFFF_FFFF)
-            guard entry >> 40 == key >> 40, !isStale(entry), !current || keys[number] == key, !isCaptured(number)
+            guard Self.fingerprint(entry) == Self.fingerprint(key), !isStale(entry), !current || keys[number] == key,
+                !isCaptured(number)
             else { continue }
             return number
         }

@@ -53,13 +53,13 @@ struct CaptureStrategyChooser {
     mutating func choose(rehashAllowed: Bool, favouringCopy: Bool = false) -> CaptureStrategy {
         epochs += 1
         guard rehashAllowed else { return .copyPages }
-        let rehashExploration = epochs % (Self.exploreEvery * (favouringCopy ? Self.rehashExploreSlowdown : 1)) == 0
         guard let rehashCost else { return .rehash }
         guard let copyCost else { return .copyPages }
         let best: CaptureStrategy =
             rehashCost * (favouringCopy ? Self.copyFavour : 1) <= copyCost ? .rehash : .copyPages
-        if best == .rehash { return epochs % Self.exploreEvery == 0 ? .copyPages : .rehash }
-        return rehashExploration ? .rehash : .copyPages
+        let exploreEvery = Self.exploreEvery * (favouringCopy && best == .copyPages ? Self.rehashExploreSlowdown : 1)
+        if epochs % exploreEvery == 0 { return best == .rehash ? .copyPages : .rehash }
+        return best
     }
 
     /// Records what a capture cost.

@@ -14,6 +14,7 @@ struct EncryptedBenchmarkTests {
         #expect(keys.allSatisfy { $0.key.bytes.contains { $0 != 0 } })
     }
 
+    /// The backup requires encryption, so a run that completes and verifies sent every frame encrypted.
     @Test func anEncryptedReplicateRunIsVerifiedAndSaysSo() throws {
         var configuration = ReplicateBenchmark.Configuration()
         configuration.sources = [.workload(.sparse)]
