@@ -102,6 +102,13 @@ public final class EpochCapture: @unchecked Sendable {
     /// Bytes of arena this capture's items use.
     var arenaBytesUsed: Int { count * itemSize }
 
+    /// Whether the capture can hold `pages` whole pages of `pageSize` bytes without growing and in memory
+    /// already faulted in (``reserve(items:itemSize:)``, or earlier captures): staging them costs no more than
+    /// the copy.
+    func canStage(pages: Int, pageSize: Int) -> Bool {
+        capacity >= pages && max(touchedBytes, count * itemSize) >= pages * pageSize
+    }
+
     /// Bytes this capture holds: its arena and the locations and hashes it has room for.
     var metadataBytes: Int { arenaCapacity + capacity * (MemoryLayout<BlockLocation>.stride + 16) }
 

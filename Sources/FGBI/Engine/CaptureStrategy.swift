@@ -25,12 +25,14 @@ public enum CaptureStrategy: String, Sendable, CaseIterable, CustomStringConvert
 /// noticed. Falling at once matters: a strategy's first capture may pay one-off costs (its staging memory
 /// faulted in for the first time, ten times its usual cost per page), and with a plain average the other
 /// strategy's re-measurements, one per `exploreEvery` epochs, would take hundreds of epochs to outweigh it.
-/// For the same reason rehash, which has no staging memory, is measured first.
+/// For the same reason the first measurement is of copy only when the capture can stage the epoch's pages in
+/// memory already faulted in (the primary reserves it from the synchronisation's last pre-copy round), and
+/// otherwise of rehash, which has no staging memory.
 ///
-/// While page copies pay and copy is in use, rehash is re-measured only every `exploreEvery` times
-/// `rehashExploreSlowdown` epochs: an epoch captured by rehash finds no page copies, and under a copying
-/// workload it sends many times the bytes (10 MB against 0.3 MB per epoch for the `duplicate` workload at
-/// 256 MiB).
+/// While page copies pay and copy is in use, rehash is measured (first, or again) only every `exploreEvery`
+/// times `rehashExploreSlowdown` epochs: an epoch captured by rehash finds no page copies, and under a
+/// copying workload it sends many times the bytes (10 MB against 0.3 MB per epoch for the `duplicate`
+/// workload at 256 MiB) and pauses for longer (41 against 2-3 ms).
 struct CaptureStrategyChooser {
     static let exploreEvery = 32
     /// Epochs with fewer pages say little about the cost per page.
@@ -48,16 +50,26 @@ struct CaptureStrategyChooser {
     /// The strategy for the next epoch; `rehashAllowed` is false while a copied epoch still waits to be
     /// rehashed (the two must not touch the block table at once). `favouringCopy`: copied pages pay besides
     /// the pause (page copies are found only among whole staged pages, ``PageCopyFinder``), so rehash is
-    /// chosen only where its pause per page is ``copyFavour`` times cheaper, and re-measured
-    /// ``rehashExploreSlowdown`` times less often.
-    mutating func choose(rehashAllowed: Bool, favouringCopy: Bool = false) -> CaptureStrategy {
+    /// chosen only where its pause per page is ``copyFavour`` times cheaper, and measured
+    /// ``rehashExploreSlowdown`` times less often. `stagingReady`: the capture can stage this epoch's written
+    /// pages whole without growing or faulting in memory, so a first measurement of copy would be fair.
+    mutating func choose(rehashAllowed: Bool, favouringCopy: Bool = false, stagingReady: Bool = false)
+        -> CaptureStrategy
+    {
         epochs += 1
         guard rehashAllowed else { return .copyPages }
-        guard let rehashCost else { return .rehash }
-        guard let copyCost else { return .copyPages }
-        let best: CaptureStrategy =
-            rehashCost * (favouringCopy ? Self.copyFavour : 1) <= copyCost ? .rehash : .copyPages
-        let exploreEvery = Self.exploreEvery * (favouringCopy && best == .copyPages ? Self.rehashExploreSlowdown : 1)
+        let best: CaptureStrategy
+        switch (rehashCost, copyCost) {
+        case (nil, nil): return stagingReady ? .copyPages : .rehash
+        case (_?, nil): return .copyPages
+        case (nil, _?): best = .copyPages
+        case (let rehash?, let copy?):
+            best = rehash * (favouringCopy ? Self.copyFavour : 1) <= copy ? .rehash : .copyPages
+        }
+        let slower = favouringCopy && best == .copyPages
+        // Rehash not measured yet: at once, unless copies pay (then at the first of its slower explorations).
+        if rehashCost == nil && !slower { return .rehash }
+        let exploreEvery = Self.exploreEvery * (slower ? Self.rehashExploreSlowdown : 1)
         if epochs % exploreEvery == 0 { return best == .rehash ? .copyPages : .rehash }
         return best
     }

@@ -169,8 +169,15 @@ public final class PrimaryEngine: @unchecked Sendable {
         // still wait to be expanded against the block table, and they overwrote pages the backup's summary
         // describes. So copy every page (expanded in order after them) and compare with nothing.
         let afterPrecopy = full && precopyTaken
-        let strategy =
-            tables.isEmpty ? CaptureStrategy.rehash : afterPrecopy ? .copyPages : full ? .rehash : chooseStrategy()
+        let strategy: CaptureStrategy
+        if tables.isEmpty || (full && !afterPrecopy) {
+            strategy = .rehash
+        } else if afterPrecopy {
+            strategy = .copyPages
+        } else {
+            let pages = dirty.reduce(0) { $0 + $1.pageCount }
+            strategy = chooseStrategy(stagingReady: capture.canStage(pages: pages, pageSize: geometry.pageSize))
+        }
         let wholePages = tables.isEmpty || strategy == .copyPages
         capture.reset(epoch: nextEpoch, itemSize: wholePages ? geometry.pageSize : geometry.blockSize)
         capture.holdsPages = !tables.isEmpty && wholePages
@@ -259,7 +266,8 @@ public final class PrimaryEngine: @unchecked Sendable {
 
     /// The `fgbi` capture strategy for this epoch: the configured one, or the chooser's. A rehash capture
     /// writes the block table, so it waits for no copied epoch to be pending (the encoder rehashes those).
-    private func chooseStrategy() -> CaptureStrategy {
+    /// `stagingReady`: the capture at hand can stage the epoch's pages whole in memory already faulted in.
+    private func chooseStrategy(stagingReady: Bool) -> CaptureStrategy {
         let rehashAllowed = pendingPageCaptures.load(ordering: .acquiring) == 0
         switch configuration.captureStrategy {
         case .copyPages: return .copyPages
@@ -267,7 +275,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         case .rehash: return .copyPages
         case .automatic:
             let copiesPay = blockEncoder?.pageCopyFinder?.copiesPay == true
-            return chooser.withLock { $0.choose(rehashAllowed: rehashAllowed, favouringCopy: copiesPay) }
+            return chooser.withLock {
+                $0.choose(rehashAllowed: rehashAllowed, favouringCopy: copiesPay, stagingReady: stagingReady)
+            }
         }
     }
 

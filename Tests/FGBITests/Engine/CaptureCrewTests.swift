@@ -161,4 +161,28 @@ struct CaptureBufferTests {
         #expect(capture.count == 4096)
         #expect(capture.view.arena == arena, "the arena was reallocated")
     }
+
+    @Test("a capture stages an epoch whole only in memory it reserved or filled before")
+    func stagingNeedsReservedMemory() {
+        let capture = EpochCapture()
+        #expect(capture.canStage(pages: 16, pageSize: GuestMemory.pageSize) == false, "a fresh arena is not touched")
+        capture.reserve(items: 1000, itemSize: GuestMemory.pageSize)
+        #expect(capture.canStage(pages: 1000, pageSize: GuestMemory.pageSize))
+        #expect(capture.canStage(pages: 5_000, pageSize: GuestMemory.pageSize) == false, "beyond what it reserved")
+    }
+
+    /// What the last pre-copy round expects of an epoch reserves the free captures at once, and the one still
+    /// in flight (a pre-copy step, whose own size is no epoch's) when it comes back.
+    @Test("expected epochs reserve the free captures and those released later")
+    func expectedEpochsReserveEveryCapture() throws {
+        let queue = CaptureQueue(buffers: 2, recordsUnchangedPages: false)
+        let inFlight = try queue.acquire(waiting: {}, failure: { nil })
+        inFlight.isPrecopy = true
+        queue.expectEpochs(ofPages: 300, pageSize: GuestMemory.pageSize)
+        let free = try queue.acquire(waiting: {}, failure: { nil })
+        #expect(free.canStage(pages: 450, pageSize: GuestMemory.pageSize), "the free capture, half again as large")
+        #expect(inFlight.canStage(pages: 300, pageSize: GuestMemory.pageSize) == false)
+        queue.release(inFlight, totalPages: 100_000)
+        #expect(inFlight.canStage(pages: 450, pageSize: GuestMemory.pageSize), "reserved on its release")
+    }
 }

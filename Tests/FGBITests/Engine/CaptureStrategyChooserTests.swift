@@ -15,10 +15,11 @@ struct CaptureStrategyChooserTests {
     /// The strategies chosen for the next `epochs` epochs, each measured at its cost in `costs`.
     private func run(
         _ chooser: inout CaptureStrategyChooser, epochs: Int, costs: [CaptureStrategy: UInt64],
-        favouringCopy: Bool = false
+        favouringCopy: Bool = false, stagingReady: Bool = false
     ) -> [CaptureStrategy] {
         (0..<epochs).map { _ in
-            let strategy = chooser.choose(rehashAllowed: true, favouringCopy: favouringCopy)
+            let strategy = chooser.choose(
+                rehashAllowed: true, favouringCopy: favouringCopy, stagingReady: stagingReady)
             record(&chooser, strategy, costs[strategy]!)
             return strategy
         }
@@ -80,6 +81,26 @@ struct CaptureStrategyChooserTests {
         // Once copies stop paying, the cheaper pause wins and copy is the one explored.
         let after = run(&chooser, epochs: every, costs: [.rehash: 700, .copyPages: 800])
         #expect(after.filter { $0 == .copyPages }.count == every / CaptureStrategyChooser.exploreEvery)
+    }
+
+    /// With staging memory ready for the epoch's pages, copy's first measurement is fair: it comes first, and
+    /// rehash follows at once unless copies pay.
+    @Test func copyIsMeasuredFirstWhenTheCaptureCanStageTheEpoch() {
+        var chooser = CaptureStrategyChooser()
+        let chosen = run(&chooser, epochs: 4, costs: [.rehash: 700, .copyPages: 400], stagingReady: true)
+        #expect(chosen == [.copyPages, .rehash, .copyPages, .copyPages])
+        var notReady = CaptureStrategyChooser()
+        #expect(notReady.choose(rehashAllowed: true, stagingReady: false) == .rehash, "no staging: rehash first")
+    }
+
+    /// Copy measured first while copies pay: rehash waits for its first slower exploration, so a copying
+    /// workload's first epochs are not sent block by block.
+    @Test func whileCopiesPayAnUnmeasuredRehashWaitsForItsSlowerExploration() {
+        var chooser = CaptureStrategyChooser()
+        let every = CaptureStrategyChooser.exploreEvery * CaptureStrategyChooser.rehashExploreSlowdown
+        let chosen = run(
+            &chooser, epochs: every, costs: [.rehash: 700, .copyPages: 800], favouringCopy: true, stagingReady: true)
+        #expect(chosen.indices.filter { chosen[$0] == .rehash } == [every - 1], "rehash first measured at \(every)")
     }
 
     @Test func epochsOfFewPagesAreNotMeasured() {

@@ -45,21 +45,40 @@ final class CaptureQueue: @unchecked Sendable {
     }
 
     /// Returns `capture` to the free list. An epoch's capture (not a pre-copy step, nor a pass over all
-    /// `totalPages`) first makes room for an epoch half again as large as the largest so far: made while the
-    /// guest runs, since growing in the pause would reallocate and fault in fresh memory there.
+    /// `totalPages`) first makes room for an epoch half again as large as the largest so far (or as
+    /// ``expectEpochs(ofPages:pageSize:)`` expects), and so does any capture once an epoch size is known: made
+    /// while the guest runs, since growing in the pause would reallocate and fault in fresh memory there.
     func release(_ capture: EpochCapture, totalPages: Int) {
-        if !capture.isPrecopy, capture.pagesWritten < totalPages {
-            let largest = state.withLock { state in
+        let isEpoch = !capture.isPrecopy && capture.pagesWritten < totalPages
+        let largest = state.withLock { state in
+            if isEpoch {
                 state.largestEpoch = (
                     max(state.largestEpoch.items, capture.count),
                     max(state.largestEpoch.bytes, capture.arenaBytesUsed)
                 )
-                return state.largestEpoch
             }
-            capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2)
+            return state.largestEpoch
         }
+        if largest.items > 0 { capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2) }
         state.withLock { $0.free.append(capture) }
         freeCount.signal()
+    }
+
+    /// Makes room, in the free captures now and in the others as they are released, for epochs of about
+    /// `pages` whole pages of `pageSize` bytes (half again as many): what the synchronisation's last pre-copy
+    /// round says an epoch will write, so the first epochs after it can stage their pages whole (the copy
+    /// capture) without faulting in fresh memory while the guest is paused. Call it while the guest runs, from
+    /// the thread that acquires captures (no free one is taken meanwhile).
+    func expectEpochs(ofPages pages: Int, pageSize: Int) {
+        let free = state.withLock { state in
+            state.largestEpoch = (
+                max(state.largestEpoch.items, pages), max(state.largestEpoch.bytes, pages * pageSize)
+            )
+            return (state.free, state.largestEpoch)
+        }
+        for capture in free.0 {
+            capture.reserve(items: free.1.items * 3 / 2, arenaBytes: free.1.bytes * 3 / 2)
+        }
     }
 
     /// Queues a filled capture for the sender.

@@ -279,6 +279,8 @@ final class EpochPipeline: @unchecked Sendable {
         guard running.load() else { return } // stopped midway: the final epoch is a full one
         engine.completeFirstPass()
         rounds.append(totalPages)
+        var collected = MonotonicClock.nanoseconds()
+        var lastRound = (pages: 0, nanoseconds: UInt64(0))
         while rounds.count < policy.maximumRounds, running.load() {
             var spans: [PrimaryEngine.PageSpan] = []
             for (index, tracker) in trackers.enumerated() {
@@ -286,6 +288,8 @@ final class EpochPipeline: @unchecked Sendable {
                 for run in dirty[index].runs { spans.append(.init(region: index, start: run.start, count: run.count)) }
             }
             let pages = spans.reduce(0) { $0 + $1.count }
+            let now = MonotonicClock.nanoseconds()
+            (lastRound, collected) = ((pages, now - collected), now)
             rounds.append(pages)
             try precopy(spans, firstPass: false)
             if pages <= policy.convergedPages || Double(pages) > Double(rounds[rounds.count - 2]) * policy.minimumShrink
@@ -293,6 +297,7 @@ final class EpochPipeline: @unchecked Sendable {
                 break
             }
         }
+        reserveForEpochs(after: lastRound)
         let milliseconds = Double(MonotonicClock.nanoseconds() - start) / 1e6
         shared.withLock {
             $0.statistics.lastSynchronisation?.rounds = rounds.count
@@ -303,6 +308,22 @@ final class EpochPipeline: @unchecked Sendable {
         logger.info(
             "pre-copy done; the next epoch ends the synchronisation",
             metadata: ["rounds": "\(rounds.count)", "pages_per_round": "\(rounds)", "ms": "\(Int(milliseconds))"])
+    }
+
+    /// Makes the captures ready to stage the first epochs' pages whole, from the pages the synchronisation's
+    /// last round found written over its `nanoseconds`, scaled up to an epoch interval when the round was
+    /// shorter (unless every epoch is captured by rehash, which stages changed blocks only). Without it the
+    /// first copy capture would fault its staging memory in with the guest paused, and the `auto` strategy
+    /// would measure rehash first (Docs/ARCHITECTURE.md).
+    private func reserveForEpochs(after lastRound: (pages: Int, nanoseconds: UInt64)) {
+        let engineConfiguration = engine.configuration
+        guard engineConfiguration.mode != .fgbi || engineConfiguration.captureStrategy != .rehash,
+            lastRound.pages > 0, lastRound.nanoseconds > 0
+        else { return }
+        let interval = Double(configuration.epochInterval.wholeNanoseconds)
+        let scale = max(1, interval / Double(lastRound.nanoseconds))
+        let pages = min(Int((Double(lastRound.pages) * scale).rounded(.up)), totalPages)
+        captures.expectEpochs(ofPages: pages, pageSize: engine.geometry.pageSize)
     }
 
     /// Captures `spans` as pre-copy steps of at most ``PrecopyPolicy/chunkPages`` pages each and queues them.
