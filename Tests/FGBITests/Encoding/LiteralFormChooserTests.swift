@@ -54,4 +54,22 @@ struct LiteralFormChooserTests {
         #expect(statistics.sparseChosen == 0)
         #expect(statistics.sparseBlocks == 0)
     }
+
+    /// A decision lasts until the bytes captured since its sample reach 16 times the sample's (384 KiB at most)
+    /// or for 16 epochs: a small capture is sampled every 16th epoch, one of 4 MiB every second, one of 8 MiB
+    /// (over 6 MiB) every epoch.
+    @Test("a sample's decision lasts sixteen times its bytes of capture, or sixteen epochs")
+    func samplingIsBudgetedByTheBytesCaptured() throws {
+        let memory = try GuestMemory.anonymous(length: 2048 * 4096)
+        Self.fill(memory, copied: 0, seed: 5)
+        for (pages, expected) in [(64, 3), (1024, 24), (2048, 48)] {
+            let capture = EpochCapture()
+            capture.reset(epoch: 1, itemSize: 4096)
+            for page in 0..<pages { capture.append(BlockLocation(region: 0, block: page), from: memory.page(page)) }
+            EpochCapture.finishStores()
+            let chooser = LiteralFormChooser(compression: .lz4, minimumSaving: 0.10, blockSize: 64)
+            for _ in 0..<48 { _ = try chooser.prefersSparse(capture.view) }
+            #expect(chooser.samples == expected, "\(pages) pages per epoch: \(chooser.samples) samples in 48 epochs")
+        }
+    }
 }

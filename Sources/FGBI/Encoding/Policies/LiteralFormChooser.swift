@@ -10,8 +10,12 @@ import CSupport
 /// compressor (``marginFactor``): the sample holds whole pages, and the repeats the compressor finds there
 /// include blocks that the body sends otherwise (unchanged, or copies the index finds first), so the body's
 /// literals compress less than the sample does.
-/// A capture under 1 MiB would cost a compression pass as long as the body's, so it reuses the last
-/// decision, and is sampled only every ``resampleEvery`` epochs (content changes kind slowly).
+/// A sample costs a compression pass over its bytes (384 KiB at most, about 0.4 ms here), as much as the
+/// whole body of a small epoch: so the last decision is reused (content changes kind slowly) until the bytes
+/// captured since its sample reach ``resampleEvery`` times the bytes it sampled, or for ``resampleEvery``
+/// epochs at most. Sampling then costs at most about a sixteenth of a pass over what is captured: every
+/// epoch of 6 MiB or more, every 16th of a small one, every second or third of a few MiB (where sampling
+/// every epoch took a fifth of the encoder's time, Docs/BENCHMARKS.md).
 final class LiteralFormChooser {
     let compression: Compression
     let minimumSaving: Double
@@ -19,11 +23,15 @@ final class LiteralFormChooser {
     private let output: UnsafeMutableRawPointer
     private let outputCapacity: Int
     private let sparse: UnsafeMutablePointer<UInt8>
-    /// The last decision, and the small captures since it was sampled.
+    /// The last decision; the bytes its sample compressed; the epochs and bytes captured since.
     private var lastChoice = true
-    private var sinceSample = Int.max
+    private var sampledBytes = 0
+    private var epochsSinceSample = 0
+    private var bytesSinceSample = 0
+    /// Samples taken so far.
+    private(set) var samples = 0
 
-    /// Small captures between two samples.
+    /// How many times its sample's bytes, and how many epochs, a decision lasts at most.
     static let resampleEvery = 16
     /// How many times the minimum saving the compressed sample must beat the sparse form by. Measured
     /// (Docs/BENCHMARKS.md, "The literal form's margin"): with the minimum saving alone, LMDB's epochs chose
@@ -50,11 +58,11 @@ final class LiteralFormChooser {
         guard compression != .none else { return true }
         let total = capture.count * capture.itemSize
         guard total > 0 else { return lastChoice }
-        if total < DeltaAssembler.sampleThreshold && sinceSample < Self.resampleEvery {
-            sinceSample += 1
+        if epochsSinceSample < Self.resampleEvery && bytesSinceSample + total < Self.resampleEvery * sampledBytes {
+            epochsSinceSample += 1
+            bytesSinceSample += total
             return lastChoice
         }
-        sinceSample = 0
         let chunk =
             min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize
             * blockSize
@@ -72,6 +80,8 @@ final class LiteralFormChooser {
                 sparseBytes += encoded > 0 ? encoded : blockSize
             }
         }
+        (sampledBytes, epochsSinceSample, bytesSinceSample) = (chunks * chunk, 0, 0)
+        samples += 1
         lastChoice = Double(compressed) > Double(sparseBytes) * (1 - min(minimumSaving * Self.marginFactor, 1))
         return lastChoice
     }
