@@ -4,8 +4,9 @@ import CSupport
 ///
 /// The compressor runs only where it pays: a large body is first sampled (a few chunks spread over it,
 /// compressed apart), and when the sample saves less than ``minimumSaving`` of its bytes the body is stored
-/// as it is, for that epoch (the header says so, and the backup reads either). LZ4 on nearly incompressible
-/// bytes runs at ~0.6 GB/s here, slower than the whole `fgbi` encoder, to save a few percent.
+/// as it is (the header says so, and the backup reads either). LZ4 on nearly incompressible bytes runs at
+/// ~0.6 GB/s here, slower than the whole `fgbi` encoder, to save a few percent. The decision is made again
+/// as often as ``SampleCadence`` says: every body of 6 MiB or more, every second or third of a few MiB.
 final class DeltaAssembler {
     let mode: ReplicationMode
     let compression: Compression
@@ -24,6 +25,11 @@ final class DeltaAssembler {
 
     private let sampleOutput: UnsafeMutableRawPointer
     private let sampleCapacity: Int
+    /// The last sampled decision (compress), and when to make it again.
+    private var lastWorth = true
+    private var cadence = SampleCadence()
+    /// Samples taken so far.
+    var samples: Int { cadence.samples }
 
     init(
         mode: ReplicationMode, compression: Compression, geometry: BlockGeometry, regionCount: Int,
@@ -121,6 +127,7 @@ final class DeltaAssembler {
     private func worthCompressing(_ body: UnsafeRawBufferPointer) throws -> Bool {
         guard compression != .none else { return false }
         guard minimumSaving > 0, body.count > Self.sampleThreshold else { return true }
+        if cadence.reuses(bytes: body.count) { return lastWorth }
         let chunks = Self.sampleChunks
         let chunk = Self.sampleChunkBytes
         let step = (body.count - chunk) / (chunks - 1)
@@ -129,6 +136,8 @@ final class DeltaAssembler {
             let piece = UnsafeRawBufferPointer(rebasing: body[(index * step)..<(index * step + chunk)])
             compressed += try compression.compress(piece, into: sampleOutput, capacity: sampleCapacity)
         }
-        return Double(compressed) <= Double(chunks * chunk) * (1 - minimumSaving)
+        cadence.sampled(bytes: chunks * chunk)
+        lastWorth = Double(compressed) <= Double(chunks * chunk) * (1 - minimumSaving)
+        return lastWorth
     }
 }

@@ -10,12 +10,7 @@ import CSupport
 /// compressor (``marginFactor``): the sample holds whole pages, and the repeats the compressor finds there
 /// include blocks that the body sends otherwise (unchanged, or copies the index finds first), so the body's
 /// literals compress less than the sample does.
-/// A sample costs a compression pass over its bytes (384 KiB at most, about 0.4 ms here), as much as the
-/// whole body of a small epoch: so the last decision is reused (content changes kind slowly) until the bytes
-/// captured since its sample reach ``resampleEvery`` times the bytes it sampled, or for ``resampleEvery``
-/// epochs at most. Sampling then costs at most about a sixteenth of a pass over what is captured: every
-/// epoch of 6 MiB or more, every 16th of a small one, every second or third of a few MiB (where sampling
-/// every epoch took a fifth of the encoder's time, Docs/BENCHMARKS.md).
+/// A decision is made again only as often as ``SampleCadence`` says (content changes kind slowly).
 final class LiteralFormChooser {
     let compression: Compression
     let minimumSaving: Double
@@ -23,16 +18,12 @@ final class LiteralFormChooser {
     private let output: UnsafeMutableRawPointer
     private let outputCapacity: Int
     private let sparse: UnsafeMutablePointer<UInt8>
-    /// The last decision; the bytes its sample compressed; the epochs and bytes captured since.
+    /// The last decision, and when to make it again.
     private var lastChoice = true
-    private var sampledBytes = 0
-    private var epochsSinceSample = 0
-    private var bytesSinceSample = 0
+    private var cadence = SampleCadence()
     /// Samples taken so far.
-    private(set) var samples = 0
+    var samples: Int { cadence.samples }
 
-    /// How many times its sample's bytes, and how many epochs, a decision lasts at most.
-    static let resampleEvery = 16
     /// How many times the minimum saving the compressed sample must beat the sparse form by. Measured
     /// (Docs/BENCHMARKS.md, "The literal form's margin"): with the minimum saving alone, LMDB's epochs chose
     /// literals a quarter to a third of the time, each spending 14-33 ms in LZ4 for bodies no smaller per
@@ -58,11 +49,7 @@ final class LiteralFormChooser {
         guard compression != .none else { return true }
         let total = capture.count * capture.itemSize
         guard total > 0 else { return lastChoice }
-        if epochsSinceSample < Self.resampleEvery && bytesSinceSample + total < Self.resampleEvery * sampledBytes {
-            epochsSinceSample += 1
-            bytesSinceSample += total
-            return lastChoice
-        }
+        if cadence.reuses(bytes: total) { return lastChoice }
         let chunk =
             min(DeltaAssembler.sampleChunkBytes, max(total / DeltaAssembler.sampleChunks, blockSize)) / blockSize
             * blockSize
@@ -80,8 +67,7 @@ final class LiteralFormChooser {
                 sparseBytes += encoded > 0 ? encoded : blockSize
             }
         }
-        (sampledBytes, epochsSinceSample, bytesSinceSample) = (chunks * chunk, 0, 0)
-        samples += 1
+        cadence.sampled(bytes: chunks * chunk)
         lastChoice = Double(compressed) > Double(sparseBytes) * (1 - min(minimumSaving * Self.marginFactor, 1))
         return lastChoice
     }
