@@ -163,15 +163,13 @@ public struct ReplicateBenchmark: Sendable {
 
         var backupConfiguration = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
         backupConfiguration.primaryTimeout = .seconds(10)
-        let key = configuration.encrypt ? PresharedKey.random() : nil
-        backupConfiguration.key = key
-        backupConfiguration.requireEncryption = configuration.encrypt
+        let encryption = RunEncryption(encrypt: configuration.encrypt)
+        encryption.configure(&backupConfiguration)
         let backup = try Backup(regions: [backupMemory], geometry: geometry, configuration: backupConfiguration)
         let backupThread = BackupThread(backup)
 
         var primaryConfiguration = primaryConfiguration(mode: mode, blockSize: blockSize, backupPort: backup.port)
-        primaryConfiguration.key = key
-        primaryConfiguration.encrypt = configuration.encrypt
+        encryption.configure(&primaryConfiguration)
         let observations = Observations()
         let primary = try Primary(
             regions: [memory], configuration: primaryConfiguration, hooks: guest.hooks,

@@ -322,14 +322,12 @@ public struct LMDBOverheadBenchmark {
         if let epochMilliseconds = setup.epochMilliseconds {
             let region = try GuestMemory.anonymous(length: configuration.mapBytes)
             try region.prefault()
-            let key = configuration.encrypt ? PresharedKey.random() : nil
+            let encryption = RunEncryption(encrypt: configuration.encrypt)
             var backupSettings = BackupConfiguration(listen: Endpoint(host: "127.0.0.1", port: 0))
-            backupSettings.key = key
-            backupSettings.requireEncryption = configuration.encrypt
+            encryption.configure(&backupSettings)
             let server = try Backup(regions: [region], geometry: try BlockGeometry(), configuration: backupSettings)
             var settings = replicationSettings(setup, epochMilliseconds: epochMilliseconds, backupPort: server.port)
-            settings.key = key
-            settings.encrypt = configuration.encrypt
+            encryption.configure(&settings)
             backup = server
             replica = region
             let remote = configuration.replicationOnAllCPUs && configuration.writerCPU != nil
