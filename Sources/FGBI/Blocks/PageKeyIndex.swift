@@ -144,12 +144,12 @@ final class PageKeyIndex {
         keys[number] = key
         versions[number] &+= 1
         let bucket = bucket(of: key)
-        let entry = Self.fingerprint(key) | UInt64(versions[number]) << 32 | UInt64(number)
+        let entry = Self.fingerprint(key) | UInt64(versions[number]) << 32 | UInt64(number) // see number(of:)
         // Drop an empty place or an older entry of this page, else the oldest stale entry, else the oldest; the
         // entries before it move down one.
         var last = -1
         for slot in 0..<Self.bucketEntries
-        where bucket[slot] & 0xFFFF_FFFF == UInt64(number) || bucket[slot] == Self.empty {
+        where Self.number(of: bucket[slot]) == number || bucket[slot] == Self.empty {
             last = slot
             break
         }
@@ -179,10 +179,15 @@ final class PageKeyIndex {
     @inline(__always)
     private static func fingerprint(_ key: UInt64) -> UInt64 { (key >> 40) << 40 }
 
+    /// The page (its number across regions) of `entry`: its low 32 bits, under the page's version (8 bits)
+    /// and the key's ``fingerprint(_:)``.
+    @inline(__always)
+    private static func number(of entry: UInt64) -> Int { Int(entry & 0xFFFF_FFFF) }
+
     /// Whether `entry` (not empty) was made before its page's key last changed.
     @inline(__always)
     private func isStale(_ entry: UInt64) -> Bool {
-        versions[Int(entry & 0xFFFF_FFFF)] != UInt8(truncatingIfNeeded: entry >> 32)
+        versions[Self.number(of: entry)] != UInt8(truncatingIfNeeded: entry >> 32)
     }
 
     /// A page, not held by the capture being encoded, whose content was last recorded with `key`.
@@ -210,7 +215,7 @@ final class PageKeyIndex {
         for slot in 0..<Self.bucketEntries {
             let entry = bucket[slot]
             guard entry != Self.empty else { return nil }
-            let number = Int(entry & 0xFFFF_FFFF)
+            let number = Self.number(of: entry)
             guard Self.fingerprint(entry) == Self.fingerprint(key), !isStale(entry), !current || keys[number] == key,
                 !isCaptured(number)
             else { continue }

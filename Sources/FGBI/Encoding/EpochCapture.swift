@@ -56,8 +56,11 @@ public final class EpochCapture: @unchecked Sendable {
     public private(set) var itemSize = 64
     private var capacity: Int
     private var arenaCapacity: Int
-    /// The arena's first bytes known to be faulted in: written by a capture or touched by ``reserve``.
+    /// The arena's first bytes known to be faulted in: written by a capture or touched by ``reserve``, as of
+    /// the last ``reserve`` or ``reset(epoch:itemSize:)`` (``faultedBytes`` counts the items held since).
     private var touchedBytes = 0
+    /// The arena's first bytes known to be faulted in now: the items held are written.
+    private var faultedBytes: Int { max(touchedBytes, count * itemSize) }
 
     public init() {
         capacity = 1024
@@ -92,7 +95,7 @@ public final class EpochCapture: @unchecked Sendable {
             newHashes[index] = 0
         }
         while arenaCapacity < arenaBytes { growArena() }
-        touchedBytes = max(touchedBytes, count * itemSize) // the items held are written: keep them
+        touchedBytes = faultedBytes // the items held are written: keep them
         if touchedBytes < arenaCapacity {
             (arena + touchedBytes).initializeMemory(as: UInt8.self, repeating: 0, count: arenaCapacity - touchedBytes)
             touchedBytes = arenaCapacity
@@ -106,7 +109,7 @@ public final class EpochCapture: @unchecked Sendable {
     /// already faulted in (``reserve(items:itemSize:)``, or earlier captures): staging them costs no more than
     /// the copy.
     func canStage(pages: Int, pageSize: Int) -> Bool {
-        capacity >= pages && max(touchedBytes, count * itemSize) >= pages * pageSize
+        capacity >= pages && faultedBytes >= pages * pageSize
     }
 
     /// Bytes this capture holds: its arena and the locations and hashes it has room for.
@@ -114,7 +117,7 @@ public final class EpochCapture: @unchecked Sendable {
 
     func reset(epoch: UInt64, itemSize: Int) {
         precondition(itemSize > 0 && itemSize <= 4096)
-        touchedBytes = max(touchedBytes, count * self.itemSize)
+        touchedBytes = faultedBytes
         self.epoch = epoch
         self.itemSize = itemSize
         holdsPages = false

@@ -11,6 +11,19 @@ final class CaptureQueue: @unchecked Sendable {
         var largestEpoch = (items: 0, bytes: 0)
         var ready: [EpochCapture] = []
         var senderShouldExit = false
+
+        /// Counts an epoch of `items` items and `bytes` arena bytes into ``largestEpoch``, and returns it.
+        mutating func noteEpoch(items: Int, bytes: Int) -> (items: Int, bytes: Int) {
+            largestEpoch = (max(largestEpoch.items, items), max(largestEpoch.bytes, bytes))
+            return largestEpoch
+        }
+    }
+
+    /// Makes room in `capture` for an epoch half again as large as `largest` (nothing when none is known yet, or
+    /// when it has the room already).
+    private static func makeRoom(in capture: EpochCapture, for largest: (items: Int, bytes: Int)) {
+        guard largest.items > 0 else { return }
+        capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2)
     }
 
     private let state: PthreadLock<State>
@@ -51,15 +64,9 @@ final class CaptureQueue: @unchecked Sendable {
     func release(_ capture: EpochCapture, totalPages: Int) {
         let isEpoch = !capture.isPrecopy && capture.pagesWritten < totalPages
         let largest = state.withLock { state in
-            if isEpoch {
-                state.largestEpoch = (
-                    max(state.largestEpoch.items, capture.count),
-                    max(state.largestEpoch.bytes, capture.arenaBytesUsed)
-                )
-            }
-            return state.largestEpoch
+            isEpoch ? state.noteEpoch(items: capture.count, bytes: capture.arenaBytesUsed) : state.largestEpoch
         }
-        if largest.items > 0 { capture.reserve(items: largest.items * 3 / 2, arenaBytes: largest.bytes * 3 / 2) }
+        Self.makeRoom(in: capture, for: largest)
         state.withLock { $0.free.append(capture) }
         freeCount.signal()
     }
@@ -70,15 +77,10 @@ final class CaptureQueue: @unchecked Sendable {
     /// capture) without faulting in fresh memory while the guest is paused. Call it while the guest runs, from
     /// the thread that acquires captures (no free one is taken meanwhile).
     func expectEpochs(ofPages pages: Int, pageSize: Int) {
-        let free = state.withLock { state in
-            state.largestEpoch = (
-                max(state.largestEpoch.items, pages), max(state.largestEpoch.bytes, pages * pageSize)
-            )
-            return (state.free, state.largestEpoch)
+        let (free, largest) = state.withLock { state in
+            (state.free, state.noteEpoch(items: pages, bytes: pages * pageSize))
         }
-        for capture in free.0 {
-            capture.reserve(items: free.1.items * 3 / 2, arenaBytes: free.1.bytes * 3 / 2)
-        }
+        for capture in free { Self.makeRoom(in: capture, for: largest) }
     }
 
     /// Queues a filled capture for the sender.
