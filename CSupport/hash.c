@@ -112,6 +112,28 @@ static uint64_t rehash_page64_avx512(const unsigned char *page, size_t blocks, u
 }
 #endif
 
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static uint64_t hash_mismatch_mask_avx512(const uint64_t *a, const uint64_t *b, uint64_t value, size_t count) {
+    __m512i constant = _mm512_set1_epi64((long long)value);
+    uint64_t mask = 0;
+    for (size_t i = 0; i < count; i += 8) {
+        __m512i other = b ? _mm512_loadu_si512((const void *)(b + i)) : constant;
+        mask |= (uint64_t)_mm512_cmpneq_epu64_mask(_mm512_loadu_si512((const void *)(a + i)), other) << i;
+    }
+    return mask;
+}
+#endif
+
+uint64_t CSupport_hash_mismatch_mask(const uint64_t *a, const uint64_t *b, uint64_t value, size_t count) {
+#if defined(__x86_64__)
+    if (count % 8 == 0 && use_block_hash_avx512) return hash_mismatch_mask_avx512(a, b, value, count);
+#endif
+    uint64_t mask = 0;
+    for (size_t i = 0; i < count; i++) mask |= (uint64_t)(a[i] != (b ? b[i] : value)) << i;
+    return mask;
+}
+
 int CSupport_block_hash_select_portable(int portable) {
     int was = !use_block_hash_avx512;
 #if defined(__x86_64__)

@@ -276,6 +276,11 @@ void CSupport_hash_blocks(const void *base, size_t block_size, size_t count, uin
 /// (the same XXH3 values).
 uint64_t CSupport_rehash_page(const void *page, size_t block_size, size_t blocks, uint64_t *hashes, uint64_t *previous);
 
+/// A mask with bit i set where `a[i]` differs from `b[i]` (or, when `b` is NULL, from `value`), for `count` (at
+/// most 64) hashes: which of a page's blocks a page copy or a zero page changes. Eight at a time with AVX-512
+/// where the CPU has it.
+uint64_t CSupport_hash_mismatch_mask(const uint64_t *a, const uint64_t *b, uint64_t value, size_t count);
+
 /// Whether `length` bytes at `data` are all zero, stopping at the first 64 bytes that are not: a whole page
 /// that is not zeros shows it in its first line. Inline: it runs once per changed block.
 static inline int CSupport_is_zero(const void *data, size_t length) {

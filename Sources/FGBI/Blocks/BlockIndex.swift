@@ -22,6 +22,8 @@ protocol BlockIndex: AnyObject {
     /// For 64 blocks per page, the page's word of per-location bits: bit k set when the index may hold the
     /// content of the page's block k (a clear bit: ``takePrevious(at:hash:)`` finds nothing there).
     func heldBits(ofPageAt location: BlockLocation) -> UInt64
+    /// Starts loading the word ``heldBits(ofPageAt:)`` reads.
+    func prefetchHeldBits(ofPageAt location: BlockLocation)
     /// The second stage of ``prefetchPrevious(at:hash:)``, a few blocks later, once its table line has
     /// arrived: starts loading the entry's bookkeeping, which ``takePrevious(at:hash:)`` reads next, and
     /// with `bytes` its stored copy, which a difference against it reads.

@@ -27,6 +27,13 @@ extension ContentIndex {
         CSupport_prefetch(held + (bit >> 6))
     }
 
+    /// Starts loading the word of per-location bits that ``heldBits(ofPageAt:)`` reads.
+    @inline(__always)
+    func prefetchHeldBits(ofPageAt location: BlockLocation) {
+        guard let bit = heldBit(location.packed) else { return }
+        CSupport_prefetch(held + (bit >> 6))
+    }
+
     /// Prefetches the bookkeeping and (with `bytes`) the bytes of the slot that holds `location`'s content
     /// (found through the location's slot, in cache after ``prefetchPrevious(at:hash:)``; without per-location
     /// bits, by walking the probe run to the first live entry with the key's fragment, both loaded): without

@@ -78,6 +78,8 @@ extension SharedContentIndex {
 
         func heldBits(ofPageAt location: BlockLocation) -> UInt64 { ~0 }
 
+        func prefetchHeldBits(ofPageAt location: BlockLocation) {}
+
         @inline(__always)
         func prefetchEviction(ahead: Int) { group.prefetchEviction(ahead: ahead) }
 

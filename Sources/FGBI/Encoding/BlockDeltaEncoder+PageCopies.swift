@@ -14,7 +14,7 @@ extension BlockDeltaEncoder {
         index.beginEpoch(capture.epoch)
         let blocks = geometry.blocksPerPage
         let byWord = index.keepsLocationBits && blocks == 64
-        let retire: PageCopyFinder.Retire = { region, page, changed, previous in
+        let retire: PageCopyFinder.Retirement.Retire = { region, page, changed, previous in
             // Only blocks whose previous content the index may hold: with per-location bits, the page's word
             // says which.
             var pending =
@@ -26,7 +26,10 @@ extension BlockDeltaEncoder {
                     at: BlockLocation(region: region, block: page * blocks + block), hash: previous[block])
             }
         }
-        let copies = pageCopies.find(in: capture, retiring: retire)
+        let prepare: (Int, Int) -> Void = { region, page in
+            if byWord { self.index.prefetchHeldBits(ofPageAt: BlockLocation(region: region, block: page << 6)) }
+        }
+        let copies = pageCopies.find(in: capture, retiring: .init(prepare: prepare, retire: retire))
         // The reader passes over the copies and the pages that stay zeros, in the capture's order.
         let unchanged = pageCopies.unchangedZeros
         var nextUnchanged = 0

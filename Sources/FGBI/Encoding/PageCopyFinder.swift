@@ -30,11 +30,13 @@ final class PageCopyFinder {
         let page: Int
         let source: (region: Int, page: Int)?
         let key: UInt64
+        /// The page's blocks whose hashes differ from the source's (a copy's only).
+        let changed: UInt64
     }
 
     let keys: PageKeyIndex
     private let tables: [BlockTable]
-    private let regions: [GuestMemory]
+    let regions: [GuestMemory]
     private let geometry: BlockGeometry
     /// Per region, what vouches that a page was not written since a collection; nil: no copies from it.
     var witnesses: [(any WrittenPageWitness)?] {
@@ -44,11 +46,14 @@ final class PageCopyFinder {
     private let paying = Atomic<Bool>(false)
     private var admission = PageCopyAdmission()
     private let zeroPageKey: UInt64
-    @exclusivity(unchecked) private var found: [PageCopy] = []
+    /// The copies of the epoch being searched (read and written by the vouching, in another file).
+    @exclusivity(unchecked) var found: [PageCopy] = []
     /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
     private static let sourceLinesAhead = 8
-    @exclusivity(unchecked) private var written: [Range<Int>] = []
-    @exclusivity(unchecked) private var sources: [Int] = []
+    @exclusivity(unchecked) var written: [Range<Int>] = []
+    @exclusivity(unchecked) var sources: [Int] = []
+    /// Per region, a bit per page, all clear between uses: ``sortSources(region:)``'s scratch.
+    let sourceBits: [UnsafeMutablePointer<UInt64>]
     /// The items of the last capture searched that were zeros before and after (unchanged: the reader need
     /// not hash them to know it), in order.
     @exclusivity(unchecked) private(set) var unchangedZeros: [Int] = []
@@ -58,10 +63,18 @@ final class PageCopyFinder {
         self.regions = regions
         self.tables = tables
         keys = PageKeyIndex(regionPageCounts: regions.map(\.pageCount))
+        sourceBits = regions.map { region in
+            let words = max((region.pageCount + 63) / 64, 1)
+            let bits = UnsafeMutablePointer<UInt64>.allocate(capacity: words)
+            bits.initialize(repeating: 0, count: words)
+            return bits
+        }
         witnesses = Array(repeating: nil, count: regions.count)
         let zero = geometry.zeroBlockHash
         zeroPageKey = PageKeyIndex.key(zero, zero, zero, zero)
     }
+
+    deinit { for bits in sourceBits { bits.deallocate() } }
 
     /// Whether some region has a witness: without one no page is tried.
     var isActive: Bool { witnesses.contains { $0 != nil } }
@@ -77,15 +90,23 @@ final class PageCopyFinder {
 
     var metadataBytes: Int { keys.metadataBytes }
 
-    /// Hands the encoder a page's blocks whose content changes (a mask over the page's blocks) with their
-    /// previous hashes, to retire from its content index.
-    typealias Retire = (_ region: Int, _ page: Int, _ changed: UInt64, _ previous: UnsafePointer<UInt64>) -> Void
+    /// How the encoder's content index learns of the pages the finder takes (copies and zeros): their blocks'
+    /// previous content is retired there, since their locations change.
+    struct Retirement {
+        /// Starts loading what `retire` will read for `page` of `region`: called a few pages ahead of it, for
+        /// every page that may be taken, so a retirement does not wait for the index's per-location state.
+        let prepare: (_ region: Int, _ page: Int) -> Void
+        /// Hands the encoder a page's blocks whose content changes (a mask over the page's blocks) with their
+        /// previous hashes, to retire from its content index.
+        typealias Retire = (_ region: Int, _ page: Int, _ changed: UInt64, _ previous: UnsafePointer<UInt64>) -> Void
+        let retire: Retire
+    }
 
     /// The pages of `capture` to send as copies (or as zeros), in the capture's order, each compared bitwise
     /// with its source and its source vouched for; each one's block hashes and key already made its new
     /// content's, after `retire` was handed the blocks that change. None unless the capture holds whole pages
     /// of a regular epoch and some region has a witness whose collection the capture recorded.
-    func find(in capture: EpochCapture, retiring retire: Retire) -> [PageCopy] {
+    func find(in capture: EpochCapture, retiring retirement: Retirement) -> [PageCopy] {
         found.removeAll(keepingCapacity: true)
         unchangedZeros.removeAll(keepingCapacity: true)
         guard capture.holdsPages, !capture.isPrecopy, !capture.comparesWithBaseline,
@@ -118,13 +139,15 @@ final class PageCopyFinder {
                 let later = view.locations[item + 2 * lag]
                 CSupport_prefetch_span(tables[later.region].hashes(ofPage: later.block), geometry.blocksPerPage * 8)
                 keys.prefetchKey(region: later.region, page: later.block)
+                prefetchProbes(of: view.item(item + 2 * lag))
+                retirement.prepare(later.region, later.block)
             }
             switch key(of: item, in: view) {
             case .zeros:
                 // Zeros need no source: taken at once, while the page's hashes are in the caches (a page that
                 // was zeros already is unchanged, and the reader need not hash it to know).
                 let location = view.locations[item]
-                guard zero(region: location.region, page: location.block, retiring: retire) else {
+                guard zero(region: location.region, page: location.block, retiring: retirement.retire) else {
                     unchangedZeros.append(item)
                     break
                 }
@@ -147,8 +170,8 @@ final class PageCopyFinder {
         keepVouchedFor(collections: capture.witnessCollections)
         let ahead = 4
         for (number, copy) in found.enumerated() where copy.source != nil {
-            if number + ahead < found.count { prefetch(found[number + ahead]) }
-            apply(copy, retiring: retire)
+            if number + ahead < found.count { prefetch(found[number + ahead], retiring: retirement) }
+            apply(copy, retiring: retirement.retire)
         }
         return found
     }
@@ -177,6 +200,19 @@ final class PageCopyFinder {
             CSupport_xxh3_64(staged + c * size, size), CSupport_xxh3_64(staged + d * size, size))
         // Zeros at every probe: too common a key to lead anywhere.
         return key == zeroPageKey ? .changed : .key(key)
+    }
+
+    /// Starts loading the lines of a staged page that ``key(of:in:)`` reads: its first line (the zero check
+    /// stops there on most pages) and its probe blocks. A capture's pages are written with streaming stores,
+    /// so they are in memory, not in the caches, and each of those lines would otherwise be waited for.
+    @inline(__always)
+    private func prefetchProbes(of staged: UnsafeMutableRawPointer) {
+        let size = geometry.blockSize
+        let (a, b, c, d) = PageKeyIndex.probes(count: geometry.blocksPerPage)
+        CSupport_prefetch(staged + a * size)
+        CSupport_prefetch(staged + b * size)
+        CSupport_prefetch(staged + c * size)
+        CSupport_prefetch(staged + d * size)
     }
 
     /// A page keyed by the first stage.
@@ -226,7 +262,8 @@ final class PageCopyFinder {
     private func confirm(_ lead: Lead, of view: EpochCapture.View) -> PageCopy? {
         let location = view.locations[lead.item]
         guard lead.number >= 0 else {
-            return PageCopy(item: lead.item, region: location.region, page: location.block, source: nil, key: 0)
+            return PageCopy(
+                item: lead.item, region: location.region, page: location.block, source: nil, key: 0, changed: 0)
         }
         let source: (region: Int, page: Int)
         if keys.isCurrent(lead.number, key: lead.key) {
@@ -238,66 +275,16 @@ final class PageCopyFinder {
         guard witnesses[source.region] != nil,
             memcmp(view.item(lead.item), regions[source.region].page(source.page), geometry.pageSize) == 0
         else { return nil }
-        // A page captured unchanged that equals another is no copy to send: the reader lists it unchanged.
-        let hashBytes = geometry.blocksPerPage * 8
-        guard
-            memcmp(
-                tables[location.region].hashes(ofPage: location.block),
-                tables[source.region].hashes(ofPage: source.page), hashBytes) != 0
-        else { return nil }
-        return PageCopy(item: lead.item, region: location.region, page: location.block, source: source, key: lead.key)
-    }
-
-    /// Drops from `found` every copy whose source its region's witness reports written since the capture's
-    /// collection, or cannot answer for (a later collection, or a scan the kernel refused: then those pages
-    /// go as their blocks, and nothing is lost).
-    private func keepVouchedFor(collections: [Int]) {
-        for region in 0..<regions.count {
-            sources.removeAll(keepingCapacity: true)
-            for copy in found { if let source = copy.source, source.region == region { sources.append(source.page) } }
-            guard !sources.isEmpty else { continue }
-            sources.sort()
-            written.removeAll(keepingCapacity: true)
-            let answered = scanWritten(around: sources, region: region, collection: collections[region])
-            found.removeAll { copy in
-                guard let source = copy.source, source.region == region else { return false }
-                return !answered || Self.contains(written, source.page)
-            }
-        }
-    }
-
-    /// Sources further apart than this many pages are asked about in separate scans: a scan's call costs
-    /// about what walking this many pages' entries does, so a few copies spread over a large region are not
-    /// paid with a walk of all of it.
-    private static let scanGap = 256
-
-    /// Appends to `written` the runs written since `collection` among the pages of `region` around `pages`
-    /// (increasing), scanned in groups of nearby pages; false when the witness cannot answer for one of them.
-    private func scanWritten(around pages: [Int], region: Int, collection: Int) -> Bool {
-        guard let witness = witnesses[region] else { return false }
-        var start = 0
-        while start < pages.count {
-            var end = start + 1
-            while end < pages.count, pages[end] - pages[end - 1] <= Self.scanGap { end += 1 }
-            let answered =
-                (try? witness.writtenRuns(in: pages[start]..<(pages[end - 1] + 1), sinceCollection: collection) {
-                    self.written.append($0..<($0 + $1))
-                }) ?? false
-            guard answered else { return false }
-            start = end
-        }
-        return true
-    }
-
-    /// Whether `page` lies in one of `runs` (increasing, apart).
-    private static func contains(_ runs: [Range<Int>], _ page: Int) -> Bool {
-        var low = 0
-        var high = runs.count
-        while low < high {
-            let middle = (low + high) / 2
-            if runs[middle].upperBound <= page { low = middle + 1 } else { high = middle }
-        }
-        return low < runs.count && runs[low].contains(page)
+        // A page captured unchanged that equals another is no copy to send: the reader lists it unchanged. The
+        // blocks that change are known here, while both pages' hashes are in the caches (no copy changes a
+        // source's hashes: a source is no page of the capture).
+        let changed = CSupport_hash_mismatch_mask(
+            tables[location.region].hashes(ofPage: location.block), tables[source.region].hashes(ofPage: source.page),
+            0, geometry.blocksPerPage)
+        guard changed != 0 else { return nil }
+        return PageCopy(
+            item: lead.item, region: location.region, page: location.block, source: source, key: lead.key,
+            changed: changed)
     }
 
     /// Keeps the keys of the pages `capture` holds (whole, or their changed blocks), from the hashes their
@@ -325,9 +312,11 @@ final class PageCopyFinder {
         }
     }
 
-    /// Starts loading what ``apply(_:retiring:)`` reads for `copy`: the two pages' hashes.
+    /// Starts loading what ``apply(_:retiring:)`` reads for `copy`: the two pages' hashes, and what its
+    /// retirement reads.
     @inline(__always)
-    private func prefetch(_ copy: PageCopy) {
+    private func prefetch(_ copy: PageCopy, retiring retirement: Retirement) {
+        retirement.prepare(copy.region, copy.page)
         let bytes = geometry.blocksPerPage * 8
         CSupport_prefetch_span(tables[copy.region].hashes(ofPage: copy.page), bytes)
         if let source = copy.source { CSupport_prefetch_span(tables[source.region].hashes(ofPage: source.page), bytes) }
@@ -335,25 +324,22 @@ final class PageCopyFinder {
 
     /// Makes the block table hold `copy`'s new hashes (its source's) and the page keys its key, first handing
     /// `retire` the blocks of the page whose content changes.
-    private func apply(_ copy: PageCopy, retiring retire: Retire) {
+    private func apply(_ copy: PageCopy, retiring retire: Retirement.Retire) {
         guard let place = copy.source else { return }
         let blocks = geometry.blocksPerPage
         let hashes = tables[copy.region].hashes(ofPage: copy.page)
         let source = tables[place.region].hashes(ofPage: place.page)
-        var changed: UInt64 = 0
-        for block in 0..<blocks where hashes[block] != source[block] { changed |= 1 << UInt64(block) }
-        retire(copy.region, copy.page, changed, hashes)
+        retire(copy.region, copy.page, copy.changed, hashes)
         hashes.update(from: source, count: blocks)
-        keys.record(region: copy.region, page: copy.page, key: copy.key)
+        keys.recordSoon(region: copy.region, page: copy.page, key: copy.key)
     }
 
     /// Makes the block table hold a zero page's hashes at `page` of `region`, first handing `retire` the
     /// blocks that were not zeros; false, changing nothing, when every block was zeros already.
-    private func zero(region: Int, page: Int, retiring retire: Retire) -> Bool {
+    private func zero(region: Int, page: Int, retiring retire: Retirement.Retire) -> Bool {
         let hashes = tables[region].hashes(ofPage: page)
         let zero = geometry.zeroBlockHash
-        var changed: UInt64 = 0
-        for block in 0..<geometry.blocksPerPage where hashes[block] != zero { changed |= 1 << UInt64(block) }
+        let changed = CSupport_hash_mismatch_mask(hashes, nil, zero, geometry.blocksPerPage)
         guard changed != 0 else { return false }
         retire(region, page, changed, hashes)
         hashes.update(repeating: zero, count: geometry.blocksPerPage)

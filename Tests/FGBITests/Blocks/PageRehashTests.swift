@@ -52,4 +52,22 @@ struct PageRehashTests {
             #expect(changed == expectedChanged)
         }
     }
+
+    @Test(
+        "the mask of differing hashes, against another page's or one value, on every path",
+        arguments: [1, 8, 16, 63, 64], [false, true])
+    func mismatchMask(count: Int, portable: Bool) {
+        let was = CSupport_block_hash_select_portable(portable ? 1 : 0)
+        defer { _ = CSupport_block_hash_select_portable(was) }
+        var random = SeededRandom(seed: 77 &+ UInt64(count))
+        for trial in 0..<100 {
+            let value = random.next()
+            let a = (0..<count).map { _ in random.next() % 3 == 0 ? value : random.next() % 4 }
+            let b = (0..<count).map { block in random.next() % 2 == 0 ? a[block] : random.next() % 4 }
+            let expected = (0..<count).reduce(UInt64(0)) { $0 | (a[$1] != b[$1] ? 1 << UInt64($1) : 0) }
+            let expectedValue = (0..<count).reduce(UInt64(0)) { $0 | (a[$1] != value ? 1 << UInt64($1) : 0) }
+            #expect(CSupport_hash_mismatch_mask(a, b, 0, count) == expected, "trial \(trial)")
+            #expect(CSupport_hash_mismatch_mask(a, nil, value, count) == expectedValue, "trial \(trial)")
+        }
+    }
 }
