@@ -182,7 +182,7 @@ final class PageCopyFinder {
         case zeros
         /// This key, which may lead to a page holding the same.
         case key(UInt64)
-        /// Not zeros, with zeros at every probe block: left to the blocks.
+        /// Not zeros, and zeros at every probe block, or every probe block as it was: left to the blocks.
         case changed
     }
 
@@ -195,9 +195,16 @@ final class PageCopyFinder {
         // Only the probe blocks are hashed (a page that is no copy is rehashed whole by the reader anyway).
         let size = geometry.blockSize
         let (a, b, c, d) = PageKeyIndex.probes(count: geometry.blocksPerPage)
-        let key = PageKeyIndex.key(
+        let (hashA, hashB, hashC, hashD) = (
             CSupport_xxh3_64(staged + a * size, size), CSupport_xxh3_64(staged + b * size, size),
-            CSupport_xxh3_64(staged + c * size, size), CSupport_xxh3_64(staged + d * size, size))
+            CSupport_xxh3_64(staged + c * size, size), CSupport_xxh3_64(staged + d * size, size)
+        )
+        // Every probe block as it was: a page written in place (a few stores), not copied, so its bucket is
+        // not read. A copy whose source shares all four with the page's old content goes as its blocks.
+        let location = view.locations[item]
+        let old = tables[location.region].hashes(ofPage: location.block)
+        if hashA == old[a], hashB == old[b], hashC == old[c], hashD == old[d] { return .changed }
+        let key = PageKeyIndex.key(hashA, hashB, hashC, hashD)
         // Zeros at every probe: too common a key to lead anywhere.
         return key == zeroPageKey ? .changed : .key(key)
     }
