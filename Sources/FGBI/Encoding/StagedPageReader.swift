@@ -1,3 +1,5 @@
+import CSupport
+
 /// Reads a capture of whole pages (``CaptureStrategy/copyPages``) one page at a time, as the `fgbi` encoder
 /// takes them: each staged page is rehashed against its region's ``BlockTable`` and its changed blocks are
 /// handed over as a capture view of their own, while the page is still in the core's caches. The same blocks,
@@ -150,6 +152,9 @@ final class StagedPageReader {
             let staged = pages.item(item)
             let table = tables[location.region]
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
+            // The next page's lines are requested now, to load while this one is encoded: the capture wrote
+            // them with streaming stores, so they are in memory, and the hardware does not stream across pages.
+            if nextPage < endPage { CSupport_prefetch_span(pages.item(nextPage), geometry.pageSize) }
             if changed == 0 && recordsUnchanged { unchanged.append(location) }
             if changed != 0, let pageKeys {
                 pageKeys.recordSoon(
