@@ -50,6 +50,7 @@ final class PageCopyFinder {
     @exclusivity(unchecked) var found: [PageCopy] = []
     /// Cache lines of a lead's source requested ahead of its comparison (the hardware streams the rest).
     private static let sourceLinesAhead = 8
+    /// The vouching's scratch: runs of pages written since the capture's collection, and one region's sources.
     @exclusivity(unchecked) var written: [Range<Int>] = []
     @exclusivity(unchecked) var sources: [Int] = []
     /// Per region, a bit per page, all clear between uses: ``sortSources(region:)``'s scratch.
@@ -104,7 +105,7 @@ final class PageCopyFinder {
 
     /// The pages of `capture` to send as copies (or as zeros), in the capture's order, each compared bitwise
     /// with its source and its source vouched for; each one's block hashes and key already made its new
-    /// content's, after `retire` was handed the blocks that change. None unless the capture holds whole pages
+    /// content's, after `retirement` was handed the blocks that change. None unless the capture holds whole pages
     /// of a regular epoch and some region has a witness whose collection the capture recorded.
     func find(in capture: EpochCapture, retiring retirement: Retirement) -> [PageCopy] {
         found.removeAll(keepingCapacity: true)
