@@ -157,16 +157,7 @@ public struct BackupsBenchmark: Sendable {
         let endCPU = cpuTimes(threads, relay)
         let end = primary.statistics
         let received = backups.reduce(0) { $0 + $1.statistics.bytesReceived } - receivedAtStart
-        // A quorum commits without its slowest backup, and stop() waits for the commit only (and for frames
-        // still queued no longer than the backup timeout): every backup, a returning one too, is given up to
-        // 30 s to reach the last round's epoch, so that the check below is of what it holds, not of how late
-        // it is under load. One that does not is reported unverified.
-        let deadline = MonotonicClock.nanoseconds() + 30_000_000_000
-        while !Self.everyBackupHolds(lastRoundEpoch, primary: primary), primary.failure == nil,
-            MonotonicClock.nanoseconds() < deadline
-        {
-            MonotonicClock.sleep(nanoseconds: 1_000_000)
-        }
+        Self.giveEveryBackupTime(toHold: lastRoundEpoch, primary: primary)
         stopped = true
         let last = try primary.stop()
         for thread in threads { _ = try? thread.result(within: .seconds(30)) }
@@ -188,6 +179,19 @@ public struct BackupsBenchmark: Sendable {
             encodedBytesPerEpoch: Double(end.bytesSent - start.bytesSent) / Double(epochs),
             receivedBytesPerEpoch: Double(received) / Double(epochs),
             backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified, outage: outageReport)
+    }
+
+    /// Waits up to 30 s for every backup, a returning one too, to acknowledge `epoch`. A quorum commits without
+    /// its slowest backup, and stop() waits for the commit only (and for frames still queued no longer than the
+    /// backup timeout): this makes the check of every backup's memory a check of what it holds, not of how
+    /// late it is under load. One that does not arrive is reported unverified.
+    private static func giveEveryBackupTime(toHold epoch: UInt64, primary: Primary) {
+        let deadline = MonotonicClock.nanoseconds() + 30_000_000_000
+        while !everyBackupHolds(epoch, primary: primary), primary.failure == nil,
+            MonotonicClock.nanoseconds() < deadline
+        {
+            MonotonicClock.sleep(nanoseconds: 1_000_000)
+        }
     }
 
     /// Whether every backup acknowledged `epoch` or a later one.
