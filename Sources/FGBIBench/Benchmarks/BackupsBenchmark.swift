@@ -181,35 +181,32 @@ public struct BackupsBenchmark: Sendable {
             backupsLost: end.backupsLost, catchUps: end.catchUps, backupsVerified: verified, outage: outageReport)
     }
 
-    /// Waits up to 30 s for every backup, a returning one too, to acknowledge `epoch`. A quorum commits without
-    /// its slowest backup, and stop() waits for the commit only (and for frames still queued no longer than the
+    /// Gives every backup, a returning one too, up to 30 s to acknowledge `epoch`. A quorum commits without its
+    /// slowest backup, and stop() waits for the commit only (and for frames still queued no longer than the
     /// backup timeout): this makes the check of every backup's memory a check of what it holds, not of how
     /// late it is under load. One that does not arrive is reported unverified.
     private static func giveEveryBackupTime(toHold epoch: UInt64, primary: Primary) {
-        let deadline = MonotonicClock.nanoseconds() + 30_000_000_000
-        while !everyBackupHolds(epoch, primary: primary), primary.failure == nil,
-            MonotonicClock.nanoseconds() < deadline
-        {
-            MonotonicClock.sleep(nanoseconds: 1_000_000)
-        }
-    }
-
-    /// Whether every backup acknowledged `epoch` or a later one.
-    private static func everyBackupHolds(_ epoch: UInt64, primary: Primary) -> Bool {
-        primary.statistics.backupAcknowledgements.allSatisfy { ($0 ?? 0) >= epoch && $0 != nil }
+        _ = everyBackupHolds(epoch, primary: primary, withinSeconds: 30)
     }
 
     /// Waits until every backup acknowledged `epoch`: a slowed one, or one outside a quorum, can be later than
     /// the commit.
     private static func waitUntilEveryBackupHolds(_ epoch: UInt64, primary: Primary) throws {
-        let deadline = MonotonicClock.nanoseconds() + 300_000_000_000
-        while !everyBackupHolds(epoch, primary: primary) {
-            guard MonotonicClock.nanoseconds() < deadline, primary.failure == nil else {
-                throw BenchmarkError(
-                    "not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
-            }
+        guard everyBackupHolds(epoch, primary: primary, withinSeconds: 300) else {
+            throw BenchmarkError(
+                "not every backup was synchronised within 300 s\(primary.failure.map { ": \($0)" } ?? "")")
+        }
+    }
+
+    /// Whether every backup acknowledges `epoch` or a later one within `seconds`; false as soon as the primary
+    /// fails.
+    private static func everyBackupHolds(_ epoch: UInt64, primary: Primary, withinSeconds seconds: UInt64) -> Bool {
+        let deadline = MonotonicClock.nanoseconds() + seconds * 1_000_000_000
+        while !primary.statistics.backupAcknowledgements.allSatisfy({ ($0 ?? 0) >= epoch && $0 != nil }) {
+            guard MonotonicClock.nanoseconds() < deadline, primary.failure == nil else { return false }
             MonotonicClock.sleep(nanoseconds: 1_000_000)
         }
+        return true
     }
 
     /// A layout's backups, each serving on a thread of its own in this process, the last behind a throttled
