@@ -61,6 +61,10 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Threads the epoch's blocks were encoded on (``EngineConfiguration/encodeThreads``; 1 for an epoch too
     /// small to split, and for the page modes).
     public var encodeThreads = 1
+    /// Epochs encoded on several threads: 0 or 1 for one epoch (an engine with ``encodeThreads`` > 1 encodes an
+    /// epoch on one when it is small, or when that measured faster:
+    /// ``EngineConfiguration/choosesEncodeThreadsByTime``).
+    public var epochsEncodedSplit = 0
     /// Of the encode time, the wait for a shared content index's lock (other guests encoding).
     public var indexWaitNanoseconds: UInt64 = 0
     /// The general compressor.
@@ -95,6 +99,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         encodeNanoseconds += other.encodeNanoseconds
         indexWaitNanoseconds += other.indexWaitNanoseconds
         encodeThreads = max(encodeThreads, other.encodeThreads)
+        epochsEncodedSplit += other.epochsEncodedSplit
         compressNanoseconds += other.compressNanoseconds
     }
 }

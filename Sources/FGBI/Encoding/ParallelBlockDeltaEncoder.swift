@@ -22,7 +22,9 @@ import CSupport
 ///
 /// So the speed-up is bounded by step 2 (the blocks that need the index: a few per cent under fresh content
 /// with sampled lookups, all of them when sharing pays) and by the copy of step 3; see Docs/ARCHITECTURE.md.
-/// Small epochs, and one thread, take the one-thread path; so does an epoch in which every block needs the
+/// An epoch that can be split is split only while that has measured faster than the one-thread path
+/// (``ParallelEncodeChoice``): both write the same bytes. Small epochs, and one thread, take the one-thread
+/// path; so does an epoch in which every block needs the
 /// index (every block is looked up, as when sharing pays, or the blocks are not of 64 bytes, whose page loop
 /// has no per-block choice) and that is larger than ``fullLookupMaximumBlocks``: all of its blocks would be
 /// set aside and copied, for step 1 to rehash alone in parallel. With sampled lookups the
@@ -45,6 +47,8 @@ final class ParallelBlockDeltaEncoder {
     private let shards: [Shard]
     /// Step 2's body.
     private var setAsideBody = ByteWriter(reservingCapacity: 1 << 16)
+    /// Whether an epoch that can be split is, by measured time (``ParallelEncodeChoice``).
+    private var choice: ParallelEncodeChoice
 
     /// One shard of steps 1 and 3: its reader, its segment and set-aside blocks, and what it counted.
     private final class Shard {
@@ -82,10 +86,14 @@ final class ParallelBlockDeltaEncoder {
     /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
     /// pages against `tables` (and `baseline`, in a resynchronisation's first pass). With `splicing`, the blocks
     /// encoded through the index (on the calling thread, in order) may go as splices (``SpliceMatcher``).
+    /// `choosesByTime`: an epoch that can be split goes the way measured faster, split or on the calling thread
+    /// alone (``ParallelEncodeChoice``); otherwise every such epoch is split.
     init(
         geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
-        parallelMinimumBlocks: Int, splicing: Bool = false, pageCopies: PageCopyFinder? = nil
+        parallelMinimumBlocks: Int, choosesByTime: Bool, splicing: Bool = false,
+        pageCopies: PageCopyFinder? = nil
     ) {
+        choice = ParallelEncodeChoice(measures: choosesByTime)
         self.geometry = geometry
         self.index = index
         self.crew = crew
@@ -129,16 +137,16 @@ final class ParallelBlockDeltaEncoder {
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
         // Page copies are found on the one-thread path: taken while every page is tried for them (they pay).
         let copiesPay = staged && encoder.pageCopies?.triesEveryPage == true
-        guard threads > 1, blocks >= parallelMinimumBlocks, capture.count > 1, !copiesPay,
-            !everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks
-        else {
-            let result = encoder.encode(
-                capture, reading: staged ? shards[0].reader : nil, recordUnchanged: recordUnchanged,
-                sparse: sparse, into: &body, stats: &stats)
-            stats.encodeThreads = 1
-            stats.indexEntries = index.entryCount
-            return result
+        let splittable =
+            threads > 1 && blocks >= parallelMinimumBlocks && capture.count > 1 && !copiesPay
+            && (!everyBlockSetAside || blocks <= Self.fullLookupMaximumBlocks)
+        guard splittable, choice.next() == .split else {
+            return encodeAlone(
+                capture, staged: staged, recordUnchanged: recordUnchanged, sparse: sparse,
+                measuredAs: splittable ? blocks : nil, into: &body, stats: &stats)
         }
+        let started = MonotonicClock.nanoseconds()
+        defer { choice.record(.split, nanoseconds: MonotonicClock.nanoseconds() - started, blocks: blocks) }
         if staged { encoder.learnHeldPages(of: capture, with: shards[0].reader) }
         let ranges =
             staged
@@ -193,9 +201,26 @@ final class ParallelBlockDeltaEncoder {
         crew.perform(chunks: ranges.count) { chunk, _ in self.join(self.shards[chunk], into: destination) }
         stats.blocksDirty = blockCount
         stats.encodeThreads = threads
+        stats.epochsEncodedSplit = 1
         stats.indexEntries = index.entryCount
         encoder.pageCopies?.learnKeys(of: capture)
         return (records, pagesHeld)
+    }
+
+    /// An epoch on the calling thread alone (the one-thread encoder); when it could have been split, its time
+    /// per block (`measuredAs` blocks) is recorded for ``ParallelEncodeChoice``.
+    private func encodeAlone(
+        _ capture: EpochCapture, staged: Bool, recordUnchanged: Bool, sparse: Bool, measuredAs blocks: Int?,
+        into body: inout ByteWriter, stats: inout EpochStatistics
+    ) -> (records: Int, pagesHeld: Int) {
+        let started = MonotonicClock.nanoseconds()
+        let result = encoder.encode(
+            capture, reading: staged ? shards[0].reader : nil, recordUnchanged: recordUnchanged,
+            sparse: sparse, into: &body, stats: &stats)
+        stats.encodeThreads = 1
+        stats.indexEntries = index.entryCount
+        if let blocks { choice.record(.alone, nanoseconds: MonotonicClock.nanoseconds() - started, blocks: blocks) }
+        return result
     }
 
     /// Step 1 for one shard: its pages read (staged ones rehashed), their headers written, those that need no

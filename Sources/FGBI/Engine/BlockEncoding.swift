@@ -29,7 +29,8 @@ enum BlockEncoding {
             self = .parallel(
                 ParallelBlockDeltaEncoder(
                     geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks, splicing: configuration.splicing,
+                    parallelMinimumBlocks: configuration.parallelEncodeMinimumBlocks,
+                    choosesByTime: configuration.choosesEncodeThreadsByTime, splicing: configuration.splicing,
                     pageCopies: finder))
         } else {
             let encoder = BlockDeltaEncoder(geometry: geometry, index: index, splicing: configuration.splicing)

@@ -28,6 +28,11 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Epochs with fewer changed blocks (a copied page counting as all of its blocks) are encoded on the
     /// sender's thread alone (waking helpers costs more); tests set 0 to exercise the helpers on small epochs.
     public var parallelEncodeMinimumBlocks = 4096
+    /// Whether an epoch that ``encodeThreads`` could split is split only while splitting has measured faster
+    /// than encoding it on the sender's thread alone (both write the same bytes; each way is tried again every
+    /// 16 such epochs). Where a second core adds little memory bandwidth, or epochs are small, the split is
+    /// slower (Docs/BENCHMARKS.md). Tests turn it off to exercise the helpers on every epoch.
+    public var choosesEncodeThreadsByTime = true
     /// The most encode threads an engine takes.
     public static let maximumEncodeThreads = 64
     /// Half the CPUs, at least 1 and at most 4.

@@ -19,6 +19,9 @@ public struct EngineBenchmark: Sendable {
         /// The `fgbi` mode runs once per entry, encoding on that many threads
         /// (``EngineConfiguration/encodeThreads``); the page modes encode on one.
         public var encodeThreads = [1]
+        /// With ``encodeThreads`` > 1: split every epoch that can be split, not only while that measures faster
+        /// (``EngineConfiguration/choosesEncodeThreadsByTime`` off), to time the split itself.
+        public var alwaysSplit = false
         /// The content index's budget (`fgbi`) and the page cache's (`xbzrle`), bytes.
         public var cacheBudgetBytes = 64 << 20
         /// Whether the `fgbi` encoder splices (``EngineConfiguration/splicing``).
@@ -99,6 +102,9 @@ public struct EngineBenchmark: Sendable {
         public var dirtyGbps: Double
         /// Threads one epoch's encode ran on.
         public var encodeThreads: Int
+        /// Of the epochs, those encoded on several threads (with ``encodeThreads`` > 1 an epoch goes on one
+        /// when it is small or when that measured faster: ``FGBI/EngineConfiguration/choosesEncodeThreadsByTime``).
+        public var epochsEncodedSplit: Int
         /// Encode time (compression included, median epoch) per changed block (`fgbi`) or written page (the
         /// page modes), ns.
         public var encodeNsPerBlock: Double
@@ -249,6 +255,7 @@ public struct EngineBenchmark: Sendable {
         engineConfiguration.pageCopies = configuration.pageCopies
         engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.encodeThreads = encodeThreads
+        engineConfiguration.choosesEncodeThreadsByTime = !configuration.alwaysSplit
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }
         return engineConfiguration
     }
@@ -288,7 +295,7 @@ extension EngineBenchmark.ModeRun {
             compressMsP50: Summary(timings.compresses).median,
             applyMsP50: Summary(timings.applies).median,
             dirtyGbps: Double(totals.pagesWritten * GuestMemory.pageSize) / timings.processingSeconds / 1e9,
-            encodeThreads: encodeThreads,
+            encodeThreads: encodeThreads, epochsEncodedSplit: totals.epochsEncodedSplit,
             encodeNsPerBlock: encodeMedian * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
             encodeGbps: Double(totals.pagesWritten / max(epochs, 1) * GuestMemory.pageSize)
                 / (encodeMedian / 1e3) / 1e9 / Double(encodeThreads),

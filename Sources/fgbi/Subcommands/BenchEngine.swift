@@ -62,6 +62,16 @@ extension FGBICommand {
         )
         var encodeThreads = "1"
 
+        @Flag(
+            name: .customLong("always-split"),
+            help:
+                """
+                With --encode-threads over 1: split every epoch that can be split, not only while splitting \
+                measures faster than one thread (to time the split itself).
+                """
+        )
+        var alwaysSplit = false
+
         @Option(help: "Measured epochs per run.")
         var epochs = 10
 
@@ -117,6 +127,7 @@ extension FGBICommand {
                 throw ValidationError("\(error)")
             }
             configuration.regionMiB = regionMiB
+            configuration.alwaysSplit = alwaysSplit
             configuration.blockSize = blockSize
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
@@ -165,7 +176,9 @@ extension FGBICommand {
             ])
             for run in runs {
                 table.add([
-                    run.workload, run.mode, String(run.encodeThreads), run.compression, String(run.wireBytesPerEpoch),
+                    run.workload, run.mode,
+                    run.encodeThreads > 1 ? "\(run.encodeThreads)(\(run.epochsEncodedSplit)/\(run.epochs))" : "1",
+                    run.compression, String(run.wireBytesPerEpoch),
                     formatted(run.ratioToPage, 4),
                     String(run.sharedHits), String(run.diffBlocks), String(run.literalBlocks), String(run.zeroBlocks),
                     String(run.pagesCopied), formatted(run.pauseMsP50), formatted(run.pauseMsP99),

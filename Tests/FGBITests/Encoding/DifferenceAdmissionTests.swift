@@ -53,6 +53,7 @@ struct DifferenceAdmissionTests {
         var configuration = EngineConfiguration(mode: .fgbi)
         configuration.encodeThreads = encodeThreads
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: 64)
         let memory = harness.primary[0]
         let pages = 32

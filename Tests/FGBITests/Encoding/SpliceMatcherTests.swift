@@ -16,6 +16,7 @@ struct SpliceMatcherTests {
         configuration.splicing = true
         configuration.encodeThreads = encodeThreads
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         return try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: pages)
     }
 

@@ -56,6 +56,7 @@ struct EngineRoundTripTests {
         configuration.encodeThreads = testCase.encodeThreads
         configuration.splicing = testCase.splicing
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         // A small content budget so eviction happens during the test too.
         configuration.contentBudgetBytes = 256 << 10
         configuration.pageCacheBudgetBytes = 64 * GuestMemory.pageSize
@@ -120,6 +121,7 @@ struct EngineRoundTripTests {
             configuration.captureStrategy = strategy
             configuration.encodeThreads = threads
             configuration.parallelEncodeMinimumBlocks = 0
+            configuration.choosesEncodeThreadsByTime = false
             configuration.contentBudgetBytes = 512 << 10
             return (threads, try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: 256))
         }
@@ -202,6 +204,7 @@ struct EngineRoundTripTests {
         configuration.parallelCaptureMinimumPages = 1
         configuration.encodeThreads = threads
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         let harness = try EngineHarness(configuration: configuration, regions: 2, pagesPerRegion: 256)
         var mutator = Mutator(regions: harness.primary, blockSize: 64, seed: 5)
         var seen = Set<String>()
@@ -368,6 +371,7 @@ struct EngineRoundTripTests {
         var configuration = EngineConfiguration(mode: .fgbi)
         configuration.encodeThreads = encodeThreads
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         let harness = try EngineHarness(configuration: configuration, regions: 1, pagesPerRegion: pages)
         var random = SeededRandom(seed: 21)
         func fresh(_ range: Range<Int>) {

@@ -35,6 +35,7 @@ struct PageCopyTests {
             configuration.captureStrategy = .copyPages
             configuration.encodeThreads = encodeThreads
             configuration.parallelEncodeMinimumBlocks = 0
+            configuration.choosesEncodeThreadsByTime = false
             engine = try PrimaryEngine(regions: regions, configuration: configuration)
             replica = Replica(regions: backup, geometry: engine.geometry)
             trackers = try regions.map { try AsyncWriteProtectTracker(memory: $0) }

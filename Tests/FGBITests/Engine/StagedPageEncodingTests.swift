@@ -53,13 +53,14 @@ struct StagedPageEncodingTests {
                 let crew = try CaptureCrew(helpers: threads - 1, cpus: [], role: "test-encode")
                 parallel = ParallelBlockDeltaEncoder(
                     geometry: geometry, crew: crew, index: index, tables: tables, baseline: baseline,
-                    parallelMinimumBlocks: 0)
+                    parallelMinimumBlocks: 0, choosesByTime: false)
             } else {
                 parallel = nil
             }
         }
 
-        /// Encodes `pages`; returns the body, statistics (threads and index entries left out) and the pages held.
+        /// Encodes `pages`; returns the body, statistics (threads, split epochs and index entries left out) and the
+        /// pages held.
         func encode(_ pages: EpochCapture, sparse: Bool) -> (body: [UInt8], stats: EpochStatistics, held: Int) {
             var body = ByteWriter()
             var stats = EpochStatistics()
@@ -83,6 +84,7 @@ struct StagedPageEncodingTests {
                 if input.count > 1 { #expect(stats.encodeThreads == threads) }
             }
             stats.encodeThreads = 0
+            stats.epochsEncodedSplit = 0
             stats.indexEntries = 0
             return (body.array, stats, held)
         }

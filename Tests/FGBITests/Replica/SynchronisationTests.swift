@@ -100,6 +100,7 @@ struct SynchronisationTests {
         var configuration = EngineConfiguration()
         configuration.encodeThreads = encodeThreads
         configuration.parallelEncodeMinimumBlocks = 0
+        configuration.choosesEncodeThreadsByTime = false
         try pair.synchronise(try PrimaryEngine(regions: [pair.primary], configuration: EngineConfiguration()))
         // A lost session: eight pages take the content of pages the backup holds (four sources before them in
         // the region, four after), one word of each then changed; eight more get fresh words.
