@@ -22,7 +22,7 @@ import CSupport
 ///
 /// So the speed-up is bounded by step 2 (the blocks that need the index: a few per cent under fresh content
 /// with sampled lookups, all of them when sharing pays) and by the copy of step 3; see Docs/ARCHITECTURE.md.
-/// An epoch that can be split is split only while that has measured faster than the one-thread path
+/// An epoch that can be split is split only while that has measured clearly faster than the one-thread path
 /// (``ParallelEncodeChoice``): both write the same bytes. Small epochs, and one thread, take the one-thread
 /// path; so does an epoch in which every block needs the
 /// index (every block is looked up, as when sharing pays, or the blocks are not of 64 bytes, whose page loop

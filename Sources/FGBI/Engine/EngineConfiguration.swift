@@ -28,7 +28,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// Epochs with fewer changed blocks (a copied page counting as all of its blocks) are encoded on the
     /// sender's thread alone (waking helpers costs more); tests set 0 to exercise the helpers on small epochs.
     public var parallelEncodeMinimumBlocks = 4096
-    /// Whether an epoch that ``encodeThreads`` could split is split only while splitting has measured faster
+    /// Whether an epoch that ``encodeThreads`` could split is split only while splitting has measured 10% faster
     /// than encoding it on the sender's thread alone (both write the same bytes; each way is tried again every
     /// 16 such epochs). Where a second core adds little memory bandwidth, or epochs are small, the split is
     /// slower (Docs/BENCHMARKS.md). Tests turn it off to exercise the helpers on every epoch.

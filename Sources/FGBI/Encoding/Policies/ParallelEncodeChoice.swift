@@ -7,7 +7,9 @@
 /// floor's memcpy on two threads is 1.27x one), each thread's reading and writing slows as the other streams,
 /// and the split's own steps (the blocks set aside, the join's copy of the body) make it slower than one
 /// thread; on small epochs waking the helpers costs more than it saves. So the encoder measures: each way's
-/// nanoseconds per block, averaged over its recent epochs (``weight``), and takes the faster, trying the other
+/// nanoseconds per block, averaged over its recent epochs (``weight``), and takes the split only when it is
+/// faster by ``splitMargin`` (it spends the helpers' CPU too, and an epoch's time swings by about 10% from one
+/// epoch to the next here, so two ways closer than that would be taken in turn on noise), trying the other
 /// way again every ``exploreEvery`` epochs so that a change of workload or of load on the helpers' cores is
 /// seen. An epoch of a way not yet measured takes that way, the split first; each way's first epoch is not
 /// counted (its buffers grow and their memory is first touched then), and a way not measured for more than
@@ -23,6 +25,8 @@ struct ParallelEncodeChoice {
     static let exploreEvery = 16
     /// Weight of the newest epoch in a way's average time per block.
     static let weight = 0.25
+    /// How much less time per block the split must take to be chosen.
+    static let splitMargin = 0.10
 
     /// Whether the choice is measured; otherwise every epoch that can be split is (tests of the helpers).
     let measures: Bool
@@ -42,7 +46,7 @@ struct ParallelEncodeChoice {
         guard measures else { return .split }
         guard let split = splitNanosecondsPerBlock else { return .split }
         guard let alone = aloneNanosecondsPerBlock else { return .alone }
-        let faster: Way = split <= alone ? .split : .alone
+        let faster: Way = split < alone * (1 - Self.splitMargin) ? .split : .alone
         sinceTried += 1
         guard sinceTried >= Self.exploreEvery else { return faster }
         sinceTried = 0
