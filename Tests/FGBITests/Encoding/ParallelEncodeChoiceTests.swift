@@ -29,10 +29,11 @@ struct ParallelEncodeChoiceTests {
         }
         #expect(ways.filter { $0 == .split }.count == 2, "the slower way tried once every 16 epochs: \(ways)")
         #expect(ways[ParallelEncodeChoice.exploreEvery - 1] == .split, "\(ways)")
+        #expect(choice.splitNanosecondsPerBlock == 20 && choice.aloneNanosecondsPerBlock == 10)
 
-        // The split becomes faster (a heavier epoch mix, or a host with bandwidth to share): its next try,
-        // after more than 16 epochs without one, replaces its old figure, and it is taken.
-        for _ in 0..<ParallelEncodeChoice.exploreEvery {
+        // The split becomes faster (a heavier epoch mix, or a host with bandwidth to share): its next try, 16
+        // epochs after the last (the loop ended on one), replaces its old figure, and it is taken.
+        for _ in 0..<(ParallelEncodeChoice.exploreEvery - 1) {
             choice.record(.alone, nanoseconds: 1_000_000, blocks: 100_000)
         }
         choice.record(.split, nanoseconds: 500_000, blocks: 100_000)

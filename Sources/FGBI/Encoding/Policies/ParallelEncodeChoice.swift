@@ -12,9 +12,10 @@
 /// epoch to the next here, so two ways closer than that would be taken in turn on noise), trying the other
 /// way again every ``exploreEvery`` epochs so that a change of workload or of load on the helpers' cores is
 /// seen. An epoch of a way not yet measured takes that way, the split first; each way's first epoch is not
-/// counted (its buffers grow and their memory is first touched then), and a way not measured for more than
-/// ``exploreEvery`` epochs starts its average afresh: an old figure (another phase of the workload, a busy
-/// helper core) would otherwise hold that way back for many epochs after.
+/// counted (its buffers grow and their memory is first touched then), and a way not measured for
+/// ``exploreEvery`` epochs or more (the way not chosen, at its next try) starts its average afresh: an old
+/// figure (another phase of the workload, a busy helper core) would otherwise hold that way back for many
+/// epochs after.
 struct ParallelEncodeChoice {
     enum Way: Equatable {
         case split
@@ -69,10 +70,10 @@ struct ParallelEncodeChoice {
     }
 
     /// A way's average after an epoch of `new` nanoseconds per block (its last recorded epoch `last`): none
-    /// after its first epoch, `new` alone after a long gap, else weighted in.
+    /// after its first epoch, `new` alone after a gap of ``exploreEvery`` epochs or more, else weighted in.
     private func average(_ old: Double?, _ new: Double, last: Int?) -> Double? {
         guard let last else { return nil }
-        guard let old, recorded - last <= Self.exploreEvery else { return new }
+        guard let old, recorded - last < Self.exploreEvery else { return new }
         return old + Self.weight * (new - old)
     }
 }
