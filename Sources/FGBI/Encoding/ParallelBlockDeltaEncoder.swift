@@ -86,8 +86,8 @@ final class ParallelBlockDeltaEncoder {
     /// An encoder on the threads of `crew` (the calling one and its helpers) over `index`, reading staged
     /// pages against `tables` (and `baseline`, in a resynchronisation's first pass). With `splicing`, the blocks
     /// encoded through the index (on the calling thread, in order) may go as splices (``SpliceMatcher``).
-    /// `choosesByTime`: an epoch that can be split goes the way measured faster, split or on the calling thread
-    /// alone (``ParallelEncodeChoice``); otherwise every such epoch is split.
+    /// `choosesByTime`: an epoch that can be split is split only while that measures 10% faster than the calling
+    /// thread alone (``ParallelEncodeChoice``); otherwise every such epoch is split.
     init(
         geometry: BlockGeometry, crew: CaptureCrew, index: ContentIndex, tables: [BlockTable], baseline: BaselineHashes,
         parallelMinimumBlocks: Int, choosesByTime: Bool, splicing: Bool = false,
