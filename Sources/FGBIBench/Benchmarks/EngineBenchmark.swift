@@ -108,7 +108,9 @@ public struct EngineBenchmark: Sendable {
         /// Encode time (compression included, median epoch) per changed block (`fgbi`) or written page (the
         /// page modes), ns.
         public var encodeNsPerBlock: Double
-        /// Written pages' bytes encoded per second of encode time (median epoch) per encode thread, GB/s.
+        /// Written pages' bytes encoded per second of encode time (median epoch) per thread the epochs ran on,
+        /// GB/s: an epoch encoded on one thread counts one, a split epoch ``encodeThreads``, averaged over the
+        /// epochs (so a run whose epochs stayed on one thread is not divided by the threads it was allowed).
         public var encodeGbps: Double
         /// Engine metadata per GiB of guest memory.
         public var metadataBytesPerGib: Int
@@ -271,6 +273,12 @@ struct EpochTimings {
 }
 
 extension EngineBenchmark.ModeRun {
+    /// The threads an epoch of the run was encoded on, averaged over its `epochs`: `split` of them on
+    /// `threads`, the others on one (what ``encodeGbps`` divides by).
+    public static func threadsPerEpoch(epochs: Int, split: Int, threads: Int) -> Double {
+        epochs > 0 ? Double(epochs - split + split * threads) / Double(epochs) : 1
+    }
+
     /// One run's row from its totals and timings.
     init(
         source: BenchmarkSource, mode: ReplicationMode, engine: PrimaryEngine, epochs: Int, pagesPerEpoch: Int,
@@ -278,6 +286,8 @@ extension EngineBenchmark.ModeRun {
         initialSyncBytes: Int, timings: EpochTimings, encodeThreads: Int, regionBytes length: Int, verified: Bool
     ) {
         let encodeMedian = Summary(timings.encodes).median
+        let threadsPerEpoch = Self.threadsPerEpoch(
+            epochs: epochs, split: totals.epochsEncodedSplit, threads: encodeThreads)
         self.init(
             workload: source.name, mode: mode.rawValue,
             compression: engine.configuration.effectiveCompression.description, blockSize: engine.geometry.blockSize,
@@ -298,7 +308,7 @@ extension EngineBenchmark.ModeRun {
             encodeThreads: encodeThreads, epochsEncodedSplit: totals.epochsEncodedSplit,
             encodeNsPerBlock: encodeMedian * 1e6 / Double(max(totals.blocksDirty / max(epochs, 1), 1)),
             encodeGbps: Double(totals.pagesWritten / max(epochs, 1) * GuestMemory.pageSize)
-                / (encodeMedian / 1e3) / 1e9 / Double(encodeThreads),
+                / (encodeMedian / 1e3) / 1e9 / threadsPerEpoch,
             metadataBytesPerGib: Int(Double(engine.metadataBytes) * Double(1 << 30) / Double(length)),
             verified: verified)
     }
