@@ -45,8 +45,11 @@ public struct BackupsBenchmark: Sendable {
             self.init(backups: backups, policy: policy, slowed: slowed, outage: outage)
         }
 
-        public static let defaults = ["1:all", "2:all", "3:all", "3:quorum:2", "3:all:slow", "3:quorum:2:slow"]
-            .compactMap(Layout.init)
+        public static let defaults = [
+            "1:all", "2:all", "2:quorum:1", "3:all", "3:quorum:2", "2:all:slow", "2:quorum:1:slow", "3:all:slow",
+            "3:quorum:2:slow",
+        ]
+        .compactMap(Layout.init)
     }
 
     public struct Configuration: Sendable {

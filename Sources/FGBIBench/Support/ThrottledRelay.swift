@@ -5,9 +5,9 @@ import Synchronization
     import Glibc
 #endif
 
-/// A TCP relay on loopback to one target, the client-to-target direction limited to a rate (a token
-/// bucket refilled every millisecond): a backup behind a slow link, for benchmarks of several backups. Each
-/// accepted connection gets its own connection to the target and two pumping threads; their CPU time is
+/// A TCP relay on loopback to one target, the client-to-target direction limited to a rate (a token bucket
+/// read in whole chunks of about a millisecond's bytes): a backup behind a slow link, for benchmarks of several
+/// backups. Each accepted connection gets its own connection to the target and two pumping threads; their CPU time is
 /// counted apart (``cpuNanoseconds``) so a benchmark can leave it out of the primary's.
 public final class ThrottledRelay: @unchecked Sendable {
     /// Where clients connect.
@@ -107,18 +107,20 @@ public final class ThrottledRelay: @unchecked Sendable {
         var last = MonotonicClock.nanoseconds()
         while !stopping.load(ordering: .acquiring) {
             count()
-            var want = chunk
             if limited {
                 let now = MonotonicClock.nanoseconds()
-                allowance = min(allowance + Double(now - last) * Double(bytesPerSecond) / 1e9, Double(chunk))
+                allowance = min(allowance + Double(now - last) * Double(bytesPerSecond) / 1e9, 2 * Double(chunk))
                 last = now
-                guard allowance >= 1 else {
-                    MonotonicClock.sleep(nanoseconds: 1_000_000)
+                // Whole chunks only: reading whatever the allowance had grown to since the last read made
+                // reads of a few bytes, thousands a millisecond, and the relay took most of a core. The
+                // allowance keeps up to two chunks, so a sleep's overshoot is made up.
+                guard allowance >= Double(chunk) else {
+                    let missing = (Double(chunk) - allowance) / Double(bytesPerSecond) * 1e9
+                    MonotonicClock.sleep(nanoseconds: UInt64(max(missing, 50_000)))
                     continue
                 }
-                want = Int(allowance)
             }
-            let got = read(source.descriptor, buffer, want)
+            let got = read(source.descriptor, buffer, chunk)
             if got < 0 && errno == EINTR { continue }
             endOfStream = got == 0
             guard got > 0 else { return }
