@@ -261,6 +261,8 @@ final class PageCopyFinder {
         keys.prefetchKey(of: number)
         let source = keys.place(of: number)
         CSupport_prefetch_span(regions[source.region].page(source.page), Self.sourceLinesAhead * 64)
+        // The source's block hashes, which ``confirm(_:of:)`` compares with the page's after its bytes.
+        CSupport_prefetch_span(tables[source.region].hashes(ofPage: source.page), geometry.blocksPerPage * 8)
         return Lead(item: keyed.item, key: keyed.key, number: number)
     }
 
