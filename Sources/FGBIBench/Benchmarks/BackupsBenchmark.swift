@@ -45,11 +45,12 @@ public struct BackupsBenchmark: Sendable {
             self.init(backups: backups, policy: policy, slowed: slowed, outage: outage)
         }
 
-        public static let defaults = [
+        /// The default layouts as `fgbi bench backups --layouts` writes them.
+        public static let defaultSpecifications = [
             "1:all", "2:all", "2:quorum:1", "3:all", "3:quorum:2", "2:all:slow", "2:quorum:1:slow", "3:all:slow",
             "3:quorum:2:slow",
         ]
-        .compactMap(Layout.init)
+        public static let defaults = defaultSpecifications.compactMap(Layout.init)
     }
 
     public struct Configuration: Sendable {

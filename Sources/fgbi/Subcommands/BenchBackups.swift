@@ -23,7 +23,7 @@ extension FGBICommand {
                 """)
 
         @Option(help: "Comma-separated layouts (N:all, N:quorum:K, :slow to slow the last backup).")
-        var layouts = "1:all,2:all,2:quorum:1,3:all,3:quorum:2,2:all:slow,2:quorum:1:slow,3:all:slow,3:quorum:2:slow"
+        var layouts = BackupsBenchmark.Layout.defaultSpecifications.joined(separator: ",")
 
         @Option(help: "Replication mode: fgbi, page, page-lz4, xbzrle.")
         var mode = "fgbi"
