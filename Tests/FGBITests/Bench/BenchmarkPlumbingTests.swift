@@ -12,6 +12,19 @@ import Testing
 /// `fgbi bench backups` and what `fgbi bench engine` divides its throughput by.
 @Suite("Benchmark plumbing")
 struct BenchmarkPlumbingTests {
+    /// Sends every byte of `bytes` on `descriptor`; false if a send fails first.
+    private static func sendAll(_ bytes: [UInt8], on descriptor: Int32) -> Bool {
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let wrote = Glibc.send(descriptor, buffer.baseAddress! + offset, buffer.count - offset, 0)
+                guard wrote > 0 else { return false }
+                offset += wrote
+            }
+            return true
+        }
+    }
+
     /// The relay's limited direction delivers every byte in order, never faster than its rate allows (a
     /// lower bound: a slow machine only makes it later), and the other direction is not limited.
     @Test func theSlowLinkPassesEveryByteInOrderAtItsRate() throws {
@@ -19,22 +32,14 @@ struct BenchmarkPlumbingTests {
         let rate = 2 << 20
         let relay = try ThrottledRelay(to: Endpoint(host: "127.0.0.1", port: target.localPort), bytesPerSecond: rate)
         defer { relay.stop() }
-        let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: relay.port))
-        let (server, _, _) = try target.accept()
         let count = 512 << 10
         var random = SeededRandom(seed: 11)
         let sent = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        // Timed from before the connection: the relay's allowance grows from when it accepts it.
         let started = MonotonicClock.nanoseconds()
-        let writer = Thread {
-            sent.withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < count {
-                    let wrote = Glibc.send(client.descriptor, bytes.baseAddress! + offset, count - offset, 0)
-                    guard wrote > 0 else { return }
-                    offset += wrote
-                }
-            }
-        }
+        let client = try Socket.connect(to: Endpoint(host: "127.0.0.1", port: relay.port))
+        let (server, _, _) = try target.accept()
+        let writer = Thread { _ = Self.sendAll(sent, on: client.descriptor) }
         writer.start()
         var received = [UInt8](repeating: 0, count: count)
         try received.withUnsafeMutableBytes {
@@ -46,15 +51,7 @@ struct BenchmarkPlumbingTests {
         let fastest = Double(count - 2 * (rate / 1000)) / Double(rate)
         #expect(seconds >= fastest, "\(count) bytes in \(seconds) s through a link of \(rate) bytes/s")
         // The way back is not limited: an answer of the same size returns at loopback speed.
-        sent.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < count {
-                let wrote = Glibc.send(server.descriptor, bytes.baseAddress! + offset, count - offset, 0)
-                #expect(wrote > 0)
-                guard wrote > 0 else { return }
-                offset += wrote
-            }
-        }
+        #expect(Self.sendAll(sent, on: server.descriptor))
         var back = [UInt8](repeating: 0, count: count)
         try back.withUnsafeMutableBytes {
             try client.receiveExactly(count, into: $0.baseAddress!, timeoutMilliseconds: 10_000)
