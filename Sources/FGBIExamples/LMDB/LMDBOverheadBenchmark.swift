@@ -39,6 +39,9 @@ public struct LMDBOverheadBenchmark {
         public var captureBuffers: Int?
         /// ``EngineConfiguration/compressionMinimumSaving`` (nil: the mode's default).
         public var compressionMinimumSaving: Double?
+        /// ``EngineConfiguration/contentBudgetBytes`` and ``EngineConfiguration/pageCacheBudgetBytes`` (nil:
+        /// the library's defaults).
+        public var cacheBytes: Int?
         /// ``EngineConfiguration/splicing``.
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
@@ -240,6 +243,10 @@ public struct LMDBOverheadBenchmark {
         if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
         if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
         if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
+        if let cacheBytes = configuration.cacheBytes {
+            settings.engine.contentBudgetBytes = cacheBytes
+            settings.engine.pageCacheBudgetBytes = cacheBytes
+        }
         settings.engine.splicing = configuration.splicing
         settings.engine.pageCopies = configuration.pageCopies
         return settings

@@ -141,6 +141,15 @@ extension FGBICommand {
         var compressionMinimumSaving: Double?
 
         @Option(
+            name: .customLong("cache-mib"),
+            help: """
+                Memory for the fgbi content index's stored copies (the bases of differences and shared blocks) or \
+                the xbzrle page cache, MiB (default: 64; Docs/BENCHMARKS.md has bytes and CPU against it).
+                """
+        )
+        var cacheMiB: Int?
+
+        @Option(
             name: .customLong("encode-threads"),
             help:
                 "Threads that encode each fgbi epoch together while the guest runs (default: half the CPUs, at most 4)."

@@ -167,6 +167,8 @@ struct CommandLineTests {
             "--capture-buffers must be between 1 and 8"
         ),
         (["bench", "lmdb", "--capture-buffers", "9"], "--capture-buffers must be between 1 and 8"),
+        (["bench", "lmdb", "--cache-mib", "0"], "--cache-mib must be between 1 and 65536"),
+        (["primary", "--backup", "127.0.0.1:1", "--cache-mib", "70000"], "--cache-mib must be between 1 and 65536"),
         (
             ["bench", "lmdb", "--capture-cpu", "sideways"],
             "--capture-cpu: 'sideways' is not writer, replication or both"
