@@ -32,7 +32,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private let diff: UnsafeMutablePointer<UInt8>
     /// The hash of a block of zeros: only blocks with it are checked for zeros byte by byte.
     let zeroHash: UInt64
-    var positions = RecordPositionWriter()
+    /// Unchecked for exclusive access (the encoder is used by one thread at a time): it is written for every
+    /// record, and the dynamic check costs more than the write.
+    @exclusivity(unchecked) var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private(set) var admission = IndexAdmission()
     /// Where the last copied block was, and how far its source was from it: a block shortly after it is

@@ -37,6 +37,10 @@ final class PageCopyFinder {
     let keys: PageKeyIndex
     private let tables: [BlockTable]
     let regions: [GuestMemory]
+    /// The regions' first bytes and their tables' first hashes: a page's bytes and hashes found with no
+    /// reference counting of its region or table (the tables are held in ``tables``).
+    private let regionBases: [UnsafeMutableRawPointer]
+    private let tableHashes: [UnsafeMutablePointer<UInt64>]
     private let geometry: BlockGeometry
     /// Per region, what vouches that a page was not written since a collection; nil: no copies from it.
     var witnesses: [(any WrittenPageWitness)?] {
@@ -62,6 +66,8 @@ final class PageCopyFinder {
     init(geometry: BlockGeometry, regions: [GuestMemory], tables: [BlockTable]) {
         self.geometry = geometry
         self.regions = regions
+        regionBases = regions.map(\.base)
+        tableHashes = tables.map { $0.hashes(ofPage: 0) }
         self.tables = tables
         keys = PageKeyIndex(regionPageCounts: regions.map(\.pageCount))
         sourceBits = regions.map { region in
@@ -76,6 +82,18 @@ final class PageCopyFinder {
     }
 
     deinit { for bits in sourceBits { bits.deallocate() } }
+
+    /// The block hashes of `page` of `region`, in its table.
+    @inline(__always)
+    private func hashes(region: Int, page: Int) -> UnsafeMutablePointer<UInt64> {
+        tableHashes[region] + page * geometry.blocksPerPage
+    }
+
+    /// The live bytes of a lead's source page.
+    @inline(__always)
+    private func sourcePage(_ source: (region: Int, page: Int)) -> UnsafeMutableRawPointer {
+        regionBases[source.region] + source.page * geometry.pageSize
+    }
 
     /// Whether some region has a witness: without one no page is tried.
     var isActive: Bool { witnesses.contains { $0 != nil } }
@@ -138,7 +156,7 @@ final class PageCopyFinder {
             if keyed.isFull, let lead = follow(keyed.pop()!) { leads.push(lead) }
             if item + 2 * lag < view.count {
                 let later = view.locations[item + 2 * lag]
-                CSupport_prefetch_span(tables[later.region].hashes(ofPage: later.block), geometry.blocksPerPage * 8)
+                CSupport_prefetch_span(hashes(region: later.region, page: later.block), geometry.blocksPerPage * 8)
                 keys.prefetchKey(region: later.region, page: later.block)
                 prefetchProbes(of: view.item(item + 2 * lag))
                 retirement.prepare(later.region, later.block)
@@ -203,7 +221,7 @@ final class PageCopyFinder {
         // Every probe block as it was: a page written in place (a few stores), not copied, so its bucket is
         // not read. A copy whose source shares all four with the page's old content goes as its blocks.
         let location = view.locations[item]
-        let old = tables[location.region].hashes(ofPage: location.block)
+        let old = hashes(region: location.region, page: location.block)
         if hashA == old[a], hashB == old[b], hashC == old[c], hashD == old[d] { return .changed }
         let key = PageKeyIndex.key(hashA, hashB, hashC, hashD)
         // Zeros at every probe: too common a key to lead anywhere.
@@ -260,9 +278,9 @@ final class PageCopyFinder {
         guard let number = keys.lead(key: keyed.key) else { return nil }
         keys.prefetchKey(of: number)
         let source = keys.place(of: number)
-        CSupport_prefetch_span(regions[source.region].page(source.page), Self.sourceLinesAhead * 64)
+        CSupport_prefetch_span(sourcePage(source), Self.sourceLinesAhead * 64)
         // The source's block hashes, which ``confirm(_:of:)`` compares with the page's after its bytes.
-        CSupport_prefetch_span(tables[source.region].hashes(ofPage: source.page), geometry.blocksPerPage * 8)
+        CSupport_prefetch_span(hashes(region: source.region, page: source.page), geometry.blocksPerPage * 8)
         return Lead(item: keyed.item, key: keyed.key, number: number)
     }
 
@@ -283,13 +301,13 @@ final class PageCopyFinder {
             source = current
         }
         guard witnesses[source.region] != nil,
-            memcmp(view.item(lead.item), regions[source.region].page(source.page), geometry.pageSize) == 0
+            memcmp(view.item(lead.item), sourcePage(source), geometry.pageSize) == 0
         else { return nil }
         // A page captured unchanged that equals another is no copy to send: the reader lists it unchanged. The
         // blocks that change are known here, while both pages' hashes are in the caches (no copy changes a
         // source's hashes: a source is no page of the capture).
         let changed = CSupport_hash_mismatch_mask(
-            tables[location.region].hashes(ofPage: location.block), tables[source.region].hashes(ofPage: source.page),
+            hashes(region: location.region, page: location.block), hashes(region: source.region, page: source.page),
             0, geometry.blocksPerPage)
         guard changed != 0 else { return nil }
         return PageCopy(
@@ -309,7 +327,7 @@ final class PageCopyFinder {
         while item < view.count {
             let location = view.locations[item]
             let page = location.block >> shift
-            let hashes = tables[location.region].hashes(ofPage: page)
+            let hashes = hashes(region: location.region, page: page)
             keys.recordSoon(
                 region: location.region, page: page,
                 key: PageKeyIndex.key(ofHashes: hashes, count: geometry.blocksPerPage))
@@ -328,8 +346,8 @@ final class PageCopyFinder {
     private func prefetch(_ copy: PageCopy, retiring retirement: Retirement) {
         retirement.prepare(copy.region, copy.page)
         let bytes = geometry.blocksPerPage * 8
-        CSupport_prefetch_span(tables[copy.region].hashes(ofPage: copy.page), bytes)
-        if let source = copy.source { CSupport_prefetch_span(tables[source.region].hashes(ofPage: source.page), bytes) }
+        CSupport_prefetch_span(hashes(region: copy.region, page: copy.page), bytes)
+        if let source = copy.source { CSupport_prefetch_span(hashes(region: source.region, page: source.page), bytes) }
     }
 
     /// Makes the block table hold `copy`'s new hashes (its source's) and the page keys its key, first handing
@@ -337,22 +355,22 @@ final class PageCopyFinder {
     private func apply(_ copy: PageCopy, retiring retire: Retirement.Retire) {
         guard let place = copy.source else { return }
         let blocks = geometry.blocksPerPage
-        let hashes = tables[copy.region].hashes(ofPage: copy.page)
-        let source = tables[place.region].hashes(ofPage: place.page)
-        retire(copy.region, copy.page, copy.changed, hashes)
-        hashes.update(from: source, count: blocks)
+        let target = hashes(region: copy.region, page: copy.page)
+        let source = hashes(region: place.region, page: place.page)
+        retire(copy.region, copy.page, copy.changed, target)
+        target.update(from: source, count: blocks)
         keys.recordSoon(region: copy.region, page: copy.page, key: copy.key)
     }
 
     /// Makes the block table hold a zero page's hashes at `page` of `region`, first handing `retire` the
     /// blocks that were not zeros; false, changing nothing, when every block was zeros already.
     private func zero(region: Int, page: Int, retiring retire: Retirement.Retire) -> Bool {
-        let hashes = tables[region].hashes(ofPage: page)
+        let held = hashes(region: region, page: page)
         let zero = geometry.zeroBlockHash
-        let changed = CSupport_hash_mismatch_mask(hashes, nil, zero, geometry.blocksPerPage)
+        let changed = CSupport_hash_mismatch_mask(held, nil, zero, geometry.blocksPerPage)
         guard changed != 0 else { return false }
-        retire(region, page, changed, hashes)
-        hashes.update(repeating: zero, count: geometry.blocksPerPage)
+        retire(region, page, changed, held)
+        held.update(repeating: zero, count: geometry.blocksPerPage)
         keys.forget(region: region, page: page)
         return true
     }

@@ -45,8 +45,8 @@ final class StagedPageReader {
     /// Items of the current capture that ``next()`` passes over (in increasing order): pages sent as copies
     /// of other pages (``PageCopyFinder``), whose hashes are already in their tables, and pages known to be
     /// unchanged (`unchanged`: listed as such when this reader lists them).
-    private var skippedItems: [(item: Int, unchanged: Bool)] = []
-    private var nextSkipped = 0
+    @exclusivity(unchecked) private var skippedItems: [(item: Int, unchanged: Bool)] = []
+    @exclusivity(unchecked) private var nextSkipped = 0
 
     /// One page's changed blocks: their locations, old and new hashes, and (for a page not wholly changed)
     /// their bytes, gathered.
