@@ -184,7 +184,8 @@ final class PageCopyFinder {
             if let lead = follow(next) { leads.push(lead) }
         }
         while let lead = leads.pop() { if let copy = confirm(lead, of: view) { found.append(copy) } }
-        admission.update(tried: tried, found: found.count)
+        // Pages that stay zeros count as found: the reader passes over them unhashed, as over copies.
+        admission.update(tried: tried, found: found.count + unchangedZeros.count)
         paying.store(triesEveryPage, ordering: .relaxed)
         keepVouchedFor(collections: capture.witnessCollections)
         let ahead = 4

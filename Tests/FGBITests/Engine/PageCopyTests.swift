@@ -191,6 +191,24 @@ struct PageCopyTests {
         #expect(pair.identical)
     }
 
+    /// Pages cleared again and again (zeros before and after) count as found by the finder: it keeps trying
+    /// every page, so copies among them are all found (were those pages not counted, the finder would try one
+    /// page in 64 after such an epoch, and miss most copies).
+    @Test func pagesThatStayZerosKeepEveryPageTried() throws {
+        let pair = try Pair(pages: [256])
+        let cleared = 0..<128
+        for round in 0..<3 {
+            for page in cleared {
+                pair.regions[0].page(page).initializeMemory(as: UInt8.self, repeating: 0, count: GuestMemory.pageSize)
+            }
+            if round == 2 { for page in 0..<8 { pair.copyPage((0, 200 + page), to: (0, page * 16)) } }
+            try pair.capturePaused()
+            let statistics = try pair.encodeAndApply()
+            if round == 2 { #expect(statistics.pagesCopied == 8, "\(statistics.pagesCopied) of 8 copies found") }
+            #expect(pair.identical)
+        }
+    }
+
     /// Sources far apart are vouched for by separate scans: each group's answer holds for its own sources.
     @Test func sourcesFarApartAreEachVouchedFor() throws {
         let pair = try Pair(pages: [1024])

@@ -6,8 +6,9 @@
 /// cache filled from another file's pages, a heap compacted page by page, fork-like duplication), a waste
 /// under fresh writes. So after an epoch in which fewer than ``leaveShare`` of the pages tried were copies,
 /// only one page in ``sampleSpacing`` is tried (by page number, a different residue each epoch); once the
-/// sample finds at least ``enterShare``, every page is tried again. The sample's copies are sent as copies
-/// too: the choice moves CPU, never exactness.
+/// sample finds at least ``enterShare``, every page is tried again. A page found to be zeros, as it was before
+/// or not, counts as found: the reader need not hash it. The sample's copies are sent as copies too: the choice
+/// moves CPU, never exactness.
 struct PageCopyAdmission {
     /// One page in this many is tried while sampling.
     static let sampleSpacing = 64
