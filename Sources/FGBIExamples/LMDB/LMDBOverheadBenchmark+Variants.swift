@@ -36,9 +36,9 @@ extension LMDBOverheadBenchmark {
         if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
         if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
         if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
-        if let cacheBytes = configuration.cacheBytes {
-            settings.engine.contentBudgetBytes = cacheBytes
-            settings.engine.pageCacheBudgetBytes = cacheBytes
+        if let bytes = configuration.cacheBudgetBytes {
+            settings.engine.contentBudgetBytes = bytes
+            settings.engine.pageCacheBudgetBytes = bytes
         }
         settings.engine.splicing = configuration.splicing
         settings.engine.pageCopies = configuration.pageCopies

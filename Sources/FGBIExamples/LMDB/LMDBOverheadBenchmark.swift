@@ -41,7 +41,7 @@ public struct LMDBOverheadBenchmark {
         public var compressionMinimumSaving: Double?
         /// ``EngineConfiguration/contentBudgetBytes`` and ``EngineConfiguration/pageCacheBudgetBytes`` (nil:
         /// the library's defaults).
-        public var cacheBytes: Int?
+        public var cacheBudgetBytes: Int?
         /// ``EngineConfiguration/splicing``.
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).

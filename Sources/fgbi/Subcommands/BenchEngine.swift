@@ -37,10 +37,7 @@ extension FGBICommand {
         @Option(help: "Compressor for every mode: none, lz4, zstd, zstd:LEVEL (default: each mode's own).")
         var compression: String?
 
-        @Option(
-            name: .customLong("cache-mib"),
-            help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
-        var cacheMiB = 64
+        @OptionGroup var cache: CacheBudgetOption
 
         @Option(
             name: .customLong("compression-minimum-saving"),
@@ -94,9 +91,7 @@ extension FGBICommand {
             }
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
-            guard cacheMiB > 0, cacheMiB <= 1 << 16 else {
-                throw ValidationError("--cache-mib must be between 1 and 65536")
-            }
+            _ = try cache.budgetBytes()
             if let saving = compressionMinimumSaving, !(0...1).contains(saving) {
                 throw ValidationError("--compression-minimum-saving must be between 0 and 1")
             }
@@ -131,7 +126,7 @@ extension FGBICommand {
             configuration.blockSize = blockSize
             configuration.epochs = epochs
             configuration.pagesPerEpoch = pagesPerEpoch
-            configuration.cacheBudgetBytes = cacheMiB << 20
+            configuration.cacheBudgetBytes = cache.mebibytes << 20
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
             configuration.compressionMinimumSaving = compressionMinimumSaving
@@ -194,7 +189,7 @@ extension FGBICommand {
             print(
                 """
                 \(epochs) epochs of \(pagesPerEpoch) written pages, \(regionMiB) MiB region, \(blockSize)-byte \
-                blocks, \(cacheMiB) MiB cache
+                blocks, \(cache.mebibytes) MiB cache
                 """
             )
             print(table.rendered)

@@ -43,14 +43,7 @@ extension FGBICommand {
         @Option(name: .customLong("map-mib"), help: "LMDB map size in MiB (the replicated region).")
         var mapMiB = 256
 
-        @Option(
-            name: .customLong("cache-mib"),
-            help: """
-                Memory for the fgbi content index's stored copies or the xbzrle page cache, MiB (default: the \
-                library's, 64).
-                """
-        )
-        var cacheMiB: Int?
+        @OptionGroup var cache: CacheBudgetOption
 
         @Option(help: "Replication mode: fgbi, page, page-lz4, xbzrle.")
         var mode = "fgbi"
@@ -193,12 +186,7 @@ extension FGBICommand {
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
             configuration.encrypt = encryption.encrypt
-            if let cacheMiB {
-                guard (1...65536).contains(cacheMiB) else {
-                    throw ValidationError("--cache-mib must be between 1 and 65536")
-                }
-                configuration.cacheBytes = cacheMiB << 20
-            }
+            configuration.cacheBudgetBytes = try cache.budgetBytes()
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")

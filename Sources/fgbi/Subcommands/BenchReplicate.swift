@@ -61,10 +61,7 @@ extension FGBICommand {
         @Option(name: .customLong("epoch-ms"), help: "The primary's epoch interval, milliseconds.")
         var epochMilliseconds = 25
 
-        @Option(
-            name: .customLong("cache-mib"),
-            help: "Memory for the fgbi content index's stored copies and the xbzrle page cache, MiB.")
-        var cacheMiB = 64
+        @OptionGroup var cache: CacheBudgetOption
 
         @OptionGroup var encoderFeatures: EncoderFeatureOptions
 
@@ -96,9 +93,7 @@ extension FGBICommand {
             guard (1...10_000).contains(epochMilliseconds) else {
                 throw ValidationError("--epoch-ms must be between 1 and 10000")
             }
-            guard (1...65_536).contains(cacheMiB) else {
-                throw ValidationError("--cache-mib must be between 1 and 65536")
-            }
+            _ = try cache.budgetBytes()
             guard baselineEpochs >= 0 else { throw ValidationError("--baseline-epochs must not be negative") }
             _ = try makeConfiguration()
             _ = try tools()
@@ -130,7 +125,7 @@ extension FGBICommand {
             configuration.pagesPerEpoch = pagesPerEpoch
             configuration.regionMiB = regionMiB
             configuration.epochMilliseconds = epochMilliseconds
-            configuration.cacheBudgetBytes = cacheMiB << 20
+            configuration.cacheBudgetBytes = cache.mebibytes << 20
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
             configuration.encrypt = encryption.encrypt
@@ -201,7 +196,7 @@ extension FGBICommand {
             print(
                 """
                 whole pipeline over loopback, \(epochs) epochs with writes, \(shape), \(epochMilliseconds) ms \
-                epoch timer, \(cacheMiB) MiB cache, \(frames)
+                epoch timer, \(cache.mebibytes) MiB cache, \(frames)
                 """
             )
             var table = TextTable([

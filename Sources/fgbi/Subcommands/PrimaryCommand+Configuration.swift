@@ -76,12 +76,9 @@ extension FGBICommand.PrimaryCommand {
             configuration.engine.compressionMinimumSaving = compressionMinimumSaving
             configuration.engine.splicing = encoderFeatures.splicing
             configuration.engine.pageCopies = encoderFeatures.pageCopies
-            if let cacheMiB {
-                guard (1...65536).contains(cacheMiB) else {
-                    throw ValidationError("--cache-mib must be between 1 and 65536")
-                }
-                configuration.engine.contentBudgetBytes = cacheMiB << 20
-                configuration.engine.pageCacheBudgetBytes = cacheMiB << 20
+            if let bytes = try cache.budgetBytes() {
+                configuration.engine.contentBudgetBytes = bytes
+                configuration.engine.pageCacheBudgetBytes = bytes
             }
             if let encodeThreads {
                 guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {

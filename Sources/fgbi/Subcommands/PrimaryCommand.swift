@@ -140,14 +140,7 @@ extension FGBICommand {
         )
         var compressionMinimumSaving: Double?
 
-        @Option(
-            name: .customLong("cache-mib"),
-            help: """
-                Memory for the fgbi content index's stored copies (the bases of differences and shared blocks) or \
-                the xbzrle page cache, MiB (default: 64; Docs/BENCHMARKS.md has bytes and CPU against it).
-                """
-        )
-        var cacheMiB: Int?
+        @OptionGroup var cache: CacheBudgetOption
 
         @Option(
             name: .customLong("encode-threads"),
