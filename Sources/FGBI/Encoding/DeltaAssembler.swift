@@ -2,11 +2,14 @@ import CSupport
 
 /// Wraps an encoded body into an epoch delta: header, the body through the general compressor, checksum.
 ///
-/// The compressor runs only where it pays: a large body is first sampled (a few chunks spread over it,
-/// compressed apart), and when the sample saves less than ``minimumSaving`` of its bytes the body is stored
-/// as it is (the header says so, and the backup reads either). LZ4 on nearly incompressible bytes runs at
-/// ~0.6 GB/s here, slower than the whole `fgbi` encoder, to save a few percent. The decision is made again
-/// as often as ``SampleCadence`` says: every body of 6 MiB or more, every second or third of a few MiB.
+/// The compressor runs only where it pays: when a body's sample saves less than ``minimumSaving`` of its
+/// bytes the body is stored as it is (the header says so, and the backup reads either), and so are the next
+/// bodies until the decision is made again, as often as ``SampleCadence`` says: every body of 6 MiB or more,
+/// every second or third of a few MiB, every 16th small one. A large body's sample is a few chunks spread
+/// over it, compressed apart; a small body (up to ``sampleThreshold``) is its own sample, compressed whole
+/// and sent compressed if that saved anything at all. LZ4 on nearly incompressible bytes runs at ~0.6 GB/s
+/// here, slower than the whole `fgbi` encoder, to save a few percent: on the demo's guest workload it took
+/// a fifth of the encoder's time to save 8% of the bytes (Docs/BENCHMARKS.md).
 final class DeltaAssembler {
     let mode: ReplicationMode
     let compression: Compression
@@ -15,7 +18,7 @@ final class DeltaAssembler {
     /// The fraction of its bytes a sample must save for the body to be compressed; 0 compresses always.
     let minimumSaving: Double
 
-    /// Bodies this long or shorter are compressed without a sample.
+    /// Bodies this long or shorter are their own sample: compressed whole when a decision is due.
     static let sampleThreshold = 1 << 20
     /// The sample: this many chunks of ``sampleChunkBytes``, evenly spaced over the body. A chunk is over
     /// 64 KiB because LZ4 finds more matches in inputs under 64 KiB (a denser table) than in a large body:
@@ -25,11 +28,24 @@ final class DeltaAssembler {
 
     private let sampleOutput: UnsafeMutableRawPointer
     private let sampleCapacity: Int
-    /// The last sampled decision (compress), and when to make it again.
-    private var lastWorth = true
-    private var cadence = SampleCadence()
+    /// A decision to compress or not, and when to make it again.
+    private struct Decision {
+        var worth = true
+        var cadence = SampleCadence()
+
+        /// Makes the decision from a sample of `sampled` bytes that compressed to `compressed`.
+        mutating func decide(sampled: Int, compressed: Int, minimumSaving: Double) {
+            cadence.sampled(bytes: sampled)
+            worth = Double(compressed) <= Double(sampled) * (1 - minimumSaving)
+        }
+    }
+    /// The decisions in force for small bodies (up to ``sampleThreshold``) and for large ones, made apart: a
+    /// pre-copy round's body and an epoch's few changes differ in kind, and one's decision would otherwise
+    /// hold for the other's next 16 bodies.
+    private var small = Decision()
+    private var large = Decision()
     /// Samples taken so far.
-    var samples: Int { cadence.samples }
+    var samples: Int { small.cadence.samples + large.cadence.samples }
 
     init(
         mode: ReplicationMode, compression: Compression, geometry: BlockGeometry, regionCount: Int,
@@ -71,18 +87,25 @@ final class DeltaAssembler {
         let headerLength = DeltaFormat.headerLength
         precondition(delta.count >= headerLength, "a delta begun without room for its header")
         let bodyLength = delta.count - headerLength
-        let storedRaw = try !worthCompressing(UnsafeRawBufferPointer(rebasing: delta.bytes[headerLength...]))
-        let compression = storedRaw ? .none : self.compression
+        let plan = try plan(for: UnsafeRawBufferPointer(rebasing: delta.bytes[headerLength...]))
+        var compression = plan == .store ? .none : self.compression
+        let compressorRuns = compression != .none
         let compressing = MonotonicClock.nanoseconds()
-        if compression != .none {
+        if compressorRuns {
             Self.start(&scratch)
             let body = UnsafeRawBufferPointer(rebasing: delta.bytes[headerLength...])
             let capacity = compression.bound(bodyLength)
             try scratch.append(upTo: capacity) { destination, _ in
                 try compression.compress(body, into: destination, capacity: capacity)
             }
-            swap(&delta, &scratch)
+            let compressed = scratch.count - headerLength
+            if plan == .trial {
+                small.decide(sampled: bodyLength, compressed: compressed, minimumSaving: minimumSaving)
+            }
+            // A trial's output is used if it saved anything: it is paid for.
+            if compressed < bodyLength || plan == .compress { swap(&delta, &scratch) } else { compression = .none }
         }
+        let storedRaw = compression == .none && self.compression != .none
         let end = MonotonicClock.nanoseconds()
         writeHeader(
             &delta, compression: compression, epoch: epoch, records: records, bodyLength: bodyLength,
@@ -90,7 +113,7 @@ final class DeltaAssembler {
         let checksum = CSupport_xxh3_64(delta.bytes.baseAddress, delta.count)
         delta.littleEndian(checksum)
         return Outcome(
-            nanoseconds: compressing - start + (compression == .none ? 0 : end - compressing), storedRaw: storedRaw)
+            nanoseconds: compressing - start + (compressorRuns ? end - compressing : 0), storedRaw: storedRaw)
     }
 
     /// Writes the delta for `body` into `output` (replacing its content): ``start(_:)``, the body copied in,
@@ -123,11 +146,26 @@ final class DeltaAssembler {
         delta.patch(UInt64(storedLength), at: 40)
     }
 
-    /// Whether `body` compresses enough to pay: always for small bodies, else by a sample.
-    private func worthCompressing(_ body: UnsafeRawBufferPointer) throws -> Bool {
-        guard compression != .none else { return false }
-        guard minimumSaving > 0, body.count > Self.sampleThreshold else { return true }
-        if cadence.reuses(bytes: body.count) { return lastWorth }
+    /// What ``finish(epoch:records:delta:scratch:)`` does with a body.
+    private enum Plan {
+        /// Stored as it is: no compressor, or the decision in force says it does not pay.
+        case store
+        /// Compressed: every body must be, or the decision in force says it pays.
+        case compress
+        /// Compressed whole as its own sample (a small body when a decision is due).
+        case trial
+    }
+
+    /// The plan for `body`: the decision in force while ``SampleCadence`` keeps it, else a new one, from a
+    /// sample of a large body taken now, or from compressing a small one whole (``Plan/trial``).
+    private func plan(for body: UnsafeRawBufferPointer) throws -> Plan {
+        guard compression != .none else { return .store }
+        guard minimumSaving > 0 else { return .compress }
+        let isSmall = body.count <= Self.sampleThreshold
+        if isSmall ? small.cadence.reuses(bytes: body.count) : large.cadence.reuses(bytes: body.count) {
+            return (isSmall ? small.worth : large.worth) ? .compress : .store
+        }
+        guard !isSmall else { return .trial }
         let chunks = Self.sampleChunks
         let chunk = Self.sampleChunkBytes
         let step = (body.count - chunk) / (chunks - 1)
@@ -136,8 +174,7 @@ final class DeltaAssembler {
             let piece = UnsafeRawBufferPointer(rebasing: body[(index * step)..<(index * step + chunk)])
             compressed += try compression.compress(piece, into: sampleOutput, capacity: sampleCapacity)
         }
-        cadence.sampled(bytes: chunks * chunk)
-        lastWorth = Double(compressed) <= Double(chunks * chunk) * (1 - minimumSaving)
-        return lastWorth
+        large.decide(sampled: chunks * chunk, compressed: compressed, minimumSaving: minimumSaving)
+        return large.worth ? .compress : .store
     }
 }
