@@ -55,14 +55,15 @@ struct LiteralFormChooserTests {
         #expect(statistics.sparseBlocks == 0)
     }
 
-    /// A decision lasts until the bytes captured since its sample reach 16 times the sample's (384 KiB at most)
-    /// or for 16 epochs: a small capture is sampled every 16th epoch, one of 4 MiB every second, one of 8 MiB
-    /// (over 6 MiB) every epoch.
-    @Test("a sample's decision lasts sixteen times its bytes of capture, or sixteen epochs")
+    /// A decision lasts until the bytes captured since its sample reach 64 times the sample's (384 KiB at most)
+    /// or for 16 epochs: a small capture is sampled every 17th epoch, one of 4 MiB every sixth, one of 8 MiB
+    /// every third, one of 24 MiB or more every epoch.
+    @Test("a sample's decision lasts sixty-four times its bytes of capture, or sixteen epochs")
     func samplingIsBudgetedByTheBytesCaptured() throws {
+        #expect(LiteralFormChooser.cadenceBytesFactor == 64)
         let memory = try GuestMemory.anonymous(length: 2048 * 4096)
         Self.fill(memory, copied: 0, seed: 5)
-        for (pages, expected) in [(64, 3), (1024, 24), (2048, 48)] {
+        for (pages, expected) in [(64, 3), (1024, 8), (2048, 16)] {
             let capture = EpochCapture()
             capture.reset(epoch: 1, itemSize: 4096)
             for page in 0..<pages { capture.append(BlockLocation(region: 0, block: page), from: memory.page(page)) }

@@ -24,6 +24,18 @@ struct SampleCadenceTests {
         #expect(Self.samples(epochs: 48, bytes: 1 << 10, sampleBytes: sample) == 3)
     }
 
+    /// With a larger factor a decision lasts longer by bytes, never past 16 epochs.
+    @Test func aLargerFactorStretchesTheBytesNotTheEpochs() {
+        func samples(_ bytes: Int) -> Int {
+            var cadence = SampleCadence(bytesFactor: 64)
+            for _ in 0..<48 where !cadence.reuses(bytes: bytes) { cadence.sampled(bytes: 384 << 10) }
+            return cadence.samples
+        }
+        #expect(samples(8 << 20) == 16, "8 MiB: every third epoch")
+        #expect(samples(32 << 20) == 48, "over 24 MiB: every epoch")
+        #expect(samples(100 << 10) == 3, "small: every 17th epoch")
+    }
+
     /// The assembler's decision to compress a large body follows the cadence: bodies of 2 MiB are sampled
     /// every third epoch (every epoch before), those of 8 MiB every epoch.
     @Test func theAssemblerSamplesLargeBodiesByTheCadence() throws {

@@ -317,13 +317,14 @@ struct EngineRoundTripTests {
         #expect(harness.identical, "\(harness.firstDifference)")
         let text = Array("key-000123 value: the quick brown fox jumps over the lazy dog; ".utf8)
         let bytes = memory.base.assumingMemoryBound(to: UInt8.self)
-        // A decision lasts until 16 times its sample's bytes (384 KiB) are captured: this 4 MiB epoch may
-        // still reuse it, the next is sampled.
-        for round in 0..<2 {
+        // A decision lasts until 64 times its sample's bytes (384 KiB) are captured
+        // (``LiteralFormChooser/cadenceBytesFactor``): the next five 4 MiB epochs may still reuse it, the sixth
+        // is sampled.
+        for round in 0..<6 {
             for offset in 0..<memory.length {
                 bytes[offset] = text[(offset * 7 + offset / 4096 + round) % text.count] &+ UInt8(offset / 65536 % 3)
             }
-            if round == 0 { _ = try harness.step([DirtyPageSet(pages: 0..<1024)]) }
+            if round < 5 { _ = try harness.step([DirtyPageSet(pages: 0..<1024)]) }
         }
         let repetitive = try harness.step([DirtyPageSet(pages: 0..<1024)]).statistics
         #expect(repetitive.sparseChosen == 0)

@@ -10,7 +10,9 @@ import CSupport
 /// compressor (``marginFactor``): the sample holds whole pages, and the repeats the compressor finds there
 /// include blocks that the body sends otherwise (unchanged, or copies the index finds first), so the body's
 /// literals compress less than the sample does.
-/// A decision is made again only as often as ``SampleCadence`` says (content changes kind slowly).
+/// A decision is made again only as often as ``SampleCadence`` says (content changes kind slowly), with
+/// ``cadenceBytesFactor``: the sample is of the capture, which the encoder passes over far faster than LZ4
+/// does (a page hashed in place, most of its blocks unchanged).
 final class LiteralFormChooser {
     let compression: Compression
     let minimumSaving: Double
@@ -20,7 +22,7 @@ final class LiteralFormChooser {
     private let sparse: UnsafeMutablePointer<UInt8>
     /// The last decision, and when to make it again.
     private var lastChoice = true
-    private var cadence = SampleCadence()
+    private var cadence = SampleCadence(bytesFactor: LiteralFormChooser.cadenceBytesFactor)
     /// Samples taken so far.
     var samples: Int { cadence.samples }
 
@@ -29,6 +31,12 @@ final class LiteralFormChooser {
     /// literals a quarter to a third of the time, each spending 14-33 ms in LZ4 for bodies no smaller per
     /// page written than the sparse epochs'; with twice it, every other source measured chose as before.
     static let marginFactor = 2.0
+
+    /// How many times its sample's bytes of capture a decision lasts (``SampleCadence``), at most 16 epochs.
+    /// With 16, the demo's guest (700 pages, 2.8 MB per epoch) was sampled every third epoch and those epochs
+    /// took 0.37 ms (40%) longer, an eighth of the encoder's mean time (Docs/BENCHMARKS.md); with 64 it is
+    /// sampled every ninth, an epoch of 24 MiB or more every epoch.
+    static let cadenceBytesFactor = 64
 
     init(compression: Compression, minimumSaving: Double, blockSize: Int) {
         self.compression = compression
