@@ -252,10 +252,9 @@ public struct EngineBenchmark: Sendable {
     private func engineConfiguration(mode: ReplicationMode, encodeThreads: Int) -> EngineConfiguration {
         var engineConfiguration = EngineConfiguration(
             mode: mode, blockSize: configuration.blockSize, compression: configuration.compression)
-        engineConfiguration.contentBudgetBytes = configuration.cacheBudgetBytes
+        engineConfiguration.setCacheBudget(bytes: configuration.cacheBudgetBytes)
         engineConfiguration.splicing = configuration.splicing
         engineConfiguration.pageCopies = configuration.pageCopies
-        engineConfiguration.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         engineConfiguration.encodeThreads = encodeThreads
         engineConfiguration.choosesEncodeThreadsByTime = !configuration.alwaysSplit
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }

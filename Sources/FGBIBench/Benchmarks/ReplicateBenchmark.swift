@@ -263,10 +263,9 @@ public struct ReplicateBenchmark: Sendable {
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: backupPort))
         primaryConfiguration.engine = EngineConfiguration(
             mode: mode, blockSize: blockSize, compression: configuration.compression)
-        primaryConfiguration.engine.contentBudgetBytes = configuration.cacheBudgetBytes
+        primaryConfiguration.engine.setCacheBudget(bytes: configuration.cacheBudgetBytes)
         primaryConfiguration.engine.splicing = configuration.splicing
         primaryConfiguration.engine.pageCopies = configuration.pageCopies
-        primaryConfiguration.engine.pageCacheBudgetBytes = configuration.cacheBudgetBytes
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
         primaryConfiguration.backupTimeout = .seconds(10)

@@ -36,10 +36,7 @@ extension LMDBOverheadBenchmark {
         if let nice = configuration.senderNiceIncrement { settings.senderNiceIncrement = nice }
         if let buffers = configuration.captureBuffers { settings.captureBuffers = buffers }
         if let saving = configuration.compressionMinimumSaving { settings.engine.compressionMinimumSaving = saving }
-        if let bytes = configuration.cacheBudgetBytes {
-            settings.engine.contentBudgetBytes = bytes
-            settings.engine.pageCacheBudgetBytes = bytes
-        }
+        if let bytes = configuration.cacheBudgetBytes { settings.engine.setCacheBudget(bytes: bytes) }
         settings.engine.splicing = configuration.splicing
         settings.engine.pageCopies = configuration.pageCopies
         return settings

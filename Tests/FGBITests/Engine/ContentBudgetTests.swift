@@ -31,4 +31,14 @@ struct ContentBudgetTests {
             #expect("\(error)".contains("\(ContentIndex.maximumCopies)"), "\(error)")
         }
     }
+
+    /// One number sets the memory of both caches, so modes compared side by side (`--cache-mib`) get the same.
+    @Test func oneCacheBudgetSetsBothModes() {
+        var configuration = EngineConfiguration()
+        #expect(configuration.contentBudgetBytes == 64 << 20)
+        #expect(configuration.pageCacheBudgetBytes == 64 << 20)
+        configuration.setCacheBudget(bytes: 16 << 20)
+        #expect(configuration.contentBudgetBytes == 16 << 20)
+        #expect(configuration.pageCacheBudgetBytes == 16 << 20)
+    }
 }
