@@ -33,6 +33,10 @@ final class DeltaAssembler {
         var worth = true
         var cadence = SampleCadence()
 
+        /// The decision in force for a body of `bytes` (the body counted against it), or nil when a new one
+        /// is due.
+        mutating func inForce(bytes: Int) -> Bool? { cadence.reuses(bytes: bytes) ? worth : nil }
+
         /// Makes the decision from a sample of `sampled` bytes that compressed to `compressed`.
         mutating func decide(sampled: Int, compressed: Int, minimumSaving: Double) {
             cadence.sampled(bytes: sampled)
@@ -161,11 +165,11 @@ final class DeltaAssembler {
     private func plan(for body: UnsafeRawBufferPointer) throws -> Plan {
         guard compression != .none else { return .store }
         guard minimumSaving > 0 else { return .compress }
-        let isSmall = body.count <= Self.sampleThreshold
-        if isSmall ? small.cadence.reuses(bytes: body.count) : large.cadence.reuses(bytes: body.count) {
-            return (isSmall ? small.worth : large.worth) ? .compress : .store
+        guard body.count > Self.sampleThreshold else {
+            guard let worth = small.inForce(bytes: body.count) else { return .trial }
+            return worth ? .compress : .store
         }
-        guard !isSmall else { return .trial }
+        if let worth = large.inForce(bytes: body.count) { return worth ? .compress : .store }
         let chunks = Self.sampleChunks
         let chunk = Self.sampleChunkBytes
         let step = (body.count - chunk) / (chunks - 1)

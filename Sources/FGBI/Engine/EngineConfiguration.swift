@@ -39,13 +39,6 @@ public struct EngineConfiguration: Sendable, Equatable {
     public static var defaultEncodeThreads: Int { min(max(ProcessInfoLite.activeProcessorCount / 2, 1), 4) }
     /// Memory for the `xbzrle` mode's page cache; never more than the regions' size.
     public var pageCacheBudgetBytes = 64 << 20
-
-    /// Sets both cache budgets, ``contentBudgetBytes`` (`fgbi`) and ``pageCacheBudgetBytes`` (`xbzrle`), to
-    /// `bytes`: one number for whichever mode runs, so modes compared side by side get the same memory.
-    public mutating func setCacheBudget(bytes: Int) {
-        contentBudgetBytes = bytes
-        pageCacheBudgetBytes = bytes
-    }
     /// How the `fgbi` mode captures while the guest is paused (the page modes always copy pages).
     public var captureStrategy = CaptureStrategy.automatic
     /// Threads that capture an epoch together while the guest is paused (its cores are idle then): the
@@ -99,6 +92,13 @@ public struct EngineConfiguration: Sendable, Equatable {
 
     /// The minimum saving in force (``compressionMinimumSaving``, or the mode's).
     public var effectiveCompressionMinimumSaving: Double { compressionMinimumSaving ?? (mode == .fgbi ? 0.10 : 0) }
+
+    /// Sets both cache budgets, ``contentBudgetBytes`` (`fgbi`) and ``pageCacheBudgetBytes`` (`xbzrle`), to
+    /// `bytes`: one number for whichever mode runs, so modes compared side by side get the same memory.
+    public mutating func setCacheBudget(bytes: Int) {
+        contentBudgetBytes = bytes
+        pageCacheBudgetBytes = bytes
+    }
 }
 
 extension EngineConfiguration {
