@@ -7,6 +7,8 @@
 /// (``takePrevious(at:hash:)``) as soon as its location changes, and an entry added during epoch E yields
 /// ``ContentIndex/Match/copyEpoch(_:)`` during E.
 protocol BlockIndex: AnyObject {
+    /// How block hashes become the index's keys.
+    var keying: IndexKeying { get }
     /// Starts epoch `number`: entries added from now on are this epoch's.
     func beginEpoch(_ number: UInt64)
     /// Starts loading the table line `hash` will probe first.

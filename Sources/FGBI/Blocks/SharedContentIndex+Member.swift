@@ -14,7 +14,7 @@ extension SharedContentIndex {
         private let table: UnsafeMutablePointer<Table>
         private let entries: UnsafeMutablePointer<Entry>
         private let mask: Int
-        private let keying: IndexKeying
+        let keying: IndexKeying
         private let blockSize: Int
 
         init(group: SharedContentIndex, id: Int) {

@@ -263,9 +263,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
                 page.locations, from: 0, to: page.count, blocksPerPageShift: blocksPerPageShift,
                 maskBytes: maskBytes, positions: &positions, into: &body)
             if crowded(need) {
-                encodeOneByOne(
-                    page, following: following, sampleMask: sampleMask, sparseCode: sparseCode, into: &body,
-                    stats: &stats)
+                encodeCrowded(
+                    page, following: following, sampleMask: sampleMask, sparseCode: sparseCode,
+                    forms: &forms, into: &body, stats: &stats)
             } else {
                 encodeRuns(
                     page, need: need, sampleMask: sampleMask, sparseCode: sparseCode, forms: &forms, into: &body,

@@ -34,6 +34,9 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Written pages sent whole as a copy of another page the backup holds (`fgbi`,
     /// ``EngineConfiguration/pageCopies``).
     public var pagesCopied = 0
+    /// Pages with no previous content held and no copy found, encoded and stored in bulk (`fgbi`: a
+    /// synchronisation's pages, pages written for the first time in a while).
+    public var pagesEncodedFresh = 0
     /// Blocks (or pages) sent as their bytes.
     public var literalBlocks = 0
     /// Bytes of content sent as is (literals and raw pages).
@@ -85,6 +88,7 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
         sparseChosen += other.sparseChosen
         splicedBlocks += other.splicedBlocks
         pagesCopied += other.pagesCopied
+        pagesEncodedFresh += other.pagesEncodedFresh
         spliceThinnedEpochs += other.spliceThinnedEpochs
         literalBlocks += other.literalBlocks
         literalBytes += other.literalBytes

@@ -54,6 +54,17 @@ struct AnchorPolicy {
         if fromTable { openHit = location }
     }
 
+    /// Counts `blocks` blocks looked at in a row, `anchors` of them anchors, none found as a copy: ``count(location:
+    /// anchor:fromTable:continuesRun:)`` for each (``BlockDeltaEncoder/encodeFresh``).
+    @inline(__always)
+    mutating func countUnfound(blocks: Int, anchors: Int) {
+        guard blocks > 0 else { return }
+        consulted += blocks
+        anchorLookups += anchors
+        if openHit != nil { isolatedHits += 1 }
+        openHit = nil
+    }
+
     /// Decides the next epoch from this one's counts, and starts counting again.
     mutating func endEpoch() {
         if openHit != nil { isolatedHits += 1 }
