@@ -39,8 +39,9 @@ final class DeltaAssembler {
 
         /// Makes the decision from a sample of `sampled` bytes that compressed to `compressed`.
         mutating func decide(sampled: Int, compressed: Int, minimumSaving: Double) {
-            cadence.sampled(bytes: sampled)
-            worth = Double(compressed) <= Double(sampled) * (1 - minimumSaving)
+            let decided = Double(compressed) <= Double(sampled) * (1 - minimumSaving)
+            cadence.sampled(bytes: sampled, confirming: decided == worth)
+            worth = decided
         }
     }
     /// The decisions in force for small bodies (up to ``sampleThreshold``) and for large ones, made apart: a

@@ -56,14 +56,15 @@ struct LiteralFormChooserTests {
     }
 
     /// A decision lasts until the bytes captured since its sample reach 64 times the sample's (384 KiB at most)
-    /// or for 16 epochs: a small capture is sampled every 17th epoch, one of 4 MiB every sixth, one of 8 MiB
-    /// every third, one of 24 MiB or more every epoch.
-    @Test("a sample's decision lasts sixty-four times its bytes of capture, or sixteen epochs")
+    /// or for 16 epochs, both doubled by each sample that makes the same choice again, up to four times: a small
+    /// capture is sampled at epochs 0 and 17 (then 50), one of 4 MiB at 0, 6, 18 and 42, one of 8 MiB at 0, 3,
+    /// 9 and every 12th from then on.
+    @Test("a decision lasts 64 times its sample's bytes or 16 epochs, stretched while samples confirm it")
     func samplingIsBudgetedByTheBytesCaptured() throws {
         #expect(LiteralFormChooser.cadenceBytesFactor == 64)
         let memory = try GuestMemory.anonymous(length: 2048 * 4096)
         Self.fill(memory, copied: 0, seed: 5)
-        for (pages, expected) in [(64, 3), (1024, 8), (2048, 16)] {
+        for (pages, expected) in [(64, 2), (1024, 4), (2048, 6)] {
             let capture = EpochCapture()
             capture.reset(epoch: 1, itemSize: 4096)
             for page in 0..<pages { capture.append(BlockLocation(region: 0, block: page), from: memory.page(page)) }

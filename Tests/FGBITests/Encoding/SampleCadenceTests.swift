@@ -3,13 +3,17 @@ import Testing
 @testable import FGBI
 
 /// How often the encoder's sampled decisions are made again (``SampleCadence``): until the bytes seen since a
-/// sample reach 16 times its bytes, or for 16 epochs.
+/// sample reach 16 times its bytes, or for 16 epochs, each bound doubled (up to four times) while samples keep
+/// confirming the decision.
 @Suite("Sample cadence")
 struct SampleCadenceTests {
-    /// Samples taken over `epochs` epochs of `bytes` each, each sample of `sampleBytes`.
+    /// Samples taken over `epochs` epochs of `bytes` each, each sample of `sampleBytes` and changing the decision
+    /// (the base cadence).
     private static func samples(epochs: Int, bytes: Int, sampleBytes: Int) -> Int {
         var cadence = SampleCadence()
-        for _ in 0..<epochs where !cadence.reuses(bytes: bytes) { cadence.sampled(bytes: sampleBytes) }
+        for _ in 0..<epochs where !cadence.reuses(bytes: bytes) {
+            cadence.sampled(bytes: sampleBytes, confirming: false)
+        }
         return cadence.samples
     }
 
@@ -28,7 +32,7 @@ struct SampleCadenceTests {
     @Test func aLargerFactorStretchesTheBytesNotTheEpochs() {
         func samples(_ bytes: Int) -> Int {
             var cadence = SampleCadence(bytesFactor: 64)
-            for _ in 0..<48 where !cadence.reuses(bytes: bytes) { cadence.sampled(bytes: 384 << 10) }
+            for _ in 0..<48 where !cadence.reuses(bytes: bytes) { cadence.sampled(bytes: 384 << 10, confirming: false) }
             return cadence.samples
         }
         #expect(samples(8 << 20) == 16, "8 MiB: every third epoch")
@@ -36,10 +40,27 @@ struct SampleCadenceTests {
         #expect(samples(100 << 10) == 3, "small: every 17th epoch")
     }
 
-    /// The assembler's decision to compress a large body follows the cadence: bodies of 2 MiB are sampled
-    /// every third epoch (every epoch before), those of 8 MiB every epoch.
+    /// Samples that confirm the decision double its life, up to four times the base one; a sample that changes
+    /// it brings the base life back.
+    @Test func confirmedDecisionsLastLongerUntilOneChanges() {
+        var cadence = SampleCadence()
+        var sampledAt: [Int] = []
+        var stretches: [Int] = []
+        for epoch in 0..<160 where !cadence.reuses(bytes: 1 << 10) {
+            sampledAt.append(epoch)
+            cadence.sampled(bytes: 384 << 10, confirming: epoch != 115)
+            stretches.append(cadence.stretch)
+        }
+        // 16 epochs, then 32, then 64 at most; the sample at 115 changes the decision: 16 again, then 32.
+        #expect(sampledAt == [0, 17, 50, 115, 132], "sampled at \(sampledAt)")
+        #expect(stretches == [1, 2, 4, 1, 2], "stretches \(stretches)")
+    }
+
+    /// The assembler's decision to compress a large body follows the cadence: bodies of 2 MiB, whose samples
+    /// all confirm the first decision, are sampled at epochs 0, 3, 9, 21, 33 and 45, those of 8 MiB at 0, 1, 3
+    /// and every third epoch from then on.
     @Test func theAssemblerSamplesLargeBodiesByTheCadence() throws {
-        for (megabytes, expected) in [(2, 16), (8, 48)] {
+        for (megabytes, expected) in [(2, 6), (8, 17)] {
             let assembler = DeltaAssembler(
                 mode: .fgbi, compression: .lz4, geometry: try BlockGeometry(blockSize: 64), regionCount: 1,
                 minimumSaving: 0.10)

@@ -75,8 +75,9 @@ final class LiteralFormChooser {
                 sparseBytes += encoded > 0 ? encoded : blockSize
             }
         }
-        cadence.sampled(bytes: chunks * chunk)
-        lastChoice = Double(compressed) > Double(sparseBytes) * (1 - min(minimumSaving * Self.marginFactor, 1))
+        let choice = Double(compressed) > Double(sparseBytes) * (1 - min(minimumSaving * Self.marginFactor, 1))
+        cadence.sampled(bytes: chunks * chunk, confirming: choice == lastChoice)
+        lastChoice = choice
         return lastChoice
     }
 }

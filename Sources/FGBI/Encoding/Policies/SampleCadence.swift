@@ -6,10 +6,17 @@
 /// ``bytesFactor``-th of a compression pass over what is seen. With the default factor, 16, every epoch of
 /// 6 MiB or more is sampled, a small one every 16th, one of a few MiB every second or third (Docs/BENCHMARKS.md,
 /// "The literal form's sample budgeted by the bytes captured").
+///
+/// A decision that a new sample confirms lasts twice as long as the one before it (both bounds doubled), up to
+/// ``maximumStretch`` times: content that keeps its kind is sampled less and less, and a sample that changes
+/// the decision brings the base cadence back at once. At 25 ms epochs and the largest stretch, a change of kind
+/// is noticed within 64 epochs (1.6 s).
 struct SampleCadence {
-    /// How many epochs a decision lasts at most.
+    /// How many epochs a decision lasts at most, before stretching.
     static let epochLimit = 16
-    /// How many times its sample's bytes a decision lasts at most.
+    /// How many times its base life a decision confirmed by samples in a row lasts at most.
+    static let maximumStretch = 4
+    /// How many times its sample's bytes a decision lasts at most, before stretching.
     let bytesFactor: Int
 
     init(bytesFactor: Int = 16) {
@@ -19,22 +26,26 @@ struct SampleCadence {
     private var sampledBytes = 0
     private var epochsSinceSample = 0
     private var bytesSinceSample = 0
+    /// The life of the decision in force, in base lives: 1, doubled by each sample that confirms it.
+    private(set) var stretch = 1
     /// Samples taken so far.
     private(set) var samples = 0
 
     /// Whether the last decision still holds for an epoch of `bytes`; counts the epoch when it does.
     mutating func reuses(bytes: Int) -> Bool {
-        guard samples > 0, epochsSinceSample < Self.epochLimit,
-            bytesSinceSample + bytes < bytesFactor * sampledBytes
+        guard samples > 0, epochsSinceSample < Self.epochLimit * stretch,
+            bytesSinceSample + bytes < bytesFactor * stretch * sampledBytes
         else { return false }
         epochsSinceSample += 1
         bytesSinceSample += bytes
         return true
     }
 
-    /// Records that a new decision was made from a sample of `bytes`.
-    mutating func sampled(bytes: Int) {
+    /// Records that a new decision was made from a sample of `bytes`; `confirming`: the same decision as the
+    /// one before it.
+    mutating func sampled(bytes: Int, confirming: Bool) {
         (sampledBytes, epochsSinceSample, bytesSinceSample) = (bytes, 0, 0)
+        stretch = samples > 0 && confirming ? min(stretch * 2, Self.maximumStretch) : 1
         samples += 1
     }
 }
