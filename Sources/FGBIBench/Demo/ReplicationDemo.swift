@@ -79,8 +79,12 @@ public struct ReplicationDemo: Sendable {
         public var epochBytes: Int
         /// epochBytes over the `page` mode's.
         public var ratioToPage: Double
-        /// Encoding time, milliseconds (the live mode's on the sender thread, shadows' likewise).
+        /// Encoding time, milliseconds (the live mode's on the sender thread, shadows' likewise): the whole run's,
+        /// and of it the synchronisation's (its pre-copy steps: every page once, then the pages written meanwhile)
+        /// and the epochs'.
         public var encodeMilliseconds: Double
+        public var synchronisationEncodeMilliseconds: Double
+        public var epochEncodeMilliseconds: Double
         /// This is the mode that was replicated live (the others are shadows).
         public var live: Bool
     }
@@ -107,11 +111,13 @@ public struct ReplicationDemo: Sendable {
             let engine: PrimaryEngine
             var synchronisationBytes = 0
             var epochBytes = 0
-            var nanoseconds: UInt64 = 0
+            var synchronisationNanoseconds: UInt64 = 0
+            var epochNanoseconds: UInt64 = 0
         }
         private let entries: Mutex<[String: Entry]>
-        /// The live mode's encode and compress time.
-        let liveNanoseconds = Atomic<UInt64>(0)
+        /// The live mode's encode and compress time, for the synchronisation and for the epochs.
+        let liveSynchronisationNanoseconds = Atomic<UInt64>(0)
+        let liveEpochNanoseconds = Atomic<UInt64>(0)
 
         init(regions: [GuestMemory], modes: [ReplicationMode], blockSize: Int) throws {
             var made: [String: Entry] = [:]
@@ -124,7 +130,12 @@ public struct ReplicationDemo: Sendable {
         }
 
         func observe(_ capture: EpochCapture, _ statistics: EpochStatistics) {
-            liveNanoseconds.add(statistics.encodeNanoseconds + statistics.compressNanoseconds, ordering: .relaxed)
+            let live = statistics.encodeNanoseconds + statistics.compressNanoseconds
+            if capture.isPrecopy {
+                liveSynchronisationNanoseconds.add(live, ordering: .relaxed)
+            } else {
+                liveEpochNanoseconds.add(live, ordering: .relaxed)
+            }
             let names = entries.withLock { Array($0.keys) }
             for name in names {
                 let engine = entries.withLock { $0[name]!.engine }
@@ -134,10 +145,11 @@ public struct ReplicationDemo: Sendable {
                 entries.withLock {
                     if capture.isPrecopy {
                         $0[name]!.synchronisationBytes += delta.count
+                        $0[name]!.synchronisationNanoseconds += elapsed
                     } else {
                         $0[name]!.epochBytes += delta.count
+                        $0[name]!.epochNanoseconds += elapsed
                     }
-                    $0[name]!.nanoseconds += elapsed
                 }
             }
         }
@@ -216,17 +228,26 @@ public struct ReplicationDemo: Sendable {
     /// Each mode's bytes and encode time: the live one's, and the shadows' on the same captures, in the modes'
     /// order, with their ratio to page mode's bytes.
     private func modeTotals(live statistics: ReplicationStatistics, shadows: Shadows) -> [ModeTotal] {
-        var modes: [ModeTotal] = [
+        func total(_ mode: String, bytes: (Int, Int), nanoseconds: (UInt64, UInt64), live: Bool) -> ModeTotal {
             ModeTotal(
-                mode: mode.rawValue, synchronisationBytes: statistics.precopyBytes, epochBytes: statistics.bytesSent,
-                ratioToPage: 0, encodeMilliseconds: Double(shadows.liveNanoseconds.load(ordering: .relaxed)) / 1e6,
-                live: true)
+                mode: mode, synchronisationBytes: bytes.0, epochBytes: bytes.1, ratioToPage: 0,
+                encodeMilliseconds: Double(nanoseconds.0 + nanoseconds.1) / 1e6,
+                synchronisationEncodeMilliseconds: Double(nanoseconds.0) / 1e6,
+                epochEncodeMilliseconds: Double(nanoseconds.1) / 1e6, live: live)
+        }
+        var modes = [
+            total(
+                mode.rawValue, bytes: (statistics.precopyBytes, statistics.bytesSent),
+                nanoseconds: (
+                    shadows.liveSynchronisationNanoseconds.load(ordering: .relaxed),
+                    shadows.liveEpochNanoseconds.load(ordering: .relaxed)
+                ), live: true)
         ]
         for (name, entry) in shadows.totals {
             modes.append(
-                ModeTotal(
-                    mode: name, synchronisationBytes: entry.synchronisationBytes, epochBytes: entry.epochBytes,
-                    ratioToPage: 0, encodeMilliseconds: Double(entry.nanoseconds) / 1e6, live: false))
+                total(
+                    name, bytes: (entry.synchronisationBytes, entry.epochBytes),
+                    nanoseconds: (entry.synchronisationNanoseconds, entry.epochNanoseconds), live: false))
         }
         let order = ReplicationMode.allCases.map(\.rawValue)
         modes.sort { order.firstIndex(of: $0.mode)! < order.firstIndex(of: $1.mode)! }

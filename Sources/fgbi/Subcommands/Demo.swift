@@ -161,12 +161,15 @@ extension FGBICommand {
                     + "\(formatted(summary.pauseP50Milliseconds, 2)) ms, "
                     + "p99 \(formatted(summary.pauseP99Milliseconds, 2)) ms"
             )
-            var table = TextTable(["mode", "sync MB", "epochs MB", "vs page", "encode ms", ""])
+            var table = TextTable([
+                "mode", "sync MB", "epochs MB", "vs page", "sync encode ms", "epochs encode ms", "encode ms", "",
+            ])
             for m in summary.modes {
                 table.add([
                     m.mode, formatted(Double(m.synchronisationBytes) / 1e6, 1),
                     formatted(Double(m.epochBytes) / 1e6, 2),
-                    formatted(m.ratioToPage, 3), formatted(m.encodeMilliseconds, 0),
+                    formatted(m.ratioToPage, 3), formatted(m.synchronisationEncodeMilliseconds, 0),
+                    formatted(m.epochEncodeMilliseconds, 0), formatted(m.encodeMilliseconds, 0),
                     m.live ? "replicated live" : "shadow, same epochs",
                 ])
             }
