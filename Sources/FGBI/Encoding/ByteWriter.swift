@@ -35,11 +35,23 @@ struct ByteWriter: ~Copyable {
     private mutating func grow(_ needed: Int) {
         var newCapacity = capacity * 2
         while newCapacity < needed { newCapacity *= 2 }
+        replaceStorage(capacity: newCapacity)
+    }
+
+    private mutating func replaceStorage(capacity newCapacity: Int) {
         let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         bigger.copyMemory(from: storage, byteCount: count)
         storage.deallocate()
         storage = bigger
         capacity = newCapacity
+    }
+
+    /// Makes room for `total` bytes in all, and writes the room past the bytes written once now, so that
+    /// appends up to `total` neither grow the buffer (a copy) nor touch fresh memory (a page fault each 4 KiB,
+    /// about 0.4 GB/s here). For set-up, not for a timed path.
+    mutating func reserve(faultedIn total: Int) {
+        if total > capacity { replaceStorage(capacity: total) }
+        (storage + count).initializeMemory(as: UInt8.self, repeating: 0, count: capacity - count)
     }
 
     @inline(__always)

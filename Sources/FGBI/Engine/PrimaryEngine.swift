@@ -49,8 +49,8 @@ public final class PrimaryEngine: @unchecked Sendable {
     private let chooser = PthreadLock(CaptureStrategyChooser())
     /// The delta being built (the encoders write its body in place), and where a compressed body goes (the
     /// two trade places then: ``DeltaAssembler/finish(epoch:records:delta:scratch:)``).
-    var output = ByteWriter(reservingCapacity: 1 << 20)
-    var compressed = ByteWriter(reservingCapacity: 1 << 20)
+    var output = ByteWriter()
+    var compressed = ByteWriter()
 
     /// An engine whose first capture is numbered `firstEpoch`, for a zero-filled backup.
     ///
@@ -112,6 +112,13 @@ public final class PrimaryEngine: @unchecked Sendable {
         literalForms = LiteralFormChooser(
             compression: configuration.effectiveCompression,
             minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
+        // Room for the delta of `deltaBufferPages` pages: each page's blocks as literals with their operation
+        // bytes, a record header, and the compressor's bound for the body.
+        let bufferPages = min(configuration.deltaBufferPages, regions.reduce(0) { $0 + $1.pageCount })
+        let body = bufferPages * (geometry.pageSize + geometry.blocksPerPage + 64)
+        let framing = DeltaFormat.headerLength + DeltaFormat.checksumLength
+        output.reserve(faultedIn: framing + body)
+        compressed.reserve(faultedIn: framing + configuration.effectiveCompression.bound(body))
     }
 
     deinit { for buffer in scratch { buffer.deallocate() } }

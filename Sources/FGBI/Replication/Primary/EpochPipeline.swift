@@ -58,7 +58,7 @@ final class EpochPipeline: @unchecked Sendable {
         self.running = running
         totalPages = regions.reduce(0) { $0 + $1.pageCount }
         engine = try PrimaryEngine(
-            regions: regions, configuration: configuration.engine,
+            regions: regions, configuration: configuration.engineForSession,
             firstEpoch: configuration.continuesAfterEpoch.map { $0 + 1 } ?? 0)
         let hotPages = configuration.engine.mode.sendsOnlyChanges ? configuration.hotPages : .off
         trackers = try regions.map { try configuration.tracker.makeTracker(for: $0, hotPages: hotPages) }
@@ -76,7 +76,7 @@ final class EpochPipeline: @unchecked Sendable {
     /// A new engine for a session whose backups hold `summary` (nil: zero-filled), numbering from `firstEpoch`.
     func restart(firstEpoch: UInt64, backupHolds summary: ReplicaSummary?) throws {
         engine = try PrimaryEngine(
-            regions: regions, configuration: configuration.engine, firstEpoch: firstEpoch,
+            regions: regions, configuration: configuration.engineForSession, firstEpoch: firstEpoch,
             backupHolds: summary)
         try engine.attachWitnesses(trackers.map { $0 as? any WrittenPageWitness })
     }

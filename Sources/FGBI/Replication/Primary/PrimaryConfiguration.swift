@@ -85,6 +85,14 @@ public struct PrimaryConfiguration: Sendable {
         self.backups = backups
         self.commitPolicy = commitPolicy
     }
+
+    /// The engine's configuration for a session: ``engine``, its delta buffers sized for a pre-copy step at least
+    /// (``EngineConfiguration/deltaBufferPages``).
+    var engineForSession: EngineConfiguration {
+        var configuration = engine
+        configuration.deltaBufferPages = max(configuration.deltaBufferPages, precopy.chunkPages)
+        return configuration
+    }
 }
 
 /// Pre-copy rounds: how a session synchronises a backup while the guest runs (as live migration does),
