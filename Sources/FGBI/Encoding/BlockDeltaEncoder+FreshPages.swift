@@ -25,7 +25,8 @@ extension BlockDeltaEncoder {
     /// the block path looks up (in the sample, not zeros) stored in the index in the page's order, the anchors
     /// with a table entry. Returns false, having changed nothing, when the page must go block by block: an
     /// anchor found (a copy or a collision), two anchors with one key (the second a copy of the first, or a
-    /// collision), or a block a copied run may continue into.
+    /// collision), a block a copied run may continue into, or a block that is not zeros with the zero block's
+    /// hash.
     ///
     /// The records are the same bytes ``encodeBlock`` would write block by block: with no anchor found and no
     /// run to follow, no block of the page is a copy, and a fresh block has no previous content, so each takes
@@ -48,6 +49,9 @@ extension BlockDeltaEncoder {
             guard hash & sampleMask == 0, hash != zeroHash || CSupport_is_zero(page.item(item), 64) == 0 else {
                 continue
             }
+            // A block of other bytes with the zero block's hash (XXH3 can be made to collide on purpose) stops the
+            // shim's run: the block path takes it.
+            if hash == zeroHash { return false }
             consulted |= 1 << UInt64(item)
             let location = page.locations[item]
             if runCandidate(location) != nil { return false }

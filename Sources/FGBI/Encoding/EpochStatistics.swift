@@ -34,7 +34,8 @@ public struct EpochStatistics: Sendable, Equatable, Codable {
     /// Written pages sent whole as a copy of another page the backup holds (`fgbi`,
     /// ``EngineConfiguration/pageCopies``).
     public var pagesCopied = 0
-    /// Pages with no previous content held and no copy found, encoded and stored in bulk (`fgbi`: a
+    /// Pages with no previous content held and no copy found, encoded and stored in bulk (`fgbi` on one thread,
+    /// 64-byte blocks, splicing off, in epochs on anchors only, pages with more than eight blocks looked up: a
     /// synchronisation's pages, pages written for the first time in a while).
     public var pagesEncodedFresh = 0
     /// Blocks (or pages) sent as their bytes.

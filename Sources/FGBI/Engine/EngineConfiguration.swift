@@ -78,8 +78,9 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// the engine is made (set-up), so that no encode up to that size pays a copy into a larger buffer or a
     /// first touch of fresh memory (about 0.4 GB/s here; a synchronisation's first steps spent a tenth of their
     /// encode there). At most the regions' pages. A ``Primary`` raises it to its pre-copy step
-    /// (``PrecopyPolicy/chunkPages``, 1024 by default); a larger epoch grows the buffers once. Memory: about
-    /// 8.5 MiB for 1024 pages.
+    /// (``PrecopyPolicy/chunkPages``, 1024 by default); a larger epoch grows the buffers once (and the parallel
+    /// encoder's own segments grow as before). Memory: about 8.3 MiB for 1024 pages with a compressor, half
+    /// without.
     public var deltaBufferPages = 1024
     /// How the content index keys hashes; tests force collisions with `.lowBits`.
     public var indexKeying = IndexKeying.fullHash

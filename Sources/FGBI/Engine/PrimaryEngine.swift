@@ -118,7 +118,9 @@ public final class PrimaryEngine: @unchecked Sendable {
         let body = bufferPages * (geometry.pageSize + geometry.blocksPerPage + 64)
         let framing = DeltaFormat.headerLength + DeltaFormat.checksumLength
         output.reserve(faultedIn: framing + body)
-        compressed.reserve(faultedIn: framing + configuration.effectiveCompression.bound(body))
+        if configuration.effectiveCompression != .none {
+            compressed.reserve(faultedIn: framing + configuration.effectiveCompression.bound(body))
+        }
     }
 
     deinit { for buffer in scratch { buffer.deallocate() } }

@@ -26,6 +26,54 @@ struct PageLoopEncodingTests {
         return capture
     }
 
+    /// A fresh page holding a block of other bytes under the zero block's hash (XXH3 can be made to collide on
+    /// purpose) goes block by block, as the block loop takes it, while the fresh pages beside it go in bulk.
+    @Test func aFreshPageWithABlockUnderTheZeroHashGoesBlockByBlock() throws {
+        let geometry = try BlockGeometry()
+        func encoder(byPage: Bool) -> BlockDeltaEncoder<ContentIndex> {
+            let index = ContentIndex(blockSize: 64, budgetBytes: 1 << 20, keying: .fullHash, regionBlocks: [64 * 64])
+            return BlockDeltaEncoder(geometry: geometry, index: index, encodesByPage: byPage)
+        }
+        let byPage = encoder(byPage: true)
+        let byBlock = encoder(byPage: false)
+        var random = SeededRandom(seed: 99)
+        func freshBlock() -> [UInt8] { (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) } }
+        // Epoch 0: 40 fresh pages, which put the encoders on anchors only; epoch 1: three more, the middle one
+        // with block 5 hashed as zeros.
+        for (epoch, pages) in [(0, Array(0..<40)), (1, [50, 51, 52])] {
+            let capture = EpochCapture()
+            capture.reset(epoch: UInt64(epoch), itemSize: 64)
+            capture.holdsBlocks = true
+            for page in pages {
+                for block in 0..<64 {
+                    freshBlock().withUnsafeBytes { raw in
+                        let forged = page == 51 && block == 5
+                        capture.append(
+                            BlockLocation(region: 0, block: page * 64 + block), from: raw.baseAddress!,
+                            oldHash: geometry.zeroBlockHash,
+                            newHash: forged ? geometry.zeroBlockHash : CSupport_xxh3_64(raw.baseAddress!, 64))
+                    }
+                }
+            }
+            var results: [(body: [UInt8], stats: EpochStatistics)] = []
+            for encoder in [byPage, byBlock] {
+                var body = ByteWriter()
+                var stats = EpochStatistics()
+                _ = encoder.encode(capture, sparse: true, into: &body, stats: &stats)
+                results.append((body.array, stats))
+            }
+            #expect(results[0].body == results[1].body, "epoch \(epoch): the loops' bytes differ")
+            var work = results[0].stats
+            work.pagesEncodedFresh = 0
+            #expect(work == results[1].stats)
+            if epoch == 0 {
+                try #require(byPage.anchors.anchorsOnly, "40 fresh pages put the encoder on anchors only")
+            } else {
+                #expect(results[0].stats.pagesEncodedFresh == 2, "pages 50 and 52 in bulk, 51 block by block")
+            }
+        }
+    }
+
     @Test(
         "the index mask marks held and sampled blocks, eight at a time as one by one",
         arguments: SIMDLevels.available)

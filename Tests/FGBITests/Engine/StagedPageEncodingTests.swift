@@ -120,7 +120,6 @@ struct StagedPageEncodingTests {
         }
     }
 
-    /// A capture of `pages` (region, page) of `regions`, staged as the copy strategy stages them.
     /// What an epoch's encoding produced, without which way the encoder went: only the one-thread encoder takes
     /// fresh pages in bulk (``BlockDeltaEncoder/encodeFresh``), writing what the block path writes.
     private static func work(_ statistics: EpochStatistics) -> EpochStatistics {
@@ -128,6 +127,8 @@ struct StagedPageEncodingTests {
         work.pagesEncodedFresh = 0
         return work
     }
+
+    /// A capture of `pages` (region, page) of `regions`, staged as the copy strategy stages them.
 
     private static func capture(epoch: UInt64, _ pages: [(Int, Int)], of regions: [GuestMemory], baseline: Bool)
         -> EpochCapture
