@@ -5,7 +5,8 @@ import CSupport
 /// The compressor runs only where it pays: when a body's sample saves less than ``minimumSaving`` of its
 /// bytes the body is stored as it is (the header says so, and the backup reads either), and so are the next
 /// bodies until the decision is made again, as often as ``SampleCadence`` says: every body of 6 MiB or more,
-/// every second or third of a few MiB, every 16th small one. A large body's sample is a few chunks spread
+/// every second or third of a few MiB, every 16th small one (never stretched: a small body's trial pays for
+/// itself). A large body's sample is a few chunks spread
 /// over it, compressed apart; a small body (up to ``sampleThreshold``) is its own sample, compressed whole
 /// and sent compressed if that saved anything at all. LZ4 on nearly incompressible bytes runs at ~0.6 GB/s
 /// here, slower than the whole `fgbi` encoder, to save a few percent: on the demo's guest workload it took

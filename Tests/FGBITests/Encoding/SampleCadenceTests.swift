@@ -3,8 +3,8 @@ import Testing
 @testable import FGBI
 
 /// How often the encoder's sampled decisions are made again (``SampleCadence``): until the bytes seen since a
-/// sample reach 16 times its bytes, or for 16 epochs, each bound doubled (up to four times) while samples keep
-/// confirming the decision.
+/// sample reach 16 times its bytes, or for 16 epochs, each bound doubled (up to a chosen stretch) while samples
+/// keep confirming the decision.
 @Suite("Sample cadence")
 struct SampleCadenceTests {
     /// Samples taken over `epochs` epochs of `bytes` each, each sample of `sampleBytes` and changing the decision
@@ -43,7 +43,7 @@ struct SampleCadenceTests {
     /// Samples that confirm the decision double its life, up to four times the base one; a sample that changes
     /// it brings the base life back.
     @Test func confirmedDecisionsLastLongerUntilOneChanges() {
-        var cadence = SampleCadence()
+        var cadence = SampleCadence(maximumStretch: 4)
         var sampledAt: [Int] = []
         var stretches: [Int] = []
         for epoch in 0..<160 where !cadence.reuses(bytes: 1 << 10) {
@@ -56,11 +56,10 @@ struct SampleCadenceTests {
         #expect(stretches == [1, 2, 4, 1, 2], "stretches \(stretches)")
     }
 
-    /// The assembler's decision to compress a large body follows the cadence: bodies of 2 MiB, whose samples
-    /// all confirm the first decision, are sampled at epochs 0, 3, 9, 21, 33 and 45, those of 8 MiB at 0, 1, 3
-    /// and every third epoch from then on.
+    /// The assembler's decision to compress a large body follows the cadence, unstretched: bodies of 2 MiB are
+    /// sampled every third epoch, those of 8 MiB every epoch, though every sample confirms the first.
     @Test func theAssemblerSamplesLargeBodiesByTheCadence() throws {
-        for (megabytes, expected) in [(2, 6), (8, 17)] {
+        for (megabytes, expected) in [(2, 16), (8, 48)] {
             let assembler = DeltaAssembler(
                 mode: .fgbi, compression: .lz4, geometry: try BlockGeometry(blockSize: 64), regionCount: 1,
                 minimumSaving: 0.10)

@@ -22,7 +22,8 @@ final class LiteralFormChooser {
     private let sparse: UnsafeMutablePointer<UInt8>
     /// The last decision, and when to make it again.
     private var lastChoice = true
-    private var cadence = SampleCadence(bytesFactor: LiteralFormChooser.cadenceBytesFactor)
+    private var cadence = SampleCadence(
+        bytesFactor: LiteralFormChooser.cadenceBytesFactor, maximumStretch: LiteralFormChooser.maximumStretch)
     /// Samples taken so far.
     var samples: Int { cadence.samples }
 
@@ -32,11 +33,17 @@ final class LiteralFormChooser {
     /// page written than the sparse epochs'; with twice it, every other source measured chose as before.
     static let marginFactor = 2.0
 
-    /// How many times its sample's bytes of capture a decision lasts (``SampleCadence``), at most 16 epochs.
-    /// With 16, the demo's guest (700 pages, 2.8 MB per epoch) was sampled every third epoch and those epochs
-    /// took 0.37 ms (40%) longer, an eighth of the encoder's mean time (Docs/BENCHMARKS.md); with 64 it is
-    /// sampled every ninth, an epoch of 24 MiB or more every epoch.
+    /// How many times its sample's bytes of capture a decision lasts (``SampleCadence``), at most 16 epochs,
+    /// before the stretch of confirmed decisions. With 16, the demo's guest (700 pages, 2.8 MB per epoch) was
+    /// sampled every third epoch and those epochs took 0.37 ms (40%) longer, an eighth of the encoder's mean
+    /// time (Docs/BENCHMARKS.md); with 64 it is sampled every ninth at first (then every 18th and 36th while
+    /// the samples confirm the decision), an epoch of 24 MiB or more every epoch at first.
     static let cadenceBytesFactor = 64
+
+    /// How far confirmed decisions stretch (``SampleCadence``): the sample is only a cost (0.35 ms a tenth of the
+    /// demo guest's epochs, which it confirmed every time), so while the content keeps its kind it is taken a
+    /// quarter as often.
+    static let maximumStretch = 4
 
     init(compression: Compression, minimumSaving: Double, blockSize: Int) {
         self.compression = compression
