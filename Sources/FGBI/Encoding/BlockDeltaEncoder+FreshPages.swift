@@ -46,12 +46,13 @@ extension BlockDeltaEncoder {
         var anchorBits: UInt64 = 0
         for item in 0..<page.count {
             let hash = page.newHashes[item]
-            guard hash & sampleMask == 0, hash != zeroHash || CSupport_is_zero(page.item(item), 64) == 0 else {
+            guard hash & sampleMask == 0 else { continue }
+            if hash == zeroHash {
+                // Zeros are not looked up; a block of other bytes with the zero block's hash (XXH3 can be made to
+                // collide on purpose) stops the shim's run: the block path takes it.
+                guard CSupport_is_zero(page.item(item), 64) != 0 else { return false }
                 continue
             }
-            // A block of other bytes with the zero block's hash (XXH3 can be made to collide on purpose) stops the
-            // shim's run: the block path takes it.
-            if hash == zeroHash { return false }
             consulted |= 1 << UInt64(item)
             let location = page.locations[item]
             if runCandidate(location) != nil { return false }

@@ -114,7 +114,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             minimumSaving: configuration.effectiveCompressionMinimumSaving, blockSize: geometry.blockSize)
         // Room for the delta of `deltaBufferPages` pages: each page's blocks as literals with their operation
         // bytes, a record header, and the compressor's bound for the body.
-        let bufferPages = min(configuration.deltaBufferPages, regions.reduce(0) { $0 + $1.pageCount })
+        let bufferPages = min(configuration.deltaBufferPages, regionBytes / geometry.pageSize)
         let body = bufferPages * (geometry.pageSize + geometry.blocksPerPage + 64)
         let framing = DeltaFormat.headerLength + DeltaFormat.checksumLength
         output.reserve(faultedIn: framing + body)
