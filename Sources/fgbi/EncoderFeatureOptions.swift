@@ -15,6 +15,17 @@ struct EncoderFeatureOptions: ParsableArguments {
             """)
     var splicing = false
 
+    @Flag(
+        name: .customLong("stream-captures"),
+        help: """
+            fgbi: copy every capture of whole pages with streaming stores, past the caches (default: captures up \
+            to a quarter of the last-level cache are copied with plain stores, and the encoder reads them there).
+            """)
+    var streamCaptures = false
+
+    /// ``EngineConfiguration/cachedCaptureBytes`` as the flags ask: nil keeps the default.
+    var cachedCaptureBytes: Int? { streamCaptures ? 0 : nil }
+
     /// Whether written pages that are whole copies of others go as page-copy records.
     var pageCopies: Bool { !noPageCopies }
 }

@@ -230,8 +230,9 @@ final class PageCopyFinder {
     }
 
     /// Starts loading the lines of a staged page that ``key(of:in:)`` reads: its first line (the zero check
-    /// stops there on most pages) and its probe blocks. A capture's pages are written with streaming stores,
-    /// so they are in memory, not in the caches, and each of those lines would otherwise be waited for.
+    /// stops there on most pages) and its probe blocks. A capture larger than the caches writes its pages with
+    /// streaming stores, so they are in memory, not in the caches, and each of those lines would otherwise be
+    /// waited for.
     @inline(__always)
     private func prefetchProbes(of staged: UnsafeMutableRawPointer) {
         let size = geometry.blockSize

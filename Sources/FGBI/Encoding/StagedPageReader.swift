@@ -152,8 +152,9 @@ final class StagedPageReader {
             let staged = pages.item(item)
             let table = tables[location.region]
             let changed = table.rehash(page: location.block, in: staged, previous: slot.previous)
-            // The next page's lines are requested now, to load while this one is encoded: the capture wrote
-            // them with streaming stores, so they are in memory, and the hardware does not stream across pages.
+            // The next page's lines are requested now, to load while this one is encoded: a capture larger than
+            // the caches wrote them with streaming stores (``EpochCapture/streamsPages``), so they are in memory,
+            // and the hardware does not stream across pages.
             if nextPage < endPage { CSupport_prefetch_span(pages.item(nextPage), geometry.pageSize) }
             if changed == 0 && recordsUnchanged { unchanged.append(location) }
             if changed != 0, let pageKeys {

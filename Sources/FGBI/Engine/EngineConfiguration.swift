@@ -60,6 +60,16 @@ public struct EngineConfiguration: Sendable, Equatable {
     public var captureRealtimePriority: Int?
     /// Epochs with fewer written pages are captured on one thread (waking helpers costs more).
     public var parallelCaptureMinimumPages = 256
+    /// A capture of whole pages up to this size is copied with plain stores, which leave the pages in the
+    /// caches for the encoder (the `fgbi` encoder reads each twice: its hashes, then its changed blocks); a
+    /// larger one with streaming stores, which write past the caches instead of evicting the guest's and the
+    /// encoder's working sets for pages that would be gone from them before they are read. By default a
+    /// quarter of the last-level cache (8 MiB here: a 700-page epoch of the demo, a 1024-page pre-copy step),
+    /// 4 MiB where the machine reports none; 0 streams every capture. Docs/BENCHMARKS.md has both ways.
+    public var cachedCaptureBytes = EngineConfiguration.defaultCachedCaptureBytes
+    /// A quarter of the last-level cache as the kernel describes it (`/sys/devices/system/cpu/cpu0/cache`), or
+    /// 4 MiB when it describes none.
+    public static var defaultCachedCaptureBytes: Int { (ProcessInfoLite.lastLevelCacheBytes ?? 16 << 20) / 4 }
     /// Whether the `fgbi` encoder looks, at any offset, for the bytes of a block that would go in a long form
     /// in the content index's stored copies (blocks sent earlier in the epoch, and content the backup holds),
     /// and sends it as a splice of those bytes and literal ones when that is shorter (`SpliceMatcher`):

@@ -202,6 +202,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let pages = work.reduce(0) { $0 + $1.count }
+        capture.streamsPages = pages * geometry.pageSize > configuration.cachedCaptureBytes
         // The page modes leave out pages the backup already holds: no fixed places, so one thread in order.
         let inOrder = capture.comparesWithBaseline && tables.isEmpty
         // Pinned helpers take every capture (the guest's pages stay in its cores' caches); otherwise small
@@ -254,8 +255,10 @@ public final class PrimaryEngine: @unchecked Sendable {
         precopyTaken = true
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
+        let pages = spans.reduce(0) { $0 + $1.count }
+        capture.streamsPages = pages * geometry.pageSize > configuration.cachedCaptureBytes
         captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
-        capture.pagesWritten = spans.reduce(0) { $0 + $1.count }
+        capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
         if capture.holdsPages { pendingPageCaptures.add(1, ordering: .releasing) }
         nextEpoch += 1

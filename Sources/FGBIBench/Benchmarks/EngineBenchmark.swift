@@ -28,6 +28,8 @@ public struct EngineBenchmark: Sendable {
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
         public var pageCopies = true
+        /// ``EngineConfiguration/cachedCaptureBytes``; nil: the default.
+        public var cachedCaptureBytes: Int?
         public var seed: UInt64 = 2011
         /// Replay this recorded trace (Docs/TRACE.md) instead of the synthetic workloads: the region is one
         /// image long and each epoch writes the next image (up to `epochs`, or as many as it has).
@@ -255,6 +257,7 @@ public struct EngineBenchmark: Sendable {
         engineConfiguration.setCacheBudget(bytes: configuration.cacheBudgetBytes)
         engineConfiguration.splicing = configuration.splicing
         engineConfiguration.pageCopies = configuration.pageCopies
+        if let bytes = configuration.cachedCaptureBytes { engineConfiguration.cachedCaptureBytes = bytes }
         engineConfiguration.encodeThreads = encodeThreads
         engineConfiguration.choosesEncodeThreadsByTime = !configuration.alwaysSplit
         if let saving = configuration.compressionMinimumSaving { engineConfiguration.compressionMinimumSaving = saving }

@@ -31,6 +31,8 @@ public struct ReplicateBenchmark: Sendable {
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
         public var pageCopies = true
+        /// ``EngineConfiguration/cachedCaptureBytes``; nil: the default.
+        public var cachedCaptureBytes: Int?
         /// Whether every frame is encrypted (ChaCha20-Poly1305, as off loopback), with a key made for each run;
         /// its cost then counts in both sides' CPU.
         public var encrypt = false
@@ -266,6 +268,7 @@ public struct ReplicateBenchmark: Sendable {
         primaryConfiguration.engine.setCacheBudget(bytes: configuration.cacheBudgetBytes)
         primaryConfiguration.engine.splicing = configuration.splicing
         primaryConfiguration.engine.pageCopies = configuration.pageCopies
+        if let bytes = configuration.cachedCaptureBytes { primaryConfiguration.engine.cachedCaptureBytes = bytes }
         primaryConfiguration.tracker = configuration.tracker
         primaryConfiguration.epochInterval = .milliseconds(configuration.epochMilliseconds)
         primaryConfiguration.backupTimeout = .seconds(10)

@@ -20,6 +20,8 @@ public struct ReplicationDemo: Sendable {
     public var writerThreads = 2
     public var pagesPerSecond = 20_000
     public var epochMilliseconds = 25
+    /// The live primary's ``EngineConfiguration/cachedCaptureBytes``; nil: the default.
+    public var cachedCaptureBytes: Int?
     /// Replicate a recorded trace (one image per epoch interval, until it ends) instead of the workload;
     /// the region is one image long.
     public var trace: TraceDirectory?
@@ -186,6 +188,7 @@ public struct ReplicationDemo: Sendable {
         // Copying the written pages in the pause (what auto settles on here) lets the shadows see whole pages.
         configuration.engine = EngineConfiguration(mode: mode, blockSize: blockSize)
         configuration.engine.captureStrategy = .copyPages
+        if let cachedCaptureBytes { configuration.engine.cachedCaptureBytes = cachedCaptureBytes }
         configuration.tracker = tracker
         configuration.epochInterval = .milliseconds(epochMilliseconds)
         configuration.reconnectWindow = .zero

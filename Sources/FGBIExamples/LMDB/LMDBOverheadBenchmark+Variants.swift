@@ -39,6 +39,7 @@ extension LMDBOverheadBenchmark {
         if let bytes = configuration.cacheBudgetBytes { settings.engine.setCacheBudget(bytes: bytes) }
         settings.engine.splicing = configuration.splicing
         settings.engine.pageCopies = configuration.pageCopies
+        if let bytes = configuration.cachedCaptureBytes { settings.engine.cachedCaptureBytes = bytes }
         return settings
     }
 

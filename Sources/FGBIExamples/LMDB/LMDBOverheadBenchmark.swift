@@ -46,6 +46,8 @@ public struct LMDBOverheadBenchmark {
         public var splicing = false
         /// Whether the `fgbi` encoder sends page copies (``EngineConfiguration/pageCopies``).
         public var pageCopies = true
+        /// ``EngineConfiguration/cachedCaptureBytes``; nil: the default.
+        public var cachedCaptureBytes: Int?
         /// Whether every frame is encrypted (ChaCha20-Poly1305, as off loopback), with a key made for each run.
         public var encrypt = false
         /// SCHED_FIFO priority of the paused stage's threads (``EngineConfiguration/captureRealtimePriority``);

@@ -129,6 +129,7 @@ extension FGBICommand {
             configuration.cacheBudgetBytes = cache.mebibytes << 20
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
+            configuration.cachedCaptureBytes = encoderFeatures.cachedCaptureBytes
             configuration.compressionMinimumSaving = compressionMinimumSaving
             if let trace {
                 do {

@@ -185,6 +185,7 @@ extension FGBICommand {
             }
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
+            configuration.cachedCaptureBytes = encoderFeatures.cachedCaptureBytes
             configuration.encrypt = encryption.encrypt
             configuration.cacheBudgetBytes = try cache.budgetBytes()
             if let captureBuffers {

@@ -128,6 +128,7 @@ extension FGBICommand {
             configuration.cacheBudgetBytes = cache.mebibytes << 20
             configuration.splicing = encoderFeatures.splicing
             configuration.pageCopies = encoderFeatures.pageCopies
+            configuration.cachedCaptureBytes = encoderFeatures.cachedCaptureBytes
             configuration.encrypt = encryption.encrypt
             configuration.seed = seed
             return configuration

@@ -69,6 +69,15 @@ extension FGBICommand {
         @Flag(help: "Print the summary as JSON (progress still goes to the terminal).")
         var json = false
 
+        @Flag(
+            name: .customLong("stream-captures"),
+            help: """
+                Copy every capture of whole pages with streaming stores, past the caches (default: captures up \
+                to a quarter of the last-level cache are copied with plain stores, and the encoder reads them \
+                there).
+                """)
+        var streamCaptures = false
+
         @Option(
             help:
                 """
@@ -108,6 +117,7 @@ extension FGBICommand {
             demo.writerThreads = threads
             demo.pagesPerSecond = pagesPerSecond
             demo.epochMilliseconds = epochMilliseconds
+            if streamCaptures { demo.cachedCaptureBytes = 0 }
             if let trace {
                 do {
                     demo.trace = try TraceDirectory.open(trace)
