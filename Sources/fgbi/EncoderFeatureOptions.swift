@@ -15,16 +15,24 @@ struct EncoderFeatureOptions: ParsableArguments {
             """)
     var splicing = false
 
-    @Flag(
-        name: .customLong("stream-captures"),
+    @Option(
+        name: .customLong("cached-capture-mib"),
         help: """
-            fgbi: copy every capture of whole pages with streaming stores, past the caches (default: captures up \
-            to a quarter of the last-level cache are copied with plain stores, and the encoder reads them there).
+            Captures of whole pages up to this many MiB are copied with plain stores, which leave them in the \
+            caches for the encoder; larger ones with streaming stores, past the caches. 0 streams every capture \
+            (default: a quarter of the last-level cache).
             """)
-    var streamCaptures = false
+    var cachedCaptureMiB: Int?
 
-    /// ``EngineConfiguration/cachedCaptureBytes`` as the flags ask: nil keeps the default.
-    var cachedCaptureBytes: Int? { streamCaptures ? 0 : nil }
+    /// ``EngineConfiguration/cachedCaptureBytes`` as the options ask: nil keeps the default.
+    var cachedCaptureBytes: Int? { cachedCaptureMiB.map { $0 << 20 } }
+
+    /// Checks the options' values.
+    func validate() throws {
+        if let cachedCaptureMiB, cachedCaptureMiB < 0 || cachedCaptureMiB > 1 << 20 {
+            throw ValidationError("--cached-capture-mib must be between 0 and 1048576, not \(cachedCaptureMiB)")
+        }
+    }
 
     /// Whether written pages that are whole copies of others go as page-copy records.
     var pageCopies: Bool { !noPageCopies }
