@@ -150,6 +150,9 @@ final class ContentIndex {
     @inline(__always)
     func heldBit(_ location: UInt64) -> Int? {
         guard heldBits > 0 else { return nil }
+        // Unchecked in release builds (`regionBitOffsets` is a raw pointer): locations come from the engine's own
+        // captures, of its own regions.
+        assert(Int(location >> 40) < regionBlockCounts.count, "a location in region \(location >> 40)")
         return regionBitOffsets[Int(location >> 40)] + Int(location & (BlockLocation.maxBlocksPerRegion - 1))
     }
 

@@ -39,8 +39,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     private(set) var admission = IndexAdmission()
     /// Where the last copied block was, and how far its source was from it: a block shortly after it is
     /// first compared with the content at the same distance (a copied page or object is a run of copied
-    /// blocks), found by location with no table probe.
-    var runHint = (from: UInt64.max, offset: UInt64(0))
+    /// blocks), found by location with no table probe. Before any copy, no location is within reach.
+    var runHint = (from: UInt64.max &- runHintReach, offset: UInt64(0))
     /// How many blocks after a copied block its distance is tried.
     static var runHintReach: UInt64 { 128 }
     /// Where the index finds copies by location (``BlockIndex/findsByLocation``): whether this epoch looks up

@@ -27,7 +27,8 @@ struct PageLoopEncodingTests {
     }
 
     /// A fresh page holding a block of other bytes under the zero block's hash (XXH3 can be made to collide on
-    /// purpose) goes block by block, as the block loop takes it, while the fresh pages beside it go in bulk.
+    /// purpose) goes block by block, as the block loop takes it, while the fresh pages beside it go in bulk, the
+    /// region's first two pages too (before any copy, no block is within reach of a copied run).
     @Test func aFreshPageWithABlockUnderTheZeroHashGoesBlockByBlock() throws {
         let geometry = try BlockGeometry()
         func encoder(byPage: Bool) -> BlockDeltaEncoder<ContentIndex> {
@@ -38,16 +39,16 @@ struct PageLoopEncodingTests {
         let byBlock = encoder(byPage: false)
         var random = SeededRandom(seed: 99)
         func freshBlock() -> [UInt8] { (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next() | 1) } }
-        // Epoch 0: 40 fresh pages, which put the encoders on anchors only; epoch 1: three more, the middle one
-        // with block 5 hashed as zeros.
-        for (epoch, pages) in [(0, Array(0..<40)), (1, [50, 51, 52])] {
+        // Epoch 0: 40 fresh pages, which put the encoders on anchors only; epoch 1: five more, page 61 with block 5
+        // hashed as zeros.
+        for (epoch, pages) in [(0, Array(20..<60)), (1, [0, 1, 60, 61, 62])] {
             let capture = EpochCapture()
             capture.reset(epoch: UInt64(epoch), itemSize: 64)
             capture.holdsBlocks = true
             for page in pages {
                 for block in 0..<64 {
                     freshBlock().withUnsafeBytes { raw in
-                        let forged = page == 51 && block == 5
+                        let forged = page == 61 && block == 5
                         capture.append(
                             BlockLocation(region: 0, block: page * 64 + block), from: raw.baseAddress!,
                             oldHash: geometry.zeroBlockHash,
@@ -69,7 +70,8 @@ struct PageLoopEncodingTests {
             if epoch == 0 {
                 try #require(byPage.anchors.anchorsOnly, "40 fresh pages put the encoder on anchors only")
             } else {
-                #expect(results[0].stats.pagesEncodedFresh == 2, "pages 50 and 52 in bulk, 51 block by block")
+                #expect(
+                    results[0].stats.pagesEncodedFresh == 4, "pages 0, 1, 60 and 62 in bulk, 61 block by block")
             }
         }
     }
