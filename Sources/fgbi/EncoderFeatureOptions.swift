@@ -15,24 +15,10 @@ struct EncoderFeatureOptions: ParsableArguments {
             """)
     var splicing = false
 
-    @Option(
-        name: .customLong("cached-capture-mib"),
-        help: """
-            Captures of whole pages up to this many MiB are copied with plain stores, which leave them in the \
-            caches for the encoder; larger ones with streaming stores, past the caches. 0 streams every capture \
-            (default: a quarter of the last-level cache).
-            """)
-    var cachedCaptureMiB: Int?
+    @OptionGroup var cachedCapture: CachedCaptureOption
 
     /// ``EngineConfiguration/cachedCaptureBytes`` as the options ask: nil keeps the default.
-    var cachedCaptureBytes: Int? { cachedCaptureMiB.map { $0 << 20 } }
-
-    /// Checks the options' values.
-    func validate() throws {
-        if let cachedCaptureMiB, cachedCaptureMiB < 0 || cachedCaptureMiB > 1 << 20 {
-            throw ValidationError("--cached-capture-mib must be between 0 and 1048576, not \(cachedCaptureMiB)")
-        }
-    }
+    var cachedCaptureBytes: Int? { cachedCapture.bytes }
 
     /// Whether written pages that are whole copies of others go as page-copy records.
     var pageCopies: Bool { !noPageCopies }

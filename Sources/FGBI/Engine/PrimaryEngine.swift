@@ -202,7 +202,7 @@ public final class PrimaryEngine: @unchecked Sendable {
             }
         }
         let pages = work.reduce(0) { $0 + $1.count }
-        capture.streamsPages = pages * geometry.pageSize > configuration.cachedCaptureBytes
+        capture.streamsPages = streamsCapture(ofPages: pages)
         // The page modes leave out pages the backup already holds: no fixed places, so one thread in order.
         let inOrder = capture.comparesWithBaseline && tables.isEmpty
         // Pinned helpers take every capture (the guest's pages stay in its cores' caches); otherwise small
@@ -256,7 +256,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
         let pages = spans.reduce(0) { $0 + $1.count }
-        capture.streamsPages = pages * geometry.pageSize > configuration.cachedCaptureBytes
+        capture.streamsPages = streamsCapture(ofPages: pages)
         captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
         capture.pagesWritten = pages
         capture.captureNanoseconds = MonotonicClock.nanoseconds() - start
@@ -291,6 +291,12 @@ public final class PrimaryEngine: @unchecked Sendable {
                 $0.choose(rehashAllowed: rehashAllowed, favouringCopy: copiesPay, stagingReady: stagingReady)
             }
         }
+    }
+
+    /// Whether a capture of `pages` whole pages goes in with streaming stores: when it is larger than
+    /// ``EngineConfiguration/cachedCaptureBytes`` (``EpochCapture/streamsPages``).
+    private func streamsCapture(ofPages pages: Int) -> Bool {
+        pages * geometry.pageSize > configuration.cachedCaptureBytes
     }
 
     /// One thread's capture of `spans`, appended to `capture`.

@@ -69,14 +69,7 @@ extension FGBICommand {
         @Flag(help: "Print the summary as JSON (progress still goes to the terminal).")
         var json = false
 
-        @Option(
-            name: .customLong("cached-capture-mib"),
-            help: """
-                Captures of whole pages up to this many MiB are copied with plain stores, which leave them in \
-                the caches for the encoder; larger ones with streaming stores. 0 streams every capture \
-                (default: a quarter of the last-level cache).
-                """)
-        var cachedCaptureMiB: Int?
+        @OptionGroup var cachedCapture: CachedCaptureOption
 
         @Option(
             help:
@@ -102,9 +95,6 @@ extension FGBICommand {
             guard (1...10_000).contains(epochMilliseconds) else {
                 throw ValidationError("--epoch-ms must be between 1 and 10000")
             }
-            if let cachedCaptureMiB, cachedCaptureMiB < 0 || cachedCaptureMiB > 1 << 20 {
-                throw ValidationError("--cached-capture-mib must be between 0 and 1048576, not \(cachedCaptureMiB)")
-            }
         }
 
         func run() throws {
@@ -120,7 +110,7 @@ extension FGBICommand {
             demo.writerThreads = threads
             demo.pagesPerSecond = pagesPerSecond
             demo.epochMilliseconds = epochMilliseconds
-            demo.cachedCaptureBytes = cachedCaptureMiB.map { $0 << 20 }
+            demo.cachedCaptureBytes = cachedCapture.bytes
             if let trace {
                 do {
                     demo.trace = try TraceDirectory.open(trace)
