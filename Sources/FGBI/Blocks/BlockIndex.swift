@@ -66,6 +66,8 @@ protocol BlockIndex: AnyObject {
     func addAbsent(hash: UInt64, at location: BlockLocation, bytes: UnsafeRawPointer, ordinal: Int)
     /// Entries held now (for this backup).
     var entryCount: Int { get }
+    /// Stored copies held at most (for a shared index, by all its members together).
+    var copyCapacity: Int { get }
     /// The slot + 1 of the stored copy that the last addition or store filled, for ``SpliceMatcher``
     /// (0: the index does not offer its stored copies to splices).
     var slotFilledLast: UInt32 { get }

@@ -88,6 +88,7 @@ final class ContentIndex {
     static let maximumCopies = Int(Entry.slotMask) - 1
 
     var entryCount: Int { counters.pointee.entries }
+    var copyCapacity: Int { slotCount }
     var evictions: Int { counters.pointee.evictions }
     /// Sweeps of stale entries so far.
     var sweeps: Int { counters.pointee.sweeps }

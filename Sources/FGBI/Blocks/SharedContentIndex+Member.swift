@@ -37,6 +37,7 @@ extension SharedContentIndex {
         }
 
         var entryCount: Int { table.pointee.count }
+        var copyCapacity: Int { group.slotCount }
 
         /// Bytes of this member's entry table.
         var metadataBytes: Int { (mask + 1) * MemoryLayout<Entry>.stride }

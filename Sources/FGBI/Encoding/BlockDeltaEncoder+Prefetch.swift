@@ -42,7 +42,7 @@ extension BlockDeltaEncoder {
     func prefetch(_ item: Int, _ capture: EpochCapture.View) {
         prefetchIndex(
             hash: capture.newHashes[item], location: capture.locations[item], oldHash: capture.oldHashes[item],
-            sampleMask: admission.mask)
+            sampleMask: sampleMask)
         index.prefetchEviction(ahead: Self.prefetchDistance / 2)
     }
 
@@ -58,7 +58,7 @@ extension BlockDeltaEncoder {
         index.prefetchPreviousContent(
             at: capture.locations[item], hash: capture.oldHashes[item], bytes: differences.offers(hash))
         if let matcher, hash != zeroHash { matcher.prefetchEntries(capture.item(item), ordinal: ordinal, hash: hash) }
-        guard hash & admission.mask == 0, hash != zeroHash else { return }
+        guard hash & sampleMask == 0, hash != zeroHash else { return }
         if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
         if findsByLocation, let candidate = runCandidate(capture.locations[item]) {
             index.prefetchCandidate(candidate, content: true)

@@ -37,6 +37,9 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     @exclusivity(unchecked) var positions = RecordPositionWriter()
     /// Whether this epoch looks up every block or a sample (``IndexAdmission``).
     private(set) var admission = IndexAdmission()
+    /// A first pass's captures the index learns from (``FirstPassLearning``), and whether it learns this one.
+    var firstPass: FirstPassLearning
+    var learnsCapture = true
     /// Where the last copied block was, and how far its source was from it: a block shortly after it is
     /// first compared with the content at the same distance (a copied page or object is a run of copied
     /// blocks), found by location with no table probe. Before any copy, no location is within reach.
@@ -69,6 +72,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         matcher = splicing && index is ContentIndex ? SpliceMatcher(blockSize: geometry.blockSize) : nil
         zeroHash = geometry.zeroBlockHash
         findsByLocation = index.findsByLocation
+        firstPass = FirstPassLearning(copiesPerPage: geometry.blocksPerPage)
         diff = .allocate(capacity: 2 * (geometry.blockSize + 16))
     }
 
@@ -112,6 +116,8 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         _ capture: EpochCapture, reading reader: StagedPageReader?, recordUnchanged: Bool, sparse: Bool,
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) -> (records: Int, pagesHeld: Int) {
+        beginCapture(capture)
+        defer { endCapture(capture, stats: stats) }
         guard let reader else {
             let records = encode(capture, sparse: sparse, into: &body, stats: &stats)
             pageCopies?.learnKeys(of: capture)
@@ -144,7 +150,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         let sparseCode: UInt8? = sparse ? DeltaFormat.BlockOp.sparse.rawValue : nil
         index.beginEpoch(epoch)
         matcher?.beginEpoch(counting: &stats)
-        let sampleMask = admission.mask
+        let sampleMask = self.sampleMask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
         let distance = Self.prefetchDistance
@@ -176,9 +182,6 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
     var encodesByRuns: Bool {
         encodesByPage && geometry.blockSize == 64 && geometry.blocksPerPage == 64 && index.keepsLocationBits
     }
-
-    /// The sample of this epoch's lookups (``IndexAdmission``), until the epoch is encoded.
-    var sampleMask: UInt64 { admission.mask }
 
     /// Which blocks of `page` need the index (bit per block, from its first; every one without
     /// ``encodesByRuns``). Reads the index's per-location bits and changes nothing, so threads may ask at
@@ -237,7 +240,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
         index.beginEpoch(epoch)
         matcher?.beginEpoch(counting: &stats)
         positions.reset()
-        let sampleMask = admission.mask
+        let sampleMask = self.sampleMask
         let usefulBefore = stats.sharedHits + stats.diffBlocks
         let consultedBefore = stats.blocksConsulted
         var forms = CSupport_block_forms()

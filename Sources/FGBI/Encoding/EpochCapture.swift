@@ -27,6 +27,10 @@ public final class EpochCapture: @unchecked Sendable {
     /// A pre-copy step of the session's first pass (every page once, less those a resynchronised backup
     /// already holds), not of a later round.
     public internal(set) var isFirstPass = false
+    /// In a first pass (``isFirstPass``): how many of the pass's pages are captured after this capture's, which
+    /// decides whether the encoders learn from it (their stores would keep its content past the pass); nil
+    /// outside a first pass, or when the engine learns from all of it (``EngineConfiguration/learnsWholeFirstPass``).
+    var firstPassPagesAfter: Int?
     /// The items are the changed blocks the `fgbi` rehash strategy found, not whole pages.
     public internal(set) var holdsBlocks = false
     /// The pages are in the first pass of a session whose backup holds content: each page whose hash equals
@@ -127,6 +131,7 @@ public final class EpochCapture: @unchecked Sendable {
         holdsPages = false
         isPrecopy = false
         isFirstPass = false
+        firstPassPagesAfter = nil
         holdsBlocks = false
         comparesWithBaseline = false
         streamsPages = true

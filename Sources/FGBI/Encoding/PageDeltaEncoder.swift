@@ -4,7 +4,8 @@ import CSupport
 /// - `page` and `page-lz4`: every written page whole (Remus; the compressor makes the difference);
 /// - `xbzrle`: a page of zeros as a one-byte record; a page whose previous version is in the page cache as
 ///   a run-length difference against it, when that is smaller than the page; otherwise the page whole
-///   (QEMU's XBZRLE, with its zero-page check). The cache is updated with every page sent.
+///   (QEMU's XBZRLE, with its zero-page check). The cache is updated with every page sent, but in the captures
+///   of a first pass whose pages it would not keep past the pass (``FirstPassLearning``).
 final class PageDeltaEncoder {
     private let mode: ReplicationMode
     private let pageSize: Int
@@ -12,6 +13,8 @@ final class PageDeltaEncoder {
     private let cache: CopyStore?
     private let diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
+    /// Which captures of a first pass the cache learns from: a page leads to one copy.
+    private var firstPass = FirstPassLearning(copiesPerPage: 1)
 
     init(mode: ReplicationMode, pageSize: Int, cacheBudgetBytes: Int) {
         self.mode = mode
@@ -31,12 +34,14 @@ final class PageDeltaEncoder {
     /// Encodes `capture` (whole pages) into `body`; returns the record count and fills `stats`.
     func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
         positions.reset()
+        let learns = firstPass.learns(pagesAfter: capture.firstPassPagesAfter, capacity: cache?.capacity ?? 1)
+        if capture.firstPassPagesAfter != nil { firstPass.record(pages: capture.count, copies: capture.count) }
         for item in 0..<capture.count {
             let location = capture.locations[item]
             let bytes = UnsafeRawPointer(capture.item(item))
             positions.write(region: location.region, page: location.block, to: &body)
             if let cache {
-                encodeXBZRLE(location, bytes, cache: cache, into: &body, stats: &stats)
+                encodeXBZRLE(location, bytes, cache: cache, learning: learns, into: &body, stats: &stats)
             } else {
                 body.byte(DeltaFormat.RecordKind.pageRaw.rawValue)
                 body.raw(bytes, count: pageSize)
@@ -50,11 +55,12 @@ final class PageDeltaEncoder {
 
     @inline(__always)
     private func encodeXBZRLE(
-        _ location: BlockLocation, _ bytes: UnsafeRawPointer, cache: CopyStore,
+        _ location: BlockLocation, _ bytes: UnsafeRawPointer, cache: CopyStore, learning: Bool,
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) {
         let key = cacheKey(location)
-        defer { cache.store(key, tag: location.packed, from: bytes) }
+        // Not learning, a copy the cache holds of this page is replaced all the same: it is stale now.
+        defer { if learning || cache.find(key) != nil { cache.store(key, tag: location.packed, from: bytes) } }
         if CSupport_is_zero(bytes, pageSize) != 0 {
             body.byte(DeltaFormat.RecordKind.pageZero.rawValue)
             stats.zeroBlocks += 1

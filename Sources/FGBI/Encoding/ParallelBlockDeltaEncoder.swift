@@ -131,7 +131,7 @@ final class ParallelBlockDeltaEncoder {
         stats: inout EpochStatistics
     ) -> (records: Int, pagesHeld: Int) {
         let blocks = staged ? capture.count * geometry.blocksPerPage : capture.count
-        let sampleMask = encoder.sampleMask
+        let sampleMask = encoder.beginCapture(capture)
         // Every block needs the index when all are looked up, or when the encoder cannot tell which do (block
         // sizes other than 64 bytes).
         let everyBlockSetAside = sampleMask == 0 || !encoder.encodesByRuns
@@ -200,8 +200,8 @@ final class ParallelBlockDeltaEncoder {
         let destination = body.extend(by: total)
         crew.perform(chunks: ranges.count) { chunk, _ in self.join(self.shards[chunk], into: destination) }
         stats.blocksDirty = blockCount
-        stats.encodeThreads = threads
-        stats.epochsEncodedSplit = 1
+        encoder.endCapture(capture, stats: stats)
+        (stats.encodeThreads, stats.epochsEncodedSplit) = (threads, 1)
         stats.indexEntries = index.entryCount
         encoder.pageCopies?.learnKeys(of: capture)
         return (records, pagesHeld)

@@ -34,8 +34,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var nextEpoch: UInt64
     /// The session's first pass (every page) is still to come.
     private var firstPassPending = true
-    /// A pre-copy capture was taken this session.
+    /// A pre-copy capture was taken this session, and the pages of the first pass captured so far.
     private var precopyTaken = false
+    private var firstPassPagesCaptured = 0
     /// Per region, the XXH3-64 of each page the backup holds, when it holds content (resynchronisation).
     private let baseline: BaselineHashes
     /// Per capture thread: the previous hashes of the page being rehashed.
@@ -256,6 +257,10 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
         let pages = spans.reduce(0) { $0 + $1.count }
+        if firstPass && !configuration.learnsWholeFirstPass {
+            firstPassPagesCaptured += pages
+            capture.firstPassPagesAfter = max(regions.reduce(0) { $0 + $1.pageCount } - firstPassPagesCaptured, 0)
+        }
         capture.streamsPages = streamsCapture(ofPages: pages)
         captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
         capture.pagesWritten = pages

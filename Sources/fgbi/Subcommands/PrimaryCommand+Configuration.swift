@@ -111,6 +111,7 @@ extension FGBICommand.PrimaryCommand {
             configuration.hotPages = try HotPagePolicy.parse(hotPages)
             configuration.epochInterval = .milliseconds(epochMilliseconds)
             configuration.precopy.enabled = !noPrecopy
+            configuration.engine.learnsWholeFirstPass = learnWholeFirstPass
             configuration.precopy.maximumRounds = precopyRounds
             configuration.precopy.fetchesBlockHashes = !noBlockHashes
             configuration.reconnectWindow = .milliseconds(Int64(reconnectSeconds * 1000))

@@ -211,6 +211,16 @@ extension FGBICommand {
         var noPrecopy = false
 
         @Flag(
+            name: .customLong("learn-whole-first-pass"),
+            help:
+                """
+                Teach the encoder's store every page of the synchronisation's first pass, not only the pages it \
+                keeps past the pass: fewer bytes (copies found within the pass), more CPU (Docs/OPERATIONS.md).
+                """
+        )
+        var learnWholeFirstPass = false
+
+        @Flag(
             name: .customLong("no-block-hashes"),
             help:
                 """

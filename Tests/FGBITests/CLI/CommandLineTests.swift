@@ -368,6 +368,10 @@ struct CommandLineTests {
         try replicateThroughProcesses(primaryOptions: [])
     }
 
+    @Test func primaryLearnsTheWholeFirstPassWhenAsked() throws {
+        try replicateThroughProcesses(primaryOptions: ["--learn-whole-first-pass"])
+    }
+
     @Test(
         "the capture on the guest's CPU, at realtime priority, through the CLI",
         .enabled(if: CaptureCrewTests.realtimeAllowed, "SCHED_FIFO needs root, CAP_SYS_NICE or RLIMIT_RTPRIO"))
