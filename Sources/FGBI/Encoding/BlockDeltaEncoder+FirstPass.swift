@@ -18,6 +18,6 @@ extension BlockDeltaEncoder {
     func endCapture(_ capture: EpochCapture, stats: EpochStatistics) {
         learnsCapture = true
         guard capture.firstPassPagesAfter != nil else { return }
-        firstPass.record(pages: capture.pagesWritten, copies: stats.blocksDirty - stats.zeroBlocks)
+        firstPass.record(pages: capture.pagesWritten, copies: max(stats.blocksDirty - stats.zeroBlocks, 0))
     }
 }

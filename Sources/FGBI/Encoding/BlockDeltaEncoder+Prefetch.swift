@@ -57,7 +57,9 @@ extension BlockDeltaEncoder {
         let hash = capture.newHashes[item]
         index.prefetchPreviousContent(
             at: capture.locations[item], hash: capture.oldHashes[item], bytes: differences.offers(hash))
-        if let matcher, hash != zeroHash { matcher.prefetchEntries(capture.item(item), ordinal: ordinal, hash: hash) }
+        if let matcher, learnsCapture, hash != zeroHash {
+            matcher.prefetchEntries(capture.item(item), ordinal: ordinal, hash: hash)
+        }
         guard hash & sampleMask == 0, hash != zeroHash else { return }
         if searchesTable(hash: hash, location: capture.locations[item]) { index.prefetchMatch(hash: hash) }
         if findsByLocation, let candidate = runCandidate(capture.locations[item]) {

@@ -389,7 +389,7 @@ final class BlockDeltaEncoder<Index: BlockIndex> {
             }
         }
         let length = body.count - start
-        guard let matcher, length > Self.spliceFloor,
+        guard let matcher, learnsCapture, length > Self.spliceFloor,
             matcher.splice(bytes, ordinal: ordinal, hash: hash, location: location, limit: length, index: index)
         else { return }
         body.truncate(to: start)

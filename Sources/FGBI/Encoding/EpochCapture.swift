@@ -29,7 +29,8 @@ public final class EpochCapture: @unchecked Sendable {
     public internal(set) var isFirstPass = false
     /// In a first pass (``isFirstPass``): how many of the pass's pages are captured after this capture's, which
     /// decides whether the encoders learn from it (their stores would keep its content past the pass); nil
-    /// outside a first pass, or when the engine learns from all of it (``EngineConfiguration/learnsWholeFirstPass``).
+    /// outside a first pass, in a resynchronisation's, or when the engine learns from all of it
+    /// (``EngineConfiguration/learnsWholeFirstPass``). Shadow encoders of the capture follow the capturing engine.
     var firstPassPagesAfter: Int?
     /// The items are the changed blocks the `fgbi` rehash strategy found, not whole pages.
     public internal(set) var holdsBlocks = false

@@ -59,16 +59,15 @@ final class PageDeltaEncoder {
         into body: inout ByteWriter, stats: inout EpochStatistics
     ) {
         let key = cacheKey(location)
+        let held = cache.find(key)
         // Not learning, a copy the cache holds of this page is replaced all the same: it is stale now.
-        defer { if learning || cache.find(key) != nil { cache.store(key, tag: location.packed, from: bytes) } }
+        defer { if learning || held != nil { cache.store(key, tag: location.packed, from: bytes) } }
         if CSupport_is_zero(bytes, pageSize) != 0 {
             body.byte(DeltaFormat.RecordKind.pageZero.rawValue)
             stats.zeroBlocks += 1
             return
         }
-        let previous = cache.find(key).flatMap {
-            cache.tag($0) == location.packed ? UnsafeRawPointer(cache.bytes($0)) : nil
-        }
+        let previous = held.flatMap { cache.tag($0) == location.packed ? UnsafeRawPointer(cache.bytes($0)) : nil }
         writeDifferenceOrLiteral(
             bytes, length: pageSize, base: previous, scratch: diff,
             differenceCode: DeltaFormat.RecordKind.pageDiff.rawValue,

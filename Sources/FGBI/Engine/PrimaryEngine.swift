@@ -257,7 +257,7 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.holdsPages = !tables.isEmpty
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
         let pages = spans.reduce(0) { $0 + $1.count }
-        if firstPass && !configuration.learnsWholeFirstPass {
+        if firstPass && !configuration.learnsWholeFirstPass && !capture.comparesWithBaseline {
             firstPassPagesCaptured += pages
             capture.firstPassPagesAfter = max(regions.reduce(0) { $0 + $1.pageCount } - firstPassPagesCaptured, 0)
         }

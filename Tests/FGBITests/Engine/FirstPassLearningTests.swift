@@ -35,12 +35,19 @@ struct FirstPassLearningTests {
     /// 16 pages, only the last step is learnt from (the only one looked up in the index), so only the last
     /// pages' changes find their previous content; with a store larger than the region, every page's do.
     /// Learning the whole pass (``EngineConfiguration/learnsWholeFirstPass``), every step is looked up. The
-    /// backup equals the primary after every step.
-    @Test("a first pass learns only what its store keeps", arguments: [ReplicationMode.fgbi, .xbzrle])
-    func firstPassLearnsOnlyWhatTheStoreKeeps(mode: ReplicationMode) throws {
+    /// backup equals the primary after every step. For fgbi on one thread and split over two, with 64- and
+    /// 128-byte blocks, and for xbzrle.
+    @Test("a first pass learns only what its store keeps", arguments: ["fgbi", "fgbi-split", "fgbi-128", "xbzrle"])
+    func firstPassLearnsOnlyWhatTheStoreKeeps(variant: String) throws {
         let pages = 128
+        let mode: ReplicationMode = variant == "xbzrle" ? .xbzrle : .fgbi
         for (budgetPages, whole) in [(16, false), (16, true), (2 * pages, false)] {
-            var configuration = EngineConfiguration(mode: mode)
+            var configuration = EngineConfiguration(mode: mode, blockSize: variant == "fgbi-128" ? 128 : 64)
+            if variant == "fgbi-split" {
+                configuration.encodeThreads = 2
+                configuration.parallelEncodeMinimumBlocks = 0
+                configuration.choosesEncodeThreadsByTime = false
+            }
             configuration.learnsWholeFirstPass = whole
             configuration.captureStrategy = .copyPages
             configuration.setCacheBudget(bytes: budgetPages * GuestMemory.pageSize)

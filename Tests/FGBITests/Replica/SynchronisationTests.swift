@@ -119,6 +119,7 @@ struct SynchronisationTests {
             regions: [pair.primary], configuration: configuration, firstEpoch: 50, backupHolds: pair.summary)
         let capture = EpochCapture()
         try engine.capturePrecopy([.init(region: 0, start: 0, count: Self.pages)], firstPass: true, into: capture)
+        #expect(capture.firstPassPagesAfter == nil, "a resynchronisation learns its whole first pass")
         let (precopy, statistics) = try engine.encode(capture)
         pair.replica.beginSession()
         try pair.replica.apply(precopy, precopy: true)

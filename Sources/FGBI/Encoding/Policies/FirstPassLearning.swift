@@ -5,7 +5,7 @@
 /// `xbzrle` page cache) hold a budget and evict the oldest copy first. So when the regions are larger than the
 /// budget, what the pass teaches a store early is evicted before the pass ends, having served only copies found
 /// a budget's distance on, within the pass. Storing it is most of the first pass's cost: on the demo's 256 MiB
-/// (a 64 MiB budget) the `fgbi` encoder's first round took 150-160 ms storing every block and 85 ms storing
+/// (a 64 MiB budget) the `fgbi` encoder's first round took 136-162 ms storing every block and 85 ms storing
 /// none, for 5.8% more bytes (Docs/BENCHMARKS.md). QEMU's XBZRLE makes the same call more bluntly: it does not
 /// touch its cache until the first round is done.
 ///
@@ -13,8 +13,10 @@
 /// than the store (``learns(pagesAfter:capacity:)``), from the copies a page has led to so far in the pass
 /// (``record(pages:copies:)``; before any, a whole page's worth, so a capture is never learnt from in error).
 /// Its last pages' content then outlives the pass, and the store ends the pass holding about what storing
-/// everything would have left in it; a capture not learnt from is encoded with no lookups (no copy found in
-/// it) and stores nothing. Outside a first pass every capture is learnt from.
+/// everything would have left in it. A capture not learnt from is encoded with no lookups (no copy found in
+/// it, no splice) and adds nothing to the store; the page cache only replaces a page it already held.
+/// Outside a first pass every capture is learnt from, and so is a resynchronisation's whole first pass, whose
+/// lookups find what the backup holds.
 struct FirstPassLearning {
     /// Copies a page leads to at most: blocks per page for the content index, one for a page cache.
     let copiesPerPage: Int
