@@ -4,13 +4,15 @@ import CSupport
 ///
 /// The compressor runs only where it pays: when a body's sample saves less than ``minimumSaving`` of its
 /// bytes the body is stored as it is (the header says so, and the backup reads either), and so are the next
-/// bodies until the decision is made again, as often as ``SampleCadence`` says: every body of 6 MiB or more,
-/// every second or third of a few MiB, every 16th small one (never stretched: a small body's trial pays for
-/// itself). A large body's sample is a few chunks spread
-/// over it, compressed apart; a small body (up to ``sampleThreshold``) is its own sample, compressed whole
-/// and sent compressed if that saved anything at all. LZ4 on nearly incompressible bytes runs at ~0.6 GB/s
-/// here, slower than the whole `fgbi` encoder, to save a few percent: on the demo's guest workload it took
-/// a fifth of the encoder's time to save 8% of the bytes (Docs/BENCHMARKS.md).
+/// bodies until the decision is made again, as often as ``SampleCadence`` says: at first every body of 6 MiB
+/// or more, every second or third of a few MiB, every 16th small one. A large body's sample only costs (its
+/// output is not sent), so a decision that samples confirm lasts up to four times as long (a pre-copy round's
+/// 2 MiB bodies sampled every third, then sixth, then twelfth: Docs/BENCHMARKS.md); a small body's trial pays
+/// for itself and is never stretched. A large body's sample is a few chunks spread over it, compressed apart;
+/// a small body (up to ``sampleThreshold``) is its own sample, compressed whole and sent compressed if that
+/// saved anything at all. LZ4 on nearly incompressible bytes runs at ~0.6 GB/s here, slower than the whole
+/// `fgbi` encoder, to save a few percent: on the demo's guest workload it took a fifth of the encoder's time to
+/// save 8% of the bytes (Docs/BENCHMARKS.md).
 final class DeltaAssembler {
     let mode: ReplicationMode
     let compression: Compression
@@ -49,7 +51,7 @@ final class DeltaAssembler {
     /// pre-copy round's body and an epoch's few changes differ in kind, and one's decision would otherwise
     /// hold for the other's next 16 bodies.
     private var small = Decision()
-    private var large = Decision()
+    private var large = Decision(cadence: SampleCadence(maximumStretch: 4))
     /// Samples taken so far.
     var samples: Int { small.cadence.samples + large.cadence.samples }
 

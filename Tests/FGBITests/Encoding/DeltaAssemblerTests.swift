@@ -84,6 +84,21 @@ struct DeltaAssemblerTests {
         #expect(small.header.compressionCode == Compression.lz4.wireCode)
     }
 
+    /// Large incompressible bodies of 2 MiB: each sample that confirms the decision (store) makes it last twice as
+    /// long, up to four times the base life: samples at bodies 0, 3, 9 and 21 of 30, where an unstretched
+    /// cadence would take one every third (10).
+    @Test func aLargeBodysConfirmedDecisionLastsLonger() throws {
+        let assembler = try Self.assembler()
+        let body = Self.body(count: 2 << 20, zeros: 0, seed: 11)
+        var sampledAt: [Int] = []
+        for epoch in 0..<30 {
+            let before = assembler.samples
+            #expect(try Self.assemble(assembler, body, epoch: epoch).outcome.storedRaw)
+            if assembler.samples > before { sampledAt.append(epoch) }
+        }
+        #expect(sampledAt == [0, 3, 9, 21])
+    }
+
     /// With no minimum saving every body is compressed, even one that grows.
     @Test func withNoMinimumSavingEveryBodyIsCompressed() throws {
         let assembler = try Self.assembler(minimumSaving: 0)
