@@ -91,6 +91,9 @@ public struct SynchronisationReport: Sendable, Equatable {
     public var blockHashBytes = 0
     /// Wall time from the session's start to the end of the last round, milliseconds.
     public var milliseconds = 0.0
+    /// The encoder's time (its compressor included) on the pre-copy steps and on the epoch that ends the
+    /// synchronisation, milliseconds: the primary CPU that synchronising took beside the guest's.
+    public var encodeMilliseconds = 0.0
     /// The epoch whose commit ends the synchronisation, and its guest pause in milliseconds.
     public var epoch: UInt64 = 0
     public var pauseMilliseconds: Double?

@@ -32,6 +32,8 @@ public struct SyncBenchmark: Sendable {
         public var pagesPerRound: [Int]
         /// Pre-copy plus the first epoch's bytes.
         public var bytes: Int
+        /// The primary's encoder time on them (``SynchronisationReport/encodeMilliseconds``).
+        public var encodeMs: Double
         public var resynchronised: Bool
         /// Pages the first pass found already on the backup (resync).
         public var pagesAlreadyHeld: Int
@@ -157,6 +159,7 @@ public struct SyncBenchmark: Sendable {
             msToCommit: milliseconds, syncPauseMs: sync?.pauseMilliseconds ?? 0, rounds: sync?.rounds ?? 0,
             pagesPerRound: sync?.pagesPerRound ?? [],
             bytes: statistics.bytesSent + statistics.precopyBytes - bytesBefore,
+            encodeMs: sync?.encodeMilliseconds ?? 0,
             resynchronised: sync?.resynchronised ?? false,
             pagesAlreadyHeld: sync?.pagesAlreadyHeld ?? 0)
     }

@@ -15,9 +15,10 @@ extension FGBICommand {
             discussion: """
                 A primary and a backup in this process over loopback; a writer thread keeps writing sparse pages
                 throughout. Reports the time from session start to the first committed epoch, the guest pause
-                of the epoch that ends the synchronisation, the pre-copy rounds and pages per round, and bytes
-                sent. The resync case stops a backup that has a state directory, starts it again on the same
-                directory while the guest runs, and measures the primary's reconnect and resynchronisation.
+                of the epoch that ends the synchronisation, the pre-copy rounds and pages per round, bytes
+                sent and the primary's encode time for them. The resync case stops a backup that has a state
+                directory, starts it again on the same directory while the guest runs, and measures the primary's
+                reconnect and resynchronisation.
                 Use a release build.
                 Examples:
                   fgbi bench sync
@@ -63,14 +64,14 @@ extension FGBICommand {
             }
             var table = TextTable([
                 "variant", "region MiB", "mode", "ms to commit", "sync pause ms", "rounds", "pages per round",
-                "already held", "MB sent",
+                "already held", "MB sent", "encode ms",
             ])
             for c in cases {
                 table.add([
                     c.variant, String(c.regionMib), c.mode, formatted(c.msToCommit, 0), formatted(c.syncPauseMs, 2),
                     String(c.rounds),
                     c.pagesPerRound.map(String.init).joined(separator: " "), String(c.pagesAlreadyHeld),
-                    formatted(Double(c.bytes) / 1e6, 1),
+                    formatted(Double(c.bytes) / 1e6, 1), formatted(c.encodeMs, 0),
                 ])
             }
             print("writer: \(pagesPerSecond) sparse pages/s throughout; pre-copy frames of \(chunkPages) pages")

@@ -50,6 +50,9 @@ struct ReconnectTests {
             primary.waitForCommit(
                 try #require(primary.statistics.lastSynchronisation?.epoch) + 5, timeout: .seconds(20)))
         let fullSynchronisation = synchronisationBytes()
+        #expect(
+            (primary.statistics.lastSynchronisation?.encodeMilliseconds ?? 0) > 0,
+            "the synchronisation's encode time is counted")
 
         // The backup goes away; the primary keeps running and retries; a new backup process on the same state
         // directory comes up (a restart) a moment later.
@@ -68,6 +71,7 @@ struct ReconnectTests {
         #expect(resumed.resynchronised, "the backup held state and sent its page hashes")
         #expect(resumed.epoch > held)
         #expect(primary.waitForCommit(resumed.epoch + 3, timeout: .seconds(20)))
+        #expect((primary.statistics.lastSynchronisation?.encodeMilliseconds ?? 0) > 0, "and the resynchronisation's")
         let resynchronisation = synchronisationBytes() - fullSynchronisation
         #expect(
             resynchronisation * 4 < fullSynchronisation,

@@ -229,6 +229,10 @@ final class EpochPipeline: @unchecked Sendable {
         shared.withLock {
             $0.statistics.lastSynchronisation?.pagesAlreadyHeld += statistics.pagesAlreadyHeld
             if firstPass { $0.statistics.lastSynchronisation?.firstPassBytes += bytes }
+            if precopy || statistics.epoch == $0.statistics.lastSynchronisation?.epoch {
+                let nanoseconds = statistics.encodeNanoseconds + statistics.compressNanoseconds
+                $0.statistics.lastSynchronisation?.encodeMilliseconds += Double(nanoseconds) / 1e6
+            }
             if precopy {
                 $0.statistics.precopyFrames += 1
                 $0.statistics.precopyBytes += bytes
