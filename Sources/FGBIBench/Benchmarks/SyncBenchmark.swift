@@ -16,6 +16,8 @@ public struct SyncBenchmark: Sendable {
         public var backupDownMilliseconds = 500
         /// Pages per pre-copy frame (``PrecopyPolicy/chunkPages``).
         public var precopyChunkPages = PrecopyPolicy().chunkPages
+        /// ``EngineConfiguration/learnsWholeFirstPass``.
+        public var learnsWholeFirstPass = false
         public init() {}
     }
 
@@ -93,6 +95,7 @@ public struct SyncBenchmark: Sendable {
             seed: UInt64(precopy ? 1 : 2) &+ (stateDirectory == nil ? 0 : 10))
         var primaryConfiguration = PrimaryConfiguration(backup: Endpoint(host: "127.0.0.1", port: port))
         primaryConfiguration.engine = EngineConfiguration(mode: configuration.mode)
+        primaryConfiguration.engine.learnsWholeFirstPass = configuration.learnsWholeFirstPass
         primaryConfiguration.precopy.enabled = precopy
         primaryConfiguration.precopy.chunkPages = configuration.precopyChunkPages
         primaryConfiguration.reconnectWindow = .seconds(60)

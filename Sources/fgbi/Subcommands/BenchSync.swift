@@ -37,6 +37,11 @@ extension FGBICommand {
         @Option(name: .customLong("chunk-pages"), help: "Pages per pre-copy frame.")
         var chunkPages = PrecopyPolicy().chunkPages
 
+        @Flag(
+            name: .customLong("learn-whole-first-pass"),
+            help: "Teach the encoder's store every page of the first pass (as `fgbi primary` takes it).")
+        var learnWholeFirstPass = false
+
         @Flag(help: "Print JSON: one object per variant.")
         var json = false
 
@@ -57,6 +62,7 @@ extension FGBICommand {
             configuration.pagesPerSecond = pagesPerSecond
             configuration.mode = try ReplicationMode.parse(mode)
             configuration.precopyChunkPages = chunkPages
+            configuration.learnsWholeFirstPass = learnWholeFirstPass
             let cases = try SyncBenchmark(configuration).run(progress: Progress.note)
             if json {
                 print(try JSONOutput.encode(cases))

@@ -273,6 +273,21 @@ struct CommandLineTests {
         #expect(outcome.stderr.contains(message), "stderr was: \(outcome.stderr)")
     }
 
+    /// `fgbi bench sync` on a small region: every variant commits and reports its bytes and encode time.
+    @Test(.requiring(.uffdAsync, because: "the primary of `fgbi bench sync` tracks with uffd-async"))
+    func syncBenchmarkReportsBytesAndEncodeTime() throws {
+        let outcome = try CommandRunner.run([
+            "bench", "sync", "--region-mib", "8", "--pages-per-second", "2000", "--learn-whole-first-pass", "--json",
+        ])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let cases = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [[String: Any]])
+        #expect(cases.map { $0["variant"] as? String } == ["precopy", "paused-full", "resync"])
+        for variant in cases {
+            #expect((variant["bytes"] as? Int ?? 0) > 0, "\(variant)")
+            #expect((variant["encode_ms"] as? Double ?? 0) > 0, "\(variant)")
+        }
+    }
+
     @Test(.requiring(.uffdAsync, because: "`fgbi bench engine` tracks with uffd-async (it has no --tracker)"))
     func engineBenchmarkVerifiesEveryMode() throws {
         let outcome = try CommandRunner.run([
