@@ -17,10 +17,12 @@ struct CacheBudgetOption: ParsableArguments {
     /// The budget in MiB: the option's, or the library's default.
     var mebibytes: Int { cacheMiB ?? EngineConfiguration().contentBudgetBytes >> 20 }
 
-    /// The option's budget in bytes, checked; nil when it is not given (the library's default stands).
-    func budgetBytes() throws -> Int? {
-        guard let cacheMiB else { return nil }
-        guard (1...65_536).contains(cacheMiB) else { throw ValidationError("--cache-mib must be between 1 and 65536") }
-        return cacheMiB << 20
+    /// The option's budget in bytes; nil when it is not given (the library's default stands).
+    var budgetBytes: Int? { cacheMiB.map { $0 << 20 } }
+
+    func validate() throws {
+        if let cacheMiB, !(1...65_536).contains(cacheMiB) {
+            throw ValidationError("--cache-mib must be between 1 and 65536")
+        }
     }
 }

@@ -91,7 +91,6 @@ extension FGBICommand {
             }
             guard epochs > 0 else { throw ValidationError("--epochs must be at least 1") }
             guard pagesPerEpoch > 0 else { throw ValidationError("--pages-per-epoch must be at least 1") }
-            _ = try cache.budgetBytes()
             if let saving = compressionMinimumSaving, !(0...1).contains(saving) {
                 throw ValidationError("--compression-minimum-saving must be between 0 and 1")
             }

@@ -187,7 +187,7 @@ extension FGBICommand {
             configuration.pageCopies = encoderFeatures.pageCopies
             configuration.cachedCaptureBytes = encoderFeatures.cachedCaptureBytes
             configuration.encrypt = encryption.encrypt
-            configuration.cacheBudgetBytes = try cache.budgetBytes()
+            configuration.cacheBudgetBytes = cache.budgetBytes
             if let captureBuffers {
                 guard (1...8).contains(captureBuffers) else {
                     throw ValidationError("--capture-buffers must be between 1 and 8")

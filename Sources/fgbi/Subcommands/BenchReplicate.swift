@@ -93,7 +93,6 @@ extension FGBICommand {
             guard (1...10_000).contains(epochMilliseconds) else {
                 throw ValidationError("--epoch-ms must be between 1 and 10000")
             }
-            _ = try cache.budgetBytes()
             guard baselineEpochs >= 0 else { throw ValidationError("--baseline-epochs must not be negative") }
             _ = try makeConfiguration()
             _ = try tools()

@@ -77,7 +77,7 @@ extension FGBICommand.PrimaryCommand {
             configuration.engine.splicing = encoderFeatures.splicing
             configuration.engine.pageCopies = encoderFeatures.pageCopies
             if let bytes = encoderFeatures.cachedCaptureBytes { configuration.engine.cachedCaptureBytes = bytes }
-            if let bytes = try cache.budgetBytes() { configuration.engine.setCacheBudget(bytes: bytes) }
+            if let bytes = cache.budgetBytes { configuration.engine.setCacheBudget(bytes: bytes) }
             if let encodeThreads {
                 guard (1...EngineConfiguration.maximumEncodeThreads).contains(encodeThreads) else {
                     throw ValidationError(

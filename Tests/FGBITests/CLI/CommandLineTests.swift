@@ -168,6 +168,8 @@ struct CommandLineTests {
         ),
         (["bench", "lmdb", "--capture-buffers", "9"], "--capture-buffers must be between 1 and 8"),
         (["bench", "lmdb", "--cache-mib", "0"], "--cache-mib must be between 1 and 65536"),
+        (["bench", "engine", "--cache-mib=-3"], "--cache-mib must be between 1 and 65536"),
+        (["bench", "replicate", "--cache-mib", "65537"], "--cache-mib must be between 1 and 65536"),
         (["demo", "--cached-capture-mib=-1"], "--cached-capture-mib must be between 0 and 1048576"),
         (["bench", "engine", "--cached-capture-mib", "2000000"], "--cached-capture-mib must be between 0 and 1048576"),
         (["primary", "--backup", "127.0.0.1:1", "--cache-mib", "70000"], "--cache-mib must be between 1 and 65536"),
