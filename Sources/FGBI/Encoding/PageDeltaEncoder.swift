@@ -13,8 +13,9 @@ final class PageDeltaEncoder {
     private let cache: CopyStore?
     private let diff: UnsafeMutablePointer<UInt8>
     private var positions = RecordPositionWriter()
-    /// Which captures of a first pass the cache learns from: a page leads to one copy.
-    private var firstPass = FirstPassLearning(copiesPerPage: 1)
+    /// Which captures of a first pass the cache learns from: every page leads to one copy, so the pass's copies
+    /// per page need no counting.
+    private let firstPass = FirstPassLearning(copiesPerPage: 1)
 
     init(mode: ReplicationMode, pageSize: Int, cacheBudgetBytes: Int) {
         self.mode = mode
@@ -35,7 +36,6 @@ final class PageDeltaEncoder {
     func encode(_ capture: EpochCapture, into body: inout ByteWriter, stats: inout EpochStatistics) -> Int {
         positions.reset()
         let learns = firstPass.learns(pagesAfter: capture.firstPassPagesAfter, capacity: cache?.capacity ?? 1)
-        if capture.firstPassPagesAfter != nil { firstPass.record(pages: capture.count, copies: capture.count) }
         for item in 0..<capture.count {
             let location = capture.locations[item]
             let bytes = UnsafeRawPointer(capture.item(item))

@@ -34,9 +34,9 @@ public final class PrimaryEngine: @unchecked Sendable {
     private var nextEpoch: UInt64
     /// The session's first pass (every page) is still to come.
     private var firstPassPending = true
-    /// A pre-copy capture was taken this session, and the pages of the first pass captured so far.
+    /// A pre-copy capture was taken this session, and the pages of the first pass not yet captured.
     private var precopyTaken = false
-    private var firstPassPagesCaptured = 0
+    private lazy var firstPassPagesLeft = regions.reduce(0) { $0 + $1.pageCount }
     /// Per region, the XXH3-64 of each page the backup holds, when it holds content (resynchronisation).
     private let baseline: BaselineHashes
     /// Per capture thread: the previous hashes of the page being rehashed.
@@ -258,8 +258,8 @@ public final class PrimaryEngine: @unchecked Sendable {
         capture.comparesWithBaseline = firstPass && baseline.pageHashes != nil
         let pages = spans.reduce(0) { $0 + $1.count }
         if firstPass && !configuration.learnsWholeFirstPass && !capture.comparesWithBaseline {
-            firstPassPagesCaptured += pages
-            capture.firstPassPagesAfter = max(regions.reduce(0) { $0 + $1.pageCount } - firstPassPagesCaptured, 0)
+            firstPassPagesLeft = max(firstPassPagesLeft - pages, 0)
+            capture.firstPassPagesAfter = firstPassPagesLeft
         }
         capture.streamsPages = streamsCapture(ofPages: pages)
         captureSpans(spans[...], wholePages: true, into: capture, scratch: scratch[0])
