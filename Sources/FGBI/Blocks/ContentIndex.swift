@@ -64,6 +64,9 @@ final class ContentIndex {
         var sweeps = 0
         /// Copies stored of content the backup held before the session (``learnHeld(hash:at:bytes:)``).
         var heldLearned = 0
+        /// The last dead entry a probe met, and how many a new entry replaced (``reuseDeadEntry(key:fragment:tag:)``).
+        var deadEntry = (key: UInt64(0), position: 0, tag: UInt32(0))
+        var deadEntriesReused = 0
     }
     let counters: UnsafeMutablePointer<Counters>
     /// A cluster's live entries while a sweep rebuilds it.
@@ -92,6 +95,8 @@ final class ContentIndex {
     var evictions: Int { counters.pointee.evictions }
     /// Sweeps of stale entries so far.
     var sweeps: Int { counters.pointee.sweeps }
+    /// Dead entries (left by retirement by location) that a new entry of their key replaced in place.
+    var deadEntriesReused: Int { counters.pointee.deadEntriesReused }
 
     /// An index of `budgetBytes / blockSize` stored copies. `regionBlocks` (blocks per region) sizes the
     /// per-location bits; empty leaves them out.
@@ -155,14 +160,6 @@ final class ContentIndex {
         // captures, of its own regions.
         assert(Int(location >> 40) < regionBlockCounts.count, "a location in region \(location >> 40)")
         return regionBitOffsets[Int(location >> 40)] + Int(location & (BlockLocation.maxBlocksPerRegion - 1))
-    }
-
-    /// Whether the per-location bits say no stored copy holds `location`'s content (false when locations
-    /// are not tracked: then every location is probed).
-    @inline(__always)
-    private func holdsNone(at location: BlockLocation) -> Bool {
-        guard let bit = heldBit(location.packed) else { return false }
-        return !isHeld(bit)
     }
 
     /// Whether bit `bit` of `held` is set: a stored copy holds that location's content.
@@ -234,6 +231,7 @@ final class ContentIndex {
             if entry.fragment == wanted && isLive(entry) {
                 let slot = slots[Int(entry.slotPlusOne) - 1]
                 if slot.used && slot.key == key { return index }
+                if !slot.used && slot.deadEntry { counters.pointee.deadEntry = (key, index, entry.tag) }
             }
             index = (index + 1) & mask
         }
@@ -380,9 +378,10 @@ final class ContentIndex {
         counters.pointee.entries += 1
         guard indexed else { return }
         if counters.pointee.stale > (mask + 1) / 2 { sweep() }
+        let wanted = fragment(key)
+        if reuseDeadEntry(key: key, fragment: wanted, tag: entryTag) { return }
         // The first empty or stale position of the probe run (a stale one is a tombstone: reusing it keeps
         // every run unbroken).
-        let wanted = fragment(key)
         var index = home(wanted)
         while !entries[index].isEmpty {
             if !isLive(entries[index]) {

@@ -264,6 +264,39 @@ struct IndexStructureTests {
         #expect(answers.copies > 50 && answers.epochCopies > 5 && answers.previous > 50, "\(answers)")
         if keying != .fullHash { #expect(answers.collisions > 20, "\(answers)") }
         #expect(index.sweeps > 5, "the run must go through sweeps of stale entries")
+        #expect(index.deadEntriesReused > 20, "the run must replace dead entries in place")
+    }
+
+    /// A copy retired by location leaves its entry dead in place; the next entry of its key (the same content
+    /// stored again elsewhere, after a lookup that met the dead entry) takes that position instead of a new
+    /// one, and the slot it named is no longer counted as having an entry: when the hand refills it, no stale
+    /// entry is counted for it.
+    @Test func aDeadEntryIsReplacedByTheNextEntryOfItsKey() {
+        let index = ContentIndex(blockSize: 64, budgetBytes: 64 * 16, keying: .fullHash, regionBlocks: [64])
+        let occupied = { (0...index.mask).count { !index.entries[$0].isEmpty } }
+        let hash: UInt64 = 0x1234_5678_9ABC_DEF1
+        let (first, second) = (BlockLocation(region: 0, block: 3), BlockLocation(region: 0, block: 40))
+        let content = [UInt8](repeating: 9, count: 64)
+        content.withUnsafeBytes { content in
+            let bytes = content.baseAddress!
+            index.beginEpoch(0)
+            index.addAbsent(hash: hash, at: first, bytes: bytes, ordinal: 0)
+            index.beginEpoch(1)
+            #expect(index.takePrevious(at: first, hash: hash) != nil)
+            #expect(index.match(hash: hash, bytes: bytes) == .none, "a dead entry never matches")
+            index.addAbsent(hash: hash, at: second, bytes: bytes, ordinal: 0)
+            #expect(index.deadEntriesReused == 1)
+            #expect(occupied() == 1, "the new entry took the dead one's position")
+            index.beginEpoch(2)
+            #expect(index.match(hash: hash, bytes: bytes) == .copy(second))
+            // The hand goes round: 14 more slots, then the first slot again (retired, its entry gone).
+            for block in 0..<15 {
+                let other = UInt64(block + 100) &* 0x9E37_79B9_7F4A_7C15
+                index.store(hash: other, at: BlockLocation(region: 0, block: 8 + block), bytes: bytes, ordinal: 0)
+            }
+            #expect(index.counters.pointee.stale == 0, "no stale entry counted for the retired slot")
+            #expect(index.match(hash: hash, bytes: bytes) == .copy(second))
+        }
     }
 
     /// Stale entries are swept within ``ContentIndex/Entry/lapCount`` - 1 laps of the slot ring even when too

@@ -1,0 +1,28 @@
+/// Dead entries: a copy retired by location (``ContentIndex/takePrevious(at:hash:)``) leaves its table entry in
+/// place, where it stays until the ring's hand refills its slot. Until then every lookup of its key meets it,
+/// reads the slot's bookkeeping (a cache miss) to learn that the slot is no longer in use, and walks on: under
+/// LMDB's writes, where content comes back to the index soon after its location changed, a quarter of the
+/// lookups met one. So when a probe meets a dead entry it notes where (``Counters/deadEntry``), and when the
+/// same key is then entered (the lookup found no copy: the encoder stores the block), the new entry takes the
+/// dead one's position instead of a new one further down the run.
+extension ContentIndex {
+    /// Puts a new entry (`fragment`, `tag`) for `key` where the last dead entry a probe met lies, if that entry
+    /// is still there, still dead and of the same key; returns whether it did. The dead entry shares the new
+    /// one's fragment, so the position lies in the fragment's probe run: every run stays unbroken, and no
+    /// answer changes (a dead entry never matches). Its slot is told it has no entry left, so that the hand,
+    /// refilling it, does not count a stale entry that is gone.
+    @inline(__always)
+    func reuseDeadEntry(key: UInt64, fragment: UInt32, tag: UInt32) -> Bool {
+        // The key first: a note left by the lookup of another key costs no read of the table.
+        let (deadKey, position, deadTag) = counters.pointee.deadEntry
+        guard deadKey == key else { return false }
+        let entry = entries[position]
+        guard entry.tag == deadTag, entry.fragment == fragment, !entry.isEmpty, isLive(entry) else { return false }
+        let slot = Int(entry.slotPlusOne) - 1
+        guard !slots[slot].used, slots[slot].deadEntry, slots[slot].key == key else { return false }
+        slots[slot].deadEntry = false
+        entries[position] = Entry(fragment: fragment, tag: tag)
+        counters.pointee.deadEntriesReused += 1
+        return true
+    }
+}
