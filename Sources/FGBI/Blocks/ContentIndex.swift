@@ -373,8 +373,10 @@ final class ContentIndex {
             key: key, location: location.packed, epoch: heldBefore ? 0 : counters.pointee.epoch,
             ordinal: UInt32(ordinal), used: true, indexed: indexed, deadEntry: false)
         (storage + slot * blockSize).copyMemory(from: bytes, byteCount: blockSize)
-        setHeld(location.packed, true)
-        if let bit = heldBit(location.packed) { slotOfLocation[bit] = UInt32(slot + 1) }
+        if let bit = heldBit(location.packed) {
+            held[bit >> 6] |= 1 << UInt64(bit & 63)
+            slotOfLocation[bit] = UInt32(slot + 1)
+        }
         counters.pointee.entries += 1
         guard indexed else { return }
         if counters.pointee.stale > (mask + 1) / 2 { sweep() }
