@@ -28,6 +28,9 @@ final class PageDeltaEncoder {
 
     var metadataBytes: Int { (cache?.totalBytes ?? 0) + pageSize }
 
+    /// Pages the xbzrle cache has evicted so far (0 without a cache).
+    var cacheEvictions: Int { cache?.evictions ?? 0 }
+
     /// Cache keys: locations multiplied by an odd constant, a bijection that spreads them over the table.
     @inline(__always)
     private func cacheKey(_ location: BlockLocation) -> UInt64 { location.packed &* 0x9E37_79B9_7F4A_7C15 }
