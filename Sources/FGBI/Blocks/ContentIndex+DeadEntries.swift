@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Dead entries: a copy retired by location (``ContentIndex/takePrevious(at:hash:)``) leaves its table entry in
 /// place, where it stays until the ring's hand refills its slot. Until then every lookup of its key meets it,
 /// reads the slot's bookkeeping (a cache miss) to learn that the slot is no longer in use, and walks on: under
@@ -5,7 +9,28 @@
 /// lookups met one. So when a probe meets a dead entry it notes where (``Counters/deadEntry``), and when the
 /// same key is then entered (the lookup found no copy: the encoder stores the block), the new entry takes the
 /// dead one's position instead of a new one further down the run.
+///
+/// A dead entry retired in this very epoch still names content the backup holds: a delta's references are read
+/// against the replica as it was before the epoch (``Replica``), and its location changes only with this
+/// epoch. So a lookup that meets one of its key, with the same bytes, is a copy from that location.
 extension ContentIndex {
+    /// The copy a lookup of `key` (with `bytes`) finds in the last dead entry its probe met, if that entry's
+    /// copy was retired in this epoch and holds the same bytes; else no match, as a dead entry gives none.
+    @inline(__always)
+    func matchRetiredThisEpoch(key: UInt64, bytes: UnsafeRawPointer) -> (match: Match, source: BlockLocation?) {
+        let (deadKey, position, deadTag) = counters.pointee.deadEntry
+        guard deadKey == key else { return (.none, nil) }
+        let entry = entries[position]
+        guard entry.tag == deadTag, !entry.isEmpty, isLive(entry) else { return (.none, nil) }
+        let slot = slots[Int(entry.slotPlusOne) - 1]
+        guard !slot.used, slot.deadEntry, slot.key == key, slot.epoch == counters.pointee.epoch,
+            memcmp(slotBytes(entry.slotPlusOne), bytes, blockSize) == 0
+        else { return (.none, nil) }
+        counters.pointee.retiredCopies += 1
+        let source = BlockLocation(packed: slot.location)
+        return (.copy(source), source)
+    }
+
     /// Puts a new entry (`fragment`, `tag`) for `key` where the last dead entry a probe met lies, if that entry
     /// is still there, still dead and of the same key; returns whether it did. The dead entry shares the new
     /// one's fragment, so the position lies in the fragment's probe run: every run stays unbroken, and no

@@ -12,8 +12,8 @@ import CSupport
 ///
 /// The invariants that make references exact:
 /// - a stored copy tagged with location L is in use only while the backup's content at L is that copy:
-///   when L changes, ``takePrevious(at:hash:)`` retires it (handing its bytes out once, as the base for a
-///   difference);
+///   when L changes, ``takePrevious(at:hash:)`` retires it (its bytes a difference's base; until the epoch
+///   ends, the backup still holds them at L: a lookup may find them as a copy from L, `ContentIndex+DeadEntries`);
 /// - a copy stored during epoch E describes content that exists only once epoch E is applied: a match on it
 ///   during E is a copy of that earlier block of the same epoch (``Match/copyEpoch(_:)``), from epoch E+1 on
 ///   a copy from L (``Match/copy(_:)``).
@@ -43,7 +43,7 @@ import CSupport
 /// per-location bits it leaves a tombstone in the line the probe has just read. Allocates only at creation.
 final class ContentIndex {
     let keying: IndexKeying
-    private let blockSize: Int
+    let blockSize: Int
     let entries: UnsafeMutablePointer<Entry>
     let mask: Int
     /// Stored copies: `slotCount` blocks, and what the index knows of each.
@@ -64,9 +64,9 @@ final class ContentIndex {
         var sweeps = 0
         /// Copies stored of content the backup held before the session (``learnHeld(hash:at:bytes:)``).
         var heldLearned = 0
-        /// The last dead entry a probe met, and how many a new entry replaced (``reuseDeadEntry(key:fragment:tag:)``).
+        /// The last dead entry a probe met; how many a new entry replaced, how many gave a copy (this epoch's).
         var deadEntry = (key: UInt64(0), position: 0, tag: UInt32(0))
-        var deadEntriesReused = 0
+        var (deadEntriesReused, retiredCopies) = (0, 0)
     }
     let counters: UnsafeMutablePointer<Counters>
     /// A cluster's live entries while a sweep rebuilds it.
@@ -97,6 +97,8 @@ final class ContentIndex {
     var sweeps: Int { counters.pointee.sweeps }
     /// Dead entries (left by retirement by location) that a new entry of their key replaced in place.
     var deadEntriesReused: Int { counters.pointee.deadEntriesReused }
+    /// Copies found in content retired earlier in the same epoch (``matchRetiredThisEpoch(key:bytes:)``).
+    var retiredCopies: Int { counters.pointee.retiredCopies }
 
     /// An index of `budgetBytes / blockSize` stored copies. `regionBlocks` (blocks per region) sizes the
     /// per-location bits; empty leaves them out.
@@ -259,7 +261,8 @@ final class ContentIndex {
         if let candidate, let held = slotHolding(candidate), slots[Int(held) - 1].key == key {
             slotPlusOne = held
         } else {
-            guard probing, let index = position(of: key) else { return (.none, nil) }
+            guard probing else { return (.none, nil) }
+            guard let index = position(of: key) else { return matchRetiredThisEpoch(key: key, bytes: bytes) }
             slotPlusOne = entries[index].slotPlusOne
         }
         guard memcmp(slotBytes(slotPlusOne), bytes, blockSize) == 0 else { return (.collision, nil) }
