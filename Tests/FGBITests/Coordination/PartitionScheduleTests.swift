@@ -9,7 +9,8 @@ import Testing
 /// the primary killed, alone and overlapping. Every schedule must keep the promises of coordinated failover:
 /// at most one side confirms, the promoted backup holds exactly an epoch at least as new as every confirmed
 /// one, a primary cut from etcd stops within one lease TTL, and someone serves again.
-/// `FGBI_PARTITION_SCHEDULES=N` runs N schedules instead of 30.
+/// `FGBI_PARTITION_SCHEDULES=N` runs N schedules instead of 30; `FGBI_PARTITION_SEED=S` replays the schedules
+/// of seed S (printed with every schedule) instead of a seed from the clock, so that a failure can be run again.
 @Suite(
     "Partition schedules", .serialized,
     .enabled(
@@ -26,7 +27,9 @@ struct PartitionScheduleTests {
         configuration.backups = backups
         configuration.leaseTTLSeconds = 1
         configuration.tracker = Kernel.preferredTracker
-        configuration.seed = UInt64(Date().timeIntervalSince1970) % 100_000
+        configuration.seed =
+            ProcessInfo.processInfo.environment["FGBI_PARTITION_SEED"].flatMap(UInt64.init)
+            ?? UInt64(Date().timeIntervalSince1970) % 100_000
         let report = try PartitionDrill(configuration).run {
             print("partition drill, \(backups) backup(s) (seed \(configuration.seed)): \($0)")
         }
