@@ -188,7 +188,8 @@ public final class PartitionDrill {
         let common = [
             "--region-mib", String(configuration.regionMiB), "--key-file", keyFile, "--etcd", etcd.clientURL,
             "--cluster", cluster, "--guest-name", "g", "--lease-ttl-s", String(ttl), "--etcd-timeout-ms", "300",
-            "--print-events", "--log-level", "warning",
+            // Info: a failed schedule's logs (kept) show each connection and handshake, not only the warnings.
+            "--print-events", "--log-level", "info",
         ]
         var backups: [LabProcess] = []
         defer { for backup in backups where backup.isRunning { backup.kill9() } }
