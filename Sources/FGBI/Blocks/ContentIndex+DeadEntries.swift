@@ -14,18 +14,30 @@
 /// against the replica as it was before the epoch (``Replica``), and its location changes only with this
 /// epoch. So a lookup that meets one of its key, with the same bytes, is a copy from that location.
 extension ContentIndex {
+    /// The last dead entry a probe met (``Counters/deadEntry``), if it was met for `key` and is still there (same
+    /// tag, `key`'s fragment) and still dead (its slot unused, retired with the entry left in place, of `key`):
+    /// its position and slot + 1. The key is compared first: a note left by the lookup of another key costs no
+    /// read of the table.
+    @inline(__always)
+    func noteOfDeadEntry(key: UInt64) -> (position: Int, slotPlusOne: UInt32)? {
+        let (deadKey, position, deadTag) = counters.pointee.deadEntry
+        guard deadKey == key else { return nil }
+        let entry = entries[position]
+        guard entry.tag == deadTag, entry.fragment == fragment(key), !entry.isEmpty, isLive(entry) else { return nil }
+        let slot = Int(entry.slotPlusOne) - 1
+        guard !slots[slot].used, slots[slot].deadEntry, slots[slot].key == key else { return nil }
+        return (position, entry.slotPlusOne)
+    }
+
     /// The copy a lookup of `key` (with `bytes`) finds in the last dead entry its probe met, if that entry's
     /// copy was retired in this epoch and holds the same bytes; else no match, as a dead entry gives none.
     @inline(__always)
     func matchRetiredThisEpoch(key: UInt64, bytes: UnsafeRawPointer) -> (match: Match, source: BlockLocation?) {
-        let (deadKey, position, deadTag) = counters.pointee.deadEntry
-        guard deadKey == key else { return (.none, nil) }
-        let entry = entries[position]
-        guard entry.tag == deadTag, !entry.isEmpty, isLive(entry) else { return (.none, nil) }
-        let slot = slots[Int(entry.slotPlusOne) - 1]
-        guard !slot.used, slot.deadEntry, slot.key == key, slot.epoch == counters.pointee.epoch,
-            memcmp(slotBytes(entry.slotPlusOne), bytes, blockSize) == 0
-        else { return (.none, nil) }
+        guard let (_, slotPlusOne) = noteOfDeadEntry(key: key) else { return (.none, nil) }
+        let slot = slots[Int(slotPlusOne) - 1]
+        guard slot.epoch == counters.pointee.epoch, memcmp(slotBytes(slotPlusOne), bytes, blockSize) == 0 else {
+            return (.none, nil)
+        }
         counters.pointee.retiredCopies += 1
         let source = BlockLocation(packed: slot.location)
         return (.copy(source), source)
@@ -38,14 +50,8 @@ extension ContentIndex {
     /// refilling it, does not count a stale entry that is gone.
     @inline(__always)
     func reuseDeadEntry(key: UInt64, fragment: UInt32, tag: UInt32) -> Bool {
-        // The key first: a note left by the lookup of another key costs no read of the table.
-        let (deadKey, position, deadTag) = counters.pointee.deadEntry
-        guard deadKey == key else { return false }
-        let entry = entries[position]
-        guard entry.tag == deadTag, entry.fragment == fragment, !entry.isEmpty, isLive(entry) else { return false }
-        let slot = Int(entry.slotPlusOne) - 1
-        guard !slots[slot].used, slots[slot].deadEntry, slots[slot].key == key else { return false }
-        slots[slot].deadEntry = false
+        guard let (position, slotPlusOne) = noteOfDeadEntry(key: key) else { return false }
+        slots[Int(slotPlusOne) - 1].deadEntry = false
         entries[position] = Entry(fragment: fragment, tag: tag)
         counters.pointee.deadEntriesReused += 1
         return true
