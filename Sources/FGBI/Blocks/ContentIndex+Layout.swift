@@ -47,6 +47,15 @@ extension ContentIndex {
         case collision
     }
 
+    /// Table positions per stored copy (rounded up to a power of two in all). A lookup of absent content (most
+    /// of a changed block's lookups) reads its probe run to the first empty position, and the run's length
+    /// grows with the load: live and dead entries (at most one per copy) plus stale ones (up to half the table
+    /// before a sweep). At eight positions the table is at most five eighths full and on average about three
+    /// eighths; at four (until 2026-12-07) at most three quarters and on average about five eighths, and the
+    /// LMDB trace's epochs encoded 5-9% slower (Docs/BENCHMARKS.md), for half the table's memory (32 MiB
+    /// instead of 64 per 64 MiB budget).
+    static let positionsPerCopy = 8
+
     /// Whether the index keeps a bit per block location (``heldBits(ofPageAt:)`` answers).
     var keepsLocationBits: Bool { heldBits > 0 }
 

@@ -55,8 +55,8 @@ extension ContentIndex {
         finishSweep()
     }
 
-    /// The sweep of a table with no empty position (not reached: live and stale entries fill at most three
-    /// quarters of it).
+    /// The sweep of a table with no empty position (not reached: live and stale entries fill at most five
+    /// eighths of it).
     func sweepByDeletion() {
         for index in 0...mask {
             while !entries[index].isEmpty && !isLive(entries[index]) { delete(at: index) }

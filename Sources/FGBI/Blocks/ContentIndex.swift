@@ -27,8 +27,8 @@ import CSupport
 ///
 /// The table is open addressing with linear probing, laid out for the cache: each entry is 8 bytes (32
 /// bits of the key, which also give its home, and the slot of its stored copy with the lap of the slot ring
-/// in which it was filled), so the table for 1 M stored copies is 32 MiB (four positions per copy) rather
-/// than the 128 MiB a full entry per probe step would take, and a probe that misses reads nothing else. The
+/// in which it was filled), so the table for 1 M stored copies is 64 MiB (``positionsPerCopy``) rather
+/// than the 256 MiB a full entry per probe step would take, and a probe that misses reads nothing else. The
 /// rest (full key, location, epoch, ordinal) lives with the stored copy, read only when the 32 bits match.
 /// ``prefetch(hash:)`` lets the encoder hide the memory latency of lookups.
 ///
@@ -37,8 +37,8 @@ import CSupport
 /// lookups (no memory read: the lap is in the entry) and reused by insertions like a tombstone. An eviction
 /// therefore touches no table line (under dense writes every addition evicts, and an eager deletion cost a
 /// cache miss and a backward shift each); when stale entries reach half the table one sequential sweep
-/// removes them all. The table has four positions per stored copy, so live and stale entries together fill
-/// at most three quarters of it. Retiring a location's content by location leaves its entry *dead* in place
+/// removes them all. The table has eight positions per stored copy, so live and stale entries together fill
+/// at most five eighths of it. Retiring a location's content by location leaves its entry *dead* in place
 /// (lookups check that the slot is in use and holds the key), stale once the hand refills the slot; without
 /// per-location bits it leaves a tombstone in the line the probe has just read. Allocates only at creation.
 final class ContentIndex {
@@ -107,7 +107,7 @@ final class ContentIndex {
         self.blockSize = blockSize
         slotCount = max(budgetBytes / blockSize, 1)
         var capacity = 16
-        while capacity < slotCount * 4 { capacity <<= 1 }
+        while capacity < slotCount * Self.positionsPerCopy { capacity <<= 1 }
         precondition(slotCount <= Self.maximumCopies, "a content index of \(slotCount) copies")
         mask = capacity - 1
         entries = HugePageMemory.allocate(Entry.self, capacity: capacity)

@@ -16,7 +16,7 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// held here. 64 MiB by default, like QEMU's XBZRLE cache; never more than the regions' size (it holds at
     /// most one copy per block location). The default comes from a curve of bytes against budget on the
     /// redis and memcached traces, where 64 MiB reached the plateau (Docs/BENCHMARKS.md). Beside the copies,
-    /// the index keeps a table (half the budget), their bookkeeping (half the budget) and, per 64-byte block
+    /// the index keeps a table (the budget again), their bookkeeping (half the budget) and, per 64-byte block
     /// of the regions, a bit and a slot number (about 6.4% of the regions' size).
     public var contentBudgetBytes = 64 << 20
     /// Threads that encode one `fgbi` epoch together while the guest runs (`ParallelBlockDeltaEncoder`): the
