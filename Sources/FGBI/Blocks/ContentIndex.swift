@@ -69,9 +69,6 @@ final class ContentIndex {
         var (deadEntriesReused, retiredCopies) = (0, 0)
     }
     let counters: UnsafeMutablePointer<Counters>
-    /// A cluster's live entries while a sweep rebuilds it.
-    let sweepScratch: UnsafeMutablePointer<Entry>
-    let sweepScratchCapacity = 4096
     /// One bit per block of the regions: a stored copy holds this location's content (empty: not tracked,
     /// every location probed). Read in the capture's order, so sequentially.
     let held: UnsafeMutablePointer<UInt64>
@@ -119,7 +116,6 @@ final class ContentIndex {
             count: slotCount)
         counters = .allocate(capacity: 1)
         counters.initialize(to: Counters())
-        sweepScratch = .allocate(capacity: sweepScratchCapacity)
         var offsets: [Int] = []
         var bits = 0
         for blocks in regionBlocks {
@@ -142,7 +138,6 @@ final class ContentIndex {
         storage.deallocate()
         slots.deallocate()
         counters.deallocate()
-        sweepScratch.deallocate()
         held.deallocate()
         slotOfLocation.deallocate()
         regionBitOffsets.deallocate()
@@ -151,7 +146,7 @@ final class ContentIndex {
     /// Bytes held: stored copies, table and bookkeeping.
     var metadataBytes: Int {
         slotCount * (blockSize + MemoryLayout<Slot>.stride) + (mask + 1) * MemoryLayout<Entry>.stride + heldBits / 8
-            + heldBits * MemoryLayout<UInt32>.stride + sweepScratchCapacity * MemoryLayout<Entry>.stride
+            + heldBits * MemoryLayout<UInt32>.stride
     }
 
     /// The bit of `location` in `held`, if locations are tracked.
@@ -209,18 +204,17 @@ final class ContentIndex {
     /// the key.) A tombstone is never live.
     @inline(__always)
     func isLive(_ entry: Entry) -> Bool {
-        Self.isLive(entry, hand: counters.pointee.hand, lap: counters.pointee.lap)
+        Self.deadBits(entry, hand: counters.pointee.hand, lap: counters.pointee.lap) == 0
     }
 
-    /// ``isLive(_:)`` with the ring's hand and lap given, computed without branches (the sweep asks it of
-    /// every entry of the table, and whether an entry is live is as good as random).
+    /// Zero when `entry` (not empty) is live, with the ring's hand and lap given, computed without branches
+    /// (the sweep asks it of every entry of the table, and whether an entry is live is as good as random).
     @inline(__always)
-    static func isLive(_ entry: Entry, hand: Int, lap: UInt32) -> Bool {
+    static func deadBits(_ entry: Entry, hand: Int, lap: UInt32) -> UInt32 {
         // slot < hand, that is slot + 1 <= hand: filled in this lap; else in the one before.
         let before: UInt32 = Int(entry.slotPlusOne) > hand ? 1 : 0
         let lapMismatch = entry.tag >> Entry.lapShift ^ ((lap &- before) & (Entry.lapCount - 1))
-        let tombstone: UInt32 = entry.tag == Entry.tombstone ? 1 : 0
-        return lapMismatch | tombstone == 0
+        return lapMismatch | (entry.tag == Entry.tombstone ? 1 : 0)
     }
 
     /// The position of `key` in the table, if present.
