@@ -74,9 +74,14 @@ public struct EngineConfiguration: Sendable, Equatable {
     /// quarter of the last-level cache (8 MiB here: a 700-page epoch of the demo, a 1024-page pre-copy step),
     /// 4 MiB where the machine reports none; 0 streams every capture. Docs/BENCHMARKS.md has both ways.
     public var cachedCaptureBytes = EngineConfiguration.defaultCachedCaptureBytes
-    /// A quarter of the last-level cache as the kernel describes it (`/sys/devices/system/cpu/cpu0/cache`), or
-    /// 4 MiB when it describes none.
-    public static var defaultCachedCaptureBytes: Int { (ProcessInfoLite.lastLevelCacheBytes ?? 16 << 20) / 4 }
+    /// ``cachedCaptureBytes(lastLevelCacheBytes:)`` of this machine's last-level cache as the kernel describes
+    /// it (`/sys/devices/system/cpu/cpu0/cache`).
+    public static var defaultCachedCaptureBytes: Int {
+        cachedCaptureBytes(lastLevelCacheBytes: ProcessInfoLite.lastLevelCacheBytes)
+    }
+    /// The default ``cachedCaptureBytes`` for a last-level cache of `lastLevelCacheBytes`: a quarter of it, or
+    /// 4 MiB when the kernel describes none (nil).
+    public static func cachedCaptureBytes(lastLevelCacheBytes: Int?) -> Int { (lastLevelCacheBytes ?? 16 << 20) / 4 }
     /// Whether the `fgbi` encoder looks, at any offset, for the bytes of a block that would go in a long form
     /// in the content index's stored copies (blocks sent earlier in the epoch, and content the backup holds),
     /// and sends it as a splice of those bytes and literal ones when that is shorter (`SpliceMatcher`):

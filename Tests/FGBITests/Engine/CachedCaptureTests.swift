@@ -15,11 +15,18 @@ struct CachedCaptureTests {
         for bad in ["", "K", "-4K", "0K", "12Q", "x1M"] { #expect(ProcessInfoLite.cacheSize(bad) == nil, "\(bad)") }
     }
 
-    /// The default is a quarter of what the kernel says the last-level cache holds, or 4 MiB without it.
+    /// The default is a quarter of what the kernel says the last-level cache holds, or 4 MiB without it; an
+    /// engine's configuration starts with this machine's.
     @Test func theDefaultIsAQuarterOfTheLastLevelCache() {
-        let expected = (ProcessInfoLite.lastLevelCacheBytes ?? 16 << 20) / 4
-        #expect(EngineConfiguration().cachedCaptureBytes == expected)
-        #expect(EngineConfiguration.defaultCachedCaptureBytes > 0)
+        #expect(EngineConfiguration.cachedCaptureBytes(lastLevelCacheBytes: 32 << 20) == 8 << 20)
+        #expect(EngineConfiguration.cachedCaptureBytes(lastLevelCacheBytes: 1 << 20) == 256 << 10)
+        #expect(EngineConfiguration.cachedCaptureBytes(lastLevelCacheBytes: 96 << 20) == 24 << 20)
+        #expect(EngineConfiguration.cachedCaptureBytes(lastLevelCacheBytes: nil) == 4 << 20)
+        let host = ProcessInfoLite.lastLevelCacheBytes
+        #expect(
+            EngineConfiguration().cachedCaptureBytes
+                == EngineConfiguration.cachedCaptureBytes(lastLevelCacheBytes: host),
+            "last-level cache here: \(host.map { "\($0) bytes" } ?? "not described")")
     }
 
     /// Three engines on one history, their captures streamed always, never, and above 40 pages: each capture
