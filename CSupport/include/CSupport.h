@@ -398,6 +398,18 @@ int CSupport_sparse_select_level(int level);
 /// AVX-512 where the CPU has it (0). Returns whether the one-at-a-time loop was in use. Not thread-safe.
 int CSupport_block_hash_select_portable(int portable);
 
+/// A mask with bit i set where entry i of `entries` (`count` of them, at most 64) is live: the 64-bit words of
+/// the content index's table (`ContentIndex.Entry`: the key's fragment in the low 32 bits, the tag in the high
+/// 32), live when the tag's slot + 1 (its low 29 bits) lies in 1...`slot_count` and its lap (the top 3) is
+/// `lap` mod 8 for a slot + 1 at or below `hand`, the lap before for the others. Eight at a time with AVX-512
+/// where the CPU has it; the portable loop has no branch per entry.
+uint64_t CSupport_index_live_mask(const uint64_t *entries, size_t count, uint64_t hand, uint32_t lap,
+                                  uint64_t slot_count);
+
+/// For tests: makes CSupport_index_live_mask use its portable loop (1), or AVX-512 where the CPU has it (0).
+/// Returns whether the portable loop was in use. Not thread-safe.
+int CSupport_index_select_portable(int portable);
+
 /// Rebuilds `length` bytes from their sparse form. Returns 0, or -1 when the encoding is not exactly a mask
 /// and as many bytes as it has bits set.
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);

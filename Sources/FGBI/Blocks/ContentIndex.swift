@@ -204,17 +204,12 @@ final class ContentIndex {
     /// the key.) A tombstone is never live.
     @inline(__always)
     func isLive(_ entry: Entry) -> Bool {
-        Self.deadBits(entry, hand: counters.pointee.hand, lap: counters.pointee.lap) == 0
-    }
-
-    /// Zero when `entry` (not empty) is live, with the ring's hand and lap given, computed without branches
-    /// (the sweep asks it of every entry of the table, and whether an entry is live is as good as random).
-    @inline(__always)
-    static func deadBits(_ entry: Entry, hand: Int, lap: UInt32) -> UInt32 {
-        // slot < hand, that is slot + 1 <= hand: filled in this lap; else in the one before.
-        let before: UInt32 = Int(entry.slotPlusOne) > hand ? 1 : 0
-        let lapMismatch = entry.tag >> Entry.lapShift ^ ((lap &- before) & (Entry.lapCount - 1))
-        return lapMismatch | (entry.tag == Entry.tombstone ? 1 : 0)
+        // slot < hand, that is slot + 1 <= hand: filled in this lap; else in the one before (the shim's sweep
+        // asks the same: CSupport_index_live_mask).
+        let before: UInt32 = Int(entry.slotPlusOne) > counters.pointee.hand ? 1 : 0
+        let lapMismatch = entry.tag >> Entry.lapShift ^ ((counters.pointee.lap &- before) & (Entry.lapCount - 1))
+        let tombstone: UInt32 = entry.tag == Entry.tombstone ? 1 : 0
+        return lapMismatch | tombstone == 0
     }
 
     /// The position of `key` in the table, if present.
