@@ -36,9 +36,10 @@ struct IndexSweepTests {
                 }
             }
             for count in [64, 8, 13, 1] {
-                let mask = entries.withUnsafeBytes { raw in
-                    CSupport_index_live_mask(
-                        raw.bindMemory(to: UInt64.self).baseAddress!, count, UInt64(hand), lap, UInt64(slots))
+                let mask = entries.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: UInt64.self) { words in
+                        CSupport_index_live_mask(words.baseAddress!, count, UInt64(hand), lap, UInt64(slots))
+                    }
                 }
                 for item in 0..<count {
                     let expected = !entries[item].isEmpty && index.isLive(entries[item])
