@@ -27,7 +27,9 @@ extension Replica {
         }
     }
 
-    /// Stages a copy of the block the replica held, before this epoch, at the (region, block) that follows.
+    /// Stages a copy of the block the replica held, before this epoch, at the (region, block) that follows. The
+    /// bytes are staged (unlike a page copy's): a page's blocks, whatever their forms, then commit as one copy,
+    /// where a block read at the commit would cut the page's entry in pieces (on LMDB's pages, a slower apply).
     func stageCopyOfHeldBlock(_ reader: inout ByteReader, region: Int, offset: Int, what: Place) throws(DeltaError) {
         let blockSize = geometry.blockSize
         let sourceRegion = try reader.uleb("\(what) source region")
@@ -44,7 +46,7 @@ extension Replica {
     }
 
     /// Stages a copy of the page the replica held, before this epoch, at the (region, page) that follows (a
-    /// ``DeltaFormat/RecordKind/pageCopy`` record).
+    /// ``DeltaFormat/RecordKind/pageCopy`` record), read at the commit.
     func stageCopyOfHeldPage(_ reader: inout ByteReader, region: Int, offset: Int, record: Int) throws(DeltaError) {
         let pageSize = geometry.pageSize
         let sourceRegion = try reader.uleb("record \(record) source region")
@@ -53,9 +55,9 @@ extension Replica {
             throw .malformed(
                 "record \(record): copy of region \(sourceRegion) page \(sourcePage), which does not exist")
         }
-        stageCopy(
-            of: regions[Int(sourceRegion)].base + Int(sourcePage) * pageSize, region: region, offset: offset,
-            length: pageSize)
+        stageHeld(
+            region: region, offset: offset, length: pageSize,
+            from: .held(region: Int(sourceRegion), offset: Int(sourcePage) * pageSize))
     }
 
     /// Stages a block given as pieces (``DeltaFormat/BlockOp/spliced``): literal bytes, bytes repeated from
@@ -186,7 +188,14 @@ extension Replica {
         }
     }
 
-    /// Stages `length` zero bytes for (region, offset).
+    /// Stages a zero page for (region, offset), filled at the commit: no bytes staged.
+    @inline(__always)
+    func stageZeroPage(region: Int, offset: Int) {
+        append(Staged(region: region, offset: offset, length: geometry.pageSize, source: .zeros(at: offset)))
+    }
+
+    /// Stages `length` zero bytes for (region, offset): for a block, so that a page's blocks, whatever their
+    /// forms, commit as one copy.
     @inline(__always)
     func stageZeros(region: Int, offset: Int, length: Int) {
         stage(region: region, offset: offset, length: length) { destination, _ in
@@ -195,9 +204,7 @@ extension Replica {
     }
 
     /// Appends `length` staged bytes for (region, offset), filled by `fill`, which also gets the start of the
-    /// staging area (staged bytes move as the area grows: never keep a pointer into it). Bytes that continue
-    /// the previous entry in both the region and the staging area extend it: the blocks of a page commit as
-    /// one copy.
+    /// staging area (staged bytes move as the area grows: never keep a pointer into it).
     @inline(__always)
     func stage(
         region: Int, offset: Int, length: Int, _ fill: (UnsafeMutableRawPointer, UnsafeRawPointer) -> Void
@@ -207,13 +214,31 @@ extension Replica {
             fill(destination, start)
             return length
         }
-        if let last = staged.indices.last, staged[last].region == region,
-            staged[last].offset + staged[last].length == offset,
-            staged[last].stagingOffset + staged[last].length == stagingOffset
+        append(Staged(region: region, offset: offset, length: length, source: .staging(stagingOffset)))
+    }
+
+    /// Stages a copy of `length` bytes the regions held before this epoch at `source` for (region, offset), with
+    /// no bytes staged: the commit reads them from the region (``commit(precopy:)``, which stages first those
+    /// an earlier entry overwrites). For whole pages (``stageCopyOfHeldPage(_:region:offset:record:)``).
+    @inline(__always)
+    func stageHeld(region: Int, offset: Int, length: Int, from source: StagedSource) {
+        heldCopies += 1
+        append(Staged(region: region, offset: offset, length: length, source: source))
+    }
+
+    /// Adds `entry` to the staged entries. An entry that continues the previous one both where it writes and
+    /// where it reads (the staging area, or one region's held content) extends it: the blocks of a page, or a
+    /// copied run, commit as one copy.
+    @inline(__always)
+    private func append(_ entry: Staged) {
+        if let last = staged.indices.last, staged[last].region == entry.region,
+            staged[last].offset + staged[last].length == entry.offset,
+            staged[last].source.region == entry.source.region,
+            staged[last].source.offset + staged[last].length == entry.source.offset
         {
-            staged[last].length += length
+            staged[last].length += entry.length
         } else {
-            staged.append(Staged(region: region, offset: offset, length: length, stagingOffset: stagingOffset))
+            staged.append(entry)
         }
     }
 }

@@ -20,13 +20,14 @@ public final class Replica: @unchecked Sendable {
     /// A session began and its first delta may skip ahead (``beginSession()``).
     private var mayJump = false
     /// Committed content of the pages pre-copy deltas overwrote since ``lastEpoch``.
-    private let undo: UndoLog
+    let undo: UndoLog
 
+    /// Bytes the commit writes at (`region`, `offset`), and where it reads them (``StagedSource``).
     struct Staged {
         var region: Int
         var offset: Int
         var length: Int
-        var stagingOffset: Int
+        var source: StagedSource
     }
 
     // Touched once or more per block, and only by `apply` (never re-entered): unchecked, as a checked class
@@ -35,6 +36,10 @@ public final class Replica: @unchecked Sendable {
     @exclusivity(unchecked) var staging = ByteWriter()
     /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
     @exclusivity(unchecked) var blockOrdinals: [Int] = []
+    /// Staged entries that copy held content at the commit (``StagedSource/held(region:offset:)``): page copies.
+    @exclusivity(unchecked) var heldCopies = 0
+    /// The pages the staged entries write, marked while the commit looks for held copies they overwrite.
+    @exclusivity(unchecked) var pageMarks: StagedPageMarks
     @exclusivity(unchecked) private var body = ByteWriter()
     /// Largest body a delta for these regions can need: every page, with per-block overhead.
     private let maximumBodyLength: Int
@@ -54,6 +59,7 @@ public final class Replica: @unchecked Sendable {
         let pages = regions.reduce(0) { $0 + $1.pageCount }
         maximumBodyLength = pages * (geometry.pageSize + geometry.blocksPerPage * 24 + 32) + 64
         undo = UndoLog(pageCounts: regions.map(\.pageCount), pageSize: geometry.pageSize)
+        pageMarks = StagedPageMarks(pageCounts: regions.map(\.pageCount))
     }
 
     /// Declares that the regions already hold committed epoch `epoch` (loaded from disk, say).
@@ -153,23 +159,13 @@ public final class Replica: @unchecked Sendable {
         staged.removeAll(keepingCapacity: true)
         staging.removeAll()
         blockOrdinals.removeAll(keepingCapacity: true)
+        heldCopies = 0
         var reader = ByteReader(header.compressionCode == 0 ? stored : body.bytes)
         try stageRecords(&reader, count: header.recordCount, version: header.version)
         guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
         FaultPoints.reach(.backupApply)
-        // Commit: nothing above wrote to the regions.
-        var written = 0
-        let source = staging.bytes.baseAddress!
-        for entry in staged {
-            if precopy {
-                undo.save(
-                    region: entry.region, offset: entry.offset, length: entry.length, from: regions[entry.region],
-                    knownZero: lastEpoch == nil)
-            }
-            (regions[entry.region].base + entry.offset).copyMemory(
-                from: source + entry.stagingOffset, byteCount: entry.length)
-            written += entry.length
-        }
+        // Nothing above wrote to the regions.
+        let written = commit(precopy: precopy)
         mayJump = false
         expectedEpoch = header.epoch + 1
         if !precopy {
@@ -231,7 +227,7 @@ public final class Replica: @unchecked Sendable {
                 let bytes = try reader.bytes(pageSize, "record \(record) page bytes")
                 stageCopy(of: bytes, region: region, offset: pageOffset, length: pageSize)
             case .pageZero:
-                stageZeros(region: region, offset: pageOffset, length: pageSize)
+                stageZeroPage(region: region, offset: pageOffset)
             case .pageDiff:
                 try stageDiff(
                     &reader, region: region, offset: pageOffset, length: pageSize,
