@@ -2,20 +2,25 @@
     import Glibc
 #endif
 
-/// Where the commit reads a staged entry's bytes: the staging area, content a region held before this epoch,
-/// or none (zeros).
+/// Where the commit reads a staged entry's bytes: the staging area, the delta's body, content a region held
+/// before this epoch, or none (zeros).
 struct StagedSource: Equatable {
-    /// The region read at the commit, ``stagingArea`` or ``zeroFill``.
+    /// The region read at the commit, ``stagingArea``, ``deltaBody`` or ``zeroFill``.
     var region: Int
-    /// The offset in the staging area or in the region; for zeros, where they go (so that zeros for places
-    /// that follow each other are one entry).
+    /// The offset in the staging area, the body or the region; for zeros, where they go (so that zeros for
+    /// places that follow each other are one entry).
     var offset: Int
 
     static let stagingArea = -1
     static let zeroFill = -2
+    static let deltaBody = -3
 
     /// Bytes at `offset` in the staging area.
     static func staging(_ offset: Int) -> StagedSource { StagedSource(region: stagingArea, offset: offset) }
+
+    /// Bytes at `offset` in the body of the delta being applied (decompressed, if it was): a whole page's
+    /// bytes, copied from there at the commit instead of staged.
+    static func body(_ offset: Int) -> StagedSource { StagedSource(region: deltaBody, offset: offset) }
 
     /// Bytes that `region` held at `offset` before this epoch: a page copy, read from the region at the commit
     /// instead of staged.
@@ -33,7 +38,8 @@ extension Replica {
     /// Writes every staged entry into the regions and returns the bytes written; with `precopy`, the pages
     /// written are first saved for ``rollBack()``.
     ///
-    /// A zero page is filled here, not staged. A page copy (``StagedSource/held(region:offset:)``) is read from
+    /// A zero page is filled here, not staged, and a page given whole is copied from the delta's body (which
+    /// no entry writes). A page copy (``StagedSource/held(region:offset:)``) is read from
     /// its region here, not staged: it then costs one copy of the page instead of two. That is exact while the
     /// region still holds, at this point of the commit, what it held before this epoch: unless an entry
     /// committed earlier wrote the source. So first the pages the entries write are marked, and a page copy
@@ -55,6 +61,7 @@ extension Replica {
             switch entry.source.region {
             case StagedSource.zeroFill: memset(place, 0, entry.length)
             case StagedSource.stagingArea: memmove(place, stagingStart + entry.source.offset, entry.length)
+            case StagedSource.deltaBody: memcpy(place, bodyStart + entry.source.offset, entry.length)
             default: memmove(place, regions[entry.source.region].base + entry.source.offset, entry.length)
             }
             written += entry.length

@@ -188,6 +188,13 @@ extension Replica {
         }
     }
 
+    /// Stages `length` bytes of the delta's body, at `bytes`, for (region, offset), copied from there at the
+    /// commit: no bytes staged. For whole pages (a page's blocks are staged, so that they commit as one copy).
+    @inline(__always)
+    func stageFromBody(_ bytes: UnsafeRawPointer, region: Int, offset: Int, length: Int) {
+        append(Staged(region: region, offset: offset, length: length, source: .body(bytes - bodyStart)))
+    }
+
     /// Stages a zero page for (region, offset), filled at the commit: no bytes staged.
     @inline(__always)
     func stageZeroPage(region: Int, offset: Int) {

@@ -34,6 +34,9 @@ public final class Replica: @unchecked Sendable {
     // property costs a runtime exclusivity check per access.
     @exclusivity(unchecked) var staged: [Staged] = []
     @exclusivity(unchecked) var staging = ByteWriter()
+    /// The start of the body of the delta being applied (where it lies, or its decompressed copy):
+    /// entries read from it (``StagedSource/body(_:)``) hold offsets from here. Valid only inside `apply`.
+    @exclusivity(unchecked) var bodyStart = UnsafeRawPointer(bitPattern: 1)!
     /// Staging offsets of this epoch's blocks in order, for copy-epoch references.
     @exclusivity(unchecked) var blockOrdinals: [Int] = []
     /// Staged entries that copy held content at the commit (``StagedSource/held(region:offset:)``): page copies.
@@ -161,6 +164,7 @@ public final class Replica: @unchecked Sendable {
         blockOrdinals.removeAll(keepingCapacity: true)
         heldCopies = 0
         var reader = ByteReader(header.compressionCode == 0 ? stored : body.bytes)
+        bodyStart = reader.base
         try stageRecords(&reader, count: header.recordCount, version: header.version)
         guard reader.isAtEnd else { throw .malformed("\(reader.remaining) bytes after the last record") }
         FaultPoints.reach(.backupApply)
@@ -225,7 +229,7 @@ public final class Replica: @unchecked Sendable {
             switch kind {
             case .pageRaw:
                 let bytes = try reader.bytes(pageSize, "record \(record) page bytes")
-                stageCopy(of: bytes, region: region, offset: pageOffset, length: pageSize)
+                stageFromBody(bytes, region: region, offset: pageOffset, length: pageSize)
             case .pageZero:
                 stageZeroPage(region: region, offset: pageOffset)
             case .pageDiff:

@@ -3,12 +3,12 @@ import Testing
 @testable import FGBI
 
 /// Page copies (of pages the replica held before the epoch) are read from their region at the commit rather
-/// than staged, and zero pages filled there; a page copy whose source an earlier place of the same epoch
-/// rewrites is staged first. Random epochs of blocks records (literal, zero, held-copy and copy-epoch
-/// blocks), page-zero and page-copy records over two small regions (so sources and places collide often, both
-/// ways, within a page and across regions), applied, must leave exactly what a model reading every held source
-/// from a snapshot of the epoch before computes; as a synchronisation step, taken back, they must leave the
-/// snapshot.
+/// than staged, zero pages filled there and pages given whole copied from the delta's body; a page copy whose
+/// source an earlier place of the same epoch rewrites is staged first. Random epochs of blocks records
+/// (literal, zero, held-copy and copy-epoch blocks), page-zero, page-raw and page-copy records over two small
+/// regions (so sources and places collide often, both ways, within a page and across regions), applied, with
+/// the body stored as it is or compressed, must leave exactly what a model reading every held source from a
+/// snapshot of the epoch before computes; as a synchronisation step, taken back, they must leave the snapshot.
 @Suite("Held copies at the commit")
 struct HeldCopyCommitTests {
     static let pagesPerRegion = 4
@@ -36,7 +36,13 @@ struct HeldCopyCommitTests {
                 (lastRegion, lastPage) = (region, page)
                 epoch.records += 1
                 let placeStart = page * pageSize
-                let kind = random.next() % 6
+                let kind = random.next() % 7
+                if kind == 6 {
+                    let content = (0..<pageSize).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+                    epoch.body += [DeltaFormat.RecordKind.pageRaw.rawValue] + content
+                    epoch.expected[region].replaceSubrange(placeStart..<(placeStart + pageSize), with: content)
+                    continue
+                }
                 if kind == 0 {
                     epoch.body += [DeltaFormat.RecordKind.pageZero.rawValue]
                     epoch.expected[region].replaceSubrange(
@@ -109,14 +115,18 @@ struct HeldCopyCommitTests {
         }
         let replica = Replica(regions: regions, geometry: geometry)
         replica.adopt(epoch: 0) // the random content is a committed epoch, which a rollback returns to
-        let assembler = DeltaAssembler(
-            mode: .fgbi, compression: Compression.none, geometry: geometry, regionCount: Self.regionCount)
+        // Stored as it is, the body is read where it lies in the delta; compressed (always, at no minimum
+        // saving), from the replica's decompressed copy.
+        let assemblers = [Compression.none, .lz4].map {
+            DeltaAssembler(mode: .fgbi, compression: $0, geometry: geometry, regionCount: Self.regionCount)
+        }
         var delta = ByteWriter()
         for round in 0..<300 {
             let before = regions.map { Array($0.bytes) }
             let epoch = Self.randomEpoch(before: before, random: &random)
             _ = try epoch.body.withUnsafeBytes {
-                try assembler.assemble(epoch: UInt64(round + 1), records: epoch.records, body: $0, into: &delta)
+                try assemblers[round % 2].assemble(
+                    epoch: UInt64(round + 1), records: epoch.records, body: $0, into: &delta)
             }
             try replica.apply(delta.array, precopy: precopy)
             for region in 0..<Self.regionCount {
