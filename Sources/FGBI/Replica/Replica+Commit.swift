@@ -1,3 +1,5 @@
+import CSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -46,11 +48,14 @@ extension Replica {
     /// whose source pages include a marked one that comes before its own place (an earlier entry's, or its own
     /// first page, which an earlier entry smaller than a page could share) is staged now, while no region has
     /// been written. Sources that only later entries write are read before those writes; a place that overlaps
-    /// its own source is copied by `memmove`, as through a buffer.
+    /// its own source is copied by `memmove`, as through a buffer. Copies of a page or more from the staging
+    /// area or the body go with streaming stores (``copy(to:from:_:streamed:)``), fenced before this returns.
     func commit(precopy: Bool) -> Int {
         if heldCopies > 0 { stageOverwrittenSources() }
         let stagingStart = UnsafeRawPointer(staging.bytes.baseAddress!)
         var written = 0
+        var streamed = false
+        defer { if streamed { CSupport_copy_streaming_fence() } } // before the epoch is said to be committed
         for entry in staged {
             if precopy {
                 undo.save(
@@ -60,13 +65,31 @@ extension Replica {
             let place = regions[entry.region].base + entry.offset
             switch entry.source.region {
             case StagedSource.zeroFill: memset(place, 0, entry.length)
-            case StagedSource.stagingArea: memmove(place, stagingStart + entry.source.offset, entry.length)
-            case StagedSource.deltaBody: memcpy(place, bodyStart + entry.source.offset, entry.length)
+            case StagedSource.stagingArea:
+                copy(to: place, from: stagingStart + entry.source.offset, entry.length, streamed: &streamed)
+            case StagedSource.deltaBody:
+                copy(to: place, from: bodyStart + entry.source.offset, entry.length, streamed: &streamed)
             default: memmove(place, regions[entry.source.region].base + entry.source.offset, entry.length)
             }
             written += entry.length
         }
         return written
+    }
+
+    /// Copies `length` bytes from the staging area or the body (which no region overlaps) to `place`: a page or
+    /// more with streaming stores, which write the replica's pages without first reading them into the caches
+    /// (and leave there the staging area and the body, not pages the commit will not read again); `streamed`
+    /// then says a fence is due.
+    @inline(__always)
+    private func copy(
+        to place: UnsafeMutableRawPointer, from source: UnsafeRawPointer, _ length: Int, streamed: inout Bool
+    ) {
+        if length >= geometry.pageSize {
+            CSupport_copy_streaming(place, source, length)
+            streamed = true
+        } else {
+            memcpy(place, source, length)
+        }
     }
 
     /// Stages the held copies whose sources an entry before them overwrites (``commit(precopy:)``).
