@@ -109,6 +109,57 @@ static void sparse_scatter(const uint8_t *masks, const uint8_t *data, size_t ava
     }
 }
 
+// The bits set in the `mask_bytes` (a multiple of 8) bytes at `mask`.
+static inline __attribute__((always_inline)) size_t sparse_mask_count(const uint8_t *mask, size_t mask_bytes) {
+    size_t count = 0;
+    for (size_t w = 0; w < mask_bytes / 8; w++) {
+        uint64_t word;
+        memcpy(&word, mask + 8 * w, 8);   // little-endian hosts only (x86-64, aarch64)
+        count += (size_t)__builtin_popcountll(word);
+    }
+    return count;
+}
+
+// CSupport_sparse_decode_blocks, with the popcount the compiler is allowed for the caller's target.
+static inline __attribute__((always_inline)) long sparse_decode_blocks(
+    const uint8_t *forms, size_t available, size_t most, size_t block_length, uint8_t sparse_code, uint8_t *target,
+    size_t *consumed) {
+    size_t mask_bytes = block_length / 8, at = 0, blocks = 0;
+    while (blocks < most) {
+        if (blocks > 0) {
+            if (at >= available || forms[at] != sparse_code) break;   // the run ends; the caller reads on
+            at++;
+        }
+        if (available - at < mask_bytes) return -1;
+        size_t form = mask_bytes + sparse_mask_count(forms + at, mask_bytes);
+        if (available - at < form) return -1;
+        (void)CSupport_sparse_decode(forms + at, form, target + blocks * block_length, block_length);
+        at += form;
+        blocks++;
+    }
+    *consumed = at;
+    return (long)blocks;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("popcnt")))
+static long sparse_decode_blocks_popcnt(const uint8_t *forms, size_t available, size_t most, size_t block_length,
+                                        uint8_t sparse_code, uint8_t *target, size_t *consumed) {
+    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
+}
+#endif
+
+long CSupport_sparse_decode_blocks(const uint8_t *forms, size_t available, size_t most, size_t block_length,
+                                   uint8_t sparse_code, uint8_t *target, size_t *consumed) {
+    *consumed = 0;
+    if (block_length == 0 || block_length % 64 || most == 0) return -1;
+#if defined(__x86_64__)
+    if (csupport_level >= CSUPPORT_SIMD_AVX2)   // every CPU with AVX2 has POPCNT
+        return sparse_decode_blocks_popcnt(forms, available, most, block_length, sparse_code, target, consumed);
+#endif
+    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
+}
+
 int CSupport_sparse_best_level(void) { return best_level; }
 
 int CSupport_sparse_select_level(int wanted) {

@@ -414,6 +414,14 @@ int CSupport_index_select_portable(int portable);
 /// and as many bytes as it has bits set.
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length);
 
+/// Decodes a run of blocks of `block_length` bytes (a multiple of 64) given in sparse form, as a delta's blocks
+/// record holds them: the first form at `forms`, each later one after a byte `sparse_code` (a block whose
+/// operation byte is another code, or the end of the `available` bytes where an operation byte would be, ends
+/// the run), at most `most` blocks, into `target` one after another. Reads nothing past `available`. Returns
+/// the blocks decoded (at least 1) with `*consumed` the bytes read, or -1 when a form runs past `available`.
+long CSupport_sparse_decode_blocks(const uint8_t *forms, size_t available, size_t most, size_t block_length,
+                                   uint8_t sparse_code, uint8_t *target, size_t *consumed);
+
 /// The reference encoder, byte by byte (for tests: CSupport_diff_encode must give exactly its output).
 long CSupport_diff_encode_bytewise(const uint8_t *old, const uint8_t *new_bytes, size_t length, uint8_t *out,
                                    size_t capacity);

@@ -3,28 +3,29 @@ import CSupport
 /// How `apply` stages a record's bytes before the commit: copies, zeros, differences, sparse and spliced blocks,
 /// appended to the staging area with where in the regions each goes.
 extension Replica {
-    /// Stages a block given in sparse form: its mask of non-zero bytes, then those bytes.
-    func stageSparse(_ reader: inout ByteReader, region: Int, offset: Int, length: Int, what: Place)
-        throws(DeltaError)
+    /// Stages a block given in sparse form (its mask of non-zero bytes, then those bytes) and with it, in one
+    /// shim call, the blocks right after it whose forms are sparse too, at most `most` blocks in all (the caller
+    /// counts the blocks that follow it in place). Returns the blocks staged, one after another from the first's
+    /// staging offset; the reader moves past their forms and the operation bytes between them.
+    func stageSparseRun(_ reader: inout ByteReader, region: Int, offset: Int, most: Int, what: Place)
+        throws(DeltaError) -> Int
     {
-        let maskBytes = length / 8
-        let mask = try reader.bytes(maskBytes, "\(what) sparse mask")
-        var nonzero = 0
-        for word in 0..<(maskBytes / 8) {
-            nonzero +=
-                UInt64(littleEndian: mask.loadUnaligned(fromByteOffset: 8 * word, as: UInt64.self))
-                .nonzeroBitCount
+        let blockSize = geometry.blockSize
+        let forms = (reader.base + reader.offset).assumingMemoryBound(to: UInt8.self)
+        let available = reader.remaining
+        let stagingOffset = staging.count
+        var blocks = -1
+        var consumed = 0
+        staging.append(upTo: most * blockSize) { destination, _ in
+            blocks = CSupport_sparse_decode_blocks(
+                forms, available, most, blockSize, DeltaFormat.BlockOp.sparse.rawValue,
+                destination.assumingMemoryBound(to: UInt8.self), &consumed)
+            return max(blocks, 0) * blockSize
         }
-        for index in (maskBytes & ~7)..<maskBytes {
-            nonzero += mask.load(fromByteOffset: index, as: UInt8.self).nonzeroBitCount
-        }
-        _ = try reader.bytes(nonzero, "\(what) sparse bytes")
-        stage(region: region, offset: offset, length: length) { destination, _ in
-            // Cannot fail: the mask's bits and the bytes read agree.
-            _ = CSupport_sparse_decode(
-                mask.assumingMemoryBound(to: UInt8.self), maskBytes + nonzero,
-                destination.assumingMemoryBound(to: UInt8.self), length)
-        }
+        guard blocks > 0 else { throw .truncated("\(what) sparse form") }
+        _ = try reader.bytes(consumed, "\(what) sparse forms")
+        append(Staged(region: region, offset: offset, length: blocks * blockSize, source: .staging(stagingOffset)))
+        return blocks
     }
 
     /// Stages a copy of the block the replica held, before this epoch, at the (region, block) that follows. The

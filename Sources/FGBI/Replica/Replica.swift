@@ -298,7 +298,13 @@ public final class Replica: @unchecked Sendable {
                 guard version >= 2 else {
                     throw .malformed("\(what): operation \(opCode) in a version-\(version) delta")
                 }
-                try stageSparse(&reader, region: region, offset: offset, length: blockSize, what: what)
+                // With the blocks that follow it in place (the mask's next bits) and are sparse too.
+                let following = (~(mask >> UInt64(index + 1))).trailingZeroBitCount
+                let blocks = try stageSparseRun(
+                    &reader, region: region, offset: offset, most: 1 + following, what: what)
+                let first = blockOrdinals[blockOrdinals.count - 1]
+                for extra in 1..<blocks { blockOrdinals.append(first + extra * blockSize) }
+                mask &= ~((1 << UInt64(blocks - 1) - 1) << UInt64(index + 1))
             case .copy:
                 try stageCopyOfHeldBlock(&reader, region: region, offset: offset, what: what)
             case .spliced:

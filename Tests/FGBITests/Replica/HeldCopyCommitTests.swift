@@ -1,3 +1,4 @@
+import CSupport
 import Testing
 
 @testable import FGBI
@@ -5,7 +6,7 @@ import Testing
 /// Page copies (of pages the replica held before the epoch) are read from their region at the commit rather
 /// than staged, zero pages filled there and pages given whole copied from the delta's body; a page copy whose
 /// source an earlier place of the same epoch rewrites is staged first. Random epochs of blocks records
-/// (literal, zero, held-copy and copy-epoch blocks), page-zero, page-raw and page-copy records over two small
+/// (literal, zero, sparse, held-copy and copy-epoch blocks), page-zero, page-raw and page-copy records over two small
 /// regions (so sources and places collide often, both ways, within a page and across regions), applied, with
 /// the body stored as it is or compressed, must leave exactly what a model reading every held source from a
 /// snapshot of the epoch before computes; as a synchronisation step, taken back, they must leave the snapshot.
@@ -64,13 +65,15 @@ struct HeldCopyCommitTests {
                 if mask.nonzeroBitCount < 8 { mask |= 0xFF }
                 epoch.body += [DeltaFormat.RecordKind.blocks.rawValue, UInt8(mask.nonzeroBitCount)]
                 withUnsafeBytes(of: mask.littleEndian) { epoch.body += $0 }
-                // A run of copies from one source block on, as a copied page or object gives.
+                // A run of copies from one source block on, as a copied page or object gives; one record in four
+                // all sparse blocks (decoded a run at a time), which copy-epoch blocks then read.
                 var runSource = (region: 0, block: 0)
+                let allSparse = random.next() % 4 == 0
                 while mask != 0 {
                     let block = mask.trailingZeroBitCount
                     mask &= mask - 1
                     let content: [UInt8]
-                    switch random.next() % 6 {
+                    switch allSparse ? 3 : random.next() % 7 {
                     case 0:
                         content = (0..<64).map { _ in UInt8(truncatingIfNeeded: random.next()) }
                         epoch.body += [DeltaFormat.BlockOp.literal.rawValue] + content
@@ -81,6 +84,17 @@ struct HeldCopyCommitTests {
                         let ordinal = Int(random.next() % UInt64(stream.count))
                         content = stream[ordinal]
                         epoch.body += [DeltaFormat.BlockOp.copyEpoch.rawValue] + DeltaBodies.uleb(ordinal)
+                    case 3:
+                        var bytes = [UInt8](repeating: 0, count: 64)
+                        for _ in 0..<(1 + random.next() % 12) {
+                            bytes[Int(random.next() % 64)] = UInt8(truncatingIfNeeded: random.next() | 1)
+                        }
+                        content = bytes
+                        var form = [UInt8](repeating: 0, count: 72)
+                        let length = form.withUnsafeMutableBufferPointer {
+                            CSupport_sparse_encode(bytes, 64, $0.baseAddress, $0.count)
+                        }
+                        epoch.body += [DeltaFormat.BlockOp.sparse.rawValue] + form[..<length]
                     default:
                         if random.next() % 3 == 0 {
                             runSource = (Int(random.next() % 2), Int(random.next() % UInt64(blocksPerRegion)))
