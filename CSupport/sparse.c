@@ -120,46 +120,6 @@ static inline __attribute__((always_inline)) size_t sparse_mask_count(const uint
     return count;
 }
 
-// CSupport_sparse_decode_blocks, with the popcount the compiler is allowed for the caller's target.
-static inline __attribute__((always_inline)) long sparse_decode_blocks(
-    const uint8_t *forms, size_t available, size_t most, size_t block_length, uint8_t sparse_code, uint8_t *target,
-    size_t *consumed) {
-    size_t mask_bytes = block_length / 8, at = 0, blocks = 0;
-    while (blocks < most) {
-        if (blocks > 0) {
-            if (at >= available || forms[at] != sparse_code) break;   // the run ends; the caller reads on
-            at++;
-        }
-        if (available - at < mask_bytes) return -1;
-        size_t form = mask_bytes + sparse_mask_count(forms + at, mask_bytes);
-        if (available - at < form) return -1;
-        (void)CSupport_sparse_decode(forms + at, form, target + blocks * block_length, block_length);
-        at += form;
-        blocks++;
-    }
-    *consumed = at;
-    return (long)blocks;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("popcnt")))
-static long sparse_decode_blocks_popcnt(const uint8_t *forms, size_t available, size_t most, size_t block_length,
-                                        uint8_t sparse_code, uint8_t *target, size_t *consumed) {
-    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
-}
-#endif
-
-long CSupport_sparse_decode_blocks(const uint8_t *forms, size_t available, size_t most, size_t block_length,
-                                   uint8_t sparse_code, uint8_t *target, size_t *consumed) {
-    *consumed = 0;
-    if (block_length == 0 || block_length % 64 || most == 0) return -1;
-#if defined(__x86_64__)
-    if (csupport_level >= CSUPPORT_SIMD_AVX2)   // every CPU with AVX2 has POPCNT
-        return sparse_decode_blocks_popcnt(forms, available, most, block_length, sparse_code, target, consumed);
-#endif
-    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
-}
-
 int CSupport_sparse_best_level(void) { return best_level; }
 
 int CSupport_sparse_select_level(int wanted) {
@@ -186,27 +146,38 @@ size_t CSupport_sparse_encode(const uint8_t *bytes, size_t length, uint8_t *out,
 #endif
 
 #if defined(__x86_64__)
-// The masks' bits counted and checked against the length first; then each 64 bytes: one masked expand-load
-// of their non-zero bytes (reading no byte past them) and one store.
+// Each 64 bytes of the form's `length` bytes: one masked expand-load of their non-zero bytes (reading no byte
+// past them) and one store. The form must have been checked.
 __attribute__((target(AVX512_FORMS)))
-static long sparse_decode_avx512(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
-    size_t words = length / 64, count = 0;
-    for (size_t w = 0; w < words; w++) {
+static void sparse_expand_avx512(const uint8_t *encoded, uint8_t *target, size_t length) {
+    const uint8_t *data = encoded + length / 8;
+    for (size_t w = 0; w < length / 64; w++) {
         uint64_t mask;
         memcpy(&mask, encoded + 8 * w, 8);   // little-endian hosts only (x86-64, aarch64)
-        count += (size_t)__builtin_popcountll(mask);
-    }
-    if (encoded_length != length / 8 + count) return -1;
-    const uint8_t *data = encoded + length / 8;
-    for (size_t w = 0; w < words; w++) {
-        uint64_t mask;
-        memcpy(&mask, encoded + 8 * w, 8);
         _mm512_storeu_si512((void *)(target + 64 * w), _mm512_maskz_expandloadu_epi8(mask, (const void *)data));
         data += __builtin_popcountll(mask);
     }
+}
+
+// The masks' bits counted (with POPCNT) and checked against the length first, then expanded.
+__attribute__((target(AVX512_FORMS)))
+static long sparse_decode_avx512(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
+    if (encoded_length != length / 8 + sparse_mask_count(encoded, length / 8)) return -1;
+    sparse_expand_avx512(encoded, target, length);
     return 0;
 }
 #endif
+
+// Rebuilds `length` bytes from a checked sparse form of `nonzero` non-zero bytes, on the best level in use.
+static void sparse_expand(const uint8_t *encoded, size_t nonzero, uint8_t *target, size_t length) {
+#if defined(__x86_64__)
+    if (csupport_level >= CSUPPORT_SIMD_AVX512) {
+        sparse_expand_avx512(encoded, target, length);
+        return;
+    }
+#endif
+    sparse_scatter(encoded, encoded + length / 8, nonzero, target, length);
+}
 
 long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8_t *target, size_t length) {
     size_t mask_bytes = length / 8;
@@ -214,14 +185,50 @@ long CSupport_sparse_decode(const uint8_t *encoded, size_t encoded_length, uint8
 #if defined(__x86_64__)
     if (csupport_level >= CSUPPORT_SIMD_AVX512) return sparse_decode_avx512(encoded, encoded_length, target, length);
 #endif
-    size_t nonzero = 0;
-    for (size_t w = 0; w < length / 64; w++) {
-        uint64_t mask;
-        memcpy(&mask, encoded + 8 * w, 8);   // little-endian hosts only (x86-64, aarch64)
-        nonzero += (size_t)__builtin_popcountll(mask);
-    }
+    size_t nonzero = sparse_mask_count(encoded, mask_bytes);
     if (encoded_length != mask_bytes + nonzero) return -1;
     sparse_scatter(encoded, encoded + mask_bytes, nonzero, target, length);
     return 0;
 }
+
+// CSupport_sparse_decode_blocks, with the popcount the compiler is allowed for the caller's target.
+static inline __attribute__((always_inline)) long sparse_decode_blocks(
+    const uint8_t *forms, size_t available, size_t most, size_t block_length, uint8_t sparse_code, uint8_t *target,
+    size_t *consumed) {
+    size_t mask_bytes = block_length / 8, at = 0, blocks = 0;
+    while (blocks < most) {
+        if (blocks > 0) {
+            if (at >= available || forms[at] != sparse_code) break;   // the run ends; the caller reads on
+            at++;
+        }
+        if (available - at < mask_bytes) return -1;
+        size_t nonzero = sparse_mask_count(forms + at, mask_bytes);
+        if (available - at - mask_bytes < nonzero) return -1;
+        sparse_expand(forms + at, nonzero, target + blocks * block_length, block_length);   // counted once
+        at += mask_bytes + nonzero;
+        blocks++;
+    }
+    *consumed = at;
+    return (long)blocks;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("popcnt")))
+static long sparse_decode_blocks_popcnt(const uint8_t *forms, size_t available, size_t most, size_t block_length,
+                                        uint8_t sparse_code, uint8_t *target, size_t *consumed) {
+    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
+}
+#endif
+
+long CSupport_sparse_decode_blocks(const uint8_t *forms, size_t available, size_t most, size_t block_length,
+                                   uint8_t sparse_code, uint8_t *target, size_t *consumed) {
+    *consumed = 0;
+    if (block_length == 0 || block_length % 64 || most == 0) return -1;
+#if defined(__x86_64__)
+    if (csupport_level >= CSUPPORT_SIMD_AVX2)   // every CPU with AVX2 has POPCNT
+        return sparse_decode_blocks_popcnt(forms, available, most, block_length, sparse_code, target, consumed);
+#endif
+    return sparse_decode_blocks(forms, available, most, block_length, sparse_code, target, consumed);
+}
+
 

@@ -1,4 +1,3 @@
-import CSupport
 import Testing
 
 @testable import FGBI
@@ -90,11 +89,7 @@ struct HeldCopyCommitTests {
                             bytes[Int(random.next() % 64)] = UInt8(truncatingIfNeeded: random.next() | 1)
                         }
                         content = bytes
-                        var form = [UInt8](repeating: 0, count: 72)
-                        let length = form.withUnsafeMutableBufferPointer {
-                            CSupport_sparse_encode(bytes, 64, $0.baseAddress, $0.count)
-                        }
-                        epoch.body += [DeltaFormat.BlockOp.sparse.rawValue] + form[..<length]
+                        epoch.body += [DeltaFormat.BlockOp.sparse.rawValue] + DeltaBodies.sparseForm(bytes)
                     default:
                         if random.next() % 3 == 0 {
                             runSource = (Int(random.next() % 2), Int(random.next() % UInt64(blocksPerRegion)))

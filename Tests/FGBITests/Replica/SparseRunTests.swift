@@ -1,4 +1,3 @@
-import CSupport
 import Testing
 
 @testable import FGBI
@@ -14,16 +13,6 @@ struct SparseRunTests {
         var bytes = [UInt8](repeating: 0, count: size)
         for k in 0..<(1 + seed % 7) { bytes[(seed * 13 + k * 29) % size] = UInt8(truncatingIfNeeded: seed + k + 1) }
         return bytes
-    }
-
-    private static func sparseForm(_ block: [UInt8]) -> [UInt8] {
-        var form = [UInt8](repeating: 0, count: block.count / 8 + block.count)
-        let length = block.withUnsafeBufferPointer { source in
-            form.withUnsafeMutableBufferPointer {
-                CSupport_sparse_encode(source.baseAddress, block.count, $0.baseAddress, $0.count)
-            }
-        }
-        return Array(form[..<length])
     }
 
     /// The delta of one `blocks` record for page 0 of one region, `mask` its blocks, `body` their operations.
@@ -68,7 +57,7 @@ struct SparseRunTests {
                 operations += [DeltaFormat.BlockOp.zero.rawValue]
             default:
                 content = Self.sparseBlock(blockSize, seed: index)
-                operations += [DeltaFormat.BlockOp.sparse.rawValue] + Self.sparseForm(content)
+                operations += [DeltaFormat.BlockOp.sparse.rawValue] + DeltaBodies.sparseForm(content)
             }
             expected.replaceSubrange((index * blockSize)..<((index + 1) * blockSize), with: content)
         }
@@ -86,10 +75,11 @@ struct SparseRunTests {
         let replica = Replica(regions: [memory], geometry: geometry)
         var whole: [UInt8] = []
         for index in 0..<3 {
-            whole += [DeltaFormat.BlockOp.sparse.rawValue] + Self.sparseForm(Self.sparseBlock(64, seed: index + 1))
+            whole +=
+                [DeltaFormat.BlockOp.sparse.rawValue] + DeltaBodies.sparseForm(Self.sparseBlock(64, seed: index + 1))
         }
         // Three blocks in the mask: the third form one byte short, then its operation byte missing.
-        for cut in [1, Self.sparseForm(Self.sparseBlock(64, seed: 3)).count + 1] {
+        for cut in [1, DeltaBodies.sparseForm(Self.sparseBlock(64, seed: 3)).count + 1] {
             let delta = try Self.delta(geometry: geometry, mask: 0b111, operations: Array(whole.dropLast(cut)))
             #expect(throws: DeltaError.self, "cut by \(cut)") { try replica.apply(delta) }
             #expect(Array(memory.bytes) == before, "cut by \(cut)")

@@ -15,6 +15,15 @@ enum DeltaBodies {
         return bytes + [UInt8(rest)]
     }
 
+    /// The sparse form of `block` (a multiple of 64 bytes): its mask of non-zero bytes, then those bytes.
+    static func sparseForm(_ block: [UInt8]) -> [UInt8] {
+        var form = [UInt8](repeating: 0, count: block.count / 8 + block.count)
+        let length = form.withUnsafeMutableBufferPointer {
+            CSupport_sparse_encode(block, block.count, $0.baseAddress, $0.count)
+        }
+        return Array(form[..<length])
+    }
+
     /// A `blocks` record in region 0 for every block of the page `gap` pages after the last one (64-byte
     /// blocks), with `ops` (one operation and its operands per block).
     static func record(gap: Int, ops: [[UInt8]]) -> [UInt8] {
